@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { tokenSafeId } from "../ids.ts";
+import { defineRejected, labels, taint } from "./common.ts";
+import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+
+/** Limits a cluster spec must keep. Figures a single control plane is tested at. */
+export const CLUSTER_LIMITS = { maxServers: 7, maxPoolNodes: 500, maxPools: 20, maxInstanceTypes: 10 } as const;
+
+/** An AWS region code such as `eu-west-1`, `us-gov-west-1` or `ap-southeast-4`. */
+export const awsRegion = z
+  .string()
+  .regex(
+    /^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]?)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-\d{1,2}$/,
+    "must be an AWS region code such as eu-west-1",
+  );
+
+export const k3sVersion = z
+  .string()
+  .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, "must be a K3s release such as v1.31.4+k3s1");
+
+export const instanceType = z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.medium");
+
+export const nodePool = z.object({
+  name: tokenSafeId,
+  capacityType: z.enum(["spot", "on-demand"]),
+  /** In order of preference: insufficient capacity moves to the next one. */
+  instanceTypes: z.array(instanceType).min(1).max(CLUSTER_LIMITS.maxInstanceTypes),
+  count: z.number().int().min(0).max(CLUSTER_LIMITS.maxPoolNodes),
+  labels: labels.default({}),
+  taints: z.array(taint).default([]),
+  /** A spot pool may fall back to on-demand when no spot capacity is left. */
+  fallbackToOnDemand: z.boolean().default(false),
+});
+export type NodePool = z.infer<typeof nodePool>;
+
+export const clusterSpec = z
+  .object({
+    clusterId: tokenSafeId,
+    name: tokenSafeId,
+    region: awsRegion,
+    k3sVersion,
+    servers: z.object({
+      count: z
+        .number()
+        .int()
+        .min(1)
+        .max(CLUSTER_LIMITS.maxServers)
+        .refine((n) => n === 1 || n % 2 === 1, "must be 1, or an odd number of 3 or more (embedded etcd needs a quorum)"),
+      instanceType,
+    }),
+    pools: z.array(nodePool).max(CLUSTER_LIMITS.maxPools).default([]),
+    /** An AMI id; absent: the region's default Cairn AMI. */
+    ami: z.string().regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0abc12345def67890").optional(),
+    subnets: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, "must be a subnet id")).default([]),
+    tags: z.record(z.string().min(1).max(128), z.string().max(256)).default({}),
+  })
+  .superRefine((spec, ctx) => {
+    const seen = new Set<string>();
+    spec.pools.forEach((p, i) => {
+      if (seen.has(p.name)) ctx.addIssue({ code: "custom", path: ["pools", i, "name"], message: `pool ${p.name} is named twice` });
+      seen.add(p.name);
+    });
+  });
+export type ClusterSpec = z.infer<typeof clusterSpec>;
+
+// Commands (public contract, DESIGN §7)
+export const CreateCluster = defineCommand({
+  type: "cluster.create",
+  aggregate: "cluster",
+  schema: clusterSpec,
+  aggregateId: (d) => d.clusterId,
+  description: "Create a K3s cluster from a spec: servers, node pools, region, K3s version.",
+});
+export const ScaleCluster = defineCommand({
+  type: "cluster.scale",
+  aggregate: "cluster",
+  schema: z.object({ clusterId: tokenSafeId, pool: tokenSafeId, count: z.number().int().min(0).max(CLUSTER_LIMITS.maxPoolNodes) }),
+  aggregateId: (d) => d.clusterId,
+  description: "Set the node count of one pool.",
+});
+export const RollbackCluster = defineCommand({
+  type: "cluster.rollback",
+  aggregate: "cluster",
+  schema: z.object({ clusterId: tokenSafeId, toVersion: z.number().int().positive() }),
+  aggregateId: (d) => d.clusterId,
+  description: "Reconcile the cluster back to the spec it had at a version (its event count).",
+});
+export const DeleteCluster = defineCommand({
+  type: "cluster.delete",
+  aggregate: "cluster",
+  schema: z.object({ clusterId: tokenSafeId }),
+  aggregateId: (d) => d.clusterId,
+  description: "Delete the cluster: terminate every instance, remove its secrets. Idempotent.",
+});
+export const clusterCommands = [CreateCluster, ScaleCluster, RollbackCluster, DeleteCluster] as const;
+export type ClusterCommand = CommandOf<(typeof clusterCommands)[number]>;
+
+// Events
+export const ClusterRequested = defineEvent({
+  type: "cluster.requested",
+  aggregate: "cluster",
+  schema: z.object({ spec: clusterSpec }),
+  description: "A valid create command was accepted; the cluster is Pending with this spec.",
+});
+export const ClusterScaleRequested = defineEvent({
+  type: "cluster.scale-requested",
+  aggregate: "cluster",
+  schema: z.object({ pool: tokenSafeId, from: z.number().int().min(0), to: z.number().int().min(0) }),
+  description: "A pool's desired count changed.",
+});
+export const ClusterRollbackRequested = defineEvent({
+  type: "cluster.rollback-requested",
+  aggregate: "cluster",
+  schema: z.object({ toVersion: z.number().int().positive(), spec: clusterSpec }),
+  description: "The cluster is to be reconciled back to the spec it had at `toVersion`.",
+});
+export const ClusterDeletionRequested = defineEvent({
+  type: "cluster.deletion-requested",
+  aggregate: "cluster",
+  schema: z.object({}),
+  description: "The cluster is Deleting: its instances are to be terminated.",
+});
+export const ClusterRejected = defineRejected("cluster");
+export const clusterEvents = [
+  ClusterRequested,
+  ClusterScaleRequested,
+  ClusterRollbackRequested,
+  ClusterDeletionRequested,
+  ClusterRejected,
+] as const;
+export type ClusterEvent = EventOf<(typeof clusterEvents)[number]>;

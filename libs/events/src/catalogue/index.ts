@@ -1,0 +1,27 @@
+import { Catalogue } from "./catalogue.ts";
+import { clusterCommands, clusterEvents } from "./cluster.ts";
+import { installEvents } from "./install.ts";
+import { nodeopCommands, nodeopEvents } from "./nodeop.ts";
+import { sessionCommands, sessionEvents } from "./session.ts";
+import { workloadEvents } from "./workload.ts";
+
+export * from "./catalogue.ts";
+export * from "./cluster.ts";
+export * from "./common.ts";
+export * from "./define.ts";
+export * from "./install.ts";
+export * from "./nodeop.ts";
+export * from "./session.ts";
+export * from "./workload.ts";
+
+export const allEventDefinitions = [
+  ...clusterEvents,
+  ...installEvents,
+  ...sessionEvents,
+  ...nodeopEvents,
+  ...workloadEvents,
+] as const;
+export const allCommandDefinitions = [...clusterCommands, ...sessionCommands, ...nodeopCommands] as const;
+
+/** Every event and command Cairn knows. */
+export const catalogue = new Catalogue(allEventDefinitions, allCommandDefinitions);

@@ -1,0 +1,213 @@
+import { context } from "@opentelemetry/api";
+import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
+import type { RejectionCode } from "./catalogue/common.ts";
+import { type Decider, isRejection } from "./decider.ts";
+import type { AggregateRef, CommandEnvelope, EventEnvelope, RawCommand, RawEventEnvelope } from "./envelope.ts";
+import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
+import { commitIdFor, type EventStore } from "./event-store.ts";
+import { newId } from "./ids.ts";
+import { traceIdOf, traceparentOf } from "./trace.ts";
+
+type Msg = { type: string; data: unknown };
+
+export type HandleOutcome =
+  | { readonly status: "accepted"; readonly sequence: number; readonly events: readonly RawEventEnvelope[] }
+  | { readonly status: "rejected"; readonly sequence: number; readonly code: RejectionCode; readonly reason: string }
+  /** The command was handled before: nothing was appended. */
+  | { readonly status: "duplicate" }
+  /** The decision produced no events (the command was already satisfied). */
+  | { readonly status: "unchanged" };
+
+interface Cached<S> {
+  state: S;
+  lastSequence: number;
+  version: number;
+  commitIds: Set<string>;
+  /** The trace of the command that created the aggregate: later commands link to it. */
+  lifecycleTraceparent: string | undefined;
+}
+
+export interface CommandHandlerOptions<C extends Msg, E extends Msg, S> {
+  decider: Decider<C, E, S>;
+  store: EventStore;
+  catalogue: Catalogue;
+  /** Injected so tests can fix time. */
+  clock?: () => Date;
+  /** Conflicts with other writers retried before giving up (transient). */
+  maxConflictRetries?: number;
+  /** Aggregates kept folded in memory; a conflict reloads from the log. */
+  cacheSize?: number;
+}
+
+/**
+ * handleCommand, as numbered steps (emmett's handleCommand):
+ *  1. Aggregate the target's stream (from the cache, else the log).
+ *  2. Return early when this command's commit is already in the log.
+ *  3. Decide; a rejection becomes a `<aggregate>.rejected` event.
+ *  4. Append with the expected last sequence.
+ *  5. On a conflict, reload and go to 2 (bounded); never double-append.
+ */
+export class CommandHandler<C extends Msg, E extends Msg, S> {
+  readonly #o: Required<Omit<CommandHandlerOptions<C, E, S>, "clock">> & { clock: () => Date };
+  readonly #cache = new Map<string, Cached<S>>();
+  /** Counters for metrics: conflicts met (each one a reload and a second decision). */
+  readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0 };
+
+  constructor(options: CommandHandlerOptions<C, E, S>) {
+    this.#o = { clock: () => new Date(), maxConflictRetries: 8, cacheSize: 10_000, ...options };
+  }
+
+  get aggregate(): string {
+    return this.#o.decider.aggregate;
+  }
+
+  /** Handles one parsed command. Never throws for business outcomes; throws for I/O. */
+  async handle(parsed: ParsedCommand): Promise<HandleOutcome> {
+    const command = parsed.command as CommandEnvelope<C>;
+    return await this.#withRetries(parsed.target, command.id, (agg, ctx) => {
+      const decision = this.#o.decider.decide(command, agg.state, ctx);
+      if (isRejection(decision)) return { rejection: decision.rejected };
+      return { events: decision };
+    }, command);
+  }
+
+  /** Records a refusal of a command that could not be parsed but whose target is known. */
+  async rejectUnreadable(input: {
+    target: AggregateRef;
+    commandId: string;
+    commandType: string;
+    reason: string;
+    meta?: RawCommand["meta"];
+  }): Promise<HandleOutcome> {
+    const command: RawCommand = {
+      id: input.commandId,
+      type: input.commandType,
+      data: {},
+      meta: input.meta ?? { actor: "anonymous" },
+    };
+    return await this.#withRetries(input.target, input.commandId, () => ({ rejection: { code: "invalid" as const, reason: input.reason } }), command);
+  }
+
+  async #withRetries(
+    target: AggregateRef,
+    commandId: string,
+    decide: (agg: Cached<S>, ctx: { now: Date; version: number }) => { events: readonly E[] } | { rejection: { code: RejectionCode; reason: string } },
+    command: RawCommand,
+  ): Promise<HandleOutcome> {
+    const commitId = commitIdFor(commandId, target);
+    for (let attempt = 0; attempt <= this.#o.maxConflictRetries; attempt++) {
+      // 1. aggregate the stream
+      const agg = await this.#aggregate(target, attempt > 0);
+      // 2. already handled?
+      if (agg.commitIds.has(commitId)) {
+        this.stats.duplicates++;
+        return { status: "duplicate" };
+      }
+      // 3. decide
+      const now = this.#o.clock();
+      const outcome = decide(agg, { now, version: agg.version });
+      const rejected = "rejection" in outcome ? outcome.rejection : undefined;
+      const eventData: Msg[] = rejected
+        ? [{ type: `${target.type}.rejected`, data: { commandId, commandType: command.type, ...rejected } }]
+        : [...(outcome as { events: readonly E[] }).events];
+      if (eventData.length === 0) return { status: "unchanged" };
+      const envelopes = this.#envelopes(target, agg, eventData, command, now);
+      // 4. append
+      try {
+        const res = await this.#o.store.append({ aggregate: target, causationId: commandId, events: envelopes }, agg.lastSequence);
+        if (res.duplicate) {
+          this.stats.duplicates++;
+          this.#cache.delete(key(target));
+          return { status: "duplicate" };
+        }
+        this.#remember(target, agg, envelopes, res.sequence, commitId);
+        this.stats.handled++;
+        if (rejected) this.stats.rejected++;
+        return rejected
+          ? { status: "rejected", sequence: res.sequence, ...rejected }
+          : { status: "accepted", sequence: res.sequence, events: envelopes };
+      } catch (err) {
+        // 5. conflict: somebody else wrote; reload and decide again
+        if (!isConcurrencyConflict(err)) throw err;
+        this.stats.conflicts++;
+        this.#cache.delete(key(target));
+      }
+    }
+    throw new ConflictRetriesExhaustedError(
+      `${target.type} ${target.id}: still conflicting after ${this.#o.maxConflictRetries} retries`,
+      { remediation: "too many writers on one aggregate; the command is retried with backoff" },
+    );
+  }
+
+  #envelopes(target: AggregateRef, agg: Cached<S>, events: Msg[], command: RawCommand, now: Date): RawEventEnvelope[] {
+    const tp = traceparentOf(context.active()) ?? command.meta.traceparent;
+    const lifecycle = agg.lifecycleTraceparent;
+    const links = lifecycle && traceIdOf(lifecycle) !== traceIdOf(tp) ? [lifecycle] : undefined;
+    return events.map((e, i) => ({
+      id: newId(),
+      type: e.type,
+      version: this.#o.catalogue.eventVersion(e.type),
+      aggregate: target,
+      position: agg.version + i + 1,
+      time: now.toISOString(),
+      // Checked here so a decider bug is a clear error, not a poisoned log.
+      data: this.#o.catalogue.checkEventData(e.type, e.data),
+      meta: {
+        commandId: command.id,
+        causationId: command.meta.causationId ?? command.id,
+        correlationId: command.meta.correlationId ?? command.id,
+        actor: command.meta.actor,
+        ...(tp ? { traceparent: tp } : {}),
+        ...(links ? { links } : {}),
+      },
+    }));
+  }
+
+  async #aggregate(target: AggregateRef, fresh: boolean): Promise<Cached<S>> {
+    const k = key(target);
+    const hit = fresh ? undefined : this.#cache.get(k);
+    if (hit) {
+      // Refresh recency for the LRU.
+      this.#cache.delete(k);
+      this.#cache.set(k, hit);
+      return hit;
+    }
+    const history = await this.#o.store.load(target);
+    const d = this.#o.decider;
+    const state = history.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), d.initialState());
+    const loaded: Cached<S> = {
+      state,
+      lastSequence: history.lastSequence,
+      version: history.version,
+      commitIds: new Set(history.commitIds),
+      lifecycleTraceparent: history.events.find((e) => e.meta.traceparent)?.meta.traceparent,
+    };
+    this.#put(k, loaded);
+    return loaded;
+  }
+
+  #remember(target: AggregateRef, agg: Cached<S>, events: RawEventEnvelope[], sequence: number, commitId: string) {
+    const d = this.#o.decider;
+    const next: Cached<S> = {
+      state: events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), agg.state),
+      lastSequence: sequence,
+      version: agg.version + events.length,
+      commitIds: agg.commitIds.add(commitId),
+      lifecycleTraceparent: agg.lifecycleTraceparent ?? events[0]?.meta.traceparent,
+    };
+    this.#put(key(target), next);
+  }
+
+  #put(k: string, v: Cached<S>) {
+    this.#cache.delete(k);
+    this.#cache.set(k, v);
+    if (this.#cache.size > this.#o.cacheSize) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+  }
+}
+
+function key(a: AggregateRef): string {
+  return `${a.type}.${a.id}`;
+}

@@ -1,0 +1,77 @@
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { context } from "@opentelemetry/api";
+import type { Catalogue } from "./catalogue/catalogue.ts";
+import { SchemaError } from "./catalogue/define.ts";
+import type { CommandHandler, HandleOutcome } from "./command-handler.ts";
+import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
+import { commandFilter, Headers, Streams } from "./subjects.ts";
+import { contextFromTraceparent } from "./trace.ts";
+
+
+export interface CommandServerOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  catalogue: Catalogue;
+  /** The first token of the command types served (`cluster` serves `cmd.cluster.>`; `node` serves `cmd.node.>`). */
+  commandPrefix: string;
+  /** The handler of the aggregate these commands target. */
+  handler: { handle: CommandHandler<never, never, unknown>["handle"]; rejectUnreadable: CommandHandler<never, never, unknown>["rejectUnreadable"] };
+  durable?: string;
+  logger?: RunnerLogger;
+  /** Called after each command is settled (tests, metrics). */
+  onOutcome?: (commandId: string | undefined, outcome: HandleOutcome | { status: "dead-letter"; reason: string }) => void;
+  maxDeliver?: number;
+}
+
+/**
+ * Serves one family of commands: each message is parsed against the catalogue and
+ * decided by the owning aggregate's handler. A command that is invalid but names
+ * its target becomes a `<aggregate>.rejected` event; one that names nothing usable
+ * (bad JSON, unknown type, no id) is a dead letter with the reason.
+ */
+export async function serveCommands(o: CommandServerOptions): Promise<RunningConsumer> {
+  return await startConsumer({
+    js: o.js,
+    jsm: o.jsm,
+    stream: Streams.commands,
+    durable: o.durable ?? `cmd-${o.commandPrefix}`,
+    filterSubject: commandFilter(o.commandPrefix),
+    batchSize: 64,
+    maxDeliver: o.maxDeliver ?? 5,
+    ...(o.logger ? { logger: o.logger } : {}),
+    handle: async (msg: JsMsg) => {
+      let raw: unknown;
+      try {
+        raw = msg.json();
+      } catch (err) {
+        o.onOutcome?.(undefined, { status: "dead-letter", reason: "not JSON" });
+        throw new SchemaError("the command is not JSON", [], { cause: err });
+      }
+      const parsed = o.catalogue.parseCommand(raw);
+      // A publisher that put the trace only in the envelope is followed too.
+      const headerTrace = msg.headers?.get(Headers.traceparent);
+      const envelopeTrace = parsed.ok ? parsed.value.command.meta.traceparent : parsed.meta?.traceparent;
+      const ctx = headerTrace ? context.active() : contextFromTraceparent(envelopeTrace);
+      if (!parsed.ok) {
+        if (parsed.target && parsed.commandId && parsed.commandType) {
+          const { target, commandId, commandType } = parsed;
+          const outcome = await context.with(ctx, () =>
+            o.handler.rejectUnreadable({
+              target,
+              commandId,
+              commandType,
+              reason: parsed.error.message,
+              ...(parsed.meta ? { meta: parsed.meta } : {}),
+            }),
+          );
+          o.onOutcome?.(parsed.commandId, outcome);
+          return;
+        }
+        o.onOutcome?.(parsed.commandId, { status: "dead-letter", reason: parsed.error.message });
+        throw parsed.error;
+      }
+      const outcome = await context.with(ctx, () => o.handler.handle(parsed.value));
+      o.onOutcome?.(parsed.value.command.id, outcome);
+    },
+  });
+}

@@ -1,0 +1,175 @@
+import { type DisposableNats, startNatsServer } from "@cairn/testkit";
+import type { JsMsg } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CommandBus } from "./command-bus.ts";
+import { CommandHandler } from "./command-handler.ts";
+import { serveCommands } from "./command-server.ts";
+import { connectNats, type Nats } from "./connection.ts";
+import { startConsumer } from "./consumer-runner.ts";
+import { EventStore } from "./event-store.ts";
+import { newId } from "./ids.ts";
+import { ensureStreams } from "./streams.ts";
+import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+
+let server: DisposableNats;
+let nats: Nats;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nats = await connectNats(server.url);
+  await ensureStreams(nats.jsm);
+});
+afterAll(async () => {
+  await nats?.close();
+  await server?.dispose();
+});
+
+async function until(what: string, f: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Retries a publish through an outage, as a real client would, with the same id. */
+async function persistently<T>(f: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (i > 400) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+describe("consumer runner", () => {
+  it("batches arrive in stream order; a failing batch is retried whole, in order", async () => {
+    const seen: number[] = [];
+    let failOnce = true;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "batch-test",
+      filterSubject: "cmd.batchtest.>",
+      batchSize: 10,
+      backoff: () => 10,
+      handleBatch: async (msgs: JsMsg[]) => {
+        if (failOnce && msgs.some((m) => m.json<{ n: number }>().n === 25)) {
+          failOnce = false;
+          throw new Error("database hiccup");
+        }
+        for (const m of msgs) seen.push(m.json<{ n: number }>().n);
+      },
+    });
+    for (let n = 0; n < 50; n++) await nats.js.publish("cmd.batchtest.x", JSON.stringify({ n }));
+    await until("all 50", () => seen.length >= 50);
+    await c.stop();
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, n) => n));
+    expect(c.stats.retried).toBe(1);
+  });
+
+  it("a batch handler sets a poison message aside and goes on", async () => {
+    const seen: number[] = [];
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "poison-test",
+      filterSubject: "cmd.poisontest.>",
+      handleBatch: async (msgs, { deadLetter }) => {
+        for (const m of msgs) {
+          const n = m.json<{ n: number }>().n;
+          if (n === 3) await deadLetter(m, "three is poison");
+          else seen.push(n);
+        }
+      },
+    });
+    for (let n = 0; n < 6; n++) await nats.js.publish("cmd.poisontest.x", JSON.stringify({ n }));
+    await until("five", () => seen.length >= 5);
+    await c.stop();
+    expect(seen).toEqual([0, 1, 2, 4, 5]);
+    expect(c.stats.deadLettered).toBe(1);
+    const dlq = await nats.jsm.streams.getMessage("DLQ", { last_by_subj: "dlq.CMD" });
+    expect(dlq?.header.get("Cairn-Dlq-Reason")).toBe("three is poison");
+    expect(dlq?.json<{ n: number }>().n).toBe(3);
+  });
+
+  it("a transient failure is retried with backoff, then dead-lettered after max deliveries", async () => {
+    let calls = 0;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "retry-test",
+      filterSubject: "cmd.retrytest.>",
+      maxDeliver: 3,
+      backoff: () => 20,
+      handle: async () => {
+        calls++;
+        throw new Error("still down");
+      },
+    });
+    await nats.js.publish("cmd.retrytest.x", "{}");
+    await until("dead letter", () => c.stats.deadLettered === 1);
+    await c.stop();
+    expect(calls).toBe(3);
+    const dlq = await nats.jsm.streams.getMessage("DLQ", { last_by_subj: "dlq.CMD" });
+    expect(dlq?.header.get("Cairn-Dlq-Reason")).toContain("still down");
+    expect(dlq?.header.get("Cairn-Dlq-Deliveries")).toBe("3");
+  });
+
+  it("stop drains what it holds: nothing is left unacknowledged", async () => {
+    let handled = 0;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "drain-test",
+      filterSubject: "cmd.draintest.>",
+      handle: async () => {
+        await new Promise((r) => setTimeout(r, 2));
+        handled++;
+      },
+    });
+    for (let n = 0; n < 40; n++) await nats.js.publish("cmd.draintest.x", JSON.stringify({ n }));
+    await until("some handled", () => handled > 5);
+    await c.stop();
+    const info = await nats.jsm.consumers.info("CMD", "drain-test");
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_pending + handled).toBe(40);
+  });
+
+  it("NATS stopped and restarted mid-stream loses nothing and appends nothing twice", async () => {
+    const store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
+    const bus = new CommandBus({ js: nats.js, catalogue: counterCatalogue });
+    const running = await serveCommands({
+      js: nats.js,
+      jsm: nats.jsm,
+      catalogue: counterCatalogue,
+      commandPrefix: "workload",
+      durable: "restart-test",
+      handler: new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue }),
+    });
+    const counters = 10;
+    const perCounter = 20;
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < counters * perCounter; i++) {
+      const cmd = { id: newId(), type: "workload.increment", data: { counterId: `rs-${i % counters}`, by: 1 } };
+      if (i === 80) {
+        await server.stop();
+        setTimeout(() => void server.start(), 700);
+      }
+      sends.push(persistently(() => bus.send(cmd)));
+      if (i % 10 === 0) await Promise.all(sends.splice(0));
+    }
+    await Promise.all(sends);
+    const versions = async () =>
+      Promise.all(Array.from({ length: counters }, (_, k) => store.load({ type: "workload", id: `rs-${k}` }).then((h) => h.version)));
+    await until("every command decided", async () => (await versions()).every((v) => v >= perCounter), 60_000);
+    await running.stop();
+    expect(await versions()).toEqual(Array.from({ length: counters }, () => perCounter));
+  });
+});

@@ -1,0 +1,242 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DeliverPolicy,
+  type JetStreamClient,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { describeError, isPermanent } from "./errors.ts";
+import { dlqSubject, Headers } from "./subjects.ts";
+import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
+
+const NS_PER_MS = 1_000_000;
+
+/** The part of a logger the runner needs (pino fits). */
+export interface RunnerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
+
+/** Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^(n-1))]. */
+export function fullJitterBackoff(baseMs = 500, capMs = 30_000, random = Math.random) {
+  return (deliveryCount: number) => Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, deliveryCount - 1)));
+}
+
+export interface ConsumerRunnerOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  stream: string;
+  /** The durable consumer's name: one per consuming role. */
+  durable: string;
+  /** One filter subject (nats-server 2.9 has no multi-filter consumers). */
+  filterSubject: string;
+  /** Messages handed to a batch handler at most; also the pull size. */
+  batchSize?: number;
+  /** Deliveries before a failing message becomes a dead letter. */
+  maxDeliver?: number;
+  ackWaitMs?: number;
+  backoff?: (deliveryCount: number) => number;
+  deliverPolicy?: DeliverPolicy;
+  logger?: RunnerLogger;
+}
+
+/**
+ * One message at a time. Returning settles it with ack; throwing a permanent error
+ * (`PermanentError`, `SchemaError`) dead-letters it at once; any other error naks it
+ * with backoff until `maxDeliver`, then dead-letters it.
+ */
+export type MessageHandler = (msg: JsMsg) => Promise<void>;
+
+/**
+ * A batch in stream order. Returning acks them all; throwing retries the same batch
+ * with backoff, in place, until it succeeds or the runner stops (the data is not at
+ * fault: a batch handler sets poison messages aside itself with `deadLetter`).
+ */
+export type BatchHandler = (msgs: JsMsg[], tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> }) => Promise<void>;
+
+export interface RunningConsumer {
+  /** Stops pulling, finishes what it holds (graceful drain), resolves when done. */
+  stop(): Promise<void>;
+  readonly stats: { processed: number; acked: number; naked: number; retried: number; deadLettered: number };
+}
+
+/** Creates the durable consumer if missing, or brings its filter and limits up to date. Idempotent. */
+export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
+  const want: Partial<ConsumerConfig> = {
+    durable_name: o.durable,
+    filter_subject: o.filterSubject,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: (o.ackWaitMs ?? 30_000) * NS_PER_MS,
+    // The runner dead-letters by itself; the server must never silently stop redelivering.
+    max_deliver: -1,
+    max_ack_pending: Math.max(1_000, (o.batchSize ?? 100) * 20),
+    deliver_policy: o.deliverPolicy ?? DeliverPolicy.All,
+  };
+  try {
+    const info = await o.jsm.consumers.info(o.stream, o.durable);
+    const c = info.config;
+    if (c.filter_subject !== want.filter_subject || c.ack_wait !== want.ack_wait || c.max_ack_pending !== want.max_ack_pending) {
+      await o.jsm.consumers.update(o.stream, o.durable, {
+        filter_subject: want.filter_subject!,
+        ack_wait: want.ack_wait!,
+        max_ack_pending: want.max_ack_pending!,
+        max_deliver: -1,
+      });
+    }
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    await o.jsm.consumers.add(o.stream, want);
+  }
+}
+
+/**
+ * Runs a durable pull consumer: batch pulls, settles every message (ack, nak with
+ * backoff, or dead letter to `dlq.<stream>` with the reason), drains on stop, and
+ * keeps going across NATS restarts (the client reconnects; the durable consumer
+ * remembers where it was).
+ */
+export async function startConsumer(
+  o: ConsumerRunnerOptions & ({ handle: MessageHandler } | { handleBatch: BatchHandler }),
+): Promise<RunningConsumer> {
+  const log = o.logger ?? silent;
+  const batchSize = o.batchSize ?? 100;
+  const maxDeliver = o.maxDeliver ?? 5;
+  const backoff = o.backoff ?? fullJitterBackoff();
+  const stats = { processed: 0, acked: 0, naked: 0, retried: 0, deadLettered: 0 };
+  let stopping = false;
+  const ctx = { stream: o.stream, consumer: o.durable };
+  // Messages a batch handler dead-lettered: already terminated, not to be acked.
+  const settled = new WeakSet<JsMsg>();
+
+  await ensureConsumer(o);
+  const consumer = await o.js.consumers.get(o.stream, o.durable);
+  // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
+  const messages = await consumer.consume({ max_messages: batchSize * 2, expires: 5_000 });
+
+  const deadLetter = async (msg: JsMsg, reason: string) => {
+    const h = natsHeaders();
+    if (msg.headers) for (const [k, v] of msg.headers) for (const value of v) h.append(k, value);
+    h.set(Headers.dlqReason, reason.replaceAll(/[\r\n]+/g, " ").slice(0, 2_000));
+    h.set(Headers.dlqStream, o.stream);
+    h.set(Headers.dlqSubject, msg.subject);
+    h.set(Headers.dlqSequence, String(msg.seq));
+    h.set(Headers.dlqConsumer, o.durable);
+    h.set(Headers.dlqDeliveries, String(msg.info.deliveryCount));
+    // Kept before the original is terminated, so nothing is lost between the two.
+    await o.js.publish(dlqSubject(o.stream), msg.data, { headers: h, msgID: `dlq:${o.stream}:${msg.seq}` });
+    msg.term(reason.slice(0, 200));
+    settled.add(msg);
+    stats.deadLettered++;
+    log.error({ ...ctx, subject: msg.subject, sequence: msg.seq, reason }, "message dead-lettered");
+  };
+
+  const settleFailure = async (msg: JsMsg, err: unknown) => {
+    const reason = describeError(err);
+    if (isPermanent(err) || msg.info.deliveryCount >= maxDeliver) {
+      await deadLetter(msg, reason);
+      return;
+    }
+    const delay = backoff(msg.info.deliveryCount);
+    msg.nak(delay);
+    stats.naked++;
+    log.warn({ ...ctx, subject: msg.subject, sequence: msg.seq, deliveries: msg.info.deliveryCount, delayMs: delay, err: reason }, "message failed; retrying");
+  };
+
+  const processOne = async (handle: MessageHandler, msg: JsMsg) => {
+    try {
+      await inMessagingSpan(
+        {
+          operation: "process",
+          template: subjectTemplate(msg.subject),
+          destination: msg.subject,
+          kind: SpanKind.CONSUMER,
+          parent: extractTrace(msg.headers),
+          attributes: { [SpanAttributes.consumerGroup]: o.durable, [SpanAttributes.sequence]: msg.seq },
+        },
+        () => handle(msg),
+      );
+      msg.ack();
+      stats.acked++;
+    } catch (err) {
+      await settleFailure(msg, err);
+    }
+    stats.processed++;
+  };
+
+  // A failing batch is retried in place: naking it would let the messages buffered
+  // behind it overtake it, and batch consumers (projections) depend on order.
+  const processBatch = async (handleBatch: BatchHandler, batch: JsMsg[]) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await inMessagingSpan(
+          {
+            operation: "process",
+            template: subjectTemplate(o.filterSubject),
+            destination: o.filterSubject,
+            kind: SpanKind.CONSUMER,
+            attributes: { [SpanAttributes.consumerGroup]: o.durable, [SpanAttributes.batchCount]: batch.length },
+          },
+          () => handleBatch(batch, { deadLetter }),
+        );
+        for (const m of batch) {
+          if (!settled.has(m)) {
+            m.ack();
+            stats.acked++;
+          }
+        }
+        break;
+      } catch (err) {
+        const delay = backoff(attempt);
+        if (stopping) {
+          // Handed back for redelivery, in order, to whoever consumes next.
+          for (const m of batch) if (!settled.has(m)) m.nak();
+          stats.naked += batch.length;
+          return;
+        }
+        stats.retried++;
+        log.warn({ ...ctx, size: batch.length, attempt, delayMs: delay, err: describeError(err) }, "batch failed; retrying in place");
+        await new Promise((r) => setTimeout(r, delay));
+        // Keep the server from redelivering what we still hold.
+        for (const m of batch) if (!settled.has(m)) m.working();
+      }
+    }
+    stats.processed += batch.length;
+  };
+
+  const loop = (async () => {
+    let batch: JsMsg[] = [];
+    for await (const msg of messages) {
+      if ("handle" in o) {
+        await processOne(o.handle, msg);
+        continue;
+      }
+      batch.push(msg);
+      // Flush when full, or when nothing more is buffered: batches grow under load
+      // and stay small (low latency) when traffic is light.
+      if (batch.length >= batchSize || messages.getPending() === 0) {
+        const b = batch;
+        batch = [];
+        await processBatch(o.handleBatch, b);
+      }
+    }
+    if (!("handle" in o) && batch.length > 0) await processBatch(o.handleBatch, batch);
+  })().catch((err) => log.error({ ...ctx, err: describeError(err) }, "consumer loop ended with an error"));
+
+  log.info({ ...ctx, filter: o.filterSubject }, "consumer started");
+  return {
+    stats,
+    stop: async () => {
+      stopping = true;
+      messages.stop();
+      await loop;
+      log.info({ ...ctx, ...stats }, "consumer stopped");
+    },
+  };
+}

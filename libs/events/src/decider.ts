@@ -1,0 +1,49 @@
+import type { RejectionCode } from "./catalogue/common.ts";
+import type { CommandEnvelope, EventEnvelope } from "./envelope.ts";
+import type { AggregateType } from "./subjects.ts";
+
+/** What a decider knows besides the command and the state: time enters as data. */
+export interface DecisionContext {
+  readonly now: Date;
+  /** The aggregate's version (event count) before this decision. */
+  readonly version: number;
+}
+
+export interface Rejection {
+  readonly rejected: { readonly code: RejectionCode; readonly reason: string };
+}
+
+/** A decision: the events to append (possibly none), or a rejection with its reason. */
+export type Decision<E> = readonly E[] | Rejection;
+
+export function reject(code: RejectionCode, reason: string): Rejection {
+  return { rejected: { code, reason } };
+}
+
+export function isRejection<E>(d: Decision<E>): d is Rejection {
+  return !Array.isArray(d);
+}
+
+/**
+ * The pure core of an aggregate (emmett's decider): no I/O, no clock, no random.
+ * `decide` answers a command from the state; `evolve` folds one event into it.
+ */
+export interface Decider<C extends { type: string; data: unknown }, E extends { type: string; data: unknown }, S> {
+  readonly aggregate: AggregateType;
+  initialState(): S;
+  decide(command: CommandEnvelope<C>, state: S, context: DecisionContext): Decision<E>;
+  evolve(state: S, event: EventEnvelope<E>): S;
+}
+
+/** Folds a history into state. */
+export function fold<E extends { type: string; data: unknown }, S>(
+  decider: Pick<Decider<never, E, S>, "initialState" | "evolve">,
+  events: readonly EventEnvelope<E>[],
+): S {
+  return events.reduce((s, e) => decider.evolve(s, e), decider.initialState());
+}
+
+/** Compile-time exhaustiveness: a new command or event type fails to compile until handled. */
+export function assertNever(x: never): never {
+  throw new Error(`unhandled: ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,111 @@
+import { type DisposableNats, startNatsServer } from "@cairn/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectNats, type Nats } from "./connection.ts";
+import type { RawEventEnvelope } from "./envelope.ts";
+import { ConcurrencyConflictError } from "./errors.ts";
+import { EventStore } from "./event-store.ts";
+import { newId } from "./ids.ts";
+import { ensureStreams, expectedStreams } from "./streams.ts";
+import { counterCatalogue } from "./testing/counter.ts";
+
+let server: DisposableNats;
+let nats: Nats;
+let store: EventStore;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nats = await connectNats(server.url);
+  await ensureStreams(nats.jsm);
+  store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
+});
+afterAll(async () => {
+  await nats?.close();
+  await server?.dispose();
+});
+
+const agg = (id: string) => ({ type: "workload" as const, id });
+function incremented(id: string, position: number, by = 1, time = new Date()): RawEventEnvelope {
+  return {
+    id: newId(),
+    type: "workload.incremented",
+    version: 2,
+    aggregate: agg(id),
+    position,
+    time: time.toISOString(),
+    data: { by },
+    meta: { causationId: `cause-${position}`, correlationId: "c", actor: "test" },
+  };
+}
+
+describe("streams", () => {
+  it("set-up is idempotent and reports drift instead of rewriting", async () => {
+    const again = await ensureStreams(nats.jsm);
+    expect(again.created).toEqual([]);
+    expect(again.drift).toEqual([]);
+    const wantMore = expectedStreams().map((s) => (s.name === "EVT" ? { ...s, duplicate_window: 1_000_000_000 } : s));
+    const report = await ensureStreams(nats.jsm, wantMore);
+    expect(report.drift).toEqual([{ stream: "EVT", field: "duplicate_window", expected: 1_000_000_000, actual: 600_000_000_000 }]);
+  });
+});
+
+describe("event store", () => {
+  it("appends commits and loads them back in order, with sequences", async () => {
+    const a = await store.append({ aggregate: agg("s1"), causationId: "k1", events: [incremented("s1", 1), incremented("s1", 2, 5)] }, 0);
+    const b = await store.append({ aggregate: agg("s1"), causationId: "k2", events: [incremented("s1", 3, 2)] }, a.sequence);
+    const h = await store.load(agg("s1"));
+    expect(h.events.map((e) => [e.position, (e.data as { by: number }).by, e.sequence])).toEqual([
+      [1, 1, a.sequence],
+      [2, 5, a.sequence],
+      [3, 2, b.sequence],
+    ]);
+    expect(h.lastSequence).toBe(b.sequence);
+    expect(h.version).toBe(3);
+    expect(h.commitIds.size).toBe(2);
+  });
+
+  it("an empty aggregate loads as version 0 at sequence 0", async () => {
+    const h = await store.load(agg("nobody"));
+    expect(h).toMatchObject({ version: 0, lastSequence: 0, events: [] });
+  });
+
+  it("refuses a commit whose expected sequence is stale", async () => {
+    const first = await store.append({ aggregate: agg("s2"), causationId: "k1", events: [incremented("s2", 1)] }, 0);
+    await store.append({ aggregate: agg("s2"), causationId: "k2", events: [incremented("s2", 2)] }, first.sequence);
+    await expect(
+      store.append({ aggregate: agg("s2"), causationId: "k3", events: [incremented("s2", 2)] }, first.sequence),
+    ).rejects.toBeInstanceOf(ConcurrencyConflictError);
+    // A new aggregate must really be new.
+    await expect(store.append({ aggregate: agg("s2"), causationId: "k4", events: [incremented("s2", 1)] }, 0)).rejects.toBeInstanceOf(
+      ConcurrencyConflictError,
+    );
+    expect((await store.load(agg("s2"))).version).toBe(2);
+  });
+
+  it("the same cause never appends twice", async () => {
+    const first = await store.append({ aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] }, 0);
+    const again = await store.append({ aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] }, 0);
+    expect(again).toEqual({ sequence: first.sequence, duplicate: true, commitId: first.commitId });
+    expect((await store.load(agg("s3"))).version).toBe(1);
+  });
+
+  it("loads up to a sequence, a version or a time (point in time)", async () => {
+    const t0 = new Date("2026-01-01T00:00:00Z");
+    let seq = 0;
+    const seqs: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      seq = (await store.append({ aggregate: agg("s4"), causationId: `p${i}`, events: [incremented("s4", i, i, new Date(t0.getTime() + i * 60_000))] }, seq)).sequence;
+      seqs.push(seq);
+    }
+    expect((await store.load(agg("s4"), { toSequence: seqs[2] })).version).toBe(3);
+    expect((await store.load(agg("s4"), { toVersion: 2 })).version).toBe(2);
+    expect((await store.load(agg("s4"), { toTime: new Date(t0.getTime() + 4 * 60_000) })).version).toBe(4);
+  });
+
+  it("reads old event versions as today's shape", async () => {
+    const old = { ...incremented("s5", 1), version: 1, data: { amount: 7 } };
+    await store.append({ aggregate: agg("s5"), causationId: "old", events: [old] }, 0);
+    const h = await store.load(agg("s5"));
+    expect(h.events[0]?.data).toEqual({ by: 7 });
+    expect(h.events[0]?.version).toBe(2);
+  });
+});

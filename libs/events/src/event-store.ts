@@ -1,0 +1,167 @@
+import { createHash } from "node:crypto";
+import { DeliverPolicy, type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { Catalogue } from "./catalogue/catalogue.ts";
+import type { AggregateRef, RawCommit, RawEventEnvelope } from "./envelope.ts";
+import { ConcurrencyConflictError } from "./errors.ts";
+import { eventSubject, Headers, Streams } from "./subjects.ts";
+import { inMessagingSpan, injectTrace, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
+
+/** An event as read back: its envelope plus the stream sequence of its commit. */
+export type RecordedEvent = RawEventEnvelope & { readonly sequence: number; readonly commitId: string };
+
+/** An aggregate's history as loaded from its subject. */
+export interface AggregateHistory {
+  readonly aggregate: AggregateRef;
+  readonly events: RecordedEvent[];
+  /** Stream sequence of the last commit read (0: none): the expected sequence for the next append. */
+  readonly lastSequence: number;
+  /** Number of events: the aggregate's version. */
+  readonly version: number;
+  /** Commits already in the log, for idempotency beyond the dedupe window. */
+  readonly commitIds: ReadonlySet<string>;
+}
+
+export interface LoadOptions {
+  /** Stop after the commit at this stream sequence. */
+  readonly toSequence?: number;
+  /** Stop after the event at this aggregate version (event count). */
+  readonly toVersion?: number;
+  /** Stop before the first event later than this time. */
+  readonly toTime?: Date;
+}
+
+export interface NewCommit {
+  readonly aggregate: AggregateRef;
+  /** The command or event that caused the commit: its `Nats-Msg-Id` is derived from it. */
+  readonly causationId: string;
+  readonly events: readonly RawEventEnvelope[];
+}
+
+export interface AppendResult {
+  readonly sequence: number;
+  /** The same cause was appended before (within the dedupe window): nothing was written. */
+  readonly duplicate: boolean;
+  readonly commitId: string;
+}
+
+/**
+ * The commit id, and so the `Nats-Msg-Id`, of what one cause did to one aggregate:
+ * a redelivered or retried cause yields the same id and JetStream drops the copy.
+ */
+export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
+  return createHash("sha256").update(`${causationId}|${aggregate.type}|${aggregate.id}`).digest("hex").slice(0, 32);
+}
+
+/**
+ * The event store on JetStream: one subject per aggregate (`evt.<type>.<id>`), one
+ * message per commit, optimistic concurrency on the subject's last sequence.
+ */
+export class EventStore {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #catalogue: Catalogue;
+  readonly #stream: string;
+
+  constructor(deps: { js: JetStreamClient; jsm: JetStreamManager; catalogue: Catalogue; stream?: string }) {
+    this.#js = deps.js;
+    this.#jsm = deps.jsm;
+    this.#catalogue = deps.catalogue;
+    this.#stream = deps.stream ?? Streams.events;
+  }
+
+  /** Stream sequence of the aggregate's last commit; 0 when it has none. */
+  async lastSequence(aggregate: AggregateRef): Promise<number> {
+    try {
+      const m = await this.#jsm.streams.getMessage(this.#stream, { last_by_subj: eventSubject(aggregate) });
+      return m?.seq ?? 0;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return 0;
+      throw err;
+    }
+  }
+
+  /**
+   * Reads an aggregate's commits in order through an ordered consumer filtered on its
+   * one subject, optionally only up to a sequence, version or time (point in time).
+   * Every event is upcast to today's schema.
+   */
+  async load(aggregate: AggregateRef, opts: LoadOptions = {}): Promise<AggregateHistory> {
+    const subject = eventSubject(aggregate);
+    const last = await this.lastSequence(aggregate);
+    const events: RecordedEvent[] = [];
+    const commitIds = new Set<string>();
+    let lastSequence = 0;
+    const end = opts.toSequence !== undefined ? Math.min(opts.toSequence, last) : last;
+    if (end > 0) {
+      const consumer = await this.#js.consumers.get(this.#stream, {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.All,
+      });
+      const messages = await consumer.consume({ max_messages: 256 });
+      try {
+        reading: for await (const m of messages) {
+          if (m.seq > end) break;
+          const commit = this.#catalogue.parseCommit(m.json());
+          for (const e of commit.events) {
+            if (opts.toVersion !== undefined && e.position > opts.toVersion) break reading;
+            if (opts.toTime !== undefined && Date.parse(e.time) > opts.toTime.getTime()) break reading;
+            events.push({ ...e, sequence: m.seq, commitId: commit.commitId });
+          }
+          commitIds.add(commit.commitId);
+          lastSequence = m.seq;
+          if (m.seq >= end) break;
+        }
+      } finally {
+        messages.stop();
+        await consumer.delete().catch(() => {});
+      }
+    }
+    return { aggregate, events, lastSequence, version: events.length, commitIds };
+  }
+
+  /**
+   * Appends one commit atomically, if the aggregate's last commit is still
+   * `expectedSequence` (0: the aggregate must be new).
+   * @throws ConcurrencyConflictError when another writer appended first.
+   */
+  async append(commit: NewCommit, expectedSequence: number): Promise<AppendResult> {
+    const subject = eventSubject(commit.aggregate);
+    const commitId = commitIdFor(commit.causationId, commit.aggregate);
+    const body: RawCommit = { commitId, aggregate: commit.aggregate, events: [...commit.events] };
+    const types = commit.events.map((e) => e.type);
+    return await inMessagingSpan(
+      {
+        operation: "publish",
+        template: subjectTemplate(subject),
+        destination: subject,
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          [SpanAttributes.messageId]: commitId,
+          [SpanAttributes.aggregateType]: commit.aggregate.type,
+          [SpanAttributes.aggregateId]: commit.aggregate.id,
+          [SpanAttributes.eventTypes]: types.join(","),
+        },
+      },
+      async (span) => {
+        const h = natsHeaders();
+        h.set(Headers.eventTypes, types.join(","));
+        injectTrace(h);
+        try {
+          const ack = await this.#js.publish(subject, JSON.stringify(body), {
+            msgID: commitId,
+            expect: { lastSubjectSequence: expectedSequence },
+            headers: h,
+          });
+          span.setAttribute(SpanAttributes.sequence, ack.seq);
+          return { sequence: ack.seq, duplicate: ack.duplicate, commitId };
+        } catch (err) {
+          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+            throw new ConcurrencyConflictError(subject, expectedSequence, { cause: err });
+          }
+          throw err;
+        }
+      },
+    );
+  }
+}

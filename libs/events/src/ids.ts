@@ -1,0 +1,49 @@
+import { v7 as uuidv7 } from "uuid";
+import { z } from "zod";
+
+/**
+ * A token-safe id: it becomes one token of a NATS subject (`evt.cluster.<id>`), so it
+ * may not hold `.`, `*`, `>` or white space. Letters, digits, `_`, `-` and `=`; it
+ * starts with a letter or digit; at most 128 characters.
+ *
+ * @example tokenSafeId.parse("demo-1") // "demo-1"
+ */
+export const tokenSafeId = z
+  .string()
+  .min(1, "must not be empty")
+  .max(128, "must be at most 128 characters")
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_=-]*$/,
+    "must be token-safe: letters, digits, '_', '-' or '=', starting with a letter or digit (no '.', '*', '>' or spaces)",
+  );
+
+export function isTokenSafe(id: string): boolean {
+  return tokenSafeId.safeParse(id).success;
+}
+
+/** A new UUIDv7: time-ordered, so ids sort by creation. Never called inside a decider. */
+export function newId(): string {
+  return uuidv7();
+}
+
+/** Any RFC 9562 UUID (commands may come from outside with v4 ids). */
+export const uuid = z.uuid();
+
+/**
+ * The `nodeop` aggregate id of one node: operations on one node are serialised
+ * by being decisions of one aggregate. Kubernetes node names are DNS subdomains
+ * (`[a-z0-9.-]`) and `.` cannot stand in a subject token, so the id joins cluster
+ * and node with `=` and maps the node's dots to `_`. Node names never hold `_` or
+ * `=`, so the mapping is reversible.
+ *
+ * @example nodeAggregateId("demo-1", "ip-10-0-1-5.ec2.internal") // "demo-1=ip-10-0-1-5_ec2_internal"
+ */
+export function nodeAggregateId(clusterId: string, node: string): string {
+  return `${clusterId}=${node.replaceAll(".", "_")}`;
+}
+
+export function parseNodeAggregateId(id: string): { clusterId: string; node: string } {
+  const at = id.indexOf("=");
+  if (at < 0) throw new Error(`not a node aggregate id: ${id}`);
+  return { clusterId: id.slice(0, at), node: id.slice(at + 1).replaceAll("_", ".") };
+}

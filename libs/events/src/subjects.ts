@@ -1,0 +1,77 @@
+/**
+ * Subjects, stream names and header names: the only place they are spelt out.
+ * Everything else builds them with these functions (DESIGN §2, §7).
+ */
+import { tokenSafeId } from "./ids.ts";
+
+export const AGGREGATE_TYPES = ["cluster", "install", "session", "nodeop", "workload"] as const;
+export type AggregateType = (typeof AGGREGATE_TYPES)[number];
+
+export const Streams = { commands: "CMD", events: "EVT" } as const;
+export type StreamName = (typeof Streams)[keyof typeof Streams];
+
+/** Header names Cairn reads and writes. `Nats-*` ones are JetStream's own. */
+export const Headers = {
+  msgId: "Nats-Msg-Id",
+  expectedLastSubjectSequence: "Nats-Expected-Last-Subject-Sequence",
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  /** Comma-separated event types of a commit, so a reader can filter without parsing. */
+  eventTypes: "Cairn-Event-Types",
+  commandType: "Cairn-Command-Type",
+  /** On a dead letter: why it died, where it came from. */
+  dlqReason: "Cairn-Dlq-Reason",
+  dlqStream: "Cairn-Dlq-Stream",
+  dlqSubject: "Cairn-Dlq-Subject",
+  dlqSequence: "Cairn-Dlq-Sequence",
+  dlqConsumer: "Cairn-Dlq-Consumer",
+  dlqDeliveries: "Cairn-Dlq-Deliveries",
+} as const;
+
+/** `cmd.cluster.create` for command type `cluster.create`. */
+export function commandSubject(commandType: string): string {
+  const [aggregate, verb, ...rest] = commandType.split(".");
+  if (!aggregate || !verb || rest.length > 0) {
+    throw new Error(`a command type is <aggregate>.<verb>, got ${JSON.stringify(commandType)}`);
+  }
+  return `cmd.${aggregate}.${verb}`;
+}
+
+/** The filter that one owning service consumes: `cmd.cluster.>` (one filter subject per consumer). */
+export function commandFilter(aggregate: string): string {
+  return `cmd.${aggregate}.>`;
+}
+
+/** `evt.cluster.demo-1`: one subject per aggregate instance; one message per commit. */
+export function eventSubject(aggregate: { type: string; id: string }): string {
+  const id = tokenSafeId.safeParse(aggregate.id);
+  if (!id.success) {
+    throw new Error(`aggregate id ${JSON.stringify(aggregate.id)} ${id.error.issues[0]?.message ?? "is invalid"}`);
+  }
+  return `evt.${aggregate.type}.${aggregate.id}`;
+}
+
+/** `evt.cluster.*` (one aggregate type) or `evt.>` (everything). */
+export function eventFilter(aggregate?: string): string {
+  return aggregate ? `evt.${aggregate}.*` : "evt.>";
+}
+
+/** `dlq.CMD`: where poison messages of a stream go, with the reason in headers. */
+export function dlqSubject(stream: string): string {
+  return `dlq.${stream}`;
+}
+
+/** `kv` bucket names Cairn uses. */
+export const Buckets = {
+  leases: "cairn_leases",
+  heartbeats: "cairn_heartbeats",
+} as const;
+
+/**
+ * Parses `evt.<type>.<id>` back into its aggregate. Returns undefined for anything else.
+ */
+export function parseEventSubject(subject: string): { type: string; id: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 3 || parts[0] !== "evt" || !parts[1] || !parts[2]) return undefined;
+  return { type: parts[1], id: parts[2] };
+}

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { Catalogue } from "../catalogue/catalogue.ts";
+import { defineRejected } from "../catalogue/common.ts";
+import { type CommandOf, defineCommand, defineEvent, type EventOf } from "../catalogue/define.ts";
+import { allCommandDefinitions, allEventDefinitions } from "../catalogue/index.ts";
+import { assertNever, type Decider, reject } from "../decider.ts";
+import { tokenSafeId } from "../ids.ts";
+
+/**
+ * A minimal aggregate for testing and benchmarking the machinery itself (store,
+ * handler, runner) without any service's domain: a counter on the `workload`
+ * aggregate type with its own test catalogue.
+ */
+export const Increment = defineCommand({
+  type: "workload.increment",
+  aggregate: "workload",
+  schema: z.object({ counterId: tokenSafeId, by: z.number().int().positive().max(1_000) }),
+  aggregateId: (d) => d.counterId,
+  description: "test: add to a counter",
+});
+export const Incremented = defineEvent({
+  type: "workload.incremented",
+  aggregate: "workload",
+  version: 2,
+  // v1 had `amount`; v2 calls it `by`.
+  upcasters: { 1: (d) => ({ by: (d as { amount: number }).amount }) },
+  schema: z.object({ by: z.number().int().positive() }),
+  description: "test: a counter went up",
+});
+export type CounterCommand = CommandOf<typeof Increment>;
+export type CounterEvent = EventOf<typeof Incremented> | EventOf<ReturnType<typeof defineRejected<"workload">>>;
+
+const rejectedWorkload = allEventDefinitions.find((d) => d.type === "workload.rejected")!;
+export const counterCatalogue = new Catalogue(
+  [...allEventDefinitions.filter((d) => d.type !== "workload.rejected"), rejectedWorkload, Incremented],
+  [...allCommandDefinitions, Increment],
+);
+
+/** Refuses to go past a limit, so tests can see rejections. */
+export const COUNTER_LIMIT = 1_000_000;
+
+export const counterDecider: Decider<CounterCommand, CounterEvent, { total: number }> = {
+  aggregate: "workload",
+  initialState: () => ({ total: 0 }),
+  decide(command, state) {
+    switch (command.type) {
+      case "workload.increment":
+        if (state.total + command.data.by > COUNTER_LIMIT) return reject("invalid", `would pass ${COUNTER_LIMIT}`);
+        return [{ type: "workload.incremented", data: { by: command.data.by } }];
+      default:
+        return assertNever(command.type);
+    }
+  },
+  evolve(state, event) {
+    switch (event.type) {
+      case "workload.incremented":
+        return { total: state.total + event.data.by };
+      case "workload.rejected":
+        return state;
+      default:
+        return assertNever(event);
+    }
+  },
+};

