@@ -210,24 +210,41 @@ export async function startConsumer(
     stats.processed += batch.length;
   };
 
-  const loop = (async () => {
-    let batch: JsMsg[] = [];
-    for await (const msg of messages) {
-      if ("handle" in o) {
-        await processOne(o.handle, msg);
+  // The reader moves messages into our own buffer; the processor takes what is there
+  // (up to a batch) whenever it is free. Batches grow under load and stay small, so
+  // latency stays low, when traffic is light. The buffer is bounded by the consumer's
+  // max_ack_pending. (nats.js's getPending() cannot tell "nothing buffered": it
+  // counts queued status callbacks too.)
+  const buffer: JsMsg[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  const reader = (async () => {
+    try {
+      for await (const msg of messages) {
+        buffer.push(msg);
+        wake?.();
+      }
+    } finally {
+      ended = true;
+      wake?.();
+    }
+  })();
+  const processor = (async () => {
+    for (;;) {
+      if (buffer.length === 0) {
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
         continue;
       }
-      batch.push(msg);
-      // Flush when full, or when nothing more is buffered: batches grow under load
-      // and stay small (low latency) when traffic is light.
-      if (batch.length >= batchSize || messages.getPending() === 0) {
-        const b = batch;
-        batch = [];
-        await processBatch(o.handleBatch, b);
-      }
+      const batch = buffer.splice(0, batchSize);
+      if ("handle" in o) for (const msg of batch) await processOne(o.handle, msg);
+      else await processBatch(o.handleBatch, batch);
     }
-    if (!("handle" in o) && batch.length > 0) await processBatch(o.handleBatch, batch);
-  })().catch((err) => log.error({ ...ctx, err: describeError(err) }, "consumer loop ended with an error"));
+  })();
+  const loop = Promise.all([reader, processor]).catch((err) =>
+    log.error({ ...ctx, err: describeError(err) }, "consumer loop ended with an error"),
+  );
 
   log.info({ ...ctx, filter: o.filterSubject }, "consumer started");
   return {

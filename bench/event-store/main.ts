@@ -1,0 +1,125 @@
+/**
+ * bench/event-store: appends/s of commits with optimistic concurrency, and
+ * consumes/s through the consumer runner, each beside the raw limit measured in the
+ * same run on the same server with the same bytes:
+ *  - raw append: async `js.publish` with bounded in-flight, no expectations;
+ *  - raw consume: a plain nats.js pull `consume()` that acks each message.
+ * Goals (issue 2): append ≥ 50% of raw, consume ≥ 70% of raw.
+ *
+ * Run: npm run bench -w @cairn/bench   (BENCH_N=20000 BENCH_INFLIGHT=256 to change the size)
+ */
+import {
+  CommandHandler,
+  connectNats,
+  ensureStreams,
+  EventStore,
+  newId,
+  type RawEventEnvelope,
+  startConsumer,
+} from "@cairn/events";
+import { counterCatalogue, counterDecider } from "@cairn/events/testing";
+import { startNatsServer } from "@cairn/testkit";
+import { AckPolicy } from "@nats-io/jetstream";
+import { bounded, type Figure, printFigures, rate, timed } from "../lib/report.ts";
+
+const N = Number(process.env.BENCH_N ?? 20_000);
+const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 256);
+/** Aggregates written at once: each is a sequence of dependent appends. */
+const AGGREGATES = INFLIGHT;
+
+const server = await startNatsServer();
+const nats = await connectNats(server.url);
+await ensureStreams(nats.jsm);
+const store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
+
+function commitBody(aggregateId: string, position: number): { body: string; event: RawEventEnvelope } {
+  const event: RawEventEnvelope = {
+    id: newId(),
+    type: "workload.incremented",
+    version: 2,
+    aggregate: { type: "workload", id: aggregateId },
+    position,
+    time: new Date().toISOString(),
+    data: { by: 1 },
+    meta: { causationId: newId(), correlationId: "bench", actor: "bench" },
+  };
+  return { body: JSON.stringify({ commitId: "x".repeat(32), aggregate: event.aggregate, events: [event] }), event };
+}
+
+// 1. Raw append: the same bytes, plain async publish, bounded in flight.
+const rawBodies = Array.from({ length: N }, (_, i) => commitBody(`raw-${i % AGGREGATES}`, 1).body);
+const rawAppend = await timed(() => bounded(N, INFLIGHT, (i) => nats.js.publish(`evt.workload.raw-${i % AGGREGATES}`, rawBodies[i]!)));
+
+// 2. Cairn append: EventStore.append with the expected last sequence, per-aggregate order.
+const perAggregate = Math.ceil(N / AGGREGATES);
+const occEvents = Array.from({ length: AGGREGATES }, (_, a) =>
+  Array.from({ length: perAggregate }, (_, k) => commitBody(`occ-${a}`, k + 1).event),
+);
+const storeAppend = await timed(() =>
+  bounded(AGGREGATES, INFLIGHT, async (a) => {
+    let expected = 0;
+    for (const event of occEvents[a]!) {
+      expected = (await store.append({ aggregate: event.aggregate, causationId: event.meta.causationId, events: [event] }, expected)).sequence;
+    }
+  }),
+);
+const appended = perAggregate * AGGREGATES;
+
+// 3. The whole command path minus the bus: load (cached), decide, append.
+const handler = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+const handled = await timed(() =>
+  bounded(AGGREGATES, INFLIGHT, async (a) => {
+    for (let k = 0; k < perAggregate; k++) {
+      const parsed = counterCatalogue.parseCommand({ id: newId(), type: "workload.increment", data: { counterId: `cmd-${a}`, by: 1 } });
+      if (!parsed.ok) throw parsed.error;
+      await handler.handle(parsed.value);
+    }
+  }),
+);
+
+// 4. Raw consume of the raw messages: a plain durable pull consumer acking each.
+await nats.jsm.consumers.add("EVT", { durable_name: "raw", filter_subject: "evt.workload.*", ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+const rawConsumer = await nats.js.consumers.get("EVT", "raw");
+const total = (await nats.jsm.streams.info("EVT")).state.messages;
+const rawConsume = await timed(async () => {
+  const it = await rawConsumer.consume({ max_messages: 512 });
+  let n = 0;
+  for await (const m of it) {
+    m.ack();
+    if (++n >= total) break;
+  }
+});
+
+// 5. The runner, one message at a time (the command path's mode) and in batches (projections').
+async function throughRunner(mode: "handle" | "batch"): Promise<number> {
+  let n = 0;
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const count = (k: number) => {
+    n += k;
+    if (n >= total) resolve();
+  };
+  const common = { js: nats.js, jsm: nats.jsm, stream: "EVT", durable: `runner-${mode}`, filterSubject: "evt.workload.*", batchSize: 256 };
+  const t = await timed(async () => {
+    const c =
+      mode === "handle"
+        ? await startConsumer({ ...common, handle: async () => count(1) })
+        : await startConsumer({ ...common, handleBatch: async (msgs) => count(msgs.length) });
+    await done;
+    await c.stop();
+  });
+  return t.ms;
+}
+const runnerOne = await throughRunner("handle");
+const runnerBatch = await throughRunner("batch");
+
+const figures: Figure[] = [
+  { name: "append: EventStore.append with expected sequence", value: rate(appended, storeAppend.ms), unit: "commits/s", raw: rate(N, rawAppend.ms), goal: 0.5 },
+  { name: "command path: load(cached) + decide + append", value: rate(appended, handled.ms), unit: "commands/s", raw: rate(N, rawAppend.ms) },
+  { name: "consume: runner, one message at a time", value: rate(total, runnerOne), unit: "msgs/s", raw: rate(total, rawConsume.ms), goal: 0.7 },
+  { name: "consume: runner, batches", value: rate(total, runnerBatch), unit: "msgs/s", raw: rate(total, rawConsume.ms), goal: 0.7 },
+];
+printFigures(`bench/event-store  (N=${N}, in flight=${INFLIGHT}, nats-server on loopback, ${total} messages consumed)`, figures);
+
+await nats.close();
+await server.dispose();
