@@ -11,8 +11,8 @@
 import {
   CommandHandler,
   connectNats,
-  ensureStreams,
   EventStore,
+  ensureStreams,
   newId,
   type RawEventEnvelope,
   startConsumer,
@@ -43,12 +43,17 @@ function commitBody(aggregateId: string, position: number): { body: string; even
     data: { by: 1 },
     meta: { causationId: newId(), correlationId: "bench", actor: "bench" },
   };
-  return { body: JSON.stringify({ commitId: "x".repeat(32), aggregate: event.aggregate, events: [event] }), event };
+  return {
+    body: JSON.stringify({ commitId: "x".repeat(32), aggregate: event.aggregate, events: [event] }),
+    event,
+  };
 }
 
 // 1. Raw append: the same bytes, plain async publish, bounded in flight.
 const rawBodies = Array.from({ length: N }, (_, i) => commitBody(`raw-${i % AGGREGATES}`, 1).body);
-const rawAppend = await timed(() => bounded(N, INFLIGHT, (i) => nats.js.publish(`evt.workload.raw-${i % AGGREGATES}`, rawBodies[i]!)));
+const rawAppend = await timed(() =>
+  bounded(N, INFLIGHT, (i) => nats.js.publish(`evt.workload.raw-${i % AGGREGATES}`, rawBodies[i]!)),
+);
 
 // 2. Cairn append: EventStore.append with the expected last sequence, per-aggregate order.
 const perAggregate = Math.ceil(N / AGGREGATES);
@@ -59,7 +64,12 @@ const storeAppend = await timed(() =>
   bounded(AGGREGATES, INFLIGHT, async (a) => {
     let expected = 0;
     for (const event of occEvents[a]!) {
-      expected = (await store.append({ aggregate: event.aggregate, causationId: event.meta.causationId, events: [event] }, expected)).sequence;
+      expected = (
+        await store.append(
+          { aggregate: event.aggregate, causationId: event.meta.causationId, events: [event] },
+          expected,
+        )
+      ).sequence;
     }
   }),
 );
@@ -70,7 +80,11 @@ const handler = new CommandHandler({ decider: counterDecider, store, catalogue: 
 const handled = await timed(() =>
   bounded(AGGREGATES, INFLIGHT, async (a) => {
     for (let k = 0; k < perAggregate; k++) {
-      const parsed = counterCatalogue.parseCommand({ id: newId(), type: "workload.increment", data: { counterId: `cmd-${a}`, by: 1 } });
+      const parsed = counterCatalogue.parseCommand({
+        id: newId(),
+        type: "workload.increment",
+        data: { counterId: `cmd-${a}`, by: 1 },
+      });
       if (!parsed.ok) throw parsed.error;
       await handler.handle(parsed.value);
     }
@@ -78,7 +92,12 @@ const handled = await timed(() =>
 );
 
 // 4. Raw consume of the raw messages: a plain durable pull consumer acking each.
-await nats.jsm.consumers.add("EVT", { durable_name: "raw", filter_subject: "evt.workload.*", ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+await nats.jsm.consumers.add("EVT", {
+  durable_name: "raw",
+  filter_subject: "evt.workload.*",
+  ack_policy: AckPolicy.Explicit,
+  max_ack_pending: 20_000,
+});
 const rawConsumer = await nats.js.consumers.get("EVT", "raw");
 const total = (await nats.jsm.streams.info("EVT")).state.messages;
 const rawConsume = await timed(async () => {
@@ -99,7 +118,14 @@ async function throughRunner(mode: "handle" | "batch"): Promise<number> {
     n += k;
     if (n >= total) resolve();
   };
-  const common = { js: nats.js, jsm: nats.jsm, stream: "EVT", durable: `runner-${mode}`, filterSubject: "evt.workload.*", batchSize: 256 };
+  const common = {
+    js: nats.js,
+    jsm: nats.jsm,
+    stream: "EVT",
+    durable: `runner-${mode}`,
+    filterSubject: "evt.workload.*",
+    batchSize: 256,
+  };
   const t = await timed(async () => {
     const c =
       mode === "handle"
@@ -114,12 +140,38 @@ const runnerOne = await throughRunner("handle");
 const runnerBatch = await throughRunner("batch");
 
 const figures: Figure[] = [
-  { name: "append: EventStore.append with expected sequence", value: rate(appended, storeAppend.ms), unit: "commits/s", raw: rate(N, rawAppend.ms), goal: 0.5 },
-  { name: "command path: load(cached) + decide + append", value: rate(appended, handled.ms), unit: "commands/s", raw: rate(N, rawAppend.ms) },
-  { name: "consume: runner, one message at a time", value: rate(total, runnerOne), unit: "msgs/s", raw: rate(total, rawConsume.ms), goal: 0.7 },
-  { name: "consume: runner, batches", value: rate(total, runnerBatch), unit: "msgs/s", raw: rate(total, rawConsume.ms), goal: 0.7 },
+  {
+    name: "append: EventStore.append with expected sequence",
+    value: rate(appended, storeAppend.ms),
+    unit: "commits/s",
+    raw: rate(N, rawAppend.ms),
+    goal: 0.5,
+  },
+  {
+    name: "command path: load(cached) + decide + append",
+    value: rate(appended, handled.ms),
+    unit: "commands/s",
+    raw: rate(N, rawAppend.ms),
+  },
+  {
+    name: "consume: runner, one message at a time",
+    value: rate(total, runnerOne),
+    unit: "msgs/s",
+    raw: rate(total, rawConsume.ms),
+    goal: 0.7,
+  },
+  {
+    name: "consume: runner, batches",
+    value: rate(total, runnerBatch),
+    unit: "msgs/s",
+    raw: rate(total, rawConsume.ms),
+    goal: 0.7,
+  },
 ];
-printFigures(`bench/event-store  (N=${N}, in flight=${INFLIGHT}, nats-server on loopback, ${total} messages consumed)`, figures);
+printFigures(
+  `bench/event-store  (N=${N}, in flight=${INFLIGHT}, nats-server on loopback, ${total} messages consumed)`,
+  figures,
+);
 
 await nats.close();
 await server.dispose();

@@ -19,7 +19,11 @@ export async function timed<T>(f: () => Promise<T>): Promise<{ ms: number; resul
 export const rate = (count: number, ms: number) => (count * 1000) / ms;
 
 /** Runs `task(i)` for i in [0, n) with at most `limit` in flight. */
-export async function bounded(n: number, limit: number, task: (i: number) => Promise<unknown>): Promise<void> {
+export async function bounded(
+  n: number,
+  limit: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < n; i = next++) await task(i);
@@ -35,7 +39,9 @@ export function printFigures(title: string, figures: Figure[]): void {
     if (f.raw !== undefined) {
       const ratio = f.value / f.raw;
       line += `   raw ${fmt(f.raw)} ${f.unit}   ratio ${(ratio * 100).toFixed(1)}%`;
-      if (f.goal !== undefined) line += ratio >= f.goal ? `   (goal ≥ ${f.goal * 100}%: met)` : `   (goal ≥ ${f.goal * 100}%: NOT met)`;
+      if (f.goal !== undefined)
+        line +=
+          ratio >= f.goal ? `   (goal ≥ ${f.goal * 100}%: met)` : `   (goal ≥ ${f.goal * 100}%: NOT met)`;
     }
     console.log(line);
   }

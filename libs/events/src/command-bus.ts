@@ -4,7 +4,7 @@ import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { RawCommand } from "./envelope.ts";
 import { newId } from "./ids.ts";
 import { commandSubject, Headers } from "./subjects.ts";
-import { inMessagingSpan, injectTrace, linkTo, SpanAttributes, SpanKind, traceIdOf } from "./trace.ts";
+import { injectTrace, inMessagingSpan, linkTo, SpanAttributes, SpanKind, traceIdOf } from "./trace.ts";
 
 export interface CommandInput {
   /** The command id; a retry with the same id changes nothing. Default: a new UUIDv7. */

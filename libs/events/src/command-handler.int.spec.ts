@@ -25,14 +25,22 @@ afterAll(async () => {
 
 const writer = () => new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
 function increment(counterId: string, by: number, id = newId()) {
-  const parsed = counterCatalogue.parseCommand({ id, type: "workload.increment", data: { counterId, by }, meta: { actor: "t" } });
+  const parsed = counterCatalogue.parseCommand({
+    id,
+    type: "workload.increment",
+    data: { counterId, by },
+    meta: { actor: "t" },
+  });
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
 }
 const total = async (id: string) => {
   const h = await store.load({ type: "workload", id });
   return {
-    total: h.events.reduce((s, e) => s + (e.type === "workload.incremented" ? (e.data as { by: number }).by : 0), 0),
+    total: h.events.reduce(
+      (s, e) => s + (e.type === "workload.incremented" ? (e.data as { by: number }).by : 0),
+      0,
+    ),
     positions: h.events.map((e) => e.position),
     commits: h.commitIds.size,
   };
@@ -59,7 +67,11 @@ describe("command handler", () => {
     const history = await store.load({ type: "workload", id: "h2" });
     const last = history.events.at(-1);
     expect(last?.type).toBe("workload.rejected");
-    expect(last?.data).toMatchObject({ commandId: big.command.id, commandType: "workload.increment", reason: "would pass 1000000" });
+    expect(last?.data).toMatchObject({
+      commandId: big.command.id,
+      commandType: "workload.increment",
+      reason: "would pass 1000000",
+    });
   });
 
   it("concurrent writers to one aggregate lose no update and never double-append (property)", async () => {
@@ -67,7 +79,10 @@ describe("command handler", () => {
     let conflicts = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 6 }), { minLength: 2, maxLength: 5 }),
+        fc.array(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 6 }), {
+          minLength: 2,
+          maxLength: 5,
+        }),
         fc.boolean(),
         async (plan, redeliver) => {
           const id = `prop-${run++}`;

@@ -2,7 +2,13 @@ import { context } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import type { RejectionCode } from "./catalogue/common.ts";
 import { type Decider, isRejection } from "./decider.ts";
-import type { AggregateRef, CommandEnvelope, EventEnvelope, RawCommand, RawEventEnvelope } from "./envelope.ts";
+import type {
+  AggregateRef,
+  CommandEnvelope,
+  EventEnvelope,
+  RawCommand,
+  RawEventEnvelope,
+} from "./envelope.ts";
 import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
@@ -12,7 +18,12 @@ type Msg = { type: string; data: unknown };
 
 export type HandleOutcome =
   | { readonly status: "accepted"; readonly sequence: number; readonly events: readonly RawEventEnvelope[] }
-  | { readonly status: "rejected"; readonly sequence: number; readonly code: RejectionCode; readonly reason: string }
+  | {
+      readonly status: "rejected";
+      readonly sequence: number;
+      readonly code: RejectionCode;
+      readonly reason: string;
+    }
   /** The command was handled before: nothing was appended. */
   | { readonly status: "duplicate" }
   /** The decision produced no events (the command was already satisfied). */
@@ -64,11 +75,16 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
   /** Handles one parsed command. Never throws for business outcomes; throws for I/O. */
   async handle(parsed: ParsedCommand): Promise<HandleOutcome> {
     const command = parsed.command as CommandEnvelope<C>;
-    return await this.#withRetries(parsed.target, command.id, (agg, ctx) => {
-      const decision = this.#o.decider.decide(command, agg.state, ctx);
-      if (isRejection(decision)) return { rejection: decision.rejected };
-      return { events: decision };
-    }, command);
+    return await this.#withRetries(
+      parsed.target,
+      command.id,
+      (agg, ctx) => {
+        const decision = this.#o.decider.decide(command, agg.state, ctx);
+        if (isRejection(decision)) return { rejection: decision.rejected };
+        return { events: decision };
+      },
+      command,
+    );
   }
 
   /** Records a refusal of a command that could not be parsed but whose target is known. */
@@ -85,13 +101,21 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       data: {},
       meta: input.meta ?? { actor: "anonymous" },
     };
-    return await this.#withRetries(input.target, input.commandId, () => ({ rejection: { code: "invalid" as const, reason: input.reason } }), command);
+    return await this.#withRetries(
+      input.target,
+      input.commandId,
+      () => ({ rejection: { code: "invalid" as const, reason: input.reason } }),
+      command,
+    );
   }
 
   async #withRetries(
     target: AggregateRef,
     commandId: string,
-    decide: (agg: Cached<S>, ctx: { now: Date; version: number }) => { events: readonly E[] } | { rejection: { code: RejectionCode; reason: string } },
+    decide: (
+      agg: Cached<S>,
+      ctx: { now: Date; version: number },
+    ) => { events: readonly E[] } | { rejection: { code: RejectionCode; reason: string } },
     command: RawCommand,
   ): Promise<HandleOutcome> {
     const commitId = commitIdFor(commandId, target);
@@ -114,7 +138,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       const envelopes = this.#envelopes(target, agg, eventData, command, now);
       // 4. append
       try {
-        const res = await this.#o.store.append({ aggregate: target, causationId: commandId, events: envelopes }, agg.lastSequence);
+        const res = await this.#o.store.append(
+          { aggregate: target, causationId: commandId, events: envelopes },
+          agg.lastSequence,
+        );
         if (res.duplicate) {
           this.stats.duplicates++;
           this.#cache.delete(key(target));
@@ -139,7 +166,13 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     );
   }
 
-  #envelopes(target: AggregateRef, agg: Cached<S>, events: Msg[], command: RawCommand, now: Date): RawEventEnvelope[] {
+  #envelopes(
+    target: AggregateRef,
+    agg: Cached<S>,
+    events: Msg[],
+    command: RawCommand,
+    now: Date,
+  ): RawEventEnvelope[] {
     const tp = traceparentOf(context.active()) ?? command.meta.traceparent;
     const lifecycle = agg.lifecycleTraceparent;
     const links = lifecycle && traceIdOf(lifecycle) !== traceIdOf(tp) ? [lifecycle] : undefined;
@@ -174,7 +207,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     }
     const history = await this.#o.store.load(target);
     const d = this.#o.decider;
-    const state = history.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), d.initialState());
+    const state = history.events.reduce(
+      (s, e) => d.evolve(s, e as unknown as EventEnvelope<E>),
+      d.initialState(),
+    );
     const loaded: Cached<S> = {
       state,
       lastSequence: history.lastSequence,
@@ -186,7 +222,13 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     return loaded;
   }
 
-  #remember(target: AggregateRef, agg: Cached<S>, events: RawEventEnvelope[], sequence: number, commitId: string) {
+  #remember(
+    target: AggregateRef,
+    agg: Cached<S>,
+    events: RawEventEnvelope[],
+    sequence: number,
+    commitId: string,
+  ) {
     const d = this.#o.decider;
     const next: Cached<S> = {
       state: events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), agg.state),

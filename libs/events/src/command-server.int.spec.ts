@@ -44,7 +44,11 @@ afterAll(async () => {
   await server?.dispose();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined> | T | undefined,
+  ms = 15_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
@@ -61,7 +65,11 @@ async function deadLetters(): Promise<{ reason: string; subject: string; body: s
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
     const m = await nats.jsm.streams.getMessage(DLQ_STREAM, { seq });
     if (!m) continue;
-    out.push({ reason: m.header.get(Headers.dlqReason), subject: m.header.get(Headers.dlqSubject), body: m.string() });
+    out.push({
+      reason: m.header.get(Headers.dlqReason),
+      subject: m.header.get(Headers.dlqSubject),
+      body: m.string(),
+    });
   }
   return out;
 }
@@ -69,8 +77,16 @@ async function deadLetters(): Promise<{ reason: string; subject: string; body: s
 describe("command server", () => {
   it("a malformed message lands in the DLQ with its reason, and the consumer keeps going", async () => {
     await nats.js.publish("cmd.workload.increment", "{not json", { msgID: "bad-1" });
-    await nats.js.publish("cmd.workload.increment", JSON.stringify({ type: "workload.increment", data: {} }), { msgID: "bad-2" });
-    await nats.js.publish("cmd.workload.explode", JSON.stringify({ id: newId(), type: "workload.explode", data: {} }), { msgID: "bad-3" });
+    await nats.js.publish(
+      "cmd.workload.increment",
+      JSON.stringify({ type: "workload.increment", data: {} }),
+      { msgID: "bad-2" },
+    );
+    await nats.js.publish(
+      "cmd.workload.explode",
+      JSON.stringify({ id: newId(), type: "workload.explode", data: {} }),
+      { msgID: "bad-3" },
+    );
     const good = await bus.send({ type: "workload.increment", data: { counterId: "after-poison", by: 2 } });
     await until("the good command", () => outcomes.get(good.commandId) === "accepted");
     const dead = await until("three dead letters", async () => {
@@ -90,7 +106,12 @@ describe("command server", () => {
     const id = newId();
     await nats.js.publish(
       "cmd.workload.increment",
-      JSON.stringify({ id, type: "workload.increment", data: { counterId: "r1", by: -5 }, meta: { actor: "bob" } }),
+      JSON.stringify({
+        id,
+        type: "workload.increment",
+        data: { counterId: "r1", by: -5 },
+        meta: { actor: "bob" },
+      }),
       { msgID: id },
     );
     await until("the rejection", () => outcomes.get(id) === "rejected");
@@ -110,7 +131,10 @@ describe("command server", () => {
     expect(second.sequence).toBe(first.sequence);
     await until("the command", () => outcomes.get(id) === "accepted");
     // Past the bus's dedupe (a re-publish with a new msg id but the same command id).
-    await nats.js.publish("cmd.workload.increment", JSON.stringify({ id, type: "workload.increment", data: { counterId: "d1", by: 1 } }));
+    await nats.js.publish(
+      "cmd.workload.increment",
+      JSON.stringify({ id, type: "workload.increment", data: { counterId: "d1", by: 1 } }),
+    );
     await until("the redelivery", () => outcomes.get(id) === "duplicate");
     expect(await version("d1")).toBe(1);
   });
@@ -134,7 +158,12 @@ describe("command server", () => {
       return s.length >= 4 ? s : undefined;
     });
     expect(spans.map((s) => s.name)).toEqual(
-      expect.arrayContaining(["user action", "send cmd.workload.increment", "process cmd.workload.increment", "publish evt.workload.{id}"]),
+      expect.arrayContaining([
+        "user action",
+        "send cmd.workload.increment",
+        "process cmd.workload.increment",
+        "publish evt.workload.{id}",
+      ]),
     );
     const process = spans.find((s) => s.name.startsWith("process "));
     expect(process?.attributes["messaging.system"]).toBe("nats");
@@ -158,7 +187,12 @@ describe("command server", () => {
     const h = natsHeaders();
     await nats.js.publish(
       "cmd.workload.increment",
-      JSON.stringify({ id, type: "workload.increment", data: { counterId: "e1", by: 1 }, meta: { actor: "script", traceparent: tp } }),
+      JSON.stringify({
+        id,
+        type: "workload.increment",
+        data: { counterId: "e1", by: 1 },
+        meta: { actor: "script", traceparent: tp },
+      }),
       { msgID: id, headers: h },
     );
     await until("the command", () => outcomes.get(id) === "accepted");

@@ -7,7 +7,6 @@ import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consum
 import { commandFilter, Headers, Streams } from "./subjects.ts";
 import { contextFromTraceparent } from "./trace.ts";
 
-
 export interface CommandServerOptions {
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -15,11 +14,17 @@ export interface CommandServerOptions {
   /** The first token of the command types served (`cluster` serves `cmd.cluster.>`; `node` serves `cmd.node.>`). */
   commandPrefix: string;
   /** The handler of the aggregate these commands target. */
-  handler: { handle: CommandHandler<never, never, unknown>["handle"]; rejectUnreadable: CommandHandler<never, never, unknown>["rejectUnreadable"] };
+  handler: {
+    handle: CommandHandler<never, never, unknown>["handle"];
+    rejectUnreadable: CommandHandler<never, never, unknown>["rejectUnreadable"];
+  };
   durable?: string;
   logger?: RunnerLogger;
   /** Called after each command is settled (tests, metrics). */
-  onOutcome?: (commandId: string | undefined, outcome: HandleOutcome | { status: "dead-letter"; reason: string }) => void;
+  onOutcome?: (
+    commandId: string | undefined,
+    outcome: HandleOutcome | { status: "dead-letter"; reason: string },
+  ) => void;
   maxDeliver?: number;
 }
 

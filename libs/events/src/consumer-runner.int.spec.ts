@@ -157,7 +157,11 @@ describe("consumer runner", () => {
     const perCounter = 20;
     const sends: Promise<unknown>[] = [];
     for (let i = 0; i < counters * perCounter; i++) {
-      const cmd = { id: newId(), type: "workload.increment", data: { counterId: `rs-${i % counters}`, by: 1 } };
+      const cmd = {
+        id: newId(),
+        type: "workload.increment",
+        data: { counterId: `rs-${i % counters}`, by: 1 },
+      };
       if (i === 80) {
         await server.stop();
         setTimeout(() => void server.start(), 700);
@@ -167,8 +171,16 @@ describe("consumer runner", () => {
     }
     await Promise.all(sends);
     const versions = async () =>
-      Promise.all(Array.from({ length: counters }, (_, k) => store.load({ type: "workload", id: `rs-${k}` }).then((h) => h.version)));
-    await until("every command decided", async () => (await versions()).every((v) => v >= perCounter), 60_000);
+      Promise.all(
+        Array.from({ length: counters }, (_, k) =>
+          store.load({ type: "workload", id: `rs-${k}` }).then((h) => h.version),
+        ),
+      );
+    await until(
+      "every command decided",
+      async () => (await versions()).every((v) => v >= perCounter),
+      60_000,
+    );
     await running.stop();
     expect(await versions()).toEqual(Array.from({ length: counters }, () => perCounter));
   });

@@ -2,9 +2,9 @@ import {
   AckPolicy,
   type ConsumerConfig,
   DeliverPolicy,
-  type JetStreamClient,
   JetStreamApiCodes,
   JetStreamApiError,
+  type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
@@ -26,7 +26,8 @@ const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
 
 /** Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^(n-1))]. */
 export function fullJitterBackoff(baseMs = 500, capMs = 30_000, random = Math.random) {
-  return (deliveryCount: number) => Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, deliveryCount - 1)));
+  return (deliveryCount: number) =>
+    Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, deliveryCount - 1)));
 }
 
 export interface ConsumerRunnerOptions {
@@ -59,7 +60,10 @@ export type MessageHandler = (msg: JsMsg) => Promise<void>;
  * with backoff, in place, until it succeeds or the runner stops (the data is not at
  * fault: a batch handler sets poison messages aside itself with `deadLetter`).
  */
-export type BatchHandler = (msgs: JsMsg[], tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> }) => Promise<void>;
+export type BatchHandler = (
+  msgs: JsMsg[],
+  tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> },
+) => Promise<void>;
 
 export interface RunningConsumer {
   /** Stops pulling, finishes what it holds (graceful drain), resolves when done. */
@@ -82,7 +86,11 @@ export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
   try {
     const info = await o.jsm.consumers.info(o.stream, o.durable);
     const c = info.config;
-    if (c.filter_subject !== want.filter_subject || c.ack_wait !== want.ack_wait || c.max_ack_pending !== want.max_ack_pending) {
+    if (
+      c.filter_subject !== want.filter_subject ||
+      c.ack_wait !== want.ack_wait ||
+      c.max_ack_pending !== want.max_ack_pending
+    ) {
       await o.jsm.consumers.update(o.stream, o.durable, {
         filter_subject: want.filter_subject!,
         ack_wait: want.ack_wait!,
@@ -146,7 +154,17 @@ export async function startConsumer(
     const delay = backoff(msg.info.deliveryCount);
     msg.nak(delay);
     stats.naked++;
-    log.warn({ ...ctx, subject: msg.subject, sequence: msg.seq, deliveries: msg.info.deliveryCount, delayMs: delay, err: reason }, "message failed; retrying");
+    log.warn(
+      {
+        ...ctx,
+        subject: msg.subject,
+        sequence: msg.seq,
+        deliveries: msg.info.deliveryCount,
+        delayMs: delay,
+        err: reason,
+      },
+      "message failed; retrying",
+    );
   };
 
   const processOne = async (handle: MessageHandler, msg: JsMsg) => {
@@ -181,7 +199,10 @@ export async function startConsumer(
             template: subjectTemplate(o.filterSubject),
             destination: o.filterSubject,
             kind: SpanKind.CONSUMER,
-            attributes: { [SpanAttributes.consumerGroup]: o.durable, [SpanAttributes.batchCount]: batch.length },
+            attributes: {
+              [SpanAttributes.consumerGroup]: o.durable,
+              [SpanAttributes.batchCount]: batch.length,
+            },
           },
           () => handleBatch(batch, { deadLetter }),
         );
@@ -201,7 +222,10 @@ export async function startConsumer(
           return;
         }
         stats.retried++;
-        log.warn({ ...ctx, size: batch.length, attempt, delayMs: delay, err: describeError(err) }, "batch failed; retrying in place");
+        log.warn(
+          { ...ctx, size: batch.length, attempt, delayMs: delay, err: describeError(err) },
+          "batch failed; retrying in place",
+        );
         await new Promise((r) => setTimeout(r, delay));
         // Keep the server from redelivering what we still hold.
         for (const m of batch) if (!settled.has(m)) m.working();

@@ -28,7 +28,11 @@ export function isRejection<E>(d: Decision<E>): d is Rejection {
  * The pure core of an aggregate (emmett's decider): no I/O, no clock, no random.
  * `decide` answers a command from the state; `evolve` folds one event into it.
  */
-export interface Decider<C extends { type: string; data: unknown }, E extends { type: string; data: unknown }, S> {
+export interface Decider<
+  C extends { type: string; data: unknown },
+  E extends { type: string; data: unknown },
+  S,
+> {
   readonly aggregate: AggregateType;
   initialState(): S;
   decide(command: CommandEnvelope<C>, state: S, context: DecisionContext): Decision<E>;

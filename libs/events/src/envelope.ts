@@ -12,7 +12,10 @@ export type AggregateRef = z.infer<typeof aggregateRef>;
 /** W3C trace context `traceparent`: version-traceid-spanid-flags. */
 export const traceparent = z
   .string()
-  .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
+  .regex(
+    /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/,
+    "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+  );
 
 export const eventMeta = z.object({
   /** The command this event answers, when a command caused it. */
@@ -69,7 +72,12 @@ export const commandEnvelope = z.object({
 export type RawCommand = z.infer<typeof commandEnvelope>;
 
 /** A typed event as a decider and a projection see it. */
-export type EventEnvelope<E extends { type: string; data: unknown }> = Omit<RawEventEnvelope, "type" | "data"> & E;
+export type EventEnvelope<E extends { type: string; data: unknown }> = Omit<
+  RawEventEnvelope,
+  "type" | "data"
+> &
+  E;
 
 /** A typed command as a decider sees it. */
-export type CommandEnvelope<C extends { type: string; data: unknown }> = Omit<RawCommand, "type" | "data"> & C;
+export type CommandEnvelope<C extends { type: string; data: unknown }> = Omit<RawCommand, "type" | "data"> &
+  C;

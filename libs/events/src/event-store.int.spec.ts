@@ -42,16 +42,26 @@ describe("streams", () => {
     const again = await ensureStreams(nats.jsm);
     expect(again.created).toEqual([]);
     expect(again.drift).toEqual([]);
-    const wantMore = expectedStreams().map((s) => (s.name === "EVT" ? { ...s, duplicate_window: 1_000_000_000 } : s));
+    const wantMore = expectedStreams().map((s) =>
+      s.name === "EVT" ? { ...s, duplicate_window: 1_000_000_000 } : s,
+    );
     const report = await ensureStreams(nats.jsm, wantMore);
-    expect(report.drift).toEqual([{ stream: "EVT", field: "duplicate_window", expected: 1_000_000_000, actual: 600_000_000_000 }]);
+    expect(report.drift).toEqual([
+      { stream: "EVT", field: "duplicate_window", expected: 1_000_000_000, actual: 600_000_000_000 },
+    ]);
   });
 });
 
 describe("event store", () => {
   it("appends commits and loads them back in order, with sequences", async () => {
-    const a = await store.append({ aggregate: agg("s1"), causationId: "k1", events: [incremented("s1", 1), incremented("s1", 2, 5)] }, 0);
-    const b = await store.append({ aggregate: agg("s1"), causationId: "k2", events: [incremented("s1", 3, 2)] }, a.sequence);
+    const a = await store.append(
+      { aggregate: agg("s1"), causationId: "k1", events: [incremented("s1", 1), incremented("s1", 2, 5)] },
+      0,
+    );
+    const b = await store.append(
+      { aggregate: agg("s1"), causationId: "k2", events: [incremented("s1", 3, 2)] },
+      a.sequence,
+    );
     const h = await store.load(agg("s1"));
     expect(h.events.map((e) => [e.position, (e.data as { by: number }).by, e.sequence])).toEqual([
       [1, 1, a.sequence],
@@ -69,21 +79,36 @@ describe("event store", () => {
   });
 
   it("refuses a commit whose expected sequence is stale", async () => {
-    const first = await store.append({ aggregate: agg("s2"), causationId: "k1", events: [incremented("s2", 1)] }, 0);
-    await store.append({ aggregate: agg("s2"), causationId: "k2", events: [incremented("s2", 2)] }, first.sequence);
+    const first = await store.append(
+      { aggregate: agg("s2"), causationId: "k1", events: [incremented("s2", 1)] },
+      0,
+    );
+    await store.append(
+      { aggregate: agg("s2"), causationId: "k2", events: [incremented("s2", 2)] },
+      first.sequence,
+    );
     await expect(
-      store.append({ aggregate: agg("s2"), causationId: "k3", events: [incremented("s2", 2)] }, first.sequence),
+      store.append(
+        { aggregate: agg("s2"), causationId: "k3", events: [incremented("s2", 2)] },
+        first.sequence,
+      ),
     ).rejects.toBeInstanceOf(ConcurrencyConflictError);
     // A new aggregate must really be new.
-    await expect(store.append({ aggregate: agg("s2"), causationId: "k4", events: [incremented("s2", 1)] }, 0)).rejects.toBeInstanceOf(
-      ConcurrencyConflictError,
-    );
+    await expect(
+      store.append({ aggregate: agg("s2"), causationId: "k4", events: [incremented("s2", 1)] }, 0),
+    ).rejects.toBeInstanceOf(ConcurrencyConflictError);
     expect((await store.load(agg("s2"))).version).toBe(2);
   });
 
   it("the same cause never appends twice", async () => {
-    const first = await store.append({ aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] }, 0);
-    const again = await store.append({ aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] }, 0);
+    const first = await store.append(
+      { aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] },
+      0,
+    );
+    const again = await store.append(
+      { aggregate: agg("s3"), causationId: "same", events: [incremented("s3", 1)] },
+      0,
+    );
     expect(again).toEqual({ sequence: first.sequence, duplicate: true, commitId: first.commitId });
     expect((await store.load(agg("s3"))).version).toBe(1);
   });
@@ -93,7 +118,16 @@ describe("event store", () => {
     let seq = 0;
     const seqs: number[] = [];
     for (let i = 1; i <= 5; i++) {
-      seq = (await store.append({ aggregate: agg("s4"), causationId: `p${i}`, events: [incremented("s4", i, i, new Date(t0.getTime() + i * 60_000))] }, seq)).sequence;
+      seq = (
+        await store.append(
+          {
+            aggregate: agg("s4"),
+            causationId: `p${i}`,
+            events: [incremented("s4", i, i, new Date(t0.getTime() + i * 60_000))],
+          },
+          seq,
+        )
+      ).sequence;
       seqs.push(seq);
     }
     expect((await store.load(agg("s4"), { toSequence: seqs[2] })).version).toBe(3);

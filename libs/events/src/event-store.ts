@@ -1,11 +1,17 @@
 import { createHash } from "node:crypto";
-import { DeliverPolicy, type JetStreamClient, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError } from "./errors.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
-import { inMessagingSpan, injectTrace, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
+import { injectTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 
 /** An event as read back: its envelope plus the stream sequence of its commit. */
 export type RecordedEvent = RawEventEnvelope & { readonly sequence: number; readonly commitId: string };
@@ -50,7 +56,10 @@ export interface AppendResult {
  * a redelivered or retried cause yields the same id and JetStream drops the copy.
  */
 export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
-  return createHash("sha256").update(`${causationId}|${aggregate.type}|${aggregate.id}`).digest("hex").slice(0, 32);
+  return createHash("sha256")
+    .update(`${causationId}|${aggregate.type}|${aggregate.id}`)
+    .digest("hex")
+    .slice(0, 32);
 }
 
 /**

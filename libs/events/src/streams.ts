@@ -92,7 +92,8 @@ export async function ensureStreams(
       if (!(field in want)) continue;
       const e = want[field];
       const a = actual[field];
-      if (JSON.stringify(e) !== JSON.stringify(a)) report.drift.push({ stream: name, field, expected: e, actual: a });
+      if (JSON.stringify(e) !== JSON.stringify(a))
+        report.drift.push({ stream: name, field, expected: e, actual: a });
     }
     if (report.drift.length === before) report.unchanged.push(name);
   }

@@ -46,7 +46,9 @@ export function commandFilter(aggregate: string): string {
 export function eventSubject(aggregate: { type: string; id: string }): string {
   const id = tokenSafeId.safeParse(aggregate.id);
   if (!id.success) {
-    throw new Error(`aggregate id ${JSON.stringify(aggregate.id)} ${id.error.issues[0]?.message ?? "is invalid"}`);
+    throw new Error(
+      `aggregate id ${JSON.stringify(aggregate.id)} ${id.error.issues[0]?.message ?? "is invalid"}`,
+    );
   }
   return `evt.${aggregate.type}.${aggregate.id}`;
 }

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { isTokenSafe, nodeAggregateId, parseNodeAggregateId } from "./ids.ts";
-import { commandFilter, commandSubject, dlqSubject, eventFilter, eventSubject, parseEventSubject } from "./subjects.ts";
 import { fullJitterBackoff } from "./consumer-runner.ts";
+import { isTokenSafe, nodeAggregateId, parseNodeAggregateId } from "./ids.ts";
+import {
+  commandFilter,
+  commandSubject,
+  dlqSubject,
+  eventFilter,
+  eventSubject,
+  parseEventSubject,
+} from "./subjects.ts";
 import { subjectTemplate } from "./trace.ts";
 
 describe("subjects", () => {
@@ -25,7 +32,10 @@ describe("subjects", () => {
   it("maps node names to token-safe aggregate ids and back", () => {
     const id = nodeAggregateId("demo-1", "ip-10-0-1-5.eu-west-1.compute.internal");
     expect(isTokenSafe(id)).toBe(true);
-    expect(parseNodeAggregateId(id)).toEqual({ clusterId: "demo-1", node: "ip-10-0-1-5.eu-west-1.compute.internal" });
+    expect(parseNodeAggregateId(id)).toEqual({
+      clusterId: "demo-1",
+      node: "ip-10-0-1-5.eu-west-1.compute.internal",
+    });
   });
 });
 

@@ -5,7 +5,8 @@
  * `messaging.destination.template` use subject templates (`evt.cluster.{id}`), never
  * raw ids, so they group well.
  */
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+
+import type { MsgHdrs } from "@nats-io/transport-node";
 import {
   type Attributes,
   type Context,
@@ -17,7 +18,7 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
-import type { MsgHdrs } from "@nats-io/transport-node";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { describeError } from "./errors.ts";
 import { Headers } from "./subjects.ts";
 

@@ -35,7 +35,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number, proc: ChildProcess, log: () => string): Promise<void> {
+async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  proc: ChildProcess,
+  log: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}:\n${log()}`);
@@ -56,7 +61,9 @@ async function waitForPort(port: number, timeoutMs: number, proc: ChildProcess, 
  * Starts a private nats-server (`-js`, loopback, random port, temp store).
  * @example const nats = await startNatsServer(); … await nats.dispose();
  */
-export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<DisposableNats> {
+export async function startNatsServer(
+  opts: { port?: number; storeDir?: string } = {},
+): Promise<DisposableNats> {
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "cairn-nats-")));
   let proc: ChildProcess | undefined;
@@ -74,7 +81,11 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string }
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", (err) =>
-        reject(new Error(`cannot run ${natsServerBin()} (install nats-server or set NATS_SERVER_BIN)`, { cause: err })),
+        reject(
+          new Error(`cannot run ${natsServerBin()} (install nats-server or set NATS_SERVER_BIN)`, {
+            cause: err,
+          }),
+        ),
       );
     });
     await waitForPort(port, 10_000, child, () => output);

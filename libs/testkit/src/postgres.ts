@@ -43,7 +43,9 @@ function withDatabase(url: string, database: string): string {
  * local server on 127.0.0.1:5432, else an embedded one from the npm registry
  * (started in a temp folder, stopped by `stop`).
  */
-export async function findPostgres(opts: { dataDir?: string; allowEmbedded?: boolean } = {}): Promise<PostgresServer> {
+export async function findPostgres(
+  opts: { dataDir?: string; allowEmbedded?: boolean } = {},
+): Promise<PostgresServer> {
   const candidates = [process.env.DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"].filter(
     (u): u is string => !!u,
   );
@@ -85,7 +87,10 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
 }
 
 /** Creates a fresh, uniquely named database on `server`. */
-export async function createDatabase(server: PostgresServer, prefix = "cairn_test"): Promise<DisposableDatabase> {
+export async function createDatabase(
+  server: PostgresServer,
+  prefix = "cairn_test",
+): Promise<DisposableDatabase> {
   const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
@@ -110,7 +115,9 @@ export async function createDatabase(server: PostgresServer, prefix = "cairn_tes
 }
 
 /** A disposable database on whatever Postgres `findPostgres` finds. */
-export async function createTestDatabase(prefix?: string): Promise<DisposableDatabase & { server: PostgresServer }> {
+export async function createTestDatabase(
+  prefix?: string,
+): Promise<DisposableDatabase & { server: PostgresServer }> {
   const server = await findPostgres();
   const db = await createDatabase(server, prefix);
   return {

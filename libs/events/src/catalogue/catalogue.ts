@@ -1,9 +1,9 @@
 import type { z } from "zod";
 import {
+  type AggregateRef,
   commandEnvelope,
   commitBody,
   eventEnvelope,
-  type AggregateRef,
   type RawCommand,
   type RawCommit,
   type RawEventEnvelope,
@@ -55,7 +55,9 @@ export class Catalogue {
     const def = this.events.get(e.type);
     if (!def) throw new SchemaError(`unknown event type ${JSON.stringify(e.type)}`);
     if (e.version > def.version) {
-      throw new SchemaError(`${e.type} v${e.version} is newer than this code knows (v${def.version}); upgrade the reader`);
+      throw new SchemaError(
+        `${e.type} v${e.version} is newer than this code knows (v${def.version}); upgrade the reader`,
+      );
     }
     let data = e.data;
     for (let v = e.version; v < def.version; v++) {
@@ -64,7 +66,8 @@ export class Catalogue {
       data = up(data);
     }
     const parsed = def.schema.safeParse(data);
-    if (!parsed.success) throw new SchemaError(`${e.type} v${e.version} data is invalid`, describeIssues(parsed.error));
+    if (!parsed.success)
+      throw new SchemaError(`${e.type} v${e.version} data is invalid`, describeIssues(parsed.error));
     return { ...e, version: def.version, data: parsed.data };
   }
 

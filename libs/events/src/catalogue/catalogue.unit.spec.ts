@@ -24,7 +24,9 @@ describe("catalogue: events", () => {
     expect(e.data).toEqual({ by: 4 });
   });
   it("refuses an unknown type with a reason", () => {
-    expect(() => counterCatalogue.parseEvent(envelope({ type: "workload.exploded" }))).toThrow(/unknown event type "workload.exploded"/);
+    expect(() => counterCatalogue.parseEvent(envelope({ type: "workload.exploded" }))).toThrow(
+      /unknown event type "workload.exploded"/,
+    );
   });
   it("refuses a version newer than the code", () => {
     expect(() => counterCatalogue.parseEvent(envelope({ version: 3 }))).toThrow(/newer than this code knows/);

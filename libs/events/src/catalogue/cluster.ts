@@ -4,7 +4,12 @@ import { defineRejected, labels, taint } from "./common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
 
 /** Limits a cluster spec must keep. Figures a single control plane is tested at. */
-export const CLUSTER_LIMITS = { maxServers: 7, maxPoolNodes: 500, maxPools: 20, maxInstanceTypes: 10 } as const;
+export const CLUSTER_LIMITS = {
+  maxServers: 7,
+  maxPoolNodes: 500,
+  maxPools: 20,
+  maxInstanceTypes: 10,
+} as const;
 
 /** An AWS region code such as `eu-west-1`, `us-gov-west-1` or `ap-southeast-4`. */
 export const awsRegion = z
@@ -18,7 +23,9 @@ export const k3sVersion = z
   .string()
   .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, "must be a K3s release such as v1.31.4+k3s1");
 
-export const instanceType = z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.medium");
+export const instanceType = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.medium");
 
 export const nodePool = z.object({
   name: tokenSafeId,
@@ -45,19 +52,30 @@ export const clusterSpec = z
         .int()
         .min(1)
         .max(CLUSTER_LIMITS.maxServers)
-        .refine((n) => n === 1 || n % 2 === 1, "must be 1, or an odd number of 3 or more (embedded etcd needs a quorum)"),
+        .refine(
+          (n) => n === 1 || n % 2 === 1,
+          "must be 1, or an odd number of 3 or more (embedded etcd needs a quorum)",
+        ),
       instanceType,
     }),
     pools: z.array(nodePool).max(CLUSTER_LIMITS.maxPools).default([]),
     /** An AMI id; absent: the region's default Cairn AMI. */
-    ami: z.string().regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0abc12345def67890").optional(),
+    ami: z
+      .string()
+      .regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0abc12345def67890")
+      .optional(),
     subnets: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, "must be a subnet id")).default([]),
     tags: z.record(z.string().min(1).max(128), z.string().max(256)).default({}),
   })
   .superRefine((spec, ctx) => {
     const seen = new Set<string>();
     spec.pools.forEach((p, i) => {
-      if (seen.has(p.name)) ctx.addIssue({ code: "custom", path: ["pools", i, "name"], message: `pool ${p.name} is named twice` });
+      if (seen.has(p.name))
+        ctx.addIssue({
+          code: "custom",
+          path: ["pools", i, "name"],
+          message: `pool ${p.name} is named twice`,
+        });
       seen.add(p.name);
     });
   });
@@ -74,7 +92,11 @@ export const CreateCluster = defineCommand({
 export const ScaleCluster = defineCommand({
   type: "cluster.scale",
   aggregate: "cluster",
-  schema: z.object({ clusterId: tokenSafeId, pool: tokenSafeId, count: z.number().int().min(0).max(CLUSTER_LIMITS.maxPoolNodes) }),
+  schema: z.object({
+    clusterId: tokenSafeId,
+    pool: tokenSafeId,
+    count: z.number().int().min(0).max(CLUSTER_LIMITS.maxPoolNodes),
+  }),
   aggregateId: (d) => d.clusterId,
   description: "Set the node count of one pool.",
 });

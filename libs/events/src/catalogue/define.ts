@@ -4,7 +4,7 @@
  * the upcasters that lift older versions to it, so old events in the log are read
  * as today's shape.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { AggregateType } from "../subjects.ts";
 
 export interface EventDefinition<T extends string = string, S extends z.ZodType = z.ZodType> {
@@ -58,7 +58,8 @@ export function defineCommand<T extends string, S extends z.ZodType>(def: {
 /** `{ type, data }` for one event definition. */
 export type EventOf<D> = D extends EventDefinition<infer T, infer S> ? { type: T; data: z.infer<S> } : never;
 /** `{ type, data }` for one command definition. */
-export type CommandOf<D> = D extends CommandDefinition<infer T, infer S> ? { type: T; data: z.infer<S> } : never;
+export type CommandOf<D> =
+  D extends CommandDefinition<infer T, infer S> ? { type: T; data: z.infer<S> } : never;
 
 /** Why a message could not be read as a known event or command: for rejections and dead letters. */
 export class SchemaError extends Error {

@@ -7,7 +7,10 @@ import { type CommandOf, defineCommand, type EventOf } from "./define.ts";
 export const nodeName = z
   .string()
   .max(253)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a Kubernetes node name");
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    "must be a Kubernetes node name",
+  );
 
 const nodeRef = { clusterId: tokenSafeId, node: nodeName, reason: z.string().min(1).max(1024) };
 const byNode = (d: { clusterId: string; node: string }) => nodeAggregateId(d.clusterId, d.node);

@@ -4,7 +4,9 @@ import { defineRejected } from "./common.ts";
 import { type CommandOf, defineCommand, type EventOf } from "./define.ts";
 
 /** Kubernetes quantities: `500m`, `2`, `4Gi`, `10G`. */
-const quantity = z.string().regex(/^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 2, 500m or 4Gi");
+const quantity = z
+  .string()
+  .regex(/^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/, "must be a Kubernetes quantity such as 2, 500m or 4Gi");
 
 export const sessionTemplate = z.object({
   image: z.string().min(1).max(512),
@@ -19,7 +21,12 @@ const bySession = (d: { sessionId: string }) => d.sessionId;
 export const CreateSession = defineCommand({
   type: "session.create",
   aggregate: "session",
-  schema: z.object({ sessionId: tokenSafeId, user: tokenSafeId, clusterId: tokenSafeId, template: sessionTemplate }),
+  schema: z.object({
+    sessionId: tokenSafeId,
+    user: tokenSafeId,
+    clusterId: tokenSafeId,
+    template: sessionTemplate,
+  }),
   aggregateId: bySession,
   description: "Start an interactive user session on a cluster (subject to the user's quota).",
 });
@@ -51,7 +58,13 @@ export const TerminateSession = defineCommand({
   aggregateId: bySession,
   description: "End a session for good: remove its workload and storage.",
 });
-export const sessionCommands = [CreateSession, HibernateSession, WakeSession, ConnectSession, TerminateSession] as const;
+export const sessionCommands = [
+  CreateSession,
+  HibernateSession,
+  WakeSession,
+  ConnectSession,
+  TerminateSession,
+] as const;
 export type SessionCommand = CommandOf<(typeof sessionCommands)[number]>;
 
 export const SessionRejected = defineRejected("session");

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Catalogue } from "../catalogue/catalogue.ts";
-import { defineRejected } from "../catalogue/common.ts";
+import type { defineRejected } from "../catalogue/common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "../catalogue/define.ts";
 import { allCommandDefinitions, allEventDefinitions } from "../catalogue/index.ts";
 import { assertNever, type Decider, reject } from "../decider.ts";
@@ -28,7 +28,9 @@ export const Incremented = defineEvent({
   description: "test: a counter went up",
 });
 export type CounterCommand = CommandOf<typeof Increment>;
-export type CounterEvent = EventOf<typeof Incremented> | EventOf<ReturnType<typeof defineRejected<"workload">>>;
+export type CounterEvent =
+  | EventOf<typeof Incremented>
+  | EventOf<ReturnType<typeof defineRejected<"workload">>>;
 
 const rejectedWorkload = allEventDefinitions.find((d) => d.type === "workload.rejected")!;
 export const counterCatalogue = new Catalogue(
@@ -45,7 +47,8 @@ export const counterDecider: Decider<CounterCommand, CounterEvent, { total: numb
   decide(command, state) {
     switch (command.type) {
       case "workload.increment":
-        if (state.total + command.data.by > COUNTER_LIMIT) return reject("invalid", `would pass ${COUNTER_LIMIT}`);
+        if (state.total + command.data.by > COUNTER_LIMIT)
+          return reject("invalid", `would pass ${COUNTER_LIMIT}`);
         return [{ type: "workload.incremented", data: { by: command.data.by } }];
       default:
         return assertNever(command.type);

@@ -1,3 +1,3 @@
+export * from "./counter.ts";
 export * from "./decider-spec.ts";
 export * from "./tracing.ts";
-export * from "./counter.ts";

@@ -54,14 +54,18 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
     switch (command.type) {
       case "cluster.create": {
         if (state.status !== "Absent") {
-          return reject("already-exists", `cluster ${command.data.clusterId} already exists (state ${state.status}); choose another id`);
+          return reject(
+            "already-exists",
+            `cluster ${command.data.clusterId} already exists (state ${state.status}); choose another id`,
+          );
         }
         return [{ type: "cluster.requested", data: { spec: command.data } }];
       }
       case "cluster.scale": {
         const { clusterId, pool, count } = command.data;
         if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
-        if (isEnding(state)) return reject("conflict", `cluster ${clusterId} is ${state.status}; it cannot be scaled`);
+        if (isEnding(state))
+          return reject("conflict", `cluster ${clusterId} is ${state.status}; it cannot be scaled`);
         const current = state.spec.pools.find((p) => p.name === pool);
         if (!current) {
           const names = state.spec.pools.map((p) => p.name).join(", ") || "none";
@@ -73,16 +77,21 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       case "cluster.rollback": {
         const { clusterId, toVersion } = command.data;
         if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
-        if (isEnding(state)) return reject("conflict", `cluster ${clusterId} is ${state.status}; it cannot be rolled back`);
+        if (isEnding(state))
+          return reject("conflict", `cluster ${clusterId} is ${state.status}; it cannot be rolled back`);
         if (toVersion > ctx.version) {
-          return reject("invalid", `cluster ${clusterId} is at version ${ctx.version}; cannot roll back to ${toVersion}`);
+          return reject(
+            "invalid",
+            `cluster ${clusterId} is at version ${ctx.version}; cannot roll back to ${toVersion}`,
+          );
         }
         const spec = specAt(state, toVersion);
         if (!spec) return reject("invalid", `cluster ${clusterId} had no spec at version ${toVersion}`);
         return [{ type: "cluster.rollback-requested", data: { toVersion, spec } }];
       }
       case "cluster.delete": {
-        if (state.status === "Absent") return reject("not-found", `cluster ${command.data.clusterId} does not exist`);
+        if (state.status === "Absent")
+          return reject("not-found", `cluster ${command.data.clusterId} does not exist`);
         // Deleting twice is one delete.
         if (isEnding(state)) return [];
         return [{ type: "cluster.deletion-requested", data: {} }];
@@ -95,19 +104,33 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
   evolve(state, event) {
     switch (event.type) {
       case "cluster.requested":
-        return { status: "Pending", spec: event.data.spec, specHistory: [{ version: event.position, spec: event.data.spec }] };
+        return {
+          status: "Pending",
+          spec: event.data.spec,
+          specHistory: [{ version: event.position, spec: event.data.spec }],
+        };
       case "cluster.scale-requested": {
         if (state.status === "Absent") return state;
         const spec = {
           ...state.spec,
-          pools: state.spec.pools.map((p) => (p.name === event.data.pool ? { ...p, count: event.data.to } : p)),
+          pools: state.spec.pools.map((p) =>
+            p.name === event.data.pool ? { ...p, count: event.data.to } : p,
+          ),
         };
-        return { status: "Scaling", spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+        return {
+          status: "Scaling",
+          spec,
+          specHistory: [...state.specHistory, { version: event.position, spec }],
+        };
       }
       case "cluster.rollback-requested": {
         if (state.status === "Absent") return state;
         const spec = event.data.spec;
-        return { status: "RollingBack", spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+        return {
+          status: "RollingBack",
+          spec,
+          specHistory: [...state.specHistory, { version: event.position, spec }],
+        };
       }
       case "cluster.deletion-requested":
         return state.status === "Absent" ? state : { ...state, status: "Deleting" };

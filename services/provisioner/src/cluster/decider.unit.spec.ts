@@ -21,7 +21,10 @@ describe("cluster decider", () => {
       cluster.given([]).when({ type: "cluster.create", data: spec }).then([requested]);
     });
     it("refuses a second create of the same id", () => {
-      cluster.given([requested]).when({ type: "cluster.create", data: spec }).thenRejected("already-exists", "already exists");
+      cluster
+        .given([requested])
+        .when({ type: "cluster.create", data: spec })
+        .thenRejected("already-exists", "already exists");
     });
     it("refuses to re-create a deleted id", () => {
       cluster
@@ -39,7 +42,10 @@ describe("cluster decider", () => {
         .then([{ type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 5 } }]);
     });
     it("changes nothing when the count is already there", () => {
-      cluster.given([requested]).when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 2 } }).then([]);
+      cluster
+        .given([requested])
+        .when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 2 } })
+        .then([]);
     });
     it("refuses an unknown pool and names the pools there are", () => {
       cluster
@@ -48,7 +54,10 @@ describe("cluster decider", () => {
         .thenRejected("invalid", "pools: workers");
     });
     it("refuses an unknown cluster", () => {
-      cluster.given([]).when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 1 } }).thenRejected("not-found");
+      cluster
+        .given([])
+        .when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 1 } })
+        .thenRejected("not-found");
     });
     it("refuses while Deleting", () => {
       cluster
@@ -59,7 +68,10 @@ describe("cluster decider", () => {
   });
 
   describe("rollback", () => {
-    const scaled: ClusterEvent = { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 5 } };
+    const scaled: ClusterEvent = {
+      type: "cluster.scale-requested",
+      data: { pool: "workers", from: 2, to: 5 },
+    };
     it("takes the spec the cluster had at that version", () => {
       cluster
         .given([requested, scaled])
@@ -76,9 +88,10 @@ describe("cluster decider", () => {
 
   describe("delete", () => {
     it("starts deleting", () => {
-      cluster.given([requested]).when({ type: "cluster.delete", data: { clusterId: "demo-1" } }).then([
-        { type: "cluster.deletion-requested", data: {} },
-      ]);
+      cluster
+        .given([requested])
+        .when({ type: "cluster.delete", data: { clusterId: "demo-1" } })
+        .then([{ type: "cluster.deletion-requested", data: {} }]);
     });
     it("is idempotent: deleting twice is one delete", () => {
       cluster
@@ -87,17 +100,29 @@ describe("cluster decider", () => {
         .then([]);
     });
     it("refuses an unknown cluster", () => {
-      cluster.given([]).when({ type: "cluster.delete", data: { clusterId: "demo-1" } }).thenRejected("not-found");
+      cluster
+        .given([])
+        .when({ type: "cluster.delete", data: { clusterId: "demo-1" } })
+        .thenRejected("not-found");
     });
   });
 
   describe("evolve", () => {
     it("a rejection changes nothing", () => {
-      const s = cluster.given([requested, { type: "cluster.rejected", data: { commandId: "c", commandType: "cluster.scale", code: "invalid", reason: "r" } }]);
+      const s = cluster.given([
+        requested,
+        {
+          type: "cluster.rejected",
+          data: { commandId: "c", commandType: "cluster.scale", code: "invalid", reason: "r" },
+        },
+      ]);
       expect(s.state).toEqual(cluster.given([requested]).state);
     });
     it("scaling updates the spec", () => {
-      const s = cluster.given([requested, { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 4 } }]).state;
+      const s = cluster.given([
+        requested,
+        { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 4 } },
+      ]).state;
       expect(s.status).toBe("Scaling");
       expect(s.status !== "Absent" && s.spec.pools[0]?.count).toBe(4);
     });
