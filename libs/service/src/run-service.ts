@@ -1,0 +1,94 @@
+import { connectNats, ensureStreams, type Nats } from "@cairn/events";
+import { z } from "zod";
+import { type BaseConfig, baseConfig, envVars, loadConfig } from "./config.ts";
+import { startHealthServer } from "./http.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { createShutdown, type Shutdown } from "./shutdown.ts";
+import { startTelemetry } from "./telemetry.ts";
+
+/** The default NATS of a local run; `npm start` sets NATS_URL for the processes it spawns. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+/** What every service's main gets: parsed config, a logger, NATS with the streams in place. */
+export interface ServiceContext<C extends BaseConfig = BaseConfig> {
+  readonly name: string;
+  readonly config: C;
+  readonly log: Logger;
+  readonly nats: Nats;
+  readonly shutdown: Shutdown;
+}
+
+/** What a started service hands back: how to stop it and how it is doing. */
+export interface StartedService {
+  stop(): Promise<void>;
+  /** Extra readiness checks (NATS is checked already). */
+  checks?(): Promise<Record<string, string>>;
+}
+
+export const serviceConfig = baseConfig.extend({
+  /** The service's /healthz /readyz /metrics port; 0 picks a free one (logged). */
+  CAIRN_HEALTH_PORT: z.coerce.number("must be a port number").int().min(0).max(65535).default(0),
+  CAIRN_HEALTH_HOST: envVars.string().default("127.0.0.1"),
+});
+export type ServiceConfig = z.output<typeof serviceConfig>;
+
+/**
+ * Boots a service the same way every time, as numbered steps:
+ *  1. config from env (a clear error naming the bad variable);
+ *  2. telemetry first, so every later span and log line has a trace;
+ *  3. logger and shutdown (SIGINT/SIGTERM drain in reverse order);
+ *  4. NATS (reconnecting forever) and the streams (drift is logged, not rewritten);
+ *  5. the service itself;
+ *  6. /healthz /readyz /metrics.
+ * A start-up failure logs why and exits with 1.
+ */
+export async function runService<S extends z.ZodObject = typeof serviceConfig>(opts: {
+  name: string;
+  config?: S;
+  start(ctx: ServiceContext<z.output<S> & ServiceConfig>): Promise<StartedService>;
+}): Promise<void> {
+  // 1.
+  let config: z.output<S> & ServiceConfig;
+  try {
+    config = loadConfig(opts.config ?? serviceConfig) as z.output<S> & ServiceConfig;
+  } catch (err) {
+    process.stderr.write(`${opts.name}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  // 2.
+  const telemetry = startTelemetry({
+    serviceName: opts.name,
+    ...(config.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+  });
+  // 3.
+  const log = createLogger({ service: opts.name, level: config.LOG_LEVEL });
+  const shutdown = createShutdown(log);
+  shutdown.install();
+  shutdown.onShutdown("telemetry", () => telemetry.shutdown());
+  try {
+    // 4.
+    const natsUrl = config.NATS_URL ?? DEFAULT_NATS_URL;
+    const nats = await connectNats(natsUrl, { name: opts.name });
+    shutdown.onShutdown("nats", () => nats.close());
+    const streams = await ensureStreams(nats.jsm);
+    for (const d of streams.drift) log.warn(d, "stream differs from the expected config");
+    // 5.
+    const service = await opts.start({ name: opts.name, config, log, nats, shutdown });
+    shutdown.onShutdown(opts.name, () => service.stop());
+    // 6.
+    const health = await startHealthServer({
+      port: config.CAIRN_HEALTH_PORT,
+      host: config.CAIRN_HEALTH_HOST,
+      readiness: async () => {
+        const checks: Record<string, string> = { nats: nats.nc.isClosed() ? "closed" : "ok", ...(await service.checks?.()) };
+        return { ready: Object.values(checks).every((v) => v === "ok"), checks };
+      },
+    });
+    shutdown.onShutdown("health", () => health.close());
+    log.info({ nats: natsUrl, health: health.url }, `${opts.name} ready`);
+  } catch (err) {
+    log.fatal({ err }, `${opts.name} failed to start`);
+    await shutdown.shutdown("start-up failed");
+    process.exit(1);
+  }
+}

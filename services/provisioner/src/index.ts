@@ -1,0 +1,2 @@
+export * from "./cluster/decider.ts";
+export * from "./provisioner.ts";
