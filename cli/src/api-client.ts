@@ -5,7 +5,9 @@ import { join, resolve } from "node:path";
 export function apiUrl(env = process.env): string {
   if (env.CAIRN_API_URL) return env.CAIRN_API_URL.replace(/\/$/, "");
   try {
-    const endpoints = JSON.parse(readFileSync(join(resolve(env.CAIRN_DATA_DIR ?? ".cairn"), "endpoints.json"), "utf8"));
+    const endpoints = JSON.parse(
+      readFileSync(join(resolve(env.CAIRN_DATA_DIR ?? ".cairn"), "endpoints.json"), "utf8"),
+    );
     if (typeof endpoints.apiUrl === "string") return endpoints.apiUrl;
   } catch {
     // no local run recorded
@@ -19,7 +21,9 @@ export class ApiError extends Error {
   readonly body: unknown;
   constructor(status: number, body: unknown) {
     const b = body as { message?: string; error?: string; issues?: string[] } | undefined;
-    super(`${status}: ${b?.message ?? b?.error ?? JSON.stringify(body)}${b?.issues ? `\n  ${b.issues.join("\n  ")}` : ""}`);
+    super(
+      `${status}: ${b?.message ?? b?.error ?? JSON.stringify(body)}${b?.issues ? `\n  ${b.issues.join("\n  ")}` : ""}`,
+    );
     this.status = status;
     this.body = body;
   }

@@ -18,26 +18,32 @@ program
 
 program
   .command("send")
-  .description("publish a command through the API, e.g. cairn send cluster.delete '{\"clusterId\":\"demo-1\"}'")
+  .description('publish a command through the API, e.g. cairn send cluster.delete \'{"clusterId":"demo-1"}\'')
   .argument("<type>", "command type, e.g. cluster.create")
   .argument("[data]", "the command's data as JSON (or use --file)")
   .option("-f, --file <path>", "read the data from a JSON file")
   .option("--id <uuid>", "command id (a retry with the same id changes nothing)")
   .option("--actor <name>", "who is acting", process.env.USER ?? "cli")
   .option("-w, --wait", "wait until the command is accepted or rejected")
-  .action(async (type: string, data: string | undefined, o: { file?: string; id?: string; actor: string; wait?: boolean }) => {
-    const raw = o.file ? await readFile(o.file, "utf8") : data;
-    if (!raw) throw new Error("give the command's data as an argument or with --file");
-    const api = apiClient();
-    const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", {
-      ...(o.id ? { id: o.id } : {}),
-      type,
-      data: JSON.parse(raw),
-      meta: { actor: o.actor },
-    });
-    print(sent);
-    if (o.wait) print(await waitForCommand(sent.commandId));
-  });
+  .action(
+    async (
+      type: string,
+      data: string | undefined,
+      o: { file?: string; id?: string; actor: string; wait?: boolean },
+    ) => {
+      const raw = o.file ? await readFile(o.file, "utf8") : data;
+      if (!raw) throw new Error("give the command's data as an argument or with --file");
+      const api = apiClient();
+      const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", {
+        ...(o.id ? { id: o.id } : {}),
+        type,
+        data: JSON.parse(raw),
+        meta: { actor: o.actor },
+      });
+      print(sent);
+      if (o.wait) print(await waitForCommand(sent.commandId));
+    },
+  );
 
 program
   .command("clusters")
@@ -46,7 +52,13 @@ program
   .option("--at <sequence|time>", "show the cluster as it was then")
   .action(async (id: string | undefined, o: { at?: string }) => {
     const api = apiClient();
-    print(await api.get(id ? `/clusters/${encodeURIComponent(id)}${o.at ? `?at=${encodeURIComponent(o.at)}` : ""}` : "/clusters"));
+    print(
+      await api.get(
+        id
+          ? `/clusters/${encodeURIComponent(id)}${o.at ? `?at=${encodeURIComponent(o.at)}` : ""}`
+          : "/clusters",
+      ),
+    );
   });
 
 program
@@ -62,7 +74,9 @@ program
     const api = apiClient();
     const clusterId = `demo-${Date.now().toString(36)}`;
     const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", demoCluster(clusterId));
-    process.stderr.write(`sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`);
+    process.stderr.write(
+      `sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`,
+    );
     print(await waitForCommand(sent.commandId));
     print(await api.get(`/clusters/${clusterId}`));
   });

@@ -60,17 +60,28 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     pg = await findPostgres({ dataDir: join(dataDir, "postgres"), useDatabaseUrl: false });
     if (pg.embedded) stops.push(() => pg!.stop());
     databaseUrl = await ensureDatabase(pg, "cairn");
-    say(`${pg.embedded ? "started an embedded Postgres" : "using the local Postgres"}: database ${redactUrl(databaseUrl)}`);
+    say(
+      `${pg.embedded ? "started an embedded Postgres" : "using the local Postgres"}: database ${redactUrl(databaseUrl)}`,
+    );
   } else say(`using Postgres at ${redactUrl(databaseUrl)}`);
 
   // 3.
   const children = new Map<string, ChildProcess>();
   let stopping = false;
-  const childEnv = { ...env, NATS_URL: natsUrl, DATABASE_URL: databaseUrl, CAIRN_API_PORT: String(apiPort), CAIRN_DATA_DIR: dataDir };
+  const childEnv = {
+    ...env,
+    NATS_URL: natsUrl,
+    DATABASE_URL: databaseUrl,
+    CAIRN_API_PORT: String(apiPort),
+    CAIRN_DATA_DIR: dataDir,
+  };
   for (const name of SERVICES) {
     const child = spawn(process.execPath, [join(root, "services", name, "src", "main.ts")], {
       env: childEnv,
       stdio: ["ignore", "inherit", "inherit"],
+      // Its own process group: a Ctrl-C reaches only `cairn up`, which stops the
+      // services once and in order (a second signal would skip their drain).
+      detached: true,
     });
     children.set(name, child);
     child.on("exit", (code, signal) => {

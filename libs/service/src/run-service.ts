@@ -80,7 +80,10 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
       port: config.CAIRN_HEALTH_PORT,
       host: config.CAIRN_HEALTH_HOST,
       readiness: async () => {
-        const checks: Record<string, string> = { nats: nats.nc.isClosed() ? "closed" : "ok", ...(await service.checks?.()) };
+        const checks: Record<string, string> = {
+          nats: nats.nc.isClosed() ? "closed" : "ok",
+          ...(await service.checks?.()),
+        };
         return { ready: Object.values(checks).every((v) => v === "ok"), checks };
       },
     });

@@ -74,6 +74,9 @@ export async function startNatsServer(
     output = "";
     const child = spawn(natsServerBin(), ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], {
       stdio: ["ignore", "pipe", "pipe"],
+      // Not in the caller's process group: a terminal's Ctrl-C must not stop NATS
+      // before the services that use it have drained.
+      detached: true,
     });
     child.stdout?.on("data", (d) => (output = (output + d).slice(-4000)));
     child.stderr?.on("data", (d) => (output = (output + d).slice(-4000)));

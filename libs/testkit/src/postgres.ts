@@ -48,9 +48,7 @@ export async function findPostgres(
   opts: { dataDir?: string; allowEmbedded?: boolean; useDatabaseUrl?: boolean } = {},
 ): Promise<PostgresServer> {
   const fromEnv = opts.useDatabaseUrl === false ? undefined : process.env.DATABASE_URL;
-  const candidates = [fromEnv, "postgres://postgres@127.0.0.1:5432/postgres"].filter(
-    (u): u is string => !!u,
-  );
+  const candidates = [fromEnv, "postgres://postgres@127.0.0.1:5432/postgres"].filter((u): u is string => !!u);
   for (const url of candidates) {
     if (await reachable(url)) return { adminUrl: url, embedded: false, stop: async () => {} };
   }
@@ -93,7 +91,8 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
 
 /** The URL of database `name` on `server`, created if it does not exist yet. Idempotent. */
 export async function ensureDatabase(server: PostgresServer, name: string): Promise<string> {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} must be a plain identifier`);
+  if (!/^[a-z_][a-z0-9_]*$/.test(name))
+    throw new Error(`database name ${JSON.stringify(name)} must be a plain identifier`);
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
   try {

@@ -1,4 +1,11 @@
-import { CommandHandler, catalogue, EventStore, type Nats, type RunnerLogger, serveCommands } from "@cairn/events";
+import {
+  CommandHandler,
+  catalogue,
+  EventStore,
+  type Nats,
+  type RunnerLogger,
+  serveCommands,
+} from "@cairn/events";
 import { clusterDecider } from "./cluster/decider.ts";
 
 export interface Provisioner {

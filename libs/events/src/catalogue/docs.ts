@@ -53,13 +53,17 @@ export function renderCatalogue(): string {
     if (commands.length > 0) {
       lines.push("### Commands", "", "| type | subject | data | what it asks |", "|---|---|---|---|");
       for (const c of commands) {
-        lines.push(`| \`${c.type}\` | \`cmd.${c.type}\` | \`${cell(shape(jsonSchema(c.schema)))}\` | ${c.description} |`);
+        lines.push(
+          `| \`${c.type}\` | \`cmd.${c.type}\` | \`${cell(shape(jsonSchema(c.schema)))}\` | ${c.description} |`,
+        );
       }
       lines.push("");
     }
     lines.push("### Events", "", "| type | version | data | what it means |", "|---|---|---|---|");
     for (const e of allEventDefinitions.filter((d) => d.aggregate === agg)) {
-      lines.push(`| \`${e.type}\` | ${e.version} | \`${cell(shape(jsonSchema(e.schema)))}\` | ${e.description} |`);
+      lines.push(
+        `| \`${e.type}\` | ${e.version} | \`${cell(shape(jsonSchema(e.schema)))}\` | ${e.description} |`,
+      );
     }
     lines.push("");
   }

@@ -1,0 +1,242 @@
+import { CommandBus, catalogue, commandSubject, Streams } from "@cairn/events";
+import { useTestTracing } from "@cairn/events/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../db/database.ts";
+import { type Projector, startProjector } from "../projector.ts";
+import { aSpec, cluster, rejected, requested } from "../testing/fixtures.ts";
+import { eventually, type Infra, startInfra } from "../testing/infra.ts";
+import { buildApi } from "./server.ts";
+
+useTestTracing();
+
+let infra: Infra;
+let projector: Projector;
+let base: string;
+
+beforeAll(async () => {
+  infra = await startInfra();
+  projector = await startProjector({
+    nats: infra.nats,
+    databaseUrl: infra.database.url,
+    api: { port: 0, jaegerUiUrl: "http://jaeger.test:16686/" },
+  });
+  base = projector.api!.url;
+});
+afterAll(async () => {
+  await projector?.stop();
+  await infra?.dispose();
+});
+
+async function call(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    ...(body !== undefined
+      ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }
+      : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
+}
+
+describe("projector API", () => {
+  it("listens on loopback and tells where", () => {
+    expect(projector.api?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(projector.api?.port).toBeGreaterThan(0);
+  });
+
+  it("POST /commands: invalid data → 400 naming the bad field", async () => {
+    const res = await call("POST", "/commands", {
+      type: "cluster.create",
+      data: { ...aSpec("api-bad"), region: "mars-north-1" },
+      meta: { actor: "alice" },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe("Bad Request");
+    expect(res.body.issues).toEqual([expect.stringMatching(/^region: must be an AWS region/)]);
+  });
+
+  it("POST /commands: an invalid envelope → 400 naming the field", async () => {
+    const res = await call("POST", "/commands", { id: "not-a-uuid", data: {} });
+    expect(res.status).toBe(400);
+    expect(res.body.issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^body\.id: /), expect.stringMatching(/^body\.type: /)]),
+    );
+  });
+
+  it("POST /commands: an unknown type → 400", async () => {
+    const res = await call("POST", "/commands", { type: "cluster.explode", data: {} });
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/unknown command type "cluster.explode"/);
+  });
+
+  it("POST /commands → 202 with command id and trace id, on the command stream; status follows the events", async () => {
+    const res = await call("POST", "/commands", {
+      type: "cluster.create",
+      data: aSpec("api-1"),
+      meta: { actor: "alice" },
+    });
+    expect(res.status).toBe(202);
+    const { commandId, traceId, links } = res.body;
+    expect(commandId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(links).toEqual({ command: `/commands/${commandId}` });
+
+    const onBus = await infra.nats.jsm.streams.getMessage(Streams.commands, {
+      last_by_subj: commandSubject("cluster.create"),
+    });
+    expect(onBus?.json()).toMatchObject({ id: commandId, type: "cluster.create", meta: { actor: "alice" } });
+
+    // Nobody decided it yet: unknown, and no cluster.
+    expect(await call("GET", `/commands/${commandId}`)).toMatchObject({
+      status: 404,
+      body: { commandId, status: "unknown" },
+    });
+    const absent = await call("GET", "/clusters/api-1");
+    expect(absent.status).toBe(404);
+    expect(absent.body).toEqual({ error: "Not Found", message: expect.stringContaining("api-1") });
+
+    // The decider's answer, written by hand.
+    const traceparent = `00-${traceId}-0123456789abcdef-01`;
+    await infra.writer.append(cluster("api-1"), [requested("api-1")], { commandId, traceparent });
+    const found = await eventually(async () => {
+      const r = await call("GET", "/clusters/api-1");
+      return r.status === 200 ? r : undefined;
+    });
+    expect(found.body).toEqual({
+      id: "api-1",
+      name: "api-1",
+      region: "eu-west-1",
+      state: "Pending",
+      spec: aSpec("api-1"),
+      version: 1,
+      traceId,
+      jaegerUrl: `http://jaeger.test:16686/trace/${traceId}`,
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    });
+    expect(await call("GET", `/commands/${commandId}`)).toMatchObject({
+      status: 200,
+      body: {
+        commandId,
+        type: "cluster.create",
+        status: "accepted",
+        aggregate: { type: "cluster", id: "api-1" },
+        traceId,
+      },
+    });
+  });
+
+  it("GET /commands/:id shows a rejection with its code and reason", async () => {
+    const bus = new CommandBus({ js: infra.nats.js, catalogue });
+    const sent = await bus.send({
+      type: "cluster.delete",
+      data: { clusterId: "ghost" },
+      meta: { actor: "bob" },
+    });
+    await infra.writer.append(
+      cluster("ghost"),
+      [rejected(sent.commandId, "cluster.delete", "not-found", "no cluster ghost")],
+      { commandId: sent.commandId },
+    );
+    const r = await eventually(async () => {
+      const x = await call("GET", `/commands/${sent.commandId}`);
+      return x.status === 200 ? x : undefined;
+    });
+    expect(r.body).toEqual({
+      commandId: sent.commandId,
+      type: "cluster.delete",
+      status: "rejected",
+      code: "not-found",
+      reason: "no cluster ghost",
+      aggregate: { type: "cluster", id: "ghost" },
+      traceId: null,
+    });
+    // A rejection of an unknown cluster makes no cluster.
+    expect((await call("GET", "/clusters/ghost")).status).toBe(404);
+  });
+
+  it("GET /clusters filters by state and pages by id", async () => {
+    for (const id of ["list-a", "list-b", "list-c"]) await infra.writer.append(cluster(id), [requested(id)]);
+    await eventually(async () => (await call("GET", "/clusters/list-c")).status === 200);
+
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const r = await call("GET", `/clusters?state=Pending&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(r.status).toBe(200);
+      expect(r.body.items.length).toBeLessThanOrEqual(2);
+      ids.push(...r.body.items.map((c: { id: string }) => c.id));
+      cursor = r.body.nextCursor;
+      if (!cursor) break;
+    }
+    expect(ids).toEqual([...ids].sort());
+    expect(ids).toEqual(expect.arrayContaining(["list-a", "list-b", "list-c"]));
+    expect(new Set(ids).size).toBe(ids.length);
+
+    expect((await call("GET", "/clusters?state=Deleting")).body).toEqual({ items: [] });
+    const bad = await call("GET", "/clusters?state=Exploded&limit=0");
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^querystring\.state: /),
+        expect.stringMatching(/^querystring\.limit: /),
+      ]),
+    );
+  });
+
+  it("health, readiness and the OpenAPI document", async () => {
+    expect(await call("GET", "/healthz")).toMatchObject({ status: 200, body: { status: "ok" } });
+    expect(await call("GET", "/readyz")).toMatchObject({
+      status: 200,
+      body: { status: "ready", checks: { postgres: "ok", consumer: "running" } },
+    });
+    const spec = await call("GET", "/docs/json");
+    expect(spec.status).toBe(200);
+    expect(Object.keys(spec.body.paths)).toEqual(
+      expect.arrayContaining([
+        "/clusters",
+        "/clusters/{id}",
+        "/commands",
+        "/commands/{id}",
+        "/healthz",
+        "/readyz",
+      ]),
+    );
+    const ui = await fetch(`${base}/docs`);
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toMatch(/swagger/i);
+    expect(await call("GET", "/nope")).toMatchObject({ status: 404, body: { error: "Not Found" } });
+  });
+
+  it("readiness is 503 when the consumer does not run", async () => {
+    const db = openDatabase(infra.database.url, { max: 1 });
+    const app = await buildApi({
+      db,
+      schema: "public",
+      bus: new CommandBus({ js: infra.nats.js, catalogue }),
+      logger: { info() {}, warn() {}, error() {} },
+      consumerStatus: () => ({ running: false }),
+    });
+    try {
+      const r = await app.inject({ method: "GET", url: "/readyz" });
+      expect(r.statusCode).toBe(503);
+      expect(r.json()).toMatchObject({
+        status: "not ready",
+        checks: { postgres: "ok", consumer: "stopped" },
+      });
+    } finally {
+      await app.close();
+      await db.destroy();
+    }
+  });
+
+  it("refuses to listen beyond loopback without auth", async () => {
+    await expect(
+      startProjector({
+        nats: infra.nats,
+        databaseUrl: infra.database.url,
+        api: { port: 0, host: "0.0.0.0" },
+      }),
+    ).rejects.toThrow(/non-loopback host needs the `auth` option/);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * The read-model tables as kysely sees them, and the connection. Every table lives in
+ * one Postgres schema whose name is a parameter (`public` today), so a replay can
+ * later build a fresh schema next to the live one and swap.
+ */
+import { type ColumnType, Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+
+/** `timestamptz`: read as a Date, written as a Date or an ISO string. */
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** `jsonb`: read parsed, written as JSON text (so arrays are not taken for Postgres arrays). */
+export type Json = ColumnType<unknown, string, string>;
+
+export interface ClustersTable {
+  id: string;
+  name: string;
+  region: string;
+  state: string;
+  spec: Json;
+  /** Events in the aggregate so far, rejections included: the aggregate's version. */
+  version: number;
+  trace_id: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_event_type: string;
+  last_sequence: number;
+}
+
+export interface EventIndexTable {
+  aggregate_type: string;
+  aggregate_id: string;
+  position: number;
+  sequence: number;
+  event_id: string;
+  type: string;
+  command_id: string | null;
+  causation_id: string;
+  correlation_id: string;
+  actor: string;
+  trace_id: string | null;
+  time: Timestamp;
+  data: Json;
+}
+
+export interface CommandsTable {
+  command_id: string;
+  command_type: string | null;
+  aggregate_type: string;
+  aggregate_id: string;
+  status: "accepted" | "rejected";
+  reason: string | null;
+  code: string | null;
+  trace_id: string | null;
+  first_sequence: number;
+  updated_at: Timestamp;
+}
+
+export interface ProjectorCheckpointTable {
+  name: string;
+  last_sequence: number;
+}
+
+export interface Database {
+  clusters: ClustersTable;
+  event_index: EventIndexTable;
+  commands: CommandsTable;
+  projector_checkpoint: ProjectorCheckpointTable;
+}
+
+export type Db = Kysely<Database>;
+
+export const DEFAULT_SCHEMA = "public";
+
+/** A schema name we are willing to splice into DDL: lower-case identifier, at most 63 characters. */
+export function assertSchemaName(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(
+      `schema name ${JSON.stringify(schema)} must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)`,
+    );
+  }
+  return schema;
+}
+
+const INT8_OID = 20;
+
+/**
+ * A kysely instance on its own pool. `bigint` columns (stream sequences) are read as
+ * numbers: JetStream sequences stay far below 2^53.
+ */
+export function openDatabase(url: string, opts: { max?: number } = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    types: {
+      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+        oid === INT8_OID
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}

@@ -1,0 +1,82 @@
+import { createTestDatabase, type DisposableDatabase } from "@cairn/testkit";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getCluster, upsertClusters } from "../repository/clusters.ts";
+import { aSpec } from "../testing/fixtures.ts";
+import { assertSchemaName, type Db, openDatabase } from "./database.ts";
+import { migrateDownAll, migrateToLatest } from "./migrate.ts";
+
+let database: DisposableDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase("projector_migrate");
+  db = openDatabase(database.url, { max: 2 });
+});
+afterAll(async () => {
+  await db?.destroy();
+  await database?.dispose();
+});
+
+async function tablesIn(schema: string): Promise<string[]> {
+  const r = await sql<{ table_name: string }>`
+    select table_name from information_schema.tables where table_schema = ${schema} order by table_name`.execute(
+    db,
+  );
+  return r.rows.map((x) => x.table_name);
+}
+
+describe("migrations", () => {
+  it("create the read models in the schema asked for, idempotently, and drop them on the way down", async () => {
+    const first = await migrateToLatest(db, "replay_1");
+    expect(first.results?.map((r) => [r.migrationName, r.status])).toEqual([
+      ["20261122054700_initial", "Success"],
+    ]);
+    expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
+    expect(await tablesIn("replay_1")).toEqual(
+      expect.arrayContaining(["clusters", "commands", "event_index", "projector_checkpoint"]),
+    );
+    expect(await tablesIn("public")).not.toContain("clusters");
+
+    // The same repository functions work in that schema.
+    const spec = aSpec("m1");
+    const row = {
+      id: "m1",
+      name: "m1",
+      region: "eu-west-1",
+      state: "Pending" as const,
+      spec,
+      version: 1,
+      traceId: null,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      lastEventType: "cluster.requested",
+      lastSequence: 9_007_199_254_740_000,
+    };
+    await upsertClusters(db, "replay_1", [row]);
+    await upsertClusters(db, "replay_1", [{ ...row, version: 2, state: "Deleting" as const }]);
+    expect(await getCluster(db, "replay_1", "m1")).toEqual({ ...row, version: 2, state: "Deleting" });
+
+    const indexes = await sql<{ indexname: string }>`
+      select indexname from pg_indexes where schemaname = 'replay_1' and tablename = 'event_index'`.execute(
+      db,
+    );
+    expect(indexes.rows.map((r) => r.indexname)).toEqual(
+      expect.arrayContaining([
+        "event_index_type_idx",
+        "event_index_command_id_idx",
+        "event_index_trace_id_idx",
+        "event_index_aggregate_idx",
+      ]),
+    );
+
+    await migrateDownAll(db, "replay_1");
+    expect(await tablesIn("replay_1")).not.toContain("clusters");
+    expect(await tablesIn("replay_1")).not.toContain("event_index");
+  });
+
+  it("refuses schema names it would have to quote", () => {
+    expect(() => assertSchemaName('x"; drop table clusters; --')).toThrow(/lower-case SQL identifier/);
+    expect(assertSchemaName("public")).toBe("public");
+  });
+});

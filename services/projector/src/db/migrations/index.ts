@@ -1,0 +1,13 @@
+import type { Migration } from "kysely/migration";
+import { initial } from "./20261122054700_initial.ts";
+
+/**
+ * Every migration, keyed by its timestamped name (kysely runs them in name order).
+ * Built per schema: the same migrations create the read models in any schema.
+ * A new migration is a new file here named `<yyyymmddhhmmss>_<what>.ts`, added below.
+ */
+export function migrationsFor(schema: string): Record<string, Migration> {
+  return {
+    "20261122054700_initial": initial(schema),
+  };
+}

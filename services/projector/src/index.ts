@@ -1,0 +1,14 @@
+export type { ApiAuth, ApiOptions } from "./api/server.ts";
+export { type Database, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
+export { migrateDownAll, migrateToLatest } from "./db/migrate.ts";
+export { type BatchOutcome, projectBatch } from "./projection.ts";
+export {
+  applyClusterEvent,
+  CLUSTER_STATES,
+  type ClusterRow,
+  type ClusterState,
+  foldCluster,
+} from "./projections/clusters.ts";
+export { applyCommandEvent, type CommandRow, type CommandStatus } from "./projections/commands.ts";
+export { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
+export { type NatsSource, type Projector, type ProjectorOptions, startProjector } from "./projector.ts";

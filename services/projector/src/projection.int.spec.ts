@@ -1,0 +1,343 @@
+import { DLQ_STREAM, dlqSubject, eventSubject, Headers, Streams } from "@cairn/events";
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { sql } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Db, openDatabase } from "./db/database.ts";
+import { migrateToLatest } from "./db/migrate.ts";
+import { projectBatch, streamReader, WaitingForSequenceError } from "./projection.ts";
+import { foldCluster } from "./projections/clusters.ts";
+import { type Projector, startProjector } from "./projector.ts";
+import { readCheckpoint } from "./repository/checkpoint.ts";
+import { getCluster, getClusters } from "./repository/clusters.ts";
+import { getCommand } from "./repository/commands.ts";
+import { countEvents, eventsOf } from "./repository/event-index.ts";
+import {
+  aTraceparent,
+  cluster,
+  deletionRequested,
+  rejected,
+  requested,
+  scaleRequested,
+} from "./testing/fixtures.ts";
+import { eventually, type Infra, startInfra } from "./testing/infra.ts";
+
+// One NATS server and one Postgres database per test: streams and tables start empty.
+let infra: Infra;
+let db: Db;
+const running: Projector[] = [];
+
+beforeEach(async () => {
+  infra = await startInfra();
+  db = openDatabase(infra.database.url, { max: 2 });
+});
+afterEach(async () => {
+  for (const p of running.splice(0)) await p.stop();
+  await db.destroy();
+  await infra.dispose();
+});
+
+async function start(batchSize = 500): Promise<Projector> {
+  const p = await startProjector({
+    nats: infra.nats,
+    databaseUrl: infra.database.url,
+    api: false,
+    batchSize,
+  });
+  running.push(p);
+  return p;
+}
+
+async function stop(p: Projector): Promise<void> {
+  running.splice(running.indexOf(p), 1);
+  await p.stop();
+}
+
+const checkpoint = () => readCheckpoint(db, "public", "projector");
+const caughtUp = (seq: number) => eventually(async () => (await checkpoint()) >= seq);
+
+/** A commit of one or two events for cluster `id`, as a running control plane would write them. */
+function nextCommit(id: string, n: number): { type: string; data: unknown }[] {
+  if (n === 0) return [requested(id)];
+  if (n % 5 === 0) return [rejected(`cmd-${id}-${n}`, "cluster.scale", "conflict", "busy")];
+  if (n % 7 === 0)
+    return [
+      scaleRequested("workers", n - 1, n),
+      rejected(`cmd-${id}-${n}b`, "cluster.delete", "conflict", "no"),
+    ];
+  return [scaleRequested("workers", n - 1, n)];
+}
+
+describe("projection", () => {
+  it("projects clusters, the event index and command status from commits", async () => {
+    const w = infra.writer;
+    const tp = aTraceparent();
+    await w.append(cluster("alpha"), [requested("alpha")], { commandId: "cmd-create", traceparent: tp });
+    await w.append(cluster("alpha"), [scaleRequested("workers", 2, 6)], { commandId: "cmd-scale" });
+    await w.append(cluster("alpha"), [rejected("cmd-bad", "cluster.scale", "invalid", "no pool gpu")], {
+      commandId: "cmd-bad",
+    });
+    await w.append(cluster("beta"), [requested("beta")], { commandId: "cmd-create-b" });
+    await w.append(cluster("beta"), [deletionRequested()], { commandId: "cmd-delete-b" });
+    await start();
+    await caughtUp(w.lastSequence);
+
+    const alpha = await getCluster(db, "public", "alpha");
+    expect(alpha).toMatchObject({
+      id: "alpha",
+      name: "alpha",
+      region: "eu-west-1",
+      state: "Scaling",
+      version: 3,
+      traceId: tp.split("-")[1],
+      lastEventType: "cluster.rejected",
+      lastSequence: 3,
+    });
+    expect(alpha?.spec.pools[0]?.count).toBe(6);
+    expect((await getCluster(db, "public", "beta"))?.state).toBe("Deleting");
+
+    expect(await getCommand(db, "public", "cmd-bad")).toMatchObject({
+      status: "rejected",
+      code: "invalid",
+      reason: "no pool gpu",
+      commandType: "cluster.scale",
+      aggregateId: "alpha",
+    });
+    expect(await getCommand(db, "public", "cmd-scale")).toMatchObject({
+      status: "accepted",
+      commandType: "cluster.scale",
+    });
+
+    const index = await eventsOf(db, "public", cluster("alpha"));
+    expect(index.map((r) => [r.position, r.type, r.sequence, r.command_id])).toEqual([
+      [1, "cluster.requested", 1, "cmd-create"],
+      [2, "cluster.scale-requested", 2, "cmd-scale"],
+      [3, "cluster.rejected", 3, "cmd-bad"],
+    ]);
+    expect(index[0]?.trace_id).toBe(tp.split("-")[1]);
+    expect(await countEvents(db, "public")).toBe(5);
+  });
+
+  it("applies every event exactly once across a stop mid-stream and a restart", async () => {
+    const w = infra.writer;
+    const ids = ["c0", "c1", "c2", "c3", "c4", "c5"];
+    const commits = 180;
+    let p = await start(7);
+    let stoppedAt = -1;
+    for (let i = 0; i < commits; i++) {
+      const id = ids[i % ids.length]!;
+      await w.append(cluster(id), nextCommit(id, Math.floor(i / ids.length)));
+      if (i === commits / 2) {
+        // Stop while it is busy: commits keep arriving while it drains.
+        stoppedAt = await checkpoint();
+        await stop(p);
+      }
+    }
+    const midway = await checkpoint();
+    expect(midway).toBeLessThan(w.lastSequence); // it really was stopped with work left
+    expect(stoppedAt).toBeGreaterThanOrEqual(0);
+    p = await start(7);
+    await caughtUp(w.lastSequence);
+
+    expect(await countEvents(db, "public")).toBe(w.appended.length);
+    const rows = await getClusters(db, "public", ids);
+    for (const id of ids) {
+      const history = w.appended.filter((e) => e.event.aggregate.id === id);
+      const row = rows.get(id);
+      expect(row?.version).toBe(history.length);
+      // The projection equals the in-memory fold of the same events.
+      expect(row).toEqual(
+        foldCluster(
+          history.map((h) => ({ ...h, event: { ...h.event, time: new Date(h.event.time).toISOString() } })),
+        ),
+      );
+    }
+    const dupes = await sql<{
+      n: string;
+    }>`select count(*) as n from (select event_id from event_index group by event_id having count(*) > 1) d`.execute(
+      db,
+    );
+    expect(Number(dupes.rows[0]?.n)).toBe(0);
+  });
+
+  it("skips a batch redelivered after its transaction committed (crash between commit and ack)", async () => {
+    const w = infra.writer;
+    await w.append(cluster("c1"), [requested("c1")], { commandId: "cmd-1" });
+    await w.append(cluster("c1"), [scaleRequested("workers", 2, 3)]);
+    await w.append(cluster("c1"), [rejected("cmd-2", "cluster.scale", "conflict", "busy")], {
+      commandId: "cmd-2",
+    });
+    await migrateToLatest(db, "public");
+    const msgs = await fetchAll(3);
+    const noDeadLetters = async () => {
+      throw new Error("no message here is poison");
+    };
+    const target = { db, schema: "public", name: "projector" };
+    const reader = streamReader(infra.nats.jsm);
+
+    const first = await projectBatch(target, msgs, noDeadLetters, reader);
+    expect(first).toMatchObject({ skipped: 0, commits: 3, events: 3, checkpoint: 3 });
+    // The same messages again, as JetStream redelivers them when the ack was lost.
+    const again = await projectBatch(target, msgs, noDeadLetters, reader);
+    expect(again).toMatchObject({ skipped: 3, commits: 0, events: 0, checkpoint: 3 });
+    // A batch that straddles the checkpoint applies only its new part.
+    await w.append(cluster("c1"), [deletionRequested()]);
+    const straddling = await projectBatch(target, await fetchAll(4), noDeadLetters, reader);
+    expect(straddling).toMatchObject({ skipped: 3, commits: 1, events: 1, checkpoint: 4 });
+
+    expect(await countEvents(db, "public")).toBe(4);
+    expect(await getCluster(db, "public", "c1")).toMatchObject({ version: 4, state: "Deleting" });
+  });
+
+  it("fills sequences missing before a batch from the stream, in order, and passes deleted ones", async () => {
+    const w = infra.writer;
+    for (let i = 0; i < 6; i++) await w.append(cluster("c1"), nextCommit("c1", i));
+    await migrateToLatest(db, "public");
+    const all = await fetchAll(6);
+    const target = { db, schema: "public", name: "projector" };
+    const reader = streamReader(infra.nats.jsm);
+    const noDeadLetters = async () => {
+      throw new Error("no message here is poison");
+    };
+    const bySeq = (...seqs: number[]) => all.filter((m) => seqs.includes(m.seq));
+
+    expect(await projectBatch(target, bySeq(1), noDeadLetters, reader)).toMatchObject({
+      checkpoint: 1,
+      filled: 0,
+    });
+    // 2 and 3 are out for redelivery (say, handed back by a stopping runner); 4 arrives first.
+    expect(await projectBatch(target, bySeq(4), noDeadLetters, reader)).toMatchObject({
+      checkpoint: 4,
+      filled: 2,
+      commits: 3,
+    });
+    // Their own deliveries come later: already applied.
+    expect(await projectBatch(target, bySeq(3, 2), noDeadLetters, reader)).toMatchObject({
+      skipped: 2,
+      commits: 0,
+    });
+    // A message deleted from the stream is a hole that never fills: it is passed.
+    await infra.nats.jsm.streams.deleteMessage(Streams.events, 5);
+    expect(await projectBatch(target, bySeq(6), noDeadLetters, reader)).toMatchObject({
+      checkpoint: 6,
+      filled: 0,
+    });
+
+    expect(await countEvents(db, "public")).toBe(w.appended.filter((e) => e.sequence !== 5).length);
+    const history = await eventsOf(db, "public", cluster("c1"));
+    expect(history.map((r) => r.sequence)).toEqual(
+      w.appended.filter((e) => e.sequence !== 5).map((e) => e.sequence),
+    );
+    expect((await getCluster(db, "public", "c1"))?.version).toBe(w.appended.length);
+  });
+
+  it("waits (throws) at a missing message that is not a readable commit", async () => {
+    const w = infra.writer;
+    await w.append(cluster("c1"), [requested("c1")]);
+    await infra.nats.js.publish(eventSubject(cluster("x")), "garbage");
+    await w.append(cluster("c1"), [deletionRequested()]);
+    await migrateToLatest(db, "public");
+    const all = await fetchAll(3);
+    const target = { db, schema: "public", name: "projector" };
+    const reader = streamReader(infra.nats.jsm);
+    const deadLettered: number[] = [];
+    const deadLetter = async (m: JsMsg) => {
+      deadLettered.push(m.seq);
+    };
+
+    const early = projectBatch(target, [all[2]!], deadLetter, reader);
+    await expect(early).rejects.toBeInstanceOf(WaitingForSequenceError);
+    await expect(early).rejects.toMatchObject({ sequence: 2 });
+    expect(await checkpoint()).toBe(1); // 1 was filled and committed; 3 waits
+    // Its own delivery dead-letters it, and the rest follows.
+    expect(await projectBatch(target, [all[1]!, all[2]!], deadLetter, reader)).toMatchObject({
+      checkpoint: 3,
+      deadLettered: 1,
+    });
+    expect(deadLettered).toEqual([2]);
+    expect(await getCluster(db, "public", "c1")).toMatchObject({ state: "Deleting", version: 2 });
+  });
+
+  it("loses nothing when one batch keeps failing while later ones would succeed", async () => {
+    const w = infra.writer;
+    // A trap in Postgres: any write of cluster "trap" fails until the trap is removed.
+    await start(1);
+    await sql`create function trap() returns trigger language plpgsql as $$
+      begin if new.id = 'trap' then raise exception 'trapped'; end if; return new; end $$`.execute(db);
+    await sql`create trigger trap before insert or update on clusters for each row execute function trap()`.execute(
+      db,
+    );
+    await w.append(cluster("c0"), [requested("c0")]);
+    const trapped = await w.append(cluster("trap"), [requested("trap")]);
+    for (let i = 1; i <= 10; i++) await w.append(cluster("c0"), nextCommit("c0", i));
+    // Later batches (other clusters) arrive while the trapped one waits for redelivery: none may pass it.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await checkpoint()).toBe(trapped.sequence - 1);
+    await sql`drop trigger trap on clusters`.execute(db);
+    await eventually(async () => (await checkpoint()) >= w.lastSequence, 15_000);
+
+    expect(await countEvents(db, "public")).toBe(w.appended.length);
+    expect(await getCluster(db, "public", "trap")).toMatchObject({ state: "Pending", version: 1 });
+    expect((await getCluster(db, "public", "c0"))?.version).toBe(w.appended.length - 1);
+  });
+
+  it("starts right after the database's checkpoint, so a recreated database is replayed", async () => {
+    const w = infra.writer;
+    for (let i = 0; i < 12; i++) await w.append(cluster("c1"), nextCommit("c1", i));
+    let p = await start(5);
+    await caughtUp(w.lastSequence);
+    await stop(p);
+    await sql`truncate clusters, event_index, commands; update projector_checkpoint set last_sequence = 0`.execute(
+      db,
+    );
+
+    p = await start(5);
+    await caughtUp(w.lastSequence);
+    expect(await countEvents(db, "public")).toBe(w.appended.length);
+    expect((await getCluster(db, "public", "c1"))?.version).toBe(w.appended.length);
+  });
+
+  it("sets an unreadable commit aside in the DLQ and keeps going", async () => {
+    const w = infra.writer;
+    await start(50);
+    await w.append(cluster("c1"), [requested("c1")]);
+    const poison = await infra.nats.js.publish(eventSubject(cluster("x")), "not json{");
+    const notACommit = await infra.nats.js.publish(
+      eventSubject(cluster("y")),
+      JSON.stringify({ hello: "world" }),
+    );
+    await w.append(cluster("c1"), [deletionRequested()]);
+    await caughtUp(w.lastSequence);
+
+    expect(await getCluster(db, "public", "c1")).toMatchObject({ state: "Deleting", version: 2 });
+    expect(await countEvents(db, "public")).toBe(2);
+    const dead = await eventually(async () => {
+      const info = await infra.nats.jsm.streams.info(DLQ_STREAM);
+      return info.state.messages === 2 ? info : undefined;
+    });
+    expect(dead.state.messages).toBe(2);
+    const first = await infra.nats.jsm.streams.getMessage(DLQ_STREAM, { seq: dead.state.first_seq });
+    if (!first) throw new Error("no first dead letter");
+    expect(first.subject).toBe(dlqSubject(Streams.events));
+    expect(first.header.get(Headers.dlqSequence)).toBe(String(poison.seq));
+    expect(first.header.get(Headers.dlqReason)).toMatch(/not a readable commit: SyntaxError/);
+    expect(first.string()).toBe("not json{");
+    const second = await infra.nats.jsm.streams.getMessage(DLQ_STREAM, { seq: dead.state.last_seq });
+    if (!second) throw new Error("no second dead letter");
+    expect(second.header.get(Headers.dlqSequence)).toBe(String(notACommit.seq));
+    expect(second.header.get(Headers.dlqReason)).toMatch(/not a commit/);
+  });
+});
+
+/** The first `n` messages of EVT, through an ordered consumer (nothing is acked). */
+async function fetchAll(n: number): Promise<JsMsg[]> {
+  const consumer = await infra.nats.js.consumers.get(Streams.events, { deliver_policy: DeliverPolicy.All });
+  const out: JsMsg[] = [];
+  const it = await consumer.fetch({ max_messages: n, expires: 2_000 });
+  for await (const m of it) {
+    out.push(m);
+    if (out.length >= n) break;
+  }
+  await consumer.delete().catch(() => {});
+  expect(out.map((m) => m.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  return out;
+}

@@ -1,0 +1,365 @@
+/**
+ * The projection consumer: one JetStream batch = one Postgres transaction that writes
+ * the read models and moves the checkpoint (see docs/projector.md for why that is
+ * exactly once).
+ */
+import {
+  type Catalogue,
+  catalogue as defaultCatalogue,
+  describeError,
+  eventFilter,
+  type Nats,
+  type RawEventEnvelope,
+  type RunnerLogger,
+  type RunningConsumer,
+  Streams,
+  startConsumer,
+  TransientError,
+} from "@cairn/events";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import type { Db } from "./db/database.ts";
+import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
+import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
+import { toEventIndexRow } from "./projections/event-index.ts";
+import { lockCheckpoint, readCheckpoint, writeCheckpoint } from "./repository/checkpoint.ts";
+import { getClusters, upsertClusters } from "./repository/clusters.ts";
+import { getCommands, upsertCommands } from "./repository/commands.ts";
+import { indexRowsByKey, upsertEventIndex } from "./repository/event-index.ts";
+
+export interface ProjectionTarget {
+  readonly db: Db;
+  readonly schema: string;
+  /** The checkpoint row's name: the durable consumer's name. */
+  readonly name: string;
+  readonly catalogue?: Catalogue;
+}
+
+export interface BatchOutcome {
+  /** Messages at or below the checkpoint: already applied, skipped. */
+  readonly skipped: number;
+  /** Messages set aside as dead letters. */
+  readonly deadLettered: number;
+  readonly commits: number;
+  readonly events: number;
+  /** The checkpoint after the batch. */
+  readonly checkpoint: number;
+  /**
+   * A missing sequence that could not be filled from the stream (it is not a readable
+   * commit, so only its own delivery can dead-letter it, or the batch's fill budget
+   * ran out): what came after it was not applied. `projectBatch` throws after its commit when this is set.
+   */
+  readonly waitingFor?: number;
+  /** Missing messages read from the stream to fill a gap before the batch. */
+  readonly filled: number;
+}
+
+/** What the projection reads from the stream when sequences are missing between the checkpoint and a batch. */
+export interface StreamReader {
+  /** The lowest sequence still in the stream (everything before it was purged). */
+  firstSequence(): Promise<number>;
+  /** The message at `seq`, or undefined when it was deleted. */
+  get(seq: number): Promise<{ readonly seq: number; json(): unknown } | undefined>;
+}
+
+export function streamReader(jsm: JetStreamManager, stream: string = Streams.events): StreamReader {
+  return {
+    firstSequence: async () => (await jsm.streams.info(stream)).state.first_seq,
+    get: async (seq) => {
+      try {
+        return (await jsm.streams.getMessage(stream, { seq })) ?? undefined;
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound)
+          return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * A missing message could not be filled in from the stream (it is unreadable, or the
+ * gap is larger than one batch may fill): what came after it waits. The runner
+ * retries the batch; each attempt commits what it could, and a restart, which
+ * redelivers from the checkpoint, resolves it in any case.
+ */
+export class WaitingForSequenceError extends TransientError {
+  override readonly name = "WaitingForSequenceError";
+  readonly sequence: number;
+  constructor(sequence: number, checkpoint: number) {
+    super(
+      `applied up to ${checkpoint}; stream sequence ${sequence} is missing and could not be filled in yet, the rest of the batch waits`,
+    );
+    this.sequence = sequence;
+  }
+}
+
+type DeadLetter = (msg: JsMsg, reason: string) => Promise<void>;
+
+/** One message to apply: delivered (and so dead-letterable), or read from the stream to fill a gap. */
+interface Pending {
+  readonly seq: number;
+  json(): unknown;
+  readonly delivered?: JsMsg;
+}
+
+/** The JSON body of a stored message if it is a readable commit. */
+function readableCommit(cat: Catalogue, stored: { json(): unknown }): unknown {
+  try {
+    const body = stored.json();
+    cat.parseCommit(body);
+    return body;
+  } catch {
+    return undefined;
+  }
+}
+
+/** At most this many missing messages are read from the stream per batch (a huge gap takes several). */
+const MAX_FILL_FACTOR = 4;
+
+/**
+ * Applies one batch in one transaction: event index, clusters and commands, then the
+ * checkpoint = the last sequence applied. Messages are applied in stream order and
+ * contiguously after the checkpoint, whatever order they were delivered in:
+ *
+ * - at or below the checkpoint: applied by an earlier transaction (a redelivery after
+ *   a crash between commit and ack), skipped;
+ * - sequences missing between the checkpoint and the batch (delivered elsewhere, or
+ *   handed back and not redelivered yet) are read from the stream and applied first;
+ *   their own deliveries, when they come, are then at or below the checkpoint;
+ *   deleted ones are passed;
+ * - not a readable commit: dead-lettered, skipped; the checkpoint moves past it. A
+ *   missing message that is unreadable cannot be dead-lettered from here: the batch
+ *   stops before it, commits what came before and throws `WaitingForSequenceError`.
+ */
+export async function projectBatch(
+  target: ProjectionTarget,
+  msgs: readonly JsMsg[],
+  deadLetter: DeadLetter,
+  reader: StreamReader,
+): Promise<BatchOutcome> {
+  const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
+  if (outcome.waitingFor !== undefined)
+    throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);
+  return outcome;
+}
+
+/** `projectBatch` without the throw: what it applied, and what it waits for. */
+export async function projectInTransaction(
+  target: ProjectionTarget,
+  msgs: readonly JsMsg[],
+  deadLetter: DeadLetter,
+  reader: StreamReader,
+): Promise<BatchOutcome> {
+  const { db, schema, name } = target;
+  const cat = target.catalogue ?? defaultCatalogue;
+  return await db.transaction().execute(async (trx) => {
+    const checkpoint = await lockCheckpoint(trx, schema, name);
+    const fresh = msgs.filter((m) => m.seq > checkpoint).sort((a, b) => a.seq - b.seq);
+    const skipped = msgs.length - fresh.length;
+
+    // The run of messages to apply: contiguous from the checkpoint, gaps filled from the stream.
+    const ready: Pending[] = [];
+    let expected = checkpoint + 1;
+    let waitingFor: number | undefined;
+    let filled = 0;
+    let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR);
+    outer: for (const m of fresh) {
+      if (m.seq < expected) continue; // the same message twice in one batch
+      if (m.seq > expected) {
+        for (let s = Math.max(expected, await reader.firstSequence()); s < m.seq; s++) {
+          if (fillBudget-- <= 0) {
+            waitingFor = s;
+            break outer;
+          }
+          const stored = await reader.get(s);
+          if (!stored) continue; // deleted: a hole that never fills
+          const body = readableCommit(cat, stored);
+          if (body === undefined) {
+            waitingFor = s;
+            break outer;
+          }
+          ready.push({ seq: s, json: () => body });
+          filled++;
+        }
+      }
+      ready.push({ seq: m.seq, json: () => m.json(), delivered: m });
+      expected = m.seq + 1;
+    }
+    const last = ready.at(-1)?.seq ?? checkpoint;
+    const result = (
+      r: Omit<BatchOutcome, "skipped" | "checkpoint" | "waitingFor" | "filled">,
+    ): BatchOutcome => ({
+      skipped,
+      checkpoint: last,
+      filled,
+      ...(waitingFor !== undefined ? { waitingFor } : {}),
+      ...r,
+    });
+    if (ready.length === 0) return result({ deadLettered: 0, commits: 0, events: 0 });
+
+    const events: { event: RawEventEnvelope; sequence: number }[] = [];
+    let deadLettered = 0;
+    let commits = 0;
+    for (const m of ready) {
+      let parsed: ReturnType<Catalogue["parseCommit"]>;
+      try {
+        parsed = cat.parseCommit(m.json());
+      } catch (err) {
+        // Only delivered messages get here unreadable (gap fills are checked first).
+        if (m.delivered) await deadLetter(m.delivered, `not a readable commit: ${describeError(err)}`);
+        deadLettered++;
+        continue;
+      }
+      commits++;
+      for (const event of parsed.events) events.push({ event, sequence: m.seq });
+    }
+
+    const clusterIds = new Set<string>();
+    const commandIds = new Set<string>();
+    for (const { event } of events) {
+      if (event.aggregate.type === "cluster") clusterIds.add(event.aggregate.id);
+      if (event.meta.commandId !== undefined) commandIds.add(event.meta.commandId);
+    }
+    const clusters = await getClusters(trx, schema, [...clusterIds]);
+    const commands = await getCommands(trx, schema, [...commandIds]);
+    const changedClusters = new Map<string, ClusterRow>();
+    const changedCommands = new Map<string, CommandRow>();
+    for (const { event, sequence } of events) {
+      if (event.aggregate.type === "cluster") {
+        const id = event.aggregate.id;
+        const before = clusters.get(id);
+        const after = applyClusterEvent(before, event, sequence);
+        if (after && after !== before) {
+          clusters.set(id, after);
+          changedClusters.set(id, after);
+        }
+      }
+      const commandId = event.meta.commandId;
+      if (commandId !== undefined) {
+        const after = applyCommandEvent(commands.get(commandId), event, sequence);
+        if (after) {
+          commands.set(commandId, after);
+          changedCommands.set(commandId, after);
+        }
+      }
+    }
+
+    await upsertEventIndex(
+      trx,
+      schema,
+      indexRowsByKey(events.map(({ event, sequence }) => toEventIndexRow(event, sequence))),
+    );
+    await upsertClusters(trx, schema, [...changedClusters.values()]);
+    await upsertCommands(trx, schema, [...changedCommands.values()]);
+    await writeCheckpoint(trx, schema, name, last);
+    return result({ deadLettered, commits, events: events.length });
+  });
+}
+
+/** The config `startConsumer` gives the durable consumer (kept equal, so it does not rewrite it). */
+function consumerConfig(durable: string, batchSize: number) {
+  return {
+    durable_name: durable,
+    filter_subject: eventFilter(),
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ACK_WAIT_MS * 1_000_000,
+    max_deliver: -1,
+    max_ack_pending: Math.max(1_000, batchSize * 20),
+  };
+}
+
+const ACK_WAIT_MS = 30_000;
+
+/**
+ * The database is the truth about what was applied, so the durable consumer is made
+ * again at every start to begin right after the checkpoint. That drops what a previous
+ * run held unacknowledged (it would otherwise come back only after the ack wait, behind
+ * later messages) and replays what a restored or recreated database lacks.
+ */
+export async function resetConsumer(
+  nats: Nats,
+  target: ProjectionTarget,
+  durable: string,
+  batchSize: number,
+  log: RunnerLogger,
+): Promise<number> {
+  const checkpoint = await readCheckpoint(target.db, target.schema, target.name);
+  try {
+    await nats.jsm.consumers.delete(Streams.events, durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  }
+  await nats.jsm.consumers.add(Streams.events, {
+    ...consumerConfig(durable, batchSize),
+    ...(checkpoint > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
+      : { deliver_policy: DeliverPolicy.All }),
+  });
+  log.info(
+    { stream: Streams.events, consumer: durable, from: checkpoint + 1 },
+    "projection consumer starts after the checkpoint",
+  );
+  return checkpoint;
+}
+
+export interface RunningProjection {
+  readonly consumer: RunningConsumer;
+  /** The last batch outcome and error, for readiness and logs. */
+  readonly status: { running: boolean; lastBatchAt?: Date; lastError?: string; checkpoint?: number };
+  stop(): Promise<void>;
+}
+
+export async function startProjection(opts: {
+  nats: Nats;
+  target: ProjectionTarget;
+  durable: string;
+  batchSize: number;
+  logger: RunnerLogger;
+}): Promise<RunningProjection> {
+  const { nats, target, durable, logger } = opts;
+  const status: RunningProjection["status"] = {
+    running: false,
+    checkpoint: await resetConsumer(nats, target, durable, opts.batchSize, logger),
+  };
+  const reader = streamReader(nats.jsm);
+  const consumer = await startConsumer({
+    js: nats.js,
+    jsm: nats.jsm,
+    stream: Streams.events,
+    durable,
+    filterSubject: eventFilter(),
+    batchSize: opts.batchSize,
+    ackWaitMs: ACK_WAIT_MS,
+    logger,
+    handleBatch: async (msgs, { deadLetter }) => {
+      try {
+        const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
+        status.lastBatchAt = new Date();
+        status.checkpoint = outcome.checkpoint;
+        if (outcome.waitingFor !== undefined) {
+          throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);
+        }
+        delete status.lastError;
+      } catch (err) {
+        if (!(err instanceof WaitingForSequenceError)) status.lastError = describeError(err);
+        throw err;
+      }
+    },
+  });
+  status.running = true;
+  return {
+    consumer,
+    status,
+    stop: async () => {
+      status.running = false;
+      await consumer.stop();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The `clusters` read model as a pure fold: `applyClusterEvent(row, event, sequence)`.
+ * The projector folds a batch with it before one upsert; the same function can fold
+ * an aggregate's history in memory for a point-in-time view.
+ */
+import {
+  type ClusterEvent,
+  type ClusterSpec,
+  type EventEnvelope,
+  type RawEventEnvelope,
+  traceIdOf,
+} from "@cairn/events";
+
+export const CLUSTER_STATES = ["Pending", "Scaling", "RollingBack", "Deleting"] as const;
+export type ClusterState = (typeof CLUSTER_STATES)[number];
+
+export interface ClusterRow {
+  readonly id: string;
+  readonly name: string;
+  readonly region: string;
+  readonly state: ClusterState;
+  readonly spec: ClusterSpec;
+  /** Events in the aggregate so far, rejections included (= the last event's position). */
+  readonly version: number;
+  /** The trace of the latest event that carried one. */
+  readonly traceId: string | null;
+  /** ISO times, from the events (never the projector's clock). */
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly lastEventType: string;
+  /** Stream sequence of the commit that held the last event. */
+  readonly lastSequence: number;
+}
+
+/**
+ * The cluster row after one more event.
+ *
+ * - `cluster.requested` → Pending with the spec (name and region come from it);
+ * - `cluster.scale-requested` → Scaling, the pool's count becomes `to`;
+ * - `cluster.rollback-requested` → RollingBack, the spec is replaced;
+ * - `cluster.deletion-requested` → Deleting;
+ * - `cluster.rejected` and event types this code does not know yet → state and spec
+ *   unchanged, but the version still moves (a rejection is an event of the aggregate).
+ *
+ * An event at or before the row's version is already folded in: the row comes back
+ * unchanged, so folding a redelivered event twice changes nothing. Events of a
+ * cluster that was never requested (say, a rejected `cluster.scale` of an unknown id)
+ * make no row: the result is then `undefined`.
+ */
+export function applyClusterEvent(row: ClusterRow, event: RawEventEnvelope, sequence: number): ClusterRow;
+export function applyClusterEvent(
+  row: ClusterRow | undefined,
+  event: RawEventEnvelope,
+  sequence: number,
+): ClusterRow | undefined;
+export function applyClusterEvent(
+  row: ClusterRow | undefined,
+  event: RawEventEnvelope,
+  sequence: number,
+): ClusterRow | undefined {
+  if (event.aggregate.type !== "cluster") {
+    throw new Error(`applyClusterEvent got a ${event.aggregate.type} event (${event.type})`);
+  }
+  if (row && event.aggregate.id !== row.id) {
+    throw new Error(`applyClusterEvent got an event of cluster ${event.aggregate.id} for row ${row.id}`);
+  }
+  if (row && event.position <= row.version) return row;
+
+  const touched = {
+    version: event.position,
+    traceId: traceIdOf(event.meta.traceparent) ?? row?.traceId ?? null,
+    updatedAt: event.time,
+    lastEventType: event.type,
+    lastSequence: sequence,
+  };
+  // The catalogue parsed `data` against the type's schema: the cast only names it.
+  const e = event as unknown as EventEnvelope<ClusterEvent>;
+  if (e.type === "cluster.requested") {
+    const spec = e.data.spec;
+    return {
+      id: event.aggregate.id,
+      name: spec.name,
+      region: spec.region,
+      state: "Pending",
+      spec,
+      createdAt: row?.createdAt ?? event.time,
+      ...touched,
+    };
+  }
+  if (!row) return undefined;
+  switch (e.type) {
+    case "cluster.scale-requested": {
+      const { pool, to } = e.data;
+      const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, count: to } : p));
+      return { ...row, ...touched, state: "Scaling", spec: { ...row.spec, pools } };
+    }
+    case "cluster.rollback-requested": {
+      const spec = e.data.spec;
+      return { ...row, ...touched, state: "RollingBack", spec, name: spec.name, region: spec.region };
+    }
+    case "cluster.deletion-requested":
+      return { ...row, ...touched, state: "Deleting" };
+    default:
+      return { ...row, ...touched };
+  }
+}
+
+/** Folds a cluster's events in order (a point-in-time view is a prefix of its history). */
+export function foldCluster(
+  events: readonly { event: RawEventEnvelope; sequence: number }[],
+  initial?: ClusterRow,
+): ClusterRow | undefined {
+  let row = initial;
+  for (const { event, sequence } of events) row = applyClusterEvent(row, event, sequence);
+  return row;
+}

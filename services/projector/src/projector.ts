@@ -1,0 +1,129 @@
+import {
+  CommandBus,
+  catalogue,
+  connectNats,
+  ensureStreams,
+  type Nats,
+  type RunnerLogger,
+} from "@cairn/events";
+import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
+import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
+import { migrateToLatest } from "./db/migrate.ts";
+import { type RunningProjection, startProjection } from "./projection.ts";
+import { ensureCheckpoint } from "./repository/checkpoint.ts";
+
+/** Where NATS is: a URL to connect to (closed on stop), or a connection to borrow (left open). */
+export type NatsSource =
+  | { readonly natsUrl: string; readonly nats?: never }
+  | { readonly nats: Nats; readonly natsUrl?: never };
+
+export type ProjectorOptions = NatsSource & {
+  readonly databaseUrl: string;
+  /** pino fits; default: silent. */
+  readonly logger?: RunnerLogger;
+  /** The HTTP API, or `false` for none. */
+  readonly api: ApiOptions | false;
+  /** Messages per batch (= per transaction) at most. Default 500. */
+  readonly batchSize?: number;
+  /** Postgres schema of the read models. Default `public`. */
+  readonly schema?: string;
+  /** Durable consumer name, also the checkpoint's name. Default `projector`. */
+  readonly durable?: string;
+};
+
+export interface Projector {
+  readonly api?: { readonly url: string; readonly port: number };
+  /** Closes the API, drains the consumer, closes NATS (if it opened it) and the pool. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * Runs the projector: migrations, streams, the projection consumer and the API.
+ * @example
+ * const p = await startProjector({ natsUrl, databaseUrl, api: { port: 8080 } });
+ * … await p.stop();
+ */
+export async function startProjector(opts: ProjectorOptions): Promise<Projector> {
+  const log = opts.logger ?? silent;
+  const schema = assertSchemaName(opts.schema ?? DEFAULT_SCHEMA);
+  const durable = opts.durable ?? "projector";
+  const batchSize = opts.batchSize ?? 500;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  // Refuse a public listen before touching anything.
+  if (opts.api) assertListenAllowed(opts.api);
+
+  let db: Db | undefined;
+  let nats: Nats | undefined;
+  let ownNats = false;
+  let projection: RunningProjection | undefined;
+  let api: RunningApi | undefined;
+
+  const shutdown = async () => {
+    const errors: unknown[] = [];
+    const step = async (f: (() => Promise<void>) | undefined) => {
+      if (!f) return;
+      try {
+        await f();
+      } catch (err) {
+        errors.push(err);
+      }
+    };
+    await step(api && (() => api!.close()));
+    await step(projection && (() => projection!.stop()));
+    await step(ownNats && nats ? () => nats!.close() : undefined);
+    await step(db && (() => db!.destroy()));
+    if (errors.length > 0) throw new AggregateError(errors, "projector did not stop cleanly");
+  };
+
+  try {
+    db = openDatabase(opts.databaseUrl);
+    await migrateToLatest(db, schema);
+    await ensureCheckpoint(db, schema, durable);
+    if (opts.nats) {
+      nats = opts.nats;
+    } else {
+      nats = await connectNats(opts.natsUrl, { name: "projector" });
+      ownNats = true;
+    }
+    const streams = await ensureStreams(nats.jsm);
+    if (streams.drift.length > 0)
+      log.warn({ drift: streams.drift }, "streams differ from the expected config");
+    projection = await startProjection({
+      nats,
+      target: { db, schema, name: durable },
+      durable,
+      batchSize,
+      logger: log,
+    });
+    if (opts.api) {
+      const status = projection.status;
+      const nc = nats.nc;
+      api = await startApi(opts.api, {
+        db,
+        schema,
+        bus: new CommandBus({ js: nats.js, catalogue }),
+        logger: log,
+        jaegerUiUrl: opts.api.jaegerUiUrl,
+        // The consumer runs while it is not stopped and its NATS connection is not closed
+        // (a NATS outage is ridden out by reconnecting; a closed connection is not).
+        consumerStatus: () => ({ ...status, running: status.running && !nc.isClosed() }),
+      });
+    }
+  } catch (err) {
+    await shutdown().catch(() => {});
+    throw err;
+  }
+  log.info({ schema, durable, batchSize, api: api?.url }, "projector started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    ...(api ? { api: { url: api.url, port: api.port } } : {}),
+    stop: () => {
+      stopping ??= shutdown().then(() => log.info({ durable }, "projector stopped"));
+      return stopping;
+    },
+  };
+}

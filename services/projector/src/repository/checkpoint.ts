@@ -1,0 +1,52 @@
+import type { Db } from "../db/database.ts";
+
+/** Makes sure the checkpoint row exists (at 0). Idempotent. */
+export async function ensureCheckpoint(db: Db, schema: string, name: string): Promise<void> {
+  await db
+    .withSchema(schema)
+    .insertInto("projector_checkpoint")
+    .values({ name, last_sequence: 0 })
+    .onConflict((oc) => oc.column("name").doNothing())
+    .execute();
+}
+
+/** The last stream sequence applied (0: none). */
+export async function readCheckpoint(db: Db, schema: string, name: string): Promise<number> {
+  const row = await db
+    .withSchema(schema)
+    .selectFrom("projector_checkpoint")
+    .select("last_sequence")
+    .where("name", "=", name)
+    .executeTakeFirst();
+  return row?.last_sequence ?? 0;
+}
+
+/**
+ * Reads the checkpoint inside a transaction and locks its row until the transaction
+ * ends, so two writers of the same projection can never interleave.
+ */
+export async function lockCheckpoint(trx: Db, schema: string, name: string): Promise<number> {
+  await ensureCheckpoint(trx, schema, name);
+  const row = await trx
+    .withSchema(schema)
+    .selectFrom("projector_checkpoint")
+    .select("last_sequence")
+    .where("name", "=", name)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  return row.last_sequence;
+}
+
+export async function writeCheckpoint(
+  trx: Db,
+  schema: string,
+  name: string,
+  lastSequence: number,
+): Promise<void> {
+  await trx
+    .withSchema(schema)
+    .updateTable("projector_checkpoint")
+    .set({ last_sequence: lastSequence })
+    .where("name", "=", name)
+    .execute();
+}

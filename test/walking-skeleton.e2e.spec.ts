@@ -1,0 +1,182 @@
+/**
+ * The walking skeleton, end to end, with every service a separate process started
+ * by `cairn up` (what `npm start` runs): a command published on NATS is decided by the
+ * provisioner, projected into Postgres by the projector, and read back from the API
+ * with the trace id of the original command.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { connectNats, type Nats, newId } from "@cairn/events";
+import {
+  createTestDatabase,
+  type DisposableDatabase,
+  type DisposableNats,
+  freePort,
+  startNatsServer,
+} from "@cairn/testkit";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "..");
+let natsServer: DisposableNats;
+let db: DisposableDatabase;
+let nats: Nats;
+let cairn: ChildProcess;
+let api: string;
+let dataDir: string;
+let output = "";
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}\n--- cairn output ---\n${output.slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const getJson = async (path: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+  const res = await fetch(`${api}${path}`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+};
+
+const createCommand = (clusterId: string, overrides: Record<string, unknown> = {}) => ({
+  id: newId(),
+  type: "cluster.create",
+  data: {
+    clusterId,
+    name: "demo",
+    region: "eu-west-1",
+    k3sVersion: "v1.31.4+k3s1",
+    servers: { count: 1, instanceType: "t3.medium" },
+    pools: [{ name: "workers", capacityType: "spot", instanceTypes: ["t3.large", "t3a.large"], count: 2 }],
+    ...overrides,
+  },
+  meta: { actor: "alice" },
+});
+
+beforeAll(async () => {
+  natsServer = await startNatsServer();
+  db = await createTestDatabase("cairn_e2e");
+  nats = await connectNats(natsServer.url);
+  dataDir = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
+  const port = await freePort();
+  api = `http://127.0.0.1:${port}`;
+  cairn = spawn(process.execPath, [join(root, "cli/src/main.ts"), "up"], {
+    env: {
+      ...process.env,
+      NATS_URL: natsServer.url,
+      DATABASE_URL: db.url,
+      CAIRN_API_PORT: String(port),
+      CAIRN_DATA_DIR: dataDir,
+      LOG_LEVEL: "info",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  cairn.stdout?.on("data", (d) => (output += d));
+  cairn.stderr?.on("data", (d) => (output += d));
+  await until("the API to be ready", async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined));
+});
+
+afterAll(async () => {
+  if (cairn && cairn.exitCode === null) {
+    const exited = new Promise((r) => cairn.once("exit", r));
+    cairn.kill("SIGINT");
+    await exited;
+  }
+  await nats?.close();
+  await db?.dispose();
+  await natsServer?.dispose();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("walking skeleton", () => {
+  it("cmd.cluster.create on NATS → provisioner → projector → GET /clusters/:id, with the command's trace id", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const cmd = createCommand("skeleton-1");
+    const h = natsHeaders();
+    h.set("traceparent", `00-${traceId}-00f067aa0ba902b7-01`);
+    await nats.js.publish("cmd.cluster.create", JSON.stringify(cmd), { msgID: cmd.id, headers: h });
+
+    const cluster = await until("the cluster in the read model", async () => {
+      const r = await getJson("/clusters/skeleton-1");
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(cluster).toMatchObject({
+      id: "skeleton-1",
+      state: "Pending",
+      region: "eu-west-1",
+      version: 1,
+      traceId,
+    });
+    const command = await until("the command's outcome", async () => {
+      const r = await getJson(`/commands/${cmd.id}`);
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(command).toMatchObject({ status: "accepted", traceId });
+  });
+
+  it("an invalid command is rejected with a reason the API reports", async () => {
+    const cmd = createCommand("skeleton-2", { servers: { count: 2, instanceType: "t3.medium" } });
+    await nats.js.publish("cmd.cluster.create", JSON.stringify(cmd), { msgID: cmd.id });
+    const command = await until("the rejection", async () => {
+      const r = await getJson(`/commands/${cmd.id}`);
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(command).toMatchObject({
+      status: "rejected",
+      code: "invalid",
+      reason: expect.stringContaining("servers.count"),
+    });
+    expect((await getJson("/clusters/skeleton-2")).status).toBe(404);
+  });
+
+  it("POST /commands answers 202 with the trace id the read model then carries", async () => {
+    const res = await fetch(`${api}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(createCommand("skeleton-3")),
+    });
+    expect(res.status).toBe(202);
+    const accepted = (await res.json()) as { commandId: string; traceId: string };
+    expect(accepted.traceId).toMatch(/^[0-9a-f]{32}$/);
+    const cluster = await until("the cluster", async () => {
+      const r = await getJson("/clusters/skeleton-3");
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(cluster.traceId).toBe(accepted.traceId);
+
+    // A later command on the cluster: Deleting, and deleting twice is one delete.
+    for (let i = 0; i < 2; i++) {
+      const del = await fetch(`${api}/commands`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          type: "cluster.delete",
+          data: { clusterId: "skeleton-3" },
+          meta: { actor: "alice" },
+        }),
+      });
+      expect(del.status).toBe(202);
+    }
+    const deleting = await until("Deleting", async () => {
+      const r = await getJson("/clusters/skeleton-3");
+      return r.body.state === "Deleting" ? r.body : undefined;
+    });
+    expect(deleting.version).toBe(2);
+  });
+
+  it("a bad command over HTTP is refused at once with the field named", async () => {
+    const res = await fetch(`${api}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(createCommand("skeleton-4", { region: "moon-1" })),
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toContain("region");
+  });
+});
