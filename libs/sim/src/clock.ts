@@ -1,0 +1,88 @@
+/**
+ * Simulated time. Sim time runs `timeScale` times faster than wall time, and tests
+ * can jump it forward (`advance`). State that changes with time (an instance booting,
+ * an agent registering) is derived lazily from `now()` when it is read, so the sim
+ * needs no timers to move the world and stays deterministic for a given seed.
+ */
+export class SimClock {
+  readonly timeScale: number;
+  readonly #realStart = performance.now();
+  readonly #simStart: number;
+  #offset = 0;
+
+  constructor(opts: { timeScale?: number; start?: number } = {}) {
+    this.timeScale = opts.timeScale ?? 1;
+    if (!(this.timeScale > 0)) throw new Error(`timeScale must be > 0, got ${this.timeScale}`);
+    this.#simStart = opts.start ?? Date.UTC(2026, 0, 1);
+  }
+
+  /** Sim time in epoch milliseconds. */
+  now(): number {
+    return this.#simStart + (performance.now() - this.#realStart) * this.timeScale + this.#offset;
+  }
+
+  /** Jumps sim time forward by `ms` sim milliseconds. */
+  advance(ms: number): void {
+    if (ms < 0) throw new Error("sim time never goes back");
+    this.#offset += ms;
+  }
+
+  /** Real milliseconds that `simMs` of sim time take. */
+  realMs(simMs: number): number {
+    return simMs / this.timeScale;
+  }
+
+  /** Resolves after `simMs` of sim time (wall time scaled; `advance` does not shorten it). */
+  sleep(simMs: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, Math.max(0, this.realMs(simMs))));
+  }
+
+  iso(t = this.now()): string {
+    return new Date(t).toISOString();
+  }
+}
+
+/** Latencies of the simulated cloud, in sim seconds (realistic values; scaled by the clock). */
+export interface Latencies {
+  /** RunInstances → running. */
+  instanceBoot: number;
+  /** stopping → stopped. */
+  instanceStop: number;
+  /** shutting-down → terminated. */
+  instanceTerminate: number;
+  /** running → known to SSM (the agent registered). */
+  ssmRegistration: number;
+  /** A first K3s server's install script. */
+  k3sServerInstall: number;
+  /** A joining server or agent's install script. */
+  k3sJoin: number;
+  /** Any other script. */
+  scriptDefault: number;
+  /** A Deployment reaching its ready replicas. */
+  deploymentReady: number;
+  /** A pod, once evicted or deleted, gone. */
+  podTermination: number;
+  /** Spot interruption notice → termination. */
+  spotInterruptionNotice: number;
+  /** Added to every API answer (real network and AWS processing time). */
+  apiCall: number;
+}
+
+export const REALISTIC_LATENCIES: Latencies = {
+  instanceBoot: 30,
+  instanceStop: 15,
+  instanceTerminate: 10,
+  ssmRegistration: 20,
+  k3sServerInstall: 60,
+  k3sJoin: 30,
+  scriptDefault: 2,
+  deploymentReady: 10,
+  podTermination: 2,
+  spotInterruptionNotice: 120,
+  apiCall: 0.05,
+};
+
+/** Every latency zero: for benchmarks of Cairn's own overhead. */
+export const ZERO_LATENCIES: Latencies = Object.fromEntries(
+  Object.keys(REALISTIC_LATENCIES).map((k) => [k, 0]),
+) as unknown as Latencies;

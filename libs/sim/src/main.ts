@@ -1,0 +1,18 @@
+// The sim as a standalone process: `node libs/sim/src/main.ts [config.json]`.
+// Config (all optional): { "seed": 1, "timeScale": 1, "port": 4566, "latencies": {…}, "faults": [ … ] }.
+// CAIRN_SIM_PORT and CAIRN_SIM_TIME_SCALE override the file.
+import { readFile } from "node:fs/promises";
+import { type SimOptions, startSim } from "./sim.ts";
+
+const file = process.argv[2];
+const config: SimOptions = file ? JSON.parse(await readFile(file, "utf8")) : {};
+if (process.env.CAIRN_SIM_PORT) config.port = Number(process.env.CAIRN_SIM_PORT);
+if (process.env.CAIRN_SIM_TIME_SCALE) config.timeScale = Number(process.env.CAIRN_SIM_TIME_SCALE);
+const sim = await startSim({ port: 4566, ...config });
+process.stdout.write(`${JSON.stringify({ msg: "sim listening", url: sim.url, admin: sim.adminUrl, timeScale: sim.clock.timeScale })}\n`);
+const stop = async () => {
+  await sim.stop();
+  process.exit(0);
+};
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);

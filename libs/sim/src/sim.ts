@@ -1,0 +1,127 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { handleAdmin } from "./admin.ts";
+import { awsProtocolOf, signedRegion } from "./aws.ts";
+import { type Latencies, REALISTIC_LATENCIES, SimClock } from "./clock.ts";
+import { createEc2 } from "./ec2/index.ts";
+import { type FaultInput, FaultRegistry } from "./faults.ts";
+import { createKube } from "./kube/index.ts";
+import { SimRandom } from "./random.ts";
+import { RequestLog } from "./request-log.ts";
+import { createSsm } from "./ssm/index.ts";
+import type { Ec2Port, KubePort, SimContext, SimModule, SsmPort, World } from "./world.ts";
+
+export interface SimOptions {
+  /** Seeds every id and random choice: the same seed, the same run. Default 1. */
+  seed?: number;
+  /** Sim time runs this many times faster than wall time. Default 1 (realistic). */
+  timeScale?: number;
+  /** Overrides of the realistic latencies (sim seconds). */
+  latencies?: Partial<Latencies>;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Faults in force from the start (the config file's `faults`). */
+  faults?: FaultInput[];
+}
+
+export interface Sim {
+  /** The AWS endpoint (EC2 and SSM): give it to the SDK clients as `endpoint`. */
+  readonly url: string;
+  readonly port: number;
+  /** `${url}/_sim`: the admin API. */
+  readonly adminUrl: string;
+  readonly clock: SimClock;
+  readonly faults: FaultRegistry;
+  readonly requests: RequestLog;
+  readonly world: World;
+  /** Module states, as the admin API shows them. */
+  state(): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the simulated cloud on loopback: EC2 (Query), SSM (JSON 1.1) and one
+ * Kubernetes API server per managed cluster under `/k8s/<clusterId>`, plus the admin
+ * API under `/_sim`.
+ * @example const sim = await startSim({ seed: 7, timeScale: 100 });
+ *          const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
+ */
+export async function startSim(opts: SimOptions = {}): Promise<Sim> {
+  const seed = opts.seed ?? 1;
+  const clock = new SimClock({ timeScale: opts.timeScale ?? 1 });
+  const random = new SimRandom(seed);
+  const faults = new FaultRegistry(random, () => clock.now());
+  for (const f of opts.faults ?? []) faults.add(f);
+  const requests = new RequestLog();
+  const latencies = { ...REALISTIC_LATENCIES, ...opts.latencies };
+  let baseUrl = "";
+
+  const world = {} as { ec2: Ec2Port; ssm: SsmPort; kube: KubePort };
+  const ctx: SimContext = { clock, random, faults, requests, latencies, baseUrl: () => baseUrl, world };
+  const ec2 = createEc2(ctx);
+  const ssm = createSsm(ctx);
+  const kube = createKube(ctx);
+  world.ec2 = ec2.port;
+  world.ssm = ssm.port;
+  world.kube = kube.port;
+  const modules: Record<string, SimModule<unknown>> = { ec2, ssm, kube };
+
+  const server = createServer((req, res) => {
+    void route(req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`sim error: ${(err as Error).message}`);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+
+  async function route(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? "/", baseUrl);
+    const body = await readBody(req);
+    for (const m of Object.values(modules)) m.settle?.();
+    if (url.pathname === "/_sim" || url.pathname.startsWith("/_sim/")) {
+      return handleAdmin(req, res, url, body, { clock, faults, requests, modules, seed });
+    }
+    if (url.pathname.startsWith("/k8s/")) {
+      return kube.handle({ req, res, url, body, region: "" });
+    }
+    const protocol = awsProtocolOf(req);
+    const region = signedRegion(req) ?? "us-east-1";
+    if (latencies.apiCall > 0) await clock.sleep(latencies.apiCall * 1000);
+    if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
+    if (protocol === "ec2") return ec2.handle({ req, res, url, body, region });
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end(`the sim speaks EC2 (Query), SSM (JSON 1.1), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  baseUrl = `http://127.0.0.1:${port}`;
+
+  return {
+    url: baseUrl,
+    port,
+    adminUrl: `${baseUrl}/_sim`,
+    clock,
+    faults,
+    requests,
+    world,
+    state: () => Object.fromEntries(Object.entries(modules).map(([k, m]) => [k, m.state()])),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Credentials the AWS SDK needs to sign; the sim does not check them. */
+export const SIM_CREDENTIALS = { accessKeyId: "SIMACCESSKEY", secretAccessKey: "simsecretkey" } as const;

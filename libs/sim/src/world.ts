@@ -1,0 +1,114 @@
+/**
+ * What the protocol modules share. Each module owns its state and exposes a narrow
+ * port here, so one can ask another (SSM asks EC2 whether an instance runs; a K3s
+ * server step asks Kubernetes for an API server) without reaching into its data.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Latencies, SimClock } from "./clock.ts";
+import type { FaultRegistry } from "./faults.ts";
+import type { SimRandom } from "./random.ts";
+import type { RequestLog } from "./request-log.ts";
+
+export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
+
+/** An EC2 instance as other modules see it, with its state as of now. */
+export interface InstanceView {
+  instanceId: string;
+  region: string;
+  state: InstanceState;
+  instanceType: string;
+  availabilityZone: string;
+  privateIpAddress: string;
+  privateDnsName: string;
+  tags: Record<string, string>;
+  /** Sim time (epoch ms) the instance last became running; undefined when it is not running. */
+  runningSince?: number;
+  spot: boolean;
+}
+
+export interface Ec2Port {
+  /** The instance as of now, or undefined if this region never had it. */
+  instance(region: string, instanceId: string): InstanceView | undefined;
+  /** Every instance of a region as of now (admin and tests). */
+  instances(region: string): InstanceView[];
+}
+
+export interface SsmPort {
+  /** A parameter's value (decrypted), for modules that write or read what scripts would. */
+  parameter(region: string, name: string): string | undefined;
+  putParameter(region: string, name: string, value: string, secure: boolean): void;
+}
+
+/** A node as a K3s install registers it. */
+export interface NodeRegistration {
+  name: string;
+  /** The EC2 instance behind the node (providerID aws:///<az>/<id>). */
+  instanceId?: string;
+  availabilityZone?: string;
+  role: "server" | "agent";
+  labels: Record<string, string>;
+  taints: { key: string; value?: string; effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute" }[];
+  internalIp?: string;
+}
+
+export interface KubePort {
+  /**
+   * Brings up the API server of a managed cluster (idempotent) and returns its URL and
+   * the bearer token a kubeconfig needs.
+   */
+  ensureCluster(clusterId: string): { server: string; token: string };
+  /** Registers (or re-registers) a node, Ready. Idempotent by node name. */
+  registerNode(clusterId: string, node: NodeRegistration): void;
+  /** Sets a node's Ready condition (faults: a node going NotReady). */
+  setNodeReady(clusterId: string, nodeName: string, ready: boolean): void;
+  /** Removes a node (its instance was terminated). */
+  removeNode(clusterId: string, nodeName: string): void;
+  /** A kubeconfig (YAML) for the cluster's API server: server URL and bearer token. */
+  kubeconfig(clusterId: string): string;
+  clusters(): string[];
+}
+
+export interface World {
+  ec2: Ec2Port;
+  ssm: SsmPort;
+  kube: KubePort;
+}
+
+/** What every module is built with. */
+export interface SimContext {
+  readonly clock: SimClock;
+  readonly random: SimRandom;
+  readonly faults: FaultRegistry;
+  readonly requests: RequestLog;
+  readonly latencies: Latencies;
+  /** The sim's own base URL (`http://127.0.0.1:<port>`), known once it listens. */
+  baseUrl(): string;
+  /** The other modules, available once all are built. */
+  readonly world: World;
+}
+
+/** One HTTP call routed to a module. `body` is the whole request body. */
+export interface SimCall {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly body: Buffer;
+  /** The AWS region the request was signed for (`us-east-1` when unsigned). */
+  readonly region: string;
+}
+
+/** A protocol module: answers its calls, shows its state, offers its port. */
+export interface SimModule<P> {
+  readonly port: P;
+  handle(call: SimCall): Promise<void>;
+  /** A JSON-able picture of its state for the admin API. */
+  state(): unknown;
+  /** Admin actions specific to the module (`POST /_sim/<module>/<action>`). */
+  admin?(action: string, body: unknown): Promise<unknown>;
+  /**
+   * Applies what time has made happen since the last call (a script finished, so its
+   * node registers). The router calls every module's settle before each request, so
+   * effects are lazy yet visible to any later call, whichever module answers it.
+   */
+  settle?(): void;
+}
