@@ -5,7 +5,7 @@
  * with the trace id of the original command.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connectNats, type Nats, newId } from "@cairn/events";
@@ -65,6 +65,7 @@ beforeAll(async () => {
   nats = await connectNats(natsServer.url);
   dataDir = await mkdtemp(join(tmpdir(), "cairn-e2e-"));
   const port = await freePort();
+  const simPort = await freePort();
   api = `http://127.0.0.1:${port}`;
   cairn = spawn(process.execPath, [join(root, "cli/src/main.ts"), "up"], {
     env: {
@@ -72,6 +73,7 @@ beforeAll(async () => {
       NATS_URL: natsServer.url,
       DATABASE_URL: db.url,
       CAIRN_API_PORT: String(port),
+      CAIRN_SIM_PORT: String(simPort),
       CAIRN_DATA_DIR: dataDir,
       LOG_LEVEL: "info",
     },
@@ -95,6 +97,16 @@ afterAll(async () => {
 });
 
 describe("walking skeleton", () => {
+  it("`cairn up` brings up the simulated cloud and records where everything is", async () => {
+    const endpoints = JSON.parse(await readFile(join(dataDir, "endpoints.json"), "utf8")) as Record<
+      string,
+      string
+    >;
+    expect(endpoints).toMatchObject({ natsUrl: natsServer.url, apiUrl: api });
+    const health = await fetch(`${endpoints.simUrl}/_sim/health`);
+    expect(((await health.json()) as { ok: boolean }).ok).toBe(true);
+  });
+
   it("cmd.cluster.create on NATS → provisioner → projector → GET /clusters/:id, with the command's trace id", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const cmd = createCommand("skeleton-1");

@@ -3,8 +3,11 @@
  *  1. NATS: NATS_URL, else a private nats-server (JetStream in <data dir>/nats).
  *  2. Postgres: DATABASE_URL, else the local server (database `cairn`), else an
  *     embedded one in <data dir>/postgres.
- *  3. The five services as separate processes: they talk only through NATS.
- *  4. Where everything is, printed and written to <data dir>/endpoints.json.
+ *  3. The cloud: AWS as the SDK finds it (credentials and a region), else libs/sim as
+ *     its own process on CAIRN_SIM_PORT, handed to the services through the SDK's own
+ *     variables (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM, credentials).
+ *  4. The five services as separate processes: they talk only through NATS.
+ *  5. Where everything is, printed and written to <data dir>/endpoints.json.
  * Ctrl-C stops the services first, then what it started.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -20,6 +23,8 @@ export const SERVICES = ["provisioner", "installer", "idle-detector", "node-ops"
 export interface Endpoints {
   natsUrl: string;
   databaseUrl: string;
+  /** The simulated cloud's endpoint, when Cairn runs against the sim. */
+  simUrl?: string;
   apiUrl: string;
   docsUrl: string;
 }
@@ -68,8 +73,47 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   // 3.
   const children = new Map<string, ChildProcess>();
   let stopping = false;
+  let cloudEnv: NodeJS.ProcessEnv = {};
+  let simUrl: string | undefined;
+  if (usesRealAws(env)) {
+    say(
+      `using AWS as the SDK finds it (${env.AWS_PROFILE ? `profile ${env.AWS_PROFILE}` : "credentials from the environment"})`,
+    );
+  } else {
+    const simPort = Number(env.CAIRN_SIM_PORT ?? 4566);
+    if (!(await portFree(simPort)))
+      throw new Error(`CAIRN_SIM_PORT ${simPort} is taken; set CAIRN_SIM_PORT to a free port`);
+    const sim = spawn(process.execPath, [join(root, "libs", "sim", "src", "main.ts")], {
+      env: { ...env, CAIRN_SIM_PORT: String(simPort) },
+      stdio: ["ignore", "inherit", "inherit"],
+      detached: true,
+    });
+    stops.push(
+      () =>
+        new Promise<void>((res) => {
+          if (sim.exitCode !== null) return res();
+          sim.once("exit", () => res());
+          sim.kill("SIGTERM");
+        }),
+    );
+    simUrl = `http://127.0.0.1:${simPort}`;
+    await waitFor(`${simUrl}/_sim/health`, 15_000);
+    cloudEnv = {
+      AWS_ENDPOINT_URL_EC2: simUrl,
+      AWS_ENDPOINT_URL_SSM: simUrl,
+      AWS_ACCESS_KEY_ID: "SIMACCESSKEY",
+      AWS_SECRET_ACCESS_KEY: "simsecretkey",
+      AWS_REGION: env.AWS_REGION ?? "eu-west-1",
+    };
+    say(
+      `started the simulated cloud at ${simUrl} (time scale ${env.CAIRN_SIM_TIME_SCALE ?? 1}; admin ${simUrl}/_sim)`,
+    );
+  }
+
+  // 4.
   const childEnv = {
     ...env,
+    ...cloudEnv,
     NATS_URL: natsUrl,
     DATABASE_URL: databaseUrl,
     CAIRN_API_PORT: String(apiPort),
@@ -112,14 +156,40 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   process.once("SIGINT", () => void shutdown(0));
   process.once("SIGTERM", () => void shutdown(0));
 
-  // 4.
+  // 5.
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  const endpoints: Endpoints = { natsUrl, databaseUrl, apiUrl, docsUrl: `${apiUrl}/docs` };
+  const endpoints: Endpoints = {
+    natsUrl,
+    databaseUrl,
+    apiUrl,
+    docsUrl: `${apiUrl}/docs`,
+    ...(simUrl ? { simUrl } : {}),
+  };
   await writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
   await waitForApi(apiUrl, () => stopping);
   if (!stopping) {
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(`try: node cli/src/main.ts demo   (or: curl ${apiUrl}/clusters)`);
+  }
+}
+
+/** Real AWS when the SDK would find credentials and a region; otherwise the sim. */
+export function usesRealAws(env: NodeJS.ProcessEnv): boolean {
+  const credentials = !!env.AWS_PROFILE || (!!env.AWS_ACCESS_KEY_ID && !!env.AWS_SECRET_ACCESS_KEY);
+  const region = !!env.AWS_REGION || !!env.AWS_DEFAULT_REGION || !!env.AWS_PROFILE;
+  return credentials && region;
+}
+
+async function waitFor(url: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -29,12 +29,19 @@ function json(res: ServerResponse, status: number, body: unknown) {
   res.end(JSON.stringify(body));
 }
 
-export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer, d: AdminDeps) {
+export async function handleAdmin(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  body: Buffer,
+  d: AdminDeps,
+) {
   const parts = url.pathname.split("/").filter(Boolean).slice(1); // drop "_sim"
   const parse = () => (body.length > 0 ? JSON.parse(body.toString("utf8")) : {});
   try {
     const [first, second] = parts;
-    if (req.method === "GET" && first === "health") return json(res, 200, { ok: true, simTime: d.clock.iso(), timeScale: d.clock.timeScale, seed: d.seed });
+    if (req.method === "GET" && first === "health")
+      return json(res, 200, { ok: true, simTime: d.clock.iso(), timeScale: d.clock.timeScale, seed: d.seed });
     if (req.method === "GET" && first === "state") {
       return json(res, 200, Object.fromEntries(Object.entries(d.modules).map(([k, m]) => [k, m.state()])));
     }
@@ -52,10 +59,12 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
       return json(res, 200, d.requests.list(filter));
     }
     if (first === "faults") {
-      if (req.method === "GET") return json(res, 200, { rules: d.faults.list(), hits: Object.fromEntries(d.faults.hits) });
+      if (req.method === "GET")
+        return json(res, 200, { rules: d.faults.list(), hits: Object.fromEntries(d.faults.hits) });
       if (req.method === "POST") {
         const input = parse() as FaultInput;
-        if (!FAULT_KINDS.includes(input.kind)) return json(res, 400, { error: `kind must be one of ${FAULT_KINDS.join(", ")}` });
+        if (!FAULT_KINDS.includes(input.kind))
+          return json(res, 400, { error: `kind must be one of ${FAULT_KINDS.join(", ")}` });
         return json(res, 201, d.faults.add(input));
       }
       if (req.method === "DELETE") {
@@ -66,12 +75,14 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
     }
     if (req.method === "POST" && first === "time" && second === "advance") {
       const { seconds } = parse() as { seconds?: number };
-      if (typeof seconds !== "number" || !(seconds >= 0)) return json(res, 400, { error: "body is { seconds: number >= 0 }" });
+      if (typeof seconds !== "number" || !(seconds >= 0))
+        return json(res, 400, { error: "body is { seconds: number >= 0 }" });
       d.clock.advance(seconds * 1000);
       return json(res, 200, { simTime: d.clock.iso() });
     }
     const module = first ? d.modules[first] : undefined;
-    if (req.method === "POST" && module?.admin && second) return json(res, 200, await module.admin(second, parse()));
+    if (req.method === "POST" && module?.admin && second)
+      return json(res, 200, await module.admin(second, parse()));
     return json(res, 404, { error: `no admin route ${req.method} ${url.pathname}` });
   } catch (err) {
     return json(res, 400, { error: (err as Error).message });

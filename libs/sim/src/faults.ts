@@ -69,7 +69,8 @@ export class FaultRegistry {
     if (input.count === undefined && input.rate === undefined) {
       throw new Error("a fault needs `count` (the next N calls) or `rate` (a probability)");
     }
-    if (input.rate !== undefined && !(input.rate >= 0 && input.rate <= 1)) throw new Error("rate is a probability in [0, 1]");
+    if (input.rate !== undefined && !(input.rate >= 0 && input.rate <= 1))
+      throw new Error("rate is a probability in [0, 1]");
     const rule: FaultRule = { ...input, id: input.id ?? `fault-${++this.#seq}` };
     this.#rules.push(rule);
     return rule;

@@ -9,7 +9,9 @@ const config: SimOptions = file ? JSON.parse(await readFile(file, "utf8")) : {};
 if (process.env.CAIRN_SIM_PORT) config.port = Number(process.env.CAIRN_SIM_PORT);
 if (process.env.CAIRN_SIM_TIME_SCALE) config.timeScale = Number(process.env.CAIRN_SIM_TIME_SCALE);
 const sim = await startSim({ port: 4566, ...config });
-process.stdout.write(`${JSON.stringify({ msg: "sim listening", url: sim.url, admin: sim.adminUrl, timeScale: sim.clock.timeScale })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ msg: "sim listening", url: sim.url, admin: sim.adminUrl, timeScale: sim.clock.timeScale })}\n`,
+);
 const stop = async () => {
   await sim.stop();
   process.exit(0);

@@ -90,7 +90,9 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
     if (protocol === "ec2") return ec2.handle({ req, res, url, body, region });
     res.writeHead(404, { "content-type": "text/plain" });
-    res.end(`the sim speaks EC2 (Query), SSM (JSON 1.1), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`);
+    res.end(
+      `the sim speaks EC2 (Query), SSM (JSON 1.1), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`,
+    );
   }
 
   await new Promise<void>((resolve, reject) => {
