@@ -9,12 +9,43 @@ export interface Nats {
 }
 
 /**
+ * Splits `NATS_URL` (one or more comma-separated URLs) into servers and the user and
+ * password written in them (`nats://provisioner:secret@nats:4222`): nats.js does not
+ * read credentials from a URL, so they are handed over as options and never logged.
+ */
+export function natsServers(url: string): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  display: string;
+} {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = url
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const withScheme = s.includes("://") ? s : `nats://${s}`;
+      const u = new URL(withScheme);
+      if (u.username) user = decodeURIComponent(u.username);
+      if (u.password) pass = decodeURIComponent(u.password);
+      return `${u.protocol}//${u.host}`;
+    });
+  return { servers, ...(user ? { user } : {}), ...(pass ? { pass } : {}), display: servers.join(",") };
+}
+
+/**
  * Connects for the long haul: reconnects forever (a NATS restart is an outage to
- * ride out, not a crash) and waits on the first connect.
+ * ride out, not a crash) and waits on the first connect. Credentials may be written
+ * in the URL.
  */
 export async function connectNats(url: string, opts: { name?: string } = {}): Promise<Nats> {
+  const { servers, user, pass } = natsServers(url);
   const nc = await connect({
-    servers: url,
+    servers,
+    ...(user ? { user } : {}),
+    ...(pass ? { pass } : {}),
     name: opts.name ?? "cairn",
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -48,3 +48,21 @@ describe("backoff", () => {
     expect(fullJitterBackoff(500, 30_000, () => 0)(5)).toBe(0);
   });
 });
+
+describe("natsServers", () => {
+  it("takes credentials out of the URL and never shows them", async () => {
+    const { natsServers } = await import("./connection.ts");
+    expect(
+      natsServers("nats://provisioner:s3cret@nats-1:4222,nats://provisioner:s3cret@nats-2:4222"),
+    ).toEqual({
+      servers: ["nats://nats-1:4222", "nats://nats-2:4222"],
+      user: "provisioner",
+      pass: "s3cret",
+      display: "nats://nats-1:4222,nats://nats-2:4222",
+    });
+    expect(natsServers("127.0.0.1:4222")).toEqual({
+      servers: ["nats://127.0.0.1:4222"],
+      display: "nats://127.0.0.1:4222",
+    });
+  });
+});

@@ -1,4 +1,4 @@
-import { connectNats, ensureStreams, type Nats } from "@cairn/events";
+import { connectNats, ensureStreams, type Nats, natsServers } from "@cairn/events";
 import { z } from "zod";
 import { type BaseConfig, baseConfig, envVars, loadConfig } from "./config.ts";
 import { startHealthServer } from "./http.ts";
@@ -88,7 +88,7 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
       },
     });
     shutdown.onShutdown("health", () => health.close());
-    log.info({ nats: natsUrl, health: health.url }, `${opts.name} ready`);
+    log.info({ nats: natsServers(natsUrl).display, health: health.url }, `${opts.name} ready`);
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await shutdown.shutdown("start-up failed");
