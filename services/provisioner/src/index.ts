@@ -1,2 +1,7 @@
+export * from "./adapters/ec2.ts";
+export * from "./adapters/ec2-errors.ts";
+export * from "./adapters/placement.ts";
+export * from "./adapters/resilience.ts";
 export * from "./cluster/decider.ts";
+export * from "./ports.ts";
 export * from "./provisioner.ts";

@@ -1,0 +1,300 @@
+/**
+ * The narrow interfaces the provisioner's reactor needs from the outside world, with
+ * their contracts (karpenter's `cloudprovider/types.go` style). The real adapter is
+ * `adapters/ec2.ts`; tests and local runs point that same adapter at `libs/sim`.
+ *
+ * Nothing here performs I/O. The helpers (`launchToken`, `cairnTags`, `ownerOf`) are
+ * pure and deterministic, so the reactor can derive the same token and tags again
+ * after any crash and reconcile the world against the log.
+ */
+import { createHash } from "node:crypto";
+
+export type Role = "server" | "agent";
+export type CapacityType = "spot" | "on-demand";
+export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
+
+/** Every state but `terminated`: what "the instances a cluster has" means. */
+export const LIVE_STATES: readonly InstanceState[] = [
+  "pending",
+  "running",
+  "stopping",
+  "stopped",
+  "shutting-down",
+];
+
+/**
+ * The tags Cairn puts on every instance it launches (and on its volumes). Together they
+ * say which cluster, pool, slot and launch attempt an instance belongs to, so the world
+ * can be reconciled against the log after any crash: `describeCluster` finds them by
+ * `cairn:cluster`, `ownerOf` reads them back.
+ */
+export const CAIRN_TAGS = {
+  cluster: "cairn:cluster",
+  pool: "cairn:pool",
+  /** The slot's ordinal within its pool (0-based), stable across replacements. */
+  slot: "cairn:slot",
+  role: "cairn:role",
+  /** Which launch of the slot this is (0 for the first; a replacement counts up). */
+  attempt: "cairn:attempt",
+  /** What the EC2 console shows: `<cluster>-<pool>-<slot>`. */
+  name: "Name",
+} as const;
+
+/** Who an instance belongs to, as its Cairn tags say. */
+export interface InstanceOwner {
+  readonly clusterId: string;
+  readonly pool: string;
+  readonly slot: number;
+  readonly role: Role;
+  readonly attempt: number;
+}
+
+export interface LaunchRequest {
+  readonly region: string;
+  readonly clusterId: string;
+  readonly pool: string;
+  /** Non-negative integer: the slot's ordinal within its pool. */
+  readonly slot: number;
+  /** Non-negative integer: 0 for a slot's first launch, +1 for each replacement. */
+  readonly attempt: number;
+  readonly role: Role;
+  readonly instanceType: string;
+  /** Absent: the subnet's zone, else the zone EC2 picks. */
+  readonly availabilityZone?: string;
+  readonly subnetId?: string;
+  readonly capacityType: CapacityType;
+  readonly imageId: string;
+  /** `launchToken(clusterId, slot, attempt)`; see `Compute.launch`. */
+  readonly clientToken: string;
+  /**
+   * The spec's user tags. Cairn's own tags (`CAIRN_TAGS`) win over any of the same key:
+   * a user cannot make an instance look like another cluster's.
+   */
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly securityGroupIds?: readonly string[];
+  /** An instance profile name or ARN (the SSM agent needs one to register). */
+  readonly iamInstanceProfile?: string;
+  /** Cloud-init user data, as plain text (the adapter base64-encodes it). */
+  readonly userData?: string;
+}
+
+/** An instance as EC2 last described it. */
+export interface InstanceInfo {
+  readonly instanceId: string;
+  readonly region: string;
+  readonly state: InstanceState;
+  readonly instanceType: string;
+  readonly availabilityZone: string;
+  readonly capacityType: CapacityType;
+  readonly imageId: string;
+  /** ISO 8601. */
+  readonly launchTime?: string;
+  readonly privateIpAddress?: string;
+  readonly privateDnsName?: string;
+  readonly subnetId?: string;
+  /** The ClientToken it was launched with. */
+  readonly clientToken?: string;
+  /** Why it is in its state (e.g. `Server.SpotInstanceTermination`), when EC2 says. */
+  readonly stateReason?: string;
+  readonly tags: Readonly<Record<string, string>>;
+  /** Read from its Cairn tags; absent when they are missing or malformed (not Cairn's). */
+  readonly owner?: InstanceOwner;
+}
+
+export type LaunchedInstance = InstanceInfo;
+
+/**
+ * Why a call failed, classified at the boundary. `transient`: retrying the same call
+ * later may succeed (the reactor naks with backoff); permanent: it will not (the reactor
+ * falls back, or records a rejection). The adapter's error classes implement this.
+ */
+export const COMPUTE_FAILURE_KINDS = [
+  "throttled",
+  "capacity",
+  "image-not-found",
+  "unauthorized",
+  "idempotency-mismatch",
+  "token-spent",
+  "instance-not-found",
+  "incorrect-state",
+  "server",
+  "network",
+  "timeout",
+  "breaker-open",
+  "bulkhead-full",
+  "invalid-request",
+] as const;
+export type ComputeFailureKind = (typeof COMPUTE_FAILURE_KINDS)[number];
+
+export interface ComputeFailure extends Error {
+  readonly kind: ComputeFailureKind;
+  readonly transient: boolean;
+  /** What a person (or the reactor) should do about it. */
+  readonly remediation: string;
+  /** The provider's error code (`InsufficientInstanceCapacity`), when it sent one. */
+  readonly code: string | undefined;
+  readonly region: string | undefined;
+  /** The provider action (`RunInstances`). */
+  readonly operation: string | undefined;
+}
+
+/** A capacity failure names the placement that has no capacity: feed it to the fallback planner. */
+export interface CapacityFailure extends ComputeFailure {
+  readonly kind: "capacity";
+  readonly placement: Placement;
+}
+
+/** One combination a launch can try (see adapters/placement.ts). `availabilityZone` undefined: EC2 picks. */
+export interface Placement {
+  readonly instanceType: string;
+  readonly availabilityZone: string | undefined;
+  readonly capacityType: CapacityType;
+}
+
+export function isComputeFailure(err: unknown): err is ComputeFailure {
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<ComputeFailure>).transient === "boolean" &&
+    COMPUTE_FAILURE_KINDS.includes((err as Partial<ComputeFailure>).kind as ComputeFailureKind)
+  );
+}
+
+export function isCapacityFailure(err: unknown): err is CapacityFailure {
+  return isComputeFailure(err) && err.kind === "capacity";
+}
+
+/**
+ * The outcome for one instance of a batched call. A batch that fails transiently (after
+ * the policy's retries) gives every instance of it that error; a permanent failure of a
+ * batch is retried instance by instance, so each gets its own error.
+ */
+export type PerInstanceResult =
+  | {
+      readonly instanceId: string;
+      readonly ok: true;
+      /** Absent for reboot (EC2 reports no state change). */
+      readonly previousState?: InstanceState;
+      readonly currentState?: InstanceState;
+    }
+  | { readonly instanceId: string; readonly ok: false; readonly error: ComputeFailure };
+
+/**
+ * Every EC2 effect of the provisioner. Calls are confined to the region given: nothing
+ * ever reaches another region. Each call runs under retries (transient failures only),
+ * a circuit breaker per region, a bulkhead and timeouts; a failure is always a
+ * `ComputeFailure`.
+ */
+export interface Compute {
+  /**
+   * Launches one instance for `slot` of `pool`, tagged with `cairnTags(req)`.
+   *
+   * Idempotent by `clientToken`: the same token with the same request returns the
+   * instance the first call launched (even after a crash between the call and its
+   * record), never a second one. Derive it with `launchToken(clusterId, slot, attempt)`.
+   *
+   * Rejects with a ComputeFailure:
+   * - `capacity` (CapacityFailure): no capacity for this type/zone/capacity type; not
+   *   retried. Ask `nextPlacement` (adapters/placement.ts) for the next combination and
+   *   launch it as the next attempt: a token is never reused with other parameters
+   *   (EC2 answers that with `idempotency-mismatch`).
+   * - `image-not-found`, `unauthorized`, `idempotency-mismatch`, `invalid-request`:
+   *   permanent; the hint says what to fix.
+   * - `token-spent`: the instance this token launched is terminated; launch the next attempt.
+   * - transient kinds after the retries are spent.
+   */
+  launch(req: LaunchRequest): Promise<LaunchedInstance>;
+
+  /**
+   * Every instance tagged `cairn:cluster = clusterId` in `region`, all pages, each once.
+   * Terminated instances (EC2 shows them for about an hour) only with `includeTerminated`.
+   * Eventually consistent: an instance launched a moment ago may be missing.
+   */
+  describeCluster(
+    region: string,
+    clusterId: string,
+    opts?: { readonly includeTerminated?: boolean },
+  ): Promise<InstanceInfo[]>;
+
+  /**
+   * The instances among `instanceIds` that EC2 knows in `region`, in no order. An unknown
+   * id is absent from the answer rather than an error (a just-launched instance may not be
+   * visible yet; an old terminated one is gone).
+   */
+  describe(region: string, instanceIds: readonly string[]): Promise<InstanceInfo[]>;
+
+  /**
+   * Terminates instances: batched, a result per distinct id in the order given.
+   * Idempotent: terminating a terminated instance is ok (terminated → terminated); an
+   * instance EC2 no longer knows is an `instance-not-found` result (treat it as gone).
+   */
+  terminate(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+  /** Stops instances (batched like `terminate`). Stopping a stopped instance is ok. */
+  stop(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+  /** Starts stopped instances (batched like `terminate`). Starting a running one is ok. */
+  start(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+  /** Reboots instances (batched like `terminate`); results carry no states. */
+  reboot(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+}
+
+/** EC2 accepts a ClientToken of at most 64 ASCII characters. */
+export const CLIENT_TOKEN_MAX_LENGTH = 64;
+
+/**
+ * The ClientToken of a slot's launch attempt: deterministic, ASCII, 46 characters, and
+ * distinct for each (cluster, slot, attempt) (a SHA-256 prefix of 160 bits). The same
+ * inputs after a crash give the same token, so a repeated launch is the same launch.
+ * @example launchToken("demo-1", 0, 0) // "cairn-" + 40 hex characters
+ */
+export function launchToken(clusterId: string, slot: number, attempt: number): string {
+  if (clusterId.length === 0) throw new RangeError("launchToken: clusterId must not be empty");
+  if (!Number.isSafeInteger(slot) || slot < 0)
+    throw new RangeError(`launchToken: slot must be a non-negative integer, got ${slot}`);
+  if (!Number.isSafeInteger(attempt) || attempt < 0)
+    throw new RangeError(`launchToken: attempt must be a non-negative integer, got ${attempt}`);
+  const digest = createHash("sha256")
+    .update(JSON.stringify([clusterId, slot, attempt]))
+    .digest("hex");
+  return `cairn-${digest.slice(0, 40)}`;
+}
+
+/** The `Name` tag: `<cluster>-<pool>-<slot>`. */
+export function instanceName(clusterId: string, pool: string, slot: number): string {
+  return `${clusterId}-${pool}-${slot}`;
+}
+
+/**
+ * The tags of a launch, in a fixed order (the user's, sorted by key, then Cairn's), so a
+ * repeated launch sends exactly the same parameters and its ClientToken matches.
+ */
+export function cairnTags(
+  req: Pick<LaunchRequest, "clusterId" | "pool" | "slot" | "role" | "attempt" | "tags">,
+): [key: string, value: string][] {
+  const own: [string, string][] = [
+    [CAIRN_TAGS.cluster, req.clusterId],
+    [CAIRN_TAGS.pool, req.pool],
+    [CAIRN_TAGS.slot, String(req.slot)],
+    [CAIRN_TAGS.role, req.role],
+    [CAIRN_TAGS.attempt, String(req.attempt)],
+    [CAIRN_TAGS.name, instanceName(req.clusterId, req.pool, req.slot)],
+  ];
+  const reserved = new Set(own.map(([k]) => k));
+  const user = Object.entries(req.tags ?? {})
+    .filter(([k]) => !reserved.has(k) && !k.startsWith("cairn:"))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [...user, ...own];
+}
+
+const NON_NEGATIVE_INT = /^(0|[1-9]\d{0,15})$/;
+
+/** Who an instance belongs to, from its tags; undefined when a Cairn tag is missing or malformed. */
+export function ownerOf(tags: Readonly<Record<string, string>>): InstanceOwner | undefined {
+  const clusterId = tags[CAIRN_TAGS.cluster];
+  const pool = tags[CAIRN_TAGS.pool];
+  const slot = tags[CAIRN_TAGS.slot];
+  const role = tags[CAIRN_TAGS.role];
+  const attempt = tags[CAIRN_TAGS.attempt];
+  if (!clusterId || !pool || slot === undefined || attempt === undefined) return undefined;
+  if (role !== "server" && role !== "agent") return undefined;
+  if (!NON_NEGATIVE_INT.test(slot) || !NON_NEGATIVE_INT.test(attempt)) return undefined;
+  return { clusterId, pool, slot: Number(slot), role, attempt: Number(attempt) };
+}
