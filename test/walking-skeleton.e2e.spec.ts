@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { connectNats, type Nats, newId } from "@cairn/events";
+import { connectNats, exampleClusterCreate, type Nats, newId } from "@cairn/events";
 import {
   createTestDatabase,
   type DisposableDatabase,
@@ -44,20 +44,10 @@ const getJson = async (path: string): Promise<{ status: number; body: Record<str
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 };
 
-const createCommand = (clusterId: string, overrides: Record<string, unknown> = {}) => ({
-  id: newId(),
-  type: "cluster.create",
-  data: {
-    clusterId,
-    name: "demo",
-    region: "eu-west-1",
-    k3sVersion: "v1.31.4+k3s1",
-    servers: { count: 1, instanceType: "t3.medium" },
-    pools: [{ name: "workers", capacityType: "spot", instanceTypes: ["t3.large", "t3a.large"], count: 2 }],
-    ...overrides,
-  },
-  meta: { actor: "alice" },
-});
+const createCommand = (clusterId: string, overrides: Record<string, unknown> = {}) => {
+  const example = exampleClusterCreate(clusterId);
+  return { id: newId(), ...example, data: { ...example.data, ...overrides } };
+};
 
 beforeAll(async () => {
   natsServer = await startNatsServer();

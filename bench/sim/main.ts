@@ -100,12 +100,20 @@ async function rawFloor(
 }
 const capture = async (url: string, init: RequestInit) =>
   Buffer.from(await (await fetch(url, init)).arrayBuffer());
+// Signed for eu-west-1 like the SDK's calls (the sim reads the region from the credential
+// scope), so the captured bytes are the same answers the SDK got.
 const ec2Form = (extra: string) => ({
   method: "POST",
-  headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
+  headers: {
+    "content-type": "application/x-www-form-urlencoded; charset=utf-8",
+    authorization:
+      "AWS4-HMAC-SHA256 Credential=SIMACCESSKEY/20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
+  },
   body: `Action=DescribeInstances&Version=2016-11-15${extra}`,
 });
-const tagBytes = await capture(sim.url, ec2Form("&Filter.1.Name=tag%3Acairn%3Acluster&Filter.1.Value.1=c7"));
+const tagBytes = await capture(sim.url, ec2Form("&Filter.1.Name=tag%3Acairn%3Acluster&Filter.1.Value.1=c0"));
+if (!tagBytes.includes("<instanceId>"))
+  throw new Error("the captured answer holds no instances: the raw floor would be meaningless");
 const pageBytes = await capture(sim.url, ec2Form("&MaxResults=1000"));
 const kubeconfig = sim.world.kube.kubeconfig("bench");
 const token = /token: ['"]?([^\s'"]+)/.exec(kubeconfig)?.[1] ?? "";

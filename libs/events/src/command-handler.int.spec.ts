@@ -1,26 +1,26 @@
-import { type DisposableNats, startNatsServer } from "@cairn/testkit";
+import type { DisposableNats } from "@cairn/testkit";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandHandler } from "./command-handler.ts";
-import { connectNats, type Nats } from "./connection.ts";
+import type { Nats } from "./connection.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { ensureStreams } from "./streams.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
+let js: TestJetStream;
 let server: DisposableNats;
 let nats: Nats;
 let store: EventStore;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nats = await connectNats(server.url);
-  await ensureStreams(nats.jsm);
+  js = await startJetStream();
+  ({ server, nats } = js);
   store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
 });
 afterAll(async () => {
-  await nats?.close();
-  await server?.dispose();
+  await js?.dispose();
 });
 
 const writer = () => new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });

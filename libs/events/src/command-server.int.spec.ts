@@ -1,21 +1,23 @@
-import { type DisposableNats, startNatsServer } from "@cairn/testkit";
+import type { DisposableNats } from "@cairn/testkit";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { context, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandBus } from "./command-bus.ts";
 import { CommandHandler } from "./command-handler.ts";
 import { serveCommands } from "./command-server.ts";
-import { connectNats, type Nats } from "./connection.ts";
+import type { Nats } from "./connection.ts";
 import type { RunningConsumer } from "./consumer-runner.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { DLQ_STREAM, ensureStreams } from "./streams.ts";
 import { Headers } from "./subjects.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 import { useTestTracing } from "./testing/tracing.ts";
 import { traceIdOf } from "./trace.ts";
 
 const tracing = useTestTracing();
+let js: TestJetStream;
 let server: DisposableNats;
 let nats: Nats;
 let store: EventStore;
@@ -24,9 +26,8 @@ let bus: CommandBus;
 const outcomes = new Map<string, string>();
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nats = await connectNats(server.url);
-  await ensureStreams(nats.jsm);
+  js = await startJetStream();
+  ({ server, nats } = js);
   store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
   bus = new CommandBus({ js: nats.js, catalogue: counterCatalogue });
   running = await serveCommands({
@@ -40,8 +41,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await running?.stop();
-  await nats?.close();
-  await server?.dispose();
+  await js?.dispose();
 });
 
 async function until<T>(

@@ -1,27 +1,27 @@
-import { type DisposableNats, startNatsServer } from "@cairn/testkit";
+import type { DisposableNats } from "@cairn/testkit";
 import type { JsMsg } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandBus } from "./command-bus.ts";
 import { CommandHandler } from "./command-handler.ts";
 import { serveCommands } from "./command-server.ts";
-import { connectNats, type Nats } from "./connection.ts";
+import type { Nats } from "./connection.ts";
 import { startConsumer } from "./consumer-runner.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { ensureStreams } from "./streams.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
+let js: TestJetStream;
 let server: DisposableNats;
 let nats: Nats;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nats = await connectNats(server.url);
-  await ensureStreams(nats.jsm);
+  js = await startJetStream();
+  ({ server, nats } = js);
 });
 afterAll(async () => {
-  await nats?.close();
-  await server?.dispose();
+  await js?.dispose();
 });
 
 async function until(what: string, f: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {

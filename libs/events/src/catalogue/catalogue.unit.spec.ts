@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { counterCatalogue } from "../testing/counter.ts";
-import { catalogue } from "./index.ts";
+import { catalogue, exampleClusterCreate } from "./index.ts";
 
 const envelope = (over: Record<string, unknown> = {}) => ({
   id: "0193a0c2-0000-7000-8000-000000000001",
@@ -41,19 +41,7 @@ describe("catalogue: events", () => {
 });
 
 describe("catalogue: commands", () => {
-  const create = {
-    id: "0193a0c2-0000-7000-8000-000000000002",
-    type: "cluster.create",
-    data: {
-      clusterId: "demo-1",
-      name: "demo",
-      region: "eu-west-1",
-      k3sVersion: "v1.31.4+k3s1",
-      servers: { count: 1, instanceType: "t3.medium" },
-      pools: [{ name: "workers", capacityType: "spot", instanceTypes: ["t3.large", "t3a.large"], count: 2 }],
-    },
-    meta: { actor: "alice" },
-  };
+  const create = { id: "0193a0c2-0000-7000-8000-000000000002", ...exampleClusterCreate("demo-1") };
   it("accepts the public contract's example and finds its target", () => {
     const r = catalogue.parseCommand(create);
     expect(r.ok && r.value.target).toEqual({ type: "cluster", id: "demo-1" });

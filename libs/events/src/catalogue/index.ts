@@ -25,3 +25,4 @@ export const allCommandDefinitions = [...clusterCommands, ...sessionCommands, ..
 
 /** Every event and command Cairn knows. */
 export const catalogue = new Catalogue(allEventDefinitions, allCommandDefinitions);
+export * from "./examples.ts";

@@ -1,3 +1,4 @@
 export * from "./counter.ts";
 export * from "./decider-spec.ts";
+export * from "./jetstream.ts";
 export * from "./tracing.ts";

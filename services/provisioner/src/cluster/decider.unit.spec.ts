@@ -1,17 +1,10 @@
-import { type ClusterEvent, clusterSpec } from "@cairn/events";
+import { type ClusterEvent, clusterSpec, exampleClusterCreate } from "@cairn/events";
 import { deciderSpec } from "@cairn/events/testing";
 import { describe, expect, it } from "vitest";
 import { clusterDecider } from "./decider.ts";
 
 const ref = { type: "cluster" as const, id: "demo-1" };
-const spec = clusterSpec.parse({
-  clusterId: "demo-1",
-  name: "demo",
-  region: "eu-west-1",
-  k3sVersion: "v1.31.4+k3s1",
-  servers: { count: 1, instanceType: "t3.medium" },
-  pools: [{ name: "workers", capacityType: "spot", instanceTypes: ["t3.large", "t3a.large"], count: 2 }],
-});
+const spec = clusterSpec.parse(exampleClusterCreate("demo-1").data);
 const requested: ClusterEvent = { type: "cluster.requested", data: { spec } };
 const cluster = deciderSpec(clusterDecider, ref);
 
