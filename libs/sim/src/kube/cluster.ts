@@ -1,0 +1,1096 @@
+/**
+ * One simulated cluster: its objects, the resourceVersion counter, a bounded event
+ * history for watches, and the controllers a real control plane runs (scheduler,
+ * Deployment/ReplicaSet, node lifecycle, disruption, PVC protection, namespace, pod GC)
+ * plus what the kubelets do (start pods, finish terminating them).
+ *
+ * Every write goes through `put`/`drop`, which bump the resourceVersion, record the
+ * event and tell the open watches. Controllers run synchronously after each mutation
+ * (`reconcile`); what time makes happen (a pod ready after `deploymentReady`, gone after
+ * `podTermination`) sits in a timer queue that `advance(now)` works off in time order,
+ * each effect stamped with its own due time, so results do not depend on when the sim
+ * is next asked.
+ */
+import { gzipSync } from "node:zlib";
+import type { NodeRegistration, SimContext } from "../world.ts";
+import {
+  type Condition,
+  carryTransitions,
+  conditionsOf,
+  getOrInit,
+  isNodeReady,
+  isPodReady,
+  type KObj,
+  k8sTime,
+  type Obj,
+  type OwnerReference,
+  type Taint,
+  type Toleration,
+  taintsOf,
+  tolerates,
+  toleratesAll,
+} from "./model.ts";
+import {
+  defaultPodSpec,
+  namespaceObject,
+  nodeConditions,
+  nodeFromRegistration,
+  podTemplateHash,
+  qosClass,
+  randomSuffix,
+  SYSTEM_TAINT_KEYS,
+  systemTaints,
+  UNSCHEDULABLE_TAINT,
+} from "./objects.ts";
+import { jsonEqual } from "./patch.ts";
+import { type IntOrString, pdbCounts, scaledValue } from "./pdb.ts";
+import {
+  DEPLOYMENTS,
+  NAMESPACES,
+  NODES,
+  PDBS,
+  PODS,
+  PVCS,
+  RESOURCES,
+  type ResourceDef,
+} from "./resources.ts";
+import { fromSelectorObject, type LabelSelectorObject, matchesLabels } from "./selectors.ts";
+
+/** Events older than this (sim time) are compacted away, like etcd's 5-minute compaction. */
+export const HISTORY_WINDOW_MS = 5 * 60_000;
+/** At most this many events are kept per cluster. */
+export const HISTORY_MAX = 10_000;
+
+export type EventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface Entry {
+  obj: KObj;
+  json: string;
+  /** The JSON as a list item (without kind and apiVersion), made on first list. */
+  item?: string;
+}
+
+export interface HistEvent {
+  rv: number;
+  time: number;
+  def: ResourceDef;
+  type: EventType;
+  obj: KObj;
+  json: string;
+  prev: KObj | undefined;
+}
+
+/** An open watch as the cluster sees it. */
+export interface WatchSink {
+  readonly def: ResourceDef;
+  offer(ev: HistEvent): void;
+}
+
+/** What the sim knows about a pod beyond the object (the kubelet's and controllers' view). */
+interface PodX {
+  /** The Deployment (ns/name) that owns it. */
+  owner?: string;
+  hash?: string;
+  /** Sim ms the containers run and pass readiness. */
+  startAt?: number;
+  boundAt?: number;
+  ip?: string;
+  /** Why the scheduler could not place it. */
+  unschedulable?: string;
+  /** Termination waits for its NotReady node to come back. */
+  awaitingNode?: boolean;
+  /** When the taint manager is due to evict it (a NoExecute taint's tolerationSeconds run out). */
+  evictAt?: number;
+}
+
+interface Timer {
+  at: number;
+  seq: number;
+  kind: "pod-start" | "pod-gone" | "taint-evict";
+  key: string;
+  uid: string;
+}
+
+/** A list's items, encoded, and (made on first need) gzipped as one gzip member. */
+export interface ListItems {
+  items: Buffer;
+  /** How many lists have used these items (1 on the list that built them). */
+  hits: number;
+  gzip(): Buffer;
+}
+
+export const keyOf = (ns: string | undefined, name: string) => (ns ? `${ns}/${name}` : name);
+
+export class Cluster {
+  readonly id: string;
+  readonly token: string;
+  rv = 0;
+  /** Events with rv <= this are gone: a watch from an older resourceVersion gets 410. */
+  compactedRv = 0;
+  readonly watchers = new Set<WatchSink>();
+
+  readonly #ctx: SimContext;
+  readonly #stores = new Map<ResourceDef, Map<string, Entry>>();
+  readonly #sorted = new Map<ResourceDef, string[]>();
+  /** Bumped on every write of a kind: what list caches are checked against. */
+  readonly #versions = new Map<ResourceDef, number>();
+  /** Encoded list items by (kind, namespace, selectors), valid while the kind's version holds. */
+  readonly #listCache = new Map<string, ListItems & { version: number }>();
+  readonly #history: HistEvent[] = [];
+  #histHead = 0;
+  readonly #timers: Timer[] = [];
+  #timerSeq = 0;
+  /** The effective time while a timer's effects apply. */
+  #at: number | undefined;
+
+  readonly #podsByNode = new Map<string, Set<string>>();
+  readonly #podsByNs = new Map<string, Set<string>>();
+  readonly #podsByOwner = new Map<string, Set<string>>();
+  readonly #podX = new Map<string, PodX>();
+  readonly #unscheduled = new Set<string>();
+  readonly #nodeIndex = new Map<string, number>();
+  readonly #nodeReady = new Map<string, boolean>();
+  readonly #nextIp = new Map<string, number>();
+  readonly #rsUids = new Map<string, string>();
+  readonly #dirty = {
+    nodes: new Set<string>(),
+    scheduler: false,
+    deployments: new Set<string>(),
+    pdbNs: new Set<string>(),
+    pvcNs: new Set<string>(),
+    namespaces: new Set<string>(),
+  };
+
+  constructor(id: string, token: string, ctx: SimContext) {
+    this.id = id;
+    this.token = token;
+    this.#ctx = ctx;
+    for (const d of RESOURCES) this.#stores.set(d, new Map());
+    for (const ns of ["default", "kube-node-lease", "kube-public", "kube-system"]) {
+      this.put(NAMESPACES, namespaceObject(ns, ctx.random.uuid(), this.now()));
+    }
+  }
+
+  now(): number {
+    return this.#at ?? this.#ctx.clock.now();
+  }
+
+  uuid(): string {
+    return this.#ctx.random.uuid();
+  }
+
+  /** A float in [0, 1) from the sim's seeded PRNG. */
+  random(): number {
+    return this.#ctx.random.next();
+  }
+
+  // -------------------------------------------------------------- reads
+
+  get(def: ResourceDef, key: string): Entry | undefined {
+    return this.#stores.get(def)!.get(key);
+  }
+
+  /** Entries in the API's order (by namespace, then name); `ns` narrows to one namespace. */
+  entries(def: ResourceDef, ns?: string): Entry[] {
+    const store = this.#stores.get(def)!;
+    if (def === PODS && ns !== undefined) {
+      const keys = [...(this.#podsByNs.get(ns) ?? [])].sort();
+      return keys.map((k) => store.get(k)!);
+    }
+    let keys = this.#sorted.get(def);
+    if (!keys) {
+      keys = [...store.keys()].sort();
+      this.#sorted.set(def, keys);
+    }
+    const out: Entry[] = [];
+    if (ns === undefined) {
+      for (const k of keys) out.push(store.get(k)!);
+    } else {
+      const prefix = `${ns}/`;
+      for (const k of keys) if (k.startsWith(prefix)) out.push(store.get(k)!);
+    }
+    return out;
+  }
+
+  /** How many writes the kind has seen (a list cache key). */
+  version(def: ResourceDef): number {
+    return this.#versions.get(def) ?? 0;
+  }
+
+  /** The encoded items of a list, from the cache while the kind is unchanged, else built and kept. */
+  listItems(def: ResourceDef, key: string, build: () => string): ListItems {
+    const version = this.version(def);
+    const hit = this.#listCache.get(key);
+    if (hit && hit.version === version) {
+      hit.hits++;
+      return hit;
+    }
+    const items = Buffer.from(build(), "utf8");
+    let gz: Buffer | undefined;
+    const entry = { version, items, hits: 1, gzip: () => (gz ??= gzipSync(items, { level: 1 })) };
+    this.#listCache.delete(key);
+    this.#listCache.set(key, entry);
+    if (this.#listCache.size > 64) this.#listCache.delete(this.#listCache.keys().next().value!);
+    return entry;
+  }
+
+  /** Pods bound to a node, in key order. */
+  podsOnNode(node: string): Entry[] {
+    const keys = [...(this.#podsByNode.get(node) ?? [])].sort();
+    return keys.map((k) => this.get(PODS, k)!);
+  }
+
+  /** Events after `rv` (caller checks `compactedRv` first). */
+  eventsSince(rv: number): HistEvent[] {
+    const h = this.#history;
+    let lo = this.#histHead;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (h[mid]!.rv <= rv) lo = mid + 1;
+      else hi = mid;
+    }
+    return h.slice(lo);
+  }
+
+  // -------------------------------------------------------------- writes
+
+  /** Stores an object (ADDED or MODIFIED): bumps the resourceVersion, records, tells watches. */
+  put(def: ResourceDef, input: KObj): KObj {
+    let obj = input;
+    const key = keyOf(obj.metadata.namespace, obj.metadata.name);
+    const store = this.#stores.get(def)!;
+    const prev = store.get(key)?.obj;
+    obj.metadata.resourceVersion = String(++this.rv);
+    this.#versions.set(def, this.version(def) + 1);
+    let json = JSON.stringify(obj);
+    if (!json.startsWith(def.prefix)) {
+      // Keep kind and apiVersion first: list items are the JSON without that prefix.
+      const { kind: _k, apiVersion: _a, ...rest } = obj;
+      obj = { kind: def.kind, apiVersion: def.apiVersion, ...rest } as KObj;
+      json = JSON.stringify(obj);
+    }
+    store.set(key, { obj, json });
+    if (!prev) this.#sorted.delete(def);
+    this.#event(def, prev ? "MODIFIED" : "ADDED", obj, json, prev);
+    this.#hook(def, key, prev, obj);
+    return obj;
+  }
+
+  /** Removes an object (DELETED carries a new resourceVersion). */
+  drop(def: ResourceDef, key: string): KObj | undefined {
+    const store = this.#stores.get(def)!;
+    const e = store.get(key);
+    if (!e) return undefined;
+    store.delete(key);
+    this.#sorted.delete(def);
+    this.#versions.set(def, this.version(def) + 1);
+    const obj: KObj = { ...e.obj, metadata: { ...e.obj.metadata, resourceVersion: String(++this.rv) } };
+    this.#event(def, "DELETED", obj, JSON.stringify(obj), e.obj);
+    this.#hook(def, key, e.obj, undefined);
+    return obj;
+  }
+
+  /** Applies `change` to a copy of the object and stores it if anything changed. */
+  edit(def: ResourceDef, key: string, change: (draft: KObj) => void): KObj | undefined {
+    const e = this.get(def, key);
+    if (!e) return undefined;
+    const draft = structuredClone(e.obj);
+    change(draft);
+    draft.metadata.resourceVersion = e.obj.metadata.resourceVersion;
+    if (jsonEqual(draft, e.obj)) return e.obj;
+    return this.put(def, draft);
+  }
+
+  #event(def: ResourceDef, type: EventType, obj: KObj, json: string, prev: KObj | undefined): void {
+    const ev: HistEvent = { rv: this.rv, time: this.now(), def, type, obj, json, prev };
+    this.#history.push(ev);
+    if (this.#history.length - this.#histHead > HISTORY_MAX) this.#compactTo(this.#histHead + 1);
+    for (const w of this.watchers) if (w.def === def) w.offer(ev);
+  }
+
+  #compactTo(head: number): void {
+    this.compactedRv = this.#history[head - 1]!.rv;
+    this.#histHead = head;
+    if (this.#histHead > 4096) {
+      this.#history.splice(0, this.#histHead);
+      this.#histHead = 0;
+    }
+  }
+
+  #hook(def: ResourceDef, key: string, prev: KObj | undefined, next: KObj | undefined): void {
+    if (def === PODS) this.#podHook(key, prev, next);
+    else if (def === NODES) {
+      this.#dirty.nodes.add(key);
+      this.#dirty.scheduler ||= this.#unscheduled.size > 0;
+    } else if (def === DEPLOYMENTS) this.#dirty.deployments.add(key);
+    else if (def === PDBS) this.#dirty.pdbNs.add((next ?? prev)!.metadata.namespace!);
+  }
+
+  #podHook(key: string, prev: KObj | undefined, next: KObj | undefined): void {
+    const ns = (next ?? prev)!.metadata.namespace!;
+    const before = prev?.spec?.nodeName as string | undefined;
+    const after = next?.spec?.nodeName as string | undefined;
+    if (before !== after || !next) {
+      if (before) this.#podsByNode.get(before)?.delete(key);
+      if (after && next) {
+        getOrInit(this.#podsByNode, after, () => new Set<string>()).add(key);
+      }
+    }
+    if (!prev) {
+      getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
+    }
+    if (next && !after && !next.metadata.deletionTimestamp) {
+      this.#unscheduled.add(key);
+      this.#dirty.scheduler = true;
+    } else {
+      this.#unscheduled.delete(key);
+    }
+    this.#dirty.pdbNs.add(ns);
+    const x = this.#podX.get(key);
+    if (x?.owner) this.#dirty.deployments.add(x.owner);
+    if (!next) {
+      this.#podsByNs.get(ns)?.delete(key);
+      if (x?.owner) this.#podsByOwner.get(x.owner)?.delete(key);
+      this.#podX.delete(key);
+      this.#dirty.pvcNs.add(ns);
+      this.#dirty.namespaces.add(ns);
+    }
+  }
+
+  // -------------------------------------------------------------- time
+
+  #timer(at: number, kind: Timer["kind"], key: string, uid: string): void {
+    const t: Timer = { at, seq: ++this.#timerSeq, kind, key, uid };
+    const q = this.#timers;
+    let lo = 0;
+    let hi = q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = q[mid]!;
+      if (m.at < at || (m.at === at && m.seq < t.seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    q.splice(lo, 0, t);
+  }
+
+  /** Applies everything due by `now`, in time order, then compacts old history. */
+  advance(now: number): void {
+    const q = this.#timers;
+    while (q.length > 0 && q[0]!.at <= now) {
+      const t = q.shift()!;
+      this.#at = t.at;
+      try {
+        this.#fire(t);
+        this.reconcile();
+      } finally {
+        this.#at = undefined;
+      }
+    }
+    const h = this.#history;
+    let head = this.#histHead;
+    while (head < h.length && h[head]!.time < now - HISTORY_WINDOW_MS) head++;
+    if (head > this.#histHead) this.#compactTo(head);
+  }
+
+  #fire(t: Timer): void {
+    const e = this.get(PODS, t.key);
+    if (!e || e.obj.metadata.uid !== t.uid) return;
+    if (t.kind === "pod-start") {
+      this.#refreshPod(t.key);
+      return;
+    }
+    if (t.kind === "taint-evict") {
+      const x = this.#podX.get(t.key);
+      if (x?.evictAt !== t.at) return;
+      const nodeName = e.obj.spec?.nodeName as string | undefined;
+      if (nodeName) this.#dirty.nodes.add(nodeName);
+      return;
+    }
+    const nodeName = e.obj.spec?.nodeName as string | undefined;
+    const node = nodeName ? this.get(NODES, nodeName) : undefined;
+    if (node && !isNodeReady(node.obj)) {
+      // No kubelet to confirm the termination: the pod stays Terminating until its node is back.
+      this.#podX.get(t.key)!.awaitingNode = true;
+      return;
+    }
+    this.drop(PODS, t.key);
+  }
+
+  // -------------------------------------------------------------- controllers
+
+  /** Runs the controllers until nothing they watch is left to act on. */
+  reconcile(): void {
+    const d = this.#dirty;
+    for (let guard = 0; guard < 10_000; guard++) {
+      if (d.nodes.size > 0) {
+        const names = [...d.nodes].sort();
+        d.nodes.clear();
+        for (const n of names) this.#nodeLifecycle(n);
+      } else if (d.scheduler) {
+        d.scheduler = false;
+        this.#schedule();
+      } else if (d.deployments.size > 0) {
+        const keys = [...d.deployments].sort();
+        d.deployments.clear();
+        for (const k of keys) this.#reconcileDeployment(k);
+      } else if (d.pvcNs.size > 0) {
+        const nss = [...d.pvcNs].sort();
+        d.pvcNs.clear();
+        for (const ns of nss) this.#pvcProtection(ns);
+      } else if (d.namespaces.size > 0) {
+        const nss = [...d.namespaces].sort();
+        d.namespaces.clear();
+        for (const ns of nss) this.#finalizeNamespace(ns);
+      } else if (d.pdbNs.size > 0) {
+        const nss = [...d.pdbNs].sort();
+        d.pdbNs.clear();
+        for (const ns of nss) this.#disruption(ns);
+      } else {
+        return;
+      }
+    }
+    throw new Error(`kube: controllers of cluster ${this.id} did not settle`);
+  }
+
+  /** Node lifecycle: system taints, pods' readiness, pod GC for a removed node. */
+  #nodeLifecycle(name: string): void {
+    const e = this.get(NODES, name);
+    if (!e) {
+      this.#nodeReady.delete(name);
+      for (const p of this.podsOnNode(name))
+        this.drop(PODS, keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
+      return;
+    }
+    const ready = isNodeReady(e.obj);
+    const unschedulable = e.obj.spec?.unschedulable === true;
+    const taints = taintsOf(e.obj);
+    const want = systemTaints(unschedulable, ready, k8sTime(this.now()));
+    const same = (a: Taint, b: Taint) => a.key === b.key && a.effect === b.effect;
+    const kept = taints.filter((t) => !SYSTEM_TAINT_KEYS.includes(t.key) || want.some((w) => same(w, t)));
+    const added = want.filter((w) => !taints.some((t) => same(w, t)));
+    if (kept.length !== taints.length || added.length > 0) {
+      this.edit(NODES, name, (n) => {
+        const next = [...kept, ...added];
+        if (next.length > 0) n.spec = { ...n.spec, taints: next };
+        else if (n.spec) delete n.spec.taints;
+      });
+    }
+    this.#taintManager(name);
+    if (this.#nodeReady.get(name) !== ready) {
+      this.#nodeReady.set(name, ready);
+      for (const p of this.podsOnNode(name)) {
+        const key = keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+        this.#refreshPod(key);
+        const x = this.#podX.get(key);
+        if (ready && x?.awaitingNode) {
+          x.awaitingNode = false;
+          this.#timer(
+            this.now() + this.#ctx.latencies.podTermination * 1000,
+            "pod-gone",
+            key,
+            p.obj.metadata.uid,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * The taint manager (taint-based eviction): a pod that does not tolerate a NoExecute
+   * taint of its node is evicted at once; one that tolerates it for tolerationSeconds is
+   * evicted when they run out (counted from the taint's timeAdded); without
+   * tolerationSeconds, never. Every pod gets `node.kubernetes.io/not-ready:NoExecute`
+   * for 300 s by default, so the pods of a NotReady node go after 5 minutes.
+   */
+  #taintManager(nodeName: string): void {
+    const node = this.get(NODES, nodeName)?.obj;
+    if (!node) return;
+    const taints = taintsOf(node).filter((t) => t.effect === "NoExecute");
+    const now = this.now();
+    for (const p of this.podsOnNode(nodeName)) {
+      if (p.obj.metadata.deletionTimestamp) continue;
+      const key = keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+      const x = this.#podX.get(key);
+      if (!x) continue;
+      const tols = (p.obj.spec?.tolerations as Toleration[] | undefined) ?? [];
+      let due = Number.POSITIVE_INFINITY;
+      for (const taint of taints) {
+        const matching = tols.filter((t) => tolerates(t, taint));
+        const since = taint.timeAdded ? Date.parse(taint.timeAdded) : now;
+        if (matching.length === 0) {
+          due = now;
+          break;
+        }
+        const secs = matching.map((t) => t.tolerationSeconds).filter((s): s is number => s !== undefined);
+        if (secs.length > 0) due = Math.min(due, since + Math.max(0, Math.min(...secs)) * 1000);
+      }
+      if (!Number.isFinite(due)) {
+        x.evictAt = undefined; // tolerated for ever, or no NoExecute taint left: cancelled
+        continue;
+      }
+      // Like the real taint manager, an eviction already scheduled keeps its start.
+      const at = x.evictAt !== undefined ? Math.min(x.evictAt, due) : due;
+      if (at <= now) {
+        x.evictAt = undefined;
+        this.deletePod(key, undefined);
+      } else if (at !== x.evictAt) {
+        x.evictAt = at;
+        this.#timer(at, "taint-evict", key, p.obj.metadata.uid);
+      }
+    }
+  }
+
+  /** Why a node cannot take the pod (the scheduler's filter plugins), or undefined. */
+  #unfit(pod: KObj, node: KObj): string | undefined {
+    const spec = pod.spec ?? {};
+    const tols = (spec.tolerations as Toleration[] | undefined) ?? [];
+    if (
+      node.spec?.unschedulable === true &&
+      !tols.some((t) => tolerates(t, { key: UNSCHEDULABLE_TAINT, effect: "NoSchedule" }))
+    ) {
+      return "node(s) were unschedulable";
+    }
+    const sel = spec.nodeSelector as Record<string, string> | undefined;
+    if (sel) {
+      const labels = node.metadata.labels ?? {};
+      for (const [k, v] of Object.entries(sel))
+        if (labels[k] !== v) return "node(s) didn't match Pod's node affinity/selector";
+    }
+    const taint = toleratesAll(tols, taintsOf(node), ["NoSchedule", "NoExecute"]);
+    if (taint) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ""}}`;
+    if (!isNodeReady(node)) return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
+    const max = Number((node.status?.allocatable as Obj | undefined)?.pods ?? 110);
+    if ((this.#podsByNode.get(node.metadata.name)?.size ?? 0) >= max) return "Too many pods";
+    return undefined;
+  }
+
+  #schedule(): void {
+    if (this.#unscheduled.size === 0) return;
+    const nodes = this.entries(NODES);
+    for (const key of [...this.#unscheduled]) {
+      const e = this.get(PODS, key);
+      if (!e) continue;
+      const reasons = new Map<string, number>();
+      let best: KObj | undefined;
+      let bestCount = Number.POSITIVE_INFINITY;
+      for (const n of nodes) {
+        const why = this.#unfit(e.obj, n.obj);
+        if (why) {
+          reasons.set(why, (reasons.get(why) ?? 0) + 1);
+          continue;
+        }
+        const count = this.#podsByNode.get(n.obj.metadata.name)?.size ?? 0;
+        if (count < bestCount) {
+          best = n.obj;
+          bestCount = count;
+        }
+      }
+      if (best) {
+        this.#bind(key, best);
+        continue;
+      }
+      const n = nodes.length;
+      const msg =
+        n === 0
+          ? "no nodes available to schedule pods"
+          : `0/${n} nodes are available: ${[...reasons]
+              .sort(([a], [b]) => (a < b ? -1 : 1))
+              .map(([why, c]) => `${c} ${why}`)
+              .join(
+                ", ",
+              )}. preemption: 0/${n} nodes are available: ${n} Preemption is not helpful for scheduling.`;
+      const x = this.#podX.get(key)!;
+      x.unschedulable = msg;
+      this.#refreshPod(key);
+    }
+  }
+
+  #bind(key: string, node: KObj): void {
+    const x = this.#podX.get(key)!;
+    const now = this.now();
+    const nodeName = node.metadata.name;
+    x.boundAt = now;
+    x.unschedulable = undefined;
+    x.ip = this.#allocateIp(nodeName);
+    x.startAt = now + (x.owner ? this.#ctx.latencies.deploymentReady * 1000 : 0);
+    const e = this.get(PODS, key)!;
+    const draft = structuredClone(e.obj);
+    draft.spec = { ...draft.spec, nodeName };
+    draft.status = this.#podStatus(draft, x);
+    this.put(PODS, draft);
+    if (x.startAt > now) this.#timer(x.startAt, "pod-start", key, draft.metadata.uid);
+    this.#dirty.nodes.add(nodeName);
+  }
+
+  #allocateIp(nodeName: string): string {
+    const idx = this.#nodeIndex.get(nodeName) ?? 0;
+    const n = this.#nextIp.get(nodeName) ?? 2;
+    this.#nextIp.set(nodeName, n >= 254 ? 2 : n + 1);
+    return `10.${42 + (idx >> 8)}.${idx & 255}.${n}`;
+  }
+
+  #refreshPod(key: string): void {
+    const e = this.get(PODS, key);
+    const x = this.#podX.get(key);
+    if (!e || !x) return;
+    const status = this.#podStatus(e.obj, x);
+    if (jsonEqual(status, e.obj.status)) return;
+    const draft = structuredClone(e.obj);
+    draft.status = status;
+    this.put(PODS, draft);
+  }
+
+  /** The pod's status as its kubelet (or the scheduler, while unbound) would report it now. */
+  #podStatus(pod: KObj, x: PodX): Obj {
+    const now = this.now();
+    const t = k8sTime(now);
+    const prev = conditionsOf(pod);
+    const qos = qosClass(pod.spec);
+    const nodeName = pod.spec?.nodeName as string | undefined;
+    if (!nodeName) {
+      const conditions: Condition[] = [
+        {
+          type: "PodScheduled",
+          status: "False",
+          lastProbeTime: null,
+          lastTransitionTime: t,
+          reason: "Unschedulable",
+          message: x.unschedulable ?? "",
+        },
+      ];
+      return { phase: "Pending", conditions: carryTransitions(prev, conditions), qosClass: qos };
+    }
+    const node = this.get(NODES, nodeName)?.obj;
+    // No kubelet, no containers: a pod bound to a node that does not exist stays Pending.
+    const started = node !== undefined && x.startAt !== undefined && now >= x.startAt;
+    const nodeReady = node !== undefined && isNodeReady(node);
+    const ready = started && nodeReady;
+    const containers = (pod.spec?.containers as { name: string; image: string }[] | undefined) ?? [];
+    const notReady = `containers with unready status: [${containers.map((c) => c.name).join(" ")}]`;
+    const cond = (type: string, ok: boolean, reason?: string, message?: string): Condition => ({
+      type,
+      status: ok ? "True" : "False",
+      lastProbeTime: null,
+      lastTransitionTime: t,
+      ...(!ok && reason ? { reason, message } : {}),
+    });
+    const conditions = carryTransitions(prev, [
+      cond("PodReadyToStartContainers", started),
+      cond("Initialized", true),
+      cond("Ready", ready, "ContainersNotReady", notReady),
+      cond("ContainersReady", ready, "ContainersNotReady", notReady),
+      cond("PodScheduled", true),
+    ]);
+    const ip = node?.status?.addresses as { type: string; address: string }[] | undefined;
+    const hostIP = ip?.find((a) => a.type === "InternalIP")?.address;
+    const startedAt = k8sTime(x.startAt ?? now);
+    return {
+      phase: started ? "Running" : "Pending",
+      conditions,
+      ...(hostIP ? { hostIP, hostIPs: [{ ip: hostIP }] } : {}),
+      ...(x.ip ? { podIP: x.ip, podIPs: [{ ip: x.ip }] } : {}),
+      startTime: k8sTime(x.boundAt ?? now),
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        state: started ? { running: { startedAt } } : { waiting: { reason: "ContainerCreating" } },
+        lastState: {},
+        ready,
+        restartCount: 0,
+        image: c.image,
+        imageID: "",
+        started,
+      })),
+      qosClass: qos,
+    };
+  }
+
+  /** Deployment + ReplicaSet controllers: the right number of pods of the current template, and status. */
+  #reconcileDeployment(key: string): void {
+    const e = this.get(DEPLOYMENTS, key);
+    if (!e || e.obj.metadata.deletionTimestamp) return;
+    const d = e.obj;
+    const spec = d.spec ?? {};
+    const want = (spec.replicas as number | undefined) ?? 1;
+    const hash = podTemplateHash(spec.template);
+    const rsName = `${d.metadata.name}-${hash}`;
+    const ownedKeys = [...(this.#podsByOwner.get(key) ?? [])].sort();
+    const live = () =>
+      ownedKeys
+        .map((k) => this.get(PODS, k))
+        .filter((p): p is Entry => p !== undefined && !p.obj.metadata.deletionTimestamp);
+    for (const p of live()) {
+      const pk = keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+      if (this.#podX.get(pk)?.hash !== hash) this.deletePod(pk, undefined);
+    }
+    const current = live();
+    if (current.length < want) {
+      for (let i = current.length; i < want; i++) this.#createOwnedPod(d, key, hash, rsName);
+    } else if (current.length > want) {
+      const rank = (p: Entry) => {
+        const x = this.#podX.get(keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
+        return [
+          p.obj.spec?.nodeName ? 1 : 0,
+          p.obj.status?.phase === "Running" ? 1 : 0,
+          isPodReady(p.obj) ? 1 : 0,
+          -(x?.boundAt ?? 0),
+        ];
+      };
+      const victims = current
+        .map((p) => ({ p, r: rank(p) }))
+        .sort((a, b) => {
+          for (let i = 0; i < a.r.length; i++) if (a.r[i] !== b.r[i]) return a.r[i]! - b.r[i]!;
+          return a.p.obj.metadata.name < b.p.obj.metadata.name ? 1 : -1;
+        })
+        .slice(0, current.length - want);
+      for (const v of victims)
+        this.deletePod(keyOf(v.p.obj.metadata.namespace, v.p.obj.metadata.name), undefined);
+    }
+    // Status, from the pods as they are now.
+    const pods = [...(this.#podsByOwner.get(key) ?? [])]
+      .map((k) => this.get(PODS, k)?.obj)
+      .filter((p): p is KObj => p !== undefined && !p.metadata.deletionTimestamp);
+    const updated = pods.filter((p) => p.metadata.labels?.["pod-template-hash"] === hash).length;
+    const ready = pods.filter(isPodReady).length;
+    const maxUnavailableSpec = ((spec.strategy as Obj | undefined)?.rollingUpdate as Obj | undefined)
+      ?.maxUnavailable as IntOrString | undefined;
+    const maxUnavailable = scaledValue(maxUnavailableSpec ?? "25%", want, false);
+    const t = k8sTime(this.now());
+    const prev = conditionsOf(d);
+    const available = ready >= want - maxUnavailable;
+    const progressed = updated === want && ready === want && pods.length === want;
+    const conditions = carryTransitions(prev, [
+      {
+        type: "Available",
+        status: available ? "True" : "False",
+        lastUpdateTime: t,
+        lastTransitionTime: t,
+        reason: available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
+        message: available
+          ? "Deployment has minimum availability."
+          : "Deployment does not have minimum availability.",
+      },
+      {
+        type: "Progressing",
+        status: "True",
+        lastUpdateTime: t,
+        lastTransitionTime: t,
+        reason: progressed ? "NewReplicaSetAvailable" : "ReplicaSetUpdated",
+        message: progressed
+          ? `ReplicaSet "${rsName}" has successfully progressed.`
+          : `ReplicaSet "${rsName}" is progressing.`,
+      },
+    ]);
+    for (const c of conditions) {
+      const p = prev.find((x) => x.type === c.type);
+      if (p && p.status === c.status && p.reason === c.reason && p.lastUpdateTime)
+        c.lastUpdateTime = p.lastUpdateTime;
+    }
+    const nz = (k: string, v: number) => (v > 0 ? { [k]: v } : {});
+    const status: Obj = {
+      observedGeneration: d.metadata.generation ?? 1,
+      ...nz("replicas", pods.length),
+      ...nz("updatedReplicas", updated),
+      ...nz("readyReplicas", ready),
+      ...nz("availableReplicas", ready),
+      ...nz("unavailableReplicas", Math.max(0, want - ready)),
+      conditions,
+    };
+    if (!jsonEqual(status, d.status)) {
+      this.edit(DEPLOYMENTS, key, (x) => {
+        x.status = status;
+      });
+    }
+  }
+
+  #createOwnedPod(d: KObj, dKey: string, hash: string, rsName: string): void {
+    const ns = d.metadata.namespace!;
+    const rsKey = `${dKey}/${hash}`;
+    const rsUid = getOrInit(this.#rsUids, rsKey, () => this.uuid());
+    const template = structuredClone((d.spec?.template as Obj | undefined) ?? {});
+    const tmeta = (template.metadata as Obj | undefined) ?? {};
+    let name: string;
+    do name = `${rsName}-${randomSuffix(() => this.#ctx.random.next())}`;
+    while (this.get(PODS, keyOf(ns, name)));
+    const owner: OwnerReference = {
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      name: rsName,
+      uid: rsUid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const pod: KObj = {
+      kind: "Pod",
+      apiVersion: "v1",
+      metadata: {
+        name,
+        generateName: `${rsName}-`,
+        namespace: ns,
+        uid: this.uuid(),
+        resourceVersion: "",
+        creationTimestamp: k8sTime(this.now()),
+        labels: { ...(tmeta.labels as Record<string, string> | undefined), "pod-template-hash": hash },
+        ...(tmeta.annotations ? { annotations: { ...(tmeta.annotations as Record<string, string>) } } : {}),
+        ownerReferences: [owner],
+      },
+      spec: defaultPodSpec((template.spec as Obj | undefined) ?? {}, true),
+      status: { phase: "Pending", qosClass: qosClass(template.spec as Obj | undefined) },
+    };
+    this.createPod(pod, { owner: dKey, hash });
+  }
+
+  /** Stores a new pod (bound if spec.nodeName is set, else left to the scheduler). */
+  createPod(pod: KObj, x: { owner?: string; hash?: string } = {}): KObj {
+    const key = keyOf(pod.metadata.namespace, pod.metadata.name);
+    const px: PodX = { ...x };
+    this.#podX.set(key, px);
+    if (x.owner) {
+      getOrInit(this.#podsByOwner, x.owner, () => new Set<string>()).add(key);
+    }
+    const nodeName = pod.spec?.nodeName as string | undefined;
+    if (nodeName) {
+      const now = this.now();
+      px.boundAt = now;
+      px.ip = this.#allocateIp(nodeName);
+      px.startAt = now + (x.owner ? this.#ctx.latencies.deploymentReady * 1000 : 0);
+      if (px.startAt > now) this.#timer(px.startAt, "pod-start", key, pod.metadata.uid);
+    }
+    const stored = this.put(PODS, pod);
+    if (nodeName) {
+      this.#refreshPod(key);
+      this.#dirty.nodes.add(nodeName);
+    }
+    return stored;
+  }
+
+  /**
+   * Deletes a pod the way the API server does: gracefully (deletionTimestamp now, gone
+   * after `podTermination` once its kubelet confirms), or at once when the grace period
+   * is 0 or no kubelet runs it. Returns the object as the DELETE answers it.
+   */
+  deletePod(key: string, grace: number | undefined): KObj | undefined {
+    const e = this.get(PODS, key);
+    if (!e) return undefined;
+    const pod = e.obj;
+    const nodeName = pod.spec?.nodeName as string | undefined;
+    const g = grace ?? (pod.spec?.terminationGracePeriodSeconds as number | undefined) ?? 30;
+    if (g === 0 || !nodeName || !this.get(NODES, nodeName)) return this.drop(PODS, key);
+    if (pod.metadata.deletionTimestamp) return pod;
+    const now = this.now();
+    const out = this.edit(PODS, key, (p) => {
+      p.metadata.deletionTimestamp = k8sTime(now + g * 1000);
+      p.metadata.deletionGracePeriodSeconds = g;
+    });
+    this.#timer(now + this.#ctx.latencies.podTermination * 1000, "pod-gone", key, pod.metadata.uid);
+    return out;
+  }
+
+  /** Deletes a Deployment: its pods go too (background propagation) or stay ownerless (Orphan). */
+  deleteDeployment(key: string, orphan: boolean): KObj | undefined {
+    const gone = this.drop(DEPLOYMENTS, key);
+    const pods = [...(this.#podsByOwner.get(key) ?? [])].sort();
+    this.#podsByOwner.delete(key);
+    for (const k of [...this.#rsUids.keys()]) if (k.startsWith(`${key}/`)) this.#rsUids.delete(k);
+    for (const pk of pods) {
+      const x = this.#podX.get(pk);
+      if (x) delete x.owner;
+      if (orphan) this.edit(PODS, pk, (p) => void delete p.metadata.ownerReferences);
+      else this.deletePod(pk, undefined);
+    }
+    return gone;
+  }
+
+  /** Namespace deletion: everything in it goes, then the namespace. */
+  deleteNamespace(name: string): KObj | undefined {
+    const now = this.now();
+    const out = this.edit(NAMESPACES, name, (n) => {
+      n.metadata.deletionTimestamp ??= k8sTime(now);
+      n.status = { ...n.status, phase: "Terminating" };
+    });
+    for (const e of this.entries(DEPLOYMENTS, name))
+      this.deleteDeployment(keyOf(name, e.obj.metadata.name), false);
+    for (const e of this.entries(PDBS, name)) this.drop(PDBS, keyOf(name, e.obj.metadata.name));
+    for (const e of this.entries(PODS, name)) this.deletePod(keyOf(name, e.obj.metadata.name), undefined);
+    for (const e of this.entries(PVCS, name)) this.deletePvc(keyOf(name, e.obj.metadata.name));
+    this.#dirty.namespaces.add(name);
+    return out;
+  }
+
+  #finalizeNamespace(ns: string): void {
+    const e = this.get(NAMESPACES, ns);
+    if (!e?.obj.metadata.deletionTimestamp) return;
+    if ((this.#podsByNs.get(ns)?.size ?? 0) > 0 || this.entries(PVCS, ns).length > 0) return;
+    this.drop(NAMESPACES, ns);
+  }
+
+  /** PVC deletion waits (kubernetes.io/pvc-protection) while a pod uses the claim. */
+  deletePvc(key: string): KObj | undefined {
+    const now = this.now();
+    const out = this.edit(PVCS, key, (p) => {
+      p.metadata.deletionTimestamp ??= k8sTime(now);
+    });
+    const ns = key.slice(0, key.indexOf("/"));
+    this.#dirty.pvcNs.add(ns);
+    return out;
+  }
+
+  pvcInUse(ns: string, claim: string): boolean {
+    for (const k of this.#podsByNs.get(ns) ?? []) {
+      const p = this.get(PODS, k)?.obj;
+      const phase = p?.status?.phase;
+      if (!p || phase === "Succeeded" || phase === "Failed") continue;
+      const vols =
+        (p.spec?.volumes as { persistentVolumeClaim?: { claimName?: string } }[] | undefined) ?? [];
+      if (vols.some((v) => v.persistentVolumeClaim?.claimName === claim)) return true;
+    }
+    return false;
+  }
+
+  #pvcProtection(ns: string): void {
+    for (const e of this.entries(PVCS, ns)) {
+      if (e.obj.metadata.deletionTimestamp && !this.pvcInUse(ns, e.obj.metadata.name))
+        this.drop(PVCS, keyOf(ns, e.obj.metadata.name));
+    }
+  }
+
+  /** The disruption controller: every PDB's status in the namespace. */
+  #disruption(ns: string): void {
+    const pdbs = this.entries(PDBS, ns);
+    if (pdbs.length === 0) return;
+    const pods = [...(this.#podsByNs.get(ns) ?? [])].map((k) => ({ k, p: this.get(PODS, k)!.obj }));
+    for (const e of pdbs) {
+      const pdb = e.obj;
+      const spec = pdb.spec ?? {};
+      let selected: { k: string; p: KObj }[] = [];
+      try {
+        const sel = fromSelectorObject(spec.selector as LabelSelectorObject | undefined);
+        if (sel) selected = pods.filter(({ p }) => matchesLabels(sel, p.metadata.labels));
+      } catch {
+        selected = [];
+      }
+      const counts = pdbCounts(
+        {
+          minAvailable: spec.minAvailable as IntOrString | undefined,
+          maxUnavailable: spec.maxUnavailable as IntOrString | undefined,
+        },
+        selected.map(({ k, p }) => ({
+          ready: isPodReady(p),
+          terminating: p.metadata.deletionTimestamp !== undefined,
+          ...(this.#podX.get(k)?.owner ? { controller: this.#podX.get(k)!.owner! } : {}),
+        })),
+        (c) => (this.get(DEPLOYMENTS, c)?.obj.spec?.replicas as number | undefined) ?? 0,
+      );
+      const allowed = counts.disruptionsAllowed > 0;
+      const generation = pdb.metadata.generation ?? 1;
+      const status: Obj = {
+        observedGeneration: generation,
+        disruptionsAllowed: counts.disruptionsAllowed,
+        currentHealthy: counts.currentHealthy,
+        desiredHealthy: counts.desiredHealthy,
+        expectedPods: counts.expectedPods,
+        conditions: carryTransitions(conditionsOf(pdb), [
+          {
+            type: "DisruptionAllowed",
+            status: allowed ? "True" : "False",
+            observedGeneration: generation,
+            lastTransitionTime: k8sTime(this.now()),
+            reason: allowed ? "SufficientPods" : "InsufficientPods",
+            message: "",
+          },
+        ]),
+      };
+      if (!jsonEqual(status, pdb.status))
+        this.edit(PDBS, keyOf(ns, pdb.metadata.name), (x) => {
+          x.status = status;
+        });
+    }
+  }
+
+  // -------------------------------------------------------------- nodes (the kubelet's side)
+
+  registerNode(reg: NodeRegistration, instanceType: string | undefined, region: string | undefined): void {
+    const existing = this.get(NODES, reg.name)?.obj;
+    const idx = getOrInit(this.#nodeIndex, reg.name, () => this.#nodeIndex.size);
+    const podCidr = `10.${42 + (idx >> 8)}.${idx & 255}.0/24`;
+    const fresh = nodeFromRegistration(reg, {
+      uid: existing?.metadata.uid ?? this.uuid(),
+      now: this.now(),
+      podCidr,
+      ...(instanceType ? { instanceType } : {}),
+      ...(region ? { region } : {}),
+    });
+    if (!existing) {
+      this.put(NODES, fresh);
+      return;
+    }
+    // Re-registration: the kubelet refreshes its labels, addresses and status; taints it
+    // registers with are added if missing; what the API set (other labels, cordon) stays.
+    this.edit(NODES, reg.name, (n) => {
+      n.metadata.labels = { ...n.metadata.labels, ...fresh.metadata.labels };
+      n.metadata.annotations = { ...n.metadata.annotations, ...fresh.metadata.annotations };
+      const taints = taintsOf(n).slice();
+      for (const t of reg.taints)
+        if (!taints.some((x) => x.key === t.key && x.effect === t.effect)) taints.push({ ...t });
+      n.spec = {
+        ...n.spec,
+        ...(fresh.spec?.providerID ? { providerID: fresh.spec.providerID } : {}),
+        ...(taints.length > 0 ? { taints } : {}),
+      };
+      const t = k8sTime(this.now());
+      n.status = {
+        ...fresh.status,
+        conditions: carryTransitions(conditionsOf(n), nodeConditions(true, t) as unknown as Condition[]),
+      };
+    });
+  }
+
+  setNodeReady(name: string, ready: boolean): void {
+    const e = this.get(NODES, name);
+    if (!e) throw new Error(`kube: cluster ${this.id} has no node "${name}"`);
+    const t = k8sTime(this.now());
+    this.edit(NODES, name, (n) => {
+      const next = nodeConditions(ready, t) as unknown as Condition[];
+      const prev = conditionsOf(n);
+      n.status = { ...n.status, conditions: carryTransitions(prev, next) };
+    });
+  }
+
+  // -------------------------------------------------------------- admin view
+
+  state(): unknown {
+    const podsPerNode: Record<string, number> = {};
+    let pending = 0;
+    for (const e of this.entries(PODS)) {
+      const n = e.obj.spec?.nodeName as string | undefined;
+      if (n) podsPerNode[n] = (podsPerNode[n] ?? 0) + 1;
+      else pending++;
+    }
+    return {
+      resourceVersion: String(this.rv),
+      nodes: this.entries(NODES).map(({ obj }) => ({
+        name: obj.metadata.name,
+        ready: isNodeReady(obj),
+        unschedulable: obj.spec?.unschedulable === true,
+        labels: obj.metadata.labels ?? {},
+        taints: taintsOf(obj).map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`),
+      })),
+      podsPerNode,
+      pendingPods: pending,
+      deployments: this.entries(DEPLOYMENTS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        replicas: obj.spec?.replicas,
+        readyReplicas: obj.status?.readyReplicas ?? 0,
+      })),
+      pdbs: this.entries(PDBS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        minAvailable: obj.spec?.minAvailable,
+        maxUnavailable: obj.spec?.maxUnavailable,
+        currentHealthy: obj.status?.currentHealthy,
+        desiredHealthy: obj.status?.desiredHealthy,
+        disruptionsAllowed: obj.status?.disruptionsAllowed,
+        expectedPods: obj.status?.expectedPods,
+      })),
+    };
+  }
+}

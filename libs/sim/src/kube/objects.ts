@@ -1,0 +1,291 @@
+/** Builders and API defaulting for the objects the sim creates or accepts. */
+import type { NodeRegistration } from "../world.ts";
+import { type KObj, k8sTime, type Obj, type Taint, type Toleration } from "./model.ts";
+
+/** The K3s release the simulated API servers claim to be. */
+export const K3S_VERSION = {
+  major: "1",
+  minor: "31",
+  gitVersion: "v1.31.4+k3s1",
+  gitCommit: "a562d090b0d9d5e1ac5e2fc08b0d4e7c3f84bd8c",
+};
+
+export const UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable";
+export const NOT_READY_TAINT = "node.kubernetes.io/not-ready";
+export const UNREACHABLE_TAINT = "node.kubernetes.io/unreachable";
+
+const GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
+
+/** `names.SimpleNameGenerator`: 5 characters from the API's safe alphabet. */
+export function randomSuffix(next: () => number, n = 5): string {
+  let s = "";
+  for (let i = 0; i < n; i++) s += GENERATE_ALPHABET[Math.floor(next() * GENERATE_ALPHABET.length)]!;
+  return s;
+}
+
+/** `pod-template-hash` as the Deployment controller computes it (FNV-32a, SafeEncodeString). */
+export function podTemplateHash(template: unknown): string {
+  const s = JSON.stringify(template ?? {});
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i) & 0xff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return [...String(h >>> 0)]
+    .map((c) => GENERATE_ALPHABET[c.charCodeAt(0) % GENERATE_ALPHABET.length])
+    .join("");
+}
+
+// ---------------------------------------------------------------- nodes
+
+interface Shape {
+  cpu: number;
+  memGiB: number;
+  arch: "amd64" | "arm64";
+}
+
+const SIZE_VCPU: Record<string, number> = {
+  nano: 2,
+  micro: 2,
+  small: 2,
+  medium: 2,
+  large: 2,
+  xlarge: 4,
+  metal: 96,
+};
+const T_MEM: Record<string, number> = {
+  nano: 0.5,
+  micro: 1,
+  small: 2,
+  medium: 4,
+  large: 8,
+  xlarge: 16,
+  "2xlarge": 32,
+};
+
+/** Capacity of an EC2 instance type (approximate; unknown types are 2 vCPU / 4 GiB). */
+export function instanceShape(type: string | undefined): Shape {
+  const m = type ? /^([a-z]+)(\d+)([a-z-]*)\.(\w+)$/.exec(type) : null;
+  if (!m) return { cpu: 2, memGiB: 4, arch: "amd64" };
+  const [, fam, , attrs, size] = m as unknown as [string, string, string, string, string];
+  const arch = attrs.includes("g") ? "arm64" : "amd64";
+  const n = /^(\d+)xlarge$/.exec(size);
+  let cpu = n ? 4 * Number(n[1]) : (SIZE_VCPU[size] ?? 2);
+  if (fam !== "t" && size === "medium") cpu = 1;
+  let memGiB: number;
+  if (fam === "t") memGiB = T_MEM[size] ?? cpu * 4;
+  else if (fam === "c") memGiB = cpu * 2;
+  else if (fam === "r" || fam === "x") memGiB = cpu * 8;
+  else memGiB = cpu * 4;
+  return { cpu, memGiB, arch };
+}
+
+export interface NodeFacts {
+  uid: string;
+  now: number;
+  podCidr: string;
+  instanceType?: string;
+  region?: string;
+}
+
+export function nodeFromRegistration(reg: NodeRegistration, f: NodeFacts): KObj {
+  const shape = instanceShape(f.instanceType);
+  const type = f.instanceType ?? "k3s";
+  const memKi = Math.round(shape.memGiB * 1024 * 1024 * 0.955);
+  const ip = reg.internalIp;
+  const labels: Record<string, string> = {
+    "beta.kubernetes.io/arch": shape.arch,
+    "beta.kubernetes.io/instance-type": type,
+    "beta.kubernetes.io/os": "linux",
+    "kubernetes.io/arch": shape.arch,
+    "kubernetes.io/hostname": reg.name,
+    "kubernetes.io/os": "linux",
+    "node.kubernetes.io/instance-type": type,
+    ...(reg.role === "server" ? { "node-role.kubernetes.io/control-plane": "true" } : {}),
+    ...(reg.availabilityZone ? { "topology.kubernetes.io/zone": reg.availabilityZone } : {}),
+    ...(f.region ? { "topology.kubernetes.io/region": f.region } : {}),
+    ...reg.labels,
+  };
+  const annotations: Record<string, string> = {
+    ...(ip ? { "alpha.kubernetes.io/provided-node-ip": ip, "k3s.io/internal-ip": ip } : {}),
+    "k3s.io/hostname": reg.name,
+    "node.alpha.kubernetes.io/ttl": "0",
+    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+  };
+  const t = k8sTime(f.now);
+  const capacity = {
+    cpu: String(shape.cpu),
+    "ephemeral-storage": "20959212Ki",
+    "hugepages-1Gi": "0",
+    "hugepages-2Mi": "0",
+    memory: `${memKi}Ki`,
+    pods: "110",
+  };
+  return {
+    kind: "Node",
+    apiVersion: "v1",
+    metadata: {
+      name: reg.name,
+      uid: f.uid,
+      resourceVersion: "",
+      creationTimestamp: t,
+      labels,
+      annotations,
+    },
+    spec: {
+      podCIDR: f.podCidr,
+      podCIDRs: [f.podCidr],
+      ...(reg.instanceId ? { providerID: `aws:///${reg.availabilityZone ?? ""}/${reg.instanceId}` } : {}),
+      ...(reg.taints.length > 0 ? { taints: reg.taints.map((x) => ({ ...x })) } : {}),
+    },
+    status: {
+      capacity,
+      allocatable: { ...capacity, "ephemeral-storage": "20389121418", memory: `${memKi - 102400}Ki` },
+      conditions: nodeConditions(true, t),
+      addresses: [
+        ...(ip ? [{ type: "InternalIP", address: ip }] : []),
+        { type: "Hostname", address: reg.name },
+      ],
+      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      nodeInfo: {
+        machineID: f.uid.replaceAll("-", ""),
+        systemUUID: f.uid,
+        bootID: f.uid,
+        kernelVersion: "6.8.0-1021-aws",
+        osImage: "Ubuntu 24.04.1 LTS",
+        containerRuntimeVersion: "containerd://1.7.23-k3s2",
+        kubeletVersion: K3S_VERSION.gitVersion,
+        kubeProxyVersion: K3S_VERSION.gitVersion,
+        operatingSystem: "linux",
+        architecture: shape.arch,
+      },
+    },
+  };
+}
+
+export function nodeConditions(ready: boolean, t: string): Obj[] {
+  const ok = (type: string, reason: string, message: string) => ({
+    type,
+    status: "False",
+    lastHeartbeatTime: t,
+    lastTransitionTime: t,
+    reason,
+    message,
+  });
+  return [
+    ok("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ok("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ok("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ready
+      ? {
+          type: "Ready",
+          status: "True",
+          lastHeartbeatTime: t,
+          lastTransitionTime: t,
+          reason: "KubeletReady",
+          message: "kubelet is posting ready status",
+        }
+      : {
+          type: "Ready",
+          status: "False",
+          lastHeartbeatTime: t,
+          lastTransitionTime: t,
+          reason: "KubeletNotReady",
+          message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady",
+        },
+  ];
+}
+
+/** The node lifecycle controller's taints for a node's state (TaintNodesByCondition, taint-based eviction). */
+export function systemTaints(unschedulable: boolean, ready: boolean, t: string): Taint[] {
+  const out: Taint[] = [];
+  if (unschedulable) out.push({ key: UNSCHEDULABLE_TAINT, effect: "NoSchedule" });
+  if (!ready) {
+    out.push({ key: NOT_READY_TAINT, effect: "NoSchedule" });
+    out.push({ key: NOT_READY_TAINT, effect: "NoExecute", timeAdded: t });
+  }
+  return out;
+}
+
+export const SYSTEM_TAINT_KEYS = [UNSCHEDULABLE_TAINT, NOT_READY_TAINT, UNREACHABLE_TAINT];
+
+// ---------------------------------------------------------------- pods and others
+
+const DEFAULT_TOLERATIONS: Toleration[] = [
+  { key: NOT_READY_TAINT, operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 },
+  { key: UNREACHABLE_TAINT, operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 },
+];
+
+/** Pod spec defaults (API defaulting plus the DefaultTolerationSeconds admission plugin). */
+export function defaultPodSpec(spec: Obj, admission: boolean): Obj {
+  for (const c of (spec.containers as Obj[] | undefined) ?? []) {
+    const image = String(c.image ?? "");
+    c.imagePullPolicy ??= image.endsWith(":latest") || !/:[^/]+$/.test(image) ? "Always" : "IfNotPresent";
+    c.resources ??= {};
+    c.terminationMessagePath ??= "/dev/termination-log";
+    c.terminationMessagePolicy ??= "File";
+  }
+  spec.restartPolicy ??= "Always";
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= "ClusterFirst";
+  spec.securityContext ??= {};
+  spec.schedulerName ??= "default-scheduler";
+  spec.enableServiceLinks ??= true;
+  if (admission) {
+    spec.serviceAccountName ??= "default";
+    spec.serviceAccount ??= spec.serviceAccountName;
+    spec.priority ??= 0;
+    spec.preemptionPolicy ??= "PreemptLowerPriority";
+    const tols = ((spec.tolerations as Toleration[] | undefined) ?? []).slice();
+    for (const d of DEFAULT_TOLERATIONS) {
+      if (!tols.some((t) => t.key === d.key && (t.effect === d.effect || !t.effect))) tols.push({ ...d });
+    }
+    spec.tolerations = tols;
+  }
+  return spec;
+}
+
+export function qosClass(spec: Obj | undefined): "BestEffort" | "Burstable" | "Guaranteed" {
+  const cs = (spec?.containers as { resources?: { requests?: Obj; limits?: Obj } }[] | undefined) ?? [];
+  const any = cs.some(
+    (c) =>
+      Object.keys(c.resources?.requests ?? {}).length + Object.keys(c.resources?.limits ?? {}).length > 0,
+  );
+  if (!any) return "BestEffort";
+  const guaranteed = cs.every((c) => {
+    const l = c.resources?.limits ?? {};
+    const r = c.resources?.requests ?? l;
+    return l.cpu !== undefined && l.memory !== undefined && r.cpu === l.cpu && r.memory === l.memory;
+  });
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+export function defaultDeploymentSpec(spec: Obj): Obj {
+  spec.replicas ??= 1;
+  spec.strategy ??= { type: "RollingUpdate", rollingUpdate: { maxUnavailable: "25%", maxSurge: "25%" } };
+  spec.revisionHistoryLimit ??= 10;
+  spec.progressDeadlineSeconds ??= 600;
+  spec.template ??= {};
+  const template = spec.template as Obj;
+  template.metadata ??= {};
+  (template.metadata as Obj).creationTimestamp ??= null;
+  template.spec ??= {};
+  defaultPodSpec(template.spec as Obj, false);
+  return spec;
+}
+
+export function namespaceObject(name: string, uid: string, now: number): KObj {
+  return {
+    kind: "Namespace",
+    apiVersion: "v1",
+    metadata: {
+      name,
+      uid,
+      resourceVersion: "",
+      creationTimestamp: k8sTime(now),
+      labels: { "kubernetes.io/metadata.name": name },
+    },
+    spec: { finalizers: ["kubernetes"] },
+    status: { phase: "Active" },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * PodDisruptionBudget arithmetic (the disruption controller's `getExpectedPodCount`
+ * and `updatePdbStatus`) and the eviction subresource's decision (kube-apiserver's
+ * `pkg/registry/core/pod/storage/eviction.go`), kept pure.
+ */
+
+export type IntOrString = number | string;
+
+/** `5` → 5; `"50%"` of `total`, rounded up or down. Throws on anything else. */
+export function scaledValue(v: IntOrString, total: number, roundUp: boolean): number {
+  if (typeof v === "number") return v;
+  const m = /^(\d+)%$/.exec(v);
+  if (!m) {
+    if (/^\d+$/.test(v)) return Number(v);
+    throw new Error(`invalid value for IntOrString: invalid type: string is not a percentage`);
+  }
+  const x = (Number(m[1]) * total) / 100;
+  return roundUp ? Math.ceil(x) : Math.floor(x);
+}
+
+export interface PdbSpec {
+  minAvailable?: IntOrString;
+  maxUnavailable?: IntOrString;
+}
+
+export interface PdbPod {
+  ready: boolean;
+  terminating: boolean;
+  /**
+   * The controller whose scale counts for this pod (a Deployment's key), or undefined
+   * for a pod with no scalable controller (a bare or DaemonSet-owned pod counts as a
+   * scale of 1; the real controller refuses such PDBs unless minAvailable is an integer).
+   */
+  controller?: string;
+}
+
+export interface PdbCounts {
+  expectedPods: number;
+  desiredHealthy: number;
+  currentHealthy: number;
+  disruptionsAllowed: number;
+}
+
+export function pdbCounts(
+  spec: PdbSpec,
+  pods: readonly PdbPod[],
+  scaleOf: (controller: string) => number,
+): PdbCounts {
+  let expected = 0;
+  let desired = 0;
+  const scale = () => {
+    const seen = new Set<string>();
+    let n = 0;
+    for (const p of pods) {
+      if (p.controller === undefined) n += 1;
+      else if (!seen.has(p.controller)) {
+        seen.add(p.controller);
+        n += scaleOf(p.controller);
+      }
+    }
+    return n;
+  };
+  if (spec.maxUnavailable !== undefined) {
+    expected = scale();
+    const maxUnavailable = scaledValue(spec.maxUnavailable, expected, true);
+    desired = Math.max(0, expected - maxUnavailable);
+  } else if (spec.minAvailable !== undefined) {
+    if (typeof spec.minAvailable === "number") {
+      desired = spec.minAvailable;
+      expected = pods.length;
+    } else {
+      expected = scale();
+      desired = scaledValue(spec.minAvailable, expected, true);
+    }
+  }
+  let healthy = 0;
+  for (const p of pods) if (p.ready && !p.terminating) healthy++;
+  let allowed = healthy - desired;
+  if (expected <= 0 || allowed <= 0) allowed = 0;
+  return {
+    expectedPods: expected,
+    desiredHealthy: desired,
+    currentHealthy: healthy,
+    disruptionsAllowed: allowed,
+  };
+}
+
+export interface EvictedPod {
+  phase: string;
+  ready: boolean;
+  terminating: boolean;
+}
+
+export interface EvictionPdb {
+  name: string;
+  counts: PdbCounts;
+  /** `IfHealthyBudget` (default) or `AlwaysAllow`. */
+  unhealthyPodEvictionPolicy?: string;
+}
+
+export type EvictionDecision =
+  | { allowed: true }
+  | { allowed: false; code: 429; message: string; cause: string }
+  | { allowed: false; code: 500; message: string };
+
+export const PDB_VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget.";
+
+export function evictionDecision(pod: EvictedPod, pdbs: readonly EvictionPdb[]): EvictionDecision {
+  // canIgnorePDB: terminal, pending or already terminating pods go without a budget check.
+  if (pod.phase === "Succeeded" || pod.phase === "Failed" || pod.phase === "Pending" || pod.terminating) {
+    return { allowed: true };
+  }
+  if (pdbs.length === 0) return { allowed: true };
+  if (pdbs.length > 1) {
+    return {
+      allowed: false,
+      code: 500,
+      message:
+        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+    };
+  }
+  const pdb = pdbs[0]!;
+  if (!pod.ready) {
+    if (pdb.unhealthyPodEvictionPolicy === "AlwaysAllow") return { allowed: true };
+    if (pdb.counts.currentHealthy >= pdb.counts.desiredHealthy && pdb.counts.desiredHealthy > 0)
+      return { allowed: true };
+  }
+  if (pdb.counts.disruptionsAllowed <= 0) {
+    return {
+      allowed: false,
+      code: 429,
+      message: PDB_VIOLATION,
+      cause: `The disruption budget ${pdb.name} needs ${pdb.counts.desiredHealthy} healthy pods and has ${pdb.counts.currentHealthy} currently`,
+    };
+  }
+  return { allowed: true };
+}

@@ -1,0 +1,183 @@
+import {
+  ADD,
+  DELETE,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  UPDATE,
+  type V1Node,
+} from "@kubernetes/client-node";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { HISTORY_WINDOW_MS } from "./cluster.ts";
+import { agent, type KubeHarness, kubeSim, LATENCIES, podSpec, watch } from "./test-support.ts";
+
+const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+let h: KubeHarness;
+const stops: (() => void)[] = [];
+beforeEach(async () => {
+  h = await kubeSim();
+});
+afterEach(async () => {
+  for (const s of stops.splice(0)) s();
+  await h.sim.stop();
+});
+
+const open = async (path: string, params: Record<string, string | number | boolean | undefined> = {}) => {
+  const w = await watch(h.kc, path, params);
+  stops.push(w.stop);
+  return w;
+};
+
+const readyOf = (o: unknown) => (o as V1Node).status?.conditions?.find((c) => c.type === "Ready")?.status;
+
+describe("watch", () => {
+  it("streams a MODIFIED event when a node goes NotReady", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const list = await h.core.listNode();
+    const w = await open("/api/v1/nodes", { resourceVersion: list.metadata!.resourceVersion });
+
+    h.sim.world.kube.setNodeReady("c1", "n1", false);
+    const node = await h.core.readNode({ name: "n1" });
+    expect(node.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "False",
+      reason: "KubeletNotReady",
+    });
+    expect(node.spec?.taints?.map((t) => `${t.key}:${t.effect}`)).toEqual([
+      "node.kubernetes.io/not-ready:NoSchedule",
+      "node.kubernetes.io/not-ready:NoExecute",
+    ]);
+
+    await vi.waitFor(() =>
+      expect(w.events.some((e) => e.type === "MODIFIED" && readyOf(e.object) === "False")).toBe(true),
+    );
+    const rvs = w.events.map((e) => Number(e.object.metadata?.resourceVersion));
+    expect(rvs).toEqual([...rvs].sort((a, b) => a - b));
+    expect(w.events.every((e) => e.object.metadata?.name === "n1")).toBe(true);
+  });
+
+  it("starts with ADDED events for what exists when no resourceVersion is given", async () => {
+    h.sim.world.kube.registerNode("c1", agent("a"));
+    h.sim.world.kube.registerNode("c1", agent("b"));
+    const w = await open("/api/v1/nodes");
+    await vi.waitFor(() =>
+      expect(w.events.map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(["ADDED a", "ADDED b"]),
+    );
+    h.sim.world.kube.removeNode("c1", "a");
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toContain("DELETED"));
+    expect(w.events.at(-1)?.object.metadata?.name).toBe("a");
+  });
+
+  it("resumes from a resourceVersion: replays exactly what happened after it", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const rv = (await h.core.readNode({ name: "n1" })).metadata!.resourceVersion!;
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { step: "1" } } } }, merge);
+    h.sim.world.kube.registerNode("c1", agent("n2"));
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { step: "2" } } } }, merge);
+
+    const w = await open("/api/v1/nodes", { resourceVersion: rv });
+    await vi.waitFor(() => expect(w.events).toHaveLength(3));
+    expect(w.events.map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual([
+      "MODIFIED n1",
+      "ADDED n2",
+      "MODIFIED n1",
+    ]);
+    expect((w.events[2]!.object as V1Node).metadata?.labels?.step).toBe("2");
+    for (const e of w.events) expect(Number(e.object.metadata?.resourceVersion)).toBeGreaterThan(Number(rv));
+
+    // and keeps streaming what comes next
+    await h.core.patchNode({ name: "n2", body: { spec: { unschedulable: true } } }, merge);
+    await vi.waitFor(() => expect(w.events.length).toBeGreaterThanOrEqual(5)); // the patch, then the controller's taint
+    expect(w.events.slice(3).every((e) => e.type === "MODIFIED" && e.object.metadata?.name === "n2")).toBe(
+      true,
+    );
+  });
+
+  it("answers a compacted resourceVersion with an ERROR event carrying a 410 Status", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const rv = (await h.core.readNode({ name: "n1" })).metadata!.resourceVersion!;
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "1" } } } }, merge);
+    h.sim.clock.advance(HISTORY_WINDOW_MS + 1000);
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "2" } } } }, merge);
+
+    const w = await open("/api/v1/nodes", { resourceVersion: rv });
+    await vi.waitFor(() => expect(w.ended()).toBe(true));
+    expect(w.events).toHaveLength(1);
+    expect(w.events[0]).toMatchObject({
+      type: "ERROR",
+      object: { kind: "Status", status: "Failure", reason: "Expired", code: 410 },
+    });
+    expect(String(w.events[0]!.object.message)).toMatch(/^too old resource version: \d+ \(\d+\)$/);
+
+    // the current resourceVersion still works
+    const fresh = (await h.core.listNode()).metadata!.resourceVersion!;
+    const ok = await open("/api/v1/nodes", { resourceVersion: fresh });
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "3" } } } }, merge);
+    await vi.waitFor(() => expect(ok.events.map((e) => e.type)).toEqual(["MODIFIED"]));
+  });
+
+  it("filters by label selector: an object that stops matching arrives as DELETED", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1", { labels: { pool: "a" } }));
+    h.sim.world.kube.registerNode("c1", agent("n2", { labels: { pool: "b" } }));
+    const rv = (await h.core.listNode()).metadata!.resourceVersion!;
+    const w = await open("/api/v1/nodes", { resourceVersion: rv, labelSelector: "pool=a" });
+    await h.core.patchNode({ name: "n2", body: { metadata: { labels: { x: "1" } } } }, merge);
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { pool: "c" } } } }, merge);
+    await h.core.patchNode({ name: "n2", body: { metadata: { labels: { pool: "a" } } } }, merge);
+    await vi.waitFor(() =>
+      expect(w.events.map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(["DELETED n1", "ADDED n2"]),
+    );
+  });
+
+  it("watches pods of a namespace and sees time-driven changes without other traffic", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "p" }, spec: podSpec() },
+    });
+    const rv = (await h.core.listNamespacedPod({ namespace: "default" })).metadata!.resourceVersion!;
+    const w = await open("/api/v1/namespaces/default/pods", {
+      resourceVersion: rv,
+      fieldSelector: "metadata.name=p",
+    });
+    await h.core.deleteNamespacedPod({ name: "p", namespace: "default" });
+    h.sim.clock.advance(LATENCIES.podTermination * 1000);
+    // no request follows: the watch's own tick applies the termination
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["MODIFIED", "DELETED"]));
+  });
+
+  it("ends open watches during a kube-down outage; a new watch gets 503 until it is over", async () => {
+    const w = await open("/api/v1/nodes");
+    h.sim.faults.add({ kind: "kube-down", service: "kube", rate: 1, until: h.sim.clock.now() + 30_000 });
+    await vi.waitFor(() => expect(w.ended()).toBe(true));
+    const again = await open("/api/v1/nodes");
+    expect(again.ended()).toMatchObject({ statusCode: 503 });
+    h.sim.clock.advance(31_000);
+    const after = await open("/api/v1/nodes");
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await vi.waitFor(() => expect(after.events.map((e) => e.type)).toEqual(["ADDED"]));
+  });
+
+  it("feeds client-node's informer (list, then watch from the list's resourceVersion)", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const informer = makeInformer(h.kc, "/api/v1/nodes", () => h.core.listNode());
+    const seen: string[] = [];
+    informer.on(ADD, (n) => seen.push(`add ${n.metadata?.name}`));
+    informer.on(UPDATE, (n) => seen.push(`update ${n.metadata?.name} ${readyOf(n)}`));
+    informer.on(DELETE, (n) => seen.push(`delete ${n.metadata?.name}`));
+    await informer.start();
+    stops.push(() => void informer.stop());
+    h.sim.world.kube.registerNode("c1", agent("n2"));
+    h.sim.world.kube.setNodeReady("c1", "n1", false);
+    h.sim.world.kube.removeNode("c1", "n2");
+    await vi.waitFor(() => expect(seen).toContain("delete n2"));
+    expect(seen.slice(0, 3)).toEqual(["add n1", "add n2", "update n1 False"]);
+    expect(informer.list().map((n) => n.metadata?.name)).toEqual(["n1"]);
+  });
+
+  it("ends the watch at timeoutSeconds (sim time)", async () => {
+    const w = await open("/api/v1/nodes", { timeoutSeconds: 30 });
+    h.sim.clock.advance(31_000);
+    await vi.waitFor(() => expect(w.ended()).toBe(true));
+  });
+});
