@@ -27,6 +27,7 @@ import {
 } from "@cairn/events";
 import { startProvisioner } from "@cairn/provisioner";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import { SIM_CREDENTIALS, startSim } from "@cairn/sim";
 import { freePort, natsServerBin } from "@cairn/testkit";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -507,7 +508,13 @@ describe("the real code paths under a service's permissions", () => {
 
   it("the provisioner service decides a command the projector's CommandBus sent, and dead-letters junk", async () => {
     const provisioner = await connectAs("provisioner");
-    const running = await startProvisioner({ nats: provisioner });
+    // Its reactor calls EC2: the simulated one, never a real endpoint.
+    const sim = await startSim({ seed: 1, timeScale: 100 });
+    const running = await startProvisioner({
+      nats: provisioner,
+      ec2: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
+      pollMs: 20,
+    });
     try {
       const bus = new CommandBus({ js: (await as("projector")).js, catalogue });
       const clusterId = `perm-${randomBytes(4).toString("hex")}`;
@@ -525,17 +532,28 @@ describe("the real code paths under a service's permissions", () => {
       const junk = await (await as("projector")).js.publish("cmd.cluster.create", "not json", {
         msgID: newId(),
       });
-      const event = await until("the provisioner's commit", () => lastEvent(`evt.cluster.${clusterId}`));
-      expect(
-        event.json<{ events: { type: string; meta: { causationId: string } }[] }>().events,
-      ).toMatchObject([{ type: "cluster.requested", meta: { causationId: sent.commandId } }]);
+      const history = new EventStore({ js: admin.js, jsm: admin.jsm, catalogue });
+      const first = await until("the provisioner's first event", async () => {
+        const h = await history.load({ type: "cluster", id: clusterId });
+        return h.events[0];
+      });
+      expect(first).toMatchObject({ type: "cluster.requested", meta: { causationId: sent.commandId } });
       const dead = await until("the dead letter", async () => {
         const m = await admin.jsm.streams.getMessage("DLQ", { last_by_subj: "dlq.CMD" }).catch(() => null);
         return m?.header.get("Cairn-Dlq-Sequence") === String(junk.seq) ? m : undefined;
       });
       expect(dead.header.get("Cairn-Dlq-Consumer")).toBe("provisioner-commands");
+      // The provisioner's reactor, under the same permissions, carried the cluster on.
+      await until("the reactor's commits", async () => {
+        const last = await lastEvent(`evt.cluster.${clusterId}`);
+        return last?.string().includes("cluster.provisioning-started") ||
+          last?.string().includes("cluster.instance")
+          ? last
+          : undefined;
+      });
     } finally {
       await running.stop();
+      await sim.stop();
     }
   });
 

@@ -1,6 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
+import { SchemaError } from "./catalogue/define.ts";
 import type { RawCommand } from "./envelope.ts";
 import { newId } from "./ids.ts";
 import { commandSubject, Headers } from "./subjects.ts";
@@ -51,6 +52,9 @@ export class CommandBus {
     };
     const parsed = this.#catalogue.parseCommand(raw);
     if (!parsed.ok) throw parsed.error;
+    if (parsed.value.definition.internal) {
+      throw new SchemaError(`${raw.type} is internal to its owning service and cannot be sent`);
+    }
     const subject = commandSubject(raw.type);
     return await inMessagingSpan(
       {

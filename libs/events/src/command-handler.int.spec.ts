@@ -1,22 +1,19 @@
-import type { DisposableNats } from "@cairn/testkit";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandHandler } from "./command-handler.ts";
 import type { Nats } from "./connection.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { ensureStreams } from "./streams.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
 let js: TestJetStream;
-let server: DisposableNats;
 let nats: Nats;
 let store: EventStore;
 
 beforeAll(async () => {
   js = await startJetStream();
-  ({ server, nats } = js);
+  ({ nats } = js);
   store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
 });
 afterAll(async () => {

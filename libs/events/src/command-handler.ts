@@ -72,9 +72,16 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     return this.#o.decider.aggregate;
   }
 
-  /** Handles one parsed command. Never throws for business outcomes; throws for I/O. */
-  async handle(parsed: ParsedCommand): Promise<HandleOutcome> {
+  /**
+   * Handles one parsed command. Never throws for business outcomes; throws for I/O.
+   * `atLeastSequence`: decide on a state that includes at least this commit (a reactor
+   * passes the commit it reacts to), since a decision that appends nothing is never
+   * checked against the log by optimistic concurrency.
+   */
+  async handle(parsed: ParsedCommand, opts: { atLeastSequence?: number } = {}): Promise<HandleOutcome> {
     const command = parsed.command as CommandEnvelope<C>;
+    if (opts.atLeastSequence !== undefined)
+      await this.read(parsed.target, { atLeastSequence: opts.atLeastSequence });
     return await this.#withRetries(
       parsed.target,
       command.id,
@@ -85,6 +92,20 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       },
       command,
     );
+  }
+
+  /**
+   * The aggregate's current state, at least as fresh as the commit at
+   * `atLeastSequence` (a reactor passes the sequence of the commit it reacts to).
+   */
+  async read(
+    target: AggregateRef,
+    opts: { atLeastSequence?: number } = {},
+  ): Promise<{ state: S; version: number }> {
+    let agg = await this.#aggregate(target, false);
+    if (opts.atLeastSequence !== undefined && agg.lastSequence < opts.atLeastSequence)
+      agg = await this.#aggregate(target, true);
+    return { state: agg.state, version: agg.version };
   }
 
   /** Records a refusal of a command that could not be parsed but whose target is known. */
@@ -207,6 +228,8 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     }
     const history = await this.#o.store.load(target);
     const d = this.#o.decider;
+    const newer = this.#cache.get(k);
+    if (newer && newer.lastSequence > history.lastSequence) return newer;
     const state = history.events.reduce(
       (s, e) => d.evolve(s, e as unknown as EventEnvelope<E>),
       d.initialState(),
@@ -241,6 +264,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
   }
 
   #put(k: string, v: Cached<S>) {
+    // A slower load must not replace a newer snapshot (a stale state would make a
+    // decision that appends nothing look right).
+    const current = this.#cache.get(k);
+    if (current && current.lastSequence > v.lastSequence) return;
     this.#cache.delete(k);
     this.#cache.set(k, v);
     if (this.#cache.size > this.#o.cacheSize) {

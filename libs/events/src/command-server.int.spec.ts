@@ -1,4 +1,3 @@
-import type { DisposableNats } from "@cairn/testkit";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { context, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +8,7 @@ import type { Nats } from "./connection.ts";
 import type { RunningConsumer } from "./consumer-runner.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { DLQ_STREAM, ensureStreams } from "./streams.ts";
+import { DLQ_STREAM } from "./streams.ts";
 import { Headers } from "./subjects.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
@@ -18,7 +17,6 @@ import { traceIdOf } from "./trace.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
-let server: DisposableNats;
 let nats: Nats;
 let store: EventStore;
 let running: RunningConsumer;
@@ -27,7 +25,7 @@ const outcomes = new Map<string, string>();
 
 beforeAll(async () => {
   js = await startJetStream();
-  ({ server, nats } = js);
+  ({ nats } = js);
   store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
   bus = new CommandBus({ js: nats.js, catalogue: counterCatalogue });
   running = await serveCommands({

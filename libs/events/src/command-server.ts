@@ -75,6 +75,20 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
         o.onOutcome?.(parsed.commandId, { status: "dead-letter", reason: parsed.error.message });
         throw parsed.error;
       }
+      if (parsed.value.definition.internal) {
+        // Internal commands are decided in-process by their owner; from outside they are refused.
+        const outcome = await context.with(ctx, () =>
+          o.handler.rejectUnreadable({
+            target: parsed.value.target,
+            commandId: parsed.value.command.id,
+            commandType: parsed.value.command.type,
+            reason: `${parsed.value.command.type} is internal to its owning service and cannot be sent`,
+            meta: parsed.value.command.meta,
+          }),
+        );
+        o.onOutcome?.(parsed.value.command.id, outcome);
+        return;
+      }
       const outcome = await context.with(ctx, () => o.handler.handle(parsed.value));
       o.onOutcome?.(parsed.value.command.id, outcome);
     },

@@ -8,7 +8,6 @@ import type { Nats } from "./connection.ts";
 import { startConsumer } from "./consumer-runner.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { ensureStreams } from "./streams.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 

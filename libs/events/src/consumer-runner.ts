@@ -9,7 +9,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { describeError, isPermanent } from "./errors.ts";
+import { describeError, isPermanent, isRetryLater } from "./errors.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
 import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 
@@ -49,7 +49,8 @@ export interface ConsumerRunnerOptions {
 }
 
 /**
- * One message at a time. Returning settles it with ack; throwing a permanent error
+ * One message at a time. Returning settles it with ack; throwing `RetryLaterError`
+ * hands it back for redelivery after its delay (the work is not done yet); throwing a permanent error
  * (`PermanentError`, `SchemaError`) dead-letters it at once; any other error naks it
  * with backoff until `maxDeliver`, then dead-letters it.
  */
@@ -68,7 +69,14 @@ export type BatchHandler = (
 export interface RunningConsumer {
   /** Stops pulling, finishes what it holds (graceful drain), resolves when done. */
   stop(): Promise<void>;
-  readonly stats: { processed: number; acked: number; naked: number; retried: number; deadLettered: number };
+  readonly stats: {
+    processed: number;
+    acked: number;
+    naked: number;
+    retried: number;
+    waiting: number;
+    deadLettered: number;
+  };
 }
 
 /** Creates the durable consumer if missing, or brings its filter and limits up to date. Idempotent. */
@@ -117,7 +125,7 @@ export async function startConsumer(
   const batchSize = o.batchSize ?? 100;
   const maxDeliver = o.maxDeliver ?? 5;
   const backoff = o.backoff ?? fullJitterBackoff();
-  const stats = { processed: 0, acked: 0, naked: 0, retried: 0, deadLettered: 0 };
+  const stats = { processed: 0, acked: 0, naked: 0, retried: 0, waiting: 0, deadLettered: 0 };
   let stopping = false;
   const ctx = { stream: o.stream, consumer: o.durable };
   // Messages a batch handler dead-lettered: already terminated, not to be acked.
@@ -146,6 +154,11 @@ export async function startConsumer(
   };
 
   const settleFailure = async (msg: JsMsg, err: unknown) => {
+    if (isRetryLater(err)) {
+      msg.nak(err.delayMs);
+      stats.waiting++;
+      return;
+    }
     const reason = describeError(err);
     if (isPermanent(err) || msg.info.deliveryCount >= maxDeliver) {
       await deadLetter(msg, reason);

@@ -65,3 +65,21 @@ export function describeError(err: unknown): string {
   const hint = err instanceof PermanentError || err instanceof TransientError ? err.remediation : undefined;
   return hint ? `${parts.join(" <- ")} (fix: ${hint})` : parts.join(" <- ");
 }
+
+/**
+ * Not a failure: the work is not done yet (an instance still booting). The runner
+ * hands the message back for redelivery after `delayMs`, so JetStream is the timer
+ * and nothing blocks; it never dead-letters for this.
+ */
+export class RetryLaterError extends Error {
+  override readonly name = "RetryLaterError";
+  readonly delayMs: number;
+  constructor(delayMs: number, reason: string) {
+    super(reason);
+    this.delayMs = delayMs;
+  }
+}
+
+export function isRetryLater(err: unknown): err is RetryLaterError {
+  return err instanceof RetryLaterError;
+}

@@ -1,4 +1,3 @@
-import type { DisposableNats } from "@cairn/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Nats } from "./connection.ts";
 import type { RawEventEnvelope } from "./envelope.ts";
@@ -10,13 +9,12 @@ import { counterCatalogue } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
 let js: TestJetStream;
-let server: DisposableNats;
 let nats: Nats;
 let store: EventStore;
 
 beforeAll(async () => {
   js = await startJetStream();
-  ({ server, nats } = js);
+  ({ nats } = js);
   store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
 });
 afterAll(async () => {

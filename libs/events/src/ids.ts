@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
 import { z } from "zod";
 
@@ -46,4 +47,17 @@ export function parseNodeAggregateId(id: string): { clusterId: string; node: str
   const at = id.indexOf("=");
   if (at < 0) throw new Error(`not a node aggregate id: ${id}`);
   return { clusterId: id.slice(0, at), node: id.slice(at + 1).replaceAll("_", ".") };
+}
+
+/**
+ * A UUID (version 8: custom) derived from its parts: the same parts, the same id. A
+ * reactor names the command it sends after the event that caused it, so a redelivered
+ * event sends the same command and the handler sees a duplicate.
+ *
+ * @example derivedId(event.id, "record-running") === derivedId(event.id, "record-running")
+ */
+export function derivedId(...parts: string[]): string {
+  const h = createHash("sha256").update(parts.join("\u0000")).digest("hex");
+  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -1,4 +1,6 @@
 import {
+  type ClusterCommand,
+  type ClusterEvent,
   CommandHandler,
   catalogue,
   EventStore,
@@ -6,32 +8,61 @@ import {
   type RunnerLogger,
   serveCommands,
 } from "@cairn/events";
-import { clusterDecider } from "./cluster/decider.ts";
+import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
+import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
+import { startClusterReactor } from "./cluster/reactor.ts";
+import type { Compute } from "./ports.ts";
+
+export interface ProvisionerOptions {
+  nats: Nats;
+  logger?: RunnerLogger;
+  /** The cloud; default: the EC2 adapter, configured the way the AWS SDK reads its environment. */
+  compute?: Compute;
+  /** EC2 adapter options when `compute` is not given (endpoint, credentials, policies). */
+  ec2?: Ec2ComputeOptions;
+  /** How soon the reactor looks again at an instance that is not there yet (ms). */
+  pollMs?: number;
+  maxPollMs?: number;
+  defaultAmi?: string;
+}
 
 export interface Provisioner {
-  readonly handler: CommandHandler<never, never, unknown>;
+  readonly handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
   stop(): Promise<void>;
 }
 
 /**
- * The provisioner owns the `cluster` aggregate: it serves `cmd.cluster.>` and is the
- * only writer of `evt.cluster.*`. EC2 effects (the reactor) arrive with the
- * provisioner issue; today it decides and records.
+ * The provisioner owns the `cluster` aggregate: it serves `cmd.cluster.>`, is the only
+ * writer of `evt.cluster.*`, and its reactor carries the decisions out on EC2. Command
+ * server and reactor share one handler, so one process sees its own writes at once.
  */
-export async function startProvisioner(deps: { nats: Nats; logger?: RunnerLogger }): Promise<Provisioner> {
-  const store = new EventStore({ js: deps.nats.js, jsm: deps.nats.jsm, catalogue });
+export async function startProvisioner(o: ProvisionerOptions): Promise<Provisioner> {
+  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
   const handler = new CommandHandler({ decider: clusterDecider, store, catalogue });
+  const compute = o.compute ?? createEc2Compute({ ...(o.logger ? { logger: o.logger } : {}), ...o.ec2 });
   const commands = await serveCommands({
-    js: deps.nats.js,
-    jsm: deps.nats.jsm,
+    js: o.nats.js,
+    jsm: o.nats.jsm,
     catalogue,
     commandPrefix: "cluster",
     durable: "provisioner-commands",
+    handler: handler as unknown as CommandHandler<never, never, unknown>,
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
+  const reactor = await startClusterReactor({
+    nats: o.nats,
     handler,
-    ...(deps.logger ? { logger: deps.logger } : {}),
+    compute,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}),
+    ...(o.maxPollMs !== undefined ? { maxPollMs: o.maxPollMs } : {}),
+    ...(o.defaultAmi ? { defaultAmi: o.defaultAmi } : {}),
   });
   return {
-    handler: handler as unknown as CommandHandler<never, never, unknown>,
-    stop: () => commands.stop(),
+    handler,
+    stop: async () => {
+      await commands.stop();
+      await reactor.stop();
+    },
   };
 }

@@ -27,6 +27,9 @@ export const instanceType = z
   .string()
   .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.medium");
 
+/** The name of the servers' slots' pool; no node pool may take it. */
+export const SERVER_POOL = "servers";
+
 export const nodePool = z.object({
   name: tokenSafeId,
   capacityType: z.enum(["spot", "on-demand"]),
@@ -65,6 +68,14 @@ export const clusterSpec = z
       .regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0abc12345def67890")
       .optional(),
     subnets: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, "must be a subnet id")).default([]),
+    /** In order of preference; capacity failures move to the next. Empty: EC2 picks. */
+    availabilityZones: z
+      .array(
+        z
+          .string()
+          .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, "must be an availability zone such as eu-west-1a"),
+      )
+      .default([]),
     tags: z.record(z.string().min(1).max(128), z.string().max(256)).default({}),
   })
   .superRefine((spec, ctx) => {
@@ -114,7 +125,88 @@ export const DeleteCluster = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "Delete the cluster: terminate every instance, remove its secrets. Idempotent.",
 });
-export const clusterCommands = [CreateCluster, ScaleCluster, RollbackCluster, DeleteCluster] as const;
+
+// Internal commands: the provisioner's reactor records what EC2 did. Never public.
+const clusterRef = { clusterId: tokenSafeId };
+const slotNumber = z.number().int().min(0);
+const attempt = z.number().int().min(1);
+export const StartProvisioning = defineCommand({
+  type: "cluster.start-provisioning",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object(clusterRef),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: plan the cluster's node slots and request their launches.",
+});
+export const RecordLaunch = defineCommand({
+  type: "cluster.record-launch",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    slot: slotNumber,
+    attempt,
+    instanceId: z.string().min(1),
+    availabilityZone: z.string().optional(),
+    privateIp: z.string().optional(),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: EC2 launched the instance of a slot's attempt.",
+});
+export const RecordLaunchFailure = defineCommand({
+  type: "cluster.record-launch-failure",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    slot: slotNumber,
+    attempt,
+    code: z.string().min(1),
+    reason: z.string(),
+    remediation: z.string().optional(),
+    /** Capacity for this placement ran out: the next placement may work. */
+    capacity: z.boolean(),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: a slot's launch attempt failed for good.",
+});
+export const RecordRunning = defineCommand({
+  type: "cluster.record-running",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, slot: slotNumber, instanceId: z.string().min(1) }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: a slot's instance is running.",
+});
+export const RecordTerminated = defineCommand({
+  type: "cluster.record-terminated",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, slots: z.array(slotNumber).min(1) }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: these slots' instances are terminated.",
+});
+export const FinishDeletion = defineCommand({
+  type: "cluster.finish-deletion",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, terminated: z.array(z.string()) }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: every instance of the cluster is terminated.",
+});
+
+export const clusterCommands = [
+  CreateCluster,
+  ScaleCluster,
+  RollbackCluster,
+  DeleteCluster,
+  StartProvisioning,
+  RecordLaunch,
+  RecordLaunchFailure,
+  RecordRunning,
+  RecordTerminated,
+  FinishDeletion,
+] as const;
 export type ClusterCommand = CommandOf<(typeof clusterCommands)[number]>;
 
 // Events
@@ -143,11 +235,113 @@ export const ClusterDeletionRequested = defineEvent({
   description: "The cluster is Deleting: its instances are to be terminated.",
 });
 export const ClusterRejected = defineRejected("cluster");
+
+/** A node slot: one instance's place in the cluster, stable across relaunches. */
+export const nodeSlot = z.object({
+  /** Stable number: servers 0..6; pool i's slots (i + 1) · 1000 + ordinal. */
+  slot: slotNumber,
+  pool: tokenSafeId,
+  ordinal: z.number().int().min(0),
+  role: z.enum(["server", "agent"]),
+});
+export type NodeSlot = z.infer<typeof nodeSlot>;
+export const placement = z.object({
+  instanceType,
+  availabilityZone: z.string().optional(),
+  capacityType: z.enum(["spot", "on-demand"]),
+});
+
+export const ProvisioningStarted = defineEvent({
+  type: "cluster.provisioning-started",
+  aggregate: "cluster",
+  schema: z.object({ slots: z.array(nodeSlot) }),
+  description: "The cluster is Provisioning: its node slots are planned.",
+});
+export const InstanceLaunchRequested = defineEvent({
+  type: "cluster.instance-launch-requested",
+  aggregate: "cluster",
+  schema: nodeSlot.extend({ attempt, placement }),
+  description:
+    "A slot's instance is to be launched (attempt n, this placement); idempotent by (cluster, slot, attempt).",
+});
+export const InstanceLaunched = defineEvent({
+  type: "cluster.instance-launched",
+  aggregate: "cluster",
+  schema: z.object({
+    slot: slotNumber,
+    attempt,
+    instanceId: z.string(),
+    availabilityZone: z.string().optional(),
+    privateIp: z.string().optional(),
+  }),
+  description: "EC2 accepted the launch: the slot has an instance (pending).",
+});
+export const InstanceLaunchFailed = defineEvent({
+  type: "cluster.instance-launch-failed",
+  aggregate: "cluster",
+  schema: z.object({
+    slot: slotNumber,
+    attempt,
+    placement,
+    code: z.string(),
+    reason: z.string(),
+    remediation: z.string().optional(),
+    capacity: z.boolean(),
+  }),
+  description: "A launch attempt failed for good; a capacity failure moves to the next placement.",
+});
+export const InstanceRunning = defineEvent({
+  type: "cluster.instance-running",
+  aggregate: "cluster",
+  schema: z.object({ slot: slotNumber, instanceId: z.string() }),
+  description: "A slot's instance is running.",
+});
+export const InstancesReady = defineEvent({
+  type: "cluster.instances-ready",
+  aggregate: "cluster",
+  schema: z.object({ count: z.number().int().min(0) }),
+  description: "Every slot's instance runs: the cluster is Configuring (K3s is installed next).",
+});
+export const InstanceTerminationRequested = defineEvent({
+  type: "cluster.instance-termination-requested",
+  aggregate: "cluster",
+  schema: z.object({ slot: slotNumber, instanceId: z.string().optional() }),
+  description: "A slot is surplus (scale down): its instance is to be terminated.",
+});
+export const InstanceTerminated = defineEvent({
+  type: "cluster.instance-terminated",
+  aggregate: "cluster",
+  schema: z.object({ slot: slotNumber }),
+  description: "A surplus slot's instance is terminated; the slot is gone.",
+});
+export const ClusterFailed = defineEvent({
+  type: "cluster.failed",
+  aggregate: "cluster",
+  schema: z.object({ reason: z.string(), remediation: z.string().optional() }),
+  description: "The cluster is Failed, with the reason and what would fix it.",
+});
+export const ClusterDeleted = defineEvent({
+  type: "cluster.deleted",
+  aggregate: "cluster",
+  schema: z.object({ terminated: z.array(z.string()) }),
+  description: "Every instance is terminated: the cluster is Deleted.",
+});
+
 export const clusterEvents = [
   ClusterRequested,
   ClusterScaleRequested,
   ClusterRollbackRequested,
   ClusterDeletionRequested,
   ClusterRejected,
+  ProvisioningStarted,
+  InstanceLaunchRequested,
+  InstanceLaunched,
+  InstanceLaunchFailed,
+  InstanceRunning,
+  InstancesReady,
+  InstanceTerminationRequested,
+  InstanceTerminated,
+  ClusterFailed,
+  ClusterDeleted,
 ] as const;
 export type ClusterEvent = EventOf<(typeof clusterEvents)[number]>;

@@ -28,6 +28,11 @@ export interface CommandDefinition<T extends string = string, S extends z.ZodTyp
   readonly description: string;
   /** The id of the target aggregate, read from the command's data. */
   readonly aggregateId: (data: z.infer<S>) => string;
+  /**
+   * Decided by the owning service for itself (a reactor recording what the outside
+   * world did). Never accepted from outside: the bus and the API refuse it.
+   */
+  readonly internal: boolean;
 }
 
 export function defineEvent<T extends string, S extends z.ZodType>(def: {
@@ -51,8 +56,9 @@ export function defineCommand<T extends string, S extends z.ZodType>(def: {
   schema: S;
   description: string;
   aggregateId: (data: z.infer<S>) => string;
+  internal?: boolean;
 }): CommandDefinition<T, S> {
-  return { kind: "command", ...def };
+  return { kind: "command", ...def, internal: def.internal ?? false };
 }
 
 /** `{ type, data }` for one event definition. */

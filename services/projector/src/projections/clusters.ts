@@ -11,7 +11,21 @@ import {
   traceIdOf,
 } from "@cairn/events";
 
-export const CLUSTER_STATES = ["Pending", "Scaling", "RollingBack", "Deleting"] as const;
+/** The provisioner's words for a cluster's state (DESIGN §7). */
+export const CLUSTER_STATES = [
+  "Pending",
+  "Validating",
+  "Provisioning",
+  "Configuring",
+  "Ready",
+  "Scaling",
+  "Degraded",
+  "Recovering",
+  "RollingBack",
+  "Deleting",
+  "Deleted",
+  "Failed",
+] as const;
 export type ClusterState = (typeof CLUSTER_STATES)[number];
 
 export interface ClusterRow {
@@ -100,6 +114,17 @@ export function applyClusterEvent(
     }
     case "cluster.deletion-requested":
       return { ...row, ...touched, state: "Deleting" };
+    case "cluster.provisioning-started":
+      return { ...row, ...touched, state: "Provisioning" };
+    case "cluster.instances-ready":
+      // Deleting outranks a late report that the instances run.
+      return row.state === "Deleting" || row.state === "Deleted"
+        ? { ...row, ...touched }
+        : { ...row, ...touched, state: "Configuring" };
+    case "cluster.failed":
+      return { ...row, ...touched, state: "Failed" };
+    case "cluster.deleted":
+      return { ...row, ...touched, state: "Deleted" };
     default:
       return { ...row, ...touched };
   }

@@ -92,6 +92,23 @@ describe("applyClusterEvent", () => {
     expect(after.lastEventType).toBe("cluster.rejected");
   });
 
+  it("follows the lifecycle: Provisioning → Configuring → Deleting → Deleted, and Failed", () => {
+    const started = { type: "cluster.provisioning-started", data: { slots: [] } };
+    const ready = { type: "cluster.instances-ready", data: { count: 3 } };
+    expect(given(requested("c1", aSpec("c1")), started)?.state).toBe("Provisioning");
+    expect(given(requested("c1", aSpec("c1")), started, ready)?.state).toBe("Configuring");
+    expect(given(requested("c1", aSpec("c1")), started, deletionRequested(), ready)?.state).toBe("Deleting");
+    expect(
+      given(requested("c1", aSpec("c1")), deletionRequested(), {
+        type: "cluster.deleted",
+        data: { terminated: [] },
+      })?.state,
+    ).toBe("Deleted");
+    expect(
+      given(requested("c1", aSpec("c1")), started, { type: "cluster.failed", data: { reason: "r" } })?.state,
+    ).toBe("Failed");
+  });
+
   it("deletion-requested → Deleting", () => {
     const after = applyClusterEvent(given(requested("c1"))!, anEnvelope(c1, 2, deletionRequested()), 11);
     expect(after.state).toBe("Deleting");

@@ -5,6 +5,7 @@
  */
 import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { nextPlacement, type PlacementChoices } from "../cluster/placement.ts";
 import { isCapacityFailure, type LaunchRequest, launchToken } from "../ports.ts";
 import { Ec2Compute, type Ec2ComputeOptions } from "./ec2.ts";
 import {
@@ -15,7 +16,6 @@ import {
   InstanceNotFoundError,
   ThrottlingError,
 } from "./ec2-errors.ts";
-import { nextPlacement, type PlacementChoices } from "./placement.ts";
 import type { BreakerState } from "./resilience.ts";
 
 const REGION = "eu-west-1";

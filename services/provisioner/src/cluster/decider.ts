@@ -1,6 +1,11 @@
 /**
  * The cluster aggregate's pure core. No I/O, no clock: time arrives in the context.
  * Cluster states are the provisioner's words in PascalCase (DESIGN §7).
+ *
+ * A cluster is a set of node slots (servers 0..n-1; pool i's slots (i+1)·1000 +
+ * ordinal). Each slot moves launching → launched → running; a capacity failure moves
+ * the slot to its next placement (a new attempt); surplus slots move to terminating
+ * and then go away. The reactor records what EC2 did through internal commands.
  */
 import {
   assertNever,
@@ -8,8 +13,12 @@ import {
   type ClusterEvent,
   type ClusterSpec,
   type Decider,
+  type NodeSlot,
   reject,
+  SERVER_POOL,
 } from "@cairn/events";
+import type { Placement } from "../ports.ts";
+import { nextPlacement, type PlacementChoices } from "./placement.ts";
 
 export type ClusterStatus =
   | "Pending"
@@ -25,6 +34,18 @@ export type ClusterStatus =
   | "Deleted"
   | "Failed";
 
+/** Relaunches of one slot for reasons other than capacity (an instance lost while booting). */
+export const MAX_ATTEMPTS_WITHOUT_CAPACITY_REASON = 5;
+
+export interface Slot extends NodeSlot {
+  readonly attempt: number;
+  readonly placement: Placement;
+  /** Placements that ran out of capacity for this slot. */
+  readonly failed: readonly Placement[];
+  readonly status: "launching" | "launched" | "running" | "terminating" | "failed";
+  readonly instanceId?: string;
+}
+
 export type ClusterState =
   | { readonly status: "Absent" }
   | {
@@ -32,7 +53,29 @@ export type ClusterState =
       readonly spec: ClusterSpec;
       /** The spec after each version that changed it, for rollback. */
       readonly specHistory: readonly { readonly version: number; readonly spec: ClusterSpec }[];
+      /** Whether slots have been planned (provisioning started). */
+      readonly provisioned: boolean;
+      readonly slots: Readonly<Record<number, Slot>>;
+      /**
+       * The highest launch attempt each slot number ever used. A slot number that comes
+       * back (scale down, then up or a rollback) continues from here: an attempt, and so
+       * a ClientToken, is never used twice, or EC2 would hand back the old instance.
+       */
+      readonly attempts: Readonly<Record<number, number>>;
     };
+
+type Active = Exclude<ClusterState, { status: "Absent" }>;
+
+/** A placement as events carry it (the zone left out when EC2 picks it). */
+const toPlacement = (p: {
+  instanceType: string;
+  availabilityZone?: string | undefined;
+  capacityType: Placement["capacityType"];
+}): Placement => ({
+  instanceType: p.instanceType,
+  availabilityZone: p.availabilityZone,
+  capacityType: p.capacityType,
+});
 
 const initialState = (): ClusterState => ({ status: "Absent" });
 
@@ -44,6 +87,89 @@ export function specAt(state: ClusterState, version: number): ClusterSpec | unde
   let found: ClusterSpec | undefined;
   for (const h of state.specHistory) if (h.version <= version) found = h.spec;
   return found;
+}
+
+/** The slots a spec asks for. Numbers are stable: a slot keeps its number across scales. */
+export function plannedSlots(spec: ClusterSpec): NodeSlot[] {
+  const slots: NodeSlot[] = [];
+  for (let o = 0; o < spec.servers.count; o++)
+    slots.push({ slot: o, pool: SERVER_POOL, ordinal: o, role: "server" });
+  spec.pools.forEach((p, i) => {
+    for (let o = 0; o < p.count; o++)
+      slots.push({ slot: (i + 1) * 1000 + o, pool: p.name, ordinal: o, role: "agent" });
+  });
+  return slots;
+}
+
+/** Where a slot may be placed, in order of preference. */
+export function placementChoices(spec: ClusterSpec, slot: NodeSlot): PlacementChoices {
+  if (slot.role === "server") {
+    return {
+      instanceTypes: [spec.servers.instanceType],
+      availabilityZones: spec.availabilityZones,
+      capacityType: "on-demand",
+      fallbackToOnDemand: false,
+    };
+  }
+  const pool = spec.pools.find((p) => p.name === slot.pool);
+  if (!pool) throw new Error(`slot ${slot.slot} names pool ${slot.pool}, which the spec lacks`);
+  return {
+    instanceTypes: pool.instanceTypes,
+    availabilityZones: spec.availabilityZones,
+    capacityType: pool.capacityType,
+    fallbackToOnDemand: pool.fallbackToOnDemand,
+  };
+}
+
+function launch(
+  spec: ClusterSpec,
+  slot: NodeSlot,
+  attempt: number,
+  failed: readonly Placement[],
+): ClusterEvent | undefined {
+  const placement = nextPlacement(placementChoices(spec, slot), failed);
+  if (!placement) return undefined;
+  const { slot: n, pool, ordinal, role } = slot;
+  return {
+    type: "cluster.instance-launch-requested",
+    data: { slot: n, pool, ordinal, role, attempt, placement },
+  };
+}
+
+/**
+ * What it takes to bring the cluster's slots to a spec: launches for missing slots,
+ * terminations for surplus ones (highest ordinal first, since slot numbers grow with
+ * ordinals). Slots already terminating are not asked twice.
+ */
+function reconcile(state: Active, target: ClusterSpec): ClusterEvent[] {
+  const want = new Map(plannedSlots(target).map((s) => [s.slot, s]));
+  const events: ClusterEvent[] = [];
+  for (const s of Object.values(state.slots)) {
+    if (!want.has(s.slot) && s.status !== "terminating") {
+      events.push({
+        type: "cluster.instance-termination-requested",
+        data: { slot: s.slot, ...(s.instanceId ? { instanceId: s.instanceId } : {}) },
+      });
+    }
+  }
+  for (const s of want.values()) {
+    if (state.slots[s.slot]) continue;
+    const e = launch(target, s, (state.attempts[s.slot] ?? 0) + 1, []);
+    if (e) events.push(e);
+  }
+  return events;
+}
+
+/** After `events`, does every slot run and nothing remain to terminate? Then the instances are ready. */
+function readyAfter(state: Active, events: ClusterEvent[], position: number): ClusterEvent[] {
+  const after = events.reduce<ClusterState>(
+    (s, e, i) => clusterDecider.evolve(s, { ...e, position: position + i + 1 } as never),
+    state,
+  );
+  if (after.status === "Absent" || after.status === "Failed" || isEnding(after)) return [];
+  const slots = Object.values(after.slots);
+  if (slots.length === 0 || !slots.every((s) => s.status === "running")) return [];
+  return [{ type: "cluster.instances-ready", data: { count: slots.length } }];
 }
 
 export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState> = {
@@ -66,13 +192,23 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
         if (isEnding(state))
           return reject("conflict", `cluster ${clusterId} is ${state.status}; it cannot be scaled`);
+        if (state.status === "Failed")
+          return reject("conflict", `cluster ${clusterId} is Failed; delete it or roll it back first`);
         const current = state.spec.pools.find((p) => p.name === pool);
         if (!current) {
           const names = state.spec.pools.map((p) => p.name).join(", ") || "none";
           return reject("invalid", `cluster ${clusterId} has no pool ${pool} (pools: ${names})`);
         }
         if (current.count === count) return [];
-        return [{ type: "cluster.scale-requested", data: { pool, from: current.count, to: count } }];
+        const target = {
+          ...state.spec,
+          pools: state.spec.pools.map((p) => (p.name === pool ? { ...p, count } : p)),
+        };
+        const scaled: ClusterEvent = {
+          type: "cluster.scale-requested",
+          data: { pool, from: current.count, to: count },
+        };
+        return state.provisioned ? [scaled, ...reconcile(state, target)] : [scaled];
       }
       case "cluster.rollback": {
         const { clusterId, toVersion } = command.data;
@@ -87,7 +223,8 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         }
         const spec = specAt(state, toVersion);
         if (!spec) return reject("invalid", `cluster ${clusterId} had no spec at version ${toVersion}`);
-        return [{ type: "cluster.rollback-requested", data: { toVersion, spec } }];
+        const rolled: ClusterEvent = { type: "cluster.rollback-requested", data: { toVersion, spec } };
+        return state.provisioned ? [rolled, ...reconcile(state, spec)] : [rolled];
       }
       case "cluster.delete": {
         if (state.status === "Absent")
@@ -96,21 +233,142 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         if (isEnding(state)) return [];
         return [{ type: "cluster.deletion-requested", data: {} }];
       }
+
+      // Internal: the reactor records what EC2 did. Stale or repeated records change nothing.
+      case "cluster.start-provisioning": {
+        if (state.status === "Absent" || state.provisioned || isEnding(state) || state.status === "Failed")
+          return [];
+        const slots = plannedSlots(state.spec);
+        const launches = slots
+          .map((s) => launch(state.spec, s, (state.attempts[s.slot] ?? 0) + 1, []))
+          .filter((e): e is ClusterEvent => !!e);
+        const started: ClusterEvent[] = [
+          { type: "cluster.provisioning-started", data: { slots } },
+          ...launches,
+        ];
+        return slots.length === 0
+          ? [...started, { type: "cluster.instances-ready", data: { count: 0 } }]
+          : started;
+      }
+      case "cluster.record-launch": {
+        const { slot, attempt, instanceId, availabilityZone, privateIp } = command.data;
+        if (state.status === "Absent") return [];
+        const s = state.slots[slot];
+        if (s?.status !== "launching" || s.attempt !== attempt) return [];
+        return [
+          {
+            type: "cluster.instance-launched",
+            data: {
+              slot,
+              attempt,
+              instanceId,
+              ...(availabilityZone ? { availabilityZone } : {}),
+              ...(privateIp ? { privateIp } : {}),
+            },
+          },
+        ];
+      }
+      case "cluster.record-launch-failure": {
+        const { slot, attempt, code, reason, remediation, capacity } = command.data;
+        if (state.status === "Absent") return [];
+        const s = state.slots[slot];
+        if (!s || s.attempt !== attempt || (s.status !== "launching" && s.status !== "launched")) return [];
+        const failedEvent: ClusterEvent = {
+          type: "cluster.instance-launch-failed",
+          data: {
+            slot,
+            attempt,
+            placement: s.placement,
+            code,
+            reason,
+            ...(remediation ? { remediation } : {}),
+            capacity,
+          },
+        };
+        if (isEnding(state)) return [failedEvent];
+        if (capacity) {
+          const failed = [...s.failed, s.placement];
+          const next = launch(state.spec, s, attempt + 1, failed);
+          if (next) return [failedEvent, next];
+          return [
+            failedEvent,
+            {
+              type: "cluster.failed",
+              data: {
+                reason: `no capacity left for slot ${slot} (pool ${s.pool}): every instance type, zone and capacity type it may use failed`,
+                remediation:
+                  "add instance types or availability zones to the pool, or allow fallbackToOnDemand, then retry",
+              },
+            },
+          ];
+        }
+        if (code === "instance-lost" && attempt < MAX_ATTEMPTS_WITHOUT_CAPACITY_REASON) {
+          const { slot: n, pool, ordinal, role } = s;
+          return [
+            failedEvent,
+            {
+              type: "cluster.instance-launch-requested",
+              data: { slot: n, pool, ordinal, role, attempt: attempt + 1, placement: s.placement },
+            },
+          ];
+        }
+        return [
+          failedEvent,
+          {
+            type: "cluster.failed",
+            data: {
+              reason: `slot ${slot} could not be launched: ${reason}`,
+              ...(remediation ? { remediation } : {}),
+            },
+          },
+        ];
+      }
+      case "cluster.record-running": {
+        const { slot, instanceId } = command.data;
+        if (state.status === "Absent") return [];
+        const s = state.slots[slot];
+        if (s?.status !== "launched" || s.instanceId !== instanceId) return [];
+        const events: ClusterEvent[] = [{ type: "cluster.instance-running", data: { slot, instanceId } }];
+        return [...events, ...readyAfter(state, events, ctx.version)];
+      }
+      case "cluster.record-terminated": {
+        if (state.status === "Absent") return [];
+        const events: ClusterEvent[] = command.data.slots
+          .filter((n) => state.slots[n]?.status === "terminating")
+          .map((slot) => ({ type: "cluster.instance-terminated", data: { slot } }));
+        if (events.length === 0) return [];
+        return [...events, ...readyAfter(state, events, ctx.version)];
+      }
+      case "cluster.finish-deletion": {
+        if (state.status !== "Deleting") return [];
+        return [{ type: "cluster.deleted", data: { terminated: command.data.terminated } }];
+      }
       default:
         return assertNever(command);
     }
   },
 
   evolve(state, event) {
+    if (event.type === "cluster.requested") {
+      return {
+        status: "Pending",
+        spec: event.data.spec,
+        specHistory: [{ version: event.position, spec: event.data.spec }],
+        provisioned: false,
+        slots: {},
+        attempts: {},
+      };
+    }
+    if (state.status === "Absent") return state;
+    const withSlot = (slot: number, change: (s: Slot) => Slot | undefined): ClusterState => {
+      const s = state.slots[slot];
+      if (!s) return state;
+      const { [slot]: _, ...rest } = state.slots;
+      const next = change(s);
+      return { ...state, slots: next ? { ...rest, [slot]: next } : rest };
+    };
     switch (event.type) {
-      case "cluster.requested":
-        return {
-          status: "Pending",
-          spec: event.data.spec,
-          specHistory: [{ version: event.position, spec: event.data.spec }],
-        };
       case "cluster.scale-requested": {
-        if (state.status === "Absent") return state;
         const spec = {
           ...state.spec,
           pools: state.spec.pools.map((p) =>
@@ -118,22 +376,64 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           ),
         };
         return {
+          ...state,
           status: "Scaling",
           spec,
           specHistory: [...state.specHistory, { version: event.position, spec }],
         };
       }
       case "cluster.rollback-requested": {
-        if (state.status === "Absent") return state;
         const spec = event.data.spec;
         return {
+          ...state,
           status: "RollingBack",
           spec,
           specHistory: [...state.specHistory, { version: event.position, spec }],
         };
       }
       case "cluster.deletion-requested":
-        return state.status === "Absent" ? state : { ...state, status: "Deleting" };
+        return { ...state, status: "Deleting" };
+      case "cluster.provisioning-started":
+        return { ...state, status: "Provisioning", provisioned: true };
+      case "cluster.instance-launch-requested": {
+        const { slot, pool, ordinal, role, attempt, placement } = event.data;
+        const before = state.slots[slot];
+        const s: Slot = {
+          slot,
+          pool,
+          ordinal,
+          role,
+          attempt,
+          placement: toPlacement(placement),
+          failed: before?.failed ?? [],
+          status: "launching",
+        };
+        const attempts = { ...state.attempts, [slot]: Math.max(attempt, state.attempts[slot] ?? 0) };
+        return { ...state, slots: { ...state.slots, [slot]: s }, attempts };
+      }
+      case "cluster.instance-launched":
+        return withSlot(event.data.slot, (s) => ({
+          ...s,
+          status: "launched",
+          instanceId: event.data.instanceId,
+        }));
+      case "cluster.instance-launch-failed":
+        return withSlot(event.data.slot, (s) => ({
+          ...s,
+          failed: event.data.capacity ? [...s.failed, toPlacement(event.data.placement)] : s.failed,
+        }));
+      case "cluster.instance-running":
+        return withSlot(event.data.slot, (s) => ({ ...s, status: "running" }));
+      case "cluster.instances-ready":
+        return isEnding(state) ? state : { ...state, status: "Configuring" };
+      case "cluster.instance-termination-requested":
+        return withSlot(event.data.slot, (s) => ({ ...s, status: "terminating" }));
+      case "cluster.instance-terminated":
+        return withSlot(event.data.slot, () => undefined);
+      case "cluster.failed":
+        return { ...state, status: "Failed" };
+      case "cluster.deleted":
+        return { ...state, status: "Deleted", slots: {} };
       case "cluster.rejected":
         return state;
       default:

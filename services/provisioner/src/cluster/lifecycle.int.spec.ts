@@ -1,0 +1,180 @@
+/**
+ * The cluster lifecycle on the simulated cloud, through the public command bus and the
+ * real EC2 adapter (AWS SDK): create → Configuring, capacity fallback, scale up and down,
+ * rollback after a scale, delete, a crash between RunInstances and its record, and
+ * region isolation.
+ */
+import { CommandBus, catalogue, exampleClusterCreate } from "@cairn/events";
+import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEc2Compute } from "../adapters/ec2.ts";
+import type { Compute } from "../ports.ts";
+import { type Provisioner, startProvisioner } from "../provisioner.ts";
+import type { ClusterState } from "./decider.ts";
+
+let js: TestJetStream;
+let sim: Sim;
+let provisioner: Provisioner;
+let bus: CommandBus;
+let launches = 0;
+let crashAfterLaunch = new Set<string>();
+const logged: string[] = [];
+const logger = {
+  info() {},
+  warn: (o: object, m?: string) => void logged.push(`${m} ${JSON.stringify(o)}`),
+  error: (o: object, m?: string) => void logged.push(`${m} ${JSON.stringify(o)}`),
+};
+
+beforeAll(async () => {
+  js = await startJetStream();
+  sim = await startSim({ seed: 5, timeScale: 100 });
+  const ec2 = createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
+  // The real adapter, with a switch to "crash" right after a launch reached EC2.
+  const compute: Compute = {
+    ...ec2,
+    describe: (r, ids) => ec2.describe(r, ids),
+    describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
+    terminate: (r, ids) => ec2.terminate(r, ids),
+    stop: (r, ids) => ec2.stop(r, ids),
+    start: (r, ids) => ec2.start(r, ids),
+    reboot: (r, ids) => ec2.reboot(r, ids),
+    launch: async (req) => {
+      const instance = await ec2.launch(req);
+      launches++;
+      if (crashAfterLaunch.delete(`${req.clusterId}/${req.slot}`))
+        throw new Error("provisioner crashed before recording the launch");
+      return instance;
+    },
+  };
+  provisioner = await startProvisioner({ nats: js.nats, compute, logger, pollMs: 20, maxPollMs: 100 });
+  bus = new CommandBus({ js: js.nats.js, catalogue });
+});
+afterAll(async () => {
+  await provisioner?.stop();
+  await sim?.stop();
+  await js?.dispose();
+});
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) {
+      const s = await stateOf(what.split(" ")[0] ?? "");
+      throw new Error(
+        `timed out waiting for ${what}: ${logged.slice(-3).join(" | ")} ${JSON.stringify(s.status !== "Absent" ? { status: s.status, slots: Object.values(s.slots).map((x) => [x.slot, x.status, x.attempt]) } : s)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const stateOf = async (id: string): Promise<ClusterState> =>
+  (await provisioner.handler.read({ type: "cluster", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER }))
+    .state;
+const reaches = (id: string, status: string) =>
+  until(`${id} ${status}`, async () => {
+    const s = await stateOf(id);
+    return s.status === status ? s : undefined;
+  });
+const liveInstances = (id: string, region = "eu-west-1") =>
+  sim.world.ec2
+    .instances(region)
+    .filter((i) => i.tags["cairn:cluster"] === id && i.state !== "terminated" && i.state !== "shutting-down");
+const create = (id: string, patch: Record<string, unknown> = {}) => {
+  const c = exampleClusterCreate(id);
+  return bus.send({ ...c, data: { ...c.data, ...patch } });
+};
+
+describe("cluster lifecycle on the sim", () => {
+  it("create: every slot launched and running → Configuring, one instance per slot, tagged", async () => {
+    await create("life-1");
+    const s = await reaches("life-1", "Configuring");
+    expect(s.status !== "Absent" && Object.keys(s.slots).length).toBe(3);
+    const live = liveInstances("life-1");
+    expect(live).toHaveLength(3);
+    expect(live.every((i) => i.state === "running")).toBe(true);
+    expect(live.map((i) => i.tags["cairn:pool"]).sort()).toEqual(["servers", "workers", "workers"]);
+    expect(live.filter((i) => i.spot)).toHaveLength(2);
+  });
+
+  it("a crash between RunInstances and its record makes no second instance", async () => {
+    crashAfterLaunch = new Set(["life-2/1000", "life-2/1001"]);
+    const before = launches;
+    await create("life-2");
+    await reaches("life-2", "Configuring");
+    expect(liveInstances("life-2")).toHaveLength(3);
+    // Two launches were repeated after the "crash" and found the same instances by token.
+    expect(launches - before).toBe(5);
+  });
+
+  it("insufficient capacity for the first instance type falls back to the next", async () => {
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      service: "ec2",
+      match: { instanceType: "t3.large" },
+      count: 2,
+    });
+    await create("life-3");
+    await reaches("life-3", "Configuring");
+    const workers = liveInstances("life-3").filter((i) => i.tags["cairn:pool"] === "workers");
+    expect(workers.map((i) => i.instanceType)).toEqual(["t3a.large", "t3a.large"]);
+  });
+
+  it("scale up and down, then roll back to the first version", async () => {
+    await create("life-4");
+    await reaches("life-4", "Configuring");
+    await bus.send({ type: "cluster.scale", data: { clusterId: "life-4", pool: "workers", count: 4 } });
+    await until("life-4 with 4 workers", async () =>
+      liveInstances("life-4").length === 5 ? true : undefined,
+    );
+    await reaches("life-4", "Configuring");
+    await bus.send({ type: "cluster.scale", data: { clusterId: "life-4", pool: "workers", count: 1 } });
+    await until("life-4 with 1 worker", async () =>
+      liveInstances("life-4").length === 2 ? true : undefined,
+    );
+    const s = await reaches("life-4", "Configuring");
+    expect(
+      s.status !== "Absent" &&
+        Object.keys(s.slots)
+          .map(Number)
+          .sort((a, b) => a - b),
+    ).toEqual([0, 1000]);
+    await bus.send({ type: "cluster.rollback", data: { clusterId: "life-4", toVersion: 1 } });
+    await until("life-4 with 2 workers again", async () =>
+      liveInstances("life-4").length === 3 ? true : undefined,
+    );
+    const back = await reaches("life-4", "Configuring");
+    expect(back.status !== "Absent" && back.spec.pools[0]?.count).toBe(2);
+  });
+
+  it("delete terminates every instance and ends Deleted; deleting twice is one delete", async () => {
+    await create("life-5");
+    await reaches("life-5", "Configuring");
+    await bus.send({ type: "cluster.delete", data: { clusterId: "life-5" } });
+    await bus.send({ type: "cluster.delete", data: { clusterId: "life-5" } });
+    await reaches("life-5", "Deleted");
+    expect(liveInstances("life-5")).toHaveLength(0);
+    expect(
+      sim.world.ec2.instances("eu-west-1").filter((i) => i.tags["cairn:cluster"] === "life-5"),
+    ).toHaveLength(3);
+  });
+
+  it("an invalid AMI fails the cluster with the hint that names the fix", async () => {
+    await create("life-6", { ami: "ami-00000000" });
+    await reaches("life-6", "Failed");
+    const history = await js.nats.jsm.streams.getMessage("EVT", { last_by_subj: "evt.cluster.life-6" });
+    expect(history?.string()).toContain("cluster.failed");
+    expect(history?.string()).toMatch(/AMI/);
+  });
+
+  it("a cluster in us-east-1 sends every EC2 request to us-east-1", async () => {
+    sim.requests.clear();
+    await create("life-7", { region: "us-east-1" });
+    await reaches("life-7", "Configuring");
+    expect(liveInstances("life-7", "us-east-1")).toHaveLength(3);
+    const regions = new Set(sim.requests.list({ service: "ec2" }).map((r) => r.region));
+    expect(regions).toEqual(new Set(["us-east-1"]));
+  });
+});

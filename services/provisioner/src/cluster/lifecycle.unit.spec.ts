@@ -1,0 +1,329 @@
+import {
+  type ClusterCommand,
+  type ClusterEvent,
+  clusterSpec,
+  type Decision,
+  exampleClusterCreate,
+  isRejection,
+} from "@cairn/events";
+import { aCommand, anEvent, deciderSpec } from "@cairn/events/testing";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type ClusterState, clusterDecider, plannedSlots } from "./decider.ts";
+
+const isRejectionFree = <E>(d: Decision<E>): d is readonly E[] => !isRejection(d);
+
+const ref = { type: "cluster" as const, id: "demo-1" };
+const spec = clusterSpec.parse(exampleClusterCreate("demo-1").data);
+const cluster = deciderSpec(clusterDecider, ref);
+const requested: ClusterEvent = { type: "cluster.requested", data: { spec } };
+const slots = plannedSlots(spec);
+const server = { instanceType: "t3.medium", availabilityZone: undefined, capacityType: "on-demand" as const };
+const spotLarge = { instanceType: "t3.large", availabilityZone: undefined, capacityType: "spot" as const };
+const spotA = { instanceType: "t3a.large", availabilityZone: undefined, capacityType: "spot" as const };
+const launchReq = (
+  slot: number,
+  pool: string,
+  ordinal: number,
+  role: "server" | "agent",
+  attempt: number,
+  placement: object,
+) =>
+  ({
+    type: "cluster.instance-launch-requested",
+    data: { slot, pool, ordinal, role, attempt, placement },
+  }) as ClusterEvent;
+const started: ClusterEvent[] = [
+  { type: "cluster.provisioning-started", data: { slots } },
+  launchReq(0, "servers", 0, "server", 1, server),
+  launchReq(1000, "workers", 0, "agent", 1, spotLarge),
+  launchReq(1001, "workers", 1, "agent", 1, spotLarge),
+];
+const launched = (slot: number, attempt = 1): ClusterEvent => ({
+  type: "cluster.instance-launched",
+  data: { slot, attempt, instanceId: `i-${slot}` },
+});
+const running = (slot: number): ClusterEvent => ({
+  type: "cluster.instance-running",
+  data: { slot, instanceId: `i-${slot}` },
+});
+const provisioned = [
+  requested,
+  ...started,
+  launched(0),
+  launched(1000),
+  launched(1001),
+  running(0),
+  running(1000),
+  running(1001),
+];
+const cmd = (type: string, data: object) =>
+  ({ type, data: { clusterId: "demo-1", ...data } }) as ClusterCommand;
+
+describe("provisioning", () => {
+  it("plans one slot per server and per pool node, and requests each launch at its first placement", () => {
+    expect(slots.map((s) => s.slot)).toEqual([0, 1000, 1001]);
+    cluster.given([requested]).when(cmd("cluster.start-provisioning", {})).then(started);
+  });
+  it("starting twice changes nothing", () => {
+    cluster
+      .given([requested, ...started])
+      .when(cmd("cluster.start-provisioning", {}))
+      .then([]);
+  });
+  it("records a launch of the current attempt, and ignores a stale one", () => {
+    cluster
+      .given([requested, ...started])
+      .when(cmd("cluster.record-launch", { slot: 1000, attempt: 1, instanceId: "i-1000" }))
+      .then([launched(1000)]);
+    cluster
+      .given([requested, ...started])
+      .when(cmd("cluster.record-launch", { slot: 1000, attempt: 2, instanceId: "i-x" }))
+      .then([]);
+  });
+  it("the last slot running makes the instances ready (Configuring)", () => {
+    const before = [
+      requested,
+      ...started,
+      launched(0),
+      launched(1000),
+      launched(1001),
+      running(0),
+      running(1000),
+    ];
+    cluster
+      .given(before)
+      .when(cmd("cluster.record-running", { slot: 1001, instanceId: "i-1001" }))
+      .then([running(1001), { type: "cluster.instances-ready", data: { count: 3 } }]);
+    expect(
+      cluster.given([...before, running(1001), { type: "cluster.instances-ready", data: { count: 3 } }]).state
+        .status,
+    ).toBe("Configuring");
+  });
+  it("a capacity failure moves the slot to the next instance type", () => {
+    cluster
+      .given([requested, ...started])
+      .when(
+        cmd("cluster.record-launch-failure", {
+          slot: 1000,
+          attempt: 1,
+          code: "InsufficientInstanceCapacity",
+          reason: "none",
+          capacity: true,
+        }),
+      )
+      .then([
+        {
+          type: "cluster.instance-launch-failed",
+          data: {
+            slot: 1000,
+            attempt: 1,
+            placement: spotLarge,
+            code: "InsufficientInstanceCapacity",
+            reason: "none",
+            capacity: true,
+          },
+        },
+        launchReq(1000, "workers", 0, "agent", 2, spotA),
+      ]);
+  });
+  it("when every placement ran out, the cluster fails with a remediation", () => {
+    const firstFailure: ClusterEvent = {
+      type: "cluster.instance-launch-failed",
+      data: {
+        slot: 1000,
+        attempt: 1,
+        placement: spotLarge,
+        code: "InsufficientInstanceCapacity",
+        reason: "none",
+        capacity: true,
+      },
+    };
+    const { decision } = cluster
+      .given([requested, ...started, firstFailure, launchReq(1000, "workers", 0, "agent", 2, spotA)])
+      .when(
+        cmd("cluster.record-launch-failure", {
+          slot: 1000,
+          attempt: 2,
+          code: "InsufficientInstanceCapacity",
+          reason: "none",
+          capacity: true,
+        }),
+      );
+    expect(isRejectionFree(decision) && decision.map((e) => e.type)).toEqual([
+      "cluster.instance-launch-failed",
+      "cluster.failed",
+    ]);
+    expect(isRejectionFree(decision) && JSON.stringify(decision[1])).toContain("fallbackToOnDemand");
+  });
+  it("an instance lost while booting is relaunched at the same placement", () => {
+    const { decision } = cluster.given([requested, ...started, launched(1000)]).when(
+      cmd("cluster.record-launch-failure", {
+        slot: 1000,
+        attempt: 1,
+        code: "instance-lost",
+        reason: "terminated while pending",
+        capacity: false,
+      }),
+    );
+    expect(isRejectionFree(decision) && decision[1]).toEqual(
+      launchReq(1000, "workers", 0, "agent", 2, spotLarge),
+    );
+  });
+  it("a permanent failure fails the cluster with the hint that names the fix", () => {
+    const { decision } = cluster.given([requested, ...started]).when(
+      cmd("cluster.record-launch-failure", {
+        slot: 0,
+        attempt: 1,
+        code: "InvalidAMIID.NotFound",
+        reason: "no such AMI",
+        remediation: "build or copy the Cairn AMI",
+        capacity: false,
+      }),
+    );
+    expect(isRejectionFree(decision) && decision[1]).toEqual({
+      type: "cluster.failed",
+      data: {
+        reason: "slot 0 could not be launched: no such AMI",
+        remediation: "build or copy the Cairn AMI",
+      },
+    });
+  });
+});
+
+describe("scaling a provisioned cluster", () => {
+  it("up: launches the new slots", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.scale", { pool: "workers", count: 3 }))
+      .then([
+        { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 3 } },
+        launchReq(1002, "workers", 2, "agent", 1, spotLarge),
+      ]);
+  });
+  it("down: terminates the surplus slots, highest first, and is Configuring again once they are gone", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.scale", { pool: "workers", count: 1 }))
+      .then([
+        { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 1 } },
+        { type: "cluster.instance-termination-requested", data: { slot: 1001, instanceId: "i-1001" } },
+      ]);
+    const down: ClusterEvent[] = [
+      { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 1 } },
+      { type: "cluster.instance-termination-requested", data: { slot: 1001, instanceId: "i-1001" } },
+    ];
+    cluster
+      .given([...provisioned, ...down])
+      .when(cmd("cluster.record-terminated", { slots: [1001] }))
+      .then([
+        { type: "cluster.instance-terminated", data: { slot: 1001 } },
+        { type: "cluster.instances-ready", data: { count: 2 } },
+      ]);
+  });
+  it("rollback to the first version terminates what a scale-up added", () => {
+    const up: ClusterEvent[] = [
+      { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 3 } },
+      launchReq(1002, "workers", 2, "agent", 1, spotLarge),
+    ];
+    const { decision } = cluster
+      .given([...provisioned, ...up])
+      .when(cmd("cluster.rollback", { toVersion: 1 }));
+    expect(isRejectionFree(decision) && decision.map((e) => e.type)).toEqual([
+      "cluster.rollback-requested",
+      "cluster.instance-termination-requested",
+    ]);
+  });
+});
+
+describe("deletion", () => {
+  it("finishes only while Deleting", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.finish-deletion", { terminated: [] }))
+      .then([]);
+    cluster
+      .given([...provisioned, { type: "cluster.deletion-requested", data: {} }])
+      .when(cmd("cluster.finish-deletion", { terminated: ["i-0"] }))
+      .then([{ type: "cluster.deleted", data: { terminated: ["i-0"] } }]);
+  });
+});
+
+describe("invariants (property)", () => {
+  // Any interleaving of user commands and reactor records.
+  const anyCommand = fc.oneof(
+    fc.integer({ min: 0, max: 6 }).map((count) => cmd("cluster.scale", { pool: "workers", count })),
+    fc.constant(cmd("cluster.start-provisioning", {})),
+    fc.constant(cmd("cluster.delete", {})),
+    fc.constant(cmd("cluster.rollback", { toVersion: 1 })),
+    fc
+      .record({
+        slot: fc.constantFrom(0, 1000, 1001, 1002, 1003, 1004, 1005),
+        attempt: fc.integer({ min: 1, max: 3 }),
+      })
+      .map((d) => cmd("cluster.record-launch", { ...d, instanceId: `i-${d.slot}` })),
+    fc
+      .constantFrom(0, 1000, 1001, 1002, 1003)
+      .map((slot) => cmd("cluster.record-running", { slot, instanceId: `i-${slot}` })),
+    fc
+      .record({
+        slot: fc.constantFrom(0, 1000, 1001, 1002),
+        attempt: fc.integer({ min: 1, max: 3 }),
+        capacity: fc.boolean(),
+      })
+      .map((d) =>
+        cmd("cluster.record-launch-failure", {
+          ...d,
+          code: d.capacity ? "InsufficientInstanceCapacity" : "instance-lost",
+          reason: "r",
+        }),
+      ),
+    fc
+      .array(fc.constantFrom(1000, 1001, 1002, 1003, 1004, 1005), { minLength: 1, maxLength: 3 })
+      .map((s) => cmd("cluster.record-terminated", { slots: s })),
+  );
+
+  it("never more live slots than the spec asks for; a deleted cluster never launches", () => {
+    fc.assert(
+      fc.property(fc.array(anyCommand, { maxLength: 40 }), (commands) => {
+        let state: ClusterState = clusterDecider.evolve(
+          clusterDecider.initialState(),
+          anEvent(requested, 1, ref),
+        );
+        let version = 1;
+        for (const c of commands) {
+          const decision = clusterDecider.decide(aCommand(c), state, { now: new Date(0), version });
+          if (!isRejectionFree(decision)) continue;
+          for (const e of decision) {
+            if (state.status === "Deleting" || state.status === "Deleted") {
+              expect(e.type).not.toBe("cluster.instance-launch-requested");
+            }
+            state = clusterDecider.evolve(state, anEvent(e, ++version, ref));
+          }
+          if (state.status === "Absent") continue;
+          const live = Object.values(state.slots).filter((s) => s.status !== "terminating");
+          const wanted = plannedSlots(state.spec).length;
+          expect(live.length).toBeLessThanOrEqual(wanted);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("slot numbers that come back", () => {
+  it("continue from their highest attempt, so no ClientToken is used twice", () => {
+    const down: ClusterEvent[] = [
+      { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 1 } },
+      { type: "cluster.instance-termination-requested", data: { slot: 1001, instanceId: "i-1001" } },
+      { type: "cluster.instance-terminated", data: { slot: 1001 } },
+    ];
+    cluster
+      .given([...provisioned, ...down])
+      .when(cmd("cluster.scale", { pool: "workers", count: 2 }))
+      .then([
+        { type: "cluster.scale-requested", data: { pool: "workers", from: 1, to: 2 } },
+        launchReq(1001, "workers", 1, "agent", 2, spotLarge),
+      ]);
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * The cluster's process manager: on each of the provisioner's own cluster events it
+ * calls EC2 through the `Compute` port, then records what happened as an internal
+ * command decided by the same aggregate. Every step is idempotent and checks the
+ * aggregate first, returning early when the work is already done:
+ *  - launches are keyed by `launchToken(cluster, slot, attempt)`, so a crash between
+ *    RunInstances and its record, or a redelivery, never makes a second instance;
+ *  - the command it sends is named after the event that caused it (`derivedId`), so a
+ *    redelivered event records nothing twice;
+ *  - waiting (an instance booting, terminating) never blocks: the event is handed back
+ *    to JetStream with a delay (`RetryLaterError`) and looked at again then.
+ */
+import {
+  type ClusterCommand,
+  type ClusterEvent,
+  type CommandHandler,
+  catalogue,
+  derivedId,
+  eventFilter,
+  type Nats,
+  PermanentError,
+  type RawEventEnvelope,
+  RetryLaterError,
+  type RunnerLogger,
+  type RunningConsumer,
+  Streams,
+  startConsumer,
+} from "@cairn/events";
+import {
+  type Compute,
+  type InstanceInfo,
+  isCapacityFailure,
+  isComputeFailure,
+  launchToken,
+} from "../ports.ts";
+import type { ClusterState } from "./decider.ts";
+
+/** The image when a spec names none: the region's pre-built Cairn AMI. */
+export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";
+
+export interface ClusterReactorOptions {
+  nats: Nats;
+  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  compute: Compute;
+  logger?: RunnerLogger;
+  /** How soon to look again at an instance that is not there yet; doubles up to `maxPollMs`. */
+  pollMs?: number;
+  maxPollMs?: number;
+  defaultAmi?: string;
+}
+
+type Event = RawEventEnvelope & { type: ClusterEvent["type"] };
+
+export async function startClusterReactor(o: ClusterReactorOptions): Promise<RunningConsumer> {
+  const pollMs = o.pollMs ?? 1_000;
+  const maxPollMs = o.maxPollMs ?? 15_000;
+  const later = (deliveries: number, why: string) =>
+    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+
+  /** Decides an internal command on the cluster, named after its cause. */
+  const record = async (cause: Event & { sequence: number }, type: ClusterCommand["type"], data: object) => {
+    const parsed = catalogue.parseCommand({
+      id: derivedId(cause.id, type),
+      type,
+      data: { clusterId: cause.aggregate.id, ...data },
+      meta: { actor: "provisioner", causationId: cause.id, correlationId: cause.meta.correlationId },
+    });
+    if (!parsed.ok) throw new PermanentError(`the reactor built an invalid ${type}: ${parsed.error.message}`);
+    await o.handler.handle(parsed.value, { atLeastSequence: cause.sequence });
+  };
+
+  const react = async (e: Event & { sequence: number }, deliveries: number) => {
+    const sequence = e.sequence;
+    const ref = e.aggregate;
+    const { state } = await o.handler.read(ref, { atLeastSequence: sequence });
+    if (state.status === "Absent") return;
+    const region = state.spec.region;
+    const ending = state.status === "Deleting" || state.status === "Deleted";
+
+    switch (e.type) {
+      case "cluster.requested":
+        return record(e, "cluster.start-provisioning", {});
+
+      case "cluster.instance-launch-requested": {
+        const d = e.data as { slot: number; attempt: number };
+        const slot = state.slots[d.slot];
+        // 1. Still wanted? (a newer attempt, a scale-down or a delete makes this stale)
+        if (ending || !slot || slot.attempt !== d.attempt || slot.status !== "launching") return;
+        // 2. Launch, idempotent by token.
+        try {
+          const instance = await o.compute.launch({
+            region,
+            clusterId: ref.id,
+            pool: slot.pool,
+            slot: slot.slot,
+            attempt: slot.attempt,
+            role: slot.role,
+            instanceType: slot.placement.instanceType,
+            ...(slot.placement.availabilityZone ? { availabilityZone: slot.placement.availabilityZone } : {}),
+            capacityType: slot.placement.capacityType,
+            imageId: state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI,
+            clientToken: launchToken(ref.id, slot.slot, slot.attempt),
+            tags: state.spec.tags,
+          });
+          // 3. Record it.
+          return record(e, "cluster.record-launch", {
+            slot: slot.slot,
+            attempt: slot.attempt,
+            instanceId: instance.instanceId,
+            availabilityZone: instance.availabilityZone,
+            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
+          });
+        } catch (err) {
+          // Transient failures are retried by the runner with backoff; the launch is idempotent.
+          if (!isComputeFailure(err) || err.transient) throw err;
+          return record(e, "cluster.record-launch-failure", {
+            slot: slot.slot,
+            attempt: slot.attempt,
+            code: err.code ?? err.kind,
+            reason: err.message,
+            remediation: err.remediation,
+            capacity: isCapacityFailure(err),
+          });
+        }
+      }
+
+      case "cluster.instance-launched": {
+        const d = e.data as { slot: number; instanceId: string; attempt: number };
+        const slot = state.slots[d.slot];
+        if (ending || !slot || slot.status !== "launched" || slot.instanceId !== d.instanceId) return;
+        const [instance] = await o.compute.describe(region, [d.instanceId]);
+        if (instance?.state === "running")
+          return record(e, "cluster.record-running", { slot: d.slot, instanceId: d.instanceId });
+        if (!instance || instance.state === "pending")
+          throw later(deliveries, `${d.instanceId} is not running yet`);
+        return record(e, "cluster.record-launch-failure", {
+          slot: d.slot,
+          attempt: d.attempt,
+          code: "instance-lost",
+          reason: `${d.instanceId} went ${instance.state} before it ran${instance.stateReason ? ` (${instance.stateReason})` : ""}`,
+          capacity: false,
+        });
+      }
+
+      case "cluster.instance-termination-requested": {
+        const d = e.data as { slot: number };
+        if (state.slots[d.slot]?.status !== "terminating") return;
+        // The tags find an instance even when its launch was never recorded (a launch in
+        // flight when the slot became surplus).
+        const mine = (await o.compute.describeCluster(region, ref.id)).filter(
+          (i) => i.owner?.slot === d.slot,
+        );
+        if (await terminateAll(region, mine))
+          return record(e, "cluster.record-terminated", { slots: [d.slot] });
+        throw later(deliveries, `slot ${d.slot}'s instances are still terminating`);
+      }
+
+      case "cluster.deletion-requested": {
+        if (state.status !== "Deleting") return;
+        const all = await o.compute.describeCluster(region, ref.id, { includeTerminated: true });
+        if (await terminateAll(region, all)) {
+          return record(e, "cluster.finish-deletion", { terminated: all.map((i) => i.instanceId).sort() });
+        }
+        throw later(deliveries, `cluster ${ref.id}'s instances are still terminating`);
+      }
+
+      default:
+        return;
+    }
+  };
+
+  /** Terminates what still lives; true once everything is terminated. */
+  const terminateAll = async (region: string, instances: InstanceInfo[]): Promise<boolean> => {
+    const live = instances
+      .filter((i) => i.state !== "terminated" && i.state !== "shutting-down")
+      .map((i) => i.instanceId);
+    if (live.length > 0) await o.compute.terminate(region, live);
+    return instances.every((i) => i.state === "terminated");
+  };
+
+  return await startConsumer({
+    js: o.nats.js,
+    jsm: o.nats.jsm,
+    stream: Streams.events,
+    durable: "provisioner-reactor",
+    filterSubject: eventFilter("cluster"),
+    // Waiting is a redelivery too; only real failures count towards a dead letter.
+    maxDeliver: 1_000,
+    ...(o.logger ? { logger: o.logger } : {}),
+    handle: async (msg) => {
+      const commit = catalogue.parseCommit(msg.json());
+      for (const e of commit.events)
+        await react({ ...(e as Event), sequence: msg.seq }, msg.info.deliveryCount);
+    },
+  });
+}
