@@ -61,6 +61,8 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S> {
 export class CommandHandler<C extends Msg, E extends Msg, S> {
   readonly #o: Required<Omit<CommandHandlerOptions<C, E, S>, "clock">> & { clock: () => Date };
   readonly #cache = new Map<string, Cached<S>>();
+  /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
+  readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
   readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0 };
 
@@ -79,6 +81,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
    * checked against the log by optimistic concurrency.
    */
   async handle(parsed: ParsedCommand, opts: { atLeastSequence?: number } = {}): Promise<HandleOutcome> {
+    return await this.#serially(parsed.target, () => this.#handle(parsed, opts));
+  }
+
+  async #handle(parsed: ParsedCommand, opts: { atLeastSequence?: number }): Promise<HandleOutcome> {
     const command = parsed.command as CommandEnvelope<C>;
     if (opts.atLeastSequence !== undefined)
       await this.read(parsed.target, { atLeastSequence: opts.atLeastSequence });
@@ -122,12 +128,28 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       data: {},
       meta: input.meta ?? { actor: "anonymous" },
     };
-    return await this.#withRetries(
-      input.target,
-      input.commandId,
-      () => ({ rejection: { code: "invalid" as const, reason: input.reason } }),
-      command,
+    return await this.#serially(input.target, () =>
+      this.#withRetries(
+        input.target,
+        input.commandId,
+        () => ({ rejection: { code: "invalid" as const, reason: input.reason } }),
+        command,
+      ),
     );
+  }
+
+  /** Runs `f` after every earlier decision on the same aggregate in this process. */
+  async #serially<T>(target: AggregateRef, f: () => Promise<T>): Promise<T> {
+    const k = key(target);
+    const before = this.#queues.get(k) ?? Promise.resolve();
+    const run = before.then(f, f);
+    const tail = run.catch(() => {});
+    this.#queues.set(k, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(k) === tail) this.#queues.delete(k);
+    }
   }
 
   async #withRetries(

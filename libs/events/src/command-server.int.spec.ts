@@ -121,6 +121,24 @@ describe("command server", () => {
     });
   });
 
+  it("an internal command is refused from outside: by the bus at once, over NATS as a rejection", async () => {
+    await expect(bus.send({ type: "workload.reset", data: { counterId: "i1" } })).rejects.toThrow(/internal/);
+    const id = newId();
+    await nats.js.publish(
+      "cmd.workload.reset",
+      JSON.stringify({ id, type: "workload.reset", data: { counterId: "i1" } }),
+      {
+        msgID: id,
+      },
+    );
+    await until("the refusal", () => outcomes.get(id) === "rejected");
+    const h = await store.load({ type: "workload", id: "i1" });
+    expect(h.events[0]?.data).toMatchObject({
+      commandId: id,
+      reason: expect.stringContaining("is internal"),
+    });
+  });
+
   it("a duplicate command id changes nothing", async () => {
     const id = newId();
     const first = await bus.send({ id, type: "workload.increment", data: { counterId: "d1", by: 1 } });

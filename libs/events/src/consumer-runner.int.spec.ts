@@ -6,6 +6,7 @@ import { CommandHandler } from "./command-handler.ts";
 import { serveCommands } from "./command-server.ts";
 import type { Nats } from "./connection.ts";
 import { startConsumer } from "./consumer-runner.ts";
+import { RetryLaterError } from "./errors.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { counterCatalogue, counterDecider } from "./testing/counter.ts";
@@ -118,6 +119,54 @@ describe("consumer runner", () => {
     const dlq = await nats.jsm.streams.getMessage("DLQ", { last_by_subj: "dlq.CMD" });
     expect(dlq?.header.get("Cairn-Dlq-Reason")).toContain("still down");
     expect(dlq?.header.get("Cairn-Dlq-Deliveries")).toBe("3");
+  });
+
+  it("with concurrency, keys proceed side by side and each key keeps its order", async () => {
+    const seen = new Map<string, number[]>();
+    let inHand = 0;
+    let most = 0;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "concurrency-test",
+      filterSubject: "cmd.conctest.>",
+      concurrency: 8,
+      handle: async (msg) => {
+        most = Math.max(most, ++inHand);
+        await new Promise((r) => setTimeout(r, (msg.seq * 7) % 5));
+        const { n } = msg.json<{ n: number }>();
+        seen.set(msg.subject, [...(seen.get(msg.subject) ?? []), n]);
+        inHand--;
+      },
+    });
+    for (let n = 0; n < 80; n++) await nats.js.publish(`cmd.conctest.k${n % 4}`, JSON.stringify({ n }));
+    await until("all 80", () => [...seen.values()].reduce((a, v) => a + v.length, 0) === 80);
+    await c.stop();
+    for (const [, ns] of seen) expect(ns).toEqual([...ns].sort((a, b) => a - b));
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(8);
+  });
+
+  it("waiting (RetryLaterError) hands the message back without ever dead-lettering it", async () => {
+    let calls = 0;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "later-test",
+      filterSubject: "cmd.latertest.>",
+      maxDeliver: 1,
+      handle: async () => {
+        if (++calls < 4) throw new RetryLaterError(10, "not yet");
+      },
+    });
+    await nats.js.publish("cmd.latertest.x", "{}");
+    await until("handled after waiting", () => c.stats.acked === 1);
+    await c.stop();
+    expect(calls).toBe(4);
+    expect(c.stats.waiting).toBe(3);
+    expect(c.stats.deadLettered).toBe(0);
   });
 
   it("stop drains what it holds: every handled message is acknowledged, none is lost", async () => {

@@ -46,6 +46,13 @@ export interface ConsumerRunnerOptions {
   backoff?: (deliveryCount: number) => number;
   deliverPolicy?: DeliverPolicy;
   logger?: RunnerLogger;
+  /**
+   * One-at-a-time handlers: how many messages may be in hand at once (default 1).
+   * Messages with the same key (default: the subject, i.e. one aggregate for events)
+   * are still handled in order.
+   */
+  concurrency?: number;
+  keyOf?: (msg: JsMsg) => string;
 }
 
 /**
@@ -123,6 +130,8 @@ export async function startConsumer(
 ): Promise<RunningConsumer> {
   const log = o.logger ?? silent;
   const batchSize = o.batchSize ?? 100;
+  const concurrency = "handle" in o ? Math.max(1, o.concurrency ?? 1) : 1;
+  const keyOf = o.keyOf ?? ((m: JsMsg) => m.subject);
   const maxDeliver = o.maxDeliver ?? 5;
   const backoff = o.backoff ?? fullJitterBackoff();
   const stats = { processed: 0, acked: 0, naked: 0, retried: 0, waiting: 0, deadLettered: 0 };
@@ -266,6 +275,21 @@ export async function startConsumer(
       wake?.();
     }
   })();
+  // Concurrent handling, in order within a key: each key's messages form a chain, and at
+  // most `concurrency` messages are in hand at once.
+  const chains = new Map<string, Promise<void>>();
+  const inHand = new Set<Promise<void>>();
+  const dispatch = async (handle: MessageHandler, msg: JsMsg) => {
+    while (inHand.size >= concurrency) await Promise.race(inHand);
+    const k = keyOf(msg);
+    const run = (chains.get(k) ?? Promise.resolve()).then(() => processOne(handle, msg));
+    chains.set(k, run);
+    inHand.add(run);
+    void run.finally(() => {
+      inHand.delete(run);
+      if (chains.get(k) === run) chains.delete(k);
+    });
+  };
   const processor = (async () => {
     for (;;) {
       if (buffer.length === 0) {
@@ -275,11 +299,17 @@ export async function startConsumer(
         continue;
       }
       const batch = buffer.splice(0, batchSize);
-      if ("handle" in o) for (const msg of batch) await processOne(o.handle, msg);
-      else await processBatch(o.handleBatch, batch);
+      if (!("handle" in o)) await processBatch(o.handleBatch, batch);
+      else if (concurrency === 1) for (const msg of batch) await processOne(o.handle, msg);
+      else for (const msg of batch) await dispatch(o.handle, msg);
     }
   })();
-  const loop = Promise.all([reader, processor]).catch((err) =>
+
+  const drained = async () => {
+    await processor;
+    await Promise.all(inHand);
+  };
+  const loop = Promise.all([reader, drained()]).catch((err) =>
     log.error({ ...ctx, err: describeError(err) }, "consumer loop ended with an error"),
   );
 

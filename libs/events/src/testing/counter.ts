@@ -27,7 +27,16 @@ export const Incremented = defineEvent({
   schema: z.object({ by: z.number().int().positive() }),
   description: "test: a counter went up",
 });
-export type CounterCommand = CommandOf<typeof Increment>;
+/** Internal: only the owner decides it (tests that outsiders are refused). */
+export const Reset = defineCommand({
+  type: "workload.reset",
+  aggregate: "workload",
+  internal: true,
+  schema: z.object({ counterId: tokenSafeId }),
+  aggregateId: (d) => d.counterId,
+  description: "test: internal reset",
+});
+export type CounterCommand = CommandOf<typeof Increment> | CommandOf<typeof Reset>;
 export type CounterEvent =
   | EventOf<typeof Incremented>
   | EventOf<ReturnType<typeof defineRejected<"workload">>>;
@@ -35,7 +44,7 @@ export type CounterEvent =
 const rejectedWorkload = allEventDefinitions.find((d) => d.type === "workload.rejected")!;
 export const counterCatalogue = new Catalogue(
   [...allEventDefinitions.filter((d) => d.type !== "workload.rejected"), rejectedWorkload, Incremented],
-  [...allCommandDefinitions, Increment],
+  [...allCommandDefinitions, Increment, Reset],
 );
 
 /** Refuses to go past a limit, so tests can see rejections. */
@@ -50,8 +59,10 @@ export const counterDecider: Decider<CounterCommand, CounterEvent, { total: numb
         if (state.total + command.data.by > COUNTER_LIMIT)
           return reject("invalid", `would pass ${COUNTER_LIMIT}`);
         return [{ type: "workload.incremented", data: { by: command.data.by } }];
+      case "workload.reset":
+        return reject("unsupported", "the test counter never resets");
       default:
-        return assertNever(command.type);
+        return assertNever(command);
     }
   },
   evolve(state, event) {

@@ -99,6 +99,32 @@ describe("cluster lifecycle on the sim", () => {
     expect(live.filter((i) => i.spot)).toHaveLength(2);
   });
 
+  it("3 HA servers and 5 nodes over two pools (spot and on-demand)", async () => {
+    const c = exampleClusterCreate("life-8");
+    await bus.send({
+      ...c,
+      data: {
+        ...c.data,
+        servers: { count: 3, instanceType: "t3.medium" },
+        pools: [
+          { name: "spot", capacityType: "spot", instanceTypes: ["t3.large"], count: 2 },
+          { name: "steady", capacityType: "on-demand", instanceTypes: ["m5.large"], count: 3 },
+        ],
+      },
+    });
+    await reaches("life-8", "Configuring");
+    const live = liveInstances("life-8");
+    expect(live).toHaveLength(8);
+    const byPool = (pool: string) => live.filter((i) => i.tags["cairn:pool"] === pool);
+    expect(byPool("servers")).toHaveLength(3);
+    expect(byPool("spot").every((i) => i.spot)).toBe(true);
+    expect(byPool("steady").map((i) => [i.instanceType, i.spot])).toEqual([
+      ["m5.large", false],
+      ["m5.large", false],
+      ["m5.large", false],
+    ]);
+  });
+
   it("a crash between RunInstances and its record makes no second instance", async () => {
     crashAfterLaunch = new Set(["life-2/1000", "life-2/1001"]);
     const before = launches;

@@ -186,11 +186,19 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     filterSubject: eventFilter("cluster"),
     // Waiting is a redelivery too; only real failures count towards a dead letter.
     maxDeliver: 1_000,
+    // Clusters proceed side by side; each cluster's commits stay in order (key: subject).
+    concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),
     handle: async (msg) => {
       const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events)
-        await react({ ...(e as Event), sequence: msg.seq }, msg.info.deliveryCount);
+      // The events of one commit concern different slots and every step is idempotent,
+      // so they run together (the EC2 bulkhead bounds the calls). If one must wait or
+      // fails, the commit comes back and the others find their work done.
+      const results = await Promise.allSettled(
+        commit.events.map((e) => react({ ...(e as Event), sequence: msg.seq }, msg.info.deliveryCount)),
+      );
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failure) throw failure.reason;
     },
   });
 }
