@@ -125,6 +125,13 @@ export const DeleteCluster = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "Delete the cluster: terminate every instance, remove its secrets. Idempotent.",
 });
+export const RetryCluster = defineCommand({
+  type: "cluster.retry",
+  aggregate: "cluster",
+  schema: z.object({ clusterId: tokenSafeId }),
+  aggregateId: (d) => d.clusterId,
+  description: "Try a Failed cluster again: relaunch the slots that do not run, from their first placement.",
+});
 
 // Internal commands: the provisioner's reactor records what EC2 did. Never public.
 const clusterRef = { clusterId: tokenSafeId };
@@ -200,6 +207,7 @@ export const clusterCommands = [
   ScaleCluster,
   RollbackCluster,
   DeleteCluster,
+  RetryCluster,
   StartProvisioning,
   RecordLaunch,
   RecordLaunchFailure,
@@ -320,6 +328,18 @@ export const ClusterFailed = defineEvent({
   schema: z.object({ reason: z.string(), remediation: z.string().optional() }),
   description: "The cluster is Failed, with the reason and what would fix it.",
 });
+export const ScaleFailed = defineEvent({
+  type: "cluster.scale-failed",
+  aggregate: "cluster",
+  schema: z.object({ reason: z.string(), remediation: z.string().optional(), spec: clusterSpec }),
+  description: "A scale could not be completed: the cluster returns to its last good spec (`spec`), terminating what the scale added.",
+});
+export const RetryRequested = defineEvent({
+  type: "cluster.retry-requested",
+  aggregate: "cluster",
+  schema: z.object({}),
+  description: "A Failed cluster is tried again: the slots that do not run are relaunched.",
+});
 export const ClusterDeleted = defineEvent({
   type: "cluster.deleted",
   aggregate: "cluster",
@@ -342,6 +362,8 @@ export const clusterEvents = [
   InstanceTerminationRequested,
   InstanceTerminated,
   ClusterFailed,
+  ScaleFailed,
+  RetryRequested,
   ClusterDeleted,
 ] as const;
 export type ClusterEvent = EventOf<(typeof clusterEvents)[number]>;

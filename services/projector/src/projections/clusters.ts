@@ -123,6 +123,12 @@ export function applyClusterEvent(
         : { ...row, ...touched, state: "Configuring" };
     case "cluster.failed":
       return { ...row, ...touched, state: "Failed" };
+    case "cluster.scale-failed": {
+      const spec = e.data.spec;
+      return { ...row, ...touched, spec };
+    }
+    case "cluster.retry-requested":
+      return { ...row, ...touched, state: "Provisioning" };
     case "cluster.deleted":
       return { ...row, ...touched, state: "Deleted" };
     default:

@@ -160,6 +160,28 @@ function reconcile(state: Active, target: ClusterSpec): ClusterEvent[] {
   return events;
 }
 
+/**
+ * A scale that cannot complete is undone: the cluster returns to the spec it had before
+ * the scale and terminates what the scale added. Undefined when the cluster is not
+ * scaling (then the failure fails the cluster).
+ */
+function compensateScale(
+  state: Active,
+  reason: string,
+  remediation: string | undefined,
+): ClusterEvent[] | undefined {
+  if (state.status !== "Scaling") return undefined;
+  const lastGood = state.specHistory.at(-2)?.spec;
+  if (!lastGood) return undefined;
+  return [
+    {
+      type: "cluster.scale-failed",
+      data: { reason, ...(remediation ? { remediation } : {}), spec: lastGood },
+    },
+    ...reconcile(state, lastGood),
+  ];
+}
+
 /** After `events`, does every slot run and nothing remain to terminate? Then the instances are ready. */
 function readyAfter(state: Active, events: ClusterEvent[], position: number): ClusterEvent[] {
   const after = events.reduce<ClusterState>(
@@ -234,6 +256,28 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return [{ type: "cluster.deletion-requested", data: {} }];
       }
 
+      case "cluster.retry": {
+        const { clusterId } = command.data;
+        if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
+        if (state.status !== "Failed") {
+          return reject(
+            "conflict",
+            `only a Failed cluster can be retried; cluster ${clusterId} is ${state.status}`,
+          );
+        }
+        const retry: ClusterEvent = { type: "cluster.retry-requested", data: {} };
+        if (!state.provisioned) return [retry];
+        // Every slot that does not run starts again from its first placement, as a new attempt.
+        const relaunch = plannedSlots(state.spec)
+          .filter((s) => {
+            const have = state.slots[s.slot]?.status;
+            return have !== "running" && have !== "launched";
+          })
+          .map((s) => launch(state.spec, s, (state.attempts[s.slot] ?? 0) + 1, []))
+          .filter((e): e is ClusterEvent => !!e);
+        return [retry, ...relaunch];
+      }
+
       // Internal: the reactor records what EC2 did. Stale or repeated records change nothing.
       case "cluster.start-provisioning": {
         if (state.status === "Absent" || state.provisioned || isEnding(state) || state.status === "Failed")
@@ -290,6 +334,12 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           const failed = [...s.failed, s.placement];
           const next = launch(state.spec, s, attempt + 1, failed);
           if (next) return [failedEvent, next];
+          const undo = compensateScale(
+            state,
+            `no capacity left for slot ${slot} (pool ${s.pool}) to scale to`,
+            "add instance types or availability zones to the pool, or allow fallbackToOnDemand, then scale again",
+          );
+          if (undo) return [failedEvent, ...undo];
           return [
             failedEvent,
             {
@@ -312,6 +362,8 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
             },
           ];
         }
+        const undo = compensateScale(state, `slot ${slot} could not be launched: ${reason}`, remediation);
+        if (undo) return [failedEvent, ...undo];
         return [
           failedEvent,
           {
@@ -432,6 +484,16 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return withSlot(event.data.slot, () => undefined);
       case "cluster.failed":
         return { ...state, status: "Failed" };
+      case "cluster.scale-failed": {
+        const spec = event.data.spec;
+        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+      }
+      case "cluster.retry-requested":
+        return {
+          ...state,
+          status: "Provisioning",
+          slots: Object.fromEntries(Object.entries(state.slots).map(([k, v]) => [k, { ...v, failed: [] }])),
+        };
       case "cluster.deleted":
         return { ...state, status: "Deleted", slots: {} };
       case "cluster.rejected":

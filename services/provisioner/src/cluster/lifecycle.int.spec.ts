@@ -175,6 +175,48 @@ describe("cluster lifecycle on the sim", () => {
     expect(back.status !== "Absent" && back.spec.pools[0]?.count).toBe(2);
   });
 
+  it("a scale-up that runs out of capacity is undone: what it launched is terminated, the spec is back", async () => {
+    await create("life-9");
+    await reaches("life-9", "Configuring");
+    for (const instanceType of ["t3.large", "t3a.large"]) {
+      sim.faults.add({ kind: "insufficient-capacity", service: "ec2", match: { instanceType }, count: 100 });
+    }
+    try {
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-9", pool: "workers", count: 4 } });
+      await until("the undo", async () => {
+        const s = await stateOf("life-9");
+        return s.status === "Configuring" && s.spec.pools[0]?.count === 2 ? s : undefined;
+      });
+    } finally {
+      sim.faults.clear();
+    }
+    expect(liveInstances("life-9")).toHaveLength(3);
+  });
+
+  it("a Failed cluster comes back with cluster.retry once capacity returns", async () => {
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      service: "ec2",
+      match: { instanceType: "t3.large" },
+      count: 100,
+    });
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      service: "ec2",
+      match: { instanceType: "t3a.large" },
+      count: 100,
+    });
+    try {
+      await create("life-10");
+      await reaches("life-10", "Failed");
+    } finally {
+      sim.faults.clear();
+    }
+    await bus.send({ type: "cluster.retry", data: { clusterId: "life-10" } });
+    await reaches("life-10", "Configuring");
+    expect(liveInstances("life-10")).toHaveLength(3);
+  });
+
   it("delete terminates every instance and ends Deleted; deleting twice is one delete", async () => {
     await create("life-5");
     await reaches("life-5", "Configuring");

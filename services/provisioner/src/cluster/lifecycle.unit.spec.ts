@@ -327,3 +327,64 @@ describe("slot numbers that come back", () => {
       ]);
   });
 });
+
+describe("a scale that cannot complete", () => {
+  it("is undone: back to the last good spec, terminating what it added", () => {
+    const up: ClusterEvent[] = [
+      { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 3 } },
+      launchReq(1002, "workers", 2, "agent", 1, spotLarge),
+    ];
+    const { decision } = cluster.given([...provisioned, ...up]).when(
+      cmd("cluster.record-launch-failure", {
+        slot: 1002,
+        attempt: 1,
+        code: "InvalidParameterValue",
+        reason: "bad",
+        capacity: false,
+      }),
+    );
+    expect(isRejectionFree(decision) && decision.map((e) => e.type)).toEqual([
+      "cluster.instance-launch-failed",
+      "cluster.scale-failed",
+      "cluster.instance-termination-requested",
+    ]);
+    const undone = isRejectionFree(decision) ? decision[1] : undefined;
+    expect(undone?.type === "cluster.scale-failed" && undone.data.spec.pools[0]?.count).toBe(2);
+  });
+});
+
+describe("retry", () => {
+  const failedCluster = [
+    requested,
+    ...started,
+    {
+      type: "cluster.instance-launch-failed",
+      data: {
+        slot: 0,
+        attempt: 1,
+        placement: server,
+        code: "InvalidAMIID.NotFound",
+        reason: "no AMI",
+        capacity: false,
+      },
+    } as ClusterEvent,
+    { type: "cluster.failed", data: { reason: "no AMI" } } as ClusterEvent,
+  ];
+  it("relaunches the slots that do not run, as new attempts from their first placement", () => {
+    cluster
+      .given(failedCluster)
+      .when(cmd("cluster.retry", {}))
+      .then([
+        { type: "cluster.retry-requested", data: {} },
+        launchReq(0, "servers", 0, "server", 2, server),
+        launchReq(1000, "workers", 0, "agent", 2, spotLarge),
+        launchReq(1001, "workers", 1, "agent", 2, spotLarge),
+      ]);
+  });
+  it("is refused unless the cluster is Failed", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.retry", {}))
+      .thenRejected("conflict", "only a Failed cluster");
+  });
+});

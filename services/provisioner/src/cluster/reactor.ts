@@ -79,6 +79,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 
     switch (e.type) {
       case "cluster.requested":
+      case "cluster.retry-requested":
         return record(e, "cluster.start-provisioning", {});
 
       case "cluster.instance-launch-requested": {
