@@ -4,5 +4,6 @@ export * from "./adapters/resilience.ts";
 export * from "./cluster/decider.ts";
 export * from "./cluster/placement.ts";
 export * from "./cluster/reactor.ts";
+export * from "./observability.ts";
 export * from "./ports.ts";
 export * from "./provisioner.ts";

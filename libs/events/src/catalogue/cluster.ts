@@ -125,6 +125,18 @@ export const DeleteCluster = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "Delete the cluster: terminate every instance, remove its secrets. Idempotent.",
 });
+export const UpdatePool = defineCommand({
+  type: "cluster.update-pool",
+  aggregate: "cluster",
+  schema: z.object({
+    clusterId: tokenSafeId,
+    pool: tokenSafeId,
+    labels: labels.optional(),
+    taints: z.array(taint).optional(),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description: "Set a pool's node labels and/or taints (what is given replaces what was there).",
+});
 export const RetryCluster = defineCommand({
   type: "cluster.retry",
   aggregate: "cluster",
@@ -207,6 +219,7 @@ export const clusterCommands = [
   ScaleCluster,
   RollbackCluster,
   DeleteCluster,
+  UpdatePool,
   RetryCluster,
   StartProvisioning,
   RecordLaunch,
@@ -328,11 +341,18 @@ export const ClusterFailed = defineEvent({
   schema: z.object({ reason: z.string(), remediation: z.string().optional() }),
   description: "The cluster is Failed, with the reason and what would fix it.",
 });
+export const PoolUpdated = defineEvent({
+  type: "cluster.pool-updated",
+  aggregate: "cluster",
+  schema: z.object({ pool: tokenSafeId, labels, taints: z.array(taint) }),
+  description: "A pool's labels and taints changed: its nodes are to carry these.",
+});
 export const ScaleFailed = defineEvent({
   type: "cluster.scale-failed",
   aggregate: "cluster",
   schema: z.object({ reason: z.string(), remediation: z.string().optional(), spec: clusterSpec }),
-  description: "A scale could not be completed: the cluster returns to its last good spec (`spec`), terminating what the scale added.",
+  description:
+    "A scale could not be completed: the cluster returns to its last good spec (`spec`), terminating what the scale added.",
 });
 export const RetryRequested = defineEvent({
   type: "cluster.retry-requested",
@@ -362,6 +382,7 @@ export const clusterEvents = [
   InstanceTerminationRequested,
   InstanceTerminated,
   ClusterFailed,
+  PoolUpdated,
   ScaleFailed,
   RetryRequested,
   ClusterDeleted,

@@ -123,6 +123,11 @@ export function applyClusterEvent(
         : { ...row, ...touched, state: "Configuring" };
     case "cluster.failed":
       return { ...row, ...touched, state: "Failed" };
+    case "cluster.pool-updated": {
+      const { pool, labels, taints } = e.data;
+      const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p));
+      return { ...row, ...touched, spec: { ...row.spec, pools } };
+    }
     case "cluster.scale-failed": {
       const spec = e.data.spec;
       return { ...row, ...touched, spec };

@@ -256,6 +256,21 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return [{ type: "cluster.deletion-requested", data: {} }];
       }
 
+      case "cluster.update-pool": {
+        const { clusterId, pool } = command.data;
+        if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
+        if (isEnding(state))
+          return reject("conflict", `cluster ${clusterId} is ${state.status}; its pools cannot change`);
+        const current = state.spec.pools.find((p) => p.name === pool);
+        if (!current) {
+          const names = state.spec.pools.map((p) => p.name).join(", ") || "none";
+          return reject("invalid", `cluster ${clusterId} has no pool ${pool} (pools: ${names})`);
+        }
+        const labels = command.data.labels ?? current.labels;
+        const taints = command.data.taints ?? current.taints;
+        if (JSON.stringify([labels, taints]) === JSON.stringify([current.labels, current.taints])) return [];
+        return [{ type: "cluster.pool-updated", data: { pool, labels, taints } }];
+      }
       case "cluster.retry": {
         const { clusterId } = command.data;
         if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
@@ -484,6 +499,14 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return withSlot(event.data.slot, () => undefined);
       case "cluster.failed":
         return { ...state, status: "Failed" };
+      case "cluster.pool-updated": {
+        const { pool, labels, taints } = event.data;
+        const spec = {
+          ...state.spec,
+          pools: state.spec.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p)),
+        };
+        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+      }
       case "cluster.scale-failed": {
         const spec = event.data.spec;
         return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };

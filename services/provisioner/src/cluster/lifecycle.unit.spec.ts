@@ -388,3 +388,27 @@ describe("retry", () => {
       .thenRejected("conflict", "only a Failed cluster");
   });
 });
+
+describe("update-pool", () => {
+  const taints = [{ key: "gpu", value: "true", effect: "NoSchedule" as const }];
+  it("records the pool's new labels and taints; the same again changes nothing", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.update-pool", { pool: "workers", labels: { tier: "batch" }, taints }))
+      .then([{ type: "cluster.pool-updated", data: { pool: "workers", labels: { tier: "batch" }, taints } }]);
+    const updated: ClusterEvent = {
+      type: "cluster.pool-updated",
+      data: { pool: "workers", labels: { tier: "batch" }, taints },
+    };
+    cluster
+      .given([...provisioned, updated])
+      .when(cmd("cluster.update-pool", { pool: "workers", taints }))
+      .then([]);
+  });
+  it("refuses an unknown pool", () => {
+    cluster
+      .given(provisioned)
+      .when(cmd("cluster.update-pool", { pool: "gpu", labels: {} }))
+      .thenRejected("invalid", "no pool gpu");
+  });
+});
