@@ -21,7 +21,11 @@ const BIG = Number(process.env.BENCH_BIG ?? 200);
 const SCALE = Number(process.env.BENCH_SCALE ?? 100);
 
 /** Resolves when `count` commits carrying `type` have been appended (read from the commit headers). */
-function waitForEvents(nats: Nats, type: string, count: number): { done: Promise<void>; events: () => number } {
+function waitForEvents(
+  nats: Nats,
+  type: string,
+  count: number,
+): { done: Promise<void>; events: () => number } {
   let seen = 0;
   let events = 0;
   let resolve!: () => void;
@@ -41,7 +45,10 @@ function waitForEvents(nats: Nats, type: string, count: number): { done: Promise
 
 function clusterOf(id: string, workers: number) {
   const c = exampleClusterCreate(id, "bench");
-  return { ...c, data: { ...c.data, pools: [{ ...c.data.pools[0]!, capacityType: "on-demand" as const, count: workers }] } };
+  return {
+    ...c,
+    data: { ...c.data, pools: [{ ...c.data.pools[0]!, capacityType: "on-demand" as const, count: workers }] },
+  };
 }
 
 async function scenarioA(): Promise<Figure[]> {

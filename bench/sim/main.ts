@@ -143,18 +143,33 @@ const nodeRaw = await rawFloor(nodeBytes, "application/json", (url) => {
 // services' calls when their SDK parsing runs in their own processes.
 const tagRequest = ec2Form("&Filter.1.Name=tag%3Acairn%3Acluster&Filter.1.Value.1=c0");
 const plainSim = await throughput(async () => (await fetch(sim.url, tagRequest)).arrayBuffer());
-const plainRaw = await rawFloor(tagBytes, "text/xml", (url) => async () => (await fetch(url, tagRequest)).arrayBuffer());
-const plainNodes = await throughput(async () =>
-  (await fetch(`${sim.url}/k8s/bench/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } })).arrayBuffer(),
+const plainRaw = await rawFloor(
+  tagBytes,
+  "text/xml",
+  (url) => async () => (await fetch(url, tagRequest)).arrayBuffer(),
 );
-const plainNodesRaw = await rawFloor(nodeBytes, "application/json", (url) => async () => (await fetch(url)).arrayBuffer());
+const plainNodes = await throughput(async () =>
+  (
+    await fetch(`${sim.url}/k8s/bench/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } })
+  ).arrayBuffer(),
+);
+const plainNodesRaw = await rawFloor(
+  nodeBytes,
+  "application/json",
+  (url) => async () => (await fetch(url)).arrayBuffer(),
+);
 
 const figures: Figure[] = [
   { name: "DescribeInstances by cluster tag (10k instances)", value: tagRate, unit: "req/s", raw: tagRaw },
   { name: "DescribeInstances, page of 1,000 (10k instances)", value: pageRate, unit: "req/s", raw: pageRaw },
   { name: "list nodes (1,000 nodes)", value: nodeRate, unit: "req/s", raw: nodeRaw },
   { name: "sim capacity: by-tag describe, plain HTTP client", value: plainSim, unit: "req/s", raw: plainRaw },
-  { name: "sim capacity: node list, plain HTTP client", value: plainNodes, unit: "req/s", raw: plainNodesRaw },
+  {
+    name: "sim capacity: node list, plain HTTP client",
+    value: plainNodes,
+    unit: "req/s",
+    raw: plainNodesRaw,
+  },
 ];
 printFigures(
   `bench/sim  (zero latency, ${CONCURRENCY} concurrent callers, ${SECONDS} s each, official SDK clients)`,
@@ -164,5 +179,7 @@ const headroom = plainSim / DEMAND_PER_SECOND;
 console.log(
   `  headroom: the sim answers ${headroom.toFixed(0)}× the provisioner's assumed demand of ${DEMAND_PER_SECOND} by-tag describes/s ${headroom >= 10 ? "(goal ≥ 10×: met)" : "(goal ≥ 10×: NOT met)"}`,
 );
-console.log("  (through the official SDK in the same process, the SDK's own parsing is the ceiling: see the first rows' ratios)");
+console.log(
+  "  (through the official SDK in the same process, the SDK's own parsing is the ceiling: see the first rows' ratios)",
+);
 await sim.stop();
