@@ -109,6 +109,7 @@ describe("projector API", () => {
       state: "Pending",
       spec: aSpec("api-1"),
       version: 1,
+      progress: { operation: "pending", done: 0, total: 0, percent: 0, step: "0 of 0 nodes running" },
       traceId,
       jaegerUrl: `http://jaeger.test:16686/trace/${traceId}`,
       createdAt: expect.any(String),

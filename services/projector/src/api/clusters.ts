@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import type { ClusterRow } from "../projections/clusters.ts";
+import { type ClusterRow, progressView } from "../projections/clusters.ts";
 import { getCluster, listClusters } from "../repository/clusters.ts";
 import { clusterList, clusterListQuery, clusterView, errorBody, idParams } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
@@ -15,6 +15,7 @@ export function toClusterView(row: ClusterRow, jaegerUiUrl?: string) {
     state: row.state,
     spec: row.spec as unknown as Record<string, unknown>,
     version: row.version,
+    progress: progressView(row.progress),
     traceId: row.traceId,
     ...(jaegerUrl ? { jaegerUrl } : {}),
     createdAt: row.createdAt,

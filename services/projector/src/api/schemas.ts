@@ -18,6 +18,15 @@ export const clusterView = z
     state: z.enum(CLUSTER_STATES),
     spec: z.record(z.string(), z.unknown()).describe("The desired spec, as in cluster.create"),
     version: z.number().int().describe("Events in the cluster so far, rejections included"),
+    progress: z
+      .object({
+        operation: z.enum(["pending", "provisioning", "scaling", "rolling back", "deleting"]).nullable(),
+        done: z.number().int().describe("Nodes running"),
+        total: z.number().int().describe("Nodes the spec wants"),
+        percent: z.number().int().min(0).max(100),
+        step: z.string().describe("Step X of Y, for people: `3 of 5 nodes running`"),
+      })
+      .describe("What the cluster is doing and how far it got"),
     traceId: z.string().nullable().describe("Trace of the latest event"),
     jaegerUrl: z.string().optional().describe("Link to the trace in Jaeger, when configured"),
     createdAt: z.string(),

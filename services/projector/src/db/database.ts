@@ -24,6 +24,7 @@ export interface ClustersTable {
   updated_at: Timestamp;
   last_event_type: string;
   last_sequence: number;
+  progress: Json;
 }
 
 export interface EventIndexTable {

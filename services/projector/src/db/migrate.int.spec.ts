@@ -31,6 +31,7 @@ describe("migrations", () => {
     const first = await migrateToLatest(db, "replay_1");
     expect(first.results?.map((r) => [r.migrationName, r.status])).toEqual([
       ["20261122054700_initial", "Success"],
+      ["20261122071500_cluster_progress", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
@@ -52,6 +53,10 @@ describe("migrations", () => {
       updatedAt: "2026-01-01T00:00:00.000Z",
       lastEventType: "cluster.requested",
       lastSequence: 9_007_199_254_740_000,
+      progress: {
+        operation: "provisioning" as const,
+        nodes: { "0": "running" as const, "1000": "launched" as const },
+      },
     };
     await upsertClusters(db, "replay_1", [row]);
     await upsertClusters(db, "replay_1", [{ ...row, version: 2, state: "Deleting" as const }]);

@@ -28,6 +28,43 @@ export const CLUSTER_STATES = [
 ] as const;
 export type ClusterState = (typeof CLUSTER_STATES)[number];
 
+/** Where each node slot is, and what the cluster is doing: progress is drawn from it. */
+export interface ClusterProgress {
+  /** What the cluster is doing now; null when it rests. */
+  readonly operation: "pending" | "provisioning" | "scaling" | "rolling back" | "deleting" | null;
+  /** Slot number → launching | launched | running | terminating. */
+  readonly nodes: Readonly<Record<string, "launching" | "launched" | "running" | "terminating">>;
+}
+
+export const NO_PROGRESS: ClusterProgress = { operation: null, nodes: {} };
+
+/**
+ * Progress as people read it: step X of Y (nodes running of nodes wanted) and a percent.
+ * @example progressView({ operation: "provisioning", nodes: { 0: "running", 1000: "launched" } })
+ *   // { operation: "provisioning", done: 1, total: 2, percent: 50, step: "1 of 2 nodes running" }
+ */
+export function progressView(p: ClusterProgress) {
+  const states = Object.values(p.nodes);
+  const total = states.filter((s) => s !== "terminating").length;
+  const done = states.filter((s) => s === "running").length;
+  const leaving = states.length - total;
+  const percent = p.operation === null ? 100 : total === 0 ? 0 : Math.floor((done * 100) / total);
+  const step =
+    p.operation === "deleting"
+      ? `${states.length} node${states.length === 1 ? "" : "s"} to terminate`
+      : `${done} of ${total} nodes running${leaving > 0 ? `, ${leaving} terminating` : ""}`;
+  return { operation: p.operation, done, total, percent, step };
+}
+
+function withNode(
+  p: ClusterProgress,
+  slot: number,
+  status: ClusterProgress["nodes"][string] | undefined,
+): ClusterProgress {
+  const { [String(slot)]: _, ...rest } = p.nodes;
+  return { ...p, nodes: status ? { ...rest, [String(slot)]: status } : rest };
+}
+
 export interface ClusterRow {
   readonly id: string;
   readonly name: string;
@@ -44,6 +81,7 @@ export interface ClusterRow {
   readonly lastEventType: string;
   /** Stream sequence of the commit that held the last event. */
   readonly lastSequence: number;
+  readonly progress: ClusterProgress;
 }
 
 /**
@@ -97,6 +135,7 @@ export function applyClusterEvent(
       region: spec.region,
       state: "Pending",
       spec,
+      progress: { operation: "pending", nodes: {} },
       createdAt: row?.createdAt ?? event.time,
       ...touched,
     };
@@ -106,23 +145,52 @@ export function applyClusterEvent(
     case "cluster.scale-requested": {
       const { pool, to } = e.data;
       const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, count: to } : p));
-      return { ...row, ...touched, state: "Scaling", spec: { ...row.spec, pools } };
+      return {
+        ...row,
+        ...touched,
+        state: "Scaling",
+        spec: { ...row.spec, pools },
+        progress: { ...row.progress, operation: "scaling" },
+      };
     }
     case "cluster.rollback-requested": {
       const spec = e.data.spec;
-      return { ...row, ...touched, state: "RollingBack", spec, name: spec.name, region: spec.region };
+      return {
+        ...row,
+        ...touched,
+        state: "RollingBack",
+        spec,
+        name: spec.name,
+        region: spec.region,
+        progress: { ...row.progress, operation: "rolling back" },
+      };
     }
     case "cluster.deletion-requested":
-      return { ...row, ...touched, state: "Deleting" };
+      return { ...row, ...touched, state: "Deleting", progress: { ...row.progress, operation: "deleting" } };
     case "cluster.provisioning-started":
-      return { ...row, ...touched, state: "Provisioning" };
+      return {
+        ...row,
+        ...touched,
+        state: "Provisioning",
+        progress: { ...row.progress, operation: "provisioning" },
+      };
+    case "cluster.instance-launch-requested":
+      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "launching") };
+    case "cluster.instance-launched":
+      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "launched") };
+    case "cluster.instance-running":
+      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "running") };
+    case "cluster.instance-termination-requested":
+      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "terminating") };
+    case "cluster.instance-terminated":
+      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, undefined) };
     case "cluster.instances-ready":
       // Deleting outranks a late report that the instances run.
       return row.state === "Deleting" || row.state === "Deleted"
         ? { ...row, ...touched }
-        : { ...row, ...touched, state: "Configuring" };
+        : { ...row, ...touched, state: "Configuring", progress: { ...row.progress, operation: null } };
     case "cluster.failed":
-      return { ...row, ...touched, state: "Failed" };
+      return { ...row, ...touched, state: "Failed", progress: { ...row.progress, operation: null } };
     case "cluster.pool-updated": {
       const { pool, labels, taints } = e.data;
       const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p));
@@ -133,9 +201,14 @@ export function applyClusterEvent(
       return { ...row, ...touched, spec };
     }
     case "cluster.retry-requested":
-      return { ...row, ...touched, state: "Provisioning" };
+      return {
+        ...row,
+        ...touched,
+        state: "Provisioning",
+        progress: { ...row.progress, operation: "provisioning" },
+      };
     case "cluster.deleted":
-      return { ...row, ...touched, state: "Deleted" };
+      return { ...row, ...touched, state: "Deleted", progress: NO_PROGRESS };
     default:
       return { ...row, ...touched };
   }

@@ -10,7 +10,7 @@ import {
   rollbackRequested,
   scaleRequested,
 } from "../testing/fixtures.ts";
-import { applyClusterEvent, type ClusterRow, foldCluster } from "./clusters.ts";
+import { applyClusterEvent, type ClusterRow, foldCluster, progressView } from "./clusters.ts";
 
 const c1 = cluster("c1");
 
@@ -40,6 +40,50 @@ describe("applyClusterEvent", () => {
       updatedAt: "2026-01-01T00:00:01.000Z",
       lastEventType: "cluster.requested",
       lastSequence: 7,
+      progress: { operation: "pending", nodes: {} },
+    });
+  });
+
+  it("keeps progress: step X of Y nodes running, percent, and rest when the instances are ready", () => {
+    const launch = (slot: number) => ({
+      type: "cluster.instance-launch-requested",
+      data: {
+        slot,
+        pool: "workers",
+        ordinal: slot,
+        role: "agent",
+        attempt: 1,
+        placement: { instanceType: "t3.large", capacityType: "spot" },
+      },
+    });
+    const row = given(
+      requested("c1", aSpec("c1")),
+      { type: "cluster.provisioning-started", data: { slots: [] } },
+      launch(1000),
+      launch(1001),
+      { type: "cluster.instance-launched", data: { slot: 1000, attempt: 1, instanceId: "i-1" } },
+      { type: "cluster.instance-running", data: { slot: 1000, instanceId: "i-1" } },
+    );
+    expect(row && progressView(row.progress)).toEqual({
+      operation: "provisioning",
+      done: 1,
+      total: 2,
+      percent: 50,
+      step: "1 of 2 nodes running",
+    });
+    const ready = given(
+      requested("c1", aSpec("c1")),
+      { type: "cluster.provisioning-started", data: { slots: [] } },
+      launch(1000),
+      { type: "cluster.instance-launched", data: { slot: 1000, attempt: 1, instanceId: "i-1" } },
+      { type: "cluster.instance-running", data: { slot: 1000, instanceId: "i-1" } },
+      { type: "cluster.instances-ready", data: { count: 1 } },
+    );
+    expect(ready && progressView(ready.progress)).toMatchObject({
+      operation: null,
+      done: 1,
+      total: 1,
+      percent: 100,
     });
   });
 

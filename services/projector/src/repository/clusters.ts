@@ -18,6 +18,7 @@ export function fromStored(r: Stored): ClusterRow {
     updatedAt: r.updated_at.toISOString(),
     lastEventType: r.last_event_type,
     lastSequence: r.last_sequence,
+    progress: r.progress as unknown as ClusterRow["progress"],
   };
 }
 
@@ -91,6 +92,7 @@ export async function upsertClusters(db: Db, schema: string, rows: readonly Clus
           region: r.region,
           state: r.state,
           spec: JSON.stringify(r.spec),
+          progress: JSON.stringify(r.progress),
           version: r.version,
           trace_id: r.traceId,
           created_at: r.createdAt,
@@ -105,6 +107,7 @@ export async function upsertClusters(db: Db, schema: string, rows: readonly Clus
           region: eb.ref("excluded.region"),
           state: eb.ref("excluded.state"),
           spec: eb.ref("excluded.spec"),
+          progress: eb.ref("excluded.progress"),
           version: eb.ref("excluded.version"),
           trace_id: eb.ref("excluded.trace_id"),
           created_at: eb.ref("excluded.created_at"),

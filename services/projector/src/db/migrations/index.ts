@@ -1,5 +1,6 @@
 import type { Migration } from "kysely/migration";
 import { initial } from "./20261122054700_initial.ts";
+import { clusterProgress } from "./20261122071500_cluster_progress.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -9,5 +10,6 @@ import { initial } from "./20261122054700_initial.ts";
 export function migrationsFor(schema: string): Record<string, Migration> {
   return {
     "20261122054700_initial": initial(schema),
+    "20261122071500_cluster_progress": clusterProgress(schema),
   };
 }
