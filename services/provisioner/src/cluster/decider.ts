@@ -344,7 +344,8 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
             capacity,
           },
         };
-        if (isEnding(state)) return [failedEvent];
+        // A cluster that is going away or has failed tries nothing more (retry starts afresh).
+        if (isEnding(state) || state.status === "Failed") return [failedEvent];
         if (capacity) {
           const failed = [...s.failed, s.placement];
           const next = launch(state.spec, s, attempt + 1, failed);

@@ -4,7 +4,7 @@
  * rollback after a scale, delete, a crash between RunInstances and its record, and
  * region isolation.
  */
-import { CommandBus, catalogue, exampleClusterCreate } from "@cairn/events";
+import { CommandBus, catalogue, EventStore, exampleClusterCreate } from "@cairn/events";
 import { startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -232,9 +232,15 @@ describe("cluster lifecycle on the sim", () => {
   it("an invalid AMI fails the cluster with the hint that names the fix", async () => {
     await create("life-6", { ami: "ami-00000000" });
     await reaches("life-6", "Failed");
-    const history = await js.nats.jsm.streams.getMessage("EVT", { last_by_subj: "evt.cluster.life-6" });
-    expect(history?.string()).toContain("cluster.failed");
-    expect(history?.string()).toMatch(/AMI/);
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-6",
+    });
+    const failed = history.events.find((e) => e.type === "cluster.failed");
+    expect(failed?.data).toMatchObject({
+      reason: expect.stringContaining("ami-00000000"),
+      remediation: expect.stringMatching(/AMI/),
+    });
   });
 
   it("a cluster in us-east-1 sends every EC2 request to us-east-1", async () => {

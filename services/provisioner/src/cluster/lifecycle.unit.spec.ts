@@ -412,3 +412,21 @@ describe("update-pool", () => {
       .thenRejected("invalid", "no pool gpu");
   });
 });
+
+describe("a Failed cluster", () => {
+  it("records a late launch failure but tries no further placement", () => {
+    const failed: ClusterEvent[] = [requested, ...started, { type: "cluster.failed", data: { reason: "r" } }];
+    const { decision } = cluster.given(failed).when(
+      cmd("cluster.record-launch-failure", {
+        slot: 1001,
+        attempt: 1,
+        code: "InsufficientInstanceCapacity",
+        reason: "none",
+        capacity: true,
+      }),
+    );
+    expect(isRejectionFree(decision) && decision.map((e) => e.type)).toEqual([
+      "cluster.instance-launch-failed",
+    ]);
+  });
+});

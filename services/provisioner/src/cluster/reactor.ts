@@ -66,7 +66,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       meta: { actor: "provisioner", causationId: cause.id, correlationId: cause.meta.correlationId },
     });
     if (!parsed.ok) throw new PermanentError(`the reactor built an invalid ${type}: ${parsed.error.message}`);
-    await o.handler.handle(parsed.value, { atLeastSequence: cause.sequence });
+    return await o.handler.handle(parsed.value, { atLeastSequence: cause.sequence });
   };
 
   const react = async (e: Event & { sequence: number }, deliveries: number) => {
@@ -104,13 +104,25 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
             tags: state.spec.tags,
           });
           // 3. Record it.
-          return record(e, "cluster.record-launch", {
+          await record(e, "cluster.record-launch", {
             slot: slot.slot,
             attempt: slot.attempt,
             instanceId: instance.instanceId,
             availabilityZone: instance.availabilityZone,
             ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
           });
+          // 4. A launch that lost its place while it ran (a newer attempt, a scale-down, a
+          //    delete) left an instance nobody wants: terminate it.
+          const after = (await o.handler.read(ref)).state;
+          const now = after.status === "Absent" ? undefined : after.slots[slot.slot];
+          if (!now || now.attempt !== slot.attempt || now.status === "terminating") {
+            o.logger?.warn(
+              { cluster: ref.id, slot: slot.slot, attempt: slot.attempt, instanceId: instance.instanceId },
+              "terminating an instance whose launch was superseded",
+            );
+            await o.compute.terminate(region, [instance.instanceId]);
+          }
+          return;
         } catch (err) {
           // Transient failures are retried by the runner with backoff; the launch is idempotent.
           if (!isComputeFailure(err) || err.transient) throw err;
