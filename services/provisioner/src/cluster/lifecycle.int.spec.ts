@@ -217,6 +217,28 @@ describe("cluster lifecycle on the sim", () => {
     expect(liveInstances("life-10")).toHaveLength(3);
   });
 
+  it("at rest, an instance tagged for the cluster that no slot owns is terminated (reconcile after a crash)", async () => {
+    await create("life-11");
+    // A stray: tagged as slot 1000's earlier attempt, as a crash mid-relaunch would leave it.
+    const stray = await createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }).launch({
+      region: "eu-west-1",
+      clusterId: "life-11",
+      pool: "workers",
+      slot: 1000,
+      attempt: 99,
+      role: "agent",
+      instanceType: "t3.large",
+      capacityType: "on-demand",
+      imageId: "ami-0ca1a00000000c0de",
+      clientToken: "stray-life-11",
+    });
+    await reaches("life-11", "Configuring");
+    await until("the stray terminated", async () =>
+      liveInstances("life-11").some((i) => i.instanceId === stray.instanceId) ? undefined : true,
+    );
+    expect(liveInstances("life-11")).toHaveLength(3);
+  });
+
   it("delete terminates every instance and ends Deleted; deleting twice is one delete", async () => {
     await create("life-5");
     await reaches("life-5", "Configuring");

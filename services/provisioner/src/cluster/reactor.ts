@@ -155,6 +155,32 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         });
       }
 
+      case "cluster.instances-ready": {
+        // At rest: reconcile EC2 against the log. An instance tagged for this cluster that
+        // no settled slot owns (left by a crash between a superseded launch and its
+        // clean-up, or launched for a slot that is gone) is terminated. Slots still in
+        // flight are left alone: their instance may not be recorded yet.
+        if (ending) return;
+        const live = (await o.compute.describeCluster(region, ref.id)).filter(
+          (i) => i.state !== "terminated" && i.state !== "shutting-down",
+        );
+        const strays = live.filter((i) => {
+          if (!i.owner) return false;
+          const owner = state.slots[i.owner.slot];
+          return !owner || (owner.status === "running" && owner.instanceId !== i.instanceId);
+        });
+        if (strays.length === 0) return;
+        o.logger?.warn(
+          { cluster: ref.id, instances: strays.map((i) => i.instanceId) },
+          "terminating instances no slot owns",
+        );
+        await o.compute.terminate(
+          region,
+          strays.map((i) => i.instanceId),
+        );
+        return;
+      }
+
       case "cluster.instance-termination-requested": {
         const d = e.data as { slot: number };
         if (state.slots[d.slot]?.status !== "terminating") return;
