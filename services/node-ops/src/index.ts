@@ -1,6 +1,11 @@
 /**
- * The node-ops owns the nodeop and workload aggregates: every Kubernetes API call.
- * Its capabilities arrive with its own issue; until then the process runs the
- * shared harness (NATS, streams, health, metrics, shutdown) and serves nothing.
+ * node-ops owns the nodeop aggregate: every call to a managed cluster's Kubernetes API.
+ * This slice: cordon and uncordon (Cairn only uncordons what it cordoned, unless forced);
+ * drain is refused (`unsupported`) until the next slice. See docs/node-ops.md.
  */
-export const capabilities: readonly string[] = [];
+export { createKube, type KubeAdapterOptions, kubeconfigParameter } from "./adapters/kube.ts";
+export { type NodeOps, type NodeOpsOptions, startNodeOps } from "./node-ops.ts";
+export { type NodeOperation, type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
+export * from "./ports.ts";
+
+export const capabilities: readonly string[] = ["node.cordon", "node.uncordon"];

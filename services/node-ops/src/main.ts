@@ -1,12 +1,10 @@
-// Wiring only. See index.ts for what this service owns.
+// Wiring only: the harness boots, node-ops serves node commands and carries them out on
+// each cluster's Kubernetes API (kubeconfigs from SSM; the AWS SDK reads endpoint,
+// credentials and region from the environment).
 import { runService } from "@cairn/service";
-import { capabilities } from "./index.ts";
+import { startNodeOps } from "./node-ops.ts";
 
 await runService({
   name: "node-ops",
-  start: async ({ log }) => {
-    if (capabilities.length === 0)
-      log.info("no commands served yet: this service's capabilities arrive with its issue");
-    return { stop: async () => {} };
-  },
+  start: async ({ nats, log }) => startNodeOps({ nats, logger: log }),
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { nodeAggregateId, tokenSafeId } from "../ids.ts";
 import { defineRejected } from "./common.ts";
-import { type CommandOf, defineCommand, type EventOf } from "./define.ts";
+import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
 
 /** A Kubernetes node name (DNS subdomain). */
 export const nodeName = z
@@ -36,9 +36,92 @@ export const DrainNode = defineCommand({
   aggregateId: byNode,
   description: "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets.",
 });
-export const nodeopCommands = [CordonNode, UncordonNode, DrainNode] as const;
+
+const nodeKey = { clusterId: tokenSafeId, node: nodeName };
+/** Who asked: the command's `meta.actor`. */
+const by = z.string().min(1);
+
+export const RecordCordoned = defineCommand({
+  type: "node.record-cordoned",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, reason: z.string().min(1).max(1024), by }),
+  aggregateId: byNode,
+  description: "internal: the Kubernetes API marked the node unschedulable.",
+});
+export const RecordUncordoned = defineCommand({
+  type: "node.record-uncordoned",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, by }),
+  aggregateId: byNode,
+  description: "internal: the Kubernetes API made the node schedulable again.",
+});
+export const RecordNodeopFailure = defineCommand({
+  type: "node.record-failure",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({
+    ...nodeKey,
+    operation: z.enum(["cordon", "uncordon"]),
+    reason: z.string(),
+    remediation: z.string().optional(),
+  }),
+  aggregateId: byNode,
+  description: "internal: an operation on the node failed for good.",
+});
+export const nodeopCommands = [
+  CordonNode,
+  UncordonNode,
+  DrainNode,
+  RecordCordoned,
+  RecordUncordoned,
+  RecordNodeopFailure,
+] as const;
 export type NodeopCommand = CommandOf<(typeof nodeopCommands)[number]>;
 
 export const NodeopRejected = defineRejected("nodeop");
-export const nodeopEvents = [NodeopRejected] as const;
+export const NodeCordonRequested = defineEvent({
+  type: "nodeop.cordon-requested",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, reason: z.string(), by }),
+  description: "Cairn will mark the node unschedulable; records who asked and why.",
+});
+export const NodeCordoned = defineEvent({
+  type: "nodeop.cordoned",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, reason: z.string(), by }),
+  description: "The node is unschedulable, cordoned by Cairn (annotated with who and why).",
+});
+export const NodeUncordonRequested = defineEvent({
+  type: "nodeop.uncordon-requested",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, reason: z.string(), by, forced: z.boolean() }),
+  description: "Cairn will make the node schedulable; `forced` when Cairn had not cordoned it.",
+});
+export const NodeUncordoned = defineEvent({
+  type: "nodeop.uncordoned",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, by }),
+  description: "The node is schedulable again.",
+});
+export const NodeopFailed = defineEvent({
+  type: "nodeop.failed",
+  aggregate: "nodeop",
+  schema: z.object({
+    ...nodeKey,
+    operation: z.enum(["cordon", "uncordon"]),
+    reason: z.string(),
+    remediation: z.string().optional(),
+  }),
+  description: "An operation on the node failed for good; the reason says why, the remediation what to do.",
+});
+export const nodeopEvents = [
+  NodeopRejected,
+  NodeCordonRequested,
+  NodeCordoned,
+  NodeUncordonRequested,
+  NodeUncordoned,
+  NodeopFailed,
+] as const;
 export type NodeopEvent = EventOf<(typeof nodeopEvents)[number]>;

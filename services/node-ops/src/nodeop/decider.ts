@@ -1,0 +1,110 @@
+/**
+ * The nodeop aggregate's pure core: one aggregate per node (`nodeAggregateId`), so the
+ * operations on one node are serialised. No I/O, no clock, no ids.
+ *
+ * Cordon and uncordon are requested here, carried out on the Kubernetes API by the
+ * reactor, and recorded back through internal commands. While an operation is in flight
+ * (requested, not yet recorded) the node accepts no other one. Cairn only uncordons
+ * what it cordoned itself, unless the command says `force: true`.
+ */
+import { assertNever, type Decider, type NodeopCommand, type NodeopEvent, reject } from "@cairn/events";
+
+export type NodeOperation = "cordon" | "uncordon";
+
+export interface NodeopState {
+  /** Set while Cairn holds the node cordoned: who asked and why. */
+  readonly cordoned?: { readonly by: string; readonly reason: string };
+  /** The operation requested and not yet recorded. */
+  readonly inFlight?: {
+    readonly operation: NodeOperation;
+    readonly by: string;
+    readonly reason: string;
+  };
+}
+
+const initialState = (): NodeopState => ({});
+
+const busy = (node: string, s: NodeopState) =>
+  reject(
+    "conflict",
+    `an operation is in progress on node ${node} (${s.inFlight?.operation} requested by ${s.inFlight?.by}); try again when it is recorded`,
+  );
+
+export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
+  aggregate: "nodeop",
+  initialState,
+
+  decide(command, state) {
+    const by = command.meta.actor;
+    switch (command.type) {
+      case "node.cordon": {
+        const { clusterId, node, reason } = command.data;
+        if (state.inFlight) return busy(node, state);
+        if (state.cordoned) return [];
+        return [{ type: "nodeop.cordon-requested", data: { clusterId, node, reason, by } }];
+      }
+      case "node.uncordon": {
+        const { clusterId, node, reason, force } = command.data;
+        if (state.inFlight) return busy(node, state);
+        if (!state.cordoned && !force)
+          return reject(
+            "conflict",
+            `node ${node} in cluster ${clusterId} was not cordoned by Cairn: whoever cordoned it did so outside Cairn (kubectl, another controller), and Cairn does not undo what it did not do; pass force: true to uncordon it anyway`,
+          );
+        return [
+          {
+            type: "nodeop.uncordon-requested",
+            data: { clusterId, node, reason, by, forced: !state.cordoned },
+          },
+        ];
+      }
+      case "node.drain":
+        return reject("unsupported", "drain arrives with node-ops' next slice");
+
+      case "node.record-cordoned": {
+        const { clusterId, node, reason, by: who } = command.data;
+        if (state.inFlight?.operation !== "cordon") return [];
+        return [{ type: "nodeop.cordoned", data: { clusterId, node, reason, by: who } }];
+      }
+      case "node.record-uncordoned": {
+        const { clusterId, node, by: who } = command.data;
+        if (state.inFlight?.operation !== "uncordon") return [];
+        return [{ type: "nodeop.uncordoned", data: { clusterId, node, by: who } }];
+      }
+      case "node.record-failure": {
+        const { clusterId, node, operation, reason, remediation } = command.data;
+        if (state.inFlight?.operation !== operation) return [];
+        return [
+          {
+            type: "nodeop.failed",
+            data: { clusterId, node, operation, reason, ...(remediation ? { remediation } : {}) },
+          },
+        ];
+      }
+      default:
+        return assertNever(command);
+    }
+  },
+
+  evolve(state, event) {
+    switch (event.type) {
+      case "nodeop.cordon-requested":
+        return { ...state, inFlight: { operation: "cordon", by: event.data.by, reason: event.data.reason } };
+      case "nodeop.uncordon-requested":
+        return {
+          ...state,
+          inFlight: { operation: "uncordon", by: event.data.by, reason: event.data.reason },
+        };
+      case "nodeop.cordoned":
+        return { cordoned: { by: event.data.by, reason: event.data.reason } };
+      case "nodeop.uncordoned":
+        return {};
+      case "nodeop.failed":
+        return state.cordoned ? { cordoned: state.cordoned } : {};
+      case "nodeop.rejected":
+        return state;
+      default:
+        return assertNever(event);
+    }
+  },
+};

@@ -1,0 +1,185 @@
+/**
+ * Cordon and uncordon on the simulated cloud, through the public command bus, the real
+ * adapter (kubeconfig from SSM in the cluster's region, client-node v2) and the sim's
+ * Kubernetes API: cordon → unschedulable and annotated; uncordon → schedulable; a node
+ * cordoned outside Cairn is refused unless forced; a missing node fails with a reason.
+ */
+import {
+  type ClusterCommand,
+  type ClusterEvent,
+  CommandBus,
+  CommandHandler,
+  catalogue,
+  type Decider,
+  EventStore,
+  exampleClusterCreate,
+  nodeAggregateId,
+  reject,
+} from "@cairn/events";
+import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kubeconfigParameter } from "../adapters/kube.ts";
+import { type NodeOps, startNodeOps } from "../node-ops.ts";
+import { CORDON_REASON, CORDONED_BY } from "../ports.ts";
+
+const CLUSTER = "nodes-1";
+let js: TestJetStream;
+let sim: Sim;
+let nodeOps: NodeOps;
+let bus: CommandBus;
+let store: EventStore;
+let core: CoreV1Api;
+
+/** Only what the adapter reads of a cluster's history: its `cluster.requested`. */
+const clusterHistory: Decider<ClusterCommand, ClusterEvent, boolean> = {
+  aggregate: "cluster",
+  initialState: () => false,
+  decide: (c, exists) =>
+    c.type === "cluster.create" && !exists
+      ? [{ type: "cluster.requested", data: { spec: c.data } }]
+      : reject("conflict", "test: cluster.create only"),
+  evolve: () => true,
+};
+
+beforeAll(async () => {
+  js = await startJetStream();
+  sim = await startSim({ seed: 11, timeScale: 100 });
+  store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+  // The cluster's history (for its region), its API server, its nodes and its kubeconfig in SSM.
+  const create = catalogue.parseCommand({ id: crypto.randomUUID(), ...exampleClusterCreate(CLUSTER) });
+  if (!create.ok) throw create.error;
+  const clusters = new CommandHandler({ decider: clusterHistory, store, catalogue });
+  await clusters.handle(create.value);
+  // A second cluster with a history but no kubeconfig published yet.
+  const bare = catalogue.parseCommand({ id: crypto.randomUUID(), ...exampleClusterCreate("nodes-2") });
+  if (!bare.ok) throw bare.error;
+  await clusters.handle(bare.value);
+  const region = (create.value.command.data as { region: string }).region;
+  sim.world.kube.ensureCluster(CLUSTER);
+  for (const name of ["agent-a", "agent-b", "agent-c"])
+    sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
+  const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
+  sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfig);
+  core = kc.makeApiClient(CoreV1Api);
+
+  nodeOps = await startNodeOps({ nats: js.nats, ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS } });
+  bus = new CommandBus({ js: js.nats.js, catalogue });
+}, 30_000);
+afterAll(async () => {
+  await nodeOps?.stop();
+  await sim?.stop();
+  await js?.dispose();
+});
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const ref = (node: string, clusterId = CLUSTER) => ({
+  type: "nodeop" as const,
+  id: nodeAggregateId(clusterId, node),
+});
+/** The first event of `type` on the node after the command `commandId`. */
+const eventAfter = (node: string, commandId: string, type: string, clusterId = CLUSTER) =>
+  until(`${type} on ${node}`, async () => {
+    const events = (await store.load(ref(node, clusterId))).events;
+    const from = events.findIndex((e) => e.meta.commandId === commandId || e.meta.causationId === commandId);
+    return from < 0 ? undefined : events.slice(from).find((e) => e.type === type);
+  });
+const send = (type: string, node: string, data: object = {}, actor = "alice", clusterId = CLUSTER) =>
+  bus.send({ type, data: { clusterId, node, reason: "kernel patch", ...data }, meta: { actor } });
+const readNode = (name: string) => core.readNode({ name });
+
+describe("node-ops on the sim", () => {
+  it("cordon: the node is unschedulable, annotated with who and why; uncordon: schedulable again", async () => {
+    const cordon = await send("node.cordon", "agent-a", {}, "alice");
+    await eventAfter("agent-a", cordon.commandId, "nodeop.cordoned");
+    const n = await readNode("agent-a");
+    expect(n.spec?.unschedulable).toBe(true);
+    expect(n.metadata?.annotations?.[CORDONED_BY]).toBe("alice");
+    expect(n.metadata?.annotations?.[CORDON_REASON]).toBe("kernel patch");
+
+    const uncordon = await send("node.uncordon", "agent-a", { reason: "patched" }, "bob");
+    const done = await eventAfter("agent-a", uncordon.commandId, "nodeop.uncordoned");
+    expect(done.data).toEqual({ clusterId: CLUSTER, node: "agent-a", by: "bob" });
+    const after = await readNode("agent-a");
+    expect(after.spec?.unschedulable ?? false).toBe(false);
+    expect(after.metadata?.annotations?.[CORDONED_BY]).toBeUndefined();
+    expect(after.metadata?.annotations?.[CORDON_REASON]).toBeUndefined();
+  });
+
+  it("a node cordoned outside Cairn: uncordon is refused, and goes through with force: true", async () => {
+    await core.patchNode(
+      { name: "agent-b", body: { spec: { unschedulable: true } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const refused = await send("node.uncordon", "agent-b");
+    const rejected = await eventAfter("agent-b", refused.commandId, "nodeop.rejected");
+    expect(rejected.data).toMatchObject({ code: "conflict", commandType: "node.uncordon" });
+    expect((rejected.data as { reason: string }).reason).toMatch(/not cordoned by Cairn.*force: true/);
+    expect((await readNode("agent-b")).spec?.unschedulable).toBe(true);
+
+    const forced = await send("node.uncordon", "agent-b", { force: true }, "carol");
+    const requested = await eventAfter("agent-b", forced.commandId, "nodeop.uncordon-requested");
+    expect(requested.data).toMatchObject({ forced: true, by: "carol" });
+    await eventAfter("agent-b", forced.commandId, "nodeop.uncordoned");
+    expect((await readNode("agent-b")).spec?.unschedulable ?? false).toBe(false);
+  });
+
+  it("cordon of a node the cluster does not have fails with the reason", async () => {
+    const cordon = await send("node.cordon", "ghost");
+    const failed = await eventAfter("ghost", cordon.commandId, "nodeop.failed");
+    expect(failed.data).toMatchObject({
+      clusterId: CLUSTER,
+      node: "ghost",
+      operation: "cordon",
+      reason: `node ghost not found in cluster ${CLUSTER}`,
+    });
+    // The operation is over: the node accepts commands again (and fails the same way).
+    const again = await send("node.cordon", "ghost");
+    await eventAfter("ghost", again.commandId, "nodeop.cordon-requested");
+  });
+
+  it("drain is refused as unsupported in this slice", async () => {
+    const drain = await send("node.drain", "agent-a");
+    const rejected = await eventAfter("agent-a", drain.commandId, "nodeop.rejected");
+    expect(rejected.data).toMatchObject({
+      code: "unsupported",
+      reason: "drain arrives with node-ops' next slice",
+    });
+  });
+
+  it("a transient Kubernetes failure (503) is retried until the cordon goes through", async () => {
+    const fault = sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER, node: "agent-c" },
+      count: 2,
+    });
+    const cordon = await send("node.cordon", "agent-c");
+    await eventAfter("agent-c", cordon.commandId, "nodeop.cordoned");
+    expect((await readNode("agent-c")).spec?.unschedulable).toBe(true);
+    const events = (await store.load(ref("agent-c"))).events.map((e) => e.type);
+    expect(events).not.toContain("nodeop.failed");
+    expect(sim.faults.hits.get(fault.id)).toBe(2);
+  });
+
+  it("a cluster without a kubeconfig, or without a history, fails with the reason", async () => {
+    const noKubeconfig = await send("node.cordon", "agent-a", {}, "alice", "nodes-2");
+    const failed = await eventAfter("agent-a", noKubeconfig.commandId, "nodeop.failed", "nodes-2");
+    expect((failed.data as { reason: string }).reason).toContain("cluster nodes-2 has no kubeconfig yet");
+    const unknown = await send("node.cordon", "agent-a", {}, "alice", "nodes-x");
+    const failed2 = await eventAfter("agent-a", unknown.commandId, "nodeop.failed", "nodes-x");
+    expect(failed2.data).toMatchObject({ reason: "cluster nodes-x does not exist" });
+  });
+});
