@@ -1,11 +1,27 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { context } from "@opentelemetry/api";
-import type { Catalogue } from "./catalogue/catalogue.ts";
+import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
-import type { CommandHandler, HandleOutcome } from "./command-handler.ts";
+import { CommandHandler, type HandleOutcome } from "./command-handler.ts";
+import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
+import type { Decider } from "./decider.ts";
+import type { AggregateRef, RawCommand } from "./envelope.ts";
+import { EventStore } from "./event-store.ts";
 import { commandFilter, Headers, Streams } from "./subjects.ts";
 import { contextFromTraceparent } from "./trace.ts";
+
+/** What serving commands needs of a handler (any `CommandHandler` fits). */
+export interface CommandTarget {
+  handle(parsed: ParsedCommand): Promise<HandleOutcome>;
+  rejectUnreadable(input: {
+    target: AggregateRef;
+    commandId: string;
+    commandType: string;
+    reason: string;
+    meta?: RawCommand["meta"];
+  }): Promise<HandleOutcome>;
+}
 
 export interface CommandServerOptions {
   js: JetStreamClient;
@@ -14,10 +30,7 @@ export interface CommandServerOptions {
   /** The first token of the command types served (`cluster` serves `cmd.cluster.>`; `node` serves `cmd.node.>`). */
   commandPrefix: string;
   /** The handler of the aggregate these commands target. */
-  handler: {
-    handle: CommandHandler<never, never, unknown>["handle"];
-    rejectUnreadable: CommandHandler<never, never, unknown>["rejectUnreadable"];
-  };
+  handler: CommandTarget;
   durable?: string;
   logger?: RunnerLogger;
   /** Called after each command is settled (tests, metrics). */
@@ -93,4 +106,38 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
       o.onOutcome?.(parsed.value.command.id, outcome);
     },
   });
+}
+
+/**
+ * The owning service's side of one aggregate type: its event store, its command handler
+ * (to share with the service's reactor, so one process sees its own writes at once) and
+ * the server of its commands.
+ *
+ * @example const { handler, stop } = await serveAggregate({ nats, catalogue, decider: clusterDecider,
+ *   commandPrefix: "cluster", durable: "provisioner-commands" });
+ */
+export async function serveAggregate<
+  C extends { type: string; data: unknown },
+  E extends { type: string; data: unknown },
+  S,
+>(o: {
+  nats: Nats;
+  catalogue: Catalogue;
+  decider: Decider<C, E, S>;
+  commandPrefix: string;
+  durable: string;
+  logger?: RunnerLogger;
+}): Promise<{ store: EventStore; handler: CommandHandler<C, E, S>; stop(): Promise<void> }> {
+  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue: o.catalogue });
+  const handler = new CommandHandler({ decider: o.decider, store, catalogue: o.catalogue });
+  const commands = await serveCommands({
+    js: o.nats.js,
+    jsm: o.nats.jsm,
+    catalogue: o.catalogue,
+    commandPrefix: o.commandPrefix,
+    durable: o.durable,
+    handler,
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
+  return { store, handler, stop: () => commands.stop() };
 }

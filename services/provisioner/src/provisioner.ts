@@ -1,12 +1,11 @@
 import {
   type ClusterCommand,
   type ClusterEvent,
-  CommandHandler,
+  type CommandHandler,
   catalogue,
-  EventStore,
   type Nats,
   type RunnerLogger,
-  serveCommands,
+  serveAggregate,
 } from "@cairn/events";
 import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
 import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
@@ -37,16 +36,13 @@ export interface Provisioner {
  * server and reactor share one handler, so one process sees its own writes at once.
  */
 export async function startProvisioner(o: ProvisionerOptions): Promise<Provisioner> {
-  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
-  const handler = new CommandHandler({ decider: clusterDecider, store, catalogue });
   const compute = o.compute ?? createEc2Compute({ ...(o.logger ? { logger: o.logger } : {}), ...o.ec2 });
-  const commands = await serveCommands({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
+  const { handler, stop: stopCommands } = await serveAggregate({
+    nats: o.nats,
     catalogue,
+    decider: clusterDecider,
     commandPrefix: "cluster",
     durable: "provisioner-commands",
-    handler: handler as unknown as CommandHandler<never, never, unknown>,
     ...(o.logger ? { logger: o.logger } : {}),
   });
   const reactor = await startClusterReactor({
@@ -61,7 +57,7 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
   return {
     handler,
     stop: async () => {
-      await commands.stop();
+      await stopCommands();
       await reactor.stop();
     },
   };
