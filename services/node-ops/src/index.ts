@@ -8,4 +8,4 @@ export { type NodeOps, type NodeOpsOptions, startNodeOps } from "./node-ops.ts";
 export { type NodeOperation, type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 export * from "./ports.ts";
 
-export const capabilities: readonly string[] = ["node.cordon", "node.uncordon"];
+export const capabilities: readonly string[] = ["node.cordon", "node.uncordon", "node.drain"];

@@ -1,12 +1,11 @@
 import {
-  CommandHandler,
+  type CommandHandler,
   catalogue,
-  EventStore,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
   type RunnerLogger,
-  serveCommands,
+  serveAggregate,
 } from "@cairn/events";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
@@ -20,6 +19,8 @@ export interface NodeOpsOptions {
   kube?: Kube;
   /** SSM options for the default adapter (endpoint, credentials); absent: the SDK's environment. */
   ssm?: Pick<KubeAdapterOptions, "endpoint" | "credentials">;
+  /** A drain's backoff between passes: from `pollMs` (default 200) doubling up to `maxPollMs` (default 5000). */
+  drain?: { pollMs?: number; maxPollMs?: number };
 }
 
 export interface NodeOps {
@@ -33,16 +34,13 @@ export interface NodeOps {
  * cluster's Kubernetes API. Command server and reactor share one handler.
  */
 export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
-  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
-  const handler = new CommandHandler({ decider: nodeopDecider, store, catalogue });
   const kube = o.kube ?? createKube({ nats: o.nats, ...(o.logger ? { logger: o.logger } : {}), ...o.ssm });
-  const commands = await serveCommands({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
+  const { handler, stop: stopCommands } = await serveAggregate({
+    nats: o.nats,
     catalogue,
+    decider: nodeopDecider,
     commandPrefix: "node",
     durable: "node-ops-commands",
-    handler: handler as unknown as CommandHandler<never, never, unknown>,
     ...(o.logger ? { logger: o.logger } : {}),
   });
   const reactor = await startNodeopReactor({
@@ -50,11 +48,13 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     handler,
     kube,
     ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
+    ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
   });
   return {
     handler,
     stop: async () => {
-      await commands.stop();
+      await stopCommands();
       await reactor.stop();
     },
   };

@@ -13,6 +13,23 @@ export interface NodeInfo {
   readonly annotations: Readonly<Record<string, string>>;
 }
 
+/** A pod bound to a node, as a drain sees it. */
+export interface PodInfo {
+  readonly namespace: string;
+  readonly name: string;
+  /** Already being deleted (`metadata.deletionTimestamp` set). */
+  readonly terminating: boolean;
+  /** Owned by a DaemonSet: its controller would put it straight back, a drain leaves it. */
+  readonly daemonSet: boolean;
+  /** A static pod's mirror (`kubernetes.io/config.mirror`): the API cannot evict it for real. */
+  readonly mirror: boolean;
+}
+
+/** The outcome of one eviction: done (or the pod is gone already), or refused by a PDB. */
+export type EvictionResult =
+  | { readonly evicted: true }
+  | { readonly evicted: false; readonly blockedBy: string };
+
 /** The Kubernetes API of a managed cluster, as node-ops uses it. */
 export interface Kube {
   /** Marks the node unschedulable and sets `annotations` on it. Idempotent. */
@@ -21,6 +38,18 @@ export interface Kube {
   uncordon(clusterId: string, node: string): Promise<void>;
   /** The node, or undefined when the cluster has no such node. */
   getNode(clusterId: string, node: string): Promise<NodeInfo | undefined>;
+  /** The pods bound to the node, in every namespace. */
+  listPods(clusterId: string, node: string): Promise<readonly PodInfo[]>;
+  /**
+   * Evicts the pod (policy/v1 Eviction). A PodDisruptionBudget refusing it (429) is an
+   * answer, not an error: `{ evicted: false, blockedBy: <the PDB's name> }`.
+   */
+  evict(
+    clusterId: string,
+    namespace: string,
+    pod: string,
+    gracePeriodSeconds?: number,
+  ): Promise<EvictionResult>;
 }
 
 /**

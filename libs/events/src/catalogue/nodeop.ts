@@ -32,9 +32,14 @@ export const UncordonNode = defineCommand({
 export const DrainNode = defineCommand({
   type: "node.drain",
   aggregate: "nodeop",
-  schema: z.object({ ...nodeRef, timeoutSeconds: z.number().int().positive().max(86_400).optional() }),
+  schema: z.object({
+    ...nodeRef,
+    timeoutSeconds: z.number().int().positive().max(86_400).optional(),
+    gracePeriodSeconds: z.number().int().nonnegative().max(86_400).optional(),
+  }),
   aggregateId: byNode,
-  description: "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets.",
+  description:
+    "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets (DaemonSet and mirror pods are left alone); fails after `timeoutSeconds` (default 600).",
 });
 
 const nodeKey = { clusterId: tokenSafeId, node: nodeName };
@@ -70,6 +75,44 @@ export const RecordNodeopFailure = defineCommand({
   aggregateId: byNode,
   description: "internal: an operation on the node failed for good.",
 });
+/** A pod the drain could not evict, and the PodDisruptionBudget that forbade it (if one did). */
+const blockingPod = z.object({ pod: z.string().min(1), pdb: z.string().min(1).optional() });
+const drainCounts = {
+  evicted: z.number().int().nonnegative(),
+  remaining: z.number().int().nonnegative(),
+  /** The PodDisruptionBudgets that refused an eviction in the last pass. */
+  blockedBy: z.array(z.string().min(1)).optional(),
+};
+export const RecordDrainProgress = defineCommand({
+  type: "node.record-drain-progress",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, ...drainCounts }),
+  aggregateId: byNode,
+  description: "internal: a drain pass evicted what it could; recorded only when the counts changed.",
+});
+export const RecordDrained = defineCommand({
+  type: "node.record-drained",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, by, evicted: z.number().int().nonnegative() }),
+  aggregateId: byNode,
+  description: "internal: every evictable pod has left the node.",
+});
+export const RecordDrainFailure = defineCommand({
+  type: "node.record-drain-failure",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({
+    ...nodeKey,
+    reason: z.string(),
+    blocking: z.array(blockingPod),
+    remediation: z.string(),
+    leftCordoned: z.boolean(),
+  }),
+  aggregateId: byNode,
+  description: "internal: the drain ran out of time or failed for good.",
+});
 export const nodeopCommands = [
   CordonNode,
   UncordonNode,
@@ -77,6 +120,9 @@ export const nodeopCommands = [
   RecordCordoned,
   RecordUncordoned,
   RecordNodeopFailure,
+  RecordDrainProgress,
+  RecordDrained,
+  RecordDrainFailure,
 ] as const;
 export type NodeopCommand = CommandOf<(typeof nodeopCommands)[number]>;
 
@@ -116,6 +162,47 @@ export const NodeopFailed = defineEvent({
   }),
   description: "An operation on the node failed for good; the reason says why, the remediation what to do.",
 });
+export const NodeDrainRequested = defineEvent({
+  type: "nodeop.drain-requested",
+  aggregate: "nodeop",
+  schema: z.object({
+    ...nodeKey,
+    reason: z.string(),
+    by,
+    /** ISO 8601: when the drain gives up (decision time + `timeoutSeconds`, default 10 minutes). */
+    deadline: z.string().datetime().optional(),
+    gracePeriodSeconds: z.number().int().nonnegative().optional(),
+  }),
+  description:
+    "Cairn will cordon the node (unless it holds it cordoned already) and evict its pods; records who asked, why and until when.",
+});
+export const NodeDrainProgress = defineEvent({
+  type: "nodeop.drain-progress",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, ...drainCounts }),
+  description:
+    "A drain is under way: pods evicted so far, pods still on the node, and the PodDisruptionBudgets holding it up. Emitted only when this changes.",
+});
+export const NodeDrained = defineEvent({
+  type: "nodeop.drained",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, by, evicted: z.number().int().nonnegative() }),
+  description: "Every evictable pod has left the node; it stays cordoned.",
+});
+export const NodeDrainFailed = defineEvent({
+  type: "nodeop.drain-failed",
+  aggregate: "nodeop",
+  schema: z.object({
+    ...nodeKey,
+    reason: z.string(),
+    blocking: z.array(blockingPod),
+    remediation: z.string(),
+    /** Whether the node is left cordoned (the default policy: yes, once the drain cordoned it). */
+    leftCordoned: z.boolean(),
+  }),
+  description:
+    "The drain gave up: the pods still on the node and the PodDisruptionBudgets that kept them, what to do, and whether the node is left cordoned.",
+});
 export const nodeopEvents = [
   NodeopRejected,
   NodeCordonRequested,
@@ -123,5 +210,9 @@ export const nodeopEvents = [
   NodeUncordonRequested,
   NodeUncordoned,
   NodeopFailed,
+  NodeDrainRequested,
+  NodeDrainProgress,
+  NodeDrained,
+  NodeDrainFailed,
 ] as const;
 export type NodeopEvent = EventOf<(typeof nodeopEvents)[number]>;

@@ -18,7 +18,37 @@ import {
   setHeaderOptions,
   type V1Node,
 } from "@kubernetes/client-node";
-import { CORDON_REASON, CORDONED_BY, type Kube, type NodeInfo, NodeOpFailure } from "../ports.ts";
+import {
+  CORDON_REASON,
+  CORDONED_BY,
+  type EvictionResult,
+  type Kube,
+  type NodeInfo,
+  NodeOpFailure,
+  type PodInfo,
+} from "../ports.ts";
+
+/** The PDB named in a 429 eviction answer: "The disruption budget <name> needs …". */
+export function pdbOfEvictionRefusal(body: unknown): string {
+  let status: unknown = body;
+  if (typeof body === "string") {
+    try {
+      status = JSON.parse(body);
+    } catch {
+      status = { message: body };
+    }
+  }
+  const s = status as { message?: string; details?: { causes?: { reason?: string; message?: string }[] } };
+  const messages = [
+    ...(s?.details?.causes ?? []).filter((c) => c.reason === "DisruptionBudget").map((c) => c.message ?? ""),
+    s?.message ?? "",
+  ];
+  for (const m of messages) {
+    const match = /disruption budget (\S+) needs/.exec(m);
+    if (match?.[1]) return match[1];
+  }
+  return "unknown";
+}
 
 export interface KubeAdapterOptions {
   /** Where the cluster histories are (for the region). */
@@ -28,6 +58,8 @@ export interface KubeAdapterOptions {
   readonly credentials?: SSMClientConfig["credentials"];
   readonly logger?: RunnerLogger;
 }
+
+const podLabel = (namespace: string, pod: string) => `${namespace}/${pod}`;
 
 export const kubeconfigParameter = (clusterId: string) => `/cairn/${clusterId}/kubeconfig`;
 
@@ -167,6 +199,50 @@ export function createKube(o: KubeAdapterOptions): Kube {
         unschedulable: n.spec?.unschedulable === true,
         annotations: n.metadata?.annotations ?? {},
       };
+    },
+    listPods: async (clusterId, node): Promise<readonly PodInfo[]> => {
+      const core = await api(clusterId);
+      let list: Awaited<ReturnType<CoreV1Api["listPodForAllNamespaces"]>>;
+      try {
+        list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` });
+      } catch (err) {
+        classify(clusterId, node, err);
+        return [];
+      }
+      return list.items.map((p) => ({
+        namespace: p.metadata?.namespace ?? "default",
+        name: p.metadata?.name ?? "",
+        terminating: p.metadata?.deletionTimestamp != null,
+        daemonSet: (p.metadata?.ownerReferences ?? []).some((r) => r.kind === "DaemonSet"),
+        mirror: p.metadata?.annotations?.["kubernetes.io/config.mirror"] !== undefined,
+      }));
+    },
+    evict: async (clusterId, namespace, pod, gracePeriodSeconds): Promise<EvictionResult> => {
+      const core = await api(clusterId);
+      try {
+        await core.createNamespacedPodEviction({
+          name: pod,
+          namespace,
+          body: {
+            apiVersion: "policy/v1",
+            kind: "Eviction",
+            metadata: { name: pod, namespace },
+            ...(gracePeriodSeconds !== undefined ? { deleteOptions: { gracePeriodSeconds } } : {}),
+          },
+        });
+        return { evicted: true };
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 429) {
+          const blockedBy = pdbOfEvictionRefusal(err.body);
+          // A throttle (Retry-After) names no budget: a transient error, retried.
+          if (blockedBy === "unknown")
+            throw new Error(`Kubernetes API of cluster ${clusterId} throttled an eviction`);
+          return { evicted: false, blockedBy };
+        }
+        if (err instanceof ApiException && err.code === 404) return { evicted: true }; // gone already
+        classify(clusterId, `(pod ${podLabel(namespace, pod)})`, err);
+        return { evicted: true };
+      }
     },
   };
 }

@@ -9,7 +9,16 @@
  */
 import { assertNever, type Decider, type NodeopCommand, type NodeopEvent, reject } from "@cairn/events";
 
-export type NodeOperation = "cordon" | "uncordon";
+export type NodeOperation = "cordon" | "uncordon" | "drain";
+
+/** How long a drain may take when the command does not say. */
+export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 600;
+
+export interface DrainProgress {
+  readonly evicted: number;
+  readonly remaining: number;
+  readonly blockedBy?: readonly string[];
+}
 
 export interface NodeopState {
   /** Set while Cairn holds the node cordoned: who asked and why. */
@@ -19,8 +28,16 @@ export interface NodeopState {
     readonly operation: NodeOperation;
     readonly by: string;
     readonly reason: string;
+    /** A drain's last recorded progress. */
+    readonly progress?: DrainProgress;
   };
 }
+
+const sameProgress = (a: DrainProgress | undefined, b: DrainProgress) =>
+  a !== undefined &&
+  a.evicted === b.evicted &&
+  a.remaining === b.remaining &&
+  (a.blockedBy ?? []).join("\u0000") === (b.blockedBy ?? []).join("\u0000");
 
 const initialState = (): NodeopState => ({});
 
@@ -34,7 +51,7 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
   aggregate: "nodeop",
   initialState,
 
-  decide(command, state) {
+  decide(command, state, ctx) {
     const by = command.meta.actor;
     switch (command.type) {
       case "node.cordon": {
@@ -58,8 +75,47 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
           },
         ];
       }
-      case "node.drain":
-        return reject("unsupported", "drain arrives with node-ops' next slice");
+      case "node.drain": {
+        const { clusterId, node, reason, timeoutSeconds, gracePeriodSeconds } = command.data;
+        if (state.inFlight) return busy(node, state);
+        const seconds = timeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS;
+        const deadline = new Date(ctx.now.getTime() + seconds * 1000).toISOString();
+        return [
+          {
+            type: "nodeop.drain-requested",
+            data: {
+              clusterId,
+              node,
+              reason,
+              by,
+              deadline,
+              ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+            },
+          },
+        ];
+      }
+      case "node.record-drain-progress": {
+        const { clusterId, node, evicted, remaining, blockedBy } = command.data;
+        if (state.inFlight?.operation !== "drain") return [];
+        const progress = { evicted, remaining, ...(blockedBy?.length ? { blockedBy } : {}) };
+        if (sameProgress(state.inFlight.progress, progress)) return [];
+        return [{ type: "nodeop.drain-progress", data: { clusterId, node, ...progress } }];
+      }
+      case "node.record-drained": {
+        const { clusterId, node, by: who, evicted } = command.data;
+        if (state.inFlight?.operation !== "drain") return [];
+        return [{ type: "nodeop.drained", data: { clusterId, node, by: who, evicted } }];
+      }
+      case "node.record-drain-failure": {
+        const { clusterId, node, reason, blocking, remediation, leftCordoned } = command.data;
+        if (state.inFlight?.operation !== "drain") return [];
+        return [
+          {
+            type: "nodeop.drain-failed",
+            data: { clusterId, node, reason, blocking, remediation, leftCordoned },
+          },
+        ];
+      }
 
       case "node.record-cordoned": {
         const { clusterId, node, reason, by: who } = command.data;
@@ -101,6 +157,26 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
         return {};
       case "nodeop.failed":
         return state.cordoned ? { cordoned: state.cordoned } : {};
+      case "nodeop.drain-requested": {
+        const { by, reason } = event.data;
+        // Drain implies cordon: Cairn holds the node cordoned from now on (kept if it already did).
+        return { cordoned: state.cordoned ?? { by, reason }, inFlight: { operation: "drain", by, reason } };
+      }
+      case "nodeop.drain-progress": {
+        if (state.inFlight?.operation !== "drain") return state;
+        const { evicted, remaining, blockedBy } = event.data;
+        return {
+          ...state,
+          inFlight: {
+            ...state.inFlight,
+            progress: { evicted, remaining, ...(blockedBy ? { blockedBy } : {}) },
+          },
+        };
+      }
+      case "nodeop.drained":
+        return state.cordoned ? { cordoned: state.cordoned } : {};
+      case "nodeop.drain-failed":
+        return event.data.leftCordoned && state.cordoned ? { cordoned: state.cordoned } : {};
       case "nodeop.rejected":
         return state;
       default:

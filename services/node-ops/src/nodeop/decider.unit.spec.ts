@@ -97,11 +97,107 @@ describe("uncordon", () => {
 });
 
 describe("drain", () => {
-  it("is refused honestly: it arrives with the next slice", () => {
+  // deciderSpec decides at 2026-01-01T00:00:00Z.
+  const drainRequested = (deadline = "2026-01-01T00:10:00.000Z"): NodeopEvent => ({
+    type: "nodeop.drain-requested",
+    data: { clusterId, node, reason, by, deadline },
+  });
+  const progress = (evicted: number, remaining: number, blockedBy?: string[]): NodeopEvent => ({
+    type: "nodeop.drain-progress",
+    data: { clusterId, node, evicted, remaining, ...(blockedBy ? { blockedBy } : {}) },
+  });
+  const drainFailed: NodeopEvent = {
+    type: "nodeop.drain-failed",
+    data: {
+      clusterId,
+      node,
+      reason: "timed out",
+      blocking: [{ pod: "default/web-1", pdb: "web-pdb" }],
+      remediation: "relax web-pdb",
+      leftCordoned: true,
+    },
+  };
+  const drained: NodeopEvent = { type: "nodeop.drained", data: { clusterId, node, by, evicted: 3 } };
+
+  it("requests a drain with a deadline of now + 10 minutes by default", () => {
+    spec.given([]).when(cmd("node.drain", { reason })).then([drainRequested()]);
+  });
+  it("the deadline follows timeoutSeconds", () => {
     spec
       .given([])
+      .when(cmd("node.drain", { reason, timeoutSeconds: 2 }))
+      .then([drainRequested("2026-01-01T00:00:02.000Z")]);
+  });
+  it("passes the grace period on", () => {
+    spec
+      .given([])
+      .when(cmd("node.drain", { reason, gracePeriodSeconds: 0 }))
+      .then([
+        { ...drainRequested(), data: { ...drainRequested().data, gracePeriodSeconds: 0 } } as NodeopEvent,
+      ]);
+  });
+  it("drain implies cordon: the node is held cordoned by the drain's actor, and stays so once drained", () => {
+    spec
+      .given([drainRequested(), drained])
+      .when(uncordon())
+      .then([uncordonRequested(false)]);
+    // A drained node is cordoned by Cairn: a new cordon has nothing to do.
+    spec.given([drainRequested(), drained]).when(cordon).then([]);
+  });
+  it("is refused while another operation is in flight, and blocks others while it runs", () => {
+    spec
+      .given([cordonRequested])
       .when(cmd("node.drain", { reason }))
-      .thenRejected("unsupported", "drain arrives with node-ops' next slice");
+      .thenRejected("conflict", "an operation is in progress");
+    spec.given([drainRequested()]).when(cordon).thenRejected("conflict", "(drain requested by alice)");
+    spec
+      .given([drainRequested()])
+      .when(cmd("node.drain", { reason }))
+      .thenRejected("conflict", "an operation is in progress");
+  });
+  it("records progress only when it changed", () => {
+    spec
+      .given([drainRequested()])
+      .when(cmd("node.record-drain-progress", { evicted: 1, remaining: 2, blockedBy: ["web-pdb"] }))
+      .then([progress(1, 2, ["web-pdb"])]);
+    spec
+      .given([drainRequested(), progress(1, 2, ["web-pdb"])])
+      .when(cmd("node.record-drain-progress", { evicted: 1, remaining: 2, blockedBy: ["web-pdb"] }))
+      .then([]);
+    spec
+      .given([drainRequested(), progress(1, 2, ["web-pdb"])])
+      .when(cmd("node.record-drain-progress", { evicted: 2, remaining: 1 }))
+      .then([progress(2, 1)]);
+  });
+  it("records drained and failed only while a drain is in flight", () => {
+    spec
+      .given([drainRequested()])
+      .when(cmd("node.record-drained", { by, evicted: 3 }))
+      .then([drained]);
+    spec
+      .given([drainRequested(), drained])
+      .when(cmd("node.record-drained", { by, evicted: 3 }))
+      .then([]);
+    spec
+      .given([drainRequested()])
+      .when(cmd("node.record-drain-failure", drainFailed.data))
+      .then([drainFailed]);
+    spec.given([]).when(cmd("node.record-drain-failure", drainFailed.data)).then([]);
+    spec
+      .given([drainRequested()])
+      .when(cmd("node.record-drain-progress", { evicted: 0, remaining: 0 }))
+      .then([progress(0, 0)]);
+  });
+  it("a failed drain leaves the node cordoned by Cairn (a new drain may start)", () => {
+    spec.given([drainRequested(), drainFailed]).when(cordon).then([]);
+    spec.given([drainRequested(), drainFailed]).when(cmd("node.drain", { reason })).then([drainRequested()]);
+    spec
+      .given([
+        drainRequested(),
+        { ...drainFailed, data: { ...drainFailed.data, leftCordoned: false } } as NodeopEvent,
+      ])
+      .when(cordon)
+      .then([cordonRequested]);
   });
 });
 

@@ -18,7 +18,7 @@ import {
 } from "@cairn/events";
 import { startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
@@ -31,6 +31,7 @@ let nodeOps: NodeOps;
 let bus: CommandBus;
 let store: EventStore;
 let core: CoreV1Api;
+let policy: PolicyV1Api;
 
 /** Only what the adapter reads of a cluster's history: its `cluster.requested`. */
 const clusterHistory: Decider<ClusterCommand, ClusterEvent, boolean> = {
@@ -58,15 +59,20 @@ beforeAll(async () => {
   await clusters.handle(bare.value);
   const region = (create.value.command.data as { region: string }).region;
   sim.world.kube.ensureCluster(CLUSTER);
-  for (const name of ["agent-a", "agent-b", "agent-c"])
+  for (const name of ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g"])
     sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
   const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
   sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfig);
   core = kc.makeApiClient(CoreV1Api);
+  policy = kc.makeApiClient(PolicyV1Api);
 
-  nodeOps = await startNodeOps({ nats: js.nats, ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS } });
+  nodeOps = await startNodeOps({
+    nats: js.nats,
+    ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
+    drain: { pollMs: 20, maxPollMs: 200 },
+  });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 30_000);
 afterAll(async () => {
@@ -98,6 +104,23 @@ const eventAfter = (node: string, commandId: string, type: string, clusterId = C
 const send = (type: string, node: string, data: object = {}, actor = "alice", clusterId = CLUSTER) =>
   bus.send({ type, data: { clusterId, node, reason: "kernel patch", ...data }, meta: { actor } });
 const readNode = (name: string) => core.readNode({ name });
+const createPod = (node: string, name: string, labels: Record<string, string>, meta: object = {}) =>
+  core.createNamespacedPod({
+    namespace: "default",
+    body: {
+      metadata: { name, labels, ...meta },
+      spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }] },
+    },
+  });
+const createPdb = (name: string, app: string, minAvailable: number) =>
+  policy.createNamespacedPodDisruptionBudget({
+    namespace: "default",
+    body: { metadata: { name }, spec: { minAvailable, selector: { matchLabels: { app } } } },
+  });
+const podsOn = async (node: string) =>
+  (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items
+    .map((p) => p.metadata?.name ?? "")
+    .sort();
 
 describe("node-ops on the sim", () => {
   it("cordon: the node is unschedulable, annotated with who and why; uncordon: schedulable again", async () => {
@@ -149,13 +172,87 @@ describe("node-ops on the sim", () => {
     await eventAfter("ghost", again.commandId, "nodeop.cordon-requested");
   });
 
-  it("drain is refused as unsupported in this slice", async () => {
-    const drain = await send("node.drain", "agent-a");
-    const rejected = await eventAfter("agent-a", drain.commandId, "nodeop.rejected");
-    expect(rejected.data).toMatchObject({
-      code: "unsupported",
-      reason: "drain arrives with node-ops' next slice",
+  it("drain: a node with 3 plain pods is cordoned and emptied", async () => {
+    for (const i of [1, 2, 3]) await createPod("drain-d", `plain-d${i}`, { app: "plain-d" });
+    const drain = await send("node.drain", "drain-d", {}, "dave");
+    const requested = await eventAfter("drain-d", drain.commandId, "nodeop.drain-requested");
+    expect(requested.data).toMatchObject({ by: "dave", reason: "kernel patch" });
+    const drained = await eventAfter("drain-d", drain.commandId, "nodeop.drained");
+    expect(drained.data).toMatchObject({ clusterId: CLUSTER, node: "drain-d", by: "dave", evicted: 3 });
+    const n = await readNode("drain-d");
+    expect(n.spec?.unschedulable).toBe(true);
+    expect(n.metadata?.annotations?.[CORDONED_BY]).toBe("dave");
+    expect(await podsOn("drain-d")).toEqual([]);
+  });
+
+  it("drain leaves DaemonSet and mirror pods alone and still completes", async () => {
+    await createPod("drain-e", "plain-e1", { app: "plain-e" });
+    await createPod(
+      "drain-e",
+      "ds-e1",
+      { app: "ds-e" },
+      {
+        ownerReferences: [
+          {
+            apiVersion: "apps/v1",
+            kind: "DaemonSet",
+            name: "ds-e",
+            uid: crypto.randomUUID(),
+            controller: true,
+          },
+        ],
+      },
+    );
+    await createPod(
+      "drain-e",
+      "mirror-e1",
+      { app: "mirror-e" },
+      {
+        annotations: { "kubernetes.io/config.mirror": "abc" },
+      },
+    );
+    const drain = await send("node.drain", "drain-e");
+    await eventAfter("drain-e", drain.commandId, "nodeop.drained");
+    expect(await podsOn("drain-e")).toEqual(["ds-e1", "mirror-e1"]);
+  });
+
+  it("drain blocked by a PDB reports it in progress, and completes once the PDB is relaxed", async () => {
+    for (const i of [1, 2]) await createPod("drain-f", `db-f${i}`, { app: "db-f" });
+    await createPdb("db-f-pdb", "db-f", 2);
+    const drain = await send("node.drain", "drain-f");
+    const progress = await eventAfter("drain-f", drain.commandId, "nodeop.drain-progress");
+    expect(progress.data).toMatchObject({ evicted: 0, remaining: 2, blockedBy: ["db-f-pdb"] });
+    // No spam: the same blocked state is recorded once.
+    await new Promise((r) => setTimeout(r, 500));
+    const before = (await store.load(ref("drain-f"))).events.filter(
+      (e) => e.type === "nodeop.drain-progress",
+    );
+    expect(before).toHaveLength(1);
+    await policy.patchNamespacedPodDisruptionBudget(
+      { name: "db-f-pdb", namespace: "default", body: { spec: { minAvailable: 0 } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const drained = await eventAfter("drain-f", drain.commandId, "nodeop.drained");
+    expect(drained.data).toMatchObject({ evicted: 2 });
+    expect(await podsOn("drain-f")).toEqual([]);
+  });
+
+  it("drain that a PDB never allows fails at the timeout naming pod and PDB; the node stays cordoned", async () => {
+    await createPod("drain-g", "db-g1", { app: "db-g" });
+    await createPdb("db-g-pdb", "db-g", 1);
+    const drain = await send("node.drain", "drain-g", { timeoutSeconds: 2 });
+    const failed = await eventAfter("drain-g", drain.commandId, "nodeop.drain-failed");
+    expect(failed.data).toMatchObject({
+      clusterId: CLUSTER,
+      node: "drain-g",
+      blocking: [{ pod: "default/db-g1", pdb: "db-g-pdb" }],
+      remediation:
+        "the PodDisruptionBudget db-g-pdb allows no disruption: scale its workload up or relax the budget, or drain again with a longer timeout",
+      leftCordoned: true,
     });
+    expect((failed.data as { reason: string }).reason).toContain("left cordoned");
+    expect((await readNode("drain-g")).spec?.unschedulable).toBe(true);
+    expect(await podsOn("drain-g")).toEqual(["db-g1"]);
   });
 
   it("a transient Kubernetes failure (503) is retried until the cordon goes through", async () => {

@@ -20,6 +20,7 @@ import {
   type NodeopEvent,
   PermanentError,
   type RawEventEnvelope,
+  RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
   Streams,
@@ -33,10 +34,24 @@ export interface NodeopReactorOptions {
   handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
   kube: Kube;
   logger?: RunnerLogger;
+  /** A drain looks at the node again after this long, doubling per pass (default 200 ms)… */
+  drainPollMs?: number;
+  /** …up to this (default 5 s). */
+  drainMaxPollMs?: number;
 }
 
+export const drainRemediation = (pdb: string) =>
+  `the PodDisruptionBudget ${pdb} allows no disruption: scale its workload up or relax the budget, or drain again with a longer timeout`;
+
 type Event = RawEventEnvelope & { type: NodeopEvent["type"]; sequence: number };
-type NodeData = { clusterId: string; node: string; reason: string; by: string };
+type NodeData = {
+  clusterId: string;
+  node: string;
+  reason: string;
+  by: string;
+  deadline?: string;
+  gracePeriodSeconds?: number;
+};
 
 export async function startNodeopReactor(o: NodeopReactorOptions): Promise<RunningConsumer> {
   /** Decides an internal command on the node, named after its cause. */
@@ -74,7 +89,90 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     return done();
   };
 
-  const react = async (e: Event) => {
+  const pollMs = o.drainPollMs ?? 200;
+  const maxPollMs = o.drainMaxPollMs ?? 5_000;
+  const later = (deliveries: number, why: string) =>
+    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+
+  /**
+   * One pass of a drain: cordon (idempotent), list the node's pods, evict those that are
+   * not yet leaving, then record drained / failed / progress. Still waiting: thrown
+   * `RetryLaterError`, the event comes back later. Never waits in the handler.
+   */
+  const drain = async (e: Event, state: NodeopState, deliveries: number) => {
+    const d = e.data as NodeData;
+    const inFlight = state.inFlight;
+    if (inFlight?.operation !== "drain") return;
+    const holder = state.cordoned ?? { by: d.by, reason: d.reason };
+    const fail = (reason: string, remediation: string, leftCordoned: boolean, blocking: object[] = []) =>
+      record(e, "node.record-drain-failure", { reason, blocking, remediation, leftCordoned });
+    const pastDeadline = () => d.deadline !== undefined && Date.now() >= Date.parse(d.deadline);
+    /** A transient failure is retried, until the deadline: then the drain fails with it. */
+    const transient = (err: unknown) => {
+      if (!pastDeadline()) throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      return fail(
+        `the drain of node ${d.node} timed out at ${d.deadline}: the Kubernetes API kept failing (${why}); the node is left cordoned`,
+        "check the cluster's API server, then drain again",
+        true,
+      );
+    };
+    try {
+      await o.kube.cordon(d.clusterId, d.node, { [CORDONED_BY]: holder.by, [CORDON_REASON]: holder.reason });
+    } catch (err) {
+      if (!isPermanentFailure(err)) return transient(err);
+      return fail(err.message, err.remediation ?? "check the node and try again", false);
+    }
+    let evictedNow = 0;
+    const blocking: { pod: string; pdb?: string }[] = [];
+    let remaining = 0;
+    try {
+      const pods = (await o.kube.listPods(d.clusterId, d.node)).filter((p) => !p.daemonSet && !p.mirror);
+      remaining = pods.length;
+      for (const p of pods) {
+        const pod = `${p.namespace}/${p.name}`;
+        if (p.terminating) {
+          blocking.push({ pod });
+          continue;
+        }
+        const r = await o.kube.evict(d.clusterId, p.namespace, p.name, d.gracePeriodSeconds);
+        if (r.evicted) {
+          evictedNow++;
+          blocking.push({ pod });
+        } else blocking.push({ pod, pdb: r.blockedBy });
+      }
+    } catch (err) {
+      if (!isPermanentFailure(err)) return transient(err);
+      return fail(err.message, err.remediation ?? "check the node and drain again", true);
+    }
+    const evicted = (inFlight.progress?.evicted ?? 0) + evictedNow;
+    if (remaining === 0) return record(e, "node.record-drained", { by: d.by, evicted });
+
+    const pdbs = [...new Set(blocking.flatMap((b) => (b.pdb ? [b.pdb] : [])))].sort();
+    if (pastDeadline()) {
+      const reason = `the drain of node ${d.node} timed out at ${d.deadline} with ${remaining} pod(s) still on it; the node is left cordoned`;
+      const remediation =
+        pdbs.length > 0
+          ? pdbs.map(drainRemediation).join("; ")
+          : "the pods did not terminate in time: check why they are stuck terminating, or drain again with a longer timeout";
+      o.logger?.warn({ cluster: d.clusterId, node: d.node, pdbs }, "drain timed out");
+      return fail(reason, remediation, true, blocking);
+    }
+    const progress = { evicted, remaining, ...(pdbs.length > 0 ? { blockedBy: pdbs } : {}) };
+    const parsed = catalogue.parseCommand({
+      // Named after the cause and the content: the same progress is recorded once.
+      id: derivedId(e.id, "node.record-drain-progress", String(evicted), String(remaining), pdbs.join(",")),
+      type: "node.record-drain-progress",
+      data: { clusterId: d.clusterId, node: d.node, ...progress },
+      meta: { actor: "node-ops", causationId: e.id, correlationId: e.meta.correlationId },
+    });
+    if (!parsed.ok)
+      throw new PermanentError(`the reactor built an invalid progress: ${parsed.error.message}`);
+    await o.handler.handle(parsed.value, { atLeastSequence: e.sequence });
+    throw later(deliveries, `node ${d.node}: ${remaining} pod(s) still on it`);
+  };
+
+  const react = async (e: Event, deliveries = 1) => {
     const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
     const d = e.data as NodeData;
     switch (e.type) {
@@ -94,6 +192,8 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
           () => o.kube.uncordon(d.clusterId, d.node),
           () => record(e, "node.record-uncordoned", { by: d.by }),
         );
+      case "nodeop.drain-requested":
+        return drain(e, state, deliveries);
       default:
         return;
     }
@@ -111,7 +211,8 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     ...(o.logger ? { logger: o.logger } : {}),
     handle: async (msg) => {
       const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events) await react({ ...(e as RawEventEnvelope), sequence: msg.seq } as Event);
+      for (const e of commit.events)
+        await react({ ...(e as RawEventEnvelope), sequence: msg.seq } as Event, msg.info.deliveryCount);
     },
   });
 }
