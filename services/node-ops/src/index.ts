@@ -1,7 +1,7 @@
 /**
  * node-ops owns the nodeop aggregate: every call to a managed cluster's Kubernetes API.
- * This slice: cordon and uncordon (Cairn only uncordons what it cordoned, unless forced);
- * drain is refused (`unsupported`) until the next slice. See docs/node-ops.md.
+ * Cordon and uncordon (Cairn only uncordons what it cordoned, unless forced), and drain
+ * through the Eviction API honouring PodDisruptionBudgets. See docs/node-ops.md.
  */
 export { createKube, type KubeAdapterOptions, kubeconfigParameter } from "./adapters/kube.ts";
 export { type NodeOps, type NodeOpsOptions, startNodeOps } from "./node-ops.ts";
