@@ -129,18 +129,23 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     try {
       const pods = (await o.kube.listPods(d.clusterId, d.node)).filter((p) => !p.daemonSet && !p.mirror);
       remaining = pods.length;
-      for (const p of pods) {
+      // Evictions run side by side (as kubectl drain's do), at most EVICTIONS_IN_FLIGHT at
+      // once; the API server still checks each against the budgets.
+      const outcomes = await mapBounded(pods, EVICTIONS_IN_FLIGHT, (p) =>
+        p.terminating
+          ? Promise.resolve(undefined)
+          : o.kube.evict(d.clusterId, p.namespace, p.name, d.gracePeriodSeconds),
+      );
+      pods.forEach((p, i) => {
         const pod = `${p.namespace}/${p.name}`;
-        if (p.terminating) {
-          blocking.push({ pod });
-          continue;
+        const r = outcomes[i];
+        if (r && !r.evicted) {
+          blocking.push({ pod, pdb: r.blockedBy });
+          return;
         }
-        const r = await o.kube.evict(d.clusterId, p.namespace, p.name, d.gracePeriodSeconds);
-        if (r.evicted) {
-          evictedNow++;
-          blocking.push({ pod });
-        } else blocking.push({ pod, pdb: r.blockedBy });
-      }
+        if (r?.evicted) evictedNow++;
+        blocking.push({ pod });
+      });
     } catch (err) {
       if (!isPermanentFailure(err)) return transient(err);
       return fail(err.message, err.remediation ?? "check the node and drain again", true);
@@ -215,4 +220,22 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         await react({ ...(e as RawEventEnvelope), sequence: msg.seq } as Event, msg.info.deliveryCount);
     },
   });
+}
+
+/** How many evictions one drain pass has in flight at most. */
+const EVICTIONS_IN_FLIGHT = 16;
+
+/** `f` over `items` with at most `limit` running at once; results in the items' order. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  f: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await f(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
