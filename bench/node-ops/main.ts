@@ -8,20 +8,8 @@
  *
  * Run: node bench/node-ops/main.ts   (BENCH_PODS=100 BENCH_SCALE=100 BENCH_INFLIGHT=16)
  */
-import {
-  type ClusterCommand,
-  type ClusterEvent,
-  CommandBus,
-  CommandHandler,
-  catalogue,
-  type Decider,
-  EventStore,
-  exampleClusterCreate,
-  Headers,
-  type Nats,
-  reject,
-} from "@cairn/events";
-import { startJetStream } from "@cairn/events/testing";
+import { CommandBus, catalogue, EventStore, Headers, type Nats } from "@cairn/events";
+import { recordClusterRequested, startJetStream } from "@cairn/events/testing";
 import { kubeconfigParameter, startNodeOps } from "@cairn/node-ops";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
@@ -34,17 +22,6 @@ const POD_TERMINATION = 2; // sim seconds: REALISTIC_LATENCIES.podTermination
 const CLUSTER = "bench-drain";
 const CAIRN_NODE = "drain-cairn";
 const RAW_NODE = "drain-raw";
-
-/** Only what the kube adapter reads of a cluster's history: its `cluster.requested` (for the region). */
-const clusterHistory: Decider<ClusterCommand, ClusterEvent, boolean> = {
-  aggregate: "cluster",
-  initialState: () => false,
-  decide: (c, exists) =>
-    c.type === "cluster.create" && !exists
-      ? [{ type: "cluster.requested", data: { spec: c.data } }]
-      : reject("conflict", "bench: cluster.create only"),
-  evolve: () => true,
-};
 
 /** Resolves when a commit on `evt.nodeop.*` carries `type` (read from the commit headers). */
 function waitForEvent(nats: Nats, type: string): Promise<void> {
@@ -71,10 +48,7 @@ const sim = await startSim({
   latencies: { apiCall: 0, podTermination: POD_TERMINATION },
 });
 const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
-const create = catalogue.parseCommand({ id: crypto.randomUUID(), ...exampleClusterCreate(CLUSTER, "bench") });
-if (!create.ok) throw create.error;
-await new CommandHandler({ decider: clusterHistory, store, catalogue }).handle(create.value);
-const region = (create.value.command.data as { region: string }).region;
+const { region } = await recordClusterRequested(store, CLUSTER);
 sim.world.kube.ensureCluster(CLUSTER);
 for (const name of [CAIRN_NODE, RAW_NODE])
   sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });

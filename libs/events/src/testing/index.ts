@@ -1,3 +1,4 @@
+export * from "./cluster-history.ts";
 export * from "./counter.ts";
 export * from "./decider-spec.ts";
 export * from "./jetstream.ts";

@@ -4,19 +4,8 @@
  * Kubernetes API: cordon → unschedulable and annotated; uncordon → schedulable; a node
  * cordoned outside Cairn is refused unless forced; a missing node fails with a reason.
  */
-import {
-  type ClusterCommand,
-  type ClusterEvent,
-  CommandBus,
-  CommandHandler,
-  catalogue,
-  type Decider,
-  EventStore,
-  exampleClusterCreate,
-  nodeAggregateId,
-  reject,
-} from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { CommandBus, catalogue, EventStore, nodeAggregateId } from "@cairn/events";
+import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,31 +22,14 @@ let store: EventStore;
 let core: CoreV1Api;
 let policy: PolicyV1Api;
 
-/** Only what the adapter reads of a cluster's history: its `cluster.requested`. */
-const clusterHistory: Decider<ClusterCommand, ClusterEvent, boolean> = {
-  aggregate: "cluster",
-  initialState: () => false,
-  decide: (c, exists) =>
-    c.type === "cluster.create" && !exists
-      ? [{ type: "cluster.requested", data: { spec: c.data } }]
-      : reject("conflict", "test: cluster.create only"),
-  evolve: () => true,
-};
-
 beforeAll(async () => {
   js = await startJetStream();
   sim = await startSim({ seed: 11, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   // The cluster's history (for its region), its API server, its nodes and its kubeconfig in SSM.
-  const create = catalogue.parseCommand({ id: crypto.randomUUID(), ...exampleClusterCreate(CLUSTER) });
-  if (!create.ok) throw create.error;
-  const clusters = new CommandHandler({ decider: clusterHistory, store, catalogue });
-  await clusters.handle(create.value);
+  const { region } = await recordClusterRequested(store, CLUSTER);
   // A second cluster with a history but no kubeconfig published yet.
-  const bare = catalogue.parseCommand({ id: crypto.randomUUID(), ...exampleClusterCreate("nodes-2") });
-  if (!bare.ok) throw bare.error;
-  await clusters.handle(bare.value);
-  const region = (create.value.command.data as { region: string }).region;
+  await recordClusterRequested(store, "nodes-2");
   sim.world.kube.ensureCluster(CLUSTER);
   for (const name of ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g"])
     sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
