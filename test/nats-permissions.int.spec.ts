@@ -46,10 +46,10 @@ const OWNS: Record<Service, readonly string[]> = {
   provisioner: ["cluster"],
   installer: ["install"],
   "idle-detector": ["session"],
-  "node-ops": ["nodeop", "workload"],
+  "node-ops": ["nodeop", "workload", "kube"],
   projector: [],
 };
-const AGGREGATES = ["cluster", "install", "session", "nodeop", "workload"] as const;
+const AGGREGATES = ["cluster", "install", "session", "nodeop", "workload", "kube"] as const;
 
 // Passwords as the README says to make them: a letter first, then letters and digits.
 const passwords = Object.fromEntries(

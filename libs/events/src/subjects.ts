@@ -4,7 +4,7 @@
  */
 import { tokenSafeId } from "./ids.ts";
 
-export const AGGREGATE_TYPES = ["cluster", "install", "session", "nodeop", "workload"] as const;
+export const AGGREGATE_TYPES = ["cluster", "install", "session", "nodeop", "workload", "kube"] as const;
 export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 
 export const Streams = { commands: "CMD", events: "EVT" } as const;

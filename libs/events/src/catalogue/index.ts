@@ -1,6 +1,7 @@
 import { Catalogue } from "./catalogue.ts";
 import { clusterCommands, clusterEvents } from "./cluster.ts";
 import { installEvents } from "./install.ts";
+import { kubeCommands, kubeEvents } from "./kube.ts";
 import { nodeopCommands, nodeopEvents } from "./nodeop.ts";
 import { sessionCommands, sessionEvents } from "./session.ts";
 import { workloadEvents } from "./workload.ts";
@@ -10,6 +11,7 @@ export * from "./cluster.ts";
 export * from "./common.ts";
 export * from "./define.ts";
 export * from "./install.ts";
+export * from "./kube.ts";
 export * from "./nodeop.ts";
 export * from "./session.ts";
 export * from "./workload.ts";
@@ -20,8 +22,14 @@ export const allEventDefinitions = [
   ...sessionEvents,
   ...nodeopEvents,
   ...workloadEvents,
+  ...kubeEvents,
 ] as const;
-export const allCommandDefinitions = [...clusterCommands, ...sessionCommands, ...nodeopCommands] as const;
+export const allCommandDefinitions = [
+  ...clusterCommands,
+  ...sessionCommands,
+  ...nodeopCommands,
+  ...kubeCommands,
+] as const;
 
 /** Every event and command Cairn knows. */
 export const catalogue = new Catalogue(allEventDefinitions, allCommandDefinitions);
