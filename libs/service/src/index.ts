@@ -9,6 +9,7 @@ export * from "./leader-lease.ts";
 export * from "./log-keys.ts";
 export * from "./logger.ts";
 export * from "./metrics.ts";
+export * from "./resilience.ts";
 export * from "./run-service.ts";
 export * from "./shutdown.ts";
 export * from "./telemetry.ts";

@@ -1,6 +1,5 @@
 export * from "./adapters/ec2.ts";
 export * from "./adapters/ec2-errors.ts";
-export * from "./adapters/resilience.ts";
 export * from "./cluster/decider.ts";
 export * from "./cluster/placement.ts";
 export * from "./cluster/reactor.ts";

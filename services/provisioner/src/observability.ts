@@ -3,8 +3,15 @@
  * (every call's outcome, each retry, each breaker state change) becomes Prometheus
  * series on the service's /metrics, beside the adapter's own log lines.
  */
-import { counter, gauge, histogram, type Logger } from "@cairn/service";
-import { type BreakerState, loggingObserver, type ResilienceObserver } from "./adapters/resilience.ts";
+import {
+  type BreakerState,
+  counter,
+  gauge,
+  histogram,
+  type Logger,
+  loggingObserver,
+  type ResilienceObserver,
+} from "@cairn/service";
 
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, "half-open": 1, open: 2, isolated: 3 };
 

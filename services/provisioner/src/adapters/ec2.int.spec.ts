@@ -3,6 +3,8 @@
  * launches, paging, batching, retries, the breaker, capacity fallback and region
  * confinement, each checked in the sim's request log.
  */
+
+import type { BreakerState } from "@cairn/service";
 import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { nextPlacement, type PlacementChoices } from "../cluster/placement.ts";
@@ -16,7 +18,6 @@ import {
   InstanceNotFoundError,
   ThrottlingError,
 } from "./ec2-errors.ts";
-import type { BreakerState } from "./resilience.ts";
 
 const REGION = "eu-west-1";
 const AMI = "ami-0123456789abcdef0";

@@ -27,6 +27,13 @@ import {
   type TerminateInstancesCommandOutput,
 } from "@aws-sdk/client-ec2";
 import {
+  type LoggerLike,
+  loggingObserver,
+  type PolicyName,
+  Resilience,
+  type ResilienceOptions,
+} from "@cairn/service";
+import {
   CAIRN_TAGS,
   CLIENT_TOKEN_MAX_LENGTH,
   type Compute,
@@ -41,13 +48,6 @@ import {
   type PerInstanceResult,
 } from "../ports.ts";
 import { classifyEc2Error, type Ec2CallContext, Ec2RequestError, Ec2ServerError } from "./ec2-errors.ts";
-import {
-  type LoggerLike,
-  loggingObserver,
-  type PolicyName,
-  Resilience,
-  type ResilienceOptions,
-} from "./resilience.ts";
 
 /** The EC2 actions the adapter calls. */
 export type Ec2Operation =

@@ -1,5 +1,17 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
-import type { Logger } from "@cairn/service";
+import {
+  type BreakerState,
+  backoffDelay,
+  DEFAULT_BREAKER,
+  DEFAULT_BULKHEAD,
+  DEFAULT_POLICIES,
+  type Logger,
+  type LoggerLike,
+  loggingObserver,
+  Resilience,
+  type ResilienceObserver,
+  resolvePolicies,
+} from "@cairn/service";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -9,18 +21,6 @@ import {
   Ec2RequestError,
   ThrottlingError,
 } from "./ec2-errors.ts";
-import {
-  type BreakerState,
-  backoffDelay,
-  DEFAULT_BREAKER,
-  DEFAULT_BULKHEAD,
-  DEFAULT_POLICIES,
-  type LoggerLike,
-  loggingObserver,
-  Resilience,
-  type ResilienceObserver,
-  resolvePolicies,
-} from "./resilience.ts";
 
 const site = { service: "ec2", region: "eu-west-1", operation: "DescribeInstances" };
 const classify = (e: unknown) => classifyEc2Error(e, site);

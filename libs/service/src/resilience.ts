@@ -1,5 +1,6 @@
 /**
- * Resilience around every outside call, from cockatiel. Per call:
+ * Resilience around every outside call (EC2 in the provisioner, SSM in the installer),
+ * from cockatiel. Per call:
  *
  *   overall timeout (if the policy has one)
  *     → circuit breaker of (service, region)        shared; opens on consecutive failed calls
