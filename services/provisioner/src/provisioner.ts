@@ -9,6 +9,7 @@ import {
 } from "@cairn/events";
 import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
 import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
+import { startInstallFollower } from "./cluster/install-follower.ts";
 import { startClusterReactor } from "./cluster/reactor.ts";
 import type { Compute } from "./ports.ts";
 
@@ -54,10 +55,16 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
     ...(o.maxPollMs !== undefined ? { maxPollMs: o.maxPollMs } : {}),
     ...(o.defaultAmi ? { defaultAmi: o.defaultAmi } : {}),
   });
+  const follower = await startInstallFollower({
+    nats: o.nats,
+    handler,
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
   return {
     handler,
     stop: async () => {
       await stopCommands();
+      await follower.stop();
       await reactor.stop();
     },
   };

@@ -193,7 +193,12 @@ export const RecordRunning = defineCommand({
   type: "cluster.record-running",
   aggregate: "cluster",
   internal: true,
-  schema: z.object({ ...clusterRef, slot: slotNumber, instanceId: z.string().min(1) }),
+  schema: z.object({
+    ...clusterRef,
+    slot: slotNumber,
+    instanceId: z.string().min(1),
+    privateIp: z.string().optional(),
+  }),
   aggregateId: (d) => d.clusterId,
   description: "internal: a slot's instance is running.",
 });
@@ -204,6 +209,31 @@ export const RecordTerminated = defineCommand({
   schema: z.object({ ...clusterRef, slots: z.array(slotNumber).min(1) }),
   aggregateId: (d) => d.clusterId,
   description: "internal: these slots' instances are terminated.",
+});
+export const RecordInstalled = defineCommand({
+  type: "cluster.record-installed",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, nodes: z.number().int().min(0), k3sVersion }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: the installer reports every node joined and Ready.",
+});
+export const RecordInstallFailure = defineCommand({
+  type: "cluster.record-install-failure",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, reason: z.string(), remediation: z.string() }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: the installer cannot install K3s on the cluster.",
+});
+export const ReplaceNode = defineCommand({
+  type: "cluster.replace-node",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, slot: slotNumber, instanceId: z.string().min(1), reason: z.string() }),
+  aggregateId: (d) => d.clusterId,
+  description:
+    "internal: a slot's instance did not become a Ready node in time: launch another, terminate it.",
 });
 export const FinishDeletion = defineCommand({
   type: "cluster.finish-deletion",
@@ -226,6 +256,9 @@ export const clusterCommands = [
   RecordLaunchFailure,
   RecordRunning,
   RecordTerminated,
+  RecordInstalled,
+  RecordInstallFailure,
+  ReplaceNode,
   FinishDeletion,
 ] as const;
 export type ClusterCommand = CommandOf<(typeof clusterCommands)[number]>;
@@ -314,8 +347,16 @@ export const InstanceLaunchFailed = defineEvent({
 export const InstanceRunning = defineEvent({
   type: "cluster.instance-running",
   aggregate: "cluster",
-  schema: z.object({ slot: slotNumber, instanceId: z.string() }),
-  description: "A slot's instance is running.",
+  schema: z.object({
+    slot: slotNumber,
+    instanceId: z.string(),
+    // What the installer joins the node as (absent in events recorded before they were added).
+    role: z.enum(["server", "agent"]).optional(),
+    pool: tokenSafeId.optional(),
+    capacityType: z.enum(["spot", "on-demand"]).optional(),
+    privateIp: z.string().optional(),
+  }),
+  description: "A slot's instance is running (with the role, pool and capacity type K3s is to join it as).",
 });
 export const InstancesReady = defineEvent({
   type: "cluster.instances-ready",
@@ -334,6 +375,19 @@ export const InstanceTerminated = defineEvent({
   aggregate: "cluster",
   schema: z.object({ slot: slotNumber }),
   description: "A surplus slot's instance is terminated; the slot is gone.",
+});
+export const ClusterReady = defineEvent({
+  type: "cluster.ready",
+  aggregate: "cluster",
+  schema: z.object({ nodes: z.number().int().min(0), k3sVersion }),
+  description: "K3s runs on every node and every node is Ready: the cluster is Ready.",
+});
+export const NodeReplacementRequested = defineEvent({
+  type: "cluster.node-replacement-requested",
+  aggregate: "cluster",
+  schema: z.object({ slot: slotNumber, instanceId: z.string(), reason: z.string() }),
+  description:
+    "A slot's instance did not become a Ready node in time: it is terminated and the slot launched again (next event).",
 });
 export const ClusterFailed = defineEvent({
   type: "cluster.failed",
@@ -379,6 +433,8 @@ export const clusterEvents = [
   InstanceLaunchFailed,
   InstanceRunning,
   InstancesReady,
+  ClusterReady,
+  NodeReplacementRequested,
   InstanceTerminationRequested,
   InstanceTerminated,
   ClusterFailed,

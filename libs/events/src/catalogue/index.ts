@@ -1,6 +1,6 @@
 import { Catalogue } from "./catalogue.ts";
 import { clusterCommands, clusterEvents } from "./cluster.ts";
-import { installEvents } from "./install.ts";
+import { installCommands, installEvents } from "./install.ts";
 import { kubeCommands, kubeEvents } from "./kube.ts";
 import { nodeopCommands, nodeopEvents } from "./nodeop.ts";
 import { sessionCommands, sessionEvents } from "./session.ts";
@@ -29,6 +29,7 @@ export const allCommandDefinitions = [
   ...sessionCommands,
   ...nodeopCommands,
   ...kubeCommands,
+  ...installCommands,
 ] as const;
 
 /** Every event and command Cairn knows. */

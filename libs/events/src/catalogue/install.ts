@@ -1,10 +1,331 @@
 import { z } from "zod";
-import { defineRejected } from "./common.ts";
-import { defineEvent, type EventOf } from "./define.ts";
+import { tokenSafeId } from "../ids.ts";
+import { instanceType, k3sVersion } from "./cluster.ts";
+import { defineRejected, labels, taint } from "./common.ts";
+import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+import { nodeName } from "./nodeop.ts";
 
-// The install aggregate (one per cluster, id = the cluster id) is the installer's:
-// K3s on the cluster's instances over SSM Run Command.
+/**
+ * The `install` aggregate (one per cluster, id = the cluster id) is the installer's: K3s
+ * on the cluster's instances over SSM Run Command. The installer follows the cluster's
+ * events (a node slot's instance running, the instances ready, the cluster deleting) and
+ * node-ops' facts (`kube.*`), and records what SSM did through internal commands.
+ *
+ * Secrets (the K3s join token, the kubeconfig) live only in SSM SecureString parameters;
+ * events name the parameters, never their values.
+ */
+
+/** An SSM Run Command step; the name is also the script's `# cairn-step:` header. */
+export const installStep = z.enum([
+  "k3s-server-init",
+  "k3s-server-join",
+  "k3s-agent-join",
+  "k3s-restart",
+  "k3s-check",
+  "k3s-upgrade",
+]);
+export type InstallStep = z.infer<typeof installStep>;
+
+/** What an SSM invocation ended as (its `Status`), or `Lost` when SSM has no record of it. */
+export const invocationStatus = z.enum([
+  "Success",
+  "Failed",
+  "TimedOut",
+  "Cancelled",
+  "Undeliverable",
+  "Lost",
+]);
+
+const slot = z.number().int().min(0);
+const attempt = z.number().int().min(1);
+const byCluster = (d: { clusterId: string }) => d.clusterId;
+const clusterRef = { clusterId: tokenSafeId };
+const isoTime = z.string().datetime();
+/** The last lines of a step's output, bounded and with secrets redacted. */
+const outputTail = z.string().max(4_096);
+
+export const installPool = z.object({
+  name: tokenSafeId,
+  capacityType: z.enum(["spot", "on-demand"]),
+  labels,
+  taints: z.array(taint),
+});
+export type InstallPool = z.infer<typeof installPool>;
+
+const planData = {
+  region: z.string().min(1),
+  k3sVersion,
+  /** The instances boot a pre-built Cairn AMI (K3s already installed): the download is skipped. */
+  prebuiltAmi: z.boolean(),
+  servers: z.number().int().min(1),
+  serverInstanceType: instanceType.optional(),
+  /** In the spec's order: pool i's node slots are (i + 1) · 1000 + ordinal. */
+  pools: z.array(installPool),
+};
+
+// Commands. All internal but for the ones a user sends (none yet: upgrades come later).
+export const PlanInstall = defineCommand({
+  type: "install.plan",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, ...planData }),
+  aggregateId: byCluster,
+  description: "internal: the cluster's spec as the install needs it (version, pools' labels and taints).",
+});
+export const AddInstallNode = defineCommand({
+  type: "install.add-node",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    slot,
+    instanceId: z.string().min(1),
+    role: z.enum(["server", "agent"]),
+    pool: tokenSafeId,
+    capacityType: z.enum(["spot", "on-demand"]),
+    privateIp: z.string().optional(),
+  }),
+  aggregateId: byCluster,
+  description: "internal: a node slot's instance runs; K3s is to be installed on it.",
+});
+export const RemoveInstallNode = defineCommand({
+  type: "install.remove-node",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, slot }),
+  aggregateId: byCluster,
+  description: "internal: a node slot's instance is going away; nothing more is done on it.",
+});
+export const RecordSecrets = defineCommand({
+  type: "install.record-secrets",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, parameters: z.array(z.string().min(1)).min(1) }),
+  aggregateId: byCluster,
+  description: "internal: the cluster's join token is stored in its SecureString parameter.",
+});
+export const RecordOnline = defineCommand({
+  type: "install.record-online",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, slot, instanceId: z.string().min(1) }),
+  aggregateId: byCluster,
+  description: "internal: the instance's SSM Agent is registered (the instance is managed).",
+});
+export const RecordStepSent = defineCommand({
+  type: "install.record-step-sent",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    slot,
+    step: installStep,
+    attempt,
+    commandId: z.string().min(1),
+    sentAt: isoTime,
+  }),
+  aggregateId: byCluster,
+  description: "internal: SSM accepted the step's command.",
+});
+export const RecordStepResult = defineCommand({
+  type: "install.record-step-result",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    slot,
+    step: installStep,
+    attempt,
+    commandId: z.string().optional(),
+    status: invocationStatus,
+    durationMs: z.number().int().nonnegative().optional(),
+    outputTail,
+    /** Why it did not succeed, in words (the installer's, not the script's). */
+    reason: z.string().optional(),
+    /** A failure sending the command that no retry will cure (e.g. the document is refused). */
+    permanent: z.boolean().default(false),
+  }),
+  aggregateId: byCluster,
+  description:
+    "internal: a step's command ended (or could not be sent, or passed its deadline and was cancelled).",
+});
+export const RecordKubeconfig = defineCommand({
+  type: "install.record-kubeconfig",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, parameter: z.string().min(1), version: z.number().int().positive() }),
+  aggregateId: byCluster,
+  description: "internal: the kubeconfig parameter exists (checked without reading its value).",
+});
+export const RecordNodeState = defineCommand({
+  type: "install.record-node-state",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    node: nodeName,
+    state: z.enum(["ready", "not-ready", "removed"]),
+    reason: z.string().optional(),
+  }),
+  aggregateId: byCluster,
+  description: "internal: node-ops reported a node Ready, NotReady or gone.",
+});
+export const RecordInstancesReady = defineCommand({
+  type: "install.record-instances-ready",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, count: z.number().int().min(0) }),
+  aggregateId: byCluster,
+  description:
+    "internal: the provisioner has every slot's instance running; the install completes once each is a Ready node.",
+});
+export const CheckJoinDeadlines = defineCommand({
+  type: "install.check-deadlines",
+  aggregate: "install",
+  internal: true,
+  schema: z.object(clusterRef),
+  aggregateId: byCluster,
+  description: "internal: give up on nodes that have not joined by their deadline.",
+});
+export const RemoveInstall = defineCommand({
+  type: "install.remove",
+  aggregate: "install",
+  internal: true,
+  schema: z.object(clusterRef),
+  aggregateId: byCluster,
+  description: "internal: the cluster is being deleted: stop, and remove its secrets.",
+});
+export const RecordSecretsRemoved = defineCommand({
+  type: "install.record-secrets-removed",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, parameters: z.array(z.string()) }),
+  aggregateId: byCluster,
+  description: "internal: the cluster's SecureString parameters are deleted.",
+});
+export const installCommands = [
+  PlanInstall,
+  AddInstallNode,
+  RemoveInstallNode,
+  RecordSecrets,
+  RecordOnline,
+  RecordStepSent,
+  RecordStepResult,
+  RecordKubeconfig,
+  RecordNodeState,
+  RecordInstancesReady,
+  CheckJoinDeadlines,
+  RemoveInstall,
+  RecordSecretsRemoved,
+] as const;
+export type InstallCommand = CommandOf<(typeof installCommands)[number]>;
+
+// Events
 export const InstallRejected = defineRejected("install");
+export const InstallPlanned = defineEvent({
+  type: "install.planned",
+  aggregate: "install",
+  schema: z.object(planData),
+  description:
+    "What the install is to make: the K3s version, the server count, the pools with the labels and taints their nodes join with. Repeated when the cluster's spec changes.",
+});
+export const SecretsStored = defineEvent({
+  type: "install.secrets-stored",
+  aggregate: "install",
+  schema: z.object({ parameters: z.array(z.string().min(1)) }),
+  description: "The cluster's join token is in its SecureString parameter (named here; the value never is).",
+});
+export const InstallNodeAdded = defineEvent({
+  type: "install.node-added",
+  aggregate: "install",
+  schema: z.object({
+    slot,
+    instanceId: z.string(),
+    node: nodeName,
+    role: z.enum(["server", "agent"]),
+    pool: tokenSafeId,
+    capacityType: z.enum(["spot", "on-demand"]),
+    privateIp: z.string().optional(),
+    /** ISO 8601: a node not Ready by then is given up on (and replaced by the provisioner). */
+    joinDeadline: isoTime,
+  }),
+  description: "A node slot's instance runs: K3s is to be installed on it, as this node, by the deadline.",
+});
+export const InstallNodeRemoved = defineEvent({
+  type: "install.node-removed",
+  aggregate: "install",
+  schema: z.object({ slot, instanceId: z.string(), node: nodeName }),
+  description: "A node slot's instance went away: nothing more is done on it.",
+});
+export const NodeOnline = defineEvent({
+  type: "install.node-online",
+  aggregate: "install",
+  schema: z.object({ slot, instanceId: z.string() }),
+  description: "The instance's SSM Agent registered: steps can be sent to it.",
+});
+export const StepRequested = defineEvent({
+  type: "install.step-requested",
+  aggregate: "install",
+  schema: z.object({
+    step: installStep,
+    slot,
+    instanceId: z.string(),
+    node: nodeName,
+    attempt,
+    /** Step X of Y of the install as it stands (Y grows when nodes are added). */
+    number: z.number().int().min(1),
+    of: z.number().int().min(1),
+  }),
+  description: "A step is to be sent to a node, as attempt n (a retry is a new, recorded attempt).",
+});
+export const StepSent = defineEvent({
+  type: "install.step-sent",
+  aggregate: "install",
+  schema: z.object({
+    step: installStep,
+    slot,
+    instanceId: z.string(),
+    attempt,
+    commandId: z.string(),
+    sentAt: isoTime,
+    /** ISO 8601: past this the command is cancelled and the step tried again (or given up). */
+    deadline: isoTime,
+  }),
+  description: "SSM accepted the step's command: its id is polled from here on, never sent again.",
+});
+export const StepSucceeded = defineEvent({
+  type: "install.step-succeeded",
+  aggregate: "install",
+  schema: z.object({
+    step: installStep,
+    slot,
+    instanceId: z.string(),
+    attempt,
+    commandId: z.string(),
+    durationMs: z.number().int().nonnegative(),
+    outputTail,
+  }),
+  description: "A step's command succeeded: how long it took and the last lines it printed.",
+});
+export const StepFailed = defineEvent({
+  type: "install.step-failed",
+  aggregate: "install",
+  schema: z.object({
+    step: installStep,
+    slot,
+    instanceId: z.string(),
+    attempt,
+    commandId: z.string().optional(),
+    status: invocationStatus,
+    reason: z.string(),
+    outputTail,
+    /** Another attempt follows (a new `install.step-requested`). */
+    willRetry: z.boolean(),
+    remediation: z.string().optional(),
+  }),
+  description:
+    "A step's command did not succeed: the status, the output's tail, and whether it is tried again.",
+});
 export const KubeconfigPublished = defineEvent({
   type: "install.kubeconfig-published",
   aggregate: "install",
@@ -17,5 +338,87 @@ export const KubeconfigPublished = defineEvent({
   description:
     "The cluster's kubeconfig is in its SecureString parameter: its API server can be reached (node-ops starts watching it).",
 });
-export const installEvents = [InstallRejected, KubeconfigPublished] as const;
+export const InstallNodeReady = defineEvent({
+  type: "install.node-ready",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName }),
+  description: "node-ops reports the joined node Ready.",
+});
+export const InstallNodeNotReady = defineEvent({
+  type: "install.node-not-ready",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName, reason: z.string() }),
+  description: "node-ops reports the node not Ready (any more).",
+});
+export const InstallInstancesReady = defineEvent({
+  type: "install.instances-ready",
+  aggregate: "install",
+  schema: z.object({ count: z.number().int().min(0) }),
+  description: "The provisioner has this many instances running, all the cluster wants.",
+});
+export const InstallCompleted = defineEvent({
+  type: "install.completed",
+  aggregate: "install",
+  schema: z.object({ nodes: z.number().int().min(0), k3sVersion }),
+  description: "Every node the cluster wants joined and is Ready: the cluster is Ready.",
+});
+export const InstallFailed = defineEvent({
+  type: "install.failed",
+  aggregate: "install",
+  schema: z.object({
+    step: installStep,
+    slot: slot.optional(),
+    reason: z.string(),
+    remediation: z.string(),
+    outputTail: outputTail.optional(),
+  }),
+  description: "The install cannot go on (the first server could not be installed): the cluster is Failed.",
+});
+export const InstallNodeFailed = defineEvent({
+  type: "install.node-failed",
+  aggregate: "install",
+  schema: z.object({
+    slot,
+    instanceId: z.string(),
+    node: nodeName,
+    reason: z.string(),
+    remediation: z.string(),
+    outputTail: outputTail.optional(),
+  }),
+  description:
+    "A node did not join (its steps failed for good, or its deadline passed): the provisioner replaces its instance.",
+});
+export const InstallRemovalRequested = defineEvent({
+  type: "install.removal-requested",
+  aggregate: "install",
+  schema: z.object({}),
+  description: "The cluster is being deleted: nothing more is installed, its secrets are to be removed.",
+});
+export const SecretsRemoved = defineEvent({
+  type: "install.secrets-removed",
+  aggregate: "install",
+  schema: z.object({ parameters: z.array(z.string()) }),
+  description: "The cluster's SecureString parameters (join token, kubeconfig) are deleted.",
+});
+export const installEvents = [
+  InstallRejected,
+  InstallPlanned,
+  SecretsStored,
+  InstallNodeAdded,
+  InstallNodeRemoved,
+  NodeOnline,
+  StepRequested,
+  StepSent,
+  StepSucceeded,
+  StepFailed,
+  KubeconfigPublished,
+  InstallNodeReady,
+  InstallNodeNotReady,
+  InstallInstancesReady,
+  InstallCompleted,
+  InstallFailed,
+  InstallNodeFailed,
+  InstallRemovalRequested,
+  SecretsRemoved,
+] as const;
 export type InstallEvent = EventOf<(typeof installEvents)[number]>;

@@ -392,11 +392,22 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         ];
       }
       case "cluster.record-running": {
-        const { slot, instanceId } = command.data;
+        const { slot, instanceId, privateIp } = command.data;
         if (state.status === "Absent") return [];
         const s = state.slots[slot];
         if (s?.status !== "launched" || s.instanceId !== instanceId) return [];
-        const events: ClusterEvent[] = [{ type: "cluster.instance-running", data: { slot, instanceId } }];
+        const running: ClusterEvent = {
+          type: "cluster.instance-running",
+          data: {
+            slot,
+            instanceId,
+            role: s.role,
+            pool: s.pool,
+            capacityType: s.placement.capacityType,
+            ...(privateIp ? { privateIp } : {}),
+          },
+        };
+        const events: ClusterEvent[] = [running];
         return [...events, ...readyAfter(state, events, ctx.version)];
       }
       case "cluster.record-terminated": {
@@ -406,6 +417,31 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           .map((slot) => ({ type: "cluster.instance-terminated", data: { slot } }));
         if (events.length === 0) return [];
         return [...events, ...readyAfter(state, events, ctx.version)];
+      }
+      // The installer's reports. Only a cluster whose instances are all running can be Ready;
+      // a report that arrives while a scale launches more is superseded by the next one.
+      case "cluster.record-installed": {
+        if (state.status !== "Configuring" && state.status !== "Recovering") return [];
+        const { nodes, k3sVersion } = command.data;
+        return [{ type: "cluster.ready", data: { nodes, k3sVersion } }];
+      }
+      case "cluster.record-install-failure": {
+        if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
+        const { reason, remediation } = command.data;
+        return [
+          { type: "cluster.failed", data: { reason: `K3s could not be installed: ${reason}`, remediation } },
+        ];
+      }
+      case "cluster.replace-node": {
+        const { slot, instanceId, reason } = command.data;
+        if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
+        const s = state.slots[slot];
+        // Only the instance the slot has now: a report about an earlier one is stale.
+        if (!s || s.instanceId !== instanceId || (s.status !== "running" && s.status !== "launched"))
+          return [];
+        const relaunch = launch(state.spec, s, (state.attempts[slot] ?? s.attempt) + 1, []);
+        if (!relaunch) return [];
+        return [{ type: "cluster.node-replacement-requested", data: { slot, instanceId, reason } }, relaunch];
       }
       case "cluster.finish-deletion": {
         if (state.status !== "Deleting") return [];
@@ -493,7 +529,12 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       case "cluster.instance-running":
         return withSlot(event.data.slot, (s) => ({ ...s, status: "running" }));
       case "cluster.instances-ready":
-        return isEnding(state) ? state : { ...state, status: "Configuring" };
+        // A cluster replacing a node stays Recovering until the installer has it Ready again.
+        return isEnding(state) || state.status === "Recovering" ? state : { ...state, status: "Configuring" };
+      case "cluster.ready":
+        return { ...state, status: "Ready" };
+      case "cluster.node-replacement-requested":
+        return state.status === "Ready" ? { ...state, status: "Recovering" } : state;
       case "cluster.instance-termination-requested":
         return withSlot(event.data.slot, (s) => ({ ...s, status: "terminating" }));
       case "cluster.instance-terminated":

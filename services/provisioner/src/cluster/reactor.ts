@@ -143,7 +143,11 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         if (ending || !slot || slot.status !== "launched" || slot.instanceId !== d.instanceId) return;
         const [instance] = await o.compute.describe(region, [d.instanceId]);
         if (instance?.state === "running")
-          return record(e, "cluster.record-running", { slot: d.slot, instanceId: d.instanceId });
+          return record(e, "cluster.record-running", {
+            slot: d.slot,
+            instanceId: d.instanceId,
+            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
+          });
         if (!instance || instance.state === "pending")
           throw later(deliveries, `${d.instanceId} is not running yet`);
         return record(e, "cluster.record-launch-failure", {
@@ -192,6 +196,14 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         if (await terminateAll(region, mine))
           return record(e, "cluster.record-terminated", { slots: [d.slot] });
         throw later(deliveries, `slot ${d.slot}'s instances are still terminating`);
+      }
+
+      case "cluster.node-replacement-requested": {
+        // The slot relaunches (the next event); the instance that never became a Ready
+        // node goes. Terminating a terminated instance is fine, so a redelivery is too.
+        const d = e.data as { instanceId: string };
+        await o.compute.terminate(region, [d.instanceId]);
+        return;
       }
 
       case "cluster.deletion-requested": {

@@ -1,0 +1,572 @@
+/**
+ * The install aggregate's pure core (one per cluster). No I/O, no clock: time arrives
+ * in the context.
+ *
+ * Each node slot's instance goes: added → online (SSM Agent registered) → its step
+ * requested → sent (a command id) → succeeded (joined) → Ready (node-ops' fact). The
+ * first server initialises the cluster; further servers join one at a time (embedded
+ * etcd grows one member at a time); agents join side by side, at most
+ * `maxParallelJoins` at once, as soon as the first server is up. The install completes
+ * when every instance the provisioner runs is a Ready node.
+ *
+ * Never re-sending: a step in flight is only ever polled. A new attempt is a new
+ * decision, taken when the last one failed or passed its deadline (the reactor cancels
+ * it first), up to `maxAttempts`; then the node is given up on (the provisioner
+ * replaces it) — or, for the first server, the install fails.
+ */
+import {
+  assertNever,
+  type Decider,
+  type InstallCommand,
+  type InstallEvent,
+  type InstallPool,
+  type InstallStep,
+} from "@cairn/events";
+
+export interface InstallPolicy {
+  /** A node not Ready this long after its instance ran is given up on (default 10 min). */
+  readonly joinTimeoutMs: number;
+  /** Attempts of one step on one node, the first included (default 3). */
+  readonly maxAttempts: number;
+  /** Agent joins in flight at once (default 20). */
+  readonly maxParallelJoins: number;
+  /** How long a step may run before it is cancelled and tried again. */
+  readonly stepTimeoutMs: Readonly<Record<InstallStep, number>>;
+}
+
+export const DEFAULT_INSTALL_POLICY: InstallPolicy = {
+  joinTimeoutMs: 10 * 60_000,
+  maxAttempts: 3,
+  maxParallelJoins: 20,
+  stepTimeoutMs: {
+    "k3s-server-init": 10 * 60_000,
+    "k3s-server-join": 6 * 60_000,
+    "k3s-agent-join": 6 * 60_000,
+    "k3s-restart": 2 * 60_000,
+    "k3s-check": 60_000,
+    "k3s-upgrade": 10 * 60_000,
+  },
+};
+
+export interface StepInFlight {
+  readonly name: InstallStep;
+  readonly attempt: number;
+  readonly status: "requested" | "sent";
+  readonly commandId?: string;
+  readonly sentAt?: string;
+  readonly deadline?: string;
+}
+
+export interface InstallNode {
+  readonly slot: number;
+  readonly instanceId: string;
+  readonly node: string;
+  readonly role: "server" | "agent";
+  readonly pool: string;
+  readonly capacityType: "spot" | "on-demand";
+  readonly privateIp?: string;
+  readonly joinDeadline: string;
+  readonly online: boolean;
+  /** Its init or join step succeeded: K3s runs there. */
+  readonly joined: boolean;
+  /** node-ops reports it Ready. */
+  readonly ready: boolean;
+  /** Given up on: no more steps (the provisioner replaces it). */
+  readonly failed: boolean;
+  readonly step?: StepInFlight;
+  /** The last attempt of each step on this node. */
+  readonly attempts: Readonly<Partial<Record<InstallStep, number>>>;
+}
+
+export interface InstallPlan {
+  readonly region: string;
+  readonly k3sVersion: string;
+  readonly prebuiltAmi: boolean;
+  readonly servers: number;
+  readonly serverInstanceType?: string;
+  readonly pools: readonly InstallPool[];
+}
+
+export type InstallStatus = "Installing" | "Ready" | "Failed" | "Removing" | "Removed";
+
+export type InstallState =
+  | { readonly status: "Absent" }
+  | {
+      readonly status: InstallStatus;
+      readonly plan: InstallPlan;
+      readonly secrets?: readonly string[];
+      readonly kubeconfig?: { readonly parameter: string; readonly version: number };
+      readonly nodes: Readonly<Record<number, InstallNode>>;
+      /** The server whose init made the cluster (undefined until one succeeded). */
+      readonly initialisedBy?: number;
+      /** The provisioner's last count of running instances, while a completion is owed. */
+      readonly awaiting?: number;
+      /** Successful init/join steps so far: "step X" of the progress. */
+      readonly stepsDone: number;
+    };
+
+type Active = Exclude<InstallState, { status: "Absent" }>;
+
+const isOver = (s: InstallState) => s.status === "Removing" || s.status === "Removed";
+
+/** The parameters that hold a cluster's secrets. Named in events; their values never are. */
+export function secretParameters(clusterId: string): { token: string; kubeconfig: string } {
+  return { token: `/cairn/${clusterId}/token`, kubeconfig: `/cairn/${clusterId}/kubeconfig` };
+}
+
+const joinStep = (n: InstallNode): InstallStep =>
+  n.role === "server" ? "k3s-server-join" : "k3s-agent-join";
+
+function requestStep(state: Active, n: InstallNode, step: InstallStep, inFlight: number): InstallEvent {
+  const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
+  return {
+    type: "install.step-requested",
+    data: {
+      step,
+      slot: n.slot,
+      instanceId: n.instanceId,
+      node: n.node,
+      attempt: (n.attempts[step] ?? 0) + 1,
+      number: Math.min(state.stepsDone + inFlight + 1, Math.max(nodes, 1)),
+      of: Math.max(nodes, 1),
+    },
+  };
+}
+
+/**
+ * The steps that can start now: the first server's init; then one server join at a
+ * time; agents side by side up to the policy's limit. Nodes not online, joined, failed
+ * or with a step in flight wait.
+ */
+function nextSteps(state: Active, policy: InstallPolicy): InstallEvent[] {
+  if (state.status !== "Installing" && state.status !== "Ready") return [];
+  if (!state.secrets) return [];
+  const nodes = Object.values(state.nodes).sort((a, b) => a.slot - b.slot);
+  const idle = (n: InstallNode) => n.online && !n.joined && !n.failed && !n.step;
+  let inFlight = nodes.filter((n) => n.step).length;
+  const out: InstallEvent[] = [];
+  if (state.initialisedBy === undefined) {
+    if (nodes.some((n) => n.step?.name === "k3s-server-init")) return [];
+    const first = nodes.find((n) => n.role === "server" && idle(n));
+    return first ? [requestStep(state, first, "k3s-server-init", inFlight)] : [];
+  }
+  if (!nodes.some((n) => n.step?.name === "k3s-server-join")) {
+    const server = nodes.find((n) => n.role === "server" && idle(n));
+    if (server) {
+      out.push(requestStep(state, server, "k3s-server-join", inFlight));
+      inFlight++;
+    }
+  }
+  let agents = nodes.filter((n) => n.step?.name === "k3s-agent-join").length;
+  for (const n of nodes) {
+    if (agents >= policy.maxParallelJoins) break;
+    if (n.role !== "agent" || !idle(n)) continue;
+    out.push(requestStep(state, n, "k3s-agent-join", inFlight));
+    inFlight++;
+    agents++;
+  }
+  return out;
+}
+
+/** `install.completed` when a completion is owed and every instance is a Ready node. */
+function completion(state: InstallState): InstallEvent[] {
+  if (state.status !== "Installing" && state.status !== "Ready") return [];
+  if (state.awaiting === undefined || !state.kubeconfig) return [];
+  const nodes = Object.values(state.nodes);
+  if (nodes.length !== state.awaiting) return [];
+  if (!nodes.every((n) => n.joined && n.ready && !n.failed)) return [];
+  return [{ type: "install.completed", data: { nodes: nodes.length, k3sVersion: state.plan.k3sVersion } }];
+}
+
+/** Folds `events` into `state` (positions do not matter to this aggregate). */
+function after(
+  state: InstallState,
+  events: readonly InstallEvent[],
+  evolve: Decider<InstallCommand, InstallEvent, InstallState>["evolve"],
+) {
+  return events.reduce<InstallState>((s, e) => evolve(s, { ...e, position: 0 } as never), state);
+}
+
+export function createInstallDecider(
+  policy: InstallPolicy = DEFAULT_INSTALL_POLICY,
+): Decider<InstallCommand, InstallEvent, InstallState> {
+  const decider: Decider<InstallCommand, InstallEvent, InstallState> = {
+    aggregate: "install",
+    initialState: () => ({ status: "Absent" }),
+
+    decide(command, state, ctx) {
+      /** The decision's events, then whatever steps and completion they make possible. */
+      const andThen = (events: InstallEvent[]): InstallEvent[] => {
+        if (events.length === 0) return events;
+        const s1 = after(state, events, decider.evolve);
+        if (s1.status === "Absent") return events;
+        const steps = nextSteps(s1, policy);
+        const s2 = after(s1, steps, decider.evolve);
+        return [...events, ...steps, ...completion(s2)];
+      };
+
+      switch (command.type) {
+        case "install.plan": {
+          const { clusterId: _, ...plan } = command.data;
+          if (isOver(state)) return [];
+          if (
+            state.status !== "Absent" &&
+            JSON.stringify(normalisePlan(state.plan)) === JSON.stringify(normalisePlan(plan))
+          )
+            return [];
+          return [{ type: "install.planned", data: plan }];
+        }
+        case "install.record-secrets": {
+          if (state.status === "Absent" || isOver(state) || state.secrets) return [];
+          return andThen([{ type: "install.secrets-stored", data: { parameters: command.data.parameters } }]);
+        }
+        case "install.add-node": {
+          if (state.status === "Absent" || isOver(state)) return [];
+          const { slot, instanceId, role, pool, capacityType, privateIp } = command.data;
+          const have = state.nodes[slot];
+          if (have?.instanceId === instanceId) return [];
+          const events: InstallEvent[] = [];
+          if (have)
+            events.push({
+              type: "install.node-removed",
+              data: { slot, instanceId: have.instanceId, node: have.node },
+            });
+          events.push({
+            type: "install.node-added",
+            data: {
+              slot,
+              instanceId,
+              // The EC2 instance id is the node's name: unique, and it maps facts to slots.
+              node: instanceId,
+              role,
+              pool,
+              capacityType,
+              ...(privateIp ? { privateIp } : {}),
+              joinDeadline: new Date(ctx.now.getTime() + policy.joinTimeoutMs).toISOString(),
+            },
+          });
+          return andThen(events);
+        }
+        case "install.remove-node": {
+          if (state.status === "Absent") return [];
+          const have = state.nodes[command.data.slot];
+          if (!have) return [];
+          return andThen([
+            {
+              type: "install.node-removed",
+              data: { slot: have.slot, instanceId: have.instanceId, node: have.node },
+            },
+          ]);
+        }
+        case "install.record-online": {
+          if (state.status === "Absent" || isOver(state)) return [];
+          const n = state.nodes[command.data.slot];
+          if (!n || n.instanceId !== command.data.instanceId || n.online) return [];
+          return andThen([{ type: "install.node-online", data: { slot: n.slot, instanceId: n.instanceId } }]);
+        }
+        case "install.record-step-sent": {
+          if (state.status === "Absent") return [];
+          const { slot, step, attempt, commandId, sentAt } = command.data;
+          const n = state.nodes[slot];
+          if (n?.step?.name !== step || n.step.attempt !== attempt || n.step.status !== "requested")
+            return [];
+          const deadline = new Date(Date.parse(sentAt) + policy.stepTimeoutMs[step]).toISOString();
+          return [
+            {
+              type: "install.step-sent",
+              data: { step, slot, instanceId: n.instanceId, attempt, commandId, sentAt, deadline },
+            },
+          ];
+        }
+        case "install.record-step-result":
+          return stepResult(state, command.data, policy, andThen);
+        case "install.record-kubeconfig": {
+          if (state.status === "Absent" || isOver(state)) return [];
+          const { parameter, version } = command.data;
+          if (state.kubeconfig?.parameter === parameter && state.kubeconfig.version === version) return [];
+          return andThen([{ type: "install.kubeconfig-published", data: { parameter, version } }]);
+        }
+        case "install.record-node-state": {
+          if (state.status === "Absent" || isOver(state)) return [];
+          const n = Object.values(state.nodes).find((x) => x.node === command.data.node);
+          if (!n) return [];
+          const { state: fact, reason } = command.data;
+          if (fact === "ready")
+            return n.ready
+              ? []
+              : andThen([{ type: "install.node-ready", data: { slot: n.slot, node: n.node } }]);
+          if (!n.ready) return [];
+          return [
+            {
+              type: "install.node-not-ready",
+              data: {
+                slot: n.slot,
+                node: n.node,
+                reason: reason ?? (fact === "removed" ? "the node left the cluster" : "NotReady"),
+              },
+            },
+          ];
+        }
+        case "install.record-instances-ready": {
+          if (state.status === "Absent" || isOver(state) || state.status === "Failed") return [];
+          return andThen([{ type: "install.instances-ready", data: { count: command.data.count } }]);
+        }
+        case "install.check-deadlines": {
+          if (state.status === "Absent" || isOver(state) || state.status === "Failed") return [];
+          const late = Object.values(state.nodes).filter(
+            (n) => !n.failed && !(n.joined && n.ready) && Date.parse(n.joinDeadline) <= ctx.now.getTime(),
+          );
+          return late.map((n) => ({
+            type: "install.node-failed",
+            data: {
+              slot: n.slot,
+              instanceId: n.instanceId,
+              node: n.node,
+              reason: `not a Ready node ${Math.round(policy.joinTimeoutMs / 1000)} s after its instance ran: ${whereStuck(n)}`,
+              remediation:
+                "the instance is replaced; if replacements keep failing, check the instance's SSM Agent (IAM instance profile, outbound HTTPS) and the step output",
+            },
+          }));
+        }
+        case "install.remove": {
+          if (state.status === "Absent" || isOver(state)) return [];
+          return [{ type: "install.removal-requested", data: {} }];
+        }
+        case "install.record-secrets-removed": {
+          if (state.status !== "Removing") return [];
+          return [{ type: "install.secrets-removed", data: { parameters: command.data.parameters } }];
+        }
+        default:
+          return assertNever(command);
+      }
+    },
+
+    evolve(state, event) {
+      if (event.type === "install.planned") {
+        if (state.status === "Absent")
+          return { status: "Installing", plan: event.data, nodes: {}, stepsDone: 0 };
+        return { ...state, plan: event.data };
+      }
+      if (state.status === "Absent") return state;
+      const withNode = (slot: number, change: (n: InstallNode) => InstallNode | undefined): InstallState => {
+        const n = state.nodes[slot];
+        if (!n) return state;
+        const { [slot]: _, ...rest } = state.nodes;
+        const next = change(n);
+        return { ...state, nodes: next ? { ...rest, [slot]: next } : rest };
+      };
+      switch (event.type) {
+        case "install.secrets-stored":
+          return { ...state, secrets: event.data.parameters };
+        case "install.node-added": {
+          const d = event.data;
+          const n: InstallNode = {
+            slot: d.slot,
+            instanceId: d.instanceId,
+            node: d.node,
+            role: d.role,
+            pool: d.pool,
+            capacityType: d.capacityType,
+            ...(d.privateIp ? { privateIp: d.privateIp } : {}),
+            joinDeadline: d.joinDeadline,
+            online: false,
+            joined: false,
+            ready: false,
+            failed: false,
+            attempts: {},
+          };
+          const status = state.status === "Ready" ? "Installing" : state.status;
+          return { ...state, status, nodes: { ...state.nodes, [d.slot]: n } };
+        }
+        case "install.node-removed": {
+          const next = withNode(event.data.slot, () => undefined);
+          if (next.status === "Absent") return next;
+          // The server that initialised the cluster is gone: another joined server carries
+          // it on; with none left, the next server initialises a new one.
+          if (next.initialisedBy === event.data.slot) {
+            const other = Object.values(next.nodes).find((n) => n.role === "server" && n.joined);
+            const { initialisedBy: _, ...rest } = next;
+            return other ? { ...rest, initialisedBy: other.slot } : rest;
+          }
+          return next;
+        }
+        case "install.node-online":
+          return withNode(event.data.slot, (n) => ({ ...n, online: true }));
+        case "install.step-requested": {
+          const { step, attempt } = event.data;
+          return withNode(event.data.slot, (n) => ({
+            ...n,
+            step: { name: step, attempt, status: "requested" },
+            attempts: { ...n.attempts, [step]: attempt },
+          }));
+        }
+        case "install.step-sent": {
+          const { step, attempt, commandId, sentAt, deadline } = event.data;
+          return withNode(event.data.slot, (n) => ({
+            ...n,
+            step: { name: step, attempt, status: "sent", commandId, sentAt, deadline },
+          }));
+        }
+        case "install.step-succeeded": {
+          const { step, slot } = event.data;
+          if (!state.nodes[slot]) return state;
+          const installs =
+            step === "k3s-server-init" || step === "k3s-server-join" || step === "k3s-agent-join";
+          const s = withNode(slot, (n) => {
+            const { step: _, ...without } = n;
+            return { ...without, joined: n.joined || installs };
+          });
+          if (s.status === "Absent") return s;
+          return {
+            ...s,
+            stepsDone: s.stepsDone + (installs ? 1 : 0),
+            ...(step === "k3s-server-init" ? { initialisedBy: slot } : {}),
+          };
+        }
+        case "install.step-failed":
+          return withNode(event.data.slot, (n) => {
+            const { step: _, ...without } = n;
+            return without;
+          });
+        case "install.kubeconfig-published":
+          return { ...state, kubeconfig: { parameter: event.data.parameter, version: event.data.version } };
+        case "install.node-ready":
+          return withNode(event.data.slot, (n) => ({ ...n, ready: true }));
+        case "install.node-not-ready":
+          return withNode(event.data.slot, (n) => ({ ...n, ready: false }));
+        case "install.instances-ready":
+          return { ...state, awaiting: event.data.count };
+        case "install.completed": {
+          const { awaiting: _, ...rest } = state;
+          return { ...rest, status: "Ready" };
+        }
+        case "install.failed":
+          return { ...state, status: "Failed" };
+        case "install.node-failed":
+          return withNode(event.data.slot, (n) => {
+            const { step: _, ...without } = n;
+            return { ...without, failed: true };
+          });
+        case "install.removal-requested":
+          return { ...state, status: "Removing" };
+        case "install.secrets-removed":
+          return { ...state, status: "Removed" };
+        case "install.rejected":
+          return state;
+        default:
+          return assertNever(event);
+      }
+    },
+  };
+  return decider;
+}
+
+export const installDecider = createInstallDecider();
+
+function normalisePlan(p: InstallPlan): InstallPlan {
+  return {
+    region: p.region,
+    k3sVersion: p.k3sVersion,
+    prebuiltAmi: p.prebuiltAmi,
+    servers: p.servers,
+    ...(p.serverInstanceType ? { serverInstanceType: p.serverInstanceType } : {}),
+    pools: p.pools.map((x) => ({
+      name: x.name,
+      capacityType: x.capacityType,
+      labels: x.labels,
+      taints: x.taints,
+    })),
+  };
+}
+
+/** Where a late node got stuck, for the reason a human reads. */
+function whereStuck(n: InstallNode): string {
+  if (!n.online) return "its SSM Agent never registered";
+  if (n.step) return `${n.step.name} attempt ${n.step.attempt} had not finished`;
+  if (!n.joined) return "K3s was not installed on it";
+  return "K3s runs but the node is not Ready";
+}
+
+function stepResult(
+  state: InstallState,
+  d: Extract<InstallCommand, { type: "install.record-step-result" }>["data"],
+  policy: InstallPolicy,
+  andThen: (events: InstallEvent[]) => InstallEvent[],
+): InstallEvent[] {
+  if (state.status === "Absent") return [];
+  const n = state.nodes[d.slot];
+  const inFlight = n?.step;
+  if (!n || !inFlight || inFlight.name !== d.step || inFlight.attempt !== d.attempt) return [];
+  if (d.commandId !== undefined && inFlight.commandId !== undefined && inFlight.commandId !== d.commandId)
+    return [];
+  const commandId = d.commandId ?? inFlight.commandId;
+  if (d.status === "Success") {
+    return andThen([
+      {
+        type: "install.step-succeeded",
+        data: {
+          step: d.step,
+          slot: n.slot,
+          instanceId: n.instanceId,
+          attempt: d.attempt,
+          commandId: commandId ?? "",
+          durationMs: d.durationMs ?? 0,
+          outputTail: d.outputTail,
+        },
+      },
+    ]);
+  }
+  const retry = !d.permanent && d.attempt < policy.maxAttempts && !isOver(state) && state.status !== "Failed";
+  const reason = d.reason ?? `${d.step} ended ${d.status}`;
+  const remediation = remediationFor(d.step, d.status);
+  const failed: InstallEvent = {
+    type: "install.step-failed",
+    data: {
+      step: d.step,
+      slot: n.slot,
+      instanceId: n.instanceId,
+      attempt: d.attempt,
+      ...(commandId ? { commandId } : {}),
+      status: d.status,
+      reason,
+      outputTail: d.outputTail,
+      willRetry: retry,
+      remediation,
+    },
+  };
+  if (retry) return andThen([failed]);
+  const giveUp: InstallEvent =
+    d.step === "k3s-server-init" && state.initialisedBy === undefined
+      ? {
+          type: "install.failed",
+          data: {
+            step: d.step,
+            slot: n.slot,
+            reason: `the first server could not be installed after ${d.attempt} attempts: ${reason}`,
+            remediation,
+            outputTail: d.outputTail,
+          },
+        }
+      : {
+          type: "install.node-failed",
+          data: {
+            slot: n.slot,
+            instanceId: n.instanceId,
+            node: n.node,
+            reason: `${d.step} failed ${d.attempt} times: ${reason}`,
+            remediation,
+            outputTail: d.outputTail,
+          },
+        };
+  return andThen([failed, giveUp]);
+}
+
+function remediationFor(step: InstallStep, status: string): string {
+  if (status === "TimedOut")
+    return `${step} did not finish in time: check the instance reaches the K3s download and the first server (port 6443), and the instance's size`;
+  if (status === "Undeliverable" || status === "Lost")
+    return "the SSM Agent did not take the command: check the instance is running and its agent is online";
+  if (step === "k3s-server-init")
+    return "read the step's output: a K3s version that does not exist, a checksum mismatch or no outbound HTTPS are the usual causes";
+  return "read the step's output; check the node reaches the first server on port 6443 and that the join token parameter is readable by the instance role";
+}

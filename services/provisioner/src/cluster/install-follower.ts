@@ -1,0 +1,82 @@
+/**
+ * The provisioner's ear on the installer: the install aggregate's outcomes become
+ * cluster decisions. `install.completed` makes a Configuring (or Recovering) cluster
+ * Ready; `install.failed` fails it; `install.node-failed` replaces the slot's instance.
+ * Commands are named after the install event that caused them, so a redelivery decides
+ * nothing twice.
+ */
+import {
+  type ClusterCommand,
+  type ClusterEvent,
+  type CommandHandler,
+  catalogue,
+  derivedId,
+  eventFilter,
+  type Nats,
+  PermanentError,
+  type RawEventEnvelope,
+  type RunnerLogger,
+  type RunningConsumer,
+  Streams,
+  startConsumer,
+} from "@cairn/events";
+import type { ClusterState } from "./decider.ts";
+
+export interface InstallFollowerOptions {
+  nats: Nats;
+  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  logger?: RunnerLogger;
+}
+
+/** The cluster command an install event asks for, if any. */
+export function clusterCommandFor(
+  e: RawEventEnvelope,
+): { type: ClusterCommand["type"]; data: object } | undefined {
+  const d = e.data as Record<string, unknown>;
+  switch (e.type) {
+    case "install.completed":
+      return { type: "cluster.record-installed", data: { nodes: d.nodes, k3sVersion: d.k3sVersion } };
+    case "install.failed":
+      return {
+        type: "cluster.record-install-failure",
+        data: { reason: d.reason, remediation: d.remediation },
+      };
+    case "install.node-failed":
+      return {
+        type: "cluster.replace-node",
+        data: { slot: d.slot, instanceId: d.instanceId, reason: d.reason },
+      };
+    default:
+      return undefined;
+  }
+}
+
+export async function startInstallFollower(o: InstallFollowerOptions): Promise<RunningConsumer> {
+  return await startConsumer({
+    js: o.nats.js,
+    jsm: o.nats.jsm,
+    stream: Streams.events,
+    durable: "provisioner-install",
+    filterSubject: eventFilter("install"),
+    concurrency: 16,
+    ...(o.logger ? { logger: o.logger } : {}),
+    handle: async (msg) => {
+      const commit = catalogue.parseCommit(msg.json());
+      for (const e of commit.events) {
+        const wanted = clusterCommandFor(e);
+        if (!wanted) continue;
+        const parsed = catalogue.parseCommand({
+          id: derivedId(e.id, wanted.type),
+          type: wanted.type,
+          data: { clusterId: e.aggregate.id, ...wanted.data },
+          meta: { actor: "provisioner", causationId: e.id, correlationId: e.meta.correlationId },
+        });
+        if (!parsed.ok)
+          throw new PermanentError(`the follower built an invalid ${wanted.type}: ${parsed.error.message}`);
+        // No atLeastSequence: the cause is another aggregate's commit, and this process
+        // is the cluster's only writer, so its cached state is current.
+        await o.handler.handle(parsed.value);
+      }
+    },
+  });
+}
