@@ -1,0 +1,311 @@
+/**
+ * K3s installs on the simulated cloud, end to end through the real parts: the
+ * provisioner launches instances through the EC2 SDK, the installer sends its steps
+ * through the SSM SDK, node-ops watches the nodes through client-node, all on a
+ * disposable JetStream. What SSM was asked is read back from the sim.
+ */
+import { CommandBus, catalogue, EventStore, exampleClusterCreate, Streams } from "@cairn/events";
+import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { type NodeOps, startNodeOps } from "@cairn/node-ops";
+import { createEc2Compute, type Provisioner, startProvisioner } from "@cairn/provisioner";
+import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSsmRemoteExec } from "../adapters/ssm.ts";
+import { type Installer, startInstaller } from "../installer.ts";
+import type { RemoteExec, StepCommand } from "../ports.ts";
+import type { InstallState } from "./decider.ts";
+
+let js: TestJetStream;
+let sim: Sim;
+let provisioner: Provisioner;
+let installer: Installer;
+let nodeOps: NodeOps;
+let bus: CommandBus;
+/** Every script the installer sent, as SSM received it (for the secrets scan). */
+const sentScripts: StepCommand[] = [];
+/** Every log line the services wrote. */
+const logLines: string[] = [];
+/** Set to crash the installer right after SSM took a step for this cluster/slot. */
+const crashAfterSend = new Set<string>();
+
+const logger = {
+  info: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
+  warn: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
+  error: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
+};
+
+let remote: RemoteExec;
+
+const startTheInstaller = () =>
+  startInstaller({
+    nats: js.nats,
+    logger,
+    remote,
+    policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never },
+    reactor: { pollMs: 20, maxPollMs: 200 },
+  });
+
+beforeAll(async () => {
+  js = await startJetStream();
+  sim = await startSim({ seed: 11, timeScale: 100 });
+  const real = createSsmRemoteExec({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
+  remote = {
+    onlineInstances: (r, ids) => real.onlineInstances(r, ids),
+    findSent: (r, i, c, s) => real.findSent(r, i, c, s),
+    invocation: (r, c, i) => real.invocation(r, c, i),
+    cancel: (r, c, i) => real.cancel(r, c, i),
+    putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
+    parameterVersion: (r, n) => real.parameterVersion(r, n),
+    deleteParameters: (r, n) => real.deleteParameters(r, n),
+    send: async (region, step) => {
+      const id = await real.send(region, step);
+      sentScripts.push(step);
+      const key = step.comment.split(" ").slice(1, 3).join(" ");
+      for (const k of crashAfterSend)
+        if (step.comment.includes(k)) {
+          crashAfterSend.delete(k);
+          throw new Error(`installer crashed after SSM took ${key}`);
+        }
+      return id;
+    },
+  };
+  provisioner = await startProvisioner({
+    nats: js.nats,
+    compute: createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
+    logger,
+    pollMs: 20,
+    maxPollMs: 100,
+  });
+  nodeOps = await startNodeOps({
+    nats: js.nats,
+    logger,
+    ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
+  });
+  installer = await startTheInstaller();
+  bus = new CommandBus({ js: js.nats.js, catalogue });
+}, 60_000);
+afterAll(async () => {
+  await installer?.stop();
+  await nodeOps?.stop();
+  await provisioner?.stop();
+  await sim?.stop();
+  await js?.dispose();
+});
+
+async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined> | T | undefined,
+  ms = 45_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}; last log: ${logLines.slice(-4).join(" | ")}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const installOf = async (id: string): Promise<InstallState> =>
+  (await installer.handler.read({ type: "install", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER })).state;
+const clusterStatus = async (id: string) =>
+  (await provisioner.handler.read({ type: "cluster", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER }))
+    .state.status;
+/** Every node joined and the kubeconfig checked. */
+const installed = (id: string, nodes: number) =>
+  until(`${id} installed`, async () => {
+    const s = await installOf(id);
+    if (s.status === "Absent" || !s.kubeconfig) return undefined;
+    const all = Object.values(s.nodes);
+    return all.length === nodes && all.every((n) => n.joined) ? s : undefined;
+  });
+const create = (id: string, patch: Record<string, unknown> = {}) => {
+  const c = exampleClusterCreate(id);
+  return bus.send({ ...c, data: { ...c.data, ...patch } });
+};
+const pools = (count: number) => [
+  {
+    name: "workers",
+    capacityType: "spot" as const,
+    instanceTypes: ["t3.large"],
+    count,
+    labels: { tier: "web" },
+    taints: [{ key: "dedicated", value: "web", effect: "NoSchedule" as const }],
+  },
+];
+/** SSM's invocations for the cluster's instances: [instance, step, status]. */
+const invocations = (id: string) => {
+  const mine = new Set(
+    sim.world.ec2
+      .instances("eu-west-1")
+      .filter((i) => i.tags["cairn:cluster"] === id)
+      .map((i) => i.instanceId),
+  );
+  const st = sim.state() as {
+    ssm: {
+      regions: Record<string, { commands: { id: string; instance: string; step: string; status: string }[] }>;
+    };
+  };
+  return (st.ssm.regions["eu-west-1"]?.commands ?? []).filter((c) => mine.has(c.instance));
+};
+const historyOf = async (id: string) =>
+  (await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({ type: "install", id }))
+    .events;
+
+describe("installing K3s over SSM", () => {
+  it("1 server + 3 agents: one step per node, agents with their pool's labels and taints, secrets in SecureStrings", async () => {
+    await create("one", { pools: pools(3) });
+    const s = await installed("one", 4);
+    const calls = invocations("one");
+    expect(calls.map((c) => c.step).sort()).toEqual([
+      "k3s-agent-join",
+      "k3s-agent-join",
+      "k3s-agent-join",
+      "k3s-server-init",
+    ]);
+    // Never sent twice: one command per instance.
+    expect(new Set(calls.map((c) => c.instance)).size).toBe(4);
+    expect(calls.every((c) => c.status === "Success")).toBe(true);
+    expect(s.secrets).toEqual(["/cairn/one/token"]);
+    expect(sim.world.ssm.parameter("eu-west-1", "/cairn/one/token")).toMatch(/^[0-9a-f]{64}$/);
+    expect(s.kubeconfig?.parameter).toBe("/cairn/one/kubeconfig");
+    // The nodes as K3s registered them (the sim read the header the installer wrote).
+    const agents = Object.values(s.nodes).filter((n) => n.role === "agent");
+    const agentScripts = sentScripts.filter((x) => agents.some((a) => a.instanceId === x.instanceId));
+    expect(agentScripts).toHaveLength(3);
+    for (const script of agentScripts) {
+      const header = script.commands.find((c) => c.startsWith("# cairn-step:")) ?? "";
+      expect(header).toContain("labels=cairn.dev/capacity-type=spot,cairn.dev/pool=workers,tier=web");
+      expect(header).toContain("taints=dedicated=web:NoSchedule");
+    }
+    const history = await historyOf("one");
+    const steps = history.filter((e) => e.type === "install.step-succeeded");
+    expect(steps).toHaveLength(4);
+    // Each step's event carries its duration and output's tail.
+    for (const e of steps) {
+      const d = e.data as { durationMs: number; outputTail: string };
+      expect(d.durationMs).toBeGreaterThan(0);
+      expect(d.outputTail).toContain("[cairn] step");
+    }
+  });
+
+  it("3 servers (embedded etcd): one init, then the other servers join one at a time", async () => {
+    await create("ha", { servers: { count: 3, instanceType: "t3.medium" }, pools: pools(2) });
+    await installed("ha", 5);
+    const steps = invocations("ha")
+      .map((c) => c.step)
+      .sort();
+    expect(steps).toEqual([
+      "k3s-agent-join",
+      "k3s-agent-join",
+      "k3s-server-init",
+      "k3s-server-join",
+      "k3s-server-join",
+    ]);
+    const history = (await historyOf("ha")).filter(
+      (e) =>
+        (e.type === "install.step-sent" || e.type === "install.step-succeeded") &&
+        (e.data as { step: string }).step === "k3s-server-join",
+    );
+    // sent, succeeded, sent, succeeded: never two server joins at once.
+    expect(history.map((e) => e.type)).toEqual([
+      "install.step-sent",
+      "install.step-succeeded",
+      "install.step-sent",
+      "install.step-succeeded",
+    ]);
+  });
+
+  it("a crash between SendCommand and its record: the command is found again, not sent twice", async () => {
+    crashAfterSend.add("slot=1000 attempt=1 cluster=crash");
+    await create("crash", { pools: pools(2) });
+    await installed("crash", 3);
+    expect(crashAfterSend.size).toBe(0);
+    const calls = invocations("crash");
+    expect(calls).toHaveLength(3);
+    expect(new Set(calls.map((c) => c.instance)).size).toBe(3);
+    expect(logLines.some((l) => l.includes('"adopted":true') && l.includes("crash"))).toBe(true);
+  });
+
+  it("the installer killed mid-install and restarted: no step is sent twice", async () => {
+    await create("restart", { pools: pools(3) });
+    await until("the first step sent", async () => {
+      const s = await installOf("restart");
+      return s.status !== "Absent" && Object.values(s.nodes).some((n) => n.step?.status === "sent")
+        ? true
+        : undefined;
+    });
+    await installer.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    installer = await startTheInstaller();
+    await installed("restart", 4);
+    const calls = invocations("restart");
+    expect(calls).toHaveLength(4);
+    expect(new Set(calls.map((c) => c.instance)).size).toBe(4);
+  });
+
+  it("SSM throttling is ridden out with backoff", async () => {
+    sim.faults.add({ kind: "throttle", service: "ssm", count: 6 });
+    await create("throttled", { pools: pools(1) });
+    await installed("throttled", 2);
+    expect(sim.requests.list().some((r) => r.service === "ssm" && r.error === "ThrottlingException")).toBe(
+      true,
+    );
+    expect(invocations("throttled")).toHaveLength(2);
+  });
+
+  it("a step that hangs past its deadline is cancelled and tried again as a new attempt", async () => {
+    sim.faults.add({
+      kind: "command-hang",
+      service: "ssm",
+      count: 1,
+      match: { clusterId: "hang", step: "k3s-agent-join" },
+    });
+    await create("hang", { pools: pools(1) });
+    await installed("hang", 2);
+    const calls = invocations("hang").filter((c) => c.step === "k3s-agent-join");
+    expect(calls.map((c) => c.status).sort()).toEqual(["Cancelled", "Success"]);
+    const failed = (await historyOf("hang")).find((e) => e.type === "install.step-failed");
+    expect(failed?.data).toMatchObject({
+      step: "k3s-agent-join",
+      attempt: 1,
+      status: "TimedOut",
+      willRetry: true,
+    });
+    const cancelled = sim.requests.list().filter((r) => r.service === "ssm" && r.action === "CancelCommand");
+    expect(
+      cancelled.some((r) => r.ids.includes(calls.find((c) => c.status === "Cancelled")?.id ?? "?")),
+    ).toBe(true);
+  });
+
+  it("deleting the cluster removes its secrets", async () => {
+    await bus.send({ type: "cluster.delete", data: { clusterId: "throttled" }, meta: { actor: "alice" } });
+    await until("secrets removed", async () =>
+      (await installOf("throttled")).status === "Removed" ? true : undefined,
+    );
+    expect(sim.world.ssm.parameter("eu-west-1", "/cairn/throttled/token")).toBeUndefined();
+    expect(sim.world.ssm.parameter("eu-west-1", "/cairn/throttled/kubeconfig")).toBeUndefined();
+    expect(await clusterStatus("throttled")).toBe("Deleted");
+  });
+
+  it("no secret ever appears in an event, a log line or an SSM command's text", async () => {
+    const secrets: string[] = [];
+    for (const id of ["one", "ha", "crash", "restart", "hang"]) {
+      const token = sim.world.ssm.parameter("eu-west-1", `/cairn/${id}/token`);
+      const kubeconfig = sim.world.ssm.parameter("eu-west-1", `/cairn/${id}/kubeconfig`);
+      if (token) secrets.push(token);
+      // The kubeconfig's credential: its bearer token line.
+      const bearer = kubeconfig?.match(/token:\s*(\S+)/)?.[1];
+      if (bearer) secrets.push(bearer);
+    }
+    expect(secrets.length).toBeGreaterThanOrEqual(8);
+    const info = await js.nats.jsm.streams.info(Streams.events);
+    const everything: string[] = [];
+    for (let seq = 1; seq <= info.state.last_seq; seq++) {
+      const m = await js.nats.jsm.streams.getMessage(Streams.events, { seq });
+      everything.push(new TextDecoder().decode(m?.data));
+    }
+    everything.push(...logLines, ...sentScripts.map((s) => JSON.stringify(s)));
+    for (const secret of secrets) expect(everything.filter((t) => t.includes(secret))).toEqual([]);
+  });
+});

@@ -1,0 +1,490 @@
+/**
+ * The installer's process managers. Three durable consumers, one filter subject each:
+ *
+ *  - `installer-cluster` (evt.cluster.*): the provisioner's facts become install
+ *    commands — the spec (plan), a slot's instance running (add a node), a slot going
+ *    away, every instance running, the cluster deleting.
+ *  - `installer-kube` (evt.kube.*): node-ops' facts — a node Ready, NotReady, gone.
+ *  - `installer-reactor` (evt.install.*): the install's own decisions carried out on
+ *    SSM — store the join token, wait for the SSM Agent, send a step, poll it, check the
+ *    kubeconfig, remove the secrets.
+ *
+ * Never blocking: waiting (an agent not registered yet, a command still running) hands
+ * the event back to JetStream with a delay (`RetryLaterError`, from `pollMs` doubling
+ * up to `maxPollMs`) and looks again then; no handler waits on a long step.
+ *
+ * Never re-sending: a step's command id is recorded (`install.step-sent`) and from then
+ * on only polled. A send cut short by a crash, after SSM took the command but before it
+ * was recorded, is found again by its comment (which names cluster, slot, step and
+ * attempt) when the event comes back, and adopted instead of sent again.
+ */
+import { randomBytes } from "node:crypto";
+import {
+  type CommandHandler,
+  catalogue,
+  derivedId,
+  eventFilter,
+  type InstallCommand,
+  type InstallEvent,
+  type Nats,
+  PermanentError,
+  type RawEventEnvelope,
+  RetryLaterError,
+  type RunnerLogger,
+  type RunningConsumer,
+  Streams,
+  startConsumer,
+} from "@cairn/events";
+import { isRemoteExecFailure, NotManagedError, type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
+import { stepScript } from "../scripts/steps.ts";
+import {
+  DEFAULT_INSTALL_POLICY,
+  type InstallPolicy,
+  type InstallState,
+  secretParameters,
+} from "./decider.ts";
+import { outputTail } from "./output.ts";
+
+export interface InstallReactorOptions {
+  nats: Nats;
+  handler: CommandHandler<InstallCommand, InstallEvent, InstallState>;
+  remote: RemoteExec;
+  policy?: InstallPolicy;
+  logger?: RunnerLogger;
+  /** First look again after this long (default 1 s), doubling up to `maxPollMs` (default 15 s). */
+  pollMs?: number;
+  maxPollMs?: number;
+  /** SSM's own execution timeout is this many times the step's deadline: a backstop for when no installer watches. */
+  executionTimeoutFactor?: number;
+  /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
+  outputBucket?: string;
+  now?: () => Date;
+}
+
+type Event = RawEventEnvelope & { sequence: number; deliveries: number };
+type Active = Exclude<InstallState, { status: "Absent" }>;
+
+/** The comment a step's command carries: how a send cut short by a crash is found again. */
+export function stepComment(clusterId: string, slot: number, step: string, attempt: number): string {
+  return `cairn ${step} slot=${slot} attempt=${attempt} cluster=${clusterId}`.slice(0, 100);
+}
+
+export async function startInstallReactor(o: InstallReactorOptions): Promise<{ stop(): Promise<void> }> {
+  const policy = o.policy ?? DEFAULT_INSTALL_POLICY;
+  const pollMs = o.pollMs ?? 1_000;
+  const maxPollMs = o.maxPollMs ?? 15_000;
+  const now = o.now ?? (() => new Date());
+  const later = (deliveries: number, why: string) =>
+    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+  const log = o.logger;
+
+  /** Decides an internal command on the install, named after its cause. */
+  const record = async (
+    cause: Event,
+    type: InstallCommand["type"],
+    data: object,
+    opts: { key?: string; sameAggregate?: boolean } = {},
+  ) => {
+    const clusterId = cause.aggregate.id;
+    const parsed = catalogue.parseCommand({
+      id: derivedId(cause.id, type, opts.key ?? ""),
+      type,
+      data: { clusterId, ...data },
+      meta: { actor: "installer", causationId: cause.id, correlationId: cause.meta.correlationId },
+    });
+    if (!parsed.ok)
+      throw new PermanentError(`the installer built an invalid ${type}: ${parsed.error.message}`);
+    // A cause on another aggregate's subject says nothing of this one's sequence.
+    return await o.handler.handle(
+      parsed.value,
+      opts.sameAggregate ? { atLeastSequence: cause.sequence } : {},
+    );
+  };
+
+  const read = async (clusterId: string, atLeastSequence?: number): Promise<InstallState> =>
+    (
+      await o.handler.read(
+        { type: "install", id: clusterId },
+        atLeastSequence !== undefined ? { atLeastSequence } : {},
+      )
+    ).state;
+
+  // --- the provisioner's facts ------------------------------------------------------
+  const onCluster = async (e: Event) => {
+    const d = e.data as Record<string, unknown>;
+    switch (e.type) {
+      case "cluster.requested":
+      case "cluster.rollback-requested":
+      case "cluster.scale-failed":
+        return record(e, "install.plan", planOf(d.spec as ClusterSpecLike));
+      case "cluster.pool-updated": {
+        const state = await read(e.aggregate.id);
+        if (state.status === "Absent") return;
+        const pools = state.plan.pools.map((p) =>
+          p.name === d.pool ? { ...p, labels: d.labels, taints: d.taints } : p,
+        );
+        return record(e, "install.plan", { ...state.plan, pools });
+      }
+      case "cluster.instance-running": {
+        const slot = d.slot as number;
+        const state = await read(e.aggregate.id);
+        if (state.status === "Absent") return;
+        // Events recorded before they carried role and pool: the slot's number says.
+        const pool = (d.pool as string | undefined) ?? poolOfSlot(state, slot);
+        const role = (d.role as string | undefined) ?? (slot < 1000 ? "server" : "agent");
+        const capacityType =
+          (d.capacityType as string | undefined) ??
+          (role === "server"
+            ? "on-demand"
+            : (state.plan.pools.find((p) => p.name === pool)?.capacityType ?? "on-demand"));
+        return record(e, "install.add-node", {
+          slot,
+          instanceId: d.instanceId,
+          role,
+          pool,
+          capacityType,
+          ...(d.privateIp ? { privateIp: d.privateIp } : {}),
+        });
+      }
+      case "cluster.instance-termination-requested":
+      case "cluster.node-replacement-requested":
+        return record(e, "install.remove-node", { slot: d.slot });
+      case "cluster.instances-ready":
+        return record(e, "install.record-instances-ready", { count: d.count });
+      case "cluster.deletion-requested":
+        return record(e, "install.remove", {});
+      default:
+        return;
+    }
+  };
+
+  // --- node-ops' facts --------------------------------------------------------------
+  const onKube = async (e: Event) => {
+    const d = e.data as { node?: string; reason?: string };
+    const state =
+      e.type === "kube.node-ready"
+        ? "ready"
+        : e.type === "kube.node-not-ready"
+          ? "not-ready"
+          : e.type === "kube.node-removed"
+            ? "removed"
+            : undefined;
+    if (!state || !d.node) return;
+    return record(e, "install.record-node-state", {
+      node: d.node,
+      state,
+      ...(d.reason ? { reason: d.reason } : {}),
+    });
+  };
+
+  // --- the install's own decisions, carried out on SSM ------------------------------
+  const onInstall = async (e: Event) => {
+    const clusterId = e.aggregate.id;
+    const state = await read(clusterId, e.sequence);
+    if (state.status === "Absent") return;
+    const region = state.plan.region;
+    const d = e.data as Record<string, unknown>;
+    switch (e.type) {
+      case "install.planned": {
+        if (state.secrets || state.status !== "Installing") return;
+        const { token } = secretParameters(clusterId);
+        // A token made here and stored at once; only the parameter's name goes on.
+        const created = await o.remote.putSecretIfAbsent(region, token, randomBytes(32).toString("hex"));
+        log?.info({ cluster: clusterId, parameter: token, created }, "join token stored");
+        return record(e, "install.record-secrets", { parameters: [token] }, { sameAggregate: true });
+      }
+
+      case "install.node-added": {
+        const slot = d.slot as number;
+        const n = state.nodes[slot];
+        if (!n || n.instanceId !== d.instanceId || n.failed || (n.joined && n.ready)) return;
+        if (state.status === "Failed" || state.status === "Removing" || state.status === "Removed") return;
+        if (Date.parse(n.joinDeadline) <= now().getTime()) {
+          return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
+        }
+        if (!n.online) {
+          const online = await o.remote.onlineInstances(region, [n.instanceId]);
+          if (online.has(n.instanceId)) {
+            await record(
+              e,
+              "install.record-online",
+              { slot, instanceId: n.instanceId },
+              { sameAggregate: true },
+            );
+          }
+        }
+        // Looked at again until the node is Ready, to give up on it at its deadline.
+        throw later(e.deliveries, `node ${n.node} is not a Ready node yet`);
+      }
+
+      case "install.step-requested":
+        return send(e, state);
+
+      case "install.step-sent":
+        return poll(e, state);
+
+      case "install.step-succeeded": {
+        if (d.step !== "k3s-server-init" || state.kubeconfig) return;
+        const { kubeconfig } = secretParameters(clusterId);
+        const version = await o.remote.parameterVersion(region, kubeconfig);
+        if (version === undefined)
+          throw later(e.deliveries, `kubeconfig parameter ${kubeconfig} not there yet`);
+        return record(
+          e,
+          "install.record-kubeconfig",
+          { parameter: kubeconfig, version },
+          { sameAggregate: true },
+        );
+      }
+
+      case "install.removal-requested": {
+        const { token, kubeconfig } = secretParameters(clusterId);
+        await o.remote.deleteParameters(region, [token, kubeconfig]);
+        log?.info({ cluster: clusterId, parameters: [token, kubeconfig] }, "cluster secrets removed");
+        return record(
+          e,
+          "install.record-secrets-removed",
+          { parameters: [token, kubeconfig] },
+          { sameAggregate: true },
+        );
+      }
+
+      default:
+        return;
+    }
+  };
+
+  const send = async (e: Event, state: Active) => {
+    const clusterId = e.aggregate.id;
+    const d = e.data as { step: string; slot: number; attempt: number; number: number; of: number };
+    const n = state.nodes[d.slot];
+    if (!n?.step || n.step.name !== d.step || n.step.attempt !== d.attempt || n.step.status !== "requested")
+      return;
+    if (state.status === "Removing" || state.status === "Removed") return;
+    const step = n.step.name;
+    const comment = stepComment(clusterId, n.slot, step, n.step.attempt);
+    const requestedAt = new Date(e.time);
+    // Came back (a crash, a lost ack): SSM may have the command already.
+    let commandId =
+      e.deliveries > 1
+        ? await o.remote.findSent(state.plan.region, n.instanceId, comment, requestedAt)
+        : undefined;
+    const adopted = commandId !== undefined;
+    if (!commandId) {
+      const { token, kubeconfig } = secretParameters(clusterId);
+      const pool = state.plan.pools.find((p) => p.name === n.pool);
+      const first = state.initialisedBy !== undefined ? state.nodes[state.initialisedBy] : undefined;
+      const serverHost = first?.privateIp ?? first?.node;
+      try {
+        commandId = await o.remote.send(state.plan.region, {
+          instanceId: n.instanceId,
+          comment,
+          executionTimeoutSeconds: Math.ceil(
+            (policy.stepTimeoutMs[step] * (o.executionTimeoutFactor ?? 2)) / 1000,
+          ),
+          commands: stepScript({
+            step,
+            clusterId,
+            region: state.plan.region,
+            node: n.node,
+            role: n.role,
+            k3sVersion: state.plan.k3sVersion,
+            labels: {
+              ...(pool?.labels ?? {}),
+              "cairn.dev/pool": n.pool,
+              "cairn.dev/capacity-type": n.capacityType,
+            },
+            taints: pool?.taints ?? [],
+            tokenParameter: token,
+            kubeconfigParameter: kubeconfig,
+            ...(serverHost ? { serverUrl: `https://${serverHost}:6443` } : {}),
+            ha: state.plan.servers > 1,
+          }),
+          ...(o.outputBucket
+            ? {
+                outputS3: {
+                  bucket: o.outputBucket,
+                  keyPrefix: `cairn/${clusterId}/${n.slot}/${step}/${n.step.attempt}`,
+                },
+              }
+            : {}),
+        });
+      } catch (err) {
+        if (err instanceof NotManagedError) {
+          if (Date.parse(n.joinDeadline) <= now().getTime())
+            return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
+          throw later(e.deliveries, `${n.instanceId} is not a managed instance yet`);
+        }
+        if (isRemoteExecFailure(err) && !err.transient) {
+          return record(
+            e,
+            "install.record-step-result",
+            {
+              slot: n.slot,
+              step,
+              attempt: n.step.attempt,
+              status: "Failed",
+              outputTail: "",
+              reason: err.message,
+              permanent: true,
+            },
+            { sameAggregate: true },
+          );
+        }
+        throw err;
+      }
+    }
+    log?.info(
+      { cluster: clusterId, node: n.node, step, attempt: n.step.attempt, commandId, adopted },
+      `step ${d.number}/${d.of} ${step}`,
+    );
+    return record(
+      e,
+      "install.record-step-sent",
+      {
+        slot: n.slot,
+        step,
+        attempt: n.step.attempt,
+        commandId,
+        sentAt: (adopted ? requestedAt : now()).toISOString(),
+      },
+      { sameAggregate: true },
+    );
+  };
+
+  const poll = async (e: Event, state: Active) => {
+    const clusterId = e.aggregate.id;
+    const d = e.data as { slot: number; commandId: string };
+    const n = state.nodes[d.slot];
+    const s = n?.step;
+    if (!n || !s || s.status !== "sent" || s.commandId !== d.commandId) return;
+    const region = state.plan.region;
+    const result = (data: object) =>
+      record(
+        e,
+        "install.record-step-result",
+        { slot: n.slot, step: s.name, attempt: s.attempt, commandId: s.commandId, ...data },
+        { sameAggregate: true },
+      );
+    const inv = await o.remote.invocation(region, d.commandId, n.instanceId);
+    const late = s.deadline !== undefined && Date.parse(s.deadline) <= now().getTime();
+    if (!inv || RUNNING_STATUSES.has(inv.status)) {
+      if (!late)
+        throw later(e.deliveries, `${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
+      // Past the deadline: cancel the old command before any new attempt is sent.
+      if (inv) await o.remote.cancel(region, d.commandId, n.instanceId);
+      log?.warn(
+        { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, commandId: d.commandId },
+        `step ${s.name} passed its deadline; cancelled`,
+      );
+      return result({
+        status: inv ? "TimedOut" : "Lost",
+        outputTail: inv ? outputTail(inv.stdout, inv.stderr) : "",
+        reason: inv
+          ? `${s.name} was still ${inv.status} at its deadline (${s.deadline}); the command was cancelled`
+          : `SSM never knew command ${d.commandId}`,
+        durationMs: Math.max(0, now().getTime() - Date.parse(s.sentAt ?? e.time)),
+      });
+    }
+    const started = inv.startedAt ? Date.parse(inv.startedAt) : Date.parse(s.sentAt ?? e.time);
+    const ended = inv.endedAt ? Date.parse(inv.endedAt) : now().getTime();
+    const durationMs = Math.max(0, Math.round(ended - started));
+    const status = inv.status === "Success" ? "Success" : normaliseStatus(inv.status);
+    log?.info(
+      { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, status, durationMs },
+      `step ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
+    );
+    return result({
+      status,
+      durationMs,
+      outputTail: outputTail(inv.stdout, inv.stderr),
+      ...(status !== "Success" ? { reason: `${s.name} ended ${inv.status}` } : {}),
+    });
+  };
+
+  const consumer = (
+    durable: string,
+    aggregate: string,
+    concurrency: number,
+    handle: (e: Event) => Promise<unknown>,
+  ) =>
+    startConsumer({
+      js: o.nats.js,
+      jsm: o.nats.jsm,
+      stream: Streams.events,
+      durable,
+      filterSubject: eventFilter(aggregate),
+      // Waiting is a redelivery too; only real failures count towards a dead letter.
+      maxDeliver: 10_000,
+      concurrency,
+      ...(o.logger ? { logger: o.logger } : {}),
+      handle: async (msg) => {
+        const commit = catalogue.parseCommit(msg.json());
+        // A commit's events concern different nodes and every step is idempotent, so
+        // they run together; if one must wait, the commit comes back and the others
+        // find their work done.
+        const results = await Promise.allSettled(
+          commit.events.map((ev) => handle({ ...ev, sequence: msg.seq, deliveries: msg.info.deliveryCount })),
+        );
+        const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failures.length === 0) return;
+        // Real failures first: a wait must not hide one from the retry count.
+        const real = failures.find((f) => !(f.reason instanceof RetryLaterError));
+        if (real) throw real.reason;
+        const delays = failures.map((f) => (f.reason as RetryLaterError).delayMs);
+        throw new RetryLaterError(Math.min(...delays), (failures[0]?.reason as Error).message);
+      },
+    });
+
+  const running: RunningConsumer[] = [];
+  running.push(await consumer("installer-cluster", "cluster", 32, onCluster));
+  running.push(await consumer("installer-kube", "kube", 32, onKube));
+  // Each wait is its own message, so this one needs room for many in hand at once.
+  running.push(await consumer("installer-reactor", "install", 64, onInstall));
+  return {
+    stop: async () => {
+      for (const r of running.reverse()) await r.stop();
+    },
+  };
+}
+
+interface ClusterSpecLike {
+  region: string;
+  k3sVersion: string;
+  ami?: string;
+  servers: { count: number; instanceType: string };
+  pools: {
+    name: string;
+    capacityType: "spot" | "on-demand";
+    labels?: Record<string, string>;
+    taints?: unknown[];
+  }[];
+}
+
+/** The install's plan from a cluster spec. No AMI named: the pre-built Cairn AMI (K3s inside). */
+export function planOf(spec: ClusterSpecLike) {
+  return {
+    region: spec.region,
+    k3sVersion: spec.k3sVersion,
+    prebuiltAmi: spec.ami === undefined,
+    servers: spec.servers.count,
+    serverInstanceType: spec.servers.instanceType,
+    pools: spec.pools.map((p) => ({
+      name: p.name,
+      capacityType: p.capacityType,
+      labels: p.labels ?? {},
+      taints: p.taints ?? [],
+    })),
+  };
+}
+
+function poolOfSlot(state: Active, slot: number): string {
+  if (slot < 1000) return "servers";
+  return state.plan.pools[Math.floor(slot / 1000) - 1]?.name ?? "unknown";
+}
+
+function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Undeliverable" {
+  if (s === "TimedOut" || s === "Cancelled" || s === "Undeliverable") return s;
+  if (s === "DeliveryTimedOut" || s === "ExecutionTimedOut") return "TimedOut";
+  return "Failed";
+}

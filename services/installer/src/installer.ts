@@ -1,0 +1,74 @@
+import {
+  type CommandHandler,
+  catalogue,
+  type InstallCommand,
+  type InstallEvent,
+  type Nats,
+  type RunnerLogger,
+  serveAggregate,
+} from "@cairn/events";
+import { createSsmRemoteExec, type SsmRemoteExecOptions } from "./adapters/ssm.ts";
+import {
+  createInstallDecider,
+  DEFAULT_INSTALL_POLICY,
+  type InstallPolicy,
+  type InstallState,
+} from "./install/decider.ts";
+import { type InstallReactorOptions, startInstallReactor } from "./install/reactor.ts";
+import type { RemoteExec } from "./ports.ts";
+
+export interface InstallerOptions {
+  nats: Nats;
+  logger?: RunnerLogger;
+  /** SSM; default: the AWS SDK adapter, configured the way the SDK reads its environment. */
+  remote?: RemoteExec;
+  /** SSM adapter options when `remote` is not given (endpoint, credentials, policies). */
+  ssm?: SsmRemoteExecOptions;
+  policy?: Partial<InstallPolicy>;
+  reactor?: Pick<
+    InstallReactorOptions,
+    "pollMs" | "maxPollMs" | "executionTimeoutFactor" | "outputBucket" | "now"
+  >;
+}
+
+export interface Installer {
+  readonly handler: CommandHandler<InstallCommand, InstallEvent, InstallState>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The installer owns the `install` aggregate (one per cluster): it serves
+ * `cmd.install.>`, is the only writer of `evt.install.*`, and its reactors carry the
+ * decisions out over SSM. Command server and reactors share one handler.
+ */
+export async function startInstaller(o: InstallerOptions): Promise<Installer> {
+  const policy: InstallPolicy = {
+    ...DEFAULT_INSTALL_POLICY,
+    ...o.policy,
+    stepTimeoutMs: { ...DEFAULT_INSTALL_POLICY.stepTimeoutMs, ...o.policy?.stepTimeoutMs },
+  };
+  const remote = o.remote ?? createSsmRemoteExec({ ...(o.logger ? { logger: o.logger } : {}), ...o.ssm });
+  const { handler, stop: stopCommands } = await serveAggregate({
+    nats: o.nats,
+    catalogue,
+    decider: createInstallDecider(policy),
+    commandPrefix: "install",
+    durable: "installer-commands",
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
+  const reactor = await startInstallReactor({
+    nats: o.nats,
+    handler,
+    remote,
+    policy,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...o.reactor,
+  });
+  return {
+    handler,
+    stop: async () => {
+      await stopCommands();
+      await reactor.stop();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * What the installer needs from the world, narrowed to the calls it makes: SSM Run
+ * Command and Parameter Store. The decider never sees these; the reactor calls them and
+ * records the outcome.
+ */
+
+/** An SSM invocation as the installer reads it. */
+export interface Invocation {
+  /** SSM's words: Pending, InProgress, Delayed, Success, Cancelled, TimedOut, Failed, … */
+  readonly status: string;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export const RUNNING_STATUSES = new Set(["Pending", "InProgress", "Delayed", "Cancelling"]);
+
+export interface StepCommand {
+  readonly instanceId: string;
+  /** The script, one element per line or a whole script per element. */
+  readonly commands: readonly string[];
+  /** ≤ 100 characters; names the step so that a sent command can be found again. */
+  readonly comment: string;
+  /** SSM's own execution timeout (the agent kills the script past it). */
+  readonly executionTimeoutSeconds: number;
+  /** Where the full output goes, when a bucket is configured (SSM cuts stdout at 24,000 characters). */
+  readonly outputS3?: { readonly bucket: string; readonly keyPrefix: string };
+}
+
+/** SSM Run Command and Parameter Store in one region. */
+export interface RemoteExec {
+  /** Those of `instanceIds` whose SSM Agent is registered and online. */
+  onlineInstances(region: string, instanceIds: readonly string[]): Promise<ReadonlySet<string>>;
+  /** Sends one step; the command id. A refused instance (not managed yet) is `NotManagedError`. */
+  send(region: string, step: StepCommand): Promise<string>;
+  /**
+   * The command sent to `instanceId` with this exact comment since `since`, if any: how a
+   * send cut short by a crash is found again instead of sent twice.
+   */
+  findSent(region: string, instanceId: string, comment: string, since: Date): Promise<string | undefined>;
+  /** The invocation, or undefined when SSM does not know it (yet). */
+  invocation(region: string, commandId: string, instanceId: string): Promise<Invocation | undefined>;
+  /** Cancels an invocation still running. Cancelling an ended one is fine. */
+  cancel(region: string, commandId: string, instanceId: string): Promise<void>;
+  /** Stores a SecureString unless it exists; true when this call created it. */
+  putSecretIfAbsent(region: string, name: string, value: string): Promise<boolean>;
+  /** The parameter's version, or undefined when it does not exist. Never reads the value. */
+  parameterVersion(region: string, name: string): Promise<number | undefined>;
+  /** Deletes parameters; missing ones are fine. */
+  deleteParameters(region: string, names: readonly string[]): Promise<void>;
+}
+
+/**
+ * A failure the adapter understood. `transient: false` is permanent: retrying will not
+ * help, the reactor records it. Anything else thrown is retried by the consumer.
+ */
+export class RemoteExecFailure extends Error {
+  override readonly name = "RemoteExecFailure";
+  readonly transient: boolean;
+  readonly code: string;
+  readonly remediation: string | undefined;
+  constructor(
+    message: string,
+    o: { transient: boolean; code: string; remediation?: string; cause?: unknown },
+  ) {
+    super(message, o.cause !== undefined ? { cause: o.cause } : undefined);
+    this.transient = o.transient;
+    this.code = o.code;
+    this.remediation = o.remediation;
+  }
+}
+
+/** The instance is not (yet, or any more) a managed instance: its SSM Agent is not online. */
+export class NotManagedError extends RemoteExecFailure {
+  constructor(instanceId: string, cause?: unknown) {
+    super(`instance ${instanceId} is not a managed instance (its SSM Agent is not online)`, {
+      transient: true,
+      code: "InvalidInstanceId",
+      remediation: "wait for the SSM Agent; check the instance profile has AmazonSSMManagedInstanceCore",
+      cause,
+    });
+  }
+}
+
+export const isRemoteExecFailure = (e: unknown): e is RemoteExecFailure => e instanceof RemoteExecFailure;
