@@ -151,7 +151,8 @@ function evolveNodes(
         next = { ...rest, ready: true };
       } else if (event.type === "kube.node-not-ready")
         next = { ...known, ready: false, notReadyReason: event.data.reason };
-      else if (event.type === "kube.node-pressure-changed") next = { ...known, pressure: event.data.pressure };
+      else if (event.type === "kube.node-pressure-changed")
+        next = { ...known, pressure: event.data.pressure };
       else {
         const { labels, taints, unschedulable } = event.data;
         next = { ...known, labels, taints, unschedulable };

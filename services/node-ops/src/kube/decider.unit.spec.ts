@@ -97,7 +97,10 @@ describe("kube.observe-node", () => {
     ]);
   });
   it("the same observation again: nothing", () => {
-    spec.given(known(A)).when(observe(node(A))).then([]);
+    spec
+      .given(known(A))
+      .when(observe(node(A)))
+      .then([]);
   });
   it("Ready flips: not-ready, then ready; a new reason while NotReady is no new fact", () => {
     spec
@@ -129,7 +132,10 @@ describe("kube.observe-node", () => {
       .given(under)
       .when(observe(node(A, { pressure: ["DiskPressure", "PIDPressure"] })))
       .then([]);
-    spec.given(under).when(observe(node(A))).then([pressureChanged(A, [])]);
+    spec
+      .given(under)
+      .when(observe(node(A)))
+      .then([pressureChanged(A, [])]);
   });
   it("labels, taints or unschedulable change: classification-changed with the new ones", () => {
     const taints = [{ key: "dedicated", value: "gpu", effect: "NoSchedule" as const }];
@@ -152,7 +158,10 @@ describe("kube.observe-node", () => {
 
 describe("kube.observe-node-removed", () => {
   it("a known node: removed; an unknown (or already removed) one: nothing", () => {
-    spec.given(known(A)).when(removed(A)).then([nodeRemoved(A)]);
+    spec
+      .given(known(A))
+      .when(removed(A))
+      .then([nodeRemoved(A)]);
     spec.given([]).when(removed(A)).then([]);
     spec
       .given([...known(A), nodeRemoved(A)])
@@ -190,7 +199,10 @@ describe("kube.observe-node-list", () => {
 
 describe("kube.observe-api", () => {
   it("the first answer: reachable once", () => {
-    spec.given([]).when(api(true)).then([{ type: "kube.api-reachable", data: {} }]);
+    spec
+      .given([])
+      .when(api(true))
+      .then([{ type: "kube.api-reachable", data: {} }]);
     spec
       .given([{ type: "kube.api-reachable", data: {} }])
       .when(api(true))
@@ -203,10 +215,7 @@ describe("kube.observe-api", () => {
       .given([{ type: "kube.api-reachable", data: {} }])
       .when(api(false, "503 ServiceUnavailable"))
       .then([down]);
-    spec
-      .given([down])
-      .when(api(false, "ECONNREFUSED"))
-      .then([]);
+    spec.given([down]).when(api(false, "ECONNREFUSED")).then([]);
     spec
       .given([down])
       .when(api(true))
@@ -240,7 +249,12 @@ const observedNode = (name: fc.Arbitrary<string>) =>
     ready: fc.boolean(),
     notReadyReason: fc.option(fc.constantFrom("KubeletNotReady", "NodeStatusUnknown"), { nil: undefined }),
     pressure: fc.uniqueArray(
-      fc.constantFrom<PressureCondition>("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"),
+      fc.constantFrom<PressureCondition>(
+        "MemoryPressure",
+        "DiskPressure",
+        "PIDPressure",
+        "NetworkUnavailable",
+      ),
       { maxLength: 4 },
     ),
   }) as fc.Arbitrary<ObservedNode>;
