@@ -52,6 +52,8 @@ export interface NodeOps {
   readonly kubeHandler: CommandHandler<KubeCommand, KubeEvent, KubeState> | undefined;
   /** True while this process holds the node-watch lease and watches the clusters. */
   watching(): boolean;
+  /** The clusters whose nodes this process watches now (none unless `watching()`). */
+  watchedClusters(): string[];
   stop(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     handler,
     kubeHandler: facts?.handler,
     watching: () => facts?.watching() ?? false,
+    watchedClusters: () => facts?.clusters() ?? [],
     stop: async () => {
       await facts?.stop();
       await stopCommands();
@@ -168,6 +171,7 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
   return {
     handler,
     watching: () => lease.isLeader() && active !== undefined,
+    clusters: () => active?.watcher.clusters() ?? [],
     stop: async () => {
       // Released, not left to expire: a successor takes over at once. Releasing deposes us
       // (`end`) before the key is deleted, so two processes never watch at once.
