@@ -169,7 +169,10 @@ describe("node facts on the sim", () => {
   it("a node goes NotReady: exactly one not-ready (the controllers' taints are no classification); back: ready", async () => {
     sim.world.kube.setNodeReady(CLUSTER, AGENT_1, false);
     const down = await untilFacts("kube.node-not-ready", 1, AGENT_1);
-    expect((ofType(down, "kube.node-not-ready", AGENT_1)[0]?.data as { reason: string }).reason).not.toBe("");
+    expect(ofType(down, "kube.node-not-ready", AGENT_1)[0]?.data).toMatchObject({
+      node: AGENT_1,
+      reason: expect.stringMatching(/^KubeletNotReady: container runtime network not ready/),
+    });
     sim.world.kube.setNodeReady(CLUSTER, AGENT_1, true);
     // The ready that follows is the barrier: everything the watch saw before it is recorded.
     const events = await untilFacts("kube.node-ready", 2, AGENT_1);
@@ -221,7 +224,9 @@ describe("node facts on the sim", () => {
       match: { clusterId: CLUSTER },
     });
     const down = await untilFacts("kube.api-unreachable", 1);
-    expect((ofType(down, "kube.api-unreachable")[0]?.data as { reason: string }).reason).toContain("503");
+    expect(ofType(down, "kube.api-unreachable")[0]?.data).toEqual({
+      reason: expect.stringContaining(`the Kubernetes API of cluster ${CLUSTER} answered 503`),
+    });
     // Several more failed attempts, each reported again to the decider: still one fact.
     await until("retries against the dead API", () => (sim.faults.hits.get(fault.id) ?? 0) >= 5);
     const lists = requests("list nodes").length;
