@@ -104,6 +104,8 @@ export interface KubeNodes {
     onEnd: (end: NodeWatchEnd) => void,
     kubeconfigParameter?: string,
   ): Promise<NodeWatch>;
+  /** Forgets the cluster's cached kubeconfig: the next list or watch reads it again (it was re-published). */
+  forgetKubeconfig(clusterId: string): void;
 }
 
 /**

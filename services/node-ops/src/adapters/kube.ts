@@ -311,6 +311,9 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
         resourceVersion: list.metadata?.resourceVersion ?? "",
       };
     } catch (err) {
+      // A cluster that does not answer may have moved (a replaced server, a re-published
+      // kubeconfig): the next attempt reads the kubeconfig again.
+      forget(clusterId);
       throw refusedOrRaw(clusterId, err);
     }
   };
@@ -396,6 +399,7 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
   return {
     listNodes,
     watchNodes,
+    forgetKubeconfig: forget,
     cordon: (clusterId, node, annotations) =>
       patch(clusterId, node, { metadata: { annotations }, spec: { unschedulable: true } }),
     uncordon: (clusterId, node) =>

@@ -64,7 +64,7 @@ export async function startWatchedClusters(o: WatchedClustersOptions): Promise<W
     const commit = catalogue.parseCommit(m.json());
     for (const e of commit.events) {
       if (e.type !== PUBLISHED || ended.has(commit.aggregate.id)) continue;
-      o.watcher.watch(commit.aggregate.id, (e.data as { parameter: string }).parameter);
+      o.watcher.watch(commit.aggregate.id, e.data as { parameter: string; version: number });
     }
   };
 

@@ -64,6 +64,9 @@ function scripted(lists: ListStep[], watches: WatchStep[]) {
       if (step) setTimeout(() => step(onEvent, onEnd), 5);
       return { stop: () => {} };
     },
+    forgetKubeconfig: () => {
+      calls.push("forget");
+    },
   };
   return { port, calls };
 }
@@ -145,6 +148,22 @@ describe("the node watcher", () => {
       "kube.api-reachable",
     ]);
     expect(events[3]?.data).toEqual({ reason: "the Kubernetes API of cluster w-2 answered 503" });
+  });
+
+  it("a re-published kubeconfig (newer version) restarts the watch with the kubeconfig read again", async () => {
+    const listed = async () => ({ nodes: [node("a")], resourceVersion: "1" });
+    const { port, calls } = scripted([listed, listed], []);
+    const watcher = createNodeWatcher({ handler, nodes: port, backoff: { baseMs: 1, maxMs: 5 } });
+    const kubeconfig = (version: number) => ({ parameter: "/cairn/w-4/kubeconfig", version });
+    watcher.watch("w-4", kubeconfig(1));
+    await until("the first watch", () => calls.includes("watch 1"));
+    watcher.watch("w-4", kubeconfig(1)); // the same publication again (a redelivery): nothing
+    watcher.watch("w-4", kubeconfig(2));
+    await until("the second watch", () => calls.filter((c) => c === "watch 1").length === 2);
+    await watcher.stop();
+    expect(calls).toEqual(["list", "watch 1", "forget", "list", "watch 1"]);
+    // The relist found nothing new.
+    expect(await types("w-4")).toEqual(["kube.api-reachable", "kube.node-registered", "kube.node-ready"]);
   });
 
   it("stop ends a watch in hand and a backoff at once", async () => {

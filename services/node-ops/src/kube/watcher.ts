@@ -42,8 +42,12 @@ export interface NodeWatcherOptions {
 
 /** The clusters being watched; each watch runs until `unwatch` or `stop`. */
 export interface NodeWatcher {
-  /** Starts watching the cluster (idempotent: a cluster already watched is left alone). */
-  watch(clusterId: string, kubeconfigParameter?: string): void;
+  /**
+   * Starts watching the cluster. Idempotent: a cluster already watched with the same
+   * kubeconfig version is left alone; a newer version (re-published) restarts its watch
+   * with the kubeconfig read again.
+   */
+  watch(clusterId: string, kubeconfig?: { parameter: string; version: number }): void;
   /** Stops watching the cluster and waits until its loop has ended. */
   unwatch(clusterId: string): Promise<void>;
   /** The clusters watched now. */
@@ -65,7 +69,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
   const maxMs = o.backoff?.maxMs ?? 30_000;
   const random = o.random ?? Math.random;
   const backoff = (n: number) => Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1)));
-  const loops = new Map<string, { stop(): Promise<void> }>();
+  const loops = new Map<string, { stop(): Promise<void>; version: number }>();
 
   /** Decides one observation on the cluster's kube aggregate; its id is fresh (no cause to derive it from). */
   const record = async (type: KubeCommand["type"], data: object) => {
@@ -219,10 +223,27 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
   };
 
   return {
-    watch(clusterId, kubeconfigParameter) {
-      if (loops.has(clusterId)) return;
+    watch(clusterId, kubeconfig) {
+      const version = kubeconfig?.version ?? 0;
+      const running = loops.get(clusterId);
+      if (running && running.version >= version) return;
+      if (running) {
+        // Re-published: the old loop ends, the new one reads the kubeconfig again (and
+        // relists; the decider records only what changed meanwhile).
+        o.logger?.info({ cluster: clusterId, version }, "kubeconfig re-published; watching anew");
+        const previous = running.stop();
+        const next = { version, stop: () => previous };
+        loops.set(clusterId, next);
+        void previous.then(() => {
+          if (loops.get(clusterId) !== next) return; // unwatched or replaced meanwhile
+          o.nodes.forgetKubeconfig(clusterId);
+          const l = run(clusterId, kubeconfig?.parameter);
+          next.stop = l.stop;
+        });
+        return;
+      }
       o.logger?.info({ cluster: clusterId }, "watching the cluster's nodes");
-      loops.set(clusterId, run(clusterId, kubeconfigParameter));
+      loops.set(clusterId, { ...run(clusterId, kubeconfig?.parameter), version });
     },
     async unwatch(clusterId) {
       const l = loops.get(clusterId);
