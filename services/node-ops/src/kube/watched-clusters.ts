@@ -61,7 +61,17 @@ export async function startWatchedClusters(o: WatchedClustersOptions): Promise<W
   };
   const onInstall = (m: JsMsg) => {
     if (!typesOf(m).includes(PUBLISHED)) return;
-    const commit = catalogue.parseCommit(m.json());
+    let commit: ReturnType<typeof catalogue.parseCommit>;
+    try {
+      commit = catalogue.parseCommit(m.json());
+    } catch (err) {
+      // One unreadable commit must not keep every other cluster unwatched.
+      o.logger?.warn(
+        { subject: m.subject, sequence: m.seq, err: String(err) },
+        "unreadable install commit skipped",
+      );
+      return;
+    }
     for (const e of commit.events) {
       if (e.type !== PUBLISHED || ended.has(commit.aggregate.id)) continue;
       o.watcher.watch(commit.aggregate.id, e.data as { parameter: string; version: number });

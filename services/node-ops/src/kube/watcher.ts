@@ -124,7 +124,8 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
           let rv = from;
           let chain: Promise<void> = Promise.resolve();
           let failed: Error | undefined;
-          abandon = () => resolve({ end: { reason: "closed" }, rv });
+          // On stop: no end callback will come; what is being recorded finishes first.
+          abandon = () => void chain.then(() => resolve({ end: { reason: "closed" }, rv }));
           const observe = (e: NodeWatchEvent) => {
             chain = chain.then(async () => {
               if (failed || stopped) return;
@@ -146,7 +147,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
           };
           void o.nodes.watchNodes(clusterId, from, observe, ended, parameter).then((w) => {
             current = w;
-            if (stopped) w.stop();
+            if (stopped || failed) w.stop();
           });
         },
       );
