@@ -173,5 +173,12 @@ describe("the node watcher", () => {
     await until("the list to be recorded", async () => (await types("w-3")).length > 0);
     await watcher.stop(); // the scripted watch never ends by itself: stop must not wait for it
     expect(watcher.clusters()).toEqual([]);
+    // A list that never answers (a dead API without a connection error) is not waited for either.
+    const hanging = scripted([], []);
+    const other = createNodeWatcher({ handler, nodes: hanging.port });
+    other.watch("w-5");
+    await until("the list to start", () => hanging.calls.includes("list"));
+    await other.stop();
+    expect(await types("w-5")).toEqual([]);
   });
 });

@@ -89,6 +89,11 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
 
   const run = (clusterId: string, parameter: string | undefined) => {
     let stopped = false;
+    let onStop: () => void = () => {};
+    /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */
+    const stopping = new Promise<undefined>((resolve) => {
+      onStop = () => resolve(undefined);
+    });
     let current: NodeWatch | undefined;
     let wakeUp: (() => void) | undefined;
     /** Ends the watch in hand at once (on stop): its end callback will not come. */
@@ -158,16 +163,16 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       while (!stopped) {
         // 1. (re)list
         if (rv === undefined) {
-          let list: Awaited<ReturnType<KubeNodes["listNodes"]>>;
+          let list: Awaited<ReturnType<KubeNodes["listNodes"]>> | undefined;
           try {
-            list = await o.nodes.listNodes(clusterId, parameter);
+            list = await Promise.race([o.nodes.listNodes(clusterId, parameter), stopping]);
           } catch (err) {
             if (stopped) break;
             await unreachable(err);
             await sleep(backoff(++failures));
             continue;
           }
-          if (stopped) break;
+          if (stopped || !list) break;
           try {
             await record("kube.observe-api", { clusterId, reachable: true });
             await record("kube.observe-node-list", { clusterId, nodes: list.nodes });
@@ -215,6 +220,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
     return {
       stop: async () => {
         stopped = true;
+        onStop();
         current?.stop();
         abandon?.();
         wakeUp?.();
