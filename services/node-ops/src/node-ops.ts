@@ -1,16 +1,37 @@
+import { hostname } from "node:os";
 import {
-  type CommandHandler,
+  CommandHandler,
   catalogue,
+  EventStore,
+  type KubeCommand,
+  type KubeEvent,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
+  newId,
   type RunnerLogger,
   serveAggregate,
 } from "@cairn/events";
+import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { type KubeState, kubeDecider } from "./kube/decider.ts";
+import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
+import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
-import type { Kube } from "./ports.ts";
+import type { Kube, KubeNodes } from "./ports.ts";
+
+/** The leader lease that lets one node-ops process watch the clusters' nodes. */
+export const NODE_WATCH_LEASE = "node-ops.node-watch";
+
+export interface NodeFactsOptions {
+  /** The node lists and watches; default: the client-node adapter (as `kube`). */
+  nodes?: KubeNodes;
+  /** The watcher's backoff after a failure (default 500 ms doubling up to 30 s, full jitter). */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** The leader lease's time to live (default 10 s): how long a dead leader's clusters go unwatched. */
+  leaseTtlMs?: number;
+}
 
 export interface NodeOpsOptions {
   nats: Nats;
@@ -21,10 +42,18 @@ export interface NodeOpsOptions {
   ssm?: Pick<KubeAdapterOptions, "endpoint" | "credentials">;
   /** A drain's backoff between passes: from `pollMs` (default 200) doubling up to `maxPollMs` (default 5000). */
   drain?: { pollMs?: number; maxPollMs?: number };
+  /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
+  facts?: NodeFactsOptions | false;
 }
 
 export interface NodeOps {
   readonly handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  /** The kube aggregate's handler (node facts), when facts are on. */
+  readonly kubeHandler: CommandHandler<KubeCommand, KubeEvent, KubeState> | undefined;
+  /** True while this process holds the node-watch lease and watches the clusters. */
+  watching(): boolean;
+  /** The clusters whose nodes this process watches now (none unless `watching()`). */
+  watchedClusters(): string[];
   stop(): Promise<void>;
 }
 
@@ -32,9 +61,13 @@ export interface NodeOps {
  * node-ops owns the `nodeop` aggregate (one per node): it serves `cmd.node.>`, is the
  * only writer of `evt.nodeop.*`, and its reactor carries the decisions out on the
  * cluster's Kubernetes API. Command server and reactor share one handler.
+ *
+ * It also owns the `kube` aggregate (one per cluster): the process holding the
+ * node-watch lease watches the nodes of every live cluster and records the facts.
  */
 export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
-  const kube = o.kube ?? createKube({ nats: o.nats, ...(o.logger ? { logger: o.logger } : {}), ...o.ssm });
+  const adapter = createKube({ nats: o.nats, ...(o.logger ? { logger: o.logger } : {}), ...o.ssm });
+  const kube = o.kube ?? adapter;
   const { handler, stop: stopCommands } = await serveAggregate({
     nats: o.nats,
     catalogue,
@@ -51,11 +84,104 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
   });
+  const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
     handler,
+    kubeHandler: facts?.handler,
+    watching: () => facts?.watching() ?? false,
+    watchedClusters: () => facts?.clusters() ?? [],
     stop: async () => {
+      await facts?.stop();
       await stopCommands();
       await reactor.stop();
     },
   };
 }
+
+/**
+ * Node facts: one process at a time (the holder of the node-watch lease) reads which
+ * clusters are live and watches their nodes. Elected: start; deposed or stopped: every
+ * watch ends. The kube commands are internal (nobody else may send them), so they are
+ * decided in-process by a plain handler and no command server listens for them.
+ */
+async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
+  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
+  const handler = new CommandHandler({ decider: kubeDecider, store, catalogue });
+  const opts = o.facts || {};
+  let leading = false;
+  let active: { watcher: NodeWatcher; clusters: WatchedClusters } | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let attempts = 0;
+
+  const start = async () => {
+    if (!leading || active) return;
+    const watcher = createNodeWatcher({
+      handler,
+      nodes,
+      ...(o.logger ? { logger: o.logger } : {}),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
+    let clusters: WatchedClusters;
+    try {
+      clusters = await startWatchedClusters({
+        nats: o.nats,
+        watcher,
+        ...(o.logger ? { logger: o.logger } : {}),
+      });
+    } catch (err) {
+      await watcher.stop();
+      // NATS could not be read: try again while still leader (a leader that does nothing is no leader).
+      const delay = Math.min(30_000, 1_000 * 2 ** attempts++);
+      o.logger?.error(
+        { err: String(err), retryInMs: delay },
+        "node facts: could not read which clusters to watch",
+      );
+      if (leading) retry = setTimeout(() => void start(), delay);
+      return;
+    }
+    attempts = 0;
+    if (!leading || active) {
+      // Deposed (or started twice) meanwhile: undo.
+      await clusters.stop();
+      await watcher.stop();
+      return;
+    }
+    active = { watcher, clusters };
+  };
+  const end = async () => {
+    leading = false;
+    clearTimeout(retry);
+    const a = active;
+    active = undefined;
+    await a?.clusters.stop();
+    await a?.watcher.stop();
+  };
+  const lease: LeaderLease = await acquireLeadership({
+    nc: o.nats.nc,
+    name: NODE_WATCH_LEASE,
+    holder: `${hostname()}-${process.pid}-${newId()}`,
+    ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+    ...(isLeaseLogger(o.logger) ? { logger: o.logger } : {}),
+    onElected: () => {
+      leading = true;
+      return start();
+    },
+    onDeposed: end,
+  });
+  return {
+    handler,
+    watching: () => lease.isLeader() && active !== undefined,
+    clusters: () => active?.watcher.clusters() ?? [],
+    stop: async () => {
+      // Released, not left to expire: a successor takes over at once. Releasing deposes us
+      // (`end`) before the key is deleted, so two processes never watch at once.
+      await lease.release();
+      await end();
+    },
+  };
+}
+
+type LeaseLogger = NonNullable<Parameters<typeof acquireLeadership>[0]["logger"]>;
+/** The lease logs through pino (child loggers); a plain RunnerLogger is not passed on. */
+const isLeaseLogger = (l: RunnerLogger | undefined): l is RunnerLogger & LeaseLogger =>
+  typeof (l as { child?: unknown } | undefined)?.child === "function";

@@ -2,6 +2,7 @@
  * What node-ops needs from the world, narrowed to the calls it makes. The decider never
  * sees these; the reactor calls them and records the outcome.
  */
+import type { ObservedNode } from "@cairn/events";
 
 /** Annotations Cairn puts on a node it cordons: who asked and why. */
 export const CORDONED_BY = "cairn.dev/cordoned-by";
@@ -50,6 +51,61 @@ export interface Kube {
     pod: string,
     gracePeriodSeconds?: number,
   ): Promise<EvictionResult>;
+}
+
+/** A full list of a cluster's nodes, and the resourceVersion a watch resumes from. */
+export interface NodeList {
+  readonly nodes: readonly ObservedNode[];
+  readonly resourceVersion: string;
+}
+
+/** One change a node watch reports, with the resourceVersion to resume after it. */
+export type NodeWatchEvent =
+  | { readonly kind: "upsert"; readonly node: ObservedNode; readonly resourceVersion: string }
+  | { readonly kind: "removed"; readonly node: string; readonly resourceVersion: string }
+  /** Nothing changed up to here (a BOOKMARK): resume from this resourceVersion. */
+  | { readonly kind: "bookmark"; readonly resourceVersion: string };
+
+/**
+ * How a watch ended:
+ *  - `closed`: the stream ended (server timeout, inactivity, a dropped connection after it
+ *    was established): resume from the last resourceVersion;
+ *  - `expired`: the resourceVersion is too old (410 Gone): relist;
+ *  - `failed`: the watch could not be established (connection refused, 5xx, refused,
+ *    no kubeconfig): the API is unreachable for node-ops. `error` is safe to record.
+ */
+export type NodeWatchEnd =
+  | { readonly reason: "closed" }
+  | { readonly reason: "expired" }
+  | { readonly reason: "failed"; readonly error: Error };
+
+/** An open watch; `stop()` ends it, and no callback runs after it. Idempotent. */
+export interface NodeWatch {
+  stop(): void;
+}
+
+/** Reading a cluster's nodes, as node-ops' watcher does (list, then watch from its resourceVersion). */
+export interface KubeNodes {
+  /**
+   * Every node of the cluster. Throws a `NodeOpFailure` (or a plain `Error`) whose message
+   * is safe to record (no response bodies, no credentials). `kubeconfigParameter`: the SSM
+   * parameter to read the kubeconfig from (default `/cairn/<clusterId>/kubeconfig`).
+   */
+  listNodes(clusterId: string, kubeconfigParameter?: string): Promise<NodeList>;
+  /**
+   * Watches the cluster's nodes from `resourceVersion`. `onEvent` gets each change in order;
+   * `onEnd` is called exactly once (unless stopped first). Never rejects: a watch that cannot
+   * start ends with `failed`.
+   */
+  watchNodes(
+    clusterId: string,
+    resourceVersion: string,
+    onEvent: (e: NodeWatchEvent) => void,
+    onEnd: (end: NodeWatchEnd) => void,
+    kubeconfigParameter?: string,
+  ): Promise<NodeWatch>;
+  /** Forgets the cluster's cached kubeconfig: the next list or watch reads it again (it was re-published). */
+  forgetKubeconfig(clusterId: string): void;
 }
 
 /**

@@ -95,6 +95,8 @@ export const NodeRegistered = defineEvent({
     capacityType: z.enum(["spot", "on-demand"]).optional(),
     labels,
     taints: z.array(taint),
+    /** Cordoned already when first seen (`spec.unschedulable`); absent: false. */
+    unschedulable: z.boolean().optional(),
   }),
   description:
     "A node appeared in the cluster's API (its kubelet registered), with its labels and capacity type.",

@@ -9,7 +9,16 @@
  * The kubeconfig and its token are never logged.
  */
 import { GetParameterCommand, SSMClient, type SSMClientConfig } from "@aws-sdk/client-ssm";
-import { catalogue, EventStore, type Nats, type RunnerLogger } from "@cairn/events";
+import {
+  catalogue,
+  EventStore,
+  type Nats,
+  type ObservedNode,
+  observedNode,
+  type PressureCondition,
+  pressureCondition,
+  type RunnerLogger,
+} from "@cairn/events";
 import {
   ApiException,
   CoreV1Api,
@@ -17,16 +26,103 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Node,
+  Watch,
 } from "@kubernetes/client-node";
 import {
   CORDON_REASON,
   CORDONED_BY,
   type EvictionResult,
   type Kube,
+  type KubeNodes,
   type NodeInfo,
+  type NodeList,
   NodeOpFailure,
+  type NodeWatch,
+  type NodeWatchEnd,
+  type NodeWatchEvent,
   type PodInfo,
 } from "../ports.ts";
+
+/** The label K3s (and kubeadm) put on control-plane nodes. */
+const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
+/**
+ * Taints the node controllers derive from conditions and cordons
+ * (`node.kubernetes.io/not-ready`, `…/unschedulable`, `…/memory-pressure`, the cloud
+ * provider's `uninitialized`): they are reported as ready / pressure / unschedulable,
+ * so counting them as classification would record every Ready flip twice.
+ */
+const SYSTEM_TAINT_PREFIXES = ["node.kubernetes.io/", "node.cloudprovider.kubernetes.io/"];
+
+/** `aws:///eu-west-1a/i-0abc…` → `i-0abc…`; any other provider id → undefined. */
+export function instanceIdOfProviderId(providerId: string | undefined): string | undefined {
+  const m = providerId ? /^aws:\/\/\/[^/]*\/(i-[0-9a-f]+)$/.exec(providerId) : null;
+  return m?.[1];
+}
+
+/**
+ * A Node as node-ops' facts see it. Pure. Labels and taints that the schema refuses are
+ * left out rather than losing the whole node (the API already validated them; this only
+ * guards the log). Taints come sorted, so equal sets compare equal.
+ */
+export function observedNodeOf(n: V1Node): ObservedNode {
+  const name = n.metadata?.name ?? "";
+  const labels = Object.fromEntries(
+    Object.entries(n.metadata?.labels ?? {}).filter(
+      ([k, v]) => observedNode.shape.labels.safeParse({ [k]: v }).success,
+    ),
+  );
+  const taints = (n.spec?.taints ?? [])
+    .filter((t) => !SYSTEM_TAINT_PREFIXES.some((p) => t.key.startsWith(p)))
+    .map((t) => ({ key: t.key, ...(t.value ? { value: t.value } : {}), effect: t.effect }))
+    .filter((t) => observedNode.shape.taints.element.safeParse(t).success)
+    .sort((a, b) =>
+      `${a.key}\u0000${a.effect}\u0000${a.value ?? ""}`.localeCompare(
+        `${b.key}\u0000${b.effect}\u0000${b.value ?? ""}`,
+      ),
+    ) as ObservedNode["taints"];
+  const conditions = n.status?.conditions ?? [];
+  const readyCondition = conditions.find((c) => c.type === "Ready");
+  const ready = readyCondition?.status === "True";
+  const pressure = conditions
+    .filter((c) => c.status === "True" && pressureCondition.safeParse(c.type).success)
+    .map((c) => c.type as PressureCondition)
+    .sort();
+  const notReadyReason = ready
+    ? undefined
+    : readyCondition
+      ? [readyCondition.reason, readyCondition.message].filter(Boolean).join(": ") ||
+        `Ready is ${readyCondition.status}`
+      : "the node has not reported a Ready condition yet";
+  const instanceId = instanceIdOfProviderId(n.spec?.providerID);
+  return {
+    node: name,
+    ...(instanceId ? { instanceId } : {}),
+    role: n.metadata?.labels?.[CONTROL_PLANE_LABEL] === "true" ? "server" : "agent",
+    labels,
+    taints,
+    unschedulable: n.spec?.unschedulable === true,
+    ready,
+    ...(notReadyReason ? { notReadyReason } : {}),
+    pressure: [...new Set(pressure)],
+  };
+}
+
+/** A list or watch error, as a message safe to record (no bodies, no credentials). */
+export function describeKubeError(clusterId: string, err: unknown): Error {
+  if (err instanceof NodeOpFailure) return err;
+  if (err instanceof ApiException)
+    return new Error(`the Kubernetes API of cluster ${clusterId} answered ${err.code}`);
+  const e = err as { statusCode?: number; name?: string; message?: string; cause?: { code?: string } };
+  if (typeof e?.statusCode === "number")
+    return new Error(`the Kubernetes API of cluster ${clusterId} answered ${e.statusCode}`);
+  const code = e?.cause?.code ?? (e?.name === "TimeoutError" ? "timeout" : undefined);
+  return new Error(
+    `the Kubernetes API of cluster ${clusterId} did not answer${code ? ` (${code})` : e?.message ? ` (${e.message})` : ""}`,
+  );
+}
+
+/** A watch ends quietly after this long (the server's own timeout, below client-node's inactivity limit matters not). */
+const WATCH_TIMEOUT_SECONDS = 300;
 
 /** The PDB named in a 429 eviction answer: "The disruption budget <name> needs …". */
 export function pdbOfEvictionRefusal(body: unknown): string {
@@ -63,10 +159,15 @@ const podLabel = (namespace: string, pod: string) => `${namespace}/${pod}`;
 
 export const kubeconfigParameter = (clusterId: string) => `/cairn/${clusterId}/kubeconfig`;
 
-export function createKube(o: KubeAdapterOptions): Kube {
+interface Clients {
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+}
+
+export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
   const ssmClients = new Map<string, SSMClient>();
-  const apis = new Map<string, Promise<CoreV1Api>>();
+  const apis = new Map<string, Promise<Clients>>();
 
   const ssm = (region: string) => {
     let c = ssmClients.get(region);
@@ -93,9 +194,8 @@ export function createKube(o: KubeAdapterOptions): Kube {
     return (first.data as { spec: { region: string } }).spec.region;
   };
 
-  const load = async (clusterId: string): Promise<CoreV1Api> => {
+  const load = async (clusterId: string, name: string): Promise<Clients> => {
     const region = await regionOf(clusterId);
-    const name = kubeconfigParameter(clusterId);
     let yaml: string | undefined;
     try {
       const out = await ssm(region).send(new GetParameterCommand({ Name: name, WithDecryption: true }));
@@ -127,18 +227,26 @@ export function createKube(o: KubeAdapterOptions): Kube {
         remediation: "re-publish the cluster's kubeconfig",
       });
     }
-    return kc.makeApiClient(CoreV1Api);
+    return { kc, core: kc.makeApiClient(CoreV1Api) };
   };
 
-  const api = (clusterId: string): Promise<CoreV1Api> => {
-    let p = apis.get(clusterId);
+  const clients = (clusterId: string, parameter = kubeconfigParameter(clusterId)): Promise<Clients> => {
+    const k = `${clusterId}\u0000${parameter}`;
+    let p = apis.get(k);
     if (!p) {
-      p = load(clusterId);
-      apis.set(clusterId, p);
+      p = load(clusterId, parameter);
+      apis.set(k, p);
       // A failed load is not cached: the next call tries again.
-      p.catch(() => apis.delete(clusterId));
+      p.catch(() => {
+        if (apis.get(k) === p) apis.delete(k);
+      });
     }
     return p;
+  };
+  const api = async (clusterId: string): Promise<CoreV1Api> => (await clients(clusterId)).core;
+  /** Drops every cached client of the cluster: the next call reads its kubeconfig again. */
+  const forget = (clusterId: string) => {
+    for (const k of apis.keys()) if (k.startsWith(`${clusterId}\u0000`)) apis.delete(k);
   };
 
   /** Classifies a Kubernetes API error; returns only for a 404. */
@@ -146,7 +254,7 @@ export function createKube(o: KubeAdapterOptions): Kube {
     if (!(err instanceof ApiException)) throw err; // connection errors: transient
     if (err.code === 404) return "not-found";
     if (err.code === 401 || err.code === 403) {
-      apis.delete(clusterId);
+      forget(clusterId);
       throw new NodeOpFailure(
         `the Kubernetes API of cluster ${clusterId} refused node-ops (${err.code}) on node ${node}`,
         {
@@ -177,7 +285,121 @@ export function createKube(o: KubeAdapterOptions): Kube {
     }
   };
 
+  /** 401/403 on a list or watch: permanent for this kubeconfig, which is dropped so a new one is read. */
+  const refusedOrRaw = (clusterId: string, err: unknown): Error => {
+    const code =
+      err instanceof ApiException ? err.code : (err as { statusCode?: number } | undefined)?.statusCode;
+    if (code === 401 || code === 403) {
+      forget(clusterId);
+      return new NodeOpFailure(`the Kubernetes API of cluster ${clusterId} refused node-ops (${code})`, {
+        transient: false,
+        remediation:
+          code === 401
+            ? "the kubeconfig's credentials are not accepted: re-publish the cluster's kubeconfig"
+            : "give the kubeconfig's user RBAC permission to list and watch nodes",
+      });
+    }
+    return describeKubeError(clusterId, err);
+  };
+
+  const listNodes = async (clusterId: string, parameter?: string): Promise<NodeList> => {
+    const { core } = await clients(clusterId, parameter);
+    try {
+      const list = await core.listNode();
+      return {
+        nodes: list.items.map(observedNodeOf),
+        resourceVersion: list.metadata?.resourceVersion ?? "",
+      };
+    } catch (err) {
+      // A cluster that does not answer may have moved (a replaced server, a re-published
+      // kubeconfig): the next attempt reads the kubeconfig again.
+      forget(clusterId);
+      throw refusedOrRaw(clusterId, err);
+    }
+  };
+
+  const watchNodes = async (
+    clusterId: string,
+    resourceVersion: string,
+    onEvent: (e: NodeWatchEvent) => void,
+    onEnd: (end: NodeWatchEnd) => void,
+    parameter?: string,
+  ): Promise<NodeWatch> => {
+    let stopped = false;
+    let ended = false;
+    let established = false;
+    let controller: AbortController | undefined;
+    const end = (e: NodeWatchEnd) => {
+      if (ended || stopped) return;
+      ended = true;
+      controller?.abort();
+      onEnd(e);
+    };
+    const handle: NodeWatch = {
+      stop: () => {
+        stopped = true;
+        controller?.abort();
+      },
+    };
+    let kc: KubeConfig;
+    try {
+      kc = (await clients(clusterId, parameter)).kc;
+    } catch (err) {
+      end({ reason: "failed", error: describeKubeError(clusterId, err) });
+      return handle;
+    }
+    const w = new Watch(kc);
+    try {
+      controller = await w.watch(
+        "/api/v1/nodes",
+        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
+        (phase: string, obj: unknown) => {
+          if (ended || stopped) return;
+          const o = obj as V1Node & { code?: number };
+          const rv = o?.metadata?.resourceVersion ?? "";
+          switch (phase) {
+            case "ADDED":
+            case "MODIFIED":
+              onEvent({ kind: "upsert", node: observedNodeOf(o), resourceVersion: rv });
+              return;
+            case "DELETED":
+              onEvent({ kind: "removed", node: o.metadata?.name ?? "", resourceVersion: rv });
+              return;
+            case "BOOKMARK":
+              if (rv) onEvent({ kind: "bookmark", resourceVersion: rv });
+              return;
+            case "ERROR":
+              // 410 Expired: the resourceVersion was compacted away; anything else ends the watch.
+              end(o?.code === 410 ? { reason: "expired" } : { reason: "closed" });
+              return;
+            default:
+              return;
+          }
+        },
+        (err: unknown) => {
+          if (!err || established) {
+            // A stream that ended after it was open (server timeout, inactivity, a dropped
+            // connection): resume; if the API is really gone, the next watch fails to start.
+            end({ reason: "closed" });
+            return;
+          }
+          const status = (err as { statusCode?: number }).statusCode;
+          if (status === 410) end({ reason: "expired" });
+          else end({ reason: "failed", error: refusedOrRaw(clusterId, err) });
+        },
+      );
+      established = true;
+      if (stopped) controller.abort();
+    } catch (err) {
+      end({ reason: "failed", error: refusedOrRaw(clusterId, err) });
+    }
+    return handle;
+  };
+
   return {
+    listNodes,
+    watchNodes,
+    forgetKubeconfig: forget,
     cordon: (clusterId, node, annotations) =>
       patch(clusterId, node, { metadata: { annotations }, spec: { unschedulable: true } }),
     uncordon: (clusterId, node) =>

@@ -1,5 +1,6 @@
+import { ApiException, type V1Node } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { pdbOfEvictionRefusal } from "./kube.ts";
+import { describeKubeError, instanceIdOfProviderId, observedNodeOf, pdbOfEvictionRefusal } from "./kube.ts";
 
 const refusal = {
   kind: "Status",
@@ -30,5 +31,95 @@ describe("pdbOfEvictionRefusal", () => {
     );
     expect(pdbOfEvictionRefusal("not json")).toBe("unknown");
     expect(pdbOfEvictionRefusal(undefined)).toBe("unknown");
+  });
+});
+
+describe("observedNodeOf", () => {
+  const node = (o: Partial<V1Node> = {}): V1Node => ({
+    metadata: {
+      name: "i-0abc123",
+      labels: {
+        "node-role.kubernetes.io/control-plane": "true",
+        "cairn.dev/pool": "servers",
+        "Not A Label!": "x",
+      },
+    },
+    spec: {
+      providerID: "aws:///eu-west-1a/i-0abc123",
+      unschedulable: true,
+      taints: [
+        { key: "node.kubernetes.io/unschedulable", effect: "NoSchedule" },
+        { key: "dedicated", value: "gpu", effect: "NoSchedule" },
+        { key: "b-first", effect: "NoExecute", timeAdded: new Date() },
+      ],
+    },
+    status: {
+      conditions: [
+        { type: "Ready", status: "False", reason: "KubeletNotReady", message: "PLEG is not healthy" },
+        { type: "MemoryPressure", status: "True" },
+        { type: "DiskPressure", status: "False" },
+        { type: "NetworkUnavailable", status: "True" },
+      ],
+    },
+    ...o,
+  });
+
+  it("reads role, instance, labels, taints (without the controllers' own), readiness and pressure", () => {
+    expect(observedNodeOf(node())).toEqual({
+      node: "i-0abc123",
+      instanceId: "i-0abc123",
+      role: "server",
+      labels: { "node-role.kubernetes.io/control-plane": "true", "cairn.dev/pool": "servers" },
+      taints: [
+        { key: "b-first", effect: "NoExecute" },
+        { key: "dedicated", value: "gpu", effect: "NoSchedule" },
+      ],
+      unschedulable: true,
+      ready: false,
+      notReadyReason: "KubeletNotReady: PLEG is not healthy",
+      pressure: ["MemoryPressure", "NetworkUnavailable"],
+    });
+  });
+  it("a Ready agent without a provider id or conditions beyond Ready", () => {
+    const n = observedNodeOf({
+      metadata: { name: "ip-10-0-1-5" },
+      spec: { providerID: "k3s://ip-10-0-1-5" },
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    });
+    expect(n).toEqual({
+      node: "ip-10-0-1-5",
+      role: "agent",
+      labels: {},
+      taints: [],
+      unschedulable: false,
+      ready: true,
+      pressure: [],
+    });
+  });
+  it("no Ready condition yet: not ready, saying so", () => {
+    expect(observedNodeOf({ metadata: { name: "n" } })).toMatchObject({
+      ready: false,
+      notReadyReason: "the node has not reported a Ready condition yet",
+    });
+  });
+});
+
+describe("instanceIdOfProviderId", () => {
+  it("takes the instance id from an AWS provider id only", () => {
+    expect(instanceIdOfProviderId("aws:///eu-west-1a/i-0abc")).toBe("i-0abc");
+    expect(instanceIdOfProviderId("aws:////i-0abc")).toBe("i-0abc");
+    expect(instanceIdOfProviderId("k3s://node-1")).toBeUndefined();
+    expect(instanceIdOfProviderId(undefined)).toBeUndefined();
+  });
+});
+
+describe("describeKubeError", () => {
+  it("never passes a response body on", () => {
+    const e = describeKubeError("c1", new ApiException(503, "Service Unavailable", '{"secret":"x"}', {}));
+    expect(e.message).toBe("the Kubernetes API of cluster c1 answered 503");
+    const refused = Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+    expect(describeKubeError("c1", refused).message).toBe(
+      "the Kubernetes API of cluster c1 did not answer (ECONNREFUSED)",
+    );
   });
 });

@@ -1,0 +1,269 @@
+/**
+ * node-ops' node watcher: per cluster, list the nodes, then watch them from the list's
+ * resourceVersion, and report everything it sees to the kube aggregate as internal
+ * `kube.observe-*` commands. The decider records only what changed, so the watcher may
+ * report the same thing again (a resumed watch, a relist) without spamming the log.
+ *
+ * One loop per cluster, as numbered steps:
+ *  1. No resourceVersion to resume from: list → `observe-api {reachable: true}` and
+ *     `observe-node-list` (a full resync); the list's resourceVersion is where the watch starts.
+ *  2. Watch from the resourceVersion. Each change is recorded in order; the
+ *     resourceVersion moves on only once its observation is recorded, so resuming never
+ *     skips one.
+ *  3. The watch ended:
+ *     - closed (server timeout, dropped stream): resume from the last resourceVersion (2);
+ *     - expired (410 Gone): relist (1);
+ *     - failed (could not connect, 5xx, refused): `observe-api {reachable: false, reason}`,
+ *       wait (capped exponential backoff, full jitter) and relist (1).
+ *  A list that fails is reported and retried the same way. Recording that fails (NATS
+ *  unavailable) is logged and retried with backoff from a relist, never reported as the
+ *  API's fault.
+ */
+import {
+  type CommandHandler,
+  catalogue,
+  type KubeCommand,
+  type KubeEvent,
+  newId,
+  PermanentError,
+  type RunnerLogger,
+} from "@cairn/events";
+import type { KubeNodes, NodeWatch, NodeWatchEnd, NodeWatchEvent } from "../ports.ts";
+import type { KubeState } from "./decider.ts";
+
+export interface NodeWatcherOptions {
+  handler: CommandHandler<KubeCommand, KubeEvent, KubeState>;
+  nodes: KubeNodes;
+  logger?: RunnerLogger;
+  /** Backoff after a failure: a random delay up to min(maxMs, baseMs·2^(n-1)). Default 500 ms → 30 s. */
+  backoff?: { baseMs?: number; maxMs?: number };
+  random?: () => number;
+}
+
+/** The clusters being watched; each watch runs until `unwatch` or `stop`. */
+export interface NodeWatcher {
+  /**
+   * Starts watching the cluster. Idempotent: a cluster already watched with the same
+   * kubeconfig version is left alone; a newer version (re-published) restarts its watch
+   * with the kubeconfig read again.
+   */
+  watch(clusterId: string, kubeconfig?: { parameter: string; version: number }): void;
+  /** Stops watching the cluster and waits until its loop has ended. */
+  unwatch(clusterId: string): Promise<void>;
+  /** The clusters watched now. */
+  clusters(): string[];
+  /** Stops every watch. */
+  stop(): Promise<void>;
+}
+
+/** Recording an observation failed (the log, not the cluster, is at fault). */
+class RecordFailure extends Error {
+  override readonly name = "RecordFailure";
+}
+
+/** A watch that lived less than this and ended is counted as a failure for the backoff (no hot loop). */
+const SHORT_WATCH_MS = 1_000;
+
+export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
+  const baseMs = o.backoff?.baseMs ?? 500;
+  const maxMs = o.backoff?.maxMs ?? 30_000;
+  const random = o.random ?? Math.random;
+  const backoff = (n: number) => Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1)));
+  const loops = new Map<string, { stop(): Promise<void>; version: number }>();
+
+  /** Decides one observation on the cluster's kube aggregate; its id is fresh (no cause to derive it from). */
+  const record = async (type: KubeCommand["type"], data: object) => {
+    const parsed = catalogue.parseCommand({
+      id: newId(),
+      type,
+      data,
+      meta: { actor: "node-ops" },
+    });
+    if (!parsed.ok) throw new PermanentError(`the watcher built an invalid ${type}: ${parsed.error.message}`);
+    try {
+      return await o.handler.handle(parsed.value);
+    } catch (err) {
+      throw new RecordFailure(`could not record ${type}`, { cause: err });
+    }
+  };
+
+  const run = (clusterId: string, parameter: string | undefined) => {
+    let stopped = false;
+    let onStop: () => void = () => {};
+    /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */
+    const stopping = new Promise<undefined>((resolve) => {
+      onStop = () => resolve(undefined);
+    });
+    let current: NodeWatch | undefined;
+    let wakeUp: (() => void) | undefined;
+    /** Ends the watch in hand at once (on stop): its end callback will not come. */
+    let abandon: (() => void) | undefined;
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (stopped) return resolve();
+        const t = setTimeout(resolve, ms);
+        wakeUp = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      }).finally(() => {
+        wakeUp = undefined;
+      });
+    const log = (level: "info" | "warn", obj: object, msg: string) =>
+      o.logger?.[level]({ cluster: clusterId, ...obj }, msg);
+
+    const unreachable = async (err: unknown) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      log("warn", { reason }, "Kubernetes API unreachable");
+      try {
+        await record("kube.observe-api", { clusterId, reachable: false, reason });
+      } catch (e) {
+        log("warn", { err: String(e) }, "could not record the API as unreachable");
+      }
+    };
+
+    /** Step 2: one watch, recording in order; resolves with how it ended and the last recorded resourceVersion. */
+    const watchOnce = (from: string) =>
+      new Promise<{ end: NodeWatchEnd | { reason: "record-failed"; error: Error }; rv: string }>(
+        (resolve) => {
+          let rv = from;
+          let chain: Promise<void> = Promise.resolve();
+          let failed: Error | undefined;
+          // On stop: no end callback will come; what is being recorded finishes first.
+          abandon = () => void chain.then(() => resolve({ end: { reason: "closed" }, rv }));
+          const observe = (e: NodeWatchEvent) => {
+            chain = chain.then(async () => {
+              if (failed || stopped) return;
+              try {
+                if (e.kind === "upsert") await record("kube.observe-node", { clusterId, ...e.node });
+                else if (e.kind === "removed")
+                  await record("kube.observe-node-removed", { clusterId, node: e.node });
+                rv = e.resourceVersion;
+              } catch (err) {
+                failed = err instanceof Error ? err : new Error(String(err));
+                current?.stop();
+                resolve({ end: { reason: "record-failed", error: failed }, rv });
+              }
+            });
+          };
+          const ended = (end: NodeWatchEnd) => {
+            // Everything seen before the end is recorded before the next step.
+            void chain.then(() => resolve({ end, rv }));
+          };
+          void o.nodes.watchNodes(clusterId, from, observe, ended, parameter).then((w) => {
+            current = w;
+            if (stopped || failed) w.stop();
+          });
+        },
+      );
+
+    const loop = (async () => {
+      let rv: string | undefined;
+      let failures = 0;
+      while (!stopped) {
+        // 1. (re)list
+        if (rv === undefined) {
+          let list: Awaited<ReturnType<KubeNodes["listNodes"]>> | undefined;
+          try {
+            list = await Promise.race([o.nodes.listNodes(clusterId, parameter), stopping]);
+          } catch (err) {
+            if (stopped) break;
+            await unreachable(err);
+            await sleep(backoff(++failures));
+            continue;
+          }
+          if (stopped || !list) break;
+          try {
+            await record("kube.observe-api", { clusterId, reachable: true });
+            await record("kube.observe-node-list", { clusterId, nodes: list.nodes });
+          } catch (err) {
+            log("warn", { err: String(err) }, "could not record the node list; relisting later");
+            await sleep(backoff(++failures));
+            continue;
+          }
+          rv = list.resourceVersion;
+          failures = 0;
+          log("info", { resourceVersion: rv, nodes: list.nodes.length }, "nodes listed; watching");
+        }
+        // 2. watch
+        const started = Date.now();
+        const { end, rv: last } = await watchOnce(rv);
+        current = undefined;
+        abandon = undefined;
+        if (stopped) break;
+        rv = last;
+        // 3. how it ended
+        switch (end.reason) {
+          case "closed":
+            // Resume from where it was; only a watch that keeps ending at once backs off.
+            if (Date.now() - started < SHORT_WATCH_MS) await sleep(backoff(++failures));
+            else failures = 0;
+            break;
+          case "expired":
+            log("info", { resourceVersion: rv }, "resourceVersion expired (410); relisting");
+            rv = undefined;
+            break;
+          case "failed":
+            await unreachable(end.error);
+            rv = undefined;
+            await sleep(backoff(++failures));
+            break;
+          case "record-failed":
+            log("warn", { err: String(end.error.cause ?? end.error) }, "could not record; relisting later");
+            rv = undefined;
+            await sleep(backoff(++failures));
+            break;
+        }
+      }
+    })();
+
+    return {
+      stop: async () => {
+        stopped = true;
+        onStop();
+        current?.stop();
+        abandon?.();
+        wakeUp?.();
+        await loop;
+      },
+    };
+  };
+
+  return {
+    watch(clusterId, kubeconfig) {
+      const version = kubeconfig?.version ?? 0;
+      const running = loops.get(clusterId);
+      if (running && running.version >= version) return;
+      if (running) {
+        // Re-published: the old loop ends, the new one reads the kubeconfig again (and
+        // relists; the decider records only what changed meanwhile).
+        o.logger?.info({ cluster: clusterId, version }, "kubeconfig re-published; watching anew");
+        const previous = running.stop();
+        const next = { version, stop: () => previous };
+        loops.set(clusterId, next);
+        void previous.then(() => {
+          if (loops.get(clusterId) !== next) return; // unwatched or replaced meanwhile
+          o.nodes.forgetKubeconfig(clusterId);
+          const l = run(clusterId, kubeconfig?.parameter);
+          next.stop = l.stop;
+        });
+        return;
+      }
+      o.logger?.info({ cluster: clusterId }, "watching the cluster's nodes");
+      loops.set(clusterId, { ...run(clusterId, kubeconfig?.parameter), version });
+    },
+    async unwatch(clusterId) {
+      const l = loops.get(clusterId);
+      if (!l) return;
+      loops.delete(clusterId);
+      o.logger?.info({ cluster: clusterId }, "no longer watching the cluster's nodes");
+      await l.stop();
+    },
+    clusters: () => [...loops.keys()].sort(),
+    async stop() {
+      const all = [...loops.values()];
+      loops.clear();
+      await Promise.all(all.map((l) => l.stop()));
+    },
+  };
+}
