@@ -203,22 +203,29 @@ export class SsmRemoteExec implements RemoteExec {
     comment: string,
     since: Date,
   ): Promise<string | undefined> {
+    // Newest first: a command sent for this step is among the instance's last ones. The
+    // comparison with `since` is by SSM's own clock (no filter on ours: clocks differ).
     let token: string | undefined;
-    do {
-      const page = await this.#call(region, "ListCommandInvocations", "aws", (c, abortSignal) =>
+    for (let page = 0; page < 4; page++) {
+      const out = await this.#call(region, "ListCommandInvocations", "aws", (c, abortSignal) =>
         c.send(
           new ListCommandInvocationsCommand({
             InstanceId: instanceId,
-            Filters: [{ key: "InvokedAfter", value: new Date(since.getTime() - 60_000).toISOString() }],
+            MaxResults: 50,
             ...(token ? { NextToken: token } : {}),
           }),
           { abortSignal },
         ),
       );
-      const found = (page.CommandInvocations ?? []).find((i) => i.Comment === comment.slice(0, 100));
+      const invocations = out.CommandInvocations ?? [];
+      const found = invocations.find((i) => i.Comment === comment.slice(0, 100));
       if (found?.CommandId) return found.CommandId;
-      token = page.NextToken;
-    } while (token);
+      // Older than the step's request by an hour: what follows is older still.
+      const oldest = invocations.at(-1)?.RequestedDateTime;
+      if (oldest && oldest.getTime() < since.getTime() - 3_600_000) return undefined;
+      token = out.NextToken;
+      if (!token) return undefined;
+    }
     return undefined;
   }
 

@@ -42,7 +42,8 @@ const startTheInstaller = () =>
     logger,
     remote,
     policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never },
-    reactor: { pollMs: 20, maxPollMs: 200 },
+    // SSM's own timeout is in the sim's seconds, which pass 100 times faster: scale the backstop.
+    reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200 },
   });
 
 beforeAll(async () => {
@@ -178,7 +179,13 @@ describe("installing K3s over SSM", () => {
       expect(header).toContain("labels=cairn.dev/capacity-type=spot,cairn.dev/pool=workers,tier=web");
       expect(header).toContain("taints=dedicated=web:NoSchedule");
     }
+    // node-ops reports every node Ready: the install completes and the cluster is Ready.
+    await until("one Ready", async () => ((await clusterStatus("one")) === "Ready" ? true : undefined));
     const history = await historyOf("one");
+    expect(history.filter((e) => e.type === "install.node-ready")).toHaveLength(4);
+    expect(history.filter((e) => e.type === "install.completed").map((e) => e.data)).toEqual([
+      { nodes: 4, k3sVersion: "v1.31.4+k3s1" },
+    ]);
     const steps = history.filter((e) => e.type === "install.step-succeeded");
     expect(steps).toHaveLength(4);
     // Each step's event carries its duration and output's tail.
@@ -192,6 +199,7 @@ describe("installing K3s over SSM", () => {
   it("3 servers (embedded etcd): one init, then the other servers join one at a time", async () => {
     await create("ha", { servers: { count: 3, instanceType: "t3.medium" }, pools: pools(2) });
     await installed("ha", 5);
+    await until("ha Ready", async () => ((await clusterStatus("ha")) === "Ready" ? true : undefined));
     const steps = invocations("ha")
       .map((c) => c.step)
       .sort();
@@ -285,7 +293,9 @@ describe("installing K3s over SSM", () => {
     );
     expect(sim.world.ssm.parameter("eu-west-1", "/cairn/throttled/token")).toBeUndefined();
     expect(sim.world.ssm.parameter("eu-west-1", "/cairn/throttled/kubeconfig")).toBeUndefined();
-    expect(await clusterStatus("throttled")).toBe("Deleted");
+    await until("cluster deleted", async () =>
+      (await clusterStatus("throttled")) === "Deleted" ? true : undefined,
+    );
   });
 
   it("no secret ever appears in an event, a log line or an SSM command's text", async () => {
