@@ -1,5 +1,6 @@
 // Wiring only: the harness boots, the projector builds read models and serves the API.
 import { envVars, runService, serviceConfig } from "@cairn/service";
+import { DEFAULT_RATE_LIMIT, loadTokensFile, parseRateLimit } from "./api/auth.ts";
 import { startProjector } from "./projector.ts";
 
 await runService({
@@ -8,8 +9,11 @@ await runService({
     DATABASE_URL: envVars.string(),
     /** The API's address; anything but loopback needs CAIRN_TOKENS_FILE. */
     CAIRN_API_HOST: envVars.string().default("127.0.0.1"),
+    /** Requests per window per token (or address), e.g. 600/min; `off` for none. */
+    CAIRN_API_RATE_LIMIT: envVars.string().optional(),
   }),
   start: async ({ nats, log, config }) => {
+    const limit = config.CAIRN_API_RATE_LIMIT;
     const projector = await startProjector({
       nats,
       databaseUrl: config.DATABASE_URL,
@@ -17,6 +21,9 @@ await runService({
       api: {
         port: config.CAIRN_API_PORT,
         host: config.CAIRN_API_HOST,
+        // Without a tokens file the API serves loopback only (startProjector refuses otherwise).
+        ...(config.CAIRN_TOKENS_FILE ? { auth: await loadTokensFile(config.CAIRN_TOKENS_FILE) } : {}),
+        rateLimit: limit === "off" ? false : limit ? parseRateLimit(limit) : DEFAULT_RATE_LIMIT,
         ...(config.JAEGER_UI_URL ? { jaegerUiUrl: config.JAEGER_UI_URL } : {}),
       },
     });
