@@ -33,6 +33,7 @@ import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
 import { healthRoutes } from "./health.ts";
 import { historyRoutes } from "./history.ts";
+import { errorBody } from "./schemas.ts";
 import { streamRoutes } from "./stream.ts";
 
 export type { ApiAuth } from "./auth.ts";
@@ -252,6 +253,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       return "";
     }
     return payload;
+  });
+
+  // Every route documents the refusals the hooks above may answer with.
+  app.addHook("onRoute", (route) => {
+    const access = route.config?.access ?? "admin";
+    const schema = route.schema;
+    if (!schema?.response || typeof schema.response !== "object") return;
+    const response = schema.response as Record<string, unknown>;
+    if (rateLimit) response["429"] ??= errorBody;
+    if (route.method === "POST" || (Array.isArray(route.method) && route.method.includes("POST")))
+      response["413"] ??= errorBody;
+    if (auth && access !== "public") {
+      response["401"] ??= errorBody;
+      response["403"] ??= errorBody;
+    }
   });
 
   await app.register(fastifySwagger, {
