@@ -73,7 +73,14 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
 
 describe("auth matrix: every route × no token / bad token / viewer / operator / admin", () => {
   it("covers every route of the OpenAPI document", async () => {
-    const doc = (await call("GET", "/docs/json")).body as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await call("GET", "/docs/json")).body as {
+      security: unknown;
+      paths: Record<string, Record<string, { security?: unknown }>>;
+    };
+    // The document tells which routes need the token.
+    expect(doc.security).toEqual([{ bearer: [] }]);
+    expect(doc.paths["/healthz"]?.get?.security).toEqual([]);
+    expect(doc.paths["/clusters"]?.get?.security).toBeUndefined();
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
     );
@@ -232,7 +239,11 @@ describe("commands with a token", () => {
 });
 
 describe("limits", () => {
-  async function app(opts: { rateLimit?: { max: number; timeWindowMs: number }; bodyLimit?: number }) {
+  async function app(opts: {
+    rateLimit?: { max: number; timeWindowMs: number } | undefined;
+    bodyLimit?: number;
+    noAuth?: boolean;
+  }) {
     const db = openDatabase(infra.database.url, { max: 1 });
     const a = await buildApi({
       db,
@@ -242,8 +253,8 @@ describe("limits", () => {
       changes: new ChangeFeed(),
       logger: { info() {}, warn() {}, error() {} },
       consumerStatus: () => ({ running: true }),
-      auth,
-      rateLimit: opts.rateLimit ?? false,
+      ...(opts.noAuth ? {} : { auth }),
+      ...("rateLimit" in opts ? { rateLimit: opts.rateLimit } : { rateLimit: false as const }),
       ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
     });
     const close = async () => {
@@ -252,6 +263,25 @@ describe("limits", () => {
     };
     return { app: a, close };
   }
+
+  it("by default: 600/min per token holder with tokens; no limit on loopback without them", async () => {
+    const withTokens = await app({ rateLimit: undefined });
+    const loopback = await app({ rateLimit: undefined, noAuth: true });
+    try {
+      const a = await withTokens.app.inject({
+        method: "GET",
+        url: "/clusters",
+        headers: { authorization: `Bearer ${viewer.token}` },
+      });
+      expect(a.headers["x-ratelimit-limit"]).toBe("600");
+      const b = await loopback.app.inject({ method: "GET", url: "/clusters" });
+      expect(b.statusCode).toBe(200);
+      expect(b.headers["x-ratelimit-limit"]).toBeUndefined();
+    } finally {
+      await withTokens.close();
+      await loopback.close();
+    }
+  });
 
   it("a body over the limit → 413 naming the limit", async () => {
     const big = await call("POST", "/commands", {

@@ -62,7 +62,10 @@ export interface ApiOptions {
   readonly auth?: ApiAuth;
   /** Jaeger UI base URL, e.g. http://localhost:16686: resources then carry a `jaegerUrl`. */
   readonly jaegerUiUrl?: string;
-  /** Per token (or per address without one); default 600/min; `false`: none. */
+  /**
+   * Per token holder (per address for callers without a valid token); `false`: none.
+   * Default: 600/min with `auth`, none without (loopback only, so every caller is this machine).
+   */
   readonly rateLimit?: RateLimit | false;
   /** Largest request body in bytes; default 256 KiB. */
   readonly bodyLimit?: number;
@@ -224,7 +227,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     });
   }
 
-  const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
+  // Without tokens every caller is this machine (loopback only) and would share one
+  // address's budget: no limit unless asked for. With tokens, each holder has its own.
+  const rateLimit = deps.rateLimit ?? (auth ? DEFAULT_RATE_LIMIT : false);
   if (rateLimit) {
     await app.register(fastifyRateLimit, {
       max: rateLimit.max,
@@ -260,6 +265,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const access = route.config?.access ?? "admin";
     const schema = route.schema;
     if (!schema?.response || typeof schema.response !== "object") return;
+    // Open routes say so in the document (the default security is the bearer token).
+    if (access === "public") (schema as { security?: unknown[] }).security = [];
     const response = schema.response as Record<string, unknown>;
     if (rateLimit) response["429"] ??= errorBody;
     if (route.method === "POST" || (Array.isArray(route.method) && route.method.includes("POST")))
