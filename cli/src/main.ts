@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { ApiError, apiClient } from "./api-client.ts";
 import { demoCluster } from "./demo.ts";
+import { tokenCreate } from "./token.ts";
 import { up } from "./up.ts";
 
 const program = new Command()
@@ -79,6 +80,17 @@ program
     );
     print(await waitForCommand(sent.commandId));
     print(await api.get(`/clusters/${clusterId}`));
+  });
+
+program
+  .command("token")
+  .description("API bearer tokens (for CAIRN_TOKENS_FILE)")
+  .command("create")
+  .description("make a token: prints it once, and the entry to add to the tokens file")
+  .requiredOption("--user <name>", "who holds it: the actor of the commands it sends")
+  .requiredOption("--role <role>", "viewer (reads) | operator (reads and commands) | admin (everything)")
+  .action((o: { user: string; role: string }) => {
+    process.stdout.write(tokenCreate(o.user, o.role));
   });
 
 async function waitForCommand(id: string, timeoutMs = 30_000): Promise<unknown> {

@@ -1,4 +1,14 @@
-export type { ApiAuth, ApiOptions } from "./api/server.ts";
+export {
+  type ApiAuth,
+  createToken,
+  loadTokensFile,
+  parseRateLimit,
+  ROLES,
+  type Role,
+  type TokenEntry,
+} from "./api/auth.ts";
+export type { ApiOptions } from "./api/server.ts";
+export { type Change, ChangeFeed } from "./changes.ts";
 export { type Database, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
 export { migrateDownAll, migrateToLatest } from "./db/migrate.ts";
 export { type BatchOutcome, projectBatch } from "./projection.ts";

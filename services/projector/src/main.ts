@@ -1,6 +1,15 @@
 // Wiring only: the harness boots, the projector builds read models and serves the API.
 import { envVars, runService, serviceConfig } from "@cairn/service";
+import { loadTokensFile, parseRateLimit } from "./api/auth.ts";
 import { startProjector } from "./projector.ts";
+
+const isRateLimit = (s: string) => {
+  try {
+    return parseRateLimit(s).max > 0;
+  } catch {
+    return false;
+  }
+};
 
 await runService({
   name: "projector",
@@ -8,8 +17,16 @@ await runService({
     DATABASE_URL: envVars.string(),
     /** The API's address; anything but loopback needs CAIRN_TOKENS_FILE. */
     CAIRN_API_HOST: envVars.string().default("127.0.0.1"),
+    /** Requests per window per token holder (or address), e.g. 600/min; `off` for none. */
+    CAIRN_API_RATE_LIMIT: envVars
+      .string()
+      .refine((s) => s === "off" || isRateLimit(s), {
+        message: "must read <count>/<s|min|hour> (e.g. 600/min) or off",
+      })
+      .optional(),
   }),
   start: async ({ nats, log, config }) => {
+    const limit = config.CAIRN_API_RATE_LIMIT;
     const projector = await startProjector({
       nats,
       databaseUrl: config.DATABASE_URL,
@@ -17,6 +34,10 @@ await runService({
       api: {
         port: config.CAIRN_API_PORT,
         host: config.CAIRN_API_HOST,
+        // Without a tokens file the API serves loopback only (startProjector refuses otherwise).
+        ...(config.CAIRN_TOKENS_FILE ? { auth: await loadTokensFile(config.CAIRN_TOKENS_FILE) } : {}),
+        // Unset: 600/min per token holder with tokens, none on loopback without them.
+        ...(limit !== undefined ? { rateLimit: limit === "off" ? false : parseRateLimit(limit) } : {}),
         ...(config.JAEGER_UI_URL ? { jaegerUiUrl: config.JAEGER_UI_URL } : {}),
       },
     });

@@ -24,6 +24,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import type { Change } from "./changes.ts";
 import type { Db } from "./db/database.ts";
 import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
 import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
@@ -58,6 +59,8 @@ export interface BatchOutcome {
   readonly waitingFor?: number;
   /** Missing messages read from the stream to fill a gap before the batch. */
   readonly filled: number;
+  /** The rows the batch wrote (for the live change feed, once committed). */
+  readonly changes?: readonly Change[];
 }
 
 /** What the projection reads from the stream when sequences are missing between the checkpoint and a batch. */
@@ -259,7 +262,15 @@ export async function projectInTransaction(
     await upsertClusters(trx, schema, [...changedClusters.values()]);
     await upsertCommands(trx, schema, [...changedCommands.values()]);
     await writeCheckpoint(trx, schema, name, last);
-    return result({ deadLettered, commits, events: events.length });
+    const changes: Change[] = [
+      ...[...changedClusters.values()].map(
+        (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
+      ),
+      ...[...changedCommands.values()].map(
+        (row): Change => ({ resource: "commands", id: row.commandId, sequence: last, row }),
+      ),
+    ];
+    return result({ deadLettered, commits, events: events.length, changes });
   });
 }
 
@@ -322,6 +333,8 @@ export async function startProjection(opts: {
   durable: string;
   batchSize: number;
   logger: RunnerLogger;
+  /** Called with the rows of each batch after its transaction committed. Must not throw. */
+  onCommitted?: (changes: readonly Change[]) => void;
 }): Promise<RunningProjection> {
   const { nats, target, durable, logger } = opts;
   const status: RunningProjection["status"] = {
@@ -343,6 +356,7 @@ export async function startProjection(opts: {
         const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
         status.lastBatchAt = new Date();
         status.checkpoint = outcome.checkpoint;
+        if (outcome.changes?.length) opts.onCommitted?.(outcome.changes);
         if (outcome.waitingFor !== undefined) {
           throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);
         }

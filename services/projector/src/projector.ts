@@ -2,11 +2,13 @@ import {
   CommandBus,
   catalogue,
   connectNats,
+  EventStore,
   ensureStreams,
   type Nats,
   type RunnerLogger,
 } from "@cairn/events";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
+import { ChangeFeed } from "./changes.ts";
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
@@ -91,12 +93,16 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     const streams = await ensureStreams(nats.jsm);
     if (streams.drift.length > 0)
       log.warn({ drift: streams.drift }, "streams differ from the expected config");
+    const changes = new ChangeFeed((err) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "a change listener failed"),
+    );
     projection = await startProjection({
       nats,
       target: { db, schema, name: durable },
       durable,
       batchSize,
       logger: log,
+      onCommitted: (c) => changes.publish(c),
     });
     if (opts.api) {
       const status = projection.status;
@@ -105,6 +111,8 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         db,
         schema,
         bus: new CommandBus({ js: nats.js, catalogue }),
+        store: new EventStore({ js: nats.js, jsm: nats.jsm, catalogue }),
+        changes,
         logger: log,
         jaegerUiUrl: opts.api.jaegerUiUrl,
         // The consumer runs while it is not stopped and its NATS connection is not closed

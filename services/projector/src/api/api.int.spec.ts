@@ -1,6 +1,7 @@
-import { CommandBus, catalogue, commandSubject, Streams } from "@cairn/events";
+import { CommandBus, catalogue, commandSubject, EventStore, Streams } from "@cairn/events";
 import { useTestTracing } from "@cairn/events/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChangeFeed } from "../changes.ts";
 import { openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { aSpec, cluster, rejected, requested } from "../testing/fixtures.ts";
@@ -215,6 +216,8 @@ describe("projector API", () => {
       db,
       schema: "public",
       bus: new CommandBus({ js: infra.nats.js, catalogue }),
+      store: new EventStore({ js: infra.nats.js, jsm: infra.nats.jsm, catalogue }),
+      changes: new ChangeFeed(),
       logger: { info() {}, warn() {}, error() {} },
       consumerStatus: () => ({ running: false }),
     });

@@ -1,13 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { type ClusterRow, progressView } from "../projections/clusters.ts";
+import { z } from "zod";
+import { type ClusterRow, foldCluster, progressView } from "../projections/clusters.ts";
 import { getCluster, listClusters } from "../repository/clusters.ts";
-import { clusterList, clusterListQuery, clusterView, errorBody, idParams } from "./schemas.ts";
-import type { ApiDeps } from "./server.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { clusterList, clusterListQuery, clusterQuery, clusterView, errorBody, idParams } from "./schemas.ts";
+import { type ApiDeps, jaegerLink } from "./server.ts";
 
 export function toClusterView(row: ClusterRow, jaegerUiUrl?: string) {
-  const jaegerUrl =
-    jaegerUiUrl && row.traceId ? `${jaegerUiUrl.replace(/\/+$/, "")}/trace/${row.traceId}` : undefined;
+  const jaegerUrl = jaegerLink(jaegerUiUrl, row.traceId);
   return {
     id: row.id,
     name: row.name,
@@ -23,47 +24,72 @@ export function toClusterView(row: ClusterRow, jaegerUiUrl?: string) {
   };
 }
 
+const listCursor = z.object({ id: z.string() });
+
+/** `?at=`: a stream sequence (digits only) or a time. */
+export function parseAt(at: string): { toSequence: number } | { toTime: Date } {
+  return /^\d+$/.test(at) ? { toSequence: Number(at) } : { toTime: new Date(at) };
+}
+
 export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
     "/clusters",
     {
+      config: { access: "viewer" },
       schema: {
-        summary: "List clusters in id order, optionally in one state (cursor pagination)",
+        summary: "List clusters in id order, optionally in one state or region (cursor pagination)",
         tags: ["clusters"],
         querystring: clusterListQuery,
         response: { 200: clusterList, 400: errorBody },
       },
     },
     async (req) => {
-      const { state, limit, cursor } = req.query;
+      const { state, region, limit, cursor } = req.query;
       const page = await listClusters(deps.db, deps.schema, {
         limit,
         ...(state !== undefined ? { state } : {}),
-        ...(cursor !== undefined ? { cursor } : {}),
+        ...(region !== undefined ? { region } : {}),
+        ...(cursor !== undefined ? { cursor: decodeCursor(cursor, listCursor).id } : {}),
       });
       return {
         items: page.items.map((row) => toClusterView(row, deps.jaegerUiUrl)),
-        ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+        ...(page.nextCursor !== undefined ? { nextCursor: encodeCursor({ id: page.nextCursor }) } : {}),
       };
     },
   );
   r.get(
     "/clusters/:id",
     {
+      config: { access: "viewer" },
       schema: {
-        summary: "One cluster as the projection last saw it",
+        summary: "One cluster as the projection last saw it, or as it was at a sequence or time (`?at=`)",
+        description:
+          "With `at`, the cluster's events are read from the log up to that stream sequence or time and folded with the same reducer the projection uses.",
         tags: ["clusters"],
         params: idParams,
-        response: { 200: clusterView, 404: errorBody },
+        querystring: clusterQuery,
+        response: { 200: clusterView, 400: errorBody, 404: errorBody },
       },
     },
     async (req, reply) => {
-      const row = await getCluster(deps.db, deps.schema, req.params.id);
+      const { id } = req.params;
+      const at = req.query.at;
+      let row: ClusterRow | undefined;
+      if (at === undefined) {
+        row = await getCluster(deps.db, deps.schema, id);
+      } else {
+        // The log, not the read model: the fold is the live projection's reducer over a prefix.
+        const history = await deps.store.load({ type: "cluster", id }, parseAt(at));
+        row = foldCluster(history.events.map((event) => ({ event, sequence: event.sequence })));
+      }
       if (!row) {
         return reply.code(404).send({
           error: "Not Found",
-          message: `no cluster ${JSON.stringify(req.params.id)} (not created, or not projected yet)`,
+          message:
+            at === undefined
+              ? `no cluster ${JSON.stringify(id)} (not created, or not projected yet)`
+              : `no cluster ${JSON.stringify(id)} at ${at} (it was not created by then)`,
         });
       }
       return toClusterView(row, deps.jaegerUiUrl);

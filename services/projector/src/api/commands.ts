@@ -1,7 +1,10 @@
 import { isSchemaError } from "@cairn/events";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { CommandRow } from "../projections/commands.ts";
 import { getCommand } from "../repository/commands.ts";
+import type { Principal } from "./auth.ts";
+import { sessionOwner } from "./queries.ts";
 import {
   commandAccepted,
   commandRequest,
@@ -10,31 +13,82 @@ import {
   errorBody,
   idParams,
 } from "./schemas.ts";
-import type { ApiDeps } from "./server.ts";
+import { type ApiDeps, jaegerLink } from "./server.ts";
+
+export function toCommandView(row: CommandRow, jaegerUiUrl?: string) {
+  const jaegerUrl = jaegerLink(jaegerUiUrl, row.traceId);
+  return {
+    commandId: row.commandId,
+    type: row.commandType,
+    status: row.status,
+    ...(row.code !== null ? { code: row.code } : {}),
+    ...(row.reason !== null ? { reason: row.reason } : {}),
+    aggregate: { type: row.aggregateType, id: row.aggregateId },
+    traceId: row.traceId,
+    ...(jaegerUrl ? { jaegerUrl } : {}),
+  };
+}
+
+/**
+ * Per-user scope of sessions: a caller below admin acts on their own sessions only.
+ * `session.create` must name the caller as `data.user`; any other `session.*` command
+ * must target a session whose creation event names the caller. A session whose owner
+ * cannot be told yet (unknown, or its creation not projected) is refused: fail closed.
+ * @returns why the command is refused, or undefined when it may go.
+ */
+export async function sessionScopeProblem(
+  deps: ApiDeps,
+  who: Principal,
+  type: string,
+  data: unknown,
+): Promise<string | undefined> {
+  if (who.role === "admin" || !type.startsWith("session.")) return undefined;
+  const d = (typeof data === "object" && data !== null ? data : {}) as Record<string, unknown>;
+  if (type === "session.create") {
+    return typeof d.user === "string" && d.user !== who.user
+      ? `${who.user} (${who.role}) may create sessions only for themself, not for ${JSON.stringify(d.user)}`
+      : undefined;
+  }
+  if (typeof d.sessionId !== "string") return undefined; // the catalogue answers 400
+  const owner = await sessionOwner(deps.db, deps.schema, d.sessionId);
+  if (owner === undefined)
+    return `cannot tell whose session ${JSON.stringify(d.sessionId)} is (unknown, or not projected yet); only its owner or an admin may send ${type}`;
+  if (owner !== who.user)
+    return `session ${JSON.stringify(d.sessionId)} is not ${who.user}'s; only its owner or an admin may send ${type}`;
+  return undefined;
+}
 
 export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
     "/commands",
     {
+      config: { access: "operator" },
       schema: {
         summary: "Send a command: validated against the catalogue, then published on the command stream",
         description:
           "202 means the command is on the bus, not that it was accepted: follow `links.command` for its outcome.",
         tags: ["commands"],
         body: commandRequest,
-        response: { 202: commandAccepted, 400: errorBody },
+        response: { 202: commandAccepted, 400: errorBody, 403: errorBody },
       },
     },
     async (req, reply) => {
       const { id, type, data, meta } = req.body;
+      const who = req.principal;
+      if (who) {
+        const problem = await sessionScopeProblem(deps, who, type, data);
+        if (problem) return reply.code(403).send({ error: "Forbidden", message: problem });
+      }
+      // With a token, the actor is its holder: `meta.actor` cannot speak for someone else.
+      const actor = who?.user ?? meta?.actor ?? "anonymous";
       let sent: Awaited<ReturnType<typeof deps.bus.send>>;
       try {
         sent = await deps.bus.send({
           ...(id !== undefined ? { id } : {}),
           type,
           data,
-          meta: { actor: meta?.actor ?? "anonymous" },
+          meta: { actor },
         });
       } catch (err) {
         if (isSchemaError(err)) {
@@ -46,9 +100,12 @@ export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
         }
         throw err;
       }
+      const jaegerUrl = jaegerLink(deps.jaegerUiUrl, sent.traceId);
       return reply.code(202).send({
         commandId: sent.commandId,
         ...(sent.traceId !== undefined ? { traceId: sent.traceId } : {}),
+        ...(jaegerUrl ? { jaegerUrl } : {}),
+        actor,
         links: { command: `/commands/${encodeURIComponent(sent.commandId)}` },
       });
     },
@@ -56,6 +113,7 @@ export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
   r.get(
     "/commands/:id",
     {
+      config: { access: "viewer" },
       schema: {
         summary: "What became of a command, once its events are projected",
         tags: ["commands"],
@@ -66,15 +124,7 @@ export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
     async (req, reply) => {
       const row = await getCommand(deps.db, deps.schema, req.params.id);
       if (!row) return reply.code(404).send({ commandId: req.params.id, status: "unknown" as const });
-      return {
-        commandId: row.commandId,
-        type: row.commandType,
-        status: row.status,
-        ...(row.code !== null ? { code: row.code } : {}),
-        ...(row.reason !== null ? { reason: row.reason } : {}),
-        aggregate: { type: row.aggregateType, id: row.aggregateId },
-        traceId: row.traceId,
-      };
+      return toCommandView(row, deps.jaegerUiUrl);
     },
   );
 }

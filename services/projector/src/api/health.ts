@@ -8,12 +8,16 @@ export function healthRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
     "/healthz",
-    { schema: { summary: "Liveness: the process answers", tags: ["health"], response: { 200: health } } },
+    {
+      config: { access: "public" },
+      schema: { summary: "Liveness: the process answers", tags: ["health"], response: { 200: health } },
+    },
     async () => ({ status: "ok" }),
   );
   r.get(
     "/readyz",
     {
+      config: { access: "public" },
       schema: {
         summary: "Readiness: Postgres answers and the projection consumer runs",
         tags: ["health"],

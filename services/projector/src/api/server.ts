@@ -3,11 +3,13 @@
  * Fastify with zod validation (fastify-type-provider-zod); every error is JSON
  * `{ error, message, issues? }`.
  */
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import type { CommandBus, RunnerLogger } from "@cairn/events";
+import type { CommandBus, EventStore, RunnerLogger } from "@cairn/events";
+import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -15,35 +17,87 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from "fastify-type-provider-zod";
+import type { ChangeFeed } from "../changes.ts";
 import type { Db } from "../db/database.ts";
+import {
+  type Access,
+  type ApiAuth,
+  allows,
+  authenticate,
+  bearerToken,
+  DEFAULT_RATE_LIMIT,
+  type Principal,
+  type RateLimit,
+} from "./auth.ts";
 import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
 import { healthRoutes } from "./health.ts";
+import { historyRoutes } from "./history.ts";
+import { errorBody } from "./schemas.ts";
+import { streamRoutes } from "./stream.ts";
 
-/** Placeholder for the API's authentication (it arrives later); its presence allows a public listen. */
-export type ApiAuth = Readonly<Record<string, unknown>>;
+export type { ApiAuth } from "./auth.ts";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Who may call the route; routes that do not say need `admin` (deny by default). */
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** The token's holder, when the API has auth and the request carried a known token. */
+    principal?: Principal;
+    /** Why the request has no principal although it sent an Authorization header. */
+    authProblem?: string;
+  }
+}
+
+/** Default request body limit: commands are small; anything bigger is a mistake or abuse. */
+export const DEFAULT_BODY_LIMIT = 256 * 1024;
 
 export interface ApiOptions {
   readonly port: number;
   /** Default 127.0.0.1. Anything but loopback needs `auth`. */
   readonly host?: string;
+  /** Bearer tokens (`loadTokensFile`). Without it the API serves loopback only, unauthenticated. */
   readonly auth?: ApiAuth;
-  /** Jaeger UI base URL, e.g. http://localhost:16686: clusters then carry a `jaegerUrl`. */
+  /** Jaeger UI base URL, e.g. http://localhost:16686: resources then carry a `jaegerUrl`. */
   readonly jaegerUiUrl?: string;
+  /**
+   * Per token holder (per address for callers without a valid token); `false`: none.
+   * Default: 600/min with `auth`, none without (loopback only, so every caller is this machine).
+   */
+  readonly rateLimit?: RateLimit | false;
+  /** Largest request body in bytes; default 256 KiB. */
+  readonly bodyLimit?: number;
+  /** Interval of the live stream's heartbeat comments; default 15 s. */
+  readonly heartbeatMs?: number;
 }
 
 export interface ApiDeps {
   readonly db: Db;
   readonly schema: string;
   readonly bus: CommandBus;
+  /** The event log, for point-in-time views. */
+  readonly store: EventStore;
+  /** Read-model changes after each commit, for the live stream. */
+  readonly changes: ChangeFeed;
   readonly logger: RunnerLogger;
   readonly jaegerUiUrl?: string | undefined;
+  readonly auth?: ApiAuth | undefined;
+  readonly rateLimit?: RateLimit | false | undefined;
+  readonly bodyLimit?: number | undefined;
+  readonly heartbeatMs?: number | undefined;
   /** Whether the projection consumer runs, and the checkpoint it reached. */
   readonly consumerStatus: () => {
     running: boolean;
     checkpoint?: number | undefined;
     lastError?: string | undefined;
   };
+}
+
+/** `<jaegerUiUrl>/trace/<traceId>`, when both are known. */
+export function jaegerLink(jaegerUiUrl: string | undefined, traceId: string | null | undefined) {
+  return jaegerUiUrl && traceId ? `${jaegerUiUrl.replace(/\/+$/, "")}/trace/${traceId}` : undefined;
 }
 
 export function isLoopback(host: string): boolean {
@@ -68,16 +122,42 @@ function statusText(code: number): string {
   return (
     {
       400: "Bad Request",
+      401: "Unauthorized",
+      403: "Forbidden",
       404: "Not Found",
       405: "Method Not Allowed",
+      413: "Content Too Large",
       415: "Unsupported Media Type",
+      429: "Too Many Requests",
       503: "Service Unavailable",
     }[code] ?? (code >= 500 ? "Internal Server Error" : "Error")
   );
 }
 
+/** What a request needs: its route's `access`; unknown routes need any token; the docs are open. */
+function accessOf(req: FastifyRequest): Access {
+  if (req.is404) return "viewer";
+  const url = req.routeOptions.url ?? "";
+  // The OpenAPI document and its UI describe the API and hold no data; a browser loads
+  // the UI's assets without a token.
+  if (url === "/docs" || url.startsWith("/docs/")) return "public";
+  return req.routeOptions.config.access ?? "admin";
+}
+
+/** A weak ETag of a response body: equal bodies, equal tags, whatever produced them. */
+function etagOf(body: string): string {
+  return `W/"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+}
+
+function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  const bare = (t: string) => t.trim().replace(/^W\//, "");
+  return ifNoneMatch.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
+}
+
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({ logger: false, bodyLimit });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -90,6 +170,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       });
       return reply.code(400).send({ error: "Bad Request", message: `invalid ${where}`, issues });
     }
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return reply.code(413).send({
+        error: statusText(413),
+        message: `request body is larger than the limit of ${bodyLimit} bytes`,
+      });
+    }
     const code = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (code >= 500)
       deps.logger.error({ err: err.message, method: req.method, url: req.url }, "request failed");
@@ -101,13 +187,106 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.code(404).send({ error: "Not Found", message: `no route ${req.method} ${req.url.split("?")[0]}` }),
   );
 
+  // Authentication, in two steps around the rate limit: identify the caller first (so the
+  // limit counts per token holder), then refuse before the body is even parsed.
+  const auth = deps.auth;
+  if (auth) {
+    app.addHook("onRequest", async (req) => {
+      const header = req.headers.authorization;
+      if (header === undefined) return;
+      const token = bearerToken(header);
+      const who = token !== undefined ? authenticate(auth, token) : undefined;
+      if (who) req.principal = who;
+      else
+        req.authProblem =
+          token === undefined ? "the Authorization header is not `Bearer <token>`" : "unknown token";
+    });
+    app.addHook("preParsing", async (req, reply) => {
+      const access = accessOf(req);
+      if (access === "public") return;
+      const who = req.principal;
+      if (!who) {
+        const invalid = req.authProblem !== undefined;
+        reply.header(
+          "www-authenticate",
+          invalid ? 'Bearer realm="cairn", error="invalid_token"' : 'Bearer realm="cairn"',
+        );
+        return reply.code(401).send({
+          error: statusText(401),
+          message: invalid
+            ? `${req.authProblem}: send a token from the API's tokens file as \`Authorization: Bearer <token>\``
+            : "this API needs a token: send `Authorization: Bearer <token>` (`cairn token create` makes one)",
+        });
+      }
+      if (!allows(who.role, access)) {
+        return reply.code(403).send({
+          error: statusText(403),
+          message: `${req.method} ${req.routeOptions.url ?? req.url} needs the ${access} role (or higher); ${who.user} is ${who.role}`,
+        });
+      }
+    });
+  }
+
+  // Without tokens every caller is this machine (loopback only) and would share one
+  // address's budget: no limit unless asked for. With tokens, each holder has its own.
+  const rateLimit = deps.rateLimit ?? (auth ? DEFAULT_RATE_LIMIT : false);
+  if (rateLimit) {
+    await app.register(fastifyRateLimit, {
+      max: rateLimit.max,
+      timeWindow: rateLimit.timeWindowMs,
+      // One budget per token holder; callers without a (valid) token share their address's.
+      keyGenerator: (req) => (req.principal ? `user:${req.principal.user}` : `ip:${req.ip}`),
+      errorResponseBuilder: (_req, ctx) => ({
+        statusCode: 429,
+        error: statusText(429),
+        message: `rate limit exceeded: at most ${ctx.max} requests per ${ctx.after}; retry in ${Math.ceil(ctx.ttl / 1000)} s`,
+      }),
+    });
+  }
+
+  // ETags on every JSON answer to a GET: a client that sends the tag back gets 304 while
+  // the answer would be the same. Derived from the body, so it can never go stale.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (req.method !== "GET" || reply.statusCode !== 200 || typeof payload !== "string") return payload;
+    if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json")) return payload;
+    const etag = etagOf(payload);
+    reply.header("etag", etag);
+    if (matchesEtag(req.headers["if-none-match"], etag)) {
+      reply.code(304);
+      reply.removeHeader("content-type");
+      reply.removeHeader("content-length");
+      return "";
+    }
+    return payload;
+  });
+
+  // Every route documents the refusals the hooks above may answer with.
+  app.addHook("onRoute", (route) => {
+    const access = route.config?.access ?? "admin";
+    const schema = route.schema;
+    if (!schema?.response || typeof schema.response !== "object") return;
+    // Open routes say so in the document (the default security is the bearer token).
+    if (access === "public") (schema as { security?: unknown[] }).security = [];
+    const response = schema.response as Record<string, unknown>;
+    if (rateLimit) response["429"] ??= errorBody;
+    if (route.method === "POST" || (Array.isArray(route.method) && route.method.includes("POST")))
+      response["413"] ??= errorBody;
+    if (auth && access !== "public") {
+      response["401"] ??= errorBody;
+      response["403"] ??= errorBody;
+    }
+  });
+
   await app.register(fastifySwagger, {
     openapi: {
       info: {
         title: "Cairn projector API",
-        description: "Read models of the Cairn event log, and the command intake.",
-        version: "0.1.0",
+        description:
+          "Read models of the Cairn event log, and the command intake. With a tokens file, every route but /healthz, /readyz and /docs needs `Authorization: Bearer <token>`.",
+        version: "0.2.0",
       },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: deps.auth ? [{ bearer: [] }] : [],
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
@@ -116,7 +295,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   healthRoutes(app, deps);
   clusterRoutes(app, deps);
+  historyRoutes(app, deps);
   commandRoutes(app, deps);
+  streamRoutes(app, deps);
   await app.ready();
   return app;
 }
@@ -131,13 +312,21 @@ export interface RunningApi {
 export async function startApi(opts: ApiOptions, deps: ApiDeps): Promise<RunningApi> {
   assertListenAllowed(opts);
   const host = opts.host ?? "127.0.0.1";
-  if (!isLoopback(host)) {
-    deps.logger.warn({ host }, "projector API listens beyond loopback; authentication is not enforced yet");
-  }
-  const app = await buildApi(deps);
+  const app = await buildApi({
+    ...deps,
+    auth: opts.auth,
+    rateLimit: opts.rateLimit,
+    bodyLimit: opts.bodyLimit,
+    heartbeatMs: opts.heartbeatMs,
+    jaegerUiUrl: opts.jaegerUiUrl ?? deps.jaegerUiUrl,
+  });
   await app.listen({ port: opts.port, host });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : opts.port;
   const urlHost = host.includes(":") ? `[${host}]` : host;
+  deps.logger.info(
+    { host, port, auth: deps.auth ? `${deps.auth.tokens.length} tokens` : "none (loopback only)" },
+    "projector API listening",
+  );
   return { app, url: `http://${urlHost}:${port}`, port, close: () => app.close() };
 }

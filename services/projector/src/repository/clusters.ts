@@ -56,11 +56,11 @@ export interface ClusterPage {
   readonly nextCursor?: string;
 }
 
-/** Clusters in id order, after `cursor`, at most `limit`, optionally in one state. */
+/** Clusters in id order, after `cursor`, at most `limit`, optionally in one state and region. */
 export async function listClusters(
   db: Db,
   schema: string,
-  q: { state?: string; limit: number; cursor?: string },
+  q: { state?: string; region?: string; limit: number; cursor?: string },
 ): Promise<ClusterPage> {
   let query = db
     .withSchema(schema)
@@ -69,6 +69,7 @@ export async function listClusters(
     .orderBy("id")
     .limit(q.limit + 1);
   if (q.state !== undefined) query = query.where("state", "=", q.state);
+  if (q.region !== undefined) query = query.where("region", "=", q.region);
   if (q.cursor !== undefined) query = query.where("id", ">", q.cursor);
   const rows = await query.execute();
   const items = rows.slice(0, q.limit).map(fromStored);

@@ -1,0 +1,140 @@
+/**
+ * The API contract: every route of the OpenAPI document answers at least one real
+ * request with a status it declares and a body that matches the schema it declares
+ * for that status (validated with Ajv against the served document itself).
+ */
+import { Ajv } from "ajv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Projector, startProjector } from "../projector.ts";
+import { aSpec, aTraceparent, cluster, requested } from "../testing/fixtures.ts";
+import { eventually, type Infra, startInfra } from "../testing/infra.ts";
+import { createToken } from "./auth.ts";
+
+let infra: Infra;
+let projector: Projector;
+let base: string;
+let doc: { paths: Record<string, Record<string, { responses: Record<string, Response> }>> };
+type Response = { content?: Record<string, { schema: unknown }> };
+
+const admin = createToken("ada", "admin");
+const viewer = createToken("vera", "viewer");
+const traceparent = aTraceparent();
+const traceId = traceparent.split("-")[1] as string;
+
+beforeAll(async () => {
+  infra = await startInfra();
+  projector = await startProjector({
+    nats: infra.nats,
+    databaseUrl: infra.database.url,
+    api: { port: 0, auth: { tokens: [admin.entry, viewer.entry] }, jaegerUiUrl: "http://jaeger.test" },
+  });
+  base = projector.api!.url;
+  await infra.writer.append(cluster("k-1"), [requested("k-1")], { commandId: "cmd-k1", traceparent });
+  await eventually(
+    async () => (await fetch(`${base}/healthz`)).ok && (await get("/clusters/k-1")).status === 200,
+  );
+  doc = (await (await fetch(`${base}/docs/json`)).json()) as typeof doc;
+});
+afterAll(async () => {
+  await projector?.stop();
+  await infra?.dispose();
+});
+
+function get(path: string, token = admin.token) {
+  return fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
+}
+
+/** Requests per documented route: each must answer with a declared status and body. */
+const requests: Record<string, { path: string; method?: string; token?: string; body?: unknown }[]> = {
+  "GET /healthz": [{ path: "/healthz" }],
+  "GET /readyz": [{ path: "/readyz" }],
+  "GET /clusters": [{ path: "/clusters?state=Pending&limit=1" }, { path: "/clusters?state=Nope" }],
+  "GET /clusters/{id}": [
+    { path: "/clusters/k-1" },
+    { path: "/clusters/k-1?at=1" },
+    { path: "/clusters/absent" },
+    { path: "/clusters/k-1", token: "wrong" },
+  ],
+  "GET /clusters/{id}/history": [{ path: "/clusters/k-1/history" }, { path: "/clusters/absent/history" }],
+  "GET /traces/{traceId}": [{ path: `/traces/${traceId}` }, { path: `/traces/${"0".repeat(32)}` }],
+  "GET /commands/{id}": [{ path: "/commands/cmd-k1" }, { path: "/commands/absent" }],
+  "GET /events/stream": [{ path: "/events/stream?resource=clusters" }],
+  "POST /commands": [
+    { path: "/commands", method: "POST", body: { type: "cluster.create", data: aSpec("k-2") } },
+    { path: "/commands", method: "POST", body: { type: "cluster.create", data: {} } },
+    { path: "/commands", method: "POST", token: viewer.token, body: { type: "cluster.delete", data: {} } },
+  ],
+};
+
+describe("API contract: the OpenAPI document is what the API answers", () => {
+  it("every documented route has requests here, and nothing here is undocumented", () => {
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(documented.sort()).toEqual(Object.keys(requests).sort());
+  });
+
+  it("every route answers with a declared status and a body matching its declared schema", async () => {
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema(doc, "openapi");
+    const pointer = (...parts: string[]) =>
+      `openapi#/${parts.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`;
+    const checked: string[] = [];
+
+    for (const [route, reqs] of Object.entries(requests)) {
+      const [method, path] = route.split(" ") as [string, string];
+      for (const r of reqs) {
+        const ctl = new AbortController();
+        const res = await fetch(`${base}${r.path}`, {
+          method: r.method ?? "GET",
+          signal: ctl.signal,
+          headers: {
+            authorization: `Bearer ${r.token ?? admin.token}`,
+            ...(r.body !== undefined ? { "content-type": "application/json" } : {}),
+          },
+          ...(r.body !== undefined ? { body: JSON.stringify(r.body) } : {}),
+        });
+        const status = String(res.status);
+        const declared = doc.paths[path]?.[method.toLowerCase()]?.responses[status];
+        expect(declared, `${route} (${r.path}) answered ${status}, which it does not declare`).toBeDefined();
+        const [type, media] = Object.entries(declared?.content ?? {})[0] ?? [];
+        const contentType = res.headers.get("content-type") ?? "";
+        expect(
+          contentType.startsWith(type ?? "?"),
+          `${route} answered ${contentType}, declares ${type}`,
+        ).toBe(true);
+        if (type === "text/event-stream") {
+          const reader = res.body!.getReader();
+          const first = new TextDecoder().decode((await reader.read()).value);
+          expect(first).toMatch(/^: connected\n/);
+          ctl.abort();
+        } else {
+          const body = await res.json();
+          const validate = ajv.getSchema(
+            pointer("paths", path, method.toLowerCase(), "responses", status, "content", type!, "schema"),
+          );
+          expect(media?.schema).toBeDefined();
+          // The declared schema has substance: an empty object never passes.
+          expect(validate!({}), `${route} ${status} declares a schema that accepts {}`).toBe(false);
+          const ok = validate!(body);
+          expect(ok, `${route} ${status} ${JSON.stringify(body)}: ${ajv.errorsText(validate!.errors)}`).toBe(
+            true,
+          );
+        }
+        checked.push(`${route} ${status}`);
+      }
+    }
+    // Success and failure answers alike were checked.
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        "GET /clusters/{id} 200",
+        "GET /clusters/{id} 404",
+        "GET /clusters/{id} 401",
+        "POST /commands 202",
+        "POST /commands 400",
+        "POST /commands 403",
+        "GET /events/stream 200",
+      ]),
+    );
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * `GET /events/stream`: server-sent events of read-model changes, as the projection
+ * commits them. Each change is `event: change`, `id: <stream sequence>`, and
+ * `data: { resource, id, sequence, data: <the row's API view> }`. Comment lines
+ * (`: heartbeat`) keep idle connections (and the proxies in between) open.
+ */
+import type { ServerResponse } from "node:http";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Change } from "../changes.ts";
+import { toClusterView } from "./clusters.ts";
+import { toCommandView } from "./commands.ts";
+import { streamQuery } from "./schemas.ts";
+import type { ApiDeps } from "./server.ts";
+
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+/** A client this far behind is cut off (it reconnects); the projection never waits for it. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const open = new Set<ServerResponse>();
+  // Close the streams before the server closes: it would otherwise wait for them forever.
+  app.addHook("preClose", async () => {
+    for (const res of open) res.end();
+  });
+
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get(
+    "/events/stream",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "Live read-model changes as server-sent events, optionally of one resource or row",
+        description:
+          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as `GET /clusters/:id` or `GET /commands/:id` shows it; `: heartbeat` comments in between.",
+        tags: ["live"],
+        querystring: streamQuery,
+        produces: ["text/event-stream"],
+        response: { 200: z.string().describe("A text/event-stream") },
+      },
+    },
+    (req, reply) => {
+      const { resource, id } = req.query;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
+      open.add(res);
+      const send = (text: string) => {
+        if (res.writableLength > MAX_BUFFERED_BYTES) return res.end();
+        res.write(text);
+      };
+      // Tells the client the stream is live before any change happens.
+      send(": connected\nretry: 3000\n\n");
+      const wanted = (c: Change) =>
+        (resource === undefined || c.resource === resource) && (id === undefined || c.id === id);
+      const unsubscribe = deps.changes.subscribe((c) => {
+        if (!wanted(c)) return;
+        const data =
+          c.resource === "clusters"
+            ? toClusterView(c.row, deps.jaegerUiUrl)
+            : toCommandView(c.row, deps.jaegerUiUrl);
+        send(
+          `id: ${c.sequence}\nevent: change\ndata: ${JSON.stringify({ resource: c.resource, id: c.id, sequence: c.sequence, data })}\n\n`,
+        );
+      });
+      const heartbeat = setInterval(() => send(": heartbeat\n\n"), deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+      res.on("close", () => {
+        clearInterval(heartbeat);
+        unsubscribe();
+        open.delete(res);
+      });
+    },
+  );
+}
