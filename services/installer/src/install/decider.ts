@@ -114,7 +114,7 @@ export function secretParameters(clusterId: string): { token: string; kubeconfig
   return { token: `/cairn/${clusterId}/token`, kubeconfig: `/cairn/${clusterId}/kubeconfig` };
 }
 
-const joinStep = (n: InstallNode): InstallStep =>
+const _joinStep = (n: InstallNode): InstallStep =>
   n.role === "server" ? "k3s-server-join" : "k3s-agent-join";
 
 function requestStep(state: Active, n: InstallNode, step: InstallStep, inFlight: number): InstallEvent {
