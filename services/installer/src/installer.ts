@@ -14,6 +14,7 @@ import {
   type InstallPolicy,
   type InstallState,
 } from "./install/decider.ts";
+import { type HealthProbeOptions, startHealthProbes } from "./install/health.ts";
 import { type InstallReactorOptions, startInstallReactor } from "./install/reactor.ts";
 import type { RemoteExec } from "./ports.ts";
 
@@ -29,10 +30,19 @@ export interface InstallerOptions {
     InstallReactorOptions,
     "pollMs" | "maxPollMs" | "executionTimeoutFactor" | "outputBucket" | "now"
   >;
+  /** The K3s service probe's timing; `false`: no probes (node-ops' facts still count). */
+  health?:
+    | Pick<
+        HealthProbeOptions,
+        "intervalMs" | "probeTimeoutMs" | "pollMs" | "executionTimeoutSeconds" | "leaseTtlMs"
+      >
+    | false;
 }
 
 export interface Installer {
   readonly handler: CommandHandler<InstallCommand, InstallEvent, InstallState>;
+  /** One round of K3s service probes now (undefined when probes are off). */
+  probe?(): Promise<{ clusters: number; probes: number }>;
   stop(): Promise<void>;
 }
 
@@ -64,9 +74,21 @@ export async function startInstaller(o: InstallerOptions): Promise<Installer> {
     ...(o.logger ? { logger: o.logger } : {}),
     ...o.reactor,
   });
+  const health =
+    o.health === false
+      ? undefined
+      : await startHealthProbes({
+          nats: o.nats,
+          handler,
+          remote,
+          ...(o.logger ? { logger: o.logger } : {}),
+          ...o.health,
+        });
   return {
     handler,
+    ...(health ? { probe: () => health.round() } : {}),
     stop: async () => {
+      await health?.stop();
       await stopCommands();
       await reactor.stop();
     },

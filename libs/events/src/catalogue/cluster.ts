@@ -226,6 +226,19 @@ export const RecordInstallFailure = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "internal: the installer cannot install K3s on the cluster.",
 });
+export const RecordHealth = defineCommand({
+  type: "cluster.record-health",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    health: z.enum(["degraded", "recovering", "healthy"]),
+    reason: z.string(),
+    remediation: z.string().optional(),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: the installer's health checks changed their verdict on the cluster.",
+});
 export const ReplaceNode = defineCommand({
   type: "cluster.replace-node",
   aggregate: "cluster",
@@ -258,6 +271,7 @@ export const clusterCommands = [
   RecordTerminated,
   RecordInstalled,
   RecordInstallFailure,
+  RecordHealth,
   ReplaceNode,
   FinishDeletion,
 ] as const;
@@ -382,6 +396,19 @@ export const ClusterReady = defineEvent({
   schema: z.object({ nodes: z.number().int().min(0), k3sVersion }),
   description: "K3s runs on every node and every node is Ready: the cluster is Ready.",
 });
+export const ClusterDegraded = defineEvent({
+  type: "cluster.degraded",
+  aggregate: "cluster",
+  schema: z.object({ reason: z.string(), remediation: z.string().optional() }),
+  description: "A Ready cluster's health checks fail: it is Degraded (which checks, what was seen, a hint).",
+});
+export const ClusterRecovering = defineEvent({
+  type: "cluster.recovering",
+  aggregate: "cluster",
+  schema: z.object({ reason: z.string() }),
+  description:
+    "A recovery action is under way on the cluster (restart K3s, rejoin, replace a node): it is Recovering.",
+});
 export const NodeReplacementRequested = defineEvent({
   type: "cluster.node-replacement-requested",
   aggregate: "cluster",
@@ -434,6 +461,8 @@ export const clusterEvents = [
   InstanceRunning,
   InstancesReady,
   ClusterReady,
+  ClusterDegraded,
+  ClusterRecovering,
   NodeReplacementRequested,
   InstanceTerminationRequested,
   InstanceTerminated,

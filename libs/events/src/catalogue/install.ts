@@ -203,6 +203,38 @@ export const RecordSecretsRemoved = defineCommand({
   aggregateId: byCluster,
   description: "internal: the cluster's SecureString parameters are deleted.",
 });
+/** A health check: an SSM probe of the K3s service, or one of node-ops' facts. */
+export const healthCheck = z.enum(["k3s-active", "node-ready", "api-reachable", "no-pressure"]);
+export type HealthCheck = z.infer<typeof healthCheck>;
+/** The ladder of recovery actions on an unhealthy node, in order. */
+export const remediationAction = z.enum(["restart-k3s", "rejoin", "replace"]);
+export type RemediationAction = z.infer<typeof remediationAction>;
+
+export const RecordCheck = defineCommand({
+  type: "install.record-check",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    check: healthCheck,
+    /** The node checked; absent for a cluster-wide check (the API server). */
+    node: nodeName.optional(),
+    ok: z.boolean(),
+    /** What was seen, for a failing check (bounded, redacted). */
+    evidence: z.string().max(2_000).optional(),
+  }),
+  aggregateId: byCluster,
+  description: "internal: the result of one health check; an event follows only when it changes.",
+});
+export const CheckRemediation = defineCommand({
+  type: "install.check-remediation",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({ ...clusterRef, node: nodeName, action: remediationAction, attempt }),
+  aggregateId: byCluster,
+  description:
+    "internal: a recovery action's grace period is over: climb the ladder if the node is still unhealthy.",
+});
 export const installCommands = [
   PlanInstall,
   AddInstallNode,
@@ -217,6 +249,8 @@ export const installCommands = [
   CheckJoinDeadlines,
   RemoveInstall,
   RecordSecretsRemoved,
+  RecordCheck,
+  CheckRemediation,
 ] as const;
 export type InstallCommand = CommandOf<(typeof installCommands)[number]>;
 
@@ -400,6 +434,46 @@ export const SecretsRemoved = defineEvent({
   schema: z.object({ parameters: z.array(z.string()) }),
   description: "The cluster's SecureString parameters (join token, kubeconfig) are deleted.",
 });
+const failingCheck = z.object({ check: healthCheck, node: nodeName.optional(), evidence: z.string() });
+export const CheckFailed = defineEvent({
+  type: "install.check-failed",
+  aggregate: "install",
+  schema: failingCheck.extend({ remediation: z.string() }),
+  description:
+    "A health check started failing (on a node, or cluster-wide): what was seen and what would fix it.",
+});
+export const CheckPassed = defineEvent({
+  type: "install.check-passed",
+  aggregate: "install",
+  schema: z.object({ check: healthCheck, node: nodeName.optional() }),
+  description: "A failing health check passes again.",
+});
+export const InstallDegraded = defineEvent({
+  type: "install.degraded",
+  aggregate: "install",
+  schema: z.object({ failing: z.array(failingCheck).min(1), remediation: z.string() }),
+  description: "A Ready cluster has failing checks: it is Degraded (the checks, the evidence, a hint).",
+});
+export const RemediationRequested = defineEvent({
+  type: "install.remediation-requested",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName, action: remediationAction, attempt, reason: z.string() }),
+  description:
+    "A recovery action on an unhealthy node (restart K3s, rejoin, replace), the next rung of the ladder: the cluster is Recovering.",
+});
+export const RemediationWithheld = defineEvent({
+  type: "install.remediation-withheld",
+  aggregate: "install",
+  schema: z.object({ unhealthy: z.number().int().min(0), of: z.number().int().min(0), reason: z.string() }),
+  description:
+    "Too many nodes are unhealthy at once (over 40%): that smells of a wider outage, so no node is touched until it passes.",
+});
+export const InstallRecovered = defineEvent({
+  type: "install.recovered",
+  aggregate: "install",
+  schema: z.object({}),
+  description: "Every health check passes again: the cluster is Ready.",
+});
 export const installEvents = [
   InstallRejected,
   InstallPlanned,
@@ -420,5 +494,11 @@ export const installEvents = [
   InstallNodeFailed,
   InstallRemovalRequested,
   SecretsRemoved,
+  CheckFailed,
+  CheckPassed,
+  InstallDegraded,
+  RemediationRequested,
+  RemediationWithheld,
+  InstallRecovered,
 ] as const;
 export type InstallEvent = EventOf<(typeof installEvents)[number]>;

@@ -109,6 +109,14 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
   function applyEffect(inv: Invocation): void {
     const effect = inv.plan.effect;
     if (effect.kind === "none") return;
+    if (effect.kind === "restart") {
+      // Restarting K3s brings a stuck kubelet back: the node reports Ready again. A node
+      // the cluster does not know (or a cluster without an API server) is left alone.
+      try {
+        ctx.world.kube.setNodeReady(effect.cluster, effect.node, true);
+      } catch {}
+      return;
+    }
     try {
       const kube = ctx.world.kube;
       if (typeof kube?.registerNode !== "function") throw new Error("the Kubernetes API is not reachable");

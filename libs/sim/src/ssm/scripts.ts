@@ -21,7 +21,9 @@ interface NodeSpec {
 export type ScriptEffect =
   | { kind: "none" }
   | (NodeSpec & { kind: "server-init"; kubeconfigParam: string })
-  | (NodeSpec & { kind: "join"; role: "server" | "agent" });
+  | (NodeSpec & { kind: "join"; role: "server" | "agent" })
+  /** A restart of K3s on a node: a kubelet that had stopped reporting is Ready again. */
+  | { kind: "restart"; cluster: string; node: string };
 
 export interface ScriptPlan {
   /** The step header's step, or undefined for a script without one. */
@@ -112,7 +114,9 @@ export function planScript(header: StepHeader | undefined, hostname: string): Sc
       latency: "scriptDefault",
       stdout: `${tag} restarting k3s\n${tag} k3s active\n`,
       partialStdout: `${tag} restarting k3s\n`,
-      effect: none,
+      effect: header.cluster
+        ? { kind: "restart", cluster: header.cluster, node: header.node ?? hostname }
+        : none,
       headerErrors: [],
     };
   }

@@ -17,10 +17,12 @@
 import {
   assertNever,
   type Decider,
+  type HealthCheck,
   type InstallCommand,
   type InstallEvent,
   type InstallPool,
   type InstallStep,
+  type RemediationAction,
 } from "@cairn/events";
 
 export interface InstallPolicy {
@@ -32,6 +34,10 @@ export interface InstallPolicy {
   readonly maxParallelJoins: number;
   /** How long a step may run before it is cancelled and tried again. */
   readonly stepTimeoutMs: Readonly<Record<InstallStep, number>>;
+  /** After a recovery action, how long the node has to pass its checks before the next rung. */
+  readonly remediationGraceMs: number;
+  /** Above this share of unhealthy nodes no node is touched (a wider outage, not a node's). */
+  readonly maxUnhealthyShare: number;
 }
 
 export const DEFAULT_INSTALL_POLICY: InstallPolicy = {
@@ -46,7 +52,29 @@ export const DEFAULT_INSTALL_POLICY: InstallPolicy = {
     "k3s-check": 60_000,
     "k3s-upgrade": 10 * 60_000,
   },
+  remediationGraceMs: 60_000,
+  maxUnhealthyShare: 0.4,
 };
+
+/**
+ * The recovery ladder of a node, rung by rung: restart K3s (twice), rejoin the agent,
+ * then ask the provisioner for a new instance. A server is never rejoined (its etcd
+ * member would be lost): it goes from restarts to replacement.
+ */
+export const REMEDIATION_LADDER: Readonly<Record<"server" | "agent", readonly RemediationAction[]>> = {
+  agent: ["restart-k3s", "restart-k3s", "rejoin", "replace"],
+  server: ["restart-k3s", "restart-k3s", "replace"],
+};
+
+/** Checks that are a node's own and that its ladder can cure. */
+const NODE_CHECKS: ReadonlySet<HealthCheck> = new Set(["k3s-active", "node-ready"]);
+
+export interface FailingCheck {
+  readonly check: HealthCheck;
+  readonly node?: string;
+  readonly evidence: string;
+}
+const checkKey = (check: string, node?: string) => `${check}/${node ?? "*"}`;
 
 export interface StepInFlight {
   readonly name: InstallStep;
@@ -76,6 +104,8 @@ export interface InstallNode {
   readonly step?: StepInFlight;
   /** The last attempt of each step on this node. */
   readonly attempts: Readonly<Partial<Record<InstallStep, number>>>;
+  /** The recovery ladder's rung in progress (index into REMEDIATION_LADDER), when one is. */
+  readonly remedy?: { readonly rung: number; readonly action: RemediationAction; readonly attempt: number };
 }
 
 export interface InstallPlan {
@@ -87,7 +117,14 @@ export interface InstallPlan {
   readonly pools: readonly InstallPool[];
 }
 
-export type InstallStatus = "Installing" | "Ready" | "Failed" | "Removing" | "Removed";
+export type InstallStatus =
+  | "Installing"
+  | "Ready"
+  | "Degraded"
+  | "Recovering"
+  | "Failed"
+  | "Removing"
+  | "Removed";
 
 export type InstallState =
   | { readonly status: "Absent" }
@@ -103,18 +140,150 @@ export type InstallState =
       readonly awaiting?: number;
       /** Successful init/join steps so far: "step X" of the progress. */
       readonly stepsDone: number;
+      /** The install completed once: from here on, health checks count. */
+      readonly completedOnce?: boolean;
+      /** Failing health checks by `check/node`. */
+      readonly failing: Readonly<Record<string, FailingCheck>>;
+      /** Remediation is held back (too many nodes unhealthy at once). */
+      readonly withheld?: boolean;
     };
 
 type Active = Exclude<InstallState, { status: "Absent" }>;
 
 const isOver = (s: InstallState) => s.status === "Removing" || s.status === "Removed";
+/** Installing or installed: neither failed nor going away. */
+const isLive = (s: InstallState): s is Active => s.status !== "Absent" && s.status !== "Failed" && !isOver(s);
+
+const HINTS: Readonly<Record<HealthCheck, string>> = {
+  "k3s-active":
+    "the K3s service is not active on the node: Cairn restarts it, then rejoins or replaces the node; read the evidence (systemctl status k3s) if it keeps failing",
+  "node-ready":
+    "the kubelet reports the node NotReady: check its network and kubelet log (journalctl -u k3s-agent); Cairn restarts K3s, then rejoins or replaces the node",
+  "api-reachable":
+    "the API server does not answer: check the servers' K3s service and that port 6443 is open between node-ops and the servers",
+  "no-pressure":
+    "the node reports resource pressure: free disk or memory, drain workloads away, or use a larger instance type for the pool",
+};
+
+/** `check-failed` / `check-passed` when a check's result differs from what is on record. */
+function checkChange(
+  state: Active,
+  check: HealthCheck,
+  node: string | undefined,
+  ok: boolean,
+  evidence = "",
+): InstallEvent[] {
+  const had = state.failing[checkKey(check, node)];
+  if (ok) return had ? [{ type: "install.check-passed", data: { check, ...(node ? { node } : {}) } }] : [];
+  if (had && had.evidence === evidence) return [];
+  if (had) return [];
+  return [
+    {
+      type: "install.check-failed",
+      data: {
+        check,
+        ...(node ? { node } : {}),
+        evidence: evidence || `${check} failed`,
+        remediation: HINTS[check],
+      },
+    },
+  ];
+}
+
+/** The rung's events: the request, and what carries it out (a step, or the node given up on). */
+function rung(state: Active, n: InstallNode, index: number, reason: string): InstallEvent[] {
+  const ladder = REMEDIATION_LADDER[n.role];
+  const action = ladder[index];
+  if (!action) return [];
+  const attempt = ladder.slice(0, index + 1).filter((a) => a === action).length;
+  const requested: InstallEvent = {
+    type: "install.remediation-requested",
+    data: { slot: n.slot, node: n.node, action, attempt, reason },
+  };
+  if (action === "replace")
+    return [
+      requested,
+      {
+        type: "install.node-failed",
+        data: {
+          slot: n.slot,
+          instanceId: n.instanceId,
+          node: n.node,
+          reason: `unhealthy after restarting${n.role === "agent" ? " and rejoining" : ""}: ${reason}`,
+          remediation:
+            "the instance is replaced; if replacements turn unhealthy too, look beyond the node (AMI, network, the servers)",
+        },
+      },
+    ];
+  const step: InstallStep = action === "restart-k3s" ? "k3s-restart" : joinStep(n);
+  const s1 = { ...state, nodes: { ...state.nodes, [n.slot]: { ...n, step: undefined } } } as Active;
+  return [requested, requestStep(s1, n, step, Object.values(state.nodes).filter((x) => x.step).length)];
+}
+
+/** What failing checks mean for a cluster that was installed: Degraded, a ladder rung, or Ready again. */
+function healthEvents(state: InstallState, policy: InstallPolicy): InstallEvent[] {
+  if (!isLive(state) || !state.completedOnce) return [];
+  const failing = Object.values(state.failing);
+  if (failing.length === 0)
+    return state.status === "Degraded" || state.status === "Recovering"
+      ? [{ type: "install.recovered", data: {} }]
+      : [];
+  const out: InstallEvent[] = [];
+  if (state.status === "Ready" || state.status === "Installing")
+    out.push({
+      type: "install.degraded",
+      data: {
+        failing: failing.map((f) => ({
+          check: f.check,
+          ...(f.node ? { node: f.node } : {}),
+          evidence: f.evidence,
+        })),
+        remediation: HINTS[failing[0]?.check ?? "node-ready"],
+      },
+    });
+  const nodes = Object.values(state.nodes).filter((n) => !n.failed);
+  const unhealthy = [
+    ...new Set(failing.filter((f) => f.node && NODE_CHECKS.has(f.check)).map((f) => f.node as string)),
+  ];
+  if (unhealthy.length === 0) return out;
+  if (unhealthy.length / Math.max(1, nodes.length) > policy.maxUnhealthyShare) {
+    if (!state.withheld)
+      out.push({
+        type: "install.remediation-withheld",
+        data: {
+          unhealthy: unhealthy.length,
+          of: nodes.length,
+          reason: `${unhealthy.length} of ${nodes.length} nodes are unhealthy at once (over ${Math.round(policy.maxUnhealthyShare * 100)}%): that looks like a wider outage; no node is touched until fewer are`,
+        },
+      });
+    return out;
+  }
+  let s: Active = state;
+  for (const name of unhealthy) {
+    const n = nodes.find((x) => x.node === name);
+    if (!n || n.remedy || n.step || !n.joined) continue;
+    const why = failing
+      .filter((f) => f.node === name)
+      .map((f) => `${f.check}: ${f.evidence}`)
+      .join("; ");
+    const events = rung(s, n, 0, why);
+    out.push(...events);
+    s = after(s, events, evolveRef.current) as Active;
+  }
+  return out;
+}
+
+/** The decider's evolve, for the helpers above that fold what they decide. */
+const evolveRef: { current: Decider<InstallCommand, InstallEvent, InstallState>["evolve"] } = {
+  current: (s) => s,
+};
 
 /** The parameters that hold a cluster's secrets. Named in events; their values never are. */
 export function secretParameters(clusterId: string): { token: string; kubeconfig: string } {
   return { token: `/cairn/${clusterId}/token`, kubeconfig: `/cairn/${clusterId}/kubeconfig` };
 }
 
-const _joinStep = (n: InstallNode): InstallStep =>
+const joinStep = (n: InstallNode): InstallStep =>
   n.role === "server" ? "k3s-server-join" : "k3s-agent-join";
 
 function requestStep(state: Active, n: InstallNode, step: InstallStep, inFlight: number): InstallEvent {
@@ -139,7 +308,7 @@ function requestStep(state: Active, n: InstallNode, step: InstallStep, inFlight:
  * or with a step in flight wait.
  */
 function nextSteps(state: Active, policy: InstallPolicy): InstallEvent[] {
-  if (state.status !== "Installing" && state.status !== "Ready") return [];
+  if (!isLive(state)) return [];
   if (!state.secrets) return [];
   const nodes = Object.values(state.nodes).sort((a, b) => a.slot - b.slot);
   const idle = (n: InstallNode) => n.online && !n.joined && !n.failed && !n.step;
@@ -170,7 +339,7 @@ function nextSteps(state: Active, policy: InstallPolicy): InstallEvent[] {
 
 /** `install.completed` when a completion is owed and every instance is a Ready node. */
 function completion(state: InstallState): InstallEvent[] {
-  if (state.status !== "Installing" && state.status !== "Ready") return [];
+  if (!isLive(state)) return [];
   if (state.awaiting === undefined || !state.kubeconfig) return [];
   const nodes = Object.values(state.nodes);
   if (nodes.length !== state.awaiting) return [];
@@ -203,6 +372,11 @@ export function createInstallDecider(
         const steps = nextSteps(s1, policy);
         const s2 = after(s1, steps, decider.evolve);
         return [...events, ...steps, ...completion(s2)];
+      };
+      /** The decision's events, then what they mean for the cluster's health. */
+      const withHealth = (events: InstallEvent[]): InstallEvent[] => {
+        if (events.length === 0) return events;
+        return [...events, ...healthEvents(after(state, events, decider.evolve), policy)];
       };
 
       switch (command.type) {
@@ -290,22 +464,27 @@ export function createInstallDecider(
           if (state.status === "Absent" || isOver(state)) return [];
           const n = Object.values(state.nodes).find((x) => x.node === command.data.node);
           if (!n) return [];
-          const { state: fact, reason } = command.data;
+          const { state: fact } = command.data;
+          const reason =
+            command.data.reason ?? (fact === "removed" ? "the node left the cluster" : "NotReady");
+          // Once installed, readiness is also a health check of the node.
+          const health =
+            state.completedOnce && n.joined
+              ? checkChange(state, "node-ready", n.node, fact === "ready", reason)
+              : [];
           if (fact === "ready")
-            return n.ready
-              ? []
-              : andThen([{ type: "install.node-ready", data: { slot: n.slot, node: n.node } }]);
-          if (!n.ready) return [];
-          return [
-            {
-              type: "install.node-not-ready",
-              data: {
-                slot: n.slot,
-                node: n.node,
-                reason: reason ?? (fact === "removed" ? "the node left the cluster" : "NotReady"),
-              },
-            },
-          ];
+            return withHealth([
+              ...andThen(
+                n.ready ? [] : [{ type: "install.node-ready", data: { slot: n.slot, node: n.node } }],
+              ),
+              ...health,
+            ]);
+          return withHealth([
+            ...(n.ready
+              ? [{ type: "install.node-not-ready" as const, data: { slot: n.slot, node: n.node, reason } }]
+              : []),
+            ...health,
+          ]);
         }
         case "install.record-instances-ready": {
           if (state.status === "Absent" || isOver(state) || state.status === "Failed") return [];
@@ -328,6 +507,38 @@ export function createInstallDecider(
             },
           }));
         }
+        case "install.record-check": {
+          if (!isLive(state) || !state.completedOnce) return [];
+          const { check, node, ok, evidence } = command.data;
+          if (node && !Object.values(state.nodes).some((n) => n.node === node && n.joined && !n.failed))
+            return [];
+          return withHealth(checkChange(state, check, node, ok, evidence));
+        }
+        case "install.check-remediation": {
+          if (!isLive(state)) return [];
+          const { node, action, attempt } = command.data;
+          const n = Object.values(state.nodes).find((x) => x.node === node);
+          if (!n?.remedy || n.remedy.action !== action || n.remedy.attempt !== attempt || n.step || n.failed)
+            return [];
+          const failing = Object.values(state.failing).filter(
+            (f) => f.node === n.node && NODE_CHECKS.has(f.check),
+          );
+          if (failing.length === 0) return [];
+          const nodes = Object.values(state.nodes).filter((x) => !x.failed);
+          const unhealthy = new Set(
+            Object.values(state.failing)
+              .filter((f) => f.node && NODE_CHECKS.has(f.check))
+              .map((f) => f.node),
+          );
+          if (unhealthy.size / Math.max(1, nodes.length) > policy.maxUnhealthyShare)
+            return healthEvents(state, policy).filter((e) => e.type === "install.remediation-withheld");
+          return rung(
+            state,
+            n,
+            n.remedy.rung + 1,
+            failing.map((f) => `${f.check}: ${f.evidence}`).join("; "),
+          );
+        }
         case "install.remove": {
           if (state.status === "Absent" || isOver(state)) return [];
           return [{ type: "install.removal-requested", data: {} }];
@@ -344,7 +555,7 @@ export function createInstallDecider(
     evolve(state, event) {
       if (event.type === "install.planned") {
         if (state.status === "Absent")
-          return { status: "Installing", plan: event.data, nodes: {}, stepsDone: 0 };
+          return { status: "Installing", plan: event.data, nodes: {}, stepsDone: 0, failing: {} };
         return { ...state, plan: event.data };
       }
       if (state.status === "Absent") return state;
@@ -379,8 +590,15 @@ export function createInstallDecider(
           return { ...state, status, nodes: { ...state.nodes, [d.slot]: n } };
         }
         case "install.node-removed": {
-          const next = withNode(event.data.slot, () => undefined);
-          if (next.status === "Absent") return next;
+          const removed = withNode(event.data.slot, () => undefined);
+          if (removed.status === "Absent") return removed;
+          // Its checks go with it.
+          const next: Active = {
+            ...removed,
+            failing: Object.fromEntries(
+              Object.entries(removed.failing).filter(([, f]) => f.node !== event.data.node),
+            ),
+          };
           // The server that initialised the cluster is gone: another joined server carries
           // it on; with none left, the next server initialises a new one.
           if (next.initialisedBy === event.data.slot) {
@@ -438,7 +656,52 @@ export function createInstallDecider(
           return { ...state, awaiting: event.data.count };
         case "install.completed": {
           const { awaiting: _, ...rest } = state;
-          return { ...rest, status: "Ready" };
+          const healthy = Object.keys(state.failing).length === 0;
+          const status = healthy
+            ? "Ready"
+            : state.status === "Installing" || state.status === "Ready"
+              ? "Degraded"
+              : state.status;
+          return { ...rest, status, completedOnce: true };
+        }
+        case "install.check-failed": {
+          const { check, node, evidence } = event.data;
+          const failing = {
+            ...state.failing,
+            [checkKey(check, node)]: { check, ...(node ? { node } : {}), evidence },
+          };
+          return { ...state, failing };
+        }
+        case "install.check-passed": {
+          const { [checkKey(event.data.check, event.data.node)]: _, ...failing } = state.failing;
+          const node = event.data.node;
+          const s1: Active = { ...state, failing };
+          // A node with nothing failing any more is done with its ladder.
+          if (!node || Object.values(failing).some((f) => f.node === node)) return s1;
+          const n = Object.values(s1.nodes).find((x) => x.node === node);
+          if (!n?.remedy) return s1;
+          const { remedy: _r, ...without } = n;
+          return { ...s1, nodes: { ...s1.nodes, [n.slot]: without } };
+        }
+        case "install.degraded":
+          return { ...state, status: "Degraded" };
+        case "install.remediation-requested": {
+          const { action, attempt } = event.data;
+          const s1 = withNode(event.data.slot, (n) => {
+            const ladder = REMEDIATION_LADDER[n.role];
+            let seen = 0;
+            const index = ladder.findIndex((a) => a === action && ++seen === attempt);
+            return { ...n, remedy: { rung: Math.max(0, index), action, attempt } };
+          });
+          if (s1.status === "Absent") return s1;
+          const { withheld: _, ...rest } = s1;
+          return { ...rest, status: "Recovering" };
+        }
+        case "install.remediation-withheld":
+          return { ...state, withheld: true };
+        case "install.recovered": {
+          const { withheld: _, ...rest } = state;
+          return { ...rest, status: "Ready", failing: {} };
         }
         case "install.failed":
           return { ...state, status: "Failed" };
@@ -458,6 +721,7 @@ export function createInstallDecider(
       }
     },
   };
+  evolveRef.current = decider.evolve;
   return decider;
 }
 
@@ -535,6 +799,8 @@ function stepResult(
     },
   };
   if (retry) return andThen([failed]);
+  // A recovery action that failed: the ladder's next rung decides, after its grace.
+  if (n.remedy) return [failed];
   const giveUp: InstallEvent =
     d.step === "k3s-server-init" && state.initialisedBy === undefined
       ? {

@@ -390,3 +390,151 @@ describe("removal", () => {
       .then([]);
   });
 });
+
+describe("health and self-healing", () => {
+  const ready = (n: N): InstallEvent => ({
+    type: "install.node-ready",
+    data: { slot: n.slot, node: n.node },
+  });
+  const join = (n: N): InstallEvent[] => [
+    added(n),
+    online(n),
+    requested(n, "k3s-agent-join", 1, 2, 2),
+    sent(n, "k3s-agent-join"),
+    succeeded(n, "k3s-agent-join"),
+    ready(n),
+  ];
+  /** A Ready cluster of one server and `agents` agents. */
+  const healthy = (...agents: N[]): InstallEvent[] => [
+    ...initialised(ready(s0)),
+    ...agents.flatMap(join),
+    { type: "install.instances-ready", data: { count: agents.length + 1 } },
+    { type: "install.completed", data: { nodes: agents.length + 1, k3sVersion: plan.k3sVersion } },
+  ];
+  const cluster = healthy(a0, a1, a2);
+  const notActive = cmd("install.record-check", {
+    check: "k3s-active",
+    node: "i-a0",
+    ok: false,
+    evidence: "inactive",
+  });
+  const types = (d: unknown) => (d as InstallEvent[]).map((e) => e.type);
+
+  it("a failing check degrades the cluster and starts the ladder: restart K3s first", () => {
+    const d = spec.given(cluster).when(notActive).decision as InstallEvent[];
+    expect(types(d)).toEqual([
+      "install.check-failed",
+      "install.degraded",
+      "install.remediation-requested",
+      "install.step-requested",
+    ]);
+    expect(d[2]?.data).toMatchObject({ node: "i-a0", action: "restart-k3s", attempt: 1 });
+    expect(d[3]?.data).toMatchObject({ step: "k3s-restart", slot: 1000, attempt: 1 });
+  });
+  it("the same result again is no event (no spam)", () => {
+    const d = spec.given(cluster).when(notActive).decision as InstallEvent[];
+    spec
+      .given([...cluster, ...d])
+      .when(notActive)
+      .then([]);
+  });
+  it("checks do not count before the install completed", () => {
+    spec
+      .given(initialised(...join(a0)))
+      .when(notActive)
+      .then([]);
+  });
+  it("passing again: the cluster is Ready", () => {
+    const d = spec.given(cluster).when(notActive).decision as InstallEvent[];
+    spec
+      .given([...cluster, ...d])
+      .when(cmd("install.record-check", { check: "k3s-active", node: "i-a0", ok: true }))
+      .then([
+        { type: "install.check-passed", data: { check: "k3s-active", node: "i-a0" } },
+        { type: "install.recovered", data: {} },
+      ]);
+  });
+  it("climbs the ladder while the node stays unhealthy: restart, restart, rejoin, replace", () => {
+    let history = [...cluster, ...(spec.given(cluster).when(notActive).decision as InstallEvent[])];
+    const actions: string[] = ["restart-k3s"];
+    for (let i = 0; i < 3; i++) {
+      const s = spec.given(history).state as {
+        status: string;
+        nodes: Record<
+          number,
+          { remedy?: { action: string; attempt: number }; step?: { name: string; attempt: number } }
+        >;
+      };
+      const node = s.nodes[1000];
+      // The rung's step ran (and failed to help): record its end, then the grace is over.
+      const step = node?.step;
+      const ended: InstallEvent[] = step
+        ? [
+            {
+              type: "install.step-succeeded",
+              data: {
+                step: step.name,
+                slot: 1000,
+                instanceId: "i-a0",
+                attempt: step.attempt,
+                commandId: "c",
+                durationMs: 1,
+                outputTail: "",
+              },
+            } as InstallEvent,
+          ]
+        : [];
+      history = [...history, ...ended];
+      const d = spec.given(history).when(
+        cmd("install.check-remediation", {
+          node: "i-a0",
+          action: node?.remedy?.action,
+          attempt: node?.remedy?.attempt,
+        }),
+      ).decision as InstallEvent[];
+      const req = d.find((e) => e.type === "install.remediation-requested");
+      actions.push(String((req?.data as { action?: string } | undefined)?.action));
+      history = [...history, ...d];
+    }
+    expect(actions).toEqual(["restart-k3s", "restart-k3s", "rejoin", "replace"]);
+    expect(history.at(-1)?.type).toBe("install.node-failed");
+  });
+  it("touches no node when more than 40% are unhealthy at once", () => {
+    const small = healthy(a0, a1);
+    let history = small;
+    for (const node of ["i-a0", "i-a1"]) {
+      const d = spec
+        .given(history)
+        .when(cmd("install.record-check", { check: "node-ready", node, ok: false, evidence: "NotReady" }))
+        .decision as InstallEvent[];
+      history = [...history, ...d];
+    }
+    // 2 of 3 nodes unhealthy: the first got a restart, the second is held back.
+    const withheld = history.filter((e) => e.type === "install.remediation-withheld");
+    expect(withheld).toHaveLength(1);
+    expect(withheld[0]?.data).toMatchObject({ unhealthy: 2, of: 3 });
+    expect(history.filter((e) => e.type === "install.remediation-requested")).toHaveLength(1);
+  });
+  it("a NotReady fact is the node-ready check once installed", () => {
+    const d = spec
+      .given(cluster)
+      .when(cmd("install.record-node-state", { node: "i-a1", state: "not-ready", reason: "KubeletNotReady" }))
+      .decision as InstallEvent[];
+    expect(types(d)).toEqual([
+      "install.node-not-ready",
+      "install.check-failed",
+      "install.degraded",
+      "install.remediation-requested",
+      "install.step-requested",
+    ]);
+    expect(d[1]?.data).toMatchObject({ check: "node-ready", node: "i-a1", evidence: "KubeletNotReady" });
+  });
+  it("a cluster-wide check degrades without touching nodes", () => {
+    const d = spec
+      .given(cluster)
+      .when(
+        cmd("install.record-check", { check: "api-reachable", ok: false, evidence: "connect ECONNREFUSED" }),
+      ).decision as InstallEvent[];
+    expect(types(d)).toEqual(["install.check-failed", "install.degraded"]);
+  });
+});

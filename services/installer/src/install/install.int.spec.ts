@@ -41,7 +41,9 @@ const startTheInstaller = () =>
     nats: js.nats,
     logger,
     remote,
-    policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never },
+    policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never, remediationGraceMs: 300 },
+    // Probe rounds only when a test asks (installer.probe()).
+    health: { intervalMs: 3_600_000, probeTimeoutMs: 10_000, pollMs: 20 },
     // SSM's own timeout is in the sim's seconds, which pass 100 times faster: scale the backstop.
     reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200 },
   });
@@ -284,6 +286,72 @@ describe("installing K3s over SSM", () => {
     expect(
       cancelled.some((r) => r.ids.includes(calls.find((c) => c.status === "Cancelled")?.id ?? "?")),
     ).toBe(true);
+  });
+
+  it("a node that goes NotReady: Degraded, K3s restarted on it, Ready again", async () => {
+    const s = await installOf("one");
+    const agent = Object.values(s.status === "Absent" ? {} : s.nodes).find((n) => n.role === "agent");
+    if (!agent) throw new Error("no agent");
+    sim.world.kube.setNodeReady("one", agent.node, false);
+    await until("one Degraded or Recovering", async () =>
+      ["Degraded", "Recovering"].includes(await clusterStatus("one")) ? true : undefined,
+    );
+    // The ladder's first rung restarts K3s; the sim's restarted kubelet reports Ready again.
+    await until("one Ready again", async () => ((await clusterStatus("one")) === "Ready" ? true : undefined));
+    const install = await historyOf("one");
+    const remedies = install.filter((e) => e.type === "install.remediation-requested").map((e) => e.data);
+    expect(remedies).toEqual([
+      expect.objectContaining({ node: agent.node, action: "restart-k3s", attempt: 1 }),
+    ]);
+    expect(install.map((e) => e.type)).toContain("install.recovered");
+    const cluster = (
+      await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+        type: "cluster",
+        id: "one",
+      })
+    ).events.map((e) => e.type);
+    expect(cluster.slice(cluster.indexOf("cluster.degraded"))).toEqual([
+      "cluster.degraded",
+      "cluster.recovering",
+      "cluster.ready",
+    ]);
+  });
+
+  it("the K3s service probe: a failing probe degrades the cluster until a restart makes it pass", async () => {
+    const s = await installOf("ha");
+    const server = Object.values(s.status === "Absent" ? {} : s.nodes).find((n) => n.slot === 1);
+    if (!server) throw new Error("no second server");
+    sim.faults.add({
+      kind: "command-fail",
+      service: "ssm",
+      count: 1,
+      match: { instanceId: server.instanceId, step: "k3s-check" },
+      output: "inactive",
+    });
+    const first = await installer.probe?.();
+    expect(first?.clusters).toBeGreaterThanOrEqual(2);
+    await until("ha Recovering", async () =>
+      (await clusterStatus("ha")) === "Recovering" ? true : undefined,
+    );
+    // The restart ran; the next round's probe passes.
+    await until("restart done", async () => {
+      const st = await installOf("ha");
+      return st.status !== "Absent" && !st.nodes[1]?.step ? true : undefined;
+    });
+    await installer.probe?.();
+    await until("ha Ready again", async () => ((await clusterStatus("ha")) === "Ready" ? true : undefined));
+    const failed = (await historyOf("ha")).filter((e) => e.type === "install.check-failed");
+    expect(failed.map((e) => e.data)).toEqual([
+      expect.objectContaining({
+        check: "k3s-active",
+        node: server.node,
+        evidence: expect.stringContaining("inactive"),
+      }),
+    ]);
+    // Healthy nodes cost no events: one more round records nothing.
+    const before = (await historyOf("ha")).length;
+    await installer.probe?.();
+    expect((await historyOf("ha")).length).toBe(before);
   });
 
   it("deleting the cluster removes its secrets", async () => {

@@ -160,7 +160,21 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
 
   // --- node-ops' facts --------------------------------------------------------------
   const onKube = async (e: Event) => {
-    const d = e.data as { node?: string; reason?: string };
+    const d = e.data as { node?: string; reason?: string; pressure?: string[] };
+    // Cluster-wide and pressure facts are health checks; readiness is the node's state.
+    if (e.type === "kube.api-unreachable" || e.type === "kube.api-reachable")
+      return record(e, "install.record-check", {
+        check: "api-reachable",
+        ok: e.type === "kube.api-reachable",
+        ...(d.reason ? { evidence: d.reason.slice(0, 2_000) } : {}),
+      });
+    if (e.type === "kube.node-pressure-changed" && d.node)
+      return record(e, "install.record-check", {
+        check: "no-pressure",
+        node: d.node,
+        ok: (d.pressure ?? []).length === 0,
+        evidence: `the node reports ${(d.pressure ?? []).join(", ")}`,
+      });
     const state =
       e.type === "kube.node-ready"
         ? "ready"
@@ -235,6 +249,19 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           { parameter: kubeconfig, version },
           { sameAggregate: true },
         );
+      }
+
+      case "install.remediation-requested": {
+        // The rung's grace: its step must have ended and the node had time to pass its
+        // checks; then the ladder looks again (a passing node has already left it).
+        const { node, action, attempt } = d as { node: string; action: string; attempt: number };
+        if (action === "replace") return;
+        const n = Object.values(state.nodes).find((x) => x.node === node);
+        if (!n?.remedy || n.remedy.action !== action || n.remedy.attempt !== attempt) return;
+        const graceOver = Date.parse(e.time) + policy.remediationGraceMs <= now().getTime();
+        if (n.step || !graceOver)
+          throw later(e.deliveries, `${action} on ${node}: waiting for its grace period`);
+        return record(e, "install.check-remediation", { node, action, attempt }, { sameAggregate: true });
       }
 
       case "install.removal-requested": {

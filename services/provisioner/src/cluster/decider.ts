@@ -432,6 +432,21 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           { type: "cluster.failed", data: { reason: `K3s could not be installed: ${reason}`, remediation } },
         ];
       }
+      case "cluster.record-health": {
+        if (state.status === "Absent") return [];
+        const { health, reason, remediation } = command.data;
+        if (health === "degraded")
+          return state.status === "Ready"
+            ? [{ type: "cluster.degraded", data: { reason, ...(remediation ? { remediation } : {}) } }]
+            : [];
+        if (health === "recovering")
+          return state.status === "Ready" || state.status === "Degraded"
+            ? [{ type: "cluster.recovering", data: { reason } }]
+            : [];
+        if (state.status !== "Degraded" && state.status !== "Recovering") return [];
+        const nodes = Object.values(state.slots).filter((s) => s.status === "running").length;
+        return [{ type: "cluster.ready", data: { nodes, k3sVersion: state.spec.k3sVersion } }];
+      }
       case "cluster.replace-node": {
         const { slot, instanceId, reason } = command.data;
         if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
@@ -533,6 +548,10 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return isEnding(state) || state.status === "Recovering" ? state : { ...state, status: "Configuring" };
       case "cluster.ready":
         return { ...state, status: "Ready" };
+      case "cluster.degraded":
+        return { ...state, status: "Degraded" };
+      case "cluster.recovering":
+        return { ...state, status: "Recovering" };
       case "cluster.node-replacement-requested":
         return state.status === "Ready" ? { ...state, status: "Recovering" } : state;
       case "cluster.instance-termination-requested":

@@ -41,6 +41,29 @@ export function clusterCommandFor(
         type: "cluster.record-install-failure",
         data: { reason: d.reason, remediation: d.remediation },
       };
+    case "install.degraded": {
+      const failing = (d.failing as { check: string; node?: string; evidence: string }[]) ?? [];
+      const reason = failing
+        .map((f) => `${f.check}${f.node ? ` on ${f.node}` : ""}: ${f.evidence}`)
+        .join("; ");
+      return {
+        type: "cluster.record-health",
+        data: { health: "degraded", reason, remediation: d.remediation },
+      };
+    }
+    case "install.remediation-requested":
+      return {
+        type: "cluster.record-health",
+        data: {
+          health: "recovering",
+          reason: `${d.action} (attempt ${d.attempt}) on ${d.node}: ${d.reason}`,
+        },
+      };
+    case "install.recovered":
+      return {
+        type: "cluster.record-health",
+        data: { health: "healthy", reason: "every health check passes" },
+      };
     case "install.node-failed":
       return {
         type: "cluster.replace-node",
