@@ -93,8 +93,22 @@ describe("provisioning", () => {
     ];
     cluster
       .given(before)
-      .when(cmd("cluster.record-running", { slot: 1001, instanceId: "i-1001" }))
-      .then([running(1001), { type: "cluster.instances-ready", data: { count: 3 } }]);
+      .when(cmd("cluster.record-running", { slot: 1001, instanceId: "i-1001", privateIp: "10.0.1.7" }))
+      .then([
+        // What the installer joins the node as: its role, pool and capacity type.
+        {
+          type: "cluster.instance-running",
+          data: {
+            slot: 1001,
+            instanceId: "i-1001",
+            role: "agent",
+            pool: "workers",
+            capacityType: "spot",
+            privateIp: "10.0.1.7",
+          },
+        },
+        { type: "cluster.instances-ready", data: { count: 3 } },
+      ]);
     expect(
       cluster.given([...before, running(1001), { type: "cluster.instances-ready", data: { count: 3 } }]).state
         .status,
@@ -428,5 +442,83 @@ describe("a Failed cluster", () => {
     expect(isRejectionFree(decision) && decision.map((e) => e.type)).toEqual([
       "cluster.instance-launch-failed",
     ]);
+  });
+});
+
+describe("the installer's reports", () => {
+  const configuring = [
+    ...provisioned,
+    { type: "cluster.instances-ready", data: { count: 3 } } as ClusterEvent,
+  ];
+  const ready: ClusterEvent = { type: "cluster.ready", data: { nodes: 3, k3sVersion: spec.k3sVersion } };
+  it("K3s installed on a Configuring cluster makes it Ready", () => {
+    cluster
+      .given(configuring)
+      .when(cmd("cluster.record-installed", { nodes: 3, k3sVersion: spec.k3sVersion }))
+      .then([ready]);
+  });
+  it("an install report while more instances launch (Scaling) waits for the next one", () => {
+    cluster
+      .given([
+        ...configuring,
+        ready,
+        { type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 3 } },
+      ])
+      .when(cmd("cluster.record-installed", { nodes: 3, k3sVersion: spec.k3sVersion }))
+      .then([]);
+  });
+  it("an install that cannot go on fails the cluster, with the installer's hint", () => {
+    cluster
+      .given(configuring)
+      .when(cmd("cluster.record-install-failure", { reason: "init failed", remediation: "read the output" }))
+      .then([
+        {
+          type: "cluster.failed",
+          data: { reason: "K3s could not be installed: init failed", remediation: "read the output" },
+        },
+      ]);
+  });
+  it("health: Ready → Degraded → Recovering → Ready", () => {
+    const degraded: ClusterEvent = {
+      type: "cluster.degraded",
+      data: { reason: "node-ready on i-1000: NotReady" },
+    };
+    const recovering: ClusterEvent = {
+      type: "cluster.recovering",
+      data: { reason: "restart-k3s on i-1000" },
+    };
+    cluster
+      .given([...configuring, ready])
+      .when(cmd("cluster.record-health", { health: "degraded", reason: "node-ready on i-1000: NotReady" }))
+      .then([degraded]);
+    cluster
+      .given([...configuring, ready, degraded])
+      .when(cmd("cluster.record-health", { health: "recovering", reason: "restart-k3s on i-1000" }))
+      .then([recovering]);
+    cluster
+      .given([...configuring, ready, degraded, recovering])
+      .when(cmd("cluster.record-health", { health: "healthy", reason: "every check passes" }))
+      .then([ready]);
+    // A cluster that is not Ready is not degraded by a check (it is being built or changed).
+    cluster
+      .given(configuring)
+      .when(cmd("cluster.record-health", { health: "degraded", reason: "x" }))
+      .then([]);
+  });
+  it("a node that never became Ready is replaced: a new attempt of its slot; stale reports change nothing", () => {
+    const d = cluster
+      .given([...configuring, ready])
+      .when(cmd("cluster.replace-node", { slot: 1000, instanceId: "i-1000", reason: "not Ready in 10 min" }))
+      .decision as ClusterEvent[];
+    expect(d.map((e) => e.type)).toEqual([
+      "cluster.node-replacement-requested",
+      "cluster.instance-launch-requested",
+    ]);
+    expect(d[1]?.data).toMatchObject({ slot: 1000, attempt: 2 });
+    expect(cluster.given([...configuring, ready, ...d]).state.status).toBe("Recovering");
+    cluster
+      .given([...configuring, ready])
+      .when(cmd("cluster.replace-node", { slot: 1000, instanceId: "i-old", reason: "x" }))
+      .then([]);
   });
 });
