@@ -111,12 +111,13 @@ describe("walking skeleton", () => {
       return r.status === 200 ? r.body : undefined;
     });
     expect(cluster).toMatchObject({ id: "skeleton-1", region: "eu-west-1", traceId });
-    // The provisioner carries it on: every instance launched and running on the sim.
-    const configuring = await until("Configuring", async () => {
+    // The provisioner launches every instance on the sim, the installer installs K3s on
+    // them over SSM, node-ops sees every node Ready: the cluster is Ready.
+    const ready = await until("Ready", async () => {
       const r = await getJson("/clusters/skeleton-1");
-      return r.body.state === "Configuring" ? r.body : undefined;
+      return r.body.state === "Ready" ? r.body : undefined;
     });
-    expect(configuring.traceId).toBe(traceId);
+    expect(ready.traceId).toBe(traceId);
     const endpoints = JSON.parse(await readFile(join(dataDir, "endpoints.json"), "utf8")) as {
       simUrl: string;
     };

@@ -186,9 +186,18 @@ export function applyClusterEvent(
       return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, undefined) };
     case "cluster.instances-ready":
       // Deleting outranks a late report that the instances run.
-      return row.state === "Deleting" || row.state === "Deleted"
+      // A cluster replacing a node stays Recovering until it is Ready again.
+      return row.state === "Deleting" || row.state === "Deleted" || row.state === "Recovering"
         ? { ...row, ...touched }
         : { ...row, ...touched, state: "Configuring", progress: { ...row.progress, operation: null } };
+    case "cluster.ready":
+      return { ...row, ...touched, state: "Ready", progress: { ...row.progress, operation: null } };
+    case "cluster.degraded":
+      return { ...row, ...touched, state: "Degraded" };
+    case "cluster.recovering":
+      return { ...row, ...touched, state: "Recovering" };
+    case "cluster.node-replacement-requested":
+      return row.state === "Ready" ? { ...row, ...touched, state: "Recovering" } : { ...row, ...touched };
     case "cluster.failed":
       return { ...row, ...touched, state: "Failed", progress: { ...row.progress, operation: null } };
     case "cluster.pool-updated": {

@@ -20,6 +20,19 @@ function given(...events: { type: string; data: unknown }[]): ClusterRow | undef
 }
 
 describe("applyClusterEvent", () => {
+  it("follows the installer's verdicts: Configuring → Ready → Degraded → Recovering → Ready", () => {
+    const states = [
+      { type: "cluster.instances-ready", data: { count: 1 } },
+      { type: "cluster.ready", data: { nodes: 1, k3sVersion: "v1.31.4+k3s1" } },
+      { type: "cluster.degraded", data: { reason: "node-ready on i-1: NotReady" } },
+      { type: "cluster.recovering", data: { reason: "restart-k3s on i-1" } },
+      // A replacement's instances ready again: still Recovering until the installer says Ready.
+      { type: "cluster.instances-ready", data: { count: 1 } },
+      { type: "cluster.ready", data: { nodes: 1, k3sVersion: "v1.31.4+k3s1" } },
+    ].map((_, i, all) => given(requested("c1", aSpec("c1")), ...all.slice(0, i + 1))?.state);
+    expect(states).toEqual(["Configuring", "Ready", "Degraded", "Recovering", "Recovering", "Ready"]);
+  });
+
   it("requested → Pending with the spec, name and region", () => {
     const spec = aSpec("c1", { region: "us-east-2" });
     const tp = aTraceparent();
