@@ -239,6 +239,14 @@ export const RecordHealth = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "internal: the installer's health checks changed their verdict on the cluster.",
 });
+export const RecordK3sVersion = defineCommand({
+  type: "cluster.record-k3s-version",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({ ...clusterRef, k3sVersion }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: the installer upgraded every node to this K3s version.",
+});
 export const ReplaceNode = defineCommand({
   type: "cluster.replace-node",
   aggregate: "cluster",
@@ -272,6 +280,7 @@ export const clusterCommands = [
   RecordInstalled,
   RecordInstallFailure,
   RecordHealth,
+  RecordK3sVersion,
   ReplaceNode,
   FinishDeletion,
 ] as const;
@@ -409,6 +418,13 @@ export const ClusterRecovering = defineEvent({
   description:
     "A recovery action is under way on the cluster (restart K3s, rejoin, replace a node): it is Recovering.",
 });
+export const K3sUpgraded = defineEvent({
+  type: "cluster.k3s-upgraded",
+  aggregate: "cluster",
+  schema: z.object({ from: k3sVersion, to: k3sVersion }),
+  description:
+    "Every node runs a new K3s version: the spec says so (a rollback to an earlier version rolls it back).",
+});
 export const NodeReplacementRequested = defineEvent({
   type: "cluster.node-replacement-requested",
   aggregate: "cluster",
@@ -463,6 +479,7 @@ export const clusterEvents = [
   ClusterReady,
   ClusterDegraded,
   ClusterRecovering,
+  K3sUpgraded,
   NodeReplacementRequested,
   InstanceTerminationRequested,
   InstanceTerminated,

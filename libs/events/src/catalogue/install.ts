@@ -235,6 +235,34 @@ export const CheckRemediation = defineCommand({
   description:
     "internal: a recovery action's grace period is over: climb the ladder if the node is still unhealthy.",
 });
+// Rolling K3s upgrades.
+export const UpgradeInstall = defineCommand({
+  type: "install.upgrade",
+  aggregate: "install",
+  schema: z.object({
+    ...clusterRef,
+    k3sVersion,
+    /** Nodes upgraded at once (default 1): each is cordoned, drained, upgraded and verified first. */
+    batch: z.number().int().min(1).max(50).default(1),
+  }),
+  aggregateId: byCluster,
+  description:
+    "Upgrade K3s on a Ready cluster: servers first, then agents, `batch` nodes at a time, each cordoned and drained through node-ops, upgraded, verified Ready and uncordoned before the next.",
+});
+export const RecordUpgradeProgress = defineCommand({
+  type: "install.record-upgrade-progress",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    node: nodeName,
+    phase: z.enum(["drained", "verified", "drain-failed"]),
+    reason: z.string().optional(),
+  }),
+  aggregateId: byCluster,
+  description:
+    "internal: node-ops drained a node for its upgrade (or could not), or the upgraded node is Ready.",
+});
 export const installCommands = [
   PlanInstall,
   AddInstallNode,
@@ -251,6 +279,8 @@ export const installCommands = [
   RecordSecretsRemoved,
   RecordCheck,
   CheckRemediation,
+  UpgradeInstall,
+  RecordUpgradeProgress,
 ] as const;
 export type InstallCommand = CommandOf<(typeof installCommands)[number]>;
 
@@ -474,6 +504,54 @@ export const InstallRecovered = defineEvent({
   schema: z.object({}),
   description: "Every health check passes again: the cluster is Ready.",
 });
+export const UpgradeRequested = defineEvent({
+  type: "install.upgrade-requested",
+  aggregate: "install",
+  schema: z.object({
+    from: k3sVersion,
+    to: k3sVersion,
+    nodes: z.number().int().min(0),
+    batch: z.number().int().min(1),
+  }),
+  description: "A rolling K3s upgrade starts: servers first, then agents, `batch` at a time.",
+});
+export const NodeUpgradeStarted = defineEvent({
+  type: "install.node-upgrade-started",
+  aggregate: "install",
+  schema: z.object({
+    slot,
+    node: nodeName,
+    to: k3sVersion,
+    number: z.number().int().min(1),
+    of: z.number().int().min(1),
+  }),
+  description: "A node's turn in the rolling upgrade: node-ops cordons and drains it first.",
+});
+export const NodeDrainedForUpgrade = defineEvent({
+  type: "install.node-drained",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName }),
+  description: "node-ops drained the node: the upgrade step is sent next.",
+});
+export const NodeUpgraded = defineEvent({
+  type: "install.node-upgraded",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName, k3sVersion }),
+  description: "The node runs the new K3s and is Ready: node-ops uncordons it, the next node's turn comes.",
+});
+export const InstallUpgraded = defineEvent({
+  type: "install.upgraded",
+  aggregate: "install",
+  schema: z.object({ from: k3sVersion, to: k3sVersion, nodes: z.number().int().min(0) }),
+  description: "Every node runs the new K3s version.",
+});
+export const UpgradeFailed = defineEvent({
+  type: "install.upgrade-failed",
+  aggregate: "install",
+  schema: z.object({ slot, node: nodeName, reason: z.string(), remediation: z.string() }),
+  description:
+    "The rolling upgrade stopped at a node (its drain or its upgrade step failed): the node stays cordoned, the rest untouched.",
+});
 export const installEvents = [
   InstallRejected,
   InstallPlanned,
@@ -500,5 +578,11 @@ export const installEvents = [
   RemediationRequested,
   RemediationWithheld,
   InstallRecovered,
+  UpgradeRequested,
+  NodeUpgradeStarted,
+  NodeDrainedForUpgrade,
+  NodeUpgraded,
+  InstallUpgraded,
+  UpgradeFailed,
 ] as const;
 export type InstallEvent = EventOf<(typeof installEvents)[number]>;

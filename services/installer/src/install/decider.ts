@@ -23,6 +23,7 @@ import {
   type InstallPool,
   type InstallStep,
   type RemediationAction,
+  reject,
 } from "@cairn/events";
 
 export interface InstallPolicy {
@@ -106,6 +107,8 @@ export interface InstallNode {
   readonly attempts: Readonly<Partial<Record<InstallStep, number>>>;
   /** The recovery ladder's rung in progress (index into REMEDIATION_LADDER), when one is. */
   readonly remedy?: { readonly rung: number; readonly action: RemediationAction; readonly attempt: number };
+  /** Where the node is in a rolling upgrade, while it is its turn. */
+  readonly upgrading?: "draining" | "upgrading" | "verifying";
 }
 
 export interface InstallPlan {
@@ -146,6 +149,14 @@ export type InstallState =
       readonly failing: Readonly<Record<string, FailingCheck>>;
       /** Remediation is held back (too many nodes unhealthy at once). */
       readonly withheld?: boolean;
+      /** A rolling upgrade under way: the slots still to do, in order. */
+      readonly upgrade?: {
+        readonly from: string;
+        readonly to: string;
+        readonly batch: number;
+        readonly queue: readonly number[];
+        readonly total: number;
+      };
     };
 
 type Active = Exclude<InstallState, { status: "Absent" }>;
@@ -356,6 +367,42 @@ function after(
   return events.reduce<InstallState>((s, e) => evolve(s, { ...e, position: 0 } as never), state);
 }
 
+/** The rolling order: servers first (by slot), then agents; joined nodes only. */
+function upgradeOrder(state: Active): number[] {
+  const nodes = Object.values(state.nodes).filter((n) => n.joined && !n.failed);
+  return [...nodes.filter((n) => n.role === "server"), ...nodes.filter((n) => n.role === "agent")]
+    .sort((a, b) => (a.role === b.role ? a.slot - b.slot : a.role === "server" ? -1 : 1))
+    .map((n) => n.slot);
+}
+
+function startUpgrade(state: Active, to: string, batch: number): InstallEvent[] {
+  const requested: InstallEvent = {
+    type: "install.upgrade-requested",
+    data: { from: state.plan.k3sVersion, to, nodes: upgradeOrder(state).length, batch },
+  };
+  return [requested, ...nextUpgrades(after(state, [requested], evolveRef.current) as Active)];
+}
+
+/**
+ * The next nodes' turns once none is in its upgrade: one server at a time (etcd keeps
+ * its quorum), then `batch` agents at a time; `install.upgraded` when none is left.
+ */
+function nextUpgrades(state: Active): InstallEvent[] {
+  const u = state.upgrade;
+  if (!u) return [];
+  if (Object.values(state.nodes).some((n) => n.upgrading)) return [];
+  const queue = u.queue.filter((slot) => state.nodes[slot] && !state.nodes[slot]?.failed);
+  if (queue.length === 0)
+    return [{ type: "install.upgraded", data: { from: u.from, to: u.to, nodes: u.total } }];
+  const first = state.nodes[queue[0] as number];
+  const turn = first?.role === "server" ? queue.slice(0, 1) : queue.slice(0, u.batch);
+  const done = u.total - queue.length;
+  return turn.map((slot, i) => ({
+    type: "install.node-upgrade-started",
+    data: { slot, node: state.nodes[slot]?.node ?? "", to: u.to, number: done + i + 1, of: u.total },
+  }));
+}
+
 export function createInstallDecider(
   policy: InstallPolicy = DEFAULT_INSTALL_POLICY,
 ): Decider<InstallCommand, InstallEvent, InstallState> {
@@ -388,7 +435,69 @@ export function createInstallDecider(
             JSON.stringify(normalisePlan(state.plan)) === JSON.stringify(normalisePlan(plan))
           )
             return [];
-          return [{ type: "install.planned", data: plan }];
+          const planned: InstallEvent = { type: "install.planned", data: plan };
+          // A new K3s version for an installed cluster (a rollback to an older spec) is
+          // rolled out like an upgrade.
+          if (
+            state.status === "Ready" &&
+            state.completedOnce &&
+            !state.upgrade &&
+            plan.k3sVersion !== state.plan.k3sVersion
+          )
+            return [
+              ...startUpgrade({ ...state, plan: { ...state.plan, pools: plan.pools } }, plan.k3sVersion, 1),
+              planned,
+            ];
+          return [planned];
+        }
+        case "install.upgrade": {
+          const { clusterId, k3sVersion, batch } = command.data;
+          if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} has no install`);
+          if (state.upgrade)
+            return reject(
+              "conflict",
+              `cluster ${clusterId} is being upgraded to ${state.upgrade.to} already`,
+            );
+          if (state.status !== "Ready")
+            return reject(
+              "conflict",
+              `only a Ready cluster can be upgraded; cluster ${clusterId} is ${state.status}`,
+            );
+          if (k3sVersion === state.plan.k3sVersion) return [];
+          return startUpgrade(state, k3sVersion, batch);
+        }
+        case "install.record-upgrade-progress": {
+          if (!isLive(state) || !state.upgrade) return [];
+          const { node, phase, reason } = command.data;
+          const n = Object.values(state.nodes).find((x) => x.node === node);
+          if (!n?.upgrading) return [];
+          if (phase === "drain-failed" && n.upgrading === "draining")
+            return [
+              {
+                type: "install.upgrade-failed",
+                data: {
+                  slot: n.slot,
+                  node,
+                  reason: `node-ops could not drain ${node}: ${reason ?? "the drain failed"}`,
+                  remediation:
+                    "clear what blocks the drain (see the node operation), then send install.upgrade again",
+                },
+              },
+            ];
+          if (phase === "drained" && n.upgrading === "draining") {
+            const drained: InstallEvent = { type: "install.node-drained", data: { slot: n.slot, node } };
+            const s1 = after(state, [drained], decider.evolve) as Active;
+            const inFlight = Object.values(state.nodes).filter((x) => x.step).length;
+            return [drained, requestStep(s1, n, "k3s-upgrade", inFlight)];
+          }
+          if (phase === "verified" && n.upgrading === "verifying") {
+            const upgraded: InstallEvent = {
+              type: "install.node-upgraded",
+              data: { slot: n.slot, node, k3sVersion: state.upgrade.to },
+            };
+            return [upgraded, ...nextUpgrades(after(state, [upgraded], decider.evolve) as Active)];
+          }
+          return [];
         }
         case "install.record-secrets": {
           if (state.status === "Absent" || isOver(state) || state.secrets) return [];
@@ -632,7 +741,12 @@ export function createInstallDecider(
             step === "k3s-server-init" || step === "k3s-server-join" || step === "k3s-agent-join";
           const s = withNode(slot, (n) => {
             const { step: _, ...without } = n;
-            return { ...without, joined: n.joined || installs };
+            const upgraded = step === "k3s-upgrade" && n.upgrading === "upgrading";
+            return {
+              ...without,
+              joined: n.joined || installs,
+              ...(upgraded ? { upgrading: "verifying" as const } : {}),
+            };
           });
           if (s.status === "Absent") return s;
           return {
@@ -696,6 +810,40 @@ export function createInstallDecider(
           if (s1.status === "Absent") return s1;
           const { withheld: _, ...rest } = s1;
           return { ...rest, status: "Recovering" };
+        }
+        case "install.upgrade-requested": {
+          const queue = upgradeOrder(state);
+          const { from, to, batch } = event.data;
+          return { ...state, upgrade: { from, to, batch, queue, total: queue.length } };
+        }
+        case "install.node-upgrade-started": {
+          const s1 = withNode(event.data.slot, (n) => ({ ...n, upgrading: "draining" }));
+          if (s1.status === "Absent" || !s1.upgrade) return s1;
+          return {
+            ...s1,
+            upgrade: { ...s1.upgrade, queue: s1.upgrade.queue.filter((x) => x !== event.data.slot) },
+          };
+        }
+        case "install.node-drained":
+          return withNode(event.data.slot, (n) => ({ ...n, upgrading: "upgrading" }));
+        case "install.node-upgraded":
+          return withNode(event.data.slot, (n) => {
+            const { upgrading: _, ...rest } = n;
+            return rest;
+          });
+        case "install.upgraded": {
+          const { upgrade: _, ...rest } = state;
+          return { ...rest, plan: { ...state.plan, k3sVersion: event.data.to } };
+        }
+        case "install.upgrade-failed": {
+          const { upgrade: _, ...rest } = state;
+          const nodes = Object.fromEntries(
+            Object.entries(rest.nodes).map(([k, n]) => {
+              const { upgrading: _u, ...without } = n;
+              return [k, without];
+            }),
+          );
+          return { ...rest, nodes };
         }
         case "install.remediation-withheld":
           return { ...state, withheld: true };
@@ -801,6 +949,20 @@ function stepResult(
   if (retry) return andThen([failed]);
   // A recovery action that failed: the ladder's next rung decides, after its grace.
   if (n.remedy) return [failed];
+  // An upgrade that failed stops the rollout; the node stays cordoned for a person to look.
+  if (d.step === "k3s-upgrade")
+    return [
+      failed,
+      {
+        type: "install.upgrade-failed",
+        data: {
+          slot: n.slot,
+          node: n.node,
+          reason: `k3s-upgrade failed ${d.attempt} times on ${n.node}: ${reason}`,
+          remediation: `${remediation}; the node stays cordoned: fix it, then uncordon it and send install.upgrade again`,
+        },
+      },
+    ];
   const giveUp: InstallEvent =
     d.step === "k3s-server-init" && state.initialisedBy === undefined
       ? {

@@ -538,3 +538,104 @@ describe("health and self-healing", () => {
     expect(types(d)).toEqual(["install.check-failed", "install.degraded"]);
   });
 });
+
+describe("rolling upgrades", () => {
+  const ready = (n: N): InstallEvent => ({
+    type: "install.node-ready",
+    data: { slot: n.slot, node: n.node },
+  });
+  const join = (n: N, step = "k3s-agent-join"): InstallEvent[] => [
+    added(n),
+    online(n),
+    requested(n, step, 1, 2, 2),
+    sent(n, step),
+    succeeded(n, step),
+    ready(n),
+  ];
+  const cluster: InstallEvent[] = [
+    ...initialised(ready(s0)),
+    ...join(s1, "k3s-server-join"),
+    ...join(a0),
+    ...join(a1),
+    ...join(a2),
+    { type: "install.instances-ready", data: { count: 5 } },
+    { type: "install.completed", data: { nodes: 5, k3sVersion: plan.k3sVersion } },
+  ];
+  const to = "v1.32.0+k3s1";
+  const started = (n: N, number: number): InstallEvent => ({
+    type: "install.node-upgrade-started",
+    data: { slot: n.slot, node: n.node, to, number, of: 5 },
+  });
+  const progress = (n: N, phase: string) => cmd("install.record-upgrade-progress", { node: n.node, phase });
+
+  it("refuses a cluster that is not Ready, and a second upgrade while one runs", () => {
+    spec
+      .given(initialised())
+      .when(cmd("install.upgrade", { k3sVersion: to, batch: 1 }))
+      .thenRejected("conflict", "only a Ready cluster");
+    const d = spec.given(cluster).when(cmd("install.upgrade", { k3sVersion: to, batch: 1 }))
+      .decision as InstallEvent[];
+    spec
+      .given([...cluster, ...d])
+      .when(cmd("install.upgrade", { k3sVersion: "v1.33.0+k3s1", batch: 1 }))
+      .thenRejected("conflict", "being upgraded");
+  });
+  it("the same version is nothing to do", () => {
+    spec
+      .given(cluster)
+      .when(cmd("install.upgrade", { k3sVersion: plan.k3sVersion, batch: 1 }))
+      .then([]);
+  });
+  it("servers first, one at a time; each drained, upgraded, verified; then agents `batch` at a time", () => {
+    let history = cluster;
+    const step = (c: InstallCommand) => {
+      const d = spec.given(history).when(c).decision as InstallEvent[];
+      history = [...history, ...d];
+      return d;
+    };
+    expect(step(cmd("install.upgrade", { k3sVersion: to, batch: 2 }))).toEqual([
+      { type: "install.upgrade-requested", data: { from: plan.k3sVersion, to, nodes: 5, batch: 2 } },
+      started(s0, 1),
+    ]);
+    const upgradeOne = (n: N) => {
+      expect(types(step(progress(n, "drained")))).toEqual(["install.node-drained", "install.step-requested"]);
+      const attempt = (history.at(-1)?.data as { attempt: number }).attempt;
+      history = [...history, sent(n, "k3s-upgrade", attempt), succeeded(n, "k3s-upgrade", attempt)];
+      return step(progress(n, "verified"));
+    };
+    expect(upgradeOne(s0)).toEqual([
+      { type: "install.node-upgraded", data: { slot: 0, node: "i-s0", k3sVersion: to } },
+      started(s1, 2),
+    ]);
+    expect(types(upgradeOne(s1))).toEqual([
+      "install.node-upgraded",
+      "install.node-upgrade-started",
+      "install.node-upgrade-started",
+    ]);
+    expect(history.slice(-2)).toEqual([started(a0, 3), started(a1, 4)]);
+    // The batch's next turn comes when both are done.
+    expect(types(upgradeOne(a0))).toEqual(["install.node-upgraded"]);
+    expect(types(upgradeOne(a1))).toEqual(["install.node-upgraded", "install.node-upgrade-started"]);
+    expect(upgradeOne(a2)).toEqual([
+      { type: "install.node-upgraded", data: { slot: 1002, node: "i-a2", k3sVersion: to } },
+      { type: "install.upgraded", data: { from: plan.k3sVersion, to, nodes: 5 } },
+    ]);
+    const s = spec.given(history).state as { plan: { k3sVersion: string }; upgrade?: unknown };
+    expect(s.plan.k3sVersion).toBe(to);
+    expect(s.upgrade).toBeUndefined();
+  });
+  it("a drain that fails stops the rollout, saying why", () => {
+    const d = spec.given(cluster).when(cmd("install.upgrade", { k3sVersion: to, batch: 1 }))
+      .decision as InstallEvent[];
+    const failed = spec.given([...cluster, ...d]).when(
+      cmd("install.record-upgrade-progress", {
+        node: "i-s0",
+        phase: "drain-failed",
+        reason: "pdb web allows no disruption",
+      }),
+    ).decision as InstallEvent[];
+    expect(types(failed)).toEqual(["install.upgrade-failed"]);
+    expect(String((failed[0]?.data as { reason?: string } | undefined)?.reason)).toContain("pdb web");
+  });
+  const types = (d: unknown) => (d as InstallEvent[]).map((e) => e.type);
+});

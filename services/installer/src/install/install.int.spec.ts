@@ -354,6 +354,49 @@ describe("installing K3s over SSM", () => {
     expect((await historyOf("ha")).length).toBe(before);
   });
 
+  it("a rolling K3s upgrade: servers first, each node drained through node-ops, upgraded, verified, uncordoned", async () => {
+    const to = "v1.32.0+k3s1";
+    await bus.send({
+      type: "install.upgrade",
+      data: { clusterId: "one", k3sVersion: to },
+      meta: { actor: "alice" },
+    });
+    await until("one upgraded", async () =>
+      (await historyOf("one")).some((e) => e.type === "install.upgraded") ? true : undefined,
+    );
+    const history = await historyOf("one");
+    const turns = history
+      .filter((e) => e.type === "install.node-upgrade-started")
+      .map((e) => e.data as { slot: number; node: string });
+    expect(turns.map((t) => t.slot)).toEqual([0, 1000, 1001, 1002]);
+    const steps = history.filter(
+      (e) => e.type === "install.step-succeeded" && (e.data as { step: string }).step === "k3s-upgrade",
+    );
+    expect(steps).toHaveLength(4);
+    const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+    for (const t of turns) {
+      const ops = (await store.load({ type: "nodeop", id: `one=${t.node}` })).events.map((e) => e.type);
+      // Drained through node-ops for the upgrade, then uncordoned after it.
+      expect(ops).toContain("nodeop.drained");
+      await until(`${t.node} uncordoned`, async () =>
+        (await store.load({ type: "nodeop", id: `one=${t.node}` })).events.at(-1)?.type ===
+        "nodeop.uncordoned"
+          ? true
+          : undefined,
+      );
+    }
+    await until("the cluster's spec names the new version", async () => {
+      const c = (
+        await provisioner.handler.read(
+          { type: "cluster", id: "one" },
+          { atLeastSequence: Number.MAX_SAFE_INTEGER },
+        )
+      ).state;
+      return c.status !== "Absent" && c.spec.k3sVersion === to ? true : undefined;
+    });
+    expect(await clusterStatus("one")).toBe("Ready");
+  });
+
   it("deleting the cluster removes its secrets", async () => {
     await bus.send({ type: "cluster.delete", data: { clusterId: "throttled" }, meta: { actor: "alice" } });
     await until("secrets removed", async () =>

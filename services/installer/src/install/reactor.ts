@@ -20,13 +20,16 @@
  */
 import { randomBytes } from "node:crypto";
 import {
+  CommandBus,
   type CommandHandler,
   catalogue,
   derivedId,
+  EventStore,
   eventFilter,
   type InstallCommand,
   type InstallEvent,
   type Nats,
+  nodeAggregateId,
   PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
@@ -77,6 +80,24 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const later = (deliveries: number, why: string) =>
     new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
   const log = o.logger;
+  const bus = new CommandBus({ js: o.nats.js, catalogue });
+  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
+
+  /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
+  const nodeOp = async (cause: Event, type: "node.drain" | "node.uncordon", data: object) => {
+    const id = derivedId(cause.id, type);
+    await bus.send({
+      id,
+      type,
+      data: { clusterId: cause.aggregate.id, ...data },
+      meta: {
+        actor: "installer",
+        causationId: cause.id,
+        ...(cause.meta.correlationId ? { correlationId: cause.meta.correlationId } : {}),
+      },
+    });
+    return id;
+  };
 
   /** Decides an internal command on the install, named after its cause. */
   const record = async (
@@ -237,7 +258,60 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       case "install.step-sent":
         return poll(e, state);
 
+      case "install.node-upgrade-started": {
+        const { node, to } = d as { node: string; to: string };
+        const n = Object.values(state.nodes).find((x) => x.node === node);
+        if (n?.upgrading !== "draining") return;
+        const drainId = await nodeOp(e, "node.drain", { node, reason: `K3s upgrade to ${to}` });
+        // node-ops' answer is on the node's own subject: the drain's outcome, or a refusal.
+        const history = (await store.load({ type: "nodeop", id: nodeAggregateId(clusterId, node) })).events;
+        const refused = history.find(
+          (x) => x.type === "nodeop.rejected" && (x.data as { commandId?: string }).commandId === drainId,
+        );
+        if (refused) {
+          const reason = (refused.data as { reason: string }).reason;
+          return record(
+            e,
+            "install.record-upgrade-progress",
+            { node, phase: "drain-failed", reason },
+            { sameAggregate: true },
+          );
+        }
+        const asked = history.findIndex((x) => x.meta.commandId === drainId);
+        const outcome =
+          asked < 0
+            ? undefined
+            : history
+                .slice(asked)
+                .find((x) => x.type === "nodeop.drained" || x.type === "nodeop.drain-failed");
+        if (!outcome) throw later(e.deliveries, `waiting for node-ops to drain ${node}`);
+        return record(
+          e,
+          "install.record-upgrade-progress",
+          outcome.type === "nodeop.drained"
+            ? { node, phase: "drained" }
+            : { node, phase: "drain-failed", reason: (outcome.data as { reason: string }).reason },
+          { sameAggregate: true },
+        );
+      }
+
+      case "install.node-upgraded":
+        await nodeOp(e, "node.uncordon", { node: d.node, reason: `K3s upgraded to ${d.k3sVersion}` });
+        return;
+
       case "install.step-succeeded": {
+        if (d.step === "k3s-upgrade") {
+          const n = state.nodes[d.slot as number];
+          if (n?.upgrading !== "verifying") return;
+          // Verified when node-ops reports it Ready after the restart the upgrade made.
+          if (!n.ready) throw later(e.deliveries, `waiting for ${n.node} to be Ready after its upgrade`);
+          return record(
+            e,
+            "install.record-upgrade-progress",
+            { node: n.node, phase: "verified" },
+            { sameAggregate: true },
+          );
+        }
         if (d.step !== "k3s-server-init" || state.kubeconfig) return;
         const { kubeconfig } = secretParameters(clusterId);
         const version = await o.remote.parameterVersion(region, kubeconfig);

@@ -194,6 +194,8 @@ export function applyClusterEvent(
       return { ...row, ...touched, state: "Ready", progress: { ...row.progress, operation: null } };
     case "cluster.degraded":
       return { ...row, ...touched, state: "Degraded" };
+    case "cluster.k3s-upgraded":
+      return { ...row, ...touched, spec: { ...row.spec, k3sVersion: e.data.to } };
     case "cluster.recovering":
       return { ...row, ...touched, state: "Recovering" };
     case "cluster.node-replacement-requested":

@@ -447,6 +447,12 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         const nodes = Object.values(state.slots).filter((s) => s.status === "running").length;
         return [{ type: "cluster.ready", data: { nodes, k3sVersion: state.spec.k3sVersion } }];
       }
+      case "cluster.record-k3s-version": {
+        if (state.status === "Absent" || isEnding(state)) return [];
+        const to = command.data.k3sVersion;
+        if (to === state.spec.k3sVersion) return [];
+        return [{ type: "cluster.k3s-upgraded", data: { from: state.spec.k3sVersion, to } }];
+      }
       case "cluster.replace-node": {
         const { slot, instanceId, reason } = command.data;
         if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
@@ -550,6 +556,10 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return { ...state, status: "Ready" };
       case "cluster.degraded":
         return { ...state, status: "Degraded" };
+      case "cluster.k3s-upgraded": {
+        const spec = { ...state.spec, k3sVersion: event.data.to };
+        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+      }
       case "cluster.recovering":
         return { ...state, status: "Recovering" };
       case "cluster.node-replacement-requested":

@@ -59,6 +59,8 @@ export function clusterCommandFor(
           reason: `${d.action} (attempt ${d.attempt}) on ${d.node}: ${d.reason}`,
         },
       };
+    case "install.upgraded":
+      return { type: "cluster.record-k3s-version", data: { k3sVersion: d.to } };
     case "install.recovered":
       return {
         type: "cluster.record-health",
