@@ -599,7 +599,7 @@ describe("rolling upgrades", () => {
     ]);
     const upgradeOne = (n: N) => {
       expect(types(step(progress(n, "drained")))).toEqual(["install.node-drained", "install.step-requested"]);
-      const attempt = (history.at(-1)?.data as { attempt: number }).attempt;
+      const attempt = Number((history.at(-1)?.data as { attempt?: number } | undefined)?.attempt);
       history = [...history, sent(n, "k3s-upgrade", attempt), succeeded(n, "k3s-upgrade", attempt)];
       return step(progress(n, "verified"));
     };
