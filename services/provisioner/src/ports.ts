@@ -216,6 +216,12 @@ export interface Compute {
   ): Promise<InstanceInfo[]>;
 
   /**
+   * The image as EC2 describes it in `region`, or undefined when it does not exist there.
+   * What validation checks before anything is launched.
+   */
+  describeImage(region: string, imageId: string): Promise<ImageInfo | undefined>;
+
+  /**
    * The instances among `instanceIds` that EC2 knows in `region`, in no order. An unknown
    * id is absent from the answer rather than an error (a just-launched instance may not be
    * visible yet; an old terminated one is gone).
@@ -234,6 +240,23 @@ export interface Compute {
   start(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
   /** Reboots instances (batched like `terminate`); results carry no states. */
   reboot(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+}
+
+export interface ImageInfo {
+  readonly imageId: string;
+  readonly architecture: "x86_64" | "arm64" | "i386" | "x86_64_mac" | "arm64_mac";
+  /** `available`, `pending`, `failed`, `deregistered`, … */
+  readonly state: string;
+}
+
+/**
+ * The CPU architecture of an instance type, from its name: a `g` right after the
+ * generation digit marks AWS Graviton (`t4g`, `m7g`, `c7gn`, `r8g`): arm64. Else x86_64.
+ * @example architectureOf("t4g.large") // "arm64"
+ */
+export function architectureOf(instanceType: string): "x86_64" | "arm64" {
+  const family = instanceType.split(".")[0] ?? "";
+  return /\dg/.test(family) ? "arm64" : "x86_64";
 }
 
 /** EC2 accepts a ClientToken of at most 64 ASCII characters. */

@@ -149,6 +149,30 @@ export const RetryCluster = defineCommand({
 const clusterRef = { clusterId: tokenSafeId };
 const slotNumber = z.number().int().min(0);
 const attempt = z.number().int().min(1);
+export const StartValidation = defineCommand({
+  type: "cluster.start-validation",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object(clusterRef),
+  aggregateId: (d) => d.clusterId,
+  description:
+    "internal: check the spec against the region (the AMI, its architecture) before launching anything.",
+});
+export const RecordValidation = defineCommand({
+  type: "cluster.record-validation",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    ok: z.boolean(),
+    imageId: z.string(),
+    architecture: z.string().optional(),
+    reason: z.string().optional(),
+    remediation: z.string().optional(),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description: "internal: what EC2 says of the spec's image in the region.",
+});
 export const StartProvisioning = defineCommand({
   type: "cluster.start-provisioning",
   aggregate: "cluster",
@@ -272,6 +296,8 @@ export const clusterCommands = [
   DeleteCluster,
   UpdatePool,
   RetryCluster,
+  StartValidation,
+  RecordValidation,
   StartProvisioning,
   RecordLaunch,
   RecordLaunchFailure,
@@ -328,6 +354,19 @@ export const placement = z.object({
   capacityType: z.enum(["spot", "on-demand"]),
 });
 
+export const ValidationStarted = defineEvent({
+  type: "cluster.validation-started",
+  aggregate: "cluster",
+  schema: z.object({}),
+  description:
+    "The cluster is Validating: its spec is checked against the region before anything is launched.",
+});
+export const ClusterValidated = defineEvent({
+  type: "cluster.validated",
+  aggregate: "cluster",
+  schema: z.object({ imageId: z.string(), architecture: z.string() }),
+  description: "The region has the spec's image, and it suits every instance type: provisioning starts.",
+});
 export const ProvisioningStarted = defineEvent({
   type: "cluster.provisioning-started",
   aggregate: "cluster",
@@ -470,6 +509,8 @@ export const clusterEvents = [
   ClusterRollbackRequested,
   ClusterDeletionRequested,
   ClusterRejected,
+  ValidationStarted,
+  ClusterValidated,
   ProvisioningStarted,
   InstanceLaunchRequested,
   InstanceLaunched,

@@ -366,6 +366,37 @@ const createTags: Action = {
   },
 };
 
+/**
+ * DescribeImages by `ImageId.N`: every well-formed AMI exists (an x86_64, EBS-backed
+ * Linux image owned by the sim's account) unless the admin action `missing-ami` says
+ * otherwise; an unknown id fails the whole call, as EC2 does. Without ids the answer is
+ * empty (the sim keeps no catalogue of images to list).
+ */
+const describeImages: Action = {
+  named: () => [],
+  run({ world, region, params: p }) {
+    const ids = p.list("ImageId");
+    for (const id of ids)
+      if (!AMI_ID.test(id))
+        throw new Ec2Error("InvalidAMIID.Malformed", `Invalid id: "${id}" (expecting "ami-...")`);
+    const missing = ids.filter((id) => world.isMissingAmi(region, id));
+    if (missing.length > 0)
+      throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${missing.join(", ")}]' does not exist`);
+    const items = ids
+      .map(
+        (id) =>
+          `<item><imageId>${id}</imageId><imageLocation>123456789012/cairn-k3s-${id}</imageLocation>` +
+          "<imageState>available</imageState><imageOwnerId>123456789012</imageOwnerId>" +
+          "<isPublic>false</isPublic><architecture>x86_64</architecture><imageType>machine</imageType>" +
+          `<name>cairn-k3s-${id}</name><rootDeviceType>ebs</rootDeviceType><rootDeviceName>/dev/xvda</rootDeviceName>` +
+          "<virtualizationType>hvm</virtualizationType><platformDetails>Linux/UNIX</platformDetails>" +
+          "<enaSupport>true</enaSupport></item>",
+      )
+      .join("");
+    return { xml: `<imagesSet>${items}</imagesSet>`, ids };
+  },
+};
+
 /** Every action the sim answers; any other is InvalidAction. */
 export const ACTIONS: Readonly<Record<string, Action>> = {
   RunInstances: runInstances,
@@ -376,4 +407,5 @@ export const ACTIONS: Readonly<Record<string, Action>> = {
   TerminateInstances: stateChange((w, r, ids) => w.terminate(r, ids)),
   RebootInstances: rebootInstances,
   CreateTags: createTags,
+  DescribeImages: describeImages,
 };

@@ -6,6 +6,7 @@
  */
 import {
   CreateTagsCommand,
+  DescribeImagesCommand,
   DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandOutput,
@@ -555,5 +556,23 @@ describe("protocol edges and admin", () => {
     sim = await startSim({ seed: 42, timeScale: 1, latencies: { apiCall: 0 } });
     ec2 = client("eu-west-1");
     expect(idsOf(await launch({ MinCount: 3, MaxCount: 3 }))).toEqual(first);
+  });
+});
+
+describe("DescribeImages", () => {
+  it("every well-formed AMI exists (x86_64, available) unless it was made missing", async () => {
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [AMI] }));
+    expect(out.Images?.map((i) => [i.ImageId, i.Architecture, i.State])).toEqual([
+      [AMI, "x86_64", "available"],
+    ]);
+    await admin("ec2/missing-ami", { imageId: AMI, region: "eu-west-1" });
+    const err = await failure(ec2.send(new DescribeImagesCommand({ ImageIds: [AMI] })));
+    expect(err.name).toBe("InvalidAMIID.NotFound");
+    // Regions are apart: the image is only missing where it was made missing.
+    const us = await client("us-east-1").send(new DescribeImagesCommand({ ImageIds: [AMI] }));
+    expect(us.Images).toHaveLength(1);
+    expect((await failure(ec2.send(new DescribeImagesCommand({ ImageIds: ["ami-x"] })))).name).toBe(
+      "InvalidAMIID.Malformed",
+    );
   });
 });

@@ -190,6 +190,8 @@ export function applyClusterEvent(
       return row.state === "Deleting" || row.state === "Deleted" || row.state === "Recovering"
         ? { ...row, ...touched }
         : { ...row, ...touched, state: "Configuring", progress: { ...row.progress, operation: null } };
+    case "cluster.validation-started":
+      return { ...row, ...touched, state: "Validating" };
     case "cluster.ready":
       return { ...row, ...touched, state: "Ready", progress: { ...row.progress, operation: null } };
     case "cluster.degraded":

@@ -8,6 +8,8 @@
  * See docs/provisioner-ec2.md for the policies, the errors and the fallback order.
  */
 import {
+  DescribeImagesCommand,
+  type DescribeImagesCommandOutput,
   DescribeInstancesCommand,
   type DescribeInstancesCommandOutput,
   EC2Client,
@@ -39,6 +41,7 @@ import {
   type Compute,
   type ComputeFailureKind,
   cairnTags,
+  type ImageInfo,
   type InstanceInfo,
   type InstanceState,
   type LaunchedInstance,
@@ -52,6 +55,7 @@ import { classifyEc2Error, type Ec2CallContext, Ec2RequestError, Ec2ServerError 
 /** The EC2 actions the adapter calls. */
 export type Ec2Operation =
   | "RunInstances"
+  | "DescribeImages"
   | "DescribeInstances"
   | "TerminateInstances"
   | "StopInstances"
@@ -64,6 +68,7 @@ export type Ec2Operation =
  */
 export const DEFAULT_OPERATION_POLICIES: Readonly<Record<Ec2Operation, PolicyName>> = {
   RunInstances: "aws",
+  DescribeImages: "aws",
   DescribeInstances: "aws",
   TerminateInstances: "critical",
   StopInstances: "aws",
@@ -76,6 +81,7 @@ export const EC2_SERVICE = "ec2";
 
 export type Ec2Command =
   | RunInstancesCommand
+  | DescribeImagesCommand
   | DescribeInstancesCommand
   | TerminateInstancesCommand
   | StopInstancesCommand
@@ -218,6 +224,27 @@ export class Ec2Compute implements Compute {
     const filters: Filter[] = [{ Name: `tag:${CAIRN_TAGS.cluster}`, Values: [clusterId] }];
     if (!opts.includeTerminated) filters.push({ Name: "instance-state-name", Values: [...LIVE_STATES] });
     return this.#describeAll(region, filters);
+  }
+
+  async describeImage(region: string, imageId: string): Promise<ImageInfo | undefined> {
+    const ctx = { region, operation: "DescribeImages", imageId };
+    this.#checkRegion(ctx);
+    try {
+      const out = await this.#call<DescribeImagesCommandOutput>(
+        ctx,
+        () => new DescribeImagesCommand({ ImageIds: [imageId] }),
+      );
+      const image = out.Images?.find((i) => i.ImageId === imageId);
+      if (!image) return undefined;
+      return {
+        imageId,
+        architecture: (image.Architecture ?? "x86_64") as ImageInfo["architecture"],
+        state: image.State ?? "available",
+      };
+    } catch (err) {
+      if ((err as { kind?: string }).kind === "image-not-found") return undefined;
+      throw err;
+    }
   }
 
   async describe(region: string, instanceIds: readonly string[]): Promise<InstanceInfo[]> {

@@ -182,6 +182,16 @@ function compensateScale(
   ];
 }
 
+/** The slots planned and their first launches (and, for a spec without nodes, ready at once). */
+function provisioning(state: Active): ClusterEvent[] {
+  const slots = plannedSlots(state.spec);
+  const launches = slots
+    .map((s) => launch(state.spec, s, (state.attempts[s.slot] ?? 0) + 1, []))
+    .filter((e): e is ClusterEvent => !!e);
+  const started: ClusterEvent[] = [{ type: "cluster.provisioning-started", data: { slots } }, ...launches];
+  return slots.length === 0 ? [...started, { type: "cluster.instances-ready", data: { count: 0 } }] : started;
+}
+
 /** After `events`, does every slot run and nothing remain to terminate? Then the instances are ready. */
 function readyAfter(state: Active, events: ClusterEvent[], position: number): ClusterEvent[] {
   const after = events.reduce<ClusterState>(
@@ -294,20 +304,33 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       }
 
       // Internal: the reactor records what EC2 did. Stale or repeated records change nothing.
+      case "cluster.start-validation": {
+        if (state.status === "Absent" || state.provisioned || isEnding(state)) return [];
+        if (state.status === "Validating" || state.status === "Failed") return [];
+        return [{ type: "cluster.validation-started", data: {} }];
+      }
+      case "cluster.record-validation": {
+        if (state.status !== "Validating") return [];
+        const { ok, imageId, architecture, reason, remediation } = command.data;
+        if (!ok)
+          return [
+            {
+              type: "cluster.failed",
+              data: {
+                reason: reason ?? `the spec does not suit region ${state.spec.region}`,
+                ...(remediation ? { remediation } : {}),
+              },
+            },
+          ];
+        return [
+          { type: "cluster.validated", data: { imageId, architecture: architecture ?? "x86_64" } },
+          ...provisioning(state),
+        ];
+      }
       case "cluster.start-provisioning": {
         if (state.status === "Absent" || state.provisioned || isEnding(state) || state.status === "Failed")
           return [];
-        const slots = plannedSlots(state.spec);
-        const launches = slots
-          .map((s) => launch(state.spec, s, (state.attempts[s.slot] ?? 0) + 1, []))
-          .filter((e): e is ClusterEvent => !!e);
-        const started: ClusterEvent[] = [
-          { type: "cluster.provisioning-started", data: { slots } },
-          ...launches,
-        ];
-        return slots.length === 0
-          ? [...started, { type: "cluster.instances-ready", data: { count: 0 } }]
-          : started;
+        return provisioning(state);
       }
       case "cluster.record-launch": {
         const { slot, attempt, instanceId, availabilityZone, privateIp } = command.data;
@@ -518,6 +541,10 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       }
       case "cluster.deletion-requested":
         return { ...state, status: "Deleting" };
+      case "cluster.validation-started":
+        return { ...state, status: "Validating" };
+      case "cluster.validated":
+        return state;
       case "cluster.provisioning-started":
         return { ...state, status: "Provisioning", provisioned: true };
       case "cluster.instance-launch-requested": {

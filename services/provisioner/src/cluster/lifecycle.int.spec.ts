@@ -34,6 +34,7 @@ beforeAll(async () => {
   const compute: Compute = {
     ...ec2,
     describe: (r, ids) => ec2.describe(r, ids),
+    describeImage: (r, id) => ec2.describeImage(r, id),
     describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
     terminate: (r, ids) => ec2.terminate(r, ids),
     stop: (r, ids) => ec2.stop(r, ids),

@@ -10,6 +10,7 @@ import { aCommand, anEvent, deciderSpec } from "@cairn/events/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ClusterState, clusterDecider, plannedSlots } from "./decider.ts";
+import { validationProblem } from "./reactor.ts";
 
 const isRejectionFree = <E>(d: Decision<E>): d is readonly E[] => !isRejection(d);
 
@@ -520,5 +521,60 @@ describe("the installer's reports", () => {
       .given([...configuring, ready])
       .when(cmd("cluster.replace-node", { slot: 1000, instanceId: "i-old", reason: "x" }))
       .then([]);
+  });
+});
+
+describe("validation", () => {
+  const validating: ClusterEvent = { type: "cluster.validation-started", data: {} };
+  it("Pending → Validating; asking twice changes nothing", () => {
+    cluster.given([requested]).when(cmd("cluster.start-validation", {})).then([validating]);
+    cluster.given([requested, validating]).when(cmd("cluster.start-validation", {})).then([]);
+    expect(cluster.given([requested, validating]).state.status).toBe("Validating");
+  });
+  it("a valid spec is provisioned at once", () => {
+    cluster
+      .given([requested, validating])
+      .when(
+        cmd("cluster.record-validation", {
+          ok: true,
+          imageId: "ami-0ca1a00000000c0de",
+          architecture: "x86_64",
+        }),
+      )
+      .then([
+        { type: "cluster.validated", data: { imageId: "ami-0ca1a00000000c0de", architecture: "x86_64" } },
+        ...started,
+      ]);
+  });
+  it("an invalid one fails before anything is launched, with the fix", () => {
+    cluster
+      .given([requested, validating])
+      .when(
+        cmd("cluster.record-validation", {
+          ok: false,
+          imageId: "ami-00000000",
+          reason: "the AMI ami-00000000 does not exist in eu-west-1",
+          remediation: "copy it",
+        }),
+      )
+      .then([
+        {
+          type: "cluster.failed",
+          data: { reason: "the AMI ami-00000000 does not exist in eu-west-1", remediation: "copy it" },
+        },
+      ]);
+  });
+  it("checks the image: there, available, and of the instance types' architecture", () => {
+    const image = { imageId: "ami-1", architecture: "x86_64" as const, state: "available" };
+    expect(validationProblem("eu-west-1", "ami-1", image, ["t3.large", "m5.xlarge"])).toBeUndefined();
+    expect(validationProblem("eu-west-1", "ami-1", undefined, ["t3.large"])?.reason).toBe(
+      "the AMI ami-1 does not exist in eu-west-1",
+    );
+    expect(
+      validationProblem("eu-west-1", "ami-1", { ...image, state: "pending" }, ["t3.large"])?.reason,
+    ).toContain("is pending");
+    expect(
+      validationProblem("eu-west-1", "ami-1", image, ["t3.large", "t4g.large", "c7gn.xlarge"])?.reason,
+    ).toBe("the AMI ami-1 is x86_64, but t4g.large, c7gn.xlarge are arm64");
   });
 });

@@ -27,7 +27,9 @@ import {
   startConsumer,
 } from "@cairn/events";
 import {
+  architectureOf,
   type Compute,
+  type ImageInfo,
   type InstanceInfo,
   isCapacityFailure,
   isComputeFailure,
@@ -37,6 +39,35 @@ import type { ClusterState } from "./decider.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
 export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";
+
+/**
+ * What is wrong with launching `instanceTypes` from this image in the region, with the
+ * fix; undefined when nothing is. Pure.
+ */
+export function validationProblem(
+  region: string,
+  imageId: string,
+  image: ImageInfo | undefined,
+  instanceTypes: readonly string[],
+): { reason: string; remediation: string } | undefined {
+  if (!image)
+    return {
+      reason: `the AMI ${imageId} does not exist in ${region}`,
+      remediation: `build or copy the Cairn AMI into ${region}, or set \`ami\` in the spec to an image that exists there`,
+    };
+  if (image.state !== "available")
+    return {
+      reason: `the AMI ${imageId} is ${image.state} in ${region}, not available`,
+      remediation: "wait until the image is available, or use another one",
+    };
+  const misfits = [...new Set(instanceTypes)].filter((t) => architectureOf(t) !== image.architecture);
+  if (misfits.length > 0)
+    return {
+      reason: `the AMI ${imageId} is ${image.architecture}, but ${misfits.join(", ")} ${misfits.length > 1 ? "are" : "is"} ${architectureOf(misfits[0] ?? "")}`,
+      remediation: `use ${image.architecture} instance types, or an AMI built for ${architectureOf(misfits[0] ?? "")}`,
+    };
+  return undefined;
+}
 
 export interface ClusterReactorOptions {
   nats: Nats;
@@ -79,8 +110,24 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 
     switch (e.type) {
       case "cluster.requested":
+        return record(e, "cluster.start-validation", {});
       case "cluster.retry-requested":
-        return record(e, "cluster.start-provisioning", {});
+        // A cluster that failed before any launch is validated again (its image may exist now).
+        return record(e, state.provisioned ? "cluster.start-provisioning" : "cluster.start-validation", {});
+
+      case "cluster.validation-started": {
+        if (state.status !== "Validating") return;
+        const imageId = state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI;
+        const image = await o.compute.describeImage(region, imageId);
+        const types = [state.spec.servers.instanceType, ...state.spec.pools.flatMap((p) => p.instanceTypes)];
+        const problem = validationProblem(region, imageId, image, types);
+        return record(e, "cluster.record-validation", {
+          ok: problem === undefined,
+          imageId,
+          ...(image ? { architecture: image.architecture } : {}),
+          ...problem,
+        });
+      }
 
       case "cluster.instance-launch-requested": {
         const d = e.data as { slot: number; attempt: number };
