@@ -2,15 +2,10 @@ import { z } from "zod";
 import { nodeAggregateId, tokenSafeId } from "../ids.ts";
 import { defineRejected } from "./common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+import { nodeName } from "./node-name.ts";
+import { classificationCommands, classificationEvents } from "./nodeop-classification.ts";
 
-/** A Kubernetes node name (DNS subdomain). */
-export const nodeName = z
-  .string()
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    "must be a Kubernetes node name",
-  );
+export { nodeName };
 
 const nodeRef = { clusterId: tokenSafeId, node: nodeName, reason: z.string().min(1).max(1024) };
 const byNode = (d: { clusterId: string; node: string }) => nodeAggregateId(d.clusterId, d.node);
@@ -123,6 +118,7 @@ export const nodeopCommands = [
   RecordDrainProgress,
   RecordDrained,
   RecordDrainFailure,
+  ...classificationCommands,
 ] as const;
 export type NodeopCommand = CommandOf<(typeof nodeopCommands)[number]>;
 
@@ -214,5 +210,6 @@ export const nodeopEvents = [
   NodeDrainProgress,
   NodeDrained,
   NodeDrainFailed,
+  ...classificationEvents,
 ] as const;
 export type NodeopEvent = EventOf<(typeof nodeopEvents)[number]>;

@@ -7,9 +7,17 @@
  * (requested, not yet recorded) the node accepts no other one. Cairn only uncordons
  * what it cordoned itself, unless the command says `force: true`.
  */
-import { assertNever, type Decider, type NodeopCommand, type NodeopEvent, reject } from "@cairn/events";
+import {
+  assertNever,
+  type ClassificationOperation,
+  type Decider,
+  type NodeopCommand,
+  type NodeopEvent,
+  reject,
+} from "@cairn/events";
+import { decideClassification, evolveClassification } from "./classification.ts";
 
-export type NodeOperation = "cordon" | "uncordon" | "drain";
+export type NodeOperation = "cordon" | "uncordon" | "drain" | ClassificationOperation;
 
 /** How long a drain may take when the command does not say. */
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 600;
@@ -137,6 +145,15 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
           },
         ];
       }
+      // Labels and taints: ./classification.ts.
+      case "node.label":
+      case "node.unlabel":
+      case "node.taint":
+      case "node.untaint":
+      case "node.restore-classification":
+      case "node.record-classified":
+      case "node.record-classification-failure":
+        return decideClassification(command, state, by);
       default:
         return assertNever(command);
     }
@@ -179,6 +196,10 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
         return event.data.leftCordoned && state.cordoned ? { cordoned: state.cordoned } : {};
       case "nodeop.rejected":
         return state;
+      case "nodeop.classification-requested":
+      case "nodeop.classification-applied":
+      case "nodeop.classification-failed":
+        return evolveClassification(state, event);
       default:
         return assertNever(event);
     }

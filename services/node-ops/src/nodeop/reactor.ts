@@ -43,6 +43,7 @@ export interface NodeopReactorOptions {
 export const drainRemediation = (pdb: string) =>
   `the PodDisruptionBudget ${pdb} allows no disruption: scale its workload up or relax the budget, or drain again with a longer timeout`;
 
+type ClassificationRequested = Extract<NodeopEvent, { type: "nodeop.classification-requested" }>["data"];
 type Event = RawEventEnvelope & { type: NodeopEvent["type"]; sequence: number };
 type NodeData = {
   clusterId: string;
@@ -199,6 +200,22 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         );
       case "nodeop.drain-requested":
         return drain(e, state, deliveries);
+      case "nodeop.classification-requested": {
+        // Labels and taints: one read-compute-patch on the node (see adapters/classification-patch.ts).
+        const { operation, change } = e.data as ClassificationRequested;
+        if (state.inFlight?.operation !== operation) return;
+        try {
+          await o.kube.applyClassification(d.clusterId, d.node, change);
+        } catch (err) {
+          if (!isPermanentFailure(err)) throw err;
+          return record(e, "node.record-classification-failure", {
+            operation,
+            reason: err.message,
+            ...(err.remediation ? { remediation: err.remediation } : {}),
+          });
+        }
+        return record(e, "node.record-classified", { operation, by: d.by });
+      }
       default:
         return;
     }
