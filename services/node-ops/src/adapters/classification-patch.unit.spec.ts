@@ -35,7 +35,7 @@ describe("classificationPatch", () => {
   });
 
   it("returns nothing when the node already shows the change", () => {
-    const gpu = { key: "gpu", value: "a", effect: "NoSchedule" };
+    const gpu = { key: "gpu", value: "a", effect: "NoSchedule" as const };
     expect(
       classificationPatch(
         { resourceVersion: "3", labels: { a: "1" }, taints: [gpu] },
