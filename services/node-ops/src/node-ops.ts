@@ -14,6 +14,7 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { startClassificationRestore } from "./classification/restore.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
@@ -44,6 +45,8 @@ export interface NodeOpsOptions {
   drain?: { pollMs?: number; maxPollMs?: number };
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
+  /** Classification drift restore (classification/restore.ts); `false`: off. */
+  restore?: { busyRetryMs?: number } | false;
 }
 
 export interface NodeOps {
@@ -84,6 +87,15 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
   });
+  const restore =
+    o.restore === false
+      ? undefined
+      : await startClassificationRestore({
+          nats: o.nats,
+          handler,
+          ...(o.logger ? { logger: o.logger } : {}),
+          ...(o.restore?.busyRetryMs !== undefined ? { busyRetryMs: o.restore.busyRetryMs } : {}),
+        });
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
     handler,
@@ -92,6 +104,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     watchedClusters: () => facts?.clusters() ?? [],
     stop: async () => {
       await facts?.stop();
+      await restore?.stop();
       await stopCommands();
       await reactor.stop();
     },
