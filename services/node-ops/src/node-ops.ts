@@ -18,6 +18,7 @@ import { startClassificationRestore } from "./classification/restore.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
+import type { DisruptionLimit } from "./nodeop/admission.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
@@ -45,6 +46,11 @@ export interface NodeOpsOptions {
   drain?: { pollMs?: number; maxPollMs?: number };
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
+  /**
+   * At most this many nodes of a cluster cordoned or draining by Cairn at once
+   * (nodeop/admission.ts; default 10% of its nodes, at least 1); `false`: no limit.
+   */
+  limit?: DisruptionLimit | false;
   /** Classification drift restore (classification/restore.ts); `false`: off. */
   restore?: { busyRetryMs?: number } | false;
 }
@@ -86,6 +92,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
+    ...(o.limit !== undefined ? { limit: o.limit } : {}),
   });
   const restore =
     o.restore === false
