@@ -6,18 +6,24 @@
  *     limit: the same number of `createNamespacedPodEviction` calls made directly with
  *     client-node on a second identical node, bounded in flight, in the same run.
  *
- * Run: node bench/node-ops/main.ts   (BENCH_PODS=100 BENCH_SCALE=100 BENCH_INFLIGHT=16)
+ *  3. Labels: BENCH_LABEL_NODES (50) `node.label` commands published at once, one per node
+ *     → every `nodeop.classification-applied` seen, beside the raw limit: the same
+ *     read-then-patch (merge patch of metadata.labels with the read resourceVersion) sent
+ *     straight with client-node to 50 other nodes, all at once, in the same run.
+ *
+ * Run: node bench/node-ops/main.ts   (BENCH_PODS=100 BENCH_SCALE=100 BENCH_INFLIGHT=16 BENCH_LABEL_NODES=50)
  */
 import { CommandBus, catalogue, EventStore, Headers, type Nats } from "@cairn/events";
 import { recordClusterRequested, startJetStream } from "@cairn/events/testing";
 import { kubeconfigParameter, startNodeOps } from "@cairn/node-ops";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { bounded, printFigures, rate, timed } from "../lib/report.ts";
 
 const PODS = Number(process.env.BENCH_PODS ?? 100);
 const SCALE = Number(process.env.BENCH_SCALE ?? 100);
 const IN_FLIGHT = Number(process.env.BENCH_INFLIGHT ?? 16);
+const LABEL_NODES = Number(process.env.BENCH_LABEL_NODES ?? 50);
 const POD_TERMINATION = 2; // sim seconds: REALISTIC_LATENCIES.podTermination
 const CLUSTER = "bench-drain";
 const CAIRN_NODE = "drain-cairn";
@@ -30,6 +36,22 @@ function waitForEvent(nats: Nats, type: string): Promise<void> {
       callback: (_err, msg) => {
         const types = msg.headers?.get(Headers.eventTypes)?.split(",") ?? [];
         if (types.includes(type)) {
+          sub.unsubscribe();
+          resolve();
+        }
+      },
+    });
+  });
+}
+
+/** Resolves when `count` commits on `evt.nodeop.*` carried `type`. */
+function waitForEvents(nats: Nats, type: string, count: number): Promise<void> {
+  let seen = 0;
+  return new Promise((resolve) => {
+    const sub = nats.nc.subscribe("evt.nodeop.*", {
+      callback: (_err, msg) => {
+        const types = msg.headers?.get(Headers.eventTypes)?.split(",") ?? [];
+        if (types.includes(type) && ++seen === count) {
           sub.unsubscribe();
           resolve();
         }
@@ -52,6 +74,10 @@ const { region } = await recordClusterRequested(store, CLUSTER);
 sim.world.kube.ensureCluster(CLUSTER);
 for (const name of [CAIRN_NODE, RAW_NODE])
   sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
+const labelNode = (who: "cairn" | "raw", i: number) => `label-${who}-${i}`;
+for (let i = 0; i < LABEL_NODES; i++)
+  for (const who of ["cairn", "raw"] as const)
+    sim.world.kube.registerNode(CLUSTER, { name: labelNode(who, i), role: "agent", labels: {}, taints: [] });
 const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
 sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
 const kc = new KubeConfig();
@@ -115,6 +141,37 @@ const raw = await timed(() =>
 );
 const rawEvictions = sim.requests.list({ service: "kube" }).filter((r) => r.action.includes("evict"));
 
+// 3. Labels across many nodes at once: through Cairn, then straight to the API.
+const labelsApplied = waitForEvents(js.nats, "nodeop.classification-applied", LABEL_NODES);
+const cairnLabels = await timed(async () => {
+  await Promise.all(
+    Array.from({ length: LABEL_NODES }, (_, i) =>
+      bus.send({
+        type: "node.label",
+        data: { clusterId: CLUSTER, node: labelNode("cairn", i), labels: { tier: "gold" }, reason: "bench" },
+        meta: { actor: "bench" },
+      }),
+    ),
+  );
+  await labelsApplied;
+});
+const rawLabels = await timed(() =>
+  Promise.all(
+    Array.from({ length: LABEL_NODES }, async (_, i) => {
+      const name = labelNode("raw", i);
+      const n = await core.readNode({ name });
+      await core.patchNode(
+        {
+          name,
+          body: { metadata: { resourceVersion: n.metadata?.resourceVersion, labels: { tier: "gold" } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    }),
+  ),
+);
+const labelled = (await core.listNode({ labelSelector: "tier=gold" })).items.length;
+
 await nodeOps.stop();
 await sim.stop();
 await js.dispose();
@@ -132,6 +189,14 @@ printFigures(
       unit: "calls/s",
       raw: rate(rawEvictions.length, raw.ms),
     },
+    { name: `3: ${LABEL_NODES} node.label sent → all applied`, value: cairnLabels.ms, unit: "ms" },
+    { name: `3: raw: ${LABEL_NODES} read + patch via client-node`, value: rawLabels.ms, unit: "ms" },
+    {
+      name: `3: labels applied (${LABEL_NODES} nodes at once)`,
+      value: rate(LABEL_NODES, cairnLabels.ms),
+      unit: "nodes/s",
+      raw: rate(LABEL_NODES, rawLabels.ms),
+    },
   ],
 );
 console.log(
@@ -139,4 +204,7 @@ console.log(
 );
 console.log(
   `  2: raw = ${rawEvictions.length} createNamespacedPodEviction calls, ${IN_FLIGHT} in flight, on a second node of ${PODS} pods, ${raw.ms.toFixed(1)} ms`,
+);
+console.log(
+  `  3: ${labelled} of ${2 * LABEL_NODES} nodes labelled; Cairn takes ${(cairnLabels.ms / rawLabels.ms).toFixed(1)}× the raw time (command bus, decision, commit, reactor, read + patch, record)`,
 );

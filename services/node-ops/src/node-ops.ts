@@ -14,9 +14,11 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { startClassificationRestore } from "./classification/restore.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
+import type { DisruptionLimit } from "./nodeop/admission.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
@@ -44,6 +46,13 @@ export interface NodeOpsOptions {
   drain?: { pollMs?: number; maxPollMs?: number };
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
+  /**
+   * At most this many nodes of a cluster cordoned or draining by Cairn at once
+   * (nodeop/admission.ts; default 10% of its nodes, at least 1); `false`: no limit.
+   */
+  limit?: DisruptionLimit | false;
+  /** Classification drift restore (classification/restore.ts); `false`: off. */
+  restore?: { busyRetryMs?: number } | false;
 }
 
 export interface NodeOps {
@@ -83,7 +92,17 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
+    ...(o.limit !== undefined ? { limit: o.limit } : {}),
   });
+  const restore =
+    o.restore === false
+      ? undefined
+      : await startClassificationRestore({
+          nats: o.nats,
+          handler,
+          ...(o.logger ? { logger: o.logger } : {}),
+          ...(o.restore?.busyRetryMs !== undefined ? { busyRetryMs: o.restore.busyRetryMs } : {}),
+        });
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
     handler,
@@ -92,6 +111,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     watchedClusters: () => facts?.clusters() ?? [],
     stop: async () => {
       await facts?.stop();
+      await restore?.stop();
       await stopCommands();
       await reactor.stop();
     },

@@ -2,7 +2,7 @@
  * What node-ops needs from the world, narrowed to the calls it makes. The decider never
  * sees these; the reactor calls them and records the outcome.
  */
-import type { ObservedNode } from "@cairn/events";
+import type { ClassificationChange, ObservedNode } from "@cairn/events";
 
 /** Annotations Cairn puts on a node it cordons: who asked and why. */
 export const CORDONED_BY = "cairn.dev/cordoned-by";
@@ -37,6 +37,12 @@ export interface Kube {
   cordon(clusterId: string, node: string, annotations: Readonly<Record<string, string>>): Promise<void>;
   /** Makes the node schedulable and removes Cairn's cordon annotations. Idempotent. */
   uncordon(clusterId: string, node: string): Promise<void>;
+  /**
+   * Applies a label/taint change to the node: read it, compute its labels and its whole
+   * taint list, patch with the read resourceVersion as precondition (a 409 reads again).
+   * Idempotent: a node that already shows the change is not patched.
+   */
+  applyClassification(clusterId: string, node: string, change: ClassificationChange): Promise<void>;
   /** The node, or undefined when the cluster has no such node. */
   getNode(clusterId: string, node: string): Promise<NodeInfo | undefined>;
   /** The pods bound to the node, in every namespace. */

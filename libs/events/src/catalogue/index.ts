@@ -13,6 +13,8 @@ export * from "./define.ts";
 export * from "./install.ts";
 export * from "./kube.ts";
 export * from "./nodeop.ts";
+export * from "./nodeop-classification.ts";
+export * from "./nodeop-limit.ts";
 export * from "./session.ts";
 export * from "./workload.ts";
 

@@ -2,23 +2,22 @@ import { z } from "zod";
 import { nodeAggregateId, tokenSafeId } from "../ids.ts";
 import { defineRejected } from "./common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+import { nodeName } from "./node-name.ts";
+import { classificationCommands, classificationEvents } from "./nodeop-classification.ts";
+import { limitCommands, limitEvents } from "./nodeop-limit.ts";
 
-/** A Kubernetes node name (DNS subdomain). */
-export const nodeName = z
-  .string()
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    "must be a Kubernetes node name",
-  );
+export { nodeName };
 
 const nodeRef = { clusterId: tokenSafeId, node: nodeName, reason: z.string().min(1).max(1024) };
 const byNode = (d: { clusterId: string; node: string }) => nodeAggregateId(d.clusterId, d.node);
 
+/** Past the cluster's disruption limit (see nodeop-limit.ts): not queued, carried out at once. */
+const forceLimit = { force: z.boolean().optional() };
+
 export const CordonNode = defineCommand({
   type: "node.cordon",
   aggregate: "nodeop",
-  schema: z.object(nodeRef),
+  schema: z.object({ ...nodeRef, ...forceLimit }),
   aggregateId: byNode,
   description: "Mark a node unschedulable; the log records who and why.",
 });
@@ -34,6 +33,7 @@ export const DrainNode = defineCommand({
   aggregate: "nodeop",
   schema: z.object({
     ...nodeRef,
+    ...forceLimit,
     timeoutSeconds: z.number().int().positive().max(86_400).optional(),
     gracePeriodSeconds: z.number().int().nonnegative().max(86_400).optional(),
   }),
@@ -123,6 +123,8 @@ export const nodeopCommands = [
   RecordDrainProgress,
   RecordDrained,
   RecordDrainFailure,
+  ...classificationCommands,
+  ...limitCommands,
 ] as const;
 export type NodeopCommand = CommandOf<(typeof nodeopCommands)[number]>;
 
@@ -130,7 +132,7 @@ export const NodeopRejected = defineRejected("nodeop");
 export const NodeCordonRequested = defineEvent({
   type: "nodeop.cordon-requested",
   aggregate: "nodeop",
-  schema: z.object({ ...nodeKey, reason: z.string(), by }),
+  schema: z.object({ ...nodeKey, reason: z.string(), by, ...forceLimit }),
   description: "Cairn will mark the node unschedulable; records who asked and why.",
 });
 export const NodeCordoned = defineEvent({
@@ -172,6 +174,7 @@ export const NodeDrainRequested = defineEvent({
     /** ISO 8601: when the drain gives up (decision time + `timeoutSeconds`, default 10 minutes). */
     deadline: z.string().datetime().optional(),
     gracePeriodSeconds: z.number().int().nonnegative().optional(),
+    ...forceLimit,
   }),
   description:
     "Cairn will cordon the node (unless it holds it cordoned already) and evict its pods; records who asked, why and until when.",
@@ -214,5 +217,7 @@ export const nodeopEvents = [
   NodeDrainProgress,
   NodeDrained,
   NodeDrainFailed,
+  ...classificationEvents,
+  ...limitEvents,
 ] as const;
 export type NodeopEvent = EventOf<(typeof nodeopEvents)[number]>;

@@ -42,6 +42,10 @@ import {
   type NodeWatchEvent,
   type PodInfo,
 } from "../ports.ts";
+import { classificationPatch } from "./classification-patch.ts";
+
+/** How many times a classification patch is computed again after a 409 (another writer) before the runner retries. */
+const CLASSIFY_CONFLICT_TRIES = 5;
 
 /** The label K3s (and kubeadm) put on control-plane nodes. */
 const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
@@ -407,6 +411,47 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
         metadata: { annotations: { [CORDONED_BY]: null, [CORDON_REASON]: null } },
         spec: { unschedulable: false },
       }),
+    applyClassification: async (clusterId, node, change) => {
+      const core = await api(clusterId);
+      // Read, compute, patch with the read resourceVersion; a 409 (a write in between) reads again.
+      for (let attempt = 1; ; attempt++) {
+        let n: V1Node;
+        try {
+          n = await core.readNode({ name: node });
+        } catch (err) {
+          classify(clusterId, node, err);
+          throw notFound(clusterId, node);
+        }
+        const body = classificationPatch(
+          {
+            resourceVersion: n.metadata?.resourceVersion ?? "",
+            labels: n.metadata?.labels ?? {},
+            taints: n.spec?.taints ?? [],
+          },
+          change,
+        );
+        if (!body) return; // the node shows the change already
+        try {
+          await core.patchNode(
+            { name: node, body },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          );
+          return;
+        } catch (err) {
+          if (err instanceof ApiException && err.code === 409 && attempt < CLASSIFY_CONFLICT_TRIES) continue;
+          if (err instanceof ApiException && err.code === 422)
+            throw new NodeOpFailure(
+              `the Kubernetes API of cluster ${clusterId} refused the labels or taints of node ${node} as invalid`,
+              {
+                transient: false,
+                remediation: "check the label keys and values and the taints against the Kubernetes rules",
+              },
+            );
+          classify(clusterId, node, err);
+          throw notFound(clusterId, node);
+        }
+      }
+    },
     getNode: async (clusterId, node): Promise<NodeInfo | undefined> => {
       const core = await api(clusterId);
       let n: V1Node;

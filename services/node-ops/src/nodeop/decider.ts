@@ -7,9 +7,18 @@
  * (requested, not yet recorded) the node accepts no other one. Cairn only uncordons
  * what it cordoned itself, unless the command says `force: true`.
  */
-import { assertNever, type Decider, type NodeopCommand, type NodeopEvent, reject } from "@cairn/events";
+import {
+  assertNever,
+  type ClassificationOperation,
+  type Decider,
+  type NodeopCommand,
+  type NodeopEvent,
+  reject,
+} from "@cairn/events";
+import { decideClassification, evolveClassification } from "./classification.ts";
+import { decideLimit, evolveLimit } from "./limit.ts";
 
-export type NodeOperation = "cordon" | "uncordon" | "drain";
+export type NodeOperation = "cordon" | "uncordon" | "drain" | ClassificationOperation;
 
 /** How long a drain may take when the command does not say. */
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 600;
@@ -31,6 +40,8 @@ export interface NodeopState {
     /** A drain's last recorded progress. */
     readonly progress?: DrainProgress;
   };
+  /** On a cluster's disruption ledger only (./limit.ts): the nodes Cairn holds cordoned or draining. */
+  readonly holders?: readonly string[];
 }
 
 const sameProgress = (a: DrainProgress | undefined, b: DrainProgress) =>
@@ -55,10 +66,15 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
     const by = command.meta.actor;
     switch (command.type) {
       case "node.cordon": {
-        const { clusterId, node, reason } = command.data;
+        const { clusterId, node, reason, force } = command.data;
         if (state.inFlight) return busy(node, state);
         if (state.cordoned) return [];
-        return [{ type: "nodeop.cordon-requested", data: { clusterId, node, reason, by } }];
+        return [
+          {
+            type: "nodeop.cordon-requested",
+            data: { clusterId, node, reason, by, ...(force ? { force } : {}) },
+          },
+        ];
       }
       case "node.uncordon": {
         const { clusterId, node, reason, force } = command.data;
@@ -76,7 +92,7 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
         ];
       }
       case "node.drain": {
-        const { clusterId, node, reason, timeoutSeconds, gracePeriodSeconds } = command.data;
+        const { clusterId, node, reason, timeoutSeconds, gracePeriodSeconds, force } = command.data;
         if (state.inFlight) return busy(node, state);
         const seconds = timeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS;
         const deadline = new Date(ctx.now.getTime() + seconds * 1000).toISOString();
@@ -90,6 +106,7 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
               by,
               deadline,
               ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
+              ...(force ? { force } : {}),
             },
           },
         ];
@@ -137,6 +154,20 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
           },
         ];
       }
+      // Labels and taints: ./classification.ts.
+      case "node.label":
+      case "node.unlabel":
+      case "node.taint":
+      case "node.untaint":
+      case "node.restore-classification":
+      case "node.record-classified":
+      case "node.record-classification-failure":
+        return decideClassification(command, state, by);
+      // The cluster-wide disruption limit: ./limit.ts.
+      case "node.admit-disruption":
+      case "node.release-disruption":
+      case "node.record-waiting":
+        return decideLimit(command, state);
       default:
         return assertNever(command);
     }
@@ -179,6 +210,14 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
         return event.data.leftCordoned && state.cordoned ? { cordoned: state.cordoned } : {};
       case "nodeop.rejected":
         return state;
+      case "nodeop.classification-requested":
+      case "nodeop.classification-applied":
+      case "nodeop.classification-failed":
+        return evolveClassification(state, event);
+      case "nodeop.disruption-admitted":
+      case "nodeop.disruption-released":
+      case "nodeop.waiting":
+        return evolveLimit(state, event);
       default:
         return assertNever(event);
     }

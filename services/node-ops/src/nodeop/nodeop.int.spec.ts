@@ -44,6 +44,8 @@ beforeAll(async () => {
     nats: js.nats,
     ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
     drain: { pollMs: 20, maxPollMs: 200 },
+    // Drained nodes stay cordoned: these tests are about one node each, not the cluster-wide limit.
+    limit: { max: 100 },
   });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 30_000);

@@ -14,6 +14,7 @@ import {
   type CommandHandler,
   catalogue,
   derivedId,
+  EventStore,
   eventFilter,
   type Nats,
   type NodeopCommand,
@@ -27,6 +28,7 @@ import {
   startConsumer,
 } from "@cairn/events";
 import { CORDON_REASON, CORDONED_BY, isPermanentFailure, type Kube } from "../ports.ts";
+import { createAdmission, type DisruptionLimit } from "./admission.ts";
 import type { NodeOperation, NodeopState } from "./decider.ts";
 
 export interface NodeopReactorOptions {
@@ -38,11 +40,14 @@ export interface NodeopReactorOptions {
   drainPollMs?: number;
   /** …up to this (default 5 s). */
   drainMaxPollMs?: number;
+  /** The cluster-wide disruption limit (./admission.ts; default 10% of the nodes, at least 1); `false`: none. */
+  limit?: DisruptionLimit | false;
 }
 
 export const drainRemediation = (pdb: string) =>
   `the PodDisruptionBudget ${pdb} allows no disruption: scale its workload up or relax the budget, or drain again with a longer timeout`;
 
+type ClassificationRequested = Extract<NodeopEvent, { type: "nodeop.classification-requested" }>["data"];
 type Event = RawEventEnvelope & { type: NodeopEvent["type"]; sequence: number };
 type NodeData = {
   clusterId: string;
@@ -54,6 +59,11 @@ type NodeData = {
 };
 
 export async function startNodeopReactor(o: NodeopReactorOptions): Promise<RunningConsumer> {
+  const admission = createAdmission({
+    handler: o.handler,
+    store: new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue }),
+    limit: o.limit ?? {},
+  });
   /** Decides an internal command on the node, named after its cause. */
   const record = async (cause: Event, type: NodeopCommand["type"], data: object) => {
     const { clusterId, node } = cause.data as NodeData;
@@ -104,9 +114,19 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     const inFlight = state.inFlight;
     if (inFlight?.operation !== "drain") return;
     const holder = state.cordoned ?? { by: d.by, reason: d.reason };
+    const pastDeadline = () => d.deadline !== undefined && Date.now() >= Date.parse(d.deadline);
     const fail = (reason: string, remediation: string, leftCordoned: boolean, blocking: object[] = []) =>
       record(e, "node.record-drain-failure", { reason, blocking, remediation, leftCordoned });
-    const pastDeadline = () => d.deadline !== undefined && Date.now() >= Date.parse(d.deadline);
+    // Queued under the cluster's disruption limit: wait, but not past the drain's deadline.
+    const waiting = await admission.admit(e, deliveries);
+    if (waiting) {
+      if (!pastDeadline()) throw waiting;
+      return fail(
+        `the drain of node ${d.node} timed out at ${d.deadline} waiting for the cluster's disruption limit (${waiting.message}); the node was not touched`,
+        "uncordon a node Cairn holds cordoned, raise the limit, or drain again with force: true",
+        false,
+      );
+    }
     /** A transient failure is retried, until the deadline: then the drain fails with it. */
     const transient = (err: unknown) => {
       if (!pastDeadline()) throw err;
@@ -181,14 +201,17 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
     const d = e.data as NodeData;
     switch (e.type) {
-      case "nodeop.cordon-requested":
+      case "nodeop.cordon-requested": {
         if (state.inFlight?.operation !== "cordon") return;
+        const waiting = await admission.admit(e, deliveries);
+        if (waiting) throw waiting;
         return carryOut(
           e,
           "cordon",
           () => o.kube.cordon(d.clusterId, d.node, { [CORDONED_BY]: d.by, [CORDON_REASON]: d.reason }),
           () => record(e, "node.record-cordoned", { reason: d.reason, by: d.by }),
         );
+      }
       case "nodeop.uncordon-requested":
         if (state.inFlight?.operation !== "uncordon") return;
         return carryOut(
@@ -199,6 +222,27 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         );
       case "nodeop.drain-requested":
         return drain(e, state, deliveries);
+      // Cairn let go of the node (or never took it): its place under the limit is free.
+      case "nodeop.uncordoned":
+      case "nodeop.failed":
+      case "nodeop.drain-failed":
+        return admission.release(e, state);
+      case "nodeop.classification-requested": {
+        // Labels and taints: one read-compute-patch on the node (see adapters/classification-patch.ts).
+        const { operation, change } = e.data as ClassificationRequested;
+        if (state.inFlight?.operation !== operation) return;
+        try {
+          await o.kube.applyClassification(d.clusterId, d.node, change);
+        } catch (err) {
+          if (!isPermanentFailure(err)) throw err;
+          return record(e, "node.record-classification-failure", {
+            operation,
+            reason: err.message,
+            ...(err.remediation ? { remediation: err.remediation } : {}),
+          });
+        }
+        return record(e, "node.record-classified", { operation, by: d.by });
+      }
       default:
         return;
     }
