@@ -5,7 +5,7 @@
  * since the sim's latencies and the installer's policy differ.
  */
 import { CommandBus, catalogue, EventStore, exampleClusterCreate } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { type NodeOps, startNodeOps } from "@cairn/node-ops";
 import { createEc2Compute, type Provisioner, startProvisioner } from "@cairn/provisioner";
 import { type Latencies, SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
@@ -61,15 +61,6 @@ async function startStack(latencies: Partial<Latencies>, policy: InstallerOption
   };
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 45_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const create = (s: Stack, id: string, agents: number) => {
   const c = exampleClusterCreate(id);
   return new CommandBus({ js: s.js.nats.js, catalogue }).send({

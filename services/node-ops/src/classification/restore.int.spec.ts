@@ -14,7 +14,7 @@ import {
   nodeAggregateId,
   type RawEventEnvelope,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,15 +49,6 @@ async function appendEvent(
     meta: { causationId: `fixture-${type}`, correlationId: `fixture-${aggregate.id}`, actor: "fixture" },
   };
   await store.append({ aggregate, causationId: newId(), events: [event] }, history.lastSequence);
-}
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 const nodeopEvents = async (node: string) =>
   (await store.load({ type: "nodeop", id: nodeAggregateId(CLUSTER, node) })).events;

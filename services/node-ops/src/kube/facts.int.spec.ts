@@ -6,7 +6,7 @@
  * kube aggregate back from the event store.
  */
 import { catalogue, EventStore, newId, type RawEventEnvelope, type RecordedEvent } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
@@ -56,15 +56,6 @@ const publishKubeconfig = (clusterId: string) =>
     version: 1,
   });
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const facts = async (clusterId = CLUSTER): Promise<RecordedEvent[]> =>
   (await store.load({ type: "kube", id: clusterId })).events;
 const ofType = (events: RecordedEvent[], type: string, node?: string) =>

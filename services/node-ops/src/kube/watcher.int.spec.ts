@@ -12,7 +12,7 @@ import {
   type KubeEvent,
   type ObservedNode,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeNodes, NodeList, NodeWatchEnd, NodeWatchEvent } from "../ports.ts";
 import { type KubeState, kubeDecider } from "./decider.ts";
@@ -71,15 +71,6 @@ function scripted(lists: ListStep[], watches: WatchStep[]) {
   return { port, calls };
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 10_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 const types = async (clusterId: string) =>
   (await store.load({ type: "kube", id: clusterId })).events.map((e) => e.type);
 

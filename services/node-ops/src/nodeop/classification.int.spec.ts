@@ -3,7 +3,7 @@
  * bus, the real adapter and the sim's Kubernetes API (read back with client-node).
  */
 import { CommandBus, catalogue, EventStore, nodeAggregateId, type RecordedEvent } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,15 +49,6 @@ afterAll(async () => {
   await js?.dispose();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 /** The first event of one of `types` on the node caused by the command `commandId` (or after it). */
 const outcome = (node: string, commandId: string, types: string[]) =>
   until<RecordedEvent>(`${types.join("/")} on ${node}`, async () => {

@@ -12,7 +12,7 @@ import {
   nodeopLimitId,
   type RecordedEvent,
 } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -54,15 +54,6 @@ afterAll(async () => {
   await js?.dispose();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const eventsOf = async (node: string) =>
   (await store.load({ type: "nodeop", id: nodeAggregateId(CLUSTER, node) })).events;
 const eventAfter = (node: string, commandId: string, type: string) =>

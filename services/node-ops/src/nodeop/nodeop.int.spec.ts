@@ -5,7 +5,7 @@
  * cordoned outside Cairn is refused unless forced; a missing node fails with a reason.
  */
 import { CommandBus, catalogue, EventStore, nodeAggregateId } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -55,15 +55,6 @@ afterAll(async () => {
   await js?.dispose();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const ref = (node: string, clusterId = CLUSTER) => ({
   type: "nodeop" as const,
   id: nodeAggregateId(clusterId, node),
