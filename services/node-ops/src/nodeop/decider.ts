@@ -7,7 +7,13 @@
  * (requested, not yet recorded) the node accepts no other one. Cairn only uncordons
  * what it cordoned itself, unless the command says `force: true`.
  */
-import { assertNever, type Decider, type NodeopCommand, type NodeopEvent, reject } from "@cairn/events";
+import { assertNever, type Decider, reject } from "@cairn/events";
+import {
+  type InterruptionState,
+  type OperationCommand as NodeopCommand,
+  type OperationEvent as NodeopEvent,
+  withInterruptions,
+} from "./interruption.ts";
 
 export type NodeOperation = "cordon" | "uncordon" | "drain";
 
@@ -31,6 +37,8 @@ export interface NodeopState {
     /** A drain's last recorded progress. */
     readonly progress?: DrainProgress;
   };
+  /** The node's spot instance got its interruption notice (see interruption.ts). */
+  readonly interruption?: InterruptionState;
 }
 
 const sameProgress = (a: DrainProgress | undefined, b: DrainProgress) =>
@@ -47,7 +55,8 @@ const busy = (node: string, s: NodeopState) =>
     `an operation is in progress on node ${node} (${s.inFlight?.operation} requested by ${s.inFlight?.by}); try again when it is recorded`,
   );
 
-export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
+/** The node operations (cordon, uncordon, drain and their records); spot interruptions are joined below. */
+const operationsDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
   aggregate: "nodeop",
   initialState,
 
@@ -184,3 +193,5 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
     }
   },
 };
+
+export const nodeopDecider = withInterruptions(operationsDecider);
