@@ -18,8 +18,10 @@ import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
+import { startInterruptionReactor } from "./nodeop/interruption-reactor.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
+import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
 
 /** The leader lease that lets one node-ops process watch the clusters' nodes. */
 export const NODE_WATCH_LEASE = "node-ops.node-watch";
@@ -44,6 +46,11 @@ export interface NodeOpsOptions {
   drain?: { pollMs?: number; maxPollMs?: number };
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
+  /**
+   * Spot interruption intake (SQS long polls per region, under a lease): on when given
+   * (`{}`: the SDK's environment, `AWS_ENDPOINT_URL_SQS`, …), off by default.
+   */
+  spot?: Omit<SpotIntakeOptions, "nats" | "handler" | "logger">;
 }
 
 export interface NodeOps {
@@ -54,6 +61,8 @@ export interface NodeOps {
   watching(): boolean;
   /** The clusters whose nodes this process watches now (none unless `watching()`). */
   watchedClusters(): string[];
+  /** The regions whose spot interruption queue this process polls now. */
+  spotRegions(): string[];
   stop(): Promise<void>;
 }
 
@@ -84,16 +93,30 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
   });
+  const interruptions = await startInterruptionReactor({
+    nats: o.nats,
+    handler,
+    kube,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.drain?.pollMs !== undefined ? { pollMs: o.drain.pollMs } : {}),
+    ...(o.drain?.maxPollMs !== undefined ? { maxPollMs: o.drain.maxPollMs } : {}),
+  });
+  const spot: SpotIntake | undefined = o.spot
+    ? await startSpotIntake({ nats: o.nats, handler, ...(o.logger ? { logger: o.logger } : {}), ...o.spot })
+    : undefined;
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
     handler,
     kubeHandler: facts?.handler,
     watching: () => facts?.watching() ?? false,
     watchedClusters: () => facts?.clusters() ?? [],
+    spotRegions: () => spot?.regions() ?? [],
     stop: async () => {
+      await spot?.stop();
       await facts?.stop();
       await stopCommands();
       await reactor.stop();
+      await interruptions.stop();
     },
   };
 }

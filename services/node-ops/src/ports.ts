@@ -12,6 +12,8 @@ export interface NodeInfo {
   readonly name: string;
   readonly unschedulable: boolean;
   readonly annotations: Readonly<Record<string, string>>;
+  /** The Ready condition is True (undefined: not known to this adapter). */
+  readonly ready?: boolean;
 }
 
 /** A pod bound to a node, as a drain sees it. */
@@ -39,6 +41,11 @@ export interface Kube {
   uncordon(clusterId: string, node: string): Promise<void>;
   /** The node, or undefined when the cluster has no such node. */
   getNode(clusterId: string, node: string): Promise<NodeInfo | undefined>;
+  /**
+   * Deletes the Node object (its kubelet is gone, or it would register it again).
+   * Idempotent: a node already gone is fine.
+   */
+  deleteNode(clusterId: string, node: string): Promise<void>;
   /** The pods bound to the node, in every namespace. */
   listPods(clusterId: string, node: string): Promise<readonly PodInfo[]>;
   /**

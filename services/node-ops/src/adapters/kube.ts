@@ -420,7 +420,16 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
         name: n.metadata?.name ?? node,
         unschedulable: n.spec?.unschedulable === true,
         annotations: n.metadata?.annotations ?? {},
+        ready: (n.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
       };
+    },
+    deleteNode: async (clusterId, node): Promise<void> => {
+      const core = await api(clusterId);
+      try {
+        await core.deleteNode({ name: node });
+      } catch (err) {
+        classify(clusterId, node, err); // 404: gone already, which is what was asked
+      }
     },
     listPods: async (clusterId, node): Promise<readonly PodInfo[]> => {
       const core = await api(clusterId);
