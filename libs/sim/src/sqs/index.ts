@@ -69,12 +69,19 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
   const now = () => ctx.clock.now();
 
   const urlOf = (q: Queue) => `${ctx.baseUrl()}/${ACCOUNT_ID}/${q.name}`;
+  /**
+   * A queue of the region. The spot interruption queue exists in every region from the
+   * start, as if the EventBridge rule and its target queue were deployed with Cairn.
+   */
+  const lookup = (region: string, name: string): Queue | undefined =>
+    world.queue(region, name) ??
+    (name === SPOT_INTERRUPTION_QUEUE ? world.create(region, name, {}, now()).queue : undefined);
   /** The queue a QueueUrl names, in the region the request was signed for. */
   const queueOf = (region: string, input: Input): Queue => {
     const url = str(input, "QueueUrl");
     if (url === undefined) throw missingParameter("QueueUrl");
     const name = url.replace(/\/+$/, "").split("/").at(-1) ?? "";
-    const q = world.queue(region, name);
+    const q = lookup(region, name);
     if (!q) throw nonExistentQueue();
     return q;
   };
@@ -109,7 +116,7 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
     GetQueueUrl(input, region) {
       const name = str(input, "QueueName");
       if (name === undefined) throw missingParameter("QueueName");
-      const q = world.queue(region, name);
+      const q = lookup(region, name);
       if (!q) throw nonExistentQueue();
       return { QueueUrl: urlOf(q) };
     },

@@ -70,7 +70,10 @@ export async function startInterruptionReactor(o: InterruptionReactorOptions): P
     } catch (err) {
       if (!isPermanentFailure(err)) throw err;
       // No kubeconfig any more (a deleted cluster), refused: nothing node-ops can delete.
-      o.logger?.warn({ cluster: d.clusterId, node: d.node, reason: err.message }, "interrupted node not deleted");
+      o.logger?.warn(
+        { cluster: d.clusterId, node: d.node, reason: err.message },
+        "interrupted node not deleted",
+      );
       return;
     }
     const parsed = catalogue.parseCommand({
@@ -79,7 +82,8 @@ export async function startInterruptionReactor(o: InterruptionReactorOptions): P
       data: { clusterId: d.clusterId, node: d.node, reason },
       meta: { actor: "node-ops", causationId: e.id, correlationId: e.meta.correlationId },
     });
-    if (!parsed.ok) throw new PermanentError(`the reactor built an invalid node.record-deleted: ${parsed.error.message}`);
+    if (!parsed.ok)
+      throw new PermanentError(`the reactor built an invalid node.record-deleted: ${parsed.error.message}`);
     await o.handler.handle(parsed.value, { atLeastSequence: e.sequence });
     o.logger?.info({ cluster: d.clusterId, node: d.node }, "interrupted node deleted");
   };

@@ -103,7 +103,9 @@ export function withInterruptions(
       if (!INTERRUPTION_EVENTS.has(event.type)) {
         const next = operations.evolve(state, event as typeof event & { type: OperationEvent["type"] });
         // The operations rebuild their state from scratch; the interruption outlives them.
-        return state.interruption && !next.interruption ? { ...next, interruption: state.interruption } : next;
+        return state.interruption && !next.interruption
+          ? { ...next, interruption: state.interruption }
+          : next;
       }
       const e = event as typeof event & InterruptionEvent;
       switch (e.type) {
@@ -112,7 +114,9 @@ export function withInterruptions(
           return { ...state, interruption: { noticeId, instanceId, terminationTime } };
         }
         case "nodeop.node-deleted":
-          return state.interruption ? { ...state, interruption: { ...state.interruption, deleted: true } } : state;
+          return state.interruption
+            ? { ...state, interruption: { ...state.interruption, deleted: true } }
+            : state;
         default:
           return assertNever(e);
       }

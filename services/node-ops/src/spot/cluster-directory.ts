@@ -50,8 +50,7 @@ export async function startClusterDirectory(o: {
   const instances = new Map<string, string>();
   let regionsKey = "";
 
-  const regions = () =>
-    [...new Set([...regionOf].filter(([id]) => !ended.has(id)).map(([, r]) => r))].sort();
+  const regions = () => [...new Set([...regionOf].filter(([id]) => !ended.has(id)).map(([, r]) => r))].sort();
   const changed = () => {
     const now = regions();
     if (now.join(",") === regionsKey) return;
@@ -66,7 +65,10 @@ export async function startClusterDirectory(o: {
     try {
       commit = catalogue.parseCommit(m.json());
     } catch (err) {
-      o.logger?.warn({ subject: m.subject, sequence: m.seq, err: String(err) }, "unreadable cluster commit skipped");
+      o.logger?.warn(
+        { subject: m.subject, sequence: m.seq, err: String(err) },
+        "unreadable cluster commit skipped",
+      );
       return;
     }
     const id = commit.aggregate.id;
@@ -98,7 +100,9 @@ export async function startClusterDirectory(o: {
         changed();
       }
     }
-  })().catch((err) => o.logger?.error({ err: String(err) }, "spot intake: the cluster log could not be read"));
+  })().catch((err) =>
+    o.logger?.error({ err: String(err) }, "spot intake: the cluster log could not be read"),
+  );
   if (pending === 0) changed();
 
   return {

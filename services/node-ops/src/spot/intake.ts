@@ -14,6 +14,8 @@
  *     nothing.
  * Only the holder of the `node-ops.spot-intake` lease polls, so a notice is taken once.
  */
+
+import { hostname } from "node:os";
 import {
   DeleteMessageCommand,
   GetQueueUrlCommand,
@@ -33,7 +35,6 @@ import {
   type RunnerLogger,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
-import { hostname } from "node:os";
 import { z } from "zod";
 import type { NodeopState } from "../nodeop/decider.ts";
 import { type ClusterDirectory, startClusterDirectory } from "./cluster-directory.ts";
@@ -84,7 +85,9 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     }
     return c;
   };
-  let active: { directory: ClusterDirectory; abort: AbortController; loops: Map<string, Promise<void>> } | undefined;
+  let active:
+    | { directory: ClusterDirectory; abort: AbortController; loops: Map<string, Promise<void>> }
+    | undefined;
 
   const sleep = (ms: number, signal: AbortSignal) =>
     new Promise<void>((resolve) => {
@@ -96,7 +99,13 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     });
 
   /** One message: record the interruption, then delete it (see the steps above). */
-  const take = async (region: string, queueUrl: string, m: Message, directory: ClusterDirectory, signal: AbortSignal) => {
+  const take = async (
+    region: string,
+    queueUrl: string,
+    m: Message,
+    directory: ClusterDirectory,
+    signal: AbortSignal,
+  ) => {
     const remove = () =>
       sqs(region).send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }), {
         abortSignal: signal,
@@ -105,14 +114,20 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     try {
       event = interruptionWarning.parse(JSON.parse(m.Body ?? ""));
     } catch {
-      o.logger?.warn({ region, queue: queueName, messageId: m.MessageId }, "not a spot interruption warning: deleted");
+      o.logger?.warn(
+        { region, queue: queueName, messageId: m.MessageId },
+        "not a spot interruption warning: deleted",
+      );
       await remove();
       return;
     }
     const instanceId = event.detail["instance-id"];
     const owner = directory.clusterOf(instanceId);
     if (!owner) {
-      o.logger?.info({ region, instanceId }, "spot interruption of an instance of no live Cairn cluster: deleted");
+      o.logger?.info(
+        { region, instanceId },
+        "spot interruption of an instance of no live Cairn cluster: deleted",
+      );
       await remove();
       return;
     }
@@ -133,12 +148,18 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
       meta: { actor: "node-ops" },
     });
     if (!parsed.ok) {
-      o.logger?.warn({ region, instanceId, reason: parsed.error.message }, "unusable spot interruption warning: deleted");
+      o.logger?.warn(
+        { region, instanceId, reason: parsed.error.message },
+        "unusable spot interruption warning: deleted",
+      );
       await remove();
       return;
     }
     await o.handler.handle(parsed.value);
-    o.logger?.info({ cluster: owner.clusterId, node: instanceId, terminationTime }, "spot interruption noticed");
+    o.logger?.info(
+      { cluster: owner.clusterId, node: instanceId, terminationTime },
+      "spot interruption noticed",
+    );
     await remove();
   };
 
@@ -148,8 +169,9 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     let failures = 0;
     while (!signal.aborted && directory.regions().includes(region)) {
       try {
-        queueUrl ??= (await sqs(region).send(new GetQueueUrlCommand({ QueueName: queueName }), { abortSignal: signal }))
-          .QueueUrl;
+        queueUrl ??= (
+          await sqs(region).send(new GetQueueUrlCommand({ QueueName: queueName }), { abortSignal: signal })
+        ).QueueUrl;
         const r = await sqs(region).send(
           new ReceiveMessageCommand({
             QueueUrl: queueUrl,

@@ -53,7 +53,10 @@ export async function startInterruptionFollower(o: InterruptionFollowerOptions):
         const { state } = await o.handler.read(ref);
         const slot = slotOfInstance(state, instanceId);
         if (slot === undefined) {
-          o.logger?.info({ cluster: d.clusterId, instanceId }, "spot interruption of an instance no slot holds");
+          o.logger?.info(
+            { cluster: d.clusterId, instanceId },
+            "spot interruption of an instance no slot holds",
+          );
           return;
         }
         const parsed = catalogue.parseCommand({
@@ -69,7 +72,9 @@ export async function startInterruptionFollower(o: InterruptionFollowerOptions):
           meta: { actor: "provisioner", causationId: e.id, correlationId: e.meta.correlationId },
         });
         if (!parsed.ok)
-          throw new PermanentError(`the follower built an invalid cluster.replace-node: ${parsed.error.message}`);
+          throw new PermanentError(
+            `the follower built an invalid cluster.replace-node: ${parsed.error.message}`,
+          );
         await o.handler.handle(parsed.value);
         return;
       }
@@ -78,7 +83,10 @@ export async function startInterruptionFollower(o: InterruptionFollowerOptions):
         const { state } = await o.handler.read(ref);
         if (state.status === "Absent" || state.draining?.[d.node] === undefined) return;
         await o.compute.terminate(state.spec.region, [d.node]);
-        o.logger?.info({ cluster: d.clusterId, instanceId: d.node }, "interrupted instance terminated after its drain");
+        o.logger?.info(
+          { cluster: d.clusterId, instanceId: d.node },
+          "interrupted instance terminated after its drain",
+        );
         return;
       }
       default:

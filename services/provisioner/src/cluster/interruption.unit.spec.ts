@@ -40,7 +40,10 @@ describe("replacing a spot-interrupted node", () => {
   });
   it("a notice about an instance the slot no longer has changes nothing", () => {
     cluster.given(history).when(replace("i-older")).then([]);
-    cluster.given([...history, replacementRequested, relaunch]).when(replace("i-old")).then([]);
+    cluster
+      .given([...history, replacementRequested, relaunch])
+      .when(replace("i-old"))
+      .then([]);
   });
   it("the cluster is Recovering, remembers what to terminate, and no slot holds the old instance", () => {
     const s = [...history, replacementRequested, relaunch].reduce(
