@@ -14,6 +14,7 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { createWorkloads } from "./adapters/workloads.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
@@ -63,6 +64,8 @@ export interface NodeOps {
   watchedClusters(): string[];
   /** The regions whose spot interruption queue this process polls now. */
   spotRegions(): string[];
+  /** One spot/on-demand placement pass now (when `spot.placement` is on and this process leads). */
+  reconcilePlacement(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,7 +105,16 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.maxPollMs !== undefined ? { maxPollMs: o.drain.maxPollMs } : {}),
   });
   const spot: SpotIntake | undefined = o.spot
-    ? await startSpotIntake({ nats: o.nats, handler, ...(o.logger ? { logger: o.logger } : {}), ...o.spot })
+    ? await startSpotIntake({
+        nats: o.nats,
+        handler,
+        ...(o.logger ? { logger: o.logger } : {}),
+        ...o.spot,
+        // Placement on: the client-node adapter unless a port is given.
+        ...(o.spot.placement
+          ? { placement: { workloads: createWorkloads(adapter), ...o.spot.placement } }
+          : {}),
+      })
     : undefined;
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
@@ -111,6 +123,9 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     watching: () => facts?.watching() ?? false,
     watchedClusters: () => facts?.clusters() ?? [],
     spotRegions: () => spot?.regions() ?? [],
+    reconcilePlacement: async () => {
+      await spot?.reconcilePlacement();
+    },
     stop: async () => {
       await spot?.stop();
       await facts?.stop();

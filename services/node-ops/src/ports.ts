@@ -132,3 +132,37 @@ export class NodeOpFailure extends Error {
 
 export const isPermanentFailure = (e: unknown): e is NodeOpFailure =>
   e instanceof NodeOpFailure && !e.transient;
+
+/** A Deployment that opted in to spot/on-demand placement, as the placement loop sees it. */
+export interface PlacedDeployment {
+  readonly namespace: string;
+  readonly name: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** `spec.replicas` of the Deployment itself (its on-demand part once taken over). */
+  readonly replicas: number;
+  /** Its pod template pins `cairn.dev/capacity-type: on-demand` already. */
+  readonly pinnedOnDemand: boolean;
+}
+
+/** The Kubernetes API as the placement loop uses it (Deployments and their spot twins). */
+export interface Workloads {
+  /** Deployments carrying `cairn.dev/spot-percentage` (not the twins node-ops made). */
+  listOptedIn(clusterId: string): Promise<readonly PlacedDeployment[]>;
+  /** Whether a Ready, schedulable node labelled `cairn.dev/capacity-type: spot` exists. */
+  spotCapacity(clusterId: string): Promise<boolean>;
+  /**
+   * Takes the Deployment over (idempotent): pins its template to on-demand nodes and
+   * creates its twin `<name>-spot` (same template on spot nodes, owned by it, 0
+   * replicas) if missing. Returns the twin's replicas.
+   */
+  ensureTwin(clusterId: string, d: PlacedDeployment): Promise<number>;
+  /** Sets a Deployment's replicas through the scale subresource. */
+  scale(clusterId: string, namespace: string, name: string, replicas: number): Promise<void>;
+  /** Merges annotations into the Deployment. */
+  annotate(
+    clusterId: string,
+    namespace: string,
+    name: string,
+    annotations: Record<string, string>,
+  ): Promise<void>;
+}

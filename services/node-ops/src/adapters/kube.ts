@@ -164,7 +164,9 @@ interface Clients {
   readonly core: CoreV1Api;
 }
 
-export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
+export function createKube(
+  o: KubeAdapterOptions,
+): Kube & KubeNodes & { kubeConfig(clusterId: string): Promise<KubeConfig> } {
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
   const ssmClients = new Map<string, SSMClient>();
   const apis = new Map<string, Promise<Clients>>();
@@ -400,6 +402,8 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
     listNodes,
     watchNodes,
     forgetKubeconfig: forget,
+    /** The cluster's KubeConfig (cached), for adapters of other APIs (workloads). */
+    kubeConfig: async (clusterId) => (await clients(clusterId)).kc,
     cordon: (clusterId, node, annotations) =>
       patch(clusterId, node, { metadata: { annotations }, spec: { unschedulable: true } }),
     uncordon: (clusterId, node) =>

@@ -32,6 +32,8 @@ const USED = new Set([
 export interface ClusterDirectory {
   /** The regions that have at least one live cluster, sorted. */
   regions(): string[];
+  /** The live clusters, sorted. */
+  clusters(): string[];
   /** The live cluster an instance was launched for, or undefined. */
   clusterOf(instanceId: string): { clusterId: string; region: string } | undefined;
   /** Resolves once the history up to the start has been read. */
@@ -107,6 +109,7 @@ export async function startClusterDirectory(o: {
 
   return {
     regions,
+    clusters: () => [...regionOf.keys()].filter((id) => !ended.has(id)).sort(),
     clusterOf: (instanceId) => {
       const clusterId = instances.get(instanceId);
       const region = clusterId ? regionOf.get(clusterId) : undefined;

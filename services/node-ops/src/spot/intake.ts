@@ -37,6 +37,8 @@ import {
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { z } from "zod";
 import type { NodeopState } from "../nodeop/decider.ts";
+import type { Workloads } from "../ports.ts";
+import { type PlacementLoop, startPlacementLoop } from "../workload/placement-reactor.ts";
 import { type ClusterDirectory, startClusterDirectory } from "./cluster-directory.ts";
 
 export const SPOT_INTAKE_LEASE = "node-ops.spot-intake";
@@ -57,11 +59,15 @@ export interface SpotIntakeOptions {
   /** How long a received message stays hidden before it comes back if not deleted (default 30 s). */
   visibilityTimeoutSeconds?: number;
   leaseTtlMs?: number;
+  /** Spot/on-demand placement of opted-in Deployments, run under the same lease; absent: off. */
+  placement?: { workloads?: Workloads; intervalMs?: number; cooldownMs?: number };
 }
 
 export interface SpotIntake {
   /** The regions this process polls now (none unless it holds the lease). */
   regions(): string[];
+  /** One placement pass now (when placement is on and this process leads). */
+  reconcilePlacement(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -86,7 +92,12 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     return c;
   };
   let active:
-    | { directory: ClusterDirectory; abort: AbortController; loops: Map<string, Promise<void>> }
+    | {
+        directory: ClusterDirectory;
+        abort: AbortController;
+        loops: Map<string, Promise<void>>;
+        placement?: PlacementLoop;
+      }
     | undefined;
 
   const sleep = (ms: number, signal: AbortSignal) =>
@@ -221,7 +232,17 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
       onRegions: (r) => void dir?.caughtUp.then(() => ensureLoops(r)),
     });
     dir = directory;
-    active = { directory, abort, loops };
+    const workloads = o.placement?.workloads;
+    const placement = workloads
+      ? startPlacementLoop({
+          workloads,
+          clusters: () => directory.clusters(),
+          ...(o.logger ? { logger: o.logger } : {}),
+          ...(o.placement?.intervalMs !== undefined ? { intervalMs: o.placement.intervalMs } : {}),
+          ...(o.placement?.cooldownMs !== undefined ? { cooldownMs: o.placement.cooldownMs } : {}),
+        })
+      : undefined;
+    active = { directory, abort, loops, ...(placement ? { placement } : {}) };
     await directory.caughtUp;
     ensureLoops(directory.regions());
   };
@@ -230,6 +251,7 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     active = undefined;
     if (!a) return;
     a.abort.abort();
+    await a.placement?.stop();
     await Promise.allSettled([...a.loops.values()]);
     await a.directory.stop();
   };
@@ -246,6 +268,9 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
 
   return {
     regions: () => (active ? [...active.loops.keys()].sort() : []),
+    reconcilePlacement: async () => {
+      await active?.placement?.reconcile();
+    },
     stop: async () => {
       await lease.release();
       await end();
