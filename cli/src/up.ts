@@ -5,7 +5,7 @@
  *     embedded one in <data dir>/postgres.
  *  3. The cloud: AWS as the SDK finds it (credentials and a region), else libs/sim as
  *     its own process on CAIRN_SIM_PORT, handed to the services through the SDK's own
- *     variables (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM, credentials).
+ *     variables (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL_SQS, credentials).
  *  4. The five services as separate processes: they talk only through NATS.
  *  5. Where everything is, printed and written to <data dir>/endpoints.json.
  * Ctrl-C stops the services first, then what it started.
@@ -101,6 +101,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     cloudEnv = {
       AWS_ENDPOINT_URL_EC2: simUrl,
       AWS_ENDPOINT_URL_SSM: simUrl,
+      AWS_ENDPOINT_URL_SQS: simUrl,
       AWS_ACCESS_KEY_ID: "SIMACCESSKEY",
       AWS_SECRET_ACCESS_KEY: "simsecretkey",
       AWS_REGION: env.AWS_REGION ?? "eu-west-1",

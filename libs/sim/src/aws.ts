@@ -12,10 +12,14 @@ export function signedRegion(req: IncomingMessage): string | undefined {
   return m?.[1];
 }
 
-/** Which AWS protocol a request speaks: SSM (JSON 1.1 with X-Amz-Target) or EC2 (Query). */
-export function awsProtocolOf(req: IncomingMessage): "ssm" | "ec2" | undefined {
+/**
+ * Which AWS protocol a request speaks: SSM (JSON 1.1) or SQS (JSON 1.0), both named by
+ * their X-Amz-Target prefix, or EC2 (Query).
+ */
+export function awsProtocolOf(req: IncomingMessage): "ssm" | "sqs" | "ec2" | undefined {
   const target = req.headers["x-amz-target"];
   if (typeof target === "string" && target.startsWith("AmazonSSM.")) return "ssm";
+  if (typeof target === "string" && target.startsWith("AmazonSQS.")) return "sqs";
   const ct = req.headers["content-type"] ?? "";
   if (req.method === "POST" && ct.includes("application/x-www-form-urlencoded")) return "ec2";
   return undefined;

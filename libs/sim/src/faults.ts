@@ -26,7 +26,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export interface FaultRule {
   id: string;
   kind: FaultKind;
-  service?: "ec2" | "ssm" | "kube";
+  service?: "ec2" | "ssm" | "kube" | "sqs";
   /** The API action (`RunInstances`, `SendCommand`) or, for kube, the verb (`list`, `patch`, `evict`). */
   action?: string;
   region?: string;
@@ -45,7 +45,7 @@ export interface FaultRule {
 export type FaultInput = Omit<FaultRule, "id"> & { id?: string };
 
 export interface FaultQuery {
-  service: "ec2" | "ssm" | "kube";
+  service: "ec2" | "ssm" | "kube" | "sqs";
   action: string;
   region?: string;
   /** Facts of this call, matched against a rule's `match`. */

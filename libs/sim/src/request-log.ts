@@ -3,7 +3,7 @@ export interface LoggedRequest {
   seq: number;
   /** Sim time, ISO. */
   time: string;
-  service: "ec2" | "ssm" | "kube";
+  service: "ec2" | "ssm" | "kube" | "sqs";
   region: string;
   action: string;
   /** Resource ids the call named or returned (instance ids, command ids, node names). */

@@ -8,8 +8,9 @@ import { type FaultInput, FaultRegistry } from "./faults.ts";
 import { createKube } from "./kube/index.ts";
 import { SimRandom } from "./random.ts";
 import { RequestLog } from "./request-log.ts";
+import { createSqs } from "./sqs/index.ts";
 import { createSsm } from "./ssm/index.ts";
-import type { Ec2Port, KubePort, SimContext, SimModule, SsmPort, World } from "./world.ts";
+import type { Ec2Port, KubePort, SimContext, SimModule, SqsPort, SsmPort, World } from "./world.ts";
 
 export interface SimOptions {
   /** Seeds every id and random choice: the same seed, the same run. Default 1. */
@@ -25,7 +26,7 @@ export interface SimOptions {
 }
 
 export interface Sim {
-  /** The AWS endpoint (EC2 and SSM): give it to the SDK clients as `endpoint`. */
+  /** The AWS endpoint (EC2, SSM and SQS): give it to the SDK clients as `endpoint`. */
   readonly url: string;
   readonly port: number;
   /** `${url}/_sim`: the admin API. */
@@ -40,7 +41,7 @@ export interface Sim {
 }
 
 /**
- * Starts the simulated cloud on loopback: EC2 (Query), SSM (JSON 1.1) and one
+ * Starts the simulated cloud on loopback: EC2 (Query), SSM (JSON 1.1), SQS (JSON 1.0) and one
  * Kubernetes API server per managed cluster under `/k8s/<clusterId>`, plus the admin
  * API under `/_sim`.
  * @example const sim = await startSim({ seed: 7, timeScale: 100 });
@@ -56,15 +57,17 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
   const latencies = { ...REALISTIC_LATENCIES, ...opts.latencies };
   let baseUrl = "";
 
-  const world = {} as { ec2: Ec2Port; ssm: SsmPort; kube: KubePort };
+  const world = {} as { ec2: Ec2Port; ssm: SsmPort; kube: KubePort; sqs: SqsPort };
   const ctx: SimContext = { clock, random, faults, requests, latencies, baseUrl: () => baseUrl, world };
   const ec2 = createEc2(ctx);
   const ssm = createSsm(ctx);
   const kube = createKube(ctx);
+  const sqs = createSqs(ctx);
   world.ec2 = ec2.port;
+  world.sqs = sqs.port;
   world.ssm = ssm.port;
   world.kube = kube.port;
-  const modules: Record<string, SimModule<unknown>> = { ec2, ssm, kube };
+  const modules: Record<string, SimModule<unknown>> = { ec2, ssm, kube, sqs };
 
   const server = createServer((req, res) => {
     void route(req, res).catch((err) => {
@@ -88,10 +91,11 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     const region = signedRegion(req) ?? "us-east-1";
     if (latencies.apiCall > 0) await clock.sleep(latencies.apiCall * 1000);
     if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
+    if (protocol === "sqs") return sqs.handle({ req, res, url, body, region });
     if (protocol === "ec2") return ec2.handle({ req, res, url, body, region });
     res.writeHead(404, { "content-type": "text/plain" });
     res.end(
-      `the sim speaks EC2 (Query), SSM (JSON 1.1), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`,
+      `the sim speaks EC2 (Query), SSM (JSON 1.1), SQS (JSON 1.0), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`,
     );
   }
 

@@ -68,10 +68,19 @@ export interface KubePort {
   clusters(): string[];
 }
 
+/** SQS as other modules use it: the sim's EventBridge delivers events to queues through it. */
+export interface SqsPort {
+  /** Sends a message to a queue of the region, creating the queue when it does not exist yet. */
+  deliver(region: string, queueName: string, body: string): { messageId: string };
+  /** The bodies of the messages still in a queue (received or not), oldest first. */
+  messages(region: string, queueName: string): string[];
+}
+
 export interface World {
   ec2: Ec2Port;
   ssm: SsmPort;
   kube: KubePort;
+  sqs: SqsPort;
 }
 
 /** What every module is built with. */

@@ -16,5 +16,6 @@ export {
 } from "./node-ops.ts";
 export { type NodeOperation, type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 export * from "./ports.ts";
+export { DEFAULT_INTERRUPTION_QUEUE, SPOT_INTAKE_LEASE, type SpotIntakeOptions } from "./spot/intake.ts";
 
 export const capabilities: readonly string[] = ["node.cordon", "node.uncordon", "node.drain"];

@@ -6,5 +6,7 @@ import { startNodeOps } from "./node-ops.ts";
 
 await runService({
   name: "node-ops",
-  start: async ({ nats, log }) => startNodeOps({ nats, logger: log }),
+  // Spot interruption warnings from each region's SQS queue (AWS_ENDPOINT_URL_SQS, …), and
+  // spot/on-demand placement of the Deployments that opt in.
+  start: async ({ nats, log }) => startNodeOps({ nats, logger: log, spot: { placement: {} } }),
 });

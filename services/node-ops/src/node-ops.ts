@@ -14,14 +14,17 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { createWorkloads } from "./adapters/workloads.ts";
 import { startClassificationRestore } from "./classification/restore.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
 import type { DisruptionLimit } from "./nodeop/admission.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
+import { startInterruptionReactor } from "./nodeop/interruption-reactor.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
+import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
 
 /** The leader lease that lets one node-ops process watch the clusters' nodes. */
 export const NODE_WATCH_LEASE = "node-ops.node-watch";
@@ -53,6 +56,11 @@ export interface NodeOpsOptions {
   limit?: DisruptionLimit | false;
   /** Classification drift restore (classification/restore.ts); `false`: off. */
   restore?: { busyRetryMs?: number } | false;
+  /**
+   * Spot interruption intake (SQS long polls per region, under a lease): on when given
+   * (`{}`: the SDK's environment, `AWS_ENDPOINT_URL_SQS`, …), off by default.
+   */
+  spot?: Omit<SpotIntakeOptions, "nats" | "handler" | "logger">;
 }
 
 export interface NodeOps {
@@ -63,6 +71,10 @@ export interface NodeOps {
   watching(): boolean;
   /** The clusters whose nodes this process watches now (none unless `watching()`). */
   watchedClusters(): string[];
+  /** The regions whose spot interruption queue this process polls now. */
+  spotRegions(): string[];
+  /** One spot/on-demand placement pass now (when `spot.placement` is on and this process leads). */
+  reconcilePlacement(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -103,17 +115,43 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
           ...(o.logger ? { logger: o.logger } : {}),
           ...(o.restore?.busyRetryMs !== undefined ? { busyRetryMs: o.restore.busyRetryMs } : {}),
         });
+  const interruptions = await startInterruptionReactor({
+    nats: o.nats,
+    handler,
+    kube,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.drain?.pollMs !== undefined ? { pollMs: o.drain.pollMs } : {}),
+    ...(o.drain?.maxPollMs !== undefined ? { maxPollMs: o.drain.maxPollMs } : {}),
+  });
+  const spot: SpotIntake | undefined = o.spot
+    ? await startSpotIntake({
+        nats: o.nats,
+        handler,
+        ...(o.logger ? { logger: o.logger } : {}),
+        ...o.spot,
+        // Placement on: the client-node adapter unless a port is given.
+        ...(o.spot.placement
+          ? { placement: { workloads: createWorkloads(adapter), ...o.spot.placement } }
+          : {}),
+      })
+    : undefined;
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
   return {
     handler,
     kubeHandler: facts?.handler,
     watching: () => facts?.watching() ?? false,
     watchedClusters: () => facts?.clusters() ?? [],
+    spotRegions: () => spot?.regions() ?? [],
+    reconcilePlacement: async () => {
+      await spot?.reconcilePlacement();
+    },
     stop: async () => {
+      await spot?.stop();
       await facts?.stop();
       await restore?.stop();
       await stopCommands();
       await reactor.stop();
+      await interruptions.stop();
     },
   };
 }

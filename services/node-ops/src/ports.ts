@@ -12,6 +12,8 @@ export interface NodeInfo {
   readonly name: string;
   readonly unschedulable: boolean;
   readonly annotations: Readonly<Record<string, string>>;
+  /** The Ready condition is True (undefined: not known to this adapter). */
+  readonly ready?: boolean;
 }
 
 /** A pod bound to a node, as a drain sees it. */
@@ -45,6 +47,11 @@ export interface Kube {
   applyClassification(clusterId: string, node: string, change: ClassificationChange): Promise<void>;
   /** The node, or undefined when the cluster has no such node. */
   getNode(clusterId: string, node: string): Promise<NodeInfo | undefined>;
+  /**
+   * Deletes the Node object (its kubelet is gone, or it would register it again).
+   * Idempotent: a node already gone is fine.
+   */
+  deleteNode(clusterId: string, node: string): Promise<void>;
   /** The pods bound to the node, in every namespace. */
   listPods(clusterId: string, node: string): Promise<readonly PodInfo[]>;
   /**
@@ -131,3 +138,37 @@ export class NodeOpFailure extends Error {
 
 export const isPermanentFailure = (e: unknown): e is NodeOpFailure =>
   e instanceof NodeOpFailure && !e.transient;
+
+/** A Deployment that opted in to spot/on-demand placement, as the placement loop sees it. */
+export interface PlacedDeployment {
+  readonly namespace: string;
+  readonly name: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** `spec.replicas` of the Deployment itself (its on-demand part once taken over). */
+  readonly replicas: number;
+  /** Its pod template pins `cairn.dev/capacity-type: on-demand` already. */
+  readonly pinnedOnDemand: boolean;
+}
+
+/** The Kubernetes API as the placement loop uses it (Deployments and their spot twins). */
+export interface Workloads {
+  /** Deployments carrying `cairn.dev/spot-percentage` (not the twins node-ops made). */
+  listOptedIn(clusterId: string): Promise<readonly PlacedDeployment[]>;
+  /** Whether a Ready, schedulable node labelled `cairn.dev/capacity-type: spot` exists. */
+  spotCapacity(clusterId: string): Promise<boolean>;
+  /**
+   * Takes the Deployment over (idempotent): pins its template to on-demand nodes and
+   * creates its twin `<name>-spot` (same template on spot nodes, owned by it, 0
+   * replicas) if missing. Returns the twin's replicas.
+   */
+  ensureTwin(clusterId: string, d: PlacedDeployment): Promise<number>;
+  /** Sets a Deployment's replicas through the scale subresource. */
+  scale(clusterId: string, namespace: string, name: string, replicas: number): Promise<void>;
+  /** Merges annotations into the Deployment. */
+  annotate(
+    clusterId: string,
+    namespace: string,
+    name: string,
+    annotations: Record<string, string>,
+  ): Promise<void>;
+}

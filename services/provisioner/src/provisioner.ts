@@ -10,6 +10,7 @@ import {
 import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
 import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
 import { startInstallFollower } from "./cluster/install-follower.ts";
+import { startInterruptionFollower } from "./cluster/interruption-follower.ts";
 import { startClusterReactor } from "./cluster/reactor.ts";
 import type { Compute } from "./ports.ts";
 
@@ -60,10 +61,17 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
     handler,
     ...(o.logger ? { logger: o.logger } : {}),
   });
+  const interruptions = await startInterruptionFollower({
+    nats: o.nats,
+    handler,
+    compute,
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
   return {
     handler,
     stop: async () => {
       await stopCommands();
+      await interruptions.stop();
       await follower.stop();
       await reactor.stop();
     },

@@ -275,10 +275,17 @@ export const ReplaceNode = defineCommand({
   type: "cluster.replace-node",
   aggregate: "cluster",
   internal: true,
-  schema: z.object({ ...clusterRef, slot: slotNumber, instanceId: z.string().min(1), reason: z.string() }),
+  schema: z.object({
+    ...clusterRef,
+    slot: slotNumber,
+    instanceId: z.string().min(1),
+    reason: z.string(),
+    /** The instance is still a node being drained (a spot interruption): terminate it once drained, not now. */
+    drainFirst: z.boolean().optional(),
+  }),
   aggregateId: (d) => d.clusterId,
   description:
-    "internal: a slot's instance did not become a Ready node in time: launch another, terminate it.",
+    "internal: a slot's instance did not become a Ready node in time, or is about to be reclaimed (spot interruption): launch another, terminate it (after its drain when `drainFirst`).",
 });
 export const FinishDeletion = defineCommand({
   type: "cluster.finish-deletion",
@@ -467,9 +474,14 @@ export const K3sUpgraded = defineEvent({
 export const NodeReplacementRequested = defineEvent({
   type: "cluster.node-replacement-requested",
   aggregate: "cluster",
-  schema: z.object({ slot: slotNumber, instanceId: z.string(), reason: z.string() }),
+  schema: z.object({
+    slot: slotNumber,
+    instanceId: z.string(),
+    reason: z.string(),
+    drainFirst: z.boolean().optional(),
+  }),
   description:
-    "A slot's instance did not become a Ready node in time: it is terminated and the slot launched again (next event).",
+    "A slot's instance did not become a Ready node in time, or got a spot interruption notice: the slot is launched again (next event) and the instance terminated (when `drainFirst`, once node-ops has drained its node).",
 });
 export const ClusterFailed = defineEvent({
   type: "cluster.failed",

@@ -113,6 +113,35 @@ export const RecordDrainFailure = defineCommand({
   aggregateId: byNode,
   description: "internal: the drain ran out of time or failed for good.",
 });
+/** A spot interruption notice as the intake read it (EventBridge → SQS). */
+const interruptionNotice = {
+  /** The EC2 instance behind the node (Cairn names nodes after their instance). */
+  instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/, "must be an EC2 instance id"),
+  region: z.string().min(1),
+  /** The EventBridge event's id: one notice, one record. */
+  noticeId: z.string().min(1).max(128),
+  /** ISO 8601, AWS's clock: when the warning was given (the event's `time`). */
+  noticeTime: z.string().datetime(),
+  /** ISO 8601, AWS's clock: when the instance is reclaimed (two minutes after the notice). */
+  terminationTime: z.string().datetime(),
+};
+export const RecordInterruption = defineCommand({
+  type: "node.record-interruption",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, ...interruptionNotice }),
+  aggregateId: byNode,
+  description:
+    "internal: the node's spot instance got its two-minute interruption notice; drain it now (idempotent per notice).",
+});
+export const RecordNodeDeleted = defineCommand({
+  type: "node.record-deleted",
+  aggregate: "nodeop",
+  internal: true,
+  schema: z.object({ ...nodeKey, reason: z.string().min(1).max(1024) }),
+  aggregateId: byNode,
+  description: "internal: the Node object of an interrupted instance was deleted from the API.",
+});
 export const nodeopCommands = [
   CordonNode,
   UncordonNode,
@@ -125,6 +154,8 @@ export const nodeopCommands = [
   RecordDrainFailure,
   ...classificationCommands,
   ...limitCommands,
+  RecordInterruption,
+  RecordNodeDeleted,
 ] as const;
 export type NodeopCommand = CommandOf<(typeof nodeopCommands)[number]>;
 
@@ -206,6 +237,19 @@ export const NodeDrainFailed = defineEvent({
   description:
     "The drain gave up: the pods still on the node and the PodDisruptionBudgets that kept them, what to do, and whether the node is left cordoned.",
 });
+export const NodeInterruptionNoticed = defineEvent({
+  type: "nodeop.interruption-noticed",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, ...interruptionNotice }),
+  description:
+    "The node's spot instance will be reclaimed at `terminationTime`: node-ops drains it at once (a `nodeop.drain-requested` follows) and the provisioner launches its replacement.",
+});
+export const NodeDeleted = defineEvent({
+  type: "nodeop.node-deleted",
+  aggregate: "nodeop",
+  schema: z.object({ ...nodeKey, reason: z.string() }),
+  description: "The Node object is gone from the API: its instance was reclaimed after the drain.",
+});
 export const nodeopEvents = [
   NodeopRejected,
   NodeCordonRequested,
@@ -219,5 +263,7 @@ export const nodeopEvents = [
   NodeDrainFailed,
   ...classificationEvents,
   ...limitEvents,
+  NodeInterruptionNoticed,
+  NodeDeleted,
 ] as const;
 export type NodeopEvent = EventOf<(typeof nodeopEvents)[number]>;

@@ -5,19 +5,44 @@
  */
 import type { ServerResponse } from "node:http";
 import { SimRandom } from "../random.ts";
+import { SPOT_INTERRUPTION_QUEUE } from "../sqs/index.ts";
 import type { Ec2Port, InstanceView, SimCall, SimContext, SimModule } from "../world.ts";
 import { ACTIONS, launchFacts } from "./actions.ts";
 import { Ec2Error, internalError, throttled } from "./errors.ts";
-import { Ec2World, type SpotInterruptionNotice, STATE_CODES } from "./model.ts";
+import { Ec2World, SIM_ACCOUNT_ID, type SpotInterruptionNotice, STATE_CODES } from "./model.ts";
 import { QueryParams } from "./params.ts";
 import { errorXml, responseXml } from "./xml.ts";
 
 export type { SpotInterruptionNotice } from "./model.ts";
 
-/** The EC2 port, plus what a spot-interruption intake adapter polls. */
+/** The EC2 port, plus spot interruptions (in process, as the admin API offers them). */
 export interface Ec2SimPort extends Ec2Port {
   /** Every spot interruption notice given so far, oldest first; of one region or of all. */
   interruptions(region?: string): SpotInterruptionNotice[];
+  /**
+   * Gives a spot instance its two-minute notice and, as AWS's EventBridge rule would, puts
+   * the "EC2 Spot Instance Interruption Warning" event on the region's SQS queue
+   * `cairn-spot-interruptions`.
+   */
+  interruptSpot(region: string, instanceId: string): SpotInterruptionNotice;
+}
+
+/**
+ * The event EventBridge delivers for a spot interruption, as AWS shapes it
+ * (`time` to the second, the instance's ARN in `resources`).
+ */
+export function spotInterruptionWarning(notice: SpotInterruptionNotice, id: string) {
+  return {
+    version: "0",
+    id,
+    "detail-type": "EC2 Spot Instance Interruption Warning",
+    source: "aws.ec2",
+    account: SIM_ACCOUNT_ID,
+    time: notice.noticeTime.replace(/\.\d{3}Z$/, "Z"),
+    region: notice.region,
+    resources: [`arn:aws:ec2:${notice.availabilityZone}:${SIM_ACCOUNT_ID}:instance/${notice.instanceId}`],
+    detail: { "instance-id": notice.instanceId, "instance-action": notice.action },
+  };
 }
 
 /** A picture of one region for the admin API. */
@@ -42,6 +67,7 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
   // Request ids come from their own PRNG so that how often a client polls never shifts
   // the instance ids the seed gives.
   const requestIds = new SimRandom(0xec2);
+  const eventIds = new SimRandom(0xeb);
 
   const views = (region: string): InstanceView[] => {
     const r = world.existing(region);
@@ -57,6 +83,12 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
     },
     instances: views,
     interruptions: (region) => world.interruptions(region),
+    interruptSpot(region, instanceId) {
+      const notice = world.interruptSpot(region, instanceId);
+      const event = spotInterruptionWarning(notice, eventIds.uuid());
+      ctx.world.sqs?.deliver(region, SPOT_INTERRUPTION_QUEUE, JSON.stringify(event));
+      return notice;
+    },
   };
 
   async function handle(call: SimCall): Promise<void> {
@@ -160,7 +192,7 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
     };
     switch (action) {
       case "interrupt-spot":
-        return world.interruptSpot(str("region", true)!, str("instanceId", true)!);
+        return port.interruptSpot(str("region", true)!, str("instanceId", true)!);
       case "interruptions":
         return { notices: world.interruptions(str("region", false)) };
       case "missing-ami": {

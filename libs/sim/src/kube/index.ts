@@ -19,6 +19,7 @@ import {
   verbOf,
 } from "./api.ts";
 import { Cluster } from "./cluster.ts";
+import { isNodeReady } from "./model.ts";
 import { NODES, PODS } from "./resources.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {
@@ -33,6 +34,8 @@ import {
 } from "./status.ts";
 import { WatchStream } from "./watch.ts";
 
+/** How often (wall ms) at most the nodes are compared with their instances' states. */
+const KUBELET_CHECK_MS = 100;
 /** How often (wall ms) open watches are served what time made happen, deadlines and bookmarks. */
 const TICK_MS = 200;
 /** Like kube-apiserver (APIResponseCompression), lists larger than this go gzipped to clients that accept it. */
@@ -122,6 +125,27 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     return { instanceType, region };
   };
 
+  /**
+   * A kubelet lives on its instance: a node whose EC2 instance is stopping, stopped,
+   * shutting down or terminated (a spot reclaim, a replacement) turns NotReady, as the
+   * node lifecycle controller marks a node that stopped posting status. (Without its
+   * 40 s grace period.) Checked lazily, at most every `KUBELET_CHECK_MS` wall ms.
+   */
+  let kubeletsCheckedAt = 0;
+  const kubeletsGone = () => {
+    if (performance.now() - kubeletsCheckedAt < KUBELET_CHECK_MS) return;
+    kubeletsCheckedAt = performance.now();
+    for (const [id, c] of clusters) {
+      for (const { obj } of c.entries(NODES)) {
+        const m = /^aws:\/\/\/([a-z0-9-]+[a-z])\/(i-[0-9a-f]+)$/.exec(String(obj.spec?.providerID ?? ""));
+        if (!m || !isNodeReady(obj)) continue;
+        const state = ctx.world.ec2?.instance?.(m[1]!.slice(0, -1), m[2]!)?.state;
+        if (state && state !== "pending" && state !== "running")
+          mutate(id, (cl) => cl.setNodeReady(obj.metadata.name, false));
+      }
+    }
+  };
+
   const serverOf = (id: string) => `${ctx.baseUrl()}/k8s/${encodeURIComponent(id)}`;
 
   const port: KubePort = {
@@ -171,6 +195,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
       );
 
   const tick = () => {
+    kubeletsGone();
     const now = ctx.clock.now();
     for (const c of clusters.values()) if (c.watchers.size > 0) c.advance(now);
     const cut = new Set([...clusters.keys()].filter((id) => down(id, now)));
@@ -368,6 +393,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     settle() {
       const now = ctx.clock.now();
       for (const c of clusters.values()) c.advance(now);
+      kubeletsGone();
     },
     state: () => ({ clusters: Object.fromEntries([...clusters].map(([id, c]) => [id, c.state()])) }),
     async admin(action, body) {

@@ -168,7 +168,9 @@ interface Clients {
   readonly core: CoreV1Api;
 }
 
-export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
+export function createKube(
+  o: KubeAdapterOptions,
+): Kube & KubeNodes & { kubeConfig(clusterId: string): Promise<KubeConfig> } {
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
   const ssmClients = new Map<string, SSMClient>();
   const apis = new Map<string, Promise<Clients>>();
@@ -404,6 +406,8 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
     listNodes,
     watchNodes,
     forgetKubeconfig: forget,
+    /** The cluster's KubeConfig (cached), for adapters of other APIs (workloads). */
+    kubeConfig: async (clusterId) => (await clients(clusterId)).kc,
     cordon: (clusterId, node, annotations) =>
       patch(clusterId, node, { metadata: { annotations }, spec: { unschedulable: true } }),
     uncordon: (clusterId, node) =>
@@ -465,7 +469,16 @@ export function createKube(o: KubeAdapterOptions): Kube & KubeNodes {
         name: n.metadata?.name ?? node,
         unschedulable: n.spec?.unschedulable === true,
         annotations: n.metadata?.annotations ?? {},
+        ready: (n.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"),
       };
+    },
+    deleteNode: async (clusterId, node): Promise<void> => {
+      const core = await api(clusterId);
+      try {
+        await core.deleteNode({ name: node });
+      } catch (err) {
+        classify(clusterId, node, err); // 404: gone already, which is what was asked
+      }
     },
     listPods: async (clusterId, node): Promise<readonly PodInfo[]> => {
       const core = await api(clusterId);

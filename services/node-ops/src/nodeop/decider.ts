@@ -11,11 +11,16 @@ import {
   assertNever,
   type ClassificationOperation,
   type Decider,
-  type NodeopCommand,
-  type NodeopEvent,
+  type Decision,
   reject,
 } from "@cairn/events";
 import { decideClassification, evolveClassification } from "./classification.ts";
+import {
+  type InterruptionState,
+  type OperationCommand as NodeopCommand,
+  type OperationEvent as NodeopEvent,
+  withInterruptions,
+} from "./interruption.ts";
 import { decideLimit, evolveLimit } from "./limit.ts";
 
 export type NodeOperation = "cordon" | "uncordon" | "drain" | ClassificationOperation;
@@ -42,6 +47,8 @@ export interface NodeopState {
   };
   /** On a cluster's disruption ledger only (./limit.ts): the nodes Cairn holds cordoned or draining. */
   readonly holders?: readonly string[];
+  /** The node's spot instance got its interruption notice (see interruption.ts). */
+  readonly interruption?: InterruptionState;
 }
 
 const sameProgress = (a: DrainProgress | undefined, b: DrainProgress) =>
@@ -58,7 +65,8 @@ const busy = (node: string, s: NodeopState) =>
     `an operation is in progress on node ${node} (${s.inFlight?.operation} requested by ${s.inFlight?.by}); try again when it is recorded`,
   );
 
-export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
+/** The node operations (cordon, uncordon, drain and their records); spot interruptions are joined below. */
+const operationsDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
   aggregate: "nodeop",
   initialState,
 
@@ -162,12 +170,12 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
       case "node.restore-classification":
       case "node.record-classified":
       case "node.record-classification-failure":
-        return decideClassification(command, state, by);
+        return decideClassification(command, state, by) as Decision<NodeopEvent>;
       // The cluster-wide disruption limit: ./limit.ts.
       case "node.admit-disruption":
       case "node.release-disruption":
       case "node.record-waiting":
-        return decideLimit(command, state);
+        return decideLimit(command, state) as Decision<NodeopEvent>;
       default:
         return assertNever(command);
     }
@@ -223,3 +231,5 @@ export const nodeopDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
     }
   },
 };
+
+export const nodeopDecider = withInterruptions(operationsDecider);

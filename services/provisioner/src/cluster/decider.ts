@@ -62,6 +62,8 @@ export type ClusterState =
        * a ClientToken, is never used twice, or EC2 would hand back the old instance.
        */
       readonly attempts: Readonly<Record<number, number>>;
+      /** Replaced instances still being drained (spot interruptions) → their slot: terminated once drained. */
+      readonly draining?: Readonly<Record<string, number>>;
     };
 
 type Active = Exclude<ClusterState, { status: "Absent" }>;
@@ -477,7 +479,7 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return [{ type: "cluster.k3s-upgraded", data: { from: state.spec.k3sVersion, to } }];
       }
       case "cluster.replace-node": {
-        const { slot, instanceId, reason } = command.data;
+        const { slot, instanceId, reason, drainFirst } = command.data;
         if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
         const s = state.slots[slot];
         // Only the instance the slot has now: a report about an earlier one is stale.
@@ -485,7 +487,13 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           return [];
         const relaunch = launch(state.spec, s, (state.attempts[slot] ?? s.attempt) + 1, []);
         if (!relaunch) return [];
-        return [{ type: "cluster.node-replacement-requested", data: { slot, instanceId, reason } }, relaunch];
+        return [
+          {
+            type: "cluster.node-replacement-requested",
+            data: { slot, instanceId, reason, ...(drainFirst ? { drainFirst } : {}) },
+          },
+          relaunch,
+        ];
       }
       case "cluster.finish-deletion": {
         if (state.status !== "Deleting") return [];
@@ -589,8 +597,11 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       }
       case "cluster.recovering":
         return { ...state, status: "Recovering" };
-      case "cluster.node-replacement-requested":
-        return state.status === "Ready" ? { ...state, status: "Recovering" } : state;
+      case "cluster.node-replacement-requested": {
+        const { instanceId, slot, drainFirst } = event.data;
+        const draining = drainFirst ? { draining: { ...state.draining, [instanceId]: slot } } : {};
+        return { ...state, ...draining, ...(state.status === "Ready" ? { status: "Recovering" } : {}) };
+      }
       case "cluster.instance-termination-requested":
         return withSlot(event.data.slot, (s) => ({ ...s, status: "terminating" }));
       case "cluster.instance-terminated":

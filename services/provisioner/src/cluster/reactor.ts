@@ -248,7 +248,9 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       case "cluster.node-replacement-requested": {
         // The slot relaunches (the next event); the instance that never became a Ready
         // node goes. Terminating a terminated instance is fine, so a redelivery is too.
-        const d = e.data as { instanceId: string };
+        const d = e.data as { instanceId: string; drainFirst?: boolean };
+        // A spot-interrupted node is drained first; the interruption follower terminates it then.
+        if (d.drainFirst) return;
         await o.compute.terminate(region, [d.instanceId]);
         return;
       }

@@ -1,0 +1,125 @@
+/**
+ * What the spot intake needs to know from the provisioner's log: the regions with live
+ * clusters (`cluster.requested` → `spec.region`, until `cluster.deletion-requested` /
+ * `cluster.deleted`) and which cluster an EC2 instance belongs to
+ * (`cluster.instance-running`). node-ops does not call EC2 (the provisioner owns it), so
+ * the log is the only place to learn this, and it is enough: Cairn names a node after
+ * its instance.
+ *
+ * One ordered consumer on `evt.cluster.*` from the first commit, kept open: the history,
+ * then whatever comes next. It lives in memory and is rebuilt at each election. Only the
+ * commits whose `Cairn-Event-Types` header names an event it uses are parsed.
+ */
+import {
+  catalogue,
+  eventFilter,
+  Headers,
+  type MessageHandler,
+  type Nats,
+  type RunnerLogger,
+  Streams,
+} from "@cairn/events";
+
+type JsMsg = Parameters<MessageHandler>[0];
+
+const USED = new Set([
+  "cluster.requested",
+  "cluster.instance-running",
+  "cluster.deletion-requested",
+  "cluster.deleted",
+]);
+
+export interface ClusterDirectory {
+  /** The regions that have at least one live cluster, sorted. */
+  regions(): string[];
+  /** The live clusters, sorted. */
+  clusters(): string[];
+  /** The live cluster an instance was launched for, or undefined. */
+  clusterOf(instanceId: string): { clusterId: string; region: string } | undefined;
+  /** Resolves once the history up to the start has been read. */
+  readonly caughtUp: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startClusterDirectory(o: {
+  nats: Nats;
+  logger?: RunnerLogger;
+  /** Called when the set of regions changed. */
+  onRegions?: (regions: string[]) => void;
+}): Promise<ClusterDirectory> {
+  const regionOf = new Map<string, string>();
+  const ended = new Set<string>();
+  const instances = new Map<string, string>();
+  let regionsKey = "";
+
+  const regions = () => [...new Set([...regionOf].filter(([id]) => !ended.has(id)).map(([, r]) => r))].sort();
+  const changed = () => {
+    const now = regions();
+    if (now.join(",") === regionsKey) return;
+    regionsKey = now.join(",");
+    o.onRegions?.(now);
+  };
+
+  const apply = (m: JsMsg) => {
+    const types = (m.headers?.get(Headers.eventTypes) ?? "").split(",");
+    if (!types.some((t) => USED.has(t))) return;
+    let commit: ReturnType<typeof catalogue.parseCommit>;
+    try {
+      commit = catalogue.parseCommit(m.json());
+    } catch (err) {
+      o.logger?.warn(
+        { subject: m.subject, sequence: m.seq, err: String(err) },
+        "unreadable cluster commit skipped",
+      );
+      return;
+    }
+    const id = commit.aggregate.id;
+    for (const e of commit.events) {
+      const d = e.data as { spec?: { region?: string }; instanceId?: string };
+      if (e.type === "cluster.requested" && d.spec?.region) regionOf.set(id, d.spec.region);
+      else if (e.type === "cluster.instance-running" && d.instanceId) instances.set(d.instanceId, id);
+      else if (e.type === "cluster.deletion-requested" || e.type === "cluster.deleted") {
+        ended.add(id);
+        for (const [i, c] of instances) if (c === id) instances.delete(i);
+      }
+    }
+  };
+
+  // An ordered consumer starts at sequence 1: the whole history, then what comes next.
+  const consumer = await o.nats.js.consumers.get(Streams.events, { filter_subjects: eventFilter("cluster") });
+  const pending = (await consumer.info(true)).num_pending;
+  let markCaughtUp!: () => void;
+  const caughtUp = new Promise<void>((r) => {
+    markCaughtUp = r;
+  });
+  if (pending === 0) markCaughtUp();
+  const messages = await consumer.consume({ max_messages: 256 });
+  const loop = (async () => {
+    for await (const m of messages) {
+      apply(m);
+      if (m.info.pending === 0) {
+        markCaughtUp();
+        changed();
+      }
+    }
+  })().catch((err) =>
+    o.logger?.error({ err: String(err) }, "spot intake: the cluster log could not be read"),
+  );
+  if (pending === 0) changed();
+
+  return {
+    regions,
+    clusters: () => [...regionOf.keys()].filter((id) => !ended.has(id)).sort(),
+    clusterOf: (instanceId) => {
+      const clusterId = instances.get(instanceId);
+      const region = clusterId ? regionOf.get(clusterId) : undefined;
+      return clusterId && region && !ended.has(clusterId) ? { clusterId, region } : undefined;
+    },
+    caughtUp,
+    stop: async () => {
+      messages.stop();
+      await loop;
+      await consumer.delete().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,280 @@
+/**
+ * Spot interruption intake. On AWS the two-minute warning ("EC2 Spot Instance
+ * Interruption Warning") reaches Cairn through an EventBridge rule into an SQS queue
+ * (default `cairn-spot-interruptions`) in each region. One loop per region with live
+ * clusters long-polls that queue with @aws-sdk/client-sqs and, per message:
+ *  1. reads the EventBridge event (zod); anything else is deleted with a warning;
+ *  2. finds the node: the instance's cluster from the log (`cluster.instance-running`),
+ *     the node named after the instance; an instance of no live Cairn cluster is
+ *     deleted with a note;
+ *  3. records `node.record-interruption` (command id derived from the event id, so a
+ *     message received twice records once), which drains the node at once;
+ *  4. deletes the message, only after the record: a crash between the two leaves the
+ *     message to come back after its visibility timeout, and recording it again changes
+ *     nothing.
+ * Only the holder of the `node-ops.spot-intake` lease polls, so a notice is taken once.
+ */
+
+import { hostname } from "node:os";
+import {
+  DeleteMessageCommand,
+  GetQueueUrlCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+  type SQSClientConfig,
+} from "@aws-sdk/client-sqs";
+import {
+  type CommandHandler,
+  catalogue,
+  derivedId,
+  type Nats,
+  type NodeopCommand,
+  type NodeopEvent,
+  newId,
+  type RunnerLogger,
+} from "@cairn/events";
+import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import { z } from "zod";
+import type { NodeopState } from "../nodeop/decider.ts";
+import type { Workloads } from "../ports.ts";
+import { type PlacementLoop, startPlacementLoop } from "../workload/placement-reactor.ts";
+import { type ClusterDirectory, startClusterDirectory } from "./cluster-directory.ts";
+
+export const SPOT_INTAKE_LEASE = "node-ops.spot-intake";
+export const DEFAULT_INTERRUPTION_QUEUE = "cairn-spot-interruptions";
+/** AWS gives a spot instance two minutes between the warning and the reclaim. */
+export const SPOT_NOTICE_SECONDS = 120;
+
+export interface SpotIntakeOptions {
+  nats: Nats;
+  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  logger?: RunnerLogger;
+  /** SQS client settings (endpoint, credentials); absent: as the SDK reads the environment (`AWS_ENDPOINT_URL_SQS`, …). */
+  sqs?: Pick<SQSClientConfig, "endpoint" | "credentials">;
+  /** The queue's name in every region (default `cairn-spot-interruptions`). */
+  queueName?: string;
+  /** Long-poll length (default 20 s, SQS's maximum). */
+  waitTimeSeconds?: number;
+  /** How long a received message stays hidden before it comes back if not deleted (default 30 s). */
+  visibilityTimeoutSeconds?: number;
+  leaseTtlMs?: number;
+  /** Spot/on-demand placement of opted-in Deployments, run under the same lease; absent: off. */
+  placement?: { workloads?: Workloads; intervalMs?: number; cooldownMs?: number };
+}
+
+export interface SpotIntake {
+  /** The regions this process polls now (none unless it holds the lease). */
+  regions(): string[];
+  /** One placement pass now (when placement is on and this process leads). */
+  reconcilePlacement(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The EventBridge event, as much of it as Cairn reads. */
+const interruptionWarning = z.object({
+  id: z.string().min(1).max(128),
+  "detail-type": z.literal("EC2 Spot Instance Interruption Warning"),
+  time: z.string().datetime(),
+  region: z.string().min(1),
+  detail: z.object({ "instance-id": z.string().min(1), "instance-action": z.string() }),
+});
+
+export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake> {
+  const queueName = o.queueName ?? DEFAULT_INTERRUPTION_QUEUE;
+  const clients = new Map<string, SQSClient>();
+  const sqs = (region: string) => {
+    let c = clients.get(region);
+    if (!c) {
+      c = new SQSClient({ region, ...(o.sqs ?? {}) });
+      clients.set(region, c);
+    }
+    return c;
+  };
+  let active:
+    | {
+        directory: ClusterDirectory;
+        abort: AbortController;
+        loops: Map<string, Promise<void>>;
+        placement?: PlacementLoop;
+      }
+    | undefined;
+
+  const sleep = (ms: number, signal: AbortSignal) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      signal.addEventListener("abort", () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+
+  /** One message: record the interruption, then delete it (see the steps above). */
+  const take = async (
+    region: string,
+    queueUrl: string,
+    m: Message,
+    directory: ClusterDirectory,
+    signal: AbortSignal,
+  ) => {
+    const remove = () =>
+      sqs(region).send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }), {
+        abortSignal: signal,
+      });
+    let event: z.infer<typeof interruptionWarning>;
+    try {
+      event = interruptionWarning.parse(JSON.parse(m.Body ?? ""));
+    } catch {
+      o.logger?.warn(
+        { region, queue: queueName, messageId: m.MessageId },
+        "not a spot interruption warning: deleted",
+      );
+      await remove();
+      return;
+    }
+    const instanceId = event.detail["instance-id"];
+    const owner = directory.clusterOf(instanceId);
+    if (!owner) {
+      o.logger?.info(
+        { region, instanceId },
+        "spot interruption of an instance of no live Cairn cluster: deleted",
+      );
+      await remove();
+      return;
+    }
+    const noticeTime = new Date(Date.parse(event.time)).toISOString();
+    const terminationTime = new Date(Date.parse(event.time) + SPOT_NOTICE_SECONDS * 1000).toISOString();
+    const parsed = catalogue.parseCommand({
+      id: derivedId(event.id, "node.record-interruption"),
+      type: "node.record-interruption",
+      data: {
+        clusterId: owner.clusterId,
+        node: instanceId,
+        instanceId,
+        region: event.region,
+        noticeId: event.id,
+        noticeTime,
+        terminationTime,
+      },
+      meta: { actor: "node-ops" },
+    });
+    if (!parsed.ok) {
+      o.logger?.warn(
+        { region, instanceId, reason: parsed.error.message },
+        "unusable spot interruption warning: deleted",
+      );
+      await remove();
+      return;
+    }
+    await o.handler.handle(parsed.value);
+    o.logger?.info(
+      { cluster: owner.clusterId, node: instanceId, terminationTime },
+      "spot interruption noticed",
+    );
+    await remove();
+  };
+
+  /** Long-polls one region's queue while the region has live clusters and we lead. */
+  const poll = async (region: string, directory: ClusterDirectory, signal: AbortSignal) => {
+    let queueUrl: string | undefined;
+    let failures = 0;
+    while (!signal.aborted && directory.regions().includes(region)) {
+      try {
+        queueUrl ??= (
+          await sqs(region).send(new GetQueueUrlCommand({ QueueName: queueName }), { abortSignal: signal })
+        ).QueueUrl;
+        const r = await sqs(region).send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: o.waitTimeSeconds ?? 20,
+            VisibilityTimeout: o.visibilityTimeoutSeconds ?? 30,
+          }),
+          { abortSignal: signal },
+        );
+        // The messages are of different nodes: taken side by side.
+        await Promise.all((r.Messages ?? []).map((m) => take(region, queueUrl!, m, directory, signal)));
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) return;
+        const name = (err as { name?: string }).name;
+        if (name === "QueueDoesNotExist") queueUrl = undefined;
+        // Capped exponential backoff with full jitter; a missing queue is looked for again.
+        const delay = Math.random() * Math.min(30_000, 500 * 2 ** failures++);
+        o.logger?.warn(
+          { region, queue: queueName, err: String(err), retryInMs: Math.round(delay) },
+          name === "QueueDoesNotExist"
+            ? "the spot interruption queue does not exist (create it, with the EventBridge rule that feeds it)"
+            : "spot interruption intake failed",
+        );
+        await sleep(delay, signal);
+      }
+    }
+  };
+
+  const start = async () => {
+    if (active) return;
+    const abort = new AbortController();
+    const loops = new Map<string, Promise<void>>();
+    let dir: ClusterDirectory | undefined;
+    const ensureLoops = (regions: string[]) => {
+      if (abort.signal.aborted || !dir) return;
+      for (const r of regions) {
+        if (loops.has(r)) continue;
+        const p = poll(r, dir, abort.signal).finally(() => loops.delete(r));
+        loops.set(r, p);
+      }
+    };
+    const directory = await startClusterDirectory({
+      nats: o.nats,
+      ...(o.logger ? { logger: o.logger } : {}),
+      // Polling waits for the history: an instance it names must be known by then.
+      onRegions: (r) => void dir?.caughtUp.then(() => ensureLoops(r)),
+    });
+    dir = directory;
+    const workloads = o.placement?.workloads;
+    const placement = workloads
+      ? startPlacementLoop({
+          workloads,
+          clusters: () => directory.clusters(),
+          ...(o.logger ? { logger: o.logger } : {}),
+          ...(o.placement?.intervalMs !== undefined ? { intervalMs: o.placement.intervalMs } : {}),
+          ...(o.placement?.cooldownMs !== undefined ? { cooldownMs: o.placement.cooldownMs } : {}),
+        })
+      : undefined;
+    active = { directory, abort, loops, ...(placement ? { placement } : {}) };
+    await directory.caughtUp;
+    ensureLoops(directory.regions());
+  };
+  const end = async () => {
+    const a = active;
+    active = undefined;
+    if (!a) return;
+    a.abort.abort();
+    await a.placement?.stop();
+    await Promise.allSettled([...a.loops.values()]);
+    await a.directory.stop();
+  };
+
+  const lease: LeaderLease = await acquireLeadership({
+    nc: o.nats.nc,
+    name: SPOT_INTAKE_LEASE,
+    holder: `${hostname()}-${process.pid}-${newId()}`,
+    ...(o.leaseTtlMs !== undefined ? { ttlMs: o.leaseTtlMs } : {}),
+    onElected: () =>
+      start().catch((err) => o.logger?.error({ err: String(err) }, "spot intake could not start")),
+    onDeposed: end,
+  });
+
+  return {
+    regions: () => (active ? [...active.loops.keys()].sort() : []),
+    reconcilePlacement: async () => {
+      await active?.placement?.reconcile();
+    },
+    stop: async () => {
+      await lease.release();
+      await end();
+      for (const c of clients.values()) c.destroy();
+    },
+  };
+}
