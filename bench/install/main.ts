@@ -15,9 +15,16 @@
  * Run: node bench/install/main.ts [--scale 100] [--runs 3] [--nodes 3,50]
  */
 import { parseArgs } from "node:util";
-import { CommandBus, catalogue, EventStore, exampleClusterCreate, Headers, type RecordedEvent } from "@cairn/events";
+import {
+  CommandBus,
+  catalogue,
+  EventStore,
+  exampleClusterCreate,
+  Headers,
+  type RecordedEvent,
+} from "@cairn/events";
 import { startJetStream } from "@cairn/events/testing";
-import { startInstaller } from "@cairn/installer";
+import { DEFAULT_FIRST_POLL_MS, startInstaller } from "@cairn/installer";
 import { startNodeOps } from "@cairn/node-ops";
 import { startProvisioner } from "@cairn/provisioner";
 import { REALISTIC_LATENCIES, SIM_CREDENTIALS, startSim } from "@cairn/sim";
@@ -73,7 +80,15 @@ async function once(nodes: number, seed: number): Promise<Run> {
     // Every agent of the 50-node cluster joins at once: the floor has one join, not three waves.
     policy: { maxParallelJoins: Math.max(49, nodes) },
     // SSM's own timeout is counted in sim seconds, which pass SCALE times faster: scale the backstop.
-    reactor: { pollMs, maxPollMs, executionTimeoutFactor: 2 * SCALE },
+    // The steps' first looks (their typical durations on AWS) shortened alike.
+    reactor: {
+      pollMs,
+      maxPollMs,
+      executionTimeoutFactor: 2 * SCALE,
+      firstPollMs: Object.fromEntries(
+        Object.entries(DEFAULT_FIRST_POLL_MS).map(([k, ms]) => [k, ms / SCALE]),
+      ),
+    },
   });
   const bus = new CommandBus({ js: js.nats.js, catalogue });
   const clusterId = `bench-${nodes}`;
@@ -105,7 +120,10 @@ async function once(nodes: number, seed: number): Promise<Run> {
   const phases = breakdown(sentAt, cluster, install);
   if (process.env.BENCH_DUMP) {
     const kube = (await store.load({ type: "kube", id: clusterId })).events;
-    (await import("node:fs")).writeFileSync(process.env.BENCH_DUMP, JSON.stringify({ sentAt, cluster, install, kube }));
+    (await import("node:fs")).writeFileSync(
+      process.env.BENCH_DUMP,
+      JSON.stringify({ sentAt, cluster, install, kube }),
+    );
   }
 
   await installer.stop();
@@ -122,7 +140,8 @@ function breakdown(sentAt: number, cluster: RecordedEvent[], install: RecordedEv
   const all = [...cluster, ...install];
   const find = (type: string, p: (d: Record<string, unknown>) => boolean = () => true) =>
     all.filter((e) => e.type === type && p(e.data as Record<string, unknown>));
-  const first = (es: RecordedEvent[]) => es.map(at).reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  const first = (es: RecordedEvent[]) =>
+    es.map(at).reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
   const last = (es: RecordedEvent[]) => es.map(at).reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
   const server = (d: Record<string, unknown>) => d.slot === 0;
   const isStep = (step: string) => (d: Record<string, unknown>) => d.step === step;
@@ -156,9 +175,12 @@ function breakdown(sentAt: number, cluster: RecordedEvent[], install: RecordedEv
     "last node Ready → install completed": completed - lastReady,
     "install completed → cluster Ready": clusterReady - completed,
     "(last agent online, after init succeeded by)": lastAgentOnline - initDone,
-    "(last agent launched, after server launched by)": last(find("cluster.instance-launched", (d) => !server(d))) - launched,
-    "(last agent running, after server running by)": last(find("cluster.instance-running", (d) => !server(d))) - running,
-    "(last agent added, after server running by)": last(find("install.node-added", (d) => !server(d))) - running,
+    "(last agent launched, after server launched by)":
+      last(find("cluster.instance-launched", (d) => !server(d))) - launched,
+    "(last agent running, after server running by)":
+      last(find("cluster.instance-running", (d) => !server(d))) - running,
+    "(last agent added, after server running by)":
+      last(find("install.node-added", (d) => !server(d))) - running,
     "(last agent online, after server online by)": lastAgentOnline - online,
     "(install commits)": new Set(install.map((e) => e.sequence)).size,
   };

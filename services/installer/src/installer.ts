@@ -27,7 +27,7 @@ export interface InstallerOptions {
   policy?: Partial<InstallPolicy>;
   reactor?: Pick<
     InstallReactorOptions,
-    "pollMs" | "maxPollMs" | "executionTimeoutFactor" | "outputBucket" | "now"
+    "pollMs" | "maxPollMs" | "firstPollMs" | "executionTimeoutFactor" | "outputBucket" | "now"
   >;
 }
 

@@ -26,6 +26,7 @@ import {
   eventFilter,
   type InstallCommand,
   type InstallEvent,
+  type InstallStep,
   type Nats,
   PermanentError,
   type RawEventEnvelope,
@@ -54,6 +55,12 @@ export interface InstallReactorOptions {
   /** First look again after this long (default 1 s), doubling up to `maxPollMs` (default 15 s). */
   pollMs?: number;
   maxPollMs?: number;
+  /**
+   * When to take the first look at a step's command, by step: nothing can be seen
+   * before it can have ended, so a poll then is wasted. Defaults:
+   * {@link DEFAULT_FIRST_POLL_MS}. After it, see {@link waitDelay}.
+   */
+  firstPollMs?: Partial<Record<InstallStep, number>>;
   /** SSM's own execution timeout is this many times the step's deadline: a backstop for when no installer watches. */
   executionTimeoutFactor?: number;
   /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
@@ -62,6 +69,30 @@ export interface InstallReactorOptions {
 }
 
 type Event = RawEventEnvelope & { sequence: number; deliveries: number };
+
+/**
+ * When a step's command is first looked at: 80% of its typical duration on AWS (a K3s
+ * server install ~60 s, a join ~30 s). A faster run than that is rare; from there on
+ * the polls come every 5% of the time waited, so a result is seen at most ~5% late.
+ * Steps not named are looked at from the start.
+ */
+export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<InstallStep, number>>> = {
+  "k3s-server-init": 48_000,
+  "k3s-server-join": 24_000,
+  "k3s-agent-join": 24_000,
+};
+
+/**
+ * How long to wait before looking again at something that has been going for
+ * `elapsedMs` and is expected to take at least `firstMs`: until the first look, then
+ * 5% of the time waited so far (between `pollMs` and `maxPollMs`). Unlike a delay that
+ * doubles with each look, the lateness stays proportional to the wait (≤ 5%), and a
+ * long step is not looked at a dozen times before it can have ended.
+ */
+export function waitDelay(elapsedMs: number, firstMs: number, pollMs: number, maxPollMs: number): number {
+  if (elapsedMs < firstMs) return firstMs - elapsedMs;
+  return Math.min(maxPollMs, Math.max(pollMs, elapsedMs / 20));
+}
 type Active = Exclude<InstallState, { status: "Absent" }>;
 
 /** The comment a step's command carries: how a send cut short by a crash is found again. */
@@ -77,6 +108,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const later = (deliveries: number, why: string) =>
     new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
   const log = o.logger;
+  const firstPoll: Partial<Record<InstallStep, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
+  const since = (iso: string | undefined) => (iso ? Math.max(0, now().getTime() - Date.parse(iso)) : 0);
 
   /** Decides an internal command on the install, named after its cause. */
   const record = async (
@@ -203,18 +236,24 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
         }
         if (!n.online) {
+          // Looked at from the start: the instance may have run long before the
+          // provisioner saw it, so its agent may be registered already.
           const online = await o.remote.onlineInstances(region, [n.instanceId]);
-          if (online.has(n.instanceId)) {
-            await record(
-              e,
-              "install.record-online",
-              { slot, instanceId: n.instanceId },
-              { sameAggregate: true },
-            );
-          }
+          if (!online.has(n.instanceId))
+            throw later(e.deliveries, `${n.instanceId}'s SSM Agent has not registered yet`);
+          await record(
+            e,
+            "install.record-online",
+            { slot, instanceId: n.instanceId },
+            { sameAggregate: true },
+          );
         }
-        // Looked at again until the node is Ready, to give up on it at its deadline.
-        throw later(e.deliveries, `node ${n.node} is not a Ready node yet`);
+        // Online: its step's own events carry it on; this one only has to come back at
+        // the node's deadline, to give up on it if it is not a Ready node by then.
+        throw new RetryLaterError(
+          Math.max(pollMs, Date.parse(n.joinDeadline) - now().getTime()),
+          `node ${n.node} is not a Ready node yet`,
+        );
       }
 
       case "install.step-requested":
@@ -366,11 +405,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         { slot: n.slot, step: s.name, attempt: s.attempt, commandId: s.commandId, ...data },
         { sameAggregate: true },
       );
+    const toDeadline = s.deadline !== undefined ? Date.parse(s.deadline) - now().getTime() : Infinity;
+    const late = toDeadline <= 0;
+    const sent = since(s.sentAt ?? e.time);
+    const first = firstPoll[s.name] ?? 0;
+    // Back at the deadline at the latest, to cancel a step that hangs.
+    const wait = (why: string) =>
+      new RetryLaterError(Math.max(1, Math.min(toDeadline, waitDelay(sent, first, pollMs, maxPollMs))), why);
+    // Too early to have ended: not worth a call to SSM.
+    if (!late && sent < first) throw wait(`${s.name} on ${n.node} cannot have ended yet`);
     const inv = await o.remote.invocation(region, d.commandId, n.instanceId);
-    const late = s.deadline !== undefined && Date.parse(s.deadline) <= now().getTime();
     if (!inv || RUNNING_STATUSES.has(inv.status)) {
-      if (!late)
-        throw later(e.deliveries, `${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
+      if (!late) throw wait(`${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
       // Past the deadline: cancel the old command before any new attempt is sent.
       if (inv) await o.remote.cancel(region, d.commandId, n.instanceId);
       log?.warn(
