@@ -281,7 +281,7 @@ describe("failures", () => {
     expect(d.map((e) => e.type)).toEqual(["install.step-failed", "install.node-failed"]);
     expect(d[0]?.data).toMatchObject({ willRetry: false });
     expect(d[1]?.data).toMatchObject({ slot: 1000, instanceId: "i-a0" });
-    expect((d[1]?.data as { reason: string }).reason).toContain("k3s-agent-join failed 3 times");
+    expect((d[1]?.data as { reason: string } | undefined)?.reason).toContain("k3s-agent-join failed 3 times");
   });
   it("a first server that cannot be installed fails the install", () => {
     const given = [
@@ -314,7 +314,9 @@ describe("failures", () => {
       ["install.node-failed", 1000],
       ["install.node-failed", 1001],
     ]);
-    expect((late[0]?.data as { reason: string }).reason).toContain("its SSM Agent never registered");
+    expect((late[0]?.data as { reason: string } | undefined)?.reason).toContain(
+      "its SSM Agent never registered",
+    );
     spec.given(given).when(cmd("install.check-deadlines")).then([]);
   });
 });

@@ -478,7 +478,10 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         const real = failures.find((f) => !(f.reason instanceof RetryLaterError));
         if (real) throw real.reason;
         const delays = failures.map((f) => (f.reason as RetryLaterError).delayMs);
-        throw new RetryLaterError(Math.min(...delays), (failures[0]?.reason as Error).message);
+        throw new RetryLaterError(
+          Math.min(...delays),
+          (failures[0]?.reason as Error | undefined)?.message ?? "waiting",
+        );
       },
     });
 
