@@ -60,7 +60,7 @@ export interface InstallReactorOptions {
    * before it can have ended, so a poll then is wasted. Defaults:
    * {@link DEFAULT_FIRST_POLL_MS}. After it, see {@link waitDelay}.
    */
-  firstPollMs?: Partial<Record<InstallStep, number>>;
+  firstPollMs?: Partial<Record<Wait, number>>;
   /** SSM's own execution timeout is this many times the step's deadline: a backstop for when no installer watches. */
   executionTimeoutFactor?: number;
   /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
@@ -70,13 +70,19 @@ export interface InstallReactorOptions {
 
 type Event = RawEventEnvelope & { sequence: number; deliveries: number };
 
+/** What the reactor waits for: a step's command, or a new instance's SSM Agent registering. */
+export type Wait = InstallStep | "ssm-registration";
+
 /**
- * When a step's command is first looked at: 80% of its typical duration on AWS (a K3s
- * server install ~60 s, a join ~30 s). A faster run than that is rare; from there on
- * the polls come every 5% of the time waited, so a result is seen at most ~5% late.
- * Steps not named are looked at from the start.
+ * When a wait is first looked at: 80% of its typical duration on AWS (an SSM Agent
+ * registering ~20 s after its instance runs, a K3s server install ~60 s, a join
+ * ~30 s). A faster run than that is rare; from there on the polls come every 5% of the
+ * time waited, so a result is seen at most ~5% late. Steps not named are looked at from
+ * the start. Registration is counted from the node's addition, which follows its
+ * instance running by the provisioner's own lateness in seeing it.
  */
-export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<InstallStep, number>>> = {
+export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<Wait, number>>> = {
+  "ssm-registration": 16_000,
   "k3s-server-init": 48_000,
   "k3s-server-join": 24_000,
   "k3s-agent-join": 24_000,
@@ -108,7 +114,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const later = (deliveries: number, why: string) =>
     new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
   const log = o.logger;
-  const firstPoll: Partial<Record<InstallStep, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
+  const firstPoll: Partial<Record<Wait, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
   const since = (iso: string | undefined) => (iso ? Math.max(0, now().getTime() - Date.parse(iso)) : 0);
 
   /** Decides an internal command on the install, named after its cause. */
@@ -235,18 +241,39 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         if (Date.parse(n.joinDeadline) <= now().getTime()) {
           return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
         }
-        if (!n.online) {
-          // Looked at from the start: the instance may have run long before the
-          // provisioner saw it, so its agent may be registered already.
-          const online = await o.remote.onlineInstances(region, [n.instanceId]);
-          if (!online.has(n.instanceId))
-            throw later(e.deliveries, `${n.instanceId}'s SSM Agent has not registered yet`);
-          await record(
-            e,
-            "install.record-online",
-            { slot, instanceId: n.instanceId },
-            { sameAggregate: true },
+        const waited = since(e.time);
+        const firstLook = firstPoll["ssm-registration"] ?? 0;
+        if (!n.online && waited < firstLook)
+          throw new RetryLaterError(
+            firstLook - waited,
+            `${n.instanceId}'s SSM Agent cannot have registered yet`,
           );
+        if (!n.online) {
+          // One
+          // DescribeInstanceInformation asks for every node of the cluster still waiting
+          // for its agent: whichever node's wait comes back first records them all, so a
+          // large cluster costs one call per look, not one per node, and the other waits
+          // find their node online.
+          const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
+          const online = await o.remote.onlineInstances(
+            region,
+            waiting.map((x) => x.instanceId),
+          );
+          for (const x of waiting) {
+            if (!online.has(x.instanceId)) continue;
+            // This node's own record keeps the id it always had; the others are keyed by slot.
+            await record(
+              e,
+              "install.record-online",
+              { slot: x.slot, instanceId: x.instanceId },
+              { sameAggregate: true, ...(x.slot === slot ? {} : { key: `slot=${x.slot}` }) },
+            );
+          }
+          if (!online.has(n.instanceId))
+            throw new RetryLaterError(
+              waitDelay(waited, firstLook, pollMs, maxPollMs),
+              `${n.instanceId}'s SSM Agent has not registered yet`,
+            );
         }
         // Online: its step's own events carry it on; this one only has to come back at
         // the node's deadline, to give up on it if it is not a Ready node by then.
