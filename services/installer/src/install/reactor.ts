@@ -74,15 +74,15 @@ type Event = RawEventEnvelope & { sequence: number; deliveries: number };
 export type Wait = InstallStep | "ssm-registration";
 
 /**
- * When a wait is first looked at: 80% of its typical duration on AWS (an SSM Agent
- * registering ~20 s after its instance runs, a K3s server install ~60 s, a join
- * ~30 s). A faster run than that is rare; from there on the polls come every 5% of the
- * time waited, so a result is seen at most ~5% late. Steps not named are looked at from
- * the start. Registration is counted from the node's addition, which follows its
- * instance running by the provisioner's own lateness in seeing it.
+ * When a wait is first looked at: 80% of a step's typical duration on AWS (a K3s
+ * server install ~60 s, a join ~30 s). A faster run than that is rare; from there on
+ * the polls come every 5% of the time waited, so a result is seen at most ~5% late.
+ * Steps not named are looked at from the start. An SSM Agent registers ~20 s after its
+ * instance runs, but that wait is counted from the node's addition, which comes as late
+ * as the provisioner was in seeing the instance run: half of it.
  */
 export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<Wait, number>>> = {
-  "ssm-registration": 16_000,
+  "ssm-registration": 10_000,
   "k3s-server-init": 48_000,
   "k3s-server-join": 24_000,
   "k3s-agent-join": 24_000,
@@ -116,6 +116,24 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const log = o.logger;
   const firstPoll: Partial<Record<Wait, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
   const since = (iso: string | undefined) => (iso ? Math.max(0, now().getTime() - Date.parse(iso)) : 0);
+
+  /**
+   * The cluster's last answer from DescribeInstanceInformation, reused for `pollMs`:
+   * each waiting node's event comes back on its own, and without this a cluster of n
+   * nodes would ask n times per look for the same answer.
+   */
+  const lastLook = new Map<string, { at: number; ids: ReadonlySet<string>; online: ReadonlySet<string> }>();
+  const onlineOf = async (clusterId: string, region: string, nodes: readonly { instanceId: string }[]) => {
+    const t = now().getTime();
+    const seen = lastLook.get(clusterId);
+    if (seen && t - seen.at < pollMs && nodes.every((x) => seen.ids.has(x.instanceId))) return seen.online;
+    const ids = nodes.map((x) => x.instanceId);
+    const online = await o.remote.onlineInstances(region, ids);
+    // Nobody left to wait for: nothing worth keeping.
+    if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
+    else lastLook.set(clusterId, { at: t, ids: new Set(ids), online });
+    return online;
+  };
 
   /** Decides an internal command on the install, named after its cause. */
   const record = async (
@@ -255,10 +273,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           // large cluster costs one call per look, not one per node, and the other waits
           // find their node online.
           const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
-          const online = await o.remote.onlineInstances(
-            region,
-            waiting.map((x) => x.instanceId),
-          );
+          const online = await onlineOf(clusterId, region, waiting);
           for (const x of waiting) {
             if (!online.has(x.instanceId)) continue;
             // This node's own record keeps the id it always had; the others are keyed by slot.
