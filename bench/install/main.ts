@@ -29,7 +29,7 @@ import {
 import { startJetStream } from "@cairn/events/testing";
 import { DEFAULT_FIRST_POLL_MS, startInstaller } from "@cairn/installer";
 import { startNodeOps } from "@cairn/node-ops";
-import { startProvisioner } from "@cairn/provisioner";
+import { FIRST_BOOT_POLL_MS, startProvisioner } from "@cairn/provisioner";
 import { REALISTIC_LATENCIES, SIM_CREDENTIALS, startSim } from "@cairn/sim";
 
 const { values: args } = parseArgs({
@@ -66,7 +66,11 @@ interface Run {
   ms: number;
   /** Named intervals along the critical path, real ms, from the events' times. */
   phases: Record<string, number>;
+  /** Calls the services made to the sim's polled actions: how much looking the waits cost. */
+  calls: Record<string, number>;
 }
+
+const POLLED = ["DescribeInstances", "DescribeInstanceInformation", "GetCommandInvocation", "SendCommand"];
 
 async function once(nodes: number, seed: number): Promise<Run> {
   const js = await startJetStream();
@@ -75,7 +79,14 @@ async function once(nodes: number, seed: number): Promise<Run> {
   // Polls scaled with the clock: what a 1 s first look and a 15 s ceiling are in real time.
   const pollMs = Math.max(1, 1000 / SCALE);
   const maxPollMs = Math.max(pollMs, 15_000 / SCALE);
-  const provisioner = await startProvisioner({ nats: js.nats, ec2: aws, pollMs, maxPollMs });
+  // The first look at a booting instance is what the provisioner's main gives on AWS, scaled alike.
+  const provisioner = await startProvisioner({
+    nats: js.nats,
+    ec2: aws,
+    pollMs,
+    maxPollMs,
+    firstBootPollMs: FIRST_BOOT_POLL_MS / SCALE,
+  });
   const nodeOps = await startNodeOps({ nats: js.nats, ssm: aws });
   const installer = await startInstaller({
     nats: js.nats,
@@ -138,12 +149,14 @@ async function once(nodes: number, seed: number): Promise<Run> {
     writeFileSync(process.env.BENCH_DUMP, JSON.stringify({ sentAt, cluster, install, kube }));
   }
 
+  const calls = Object.fromEntries(POLLED.map((a) => [a, sim.requests.list({ action: a }).length]));
+
   await installer.stop();
   await nodeOps.stop();
   await provisioner.stop();
   await sim.stop();
   await js.dispose();
-  return { nodes, ms, phases };
+  return { nodes, ms, phases, calls };
 }
 
 /** The critical path, read from the events' times (wall clock, ms). */
@@ -267,3 +280,8 @@ for (const name of names) {
   const f = floorOf[name];
   console.log(`  ${name.padEnd(48)}${cells.join("")}   ${f !== undefined ? fmt(f) : ""}`);
 }
+console.log("\n  calls to the sim's polled actions, median per cluster:");
+for (const a of POLLED)
+  console.log(
+    `  ${a.padEnd(48)}${results.map((runs) => fmt(median(runs.map((r) => r.calls[a] ?? 0))).padStart(18)).join("")}`,
+  );
