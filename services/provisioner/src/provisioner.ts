@@ -24,6 +24,8 @@ export interface ProvisionerOptions {
   /** How soon the reactor looks again at an instance that is not there yet (ms). */
   pollMs?: number;
   maxPollMs?: number;
+  /** The first look at a launched instance (ms); default `FIRST_BOOT_POLL_MS`. */
+  firstBootPollMs?: number;
   defaultAmi?: string;
 }
 
@@ -54,6 +56,7 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}),
     ...(o.maxPollMs !== undefined ? { maxPollMs: o.maxPollMs } : {}),
+    ...(o.firstBootPollMs !== undefined ? { firstBootPollMs: o.firstBootPollMs } : {}),
     ...(o.defaultAmi ? { defaultAmi: o.defaultAmi } : {}),
   });
   const follower = await startInstallFollower({

@@ -14,6 +14,7 @@ import { createSsmRemoteExec } from "../adapters/ssm.ts";
 import { type Installer, startInstaller } from "../installer.ts";
 import type { RemoteExec, StepCommand } from "../ports.ts";
 import type { InstallState } from "./decider.ts";
+import { DEFAULT_FIRST_POLL_MS } from "./reactor.ts";
 
 let js: TestJetStream;
 let sim: Sim;
@@ -45,7 +46,13 @@ const startTheInstaller = () =>
     // Probe rounds only when a test asks (installer.probe()).
     health: { intervalMs: 3_600_000, probeTimeoutMs: 10_000, pollMs: 20 },
     // SSM's own timeout is in the sim's seconds, which pass 100 times faster: scale the backstop.
-    reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200 },
+    // The steps' first looks too: their typical durations on AWS, a hundred times shorter.
+    reactor: {
+      pollMs: 20,
+      maxPollMs: 200,
+      executionTimeoutFactor: 200,
+      firstPollMs: Object.fromEntries(Object.entries(DEFAULT_FIRST_POLL_MS).map(([k, ms]) => [k, ms / 100])),
+    },
   });
 
 beforeAll(async () => {

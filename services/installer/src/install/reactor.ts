@@ -28,6 +28,7 @@ import {
   eventFilter,
   type InstallCommand,
   type InstallEvent,
+  type InstallStep,
   type Nats,
   nodeAggregateId,
   PermanentError,
@@ -57,6 +58,12 @@ export interface InstallReactorOptions {
   /** First look again after this long (default 1 s), doubling up to `maxPollMs` (default 15 s). */
   pollMs?: number;
   maxPollMs?: number;
+  /**
+   * When to take the first look at a step's command, by step: nothing can be seen
+   * before it can have ended, so a poll then is wasted. Defaults:
+   * {@link DEFAULT_FIRST_POLL_MS}. After it, see {@link waitDelay}.
+   */
+  firstPollMs?: Partial<Record<Wait, number>>;
   /** SSM's own execution timeout is this many times the step's deadline: a backstop for when no installer watches. */
   executionTimeoutFactor?: number;
   /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
@@ -65,6 +72,36 @@ export interface InstallReactorOptions {
 }
 
 type Event = RawEventEnvelope & { sequence: number; deliveries: number };
+
+/** What the reactor waits for: a step's command, or a new instance's SSM Agent registering. */
+export type Wait = InstallStep | "ssm-registration";
+
+/**
+ * When a wait is first looked at: 80% of a step's typical duration on AWS (a K3s
+ * server install ~60 s, a join ~30 s). A faster run than that is rare; from there on
+ * the polls come every 5% of the time waited, so a result is seen at most ~5% late.
+ * Steps not named are looked at from the start. An SSM Agent registers ~20 s after its
+ * instance runs, but that wait is counted from the node's addition, which comes as late
+ * as the provisioner was in seeing the instance run: half of it.
+ */
+export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<Wait, number>>> = {
+  "ssm-registration": 10_000,
+  "k3s-server-init": 48_000,
+  "k3s-server-join": 24_000,
+  "k3s-agent-join": 24_000,
+};
+
+/**
+ * How long to wait before looking again at something that has been going for
+ * `elapsedMs` and is expected to take at least `firstMs`: until the first look, then
+ * 5% of the time waited so far (between `pollMs` and `maxPollMs`). Unlike a delay that
+ * doubles with each look, the lateness stays proportional to the wait (≤ 5%), and a
+ * long step is not looked at a dozen times before it can have ended.
+ */
+export function waitDelay(elapsedMs: number, firstMs: number, pollMs: number, maxPollMs: number): number {
+  if (elapsedMs < firstMs) return firstMs - elapsedMs;
+  return Math.min(maxPollMs, Math.max(pollMs, elapsedMs / 20));
+}
 type Active = Exclude<InstallState, { status: "Absent" }>;
 
 /** The comment a step's command carries: how a send cut short by a crash is found again. */
@@ -97,6 +134,27 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       },
     });
     return id;
+  };
+
+  const firstPoll: Partial<Record<Wait, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
+  const since = (iso: string | undefined) => (iso ? Math.max(0, now().getTime() - Date.parse(iso)) : 0);
+
+  /**
+   * The cluster's last answer from DescribeInstanceInformation, reused for `pollMs`:
+   * each waiting node's event comes back on its own, and without this a cluster of n
+   * nodes would ask n times per look for the same answer.
+   */
+  const lastLook = new Map<string, { at: number; ids: ReadonlySet<string>; online: ReadonlySet<string> }>();
+  const onlineOf = async (clusterId: string, region: string, nodes: readonly { instanceId: string }[]) => {
+    const t = now().getTime();
+    const seen = lastLook.get(clusterId);
+    if (seen && t - seen.at < pollMs && nodes.every((x) => seen.ids.has(x.instanceId))) return seen.online;
+    const ids = nodes.map((x) => x.instanceId);
+    const online = await o.remote.onlineInstances(region, ids);
+    // Nobody left to wait for: nothing worth keeping.
+    if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
+    else lastLook.set(clusterId, { at: t, ids: new Set(ids), online });
+    return online;
   };
 
   /** Decides an internal command on the install, named after its cause. */
@@ -237,19 +295,43 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         if (Date.parse(n.joinDeadline) <= now().getTime()) {
           return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
         }
+        const waited = since(e.time);
+        const firstLook = firstPoll["ssm-registration"] ?? 0;
+        if (!n.online && waited < firstLook)
+          throw new RetryLaterError(
+            firstLook - waited,
+            `${n.instanceId}'s SSM Agent cannot have registered yet`,
+          );
         if (!n.online) {
-          const online = await o.remote.onlineInstances(region, [n.instanceId]);
-          if (online.has(n.instanceId)) {
+          // One
+          // DescribeInstanceInformation asks for every node of the cluster still waiting
+          // for its agent: whichever node's wait comes back first records them all, so a
+          // large cluster costs one call per look, not one per node, and the other waits
+          // find their node online.
+          const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
+          const online = await onlineOf(clusterId, region, waiting);
+          for (const x of waiting) {
+            if (!online.has(x.instanceId)) continue;
+            // This node's own record keeps the id it always had; the others are keyed by slot.
             await record(
               e,
               "install.record-online",
-              { slot, instanceId: n.instanceId },
-              { sameAggregate: true },
+              { slot: x.slot, instanceId: x.instanceId },
+              { sameAggregate: true, ...(x.slot === slot ? {} : { key: `slot=${x.slot}` }) },
             );
           }
+          if (!online.has(n.instanceId))
+            throw new RetryLaterError(
+              waitDelay(waited, firstLook, pollMs, maxPollMs),
+              `${n.instanceId}'s SSM Agent has not registered yet`,
+            );
         }
-        // Looked at again until the node is Ready, to give up on it at its deadline.
-        throw later(e.deliveries, `node ${n.node} is not a Ready node yet`);
+        // Online: its step's own events carry it on; this one only has to come back at
+        // the node's deadline, to give up on it if it is not a Ready node by then.
+        throw new RetryLaterError(
+          Math.max(pollMs, Date.parse(n.joinDeadline) - now().getTime()),
+          `node ${n.node} is not a Ready node yet`,
+        );
       }
 
       case "install.step-requested":
@@ -467,11 +549,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         { slot: n.slot, step: s.name, attempt: s.attempt, commandId: s.commandId, ...data },
         { sameAggregate: true },
       );
+    const toDeadline = s.deadline !== undefined ? Date.parse(s.deadline) - now().getTime() : Infinity;
+    const late = toDeadline <= 0;
+    const sent = since(s.sentAt ?? e.time);
+    const first = firstPoll[s.name] ?? 0;
+    // Back at the deadline at the latest, to cancel a step that hangs.
+    const wait = (why: string) =>
+      new RetryLaterError(Math.max(1, Math.min(toDeadline, waitDelay(sent, first, pollMs, maxPollMs))), why);
+    // Too early to have ended: not worth a call to SSM.
+    if (!late && sent < first) throw wait(`${s.name} on ${n.node} cannot have ended yet`);
     const inv = await o.remote.invocation(region, d.commandId, n.instanceId);
-    const late = s.deadline !== undefined && Date.parse(s.deadline) <= now().getTime();
     if (!inv || RUNNING_STATUSES.has(inv.status)) {
-      if (!late)
-        throw later(e.deliveries, `${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
+      if (!late) throw wait(`${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
       // Past the deadline: cancel the old command before any new attempt is sent.
       if (inv) await o.remote.cancel(region, d.commandId, n.instanceId);
       log?.warn(
@@ -535,7 +624,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         const delays = failures.map((f) => (f.reason as RetryLaterError).delayMs);
         throw new RetryLaterError(
           Math.min(...delays),
-          String((failures[0]?.reason as Error | undefined)?.message),
+          (failures[0]?.reason as Error | undefined)?.message ?? "waiting",
         );
       },
     });

@@ -77,7 +77,23 @@ export interface ClusterReactorOptions {
   /** How soon to look again at an instance that is not there yet; doubles up to `maxPollMs`. */
   pollMs?: number;
   maxPollMs?: number;
+  /**
+   * The first look at a launched instance: none can be running sooner, so a look then
+   * is wasted. After it, every 5% of the time waited (between `pollMs` and
+   * `maxPollMs`), so a boot is seen at most ~5% late. Default 0 (look at once, as tests
+   * on a sim without latencies want); on AWS `main.ts` gives {@link FIRST_BOOT_POLL_MS}.
+   */
+  firstBootPollMs?: number;
   defaultAmi?: string;
+}
+
+/** EC2 instances seldom leave `pending` in under 10 s (typically 10–30 s). */
+export const FIRST_BOOT_POLL_MS = 10_000;
+
+/** Until `firstMs`, then 5% of the time waited, within [pollMs, maxPollMs]. Pure. */
+export function bootPollDelay(elapsedMs: number, firstMs: number, pollMs: number, maxPollMs: number): number {
+  if (elapsedMs < firstMs) return firstMs - elapsedMs;
+  return Math.min(maxPollMs, Math.max(pollMs, elapsedMs / 20));
 }
 
 type Event = RawEventEnvelope & { type: ClusterEvent["type"] };
@@ -87,11 +103,37 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
   const maxPollMs = o.maxPollMs ?? 15_000;
   const later = (deliveries: number, why: string) =>
     new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+  const firstBoot = o.firstBootPollMs ?? 0;
+
+  /**
+   * The cluster's last DescribeInstances of its launched instances, reused for `pollMs`:
+   * each launched slot's event comes back on its own, and without this a cluster of n
+   * instances would ask n times per look for the same answer.
+   */
+  const lastLook = new Map<
+    string,
+    { at: number; ids: ReadonlySet<string>; seen: Map<string, InstanceInfo> }
+  >();
+  const describeLaunched = async (clusterId: string, region: string, ids: readonly string[]) => {
+    const t = Date.now();
+    const last = lastLook.get(clusterId);
+    if (last && t - last.at < pollMs && ids.every((id) => last.ids.has(id))) return last.seen;
+    const seen = new Map((await o.compute.describe(region, ids)).map((i) => [i.instanceId, i]));
+    // Nothing pending any more: nothing worth keeping.
+    if (ids.every((id) => seen.get(id)?.state !== "pending")) lastLook.delete(clusterId);
+    else lastLook.set(clusterId, { at: t, ids: new Set(ids), seen });
+    return seen;
+  };
 
   /** Decides an internal command on the cluster, named after its cause. */
-  const record = async (cause: Event & { sequence: number }, type: ClusterCommand["type"], data: object) => {
+  const record = async (
+    cause: Event & { sequence: number },
+    type: ClusterCommand["type"],
+    data: object,
+    key?: string,
+  ) => {
     const parsed = catalogue.parseCommand({
-      id: derivedId(cause.id, type),
+      id: key === undefined ? derivedId(cause.id, type) : derivedId(cause.id, type, key),
       type,
       data: { clusterId: cause.aggregate.id, ...data },
       meta: { actor: "provisioner", causationId: cause.id, correlationId: cause.meta.correlationId },
@@ -188,7 +230,38 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         const d = e.data as { slot: number; instanceId: string; attempt: number };
         const slot = state.slots[d.slot];
         if (ending || !slot || slot.status !== "launched" || slot.instanceId !== d.instanceId) return;
-        const [instance] = await o.compute.describe(region, [d.instanceId]);
+        // 1. Not before it can be running.
+        const waited = Math.max(0, Date.now() - Date.parse(e.time));
+        if (waited < firstBoot)
+          throw new RetryLaterError(firstBoot - waited, `${d.instanceId} cannot be running yet`);
+        // 2. One DescribeInstances for every instance of the cluster still launching:
+        //    whichever slot's event comes back first records every one running, so a
+        //    large cluster costs one call per look, and the other events find their slot
+        //    running. Other slots' records are keyed by slot; this one keeps its old id.
+        const launched = Object.values(state.slots).filter(
+          (s): s is typeof s & { instanceId: string } =>
+            s.status === "launched" && s.instanceId !== undefined,
+        );
+        const seen = await describeLaunched(
+          ref.id,
+          region,
+          launched.map((s) => s.instanceId),
+        );
+        for (const s of launched) {
+          const other = seen.get(s.instanceId);
+          if (s.slot === d.slot || other?.state !== "running") continue;
+          await record(
+            e,
+            "cluster.record-running",
+            {
+              slot: s.slot,
+              instanceId: s.instanceId,
+              ...(other.privateIpAddress ? { privateIp: other.privateIpAddress } : {}),
+            },
+            `slot=${s.slot}`,
+          );
+        }
+        const instance = seen.get(d.instanceId);
         if (instance?.state === "running")
           return record(e, "cluster.record-running", {
             slot: d.slot,
@@ -196,7 +269,10 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
             ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
           });
         if (!instance || instance.state === "pending")
-          throw later(deliveries, `${d.instanceId} is not running yet`);
+          throw new RetryLaterError(
+            bootPollDelay(waited, firstBoot, pollMs, maxPollMs),
+            `${d.instanceId} is not running yet`,
+          );
         return record(e, "cluster.record-launch-failure", {
           slot: d.slot,
           attempt: d.attempt,
