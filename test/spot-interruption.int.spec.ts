@@ -61,7 +61,7 @@ beforeAll(async () => {
     logger,
     remote: createSsmRemoteExec(aws),
     // SSM's own timeout is in the sim's seconds, which pass 20 times faster: scale the backstop.
-    reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 40 },
+    reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 40, timeScale: 20 },
   });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 60_000);

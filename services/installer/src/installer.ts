@@ -28,7 +28,7 @@ export interface InstallerOptions {
   policy?: Partial<InstallPolicy>;
   reactor?: Pick<
     InstallReactorOptions,
-    "pollMs" | "maxPollMs" | "firstPollMs" | "executionTimeoutFactor" | "outputBucket" | "now"
+    "pollMs" | "maxPollMs" | "firstPollMs" | "timeScale" | "executionTimeoutFactor" | "outputBucket" | "now"
   >;
   /** The K3s service probe's timing; `false`: no probes (node-ops' facts still count). */
   health?:

@@ -2,7 +2,6 @@
 // installs out over SSM (the AWS SDK reads endpoint, credentials and region from the
 // environment; secrets stay in SSM Parameter Store).
 import { envVars, runService, serviceConfig } from "@cairn/service";
-import { DEFAULT_FIRST_POLL_MS } from "./install/reactor.ts";
 import { startInstaller } from "./installer.ts";
 
 const config = serviceConfig.extend({
@@ -32,9 +31,7 @@ await runService({
         maxPollMs: c.CAIRN_INSTALL_POLL_MS * 15,
         // A step's first look is at its typical duration on AWS; on a sim that runs
         // faster every duration is shorter alike (CAIRN_SIM_TIME_SCALE is 1 on AWS).
-        firstPollMs: Object.fromEntries(
-          Object.entries(DEFAULT_FIRST_POLL_MS).map(([step, ms]) => [step, ms / c.CAIRN_SIM_TIME_SCALE]),
-        ),
+        timeScale: c.CAIRN_SIM_TIME_SCALE,
         ...(c.CAIRN_INSTALL_OUTPUT_BUCKET ? { outputBucket: c.CAIRN_INSTALL_OUTPUT_BUCKET } : {}),
       },
     }),

@@ -44,7 +44,7 @@ async function startStack(latencies: Partial<Latencies>, policy: InstallerOption
     remote: createSsmRemoteExec({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
     ...(policy ? { policy } : {}),
     health: false,
-    reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200 },
+    reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200, timeScale: 100 },
   });
   return {
     js,

@@ -14,7 +14,6 @@ import { createSsmRemoteExec } from "../adapters/ssm.ts";
 import { type Installer, startInstaller } from "../installer.ts";
 import type { RemoteExec, StepCommand } from "../ports.ts";
 import type { InstallState } from "./decider.ts";
-import { DEFAULT_FIRST_POLL_MS } from "./reactor.ts";
 
 let js: TestJetStream;
 let sim: Sim;
@@ -51,7 +50,7 @@ const startTheInstaller = () =>
       pollMs: 20,
       maxPollMs: 200,
       executionTimeoutFactor: 200,
-      firstPollMs: Object.fromEntries(Object.entries(DEFAULT_FIRST_POLL_MS).map(([k, ms]) => [k, ms / 100])),
+      timeScale: 100,
     },
   });
 

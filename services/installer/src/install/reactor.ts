@@ -64,6 +64,11 @@ export interface InstallReactorOptions {
    * {@link DEFAULT_FIRST_POLL_MS}. After it, see {@link waitDelay}.
    */
   firstPollMs?: Partial<Record<Wait, number>>;
+  /**
+   * How much faster than real time the cloud runs (the sim's time scale; 1 on AWS): the
+   * default first looks, meant for real time, are divided by it.
+   */
+  timeScale?: number;
   /** SSM's own execution timeout is this many times the step's deadline: a backstop for when no installer watches. */
   executionTimeoutFactor?: number;
   /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
@@ -136,7 +141,11 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     return id;
   };
 
-  const firstPoll: Partial<Record<Wait, number>> = { ...DEFAULT_FIRST_POLL_MS, ...o.firstPollMs };
+  const scale = o.timeScale ?? 1;
+  const firstPoll: Partial<Record<Wait, number>> = {
+    ...Object.fromEntries(Object.entries(DEFAULT_FIRST_POLL_MS).map(([wait, ms]) => [wait, ms / scale])),
+    ...o.firstPollMs,
+  };
   const since = (iso: string | undefined) => (iso ? Math.max(0, now().getTime() - Date.parse(iso)) : 0);
 
   /**
