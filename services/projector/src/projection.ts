@@ -24,14 +24,9 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { applyEvents, type SequencedEvent } from "./apply-events.ts";
 import type { Db } from "./db/database.ts";
-import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
-import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
-import { toEventIndexRow } from "./projections/event-index.ts";
-import { lockCheckpoint, readCheckpoint, writeCheckpoint } from "./repository/checkpoint.ts";
-import { getClusters, upsertClusters } from "./repository/clusters.ts";
-import { getCommands, upsertCommands } from "./repository/commands.ts";
-import { indexRowsByKey, upsertEventIndex } from "./repository/event-index.ts";
+import { lockCheckpoint, readCheckpoint, takeApplyLock, writeCheckpoint } from "./repository/checkpoint.ts";
 
 export interface ProjectionTarget {
   readonly db: Db;
@@ -160,6 +155,9 @@ export async function projectInTransaction(
   const { db, schema, name } = target;
   const cat = target.catalogue ?? defaultCatalogue;
   return await db.transaction().execute(async (trx) => {
+    // First statement: a schema swap holds this lock while it renames, so a batch never
+    // straddles the swap; every table below is resolved by name after it.
+    await takeApplyLock(trx);
     const checkpoint = await lockCheckpoint(trx, schema, name);
     const fresh = msgs.filter((m) => m.seq > checkpoint).sort((a, b) => a.seq - b.seq);
     const skipped = msgs.length - fresh.length;
@@ -204,7 +202,7 @@ export async function projectInTransaction(
     });
     if (ready.length === 0) return result({ deadLettered: 0, commits: 0, events: 0 });
 
-    const events: { event: RawEventEnvelope; sequence: number }[] = [];
+    const events: SequencedEvent[] = [];
     let deadLettered = 0;
     let commits = 0;
     for (const m of ready) {
@@ -221,43 +219,7 @@ export async function projectInTransaction(
       for (const event of parsed.events) events.push({ event, sequence: m.seq });
     }
 
-    const clusterIds = new Set<string>();
-    const commandIds = new Set<string>();
-    for (const { event } of events) {
-      if (event.aggregate.type === "cluster") clusterIds.add(event.aggregate.id);
-      if (event.meta.commandId !== undefined) commandIds.add(event.meta.commandId);
-    }
-    const clusters = await getClusters(trx, schema, [...clusterIds]);
-    const commands = await getCommands(trx, schema, [...commandIds]);
-    const changedClusters = new Map<string, ClusterRow>();
-    const changedCommands = new Map<string, CommandRow>();
-    for (const { event, sequence } of events) {
-      if (event.aggregate.type === "cluster") {
-        const id = event.aggregate.id;
-        const before = clusters.get(id);
-        const after = applyClusterEvent(before, event, sequence);
-        if (after && after !== before) {
-          clusters.set(id, after);
-          changedClusters.set(id, after);
-        }
-      }
-      const commandId = event.meta.commandId;
-      if (commandId !== undefined) {
-        const after = applyCommandEvent(commands.get(commandId), event, sequence);
-        if (after) {
-          commands.set(commandId, after);
-          changedCommands.set(commandId, after);
-        }
-      }
-    }
-
-    await upsertEventIndex(
-      trx,
-      schema,
-      indexRowsByKey(events.map(({ event, sequence }) => toEventIndexRow(event, sequence))),
-    );
-    await upsertClusters(trx, schema, [...changedClusters.values()]);
-    await upsertCommands(trx, schema, [...changedCommands.values()]);
+    await applyEvents(trx, schema, events);
     await writeCheckpoint(trx, schema, name, last);
     return result({ deadLettered, commits, events: events.length });
   });

@@ -1,7 +1,9 @@
 /**
- * The read-model tables as kysely sees them, and the connection. Every table lives in
- * one Postgres schema whose name is a parameter (`public` today), so a replay can
- * later build a fresh schema next to the live one and swap.
+ * The read-model tables as kysely sees them, and the connection. The live tables live
+ * in one Postgres schema, `cairn`; a replay builds `cairn_rebuild_<n>` next to it and
+ * swaps the two by renaming schemas. Every connection has `search_path = cairn, public`,
+ * so a query that names a table without a schema (`select … from clusters`) reads the
+ * live one, before and after a swap alike.
  */
 import { type ColumnType, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
@@ -70,7 +72,8 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-export const DEFAULT_SCHEMA = "public";
+/** The schema of the live read models (a replay renames a rebuilt schema to it). */
+export const DEFAULT_SCHEMA = "cairn";
 
 /** A schema name we are willing to splice into DDL: lower-case identifier, at most 63 characters. */
 export function assertSchemaName(schema: string): string {
@@ -86,12 +89,16 @@ const INT8_OID = 20;
 
 /**
  * A kysely instance on its own pool. `bigint` columns (stream sequences) are read as
- * numbers: JetStream sequences stay far below 2^53.
+ * numbers: JetStream sequences stay far below 2^53. Each connection starts with
+ * `search_path = <searchPath>, public` (default: the live schema), resolved by name at
+ * every statement, so unqualified table names follow a schema swap.
  */
-export function openDatabase(url: string, opts: { max?: number } = {}): Db {
+export function openDatabase(url: string, opts: { max?: number; searchPath?: string } = {}): Db {
+  const searchPath = assertSchemaName(opts.searchPath ?? DEFAULT_SCHEMA);
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
+    options: `-c search_path=${searchPath},public`,
     types: {
       getTypeParser: ((oid: number, format?: "text" | "binary") =>
         oid === INT8_OID

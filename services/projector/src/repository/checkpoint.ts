@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 
 /** Makes sure the checkpoint row exists (at 0). Idempotent. */
@@ -49,4 +50,16 @@ export async function writeCheckpoint(
     .set({ last_sequence: lastSequence })
     .where("name", "=", name)
     .execute();
+}
+
+/**
+ * Every live batch takes this transaction-scoped advisory lock first; a replay's swap
+ * takes it to pause the live apply while it applies the last tail and renames schemas.
+ * (An arbitrary constant: "cairn-projector-apply" in the database's advisory-lock space.)
+ */
+export const APPLY_LOCK_KEY = 7_361_043_501;
+
+/** Waits for, then holds until the transaction ends, the apply lock. */
+export async function takeApplyLock(trx: Db): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)})`.execute(trx);
 }
