@@ -2,7 +2,7 @@ import { DLQ_STREAM, dlqSubject, eventSubject, Headers, Streams } from "@cairn/e
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Db, DEFAULT_SCHEMA as SCHEMA, openDatabase } from "./db/database.ts";
+import { type Db, openDatabase, DEFAULT_SCHEMA as SCHEMA } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { projectBatch, streamReader, WaitingForSequenceError } from "./projection.ts";
 import { foldCluster } from "./projections/clusters.ts";

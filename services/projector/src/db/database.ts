@@ -87,24 +87,62 @@ export function assertSchemaName(schema: string): string {
 
 const INT8_OID = 20;
 
+/** pg's type parsers, with `bigint` read as a number (stream sequences stay far below 2^53). */
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** The connection settings every projector connection uses. */
+function connectionConfig(url: string, searchPath: string | undefined) {
+  return {
+    connectionString: url,
+    options: `-c search_path=${assertSchemaName(searchPath ?? DEFAULT_SCHEMA)},public`,
+    types,
+  };
+}
+
 /**
- * A kysely instance on its own pool. `bigint` columns (stream sequences) are read as
- * numbers: JetStream sequences stay far below 2^53. Each connection starts with
+ * A kysely instance on its own pool. Each connection starts with
  * `search_path = <searchPath>, public` (default: the live schema), resolved by name at
  * every statement, so unqualified table names follow a schema swap.
  */
 export function openDatabase(url: string, opts: { max?: number; searchPath?: string } = {}): Db {
-  const searchPath = assertSchemaName(opts.searchPath ?? DEFAULT_SCHEMA);
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.max ?? 10,
-    options: `-c search_path=${searchPath},public`,
-    types: {
-      getTypeParser: ((oid: number, format?: "text" | "binary") =>
-        oid === INT8_OID
-          ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-    },
-  });
+  const pool = new pg.Pool({ ...connectionConfig(url, opts.searchPath), max: opts.max ?? 10 });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** One connection, and a kysely instance that runs every query on it (for COPY and hand-made transactions). */
+export interface DedicatedConnection {
+  readonly client: pg.Client;
+  readonly db: Db;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens one connection. Statements from `client` and `db` share it, so a transaction
+ * begun with `client.query("begin")` covers both, and COPY (which needs the raw client)
+ * sits in the same transaction as kysely's upserts.
+ */
+export async function openDedicatedConnection(
+  url: string,
+  opts: { searchPath?: string } = {},
+): Promise<DedicatedConnection> {
+  const client = new pg.Client(connectionConfig(url, opts.searchPath));
+  await client.connect();
+  // kysely asks a pool for a connection per query and releases it after: lend it the one client.
+  const lent = Object.assign(client, { release() {} });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: { connect: async () => lent, end: async () => {}, options: {} } }),
+  });
+  return {
+    client,
+    db,
+    close: async () => {
+      await db.destroy();
+      await client.end();
+    },
+  };
 }

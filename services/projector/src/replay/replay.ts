@@ -1,0 +1,305 @@
+/**
+ * Replay with zero downtime: rebuild every read model from sequence 1 into a fresh
+ * schema while the live one keeps serving, then swap the two in one transaction.
+ *
+ *  1. Take the replay lock (one replay at a time) and pick the rebuild schema:
+ *     `<live>_rebuild_<n>` if one is left from an interrupted run (it resumes after its
+ *     own checkpoint), else a new one, migrated from code.
+ *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches;
+ *     each batch is one transaction with the rebuild's checkpoint, COPY for the event
+ *     index, and `synchronous_commit = off` (a commit lost in a crash loses its
+ *     checkpoint with it, and the next run re-applies it). Repeat until near the head.
+ *  3. Swap, in ONE transaction: take the apply lock (the live projection takes it per
+ *     batch, so it pauses), apply the rebuild up to the live checkpoint, compare the two
+ *     (row counts and content hashes), apply the rest up to the stream's head, rename
+ *     `<live>` → `<live>_old_<n>` and the rebuild → `<live>`, commit. The checkpoint
+ *     row moves with its schema, so the live projection continues from the rebuild's
+ *     checkpoint, skipping what it covers. `checkOnly` compares and drops the rebuild.
+ *  4. Drop the old schema (unless `keepOld`).
+ */
+import { type Catalogue, catalogue as defaultCatalogue, type Nats, type RunnerLogger } from "@cairn/events";
+import { counter, gauge } from "@cairn/service";
+import type { JsMsg } from "@nats-io/jetstream";
+import { sql } from "kysely";
+import { applyEvents, type SequencedEvent } from "../apply-events.ts";
+import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDedicatedConnection } from "../db/database.ts";
+import { migrateToLatest } from "../db/migrate.ts";
+import type { EventIndexRow } from "../projections/event-index.ts";
+import {
+  ensureCheckpoint,
+  readCheckpoint,
+  takeApplyLock,
+  writeCheckpoint,
+} from "../repository/checkpoint.ts";
+import { copyEventIndex } from "../repository/event-index-copy.ts";
+import { type Comparison, compareSchemas } from "./compare.ts";
+import { readLog, streamHead } from "./read-log.ts";
+
+/** Session advisory lock held for a whole replay: two replays never build at once. */
+export const REPLAY_LOCK_KEY = 7_361_043_502;
+
+export interface ReplayOptions {
+  readonly databaseUrl: string;
+  readonly nats: Nats;
+  /** The live schema. Default `cairn`. */
+  readonly schema?: string;
+  /** The checkpoint row's name (the live durable's). Default `projector`. */
+  readonly name?: string;
+  /** Messages per rebuild transaction. Default 5,000. */
+  readonly batchSize?: number;
+  /** Compare a rebuild with live, do not swap; the rebuild is dropped afterwards. */
+  readonly checkOnly?: boolean;
+  /** Keep `<live>_old_<n>` after the swap (default: dropped). */
+  readonly keepOld?: boolean;
+  readonly logger?: RunnerLogger;
+  readonly catalogue?: Catalogue;
+  /** Stops the load between batches (a shutdown); the next replay resumes from the rebuild's checkpoint. */
+  readonly signal?: AbortSignal;
+  /** Called after every load batch. */
+  readonly onProgress?: (p: ReplayProgress) => void;
+}
+
+export interface ReplayProgress {
+  readonly schema: string;
+  readonly checkpoint: number;
+  readonly head: number;
+  readonly events: number;
+}
+
+export interface ReplayResult {
+  /** The schema the rebuild was built in. */
+  readonly rebuildSchema: string;
+  /** The rebuild's checkpoint when this run started (0: from sequence 1; more: resumed). */
+  readonly resumedFrom: number;
+  /** The rebuild's checkpoint at the end (= the live checkpoint after a swap). */
+  readonly checkpoint: number;
+  readonly commits: number;
+  readonly events: number;
+  /** Messages that are not readable commits (the live projection dead-lettered them): skipped. */
+  readonly unreadable: number;
+  readonly ms: number;
+  readonly eventsPerSecond: number;
+  readonly swapped: boolean;
+  /** Where the previous live schema went (absent if dropped or not swapped). */
+  readonly oldSchema?: string;
+  readonly comparison: Comparison;
+}
+
+export class ReplayInProgressError extends Error {
+  override readonly name = "ReplayInProgressError";
+  constructor() {
+    super("another replay holds the replay lock; wait for it to finish (or for its process to end)");
+  }
+}
+
+export class ReplayAbortedError extends Error {
+  override readonly name = "ReplayAbortedError";
+  readonly checkpoint: number;
+  constructor(schema: string, checkpoint: number) {
+    super(`replay stopped at ${checkpoint}; the next replay resumes ${schema} from ${checkpoint + 1}`);
+    this.checkpoint = checkpoint;
+  }
+}
+
+const applied = counter("cairn_projector_events_applied_total", "Events applied to read models", ["mode"]);
+const replayCheckpoint = gauge(
+  "cairn_projector_replay_checkpoint",
+  "Stream sequence a running rebuild reached",
+);
+const replayHead = gauge("cairn_projector_replay_head", "Stream head the running rebuild is catching up to");
+
+const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
+
+/** Rebuilds every read model from sequence 1 and swaps it in (or only compares). */
+export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
+  const live = assertSchemaName(opts.schema ?? DEFAULT_SCHEMA);
+  const name = opts.name ?? "projector";
+  const batchSize = opts.batchSize ?? 5_000;
+  const log = opts.logger ?? silent;
+  const cat = opts.catalogue ?? defaultCatalogue;
+  const t0 = performance.now();
+  const conn = await openDedicatedConnection(opts.databaseUrl, { searchPath: live });
+  const { client, db } = conn;
+  try {
+    // 1. One replay at a time (a session lock: it goes with the connection if the process dies).
+    const locked = await sql<{
+      ok: boolean;
+    }>`select pg_try_advisory_lock(${sql.lit(REPLAY_LOCK_KEY)}) as ok`.execute(db);
+    if (!locked.rows[0]?.ok) throw new ReplayInProgressError();
+    const rebuild = await rebuildSchemaName(db, live);
+    await migrateToLatest(db, rebuild);
+    await ensureCheckpoint(db, rebuild, name);
+    const resumedFrom = await readCheckpoint(db, rebuild, name);
+    log.info({ rebuild, resumedFrom, live }, resumedFrom > 0 ? "replay resumes" : "replay starts");
+
+    const totals = { commits: 0, events: 0, unreadable: 0 };
+    let checkpoint = resumedFrom;
+    const applyUpTo = async (until: number) => {
+      for await (const msgs of readLog(opts.nats, checkpoint + 1, until, batchSize)) {
+        const r = await applyRebuildBatch(client, db, rebuild, name, msgs, cat);
+        totals.commits += r.commits;
+        totals.events += r.events;
+        totals.unreadable += r.unreadable;
+        checkpoint = r.checkpoint;
+        applied.inc({ mode: "replay" }, r.events);
+        replayCheckpoint.set(checkpoint);
+      }
+    };
+
+    // 2. Load, batch by batch, until less than a batch separates it from the head.
+    for (
+      let head = await streamHead(opts.nats);
+      head - checkpoint > batchSize;
+      head = await streamHead(opts.nats)
+    ) {
+      replayHead.set(head);
+      for await (const msgs of readLog(opts.nats, checkpoint + 1, head, batchSize)) {
+        const before = totals.events;
+        await inTransaction(client, true, async () => {
+          const r = await applyRebuildBatch(client, db, rebuild, name, msgs, cat);
+          totals.commits += r.commits;
+          totals.events += r.events;
+          totals.unreadable += r.unreadable;
+          checkpoint = r.checkpoint;
+        });
+        applied.inc({ mode: "replay" }, totals.events - before);
+        replayCheckpoint.set(checkpoint);
+        opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
+        if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
+      }
+    }
+
+    // 3. The swap (or the check), in one transaction that pauses the live apply.
+    let comparison: Comparison = { compared: false, reason: "not compared" };
+    let oldSchema: string | undefined;
+    await inTransaction(client, false, async () => {
+      await takeApplyLock(db);
+      const liveCheckpoint = await readCheckpoint(db, live, name);
+      if (liveCheckpoint >= checkpoint) {
+        await applyUpTo(liveCheckpoint);
+        comparison = await compareSchemas(db, live, rebuild, liveCheckpoint);
+      } else {
+        comparison = {
+          compared: false,
+          reason: `the live projection (at ${liveCheckpoint}) is behind the rebuild (at ${checkpoint})`,
+        };
+      }
+      logComparison(log, comparison);
+      if (opts.checkOnly) return;
+      await applyUpTo(await streamHead(opts.nats));
+      oldSchema = `${live}_old_${rebuild.slice(`${live}_rebuild_`.length)}`;
+      await sql`alter schema ${sql.id(live)} rename to ${sql.id(oldSchema)}`.execute(db);
+      await sql`alter schema ${sql.id(rebuild)} rename to ${sql.id(live)}`.execute(db);
+    });
+
+    // 4. Clean up what is not needed any more.
+    if (opts.checkOnly) await sql`drop schema ${sql.id(rebuild)} cascade`.execute(db);
+    else if (!opts.keepOld && oldSchema) {
+      await sql`drop schema ${sql.id(oldSchema)} cascade`.execute(db);
+      oldSchema = undefined;
+    }
+    const ms = performance.now() - t0;
+    const result: ReplayResult = {
+      rebuildSchema: rebuild,
+      resumedFrom,
+      checkpoint,
+      ...totals,
+      ms: Math.round(ms),
+      eventsPerSecond: Math.round((totals.events * 1000) / ms),
+      swapped: !opts.checkOnly,
+      ...(oldSchema ? { oldSchema } : {}),
+      comparison,
+    };
+    log.info(
+      { ...result, comparison: undefined },
+      opts.checkOnly ? "replay check done" : "replay swapped in",
+    );
+    return result;
+  } finally {
+    replayHead.set(0);
+    await conn.close().catch(() => {});
+  }
+}
+
+function logComparison(log: RunnerLogger, c: Comparison): void {
+  if (!c.compared) log.warn({ reason: c.reason }, "rebuild not compared with live");
+  else if (c.equal) log.info({ at: c.at, tables: c.tables }, "rebuild equals live");
+  else
+    log.warn(
+      { at: c.at, differ: c.tables.filter((t) => !t.equal) },
+      "rebuild differs from live (expected when the projection code changed)",
+    );
+}
+
+/** The schema left by an interrupted rebuild (resumed), else a fresh `<live>_rebuild_<n>`. */
+async function rebuildSchemaName(db: Db, live: string): Promise<string> {
+  const r = await sql<{ nspname: string }>`
+    select nspname from pg_namespace where nspname ~ ${`^${live}_(rebuild|old)_[0-9]+$`}`.execute(db);
+  const numbered = r.rows.map((x) => ({
+    name: x.nspname,
+    rebuild: x.nspname.startsWith(`${live}_rebuild_`),
+    n: Number(x.nspname.slice(x.nspname.lastIndexOf("_") + 1)),
+  }));
+  const pending = numbered.filter((x) => x.rebuild).sort((a, b) => b.n - a.n)[0];
+  if (pending) return pending.name;
+  return assertSchemaName(`${live}_rebuild_${Math.max(0, ...numbered.map((x) => x.n)) + 1}`);
+}
+
+/** BEGIN … COMMIT on the dedicated connection; ROLLBACK on a throw. */
+async function inTransaction(client: ReplayClient, relaxed: boolean, f: () => Promise<void>): Promise<void> {
+  await client.query("begin");
+  try {
+    // Safe here: the checkpoint commits with the rows, so a lost commit is re-applied on resume.
+    if (relaxed) await client.query("set local synchronous_commit = off");
+    await f();
+    await client.query("commit");
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    throw err;
+  }
+}
+
+type ReplayClient = Parameters<typeof copyEventIndex>[0];
+
+/**
+ * Applies one batch of the log to the rebuild schema inside the open transaction:
+ * readable commits through {@link applyEvents} with the index written by COPY; if a key
+ * is already there (a log that repeats a position), the batch is redone with the
+ * upsert, which is what the live path does. Then the checkpoint.
+ */
+async function applyRebuildBatch(
+  client: ReplayClient,
+  db: Db,
+  schema: string,
+  name: string,
+  msgs: readonly JsMsg[],
+  cat: Catalogue,
+): Promise<{ commits: number; events: number; unreadable: number; checkpoint: number }> {
+  const events: SequencedEvent[] = [];
+  let commits = 0;
+  let unreadable = 0;
+  for (const m of msgs) {
+    let parsed: ReturnType<Catalogue["parseCommit"]>;
+    try {
+      parsed = cat.parseCommit(m.json());
+    } catch {
+      // The live projection dead-lettered it when it first came; a rebuild passes it.
+      unreadable++;
+      continue;
+    }
+    commits++;
+    for (const event of parsed.events) events.push({ event, sequence: m.seq });
+  }
+  const copy = async (_trx: Db, s: string, rows: readonly EventIndexRow[]) => copyEventIndex(client, s, rows);
+  await client.query("savepoint rebuild_batch");
+  try {
+    await applyEvents(db, schema, events, copy);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "23505") throw err;
+    await client.query("rollback to savepoint rebuild_batch");
+    await applyEvents(db, schema, events);
+  }
+  const checkpoint = msgs.at(-1)!.seq;
+  await writeCheckpoint(db, schema, name, checkpoint);
+  return { commits, events: events.length, unreadable, checkpoint };
+}
