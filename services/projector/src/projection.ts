@@ -9,7 +9,6 @@ import {
   describeError,
   eventFilter,
   type Nats,
-  type RawEventEnvelope,
   type RunnerLogger,
   type RunningConsumer,
   Streams,
@@ -26,6 +25,7 @@ import {
 } from "@nats-io/jetstream";
 import { applyEvents, type SequencedEvent } from "./apply-events.ts";
 import type { Db } from "./db/database.ts";
+import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import { lockCheckpoint, readCheckpoint, takeApplyLock, writeCheckpoint } from "./repository/checkpoint.ts";
 
 export interface ProjectionTarget {
@@ -305,7 +305,14 @@ export async function startProjection(opts: {
         const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
         status.lastBatchAt = new Date();
         status.checkpoint = outcome.checkpoint;
+        eventsApplied.inc({ mode: "live" }, outcome.events);
+        checkpointGauge.set(outcome.checkpoint);
+        gapsFilled.inc(outcome.filled);
+        const last = msgs.at(-1);
+        // EVT holds only evt.>, so the last delivery's pending count reaches the head.
+        if (last) lagGauge.set(Math.max(0, last.seq + last.info.pending - outcome.checkpoint));
         if (outcome.waitingFor !== undefined) {
+          gapWaits.inc();
           throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);
         }
         delete status.lastError;

@@ -10,6 +10,7 @@ import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from 
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
+import { type ReplayServer, serveReplayRequests } from "./replay/trigger.ts";
 import { ensureCheckpoint } from "./repository/checkpoint.ts";
 
 /** Where NATS is: a URL to connect to (closed on stop), or a connection to borrow (left open). */
@@ -25,10 +26,12 @@ export type ProjectorOptions = NatsSource & {
   readonly api: ApiOptions | false;
   /** Messages per batch (= per transaction) at most. Default 500. */
   readonly batchSize?: number;
-  /** Postgres schema of the read models. Default `public`. */
+  /** Postgres schema of the live read models. Default `cairn`. */
   readonly schema?: string;
   /** Durable consumer name, also the checkpoint's name. Default `projector`. */
   readonly durable?: string;
+  /** Answer replay requests on `cairn.admin.projector.replay`. Default true. */
+  readonly serveReplay?: boolean;
 };
 
 export interface Projector {
@@ -60,6 +63,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
   let ownNats = false;
   let projection: RunningProjection | undefined;
   let api: RunningApi | undefined;
+  let replays: ReplayServer | undefined;
 
   const shutdown = async () => {
     const errors: unknown[] = [];
@@ -71,6 +75,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         errors.push(err);
       }
     };
+    await step(replays && (() => replays!.stop()));
     await step(api && (() => api!.close()));
     await step(projection && (() => projection!.stop()));
     await step(ownNats && nats ? () => nats!.close() : undefined);
@@ -98,6 +103,15 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       batchSize,
       logger: log,
     });
+    if (opts.serveReplay ?? true) {
+      replays = serveReplayRequests({
+        nats,
+        databaseUrl: opts.databaseUrl,
+        schema,
+        name: durable,
+        logger: log,
+      });
+    }
     if (opts.api) {
       const status = projection.status;
       const nc = nats.nc;

@@ -10,6 +10,7 @@ import { aTraceparent, cluster, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { digestSchema } from "./compare.ts";
 import { ReplayAbortedError, replay } from "./replay.ts";
+import { REPLAY_SUBJECT, type ReplayReply } from "./trigger.ts";
 
 let infra: Infra;
 let db: Db;
@@ -50,7 +51,7 @@ async function writeLog(clusters: number, prefix = "c"): Promise<void> {
     }
   }
   for (const c of rejectionOfEveryAggregate(prefix)) {
-    const commandId = (c.events[0]?.data as { commandId: string }).commandId;
+    const commandId = `cmd-${c.aggregate.type}-${prefix}`;
     await infra.writer.append(c.aggregate, c.events, { commandId });
   }
 }
@@ -185,5 +186,24 @@ describe("replay", () => {
     expect(resumed.commits).toBe(infra.writer.lastSequence - stoppedAt);
     expect(resumed.comparison).toMatchObject({ compared: true, equal: true });
     expect(resumed.swapped).toBe(true);
+  });
+
+  it("answers a replay request on the bus (cairn.admin.projector.replay)", async () => {
+    await startLive();
+    await writeLog(2);
+    await caughtUp();
+    const ask = async (body: unknown) =>
+      (
+        await infra.nats.nc.request(REPLAY_SUBJECT, JSON.stringify(body), { timeout: 30_000 })
+      ).json<ReplayReply>();
+
+    const check = await ask({ checkOnly: true });
+    expect(check).toMatchObject({ ok: true, result: { swapped: false, comparison: { equal: true } } });
+    expect(await ask({ checkOnly: "yes" })).toMatchObject({ ok: false, error: "BadRequest" });
+    const swap = await ask({});
+    expect(swap).toMatchObject({
+      ok: true,
+      result: { swapped: true, checkpoint: infra.writer.lastSequence },
+    });
   });
 });

@@ -18,12 +18,12 @@
  *  4. Drop the old schema (unless `keepOld`).
  */
 import { type Catalogue, catalogue as defaultCatalogue, type Nats, type RunnerLogger } from "@cairn/events";
-import { counter, gauge } from "@cairn/service";
 import type { JsMsg } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { applyEvents, type SequencedEvent } from "../apply-events.ts";
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDedicatedConnection } from "../db/database.ts";
 import { migrateToLatest } from "../db/migrate.ts";
+import { eventsApplied, replayCheckpoint, replayHead } from "../metrics.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 import {
   ensureCheckpoint,
@@ -101,13 +101,6 @@ export class ReplayAbortedError extends Error {
   }
 }
 
-const applied = counter("cairn_projector_events_applied_total", "Events applied to read models", ["mode"]);
-const replayCheckpoint = gauge(
-  "cairn_projector_replay_checkpoint",
-  "Stream sequence a running rebuild reached",
-);
-const replayHead = gauge("cairn_projector_replay_head", "Stream head the running rebuild is catching up to");
-
 const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
 
 /** Rebuilds every read model from sequence 1 and swaps it in (or only compares). */
@@ -141,7 +134,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         totals.events += r.events;
         totals.unreadable += r.unreadable;
         checkpoint = r.checkpoint;
-        applied.inc({ mode: "replay" }, r.events);
+        eventsApplied.inc({ mode: "replay" }, r.events);
         replayCheckpoint.set(checkpoint);
       }
     };
@@ -162,7 +155,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           totals.unreadable += r.unreadable;
           checkpoint = r.checkpoint;
         });
-        applied.inc({ mode: "replay" }, totals.events - before);
+        eventsApplied.inc({ mode: "replay" }, totals.events - before);
         replayCheckpoint.set(checkpoint);
         opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
         if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
