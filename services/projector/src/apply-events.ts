@@ -1,9 +1,9 @@
 /**
  * Writes parsed events into the read models of one schema, inside the caller's
  * transaction: the event index, then clusters and commands folded in memory and
- * written with one multi-row upsert each. The live projection and a rebuild share it,
- * so a rebuild builds exactly what the live path builds; only how the event index is
- * written differs (an upsert live, COPY into a fresh table in a rebuild).
+ * written with one multi-row upsert each. A rebuild uses the same fold
+ * (`foldInto`) and rows (`eventIndexRows`), so it builds exactly what the live path
+ * builds; it only keeps the rows in memory and writes the index with COPY.
  */
 import type { RawEventEnvelope } from "@cairn/events";
 import type { Db } from "./db/database.ts";
@@ -20,16 +20,8 @@ export interface SequencedEvent {
   readonly sequence: number;
 }
 
-/** Writes event index rows (unique by key within one call). */
-export type IndexWriter = (trx: Db, schema: string, rows: readonly EventIndexRow[]) => Promise<void>;
-
 /** Applies `events` (in stream order) to the read models in `schema`. */
-export async function applyEvents(
-  trx: Db,
-  schema: string,
-  events: readonly SequencedEvent[],
-  writeIndex: IndexWriter = upsertEventIndex,
-): Promise<void> {
+export async function applyEvents(trx: Db, schema: string, events: readonly SequencedEvent[]): Promise<void> {
   if (events.length === 0) return;
   const clusterIds = new Set<string>();
   const commandIds = new Set<string>();
@@ -39,6 +31,27 @@ export async function applyEvents(
   }
   const clusters = await getClusters(trx, schema, [...clusterIds]);
   const commands = await getCommands(trx, schema, [...commandIds]);
+  const changed = foldInto(events, clusters, commands);
+  await upsertEventIndex(trx, schema, eventIndexRows(events));
+  await upsertClusters(trx, schema, changed.clusters);
+  await upsertCommands(trx, schema, changed.commands);
+}
+
+/** The event index rows of `events`, unique by key (the last one wins). */
+export function eventIndexRows(events: readonly SequencedEvent[]): EventIndexRow[] {
+  return indexRowsByKey(events.map(({ event, sequence }) => toEventIndexRow(event, sequence)));
+}
+
+/**
+ * Folds `events` into the rows in `clusters` and `commands` (updated in place: the
+ * maps hold the rows after the events) and returns the rows that changed. Pure
+ * otherwise: the rows themselves are new objects.
+ */
+export function foldInto(
+  events: readonly SequencedEvent[],
+  clusters: Map<string, ClusterRow>,
+  commands: Map<string, CommandRow>,
+): { clusters: ClusterRow[]; commands: CommandRow[] } {
   const changedClusters = new Map<string, ClusterRow>();
   const changedCommands = new Map<string, CommandRow>();
   for (const { event, sequence } of events) {
@@ -60,12 +73,5 @@ export async function applyEvents(
       }
     }
   }
-
-  await writeIndex(
-    trx,
-    schema,
-    indexRowsByKey(events.map(({ event, sequence }) => toEventIndexRow(event, sequence))),
-  );
-  await upsertClusters(trx, schema, [...changedClusters.values()]);
-  await upsertCommands(trx, schema, [...changedCommands.values()]);
+  return { clusters: [...changedClusters.values()], commands: [...changedCommands.values()] };
 }

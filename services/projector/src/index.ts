@@ -22,3 +22,4 @@ export {
   replay,
 } from "./replay/replay.ts";
 export { REPLAY_SUBJECT, type ReplayReply, type ReplayRequest, replayRequest } from "./replay/trigger.ts";
+export { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";

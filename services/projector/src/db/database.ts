@@ -111,6 +111,9 @@ function connectionConfig(url: string, searchPath: string | undefined) {
  */
 export function openDatabase(url: string, opts: { max?: number; searchPath?: string } = {}): Db {
   const pool = new pg.Pool({ ...connectionConfig(url, opts.searchPath), max: opts.max ?? 10 });
+  // An idle connection that the server ends (a restart, a dropped test database) is
+  // discarded by the pool; without a listener the event would crash the process.
+  pool.on("error", () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -131,6 +134,8 @@ export async function openDedicatedConnection(
   opts: { searchPath?: string } = {},
 ): Promise<DedicatedConnection> {
   const client = new pg.Client(connectionConfig(url, opts.searchPath));
+  // A broken connection fails the statement under way; the event alone must not crash the process.
+  client.on("error", () => {});
   await client.connect();
   // kysely asks a pool for a connection per query and releases it after: lend it the one client.
   const lent = Object.assign(client, { release() {} });

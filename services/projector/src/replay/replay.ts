@@ -18,22 +18,21 @@
  *  4. Drop the old schema (unless `keepOld`).
  */
 import { type Catalogue, catalogue as defaultCatalogue, type Nats, type RunnerLogger } from "@cairn/events";
-import type { JsMsg } from "@nats-io/jetstream";
 import { sql } from "kysely";
-import { applyEvents, type SequencedEvent } from "../apply-events.ts";
-import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDedicatedConnection } from "../db/database.ts";
+import {
+  assertSchemaName,
+  type Db,
+  DEFAULT_SCHEMA,
+  type DedicatedConnection,
+  openDedicatedConnection,
+} from "../db/database.ts";
 import { migrateToLatest } from "../db/migrate.ts";
 import { eventsApplied, replayCheckpoint, replayHead } from "../metrics.ts";
-import type { EventIndexRow } from "../projections/event-index.ts";
-import {
-  ensureCheckpoint,
-  readCheckpoint,
-  takeApplyLock,
-  writeCheckpoint,
-} from "../repository/checkpoint.ts";
-import { copyEventIndex } from "../repository/event-index-copy.ts";
+import { ensureCheckpoint, readCheckpoint, takeApplyLock } from "../repository/checkpoint.ts";
 import { type Comparison, compareSchemas } from "./compare.ts";
+import { deferIndexes, restoreIndexes } from "./deferred-indexes.ts";
 import { readLog, streamHead } from "./read-log.ts";
+import { loadRebuildState, type PreparedBatch, prepareBatch, writeBatch } from "./rebuild-batch.ts";
 
 /** Session advisory lock held for a whole replay: two replays never build at once. */
 export const REPLAY_LOCK_KEY = 7_361_043_502;
@@ -125,42 +124,68 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const resumedFrom = await readCheckpoint(db, rebuild, name);
     log.info({ rebuild, resumedFrom, live }, resumedFrom > 0 ? "replay resumes" : "replay starts");
 
+    const state = await loadRebuildState(db, rebuild, resumedFrom === 0);
     const totals = { commits: 0, events: 0, unreadable: 0 };
     let checkpoint = resumedFrom;
+    const count = (batch: PreparedBatch) => {
+      totals.commits += batch.commits;
+      totals.events += batch.events;
+      totals.unreadable += batch.unreadable;
+      checkpoint = batch.checkpoint;
+      eventsApplied.inc({ mode: "replay" }, batch.events);
+      replayCheckpoint.set(checkpoint);
+    };
+    /** Inside the caller's transaction: batches from the checkpoint to `until`, one after another. */
     const applyUpTo = async (until: number) => {
       for await (const msgs of readLog(opts.nats, checkpoint + 1, until, batchSize)) {
-        const r = await applyRebuildBatch(client, db, rebuild, name, msgs, cat);
-        totals.commits += r.commits;
-        totals.events += r.events;
-        totals.unreadable += r.unreadable;
-        checkpoint = r.checkpoint;
-        eventsApplied.inc({ mode: "replay" }, r.events);
-        replayCheckpoint.set(checkpoint);
+        const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+        await writeBatch(client, db, rebuild, name, batch);
+        count(batch);
       }
     };
 
-    // 2. Load, batch by batch, until less than a batch separates it from the head.
-    for (
-      let head = await streamHead(opts.nats);
-      head - checkpoint > batchSize;
-      head = await streamHead(opts.nats)
-    ) {
-      replayHead.set(head);
-      for await (const msgs of readLog(opts.nats, checkpoint + 1, head, batchSize)) {
-        const before = totals.events;
-        await inTransaction(client, true, async () => {
-          const r = await applyRebuildBatch(client, db, rebuild, name, msgs, cat);
-          totals.commits += r.commits;
-          totals.events += r.events;
-          totals.unreadable += r.unreadable;
-          checkpoint = r.checkpoint;
-        });
-        eventsApplied.inc({ mode: "replay" }, totals.events - before);
-        replayCheckpoint.set(checkpoint);
-        opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
+    // 2. Load until less than a batch separates it from the head, with secondary indexes
+    //    set aside until the bulk is in. Each batch is its own transaction; batch N+1 is
+    //    parsed and folded while batch N is written.
+    if (resumedFrom === 0) await deferIndexes(db, rebuild);
+    await sql`set maintenance_work_mem = '256MB'`.execute(db);
+    const load = async () => {
+      for (
+        let head = await streamHead(opts.nats);
+        head - checkpoint > batchSize;
+        head = await streamHead(opts.nats)
+      ) {
+        replayHead.set(head);
+        let writing: Promise<void> = Promise.resolve();
+        let failure: { err: unknown } | undefined;
+        const settle = async () => {
+          await writing;
+          if (failure) throw failure.err;
+        };
+        for await (const msgs of readLog(opts.nats, checkpoint + 1, head, batchSize)) {
+          // Rows read back must include the previous batch's.
+          if (!state.complete) await settle();
+          const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+          await settle();
+          if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
+          writing = inTransaction(client, true, () => writeBatch(client, db, rebuild, name, batch)).then(
+            () => {
+              count(batch);
+              opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
+            },
+            (err: unknown) => {
+              failure = { err };
+            },
+          );
+        }
+        await settle();
         if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
       }
-    }
+    };
+    await load();
+    const indexes = await restoreIndexes(db, rebuild);
+    log.info({ rebuild, checkpoint, indexes }, "rebuild loaded; indexes built");
+    await load();
 
     // 3. The swap (or the check), in one transaction that pauses the live apply.
     let comparison: Comparison = { compared: false, reason: "not compared" };
@@ -239,7 +264,11 @@ async function rebuildSchemaName(db: Db, live: string): Promise<string> {
 }
 
 /** BEGIN … COMMIT on the dedicated connection; ROLLBACK on a throw. */
-async function inTransaction(client: ReplayClient, relaxed: boolean, f: () => Promise<void>): Promise<void> {
+async function inTransaction(
+  client: DedicatedConnection["client"],
+  relaxed: boolean,
+  f: () => Promise<void>,
+): Promise<void> {
   await client.query("begin");
   try {
     // Safe here: the checkpoint commits with the rows, so a lost commit is re-applied on resume.
@@ -250,49 +279,4 @@ async function inTransaction(client: ReplayClient, relaxed: boolean, f: () => Pr
     await client.query("rollback").catch(() => {});
     throw err;
   }
-}
-
-type ReplayClient = Parameters<typeof copyEventIndex>[0];
-
-/**
- * Applies one batch of the log to the rebuild schema inside the open transaction:
- * readable commits through {@link applyEvents} with the index written by COPY; if a key
- * is already there (a log that repeats a position), the batch is redone with the
- * upsert, which is what the live path does. Then the checkpoint.
- */
-async function applyRebuildBatch(
-  client: ReplayClient,
-  db: Db,
-  schema: string,
-  name: string,
-  msgs: readonly JsMsg[],
-  cat: Catalogue,
-): Promise<{ commits: number; events: number; unreadable: number; checkpoint: number }> {
-  const events: SequencedEvent[] = [];
-  let commits = 0;
-  let unreadable = 0;
-  for (const m of msgs) {
-    let parsed: ReturnType<Catalogue["parseCommit"]>;
-    try {
-      parsed = cat.parseCommit(m.json());
-    } catch {
-      // The live projection dead-lettered it when it first came; a rebuild passes it.
-      unreadable++;
-      continue;
-    }
-    commits++;
-    for (const event of parsed.events) events.push({ event, sequence: m.seq });
-  }
-  const copy = async (_trx: Db, s: string, rows: readonly EventIndexRow[]) => copyEventIndex(client, s, rows);
-  await client.query("savepoint rebuild_batch");
-  try {
-    await applyEvents(db, schema, events, copy);
-  } catch (err) {
-    if ((err as { code?: string }).code !== "23505") throw err;
-    await client.query("rollback to savepoint rebuild_batch");
-    await applyEvents(db, schema, events);
-  }
-  const checkpoint = msgs.at(-1)!.seq;
-  await writeCheckpoint(db, schema, name, checkpoint);
-  return { commits, events: events.length, unreadable, checkpoint };
 }

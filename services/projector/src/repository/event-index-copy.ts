@@ -26,13 +26,9 @@ export function eventIndexCopyText(rows: readonly EventIndexRow[]): string {
   return out;
 }
 
-/** `COPY <schema>.event_index FROM STDIN` on `client` (inside the caller's transaction). */
-export async function copyEventIndex(
-  client: pg.ClientBase,
-  schema: string,
-  rows: readonly EventIndexRow[],
-): Promise<void> {
-  if (rows.length === 0) return;
+/** `COPY <schema>.event_index FROM STDIN` of text from {@link eventIndexCopyText}, on `client` (inside the caller's transaction). */
+export async function copyEventIndex(client: pg.ClientBase, schema: string, text: string): Promise<void> {
+  if (text.length === 0) return;
   const stream = client.query(
     copyFrom(
       `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`,
@@ -40,7 +36,7 @@ export async function copyEventIndex(
   );
   await pipeline(
     (async function* () {
-      yield eventIndexCopyText(rows);
+      yield text;
     })(),
     stream,
   );
