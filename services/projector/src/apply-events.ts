@@ -6,13 +6,14 @@
  * builds; it only keeps the rows in memory and writes the index with COPY.
  */
 import type { RawEventEnvelope } from "@cairn/events";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "./db/database.ts";
 import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
 import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
 import { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
-import { getClusters, upsertClusters } from "./repository/clusters.ts";
-import { getCommands, upsertCommands } from "./repository/commands.ts";
-import { indexRowsByKey, upsertEventIndex } from "./repository/event-index.ts";
+import { getClusters, upsertClustersSql } from "./repository/clusters.ts";
+import { getCommands, upsertCommandsSql } from "./repository/commands.ts";
+import { indexRowsByKey, upsertEventIndexSql } from "./repository/event-index.ts";
 
 export interface SequencedEvent {
   readonly event: RawEventEnvelope;
@@ -20,9 +21,18 @@ export interface SequencedEvent {
   readonly sequence: number;
 }
 
-/** Applies `events` (in stream order) to the read models in `schema`. */
-export async function applyEvents(trx: Db, schema: string, events: readonly SequencedEvent[]): Promise<void> {
-  if (events.length === 0) return;
+/**
+ * Applies `events` (in stream order) to the read models in `schema` and sets the
+ * checkpoint: two reads (the rows the events touch), then one statement that upserts
+ * the index, clusters and commands and moves the checkpoint — few round trips, since
+ * they are most of a small batch's latency.
+ */
+export async function applyEvents(
+  trx: Db,
+  schema: string,
+  events: readonly SequencedEvent[],
+  checkpoint: { readonly name: string; readonly sequence: number },
+): Promise<void> {
   const clusterIds = new Set<string>();
   const commandIds = new Set<string>();
   for (const { event } of events) {
@@ -32,9 +42,16 @@ export async function applyEvents(trx: Db, schema: string, events: readonly Sequ
   const clusters = await getClusters(trx, schema, [...clusterIds]);
   const commands = await getCommands(trx, schema, [...commandIds]);
   const changed = foldInto(events, clusters, commands);
-  await upsertEventIndex(trx, schema, eventIndexRows(events));
-  await upsertClusters(trx, schema, changed.clusters);
-  await upsertCommands(trx, schema, changed.commands);
+  const index = eventIndexRows(events);
+  const ctes: RawBuilder<unknown>[] = [];
+  if (index.length > 0) ctes.push(sql`index_rows as (${upsertEventIndexSql(schema, index)})`);
+  if (changed.clusters.length > 0)
+    ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, changed.clusters)})`);
+  if (changed.commands.length > 0)
+    ctes.push(sql`command_rows as (${upsertCommandsSql(schema, changed.commands)})`);
+  const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
+    set last_sequence = ${checkpoint.sequence} where name = ${checkpoint.name}`;
+  await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(trx);
 }
 
 /** The event index rows of `events`, unique by key (the last one wins). */

@@ -26,7 +26,7 @@ import {
 import { applyEvents, type SequencedEvent } from "./apply-events.ts";
 import type { Db } from "./db/database.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
-import { lockCheckpoint, readCheckpoint, takeApplyLock, writeCheckpoint } from "./repository/checkpoint.ts";
+import { lockCheckpoint, readCheckpoint, takeApplyLock } from "./repository/checkpoint.ts";
 
 export interface ProjectionTarget {
   readonly db: Db;
@@ -219,8 +219,7 @@ export async function projectInTransaction(
       for (const event of parsed.events) events.push({ event, sequence: m.seq });
     }
 
-    await applyEvents(trx, schema, events);
-    await writeCheckpoint(trx, schema, name, last);
+    await applyEvents(trx, schema, events, { name, sequence: last });
     return result({ deadLettered, commits, events: events.length });
   });
 }

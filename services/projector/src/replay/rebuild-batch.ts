@@ -7,16 +7,15 @@
  */
 import type { Catalogue } from "@cairn/events";
 import type { JsMsg } from "@nats-io/jetstream";
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import { eventIndexRows, foldInto, type SequencedEvent } from "../apply-events.ts";
 import type { Db } from "../db/database.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
 import type { CommandRow } from "../projections/commands.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
-import { writeCheckpoint } from "../repository/checkpoint.ts";
-import { fromStored, getClusters, upsertClusters } from "../repository/clusters.ts";
-import { getCommands, upsertCommands } from "../repository/commands.ts";
-import { upsertEventIndex } from "../repository/event-index.ts";
+import { fromStored, getClusters, upsertClustersSql } from "../repository/clusters.ts";
+import { getCommands, upsertCommandsSql } from "../repository/commands.ts";
+import { upsertEventIndexSql } from "../repository/event-index.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
 
 /** Past this many cached rows the rebuild forgets them and reads rows back (bounded memory on any log). */
@@ -156,7 +155,7 @@ export async function prepareBatch(
 
 type Client = Parameters<typeof copyEventIndex>[0];
 
-/** Writes a prepared batch and the checkpoint, inside the caller's transaction. */
+/** Writes a prepared batch and the checkpoint, inside the caller's transaction: COPY, then one statement. */
 export async function writeBatch(
   client: Client,
   db: Db,
@@ -164,9 +163,15 @@ export async function writeBatch(
   name: string,
   batch: PreparedBatch,
 ): Promise<void> {
+  const ctes: RawBuilder<unknown>[] = [];
   if ("copy" in batch.index) await copyEventIndex(client, schema, batch.index.copy);
-  else await upsertEventIndex(db, schema, batch.index.upsert);
-  await upsertClusters(db, schema, batch.clusters);
-  await upsertCommands(db, schema, batch.commands);
-  await writeCheckpoint(db, schema, name, batch.checkpoint);
+  else if (batch.index.upsert.length > 0)
+    ctes.push(sql`index_rows as (${upsertEventIndexSql(schema, batch.index.upsert)})`);
+  if (batch.clusters.length > 0)
+    ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, batch.clusters)})`);
+  if (batch.commands.length > 0)
+    ctes.push(sql`command_rows as (${upsertCommandsSql(schema, batch.commands)})`);
+  const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
+    set last_sequence = ${batch.checkpoint} where name = ${name}`;
+  await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(db);
 }

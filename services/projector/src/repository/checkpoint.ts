@@ -24,18 +24,16 @@ export async function readCheckpoint(db: Db, schema: string, name: string): Prom
 
 /**
  * Reads the checkpoint inside a transaction and locks its row until the transaction
- * ends, so two writers of the same projection can never interleave.
+ * ends, so two writers of the same projection can never interleave. One statement: an
+ * upsert that changes nothing creates the row if it is missing and locks it like
+ * `select … for update`.
  */
 export async function lockCheckpoint(trx: Db, schema: string, name: string): Promise<number> {
-  await ensureCheckpoint(trx, schema, name);
-  const row = await trx
-    .withSchema(schema)
-    .selectFrom("projector_checkpoint")
-    .select("last_sequence")
-    .where("name", "=", name)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  return row.last_sequence;
+  const r = await sql<{ last_sequence: number }>`
+    insert into ${sql.table(`${schema}.projector_checkpoint`)} as c (name, last_sequence) values (${name}, 0)
+    on conflict (name) do update set last_sequence = c.last_sequence
+    returning last_sequence`.execute(trx);
+  return r.rows[0]!.last_sequence;
 }
 
 export async function writeCheckpoint(

@@ -1,5 +1,5 @@
 import type { Selectable } from "kysely";
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { ClustersTable, Db } from "../db/database.ts";
 import type { ClusterRow, ClusterState } from "../projections/clusters.ts";
 
@@ -83,8 +83,13 @@ export async function listClusters(
  */
 export async function upsertClusters(db: Db, schema: string, rows: readonly ClusterRow[]): Promise<void> {
   if (rows.length === 0) return;
+  await upsertClustersSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertClusters (for one statement with others, see `writeBatchRows`). */
+export function upsertClustersSql(schema: string, rows: readonly ClusterRow[]): RawBuilder<unknown> {
   const col = <T>(f: (r: ClusterRow) => T) => rows.map(f);
-  await sql`
+  return sql`
     insert into ${sql.table(`${schema}.clusters`)}
       (id, name, region, state, spec, progress, version, trace_id, created_at, updated_at, last_event_type, last_sequence)
     select * from unnest(
@@ -98,5 +103,5 @@ export async function upsertClusters(db: Db, schema: string, rows: readonly Clus
       name = excluded.name, region = excluded.region, state = excluded.state, spec = excluded.spec,
       progress = excluded.progress, version = excluded.version, trace_id = excluded.trace_id,
       created_at = excluded.created_at, updated_at = excluded.updated_at,
-      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence`.execute(db);
+      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence`;
 }

@@ -1,5 +1,5 @@
 import type { Selectable } from "kysely";
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { CommandsTable, Db } from "../db/database.ts";
 import type { CommandRow } from "../projections/commands.ts";
 
@@ -48,8 +48,13 @@ export async function getCommands(
 /** One `insert … select from unnest(…) on conflict do update` (ten parameters, any row count). */
 export async function upsertCommands(db: Db, schema: string, rows: readonly CommandRow[]): Promise<void> {
   if (rows.length === 0) return;
+  await upsertCommandsSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertCommands (for one statement with others, see `writeBatchRows`). */
+export function upsertCommandsSql(schema: string, rows: readonly CommandRow[]): RawBuilder<unknown> {
   const col = <T>(f: (r: CommandRow) => T) => rows.map(f);
-  await sql`
+  return sql`
     insert into ${sql.table(`${schema}.commands`)}
       (command_id, command_type, aggregate_type, aggregate_id, status, reason, code, trace_id, first_sequence, updated_at)
     select * from unnest(
@@ -62,5 +67,5 @@ export async function upsertCommands(db: Db, schema: string, rows: readonly Comm
       command_type = excluded.command_type, aggregate_type = excluded.aggregate_type,
       aggregate_id = excluded.aggregate_id, status = excluded.status, reason = excluded.reason,
       code = excluded.code, trace_id = excluded.trace_id, first_sequence = excluded.first_sequence,
-      updated_at = excluded.updated_at`.execute(db);
+      updated_at = excluded.updated_at`;
 }

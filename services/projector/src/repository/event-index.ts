@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 
@@ -14,8 +14,13 @@ export async function upsertEventIndex(
   rows: readonly EventIndexRow[],
 ): Promise<void> {
   if (rows.length === 0) return;
+  await upsertEventIndexSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertEventIndex (for one statement with others, see `writeBatchRows`). */
+export function upsertEventIndexSql(schema: string, rows: readonly EventIndexRow[]): RawBuilder<unknown> {
   const col = <T>(f: (r: EventIndexRow) => T) => rows.map(f);
-  await sql`
+  return sql`
     insert into ${sql.table(`${schema}.event_index`)}
       (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id,
        correlation_id, actor, trace_id, time, data)
@@ -30,7 +35,7 @@ export async function upsertEventIndex(
       sequence = excluded.sequence, event_id = excluded.event_id, type = excluded.type,
       command_id = excluded.command_id, causation_id = excluded.causation_id,
       correlation_id = excluded.correlation_id, actor = excluded.actor, trace_id = excluded.trace_id,
-      time = excluded.time, data = excluded.data`.execute(db);
+      time = excluded.time, data = excluded.data`;
 }
 
 /** The last row for each key, in first-seen order. */
