@@ -82,6 +82,8 @@ export interface ReplayResult {
   /** Where the previous live schema went (absent if dropped or not swapped). */
   readonly oldSchema?: string;
   readonly comparison: Comparison;
+  /** Where the time went (ms): the bulk load, building the deferred indexes, the catch-up after them, the swap transaction (tail, comparison, renames; the live apply waits this long), dropping the old schema. */
+  readonly timings: { load: number; indexes: number; catchUp: number; swap: number; cleanUp: number };
 }
 
 export class ReplayInProgressError extends Error {
@@ -182,10 +184,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
       }
     };
+    const tLoad = performance.now();
     await load();
+    const tIndexes = performance.now();
     const indexes = await restoreIndexes(db, rebuild);
+    const tCatchUp = performance.now();
     log.info({ rebuild, checkpoint, indexes }, "rebuild loaded; indexes built");
     await load();
+    const tSwap = performance.now();
 
     // 3. The swap (or the check), in one transaction that pauses the live apply.
     let comparison: Comparison = { compared: false, reason: "not compared" };
@@ -211,6 +217,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     });
 
     // 4. Clean up what is not needed any more.
+    const tCleanUp = performance.now();
     if (opts.checkOnly) await sql`drop schema ${sql.id(rebuild)} cascade`.execute(db);
     else if (!opts.keepOld && oldSchema) {
       await sql`drop schema ${sql.id(oldSchema)} cascade`.execute(db);
@@ -223,6 +230,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       checkpoint,
       ...totals,
       ms: Math.round(ms),
+      timings: {
+        load: Math.round(tIndexes - tLoad),
+        indexes: Math.round(tCatchUp - tIndexes),
+        catchUp: Math.round(tSwap - tCatchUp),
+        swap: Math.round(tCleanUp - tSwap),
+        cleanUp: Math.round(performance.now() - tCleanUp),
+      },
       eventsPerSecond: Math.round((totals.events * 1000) / ms),
       swapped: !opts.checkOnly,
       ...(oldSchema ? { oldSchema } : {}),

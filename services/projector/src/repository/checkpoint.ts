@@ -57,7 +57,13 @@ export async function writeCheckpoint(
  */
 export const APPLY_LOCK_KEY = 7_361_043_501;
 
-/** Waits for, then holds until the transaction ends, the apply lock. */
-export async function takeApplyLock(trx: Db): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)})`.execute(trx);
+/**
+ * Waits for, then holds until the transaction ends, the apply lock. `relaxedCommit`
+ * also sets `synchronous_commit = off` for the transaction, in the same statement.
+ */
+export async function takeApplyLock(trx: Db, opts: { relaxedCommit?: boolean } = {}): Promise<void> {
+  await (opts.relaxedCommit
+    ? sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)}), set_config('synchronous_commit', 'off', true)`
+    : sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)})`
+  ).execute(trx);
 }
