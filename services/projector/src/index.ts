@@ -12,7 +12,7 @@ export {
 export { applyCommandEvent, type CommandRow, type CommandStatus } from "./projections/commands.ts";
 export { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 export { type NatsSource, type Projector, type ProjectorOptions, startProjector } from "./projector.ts";
-export { type Comparison, compareSchemas, digestSchema, type TableDigest } from "./replay/compare.ts";
+export { type Comparison, compareDigests, digestSchema, type TableDigest } from "./replay/compare.ts";
 export {
   ReplayAbortedError,
   ReplayInProgressError,

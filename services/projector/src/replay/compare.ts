@@ -3,7 +3,8 @@
  * a content hash (md5 over each row's md5, in key order), computed by Postgres.
  */
 import { sql } from "kysely";
-import { assertSchemaName, type Db } from "../db/database.ts";
+import { assertSchemaName, type Db, openDedicatedConnection } from "../db/database.ts";
+import { readCheckpoint } from "../repository/checkpoint.ts";
 
 /** The compared tables and their keys (the checkpoint and migration bookkeeping are not read models). */
 export const COMPARED_TABLES = [
@@ -49,13 +50,47 @@ export async function digestSchema(db: Db, schema: string): Promise<Record<strin
   return out;
 }
 
-/** Compares two schemas table by table; `at` is the checkpoint both are at. */
-export async function compareSchemas(db: Db, live: string, rebuilt: string, at: number): Promise<Comparison> {
-  const [a, b] = [await digestSchema(db, live), await digestSchema(db, rebuilt)];
+/** Compares two sets of digests table by table; `at` is the checkpoint both are at. */
+export function compareDigests(
+  live: Record<string, TableDigest>,
+  rebuilt: Record<string, TableDigest>,
+  at: number,
+): Comparison {
   const tables = COMPARED_TABLES.map(({ table }) => {
-    const l = a[table]!;
-    const r = b[table]!;
+    const l = live[table]!;
+    const r = rebuilt[table]!;
     return { table, live: l, rebuilt: r, equal: l.rows === r.rows && l.hash === r.hash };
   });
   return { compared: true, equal: tables.every((t) => t.equal), at, tables };
+}
+
+/**
+ * Digests the live schema in a repeatable-read snapshot (so the live projection goes on
+ * meanwhile) and, at the same time, the rebuild once `bringTo(L)` has brought it to the
+ * snapshot's checkpoint L. When live is behind the rebuild already, there is nothing
+ * fair to compare.
+ */
+export async function compareAtLiveCheckpoint(
+  databaseUrl: string,
+  live: string,
+  name: string,
+  rebuildCheckpoint: number,
+  bringTo: (checkpoint: number) => Promise<Record<string, TableDigest>>,
+): Promise<Comparison> {
+  const snapshot = await openDedicatedConnection(databaseUrl, { searchPath: live });
+  try {
+    await snapshot.client.query("begin isolation level repeatable read read only");
+    const at = await readCheckpoint(snapshot.db, live, name);
+    if (at < rebuildCheckpoint) {
+      return {
+        compared: false,
+        reason: `the live projection (at ${at}) is behind the rebuild (at ${rebuildCheckpoint})`,
+      };
+    }
+    const [l, r] = await Promise.all([digestSchema(snapshot.db, live), bringTo(at)]);
+    return compareDigests(l, r, at);
+  } finally {
+    await snapshot.client.query("rollback").catch(() => {});
+    await snapshot.close();
+  }
 }

@@ -29,7 +29,7 @@ import {
 import { migrateToLatest } from "../db/migrate.ts";
 import { eventsApplied, replayCheckpoint, replayHead } from "../metrics.ts";
 import { ensureCheckpoint, readCheckpoint, takeApplyLock } from "../repository/checkpoint.ts";
-import { type Comparison, compareSchemas } from "./compare.ts";
+import { type Comparison, compareAtLiveCheckpoint, digestSchema } from "./compare.ts";
 import { deferIndexes, restoreIndexes } from "./deferred-indexes.ts";
 import { readLog, streamHead } from "./read-log.ts";
 import { loadRebuildState, type PreparedBatch, prepareBatch, writeBatch } from "./rebuild-batch.ts";
@@ -82,8 +82,15 @@ export interface ReplayResult {
   /** Where the previous live schema went (absent if dropped or not swapped). */
   readonly oldSchema?: string;
   readonly comparison: Comparison;
-  /** Where the time went (ms): the bulk load, building the deferred indexes, the catch-up after them, the swap transaction (tail, comparison, renames; the live apply waits this long), dropping the old schema. */
-  readonly timings: { load: number; indexes: number; catchUp: number; swap: number; cleanUp: number };
+  /** Where the time went (ms): the bulk load, building the deferred indexes, the catch-up after them, the comparison, the swap transaction (last tail and renames: the live apply waits this long), dropping the old schema. */
+  readonly timings: {
+    load: number;
+    indexes: number;
+    catchUp: number;
+    compare: number;
+    swap: number;
+    cleanUp: number;
+  };
 }
 
 export class ReplayInProgressError extends Error {
@@ -191,32 +198,32 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const tCatchUp = performance.now();
     log.info({ rebuild, checkpoint, indexes }, "rebuild loaded; indexes built");
     await load();
+    const tCompare = performance.now();
+
+    // 3. Compare at one checkpoint without pausing the live apply: a repeatable-read
+    //    snapshot of live (at its checkpoint L), and the rebuild brought to exactly L;
+    //    both hashed at once, on two connections.
+    const comparison = await compareAtLiveCheckpoint(opts.databaseUrl, live, name, checkpoint, async (at) => {
+      await inTransaction(client, true, () => applyUpTo(at));
+      return await digestSchema(db, rebuild);
+    });
+    logComparison(log, comparison);
     const tSwap = performance.now();
 
-    // 3. The swap (or the check), in one transaction that pauses the live apply.
-    let comparison: Comparison = { compared: false, reason: "not compared" };
+    // 4. The swap, in one transaction that pauses the live apply: the last tail, then
+    //    the renames.
     let oldSchema: string | undefined;
-    await inTransaction(client, false, async () => {
-      await takeApplyLock(db);
-      const liveCheckpoint = await readCheckpoint(db, live, name);
-      if (liveCheckpoint >= checkpoint) {
-        await applyUpTo(liveCheckpoint);
-        comparison = await compareSchemas(db, live, rebuild, liveCheckpoint);
-      } else {
-        comparison = {
-          compared: false,
-          reason: `the live projection (at ${liveCheckpoint}) is behind the rebuild (at ${checkpoint})`,
-        };
-      }
-      logComparison(log, comparison);
-      if (opts.checkOnly) return;
-      await applyUpTo(await streamHead(opts.nats));
-      oldSchema = `${live}_old_${rebuild.slice(`${live}_rebuild_`.length)}`;
-      await sql`alter schema ${sql.id(live)} rename to ${sql.id(oldSchema)}`.execute(db);
-      await sql`alter schema ${sql.id(rebuild)} rename to ${sql.id(live)}`.execute(db);
-    });
+    if (!opts.checkOnly) {
+      await inTransaction(client, false, async () => {
+        await takeApplyLock(db);
+        await applyUpTo(await streamHead(opts.nats));
+        oldSchema = `${live}_old_${rebuild.slice(`${live}_rebuild_`.length)}`;
+        await sql`alter schema ${sql.id(live)} rename to ${sql.id(oldSchema)}`.execute(db);
+        await sql`alter schema ${sql.id(rebuild)} rename to ${sql.id(live)}`.execute(db);
+      });
+    }
 
-    // 4. Clean up what is not needed any more.
+    // 5. Clean up what is not needed any more.
     const tCleanUp = performance.now();
     if (opts.checkOnly) await sql`drop schema ${sql.id(rebuild)} cascade`.execute(db);
     else if (!opts.keepOld && oldSchema) {
@@ -233,7 +240,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       timings: {
         load: Math.round(tIndexes - tLoad),
         indexes: Math.round(tCatchUp - tIndexes),
-        catchUp: Math.round(tSwap - tCatchUp),
+        catchUp: Math.round(tCompare - tCatchUp),
+        compare: Math.round(tSwap - tCompare),
         swap: Math.round(tCleanUp - tSwap),
         cleanUp: Math.round(performance.now() - tCleanUp),
       },
