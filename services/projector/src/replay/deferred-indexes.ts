@@ -1,9 +1,11 @@
 /**
- * A rebuild loads millions of rows into empty tables: maintaining secondary indexes
- * row by row costs more than building them once at the end. So a fresh rebuild schema
- * sets its secondary (non-unique) indexes aside — their definitions kept in a table of
- * the schema, so a resumed rebuild still knows them — and builds them again before the
- * swap. Primary keys and unique indexes stay: the upserts need them.
+ * A rebuild loads millions of rows into empty tables: maintaining indexes row by row
+ * costs more than building them once at the end. So a fresh rebuild schema sets aside
+ * the event index's secondary indexes and its primary key — definitions kept in a table
+ * of the schema, so a resumed rebuild still knows them — and builds them again before
+ * the swap, then ANALYZEs the tables (a swapped-in schema must not be planned as empty).
+ * The event index is written with COPY, which needs no key; `clusters` and `commands`
+ * keep their keys (their upserts need them) and are small.
  */
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
@@ -42,9 +44,20 @@ export async function restoreIndexes(db: Db, schema: string): Promise<number> {
   const rows = await sql<{ name: string; definition: string }>`select name, definition from ${table}`.execute(
     db,
   );
-  for (const { definition } of rows.rows) {
-    await sql.raw(definition.replace(/^CREATE INDEX /, "CREATE INDEX IF NOT EXISTS ")).execute(db);
+  // The key first: the secondary indexes are built after it (their order is free).
+  const ordered = [...rows.rows].sort(
+    (a, b) => Number(b.definition.startsWith("ALTER")) - Number(a.definition.startsWith("ALTER")),
+  );
+  for (const { definition } of ordered) {
+    try {
+      await sql.raw(definition.replace(/^CREATE INDEX /, "CREATE INDEX IF NOT EXISTS ")).execute(db);
+    } catch (err) {
+      // 42P16: the key is already there (a run that stopped between building it and forgetting it).
+      if ((err as { code?: string }).code !== "42P16") throw err;
+    }
   }
   await sql`drop table ${table}`.execute(db);
+  for (const t of ["event_index", "clusters", "commands"])
+    await sql`analyze ${sql.table(`${schema}.${t}`)}`.execute(db);
   return rows.rows.length;
 }

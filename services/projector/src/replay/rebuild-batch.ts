@@ -15,7 +15,6 @@ import type { CommandRow } from "../projections/commands.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 import { fromStored, getClusters, upsertClustersSql } from "../repository/clusters.ts";
 import { getCommands, upsertCommandsSql } from "../repository/commands.ts";
-import { upsertEventIndexSql } from "../repository/event-index.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
 
 /** Past this many cached rows the rebuild forgets them and reads rows back (bounded memory on any log). */
@@ -70,8 +69,10 @@ export interface PreparedBatch {
   readonly events: number;
   /** Not readable commits (the live projection dead-lettered them): passed. */
   readonly unreadable: number;
-  /** COPY text of the index rows, or the rows for an upsert when one could collide. */
-  readonly index: { readonly copy: string } | { readonly upsert: EventIndexRow[] };
+  /** COPY text of the index rows. */
+  readonly copy: string;
+  /** Index rows whose key may be there already (a log that repeats a position): deleted before the COPY. */
+  readonly replaces: EventIndexRow[];
   readonly clusters: ClusterRow[];
   readonly commands: CommandRow[];
 }
@@ -135,11 +136,11 @@ export async function prepareBatch(
   }
 
   const rows = eventIndexRows(events);
-  let collides = false;
+  const replaces: EventIndexRow[] = [];
   for (const r of rows) {
     const key = aggregateKey(r.aggregateType, r.aggregateId);
     const highest = state.positions.get(key) ?? 0;
-    if (r.position <= highest) collides = true;
+    if (r.position <= highest) replaces.push(r);
     else state.positions.set(key, r.position);
   }
   return {
@@ -147,13 +148,25 @@ export async function prepareBatch(
     commits,
     events: events.length,
     unreadable,
-    index: collides ? { upsert: rows } : { copy: eventIndexCopyText(rows) },
+    copy: eventIndexCopyText(rows),
+    replaces,
     clusters: [...clusters.values()],
     commands: [...commands.values()],
   };
 }
 
 type Client = Parameters<typeof copyEventIndex>[0];
+
+/** Deletes the index rows with these keys. */
+async function deleteEventIndexKeys(db: Db, schema: string, rows: readonly EventIndexRow[]): Promise<void> {
+  await sql`
+    delete from ${sql.table(`${schema}.event_index`)} e
+    using unnest(${rows.map((r) => r.aggregateType)}::text[], ${rows.map((r) => r.aggregateId)}::text[],
+                 ${rows.map((r) => r.position)}::integer[]) as k(aggregate_type, aggregate_id, position)
+    where e.aggregate_type = k.aggregate_type and e.aggregate_id = k.aggregate_id and e.position = k.position`.execute(
+    db,
+  );
+}
 
 /** Writes a prepared batch and the checkpoint, inside the caller's transaction: COPY, then one statement. */
 export async function writeBatch(
@@ -164,9 +177,10 @@ export async function writeBatch(
   batch: PreparedBatch,
 ): Promise<void> {
   const ctes: RawBuilder<unknown>[] = [];
-  if ("copy" in batch.index) await copyEventIndex(client, schema, batch.index.copy);
-  else if (batch.index.upsert.length > 0)
-    ctes.push(sql`index_rows as (${upsertEventIndexSql(schema, batch.index.upsert)})`);
+  // A row that could already be there is deleted first: delete-then-insert is the upsert,
+  // and needs no unique key (the rebuild builds the key only after the bulk load).
+  if (batch.replaces.length > 0) await deleteEventIndexKeys(db, schema, batch.replaces);
+  await copyEventIndex(client, schema, batch.copy);
   if (batch.clusters.length > 0)
     ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, batch.clusters)})`);
   if (batch.commands.length > 0)

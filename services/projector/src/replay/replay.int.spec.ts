@@ -1,4 +1,4 @@
-import { catalogue } from "@cairn/events";
+import { catalogue, eventSubject } from "@cairn/events";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
@@ -6,7 +6,7 @@ import { type Projector, startProjector } from "../projector.ts";
 import { readCheckpoint } from "../repository/checkpoint.ts";
 import { getCluster } from "../repository/clusters.ts";
 import { everyClusterEventCommits, rejectionOfEveryAggregate } from "../testing/every-event.ts";
-import { aTraceparent, cluster, requested } from "../testing/fixtures.ts";
+import { anEnvelope, aTraceparent, cluster, deletionRequested, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { digestSchema } from "./compare.ts";
 import { ReplayAbortedError, replay } from "./replay.ts";
@@ -205,5 +205,22 @@ describe("replay", () => {
       ok: true,
       result: { swapped: true, checkpoint: infra.writer.lastSequence },
     });
+  });
+
+  it("rebuilds a log that repeats a position as live does (the later row wins)", async () => {
+    await startLive();
+    await writeLog(2);
+    // A commit that reuses position 1 of c0, as a hand-made publish could.
+    const again = anEnvelope(cluster("c0"), 1, deletionRequested(), { commandId: "cmd-again" });
+    await infra.nats.js.publish(
+      eventSubject(cluster("c0")),
+      JSON.stringify({ commitId: "again", aggregate: cluster("c0"), events: [again] }),
+    );
+    await eventually(async () => (await liveCheckpoint()) >= infra.writer.lastSequence + 1);
+    const result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 10 });
+    expect(result.comparison).toMatchObject({ compared: true, equal: true });
+    const row = await sql<{ type: string }>`
+      select type from event_index where aggregate_id = 'c0' and position = 1`.execute(db);
+    expect(row.rows.map((r) => r.type)).toEqual(["cluster.deletion-requested"]);
   });
 });
