@@ -1,3 +1,4 @@
 export * from "./api-client.ts";
 export * from "./demo.ts";
+export * from "./replay.ts";
 export * from "./up.ts";

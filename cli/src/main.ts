@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { ApiError, apiClient } from "./api-client.ts";
 import { demoCluster } from "./demo.ts";
+import { requestReplay } from "./replay.ts";
 import { tokenCreate } from "./token.ts";
 import { up } from "./up.ts";
 
@@ -67,6 +68,25 @@ program
   .description("show what became of a command")
   .argument("<id>")
   .action(async (id: string) => print(await apiClient().get(`/commands/${encodeURIComponent(id)}`)));
+
+program
+  .command("replay")
+  .description(
+    "rebuild every read model from the event log into a fresh schema and swap it in (the API keeps serving); prints the comparison with the live models",
+  )
+  .option("--check-only", "build and compare with live, do not swap (exit 2 when they differ)")
+  .option("--keep-old", "keep the previous live schema as <schema>_old_<n> after the swap")
+  .option("--timeout <seconds>", "how long to wait for the projector's answer", "1800")
+  .action(async (o: { checkOnly?: boolean; keepOld?: boolean; timeout: string }) => {
+    const reply = await requestReplay(
+      { checkOnly: !!o.checkOnly, keepOld: !!o.keepOld },
+      { timeoutMs: Number(o.timeout) * 1000 },
+    );
+    print(reply);
+    if (!reply.ok) process.exit(1);
+    const c = reply.result.comparison;
+    if (o.checkOnly && (!c.compared || !c.equal)) process.exit(2);
+  });
 
 program
   .command("demo")

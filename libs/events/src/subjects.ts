@@ -77,3 +77,15 @@ export function parseEventSubject(subject: string): { type: string; id: string }
   if (parts.length !== 3 || parts[0] !== "evt" || !parts[1] || !parts[2]) return undefined;
   return { type: parts[1], id: parts[2] };
 }
+
+/**
+ * `cairn.admin.projector.replay`: a core-NATS request subject for an operator action
+ * on one service. Outside every stream (JetStream would answer a request on a stream
+ * subject itself); in deploy/nats only `admin` may publish under `cairn.admin.>`.
+ */
+export function adminSubject(service: string, action: string): string {
+  if (!/^[a-z][a-z0-9-]*$/.test(service) || !/^[a-z][a-z0-9-]*$/.test(action)) {
+    throw new Error(`admin subject parts are lower-case words, got ${JSON.stringify([service, action])}`);
+  }
+  return `cairn.admin.${service}.${action}`;
+}

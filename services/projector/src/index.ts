@@ -22,3 +22,14 @@ export {
 export { applyCommandEvent, type CommandRow, type CommandStatus } from "./projections/commands.ts";
 export { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 export { type NatsSource, type Projector, type ProjectorOptions, startProjector } from "./projector.ts";
+export { type Comparison, compareDigests, digestSchema, type TableDigest } from "./replay/compare.ts";
+export {
+  ReplayAbortedError,
+  ReplayInProgressError,
+  type ReplayOptions,
+  type ReplayProgress,
+  type ReplayResult,
+  replay,
+} from "./replay/replay.ts";
+export { REPLAY_SUBJECT, type ReplayReply, type ReplayRequest, replayRequest } from "./replay/trigger.ts";
+export { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";

@@ -2,7 +2,7 @@ import { DLQ_STREAM, dlqSubject, eventSubject, Headers, Streams } from "@cairn/e
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Db, openDatabase } from "./db/database.ts";
+import { type Db, openDatabase, DEFAULT_SCHEMA as SCHEMA } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { projectBatch, streamReader, WaitingForSequenceError } from "./projection.ts";
 import { foldCluster } from "./projections/clusters.ts";
@@ -52,7 +52,7 @@ async function stop(p: Projector): Promise<void> {
   await p.stop();
 }
 
-const checkpoint = () => readCheckpoint(db, "public", "projector");
+const checkpoint = () => readCheckpoint(db, SCHEMA, "projector");
 const caughtUp = (seq: number) => eventually(async () => (await checkpoint()) >= seq);
 
 /** A commit of one or two events for cluster `id`, as a running control plane would write them. */
@@ -81,7 +81,7 @@ describe("projection", () => {
     await start();
     await caughtUp(w.lastSequence);
 
-    const alpha = await getCluster(db, "public", "alpha");
+    const alpha = await getCluster(db, SCHEMA, "alpha");
     expect(alpha).toMatchObject({
       id: "alpha",
       name: "alpha",
@@ -93,28 +93,28 @@ describe("projection", () => {
       lastSequence: 3,
     });
     expect(alpha?.spec.pools[0]?.count).toBe(6);
-    expect((await getCluster(db, "public", "beta"))?.state).toBe("Deleting");
+    expect((await getCluster(db, SCHEMA, "beta"))?.state).toBe("Deleting");
 
-    expect(await getCommand(db, "public", "cmd-bad")).toMatchObject({
+    expect(await getCommand(db, SCHEMA, "cmd-bad")).toMatchObject({
       status: "rejected",
       code: "invalid",
       reason: "no pool gpu",
       commandType: "cluster.scale",
       aggregateId: "alpha",
     });
-    expect(await getCommand(db, "public", "cmd-scale")).toMatchObject({
+    expect(await getCommand(db, SCHEMA, "cmd-scale")).toMatchObject({
       status: "accepted",
       commandType: "cluster.scale",
     });
 
-    const index = await eventsOf(db, "public", cluster("alpha"));
+    const index = await eventsOf(db, SCHEMA, cluster("alpha"));
     expect(index.map((r) => [r.position, r.type, r.sequence, r.command_id])).toEqual([
       [1, "cluster.requested", 1, "cmd-create"],
       [2, "cluster.scale-requested", 2, "cmd-scale"],
       [3, "cluster.rejected", 3, "cmd-bad"],
     ]);
     expect(index[0]?.trace_id).toBe(tp.split("-")[1]);
-    expect(await countEvents(db, "public")).toBe(5);
+    expect(await countEvents(db, SCHEMA)).toBe(5);
   });
 
   it("applies every event exactly once across a stop mid-stream and a restart", async () => {
@@ -138,8 +138,8 @@ describe("projection", () => {
     p = await start(7);
     await caughtUp(w.lastSequence);
 
-    expect(await countEvents(db, "public")).toBe(w.appended.length);
-    const rows = await getClusters(db, "public", ids);
+    expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
+    const rows = await getClusters(db, SCHEMA, ids);
     for (const id of ids) {
       const history = w.appended.filter((e) => e.event.aggregate.id === id);
       const row = rows.get(id);
@@ -166,12 +166,12 @@ describe("projection", () => {
     await w.append(cluster("c1"), [rejected("cmd-2", "cluster.scale", "conflict", "busy")], {
       commandId: "cmd-2",
     });
-    await migrateToLatest(db, "public");
+    await migrateToLatest(db, SCHEMA);
     const msgs = await fetchAll(3);
     const noDeadLetters = async () => {
       throw new Error("no message here is poison");
     };
-    const target = { db, schema: "public", name: "projector" };
+    const target = { db, schema: SCHEMA, name: "projector" };
     const reader = streamReader(infra.nats.jsm);
 
     const first = await projectBatch(target, msgs, noDeadLetters, reader);
@@ -184,16 +184,16 @@ describe("projection", () => {
     const straddling = await projectBatch(target, await fetchAll(4), noDeadLetters, reader);
     expect(straddling).toMatchObject({ skipped: 3, commits: 1, events: 1, checkpoint: 4 });
 
-    expect(await countEvents(db, "public")).toBe(4);
-    expect(await getCluster(db, "public", "c1")).toMatchObject({ version: 4, state: "Deleting" });
+    expect(await countEvents(db, SCHEMA)).toBe(4);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ version: 4, state: "Deleting" });
   });
 
   it("fills sequences missing before a batch from the stream, in order, and passes deleted ones", async () => {
     const w = infra.writer;
     for (let i = 0; i < 6; i++) await w.append(cluster("c1"), nextCommit("c1", i));
-    await migrateToLatest(db, "public");
+    await migrateToLatest(db, SCHEMA);
     const all = await fetchAll(6);
-    const target = { db, schema: "public", name: "projector" };
+    const target = { db, schema: SCHEMA, name: "projector" };
     const reader = streamReader(infra.nats.jsm);
     const noDeadLetters = async () => {
       throw new Error("no message here is poison");
@@ -222,12 +222,12 @@ describe("projection", () => {
       filled: 0,
     });
 
-    expect(await countEvents(db, "public")).toBe(w.appended.filter((e) => e.sequence !== 5).length);
-    const history = await eventsOf(db, "public", cluster("c1"));
+    expect(await countEvents(db, SCHEMA)).toBe(w.appended.filter((e) => e.sequence !== 5).length);
+    const history = await eventsOf(db, SCHEMA, cluster("c1"));
     expect(history.map((r) => r.sequence)).toEqual(
       w.appended.filter((e) => e.sequence !== 5).map((e) => e.sequence),
     );
-    expect((await getCluster(db, "public", "c1"))?.version).toBe(w.appended.length);
+    expect((await getCluster(db, SCHEMA, "c1"))?.version).toBe(w.appended.length);
   });
 
   it("waits (throws) at a missing message that is not a readable commit", async () => {
@@ -235,9 +235,9 @@ describe("projection", () => {
     await w.append(cluster("c1"), [requested("c1")]);
     await infra.nats.js.publish(eventSubject(cluster("x")), "garbage");
     await w.append(cluster("c1"), [deletionRequested()]);
-    await migrateToLatest(db, "public");
+    await migrateToLatest(db, SCHEMA);
     const all = await fetchAll(3);
-    const target = { db, schema: "public", name: "projector" };
+    const target = { db, schema: SCHEMA, name: "projector" };
     const reader = streamReader(infra.nats.jsm);
     const deadLettered: number[] = [];
     const deadLetter = async (m: JsMsg) => {
@@ -254,7 +254,7 @@ describe("projection", () => {
       deadLettered: 1,
     });
     expect(deadLettered).toEqual([2]);
-    expect(await getCluster(db, "public", "c1")).toMatchObject({ state: "Deleting", version: 2 });
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Deleting", version: 2 });
   });
 
   it("loses nothing when one batch keeps failing while later ones would succeed", async () => {
@@ -275,9 +275,9 @@ describe("projection", () => {
     await sql`drop trigger trap on clusters`.execute(db);
     await eventually(async () => (await checkpoint()) >= w.lastSequence, 15_000);
 
-    expect(await countEvents(db, "public")).toBe(w.appended.length);
-    expect(await getCluster(db, "public", "trap")).toMatchObject({ state: "Pending", version: 1 });
-    expect((await getCluster(db, "public", "c0"))?.version).toBe(w.appended.length - 1);
+    expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
+    expect(await getCluster(db, SCHEMA, "trap")).toMatchObject({ state: "Pending", version: 1 });
+    expect((await getCluster(db, SCHEMA, "c0"))?.version).toBe(w.appended.length - 1);
   });
 
   it("starts right after the database's checkpoint, so a recreated database is replayed", async () => {
@@ -292,8 +292,8 @@ describe("projection", () => {
 
     p = await start(5);
     await caughtUp(w.lastSequence);
-    expect(await countEvents(db, "public")).toBe(w.appended.length);
-    expect((await getCluster(db, "public", "c1"))?.version).toBe(w.appended.length);
+    expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
+    expect((await getCluster(db, SCHEMA, "c1"))?.version).toBe(w.appended.length);
   });
 
   it("sets an unreadable commit aside in the DLQ and keeps going", async () => {
@@ -308,8 +308,8 @@ describe("projection", () => {
     await w.append(cluster("c1"), [deletionRequested()]);
     await caughtUp(w.lastSequence);
 
-    expect(await getCluster(db, "public", "c1")).toMatchObject({ state: "Deleting", version: 2 });
-    expect(await countEvents(db, "public")).toBe(2);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Deleting", version: 2 });
+    expect(await countEvents(db, SCHEMA)).toBe(2);
     const dead = await eventually(async () => {
       const info = await infra.nats.jsm.streams.info(DLQ_STREAM);
       return info.state.messages === 2 ? info : undefined;

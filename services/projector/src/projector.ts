@@ -12,6 +12,7 @@ import { ChangeFeed } from "./changes.ts";
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
+import { type ReplayServer, serveReplayRequests } from "./replay/trigger.ts";
 import { ensureCheckpoint } from "./repository/checkpoint.ts";
 
 /** Where NATS is: a URL to connect to (closed on stop), or a connection to borrow (left open). */
@@ -27,10 +28,12 @@ export type ProjectorOptions = NatsSource & {
   readonly api: ApiOptions | false;
   /** Messages per batch (= per transaction) at most. Default 500. */
   readonly batchSize?: number;
-  /** Postgres schema of the read models. Default `public`. */
+  /** Postgres schema of the live read models. Default `cairn`. */
   readonly schema?: string;
   /** Durable consumer name, also the checkpoint's name. Default `projector`. */
   readonly durable?: string;
+  /** Answer replay requests on `cairn.admin.projector.replay`. Default true. */
+  readonly serveReplay?: boolean;
 };
 
 export interface Projector {
@@ -62,6 +65,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
   let ownNats = false;
   let projection: RunningProjection | undefined;
   let api: RunningApi | undefined;
+  let replays: ReplayServer | undefined;
 
   const shutdown = async () => {
     const errors: unknown[] = [];
@@ -73,6 +77,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         errors.push(err);
       }
     };
+    await step(replays && (() => replays!.stop()));
     await step(api && (() => api!.close()));
     await step(projection && (() => projection!.stop()));
     await step(ownNats && nats ? () => nats!.close() : undefined);
@@ -104,6 +109,15 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       logger: log,
       onCommitted: (c) => changes.publish(c),
     });
+    if (opts.serveReplay ?? true) {
+      replays = serveReplayRequests({
+        nats,
+        databaseUrl: opts.databaseUrl,
+        schema,
+        name: durable,
+        logger: log,
+      });
+    }
     if (opts.api) {
       const status = projection.status;
       const nc = nats.nc;

@@ -2,7 +2,7 @@ import { CommandBus, catalogue, commandSubject, EventStore, Streams } from "@cai
 import { useTestTracing } from "@cairn/events/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChangeFeed } from "../changes.ts";
-import { openDatabase } from "../db/database.ts";
+import { DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { aSpec, cluster, rejected, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
@@ -214,7 +214,7 @@ describe("projector API", () => {
     const db = openDatabase(infra.database.url, { max: 1 });
     const app = await buildApi({
       db,
-      schema: "public",
+      schema: DEFAULT_SCHEMA,
       bus: new CommandBus({ js: infra.nats.js, catalogue }),
       store: new EventStore({ js: infra.nats.js, jsm: infra.nats.jsm, catalogue }),
       changes: new ChangeFeed(),

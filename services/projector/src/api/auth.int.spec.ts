@@ -1,7 +1,7 @@
 import { CommandBus, catalogue, commandSubject, EventStore, Streams } from "@cairn/events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChangeFeed } from "../changes.ts";
-import { openDatabase } from "../db/database.ts";
+import { DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { aSpec } from "../testing/fixtures.ts";
 import { type Infra, startInfra } from "../testing/infra.ts";
@@ -209,7 +209,7 @@ describe("commands with a token", () => {
     const db2 = openDatabase(infra.database.url, { max: 2 });
     const app = await buildApi({
       db: db2,
-      schema: "public",
+      schema: DEFAULT_SCHEMA,
       bus: new CommandBus({ js: infra.nats.js, catalogue }),
       store: new EventStore({ js: infra.nats.js, jsm: infra.nats.jsm, catalogue }),
       changes: new ChangeFeed(),
@@ -247,7 +247,7 @@ describe("limits", () => {
     const db = openDatabase(infra.database.url, { max: 1 });
     const a = await buildApi({
       db,
-      schema: "public",
+      schema: DEFAULT_SCHEMA,
       bus: new CommandBus({ js: infra.nats.js, catalogue }),
       store: new EventStore({ js: infra.nats.js, jsm: infra.nats.jsm, catalogue }),
       changes: new ChangeFeed(),

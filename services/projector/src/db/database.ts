@@ -1,7 +1,9 @@
 /**
- * The read-model tables as kysely sees them, and the connection. Every table lives in
- * one Postgres schema whose name is a parameter (`public` today), so a replay can
- * later build a fresh schema next to the live one and swap.
+ * The read-model tables as kysely sees them, and the connection. The live tables live
+ * in one Postgres schema, `cairn`; a replay builds `cairn_rebuild_<n>` next to it and
+ * swaps the two by renaming schemas. Every connection has `search_path = cairn, public`,
+ * so a query that names a table without a schema (`select … from clusters`) reads the
+ * live one, before and after a swap alike.
  */
 import { type ColumnType, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
@@ -70,7 +72,8 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-export const DEFAULT_SCHEMA = "public";
+/** The schema of the live read models (a replay renames a rebuilt schema to it). */
+export const DEFAULT_SCHEMA = "cairn";
 
 /** A schema name we are willing to splice into DDL: lower-case identifier, at most 63 characters. */
 export function assertSchemaName(schema: string): string {
@@ -84,20 +87,67 @@ export function assertSchemaName(schema: string): string {
 
 const INT8_OID = 20;
 
-/**
- * A kysely instance on its own pool. `bigint` columns (stream sequences) are read as
- * numbers: JetStream sequences stay far below 2^53.
- */
-export function openDatabase(url: string, opts: { max?: number } = {}): Db {
-  const pool = new pg.Pool({
+/** pg's type parsers, with `bigint` read as a number (stream sequences stay far below 2^53). */
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** The connection settings every projector connection uses. */
+function connectionConfig(url: string, searchPath: string | undefined) {
+  return {
     connectionString: url,
-    max: opts.max ?? 10,
-    types: {
-      getTypeParser: ((oid: number, format?: "text" | "binary") =>
-        oid === INT8_OID
-          ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-    },
-  });
+    options: `-c search_path=${assertSchemaName(searchPath ?? DEFAULT_SCHEMA)},public`,
+    types,
+  };
+}
+
+/**
+ * A kysely instance on its own pool. Each connection starts with
+ * `search_path = <searchPath>, public` (default: the live schema), resolved by name at
+ * every statement, so unqualified table names follow a schema swap.
+ */
+export function openDatabase(url: string, opts: { max?: number; searchPath?: string } = {}): Db {
+  const pool = new pg.Pool({ ...connectionConfig(url, opts.searchPath), max: opts.max ?? 10 });
+  // An idle connection that the server ends (a restart, a dropped test database) is
+  // discarded by the pool; without a listener the event would crash the process.
+  pool.on("error", () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** One connection, and a kysely instance that runs every query on it (for COPY and hand-made transactions). */
+export interface DedicatedConnection {
+  readonly client: pg.Client;
+  readonly db: Db;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens one connection. Statements from `client` and `db` share it, so a transaction
+ * begun with `client.query("begin")` covers both, and COPY (which needs the raw client)
+ * sits in the same transaction as kysely's upserts.
+ */
+export async function openDedicatedConnection(
+  url: string,
+  opts: { searchPath?: string } = {},
+): Promise<DedicatedConnection> {
+  const client = new pg.Client(connectionConfig(url, opts.searchPath));
+  // A broken connection fails the statement under way; the event alone must not crash the process.
+  client.on("error", () => {});
+  await client.connect();
+  // kysely asks a pool for a connection per query and releases it after: lend it the one client.
+  const lent = Object.assign(client, { release() {} });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: { connect: async () => lent, end: async () => {}, options: {} } }),
+  });
+  return {
+    client,
+    db,
+    close: async () => {
+      await db.destroy();
+      await client.end();
+    },
+  };
 }

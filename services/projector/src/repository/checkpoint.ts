@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 
 /** Makes sure the checkpoint row exists (at 0). Idempotent. */
@@ -23,18 +24,16 @@ export async function readCheckpoint(db: Db, schema: string, name: string): Prom
 
 /**
  * Reads the checkpoint inside a transaction and locks its row until the transaction
- * ends, so two writers of the same projection can never interleave.
+ * ends, so two writers of the same projection can never interleave. One statement: an
+ * upsert that changes nothing creates the row if it is missing and locks it like
+ * `select … for update`.
  */
 export async function lockCheckpoint(trx: Db, schema: string, name: string): Promise<number> {
-  await ensureCheckpoint(trx, schema, name);
-  const row = await trx
-    .withSchema(schema)
-    .selectFrom("projector_checkpoint")
-    .select("last_sequence")
-    .where("name", "=", name)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  return row.last_sequence;
+  const r = await sql<{ last_sequence: number }>`
+    insert into ${sql.table(`${schema}.projector_checkpoint`)} as c (name, last_sequence) values (${name}, 0)
+    on conflict (name) do update set last_sequence = c.last_sequence
+    returning last_sequence`.execute(trx);
+  return r.rows[0]!.last_sequence;
 }
 
 export async function writeCheckpoint(
@@ -49,4 +48,22 @@ export async function writeCheckpoint(
     .set({ last_sequence: lastSequence })
     .where("name", "=", name)
     .execute();
+}
+
+/**
+ * Every live batch takes this transaction-scoped advisory lock first; a replay's swap
+ * takes it to pause the live apply while it applies the last tail and renames schemas.
+ * (An arbitrary constant: "cairn-projector-apply" in the database's advisory-lock space.)
+ */
+export const APPLY_LOCK_KEY = 7_361_043_501;
+
+/**
+ * Waits for, then holds until the transaction ends, the apply lock. `relaxedCommit`
+ * also sets `synchronous_commit = off` for the transaction, in the same statement.
+ */
+export async function takeApplyLock(trx: Db, opts: { relaxedCommit?: boolean } = {}): Promise<void> {
+  await (opts.relaxedCommit
+    ? sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)}), set_config('synchronous_commit', 'off', true)`
+    : sql`select pg_advisory_xact_lock(${sql.lit(APPLY_LOCK_KEY)})`
+  ).execute(trx);
 }

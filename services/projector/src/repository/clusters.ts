@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { ClustersTable, Db } from "../db/database.ts";
 import type { ClusterRow, ClusterState } from "../projections/clusters.ts";
-import { chunksFor } from "./chunks.ts";
 
 type Stored = Selectable<ClustersTable>;
 
@@ -77,46 +77,32 @@ export async function listClusters(
   return rows.length > q.limit && last ? { items, nextCursor: last.id } : { items };
 }
 
-const COLUMNS = 11;
-
-/** One multi-row `insert … on conflict (id) do update` (cut only past the parameter limit). */
+/**
+ * One `insert … select from unnest(<one array per column>) on conflict (id) do update`:
+ * twelve bind parameters whatever the row count, so Postgres parses a short statement
+ * and no batch has to be cut to fit the 65,535-parameter limit.
+ */
 export async function upsertClusters(db: Db, schema: string, rows: readonly ClusterRow[]): Promise<void> {
-  for (const chunk of chunksFor(rows, COLUMNS)) {
-    if (chunk.length === 0) continue;
-    await db
-      .withSchema(schema)
-      .insertInto("clusters")
-      .values(
-        chunk.map((r) => ({
-          id: r.id,
-          name: r.name,
-          region: r.region,
-          state: r.state,
-          spec: JSON.stringify(r.spec),
-          progress: JSON.stringify(r.progress),
-          version: r.version,
-          trace_id: r.traceId,
-          created_at: r.createdAt,
-          updated_at: r.updatedAt,
-          last_event_type: r.lastEventType,
-          last_sequence: r.lastSequence,
-        })),
-      )
-      .onConflict((oc) =>
-        oc.column("id").doUpdateSet((eb) => ({
-          name: eb.ref("excluded.name"),
-          region: eb.ref("excluded.region"),
-          state: eb.ref("excluded.state"),
-          spec: eb.ref("excluded.spec"),
-          progress: eb.ref("excluded.progress"),
-          version: eb.ref("excluded.version"),
-          trace_id: eb.ref("excluded.trace_id"),
-          created_at: eb.ref("excluded.created_at"),
-          updated_at: eb.ref("excluded.updated_at"),
-          last_event_type: eb.ref("excluded.last_event_type"),
-          last_sequence: eb.ref("excluded.last_sequence"),
-        })),
-      )
-      .execute();
-  }
+  if (rows.length === 0) return;
+  await upsertClustersSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertClusters (for one statement with others, see `writeBatchRows`). */
+export function upsertClustersSql(schema: string, rows: readonly ClusterRow[]): RawBuilder<unknown> {
+  const col = <T>(f: (r: ClusterRow) => T) => rows.map(f);
+  return sql`
+    insert into ${sql.table(`${schema}.clusters`)}
+      (id, name, region, state, spec, progress, version, trace_id, created_at, updated_at, last_event_type, last_sequence)
+    select * from unnest(
+      ${col((r) => r.id)}::text[], ${col((r) => r.name)}::text[], ${col((r) => r.region)}::text[],
+      ${col((r) => r.state)}::text[], ${col((r) => JSON.stringify(r.spec))}::jsonb[],
+      ${col((r) => JSON.stringify(r.progress))}::jsonb[], ${col((r) => r.version)}::integer[],
+      ${col((r) => r.traceId)}::text[], ${col((r) => r.createdAt)}::timestamptz[],
+      ${col((r) => r.updatedAt)}::timestamptz[], ${col((r) => r.lastEventType)}::text[],
+      ${col((r) => r.lastSequence)}::bigint[])
+    on conflict (id) do update set
+      name = excluded.name, region = excluded.region, state = excluded.state, spec = excluded.spec,
+      progress = excluded.progress, version = excluded.version, trace_id = excluded.trace_id,
+      created_at = excluded.created_at, updated_at = excluded.updated_at,
+      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence`;
 }

@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { CommandsTable, Db } from "../db/database.ts";
 import type { CommandRow } from "../projections/commands.ts";
-import { chunksFor } from "./chunks.ts";
 
 function fromStored(r: Selectable<CommandsTable>): CommandRow {
   return {
@@ -45,41 +45,27 @@ export async function getCommands(
   return out;
 }
 
-const COLUMNS = 10;
-
+/** One `insert … select from unnest(…) on conflict do update` (ten parameters, any row count). */
 export async function upsertCommands(db: Db, schema: string, rows: readonly CommandRow[]): Promise<void> {
-  for (const chunk of chunksFor(rows, COLUMNS)) {
-    if (chunk.length === 0) continue;
-    await db
-      .withSchema(schema)
-      .insertInto("commands")
-      .values(
-        chunk.map((r) => ({
-          command_id: r.commandId,
-          command_type: r.commandType,
-          aggregate_type: r.aggregateType,
-          aggregate_id: r.aggregateId,
-          status: r.status,
-          reason: r.reason,
-          code: r.code,
-          trace_id: r.traceId,
-          first_sequence: r.firstSequence,
-          updated_at: r.updatedAt,
-        })),
-      )
-      .onConflict((oc) =>
-        oc.column("command_id").doUpdateSet((eb) => ({
-          command_type: eb.ref("excluded.command_type"),
-          aggregate_type: eb.ref("excluded.aggregate_type"),
-          aggregate_id: eb.ref("excluded.aggregate_id"),
-          status: eb.ref("excluded.status"),
-          reason: eb.ref("excluded.reason"),
-          code: eb.ref("excluded.code"),
-          trace_id: eb.ref("excluded.trace_id"),
-          first_sequence: eb.ref("excluded.first_sequence"),
-          updated_at: eb.ref("excluded.updated_at"),
-        })),
-      )
-      .execute();
-  }
+  if (rows.length === 0) return;
+  await upsertCommandsSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertCommands (for one statement with others, see `writeBatchRows`). */
+export function upsertCommandsSql(schema: string, rows: readonly CommandRow[]): RawBuilder<unknown> {
+  const col = <T>(f: (r: CommandRow) => T) => rows.map(f);
+  return sql`
+    insert into ${sql.table(`${schema}.commands`)}
+      (command_id, command_type, aggregate_type, aggregate_id, status, reason, code, trace_id, first_sequence, updated_at)
+    select * from unnest(
+      ${col((r) => r.commandId)}::text[], ${col((r) => r.commandType)}::text[],
+      ${col((r) => r.aggregateType)}::text[], ${col((r) => r.aggregateId)}::text[],
+      ${col((r) => r.status)}::text[], ${col((r) => r.reason)}::text[], ${col((r) => r.code)}::text[],
+      ${col((r) => r.traceId)}::text[], ${col((r) => r.firstSequence)}::bigint[],
+      ${col((r) => r.updatedAt)}::timestamptz[])
+    on conflict (command_id) do update set
+      command_type = excluded.command_type, aggregate_type = excluded.aggregate_type,
+      aggregate_id = excluded.aggregate_id, status = excluded.status, reason = excluded.reason,
+      code = excluded.code, trace_id = excluded.trace_id, first_sequence = excluded.first_sequence,
+      updated_at = excluded.updated_at`;
 }

@@ -1,57 +1,41 @@
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
-import { chunksFor } from "./chunks.ts";
-
-const COLUMNS = 13;
 
 /**
- * Multi-row upsert keyed by (aggregate_type, aggregate_id, position). Rows must be
- * unique by that key within one call (Postgres refuses to update a row twice in one
- * statement); `indexRowsByKey` makes them so.
+ * One `insert … select from unnest(…) on conflict do update` keyed by
+ * (aggregate_type, aggregate_id, position), thirteen parameters whatever the row count.
+ * Rows must be unique by that key within one call (Postgres refuses to update a row
+ * twice in one statement); `indexRowsByKey` makes them so.
  */
 export async function upsertEventIndex(
   db: Db,
   schema: string,
   rows: readonly EventIndexRow[],
 ): Promise<void> {
-  for (const chunk of chunksFor(rows, COLUMNS)) {
-    if (chunk.length === 0) continue;
-    await db
-      .withSchema(schema)
-      .insertInto("event_index")
-      .values(
-        chunk.map((r) => ({
-          aggregate_type: r.aggregateType,
-          aggregate_id: r.aggregateId,
-          position: r.position,
-          sequence: r.sequence,
-          event_id: r.eventId,
-          type: r.type,
-          command_id: r.commandId,
-          causation_id: r.causationId,
-          correlation_id: r.correlationId,
-          actor: r.actor,
-          trace_id: r.traceId,
-          time: r.time,
-          data: JSON.stringify(r.data),
-        })),
-      )
-      .onConflict((oc) =>
-        oc.columns(["aggregate_type", "aggregate_id", "position"]).doUpdateSet((eb) => ({
-          sequence: eb.ref("excluded.sequence"),
-          event_id: eb.ref("excluded.event_id"),
-          type: eb.ref("excluded.type"),
-          command_id: eb.ref("excluded.command_id"),
-          causation_id: eb.ref("excluded.causation_id"),
-          correlation_id: eb.ref("excluded.correlation_id"),
-          actor: eb.ref("excluded.actor"),
-          trace_id: eb.ref("excluded.trace_id"),
-          time: eb.ref("excluded.time"),
-          data: eb.ref("excluded.data"),
-        })),
-      )
-      .execute();
-  }
+  if (rows.length === 0) return;
+  await upsertEventIndexSql(schema, rows).execute(db);
+}
+
+/** The upsert statement of upsertEventIndex (for one statement with others, see `writeBatchRows`). */
+export function upsertEventIndexSql(schema: string, rows: readonly EventIndexRow[]): RawBuilder<unknown> {
+  const col = <T>(f: (r: EventIndexRow) => T) => rows.map(f);
+  return sql`
+    insert into ${sql.table(`${schema}.event_index`)}
+      (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id,
+       correlation_id, actor, trace_id, time, data)
+    select * from unnest(
+      ${col((r) => r.aggregateType)}::text[], ${col((r) => r.aggregateId)}::text[],
+      ${col((r) => r.position)}::integer[], ${col((r) => r.sequence)}::bigint[],
+      ${col((r) => r.eventId)}::uuid[], ${col((r) => r.type)}::text[], ${col((r) => r.commandId)}::text[],
+      ${col((r) => r.causationId)}::text[], ${col((r) => r.correlationId)}::text[],
+      ${col((r) => r.actor)}::text[], ${col((r) => r.traceId)}::text[], ${col((r) => r.time)}::timestamptz[],
+      ${col((r) => JSON.stringify(r.data))}::jsonb[])
+    on conflict (aggregate_type, aggregate_id, position) do update set
+      sequence = excluded.sequence, event_id = excluded.event_id, type = excluded.type,
+      command_id = excluded.command_id, causation_id = excluded.causation_id,
+      correlation_id = excluded.correlation_id, actor = excluded.actor, trace_id = excluded.trace_id,
+      time = excluded.time, data = excluded.data`;
 }
 
 /** The last row for each key, in first-seen order. */

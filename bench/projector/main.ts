@@ -1,0 +1,298 @@
+/**
+ * bench/projector: the projector's rates over one log, each beside the raw limit
+ * measured in the same run on the same machine:
+ *
+ *  1. Write the log: `--events` events (default 1,000,000) in commits of many clusters,
+ *     published with async `js.publish` in windows into a disposable nats-server.
+ *  2. Raw read: an ordered consumer over the whole stream doing nothing but JSON.parse.
+ *     Raw write: COPY of the same event-index rows into a table shaped like `event_index`
+ *     (same indexes), 50,000 rows per COPY, only the COPY timed.
+ *     The raw limit of a projection is the slower of the two (reading and writing overlap).
+ *  3. Live apply: the projector, run as its own process (`services/projector/src/main.ts`,
+ *     as deployed), from an empty database to the head; timed from its first applied
+ *     batch (process start-up excluded).
+ *  4. Replay: asked of that projector over the bus (`cairn.admin.projector.replay`, as
+ *     `cairn replay` does): rebuild into a fresh schema and swap; its rate counts
+ *     everything (migrations, load, index builds, comparison with live, swap).
+ *  5. Command → read model: commits published at 500/s; latency from just before
+ *     `js.publish` until Postgres shows the live checkpoint covering the commit (the rows
+ *     commit together with the checkpoint, so that is when a reader sees them), polled
+ *     every 1 ms. Then the same with 4 concurrent API readers (GET /clusters/:id in a
+ *     loop), whose p50/p99 is the "API read under load" figure.
+ *  Goals: replay ≥ 50,000 events/s and ≥ 50% of raw; command → read model p99 ≤ 25 ms.
+ *
+ * Run: npm run bench:projector -w @cairn/bench -- --events 100000
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { connectNats, ensureStreams, type RawEventEnvelope, Streams } from "@cairn/events";
+import {
+  DEFAULT_SCHEMA,
+  eventIndexCopyText,
+  migrateToLatest,
+  openDatabase,
+  REPLAY_SUBJECT,
+  type ReplayReply,
+  toEventIndexRow,
+} from "@cairn/projector";
+import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/testkit";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { sql } from "kysely";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { type Figure, printFigures, rate, timed } from "../lib/report.ts";
+import { benchLog } from "./log.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: "string", default: process.env.BENCH_EVENTS ?? "1000000" },
+    "latency-seconds": { type: "string", default: "10" },
+  },
+});
+const EVENTS = Number(args.events);
+const LATENCY_SECONDS = Number(args["latency-seconds"]);
+const say = (line: string) => process.stderr.write(`bench/projector: ${line}\n`);
+
+const server = await startNatsServer();
+const nats = await connectNats(server.url, { name: "bench-projector" });
+await ensureStreams(nats.jsm);
+const postgres = await findPostgres();
+const database = await createDatabase(postgres, "bench_projector");
+const db = openDatabase(database.url, { max: 4 });
+let projector: ChildProcess | undefined;
+
+try {
+  // 1. The log.
+  say(`publishing ${EVENTS.toLocaleString("en-US")} events`);
+  let commits = 0;
+  const publish = await timed(async () => {
+    const WINDOW = 2_000;
+    let inflight: Promise<unknown>[] = [];
+    for (const c of benchLog(EVENTS)) {
+      inflight.push(nats.js.publish(c.subject, c.body));
+      commits++;
+      if (inflight.length >= WINDOW) {
+        await Promise.all(inflight);
+        inflight = [];
+      }
+    }
+    await Promise.all(inflight);
+  });
+  const head = (await nats.jsm.streams.info(Streams.events)).state.last_seq;
+  say(`${commits} commits in ${Math.round(publish.ms)} ms`);
+
+  // 2a. Raw read: the same messages, an ordered consumer, JSON.parse only.
+  const rawRead = await timed(async () => {
+    const consumer = await nats.js.consumers.get(Streams.events, { deliver_policy: DeliverPolicy.All });
+    const it = await consumer.consume({ max_messages: 10_000 });
+    let n = 0;
+    for await (const m of it) {
+      m.json();
+      if (++n >= commits) break;
+    }
+    await it.close();
+  });
+
+  // 2b. Raw write: COPY of the same rows into a table like event_index.
+  // The same table as the projector's (migrated from its code), in a schema of its own.
+  await migrateToLatest(db, "raw");
+  const raw = new pg.Client({ connectionString: database.url });
+  await raw.connect();
+  let copyMs = 0;
+  {
+    let rows: ReturnType<typeof toEventIndexRow>[] = [];
+    let seq = 0;
+    const flush = async () => {
+      const text = eventIndexCopyText(rows);
+      rows = [];
+      const t0 = performance.now();
+      const stream = raw.query(
+        copyFrom(
+          "copy raw.event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin",
+        ),
+      );
+      await new Promise<void>((resolve, reject) => {
+        stream.on("finish", resolve).on("error", reject);
+        stream.end(text);
+      });
+      copyMs += performance.now() - t0;
+    };
+    for (const c of benchLog(EVENTS)) {
+      seq++;
+      for (const e of JSON.parse(c.body).events as RawEventEnvelope[]) rows.push(toEventIndexRow(e, seq));
+      if (rows.length >= 50_000) await flush();
+    }
+    if (rows.length > 0) await flush();
+  }
+  await raw.end();
+  const rawReadRate = rate(EVENTS, rawRead.ms);
+  const rawCopyRate = rate(EVENTS, copyMs);
+  const rawLimit = Math.min(rawReadRate, rawCopyRate);
+  say(`raw read ${Math.round(rawReadRate)} events/s, raw COPY ${Math.round(rawCopyRate)} events/s`);
+
+  // 3. Live apply: the projector process, from an empty database to the head.
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  projector = spawn(
+    process.execPath,
+    [fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url))],
+    {
+      env: {
+        ...process.env,
+        NATS_URL: server.url,
+        DATABASE_URL: database.url,
+        CAIRN_API_PORT: String(apiPort),
+        LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
+  let firstBatchAt = 0;
+  for (let cp = 0; cp < head; cp = (await liveCheckpoint(db)) ?? 0) {
+    if (cp > 0 && firstBatchAt === 0) firstBatchAt = performance.now();
+    if (projector.exitCode !== null) throw new Error(`the projector exited with ${projector.exitCode}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const liveMs = performance.now() - firstBatchAt;
+  say(`live apply: ${Math.round(rate(EVENTS, liveMs))} events/s`);
+
+  // 4. Replay, asked of the projector over the bus, with its live projection running.
+  const reply = (
+    await nats.nc.request(REPLAY_SUBJECT, JSON.stringify({}), { timeout: 60 * 60_000 })
+  ).json<ReplayReply>();
+  if (!reply.ok) throw new Error(`replay failed: ${reply.error}: ${reply.message}`);
+  const rebuilt = reply.result;
+  say(
+    `replay: ${rebuilt.eventsPerSecond} events/s (${JSON.stringify(rebuilt.timings)}), comparison equal: ${rebuilt.comparison.compared && rebuilt.comparison.equal}`,
+  );
+
+  // 5. Command → read model at 500 commits/s, then with API readers as well.
+  // The replay just wrote two million rows: let Postgres write them back before the
+  // latency runs, so they measure steady state rather than the bulk load's checkpoint.
+  await sql`checkpoint`.execute(db);
+  const quiet = await latencyRun(nats, db, LATENCY_SECONDS, 0, apiUrl, "lat");
+  const loaded = await latencyRun(nats, db, LATENCY_SECONDS, 4, apiUrl, "load");
+
+  const figures: Figure[] = [
+    { name: "raw read: ordered consumer + JSON.parse", value: rawReadRate, unit: "events/s" },
+    { name: "raw write: COPY into an event_index-shaped table", value: rawCopyRate, unit: "events/s" },
+    {
+      name: "live apply: projector process, batch = 1 tx",
+      value: rate(EVENTS, liveMs),
+      unit: "events/s",
+      raw: rawLimit,
+    },
+    {
+      name: "replay: rebuild + compare + swap",
+      value: rebuilt.eventsPerSecond,
+      unit: "events/s",
+      raw: rawLimit,
+      goal: 0.5,
+    },
+    {
+      name: "replay: load phase alone",
+      value: rate(rebuilt.events, rebuilt.timings.load),
+      unit: "events/s",
+      raw: rawLimit,
+      goal: 0.5,
+    },
+    { name: "command → read model p50 (500 commits/s)", value: quiet.p50, unit: "ms" },
+    { name: "command → read model p99 (500 commits/s)", value: quiet.p99, unit: "ms" },
+    { name: "command → read model p99 (+4 API readers)", value: loaded.p99, unit: "ms" },
+    { name: "API GET /clusters/:id p50 under load", value: loaded.readP50, unit: "ms" },
+    { name: "API GET /clusters/:id p99 under load", value: loaded.readP99, unit: "ms" },
+    { name: "API reads under load", value: loaded.readsPerSecond, unit: "req/s" },
+  ];
+  printFigures(
+    `bench/projector  (${EVENTS.toLocaleString("en-US")} events in ${commits.toLocaleString("en-US")} commits; raw limit = min(raw read, raw COPY); replay goal ≥ 50,000 events/s: ${rebuilt.eventsPerSecond >= 50_000 ? "met" : "NOT met"}; p99 goal ≤ 25 ms: ${quiet.p99 <= 25 ? "met" : "NOT met"})`,
+    figures,
+  );
+} finally {
+  if (projector && projector.exitCode === null) {
+    const exited = new Promise((r) => projector?.once("exit", r));
+    projector.kill("SIGTERM");
+    await exited;
+  }
+  await db.destroy();
+  await nats.close();
+  await server.dispose();
+  await database.dispose();
+  await postgres.stop();
+}
+
+async function liveCheckpoint(d: typeof db): Promise<number | undefined> {
+  const r = await d
+    .withSchema(DEFAULT_SCHEMA)
+    .selectFrom("projector_checkpoint")
+    .select("last_sequence")
+    .where("name", "=", "projector")
+    .executeTakeFirst()
+    .catch(() => undefined);
+  return r?.last_sequence;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+/** Publishes `requested` commits at 500/s for `seconds`, timing each until the checkpoint covers it. */
+async function latencyRun(
+  n: typeof nats,
+  d: typeof db,
+  seconds: number,
+  readers: number,
+  apiUrl: string,
+  prefix: string,
+) {
+  const total = seconds * 500;
+  const waiting: { seq: number; t0: number }[] = [];
+  const latencies: number[] = [];
+  let published = 0;
+  let done = false;
+  // The poller: one cheap query per millisecond or so.
+  const poller = (async () => {
+    while (!done || waiting.length > 0) {
+      const cp = (await liveCheckpoint(d)) ?? 0;
+      const now = performance.now();
+      while (waiting.length > 0 && waiting[0]!.seq <= cp) latencies.push(now - waiting.shift()!.t0);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  })();
+  const reads: number[] = [];
+  const readLoop = async () => {
+    while (!done) {
+      const id = `b${Math.floor(Math.random() * 1_000)}`;
+      const t0 = performance.now();
+      const res = await fetch(`${apiUrl}/clusters/${id}`);
+      await res.arrayBuffer();
+      reads.push(performance.now() - t0);
+    }
+  };
+  const readerRuns = Array.from({ length: readers }, readLoop);
+  const t0 = performance.now();
+  const log = benchLog(total, 100, `${prefix}${Date.now().toString(36)}`);
+  for (const c of log) {
+    // Paced: commit i goes at t0 + 2 ms · i.
+    const due = t0 + published * 2;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const sent = performance.now();
+    const ack = await n.js.publish(c.subject, c.body);
+    waiting.push({ seq: ack.seq, t0: sent });
+    published++;
+  }
+  const ms = performance.now() - t0;
+  done = true;
+  await poller;
+  await Promise.all(readerRuns);
+  return {
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
+    rate: rate(published, ms),
+    readP50: pct(reads, 50),
+    readP99: pct(reads, 99),
+    readsPerSecond: rate(reads.length, ms),
+  };
+}

@@ -1,0 +1,32 @@
+/** The projector's Prometheus metrics (served on the harness's /metrics). */
+import { counter, gauge } from "@cairn/service";
+
+/** Events written to read models; `rate()` of it is the apply rate. mode: live | replay. */
+export const eventsApplied = counter(
+  "cairn_projector_events_applied_total",
+  "Events applied to read models",
+  ["mode"],
+);
+/** The last stream sequence the live projection applied. */
+export const checkpointGauge = gauge(
+  "cairn_projector_checkpoint",
+  "Last EVT sequence applied by the live projection",
+);
+/** Stream head minus the checkpoint, seen at each batch. */
+export const lagGauge = gauge("cairn_projector_lag_messages", "EVT last sequence minus the live checkpoint");
+/** Sequences missing before a batch, read from the stream to fill the gap. */
+export const gapsFilled = counter(
+  "cairn_projector_gap_fills_total",
+  "Missing sequences filled from the stream",
+);
+/** Batches that stopped at a missing, unreadable sequence (WaitingForSequenceError). */
+export const gapWaits = counter(
+  "cairn_projector_gap_waits_total",
+  "Batches that waited at a missing sequence",
+);
+/** A running rebuild: where it is and where the head was when it looked. */
+export const replayCheckpoint = gauge(
+  "cairn_projector_replay_checkpoint",
+  "EVT sequence a running rebuild reached",
+);
+export const replayHead = gauge("cairn_projector_replay_head", "EVT head the running rebuild catches up to");

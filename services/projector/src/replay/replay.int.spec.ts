@@ -1,0 +1,229 @@
+import { catalogue, eventSubject } from "@cairn/events";
+import { sql } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Db, DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
+import { type Projector, startProjector } from "../projector.ts";
+import { readCheckpoint } from "../repository/checkpoint.ts";
+import { getCluster } from "../repository/clusters.ts";
+import { everyClusterEventCommits, rejectionOfEveryAggregate } from "../testing/every-event.ts";
+import { anEnvelope, aTraceparent, cluster, deletionRequested, requested } from "../testing/fixtures.ts";
+import { eventually, type Infra, startInfra } from "../testing/infra.ts";
+import { digestSchema } from "./compare.ts";
+import { ReplayAbortedError, replay } from "./replay.ts";
+import { REPLAY_SUBJECT, type ReplayReply } from "./trigger.ts";
+
+let infra: Infra;
+let db: Db;
+let projector: Projector | undefined;
+
+beforeEach(async () => {
+  infra = await startInfra();
+  db = openDatabase(infra.database.url, { max: 2 });
+});
+afterEach(async () => {
+  await projector?.stop();
+  projector = undefined;
+  await db.destroy();
+  await infra.dispose();
+});
+
+async function startLive(): Promise<Projector> {
+  projector = await startProjector({
+    nats: infra.nats,
+    databaseUrl: infra.database.url,
+    api: { port: 0 },
+    batchSize: 50,
+  });
+  return projector;
+}
+
+const liveCheckpoint = () => readCheckpoint(db, DEFAULT_SCHEMA, "projector");
+const caughtUp = () => eventually(async () => (await liveCheckpoint()) >= infra.writer.lastSequence, 20_000);
+
+/** `clusters` clusters, each through every cluster event type, and a rejection on every aggregate. */
+async function writeLog(clusters: number, prefix = "c"): Promise<void> {
+  for (let k = 0; k < clusters; k++) {
+    for (const [i, c] of everyClusterEventCommits(`${prefix}${k}`, k).entries()) {
+      await infra.writer.append(c.aggregate, c.events, {
+        commandId: `cmd-${prefix}${k}-${i}`,
+        ...(i % 3 === 0 ? { traceparent: aTraceparent() } : {}),
+      });
+    }
+  }
+  for (const c of rejectionOfEveryAggregate(prefix)) {
+    const commandId = `cmd-${c.aggregate.type}-${prefix}`;
+    await infra.writer.append(c.aggregate, c.events, { commandId });
+  }
+}
+
+describe("replay", () => {
+  it("rebuilds read models equal to the live ones (row counts and hashes) from a log of every event type", async () => {
+    await startLive();
+    await writeLog(8);
+    // The log really holds every cluster event type the catalogue knows, and every aggregate.
+    const types = new Set(infra.writer.appended.map((a) => a.event.type));
+    const clusterTypes = [...catalogue.events.keys()].filter((t) => t.startsWith("cluster."));
+    expect(clusterTypes.filter((t) => !types.has(t))).toEqual([]);
+    expect(new Set(infra.writer.appended.map((a) => a.event.aggregate.type)).size).toBe(6);
+    await caughtUp();
+
+    const check = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
+    expect(check.comparison).toMatchObject({ compared: true, equal: true, at: infra.writer.lastSequence });
+    if (!check.comparison.compared) throw new Error("not compared");
+    expect(check.comparison.tables.map((t) => [t.table, t.rebuilt.rows])).toEqual([
+      ["clusters", 8],
+      ["event_index", infra.writer.appended.length],
+      // One command per commit of each cluster's history, and one per rejection.
+      ["commands", 8 * everyClusterEventCommits("x").length + 6],
+    ]);
+    expect(check.swapped).toBe(false);
+    // A check leaves no schema behind.
+    const left = await sql<{ n: number }>`
+      select count(*)::int as n from pg_namespace where nspname like 'cairn\\_rebuild\\_%'`.execute(db);
+    expect(left.rows[0]?.n).toBe(0);
+
+    // A difference in live is found, and named by table.
+    await sql`update clusters set state = 'Ready' where id = 'c3'`.execute(db);
+    const differs = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
+    if (!differs.comparison.compared) throw new Error("not compared");
+    expect(differs.comparison.equal).toBe(false);
+    expect(differs.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual(["clusters"]);
+
+    // The swap replaces live with the rebuild: the tampered row is right again.
+    const before = await digestSchema(db, DEFAULT_SCHEMA);
+    const swapped = await replay({ databaseUrl: infra.database.url, nats: infra.nats });
+    expect(swapped).toMatchObject({ swapped: true, resumedFrom: 0, checkpoint: infra.writer.lastSequence });
+    const after = await digestSchema(db, DEFAULT_SCHEMA);
+    expect(after.clusters).not.toEqual(before.clusters);
+    expect(after.event_index).toEqual(before.event_index);
+    expect((await getCluster(db, DEFAULT_SCHEMA, "c3"))?.state).toBe("Deleted");
+
+    // The live projection carries on in the swapped-in schema.
+    await infra.writer.append(cluster("late"), [requested("late")], { commandId: "cmd-late" });
+    await caughtUp();
+    expect((await getCluster(db, DEFAULT_SCHEMA, "late"))?.state).toBe("Pending");
+  });
+
+  it("swaps under read load: no request fails, and reads see the data after", async () => {
+    const p = await startLive();
+    await writeLog(6);
+    await caughtUp();
+    const base = p.api!.url;
+    let requests = 0;
+    const failures: string[] = [];
+    let reading = true;
+    const reader = async (path: string) => {
+      while (reading) {
+        const res = await fetch(`${base}${path}`).catch((err: Error) => ({
+          status: 0,
+          text: async () => err.message,
+        }));
+        requests++;
+        if (res.status !== 200) failures.push(`${path}: ${res.status} ${await res.text()}`);
+      }
+    };
+    const readers = [
+      reader("/clusters?limit=100"),
+      reader("/clusters/c2"),
+      reader("/clusters/c5"),
+      reader("/readyz"),
+    ];
+    // Writes go on during the replay too: the swap takes them over.
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        await infra.writer.append(cluster(`w${i}`), [requested(`w${i}`)], { commandId: `cmd-w${i}` });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    let result: Awaited<ReturnType<typeof replay>>;
+    try {
+      result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 25 });
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      writing = false;
+      await writer;
+      reading = false;
+      await Promise.all(readers);
+    }
+
+    expect(result.swapped).toBe(true);
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(20);
+    await caughtUp();
+    const res = await fetch(`${base}/clusters/c2`);
+    // Every event of its history (a commit may hold two).
+    const version = everyClusterEventCommits("c2").flatMap((c) => c.events).length;
+    expect(await res.json()).toMatchObject({ id: "c2", state: "Deleted", version });
+    const list = (await (await fetch(`${base}/clusters?limit=500`)).json()) as { items: unknown[] };
+    expect(list.items.length).toBe(
+      6 + infra.writer.appended.filter((a) => /^w[0-9]+$/.test(a.event.aggregate.id)).length,
+    );
+  });
+
+  it("resumes an interrupted rebuild from its own checkpoint instead of starting over", async () => {
+    await startLive();
+    await writeLog(6);
+    await caughtUp();
+    const abort = new AbortController();
+    let batches = 0;
+    const first = replay({
+      databaseUrl: infra.database.url,
+      nats: infra.nats,
+      batchSize: 20,
+      signal: abort.signal,
+      onProgress: () => {
+        if (++batches === 3) abort.abort();
+      },
+    });
+    await expect(first).rejects.toBeInstanceOf(ReplayAbortedError);
+    const stoppedAt = await readCheckpoint(db, "cairn_rebuild_1", "projector");
+    expect(stoppedAt).toBeGreaterThanOrEqual(60);
+    expect(stoppedAt).toBeLessThan(infra.writer.lastSequence);
+
+    const resumed = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 20 });
+    expect(resumed.resumedFrom).toBe(stoppedAt);
+    expect(resumed.rebuildSchema).toBe("cairn_rebuild_1");
+    // Only what was left was applied this time.
+    expect(resumed.commits).toBe(infra.writer.lastSequence - stoppedAt);
+    expect(resumed.comparison).toMatchObject({ compared: true, equal: true });
+    expect(resumed.swapped).toBe(true);
+  });
+
+  it("answers a replay request on the bus (cairn.admin.projector.replay)", async () => {
+    await startLive();
+    await writeLog(2);
+    await caughtUp();
+    const ask = async (body: unknown) =>
+      (
+        await infra.nats.nc.request(REPLAY_SUBJECT, JSON.stringify(body), { timeout: 30_000 })
+      ).json<ReplayReply>();
+
+    const check = await ask({ checkOnly: true });
+    expect(check).toMatchObject({ ok: true, result: { swapped: false, comparison: { equal: true } } });
+    expect(await ask({ checkOnly: "yes" })).toMatchObject({ ok: false, error: "BadRequest" });
+    const swap = await ask({});
+    expect(swap).toMatchObject({
+      ok: true,
+      result: { swapped: true, checkpoint: infra.writer.lastSequence },
+    });
+  });
+
+  it("rebuilds a log that repeats a position as live does (the later row wins)", async () => {
+    await startLive();
+    await writeLog(2);
+    // A commit that reuses position 1 of c0, as a hand-made publish could.
+    const again = anEnvelope(cluster("c0"), 1, deletionRequested(), { commandId: "cmd-again" });
+    await infra.nats.js.publish(
+      eventSubject(cluster("c0")),
+      JSON.stringify({ commitId: "again", aggregate: cluster("c0"), events: [again] }),
+    );
+    await eventually(async () => (await liveCheckpoint()) >= infra.writer.lastSequence + 1);
+    const result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 10 });
+    expect(result.comparison).toMatchObject({ compared: true, equal: true });
+    const row = await sql<{ type: string }>`
+      select type from event_index where aggregate_id = 'c0' and position = 1`.execute(db);
+    expect(row.rows.map((r) => r.type)).toEqual(["cluster.deletion-requested"]);
+  });
+});

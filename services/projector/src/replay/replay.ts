@@ -1,0 +1,304 @@
+/**
+ * Replay with zero downtime: rebuild every read model from sequence 1 into a fresh
+ * schema while the live one keeps serving, then swap the two in one transaction.
+ *
+ *  1. Take the replay lock (one replay at a time) and pick the rebuild schema:
+ *     `<live>_rebuild_<n>` if one is left from an interrupted run (it resumes after its
+ *     own checkpoint), else a new one, migrated from code.
+ *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches;
+ *     each batch is one transaction with the rebuild's checkpoint, COPY for the event
+ *     index, and `synchronous_commit = off` (a commit lost in a crash loses its
+ *     checkpoint with it, and the next run re-applies it). Repeat until near the head.
+ *  3. Swap, in ONE transaction: take the apply lock (the live projection takes it per
+ *     batch, so it pauses), apply the rebuild up to the live checkpoint, compare the two
+ *     (row counts and content hashes), apply the rest up to the stream's head, rename
+ *     `<live>` → `<live>_old_<n>` and the rebuild → `<live>`, commit. The checkpoint
+ *     row moves with its schema, so the live projection continues from the rebuild's
+ *     checkpoint, skipping what it covers. `checkOnly` compares and drops the rebuild.
+ *  4. Drop the old schema (unless `keepOld`).
+ */
+import { type Catalogue, catalogue as defaultCatalogue, type Nats, type RunnerLogger } from "@cairn/events";
+import { sql } from "kysely";
+import {
+  assertSchemaName,
+  type Db,
+  DEFAULT_SCHEMA,
+  type DedicatedConnection,
+  openDedicatedConnection,
+} from "../db/database.ts";
+import { migrateToLatest } from "../db/migrate.ts";
+import { eventsApplied, replayCheckpoint, replayHead } from "../metrics.ts";
+import { ensureCheckpoint, readCheckpoint, takeApplyLock } from "../repository/checkpoint.ts";
+import { type Comparison, compareAtLiveCheckpoint, digestSchema } from "./compare.ts";
+import { deferIndexes, restoreIndexes } from "./deferred-indexes.ts";
+import { readLog, streamHead } from "./read-log.ts";
+import { loadRebuildState, type PreparedBatch, prepareBatch, writeBatch } from "./rebuild-batch.ts";
+
+/** Session advisory lock held for a whole replay: two replays never build at once. */
+export const REPLAY_LOCK_KEY = 7_361_043_502;
+
+export interface ReplayOptions {
+  readonly databaseUrl: string;
+  readonly nats: Nats;
+  /** The live schema. Default `cairn`. */
+  readonly schema?: string;
+  /** The checkpoint row's name (the live durable's). Default `projector`. */
+  readonly name?: string;
+  /** Messages per rebuild transaction. Default 5,000. */
+  readonly batchSize?: number;
+  /** Compare a rebuild with live, do not swap; the rebuild is dropped afterwards. */
+  readonly checkOnly?: boolean;
+  /** Keep `<live>_old_<n>` after the swap (default: dropped). */
+  readonly keepOld?: boolean;
+  readonly logger?: RunnerLogger;
+  readonly catalogue?: Catalogue;
+  /** Stops the load between batches (a shutdown); the next replay resumes from the rebuild's checkpoint. */
+  readonly signal?: AbortSignal;
+  /** Called after every load batch. */
+  readonly onProgress?: (p: ReplayProgress) => void;
+}
+
+export interface ReplayProgress {
+  readonly schema: string;
+  readonly checkpoint: number;
+  readonly head: number;
+  readonly events: number;
+}
+
+export interface ReplayResult {
+  /** The schema the rebuild was built in. */
+  readonly rebuildSchema: string;
+  /** The rebuild's checkpoint when this run started (0: from sequence 1; more: resumed). */
+  readonly resumedFrom: number;
+  /** The rebuild's checkpoint at the end (= the live checkpoint after a swap). */
+  readonly checkpoint: number;
+  readonly commits: number;
+  readonly events: number;
+  /** Messages that are not readable commits (the live projection dead-lettered them): skipped. */
+  readonly unreadable: number;
+  readonly ms: number;
+  readonly eventsPerSecond: number;
+  readonly swapped: boolean;
+  /** Where the previous live schema went (absent if dropped or not swapped). */
+  readonly oldSchema?: string;
+  readonly comparison: Comparison;
+  /** Where the time went (ms): the bulk load, building the deferred indexes, the catch-up after them, the comparison, the swap transaction (last tail and renames: the live apply waits this long), dropping the old schema. */
+  readonly timings: {
+    load: number;
+    indexes: number;
+    catchUp: number;
+    compare: number;
+    swap: number;
+    cleanUp: number;
+  };
+}
+
+export class ReplayInProgressError extends Error {
+  override readonly name = "ReplayInProgressError";
+  constructor() {
+    super("another replay holds the replay lock; wait for it to finish (or for its process to end)");
+  }
+}
+
+export class ReplayAbortedError extends Error {
+  override readonly name = "ReplayAbortedError";
+  readonly checkpoint: number;
+  constructor(schema: string, checkpoint: number) {
+    super(`replay stopped at ${checkpoint}; the next replay resumes ${schema} from ${checkpoint + 1}`);
+    this.checkpoint = checkpoint;
+  }
+}
+
+const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
+
+/** Rebuilds every read model from sequence 1 and swaps it in (or only compares). */
+export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
+  const live = assertSchemaName(opts.schema ?? DEFAULT_SCHEMA);
+  const name = opts.name ?? "projector";
+  const batchSize = opts.batchSize ?? 5_000;
+  const log = opts.logger ?? silent;
+  const cat = opts.catalogue ?? defaultCatalogue;
+  const t0 = performance.now();
+  const conn = await openDedicatedConnection(opts.databaseUrl, { searchPath: live });
+  const { client, db } = conn;
+  try {
+    // 1. One replay at a time (a session lock: it goes with the connection if the process dies).
+    const locked = await sql<{
+      ok: boolean;
+    }>`select pg_try_advisory_lock(${sql.lit(REPLAY_LOCK_KEY)}) as ok`.execute(db);
+    if (!locked.rows[0]?.ok) throw new ReplayInProgressError();
+    const rebuild = await rebuildSchemaName(db, live);
+    await migrateToLatest(db, rebuild);
+    await ensureCheckpoint(db, rebuild, name);
+    const resumedFrom = await readCheckpoint(db, rebuild, name);
+    log.info({ rebuild, resumedFrom, live }, resumedFrom > 0 ? "replay resumes" : "replay starts");
+
+    const state = await loadRebuildState(db, rebuild, resumedFrom === 0);
+    const totals = { commits: 0, events: 0, unreadable: 0 };
+    let checkpoint = resumedFrom;
+    const count = (batch: PreparedBatch) => {
+      totals.commits += batch.commits;
+      totals.events += batch.events;
+      totals.unreadable += batch.unreadable;
+      checkpoint = batch.checkpoint;
+      eventsApplied.inc({ mode: "replay" }, batch.events);
+      replayCheckpoint.set(checkpoint);
+    };
+    /** Inside the caller's transaction: batches from the checkpoint to `until`, one after another. */
+    const applyUpTo = async (until: number) => {
+      for await (const msgs of readLog(opts.nats, checkpoint + 1, until, batchSize)) {
+        const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+        await writeBatch(client, db, rebuild, name, batch);
+        count(batch);
+      }
+    };
+
+    // 2. Load until less than a batch separates it from the head, with secondary indexes
+    //    set aside until the bulk is in. Each batch is its own transaction; batch N+1 is
+    //    parsed and folded while batch N is written.
+    if (resumedFrom === 0) await deferIndexes(db, rebuild);
+    await sql`set maintenance_work_mem = '256MB'`.execute(db);
+    const load = async () => {
+      for (
+        let head = await streamHead(opts.nats);
+        head - checkpoint > batchSize;
+        head = await streamHead(opts.nats)
+      ) {
+        replayHead.set(head);
+        let writing: Promise<void> = Promise.resolve();
+        let failure: { err: unknown } | undefined;
+        const settle = async () => {
+          await writing;
+          if (failure) throw failure.err;
+        };
+        for await (const msgs of readLog(opts.nats, checkpoint + 1, head, batchSize)) {
+          // Rows read back must include the previous batch's.
+          if (!state.complete) await settle();
+          const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+          await settle();
+          if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
+          writing = inTransaction(client, true, () => writeBatch(client, db, rebuild, name, batch)).then(
+            () => {
+              count(batch);
+              opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
+            },
+            (err: unknown) => {
+              failure = { err };
+            },
+          );
+        }
+        await settle();
+        if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
+      }
+    };
+    const tLoad = performance.now();
+    await load();
+    const tIndexes = performance.now();
+    const indexes = await restoreIndexes(db, rebuild);
+    const tCatchUp = performance.now();
+    log.info({ rebuild, checkpoint, indexes }, "rebuild loaded; indexes built");
+    await load();
+    const tCompare = performance.now();
+
+    // 3. Compare at one checkpoint without pausing the live apply: a repeatable-read
+    //    snapshot of live (at its checkpoint L), and the rebuild brought to exactly L;
+    //    both hashed at once, on two connections.
+    const comparison = await compareAtLiveCheckpoint(opts.databaseUrl, live, name, checkpoint, async (at) => {
+      await inTransaction(client, true, () => applyUpTo(at));
+      return await digestSchema(db, rebuild);
+    });
+    logComparison(log, comparison);
+    const tSwap = performance.now();
+
+    // 4. The swap, in one transaction that pauses the live apply: the last tail, then
+    //    the renames.
+    let oldSchema: string | undefined;
+    if (!opts.checkOnly) {
+      await inTransaction(client, false, async () => {
+        await takeApplyLock(db);
+        await applyUpTo(await streamHead(opts.nats));
+        oldSchema = `${live}_old_${rebuild.slice(`${live}_rebuild_`.length)}`;
+        await sql`alter schema ${sql.id(live)} rename to ${sql.id(oldSchema)}`.execute(db);
+        await sql`alter schema ${sql.id(rebuild)} rename to ${sql.id(live)}`.execute(db);
+      });
+    }
+
+    // 5. Clean up what is not needed any more.
+    const tCleanUp = performance.now();
+    if (opts.checkOnly) await sql`drop schema ${sql.id(rebuild)} cascade`.execute(db);
+    else if (!opts.keepOld && oldSchema) {
+      await sql`drop schema ${sql.id(oldSchema)} cascade`.execute(db);
+      oldSchema = undefined;
+    }
+    const ms = performance.now() - t0;
+    const result: ReplayResult = {
+      rebuildSchema: rebuild,
+      resumedFrom,
+      checkpoint,
+      ...totals,
+      ms: Math.round(ms),
+      timings: {
+        load: Math.round(tIndexes - tLoad),
+        indexes: Math.round(tCatchUp - tIndexes),
+        catchUp: Math.round(tCompare - tCatchUp),
+        compare: Math.round(tSwap - tCompare),
+        swap: Math.round(tCleanUp - tSwap),
+        cleanUp: Math.round(performance.now() - tCleanUp),
+      },
+      eventsPerSecond: Math.round((totals.events * 1000) / ms),
+      swapped: !opts.checkOnly,
+      ...(oldSchema ? { oldSchema } : {}),
+      comparison,
+    };
+    log.info(
+      { ...result, comparison: undefined },
+      opts.checkOnly ? "replay check done" : "replay swapped in",
+    );
+    return result;
+  } finally {
+    replayHead.set(0);
+    await conn.close().catch(() => {});
+  }
+}
+
+function logComparison(log: RunnerLogger, c: Comparison): void {
+  if (!c.compared) log.warn({ reason: c.reason }, "rebuild not compared with live");
+  else if (c.equal) log.info({ at: c.at, tables: c.tables }, "rebuild equals live");
+  else
+    log.warn(
+      { at: c.at, differ: c.tables.filter((t) => !t.equal) },
+      "rebuild differs from live (expected when the projection code changed)",
+    );
+}
+
+/** The schema left by an interrupted rebuild (resumed), else a fresh `<live>_rebuild_<n>`. */
+async function rebuildSchemaName(db: Db, live: string): Promise<string> {
+  const r = await sql<{ nspname: string }>`
+    select nspname from pg_namespace where nspname ~ ${`^${live}_(rebuild|old)_[0-9]+$`}`.execute(db);
+  const numbered = r.rows.map((x) => ({
+    name: x.nspname,
+    rebuild: x.nspname.startsWith(`${live}_rebuild_`),
+    n: Number(x.nspname.slice(x.nspname.lastIndexOf("_") + 1)),
+  }));
+  const pending = numbered.filter((x) => x.rebuild).sort((a, b) => b.n - a.n)[0];
+  if (pending) return pending.name;
+  return assertSchemaName(`${live}_rebuild_${Math.max(0, ...numbered.map((x) => x.n)) + 1}`);
+}
+
+/** BEGIN … COMMIT on the dedicated connection; ROLLBACK on a throw. */
+async function inTransaction(
+  client: DedicatedConnection["client"],
+  relaxed: boolean,
+  f: () => Promise<void>,
+): Promise<void> {
+  await client.query("begin");
+  try {
+    // Safe here: the checkpoint commits with the rows, so a lost commit is re-applied on resume.
+    if (relaxed) await client.query("set local synchronous_commit = off");
+    await f();
+    await client.query("commit");
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    throw err;
+  }
+}
