@@ -99,7 +99,17 @@ program
       `sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`,
     );
     print(await waitForCommand(sent.commandId));
-    print(await api.get(`/clusters/${clusterId}`));
+    print(await followCluster(clusterId));
+  });
+
+program
+  .command("watch <clusterId>")
+  .description("follow a cluster's state and progress until it rests (Ready, Failed, Deleted)")
+  .option("--timeout <seconds>", "give up after this long", "900")
+  .action(async (clusterId: string, o: { timeout: string }) => {
+    const last = await followCluster(clusterId, Number(o.timeout) * 1000);
+    print(last);
+    if ((last as { state?: string }).state === "Failed") process.exit(1);
   });
 
 program
@@ -112,6 +122,36 @@ program
   .action((o: { user: string; role: string }) => {
     process.stdout.write(tokenCreate(o.user, o.role));
   });
+
+/** States a cluster rests in: nothing happens until someone asks. */
+const RESTING = new Set(["Ready", "Failed", "Deleted"]);
+
+/** Prints each change of the cluster's state or progress until it rests; its last view. */
+async function followCluster(clusterId: string, timeoutMs = 900_000): Promise<unknown> {
+  const api = apiClient();
+  const deadline = Date.now() + timeoutMs;
+  let said = "";
+  for (;;) {
+    let view: { state?: string; progress?: { step?: string; percent?: number } } | undefined;
+    try {
+      view = await api.get(`/clusters/${encodeURIComponent(clusterId)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    }
+    if (view) {
+      const line = `${view.state}${view.progress?.step ? `  ${view.progress.step} (${view.progress.percent ?? 0}%)` : ""}`;
+      if (line !== said)
+        process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${clusterId}: ${line}\n`);
+      said = line;
+      if (view.state && RESTING.has(view.state)) return view;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `${clusterId} did not rest within ${Math.round(timeoutMs / 1000)} s (last: ${said || "not there"})`,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 async function waitForCommand(id: string, timeoutMs = 30_000): Promise<unknown> {
   const api = apiClient();

@@ -1,4 +1,4 @@
-import { DLQ_STREAM, dlqSubject, eventSubject, Headers, Streams } from "@cairn/events";
+import { DLQ_STREAM, dlqSubject, ensureStreams, eventSubject, Headers, Streams } from "@cairn/events";
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -294,6 +294,25 @@ describe("projection", () => {
     await caughtUp(w.lastSequence);
     expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
     expect((await getCluster(db, SCHEMA, "c1"))?.version).toBe(w.appended.length);
+  });
+
+  it("read models of another event log (the stream made again) are emptied and projected anew", async () => {
+    const w = infra.writer;
+    for (let i = 0; i < 12; i++) await w.append(cluster("old"), nextCommit("old", i));
+    let p = await start(5);
+    await caughtUp(w.lastSequence);
+    await stop(p);
+    // The log is gone and a new one grows past the old checkpoint, with other events.
+    await infra.nats.jsm.streams.delete(Streams.events);
+    await ensureStreams(infra.nats.jsm);
+    for (let i = 0; i < 20; i++) await w.append(cluster("new"), nextCommit("new", i));
+    const newEvents = w.appended.filter((a) => a.event.aggregate.id === "new").length;
+
+    p = await start(5);
+    await eventually(async () => (await countEvents(db, SCHEMA)) === newEvents);
+    expect(await getCluster(db, SCHEMA, "old")).toBeUndefined();
+    expect((await getCluster(db, SCHEMA, "new"))?.version).toBe(newEvents);
+    expect(await checkpoint()).toBe(w.lastSequence);
   });
 
   it("sets an unreadable commit aside in the DLQ and keeps going", async () => {

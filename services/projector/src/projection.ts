@@ -26,6 +26,7 @@ import {
 import { applyEvents, type SequencedEvent } from "./apply-events.ts";
 import type { Change } from "./changes.ts";
 import type { Db } from "./db/database.ts";
+import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import { lockCheckpoint, readCheckpoint, takeApplyLock } from "./repository/checkpoint.ts";
 
@@ -267,7 +268,16 @@ export async function resetConsumer(
   batchSize: number,
   log: RunnerLogger,
 ): Promise<number> {
-  const checkpoint = await readCheckpoint(target.db, target.schema, target.name);
+  let checkpoint = await readCheckpoint(target.db, target.schema, target.name);
+  const sameLog = await checkSameLog(nats, target.db, target.schema, checkpoint);
+  if (!sameLog.same) {
+    const tables = await forgetReadModels(target.db, target.schema);
+    log.warn(
+      { schema: target.schema, checkpoint, tables, reason: sameLog.reason },
+      "the read models were built from another event log: emptied, projecting again from sequence 1",
+    );
+    checkpoint = 0;
+  }
   try {
     await nats.jsm.consumers.delete(Streams.events, durable);
   } catch (err) {
