@@ -26,6 +26,10 @@ export interface PodInfo {
   readonly daemonSet: boolean;
   /** A static pod's mirror (`kubernetes.io/config.mirror`): the API cannot evict it for real. */
   readonly mirror: boolean;
+  /** No controller owns it: evicted, it is gone for good (kubectl drain wants `--force`). */
+  readonly unmanaged: boolean;
+  /** It has an emptyDir volume, whose data goes with it (kubectl drain wants `--delete-emptydir-data`). */
+  readonly emptyDir: boolean;
 }
 
 /** The outcome of one eviction: done (or the pod is gone already), or refused by a PDB. */

@@ -28,18 +28,30 @@ export const UncordonNode = defineCommand({
   aggregateId: byNode,
   description: "Make a node schedulable again (only what Cairn cordoned, unless forced).",
 });
+/**
+ * What a drain may do with pods `kubectl drain` refuses by default: pods no controller
+ * would recreate (`forceUnmanaged`, kubectl's `--force`), pods whose emptyDir data would
+ * be lost (`deleteEmptyDirData`), and DaemonSet pods, which are left in place when
+ * ignored (the default, as `--ignore-daemonsets`) and refuse the drain when not.
+ */
+const drainPolicy = {
+  forceUnmanaged: z.boolean().optional(),
+  deleteEmptyDirData: z.boolean().optional(),
+  ignoreDaemonSets: z.boolean().optional(),
+};
 export const DrainNode = defineCommand({
   type: "node.drain",
   aggregate: "nodeop",
   schema: z.object({
     ...nodeRef,
     ...forceLimit,
+    ...drainPolicy,
     timeoutSeconds: z.number().int().positive().max(86_400).optional(),
     gracePeriodSeconds: z.number().int().nonnegative().max(86_400).optional(),
   }),
   aggregateId: byNode,
   description:
-    "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets (DaemonSet and mirror pods are left alone); fails after `timeoutSeconds` (default 600).",
+    "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets, as `kubectl drain` does: mirror pods and (with `ignoreDaemonSets`, the default) DaemonSet pods are left alone; pods no controller recreates need `forceUnmanaged`, pods with emptyDir data `deleteEmptyDirData`; fails after `timeoutSeconds` (default 600).",
 });
 
 const nodeKey = { clusterId: tokenSafeId, node: nodeName };
@@ -206,6 +218,7 @@ export const NodeDrainRequested = defineEvent({
     deadline: z.string().datetime().optional(),
     gracePeriodSeconds: z.number().int().nonnegative().optional(),
     ...forceLimit,
+    ...drainPolicy,
   }),
   description:
     "Cairn will cordon the node (unless it holds it cordoned already) and evict its pods; records who asked, why and until when.",

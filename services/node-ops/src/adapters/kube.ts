@@ -495,6 +495,8 @@ export function createKube(
         terminating: p.metadata?.deletionTimestamp != null,
         daemonSet: (p.metadata?.ownerReferences ?? []).some((r) => r.kind === "DaemonSet"),
         mirror: p.metadata?.annotations?.["kubernetes.io/config.mirror"] !== undefined,
+        unmanaged: !(p.metadata?.ownerReferences ?? []).some((r) => r.controller === true),
+        emptyDir: (p.spec?.volumes ?? []).some((v) => v.emptyDir !== undefined),
       }));
     },
     evict: async (clusterId, namespace, pod, gracePeriodSeconds): Promise<EvictionResult> => {

@@ -101,6 +101,7 @@ const operationsDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
       }
       case "node.drain": {
         const { clusterId, node, reason, timeoutSeconds, gracePeriodSeconds, force } = command.data;
+        const { forceUnmanaged, deleteEmptyDirData, ignoreDaemonSets } = command.data;
         if (state.inFlight) return busy(node, state);
         const seconds = timeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS;
         const deadline = new Date(ctx.now.getTime() + seconds * 1000).toISOString();
@@ -115,6 +116,9 @@ const operationsDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
               deadline,
               ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}),
               ...(force ? { force } : {}),
+              ...(forceUnmanaged ? { forceUnmanaged } : {}),
+              ...(deleteEmptyDirData ? { deleteEmptyDirData } : {}),
+              ...(ignoreDaemonSets === false ? { ignoreDaemonSets } : {}),
             },
           },
         ];

@@ -31,7 +31,7 @@ beforeAll(async () => {
   // A second cluster with a history but no kubeconfig published yet.
   await recordClusterRequested(store, "nodes-2");
   sim.world.kube.ensureCluster(CLUSTER);
-  for (const name of ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g"])
+  for (const name of ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g", "drain-h"])
     sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
   const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
   sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
@@ -69,12 +69,32 @@ const eventAfter = (node: string, commandId: string, type: string, clusterId = C
 const send = (type: string, node: string, data: object = {}, actor = "alice", clusterId = CLUSTER) =>
   bus.send({ type, data: { clusterId, node, reason: "kernel patch", ...data }, meta: { actor } });
 const readNode = (name: string) => core.readNode({ name });
-const createPod = (node: string, name: string, labels: Record<string, string>, meta: object = {}) =>
+/** A pod as a workload's controller (a ReplicaSet) owns it, unless `meta` says otherwise. */
+const createPod = (
+  node: string,
+  name: string,
+  labels: Record<string, string>,
+  meta: object = {},
+  spec: object = {},
+) =>
   core.createNamespacedPod({
     namespace: "default",
     body: {
-      metadata: { name, labels, ...meta },
-      spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }] },
+      metadata: {
+        name,
+        labels,
+        ownerReferences: [
+          {
+            apiVersion: "apps/v1",
+            kind: "ReplicaSet",
+            name: `rs-${name}`,
+            uid: crypto.randomUUID(),
+            controller: true,
+          },
+        ],
+        ...meta,
+      },
+      spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }], ...spec },
     },
   });
 const createPdb = (name: string, app: string, minAvailable: number) =>
@@ -148,6 +168,33 @@ describe("node-ops on the sim", () => {
     expect(n.spec?.unschedulable).toBe(true);
     expect(n.metadata?.annotations?.[CORDONED_BY]).toBe("dave");
     expect(await podsOn("drain-d")).toEqual([]);
+  });
+
+  it("drain refuses, as kubectl drain does, pods no controller manages and pods with emptyDir data — unless told", async () => {
+    await createPod("drain-h", "owned-h1", { app: "owned-h" });
+    await createPod("drain-h", "bare-h1", { app: "bare-h" }, { ownerReferences: [] });
+    await createPod(
+      "drain-h",
+      "scratch-h1",
+      { app: "scratch-h" },
+      {},
+      { volumes: [{ name: "tmp", emptyDir: {} }] },
+    );
+    const refused = await send("node.drain", "drain-h");
+    const failed = await eventAfter("drain-h", refused.commandId, "nodeop.drain-failed");
+    expect(failed.data).toMatchObject({ leftCordoned: true });
+    const reason = (failed.data as { reason: string }).reason;
+    expect(reason).toContain("pods no controller manages (they would not come back): default/bare-h1");
+    expect(reason).toContain("pods with emptyDir data (it would be lost): default/scratch-h1");
+    expect((failed.data as { blocking: { pod: string }[] }).blocking.map((b) => b.pod).sort()).toEqual([
+      "default/bare-h1",
+      "default/scratch-h1",
+    ]);
+    // Nothing was evicted.
+    expect(await podsOn("drain-h")).toEqual(["bare-h1", "owned-h1", "scratch-h1"]);
+    const forced = await send("node.drain", "drain-h", { forceUnmanaged: true, deleteEmptyDirData: true });
+    await eventAfter("drain-h", forced.commandId, "nodeop.drained");
+    expect(await podsOn("drain-h")).toEqual([]);
   });
 
   it("drain leaves DaemonSet and mirror pods alone and still completes", async () => {

@@ -27,7 +27,7 @@ import {
   Streams,
   startConsumer,
 } from "@cairn/events";
-import { CORDON_REASON, CORDONED_BY, isPermanentFailure, type Kube } from "../ports.ts";
+import { CORDON_REASON, CORDONED_BY, isPermanentFailure, type Kube, type PodInfo } from "../ports.ts";
 import { createAdmission, type DisruptionLimit } from "./admission.ts";
 import type { NodeOperation, NodeopState } from "./decider.ts";
 
@@ -56,6 +56,9 @@ type NodeData = {
   by: string;
   deadline?: string;
   gracePeriodSeconds?: number;
+  forceUnmanaged?: boolean;
+  deleteEmptyDirData?: boolean;
+  ignoreDaemonSets?: boolean;
 };
 
 export async function startNodeopReactor(o: NodeopReactorOptions): Promise<RunningConsumer> {
@@ -147,7 +150,19 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     const blocking: { pod: string; pdb?: string }[] = [];
     let remaining = 0;
     try {
-      const pods = (await o.kube.listPods(d.clusterId, d.node)).filter((p) => !p.daemonSet && !p.mirror);
+      const listed = await o.kube.listPods(d.clusterId, d.node);
+      // What kubectl drain refuses unless told: the drain fails at once, naming the pods.
+      const refused = drainRefusals(listed, d);
+      if (refused) {
+        o.logger?.warn({ cluster: d.clusterId, node: d.node, pods: refused.pods }, "drain refused");
+        return fail(
+          refused.reason,
+          refused.remediation,
+          true,
+          refused.pods.map((pod) => ({ pod })),
+        );
+      }
+      const pods = listed.filter((p) => !p.daemonSet && !p.mirror);
       remaining = pods.length;
       // Evictions run side by side (as kubectl drain's do), at most EVICTIONS_IN_FLIGHT at
       // once; the API server still checks each against the budgets.
@@ -282,4 +297,41 @@ async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/**
+ * The pods `kubectl drain` would refuse to evict under this drain's policy, and why:
+ * unmanaged pods (no controller recreates them) without `forceUnmanaged`, pods with
+ * emptyDir data without `deleteEmptyDirData`, DaemonSet pods when they are not ignored.
+ * Mirror pods and pods already terminating never count. Undefined: nothing is refused.
+ */
+export function drainRefusals(
+  pods: readonly PodInfo[],
+  policy: { forceUnmanaged?: boolean; deleteEmptyDirData?: boolean; ignoreDaemonSets?: boolean },
+): { reason: string; remediation: string; pods: string[] } | undefined {
+  const live = pods.filter((p) => !p.mirror && !p.terminating);
+  const name = (p: PodInfo) => `${p.namespace}/${p.name}`;
+  const rules: { pods: PodInfo[]; what: string; fix: string }[] = [
+    {
+      pods: policy.ignoreDaemonSets === false ? live.filter((p) => p.daemonSet) : [],
+      what: "DaemonSet-managed pods",
+      fix: "drain with ignoreDaemonSets: true (they stay on the node)",
+    },
+    {
+      pods: policy.forceUnmanaged ? [] : live.filter((p) => p.unmanaged && !p.daemonSet),
+      what: "pods no controller manages (they would not come back)",
+      fix: "drain with forceUnmanaged: true to evict them anyway, or give them a controller",
+    },
+    {
+      pods: policy.deleteEmptyDirData ? [] : live.filter((p) => p.emptyDir && !p.daemonSet),
+      what: "pods with emptyDir data (it would be lost)",
+      fix: "drain with deleteEmptyDirData: true to evict them anyway",
+    },
+  ].filter((r) => r.pods.length > 0);
+  if (rules.length === 0) return undefined;
+  return {
+    reason: `the drain cannot evict ${rules.map((r) => `${r.what}: ${r.pods.map(name).join(", ")}`).join("; ")}; the node is left cordoned`,
+    remediation: rules.map((r) => r.fix).join("; "),
+    pods: [...new Set(rules.flatMap((r) => r.pods.map(name)))],
+  };
 }
