@@ -33,6 +33,7 @@ import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
 import { healthRoutes } from "./health.ts";
 import { historyRoutes } from "./history.ts";
+import { installAndNodeRoutes } from "./installs-nodes.ts";
 import { errorBody } from "./schemas.ts";
 import { streamRoutes } from "./stream.ts";
 
@@ -296,6 +297,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   healthRoutes(app, deps);
   clusterRoutes(app, deps);
   historyRoutes(app, deps);
+  installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
   streamRoutes(app, deps);
   await app.ready();
