@@ -156,6 +156,24 @@ function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
   return ifNoneMatch.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
 }
 
+/**
+ * OpenAPI 3.0 has no `null` type: a nullable enum is `{ enum: [...], nullable: true }`,
+ * and since 3.0.3 its `enum` must list `null` too, or validators refuse the null the
+ * API sends (`z.enum(…).nullable()` is written without it by the converter). Adds it.
+ */
+function nullableEnumsAllowNull<T>(doc: T): T {
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) for (const x of v) visit(x);
+    else if (v !== null && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (o.nullable === true && Array.isArray(o.enum) && !o.enum.includes(null)) o.enum = [...o.enum, null];
+      for (const x of Object.values(o)) visit(x);
+    }
+  };
+  visit(doc);
+  return doc;
+}
+
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({ logger: false, bodyLimit });
@@ -290,7 +308,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       security: deps.auth ? [{ bearer: [] }] : [],
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (doc) => nullableEnumsAllowNull(jsonSchemaTransformObject(doc)),
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
 
