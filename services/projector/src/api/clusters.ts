@@ -118,6 +118,8 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
               : `no cluster ${JSON.stringify(id)} at ${at} (it was not created by then)`,
         });
       }
+      // An ETA is about now: a past view (`at`) has none (its install then is not in the read model).
+      if (at !== undefined) return toClusterView(row, deps.jaegerUiUrl);
       return toClusterView(row, deps.jaegerUiUrl, (await etaInputs(deps, [id]))(id));
     },
   );
