@@ -380,6 +380,18 @@ describe("step durations and the ETA", () => {
     expect(remainingMs(cluster, undefined, m)).toBe(init + m["k3s-agent-join"] + m["node-ready"]);
   });
 
+  it("ETA with three servers: the first initialises, the other two join after it", () => {
+    const base = building();
+    const cluster: ClusterRow = {
+      ...base,
+      spec: { ...base.spec, servers: { ...base.spec.servers, count: 3 }, pools: [] },
+      progress: { operation: "provisioning", nodes: { 0: "launching", 1: "launching", 2: "launching" } },
+    };
+    const m = meansOf([]);
+    const init = m["instance-boot"] + m["ssm-registration"] + m["k3s-server-init"];
+    expect(remainingMs(cluster, undefined, m)).toBe(init + m["k3s-server-join"] + m["node-ready"]);
+  });
+
   it("ETA shrinks as phases complete, and is absent once the cluster rests", () => {
     const rows: MoreRows = emptyMoreRows();
     foldMore(recorded(everyNodeEventCommits("c1").slice(0, 8)), rows); // init succeeded

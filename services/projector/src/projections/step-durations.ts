@@ -148,7 +148,17 @@ export function remainingMs(
   for (const n of Object.values(install?.nodes ?? {})) bySlot.set(n.slot, n);
   const initDone =
     install?.steps.some((s) => s.step === "k3s-server-init" && s.status === "Success") ?? false;
-  const initSlot = [...bySlot.values()].find((n) => n.role === "server")?.slot;
+  const slots = Object.entries(cluster.progress.nodes).filter(([, s]) => s !== "terminating");
+  const planned = new Set(slots.map(([k]) => Number(k)));
+  for (const n of bySlot.values()) planned.add(n.slot);
+  // The server that initialises the cluster: the installer's first server, else the lowest
+  // server slot (servers are slots 0..n-1, agents (i+1)·1000 + ordinal).
+  const servers = [...planned].filter(
+    (x) => (bySlot.get(x)?.role ?? (x < 1000 ? "server" : "agent")) === "server",
+  );
+  const initSlot =
+    [...bySlot.values()].filter((n) => n.role === "server").sort((a, b) => a.slot - b.slot)[0]?.slot ??
+    servers.sort((a, b) => a - b)[0];
 
   const stepOf = (slot: number, role: "server" | "agent" | undefined): StepKind =>
     role === "agent"
@@ -172,15 +182,12 @@ export function remainingMs(
     return [before, after, step !== "k3s-server-init" && !initDone];
   };
 
-  const slots = Object.entries(cluster.progress.nodes).filter(([, s]) => s !== "terminating");
-  const planned = new Set(slots.map(([k]) => Number(k)));
-  for (const n of bySlot.values()) planned.add(n.slot);
   const wanted = cluster.spec.servers.count + (cluster.spec.pools ?? []).reduce((a, p) => a + p.count, 0);
 
   // The first server's remaining path to an initialised cluster.
   let initPath = 0;
   if (!initDone) {
-    const s = initSlot ?? [...planned].find((x) => x < 1000);
+    const s = initSlot;
     if (s === undefined)
       initPath = means["instance-boot"] + means["ssm-registration"] + means["k3s-server-init"];
     else {
