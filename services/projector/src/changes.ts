@@ -4,6 +4,9 @@
  */
 import type { ClusterRow } from "./projections/clusters.ts";
 import type { CommandRow } from "./projections/commands.ts";
+import type { InstallRow } from "./projections/installs.ts";
+import type { NodeOpRow } from "./projections/nodeops.ts";
+import type { NodeRow } from "./projections/nodes.ts";
 
 /** One row that a committed batch wrote. */
 export type Change =
@@ -18,6 +21,24 @@ export type Change =
       readonly id: string;
       readonly sequence: number;
       readonly row: CommandRow;
+    }
+  | {
+      readonly resource: "installs";
+      readonly id: string;
+      readonly sequence: number;
+      readonly row: InstallRow;
+    }
+  | {
+      readonly resource: "nodes";
+      readonly id: string;
+      readonly sequence: number;
+      readonly row: NodeRow;
+    }
+  | {
+      readonly resource: "nodeops";
+      readonly id: string;
+      readonly sequence: number;
+      readonly row: NodeOpRow;
     };
 
 export type ChangeListener = (change: Change) => void;

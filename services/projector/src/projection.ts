@@ -236,6 +236,15 @@ export async function projectInTransaction(
       ...changed.commands.map(
         (row): Change => ({ resource: "commands", id: row.commandId, sequence: last, row }),
       ),
+      ...changed.more.installs.map(
+        (row): Change => ({ resource: "installs", id: row.clusterId, sequence: row.lastSequence, row }),
+      ),
+      ...changed.more.nodes.map(
+        (row): Change => ({ resource: "nodes", id: row.id, sequence: row.lastSequence, row }),
+      ),
+      ...changed.more.nodeops.map(
+        (row): Change => ({ resource: "nodeops", id: row.id, sequence: row.lastSequence, row }),
+      ),
     ];
     return result({ deadLettered, commits, events: events.length, changes });
   });

@@ -110,7 +110,16 @@ describe("projector API", () => {
       state: "Pending",
       spec: aSpec("api-1"),
       version: 1,
-      progress: { operation: "pending", done: 0, total: 0, percent: 0, step: "0 of 0 nodes running" },
+      progress: {
+        operation: "pending",
+        done: 0,
+        total: 0,
+        percent: 0,
+        step: "0 of 0 nodes running",
+        // A Pending cluster has its whole build ahead: an ETA from the (default) durations.
+        eta: expect.any(String),
+        etaSeconds: expect.any(Number),
+      },
       traceId,
       jaegerUrl: `http://jaeger.test:16686/trace/${traceId}`,
       createdAt: expect.any(String),

@@ -63,6 +63,13 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
   "GET /traces/{traceId}": { access: "viewer", method: "GET", path: `/traces/${"a".repeat(32)}` },
   "GET /commands/{id}": { access: "viewer", method: "GET", path: "/commands/nope" },
   "GET /events/stream": { access: "viewer", method: "GET", path: "/events/stream" },
+  "GET /installs": { access: "viewer", method: "GET", path: "/installs" },
+  "GET /installs/{clusterId}": { access: "viewer", method: "GET", path: "/installs/nope" },
+  "GET /nodes": { access: "viewer", method: "GET", path: "/nodes" },
+  "GET /clusters/{id}/nodes": { access: "viewer", method: "GET", path: "/clusters/nope/nodes" },
+  "GET /nodeops": { access: "viewer", method: "GET", path: "/nodeops" },
+  "GET /nodeops/{id}": { access: "viewer", method: "GET", path: "/nodeops/nope" },
+  "GET /step-durations": { access: "viewer", method: "GET", path: "/step-durations" },
   "POST /commands": {
     access: "operator",
     method: "POST",

@@ -2,12 +2,31 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type ClusterRow, foldCluster, progressView } from "../projections/clusters.ts";
+import type { InstallRow } from "../projections/installs.ts";
+import { etaView, type StepDurationRow } from "../projections/step-durations.ts";
 import { getCluster, listClusters } from "../repository/clusters.ts";
+import { getAllDocs, getDocs, installsTable, stepDurationsTable } from "../repository/doc-tables.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { clusterList, clusterListQuery, clusterQuery, clusterView, errorBody, idParams } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
 
-export function toClusterView(row: ClusterRow, jaegerUiUrl?: string) {
+/** What the ETA of a cluster is computed from: its install row, the learnt durations, and now. */
+export interface EtaInputs {
+  readonly install: InstallRow | undefined;
+  readonly durations: readonly StepDurationRow[];
+  readonly now: Date;
+}
+
+/** The install rows of these clusters and the learnt durations: two reads for a page of clusters. */
+export async function etaInputs(deps: ApiDeps, clusterIds: readonly string[]) {
+  const installs = await getDocs(deps.db, deps.schema, installsTable, clusterIds);
+  const durations = await getAllDocs(deps.db, deps.schema, stepDurationsTable);
+  const now = new Date();
+  return (id: string): EtaInputs => ({ install: installs.get(id), durations, now });
+}
+
+/** Without `eta` inputs (the live stream), `eta` and `etaSeconds` are null. */
+export function toClusterView(row: ClusterRow, jaegerUiUrl?: string, eta?: EtaInputs) {
   const jaegerUrl = jaegerLink(jaegerUiUrl, row.traceId);
   return {
     id: row.id,
@@ -16,7 +35,10 @@ export function toClusterView(row: ClusterRow, jaegerUiUrl?: string) {
     state: row.state,
     spec: row.spec as unknown as Record<string, unknown>,
     version: row.version,
-    progress: progressView(row.progress),
+    progress: {
+      ...progressView(row.progress),
+      ...(eta ? etaView(row, eta.install, eta.durations, eta.now) : { eta: null, etaSeconds: null }),
+    },
     traceId: row.traceId,
     ...(jaegerUrl ? { jaegerUrl } : {}),
     createdAt: row.createdAt,
@@ -52,8 +74,12 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
         ...(region !== undefined ? { region } : {}),
         ...(cursor !== undefined ? { cursor: decodeCursor(cursor, listCursor).id } : {}),
       });
+      const inputs = await etaInputs(
+        deps,
+        page.items.map((row) => row.id),
+      );
       return {
-        items: page.items.map((row) => toClusterView(row, deps.jaegerUiUrl)),
+        items: page.items.map((row) => toClusterView(row, deps.jaegerUiUrl, inputs(row.id))),
         ...(page.nextCursor !== undefined ? { nextCursor: encodeCursor({ id: page.nextCursor }) } : {}),
       };
     },
@@ -92,7 +118,9 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
               : `no cluster ${JSON.stringify(id)} at ${at} (it was not created by then)`,
         });
       }
-      return toClusterView(row, deps.jaegerUiUrl);
+      // An ETA is about now: a past view (`at`) has none (its install then is not in the read model).
+      if (at !== undefined) return toClusterView(row, deps.jaegerUiUrl);
+      return toClusterView(row, deps.jaegerUiUrl, (await etaInputs(deps, [id]))(id));
     },
   );
 }

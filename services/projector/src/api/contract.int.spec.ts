@@ -3,9 +3,11 @@
  * request with a status it declares and a body that matches the schema it declares
  * for that status (validated with Ajv against the served document itself).
  */
+import { nodeAggregateId } from "@cairn/events";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Projector, startProjector } from "../projector.ts";
+import { everyNodeEventCommits } from "../testing/every-event.ts";
 import { aSpec, aTraceparent, cluster, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { createToken } from "./auth.ts";
@@ -30,8 +32,14 @@ beforeAll(async () => {
   });
   base = projector.api!.url;
   await infra.writer.append(cluster("k-1"), [requested("k-1")], { commandId: "cmd-k1", traceparent });
+  // Its install, nodes and node operations: a whole recorded life.
+  for (const c of everyNodeEventCommits("k-1")) await infra.writer.append(c.aggregate, c.events);
   await eventually(
-    async () => (await fetch(`${base}/healthz`)).ok && (await get("/clusters/k-1")).status === 200,
+    async () =>
+      (await fetch(`${base}/healthz`)).ok &&
+      (await get("/clusters/k-1")).status === 200 &&
+      (await get("/installs/k-1")).status === 200 &&
+      (await get(`/nodeops/${nodeAggregateId("k-1", "i-k-1-b")}`)).status === 200,
   );
   doc = (await (await fetch(`${base}/docs/json`)).json()) as typeof doc;
 });
@@ -58,7 +66,24 @@ const requests: Record<string, { path: string; method?: string; token?: string; 
   "GET /clusters/{id}/history": [{ path: "/clusters/k-1/history" }, { path: "/clusters/absent/history" }],
   "GET /traces/{traceId}": [{ path: `/traces/${traceId}` }, { path: `/traces/${"0".repeat(32)}` }],
   "GET /commands/{id}": [{ path: "/commands/cmd-k1" }, { path: "/commands/absent" }],
-  "GET /events/stream": [{ path: "/events/stream?resource=clusters" }],
+  "GET /events/stream": [
+    { path: "/events/stream?resource=clusters" },
+    { path: "/events/stream?resource=nodes" },
+  ],
+  "GET /installs": [
+    { path: "/installs?state=Removed&limit=1" },
+    { path: "/installs?state=Nope" },
+    { path: "/installs", token: "wrong" },
+  ],
+  "GET /installs/{clusterId}": [{ path: "/installs/k-1" }, { path: "/installs/absent" }],
+  "GET /nodes": [{ path: "/nodes?clusterId=k-1&pool=workers&limit=1" }, { path: "/nodes?state=Nope" }],
+  "GET /clusters/{id}/nodes": [{ path: "/clusters/k-1/nodes" }, { path: "/clusters/k-1/nodes?limit=0" }],
+  "GET /nodeops": [{ path: "/nodeops?clusterId=k-1&state=failed" }, { path: "/nodeops?state=bad" }],
+  "GET /nodeops/{id}": [
+    { path: `/nodeops/${nodeAggregateId("k-1", "i-k-1-b")}` },
+    { path: "/nodeops/absent" },
+  ],
+  "GET /step-durations": [{ path: "/step-durations" }],
   "POST /commands": [
     { path: "/commands", method: "POST", body: { type: "cluster.create", data: aSpec("k-2") } },
     { path: "/commands", method: "POST", body: { type: "cluster.create", data: {} } },
@@ -134,6 +159,18 @@ describe("API contract: the OpenAPI document is what the API answers", () => {
         "POST /commands 400",
         "POST /commands 403",
         "GET /events/stream 200",
+        "GET /installs 200",
+        "GET /installs 400",
+        "GET /installs 401",
+        "GET /installs/{clusterId} 200",
+        "GET /installs/{clusterId} 404",
+        "GET /nodes 200",
+        "GET /nodes 400",
+        "GET /clusters/{id}/nodes 200",
+        "GET /nodeops 200",
+        "GET /nodeops/{id} 200",
+        "GET /nodeops/{id} 404",
+        "GET /step-durations 200",
       ]),
     );
   });

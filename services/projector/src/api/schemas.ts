@@ -2,6 +2,9 @@
 import { awsRegion } from "@cairn/events";
 import { z } from "zod";
 import { CLUSTER_STATES } from "../projections/clusters.ts";
+import { INSTALL_NODE_STATES, INSTALL_STATES } from "../projections/installs.ts";
+import { NODEOP_KINDS, NODEOP_STATES } from "../projections/nodeops.ts";
+import { NODE_K3S_STATES } from "../projections/nodes.ts";
 
 export const errorBody = z
   .object({
@@ -26,6 +29,13 @@ export const clusterView = z
         total: z.number().int().describe("Nodes the spec wants"),
         percent: z.number().int().min(0).max(100),
         step: z.string().describe("Step X of Y, for people: `3 of 5 nodes running`"),
+        eta: z
+          .string()
+          .nullable()
+          .describe(
+            "When the cluster is expected to be built, from learnt step durations (null when nothing is being built)",
+          ),
+        etaSeconds: z.number().int().min(0).nullable().describe("Seconds from now until `eta`"),
       })
       .describe("What the cluster is doing and how far it got"),
     traceId: z.string().nullable().describe("Trace of the latest event"),
@@ -115,7 +125,10 @@ export const traceView = z
   .meta({ id: "Trace" });
 
 export const streamQuery = z.object({
-  resource: z.enum(["clusters", "commands"]).optional().describe("Only changes of this read model"),
+  resource: z
+    .enum(["clusters", "commands", "installs", "nodes", "nodeops"])
+    .optional()
+    .describe("Only changes of this read model"),
   id: z.string().min(1).max(256).optional().describe("Only changes of this row (with `resource`)"),
 });
 
@@ -170,3 +183,224 @@ export const readiness = z.object({
   }),
   checkpoint: z.number().optional(),
 });
+
+// ---- installs, nodes, node operations ---------------------------------------------------
+
+const listLimit = z.coerce.number().int().min(1).max(500).default(50);
+const taintView = z.object({ key: z.string(), value: z.string().optional(), effect: z.string() });
+
+export const installNodeView = z.object({
+  slot: z.number().int(),
+  node: z.string(),
+  instanceId: z.string(),
+  role: z.enum(["server", "agent"]),
+  pool: z.string(),
+  capacityType: z.enum(["spot", "on-demand"]),
+  state: z.enum(INSTALL_NODE_STATES),
+  step: z
+    .object({
+      name: z.string(),
+      attempt: z.number().int(),
+      number: z.number().int().nullable(),
+      of: z.number().int().nullable(),
+      status: z.enum(["requested", "sent"]),
+    })
+    .nullable()
+    .describe("The step under way on the node"),
+  reason: z.string().nullable(),
+  upgrading: z.enum(["draining", "upgrading"]).nullable(),
+});
+
+export const installStepView = z
+  .object({
+    step: z.string(),
+    slot: z.number().int(),
+    node: z.string().nullable(),
+    attempt: z.number().int(),
+    commandId: z.string().nullable().describe("The SSM Run Command id"),
+    status: z.enum([
+      "requested",
+      "sent",
+      "Success",
+      "Failed",
+      "TimedOut",
+      "Cancelled",
+      "Undeliverable",
+      "Lost",
+    ]),
+    requestedAt: z.string().nullable(),
+    sentAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
+    outputTail: z.string().nullable(),
+    reason: z.string().nullable(),
+    willRetry: z.boolean().nullable(),
+  })
+  .meta({ id: "InstallStep" });
+
+export const installView = z
+  .object({
+    clusterId: z.string(),
+    state: z.enum(INSTALL_STATES),
+    k3sVersion: z.string(),
+    servers: z.number().int(),
+    progress: z.object({
+      done: z.number().int().describe("Nodes Ready"),
+      joined: z.number().int(),
+      total: z.number().int(),
+      percent: z.number().int().min(0).max(100),
+      step: z.string(),
+    }),
+    nodes: z.array(installNodeView).describe("Each node slot's install, in slot order"),
+    steps: z
+      .array(installStepView)
+      .optional()
+      .describe("The steps sent, oldest first (the last 200); only on GET /installs/:clusterId"),
+    failing: z.array(
+      z.object({
+        check: z.string(),
+        node: z.string().nullable(),
+        evidence: z.string(),
+        remediation: z.string().nullable(),
+        since: z.string(),
+      }),
+    ),
+    upgrade: z
+      .object({
+        from: z.string(),
+        to: z.string(),
+        batch: z.number().int(),
+        nodes: z.number().int(),
+        done: z.number().int(),
+        current: z.string().nullable(),
+        state: z.enum(["running", "done", "failed"]),
+        reason: z.string().nullable(),
+      })
+      .nullable(),
+    failure: z.object({ reason: z.string(), remediation: z.string().nullable() }).nullable(),
+    version: z.number().int(),
+    traceId: z.string().nullable(),
+    jaegerUrl: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Install" });
+
+export const installList = z
+  .object({ items: z.array(installView), nextCursor: z.string().optional() })
+  .meta({ id: "InstallList" });
+
+export const installListQuery = z.object({
+  state: z.enum(INSTALL_STATES).optional(),
+  limit: listLimit,
+  cursor: cursorParam,
+});
+
+export const clusterIdParams = z.object({ clusterId: z.string().min(1).max(256) });
+
+export const nodeView = z
+  .object({
+    id: z.string().describe("The node's node-ops aggregate id: `<clusterId>=<node with . as _>`"),
+    clusterId: z.string(),
+    node: z.string(),
+    slot: z.number().int().nullable(),
+    pool: z.string().nullable(),
+    role: z.enum(["server", "agent"]).nullable(),
+    capacityType: z.enum(["spot", "on-demand"]).nullable(),
+    instanceId: z.string().nullable(),
+    privateIp: z.string().nullable(),
+    availabilityZone: z.string().nullable(),
+    instance: z.enum(["launched", "running", "terminating"]).nullable(),
+    k3s: z.enum(NODE_K3S_STATES),
+    reason: z.string().nullable(),
+    kube: z.object({
+      registered: z.boolean(),
+      ready: z.boolean().nullable(),
+      notReadyReason: z.string().nullable(),
+      pressure: z.array(z.string()),
+      labels: z.record(z.string(), z.string()),
+      taints: z.array(taintView),
+      unschedulable: z.boolean(),
+    }),
+    cordon: z
+      .object({ by: z.string(), reason: z.string(), at: z.string() })
+      .nullable()
+      .describe("Cordoned by Cairn: by whom and why"),
+    replacement: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Node" });
+
+export const nodeList = z
+  .object({ items: z.array(nodeView), nextCursor: z.string().optional() })
+  .meta({ id: "NodeList" });
+
+export const nodeListQuery = z.object({
+  clusterId: z.string().min(1).max(256).optional(),
+  pool: z.string().min(1).max(256).optional(),
+  state: z.enum(NODE_K3S_STATES).optional().describe("K3s state of the node"),
+  limit: listLimit,
+  cursor: cursorParam,
+});
+
+export const pageQuery = z.object({ limit: listLimit, cursor: cursorParam });
+
+export const nodeOpView = z
+  .object({
+    id: z.string(),
+    clusterId: z.string(),
+    node: z.string(),
+    operation: z.enum(NODEOP_KINDS).nullable(),
+    state: z.enum(NODEOP_STATES),
+    by: z.string().nullable(),
+    reason: z.string().nullable(),
+    requestedAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+    drain: z
+      .object({
+        evicted: z.number().int(),
+        remaining: z.number().int(),
+        blockedBy: z.array(z.string()).describe("PodDisruptionBudgets holding the drain up"),
+        deadline: z.string().nullable(),
+      })
+      .nullable(),
+    blocking: z.array(z.object({ pod: z.string(), pdb: z.string().optional() })),
+    waiting: z
+      .object({ limit: z.number().int(), waitingFor: z.array(z.string()), since: z.string() })
+      .nullable()
+      .describe("The cluster-wide disruption limit holds the operation back"),
+    failure: z.object({ reason: z.string(), remediation: z.string().nullable() }).nullable(),
+    cordoned: z.boolean(),
+    interruption: z.object({ noticeId: z.string(), terminationTime: z.string() }).nullable(),
+    deleted: z.boolean(),
+    operations: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "NodeOperation" });
+
+export const nodeOpList = z
+  .object({ items: z.array(nodeOpView), nextCursor: z.string().optional() })
+  .meta({ id: "NodeOperationList" });
+
+export const nodeOpListQuery = z.object({
+  clusterId: z.string().min(1).max(256).optional(),
+  state: z.enum(NODEOP_STATES).optional(),
+  limit: listLimit,
+  cursor: cursorParam,
+});
+
+export const stepDurationList = z
+  .object({
+    items: z.array(
+      z.object({
+        kind: z.string(),
+        samples: z.number().int(),
+        meanMs: z.number().int().describe("Exponentially weighted mean (α = 0.3)"),
+        lastMs: z.number().int(),
+        updatedAt: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: "StepDurations" });

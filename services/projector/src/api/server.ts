@@ -33,6 +33,7 @@ import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
 import { healthRoutes } from "./health.ts";
 import { historyRoutes } from "./history.ts";
+import { installAndNodeRoutes } from "./installs-nodes.ts";
 import { errorBody } from "./schemas.ts";
 import { streamRoutes } from "./stream.ts";
 
@@ -153,6 +154,24 @@ function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
   if (!ifNoneMatch) return false;
   const bare = (t: string) => t.trim().replace(/^W\//, "");
   return ifNoneMatch.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
+}
+
+/**
+ * OpenAPI 3.0 has no `null` type: a nullable enum is `{ enum: [...], nullable: true }`,
+ * and since 3.0.3 its `enum` must list `null` too, or validators refuse the null the
+ * API sends (`z.enum(…).nullable()` is written without it by the converter). Adds it.
+ */
+function nullableEnumsAllowNull<T>(doc: T): T {
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) for (const x of v) visit(x);
+    else if (v !== null && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (o.nullable === true && Array.isArray(o.enum) && !o.enum.includes(null)) o.enum = [...o.enum, null];
+      for (const x of Object.values(o)) visit(x);
+    }
+  };
+  visit(doc);
+  return doc;
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -289,13 +308,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       security: deps.auth ? [{ bearer: [] }] : [],
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (doc) => nullableEnumsAllowNull(jsonSchemaTransformObject(doc)),
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
 
   healthRoutes(app, deps);
   clusterRoutes(app, deps);
   historyRoutes(app, deps);
+  installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
   streamRoutes(app, deps);
   await app.ready();

@@ -9,14 +9,33 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Change } from "../changes.ts";
-import { toClusterView } from "./clusters.ts";
+import { etaInputs, toClusterView } from "./clusters.ts";
 import { toCommandView } from "./commands.ts";
+import { toInstallView, toNodeOpView, toNodeView } from "./installs-nodes.ts";
 import { streamQuery } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 /** A client this far behind is cut off (it reconnects); the projection never waits for it. */
 const MAX_BUFFERED_BYTES = 1 << 20;
+
+/** The row as its GET route shows it (installs without their steps, as in the list). */
+async function viewOf(c: Change, deps: ApiDeps): Promise<unknown> {
+  const jaegerUiUrl = deps.jaegerUiUrl;
+  switch (c.resource) {
+    case "clusters":
+      // The ETA is computed at read time, from the install row and the learnt durations.
+      return toClusterView(c.row, jaegerUiUrl, (await etaInputs(deps, [c.id]))(c.id));
+    case "commands":
+      return toCommandView(c.row, jaegerUiUrl);
+    case "installs":
+      return toInstallView(c.row, jaegerUiUrl, false);
+    case "nodes":
+      return toNodeView(c.row);
+    case "nodeops":
+      return toNodeOpView(c.row);
+  }
+}
 
 export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const open = new Set<ServerResponse>();
@@ -33,7 +52,7 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
       schema: {
         summary: "Live read-model changes as server-sent events, optionally of one resource or row",
         description:
-          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as `GET /clusters/:id` or `GET /commands/:id` shows it; `: heartbeat` comments in between.",
+          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as its GET route shows it (`/clusters/:id` without the ETA, `/commands/:id`, `/installs/:clusterId` without the steps, `/nodes` items, `/nodeops/:id`); `: heartbeat` comments in between.",
         tags: ["live"],
         querystring: streamQuery,
         produces: ["text/event-stream"],
@@ -59,15 +78,22 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
       send(": connected\nretry: 3000\n\n");
       const wanted = (c: Change) =>
         (resource === undefined || c.resource === resource) && (id === undefined || c.id === id);
+      // Views are built one after another (a cluster's reads its ETA inputs), so the
+      // changes go out in the order they were committed.
+      let queue = Promise.resolve();
       const unsubscribe = deps.changes.subscribe((c) => {
         if (!wanted(c)) return;
-        const data =
-          c.resource === "clusters"
-            ? toClusterView(c.row, deps.jaegerUiUrl)
-            : toCommandView(c.row, deps.jaegerUiUrl);
-        send(
-          `id: ${c.sequence}\nevent: change\ndata: ${JSON.stringify({ resource: c.resource, id: c.id, sequence: c.sequence, data })}\n\n`,
-        );
+        queue = queue
+          .then(async () => {
+            const data = await viewOf(c, deps);
+            if (res.writableEnded) return;
+            send(
+              `id: ${c.sequence}\nevent: change\ndata: ${JSON.stringify({ resource: c.resource, id: c.id, sequence: c.sequence, data })}\n\n`,
+            );
+          })
+          .catch((err: unknown) => {
+            deps.logger.warn({ err: String(err) }, "live stream: could not build a change's view");
+          });
       });
       const heartbeat = setInterval(() => send(": heartbeat\n\n"), deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
       res.on("close", () => {

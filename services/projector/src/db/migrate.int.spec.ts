@@ -32,10 +32,20 @@ describe("migrations", () => {
     expect(first.results?.map((r) => [r.migrationName, r.status])).toEqual([
       ["20261122054700_initial", "Success"],
       ["20261122071500_cluster_progress", "Success"],
+      ["20261122090000_installs_nodes_nodeops", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
-      expect.arrayContaining(["clusters", "commands", "event_index", "projector_checkpoint"]),
+      expect.arrayContaining([
+        "clusters",
+        "commands",
+        "event_index",
+        "installs",
+        "nodeops",
+        "nodes",
+        "projector_checkpoint",
+        "step_durations",
+      ]),
     );
     expect(await tablesIn("public")).not.toContain("clusters");
 
@@ -78,6 +88,7 @@ describe("migrations", () => {
     await migrateDownAll(db, "replay_1");
     expect(await tablesIn("replay_1")).not.toContain("clusters");
     expect(await tablesIn("replay_1")).not.toContain("event_index");
+    expect(await tablesIn("replay_1")).not.toContain("installs");
   });
 
   it("refuses schema names it would have to quote", () => {

@@ -11,6 +11,10 @@ export const COMPARED_TABLES = [
   { table: "clusters", key: "id" },
   { table: "event_index", key: "aggregate_type, aggregate_id, position" },
   { table: "commands", key: "command_id" },
+  { table: "installs", key: "id" },
+  { table: "nodes", key: "id" },
+  { table: "nodeops", key: "id" },
+  { table: "step_durations", key: "id" },
 ] as const;
 
 export interface TableDigest {

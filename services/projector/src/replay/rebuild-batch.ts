@@ -8,13 +8,33 @@
 import type { Catalogue } from "@cairn/events";
 import type { JsMsg } from "@nats-io/jetstream";
 import { type RawBuilder, sql } from "kysely";
-import { eventIndexRows, foldInto, type SequencedEvent } from "../apply-events.ts";
+import {
+  type ChangedMore,
+  clearMoreRows,
+  emptyMoreRows,
+  eventIndexRows,
+  foldInto,
+  loadMoreRows,
+  type MoreRows,
+  mergeChangedMore,
+  moreRowCount,
+  moreRowsCtes,
+  NO_MORE_CHANGES,
+  type SequencedEvent,
+} from "../apply-events.ts";
 import type { Db } from "../db/database.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
 import type { CommandRow } from "../projections/commands.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 import { fromStored, getClusters, upsertClustersSql } from "../repository/clusters.ts";
 import { getCommands, upsertCommandsSql } from "../repository/commands.ts";
+import {
+  getAllDocs,
+  installsTable,
+  nodeopsTable,
+  nodesTable,
+  stepDurationsTable,
+} from "../repository/doc-tables.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
 
 /** Past this many cached rows the rebuild forgets them and reads rows back (bounded memory on any log). */
@@ -26,6 +46,8 @@ export interface RebuildState {
   readonly commands: Map<string, CommandRow>;
   /** The highest position in the index per aggregate: an event at or below it would collide with COPY. */
   readonly positions: Map<string, number>;
+  /** Installs, nodes, nodeops and step durations (see `MoreRows`). */
+  readonly more: MoreRows;
   /** Every row of the schema is in the maps (nothing to read back). */
   complete: boolean;
 }
@@ -38,6 +60,7 @@ export async function loadRebuildState(db: Db, schema: string, fresh: boolean): 
     clusters: new Map(),
     commands: new Map(),
     positions: new Map(),
+    more: emptyMoreRows(),
     complete: true,
   };
   if (fresh) return state;
@@ -59,6 +82,10 @@ export async function loadRebuildState(db: Db, schema: string, fresh: boolean): 
     (r) => r.command_id,
   );
   for (const [id, row] of await getCommands(db, schema, ids)) state.commands.set(id, row);
+  for (const r of await getAllDocs(db, schema, installsTable)) state.more.installs.set(r.clusterId, r);
+  for (const r of await getAllDocs(db, schema, nodesTable)) state.more.nodes.set(r.id, r);
+  for (const r of await getAllDocs(db, schema, nodeopsTable)) state.more.nodeops.set(r.id, r);
+  for (const r of await getAllDocs(db, schema, stepDurationsTable)) state.more.durations.set(r.kind, r);
   return state;
 }
 
@@ -75,6 +102,7 @@ export interface PreparedBatch {
   readonly replaces: EventIndexRow[];
   readonly clusters: ClusterRow[];
   readonly commands: CommandRow[];
+  readonly more: ChangedMore;
 }
 
 /** Lets pending I/O callbacks (the previous batch's statements) run between slices of CPU work. */
@@ -108,9 +136,10 @@ export async function prepareBatch(
     if (i % SLICE === SLICE - 1) await yieldToIo();
   }
 
-  if (state.clusters.size + state.commands.size > MAX_CACHED_ROWS) {
+  if (state.clusters.size + state.commands.size + moreRowCount(state.more) > MAX_CACHED_ROWS) {
     state.clusters.clear();
     state.commands.clear();
+    clearMoreRows(state.more);
     state.complete = false;
   }
   if (!state.complete) {
@@ -124,12 +153,15 @@ export async function prepareBatch(
     }
     for (const [id, row] of await getClusters(db, schema, [...clusterIds])) state.clusters.set(id, row);
     for (const [id, row] of await getCommands(db, schema, [...commandIds])) state.commands.set(id, row);
+    await loadMoreRows(db, schema, events, state.more);
   }
 
   const clusters = new Map<string, ClusterRow>();
   const commands = new Map<string, CommandRow>();
+  let more = NO_MORE_CHANGES;
   for (let i = 0; i < events.length; i += SLICE) {
-    const changed = foldInto(events.slice(i, i + SLICE), state.clusters, state.commands);
+    const changed = foldInto(events.slice(i, i + SLICE), state.clusters, state.commands, state.more);
+    more = mergeChangedMore(more, changed.more);
     for (const r of changed.clusters) clusters.set(r.id, r);
     for (const r of changed.commands) commands.set(r.commandId, r);
     await yieldToIo();
@@ -152,6 +184,7 @@ export async function prepareBatch(
     replaces,
     clusters: [...clusters.values()],
     commands: [...commands.values()],
+    more,
   };
 }
 
@@ -185,6 +218,7 @@ export async function writeBatch(
     ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, batch.clusters)})`);
   if (batch.commands.length > 0)
     ctes.push(sql`command_rows as (${upsertCommandsSql(schema, batch.commands)})`);
+  ctes.push(...moreRowsCtes(schema, batch.more));
   const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
     set last_sequence = ${batch.checkpoint} where name = ${name}`;
   await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(db);

@@ -5,7 +5,11 @@ import { type Db, DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { readCheckpoint } from "../repository/checkpoint.ts";
 import { getCluster } from "../repository/clusters.ts";
-import { everyClusterEventCommits, rejectionOfEveryAggregate } from "../testing/every-event.ts";
+import {
+  everyClusterEventCommits,
+  everyNodeEventCommits,
+  rejectionOfEveryAggregate,
+} from "../testing/every-event.ts";
 import { anEnvelope, aTraceparent, cluster, deletionRequested, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { digestSchema } from "./compare.ts";
@@ -40,10 +44,19 @@ async function startLive(): Promise<Projector> {
 const liveCheckpoint = () => readCheckpoint(db, DEFAULT_SCHEMA, "projector");
 const caughtUp = () => eventually(async () => (await liveCheckpoint()) >= infra.writer.lastSequence, 20_000);
 
-/** `clusters` clusters, each through every cluster event type, and a rejection on every aggregate. */
+/** The commits of one cluster's life: its cluster events, then its install, kube and nodeop events. */
+const lifeOf = (id: string, k: number) => [
+  ...everyClusterEventCommits(id, k),
+  ...everyNodeEventCommits(id, k),
+];
+
+/**
+ * `clusters` clusters, each through every cluster, install, kube and nodeop event type,
+ * and a rejection on every aggregate.
+ */
 async function writeLog(clusters: number, prefix = "c"): Promise<void> {
   for (let k = 0; k < clusters; k++) {
-    for (const [i, c] of everyClusterEventCommits(`${prefix}${k}`, k).entries()) {
+    for (const [i, c] of lifeOf(`${prefix}${k}`, k).entries()) {
       await infra.writer.append(c.aggregate, c.events, {
         commandId: `cmd-${prefix}${k}-${i}`,
         ...(i % 3 === 0 ? { traceparent: aTraceparent() } : {}),
@@ -60,10 +73,10 @@ describe("replay", () => {
   it("rebuilds read models equal to the live ones (row counts and hashes) from a log of every event type", async () => {
     await startLive();
     await writeLog(8);
-    // The log really holds every cluster event type the catalogue knows, and every aggregate.
+    // The log really holds every event type the catalogue knows, and every aggregate.
     const types = new Set(infra.writer.appended.map((a) => a.event.type));
-    const clusterTypes = [...catalogue.events.keys()].filter((t) => t.startsWith("cluster."));
-    expect(clusterTypes.filter((t) => !types.has(t))).toEqual([]);
+    // (Sessions and workloads have no event but their rejection yet.)
+    expect([...catalogue.events.keys()].filter((t) => !types.has(t))).toEqual([]);
     expect(new Set(infra.writer.appended.map((a) => a.event.aggregate.type)).size).toBe(6);
     await caughtUp();
 
@@ -74,7 +87,13 @@ describe("replay", () => {
       ["clusters", 8],
       ["event_index", infra.writer.appended.length],
       // One command per commit of each cluster's history, and one per rejection.
-      ["commands", 8 * everyClusterEventCommits("x").length + 6],
+      ["commands", 8 * lifeOf("x", 0).length + 6],
+      ["installs", 8],
+      // Per cluster: its server and two agents.
+      ["nodes", 8 * 3],
+      ["nodeops", 8 * 3],
+      // Boot, SSM registration, node-ready, and the init, join, restart and upgrade steps.
+      ["step_durations", 7],
     ]);
     expect(check.swapped).toBe(false);
     // A check leaves no schema behind.
@@ -84,10 +103,14 @@ describe("replay", () => {
 
     // A difference in live is found, and named by table.
     await sql`update clusters set state = 'Ready' where id = 'c3'`.execute(db);
+    await sql`update nodes set doc = jsonb_set(doc, '{k3s}', '"ready"') where cluster_id = 'c3'`.execute(db);
     const differs = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
     if (!differs.comparison.compared) throw new Error("not compared");
     expect(differs.comparison.equal).toBe(false);
-    expect(differs.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual(["clusters"]);
+    expect(differs.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual([
+      "clusters",
+      "nodes",
+    ]);
 
     // The swap replaces live with the rebuild: the tampered row is right again.
     const before = await digestSchema(db, DEFAULT_SCHEMA);
@@ -223,7 +246,8 @@ describe("replay", () => {
     const result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 10 });
     expect(result.comparison).toMatchObject({ compared: true, equal: true });
     const row = await sql<{ type: string }>`
-      select type from event_index where aggregate_id = 'c0' and position = 1`.execute(db);
+      select type from event_index
+      where aggregate_type = 'cluster' and aggregate_id = 'c0' and position = 1`.execute(db);
     expect(row.rows.map((r) => r.type)).toEqual(["cluster.deletion-requested"]);
   });
 });

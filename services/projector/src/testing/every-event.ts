@@ -3,7 +3,7 @@
  * rejections of every aggregate (the event index and the commands model take any
  * event): the log a replay must rebuild exactly.
  */
-import { AGGREGATE_TYPES, type AggregateRef } from "@cairn/events";
+import { AGGREGATE_TYPES, type AggregateRef, nodeAggregateId, nodeopLimitId } from "@cairn/events";
 import {
   aSpec,
   deletionRequested,
@@ -83,6 +83,339 @@ export function everyClusterEventCommits(id: string, k = 0): Commit[] {
 export function rejectionOfEveryAggregate(suffix: string): Commit[] {
   return AGGREGATE_TYPES.map((type) => ({
     aggregate: { type, id: `${type}-${suffix}` },
-    events: [rejected(`cmd-${type}-${suffix}`, `${type}.whatever`, "invalid", "fixture")],
+    events: [
+      {
+        ...rejected(`cmd-${type}-${suffix}`, `${type}.whatever`, "invalid", "fixture"),
+        type: `${type}.rejected`,
+      },
+    ],
   }));
+}
+
+const T = (s: number) => new Date(Date.UTC(2026, 10, 22, 8, 0, s)).toISOString();
+const ev = (type: string, data: unknown) => ({ type, data });
+
+/**
+ * The install, kube and nodeop commits of cluster `id`: a K3s install on a server
+ * (slot 0) and two agents (slots 1000, 1001, the instances of `everyClusterEventCommits`),
+ * health checks, a recovery, a rolling upgrade, and node operations (cordon, uncordon,
+ * drain with the disruption limit, classification, a spot interruption) — every event
+ * type of those aggregates but their rejections (`rejectionOfEveryAggregate` has those).
+ */
+export function everyNodeEventCommits(id: string, k = 0): Commit[] {
+  const install: AggregateRef = { type: "install", id };
+  const kube: AggregateRef = { type: "kube", id };
+  const s = `i-${id}-s`;
+  const a = `i-${id}-a`;
+  const b = `i-${id}-b`;
+  const node = (n: string): AggregateRef => ({ type: "nodeop", id: nodeAggregateId(id, n) });
+  const ledger: AggregateRef = { type: "nodeop", id: nodeopLimitId(id) };
+  const i = (...events: { type: string; data: unknown }[]): Commit => ({ aggregate: install, events });
+  const kc = (...events: { type: string; data: unknown }[]): Commit => ({ aggregate: kube, events });
+  const on = (agg: AggregateRef, ...events: { type: string; data: unknown }[]): Commit => ({
+    aggregate: agg,
+    events,
+  });
+  const pool = { name: "workers", capacityType: "spot", labels: { tier: `t${k}` }, taints: [] };
+  const added = (slot: number, instanceId: string, role: "server" | "agent") =>
+    ev("install.node-added", {
+      slot,
+      instanceId,
+      node: instanceId,
+      role,
+      pool: role === "server" ? "servers" : "workers",
+      capacityType: role === "server" ? "on-demand" : "spot",
+      privateIp: `10.0.${k % 250}.${slot % 250}`,
+      joinDeadline: T(600),
+    });
+  const step = (slot: number, instanceId: string, name: string, attempt: number, cmd: string) => [
+    ev("install.step-requested", {
+      step: name,
+      slot,
+      instanceId,
+      node: instanceId,
+      attempt,
+      number: 1,
+      of: 1,
+    }),
+    ev("install.step-sent", {
+      step: name,
+      slot,
+      instanceId,
+      attempt,
+      commandId: cmd,
+      sentAt: T(10 + (slot % 7)),
+      deadline: T(900),
+    }),
+  ];
+  const succeeded = (
+    slot: number,
+    instanceId: string,
+    name: string,
+    attempt: number,
+    cmd: string,
+    ms: number,
+  ) =>
+    ev("install.step-succeeded", {
+      step: name,
+      slot,
+      instanceId,
+      attempt,
+      commandId: cmd,
+      durationMs: ms,
+      outputTail: `${name} ok`,
+    });
+  const labels = { "cairn.dev/pool": "workers", "cairn.dev/capacity-type": "spot" };
+  return [
+    i(
+      ev("install.planned", {
+        region: "eu-west-1",
+        k3sVersion: "v1.31.4+k3s1",
+        prebuiltAmi: false,
+        servers: 1,
+        pools: [pool],
+      }),
+    ),
+    i(ev("install.secrets-stored", { parameters: [`/cairn/${id}/token`] })),
+    i(added(0, s, "server")),
+    i(added(1000, a, "agent"), added(1001, b, "agent")),
+    i(ev("install.node-online", { slot: 0, instanceId: s })),
+    i(...step(0, s, "k3s-server-init", 1, `cmd-${id}-1`)),
+    i(succeeded(0, s, "k3s-server-init", 1, `cmd-${id}-1`, 40_000 + k * 1000)),
+    i(ev("install.kubeconfig-published", { parameter: `/cairn/${id}/kubeconfig`, version: 1 })),
+    i(
+      ev("install.node-online", { slot: 1000, instanceId: a }),
+      ev("install.node-online", { slot: 1001, instanceId: b }),
+    ),
+    i(...step(1000, a, "k3s-agent-join", 1, `cmd-${id}-2`)),
+    i(
+      ev("install.step-failed", {
+        step: "k3s-agent-join",
+        slot: 1000,
+        instanceId: a,
+        attempt: 1,
+        commandId: `cmd-${id}-2`,
+        status: "TimedOut",
+        reason: "no answer",
+        outputTail: "…",
+        willRetry: true,
+      }),
+    ),
+    i(...step(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`)),
+    i(succeeded(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`, 20_000 + k * 500)),
+    i(...step(1001, b, "k3s-agent-join", 1, `cmd-${id}-4`)),
+    i(succeeded(1001, b, "k3s-agent-join", 1, `cmd-${id}-4`, 25_000)),
+    kc(
+      ev("kube.api-reachable", {}),
+      ev("kube.node-registered", { node: s, instanceId: s, role: "server", labels: {}, taints: [] }),
+      ev("kube.node-registered", {
+        node: a,
+        instanceId: a,
+        role: "agent",
+        pool: "workers",
+        capacityType: "spot",
+        labels,
+        taints: [],
+        unschedulable: false,
+      }),
+      ev("kube.node-registered", { node: b, role: "agent", labels, taints: [] }),
+    ),
+    kc(
+      ev("kube.node-ready", { node: s }),
+      ev("kube.node-ready", { node: a }),
+      ev("kube.node-ready", { node: b }),
+    ),
+    i(
+      ev("install.node-ready", { slot: 0, node: s }),
+      ev("install.node-ready", { slot: 1000, node: a }),
+      ev("install.node-ready", { slot: 1001, node: b }),
+    ),
+    i(ev("install.instances-ready", { count: 3 })),
+    i(ev("install.completed", { nodes: 3, k3sVersion: "v1.31.4+k3s1" })),
+    kc(ev("kube.node-not-ready", { node: a, reason: "KubeletNotReady" })),
+    kc(ev("kube.node-pressure-changed", { node: a, pressure: ["MemoryPressure"] })),
+    i(ev("install.node-not-ready", { slot: 1000, node: a, reason: "KubeletNotReady" })),
+    i(
+      ev("install.check-failed", {
+        check: "node-ready",
+        node: a,
+        evidence: "NotReady for 2m",
+        remediation: "restart k3s",
+      }),
+    ),
+    i(
+      ev("install.degraded", {
+        failing: [{ check: "node-ready", node: a, evidence: "NotReady for 2m" }],
+        remediation: "restart k3s",
+      }),
+    ),
+    i(ev("install.remediation-withheld", { unhealthy: 1, of: 2, reason: "over 40% unhealthy" })),
+    i(
+      ev("install.remediation-requested", {
+        slot: 1000,
+        node: a,
+        action: "restart-k3s",
+        attempt: 1,
+        reason: "NotReady",
+      }),
+    ),
+    i(...step(1000, a, "k3s-restart", 1, `cmd-${id}-5`)),
+    i(succeeded(1000, a, "k3s-restart", 1, `cmd-${id}-5`, 5_000)),
+    kc(ev("kube.node-ready", { node: a }), ev("kube.node-pressure-changed", { node: a, pressure: [] })),
+    i(
+      ev("install.node-ready", { slot: 1000, node: a }),
+      ev("install.check-passed", { check: "node-ready", node: a }),
+    ),
+    i(ev("install.recovered", {})),
+    // Node operations: a cordon and an uncordon on a, a drain of b held by the limit.
+    on(
+      node(a),
+      ev("nodeop.cordon-requested", { clusterId: id, node: a, reason: "maintenance", by: "alice" }),
+    ),
+    on(
+      ledger,
+      ev("nodeop.disruption-admitted", { clusterId: id, node: a, limit: 1, forced: false, holders: [a] }),
+    ),
+    on(node(a), ev("nodeop.cordoned", { clusterId: id, node: a, reason: "maintenance", by: "alice" })),
+    kc(ev("kube.node-classification-changed", { node: a, labels, taints: [], unschedulable: true })),
+    on(
+      node(b),
+      ev("nodeop.drain-requested", {
+        clusterId: id,
+        node: b,
+        reason: "rebalance",
+        by: "bob",
+        deadline: T(1200),
+      }),
+    ),
+    on(
+      ledger,
+      ev("nodeop.waiting", { clusterId: id, node: b, operation: "drain", limit: 1, waitingFor: [a] }),
+    ),
+    on(
+      node(a),
+      ev("nodeop.uncordon-requested", { clusterId: id, node: a, reason: "done", by: "alice", forced: false }),
+    ),
+    on(node(a), ev("nodeop.uncordoned", { clusterId: id, node: a, by: "alice" })),
+    on(ledger, ev("nodeop.disruption-released", { clusterId: id, node: a })),
+    on(
+      ledger,
+      ev("nodeop.disruption-admitted", { clusterId: id, node: b, limit: 1, forced: false, holders: [b] }),
+    ),
+    on(node(b), ev("nodeop.cordoned", { clusterId: id, node: b, reason: "rebalance", by: "bob" })),
+    on(
+      node(b),
+      ev("nodeop.drain-progress", {
+        clusterId: id,
+        node: b,
+        evicted: 3,
+        remaining: 2,
+        blockedBy: ["web-pdb"],
+      }),
+    ),
+    on(
+      node(b),
+      ev("nodeop.drain-failed", {
+        clusterId: id,
+        node: b,
+        reason: "timed out",
+        blocking: [{ pod: "web-1", pdb: "web-pdb" }],
+        remediation: "raise the PDB's budget",
+        leftCordoned: true,
+      }),
+    ),
+    on(node(b), ev("nodeop.drain-requested", { clusterId: id, node: b, reason: "again", by: "bob" })),
+    on(node(b), ev("nodeop.drained", { clusterId: id, node: b, by: "bob", evicted: 5 })),
+    on(node(s), ev("nodeop.cordon-requested", { clusterId: id, node: s, reason: "try", by: "carol" })),
+    on(node(s), ev("nodeop.failed", { clusterId: id, node: s, operation: "cordon", reason: "API down" })),
+    on(
+      node(a),
+      ev("nodeop.classification-requested", {
+        clusterId: id,
+        node: a,
+        operation: "label",
+        by: "alice",
+        reason: "gpu",
+        change: { setLabels: { gpu: "yes" }, removeLabels: [], addTaints: [], removeTaints: [] },
+      }),
+    ),
+    on(
+      node(a),
+      ev("nodeop.classification-applied", { clusterId: id, node: a, operation: "label", by: "alice" }),
+    ),
+    on(
+      node(a),
+      ev("nodeop.classification-requested", {
+        clusterId: id,
+        node: a,
+        operation: "taint",
+        by: "alice",
+        reason: "gpu",
+        change: {
+          setLabels: {},
+          removeLabels: [],
+          addTaints: [{ key: "gpu", effect: "NoSchedule" }],
+          removeTaints: [],
+        },
+      }),
+    ),
+    on(
+      node(a),
+      ev("nodeop.classification-failed", { clusterId: id, node: a, operation: "taint", reason: "conflict" }),
+    ),
+    // A rolling upgrade that stops at the second node.
+    i(ev("install.upgrade-requested", { from: "v1.31.4+k3s1", to: "v1.32.0+k3s1", nodes: 3, batch: 1 })),
+    i(ev("install.node-upgrade-started", { slot: 0, node: s, to: "v1.32.0+k3s1", number: 1, of: 3 })),
+    i(ev("install.node-drained", { slot: 0, node: s })),
+    i(...step(0, s, "k3s-upgrade", 1, `cmd-${id}-6`)),
+    i(succeeded(0, s, "k3s-upgrade", 1, `cmd-${id}-6`, 30_000)),
+    i(ev("install.node-upgraded", { slot: 0, node: s, k3sVersion: "v1.32.0+k3s1" })),
+    i(ev("install.node-upgrade-started", { slot: 1000, node: a, to: "v1.32.0+k3s1", number: 2, of: 3 })),
+    i(
+      ev("install.upgrade-failed", {
+        slot: 1000,
+        node: a,
+        reason: "drain failed",
+        remediation: "see nodeops",
+      }),
+    ),
+    i(ev("install.upgrade-requested", { from: "v1.31.4+k3s1", to: "v1.32.0+k3s1", nodes: 3, batch: 3 })),
+    i(ev("install.upgraded", { from: "v1.31.4+k3s1", to: "v1.32.0+k3s1", nodes: 3 })),
+    // A spot interruption takes b; a scale-down removes it from the install.
+    on(
+      node(b),
+      ev("nodeop.interruption-noticed", {
+        clusterId: id,
+        node: b,
+        // The notice names the EC2 id as AWS writes it; the node is found by its name.
+        instanceId: "i-0123456789abcdef0",
+        region: "eu-west-1",
+        noticeId: `notice-${id}`,
+        noticeTime: T(1300),
+        terminationTime: T(1420),
+      }),
+    ),
+    on(node(b), ev("nodeop.node-deleted", { clusterId: id, node: b, reason: "reclaimed" })),
+    kc(ev("kube.node-removed", { node: b })),
+    i(ev("install.node-removed", { slot: 1001, instanceId: b, node: b })),
+    i(
+      ev("install.node-failed", {
+        slot: 1000,
+        instanceId: a,
+        node: a,
+        reason: "deadline passed",
+        remediation: "replace",
+      }),
+    ),
+    kc(ev("kube.api-unreachable", { reason: "connection refused" })),
+    i(
+      ev("install.failed", {
+        step: "k3s-server-join",
+        reason: "no server left",
+        remediation: "retry the cluster",
+      }),
+    ),
+    i(ev("install.removal-requested", {})),
+    i(ev("install.secrets-removed", { parameters: [`/cairn/${id}/token`, `/cairn/${id}/kubeconfig`] })),
+  ];
 }

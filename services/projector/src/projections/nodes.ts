@@ -1,0 +1,317 @@
+/**
+ * The `nodes` read model as a pure fold: one row per (cluster, node), drawn from four
+ * aggregates — the provisioner's instance facts (`cluster.*`), the installer's K3s
+ * facts (`install.*`), node-ops' Kubernetes facts (`kube.*`) and its operations
+ * (`nodeop.*`). The installer names each node after its EC2 instance id, so an event
+ * that carries only an instance id (`cluster.instance-running`, `install.node-online`,
+ * `install.step-*`) still finds its node.
+ */
+import {
+  type ClusterEvent,
+  type EventEnvelope,
+  type InstallEvent,
+  type KubeEvent,
+  type NodeopEvent,
+  nodeAggregateId,
+  type RawEventEnvelope,
+} from "@cairn/events";
+
+export const NODE_K3S_STATES = [
+  "pending",
+  "joining",
+  "joined",
+  "ready",
+  "not-ready",
+  "failed",
+  "removed",
+] as const;
+export type NodeK3sState = (typeof NODE_K3S_STATES)[number];
+
+export interface Taint {
+  readonly key: string;
+  readonly value?: string;
+  readonly effect: string;
+}
+
+export interface NodeRow {
+  /** `nodeAggregateId(clusterId, node)`: the node-ops aggregate id of the node. */
+  readonly id: string;
+  readonly clusterId: string;
+  readonly node: string;
+  readonly slot: number | null;
+  readonly pool: string | null;
+  readonly role: "server" | "agent" | null;
+  readonly capacityType: "spot" | "on-demand" | null;
+  readonly instanceId: string | null;
+  readonly privateIp: string | null;
+  readonly availabilityZone: string | null;
+  /** The EC2 instance, as the provisioner saw it last. */
+  readonly instance: "launched" | "running" | "terminating" | null;
+  /** K3s on the node, as the installer saw it last. */
+  readonly k3s: NodeK3sState;
+  /** Why K3s is not ready or failed (the installer's words). */
+  readonly reason: string | null;
+  /** The node in the cluster's Kubernetes API, as node-ops' watcher saw it last. */
+  readonly kube: {
+    readonly registered: boolean;
+    readonly ready: boolean | null;
+    readonly notReadyReason: string | null;
+    readonly pressure: readonly string[];
+    readonly labels: Readonly<Record<string, string>>;
+    readonly taints: readonly Taint[];
+    readonly unschedulable: boolean;
+  };
+  /** Cordoned by Cairn: by whom, why, when (null when Cairn does not hold it cordoned). */
+  readonly cordon: { readonly by: string; readonly reason: string; readonly at: string } | null;
+  /** The provisioner is replacing the instance (why), or a spot interruption notice came. */
+  readonly replacement: string | null;
+  /** Event times of the node's milestones: the step-duration model learns from them. */
+  readonly times: {
+    readonly launchedAt: string | null;
+    readonly runningAt: string | null;
+    readonly addedAt: string | null;
+    readonly onlineAt: string | null;
+    readonly joinedAt: string | null;
+    readonly readyAt: string | null;
+  };
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly lastEventType: string;
+  readonly lastSequence: number;
+}
+
+const JOIN_STEPS = new Set(["k3s-server-init", "k3s-server-join", "k3s-agent-join"]);
+
+/**
+ * The (cluster, node) an event is about, or undefined when it is about no single node.
+ * The live projection reads the rows of these keys before folding a batch.
+ */
+export function nodeKeyOf(event: RawEventEnvelope): { clusterId: string; node: string } | undefined {
+  const d = event.data as Record<string, unknown> | null;
+  if (d === null || typeof d !== "object") return undefined;
+  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  switch (event.aggregate.type) {
+    case "cluster": {
+      if (
+        event.type !== "cluster.instance-launched" &&
+        event.type !== "cluster.instance-running" &&
+        event.type !== "cluster.instance-termination-requested" &&
+        event.type !== "cluster.node-replacement-requested"
+      )
+        return undefined;
+      const node = str(d.instanceId);
+      return node ? { clusterId: event.aggregate.id, node } : undefined;
+    }
+    case "install": {
+      const node = str(d.node) ?? str(d.instanceId);
+      return node ? { clusterId: event.aggregate.id, node } : undefined;
+    }
+    case "kube": {
+      const node = str(d.node);
+      return node ? { clusterId: event.aggregate.id, node } : undefined;
+    }
+    case "nodeop": {
+      // The ledger's events (disruption-admitted/released, waiting) are the operations' concern.
+      if (event.type.startsWith("nodeop.disruption-") || event.type === "nodeop.waiting") return undefined;
+      const clusterId = str(d.clusterId);
+      const node = str(d.node);
+      return clusterId && node ? { clusterId, node } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+export const nodeRowId = (k: { clusterId: string; node: string }) => nodeAggregateId(k.clusterId, k.node);
+
+function emptyNode(
+  clusterId: string,
+  node: string,
+  time: string,
+): Omit<NodeRow, "updatedAt" | "lastEventType" | "lastSequence"> {
+  return {
+    id: nodeAggregateId(clusterId, node),
+    clusterId,
+    node,
+    slot: null,
+    pool: null,
+    role: null,
+    capacityType: null,
+    instanceId: null,
+    privateIp: null,
+    availabilityZone: null,
+    instance: null,
+    k3s: "pending",
+    reason: null,
+    kube: {
+      registered: false,
+      ready: null,
+      notReadyReason: null,
+      pressure: [],
+      labels: {},
+      taints: [],
+      unschedulable: false,
+    },
+    cordon: null,
+    replacement: null,
+    times: {
+      launchedAt: null,
+      runningAt: null,
+      addedAt: null,
+      onlineAt: null,
+      joinedAt: null,
+      readyAt: null,
+    },
+    createdAt: time,
+  };
+}
+
+/**
+ * The node row after one more event that `nodeKeyOf` maps to it. An event about no
+ * node, or one this model takes nothing from, leaves the row as it is (undefined
+ * stays undefined); any other creates the row when it is missing. The live
+ * projection's checkpoint applies each event once, so this fold need not be idempotent.
+ */
+export function applyNodeEvent(
+  row: NodeRow | undefined,
+  event: RawEventEnvelope,
+  sequence: number,
+): NodeRow | undefined {
+  const key = nodeKeyOf(event);
+  if (!key) return row;
+  const base = row ?? emptyNode(key.clusterId, key.node, event.time);
+  const touched = { updatedAt: event.time, lastEventType: event.type, lastSequence: sequence };
+  const next = (change: Partial<NodeRow>): NodeRow => ({ ...base, ...touched, ...change });
+  const at = event.time;
+  switch (event.aggregate.type) {
+    case "cluster": {
+      const e = event as unknown as EventEnvelope<ClusterEvent>;
+      switch (e.type) {
+        case "cluster.instance-launched":
+          return next({
+            slot: e.data.slot,
+            instanceId: e.data.instanceId,
+            instance: "launched",
+            privateIp: e.data.privateIp ?? base.privateIp,
+            availabilityZone: e.data.availabilityZone ?? base.availabilityZone,
+            times: { ...base.times, launchedAt: at },
+          });
+        case "cluster.instance-running":
+          return next({
+            slot: e.data.slot,
+            instanceId: e.data.instanceId,
+            instance: "running",
+            role: e.data.role ?? base.role,
+            pool: e.data.pool ?? base.pool,
+            capacityType: e.data.capacityType ?? base.capacityType,
+            privateIp: e.data.privateIp ?? base.privateIp,
+            times: { ...base.times, runningAt: base.times.runningAt ?? at },
+          });
+        case "cluster.instance-termination-requested":
+          return next({ instance: "terminating" });
+        case "cluster.node-replacement-requested":
+          return next({ replacement: e.data.reason });
+        default:
+          return row;
+      }
+    }
+    case "install": {
+      const e = event as unknown as EventEnvelope<InstallEvent>;
+      switch (e.type) {
+        case "install.node-added":
+          return next({
+            slot: e.data.slot,
+            instanceId: e.data.instanceId,
+            role: e.data.role,
+            pool: e.data.pool,
+            capacityType: e.data.capacityType,
+            privateIp: e.data.privateIp ?? base.privateIp,
+            k3s: "joining",
+            reason: null,
+            times: { ...base.times, addedAt: at },
+          });
+        case "install.node-online":
+          return next({ times: { ...base.times, onlineAt: base.times.onlineAt ?? at } });
+        case "install.step-succeeded":
+          if (!JOIN_STEPS.has(e.data.step)) return next({});
+          return next({
+            k3s: base.k3s === "pending" || base.k3s === "joining" ? "joined" : base.k3s,
+            times: { ...base.times, joinedAt: base.times.joinedAt ?? at },
+          });
+        case "install.step-failed":
+          return next({ reason: e.data.reason });
+        case "install.node-ready":
+          return next({
+            k3s: "ready",
+            reason: null,
+            times: { ...base.times, readyAt: base.times.readyAt ?? at },
+          });
+        case "install.node-not-ready":
+          return next({ k3s: "not-ready", reason: e.data.reason });
+        case "install.node-failed":
+          return next({ k3s: "failed", reason: e.data.reason });
+        case "install.node-removed":
+          return next({ k3s: "removed" });
+        default:
+          return row ? next({}) : row;
+      }
+    }
+    case "kube": {
+      const e = event as unknown as EventEnvelope<KubeEvent>;
+      switch (e.type) {
+        case "kube.node-registered":
+          return next({
+            instanceId: e.data.instanceId ?? base.instanceId,
+            role: e.data.role,
+            pool: e.data.pool ?? base.pool,
+            capacityType: e.data.capacityType ?? base.capacityType,
+            kube: {
+              ...base.kube,
+              registered: true,
+              labels: e.data.labels,
+              taints: e.data.taints,
+              unschedulable: e.data.unschedulable ?? false,
+            },
+          });
+        case "kube.node-ready":
+          return next({ kube: { ...base.kube, ready: true, notReadyReason: null } });
+        case "kube.node-not-ready":
+          return next({ kube: { ...base.kube, ready: false, notReadyReason: e.data.reason } });
+        case "kube.node-pressure-changed":
+          return next({ kube: { ...base.kube, pressure: e.data.pressure } });
+        case "kube.node-classification-changed":
+          return next({
+            kube: {
+              ...base.kube,
+              labels: e.data.labels,
+              taints: e.data.taints,
+              unschedulable: e.data.unschedulable,
+            },
+          });
+        case "kube.node-removed":
+          return next({ kube: { ...base.kube, registered: false, ready: null } });
+        default:
+          return row;
+      }
+    }
+    case "nodeop": {
+      const e = event as unknown as EventEnvelope<NodeopEvent>;
+      switch (e.type) {
+        case "nodeop.cordoned":
+          return next({ cordon: { by: e.data.by, reason: e.data.reason, at } });
+        case "nodeop.uncordoned":
+          return next({ cordon: null });
+        case "nodeop.drain-failed":
+          return e.data.leftCordoned ? next({}) : next({ cordon: null });
+        case "nodeop.interruption-noticed":
+          return next({ replacement: `spot interruption: reclaimed at ${e.data.terminationTime}` });
+        case "nodeop.node-deleted":
+          return next({ kube: { ...base.kube, registered: false, ready: null } });
+        default:
+          return row ? next({}) : row;
+      }
+    }
+    default:
+      return row;
+  }
+}
