@@ -137,6 +137,51 @@ describe("projector API", () => {
     });
   });
 
+  it("typed routes: the path names the target, the body is the rest of the command", async () => {
+    const last = async (type: string) =>
+      (
+        await infra.nats.jsm.streams.getMessage(Streams.commands, { last_by_subj: commandSubject(type) })
+      )?.json();
+    const created = await call("POST", "/clusters", aSpec("typed-1"));
+    expect(created.status).toBe(202);
+    expect(await last("cluster.create")).toMatchObject({
+      id: created.body.commandId,
+      data: { clusterId: "typed-1", region: aSpec("typed-1").region },
+    });
+    const drained = await call("POST", "/clusters/typed-1/nodes/i-0abc/drain", {
+      reason: "kernel patch",
+      timeoutSeconds: 120,
+      deleteEmptyDirData: true,
+    });
+    expect(drained.status).toBe(202);
+    expect(await last("node.drain")).toMatchObject({
+      id: drained.body.commandId,
+      data: {
+        clusterId: "typed-1",
+        node: "i-0abc",
+        reason: "kernel patch",
+        timeoutSeconds: 120,
+        deleteEmptyDirData: true,
+      },
+    });
+    // The path wins over a body that names another target.
+    const scaled = await call("POST", "/clusters/typed-1/scale", {
+      clusterId: "other",
+      pool: "workers",
+      count: 4,
+    });
+    expect(scaled.status).toBe(202);
+    expect(await last("cluster.scale")).toMatchObject({
+      data: { clusterId: "typed-1", pool: "workers", count: 4 },
+    });
+    // Validated against the same catalogue schema as POST /commands.
+    const bad = await call("POST", "/clusters/typed-1/nodes/i-0abc/drain", {});
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues.join(" ")).toContain("reason");
+    expect((await call("DELETE", "/clusters/typed-1")).status).toBe(202);
+    expect(await last("cluster.delete")).toMatchObject({ data: { clusterId: "typed-1" } });
+  });
+
   it("GET /commands/:id shows a rejection with its code and reason", async () => {
     const bus = new CommandBus({ js: infra.nats.js, catalogue });
     const sent = await bus.send({

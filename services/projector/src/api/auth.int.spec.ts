@@ -76,6 +76,65 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
     path: "/commands",
     body: () => ({ type: "cluster.create", data: aSpec(`auth-${++seq}`) }),
   },
+  // Typed command routes: operator, like POST /commands.
+  "POST /clusters": {
+    access: "operator",
+    method: "POST",
+    path: "/clusters",
+    body: () => aSpec(`auth-${++seq}`),
+  },
+  "DELETE /clusters/{id}": { access: "operator", method: "DELETE", path: "/clusters/auth-x" },
+  "POST /clusters/{id}/scale": {
+    access: "operator",
+    method: "POST",
+    path: "/clusters/auth-x/scale",
+    body: () => ({ pool: "workers", count: 1 }),
+  },
+  "POST /clusters/{id}/rollback": {
+    access: "operator",
+    method: "POST",
+    path: "/clusters/auth-x/rollback",
+    body: () => ({ toVersion: 1 }),
+  },
+  "POST /clusters/{id}/retry": {
+    access: "operator",
+    method: "POST",
+    path: "/clusters/auth-x/retry",
+    body: () => ({}),
+  },
+  "POST /clusters/{id}/upgrade": {
+    access: "operator",
+    method: "POST",
+    path: "/clusters/auth-x/upgrade",
+    body: () => ({ k3sVersion: "v1.32.0+k3s1" }),
+  },
+  "PATCH /clusters/{id}/pools/{pool}": {
+    access: "operator",
+    method: "PATCH",
+    path: "/clusters/auth-x/pools/workers",
+    body: () => ({ labels: { tier: "web" } }),
+  },
+  ...Object.fromEntries(
+    (
+      [
+        ["cordon", {}],
+        ["uncordon", {}],
+        ["drain", {}],
+        ["label", { labels: { tier: "web" } }],
+        ["unlabel", { keys: ["tier"] }],
+        ["taint", { taints: [{ key: "gpu", effect: "NoSchedule" }] }],
+        ["untaint", { taints: [{ key: "gpu", effect: "NoSchedule" }] }],
+      ] as const
+    ).map(([verb, extra]) => [
+      `POST /clusters/{id}/nodes/{node}/${verb}`,
+      {
+        access: "operator" as const,
+        method: "POST",
+        path: `/clusters/auth-x/nodes/i-0abc/${verb}`,
+        body: () => ({ reason: "maintenance", ...extra }),
+      },
+    ]),
+  ),
 };
 
 describe("auth matrix: every route × no token / bad token / viewer / operator / admin", () => {

@@ -1,5 +1,5 @@
 import { isSchemaError } from "@cairn/events";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { CommandRow } from "../projections/commands.ts";
 import { getCommand } from "../repository/commands.ts";
@@ -58,6 +58,53 @@ export async function sessionScopeProblem(
   return undefined;
 }
 
+/**
+ * Sends one command for the caller, as `POST /commands` and the typed routes do: the
+ * session scope, the actor (the token's holder, when there are tokens), validation
+ * against the catalogue (400 with the issues), and 202 with the command's id, trace and
+ * the link to follow it.
+ */
+export async function publish(
+  deps: ApiDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  c: { id?: string; type: string; data: unknown; actor?: string | undefined },
+) {
+  const who = req.principal;
+  if (who) {
+    const problem = await sessionScopeProblem(deps, who, c.type, c.data);
+    if (problem) return reply.code(403).send({ error: "Forbidden", message: problem });
+  }
+  // With a token, the actor is its holder: `meta.actor` cannot speak for someone else.
+  const actor = who?.user ?? c.actor ?? "anonymous";
+  let sent: Awaited<ReturnType<typeof deps.bus.send>>;
+  try {
+    sent = await deps.bus.send({
+      ...(c.id !== undefined ? { id: c.id } : {}),
+      type: c.type,
+      data: c.data,
+      meta: { actor },
+    });
+  } catch (err) {
+    if (isSchemaError(err)) {
+      return reply.code(400).send({
+        error: "Bad Request",
+        message: err.message,
+        issues: err.issues.length > 0 ? [...err.issues] : [err.message],
+      });
+    }
+    throw err;
+  }
+  const jaegerUrl = jaegerLink(deps.jaegerUiUrl, sent.traceId);
+  return reply.code(202).send({
+    commandId: sent.commandId,
+    ...(sent.traceId !== undefined ? { traceId: sent.traceId } : {}),
+    ...(jaegerUrl ? { jaegerUrl } : {}),
+    actor,
+    links: { command: `/commands/${encodeURIComponent(sent.commandId)}` },
+  });
+}
+
 export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
@@ -75,38 +122,11 @@ export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
     async (req, reply) => {
       const { id, type, data, meta } = req.body;
-      const who = req.principal;
-      if (who) {
-        const problem = await sessionScopeProblem(deps, who, type, data);
-        if (problem) return reply.code(403).send({ error: "Forbidden", message: problem });
-      }
-      // With a token, the actor is its holder: `meta.actor` cannot speak for someone else.
-      const actor = who?.user ?? meta?.actor ?? "anonymous";
-      let sent: Awaited<ReturnType<typeof deps.bus.send>>;
-      try {
-        sent = await deps.bus.send({
-          ...(id !== undefined ? { id } : {}),
-          type,
-          data,
-          meta: { actor },
-        });
-      } catch (err) {
-        if (isSchemaError(err)) {
-          return reply.code(400).send({
-            error: "Bad Request",
-            message: err.message,
-            issues: err.issues.length > 0 ? [...err.issues] : [err.message],
-          });
-        }
-        throw err;
-      }
-      const jaegerUrl = jaegerLink(deps.jaegerUiUrl, sent.traceId);
-      return reply.code(202).send({
-        commandId: sent.commandId,
-        ...(sent.traceId !== undefined ? { traceId: sent.traceId } : {}),
-        ...(jaegerUrl ? { jaegerUrl } : {}),
-        actor,
-        links: { command: `/commands/${encodeURIComponent(sent.commandId)}` },
+      return publish(deps, req, reply, {
+        ...(id !== undefined ? { id } : {}),
+        type,
+        data,
+        actor: meta?.actor,
       });
     },
   );

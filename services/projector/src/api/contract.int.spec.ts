@@ -89,6 +89,50 @@ const requests: Record<string, { path: string; method?: string; token?: string; 
     { path: "/commands", method: "POST", body: { type: "cluster.create", data: {} } },
     { path: "/commands", method: "POST", token: viewer.token, body: { type: "cluster.delete", data: {} } },
   ],
+  "POST /clusters": [
+    { path: "/clusters", method: "POST", body: aSpec("k-3") },
+    { path: "/clusters", method: "POST", body: { clusterId: "k-4" } },
+    { path: "/clusters", method: "POST", token: viewer.token, body: aSpec("k-5") },
+  ],
+  "DELETE /clusters/{id}": [{ path: "/clusters/k-3", method: "DELETE" }],
+  "POST /clusters/{id}/scale": [
+    { path: "/clusters/k-1/scale", method: "POST", body: { pool: "workers", count: 3 } },
+    { path: "/clusters/k-1/scale", method: "POST", body: { pool: "workers", count: -1 } },
+  ],
+  "POST /clusters/{id}/rollback": [
+    { path: "/clusters/k-1/rollback", method: "POST", body: { toVersion: 1 } },
+  ],
+  "POST /clusters/{id}/retry": [{ path: "/clusters/k-1/retry", method: "POST", body: {} }],
+  "POST /clusters/{id}/upgrade": [
+    { path: "/clusters/k-1/upgrade", method: "POST", body: { k3sVersion: "v1.32.0+k3s1" } },
+    { path: "/clusters/k-1/upgrade", method: "POST", body: { k3sVersion: "latest" } },
+  ],
+  "PATCH /clusters/{id}/pools/{pool}": [
+    { path: "/clusters/k-1/pools/workers", method: "PATCH", body: { labels: { tier: "web" } } },
+  ],
+  ...Object.fromEntries(
+    (
+      [
+        ["cordon", {}],
+        ["uncordon", { force: true }],
+        ["drain", { timeoutSeconds: 60, forceUnmanaged: true }],
+        ["label", { labels: { tier: "web" } }],
+        ["unlabel", { keys: ["tier"] }],
+        ["taint", { taints: [{ key: "gpu", effect: "NoSchedule" }] }],
+        ["untaint", { taints: [{ key: "gpu", effect: "NoSchedule" }] }],
+      ] as const
+    ).map(([verb, extra]) => [
+      `POST /clusters/{id}/nodes/{node}/${verb}`,
+      [
+        {
+          path: `/clusters/k-1/nodes/i-0abc/${verb}`,
+          method: "POST",
+          body: { reason: "maintenance", ...extra },
+        },
+        { path: `/clusters/k-1/nodes/i-0abc/${verb}`, method: "POST", body: {} },
+      ],
+    ]),
+  ),
 };
 
 describe("API contract: the OpenAPI document is what the API answers", () => {

@@ -36,6 +36,7 @@ import { historyRoutes } from "./history.ts";
 import { installAndNodeRoutes } from "./installs-nodes.ts";
 import { errorBody } from "./schemas.ts";
 import { streamRoutes } from "./stream.ts";
+import { typedCommandRoutes } from "./typed-commands.ts";
 
 export type { ApiAuth } from "./auth.ts";
 
@@ -317,6 +318,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   historyRoutes(app, deps);
   installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
+  typedCommandRoutes(app, deps);
   streamRoutes(app, deps);
   await app.ready();
   return app;
