@@ -44,6 +44,8 @@ export interface NodeopState {
     readonly reason: string;
     /** A drain's last recorded progress. */
     readonly progress?: DrainProgress;
+    /** What it last waited for under the cluster's disruption limit (./limit.ts). */
+    readonly waiting?: { readonly limit: number; readonly waitingFor: readonly string[] };
   };
   /** On a cluster's disruption ledger only (./limit.ts): the nodes Cairn holds cordoned or draining. */
   readonly holders?: readonly string[];

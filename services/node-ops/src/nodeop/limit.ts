@@ -43,6 +43,10 @@ export function decideLimit(command: LimitCommand, state: NodeopState): Decision
       const { clusterId, node, limit, waitingFor } = command.data;
       const operation = state.inFlight?.operation;
       if (operation !== "cordon" && operation !== "drain") return [];
+      // Recorded once per limit and holder set: another look that finds the same says nothing.
+      const last = state.inFlight?.waiting;
+      if (last && last.limit === limit && last.waitingFor.join("\u0000") === waitingFor.join("\u0000"))
+        return [];
       return [{ type: "nodeop.waiting", data: { clusterId, node, operation, limit, waitingFor } }];
     }
   }
@@ -54,7 +58,10 @@ export function evolveLimit(state: NodeopState, event: LimitEvent): NodeopState 
       return { ...state, holders: event.data.holders };
     case "nodeop.disruption-released":
       return { ...state, holders: (state.holders ?? []).filter((n) => n !== event.data.node) };
-    case "nodeop.waiting":
-      return state;
+    case "nodeop.waiting": {
+      if (!state.inFlight) return state;
+      const { limit, waitingFor } = event.data;
+      return { ...state, inFlight: { ...state.inFlight, waiting: { limit, waitingFor } } };
+    }
   }
 }

@@ -82,6 +82,24 @@ describe("a node waiting for the limit", () => {
         },
       ]);
   });
+  it("records the same wait once; a new holder set is recorded again", () => {
+    const requested = {
+      type: "nodeop.cordon-requested",
+      data: { clusterId, node: "node-b", reason: "r", by: "alice" },
+    } as const;
+    const recorded = {
+      type: "nodeop.waiting",
+      data: { clusterId, node: "node-b", operation: "cordon", limit: 1, waitingFor: ["node-a"] },
+    } as const;
+    nodeB
+      .given([requested, recorded] as never)
+      .when(waiting as NodeopCommand)
+      .then([]);
+    nodeB
+      .given([requested, recorded] as never)
+      .when({ ...waiting, data: { ...waiting.data, waitingFor: ["node-c"] } } as NodeopCommand)
+      .then([{ ...recorded, data: { ...recorded.data, waitingFor: ["node-c"] } }] as never);
+  });
   it("records nothing when no cordon or drain is in flight", () => {
     nodeB
       .given([])
