@@ -591,7 +591,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     const status = inv.status === "Success" ? "Success" : normaliseStatus(inv.status);
     log?.info(
       { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, status, durationMs },
-      `step ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
+      // Step X/Y as the install stands: this one is the next after those done.
+      `step ${state.stepsDone + 1}/${Math.max(1, Object.values(state.nodes).filter((x) => !x.failed).length)} ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
     );
     return result({
       status,
