@@ -89,6 +89,22 @@ program
   });
 
 program
+  .command("nodes")
+  .description("a cluster's nodes: pool, instance, K3s state, Ready, who cordoned them")
+  .argument("<clusterId>")
+  .action(async (clusterId: string) => {
+    print(await apiClient().get(`/clusters/${encodeURIComponent(clusterId)}/nodes`));
+  });
+
+program
+  .command("install")
+  .description("a cluster's install: its steps with their SSM command ids, attempts, durations and output")
+  .argument("<clusterId>")
+  .action(async (clusterId: string) => {
+    print(await apiClient().get(`/installs/${encodeURIComponent(clusterId)}`));
+  });
+
+program
   .command("demo")
   .description("create the design's example cluster on a running Cairn and follow it")
   .action(async () => {
