@@ -1,4 +1,5 @@
 export * from "./catalogue/index.ts";
+export * from "./caused.ts";
 export * from "./command-bus.ts";
 export * from "./command-handler.ts";
 export * from "./command-server.ts";

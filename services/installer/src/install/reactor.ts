@@ -23,6 +23,7 @@ import {
   CommandBus,
   type CommandHandler,
   catalogue,
+  commandCausedBy,
   derivedId,
   EventStore,
   eventFilter,
@@ -31,7 +32,6 @@ import {
   type InstallStep,
   type Nats,
   nodeAggregateId,
-  PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
@@ -173,20 +173,14 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     data: object,
     opts: { key?: string; sameAggregate?: boolean } = {},
   ) => {
-    const clusterId = cause.aggregate.id;
-    const parsed = catalogue.parseCommand({
-      id: derivedId(cause.id, type, opts.key ?? ""),
+    const command = commandCausedBy(
+      cause,
       type,
-      data: { clusterId, ...data },
-      meta: { actor: "installer", causationId: cause.id, correlationId: cause.meta.correlationId },
-    });
-    if (!parsed.ok)
-      throw new PermanentError(`the installer built an invalid ${type}: ${parsed.error.message}`);
-    // A cause on another aggregate's subject says nothing of this one's sequence.
-    return await o.handler.handle(
-      parsed.value,
-      opts.sameAggregate ? { atLeastSequence: cause.sequence } : {},
+      { clusterId: cause.aggregate.id, ...data },
+      { actor: "installer", key: opts.key ?? "" },
     );
+    // A cause on another aggregate's subject says nothing of this one's sequence.
+    return await o.handler.handle(command, opts.sameAggregate ? { atLeastSequence: cause.sequence } : {});
   };
 
   const read = async (clusterId: string, atLeastSequence?: number): Promise<InstallState> =>

@@ -10,10 +10,9 @@ import {
   type ClusterEvent,
   type CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
   eventFilter,
   type Nats,
-  PermanentError,
   type RawEventEnvelope,
   type RunnerLogger,
   type RunningConsumer,
@@ -90,17 +89,15 @@ export async function startInstallFollower(o: InstallFollowerOptions): Promise<R
       for (const e of commit.events) {
         const wanted = clusterCommandFor(e);
         if (!wanted) continue;
-        const parsed = catalogue.parseCommand({
-          id: derivedId(e.id, wanted.type),
-          type: wanted.type,
-          data: { clusterId: e.aggregate.id, ...wanted.data },
-          meta: { actor: "provisioner", causationId: e.id, correlationId: e.meta.correlationId },
-        });
-        if (!parsed.ok)
-          throw new PermanentError(`the follower built an invalid ${wanted.type}: ${parsed.error.message}`);
+        const command = commandCausedBy(
+          e,
+          wanted.type,
+          { clusterId: e.aggregate.id, ...wanted.data },
+          { actor: "provisioner" },
+        );
         // No atLeastSequence: the cause is another aggregate's commit, and this process
         // is the cluster's only writer, so its cached state is current.
-        await o.handler.handle(parsed.value);
+        await o.handler.handle(command);
       }
     },
   });

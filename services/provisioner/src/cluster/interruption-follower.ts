@@ -16,10 +16,9 @@ import {
   type ClusterEvent,
   type CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
   eventFilter,
   type Nats,
-  PermanentError,
   type RawEventEnvelope,
   type RunnerLogger,
   type RunningConsumer,
@@ -59,23 +58,19 @@ export async function startInterruptionFollower(o: InterruptionFollowerOptions):
           );
           return;
         }
-        const parsed = catalogue.parseCommand({
-          id: derivedId(e.id, "cluster.replace-node"),
-          type: "cluster.replace-node",
-          data: {
+        const replace = commandCausedBy(
+          e,
+          "cluster.replace-node",
+          {
             clusterId: d.clusterId,
             slot,
             instanceId,
             reason: `spot interruption: ${instanceId} is reclaimed at ${d.terminationTime}`,
             drainFirst: true,
           },
-          meta: { actor: "provisioner", causationId: e.id, correlationId: e.meta.correlationId },
-        });
-        if (!parsed.ok)
-          throw new PermanentError(
-            `the follower built an invalid cluster.replace-node: ${parsed.error.message}`,
-          );
-        await o.handler.handle(parsed.value);
+          { actor: "provisioner" },
+        );
+        await o.handler.handle(replace);
         return;
       }
       case "nodeop.drained":

@@ -15,10 +15,9 @@ import {
   type ClusterEvent,
   type CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
   eventFilter,
   type Nats,
-  PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
@@ -132,14 +131,13 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     data: object,
     key?: string,
   ) => {
-    const parsed = catalogue.parseCommand({
-      id: key === undefined ? derivedId(cause.id, type) : derivedId(cause.id, type, key),
+    const command = commandCausedBy(
+      cause,
       type,
-      data: { clusterId: cause.aggregate.id, ...data },
-      meta: { actor: "provisioner", causationId: cause.id, correlationId: cause.meta.correlationId },
-    });
-    if (!parsed.ok) throw new PermanentError(`the reactor built an invalid ${type}: ${parsed.error.message}`);
-    return await o.handler.handle(parsed.value, { atLeastSequence: cause.sequence });
+      { clusterId: cause.aggregate.id, ...data },
+      { actor: "provisioner", ...(key !== undefined ? { key } : {}) },
+    );
+    return await o.handler.handle(command, { atLeastSequence: cause.sequence });
   };
 
   const react = async (e: Event & { sequence: number }, deliveries: number) => {

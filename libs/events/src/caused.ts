@@ -1,0 +1,29 @@
+import type { ParsedCommand } from "./catalogue/catalogue.ts";
+import { catalogue } from "./catalogue/index.ts";
+import type { RawEventEnvelope } from "./envelope.ts";
+import { PermanentError } from "./errors.ts";
+import { derivedId } from "./ids.ts";
+
+/**
+ * The command a reactor decides because of an event, parsed against the catalogue. Its
+ * id is derived from the cause (and `key`, when one cause leads to several commands of a
+ * type), so a redelivered cause decides nothing twice; its meta links it to the cause.
+ * A command the reactor could not build validly is a bug: a permanent error.
+ *
+ * @example await handler.handle(commandCausedBy(event, "cluster.record-running", { clusterId, slot }, { actor: "provisioner" }));
+ */
+export function commandCausedBy(
+  cause: Pick<RawEventEnvelope, "id" | "meta">,
+  type: string,
+  data: object,
+  o: { actor: string; key?: string },
+): ParsedCommand {
+  const parsed = catalogue.parseCommand({
+    id: o.key === undefined ? derivedId(cause.id, type) : derivedId(cause.id, type, o.key),
+    type,
+    data,
+    meta: { actor: o.actor, causationId: cause.id, correlationId: cause.meta.correlationId },
+  });
+  if (!parsed.ok) throw new PermanentError(`${o.actor} built an invalid ${type}: ${parsed.error.message}`);
+  return parsed.value;
+}
