@@ -83,8 +83,9 @@ const SLICE = 1_000;
 
 /**
  * Parses and folds one batch against `state` (updated: after it, the state is the
- * batch's); `trusted`: with `parseCommitTrusted`, else with the validating `parseCommit`. When the state is not complete, the rows it lacks are read with `db`: the
- * caller must have finished writing the previous batch.
+ * batch's). `trusted`: read with `parseCommitTrusted`, else with the validating
+ * `parseCommit`. When the state is not complete, the rows it lacks are read with `db`:
+ * the caller must have finished writing the previous batch.
  */
 export async function prepareBatch(
   msgs: readonly JsMsg[],

@@ -5,7 +5,8 @@
  *  1. Take the replay lock (one replay at a time) and pick the rebuild schema:
  *     `<live>_rebuild_<n>` if one is left from an interrupted run (it resumes after its
  *     own checkpoint), else a new one, migrated from code.
- *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches;
+ *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches,
+ *     parsed with `parseCommitTrusted` (the log was validated when it was written);
  *     each batch is one transaction with the rebuild's checkpoint, COPY for the event
  *     index, and `synchronous_commit = off` (a commit lost in a crash loses its
  *     checkpoint with it, and the next run re-applies it). Repeat until near the head.
