@@ -40,6 +40,48 @@ describe("catalogue: events", () => {
   });
 });
 
+describe("catalogue: parseCommitTrusted (replay of commits already accepted)", () => {
+  const commit = (...events: Record<string, unknown>[]) => ({
+    commitId: "c",
+    aggregate: { type: "workload", id: "c1" },
+    events,
+  });
+  it("reads a commit as parseCommit does, today's version and upcast ones", () => {
+    const c = commit(envelope(), envelope({ version: 1, data: { amount: 4 }, position: 2 }));
+    expect(counterCatalogue.parseCommitTrusted(c)).toEqual(counterCatalogue.parseCommit(c));
+    expect(counterCatalogue.parseCommitTrusted(c).events[1]).toMatchObject({ version: 2, data: { by: 4 } });
+  });
+  it("checks upcast data against today's schema", () => {
+    expect(() =>
+      counterCatalogue.parseCommitTrusted(commit(envelope({ version: 1, data: { amount: -1 } }))),
+    ).toThrow(/by: /);
+  });
+  it("refuses an unknown type and a newer version with parseCommit's reasons", () => {
+    expect(() =>
+      counterCatalogue.parseCommitTrusted(commit(envelope({ type: "workload.exploded" }))),
+    ).toThrow(/unknown event type "workload.exploded"/);
+    expect(() => counterCatalogue.parseCommitTrusted(commit(envelope({ version: 3 })))).toThrow(
+      /newer than this code knows/,
+    );
+  });
+  it("refuses a bad envelope, an empty commit and a commit that mixes aggregates", () => {
+    expect(() => counterCatalogue.parseCommitTrusted(commit(envelope({ position: "1" })))).toThrow(
+      /position/,
+    );
+    expect(() => counterCatalogue.parseCommitTrusted(commit())).toThrow(/events/);
+    expect(() =>
+      counterCatalogue.parseCommitTrusted(commit(envelope({ aggregate: { type: "workload", id: "c2" } }))),
+    ).toThrow(/another aggregate/);
+  });
+  it("skips only the current version's data schema (the writer checked it)", () => {
+    expect(
+      counterCatalogue.parseCommitTrusted(commit(envelope({ data: { by: -1 } }))).events[0]?.data,
+    ).toEqual({
+      by: -1,
+    });
+  });
+});
+
 describe("catalogue: commands", () => {
   const create = { id: "0193a0c2-0000-7000-8000-000000000002", ...exampleClusterCreate("demo-1") };
   it("accepts the public contract's example and finds its target", () => {

@@ -111,8 +111,9 @@ const SLICE = 1_000;
 
 /**
  * Parses and folds one batch against `state` (updated: after it, the state is the
- * batch's). When the state is not complete, the rows it lacks are read with `db`: the
- * caller must have finished writing the previous batch.
+ * batch's). `trusted`: read with `parseCommitTrusted`, else with the validating
+ * `parseCommit`. When the state is not complete, the rows it lacks are read with `db`:
+ * the caller must have finished writing the previous batch.
  */
 export async function prepareBatch(
   msgs: readonly JsMsg[],
@@ -120,6 +121,7 @@ export async function prepareBatch(
   state: RebuildState,
   db: Db,
   schema: string,
+  trusted = true,
 ): Promise<PreparedBatch> {
   const events: SequencedEvent[] = [];
   let commits = 0;
@@ -127,7 +129,10 @@ export async function prepareBatch(
   for (let i = 0; i < msgs.length; i++) {
     const m = msgs[i]!;
     try {
-      const parsed = cat.parseCommit(m.json());
+      // Trusted by default: the owning services validated every event before appending it
+      // and the live projection parsed each commit fully (see `ReplayOptions.trustLog`).
+      const body = m.json();
+      const parsed = trusted ? cat.parseCommitTrusted(body) : cat.parseCommit(body);
       commits++;
       for (const event of parsed.events) events.push({ event, sequence: m.seq });
     } catch {

@@ -5,7 +5,8 @@
  *  1. Take the replay lock (one replay at a time) and pick the rebuild schema:
  *     `<live>_rebuild_<n>` if one is left from an interrupted run (it resumes after its
  *     own checkpoint), else a new one, migrated from code.
- *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches;
+ *  2. Load: read `EVT` with an ordered consumer (not the live durable) in big batches,
+ *     parsed with `parseCommitTrusted` (the log was validated when it was written);
  *     each batch is one transaction with the rebuild's checkpoint, COPY for the event
  *     index, and `synchronous_commit = off` (a commit lost in a crash loses its
  *     checkpoint with it, and the next run re-applies it). Repeat until near the head.
@@ -46,6 +47,15 @@ export interface ReplayOptions {
   readonly name?: string;
   /** Messages per rebuild transaction. Default 5,000. */
   readonly batchSize?: number;
+  /**
+   * Read the log with `parseCommitTrusted` (default true): envelope, type and version are
+   * checked and old versions upcast, but today's data is not re-validated against its zod
+   * schema — the owning service did that before appending, and it is most of the parse
+   * cost. `false` validates every event as the live projection does: the rebuild then
+   * also passes over a commit whose data alone is invalid (only a writer bug or a foreign
+   * publisher makes one; live dead-lettered it), which the trusted read would fold.
+   */
+  readonly trustLog?: boolean;
   /** Compare a rebuild with live, do not swap; the rebuild is dropped afterwards. */
   readonly checkOnly?: boolean;
   /** Keep `<live>_old_<n>` after the swap (default: dropped). */
@@ -85,6 +95,12 @@ export interface ReplayResult {
   /** Where the time went (ms): the bulk load, building the deferred indexes, the catch-up after them, the comparison, the swap transaction (last tail and renames: the live apply waits this long), dropping the old schema. */
   readonly timings: {
     load: number;
+    /**
+     * The load's Node thread, split (ms; they add up to about `load`): waiting for the
+     * next batch from NATS, parsing and folding (`prepareBatch`), waiting for the previous
+     * batch's write to finish. The largest says what bounds the load.
+     */
+    loadSplit: { receive: number; prepare: number; writeWait: number };
     indexes: number;
     catchUp: number;
     compare: number;
@@ -118,6 +134,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const batchSize = opts.batchSize ?? 5_000;
   const log = opts.logger ?? silent;
   const cat = opts.catalogue ?? defaultCatalogue;
+  const trusted = opts.trustLog ?? true;
   const t0 = performance.now();
   const conn = await openDedicatedConnection(opts.databaseUrl, { searchPath: live });
   const { client, db } = conn;
@@ -147,7 +164,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     /** Inside the caller's transaction: batches from the checkpoint to `until`, one after another. */
     const applyUpTo = async (until: number) => {
       for await (const msgs of readLog(opts.nats, checkpoint + 1, until, batchSize)) {
-        const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+        const batch = await prepareBatch(msgs, cat, state, db, rebuild, trusted);
         await writeBatch(client, db, rebuild, name, batch);
         count(batch);
       }
@@ -171,11 +188,21 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           await writing;
           if (failure) throw failure.err;
         };
+        let t = performance.now();
+        const lap = (k: keyof typeof split) => {
+          const now = performance.now();
+          split[k] += now - t;
+          t = now;
+        };
         for await (const msgs of readLog(opts.nats, checkpoint + 1, head, batchSize)) {
+          lap("receive");
           // Rows read back must include the previous batch's.
           if (!state.complete) await settle();
-          const batch = await prepareBatch(msgs, cat, state, db, rebuild);
+          lap("writeWait");
+          const batch = await prepareBatch(msgs, cat, state, db, rebuild, trusted);
+          lap("prepare");
           await settle();
+          lap("writeWait");
           if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
           writing = inTransaction(client, true, () => writeBatch(client, db, rebuild, name, batch)).then(
             () => {
@@ -186,11 +213,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
               failure = { err };
             },
           );
+          t = performance.now();
         }
         await settle();
+        lap("writeWait");
         if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
       }
     };
+    const split = { receive: 0, prepare: 0, writeWait: 0 };
     const tLoad = performance.now();
     await load();
     const tIndexes = performance.now();
@@ -239,6 +269,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       ms: Math.round(ms),
       timings: {
         load: Math.round(tIndexes - tLoad),
+        loadSplit: {
+          receive: Math.round(split.receive),
+          prepare: Math.round(split.prepare),
+          writeWait: Math.round(split.writeWait),
+        },
         indexes: Math.round(tCatchUp - tIndexes),
         catchUp: Math.round(tCompare - tCatchUp),
         compare: Math.round(tSwap - tCompare),
