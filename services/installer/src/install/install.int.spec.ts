@@ -403,6 +403,35 @@ describe("installing K3s over SSM", () => {
     expect(await clusterStatus("one")).toBe("Ready");
   });
 
+  it("a scale down drains the surplus node through node-ops before its instance is terminated", async () => {
+    const before = await installOf("ha");
+    const surplus = Object.values(before.status === "Absent" ? {} : before.nodes).find(
+      (n) => n.slot === 1001,
+    );
+    if (!surplus) throw new Error("no second agent");
+    await bus.send({
+      type: "cluster.scale",
+      data: { clusterId: "ha", pool: "workers", count: 1 },
+      meta: { actor: "alice" },
+    });
+    const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+    const terminated = await until("the surplus slot terminated", async () =>
+      (await store.load({ type: "cluster", id: "ha" })).events.find(
+        (e) => e.type === "cluster.instance-terminated" && (e.data as { slot: number }).slot === 1001,
+      ),
+    );
+    const ops = (await store.load({ type: "nodeop", id: `ha=${surplus.node}` })).events;
+    // The provisioner asked, and node-ops drained the node before the instance went.
+    expect(ops.find((e) => e.type === "nodeop.drain-requested")?.data).toMatchObject({ by: "provisioner" });
+    const drained = ops.find((e) => e.type === "nodeop.drained");
+    expect(Date.parse(drained?.time ?? "")).toBeLessThanOrEqual(Date.parse(terminated.time));
+    await until("ha Ready after the scale down", async () =>
+      (await clusterStatus("ha")) === "Ready" ? true : undefined,
+    );
+    const after = await installOf("ha");
+    expect(Object.keys(after.status === "Absent" ? {} : after.nodes)).toHaveLength(4);
+  });
+
   it("deleting the cluster removes its secrets", async () => {
     await bus.send({ type: "cluster.delete", data: { clusterId: "throttled" }, meta: { actor: "alice" } });
     await until("secrets removed", async () =>

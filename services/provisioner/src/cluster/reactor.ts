@@ -35,6 +35,7 @@ import {
   launchToken,
 } from "../ports.ts";
 import type { ClusterState } from "./decider.ts";
+import { drainFirst } from "./drain-first.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
 export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";
@@ -103,6 +104,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
   const later = (deliveries: number, why: string) =>
     new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
   const firstBoot = o.firstBootPollMs ?? 0;
+  const drains = drainFirst(o.nats);
 
   /**
    * The cluster's last DescribeInstances of its launched instances, reused for `pollMs`:
@@ -307,8 +309,19 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       }
 
       case "cluster.instance-termination-requested": {
-        const d = e.data as { slot: number };
+        const d = e.data as { slot: number; instanceId?: string };
         if (state.slots[d.slot]?.status !== "terminating") return;
+        // A surplus node is drained first (nodes are named after their instance).
+        if (d.instanceId && !ending) {
+          const drain = await drains.drain(e, ref.id, d.instanceId, d.slot);
+          if (drain === "pending")
+            throw later(deliveries, `draining ${d.instanceId} before it is terminated`);
+          if (drain === "failed")
+            o.logger?.warn(
+              { cluster: ref.id, slot: d.slot, instanceId: d.instanceId },
+              "the surplus node could not be drained in time; terminating it anyway",
+            );
+        }
         // The tags find an instance even when its launch was never recorded (a launch in
         // flight when the slot became surplus).
         const mine = (await o.compute.describeCluster(region, ref.id)).filter(
