@@ -7,26 +7,26 @@
  * delete the old Node, all before the instance's termination time (sim clock).
  */
 import {
-  CommandBus,
+  type CommandBus,
   catalogue,
   EventStore,
   exampleClusterCreate,
   type NodeopEvent,
   nodeAggregateId,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
-import { createSsmRemoteExec, type Installer, startInstaller } from "@cairn/installer";
-import { type NodeOps, startNodeOps } from "@cairn/node-ops";
-import { createEc2Compute, type Provisioner, startProvisioner } from "@cairn/provisioner";
-import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import type { TestJetStream } from "@cairn/events/testing";
+import { type ControlPlane, startControlPlane } from "@cairn/installer/testing";
+import type { NodeOps } from "@cairn/node-ops";
+import type { Provisioner } from "@cairn/provisioner";
+import type { Sim } from "@cairn/sim";
 import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const REGION = "eu-west-1";
+let plane: ControlPlane;
 let js: TestJetStream;
 let sim: Sim;
 let provisioner: Provisioner;
-let installer: Installer;
 let nodeOps: NodeOps;
 let bus: CommandBus;
 const logLines: string[] = [];
@@ -37,42 +37,21 @@ const logger = {
 };
 
 beforeAll(async () => {
-  js = await startJetStream();
   // 20× rather than the usual 100×: the race is against the sim's clock, and at 100× every
   // wall millisecond of control-plane work (and of this test's polling) is 0.1 sim s.
-  sim = await startSim({ seed: 21, timeScale: 20 });
-  const aws = { endpoint: sim.url, credentials: SIM_CREDENTIALS };
-  provisioner = await startProvisioner({
-    nats: js.nats,
-    compute: createEc2Compute(aws),
+  plane = await startControlPlane({
+    seed: 21,
+    timeScale: 20,
     logger,
-    pollMs: 20,
-    maxPollMs: 100,
+    nodeOps: { drain: { pollMs: 20, maxPollMs: 100 }, spot: {} },
+    installer: { reactor: { maxPollMs: 100 } },
   });
-  nodeOps = await startNodeOps({
-    nats: js.nats,
-    logger,
-    ssm: aws,
-    drain: { pollMs: 20, maxPollMs: 100 },
-    spot: { sqs: aws },
-  });
-  installer = await startInstaller({
-    nats: js.nats,
-    logger,
-    remote: createSsmRemoteExec(aws),
-    // SSM's own timeout is in the sim's seconds, which pass 20 times faster: scale the backstop.
-    reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 40, timeScale: 20 },
-  });
-  bus = new CommandBus({ js: js.nats.js, catalogue });
+  ({ js, sim, provisioner, nodeOps, bus } = plane);
 }, 60_000);
 afterAll(async () => {
   if (process.env.SPOT_TEST_LOG)
     (await import("node:fs")).writeFileSync(process.env.SPOT_TEST_LOG, logLines.join("\n"));
-  await installer?.stop();
-  await nodeOps?.stop();
-  await provisioner?.stop();
-  await sim?.stop();
-  await js?.dispose();
+  await plane?.stop();
 });
 
 async function until<T>(

@@ -4,66 +4,26 @@
  * replaced by the provisioner. Each case runs its own stack (JetStream, sim, services),
  * since the sim's latencies and the installer's policy differ.
  */
-import { CommandBus, catalogue, EventStore, exampleClusterCreate } from "@cairn/events";
-import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
-import { type NodeOps, startNodeOps } from "@cairn/node-ops";
-import { createEc2Compute, type Provisioner, startProvisioner } from "@cairn/provisioner";
-import { type Latencies, SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import { catalogue, EventStore, exampleClusterCreate } from "@cairn/events";
+import { until } from "@cairn/events/testing";
+import type { Latencies } from "@cairn/sim";
 import { afterEach, describe, expect, it } from "vitest";
-import { createSsmRemoteExec } from "../adapters/ssm.ts";
-import { type InstallerOptions, startInstaller } from "../installer.ts";
+import type { InstallerOptions } from "../installer.ts";
+import { type ControlPlane, startControlPlane } from "../testing/control-plane.ts";
 
-interface Stack {
-  js: TestJetStream;
-  sim: Sim;
-  provisioner: Provisioner;
-  nodeOps: NodeOps;
-  stop(): Promise<void>;
-}
+type Stack = ControlPlane;
 let stack: Stack | undefined;
 afterEach(async () => {
   await stack?.stop();
   stack = undefined;
 });
 
-async function startStack(latencies: Partial<Latencies>, policy: InstallerOptions["policy"]): Promise<Stack> {
-  const js = await startJetStream();
-  const sim = await startSim({ seed: 3, timeScale: 100, latencies });
-  const provisioner = await startProvisioner({
-    nats: js.nats,
-    compute: createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
-    pollMs: 20,
-    maxPollMs: 100,
-  });
-  const nodeOps = await startNodeOps({
-    nats: js.nats,
-    ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
-  });
-  const installer = await startInstaller({
-    nats: js.nats,
-    remote: createSsmRemoteExec({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
-    ...(policy ? { policy } : {}),
-    health: false,
-    reactor: { pollMs: 20, maxPollMs: 200, executionTimeoutFactor: 200, timeScale: 100 },
-  });
-  return {
-    js,
-    sim,
-    provisioner,
-    nodeOps,
-    stop: async () => {
-      await installer.stop();
-      await nodeOps.stop();
-      await provisioner.stop();
-      await sim.stop();
-      await js.dispose();
-    },
-  };
-}
+const startStack = (latencies: Partial<Latencies>, policy: InstallerOptions["policy"]) =>
+  startControlPlane({ seed: 3, latencies, installer: { ...(policy ? { policy } : {}), health: false } });
 
 const create = (s: Stack, id: string, agents: number) => {
   const c = exampleClusterCreate(id);
-  return new CommandBus({ js: s.js.nats.js, catalogue }).send({
+  return s.bus.send({
     ...c,
     data: {
       ...c.data,

@@ -4,22 +4,20 @@
  * through the SSM SDK, node-ops watches the nodes through client-node, all on a
  * disposable JetStream. What SSM was asked is read back from the sim.
  */
-import { CommandBus, catalogue, EventStore, exampleClusterCreate, Streams } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
-import { type NodeOps, startNodeOps } from "@cairn/node-ops";
-import { createEc2Compute, type Provisioner, startProvisioner } from "@cairn/provisioner";
-import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
+import type { CommandBus } from "@cairn/events";
+import { catalogue, EventStore, exampleClusterCreate, Streams } from "@cairn/events";
+import type { TestJetStream } from "@cairn/events/testing";
+import type { Provisioner } from "@cairn/provisioner";
+import type { Sim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSsmRemoteExec } from "../adapters/ssm.ts";
-import { type Installer, startInstaller } from "../installer.ts";
 import type { RemoteExec, StepCommand } from "../ports.ts";
+import { type ControlPlane, startControlPlane } from "../testing/control-plane.ts";
 import type { InstallState } from "./decider.ts";
 
+let plane: ControlPlane;
 let js: TestJetStream;
 let sim: Sim;
 let provisioner: Provisioner;
-let installer: Installer;
-let nodeOps: NodeOps;
 let bus: CommandBus;
 /** Every script the installer sent, as SSM received it (for the secrets scan). */
 const sentScripts: StepCommand[] = [];
@@ -34,71 +32,43 @@ const logger = {
   error: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
 };
 
-let remote: RemoteExec;
-
-const startTheInstaller = () =>
-  startInstaller({
-    nats: js.nats,
-    logger,
-    remote,
-    policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never, remediationGraceMs: 300 },
-    // Probe rounds only when a test asks (installer.probe()).
-    health: { intervalMs: 3_600_000, probeTimeoutMs: 10_000, pollMs: 20 },
-    // SSM's own timeout is in the sim's seconds, which pass 100 times faster: scale the backstop.
-    // The steps' first looks too: their typical durations on AWS, a hundred times shorter.
-    reactor: {
-      pollMs: 20,
-      maxPollMs: 200,
-      executionTimeoutFactor: 200,
-      timeScale: 100,
-    },
-  });
+/** The real SSM adapter, recording what it sends, with a switch to "crash" right after a send. */
+const recording = (real: RemoteExec): RemoteExec => ({
+  onlineInstances: (r, ids) => real.onlineInstances(r, ids),
+  findSent: (r, i, c, since) => real.findSent(r, i, c, since),
+  invocation: (r, c, i) => real.invocation(r, c, i),
+  cancel: (r, c, i) => real.cancel(r, c, i),
+  putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
+  parameterVersion: (r, n) => real.parameterVersion(r, n),
+  deleteParameters: (r, n) => real.deleteParameters(r, n),
+  send: async (region, step) => {
+    const id = await real.send(region, step);
+    sentScripts.push(step);
+    const key = step.comment.split(" ").slice(1, 3).join(" ");
+    for (const k of crashAfterSend)
+      if (step.comment.includes(k)) {
+        crashAfterSend.delete(k);
+        throw new Error(`installer crashed after SSM took ${key}`);
+      }
+    return id;
+  },
+});
 
 beforeAll(async () => {
-  js = await startJetStream();
-  sim = await startSim({ seed: 11, timeScale: 100 });
-  const real = createSsmRemoteExec({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
-  remote = {
-    onlineInstances: (r, ids) => real.onlineInstances(r, ids),
-    findSent: (r, i, c, s) => real.findSent(r, i, c, s),
-    invocation: (r, c, i) => real.invocation(r, c, i),
-    cancel: (r, c, i) => real.cancel(r, c, i),
-    putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
-    parameterVersion: (r, n) => real.parameterVersion(r, n),
-    deleteParameters: (r, n) => real.deleteParameters(r, n),
-    send: async (region, step) => {
-      const id = await real.send(region, step);
-      sentScripts.push(step);
-      const key = step.comment.split(" ").slice(1, 3).join(" ");
-      for (const k of crashAfterSend)
-        if (step.comment.includes(k)) {
-          crashAfterSend.delete(k);
-          throw new Error(`installer crashed after SSM took ${key}`);
-        }
-      return id;
+  plane = await startControlPlane({
+    seed: 11,
+    logger,
+    installer: {
+      remote: recording,
+      policy: { stepTimeoutMs: { "k3s-agent-join": 3_000 } as never, remediationGraceMs: 300 },
+      // Probe rounds only when a test asks (installer.probe()).
+      health: { intervalMs: 3_600_000, probeTimeoutMs: 10_000, pollMs: 20 },
     },
-  };
-  provisioner = await startProvisioner({
-    nats: js.nats,
-    compute: createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
-    logger,
-    pollMs: 20,
-    maxPollMs: 100,
   });
-  nodeOps = await startNodeOps({
-    nats: js.nats,
-    logger,
-    ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
-  });
-  installer = await startTheInstaller();
-  bus = new CommandBus({ js: js.nats.js, catalogue });
+  ({ js, sim, provisioner, bus } = plane);
 }, 60_000);
 afterAll(async () => {
-  await installer?.stop();
-  await nodeOps?.stop();
-  await provisioner?.stop();
-  await sim?.stop();
-  await js?.dispose();
+  await plane?.stop();
 });
 
 async function until<T>(
@@ -116,7 +86,8 @@ async function until<T>(
   }
 }
 const installOf = async (id: string): Promise<InstallState> =>
-  (await installer.handler.read({ type: "install", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER })).state;
+  (await plane.installer.handler.read({ type: "install", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER }))
+    .state;
 const clusterStatus = async (id: string) =>
   (await provisioner.handler.read({ type: "cluster", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER }))
     .state.status;
@@ -251,9 +222,7 @@ describe("installing K3s over SSM", () => {
         ? true
         : undefined;
     });
-    await installer.stop();
-    await new Promise((r) => setTimeout(r, 300));
-    installer = await startTheInstaller();
+    await plane.restartInstaller();
     await installed("restart", 4);
     const calls = invocations("restart");
     expect(calls).toHaveLength(4);
@@ -334,7 +303,7 @@ describe("installing K3s over SSM", () => {
       match: { instanceId: server.instanceId, step: "k3s-check" },
       output: "inactive",
     });
-    const first = await installer.probe?.();
+    const first = await plane.installer.probe?.();
     expect(first?.clusters).toBeGreaterThanOrEqual(2);
     await until("ha Recovering", async () =>
       (await clusterStatus("ha")) === "Recovering" ? true : undefined,
@@ -344,7 +313,7 @@ describe("installing K3s over SSM", () => {
       const st = await installOf("ha");
       return st.status !== "Absent" && !st.nodes[1]?.step ? true : undefined;
     });
-    await installer.probe?.();
+    await plane.installer.probe?.();
     await until("ha Ready again", async () => ((await clusterStatus("ha")) === "Ready" ? true : undefined));
     const failed = (await historyOf("ha")).filter((e) => e.type === "install.check-failed");
     expect(failed.map((e) => e.data)).toEqual([
@@ -356,7 +325,7 @@ describe("installing K3s over SSM", () => {
     ]);
     // Healthy nodes cost no events: one more round records nothing.
     const before = (await historyOf("ha")).length;
-    await installer.probe?.();
+    await plane.installer.probe?.();
     expect((await historyOf("ha")).length).toBe(before);
   });
 
