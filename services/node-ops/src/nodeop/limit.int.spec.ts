@@ -12,12 +12,12 @@ import {
   nodeopLimitId,
   type RecordedEvent,
 } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
+import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import type { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kubeconfigParameter } from "../adapters/kube.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
+import { simCluster } from "../testing/sim-cluster.ts";
 
 const CLUSTER = "limit-1";
 let js: TestJetStream;
@@ -31,15 +31,7 @@ beforeAll(async () => {
   js = await startJetStream();
   sim = await startSim({ seed: 14, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
-  const { region } = await recordClusterRequested(store, CLUSTER);
-  sim.world.kube.ensureCluster(CLUSTER);
-  for (const name of ["node-a", "node-b", "node-c", "node-d"])
-    sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
-  const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
-  sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfig);
-  core = kc.makeApiClient(CoreV1Api);
+  ({ core } = await simCluster(sim, store, CLUSTER, ["node-a", "node-b", "node-c", "node-d"]));
   nodeOps = await startNodeOps({
     nats: js.nats,
     ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },

@@ -9,9 +9,9 @@ import { recordClusterRequested, startJetStream, type TestJetStream, until } fro
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kubeconfigParameter } from "../adapters/kube.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { CORDON_REASON, CORDONED_BY } from "../ports.ts";
+import { simCluster } from "../testing/sim-cluster.ts";
 
 const CLUSTER = "nodes-1";
 let js: TestJetStream;
@@ -27,16 +27,10 @@ beforeAll(async () => {
   sim = await startSim({ seed: 11, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   // The cluster's history (for its region), its API server, its nodes and its kubeconfig in SSM.
-  const { region } = await recordClusterRequested(store, CLUSTER);
+  const nodes = ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g", "drain-h"];
+  const { kc } = await simCluster(sim, store, CLUSTER, nodes);
   // A second cluster with a history but no kubeconfig published yet.
   await recordClusterRequested(store, "nodes-2");
-  sim.world.kube.ensureCluster(CLUSTER);
-  for (const name of ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g", "drain-h"])
-    sim.world.kube.registerNode(CLUSTER, { name, role: "agent", labels: {}, taints: [] });
-  const kubeconfig = sim.world.kube.kubeconfig(CLUSTER);
-  sim.world.ssm.putParameter(region, kubeconfigParameter(CLUSTER), kubeconfig, true);
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfig);
   core = kc.makeApiClient(CoreV1Api);
   policy = kc.makeApiClient(PolicyV1Api);
 
