@@ -23,6 +23,7 @@ import type { DisruptionLimit } from "./nodeop/admission.ts";
 import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 import { startInterruptionReactor } from "./nodeop/interruption-reactor.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
+import { startRetiredNodes } from "./nodeop/retired-nodes.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
 import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
 
@@ -115,6 +116,14 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
           ...(o.logger ? { logger: o.logger } : {}),
           ...(o.restore?.busyRetryMs !== undefined ? { busyRetryMs: o.restore.busyRetryMs } : {}),
         });
+  const retired = await startRetiredNodes({
+    nats: o.nats,
+    handler,
+    kube,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.drain?.pollMs !== undefined ? { pollMs: o.drain.pollMs } : {}),
+    ...(o.drain?.maxPollMs !== undefined ? { maxPollMs: o.drain.maxPollMs } : {}),
+  });
   const interruptions = await startInterruptionReactor({
     nats: o.nats,
     handler,
@@ -152,6 +161,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
       await stopCommands();
       await reactor.stop();
       await interruptions.stop();
+      await retired.stop();
     },
   };
 }

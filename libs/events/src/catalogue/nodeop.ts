@@ -152,7 +152,8 @@ export const RecordNodeDeleted = defineCommand({
   internal: true,
   schema: z.object({ ...nodeKey, reason: z.string().min(1).max(1024) }),
   aggregateId: byNode,
-  description: "internal: the Node object of an interrupted instance was deleted from the API.",
+  description:
+    "internal: the Node object of an instance that is gone (reclaimed after an interruption, or terminated by the provisioner) was deleted from the API.",
 });
 export const nodeopCommands = [
   CordonNode,
@@ -261,7 +262,8 @@ export const NodeDeleted = defineEvent({
   type: "nodeop.node-deleted",
   aggregate: "nodeop",
   schema: z.object({ ...nodeKey, reason: z.string() }),
-  description: "The Node object is gone from the API: its instance was reclaimed after the drain.",
+  description:
+    "The Node object is gone from the API: its instance was reclaimed after an interruption, or terminated as surplus or replaced.",
 });
 export const nodeopEvents = [
   NodeopRejected,

@@ -397,6 +397,21 @@ describe("installing K3s over SSM", () => {
     await until("ha Ready after the scale down", async () =>
       (await clusterStatus("ha")) === "Ready" ? true : undefined,
     );
+    // The terminated instance leaves no NotReady ghost behind: node-ops deletes its Node.
+    await until("the surplus Node deleted", async () =>
+      (await store.load({ type: "nodeop", id: `ha=${surplus.node}` })).events.some(
+        (e) => e.type === "nodeop.node-deleted",
+      )
+        ? true
+        : undefined,
+    );
+    await until("node-ops sees the Node gone", async () =>
+      (await store.load({ type: "kube", id: "ha" })).events.some(
+        (e) => e.type === "kube.node-removed" && (e.data as { node: string }).node === surplus.node,
+      )
+        ? true
+        : undefined,
+    );
     const after = await installOf("ha");
     expect(Object.keys(after.status === "Absent" ? {} : after.nodes)).toHaveLength(4);
   });

@@ -51,6 +51,8 @@ export interface NodeopState {
   readonly holders?: readonly string[];
   /** The node's spot instance got its interruption notice (see interruption.ts). */
   readonly interruption?: InterruptionState;
+  /** The Node object was deleted (its instance is gone: interrupted, or retired by the provisioner). */
+  readonly deleted?: boolean;
 }
 
 const sameProgress = (a: DrainProgress | undefined, b: DrainProgress) =>

@@ -91,7 +91,8 @@ export function withInterruptions(
         }
         case "node.record-deleted": {
           const { clusterId, node, reason } = c.data;
-          if (!state.interruption || state.interruption.deleted) return [];
+          // Instance ids are never reused, so a node's deletion is recorded once, for good.
+          if (state.deleted || state.interruption?.deleted) return [];
           return [{ type: "nodeop.node-deleted", data: { clusterId, node, reason } }];
         }
         default:
@@ -115,8 +116,8 @@ export function withInterruptions(
         }
         case "nodeop.node-deleted":
           return state.interruption
-            ? { ...state, interruption: { ...state.interruption, deleted: true } }
-            : state;
+            ? { ...state, deleted: true, interruption: { ...state.interruption, deleted: true } }
+            : { ...state, deleted: true };
         default:
           return assertNever(e);
       }

@@ -75,8 +75,9 @@ describe("the Node deleted after the reclaim", () => {
     spec.given([noticed(), interruptionDrain, drained]).when(recordDeleted).then([deleted]);
     spec.given([noticed(), interruptionDrain, drained, deleted]).when(recordDeleted).then([]);
   });
-  it("a node never interrupted: nothing (node-ops deletes only reclaimed nodes)", () => {
-    spec.given([userDrain, drained]).when(recordDeleted).then([]);
+  it("a node retired by the provisioner (not interrupted): recorded once too", () => {
+    spec.given([userDrain, drained]).when(recordDeleted).then([deleted]);
+    spec.given([userDrain, drained, deleted]).when(recordDeleted).then([]);
   });
   it("the interruption outlives the operations that rebuild the state (drained, uncordoned)", () => {
     const s = [noticed(), interruptionDrain, drained].reduce(
