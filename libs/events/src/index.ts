@@ -1,5 +1,6 @@
 export * from "./catalogue/index.ts";
 export * from "./caused.ts";
+export * from "./cluster-secrets.ts";
 export * from "./command-bus.ts";
 export * from "./command-handler.ts";
 export * from "./command-server.ts";
@@ -10,6 +11,7 @@ export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./ids.ts";
+export * from "./node-operations.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./trace.ts";

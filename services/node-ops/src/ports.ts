@@ -176,3 +176,23 @@ export interface Workloads {
     annotations: Record<string, string>,
   ): Promise<void>;
 }
+
+/** One message of the spot interruption queue: its body, and what deleting it needs. */
+export interface QueuedNotice {
+  readonly messageId: string | undefined;
+  readonly body: string;
+  readonly receipt: string | undefined;
+}
+
+/**
+ * The queue spot interruption warnings arrive on, per region (on AWS: an EventBridge
+ * rule into SQS). A received message stays hidden until it is deleted or its visibility
+ * timeout passes.
+ */
+export interface NoticeQueue {
+  readonly name: string;
+  /** Long-polls the region's queue; a missing queue is an error named `QueueDoesNotExist`. */
+  receive(region: string, signal: AbortSignal): Promise<readonly QueuedNotice[]>;
+  delete(region: string, notice: QueuedNotice, signal: AbortSignal): Promise<void>;
+  close(): void;
+}

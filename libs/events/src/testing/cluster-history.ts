@@ -1,8 +1,33 @@
 import { clusterSpec } from "../catalogue/cluster.ts";
 import { exampleClusterCreate } from "../catalogue/examples.ts";
-import type { RawEventEnvelope } from "../envelope.ts";
+import type { AggregateRef, RawEventEnvelope } from "../envelope.ts";
 import type { EventStore } from "../event-store.ts";
 import { newId } from "../ids.ts";
+
+/**
+ * Appends one event to an aggregate's history, as its owning service would: for tests
+ * and benchmarks of a service that reads another's events (the installer's, the
+ * provisioner's) without running that service.
+ */
+export async function appendAsOwner(
+  store: EventStore,
+  aggregate: AggregateRef,
+  type: string,
+  data: object,
+): Promise<void> {
+  const history = await store.load(aggregate);
+  const event: RawEventEnvelope = {
+    id: newId(),
+    type,
+    version: 1,
+    aggregate,
+    position: history.version + 1,
+    time: new Date().toISOString(),
+    data,
+    meta: { causationId: `fixture-${type}`, correlationId: `fixture-${aggregate.id}`, actor: "fixture" },
+  };
+  await store.append({ aggregate, causationId: newId(), events: [event] }, history.lastSequence);
+}
 
 /**
  * Records that a cluster was requested (the contract's example spec), as the
@@ -14,17 +39,6 @@ export async function recordClusterRequested(
   clusterId: string,
 ): Promise<{ region: string }> {
   const spec = clusterSpec.parse(exampleClusterCreate(clusterId).data);
-  const aggregate = { type: "cluster" as const, id: clusterId };
-  const requested: RawEventEnvelope = {
-    id: newId(),
-    type: "cluster.requested",
-    version: 1,
-    aggregate,
-    position: 1,
-    time: new Date().toISOString(),
-    data: { spec },
-    meta: { causationId: `fixture-${clusterId}`, correlationId: `fixture-${clusterId}`, actor: "fixture" },
-  };
-  await store.append({ aggregate, causationId: `fixture-${clusterId}`, events: [requested] }, 0);
+  await appendAsOwner(store, { type: "cluster", id: clusterId }, "cluster.requested", { spec });
   return { region: spec.region };
 }

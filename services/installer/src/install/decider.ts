@@ -17,6 +17,7 @@
 import {
   assertNever,
   type Decider,
+  type EventEnvelope,
   type HealthCheck,
   type InstallCommand,
   type InstallEvent,
@@ -279,19 +280,9 @@ function healthEvents(state: InstallState, policy: InstallPolicy): InstallEvent[
       .join("; ");
     const events = rung(s, n, 0, why);
     out.push(...events);
-    s = after(s, events, evolveRef.current) as Active;
+    s = after(s, events) as Active;
   }
   return out;
-}
-
-/** The decider's evolve, for the helpers above that fold what they decide. */
-const evolveRef: { current: Decider<InstallCommand, InstallEvent, InstallState>["evolve"] } = {
-  current: (s) => s,
-};
-
-/** The parameters that hold a cluster's secrets. Named in events; their values never are. */
-export function secretParameters(clusterId: string): { token: string; kubeconfig: string } {
-  return { token: `/cairn/${clusterId}/token`, kubeconfig: `/cairn/${clusterId}/kubeconfig` };
 }
 
 const joinStep = (n: InstallNode): InstallStep =>
@@ -359,12 +350,8 @@ function completion(state: InstallState): InstallEvent[] {
 }
 
 /** Folds `events` into `state` (positions do not matter to this aggregate). */
-function after(
-  state: InstallState,
-  events: readonly InstallEvent[],
-  evolve: Decider<InstallCommand, InstallEvent, InstallState>["evolve"],
-) {
-  return events.reduce<InstallState>((s, e) => evolve(s, { ...e, position: 0 } as never), state);
+function after(state: InstallState, events: readonly InstallEvent[]) {
+  return events.reduce<InstallState>((s, e) => evolveInstall(s, { ...e, position: 0 } as never), state);
 }
 
 /** The rolling order: servers first (by slot), then agents; joined nodes only. */
@@ -380,7 +367,7 @@ function startUpgrade(state: Active, to: string, batch: number): InstallEvent[] 
     type: "install.upgrade-requested",
     data: { from: state.plan.k3sVersion, to, nodes: upgradeOrder(state).length, batch },
   };
-  return [requested, ...nextUpgrades(after(state, [requested], evolveRef.current) as Active)];
+  return [requested, ...nextUpgrades(after(state, [requested]) as Active)];
 }
 
 /**
@@ -414,16 +401,16 @@ export function createInstallDecider(
       /** The decision's events, then whatever steps and completion they make possible. */
       const andThen = (events: InstallEvent[]): InstallEvent[] => {
         if (events.length === 0) return events;
-        const s1 = after(state, events, decider.evolve);
+        const s1 = after(state, events);
         if (s1.status === "Absent") return events;
         const steps = nextSteps(s1, policy);
-        const s2 = after(s1, steps, decider.evolve);
+        const s2 = after(s1, steps);
         return [...events, ...steps, ...completion(s2)];
       };
       /** The decision's events, then what they mean for the cluster's health. */
       const withHealth = (events: InstallEvent[]): InstallEvent[] => {
         if (events.length === 0) return events;
-        return [...events, ...healthEvents(after(state, events, decider.evolve), policy)];
+        return [...events, ...healthEvents(after(state, events), policy)];
       };
 
       switch (command.type) {
@@ -486,7 +473,7 @@ export function createInstallDecider(
             ];
           if (phase === "drained" && n.upgrading === "draining") {
             const drained: InstallEvent = { type: "install.node-drained", data: { slot: n.slot, node } };
-            const s1 = after(state, [drained], decider.evolve) as Active;
+            const s1 = after(state, [drained]) as Active;
             const inFlight = Object.values(state.nodes).filter((x) => x.step).length;
             return [drained, requestStep(s1, n, "k3s-upgrade", inFlight)];
           }
@@ -495,7 +482,7 @@ export function createInstallDecider(
               type: "install.node-upgraded",
               data: { slot: n.slot, node, k3sVersion: state.upgrade.to },
             };
-            return [upgraded, ...nextUpgrades(after(state, [upgraded], decider.evolve) as Active)];
+            return [upgraded, ...nextUpgrades(after(state, [upgraded]) as Active)];
           }
           return [];
         }
@@ -661,219 +648,221 @@ export function createInstallDecider(
       }
     },
 
-    evolve(state, event) {
-      if (event.type === "install.planned") {
-        if (state.status === "Absent")
-          return { status: "Installing", plan: event.data, nodes: {}, stepsDone: 0, failing: {} };
-        return { ...state, plan: event.data };
-      }
-      if (state.status === "Absent") return state;
-      const withNode = (slot: number, change: (n: InstallNode) => InstallNode | undefined): InstallState => {
-        const n = state.nodes[slot];
-        if (!n) return state;
-        const { [slot]: _, ...rest } = state.nodes;
-        const next = change(n);
-        return { ...state, nodes: next ? { ...rest, [slot]: next } : rest };
-      };
-      switch (event.type) {
-        case "install.secrets-stored":
-          return { ...state, secrets: event.data.parameters };
-        case "install.node-added": {
-          const d = event.data;
-          const n: InstallNode = {
-            slot: d.slot,
-            instanceId: d.instanceId,
-            node: d.node,
-            role: d.role,
-            pool: d.pool,
-            capacityType: d.capacityType,
-            ...(d.privateIp ? { privateIp: d.privateIp } : {}),
-            joinDeadline: d.joinDeadline,
-            online: false,
-            joined: false,
-            ready: false,
-            failed: false,
-            attempts: {},
-          };
-          const status = state.status === "Ready" ? "Installing" : state.status;
-          return { ...state, status, nodes: { ...state.nodes, [d.slot]: n } };
-        }
-        case "install.node-removed": {
-          const removed = withNode(event.data.slot, () => undefined);
-          if (removed.status === "Absent") return removed;
-          // Its checks go with it.
-          const next: Active = {
-            ...removed,
-            failing: Object.fromEntries(
-              Object.entries(removed.failing).filter(([, f]) => f.node !== event.data.node),
-            ),
-          };
-          // The server that initialised the cluster is gone: another joined server carries
-          // it on; with none left, the next server initialises a new one.
-          if (next.initialisedBy === event.data.slot) {
-            const other = Object.values(next.nodes).find((n) => n.role === "server" && n.joined);
-            const { initialisedBy: _, ...rest } = next;
-            return other ? { ...rest, initialisedBy: other.slot } : rest;
-          }
-          return next;
-        }
-        case "install.node-online":
-          return withNode(event.data.slot, (n) => ({ ...n, online: true }));
-        case "install.step-requested": {
-          const { step, attempt } = event.data;
-          return withNode(event.data.slot, (n) => ({
-            ...n,
-            step: { name: step, attempt, status: "requested" },
-            attempts: { ...n.attempts, [step]: attempt },
-          }));
-        }
-        case "install.step-sent": {
-          const { step, attempt, commandId, sentAt, deadline } = event.data;
-          return withNode(event.data.slot, (n) => ({
-            ...n,
-            step: { name: step, attempt, status: "sent", commandId, sentAt, deadline },
-          }));
-        }
-        case "install.step-succeeded": {
-          const { step, slot } = event.data;
-          if (!state.nodes[slot]) return state;
-          const installs =
-            step === "k3s-server-init" || step === "k3s-server-join" || step === "k3s-agent-join";
-          const s = withNode(slot, (n) => {
-            const { step: _, ...without } = n;
-            const upgraded = step === "k3s-upgrade" && n.upgrading === "upgrading";
-            return {
-              ...without,
-              joined: n.joined || installs,
-              ...(upgraded ? { upgrading: "verifying" as const } : {}),
-            };
-          });
-          if (s.status === "Absent") return s;
-          return {
-            ...s,
-            stepsDone: s.stepsDone + (installs ? 1 : 0),
-            ...(step === "k3s-server-init" ? { initialisedBy: slot } : {}),
-          };
-        }
-        case "install.step-failed":
-          return withNode(event.data.slot, (n) => {
-            const { step: _, ...without } = n;
-            return without;
-          });
-        case "install.kubeconfig-published":
-          return { ...state, kubeconfig: { parameter: event.data.parameter, version: event.data.version } };
-        case "install.node-ready":
-          return withNode(event.data.slot, (n) => ({ ...n, ready: true }));
-        case "install.node-not-ready":
-          return withNode(event.data.slot, (n) => ({ ...n, ready: false }));
-        case "install.instances-ready":
-          return { ...state, awaiting: event.data.count };
-        case "install.completed": {
-          const { awaiting: _, ...rest } = state;
-          const healthy = Object.keys(state.failing).length === 0;
-          const status = healthy
-            ? "Ready"
-            : state.status === "Installing" || state.status === "Ready"
-              ? "Degraded"
-              : state.status;
-          return { ...rest, status, completedOnce: true };
-        }
-        case "install.check-failed": {
-          const { check, node, evidence } = event.data;
-          const failing = {
-            ...state.failing,
-            [checkKey(check, node)]: { check, ...(node ? { node } : {}), evidence },
-          };
-          return { ...state, failing };
-        }
-        case "install.check-passed": {
-          const { [checkKey(event.data.check, event.data.node)]: _, ...failing } = state.failing;
-          const node = event.data.node;
-          const s1: Active = { ...state, failing };
-          // A node with nothing failing any more is done with its ladder.
-          if (!node || Object.values(failing).some((f) => f.node === node)) return s1;
-          const n = Object.values(s1.nodes).find((x) => x.node === node);
-          if (!n?.remedy) return s1;
-          const { remedy: _r, ...without } = n;
-          return { ...s1, nodes: { ...s1.nodes, [n.slot]: without } };
-        }
-        case "install.degraded":
-          return { ...state, status: "Degraded" };
-        case "install.remediation-requested": {
-          const { action, attempt } = event.data;
-          const s1 = withNode(event.data.slot, (n) => {
-            const ladder = REMEDIATION_LADDER[n.role];
-            let seen = 0;
-            const index = ladder.findIndex((a) => a === action && ++seen === attempt);
-            return { ...n, remedy: { rung: Math.max(0, index), action, attempt } };
-          });
-          if (s1.status === "Absent") return s1;
-          const { withheld: _, ...rest } = s1;
-          return { ...rest, status: "Recovering" };
-        }
-        case "install.upgrade-requested": {
-          const queue = upgradeOrder(state);
-          const { from, to, batch } = event.data;
-          return { ...state, upgrade: { from, to, batch, queue, total: queue.length } };
-        }
-        case "install.node-upgrade-started": {
-          const s1 = withNode(event.data.slot, (n) => ({ ...n, upgrading: "draining" }));
-          if (s1.status === "Absent" || !s1.upgrade) return s1;
-          return {
-            ...s1,
-            upgrade: { ...s1.upgrade, queue: s1.upgrade.queue.filter((x) => x !== event.data.slot) },
-          };
-        }
-        case "install.node-drained":
-          return withNode(event.data.slot, (n) => ({ ...n, upgrading: "upgrading" }));
-        case "install.node-upgraded":
-          return withNode(event.data.slot, (n) => {
-            const { upgrading: _, ...rest } = n;
-            return rest;
-          });
-        case "install.upgraded": {
-          const { upgrade: _, ...rest } = state;
-          return { ...rest, plan: { ...state.plan, k3sVersion: event.data.to } };
-        }
-        case "install.upgrade-failed": {
-          const { upgrade: _, ...rest } = state;
-          const nodes = Object.fromEntries(
-            Object.entries(rest.nodes).map(([k, n]) => {
-              const { upgrading: _u, ...without } = n;
-              return [k, without];
-            }),
-          );
-          return { ...rest, nodes };
-        }
-        case "install.remediation-withheld":
-          return { ...state, withheld: true };
-        case "install.recovered": {
-          const { withheld: _, ...rest } = state;
-          return { ...rest, status: "Ready", failing: {} };
-        }
-        case "install.failed":
-          return { ...state, status: "Failed" };
-        case "install.node-failed":
-          return withNode(event.data.slot, (n) => {
-            const { step: _, ...without } = n;
-            return { ...without, failed: true };
-          });
-        case "install.removal-requested":
-          return { ...state, status: "Removing" };
-        case "install.secrets-removed":
-          return { ...state, status: "Removed" };
-        case "install.rejected":
-          return state;
-        default:
-          return assertNever(event);
-      }
-    },
+    evolve: evolveInstall,
   };
-  evolveRef.current = decider.evolve;
   return decider;
 }
 
-export const installDecider = createInstallDecider();
+/**
+ * Folds one event into the install's state. It does not depend on the policy, so the
+ * helpers that fold what they decide (steps, health, upgrades) use it directly.
+ */
+function evolveInstall(state: InstallState, event: EventEnvelope<InstallEvent>): InstallState {
+  if (event.type === "install.planned") {
+    if (state.status === "Absent")
+      return { status: "Installing", plan: event.data, nodes: {}, stepsDone: 0, failing: {} };
+    return { ...state, plan: event.data };
+  }
+  if (state.status === "Absent") return state;
+  const withNode = (slot: number, change: (n: InstallNode) => InstallNode | undefined): InstallState => {
+    const n = state.nodes[slot];
+    if (!n) return state;
+    const { [slot]: _, ...rest } = state.nodes;
+    const next = change(n);
+    return { ...state, nodes: next ? { ...rest, [slot]: next } : rest };
+  };
+  switch (event.type) {
+    case "install.secrets-stored":
+      return { ...state, secrets: event.data.parameters };
+    case "install.node-added": {
+      const d = event.data;
+      const n: InstallNode = {
+        slot: d.slot,
+        instanceId: d.instanceId,
+        node: d.node,
+        role: d.role,
+        pool: d.pool,
+        capacityType: d.capacityType,
+        ...(d.privateIp ? { privateIp: d.privateIp } : {}),
+        joinDeadline: d.joinDeadline,
+        online: false,
+        joined: false,
+        ready: false,
+        failed: false,
+        attempts: {},
+      };
+      const status = state.status === "Ready" ? "Installing" : state.status;
+      return { ...state, status, nodes: { ...state.nodes, [d.slot]: n } };
+    }
+    case "install.node-removed": {
+      const removed = withNode(event.data.slot, () => undefined);
+      if (removed.status === "Absent") return removed;
+      // Its checks go with it.
+      const next: Active = {
+        ...removed,
+        failing: Object.fromEntries(
+          Object.entries(removed.failing).filter(([, f]) => f.node !== event.data.node),
+        ),
+      };
+      // The server that initialised the cluster is gone: another joined server carries
+      // it on; with none left, the next server initialises a new one.
+      if (next.initialisedBy === event.data.slot) {
+        const other = Object.values(next.nodes).find((n) => n.role === "server" && n.joined);
+        const { initialisedBy: _, ...rest } = next;
+        return other ? { ...rest, initialisedBy: other.slot } : rest;
+      }
+      return next;
+    }
+    case "install.node-online":
+      return withNode(event.data.slot, (n) => ({ ...n, online: true }));
+    case "install.step-requested": {
+      const { step, attempt } = event.data;
+      return withNode(event.data.slot, (n) => ({
+        ...n,
+        step: { name: step, attempt, status: "requested" },
+        attempts: { ...n.attempts, [step]: attempt },
+      }));
+    }
+    case "install.step-sent": {
+      const { step, attempt, commandId, sentAt, deadline } = event.data;
+      return withNode(event.data.slot, (n) => ({
+        ...n,
+        step: { name: step, attempt, status: "sent", commandId, sentAt, deadline },
+      }));
+    }
+    case "install.step-succeeded": {
+      const { step, slot } = event.data;
+      if (!state.nodes[slot]) return state;
+      const installs = step === "k3s-server-init" || step === "k3s-server-join" || step === "k3s-agent-join";
+      const s = withNode(slot, (n) => {
+        const { step: _, ...without } = n;
+        const upgraded = step === "k3s-upgrade" && n.upgrading === "upgrading";
+        return {
+          ...without,
+          joined: n.joined || installs,
+          ...(upgraded ? { upgrading: "verifying" as const } : {}),
+        };
+      });
+      if (s.status === "Absent") return s;
+      return {
+        ...s,
+        stepsDone: s.stepsDone + (installs ? 1 : 0),
+        ...(step === "k3s-server-init" ? { initialisedBy: slot } : {}),
+      };
+    }
+    case "install.step-failed":
+      return withNode(event.data.slot, (n) => {
+        const { step: _, ...without } = n;
+        return without;
+      });
+    case "install.kubeconfig-published":
+      return { ...state, kubeconfig: { parameter: event.data.parameter, version: event.data.version } };
+    case "install.node-ready":
+      return withNode(event.data.slot, (n) => ({ ...n, ready: true }));
+    case "install.node-not-ready":
+      return withNode(event.data.slot, (n) => ({ ...n, ready: false }));
+    case "install.instances-ready":
+      return { ...state, awaiting: event.data.count };
+    case "install.completed": {
+      const { awaiting: _, ...rest } = state;
+      const healthy = Object.keys(state.failing).length === 0;
+      const status = healthy
+        ? "Ready"
+        : state.status === "Installing" || state.status === "Ready"
+          ? "Degraded"
+          : state.status;
+      return { ...rest, status, completedOnce: true };
+    }
+    case "install.check-failed": {
+      const { check, node, evidence } = event.data;
+      const failing = {
+        ...state.failing,
+        [checkKey(check, node)]: { check, ...(node ? { node } : {}), evidence },
+      };
+      return { ...state, failing };
+    }
+    case "install.check-passed": {
+      const { [checkKey(event.data.check, event.data.node)]: _, ...failing } = state.failing;
+      const node = event.data.node;
+      const s1: Active = { ...state, failing };
+      // A node with nothing failing any more is done with its ladder.
+      if (!node || Object.values(failing).some((f) => f.node === node)) return s1;
+      const n = Object.values(s1.nodes).find((x) => x.node === node);
+      if (!n?.remedy) return s1;
+      const { remedy: _r, ...without } = n;
+      return { ...s1, nodes: { ...s1.nodes, [n.slot]: without } };
+    }
+    case "install.degraded":
+      return { ...state, status: "Degraded" };
+    case "install.remediation-requested": {
+      const { action, attempt } = event.data;
+      const s1 = withNode(event.data.slot, (n) => {
+        const ladder = REMEDIATION_LADDER[n.role];
+        let seen = 0;
+        const index = ladder.findIndex((a) => a === action && ++seen === attempt);
+        return { ...n, remedy: { rung: Math.max(0, index), action, attempt } };
+      });
+      if (s1.status === "Absent") return s1;
+      const { withheld: _, ...rest } = s1;
+      return { ...rest, status: "Recovering" };
+    }
+    case "install.upgrade-requested": {
+      const queue = upgradeOrder(state);
+      const { from, to, batch } = event.data;
+      return { ...state, upgrade: { from, to, batch, queue, total: queue.length } };
+    }
+    case "install.node-upgrade-started": {
+      const s1 = withNode(event.data.slot, (n) => ({ ...n, upgrading: "draining" }));
+      if (s1.status === "Absent" || !s1.upgrade) return s1;
+      return {
+        ...s1,
+        upgrade: { ...s1.upgrade, queue: s1.upgrade.queue.filter((x) => x !== event.data.slot) },
+      };
+    }
+    case "install.node-drained":
+      return withNode(event.data.slot, (n) => ({ ...n, upgrading: "upgrading" }));
+    case "install.node-upgraded":
+      return withNode(event.data.slot, (n) => {
+        const { upgrading: _, ...rest } = n;
+        return rest;
+      });
+    case "install.upgraded": {
+      const { upgrade: _, ...rest } = state;
+      return { ...rest, plan: { ...state.plan, k3sVersion: event.data.to } };
+    }
+    case "install.upgrade-failed": {
+      const { upgrade: _, ...rest } = state;
+      const nodes = Object.fromEntries(
+        Object.entries(rest.nodes).map(([k, n]) => {
+          const { upgrading: _u, ...without } = n;
+          return [k, without];
+        }),
+      );
+      return { ...rest, nodes };
+    }
+    case "install.remediation-withheld":
+      return { ...state, withheld: true };
+    case "install.recovered": {
+      const { withheld: _, ...rest } = state;
+      return { ...rest, status: "Ready", failing: {} };
+    }
+    case "install.failed":
+      return { ...state, status: "Failed" };
+    case "install.node-failed":
+      return withNode(event.data.slot, (n) => {
+        const { step: _, ...without } = n;
+        return { ...without, failed: true };
+      });
+    case "install.removal-requested":
+      return { ...state, status: "Removing" };
+    case "install.secrets-removed":
+      return { ...state, status: "Removed" };
+    case "install.rejected":
+      return state;
+    default:
+      return assertNever(event);
+  }
+}
 
 function normalisePlan(p: InstallPlan): InstallPlan {
   return {

@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import {
   type CommandHandler,
   catalogue,
+  clusterSecretParameters,
   type InstallCommand,
   type InstallEvent,
   type Nats,
@@ -23,7 +24,7 @@ import {
 import { acquireLeadership } from "@cairn/service";
 import { type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
 import { stepScript } from "../scripts/steps.ts";
-import { type InstallState, secretParameters } from "./decider.ts";
+import type { InstallState } from "./decider.ts";
 import { outputTail } from "./output.ts";
 
 export const HEALTH_LEASE = "installer.health";
@@ -76,7 +77,7 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
 
   const probeCluster = async (clusterId: string, s: Active): Promise<number> => {
     const nodes = Object.values(s.nodes).filter((n) => n.joined && !n.failed && !n.step);
-    const { token, kubeconfig } = secretParameters(clusterId);
+    const { token, kubeconfig } = clusterSecretParameters(clusterId);
     const sent = await Promise.all(
       nodes.map(async (n) => {
         try {

@@ -23,15 +23,16 @@ import {
   CommandBus,
   type CommandHandler,
   catalogue,
+  clusterSecretParameters,
   commandCausedBy,
   derivedId,
+  drainOutcome,
   EventStore,
   eventFilter,
   type InstallCommand,
   type InstallEvent,
   type InstallStep,
   type Nats,
-  nodeAggregateId,
   type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
@@ -41,12 +42,7 @@ import {
 } from "@cairn/events";
 import { isRemoteExecFailure, NotManagedError, type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
 import { stepScript } from "../scripts/steps.ts";
-import {
-  DEFAULT_INSTALL_POLICY,
-  type InstallPolicy,
-  type InstallState,
-  secretParameters,
-} from "./decider.ts";
+import { DEFAULT_INSTALL_POLICY, type InstallPolicy, type InstallState } from "./decider.ts";
 import { outputTail } from "./output.ts";
 
 export interface InstallReactorOptions {
@@ -283,7 +279,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     switch (e.type) {
       case "install.planned": {
         if (state.secrets || state.status !== "Installing") return;
-        const { token } = secretParameters(clusterId);
+        const { token } = clusterSecretParameters(clusterId);
         // A token made here and stored at once; only the parameter's name goes on.
         const created = await o.remote.putSecretIfAbsent(region, token, randomBytes(32).toString("hex"));
         log?.info({ cluster: clusterId, parameter: token, created }, "join token stored");
@@ -349,33 +345,14 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         if (n?.upgrading !== "draining") return;
         const drainId = await nodeOp(e, "node.drain", { node, reason: `K3s upgrade to ${to}` });
         // node-ops' answer is on the node's own subject: the drain's outcome, or a refusal.
-        const history = (await store.load({ type: "nodeop", id: nodeAggregateId(clusterId, node) })).events;
-        const refused = history.find(
-          (x) => x.type === "nodeop.rejected" && (x.data as { commandId?: string }).commandId === drainId,
-        );
-        if (refused) {
-          const reason = (refused.data as { reason: string }).reason;
-          return record(
-            e,
-            "install.record-upgrade-progress",
-            { node, phase: "drain-failed", reason },
-            { sameAggregate: true },
-          );
-        }
-        const asked = history.findIndex((x) => x.meta.commandId === drainId);
-        const outcome =
-          asked < 0
-            ? undefined
-            : history
-                .slice(asked)
-                .find((x) => x.type === "nodeop.drained" || x.type === "nodeop.drain-failed");
-        if (!outcome) throw later(e.deliveries, `waiting for node-ops to drain ${node}`);
+        const outcome = await drainOutcome(store, clusterId, node, drainId);
+        if (outcome.status === "pending") throw later(e.deliveries, `waiting for node-ops to drain ${node}`);
         return record(
           e,
           "install.record-upgrade-progress",
-          outcome.type === "nodeop.drained"
+          outcome.status === "drained"
             ? { node, phase: "drained" }
-            : { node, phase: "drain-failed", reason: (outcome.data as { reason: string }).reason },
+            : { node, phase: "drain-failed", reason: outcome.reason },
           { sameAggregate: true },
         );
       }
@@ -398,7 +375,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           );
         }
         if (d.step !== "k3s-server-init" || state.kubeconfig) return;
-        const { kubeconfig } = secretParameters(clusterId);
+        const { kubeconfig } = clusterSecretParameters(clusterId);
         const version = await o.remote.parameterVersion(region, kubeconfig);
         if (version === undefined)
           throw later(e.deliveries, `kubeconfig parameter ${kubeconfig} not there yet`);
@@ -424,7 +401,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       }
 
       case "install.removal-requested": {
-        const { token, kubeconfig } = secretParameters(clusterId);
+        const { token, kubeconfig } = clusterSecretParameters(clusterId);
         await o.remote.deleteParameters(region, [token, kubeconfig]);
         log?.info({ cluster: clusterId, parameters: [token, kubeconfig] }, "cluster secrets removed");
         return record(
@@ -457,7 +434,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         : undefined;
     const adopted = commandId !== undefined;
     if (!commandId) {
-      const { token, kubeconfig } = secretParameters(clusterId);
+      const { token, kubeconfig } = clusterSecretParameters(clusterId);
       const pool = state.plan.pools.find((p) => p.name === n.pool);
       const first = state.initialisedBy !== undefined ? state.nodes[state.initialisedBy] : undefined;
       const serverHost = first?.privateIp ?? first?.node;

@@ -170,7 +170,7 @@ rm -f /etc/rancher/k3s/cairn-kubeconfig
 log "k3s $K3S_VERSION installed; kubeconfig written to SSM parameter $KUBECONFIG_PARAM"
 `;
     case "k3s-server-join":
-      return String.raw`
+      return `
 CONFIG=${sh(configYaml(i, [`server: ${JSON.stringify(i.serverUrl ?? "")}`, 'write-kubeconfig-mode: "0600"']))}
 ensure_k3s
 fetch_token
@@ -178,7 +178,7 @@ converge k3s server
 log "k3s $K3S_VERSION server joined ${i.serverUrl ?? ""}"
 `;
     case "k3s-agent-join":
-      return String.raw`
+      return `
 CONFIG=${sh(configYaml(i, [`server: ${JSON.stringify(i.serverUrl ?? "")}`]))}
 ensure_k3s
 fetch_token
@@ -186,18 +186,18 @@ converge k3s-agent agent
 log "k3s $K3S_VERSION agent joined ${i.serverUrl ?? ""}"
 `;
     case "k3s-restart":
-      return String.raw`
+      return `
 unit=k3s; systemctl cat k3s-agent >/dev/null 2>&1 && unit=k3s-agent
 systemctl restart "$unit"
 log "$unit restarted"
 `;
     case "k3s-check":
-      return String.raw`
+      return `
 unit=k3s; systemctl cat k3s-agent >/dev/null 2>&1 && unit=k3s-agent
 systemctl is-active "$unit"
 `;
     case "k3s-upgrade":
-      return String.raw`
+      return `
 ensure_k3s
 unit=k3s; systemctl cat k3s-agent >/dev/null 2>&1 && unit=k3s-agent
 systemctl restart "$unit"

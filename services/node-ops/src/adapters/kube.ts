@@ -11,6 +11,7 @@
 import { GetParameterCommand, SSMClient, type SSMClientConfig } from "@aws-sdk/client-ssm";
 import {
   catalogue,
+  clusterSecretParameters,
   EventStore,
   type Nats,
   type ObservedNode,
@@ -161,7 +162,7 @@ export interface KubeAdapterOptions {
 
 const podLabel = (namespace: string, pod: string) => `${namespace}/${pod}`;
 
-export const kubeconfigParameter = (clusterId: string) => `/cairn/${clusterId}/kubeconfig`;
+export const kubeconfigParameter = (clusterId: string) => clusterSecretParameters(clusterId).kubeconfig;
 
 interface Clients {
   readonly kc: KubeConfig;

@@ -10,11 +10,9 @@ import {
   clusterSpec,
   EventStore,
   exampleClusterCreate,
-  newId,
   nodeAggregateId,
-  type RawEventEnvelope,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
+import { appendAsOwner, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,24 +30,8 @@ let store: EventStore;
 let nodeOps: NodeOps;
 let core: CoreV1Api;
 
-async function appendEvent(
-  aggregate: { type: "install" | "cluster"; id: string },
-  type: string,
-  data: object,
-) {
-  const history = await store.load(aggregate);
-  const event: RawEventEnvelope = {
-    id: newId(),
-    type,
-    version: 1,
-    aggregate,
-    position: history.version + 1,
-    time: new Date().toISOString(),
-    data,
-    meta: { causationId: `fixture-${type}`, correlationId: `fixture-${aggregate.id}`, actor: "fixture" },
-  };
-  await store.append({ aggregate, causationId: newId(), events: [event] }, history.lastSequence);
-}
+const appendEvent = (aggregate: { type: "install" | "cluster"; id: string }, type: string, data: object) =>
+  appendAsOwner(store, aggregate, type, data);
 const nodeopEvents = async (node: string) =>
   (await store.load({ type: "nodeop", id: nodeAggregateId(CLUSTER, node) })).events;
 const readNode = (name: string) => core.readNode({ name });

@@ -5,8 +5,14 @@
  * record nothing new; a deleted cluster is no longer watched. Every assertion reads the
  * kube aggregate back from the event store.
  */
-import { catalogue, EventStore, newId, type RawEventEnvelope, type RecordedEvent } from "@cairn/events";
-import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
+import { catalogue, EventStore, type RecordedEvent } from "@cairn/events";
+import {
+  appendAsOwner,
+  recordClusterRequested,
+  startJetStream,
+  type TestJetStream,
+  until,
+} from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
@@ -31,25 +37,8 @@ const start = () =>
     facts: { backoff: { baseMs: 20, maxMs: 200 }, leaseTtlMs: 3_000 },
   });
 
-/** Appends one event to an aggregate, as its owner would (the installer, the provisioner). */
-async function appendEvent(
-  aggregate: { type: "install" | "cluster"; id: string },
-  type: string,
-  data: object,
-) {
-  const history = await store.load(aggregate);
-  const event: RawEventEnvelope = {
-    id: newId(),
-    type,
-    version: 1,
-    aggregate,
-    position: history.version + 1,
-    time: new Date().toISOString(),
-    data,
-    meta: { causationId: `fixture-${type}`, correlationId: `fixture-${aggregate.id}`, actor: "fixture" },
-  };
-  await store.append({ aggregate, causationId: newId(), events: [event] }, history.lastSequence);
-}
+const appendEvent = (aggregate: { type: "install" | "cluster"; id: string }, type: string, data: object) =>
+  appendAsOwner(store, aggregate, type, data);
 const publishKubeconfig = (clusterId: string) =>
   appendEvent({ type: "install", id: clusterId }, "install.kubeconfig-published", {
     parameter: kubeconfigParameter(clusterId),

@@ -7,7 +7,7 @@
 import { CommandBus, catalogue, EventStore, nodeAggregateId } from "@cairn/events";
 import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { CoreV1Api, KubeConfig, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { CORDON_REASON, CORDONED_BY } from "../ports.ts";

@@ -2,7 +2,7 @@
  * Spot interruption intake. On AWS the two-minute warning ("EC2 Spot Instance
  * Interruption Warning") reaches Cairn through an EventBridge rule into an SQS queue
  * (default `cairn-spot-interruptions`) in each region. One loop per region with live
- * clusters long-polls that queue with @aws-sdk/client-sqs and, per message:
+ * clusters long-polls that queue (the `NoticeQueue` port; adapters/sqs.ts) and, per message:
  *  1. reads the EventBridge event (zod); anything else is deleted with a warning;
  *  2. finds the node: the instance's cluster from the log (`cluster.instance-running`),
  *     the node named after the instance; an instance of no live Cairn cluster is
@@ -17,17 +17,10 @@
 
 import { hostname } from "node:os";
 import {
-  DeleteMessageCommand,
-  GetQueueUrlCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-  type SQSClientConfig,
-} from "@aws-sdk/client-sqs";
-import {
   type CommandHandler,
   catalogue,
   derivedId,
+  fullJitterBackoff,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
@@ -36,8 +29,9 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { z } from "zod";
+import { createSqsNoticeQueue, type SqsNoticeQueueOptions } from "../adapters/sqs.ts";
 import type { NodeopState } from "../nodeop/decider.ts";
-import type { Workloads } from "../ports.ts";
+import type { NoticeQueue, QueuedNotice, Workloads } from "../ports.ts";
 import { type PlacementLoop, startPlacementLoop } from "../workload/placement-reactor.ts";
 import { type ClusterDirectory, startClusterDirectory } from "./cluster-directory.ts";
 
@@ -51,7 +45,9 @@ export interface SpotIntakeOptions {
   handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
   logger?: RunnerLogger;
   /** SQS client settings (endpoint, credentials); absent: as the SDK reads the environment (`AWS_ENDPOINT_URL_SQS`, …). */
-  sqs?: Pick<SQSClientConfig, "endpoint" | "credentials">;
+  sqs?: SqsNoticeQueueOptions["sqs"];
+  /** The queue; default: SQS (adapters/sqs.ts) with the options here. */
+  queue?: NoticeQueue;
   /** The queue's name in every region (default `cairn-spot-interruptions`). */
   queueName?: string;
   /** Long-poll length (default 20 s, SQS's maximum). */
@@ -81,16 +77,19 @@ const interruptionWarning = z.object({
 });
 
 export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake> {
-  const queueName = o.queueName ?? DEFAULT_INTERRUPTION_QUEUE;
-  const clients = new Map<string, SQSClient>();
-  const sqs = (region: string) => {
-    let c = clients.get(region);
-    if (!c) {
-      c = new SQSClient({ region, ...(o.sqs ?? {}) });
-      clients.set(region, c);
-    }
-    return c;
-  };
+  const queue =
+    o.queue ??
+    createSqsNoticeQueue({
+      queueName: o.queueName ?? DEFAULT_INTERRUPTION_QUEUE,
+      ...(o.sqs ? { sqs: o.sqs } : {}),
+      ...(o.waitTimeSeconds !== undefined ? { waitTimeSeconds: o.waitTimeSeconds } : {}),
+      ...(o.visibilityTimeoutSeconds !== undefined
+        ? { visibilityTimeoutSeconds: o.visibilityTimeoutSeconds }
+        : {}),
+    });
+  const queueName = queue.name;
+  // Capped exponential backoff with full jitter between failed polls.
+  const backoff = fullJitterBackoff(500, 30_000);
   let active:
     | {
         directory: ClusterDirectory;
@@ -110,23 +109,14 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     });
 
   /** One message: record the interruption, then delete it (see the steps above). */
-  const take = async (
-    region: string,
-    queueUrl: string,
-    m: Message,
-    directory: ClusterDirectory,
-    signal: AbortSignal,
-  ) => {
-    const remove = () =>
-      sqs(region).send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }), {
-        abortSignal: signal,
-      });
+  const take = async (region: string, m: QueuedNotice, directory: ClusterDirectory, signal: AbortSignal) => {
+    const remove = () => queue.delete(region, m, signal);
     let event: z.infer<typeof interruptionWarning>;
     try {
-      event = interruptionWarning.parse(JSON.parse(m.Body ?? ""));
+      event = interruptionWarning.parse(JSON.parse(m.body));
     } catch {
       o.logger?.warn(
-        { region, queue: queueName, messageId: m.MessageId },
+        { region, queue: queueName, messageId: m.messageId },
         "not a spot interruption warning: deleted",
       );
       await remove();
@@ -176,31 +166,18 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
 
   /** Long-polls one region's queue while the region has live clusters and we lead. */
   const poll = async (region: string, directory: ClusterDirectory, signal: AbortSignal) => {
-    let queueUrl: string | undefined;
     let failures = 0;
     while (!signal.aborted && directory.regions().includes(region)) {
       try {
-        queueUrl ??= (
-          await sqs(region).send(new GetQueueUrlCommand({ QueueName: queueName }), { abortSignal: signal })
-        ).QueueUrl;
-        const r = await sqs(region).send(
-          new ReceiveMessageCommand({
-            QueueUrl: queueUrl,
-            MaxNumberOfMessages: 10,
-            WaitTimeSeconds: o.waitTimeSeconds ?? 20,
-            VisibilityTimeout: o.visibilityTimeoutSeconds ?? 30,
-          }),
-          { abortSignal: signal },
-        );
+        const messages = await queue.receive(region, signal);
         // The messages are of different nodes: taken side by side.
-        await Promise.all((r.Messages ?? []).map((m) => take(region, queueUrl!, m, directory, signal)));
+        await Promise.all(messages.map((m) => take(region, m, directory, signal)));
         failures = 0;
       } catch (err) {
         if (signal.aborted) return;
         const name = (err as { name?: string }).name;
-        if (name === "QueueDoesNotExist") queueUrl = undefined;
-        // Capped exponential backoff with full jitter; a missing queue is looked for again.
-        const delay = Math.random() * Math.min(30_000, 500 * 2 ** failures++);
+        // A missing queue is looked for again at the next poll.
+        const delay = backoff(++failures);
         o.logger?.warn(
           { region, queue: queueName, err: String(err), retryInMs: Math.round(delay) },
           name === "QueueDoesNotExist"
@@ -274,7 +251,7 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     stop: async () => {
       await lease.release();
       await end();
-      for (const c of clients.values()) c.destroy();
+      queue.close();
     },
   };
 }

@@ -13,17 +13,18 @@
 import {
   CommandBus,
   catalogue,
+  type DrainOutcome,
   derivedId,
+  drainOutcome,
   EventStore,
   type Nats,
-  nodeAggregateId,
   type RawEventEnvelope,
 } from "@cairn/events";
 
 /** How long a scale down waits for a node's pods to move before terminating it anyway. */
 export const SCALE_DOWN_DRAIN_SECONDS = 300;
 
-export type DrainOutcome = "not-a-node" | "pending" | "drained" | "failed";
+export type DrainStatus = "not-a-node" | DrainOutcome["status"];
 
 export function drainFirst(nats: Nats) {
   const bus = new CommandBus({ js: nats.js, catalogue });
@@ -52,7 +53,7 @@ export function drainFirst(nats: Nats) {
       clusterId: string,
       node: string,
       slot: number,
-    ): Promise<DrainOutcome> {
+    ): Promise<DrainStatus> {
       if (!(await isNode(clusterId, node))) return "not-a-node";
       const id = derivedId(cause.id, "node.drain");
       await bus.send({
@@ -70,23 +71,8 @@ export function drainFirst(nats: Nats) {
           ...(cause.meta.correlationId ? { correlationId: cause.meta.correlationId } : {}),
         },
       });
-      const history = (await store.load({ type: "nodeop", id: nodeAggregateId(clusterId, node) })).events;
-      if (
-        history.some(
-          (x) => x.type === "nodeop.rejected" && (x.data as { commandId?: string }).commandId === id,
-        )
-      )
-        return "failed";
-      const asked = history.findIndex((x) => x.meta.commandId === id);
-      if (asked < 0) return "pending";
-      const outcome = history
-        .slice(asked)
-        .find(
-          (x) =>
-            x.type === "nodeop.drained" || x.type === "nodeop.drain-failed" || x.type === "nodeop.failed",
-        );
-      if (!outcome) return "pending";
-      return outcome.type === "nodeop.drained" ? "drained" : "failed";
+      const outcome = await drainOutcome(store, clusterId, node, id);
+      return outcome.status;
     },
   };
 }
