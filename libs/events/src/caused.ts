@@ -1,5 +1,5 @@
 import type { ParsedCommand } from "./catalogue/catalogue.ts";
-import { catalogue } from "./catalogue/index.ts";
+import { type CommandDataInput, type CommandType, catalogue } from "./catalogue/index.ts";
 import type { RawEventEnvelope } from "./envelope.ts";
 import { PermanentError } from "./errors.ts";
 import { derivedId } from "./ids.ts";
@@ -12,10 +12,10 @@ import { derivedId } from "./ids.ts";
  *
  * @example await handler.handle(commandCausedBy(event, "cluster.record-running", { clusterId, slot }, { actor: "provisioner" }));
  */
-export function commandCausedBy(
+export function commandCausedBy<T extends CommandType>(
   cause: Pick<RawEventEnvelope, "id" | "meta">,
-  type: string,
-  data: object,
+  type: T,
+  data: CommandDataInput<T>,
   o: { actor: string; key?: string },
 ): ParsedCommand {
   const parsed = catalogue.parseCommand({

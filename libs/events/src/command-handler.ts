@@ -64,7 +64,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
   /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
-  readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0 };
+  readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0, staleReads: 0 };
 
   constructor(options: CommandHandlerOptions<C, E, S>) {
     this.#o = { clock: () => new Date(), maxConflictRetries: 8, cacheSize: 10_000, ...options };
@@ -101,17 +101,24 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
   }
 
   /**
-   * The aggregate's current state, at least as fresh as the commit at
-   * `atLeastSequence` (a reactor passes the sequence of the commit it reacts to).
+   * The aggregate's state. With `atLeastSequence` (a reactor passes the sequence of the
+   * commit it reacts to), at least that fresh: the cache serves when it is. Without it,
+   * as the log has it now: the cached state is checked against the subject's last
+   * sequence (one cheap look), since another replica may have written since — a process
+   * is never the only writer.
    */
   async read(
     target: AggregateRef,
     opts: { atLeastSequence?: number } = {},
-  ): Promise<{ state: S; version: number }> {
+  ): Promise<{ state: S; version: number; lastSequence: number }> {
     let agg = await this.#aggregate(target, false);
-    if (opts.atLeastSequence !== undefined && agg.lastSequence < opts.atLeastSequence)
+    if (opts.atLeastSequence !== undefined) {
+      if (agg.lastSequence < opts.atLeastSequence) agg = await this.#aggregate(target, true);
+    } else if ((await this.#o.store.lastSequence(target)) !== agg.lastSequence) {
+      this.stats.staleReads++;
       agg = await this.#aggregate(target, true);
-    return { state: agg.state, version: agg.version };
+    }
+    return { state: agg.state, version: agg.version, lastSequence: agg.lastSequence };
   }
 
   /** Records a refusal of a command that could not be parsed but whose target is known. */
@@ -177,7 +184,16 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       const eventData: Msg[] = rejected
         ? [{ type: `${target.type}.rejected`, data: { commandId, commandType: command.type, ...rejected } }]
         : [...(outcome as { events: readonly E[] }).events];
-      if (eventData.length === 0) return { status: "unchanged" };
+      if (eventData.length === 0) {
+        // A decision that appends nothing is never checked by optimistic concurrency: if
+        // another process (a replica) wrote since this state was cached, decide again on
+        // the log's state rather than lose the command silently.
+        if (attempt === 0 && (await this.#o.store.lastSequence(target)) !== agg.lastSequence) {
+          this.stats.staleReads++;
+          continue;
+        }
+        return { status: "unchanged" };
+      }
       const envelopes = this.#envelopes(target, agg, eventData, command, now);
       // 4. append
       try {

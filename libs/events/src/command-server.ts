@@ -7,7 +7,7 @@ import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import type { Decider } from "./decider.ts";
 import type { AggregateRef, RawCommand } from "./envelope.ts";
-import { EventStore } from "./event-store.ts";
+import { EventStore, type UnreadableCommit } from "./event-store.ts";
 import { commandFilter, Headers, Streams } from "./subjects.ts";
 import { contextFromTraceparent } from "./trace.ts";
 
@@ -38,7 +38,8 @@ export interface CommandServerOptions {
     commandId: string | undefined,
     outcome: HandleOutcome | { status: "dead-letter"; reason: string },
   ) => void;
-  maxDeliver?: number;
+  /** Real failures before a command becomes a dead letter (default: the runner's budget). */
+  failureBudget?: number;
 }
 
 /**
@@ -55,7 +56,7 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
     durable: o.durable ?? `cmd-${o.commandPrefix}`,
     filterSubject: commandFilter(o.commandPrefix),
     batchSize: 64,
-    maxDeliver: o.maxDeliver ?? 5,
+    ...(o.failureBudget !== undefined ? { failureBudget: o.failureBudget } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     handle: async (msg: JsMsg) => {
       let raw: unknown;
@@ -128,7 +129,21 @@ export async function serveAggregate<
   durable: string;
   logger?: RunnerLogger;
 }): Promise<{ store: EventStore; handler: CommandHandler<C, E, S>; stop(): Promise<void> }> {
-  const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue: o.catalogue });
+  const log = o.logger;
+  const store = new EventStore({
+    js: o.nats.js,
+    jsm: o.nats.jsm,
+    catalogue: o.catalogue,
+    ...(log
+      ? {
+          onUnreadable: (r: UnreadableCommit) =>
+            log.warn(
+              { subject: r.subject, sequence: r.sequence, reason: r.reason },
+              "a message on an aggregate's subject is not a readable commit: skipped",
+            ),
+        }
+      : {}),
+  });
   const handler = new CommandHandler({ decider: o.decider, store, catalogue: o.catalogue });
   const commands = await serveCommands({
     js: o.nats.js,

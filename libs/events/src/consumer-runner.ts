@@ -8,8 +8,9 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
-import { describeError, isPermanent, isRetryLater } from "./errors.ts";
+import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
+import { fullJitterBackoff } from "./delays.ts";
+import { describeError, remediationOf, type Settlement, settlementOf } from "./errors.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
 import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 
@@ -24,11 +25,26 @@ export interface RunnerLogger {
 
 const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
 
-/** Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^(n-1))]. */
-export function fullJitterBackoff(baseMs = 500, capMs = 30_000, random = Math.random) {
-  return (deliveryCount: number) =>
-    Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, deliveryCount - 1)));
-}
+/**
+ * Real failures (not waits) a message may meet before it becomes a dead letter. Small on
+ * purpose: a failure that five tries with backoff did not cure needs a person, and the
+ * dead letter says why. Waits (`RetryLaterError`) never count.
+ */
+export const DEFAULT_FAILURE_BUDGET = 5;
+
+/**
+ * How long the server waits for a settlement before it hands a message to another
+ * consumer. Short, so that work whose process died is retried within seconds; the
+ * runtime keeps what it holds alive with `working()` every third of it.
+ */
+export const DEFAULT_ACK_WAIT_MS = 5_000;
+
+/**
+ * Deliveries after which a message is dead-lettered whatever it met: the safety net
+ * for a message that kills its process before any failure can be counted (the
+ * failure budget lives in the process). Waits redeliver too, so this is large.
+ */
+export const DEFAULT_MAX_DELIVERIES = 20_000;
 
 export interface ConsumerRunnerOptions {
   js: JetStreamClient;
@@ -40,10 +56,13 @@ export interface ConsumerRunnerOptions {
   filterSubject: string;
   /** Messages handed to a batch handler at most; also the pull size. */
   batchSize?: number;
-  /** Deliveries before a failing message becomes a dead letter. */
-  maxDeliver?: number;
+  /** Real failures (transient errors) before a message becomes a dead letter. Waits never count. */
+  failureBudget?: number;
+  /** Deliveries of any kind before a dead letter: the net under the failure budget. */
+  maxDeliveries?: number;
   ackWaitMs?: number;
-  backoff?: (deliveryCount: number) => number;
+  /** The delay before the n-th retry of a failure (default: full-jitter exponential backoff). */
+  backoff?: (failures: number) => number;
   deliverPolicy?: DeliverPolicy;
   logger?: RunnerLogger;
   /**
@@ -57,9 +76,10 @@ export interface ConsumerRunnerOptions {
 
 /**
  * One message at a time. Returning settles it with ack; throwing `RetryLaterError`
- * hands it back for redelivery after its delay (the work is not done yet); throwing a permanent error
- * (`PermanentError`, `SchemaError`) dead-letters it at once; any other error naks it
- * with backoff until `maxDeliver`, then dead-letters it.
+ * hands it back for redelivery after its delay (the work is not done yet, and it never
+ * counts as a failure); throwing a permanent error (`PermanentError`, `SchemaError`)
+ * dead-letters it at once; any other error naks it with backoff until the failure
+ * budget is spent, then dead-letters it.
  */
 export type MessageHandler = (msg: JsMsg) => Promise<void>;
 
@@ -74,7 +94,7 @@ export type BatchHandler = (
 ) => Promise<void>;
 
 export interface RunningConsumer {
-  /** Stops pulling, finishes what it holds (graceful drain), resolves when done. */
+  /** Stops pulling, finishes what is in hand, hands back what is only buffered, resolves when done. */
   stop(): Promise<void>;
   readonly stats: {
     processed: number;
@@ -86,18 +106,29 @@ export interface RunningConsumer {
   };
 }
 
-/** Creates the durable consumer if missing, or brings its filter and limits up to date. Idempotent. */
-export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
-  const want: Partial<ConsumerConfig> = {
+/** The durable consumer's config as the runner keeps it (a caller that makes it itself uses the same). */
+export function consumerConfig(o: {
+  durable: string;
+  filterSubject: string;
+  ackWaitMs?: number;
+  batchSize?: number;
+  deliverPolicy?: DeliverPolicy;
+}): Partial<ConsumerConfig> & { durable_name: string; filter_subject: string; ack_wait: number } {
+  return {
     durable_name: o.durable,
     filter_subject: o.filterSubject,
     ack_policy: AckPolicy.Explicit,
-    ack_wait: (o.ackWaitMs ?? 30_000) * NS_PER_MS,
+    ack_wait: (o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS) * NS_PER_MS,
     // The runner dead-letters by itself; the server must never silently stop redelivering.
     max_deliver: -1,
     max_ack_pending: Math.max(1_000, (o.batchSize ?? 100) * 20),
     deliver_policy: o.deliverPolicy ?? DeliverPolicy.All,
   };
+}
+
+/** Creates the durable consumer if missing, or brings its filter and limits up to date. Idempotent. */
+export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
+  const want = consumerConfig(o);
   try {
     const info = await o.jsm.consumers.info(o.stream, o.durable);
     const c = info.config;
@@ -107,8 +138,8 @@ export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
       c.max_ack_pending !== want.max_ack_pending
     ) {
       await o.jsm.consumers.update(o.stream, o.durable, {
-        filter_subject: want.filter_subject!,
-        ack_wait: want.ack_wait!,
+        filter_subject: want.filter_subject,
+        ack_wait: want.ack_wait,
         max_ack_pending: want.max_ack_pending!,
         max_deliver: -1,
       });
@@ -120,10 +151,26 @@ export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
 }
 
 /**
+ * The headers a dead letter keeps of the original: the caller's own (trace, event types),
+ * never JetStream's publish directives (`Nats-Msg-Id`, `Nats-Expected-*`), which would
+ * make the dead letter's own publish fail or be dropped as a duplicate.
+ */
+export function deadLetterHeaders(original: MsgHdrs | undefined): MsgHdrs {
+  const h = natsHeaders();
+  if (original)
+    for (const [k, v] of original) {
+      if (k.toLowerCase().startsWith("nats-")) continue;
+      for (const value of v) h.append(k, value);
+    }
+  return h;
+}
+
+/**
  * Runs a durable pull consumer: batch pulls, settles every message (ack, nak with
- * backoff, or dead letter to `dlq.<stream>` with the reason), drains on stop, and
- * keeps going across NATS restarts (the client reconnects; the durable consumer
- * remembers where it was).
+ * backoff, or dead letter to `dlq.<stream>` with the reason), keeps what it holds alive
+ * with `working()`, hands back what it only buffered on stop, and keeps going across
+ * NATS restarts (the client reconnects; the durable consumer remembers where it was).
+ * Never throws from settling: a dead letter that cannot be written is retried later.
  */
 export async function startConsumer(
   o: ConsumerRunnerOptions & ({ handle: MessageHandler } | { handleBatch: BatchHandler }),
@@ -132,64 +179,133 @@ export async function startConsumer(
   const batchSize = o.batchSize ?? 100;
   const concurrency = "handle" in o ? Math.max(1, o.concurrency ?? 1) : 1;
   const keyOf = o.keyOf ?? ((m: JsMsg) => m.subject);
-  const maxDeliver = o.maxDeliver ?? 5;
+  const failureBudget = Math.max(1, o.failureBudget ?? DEFAULT_FAILURE_BUDGET);
+  const maxDeliveries = o.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
+  const ackWaitMs = o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const backoff = o.backoff ?? fullJitterBackoff();
   const stats = { processed: 0, acked: 0, naked: 0, retried: 0, waiting: 0, deadLettered: 0 };
   let stopping = false;
   const ctx = { stream: o.stream, consumer: o.durable };
   // Messages a batch handler dead-lettered: already terminated, not to be acked.
   const settled = new WeakSet<JsMsg>();
+  // Real failures per message (by stream sequence), counted in this process. A replica
+  // or a restart counts afresh, so a message fails at most budget × processes times;
+  // `maxDeliveries` is the net under that.
+  const failures = new Map<number, number>();
+  // Everything pulled and not yet settled: kept alive with working() so the ack wait
+  // can be short.
+  const held = new Set<JsMsg>();
 
   await ensureConsumer(o);
   const consumer = await o.js.consumers.get(o.stream, o.durable);
   // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
   const messages = await consumer.consume({ max_messages: batchSize * 2, expires: 5_000 });
+  const keepAlive = setInterval(
+    () => {
+      for (const m of held) m.working();
+    },
+    Math.max(250, Math.floor(ackWaitMs / 3)),
+  );
+  keepAlive.unref();
 
-  const deadLetter = async (msg: JsMsg, reason: string) => {
-    const h = natsHeaders();
-    if (msg.headers) for (const [k, v] of msg.headers) for (const value of v) h.append(k, value);
+  const release = (msg: JsMsg) => {
+    held.delete(msg);
+    failures.delete(msg.seq);
+  };
+
+  /** Keeps the message in `dlq.<stream>` with the reason, then terminates it. Never throws. */
+  const deadLetter = async (msg: JsMsg, reason: string): Promise<boolean> => {
+    const h = deadLetterHeaders(msg.headers);
     h.set(Headers.dlqReason, reason.replaceAll(/[\r\n]+/g, " ").slice(0, 2_000));
     h.set(Headers.dlqStream, o.stream);
     h.set(Headers.dlqSubject, msg.subject);
     h.set(Headers.dlqSequence, String(msg.seq));
     h.set(Headers.dlqConsumer, o.durable);
     h.set(Headers.dlqDeliveries, String(msg.info.deliveryCount));
-    // Kept before the original is terminated, so nothing is lost between the two.
-    await o.js.publish(dlqSubject(o.stream), msg.data, { headers: h, msgID: `dlq:${o.stream}:${msg.seq}` });
+    try {
+      // Kept before the original is terminated, so nothing is lost between the two. The id
+      // is the original's place: every consumer that meets the same bad message writes one
+      // dead letter (the DLQ stream's duplicate window is long).
+      await o.js.publish(dlqSubject(o.stream), msg.data, {
+        headers: h,
+        msgID: `dlq:${o.stream}:${msg.seq}`,
+      });
+    } catch (err) {
+      const delay = backoff(msg.info.deliveryCount);
+      msg.nak(delay);
+      release(msg);
+      stats.naked++;
+      log.error(
+        { ...ctx, subject: msg.subject, sequence: msg.seq, reason, err: describeError(err), delayMs: delay },
+        "could not write the dead letter; the message comes back later",
+      );
+      return false;
+    }
     msg.term(reason.slice(0, 200));
     settled.add(msg);
+    release(msg);
     stats.deadLettered++;
     log.error({ ...ctx, subject: msg.subject, sequence: msg.seq, reason }, "message dead-lettered");
+    return true;
   };
 
-  const settleFailure = async (msg: JsMsg, err: unknown) => {
-    if (isRetryLater(err)) {
-      msg.nak(err.delayMs);
-      stats.waiting++;
-      return;
+  /** Settles one message by the one rule. Never throws. */
+  const settle = async (msg: JsMsg, outcome: Settlement) => {
+    switch (outcome.kind) {
+      case "done":
+        msg.ack();
+        release(msg);
+        stats.acked++;
+        return;
+      case "wait": {
+        if (msg.info.deliveryCount >= maxDeliveries) {
+          await deadLetter(
+            msg,
+            `still waiting after ${msg.info.deliveryCount} deliveries: ${outcome.reason}`,
+          );
+          return;
+        }
+        msg.nak(outcome.delayMs);
+        held.delete(msg);
+        stats.waiting++;
+        return;
+      }
+      case "permanent":
+        await deadLetter(msg, describeError(outcome.error));
+        return;
+      case "transient": {
+        const n = (failures.get(msg.seq) ?? 0) + 1;
+        const reason = describeError(outcome.error);
+        if (n >= failureBudget || msg.info.deliveryCount >= maxDeliveries) {
+          await deadLetter(msg, `failed ${n} times: ${reason}`);
+          return;
+        }
+        failures.set(msg.seq, n);
+        const delay = backoff(n);
+        msg.nak(delay);
+        held.delete(msg);
+        stats.naked++;
+        const hint = remediationOf(outcome.error);
+        log.warn(
+          {
+            ...ctx,
+            subject: msg.subject,
+            sequence: msg.seq,
+            failures: n,
+            budget: failureBudget,
+            delayMs: delay,
+            err: reason,
+            ...(hint ? { remediation: hint } : {}),
+          },
+          "message failed; retrying",
+        );
+        return;
+      }
     }
-    const reason = describeError(err);
-    if (isPermanent(err) || msg.info.deliveryCount >= maxDeliver) {
-      await deadLetter(msg, reason);
-      return;
-    }
-    const delay = backoff(msg.info.deliveryCount);
-    msg.nak(delay);
-    stats.naked++;
-    log.warn(
-      {
-        ...ctx,
-        subject: msg.subject,
-        sequence: msg.seq,
-        deliveries: msg.info.deliveryCount,
-        delayMs: delay,
-        err: reason,
-      },
-      "message failed; retrying",
-    );
   };
 
   const processOne = async (handle: MessageHandler, msg: JsMsg) => {
+    let outcome: Settlement;
     try {
       await inMessagingSpan(
         {
@@ -202,17 +318,23 @@ export async function startConsumer(
         },
         () => handle(msg),
       );
-      msg.ack();
-      stats.acked++;
+      outcome = { kind: "done" };
     } catch (err) {
-      await settleFailure(msg, err);
+      outcome = settlementOf(err);
     }
+    await settle(msg, outcome);
     stats.processed++;
   };
 
   // A failing batch is retried in place: naking it would let the messages buffered
   // behind it overtake it, and batch consumers (projections) depend on order.
   const processBatch = async (handleBatch: BatchHandler, batch: JsMsg[]) => {
+    const tools = {
+      deadLetter: async (m: JsMsg, reason: string) => {
+        if (!(await deadLetter(m, reason)))
+          throw new Error(`the dead letter of ${m.seq} could not be written`);
+      },
+    };
     for (let attempt = 1; ; attempt++) {
       try {
         await inMessagingSpan(
@@ -226,20 +348,24 @@ export async function startConsumer(
               [SpanAttributes.batchCount]: batch.length,
             },
           },
-          () => handleBatch(batch, { deadLetter }),
+          () => handleBatch(batch, tools),
         );
         for (const m of batch) {
           if (!settled.has(m)) {
             m.ack();
             stats.acked++;
           }
+          release(m);
         }
         break;
       } catch (err) {
         const delay = backoff(attempt);
         if (stopping) {
           // Handed back for redelivery, in order, to whoever consumes next.
-          for (const m of batch) if (!settled.has(m)) m.nak();
+          for (const m of batch) {
+            if (!settled.has(m)) m.nak();
+            release(m);
+          }
           stats.naked += batch.length;
           return;
         }
@@ -249,8 +375,6 @@ export async function startConsumer(
           "batch failed; retrying in place",
         );
         await new Promise((r) => setTimeout(r, delay));
-        // Keep the server from redelivering what we still hold.
-        for (const m of batch) if (!settled.has(m)) m.working();
       }
     }
     stats.processed += batch.length;
@@ -267,6 +391,12 @@ export async function startConsumer(
   const reader = (async () => {
     try {
       for await (const msg of messages) {
+        if (stopping) {
+          // Pulled as we stopped: straight back to the server for whoever consumes next.
+          msg.nak();
+          continue;
+        }
+        held.add(msg);
         buffer.push(msg);
         wake?.();
       }
@@ -290,8 +420,17 @@ export async function startConsumer(
       if (chains.get(k) === run) chains.delete(k);
     });
   };
+  /** On stop, what is only buffered goes back at once rather than after the ack wait. */
+  const handBack = () => {
+    for (const m of buffer.splice(0)) {
+      m.nak();
+      release(m);
+      stats.naked++;
+    }
+  };
   const processor = (async () => {
     for (;;) {
+      if (stopping) return;
       if (buffer.length === 0) {
         if (ended) return;
         await new Promise<void>((resolve) => (wake = resolve));
@@ -300,8 +439,23 @@ export async function startConsumer(
       }
       const batch = buffer.splice(0, batchSize);
       if (!("handle" in o)) await processBatch(o.handleBatch, batch);
-      else if (concurrency === 1) for (const msg of batch) await processOne(o.handle, msg);
-      else for (const msg of batch) await dispatch(o.handle, msg);
+      else if (concurrency === 1) {
+        for (let i = 0; i < batch.length; i++) {
+          if (stopping) {
+            buffer.unshift(...batch.slice(i));
+            break;
+          }
+          await processOne(o.handle, batch[i]!);
+        }
+      } else {
+        for (let i = 0; i < batch.length; i++) {
+          if (stopping) {
+            buffer.unshift(...batch.slice(i));
+            break;
+          }
+          await dispatch(o.handle, batch[i]!);
+        }
+      }
     }
   })();
 
@@ -318,8 +472,13 @@ export async function startConsumer(
     stats,
     stop: async () => {
       stopping = true;
+      // Our pull ends first: a message handed back while it is still open on the server
+      // would be redelivered straight into it, to nobody, and wait out the ack wait.
       messages.stop();
+      wake?.();
       await loop;
+      handBack();
+      clearInterval(keepAlive);
       log.info({ ...ctx, ...stats }, "consumer stopped");
     },
   };

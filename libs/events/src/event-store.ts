@@ -9,7 +9,7 @@ import {
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, RawCommit, RawEventEnvelope } from "./envelope.ts";
-import { ConcurrencyConflictError } from "./errors.ts";
+import { ConcurrencyConflictError, describeError } from "./errors.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
 import { injectTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 
@@ -26,6 +26,19 @@ export interface AggregateHistory {
   readonly version: number;
   /** Commits already in the log, for idempotency beyond the dedupe window. */
   readonly commitIds: ReadonlySet<string>;
+}
+
+/** A message on an aggregate's subject that is not a readable commit. */
+export interface UnreadableCommit {
+  readonly sequence: number;
+  readonly subject: string;
+  readonly reason: string;
+}
+
+function defaultUnreadableReport(r: UnreadableCommit) {
+  process.emitWarning(`${r.subject} #${r.sequence} is not a readable commit (skipped): ${r.reason}`, {
+    code: "CAIRN_UNREADABLE_COMMIT",
+  });
 }
 
 export interface LoadOptions {
@@ -72,11 +85,45 @@ export class EventStore {
   readonly #catalogue: Catalogue;
   readonly #stream: string;
 
-  constructor(deps: { js: JetStreamClient; jsm: JetStreamManager; catalogue: Catalogue; stream?: string }) {
+  readonly #onUnreadable: (report: UnreadableCommit) => void;
+  /** Sequences already reported unreadable by this store: each is reported once. */
+  readonly #reported = new Set<number>();
+
+  constructor(deps: {
+    js: JetStreamClient;
+    jsm: JetStreamManager;
+    catalogue: Catalogue;
+    stream?: string;
+    /** Told once per sequence about a message on an aggregate's subject that is not a readable commit. */
+    onUnreadable?: (report: UnreadableCommit) => void;
+  }) {
     this.#js = deps.js;
     this.#jsm = deps.jsm;
     this.#catalogue = deps.catalogue;
     this.#stream = deps.stream ?? Streams.events;
+    this.#onUnreadable = deps.onUnreadable ?? defaultUnreadableReport;
+  }
+
+  /**
+   * A commit as read from the log, or undefined for a message that is not one (garbage
+   * published straight onto an event subject). Such a message is skipped by every load
+   * — it can never block the aggregate — and reported once; the reactors dead-letter it.
+   */
+  #read(
+    sequence: number,
+    subject: string,
+    data: Uint8Array,
+  ): ReturnType<Catalogue["parseCommit"]> | undefined {
+    try {
+      return this.#catalogue.parseCommit(JSON.parse(new TextDecoder().decode(data)));
+    } catch (err) {
+      if (!this.#reported.has(sequence)) {
+        this.#reported.add(sequence);
+        if (this.#reported.size > 10_000) this.#reported.delete(this.#reported.values().next().value!);
+        this.#onUnreadable({ sequence, subject, reason: describeError(err) });
+      }
+      return undefined;
+    }
   }
 
   /** Stream sequence of the aggregate's last commit; 0 when it has none. */
@@ -111,7 +158,14 @@ export class EventStore {
       try {
         reading: for await (const m of messages) {
           if (m.seq > end) break;
-          const commit = this.#catalogue.parseCommit(m.json());
+          const commit = this.#read(m.seq, subject, m.data);
+          if (!commit) {
+            // Unreadable: skipped, but it is the subject's last message as far as the
+            // next append's expected sequence goes.
+            lastSequence = m.seq;
+            if (m.seq >= end) break;
+            continue;
+          }
           for (const e of commit.events) {
             if (opts.toVersion !== undefined && e.position > opts.toVersion) break reading;
             if (opts.toTime !== undefined && Date.parse(e.time) > opts.toTime.getTime()) break reading;

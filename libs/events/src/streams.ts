@@ -31,7 +31,15 @@ export function expectedStreams(opts: { replicas?: number } = {}): Partial<Strea
   return [
     { ...base, name: Streams.commands, subjects: ["cmd.>"], max_age: 7 * DAY_MS * NS_PER_MS },
     { ...base, name: Streams.events, subjects: ["evt.>"], max_age: 0 },
-    { ...base, name: DLQ_STREAM, subjects: [dlqSubject(">")], max_age: 30 * DAY_MS * NS_PER_MS },
+    // A bad message met by several consumers is one dead letter: its id is the original's
+    // place, and the window covers the time a consumer may take to meet it (a replay).
+    {
+      ...base,
+      name: DLQ_STREAM,
+      subjects: [dlqSubject(">")],
+      max_age: 30 * DAY_MS * NS_PER_MS,
+      duplicate_window: 7 * DAY_MS * NS_PER_MS,
+    },
   ];
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fullJitterBackoff } from "./consumer-runner.ts";
+import { fullJitterBackoff } from "./delays.ts";
 import { isTokenSafe, nodeAggregateId, parseNodeAggregateId } from "./ids.ts";
 import {
   commandFilter,

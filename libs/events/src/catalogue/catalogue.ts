@@ -3,9 +3,9 @@ import {
   type AggregateRef,
   commandEnvelope,
   commitBody,
+  type EventEnvelope,
   eventEnvelope,
   type RawCommand,
-  type RawCommit,
   type RawEventEnvelope,
 } from "../envelope.ts";
 import { tokenSafeId } from "../ids.ts";
@@ -38,7 +38,25 @@ export type CommandParse = { ok: true; value: ParsedCommand } | ({ ok: false } &
 /** A commit's outer shape; its events are read one by one with `parseEvent`. */
 const commitShape = commitBody.extend({ events: z.array(z.unknown()).min(1) });
 
-export class Catalogue {
+/** `{ type, data }` of one event or command type. */
+type Msg = { type: string; data: unknown };
+
+/**
+ * A commit read from the log, its events typed by the catalogue's union: a reader
+ * narrows an event by its `type` and gets its data's type, with no cast.
+ */
+export interface TypedCommit<E extends Msg = Msg> {
+  readonly commitId: string;
+  readonly aggregate: AggregateRef;
+  readonly events: EventEnvelope<E>[];
+}
+
+/**
+ * Every event and command type, with their schemas. `E` is the union of the events it
+ * defines, so what it parses comes out typed (Cairn's own catalogue is a
+ * `Catalogue<AnyEvent>`).
+ */
+export class Catalogue<E extends Msg = Msg> {
   readonly events: ReadonlyMap<string, EventDefinition>;
   readonly commands: ReadonlyMap<string, CommandDefinition>;
 
@@ -52,7 +70,7 @@ export class Catalogue {
    * than this code are refused with a reason; older versions are upcast.
    * @throws SchemaError
    */
-  parseEvent(raw: unknown): RawEventEnvelope {
+  parseEvent(raw: unknown): EventEnvelope<E> {
     const env = eventEnvelope.safeParse(raw);
     if (!env.success) throw new SchemaError("not an event envelope", describeIssues(env.error));
     const e = env.data;
@@ -72,11 +90,12 @@ export class Catalogue {
     const parsed = def.schema.safeParse(data);
     if (!parsed.success)
       throw new SchemaError(`${e.type} v${e.version} data is invalid`, describeIssues(parsed.error));
-    return { ...e, version: def.version, data: parsed.data };
+    // The one place data becomes typed: it was just checked against its type's schema.
+    return { ...e, version: def.version, data: parsed.data } as EventEnvelope<E>;
   }
 
   /** Reads a commit body; every event in it is parsed and upcast. @throws SchemaError */
-  parseCommit(raw: unknown): RawCommit {
+  parseCommit(raw: unknown): TypedCommit<E> {
     const c = commitShape.safeParse(raw);
     if (!c.success) throw new SchemaError("not a commit", describeIssues(c.error));
     // Each envelope is checked once, by parseEvent (checking it in the commit's schema too
@@ -116,7 +135,7 @@ export class Catalogue {
    * @example catalogue.parseCommitTrusted(JSON.parse(body)).events[0].type // "cluster.requested"
    * @throws SchemaError
    */
-  parseCommitTrusted(raw: unknown): RawCommit {
+  parseCommitTrusted(raw: unknown): TypedCommit<E> {
     if (!isObject(raw)) throw new SchemaError("not a commit: not an object");
     const { commitId, aggregate, events } = raw;
     if (typeof commitId !== "string" || commitId.length === 0)
@@ -124,7 +143,7 @@ export class Catalogue {
     if (!isAggregateRef(aggregate)) throw new SchemaError("not a commit: aggregate: must be { type, id }");
     if (!Array.isArray(events) || events.length === 0)
       throw new SchemaError("not a commit: events: must be a non-empty array");
-    const out: RawEventEnvelope[] = new Array(events.length);
+    const out: EventEnvelope<E>[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
       const e: unknown = events[i];
       const problem = envelopeProblem(e);
@@ -136,7 +155,7 @@ export class Catalogue {
       if (!def)
         throw new SchemaError(`not a commit: events.${i}: unknown event type ${JSON.stringify(env.type)}`);
       // The common case: today's version, taken as written (no copy).
-      if (env.version === def.version) out[i] = env;
+      if (env.version === def.version) out[i] = env as EventEnvelope<E>;
       else out[i] = this.parseEvent(env); // newer: refused with parseEvent's reason; older: upcast and checked
     }
     return { commitId, aggregate, events: out };

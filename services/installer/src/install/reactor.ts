@@ -585,8 +585,6 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       stream: Streams.events,
       durable,
       filterSubject: eventFilter(aggregate),
-      // Waiting is a redelivery too; only real failures count towards a dead letter.
-      maxDeliver: 10_000,
       concurrency,
       ...(o.logger ? { logger: o.logger } : {}),
       handle: async (msg) => {

@@ -126,7 +126,6 @@ export async function startClassificationRestore(
       stream: Streams.events,
       durable,
       filterSubject: eventFilter(aggregate),
-      maxDeliver: 1_000,
       concurrency: 8,
       ...(o.logger ? { logger: o.logger } : {}),
       handle: async (msg) => {

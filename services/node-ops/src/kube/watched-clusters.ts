@@ -89,7 +89,6 @@ export async function startWatchedClusters(o: WatchedClustersOptions): Promise<W
     js: o.nats.js,
     jsm: o.nats.jsm,
     stream: Streams.events,
-    maxDeliver: 1_000,
     ...(o.logger ? { logger: o.logger } : {}),
   };
   try {

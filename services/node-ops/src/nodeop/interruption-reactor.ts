@@ -95,7 +95,6 @@ export async function startInterruptionReactor(o: InterruptionReactorOptions): P
     durable: "node-ops-interruptions",
     filterSubject: eventFilter("nodeop"),
     // Waiting for a reclaim is a redelivery too: 1,000 of up to 5 s each is over an hour.
-    maxDeliver: 1_000,
     concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),
     handle: async (msg) => {

@@ -269,7 +269,6 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     stream: Streams.events,
     durable: "node-ops-reactor",
     filterSubject: eventFilter("nodeop"),
-    maxDeliver: 1_000,
     // Nodes proceed side by side; each node's commits stay in order (key: subject).
     concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),

@@ -83,7 +83,6 @@ export async function startRetiredNodes(o: RetiredNodesOptions): Promise<Running
     durable: "node-ops-retired",
     filterSubject: eventFilter("cluster"),
     // Waiting for the instance to go is a redelivery too.
-    maxDeliver: 1_000,
     concurrency: 16,
     ...(o.logger ? { logger: o.logger } : {}),
     handle: async (msg) => {

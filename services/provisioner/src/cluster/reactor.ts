@@ -371,8 +371,6 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     stream: Streams.events,
     durable: "provisioner-reactor",
     filterSubject: eventFilter("cluster"),
-    // Waiting is a redelivery too; only real failures count towards a dead letter.
-    maxDeliver: 1_000,
     // Clusters proceed side by side; each cluster's commits stay in order (key: subject).
     concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),

@@ -1,0 +1,154 @@
+/**
+ * The reactor runtime: the one way a service reacts to events (beside `serveCommands`
+ * for commands). Every process manager, follower and watcher of every service runs on
+ * it, so they share one set of rules:
+ *
+ *  1. A commit is parsed once, against the catalogue, and handed over typed: a reactor
+ *     narrows an event by `type` and reads its data with no cast.
+ *  2. A message that is not a commit of this aggregate type (garbage, an unknown type,
+ *     a schema failure, a commit of another aggregate) is a dead letter with the reason,
+ *     once, and never blocks the aggregate's later commits or the process.
+ *  3. A commit's outcome follows one rule (`combineSettlements`): a real failure wins over
+ *     a wait, a permanent one over a transient one; waits come back at the soonest.
+ *  4. Waits never count towards a dead letter; real failures do, within a small budget,
+ *     retried with full-jitter backoff.
+ *  5. Work in hand is kept alive (`working()`), so the ack wait is short and an event
+ *     whose process died is retried within seconds.
+ *
+ * @example
+ * await startReactor({ nats, name: "provisioner-reactor", aggregate: "cluster",
+ *   react: async (e) => { if (e.type === "cluster.requested") await validate(e.data.spec); } });
+ */
+import type { DeliverPolicy, JsMsg } from "@nats-io/jetstream";
+import { SchemaError } from "./catalogue/define.ts";
+import { catalogue, type EventOfAggregate, type EventsByAggregate } from "./catalogue/index.ts";
+import type { Nats } from "./connection.ts";
+import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
+import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
+import { type AggregateType, eventFilter, Headers, parseEventSubject, Streams } from "./subjects.ts";
+
+/** An event as a reactor gets it: typed by its aggregate, with where it sits in the log. */
+export type ReactingEvent<A extends AggregateType> = EventOfAggregate<A> & {
+  /** The stream sequence of its commit: pass it as `atLeastSequence` to read its aggregate. */
+  readonly sequence: number;
+  readonly commitId: string;
+  /** How many times this commit was delivered (1 the first time): waits poll with it. */
+  readonly deliveries: number;
+};
+
+export interface ReactorOptions<A extends AggregateType> {
+  nats: Nats;
+  /** `<service>-<concern>` (`provisioner-reactor`): the durable consumer's name, and the name in logs. */
+  name: string;
+  /** The aggregate type whose events this reactor follows (`evt.<aggregate>.*`). */
+  aggregate: A;
+  /**
+   * The event types it acts on. Others are never handed over, and a commit that holds
+   * none of them (its `Cairn-Event-Types` header says so) is acknowledged unread.
+   */
+  types?: readonly EventsByAggregate[A]["type"][];
+  /** Commits in hand at once, across aggregates; one aggregate's commits stay in order. Default 16. */
+  concurrency?: number;
+  /**
+   * `together` (default): a commit's events run side by side (they concern different
+   * slots, nodes…, and every reaction is idempotent). `in-order`: one after another,
+   * stopping at the first that does not finish.
+   */
+  commitEvents?: "together" | "in-order";
+  /** Real failures before a dead letter (default: the runner's, 5). */
+  failureBudget?: number;
+  ackWaitMs?: number;
+  deliverPolicy?: DeliverPolicy;
+  logger?: RunnerLogger;
+  react(event: ReactingEvent<A>): Promise<void>;
+}
+
+/** Starts a reactor; `stop()` finishes what is in hand and hands back the rest. */
+export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>): Promise<RunningConsumer> {
+  const wanted = o.types ? new Set<string>(o.types) : undefined;
+  const inOrder = o.commitEvents === "in-order";
+  return await startConsumer({
+    js: o.nats.js,
+    jsm: o.nats.jsm,
+    stream: Streams.events,
+    durable: o.name,
+    filterSubject: eventFilter(o.aggregate),
+    concurrency: o.concurrency ?? 16,
+    ...(o.failureBudget !== undefined ? { failureBudget: o.failureBudget } : {}),
+    ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
+    ...(o.deliverPolicy !== undefined ? { deliverPolicy: o.deliverPolicy } : {}),
+    ...(o.logger ? { logger: o.logger } : {}),
+    handle: async (msg) => {
+      // 1. Nothing wanted in it (by its header): done without parsing.
+      if (wanted && !mayHold(msg, wanted)) return;
+      // 2. Parse and type it; anything else is permanent (a dead letter with the reason).
+      const commit = readCommit(msg, o.aggregate);
+      const events = commit.events.filter((e) => !wanted || wanted.has(e.type));
+      const deliveries = msg.info.deliveryCount;
+      // (Spread as a plain object: the typed union is too wide for the compiler to spread.)
+      const reacting = (e: object) =>
+        ({ ...e, sequence: msg.seq, commitId: commit.commitId, deliveries }) as unknown as ReactingEvent<A>;
+      // 3. React, and settle the commit by the one rule.
+      let outcome: Settlement;
+      if (inOrder) {
+        outcome = { kind: "done" };
+        for (const e of events) {
+          outcome = await o.react(reacting(e)).then(
+            () => settlementOf(),
+            (err: unknown) => settlementOf(err),
+          );
+          if (outcome.kind !== "done") break;
+        }
+      } else {
+        const results = await Promise.allSettled(events.map((e) => o.react(reacting(e))));
+        outcome = combineSettlements(
+          results.map((r) => (r.status === "fulfilled" ? settlementOf() : settlementOf(r.reason))),
+        );
+      }
+      throwSettlement(outcome);
+    },
+  });
+}
+
+/** Hands a settlement to the runner, which settles by the same classification. */
+function throwSettlement(outcome: Settlement): void {
+  switch (outcome.kind) {
+    case "done":
+      return;
+    case "wait":
+      throw new RetryLaterError(outcome.delayMs, outcome.reason);
+    case "transient":
+    case "permanent":
+      throw outcome.error;
+  }
+}
+
+/** False only when the commit's header says it holds none of the wanted types. */
+function mayHold(msg: JsMsg, wanted: ReadonlySet<string>): boolean {
+  const header = msg.headers?.get(Headers.eventTypes);
+  if (!header) return true;
+  return header.split(",").some((t) => wanted.has(t));
+}
+
+/**
+ * The commit in `msg`, parsed against the catalogue and checked to belong where it was
+ * published. @throws SchemaError (permanent: the message is a dead letter)
+ */
+export function readCommit<A extends AggregateType>(
+  msg: Pick<JsMsg, "data" | "subject" | "seq">,
+  aggregate: A,
+): { commitId: string; events: EventOfAggregate<A>[] } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(msg.data));
+  } catch (err) {
+    throw new SchemaError(`${msg.subject} #${msg.seq} is not JSON, so not a commit`, [], { cause: err });
+  }
+  const commit = catalogue.parseCommit(raw);
+  const at = parseEventSubject(msg.subject);
+  if (commit.aggregate.type !== aggregate || at?.type !== aggregate || at.id !== commit.aggregate.id)
+    throw new SchemaError(
+      `${msg.subject} #${msg.seq} holds a commit of ${commit.aggregate.type} ${commit.aggregate.id}, not of its subject`,
+    );
+  return { commitId: commit.commitId, events: commit.events as EventOfAggregate<A>[] };
+}
