@@ -1,6 +1,6 @@
 export * from "./adapters/ssm.ts";
 export * from "./install/decider.ts";
-export * from "./install/health.ts";
+export * from "./install/health-probe.ts";
 export * from "./install/output.ts";
 export * from "./install/reactor.ts";
 export * from "./installer.ts";

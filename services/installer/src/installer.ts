@@ -14,7 +14,7 @@ import {
   type InstallPolicy,
   type InstallState,
 } from "./install/decider.ts";
-import { type HealthProbeOptions, startHealthProbes } from "./install/health.ts";
+import { type HealthProbeOptions, startHealthProbes } from "./install/health-probe.ts";
 import { type InstallReactorOptions, startInstallReactor } from "./install/reactor.ts";
 import type { RemoteExec } from "./ports.ts";
 

@@ -1,198 +1,233 @@
 /**
- * The K3s service probe: on an interval, for every installed cluster, one `k3s-check`
- * over SSM on each joined node (the `validateAllChecks` idea). Results go to the install
- * aggregate as `install.record-check`, which turns them into events only when they
- * change: a cluster of healthy nodes costs SSM calls, never events.
+ * The install's health, pure. Once the install completed, checks count: a failing
+ * check makes the cluster Degraded; a node's own failing checks (K3s down, NotReady)
+ * start its recovery ladder (REMEDIATION_LADDER), which makes it Recovering; every
+ * check passing again makes it Ready. Above `maxUnhealthyShare` of nodes unhealthy at
+ * once, no node is touched: that is a wider outage, not a node's.
  *
- * The other checks need no probe: node-ops' facts (Ready, pressure, API server) arrive
- * as events and are recorded by the reactor.
- *
- * One installer process probes at a time (the holder of the `installer.health` lease).
+ * Check results arrive as commands (the health probe's `k3s-active`, node-ops' facts)
+ * and become events only when they change what is on record.
  */
-import { hostname } from "node:os";
+import type { HealthCheck, InstallEvent, InstallStep } from "@cairn/events";
 import {
-  type CommandHandler,
-  catalogue,
-  clusterSecretParameters,
-  type InstallCommand,
-  type InstallEvent,
-  type Nats,
-  newId,
-  type RunnerLogger,
-  Streams,
-} from "@cairn/events";
-import { acquireLeadership } from "@cairn/service";
-import { type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
-import { stepScript } from "../scripts/steps.ts";
-import type { InstallState } from "./decider.ts";
-import { outputTail } from "./output.ts";
+  type Active,
+  after,
+  type CommandData,
+  checkKey,
+  type InstallNode,
+  type InstallPolicy,
+  type InstallState,
+  isLive,
+  isOver,
+  REMEDIATION_LADDER,
+} from "./state.ts";
+import { andThen, joinStep, requestStep } from "./steps.ts";
 
-export const HEALTH_LEASE = "installer.health";
+/** Checks that are a node's own and that its ladder can cure. */
+const NODE_CHECKS: ReadonlySet<HealthCheck> = new Set(["k3s-active", "node-ready"]);
 
-export interface HealthProbeOptions {
-  nats: Nats;
-  handler: CommandHandler<InstallCommand, InstallEvent, InstallState>;
-  remote: RemoteExec;
-  /** Between two rounds (default 60 s). */
-  intervalMs?: number;
-  /** How long a round waits for a probe's answer before it counts as failed (default 30 s). */
-  probeTimeoutMs?: number;
-  /** Between two looks at a probe still running (default 500 ms). */
-  pollMs?: number;
-  /** SSM's own timeout of a probe, in SSM's seconds (default 60). */
-  executionTimeoutSeconds?: number;
-  leaseTtlMs?: number;
-  logger?: RunnerLogger;
+const HINTS: Readonly<Record<HealthCheck, string>> = {
+  "k3s-active":
+    "the K3s service is not active on the node: Cairn restarts it, then rejoins or replaces the node; read the evidence (systemctl status k3s) if it keeps failing",
+  "node-ready":
+    "the kubelet reports the node NotReady: check its network and kubelet log (journalctl -u k3s-agent); Cairn restarts K3s, then rejoins or replaces the node",
+  "api-reachable":
+    "the API server does not answer: check the servers' K3s service and that port 6443 is open between node-ops and the servers",
+  "no-pressure":
+    "the node reports resource pressure: free disk or memory, drain workloads away, or use a larger instance type for the pool",
+};
+
+/** `check-failed` / `check-passed` when a check's result differs from what is on record. */
+function checkChange(
+  state: Active,
+  check: HealthCheck,
+  node: string | undefined,
+  ok: boolean,
+  evidence = "",
+): InstallEvent[] {
+  const had = state.failing[checkKey(check, node)];
+  if (ok) return had ? [{ type: "install.check-passed", data: { check, ...(node ? { node } : {}) } }] : [];
+  if (had && had.evidence === evidence) return [];
+  if (had) return [];
+  return [
+    {
+      type: "install.check-failed",
+      data: {
+        check,
+        ...(node ? { node } : {}),
+        evidence: evidence || `${check} failed`,
+        remediation: HINTS[check],
+      },
+    },
+  ];
 }
 
-export interface HealthProbes {
-  /** One round now, over every installed cluster (tests, and the interval). */
-  round(): Promise<{ clusters: number; probes: number }>;
-  stop(): Promise<void>;
-}
-
-type Active = Exclude<InstallState, { status: "Absent" }>;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The clusters that have an install: the install subjects of the event stream. */
-async function installIds(nats: Nats): Promise<string[]> {
-  const info = await nats.jsm.streams.info(Streams.events, { subjects_filter: "evt.install.*" });
-  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice("evt.install.".length));
-}
-
-export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthProbes> {
-  const intervalMs = o.intervalMs ?? 60_000;
-  const probeTimeoutMs = o.probeTimeoutMs ?? 30_000;
-  const pollMs = o.pollMs ?? 500;
-
-  const record = async (clusterId: string, data: object) => {
-    const parsed = catalogue.parseCommand({
-      id: newId(),
-      type: "install.record-check",
-      data: { clusterId, ...data },
-      meta: { actor: "installer" },
-    });
-    if (parsed.ok) await o.handler.handle(parsed.value);
+/** The rung's events: the request, and what carries it out (a step, or the node given up on). */
+function rung(state: Active, n: InstallNode, index: number, reason: string): InstallEvent[] {
+  const ladder = REMEDIATION_LADDER[n.role];
+  const action = ladder[index];
+  if (!action) return [];
+  const attempt = ladder.slice(0, index + 1).filter((a) => a === action).length;
+  const requested: InstallEvent = {
+    type: "install.remediation-requested",
+    data: { slot: n.slot, node: n.node, action, attempt, reason },
   };
-
-  const probeCluster = async (clusterId: string, s: Active): Promise<number> => {
-    const nodes = Object.values(s.nodes).filter((n) => n.joined && !n.failed && !n.step);
-    const { token, kubeconfig } = clusterSecretParameters(clusterId);
-    const sent = await Promise.all(
-      nodes.map(async (n) => {
-        try {
-          const commandId = await o.remote.send(s.plan.region, {
-            instanceId: n.instanceId,
-            comment: `cairn k3s-check cluster=${clusterId}`,
-            executionTimeoutSeconds: o.executionTimeoutSeconds ?? 60,
-            commands: stepScript({
-              step: "k3s-check",
-              clusterId,
-              region: s.plan.region,
-              node: n.node,
-              role: n.role,
-              k3sVersion: s.plan.k3sVersion,
-              labels: {},
-              taints: [],
-              tokenParameter: token,
-              kubeconfigParameter: kubeconfig,
-              ha: s.plan.servers > 1,
-            }),
-          });
-          return { n, commandId };
-        } catch (err) {
-          await record(clusterId, {
-            check: "k3s-active",
-            node: n.node,
-            ok: false,
-            evidence: `the probe could not be sent: ${(err as Error).message}`.slice(0, 2_000),
-          });
-          return undefined;
-        }
-      }),
-    );
-    const waiting = new Map(sent.filter((x) => x !== undefined).map((x) => [x.commandId, x.n]));
-    const deadline = Date.now() + probeTimeoutMs;
-    while (waiting.size > 0) {
-      for (const [commandId, n] of [...waiting]) {
-        const inv = await o.remote.invocation(s.plan.region, commandId, n.instanceId).catch(() => undefined);
-        if (!inv || RUNNING_STATUSES.has(inv.status)) continue;
-        waiting.delete(commandId);
-        const ok = inv.status === "Success" && /^active\s*$/m.test(inv.stdout);
-        await record(clusterId, {
-          check: "k3s-active",
+  if (action === "replace")
+    return [
+      requested,
+      {
+        type: "install.node-failed",
+        data: {
+          slot: n.slot,
+          instanceId: n.instanceId,
           node: n.node,
-          ok,
-          ...(ok ? {} : { evidence: `probe ${inv.status}: ${outputTail(inv.stdout, inv.stderr, 5, 500)}` }),
-        });
-      }
-      if (waiting.size === 0) break;
-      if (Date.now() > deadline) {
-        for (const [commandId, n] of waiting) {
-          await o.remote.cancel(s.plan.region, commandId, n.instanceId).catch(() => undefined);
-          await record(clusterId, {
-            check: "k3s-active",
-            node: n.node,
-            ok: false,
-            evidence: `the probe had no answer within ${Math.round(probeTimeoutMs / 1000)} s (is the SSM Agent online?)`,
-          });
-        }
-        break;
-      }
-      await sleep(pollMs);
-    }
-    return sent.length;
-  };
+          reason: `unhealthy after restarting${n.role === "agent" ? " and rejoining" : ""}: ${reason}`,
+          remediation:
+            "the instance is replaced; if replacements turn unhealthy too, look beyond the node (AMI, network, the servers)",
+        },
+      },
+    ];
+  const step: InstallStep = action === "restart-k3s" ? "k3s-restart" : joinStep(n);
+  const s1 = { ...state, nodes: { ...state.nodes, [n.slot]: { ...n, step: undefined } } } as Active;
+  return [requested, requestStep(s1, n, step, Object.values(state.nodes).filter((x) => x.step).length)];
+}
 
-  const round = async () => {
-    let clusters = 0;
-    let probes = 0;
-    for (const id of await installIds(o.nats)) {
-      const { state } = await o.handler.read(
-        { type: "install", id },
-        { atLeastSequence: Number.MAX_SAFE_INTEGER },
-      );
-      if (state.status === "Absent" || !state.completedOnce) continue;
-      if (state.status === "Failed" || state.status === "Removing" || state.status === "Removed") continue;
-      clusters++;
-      probes += await probeCluster(id, state);
-    }
-    return { clusters, probes };
-  };
+/** What failing checks mean for a cluster that was installed: Degraded, a ladder rung, or Ready again. */
+function healthEvents(state: InstallState, policy: InstallPolicy): InstallEvent[] {
+  if (!isLive(state) || !state.completedOnce) return [];
+  const failing = Object.values(state.failing);
+  if (failing.length === 0)
+    return state.status === "Degraded" || state.status === "Recovering"
+      ? [{ type: "install.recovered", data: {} }]
+      : [];
+  const out: InstallEvent[] = [];
+  if (state.status === "Ready" || state.status === "Installing")
+    out.push({
+      type: "install.degraded",
+      data: {
+        failing: failing.map((f) => ({
+          check: f.check,
+          ...(f.node ? { node: f.node } : {}),
+          evidence: f.evidence,
+        })),
+        remediation: HINTS[failing[0]?.check ?? "node-ready"],
+      },
+    });
+  const nodes = Object.values(state.nodes).filter((n) => !n.failed);
+  const unhealthy = [
+    ...new Set(failing.filter((f) => f.node && NODE_CHECKS.has(f.check)).map((f) => f.node as string)),
+  ];
+  if (unhealthy.length === 0) return out;
+  if (unhealthy.length / Math.max(1, nodes.length) > policy.maxUnhealthyShare) {
+    if (!state.withheld)
+      out.push({
+        type: "install.remediation-withheld",
+        data: {
+          unhealthy: unhealthy.length,
+          of: nodes.length,
+          reason: `${unhealthy.length} of ${nodes.length} nodes are unhealthy at once (over ${Math.round(policy.maxUnhealthyShare * 100)}%): that looks like a wider outage; no node is touched until fewer are`,
+        },
+      });
+    return out;
+  }
+  let s: Active = state;
+  for (const name of unhealthy) {
+    const n = nodes.find((x) => x.node === name);
+    if (!n || n.remedy || n.step || !n.joined) continue;
+    const why = failing
+      .filter((f) => f.node === name)
+      .map((f) => `${f.check}: ${f.evidence}`)
+      .join("; ");
+    const events = rung(s, n, 0, why);
+    out.push(...events);
+    s = after(s, events) as Active;
+  }
+  return out;
+}
 
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-  let leading = false;
-  const tick = () => {
-    timer = setTimeout(() => {
-      running = round()
-        .catch((err) => o.logger?.warn({ err: (err as Error).message }, "health round failed"))
-        .finally(() => {
-          if (leading) tick();
-        });
-    }, intervalMs);
-  };
-  const lease = await acquireLeadership({
-    nc: o.nats.nc,
-    name: HEALTH_LEASE,
-    holder: `${hostname()}-${process.pid}-${newId()}`,
-    ...(o.leaseTtlMs !== undefined ? { ttlMs: o.leaseTtlMs } : {}),
-    onElected: () => {
-      leading = true;
-      tick();
-    },
-    onDeposed: () => {
-      leading = false;
-      clearTimeout(timer);
-    },
-  });
-  return {
-    round,
-    stop: async () => {
-      leading = false;
-      clearTimeout(timer);
-      await lease.release();
-      await running;
-    },
-  };
+/** The decision's events on `state`, then what they mean for the cluster's health. */
+function withHealth(state: InstallState, events: InstallEvent[], policy: InstallPolicy): InstallEvent[] {
+  if (events.length === 0) return events;
+  return [...events, ...healthEvents(after(state, events), policy)];
+}
+
+/** A check's result (the health probe's, or node-ops' API fact), on a cluster that was installed. */
+export function decideRecordCheck(
+  d: CommandData<"install.record-check">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (!isLive(state) || !state.completedOnce) return [];
+  const { check, node, ok, evidence } = d;
+  if (node && !Object.values(state.nodes).some((n) => n.node === node && n.joined && !n.failed)) return [];
+  return withHealth(state, checkChange(state, check, node, ok, evidence), policy);
+}
+
+/**
+ * node-ops' Ready fact for a node: it moves the install on (a completion may be owed)
+ * and, once installed, is the node's `node-ready` check.
+ */
+export function decideNodeState(
+  d: CommandData<"install.record-node-state">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state)) return [];
+  const n = Object.values(state.nodes).find((x) => x.node === d.node);
+  if (!n) return [];
+  const { state: fact } = d;
+  const reason = d.reason ?? (fact === "removed" ? "the node left the cluster" : "NotReady");
+  // Once installed, readiness is also a health check of the node.
+  const health =
+    state.completedOnce && n.joined ? checkChange(state, "node-ready", n.node, fact === "ready", reason) : [];
+  if (fact === "ready")
+    return withHealth(
+      state,
+      [
+        ...andThen(
+          state,
+          n.ready ? [] : [{ type: "install.node-ready", data: { slot: n.slot, node: n.node } }],
+          policy,
+        ),
+        ...health,
+      ],
+      policy,
+    );
+  return withHealth(
+    state,
+    [
+      ...(n.ready
+        ? [{ type: "install.node-not-ready" as const, data: { slot: n.slot, node: n.node, reason } }]
+        : []),
+      ...health,
+    ],
+    policy,
+  );
+}
+
+/**
+ * The grace after a recovery action ended: a node still failing its own checks climbs
+ * to the next rung (unless too many nodes are unhealthy at once).
+ */
+export function decideCheckRemediation(
+  d: CommandData<"install.check-remediation">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (!isLive(state)) return [];
+  const { node, action, attempt } = d;
+  const n = Object.values(state.nodes).find((x) => x.node === node);
+  if (!n?.remedy || n.remedy.action !== action || n.remedy.attempt !== attempt || n.step || n.failed)
+    return [];
+  const failing = Object.values(state.failing).filter((f) => f.node === n.node && NODE_CHECKS.has(f.check));
+  if (failing.length === 0) return [];
+  const nodes = Object.values(state.nodes).filter((x) => !x.failed);
+  const unhealthy = new Set(
+    Object.values(state.failing)
+      .filter((f) => f.node && NODE_CHECKS.has(f.check))
+      .map((f) => f.node),
+  );
+  if (unhealthy.size / Math.max(1, nodes.length) > policy.maxUnhealthyShare)
+    return healthEvents(state, policy).filter((e) => e.type === "install.remediation-withheld");
+  return rung(state, n, n.remedy.rung + 1, failing.map((f) => `${f.check}: ${f.evidence}`).join("; "));
 }

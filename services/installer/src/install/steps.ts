@@ -1,0 +1,357 @@
+/**
+ * The install steps, pure: init the first server, join further servers one at a time
+ * (embedded etcd grows one member at a time), join agents side by side (at most
+ * `maxParallelJoins` at once, as soon as the first server is up), and verify: the
+ * install completes when every instance the provisioner runs is a Ready node.
+ *
+ * Never re-sending: a step in flight is only ever polled. A new attempt is a new
+ * decision, taken when the last one failed or passed its deadline (the reactor cancels
+ * it first), up to `maxAttempts`; then the node is given up on (the provisioner
+ * replaces it) — or, for the first server, the install fails.
+ */
+import type { InstallEvent, InstallStep } from "@cairn/events";
+import {
+  type Active,
+  after,
+  type CommandData,
+  type InstallNode,
+  type InstallPolicy,
+  type InstallState,
+  isLive,
+  isOver,
+} from "./state.ts";
+
+export const joinStep = (n: InstallNode): InstallStep =>
+  n.role === "server" ? "k3s-server-join" : "k3s-agent-join";
+
+/** `install.step-requested` for `n`, numbered "step X of Y" with `inFlight` steps ahead of it. */
+export function requestStep(
+  state: Active,
+  n: InstallNode,
+  step: InstallStep,
+  inFlight: number,
+): InstallEvent {
+  const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
+  return {
+    type: "install.step-requested",
+    data: {
+      step,
+      slot: n.slot,
+      instanceId: n.instanceId,
+      node: n.node,
+      attempt: (n.attempts[step] ?? 0) + 1,
+      number: Math.min(state.stepsDone + inFlight + 1, Math.max(nodes, 1)),
+      of: Math.max(nodes, 1),
+    },
+  };
+}
+
+/**
+ * The steps that can start now: the first server's init; then one server join at a
+ * time; agents side by side up to the policy's limit. Nodes not online, joined, failed
+ * or with a step in flight wait.
+ */
+function nextSteps(state: Active, policy: InstallPolicy): InstallEvent[] {
+  if (!isLive(state)) return [];
+  if (!state.secrets) return [];
+  const nodes = Object.values(state.nodes).sort((a, b) => a.slot - b.slot);
+  const idle = (n: InstallNode) => n.online && !n.joined && !n.failed && !n.step;
+  let inFlight = nodes.filter((n) => n.step).length;
+  const out: InstallEvent[] = [];
+  if (state.initialisedBy === undefined) {
+    if (nodes.some((n) => n.step?.name === "k3s-server-init")) return [];
+    const first = nodes.find((n) => n.role === "server" && idle(n));
+    return first ? [requestStep(state, first, "k3s-server-init", inFlight)] : [];
+  }
+  if (!nodes.some((n) => n.step?.name === "k3s-server-join")) {
+    const server = nodes.find((n) => n.role === "server" && idle(n));
+    if (server) {
+      out.push(requestStep(state, server, "k3s-server-join", inFlight));
+      inFlight++;
+    }
+  }
+  let agents = nodes.filter((n) => n.step?.name === "k3s-agent-join").length;
+  for (const n of nodes) {
+    if (agents >= policy.maxParallelJoins) break;
+    if (n.role !== "agent" || !idle(n)) continue;
+    out.push(requestStep(state, n, "k3s-agent-join", inFlight));
+    inFlight++;
+    agents++;
+  }
+  return out;
+}
+
+/** `install.completed` when a completion is owed and every instance is a Ready node. */
+function completion(state: InstallState): InstallEvent[] {
+  if (!isLive(state)) return [];
+  if (state.awaiting === undefined || !state.kubeconfig) return [];
+  const nodes = Object.values(state.nodes);
+  if (nodes.length !== state.awaiting) return [];
+  if (!nodes.every((n) => n.joined && n.ready && !n.failed)) return [];
+  return [{ type: "install.completed", data: { nodes: nodes.length, k3sVersion: state.plan.k3sVersion } }];
+}
+
+/** The decision's events on `state`, then whatever steps and completion they make possible. */
+export function andThen(state: InstallState, events: InstallEvent[], policy: InstallPolicy): InstallEvent[] {
+  if (events.length === 0) return events;
+  const s1 = after(state, events);
+  if (s1.status === "Absent") return events;
+  const steps = nextSteps(s1, policy);
+  const s2 = after(s1, steps);
+  return [...events, ...steps, ...completion(s2)];
+}
+
+/** The secrets are stored: the first server can be initialised. */
+export function decideRecordSecrets(
+  d: CommandData<"install.record-secrets">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state) || state.secrets) return [];
+  return andThen(state, [{ type: "install.secrets-stored", data: { parameters: d.parameters } }], policy);
+}
+
+/** An instance for a slot: a new node (replacing the slot's last one), with its join deadline. */
+export function decideAddNode(
+  d: CommandData<"install.add-node">,
+  state: InstallState,
+  policy: InstallPolicy,
+  now: Date,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state)) return [];
+  const { slot, instanceId, role, pool, capacityType, privateIp } = d;
+  const have = state.nodes[slot];
+  if (have?.instanceId === instanceId) return [];
+  const events: InstallEvent[] = [];
+  if (have)
+    events.push({
+      type: "install.node-removed",
+      data: { slot, instanceId: have.instanceId, node: have.node },
+    });
+  events.push({
+    type: "install.node-added",
+    data: {
+      slot,
+      instanceId,
+      // The EC2 instance id is the node's name: unique, and it maps facts to slots.
+      node: instanceId,
+      role,
+      pool,
+      capacityType,
+      ...(privateIp ? { privateIp } : {}),
+      joinDeadline: new Date(now.getTime() + policy.joinTimeoutMs).toISOString(),
+    },
+  });
+  return andThen(state, events, policy);
+}
+
+export function decideRemoveNode(
+  d: CommandData<"install.remove-node">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent") return [];
+  const have = state.nodes[d.slot];
+  if (!have) return [];
+  return andThen(
+    state,
+    [
+      {
+        type: "install.node-removed",
+        data: { slot: have.slot, instanceId: have.instanceId, node: have.node },
+      },
+    ],
+    policy,
+  );
+}
+
+/** The node's SSM Agent registered: its step can be sent. */
+export function decideRecordOnline(
+  d: CommandData<"install.record-online">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state)) return [];
+  const n = state.nodes[d.slot];
+  if (!n || n.instanceId !== d.instanceId || n.online) return [];
+  return andThen(
+    state,
+    [{ type: "install.node-online", data: { slot: n.slot, instanceId: n.instanceId } }],
+    policy,
+  );
+}
+
+/** The reactor sent the step: its command id, and the deadline it is polled against. */
+export function decideStepSent(
+  d: CommandData<"install.record-step-sent">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent") return [];
+  const { slot, step, attempt, commandId, sentAt } = d;
+  const n = state.nodes[slot];
+  if (n?.step?.name !== step || n.step.attempt !== attempt || n.step.status !== "requested") return [];
+  const deadline = new Date(Date.parse(sentAt) + policy.stepTimeoutMs[step]).toISOString();
+  return [
+    {
+      type: "install.step-sent",
+      data: { step, slot, instanceId: n.instanceId, attempt, commandId, sentAt, deadline },
+    },
+  ];
+}
+
+/**
+ * A step ended: it succeeded, or failed and is tried again, handed to the recovery
+ * ladder, stops the upgrade, or the node (the first server: the install) is given up on.
+ */
+export function decideStepResult(
+  d: CommandData<"install.record-step-result">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent") return [];
+  const n = state.nodes[d.slot];
+  const inFlight = n?.step;
+  if (!n || !inFlight || inFlight.name !== d.step || inFlight.attempt !== d.attempt) return [];
+  if (d.commandId !== undefined && inFlight.commandId !== undefined && inFlight.commandId !== d.commandId)
+    return [];
+  const commandId = d.commandId ?? inFlight.commandId;
+  if (d.status === "Success") {
+    return andThen(
+      state,
+      [
+        {
+          type: "install.step-succeeded",
+          data: {
+            step: d.step,
+            slot: n.slot,
+            instanceId: n.instanceId,
+            attempt: d.attempt,
+            commandId: commandId ?? "",
+            durationMs: d.durationMs ?? 0,
+            outputTail: d.outputTail,
+          },
+        },
+      ],
+      policy,
+    );
+  }
+  const retry = !d.permanent && d.attempt < policy.maxAttempts && !isOver(state) && state.status !== "Failed";
+  const reason = d.reason ?? `${d.step} ended ${d.status}`;
+  const remediation = remediationFor(d.step, d.status);
+  const failed: InstallEvent = {
+    type: "install.step-failed",
+    data: {
+      step: d.step,
+      slot: n.slot,
+      instanceId: n.instanceId,
+      attempt: d.attempt,
+      ...(commandId ? { commandId } : {}),
+      status: d.status,
+      reason,
+      outputTail: d.outputTail,
+      willRetry: retry,
+      remediation,
+    },
+  };
+  if (retry) return andThen(state, [failed], policy);
+  // A recovery action that failed: the ladder's next rung decides, after its grace.
+  if (n.remedy) return [failed];
+  // An upgrade that failed stops the rollout; the node stays cordoned for a person to look.
+  if (d.step === "k3s-upgrade")
+    return [
+      failed,
+      {
+        type: "install.upgrade-failed",
+        data: {
+          slot: n.slot,
+          node: n.node,
+          reason: `k3s-upgrade failed ${d.attempt} times on ${n.node}: ${reason}`,
+          remediation: `${remediation}; the node stays cordoned: fix it, then uncordon it and send install.upgrade again`,
+        },
+      },
+    ];
+  const giveUp: InstallEvent =
+    d.step === "k3s-server-init" && state.initialisedBy === undefined
+      ? {
+          type: "install.failed",
+          data: {
+            step: d.step,
+            slot: n.slot,
+            reason: `the first server could not be installed after ${d.attempt} attempts: ${reason}`,
+            remediation,
+            outputTail: d.outputTail,
+          },
+        }
+      : {
+          type: "install.node-failed",
+          data: {
+            slot: n.slot,
+            instanceId: n.instanceId,
+            node: n.node,
+            reason: `${d.step} failed ${d.attempt} times: ${reason}`,
+            remediation,
+            outputTail: d.outputTail,
+          },
+        };
+  return andThen(state, [failed, giveUp], policy);
+}
+
+function remediationFor(step: InstallStep, status: string): string {
+  if (status === "TimedOut")
+    return `${step} did not finish in time: check the instance reaches the K3s download and the first server (port 6443), and the instance's size`;
+  if (status === "Undeliverable" || status === "Lost")
+    return "the SSM Agent did not take the command: check the instance is running and its agent is online";
+  if (step === "k3s-server-init")
+    return "read the step's output: a K3s version that does not exist, a checksum mismatch or no outbound HTTPS are the usual causes";
+  return "read the step's output; check the node reaches the first server on port 6443 and that the join token parameter is readable by the instance role";
+}
+
+/** The kubeconfig is published: part of what a completion needs. */
+export function decideRecordKubeconfig(
+  d: CommandData<"install.record-kubeconfig">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state)) return [];
+  const { parameter, version } = d;
+  if (state.kubeconfig?.parameter === parameter && state.kubeconfig.version === version) return [];
+  return andThen(state, [{ type: "install.kubeconfig-published", data: { parameter, version } }], policy);
+}
+
+/** The provisioner's count of running instances: a completion is owed once they all are Ready nodes. */
+export function decideInstancesReady(
+  d: CommandData<"install.record-instances-ready">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state) || state.status === "Failed") return [];
+  return andThen(state, [{ type: "install.instances-ready", data: { count: d.count } }], policy);
+}
+
+/** Nodes not Ready by their join deadline are given up on (`now` comes with the decision). */
+export function decideCheckDeadlines(state: InstallState, policy: InstallPolicy, now: Date): InstallEvent[] {
+  if (state.status === "Absent" || isOver(state) || state.status === "Failed") return [];
+  const late = Object.values(state.nodes).filter(
+    (n) => !n.failed && !(n.joined && n.ready) && Date.parse(n.joinDeadline) <= now.getTime(),
+  );
+  return late.map((n) => ({
+    type: "install.node-failed",
+    data: {
+      slot: n.slot,
+      instanceId: n.instanceId,
+      node: n.node,
+      reason: `not a Ready node ${Math.round(policy.joinTimeoutMs / 1000)} s after its instance ran: ${whereStuck(n)}`,
+      remediation:
+        "the instance is replaced; if replacements keep failing, check the instance's SSM Agent (IAM instance profile, outbound HTTPS) and the step output",
+    },
+  }));
+}
+
+/** Where a late node got stuck, for the reason a human reads. */
+function whereStuck(n: InstallNode): string {
+  if (!n.online) return "its SSM Agent never registered";
+  if (n.step) return `${n.step.name} attempt ${n.step.attempt} had not finished`;
+  if (!n.joined) return "K3s was not installed on it";
+  return "K3s runs but the node is not Ready";
+}
