@@ -65,7 +65,10 @@ export function nextRestart(
   const stayedUp = crash.exitedAt - crash.startedAt >= policy.resetAfterMs;
   const streak = stayedUp ? 0 : history.streak;
   const delayMs = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.factor ** streak);
-  const recent = [...history.recent.filter((t) => crash.exitedAt - t < policy.crashLoopWindowMs), crash.exitedAt];
+  const recent = [
+    ...history.recent.filter((t) => crash.exitedAt - t < policy.crashLoopWindowMs),
+    crash.exitedAt,
+  ];
   return {
     history: { streak: streak + 1, recent },
     delayMs,

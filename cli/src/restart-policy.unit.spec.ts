@@ -59,14 +59,17 @@ describe("nextRestart", () => {
 
   it("never waits longer than the cap nor less than nothing, and a streak's delays never shrink", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 59_999 }), { minLength: 1, maxLength: 60 }), (uptimes) => {
-        const delays = crashesAfter(uptimes).map((r) => r.delayMs);
-        for (const [i, d] of delays.entries()) {
-          expect(d).toBeGreaterThanOrEqual(0);
-          expect(d).toBeLessThanOrEqual(policy.maxDelayMs);
-          if (i > 0) expect(d).toBeGreaterThanOrEqual(delays[i - 1] ?? 0);
-        }
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 59_999 }), { minLength: 1, maxLength: 60 }),
+        (uptimes) => {
+          const delays = crashesAfter(uptimes).map((r) => r.delayMs);
+          for (const [i, d] of delays.entries()) {
+            expect(d).toBeGreaterThanOrEqual(0);
+            expect(d).toBeLessThanOrEqual(policy.maxDelayMs);
+            if (i > 0) expect(d).toBeGreaterThanOrEqual(delays[i - 1] ?? 0);
+          }
+        },
+      ),
     );
   });
 });

@@ -40,7 +40,12 @@ async function until(what: string, cond: () => boolean, ms = 20_000): Promise<vo
 function watched(specs: ProcessSpec[], policy = fast) {
   const lines: string[] = [];
   const events: SupervisorEvent[] = [];
-  const sup = supervise(specs, { policy, log: (l) => lines.push(l), onEvent: (e) => events.push(e), stopGraceMs: 5_000 });
+  const sup = supervise(specs, {
+    policy,
+    log: (l) => lines.push(l),
+    onEvent: (e) => events.push(e),
+    stopGraceMs: 5_000,
+  });
   running.push(sup);
   const readies = (name: string) => events.filter((e) => e.type === "ready" && e.service === name);
   const starts = (name: string) => events.filter((e) => e.type === "started" && e.service === name);
@@ -84,14 +89,21 @@ describe("supervise", () => {
 
   it("keeps restarting a crash-looping service at the capped pace, says so loudly, and the rest keeps running", async () => {
     const { sup, lines, events, readies } = watched([service("gamma", "--crash", "7"), service("delta")]);
-    await until("gamma called a crash loop", () => lines.some((l) => l.startsWith("!!! gamma is crash-looping")));
-    await until("a fourth crash", () => events.filter((e) => e.type === "exited" && e.service === "gamma").length >= 4);
+    await until("gamma called a crash loop", () =>
+      lines.some((l) => l.startsWith("!!! gamma is crash-looping")),
+    );
+    await until(
+      "a fourth crash",
+      () => events.filter((e) => e.type === "exited" && e.service === "gamma").length >= 4,
+    );
 
     const crashes = events.flatMap((e) => (e.type === "exited" && e.service === "gamma" ? [e] : []));
     expect(crashes.every((e) => e.code === 7 && e.signal === null)).toBe(true);
     expect(crashes.map((e) => e.restart?.delayMs).slice(0, 4)).toEqual([100, 200, 400, 400]);
     expect(crashes.map((e) => e.restart?.crashLoop).slice(0, 4)).toEqual([false, false, true, true]);
-    expect(lines.find((l) => l.startsWith("!!! gamma"))).toContain("crash-looping: 3 crashes in the last 60 s");
+    expect(lines.find((l) => l.startsWith("!!! gamma"))).toContain(
+      "crash-looping: 3 crashes in the last 60 s",
+    );
     expect(readies("delta")).toHaveLength(1);
     expect(events.filter((e) => e.type === "exited" && e.service === "delta")).toHaveLength(0);
     expect(alive(sup.pid("delta") as number)).toBe(true);
