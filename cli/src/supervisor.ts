@@ -56,8 +56,12 @@ export interface Supervisor {
    * restarts; resolves when all are gone. Idempotent.
    */
   stop(): Promise<void>;
-  /** SIGKILL to every group now (a second Ctrl-C); `stop()` still resolves once they are gone. */
-  kill(): void;
+  /**
+   * A signal to every live group now, SIGKILL by default (a second Ctrl-C); synchronous, so
+   * usable from a process 'exit' handler. It does not end supervision: after `stop()` (a
+   * second Ctrl-C) nothing comes back, otherwise the processes are restarted as after a crash.
+   */
+  kill(signal?: NodeJS.Signals): void;
 }
 
 interface Managed {
@@ -183,8 +187,8 @@ export function supervise(specs: readonly ProcessSpec[], opts: SupervisorOptions
       })();
       return stopping;
     },
-    kill: () => {
-      for (const m of managed.values()) if (m.child) signalGroup(m.child, "SIGKILL");
+    kill: (signal = "SIGKILL") => {
+      for (const m of managed.values()) if (m.child) signalGroup(m.child, signal);
     },
   };
 }

@@ -48,11 +48,23 @@ export class ApiPortTakenError extends Error {
   }
 }
 
-async function portFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+async function portFree(port: number): Promise<boolean> {
   return await new Promise((res) => {
     const s = createServer();
     s.once("error", () => res(false));
-    s.listen(port, host, () => s.close(() => res(true)));
+    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
+  });
+}
+
+/**
+ * True when another process listens on host:port. Any other refusal (a host that is not ours,
+ * a privileged port) is left to the projector, which names it when it fails to listen.
+ */
+async function portTaken(port: number, host: string): Promise<boolean> {
+  return await new Promise((res) => {
+    const s = createServer();
+    s.once("error", (err: NodeJS.ErrnoException) => res(err.code === "EADDRINUSE"));
+    s.listen(port, host, () => s.close(() => res(false)));
   });
 }
 
@@ -68,7 +80,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
 
   // 0. Before anything starts: a projector that cannot bind would crash-loop behind a stack
   //    that looks up, and whatever holds the port would answer our readiness probes.
-  if (!(await portFree(apiPort, apiHost))) throw new ApiPortTakenError(apiPort, apiHost);
+  if (await portTaken(apiPort, apiHost)) throw new ApiPortTakenError(apiPort, apiHost);
 
   await mkdir(dataDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
@@ -163,8 +175,8 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
         // The port was free at step 0; a projector that exits holding nothing and finds it taken
         // lost a race for it. Before the API ever served that is fatal (nothing to keep up);
         // afterwards the stack stays up and the projector keeps being retried.
-        void portFree(apiPort, apiHost).then((free) => {
-          if (free || stopping) return;
+        void portTaken(apiPort, apiHost).then((taken) => {
+          if (!taken || stopping) return;
           const err = new ApiPortTakenError(apiPort, apiHost);
           if (apiEverReady) return say(`!!! ${err.message}`);
           say(err.message);
@@ -191,6 +203,9 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // However `cairn up` ends (an uncaught error included), its detached services must not
+  // outlive it: they drain on SIGTERM on their own. After a clean shutdown none is left.
+  process.once("exit", () => supervisor.kill("SIGTERM"));
 
   // 5.
   const apiUrl = `http://127.0.0.1:${apiPort}`;
