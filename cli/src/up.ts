@@ -1,21 +1,26 @@
 /**
  * `cairn up`: the whole control plane on one machine (DESIGN §8).
+ *  0. The API's port (CAIRN_API_PORT) must be free: nothing else starts otherwise.
  *  1. NATS: NATS_URL, else a private nats-server (JetStream in <data dir>/nats).
  *  2. Postgres: DATABASE_URL, else the local server (database `cairn`), else an
  *     embedded one in <data dir>/postgres.
  *  3. The cloud: AWS as the SDK finds it (credentials and a region), else libs/sim as
  *     its own process on CAIRN_SIM_PORT, handed to the services through the SDK's own
  *     variables (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL_SQS, credentials).
- *  4. The five services as separate processes: they talk only through NATS.
- *  5. Where everything is, printed and written to <data dir>/endpoints.json.
- * Ctrl-C stops the services first, then what it started.
+ *  4. The five services as separate processes, supervised: one that crashes is restarted
+ *     with backoff (supervisor.ts) while the rest keeps running.
+ *  5. Where everything is, printed and written to <data dir>/endpoints.json; "Cairn is up"
+ *     only once our own projector said it serves and its /readyz answers 200.
+ * Ctrl-C or SIGTERM stops the services first (pending restarts cancelled), then what it
+ * started; a second Ctrl-C kills the services at once.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDatabase, findPostgres, freePort, type PostgresServer, startNatsServer } from "@cairn/testkit";
+import { supervise } from "./supervisor.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const SERVICES = ["provisioner", "installer", "idle-detector", "node-ops", "projector"] as const;
@@ -29,11 +34,37 @@ export interface Endpoints {
   docsUrl: string;
 }
 
+/** The API cannot listen: another process holds its port. */
+export class ApiPortTakenError extends Error {
+  readonly port: number;
+  readonly host: string;
+  constructor(port: number, host: string) {
+    super(
+      `the API's port ${port} on ${host} (CAIRN_API_PORT) is taken by another process; stop that process or set CAIRN_API_PORT to a free port`,
+    );
+    this.name = "ApiPortTakenError";
+    this.port = port;
+    this.host = host;
+  }
+}
+
 async function portFree(port: number): Promise<boolean> {
   return await new Promise((res) => {
     const s = createServer();
     s.once("error", () => res(false));
     s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
+  });
+}
+
+/**
+ * True when another process listens on host:port. Any other refusal (a host that is not ours,
+ * a privileged port) is left to the projector, which names it when it fails to listen.
+ */
+async function portTaken(port: number, host: string): Promise<boolean> {
+  return await new Promise((res) => {
+    const s = createServer();
+    s.once("error", (err: NodeJS.ErrnoException) => res(err.code === "EADDRINUSE"));
+    s.listen(port, host, () => s.close(() => res(false)));
   });
 }
 
@@ -45,6 +76,12 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   const env = { ...process.env, ...opts.env };
   const dataDir = resolve(env.CAIRN_DATA_DIR ?? ".cairn");
   const apiPort = Number(env.CAIRN_API_PORT ?? 8080);
+  const apiHost = env.CAIRN_API_HOST ?? "127.0.0.1";
+
+  // 0. Before anything starts: a projector that cannot bind would crash-loop behind a stack
+  //    that looks up, and whatever holds the port would answer our readiness probes.
+  if (await portTaken(apiPort, apiHost)) throw new ApiPortTakenError(apiPort, apiHost);
+
   await mkdir(dataDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
 
@@ -71,8 +108,6 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   } else say(`using Postgres at ${redactUrl(databaseUrl)}`);
 
   // 3.
-  const children = new Map<string, ChildProcess>();
-  let stopping = false;
   let cloudEnv: NodeJS.ProcessEnv = {};
   let simUrl: string | undefined;
   if (usesRealAws(env)) {
@@ -91,7 +126,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     stops.push(
       () =>
         new Promise<void>((res) => {
-          if (sim.exitCode !== null) return res();
+          if (sim.exitCode !== null || sim.signalCode !== null) return res();
           sim.once("exit", () => res());
           sim.kill("SIGTERM");
         }),
@@ -120,42 +155,57 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     CAIRN_API_PORT: String(apiPort),
     CAIRN_DATA_DIR: dataDir,
   };
-  for (const name of SERVICES) {
-    const child = spawn(process.execPath, [join(root, "services", name, "src", "main.ts")], {
+  let stopping = false;
+  // The projector process that last said it serves; its /readyz is then ours, not a stranger's.
+  let apiServedBy: number | undefined;
+  let apiEverReady = false;
+  const supervisor = supervise(
+    SERVICES.map((name) => ({
+      name,
+      command: process.execPath,
+      args: [join(root, "services", name, "src", "main.ts")],
       env: childEnv,
-      stdio: ["ignore", "inherit", "inherit"],
-      // Its own process group: a Ctrl-C reaches only `cairn up`, which stops the
-      // services once and in order (a second signal would skip their drain).
-      detached: true,
-    });
-    children.set(name, child);
-    child.on("exit", (code, signal) => {
-      children.delete(name);
-      if (!stopping) {
-        say(`${name} exited (${signal ?? code}); stopping everything`);
-        void shutdown(1);
-      }
-    });
-  }
+    })),
+    {
+      onEvent: (e) => {
+        if (e.service !== "projector") return;
+        if (e.type === "ready") apiServedBy = e.pid;
+        if (e.type !== "exited" || stopping) return;
+        apiServedBy = undefined;
+        // The port was free at step 0; a projector that exits holding nothing and finds it taken
+        // lost a race for it. Before the API ever served that is fatal (nothing to keep up);
+        // afterwards the stack stays up and the projector keeps being retried.
+        void portTaken(apiPort, apiHost).then((taken) => {
+          if (!taken || stopping) return;
+          const err = new ApiPortTakenError(apiPort, apiHost);
+          if (apiEverReady) return say(`!!! ${err.message}`);
+          say(err.message);
+          void shutdown(1);
+        });
+      },
+    },
+  );
 
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await Promise.all(
-      [...children.values()].map(
-        (c) =>
-          new Promise<void>((res) => {
-            c.once("exit", () => res());
-            c.kill("SIGTERM");
-            setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-          }),
-      ),
-    );
+    await supervisor.stop();
     for (const stop of stops.reverse()) await stop().catch(() => {});
     process.exit(code);
   };
-  process.once("SIGINT", () => void shutdown(0));
-  process.once("SIGTERM", () => void shutdown(0));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stopping) {
+      say(`${signal}: stopping the services, then what cairn up started`);
+      return void shutdown(0);
+    }
+    say(`${signal} again: killing the services now`);
+    supervisor.kill();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // However `cairn up` ends (an uncaught error included), its detached services must not
+  // outlive it: they drain on SIGTERM on their own. After a clean shutdown none is left.
+  process.once("exit", () => supervisor.kill("SIGTERM"));
 
   // 5.
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -167,8 +217,12 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     ...(simUrl ? { simUrl } : {}),
   };
   await writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
-  await waitForApi(apiUrl, () => stopping);
+  await waitForApi(apiUrl, {
+    served: () => apiServedBy !== undefined,
+    cancelled: () => stopping,
+  });
   if (!stopping) {
+    apiEverReady = true;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(`try: node cli/src/main.ts demo   (or: curl ${apiUrl}/clusters)`);
   }
@@ -194,17 +248,28 @@ async function waitFor(url: string, ms: number): Promise<void> {
   }
 }
 
-async function waitForApi(url: string, cancelled: () => boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!cancelled() && Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return;
-    } catch {
-      // not up yet
+/**
+ * Resolves once our projector has said it serves (so the port is its own) and its /readyz
+ * answers 200, or when cancelled. Past a minute it says so once and keeps waiting: a
+ * projector being restarted may still come up.
+ */
+async function waitForApi(url: string, is: { served(): boolean; cancelled(): boolean }): Promise<void> {
+  const warnAt = Date.now() + 60_000;
+  let warned = false;
+  while (!is.cancelled()) {
+    if (is.served()) {
+      try {
+        if ((await fetch(`${url}/readyz`)).ok && is.served()) return;
+      } catch {
+        // not answering yet
+      }
+    }
+    if (!warned && Date.now() > warnAt) {
+      warned = true;
+      say(`the API is not ready at ${url} after 60 s; still waiting — see the projector's log above`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  if (!cancelled()) say(`the API did not become ready at ${url} within 60 s; see the projector's log above`);
 }
 
 function redactUrl(url: string): string {

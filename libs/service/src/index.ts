@@ -12,4 +12,5 @@ export * from "./metrics.ts";
 export * from "./resilience.ts";
 export * from "./run-service.ts";
 export * from "./shutdown.ts";
+export * from "./supervised.ts";
 export * from "./telemetry.ts";

@@ -4,6 +4,7 @@ import { type BaseConfig, baseConfig, envVars, loadConfig } from "./config.ts";
 import { startHealthServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createShutdown, type Shutdown } from "./shutdown.ts";
+import { tellSupervisorReady } from "./supervised.ts";
 import { startTelemetry } from "./telemetry.ts";
 
 /** The default NATS of a local run; `npm start` sets NATS_URL for the processes it spawns. */
@@ -39,7 +40,8 @@ export type ServiceConfig = z.output<typeof serviceConfig>;
  *  3. logger and shutdown (SIGINT/SIGTERM drain in reverse order);
  *  4. NATS (reconnecting forever) and the streams (drift is logged, not rewritten);
  *  5. the service itself;
- *  6. /healthz /readyz /metrics.
+ *  6. /healthz /readyz /metrics;
+ *  7. ready: logged, and told to the supervisor when there is one (`cairn up`).
  * A start-up failure logs why and exits with 1.
  */
 export async function runService<S extends z.ZodObject = typeof serviceConfig>(opts: {
@@ -88,7 +90,9 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
       },
     });
     shutdown.onShutdown("health", () => health.close());
+    // 7.
     log.info({ nats: natsServers(natsUrl).display, health: health.url }, `${opts.name} ready`);
+    tellSupervisorReady({ service: opts.name, health: health.url });
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);
     await shutdown.shutdown("start-up failed");
