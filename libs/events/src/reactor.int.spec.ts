@@ -1,0 +1,254 @@
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { catalogue } from "./catalogue/index.ts";
+import { CommandHandler } from "./command-handler.ts";
+import { connectNats, type Nats } from "./connection.ts";
+import { PermanentError, RetryLaterError, TransientError } from "./errors.ts";
+import { EventStore } from "./event-store.ts";
+import { newId } from "./ids.ts";
+import { type ReactingEvent, startReactor } from "./reactor.ts";
+import { dlqSubject, eventSubject, Headers, Streams } from "./subjects.ts";
+import { appendAsOwner, recordClusterRequested } from "./testing/cluster-history.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
+import { until } from "./testing/until.ts";
+
+let js: TestJetStream;
+let nats: Nats;
+let store: EventStore;
+
+beforeAll(async () => {
+  js = await startJetStream();
+  nats = js.nats;
+  store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue, onUnreadable: () => {} });
+});
+afterAll(async () => {
+  await js?.dispose();
+});
+
+/** Every dead letter of EVT, read off the DLQ stream. */
+async function deadLetters(): Promise<{ sequence: number; reason: string; consumer: string }[]> {
+  const info = await nats.jsm.streams.info("DLQ");
+  const out: { sequence: number; reason: string; consumer: string }[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await nats.jsm.streams.getMessage("DLQ", { seq }).catch(() => undefined);
+    if (!m || m.subject !== dlqSubject(Streams.events)) continue;
+    out.push({
+      sequence: Number(m.header.get(Headers.dlqSequence)),
+      reason: m.header.get(Headers.dlqReason),
+      consumer: m.header.get(Headers.dlqConsumer),
+    });
+  }
+  return out;
+}
+
+describe("the reactor runtime", () => {
+  it("hands events over typed: data is read by narrowing on type, with no cast", async () => {
+    const seen: string[] = [];
+    const r = await startReactor({
+      nats,
+      name: "typed-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      react: async (e) => {
+        // Compiles only because `e` is narrowed to the event's own data type.
+        if (e.type === "cluster.requested") seen.push(`${e.aggregate.id}:${e.data.spec.region}`);
+      },
+    });
+    await recordClusterRequested(store, "typed-1");
+    await until("typed event", () => seen.length === 1);
+    await r.stop();
+    expect(seen).toEqual(["typed-1:eu-west-1"]);
+  });
+
+  it("garbage on an aggregate's subject is one dead letter with a reason, met by two reactors, and blocks nothing", async () => {
+    const id = "poisoned-1";
+    const seen: Record<string, string[]> = { a: [], b: [] };
+    const start = (k: "a" | "b") =>
+      startReactor({
+        nats,
+        name: `poison-${k}`,
+        aggregate: "cluster",
+        react: async (e: ReactingEvent<"cluster">) => {
+          if (e.aggregate.id === id) seen[k]!.push(e.type);
+        },
+      });
+    const [a, b] = [await start("a"), await start("b")];
+    await recordClusterRequested(store, id);
+    const subject = eventSubject({ type: "cluster", id });
+    await nats.js.publish(subject, "not json at all");
+    await nats.js.publish(subject, new Uint8Array([0, 159, 146, 150]));
+    await nats.js.publish(subject, JSON.stringify({ hello: "world" }));
+    // A real commit of another aggregate, published on this one's subject.
+    const other = await store.load({ type: "cluster", id });
+    await nats.js.publish(
+      subject,
+      JSON.stringify({ ...other, commitId: "x", aggregate: { type: "cluster", id: "elsewhere" } }),
+    );
+    // The aggregate goes on: a later commit is read and reacted to by both.
+    await appendAsOwner(store, { type: "cluster", id }, "cluster.deletion-requested", {});
+    await until("both reactors past the garbage", () =>
+      seen.a!.includes("cluster.deletion-requested") && seen.b!.includes("cluster.deletion-requested")
+        ? true
+        : undefined,
+    );
+    await until("four dead letters", async () => (await deadLetters()).length >= 4);
+    await a.stop();
+    await b.stop();
+    const letters = await deadLetters();
+    expect(letters).toHaveLength(4);
+    expect(new Set(letters.map((l) => l.sequence)).size).toBe(4);
+    for (const l of letters) expect(l.reason).toMatch(/SchemaError/);
+    expect(letters.some((l) => /not JSON/.test(l.reason))).toBe(true);
+    expect(letters.some((l) => /another aggregate/.test(l.reason))).toBe(true);
+    // And the aggregate still loads: the garbage is skipped, the next append expects the right sequence.
+    const history = await store.load({ type: "cluster", id });
+    expect(history.events.map((e) => e.type)).toEqual(["cluster.requested", "cluster.deletion-requested"]);
+    expect(history.lastSequence).toBe(await store.lastSequence({ type: "cluster", id }));
+  });
+
+  it("a dead letter keeps the original's own headers but not JetStream's publish directives", async () => {
+    const id = "headers-1";
+    await recordClusterRequested(store, id);
+    const last = await store.lastSequence({ type: "cluster", id });
+    const h = natsHeaders();
+    h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    h.set(Headers.expectedLastSubjectSequence, String(last));
+    h.set(Headers.msgId, "garbage-with-directives");
+    await nats.js.publish(eventSubject({ type: "cluster", id }), "garbage", { headers: h });
+    const r = await startReactor({ nats, name: "headers-test", aggregate: "cluster", react: async () => {} });
+    await until("its dead letter", async () =>
+      (await deadLetters()).some((l) => l.consumer === "headers-test") ? true : undefined,
+    );
+    await r.stop();
+    const m = await nats.jsm.streams.getMessage("DLQ", { last_by_subj: dlqSubject(Streams.events) });
+    expect(m?.header.get("traceparent")).toMatch(/^00-0af7/);
+    expect(m?.header.get(Headers.expectedLastSubjectSequence)).toBe("");
+  });
+
+  it("waits never count towards the failure budget; real failures do, and a real failure wins over a wait", async () => {
+    const id = "budget-1";
+    let calls = 0;
+    const r = await startReactor({
+      nats,
+      name: "budget-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      failureBudget: 3,
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        calls++;
+        // Ten waits first: with deliveries counted, a budget of 3 would have dead-lettered it.
+        if (calls <= 10) throw new RetryLaterError(5, "booting");
+        throw new TransientError("EC2 is down", { remediation: "wait for EC2" });
+      },
+    });
+    await recordClusterRequested(store, id);
+    await until("its dead letter", async () =>
+      (await deadLetters()).some((l) => l.consumer === "budget-test") ? true : undefined,
+    );
+    await r.stop();
+    expect(calls).toBe(13);
+    const letter = (await deadLetters()).find((l) => l.consumer === "budget-test")!;
+    expect(letter.reason).toContain("failed 3 times");
+    expect(letter.reason).toContain("(fix: wait for EC2)");
+  });
+
+  it("a commit whose events wait and fail settles as the failure; a permanent one is a dead letter at once", async () => {
+    const id = "mixed-1";
+    let calls = 0;
+    const r = await startReactor({
+      nats,
+      name: "mixed-test",
+      aggregate: "cluster",
+      failureBudget: 50,
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        calls++;
+        if (e.type === "cluster.requested") throw new RetryLaterError(1, "waiting");
+        throw new PermanentError("the AMI is gone", { remediation: "build the AMI" });
+      },
+    });
+    // One commit, two events: one waits, one fails for good.
+    const history = await store.load({ type: "cluster", id });
+    const base = { version: 1, aggregate: { type: "cluster" as const, id }, time: new Date().toISOString() };
+    const meta = { causationId: "c", correlationId: "c", actor: "test" };
+    const spec = (await store.load({ type: "cluster", id: "typed-1" })).events[0]!.data;
+    await store.append(
+      {
+        aggregate: { type: "cluster", id },
+        causationId: newId(),
+        events: [
+          { ...base, id: newId(), type: "cluster.requested", position: 1, data: spec, meta },
+          { ...base, id: newId(), type: "cluster.deletion-requested", position: 2, data: {}, meta },
+        ],
+      },
+      history.lastSequence,
+    );
+    await until("its dead letter", async () =>
+      (await deadLetters()).some((l) => l.consumer === "mixed-test") ? true : undefined,
+    );
+    await r.stop();
+    expect(calls).toBe(2);
+    expect((await deadLetters()).find((l) => l.consumer === "mixed-test")!.reason).toContain(
+      "(fix: build the AMI)",
+    );
+  });
+
+  it("an event whose process died is retried by another within seconds, not after 30", async () => {
+    const id = "orphan-1";
+    // A second connection plays the process that dies holding the event.
+    const doomed = await connectNats(js.server.url);
+    let took: (() => void) | undefined;
+    const held = new Promise<void>((r) => (took = r));
+    await startReactor({
+      nats: doomed,
+      name: "orphan-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        took?.();
+        await new Promise(() => {}); // never finishes: the process dies first
+      },
+    });
+    await recordClusterRequested(store, id);
+    await held;
+    const died = Date.now();
+    await doomed.close(); // as a SIGKILL looks to the server: the connection is gone, nothing settled
+    let retriedAt = 0;
+    const survivor = await startReactor({
+      nats,
+      name: "orphan-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      react: async (e) => {
+        if (e.aggregate.id === id && !retriedAt) retriedAt = Date.now();
+      },
+    });
+    await until("retried by the survivor", () => retriedAt > 0 || undefined, 20_000);
+    await survivor.stop();
+    expect(retriedAt - died).toBeLessThan(8_000);
+  });
+});
+
+describe("the command handler with two writers (replicas)", () => {
+  it("a decision that appends nothing is made on the log's state, not on a stale cache", async () => {
+    // Two handlers over one aggregate play two replicas of its owning service.
+    const { counterCatalogue, counterDecider } = await import("./testing/counter.ts");
+    const s = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
+    const one = new CommandHandler({ decider: counterDecider, store: s, catalogue: counterCatalogue });
+    const two = new CommandHandler({ decider: counterDecider, store: s, catalogue: counterCatalogue });
+    const cmd = (type: string, data: object) => {
+      const parsed = counterCatalogue.parseCommand({ id: newId(), type, data });
+      if (!parsed.ok) throw parsed.error;
+      return parsed.value;
+    };
+    const target = { type: "workload" as const, id: "replica-1" };
+    await one.handle(cmd("workload.increment", { counterId: target.id, by: 2 }));
+    expect((await two.read(target)).state.total).toBe(2); // two caches it at 2
+    await one.handle(cmd("workload.increment", { counterId: target.id, by: 3 }));
+    // two's cache still says 2; the log says 5. A read without atLeastSequence is fresh:
+    expect((await two.read(target)).state.total).toBe(5);
+    expect(two.stats.staleReads).toBeGreaterThan(0);
+  });
+});
