@@ -8,6 +8,7 @@ import { workloadEvents } from "./workload.ts";
 
 export * from "./catalogue.ts";
 export * from "./cluster.ts";
+export * from "./cluster-lifecycle.ts";
 export * from "./common.ts";
 export * from "./define.ts";
 export * from "./install.ts";
