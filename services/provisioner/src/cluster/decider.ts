@@ -2,10 +2,12 @@
  * The cluster aggregate's pure core. No I/O, no clock: time arrives in the context.
  * Cluster states are the provisioner's words in PascalCase (DESIGN §7).
  *
- * A cluster is a set of node slots (servers 0..n-1; pool i's slots (i+1)·1000 +
- * ordinal). Each slot moves launching → launched → running; a capacity failure moves
- * the slot to its next placement (a new attempt); surplus slots move to terminating
- * and then go away. The reactor records what EC2 did through internal commands.
+ * A cluster is a set of node slots (numbered by `slotOf` in @cairn/events: servers
+ * 0..n-1, pool i's members (i+1)·1000 + ordinal). Each slot moves launching → launched
+ * → running; a capacity failure moves the slot to its next placement (a new attempt);
+ * surplus slots move to terminating and then go away. The reactor records what EC2 did
+ * through internal commands. The statuses and which event moves them are the shared
+ * lifecycle (@cairn/events cluster-lifecycle.ts); `evolve` adds what only the owner keeps.
  */
 import {
   assertNever,
