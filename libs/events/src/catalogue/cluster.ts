@@ -355,6 +355,67 @@ export const nodeSlot = z.object({
   role: z.enum(["server", "agent"]),
 });
 export type NodeSlot = z.infer<typeof nodeSlot>;
+
+/**
+ * Slot numbering, the one definition: servers are slots 0..n-1; member `ordinal` of the
+ * spec's pool `i` is slot (i + 1) · 1000 + ordinal. A pool holds at most
+ * `CLUSTER_LIMITS.maxPoolNodes` (< 1000) members, so the numbers never collide, and a
+ * slot keeps its number across scales (members are added and removed at the top).
+ */
+const POOL_SLOT_STRIDE = 1000;
+
+/** Where a slot number sits: a server's ordinal, or a pool's index in the spec and the member's ordinal. */
+export type SlotPlace =
+  | { readonly role: "server"; readonly ordinal: number }
+  | { readonly role: "agent"; readonly poolIndex: number; readonly ordinal: number };
+
+/**
+ * The slot number of a server (`poolIndex` undefined) or of a pool member.
+ * @example slotOf(undefined, 2) // 2
+ * @example slotOf(1, 3) // 2003 — the fourth member of the spec's second pool
+ */
+export function slotOf(poolIndex: number | undefined, ordinal: number): number {
+  return poolIndex === undefined ? ordinal : (poolIndex + 1) * POOL_SLOT_STRIDE + ordinal;
+}
+
+/** The inverse of `slotOf`. @example placeOfSlot(2003) // { role: "agent", poolIndex: 1, ordinal: 3 } */
+export function placeOfSlot(slot: number): SlotPlace {
+  if (slot < POOL_SLOT_STRIDE) return { role: "server", ordinal: slot };
+  return {
+    role: "agent",
+    poolIndex: Math.floor(slot / POOL_SLOT_STRIDE) - 1,
+    ordinal: slot % POOL_SLOT_STRIDE,
+  };
+}
+
+/** Server or agent, from the number alone (events recorded before they carried the role). */
+export function roleOfSlot(slot: number): NodeSlot["role"] {
+  return placeOfSlot(slot).role;
+}
+
+/**
+ * The pool a slot belongs to under a spec (or a plan with the spec's pools in order):
+ * `SERVER_POOL` for a server, undefined for a pool index the spec does not have.
+ */
+export function poolOfSlot(
+  spec: { readonly pools: readonly { readonly name: string }[] },
+  slot: number,
+): string | undefined {
+  const place = placeOfSlot(slot);
+  return place.role === "server" ? SERVER_POOL : spec.pools[place.poolIndex]?.name;
+}
+
+/** The slots a spec asks for, servers first, then each pool's members in order. */
+export function plannedSlots(spec: Pick<ClusterSpec, "servers" | "pools">): NodeSlot[] {
+  const slots: NodeSlot[] = [];
+  for (let o = 0; o < spec.servers.count; o++)
+    slots.push({ slot: slotOf(undefined, o), pool: SERVER_POOL, ordinal: o, role: "server" });
+  spec.pools.forEach((p, i) => {
+    for (let o = 0; o < p.count; o++)
+      slots.push({ slot: slotOf(i, o), pool: p.name, ordinal: o, role: "agent" });
+  });
+  return slots;
+}
 export const placement = z.object({
   instanceType,
   availabilityZone: z.string().optional(),

@@ -12,6 +12,7 @@ import { type WorkloadEvent, workloadEvents } from "./workload.ts";
 
 export * from "./catalogue.ts";
 export * from "./cluster.ts";
+export * from "./cluster-lifecycle.ts";
 export * from "./common.ts";
 export * from "./define.ts";
 export * from "./install.ts";

@@ -20,6 +20,7 @@
  */
 import { randomBytes } from "node:crypto";
 import {
+  type ClusterSpec,
   CommandBus,
   type CommandHandler,
   catalogue,
@@ -33,10 +34,12 @@ import {
   type InstallEvent,
   type InstallStep,
   type Nats,
+  poolOfSlot,
   type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
+  roleOfSlot,
   Streams,
   startConsumer,
 } from "@cairn/events";
@@ -194,7 +197,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       case "cluster.requested":
       case "cluster.rollback-requested":
       case "cluster.scale-failed":
-        return record(e, "install.plan", planOf(d.spec as ClusterSpecLike));
+        return record(e, "install.plan", planOf(d.spec as ClusterSpec));
       case "cluster.pool-updated": {
         const state = await read(e.aggregate.id);
         if (state.status === "Absent") return;
@@ -208,8 +211,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         const state = await read(e.aggregate.id);
         if (state.status === "Absent") return;
         // Events recorded before they carried role and pool: the slot's number says.
-        const pool = (d.pool as string | undefined) ?? poolOfSlot(state, slot);
-        const role = (d.role as string | undefined) ?? (slot < 1000 ? "server" : "agent");
+        const pool = (d.pool as string | undefined) ?? poolOfSlot(state.plan, slot) ?? "unknown";
+        const role = (d.role as string | undefined) ?? roleOfSlot(slot);
         const capacityType =
           (d.capacityType as string | undefined) ??
           (role === "server"
@@ -620,21 +623,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   };
 }
 
-interface ClusterSpecLike {
-  region: string;
-  k3sVersion: string;
-  ami?: string;
-  servers: { count: number; instanceType: string };
-  pools: {
-    name: string;
-    capacityType: "spot" | "on-demand";
-    labels?: Record<string, string>;
-    taints?: unknown[];
-  }[];
-}
-
 /** The install's plan from a cluster spec. No AMI named: the pre-built Cairn AMI (K3s inside). */
-export function planOf(spec: ClusterSpecLike) {
+export function planOf(spec: ClusterSpec) {
   return {
     region: spec.region,
     k3sVersion: spec.k3sVersion,
@@ -648,11 +638,6 @@ export function planOf(spec: ClusterSpecLike) {
       taints: p.taints ?? [],
     })),
   };
-}
-
-function poolOfSlot(state: Active, slot: number): string {
-  if (slot < 1000) return "servers";
-  return state.plan.pools[Math.floor(slot / 1000) - 1]?.name ?? "unknown";
 }
 
 function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Undeliverable" {

@@ -13,6 +13,7 @@ import {
   CLASSIFICATION_LABELS,
   type ClassificationChange,
   type ClusterSpec,
+  roleOfSlot,
   SERVER_POOL,
   type Taint,
 } from "@cairn/events";
@@ -79,8 +80,9 @@ export function evolvePoolView(view: PoolView, e: Event): PoolView {
       });
     case "cluster.instance-running": {
       const slot = d.slot as number;
-      // Events recorded before they carried the pool: servers are slots 0..6.
-      const pool = (d.pool as string | undefined) ?? (slot < 1000 ? SERVER_POOL : undefined);
+      // Events recorded before they carried the pool: a server's slot number says so.
+      const pool =
+        (d.pool as string | undefined) ?? (roleOfSlot(slot) === "server" ? SERVER_POOL : undefined);
       const capacityType = d.capacityType as CapacityType | undefined;
       return {
         ...view,

@@ -4,39 +4,52 @@
  * an aggregate's history in memory for a point-in-time view.
  */
 import {
+  CLUSTER_STATUSES,
   type ClusterEvent,
   type ClusterSpec,
+  type ClusterStatus,
+  clusterSpecAfter,
+  clusterTransition,
   type EventEnvelope,
   type RawEventEnvelope,
+  type SlotStatus,
+  slotMoveOf,
   traceIdOf,
 } from "@cairn/events";
 
-/** The provisioner's words for a cluster's state (DESIGN §7). */
-export const CLUSTER_STATES = [
-  "Pending",
-  "Validating",
-  "Provisioning",
-  "Configuring",
-  "Ready",
-  "Scaling",
-  "Degraded",
-  "Recovering",
-  "RollingBack",
-  "Deleting",
-  "Deleted",
-  "Failed",
-] as const;
-export type ClusterState = (typeof CLUSTER_STATES)[number];
+/**
+ * The provisioner's words for a cluster's state (DESIGN §7). The statuses and the
+ * events that move them are the shared lifecycle in @cairn/events (cluster-lifecycle.ts),
+ * which the provisioner's `evolve` applies too; this fold adds only the row's columns.
+ */
+export const CLUSTER_STATES = CLUSTER_STATUSES;
+export type ClusterState = ClusterStatus;
 
 /** Where each node slot is, and what the cluster is doing: progress is drawn from it. */
 export interface ClusterProgress {
   /** What the cluster is doing now; null when it rests. */
   readonly operation: "pending" | "provisioning" | "scaling" | "rolling back" | "deleting" | null;
   /** Slot number → launching | launched | running | terminating. */
-  readonly nodes: Readonly<Record<string, "launching" | "launched" | "running" | "terminating">>;
+  readonly nodes: Readonly<Record<string, SlotStatus>>;
 }
 
 export const NO_PROGRESS: ClusterProgress = { operation: null, nodes: {} };
+
+/**
+ * The operation a cluster entering a status is doing (null: it rests). Statuses not
+ * named (Validating, Degraded, Recovering) leave the operation as it was; Deleted
+ * clears the progress altogether.
+ */
+const OPERATION_ON_ENTRY: Partial<Record<ClusterState, ClusterProgress["operation"]>> = {
+  Pending: "pending",
+  Provisioning: "provisioning",
+  Scaling: "scaling",
+  RollingBack: "rolling back",
+  Deleting: "deleting",
+  Configuring: null,
+  Ready: null,
+  Failed: null,
+};
 
 /**
  * Progress as people read it: step X of Y (nodes running of nodes wanted) and a percent.
@@ -56,16 +69,12 @@ export function progressView(p: ClusterProgress) {
   return { operation: p.operation, done, total, percent, step };
 }
 
-function withNode(
-  p: ClusterProgress,
-  slot: number,
-  status: ClusterProgress["nodes"][string] | undefined,
-): ClusterProgress {
+function withNode(p: ClusterProgress, slot: number, status: SlotStatus | undefined): ClusterProgress {
   // Object.assign then set or delete: slot numbers are integer-like keys, which V8 keeps
   // as sparse elements; this copy is 2.5× faster than a loop or `{ [k]: _, ...rest }`,
   // and it runs for most events of a replay.
   const key = String(slot);
-  const nodes: Record<string, ClusterProgress["nodes"][string]> = Object.assign({}, p.nodes);
+  const nodes: Record<string, SlotStatus> = Object.assign({}, p.nodes);
   if (status) nodes[key] = status;
   else delete nodes[key];
   return { ...p, nodes };
@@ -91,7 +100,8 @@ export interface ClusterRow {
 }
 
 /**
- * The cluster row after one more event.
+ * The cluster row after one more event. State, spec and node slots move as the shared
+ * lifecycle says (`clusterTransition`, `clusterSpecAfter`, `slotMoveOf`):
  *
  * - `cluster.requested` → Pending with the spec (name and region come from it);
  * - `cluster.scale-requested` → Scaling, the pool's count becomes `to`;
@@ -147,90 +157,24 @@ export function applyClusterEvent(
     };
   }
   if (!row) return undefined;
-  switch (e.type) {
-    case "cluster.scale-requested": {
-      const { pool, to } = e.data;
-      const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, count: to } : p));
-      return {
-        ...row,
-        ...touched,
-        state: "Scaling",
-        spec: { ...row.spec, pools },
-        progress: { ...row.progress, operation: "scaling" },
-      };
-    }
-    case "cluster.rollback-requested": {
-      const spec = e.data.spec;
-      return {
-        ...row,
-        ...touched,
-        state: "RollingBack",
-        spec,
-        name: spec.name,
-        region: spec.region,
-        progress: { ...row.progress, operation: "rolling back" },
-      };
-    }
-    case "cluster.deletion-requested":
-      return { ...row, ...touched, state: "Deleting", progress: { ...row.progress, operation: "deleting" } };
-    case "cluster.provisioning-started":
-      return {
-        ...row,
-        ...touched,
-        state: "Provisioning",
-        progress: { ...row.progress, operation: "provisioning" },
-      };
-    case "cluster.instance-launch-requested":
-      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "launching") };
-    case "cluster.instance-launched":
-      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "launched") };
-    case "cluster.instance-running":
-      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "running") };
-    case "cluster.instance-termination-requested":
-      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, "terminating") };
-    case "cluster.instance-terminated":
-      return { ...row, ...touched, progress: withNode(row.progress, e.data.slot, undefined) };
-    case "cluster.instances-ready":
-      // Deleting outranks a late report that the instances run.
-      // A cluster replacing a node stays Recovering until it is Ready again.
-      return row.state === "Deleting" || row.state === "Deleted" || row.state === "Recovering"
-        ? { ...row, ...touched }
-        : { ...row, ...touched, state: "Configuring", progress: { ...row.progress, operation: null } };
-    case "cluster.validation-started":
-      return { ...row, ...touched, state: "Validating" };
-    case "cluster.ready":
-      return { ...row, ...touched, state: "Ready", progress: { ...row.progress, operation: null } };
-    case "cluster.degraded":
-      return { ...row, ...touched, state: "Degraded" };
-    case "cluster.k3s-upgraded":
-      return { ...row, ...touched, spec: { ...row.spec, k3sVersion: e.data.to } };
-    case "cluster.recovering":
-      return { ...row, ...touched, state: "Recovering" };
-    case "cluster.node-replacement-requested":
-      return row.state === "Ready" ? { ...row, ...touched, state: "Recovering" } : { ...row, ...touched };
-    case "cluster.failed":
-      return { ...row, ...touched, state: "Failed", progress: { ...row.progress, operation: null } };
-    case "cluster.pool-updated": {
-      const { pool, labels, taints } = e.data;
-      const pools = row.spec.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p));
-      return { ...row, ...touched, spec: { ...row.spec, pools } };
-    }
-    case "cluster.scale-failed": {
-      const spec = e.data.spec;
-      return { ...row, ...touched, spec };
-    }
-    case "cluster.retry-requested":
-      return {
-        ...row,
-        ...touched,
-        state: "Provisioning",
-        progress: { ...row.progress, operation: "provisioning" },
-      };
-    case "cluster.deleted":
-      return { ...row, ...touched, state: "Deleted", progress: NO_PROGRESS };
-    default:
-      return { ...row, ...touched };
+
+  const state = clusterTransition(row.state, e);
+  const spec = clusterSpecAfter(row.spec, e);
+  const move = slotMoveOf(e);
+  let progress = move ? withNode(row.progress, move.slot, move.status) : row.progress;
+  if (state === "Deleted") progress = NO_PROGRESS;
+  else if (state !== undefined) {
+    const operation = OPERATION_ON_ENTRY[state];
+    if (operation !== undefined) progress = { ...progress, operation };
   }
+  return {
+    ...row,
+    ...touched,
+    state: state ?? row.state,
+    // A rollback (or an undone scale) brings back an earlier spec, name and region with it.
+    ...(spec === row.spec ? {} : { spec, name: spec.name, region: spec.region }),
+    progress,
+  };
 }
 
 /** Folds a cluster's events in order (a point-in-time view is a prefix of its history). */

@@ -5,7 +5,7 @@
  * learns exactly what the live projection learnt; the clock enters at read time only
  * (`etaView`).
  */
-import type { RawEventEnvelope } from "@cairn/events";
+import { type RawEventEnvelope, roleOfSlot } from "@cairn/events";
 import type { ClusterRow } from "./clusters.ts";
 import type { InstallRow } from "./installs.ts";
 import type { NodeRow } from "./nodes.ts";
@@ -152,10 +152,8 @@ export function remainingMs(
   const planned = new Set(slots.map(([k]) => Number(k)));
   for (const n of bySlot.values()) planned.add(n.slot);
   // The server that initialises the cluster: the installer's first server, else the lowest
-  // server slot (servers are slots 0..n-1, agents (i+1)·1000 + ordinal).
-  const servers = [...planned].filter(
-    (x) => (bySlot.get(x)?.role ?? (x < 1000 ? "server" : "agent")) === "server",
-  );
+  // server slot (the slot numbering says which slots are servers').
+  const servers = [...planned].filter((x) => (bySlot.get(x)?.role ?? roleOfSlot(x)) === "server");
   const initSlot =
     [...bySlot.values()].filter((n) => n.role === "server").sort((a, b) => a.slot - b.slot)[0]?.slot ??
     servers.sort((a, b) => a - b)[0];
@@ -170,7 +168,7 @@ export function remainingMs(
   // [before the K3s step, the K3s step and after] of one node.
   const phases = (slot: number, status: string | undefined): [number, number, boolean] => {
     const n = bySlot.get(slot);
-    const role = n?.role ?? (slot < 1000 ? "server" : "agent");
+    const role = n?.role ?? roleOfSlot(slot);
     const step = stepOf(slot, role);
     const booted = status === "running" || n !== undefined;
     let before = 0;

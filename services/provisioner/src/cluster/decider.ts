@@ -2,37 +2,37 @@
  * The cluster aggregate's pure core. No I/O, no clock: time arrives in the context.
  * Cluster states are the provisioner's words in PascalCase (DESIGN §7).
  *
- * A cluster is a set of node slots (servers 0..n-1; pool i's slots (i+1)·1000 +
- * ordinal). Each slot moves launching → launched → running; a capacity failure moves
- * the slot to its next placement (a new attempt); surplus slots move to terminating
- * and then go away. The reactor records what EC2 did through internal commands.
+ * A cluster is a set of node slots (numbered by `slotOf` in @cairn/events: servers
+ * 0..n-1, pool i's members (i+1)·1000 + ordinal). Each slot moves launching → launched
+ * → running; a capacity failure moves the slot to its next placement (a new attempt);
+ * surplus slots move to terminating and then go away. The reactor records what EC2 did
+ * through internal commands. The statuses and which event moves them are the shared
+ * lifecycle (@cairn/events cluster-lifecycle.ts); `evolve` adds what only the owner keeps.
  */
 import {
   assertNever,
   type ClusterCommand,
   type ClusterEvent,
   type ClusterSpec,
+  type ClusterStatus,
+  clusterSpecAfter,
+  clusterStatusAfter,
   type Decider,
+  instancesReady,
   type NodeSlot,
+  plannedSlots,
   reject,
-  SERVER_POOL,
+  SLOT_TRANSITIONS,
+  type SlotStatus,
+  slotMoveOf,
 } from "@cairn/events";
 import type { Placement } from "../ports.ts";
 import { nextPlacement, type PlacementChoices } from "./placement.ts";
 
-export type ClusterStatus =
-  | "Pending"
-  | "Validating"
-  | "Provisioning"
-  | "Configuring"
-  | "Ready"
-  | "Scaling"
-  | "Degraded"
-  | "Recovering"
-  | "RollingBack"
-  | "Deleting"
-  | "Deleted"
-  | "Failed";
+// The statuses, their transitions and the slot numbering are the shared definition in
+// @cairn/events (cluster-lifecycle.ts, cluster.ts): the projector folds the same one.
+export type { ClusterStatus };
+export { plannedSlots };
 
 /** Relaunches of one slot for reasons other than capacity (an instance lost while booting). */
 export const MAX_ATTEMPTS_WITHOUT_CAPACITY_REASON = 5;
@@ -42,7 +42,7 @@ export interface Slot extends NodeSlot {
   readonly placement: Placement;
   /** Placements that ran out of capacity for this slot. */
   readonly failed: readonly Placement[];
-  readonly status: "launching" | "launched" | "running" | "terminating" | "failed";
+  readonly status: SlotStatus | "failed";
   readonly instanceId?: string;
 }
 
@@ -68,6 +68,15 @@ export type ClusterState =
 
 type Active = Exclude<ClusterState, { status: "Absent" }>;
 
+/** The cluster with one slot changed (`change` → undefined: removed); unchanged when the slot is unknown. */
+function withSlot(state: Active, slot: number, change: (s: Slot) => Slot | undefined): Active {
+  const s = state.slots[slot];
+  if (!s) return state;
+  const { [slot]: _, ...rest } = state.slots;
+  const changed = change(s);
+  return { ...state, slots: changed ? { ...rest, [slot]: changed } : rest };
+}
+
 /** A placement as events carry it (the zone left out when EC2 picks it). */
 const toPlacement = (p: {
   instanceType: string;
@@ -89,18 +98,6 @@ export function specAt(state: ClusterState, version: number): ClusterSpec | unde
   let found: ClusterSpec | undefined;
   for (const h of state.specHistory) if (h.version <= version) found = h.spec;
   return found;
-}
-
-/** The slots a spec asks for. Numbers are stable: a slot keeps its number across scales. */
-export function plannedSlots(spec: ClusterSpec): NodeSlot[] {
-  const slots: NodeSlot[] = [];
-  for (let o = 0; o < spec.servers.count; o++)
-    slots.push({ slot: o, pool: SERVER_POOL, ordinal: o, role: "server" });
-  spec.pools.forEach((p, i) => {
-    for (let o = 0; o < p.count; o++)
-      slots.push({ slot: (i + 1) * 1000 + o, pool: p.name, ordinal: o, role: "agent" });
-  });
-  return slots;
 }
 
 /** Where a slot may be placed, in order of preference. */
@@ -202,7 +199,7 @@ function readyAfter(state: Active, events: ClusterEvent[], position: number): Cl
   );
   if (after.status === "Absent" || after.status === "Failed" || isEnding(after)) return [];
   const slots = Object.values(after.slots);
-  if (slots.length === 0 || !slots.every((s) => s.status === "running")) return [];
+  if (!instancesReady(slots.map((s) => s.status))) return [];
   return [{ type: "cluster.instances-ready", data: { count: slots.length } }];
 }
 
@@ -516,48 +513,27 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       };
     }
     if (state.status === "Absent") return state;
-    const withSlot = (slot: number, change: (s: Slot) => Slot | undefined): ClusterState => {
-      const s = state.slots[slot];
-      if (!s) return state;
-      const { [slot]: _, ...rest } = state.slots;
-      const next = change(s);
-      return { ...state, slots: next ? { ...rest, [slot]: next } : rest };
+    // 1. What the shared lifecycle says: the status, the spec (each change kept for
+    //    rollback) and the status of the slot the event moves, if it has one.
+    const spec = clusterSpecAfter(state.spec, event);
+    const next: Active = {
+      ...state,
+      status: clusterStatusAfter(state.status, event),
+      spec,
+      specHistory:
+        spec === state.spec ? state.specHistory : [...state.specHistory, { version: event.position, spec }],
     };
+    const move = slotMoveOf(event);
+    const moved = move
+      ? withSlot(next, move.slot, (s) => (move.status ? { ...s, status: move.status } : undefined))
+      : next;
+    // 2. What only the provisioner keeps: launch attempts and placements, instance ids,
+    //    instances draining before termination.
     switch (event.type) {
-      case "cluster.scale-requested": {
-        const spec = {
-          ...state.spec,
-          pools: state.spec.pools.map((p) =>
-            p.name === event.data.pool ? { ...p, count: event.data.to } : p,
-          ),
-        };
-        return {
-          ...state,
-          status: "Scaling",
-          spec,
-          specHistory: [...state.specHistory, { version: event.position, spec }],
-        };
-      }
-      case "cluster.rollback-requested": {
-        const spec = event.data.spec;
-        return {
-          ...state,
-          status: "RollingBack",
-          spec,
-          specHistory: [...state.specHistory, { version: event.position, spec }],
-        };
-      }
-      case "cluster.deletion-requested":
-        return { ...state, status: "Deleting" };
-      case "cluster.validation-started":
-        return { ...state, status: "Validating" };
-      case "cluster.validated":
-        return state;
       case "cluster.provisioning-started":
-        return { ...state, status: "Provisioning", provisioned: true };
+        return { ...moved, provisioned: true };
       case "cluster.instance-launch-requested": {
         const { slot, pool, ordinal, role, attempt, placement } = event.data;
-        const before = state.slots[slot];
         const s: Slot = {
           slot,
           pool,
@@ -565,73 +541,32 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
           role,
           attempt,
           placement: toPlacement(placement),
-          failed: before?.failed ?? [],
-          status: "launching",
+          failed: next.slots[slot]?.failed ?? [],
+          status: SLOT_TRANSITIONS[event.type],
         };
-        const attempts = { ...state.attempts, [slot]: Math.max(attempt, state.attempts[slot] ?? 0) };
-        return { ...state, slots: { ...state.slots, [slot]: s }, attempts };
+        const attempts = { ...next.attempts, [slot]: Math.max(attempt, next.attempts[slot] ?? 0) };
+        return { ...next, slots: { ...next.slots, [slot]: s }, attempts };
       }
       case "cluster.instance-launched":
-        return withSlot(event.data.slot, (s) => ({
-          ...s,
-          status: "launched",
-          instanceId: event.data.instanceId,
-        }));
+        return withSlot(moved, event.data.slot, (s) => ({ ...s, instanceId: event.data.instanceId }));
       case "cluster.instance-launch-failed":
-        return withSlot(event.data.slot, (s) => ({
+        return withSlot(moved, event.data.slot, (s) => ({
           ...s,
           failed: event.data.capacity ? [...s.failed, toPlacement(event.data.placement)] : s.failed,
         }));
-      case "cluster.instance-running":
-        return withSlot(event.data.slot, (s) => ({ ...s, status: "running" }));
-      case "cluster.instances-ready":
-        // A cluster replacing a node stays Recovering until the installer has it Ready again.
-        return isEnding(state) || state.status === "Recovering" ? state : { ...state, status: "Configuring" };
-      case "cluster.ready":
-        return { ...state, status: "Ready" };
-      case "cluster.degraded":
-        return { ...state, status: "Degraded" };
-      case "cluster.k3s-upgraded": {
-        const spec = { ...state.spec, k3sVersion: event.data.to };
-        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
-      }
-      case "cluster.recovering":
-        return { ...state, status: "Recovering" };
       case "cluster.node-replacement-requested": {
         const { instanceId, slot, drainFirst } = event.data;
-        const draining = drainFirst ? { draining: { ...state.draining, [instanceId]: slot } } : {};
-        return { ...state, ...draining, ...(state.status === "Ready" ? { status: "Recovering" } : {}) };
-      }
-      case "cluster.instance-termination-requested":
-        return withSlot(event.data.slot, (s) => ({ ...s, status: "terminating" }));
-      case "cluster.instance-terminated":
-        return withSlot(event.data.slot, () => undefined);
-      case "cluster.failed":
-        return { ...state, status: "Failed" };
-      case "cluster.pool-updated": {
-        const { pool, labels, taints } = event.data;
-        const spec = {
-          ...state.spec,
-          pools: state.spec.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p)),
-        };
-        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
-      }
-      case "cluster.scale-failed": {
-        const spec = event.data.spec;
-        return { ...state, spec, specHistory: [...state.specHistory, { version: event.position, spec }] };
+        return drainFirst ? { ...moved, draining: { ...moved.draining, [instanceId]: slot } } : moved;
       }
       case "cluster.retry-requested":
         return {
-          ...state,
-          status: "Provisioning",
-          slots: Object.fromEntries(Object.entries(state.slots).map(([k, v]) => [k, { ...v, failed: [] }])),
+          ...moved,
+          slots: Object.fromEntries(Object.entries(moved.slots).map(([k, v]) => [k, { ...v, failed: [] }])),
         };
       case "cluster.deleted":
-        return { ...state, status: "Deleted", slots: {} };
-      case "cluster.rejected":
-        return state;
+        return { ...moved, slots: {} };
       default:
-        return assertNever(event);
+        return moved;
     }
   },
 };
