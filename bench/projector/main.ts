@@ -27,7 +27,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { connectNats, ensureStreams, type RawEventEnvelope, Streams } from "@cairn/events";
+import { type CairnEvent, connectNats, ensureStreams, Streams } from "@cairn/events";
 import {
   DEFAULT_SCHEMA,
   eventIndexCopyText,
@@ -140,7 +140,7 @@ try {
     };
     for (const c of benchLog(EVENTS)) {
       seq++;
-      for (const e of JSON.parse(c.body).events as RawEventEnvelope[]) rows.push(toEventIndexRow(e, seq));
+      for (const e of JSON.parse(c.body).events as CairnEvent[]) rows.push(toEventIndexRow(e, seq));
       if (rows.length >= 50_000) await flush();
     }
     if (rows.length > 0) await flush();

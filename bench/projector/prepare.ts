@@ -6,7 +6,7 @@
  * Run: node bench/projector/prepare.ts --events 200000
  */
 import { parseArgs } from "node:util";
-import { catalogue, type RawEventEnvelope } from "@cairn/events";
+import { type CairnEvent, catalogue } from "@cairn/events";
 import { eventIndexCopyText, toEventIndexRow } from "@cairn/projector";
 import { foldInto } from "../../services/projector/src/apply-events.ts";
 import { benchLog } from "./log.ts";
@@ -29,7 +29,7 @@ stage("decode + JSON.parse", () => bodies.map((b) => JSON.parse(td.decode(b))));
 const parsed = bodies.map((b) => JSON.parse(td.decode(b)));
 stage("parseCommit (zod, validating)", () => parsed.map((p) => catalogue.parseCommit(p)));
 stage("parseCommitTrusted", () => parsed.map((p) => catalogue.parseCommitTrusted(p)));
-const events: { event: RawEventEnvelope; sequence: number }[] = [];
+const events: { event: CairnEvent; sequence: number }[] = [];
 parsed.forEach((p, i) => {
   for (const event of catalogue.parseCommitTrusted(p).events) events.push({ event, sequence: i + 1 });
 });

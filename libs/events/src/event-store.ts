@@ -8,18 +8,23 @@ import {
 } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
-import type { AggregateRef, RawCommit, RawEventEnvelope } from "./envelope.ts";
+import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError, describeError } from "./errors.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
 import { injectTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 
 /** An event as read back: its envelope plus the stream sequence of its commit. */
-export type RecordedEvent = RawEventEnvelope & { readonly sequence: number; readonly commitId: string };
+export type RecordedEvent<E extends Msg = Msg> = EventEnvelope<E> & {
+  readonly sequence: number;
+  readonly commitId: string;
+};
+
+type Msg = { type: string; data: unknown };
 
 /** An aggregate's history as loaded from its subject. */
-export interface AggregateHistory {
+export interface AggregateHistory<E extends Msg = Msg> {
   readonly aggregate: AggregateRef;
-  readonly events: RecordedEvent[];
+  readonly events: RecordedEvent<E>[];
   /** Stream sequence of the last commit read (0: none): the expected sequence for the next append. */
   readonly lastSequence: number;
   /** Number of events: the aggregate's version. */
@@ -79,10 +84,10 @@ export function commitIdFor(causationId: string, aggregate: AggregateRef): strin
  * The event store on JetStream: one subject per aggregate (`evt.<type>.<id>`), one
  * message per commit, optimistic concurrency on the subject's last sequence.
  */
-export class EventStore {
+export class EventStore<E extends Msg = Msg> {
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
-  readonly #catalogue: Catalogue;
+  readonly #catalogue: Catalogue<E>;
   readonly #stream: string;
 
   readonly #onUnreadable: (report: UnreadableCommit) => void;
@@ -92,7 +97,7 @@ export class EventStore {
   constructor(deps: {
     js: JetStreamClient;
     jsm: JetStreamManager;
-    catalogue: Catalogue;
+    catalogue: Catalogue<E>;
     stream?: string;
     /** Told once per sequence about a message on an aggregate's subject that is not a readable commit. */
     onUnreadable?: (report: UnreadableCommit) => void;
@@ -142,10 +147,10 @@ export class EventStore {
    * one subject, optionally only up to a sequence, version or time (point in time).
    * Every event is upcast to today's schema.
    */
-  async load(aggregate: AggregateRef, opts: LoadOptions = {}): Promise<AggregateHistory> {
+  async load(aggregate: AggregateRef, opts: LoadOptions = {}): Promise<AggregateHistory<E>> {
     const subject = eventSubject(aggregate);
     const last = await this.lastSequence(aggregate);
-    const events: RecordedEvent[] = [];
+    const events: RecordedEvent<E>[] = [];
     const commitIds = new Set<string>();
     let lastSequence = 0;
     const end = opts.toSequence !== undefined ? Math.min(opts.toSequence, last) : last;
@@ -169,7 +174,7 @@ export class EventStore {
           for (const e of commit.events) {
             if (opts.toVersion !== undefined && e.position > opts.toVersion) break reading;
             if (opts.toTime !== undefined && Date.parse(e.time) > opts.toTime.getTime()) break reading;
-            events.push({ ...e, sequence: m.seq, commitId: commit.commitId });
+            events.push({ ...e, sequence: m.seq, commitId: commit.commitId } as RecordedEvent<E>);
           }
           commitIds.add(commit.commitId);
           lastSequence = m.seq;

@@ -5,7 +5,7 @@
  * (`foldInto`) and rows (`eventIndexRows`), so it builds exactly what the live path
  * builds; it only keeps the rows in memory and writes the index with COPY.
  */
-import type { RawEventEnvelope } from "@cairn/events";
+import type { CairnEvent } from "@cairn/events";
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "./db/database.ts";
 import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
@@ -29,7 +29,7 @@ import {
 import { indexRowsByKey, upsertEventIndexSql } from "./repository/event-index.ts";
 
 export interface SequencedEvent {
-  readonly event: RawEventEnvelope;
+  readonly event: CairnEvent;
   /** Stream sequence of the commit that holds the event. */
   readonly sequence: number;
 }

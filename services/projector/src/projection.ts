@@ -4,6 +4,7 @@
  * exactly once).
  */
 import {
+  type AnyEvent,
   type Catalogue,
   catalogue as defaultCatalogue,
   describeError,
@@ -35,7 +36,7 @@ export interface ProjectionTarget {
   readonly schema: string;
   /** The checkpoint row's name: the durable consumer's name. */
   readonly name: string;
-  readonly catalogue?: Catalogue;
+  readonly catalogue?: Catalogue<AnyEvent>;
 }
 
 export interface BatchOutcome {
@@ -109,7 +110,7 @@ interface Pending {
 }
 
 /** The JSON body of a stored message if it is a readable commit. */
-function readableCommit(cat: Catalogue, stored: { json(): unknown }): unknown {
+function readableCommit(cat: Catalogue<AnyEvent>, stored: { json(): unknown }): unknown {
   try {
     const body = stored.json();
     cat.parseCommit(body);
@@ -215,7 +216,7 @@ export async function projectInTransaction(
     let deadLettered = 0;
     let commits = 0;
     for (const m of ready) {
-      let parsed: ReturnType<Catalogue["parseCommit"]>;
+      let parsed: ReturnType<Catalogue<AnyEvent>["parseCommit"]>;
       try {
         parsed = cat.parseCommit(m.json());
       } catch (err) {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import type { CommandBus, EventStore, RunnerLogger } from "@cairn/events";
+import type { AnyEvent, CommandBus, EventStore, RunnerLogger } from "@cairn/events";
 import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
@@ -80,7 +80,7 @@ export interface ApiDeps {
   readonly schema: string;
   readonly bus: CommandBus;
   /** The event log, for point-in-time views. */
-  readonly store: EventStore;
+  readonly store: EventStore<AnyEvent>;
   /** Read-model changes after each commit, for the live stream. */
   readonly changes: ChangeFeed;
   readonly logger: RunnerLogger;

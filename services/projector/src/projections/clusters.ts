@@ -4,6 +4,7 @@
  * an aggregate's history in memory for a point-in-time view.
  */
 import {
+  type CairnEvent,
   CLUSTER_STATUSES,
   type ClusterEvent,
   type ClusterSpec,
@@ -11,7 +12,6 @@ import {
   clusterSpecAfter,
   clusterTransition,
   type EventEnvelope,
-  type RawEventEnvelope,
   type SlotStatus,
   slotMoveOf,
   traceIdOf,
@@ -115,15 +115,15 @@ export interface ClusterRow {
  * cluster that was never requested (say, a rejected `cluster.scale` of an unknown id)
  * make no row: the result is then `undefined`.
  */
-export function applyClusterEvent(row: ClusterRow, event: RawEventEnvelope, sequence: number): ClusterRow;
+export function applyClusterEvent(row: ClusterRow, event: CairnEvent, sequence: number): ClusterRow;
 export function applyClusterEvent(
   row: ClusterRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): ClusterRow | undefined;
 export function applyClusterEvent(
   row: ClusterRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): ClusterRow | undefined {
   if (event.aggregate.type !== "cluster") {
@@ -179,7 +179,7 @@ export function applyClusterEvent(
 
 /** Folds a cluster's events in order (a point-in-time view is a prefix of its history). */
 export function foldCluster(
-  events: readonly { event: RawEventEnvelope; sequence: number }[],
+  events: readonly { event: CairnEvent; sequence: number }[],
   initial?: ClusterRow,
 ): ClusterRow | undefined {
   let row = initial;

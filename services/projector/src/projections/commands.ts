@@ -2,7 +2,7 @@
  * The `commands` read model: what became of a command, read off the events that
  * answer it (those whose `meta.commandId` is set).
  */
-import type { RawEventEnvelope } from "@cairn/events";
+import type { CairnEvent } from "@cairn/events";
 import { traceIdOf } from "@cairn/events";
 
 export type CommandStatus = "accepted" | "rejected";
@@ -30,7 +30,7 @@ const COMMAND_OF_EVENT: Readonly<Record<string, string>> = {
   "cluster.deletion-requested": "cluster.delete",
 };
 
-function isRejection(event: RawEventEnvelope): event is RawEventEnvelope & {
+function isRejection(event: CairnEvent): event is CairnEvent & {
   data: { commandId: string; commandType: string; code: string; reason: string };
 } {
   return event.type.endsWith(".rejected");
@@ -45,7 +45,7 @@ function isRejection(event: RawEventEnvelope): event is RawEventEnvelope & {
  */
 export function applyCommandEvent(
   row: CommandRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): CommandRow | undefined {
   const commandId = event.meta.commandId;

@@ -1,4 +1,4 @@
-import type { RawEventEnvelope } from "@cairn/events";
+import type { CairnEvent } from "@cairn/events";
 import { traceIdOf } from "@cairn/events";
 
 /** One row of `event_index`: every event, searchable by type, command, trace and aggregate. */
@@ -18,7 +18,7 @@ export interface EventIndexRow {
   readonly data: unknown;
 }
 
-export function toEventIndexRow(event: RawEventEnvelope, sequence: number): EventIndexRow {
+export function toEventIndexRow(event: CairnEvent, sequence: number): EventIndexRow {
   return {
     aggregateType: event.aggregate.type,
     aggregateId: event.aggregate.id,

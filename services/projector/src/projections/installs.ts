@@ -6,7 +6,7 @@
  * the rolling upgrade's progress. Times are the events' (never the projector's clock),
  * so a replay builds the same rows as the live projection.
  */
-import { type EventEnvelope, type InstallEvent, type RawEventEnvelope, traceIdOf } from "@cairn/events";
+import { type CairnEvent, type EventEnvelope, type InstallEvent, traceIdOf } from "@cairn/events";
 
 /** The installer's words for an install's state (its decider's `status`). */
 export const INSTALL_STATES = [
@@ -178,7 +178,7 @@ const nodeBySlot = (row: InstallRow, slot: number) => row.nodes[String(slot)]?.n
  */
 export function applyInstallEvent(
   row: InstallRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): InstallRow | undefined {
   if (event.aggregate.type !== "install") {

@@ -5,7 +5,7 @@
  * live on the cluster's ledger aggregate but name the node, so they land on the node's
  * row too (`nodeop.waiting`: the operation waits for the limit).
  */
-import { type EventEnvelope, type NodeopEvent, nodeAggregateId, type RawEventEnvelope } from "@cairn/events";
+import { type CairnEvent, type EventEnvelope, type NodeopEvent, nodeAggregateId } from "@cairn/events";
 
 export const NODEOP_STATES = ["requested", "in progress", "waiting", "done", "failed"] as const;
 export type NodeOpState = (typeof NODEOP_STATES)[number];
@@ -63,11 +63,17 @@ export interface NodeOpRow {
 }
 
 /** The nodeop row id an event is about (from its data: ledger events are on another aggregate). */
-export function nodeOpIdOf(event: RawEventEnvelope): string | undefined {
-  if (event.aggregate.type !== "nodeop") return undefined;
-  const d = event.data as { clusterId?: unknown; node?: unknown } | null;
-  if (!d || typeof d.clusterId !== "string" || typeof d.node !== "string") return undefined;
-  return nodeAggregateId(d.clusterId, d.node);
+export function nodeOpIdOf(event: CairnEvent): string | undefined {
+  if (!isAboutANode(event)) return undefined;
+  return nodeAggregateId(event.data.clusterId, event.data.node);
+}
+
+/** Every `nodeop.*` event but a rejection names its cluster and node. */
+type NodeopEventOfANode = Exclude<EventEnvelope<NodeopEvent>, { type: "nodeop.rejected" }>;
+function isAboutANode(event: CairnEvent): event is NodeopEventOfANode {
+  return (
+    event.aggregate.type === "nodeop" && event.type.startsWith("nodeop.") && event.type !== "nodeop.rejected"
+  );
 }
 
 /**
@@ -79,13 +85,13 @@ export function nodeOpIdOf(event: RawEventEnvelope): string | undefined {
  */
 export function applyNodeOpEvent(
   row: NodeOpRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): NodeOpRow | undefined {
-  const id = nodeOpIdOf(event);
-  if (id === undefined) return row;
-  const e = event as unknown as EventEnvelope<NodeopEvent>;
-  const d = e.data as { clusterId: string; node: string };
+  if (!isAboutANode(event)) return row;
+  const id = nodeAggregateId(event.data.clusterId, event.data.node);
+  const e = event;
+  const d = e.data;
   const at = event.time;
   const base: NodeOpRow = row ?? {
     id,

@@ -7,13 +7,13 @@
  * `install.step-*`) still finds its node.
  */
 import {
+  type CairnEvent,
   type ClusterEvent,
   type EventEnvelope,
   type InstallEvent,
   type KubeEvent,
   type NodeopEvent,
   nodeAggregateId,
-  type RawEventEnvelope,
 } from "@cairn/events";
 
 export const NODE_K3S_STATES = [
@@ -86,7 +86,7 @@ const JOIN_STEPS = new Set(["k3s-server-init", "k3s-server-join", "k3s-agent-joi
  * The (cluster, node) an event is about, or undefined when it is about no single node.
  * The live projection reads the rows of these keys before folding a batch.
  */
-export function nodeKeyOf(event: RawEventEnvelope): { clusterId: string; node: string } | undefined {
+export function nodeKeyOf(event: CairnEvent): { clusterId: string; node: string } | undefined {
   const d = event.data as Record<string, unknown> | null;
   if (d === null || typeof d !== "object") return undefined;
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
@@ -174,7 +174,7 @@ function emptyNode(
  */
 export function applyNodeEvent(
   row: NodeRow | undefined,
-  event: RawEventEnvelope,
+  event: CairnEvent,
   sequence: number,
 ): NodeRow | undefined {
   const key = nodeKeyOf(event);

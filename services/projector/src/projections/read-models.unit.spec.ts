@@ -68,7 +68,7 @@ describe("the recorded fixtures", () => {
   it("are valid events of the catalogue, and hold every install, kube and nodeop event type but the rejections", () => {
     const events = recorded([...everyClusterEventCommits("c1"), ...everyNodeEventCommits("c1")]);
     for (const { event } of events) expect(() => catalogue.parseEvent(event), event.type).not.toThrow();
-    const seen = new Set(events.map((e) => e.event.type));
+    const seen = new Set<string>(events.map((e) => e.event.type));
     const wanted = [...catalogue.events.keys()].filter(
       (t) => /^(install|kube|nodeop)\./.test(t) && !t.endsWith(".rejected"),
     );

@@ -5,7 +5,7 @@
  * learns exactly what the live projection learnt; the clock enters at read time only
  * (`etaView`).
  */
-import { type RawEventEnvelope, roleOfSlot } from "@cairn/events";
+import { type CairnEvent, roleOfSlot } from "@cairn/events";
 import type { ClusterRow } from "./clusters.ts";
 import type { InstallRow } from "./installs.ts";
 import type { NodeRow } from "./nodes.ts";
@@ -63,11 +63,12 @@ const since = (from: string | null, to: string) =>
  * @example sampleOf(installStepSucceeded({ step: "k3s-agent-join", durationMs: 2100 }), node)
  *   // { kind: "k3s-agent-join", ms: 2100 }
  */
+const isStepKind = (s: string): s is StepKind => (STEP_KINDS as readonly string[]).includes(s);
+
 export function sampleOf(
-  event: RawEventEnvelope,
+  event: CairnEvent,
   nodeBefore: NodeRow | undefined,
 ): { kind: StepKind; ms: number } | undefined {
-  const d = event.data as Record<string, unknown>;
   let ms: number | undefined;
   let kind: StepKind | undefined;
   switch (event.type) {
@@ -84,9 +85,9 @@ export function sampleOf(
       }
       break;
     case "install.step-succeeded":
-      if ((STEP_KINDS as readonly string[]).includes(d.step as string) && typeof d.durationMs === "number") {
-        kind = d.step as StepKind;
-        ms = d.durationMs;
+      if (isStepKind(event.data.step)) {
+        kind = event.data.step;
+        ms = event.data.durationMs;
       }
       break;
     case "install.node-ready":

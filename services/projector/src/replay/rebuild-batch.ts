@@ -5,7 +5,7 @@
  * that the rows stay in memory between batches — the rebuild is its schema's only
  * writer — and that the event index is written with COPY.
  */
-import type { Catalogue } from "@cairn/events";
+import type { AnyEvent, Catalogue } from "@cairn/events";
 import type { JsMsg } from "@nats-io/jetstream";
 import { type RawBuilder, sql } from "kysely";
 import {
@@ -117,7 +117,7 @@ const SLICE = 1_000;
  */
 export async function prepareBatch(
   msgs: readonly JsMsg[],
-  cat: Catalogue,
+  cat: Catalogue<AnyEvent>,
   state: RebuildState,
   db: Db,
   schema: string,

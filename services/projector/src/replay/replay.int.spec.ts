@@ -74,7 +74,7 @@ describe("replay", () => {
     await startLive();
     await writeLog(8);
     // The log really holds every event type the catalogue knows, and every aggregate.
-    const types = new Set(infra.writer.appended.map((a) => a.event.type));
+    const types = new Set<string>(infra.writer.appended.map((a) => a.event.type));
     // (Sessions and workloads have no event but their rejection yet.)
     expect([...catalogue.events.keys()].filter((t) => !types.has(t))).toEqual([]);
     expect(new Set(infra.writer.appended.map((a) => a.event.aggregate.type)).size).toBe(6);

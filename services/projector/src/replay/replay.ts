@@ -18,7 +18,13 @@
  *     checkpoint, skipping what it covers. `checkOnly` compares and drops the rebuild.
  *  4. Drop the old schema (unless `keepOld`).
  */
-import { type Catalogue, catalogue as defaultCatalogue, type Nats, type RunnerLogger } from "@cairn/events";
+import {
+  type AnyEvent,
+  type Catalogue,
+  catalogue as defaultCatalogue,
+  type Nats,
+  type RunnerLogger,
+} from "@cairn/events";
 import { sql } from "kysely";
 import {
   assertSchemaName,
@@ -61,7 +67,7 @@ export interface ReplayOptions {
   /** Keep `<live>_old_<n>` after the swap (default: dropped). */
   readonly keepOld?: boolean;
   readonly logger?: RunnerLogger;
-  readonly catalogue?: Catalogue;
+  readonly catalogue?: Catalogue<AnyEvent>;
   /** Stops the load between batches (a shutdown); the next replay resumes from the rebuild's checkpoint. */
   readonly signal?: AbortSignal;
   /** Called after every load batch. */

@@ -1,11 +1,5 @@
 /** Hand-built events for the projector's tests. */
-import {
-  type AggregateRef,
-  type ClusterSpec,
-  clusterSpec,
-  newId,
-  type RawEventEnvelope,
-} from "@cairn/events";
+import { type AggregateRef, type CairnEvent, type ClusterSpec, clusterSpec, newId } from "@cairn/events";
 
 export function aSpec(clusterId: string, overrides: Partial<ClusterSpec> = {}): ClusterSpec {
   return clusterSpec.parse({
@@ -30,9 +24,10 @@ export function anEnvelope(
   aggregate: AggregateRef,
   position: number,
   e: { type: string; data: unknown },
-  meta: Partial<RawEventEnvelope["meta"]> & { time?: string } = {},
-): RawEventEnvelope {
+  meta: Partial<CairnEvent["meta"]> & { time?: string } = {},
+): CairnEvent {
   const { time, ...rest } = meta;
+  // A fixture stands for what the catalogue parsed: tests build it from any type and data.
   return {
     id: newId(),
     type: e.type,
@@ -42,7 +37,7 @@ export function anEnvelope(
     time: time ?? new Date(Date.UTC(2026, 0, 1, 0, 0, position)).toISOString(),
     data: e.data,
     meta: { causationId: `cause-${position}`, correlationId: "corr-1", actor: "alice", ...rest },
-  };
+  } as CairnEvent;
 }
 
 export const cluster = (id: string): AggregateRef => ({ type: "cluster", id });

@@ -1,13 +1,14 @@
 /** Real NATS + real Postgres for the projector's int tests, and an event writer. */
 import {
   type AggregateRef,
+  type AnyEvent,
+  type CairnEvent,
   catalogue,
   connectNats,
   EventStore,
   ensureStreams,
   type Nats,
   newId,
-  type RawEventEnvelope,
 } from "@cairn/events";
 import {
   createTestDatabase,
@@ -43,20 +44,20 @@ export async function startInfra(): Promise<Infra> {
 
 /** Appends hand-built commits, keeping each aggregate's position and last sequence. */
 export class EventWriter {
-  readonly store: EventStore;
+  readonly store: EventStore<AnyEvent>;
   readonly #last = new Map<string, { sequence: number; position: number }>();
   /** Every event appended, with the sequence of its commit. */
-  readonly appended: { event: RawEventEnvelope; sequence: number }[] = [];
+  readonly appended: { event: CairnEvent; sequence: number }[] = [];
 
-  constructor(store: EventStore) {
+  constructor(store: EventStore<AnyEvent>) {
     this.store = store;
   }
 
   async append(
     aggregate: AggregateRef,
     events: { type: string; data: unknown }[],
-    meta: Partial<RawEventEnvelope["meta"]> = {},
-  ): Promise<{ sequence: number; events: RawEventEnvelope[] }> {
+    meta: Partial<CairnEvent["meta"]> = {},
+  ): Promise<{ sequence: number; events: CairnEvent[] }> {
     const key = `${aggregate.type}.${aggregate.id}`;
     const last = this.#last.get(key) ?? { sequence: 0, position: 0 };
     const causationId = meta.causationId ?? newId();
