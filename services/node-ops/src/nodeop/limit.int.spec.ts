@@ -2,7 +2,9 @@
  * The cluster-wide disruption limit on the simulated cloud (limit 1): a second cordon
  * waits (`nodeop.waiting` naming the holder) and goes through once the first node is
  * uncordoned; `force: true` goes past the limit; a drain that waits past its deadline
- * fails without touching the node.
+ * fails without touching the node. A drained node stays cordoned, holding its place
+ * until it is gone: its Node deleted by other hands (the facts see it leave), or its
+ * instance retired by the provisioner (node-ops deletes the Node).
  */
 import {
   CommandBus,
@@ -12,30 +14,42 @@ import {
   nodeopLimitId,
   type RecordedEvent,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream, until } from "@cairn/events/testing";
+import { appendAsOwner, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import type { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kubeconfigParameter } from "../adapters/kube.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 
 const CLUSTER = "limit-1";
+/** Watched by node-ops' facts (its kubeconfig published), unlike CLUSTER. */
+const GONE = "limit-2";
 let js: TestJetStream;
 let sim: Sim;
 let nodeOps: NodeOps;
 let bus: CommandBus;
 let store: EventStore;
 let core: CoreV1Api;
+let goneCore: CoreV1Api;
 
 beforeAll(async () => {
   js = await startJetStream();
   sim = await startSim({ seed: 14, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   ({ core } = await simCluster(sim, store, CLUSTER, ["node-a", "node-b", "node-c", "node-d"]));
+  ({ core: goneCore } = await simCluster(sim, store, GONE, ["node-e", "node-f", "node-g", "node-h"]));
+  await appendAsOwner(store, { type: "install", id: GONE }, "install.kubeconfig-published", {
+    parameter: kubeconfigParameter(GONE),
+    version: 1,
+  });
   nodeOps = await startNodeOps({
     nats: js.nats,
     ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
-    facts: false,
+    // The facts watch GONE only; no classification restores on the bare sim nodes.
+    facts: { backoff: { baseMs: 20, maxMs: 200 } },
+    restore: false,
+    drain: { pollMs: 20, maxPollMs: 100 },
     limit: { max: 1, pollMs: 20, maxPollMs: 100 },
   });
   bus = new CommandBus({ js: js.nats.js, catalogue });
@@ -46,22 +60,31 @@ afterAll(async () => {
   await js?.dispose();
 });
 
-const eventsOf = async (node: string) =>
-  (await store.load({ type: "nodeop", id: nodeAggregateId(CLUSTER, node) })).events;
-const eventAfter = (node: string, commandId: string, type: string) =>
+const eventsOf = async (node: string, clusterId = CLUSTER) =>
+  (await store.load({ type: "nodeop", id: nodeAggregateId(clusterId, node) })).events;
+const eventAfter = (node: string, commandId: string, type: string, clusterId = CLUSTER) =>
   until<RecordedEvent>(`${type} on ${node}`, async () => {
-    const events = await eventsOf(node);
+    const events = await eventsOf(node, clusterId);
     const from = events.findIndex((e) => e.meta.commandId === commandId);
     return from < 0 ? undefined : events.slice(from).find((e) => e.type === type);
   });
-const send = async (type: string, node: string, data: object = {}) =>
+const send = async (type: string, node: string, data: object = {}, clusterId = CLUSTER) =>
   (
     await bus.send({
       type,
-      data: { clusterId: CLUSTER, node, reason: "rolling upgrade", ...data },
+      data: { clusterId, node, reason: "rolling upgrade", ...data },
       meta: { actor: "installer" },
     })
   ).commandId;
+const ledgerOf = async (clusterId: string) =>
+  (await store.load({ type: "nodeop", id: nodeopLimitId(clusterId) })).events;
+/** The ledger's release of `node`, once it is in the log. */
+const releaseOf = (clusterId: string, node: string) =>
+  until<RecordedEvent>(`the release of ${node}`, async () =>
+    (await ledgerOf(clusterId)).find(
+      (e) => e.type === "nodeop.disruption-released" && (e.data as { node: string }).node === node,
+    ),
+  );
 const unschedulable = async (node: string) =>
   (await core.readNode({ name: node })).spec?.unschedulable === true;
 
@@ -110,5 +133,86 @@ describe("the cluster-wide disruption limit on the sim (limit 1)", () => {
       "waiting for the cluster's disruption limit",
     );
     expect(await unschedulable("node-d")).toBe(false);
+  });
+});
+
+describe("a drained node gives its place back once it is gone (limit 1)", () => {
+  it("its Node deleted by other hands: the next node to wait releases it and goes through", async () => {
+    // Drained and left cordoned (kubectl semantics): node-e keeps its place.
+    await eventAfter("node-e", await send("node.drain", "node-e", {}, GONE), "nodeop.drained", GONE);
+    expect((await goneCore.readNode({ name: "node-e" })).spec?.unschedulable).toBe(true);
+    await until("the facts know GONE's nodes", async () =>
+      (
+        await nodeOps.kubeHandler?.read(
+          { type: "kube", id: GONE },
+          { atLeastSequence: Number.MAX_SAFE_INTEGER },
+        )
+      )?.state.nodes["node-e"]
+        ? true
+        : undefined,
+    );
+    const drain = await send("node.drain", "node-f", { timeoutSeconds: 60 }, GONE);
+    expect((await eventAfter("node-f", drain, "nodeop.waiting", GONE)).data).toMatchObject({
+      waitingFor: ["node-e"],
+    });
+    // Somebody (kubectl, a cloud controller) deletes node-e's Node.
+    await goneCore.deleteNode({ name: "node-e" });
+    await eventAfter("node-f", drain, "nodeop.drained", GONE);
+    const released = await releaseOf(GONE, "node-e");
+    expect(released.data).toEqual({
+      clusterId: GONE,
+      node: "node-e",
+      reason: "node node-e left the cluster's API (its Node was deleted)",
+    });
+    // Released once, named after the drain that needed the place.
+    expect(released.meta.causationId).toBe(
+      (await eventsOf("node-f", GONE)).find((e) => e.type === "nodeop.drain-requested")?.id,
+    );
+    expect(
+      (await ledgerOf(GONE)).filter(
+        (e) => e.type === "nodeop.disruption-released" && (e.data as { node: string }).node === "node-e",
+      ),
+    ).toHaveLength(1);
+  });
+
+  it("its instance retired by the provisioner: the Node deleted by node-ops releases it at once", async () => {
+    // node-f holds the place since its drain (previous test); node-g is drained after it goes.
+    const retired = "node-f";
+    expect((await ledgerOf(GONE)).at(-1)?.data).toMatchObject({ node: retired, holders: [retired] });
+    await appendAsOwner(store, { type: "cluster", id: GONE }, "cluster.instance-termination-requested", {
+      slot: 1001,
+      instanceId: retired,
+    });
+    // The instance goes, its kubelet with it: node-ops deletes the Node and records it.
+    sim.world.kube.setNodeReady(GONE, retired, false);
+    await until("node-f deleted", async () =>
+      (await eventsOf(retired, GONE)).some((e) => e.type === "nodeop.node-deleted") ? true : undefined,
+    );
+    // Released by the deletion itself, before any node asked for the place.
+    const released = await releaseOf(GONE, retired);
+    expect((released.data as { reason: string }).reason).toMatch(
+      /^its Node was deleted: its instance node-f was terminated by the provisioner/,
+    );
+    expect((await ledgerOf(GONE)).at(-1)?.type).toBe("nodeop.disruption-released");
+    // The next drain takes the free place without waiting.
+    const drain = await send("node.drain", "node-g", {}, GONE);
+    await eventAfter("node-g", drain, "nodeop.drained", GONE);
+    expect((await eventsOf("node-g", GONE)).some((e) => e.type === "nodeop.waiting")).toBe(false);
+  });
+
+  it("its instance retired after its Node was deleted by other hands: released by the retirement", async () => {
+    // node-g holds the place since its drain (previous test).
+    expect((await ledgerOf(GONE)).at(-1)?.data).toMatchObject({ node: "node-g", holders: ["node-g"] });
+    await goneCore.deleteNode({ name: "node-g" });
+    await appendAsOwner(store, { type: "cluster", id: GONE }, "cluster.instance-termination-requested", {
+      slot: 1002,
+      instanceId: "node-g",
+    });
+    // Nothing to delete, but the place goes back without any node having to ask for it.
+    const released = await releaseOf(GONE, "node-g");
+    expect((released.data as { reason: string }).reason).toBe(
+      "its instance node-g was retired and its Node is gone",
+    );
+    expect((await eventsOf("node-g", GONE)).some((e) => e.type === "nodeop.node-deleted")).toBe(false);
   });
 });
