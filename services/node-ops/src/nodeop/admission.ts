@@ -170,6 +170,9 @@ export function createAdmission(o: {
       }
       // 4. Full (or another node took the last place in between): record what it waits for, come back.
       const now = (await fresh(o.handler, ledger)).state.holders ?? [];
+      // A place freed since the first look: no wait to record (it would name nodes that
+      // no longer block this one); look again soon.
+      if (now.length < max) return new RetryLaterError(pollMs, `node ${node}: a place just freed up`);
       await decide(
         e,
         derivedId(e.id, "node.record-waiting", String(max), now.join(",")),
