@@ -122,16 +122,21 @@ export function createAdmission(o: {
     decide(cause, id, "node.release-disruption", data);
 
   /**
-   * Releases the holders whose node is gone (each named after the cause and the holder);
-   * true if any was.
+   * Releases the holders whose node is gone, each named after the cause, the holder and
+   * the ledger's version (a redelivery at the same version is one release); true if any was.
    */
-  const releaseStale = async (e: Event, clusterId: string, holders: readonly string[], known: KubeState) => {
+  const releaseStale = async (
+    e: Event,
+    clusterId: string,
+    ledger: { holders: readonly string[]; version: number },
+    known: KubeState,
+  ) => {
     let released = false;
-    for (const holder of holders) {
+    for (const holder of ledger.holders) {
       const { state } = await fresh(o.handler, { type: "nodeop", id: nodeAggregateId(clusterId, holder) });
       const reason = goneReason(holder, known, state);
       if (!reason) continue;
-      await release(e, derivedId(e.id, "node.release-disruption", holder), {
+      await release(e, derivedId(e.id, "node.release-disruption", holder, String(ledger.version)), {
         clusterId,
         node: holder,
         reason,
@@ -154,7 +159,7 @@ export function createAdmission(o: {
       if (
         (state.holders ?? []).length >= max &&
         !force &&
-        (await releaseStale(e, clusterId, state.holders ?? [], known))
+        (await releaseStale(e, clusterId, { holders: state.holders ?? [], version }, known))
       )
         ({ state, version } = await fresh(o.handler, ledger));
       const holders = state.holders ?? [];
