@@ -25,6 +25,17 @@ import { simCluster } from "../testing/sim-cluster.ts";
 const CLUSTER = "limit-1";
 /** Watched by node-ops' facts (its kubeconfig published), unlike CLUSTER. */
 const GONE = "limit-2";
+/** Also watched: retired three at once with two replicas of node-ops. */
+const REPLICAS = "limit-3";
+const options = () => ({
+  nats: js.nats,
+  ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
+  // The facts watch GONE and REPLICAS only; no classification restores on the bare sim nodes.
+  facts: { backoff: { baseMs: 20, maxMs: 200 } },
+  restore: false as const,
+  drain: { pollMs: 20, maxPollMs: 100 },
+  limit: { max: 1, pollMs: 20, maxPollMs: 100 },
+});
 let js: TestJetStream;
 let sim: Sim;
 let nodeOps: NodeOps;
@@ -39,19 +50,13 @@ beforeAll(async () => {
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   ({ core } = await simCluster(sim, store, CLUSTER, ["node-a", "node-b", "node-c", "node-d"]));
   ({ core: goneCore } = await simCluster(sim, store, GONE, ["node-e", "node-f", "node-g", "node-h"]));
-  await appendAsOwner(store, { type: "install", id: GONE }, "install.kubeconfig-published", {
-    parameter: kubeconfigParameter(GONE),
-    version: 1,
-  });
-  nodeOps = await startNodeOps({
-    nats: js.nats,
-    ssm: { endpoint: sim.url, credentials: SIM_CREDENTIALS },
-    // The facts watch GONE only; no classification restores on the bare sim nodes.
-    facts: { backoff: { baseMs: 20, maxMs: 200 } },
-    restore: false,
-    drain: { pollMs: 20, maxPollMs: 100 },
-    limit: { max: 1, pollMs: 20, maxPollMs: 100 },
-  });
+  await simCluster(sim, store, REPLICAS, ["node-r1", "node-r2", "node-r3"]);
+  for (const id of [GONE, REPLICAS])
+    await appendAsOwner(store, { type: "install", id }, "install.kubeconfig-published", {
+      parameter: kubeconfigParameter(id),
+      version: 1,
+    });
+  nodeOps = await startNodeOps(options());
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 30_000);
 afterAll(async () => {
@@ -214,5 +219,72 @@ describe("a drained node gives its place back once it is gone (limit 1)", () => 
       "its instance node-g was retired and its Node is gone",
     );
     expect((await eventsOf("node-g", GONE)).some((e) => e.type === "nodeop.node-deleted")).toBe(false);
+  });
+});
+
+describe("two replicas of node-ops, three nodes retired at once (limit 1)", () => {
+  let second: NodeOps | undefined;
+  beforeAll(async () => {
+    second = await startNodeOps(options());
+  });
+  afterAll(async () => {
+    await second?.stop();
+  });
+
+  it("each drain goes through once the node before it is gone; every place is taken and given back once", async () => {
+    const nodes = ["node-r1", "node-r2", "node-r3"];
+    await until("the facts know the nodes", async () =>
+      (await store.load({ type: "kube", id: REPLICAS })).events.filter(
+        (e) => e.type === "kube.node-registered",
+      ).length === nodes.length
+        ? true
+        : undefined,
+    );
+    // As the provisioner does: every surplus node's drain asked at once, each instance
+    // terminated once its node is drained (its kubelet gone with it: NotReady).
+    await Promise.all(nodes.map((n) => send("node.drain", n, {}, REPLICAS)));
+    const retired = new Set<string>();
+    await until(
+      "every node drained and retired",
+      async () => {
+        for (const [i, node] of nodes.entries()) {
+          if (retired.has(node)) continue;
+          const events = await eventsOf(node, REPLICAS);
+          if (!events.some((e) => e.type === "nodeop.drained")) continue;
+          retired.add(node);
+          await appendAsOwner(
+            store,
+            { type: "cluster", id: REPLICAS },
+            "cluster.instance-termination-requested",
+            {
+              slot: 1000 + i,
+              instanceId: node,
+            },
+          );
+          sim.world.kube.setNodeReady(REPLICAS, node, false);
+        }
+        return retired.size === nodes.length ? true : undefined;
+      },
+      20_000,
+    );
+    for (const node of nodes) {
+      const ended = (await eventsOf(node, REPLICAS)).filter(
+        (e) => e.type === "nodeop.drained" || e.type === "nodeop.drain-failed",
+      );
+      expect({ node, ended: ended.map((e) => e.type) }).toEqual({ node, ended: ["nodeop.drained"] });
+    }
+    for (const node of nodes) await releaseOf(REPLICAS, node);
+    // One at a time, and each admitted and released exactly once, whichever replica decided.
+    const ledger = await ledgerOf(REPLICAS);
+    for (const node of nodes)
+      expect(ledger.filter((e) => (e.data as { node: string }).node === node).map((e) => e.type)).toEqual([
+        "nodeop.disruption-admitted",
+        "nodeop.disruption-released",
+      ]);
+    expect(
+      ledger
+        .filter((e) => e.type === "nodeop.disruption-admitted")
+        .every((e) => (e.data as { holders: string[] }).holders.length === 1),
+    ).toBe(true);
   });
 });
