@@ -24,6 +24,8 @@ export function nodeopLimitId(clusterId: string): string {
 const nodeKey = { clusterId: tokenSafeId, node: nodeName };
 const byLedger = (d: { clusterId: string }) => nodeopLimitId(d.clusterId);
 const limit = z.number().int().positive();
+/** Set when the node is gone (its Node deleted, its instance retired) rather than let go by Cairn. */
+const gone = { reason: z.string().optional() };
 
 export const AdmitDisruption = defineCommand({
   type: "node.admit-disruption",
@@ -38,9 +40,10 @@ export const ReleaseDisruption = defineCommand({
   type: "node.release-disruption",
   aggregate: "nodeop",
   internal: true,
-  schema: z.object(nodeKey),
+  schema: z.object({ ...nodeKey, ...gone }),
   aggregateId: byLedger,
-  description: "internal: Cairn no longer holds the node cordoned; its place under the limit is free.",
+  description:
+    "internal: the node no longer counts against the limit: Cairn let go of it (no `reason`), or it is gone (`reason`: its Node was deleted, or its instance retired).",
 });
 export const RecordWaiting = defineCommand({
   type: "node.record-waiting",
@@ -63,8 +66,9 @@ export const DisruptionAdmitted = defineEvent({
 export const DisruptionReleased = defineEvent({
   type: "nodeop.disruption-released",
   aggregate: "nodeop",
-  schema: z.object(nodeKey),
-  description: "On the cluster's disruption ledger: the node no longer counts against the limit.",
+  schema: z.object({ ...nodeKey, ...gone }),
+  description:
+    "On the cluster's disruption ledger: the node no longer counts against the limit; `reason`, when set, says why it is gone (a node drained for retirement stays cordoned until its Node is deleted).",
 });
 export const NodeWaiting = defineEvent({
   type: "nodeop.waiting",

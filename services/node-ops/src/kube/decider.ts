@@ -38,12 +38,26 @@ export type ApiReachability = "unknown" | "reachable" | "unreachable";
 
 export interface KubeState {
   readonly nodes: Readonly<Record<string, NodeFacts>>;
+  /**
+   * The nodes that left the API and did not register again, sorted: a node Cairn holds a
+   * place for under the disruption limit is gone when it is here (nodeop/admission.ts).
+   */
+  readonly removed: readonly string[];
   readonly api: ApiReachability;
 }
 
 type Fact = KubeEvent;
 
-const initialState = (): KubeState => ({ nodes: {}, api: "unknown" });
+const initialState = (): KubeState => ({ nodes: {}, removed: [], api: "unknown" });
+
+/** `removed` after `event`: a node leaving joins it, a node registering (again) leaves it. */
+function evolveRemoved(removed: readonly string[], event: Fact): readonly string[] {
+  if (event.type === "kube.node-removed")
+    return removed.includes(event.data.node) ? removed : [...removed, event.data.node].sort();
+  if (event.type === "kube.node-registered" && removed.includes(event.data.node))
+    return removed.filter((n) => n !== event.data.node);
+  return removed;
+}
 
 /** Taints compare as a set: the API does not promise an order. */
 const taintKey = (t: Taint) => `${t.key}\u0000${t.value ?? ""}\u0000${t.effect}`;
@@ -228,7 +242,11 @@ export const kubeDecider: Decider<KubeCommand, KubeEvent, KubeState> = {
       case "kube.node-pressure-changed":
       case "kube.node-classification-changed":
       case "kube.node-removed":
-        return { ...state, nodes: evolveNodes(state.nodes, event) };
+        return {
+          ...state,
+          nodes: evolveNodes(state.nodes, event),
+          removed: evolveRemoved(state.removed, event),
+        };
       case "kube.api-unreachable":
         return { ...state, api: "unreachable" };
       case "kube.api-reachable":

@@ -174,6 +174,17 @@ describe("kube.observe-node-removed", () => {
       .when(observe(node(A)))
       .then(known(A));
   });
+  it("the state remembers which nodes left (the disruption limit's gone holders) until they come back", () => {
+    expect(spec.given(known(A)).state.removed).toEqual([]);
+    expect(spec.given([...known(A), ...known(B), nodeRemoved(B), nodeRemoved(A)]).state.removed).toEqual([
+      A,
+      B,
+    ]);
+    expect(spec.given([...known(A), nodeRemoved(A), ...known(A)]).state).toMatchObject({
+      removed: [],
+      nodes: { [A]: expect.anything() },
+    });
+  });
 });
 
 describe("kube.observe-node-list", () => {

@@ -3,28 +3,43 @@
  * cordon or a drain touches the node, the node must hold a place on its cluster's
  * disruption ledger (`nodeopLimitId`, decided in ./limit.ts). No place free → the node
  * records `nodeop.waiting` (naming the nodes it waits for) and the event comes back
- * later; the operation stays in flight (queued), it does not fail. When Cairn lets go of
- * the node (uncordoned, or the operation ended without leaving it cordoned) its place is
- * released.
+ * later; the operation stays in flight (queued), it does not fail.
+ *
+ * A place is released when Cairn lets go of the node (uncordoned, or the operation ended
+ * without leaving it cordoned), or when the node is gone. A drain leaves its node
+ * cordoned (as kubectl drain does), so a node drained for retirement (a scale down, a
+ * spot interruption) gives its place back only when it is gone:
+ *  - eagerly, on `nodeop.node-deleted` (node-ops deleted the Node of a retired or
+ *    reclaimed instance; `releaseGone`, called by the reactor), and when the retired
+ *    nodes reactor finds a retired instance's Node gone already;
+ *  - lazily, when a node finds the ledger full: a holder whose Node left the API (the
+ *    kube facts recorded its removal) or whose node aggregate says deleted does not
+ *    count; it is released first, then the node is admitted.
+ * Each release is a ledger decision with a `reason`, named after its cause (and the
+ * holder, for the lazy one), so a redelivery or a second replica releases nothing twice.
  *
  * The limit is `max`, else max(1, floor(fraction × the cluster's nodes)), the nodes
  * counted from the kube facts (1 when the facts know none yet). Every command is named
  * after its cause and the ledger's version, so a redelivered event decides nothing twice,
  * and a refusal (another node took the last place in between) is retried as a new decision.
+ * The ledger, the facts and the holders are read as fresh as the log: other processes
+ * (the watcher's leader, another replica) write them.
  */
 import {
+  type AggregateRef,
   CommandHandler,
   catalogue,
   derivedId,
   type EventStore,
   type NodeopCommand,
   type NodeopEvent,
+  nodeAggregateId,
   nodeopLimitId,
   PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
 } from "@cairn/events";
-import { kubeDecider } from "../kube/decider.ts";
+import { type KubeState, kubeDecider } from "../kube/decider.ts";
 import type { NodeopState } from "./decider.ts";
 
 export interface DisruptionLimit {
@@ -46,6 +61,7 @@ export function limitFor(nodes: number, o: DisruptionLimit): number {
 }
 
 type Event = RawEventEnvelope & { sequence: number };
+type Reader<S> = Pick<CommandHandler<never, never, S>, "read">;
 type Handler = CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
 
 export interface Admission {
@@ -56,6 +72,22 @@ export interface Admission {
   admit(e: Event, deliveries: number): Promise<RetryLaterError | undefined>;
   /** Frees the node's place if Cairn no longer holds it cordoned (`state`: the node's, after `e`). */
   release(e: Event, state: NodeopState): Promise<void>;
+  /** Frees the place of `e`'s node, which is gone (`reason`: why), named after `e`. */
+  releaseGone(e: Event, reason: string): Promise<void>;
+}
+
+/**
+ * Why a node holding a place is gone, or undefined while it may still be there: its
+ * Node left the API (`facts`), or node-ops deleted it (`state`: its nodeop aggregate's).
+ */
+export function goneReason(
+  node: string,
+  facts: Pick<KubeState, "removed">,
+  state: NodeopState,
+): string | undefined {
+  if (state.deleted) return `node ${node} was deleted (its instance is gone)`;
+  if (facts.removed.includes(node)) return `node ${node} left the cluster's API (its Node was deleted)`;
+  return undefined;
 }
 
 export function createAdmission(o: {
@@ -63,8 +95,10 @@ export function createAdmission(o: {
   store: EventStore;
   limit: DisruptionLimit | false;
 }): Admission {
-  if (o.limit === false) return { admit: async () => undefined, release: async () => {} };
+  if (o.limit === false)
+    return { admit: async () => undefined, release: async () => {}, releaseGone: async () => {} };
   const limit = o.limit;
+  // Read only (the watcher's leader writes the facts): a cached view, caught up to the log on each read.
   const facts = new CommandHandler({ decider: kubeDecider, store: o.store, catalogue });
   const pollMs = limit.pollMs ?? 200;
   const maxPollMs = limit.maxPollMs ?? 10_000;
@@ -80,9 +114,36 @@ export function createAdmission(o: {
     return o.handler.handle(parsed.value);
   };
 
-  const limitOf = async (clusterId: string) => {
-    const { state } = await facts.read({ type: "kube", id: clusterId });
-    return limitFor(Object.keys(state.nodes).length, limit);
+  /** A handler's view of `ref`, caught up with the log: its cache does not see other processes' writes. */
+  const fresh = async <S>(h: Reader<S>, ref: AggregateRef) =>
+    h.read(ref, { atLeastSequence: await o.store.lastSequence(ref) });
+
+  const release = (cause: Event, id: string, data: { clusterId: string; node: string; reason?: string }) =>
+    decide(cause, id, "node.release-disruption", data);
+
+  /**
+   * Releases the holders whose node is gone, each named after the cause, the holder and
+   * the ledger's version (a redelivery at the same version is one release); true if any was.
+   */
+  const releaseStale = async (
+    e: Event,
+    clusterId: string,
+    ledger: { holders: readonly string[]; version: number },
+    known: KubeState,
+  ) => {
+    let released = false;
+    for (const holder of ledger.holders) {
+      const { state } = await fresh(o.handler, { type: "nodeop", id: nodeAggregateId(clusterId, holder) });
+      const reason = goneReason(holder, known, state);
+      if (!reason) continue;
+      await release(e, derivedId(e.id, "node.release-disruption", holder, String(ledger.version)), {
+        clusterId,
+        node: holder,
+        reason,
+      });
+      released = true;
+    }
+    return released;
   };
 
   return {
@@ -90,11 +151,19 @@ export function createAdmission(o: {
       const { clusterId, node, force } = e.data as { clusterId: string; node: string; force?: boolean };
       const ledger = { type: "nodeop" as const, id: nodeopLimitId(clusterId) };
       // 1. Already holding a place (a drain after Cairn's cordon, a redelivery): go on.
-      const { state, version } = await o.handler.read(ledger);
+      let { state, version } = await fresh(o.handler, ledger);
+      if ((state.holders ?? []).includes(node)) return undefined;
+      const known = (await fresh(facts, { type: "kube", id: clusterId })).state;
+      const max = limitFor(Object.keys(known.nodes).length, limit);
+      // 2. Full: a holder whose node is gone does not count; release it, then look again.
+      if (
+        (state.holders ?? []).length >= max &&
+        !force &&
+        (await releaseStale(e, clusterId, { holders: state.holders ?? [], version }, known))
+      )
+        ({ state, version } = await fresh(o.handler, ledger));
       const holders = state.holders ?? [];
-      if (holders.includes(node)) return undefined;
-      // 2. A place is free (or forced): take it; the ledger decides, serialised.
-      const max = await limitOf(clusterId);
+      // 3. A place is free (or forced): take it; the ledger decides, serialised.
       if (holders.length < max || force) {
         const outcome = await decide(
           e,
@@ -104,8 +173,11 @@ export function createAdmission(o: {
         );
         if (outcome.status !== "rejected") return undefined;
       }
-      // 3. Full (or another node took the last place in between): record what it waits for, come back.
-      const now = (await o.handler.read(ledger)).state.holders ?? [];
+      // 4. Full (or another node took the last place in between): record what it waits for, come back.
+      const now = (await fresh(o.handler, ledger)).state.holders ?? [];
+      // A place freed since the first look: no wait to record (it would name nodes that
+      // no longer block this one); look again soon.
+      if (now.length < max) return new RetryLaterError(pollMs, `node ${node}: a place just freed up`);
       await decide(
         e,
         derivedId(e.id, "node.record-waiting", String(max), now.join(",")),
@@ -120,10 +192,11 @@ export function createAdmission(o: {
     async release(e, state) {
       if (state.cordoned || state.inFlight) return;
       const { clusterId, node } = e.data as { clusterId: string; node: string };
-      await decide(e, derivedId(e.id, "node.release-disruption"), "node.release-disruption", {
-        clusterId,
-        node,
-      });
+      await release(e, derivedId(e.id, "node.release-disruption"), { clusterId, node });
+    },
+    async releaseGone(e, reason) {
+      const { clusterId, node } = e.data as { clusterId: string; node: string };
+      await release(e, derivedId(e.id, "node.release-disruption"), { clusterId, node, reason });
     },
   };
 }

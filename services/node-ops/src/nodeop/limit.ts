@@ -3,7 +3,8 @@
  * instance take part:
  *  - the cluster's disruption ledger (`nodeopLimitId`): which nodes Cairn holds
  *    cordoned or draining; it admits a node while fewer than `limit` are held (or when
- *    forced) and releases it when Cairn lets go of the node;
+ *    forced) and releases it when Cairn lets go of the node, or when the node is gone
+ *    (a `reason` says why: its Node deleted, its instance retired);
  *  - the node itself: `nodeop.waiting` while its cordon or drain is queued.
  * The limit is an input (the reactor computes it from the cluster's size), never read here.
  */
@@ -35,9 +36,12 @@ export function decideLimit(command: LimitCommand, state: NodeopState): Decision
       ];
     }
     case "node.release-disruption": {
-      const { clusterId, node } = command.data;
+      const { clusterId, node, reason } = command.data;
+      // Released already (by Cairn letting go, or by another cause that found it gone): nothing.
       if (!holders.includes(node)) return [];
-      return [{ type: "nodeop.disruption-released", data: { clusterId, node } }];
+      return [
+        { type: "nodeop.disruption-released", data: { clusterId, node, ...(reason ? { reason } : {}) } },
+      ];
     }
     case "node.record-waiting": {
       const { clusterId, node, limit, waitingFor } = command.data;

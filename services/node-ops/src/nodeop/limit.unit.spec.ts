@@ -1,7 +1,7 @@
 import { type NodeopCommand, type NodeopEvent, nodeAggregateId, nodeopLimitId } from "@cairn/events";
 import { deciderSpec } from "@cairn/events/testing";
 import { describe, expect, it } from "vitest";
-import { limitFor } from "./admission.ts";
+import { goneReason, limitFor } from "./admission.ts";
 import { nodeopDecider } from "./decider.ts";
 
 const clusterId = "demo-1";
@@ -14,11 +14,14 @@ const admitted = (node: string, holders: string[], limit = 1, forced = false): N
   type: "nodeop.disruption-admitted",
   data: { clusterId, node, limit, forced, holders },
 });
-const release = (node: string) =>
-  ({ type: "node.release-disruption", data: { clusterId, node } }) as NodeopCommand;
-const released = (node: string): NodeopEvent => ({
+const release = (node: string, reason?: string) =>
+  ({
+    type: "node.release-disruption",
+    data: { clusterId, node, ...(reason ? { reason } : {}) },
+  }) as NodeopCommand;
+const released = (node: string, reason?: string): NodeopEvent => ({
   type: "nodeop.disruption-released",
-  data: { clusterId, node },
+  data: { clusterId, node, ...(reason ? { reason } : {}) },
 });
 
 describe("the cluster's disruption ledger", () => {
@@ -61,6 +64,46 @@ describe("the cluster's disruption ledger", () => {
       .when(release("node-a"))
       .then([released("node-a")]);
     ledger.given([]).when(release("node-a")).then([]);
+  });
+  it("a holder that is gone (a drained node, still cordoned, whose Node was deleted) is released, saying why", () => {
+    const why = "its Node was deleted: its instance node-a was terminated by the provisioner (surplus)";
+    ledger
+      .given([admitted("node-a", ["node-a"])])
+      .when(release("node-a", why))
+      .then([released("node-a", why)]);
+    // Its place is free for the next node.
+    ledger
+      .given([admitted("node-a", ["node-a"]), released("node-a", why)])
+      .when(admit("node-b"))
+      .then([admitted("node-b", ["node-b"])]);
+  });
+  it("a gone holder released twice (a redelivery, a second replica, the eager and the lazy path) is released once", () => {
+    const why = "node node-a left the cluster's API (its Node was deleted)";
+    ledger
+      .given([admitted("node-a", ["node-a"]), released("node-a", why)])
+      .when(release("node-a", "its Node was deleted: reclaimed"))
+      .then([]);
+    // …and a late one does not free the place of another node.
+    ledger
+      .given([admitted("node-a", ["node-a"]), released("node-a", why), admitted("node-b", ["node-b"])])
+      .when(release("node-a", why))
+      .then([]);
+  });
+});
+
+describe("goneReason", () => {
+  const none = { removed: [] };
+  it("a holder whose node aggregate says deleted, or whose Node left the API, is gone", () => {
+    expect(goneReason("node-a", none, { deleted: true, cordoned: { by: "provisioner", reason: "r" } })).toBe(
+      "node node-a was deleted (its instance is gone)",
+    );
+    expect(goneReason("node-a", { removed: ["node-a"] }, { cordoned: { by: "alice", reason: "r" } })).toBe(
+      "node node-a left the cluster's API (its Node was deleted)",
+    );
+  });
+  it("a holder still there (cordoned, draining, or not yet seen by the facts) is not", () => {
+    expect(goneReason("node-a", none, { cordoned: { by: "alice", reason: "r" } })).toBeUndefined();
+    expect(goneReason("node-a", { removed: ["node-b"] }, {})).toBeUndefined();
   });
 });
 

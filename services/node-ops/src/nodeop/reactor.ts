@@ -242,6 +242,10 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       case "nodeop.failed":
       case "nodeop.drain-failed":
         return admission.release(e, state);
+      // The node is gone (its instance retired or reclaimed): a drained node stays cordoned,
+      // so this is when its place under the limit is given back.
+      case "nodeop.node-deleted":
+        return admission.releaseGone(e, `its Node was deleted: ${(e.data as { reason: string }).reason}`);
       case "nodeop.classification-requested": {
         // Labels and taints: one read-compute-patch on the node (see adapters/classification-patch.ts).
         const { operation, change } = e.data as ClassificationRequested;

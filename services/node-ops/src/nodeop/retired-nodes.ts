@@ -9,6 +9,11 @@
  * never registered has nothing to delete. Interrupted spot instances are the
  * interruption reactor's (their replacement says `drainFirst`).
  *
+ * A node drained for retirement stays cordoned, holding its place under the cluster's
+ * disruption limit: `nodeop.node-deleted` gives it back (the nodeop reactor), and a
+ * retired instance whose Node is gone already gives it back here
+ * (`node.release-disruption` with a reason, named after the event).
+ *
  * Nodes are named after their instance, so the event's instance id names the node.
  */
 import {
@@ -60,7 +65,19 @@ export async function startRetiredNodes(o: RetiredNodesOptions): Promise<Running
     let reason: string;
     try {
       const found = await o.kube.getNode(clusterId, node);
-      if (!found) return; // never registered, or gone by other hands: nothing to delete
+      if (!found) {
+        // Never registered, or gone by other hands: nothing to delete. If Cairn drained it
+        // for this retirement it still holds a place under the disruption limit: give it back.
+        await o.handler.handle(
+          commandCausedBy(
+            e,
+            "node.release-disruption",
+            { clusterId, node, reason: `its instance ${node} was retired and its Node is gone` },
+            { actor: "node-ops" },
+          ),
+        );
+        return;
+      }
       if (found.ready !== false)
         throw later(deliveries, `node ${node} still runs; its instance is not gone yet`);
       await o.kube.deleteNode(clusterId, node);
