@@ -79,6 +79,15 @@ export function parseEventSubject(subject: string): { type: string; id: string }
 }
 
 /**
+ * `cairn.projector.changes.projector`: where the projector replica that projects
+ * announces the read-model rows each committed batch wrote, so every replica's live
+ * stream (`GET /events/stream`) sees them. Core NATS, outside every stream.
+ */
+export function projectorChangesSubject(durable: string): string {
+  return `cairn.projector.changes.${tokenSafeId.parse(durable)}`;
+}
+
+/**
  * `cairn.admin.projector.replay`: a core-NATS request subject for an operator action
  * on one service. Outside every stream (JetStream would answer a request on a stream
  * subject itself); in deploy/nats only `admin` may publish under `cairn.admin.>`.

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import {
   CommandBus,
   catalogue,
@@ -5,10 +6,13 @@ import {
   EventStore,
   ensureStreams,
   type Nats,
+  newId,
+  projectorChangesSubject,
   type RunnerLogger,
 } from "@cairn/events";
+import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
-import { ChangeFeed } from "./changes.ts";
+import { type Change, ChangeFeed } from "./changes.ts";
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
@@ -34,6 +38,8 @@ export type ProjectorOptions = NatsSource & {
   readonly durable?: string;
   /** Answer replay requests on `cairn.admin.projector.replay`. Default true. */
   readonly serveReplay?: boolean;
+  /** How long the projecting replica's lease lives without renewal. Default 10 s. */
+  readonly leaseTtlMs?: number;
 };
 
 export interface Projector {
@@ -43,6 +49,14 @@ export interface Projector {
 }
 
 const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
+
+/** Rows per change announcement: a few hundred rows stay well under NATS's payload limit. */
+const CHANGES_PER_MESSAGE = 200;
+
+type LeaseLogger = NonNullable<Parameters<typeof acquireLeadership>[0]["logger"]>;
+/** The lease logs through pino (child loggers); a plain RunnerLogger is not passed on. */
+const isLeaseLogger = (l: RunnerLogger): l is RunnerLogger & LeaseLogger =>
+  typeof (l as { child?: unknown }).child === "function";
 
 /**
  * Runs the projector: migrations, streams, the projection consumer and the API.
@@ -66,6 +80,10 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
   let projection: RunningProjection | undefined;
   let api: RunningApi | undefined;
   let replays: ReplayServer | undefined;
+  let lease: LeaderLease | undefined;
+  let fanout: { stop(): void } | undefined;
+  // Leading and following run one after another (the lease's callbacks are serialised).
+  let leading = false;
 
   const shutdown = async () => {
     const errors: unknown[] = [];
@@ -77,9 +95,12 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         errors.push(err);
       }
     };
+    // Released first, so a successor takes over at once; deposing stops our projection.
+    await step(lease && (() => lease!.release().then(() => {})));
     await step(replays && (() => replays!.stop()));
     await step(api && (() => api!.close()));
     await step(projection && (() => projection!.stop()));
+    fanout?.stop();
     await step(ownNats && nats ? () => nats!.close() : undefined);
     await step(db && (() => db!.destroy()));
     if (errors.length > 0) throw new AggregateError(errors, "projector did not stop cleanly");
@@ -101,26 +122,68 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     const changes = new ChangeFeed((err) =>
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "a change listener failed"),
     );
-    projection = await startProjection({
-      nats,
-      target: { db, schema, name: durable },
-      durable,
-      batchSize,
-      logger: log,
-      onCommitted: (c) => changes.publish(c),
+    // Every replica serves the API; one projects (it holds the lease). The projecting one
+    // announces each committed batch's rows on NATS and every replica, itself included,
+    // feeds them to its live stream.
+    const nc = nats.nc;
+    const subject = projectorChangesSubject(durable);
+    const sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          changes.publish(msg.json<Change[]>());
+        } catch (e) {
+          log.warn({ err: e instanceof Error ? e.message : String(e) }, "an unreadable change announcement");
+        }
+      },
     });
-    if (opts.serveReplay ?? true) {
-      replays = serveReplayRequests({
-        nats,
-        databaseUrl: opts.databaseUrl,
-        schema,
-        name: durable,
+    fanout = { stop: () => sub.unsubscribe() };
+    const announce = (c: readonly Change[]) => {
+      // In slices well under NATS's 1 MB payload limit.
+      for (let i = 0; i < c.length; i += CHANGES_PER_MESSAGE)
+        nc.publish(subject, JSON.stringify(c.slice(i, i + CHANGES_PER_MESSAGE)));
+    };
+    const lead = async () => {
+      leading = true;
+      projection = await startProjection({
+        nats: nats!,
+        target: { db: db!, schema, name: durable },
+        durable,
+        batchSize,
         logger: log,
+        onCommitted: announce,
       });
-    }
+      if (opts.serveReplay ?? true) {
+        replays = serveReplayRequests({
+          nats: nats!,
+          databaseUrl: opts.databaseUrl,
+          schema,
+          name: durable,
+          logger: log,
+        });
+      }
+      log.info({ durable }, "this replica projects (it holds the projection lease)");
+    };
+    const follow = async () => {
+      if (!leading) return;
+      leading = false;
+      const [r, p] = [replays, projection];
+      replays = undefined;
+      projection = undefined;
+      await r?.stop();
+      await p?.stop();
+      log.info({ durable }, "this replica stopped projecting (lease lost or released)");
+    };
+    lease = await acquireLeadership({
+      nc,
+      name: `projector-${durable}`,
+      holder: `${hostname()}-${process.pid}-${newId()}`,
+      ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+      ...(isLeaseLogger(log) ? { logger: log } : {}),
+      onElected: lead,
+      onDeposed: follow,
+    });
     if (opts.api) {
-      const status = projection.status;
-      const nc = nats.nc;
       api = await startApi(opts.api, {
         db,
         schema,
@@ -129,9 +192,14 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         changes,
         logger: log,
         jaegerUiUrl: opts.api.jaegerUiUrl,
-        // The consumer runs while it is not stopped and its NATS connection is not closed
-        // (a NATS outage is ridden out by reconnecting; a closed connection is not).
-        consumerStatus: () => ({ ...status, running: status.running && !nc.isClosed() }),
+        // The projecting replica: its consumer runs while it is not stopped and its NATS
+        // connection is not closed (a NATS outage is ridden out by reconnecting). Another
+        // replica stands by and serves reads.
+        consumerStatus: () => {
+          const p = projection;
+          if (!p) return { running: false, standby: !nc.isClosed() };
+          return { ...p.status, running: p.status.running && !nc.isClosed(), standby: false };
+        },
       });
     }
   } catch (err) {

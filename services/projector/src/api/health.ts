@@ -19,7 +19,7 @@ export function healthRoutes(app: FastifyInstance, deps: ApiDeps): void {
     {
       config: { access: "public" },
       schema: {
-        summary: "Readiness: Postgres answers and the projection consumer runs",
+        summary: "Readiness: Postgres answers, and the projection consumer runs (or another replica runs it)",
         tags: ["health"],
         response: { 200: readiness, 503: readiness },
       },
@@ -36,8 +36,10 @@ export function healthRoutes(app: FastifyInstance, deps: ApiDeps): void {
         ? c.lastError
           ? `running; last batch failed: ${c.lastError}`
           : "running"
-        : "stopped";
-      const ready = postgres === "ok" && c.running;
+        : c.standby
+          ? "standby: another replica projects"
+          : "stopped";
+      const ready = postgres === "ok" && (c.running || c.standby === true);
       return reply.code(ready ? 200 : 503).send({
         status: ready ? "ready" : "not ready",
         checks: { postgres, consumer },

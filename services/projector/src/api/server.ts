@@ -89,9 +89,13 @@ export interface ApiDeps {
   readonly rateLimit?: RateLimit | false | undefined;
   readonly bodyLimit?: number | undefined;
   readonly heartbeatMs?: number | undefined;
-  /** Whether the projection consumer runs, and the checkpoint it reached. */
+  /**
+   * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
+   * replica does not project (another holds the lease) and serves reads.
+   */
   readonly consumerStatus: () => {
     running: boolean;
+    standby?: boolean | undefined;
     checkpoint?: number | undefined;
     lastError?: string | undefined;
   };
