@@ -285,9 +285,15 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * cluster's creating trace), with a span link to the fact's.
    */
   const onKube = async (e: KubeFact): Promise<void> => {
-    const { lifecycleTraceparent } = await read(e.aggregate.id);
-    await inLifecycleTrace(lifecycleTraceparent, e, () => recordKube(e));
+    await inLifecycleTrace(await lifecycleOf(e.aggregate.id), e, () => recordKube(e));
   };
+
+  /**
+   * The install's lifecycle traceparent (its first event's). It never changes once there,
+   * so a cached install serves; only one not known to have begun is read fresh.
+   */
+  const lifecycleOf = async (clusterId: string) =>
+    (await read(clusterId, 0)).lifecycleTraceparent ?? (await read(clusterId)).lifecycleTraceparent;
 
   const recordKube = async (e: KubeFact): Promise<void> => {
     const clusterId = e.aggregate.id;
