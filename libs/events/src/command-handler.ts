@@ -110,7 +110,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
   async read(
     target: AggregateRef,
     opts: { atLeastSequence?: number } = {},
-  ): Promise<{ state: S; version: number; lastSequence: number }> {
+  ): Promise<{ state: S; version: number; lastSequence: number; lifecycleTraceparent: string | undefined }> {
     let agg = await this.#aggregate(target, false);
     if (opts.atLeastSequence !== undefined) {
       if (agg.lastSequence < opts.atLeastSequence) agg = await this.#aggregate(target, true);
@@ -118,7 +118,13 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
       this.stats.staleReads++;
       agg = await this.#aggregate(target, true);
     }
-    return { state: agg.state, version: agg.version, lastSequence: agg.lastSequence };
+    return {
+      state: agg.state,
+      version: agg.version,
+      lastSequence: agg.lastSequence,
+      // The trace of the aggregate's first event: a reaction to a fact from elsewhere continues it.
+      lifecycleTraceparent: agg.lifecycleTraceparent,
+    };
   }
 
   /** Records a refusal of a command that could not be parsed but whose target is known. */

@@ -9,7 +9,7 @@ const config = serviceConfig.extend({
   CAIRN_INSTALL_JOIN_TIMEOUT_SECONDS: envVars.positiveNumber().default(600),
   /** Agent joins in flight at once per cluster. */
   CAIRN_INSTALL_MAX_PARALLEL_JOINS: envVars.positiveNumber().default(20),
-  /** The first look at a running step after this long; doubles up to 15 times it. */
+  /** The shortest wait before looking again (15 times it the longest): bounds a running step's polls and the other waits. */
   CAIRN_INSTALL_POLL_MS: envVars.positiveNumber().default(1_000),
   /** Full step output to this S3 bucket (SSM keeps only the first 24,000 characters). */
   CAIRN_INSTALL_OUTPUT_BUCKET: envVars.string().optional(),

@@ -11,14 +11,20 @@
  */
 import { hostname } from "node:os";
 import {
+  type CommandDataInput,
   type CommandHandler,
   catalogue,
   clusterSecretParameters,
+  describeError,
   type InstallCommand,
   type InstallEvent,
+  inMessagingSpan,
+  linkTo,
   type Nats,
   newId,
   type RunnerLogger,
+  SpanAttributes,
+  SpanKind,
   Streams,
 } from "@cairn/events";
 import { acquireLeadership } from "@cairn/service";
@@ -65,14 +71,18 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
   const probeTimeoutMs = o.probeTimeoutMs ?? 30_000;
   const pollMs = o.pollMs ?? 500;
 
-  const record = async (clusterId: string, data: object) => {
+  const record = async (
+    clusterId: string,
+    data: Omit<CommandDataInput<"install.record-check">, "clusterId">,
+  ) => {
     const parsed = catalogue.parseCommand({
       id: newId(),
       type: "install.record-check",
       data: { clusterId, ...data },
       meta: { actor: "installer" },
     });
-    if (parsed.ok) await o.handler.handle(parsed.value);
+    if (!parsed.ok) throw parsed.error;
+    await o.handler.handle(parsed.value);
   };
 
   const probeCluster = async (clusterId: string, s: Active): Promise<number> => {
@@ -105,7 +115,7 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
             check: "k3s-active",
             node: n.node,
             ok: false,
-            evidence: `the probe could not be sent: ${(err as Error).message}`.slice(0, 2_000),
+            evidence: `the probe could not be sent: ${describeError(err)}`.slice(0, 2_000),
           });
           return undefined;
         }
@@ -148,14 +158,24 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
     let clusters = 0;
     let probes = 0;
     for (const id of await installIds(o.nats)) {
-      const { state } = await o.handler.read(
-        { type: "install", id },
-        { atLeastSequence: Number.MAX_SAFE_INTEGER },
-      );
+      // Read fresh: another replica may have written since.
+      const { state, lifecycleTraceparent } = await o.handler.read({ type: "install", id });
       if (state.status === "Absent" || !state.completedOnce) continue;
       if (state.status === "Failed" || state.status === "Removing" || state.status === "Removed") continue;
       clusters++;
-      probes += await probeCluster(id, state);
+      // A timer's work: its own trace, with a span link to the install's lifecycle trace
+      // (the events it records carry both).
+      probes += await inMessagingSpan(
+        {
+          operation: "process",
+          template: "installer.health",
+          destination: "installer.health",
+          kind: SpanKind.INTERNAL,
+          links: linkTo(lifecycleTraceparent),
+          attributes: { [SpanAttributes.aggregateType]: "install", [SpanAttributes.aggregateId]: id },
+        },
+        () => probeCluster(id, state),
+      );
     }
     return { clusters, probes };
   };
@@ -166,7 +186,7 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
   const tick = () => {
     timer = setTimeout(() => {
       running = round()
-        .catch((err) => o.logger?.warn({ err: (err as Error).message }, "health round failed"))
+        .catch((err) => o.logger?.warn({ err: describeError(err) }, "health round failed"))
         .finally(() => {
           if (leading) tick();
         });

@@ -1,5 +1,6 @@
 /**
- * The installer's process managers. Three durable consumers, one filter subject each:
+ * The installer's process managers, on the shared reactor runtime (`startReactor`):
+ * three durable consumers, one aggregate each.
  *
  *  - `installer-cluster` (evt.cluster.*): the provisioner's facts become install
  *    commands — the spec (plan), a slot's instance running (add a node), a slot going
@@ -9,43 +10,56 @@
  *    SSM — store the join token, wait for the SSM Agent, send a step, poll it, check the
  *    kubeconfig, remove the secrets.
  *
+ * The runtime hands each event over typed (narrowed by `type`) and settles a commit by
+ * its one rule: a real failure wins over a wait, waits never count towards a dead letter.
+ *
  * Never blocking: waiting (an agent not registered yet, a command still running) hands
- * the event back to JetStream with a delay (`RetryLaterError`, from `pollMs` doubling
- * up to `maxPollMs`) and looks again then; no handler waits on a long step.
+ * the event back to JetStream with a delay (`RetryLaterError`) and looks again then; no
+ * handler waits on a long step.
  *
  * Never re-sending: a step's command id is recorded (`install.step-sent`) and from then
  * on only polled. A send cut short by a crash, after SSM took the command but before it
  * was recorded, is found again by its comment (which names cluster, slot, step and
  * attempt) when the event comes back, and adopted instead of sent again.
+ *
+ * One trace per install (DESIGN §4): node-ops' facts arrive on the traces of its
+ * watcher, so their reactions run in the install's lifecycle trace, with a span link to
+ * the fact (see `inLifecycleTrace`).
  */
 import { randomBytes } from "node:crypto";
 import {
   type ClusterSpec,
   CommandBus,
+  type CommandDataInput,
   type CommandHandler,
   catalogue,
   clusterSecretParameters,
   commandCausedBy,
-  derivedId,
   drainOutcome,
   EventStore,
-  eventFilter,
+  exponentialDelay,
   type InstallCommand,
   type InstallEvent,
   type InstallStep,
   type Nats,
   poolOfSlot,
-  type RawEventEnvelope,
+  proportionalPollDelay,
+  type ReactingEvent,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
   roleOfSlot,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
+import { inLifecycleTrace } from "../lifecycle-trace.ts";
 import { isRemoteExecFailure, NotManagedError, type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
 import { stepScript } from "../scripts/steps.ts";
-import { DEFAULT_INSTALL_POLICY, type InstallPolicy, type InstallState } from "./decider.ts";
+import {
+  DEFAULT_INSTALL_POLICY,
+  type InstallPlan,
+  type InstallPolicy,
+  type InstallState,
+} from "./decider.ts";
 import { outputTail } from "./output.ts";
 
 export interface InstallReactorOptions {
@@ -54,13 +68,16 @@ export interface InstallReactorOptions {
   remote: RemoteExec;
   policy?: InstallPolicy;
   logger?: RunnerLogger;
-  /** First look again after this long (default 1 s), doubling up to `maxPollMs` (default 15 s). */
+  /**
+   * The shortest look again (default 1 s) and the longest (`maxPollMs`, default 15 s):
+   * the bounds of a step's proportional polls, and of the exponential ones of other waits.
+   */
   pollMs?: number;
   maxPollMs?: number;
   /**
    * When to take the first look at a step's command, by step: nothing can be seen
    * before it can have ended, so a poll then is wasted. Defaults:
-   * {@link DEFAULT_FIRST_POLL_MS}. After it, see {@link waitDelay}.
+   * {@link DEFAULT_FIRST_POLL_MS}. After it, `proportionalPollDelay` (@cairn/events).
    */
   firstPollMs?: Partial<Record<Wait, number>>;
   /**
@@ -75,18 +92,16 @@ export interface InstallReactorOptions {
   now?: () => Date;
 }
 
-type Event = RawEventEnvelope & { sequence: number; deliveries: number };
-
 /** What the reactor waits for: a step's command, or a new instance's SSM Agent registering. */
 export type Wait = InstallStep | "ssm-registration";
 
 /**
  * When a wait is first looked at: 80% of a step's typical duration on AWS (a K3s
  * server install ~60 s, a join ~30 s). A faster run than that is rare; from there on
- * the polls come every 5% of the time waited, so a result is seen at most ~5% late.
- * Steps not named are looked at from the start. An SSM Agent registers ~20 s after its
- * instance runs, but that wait is counted from the node's addition, which comes as late
- * as the provisioner was in seeing the instance run: half of it.
+ * the polls come every 5% of the time waited (`proportionalPollDelay`), so a result is
+ * seen at most ~5% late. Steps not named are looked at from the start. An SSM Agent
+ * registers ~20 s after its instance runs, but that wait is counted from the node's
+ * addition, which comes as late as the provisioner was in seeing the instance run: half of it.
  */
 export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<Wait, number>>> = {
   "ssm-registration": 10_000,
@@ -95,18 +110,36 @@ export const DEFAULT_FIRST_POLL_MS: Readonly<Partial<Record<Wait, number>>> = {
   "k3s-agent-join": 24_000,
 };
 
-/**
- * How long to wait before looking again at something that has been going for
- * `elapsedMs` and is expected to take at least `firstMs`: until the first look, then
- * 5% of the time waited so far (between `pollMs` and `maxPollMs`). Unlike a delay that
- * doubles with each look, the lateness stays proportional to the wait (≤ 5%), and a
- * long step is not looked at a dozen times before it can have ended.
- */
-export function waitDelay(elapsedMs: number, firstMs: number, pollMs: number, maxPollMs: number): number {
-  if (elapsedMs < firstMs) return firstMs - elapsedMs;
-  return Math.min(maxPollMs, Math.max(pollMs, elapsedMs / 20));
-}
 type Active = Exclude<InstallState, { status: "Absent" }>;
+type ClusterFact = ReactingEvent<"cluster">;
+type KubeFact = ReactingEvent<"kube">;
+type InstallFact = ReactingEvent<"install">;
+/** Any event the installer reacts to. */
+type Cause = ClusterFact | KubeFact | InstallFact;
+type InstallCommandType = InstallCommand["type"];
+
+/** The cluster events `installer-cluster` acts on (others are acknowledged unread). */
+const CLUSTER_FACTS = [
+  "cluster.requested",
+  "cluster.rollback-requested",
+  "cluster.scale-failed",
+  "cluster.pool-updated",
+  "cluster.instance-running",
+  "cluster.instance-termination-requested",
+  "cluster.node-replacement-requested",
+  "cluster.instances-ready",
+  "cluster.deletion-requested",
+] as const satisfies readonly ClusterFact["type"][];
+
+/** The kube events `installer-kube` acts on. */
+const KUBE_FACTS = [
+  "kube.api-unreachable",
+  "kube.api-reachable",
+  "kube.node-pressure-changed",
+  "kube.node-ready",
+  "kube.node-not-ready",
+  "kube.node-removed",
+] as const satisfies readonly KubeFact["type"][];
 
 /** The comment a step's command carries: how a send cut short by a crash is found again. */
 export function stepComment(clusterId: string, slot: number, step: string, attempt: number): string {
@@ -118,27 +151,15 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const pollMs = o.pollMs ?? 1_000;
   const maxPollMs = o.maxPollMs ?? 15_000;
   const now = o.now ?? (() => new Date());
-  const later = (deliveries: number, why: string) =>
-    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+  /** A wait with nothing to measure it by: look again sooner first, then less often. */
+  const later = (e: Cause, why: string) =>
+    new RetryLaterError(exponentialDelay(e.deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
+  /** A wait for something expected to take `firstMs`, going for `elapsedMs`. */
+  const proportional = (elapsedMs: number, firstMs: number) =>
+    proportionalPollDelay(elapsedMs, { firstMs, minMs: pollMs, maxMs: maxPollMs });
   const log = o.logger;
   const bus = new CommandBus({ js: o.nats.js, catalogue });
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
-
-  /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
-  const nodeOp = async (cause: Event, type: "node.drain" | "node.uncordon", data: object) => {
-    const id = derivedId(cause.id, type);
-    await bus.send({
-      id,
-      type,
-      data: { clusterId: cause.aggregate.id, ...data },
-      meta: {
-        actor: "installer",
-        causationId: cause.id,
-        ...(cause.meta.correlationId ? { correlationId: cause.meta.correlationId } : {}),
-      },
-    });
-    return id;
-  };
 
   const scale = o.timeScale ?? 1;
   const firstPoll: Partial<Record<Wait, number>> = {
@@ -150,7 +171,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   /**
    * The cluster's last answer from DescribeInstanceInformation, reused for `pollMs`:
    * each waiting node's event comes back on its own, and without this a cluster of n
-   * nodes would ask n times per look for the same answer.
+   * nodes would ask n times per look for the same answer. (Only a saving: a replica
+   * without it asks SSM itself.)
    */
   const lastLook = new Map<string, { at: number; ids: ReadonlySet<string>; online: ReadonlySet<string> }>();
   const onlineOf = async (clusterId: string, region: string, nodes: readonly { instanceId: string }[]) => {
@@ -165,120 +187,165 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     return online;
   };
 
-  /** Decides an internal command on the install, named after its cause. */
-  const record = async (
-    cause: Event,
-    type: InstallCommand["type"],
-    data: object,
-    opts: { key?: string; sameAggregate?: boolean } = {},
+  /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
+  const nodeOp = async <T extends "node.drain" | "node.uncordon">(
+    cause: InstallFact,
+    type: T,
+    data: CommandDataInput<T>,
   ) => {
-    const command = commandCausedBy(
-      cause,
-      type,
-      { clusterId: cause.aggregate.id, ...data },
-      { actor: "installer", key: opts.key ?? "" },
-    );
-    // A cause on another aggregate's subject says nothing of this one's sequence.
-    return await o.handler.handle(command, opts.sameAggregate ? { atLeastSequence: cause.sequence } : {});
+    const { command } = commandCausedBy(cause, type, data, { actor: "installer" });
+    await bus.send(command);
+    return command.id;
   };
 
-  const read = async (clusterId: string, atLeastSequence?: number): Promise<InstallState> =>
-    (
-      await o.handler.read(
-        { type: "install", id: clusterId },
-        atLeastSequence !== undefined ? { atLeastSequence } : {},
-      )
-    ).state;
+  /**
+   * Decides an internal command on the install, named after its cause (and `key`, when
+   * one cause leads to several of a type). A cause on the install's own subject is
+   * decided on a state at least as fresh as it; a cause on another aggregate's subject
+   * says nothing of the install's sequence, and the handler reads fresh.
+   */
+  const record = async <T extends InstallCommandType>(
+    cause: Cause,
+    type: T,
+    data: CommandDataInput<T>,
+    key = "",
+  ) => {
+    // (The empty key keeps the ids commands had before keys were optional.)
+    const command = commandCausedBy(cause, type, data, { actor: "installer", key });
+    return await o.handler.handle(
+      command,
+      cause.aggregate.type === "install" ? { atLeastSequence: cause.sequence } : {},
+    );
+  };
+
+  /** The install; pass the sequence of an install event to read at least that fresh. */
+  const read = async (clusterId: string, atLeastSequence?: number) =>
+    await o.handler.read(
+      { type: "install", id: clusterId },
+      atLeastSequence !== undefined ? { atLeastSequence } : {},
+    );
 
   // --- the provisioner's facts ------------------------------------------------------
-  const onCluster = async (e: Event) => {
-    const d = e.data as Record<string, unknown>;
+  const onCluster = async (e: ClusterFact): Promise<void> => {
+    const clusterId = e.aggregate.id;
     switch (e.type) {
       case "cluster.requested":
       case "cluster.rollback-requested":
       case "cluster.scale-failed":
-        return record(e, "install.plan", planOf(d.spec as ClusterSpec));
+        await record(e, "install.plan", { clusterId, ...planOf(e.data.spec) });
+        return;
       case "cluster.pool-updated": {
-        const state = await read(e.aggregate.id);
+        const { state } = await read(clusterId);
         if (state.status === "Absent") return;
-        const pools = state.plan.pools.map((p) =>
-          p.name === d.pool ? { ...p, labels: d.labels, taints: d.taints } : p,
-        );
-        return record(e, "install.plan", { ...state.plan, pools });
+        const { pool, labels, taints } = e.data;
+        const pools = state.plan.pools.map((p) => (p.name === pool ? { ...p, labels, taints } : p));
+        await record(e, "install.plan", { clusterId, ...planData(state.plan), pools });
+        return;
       }
       case "cluster.instance-running": {
-        const slot = d.slot as number;
-        const state = await read(e.aggregate.id);
+        const { slot, instanceId, privateIp } = e.data;
+        const { state } = await read(clusterId);
         if (state.status === "Absent") return;
         // Events recorded before they carried role and pool: the slot's number says.
-        const pool = (d.pool as string | undefined) ?? poolOfSlot(state.plan, slot) ?? "unknown";
-        const role = (d.role as string | undefined) ?? roleOfSlot(slot);
+        const pool = e.data.pool ?? poolOfSlot(state.plan, slot) ?? "unknown";
+        const role = e.data.role ?? roleOfSlot(slot);
         const capacityType =
-          (d.capacityType as string | undefined) ??
+          e.data.capacityType ??
           (role === "server"
             ? "on-demand"
             : (state.plan.pools.find((p) => p.name === pool)?.capacityType ?? "on-demand"));
-        return record(e, "install.add-node", {
+        await record(e, "install.add-node", {
+          clusterId,
           slot,
-          instanceId: d.instanceId,
+          instanceId,
           role,
           pool,
           capacityType,
-          ...(d.privateIp ? { privateIp: d.privateIp } : {}),
+          ...(privateIp ? { privateIp } : {}),
         });
+        return;
       }
       case "cluster.instance-termination-requested":
       case "cluster.node-replacement-requested":
-        return record(e, "install.remove-node", { slot: d.slot });
+        await record(e, "install.remove-node", { clusterId, slot: e.data.slot });
+        return;
       case "cluster.instances-ready":
-        return record(e, "install.record-instances-ready", { count: d.count });
+        await record(e, "install.record-instances-ready", { clusterId, count: e.data.count });
+        return;
       case "cluster.deletion-requested":
-        return record(e, "install.remove", {});
+        await record(e, "install.remove", { clusterId });
+        return;
       default:
         return;
     }
   };
 
   // --- node-ops' facts --------------------------------------------------------------
-  const onKube = async (e: Event) => {
-    const d = e.data as { node?: string; reason?: string; pressure?: string[] };
-    // Cluster-wide and pressure facts are health checks; readiness is the node's state.
-    if (e.type === "kube.api-unreachable" || e.type === "kube.api-reachable")
-      return record(e, "install.record-check", {
-        check: "api-reachable",
-        ok: e.type === "kube.api-reachable",
-        ...(d.reason ? { evidence: d.reason.slice(0, 2_000) } : {}),
-      });
-    if (e.type === "kube.node-pressure-changed" && d.node)
-      return record(e, "install.record-check", {
-        check: "no-pressure",
-        node: d.node,
-        ok: (d.pressure ?? []).length === 0,
-        evidence: `the node reports ${(d.pressure ?? []).join(", ")}`,
-      });
-    const state =
-      e.type === "kube.node-ready"
-        ? "ready"
-        : e.type === "kube.node-not-ready"
-          ? "not-ready"
-          : e.type === "kube.node-removed"
-            ? "removed"
-            : undefined;
-    if (!state || !d.node) return;
-    return record(e, "install.record-node-state", {
-      node: d.node,
-      state,
-      ...(d.reason ? { reason: d.reason } : {}),
-    });
+  /**
+   * A fact about a node belongs to the install's lifecycle, not to node-ops' watcher
+   * that saw it: the install's events it causes continue the install's trace (the
+   * cluster's creating trace), with a span link to the fact's.
+   */
+  const onKube = async (e: KubeFact): Promise<void> => {
+    await inLifecycleTrace(await lifecycleOf(e.aggregate.id), e, () => recordKube(e));
+  };
+
+  /**
+   * The install's lifecycle traceparent (its first event's). It never changes once there,
+   * so a cached install serves; only one not known to have begun is read fresh.
+   */
+  const lifecycleOf = async (clusterId: string) =>
+    (await read(clusterId, 0)).lifecycleTraceparent ?? (await read(clusterId)).lifecycleTraceparent;
+
+  const recordKube = async (e: KubeFact): Promise<void> => {
+    const clusterId = e.aggregate.id;
+    switch (e.type) {
+      // Cluster-wide and pressure facts are health checks; readiness is the node's state.
+      case "kube.api-unreachable":
+        await record(e, "install.record-check", {
+          clusterId,
+          check: "api-reachable",
+          ok: false,
+          ...(e.data.reason ? { evidence: e.data.reason.slice(0, 2_000) } : {}),
+        });
+        return;
+      case "kube.api-reachable":
+        await record(e, "install.record-check", { clusterId, check: "api-reachable", ok: true });
+        return;
+      case "kube.node-pressure-changed":
+        await record(e, "install.record-check", {
+          clusterId,
+          check: "no-pressure",
+          node: e.data.node,
+          ok: e.data.pressure.length === 0,
+          evidence: `the node reports ${e.data.pressure.join(", ")}`,
+        });
+        return;
+      case "kube.node-ready":
+        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "ready" });
+        return;
+      case "kube.node-not-ready":
+        await record(e, "install.record-node-state", {
+          clusterId,
+          node: e.data.node,
+          state: "not-ready",
+          ...(e.data.reason ? { reason: e.data.reason } : {}),
+        });
+        return;
+      case "kube.node-removed":
+        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "removed" });
+        return;
+      default:
+        return;
+    }
   };
 
   // --- the install's own decisions, carried out on SSM ------------------------------
-  const onInstall = async (e: Event) => {
+  const onInstall = async (e: InstallFact): Promise<void> => {
     const clusterId = e.aggregate.id;
-    const state = await read(clusterId, e.sequence);
+    const { state } = await read(clusterId, e.sequence);
     if (state.status === "Absent") return;
     const region = state.plan.region;
-    const d = e.data as Record<string, unknown>;
     switch (e.type) {
       case "install.planned": {
         if (state.secrets || state.status !== "Installing") return;
@@ -286,133 +353,81 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         // A token made here and stored at once; only the parameter's name goes on.
         const created = await o.remote.putSecretIfAbsent(region, token, randomBytes(32).toString("hex"));
         log?.info({ cluster: clusterId, parameter: token, created }, "join token stored");
-        return record(e, "install.record-secrets", { parameters: [token] }, { sameAggregate: true });
+        await record(e, "install.record-secrets", { clusterId, parameters: [token] });
+        return;
       }
 
-      case "install.node-added": {
-        const slot = d.slot as number;
-        const n = state.nodes[slot];
-        if (!n || n.instanceId !== d.instanceId || n.failed || (n.joined && n.ready)) return;
-        if (state.status === "Failed" || state.status === "Removing" || state.status === "Removed") return;
-        if (Date.parse(n.joinDeadline) <= now().getTime()) {
-          return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
-        }
-        const waited = since(e.time);
-        const firstLook = firstPoll["ssm-registration"] ?? 0;
-        if (!n.online && waited < firstLook)
-          throw new RetryLaterError(
-            firstLook - waited,
-            `${n.instanceId}'s SSM Agent cannot have registered yet`,
-          );
-        if (!n.online) {
-          // One
-          // DescribeInstanceInformation asks for every node of the cluster still waiting
-          // for its agent: whichever node's wait comes back first records them all, so a
-          // large cluster costs one call per look, not one per node, and the other waits
-          // find their node online.
-          const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
-          const online = await onlineOf(clusterId, region, waiting);
-          for (const x of waiting) {
-            if (!online.has(x.instanceId)) continue;
-            // This node's own record keeps the id it always had; the others are keyed by slot.
-            await record(
-              e,
-              "install.record-online",
-              { slot: x.slot, instanceId: x.instanceId },
-              { sameAggregate: true, ...(x.slot === slot ? {} : { key: `slot=${x.slot}` }) },
-            );
-          }
-          if (!online.has(n.instanceId))
-            throw new RetryLaterError(
-              waitDelay(waited, firstLook, pollMs, maxPollMs),
-              `${n.instanceId}'s SSM Agent has not registered yet`,
-            );
-        }
-        // Online: its step's own events carry it on; this one only has to come back at
-        // the node's deadline, to give up on it if it is not a Ready node by then.
-        throw new RetryLaterError(
-          Math.max(pollMs, Date.parse(n.joinDeadline) - now().getTime()),
-          `node ${n.node} is not a Ready node yet`,
-        );
-      }
+      case "install.node-added":
+        return await waitForNode(e, state);
 
       case "install.step-requested":
-        return send(e, state);
+        return await send(e, state);
 
       case "install.step-sent":
-        return poll(e, state);
+        return await poll(e, state);
 
       case "install.node-upgrade-started": {
-        const { node, to } = d as { node: string; to: string };
+        const { node, to } = e.data;
         const n = Object.values(state.nodes).find((x) => x.node === node);
         if (n?.upgrading !== "draining") return;
-        const drainId = await nodeOp(e, "node.drain", { node, reason: `K3s upgrade to ${to}` });
+        const drainId = await nodeOp(e, "node.drain", { clusterId, node, reason: `K3s upgrade to ${to}` });
         // node-ops' answer is on the node's own subject: the drain's outcome, or a refusal.
         const outcome = await drainOutcome(store, clusterId, node, drainId);
-        if (outcome.status === "pending") throw later(e.deliveries, `waiting for node-ops to drain ${node}`);
-        return record(
+        if (outcome.status === "pending") throw later(e, `waiting for node-ops to drain ${node}`);
+        await record(
           e,
           "install.record-upgrade-progress",
           outcome.status === "drained"
-            ? { node, phase: "drained" }
-            : { node, phase: "drain-failed", reason: outcome.reason },
-          { sameAggregate: true },
+            ? { clusterId, node, phase: "drained" }
+            : { clusterId, node, phase: "drain-failed", reason: outcome.reason },
         );
+        return;
       }
 
       case "install.node-upgraded":
-        await nodeOp(e, "node.uncordon", { node: d.node, reason: `K3s upgraded to ${d.k3sVersion}` });
+        await nodeOp(e, "node.uncordon", {
+          clusterId,
+          node: e.data.node,
+          reason: `K3s upgraded to ${e.data.k3sVersion}`,
+        });
         return;
 
       case "install.step-succeeded": {
-        if (d.step === "k3s-upgrade") {
-          const n = state.nodes[d.slot as number];
+        if (e.data.step === "k3s-upgrade") {
+          const n = state.nodes[e.data.slot];
           if (n?.upgrading !== "verifying") return;
           // Verified when node-ops reports it Ready after the restart the upgrade made.
-          if (!n.ready) throw later(e.deliveries, `waiting for ${n.node} to be Ready after its upgrade`);
-          return record(
-            e,
-            "install.record-upgrade-progress",
-            { node: n.node, phase: "verified" },
-            { sameAggregate: true },
-          );
+          if (!n.ready) throw later(e, `waiting for ${n.node} to be Ready after its upgrade`);
+          await record(e, "install.record-upgrade-progress", { clusterId, node: n.node, phase: "verified" });
+          return;
         }
-        if (d.step !== "k3s-server-init" || state.kubeconfig) return;
+        if (e.data.step !== "k3s-server-init" || state.kubeconfig) return;
         const { kubeconfig } = clusterSecretParameters(clusterId);
         const version = await o.remote.parameterVersion(region, kubeconfig);
-        if (version === undefined)
-          throw later(e.deliveries, `kubeconfig parameter ${kubeconfig} not there yet`);
-        return record(
-          e,
-          "install.record-kubeconfig",
-          { parameter: kubeconfig, version },
-          { sameAggregate: true },
-        );
+        if (version === undefined) throw later(e, `kubeconfig parameter ${kubeconfig} not there yet`);
+        await record(e, "install.record-kubeconfig", { clusterId, parameter: kubeconfig, version });
+        return;
       }
 
       case "install.remediation-requested": {
         // The rung's grace: its step must have ended and the node had time to pass its
         // checks; then the ladder looks again (a passing node has already left it).
-        const { node, action, attempt } = d as { node: string; action: string; attempt: number };
+        const { node, action, attempt } = e.data;
         if (action === "replace") return;
         const n = Object.values(state.nodes).find((x) => x.node === node);
         if (!n?.remedy || n.remedy.action !== action || n.remedy.attempt !== attempt) return;
         const graceOver = Date.parse(e.time) + policy.remediationGraceMs <= now().getTime();
-        if (n.step || !graceOver)
-          throw later(e.deliveries, `${action} on ${node}: waiting for its grace period`);
-        return record(e, "install.check-remediation", { node, action, attempt }, { sameAggregate: true });
+        if (n.step || !graceOver) throw later(e, `${action} on ${node}: waiting for its grace period`);
+        await record(e, "install.check-remediation", { clusterId, node, action, attempt });
+        return;
       }
 
       case "install.removal-requested": {
         const { token, kubeconfig } = clusterSecretParameters(clusterId);
         await o.remote.deleteParameters(region, [token, kubeconfig]);
         log?.info({ cluster: clusterId, parameters: [token, kubeconfig] }, "cluster secrets removed");
-        return record(
-          e,
-          "install.record-secrets-removed",
-          { parameters: [token, kubeconfig] },
-          { sameAggregate: true },
-        );
+        await record(e, "install.record-secrets-removed", { clusterId, parameters: [token, kubeconfig] });
+        return;
       }
 
       default:
@@ -420,15 +435,63 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     }
   };
 
-  const send = async (e: Event, state: Active) => {
+  /** A node added: wait for its SSM Agent, then only for its join deadline. */
+  const waitForNode = async (e: InstallFact & { type: "install.node-added" }, state: Active) => {
     const clusterId = e.aggregate.id;
-    const d = e.data as { step: string; slot: number; attempt: number; number: number; of: number };
+    const region = state.plan.region;
+    const slot = e.data.slot;
+    const n = state.nodes[slot];
+    if (!n || n.instanceId !== e.data.instanceId || n.failed || (n.joined && n.ready)) return;
+    if (state.status === "Failed" || state.status === "Removing" || state.status === "Removed") return;
+    if (Date.parse(n.joinDeadline) <= now().getTime()) {
+      await record(e, "install.check-deadlines", { clusterId }, n.joinDeadline);
+      return;
+    }
+    const waited = since(e.time);
+    const firstLook = firstPoll["ssm-registration"] ?? 0;
+    if (!n.online && waited < firstLook)
+      throw new RetryLaterError(firstLook - waited, `${n.instanceId}'s SSM Agent cannot have registered yet`);
+    if (!n.online) {
+      // One DescribeInstanceInformation asks for every node of the cluster still waiting
+      // for its agent: whichever node's wait comes back first records them all, so a
+      // large cluster costs one call per look, not one per node, and the other waits
+      // find their node online.
+      const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
+      const online = await onlineOf(clusterId, region, waiting);
+      for (const x of waiting) {
+        if (!online.has(x.instanceId)) continue;
+        // This node's own record keeps the id it always had; the others are keyed by slot.
+        await record(
+          e,
+          "install.record-online",
+          { clusterId, slot: x.slot, instanceId: x.instanceId },
+          x.slot === slot ? "" : `slot=${x.slot}`,
+        );
+      }
+      if (!online.has(n.instanceId))
+        throw new RetryLaterError(
+          proportional(waited, firstLook),
+          `${n.instanceId}'s SSM Agent has not registered yet`,
+        );
+    }
+    // Online: its step's own events carry it on; this one only has to come back at
+    // the node's deadline, to give up on it if it is not a Ready node by then.
+    throw new RetryLaterError(
+      Math.max(pollMs, Date.parse(n.joinDeadline) - now().getTime()),
+      `node ${n.node} is not a Ready node yet`,
+    );
+  };
+
+  const send = async (e: InstallFact & { type: "install.step-requested" }, state: Active) => {
+    const clusterId = e.aggregate.id;
+    const d = e.data;
     const n = state.nodes[d.slot];
     if (!n?.step || n.step.name !== d.step || n.step.attempt !== d.attempt || n.step.status !== "requested")
       return;
     if (state.status === "Removing" || state.status === "Removed") return;
     const step = n.step.name;
-    const comment = stepComment(clusterId, n.slot, step, n.step.attempt);
+    const attempt = n.step.attempt;
+    const comment = stepComment(clusterId, n.slot, step, attempt);
     const requestedAt = new Date(e.time);
     // Came back (a crash, a lost ack): SSM may have the command already.
     let commandId =
@@ -470,94 +533,95 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
             ? {
                 outputS3: {
                   bucket: o.outputBucket,
-                  keyPrefix: `cairn/${clusterId}/${n.slot}/${step}/${n.step.attempt}`,
+                  keyPrefix: `cairn/${clusterId}/${n.slot}/${step}/${attempt}`,
                 },
               }
             : {}),
         });
       } catch (err) {
         if (err instanceof NotManagedError) {
-          if (Date.parse(n.joinDeadline) <= now().getTime())
-            return record(e, "install.check-deadlines", {}, { sameAggregate: true, key: n.joinDeadline });
-          throw later(e.deliveries, `${n.instanceId} is not a managed instance yet`);
+          if (Date.parse(n.joinDeadline) <= now().getTime()) {
+            await record(e, "install.check-deadlines", { clusterId }, n.joinDeadline);
+            return;
+          }
+          throw later(e, `${n.instanceId} is not a managed instance yet`);
         }
+        // A refusal no retry will cure is the step's result; anything else is retried.
         if (isRemoteExecFailure(err) && !err.transient) {
-          return record(
-            e,
-            "install.record-step-result",
-            {
-              slot: n.slot,
-              step,
-              attempt: n.step.attempt,
-              status: "Failed",
-              outputTail: "",
-              reason: err.message,
-              permanent: true,
-            },
-            { sameAggregate: true },
-          );
+          await record(e, "install.record-step-result", {
+            clusterId,
+            slot: n.slot,
+            step,
+            attempt,
+            status: "Failed",
+            outputTail: "",
+            reason: err.message,
+            permanent: true,
+          });
+          return;
         }
         throw err;
       }
     }
     log?.info(
-      { cluster: clusterId, node: n.node, step, attempt: n.step.attempt, commandId, adopted },
+      { cluster: clusterId, node: n.node, step, attempt, commandId, adopted },
       `step ${d.number}/${d.of} ${step}`,
     );
-    return record(
-      e,
-      "install.record-step-sent",
-      {
-        slot: n.slot,
-        step,
-        attempt: n.step.attempt,
-        commandId,
-        sentAt: (adopted ? requestedAt : now()).toISOString(),
-      },
-      { sameAggregate: true },
-    );
+    await record(e, "install.record-step-sent", {
+      clusterId,
+      slot: n.slot,
+      step,
+      attempt,
+      commandId,
+      sentAt: (adopted ? requestedAt : now()).toISOString(),
+    });
   };
 
-  const poll = async (e: Event, state: Active) => {
+  const poll = async (e: InstallFact & { type: "install.step-sent" }, state: Active) => {
     const clusterId = e.aggregate.id;
-    const d = e.data as { slot: number; commandId: string };
-    const n = state.nodes[d.slot];
+    const { slot, commandId } = e.data;
+    const n = state.nodes[slot];
     const s = n?.step;
-    if (!n || !s || s.status !== "sent" || s.commandId !== d.commandId) return;
+    if (!n || !s || s.status !== "sent" || s.commandId !== commandId) return;
     const region = state.plan.region;
-    const result = (data: object) =>
-      record(
-        e,
-        "install.record-step-result",
-        { slot: n.slot, step: s.name, attempt: s.attempt, commandId: s.commandId, ...data },
-        { sameAggregate: true },
-      );
+    const result = (
+      data: Omit<CommandDataInput<"install.record-step-result">, "clusterId" | "slot" | "step" | "attempt">,
+    ) =>
+      record(e, "install.record-step-result", {
+        clusterId,
+        slot: n.slot,
+        step: s.name,
+        attempt: s.attempt,
+        commandId,
+        ...data,
+      });
     const toDeadline = s.deadline !== undefined ? Date.parse(s.deadline) - now().getTime() : Infinity;
     const late = toDeadline <= 0;
     const sent = since(s.sentAt ?? e.time);
     const first = firstPoll[s.name] ?? 0;
     // Back at the deadline at the latest, to cancel a step that hangs.
     const wait = (why: string) =>
-      new RetryLaterError(Math.max(1, Math.min(toDeadline, waitDelay(sent, first, pollMs, maxPollMs))), why);
+      new RetryLaterError(Math.max(1, Math.min(toDeadline, proportional(sent, first))), why);
     // Too early to have ended: not worth a call to SSM.
     if (!late && sent < first) throw wait(`${s.name} on ${n.node} cannot have ended yet`);
-    const inv = await o.remote.invocation(region, d.commandId, n.instanceId);
+    const inv = await o.remote.invocation(region, commandId, n.instanceId);
     if (!inv || RUNNING_STATUSES.has(inv.status)) {
       if (!late) throw wait(`${s.name} on ${n.node} is ${inv?.status ?? "not known to SSM yet"}`);
       // Past the deadline: cancel the old command before any new attempt is sent.
-      if (inv) await o.remote.cancel(region, d.commandId, n.instanceId);
+      if (inv) await o.remote.cancel(region, commandId, n.instanceId);
       log?.warn(
-        { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, commandId: d.commandId },
+        { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, commandId },
         `step ${s.name} passed its deadline; cancelled`,
       );
-      return result({
+      await result({
         status: inv ? "TimedOut" : "Lost",
         outputTail: inv ? outputTail(inv.stdout, inv.stderr) : "",
         reason: inv
           ? `${s.name} was still ${inv.status} at its deadline (${s.deadline}); the command was cancelled`
-          : `SSM never knew command ${d.commandId}`,
+          : `SSM never knew command ${commandId}`,
         durationMs: Math.max(0, now().getTime() - Date.parse(s.sentAt ?? e.time)),
       });
+      return;
     }
     const started = inv.startedAt ? Date.parse(inv.startedAt) : Date.parse(s.sentAt ?? e.time);
     const ended = inv.endedAt ? Date.parse(inv.endedAt) : now().getTime();
@@ -568,7 +632,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       // Step X/Y as the install stands: this one is the next after those done.
       `step ${state.stepsDone + 1}/${Math.max(1, Object.values(state.nodes).filter((x) => !x.failed).length)} ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
     );
-    return result({
+    await result({
       status,
       durationMs,
       outputTail: outputTail(inv.stdout, inv.stderr),
@@ -576,46 +640,43 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     });
   };
 
-  const consumer = (
-    durable: string,
-    aggregate: string,
-    concurrency: number,
-    handle: (e: Event) => Promise<unknown>,
-  ) =>
-    startConsumer({
-      js: o.nats.js,
-      jsm: o.nats.jsm,
-      stream: Streams.events,
-      durable,
-      filterSubject: eventFilter(aggregate),
-      concurrency,
-      ...(o.logger ? { logger: o.logger } : {}),
-      handle: async (msg) => {
-        const commit = catalogue.parseCommit(msg.json());
-        // A commit's events concern different nodes and every step is idempotent, so
-        // they run together; if one must wait, the commit comes back and the others
-        // find their work done.
-        const results = await Promise.allSettled(
-          commit.events.map((ev) => handle({ ...ev, sequence: msg.seq, deliveries: msg.info.deliveryCount })),
-        );
-        const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-        if (failures.length === 0) return;
-        // Real failures first: a wait must not hide one from the retry count.
-        const real = failures.find((f) => !(f.reason instanceof RetryLaterError));
-        if (real) throw real.reason;
-        const delays = failures.map((f) => (f.reason as RetryLaterError).delayMs);
-        throw new RetryLaterError(
-          Math.min(...delays),
-          (failures[0]?.reason as Error | undefined)?.message ?? "waiting",
-        );
-      },
-    });
-
+  const logger = o.logger ? { logger: o.logger } : {};
   const running: RunningConsumer[] = [];
-  running.push(await consumer("installer-cluster", "cluster", 32, onCluster));
-  running.push(await consumer("installer-kube", "kube", 32, onKube));
-  // Each wait is its own message, so this one needs room for many in hand at once.
-  running.push(await consumer("installer-reactor", "install", 64, onInstall));
+  running.push(
+    await startReactor({
+      nats: o.nats,
+      name: "installer-cluster",
+      aggregate: "cluster",
+      types: CLUSTER_FACTS,
+      concurrency: 32,
+      ...logger,
+      react: onCluster,
+    }),
+  );
+  running.push(
+    await startReactor({
+      nats: o.nats,
+      name: "installer-kube",
+      aggregate: "kube",
+      types: KUBE_FACTS,
+      concurrency: 32,
+      ...logger,
+      react: onKube,
+    }),
+  );
+  // Each wait is its own message, so this one needs room for many in hand at once. A
+  // commit's events concern different nodes and every step is idempotent: they run
+  // together (the runtime's default), and one that waits brings the commit back.
+  running.push(
+    await startReactor({
+      nats: o.nats,
+      name: "installer-reactor",
+      aggregate: "install",
+      concurrency: 64,
+      ...logger,
+      react: onInstall,
+    }),
+  );
   return {
     stop: async () => {
       for (const r of running.reverse()) await r.stop();
@@ -624,7 +685,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
 }
 
 /** The install's plan from a cluster spec. No AMI named: the pre-built Cairn AMI (K3s inside). */
-export function planOf(spec: ClusterSpec) {
+export function planOf(spec: Pick<ClusterSpec, "region" | "k3sVersion" | "ami" | "servers" | "pools">) {
   return {
     region: spec.region,
     k3sVersion: spec.k3sVersion,
@@ -637,6 +698,18 @@ export function planOf(spec: ClusterSpec) {
       labels: p.labels ?? {},
       taints: p.taints ?? [],
     })),
+  };
+}
+
+/** A plan as `install.plan` takes it again (a copy: the state's is read-only). */
+function planData(plan: InstallPlan) {
+  return {
+    region: plan.region,
+    k3sVersion: plan.k3sVersion,
+    prebuiltAmi: plan.prebuiltAmi,
+    servers: plan.servers,
+    ...(plan.serverInstanceType !== undefined ? { serverInstanceType: plan.serverInstanceType } : {}),
+    pools: plan.pools.map((p) => ({ ...p, labels: { ...p.labels }, taints: [...p.taints] })),
   };
 }
 

@@ -39,8 +39,10 @@ export interface ControlPlane {
   /** The AWS SDK options that point a client at the sim. */
   readonly aws: { endpoint: string; credentials: typeof SIM_CREDENTIALS };
   readonly provisioner: Provisioner;
-  readonly nodeOps: NodeOps;
+  nodeOps: NodeOps;
   installer: Installer;
+  /** Stops node-ops and starts another on the same log (a restart: its watches start afresh). */
+  restartNodeOps(pauseMs?: number): Promise<NodeOps>;
   /** Stops the installer and starts another on the same log (a crash and a restart). */
   restartInstaller(pauseMs?: number): Promise<Installer>;
   stop(): Promise<void>;
@@ -66,7 +68,7 @@ export async function startControlPlane(o: ControlPlaneOptions = {}): Promise<Co
   });
   // The spot intake's SQS client, when asked for, goes to the sim like every other client.
   const spot = o.nodeOps?.spot ? { spot: { sqs: aws, ...o.nodeOps.spot } } : {};
-  const nodeOps = await startNodeOps({ nats: js.nats, ssm: aws, ...log, ...o.nodeOps, ...spot });
+  const startTheNodeOps = () => startNodeOps({ nats: js.nats, ssm: aws, ...log, ...o.nodeOps, ...spot });
   const { remote: wrap, ...installerOptions } = o.installer ?? {};
   const real = createSsmRemoteExec(aws);
   const remote = wrap ? wrap(real) : real;
@@ -91,8 +93,14 @@ export async function startControlPlane(o: ControlPlaneOptions = {}): Promise<Co
     aws,
     bus: new CommandBus({ js: js.nats.js, catalogue }),
     provisioner,
-    nodeOps,
+    nodeOps: await startTheNodeOps(),
     installer: await startTheInstaller(),
+    async restartNodeOps(pauseMs = 300) {
+      await plane.nodeOps.stop();
+      await new Promise((r) => setTimeout(r, pauseMs));
+      plane.nodeOps = await startTheNodeOps();
+      return plane.nodeOps;
+    },
     async restartInstaller(pauseMs = 300) {
       await plane.installer.stop();
       await new Promise((r) => setTimeout(r, pauseMs));
@@ -101,7 +109,7 @@ export async function startControlPlane(o: ControlPlaneOptions = {}): Promise<Co
     },
     async stop() {
       await plane.installer.stop();
-      await nodeOps.stop();
+      await plane.nodeOps.stop();
       await provisioner.stop();
       await sim.stop();
       await js.dispose();
