@@ -362,3 +362,41 @@ describe("garbage on a cluster's subject", () => {
     expect(letters.find((l) => l.sequence === json.seq)?.reason).toMatch(/not a commit/);
   });
 });
+
+describe("two replicas", () => {
+  it("share the consumers and decide on fresh state: create, scale up and down, delete, one instance per slot", async () => {
+    // A second provisioner process: its own command handler (and cache), the same durables.
+    const second = await startProvisioner({
+      nats: js.nats,
+      compute: createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
+      logger,
+      pollMs: 20,
+      maxPollMs: 100,
+    });
+    try {
+      await create("life-13");
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 4 } });
+      await until("life-13 with 4 workers", async () =>
+        liveInstances("life-13").length === 5 ? true : undefined,
+      );
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 1 } });
+      await until("life-13 with 1 worker", async () =>
+        liveInstances("life-13").length === 2 ? true : undefined,
+      );
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.delete", data: { clusterId: "life-13" } });
+      await reaches("life-13", "Deleted");
+      expect(liveInstances("life-13")).toHaveLength(0);
+      // Five slots were ever wanted: five instances were ever launched, none twice.
+      const ever = sim.world.ec2.instances("eu-west-1").filter((i) => i.tags["cairn:cluster"] === "life-13");
+      expect(ever).toHaveLength(5);
+      // Both processes did part of the work.
+      expect(second.handler.stats.handled).toBeGreaterThan(0);
+      expect(provisioner.handler.stats.handled).toBeGreaterThan(0);
+    } finally {
+      await second.stop();
+    }
+  });
+});
