@@ -347,7 +347,7 @@ describe("garbage on a cluster's subject", () => {
     const letters = [];
     for (let seq = dlq.state.first_seq; seq <= dlq.state.last_seq && dlq.state.messages > 0; seq++) {
       const m = await js.nats.jsm.streams.getMessage(DLQ_STREAM, { seq });
-      if (m.subject === dlqSubject(Streams.events) && m.header.get(Headers.dlqSubject) === subject)
+      if (m?.subject === dlqSubject(Streams.events) && m.header.get(Headers.dlqSubject) === subject)
         letters.push({
           sequence: Number(m.header.get(Headers.dlqSequence)),
           reason: m.header.get(Headers.dlqReason),
