@@ -241,7 +241,10 @@ export async function startConsumer(
       );
       return false;
     }
-    msg.term(reason.slice(0, 200));
+    // A bare +TERM: a server before 2.10 ignores `+TERM <reason>` altogether (it compares the
+    // whole payload), so the message would come back after every ack wait and be
+    // dead-lettered again and again. The reason is in the dead letter.
+    msg.term();
     settled.add(msg);
     release(msg);
     stats.deadLettered++;

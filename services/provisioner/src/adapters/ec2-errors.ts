@@ -1,8 +1,10 @@
 /**
  * EC2 failures, classified at the boundary: one class per condition, each with `name`,
  * the SDK error as `cause`, `transient` and a `remediation` hint. Transient ones extend
- * `TransientError` and permanent ones `PermanentError` (@cairn/events), so a consumer
- * naks the first with backoff and dead-letters the second without knowing EC2.
+ * `TransientError` and permanent ones `PermanentError` (@cairn/events' `CairnError`:
+ * `failure` and `remediation` are what the runtime, the logs and the events read), so a
+ * reactor retries the first with backoff and settles the second at once, and the hint
+ * reaches the dead letter or the recorded launch failure, without knowing EC2.
  *
  * Pure: no SDK import. The SDK's exceptions are read by shape (`name`/`Code`, `$fault`,
  * `$metadata.httpStatusCode`), Node's network errors by `code`, cockatiel's by its guards.

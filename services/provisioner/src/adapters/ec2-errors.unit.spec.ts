@@ -1,5 +1,13 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
-import { describeError, isPermanent, PermanentError, TransientError } from "@cairn/events";
+import {
+  CairnError,
+  describeError,
+  isPermanent,
+  PermanentError,
+  remediationOf,
+  settlementOf,
+  TransientError,
+} from "@cairn/events";
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from "cockatiel";
 import { describe, expect, it } from "vitest";
 import { isCapacityFailure, isComputeFailure } from "../ports.ts";
@@ -111,6 +119,13 @@ describe("classifyEc2Error", () => {
     expect(c).toBeInstanceOf(transient ? TransientError : PermanentError);
     expect(isPermanent(c)).toBe(!transient);
     expect(isComputeFailure(c)).toBe(true);
+    // The runtime's base: the class and the hint are read there, never the adapter's type.
+    expect(c).toBeInstanceOf(CairnError);
+    expect(c.failure).toBe(transient ? "transient" : "permanent");
+    expect(remediationOf(c)).toBe(c.remediation);
+    expect(settlementOf(c).kind).toBe(transient ? "transient" : "permanent");
+    // Wrapped by a caller, the hint is still found down the cause chain.
+    expect(remediationOf(new Error("launch failed", { cause: c }))).toBe(c.remediation);
   });
 
   it("keeps the EC2 code and message", () => {

@@ -1,14 +1,19 @@
+import { proportionalPollDelay } from "@cairn/events";
 import { describe, expect, it } from "vitest";
-import { bootPollDelay } from "./reactor.ts";
+import { FIRST_BOOT_POLL_MS } from "./reactor.ts";
 
-describe("bootPollDelay: when a launched instance is looked at again", () => {
+// The reactor's polls of a booting instance on AWS: `proportionalPollDelay` with the first
+// look at FIRST_BOOT_POLL_MS, then within [pollMs, maxPollMs] (defaults 1 s and 15 s).
+const boot = { firstMs: FIRST_BOOT_POLL_MS, minMs: 1_000, maxMs: 15_000 };
+
+describe("when a launched instance is looked at again", () => {
   it("not before the first look: no instance runs sooner", () => {
-    expect(bootPollDelay(0, 10_000, 1_000, 15_000)).toBe(10_000);
-    expect(bootPollDelay(4_000, 10_000, 1_000, 15_000)).toBe(6_000);
+    expect(proportionalPollDelay(0, boot)).toBe(10_000);
+    expect(proportionalPollDelay(4_000, boot)).toBe(6_000);
   });
   it("then every 5% of the time waited, within [pollMs, maxPollMs]", () => {
-    expect(bootPollDelay(10_000, 10_000, 1_000, 15_000)).toBe(1_000);
-    expect(bootPollDelay(40_000, 10_000, 1_000, 15_000)).toBe(2_000);
-    expect(bootPollDelay(3_600_000, 0, 1_000, 15_000)).toBe(15_000);
+    expect(proportionalPollDelay(10_000, boot)).toBe(1_000);
+    expect(proportionalPollDelay(40_000, boot)).toBe(2_000);
+    expect(proportionalPollDelay(3_600_000, { ...boot, firstMs: 0 })).toBe(15_000);
   });
 });

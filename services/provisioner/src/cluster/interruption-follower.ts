@@ -9,21 +9,18 @@
  *    replacing after its drain (Cairn names nodes after their instance) → terminate the
  *    instance now rather than wait for AWS to reclaim it; the node goes NotReady and
  *    node-ops deletes it. Terminating twice is harmless, so a redelivery is too.
- * Commands are named after the nodeop event that caused them.
+ * Commands are named after the nodeop event that caused them. The cluster is read as the
+ * log has it (another replica may have written it since this one cached it).
  */
 import {
   type ClusterCommand,
   type ClusterEvent,
   type CommandHandler,
-  catalogue,
   commandCausedBy,
-  eventFilter,
   type Nats,
-  type RawEventEnvelope,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import type { Compute } from "../ports.ts";
 import type { ClusterState } from "./decider.ts";
@@ -42,64 +39,57 @@ export function slotOfInstance(state: ClusterState, instanceId: string): number 
 }
 
 export async function startInterruptionFollower(o: InterruptionFollowerOptions): Promise<RunningConsumer> {
-  const react = async (e: RawEventEnvelope) => {
-    const d = e.data as { clusterId: string; node: string; instanceId?: string; terminationTime?: string };
-    const ref = { type: "cluster" as const, id: d.clusterId };
-    switch (e.type) {
-      case "nodeop.interruption-noticed": {
-        const instanceId = d.instanceId ?? d.node;
-        // This process is the cluster's only writer: its cached state is current.
-        const { state } = await o.handler.read(ref);
-        const slot = slotOfInstance(state, instanceId);
-        if (slot === undefined) {
+  return await startReactor({
+    nats: o.nats,
+    // The durable consumer's name since the first release: a deployment resumes where it was.
+    name: "provisioner-interruptions",
+    aggregate: "nodeop",
+    types: ["nodeop.interruption-noticed", "nodeop.drained", "nodeop.drain-failed"],
+    ...(o.logger ? { logger: o.logger } : {}),
+    react: async (e) => {
+      switch (e.type) {
+        case "nodeop.interruption-noticed": {
+          const { clusterId, instanceId, terminationTime } = e.data;
+          // Fresh: the nodeop event says nothing of how recent the cached cluster is.
+          const { state } = await o.handler.read({ type: "cluster", id: clusterId });
+          const slot = slotOfInstance(state, instanceId);
+          if (slot === undefined) {
+            o.logger?.info(
+              { cluster: clusterId, instanceId },
+              "spot interruption of an instance no slot holds",
+            );
+            return;
+          }
+          const replace = commandCausedBy(
+            e,
+            "cluster.replace-node",
+            {
+              clusterId,
+              slot,
+              instanceId,
+              reason: `spot interruption: ${instanceId} is reclaimed at ${terminationTime}`,
+              drainFirst: true,
+            },
+            { actor: "provisioner" },
+          );
+          await o.handler.handle(replace);
+          return;
+        }
+        case "nodeop.drained":
+        case "nodeop.drain-failed": {
+          const { clusterId, node } = e.data;
+          const { state } = await o.handler.read({ type: "cluster", id: clusterId });
+          if (state.status === "Absent" || state.draining?.[node] === undefined) return;
+          await o.compute.terminate(state.spec.region, [node]);
           o.logger?.info(
-            { cluster: d.clusterId, instanceId },
-            "spot interruption of an instance no slot holds",
+            { cluster: clusterId, instanceId: node },
+            "interrupted instance terminated after its drain",
           );
           return;
         }
-        const replace = commandCausedBy(
-          e,
-          "cluster.replace-node",
-          {
-            clusterId: d.clusterId,
-            slot,
-            instanceId,
-            reason: `spot interruption: ${instanceId} is reclaimed at ${d.terminationTime}`,
-            drainFirst: true,
-          },
-          { actor: "provisioner" },
-        );
-        await o.handler.handle(replace);
-        return;
+        default:
+          return;
       }
-      case "nodeop.drained":
-      case "nodeop.drain-failed": {
-        const { state } = await o.handler.read(ref);
-        if (state.status === "Absent" || state.draining?.[d.node] === undefined) return;
-        await o.compute.terminate(state.spec.region, [d.node]);
-        o.logger?.info(
-          { cluster: d.clusterId, instanceId: d.node },
-          "interrupted instance terminated after its drain",
-        );
-        return;
-      }
-      default:
-        return;
-    }
-  };
-
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "provisioner-interruptions",
-    filterSubject: eventFilter("nodeop"),
-    concurrency: 16,
-    ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events) await react(e as RawEventEnvelope);
     },
   });
 }

@@ -1,10 +1,21 @@
 /**
  * The cluster lifecycle on the simulated cloud, through the public command bus and the
  * real EC2 adapter (AWS SDK): create → Configuring, capacity fallback, scale up and down,
- * rollback after a scale, delete, a crash between RunInstances and its record, and
- * region isolation.
+ * rollback after a scale, delete, a crash between RunInstances and its record, region
+ * isolation, and garbage on a cluster's subject.
  */
-import { CommandBus, catalogue, EventStore, exampleClusterCreate } from "@cairn/events";
+import {
+  CommandBus,
+  catalogue,
+  DLQ_STREAM,
+  dlqSubject,
+  EventStore,
+  eventSubject,
+  exampleClusterCreate,
+  Headers,
+  Streams,
+  startReactor,
+} from "@cairn/events";
 import { startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -147,6 +158,19 @@ describe("cluster lifecycle on the sim", () => {
     await reaches("life-3", "Configuring");
     const workers = liveInstances("life-3").filter((i) => i.tags["cairn:pool"] === "workers");
     expect(workers.map((i) => i.instanceType)).toEqual(["t3a.large", "t3a.large"]);
+    // Each failed attempt is in the log with the adapter's code and the hint that names the fix.
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-3",
+    });
+    const failures = history.events.filter((e) => e.type === "cluster.instance-launch-failed");
+    expect(failures).toHaveLength(2);
+    for (const f of failures)
+      expect(f.data).toMatchObject({
+        code: "InsufficientInstanceCapacity",
+        capacity: true,
+        remediation: expect.stringMatching(/\S/),
+      });
   });
 
   it("scale up and down, then roll back to the first version", async () => {
@@ -273,5 +297,106 @@ describe("cluster lifecycle on the sim", () => {
     expect(liveInstances("life-7", "us-east-1")).toHaveLength(3);
     const regions = new Set(sim.requests.list({ service: "ec2" }).map((r) => r.region));
     expect(regions).toEqual(new Set(["us-east-1"]));
+  });
+});
+
+describe("garbage on a cluster's subject", () => {
+  /**
+   * Whether the durable `name` has settled every message up to `seq` for good (a dead
+   * letter's message is terminated: it never comes back).
+   */
+  const settledUpTo = async (name: string, seq: number) => {
+    const info = await js.nats.jsm.consumers.info(Streams.events, name);
+    return info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0 ? true : undefined;
+  };
+
+  it("blocks nothing: later commands are decided, the reactor carries on, and each message is one dead letter with its reason", async () => {
+    await create("life-12");
+    await reaches("life-12", "Configuring");
+    const subject = eventSubject({ type: "cluster", id: "life-12" });
+    const text = await js.nats.js.publish(subject, "this is not a commit");
+    const json = await js.nats.js.publish(subject, JSON.stringify({ commitId: "x", hello: "world" }));
+    // A second reader of the cluster events meets the same two messages.
+    const other = await startReactor({
+      nats: js.nats,
+      name: "test-another-cluster-reader",
+      aggregate: "cluster",
+      react: async () => {},
+    });
+    try {
+      // The cluster is decided on and carried out as before: a scale up, then a delete.
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-12", pool: "workers", count: 3 } });
+      await until("life-12 with 3 workers", async () =>
+        liveInstances("life-12").length === 4 ? true : undefined,
+      );
+      await reaches("life-12", "Configuring");
+      await bus.send({ type: "cluster.delete", data: { clusterId: "life-12" } });
+      await reaches("life-12", "Deleted");
+      expect(liveInstances("life-12")).toHaveLength(0);
+      await until("both readers past the garbage", async () =>
+        (await settledUpTo("provisioner-reactor", json.seq)) &&
+        (await settledUpTo("test-another-cluster-reader", json.seq))
+          ? true
+          : undefined,
+      );
+    } finally {
+      await other.stop();
+    }
+    // Each message is in the DLQ once, with the reason, though two consumers met it.
+    const dlq = await js.nats.jsm.streams.info(DLQ_STREAM);
+    const letters = [];
+    for (let seq = dlq.state.first_seq; seq <= dlq.state.last_seq && dlq.state.messages > 0; seq++) {
+      const m = await js.nats.jsm.streams.getMessage(DLQ_STREAM, { seq });
+      if (m?.subject === dlqSubject(Streams.events) && m.header.get(Headers.dlqSubject) === subject)
+        letters.push({
+          sequence: Number(m.header.get(Headers.dlqSequence)),
+          reason: m.header.get(Headers.dlqReason),
+          body: m.string(),
+        });
+    }
+    expect(letters.map((l) => l.sequence).sort((a, b) => a - b)).toEqual([text.seq, json.seq]);
+    expect(letters.find((l) => l.sequence === text.seq)).toMatchObject({
+      reason: expect.stringMatching(/not JSON/),
+      body: "this is not a commit",
+    });
+    expect(letters.find((l) => l.sequence === json.seq)?.reason).toMatch(/not a commit/);
+  });
+});
+
+describe("two replicas", () => {
+  it("share the consumers and decide on fresh state: create, scale up and down, delete, one instance per slot", async () => {
+    // A second provisioner process: its own command handler (and cache), the same durables.
+    const second = await startProvisioner({
+      nats: js.nats,
+      compute: createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS }),
+      logger,
+      pollMs: 20,
+      maxPollMs: 100,
+    });
+    try {
+      await create("life-13");
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 4 } });
+      await until("life-13 with 4 workers", async () =>
+        liveInstances("life-13").length === 5 ? true : undefined,
+      );
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 1 } });
+      await until("life-13 with 1 worker", async () =>
+        liveInstances("life-13").length === 2 ? true : undefined,
+      );
+      await reaches("life-13", "Configuring");
+      await bus.send({ type: "cluster.delete", data: { clusterId: "life-13" } });
+      await reaches("life-13", "Deleted");
+      expect(liveInstances("life-13")).toHaveLength(0);
+      // Five slots were ever wanted: five instances were ever launched, none twice.
+      const ever = sim.world.ec2.instances("eu-west-1").filter((i) => i.tags["cairn:cluster"] === "life-13");
+      expect(ever).toHaveLength(5);
+      // Both processes did part of the work.
+      expect(second.handler.stats.handled).toBeGreaterThan(0);
+      expect(provisioner.handler.stats.handled).toBeGreaterThan(0);
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -13,17 +13,20 @@
 import {
   type ClusterCommand,
   type ClusterEvent,
+  type CommandDataInput,
   type CommandHandler,
-  catalogue,
+  type CommandType,
   commandCausedBy,
-  eventFilter,
+  exponentialDelay,
+  isCairnError,
   type Nats,
-  type RawEventEnvelope,
+  proportionalPollDelay,
+  type ReactingEvent,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  remediationOf,
+  startReactor,
 } from "@cairn/events";
 import {
   architectureOf,
@@ -74,14 +77,15 @@ export interface ClusterReactorOptions {
   handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
   compute: Compute;
   logger?: RunnerLogger;
-  /** How soon to look again at an instance that is not there yet; doubles up to `maxPollMs`. */
+  /** How soon to look again at work that is not done yet (a drain, a termination); doubles up to `maxPollMs`. */
   pollMs?: number;
   maxPollMs?: number;
   /**
    * The first look at a launched instance: none can be running sooner, so a look then
    * is wasted. After it, every 5% of the time waited (between `pollMs` and
-   * `maxPollMs`), so a boot is seen at most ~5% late. Default 0 (look at once, as tests
-   * on a sim without latencies want); on AWS `main.ts` gives {@link FIRST_BOOT_POLL_MS}.
+   * `maxPollMs`: `proportionalPollDelay`), so a boot is seen at most ~5% late. Default 0
+   * (look at once, as tests on a sim without latencies want); on AWS `main.ts` gives
+   * {@link FIRST_BOOT_POLL_MS}.
    */
   firstBootPollMs?: number;
   defaultAmi?: string;
@@ -90,26 +94,37 @@ export interface ClusterReactorOptions {
 /** EC2 instances seldom leave `pending` in under 10 s (typically 10–30 s). */
 export const FIRST_BOOT_POLL_MS = 10_000;
 
-/** Until `firstMs`, then 5% of the time waited, within [pollMs, maxPollMs]. Pure. */
-export function bootPollDelay(elapsedMs: number, firstMs: number, pollMs: number, maxPollMs: number): number {
-  if (elapsedMs < firstMs) return firstMs - elapsedMs;
-  return Math.min(maxPollMs, Math.max(pollMs, elapsedMs / 20));
-}
+/** The cluster events the reactor acts on; the others are acknowledged unread. */
+export const CLUSTER_EVENTS_REACTED_TO = [
+  "cluster.requested",
+  "cluster.retry-requested",
+  "cluster.validation-started",
+  "cluster.instance-launch-requested",
+  "cluster.instance-launched",
+  "cluster.instances-ready",
+  "cluster.instance-termination-requested",
+  "cluster.node-replacement-requested",
+  "cluster.deletion-requested",
+] as const satisfies readonly ClusterEvent["type"][];
 
-type Event = RawEventEnvelope & { type: ClusterEvent["type"] };
+type Event = ReactingEvent<"cluster">;
+/** The internal commands the reactor records outcomes with. */
+type ClusterCommandType = ClusterCommand["type"] & CommandType;
 
 export async function startClusterReactor(o: ClusterReactorOptions): Promise<RunningConsumer> {
   const pollMs = o.pollMs ?? 1_000;
   const maxPollMs = o.maxPollMs ?? 15_000;
+  /** Work still under way elsewhere (a drain, terminations): look again, later each time. */
   const later = (deliveries: number, why: string) =>
-    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
-  const firstBoot = o.firstBootPollMs ?? 0;
+    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
+  const bootPolls = { firstMs: o.firstBootPollMs ?? 0, minMs: pollMs, maxMs: maxPollMs };
   const drains = drainFirst(o.nats);
 
   /**
    * The cluster's last DescribeInstances of its launched instances, reused for `pollMs`:
    * each launched slot's event comes back on its own, and without this a cluster of n
-   * instances would ask n times per look for the same answer.
+   * instances would ask n times per look for the same answer. (Per process: a replica
+   * asks on its own, which costs a call, never a wrong answer.)
    */
   const lastLook = new Map<
     string,
@@ -126,36 +141,41 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     return seen;
   };
 
-  /** Decides an internal command on the cluster, named after its cause. */
-  const record = async (
-    cause: Event & { sequence: number },
-    type: ClusterCommand["type"],
-    data: object,
+  /**
+   * Decides an internal command on the cluster, named after its cause (and `key` when one
+   * cause records several of a type), on a state at least as fresh as the cause.
+   */
+  const record = async <T extends ClusterCommandType>(
+    cause: Event,
+    type: T,
+    data: CommandDataInput<T>,
     key?: string,
   ) => {
-    const command = commandCausedBy(
-      cause,
-      type,
-      { clusterId: cause.aggregate.id, ...data },
-      { actor: "provisioner", ...(key !== undefined ? { key } : {}) },
-    );
+    const command = commandCausedBy(cause, type, data, {
+      actor: "provisioner",
+      ...(key !== undefined ? { key } : {}),
+    });
     return await o.handler.handle(command, { atLeastSequence: cause.sequence });
   };
 
-  const react = async (e: Event & { sequence: number }, deliveries: number) => {
-    const sequence = e.sequence;
+  const react = async (e: Event) => {
     const ref = e.aggregate;
-    const { state } = await o.handler.read(ref, { atLeastSequence: sequence });
+    const clusterId = ref.id;
+    // At least as fresh as the commit reacted to (the cache serves when it is; another
+    // replica's writes are read from the log).
+    const { state } = await o.handler.read(ref, { atLeastSequence: e.sequence });
     if (state.status === "Absent") return;
     const region = state.spec.region;
     const ending = state.status === "Deleting" || state.status === "Deleted";
 
     switch (e.type) {
       case "cluster.requested":
-        return record(e, "cluster.start-validation", {});
+        return void (await record(e, "cluster.start-validation", { clusterId }));
       case "cluster.retry-requested":
         // A cluster that failed before any launch is validated again (its image may exist now).
-        return record(e, state.provisioned ? "cluster.start-provisioning" : "cluster.start-validation", {});
+        return void (await (state.provisioned
+          ? record(e, "cluster.start-provisioning", { clusterId })
+          : record(e, "cluster.start-validation", { clusterId })));
 
       case "cluster.validation-started": {
         if (state.status !== "Validating") return;
@@ -163,24 +183,26 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         const image = await o.compute.describeImage(region, imageId);
         const types = [state.spec.servers.instanceType, ...state.spec.pools.flatMap((p) => p.instanceTypes)];
         const problem = validationProblem(region, imageId, image, types);
-        return record(e, "cluster.record-validation", {
+        await record(e, "cluster.record-validation", {
+          clusterId,
           ok: problem === undefined,
           imageId,
           ...(image ? { architecture: image.architecture } : {}),
           ...problem,
         });
+        return;
       }
 
       case "cluster.instance-launch-requested": {
-        const d = e.data as { slot: number; attempt: number };
-        const slot = state.slots[d.slot];
+        const slot = state.slots[e.data.slot];
         // 1. Still wanted? (a newer attempt, a scale-down or a delete makes this stale)
-        if (ending || !slot || slot.attempt !== d.attempt || slot.status !== "launching") return;
+        if (ending || !slot || slot.attempt !== e.data.attempt || slot.status !== "launching") return;
         // 2. Launch, idempotent by token.
+        let instance: InstanceInfo;
         try {
-          const instance = await o.compute.launch({
+          instance = await o.compute.launch({
             region,
-            clusterId: ref.id,
+            clusterId,
             pool: slot.pool,
             slot: slot.slot,
             attempt: slot.attempt,
@@ -189,51 +211,60 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
             ...(slot.placement.availabilityZone ? { availabilityZone: slot.placement.availabilityZone } : {}),
             capacityType: slot.placement.capacityType,
             imageId: state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI,
-            clientToken: launchToken(ref.id, slot.slot, slot.attempt),
+            clientToken: launchToken(clusterId, slot.slot, slot.attempt),
             tags: state.spec.tags,
           });
-          // 3. Record it.
-          await record(e, "cluster.record-launch", {
-            slot: slot.slot,
-            attempt: slot.attempt,
-            instanceId: instance.instanceId,
-            availabilityZone: instance.availabilityZone,
-            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
-          });
-          // 4. A launch that lost its place while it ran (a newer attempt, a scale-down, a
-          //    delete) left an instance nobody wants: terminate it.
-          const after = (await o.handler.read(ref)).state;
-          const now = after.status === "Absent" ? undefined : after.slots[slot.slot];
-          if (!now || now.attempt !== slot.attempt || now.status === "terminating") {
-            o.logger?.warn(
-              { cluster: ref.id, slot: slot.slot, attempt: slot.attempt, instanceId: instance.instanceId },
-              "terminating an instance whose launch was superseded",
-            );
-            await o.compute.terminate(region, [instance.instanceId]);
-          }
-          return;
         } catch (err) {
-          // Transient failures are retried by the runner with backoff; the launch is idempotent.
-          if (!isComputeFailure(err) || err.transient) throw err;
-          return record(e, "cluster.record-launch-failure", {
+          // Transient failures (and waits) go back to the runtime: retried with backoff,
+          // the launch is idempotent. A permanent one is this attempt's end: recorded with
+          // the adapter's remediation, so the event (and a Failed cluster) names the fix.
+          if (!launchFailedForGood(err)) throw err;
+          const remediation = remediationOf(err);
+          await record(e, "cluster.record-launch-failure", {
+            clusterId,
             slot: slot.slot,
             attempt: slot.attempt,
-            code: err.code ?? err.kind,
+            code: isComputeFailure(err) ? (err.code ?? err.kind) : err.name,
             reason: err.message,
-            remediation: err.remediation,
+            ...(remediation ? { remediation } : {}),
             capacity: isCapacityFailure(err),
           });
+          return;
         }
+        // 3. Record it.
+        await record(e, "cluster.record-launch", {
+          clusterId,
+          slot: slot.slot,
+          attempt: slot.attempt,
+          instanceId: instance.instanceId,
+          ...(instance.availabilityZone ? { availabilityZone: instance.availabilityZone } : {}),
+          ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
+        });
+        // 4. A launch that lost its place while it ran (a newer attempt, a scale-down, a
+        //    delete) left an instance nobody wants: terminate it. Read as the log has it now.
+        const after = (await o.handler.read(ref)).state;
+        const now = after.status === "Absent" ? undefined : after.slots[slot.slot];
+        if (!now || now.attempt !== slot.attempt || now.status === "terminating") {
+          o.logger?.warn(
+            { cluster: clusterId, slot: slot.slot, attempt: slot.attempt, instanceId: instance.instanceId },
+            "terminating an instance whose launch was superseded",
+          );
+          await o.compute.terminate(region, [instance.instanceId]);
+        }
+        return;
       }
 
       case "cluster.instance-launched": {
-        const d = e.data as { slot: number; instanceId: string; attempt: number };
+        const d = e.data;
         const slot = state.slots[d.slot];
         if (ending || !slot || slot.status !== "launched" || slot.instanceId !== d.instanceId) return;
         // 1. Not before it can be running.
         const waited = Math.max(0, Date.now() - Date.parse(e.time));
-        if (waited < firstBoot)
-          throw new RetryLaterError(firstBoot - waited, `${d.instanceId} cannot be running yet`);
+        if (waited < bootPolls.firstMs)
+          throw new RetryLaterError(
+            proportionalPollDelay(waited, bootPolls),
+            `${d.instanceId} cannot be running yet`,
+          );
         // 2. One DescribeInstances for every instance of the cluster still launching:
         //    whichever slot's event comes back first records every one running, so a
         //    large cluster costs one call per look, and the other events find their slot
@@ -243,7 +274,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
             s.status === "launched" && s.instanceId !== undefined,
         );
         const seen = await describeLaunched(
-          ref.id,
+          clusterId,
           region,
           launched.map((s) => s.instanceId),
         );
@@ -254,6 +285,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
             e,
             "cluster.record-running",
             {
+              clusterId,
               slot: s.slot,
               instanceId: s.instanceId,
               ...(other.privateIpAddress ? { privateIp: other.privateIpAddress } : {}),
@@ -262,24 +294,29 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           );
         }
         const instance = seen.get(d.instanceId);
-        if (instance?.state === "running")
-          return record(e, "cluster.record-running", {
+        if (instance?.state === "running") {
+          await record(e, "cluster.record-running", {
+            clusterId,
             slot: d.slot,
             instanceId: d.instanceId,
             ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
           });
+          return;
+        }
         if (!instance || instance.state === "pending")
           throw new RetryLaterError(
-            bootPollDelay(waited, firstBoot, pollMs, maxPollMs),
+            proportionalPollDelay(waited, bootPolls),
             `${d.instanceId} is not running yet`,
           );
-        return record(e, "cluster.record-launch-failure", {
+        await record(e, "cluster.record-launch-failure", {
+          clusterId,
           slot: d.slot,
           attempt: d.attempt,
           code: "instance-lost",
           reason: `${d.instanceId} went ${instance.state} before it ran${instance.stateReason ? ` (${instance.stateReason})` : ""}`,
           capacity: false,
         });
+        return;
       }
 
       case "cluster.instances-ready": {
@@ -288,7 +325,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // clean-up, or launched for a slot that is gone) is terminated. Slots still in
         // flight are left alone: their instance may not be recorded yet.
         if (ending) return;
-        const live = (await o.compute.describeCluster(region, ref.id)).filter(
+        const live = (await o.compute.describeCluster(region, clusterId)).filter(
           (i) => i.state !== "terminated" && i.state !== "shutting-down",
         );
         const strays = live.filter((i) => {
@@ -298,7 +335,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         });
         if (strays.length === 0) return;
         o.logger?.warn(
-          { cluster: ref.id, instances: strays.map((i) => i.instanceId) },
+          { cluster: clusterId, instances: strays.map((i) => i.instanceId) },
           "terminating instances no slot owns",
         );
         await o.compute.terminate(
@@ -309,46 +346,51 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       }
 
       case "cluster.instance-termination-requested": {
-        const d = e.data as { slot: number; instanceId?: string };
-        if (state.slots[d.slot]?.status !== "terminating") return;
+        const { slot, instanceId } = e.data;
+        if (state.slots[slot]?.status !== "terminating") return;
         // A surplus node is drained first (nodes are named after their instance).
-        if (d.instanceId && !ending) {
-          const drain = await drains.drain(e, ref.id, d.instanceId, d.slot);
+        if (instanceId && !ending) {
+          const drain = await drains.drain(e, clusterId, instanceId, slot);
           if (drain === "pending")
-            throw later(deliveries, `draining ${d.instanceId} before it is terminated`);
+            throw later(e.deliveries, `draining ${instanceId} before it is terminated`);
           if (drain === "failed")
             o.logger?.warn(
-              { cluster: ref.id, slot: d.slot, instanceId: d.instanceId },
+              { cluster: clusterId, slot, instanceId },
               "the surplus node could not be drained in time; terminating it anyway",
             );
         }
         // The tags find an instance even when its launch was never recorded (a launch in
         // flight when the slot became surplus).
-        const mine = (await o.compute.describeCluster(region, ref.id)).filter(
-          (i) => i.owner?.slot === d.slot,
+        const mine = (await o.compute.describeCluster(region, clusterId)).filter(
+          (i) => i.owner?.slot === slot,
         );
-        if (await terminateAll(region, mine))
-          return record(e, "cluster.record-terminated", { slots: [d.slot] });
-        throw later(deliveries, `slot ${d.slot}'s instances are still terminating`);
+        if (await terminateAll(region, mine)) {
+          await record(e, "cluster.record-terminated", { clusterId, slots: [slot] });
+          return;
+        }
+        throw later(e.deliveries, `slot ${slot}'s instances are still terminating`);
       }
 
       case "cluster.node-replacement-requested": {
         // The slot relaunches (the next event); the instance that never became a Ready
         // node goes. Terminating a terminated instance is fine, so a redelivery is too.
-        const d = e.data as { instanceId: string; drainFirst?: boolean };
         // A spot-interrupted node is drained first; the interruption follower terminates it then.
-        if (d.drainFirst) return;
-        await o.compute.terminate(region, [d.instanceId]);
+        if (e.data.drainFirst) return;
+        await o.compute.terminate(region, [e.data.instanceId]);
         return;
       }
 
       case "cluster.deletion-requested": {
         if (state.status !== "Deleting") return;
-        const all = await o.compute.describeCluster(region, ref.id, { includeTerminated: true });
+        const all = await o.compute.describeCluster(region, clusterId, { includeTerminated: true });
         if (await terminateAll(region, all)) {
-          return record(e, "cluster.finish-deletion", { terminated: all.map((i) => i.instanceId).sort() });
+          await record(e, "cluster.finish-deletion", {
+            clusterId,
+            terminated: all.map((i) => i.instanceId).sort(),
+          });
+          return;
         }
-        throw later(deliveries, `cluster ${ref.id}'s instances are still terminating`);
+        throw later(e.deliveries, `cluster ${clusterId}'s instances are still terminating`);
       }
 
       default:
@@ -365,25 +407,28 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     return instances.every((i) => i.state === "terminated");
   };
 
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "provisioner-reactor",
-    filterSubject: eventFilter("cluster"),
-    // Clusters proceed side by side; each cluster's commits stay in order (key: subject).
+  return await startReactor({
+    nats: o.nats,
+    // The durable consumer's name since the first release: a deployment resumes where it was.
+    name: "provisioner-reactor",
+    aggregate: "cluster",
+    types: CLUSTER_EVENTS_REACTED_TO,
+    // Clusters proceed side by side; each cluster's commits stay in order. The events of
+    // one commit (200 launch requests) concern different slots and every step is
+    // idempotent, so they run together (the EC2 bulkhead bounds the calls); if one must
+    // wait or fails, the commit comes back and the others find their work done.
     concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      // The events of one commit concern different slots and every step is idempotent,
-      // so they run together (the EC2 bulkhead bounds the calls). If one must wait or
-      // fails, the commit comes back and the others find their work done.
-      const results = await Promise.allSettled(
-        commit.events.map((e) => react({ ...(e as Event), sequence: msg.seq }, msg.info.deliveryCount)),
-      );
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failure) throw failure.reason;
-    },
+    react,
   });
+}
+
+/**
+ * Whether a launch's failure ends its attempt: a permanent failure (the adapter's
+ * `PermanentError`s: no capacity there, a missing image, no permission…). A transient one
+ * or a wait is retried by the runtime.
+ */
+function launchFailedForGood(err: unknown): err is Error {
+  if (isCairnError(err)) return err.failure === "permanent";
+  return isComputeFailure(err) && !err.transient;
 }
