@@ -7,7 +7,12 @@
  * server is its own).
  */
 import { counter, gauge, histogram } from "./metrics.ts";
-import { type BreakerState, type LoggerLike, loggingObserver, type ResilienceObserver } from "./resilience.ts";
+import {
+  type BreakerState,
+  type LoggerLike,
+  loggingObserver,
+  type ResilienceObserver,
+} from "./resilience.ts";
 
 /** The breaker gauge's values. */
 export const BREAKER_LEVEL: Readonly<Record<BreakerState, number>> = {

@@ -22,21 +22,24 @@
 import {
   type BulkheadPolicy,
   bulkhead,
-  type IBackoff,
-  type IBackoffFactory,
-  type IRetryBackoffContext,
-  isBrokenCircuitError,
-  isBulkheadRejectedError,
   type CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
   handleWhen,
+  type IBackoff,
+  type IBackoffFactory,
+  type IRetryBackoffContext,
+  isBrokenCircuitError,
+  isBulkheadRejectedError,
   retry,
   TaskCancelledError,
   TimeoutStrategy,
   timeout,
 } from "cockatiel";
+
+/** cockatiel's guards, for adapters' classifiers (a breaker that refused, a full bulkhead, a timeout). */
+export { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "cockatiel";
 
 /** The named retry policies; each operation of an adapter picks one. */
 export type PolicyName = "default" | "aws" | "critical";
@@ -99,17 +102,29 @@ export interface ServiceSettings {
  */
 export const SERVICE_SETTINGS: Readonly<Record<string, ServiceSettings>> = {
   /** EC2 per region: the seed's numbers. */
-  ec2: { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 }, bulkhead: { maxConcurrent: 5, maxQueued: 1_000 } },
+  ec2: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 },
+    bulkhead: { maxConcurrent: 5, maxQueued: 1_000 },
+  },
   /** SSM per region: the seed's numbers; SSM's Run Command rates are lower than EC2's, so fewer at once and a longer rest. */
-  ssm: { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 45_000 }, bulkhead: { maxConcurrent: 3, maxQueued: 1_000 } },
+  ssm: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 45_000 },
+    bulkhead: { maxConcurrent: 3, maxQueued: 1_000 },
+  },
   /**
    * One cluster's Kubernetes API server: client-go's own pace (QPS 5, burst 10) as the
    * concurrency; 5 failed calls, as a K3s server restarting answers 503 for a few seconds
    * and one retried storm should not cut the cluster off; 20 s, about a K3s server's restart.
    */
-  kubernetes: { breaker: { consecutiveFailures: 5, halfOpenAfterMs: 20_000 }, bulkhead: { maxConcurrent: 10, maxQueued: 1_000 } },
+  kubernetes: {
+    breaker: { consecutiveFailures: 5, halfOpenAfterMs: 20_000 },
+    bulkhead: { maxConcurrent: 10, maxQueued: 1_000 },
+  },
   /** SQS per region: one long poll and its deletes at a time per region; 3 failures, 30 s like EC2. */
-  sqs: { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 }, bulkhead: { maxConcurrent: 4, maxQueued: 100 } },
+  sqs: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 },
+    bulkhead: { maxConcurrent: 4, maxQueued: 100 },
+  },
 };
 
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";

@@ -9,7 +9,7 @@
  * Node's network errors by `code`, cockatiel's by its guards.
  */
 import { PermanentError, TransientError } from "@cairn/events";
-import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "cockatiel";
+import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "@cairn/service";
 
 /** SSM error codes by the condition they mean (`name` of the SDK's exception). */
 export const SSM_ERROR_CODES = {

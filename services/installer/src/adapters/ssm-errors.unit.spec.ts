@@ -22,39 +22,109 @@ import {
 } from "./ssm-errors.ts";
 
 /** An exception as the SDK's JSON protocol deserializer makes it (name = the error code). */
-const sdk = (name: string, status: number, fault: "client" | "server" = status >= 500 ? "server" : "client") =>
-  new SSMServiceException({ name, $fault: fault, $metadata: { httpStatusCode: status }, message: `${name} said so` });
+const sdk = (
+  name: string,
+  status: number,
+  fault: "client" | "server" = status >= 500 ? "server" : "client",
+) =>
+  new SSMServiceException({
+    name,
+    $fault: fault,
+    $metadata: { httpStatusCode: status },
+    message: `${name} said so`,
+  });
 
 const ctx = { operation: "SendCommand", region: "eu-west-1" };
 
 describe("classifySsmError: the SDK's error → one class per condition, its failure kind and its hint", () => {
-  const cases: [string, unknown, abstract new (...a: never[]) => Error, "transient" | "permanent", RegExp][] = [
-    ["ThrottlingException", sdk("ThrottlingException", 400), SsmThrottled, "transient", /rates per account/],
-    ["TooManyUpdates", sdk("TooManyUpdates", 429), SsmThrottled, "transient", /backoff/],
-    ["a bare 429", sdk("Whatever", 429), SsmThrottled, "transient", /backoff/],
-    ["InternalServerError", sdk("InternalServerError", 500), SsmUnavailable, "transient", /Health Dashboard/],
-    ["a 503", sdk("Unknown", 503), SsmUnavailable, "transient", /server error/],
+  const cases: [string, unknown, abstract new (...a: never[]) => Error, "transient" | "permanent", RegExp][] =
     [
-      "ECONNREFUSED",
-      Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
-      SsmNetworkError,
-      "transient",
-      /AWS_ENDPOINT_URL_SSM/,
-    ],
-    ["the SDK's TimeoutError", Object.assign(new Error("t"), { name: "TimeoutError" }), SsmTimeout, "transient", /never sent twice/],
-    ["cockatiel's timeout", new TaskCancelledError("late"), SsmTimeout, "transient", /slow/],
-    ["an open breaker", new BrokenCircuitError(), SsmBreakerOpen, "transient", /45 s/],
-    ["a full bulkhead", new BulkheadRejectedError(3, 0), SsmBulkheadFull, "transient", /MAX_PARALLEL_JOINS/],
-    ["AccessDeniedException", sdk("AccessDeniedException", 400), SsmAccessDenied, "permanent", /ssm:SendCommand/],
-    ["UnrecognizedClientException", sdk("UnrecognizedClientException", 400), SsmAccessDenied, "permanent", /AWS_PROFILE/],
-    ["InvalidDocument", sdk("InvalidDocument", 400), SsmInvalidDocument, "permanent", /step scripts/],
-    ["InvalidParameters", sdk("InvalidParameters", 400), SsmInvalidDocument, "permanent", /report it/],
-    ["InvalidInstanceId", sdk("InvalidInstanceId", 400), SsmInvalidInstance, "permanent", /AmazonSSMManagedInstanceCore/],
-    ["ParameterNotFound", sdk("ParameterNotFound", 400), SsmParameterNotFound, "permanent", /secret parameter/],
-    ["ParameterAlreadyExists", sdk("ParameterAlreadyExists", 400), SsmParameterExists, "permanent", /kept/],
-    ["InvocationDoesNotExist", sdk("InvocationDoesNotExist", 400), SsmInvocationNotFound, "permanent", /sent again/],
-    ["any other refusal", sdk("ValidationException", 400), SsmRequestError, "permanent", /ValidationException/],
-  ];
+      [
+        "ThrottlingException",
+        sdk("ThrottlingException", 400),
+        SsmThrottled,
+        "transient",
+        /rates per account/,
+      ],
+      ["TooManyUpdates", sdk("TooManyUpdates", 429), SsmThrottled, "transient", /backoff/],
+      ["a bare 429", sdk("Whatever", 429), SsmThrottled, "transient", /backoff/],
+      [
+        "InternalServerError",
+        sdk("InternalServerError", 500),
+        SsmUnavailable,
+        "transient",
+        /Health Dashboard/,
+      ],
+      ["a 503", sdk("Unknown", 503), SsmUnavailable, "transient", /server error/],
+      [
+        "ECONNREFUSED",
+        Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+        SsmNetworkError,
+        "transient",
+        /AWS_ENDPOINT_URL_SSM/,
+      ],
+      [
+        "the SDK's TimeoutError",
+        Object.assign(new Error("t"), { name: "TimeoutError" }),
+        SsmTimeout,
+        "transient",
+        /never sent twice/,
+      ],
+      ["cockatiel's timeout", new TaskCancelledError("late"), SsmTimeout, "transient", /slow/],
+      ["an open breaker", new BrokenCircuitError(), SsmBreakerOpen, "transient", /45 s/],
+      [
+        "a full bulkhead",
+        new BulkheadRejectedError(3, 0),
+        SsmBulkheadFull,
+        "transient",
+        /MAX_PARALLEL_JOINS/,
+      ],
+      [
+        "AccessDeniedException",
+        sdk("AccessDeniedException", 400),
+        SsmAccessDenied,
+        "permanent",
+        /ssm:SendCommand/,
+      ],
+      [
+        "UnrecognizedClientException",
+        sdk("UnrecognizedClientException", 400),
+        SsmAccessDenied,
+        "permanent",
+        /AWS_PROFILE/,
+      ],
+      ["InvalidDocument", sdk("InvalidDocument", 400), SsmInvalidDocument, "permanent", /step scripts/],
+      ["InvalidParameters", sdk("InvalidParameters", 400), SsmInvalidDocument, "permanent", /report it/],
+      [
+        "InvalidInstanceId",
+        sdk("InvalidInstanceId", 400),
+        SsmInvalidInstance,
+        "permanent",
+        /AmazonSSMManagedInstanceCore/,
+      ],
+      [
+        "ParameterNotFound",
+        sdk("ParameterNotFound", 400),
+        SsmParameterNotFound,
+        "permanent",
+        /secret parameter/,
+      ],
+      ["ParameterAlreadyExists", sdk("ParameterAlreadyExists", 400), SsmParameterExists, "permanent", /kept/],
+      [
+        "InvocationDoesNotExist",
+        sdk("InvocationDoesNotExist", 400),
+        SsmInvocationNotFound,
+        "permanent",
+        /sent again/,
+      ],
+      [
+        "any other refusal",
+        sdk("ValidationException", 400),
+        SsmRequestError,
+        "permanent",
+        /ValidationException/,
+      ],
+    ];
   it.each(cases)("%s", (_what, err, cls, failure, hint) => {
     const c = classifySsmError(err, ctx);
     expect(c).toBeInstanceOf(cls);
