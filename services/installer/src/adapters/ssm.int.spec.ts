@@ -59,10 +59,7 @@ describe("SSM's own resilience", () => {
       },
     });
     const site = `service="ssm",region="${REGION}"`;
-    const retriesBefore = await metric(
-      RESILIENCE_METRICS.retries,
-      `${site},operation="GetParameter"`,
-    );
+    const retriesBefore = await metric(RESILIENCE_METRICS.retries, `${site},operation="GetParameter"`);
     const rejectedBefore = await metric(RESILIENCE_METRICS.rejected, `${site},reason="breaker-open"`);
     sim.faults.add({ kind: "throttle", service: "ssm", region: REGION, count: 1_000 });
 
@@ -87,7 +84,9 @@ describe("SSM's own resilience", () => {
     expect(fast).toBeInstanceOf(SsmBreakerOpen);
     expect((fast as SsmBreakerOpen).remediation).toMatch(/A breaker is open/);
     expect(ssmRequests()).toHaveLength(6);
-    expect(await metric(RESILIENCE_METRICS.rejected, `${site},reason="breaker-open"`)).toBe(rejectedBefore + 1);
+    expect(await metric(RESILIENCE_METRICS.rejected, `${site},reason="breaker-open"`)).toBe(
+      rejectedBefore + 1,
+    );
 
     // 45 s after it opened: one trial call goes through and closes it.
     vi.setSystemTime(Date.now() + 1_001);
@@ -109,7 +108,8 @@ describe("SSM's own resilience", () => {
     for (let i = 0; i < 4; i++) {
       // No such command: SSM answers InvalidCommandId.
       const err = await remote.cancel(REGION, "no-such-command", "i-0abc").catch((e: unknown) => e);
-      if (!(err instanceof SsmInvocationNotFound)) return expect.fail(`expected SsmInvocationNotFound, got ${String(err)}`);
+      if (!(err instanceof SsmInvocationNotFound))
+        return expect.fail(`expected SsmInvocationNotFound, got ${String(err)}`);
       expect(isPermanent(err)).toBe(true);
       expect(err.remediation).toMatch(/sent again/);
     }
