@@ -213,10 +213,10 @@ export class KubeconfigUnavailable extends TransientKubeError {
 export class KubeNotFound extends PermanentKubeError {
   override readonly name = "KubeNotFound";
   readonly kind = "not-found";
-  constructor(ctx: KubeCallContext, d: KubeErrorDetail) {
+  constructor(ctx: KubeCallContext, d: KubeErrorDetail, remediation?: string) {
     super(
       `${ctx.target ?? "the object"} not found in cluster ${ctx.clusterId ?? "(unknown)"}`,
-      "check the name (kubectl get nodes / pods -A): it may have been deleted by other hands",
+      remediation ?? "check the name (kubectl get nodes / pods -A): it may have been deleted by other hands",
       ctx,
       d,
     );

@@ -86,7 +86,7 @@ describe("Kubernetes resilience on the sim", () => {
     const err = await kube.cordon("storm-1", "no-such-node", {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeNotFound);
     expect(isPermanent(err)).toBe(true);
-    expect((err as KubeNotFound).remediation).toMatch(/check the name/);
+    expect((err as KubeNotFound).remediation).toMatch(/check the node name/);
     expect(
       kubeRequests("storm-1", "patch node")
         .slice(patches)

@@ -253,7 +253,11 @@ export function createKube(
     throw c;
   };
   const notFound = (clusterId: string, node: string, cause?: unknown) =>
-    new KubeNotFound({ clusterId, target: `node ${node}` }, { status: 404, cause });
+    new KubeNotFound(
+      { clusterId, target: `node ${node}` },
+      { status: 404, cause },
+      "check the node name (kubectl get nodes)",
+    );
 
   const patch = async (clusterId: string, node: string, body: object) => {
     const core = await api(clusterId);
