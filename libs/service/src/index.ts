@@ -10,6 +10,7 @@ export * from "./log-keys.ts";
 export * from "./logger.ts";
 export * from "./metrics.ts";
 export * from "./resilience.ts";
+export * from "./resilience-metrics.ts";
 export * from "./run-service.ts";
 export * from "./shutdown.ts";
 export * from "./supervised.ts";

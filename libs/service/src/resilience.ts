@@ -1,6 +1,6 @@
 /**
- * Resilience around every outside call (EC2 in the provisioner, SSM in the installer),
- * from cockatiel. Per call:
+ * Resilience around every outside call (EC2 in the provisioner, SSM in the installer,
+ * Kubernetes, SSM and SQS in node-ops), from cockatiel. Per call:
  *
  *   overall timeout (if the policy has one)
  *     → circuit breaker of (service, region)        shared; opens on consecutive failed calls
@@ -14,6 +14,10 @@
  * one opens it, and then calls fail fast (BreakerOpenError) without reaching the service
  * until a trial call after `halfOpenAfterMs` succeeds. Backoff sleeps hold no bulkhead
  * slot. Every timing is injectable (tests run on milliseconds).
+ *
+ * Each outside system has its own breaker and bulkhead settings (`SERVICE_SETTINGS`:
+ * EC2 3 failures / 30 s / 5 concurrent, SSM 3 / 45 s / 3, …), one pair per (system,
+ * region) — for Kubernetes the "region" is the cluster, whose API server is its own.
  */
 import {
   type BulkheadPolicy,
@@ -22,14 +26,20 @@ import {
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
-  ExponentialBackoff,
-  type GeneratorFn,
   handleWhen,
+  type IBackoff,
+  type IBackoffFactory,
+  type IRetryBackoffContext,
+  isBrokenCircuitError,
+  isBulkheadRejectedError,
   retry,
   TaskCancelledError,
   TimeoutStrategy,
   timeout,
 } from "cockatiel";
+
+/** cockatiel's guards, for adapters' classifiers (a breaker that refused, a full bulkhead, a timeout). */
+export { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "cockatiel";
 
 /** The named retry policies; each operation of an adapter picks one. */
 export type PolicyName = "default" | "aws" | "critical";
@@ -79,6 +89,44 @@ export interface BulkheadConfig {
 
 export const DEFAULT_BULKHEAD: BulkheadConfig = { maxConcurrent: 5, maxQueued: 1_000 };
 
+/** The breaker and bulkhead of one outside system (one pair per region or cluster). */
+export interface ServiceSettings {
+  readonly breaker: BreakerConfig;
+  readonly bulkhead: BulkheadConfig;
+}
+
+/**
+ * Each outside system's own settings; a system not named here gets DEFAULT_BREAKER and
+ * DEFAULT_BULKHEAD (which are EC2's). The numbers and their reasons: docs/provisioner-ec2.md
+ * (EC2), docs/installer.md (SSM), docs/node-ops.md (Kubernetes, SQS).
+ */
+export const SERVICE_SETTINGS: Readonly<Record<string, ServiceSettings>> = {
+  /** EC2 per region: the seed's numbers. */
+  ec2: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 },
+    bulkhead: { maxConcurrent: 5, maxQueued: 1_000 },
+  },
+  /** SSM per region: the seed's numbers; SSM's Run Command rates are lower than EC2's, so fewer at once and a longer rest. */
+  ssm: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 45_000 },
+    bulkhead: { maxConcurrent: 3, maxQueued: 1_000 },
+  },
+  /**
+   * One cluster's Kubernetes API server: client-go's own pace (QPS 5, burst 10) as the
+   * concurrency; 5 failed calls, as a K3s server restarting answers 503 for a few seconds
+   * and one retried storm should not cut the cluster off; 20 s, about a K3s server's restart.
+   */
+  kubernetes: {
+    breaker: { consecutiveFailures: 5, halfOpenAfterMs: 20_000 },
+    bulkhead: { maxConcurrent: 10, maxQueued: 1_000 },
+  },
+  /** SQS per region: one long poll and its deletes at a time per region; 3 failures, 30 s like EC2. */
+  sqs: {
+    breaker: { consecutiveFailures: 3, halfOpenAfterMs: 30_000 },
+    bulkhead: { maxConcurrent: 4, maxQueued: 100 },
+  },
+};
+
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
 export interface CallSite {
@@ -99,6 +147,8 @@ export interface ResilienceObserver {
     e: CallSite & { readonly attempt: number; readonly delayMs: number; readonly error: unknown },
   ): void;
   onBreakerStateChange?(e: Omit<CallSite, "operation"> & { readonly state: BreakerState }): void;
+  /** A call was not sent: the breaker is open, or the bulkhead and its queue are full. */
+  onRejected?(e: CallSite & { readonly reason: "breaker-open" | "bulkhead-full" }): void;
   /** A call ended: its outcome after all tries. */
   onCall?(
     e: CallSite & {
@@ -156,6 +206,11 @@ export function loggingObserver(log: LoggerLike): ResilienceObserver {
         },
         "outside call failed; retrying",
       ),
+    onRejected: (e) =>
+      log.debug?.(
+        { [K.service]: e.service, [K.region]: e.region, [K.operation]: e.operation, reason: e.reason },
+        "outside call not sent",
+      ),
     onBreakerStateChange: (e) => {
       const fields = { [K.service]: e.service, [K.region]: e.region, [K.breakerState]: e.state };
       if (e.state === "open" || e.state === "isolated")
@@ -182,8 +237,16 @@ export function loggingObserver(log: LoggerLike): ResilienceObserver {
 export interface ResilienceOptions {
   /** Overrides of the named policies, field by field. */
   readonly policies?: { readonly [P in PolicyName]?: Partial<RetryPolicyConfig> };
+  /** Overrides of every system's breaker (tests: short recoveries). */
   readonly breaker?: Partial<BreakerConfig>;
+  /** Overrides of every system's bulkhead. */
   readonly bulkhead?: Partial<BulkheadConfig>;
+  /** Overrides of one system's settings, field by field (over `breaker`/`bulkhead`). */
+  readonly services?: {
+    readonly [service: string]:
+      | { readonly breaker?: Partial<BreakerConfig>; readonly bulkhead?: Partial<BulkheadConfig> }
+      | undefined;
+  };
   readonly observer?: ResilienceObserver;
   /** The jitter's source of randomness in [0, 1). Default Math.random. */
   readonly random?: () => number;
@@ -191,8 +254,40 @@ export interface ResilienceOptions {
   readonly now?: () => number;
 }
 
+/**
+ * What a classifier makes of a failure: an error that says whether retrying can help,
+ * as a CairnError's `failure` (@cairn/events) or a `transient` flag.
+ */
+export type ClassifiedFailure = Error & {
+  readonly failure?: "transient" | "permanent";
+  readonly transient?: boolean;
+  /**
+   * `false`: transient for the work (a retry of the message, which reads again, can
+   * succeed) but this same request would fail the same way (a 409 on a stale
+   * resourceVersion, an eviction refused by a budget): not retried here, and not counted
+   * by the breaker (the server is well).
+   */
+  readonly retryCall?: boolean;
+  /** The server asked to wait this long (Retry-After): the next try waits at least this. */
+  readonly retryAfterMs?: number;
+  /** `bulkhead-full`: our own overload, which the breaker does not count. */
+  readonly kind?: string;
+};
+
 /** A classifier turns anything a try threw into an error that says whether it is transient. */
-export type Classify = (err: unknown) => Error & { readonly transient: boolean };
+export type Classify = (err: unknown) => ClassifiedFailure;
+
+/** Whether a classified failure is transient: its `failure`, else its `transient` flag. */
+export function isTransientFailure(e: unknown): boolean {
+  const f = e as ClassifiedFailure | undefined;
+  if (f?.failure !== undefined) return f.failure === "transient";
+  return f?.transient === true;
+}
+
+/** Whether the same request is worth another try: transient, and not marked `retryCall: false`. */
+export function isRetryableFailure(e: unknown): boolean {
+  return isTransientFailure(e) && (e as ClassifiedFailure).retryCall !== false;
+}
 
 /** The policies with the overrides applied. Pure. */
 export function resolvePolicies(
@@ -221,9 +316,25 @@ export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: n
   return Math.floor(random() * ceiling);
 }
 
-/** cockatiel's generator for `backoffDelay` (its state is the number of retries so far). */
-function fullJitter(random: () => number): GeneratorFn<number> {
-  return (retries = 0, o) => [backoffDelay(retries + 1, o.initialDelay, o.maxDelay, random), retries + 1];
+/**
+ * cockatiel's backoff for `backoffDelay`, honouring a Retry-After the failure carries
+ * (`retryAfterMs`, capped at `maxDelayMs`): the wait is the larger of the two.
+ */
+function fullJitter(
+  p: RetryPolicyConfig,
+  random: () => number,
+): IBackoffFactory<IRetryBackoffContext<unknown>> {
+  const at = (attempt: number): IBackoff<IRetryBackoffContext<unknown>> & { duration: number } => ({
+    duration: 0,
+    next(ctx) {
+      const asked = "error" in ctx.result ? (ctx.result.error as ClassifiedFailure)?.retryAfterMs : undefined;
+      const jittered = backoffDelay(attempt, p.baseDelayMs, p.maxDelayMs, random);
+      const duration =
+        typeof asked === "number" && asked > 0 ? Math.max(jittered, Math.min(asked, p.maxDelayMs)) : jittered;
+      return { ...at(attempt + 1), duration };
+    },
+  });
+  return { next: (ctx) => at(1).next(ctx) };
 }
 
 const STATE_NAMES: Record<CircuitState, BreakerState> = {
@@ -244,8 +355,11 @@ interface Cell {
  */
 export class Resilience {
   readonly policies: Readonly<Record<PolicyName, RetryPolicyConfig>>;
+  /** The breaker of a system not in SERVICE_SETTINGS (EC2's), with the `breaker` override. */
   readonly breakerConfig: BreakerConfig;
+  /** The bulkhead of a system not in SERVICE_SETTINGS (EC2's), with the `bulkhead` override. */
   readonly bulkheadConfig: BulkheadConfig;
+  readonly #opts: ResilienceOptions;
   readonly #observer: ResilienceObserver;
   readonly #random: () => number;
   readonly #now: () => number;
@@ -255,9 +369,23 @@ export class Resilience {
     this.policies = resolvePolicies(opts.policies);
     this.breakerConfig = { ...DEFAULT_BREAKER, ...opts.breaker };
     this.bulkheadConfig = { ...DEFAULT_BULKHEAD, ...opts.bulkhead };
+    this.#opts = opts;
     this.#observer = opts.observer ?? {};
     this.#random = opts.random ?? Math.random;
     this.#now = opts.now ?? (() => performance.now());
+  }
+
+  /**
+   * The settings of one system: SERVICE_SETTINGS (or the defaults), then the `breaker`
+   * and `bulkhead` overrides, then the system's own in `services`.
+   */
+  settingsOf(service: string): ServiceSettings {
+    const base = SERVICE_SETTINGS[service] ?? { breaker: DEFAULT_BREAKER, bulkhead: DEFAULT_BULKHEAD };
+    const own = this.#opts.services?.[service];
+    return {
+      breaker: { ...base.breaker, ...this.#opts.breaker, ...own?.breaker },
+      bulkhead: { ...base.bulkhead, ...this.#opts.bulkhead, ...own?.bulkhead },
+    };
   }
 
   /** The breaker's state for (service, region); `closed` before the first call. */
@@ -270,12 +398,14 @@ export class Resilience {
    * Runs `fn` under `policy` for `site`. `fn` gets the try's AbortSignal (pass it to the
    * SDK). Rejects with `classify(err)` of the last failure: transient ones after the
    * policy's tries (or at once when the breaker is open), permanent ones at once.
+   * `signal` (optional) cancels the call from outside: no try starts after it aborts.
    */
   async run<T>(
     site: CallSite,
     policy: PolicyName,
     fn: (signal: AbortSignal) => Promise<T>,
     classify: Classify,
+    signal?: AbortSignal,
   ): Promise<T> {
     const p = this.policies[policy];
     const cell = this.#cell(site.service, site.region);
@@ -283,15 +413,8 @@ export class Resilience {
     let tries = 0;
 
     const retrying = retry(
-      handleWhen((e) => classify(e).transient),
-      {
-        maxAttempts: p.tries - 1,
-        backoff: new ExponentialBackoff({
-          generator: fullJitter(this.#random),
-          initialDelay: p.baseDelayMs,
-          maxDelay: p.maxDelayMs,
-        }),
-      },
+      handleWhen((e) => isRetryableFailure(classify(e))),
+      { maxAttempts: p.tries - 1, backoff: fullJitter(p, this.#random) },
     );
     const subscription = retrying.onRetry((r) =>
       this.#emit(() =>
@@ -311,6 +434,7 @@ export class Resilience {
       try {
         return await cell.bulkhead.execute(() => perTry.execute((_ctx, signal) => fn(signal), outer), outer);
       } catch (err) {
+        if (isBulkheadRejectedError(err)) this.#rejected(site, "bulkhead-full");
         throw classify(err);
       }
     };
@@ -321,15 +445,17 @@ export class Resilience {
     try {
       const result =
         p.overallTimeoutMs === undefined
-          ? await guarded(undefined)
-          : await timeout(p.overallTimeoutMs, TimeoutStrategy.Aggressive).execute(({ signal }) =>
-              guarded(signal),
+          ? await guarded(signal)
+          : await timeout(p.overallTimeoutMs, TimeoutStrategy.Aggressive).execute(
+              ({ signal: overall }) => guarded(overall),
+              signal,
             );
       this.#emit(() =>
         this.#observer.onCall?.({ ...site, policy, outcome: "ok", tries, durationMs: this.#now() - started }),
       );
       return result;
     } catch (raw) {
+      if (isBrokenCircuitError(raw)) this.#rejected(site, "breaker-open");
       // A try's own timeout is classified inside; one reaching here is the overall limit's.
       const err =
         raw instanceof TaskCancelledError
@@ -351,11 +477,15 @@ export class Resilience {
     }
   }
 
+  #rejected(site: CallSite, reason: "breaker-open" | "bulkhead-full"): void {
+    this.#emit(() => this.#observer.onRejected?.({ ...site, reason }));
+  }
+
   #cell(service: string, region: string): Cell {
     const key = `${service}\u0000${region}`;
     let cell = this.#cells.get(key);
     if (!cell) {
-      const b = this.breakerConfig;
+      const { breaker: b, bulkhead: h } = this.settingsOf(service);
       const breaker = circuitBreaker(
         // Only transient failures say the service is unwell; a refused request does not.
         handleWhen((e) => isBreakerFailure(e)),
@@ -366,7 +496,7 @@ export class Resilience {
       );
       cell = {
         breaker,
-        bulkhead: bulkhead(this.bulkheadConfig.maxConcurrent, this.bulkheadConfig.maxQueued),
+        bulkhead: bulkhead(h.maxConcurrent, h.maxQueued),
       };
       this.#cells.set(key, cell);
     }
@@ -382,8 +512,11 @@ export class Resilience {
   }
 }
 
-/** A failure the breaker counts: transient, and not our own overload (a full bulkhead). */
+/**
+ * A failure the breaker counts: transient and worth another try (the server is unwell),
+ * and not our own overload (a full bulkhead).
+ */
 function isBreakerFailure(e: unknown): boolean {
-  const f = e as { transient?: unknown; kind?: unknown };
-  return f.transient === true && f.kind !== "bulkhead-full";
+  const f = e as ClassifiedFailure;
+  return isRetryableFailure(f) && f.kind !== "bulkhead-full" && !isBulkheadRejectedError(f.cause);
 }

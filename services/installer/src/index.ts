@@ -1,4 +1,5 @@
 export * from "./adapters/ssm.ts";
+export * from "./adapters/ssm-errors.ts";
 export * from "./install/decider.ts";
 export * from "./install/health-probe.ts";
 export * from "./install/output.ts";

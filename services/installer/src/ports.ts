@@ -3,6 +3,12 @@
  * Command and Parameter Store. The decider never sees these; the reactor calls them and
  * records the outcome.
  */
+import {
+  PermanentSsmError,
+  type SsmFailure,
+  SsmNotManaged,
+  TransientSsmError,
+} from "./adapters/ssm-errors.ts";
 
 /** An SSM invocation as the installer reads it. */
 export interface Invocation {
@@ -52,35 +58,16 @@ export interface RemoteExec {
 }
 
 /**
- * A failure the adapter understood. `transient: false` is permanent: retrying will not
- * help, the reactor records it. Anything else thrown is retried by the consumer.
+ * A failure the adapter understood: one class per condition (adapters/ssm-errors.ts),
+ * each a `TransientError` or `PermanentError` of @cairn/events with a remediation hint.
+ * `transient: false` is permanent: retrying will not help, the reactor records it.
+ * Anything else thrown is retried by the runtime.
  */
-export class RemoteExecFailure extends Error {
-  override readonly name = "RemoteExecFailure";
-  readonly transient: boolean;
-  readonly code: string;
-  readonly remediation: string | undefined;
-  constructor(
-    message: string,
-    o: { transient: boolean; code: string; remediation?: string; cause?: unknown },
-  ) {
-    super(message, o.cause !== undefined ? { cause: o.cause } : undefined);
-    this.transient = o.transient;
-    this.code = o.code;
-    this.remediation = o.remediation;
-  }
-}
+export type RemoteExecFailure = SsmFailure;
 
-/** The instance is not (yet, or any more) a managed instance: its SSM Agent is not online. */
-export class NotManagedError extends RemoteExecFailure {
-  constructor(instanceId: string, cause?: unknown) {
-    super(`instance ${instanceId} is not a managed instance (its SSM Agent is not online)`, {
-      transient: true,
-      code: "InvalidInstanceId",
-      remediation: "wait for the SSM Agent; check the instance profile has AmazonSSMManagedInstanceCore",
-      cause,
-    });
-  }
-}
+/** The instance is not (yet, or any more) a managed instance: its SSM Agent is not online (transient). */
+export const NotManagedError = SsmNotManaged;
+export type NotManagedError = SsmNotManaged;
 
-export const isRemoteExecFailure = (e: unknown): e is RemoteExecFailure => e instanceof RemoteExecFailure;
+export const isRemoteExecFailure = (e: unknown): e is RemoteExecFailure =>
+  e instanceof TransientSsmError || e instanceof PermanentSsmError;

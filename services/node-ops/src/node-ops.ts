@@ -12,7 +12,7 @@ import {
   type RunnerLogger,
   serveAggregate,
 } from "@cairn/events";
-import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import { acquireLeadership, type LeaderLease, Resilience, resilienceMetricsObserver } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
 import { createWorkloads } from "./adapters/workloads.ts";
 import { startClassificationRestore } from "./classification/restore.ts";
@@ -62,6 +62,11 @@ export interface NodeOpsOptions {
    * (`{}`: the SDK's environment, `AWS_ENDPOINT_URL_SQS`, …), off by default.
    */
   spot?: Omit<SpotIntakeOptions, "nats" | "handler" | "logger">;
+  /**
+   * Breakers, bulkheads and retries of every outside call (Kubernetes per cluster, SSM
+   * and SQS per region); default: one for the process, with metrics and log lines.
+   */
+  resilience?: Resilience;
 }
 
 export interface NodeOps {
@@ -88,7 +93,13 @@ export interface NodeOps {
  * node-watch lease watches the nodes of every live cluster and records the facts.
  */
 export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
-  const adapter = createKube({ nats: o.nats, ...(o.logger ? { logger: o.logger } : {}), ...o.ssm });
+  const resilience = o.resilience ?? new Resilience({ observer: resilienceMetricsObserver(o.logger) });
+  const adapter = createKube({
+    nats: o.nats,
+    resilience,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...o.ssm,
+  });
   const kube = o.kube ?? adapter;
   const { handler, stop: stopCommands } = await serveAggregate({
     nats: o.nats,
@@ -136,6 +147,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ? await startSpotIntake({
         nats: o.nats,
         handler,
+        resilience,
         ...(o.logger ? { logger: o.logger } : {}),
         ...o.spot,
         // Placement on: the client-node adapter unless a port is given.

@@ -2,7 +2,8 @@
  * What node-ops needs from the world, narrowed to the calls it makes. The decider never
  * sees these; the reactor calls them and records the outcome.
  */
-import type { ClassificationChange, ObservedNode } from "@cairn/events";
+import { type ClassificationChange, type ObservedNode, PermanentError } from "@cairn/events";
+import { type KubeFailure, PermanentKubeError, TransientKubeError } from "./adapters/kube-errors.ts";
 
 /** Annotations Cairn puts on a node it cordons: who asked and why. */
 export const CORDONED_BY = "cairn.dev/cordoned-by";
@@ -104,7 +105,7 @@ export interface NodeWatch {
 /** Reading a cluster's nodes, as node-ops' watcher does (list, then watch from its resourceVersion). */
 export interface KubeNodes {
   /**
-   * Every node of the cluster. Throws a `NodeOpFailure` (or a plain `Error`) whose message
+   * Every node of the cluster. Throws a `NodeOpFailure` (kube-errors.ts) whose message
    * is safe to record (no response bodies, no credentials). `kubeconfigParameter`: the SSM
    * parameter to read the kubeconfig from (default `/cairn/<clusterId>/kubeconfig`).
    */
@@ -126,22 +127,18 @@ export interface KubeNodes {
 }
 
 /**
- * A failure the adapter understood. `transient: false` is permanent: retrying will not
- * help, the reactor records it (`nodeop.failed`). Anything else thrown is retried.
+ * A failure the adapters understood: one class per condition (adapters/kube-errors.ts,
+ * adapters/sqs-errors.ts), each a `TransientError` or `PermanentError` of @cairn/events
+ * with a remediation hint. `transient: false` is permanent: retrying will not help, the
+ * reactor records it (`nodeop.failed`). Anything else thrown is retried by the runtime.
  */
-export class NodeOpFailure extends Error {
-  override readonly name = "NodeOpFailure";
-  readonly transient: boolean;
-  readonly remediation: string | undefined;
-  constructor(message: string, o: { transient: boolean; remediation?: string; cause?: unknown }) {
-    super(message, o.cause !== undefined ? { cause: o.cause } : undefined);
-    this.transient = o.transient;
-    this.remediation = o.remediation;
-  }
-}
+export type NodeOpFailure = KubeFailure;
 
-export const isPermanentFailure = (e: unknown): e is NodeOpFailure =>
-  e instanceof NodeOpFailure && !e.transient;
+export const isNodeOpFailure = (e: unknown): e is NodeOpFailure =>
+  e instanceof TransientKubeError || e instanceof PermanentKubeError;
+
+/** A permanent failure (of any adapter: Kubernetes, SSM, SQS): record it, do not retry. */
+export const isPermanentFailure = (e: unknown): e is PermanentError => e instanceof PermanentError;
 
 /** A Deployment that opted in to spot/on-demand placement, as the placement loop sees it. */
 export interface PlacedDeployment {
@@ -191,7 +188,7 @@ export interface QueuedNotice {
  */
 export interface NoticeQueue {
   readonly name: string;
-  /** Long-polls the region's queue; a missing queue is an error named `QueueDoesNotExist`. */
+  /** Long-polls the region's queue; a missing queue is `SqsQueueMissing` (adapters/sqs-errors.ts). */
   receive(region: string, signal: AbortSignal): Promise<readonly QueuedNotice[]>;
   delete(region: string, notice: QueuedNotice, signal: AbortSignal): Promise<void>;
   close(): void;

@@ -1,9 +1,10 @@
 /**
  * The `RemoteExec` port on the AWS SDK v3 SSM client: one client per region (cached),
  * every call under the shared resilience (retry with full jitter, a breaker per
- * service and region, a bulkhead, timeouts). Errors are classified at this boundary:
- * throttling, 5xx and network failures are transient; an instance that is not managed
- * is its own answer (`NotManagedError`); the rest is permanent, with a hint.
+ * service and region with SSM's own settings — 3 failures, 45 s, 3 at once — a bulkhead,
+ * timeouts). Errors are classified at this boundary (ssm-errors.ts, one class per
+ * condition): throttling, 5xx and network failures are transient; an instance that is
+ * not managed is its own answer (`SsmNotManaged`); the rest is permanent, with a hint.
  */
 import {
   CancelCommandCommand,
@@ -16,22 +17,24 @@ import {
   SendCommandCommand,
   SSMClient,
   type SSMClientConfig,
-  SSMServiceException,
 } from "@aws-sdk/client-ssm";
 import {
   type LoggerLike,
-  loggingObserver,
   type PolicyName,
   Resilience,
   type ResilienceOptions,
+  resilienceMetricsObserver,
 } from "@cairn/service";
+import type { Invocation, RemoteExec, StepCommand } from "../ports.ts";
 import {
-  type Invocation,
-  NotManagedError,
-  type RemoteExec,
-  RemoteExecFailure,
-  type StepCommand,
-} from "../ports.ts";
+  classifySsmError,
+  SsmInvalidInstance,
+  SsmInvocationNotFound,
+  SsmNoCommandId,
+  SsmNotManaged,
+  SsmParameterExists,
+  SsmParameterNotFound,
+} from "./ssm-errors.ts";
 
 export const SSM_SERVICE = "ssm";
 
@@ -42,56 +45,6 @@ export interface SsmRemoteExecOptions extends ResilienceOptions {
   readonly logger?: LoggerLike;
   /** Share breakers and bulkheads with other adapters of the process. */
   readonly resilience?: Resilience;
-}
-
-const TRANSIENT_CODES = new Set([
-  "ThrottlingException",
-  "TooManyUpdates",
-  "InternalServerError",
-  "ServiceUnavailable",
-  "RequestLimitExceeded",
-]);
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "TimeoutError",
-  "TaskCancelledError",
-  "AbortError",
-  "RequestTimeout",
-]);
-
-/** A thrown SDK or network error as a `RemoteExecFailure`. */
-export function classifySsmError(err: unknown, operation: string): RemoteExecFailure {
-  if (err instanceof RemoteExecFailure) return err;
-  const e = err as {
-    name?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-    message?: string;
-  };
-  const code = (err instanceof SSMServiceException ? err.name : (e.code ?? e.name)) ?? "Error";
-  const status = e.$metadata?.httpStatusCode;
-  const message = `SSM ${operation}: ${code}: ${e.message ?? String(err)}`;
-  if (TRANSIENT_CODES.has(code) || (status !== undefined && status >= 500) || NETWORK_CODES.has(code))
-    return new RemoteExecFailure(message, {
-      transient: true,
-      code,
-      remediation: "SSM is throttling or unwell: the call is retried with backoff",
-      cause: err,
-    });
-  if (code === "AccessDeniedException" || code === "UnrecognizedClientException")
-    return new RemoteExecFailure(message, {
-      transient: false,
-      code,
-      remediation:
-        "give the installer's role ssm:SendCommand, ssm:GetCommandInvocation and the parameter actions",
-      cause: err,
-    });
-  return new RemoteExecFailure(message, { transient: false, code, cause: err });
 }
 
 const iso = (d: Date | string | undefined) => {
@@ -107,8 +60,9 @@ export class SsmRemoteExec implements RemoteExec {
 
   constructor(o: SsmRemoteExecOptions = {}) {
     this.#o = o;
-    const observer = o.observer ?? (o.logger ? loggingObserver(o.logger) : undefined);
-    this.resilience = o.resilience ?? new Resilience({ ...o, ...(observer ? { observer } : {}) });
+    // Metrics for every call (and log lines, given a logger) unless an observer is given.
+    const observer = o.observer ?? resilienceMetricsObserver(o.logger);
+    this.resilience = o.resilience ?? new Resilience({ ...o, observer });
   }
 
   #client(region: string): SSMClient {
@@ -136,7 +90,7 @@ export class SsmRemoteExec implements RemoteExec {
       { service: SSM_SERVICE, region, operation },
       policy,
       (signal) => fn(this.#client(region), signal),
-      (e) => classifySsmError(e, operation),
+      (e) => classifySsmError(e, { operation, region }),
     );
   }
 
@@ -184,15 +138,11 @@ export class SsmRemoteExec implements RemoteExec {
         ),
       );
       const id = out.Command?.CommandId;
-      if (!id)
-        throw new RemoteExecFailure("SSM SendCommand answered without a CommandId", {
-          transient: true,
-          code: "NoCommandId",
-        });
+      if (!id) throw new SsmNoCommandId({ operation: "SendCommand", region });
       return id;
     } catch (err) {
-      if (err instanceof RemoteExecFailure && err.code === "InvalidInstanceId")
-        throw new NotManagedError(step.instanceId, err);
+      // Not retried as a call (the agent takes minutes), but transient for the step.
+      if (err instanceof SsmInvalidInstance) throw new SsmNotManaged(step.instanceId, err);
       throw err;
     }
   }
@@ -246,7 +196,7 @@ export class SsmRemoteExec implements RemoteExec {
         stderr: out.StandardErrorContent ?? "",
       };
     } catch (err) {
-      if (err instanceof RemoteExecFailure && err.code === "InvocationDoesNotExist") return undefined;
+      if (err instanceof SsmInvocationNotFound) return undefined;
       throw err;
     }
   }
@@ -273,7 +223,7 @@ export class SsmRemoteExec implements RemoteExec {
       );
       return true;
     } catch (err) {
-      if (err instanceof RemoteExecFailure && err.code === "ParameterAlreadyExists") return false;
+      if (err instanceof SsmParameterExists) return false;
       throw err;
     }
   }
@@ -286,7 +236,7 @@ export class SsmRemoteExec implements RemoteExec {
       );
       return out.Parameter?.Version;
     } catch (err) {
-      if (err instanceof RemoteExecFailure && err.code === "ParameterNotFound") return undefined;
+      if (err instanceof SsmParameterNotFound) return undefined;
       throw err;
     }
   }
@@ -298,7 +248,7 @@ export class SsmRemoteExec implements RemoteExec {
           c.send(new DeleteParameterCommand({ Name: name }), { abortSignal }),
         );
       } catch (err) {
-        if (!(err instanceof RemoteExecFailure && err.code === "ParameterNotFound")) throw err;
+        if (!(err instanceof SsmParameterNotFound)) throw err;
       }
     }
   }

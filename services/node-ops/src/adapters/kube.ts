@@ -4,8 +4,12 @@
  * from the cluster's own history (`cluster.requested` → `spec.region`). One KubeConfig
  * per cluster is cached; a 401/403 drops it so a rotated kubeconfig is read again.
  *
- * Errors: 404 → permanent (the node is not there); 401/403 → permanent with a hint;
- * 429, 5xx and connection errors are thrown as they are: transient, the runner retries.
+ * Every API call runs under the process's resilience (kube-resilience.ts: a breaker and
+ * a bulkhead per cluster, retries with full jitter, timeouts), and so does the SSM read
+ * of a kubeconfig (SSM's breaker per region). Errors are classified at this boundary
+ * (kube-errors.ts, one class per condition, each with a hint): 404, 401/403, 400/422 are
+ * permanent; 429 (Retry-After honoured), 5xx and connection errors transient; 409 and
+ * a budget's refusal of an eviction are answers the adapter handles.
  * The kubeconfig and its token are never logged.
  */
 import { GetParameterCommand, SSMClient, type SSMClientConfig } from "@aws-sdk/client-ssm";
@@ -20,8 +24,8 @@ import {
   pressureCondition,
   type RunnerLogger,
 } from "@cairn/events";
+import { Resilience, resilienceMetricsObserver } from "@cairn/service";
 import {
-  ApiException,
   CoreV1Api,
   KubeConfig,
   PatchStrategy,
@@ -37,13 +41,29 @@ import {
   type KubeNodes,
   type NodeInfo,
   type NodeList,
-  NodeOpFailure,
   type NodeWatch,
   type NodeWatchEnd,
   type NodeWatchEvent,
   type PodInfo,
 } from "../ports.ts";
 import { classificationPatch } from "./classification-patch.ts";
+import {
+  classifyKubeconfigReadError,
+  classifyKubeError,
+  KubeClusterUnknown,
+  KubeConflict,
+  KubeconfigMissing,
+  KubeconfigUnreadable,
+  KubeEvictionBlocked,
+  KubeForbidden,
+  KubeInvalid,
+  KubeNotFound,
+  KubeUnauthorized,
+  pdbOfEvictionRefusal,
+} from "./kube-errors.ts";
+import { guardedApi } from "./kube-resilience.ts";
+
+export { pdbOfEvictionRefusal };
 
 /** How many times a classification patch is computed again after a 409 (another writer) before the runner retries. */
 const CLASSIFY_CONFLICT_TRIES = 5;
@@ -112,44 +132,13 @@ export function observedNodeOf(n: V1Node): ObservedNode {
   };
 }
 
-/** A list or watch error, as a message safe to record (no bodies, no credentials). */
+/** A list or watch error, classified, its message safe to record (no bodies, no credentials). */
 export function describeKubeError(clusterId: string, err: unknown): Error {
-  if (err instanceof NodeOpFailure) return err;
-  if (err instanceof ApiException)
-    return new Error(`the Kubernetes API of cluster ${clusterId} answered ${err.code}`);
-  const e = err as { statusCode?: number; name?: string; message?: string; cause?: { code?: string } };
-  if (typeof e?.statusCode === "number")
-    return new Error(`the Kubernetes API of cluster ${clusterId} answered ${e.statusCode}`);
-  const code = e?.cause?.code ?? (e?.name === "TimeoutError" ? "timeout" : undefined);
-  return new Error(
-    `the Kubernetes API of cluster ${clusterId} did not answer${code ? ` (${code})` : e?.message ? ` (${e.message})` : ""}`,
-  );
+  return classifyKubeError(err, { clusterId });
 }
 
 /** A watch ends quietly after this long (the server's own timeout, below client-node's inactivity limit matters not). */
 const WATCH_TIMEOUT_SECONDS = 300;
-
-/** The PDB named in a 429 eviction answer: "The disruption budget <name> needs …". */
-export function pdbOfEvictionRefusal(body: unknown): string {
-  let status: unknown = body;
-  if (typeof body === "string") {
-    try {
-      status = JSON.parse(body);
-    } catch {
-      status = { message: body };
-    }
-  }
-  const s = status as { message?: string; details?: { causes?: { reason?: string; message?: string }[] } };
-  const messages = [
-    ...(s?.details?.causes ?? []).filter((c) => c.reason === "DisruptionBudget").map((c) => c.message ?? ""),
-    s?.message ?? "",
-  ];
-  for (const m of messages) {
-    const match = /disruption budget (\S+) needs/.exec(m);
-    if (match?.[1]) return match[1];
-  }
-  return "unknown";
-}
 
 export interface KubeAdapterOptions {
   /** Where the cluster histories are (for the region). */
@@ -158,6 +147,11 @@ export interface KubeAdapterOptions {
   readonly endpoint?: string;
   readonly credentials?: SSMClientConfig["credentials"];
   readonly logger?: RunnerLogger;
+  /**
+   * Breakers and bulkheads shared with the process's other adapters (Kubernetes per
+   * cluster, SSM per region). Absent: the adapter's own, with metrics and log lines.
+   */
+  readonly resilience?: Resilience;
 }
 
 const podLabel = (namespace: string, pod: string) => `${namespace}/${pod}`;
@@ -171,8 +165,10 @@ interface Clients {
 
 export function createKube(
   o: KubeAdapterOptions,
-): Kube & KubeNodes & { kubeConfig(clusterId: string): Promise<KubeConfig> } {
+): Kube &
+  KubeNodes & { kubeConfig(clusterId: string): Promise<KubeConfig>; readonly resilience: Resilience } {
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
+  const resilience = o.resilience ?? new Resilience({ observer: resilienceMetricsObserver(o.logger) });
   const ssmClients = new Map<string, SSMClient>();
   const apis = new Map<string, Promise<Clients>>();
 
@@ -193,48 +189,38 @@ export function createKube(
   const regionOf = async (clusterId: string): Promise<string> => {
     const history = await store.load({ type: "cluster", id: clusterId });
     const first = history.events[0];
-    if (first?.type !== "cluster.requested")
-      throw new NodeOpFailure(`cluster ${clusterId} does not exist`, {
-        transient: false,
-        remediation: "check the cluster id (cairn cluster list)",
-      });
+    if (first?.type !== "cluster.requested") throw new KubeClusterUnknown(clusterId);
     return (first.data as { spec: { region: string } }).spec.region;
   };
 
   const load = async (clusterId: string, name: string): Promise<Clients> => {
     const region = await regionOf(clusterId);
+    const where = { clusterId, parameter: name, region };
     let yaml: string | undefined;
     try {
-      const out = await ssm(region).send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+      const out = await resilience.run(
+        { service: "ssm", region, operation: "GetParameter" },
+        "aws",
+        (abortSignal) =>
+          ssm(region).send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal }),
+        (e) =>
+          (e as { name?: unknown })?.name === "ParameterNotFound"
+            ? new KubeconfigMissing(where, e)
+            : classifyKubeconfigReadError(e, where),
+      );
       yaml = out.Parameter?.Value;
     } catch (err) {
-      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-      if (e.name === "ParameterNotFound") yaml = undefined;
-      else if (e.name === "AccessDeniedException" || e.$metadata?.httpStatusCode === 403)
-        throw new NodeOpFailure(`node-ops may not read ${name} in ${region}`, {
-          transient: false,
-          remediation:
-            "grant node-ops ssm:GetParameter and kms:Decrypt on the cluster's kubeconfig parameter",
-          cause: err,
-        });
-      else throw err; // throttling, 5xx, network: transient
+      if (!(err instanceof KubeconfigMissing)) throw err; // throttling, 5xx, network: transient
     }
-    if (!yaml)
-      throw new NodeOpFailure(`cluster ${clusterId} has no kubeconfig yet (${name} in ${region})`, {
-        transient: false,
-        remediation: "wait until the cluster is Ready, then try again",
-      });
+    if (!yaml) throw new KubeconfigMissing(where);
     const kc = new KubeConfig();
     try {
       kc.loadFromString(yaml);
     } catch {
       // The parse error may quote the document: never pass it on.
-      throw new NodeOpFailure(`the kubeconfig of cluster ${clusterId} (${name}) cannot be read`, {
-        transient: false,
-        remediation: "re-publish the cluster's kubeconfig",
-      });
+      throw new KubeconfigUnreadable(where);
     }
-    return { kc, core: kc.makeApiClient(CoreV1Api) };
+    return { kc, core: guardedApi(resilience, clusterId, kc.makeApiClient(CoreV1Api)) };
   };
 
   const clients = (clusterId: string, parameter = kubeconfigParameter(clusterId)): Promise<Clients> => {
@@ -256,31 +242,22 @@ export function createKube(
     for (const k of apis.keys()) if (k.startsWith(`${clusterId}\u0000`)) apis.delete(k);
   };
 
-  /** Classifies a Kubernetes API error; returns only for a 404. */
+  /**
+   * A classified Kubernetes failure: returns only for a 404; a refusal (401/403) drops
+   * the cluster's cached kubeconfig so a rotated one is read again; the rest is thrown.
+   */
   const classify = (clusterId: string, node: string, err: unknown): "not-found" => {
-    if (!(err instanceof ApiException)) throw err; // connection errors: transient
-    if (err.code === 404) return "not-found";
-    if (err.code === 401 || err.code === 403) {
-      forget(clusterId);
-      throw new NodeOpFailure(
-        `the Kubernetes API of cluster ${clusterId} refused node-ops (${err.code}) on node ${node}`,
-        {
-          transient: false,
-          remediation:
-            err.code === 401
-              ? "the kubeconfig's credentials are not accepted: re-publish the cluster's kubeconfig"
-              : "give the kubeconfig's user RBAC permission to get and patch nodes",
-        },
-      );
-    }
-    // 409, 429, 5xx and the rest: transient, without the body (it may echo the request).
-    throw new Error(`Kubernetes API of cluster ${clusterId} answered ${err.code} on node ${node}`);
+    const c = classifyKubeError(err, { clusterId, target: node });
+    if (c instanceof KubeNotFound) return "not-found";
+    if (c instanceof KubeUnauthorized || c instanceof KubeForbidden) forget(clusterId);
+    throw c;
   };
-  const notFound = (clusterId: string, node: string) =>
-    new NodeOpFailure(`node ${node} not found in cluster ${clusterId}`, {
-      transient: false,
-      remediation: "check the node name (kubectl get nodes)",
-    });
+  const notFound = (clusterId: string, node: string, cause?: unknown) =>
+    new KubeNotFound(
+      { clusterId, target: `node ${node}` },
+      { status: 404, cause },
+      "check the node name (kubectl get nodes)",
+    );
 
   const patch = async (clusterId: string, node: string, body: object) => {
     const core = await api(clusterId);
@@ -288,25 +265,15 @@ export function createKube(
       await core.patchNode({ name: node, body }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
     } catch (err) {
       classify(clusterId, node, err);
-      throw notFound(clusterId, node);
+      throw notFound(clusterId, node, err);
     }
   };
 
   /** 401/403 on a list or watch: permanent for this kubeconfig, which is dropped so a new one is read. */
   const refusedOrRaw = (clusterId: string, err: unknown): Error => {
-    const code =
-      err instanceof ApiException ? err.code : (err as { statusCode?: number } | undefined)?.statusCode;
-    if (code === 401 || code === 403) {
-      forget(clusterId);
-      return new NodeOpFailure(`the Kubernetes API of cluster ${clusterId} refused node-ops (${code})`, {
-        transient: false,
-        remediation:
-          code === 401
-            ? "the kubeconfig's credentials are not accepted: re-publish the cluster's kubeconfig"
-            : "give the kubeconfig's user RBAC permission to list and watch nodes",
-      });
-    }
-    return describeKubeError(clusterId, err);
+    const c = classifyKubeError(err, { clusterId });
+    if (c instanceof KubeUnauthorized || c instanceof KubeForbidden) forget(clusterId);
+    return c;
   };
 
   const listNodes = async (clusterId: string, parameter?: string): Promise<NodeList> => {
@@ -409,6 +376,8 @@ export function createKube(
     forgetKubeconfig: forget,
     /** The cluster's KubeConfig (cached), for adapters of other APIs (workloads). */
     kubeConfig: async (clusterId) => (await clients(clusterId)).kc,
+    /** The breakers and bulkheads, for adapters of other APIs of the same clusters (workloads). */
+    resilience,
     cordon: (clusterId, node, annotations) =>
       patch(clusterId, node, { metadata: { annotations }, spec: { unschedulable: true } }),
     uncordon: (clusterId, node) =>
@@ -425,7 +394,7 @@ export function createKube(
           n = await core.readNode({ name: node });
         } catch (err) {
           classify(clusterId, node, err);
-          throw notFound(clusterId, node);
+          throw notFound(clusterId, node, err);
         }
         const body = classificationPatch(
           {
@@ -443,17 +412,15 @@ export function createKube(
           );
           return;
         } catch (err) {
-          if (err instanceof ApiException && err.code === 409 && attempt < CLASSIFY_CONFLICT_TRIES) continue;
-          if (err instanceof ApiException && err.code === 422)
-            throw new NodeOpFailure(
-              `the Kubernetes API of cluster ${clusterId} refused the labels or taints of node ${node} as invalid`,
-              {
-                transient: false,
-                remediation: "check the label keys and values and the taints against the Kubernetes rules",
-              },
+          if (err instanceof KubeConflict && attempt < CLASSIFY_CONFLICT_TRIES) continue;
+          if (err instanceof KubeInvalid)
+            throw new KubeInvalid(
+              { clusterId, operation: "patchNode", target: `the labels or taints of node ${node}` },
+              { status: err.status, cause: err },
+              "check the label keys and values and the taints against the Kubernetes rules",
             );
           classify(clusterId, node, err);
-          throw notFound(clusterId, node);
+          throw notFound(clusterId, node, err);
         }
       }
     },
@@ -515,14 +482,10 @@ export function createKube(
         });
         return { evicted: true };
       } catch (err) {
-        if (err instanceof ApiException && err.code === 429) {
-          const blockedBy = pdbOfEvictionRefusal(err.body);
-          // A throttle (Retry-After) names no budget: a transient error, retried.
-          if (blockedBy === "unknown")
-            throw new Error(`Kubernetes API of cluster ${clusterId} throttled an eviction`);
-          return { evicted: false, blockedBy };
-        }
-        if (err instanceof ApiException && err.code === 404) return { evicted: true }; // gone already
+        // A budget's refusal is an answer; a throttle (KubeThrottled, Retry-After) was
+        // retried by the resilience and is thrown below as transient.
+        if (err instanceof KubeEvictionBlocked) return { evicted: false, blockedBy: err.blockedBy };
+        if (err instanceof KubeNotFound) return { evicted: true }; // gone already
         classify(clusterId, `(pod ${podLabel(namespace, pod)})`, err);
         return { evicted: true };
       }

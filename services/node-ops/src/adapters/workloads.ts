@@ -4,7 +4,11 @@
  * `<name>-spot`: the Deployment's pod template with `nodeSelector
  * cairn.dev/capacity-type: spot` and an extra `cairn.dev/placement: spot` label (so the
  * two Deployments' selectors do not overlap), owned by the Deployment (deleted with it).
+ * Every call runs under the resilience of the cluster's API server (kube-resilience.ts),
+ * shared with the Kube adapter; failures are classified (kube-errors.ts).
  */
+
+import { Resilience, resilienceMetricsObserver } from "@cairn/service";
 import {
   AppsV1Api,
   CoreV1Api,
@@ -15,6 +19,8 @@ import {
 } from "@kubernetes/client-node";
 import type { PlacedDeployment, Workloads } from "../ports.ts";
 import { SPOT_PERCENTAGE } from "../workload/placement.ts";
+import { KubeNotFound } from "./kube-errors.ts";
+import { guardedApi } from "./kube-resilience.ts";
 
 export const CAPACITY_TYPE_LABEL = "cairn.dev/capacity-type";
 /** Marks the twins node-ops makes (and the part of the pods' labels that tells them apart). */
@@ -25,10 +31,18 @@ export const twinName = (name: string) => `${name}-spot`;
 
 const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
-export function createWorkloads(o: { kubeConfig(clusterId: string): Promise<KubeConfig> }): Workloads {
+export function createWorkloads(o: {
+  kubeConfig(clusterId: string): Promise<KubeConfig>;
+  /** Shared with the Kube adapter (one breaker per cluster); absent: its own. */
+  readonly resilience?: Resilience;
+}): Workloads {
+  const resilience = o.resilience ?? new Resilience({ observer: resilienceMetricsObserver() });
   const apis = async (clusterId: string) => {
     const kc = await o.kubeConfig(clusterId);
-    return { apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+    return {
+      apps: guardedApi(resilience, clusterId, kc.makeApiClient(AppsV1Api)),
+      core: guardedApi(resilience, clusterId, kc.makeApiClient(CoreV1Api)),
+    };
   };
   const placed = (d: V1Deployment): PlacedDeployment => ({
     namespace: d.metadata?.namespace ?? "default",
@@ -67,7 +81,7 @@ export function createWorkloads(o: { kubeConfig(clusterId: string): Promise<Kube
       try {
         twin = await apps.readNamespacedDeployment({ namespace, name: twinName(name) });
       } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw err;
+        if (!(err instanceof KubeNotFound)) throw err;
       }
       if (!twin) {
         const template = structuredClone(deployment.spec?.template ?? {});

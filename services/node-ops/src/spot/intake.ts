@@ -20,6 +20,7 @@ import {
   type CommandHandler,
   catalogue,
   derivedId,
+  describeError,
   fullJitterBackoff,
   type Nats,
   type NodeopCommand,
@@ -27,9 +28,10 @@ import {
   newId,
   type RunnerLogger,
 } from "@cairn/events";
-import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import { acquireLeadership, type LeaderLease, type Resilience } from "@cairn/service";
 import { z } from "zod";
 import { createSqsNoticeQueue, type SqsNoticeQueueOptions } from "../adapters/sqs.ts";
+import { SqsQueueMissing } from "../adapters/sqs-errors.ts";
 import type { NodeopState } from "../nodeop/decider.ts";
 import type { NoticeQueue, QueuedNotice, Workloads } from "../ports.ts";
 import { type PlacementLoop, startPlacementLoop } from "../workload/placement-reactor.ts";
@@ -48,6 +50,8 @@ export interface SpotIntakeOptions {
   sqs?: SqsNoticeQueueOptions["sqs"];
   /** The queue; default: SQS (adapters/sqs.ts) with the options here. */
   queue?: NoticeQueue;
+  /** Breakers and bulkheads of the default queue, shared with the process's other adapters. */
+  resilience?: Resilience;
   /** The queue's name in every region (default `cairn-spot-interruptions`). */
   queueName?: string;
   /** Long-poll length (default 20 s, SQS's maximum). */
@@ -82,6 +86,8 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     createSqsNoticeQueue({
       queueName: o.queueName ?? DEFAULT_INTERRUPTION_QUEUE,
       ...(o.sqs ? { sqs: o.sqs } : {}),
+      ...(o.resilience ? { resilience: o.resilience } : {}),
+      ...(o.logger ? { logger: o.logger } : {}),
       ...(o.waitTimeSeconds !== undefined ? { waitTimeSeconds: o.waitTimeSeconds } : {}),
       ...(o.visibilityTimeoutSeconds !== undefined
         ? { visibilityTimeoutSeconds: o.visibilityTimeoutSeconds }
@@ -175,12 +181,11 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
         failures = 0;
       } catch (err) {
         if (signal.aborted) return;
-        const name = (err as { name?: string }).name;
         // A missing queue is looked for again at the next poll.
         const delay = backoff(++failures);
         o.logger?.warn(
-          { region, queue: queueName, err: String(err), retryInMs: Math.round(delay) },
-          name === "QueueDoesNotExist"
+          { region, queue: queueName, err: describeError(err), retryInMs: Math.round(delay) },
+          err instanceof SqsQueueMissing
             ? "the spot interruption queue does not exist (create it, with the EventBridge rule that feeds it)"
             : "spot interruption intake failed",
         );
