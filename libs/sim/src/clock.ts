@@ -62,6 +62,11 @@ export interface Latencies {
   deploymentReady: number;
   /** A pod, once evicted or deleted, gone. */
   podTermination: number;
+  /**
+   * A PodDisruptionBudget created or changed → the disruption controller has processed it
+   * (`status.observedGeneration` catches up). Until then evictions it covers answer 429.
+   */
+  pdbSync: number;
   /** Spot interruption notice → termination. */
   spotInterruptionNotice: number;
   /** Added to every API answer (real network and AWS processing time). */
@@ -78,6 +83,7 @@ export const REALISTIC_LATENCIES: Latencies = {
   scriptDefault: 2,
   deploymentReady: 10,
   podTermination: 2,
+  pdbSync: 0.1,
   spotInterruptionNotice: 120,
   apiCall: 0.05,
 };

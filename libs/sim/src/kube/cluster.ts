@@ -106,7 +106,7 @@ interface PodX {
 interface Timer {
   at: number;
   seq: number;
-  kind: "pod-start" | "pod-gone" | "taint-evict";
+  kind: "pod-start" | "pod-gone" | "taint-evict" | "pdb-sync";
   key: string;
   uid: string;
 }
@@ -152,6 +152,8 @@ export class Cluster {
   readonly #nodeReady = new Map<string, boolean>();
   readonly #nextIp = new Map<string, number>();
   readonly #rsUids = new Map<string, string>();
+  /** PDBs (ns/name) the disruption controller has not processed since their last spec change, and when it will. */
+  readonly #pdbSyncAt = new Map<string, number>();
   readonly #dirty = {
     nodes: new Set<string>(),
     scheduler: false,
@@ -324,7 +326,18 @@ export class Cluster {
       this.#dirty.nodes.add(key);
       this.#dirty.scheduler ||= this.#unscheduled.size > 0;
     } else if (def === DEPLOYMENTS) this.#dirty.deployments.add(key);
-    else if (def === PDBS) this.#dirty.pdbNs.add((next ?? prev)!.metadata.namespace!);
+    else if (def === PDBS) {
+      // The real disruption controller processes a new or changed budget a moment later;
+      // until then its observedGeneration lags and evictions it covers answer 429.
+      const lag = this.#ctx.latencies.pdbSync * 1000;
+      if (!next) this.#pdbSyncAt.delete(key);
+      else if (lag > 0 && (!prev || prev.metadata.generation !== next.metadata.generation)) {
+        const at = this.now() + lag;
+        this.#pdbSyncAt.set(key, at);
+        this.#timer(at, "pdb-sync", key, next.metadata.uid);
+      }
+      this.#dirty.pdbNs.add((next ?? prev)!.metadata.namespace!);
+    }
   }
 
   #podHook(key: string, prev: KObj | undefined, next: KObj | undefined): void {
@@ -394,6 +407,12 @@ export class Cluster {
   }
 
   #fire(t: Timer): void {
+    if (t.kind === "pdb-sync") {
+      if (this.#pdbSyncAt.get(t.key) !== t.at) return;
+      this.#pdbSyncAt.delete(t.key);
+      this.#dirty.pdbNs.add(t.key.slice(0, t.key.indexOf("/")));
+      return;
+    }
     const e = this.get(PODS, t.key);
     if (!e || e.obj.metadata.uid !== t.uid) return;
     if (t.kind === "pod-start") {
@@ -961,6 +980,7 @@ export class Cluster {
     const pods = [...(this.#podsByNs.get(ns) ?? [])].map((k) => ({ k, p: this.get(PODS, k)!.obj }));
     for (const e of pdbs) {
       const pdb = e.obj;
+      if (this.#pdbSyncAt.has(keyOf(ns, pdb.metadata.name))) continue; // not processed yet
       const spec = pdb.spec ?? {};
       let selected: { k: string; p: KObj }[] = [];
       try {

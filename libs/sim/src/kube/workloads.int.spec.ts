@@ -23,6 +23,9 @@ const createPod = (
     body: { metadata: { name, labels }, spec: podSpec(spec) } as V1Pod,
   });
 
+/** The disruption controller processes a new or changed budget after `pdbSync`. */
+const pdbProcessed = () => h.sim.clock.advance(LATENCIES.pdbSync * 1000);
+
 const podsOn = async (node: string) =>
   (await h.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items
     .map((p) => p.metadata?.name)
@@ -202,6 +205,7 @@ describe("eviction and PodDisruptionBudgets", () => {
         spec: { minAvailable: 3, selector: { matchLabels: { app: "db" } } },
       },
     });
+    pdbProcessed();
     const pdb = await h.policy.readNamespacedPodDisruptionBudget({ name: "db-pdb", namespace: "default" });
     expect(pdb.status).toMatchObject({
       currentHealthy: 3,
@@ -239,6 +243,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       { name: "db-pdb", namespace: "default", body: { spec: { minAvailable: 2 } } },
       merge,
     );
+    pdbProcessed();
     expect(
       (await h.policy.readNamespacedPodDisruptionBudget({ name: "db-pdb", namespace: "default" })).status
         ?.disruptionsAllowed,
@@ -279,6 +284,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       namespace: "default",
       body: { metadata: { name: "w" }, spec: { minAvailable: 2, selector: { matchLabels: { app: "w" } } } },
     });
+    pdbProcessed();
     expect(
       (
         await apiError(
@@ -297,6 +303,17 @@ describe("eviction and PodDisruptionBudgets", () => {
       body: { metadata: { name: "w-0" } },
     });
 
+    await h.apps.createNamespacedDeployment({
+      namespace: "default",
+      body: {
+        metadata: { name: "o" },
+        spec: {
+          replicas: 4,
+          selector: { matchLabels: { app: "o" } },
+          template: { metadata: { labels: { app: "o" } }, spec: podSpec() },
+        },
+      },
+    });
     await h.policy.createNamespacedPodDisruptionBudget({
       namespace: "default",
       body: {
@@ -304,7 +321,7 @@ describe("eviction and PodDisruptionBudgets", () => {
         spec: { maxUnavailable: "50%", selector: { matchLabels: { app: "o" } } },
       },
     });
-    for (const n of ["o-0", "o-1", "o-2", "o-3"]) await createPod(n, { app: "o" }, { nodeName: "n1" });
+    h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
     const other = await h.policy.readNamespacedPodDisruptionBudget({ name: "other", namespace: "default" });
     expect(other.status).toMatchObject({
       expectedPods: 4,
@@ -323,6 +340,101 @@ describe("eviction and PodDisruptionBudgets", () => {
       }),
     );
     expect(invalid.code).toBe(422);
+  });
+
+  it("refuses with Retry-After 10 while the disruption controller has not processed a new or changed budget", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    for (const n of ["q-0", "q-1", "q-2"]) await createPod(n, { app: "q" }, { nodeName: "n1" });
+    await h.policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: { metadata: { name: "q" }, spec: { minAvailable: 1, selector: { matchLabels: { app: "q" } } } },
+    });
+    const evictQ0 = () =>
+      h.core.createNamespacedPodEviction({
+        name: "q-0",
+        namespace: "default",
+        body: { metadata: { name: "q-0" } },
+      });
+    const early = await apiError(evictQ0());
+    expect(early.code).toBe(429);
+    expect(early.headers["retry-after"]).toBe("10");
+    expect(early.status).toMatchObject({
+      reason: "TooManyRequests",
+      message: "Cannot evict pod as it would violate the pod's disruption budget.",
+      details: {
+        retryAfterSeconds: 10,
+        causes: [
+          {
+            reason: "DisruptionBudget",
+            message: "The disruption budget q is still being processed by the server.",
+          },
+        ],
+      },
+    });
+    expect(
+      (await h.policy.readNamespacedPodDisruptionBudget({ name: "q", namespace: "default" })).status
+        ?.observedGeneration ?? 0,
+    ).toBe(0);
+    pdbProcessed();
+    await evictQ0();
+    // A spec change puts it back behind the controller for a moment.
+    await h.policy.patchNamespacedPodDisruptionBudget(
+      { name: "q", namespace: "default", body: { spec: { minAvailable: 0 } } },
+      merge,
+    );
+    const again = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "q-1",
+        namespace: "default",
+        body: { metadata: { name: "q-1" } },
+      }),
+    );
+    expect(again.status?.details?.causes?.[0]?.message).toContain("is still being processed");
+    // A budget that refuses for lack of healthy pods sends no Retry-After (NewTooManyRequests(…, 0)).
+    await h.policy.patchNamespacedPodDisruptionBudget(
+      { name: "q", namespace: "default", body: { spec: { minAvailable: 2 } } },
+      merge,
+    );
+    pdbProcessed();
+    const full = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "q-1",
+        namespace: "default",
+        body: { metadata: { name: "q-1" } },
+      }),
+    );
+    expect(full.code).toBe(429);
+    expect(full.headers["retry-after"]).toBeUndefined();
+    expect(full.status?.details?.causes?.[0]?.message).toBe(
+      "The disruption budget q needs 2 healthy pods and has 2 currently",
+    );
+  });
+
+  it("a maxUnavailable budget over a pod without a controller blocks its eviction (needs 0 healthy pods and has 1)", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createPod("bare", { app: "bare" }, { nodeName: "n1" });
+    await h.policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: {
+        metadata: { name: "bare" },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: "bare" } } },
+      },
+    });
+    pdbProcessed();
+    expect(
+      (await h.policy.readNamespacedPodDisruptionBudget({ name: "bare", namespace: "default" })).status,
+    ).toMatchObject({ expectedPods: 0, desiredHealthy: 0, currentHealthy: 1, disruptionsAllowed: 0 });
+    const err = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "bare",
+        namespace: "default",
+        body: { metadata: { name: "bare" } },
+      }),
+    );
+    expect(err.code).toBe(429);
+    expect(err.status?.details?.causes?.[0]?.message).toBe(
+      "The disruption budget bare needs 0 healthy pods and has 1 currently",
+    );
   });
 
   it("refuses to evict a pod two budgets select (500, like the API server)", async () => {
@@ -356,6 +468,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       namespace: "default",
       body: { metadata: { name: "all" }, spec: { minAvailable: 2, selector: {} } },
     });
+    pdbProcessed();
     expect(
       (await h.policy.readNamespacedPodDisruptionBudget({ name: "all", namespace: "default" })).status
         ?.expectedPods,
@@ -496,6 +609,7 @@ describe("deployments", () => {
         spec: { maxUnavailable: 1, selector: { matchLabels: { app: "api" } } },
       },
     });
+    pdbProcessed();
 
     await h.core.createNamespacedPodEviction({
       name: pod!.metadata!.name!,

@@ -129,7 +129,47 @@ export function describeKubeError(clusterId: string, err: unknown): Error {
 /** A watch ends quietly after this long (the server's own timeout, below client-node's inactivity limit matters not). */
 const WATCH_TIMEOUT_SECONDS = 300;
 
-/** The PDB named in a 429 eviction answer: "The disruption budget <name> needs …". */
+/**
+ * A 429 eviction answer, read: the PDB it names ("The disruption budget <name> needs …",
+ * or "… <name> is still being processed by the server." while the disruption controller
+ * has not caught up with a new or changed budget), and the Retry-After the server asked
+ * for (the header, else the Status' `details.retryAfterSeconds`). Pure.
+ */
+export function evictionRefusal(
+  body: unknown,
+  headers?: Record<string, string | undefined>,
+): EvictionResult & { evicted: false } {
+  const pdb = pdbOfEvictionRefusal(body);
+  const pending = pdb !== "unknown" && /is still being processed by the server/.test(refusalText(body));
+  const header = Number(headers?.["retry-after"] ?? headers?.["Retry-After"]);
+  const detail = (parseStatus(body) as { details?: { retryAfterSeconds?: number } })?.details
+    ?.retryAfterSeconds;
+  const retryAfterSeconds =
+    Number.isFinite(header) && header > 0
+      ? header
+      : typeof detail === "number" && detail > 0
+        ? detail
+        : undefined;
+  const after = retryAfterSeconds !== undefined ? { retryAfterSeconds } : {};
+  if (pdb === "unknown") return { evicted: false, throttled: true, ...after };
+  return { evicted: false, blockedBy: pdb, ...(pending ? { pending: true as const } : {}), ...after };
+}
+
+function parseStatus(body: unknown): unknown {
+  if (typeof body !== "string") return body;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return { message: body };
+  }
+}
+
+function refusalText(body: unknown): string {
+  const s = parseStatus(body) as { message?: string; details?: { causes?: { message?: string }[] } };
+  return [...(s?.details?.causes ?? []).map((c) => c.message ?? ""), s?.message ?? ""].join("\n");
+}
+
+/** The PDB named in a 429 eviction answer ("The disruption budget <name> needs …" / "… is still being processed"), or "unknown". */
 export function pdbOfEvictionRefusal(body: unknown): string {
   let status: unknown = body;
   if (typeof body === "string") {
@@ -145,7 +185,7 @@ export function pdbOfEvictionRefusal(body: unknown): string {
     s?.message ?? "",
   ];
   for (const m of messages) {
-    const match = /disruption budget (\S+) needs/.exec(m);
+    const match = /disruption budget (\S+) (?:needs|is still being processed)/.exec(m);
     if (match?.[1]) return match[1];
   }
   return "unknown";
@@ -515,13 +555,10 @@ export function createKube(
         });
         return { evicted: true };
       } catch (err) {
-        if (err instanceof ApiException && err.code === 429) {
-          const blockedBy = pdbOfEvictionRefusal(err.body);
-          // A throttle (Retry-After) names no budget: a transient error, retried.
-          if (blockedBy === "unknown")
-            throw new Error(`Kubernetes API of cluster ${clusterId} throttled an eviction`);
-          return { evicted: false, blockedBy };
-        }
+        // A 429 is about this pod (a budget, a budget not processed yet, or throttling):
+        // the pass goes on with the others and tries this one again later.
+        if (err instanceof ApiException && err.code === 429)
+          return evictionRefusal(err.body, err.headers as Record<string, string | undefined>);
         if (err instanceof ApiException && err.code === 404) return { evicted: true }; // gone already
         classify(clusterId, `(pod ${podLabel(namespace, pod)})`, err);
         return { evicted: true };

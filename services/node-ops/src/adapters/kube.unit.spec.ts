@@ -1,6 +1,12 @@
 import { ApiException, type V1Node } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { describeKubeError, instanceIdOfProviderId, observedNodeOf, pdbOfEvictionRefusal } from "./kube.ts";
+import {
+  describeKubeError,
+  evictionRefusal,
+  instanceIdOfProviderId,
+  observedNodeOf,
+  pdbOfEvictionRefusal,
+} from "./kube.ts";
 
 const refusal = {
   kind: "Status",
@@ -31,6 +37,42 @@ describe("pdbOfEvictionRefusal", () => {
     );
     expect(pdbOfEvictionRefusal("not json")).toBe("unknown");
     expect(pdbOfEvictionRefusal(undefined)).toBe("unknown");
+  });
+});
+
+describe("evictionRefusal", () => {
+  const processing = {
+    ...refusal,
+    details: {
+      retryAfterSeconds: 10,
+      causes: [
+        {
+          reason: "DisruptionBudget",
+          message: "The disruption budget web is still being processed by the server.",
+        },
+      ],
+    },
+  };
+  it("a budget not processed yet: that pod later, after the server's Retry-After", () => {
+    expect(evictionRefusal(JSON.stringify(processing), { "retry-after": "10" })).toEqual({
+      evicted: false,
+      blockedBy: "web",
+      pending: true,
+      retryAfterSeconds: 10,
+    });
+    // Without the header, the Status' retryAfterSeconds.
+    expect(evictionRefusal(processing)).toMatchObject({ blockedBy: "web", retryAfterSeconds: 10 });
+  });
+  it("a budget with no disruption left names it, without Retry-After", () => {
+    expect(evictionRefusal(JSON.stringify(refusal), {})).toEqual({ evicted: false, blockedBy: "db-pdb" });
+  });
+  it("a 429 naming no budget is throttling of that pod, not of the pass", () => {
+    expect(
+      evictionRefusal(
+        { code: 429, message: "Too many requests, please try again later." },
+        { "retry-after": "1" },
+      ),
+    ).toEqual({ evicted: false, throttled: true, retryAfterSeconds: 1 });
   });
 });
 

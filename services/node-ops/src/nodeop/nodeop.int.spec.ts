@@ -243,6 +243,55 @@ describe("node-ops on the sim", () => {
     expect(await podsOn("drain-f")).toEqual([]);
   });
 
+  it("a budget still being processed (429, Retry-After 10) holds only its pod: the 4 others count as evicted, and the drain completes once it is processed", async () => {
+    // A second sim whose disruption controller takes an hour to process a budget, so the
+    // refusal lasts as long as the test needs; the cluster's kubeconfig is in the first sim's SSM.
+    const slow = await startSim({ seed: 12, timeScale: 100, latencies: { pdbSync: 3600 } });
+    try {
+      const { kc: slowKc } = await simCluster(sim, store, "nodes-3", ["drain-i"], slow);
+      const slowCore = slowKc.makeApiClient(CoreV1Api);
+      const slowPolicy = slowKc.makeApiClient(PolicyV1Api);
+      for (const name of ["web-i1", "web-i2", "web-i3", "web-i4", "db-i1"])
+        await slowCore.createNamespacedPod({
+          namespace: "default",
+          body: {
+            metadata: {
+              name,
+              labels: { app: name.startsWith("db") ? "db-i" : "web-i" },
+              ownerReferences: [
+                {
+                  apiVersion: "apps/v1",
+                  kind: "ReplicaSet",
+                  name: "rs",
+                  uid: crypto.randomUUID(),
+                  controller: true,
+                },
+              ],
+            },
+            spec: { nodeName: "drain-i", containers: [{ name: "app", image: "nginx:1.27" }] },
+          },
+        });
+      await slowPolicy.createNamespacedPodDisruptionBudget({
+        namespace: "default",
+        body: {
+          metadata: { name: "db-i-pdb" },
+          spec: { minAvailable: 0, selector: { matchLabels: { app: "db-i" } } },
+        },
+      });
+      const drain = await send("node.drain", "drain-i", {}, "alice", "nodes-3");
+      const progress = await eventAfter("drain-i", drain.commandId, "nodeop.drain-progress", "nodes-3");
+      expect(progress.data).toMatchObject({ evicted: 4, blockedBy: ["db-i-pdb"] });
+      const stillThere = (await slowCore.listPodForAllNamespaces({ fieldSelector: "spec.nodeName=drain-i" }))
+        .items;
+      expect(stillThere.map((p) => p.metadata?.name)).toContain("db-i1");
+      slow.clock.advance(3600_000);
+      const drained = await eventAfter("drain-i", drain.commandId, "nodeop.drained", "nodes-3");
+      expect(drained.data).toMatchObject({ evicted: 5 });
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it("drain that a PDB never allows fails at the timeout naming pod and PDB; the node stays cordoned", async () => {
     await createPod("drain-g", "db-g1", { app: "db-g" });
     await createPdb("db-g-pdb", "db-g", 1);
