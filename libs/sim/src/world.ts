@@ -63,6 +63,13 @@ export interface KubePort {
   setNodeReady(clusterId: string, nodeName: string, ready: boolean): void;
   /** Removes a node (its instance was terminated). */
   removeNode(clusterId: string, nodeName: string): void;
+  /**
+   * Replaces the cluster's datastore (a K3s server rebuilt from scratch): a fresh store
+   * whose resourceVersions start again from the beginning, with the same token, the
+   * default namespaces and the nodes re-registered by their kubelets; workloads are gone.
+   * Open watches end, as the old server's connections do.
+   */
+  replaceDatastore(clusterId: string): void;
   /** A kubeconfig (YAML) for the cluster's API server: server URL and bearer token. */
   kubeconfig(clusterId: string): string;
   clusters(): string[];

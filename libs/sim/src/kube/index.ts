@@ -169,6 +169,18 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     removeNode(clusterId, nodeName) {
       mutate(clusterId, (c) => c.drop(NODES, nodeName));
     },
+    replaceDatastore(clusterId) {
+      const old = mustCluster(clusterId);
+      for (const w of watches) if (w.clusterId === clusterId) w.close();
+      const fresh = new Cluster(clusterId, old.token, ctx);
+      clusters.set(clusterId, fresh);
+      // The kubelets register their nodes again with the new datastore.
+      for (const { obj } of old.entries(NODES)) {
+        const { resourceVersion: _rv, ...metadata } = structuredClone(obj.metadata);
+        fresh.put(NODES, { ...structuredClone(obj), metadata: { ...metadata, resourceVersion: "" } });
+      }
+      fresh.reconcile();
+    },
     kubeconfig(clusterId) {
       const c = mustCluster(clusterId);
       return kubeconfigYaml(clusterId, serverOf(clusterId), c.token);
@@ -422,6 +434,9 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
           });
           return { clusterId, node: n.name };
         }
+        case "replace-datastore":
+          port.replaceDatastore(clusterId);
+          return { clusterId };
         case "remove-node": {
           if (typeof b.node !== "string") throw new Error("body is { clusterId, node }");
           port.removeNode(clusterId, b.node);
@@ -429,7 +444,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
         }
         default:
           throw new Error(
-            `kube admin actions: ensure-cluster, node-ready, register-node, remove-node; not ${action}`,
+            `kube admin actions: ensure-cluster, node-ready, register-node, remove-node, replace-datastore; not ${action}`,
           );
       }
     },

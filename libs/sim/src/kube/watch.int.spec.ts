@@ -175,6 +175,49 @@ describe("watch", () => {
     expect(informer.list().map((n) => n.metadata?.name)).toEqual(["n1"]);
   });
 
+  it("a watch from a resourceVersion newer than the server's stays open and silent: no events, no bookmarks", async () => {
+    // What a client sees after the cluster's datastore was replaced under it: the real
+    // watch cache sends nothing at or below the watch's resourceVersion, bookmarks included.
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const current = Number((await h.core.listNode()).metadata!.resourceVersion!);
+    const w = await open("/api/v1/nodes", {
+      resourceVersion: String(current + 1000),
+      allowWatchBookmarks: true,
+    });
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "1" } } } }, merge);
+    h.sim.world.kube.registerNode("c1", agent("n2"));
+    h.sim.clock.advance(5 * 60_000);
+    await new Promise((r) => setTimeout(r, 600)); // a few of the sim's watch ticks
+    expect(w.events).toEqual([]);
+    expect(w.ended()).toBe(false);
+  });
+
+  it("sends a bookmark about every minute, only when the server moved past the watch, and one before the deadline", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const rv = (await h.core.listNode()).metadata!.resourceVersion!;
+    const w = await open("/api/v1/nodes", {
+      resourceVersion: rv,
+      allowWatchBookmarks: true,
+      timeoutSeconds: 600,
+    });
+    h.sim.clock.advance(61_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(w.events).toEqual([]); // a quiet cluster: nothing to bookmark
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "p" }, spec: podSpec() },
+    });
+    h.sim.clock.advance(61_000);
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["BOOKMARK"]));
+    expect(Number(w.events[0]!.object.metadata?.resourceVersion)).toBeGreaterThan(Number(rv));
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "q" }, spec: podSpec() },
+    });
+    h.sim.clock.advance(600_000 - 122_000 - 1_000); // 1 s before the deadline
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["BOOKMARK", "BOOKMARK"]));
+  });
+
   it("ends the watch at timeoutSeconds (sim time)", async () => {
     const w = await open("/api/v1/nodes", { timeoutSeconds: 30 });
     h.sim.clock.advance(31_000);
