@@ -83,6 +83,16 @@ export interface Latencies {
    * (`status.observedGeneration` catches up). Until then evictions it covers answer 429.
    */
   pdbSync: number;
+  /**
+   * A kubelet stopped posting status → its node Ready=Unknown (the node lifecycle
+   * controller's `--node-monitor-grace-period`, 40 s).
+   */
+  nodeMonitorGrace: number;
+  /**
+   * A Node deleted → the pods bound to it force-deleted (the pod GC controller: a 40 s
+   * quarantine checked every 20 s, so 40–60 s; the sim takes the upper bound).
+   */
+  orphanPodGc: number;
   /** Spot interruption notice → termination. */
   spotInterruptionNotice: number;
   /** Added to every API answer (real network and AWS processing time). */
@@ -100,6 +110,8 @@ export const REALISTIC_LATENCIES: Latencies = {
   deploymentReady: 10,
   podTermination: 2,
   pdbSync: 0.1,
+  nodeMonitorGrace: 40,
+  orphanPodGc: 60,
   spotInterruptionNotice: 120,
   apiCall: 0.05,
 };

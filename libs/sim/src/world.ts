@@ -61,7 +61,14 @@ export interface KubePort {
   registerNode(clusterId: string, node: NodeRegistration): void;
   /** Sets a node's Ready condition (faults: a node going NotReady). */
   setNodeReady(clusterId: string, nodeName: string, ready: boolean): void;
-  /** Removes a node (its instance was terminated). */
+  /**
+   * The node's kubelet stops posting status (its instance is gone or stopped): after
+   * `nodeMonitorGrace` the node is Ready=Unknown (`NodeStatusUnknown`) with the
+   * `node.kubernetes.io/unreachable` NoSchedule and NoExecute taints. A re-registration
+   * or `setNodeReady(…, true)` brings it back.
+   */
+  stopKubelet(clusterId: string, nodeName: string): void;
+  /** Removes a node (its instance was terminated); its pods go after `orphanPodGc`. */
   removeNode(clusterId: string, nodeName: string): void;
   /**
    * Replaces the cluster's datastore (a K3s server rebuilt from scratch): a fresh store

@@ -41,6 +41,7 @@ import {
   SYSTEM_TAINT_KEYS,
   systemTaints,
   UNSCHEDULABLE_TAINT,
+  unknownConditions,
 } from "./objects.ts";
 import { jsonEqual } from "./patch.ts";
 import { type IntOrString, pdbCounts, scaledValue } from "./pdb.ts";
@@ -106,7 +107,7 @@ interface PodX {
 interface Timer {
   at: number;
   seq: number;
-  kind: "pod-start" | "pod-gone" | "taint-evict" | "pdb-sync";
+  kind: "pod-start" | "pod-gone" | "taint-evict" | "pdb-sync" | "node-unknown" | "pod-gc";
   key: string;
   uid: string;
 }
@@ -150,6 +151,8 @@ export class Cluster {
   readonly #unscheduled = new Set<string>();
   readonly #nodeIndex = new Map<string, number>();
   readonly #nodeReady = new Map<string, boolean>();
+  /** Nodes whose kubelet stopped posting status (its instance stopped or went away), since when. */
+  readonly #kubeletDown = new Map<string, number>();
   readonly #nextIp = new Map<string, number>();
   readonly #rsUids = new Map<string, string>();
   /** PDBs (ns/name) the disruption controller has not processed since their last spec change, and when it will. */
@@ -407,6 +410,23 @@ export class Cluster {
   }
 
   #fire(t: Timer): void {
+    if (t.kind === "node-unknown") {
+      const node = this.get(NODES, t.key);
+      if (!node || node.obj.metadata.uid !== t.uid || !this.#kubeletDown.has(t.key)) return;
+      const at = k8sTime(this.now());
+      this.edit(NODES, t.key, (n) => {
+        n.status = { ...n.status, conditions: unknownConditions(conditionsOf(n) as unknown as Obj[], at) };
+      });
+      return;
+    }
+    if (t.kind === "pod-gc") {
+      // The pod GC controller: a pod bound to a Node that is (still) gone is force-deleted.
+      const e = this.get(PODS, t.key);
+      if (!e || e.obj.metadata.uid !== t.uid) return;
+      const nodeName = e.obj.spec?.nodeName as string | undefined;
+      if (nodeName && !this.get(NODES, nodeName)) this.drop(PODS, t.key);
+      return;
+    }
     if (t.kind === "pdb-sync") {
       if (this.#pdbSyncAt.get(t.key) !== t.at) return;
       this.#pdbSyncAt.delete(t.key);
@@ -477,14 +497,18 @@ export class Cluster {
     const e = this.get(NODES, name);
     if (!e) {
       this.#nodeReady.delete(name);
+      this.#kubeletDown.delete(name);
+      // Pod GC finds them orphaned after its quarantine, not at once.
+      const at = this.now() + this.#ctx.latencies.orphanPodGc * 1000;
       for (const p of this.podsOnNode(name))
-        this.drop(PODS, keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
+        this.#timer(at, "pod-gc", keyOf(p.obj.metadata.namespace, p.obj.metadata.name), p.obj.metadata.uid);
       return;
     }
     const ready = isNodeReady(e.obj);
+    const unreachable = conditionsOf(e.obj).some((c) => c.type === "Ready" && c.status === "Unknown");
     const unschedulable = e.obj.spec?.unschedulable === true;
     const taints = taintsOf(e.obj);
-    const want = systemTaints(unschedulable, ready, k8sTime(this.now()));
+    const want = systemTaints(unschedulable, ready, k8sTime(this.now()), unreachable);
     const same = (a: Taint, b: Taint) => a.key === b.key && a.effect === b.effect;
     const kept = taints.filter((t) => !SYSTEM_TAINT_KEYS.includes(t.key) || want.some((w) => same(w, t)));
     const added = want.filter((w) => !taints.some((t) => same(w, t)));
@@ -1040,6 +1064,7 @@ export class Cluster {
       ...(instanceType ? { instanceType } : {}),
       ...(region ? { region } : {}),
     });
+    this.#kubeletDown.delete(reg.name); // a kubelet registering posts status again
     if (!existing) {
       this.put(NODES, fresh);
       return;
@@ -1065,9 +1090,28 @@ export class Cluster {
     });
   }
 
+  /**
+   * The node's kubelet stops posting status (its instance stopped, was reclaimed or
+   * terminated): the node keeps its last status for the grace period, then the node
+   * lifecycle controller marks it Unknown and `unreachable`.
+   */
+  stopKubelet(name: string): void {
+    const e = this.get(NODES, name);
+    if (!e || this.#kubeletDown.has(name)) return;
+    const now = this.now();
+    this.#kubeletDown.set(name, now);
+    this.#timer(now + this.#ctx.latencies.nodeMonitorGrace * 1000, "node-unknown", name, e.obj.metadata.uid);
+  }
+
+  /** Is the node's kubelet down (stopped posting)? */
+  kubeletDown(name: string): boolean {
+    return this.#kubeletDown.has(name);
+  }
+
   setNodeReady(name: string, ready: boolean): void {
     const e = this.get(NODES, name);
     if (!e) throw new Error(`kube: cluster ${this.id} has no node "${name}"`);
+    if (ready) this.#kubeletDown.delete(name);
     const t = k8sTime(this.now());
     this.edit(NODES, name, (n) => {
       const next = nodeConditions(ready, t) as unknown as Condition[];

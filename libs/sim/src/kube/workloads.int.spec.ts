@@ -680,6 +680,7 @@ describe("deployments", () => {
         ?.deletionTimestamp,
     ).toBeDefined();
     h.sim.world.kube.removeNode("c1", "n1");
+    h.sim.clock.advance(61_000); // pod GC: orphaned pods go about a minute after their node
     expect(await podsOn("n1")).toEqual([]);
     expect(
       (await h.apps.readNamespacedDeployment({ name: "svc", namespace: "default" })).status?.readyReplicas,
