@@ -57,10 +57,17 @@ import {
 } from "./resources.ts";
 import { fromSelectorObject, type LabelSelectorObject, matchesLabels } from "./selectors.ts";
 
-/** Events older than this (sim time) are compacted away, like etcd's 5-minute compaction. */
-export const HISTORY_WINDOW_MS = 5 * 60_000;
-/** At most this many events are kept per cluster. */
-export const HISTORY_MAX = 10_000;
+/**
+ * The watch cache, per resource, as kube-apiserver's (`k8s.io/apiserver/pkg/storage/cacher/
+ * watch_cache.go`): a window of events sized between a lower bound of 100 and an upper
+ * bound of 100 × 1024, which grows to hold the last `eventFreshDuration` (75 s) of events
+ * and shrinks past it. So a watch can resume from any of the last 100 events of its
+ * resource however old, and from anything in the last 75 s however busy; older than the
+ * window, 410 "too old resource version". Nothing expires by time alone.
+ */
+export const WATCH_CACHE_MIN = 100;
+export const WATCH_CACHE_MAX = 100 * 1024;
+export const WATCH_CACHE_FRESH_MS = 75_000;
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -126,8 +133,8 @@ export class Cluster {
   readonly id: string;
   readonly token: string;
   rv = 0;
-  /** Events with rv <= this are gone: a watch from an older resourceVersion gets 410. */
-  compactedRv = 0;
+  /** Per resource, events with rv <= this are out of the watch cache: a watch from older gets 410. */
+  readonly #compactedRv = new Map<ResourceDef, number>();
   readonly watchers = new Set<WatchSink>();
 
   readonly #ctx: SimContext;
@@ -137,8 +144,8 @@ export class Cluster {
   readonly #versions = new Map<ResourceDef, number>();
   /** Encoded list items by (kind, namespace, selectors), valid while the kind's version holds. */
   readonly #listCache = new Map<string, ListItems & { version: number }>();
-  readonly #history: HistEvent[] = [];
-  #histHead = 0;
+  /** Per resource: the watch cache's window of events, oldest first, from `head`. */
+  readonly #history = new Map<ResourceDef, { events: HistEvent[]; head: number }>();
   readonly #timers: Timer[] = [];
   #timerSeq = 0;
   /** The effective time while a timer's effects apply. */
@@ -245,10 +252,17 @@ export class Cluster {
     return keys.map((k) => this.get(PODS, k)!);
   }
 
-  /** Events after `rv` (caller checks `compactedRv` first). */
-  eventsSince(rv: number): HistEvent[] {
-    const h = this.#history;
-    let lo = this.#histHead;
+  /** The resourceVersion at or below which the resource's events are out of the watch cache. */
+  compactedRv(def: ResourceDef): number {
+    return this.#compactedRv.get(def) ?? 0;
+  }
+
+  /** The resource's events after `rv` (caller checks `compactedRv` first). */
+  eventsSince(def: ResourceDef, rv: number): HistEvent[] {
+    const w = this.#history.get(def);
+    if (!w) return [];
+    const h = w.events;
+    let lo = w.head;
     let hi = h.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -309,17 +323,28 @@ export class Cluster {
 
   #event(def: ResourceDef, type: EventType, obj: KObj, json: string, prev: KObj | undefined): void {
     const ev: HistEvent = { rv: this.rv, time: this.now(), def, type, obj, json, prev };
-    this.#history.push(ev);
-    if (this.#history.length - this.#histHead > HISTORY_MAX) this.#compactTo(this.#histHead + 1);
-    for (const w of this.watchers) if (w.def === def) w.offer(ev);
+    const w = getOrInit(this.#history, def, () => ({ events: [] as HistEvent[], head: 0 }));
+    w.events.push(ev);
+    this.#trim(def, w);
+    for (const x of this.watchers) if (x.def === def) x.offer(ev);
   }
 
-  #compactTo(head: number): void {
-    this.compactedRv = this.#history[head - 1]!.rv;
-    this.#histHead = head;
-    if (this.#histHead > 4096) {
-      this.#history.splice(0, this.#histHead);
-      this.#histHead = 0;
+  /** Drops what falls out of the resource's watch-cache window (see WATCH_CACHE_MIN). */
+  #trim(def: ResourceDef, w: { events: HistEvent[]; head: number }): void {
+    const now = this.now();
+    let head = w.head;
+    const size = () => w.events.length - head;
+    while (
+      size() > WATCH_CACHE_MAX ||
+      (size() > WATCH_CACHE_MIN && w.events[head]!.time < now - WATCH_CACHE_FRESH_MS)
+    )
+      head++;
+    if (head === w.head) return;
+    this.#compactedRv.set(def, w.events[head - 1]!.rv);
+    w.head = head;
+    if (w.head > 4096) {
+      w.events.splice(0, w.head);
+      w.head = 0;
     }
   }
 
@@ -403,10 +428,7 @@ export class Cluster {
         this.#at = undefined;
       }
     }
-    const h = this.#history;
-    let head = this.#histHead;
-    while (head < h.length && h[head]!.time < now - HISTORY_WINDOW_MS) head++;
-    if (head > this.#histHead) this.#compactTo(head);
+    for (const [def, w] of this.#history) this.#trim(def, w);
   }
 
   #fire(t: Timer): void {

@@ -80,13 +80,13 @@ export class WatchStream implements WatchSink {
         if (this.#matches(e.obj)) lines.push(`{"type":"ADDED","object":${e.json}}\n`);
       }
       if (lines.length > 0) res.write(lines.join(""));
-    } else if (from < c.compactedRv) {
-      const status = expired(`too old resource version: ${from} (${c.compactedRv})`).toStatus();
+    } else if (from < c.compactedRv(this.def)) {
+      const status = expired(`too old resource version: ${from} (${c.compactedRv(this.def)})`).toStatus();
       res.end(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
       this.#closed = true;
       return;
     } else {
-      for (const ev of c.eventsSince(from)) if (ev.def === this.def) this.offer(ev);
+      for (const ev of c.eventsSince(this.def, from)) this.offer(ev);
     }
     c.watchers.add(this);
   }
