@@ -784,9 +784,17 @@ export class Cluster {
       ownedKeys
         .map((k) => this.get(PODS, k))
         .filter((p): p is Entry => p !== undefined && !p.obj.metadata.deletionTimestamp);
-    for (const p of live()) {
-      const pk = keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
-      if (this.#podX.get(pk)?.hash !== hash) this.deletePod(pk, undefined);
+    const strategy = (spec.strategy as Obj | undefined) ?? {};
+    const keyOfPod = (p: Entry) => keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+    const isNew = (p: Entry) => this.#podX.get(keyOfPod(p))?.hash === hash;
+    if (live().some((p) => !isNew(p))) {
+      if (strategy.type === "Recreate") {
+        for (const p of live()) if (!isNew(p)) this.deletePod(keyOfPod(p), undefined);
+      } else {
+        this.#rollOut(d, key, hash, rsName, want, live, isNew, keyOfPod);
+        this.#deploymentStatus(key, d, want, hash, rsName);
+        return;
+      }
     }
     const current = live();
     if (current.length < want) {
@@ -811,6 +819,48 @@ export class Cluster {
       for (const v of victims)
         this.deletePod(keyOf(v.p.obj.metadata.namespace, v.p.obj.metadata.name), undefined);
     }
+    this.#deploymentStatus(key, d, want, hash, rsName);
+  }
+
+  /**
+   * A template change rolls out as the Deployment controller's RollingUpdate does: the new
+   * ReplicaSet grows while all pods stay within `replicas + maxSurge` (default 25%, rounded
+   * up), old pods go (unready ones first) while at least `replicas − maxUnavailable`
+   * (default 25%, rounded down; at least 1 when both are 0) stay available. Pods becoming
+   * ready move it on.
+   */
+  #rollOut(
+    d: KObj,
+    key: string,
+    hash: string,
+    rsName: string,
+    want: number,
+    live: () => Entry[],
+    isNew: (p: Entry) => boolean,
+    keyOfPod: (p: Entry) => string,
+  ): void {
+    const ru = ((d.spec?.strategy as Obj | undefined)?.rollingUpdate as Obj | undefined) ?? {};
+    const maxSurge = scaledValue((ru.maxSurge as IntOrString | undefined) ?? "25%", want, true);
+    let maxUnavailable = scaledValue((ru.maxUnavailable as IntOrString | undefined) ?? "25%", want, false);
+    if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
+    const pods = live();
+    const fresh = pods.filter(isNew).length;
+    const create = Math.max(0, Math.min(want - fresh, want + maxSurge - pods.length));
+    for (let i = 0; i < create; i++) this.#createOwnedPod(d, key, hash, rsName);
+    let available = live().filter((p) => isPodReady(p.obj)).length;
+    const old = live()
+      .filter((p) => !isNew(p))
+      .sort((a, b) => Number(isPodReady(a.obj)) - Number(isPodReady(b.obj)));
+    for (const p of old) {
+      const ready = isPodReady(p.obj);
+      if (ready && available - 1 < want - maxUnavailable) break;
+      if (ready) available--;
+      this.deletePod(keyOfPod(p), undefined);
+    }
+  }
+
+  #deploymentStatus(key: string, d: KObj, want: number, hash: string, rsName: string): void {
+    const spec = d.spec ?? {};
     // Status, from the pods as they are now.
     const pods = [...(this.#podsByOwner.get(key) ?? [])]
       .map((k) => this.get(PODS, k)?.obj)

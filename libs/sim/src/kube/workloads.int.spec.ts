@@ -521,6 +521,43 @@ describe("deployments", () => {
       },
     });
 
+  it("a template change rolls out (new ReplicaSet, maxSurge/maxUnavailable 25%) rather than replacing every pod at once", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createDeployment("roll", 4);
+    h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
+    const hashOf = (p: V1Pod) => p.metadata?.labels?.["pod-template-hash"];
+    const pods = async () =>
+      (await h.core.listNamespacedPod({ namespace: "default", labelSelector: "app=roll" })).items;
+    const [first] = await pods();
+    const oldHash = hashOf(first!);
+    await h.apps.patchNamespacedDeployment(
+      {
+        name: "roll",
+        namespace: "default",
+        body: { spec: { template: { spec: { containers: [{ name: "app", image: "nginx:1.28" }] } } } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+    );
+    const during = await pods();
+    const live = during.filter((p) => !p.metadata?.deletionTimestamp);
+    const oldLive = live.filter((p) => hashOf(p) === oldHash);
+    const fresh = live.filter((p) => hashOf(p) !== oldHash);
+    // replicas 4: at most 5 pods (surge 1), at least 3 available (unavailable 1).
+    expect(oldLive).toHaveLength(3);
+    expect(fresh).toHaveLength(2);
+    expect(fresh.every((p) => p.metadata?.ownerReferences?.[0]?.name === `roll-${hashOf(p)}`)).toBe(true);
+    expect(fresh[0]!.metadata?.ownerReferences?.[0]?.name).not.toBe(
+      first!.metadata?.ownerReferences?.[0]?.name,
+    );
+    // Each round of new pods becoming ready moves it on, until only the new template runs.
+    for (let i = 0; i < 6; i++) h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
+    const after = (await pods()).filter((p) => !p.metadata?.deletionTimestamp);
+    expect(after).toHaveLength(4);
+    expect(after.every((p) => hashOf(p) !== oldHash)).toBe(true);
+    const d = await h.apps.readNamespacedDeployment({ name: "roll", namespace: "default" });
+    expect(d.status).toMatchObject({ readyReplicas: 4, updatedReplicas: 4 });
+  });
+
   it("creates its pods, becomes ready after deploymentReady, and scales through the scale subresource", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1"));
     h.sim.world.kube.registerNode("c1", agent("n2"));
