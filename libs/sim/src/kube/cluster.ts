@@ -169,6 +169,8 @@ export class Cluster {
     scheduler: false,
     deployments: new Set<string>(),
     pdbNs: new Set<string>(),
+    /** Pods created with owners to check (the garbage collector). */
+    gc: new Set<string>(),
     pvcNs: new Set<string>(),
     namespaces: new Set<string>(),
   };
@@ -380,6 +382,7 @@ export class Cluster {
     }
     if (!prev) {
       getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
+      if (next?.metadata.ownerReferences?.length) this.#dirty.gc.add(key);
     }
     if (next && !after && !next.metadata.deletionTimestamp) {
       this.#unscheduled.add(key);
@@ -503,6 +506,10 @@ export class Cluster {
         const nss = [...d.namespaces].sort();
         d.namespaces.clear();
         for (const ns of nss) this.#finalizeNamespace(ns);
+      } else if (d.gc.size > 0) {
+        const keys = [...d.gc].sort();
+        d.gc.clear();
+        for (const k of keys) this.#collect(k);
       } else if (d.pdbNs.size > 0) {
         const nss = [...d.pdbNs].sort();
         d.pdbNs.clear();
@@ -512,6 +519,29 @@ export class Cluster {
       }
     }
     throw new Error(`kube: controllers of cluster ${this.id} did not settle`);
+  }
+
+  /**
+   * The garbage collector, for the owners the sim can look up: a pod whose every owner
+   * reference points at a ReplicaSet or Deployment that does not exist (no such uid) is
+   * deleted at once (background propagation), as the real collector does within
+   * milliseconds. Owners of kinds the sim does not serve (DaemonSet, StatefulSet, Job…)
+   * are taken on trust.
+   */
+  #collect(key: string): void {
+    const pod = this.get(PODS, key)?.obj;
+    const refs = pod?.metadata.ownerReferences ?? [];
+    if (!pod || refs.length === 0 || pod.metadata.deletionTimestamp) return;
+    const ns = pod.metadata.namespace;
+    const known = new Set(this.#rsUids.values());
+    const dangling = (r: OwnerReference) => {
+      if (r.apiVersion !== "apps/v1") return false;
+      if (r.kind === "ReplicaSet") return !known.has(r.uid);
+      if (r.kind === "Deployment")
+        return this.get(DEPLOYMENTS, keyOf(ns, r.name))?.obj.metadata.uid !== r.uid;
+      return false;
+    };
+    if (refs.every(dangling)) this.deletePod(key, undefined);
   }
 
   /** Node lifecycle: system taints, pods' readiness, pod GC for a removed node. */

@@ -521,6 +521,53 @@ describe("deployments", () => {
       },
     });
 
+  it("the garbage collector deletes a pod whose ReplicaSet or Deployment owner does not exist; a pod of a real owner stays", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createDeployment("real", 1);
+    const [owned] = (await h.core.listNamespacedPod({ namespace: "default", labelSelector: "app=real" }))
+      .items;
+    const rs = owned!.metadata!.ownerReferences![0]!;
+    const d = await h.apps.readNamespacedDeployment({ name: "real", namespace: "default" });
+    const make = (name: string, ref: object) =>
+      h.core.createNamespacedPod({
+        namespace: "default",
+        body: { metadata: { name, ownerReferences: [ref as never] }, spec: podSpec({ nodeName: "n1" }) },
+      });
+    const madeUp = {
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      name: "rs-x",
+      uid: "00000000-0000-4000-a000-000000000000",
+      controller: true,
+    };
+    await make("dangling-rs", madeUp);
+    await make("dangling-deploy", {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "real",
+      uid: "00000000-0000-4000-a000-000000000001",
+    });
+    await make("of-real-rs", { ...rs, controller: false });
+    await make("of-real-deploy", {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "real",
+      uid: d.metadata!.uid!,
+      controller: true,
+    });
+    const deleting = async (name: string) =>
+      (await h.core.readNamespacedPod({ name, namespace: "default" })).metadata?.deletionTimestamp !==
+      undefined;
+    expect(await deleting("dangling-rs")).toBe(true);
+    expect(await deleting("dangling-deploy")).toBe(true);
+    expect(await deleting("of-real-rs")).toBe(false);
+    expect(await deleting("of-real-deploy")).toBe(false);
+    h.sim.clock.advance(LATENCIES.podTermination * 1000);
+    expect(
+      (await apiError(h.core.readNamespacedPod({ name: "dangling-rs", namespace: "default" }))).code,
+    ).toBe(404);
+  });
+
   it("a template change rolls out (new ReplicaSet, maxSurge/maxUnavailable 25%) rather than replacing every pod at once", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1"));
     await createDeployment("roll", 4);
