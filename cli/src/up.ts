@@ -119,7 +119,8 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     if (!(await portFree(simPort)))
       throw new Error(`CAIRN_SIM_PORT ${simPort} is taken; set CAIRN_SIM_PORT to a free port`);
     const sim = spawn(process.execPath, [join(root, "libs", "sim", "src", "main.ts")], {
-      env: { ...env, CAIRN_SIM_PORT: String(simPort) },
+      // The simulated cloud keeps its state with the rest of the data: it outlives a restart.
+      env: { ...env, CAIRN_SIM_PORT: String(simPort), CAIRN_SIM_DATA_DIR: join(dataDir, "sim") },
       stdio: ["ignore", "inherit", "inherit"],
       detached: true,
     });
@@ -132,7 +133,8 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
         }),
     );
     simUrl = `http://127.0.0.1:${simPort}`;
-    await waitFor(`${simUrl}/_sim/health`, 15_000);
+    // A sim restoring a long journal answers 503 until it is done.
+    await waitFor(`${simUrl}/_sim/health`, 120_000);
     cloudEnv = {
       AWS_ENDPOINT_URL_EC2: simUrl,
       AWS_ENDPOINT_URL_SSM: simUrl,

@@ -9,6 +9,8 @@ export class SimClock {
   readonly #realStart = performance.now();
   readonly #simStart: number;
   #offset = 0;
+  /** While set, time stands still at this sim time (a journal replay). */
+  #frozen: number | undefined;
 
   constructor(opts: { timeScale?: number; start?: number } = {}) {
     this.timeScale = opts.timeScale ?? 1;
@@ -18,6 +20,7 @@ export class SimClock {
 
   /** Sim time in epoch milliseconds. */
   now(): number {
+    if (this.#frozen !== undefined) return this.#frozen;
     return this.#simStart + (performance.now() - this.#realStart) * this.timeScale + this.#offset;
   }
 
@@ -25,6 +28,19 @@ export class SimClock {
   advance(ms: number): void {
     if (ms < 0) throw new Error("sim time never goes back");
     this.#offset += ms;
+  }
+
+  /** Stops time at `t` (sim epoch ms, not before now): a replay sets each call's time. */
+  freezeAt(t: number): void {
+    this.#frozen = Math.max(t, this.now());
+  }
+
+  /** Lets time run again from `t` (not before now). */
+  resumeFrom(t: number): void {
+    const at = Math.max(t, this.now());
+    this.#frozen = undefined;
+    this.#offset = 0;
+    this.#offset = at - this.now();
   }
 
   /** Real milliseconds that `simMs` of sim time take. */
@@ -62,6 +78,21 @@ export interface Latencies {
   deploymentReady: number;
   /** A pod, once evicted or deleted, gone. */
   podTermination: number;
+  /**
+   * A PodDisruptionBudget created or changed → the disruption controller has processed it
+   * (`status.observedGeneration` catches up). Until then evictions it covers answer 429.
+   */
+  pdbSync: number;
+  /**
+   * A kubelet stopped posting status → its node Ready=Unknown (the node lifecycle
+   * controller's `--node-monitor-grace-period`, 40 s).
+   */
+  nodeMonitorGrace: number;
+  /**
+   * A Node deleted → the pods bound to it force-deleted (the pod GC controller: a 40 s
+   * quarantine checked every 20 s, so 40–60 s; the sim takes the upper bound).
+   */
+  orphanPodGc: number;
   /** Spot interruption notice → termination. */
   spotInterruptionNotice: number;
   /** Added to every API answer (real network and AWS processing time). */
@@ -78,6 +109,9 @@ export const REALISTIC_LATENCIES: Latencies = {
   scriptDefault: 2,
   deploymentReady: 10,
   podTermination: 2,
+  pdbSync: 0.1,
+  nodeMonitorGrace: 40,
+  orphanPodGc: 60,
   spotInterruptionNotice: 120,
   apiCall: 0.05,
 };

@@ -154,6 +154,7 @@ describe("the sim, across EC2, SSM and Kubernetes", () => {
       { name: "web", namespace: "default", body: { spec: { minAvailable: 1 } } },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
+    advance(1); // the disruption controller processes the changed budget (until then: 429, Retry-After 10)
     await evict();
     advance(5);
     const left = await core.listNamespacedPod({

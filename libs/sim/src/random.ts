@@ -6,6 +6,14 @@ export class SimRandom {
     this.#state = seed >>> 0;
   }
 
+  /** The generator's whole state: saved and put back by the journal (journal.ts). */
+  get state(): number {
+    return this.#state;
+  }
+  set state(s: number) {
+    this.#state = s >>> 0;
+  }
+
   /** A float in [0, 1). */
   next(): number {
     this.#state = (this.#state + 0x6d2b79f5) >>> 0;

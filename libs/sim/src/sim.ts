@@ -5,6 +5,7 @@ import { awsProtocolOf, signedRegion } from "./aws.ts";
 import { type Latencies, REALISTIC_LATENCIES, SimClock } from "./clock.ts";
 import { createEc2 } from "./ec2/index.ts";
 import { type FaultInput, FaultRegistry } from "./faults.ts";
+import { isRead, Journal, replayBody } from "./journal.ts";
 import { createKube } from "./kube/index.ts";
 import { SimRandom } from "./random.ts";
 import { RequestLog } from "./request-log.ts";
@@ -23,6 +24,11 @@ export interface SimOptions {
   port?: number;
   /** Faults in force from the start (the config file's `faults`). */
   faults?: FaultInput[];
+  /**
+   * Where the sim keeps its journal (journal.ts): given, the simulated cloud survives a
+   * restart on the same directory. Absent: nothing is kept (tests).
+   */
+  dataDir?: string;
 }
 
 export interface Sim {
@@ -48,8 +54,16 @@ export interface Sim {
  *          const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
  */
 export async function startSim(opts: SimOptions = {}): Promise<Sim> {
-  const seed = opts.seed ?? 1;
-  const clock = new SimClock({ timeScale: opts.timeScale ?? 1 });
+  // A new journal without a configured seed takes a random one: a wiped data directory
+  // must not hand out the old ids again.
+  const journal = opts.dataDir
+    ? new Journal(opts.dataDir, opts.seed ?? (Math.floor(Math.random() * 2 ** 31) || 1))
+    : undefined;
+  const seed = journal?.header.seed ?? opts.seed ?? 1;
+  const clock = new SimClock({
+    timeScale: opts.timeScale ?? 1,
+    ...(journal?.entries[0] ? { start: journal.entries[0].t } : {}),
+  });
   const random = new SimRandom(seed);
   const faults = new FaultRegistry(random, () => clock.now());
   for (const f of opts.faults ?? []) faults.add(f);
@@ -76,20 +90,42 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     });
   });
   server.keepAliveTimeout = 60_000;
+  let restoring = journal !== undefined && journal.entries.length > 0;
+
+  /** While the journal is replayed: the PRNG state the next call must start from. */
+  let replaying: { rng: number } | undefined;
+  /**
+   * Right before a module acts on a call: a call that may change the cloud is journaled
+   * (with the PRNG's state), or, in a replay, the PRNG is put back to where it was.
+   */
+  const record = (req: IncomingMessage, url: URL, body: Buffer) => {
+    if (!journal || isRead(req, url, body)) return;
+    if (replaying) random.state = replaying.rng;
+    else journal.append(req, url, body, clock.now(), random.state);
+  };
 
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? "/", baseUrl);
     const body = await readBody(req);
+    if (restoring && req.headers["x-cairn-sim-replay"] !== "1") {
+      // Not up until the journal is replayed: callers wait (cairn up polls /_sim/health).
+      res.writeHead(503, { "content-type": "text/plain", "retry-after": "1" });
+      res.end("the sim is restoring its state");
+      return;
+    }
     for (const m of Object.values(modules)) m.settle?.();
     if (url.pathname === "/_sim" || url.pathname.startsWith("/_sim/")) {
+      record(req, url, body);
       return handleAdmin(req, res, url, body, { clock, faults, requests, modules, seed });
     }
     if (url.pathname.startsWith("/k8s/")) {
+      record(req, url, body);
       return kube.handle({ req, res, url, body, region: "" });
     }
     const protocol = awsProtocolOf(req);
     const region = signedRegion(req) ?? "us-east-1";
-    if (latencies.apiCall > 0) await clock.sleep(latencies.apiCall * 1000);
+    if (latencies.apiCall > 0 && !replaying) await clock.sleep(latencies.apiCall * 1000);
+    record(req, url, body);
     if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
     if (protocol === "sqs") return sqs.handle({ req, res, url, body, region });
     if (protocol === "ec2") return ec2.handle({ req, res, url, body, region });
@@ -105,6 +141,25 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
   });
   const port = (server.address() as AddressInfo).port;
   baseUrl = `http://127.0.0.1:${port}`;
+
+  if (journal && restoring) {
+    // Replay every journaled call at its sim time, with the PRNG where it was, then let
+    // time run on from the last call plus the wall time the sim was down (scaled).
+    for (const e of journal.entries) {
+      clock.freezeAt(e.t);
+      replaying = { rng: e.rng };
+      const r = await fetch(`${baseUrl}${e.path}`, {
+        method: e.method,
+        headers: { ...e.headers, "x-cairn-sim-replay": "1" },
+        ...(e.method === "GET" || e.method === "HEAD" ? {} : { body: replayBody(e) }),
+      });
+      await r.arrayBuffer();
+    }
+    replaying = undefined;
+    const last = journal.entries.at(-1)!;
+    clock.resumeFrom(last.t + Math.max(0, Date.now() - last.wall) * clock.timeScale);
+    restoring = false;
+  }
 
   return {
     url: baseUrl,

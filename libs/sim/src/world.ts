@@ -61,8 +61,22 @@ export interface KubePort {
   registerNode(clusterId: string, node: NodeRegistration): void;
   /** Sets a node's Ready condition (faults: a node going NotReady). */
   setNodeReady(clusterId: string, nodeName: string, ready: boolean): void;
-  /** Removes a node (its instance was terminated). */
+  /**
+   * The node's kubelet stops posting status (its instance is gone or stopped): after
+   * `nodeMonitorGrace` the node is Ready=Unknown (`NodeStatusUnknown`) with the
+   * `node.kubernetes.io/unreachable` NoSchedule and NoExecute taints. A re-registration
+   * or `setNodeReady(…, true)` brings it back.
+   */
+  stopKubelet(clusterId: string, nodeName: string): void;
+  /** Removes a node (its instance was terminated); its pods go after `orphanPodGc`. */
   removeNode(clusterId: string, nodeName: string): void;
+  /**
+   * Replaces the cluster's datastore (a K3s server rebuilt from scratch): a fresh store
+   * whose resourceVersions start again from the beginning, with the same token, the
+   * default namespaces and the nodes re-registered by their kubelets; workloads are gone.
+   * Open watches end, as the old server's connections do.
+   */
+  replaceDatastore(clusterId: string): void;
   /** A kubeconfig (YAML) for the cluster's API server: server URL and bearer token. */
   kubeconfig(clusterId: string): string;
   clusters(): string[];

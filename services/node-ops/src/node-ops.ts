@@ -37,6 +37,8 @@ export interface NodeFactsOptions {
   backoff?: { baseMs?: number; maxMs?: number };
   /** The leader lease's time to live (default 10 s): how long a dead leader's clusters go unwatched. */
   leaseTtlMs?: number;
+  /** A node watch silent (no event, no bookmark) this long is relisted (default 150 s; kube/watcher.ts). */
+  silenceMs?: number;
 }
 
 export interface NodeOpsOptions {
@@ -200,6 +202,7 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
       nodes,
       ...(o.logger ? { logger: o.logger } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.silenceMs !== undefined ? { silenceMs: opts.silenceMs } : {}),
     });
     let clusters: WatchedClusters;
     try {

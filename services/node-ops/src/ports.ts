@@ -33,10 +33,22 @@ export interface PodInfo {
   readonly emptyDir: boolean;
 }
 
-/** The outcome of one eviction: done (or the pod is gone already), or refused by a PDB. */
+/**
+ * The outcome of one eviction: done (or the pod is gone already); refused by a PDB
+ * (`blockedBy`; `pending` when the budget is "still being processed by the server", a
+ * moment after it was created or changed); or refused by the API server's rate limits
+ * (`throttled`). Every refusal means "this pod again later"; `retryAfterSeconds` is the
+ * server's Retry-After, when it sent one.
+ */
 export type EvictionResult =
   | { readonly evicted: true }
-  | { readonly evicted: false; readonly blockedBy: string };
+  | {
+      readonly evicted: false;
+      readonly blockedBy: string;
+      readonly pending?: true;
+      readonly retryAfterSeconds?: number;
+    }
+  | { readonly evicted: false; readonly throttled: true; readonly retryAfterSeconds?: number };
 
 /** The Kubernetes API of a managed cluster, as node-ops uses it. */
 export interface Kube {
@@ -60,8 +72,9 @@ export interface Kube {
   /** The pods bound to the node, in every namespace. */
   listPods(clusterId: string, node: string): Promise<readonly PodInfo[]>;
   /**
-   * Evicts the pod (policy/v1 Eviction). A PodDisruptionBudget refusing it (429) is an
-   * answer, not an error: `{ evicted: false, blockedBy: <the PDB's name> }`.
+   * Evicts the pod (policy/v1 Eviction). A 429 (a PodDisruptionBudget refusing it, or the
+   * API server's throttling) is an answer about this pod, not an error of the pass:
+   * `{ evicted: false, blockedBy: <the PDB's name> }` or `{ evicted: false, throttled: true }`.
    */
   evict(
     clusterId: string,

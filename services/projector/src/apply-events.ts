@@ -13,7 +13,7 @@ import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
 import { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 import { applyInstallEvent, type InstallRow } from "./projections/installs.ts";
 import { applyNodeOpEvent, type NodeOpRow, nodeOpIdOf } from "./projections/nodeops.ts";
-import { applyNodeEvent, type NodeRow, nodeKeyOf, nodeRowId } from "./projections/nodes.ts";
+import { applyNodeEvent, type NodeRow, nodeKeysOf, nodeRowId } from "./projections/nodes.ts";
 import { addSample, type StepDurationRow, sampleOf } from "./projections/step-durations.ts";
 import { getClusters, upsertClustersSql } from "./repository/clusters.ts";
 import { getCommands, upsertCommandsSql } from "./repository/commands.ts";
@@ -157,8 +157,7 @@ export function moreRowIds(events: readonly SequencedEvent[]) {
   const nodeops = new Set<string>();
   for (const { event } of events) {
     if (event.aggregate.type === "install") installs.add(event.aggregate.id);
-    const node = nodeKeyOf(event);
-    if (node) nodes.add(nodeRowId(node));
+    for (const node of nodeKeysOf(event)) nodes.add(nodeRowId(node));
     const op = nodeOpIdOf(event);
     if (op !== undefined) nodeops.add(op);
   }
@@ -207,8 +206,7 @@ export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): Cha
         installs.set(id, after);
       }
     }
-    const key = nodeKeyOf(event);
-    if (key) {
+    for (const key of nodeKeysOf(event)) {
       const id = nodeRowId(key);
       const before = rows.nodes.get(id);
       const sample = sampleOf(event, before);
@@ -217,7 +215,7 @@ export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): Cha
         rows.durations.set(d.kind, d);
         durations.set(d.kind, d);
       }
-      const after = applyNodeEvent(before, event, sequence);
+      const after = applyNodeEvent(before, event, sequence, key);
       if (after && after !== before) {
         rows.nodes.set(id, after);
         nodes.set(id, after);

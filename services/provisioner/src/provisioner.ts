@@ -11,6 +11,7 @@ import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
 import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
 import { startInstallFollower } from "./cluster/install-follower.ts";
 import { startInterruptionFollower } from "./cluster/interruption-follower.ts";
+import { startLostInstanceFollower } from "./cluster/lost-instance-follower.ts";
 import { startClusterReactor } from "./cluster/reactor.ts";
 import type { Compute } from "./ports.ts";
 
@@ -70,10 +71,18 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
     compute,
     ...(o.logger ? { logger: o.logger } : {}),
   });
+  // Instances lost behind Cairn's back (node-ops sees their nodes go): relaunch the slot.
+  const lost = await startLostInstanceFollower({
+    nats: o.nats,
+    handler,
+    compute,
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
   return {
     handler,
     stop: async () => {
       await stopCommands();
+      await lost.stop();
       await interruptions.stop();
       await follower.stop();
       await reactor.stop();

@@ -816,6 +816,11 @@ export function evict(
           currentHealthy: num("currentHealthy"),
           disruptionsAllowed: num("disruptionsAllowed"),
         },
+        generation: e.obj.metadata.generation ?? 1,
+        observedGeneration:
+          typeof e.obj.status?.observedGeneration === "number"
+            ? (e.obj.status.observedGeneration as number)
+            : 0,
         ...(typeof e.obj.spec?.unhealthyPodEvictionPolicy === "string"
           ? { unhealthyPodEvictionPolicy: e.obj.spec.unhealthyPodEvictionPolicy }
           : {}),
@@ -824,9 +829,16 @@ export function evict(
   );
   if (!decision.allowed) {
     if (decision.code === 500) throw internalError(decision.message);
-    throw new KubeError(429, "TooManyRequests", decision.message, {
-      causes: [{ reason: "DisruptionBudget", message: decision.cause }],
-    });
+    throw new KubeError(
+      429,
+      "TooManyRequests",
+      decision.message,
+      {
+        causes: [{ reason: "DisruptionBudget", message: decision.cause }],
+        ...(decision.retryAfterSeconds > 0 ? { retryAfterSeconds: decision.retryAfterSeconds } : {}),
+      },
+      decision.retryAfterSeconds > 0 ? { "Retry-After": String(decision.retryAfterSeconds) } : {},
+    );
   }
   const ids = [name];
   if (isDryRun(q) || opts.dryRun?.includes("All")) return ok(201, success(undefined, 201), ids);

@@ -41,6 +41,7 @@ import {
   SYSTEM_TAINT_KEYS,
   systemTaints,
   UNSCHEDULABLE_TAINT,
+  unknownConditions,
 } from "./objects.ts";
 import { jsonEqual } from "./patch.ts";
 import { type IntOrString, pdbCounts, scaledValue } from "./pdb.ts";
@@ -56,10 +57,17 @@ import {
 } from "./resources.ts";
 import { fromSelectorObject, type LabelSelectorObject, matchesLabels } from "./selectors.ts";
 
-/** Events older than this (sim time) are compacted away, like etcd's 5-minute compaction. */
-export const HISTORY_WINDOW_MS = 5 * 60_000;
-/** At most this many events are kept per cluster. */
-export const HISTORY_MAX = 10_000;
+/**
+ * The watch cache, per resource, as kube-apiserver's (`k8s.io/apiserver/pkg/storage/cacher/
+ * watch_cache.go`): a window of events sized between a lower bound of 100 and an upper
+ * bound of 100 × 1024, which grows to hold the last `eventFreshDuration` (75 s) of events
+ * and shrinks past it. So a watch can resume from any of the last 100 events of its
+ * resource however old, and from anything in the last 75 s however busy; older than the
+ * window, 410 "too old resource version". Nothing expires by time alone.
+ */
+export const WATCH_CACHE_MIN = 100;
+export const WATCH_CACHE_MAX = 100 * 1024;
+export const WATCH_CACHE_FRESH_MS = 75_000;
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -106,7 +114,7 @@ interface PodX {
 interface Timer {
   at: number;
   seq: number;
-  kind: "pod-start" | "pod-gone" | "taint-evict";
+  kind: "pod-start" | "pod-gone" | "taint-evict" | "pdb-sync" | "node-unknown" | "pod-gc";
   key: string;
   uid: string;
 }
@@ -125,8 +133,8 @@ export class Cluster {
   readonly id: string;
   readonly token: string;
   rv = 0;
-  /** Events with rv <= this are gone: a watch from an older resourceVersion gets 410. */
-  compactedRv = 0;
+  /** Per resource, events with rv <= this are out of the watch cache: a watch from older gets 410. */
+  readonly #compactedRv = new Map<ResourceDef, number>();
   readonly watchers = new Set<WatchSink>();
 
   readonly #ctx: SimContext;
@@ -136,8 +144,8 @@ export class Cluster {
   readonly #versions = new Map<ResourceDef, number>();
   /** Encoded list items by (kind, namespace, selectors), valid while the kind's version holds. */
   readonly #listCache = new Map<string, ListItems & { version: number }>();
-  readonly #history: HistEvent[] = [];
-  #histHead = 0;
+  /** Per resource: the watch cache's window of events, oldest first, from `head`. */
+  readonly #history = new Map<ResourceDef, { events: HistEvent[]; head: number }>();
   readonly #timers: Timer[] = [];
   #timerSeq = 0;
   /** The effective time while a timer's effects apply. */
@@ -150,13 +158,19 @@ export class Cluster {
   readonly #unscheduled = new Set<string>();
   readonly #nodeIndex = new Map<string, number>();
   readonly #nodeReady = new Map<string, boolean>();
+  /** Nodes whose kubelet stopped posting status (its instance stopped or went away), since when. */
+  readonly #kubeletDown = new Map<string, number>();
   readonly #nextIp = new Map<string, number>();
   readonly #rsUids = new Map<string, string>();
+  /** PDBs (ns/name) the disruption controller has not processed since their last spec change, and when it will. */
+  readonly #pdbSyncAt = new Map<string, number>();
   readonly #dirty = {
     nodes: new Set<string>(),
     scheduler: false,
     deployments: new Set<string>(),
     pdbNs: new Set<string>(),
+    /** Pods created with owners to check (the garbage collector). */
+    gc: new Set<string>(),
     pvcNs: new Set<string>(),
     namespaces: new Set<string>(),
   };
@@ -240,10 +254,17 @@ export class Cluster {
     return keys.map((k) => this.get(PODS, k)!);
   }
 
-  /** Events after `rv` (caller checks `compactedRv` first). */
-  eventsSince(rv: number): HistEvent[] {
-    const h = this.#history;
-    let lo = this.#histHead;
+  /** The resourceVersion at or below which the resource's events are out of the watch cache. */
+  compactedRv(def: ResourceDef): number {
+    return this.#compactedRv.get(def) ?? 0;
+  }
+
+  /** The resource's events after `rv` (caller checks `compactedRv` first). */
+  eventsSince(def: ResourceDef, rv: number): HistEvent[] {
+    const w = this.#history.get(def);
+    if (!w) return [];
+    const h = w.events;
+    let lo = w.head;
     let hi = h.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -304,17 +325,28 @@ export class Cluster {
 
   #event(def: ResourceDef, type: EventType, obj: KObj, json: string, prev: KObj | undefined): void {
     const ev: HistEvent = { rv: this.rv, time: this.now(), def, type, obj, json, prev };
-    this.#history.push(ev);
-    if (this.#history.length - this.#histHead > HISTORY_MAX) this.#compactTo(this.#histHead + 1);
-    for (const w of this.watchers) if (w.def === def) w.offer(ev);
+    const w = getOrInit(this.#history, def, () => ({ events: [] as HistEvent[], head: 0 }));
+    w.events.push(ev);
+    this.#trim(def, w);
+    for (const x of this.watchers) if (x.def === def) x.offer(ev);
   }
 
-  #compactTo(head: number): void {
-    this.compactedRv = this.#history[head - 1]!.rv;
-    this.#histHead = head;
-    if (this.#histHead > 4096) {
-      this.#history.splice(0, this.#histHead);
-      this.#histHead = 0;
+  /** Drops what falls out of the resource's watch-cache window (see WATCH_CACHE_MIN). */
+  #trim(def: ResourceDef, w: { events: HistEvent[]; head: number }): void {
+    const now = this.now();
+    let head = w.head;
+    const size = () => w.events.length - head;
+    while (
+      size() > WATCH_CACHE_MAX ||
+      (size() > WATCH_CACHE_MIN && w.events[head]!.time < now - WATCH_CACHE_FRESH_MS)
+    )
+      head++;
+    if (head === w.head) return;
+    this.#compactedRv.set(def, w.events[head - 1]!.rv);
+    w.head = head;
+    if (w.head > 4096) {
+      w.events.splice(0, w.head);
+      w.head = 0;
     }
   }
 
@@ -324,7 +356,18 @@ export class Cluster {
       this.#dirty.nodes.add(key);
       this.#dirty.scheduler ||= this.#unscheduled.size > 0;
     } else if (def === DEPLOYMENTS) this.#dirty.deployments.add(key);
-    else if (def === PDBS) this.#dirty.pdbNs.add((next ?? prev)!.metadata.namespace!);
+    else if (def === PDBS) {
+      // The real disruption controller processes a new or changed budget a moment later;
+      // until then its observedGeneration lags and evictions it covers answer 429.
+      const lag = this.#ctx.latencies.pdbSync * 1000;
+      if (!next) this.#pdbSyncAt.delete(key);
+      else if (lag > 0 && (!prev || prev.metadata.generation !== next.metadata.generation)) {
+        const at = this.now() + lag;
+        this.#pdbSyncAt.set(key, at);
+        this.#timer(at, "pdb-sync", key, next.metadata.uid);
+      }
+      this.#dirty.pdbNs.add((next ?? prev)!.metadata.namespace!);
+    }
   }
 
   #podHook(key: string, prev: KObj | undefined, next: KObj | undefined): void {
@@ -339,6 +382,7 @@ export class Cluster {
     }
     if (!prev) {
       getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
+      if (next?.metadata.ownerReferences?.length) this.#dirty.gc.add(key);
     }
     if (next && !after && !next.metadata.deletionTimestamp) {
       this.#unscheduled.add(key);
@@ -387,13 +431,33 @@ export class Cluster {
         this.#at = undefined;
       }
     }
-    const h = this.#history;
-    let head = this.#histHead;
-    while (head < h.length && h[head]!.time < now - HISTORY_WINDOW_MS) head++;
-    if (head > this.#histHead) this.#compactTo(head);
+    for (const [def, w] of this.#history) this.#trim(def, w);
   }
 
   #fire(t: Timer): void {
+    if (t.kind === "node-unknown") {
+      const node = this.get(NODES, t.key);
+      if (!node || node.obj.metadata.uid !== t.uid || !this.#kubeletDown.has(t.key)) return;
+      const at = k8sTime(this.now());
+      this.edit(NODES, t.key, (n) => {
+        n.status = { ...n.status, conditions: unknownConditions(conditionsOf(n) as unknown as Obj[], at) };
+      });
+      return;
+    }
+    if (t.kind === "pod-gc") {
+      // The pod GC controller: a pod bound to a Node that is (still) gone is force-deleted.
+      const e = this.get(PODS, t.key);
+      if (!e || e.obj.metadata.uid !== t.uid) return;
+      const nodeName = e.obj.spec?.nodeName as string | undefined;
+      if (nodeName && !this.get(NODES, nodeName)) this.drop(PODS, t.key);
+      return;
+    }
+    if (t.kind === "pdb-sync") {
+      if (this.#pdbSyncAt.get(t.key) !== t.at) return;
+      this.#pdbSyncAt.delete(t.key);
+      this.#dirty.pdbNs.add(t.key.slice(0, t.key.indexOf("/")));
+      return;
+    }
     const e = this.get(PODS, t.key);
     if (!e || e.obj.metadata.uid !== t.uid) return;
     if (t.kind === "pod-start") {
@@ -442,6 +506,10 @@ export class Cluster {
         const nss = [...d.namespaces].sort();
         d.namespaces.clear();
         for (const ns of nss) this.#finalizeNamespace(ns);
+      } else if (d.gc.size > 0) {
+        const keys = [...d.gc].sort();
+        d.gc.clear();
+        for (const k of keys) this.#collect(k);
       } else if (d.pdbNs.size > 0) {
         const nss = [...d.pdbNs].sort();
         d.pdbNs.clear();
@@ -453,19 +521,46 @@ export class Cluster {
     throw new Error(`kube: controllers of cluster ${this.id} did not settle`);
   }
 
+  /**
+   * The garbage collector, for the owners the sim can look up: a pod whose every owner
+   * reference points at a ReplicaSet or Deployment that does not exist (no such uid) is
+   * deleted at once (background propagation), as the real collector does within
+   * milliseconds. Owners of kinds the sim does not serve (DaemonSet, StatefulSet, Job…)
+   * are taken on trust.
+   */
+  #collect(key: string): void {
+    const pod = this.get(PODS, key)?.obj;
+    const refs = pod?.metadata.ownerReferences ?? [];
+    if (!pod || refs.length === 0 || pod.metadata.deletionTimestamp) return;
+    const ns = pod.metadata.namespace;
+    const known = new Set(this.#rsUids.values());
+    const dangling = (r: OwnerReference) => {
+      if (r.apiVersion !== "apps/v1") return false;
+      if (r.kind === "ReplicaSet") return !known.has(r.uid);
+      if (r.kind === "Deployment")
+        return this.get(DEPLOYMENTS, keyOf(ns, r.name))?.obj.metadata.uid !== r.uid;
+      return false;
+    };
+    if (refs.every(dangling)) this.deletePod(key, undefined);
+  }
+
   /** Node lifecycle: system taints, pods' readiness, pod GC for a removed node. */
   #nodeLifecycle(name: string): void {
     const e = this.get(NODES, name);
     if (!e) {
       this.#nodeReady.delete(name);
+      this.#kubeletDown.delete(name);
+      // Pod GC finds them orphaned after its quarantine, not at once.
+      const at = this.now() + this.#ctx.latencies.orphanPodGc * 1000;
       for (const p of this.podsOnNode(name))
-        this.drop(PODS, keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
+        this.#timer(at, "pod-gc", keyOf(p.obj.metadata.namespace, p.obj.metadata.name), p.obj.metadata.uid);
       return;
     }
     const ready = isNodeReady(e.obj);
+    const unreachable = conditionsOf(e.obj).some((c) => c.type === "Ready" && c.status === "Unknown");
     const unschedulable = e.obj.spec?.unschedulable === true;
     const taints = taintsOf(e.obj);
-    const want = systemTaints(unschedulable, ready, k8sTime(this.now()));
+    const want = systemTaints(unschedulable, ready, k8sTime(this.now()), unreachable);
     const same = (a: Taint, b: Taint) => a.key === b.key && a.effect === b.effect;
     const kept = taints.filter((t) => !SYSTEM_TAINT_KEYS.includes(t.key) || want.some((w) => same(w, t)));
     const added = want.filter((w) => !taints.some((t) => same(w, t)));
@@ -719,9 +814,17 @@ export class Cluster {
       ownedKeys
         .map((k) => this.get(PODS, k))
         .filter((p): p is Entry => p !== undefined && !p.obj.metadata.deletionTimestamp);
-    for (const p of live()) {
-      const pk = keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
-      if (this.#podX.get(pk)?.hash !== hash) this.deletePod(pk, undefined);
+    const strategy = (spec.strategy as Obj | undefined) ?? {};
+    const keyOfPod = (p: Entry) => keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+    const isNew = (p: Entry) => this.#podX.get(keyOfPod(p))?.hash === hash;
+    if (live().some((p) => !isNew(p))) {
+      if (strategy.type === "Recreate") {
+        for (const p of live()) if (!isNew(p)) this.deletePod(keyOfPod(p), undefined);
+      } else {
+        this.#rollOut(d, key, hash, rsName, want, live, isNew, keyOfPod);
+        this.#deploymentStatus(key, d, want, hash, rsName);
+        return;
+      }
     }
     const current = live();
     if (current.length < want) {
@@ -746,6 +849,48 @@ export class Cluster {
       for (const v of victims)
         this.deletePod(keyOf(v.p.obj.metadata.namespace, v.p.obj.metadata.name), undefined);
     }
+    this.#deploymentStatus(key, d, want, hash, rsName);
+  }
+
+  /**
+   * A template change rolls out as the Deployment controller's RollingUpdate does: the new
+   * ReplicaSet grows while all pods stay within `replicas + maxSurge` (default 25%, rounded
+   * up), old pods go (unready ones first) while at least `replicas − maxUnavailable`
+   * (default 25%, rounded down; at least 1 when both are 0) stay available. Pods becoming
+   * ready move it on.
+   */
+  #rollOut(
+    d: KObj,
+    key: string,
+    hash: string,
+    rsName: string,
+    want: number,
+    live: () => Entry[],
+    isNew: (p: Entry) => boolean,
+    keyOfPod: (p: Entry) => string,
+  ): void {
+    const ru = ((d.spec?.strategy as Obj | undefined)?.rollingUpdate as Obj | undefined) ?? {};
+    const maxSurge = scaledValue((ru.maxSurge as IntOrString | undefined) ?? "25%", want, true);
+    let maxUnavailable = scaledValue((ru.maxUnavailable as IntOrString | undefined) ?? "25%", want, false);
+    if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
+    const pods = live();
+    const fresh = pods.filter(isNew).length;
+    const create = Math.max(0, Math.min(want - fresh, want + maxSurge - pods.length));
+    for (let i = 0; i < create; i++) this.#createOwnedPod(d, key, hash, rsName);
+    let available = live().filter((p) => isPodReady(p.obj)).length;
+    const old = live()
+      .filter((p) => !isNew(p))
+      .sort((a, b) => Number(isPodReady(a.obj)) - Number(isPodReady(b.obj)));
+    for (const p of old) {
+      const ready = isPodReady(p.obj);
+      if (ready && available - 1 < want - maxUnavailable) break;
+      if (ready) available--;
+      this.deletePod(keyOfPod(p), undefined);
+    }
+  }
+
+  #deploymentStatus(key: string, d: KObj, want: number, hash: string, rsName: string): void {
+    const spec = d.spec ?? {};
     // Status, from the pods as they are now.
     const pods = [...(this.#podsByOwner.get(key) ?? [])]
       .map((k) => this.get(PODS, k)?.obj)
@@ -961,6 +1106,7 @@ export class Cluster {
     const pods = [...(this.#podsByNs.get(ns) ?? [])].map((k) => ({ k, p: this.get(PODS, k)!.obj }));
     for (const e of pdbs) {
       const pdb = e.obj;
+      if (this.#pdbSyncAt.has(keyOf(ns, pdb.metadata.name))) continue; // not processed yet
       const spec = pdb.spec ?? {};
       let selected: { k: string; p: KObj }[] = [];
       try {
@@ -1020,6 +1166,7 @@ export class Cluster {
       ...(instanceType ? { instanceType } : {}),
       ...(region ? { region } : {}),
     });
+    this.#kubeletDown.delete(reg.name); // a kubelet registering posts status again
     if (!existing) {
       this.put(NODES, fresh);
       return;
@@ -1045,9 +1192,28 @@ export class Cluster {
     });
   }
 
+  /**
+   * The node's kubelet stops posting status (its instance stopped, was reclaimed or
+   * terminated): the node keeps its last status for the grace period, then the node
+   * lifecycle controller marks it Unknown and `unreachable`.
+   */
+  stopKubelet(name: string): void {
+    const e = this.get(NODES, name);
+    if (!e || this.#kubeletDown.has(name)) return;
+    const now = this.now();
+    this.#kubeletDown.set(name, now);
+    this.#timer(now + this.#ctx.latencies.nodeMonitorGrace * 1000, "node-unknown", name, e.obj.metadata.uid);
+  }
+
+  /** Is the node's kubelet down (stopped posting)? */
+  kubeletDown(name: string): boolean {
+    return this.#kubeletDown.has(name);
+  }
+
   setNodeReady(name: string, ready: boolean): void {
     const e = this.get(NODES, name);
     if (!e) throw new Error(`kube: cluster ${this.id} has no node "${name}"`);
+    if (ready) this.#kubeletDown.delete(name);
     const t = k8sTime(this.now());
     this.edit(NODES, name, (n) => {
       const next = nodeConditions(ready, t) as unknown as Condition[];

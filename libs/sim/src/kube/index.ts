@@ -126,10 +126,11 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
   };
 
   /**
-   * A kubelet lives on its instance: a node whose EC2 instance is stopping, stopped,
-   * shutting down or terminated (a spot reclaim, a replacement) turns NotReady, as the
-   * node lifecycle controller marks a node that stopped posting status. (Without its
-   * 40 s grace period.) Checked lazily, at most every `KUBELET_CHECK_MS` wall ms.
+   * A kubelet lives on its instance: the kubelet of a node whose EC2 instance is
+   * stopping, stopped, shutting down or terminated (a spot reclaim, a replacement) stops
+   * posting status, and the node lifecycle controller marks the node Ready=Unknown
+   * (`unreachable` taints) after its grace period (`nodeMonitorGrace`). Checked lazily,
+   * at most every `KUBELET_CHECK_MS` wall ms.
    */
   let kubeletsCheckedAt = 0;
   const kubeletsGone = () => {
@@ -138,10 +139,10 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     for (const [id, c] of clusters) {
       for (const { obj } of c.entries(NODES)) {
         const m = /^aws:\/\/\/([a-z0-9-]+[a-z])\/(i-[0-9a-f]+)$/.exec(String(obj.spec?.providerID ?? ""));
-        if (!m || !isNodeReady(obj)) continue;
+        if (!m || !isNodeReady(obj) || c.kubeletDown(obj.metadata.name)) continue;
         const state = ctx.world.ec2?.instance?.(m[1]!.slice(0, -1), m[2]!)?.state;
         if (state && state !== "pending" && state !== "running")
-          mutate(id, (cl) => cl.setNodeReady(obj.metadata.name, false));
+          mutate(id, (cl) => cl.stopKubelet(obj.metadata.name));
       }
     }
   };
@@ -166,8 +167,23 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     setNodeReady(clusterId, nodeName, ready) {
       mutate(clusterId, (c) => c.setNodeReady(nodeName, ready));
     },
+    stopKubelet(clusterId, nodeName) {
+      mutate(clusterId, (c) => c.stopKubelet(nodeName));
+    },
     removeNode(clusterId, nodeName) {
       mutate(clusterId, (c) => c.drop(NODES, nodeName));
+    },
+    replaceDatastore(clusterId) {
+      const old = mustCluster(clusterId);
+      for (const w of watches) if (w.clusterId === clusterId) w.close();
+      const fresh = new Cluster(clusterId, old.token, ctx);
+      clusters.set(clusterId, fresh);
+      // The kubelets register their nodes again with the new datastore.
+      for (const { obj } of old.entries(NODES)) {
+        const { resourceVersion: _rv, ...metadata } = structuredClone(obj.metadata);
+        fresh.put(NODES, { ...structuredClone(obj), metadata: { ...metadata, resourceVersion: "" } });
+      }
+      fresh.reconcile();
     },
     kubeconfig(clusterId) {
       const c = mustCluster(clusterId);
@@ -422,6 +438,13 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
           });
           return { clusterId, node: n.name };
         }
+        case "kubelet-stop":
+          if (typeof b.node !== "string") throw new Error("body is { clusterId, node }");
+          port.stopKubelet(clusterId, b.node);
+          return { clusterId, node: b.node };
+        case "replace-datastore":
+          port.replaceDatastore(clusterId);
+          return { clusterId };
         case "remove-node": {
           if (typeof b.node !== "string") throw new Error("body is { clusterId, node }");
           port.removeNode(clusterId, b.node);
@@ -429,7 +452,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
         }
         default:
           throw new Error(
-            `kube admin actions: ensure-cluster, node-ready, register-node, remove-node; not ${action}`,
+            `kube admin actions: ensure-cluster, node-ready, kubelet-stop, register-node, remove-node, replace-datastore; not ${action}`,
           );
       }
     },

@@ -275,6 +275,51 @@ describe("nodes", () => {
     expect((await h.core.listNode()).items.map((n) => n.metadata?.name)).toEqual(["n2"]);
   });
 
+  it("a kubelet that stops: the node keeps its status for the grace period, then Ready=Unknown with the unreachable taints", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    h.sim.world.kube.stopKubelet("c1", "n1");
+    const ready = async () =>
+      (await h.core.readNode({ name: "n1" })).status?.conditions?.find((c) => c.type === "Ready");
+    h.sim.clock.advance(39_000);
+    expect((await ready())?.status).toBe("True"); // within --node-monitor-grace-period (40 s)
+    h.sim.clock.advance(2_000);
+    expect(await ready()).toMatchObject({
+      status: "Unknown",
+      reason: "NodeStatusUnknown",
+      message: "Kubelet stopped posting node status.",
+    });
+    const n = await h.core.readNode({ name: "n1" });
+    expect(n.status?.conditions?.every((c) => c.status === "Unknown")).toBe(true);
+    expect((n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).sort()).toEqual([
+      "node.kubernetes.io/unreachable:NoExecute",
+      "node.kubernetes.io/unreachable:NoSchedule",
+    ]);
+    // The kubelet comes back: Ready again, taints gone.
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    expect((await ready())?.status).toBe("True");
+    expect((await h.core.readNode({ name: "n1" })).spec?.taints ?? []).toEqual([]);
+  });
+
+  it("the pods of a deleted node are removed by pod GC about a minute later, not at once", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: {
+        metadata: { name: "orphan" },
+        spec: { nodeName: "n1", containers: [{ name: "c", image: "nginx:1.27" }] },
+      },
+    });
+    h.sim.world.kube.removeNode("c1", "n1");
+    h.sim.clock.advance(30_000);
+    expect((await h.core.readNamespacedPod({ name: "orphan", namespace: "default" })).spec?.nodeName).toBe(
+      "n1",
+    );
+    h.sim.clock.advance(31_000);
+    expect((await apiError(h.core.readNamespacedPod({ name: "orphan", namespace: "default" }))).code).toBe(
+      404,
+    );
+  });
+
   it("rejects a wrong token with 401", async () => {
     const kc = new KubeConfig();
     kc.loadFromString(h.sim.world.kube.kubeconfig("c1").replace(/token: ".*"/, 'token: "wrong"'));

@@ -197,14 +197,45 @@ export function nodeConditions(ready: boolean, t: string): Obj[] {
 }
 
 /** The node lifecycle controller's taints for a node's state (TaintNodesByCondition, taint-based eviction). */
-export function systemTaints(unschedulable: boolean, ready: boolean, t: string): Taint[] {
+/**
+ * The taints the controllers keep on a node: `unschedulable` for a cordon; for a node not
+ * Ready, `not-ready` (Ready=False: the kubelet says so) or `unreachable` (Ready=Unknown:
+ * the kubelet stopped posting), NoSchedule and NoExecute, as the node lifecycle
+ * controller's taint-based eviction sets them.
+ */
+export function systemTaints(
+  unschedulable: boolean,
+  ready: boolean,
+  t: string,
+  unreachable = false,
+): Taint[] {
   const out: Taint[] = [];
   if (unschedulable) out.push({ key: UNSCHEDULABLE_TAINT, effect: "NoSchedule" });
   if (!ready) {
-    out.push({ key: NOT_READY_TAINT, effect: "NoSchedule" });
-    out.push({ key: NOT_READY_TAINT, effect: "NoExecute", timeAdded: t });
+    const key = unreachable ? UNREACHABLE_TAINT : NOT_READY_TAINT;
+    out.push({ key, effect: "NoSchedule" });
+    out.push({ key, effect: "NoExecute", timeAdded: t });
   }
   return out;
+}
+
+/**
+ * What the node lifecycle controller writes when a kubelet has not posted status for the
+ * grace period: every condition Unknown, `NodeStatusUnknown`, "Kubelet stopped posting
+ * node status." (`tryUpdateNodeHealth`), heartbeats left as the kubelet last sent them.
+ */
+export function unknownConditions(prev: readonly Obj[], t: string): Obj[] {
+  return ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"].map((type) => {
+    const p = prev.find((c) => c.type === type);
+    return {
+      type,
+      status: "Unknown",
+      ...(p?.lastHeartbeatTime ? { lastHeartbeatTime: p.lastHeartbeatTime } : {}),
+      lastTransitionTime: p?.status === "Unknown" ? p.lastTransitionTime : t,
+      reason: "NodeStatusUnknown",
+      message: "Kubelet stopped posting node status.",
+    };
+  });
 }
 
 export const SYSTEM_TAINT_KEYS = [UNSCHEDULABLE_TAINT, NOT_READY_TAINT, UNREACHABLE_TAINT];

@@ -28,8 +28,11 @@ export interface PdbPod {
   terminating: boolean;
   /**
    * The controller whose scale counts for this pod (a Deployment's key), or undefined
-   * for a pod with no scalable controller (a bare or DaemonSet-owned pod counts as a
-   * scale of 1; the real controller refuses such PDBs unless minAvailable is an integer).
+   * for a pod with no controller at all. The real disruption controller's
+   * `getExpectedScale` skips such "unmanaged" pods (an `UnmanagedPods` event), so a
+   * `maxUnavailable` or percentage budget over them expects 0 pods and allows no
+   * disruption ("needs 0 healthy pods and has 1 currently"); only an integer
+   * `minAvailable` counts them.
    */
   controller?: string;
 }
@@ -52,8 +55,8 @@ export function pdbCounts(
     const seen = new Set<string>();
     let n = 0;
     for (const p of pods) {
-      if (p.controller === undefined) n += 1;
-      else if (!seen.has(p.controller)) {
+      if (p.controller === undefined) continue; // unmanaged: not counted (see PdbPod.controller)
+      if (!seen.has(p.controller)) {
         seen.add(p.controller);
         n += scaleOf(p.controller);
       }
@@ -94,13 +97,16 @@ export interface EvictedPod {
 export interface EvictionPdb {
   name: string;
   counts: PdbCounts;
+  /** `metadata.generation` and `status.observedGeneration`: behind, the budget is not processed yet. */
+  generation: number;
+  observedGeneration: number;
   /** `IfHealthyBudget` (default) or `AlwaysAllow`. */
   unhealthyPodEvictionPolicy?: string;
 }
 
 export type EvictionDecision =
   | { allowed: true }
-  | { allowed: false; code: 429; message: string; cause: string }
+  | { allowed: false; code: 429; message: string; cause: string; retryAfterSeconds: number }
   | { allowed: false; code: 500; message: string };
 
 export const PDB_VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget.";
@@ -120,6 +126,17 @@ export function evictionDecision(pod: EvictedPod, pdbs: readonly EvictionPdb[]):
     };
   }
   const pdb = pdbs[0]!;
+  // checkAndDecrement: a budget the disruption controller has not processed since its last
+  // change refuses with Retry-After 10 (createTooManyRequestsError in eviction.go).
+  if (pdb.observedGeneration < pdb.generation) {
+    return {
+      allowed: false,
+      code: 429,
+      message: PDB_VIOLATION,
+      cause: `The disruption budget ${pdb.name} is still being processed by the server.`,
+      retryAfterSeconds: 10,
+    };
+  }
   if (!pod.ready) {
     if (pdb.unhealthyPodEvictionPolicy === "AlwaysAllow") return { allowed: true };
     if (pdb.counts.currentHealthy >= pdb.counts.desiredHealthy && pdb.counts.desiredHealthy > 0)
@@ -131,6 +148,8 @@ export function evictionDecision(pod: EvictedPod, pdbs: readonly EvictionPdb[]):
       code: 429,
       message: PDB_VIOLATION,
       cause: `The disruption budget ${pdb.name} needs ${pdb.counts.desiredHealthy} healthy pods and has ${pdb.counts.currentHealthy} currently`,
+      // NewTooManyRequests(…, 0): no Retry-After header, retryAfterSeconds 0.
+      retryAfterSeconds: 0,
     };
   }
   return { allowed: true };

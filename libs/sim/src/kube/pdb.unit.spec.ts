@@ -59,12 +59,19 @@ describe("pdbCounts", () => {
       currentHealthy: 3,
       disruptionsAllowed: 1,
     });
-    expect(pdbCounts({ maxUnavailable: "25%" }, healthy(3), noScale)).toEqual({
-      expectedPods: 3,
-      desiredHealthy: 2,
-      currentHealthy: 3,
-      disruptionsAllowed: 1,
+  });
+  it("pods without a controller are unmanaged: a maxUnavailable or percentage budget expects none and allows nothing", () => {
+    // The disruption controller's getExpectedScale skips them (UnmanagedPods), so the
+    // eviction answers "needs 0 healthy pods and has 1 currently", as kube-apiserver does.
+    expect(pdbCounts({ maxUnavailable: 1 }, healthy(1), noScale)).toEqual({
+      expectedPods: 0,
+      desiredHealthy: 0,
+      currentHealthy: 1,
+      disruptionsAllowed: 0,
     });
+    expect(pdbCounts({ minAvailable: "50%" }, healthy(2), noScale).disruptionsAllowed).toBe(0);
+    // An integer minAvailable counts them.
+    expect(pdbCounts({ minAvailable: 1 }, healthy(2), noScale).disruptionsAllowed).toBe(1);
   });
   it("allows nothing without expected pods", () => {
     expect(pdbCounts({ minAvailable: 0 }, [], noScale).disruptionsAllowed).toBe(0);
@@ -77,6 +84,8 @@ describe("evictionDecision", () => {
   const budget = (disruptionsAllowed: number, currentHealthy = 2, desiredHealthy = 2) => ({
     name: "db",
     counts: { expectedPods: 2, desiredHealthy, currentHealthy, disruptionsAllowed },
+    generation: 1,
+    observedGeneration: 1,
   });
   it("allows without budgets, refuses at zero disruptions with the API's message", () => {
     expect(evictionDecision(running, [])).toEqual({ allowed: true });
@@ -86,6 +95,16 @@ describe("evictionDecision", () => {
       code: 429,
       message: PDB_VIOLATION,
       cause: "The disruption budget db needs 2 healthy pods and has 2 currently",
+      retryAfterSeconds: 0,
+    });
+  });
+  it("refuses with Retry-After 10 while the disruption controller has not processed the budget", () => {
+    expect(evictionDecision(running, [{ ...budget(5, 3), generation: 2, observedGeneration: 1 }])).toEqual({
+      allowed: false,
+      code: 429,
+      message: PDB_VIOLATION,
+      cause: "The disruption budget db is still being processed by the server.",
+      retryAfterSeconds: 10,
     });
   });
   it("ignores budgets for pending, finished and terminating pods", () => {

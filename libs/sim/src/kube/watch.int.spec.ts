@@ -8,7 +8,7 @@ import {
   type V1Node,
 } from "@kubernetes/client-node";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { HISTORY_WINDOW_MS } from "./cluster.ts";
+import { WATCH_CACHE_FRESH_MS, WATCH_CACHE_MIN } from "./cluster.ts";
 import { agent, type KubeHarness, kubeSim, LATENCIES, podSpec, watch } from "./test-support.ts";
 
 const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -93,12 +93,32 @@ describe("watch", () => {
     );
   });
 
-  it("answers a compacted resourceVersion with an ERROR event carrying a 410 Status", async () => {
+  it("keeps a window of events per resource (at least 100, or the last 75 s): an old but recent-enough version resumes", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1"));
     const rv = (await h.core.readNode({ name: "n1" })).metadata!.resourceVersion!;
-    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "1" } } } }, merge);
-    h.sim.clock.advance(HISTORY_WINDOW_MS + 1000);
-    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "2" } } } }, merge);
+    // An hour later, with fewer than 100 node events since, the version is still in the cache.
+    h.sim.clock.advance(3_600_000);
+    for (let i = 0; i < 10; i++)
+      await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: String(i) } } } }, merge);
+    // Events of other resources do not push nodes out of their window.
+    for (let i = 0; i < WATCH_CACHE_MIN + 20; i++)
+      await h.core.createNamespacedPod({
+        namespace: "default",
+        body: { metadata: { name: `p${i}` }, spec: podSpec() },
+      });
+    const w = await open("/api/v1/nodes", { resourceVersion: rv });
+    await vi.waitFor(() => expect(w.events.filter((e) => e.type === "MODIFIED")).toHaveLength(10));
+    expect(w.ended()).toBe(false);
+  });
+
+  it("answers a version out of the resource's window with an ERROR event carrying a 410 Status", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const rv = (await h.core.readNode({ name: "n1" })).metadata!.resourceVersion!;
+    // More than 100 node events, then more than 75 s: the first ones fall out of the window.
+    for (let i = 0; i <= WATCH_CACHE_MIN; i++)
+      await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: String(i) } } } }, merge);
+    h.sim.clock.advance(WATCH_CACHE_FRESH_MS + 1000);
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "last" } } } }, merge);
 
     const w = await open("/api/v1/nodes", { resourceVersion: rv });
     await vi.waitFor(() => expect(w.ended()).toBe(true));
@@ -112,7 +132,7 @@ describe("watch", () => {
     // the current resourceVersion still works
     const fresh = (await h.core.listNode()).metadata!.resourceVersion!;
     const ok = await open("/api/v1/nodes", { resourceVersion: fresh });
-    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "3" } } } }, merge);
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "again" } } } }, merge);
     await vi.waitFor(() => expect(ok.events.map((e) => e.type)).toEqual(["MODIFIED"]));
   });
 
@@ -173,6 +193,49 @@ describe("watch", () => {
     await vi.waitFor(() => expect(seen).toContain("delete n2"));
     expect(seen.slice(0, 3)).toEqual(["add n1", "add n2", "update n1 False"]);
     expect(informer.list().map((n) => n.metadata?.name)).toEqual(["n1"]);
+  });
+
+  it("a watch from a resourceVersion newer than the server's stays open and silent: no events, no bookmarks", async () => {
+    // What a client sees after the cluster's datastore was replaced under it: the real
+    // watch cache sends nothing at or below the watch's resourceVersion, bookmarks included.
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const current = Number((await h.core.listNode()).metadata!.resourceVersion!);
+    const w = await open("/api/v1/nodes", {
+      resourceVersion: String(current + 1000),
+      allowWatchBookmarks: true,
+    });
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "1" } } } }, merge);
+    h.sim.world.kube.registerNode("c1", agent("n2"));
+    h.sim.clock.advance(5 * 60_000);
+    await new Promise((r) => setTimeout(r, 600)); // a few of the sim's watch ticks
+    expect(w.events).toEqual([]);
+    expect(w.ended()).toBe(false);
+  });
+
+  it("sends a bookmark about every minute, only when the server moved past the watch, and one before the deadline", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    const rv = (await h.core.listNode()).metadata!.resourceVersion!;
+    const w = await open("/api/v1/nodes", {
+      resourceVersion: rv,
+      allowWatchBookmarks: true,
+      timeoutSeconds: 600,
+    });
+    h.sim.clock.advance(61_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(w.events).toEqual([]); // a quiet cluster: nothing to bookmark
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "p" }, spec: podSpec() },
+    });
+    h.sim.clock.advance(61_000);
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["BOOKMARK"]));
+    expect(Number(w.events[0]!.object.metadata?.resourceVersion)).toBeGreaterThan(Number(rv));
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "q" }, spec: podSpec() },
+    });
+    h.sim.clock.advance(600_000 - 122_000 - 1_000); // 1 s before the deadline
+    await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["BOOKMARK", "BOOKMARK"]));
   });
 
   it("ends the watch at timeoutSeconds (sim time)", async () => {

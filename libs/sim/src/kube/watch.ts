@@ -25,8 +25,15 @@ export interface WatchOptions {
   bookmarks: boolean;
 }
 
-/** How often (sim ms) a watch that asked for them gets a BOOKMARK. */
+/**
+ * How often (sim ms) a watch that asked for them gets a BOOKMARK: about once a minute, as
+ * kube-apiserver's watch cache does (`bookmarkFrequency`, cacher.go), plus one 2 s before
+ * the watch's deadline. Like the cacher, a bookmark goes only to a watch behind the
+ * resourceVersion it would carry, so a quiet cluster sends none.
+ */
 export const BOOKMARK_EVERY_MS = 60_000;
+/** The last bookmark goes this long (sim ms) before the watch's deadline. */
+export const FINAL_BOOKMARK_MS = 2_000;
 
 export class WatchStream implements WatchSink {
   readonly def: ResourceDef;
@@ -37,6 +44,9 @@ export class WatchStream implements WatchSink {
   readonly #o: WatchOptions;
   readonly #filtered: boolean;
   #lastBookmark: number;
+  /** The resourceVersion this watch has seen up to: nothing at or below it is sent (not even a bookmark). */
+  #seen: number;
+  #finalBookmark = false;
   #closed = false;
 
   constructor(cluster: Cluster, res: ServerResponse, o: WatchOptions, now: number) {
@@ -48,6 +58,7 @@ export class WatchStream implements WatchSink {
     this.#o = o;
     this.#filtered = o.labels.length > 0 || o.fields.length > 0;
     this.#lastBookmark = now;
+    this.#seen = o.resourceVersion ?? cluster.rv;
   }
 
   /** Sends the initial events (or the 410) and joins the cluster's watches. */
@@ -69,13 +80,13 @@ export class WatchStream implements WatchSink {
         if (this.#matches(e.obj)) lines.push(`{"type":"ADDED","object":${e.json}}\n`);
       }
       if (lines.length > 0) res.write(lines.join(""));
-    } else if (from < c.compactedRv) {
-      const status = expired(`too old resource version: ${from} (${c.compactedRv})`).toStatus();
+    } else if (from < c.compactedRv(this.def)) {
+      const status = expired(`too old resource version: ${from} (${c.compactedRv(this.def)})`).toStatus();
       res.end(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
       this.#closed = true;
       return;
     } else {
-      for (const ev of c.eventsSince(from)) if (ev.def === this.def) this.offer(ev);
+      for (const ev of c.eventsSince(this.def, from)) this.offer(ev);
     }
     c.watchers.add(this);
   }
@@ -91,6 +102,11 @@ export class WatchStream implements WatchSink {
 
   offer(ev: HistEvent): void {
     if (this.#closed) return;
+    // A watch from a resourceVersion the server has not reached yet (its datastore was
+    // replaced) gets nothing until the server passes it: it stays open and silent, as the
+    // real watch cache does (cacheWatcher.process sends only events above the watch's RV).
+    if (ev.rv <= this.#seen) return;
+    this.#seen = ev.rv;
     const now = this.#matches(ev.obj);
     let type: string = ev.type;
     if (ev.type === "MODIFIED") {
@@ -111,8 +127,12 @@ export class WatchStream implements WatchSink {
       this.close();
       return;
     }
-    if (this.#o.bookmarks && now - this.#lastBookmark >= BOOKMARK_EVERY_MS) {
+    const finalDue = !this.#finalBookmark && now >= this.deadline - FINAL_BOOKMARK_MS;
+    if (this.#o.bookmarks && (finalDue || now - this.#lastBookmark >= BOOKMARK_EVERY_MS)) {
       this.#lastBookmark = now;
+      if (finalDue) this.#finalBookmark = true;
+      if (this.#cluster.rv <= this.#seen) return;
+      this.#seen = this.#cluster.rv;
       const obj = {
         kind: this.def.kind,
         apiVersion: this.def.apiVersion,

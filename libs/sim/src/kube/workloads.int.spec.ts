@@ -23,6 +23,9 @@ const createPod = (
     body: { metadata: { name, labels }, spec: podSpec(spec) } as V1Pod,
   });
 
+/** The disruption controller processes a new or changed budget after `pdbSync`. */
+const pdbProcessed = () => h.sim.clock.advance(LATENCIES.pdbSync * 1000);
+
 const podsOn = async (node: string) =>
   (await h.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items
     .map((p) => p.metadata?.name)
@@ -202,6 +205,7 @@ describe("eviction and PodDisruptionBudgets", () => {
         spec: { minAvailable: 3, selector: { matchLabels: { app: "db" } } },
       },
     });
+    pdbProcessed();
     const pdb = await h.policy.readNamespacedPodDisruptionBudget({ name: "db-pdb", namespace: "default" });
     expect(pdb.status).toMatchObject({
       currentHealthy: 3,
@@ -239,6 +243,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       { name: "db-pdb", namespace: "default", body: { spec: { minAvailable: 2 } } },
       merge,
     );
+    pdbProcessed();
     expect(
       (await h.policy.readNamespacedPodDisruptionBudget({ name: "db-pdb", namespace: "default" })).status
         ?.disruptionsAllowed,
@@ -279,6 +284,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       namespace: "default",
       body: { metadata: { name: "w" }, spec: { minAvailable: 2, selector: { matchLabels: { app: "w" } } } },
     });
+    pdbProcessed();
     expect(
       (
         await apiError(
@@ -297,6 +303,17 @@ describe("eviction and PodDisruptionBudgets", () => {
       body: { metadata: { name: "w-0" } },
     });
 
+    await h.apps.createNamespacedDeployment({
+      namespace: "default",
+      body: {
+        metadata: { name: "o" },
+        spec: {
+          replicas: 4,
+          selector: { matchLabels: { app: "o" } },
+          template: { metadata: { labels: { app: "o" } }, spec: podSpec() },
+        },
+      },
+    });
     await h.policy.createNamespacedPodDisruptionBudget({
       namespace: "default",
       body: {
@@ -304,7 +321,7 @@ describe("eviction and PodDisruptionBudgets", () => {
         spec: { maxUnavailable: "50%", selector: { matchLabels: { app: "o" } } },
       },
     });
-    for (const n of ["o-0", "o-1", "o-2", "o-3"]) await createPod(n, { app: "o" }, { nodeName: "n1" });
+    h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
     const other = await h.policy.readNamespacedPodDisruptionBudget({ name: "other", namespace: "default" });
     expect(other.status).toMatchObject({
       expectedPods: 4,
@@ -323,6 +340,101 @@ describe("eviction and PodDisruptionBudgets", () => {
       }),
     );
     expect(invalid.code).toBe(422);
+  });
+
+  it("refuses with Retry-After 10 while the disruption controller has not processed a new or changed budget", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    for (const n of ["q-0", "q-1", "q-2"]) await createPod(n, { app: "q" }, { nodeName: "n1" });
+    await h.policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: { metadata: { name: "q" }, spec: { minAvailable: 1, selector: { matchLabels: { app: "q" } } } },
+    });
+    const evictQ0 = () =>
+      h.core.createNamespacedPodEviction({
+        name: "q-0",
+        namespace: "default",
+        body: { metadata: { name: "q-0" } },
+      });
+    const early = await apiError(evictQ0());
+    expect(early.code).toBe(429);
+    expect(early.headers["retry-after"]).toBe("10");
+    expect(early.status).toMatchObject({
+      reason: "TooManyRequests",
+      message: "Cannot evict pod as it would violate the pod's disruption budget.",
+      details: {
+        retryAfterSeconds: 10,
+        causes: [
+          {
+            reason: "DisruptionBudget",
+            message: "The disruption budget q is still being processed by the server.",
+          },
+        ],
+      },
+    });
+    expect(
+      (await h.policy.readNamespacedPodDisruptionBudget({ name: "q", namespace: "default" })).status
+        ?.observedGeneration ?? 0,
+    ).toBe(0);
+    pdbProcessed();
+    await evictQ0();
+    // A spec change puts it back behind the controller for a moment.
+    await h.policy.patchNamespacedPodDisruptionBudget(
+      { name: "q", namespace: "default", body: { spec: { minAvailable: 0 } } },
+      merge,
+    );
+    const again = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "q-1",
+        namespace: "default",
+        body: { metadata: { name: "q-1" } },
+      }),
+    );
+    expect(again.status?.details?.causes?.[0]?.message).toContain("is still being processed");
+    // A budget that refuses for lack of healthy pods sends no Retry-After (NewTooManyRequests(…, 0)).
+    await h.policy.patchNamespacedPodDisruptionBudget(
+      { name: "q", namespace: "default", body: { spec: { minAvailable: 2 } } },
+      merge,
+    );
+    pdbProcessed();
+    const full = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "q-1",
+        namespace: "default",
+        body: { metadata: { name: "q-1" } },
+      }),
+    );
+    expect(full.code).toBe(429);
+    expect(full.headers["retry-after"]).toBeUndefined();
+    expect(full.status?.details?.causes?.[0]?.message).toBe(
+      "The disruption budget q needs 2 healthy pods and has 2 currently",
+    );
+  });
+
+  it("a maxUnavailable budget over a pod without a controller blocks its eviction (needs 0 healthy pods and has 1)", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createPod("bare", { app: "bare" }, { nodeName: "n1" });
+    await h.policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: {
+        metadata: { name: "bare" },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: "bare" } } },
+      },
+    });
+    pdbProcessed();
+    expect(
+      (await h.policy.readNamespacedPodDisruptionBudget({ name: "bare", namespace: "default" })).status,
+    ).toMatchObject({ expectedPods: 0, desiredHealthy: 0, currentHealthy: 1, disruptionsAllowed: 0 });
+    const err = await apiError(
+      h.core.createNamespacedPodEviction({
+        name: "bare",
+        namespace: "default",
+        body: { metadata: { name: "bare" } },
+      }),
+    );
+    expect(err.code).toBe(429);
+    expect(err.status?.details?.causes?.[0]?.message).toBe(
+      "The disruption budget bare needs 0 healthy pods and has 1 currently",
+    );
   });
 
   it("refuses to evict a pod two budgets select (500, like the API server)", async () => {
@@ -356,6 +468,7 @@ describe("eviction and PodDisruptionBudgets", () => {
       namespace: "default",
       body: { metadata: { name: "all" }, spec: { minAvailable: 2, selector: {} } },
     });
+    pdbProcessed();
     expect(
       (await h.policy.readNamespacedPodDisruptionBudget({ name: "all", namespace: "default" })).status
         ?.expectedPods,
@@ -407,6 +520,90 @@ describe("deployments", () => {
         },
       },
     });
+
+  it("the garbage collector deletes a pod whose ReplicaSet or Deployment owner does not exist; a pod of a real owner stays", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createDeployment("real", 1);
+    const [owned] = (await h.core.listNamespacedPod({ namespace: "default", labelSelector: "app=real" }))
+      .items;
+    const rs = owned!.metadata!.ownerReferences![0]!;
+    const d = await h.apps.readNamespacedDeployment({ name: "real", namespace: "default" });
+    const make = (name: string, ref: object) =>
+      h.core.createNamespacedPod({
+        namespace: "default",
+        body: { metadata: { name, ownerReferences: [ref as never] }, spec: podSpec({ nodeName: "n1" }) },
+      });
+    const madeUp = {
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      name: "rs-x",
+      uid: "00000000-0000-4000-a000-000000000000",
+      controller: true,
+    };
+    await make("dangling-rs", madeUp);
+    await make("dangling-deploy", {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "real",
+      uid: "00000000-0000-4000-a000-000000000001",
+    });
+    await make("of-real-rs", { ...rs, controller: false });
+    await make("of-real-deploy", {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "real",
+      uid: d.metadata!.uid!,
+      controller: true,
+    });
+    const deleting = async (name: string) =>
+      (await h.core.readNamespacedPod({ name, namespace: "default" })).metadata?.deletionTimestamp !==
+      undefined;
+    expect(await deleting("dangling-rs")).toBe(true);
+    expect(await deleting("dangling-deploy")).toBe(true);
+    expect(await deleting("of-real-rs")).toBe(false);
+    expect(await deleting("of-real-deploy")).toBe(false);
+    h.sim.clock.advance(LATENCIES.podTermination * 1000);
+    expect(
+      (await apiError(h.core.readNamespacedPod({ name: "dangling-rs", namespace: "default" }))).code,
+    ).toBe(404);
+  });
+
+  it("a template change rolls out (new ReplicaSet, maxSurge/maxUnavailable 25%) rather than replacing every pod at once", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    await createDeployment("roll", 4);
+    h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
+    const hashOf = (p: V1Pod) => p.metadata?.labels?.["pod-template-hash"];
+    const pods = async () =>
+      (await h.core.listNamespacedPod({ namespace: "default", labelSelector: "app=roll" })).items;
+    const [first] = await pods();
+    const oldHash = hashOf(first!);
+    await h.apps.patchNamespacedDeployment(
+      {
+        name: "roll",
+        namespace: "default",
+        body: { spec: { template: { spec: { containers: [{ name: "app", image: "nginx:1.28" }] } } } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+    );
+    const during = await pods();
+    const live = during.filter((p) => !p.metadata?.deletionTimestamp);
+    const oldLive = live.filter((p) => hashOf(p) === oldHash);
+    const fresh = live.filter((p) => hashOf(p) !== oldHash);
+    // replicas 4: at most 5 pods (surge 1), at least 3 available (unavailable 1).
+    expect(oldLive).toHaveLength(3);
+    expect(fresh).toHaveLength(2);
+    expect(fresh.every((p) => p.metadata?.ownerReferences?.[0]?.name === `roll-${hashOf(p)}`)).toBe(true);
+    expect(fresh[0]!.metadata?.ownerReferences?.[0]?.name).not.toBe(
+      first!.metadata?.ownerReferences?.[0]?.name,
+    );
+    // Each round of new pods becoming ready moves it on, until only the new template runs.
+    for (let i = 0; i < 6; i++) h.sim.clock.advance(LATENCIES.deploymentReady * 1000);
+    const after = (await pods()).filter((p) => !p.metadata?.deletionTimestamp);
+    expect(after).toHaveLength(4);
+    expect(after.every((p) => hashOf(p) !== oldHash)).toBe(true);
+    const d = await h.apps.readNamespacedDeployment({ name: "roll", namespace: "default" });
+    expect(d.status).toMatchObject({ readyReplicas: 4, updatedReplicas: 4 });
+  });
 
   it("creates its pods, becomes ready after deploymentReady, and scales through the scale subresource", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1"));
@@ -496,6 +693,7 @@ describe("deployments", () => {
         spec: { maxUnavailable: 1, selector: { matchLabels: { app: "api" } } },
       },
     });
+    pdbProcessed();
 
     await h.core.createNamespacedPodEviction({
       name: pod!.metadata!.name!,
@@ -566,6 +764,7 @@ describe("deployments", () => {
         ?.deletionTimestamp,
     ).toBeDefined();
     h.sim.world.kube.removeNode("c1", "n1");
+    h.sim.clock.advance(61_000); // pod GC: orphaned pods go about a minute after their node
     expect(await podsOn("n1")).toEqual([]);
     expect(
       (await h.apps.readNamespacedDeployment({ name: "svc", namespace: "default" })).status?.readyReplicas,

@@ -80,6 +80,8 @@ function recordingKube() {
       calls.push({ op: "registerNode", cluster: clusterId, node });
     },
     setNodeReady() {},
+    stopKubelet() {},
+    replaceDatastore() {},
     removeNode() {},
     kubeconfig: (clusterId) =>
       `apiVersion: v1\nkind: Config\n# cluster ${clusterId}\nusers: [{name: u, user: {token: tok-secret}}]\n`,

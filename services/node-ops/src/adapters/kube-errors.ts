@@ -184,7 +184,17 @@ export class KubeEvictionBlocked extends TransientKubeError {
   readonly retryCall = false;
   /** The budget's name ("unknown" when the answer does not name it). */
   readonly blockedBy: string;
-  constructor(ctx: KubeCallContext, d: KubeErrorDetail & { blockedBy: string }) {
+  /**
+   * The budget is new or changed and the disruption controller has not processed it yet
+   * ("… is still being processed by the server"): not a refusal on the merits, try soon.
+   */
+  readonly pending: boolean;
+  /** The server's Retry-After, in seconds (10 while a budget is being processed). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    ctx: KubeCallContext,
+    d: KubeErrorDetail & { blockedBy: string; pending?: boolean; retryAfterSeconds?: number | undefined },
+  ) {
     super(
       `${api(ctx)} refused to evict ${ctx.target ?? "a pod"}: the disruption budget ${d.blockedBy} allows no more disruptions`,
       `wait for the pods under ${d.blockedBy} to be healthy again, or relax the budget (kubectl get pdb -A)`,
@@ -192,6 +202,8 @@ export class KubeEvictionBlocked extends TransientKubeError {
       d,
     );
     this.blockedBy = d.blockedBy;
+    this.pending = d.pending === true;
+    this.retryAfterSeconds = d.retryAfterSeconds;
   }
 }
 
@@ -362,7 +374,9 @@ interface Shape {
 }
 
 /** The Status object of an answer's body (a string or already parsed), if it is one. */
-function statusOf(body: unknown): { reason?: string; message?: string; causes?: unknown[] } | undefined {
+function statusOf(
+  body: unknown,
+): { reason?: string; message?: string; causes?: unknown[]; retryAfterSeconds?: number } | undefined {
   let s: unknown = body;
   if (typeof body === "string") {
     try {
@@ -372,11 +386,18 @@ function statusOf(body: unknown): { reason?: string; message?: string; causes?: 
     }
   }
   if (typeof s !== "object" || s === null) return undefined;
-  const o = s as { reason?: unknown; message?: unknown; details?: { causes?: unknown } };
+  const o = s as {
+    reason?: unknown;
+    message?: unknown;
+    details?: { causes?: unknown; retryAfterSeconds?: unknown };
+  };
   return {
     ...(typeof o.reason === "string" ? { reason: o.reason } : {}),
     ...(typeof o.message === "string" ? { message: o.message } : {}),
     ...(Array.isArray(o.details?.causes) ? { causes: o.details.causes } : {}),
+    ...(typeof o.details?.retryAfterSeconds === "number"
+      ? { retryAfterSeconds: o.details.retryAfterSeconds }
+      : {}),
   };
 }
 
@@ -389,10 +410,25 @@ export function pdbOfEvictionRefusal(body: unknown): string {
     s?.message ?? "",
   ];
   for (const m of messages) {
-    const match = /disruption budget (\S+) needs/.exec(m);
+    const match = /disruption budget (\S+) (?:needs|is still being processed)/.exec(m);
     if (match?.[1]) return match[1];
   }
   return "unknown";
+}
+
+/** Every message of a Status body (its causes' and its own), for matching the server's words. */
+function refusalText(body: unknown): string {
+  const s = statusOf(body);
+  const causes = (s?.causes ?? []) as { message?: string }[];
+  return [...causes.map((c) => c.message ?? ""), s?.message ?? ""].join("\n");
+}
+
+/** The Retry-After of a 429, in seconds: the header, else the Status' `details.retryAfterSeconds`. */
+function retryAfterSecondsOf(body: unknown, headers: unknown): number | undefined {
+  const ms = retryAfterMsOf(headers);
+  if (ms !== undefined && ms > 0) return Math.ceil(ms / 1000);
+  const detail = statusOf(body)?.retryAfterSeconds;
+  return detail !== undefined && detail > 0 ? detail : undefined;
 }
 
 /** Whether a 429's body says a disruption budget refused it (not a rate limit). */
@@ -450,7 +486,12 @@ export function classifyKubeError(err: unknown, ctx: KubeCallContext = {}): Kube
   if (status === 400 || status === 422) return new KubeInvalid(ctx, d);
   if (status === 429)
     return isBudgetRefusal(e.body)
-      ? new KubeEvictionBlocked(ctx, { ...d, blockedBy: pdbOfEvictionRefusal(e.body) })
+      ? new KubeEvictionBlocked(ctx, {
+          ...d,
+          blockedBy: pdbOfEvictionRefusal(e.body),
+          pending: /is still being processed by the server/.test(refusalText(e.body)),
+          retryAfterSeconds: retryAfterSecondsOf(e.body, e.headers),
+        })
       : new KubeThrottled(ctx, { ...d, retryAfterMs: retryAfterMsOf(e.headers) });
   if (status >= 500) return new KubeUnavailable(ctx, d);
   return new KubeRequestError(ctx, d);

@@ -58,6 +58,7 @@ import {
   KubeForbidden,
   KubeInvalid,
   KubeNotFound,
+  KubeThrottled,
   KubeUnauthorized,
   pdbOfEvictionRefusal,
 } from "./kube-errors.ts";
@@ -139,6 +140,26 @@ export function describeKubeError(clusterId: string, err: unknown): Error {
 
 /** A watch ends quietly after this long (the server's own timeout, below client-node's inactivity limit matters not). */
 const WATCH_TIMEOUT_SECONDS = 300;
+
+/**
+ * A refused eviction, as the drain reads it: a budget that allows no more disruptions
+ * (or is still being processed: `pending`, with the server's Retry-After), or throttling.
+ * An answer about this one pod, never a failure of the whole pass. Pure.
+ */
+export function evictionRefusal(
+  err: KubeEvictionBlocked | KubeThrottled,
+): EvictionResult & { evicted: false } {
+  if (err instanceof KubeThrottled) {
+    const s = err.retryAfterMs !== undefined ? Math.ceil(err.retryAfterMs / 1000) : undefined;
+    return { evicted: false, throttled: true, ...(s !== undefined ? { retryAfterSeconds: s } : {}) };
+  }
+  return {
+    evicted: false,
+    blockedBy: err.blockedBy,
+    ...(err.pending ? { pending: true as const } : {}),
+    ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+  };
+}
 
 export interface KubeAdapterOptions {
   /** Where the cluster histories are (for the region). */
@@ -482,9 +503,10 @@ export function createKube(
         });
         return { evicted: true };
       } catch (err) {
-        // A budget's refusal is an answer; a throttle (KubeThrottled, Retry-After) was
-        // retried by the resilience and is thrown below as transient.
-        if (err instanceof KubeEvictionBlocked) return { evicted: false, blockedBy: err.blockedBy };
+        // A 429 is about this pod (a budget, a budget not processed yet, or throttling that
+        // outlasted the resilience's retries): the pass goes on with the others and tries
+        // this one again later.
+        if (err instanceof KubeEvictionBlocked || err instanceof KubeThrottled) return evictionRefusal(err);
         if (err instanceof KubeNotFound) return { evicted: true }; // gone already
         classify(clusterId, `(pod ${podLabel(namespace, pod)})`, err);
         return { evicted: true };

@@ -1,6 +1,13 @@
 import { ApiException, type V1Node } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { describeKubeError, instanceIdOfProviderId, observedNodeOf, pdbOfEvictionRefusal } from "./kube.ts";
+import {
+  describeKubeError,
+  evictionRefusal,
+  instanceIdOfProviderId,
+  observedNodeOf,
+  pdbOfEvictionRefusal,
+} from "./kube.ts";
+import { classifyKubeError, KubeEvictionBlocked, KubeThrottled } from "./kube-errors.ts";
 
 const refusal = {
   kind: "Status",
@@ -31,6 +38,45 @@ describe("pdbOfEvictionRefusal", () => {
     );
     expect(pdbOfEvictionRefusal("not json")).toBe("unknown");
     expect(pdbOfEvictionRefusal(undefined)).toBe("unknown");
+  });
+});
+
+describe("evictionRefusal", () => {
+  /** The eviction's 429 as client-node throws it, classified as the adapter's calls are, then read. */
+  const refused = (body: unknown, headers: Record<string, string> = {}) => {
+    const err = classifyKubeError(new ApiException(429, "Too Many Requests", body, headers));
+    if (!(err instanceof KubeEvictionBlocked || err instanceof KubeThrottled)) throw err;
+    return evictionRefusal(err);
+  };
+  const processing = {
+    ...refusal,
+    details: {
+      retryAfterSeconds: 10,
+      causes: [
+        {
+          reason: "DisruptionBudget",
+          message: "The disruption budget web is still being processed by the server.",
+        },
+      ],
+    },
+  };
+  it("a budget not processed yet: that pod later, after the server's Retry-After", () => {
+    expect(refused(JSON.stringify(processing), { "retry-after": "10" })).toEqual({
+      evicted: false,
+      blockedBy: "web",
+      pending: true,
+      retryAfterSeconds: 10,
+    });
+    // Without the header, the Status' retryAfterSeconds.
+    expect(refused(processing)).toMatchObject({ blockedBy: "web", retryAfterSeconds: 10 });
+  });
+  it("a budget with no disruption left names it, without Retry-After", () => {
+    expect(refused(JSON.stringify(refusal), {})).toEqual({ evicted: false, blockedBy: "db-pdb" });
+  });
+  it("a 429 naming no budget is throttling of that pod, not of the pass", () => {
+    expect(
+      refused({ code: 429, message: "Too many requests, please try again later." }, { "retry-after": "1" }),
+    ).toEqual({ evicted: false, throttled: true, retryAfterSeconds: 1 });
   });
 });
 

@@ -12,6 +12,11 @@
  *     skips one.
  *  3. The watch ended:
  *     - closed (server timeout, dropped stream): resume from the last resourceVersion (2);
+ *     - silent (no event and no bookmark for `silenceMs`): relist (1). A watch resumed
+ *       from a resourceVersion the server has not reached (its datastore was replaced)
+ *       stays open and says nothing, for ever, on the real API server: only a relist
+ *       finds where the server is now. A quiet but healthy cluster costs one list per
+ *       `silenceMs`, and the decider records nothing new;
  *     - expired (410 Gone): relist (1);
  *     - failed (could not connect, 5xx, refused): `observe-api {reachable: false, reason}`,
  *       wait (capped exponential backoff, full jitter) and relist (1).
@@ -37,6 +42,12 @@ export interface NodeWatcherOptions {
   logger?: RunnerLogger;
   /** Backoff after a failure: a random delay up to min(maxMs, baseMs·2^(n-1)). Default 500 ms → 30 s. */
   backoff?: { baseMs?: number; maxMs?: number };
+  /**
+   * A watch that brings neither an event nor a bookmark for this long is taken as blind
+   * and relisted. Default 150 s: the API server bookmarks about once a minute a watch it
+   * has news for, so more than two periods of silence is suspect.
+   */
+  silenceMs?: number;
   random?: () => number;
 }
 
@@ -68,6 +79,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
   const baseMs = o.backoff?.baseMs ?? 500;
   const maxMs = o.backoff?.maxMs ?? 30_000;
   const random = o.random ?? Math.random;
+  const silenceMs = o.silenceMs ?? 150_000;
   const backoff = (n: number) => Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1)));
   const loops = new Map<string, { stop(): Promise<void>; version: number }>();
 
@@ -95,6 +107,8 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       onStop = () => resolve(undefined);
     });
     let current: NodeWatch | undefined;
+    /** When the cluster last said anything (a list, an event, a bookmark): the silence bound counts from it. */
+    let heardAt = Date.now();
     let wakeUp: (() => void) | undefined;
     /** Ends the watch in hand at once (on stop): its end callback will not come. */
     let abandon: (() => void) | undefined;
@@ -124,38 +138,64 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
 
     /** Step 2: one watch, recording in order; resolves with how it ended and the last recorded resourceVersion. */
     const watchOnce = (from: string) =>
-      new Promise<{ end: NodeWatchEnd | { reason: "record-failed"; error: Error }; rv: string }>(
-        (resolve) => {
-          let rv = from;
-          let chain: Promise<void> = Promise.resolve();
-          let failed: Error | undefined;
-          // On stop: no end callback will come; what is being recorded finishes first.
-          abandon = () => void chain.then(() => resolve({ end: { reason: "closed" }, rv }));
-          const observe = (e: NodeWatchEvent) => {
-            chain = chain.then(async () => {
-              if (failed || stopped) return;
-              try {
-                if (e.kind === "upsert") await record("kube.observe-node", { clusterId, ...e.node });
-                else if (e.kind === "removed")
-                  await record("kube.observe-node-removed", { clusterId, node: e.node });
-                rv = e.resourceVersion;
-              } catch (err) {
-                failed = err instanceof Error ? err : new Error(String(err));
-                current?.stop();
-                resolve({ end: { reason: "record-failed", error: failed }, rv });
-              }
-            });
-          };
-          const ended = (end: NodeWatchEnd) => {
-            // Everything seen before the end is recorded before the next step.
-            void chain.then(() => resolve({ end, rv }));
-          };
-          void o.nodes.watchNodes(clusterId, from, observe, ended, parameter).then((w) => {
-            current = w;
-            if (stopped || failed) w.stop();
+      new Promise<{
+        end: NodeWatchEnd | { reason: "record-failed"; error: Error } | { reason: "silent" };
+        rv: string;
+      }>((resolve) => {
+        let rv = from;
+        let chain: Promise<void> = Promise.resolve();
+        let failed: Error | undefined;
+        let quiet: ReturnType<typeof setTimeout> | undefined;
+        const settle = (r: Parameters<typeof resolve>[0]) => {
+          clearTimeout(quiet);
+          resolve(r);
+        };
+        /**
+         * (Re)arms the silence bound: it fires when nothing at all (event or bookmark) has
+         * come for `silenceMs` since the last list, across resumed watches (a blind watch
+         * ends at its server timeout and is resumed just as blind).
+         */
+        const heard = (now?: number) => {
+          if (now !== undefined) heardAt = now;
+          clearTimeout(quiet);
+          quiet = setTimeout(
+            () => {
+              current?.stop();
+              void chain.then(() => settle({ end: { reason: "silent" }, rv }));
+            },
+            Math.max(0, heardAt + silenceMs - Date.now()),
+          );
+          quiet.unref?.();
+        };
+        heard();
+        // On stop: no end callback will come; what is being recorded finishes first.
+        abandon = () => void chain.then(() => settle({ end: { reason: "closed" }, rv }));
+        const observe = (e: NodeWatchEvent) => {
+          heard(Date.now());
+          chain = chain.then(async () => {
+            if (failed || stopped) return;
+            try {
+              if (e.kind === "upsert") await record("kube.observe-node", { clusterId, ...e.node });
+              else if (e.kind === "removed")
+                await record("kube.observe-node-removed", { clusterId, node: e.node });
+              rv = e.resourceVersion;
+            } catch (err) {
+              failed = err instanceof Error ? err : new Error(String(err));
+              current?.stop();
+              settle({ end: { reason: "record-failed", error: failed }, rv });
+            }
           });
-        },
-      );
+        };
+        const ended = (end: NodeWatchEnd) => {
+          // Everything seen before the end is recorded before the next step.
+          clearTimeout(quiet);
+          void chain.then(() => settle({ end, rv }));
+        };
+        void o.nodes.watchNodes(clusterId, from, observe, ended, parameter).then((w) => {
+          current = w;
+          if (stopped || failed) w.stop();
+        });
+      });
 
     const loop = (async () => {
       let rv: string | undefined;
@@ -182,6 +222,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
             continue;
           }
           rv = list.resourceVersion;
+          heardAt = Date.now();
           failures = 0;
           log("info", { resourceVersion: rv, nodes: list.nodes.length }, "nodes listed; watching");
         }
@@ -201,6 +242,14 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
             break;
           case "expired":
             log("info", { resourceVersion: rv }, "resourceVersion expired (410); relisting");
+            rv = undefined;
+            break;
+          case "silent":
+            log(
+              "info",
+              { resourceVersion: rv, silenceMs },
+              "watch silent (no event, no bookmark); relisting",
+            );
             rv = undefined;
             break;
           case "failed":

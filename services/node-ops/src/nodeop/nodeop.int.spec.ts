@@ -7,7 +7,7 @@
 import { CommandBus, catalogue, EventStore, nodeAggregateId } from "@cairn/events";
 import { recordClusterRequested, startJetStream, type TestJetStream, until } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { CORDON_REASON, CORDONED_BY } from "../ports.ts";
@@ -21,6 +21,33 @@ let bus: CommandBus;
 let store: EventStore;
 let core: CoreV1Api;
 let policy: PolicyV1Api;
+/** The controller the fixture pods name: it exists, so the garbage collector leaves them be. */
+let owner: { apiVersion: string; kind: string; name: string; uid: string; controller: boolean };
+
+/** A Deployment with no replicas of its own, as the owner fixture pods point at (see createPod). */
+async function fixtureOwner(kc: import("@kubernetes/client-node").KubeConfig) {
+  const d = await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+    namespace: "default",
+    body: {
+      metadata: { name: "fixtures" },
+      spec: {
+        replicas: 0,
+        selector: { matchLabels: { fixture: "owner" } },
+        template: {
+          metadata: { labels: { fixture: "owner" } },
+          spec: { containers: [{ name: "c", image: "nginx:1.27" }] },
+        },
+      },
+    },
+  });
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    name: "fixtures",
+    uid: d.metadata!.uid!,
+    controller: true,
+  };
+}
 
 beforeAll(async () => {
   js = await startJetStream();
@@ -33,6 +60,7 @@ beforeAll(async () => {
   await recordClusterRequested(store, "nodes-2");
   core = kc.makeApiClient(CoreV1Api);
   policy = kc.makeApiClient(PolicyV1Api);
+  owner = await fixtureOwner(kc);
 
   nodeOps = await startNodeOps({
     nats: js.nats,
@@ -63,7 +91,10 @@ const eventAfter = (node: string, commandId: string, type: string, clusterId = C
 const send = (type: string, node: string, data: object = {}, actor = "alice", clusterId = CLUSTER) =>
   bus.send({ type, data: { clusterId, node, reason: "kernel patch", ...data }, meta: { actor } });
 const readNode = (name: string) => core.readNode({ name });
-/** A pod as a workload's controller (a ReplicaSet) owns it, unless `meta` says otherwise. */
+/**
+ * A pod a controller owns, unless `meta` says otherwise. The owner must exist: a real
+ * garbage collector deletes pods whose owner does not (and so does the sim's).
+ */
 const createPod = (
   node: string,
   name: string,
@@ -77,15 +108,7 @@ const createPod = (
       metadata: {
         name,
         labels,
-        ownerReferences: [
-          {
-            apiVersion: "apps/v1",
-            kind: "ReplicaSet",
-            name: `rs-${name}`,
-            uid: crypto.randomUUID(),
-            controller: true,
-          },
-        ],
+        ownerReferences: [owner],
         ...meta,
       },
       spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }], ...spec },
@@ -241,6 +264,48 @@ describe("node-ops on the sim", () => {
     const drained = await eventAfter("drain-f", drain.commandId, "nodeop.drained");
     expect(drained.data).toMatchObject({ evicted: 2 });
     expect(await podsOn("drain-f")).toEqual([]);
+  });
+
+  it("a budget still being processed (429, Retry-After 10) holds only its pod: the 4 others count as evicted, and the drain completes once it is processed", async () => {
+    // A second sim whose disruption controller takes an hour to process a budget, so the
+    // refusal lasts as long as the test needs; the cluster's kubeconfig is in the first sim's SSM.
+    const slow = await startSim({ seed: 12, timeScale: 100, latencies: { pdbSync: 3600 } });
+    try {
+      const { kc: slowKc } = await simCluster(sim, store, "nodes-3", ["drain-i"], slow);
+      const slowCore = slowKc.makeApiClient(CoreV1Api);
+      const slowPolicy = slowKc.makeApiClient(PolicyV1Api);
+      const slowOwner = await fixtureOwner(slowKc);
+      for (const name of ["web-i1", "web-i2", "web-i3", "web-i4", "db-i1"])
+        await slowCore.createNamespacedPod({
+          namespace: "default",
+          body: {
+            metadata: {
+              name,
+              labels: { app: name.startsWith("db") ? "db-i" : "web-i" },
+              ownerReferences: [slowOwner],
+            },
+            spec: { nodeName: "drain-i", containers: [{ name: "app", image: "nginx:1.27" }] },
+          },
+        });
+      await slowPolicy.createNamespacedPodDisruptionBudget({
+        namespace: "default",
+        body: {
+          metadata: { name: "db-i-pdb" },
+          spec: { minAvailable: 0, selector: { matchLabels: { app: "db-i" } } },
+        },
+      });
+      const drain = await send("node.drain", "drain-i", {}, "alice", "nodes-3");
+      const progress = await eventAfter("drain-i", drain.commandId, "nodeop.drain-progress", "nodes-3");
+      expect(progress.data).toMatchObject({ evicted: 4, blockedBy: ["db-i-pdb"] });
+      const stillThere = (await slowCore.listPodForAllNamespaces({ fieldSelector: "spec.nodeName=drain-i" }))
+        .items;
+      expect(stillThere.map((p) => p.metadata?.name)).toContain("db-i1");
+      slow.clock.advance(3600_000);
+      const drained = await eventAfter("drain-i", drain.commandId, "nodeop.drained", "nodes-3");
+      expect(drained.data).toMatchObject({ evicted: 5 });
+    } finally {
+      await slow.stop();
+    }
   });
 
   it("drain that a PDB never allows fails at the timeout naming pod and PDB; the node stays cordoned", async () => {

@@ -147,6 +147,7 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       return fail(err.message, err.remediation ?? "check the node and try again", false);
     }
     let evictedNow = 0;
+    let retryAfterMs = 0;
     const blocking: { pod: string; pdb?: string }[] = [];
     let remaining = 0;
     try {
@@ -175,7 +176,11 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         const pod = `${p.namespace}/${p.name}`;
         const r = outcomes[i];
         if (r && !r.evicted) {
-          blocking.push({ pod, pdb: r.blockedBy });
+          // Refused (a budget, a budget the server has not processed yet, throttling): this
+          // pod again on a later pass, no sooner than the server's Retry-After.
+          if (r.retryAfterSeconds !== undefined)
+            retryAfterMs = Math.max(retryAfterMs, r.retryAfterSeconds * 1000);
+          blocking.push("blockedBy" in r ? { pod, pdb: r.blockedBy } : { pod });
           return;
         }
         if (r?.evicted) evictedNow++;
@@ -209,7 +214,11 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     if (!parsed.ok)
       throw new PermanentError(`the reactor built an invalid progress: ${parsed.error.message}`);
     await o.handler.handle(parsed.value, { atLeastSequence: e.sequence });
-    throw later(deliveries, `node ${d.node}: ${remaining} pod(s) still on it`);
+    const next = later(deliveries, `node ${d.node}: ${remaining} pod(s) still on it`);
+    // The server's Retry-After is honoured up to the drain's own longest poll.
+    if (retryAfterMs > next.delayMs)
+      throw new RetryLaterError(Math.min(maxPollMs, retryAfterMs), next.message);
+    throw next;
   };
 
   const react = async (e: Event, deliveries = 1) => {

@@ -17,15 +17,17 @@ export async function simCluster(
   store: EventStore,
   clusterId: string,
   nodes: readonly (string | NodeRegistration)[],
+  /** The sim whose Kubernetes serves the cluster (default `sim`): one with other latencies. */
+  apiSim: Sim = sim,
 ): Promise<{ region: string; kubeconfig: string; core: CoreV1Api; kc: KubeConfig }> {
   const { region } = await recordClusterRequested(store, clusterId);
-  sim.world.kube.ensureCluster(clusterId);
+  apiSim.world.kube.ensureCluster(clusterId);
   for (const n of nodes)
-    sim.world.kube.registerNode(
+    apiSim.world.kube.registerNode(
       clusterId,
       typeof n === "string" ? { name: n, role: "agent", labels: {}, taints: [] } : n,
     );
-  const kubeconfig = sim.world.kube.kubeconfig(clusterId);
+  const kubeconfig = apiSim.world.kube.kubeconfig(clusterId);
   sim.world.ssm.putParameter(region, kubeconfigParameter(clusterId), kubeconfig, true);
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfig);

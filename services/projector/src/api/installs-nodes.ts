@@ -63,6 +63,8 @@ export function toNodeView(row: NodeRow) {
   const { times: _t, lastEventType: _e, lastSequence: _s, ...view } = row;
   return {
     ...view,
+    // Rows projected before nodes could be gone have no `gone`: not gone.
+    gone: row.gone ?? null,
     kube: { ...row.kube, pressure: [...row.kube.pressure], taints: [...row.kube.taints] },
   };
 }

@@ -310,7 +310,11 @@ export const nodeView = z
     instanceId: z.string().nullable(),
     privateIp: z.string().nullable(),
     availabilityZone: z.string().nullable(),
-    instance: z.enum(["launched", "running", "terminating"]).nullable(),
+    instance: z.enum(["launched", "running", "terminating", "terminated"]).nullable(),
+    gone: z
+      .object({ at: z.string(), reason: z.string() })
+      .nullable()
+      .describe("The node left the cluster for good (scaled down, replaced, cluster deleted): when and why"),
     k3s: z.enum(NODE_K3S_STATES),
     reason: z.string().nullable(),
     kube: z.object({

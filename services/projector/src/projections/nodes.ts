@@ -46,7 +46,13 @@ export interface NodeRow {
   readonly privateIp: string | null;
   readonly availabilityZone: string | null;
   /** The EC2 instance, as the provisioner saw it last. */
-  readonly instance: "launched" | "running" | "terminating" | null;
+  readonly instance: "launched" | "running" | "terminating" | "terminated" | null;
+  /**
+   * The node is gone from the cluster for good (scaled down, replaced, its cluster
+   * deleted): when and why. A gone node is neither running nor ready; the row stays, as
+   * the node's record.
+   */
+  readonly gone: { readonly at: string; readonly reason: string } | null;
   /** K3s on the node, as the installer saw it last. */
   readonly k3s: NodeK3sState;
   /** Why K3s is not ready or failed (the installer's words). */
@@ -87,6 +93,22 @@ const JOIN_STEPS = new Set(["k3s-server-init", "k3s-server-join", "k3s-agent-joi
  * The live projection reads the rows of these keys before folding a batch.
  */
 export function nodeKeyOf(event: CairnEvent): { clusterId: string; node: string } | undefined {
+  return nodeKeysOf(event)[0];
+}
+
+/**
+ * Every (cluster, node) an event is about: one for most, each terminated instance's node
+ * for `cluster.deleted`. The live projection reads these rows before folding a batch.
+ */
+export function nodeKeysOf(event: CairnEvent): { clusterId: string; node: string }[] {
+  if (event.type === "cluster.deleted" && event.aggregate.type === "cluster") {
+    return [...new Set(event.data.terminated)].map((node) => ({ clusterId: event.aggregate.id, node }));
+  }
+  const k = singleNodeKeyOf(event);
+  return k ? [k] : [];
+}
+
+function singleNodeKeyOf(event: CairnEvent): { clusterId: string; node: string } | undefined {
   const d = event.data as Record<string, unknown> | null;
   if (d === null || typeof d !== "object") return undefined;
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
@@ -141,6 +163,7 @@ function emptyNode(
     privateIp: null,
     availabilityZone: null,
     instance: null,
+    gone: null,
     k3s: "pending",
     reason: null,
     kube: {
@@ -176,13 +199,28 @@ export function applyNodeEvent(
   row: NodeRow | undefined,
   event: CairnEvent,
   sequence: number,
+  /** Which of the event's nodes (`nodeKeysOf`); default its first. */
+  key: { clusterId: string; node: string } | undefined = nodeKeyOf(event),
 ): NodeRow | undefined {
-  const key = nodeKeyOf(event);
   if (!key) return row;
   const base = row ?? emptyNode(key.clusterId, key.node, event.time);
   const touched = { updatedAt: event.time, lastEventType: event.type, lastSequence: sequence };
   const next = (change: Partial<NodeRow>): NodeRow => ({ ...base, ...touched, ...change });
   const at = event.time;
+  /** The node leaves the cluster for good: neither running nor ready any more. */
+  const goneNow = (reason: string): NodeRow =>
+    next({
+      gone: base.gone ?? { at, reason },
+      instance: base.instance === null ? null : "terminated",
+      kube: { ...base.kube, registered: false, ready: null, notReadyReason: null },
+    });
+  /** Why a node whose Node went away is gone, or undefined if that alone does not say so. */
+  const retiredReason = () =>
+    base.instance === "terminating"
+      ? "its instance was terminated by the provisioner (scale down)"
+      : base.replacement !== null
+        ? `replaced: ${base.replacement}`
+        : undefined;
   switch (event.aggregate.type) {
     case "cluster": {
       const e = event as unknown as EventEnvelope<ClusterEvent>;
@@ -211,6 +249,8 @@ export function applyNodeEvent(
           return next({ instance: "terminating" });
         case "cluster.node-replacement-requested":
           return next({ replacement: e.data.reason });
+        case "cluster.deleted":
+          return goneNow("the cluster was deleted");
         default:
           return row;
       }
@@ -288,8 +328,10 @@ export function applyNodeEvent(
               unschedulable: e.data.unschedulable,
             },
           });
-        case "kube.node-removed":
-          return next({ kube: { ...base.kube, registered: false, ready: null } });
+        case "kube.node-removed": {
+          const why = retiredReason();
+          return why ? goneNow(why) : next({ kube: { ...base.kube, registered: false, ready: null } });
+        }
         default:
           return row;
       }
@@ -306,7 +348,7 @@ export function applyNodeEvent(
         case "nodeop.interruption-noticed":
           return next({ replacement: `spot interruption: reclaimed at ${e.data.terminationTime}` });
         case "nodeop.node-deleted":
-          return next({ kube: { ...base.kube, registered: false, ready: null } });
+          return goneNow(retiredReason() ?? `its Node was deleted: ${e.data.reason}`);
         default:
           return row ? next({}) : row;
       }

@@ -270,6 +270,55 @@ describe("nodes", () => {
     });
   });
 
+  it("given a running, ready node whose instance a scale-down terminates, when its Node goes, then it is gone with when and why, neither running nor ready", () => {
+    const rows = given([
+      ...everyClusterEventCommits("c1").slice(0, 7),
+      ...everyNodeEventCommits("c1").slice(0, 19),
+      {
+        aggregate: { type: "cluster", id: "c1" },
+        events: [
+          { type: "cluster.instance-termination-requested", data: { slot: 1000, instanceId: "i-c1-a" } },
+        ],
+      },
+      {
+        aggregate: { type: "kube", id: "c1" },
+        events: [{ type: "kube.node-removed", data: { node: "i-c1-a" } }],
+      },
+    ]);
+    const a = rows.nodes.get(nodeAggregateId("c1", "i-c1-a"))!;
+    expect(a).toMatchObject({
+      instance: "terminated",
+      gone: { reason: "its instance was terminated by the provisioner (scale down)" },
+      kube: { registered: false, ready: null },
+    });
+    expect(a.gone?.at).toBe(a.updatedAt);
+  });
+
+  it("given a Deleted cluster, then its nodes are gone (the cluster was deleted): not running, not ready", () => {
+    const rows = given([...everyNodeEventCommits("c1").slice(0, 19), ...everyClusterEventCommits("c1")]);
+    expect(rows.nodes.get(nodeAggregateId("c1", "i-c1-a"))).toMatchObject({
+      instance: "terminated",
+      gone: { reason: "the cluster was deleted" },
+      kube: { ready: null, registered: false },
+    });
+  });
+
+  it("a node not retired whose Node is removed is not gone (it may register again)", () => {
+    const rows = given([
+      ...everyClusterEventCommits("c1").slice(0, 7),
+      ...everyNodeEventCommits("c1").slice(0, 19),
+      {
+        aggregate: { type: "kube", id: "c1" },
+        events: [{ type: "kube.node-removed", data: { node: "i-c1-a" } }],
+      },
+    ]);
+    expect(rows.nodes.get(nodeAggregateId("c1", "i-c1-a"))).toMatchObject({
+      instance: "running",
+      gone: null,
+      kube: { registered: false },
+    });
+  });
+
   it("events about no node leave the rows alone", () => {
     const e = anEnvelope({ type: "kube", id: "c1" }, 1, { type: "kube.api-reachable", data: {} });
     expect(applyNodeEvent(undefined, e, 1)).toBeUndefined();

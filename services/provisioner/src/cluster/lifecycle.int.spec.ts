@@ -4,6 +4,7 @@
  * rollback after a scale, delete, a crash between RunInstances and its record, region
  * isolation, and garbage on a cluster's subject.
  */
+import { EC2Client, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   CommandBus,
   catalogue,
@@ -16,7 +17,7 @@ import {
   Streams,
   startReactor,
 } from "@cairn/events";
-import { startJetStream, type TestJetStream } from "@cairn/events/testing";
+import { appendAsOwner, startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEc2Compute } from "../adapters/ec2.ts";
@@ -262,6 +263,46 @@ describe("cluster lifecycle on the sim", () => {
       liveInstances("life-11").some((i) => i.instanceId === stray.instanceId) ? undefined : true,
     );
     expect(liveInstances("life-11")).toHaveLength(3);
+  });
+
+  it("an instance terminated behind Cairn's back: once its node goes NotReady, the slot is relaunched", async () => {
+    await create("life-12");
+    const configured = await reaches("life-12", "Configuring");
+    const victim = Object.values(configured.status !== "Absent" ? configured.slots : {}).find(
+      (s) => s.pool === "workers",
+    )!;
+    // Straight to EC2, as someone with the console would.
+    const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId!] }));
+    // What node-ops records once the node's kubelet has been silent for the grace period.
+    const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+    await appendAsOwner(store, { type: "kube", id: "life-12" }, "kube.node-not-ready", {
+      node: victim.instanceId!,
+      reason: "NodeStatusUnknown: Kubelet stopped posting node status.",
+    });
+    const relaunched = await until("life-12 slot relaunched", async () => {
+      const s = await stateOf("life-12");
+      const slot = s.status !== "Absent" ? s.slots[victim.slot] : undefined;
+      return slot?.status === "running" && slot.instanceId !== victim.instanceId ? slot : undefined;
+    });
+    expect(relaunched.attempt).toBeGreaterThan(victim.attempt);
+    const events = (await store.load({ type: "cluster", id: "life-12" })).events;
+    const replaced = events.find((e) => e.type === "cluster.node-replacement-requested");
+    expect(replaced?.data).toMatchObject({
+      slot: victim.slot,
+      instanceId: victim.instanceId,
+      reason: expect.stringContaining("outside Cairn"),
+    });
+    expect(liveInstances("life-12")).toHaveLength(3);
+    // A NotReady node on a live instance is not a lost instance: nothing is replaced.
+    const alive = liveInstances("life-12").find((i) => i.instanceId !== relaunched.instanceId)!;
+    await appendAsOwner(store, { type: "kube", id: "life-12" }, "kube.node-not-ready", {
+      node: alive.instanceId,
+      reason: "KubeletNotReady: PLEG is not healthy",
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const after = (await store.load({ type: "cluster", id: "life-12" })).events;
+    expect(after.filter((e) => e.type === "cluster.node-replacement-requested")).toHaveLength(1);
   });
 
   it("delete terminates every instance and ends Deleted; deleting twice is one delete", async () => {
