@@ -92,7 +92,8 @@ describe("garbage on the bus, then a restart", () => {
     // A crash loop shows within seconds of the start: give it a few.
     await new Promise((r) => setTimeout(r, 3_000));
     expect(stack.crashes()).toEqual([]);
-    for (const p of stack.processes) expect({ process: p.name, starts: p.starts }).toEqual({ process: p.name, starts: 2 });
+    for (const p of stack.processes)
+      expect({ process: p.name, starts: p.starts }).toEqual({ process: p.name, starts: 2 });
 
     // The bad data with a readable target and id: a rejection of garbage-2, not a dead letter.
     const rejected = await withTimeline(stack, "garbage-2", () =>
@@ -110,12 +111,17 @@ describe("garbage on the bus, then a restart", () => {
       ...Object.entries(evtSeqs).map(([what, seq]) => ({ what, stream: "EVT", seq })),
       ...Object.entries(cmdSeqs).map(([what, seq]) => ({ what, stream: "CMD", seq })),
     ];
-    const letters = await until(stack, "every bad message dead-lettered", async () => {
-      const all = await stack.deadLetters();
-      return expected.every((x) => all.some((d) => d.fromStream === x.stream && d.fromSequence === x.seq))
-        ? all
-        : undefined;
-    }, 20_000).catch(async (err: Error) => {
+    const letters = await until(
+      stack,
+      "every bad message dead-lettered",
+      async () => {
+        const all = await stack.deadLetters();
+        return expected.every((x) => all.some((d) => d.fromStream === x.stream && d.fromSequence === x.seq))
+          ? all
+          : undefined;
+      },
+      20_000,
+    ).catch(async (err: Error) => {
       err.message += `\ndead letters: ${JSON.stringify(await stack.deadLetters(), null, 1)}`;
       throw err;
     });
@@ -131,6 +137,8 @@ describe("garbage on the bus, then a restart", () => {
     expect(report).toEqual(
       expected.map((x) => ({ what: x.what, copies: 1, subject: `dlq.${x.stream}`, hasReason: true })),
     );
-    expect(letters.map((d) => `${d.fromStream} #${d.fromSequence}: ${d.reason}`)).toHaveLength(expected.length);
+    expect(letters.map((d) => `${d.fromStream} #${d.fromSequence}: ${d.reason}`)).toHaveLength(
+      expected.length,
+    );
   });
 });

@@ -46,9 +46,15 @@ describe("two replicas of every service", () => {
     const firstReady = await timed("create → Ready", () => reached(stack, id, create.commandId));
 
     // 2. Scale up to 6, 3. down by two to 4.
-    const up = await send(stack, sent, { type: "cluster.scale", data: { clusterId: id, pool: "workers", count: 6 } });
+    const up = await send(stack, sent, {
+      type: "cluster.scale",
+      data: { clusterId: id, pool: "workers", count: 6 },
+    });
     await timed("scale 2 → 6", () => reached(stack, id, up.commandId));
-    const down = await send(stack, sent, { type: "cluster.scale", data: { clusterId: id, pool: "workers", count: 4 } });
+    const down = await send(stack, sent, {
+      type: "cluster.scale",
+      data: { clusterId: id, pool: "workers", count: 4 },
+    });
     await timed("scale 6 → 4", () => reached(stack, id, down.commandId));
 
     // 4. Roll back to the first Ready: two workers, so two more go.
@@ -69,7 +75,9 @@ describe("two replicas of every service", () => {
     const replaced = await timed("spot interruption → replacement requested", () =>
       until(stack, `a replacement of ${victim}`, async () => {
         const events = await stack.events({ type: "cluster", id });
-        return events.find((e) => e.type === "cluster.node-replacement-requested" && e.data.instanceId === victim);
+        return events.find(
+          (e) => e.type === "cluster.node-replacement-requested" && e.data.instanceId === victim,
+        );
       }),
     );
     await timed("replacement → Ready", () =>
@@ -103,13 +111,21 @@ describe("two replicas of every service", () => {
     expect(duplicateInstances(seen)).toEqual([]);
     expect(unrecordedInstances(seen, clusterEvents)).toEqual([]);
     // Everything terminated after the delete.
-    await until(stack, "every instance terminated", async () => {
-      const { describeClusterInstances } = await import("./harness/checks.ts");
-      const now = await describeClusterInstances(stack, id);
-      return now.every((i) => i.state === "terminated" || i.state === "shutting-down") ? true : undefined;
-    }, 15_000);
+    await until(
+      stack,
+      "every instance terminated",
+      async () => {
+        const { describeClusterInstances } = await import("./harness/checks.ts");
+        const now = await describeClusterInstances(stack, id);
+        return now.every((i) => i.state === "terminated" || i.state === "shutting-down") ? true : undefined;
+      },
+      15_000,
+    );
     // No install step sent twice without a recorded failure.
-    const sentSteps = await ssmCommands(stack, seen.map((i) => i.instanceId));
+    const sentSteps = await ssmCommands(
+      stack,
+      seen.map((i) => i.instanceId),
+    );
     expect(sentSteps.length).toBeGreaterThan(0);
     expect(stepSendProblems(id, sentSteps, installEvents)).toEqual([]);
     // The read model is the log.

@@ -56,7 +56,8 @@ export function watchInstances(stack: Stack, clusterId: string) {
   const seen = new Map<string, SeenInstance>();
   let running = true;
   const sample = async () => {
-    for (const i of await describeClusterInstances(stack, clusterId).catch(() => [])) seen.set(i.instanceId, i);
+    for (const i of await describeClusterInstances(stack, clusterId).catch(() => []))
+      seen.set(i.instanceId, i);
   };
   const loop = (async () => {
     while (running) {
@@ -87,21 +88,32 @@ export function duplicateInstances(instances: readonly SeenInstance[]): string[]
     }
     for (const [k, is] of by)
       if (is.length > 1)
-        problems.push(`${is.length} instances for ${what} ${k}: ${is.map((i) => `${i.instanceId} (${i.state})`).join(", ")}`);
+        problems.push(
+          `${is.length} instances for ${what} ${k}: ${is.map((i) => `${i.instanceId} (${i.state})`).join(", ")}`,
+        );
   };
   group((i) => i.clientToken, "ClientToken");
-  group((i) => (i.pool && i.slot && i.attempt ? `${i.pool}/${i.slot}/attempt ${i.attempt}` : undefined), "slot");
+  group(
+    (i) => (i.pool && i.slot && i.attempt ? `${i.pool}/${i.slot}/attempt ${i.attempt}` : undefined),
+    "slot",
+  );
   return problems;
 }
 
 /** Every instance EC2 has for the cluster was recorded launched in the log (none launched behind its back). */
-export function unrecordedInstances(instances: readonly SeenInstance[], clusterEvents: readonly LoggedEvent[]): string[] {
+export function unrecordedInstances(
+  instances: readonly SeenInstance[],
+  clusterEvents: readonly LoggedEvent[],
+): string[] {
   const launched = new Set(
     clusterEvents.filter((e) => e.type === "cluster.instance-launched").map((e) => String(e.data.instanceId)),
   );
   return instances
     .filter((i) => !launched.has(i.instanceId))
-    .map((i) => `instance ${i.instanceId} (${i.pool}/${i.slot}, attempt ${i.attempt}, ${i.state}) is in EC2 but no cluster.instance-launched names it`);
+    .map(
+      (i) =>
+        `instance ${i.instanceId} (${i.pool}/${i.slot}, attempt ${i.attempt}, ${i.state}) is in EC2 but no cluster.instance-launched names it`,
+    );
 }
 
 export interface SentCommand {
@@ -118,10 +130,17 @@ export async function ssmCommands(stack: Stack, instanceIds: readonly string[]):
   for (const instanceId of instanceIds) {
     let NextToken: string | undefined;
     do {
-      const page = await ssm.send(new ListCommandsCommand({ InstanceId: instanceId, ...(NextToken ? { NextToken } : {}) }));
+      const page = await ssm.send(
+        new ListCommandsCommand({ InstanceId: instanceId, ...(NextToken ? { NextToken } : {}) }),
+      );
       for (const c of page.Commands ?? [])
         if (c.CommandId)
-          out.set(c.CommandId, { commandId: c.CommandId, instanceId, comment: c.Comment ?? "", status: c.Status ?? "?" });
+          out.set(c.CommandId, {
+            commandId: c.CommandId,
+            instanceId,
+            comment: c.Comment ?? "",
+            status: c.Status ?? "?",
+          });
       NextToken = page.NextToken;
     } while (NextToken);
   }
@@ -138,10 +157,15 @@ const STEP_COMMENT = /^cairn (\S+) slot=(\d+) attempt=(\d+) cluster=(\S+)$/;
  * later attempt follows a recorded failure (`install.step-failed`, a timeout included) of the
  * one before. Health probes (`cairn k3s-check cluster=…`) are not steps and are left out.
  */
-export function stepSendProblems(clusterId: string, sent: readonly SentCommand[], installEvents: readonly LoggedEvent[]): string[] {
+export function stepSendProblems(
+  clusterId: string,
+  sent: readonly SentCommand[],
+  installEvents: readonly LoggedEvent[],
+): string[] {
   const problems: string[] = [];
   const recorded = new Map<string, LoggedEvent>();
-  for (const e of installEvents.filter((e) => e.type === "install.step-sent")) recorded.set(String(e.data.commandId), e);
+  for (const e of installEvents.filter((e) => e.type === "install.step-sent"))
+    recorded.set(String(e.data.commandId), e);
   const failed = new Set(
     installEvents
       .filter((e) => e.type === "install.step-failed")
@@ -155,13 +179,19 @@ export function stepSendProblems(clusterId: string, sent: readonly SentCommand[]
     const key = `${c.instanceId}/${slot}/${step}/${attempt}`;
     byAttempt.set(key, [...(byAttempt.get(key) ?? []), c]);
     if (!recorded.has(c.commandId))
-      problems.push(`SSM command ${c.commandId} (${c.comment}, ${c.status}) was sent but no install.step-sent records it`);
+      problems.push(
+        `SSM command ${c.commandId} (${c.comment}, ${c.status}) was sent but no install.step-sent records it`,
+      );
     if (Number(attempt) > 1 && !failed.has(`${c.instanceId}/${slot}/${step}/${Number(attempt) - 1}`))
-      problems.push(`${step} on ${c.instanceId} (slot ${slot}) was sent as attempt ${attempt} with no recorded failure of attempt ${Number(attempt) - 1}`);
+      problems.push(
+        `${step} on ${c.instanceId} (slot ${slot}) was sent as attempt ${attempt} with no recorded failure of attempt ${Number(attempt) - 1}`,
+      );
   }
   for (const [key, cs] of byAttempt)
     if (cs.length > 1)
-      problems.push(`step ${key} was sent ${cs.length} times: ${cs.map((c) => `${c.commandId} (${c.status})`).join(", ")}`);
+      problems.push(
+        `step ${key} was sent ${cs.length} times: ${cs.map((c) => `${c.commandId} (${c.status})`).join(", ")}`,
+      );
   const known = new Set(sent.map((c) => c.commandId));
   for (const [commandId, e] of recorded)
     if (!known.has(commandId))
@@ -174,7 +204,11 @@ export function stepSendProblems(clusterId: string, sent: readonly SentCommand[]
  * (`GET /clusters/:id` against `GET /clusters/:id?at=<sequence>`, which folds the log with the
  * projection's own reducer). Waits for the projector to catch up first.
  */
-export async function readModelProblems(stack: Stack, clusterId: string, timeoutMs = 15_000): Promise<string[]> {
+export async function readModelProblems(
+  stack: Stack,
+  clusterId: string,
+  timeoutMs = 15_000,
+): Promise<string[]> {
   const events = await stack.events({ type: "cluster", id: clusterId });
   const last = events.at(-1);
   if (!last) return [`the log has no events of cluster ${clusterId}`];
@@ -199,9 +233,13 @@ export async function readModelProblems(stack: Stack, clusterId: string, timeout
   }
   const problems: string[] = [];
   if (JSON.stringify(live) !== JSON.stringify(fromLog))
-    problems.push(`read model of ${clusterId} ≠ the log folded to #${last.seq}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`);
+    problems.push(
+      `read model of ${clusterId} ≠ the log folded to #${last.seq}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`,
+    );
   if (fromLog?.version !== events.length)
-    problems.push(`the log has ${events.length} events of ${clusterId}, the fold says version ${fromLog?.version}`);
+    problems.push(
+      `the log has ${events.length} events of ${clusterId}, the fold says version ${fromLog?.version}`,
+    );
   return problems;
 }
 
@@ -229,7 +267,8 @@ export async function unansweredCommands(
     }
     const events = logged.filter((e) => e.meta.commandId === c.commandId);
     if (!body) problems.push(`${c.type} ${c.commandId}: GET /commands/:id never answered 200`);
-    else if (body.status === "rejected" && !body.reason) problems.push(`${c.type} ${c.commandId}: rejected without a reason`);
+    else if (body.status === "rejected" && !body.reason)
+      problems.push(`${c.type} ${c.commandId}: rejected without a reason`);
     else if (body.status !== "accepted" && body.status !== "rejected")
       problems.push(`${c.type} ${c.commandId}: status ${JSON.stringify(body.status)}`);
     if (events.length === 0) problems.push(`${c.type} ${c.commandId}: no event in the log names it`);
@@ -246,7 +285,11 @@ export const traceIdOf = (tp: string | undefined) => tp?.split("-")[1];
  */
 export function offTrace(events: readonly LoggedEvent[], traceId: string): string[] {
   return events
-    .filter((e) => traceIdOf(e.meta.traceparent) !== traceId && !(e.meta.links ?? []).some((l) => traceIdOf(l) === traceId))
+    .filter(
+      (e) =>
+        traceIdOf(e.meta.traceparent) !== traceId &&
+        !(e.meta.links ?? []).some((l) => traceIdOf(l) === traceId),
+    )
     .map(
       (e) =>
         `${e.aggregate.type} ${e.type} #${e.seq} is on trace ${traceIdOf(e.meta.traceparent) ?? "(none)"}${e.meta.links?.length ? ` linking ${e.meta.links.map(traceIdOf).join(",")}` : " with no links"}`,

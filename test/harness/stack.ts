@@ -270,6 +270,8 @@ export interface Stack {
   raw(subject: string, stream?: string): Promise<StoredMessage[]>;
   /** The readable commits on an aggregate's subject, as events with their commit's timestamp. */
   events(aggregate: { type: string; id: string }): Promise<LoggedEvent[]>;
+  /** The readable commits on every subject `filter` matches (`evt.nodeop.*`), as events. */
+  eventsOn(filter: string): Promise<LoggedEvent[]>;
   /** The dead letters (stream DLQ, subjects dlq.EVT and dlq.CMD). */
   deadLetters(): Promise<DeadLetter[]>;
   /** A sim admin call: GET without a body, POST with one. */
@@ -424,6 +426,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           const commit = parseCommitLoosely(m.data);
           if (!commit || commit.aggregate.id !== aggregate.id || commit.aggregate.type !== aggregate.type)
             continue;
+          for (const e of commit.events) out.push({ ...e, seq: m.seq, at: m.at } as LoggedEvent);
+        }
+        return out;
+      },
+      eventsOn: async (filter) => {
+        const out: LoggedEvent[] = [];
+        for (const m of await readRaw(nats, "EVT", filter)) {
+          const commit = parseCommitLoosely(m.data);
+          if (!commit || m.subject !== `evt.${commit.aggregate.type}.${commit.aggregate.id}`) continue;
           for (const e of commit.events) out.push({ ...e, seq: m.seq, at: m.at } as LoggedEvent);
         }
         return out;
