@@ -1,0 +1,316 @@
+/**
+ * What the end-to-end suites assert, written once: each check reads the world (the sim through
+ * the real AWS SDK clients, the log, the API) and returns the problems it found as sentences,
+ * so a failing suite says what went wrong, not only that something did.
+ */
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { ListCommandsCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { type LoggedEvent, REGION, type Stack } from "./stack.ts";
+
+const credentials = { accessKeyId: "SIMACCESSKEY", secretAccessKey: "simsecretkey" };
+
+export interface SeenInstance {
+  readonly instanceId: string;
+  readonly state: string;
+  readonly clientToken: string | undefined;
+  readonly pool: string | undefined;
+  readonly slot: string | undefined;
+  readonly attempt: string | undefined;
+}
+
+/** Every instance tagged `cairn:cluster = clusterId` (terminated ones too, while EC2 shows them). */
+export async function describeClusterInstances(stack: Stack, clusterId: string): Promise<SeenInstance[]> {
+  const ec2 = new EC2Client({ endpoint: stack.simUrl, region: REGION, credentials, maxAttempts: 5 });
+  const out: SeenInstance[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [{ Name: "tag:cairn:cluster", Values: [clusterId] }],
+        ...(NextToken ? { NextToken } : {}),
+      }),
+    );
+    for (const r of page.Reservations ?? [])
+      for (const i of r.Instances ?? []) {
+        const tag = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
+        out.push({
+          instanceId: i.InstanceId ?? "?",
+          state: i.State?.Name ?? "?",
+          clientToken: i.ClientToken || undefined,
+          pool: tag("cairn:pool"),
+          slot: tag("cairn:slot"),
+          attempt: tag("cairn:attempt"),
+        });
+      }
+    NextToken = page.NextToken;
+  } while (NextToken);
+  ec2.destroy();
+  return out;
+}
+
+/**
+ * Samples DescribeInstances every half second while a suite runs, so an instance is counted
+ * even once EC2 (the sim, at its time scale) no longer shows it terminated.
+ */
+export function watchInstances(stack: Stack, clusterId: string) {
+  const seen = new Map<string, SeenInstance>();
+  let running = true;
+  const sample = async () => {
+    for (const i of await describeClusterInstances(stack, clusterId).catch(() => []))
+      seen.set(i.instanceId, i);
+  };
+  const loop = (async () => {
+    while (running) {
+      await sample();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  return {
+    /** Stops sampling after one last look; every instance ever seen. */
+    stop: async (): Promise<SeenInstance[]> => {
+      running = false;
+      await loop;
+      await sample();
+      return [...seen.values()];
+    },
+  };
+}
+
+/** Two instances for one ClientToken, or for one (pool, slot, attempt): a duplicate launch. */
+export function duplicateInstances(instances: readonly SeenInstance[]): string[] {
+  const problems: string[] = [];
+  const group = (key: (i: SeenInstance) => string | undefined, what: string) => {
+    const by = new Map<string, SeenInstance[]>();
+    for (const i of instances) {
+      const k = key(i);
+      if (k === undefined) continue;
+      by.set(k, [...(by.get(k) ?? []), i]);
+    }
+    for (const [k, is] of by)
+      if (is.length > 1)
+        problems.push(
+          `${is.length} instances for ${what} ${k}: ${is.map((i) => `${i.instanceId} (${i.state})`).join(", ")}`,
+        );
+  };
+  group((i) => i.clientToken, "ClientToken");
+  group(
+    (i) => (i.pool && i.slot && i.attempt ? `${i.pool}/${i.slot}/attempt ${i.attempt}` : undefined),
+    "slot",
+  );
+  return problems;
+}
+
+/** Every instance EC2 has for the cluster was recorded launched in the log (none launched behind its back). */
+export function unrecordedInstances(
+  instances: readonly SeenInstance[],
+  clusterEvents: readonly LoggedEvent[],
+): string[] {
+  const launched = new Set(
+    clusterEvents.filter((e) => e.type === "cluster.instance-launched").map((e) => String(e.data.instanceId)),
+  );
+  return instances
+    .filter((i) => !launched.has(i.instanceId))
+    .map(
+      (i) =>
+        `instance ${i.instanceId} (${i.pool}/${i.slot}, attempt ${i.attempt}, ${i.state}) is in EC2 but no cluster.instance-launched names it`,
+    );
+}
+
+export interface SentCommand {
+  readonly commandId: string;
+  readonly instanceId: string;
+  readonly comment: string;
+  readonly status: string;
+}
+
+/** Every Run Command the sim has for these instances (SSM ListCommands, by instance). */
+export async function ssmCommands(stack: Stack, instanceIds: readonly string[]): Promise<SentCommand[]> {
+  const ssm = new SSMClient({ endpoint: stack.simUrl, region: REGION, credentials, maxAttempts: 5 });
+  const out = new Map<string, SentCommand>();
+  for (const instanceId of instanceIds) {
+    let NextToken: string | undefined;
+    do {
+      const page = await ssm.send(
+        new ListCommandsCommand({ InstanceId: instanceId, ...(NextToken ? { NextToken } : {}) }),
+      );
+      for (const c of page.Commands ?? [])
+        if (c.CommandId)
+          out.set(c.CommandId, {
+            commandId: c.CommandId,
+            instanceId,
+            comment: c.Comment ?? "",
+            status: c.Status ?? "?",
+          });
+      NextToken = page.NextToken;
+    } while (NextToken);
+  }
+  ssm.destroy();
+  return [...out.values()];
+}
+
+/** `cairn <step> slot=<n> attempt=<a> cluster=<id>`: an install step's command (installer stepComment). */
+const STEP_COMMENT = /^cairn (\S+) slot=(\d+) attempt=(\d+) cluster=(\S+)$/;
+
+/**
+ * No install step sent twice: every step command SSM has for the cluster's instances is the
+ * one an `install.step-sent` recorded, each (instance, slot, step, attempt) is sent once, and a
+ * later attempt follows a recorded failure (`install.step-failed`, a timeout included) of the
+ * one before. Health probes (`cairn k3s-check cluster=…`) are not steps and are left out.
+ */
+export function stepSendProblems(
+  clusterId: string,
+  sent: readonly SentCommand[],
+  installEvents: readonly LoggedEvent[],
+): string[] {
+  const problems: string[] = [];
+  const recorded = new Map<string, LoggedEvent>();
+  for (const e of installEvents.filter((e) => e.type === "install.step-sent"))
+    recorded.set(String(e.data.commandId), e);
+  const failed = new Set(
+    installEvents
+      .filter((e) => e.type === "install.step-failed")
+      .map((e) => `${e.data.instanceId}/${e.data.slot}/${e.data.step}/${e.data.attempt}`),
+  );
+  const byAttempt = new Map<string, SentCommand[]>();
+  for (const c of sent) {
+    const m = STEP_COMMENT.exec(c.comment);
+    if (!m || m[4] !== clusterId) continue;
+    const [, step, slot, attempt] = m;
+    const key = `${c.instanceId}/${slot}/${step}/${attempt}`;
+    byAttempt.set(key, [...(byAttempt.get(key) ?? []), c]);
+    if (!recorded.has(c.commandId))
+      problems.push(
+        `SSM command ${c.commandId} (${c.comment}, ${c.status}) was sent but no install.step-sent records it`,
+      );
+    if (Number(attempt) > 1 && !failed.has(`${c.instanceId}/${slot}/${step}/${Number(attempt) - 1}`))
+      problems.push(
+        `${step} on ${c.instanceId} (slot ${slot}) was sent as attempt ${attempt} with no recorded failure of attempt ${Number(attempt) - 1}`,
+      );
+  }
+  for (const [key, cs] of byAttempt)
+    if (cs.length > 1)
+      problems.push(
+        `step ${key} was sent ${cs.length} times: ${cs.map((c) => `${c.commandId} (${c.status})`).join(", ")}`,
+      );
+  const known = new Set(sent.map((c) => c.commandId));
+  for (const [commandId, e] of recorded)
+    if (!known.has(commandId))
+      problems.push(`install.step-sent #${e.seq} names SSM command ${commandId}, which SSM does not have`);
+  return problems;
+}
+
+/**
+ * The projector's read model of the cluster equals the log folded up to its last commit
+ * (`GET /clusters/:id` against `GET /clusters/:id?at=<sequence>`, which folds the log with the
+ * projection's own reducer). Waits for the projector to catch up first.
+ */
+export async function readModelProblems(
+  stack: Stack,
+  clusterId: string,
+  timeoutMs = 15_000,
+): Promise<string[]> {
+  const events = await stack.events({ type: "cluster", id: clusterId });
+  const last = events.at(-1);
+  if (!last) return [`the log has no events of cluster ${clusterId}`];
+  const pick = (b: Record<string, unknown>) => {
+    const progress = { ...(b.progress as Record<string, unknown>) };
+    delete progress.eta;
+    delete progress.etaSeconds;
+    return { id: b.id, state: b.state, version: b.version, spec: b.spec, traceId: b.traceId, progress };
+  };
+  const deadline = Date.now() + timeoutMs;
+  let live: Record<string, unknown> | undefined;
+  let fromLog: Record<string, unknown> | undefined;
+  while (Date.now() < deadline) {
+    const [a, b] = await Promise.all([
+      stack.get(`/clusters/${clusterId}`),
+      stack.get(`/clusters/${clusterId}?at=${last.seq}`),
+    ]);
+    live = a.status === 200 ? pick(a.body) : { status: a.status };
+    fromLog = b.status === 200 ? pick(b.body) : { status: b.status };
+    if (JSON.stringify(live) === JSON.stringify(fromLog)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const problems: string[] = [];
+  if (JSON.stringify(live) !== JSON.stringify(fromLog))
+    problems.push(
+      `read model of ${clusterId} ≠ the log folded to #${last.seq}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`,
+    );
+  if (fromLog?.version !== events.length)
+    problems.push(
+      `the log has ${events.length} events of ${clusterId}, the fold says version ${fromLog?.version}`,
+    );
+  return problems;
+}
+
+/**
+ * Every command answered: `GET /commands/:id` says accepted or rejected (a rejection with its
+ * reason), and an accepted one has events in the log that name it.
+ */
+export async function unansweredCommands(
+  stack: Stack,
+  commands: readonly { commandId: string; type: string }[],
+  logged: readonly LoggedEvent[],
+  timeoutMs = 15_000,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const c of commands) {
+    let body: Record<string, unknown> | undefined;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = await stack.get(`/commands/${c.commandId}`);
+      if (r.status === 200) {
+        body = r.body;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const events = logged.filter((e) => e.meta.commandId === c.commandId);
+    if (!body) problems.push(`${c.type} ${c.commandId}: GET /commands/:id never answered 200`);
+    else if (body.status === "rejected" && !body.reason)
+      problems.push(`${c.type} ${c.commandId}: rejected without a reason`);
+    else if (body.status !== "accepted" && body.status !== "rejected")
+      problems.push(`${c.type} ${c.commandId}: status ${JSON.stringify(body.status)}`);
+    if (events.length === 0) problems.push(`${c.type} ${c.commandId}: no event in the log names it`);
+  }
+  return problems;
+}
+
+/** The trace id of a W3C traceparent. */
+export const traceIdOf = (tp: string | undefined) => tp?.split("-")[1];
+
+/**
+ * Every event given is on `traceId` (its traceparent) or links to it (meta.links): the
+ * lifecycle trace survived. Returns one line per event that is on neither.
+ */
+export function offTrace(events: readonly LoggedEvent[], traceId: string): string[] {
+  return events
+    .filter(
+      (e) =>
+        traceIdOf(e.meta.traceparent) !== traceId &&
+        !(e.meta.links ?? []).some((l) => traceIdOf(l) === traceId),
+    )
+    .map(
+      (e) =>
+        `${e.aggregate.type} ${e.type} #${e.seq} is on trace ${traceIdOf(e.meta.traceparent) ?? "(none)"}${e.meta.links?.length ? ` linking ${e.meta.links.map(traceIdOf).join(",")}` : " with no links"}`,
+    );
+}
+
+/** The longest wait between consecutive events in [from, to] (wall ms), with the events around it. */
+export function longestGap(events: readonly LoggedEvent[], from: number, to: number) {
+  const within = [...events].sort((a, b) => a.at - b.at || a.seq - b.seq);
+  // The last event before `from` opens the window: a kill right after it counts.
+  const start = within.findLastIndex((e) => e.at <= from);
+  const window = within.slice(Math.max(0, start)).filter((e) => e.at <= to);
+  let best = { ms: 0, after: "", before: "" };
+  for (let i = 1; i < window.length; i++) {
+    const ms = window[i]!.at - window[i - 1]!.at;
+    if (ms > best.ms)
+      best = {
+        ms,
+        after: `${window[i - 1]!.type} #${window[i - 1]!.seq}`,
+        before: `${window[i]!.type} #${window[i]!.seq}`,
+      };
+  }
+  return best;
+}
