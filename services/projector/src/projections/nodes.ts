@@ -109,9 +109,12 @@ export function nodeKeysOf(event: CairnEvent): { clusterId: string; node: string
 }
 
 function singleNodeKeyOf(event: CairnEvent): { clusterId: string; node: string } | undefined {
-  const d = event.data as Record<string, unknown> | null;
-  if (d === null || typeof d !== "object") return undefined;
-  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  // Read by shape, across many event types: the string field of that name, if any.
+  const d: unknown = event.data;
+  const field = (k: string): string | undefined => {
+    const v: unknown = typeof d === "object" && d !== null ? Reflect.get(d, k) : undefined;
+    return typeof v === "string" ? v : undefined;
+  };
   switch (event.aggregate.type) {
     case "cluster": {
       if (
@@ -121,22 +124,22 @@ function singleNodeKeyOf(event: CairnEvent): { clusterId: string; node: string }
         event.type !== "cluster.node-replacement-requested"
       )
         return undefined;
-      const node = str(d.instanceId);
+      const node = field("instanceId");
       return node ? { clusterId: event.aggregate.id, node } : undefined;
     }
     case "install": {
-      const node = str(d.node) ?? str(d.instanceId);
+      const node = field("node") ?? field("instanceId");
       return node ? { clusterId: event.aggregate.id, node } : undefined;
     }
     case "kube": {
-      const node = str(d.node);
+      const node = field("node");
       return node ? { clusterId: event.aggregate.id, node } : undefined;
     }
     case "nodeop": {
       // The ledger's events (disruption-admitted/released, waiting) are the operations' concern.
       if (event.type.startsWith("nodeop.disruption-") || event.type === "nodeop.waiting") return undefined;
-      const clusterId = str(d.clusterId);
-      const node = str(d.node);
+      const clusterId = field("clusterId");
+      const node = field("node");
       return clusterId && node ? { clusterId, node } : undefined;
     }
     default:

@@ -19,15 +19,12 @@ import {
   type ClusterCommand,
   type ClusterEvent,
   type CommandHandler,
-  catalogue,
   commandCausedBy,
-  eventFilter,
   type Nats,
-  type RawEventEnvelope,
+  type ReactingEvent,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import type { Compute } from "../ports.ts";
 import type { ClusterState } from "./decider.ts";
@@ -48,10 +45,10 @@ export function lostInstanceVerdict(ec2State: string | undefined): "replace" | "
 }
 
 export async function startLostInstanceFollower(o: LostInstanceFollowerOptions): Promise<RunningConsumer> {
-  const react = async (e: RawEventEnvelope) => {
+  const react = async (e: ReactingEvent<"kube">) => {
     if (e.type !== "kube.node-not-ready" && e.type !== "kube.node-removed") return;
     const clusterId = e.aggregate.id;
-    const instanceId = (e.data as { node: string }).node;
+    const instanceId = e.data.node;
     if (!/^i-[0-9a-f]+$/.test(instanceId)) return; // not a node Cairn named after its instance
     const ref = { type: "cluster" as const, id: clusterId };
     const { state } = await o.handler.read(ref);
@@ -89,17 +86,13 @@ export async function startLostInstanceFollower(o: LostInstanceFollowerOptions):
     );
   };
 
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "provisioner-lost-instances",
-    filterSubject: eventFilter("kube"),
+  return await startReactor({
+    nats: o.nats,
+    name: "provisioner-lost-instances",
+    aggregate: "kube",
+    types: ["kube.node-not-ready", "kube.node-removed"],
     concurrency: 16,
     ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events) await react(e as RawEventEnvelope);
-    },
+    react,
   });
 }
