@@ -6,6 +6,7 @@
 import {
   type AnyEvent,
   type Catalogue,
+  consumerConfig,
   catalogue as defaultCatalogue,
   describeError,
   eventFilter,
@@ -17,7 +18,6 @@ import {
   TransientError,
 } from "@cairn/events";
 import {
-  AckPolicy,
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -251,19 +251,10 @@ export async function projectInTransaction(
   });
 }
 
-/** The config `startConsumer` gives the durable consumer (kept equal, so it does not rewrite it). */
-function consumerConfig(durable: string, batchSize: number) {
-  return {
-    durable_name: durable,
-    filter_subject: eventFilter(),
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: ACK_WAIT_MS * 1_000_000,
-    max_deliver: -1,
-    max_ack_pending: Math.max(1_000, batchSize * 20),
-  };
+/** The runner's own config for the durable consumer (kept equal, so it does not rewrite it). */
+function projectionConsumerConfig(durable: string, batchSize: number) {
+  return consumerConfig({ durable, filterSubject: eventFilter(), batchSize });
 }
-
-const ACK_WAIT_MS = 30_000;
 
 /**
  * The database is the truth about what was applied, so the durable consumer is made
@@ -294,7 +285,7 @@ export async function resetConsumer(
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
   }
   await nats.jsm.consumers.add(Streams.events, {
-    ...consumerConfig(durable, batchSize),
+    ...projectionConsumerConfig(durable, batchSize),
     ...(checkpoint > 0
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
       : { deliver_policy: DeliverPolicy.All }),
@@ -335,7 +326,6 @@ export async function startProjection(opts: {
     durable,
     filterSubject: eventFilter(),
     batchSize: opts.batchSize,
-    ackWaitMs: ACK_WAIT_MS,
     logger,
     handleBatch: async (msgs, { deadLetter }) => {
       try {
