@@ -120,7 +120,7 @@ export class EventStore<E extends Msg = Msg> {
     data: Uint8Array,
   ): ReturnType<Catalogue["parseCommit"]> | undefined {
     try {
-      return this.#catalogue.parseCommit(JSON.parse(new TextDecoder().decode(data)));
+      return this.#catalogue.parseCommit(JSON.parse(new TextDecoder().decode(data)), { subject });
     } catch (err) {
       if (!this.#reported.has(sequence)) {
         this.#reported.add(sequence);

@@ -84,6 +84,12 @@ describe("the reactor runtime", () => {
       subject,
       JSON.stringify({ ...other, commitId: "x", aggregate: { type: "cluster", id: "elsewhere" } }),
     );
+    // A whole, well-formed commit of another cluster, copied onto this one's subject: it
+    // must never fold a stranger's history into this cluster.
+    const stranger = await nats.jsm.streams.getMessage(Streams.events, {
+      last_by_subj: eventSubject({ type: "cluster", id: "typed-1" }),
+    });
+    await nats.js.publish(subject, stranger!.data);
     // The aggregate goes on: a later commit is read and reacted to by both.
     await appendAsOwner(store, { type: "cluster", id }, "cluster.deletion-requested", {});
     await until("both reactors past the garbage", () =>
@@ -91,15 +97,16 @@ describe("the reactor runtime", () => {
         ? true
         : undefined,
     );
-    await until("four dead letters", async () => (await deadLetters()).length >= 4);
+    await until("five dead letters", async () => (await deadLetters()).length >= 5);
     await a.stop();
     await b.stop();
     const letters = await deadLetters();
-    expect(letters).toHaveLength(4);
-    expect(new Set(letters.map((l) => l.sequence)).size).toBe(4);
+    expect(letters).toHaveLength(5);
+    expect(new Set(letters.map((l) => l.sequence)).size).toBe(5);
     for (const l of letters) expect(l.reason).toMatch(/SchemaError/);
     expect(letters.some((l) => /not JSON/.test(l.reason))).toBe(true);
     expect(letters.some((l) => /another aggregate/.test(l.reason))).toBe(true);
+    expect(letters.some((l) => /not on its aggregate's subject/.test(l.reason))).toBe(true);
     // And the aggregate still loads: the garbage is skipped, the next append expects the right sequence.
     const history = await store.load({ type: "cluster", id });
     expect(history.events.map((e) => e.type)).toEqual(["cluster.requested", "cluster.deletion-requested"]);

@@ -25,7 +25,7 @@ import { catalogue, type EventOfAggregate, type EventsByAggregate } from "./cata
 import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
-import { type AggregateType, eventFilter, Headers, parseEventSubject, Streams } from "./subjects.ts";
+import { type AggregateType, eventFilter, Headers, Streams } from "./subjects.ts";
 
 /** An event as a reactor gets it: typed by its aggregate, with where it sits in the log. */
 export type ReactingEvent<A extends AggregateType> = EventOfAggregate<A> & {
@@ -144,11 +144,10 @@ export function readCommit<A extends AggregateType>(
   } catch (err) {
     throw new SchemaError(`${msg.subject} #${msg.seq} is not JSON, so not a commit`, [], { cause: err });
   }
-  const commit = catalogue.parseCommit(raw);
-  const at = parseEventSubject(msg.subject);
-  if (commit.aggregate.type !== aggregate || at?.type !== aggregate || at.id !== commit.aggregate.id)
+  const commit = catalogue.parseCommit(raw, { subject: msg.subject });
+  if (commit.aggregate.type !== aggregate)
     throw new SchemaError(
-      `${msg.subject} #${msg.seq} holds a commit of ${commit.aggregate.type} ${commit.aggregate.id}, not of its subject`,
+      `${msg.subject} #${msg.seq} holds a commit of ${commit.aggregate.type}, not of ${aggregate}`,
     );
   return { commitId: commit.commitId, events: commit.events as EventOfAggregate<A>[] };
 }

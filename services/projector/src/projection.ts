@@ -65,7 +65,7 @@ export interface StreamReader {
   /** The lowest sequence still in the stream (everything before it was purged). */
   firstSequence(): Promise<number>;
   /** The message at `seq`, or undefined when it was deleted. */
-  get(seq: number): Promise<{ readonly seq: number; json(): unknown } | undefined>;
+  get(seq: number): Promise<{ readonly seq: number; readonly subject: string; json(): unknown } | undefined>;
 }
 
 export function streamReader(jsm: JetStreamManager, stream: string = Streams.events): StreamReader {
@@ -105,15 +105,16 @@ type DeadLetter = (msg: JsMsg, reason: string) => Promise<void>;
 /** One message to apply: delivered (and so dead-letterable), or read from the stream to fill a gap. */
 interface Pending {
   readonly seq: number;
+  readonly subject: string;
   json(): unknown;
   readonly delivered?: JsMsg;
 }
 
 /** The JSON body of a stored message if it is a readable commit. */
-function readableCommit(cat: Catalogue<AnyEvent>, stored: { json(): unknown }): unknown {
+function readableCommit(cat: Catalogue<AnyEvent>, stored: { json(): unknown; subject: string }): unknown {
   try {
     const body = stored.json();
-    cat.parseCommit(body);
+    cat.parseCommit(body, { subject: stored.subject });
     return body;
   } catch {
     return undefined;
@@ -193,11 +194,11 @@ export async function projectInTransaction(
             waitingFor = s;
             break outer;
           }
-          ready.push({ seq: s, json: () => body });
+          ready.push({ seq: s, subject: stored.subject, json: () => body });
           filled++;
         }
       }
-      ready.push({ seq: m.seq, json: () => m.json(), delivered: m });
+      ready.push({ seq: m.seq, subject: m.subject, json: () => m.json(), delivered: m });
       expected = m.seq + 1;
     }
     const last = ready.at(-1)?.seq ?? checkpoint;
@@ -218,7 +219,7 @@ export async function projectInTransaction(
     for (const m of ready) {
       let parsed: ReturnType<Catalogue<AnyEvent>["parseCommit"]>;
       try {
-        parsed = cat.parseCommit(m.json());
+        parsed = cat.parseCommit(m.json(), { subject: m.subject });
       } catch (err) {
         // Only delivered messages get here unreadable (gap fills are checked first).
         if (m.delivered) await deadLetter(m.delivered, `not a readable commit: ${describeError(err)}`);

@@ -9,7 +9,7 @@ import {
   type RawEventEnvelope,
 } from "../envelope.ts";
 import { tokenSafeId } from "../ids.ts";
-import { AGGREGATE_TYPES } from "../subjects.ts";
+import { AGGREGATE_TYPES, parseEventSubject } from "../subjects.ts";
 import { type CommandDefinition, describeIssues, type EventDefinition, SchemaError } from "./define.ts";
 
 /** A command read off the bus: valid envelope, known type, valid data. */
@@ -95,7 +95,7 @@ export class Catalogue<E extends Msg = Msg> {
   }
 
   /** Reads a commit body; every event in it is parsed and upcast. @throws SchemaError */
-  parseCommit(raw: unknown): TypedCommit<E> {
+  parseCommit(raw: unknown, at?: CommitPlace): TypedCommit<E> {
     const c = commitShape.safeParse(raw);
     if (!c.success) throw new SchemaError("not a commit", describeIssues(c.error));
     // Each envelope is checked once, by parseEvent (checking it in the commit's schema too
@@ -113,6 +113,7 @@ export class Catalogue<E extends Msg = Msg> {
         throw new SchemaError(`commit ${c.data.commitId} holds an event of another aggregate`);
       }
     }
+    if (at) checkPlace(c.data.commitId, c.data.aggregate, at);
     return { ...c.data, events };
   }
 
@@ -135,7 +136,7 @@ export class Catalogue<E extends Msg = Msg> {
    * @example catalogue.parseCommitTrusted(JSON.parse(body)).events[0].type // "cluster.requested"
    * @throws SchemaError
    */
-  parseCommitTrusted(raw: unknown): TypedCommit<E> {
+  parseCommitTrusted(raw: unknown, at?: CommitPlace): TypedCommit<E> {
     if (!isObject(raw)) throw new SchemaError("not a commit: not an object");
     const { commitId, aggregate, events } = raw;
     if (typeof commitId !== "string" || commitId.length === 0)
@@ -158,6 +159,7 @@ export class Catalogue<E extends Msg = Msg> {
       if (env.version === def.version) out[i] = env as EventEnvelope<E>;
       else out[i] = this.parseEvent(env); // newer: refused with parseEvent's reason; older: upcast and checked
     }
+    if (at) checkPlace(commitId, aggregate, at);
     return { commitId, aggregate, events: out };
   }
 
@@ -218,6 +220,23 @@ export class Catalogue<E extends Msg = Msg> {
   commandSchema(type: string): z.ZodType | undefined {
     return this.commands.get(type)?.schema;
   }
+}
+
+/** Where a commit was read: its message's subject. */
+export interface CommitPlace {
+  readonly subject: string;
+}
+
+/**
+ * A commit belongs on its aggregate's subject: one found on another's (published there by
+ * hand) would fold a stranger's history into this aggregate. @throws SchemaError
+ */
+function checkPlace(commitId: string, aggregate: AggregateRef, at: CommitPlace): void {
+  const on = parseEventSubject(at.subject);
+  if (on?.type !== aggregate.type || on.id !== aggregate.id)
+    throw new SchemaError(
+      `commit ${commitId} of ${aggregate.type} ${aggregate.id} is on ${at.subject}, not on its aggregate's subject`,
+    );
 }
 
 const isObject = (x: unknown): x is Record<string, unknown> =>

@@ -132,7 +132,8 @@ export async function prepareBatch(
       // Trusted by default: the owning services validated every event before appending it
       // and the live projection parsed each commit fully (see `ReplayOptions.trustLog`).
       const body = m.json();
-      const parsed = trusted ? cat.parseCommitTrusted(body) : cat.parseCommit(body);
+      const at = { subject: m.subject };
+      const parsed = trusted ? cat.parseCommitTrusted(body, at) : cat.parseCommit(body, at);
       commits++;
       for (const event of parsed.events) events.push({ event, sequence: m.seq });
     } catch {
