@@ -204,6 +204,21 @@ export function stepSendProblems(
  * (`GET /clusters/:id` against `GET /clusters/:id?at=<sequence>`, which folds the log with the
  * projection's own reducer). Waits for the projector to catch up first.
  */
+/** JSON with every object's keys sorted: objects are equal whatever order their keys came in (Postgres jsonb reorders them). */
+export function canonical(v: unknown): string {
+  const sort = (x: unknown): unknown =>
+    Array.isArray(x)
+      ? x.map(sort)
+      : x && typeof x === "object"
+        ? Object.fromEntries(
+            Object.entries(x as Record<string, unknown>)
+              .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+              .map(([k, val]) => [k, sort(val)]),
+          )
+        : x;
+  return JSON.stringify(sort(v));
+}
+
 export async function readModelProblems(
   stack: Stack,
   clusterId: string,
@@ -228,11 +243,11 @@ export async function readModelProblems(
     ]);
     live = a.status === 200 ? pick(a.body) : { status: a.status };
     fromLog = b.status === 200 ? pick(b.body) : { status: b.status };
-    if (JSON.stringify(live) === JSON.stringify(fromLog)) break;
+    if (canonical(live) === canonical(fromLog)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   const problems: string[] = [];
-  if (JSON.stringify(live) !== JSON.stringify(fromLog))
+  if (canonical(live) !== canonical(fromLog))
     problems.push(
       `read model of ${clusterId} ≠ the log folded to #${last.seq}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`,
     );

@@ -17,7 +17,6 @@ import {
   type CommandHandler,
   type CommandType,
   commandCausedBy,
-  exponentialDelay,
   isCairnError,
   type Nats,
   proportionalPollDelay,
@@ -114,9 +113,20 @@ type ClusterCommandType = ClusterCommand["type"] & CommandType;
 export async function startClusterReactor(o: ClusterReactorOptions): Promise<RunningConsumer> {
   const pollMs = o.pollMs ?? 1_000;
   const maxPollMs = o.maxPollMs ?? 15_000;
-  /** Work still under way elsewhere (a drain, terminations): look again, later each time. */
-  const later = (deliveries: number, why: string) =>
-    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
+  /**
+   * Work still under way elsewhere (a drain, terminations), asked for by `e`: look again
+   * after 5 % of the time waited so far (within [pollMs, maxPollMs]), so its end is seen
+   * at most ~5 % late — however many looks a slow drain took, or a restart cost.
+   */
+  const later = (e: Event, why: string) =>
+    new RetryLaterError(
+      proportionalPollDelay(Math.max(0, Date.now() - Date.parse(e.time)), {
+        firstMs: 0,
+        minMs: pollMs,
+        maxMs: maxPollMs,
+      }),
+      why,
+    );
   const bootPolls = { firstMs: o.firstBootPollMs ?? 0, minMs: pollMs, maxMs: maxPollMs };
   const drains = drainFirst(o.nats);
 
@@ -352,7 +362,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         if (instanceId && !ending) {
           const drain = await drains.drain(e, clusterId, instanceId, slot);
           if (drain === "pending")
-            throw later(e.deliveries, `draining ${instanceId} before it is terminated`);
+            throw later(e, `draining ${instanceId} before it is terminated`);
           if (drain === "failed")
             o.logger?.warn(
               { cluster: clusterId, slot, instanceId },
@@ -368,7 +378,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           await record(e, "cluster.record-terminated", { clusterId, slots: [slot] });
           return;
         }
-        throw later(e.deliveries, `slot ${slot}'s instances are still terminating`);
+        throw later(e, `slot ${slot}'s instances are still terminating`);
       }
 
       case "cluster.node-replacement-requested": {
@@ -390,7 +400,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           });
           return;
         }
-        throw later(e.deliveries, `cluster ${clusterId}'s instances are still terminating`);
+        throw later(e, `cluster ${clusterId}'s instances are still terminating`);
       }
 
       default:
