@@ -8,12 +8,13 @@ const exclude = ["**/node_modules/**", "**/.tools/**", "**/.cairn/**"];
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "unit", include: ["**/*.unit.spec.ts"], exclude } },
+      { test: { name: "unit", include: ["**/*.unit.spec.ts"], exclude, sequence: { groupOrder: 0 } } },
       {
         test: {
           name: "int",
           include: ["**/*.int.spec.ts"],
           exclude,
+          sequence: { groupOrder: 0 },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
@@ -25,6 +26,10 @@ export default defineConfig({
           exclude,
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // Each file boots a whole stack (up to a dozen processes) and some time their
+          // phases: they run after the other tiers, one at a time, on this 2-core machine.
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
