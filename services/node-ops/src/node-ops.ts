@@ -3,6 +3,7 @@ import {
   CommandHandler,
   catalogue,
   EventStore,
+  exponentialDelay,
   type KubeCommand,
   type KubeEvent,
   type Nats,
@@ -186,6 +187,8 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     const watcher = createNodeWatcher({
       handler,
       nodes,
+      // The cluster's first event: its facts continue its lifecycle trace (one event read, not its history).
+      originOf: async (id) => (await store.load({ type: "cluster", id }, { toVersion: 1 })).events[0],
       ...(o.logger ? { logger: o.logger } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
@@ -199,7 +202,7 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     } catch (err) {
       await watcher.stop();
       // NATS could not be read: try again while still leader (a leader that does nothing is no leader).
-      const delay = Math.min(30_000, 1_000 * 2 ** attempts++);
+      const delay = exponentialDelay(++attempts, { baseMs: 1_000, capMs: 30_000 });
       o.logger?.error(
         { err: String(err), retryInMs: delay },
         "node facts: could not read which clusters to watch",
