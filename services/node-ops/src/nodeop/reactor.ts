@@ -15,6 +15,7 @@ import {
   type CommandHandler,
   catalogue,
   commandCausedBy,
+  describeError,
   EventStore,
   exponentialDelay,
   type Nats,
@@ -152,9 +153,18 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         false,
       );
     }
-    /** A transient failure is retried, until the deadline: then the drain fails with it. */
+    /**
+     * A transient failure is retried until the deadline, then the drain fails with it.
+     * The deadline is this drain's budget, so until then it is a wait (it does not count
+     * towards a dead letter, which would leave the drain in flight for good).
+     */
     const transient = (err: unknown) => {
-      if (!pastDeadline()) throw err;
+      if (d.deadline === undefined) throw err;
+      if (!pastDeadline())
+        throw later(
+          e.deliveries,
+          `node ${node}: the Kubernetes API failed (${describeError(err)}); retried until the drain's deadline ${d.deadline}`,
+        );
       const why = err instanceof Error ? err.message : String(err);
       return fail(
         `the drain of node ${node} timed out at ${d.deadline}: the Kubernetes API kept failing (${why}); the node is left cordoned`,
