@@ -241,7 +241,11 @@ export async function startConsumer(
       );
       return false;
     }
-    msg.term(reason.slice(0, 200));
+    // No reason on the +TERM: nats-server 2.9 does not know `+TERM <reason>` and ignores
+    // it, so the message came back after the ack wait. The reason is in the dead letter.
+    // No reason on the +TERM: nats-server 2.9 does not know `+TERM <reason>` and ignores
+    // it, so the message came back after the ack wait. The reason is in the dead letter.
+    msg.term();
     settled.add(msg);
     release(msg);
     stats.deadLettered++;

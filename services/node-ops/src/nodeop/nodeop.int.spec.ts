@@ -27,7 +27,17 @@ beforeAll(async () => {
   sim = await startSim({ seed: 11, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   // The cluster's history (for its region), its API server, its nodes and its kubeconfig in SSM.
-  const nodes = ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g", "drain-h"];
+  const nodes = [
+    "agent-a",
+    "agent-b",
+    "agent-c",
+    "drain-d",
+    "drain-e",
+    "drain-f",
+    "drain-g",
+    "drain-h",
+    "drain-i",
+  ];
   const { kc } = await simCluster(sim, store, CLUSTER, nodes);
   // A second cluster with a history but no kubeconfig published yet.
   await recordClusterRequested(store, "nodes-2");
@@ -276,6 +286,31 @@ describe("node-ops on the sim", () => {
     expect(events).not.toContain("nodeop.failed");
     expect(sim.faults.hits.get(fault.id)).toBe(2);
   });
+
+  it("an API that keeps failing through a drain: retried past the failure budget, then the drain fails at its deadline", async () => {
+    const fault = sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER, node: "drain-i" },
+      rate: 1,
+    });
+    try {
+      // Longer than five real failures with backoff take (at most 0.5 + 1 + 2 + 4 s): a
+      // drain whose failures counted would be dead-lettered first and stay in flight.
+      const drain = await send("node.drain", "drain-i", { timeoutSeconds: 10 });
+      const failed = await eventAfter("drain-i", drain.commandId, "nodeop.drain-failed");
+      expect(failed.data).toMatchObject({
+        node: "drain-i",
+        leftCordoned: true,
+        remediation: "check the cluster's API server, then drain again",
+      });
+      expect((failed.data as { reason: string }).reason).toContain("the Kubernetes API kept failing");
+      expect(sim.faults.hits.get(fault.id) ?? 0).toBeGreaterThan(5);
+    } finally {
+      sim.faults.remove(fault.id);
+    }
+  }, 30_000);
 
   it("a cluster without a kubeconfig, or without a history, fails with the reason", async () => {
     const noKubeconfig = await send("node.cordon", "agent-a", {}, "alice", "nodes-2");
