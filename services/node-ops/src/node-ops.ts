@@ -49,6 +49,11 @@ export interface NodeOpsOptions {
   ssm?: Pick<KubeAdapterOptions, "endpoint" | "credentials">;
   /** A drain's backoff between passes: from `pollMs` (default 200) doubling up to `maxPollMs` (default 5000). */
   drain?: { pollMs?: number; maxPollMs?: number };
+  /**
+   * How long a cordon, uncordon or label/taint change keeps trying through transient
+   * Kubernetes failures before it is recorded as failed (default 10 minutes).
+   */
+  operationPatienceMs?: number;
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
   /**
@@ -107,6 +112,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
     ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    ...(o.operationPatienceMs !== undefined ? { patienceMs: o.operationPatienceMs } : {}),
   });
   const restore =
     o.restore === false

@@ -37,6 +37,7 @@ beforeAll(async () => {
     "drain-g",
     "drain-h",
     "drain-i",
+    "agent-j",
   ];
   const { kc } = await simCluster(sim, store, CLUSTER, nodes);
   // A second cluster with a history but no kubeconfig published yet.
@@ -50,6 +51,8 @@ beforeAll(async () => {
     drain: { pollMs: 20, maxPollMs: 200 },
     // Drained nodes stay cordoned: these tests are about one node each, not the cluster-wide limit.
     limit: { max: 100 },
+    // A cordon gives up on an API that keeps failing after this long (default 10 minutes).
+    operationPatienceMs: 3_000,
   });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 30_000);
@@ -311,6 +314,31 @@ describe("node-ops on the sim", () => {
       sim.faults.remove(fault.id);
     }
   }, 30_000);
+
+  it("an API that keeps failing through a cordon: retried past the failure budget, then recorded failed (the node is not left in flight)", async () => {
+    const fault = sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER, node: "agent-j" },
+      rate: 1,
+    });
+    try {
+      const cordon = await send("node.cordon", "agent-j");
+      const failed = await eventAfter("agent-j", cordon.commandId, "nodeop.failed");
+      expect(failed.data).toMatchObject({
+        operation: "cordon",
+        remediation: "check the cluster's API server, then try again",
+      });
+      expect((failed.data as { reason: string }).reason).toContain("the Kubernetes API kept failing");
+      expect(sim.faults.hits.get(fault.id) ?? 0).toBeGreaterThan(5);
+    } finally {
+      sim.faults.remove(fault.id);
+    }
+    // The node takes the next operation.
+    const again = await send("node.cordon", "agent-j");
+    await eventAfter("agent-j", again.commandId, "nodeop.cordoned");
+  });
 
   it("a cluster without a kubeconfig, or without a history, fails with the reason", async () => {
     const noKubeconfig = await send("node.cordon", "agent-a", {}, "alice", "nodes-2");

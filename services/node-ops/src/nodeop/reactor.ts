@@ -45,6 +45,12 @@ export interface NodeopReactorOptions {
   drainMaxPollMs?: number;
   /** The cluster-wide disruption limit (./admission.ts; default 10% of the nodes, at least 1); `false`: none. */
   limit?: DisruptionLimit | false;
+  /**
+   * How long a cordon, an uncordon or a label/taint change keeps trying through
+   * transient Kubernetes failures (from its request) before it is recorded as failed
+   * (default 10 minutes, a drain's default timeout). A drain has its own deadline.
+   */
+  patienceMs?: number;
 }
 
 export const drainRemediation = (pdb: string) =>
@@ -88,7 +94,42 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       { atLeastSequence: cause.sequence },
     );
 
-  /** Runs one operation; a permanent failure is recorded, anything else is thrown (retried). */
+  const pollMs = o.drainPollMs ?? 200;
+  const maxPollMs = o.drainMaxPollMs ?? 5_000;
+  const patienceMs = o.patienceMs ?? DEFAULT_PATIENCE_MS;
+  const later = (deliveries: number, why: string) =>
+    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
+
+  /**
+   * Calls the Kubernetes API for the operation `e` requested. Permanent failure: returned,
+   * to be recorded. Transient failure: a wait (thrown) until the operation's patience
+   * runs out, then returned as a failure too — an operation always ends recorded; a dead
+   * letter would leave it in flight and the node refusing every other operation.
+   */
+  const attempt = async (
+    e: Event & { data: { clusterId: string; node: string } },
+    call: () => Promise<void>,
+  ): Promise<{ reason: string; remediation?: string } | undefined> => {
+    try {
+      await call();
+      return undefined;
+    } catch (err) {
+      if (isPermanentFailure(err))
+        return { reason: err.message, ...(err.remediation ? { remediation: err.remediation } : {}) };
+      const since = Date.parse(e.time);
+      if (Date.now() - since < patienceMs)
+        throw later(
+          e.deliveries,
+          `node ${e.data.node} of cluster ${e.data.clusterId}: the Kubernetes API failed (${describeError(err)}); retried until ${new Date(since + patienceMs).toISOString()}`,
+        );
+      return {
+        reason: `the Kubernetes API kept failing for ${Math.round(patienceMs / 1000)} s: ${err instanceof Error ? err.message : String(err)}`,
+        remediation: "check the cluster's API server, then try again",
+      };
+    }
+  };
+
+  /** Runs a cordon or uncordon; a failure (permanent, or transient past the patience) is recorded. */
   const carryOut = async (
     e: Of<"nodeop.cordon-requested" | "nodeop.uncordon-requested">,
     operation: NodeOperation & ("cordon" | "uncordon"),
@@ -96,26 +137,11 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     done: () => Promise<unknown>,
   ) => {
     const { clusterId, node } = e.data;
-    try {
-      await call();
-    } catch (err) {
-      if (!isPermanentFailure(err)) throw err;
-      o.logger?.warn({ cluster: clusterId, node, operation, reason: err.message }, "node operation failed");
-      return record(e, "node.record-failure", {
-        clusterId,
-        node,
-        operation,
-        reason: err.message,
-        ...(err.remediation ? { remediation: err.remediation } : {}),
-      });
-    }
-    return done();
+    const failed = await attempt(e, call);
+    if (!failed) return done();
+    o.logger?.warn({ cluster: clusterId, node, operation, reason: failed.reason }, "node operation failed");
+    return record(e, "node.record-failure", { clusterId, node, operation, ...failed });
   };
-
-  const pollMs = o.drainPollMs ?? 200;
-  const maxPollMs = o.drainMaxPollMs ?? 5_000;
-  const later = (deliveries: number, why: string) =>
-    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
 
   /**
    * One pass of a drain: cordon (idempotent), list the node's pods, evict those that are
@@ -285,20 +311,10 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
         // Labels and taints: one read-compute-patch on the node (see adapters/classification-patch.ts).
         const { clusterId, node, operation, change, by } = e.data;
         if (state.inFlight?.operation !== operation) return;
-        try {
-          await o.kube.applyClassification(clusterId, node, change);
-        } catch (err) {
-          if (!isPermanentFailure(err)) throw err;
-          await record(e, "node.record-classification-failure", {
-            clusterId,
-            node,
-            operation,
-            reason: err.message,
-            ...(err.remediation ? { remediation: err.remediation } : {}),
-          });
-          return;
-        }
-        await record(e, "node.record-classified", { clusterId, node, operation, by });
+        const failed = await attempt(e, () => o.kube.applyClassification(clusterId, node, change));
+        if (failed)
+          await record(e, "node.record-classification-failure", { clusterId, node, operation, ...failed });
+        else await record(e, "node.record-classified", { clusterId, node, operation, by });
         return;
       }
       default:
@@ -321,6 +337,9 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     react,
   });
 }
+
+/** How long an operation without a deadline keeps trying through transient API failures. */
+export const DEFAULT_PATIENCE_MS = 10 * 60_000;
 
 /** How many evictions one drain pass has in flight at most. */
 const EVICTIONS_IN_FLIGHT = 16;
