@@ -104,7 +104,7 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
         : {}),
     });
   const queueName = queue.name;
-  // Capped exponential backoff with full jitter between failed polls…
+  // Capped exponential backoff with full jitter between failed polls (a permanent failure waits the cap).
   const backoff = fullJitterBackoff(POLL_BACKOFF.baseMs, POLL_BACKOFF.capMs);
   /** Built at the first election, kept (and followed) until stop: a new lease reads nothing again. */
   let directory: Promise<ClusterDirectory> | undefined;
