@@ -121,6 +121,31 @@ describe("consumer runner", () => {
     expect(dlq?.header.get("Cairn-Dlq-Deliveries")).toBe("3");
   });
 
+  it("a dead letter is final: the message does not come back after the ack wait", async () => {
+    let calls = 0;
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "final-test",
+      filterSubject: "cmd.finaltest.>",
+      failureBudget: 2,
+      ackWaitMs: 1_000,
+      backoff: () => 20,
+      handle: async () => {
+        calls++;
+        throw new Error("still down");
+      },
+    });
+    await nats.js.publish("cmd.finaltest.x", "{}");
+    await until("dead letter", () => c.stats.deadLettered === 1);
+    // Past two ack waits: a +TERM the server ignored would have brought it back by now.
+    await new Promise((r) => setTimeout(r, 2_500));
+    await c.stop();
+    expect(calls).toBe(2);
+    expect(c.stats.deadLettered).toBe(1);
+  });
+
   it("with concurrency, keys proceed side by side and each key keeps its order", async () => {
     const seen = new Map<string, number[]>();
     let inHand = 0;

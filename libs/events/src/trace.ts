@@ -134,6 +134,31 @@ export async function inMessagingSpan<T>(
   }
 }
 
+/**
+ * Runs `fn` in an internal span (named `name`) whose parent is `traceparent`, an
+ * aggregate's lifecycle trace, or the current context when it has none: work that
+ * resumes on its own (a watch re-started after a restart or a lease change) continues
+ * the lifecycle instead of starting an unlinked root. What `fn` commits carries it.
+ */
+export async function continueTrace<T>(
+  traceparent: string | undefined,
+  name: string,
+  fn: () => Promise<T>,
+  attributes?: Attributes,
+): Promise<T> {
+  const parent = contextFromTraceparent(traceparent);
+  const span = tracer().startSpan(name, { kind: SpanKind.INTERNAL, attributes: attributes ?? {} }, parent);
+  try {
+    return await context.with(trace.setSpan(parent, span), fn);
+  } catch (err) {
+    span.recordException(err instanceof Error ? err : new Error(String(err)));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: describeError(err) });
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
 export { SpanKind };
 
 /** `evt.cluster.{id}` for `evt.cluster.demo-1`; `cmd.*` subjects are already templates. */

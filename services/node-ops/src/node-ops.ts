@@ -3,6 +3,7 @@ import {
   CommandHandler,
   catalogue,
   EventStore,
+  exponentialDelay,
   type KubeCommand,
   type KubeEvent,
   type Nats,
@@ -50,6 +51,11 @@ export interface NodeOpsOptions {
   ssm?: Pick<KubeAdapterOptions, "endpoint" | "credentials">;
   /** A drain's backoff between passes: from `pollMs` (default 200) doubling up to `maxPollMs` (default 5000). */
   drain?: { pollMs?: number; maxPollMs?: number };
+  /**
+   * How long a cordon, uncordon or label/taint change keeps trying through transient
+   * Kubernetes failures before it is recorded as failed (default 10 minutes).
+   */
+  operationPatienceMs?: number;
   /** Node facts (the kube aggregate); `false`: this process does not watch nodes. */
   facts?: NodeFactsOptions | false;
   /**
@@ -119,6 +125,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     ...(o.drain?.pollMs !== undefined ? { drainPollMs: o.drain.pollMs } : {}),
     ...(o.drain?.maxPollMs !== undefined ? { drainMaxPollMs: o.drain.maxPollMs } : {}),
     ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    ...(o.operationPatienceMs !== undefined ? { patienceMs: o.operationPatienceMs } : {}),
   });
   const restore =
     o.restore === false
@@ -200,6 +207,8 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     const watcher = createNodeWatcher({
       handler,
       nodes,
+      // The cluster's first event: its facts continue its lifecycle trace (one event read, not its history).
+      originOf: async (id) => (await store.load({ type: "cluster", id }, { toVersion: 1 })).events[0],
       ...(o.logger ? { logger: o.logger } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       ...(opts.silenceMs !== undefined ? { silenceMs: opts.silenceMs } : {}),
@@ -214,7 +223,7 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     } catch (err) {
       await watcher.stop();
       // NATS could not be read: try again while still leader (a leader that does nothing is no leader).
-      const delay = Math.min(30_000, 1_000 * 2 ** attempts++);
+      const delay = exponentialDelay(++attempts, { baseMs: 1_000, capMs: 30_000 });
       o.logger?.error(
         { err: String(err), retryInMs: delay },
         "node facts: could not read which clusters to watch",

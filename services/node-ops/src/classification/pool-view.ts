@@ -10,6 +10,7 @@
  * instance ids), else from the node's own labels.
  */
 import {
+  type AnyEvent,
   CLASSIFICATION_LABELS,
   type ClassificationChange,
   type ClusterSpec,
@@ -43,8 +44,6 @@ export interface PoolView {
 
 export const emptyPoolView = (): PoolView => ({ pools: {}, formerly: {}, instances: {}, deleting: false });
 
-type Event = { type: string; data: unknown };
-
 const taintId = (t: Taint) => `${t.key}\u0000${t.value ?? ""}\u0000${t.effect}`;
 const pair = (k: string, v: string) => `${k}=${v}`;
 
@@ -66,29 +65,23 @@ const withSpec = (view: PoolView, spec: ClusterSpec) =>
   spec.pools.reduce((v, p) => withPool(v, p.name, { labels: p.labels ?? {}, taints: p.taints ?? [] }), view);
 
 /** Folds one cluster event into the view; events it does not need leave it as it is. */
-export function evolvePoolView(view: PoolView, e: Event): PoolView {
-  const d = e.data as Record<string, unknown>;
+export function evolvePoolView(view: PoolView, e: AnyEvent): PoolView {
   switch (e.type) {
     case "cluster.requested":
     case "cluster.rollback-requested":
     case "cluster.scale-failed":
-      return withSpec(view, d.spec as ClusterSpec);
+      return withSpec(view, e.data.spec);
     case "cluster.pool-updated":
-      return withPool(view, d.pool as string, {
-        labels: d.labels as Record<string, string>,
-        taints: d.taints as Taint[],
-      });
+      return withPool(view, e.data.pool, { labels: e.data.labels, taints: e.data.taints });
     case "cluster.instance-running": {
-      const slot = d.slot as number;
+      const { slot, instanceId, capacityType } = e.data;
       // Events recorded before they carried the pool: a server's slot number says so.
-      const pool =
-        (d.pool as string | undefined) ?? (roleOfSlot(slot) === "server" ? SERVER_POOL : undefined);
-      const capacityType = d.capacityType as CapacityType | undefined;
+      const pool = e.data.pool ?? (roleOfSlot(slot) === "server" ? SERVER_POOL : undefined);
       return {
         ...view,
         instances: {
           ...view.instances,
-          [d.instanceId as string]: { ...(pool ? { pool } : {}), ...(capacityType ? { capacityType } : {}) },
+          [instanceId]: { ...(pool ? { pool } : {}), ...(capacityType ? { capacityType } : {}) },
         },
       };
     }
@@ -100,7 +93,7 @@ export function evolvePoolView(view: PoolView, e: Event): PoolView {
   }
 }
 
-export const foldPoolView = (events: readonly Event[]) => events.reduce(evolvePoolView, emptyPoolView());
+export const foldPoolView = (events: readonly AnyEvent[]) => events.reduce(evolvePoolView, emptyPoolView());
 
 /** A node as the kube facts show it now. */
 export interface NodeNow {

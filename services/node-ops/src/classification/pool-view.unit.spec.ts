@@ -1,4 +1,4 @@
-import { clusterSpec, exampleClusterCreate } from "@cairn/events";
+import { type ClusterEvent, clusterSpec, exampleClusterCreate } from "@cairn/events";
 import { describe, expect, it } from "vitest";
 import { classificationDrift, foldPoolView } from "./pool-view.ts";
 
@@ -15,7 +15,7 @@ const spec = clusterSpec.parse({
     },
   ],
 });
-const history = [
+const history: ClusterEvent[] = [
   { type: "cluster.requested", data: { spec } },
   { type: "cluster.instance-running", data: { slot: 0, instanceId: "i-server", role: "server" } },
   {

@@ -17,30 +17,35 @@
  * nothing left to do: no loop.
  */
 import {
+  type AnyEvent,
   CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
   EventStore,
-  eventFilter,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
   nodeAggregateId,
-  PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import { kubeDecider } from "../kube/decider.ts";
 import type { NodeopState } from "../nodeop/decider.ts";
-import { classificationDrift, foldPoolView } from "./pool-view.ts";
+import { classificationDrift, foldPoolView, type PoolView } from "./pool-view.ts";
 
 export const RESTORE_REASON = "restore pool classification";
 /** How long a restore waits for the operation in flight on the node before looking again. */
 const BUSY_RETRY_MS = 500;
+/** The durable consumers: kept so a deployment resumes where it was. */
+export const RESTORE_REACTORS = {
+  kube: "node-ops-restore-kube",
+  clusters: "node-ops-restore-clusters",
+} as const;
+/** Clusters whose pool view is kept folded in memory (least recently used first out). */
+const VIEWS_KEPT = 1_000;
 
 export interface ClassificationRestoreOptions {
   nats: Nats;
@@ -51,28 +56,34 @@ export interface ClassificationRestoreOptions {
   busyRetryMs?: number;
 }
 
-type Event = RawEventEnvelope & { sequence: number };
+type Cause = Pick<RawEventEnvelope, "id" | "meta">;
 
 export async function startClassificationRestore(
   o: ClassificationRestoreOptions,
 ): Promise<{ stop(): Promise<void> }> {
   const store = new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue });
-  // Reads only (the facts are written by the watcher's own handler): a cached, incremental view.
+  // Reads only (the facts are written by the watcher's own handler): a cached view.
   const facts = new CommandHandler({ decider: kubeDecider, store, catalogue });
   const busyMs = o.busyRetryMs ?? BUSY_RETRY_MS;
+  const pools = poolViews(store);
 
   /**
-   * 1. Fold the cluster's events into the pools' classification.
-   * 2. Read the kube facts, at least as fresh as the cause.
+   * 1. The pools' classification (the cluster's events folded; cached, checked against the log).
+   * 2. Read the kube facts, at least as fresh as the cause (when it is a kube event), else as the log has them.
    * 3. For each node (or the one named): compute the drift; none → nothing.
    * 4. The node busy with another operation → wait (retry later); else request the restore.
    */
-  const check = async (clusterId: string, cause: Event, only?: string, kubeSequence?: number) => {
-    const view = foldPoolView((await store.load({ type: "cluster", id: clusterId })).events);
+  const check = async (
+    clusterId: string,
+    cause: Cause,
+    at: { cluster?: number; kube?: number },
+    only?: string,
+  ) => {
+    const view = await pools.of(clusterId, at.cluster);
     if (view.deleting) return;
     const { state } = await facts.read(
       { type: "kube", id: clusterId },
-      { atLeastSequence: kubeSequence ?? (await store.lastSequence({ type: "kube", id: clusterId })) },
+      at.kube !== undefined ? { atLeastSequence: at.kube } : {},
     );
     const nodes = only ? [only] : Object.keys(state.nodes).sort();
     let busy: string | undefined;
@@ -81,22 +92,22 @@ export async function startClassificationRestore(
       if (!now) continue;
       const change = classificationDrift(view, node, now);
       if (!change) continue;
-      const ref = { type: "nodeop" as const, id: nodeAggregateId(clusterId, node) };
-      const nodeop = await o.handler.read(ref);
+      // Another aggregate: read as fresh as the log (another replica may have written it).
+      const nodeop = await o.handler.read({ type: "nodeop", id: nodeAggregateId(clusterId, node) });
       if (nodeop.state.inFlight) {
         busy = node;
         continue;
       }
-      const parsed = catalogue.parseCommand({
-        // The cause, the node and the node's version: a redelivery of the same decision is
-        // one command; after a refusal (a race) the version moved and the retry is a new one.
-        id: derivedId(cause.id, "node.restore-classification", node, String(nodeop.version)),
-        type: "node.restore-classification",
-        data: { clusterId, node, change, reason: RESTORE_REASON },
-        meta: { actor: "node-ops", causationId: cause.id, correlationId: cause.meta.correlationId },
-      });
-      if (!parsed.ok) throw new PermanentError(`restore built an invalid command: ${parsed.error.message}`);
-      const outcome = await o.handler.handle(parsed.value);
+      const outcome = await o.handler.handle(
+        commandCausedBy(
+          cause,
+          "node.restore-classification",
+          { clusterId, node, change, reason: RESTORE_REASON },
+          // The cause, the node and the node's version: a redelivery of the same decision is
+          // one command; after a refusal (a race) the version moved and the retry is a new one.
+          { actor: "node-ops", key: `${node}\u0000${nodeop.version}` },
+        ),
+      );
       // Another operation got in between the read and the decision: wait for it as well.
       if (outcome.status === "rejected") busy = node;
       else o.logger?.info({ cluster: clusterId, node, change }, "restoring a node's pool classification");
@@ -105,41 +116,76 @@ export async function startClassificationRestore(
     if (busy) throw new RetryLaterError(busyMs, `node ${busy} has an operation in flight`);
   };
 
-  const onKube = async (e: Event) => {
-    if (e.type !== "kube.node-registered" && e.type !== "kube.node-classification-changed") return;
-    return check(e.aggregate.id, e, (e.data as { node: string }).node, e.sequence);
-  };
-  const onCluster = async (e: Event) => {
-    if (
-      e.type !== "cluster.pool-updated" &&
-      e.type !== "cluster.rollback-requested" &&
-      e.type !== "cluster.scale-failed"
-    )
-      return;
-    return check(e.aggregate.id, e);
-  };
-
-  const consume = (durable: string, aggregate: string, react: (e: Event) => Promise<void>) =>
-    startConsumer({
-      js: o.nats.js,
-      jsm: o.nats.jsm,
-      stream: Streams.events,
-      durable,
-      filterSubject: eventFilter(aggregate),
-      concurrency: 8,
-      ...(o.logger ? { logger: o.logger } : {}),
-      handle: async (msg) => {
-        const commit = catalogue.parseCommit(msg.json());
-        for (const e of commit.events) await react({ ...(e as RawEventEnvelope), sequence: msg.seq });
-      },
-    });
-  const consumers: RunningConsumer[] = [
-    await consume("node-ops-restore-kube", "kube", onKube),
-    await consume("node-ops-restore-clusters", "cluster", onCluster),
-  ];
+  const consumers: RunningConsumer[] = [];
+  try {
+    // A node registered or its classification changed: that node.
+    consumers.push(
+      await startReactor({
+        nats: o.nats,
+        name: RESTORE_REACTORS.kube,
+        aggregate: "kube",
+        types: ["kube.node-registered", "kube.node-classification-changed"],
+        concurrency: 8,
+        ...(o.logger ? { logger: o.logger } : {}),
+        react: async (e) => {
+          if (e.type !== "kube.node-registered" && e.type !== "kube.node-classification-changed") return;
+          await check(e.aggregate.id, e, { kube: e.sequence }, e.data.node);
+        },
+      }),
+    );
+    // A pool's labels or taints changed: every node the facts know of in the cluster.
+    consumers.push(
+      await startReactor({
+        nats: o.nats,
+        name: RESTORE_REACTORS.clusters,
+        aggregate: "cluster",
+        types: ["cluster.pool-updated", "cluster.rollback-requested", "cluster.scale-failed"],
+        concurrency: 8,
+        ...(o.logger ? { logger: o.logger } : {}),
+        react: async (e) => {
+          await check(e.aggregate.id, e, { cluster: e.sequence });
+        },
+      }),
+    );
+  } catch (err) {
+    await Promise.all(consumers.map((c) => c.stop()));
+    throw err;
+  }
   return {
     stop: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
+    },
+  };
+}
+
+/**
+ * The pools' classification per cluster, folded once and kept: a look costs one check of
+ * the cluster's last sequence (or none, when the cause's sequence is already folded in),
+ * and the history is read again only when the cluster has new events — not on every
+ * kube event of its nodes.
+ */
+export function poolViews(store: Pick<EventStore<AnyEvent>, "lastSequence" | "load">) {
+  const views = new Map<string, { view: PoolView; lastSequence: number }>();
+  const keep = (clusterId: string, entry: { view: PoolView; lastSequence: number }) => {
+    // A slower read must not replace a fresher view.
+    const current = views.get(clusterId);
+    if (current && current.lastSequence > entry.lastSequence) return current;
+    views.delete(clusterId);
+    views.set(clusterId, entry);
+    if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as string);
+    return entry;
+  };
+  return {
+    /** The view, including at least the commit at `atLeastSequence` (else as the log has it now). */
+    async of(clusterId: string, atLeastSequence?: number): Promise<PoolView> {
+      const ref = { type: "cluster" as const, id: clusterId };
+      const cached = views.get(clusterId);
+      if (cached && atLeastSequence !== undefined && cached.lastSequence >= atLeastSequence)
+        return keep(clusterId, cached).view;
+      if (cached && cached.lastSequence === (await store.lastSequence(ref)))
+        return keep(clusterId, cached).view;
+      const history = await store.load(ref);
+      return keep(clusterId, { view: foldPoolView(history.events), lastSequence: history.lastSequence }).view;
     },
   };
 }

@@ -7,15 +7,15 @@
  *     `Cairn-Event-Types` header says whether it holds a deletion), then every
  *     `evt.install.*` commit; each through an ordered consumer.
  *  2. Watch the published clusters that are not deleted.
- *  3. Follow what comes next through two durable consumers, one subject filter each
- *     (nats-server 2.9: no multi-filter consumers): `node-ops-watch-clusters` on
- *     `evt.cluster.*` and `node-ops-watch-installs` on `evt.install.*`.
+ *  3. Follow what comes next through two reactors (the runtime's durable consumers, one
+ *     subject filter each for nats-server 2.9): `node-ops-watch-clusters` on
+ *     `evt.cluster.*` (the deletions) and `node-ops-watch-installs` on `evt.install.*`
+ *     (the publications); each is handed only the event types it acts on.
  * What the durables deliver again (history that step 1 read too) changes nothing: a
  * watched cluster is not watched twice, and a deleted cluster is never watched again
  * (cluster ids are not reused), whichever consumer speaks first.
  */
 import {
-  catalogue,
   eventFilter,
   Headers,
   type MessageHandler,
@@ -23,13 +23,14 @@ import {
   parseEventSubject,
   type RunnerLogger,
   type RunningConsumer,
+  readCommit,
   Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import type { NodeWatcher } from "./watcher.ts";
 
 const PUBLISHED = "install.kubeconfig-published";
-const ENDED = new Set(["cluster.deletion-requested", "cluster.deleted"]);
+const ENDED = ["cluster.deletion-requested", "cluster.deleted"] as const;
 
 export const WATCH_DURABLES = {
   clusters: "node-ops-watch-clusters",
@@ -53,59 +54,62 @@ const typesOf = (m: JsMsg) => (m.headers?.get(Headers.eventTypes) ?? "").split("
 export async function startWatchedClusters(o: WatchedClustersOptions): Promise<WatchedClusters> {
   const ended = new Set<string>();
 
-  const onCluster = async (m: JsMsg) => {
-    const ref = parseEventSubject(m.subject);
-    if (!ref || !typesOf(m).some((t) => ENDED.has(t)) || ended.has(ref.id)) return;
-    ended.add(ref.id);
-    await o.watcher.unwatch(ref.id);
+  const end = async (clusterId: string) => {
+    if (ended.has(clusterId)) return;
+    ended.add(clusterId);
+    await o.watcher.unwatch(clusterId);
   };
-  const onInstall = (m: JsMsg) => {
+  const publish = (clusterId: string, kubeconfig: { parameter: string; version: number }) => {
+    if (!ended.has(clusterId)) o.watcher.watch(clusterId, kubeconfig);
+  };
+
+  // 1 + 2. The history up to now: the cluster commits by their header alone, the install
+  // commits read as the reactor would (one unreadable commit never keeps the others unwatched).
+  await readHistory(o.nats, eventFilter("cluster"), true, async (m) => {
+    const ref = parseEventSubject(m.subject);
+    if (ref && typesOf(m).some((t) => (ENDED as readonly string[]).includes(t))) await end(ref.id);
+  });
+  await readHistory(o.nats, eventFilter("install"), false, async (m) => {
     if (!typesOf(m).includes(PUBLISHED)) return;
-    let commit: ReturnType<typeof catalogue.parseCommit>;
+    let commit: ReturnType<typeof readCommit<"install">>;
     try {
-      commit = catalogue.parseCommit(m.json());
+      commit = readCommit(m, "install");
     } catch (err) {
-      // One unreadable commit must not keep every other cluster unwatched.
       o.logger?.warn(
         { subject: m.subject, sequence: m.seq, err: String(err) },
         "unreadable install commit skipped",
       );
       return;
     }
-    for (const e of commit.events) {
-      if (e.type !== PUBLISHED || ended.has(commit.aggregate.id)) continue;
-      o.watcher.watch(commit.aggregate.id, e.data as { parameter: string; version: number });
-    }
-  };
-
-  // 1 + 2. The history up to now.
-  await readHistory(o.nats, eventFilter("cluster"), true, onCluster);
-  await readHistory(o.nats, eventFilter("install"), false, async (m) => onInstall(m));
+    for (const e of commit.events) if (e.type === PUBLISHED) publish(e.aggregate.id, e.data);
+  });
   o.logger?.info({ clusters: o.watcher.clusters() }, "watching the clusters the log says are live");
 
-  // 3. What comes next.
+  // 3. What comes next. Unwatching waits for the cluster's loop to end: clusters side by side.
   const consumers: RunningConsumer[] = [];
-  const common = {
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    ...(o.logger ? { logger: o.logger } : {}),
-  };
   try {
     consumers.push(
-      await startConsumer({
-        ...common,
-        durable: WATCH_DURABLES.clusters,
-        filterSubject: eventFilter("cluster"),
-        handle: onCluster,
+      await startReactor({
+        nats: o.nats,
+        name: WATCH_DURABLES.clusters,
+        aggregate: "cluster",
+        types: ENDED,
+        concurrency: 8,
+        ...(o.logger ? { logger: o.logger } : {}),
+        react: async (e) => end(e.aggregate.id),
       }),
     );
     consumers.push(
-      await startConsumer({
-        ...common,
-        durable: WATCH_DURABLES.installs,
-        filterSubject: eventFilter("install"),
-        handle: async (m) => onInstall(m),
+      await startReactor({
+        nats: o.nats,
+        name: WATCH_DURABLES.installs,
+        aggregate: "install",
+        types: [PUBLISHED],
+        concurrency: 8,
+        ...(o.logger ? { logger: o.logger } : {}),
+        react: async (e) => {
+          if (e.type === PUBLISHED) publish(e.aggregate.id, e.data);
+        },
       }),
     );
   } catch (err) {

@@ -25,16 +25,29 @@
  *  API's fault.
  */
 import {
+  type CommandDataInput,
   type CommandHandler,
-  catalogue,
+  commandCausedBy,
+  continueTrace,
+  derivedId,
+  fullJitterBackoff,
   type KubeCommand,
   type KubeEvent,
   newId,
-  PermanentError,
+  type RawEventEnvelope,
   type RunnerLogger,
+  SpanAttributes,
 } from "@cairn/events";
 import type { KubeNodes, NodeWatch, NodeWatchEnd, NodeWatchEvent } from "../ports.ts";
 import type { KubeState } from "./decider.ts";
+
+/**
+ * Where a cluster's facts come from: the cluster's first event (its creating command's
+ * decision). The watcher's commands are named after it, carry its correlation, and run
+ * in its trace (`meta.traceparent`), so every `kube.*` event of the cluster continues
+ * the cluster's lifecycle trace — however often node-ops restarts or the lease moves.
+ */
+export type ClusterOrigin = Pick<RawEventEnvelope, "id" | "meta">;
 
 export interface NodeWatcherOptions {
   handler: CommandHandler<KubeCommand, KubeEvent, KubeState>;
@@ -49,6 +62,12 @@ export interface NodeWatcherOptions {
    */
   silenceMs?: number;
   random?: () => number;
+  /**
+   * The cluster's origin (its first event; `store.load(cluster, { toVersion: 1 })`), looked
+   * up when a watch (re)lists until found. Absent or not found: the observations start
+   * a trace of their own, correlated by the cluster's id.
+   */
+  originOf?: (clusterId: string) => Promise<ClusterOrigin | undefined>;
 }
 
 /** The clusters being watched; each watch runs until `unwatch` or `stop`. */
@@ -76,24 +95,34 @@ class RecordFailure extends Error {
 const SHORT_WATCH_MS = 1_000;
 
 export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
-  const baseMs = o.backoff?.baseMs ?? 500;
-  const maxMs = o.backoff?.maxMs ?? 30_000;
-  const random = o.random ?? Math.random;
+  const backoff = fullJitterBackoff(o.backoff?.baseMs ?? 500, o.backoff?.maxMs ?? 30_000, o.random);
   const silenceMs = o.silenceMs ?? 150_000;
-  const backoff = (n: number) => Math.floor(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1)));
   const loops = new Map<string, { stop(): Promise<void>; version: number }>();
 
-  /** Decides one observation on the cluster's kube aggregate; its id is fresh (no cause to derive it from). */
-  const record = async (type: KubeCommand["type"], data: object) => {
-    const parsed = catalogue.parseCommand({
-      id: newId(),
-      type,
-      data,
-      meta: { actor: "node-ops" },
-    });
-    if (!parsed.ok) throw new PermanentError(`the watcher built an invalid ${type}: ${parsed.error.message}`);
+  /** A stand-in origin for a cluster whose first event could not be read (yet). */
+  const unknownOrigin = (clusterId: string): ClusterOrigin => {
+    const id = derivedId("node-ops.watch", clusterId);
+    return { id, meta: { causationId: id, correlationId: clusterId, actor: "node-ops" } };
+  };
+
+  /**
+   * Decides one observation on the cluster's kube aggregate, inside the cluster's
+   * lifecycle trace (a span of it per observation). Its id is fresh (an observation has
+   * no cause to derive it from: the decider drops what did not change).
+   */
+  const record = async <T extends KubeCommand["type"]>(
+    clusterId: string,
+    origin: ClusterOrigin,
+    type: T,
+    data: CommandDataInput<T>,
+  ) => {
+    const command = commandCausedBy(origin, type, data, { actor: "node-ops", key: newId() });
     try {
-      return await o.handler.handle(parsed.value);
+      return await continueTrace(origin.meta.traceparent, `record ${type}`, () => o.handler.handle(command), {
+        [SpanAttributes.aggregateType]: "kube",
+        [SpanAttributes.aggregateId]: clusterId,
+        [SpanAttributes.commandType]: type,
+      });
     } catch (err) {
       throw new RecordFailure(`could not record ${type}`, { cause: err });
     }
@@ -125,12 +154,28 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       });
     const log = (level: "info" | "warn", obj: object, msg: string) =>
       o.logger?.[level]({ cluster: clusterId, ...obj }, msg);
+    /** The cluster's origin once read (looked up again at each relist until it is). */
+    let origin: ClusterOrigin | undefined;
+    const lookUpOrigin = async () => {
+      if (origin || !o.originOf) return;
+      try {
+        origin = await o.originOf(clusterId);
+      } catch (err) {
+        log(
+          "warn",
+          { err: String(err) },
+          "could not read the cluster's origin; its facts are traced on their own",
+        );
+      }
+    };
+    const report = <T extends KubeCommand["type"]>(type: T, data: CommandDataInput<T>) =>
+      record(clusterId, origin ?? unknownOrigin(clusterId), type, data);
 
     const unreachable = async (err: unknown) => {
       const reason = err instanceof Error ? err.message : String(err);
       log("warn", { reason }, "Kubernetes API unreachable");
       try {
-        await record("kube.observe-api", { clusterId, reachable: false, reason });
+        await report("kube.observe-api", { clusterId, reachable: false, reason });
       } catch (e) {
         log("warn", { err: String(e) }, "could not record the API as unreachable");
       }
@@ -175,9 +220,9 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
           chain = chain.then(async () => {
             if (failed || stopped) return;
             try {
-              if (e.kind === "upsert") await record("kube.observe-node", { clusterId, ...e.node });
+              if (e.kind === "upsert") await report("kube.observe-node", { clusterId, ...e.node });
               else if (e.kind === "removed")
-                await record("kube.observe-node-removed", { clusterId, node: e.node });
+                await report("kube.observe-node-removed", { clusterId, node: e.node });
               rv = e.resourceVersion;
             } catch (err) {
               failed = err instanceof Error ? err : new Error(String(err));
@@ -203,6 +248,7 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       while (!stopped) {
         // 1. (re)list
         if (rv === undefined) {
+          await lookUpOrigin();
           let list: Awaited<ReturnType<KubeNodes["listNodes"]>> | undefined;
           try {
             list = await Promise.race([o.nodes.listNodes(clusterId, parameter), stopping]);
@@ -214,8 +260,8 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
           }
           if (stopped || !list) break;
           try {
-            await record("kube.observe-api", { clusterId, reachable: true });
-            await record("kube.observe-node-list", { clusterId, nodes: list.nodes });
+            await report("kube.observe-api", { clusterId, reachable: true });
+            await report("kube.observe-node-list", { clusterId, nodes: [...list.nodes] });
           } catch (err) {
             log("warn", { err: String(err) }, "could not record the node list; relisting later");
             await sleep(backoff(++failures));

@@ -22,20 +22,21 @@
  * counted from the kube facts (1 when the facts know none yet). Every command is named
  * after its cause and the ledger's version, so a redelivered event decides nothing twice,
  * and a refusal (another node took the last place in between) is retried as a new decision.
- * The ledger, the facts and the holders are read as fresh as the log: other processes
- * (the watcher's leader, another replica) write them.
+ * The ledger, the facts and the holders are read as fresh as the log (a plain `read`):
+ * other processes (the watcher's leader, another replica) write them.
  */
 import {
-  type AggregateRef,
+  type CairnEvent,
+  type CommandDataInput,
   CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
   type EventStore,
+  exponentialDelay,
   type NodeopCommand,
   type NodeopEvent,
   nodeAggregateId,
   nodeopLimitId,
-  PermanentError,
   type RawEventEnvelope,
   RetryLaterError,
 } from "@cairn/events";
@@ -60,20 +61,25 @@ export function limitFor(nodes: number, o: DisruptionLimit): number {
   return o.max ?? Math.max(1, Math.floor(nodes * (o.fraction ?? DEFAULT_DISRUPTION_FRACTION)));
 }
 
-type Event = RawEventEnvelope & { sequence: number };
-type Reader<S> = Pick<CommandHandler<never, never, S>, "read">;
+/** The request that asks for a place: a cordon or a drain (its data names the node and `force`). */
+type Request = CairnEvent<"nodeop.cordon-requested" | "nodeop.drain-requested">;
+/** An event that names a node, as a cause (its id names the commands it causes). */
+type NodeCause = Pick<RawEventEnvelope, "id" | "meta"> & {
+  readonly data: { clusterId: string; node: string };
+};
 type Handler = CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+type LimitCommandType = "node.admit-disruption" | "node.release-disruption" | "node.record-waiting";
 
 export interface Admission {
   /**
    * Undefined when the node holds its place (now or already, or the limit is off); else
    * the error to throw to come back later, after `nodeop.waiting` was recorded.
    */
-  admit(e: Event, deliveries: number): Promise<RetryLaterError | undefined>;
+  admit(e: Request, deliveries: number): Promise<RetryLaterError | undefined>;
   /** Frees the node's place if Cairn no longer holds it cordoned (`state`: the node's, after `e`). */
-  release(e: Event, state: NodeopState): Promise<void>;
+  release(e: NodeCause, state: NodeopState): Promise<void>;
   /** Frees the place of `e`'s node, which is gone (`reason`: why), named after `e`. */
-  releaseGone(e: Event, reason: string): Promise<void>;
+  releaseGone(e: NodeCause, reason: string): Promise<void>;
 }
 
 /**
@@ -98,49 +104,48 @@ export function createAdmission(o: {
   if (o.limit === false)
     return { admit: async () => undefined, release: async () => {}, releaseGone: async () => {} };
   const limit = o.limit;
-  // Read only (the watcher's leader writes the facts): a cached view, caught up to the log on each read.
+  // Read only (the watcher's leader writes the facts): a cached view; a plain read checks it against the log.
   const facts = new CommandHandler({ decider: kubeDecider, store: o.store, catalogue });
   const pollMs = limit.pollMs ?? 200;
   const maxPollMs = limit.maxPollMs ?? 10_000;
 
-  const decide = async (cause: Event, id: string, type: NodeopCommand["type"], data: object) => {
-    const parsed = catalogue.parseCommand({
-      id,
-      type,
-      data,
-      meta: { actor: "node-ops", causationId: cause.id, correlationId: cause.meta.correlationId },
-    });
-    if (!parsed.ok) throw new PermanentError(`the reactor built an invalid ${type}: ${parsed.error.message}`);
-    return o.handler.handle(parsed.value);
-  };
+  /** Decides a ledger (or waiting) command caused by `cause`; `key` tells its commands of one type apart. */
+  const decide = <T extends LimitCommandType>(
+    cause: Pick<RawEventEnvelope, "id" | "meta">,
+    type: T,
+    data: CommandDataInput<T>,
+    key?: readonly string[],
+  ) =>
+    o.handler.handle(
+      commandCausedBy(cause, type, data, {
+        actor: "node-ops",
+        // The parts joined as derivedId joins them: the ids are those of the earlier releases.
+        ...(key ? { key: key.join("\u0000") } : {}),
+      }),
+    );
 
-  /** A handler's view of `ref`, caught up with the log: its cache does not see other processes' writes. */
-  const fresh = async <S>(h: Reader<S>, ref: AggregateRef) =>
-    h.read(ref, { atLeastSequence: await o.store.lastSequence(ref) });
-
-  const release = (cause: Event, id: string, data: { clusterId: string; node: string; reason?: string }) =>
-    decide(cause, id, "node.release-disruption", data);
+  const release = (
+    cause: Pick<RawEventEnvelope, "id" | "meta">,
+    data: { clusterId: string; node: string; reason?: string },
+    key?: readonly string[],
+  ) => decide(cause, "node.release-disruption", data, key);
 
   /**
    * Releases the holders whose node is gone, each named after the cause, the holder and
    * the ledger's version (a redelivery at the same version is one release); true if any was.
    */
   const releaseStale = async (
-    e: Event,
+    e: Request,
     clusterId: string,
     ledger: { holders: readonly string[]; version: number },
     known: KubeState,
   ) => {
     let released = false;
     for (const holder of ledger.holders) {
-      const { state } = await fresh(o.handler, { type: "nodeop", id: nodeAggregateId(clusterId, holder) });
+      const { state } = await o.handler.read({ type: "nodeop", id: nodeAggregateId(clusterId, holder) });
       const reason = goneReason(holder, known, state);
       if (!reason) continue;
-      await release(e, derivedId(e.id, "node.release-disruption", holder, String(ledger.version)), {
-        clusterId,
-        node: holder,
-        reason,
-      });
+      await release(e, { clusterId, node: holder, reason }, [holder, String(ledger.version)]);
       released = true;
     }
     return released;
@@ -148,12 +153,12 @@ export function createAdmission(o: {
 
   return {
     async admit(e, deliveries) {
-      const { clusterId, node, force } = e.data as { clusterId: string; node: string; force?: boolean };
+      const { clusterId, node, force } = e.data;
       const ledger = { type: "nodeop" as const, id: nodeopLimitId(clusterId) };
       // 1. Already holding a place (a drain after Cairn's cordon, a redelivery): go on.
-      let { state, version } = await fresh(o.handler, ledger);
+      let { state, version } = await o.handler.read(ledger);
       if ((state.holders ?? []).includes(node)) return undefined;
-      const known = (await fresh(facts, { type: "kube", id: clusterId })).state;
+      const known = (await facts.read({ type: "kube", id: clusterId })).state;
       const max = limitFor(Object.keys(known.nodes).length, limit);
       // 2. Full: a holder whose node is gone does not count; release it, then look again.
       if (
@@ -161,42 +166,40 @@ export function createAdmission(o: {
         !force &&
         (await releaseStale(e, clusterId, { holders: state.holders ?? [], version }, known))
       )
-        ({ state, version } = await fresh(o.handler, ledger));
+        ({ state, version } = await o.handler.read(ledger));
       const holders = state.holders ?? [];
       // 3. A place is free (or forced): take it; the ledger decides, serialised.
       if (holders.length < max || force) {
         const outcome = await decide(
           e,
-          derivedId(e.id, "node.admit-disruption", String(version)),
           "node.admit-disruption",
           { clusterId, node, limit: max, force: force === true },
+          [String(version)],
         );
         if (outcome.status !== "rejected") return undefined;
       }
       // 4. Full (or another node took the last place in between): record what it waits for, come back.
-      const now = (await fresh(o.handler, ledger)).state.holders ?? [];
+      const now = (await o.handler.read(ledger)).state.holders ?? [];
       // A place freed since the first look: no wait to record (it would name nodes that
       // no longer block this one); look again soon.
       if (now.length < max) return new RetryLaterError(pollMs, `node ${node}: a place just freed up`);
-      await decide(
-        e,
-        derivedId(e.id, "node.record-waiting", String(max), now.join(",")),
-        "node.record-waiting",
-        { clusterId, node, limit: max, waitingFor: [...now] },
-      );
+      await decide(e, "node.record-waiting", { clusterId, node, limit: max, waitingFor: [...now] }, [
+        String(max),
+        now.join(","),
+      ]);
       return new RetryLaterError(
-        Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)),
+        exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }),
         `node ${node} waits for the disruption limit of cluster ${clusterId} (${max}): ${now.join(", ")}`,
       );
     },
     async release(e, state) {
       if (state.cordoned || state.inFlight) return;
-      const { clusterId, node } = e.data as { clusterId: string; node: string };
-      await release(e, derivedId(e.id, "node.release-disruption"), { clusterId, node });
+      const { clusterId, node } = e.data;
+      await release(e, { clusterId, node });
     },
     async releaseGone(e, reason) {
-      const { clusterId, node } = e.data as { clusterId: string; node: string };
-      await release(e, derivedId(e.id, "node.release-disruption"), { clusterId, node, reason });
+      const { clusterId, node } = e.data;
+      await release(e, { clusterId, node, reason });
     },
   };
 }

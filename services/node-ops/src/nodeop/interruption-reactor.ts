@@ -15,22 +15,21 @@
  */
 import {
   type CommandHandler,
-  catalogue,
-  derivedId,
-  eventFilter,
+  commandCausedBy,
+  exponentialDelay,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
-  PermanentError,
-  type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import { isPermanentFailure, type Kube } from "../ports.ts";
 import type { NodeopState } from "./decider.ts";
+
+/** The durable consumer: kept so a deployment resumes where it was. */
+export const INTERRUPTION_REACTOR = "node-ops-interruptions";
 
 export interface InterruptionReactorOptions {
   nats: Nats;
@@ -42,65 +41,60 @@ export interface InterruptionReactorOptions {
   maxPollMs?: number;
 }
 
-type Notice = { clusterId: string; node: string; noticeId: string; instanceId: string };
-
 export async function startInterruptionReactor(o: InterruptionReactorOptions): Promise<RunningConsumer> {
   const pollMs = o.pollMs ?? 200;
   const maxPollMs = o.maxPollMs ?? 5_000;
   const later = (deliveries: number, why: string) =>
-    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
 
-  const react = async (e: RawEventEnvelope & { sequence: number }, deliveries: number) => {
-    if (e.type !== "nodeop.interruption-noticed") return;
-    const d = e.data as Notice;
-    const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
-    if (state.interruption?.noticeId !== d.noticeId || state.interruption.deleted) return;
-    // 1. The drain first: what it evicts must leave while the node still exists.
-    if (state.inFlight?.operation === "drain") throw later(deliveries, `node ${d.node} is still draining`);
-    // 2. Gone or NotReady: the kubelet is gone with its instance.
-    let reason: string;
-    try {
-      const node = await o.kube.getNode(d.clusterId, d.node);
-      if (node?.ready !== false && node !== undefined)
-        throw later(deliveries, `node ${d.node} is drained; its instance ${d.instanceId} has not gone yet`);
-      if (node) await o.kube.deleteNode(d.clusterId, d.node);
-      reason = node
-        ? `its spot instance ${d.instanceId} was reclaimed (the node was NotReady)`
-        : `its spot instance ${d.instanceId} was reclaimed (the node was gone already)`;
-    } catch (err) {
-      if (!isPermanentFailure(err)) throw err;
-      // No kubeconfig any more (a deleted cluster), refused: nothing node-ops can delete.
-      o.logger?.warn(
-        { cluster: d.clusterId, node: d.node, reason: err.message },
-        "interrupted node not deleted",
-      );
-      return;
-    }
-    const parsed = catalogue.parseCommand({
-      id: derivedId(e.id, "node.record-deleted"),
-      type: "node.record-deleted",
-      data: { clusterId: d.clusterId, node: d.node, reason },
-      meta: { actor: "node-ops", causationId: e.id, correlationId: e.meta.correlationId },
-    });
-    if (!parsed.ok)
-      throw new PermanentError(`the reactor built an invalid node.record-deleted: ${parsed.error.message}`);
-    await o.handler.handle(parsed.value, { atLeastSequence: e.sequence });
-    o.logger?.info({ cluster: d.clusterId, node: d.node }, "interrupted node deleted");
-  };
-
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "node-ops-interruptions",
-    filterSubject: eventFilter("nodeop"),
-    // Waiting for a reclaim is a redelivery too: 1,000 of up to 5 s each is over an hour.
+  return await startReactor({
+    nats: o.nats,
+    name: INTERRUPTION_REACTOR,
+    aggregate: "nodeop",
+    types: ["nodeop.interruption-noticed"],
+    // Interrupted nodes are waited for side by side; each node's commits stay in order.
     concurrency: 32,
     ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events)
-        await react({ ...(e as RawEventEnvelope), sequence: msg.seq }, msg.info.deliveryCount);
+    react: async (e) => {
+      if (e.type !== "nodeop.interruption-noticed") return;
+      const d = e.data;
+      const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
+      if (state.interruption?.noticeId !== d.noticeId || state.interruption.deleted) return;
+      // 1. The drain first: what it evicts must leave while the node still exists.
+      if (state.inFlight?.operation === "drain")
+        throw later(e.deliveries, `node ${d.node} is still draining`);
+      // 2. Gone or NotReady: the kubelet is gone with its instance.
+      let reason: string;
+      try {
+        const node = await o.kube.getNode(d.clusterId, d.node);
+        if (node?.ready !== false && node !== undefined)
+          throw later(
+            e.deliveries,
+            `node ${d.node} is drained; its instance ${d.instanceId} has not gone yet`,
+          );
+        if (node) await o.kube.deleteNode(d.clusterId, d.node);
+        reason = node
+          ? `its spot instance ${d.instanceId} was reclaimed (the node was NotReady)`
+          : `its spot instance ${d.instanceId} was reclaimed (the node was gone already)`;
+      } catch (err) {
+        if (!isPermanentFailure(err)) throw err;
+        // No kubeconfig any more (a deleted cluster), refused: nothing node-ops can delete.
+        o.logger?.warn(
+          { cluster: d.clusterId, node: d.node, reason: err.message },
+          "interrupted node not deleted",
+        );
+        return;
+      }
+      await o.handler.handle(
+        commandCausedBy(
+          e,
+          "node.record-deleted",
+          { clusterId: d.clusterId, node: d.node, reason },
+          { actor: "node-ops" },
+        ),
+        { atLeastSequence: e.sequence },
+      );
+      o.logger?.info({ cluster: d.clusterId, node: d.node }, "interrupted node deleted");
     },
   });
 }

@@ -54,7 +54,18 @@ beforeAll(async () => {
   sim = await startSim({ seed: 11, timeScale: 100 });
   store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   // The cluster's history (for its region), its API server, its nodes and its kubeconfig in SSM.
-  const nodes = ["agent-a", "agent-b", "agent-c", "drain-d", "drain-e", "drain-f", "drain-g", "drain-h"];
+  const nodes = [
+    "agent-a",
+    "agent-b",
+    "agent-c",
+    "drain-d",
+    "drain-e",
+    "drain-f",
+    "drain-g",
+    "drain-h",
+    "drain-i",
+    "agent-j",
+  ];
   const { kc } = await simCluster(sim, store, CLUSTER, nodes);
   // A second cluster with a history but no kubeconfig published yet.
   await recordClusterRequested(store, "nodes-2");
@@ -68,6 +79,8 @@ beforeAll(async () => {
     drain: { pollMs: 20, maxPollMs: 200 },
     // Drained nodes stay cordoned: these tests are about one node each, not the cluster-wide limit.
     limit: { max: 100 },
+    // A cordon gives up on an API that keeps failing after this long (default 10 minutes).
+    operationPatienceMs: 3_000,
   });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 }, 30_000);
@@ -340,6 +353,56 @@ describe("node-ops on the sim", () => {
     const events = (await store.load(ref("agent-c"))).events.map((e) => e.type);
     expect(events).not.toContain("nodeop.failed");
     expect(sim.faults.hits.get(fault.id)).toBe(2);
+  });
+
+  it("an API that keeps failing through a drain: retried past the failure budget, then the drain fails at its deadline", async () => {
+    const fault = sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER, node: "drain-i" },
+      rate: 1,
+    });
+    try {
+      // Longer than five real failures with backoff take (at most 0.5 + 1 + 2 + 4 s): a
+      // drain whose failures counted would be dead-lettered first and stay in flight.
+      const drain = await send("node.drain", "drain-i", { timeoutSeconds: 10 });
+      const failed = await eventAfter("drain-i", drain.commandId, "nodeop.drain-failed");
+      expect(failed.data).toMatchObject({
+        node: "drain-i",
+        leftCordoned: true,
+        remediation: "check the cluster's API server, then drain again",
+      });
+      expect((failed.data as { reason: string }).reason).toContain("the Kubernetes API kept failing");
+      expect(sim.faults.hits.get(fault.id) ?? 0).toBeGreaterThan(5);
+    } finally {
+      sim.faults.remove(fault.id);
+    }
+  }, 30_000);
+
+  it("an API that keeps failing through a cordon: retried past the failure budget, then recorded failed (the node is not left in flight)", async () => {
+    const fault = sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER, node: "agent-j" },
+      rate: 1,
+    });
+    try {
+      const cordon = await send("node.cordon", "agent-j");
+      const failed = await eventAfter("agent-j", cordon.commandId, "nodeop.failed");
+      expect(failed.data).toMatchObject({
+        operation: "cordon",
+        remediation: "check the cluster's API server, then try again",
+      });
+      expect((failed.data as { reason: string }).reason).toContain("the Kubernetes API kept failing");
+      expect(sim.faults.hits.get(fault.id) ?? 0).toBeGreaterThan(5);
+    } finally {
+      sim.faults.remove(fault.id);
+    }
+    // The node takes the next operation.
+    const again = await send("node.cordon", "agent-j");
+    await eventAfter("agent-j", again.commandId, "nodeop.cordoned");
   });
 
   it("a cluster without a kubeconfig, or without a history, fails with the reason", async () => {

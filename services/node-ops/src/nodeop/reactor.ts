@@ -11,25 +11,28 @@
  * backoff. Permanent ones (no such node, refused) are recorded as `nodeop.failed`.
  */
 import {
+  type CommandDataInput,
   type CommandHandler,
   catalogue,
-  derivedId,
+  commandCausedBy,
+  describeError,
   EventStore,
-  eventFilter,
+  exponentialDelay,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
-  PermanentError,
-  type RawEventEnvelope,
+  type ReactingEvent,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import { CORDON_REASON, CORDONED_BY, isPermanentFailure, type Kube, type PodInfo } from "../ports.ts";
 import { createAdmission, type DisruptionLimit } from "./admission.ts";
 import type { NodeOperation, NodeopState } from "./decider.ts";
+
+/** The durable consumer: kept so a deployment resumes where it was. */
+export const NODEOP_REACTOR = "node-ops-reactor";
 
 export interface NodeopReactorOptions {
   nats: Nats;
@@ -42,24 +45,33 @@ export interface NodeopReactorOptions {
   drainMaxPollMs?: number;
   /** The cluster-wide disruption limit (./admission.ts; default 10% of the nodes, at least 1); `false`: none. */
   limit?: DisruptionLimit | false;
+  /**
+   * How long a cordon, an uncordon or a label/taint change keeps trying through
+   * transient Kubernetes failures (from its request) before it is recorded as failed
+   * (default 10 minutes, a drain's default timeout). A drain has its own deadline.
+   */
+  patienceMs?: number;
 }
 
 export const drainRemediation = (pdb: string) =>
   `the PodDisruptionBudget ${pdb} allows no disruption: scale its workload up or relax the budget, or drain again with a longer timeout`;
 
-type ClassificationRequested = Extract<NodeopEvent, { type: "nodeop.classification-requested" }>["data"];
-type Event = RawEventEnvelope & { type: NodeopEvent["type"]; sequence: number };
-type NodeData = {
-  clusterId: string;
-  node: string;
-  reason: string;
-  by: string;
-  deadline?: string;
-  gracePeriodSeconds?: number;
-  forceUnmanaged?: boolean;
-  deleteEmptyDirData?: boolean;
-  ignoreDaemonSets?: boolean;
-};
+/** The events this reactor acts on; the others (the ledger's, progress, outcomes it records) are never read. */
+const ACTS_ON = [
+  "nodeop.cordon-requested",
+  "nodeop.uncordon-requested",
+  "nodeop.drain-requested",
+  "nodeop.uncordoned",
+  "nodeop.failed",
+  "nodeop.drain-failed",
+  "nodeop.node-deleted",
+  "nodeop.classification-requested",
+] as const;
+
+type Event = ReactingEvent<"nodeop">;
+type Of<T extends Event["type"]> = Extract<Event, { type: T }>;
+/** The internal commands that record what happened on a node. */
+type NodeCommandType = NodeopCommand["type"];
 
 export async function startNodeopReactor(o: NodeopReactorOptions): Promise<RunningConsumer> {
   const admission = createAdmission({
@@ -67,81 +79,127 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     store: new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue }),
     limit: o.limit ?? {},
   });
-  /** Decides an internal command on the node, named after its cause. */
-  const record = async (cause: Event, type: NodeopCommand["type"], data: object) => {
-    const { clusterId, node } = cause.data as NodeData;
-    const parsed = catalogue.parseCommand({
-      id: derivedId(cause.id, type),
-      type,
-      data: { clusterId, node, ...data },
-      meta: { actor: "node-ops", causationId: cause.id, correlationId: cause.meta.correlationId },
-    });
-    if (!parsed.ok) throw new PermanentError(`the reactor built an invalid ${type}: ${parsed.error.message}`);
-    return await o.handler.handle(parsed.value, { atLeastSequence: cause.sequence });
-  };
-
-  /** Runs one operation; a permanent failure is recorded, anything else is thrown (retried). */
-  const carryOut = async (
-    e: Event,
-    operation: NodeOperation,
-    call: () => Promise<void>,
-    done: () => Promise<unknown>,
-  ) => {
-    const { clusterId, node } = e.data as NodeData;
-    try {
-      await call();
-    } catch (err) {
-      if (!isPermanentFailure(err)) throw err;
-      o.logger?.warn({ cluster: clusterId, node, operation, reason: err.message }, "node operation failed");
-      return record(e, "node.record-failure", {
-        operation,
-        reason: err.message,
-        ...(err.remediation ? { remediation: err.remediation } : {}),
-      });
-    }
-    return done();
-  };
+  /**
+   * Decides an internal command on the node, named after its cause (and `key`), on a
+   * state at least as fresh as the cause.
+   */
+  const record = <T extends NodeCommandType>(
+    cause: Event,
+    type: T,
+    data: CommandDataInput<T>,
+    key?: string,
+  ) =>
+    o.handler.handle(
+      commandCausedBy(cause, type, data, { actor: "node-ops", ...(key !== undefined ? { key } : {}) }),
+      { atLeastSequence: cause.sequence },
+    );
 
   const pollMs = o.drainPollMs ?? 200;
   const maxPollMs = o.drainMaxPollMs ?? 5_000;
+  const patienceMs = o.patienceMs ?? DEFAULT_PATIENCE_MS;
   const later = (deliveries: number, why: string) =>
-    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
+
+  /**
+   * Calls the Kubernetes API for the operation `e` requested. Permanent failure: returned,
+   * to be recorded. Transient failure: a wait (thrown) until the operation's patience
+   * runs out, then returned as a failure too — an operation always ends recorded; a dead
+   * letter would leave it in flight and the node refusing every other operation.
+   */
+  const attempt = async (
+    e: Event & { data: { clusterId: string; node: string } },
+    call: () => Promise<void>,
+  ): Promise<{ reason: string; remediation?: string } | undefined> => {
+    try {
+      await call();
+      return undefined;
+    } catch (err) {
+      if (isPermanentFailure(err))
+        return { reason: err.message, ...(err.remediation ? { remediation: err.remediation } : {}) };
+      const since = Date.parse(e.time);
+      if (Date.now() - since < patienceMs)
+        throw later(
+          e.deliveries,
+          `node ${e.data.node} of cluster ${e.data.clusterId}: the Kubernetes API failed (${describeError(err)}); retried until ${new Date(since + patienceMs).toISOString()}`,
+        );
+      return {
+        reason: `the Kubernetes API kept failing for ${Math.round(patienceMs / 1000)} s: ${err instanceof Error ? err.message : String(err)}`,
+        remediation: "check the cluster's API server, then try again",
+      };
+    }
+  };
+
+  /** Runs a cordon or uncordon; a failure (permanent, or transient past the patience) is recorded. */
+  const carryOut = async (
+    e: Of<"nodeop.cordon-requested" | "nodeop.uncordon-requested">,
+    operation: NodeOperation & ("cordon" | "uncordon"),
+    call: () => Promise<void>,
+    done: () => Promise<unknown>,
+  ) => {
+    const { clusterId, node } = e.data;
+    const failed = await attempt(e, call);
+    if (!failed) return done();
+    o.logger?.warn({ cluster: clusterId, node, operation, reason: failed.reason }, "node operation failed");
+    return record(e, "node.record-failure", { clusterId, node, operation, ...failed });
+  };
 
   /**
    * One pass of a drain: cordon (idempotent), list the node's pods, evict those that are
    * not yet leaving, then record drained / failed / progress. Still waiting: thrown
    * `RetryLaterError`, the event comes back later. Never waits in the handler.
    */
-  const drain = async (e: Event, state: NodeopState, deliveries: number) => {
-    const d = e.data as NodeData;
+  const drain = async (e: Of<"nodeop.drain-requested">, state: NodeopState) => {
+    const d = e.data;
+    const { clusterId, node } = d;
     const inFlight = state.inFlight;
     if (inFlight?.operation !== "drain") return;
     const holder = state.cordoned ?? { by: d.by, reason: d.reason };
     const pastDeadline = () => d.deadline !== undefined && Date.now() >= Date.parse(d.deadline);
-    const fail = (reason: string, remediation: string, leftCordoned: boolean, blocking: object[] = []) =>
-      record(e, "node.record-drain-failure", { reason, blocking, remediation, leftCordoned });
+    const fail = (
+      reason: string,
+      remediation: string,
+      leftCordoned: boolean,
+      blocking: { pod: string; pdb?: string }[] = [],
+    ) =>
+      record(e, "node.record-drain-failure", {
+        clusterId,
+        node,
+        reason,
+        blocking,
+        remediation,
+        leftCordoned,
+      });
     // Queued under the cluster's disruption limit: wait, but not past the drain's deadline.
-    const waiting = await admission.admit(e, deliveries);
+    const waiting = await admission.admit(e, e.deliveries);
     if (waiting) {
       if (!pastDeadline()) throw waiting;
       return fail(
-        `the drain of node ${d.node} timed out at ${d.deadline} waiting for the cluster's disruption limit (${waiting.message}); the node was not touched`,
+        `the drain of node ${node} timed out at ${d.deadline} waiting for the cluster's disruption limit (${waiting.message}); the node was not touched`,
         "uncordon a node Cairn holds cordoned, raise the limit, or drain again with force: true",
         false,
       );
     }
-    /** A transient failure is retried, until the deadline: then the drain fails with it. */
+    /**
+     * A transient failure is retried until the deadline, then the drain fails with it.
+     * The deadline is this drain's budget, so until then it is a wait (it does not count
+     * towards a dead letter, which would leave the drain in flight for good).
+     */
     const transient = (err: unknown) => {
-      if (!pastDeadline()) throw err;
+      if (d.deadline === undefined) throw err;
+      if (!pastDeadline())
+        throw later(
+          e.deliveries,
+          `node ${node}: the Kubernetes API failed (${describeError(err)}); retried until the drain's deadline ${d.deadline}`,
+        );
       const why = err instanceof Error ? err.message : String(err);
       return fail(
-        `the drain of node ${d.node} timed out at ${d.deadline}: the Kubernetes API kept failing (${why}); the node is left cordoned`,
+        `the drain of node ${node} timed out at ${d.deadline}: the Kubernetes API kept failing (${why}); the node is left cordoned`,
         "check the cluster's API server, then drain again",
         true,
       );
     };
     try {
-      await o.kube.cordon(d.clusterId, d.node, { [CORDONED_BY]: holder.by, [CORDON_REASON]: holder.reason });
+      await o.kube.cordon(clusterId, node, { [CORDONED_BY]: holder.by, [CORDON_REASON]: holder.reason });
     } catch (err) {
       if (!isPermanentFailure(err)) return transient(err);
       return fail(err.message, err.remediation ?? "check the node and try again", false);
@@ -151,11 +209,11 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
     const blocking: { pod: string; pdb?: string }[] = [];
     let remaining = 0;
     try {
-      const listed = await o.kube.listPods(d.clusterId, d.node);
+      const listed = await o.kube.listPods(clusterId, node);
       // What kubectl drain refuses unless told: the drain fails at once, naming the pods.
       const refused = drainRefusals(listed, d);
       if (refused) {
-        o.logger?.warn({ cluster: d.clusterId, node: d.node, pods: refused.pods }, "drain refused");
+        o.logger?.warn({ cluster: clusterId, node, pods: refused.pods }, "drain refused");
         return fail(
           refused.reason,
           refused.remediation,
@@ -170,7 +228,7 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       const outcomes = await mapBounded(pods, EVICTIONS_IN_FLIGHT, (p) =>
         p.terminating
           ? Promise.resolve(undefined)
-          : o.kube.evict(d.clusterId, p.namespace, p.name, d.gracePeriodSeconds),
+          : o.kube.evict(clusterId, p.namespace, p.name, d.gracePeriodSeconds),
       );
       pods.forEach((p, i) => {
         const pod = `${p.namespace}/${p.name}`;
@@ -191,61 +249,64 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       return fail(err.message, err.remediation ?? "check the node and drain again", true);
     }
     const evicted = (inFlight.progress?.evicted ?? 0) + evictedNow;
-    if (remaining === 0) return record(e, "node.record-drained", { by: d.by, evicted });
+    if (remaining === 0) return record(e, "node.record-drained", { clusterId, node, by: d.by, evicted });
 
     const pdbs = [...new Set(blocking.flatMap((b) => (b.pdb ? [b.pdb] : [])))].sort();
     if (pastDeadline()) {
-      const reason = `the drain of node ${d.node} timed out at ${d.deadline} with ${remaining} pod(s) still on it; the node is left cordoned`;
+      const reason = `the drain of node ${node} timed out at ${d.deadline} with ${remaining} pod(s) still on it; the node is left cordoned`;
       const remediation =
         pdbs.length > 0
           ? pdbs.map(drainRemediation).join("; ")
           : "the pods did not terminate in time: check why they are stuck terminating, or drain again with a longer timeout";
-      o.logger?.warn({ cluster: d.clusterId, node: d.node, pdbs }, "drain timed out");
+      o.logger?.warn({ cluster: clusterId, node, pdbs }, "drain timed out");
       return fail(reason, remediation, true, blocking);
     }
     const progress = { evicted, remaining, ...(pdbs.length > 0 ? { blockedBy: pdbs } : {}) };
-    const parsed = catalogue.parseCommand({
-      // Named after the cause and the content: the same progress is recorded once.
-      id: derivedId(e.id, "node.record-drain-progress", String(evicted), String(remaining), pdbs.join(",")),
-      type: "node.record-drain-progress",
-      data: { clusterId: d.clusterId, node: d.node, ...progress },
-      meta: { actor: "node-ops", causationId: e.id, correlationId: e.meta.correlationId },
-    });
-    if (!parsed.ok)
-      throw new PermanentError(`the reactor built an invalid progress: ${parsed.error.message}`);
-    await o.handler.handle(parsed.value, { atLeastSequence: e.sequence });
-    const next = later(deliveries, `node ${d.node}: ${remaining} pod(s) still on it`);
+    // Named after the cause and the content (joined as derivedId joins its parts): the
+    // same progress is recorded once.
+    await record(
+      e,
+      "node.record-drain-progress",
+      { clusterId, node, ...progress },
+      [String(evicted), String(remaining), pdbs.join(",")].join("\u0000"),
+    );
+    const next = later(e.deliveries, `node ${node}: ${remaining} pod(s) still on it`);
     // The server's Retry-After is honoured up to the drain's own longest poll.
     if (retryAfterMs > next.delayMs)
       throw new RetryLaterError(Math.min(maxPollMs, retryAfterMs), next.message);
     throw next;
   };
 
-  const react = async (e: Event, deliveries = 1) => {
+  const react = async (e: Event) => {
     const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
-    const d = e.data as NodeData;
     switch (e.type) {
       case "nodeop.cordon-requested": {
         if (state.inFlight?.operation !== "cordon") return;
-        const waiting = await admission.admit(e, deliveries);
+        const { clusterId, node, by, reason } = e.data;
+        const waiting = await admission.admit(e, e.deliveries);
         if (waiting) throw waiting;
-        return carryOut(
+        await carryOut(
           e,
           "cordon",
-          () => o.kube.cordon(d.clusterId, d.node, { [CORDONED_BY]: d.by, [CORDON_REASON]: d.reason }),
-          () => record(e, "node.record-cordoned", { reason: d.reason, by: d.by }),
+          () => o.kube.cordon(clusterId, node, { [CORDONED_BY]: by, [CORDON_REASON]: reason }),
+          () => record(e, "node.record-cordoned", { clusterId, node, reason, by }),
         );
+        return;
       }
-      case "nodeop.uncordon-requested":
+      case "nodeop.uncordon-requested": {
         if (state.inFlight?.operation !== "uncordon") return;
-        return carryOut(
+        const { clusterId, node, by } = e.data;
+        await carryOut(
           e,
           "uncordon",
-          () => o.kube.uncordon(d.clusterId, d.node),
-          () => record(e, "node.record-uncordoned", { by: d.by }),
+          () => o.kube.uncordon(clusterId, node),
+          () => record(e, "node.record-uncordoned", { clusterId, node, by }),
         );
+        return;
+      }
       case "nodeop.drain-requested":
-        return drain(e, state, deliveries);
+        await drain(e, state);
+        return;
       // Cairn let go of the node (or never took it): its place under the limit is free.
       case "nodeop.uncordoned":
       case "nodeop.failed":
@@ -254,44 +315,40 @@ export async function startNodeopReactor(o: NodeopReactorOptions): Promise<Runni
       // The node is gone (its instance retired or reclaimed): a drained node stays cordoned,
       // so this is when its place under the limit is given back.
       case "nodeop.node-deleted":
-        return admission.releaseGone(e, `its Node was deleted: ${(e.data as { reason: string }).reason}`);
+        return admission.releaseGone(e, `its Node was deleted: ${e.data.reason}`);
       case "nodeop.classification-requested": {
         // Labels and taints: one read-compute-patch on the node (see adapters/classification-patch.ts).
-        const { operation, change } = e.data as ClassificationRequested;
+        const { clusterId, node, operation, change, by } = e.data;
         if (state.inFlight?.operation !== operation) return;
-        try {
-          await o.kube.applyClassification(d.clusterId, d.node, change);
-        } catch (err) {
-          if (!isPermanentFailure(err)) throw err;
-          return record(e, "node.record-classification-failure", {
-            operation,
-            reason: err.message,
-            ...(err.remediation ? { remediation: err.remediation } : {}),
-          });
-        }
-        return record(e, "node.record-classified", { operation, by: d.by });
+        const failed = await attempt(e, () => o.kube.applyClassification(clusterId, node, change));
+        if (failed)
+          await record(e, "node.record-classification-failure", { clusterId, node, operation, ...failed });
+        else await record(e, "node.record-classified", { clusterId, node, operation, by });
+        return;
       }
       default:
         return;
     }
   };
 
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "node-ops-reactor",
-    filterSubject: eventFilter("nodeop"),
-    // Nodes proceed side by side; each node's commits stay in order (key: subject).
+  return await startReactor({
+    nats: o.nats,
+    name: NODEOP_REACTOR,
+    aggregate: "nodeop",
+    types: ACTS_ON,
+    // Nodes proceed side by side (a drain's waits never hold up another node); the
+    // runtime keeps each node's commits in order.
     concurrency: 32,
+    // A node's events depend on each other's outcome (the state read first): one after
+    // another, as before.
+    commitEvents: "in-order",
     ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      for (const e of commit.events)
-        await react({ ...(e as RawEventEnvelope), sequence: msg.seq } as Event, msg.info.deliveryCount);
-    },
+    react,
   });
 }
+
+/** How long an operation without a deadline keeps trying through transient API failures. */
+export const DEFAULT_PATIENCE_MS = 10 * 60_000;
 
 /** How many evictions one drain pass has in flight at most. */
 const EVICTIONS_IN_FLIGHT = 16;

@@ -18,22 +18,22 @@
  */
 import {
   type CommandHandler,
-  catalogue,
   commandCausedBy,
-  eventFilter,
+  exponentialDelay,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
   nodeAggregateId,
-  type RawEventEnvelope,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
-  Streams,
-  startConsumer,
+  startReactor,
 } from "@cairn/events";
 import { isPermanentFailure, type Kube } from "../ports.ts";
 import type { NodeopState } from "./decider.ts";
+
+/** The durable consumer: kept so a deployment resumes where it was. */
+export const RETIRED_NODES_REACTOR = "node-ops-retired";
 
 export interface RetiredNodesOptions {
   nats: Nats;
@@ -48,67 +48,69 @@ export async function startRetiredNodes(o: RetiredNodesOptions): Promise<Running
   const pollMs = o.pollMs ?? 200;
   const maxPollMs = o.maxPollMs ?? 5_000;
   const later = (deliveries: number, why: string) =>
-    new RetryLaterError(Math.min(maxPollMs, pollMs * 2 ** Math.max(0, deliveries - 1)), why);
+    new RetryLaterError(exponentialDelay(deliveries, { baseMs: pollMs, capMs: maxPollMs }), why);
 
-  const react = async (e: RawEventEnvelope, deliveries: number) => {
-    const d = e.data as { instanceId?: string; drainFirst?: boolean };
-    if (
-      e.type !== "cluster.instance-termination-requested" &&
-      e.type !== "cluster.node-replacement-requested"
-    )
-      return;
-    if (!d.instanceId || d.drainFirst) return;
-    const clusterId = e.aggregate.id;
-    const node = d.instanceId;
-    const { state } = await o.handler.read({ type: "nodeop", id: nodeAggregateId(clusterId, node) });
-    if (state.deleted) return;
-    let reason: string;
-    try {
-      const found = await o.kube.getNode(clusterId, node);
-      if (!found) {
-        // Never registered, or gone by other hands: nothing to delete. If Cairn drained it
-        // for this retirement it still holds a place under the disruption limit: give it back.
-        await o.handler.handle(
-          commandCausedBy(
-            e,
-            "node.release-disruption",
-            { clusterId, node, reason: `its instance ${node} was retired and its Node is gone` },
-            { actor: "node-ops" },
-          ),
-        );
-        return;
-      }
-      if (found.ready !== false)
-        throw later(deliveries, `node ${node} still runs; its instance is not gone yet`);
-      await o.kube.deleteNode(clusterId, node);
-      reason = `its instance ${node} was terminated by the provisioner (${e.type === "cluster.node-replacement-requested" ? "replaced" : "surplus"})`;
-    } catch (err) {
-      if (!isPermanentFailure(err)) throw err;
-      // No kubeconfig (a cluster not installed, or deleted): no Node to delete.
-      return;
-    }
-    await o.handler.handle(
-      commandCausedBy(e, "node.record-deleted", { clusterId, node, reason }, { actor: "node-ops" }),
-    );
-    o.logger?.info({ cluster: clusterId, node }, "retired node deleted");
-  };
-
-  return await startConsumer({
-    js: o.nats.js,
-    jsm: o.nats.jsm,
-    stream: Streams.events,
-    durable: "node-ops-retired",
-    filterSubject: eventFilter("cluster"),
-    // Waiting for the instance to go is a redelivery too.
+  return await startReactor({
+    nats: o.nats,
+    name: RETIRED_NODES_REACTOR,
+    aggregate: "cluster",
+    types: ["cluster.instance-termination-requested", "cluster.node-replacement-requested"],
+    // Waiting for an instance to go is a redelivery: clusters are waited for side by side,
+    // and a commit's retirements (a scale down by several) together.
     concurrency: 16,
     ...(o.logger ? { logger: o.logger } : {}),
-    handle: async (msg) => {
-      const commit = catalogue.parseCommit(msg.json());
-      const results = await Promise.allSettled(
-        commit.events.map((e) => react(e as RawEventEnvelope, msg.info.deliveryCount)),
+    react: async (e) => {
+      let instanceId: string | undefined;
+      let why: string;
+      switch (e.type) {
+        case "cluster.instance-termination-requested":
+          instanceId = e.data.instanceId;
+          why = "surplus";
+          break;
+        case "cluster.node-replacement-requested":
+          // An interrupted spot instance's node is the interruption reactor's.
+          if (e.data.drainFirst) return;
+          instanceId = e.data.instanceId;
+          why = "replaced";
+          break;
+        default:
+          return;
+      }
+      if (!instanceId) return;
+      const clusterId = e.aggregate.id;
+      const node = instanceId;
+      // Another aggregate (the node's): read as fresh as the log.
+      const { state } = await o.handler.read({ type: "nodeop", id: nodeAggregateId(clusterId, node) });
+      if (state.deleted) return;
+      let reason: string;
+      try {
+        const found = await o.kube.getNode(clusterId, node);
+        if (!found) {
+          // Never registered, or gone by other hands: nothing to delete. If Cairn drained it
+          // for this retirement it still holds a place under the disruption limit: give it back.
+          await o.handler.handle(
+            commandCausedBy(
+              e,
+              "node.release-disruption",
+              { clusterId, node, reason: `its instance ${node} was retired and its Node is gone` },
+              { actor: "node-ops" },
+            ),
+          );
+          return;
+        }
+        if (found.ready !== false)
+          throw later(e.deliveries, `node ${node} still runs; its instance is not gone yet`);
+        await o.kube.deleteNode(clusterId, node);
+        reason = `its instance ${node} was terminated by the provisioner (${why})`;
+      } catch (err) {
+        if (!isPermanentFailure(err)) throw err;
+        // No kubeconfig (a cluster not installed, or deleted): no Node to delete.
+        return;
+      }
+      await o.handler.handle(
+        commandCausedBy(e, "node.record-deleted", { clusterId, node, reason }, { actor: "node-ops" }),
       );
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failure) throw failure.reason;
+      o.logger?.info({ cluster: clusterId, node }, "retired node deleted");
     },
   });
 }

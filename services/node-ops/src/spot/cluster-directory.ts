@@ -7,16 +7,18 @@
  * its instance.
  *
  * One ordered consumer on `evt.cluster.*` from the first commit, kept open: the history,
- * then whatever comes next. It lives in memory and is rebuilt at each election. Only the
- * commits whose `Cairn-Event-Types` header names an event it uses are parsed.
+ * then whatever comes next. It lives in memory for as long as the process does (the
+ * intake builds it at its first election and keeps it across lease changes, so a lease
+ * regained reads nothing again). Only the commits whose `Cairn-Event-Types` header
+ * names an event it uses are parsed.
  */
 import {
-  catalogue,
   eventFilter,
   Headers,
   type MessageHandler,
   type Nats,
   type RunnerLogger,
+  readCommit,
   Streams,
 } from "@cairn/events";
 
@@ -63,9 +65,9 @@ export async function startClusterDirectory(o: {
   const apply = (m: JsMsg) => {
     const types = (m.headers?.get(Headers.eventTypes) ?? "").split(",");
     if (!types.some((t) => USED.has(t))) return;
-    let commit: ReturnType<typeof catalogue.parseCommit>;
+    let commit: ReturnType<typeof readCommit<"cluster">>;
     try {
-      commit = catalogue.parseCommit(m.json());
+      commit = readCommit(m, "cluster");
     } catch (err) {
       o.logger?.warn(
         { subject: m.subject, sequence: m.seq, err: String(err) },
@@ -73,14 +75,20 @@ export async function startClusterDirectory(o: {
       );
       return;
     }
-    const id = commit.aggregate.id;
     for (const e of commit.events) {
-      const d = e.data as { spec?: { region?: string }; instanceId?: string };
-      if (e.type === "cluster.requested" && d.spec?.region) regionOf.set(id, d.spec.region);
-      else if (e.type === "cluster.instance-running" && d.instanceId) instances.set(d.instanceId, id);
-      else if (e.type === "cluster.deletion-requested" || e.type === "cluster.deleted") {
-        ended.add(id);
-        for (const [i, c] of instances) if (c === id) instances.delete(i);
+      const id = e.aggregate.id;
+      switch (e.type) {
+        case "cluster.requested":
+          regionOf.set(id, e.data.spec.region);
+          break;
+        case "cluster.instance-running":
+          instances.set(e.data.instanceId, id);
+          break;
+        case "cluster.deletion-requested":
+        case "cluster.deleted":
+          ended.add(id);
+          for (const [i, c] of instances) if (c === id) instances.delete(i);
+          break;
       }
     }
   };

@@ -12,21 +12,33 @@
  *  4. deletes the message, only after the record: a crash between the two leaves the
  *     message to come back after its visibility timeout, and recording it again changes
  *     nothing.
+ * Failures are classified as everywhere in Cairn (`settlementOf`): a message whose
+ * record failed for good (permanent: it never can be) is logged with the reason and
+ * deleted; a transient failure leaves it to come back after its visibility timeout and
+ * backs the region's poll off (full jitter). A receive that fails for good (a missing
+ * queue, no permission) is looked at again at the backoff's cap, not hammered.
  * Only the holder of the `node-ops.spot-intake` lease polls, so a notice is taken once.
+ * The cluster directory is built once (at the first election) and kept up to date while
+ * the process lives, so a lease that comes back does not read the log again.
  */
 
 import { hostname } from "node:os";
 import {
   type CommandHandler,
   catalogue,
+  combineSettlements,
   derivedId,
   describeError,
   fullJitterBackoff,
+  isPermanent,
   type Nats,
   type NodeopCommand,
   type NodeopEvent,
   newId,
+  PermanentError,
   type RunnerLogger,
+  type Settlement,
+  settlementOf,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, type Resilience } from "@cairn/service";
 import { z } from "zod";
@@ -71,6 +83,9 @@ export interface SpotIntake {
   stop(): Promise<void>;
 }
 
+/** Between failed polls of a region: full jitter from 500 ms, up to 30 s. */
+const POLL_BACKOFF = { baseMs: 500, capMs: 30_000 };
+
 /** The EventBridge event, as much of it as Cairn reads. */
 const interruptionWarning = z.object({
   id: z.string().min(1).max(128),
@@ -94,8 +109,14 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
         : {}),
     });
   const queueName = queue.name;
-  // Capped exponential backoff with full jitter between failed polls.
-  const backoff = fullJitterBackoff(500, 30_000);
+  // Capped exponential backoff with full jitter between failed polls (a permanent failure waits the cap).
+  const backoff = fullJitterBackoff(POLL_BACKOFF.baseMs, POLL_BACKOFF.capMs);
+  /** Built at the first election, kept (and followed) until stop: a new lease reads nothing again. */
+  let directory: Promise<ClusterDirectory> | undefined;
+  /** The regions' loops of the lease in hand, told when the set of regions changes. */
+  let current: ((regions: string[]) => void) | undefined;
+  /** Between election and deposition (a start still reading the log checks it before it polls). */
+  let leading = false;
   let active:
     | {
         directory: ClusterDirectory;
@@ -154,14 +175,10 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
       },
       meta: { actor: "node-ops" },
     });
-    if (!parsed.ok) {
-      o.logger?.warn(
-        { region, instanceId, reason: parsed.error.message },
-        "unusable spot interruption warning: deleted",
-      );
-      await remove();
-      return;
-    }
+    if (!parsed.ok)
+      throw new PermanentError(`unusable spot interruption warning: ${parsed.error.message}`, {
+        remediation: "check the EventBridge rule that feeds the queue",
+      });
     await o.handler.handle(parsed.value);
     o.logger?.info(
       { cluster: owner.clusterId, node: instanceId, terminationTime },
@@ -170,27 +187,63 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     await remove();
   };
 
+  /**
+   * Takes one message and settles it by the shared rule: done (deleted by `take`),
+   * permanent (it can never be recorded: logged and deleted), transient (left to come
+   * back after its visibility timeout).
+   */
+  const settle = async (
+    region: string,
+    m: QueuedNotice,
+    directory: ClusterDirectory,
+    signal: AbortSignal,
+  ): Promise<Settlement> => {
+    const outcome = await take(region, m, directory, signal).then(
+      () => settlementOf(),
+      (err: unknown) => settlementOf(err),
+    );
+    if (outcome.kind === "permanent") {
+      o.logger?.error(
+        { region, queue: queueName, messageId: m.messageId, err: describeError(outcome.error) },
+        "spot interruption message cannot be recorded: deleted",
+      );
+      await queue.delete(region, m, signal).catch(() => {});
+    }
+    return outcome;
+  };
+
   /** Long-polls one region's queue while the region has live clusters and we lead. */
   const poll = async (region: string, directory: ClusterDirectory, signal: AbortSignal) => {
     let failures = 0;
+    const pause = async (err: unknown, what: string) => {
+      // Retrying soon cannot cure a permanent failure (a missing queue): the cap at once.
+      const delay = isPermanent(err) ? POLL_BACKOFF.capMs : backoff(++failures);
+      const missing = err instanceof SqsQueueMissing;
+      o.logger?.warn(
+        { region, queue: queueName, err: describeError(err), retryInMs: Math.round(delay) },
+        missing
+          ? "the spot interruption queue does not exist (create it, with the EventBridge rule that feeds it)"
+          : what,
+      );
+      await sleep(delay, signal);
+    };
     while (!signal.aborted && directory.regions().includes(region)) {
+      let messages: readonly QueuedNotice[];
       try {
-        const messages = await queue.receive(region, signal);
-        // The messages are of different nodes: taken side by side.
-        await Promise.all(messages.map((m) => take(region, m, directory, signal)));
-        failures = 0;
+        messages = await queue.receive(region, signal);
       } catch (err) {
         if (signal.aborted) return;
-        // A missing queue is looked for again at the next poll.
-        const delay = backoff(++failures);
-        o.logger?.warn(
-          { region, queue: queueName, err: describeError(err), retryInMs: Math.round(delay) },
-          err instanceof SqsQueueMissing
-            ? "the spot interruption queue does not exist (create it, with the EventBridge rule that feeds it)"
-            : "spot interruption intake failed",
-        );
-        await sleep(delay, signal);
+        await pause(err, "spot interruption intake failed");
+        continue;
       }
+      // The messages are of different nodes: taken side by side, settled by one rule.
+      const outcome = combineSettlements(
+        await Promise.all(messages.map((m) => settle(region, m, directory, signal))),
+      );
+      if (signal.aborted) return;
+      if (outcome.kind === "transient")
+        await pause(outcome.error, "a spot interruption could not be recorded");
+      else failures = 0;
     }
   };
 
@@ -198,44 +251,49 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     if (active) return;
     const abort = new AbortController();
     const loops = new Map<string, Promise<void>>();
-    let dir: ClusterDirectory | undefined;
+    directory ??= startClusterDirectory({
+      nats: o.nats,
+      ...(o.logger ? { logger: o.logger } : {}),
+      // Polling waits for the history: an instance it names must be known by then.
+      onRegions: (r) => void current?.(r),
+    }).catch((err: unknown) => {
+      directory = undefined; // read again at the next election
+      throw err;
+    });
+    const dir: ClusterDirectory = await directory;
+    if (!leading || active) return; // deposed (or started twice) while reading the log
     const ensureLoops = (regions: string[]) => {
-      if (abort.signal.aborted || !dir) return;
+      if (abort.signal.aborted) return;
       for (const r of regions) {
         if (loops.has(r)) continue;
         const p = poll(r, dir, abort.signal).finally(() => loops.delete(r));
         loops.set(r, p);
       }
     };
-    const directory = await startClusterDirectory({
-      nats: o.nats,
-      ...(o.logger ? { logger: o.logger } : {}),
-      // Polling waits for the history: an instance it names must be known by then.
-      onRegions: (r) => void dir?.caughtUp.then(() => ensureLoops(r)),
-    });
-    dir = directory;
+    current = (r) => void dir.caughtUp.then(() => ensureLoops(r));
     const workloads = o.placement?.workloads;
     const placement = workloads
       ? startPlacementLoop({
           workloads,
-          clusters: () => directory.clusters(),
+          clusters: () => dir.clusters(),
           ...(o.logger ? { logger: o.logger } : {}),
           ...(o.placement?.intervalMs !== undefined ? { intervalMs: o.placement.intervalMs } : {}),
           ...(o.placement?.cooldownMs !== undefined ? { cooldownMs: o.placement.cooldownMs } : {}),
         })
       : undefined;
-    active = { directory, abort, loops, ...(placement ? { placement } : {}) };
-    await directory.caughtUp;
-    ensureLoops(directory.regions());
+    active = { directory: dir, abort, loops, ...(placement ? { placement } : {}) };
+    await dir.caughtUp;
+    ensureLoops(dir.regions());
   };
   const end = async () => {
+    leading = false;
     const a = active;
     active = undefined;
+    current = undefined;
     if (!a) return;
     a.abort.abort();
     await a.placement?.stop();
     await Promise.allSettled([...a.loops.values()]);
-    await a.directory.stop();
   };
 
   const lease: LeaderLease = await acquireLeadership({
@@ -243,8 +301,10 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     name: SPOT_INTAKE_LEASE,
     holder: `${hostname()}-${process.pid}-${newId()}`,
     ...(o.leaseTtlMs !== undefined ? { ttlMs: o.leaseTtlMs } : {}),
-    onElected: () =>
-      start().catch((err) => o.logger?.error({ err: String(err) }, "spot intake could not start")),
+    onElected: () => {
+      leading = true;
+      return start().catch((err) => o.logger?.error({ err: String(err) }, "spot intake could not start"));
+    },
     onDeposed: end,
   });
 
@@ -256,6 +316,9 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
     stop: async () => {
       await lease.release();
       await end();
+      const d = directory;
+      directory = undefined;
+      await (await d?.catch(() => undefined))?.stop();
       queue.close();
     },
   };

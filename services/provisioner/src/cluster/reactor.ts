@@ -361,8 +361,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // A surplus node is drained first (nodes are named after their instance).
         if (instanceId && !ending) {
           const drain = await drains.drain(e, clusterId, instanceId, slot);
-          if (drain === "pending")
-            throw later(e, `draining ${instanceId} before it is terminated`);
+          if (drain === "pending") throw later(e, `draining ${instanceId} before it is terminated`);
           if (drain === "failed")
             o.logger?.warn(
               { cluster: clusterId, slot, instanceId },
