@@ -143,6 +143,10 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       for (let i = 0; i < c.length; i += CHANGES_PER_MESSAGE)
         nc.publish(subject, JSON.stringify(c.slice(i, i + CHANGES_PER_MESSAGE)));
     };
+    // The first election's start-up, awaited below: a projector that leads from the start
+    // returns with its projection and replay server running.
+    let firstLead: (() => void) | undefined;
+    const firstLeadDone = new Promise<void>((r) => (firstLead = r));
     const lead = async () => {
       leading = true;
       projection = await startProjection({
@@ -163,6 +167,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         });
       }
       log.info({ durable }, "this replica projects (it holds the projection lease)");
+      firstLead?.();
     };
     const follow = async () => {
       if (!leading) return;
@@ -183,6 +188,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       onElected: lead,
       onDeposed: follow,
     });
+    if (lease.isLeader()) await firstLeadDone;
     if (opts.api) {
       api = await startApi(opts.api, {
         db,

@@ -208,10 +208,11 @@ export function createKube(
   };
 
   const regionOf = async (clusterId: string): Promise<string> => {
-    const history = await store.load({ type: "cluster", id: clusterId });
+    // Its first event is enough: a cluster never changes region.
+    const history = await store.load({ type: "cluster", id: clusterId }, { toVersion: 1 });
     const first = history.events[0];
     if (first?.type !== "cluster.requested") throw new KubeClusterUnknown(clusterId);
-    return (first.data as { spec: { region: string } }).spec.region;
+    return first.data.spec.region;
   };
 
   const load = async (clusterId: string, name: string): Promise<Clients> => {
