@@ -8,7 +8,7 @@ export * from "./quota-policy.ts";
 export * from "./session/decider.ts";
 export * from "./session/policy.ts";
 export * from "./session/quota.ts";
-export { planSweep, SWEEP_LEASE, type SweepProposal } from "./session/sweep.ts";
+export { planSweep, SWEEP_LEASE, type SweepProposal, sweepCommand } from "./session/sweep.ts";
 export { wakeLatency } from "./session/workload-follower.ts";
 
 export const capabilities: readonly string[] = [

@@ -20,6 +20,7 @@ import {
   derivedId,
   linkTo,
   newId,
+  type ParsedCommand,
   PermanentError,
   type RunnerLogger,
   type SessionCommand,
@@ -99,6 +100,22 @@ export function planSweep(
   return out;
 }
 
+/**
+ * The command of a proposal, named after the session and what the sweep saw: the same
+ * proposal from any sweeper, before or after a crash, is the same command.
+ */
+export function sweepCommand(p: SweepProposal): ParsedCommand {
+  const parsed = catalogue.parseCommand({
+    id: derivedId("idle-detector.sweep", p.sessionId, p.command.type, p.seen),
+    type: p.command.type,
+    data: p.command.data,
+    meta: { actor: "idle-detector" },
+  });
+  if (!parsed.ok)
+    throw new PermanentError(`the sweep built an invalid ${p.command.type}: ${parsed.error.message}`);
+  return parsed.value;
+}
+
 export interface SweeperOptions {
   nc: NatsConnection;
   handler: CommandHandler<SessionCommand, SessionEvent, SessionState>;
@@ -133,14 +150,7 @@ export async function startSweeper(o: SweeperOptions): Promise<Sweeper> {
   let lease: LeaderLease | undefined;
 
   const decide = async (p: SweepProposal) => {
-    const parsed = catalogue.parseCommand({
-      id: derivedId("idle-detector.sweep", p.sessionId, p.command.type, p.seen),
-      type: p.command.type,
-      data: p.command.data,
-      meta: { actor: "idle-detector" },
-    });
-    if (!parsed.ok)
-      throw new PermanentError(`the sweep built an invalid ${p.command.type}: ${parsed.error.message}`);
+    const parsed = sweepCommand(p);
     // Its own trace, linked to the session's lifecycle trace.
     const span = tracer().startSpan(
       `sweep ${p.command.type}`,
@@ -148,7 +158,7 @@ export async function startSweeper(o: SweeperOptions): Promise<Sweeper> {
       ROOT_CONTEXT,
     );
     try {
-      return await context.with(trace.setSpan(ROOT_CONTEXT, span), () => o.handler.handle(parsed.value));
+      return await context.with(trace.setSpan(ROOT_CONTEXT, span), () => o.handler.handle(parsed));
     } catch (err) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
       throw err;
