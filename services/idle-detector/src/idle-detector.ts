@@ -11,6 +11,7 @@ import {
 import { type Heartbeats, startHeartbeats } from "./heartbeats.ts";
 import { loadQuotaPolicy, type QuotaPolicy } from "./quota-policy.ts";
 import { createAdmission } from "./session/admission.ts";
+import { startClusterFollower } from "./session/cluster-follower.ts";
 import { createSessionDecider, type SessionState } from "./session/decider.ts";
 import { DEFAULT_SESSION_POLICY, type SessionPolicy } from "./session/policy.ts";
 import { startSessionReactor } from "./session/reactor.ts";
@@ -69,6 +70,7 @@ export async function startIdleDetector(o: IdleDetectorOptions): Promise<IdleDet
   const reactor = await startSessionReactor({ nats: o.nats, handler, bus, admission, ...log });
   const follower = await startWorkloadFollower({ nats: o.nats, handler, ...log });
   const index = await startSessionIndex(o.nats);
+  const clusters = await startClusterFollower({ nats: o.nats, handler, index, ...log });
   const heartbeats = await startHeartbeats({
     nc: o.nats.nc,
     index,
@@ -98,6 +100,7 @@ export async function startIdleDetector(o: IdleDetectorOptions): Promise<IdleDet
       await stopCommands();
       await reactor.stop();
       await follower.stop();
+      await clusters.stop();
       await index.stop();
     },
   };

@@ -253,6 +253,24 @@ describe("a session's life", () => {
     await until("moved", async () => (await events("s-ok")).some((e) => e.type === "session.moved"));
     expect((await d.handler.read({ type: "session", id: "s-ok" })).state.node).toBe("node-b");
   }, 30_000);
+  it("a cluster being deleted ends its sessions (cause cluster-deleted), not another cluster's", async () => {
+    const d = await detector({ policy: { defaultIdleTimeoutSeconds: 3600, idleGraceSeconds: 60 } });
+    await readyCluster("other");
+    await create("s-8");
+    await bus.send({
+      type: "session.create",
+      data: { sessionId: "s-9", user: "alice", clusterId: "other", template },
+      meta: { actor: "alice" },
+    });
+    await reach(d, "s-8", "Running");
+    await reach(d, "s-9", "Running");
+    await appendAsOwner(store, { type: "cluster", id: "demo-1" }, "cluster.deletion-requested", {});
+    await reach(d, "s-8", "Terminated");
+    expect((await events("s-8")).find((e) => e.type === "session.terminated")?.data).toMatchObject({
+      cause: "cluster-deleted",
+    });
+    expect(await statusOf(d, "s-9")).toBe("Running");
+  }, 30_000);
 });
 
 describe("replicas and crashes", () => {
