@@ -7,8 +7,8 @@
  * nothing. Nothing here touches the event log. A request (a reply subject) is answered
  * `{ ok, status, error? }`: 404 for an unknown session, 409 for one that is over.
  *
- * Every replica also watches the bucket into memory (`lastActivity`), so the sweep reads
- * no KV at all. Writes are coalesced per session to one per `coalesceMs` in a process:
+ * Every replica also follows the bucket's writes into memory (`lastActivity`), so the
+ * sweep reads no KV at all. Writes are coalesced per session to one per `coalesceMs` in a process:
  * the sweep's resolution is seconds, a heartbeat storm is not.
  */
 import { Buckets } from "@cairn/events";
@@ -50,27 +50,35 @@ export async function startHeartbeats(o: {
   const activity = new Map<string, number>();
   const written = new Map<string, number>();
 
-  // The watch: the bucket's current values, then every update, into memory.
-  const watch = await kv.watch({});
-  let markCaughtUp!: () => void;
-  const caughtUp = new Promise<void>((r) => (markCaughtUp = r));
-  const watching = (async () => {
-    for await (const e of watch) {
-      if (e.operation === "PUT") {
-        try {
-          const r = activityRecord.parse(e.json());
-          if ((activity.get(e.key) ?? 0) < r.at) activity.set(e.key, r.at);
-        } catch {
-          // Somebody else's value: not a heartbeat.
-        }
-      } else activity.delete(e.key);
-      if (e.delta === 0 || e.isUpdate) markCaughtUp();
-    }
-  })();
-  // An empty bucket delivers nothing initially.
-  void kv.status().then((s) => {
-    if (s.values === 0) markCaughtUp();
+  // Every replica follows the bucket's writes as they are published (a plain subscription
+  // on the bucket's subjects: no consumer on the KV stream, which a service may not make),
+  // and reads the last value of each live session once at start (direct gets).
+  const seen = (key: string, at: number) => {
+    if ((activity.get(key) ?? 0) < at) activity.set(key, at);
+  };
+  const updates = o.nc.subscribe(`$KV.${Buckets.heartbeats}.*`, {
+    callback: (err, m) => {
+      if (err) return;
+      const key = m.subject.slice(`$KV.${Buckets.heartbeats}.`.length);
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") return void activity.delete(key);
+      const r = activityRecord.safeParse(safeJson(m.data));
+      if (r.success) seen(key, r.data.at);
+    },
   });
+  const caughtUp = (async () => {
+    await o.index.caughtUp;
+    const ids = [...o.index.live()].map(([id]) => id);
+    for (let i = 0; i < ids.length; i += 64)
+      await Promise.all(
+        ids.slice(i, i + 64).map(async (id) => {
+          const e = await kv.get(id).catch(() => null);
+          if (e?.operation !== "PUT") return;
+          const r = activityRecord.safeParse(safeJson(e.value));
+          if (r.success) seen(id, r.data.at);
+        }),
+      );
+  })();
 
   const sub: Subscription = o.nc.subscribe("hb.session.*", {
     queue: HEARTBEAT_QUEUE,
@@ -97,7 +105,7 @@ export async function startHeartbeats(o: {
       if (t - (written.get(sessionId) ?? 0) >= coalesceMs) {
         written.set(sessionId, t);
         if (written.size > 200_000) written.clear();
-        activity.set(sessionId, Math.max(activity.get(sessionId) ?? 0, t));
+        seen(sessionId, t);
         kv.put(sessionId, JSON.stringify({ at: t, connections: body.connections })).then(
           () => answer(200),
           (e: unknown) => answer(503, `could not record the heartbeat: ${String(e)}`),
@@ -113,8 +121,16 @@ export async function startHeartbeats(o: {
     caughtUp,
     stop: async () => {
       sub.unsubscribe();
-      watch.stop();
-      await watching.catch(() => {});
+      updates.unsubscribe();
+      await caughtUp.catch(() => {});
     },
   };
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
 }

@@ -282,6 +282,17 @@ describe("replicas and crashes", () => {
     const [leader, other] = a.sweeper.isLeader() ? [running[0]!, b] : [running[1]!, a];
     await create("s-6", { idleTimeoutSeconds: 3 });
     await reach(other, "s-6", "Running");
+    // A heartbeat reaches one replica (a queue group) and every replica knows it; a
+    // replica started later reads it from the bucket.
+    await js.nats.nc.request(heartbeatSubject("s-6"), JSON.stringify({ connections: 2 }));
+    const at = await until("a knows", () => a.heartbeats.lastActivity("s-6"));
+    expect(await until("b knows", () => b.heartbeats.lastActivity("s-6"))).toBe(at);
+    const late = await detector(slow);
+    await late.heartbeats.caughtUp;
+    expect(late.heartbeats.lastActivity("s-6")).toBe(at);
+    const lateProcess = running.pop()!;
+    await lateProcess.detector.stop();
+    await lateProcess.nats.close();
     // The leader dies without a word (its connection gone, its lease left to expire).
     await leader.nats.nc.close();
     await until("the other replica sweeps", () => other.sweeper.isLeader(), 10_000);
