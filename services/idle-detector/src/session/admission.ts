@@ -56,7 +56,7 @@ export interface Admission {
       template: SessionState["template"] & object;
     },
   ): Promise<AdmissionOutcome>;
-  /** Gives the session's places back on its user's and groups' ledgers. */
+  /** Gives the session's places back on its user's ledger and its groups' (recorded and by policy). */
   release(
     cause: Cause,
     session: { sessionId: string; user: string; groups: readonly string[] },
@@ -127,9 +127,13 @@ export function createAdmission(o: { handler: Handler; store: EventStore; policy
   };
 
   const release: Admission["release"] = async (cause, session, reason) => {
+    // The groups it was admitted with, and the policy's: a session ended while its
+    // admission was in flight may hold places it never recorded (every release of a place
+    // not held is nothing).
+    const groups = new Set([...session.groups, ...o.policy.groupsOf(session.user)]);
     const ledgers: ["user" | "group", string][] = [
       ["user", session.user],
-      ...session.groups.map((g): ["group", string] => ["group", g]),
+      ...[...groups].map((g): ["group", string] => ["group", g]),
     ];
     for (const [scope, owner] of ledgers) {
       const ref = ledgerRef(scope, owner);
