@@ -182,6 +182,27 @@ describe("a session's life", () => {
     );
   }, 30_000);
 
+  it("a session hibernated longer than the dormancy period is terminated, its volume released", async () => {
+    const d = await detector({
+      policy: { defaultIdleTimeoutSeconds: 3600, idleGraceSeconds: 60, dormancySeconds: 1 },
+    });
+    await create("s-d");
+    await reach(d, "s-d", "Running");
+    await send("session.hibernate", "s-d");
+    await reach(d, "s-d", "Hibernated");
+    await reach(d, "s-d", "Terminated");
+    const history = await events("s-d");
+    expect(history.find((e) => e.type === "session.terminating")?.data).toMatchObject({ cause: "dormancy" });
+    expect(history.find((e) => e.type === "session.terminated")?.data).toMatchObject({
+      cause: "dormancy",
+      volumeReleased: true,
+    });
+    const hibernatedAt = Date.parse(history.find((e) => e.type === "session.hibernated")!.time);
+    expect(
+      Date.parse(history.find((e) => e.type === "session.terminating")!.time) - hibernatedAt,
+    ).toBeGreaterThanOrEqual(1_000);
+  }, 30_000);
+
   it("refused with a reason a person understands: no such cluster, cluster not Ready, over quota (limit and usage); a scheduling failure fails it saying why", async () => {
     const quotas = quotaPolicyFrom({ defaults: { sessions: 1 } });
     const d = await detector({ quotas });
