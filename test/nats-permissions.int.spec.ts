@@ -25,6 +25,8 @@ import {
   type RawEventEnvelope,
   startConsumer,
 } from "@cairn/events";
+import { appendAsOwner, recordClusterRequested } from "@cairn/events/testing";
+import { startIdleDetector } from "@cairn/idle-detector";
 import { startProvisioner } from "@cairn/provisioner";
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import { SIM_CREDENTIALS, startSim } from "@cairn/sim";
@@ -200,6 +202,7 @@ beforeAll(async () => {
     "EVT",
     "DLQ",
     "KV_cairn_leases",
+    "KV_cairn_heartbeats",
     ...COMMAND_CONSUMERS.map((c) => `CMD/${c.durable}`),
   ]);
   expect(report.drift).toEqual([]);
@@ -465,6 +468,55 @@ describe("streams are admin's: services only read their info", () => {
 });
 
 describe("the real code paths under a service's permissions", () => {
+  it("the idle-detector serves sessions, answers heartbeats and writes them to its bucket, and sweeps under its lease", async () => {
+    const provisioner = await as("provisioner");
+    const cluster = { type: "cluster" as const, id: `hb-${randomBytes(3).toString("hex")}` };
+    await recordClusterRequested(
+      new EventStore({ js: provisioner.js, jsm: provisioner.jsm, catalogue }),
+      cluster.id,
+    );
+    await appendAsOwner(
+      new EventStore({ js: provisioner.js, jsm: provisioner.jsm, catalogue }),
+      cluster,
+      "cluster.ready",
+      {
+        nodes: 1,
+        k3sVersion: "v1.31.4+k3s1",
+      },
+    );
+    const d = await startIdleDetector({ nats: await as("idle-detector"), sweepIntervalMs: 200 });
+    try {
+      const sessionId = `s-${randomBytes(3).toString("hex")}`;
+      await new CommandBus({ js: admin.js, catalogue }).send({
+        type: "session.create",
+        data: {
+          sessionId,
+          user: "alice",
+          clusterId: cluster.id,
+          template: { image: "ide:1", cpu: "1", memory: "1Gi", storage: "1Gi" },
+        },
+      });
+      // Admitted (cluster read, quota taken), its workload asked of node-ops: Starting.
+      await until(
+        "Starting",
+        async () =>
+          (await d.handler.read({ type: "session", id: sessionId })).state.status === "Starting" || undefined,
+      );
+      const answer = await admin.nc.request(`hb.session.${sessionId}`, JSON.stringify({ connections: 1 }));
+      expect(answer.json()).toEqual({ ok: true, status: 200 });
+      const entry = await (await new Kvm(admin.nc).open("cairn_heartbeats")).get(sessionId);
+      expect(entry?.json<{ connections: number }>().connections).toBe(1);
+      await until("known", () => d.heartbeats.lastActivity(sessionId));
+      const unknown = await admin.nc.request("hb.session.nobody", JSON.stringify({ connections: 1 }));
+      expect(unknown.json()).toMatchObject({ ok: false, status: 404 });
+      await until("sweeping", () => d.sweeper.isLeader() || undefined);
+    } finally {
+      await d.stop();
+      // Its durable reactors stay, as a service's do; the next test counts EVT's consumers.
+      for (const durable of ["idle-detector-reactor", "idle-detector-workloads", "idle-detector-clusters"])
+        await admin.jsm.consumers.delete("EVT", durable);
+    }
+  });
   it("the provisioner's EventStore appends, detects conflicts and loads through ordered consumers", async () => {
     const p = await as("provisioner");
     const store = new EventStore({ js: p.js, jsm: p.jsm, catalogue });

@@ -63,6 +63,14 @@ export async function bootstrapJetStream(
   );
   await new Kvm(nats.nc).create(Buckets.leases, { history: 1, replicas });
   (bucketExisted ? report.unchanged : report.created).push(bucketStream);
+  // The idle-detector's session heartbeats (last value per session), made here for the same reason.
+  const heartbeatStream = `KV_${Buckets.heartbeats}`;
+  const heartbeatsExisted = await nats.jsm.streams.info(heartbeatStream).then(
+    () => true,
+    () => false,
+  );
+  await new Kvm(nats.nc).create(Buckets.heartbeats, { history: 1, replicas });
+  (heartbeatsExisted ? report.unchanged : report.created).push(heartbeatStream);
 
   for (const c of COMMAND_CONSUMERS) {
     const configOf = () =>

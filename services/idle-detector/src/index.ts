@@ -1,6 +1,20 @@
 /**
- * The idle-detector owns the session aggregate: quota admission, heartbeats, idle detection, hibernation and wake-up.
- * Its capabilities arrive with its own issue; until then the process runs the
- * shared harness (NATS, streams, health, metrics, shutdown) and serves nothing.
+ * The idle-detector owns the session aggregate: quota admission, heartbeats, idle
+ * detection, hibernation and wake-up (docs/sessions.md).
  */
-export const capabilities: readonly string[] = [];
+export * from "./heartbeats.ts";
+export * from "./idle-detector.ts";
+export * from "./quota-policy.ts";
+export * from "./session/decider.ts";
+export * from "./session/policy.ts";
+export * from "./session/quota.ts";
+export { planSweep, SWEEP_LEASE, type SweepProposal, sweepCommand } from "./session/sweep.ts";
+export { wakeLatency } from "./session/workload-follower.ts";
+
+export const capabilities: readonly string[] = [
+  "session.create",
+  "session.hibernate",
+  "session.wake",
+  "session.connect",
+  "session.terminate",
+];

@@ -14,6 +14,8 @@ export const rejectionCode = z.enum([
   "already-exists",
   /** The owning service does not handle this command (yet, or any more). */
   "unsupported",
+  /** Over a quota (a user's or group's sessions, CPU, memory): the API answers 403. */
+  "over-quota",
 ]);
 export type RejectionCode = z.infer<typeof rejectionCode>;
 

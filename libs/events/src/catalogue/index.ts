@@ -8,7 +8,7 @@ import { type InstallEvent, installCommands, installEvents } from "./install.ts"
 import { type KubeEvent, kubeCommands, kubeEvents } from "./kube.ts";
 import { type NodeopEvent, nodeopCommands, nodeopEvents } from "./nodeop.ts";
 import { type SessionEvent, sessionCommands, sessionEvents } from "./session.ts";
-import { type WorkloadEvent, workloadEvents } from "./workload.ts";
+import { type WorkloadEvent, workloadCommands, workloadEvents } from "./workload.ts";
 
 export * from "./catalogue.ts";
 export * from "./cluster.ts";
@@ -37,6 +37,7 @@ export const allCommandDefinitions = [
   ...nodeopCommands,
   ...kubeCommands,
   ...installCommands,
+  ...workloadCommands,
 ] as const;
 
 /** The events of each aggregate type, as `{ type, data }` unions. */

@@ -1,0 +1,81 @@
+/**
+ * Every session's state in this process's memory, for the idle sweep and for answering
+ * heartbeats: an ordered consumer over `evt.session.*` from the first commit (rebuilt on
+ * every start) that folds each session with the decider's own `evolve`, so the index and
+ * the aggregate cannot disagree on what a state means. Each replica keeps its own (a
+ * durable consumer would share the events out among replicas). It lags the log by the
+ * time a commit takes to arrive: the sweep only proposes, the session's decider decides
+ * on the log's state.
+ */
+import { catalogue, type EventOfAggregate, isQuotaLedgerId, type Nats, Streams } from "@cairn/events";
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import { isLive, type SessionState, sessionDecider } from "./decider.ts";
+
+export interface IndexedSession {
+  readonly state: SessionState;
+  /** The session's lifecycle trace (its create's), for the sweep's span links. */
+  readonly traceparent: string | undefined;
+  readonly version: number;
+}
+
+export interface SessionIndex {
+  get(sessionId: string): IndexedSession | undefined;
+  /** Live sessions (neither Terminated nor Failed). */
+  live(): IterableIterator<[string, IndexedSession]>;
+  size(): number;
+  /** Resolves once the history up to the start is folded in. */
+  readonly caughtUp: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startSessionIndex(nats: Nats): Promise<SessionIndex> {
+  const sessions = new Map<string, IndexedSession>();
+  const live = new Map<string, IndexedSession>();
+  const consumer = await nats.js.consumers.get(Streams.events, { filter_subjects: "evt.session.*" });
+  const info = await consumer.info(true);
+  let markCaughtUp!: () => void;
+  const caughtUp = new Promise<void>((r) => (markCaughtUp = r));
+  if (info.num_pending === 0) markCaughtUp();
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+  let stopped = false;
+
+  const apply = (e: EventOfAggregate<"session">) => {
+    const id = e.aggregate.id;
+    const was = sessions.get(id);
+    const next: IndexedSession = {
+      state: sessionDecider.evolve(was?.state ?? sessionDecider.initialState(), e),
+      traceparent: was?.traceparent ?? e.meta.traceparent,
+      version: e.position,
+    };
+    sessions.set(id, next);
+    if (isLive(next.state.status)) live.set(id, next);
+    else live.delete(id);
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      try {
+        const commit = catalogue.parseCommitTrusted(m.json());
+        if (!isQuotaLedgerId(commit.aggregate.id))
+          for (const e of commit.events) apply(e as EventOfAggregate<"session">);
+      } catch {
+        // Not a commit: every load skips it too (the reactor dead-letters it).
+      }
+      if (m.info.pending === 0) markCaughtUp();
+    }
+  })();
+
+  return {
+    get: (id) => sessions.get(id),
+    live: () => live.entries(),
+    size: () => sessions.size,
+    caughtUp,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      messages.stop();
+      await loop.catch(() => {});
+      await consumer.delete().catch(() => {});
+    },
+  };
+}
