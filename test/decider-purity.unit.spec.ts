@@ -9,7 +9,8 @@
  *  - reactors: `reactor.ts`, `*-reactor.ts`; followers (another aggregate's events
  *    turned into commands): `*-follower.ts`; probes: `*-probe.ts`;
  *  - the reactors' helpers and intakes named one by one in biome.json (drain-first,
- *    admission, retired-nodes, watcher, watched-clusters).
+ *    admission, retired-nodes, watcher, watched-clusters; the idle-detector's admission,
+ *    session-index, sweep).
  * A file of the pure core imports no NATS, Postgres, AWS or Kubernetes SDK, file system,
  * process, host, network or timer module, no adapter, no effectful file of its folder,
  * nothing of the service harness (`@cairn/service`), and from `@cairn/events` only types

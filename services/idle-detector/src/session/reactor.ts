@@ -15,6 +15,7 @@
  */
 import {
   type CommandBus,
+  type CommandDataInput,
   type CommandHandler,
   type CommandType,
   commandCausedBy,
@@ -42,8 +43,12 @@ export interface SessionReactorOptions {
 const ACTOR = "idle-detector";
 
 export async function startSessionReactor(o: SessionReactorOptions): Promise<RunningConsumer> {
-  const record = async (e: ReactingEvent<"session">, type: CommandType, data: object) =>
-    await o.handler.handle(commandCausedBy(e, type, data as never, { actor: ACTOR }), {
+  const record = async <T extends CommandType>(
+    e: ReactingEvent<"session">,
+    type: T,
+    data: CommandDataInput<T>,
+  ) =>
+    await o.handler.handle(commandCausedBy(e, type, data, { actor: ACTOR }), {
       atLeastSequence: e.sequence,
     });
   const send = async (

@@ -175,7 +175,12 @@ export async function startSweeper(o: SweeperOptions): Promise<Sweeper> {
     for (const p of proposals) {
       // Deposed mid-sweep: stop; the next leader sweeps again (every decision is idempotent).
       if (!lease.isLeader()) break;
-      const kind = p.command.type === "session.idle" ? "idle" : (p.command.data as { cause: string }).cause;
+      const kind =
+        p.command.type === "session.idle"
+          ? "idle"
+          : "cause" in p.command.data
+            ? String(p.command.data.cause)
+            : p.command.type;
       try {
         const outcome = await decide(p);
         decisions.inc({ kind, outcome: outcome.status });

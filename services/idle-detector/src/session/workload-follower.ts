@@ -6,10 +6,12 @@
  * process whose decision appended it observes it.
  */
 import {
+  type CommandDataInput,
   type CommandHandler,
   type CommandType,
   commandCausedBy,
   type Nats,
+  type ParsedCommand,
   type RunnerLogger,
   type RunningConsumer,
   type SessionCommand,
@@ -41,49 +43,52 @@ export async function startWorkloadFollower(o: {
     ...(o.logger ? { logger: o.logger } : {}),
     react: async (e) => {
       const sessionId = e.aggregate.id;
-      let type: CommandType;
-      let data: object;
+      const caused = <T extends CommandType>(type: T, data: CommandDataInput<T>) =>
+        commandCausedBy(e, type, data, { actor: "idle-detector" });
+      let command: ParsedCommand;
       switch (e.type) {
         case "workload.running":
-          [type, data] = ["session.record-running", { sessionId, node: e.data.node, pod: e.data.pod }];
+          command = caused("session.record-running", { sessionId, node: e.data.node, pod: e.data.pod });
           break;
         case "workload.stopped":
-          [type, data] = ["session.record-hibernated", { sessionId }];
+          command = caused("session.record-hibernated", { sessionId });
           break;
         case "workload.deleted":
-          [type, data] = ["session.record-terminated", { sessionId, volumeReleased: e.data.volumeReleased }];
+          command = caused("session.record-terminated", {
+            sessionId,
+            volumeReleased: e.data.volumeReleased,
+          });
           break;
         case "workload.failed": {
           const { reason, remediation } = e.data;
-          [type, data] = [
-            "session.record-failure",
-            {
-              sessionId,
-              reason: `${e.data.operation} failed (${e.data.kind}): ${reason}`,
-              ...(remediation ? { remediation } : {}),
-            },
-          ];
+          command = caused("session.record-failure", {
+            sessionId,
+            reason: `${e.data.operation} failed (${e.data.kind}): ${reason}`,
+            ...(remediation ? { remediation } : {}),
+          });
           break;
         }
         case "workload.moved": {
           const { fromNode, toNode, reason } = e.data;
-          [type, data] = [
-            "session.record-moved",
-            { sessionId, fromNode, toNode, ...(reason ? { reason } : {}) },
-          ];
+          command = caused("session.record-moved", {
+            sessionId,
+            fromNode,
+            toNode,
+            ...(reason ? { reason } : {}),
+          });
           break;
         }
         default:
           return;
       }
-      const outcome = await o.handler.handle(
-        commandCausedBy(e, type, data as never, { actor: "idle-detector" }),
-      );
+      const outcome = await o.handler.handle(command);
       if (outcome.status !== "accepted") return;
       for (const ev of outcome.events)
         if (ev.type === "session.running") {
-          const ms = (ev.data as { wakeLatencyMs?: number }).wakeLatencyMs;
-          if (ms !== undefined) metric.observe(ms / 1000);
+          // Read by shape: the appended envelopes are the catalogue's, but untyped here.
+          const d: unknown = ev.data;
+          const ms = typeof d === "object" && d !== null ? Reflect.get(d, "wakeLatencyMs") : undefined;
+          if (typeof ms === "number") metric.observe(ms / 1000);
         }
     },
   });
