@@ -81,6 +81,7 @@ function recordingKube() {
     },
     setNodeReady() {},
     removeNode() {},
+    setImageAvailable() {},
     kubeconfig: (clusterId) =>
       `apiVersion: v1\nkind: Config\n# cluster ${clusterId}\nusers: [{name: u, user: {token: tok-secret}}]\n`,
     clusters: () => [...clusters],
