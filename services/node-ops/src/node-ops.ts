@@ -29,10 +29,10 @@ import { startNodeopReactor } from "./nodeop/reactor.ts";
 import { startRetiredNodes } from "./nodeop/retired-nodes.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
 import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
-import { type WorkloadState, workloadDecider } from "./workload/decider.ts";
 import { type SessionMoves, startSessionMoves } from "./workload/moves.ts";
 import type { SessionWorkloads } from "./workload/session-port.ts";
 import { type SessionReactorOptions, startSessionWorkloadReactor } from "./workload/session-reactor.ts";
+import { type WorkloadState, workloadDecider } from "./workload/workload.decider.ts";
 
 /** The leader lease that lets one node-ops process watch the clusters' nodes. */
 export const NODE_WATCH_LEASE = "node-ops.node-watch";

@@ -27,8 +27,8 @@ import {
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { Kube } from "../ports.ts";
-import { type WorkloadState, workloadDecider } from "./decider.ts";
 import type { SessionWorkloads } from "./session-port.ts";
+import { type WorkloadState, workloadDecider } from "./workload.decider.ts";
 
 export const SESSION_MOVES_LEASE = "node-ops.session-moves";
 

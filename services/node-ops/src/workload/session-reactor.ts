@@ -16,11 +16,13 @@
  * JetStream is the timer and a killed process's look comes back within seconds.
  */
 import {
+  type CommandDataInput,
   type CommandHandler,
   type CommandType,
   commandCausedBy,
   isPermanent,
   type Nats,
+  PermanentError,
   proportionalPollDelay,
   type ReactingEvent,
   RetryLaterError,
@@ -32,8 +34,8 @@ import {
   type WorkloadEvent,
 } from "@cairn/events";
 import { isPermanentFailure } from "../ports.ts";
-import type { WorkloadState } from "./decider.ts";
 import type { SessionWorkloads } from "./session-port.ts";
+import type { WorkloadState } from "./workload.decider.ts";
 
 export interface SessionReactorOptions {
   nats: Nats;
@@ -65,8 +67,8 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
   const later = (e: Event, why: string) =>
     new RetryLaterError(proportionalPollDelay(Date.now() - Date.parse(e.time), pollOpts), why);
 
-  const record = (e: Event, type: CommandType, data: object) =>
-    o.handler.handle(commandCausedBy(e, type, data as never, { actor: "node-ops" }), {
+  const record = <T extends CommandType>(e: Event, type: T, data: CommandDataInput<T>) =>
+    o.handler.handle(commandCausedBy(e, type, data, { actor: "node-ops" }), {
       atLeastSequence: e.sequence,
     });
 
@@ -88,9 +90,12 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
       { session: e.aggregate.id, cluster: s.clusterId, operation, kind, reason },
       "session workload failed",
     );
+    const clusterId = s.clusterId;
+    // Every attempt names its cluster (the decider records it): without one there is nothing to say.
+    if (!clusterId) throw new PermanentError(`workload ${e.aggregate.id} has no cluster`);
     return record(e, "workload.record-failure", {
       sessionId: e.aggregate.id,
-      clusterId: s.clusterId,
+      clusterId,
       attempt: s.attempt,
       operation,
       kind,

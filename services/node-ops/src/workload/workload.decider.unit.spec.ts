@@ -1,7 +1,7 @@
 import type { WorkloadCommand, WorkloadEvent } from "@cairn/events";
 import { deciderSpec } from "@cairn/events/testing";
 import { describe, it } from "vitest";
-import { workloadDecider } from "./decider.ts";
+import { workloadDecider } from "./workload.decider.ts";
 
 const sessionId = "s-1";
 const clusterId = "demo-1";
