@@ -76,6 +76,8 @@ export interface Latencies {
   scriptDefault: number;
   /** A Deployment reaching its ready replicas. */
   deploymentReady: number;
+  /** The first pull of an image on a node (later pods of that image on that node pull nothing). */
+  imagePull: number;
   /** A pod, once evicted or deleted, gone. */
   podTermination: number;
   /**
@@ -108,6 +110,7 @@ export const REALISTIC_LATENCIES: Latencies = {
   k3sJoin: 30,
   scriptDefault: 2,
   deploymentReady: 10,
+  imagePull: 5,
   podTermination: 2,
   pdbSync: 0.1,
   nodeMonitorGrace: 40,

@@ -79,6 +79,11 @@ export interface KubePort {
   replaceDatastore(clusterId: string): void;
   /** A kubeconfig (YAML) for the cluster's API server: server URL and bearer token. */
   kubeconfig(clusterId: string): string;
+  /**
+   * Whether the image registry has `image` (default: every image). A Deployment's pod of
+   * an image it does not have fails its pull (ErrImagePull, then ImagePullBackOff).
+   */
+  setImageAvailable(image: string, available: boolean): void;
   clusters(): string[];
 }
 

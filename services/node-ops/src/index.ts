@@ -12,10 +12,21 @@ export {
   type NodeFactsOptions,
   type NodeOps,
   type NodeOpsOptions,
+  type SessionWorkloadOptions,
   startNodeOps,
 } from "./node-ops.ts";
 export { type NodeOperation, type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 export * from "./ports.ts";
 export { DEFAULT_INTERRUPTION_QUEUE, SPOT_INTAKE_LEASE, type SpotIntakeOptions } from "./spot/intake.ts";
+export { SESSION_MOVES_LEASE } from "./workload/moves.ts";
+export * from "./workload/session-port.ts";
+export { type WorkloadPhase, type WorkloadState, workloadDecider } from "./workload/workload.decider.ts";
 
-export const capabilities: readonly string[] = ["node.cordon", "node.uncordon", "node.drain"];
+export const capabilities: readonly string[] = [
+  "node.cordon",
+  "node.uncordon",
+  "node.drain",
+  "workload.start",
+  "workload.stop",
+  "workload.delete",
+];

@@ -12,9 +12,12 @@ import {
   newId,
   type RunnerLogger,
   serveAggregate,
+  type WorkloadCommand,
+  type WorkloadEvent,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, Resilience, resilienceMetricsObserver } from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
+import { createSessionWorkloads } from "./adapters/session-workloads.ts";
 import { createWorkloads } from "./adapters/workloads.ts";
 import { startClassificationRestore } from "./classification/restore.ts";
 import { type KubeState, kubeDecider } from "./kube/decider.ts";
@@ -27,6 +30,10 @@ import { startNodeopReactor } from "./nodeop/reactor.ts";
 import { startRetiredNodes } from "./nodeop/retired-nodes.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
 import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
+import { type SessionMoves, startSessionMoves } from "./workload/moves.ts";
+import type { SessionWorkloads } from "./workload/session-port.ts";
+import { type SessionReactorOptions, startSessionWorkloadReactor } from "./workload/session-reactor.ts";
+import { type WorkloadState, workloadDecider } from "./workload/workload.decider.ts";
 
 /** The leader lease that lets one node-ops process watch the clusters' nodes. */
 export const NODE_WATCH_LEASE = "node-ops.node-watch";
@@ -75,12 +82,30 @@ export interface NodeOpsOptions {
    * and SQS per region); default: one for the process, with metrics and log lines.
    */
   resilience?: Resilience;
+  /**
+   * Session workloads (the `workload` aggregate: cmd.workload.>, workload/session-reactor.ts);
+   * on by default, `false`: off.
+   */
+  sessions?: SessionWorkloadOptions | false;
+}
+
+export interface SessionWorkloadOptions
+  extends Pick<SessionReactorOptions, "poll" | "unschedulableGraceMs" | "startTimeoutMs"> {
+  /** The Kubernetes side; default: the client-node adapter (kubeconfigs as `kube`). */
+  workloads?: SessionWorkloads;
+  /** How often the holder of the moves lease looks for moved session pods (default 10 s). */
+  movesIntervalMs?: number;
+  movesLeaseTtlMs?: number;
 }
 
 export interface NodeOps {
   readonly handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
   /** The kube aggregate's handler (node facts), when facts are on. */
   readonly kubeHandler: CommandHandler<KubeCommand, KubeEvent, KubeState> | undefined;
+  /** The workload aggregate's handler (session workloads), when they are on. */
+  readonly workloadHandler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState> | undefined;
+  /** One look for moved session pods now (when this process holds the moves lease). */
+  lookForMovedSessions(): Promise<number>;
   /** True while this process holds the node-watch lease and watches the clusters. */
   watching(): boolean;
   /** The clusters whose nodes this process watches now (none unless `watching()`). */
@@ -166,9 +191,13 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
       })
     : undefined;
   const facts = o.facts === false ? undefined : await startNodeFacts(o, o.facts?.nodes ?? adapter);
+  const sessions =
+    o.sessions === false ? undefined : await startSessionWorkloads(o, o.sessions ?? {}, adapter, kube);
   return {
     handler,
     kubeHandler: facts?.handler,
+    workloadHandler: sessions?.handler,
+    lookForMovedSessions: async () => (await sessions?.moves.look()) ?? 0,
     watching: () => facts?.watching() ?? false,
     watchedClusters: () => facts?.clusters() ?? [],
     spotRegions: () => spot?.regions() ?? [],
@@ -176,6 +205,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
       await spot?.reconcilePlacement();
     },
     stop: async () => {
+      await sessions?.stop();
       await spot?.stop();
       await facts?.stop();
       await restore?.stop();
@@ -183,6 +213,59 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
       await reactor.stop();
       await interruptions.stop();
       await retired.stop();
+    },
+  };
+}
+
+/**
+ * Session workloads: node-ops serves cmd.workload.> (the idle-detector's commands) and
+ * carries each attempt out on the session's cluster; one process at a time looks for
+ * session pods that moved.
+ */
+async function startSessionWorkloads(
+  o: NodeOpsOptions,
+  opts: SessionWorkloadOptions,
+  adapter: ReturnType<typeof createKube>,
+  kube: Kube,
+): Promise<{
+  handler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState>;
+  moves: SessionMoves;
+  stop(): Promise<void>;
+}> {
+  const workloads = opts.workloads ?? createSessionWorkloads(adapter);
+  const served = await serveAggregate({
+    nats: o.nats,
+    catalogue,
+    decider: workloadDecider,
+    commandPrefix: "workload",
+    durable: "node-ops-workload-commands",
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
+  const reactor = await startSessionWorkloadReactor({
+    nats: o.nats,
+    handler: served.handler,
+    workloads,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(opts.poll ? { poll: opts.poll } : {}),
+    ...(opts.unschedulableGraceMs !== undefined ? { unschedulableGraceMs: opts.unschedulableGraceMs } : {}),
+    ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+  });
+  const moves = await startSessionMoves({
+    nats: o.nats,
+    handler: served.handler,
+    workloads,
+    kube,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(opts.movesIntervalMs !== undefined ? { intervalMs: opts.movesIntervalMs } : {}),
+    ...(opts.movesLeaseTtlMs !== undefined ? { leaseTtlMs: opts.movesLeaseTtlMs } : {}),
+  });
+  return {
+    handler: served.handler,
+    moves,
+    stop: async () => {
+      await moves.stop();
+      await served.stop();
+      await reactor.stop();
     },
   };
 }

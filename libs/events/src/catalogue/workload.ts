@@ -40,10 +40,101 @@ export const DeleteWorkload = defineCommand({
   description:
     "Delete the session's Deployment and, with `releaseVolume`, its PersistentVolumeClaim; `workload.deleted` once gone (also when there was nothing to delete).",
 });
-export const workloadCommands = [StartWorkload, StopWorkload, DeleteWorkload] as const;
+
+// ── internal commands (node-ops records what the cluster did) ─────────────────────────
+// `attempt` names the start, stop or delete they belong to (the one its `workload.starting`,
+// `…stopping` or `…deleting` opened): a record of a superseded attempt changes nothing.
+const attempt = z.number().int().positive();
+const internal = { aggregate: "workload" as const, internal: true, aggregateId: byWorkload };
+export const RecordWorkloadStarted = defineCommand({
+  type: "workload.record-started",
+  ...internal,
+  schema: z.object({ ...key, attempt, deployment: z.string(), volumeClaim: z.string() }),
+  description: "internal: the Deployment (one replica) and the volume claim exist.",
+});
+export const RecordWorkloadRunning = defineCommand({
+  type: "workload.record-running",
+  ...internal,
+  schema: z.object({ ...key, attempt, node, pod: z.string() }),
+  description: "internal: the session's pod is Ready on `node`.",
+});
+export const RecordWorkloadStopped = defineCommand({
+  type: "workload.record-stopped",
+  ...internal,
+  schema: z.object({ ...key, attempt }),
+  description: "internal: scaled to zero, no pod left.",
+});
+export const RecordWorkloadDeleted = defineCommand({
+  type: "workload.record-deleted",
+  ...internal,
+  schema: z.object({ ...key, attempt, volumeReleased: z.boolean() }),
+  description: "internal: the Deployment (and the volume claim, when released) is gone.",
+});
+export const RecordWorkloadFailure = defineCommand({
+  type: "workload.record-failure",
+  ...internal,
+  schema: z.object({
+    ...key,
+    attempt,
+    operation: z.enum(["start", "stop", "delete"]),
+    kind: z.enum(["no-capacity", "image", "cluster", "other"]),
+    reason: z.string().min(1),
+    remediation: z.string().optional(),
+  }),
+  description: "internal: the step failed for good.",
+});
+export const RecordWorkloadMoved = defineCommand({
+  type: "workload.record-moved",
+  ...internal,
+  schema: z.object({
+    ...key,
+    attempt,
+    fromNode: node,
+    toNode: node,
+    pod: z.string(),
+    reason: z.string().optional(),
+  }),
+  description: "internal: the session's pod is Ready on another node than the one recorded.",
+});
+
+export const workloadCommands = [
+  StartWorkload,
+  StopWorkload,
+  DeleteWorkload,
+  RecordWorkloadStarted,
+  RecordWorkloadRunning,
+  RecordWorkloadStopped,
+  RecordWorkloadDeleted,
+  RecordWorkloadFailure,
+  RecordWorkloadMoved,
+] as const;
 export type WorkloadCommand = CommandOf<(typeof workloadCommands)[number]>;
 
 export const WorkloadRejected = defineRejected("workload");
+export const WorkloadStarting = defineEvent({
+  type: "workload.starting",
+  aggregate: "workload",
+  schema: z.object({
+    ...key,
+    user: tokenSafeId,
+    template: sessionTemplate,
+    attempt: z.number().int().positive(),
+  }),
+  description:
+    "A start (or a wake) is accepted: node-ops creates what is missing and scales to one. `attempt` counts the workload's starts, stops and deletes.",
+});
+export const WorkloadStopping = defineEvent({
+  type: "workload.stopping",
+  aggregate: "workload",
+  schema: z.object({ ...key, attempt: z.number().int().positive() }),
+  description: "A stop is accepted: node-ops scales the Deployment to zero, the volume stays.",
+});
+export const WorkloadDeleting = defineEvent({
+  type: "workload.deleting",
+  aggregate: "workload",
+  schema: z.object({ ...key, releaseVolume: z.boolean(), attempt: z.number().int().positive() }),
+  description: "A delete is accepted: node-ops deletes the Deployment and, with `releaseVolume`, the claim.",
+});
 export const WorkloadStarted = defineEvent({
   type: "workload.started",
   aggregate: "workload",
@@ -91,6 +182,9 @@ export const WorkloadMoved = defineEvent({
 });
 export const workloadEvents = [
   WorkloadRejected,
+  WorkloadStarting,
+  WorkloadStopping,
+  WorkloadDeleting,
   WorkloadStarted,
   WorkloadRunning,
   WorkloadStopped,

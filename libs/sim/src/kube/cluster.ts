@@ -35,8 +35,11 @@ import {
   namespaceObject,
   nodeConditions,
   nodeFromRegistration,
+  normalizedImage,
+  podRequests,
   podTemplateHash,
   qosClass,
+  quantityValue,
   randomSuffix,
   SYSTEM_TAINT_KEYS,
   systemTaints,
@@ -69,6 +72,9 @@ export const WATCH_CACHE_MIN = 100;
 export const WATCH_CACHE_MAX = 100 * 1024;
 export const WATCH_CACHE_FRESH_MS = 75_000;
 
+/** After a failed pull the kubelet backs off (10 s at first): ErrImagePull turns ImagePullBackOff. */
+export const IMAGE_PULL_BACKOFF_MS = 10_000;
+
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
 export interface Entry {
@@ -99,8 +105,10 @@ interface PodX {
   /** The Deployment (ns/name) that owns it. */
   owner?: string;
   hash?: string;
-  /** Sim ms the containers run and pass readiness. */
+  /** Sim ms the containers run and pass readiness (never, while an image cannot be pulled). */
   startAt?: number;
+  /** An image of it the registry does not have: the pull fails at `at`, then backs off. */
+  pullError?: { at: number; image: string };
   boundAt?: number;
   ip?: string;
   /** Why the scheduler could not place it. */
@@ -161,6 +169,10 @@ export class Cluster {
   /** Nodes whose kubelet stopped posting status (its instance stopped or went away), since when. */
   readonly #kubeletDown = new Map<string, number>();
   readonly #nextIp = new Map<string, number>();
+  /** Per node, the images its kubelet has pulled (or is pulling) and when each is there (sim ms). */
+  readonly #images = new Map<string, Map<string, number>>();
+  /** Images the registry does not have (normalized references), shared by every cluster. */
+  readonly #missingImages: ReadonlySet<string>;
   readonly #rsUids = new Map<string, string>();
   /** PDBs (ns/name) the disruption controller has not processed since their last spec change, and when it will. */
   readonly #pdbSyncAt = new Map<string, number>();
@@ -175,10 +187,11 @@ export class Cluster {
     namespaces: new Set<string>(),
   };
 
-  constructor(id: string, token: string, ctx: SimContext) {
+  constructor(id: string, token: string, ctx: SimContext, missingImages: ReadonlySet<string> = new Set()) {
     this.id = id;
     this.token = token;
     this.#ctx = ctx;
+    this.#missingImages = missingImages;
     for (const d of RESOURCES) this.#stores.set(d, new Map());
     for (const ns of ["default", "kube-node-lease", "kube-public", "kube-system"]) {
       this.put(NAMESPACES, namespaceObject(ns, ctx.random.uuid(), this.now()));
@@ -394,6 +407,8 @@ export class Cluster {
     const x = this.#podX.get(key);
     if (x?.owner) this.#dirty.deployments.add(x.owner);
     if (!next) {
+      // A pod gone frees its node's resources: the scheduler looks at the waiting ones again.
+      this.#dirty.scheduler ||= this.#unscheduled.size > 0;
       this.#podsByNs.get(ns)?.delete(key);
       if (x?.owner) this.#podsByOwner.get(x.owner)?.delete(key);
       this.#podX.delete(key);
@@ -549,6 +564,7 @@ export class Cluster {
     const e = this.get(NODES, name);
     if (!e) {
       this.#nodeReady.delete(name);
+      this.#images.delete(name);
       this.#kubeletDown.delete(name);
       // Pod GC finds them orphaned after its quarantine, not at once.
       const at = this.now() + this.#ctx.latencies.orphanPodGc * 1000;
@@ -636,8 +652,11 @@ export class Cluster {
     }
   }
 
-  /** Why a node cannot take the pod (the scheduler's filter plugins), or undefined. */
-  #unfit(pod: KObj, node: KObj): string | undefined {
+  /**
+   * Why a node cannot take the pod (the scheduler's filter plugins, which stop at the
+   * first plugin that fails; NodeResourcesFit names every resource short), or undefined.
+   */
+  #unfit(pod: KObj, node: KObj): string | string[] | undefined {
     const spec = pod.spec ?? {};
     const tols = (spec.tolerations as Toleration[] | undefined) ?? [];
     if (
@@ -655,9 +674,27 @@ export class Cluster {
     const taint = toleratesAll(tols, taintsOf(node), ["NoSchedule", "NoExecute"]);
     if (taint) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ""}}`;
     if (!isNodeReady(node)) return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
-    const max = Number((node.status?.allocatable as Obj | undefined)?.pods ?? 110);
-    if ((this.#podsByNode.get(node.metadata.name)?.size ?? 0) >= max) return "Too many pods";
-    return undefined;
+    // NodeResourcesFit: the pod count, and the requests of every pod bound to the node
+    // (terminating ones too: they hold their resources until they are gone) against allocatable.
+    const allocatable = (node.status?.allocatable as Obj | undefined) ?? {};
+    const bound = this.#podsByNode.get(node.metadata.name) ?? new Set<string>();
+    const short: string[] = [];
+    if (bound.size >= Number(allocatable.pods ?? 110)) short.push("Too many pods");
+    const want = podRequests(spec);
+    if (want.milliCpu > 0 || want.memory > 0) {
+      let cpu = 0;
+      let memory = 0;
+      for (const k of bound) {
+        const r = podRequests(this.get(PODS, k)?.obj.spec);
+        cpu += r.milliCpu;
+        memory += r.memory;
+      }
+      const cpuCap = Math.round((quantityValue(allocatable.cpu) ?? 0) * 1000);
+      const memCap = quantityValue(allocatable.memory) ?? 0;
+      if (want.milliCpu > 0 && cpu + want.milliCpu > cpuCap) short.push("Insufficient cpu");
+      if (want.memory > 0 && memory + want.memory > memCap) short.push("Insufficient memory");
+    }
+    return short.length > 0 ? short : undefined;
   }
 
   #schedule(): void {
@@ -667,12 +704,15 @@ export class Cluster {
       const e = this.get(PODS, key);
       if (!e) continue;
       const reasons = new Map<string, number>();
+      // Nodes short of resources: preemption could help there were there lower-priority pods.
+      let resourceShort = 0;
       let best: KObj | undefined;
       let bestCount = Number.POSITIVE_INFINITY;
       for (const n of nodes) {
         const why = this.#unfit(e.obj, n.obj);
         if (why) {
-          reasons.set(why, (reasons.get(why) ?? 0) + 1);
+          for (const w of typeof why === "string" ? [why] : why) reasons.set(w, (reasons.get(w) ?? 0) + 1);
+          if (typeof why !== "string") resourceShort++;
           continue;
         }
         const count = this.#podsByNode.get(n.obj.metadata.name)?.size ?? 0;
@@ -686,15 +726,19 @@ export class Cluster {
         continue;
       }
       const n = nodes.length;
+      // The preemption part as kube-scheduler words it with no lower-priority pods to evict:
+      // nodes short of resources have "No preemption victims", the others are "not helpful".
+      const preemption = [
+        ...(n - resourceShort > 0 ? [`${n - resourceShort} Preemption is not helpful for scheduling`] : []),
+        ...(resourceShort > 0 ? [`${resourceShort} No preemption victims found for incoming pod`] : []),
+      ].join(", ");
       const msg =
         n === 0
           ? "no nodes available to schedule pods"
           : `0/${n} nodes are available: ${[...reasons]
               .sort(([a], [b]) => (a < b ? -1 : 1))
               .map(([why, c]) => `${c} ${why}`)
-              .join(
-                ", ",
-              )}. preemption: 0/${n} nodes are available: ${n} Preemption is not helpful for scheduling.`;
+              .join(", ")}. preemption: 0/${n} nodes are available: ${preemption}.`;
       const x = this.#podX.get(key)!;
       x.unschedulable = msg;
       this.#refreshPod(key);
@@ -708,14 +752,53 @@ export class Cluster {
     x.boundAt = now;
     x.unschedulable = undefined;
     x.ip = this.#allocateIp(nodeName);
-    x.startAt = now + (x.owner ? this.#ctx.latencies.deploymentReady * 1000 : 0);
     const e = this.get(PODS, key)!;
+    this.#kubeletStart(key, x, nodeName, e.obj);
     const draft = structuredClone(e.obj);
     draft.spec = { ...draft.spec, nodeName };
     draft.status = this.#podStatus(draft, x);
     this.put(PODS, draft);
-    if (x.startAt > now) this.#timer(x.startAt, "pod-start", key, draft.metadata.uid);
     this.#dirty.nodes.add(nodeName);
+  }
+
+  /**
+   * What the kubelet of `nodeName` will do with a pod just bound to it: pull its images
+   * (the first pod of an image on a node pulls it, `imagePull`; a later one finds it there
+   * or waits for the pull under way), then start it (`deploymentReady`). An image the
+   * registry does not have fails its pull (ErrImagePull, then ImagePullBackOff) and the
+   * pod never starts. Bare pods start at once (the sim's simplification).
+   */
+  #kubeletStart(key: string, x: PodX, nodeName: string, pod: KObj): void {
+    const now = this.now();
+    const uid = pod.metadata.uid;
+    if (!x.owner) {
+      x.startAt = now;
+      return;
+    }
+    const pullMs = this.#ctx.latencies.imagePull * 1000;
+    const onNode = getOrInit(this.#images, nodeName, () => new Map<string, number>());
+    const images = ((pod.spec?.containers as { image?: string }[] | undefined) ?? []).map((c) =>
+      normalizedImage(c.image ?? ""),
+    );
+    const missing = images.find((i) => this.#missingImages.has(i));
+    if (missing !== undefined) {
+      x.startAt = undefined;
+      x.pullError = { at: now + pullMs, image: missing };
+      this.#timer(x.pullError.at, "pod-start", key, uid);
+      this.#timer(x.pullError.at + IMAGE_PULL_BACKOFF_MS, "pod-start", key, uid);
+      return;
+    }
+    let pulled = now;
+    for (const image of images) {
+      let at = onNode.get(image);
+      if (at === undefined) {
+        at = now + pullMs;
+        onNode.set(image, at);
+      }
+      pulled = Math.max(pulled, at);
+    }
+    x.startAt = pulled + this.#ctx.latencies.deploymentReady * 1000;
+    if (x.startAt > now) this.#timer(x.startAt, "pod-start", key, uid);
   }
 
   #allocateIp(nodeName: string): string {
@@ -788,7 +871,7 @@ export class Cluster {
       startTime: k8sTime(x.boundAt ?? now),
       containerStatuses: containers.map((c) => ({
         name: c.name,
-        state: started ? { running: { startedAt } } : { waiting: { reason: "ContainerCreating" } },
+        state: started ? { running: { startedAt } } : { waiting: this.#waiting(c.image, x, now) },
         lastState: {},
         ready,
         restartCount: 0,
@@ -798,6 +881,18 @@ export class Cluster {
       })),
       qosClass: qos,
     };
+  }
+
+  /** Why a container that is not running waits, as its kubelet reports it. */
+  #waiting(image: string, x: PodX, now: number): Obj {
+    const err = x.pullError;
+    if (!err || normalizedImage(image) !== err.image || now < err.at) return { reason: "ContainerCreating" };
+    if (now < err.at + IMAGE_PULL_BACKOFF_MS)
+      return {
+        reason: "ErrImagePull",
+        message: `rpc error: code = NotFound desc = failed to pull and unpack image "${err.image}": failed to resolve reference "${err.image}": ${err.image}: not found`,
+      };
+    return { reason: "ImagePullBackOff", message: `Back-off pulling image "${image}"` };
   }
 
   /** Deployment + ReplicaSet controllers: the right number of pods of the current template, and status. */
@@ -995,11 +1090,9 @@ export class Cluster {
     }
     const nodeName = pod.spec?.nodeName as string | undefined;
     if (nodeName) {
-      const now = this.now();
-      px.boundAt = now;
+      px.boundAt = this.now();
       px.ip = this.#allocateIp(nodeName);
-      px.startAt = now + (x.owner ? this.#ctx.latencies.deploymentReady * 1000 : 0);
-      if (px.startAt > now) this.#timer(px.startAt, "pod-start", key, pod.metadata.uid);
+      this.#kubeletStart(key, px, nodeName, pod);
     }
     const stored = this.put(PODS, pod);
     if (nodeName) {

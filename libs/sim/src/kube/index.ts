@@ -20,6 +20,7 @@ import {
 } from "./api.ts";
 import { Cluster } from "./cluster.ts";
 import { isNodeReady } from "./model.ts";
+import { normalizedImage } from "./objects.ts";
 import { NODES, PODS } from "./resources.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {
@@ -94,6 +95,8 @@ export function kubeconfigYaml(clusterId: string, server: string, token: string)
 
 export function createKube(ctx: SimContext): SimModule<KubePort> {
   const clusters = new Map<string, Cluster>();
+  /** Images the registry does not have (normalized), shared by every cluster. */
+  const missingImages = new Set<string>();
   const watches = new Set<WatchStream>();
   let ticker: ReturnType<typeof setInterval> | undefined;
 
@@ -155,7 +158,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
         throw new Error(`kube: cluster id "${clusterId}" must match ${CLUSTER_ID}`);
       let c = clusters.get(clusterId);
       if (!c) {
-        c = new Cluster(clusterId, `${ctx.random.hex(24)}.${ctx.random.hex(40)}`, ctx);
+        c = new Cluster(clusterId, `${ctx.random.hex(24)}.${ctx.random.hex(40)}`, ctx, missingImages);
         clusters.set(clusterId, c);
       }
       return { server: serverOf(clusterId), token: c.token };
@@ -190,6 +193,10 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
       return kubeconfigYaml(clusterId, serverOf(clusterId), c.token);
     },
     clusters: () => [...clusters.keys()],
+    setImageAvailable(image, available) {
+      if (available) missingImages.delete(normalizedImage(image));
+      else missingImages.add(normalizedImage(image));
+    },
   };
 
   /**
@@ -413,7 +420,14 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     },
     state: () => ({ clusters: Object.fromEntries([...clusters].map(([id, c]) => [id, c.state()])) }),
     async admin(action, body) {
-      const b = (body ?? {}) as { clusterId?: string; node?: unknown; ready?: unknown };
+      const b = (body ?? {}) as { clusterId?: string; node?: unknown; ready?: unknown; image?: unknown };
+      if (action === "image-available") {
+        const available = (body as { available?: unknown } | undefined)?.available;
+        if (typeof b.image !== "string" || typeof available !== "boolean")
+          throw new Error("body is { image, available: boolean }");
+        port.setImageAvailable(b.image, available);
+        return { image: normalizedImage(b.image), available };
+      }
       if (typeof b.clusterId !== "string") throw new Error("body needs clusterId");
       const clusterId = b.clusterId;
       switch (action) {
@@ -452,7 +466,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
         }
         default:
           throw new Error(
-            `kube admin actions: ensure-cluster, node-ready, kubelet-stop, register-node, remove-node, replace-datastore; not ${action}`,
+            `kube admin actions: ensure-cluster, node-ready, kubelet-stop, register-node, remove-node, replace-datastore, image-available; not ${action}`,
           );
       }
     },

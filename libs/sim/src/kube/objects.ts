@@ -320,3 +320,75 @@ export function namespaceObject(name: string, uid: string, now: number): KObj {
     status: { phase: "Active" },
   };
 }
+
+// ---------------------------------------------------------------- resources
+
+const SUFFIX: Record<string, number> = {
+  "": 1,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** A resource.Quantity in base units (cores, bytes); undefined when it is not one. */
+export function quantityValue(q: unknown): number | undefined {
+  if (typeof q === "number") return q;
+  if (typeof q !== "string") return undefined;
+  const m = /^([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)(?:[eE]([+-]?\d+))?(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(
+    q,
+  );
+  if (!m) return undefined;
+  return Number(m[1]) * 10 ** Number(m[2] ?? 0) * SUFFIX[m[3] ?? ""]!;
+}
+
+/** What a pod asks of a node's allocatable (NodeResourcesFit): millicores and bytes. */
+export interface PodRequests {
+  milliCpu: number;
+  memory: number;
+}
+
+/**
+ * The pod's effective requests as the scheduler computes them: the sum over its
+ * containers, or the largest init container if that is more. A container with limits
+ * and no requests requests its limits (API defaulting does that).
+ */
+export function podRequests(spec: Obj | undefined): PodRequests {
+  type C = { resources?: { requests?: Obj; limits?: Obj } };
+  const of = (c: C, r: "cpu" | "memory") =>
+    quantityValue(c.resources?.requests?.[r] ?? c.resources?.limits?.[r]) ?? 0;
+  const sum = (cs: C[], r: "cpu" | "memory") => cs.reduce((a, c) => a + of(c, r), 0);
+  const max = (cs: C[], r: "cpu" | "memory") => cs.reduce((a, c) => Math.max(a, of(c, r)), 0);
+  const cs = (spec?.containers as C[] | undefined) ?? [];
+  const init = (spec?.initContainers as C[] | undefined) ?? [];
+  return {
+    milliCpu: Math.round(Math.max(sum(cs, "cpu"), max(init, "cpu")) * 1000),
+    memory: Math.round(Math.max(sum(cs, "memory"), max(init, "memory"))),
+  };
+}
+
+/**
+ * An image reference as containerd names it: `ubuntu` → `docker.io/library/ubuntu:latest`,
+ * `acme/ide:1` → `docker.io/acme/ide:1`; a registry host (a dot, a port or `localhost`) stays.
+ */
+export function normalizedImage(image: string): string {
+  let ref = image;
+  const first = ref.split("/")[0]!;
+  const hasRegistry =
+    ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (!hasRegistry) ref = `docker.io/${ref.includes("/") ? "" : "library/"}${ref}`;
+  const last = ref.slice(ref.lastIndexOf("/") + 1);
+  if (!last.includes(":") && !ref.includes("@")) ref = `${ref}:latest`;
+  return ref;
+}

@@ -4,7 +4,7 @@ import { type Sim, startSim } from "../sim.ts";
 import type { NodeRegistration } from "../world.ts";
 import type { Status } from "./status.ts";
 
-export const LATENCIES = { apiCall: 0, deploymentReady: 10, podTermination: 2, pdbSync: 0.1 };
+export const LATENCIES = { apiCall: 0, deploymentReady: 10, podTermination: 2, pdbSync: 0.1, imagePull: 0 };
 
 export interface KubeHarness {
   sim: Sim;

@@ -83,6 +83,7 @@ function recordingKube() {
     stopKubelet() {},
     replaceDatastore() {},
     removeNode() {},
+    setImageAvailable() {},
     kubeconfig: (clusterId) =>
       `apiVersion: v1\nkind: Config\n# cluster ${clusterId}\nusers: [{name: u, user: {token: tok-secret}}]\n`,
     clusters: () => [...clusters],

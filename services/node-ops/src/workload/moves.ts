@@ -1,0 +1,175 @@
+/**
+ * Moved sessions: a session's pod evicted by a drain, a spot interruption or a node gone
+ * comes back on another node (its Deployment makes a new one); this records it, so the
+ * session's history shows where it went.
+ *
+ * One process at a time (the lease `node-ops.session-moves`) looks every `intervalMs`:
+ * one list of the session pods per cluster with Running workloads, compared with where
+ * each is recorded Ready. A Ready pod on another node → `workload.record-moved` (named
+ * after the session, the attempt and the new pod, so a second look or a second process
+ * records nothing twice; the decider ignores a stale one). The Running workloads come from
+ * an in-memory index: an ordered consumer over `evt.workload.*` folded with the
+ * decider's own `evolve`, rebuilt on start (as the idle-detector's session index).
+ */
+import { hostname } from "node:os";
+import {
+  type CommandHandler,
+  catalogue,
+  derivedId,
+  type EventOfAggregate,
+  type Nats,
+  newId,
+  type RunnerLogger,
+  Streams,
+  type WorkloadCommand,
+  type WorkloadEvent,
+} from "@cairn/events";
+import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { Kube } from "../ports.ts";
+import type { SessionWorkloads } from "./session-port.ts";
+import { type WorkloadState, workloadDecider } from "./workload.decider.ts";
+
+export const SESSION_MOVES_LEASE = "node-ops.session-moves";
+
+export interface SessionMoves {
+  /** One look now (when this process holds the lease); how many moves it recorded. */
+  look(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startSessionMoves(o: {
+  nats: Nats;
+  handler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState>;
+  workloads: SessionWorkloads;
+  /** For the reason of a move: what became of the node it left. */
+  kube: Pick<Kube, "getNode">;
+  logger?: RunnerLogger;
+  /** How often to look (default 10 s). */
+  intervalMs?: number;
+  leaseTtlMs?: number;
+}): Promise<SessionMoves> {
+  const running = new Map<string, WorkloadState>();
+  const states = new Map<string, WorkloadState>();
+  const consumer = await o.nats.js.consumers.get(Streams.events, { filter_subjects: "evt.workload.*" });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+  const apply = (e: EventOfAggregate<"workload">) => {
+    const id = e.aggregate.id;
+    const next = workloadDecider.evolve(states.get(id) ?? workloadDecider.initialState(), e as never);
+    states.set(id, next);
+    if (next.phase === "Running") running.set(id, next);
+    else running.delete(id);
+  };
+  const indexing = (async () => {
+    for await (const m of messages) {
+      try {
+        const commit = catalogue.parseCommitTrusted(m.json());
+        for (const e of commit.events) apply(e as EventOfAggregate<"workload">);
+      } catch {
+        // Not a commit: every load skips it too.
+      }
+    }
+  })();
+
+  const reasonOf = async (clusterId: string, node: string): Promise<string> => {
+    try {
+      const n = await o.kube.getNode(clusterId, node);
+      if (!n) return `node ${node} is gone`;
+      if (n.unschedulable) return `node ${node} was cordoned and drained`;
+      if (n.ready === false) return `node ${node} is not Ready`;
+      return `its pod on node ${node} was replaced`;
+    } catch {
+      return `its pod left node ${node}`;
+    }
+  };
+
+  let lease: LeaderLease | undefined;
+  let looking: Promise<number> | undefined;
+  const lookOnce = async (): Promise<number> => {
+    if (!lease?.isLeader()) return 0;
+    const byCluster = new Map<string, [string, WorkloadState][]>();
+    for (const [id, s] of running) {
+      if (!s.clusterId) continue;
+      const list = byCluster.get(s.clusterId) ?? [];
+      list.push([id, s]);
+      byCluster.set(s.clusterId, list);
+    }
+    let moved = 0;
+    for (const [clusterId, sessions] of byCluster) {
+      let ready: Awaited<ReturnType<SessionWorkloads["readyPods"]>>;
+      try {
+        ready = await o.workloads.readyPods(clusterId);
+      } catch (err) {
+        o.logger?.warn(
+          { cluster: clusterId, err: String(err) },
+          "session moves: the cluster's pods could not be listed",
+        );
+        continue;
+      }
+      for (const [sessionId, s] of sessions) {
+        const pod = ready.get(o.workloads.names(sessionId).label);
+        if (!pod || !s.node || pod.node === s.node) continue;
+        const reason = await reasonOf(clusterId, s.node);
+        const parsed = catalogue.parseCommand({
+          id: derivedId(sessionId, "workload.record-moved", String(s.attempt), pod.name),
+          type: "workload.record-moved",
+          data: {
+            sessionId,
+            clusterId,
+            attempt: s.attempt,
+            fromNode: s.node,
+            toNode: pod.node,
+            pod: pod.name,
+            reason,
+          },
+          meta: { actor: "node-ops" },
+        });
+        if (!parsed.ok) continue;
+        const out = await o.handler.handle(parsed.value).catch((err: unknown) => {
+          o.logger?.warn(
+            { session: sessionId, err: String(err) },
+            "session moves: the move could not be recorded",
+          );
+          return undefined;
+        });
+        if (out?.status === "accepted") {
+          moved++;
+          o.logger?.info(
+            { session: sessionId, cluster: clusterId, from: s.node, to: pod.node, reason },
+            "session moved",
+          );
+        }
+      }
+    }
+    return moved;
+  };
+  const look = () => {
+    looking ??= lookOnce().finally(() => {
+      looking = undefined;
+    });
+    return looking;
+  };
+
+  const timer = setInterval(() => void look().catch(() => {}), o.intervalMs ?? 10_000);
+  timer.unref();
+  lease = await acquireLeadership({
+    nc: o.nats.nc,
+    name: SESSION_MOVES_LEASE,
+    holder: `${hostname()}-${process.pid}-${newId()}`,
+    ...(o.leaseTtlMs !== undefined ? { ttlMs: o.leaseTtlMs } : {}),
+    onElected: () => {},
+    onDeposed: () => {},
+  });
+
+  return {
+    look,
+    stop: async () => {
+      clearInterval(timer);
+      await looking?.catch(() => {});
+      await lease?.release();
+      messages.stop();
+      await indexing.catch(() => {});
+      await consumer.delete().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * What the session workload reactor needs from a cluster's Kubernetes API, narrowed to the
+ * calls it makes. The real adapter is adapters/session-workloads.ts (client-node, the
+ * kubeconfig from the cluster's SecureString through the Kube adapter's cache).
+ */
+import type { SessionTemplate } from "@cairn/events";
+
+/** The namespace every session's objects live in. */
+export const SESSIONS_NAMESPACE = "cairn-sessions";
+export const SESSION_LABEL = "cairn.dev/session";
+export const USER_LABEL = "cairn.dev/user";
+/** The full session id (a label value is limited to 63 characters of a narrower alphabet). */
+export const SESSION_ID_ANNOTATION = "cairn.dev/session-id";
+
+export interface SessionWorkloadSpec {
+  readonly clusterId: string;
+  readonly sessionId: string;
+  readonly user: string;
+  readonly template: SessionTemplate;
+}
+
+/** One of the session's pods, as the reactor reads it. */
+export type SessionPod =
+  | { readonly state: "ready"; readonly name: string; readonly node: string }
+  /** Not placed: the scheduler's message (`0/3 nodes are available: 3 Insufficient cpu. …`). */
+  | { readonly state: "unschedulable"; readonly name: string; readonly message: string }
+  /** Its image cannot be pulled (ErrImagePull, ImagePullBackOff, InvalidImageName). */
+  | { readonly state: "image"; readonly name: string; readonly reason: string; readonly message: string }
+  /** On its way (pulling, starting, not ready yet) or leaving (terminating). */
+  | {
+      readonly state: "pending" | "terminating";
+      readonly name: string;
+      readonly node: string | undefined;
+    };
+
+export interface SessionLook {
+  /** The Deployment exists (and is not being deleted). */
+  readonly deployment: boolean;
+  readonly volumeClaim: boolean;
+  /** Its pods, terminating ones included. */
+  readonly pods: readonly SessionPod[];
+}
+
+export interface SessionWorkloads {
+  /** The Kubernetes names of the session's objects (Deployment and claim share one). */
+  names(sessionId: string): { deployment: string; volumeClaim: string; label: string };
+  /**
+   * Creates what is missing (namespace, claim, Deployment) and scales the Deployment to
+   * one replica. Idempotent: objects already there are adopted (409 is "there already").
+   */
+  ensure(spec: SessionWorkloadSpec): Promise<void>;
+  /** Scales the Deployment to `replicas`; a missing Deployment is left missing. */
+  scale(clusterId: string, sessionId: string, replicas: number): Promise<void>;
+  /** Deletes the Deployment and, with `releaseVolume`, the claim. Gone already is fine. */
+  remove(clusterId: string, sessionId: string, releaseVolume: boolean): Promise<void>;
+  look(clusterId: string, sessionId: string): Promise<SessionLook>;
+  /** The Ready session pods of a cluster, by session label: one list for every session (the move observer). */
+  readyPods(clusterId: string): Promise<ReadonlyMap<string, { name: string; node: string }>>;
+}

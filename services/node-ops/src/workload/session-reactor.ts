@@ -1,0 +1,266 @@
+/**
+ * The session workload process manager: each attempt the decider opens is carried out on
+ * the cluster's Kubernetes API through the `SessionWorkloads` port and its outcome
+ * recorded as an internal command naming the attempt (so a superseded attempt's late
+ * record changes nothing, and a redelivered event decides nothing twice):
+ *
+ *  - `workload.starting` → create-or-adopt the claim and the Deployment, one replica → `record-started`;
+ *  - `workload.started`  → look at the pod until it is Ready → `record-running { node, pod }`;
+ *    Unschedulable past `unschedulableGraceMs`, an image that cannot be pulled, or no
+ *    Ready pod within `startTimeoutMs` → `record-failure` with the reason and a remedy;
+ *  - `workload.stopping` → scale to zero, look until no pod is left → `record-stopped`;
+ *  - `workload.deleting` → delete the Deployment (and the claim), look until gone → `record-deleted`
+ *    (also with nothing there, and when the cluster itself is gone).
+ *
+ * Nothing blocks: work not done yet is `RetryLaterError` with a proportional poll, so
+ * JetStream is the timer and a killed process's look comes back within seconds.
+ */
+import {
+  type CommandDataInput,
+  type CommandHandler,
+  type CommandType,
+  commandCausedBy,
+  isPermanent,
+  type Nats,
+  PermanentError,
+  proportionalPollDelay,
+  type ReactingEvent,
+  RetryLaterError,
+  type RunnerLogger,
+  type RunningConsumer,
+  remediationOf,
+  startReactor,
+  type WorkloadCommand,
+  type WorkloadEvent,
+} from "@cairn/events";
+import { isPermanentFailure } from "../ports.ts";
+import type { SessionWorkloads } from "./session-port.ts";
+import type { WorkloadState } from "./workload.decider.ts";
+
+export interface SessionReactorOptions {
+  nats: Nats;
+  handler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState>;
+  workloads: SessionWorkloads;
+  logger?: RunnerLogger;
+  /** Polls of work under way: not before `firstMs`, then 5 % of the time waited within [minMs, maxMs]. */
+  poll?: { firstMs?: number; minMs?: number; maxMs?: number };
+  /** A pod Unschedulable this long after its start is a failure (default 30 s: room may free up). */
+  unschedulableGraceMs?: number;
+  /** No Ready pod this long after its start is a failure (default 10 min). */
+  startTimeoutMs?: number;
+}
+
+type Event = ReactingEvent<"workload">;
+
+/** Permanent failures of the cluster's API (refused, no kubeconfig, no such cluster). */
+const clusterFailure = (err: unknown) => isPermanent(err) || isPermanentFailure(err);
+
+export async function startSessionWorkloadReactor(o: SessionReactorOptions): Promise<RunningConsumer> {
+  const w = o.workloads;
+  const pollOpts = {
+    firstMs: o.poll?.firstMs ?? 1_000,
+    minMs: o.poll?.minMs ?? 500,
+    maxMs: o.poll?.maxMs ?? 10_000,
+  };
+  const grace = o.unschedulableGraceMs ?? 30_000;
+  const startTimeout = o.startTimeoutMs ?? 600_000;
+  const later = (e: Event, why: string) =>
+    new RetryLaterError(proportionalPollDelay(Date.now() - Date.parse(e.time), pollOpts), why);
+
+  const record = <T extends CommandType>(e: Event, type: T, data: CommandDataInput<T>) =>
+    o.handler.handle(commandCausedBy(e, type, data, { actor: "node-ops" }), {
+      atLeastSequence: e.sequence,
+    });
+
+  /** The attempt in force, if it is still in `phase` (else the event was superseded: nothing to do). */
+  const current = async (e: Event, ...phases: WorkloadState["phase"][]) => {
+    const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
+    return phases.includes(state.phase) ? state : undefined;
+  };
+
+  const fail = (
+    e: Event,
+    s: WorkloadState,
+    operation: "start" | "stop" | "delete",
+    kind: "no-capacity" | "image" | "cluster" | "other",
+    reason: string,
+    remediation?: string,
+  ) => {
+    o.logger?.warn(
+      { session: e.aggregate.id, cluster: s.clusterId, operation, kind, reason },
+      "session workload failed",
+    );
+    const clusterId = s.clusterId;
+    // Every attempt names its cluster (the decider records it): without one there is nothing to say.
+    if (!clusterId) throw new PermanentError(`workload ${e.aggregate.id} has no cluster`);
+    return record(e, "workload.record-failure", {
+      sessionId: e.aggregate.id,
+      clusterId,
+      attempt: s.attempt,
+      operation,
+      kind,
+      reason,
+      ...(remediation ? { remediation } : {}),
+    });
+  };
+
+  const start = async (e: Event) => {
+    const s = await current(e, "Starting");
+    if (!s?.template || !s.user || !s.clusterId) return;
+    try {
+      await w.ensure({
+        clusterId: s.clusterId,
+        sessionId: e.aggregate.id,
+        user: s.user,
+        template: s.template,
+      });
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      await fail(
+        e,
+        s,
+        "start",
+        isInvalid(err) ? "other" : "cluster",
+        (err as Error).message,
+        remediationOf(err),
+      );
+      return;
+    }
+    const n = w.names(e.aggregate.id);
+    await record(e, "workload.record-started", {
+      sessionId: e.aggregate.id,
+      clusterId: s.clusterId,
+      attempt: s.attempt,
+      deployment: n.deployment,
+      volumeClaim: n.volumeClaim,
+    });
+  };
+
+  const awaitReady = async (e: Event) => {
+    const s = await current(e, "Started");
+    if (!s?.clusterId || !s.template) return;
+    const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
+    let look: Awaited<ReturnType<SessionWorkloads["look"]>>;
+    try {
+      look = await w.look(s.clusterId, e.aggregate.id);
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      await fail(e, s, "start", "cluster", (err as Error).message, remediationOf(err));
+      return;
+    }
+    const elapsed = Date.now() - Date.parse(e.time);
+    const live = look.pods.filter((p) => p.state !== "terminating");
+    const ready = live.find((p) => p.state === "ready");
+    if (ready?.state === "ready") {
+      await record(e, "workload.record-running", { ...key, node: ready.node, pod: ready.name });
+      return;
+    }
+    const image = live.find((p) => p.state === "image");
+    if (image?.state === "image") {
+      await fail(
+        e,
+        s,
+        "start",
+        "image",
+        `the image ${s.template.image} cannot be pulled (${image.reason}): ${image.message}`,
+        "check the image name and tag in the session template, and that the cluster may pull from its registry",
+      );
+      return;
+    }
+    const unschedulable = live.find((p) => p.state === "unschedulable");
+    if (unschedulable?.state === "unschedulable" && elapsed >= grace) {
+      await fail(
+        e,
+        s,
+        "start",
+        "no-capacity",
+        `no node of cluster ${s.clusterId} has room for the session (${s.template.cpu} CPU, ${s.template.memory} memory): ${unschedulable.message}`,
+        `add nodes (or larger ones) to cluster ${s.clusterId}, end other sessions there, or ask for less CPU or memory`,
+      );
+      return;
+    }
+    if (elapsed >= startTimeout) {
+      await fail(
+        e,
+        s,
+        "start",
+        "other",
+        `the session's pod was not Ready within ${Math.round(startTimeout / 1000)} s`,
+        `look at the pod in namespace cairn-sessions of cluster ${s.clusterId} (kubectl describe pod)`,
+      );
+      return;
+    }
+    // The Deployment gone under us (deleted by hand): put it back, as a start would.
+    if (!look.deployment)
+      await w.ensure({
+        clusterId: s.clusterId,
+        sessionId: e.aggregate.id,
+        user: s.user!,
+        template: s.template,
+      });
+    throw later(e, `session ${e.aggregate.id}: its pod is not Ready yet`);
+  };
+
+  const stop = async (e: Event) => {
+    const s = await current(e, "Stopping");
+    if (!s?.clusterId) return;
+    const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
+    try {
+      await w.scale(s.clusterId, e.aggregate.id, 0);
+      const look = await w.look(s.clusterId, e.aggregate.id);
+      if (look.pods.length > 0)
+        throw later(e, `session ${e.aggregate.id}: ${look.pods.length} pod(s) still there`);
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      await fail(e, s, "stop", "cluster", (err as Error).message, remediationOf(err));
+      return;
+    }
+    await record(e, "workload.record-stopped", key);
+  };
+
+  const remove = async (e: Event) => {
+    const s = await current(e, "Deleting");
+    if (!s?.clusterId) return;
+    const releaseVolume = s.releaseVolume === true;
+    const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
+    try {
+      await w.remove(s.clusterId, e.aggregate.id, releaseVolume);
+      const look = await w.look(s.clusterId, e.aggregate.id);
+      const left = look.deployment || look.pods.length > 0 || (releaseVolume && look.volumeClaim);
+      if (left) throw later(e, `session ${e.aggregate.id}: its objects are still going`);
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      // The cluster is gone (or refuses us for good): what was in it is gone with it, or
+      // will be; a session must not stay Terminating for it.
+      o.logger?.warn(
+        { session: e.aggregate.id, cluster: s.clusterId, reason: (err as Error).message },
+        "session workload: the cluster cannot be reached for good; recorded deleted",
+      );
+    }
+    await record(e, "workload.record-deleted", { ...key, volumeReleased: releaseVolume });
+  };
+
+  return await startReactor({
+    nats: o.nats,
+    name: "node-ops-session-workloads",
+    aggregate: "workload",
+    types: ["workload.starting", "workload.started", "workload.stopping", "workload.deleting"],
+    ...(o.logger ? { logger: o.logger } : {}),
+    react: async (e) => {
+      switch (e.type) {
+        case "workload.starting":
+          return await start(e);
+        case "workload.started":
+          return await awaitReady(e);
+        case "workload.stopping":
+          return await stop(e);
+        case "workload.deleting":
+          return await remove(e);
+        default:
+          return;
+      }
+    },
+  });
+}
+
+const isInvalid = (err: unknown) => (err as { name?: string })?.name === "SessionObjectInvalid";
