@@ -81,7 +81,7 @@ describe("the install's trace", () => {
     expect(nodeReady.map(traceOf)).toEqual([lifecycle]);
   });
 
-  it("node-ops restarted: its facts come on traces of its own, the install's events stay in the lifecycle", async () => {
+  it("node-ops restarted: its facts and the install's events all stay in the cluster's lifecycle trace", async () => {
     expect(lifecycle).toBeDefined();
     // A new node-ops watches from its election, outside any install's trace.
     const nodeOps = await plane.restartNodeOps();
@@ -99,12 +99,13 @@ describe("the install's trace", () => {
     // The ladder's first rung restarts K3s; the sim's restarted kubelet reports Ready again.
     await ready("traced");
 
-    // The premise: node-ops recorded what it saw on traces that are not the install's.
+    // node-ops recorded what it saw in the cluster's lifecycle trace, after its restart too
+    // (its watcher continues the cluster's first event's trace).
     const facts = (await history("kube", "traced")).slice(kubeBefore);
     expect(facts.map((e) => e.type)).toEqual(
       expect.arrayContaining(["kube.node-not-ready", "kube.node-ready"]),
     );
-    expect(facts.filter((e) => traceOf(e) === lifecycle)).toEqual([]);
+    expect(facts.filter((e) => traceOf(e) !== lifecycle).map((e) => `${e.type} ${traceOf(e)}`)).toEqual([]);
 
     // The install followed them in its own trace: NotReady, Degraded, the restart, Ready, recovered.
     const install = (await history("install", "traced")).slice(installBefore);
@@ -116,12 +117,5 @@ describe("the install's trace", () => {
       ]),
     );
     expect(install.filter((e) => traceOf(e) !== lifecycle).map((e) => `${e.type} ${traceOf(e)}`)).toEqual([]);
-
-    // Each reaction to a fact ran in a span of the lifecycle trace, linked to the fact's trace.
-    const followed = tracing
-      .spans()
-      .filter((s) => s.name === "process evt.kube.{id}" && s.spanContext().traceId === lifecycle);
-    expect(followed.length).toBeGreaterThanOrEqual(2);
-    for (const s of followed) expect(s.links.map((l) => l.context.traceId)).not.toContain(lifecycle);
   });
 });
