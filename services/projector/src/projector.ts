@@ -127,6 +127,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         bus: new CommandBus({ js: nats.js, catalogue }),
         store: new EventStore({ js: nats.js, jsm: nats.jsm, catalogue }),
         changes,
+        nats,
         logger: log,
         jaegerUiUrl: opts.api.jaegerUiUrl,
         // The consumer runs while it is not stopped and its NATS connection is not closed
