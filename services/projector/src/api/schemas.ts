@@ -421,16 +421,15 @@ export const quotaUsageView = z.object({
   cpuMillis: z.number().int(),
   memoryBytes: z.number().int(),
 });
-export const quotaBreachView = z
-  .object({
-    scope: z.enum(["user", "group"]),
-    owner: z.string(),
-    dimension: z.enum(["sessions", "cpuMillis", "memoryBytes"]),
-    limit: z.number().int(),
-    usage: quotaUsageView.describe("What the owner's live sessions held when the create was refused"),
-    requested: quotaUsageView.describe("What the session asked for"),
-  })
-  .meta({ id: "QuotaBreach" });
+const quotaBreachFields = z.object({
+  scope: z.enum(["user", "group"]),
+  owner: z.string(),
+  dimension: z.enum(["sessions", "cpuMillis", "memoryBytes"]),
+  limit: z.number().int(),
+  usage: quotaUsageView.describe("What the owner's live sessions held when the create was refused"),
+  requested: quotaUsageView.describe("What the session asked for"),
+});
+export const quotaBreachView = quotaBreachFields.meta({ id: "QuotaBreach" });
 
 export const sessionView = z
   .object({
@@ -480,7 +479,8 @@ export const sessionView = z
         commandType: z.string(),
         code: z.string(),
         reason: z.string(),
-        quota: quotaBreachView.nullable(),
+        // Inline (no $ref): OpenAPI 3.0 cannot mark a reference nullable.
+        quota: quotaBreachFields.nullable(),
         at: z.string(),
       })
       .nullable()
