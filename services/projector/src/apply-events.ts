@@ -9,11 +9,12 @@ import type { CairnEvent } from "@cairn/events";
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "./db/database.ts";
 import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
-import { applyCommandEvent, type CommandRow } from "./projections/commands.ts";
+import { applyCommandEvent, type CommandRow, commandIdsOf } from "./projections/commands.ts";
 import { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 import { applyInstallEvent, type InstallRow } from "./projections/installs.ts";
 import { applyNodeOpEvent, type NodeOpRow, nodeOpIdOf } from "./projections/nodeops.ts";
 import { applyNodeEvent, type NodeRow, nodeKeysOf, nodeRowId } from "./projections/nodes.ts";
+import { applySessionEvent, isSessionEvent, type SessionRow } from "./projections/sessions.ts";
 import { addSample, type StepDurationRow, sampleOf } from "./projections/step-durations.ts";
 import { getClusters, upsertClustersSql } from "./repository/clusters.ts";
 import { getCommands, upsertCommandsSql } from "./repository/commands.ts";
@@ -23,6 +24,7 @@ import {
   installsTable,
   nodeopsTable,
   nodesTable,
+  sessionsTable,
   stepDurationsTable,
   upsertDocsSql,
 } from "./repository/doc-tables.ts";
@@ -50,7 +52,7 @@ export async function applyEvents(
   const commandIds = new Set<string>();
   for (const { event } of events) {
     if (event.aggregate.type === "cluster") clusterIds.add(event.aggregate.id);
-    if (event.meta.commandId !== undefined) commandIds.add(event.meta.commandId);
+    for (const id of commandIdsOf(event)) commandIds.add(id);
   }
   const clusters = await getClusters(trx, schema, [...clusterIds]);
   const commands = await getCommands(trx, schema, [...commandIds]);
@@ -100,9 +102,8 @@ export function foldInto(
         changedClusters.set(id, after);
       }
     }
-    const commandId = event.meta.commandId;
-    if (commandId !== undefined) {
-      const after = applyCommandEvent(commands.get(commandId), event, sequence);
+    for (const commandId of commandIdsOf(event)) {
+      const after = applyCommandEvent(commands.get(commandId), event, sequence, commandId);
       if (after) {
         commands.set(commandId, after);
         changedCommands.set(commandId, after);
@@ -118,12 +119,14 @@ export function foldInto(
 
 /**
  * The read models beyond clusters and commands, keyed by row id: installs (by cluster
- * id), nodes and nodeops (by `nodeAggregateId`), step durations (by kind).
+ * id), nodes and nodeops (by `nodeAggregateId`), sessions (by session id), step
+ * durations (by kind).
  */
 export interface MoreRows {
   readonly installs: Map<string, InstallRow>;
   readonly nodes: Map<string, NodeRow>;
   readonly nodeops: Map<string, NodeOpRow>;
+  readonly sessions: Map<string, SessionRow>;
   readonly durations: Map<string, StepDurationRow>;
 }
 
@@ -132,6 +135,7 @@ export interface ChangedMore {
   readonly installs: InstallRow[];
   readonly nodes: NodeRow[];
   readonly nodeops: NodeOpRow[];
+  readonly sessions: SessionRow[];
   readonly durations: StepDurationRow[];
 }
 
@@ -139,6 +143,7 @@ export const emptyMoreRows = (): MoreRows => ({
   installs: new Map(),
   nodes: new Map(),
   nodeops: new Map(),
+  sessions: new Map(),
   durations: new Map(),
 });
 
@@ -148,20 +153,22 @@ export function clearMoreRows(rows: MoreRows): void {
 }
 
 export const moreRowCount = (rows: MoreRows) =>
-  rows.installs.size + rows.nodes.size + rows.nodeops.size + rows.durations.size;
+  rows.installs.size + rows.nodes.size + rows.nodeops.size + rows.sessions.size + rows.durations.size;
 
 /** The row ids `events` touch in each model (the ones `foldMore` will read). */
 export function moreRowIds(events: readonly SequencedEvent[]) {
   const installs = new Set<string>();
   const nodes = new Set<string>();
   const nodeops = new Set<string>();
+  const sessions = new Set<string>();
   for (const { event } of events) {
     if (event.aggregate.type === "install") installs.add(event.aggregate.id);
+    if (isSessionEvent(event)) sessions.add(event.aggregate.id);
     for (const node of nodeKeysOf(event)) nodes.add(nodeRowId(node));
     const op = nodeOpIdOf(event);
     if (op !== undefined) nodeops.add(op);
   }
-  return { installs, nodes, nodeops };
+  return { installs, nodes, nodeops, sessions };
 }
 
 /**
@@ -182,6 +189,8 @@ export async function loadMoreRows(
     rows.nodes.set(id, r);
   for (const [id, r] of await getDocs(db, schema, nodeopsTable, missing(rows.nodeops, ids.nodeops)))
     rows.nodeops.set(id, r);
+  for (const [id, r] of await getDocs(db, schema, sessionsTable, missing(rows.sessions, ids.sessions)))
+    rows.sessions.set(id, r);
   if (rows.durations.size === 0 && ids.nodes.size > 0)
     for (const r of await getAllDocs(db, schema, stepDurationsTable)) rows.durations.set(r.kind, r);
 }
@@ -195,6 +204,7 @@ export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): Cha
   const installs = new Map<string, InstallRow>();
   const nodes = new Map<string, NodeRow>();
   const nodeops = new Map<string, NodeOpRow>();
+  const sessions = new Map<string, SessionRow>();
   const durations = new Map<string, StepDurationRow>();
   for (const { event, sequence } of events) {
     if (event.aggregate.type === "install") {
@@ -230,11 +240,21 @@ export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): Cha
         nodeops.set(op, after);
       }
     }
+    if (isSessionEvent(event)) {
+      const id = event.aggregate.id;
+      const before = rows.sessions.get(id);
+      const after = applySessionEvent(before, event, sequence);
+      if (after && after !== before) {
+        rows.sessions.set(id, after);
+        sessions.set(id, after);
+      }
+    }
   }
   return {
     installs: [...installs.values()],
     nodes: [...nodes.values()],
     nodeops: [...nodeops.values()],
+    sessions: [...sessions.values()],
     durations: [...durations.values()],
   };
 }
@@ -248,6 +268,8 @@ export function moreRowsCtes(schema: string, changed: ChangedMore): RawBuilder<u
     ctes.push(sql`node_rows as (${upsertDocsSql(schema, nodesTable, changed.nodes)})`);
   if (changed.nodeops.length > 0)
     ctes.push(sql`nodeop_rows as (${upsertDocsSql(schema, nodeopsTable, changed.nodeops)})`);
+  if (changed.sessions.length > 0)
+    ctes.push(sql`session_rows as (${upsertDocsSql(schema, sessionsTable, changed.sessions)})`);
   if (changed.durations.length > 0)
     ctes.push(sql`duration_rows as (${upsertDocsSql(schema, stepDurationsTable, changed.durations)})`);
   return ctes;
@@ -264,8 +286,15 @@ export function mergeChangedMore(a: ChangedMore, b: ChangedMore): ChangedMore {
     installs: merge(a.installs, b.installs, (r) => r.clusterId),
     nodes: merge(a.nodes, b.nodes, (r) => r.id),
     nodeops: merge(a.nodeops, b.nodeops, (r) => r.id),
+    sessions: merge(a.sessions, b.sessions, (r) => r.id),
     durations: merge(a.durations, b.durations, (r) => r.kind),
   };
 }
 
-export const NO_MORE_CHANGES: ChangedMore = { installs: [], nodes: [], nodeops: [], durations: [] };
+export const NO_MORE_CHANGES: ChangedMore = {
+  installs: [],
+  nodes: [],
+  nodeops: [],
+  sessions: [],
+  durations: [],
+};

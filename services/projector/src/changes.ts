@@ -7,6 +7,7 @@ import type { CommandRow } from "./projections/commands.ts";
 import type { InstallRow } from "./projections/installs.ts";
 import type { NodeOpRow } from "./projections/nodeops.ts";
 import type { NodeRow } from "./projections/nodes.ts";
+import type { SessionRow } from "./projections/sessions.ts";
 
 /** One row that a committed batch wrote. */
 export type Change =
@@ -39,6 +40,12 @@ export type Change =
       readonly id: string;
       readonly sequence: number;
       readonly row: NodeOpRow;
+    }
+  | {
+      readonly resource: "sessions";
+      readonly id: string;
+      readonly sequence: number;
+      readonly row: SessionRow;
     };
 
 export type ChangeListener = (change: Change) => void;

@@ -1,5 +1,6 @@
 // Wiring only: the harness boots, the projector builds read models and serves the API.
 import { envVars, runService, serviceConfig } from "@cairn/service";
+import { z } from "zod";
 import { loadTokensFile, parseRateLimit } from "./api/auth.ts";
 import { startProjector } from "./projector.ts";
 
@@ -24,6 +25,8 @@ await runService({
         message: "must read <count>/<s|min|hour> (e.g. 600/min) or off",
       })
       .optional(),
+    /** The idle-detector's grace (DESIGN §7): the API's `idleAt` of a Running session adds it. */
+    CAIRN_SESSION_IDLE_GRACE_SECONDS: z.coerce.number().int().nonnegative().default(60),
   }),
   start: async ({ nats, log, config }) => {
     const limit = config.CAIRN_API_RATE_LIMIT;
@@ -39,6 +42,7 @@ await runService({
         // Unset: 600/min per token holder with tokens, none on loopback without them.
         ...(limit !== undefined ? { rateLimit: limit === "off" ? false : parseRateLimit(limit) } : {}),
         ...(config.JAEGER_UI_URL ? { jaegerUiUrl: config.JAEGER_UI_URL } : {}),
+        sessions: { idleGraceSeconds: config.CAIRN_SESSION_IDLE_GRACE_SECONDS },
       },
     });
     log.info({ api: projector.api?.url, docs: `${projector.api?.url}/docs` }, "query API listening");

@@ -247,6 +247,9 @@ export async function projectInTransaction(
       ...changed.more.nodeops.map(
         (row): Change => ({ resource: "nodeops", id: row.id, sequence: row.lastSequence, row }),
       ),
+      ...changed.more.sessions.map(
+        (row): Change => ({ resource: "sessions", id: row.id, sequence: row.lastSequence, row }),
+      ),
     ];
     return result({ deadLettered, commits, events: events.length, changes });
   });

@@ -196,6 +196,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         bus: new CommandBus({ js: nats.js, catalogue }),
         store: new EventStore({ js: nats.js, jsm: nats.jsm, catalogue }),
         changes,
+        nats,
         logger: log,
         jaegerUiUrl: opts.api.jaegerUiUrl,
         // The projecting replica: its consumer runs while it is not stopped and its NATS

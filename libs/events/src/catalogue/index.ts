@@ -21,6 +21,7 @@ export * from "./nodeop.ts";
 export * from "./nodeop-classification.ts";
 export * from "./nodeop-limit.ts";
 export * from "./session.ts";
+export * from "./session-lifecycle.ts";
 export * from "./workload.ts";
 
 export const allEventDefinitions = [

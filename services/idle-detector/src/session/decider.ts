@@ -19,13 +19,16 @@ import {
   cpuMillis,
   type Decider,
   type Decision,
+  isLiveSession,
   quantityValue,
   reject,
+  SESSION_FINAL_STATES,
   type SessionCause,
   type SessionCommand,
   type SessionEvent,
   type SessionStatus,
   type SessionTemplate,
+  sessionStatusAfter,
 } from "@cairn/events";
 import { DEFAULT_SESSION_POLICY, type SessionPolicy } from "./policy.ts";
 import { decideLedger, emptyLedger, evolveLedger, type LedgerState } from "./quota.ts";
@@ -65,9 +68,9 @@ export const initialSessionState = (): SessionState => ({
   ledger: emptyLedger,
 });
 
-const FINAL: ReadonlySet<SessionStatus | undefined> = new Set(["Terminated", "Failed"]);
-/** A live session: one that holds quota and may run. */
-export const isLive = (s: SessionStatus | undefined) => s !== undefined && !FINAL.has(s);
+const FINAL: ReadonlySet<SessionStatus | undefined> = new Set(SESSION_FINAL_STATES);
+/** A live session: one that holds quota and may run (the shared lifecycle's rule). */
+export const isLive = isLiveSession;
 
 /** What is wrong with a template, or undefined. */
 export function templateProblem(t: SessionTemplate): string | undefined {
@@ -302,6 +305,8 @@ export function createSessionDecider(
     initialState: initialSessionState,
     decide: (command, state, ctx) => decide(command, state, ctx.now),
     evolve(s, e) {
+      // The status from the shared lifecycle (libs/events), as the projector folds it.
+      const status = sessionStatusAfter(s.status, e);
       switch (e.type) {
         case "session.quota-taken":
         case "session.quota-released":
@@ -312,7 +317,7 @@ export function createSessionDecider(
           const d = e.data;
           return {
             ...s,
-            status: "Pending",
+            status,
             user: d.user,
             clusterId: d.clusterId,
             template: d.template,
@@ -323,25 +328,25 @@ export function createSessionDecider(
           };
         }
         case "session.admitted":
-          return { ...s, status: "Starting", groups: e.data.groups };
+          return { ...s, status, groups: e.data.groups };
         case "session.running": {
           const { wake: _w, cause: _c, ...rest } = s;
-          return { ...rest, status: "Running", node: e.data.node, runningSince: e.time, everRan: true };
+          return { ...rest, status, node: e.data.node, runningSince: e.time, everRan: true };
         }
         case "session.idled":
           return s;
         case "session.hibernating":
-          return { ...s, status: "Hibernating", cause: e.data.cause };
+          return { ...s, status, cause: e.data.cause };
         case "session.hibernated": {
           const { cause: _c, ...rest } = s;
-          return { ...rest, status: "Hibernated", hibernatedAt: e.time };
+          return { ...rest, status, hibernatedAt: e.time };
         }
         case "session.wake-requested":
           return { ...s, wake: { cause: e.data.cause, requestedAt: e.time } };
         case "session.waking":
           return {
             ...s,
-            status: "Waking",
+            status,
             cause: e.data.cause,
             wake: { cause: e.data.cause, requestedAt: e.data.requestedAt },
           };
@@ -349,12 +354,12 @@ export function createSessionDecider(
           return { ...s, node: e.data.toNode };
         case "session.terminating": {
           const { wake: _w, ...rest } = s;
-          return { ...rest, status: "Terminating", cause: e.data.cause };
+          return { ...rest, status, cause: e.data.cause };
         }
         case "session.terminated":
-          return { ...s, status: "Terminated", cause: e.data.cause };
+          return { ...s, status, cause: e.data.cause };
         case "session.failed":
-          return { ...s, status: "Failed", cause: e.data.cause };
+          return { ...s, status, cause: e.data.cause };
       }
     },
   };

@@ -4,7 +4,7 @@ import { ChangeFeed } from "../changes.ts";
 import { DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { aSpec } from "../testing/fixtures.ts";
-import { type Infra, startInfra } from "../testing/infra.ts";
+import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { type Access, type ApiAuth, createToken, type Role } from "./auth.ts";
 import { buildApi } from "./server.ts";
 
@@ -23,7 +23,7 @@ beforeAll(async () => {
   projector = await startProjector({
     nats: infra.nats,
     databaseUrl: infra.database.url,
-    api: { port: 0, auth, rateLimit: false },
+    api: { port: 0, auth, rateLimit: false, sessions: { admissionWaitMs: 100 } },
   });
   base = projector.api!.url;
 });
@@ -53,6 +53,7 @@ async function call(method: string, path: string, opts: { token?: string; body?:
 }
 
 let seq = 0;
+const TEMPLATE = { image: "ghcr.io/cairn/ide:1", cpu: "1", memory: "2Gi", storage: "10Gi" };
 /** One request per documented route, and the access it needs. */
 const routes: Record<string, { access: Access; method: string; path: string; body?: () => unknown }> = {
   "GET /healthz": { access: "public", method: "GET", path: "/healthz" },
@@ -70,6 +71,27 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
   "GET /nodeops": { access: "viewer", method: "GET", path: "/nodeops" },
   "GET /nodeops/{id}": { access: "viewer", method: "GET", path: "/nodeops/nope" },
   "GET /step-durations": { access: "viewer", method: "GET", path: "/step-durations" },
+  // Sessions: every role may use them, on their own sessions (tenant scope: below).
+  "GET /sessions": { access: "viewer", method: "GET", path: "/sessions" },
+  "GET /sessions/{id}": { access: "viewer", method: "GET", path: "/sessions/nope" },
+  "GET /sessions/{id}/history": { access: "viewer", method: "GET", path: "/sessions/nope/history" },
+  "GET /clusters/{id}/dependencies": { access: "viewer", method: "GET", path: "/clusters/nope/dependencies" },
+  "POST /sessions": {
+    access: "viewer",
+    method: "POST",
+    path: "/sessions",
+    body: () => ({ sessionId: `auth-s-${++seq}`, clusterId: "c", template: TEMPLATE }),
+  },
+  "DELETE /sessions/{id}": { access: "viewer", method: "DELETE", path: "/sessions/nope" },
+  "POST /sessions/{id}/hibernate": { access: "viewer", method: "POST", path: "/sessions/nope/hibernate" },
+  "POST /sessions/{id}/wake": { access: "viewer", method: "POST", path: "/sessions/nope/wake" },
+  "POST /sessions/{id}/connect": { access: "viewer", method: "POST", path: "/sessions/nope/connect" },
+  "POST /sessions/{id}/heartbeat": {
+    access: "viewer",
+    method: "POST",
+    path: "/sessions/nope/heartbeat",
+    body: () => ({ connections: 1 }),
+  },
   "POST /commands": {
     access: "operator",
     method: "POST",
@@ -301,6 +323,113 @@ describe("commands with a token", () => {
     expect(unknown.status).toBe(403);
     expect(unknown.body.message).toMatch(/cannot tell whose session "s-nobody" is/);
     expect((await send(admin.token, "s-nobody")).status).toBe(202);
+  });
+});
+
+describe("tenant scope of sessions: viewers see and act on their own; operators see all; admins act on all", () => {
+  const requestedBy = (sessionId: string, user: string) => ({
+    type: "session.requested",
+    data: {
+      sessionId,
+      user,
+      clusterId: "scope-c",
+      template: TEMPLATE,
+      idleTimeoutSeconds: 1800,
+      maxLifetimeSeconds: 86_400,
+      cause: "user",
+    },
+  });
+  const running = (sessionId: string) => ({
+    type: "session.running",
+    data: { sessionId, node: "i-0abc", cause: "user" },
+  });
+
+  beforeAll(async () => {
+    await infra.writer.append({ type: "session", id: "scope-vera" }, [requestedBy("scope-vera", "vera")]);
+    await infra.writer.append({ type: "session", id: "scope-otto" }, [requestedBy("scope-otto", "otto")]);
+    await eventually(
+      async () => (await call("GET", "/sessions/scope-otto", { token: admin.token })).status === 200,
+    );
+  });
+
+  it("lists: a viewer gets their own sessions only, operators and admins every one", async () => {
+    const ids = async (token: string, q = "") =>
+      ((await call("GET", `/sessions?clusterId=scope-c${q}`, { token })).body.items as { id: string }[]).map(
+        (s) => s.id,
+      );
+    expect(await ids(viewer.token)).toEqual(["scope-vera"]);
+    expect(await ids(viewer.token, "&user=otto")).toEqual([]);
+    expect(await ids(operator.token)).toEqual(["scope-otto", "scope-vera"]);
+    expect(await ids(admin.token, "&user=otto")).toEqual(["scope-otto"]);
+  });
+
+  it("reads: someone else's session is 404 to a viewer (as if absent), 200 to operators and admins", async () => {
+    expect((await call("GET", "/sessions/scope-otto", { token: viewer.token })).status).toBe(404);
+    expect((await call("GET", "/sessions/scope-otto/history", { token: viewer.token })).status).toBe(404);
+    expect((await call("GET", "/sessions/scope-otto?at=1", { token: viewer.token })).status).toBe(404);
+    expect((await call("GET", "/sessions/scope-vera", { token: viewer.token })).body).toMatchObject({
+      id: "scope-vera",
+      user: "vera",
+      state: "Pending",
+    });
+    expect((await call("GET", "/sessions/scope-vera", { token: operator.token })).status).toBe(200);
+    const graph = await call("GET", "/clusters/scope-c/dependencies", { token: viewer.token });
+    // No cluster scope-c exists: the graph is of a cluster.
+    expect(graph.status).toBe(404);
+  });
+
+  it("acts: the owner and admins; an operator may not act on another's session (403), a viewer cannot even see it (404)", async () => {
+    const hib = (token: string, id: string) => call("POST", `/sessions/${id}/hibernate`, { token });
+    expect((await hib(viewer.token, "scope-vera")).status).toBe(202);
+    expect((await hib(viewer.token, "scope-otto")).status).toBe(404);
+    const byOperator = await hib(operator.token, "scope-vera");
+    expect(byOperator.status).toBe(403);
+    expect(byOperator.body.message).toMatch(/scope-vera" is vera's; only its owner or an admin/);
+    expect((await hib(admin.token, "scope-vera")).status).toBe(202);
+    const hb = await call("POST", "/sessions/scope-vera/heartbeat", {
+      token: operator.token,
+      body: { connections: 1 },
+    });
+    expect(hb.status).toBe(403);
+    expect((await call("DELETE", "/sessions/scope-otto", { token: viewer.token })).status).toBe(404);
+  });
+
+  it("creates: a viewer's POST /sessions is for themself (user defaults to the caller); for another, 403", async () => {
+    const other = await call("POST", "/sessions", {
+      token: viewer.token,
+      body: { sessionId: "scope-x1", user: "otto", clusterId: "scope-c", template: TEMPLATE },
+    });
+    expect(other.status).toBe(403);
+    const own = await call("POST", "/sessions", {
+      token: viewer.token,
+      body: { sessionId: "scope-x2", clusterId: "scope-c", template: TEMPLATE },
+    });
+    expect(own.status).toBe(202);
+    expect(own.body).toMatchObject({ actor: "vera", sessionId: "scope-x2", state: "Pending" });
+    const onBus = await infra.nats.jsm.streams.getMessage(Streams.commands, {
+      last_by_subj: commandSubject("session.create"),
+    });
+    expect(onBus?.json()).toMatchObject({
+      id: own.body.commandId,
+      data: { user: "vera", sessionId: "scope-x2" },
+    });
+  });
+
+  it("the live stream: a viewer gets changes of their own sessions only", async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${base}/events/stream?resource=sessions`, {
+      headers: { authorization: `Bearer ${viewer.token}` },
+      signal: ctl.signal,
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes(": connected")) text += (await reader.read()).value ?? "";
+    // Otto's change is committed first, then Vera's: once Vera's arrives, Otto's would have.
+    await infra.writer.append({ type: "session", id: "scope-otto" }, [running("scope-otto")]);
+    await infra.writer.append({ type: "session", id: "scope-vera" }, [running("scope-vera")]);
+    while (!text.includes('"id":"scope-vera"')) text += (await reader.read()).value ?? "";
+    ctl.abort();
+    expect(text).not.toContain("scope-otto");
   });
 });
 

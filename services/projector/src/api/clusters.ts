@@ -9,6 +9,7 @@ import { getAllDocs, getDocs, installsTable, stepDurationsTable } from "../repos
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { clusterList, clusterListQuery, clusterQuery, clusterView, errorBody, idParams } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
+import { sessionCountsOf } from "./sessions.ts";
 
 /** What the ETA of a cluster is computed from: its install row, the learnt durations, and now. */
 export interface EtaInputs {
@@ -120,7 +121,10 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
       }
       // An ETA is about now: a past view (`at`) has none (its install then is not in the read model).
       if (at !== undefined) return toClusterView(row, deps.jaegerUiUrl);
-      return toClusterView(row, deps.jaegerUiUrl, (await etaInputs(deps, [id]))(id));
+      return {
+        ...toClusterView(row, deps.jaegerUiUrl, (await etaInputs(deps, [id]))(id)),
+        sessions: await sessionCountsOf(deps, id),
+      };
     },
   );
 }

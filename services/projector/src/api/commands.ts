@@ -58,22 +58,35 @@ export async function sessionScopeProblem(
   return undefined;
 }
 
+/** What sending a command for a caller came to: 202 with the command's id and trace, or a refusal. */
+export type SendOutcome =
+  | {
+      readonly status: 202;
+      readonly body: {
+        commandId: string;
+        traceId?: string;
+        jaegerUrl?: string;
+        actor: string;
+        links: { command: string };
+      };
+    }
+  | { readonly status: 400 | 403; readonly body: { error: string; message: string; issues?: string[] } };
+
 /**
  * Sends one command for the caller, as `POST /commands` and the typed routes do: the
  * session scope, the actor (the token's holder, when there are tokens), validation
  * against the catalogue (400 with the issues), and 202 with the command's id, trace and
  * the link to follow it.
  */
-export async function publish(
+export async function sendFor(
   deps: ApiDeps,
   req: FastifyRequest,
-  reply: FastifyReply,
   c: { id?: string; type: string; data: unknown; actor?: string | undefined },
-) {
+): Promise<SendOutcome> {
   const who = req.principal;
   if (who) {
     const problem = await sessionScopeProblem(deps, who, c.type, c.data);
-    if (problem) return reply.code(403).send({ error: "Forbidden", message: problem });
+    if (problem) return { status: 403, body: { error: "Forbidden", message: problem } };
   }
   // With a token, the actor is its holder: `meta.actor` cannot speak for someone else.
   const actor = who?.user ?? c.actor ?? "anonymous";
@@ -87,22 +100,39 @@ export async function publish(
     });
   } catch (err) {
     if (isSchemaError(err)) {
-      return reply.code(400).send({
-        error: "Bad Request",
-        message: err.message,
-        issues: err.issues.length > 0 ? [...err.issues] : [err.message],
-      });
+      return {
+        status: 400,
+        body: {
+          error: "Bad Request",
+          message: err.message,
+          issues: err.issues.length > 0 ? [...err.issues] : [err.message],
+        },
+      };
     }
     throw err;
   }
   const jaegerUrl = jaegerLink(deps.jaegerUiUrl, sent.traceId);
-  return reply.code(202).send({
-    commandId: sent.commandId,
-    ...(sent.traceId !== undefined ? { traceId: sent.traceId } : {}),
-    ...(jaegerUrl ? { jaegerUrl } : {}),
-    actor,
-    links: { command: `/commands/${encodeURIComponent(sent.commandId)}` },
-  });
+  return {
+    status: 202,
+    body: {
+      commandId: sent.commandId,
+      ...(sent.traceId !== undefined ? { traceId: sent.traceId } : {}),
+      ...(jaegerUrl ? { jaegerUrl } : {}),
+      actor,
+      links: { command: `/commands/${encodeURIComponent(sent.commandId)}` },
+    },
+  };
+}
+
+/** {@link sendFor}, answered as it came. */
+export async function publish(
+  deps: ApiDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  c: { id?: string; type: string; data: unknown; actor?: string | undefined },
+) {
+  const out = await sendFor(deps, req, c);
+  return reply.code(out.status).send(out.body);
 }
 
 export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {

@@ -7,7 +7,7 @@ import { nodeAggregateId } from "@cairn/events";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Projector, startProjector } from "../projector.ts";
-import { everyNodeEventCommits } from "../testing/every-event.ts";
+import { everyNodeEventCommits, everySessionEventCommits } from "../testing/every-event.ts";
 import { aSpec, aTraceparent, cluster, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { createToken } from "./auth.ts";
@@ -28,18 +28,34 @@ beforeAll(async () => {
   projector = await startProjector({
     nats: infra.nats,
     databaseUrl: infra.database.url,
-    api: { port: 0, auth: { tokens: [admin.entry, viewer.entry] }, jaegerUiUrl: "http://jaeger.test" },
+    api: {
+      port: 0,
+      auth: { tokens: [admin.entry, viewer.entry] },
+      jaegerUiUrl: "http://jaeger.test",
+      sessions: { admissionWaitMs: 200 },
+    },
   });
   base = projector.api!.url;
   await infra.writer.append(cluster("k-1"), [requested("k-1")], { commandId: "cmd-k1", traceparent });
   // Its install, nodes and node operations: a whole recorded life.
   for (const c of everyNodeEventCommits("k-1")) await infra.writer.append(c.aggregate, c.events);
+  // Its sessions: one terminated, one refused over quota, one Running.
+  for (const c of everySessionEventCommits("k-1")) await infra.writer.append(c.aggregate, c.events);
+  for (const c of everySessionEventCommits("k-1").slice(0, 6)) {
+    const events = c.events.map((e) => ({
+      ...e,
+      data: { ...(e.data as object), ...("sessionId" in (e.data as object) ? { sessionId: "k-1-s3" } : {}) },
+    }));
+    if (c.aggregate.type === "session" && c.aggregate.id === "k-1-s1")
+      await infra.writer.append({ type: "session", id: "k-1-s3" }, events);
+  }
   await eventually(
     async () =>
       (await fetch(`${base}/healthz`)).ok &&
       (await get("/clusters/k-1")).status === 200 &&
       (await get("/installs/k-1")).status === 200 &&
-      (await get(`/nodeops/${nodeAggregateId("k-1", "i-k-1-b")}`)).status === 200,
+      (await get(`/nodeops/${nodeAggregateId("k-1", "i-k-1-b")}`)).status === 200 &&
+      (await get("/sessions/k-1-s3")).status === 200,
   );
   doc = (await (await fetch(`${base}/docs/json`)).json()) as typeof doc;
 });
@@ -51,6 +67,8 @@ afterAll(async () => {
 function get(path: string, token = admin.token) {
   return fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
 }
+
+const TEMPLATE = { image: "ghcr.io/cairn/ide:1", cpu: "1", memory: "2Gi", storage: "10Gi" };
 
 /** Requests per documented route: each must answer with a declared status and body. */
 const requests: Record<string, { path: string; method?: string; token?: string; body?: unknown }[]> = {
@@ -84,6 +102,56 @@ const requests: Record<string, { path: string; method?: string; token?: string; 
     { path: "/nodeops/absent" },
   ],
   "GET /step-durations": [{ path: "/step-durations" }],
+  "GET /sessions": [
+    { path: "/sessions?clusterId=k-1&state=Running&limit=1" },
+    { path: "/sessions?state=Nope" },
+    { path: "/sessions", token: viewer.token },
+  ],
+  "GET /sessions/{id}": [
+    { path: "/sessions/k-1-s1" },
+    { path: "/sessions/k-1-s2" },
+    { path: "/sessions/k-1-s1?at=1" },
+    { path: "/sessions/absent" },
+  ],
+  "GET /sessions/{id}/history": [
+    { path: "/sessions/k-1-s1/history?limit=2" },
+    { path: "/sessions/absent/history" },
+  ],
+  "POST /sessions": [
+    {
+      path: "/sessions",
+      method: "POST",
+      body: { sessionId: "k-1-s9", user: "ada", clusterId: "k-1", template: TEMPLATE },
+    },
+    { path: "/sessions", method: "POST", body: { sessionId: "k-1-s8", clusterId: "k-1", template: {} } },
+    {
+      path: "/sessions",
+      method: "POST",
+      token: viewer.token,
+      body: { sessionId: "k-1-s7", user: "bob", clusterId: "k-1", template: TEMPLATE },
+    },
+  ],
+  "DELETE /sessions/{id}": [
+    { path: "/sessions/k-1-s3", method: "DELETE" },
+    { path: "/sessions/absent", method: "DELETE" },
+  ],
+  "POST /sessions/{id}/hibernate": [{ path: "/sessions/k-1-s3/hibernate", method: "POST" }],
+  "POST /sessions/{id}/wake": [{ path: "/sessions/k-1-s3/wake", method: "POST" }],
+  "POST /sessions/{id}/connect": [
+    { path: "/sessions/k-1-s3/connect", method: "POST" },
+    { path: "/sessions/k-1-s3/connect", method: "POST", token: viewer.token },
+  ],
+  "POST /sessions/{id}/heartbeat": [
+    { path: "/sessions/k-1-s1/heartbeat", method: "POST", body: { connections: 1 } },
+    { path: "/sessions/absent/heartbeat", method: "POST", body: { connections: 1 } },
+    { path: "/sessions/k-1-s3/heartbeat", method: "POST", body: { connections: -1 } },
+    // No idle-detector runs here: nobody answers.
+    { path: "/sessions/k-1-s3/heartbeat", method: "POST", body: { connections: 1 } },
+  ],
+  "GET /clusters/{id}/dependencies": [
+    { path: "/clusters/k-1/dependencies" },
+    { path: "/clusters/absent/dependencies" },
+  ],
   "POST /commands": [
     { path: "/commands", method: "POST", body: { type: "cluster.create", data: aSpec("k-2") } },
     { path: "/commands", method: "POST", body: { type: "cluster.create", data: {} } },
@@ -215,6 +283,21 @@ describe("API contract: the OpenAPI document is what the API answers", () => {
         "GET /nodeops/{id} 200",
         "GET /nodeops/{id} 404",
         "GET /step-durations 200",
+        "GET /sessions 200",
+        "GET /sessions 400",
+        "GET /sessions/{id} 200",
+        "GET /sessions/{id} 404",
+        "POST /sessions 202",
+        "POST /sessions 400",
+        "POST /sessions 403",
+        "POST /sessions/{id}/heartbeat 409",
+        "POST /sessions/{id}/heartbeat 404",
+        "POST /sessions/{id}/heartbeat 400",
+        "POST /sessions/{id}/heartbeat 503",
+        "POST /sessions/{id}/connect 202",
+        "POST /sessions/{id}/connect 404",
+        "GET /clusters/{id}/dependencies 200",
+        "GET /clusters/{id}/dependencies 404",
       ]),
     );
   });

@@ -1,5 +1,5 @@
 /** The API's wire shapes (zod): validation of requests and the OpenAPI document. */
-import { awsRegion } from "@cairn/events";
+import { awsRegion, SESSION_STATES } from "@cairn/events";
 import { z } from "zod";
 import { CLUSTER_STATES } from "../projections/clusters.ts";
 import { INSTALL_NODE_STATES, INSTALL_STATES } from "../projections/installs.ts";
@@ -13,6 +13,14 @@ export const errorBody = z
     issues: z.array(z.string()).optional().describe("`path: problem` lines when the request was invalid"),
   })
   .meta({ id: "Error" });
+
+export const sessionCounts = z
+  .object({
+    total: z.number().int(),
+    live: z.number().int().describe("Neither Terminated nor Failed"),
+    byState: z.record(z.string(), z.number().int()),
+  })
+  .meta({ id: "SessionCounts" });
 
 export const clusterView = z
   .object({
@@ -42,6 +50,7 @@ export const clusterView = z
     jaegerUrl: z.string().optional().describe("Link to the trace in Jaeger, when configured"),
     createdAt: z.string(),
     updatedAt: z.string(),
+    sessions: sessionCounts.optional().describe("Its sessions by state (GET /clusters/:id only)"),
   })
   .meta({ id: "Cluster" });
 
@@ -126,7 +135,7 @@ export const traceView = z
 
 export const streamQuery = z.object({
   resource: z
-    .enum(["clusters", "commands", "installs", "nodes", "nodeops"])
+    .enum(["clusters", "commands", "installs", "nodes", "nodeops", "sessions"])
     .optional()
     .describe("Only changes of this read model"),
   id: z.string().min(1).max(256).optional().describe("Only changes of this row (with `resource`)"),
@@ -408,3 +417,146 @@ export const stepDurationList = z
     ),
   })
   .meta({ id: "StepDurations" });
+
+// ---- sessions ---------------------------------------------------------------------------
+
+export const quotaUsageView = z.object({
+  sessions: z.number().int(),
+  cpuMillis: z.number().int(),
+  memoryBytes: z.number().int(),
+});
+const quotaBreachFields = z.object({
+  scope: z.enum(["user", "group"]),
+  owner: z.string(),
+  dimension: z.enum(["sessions", "cpuMillis", "memoryBytes"]),
+  limit: z.number().int(),
+  usage: quotaUsageView.describe("What the owner's live sessions held when the create was refused"),
+  requested: quotaUsageView.describe("What the session asked for"),
+});
+export const quotaBreachView = quotaBreachFields.meta({ id: "QuotaBreach" });
+
+export const sessionView = z
+  .object({
+    id: z.string(),
+    user: z.string(),
+    clusterId: z.string(),
+    state: z.enum(SESSION_STATES),
+    template: z.object({ image: z.string(), cpu: z.string(), memory: z.string(), storage: z.string() }),
+    idleTimeoutSeconds: z.number().int(),
+    maxLifetimeSeconds: z.number().int(),
+    groups: z.array(z.string()),
+    node: z.string().nullable(),
+    pod: z.string().nullable(),
+    cause: z
+      .string()
+      .nullable()
+      .describe("Why it made its last transition: user, idle, lifetime, connection…"),
+    lastTransition: z.object({ type: z.string(), at: z.string(), cause: z.string().nullable() }),
+    lastActivity: z
+      .string()
+      .nullable()
+      .describe(
+        "The later of the last heartbeat with connections (KV bucket) and the activity the log knows",
+      ),
+    idleAt: z
+      .string()
+      .nullable()
+      .describe("While Running: when the idle sweep will hibernate it unless activity comes first"),
+    idleInSeconds: z.number().int().nullable().describe("Seconds from now until `idleAt`"),
+    idledAt: z.string().nullable().describe("When the idle sweep last found it idle (session.idled)"),
+    idleForSeconds: z.number().int().nullable().describe("How long it had been idle then"),
+    hibernatedAt: z.string().nullable(),
+    wakeLatencyMs: z.number().int().nullable().describe("The last wake's connect → Running, in ms"),
+    wakes: z.number().int(),
+    moves: z.number().int(),
+    failure: z
+      .object({
+        reason: z.string(),
+        remediation: z.string().nullable(),
+        from: z.string(),
+        cause: z.string(),
+      })
+      .nullable(),
+    rejection: z
+      .object({
+        commandId: z.string(),
+        commandType: z.string(),
+        code: z.string(),
+        reason: z.string(),
+        // Inline (no $ref): OpenAPI 3.0 cannot mark a reference nullable.
+        quota: quotaBreachFields.nullable(),
+        at: z.string(),
+      })
+      .nullable()
+      .describe("The last command refused on it"),
+    volumeReleased: z.boolean().nullable(),
+    version: z.number().int(),
+    traceId: z.string().nullable().describe("The session's lifecycle trace (its create's)"),
+    jaegerUrl: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Session" });
+
+export const sessionList = z
+  .object({ items: z.array(sessionView), nextCursor: z.string().optional() })
+  .meta({ id: "SessionList" });
+
+export const sessionListQuery = z.object({
+  user: z.string().min(1).max(128).optional(),
+  clusterId: z.string().min(1).max(128).optional(),
+  state: z.enum(SESSION_STATES).optional(),
+  limit: listLimit,
+  cursor: cursorParam,
+});
+
+export const sessionHistory = z
+  .object({ sessionId: z.string(), items: z.array(historyEvent), nextCursor: z.string().optional() })
+  .meta({ id: "SessionHistory" });
+
+/** A refusal of a session command: over quota with the limit passed and the usage. */
+export const sessionRefusal = errorBody
+  .extend({
+    code: z.string().optional().describe("The rejection's code: over-quota, not-found, conflict, invalid…"),
+    commandId: z.string().optional(),
+    limit: z.number().int().optional().describe("Over quota: the limit the create would pass"),
+    usage: quotaUsageView.optional().describe("Over quota: what the owner's live sessions hold now"),
+    quota: quotaBreachView.optional(),
+  })
+  .meta({ id: "SessionRefusal" });
+
+export const sessionCreated = commandAccepted
+  .extend({
+    sessionId: z.string(),
+    state: z
+      .enum(SESSION_STATES)
+      .describe("Starting (or later) once admitted; Pending when admission did not answer in time"),
+    links: z.object({ command: z.string(), session: z.string() }),
+  })
+  .meta({ id: "SessionCreated" });
+
+export const heartbeatBody = z.object({
+  connections: z.number().int().min(0).describe("Connections open to the session now; 0 is not activity"),
+});
+export const heartbeatAnswer = z
+  .object({ sessionId: z.string(), activity: z.boolean().describe("Whether it counted as activity") })
+  .meta({ id: "HeartbeatRecorded" });
+
+export const clusterDependencies = z
+  .object({
+    cluster: z.object({ id: z.string(), state: z.string() }),
+    nodes: z.array(
+      z.object({
+        id: z.string(),
+        node: z.string(),
+        pool: z.string().nullable(),
+        k3sState: z.string(),
+        sessions: z.array(z.object({ id: z.string(), state: z.string(), user: z.string() })),
+      }),
+    ),
+    unplaced: z
+      .array(z.object({ id: z.string(), state: z.string(), user: z.string() }))
+      .describe("Live sessions with no pod on a known node (Pending, Hibernated…)"),
+    sessions: sessionCounts,
+  })
+  .meta({ id: "ClusterDependencies" });

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import type { AnyEvent, CommandBus, EventStore, RunnerLogger } from "@cairn/events";
+import type { AnyEvent, CommandBus, EventStore, Nats, RunnerLogger } from "@cairn/events";
 import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
@@ -35,6 +35,7 @@ import { healthRoutes } from "./health.ts";
 import { historyRoutes } from "./history.ts";
 import { installAndNodeRoutes } from "./installs-nodes.ts";
 import { errorBody } from "./schemas.ts";
+import { type SessionApiOptions, sessionRoutes } from "./sessions.ts";
 import { streamRoutes } from "./stream.ts";
 import { typedCommandRoutes } from "./typed-commands.ts";
 
@@ -73,6 +74,8 @@ export interface ApiOptions {
   readonly bodyLimit?: number;
   /** Interval of the live stream's heartbeat comments; default 15 s. */
   readonly heartbeatMs?: number;
+  /** The sessions routes: how long `POST /sessions` waits for admission, the idle grace. */
+  readonly sessions?: SessionApiOptions;
 }
 
 export interface ApiDeps {
@@ -89,6 +92,9 @@ export interface ApiDeps {
   readonly rateLimit?: RateLimit | false | undefined;
   readonly bodyLimit?: number | undefined;
   readonly heartbeatMs?: number | undefined;
+  readonly sessions?: SessionApiOptions | undefined;
+  /** NATS, for heartbeats (`hb.session.<id>` requests) and the heartbeat bucket's last activity. */
+  readonly nats?: Nats | undefined;
   /**
    * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
    * replica does not project (another holds the lease) and serves reads.
@@ -323,6 +329,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
   typedCommandRoutes(app, deps);
+  sessionRoutes(app, deps);
   streamRoutes(app, deps);
   await app.ready();
   return app;
@@ -344,6 +351,7 @@ export async function startApi(opts: ApiOptions, deps: ApiDeps): Promise<Running
     rateLimit: opts.rateLimit,
     bodyLimit: opts.bodyLimit,
     heartbeatMs: opts.heartbeatMs,
+    sessions: opts.sessions,
     jaegerUiUrl: opts.jaegerUiUrl ?? deps.jaegerUiUrl,
   });
   await app.listen({ port: opts.port, host });

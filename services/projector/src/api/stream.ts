@@ -14,6 +14,7 @@ import { toCommandView } from "./commands.ts";
 import { toInstallView, toNodeOpView, toNodeView } from "./installs-nodes.ts";
 import { streamQuery } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
+import { canSee, getSession, toSessionView } from "./sessions.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 /** A client this far behind is cut off (it reconnects); the projection never waits for it. */
@@ -34,6 +35,8 @@ async function viewOf(c: Change, deps: ApiDeps): Promise<unknown> {
       return toNodeView(c.row);
     case "nodeops":
       return toNodeOpView(c.row);
+    case "sessions":
+      return toSessionView(c.row, { jaegerUiUrl, graceSeconds: deps.sessions?.idleGraceSeconds ?? 60 });
   }
 }
 
@@ -52,7 +55,7 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
       schema: {
         summary: "Live read-model changes as server-sent events, optionally of one resource or row",
         description:
-          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as its GET route shows it (`/clusters/:id` without the ETA, `/commands/:id`, `/installs/:clusterId` without the steps, `/nodes` items, `/nodeops/:id`); `: heartbeat` comments in between.",
+          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as its GET route shows it (`/clusters/:id` without the ETA, `/commands/:id`, `/installs/:clusterId` without the steps, `/nodes` items, `/nodeops/:id`, `/sessions/:id` without the heartbeat merge); a viewer gets their own sessions only; `: heartbeat` comments in between.",
         tags: ["live"],
         querystring: streamQuery,
         produces: ["text/event-stream"],
@@ -76,6 +79,15 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
       };
       // Tells the client the stream is live before any change happens.
       send(": connected\nretry: 3000\n\n");
+      // Tenant scope: a viewer follows their own sessions only (and their sessions' commands).
+      const who = req.principal;
+      const inScope = async (c: Change) => {
+        if (who?.role !== "viewer") return true;
+        if (c.resource === "sessions") return canSee(who, c.row.user);
+        if (c.resource !== "commands" || c.row.aggregateType !== "session") return true;
+        const owner = (await getSession(deps, c.row.aggregateId))?.user;
+        return owner !== undefined && canSee(who, owner);
+      };
       const wanted = (c: Change) =>
         (resource === undefined || c.resource === resource) && (id === undefined || c.id === id);
       // Views are built one after another (a cluster's reads its ETA inputs), so the
@@ -85,6 +97,7 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
         if (!wanted(c)) return;
         queue = queue
           .then(async () => {
+            if (!(await inScope(c))) return;
             const data = await viewOf(c, deps);
             if (res.writableEnded) return;
             send(

@@ -28,12 +28,30 @@ const COMMAND_OF_EVENT: Readonly<Record<string, string>> = {
   "cluster.scale-requested": "cluster.scale",
   "cluster.rollback-requested": "cluster.rollback",
   "cluster.deletion-requested": "cluster.delete",
+  "session.requested": "session.create",
 };
 
 function isRejection(event: CairnEvent): event is CairnEvent & {
   data: { commandId: string; commandType: string; code: string; reason: string };
 } {
   return event.type.endsWith(".rejected");
+}
+
+/**
+ * The commands an event answers: its own `meta.commandId`, and, for a rejection naming
+ * another command in `data.commandId`, that one too. A session's admission refuses its
+ * create after the fact: the `session.rejected` is appended by the idle-detector's
+ * internal `session.refuse` (its meta) and names the create (its data), which must show
+ * rejected.
+ */
+export function commandIdsOf(event: CairnEvent): string[] {
+  const own = event.meta.commandId;
+  const named =
+    isRejection(event) && typeof event.data.commandId === "string" ? event.data.commandId : undefined;
+  const ids: string[] = [];
+  if (named !== undefined) ids.push(named);
+  if (own !== undefined && own !== named) ids.push(own);
+  return ids;
 }
 
 /**
@@ -47,10 +65,13 @@ export function applyCommandEvent(
   row: CommandRow | undefined,
   event: CairnEvent,
   sequence: number,
+  commandId: string | undefined = event.meta.commandId,
 ): CommandRow | undefined {
-  const commandId = event.meta.commandId;
   if (commandId === undefined) return row;
-  const rejected = isRejection(event);
+  // A rejection answers the command it names; to the command that appended it (another
+  // one), it is one of its accepted events.
+  const rejected =
+    isRejection(event) && (event.data.commandId === commandId || event.data.commandId === undefined);
   const commandType = rejected ? event.data.commandType : (COMMAND_OF_EVENT[event.type] ?? null);
   const base: CommandRow = row ?? {
     commandId,

@@ -14,6 +14,7 @@ export const COMPARED_TABLES = [
   { table: "installs", key: "id" },
   { table: "nodes", key: "id" },
   { table: "nodeops", key: "id" },
+  { table: "sessions", key: "id" },
   { table: "step_durations", key: "id" },
 ] as const;
 

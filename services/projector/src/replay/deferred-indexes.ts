@@ -57,7 +57,16 @@ export async function restoreIndexes(db: Db, schema: string): Promise<number> {
     }
   }
   await sql`drop table ${table}`.execute(db);
-  for (const t of ["event_index", "clusters", "commands", "installs", "nodes", "nodeops", "step_durations"])
+  for (const t of [
+    "event_index",
+    "clusters",
+    "commands",
+    "installs",
+    "nodes",
+    "nodeops",
+    "sessions",
+    "step_durations",
+  ])
     await sql`analyze ${sql.table(`${schema}.${t}`)}`.execute(db);
   return rows.rows.length;
 }

@@ -24,7 +24,7 @@ import {
 } from "../apply-events.ts";
 import type { Db } from "../db/database.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
-import type { CommandRow } from "../projections/commands.ts";
+import { type CommandRow, commandIdsOf } from "../projections/commands.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 import { fromStored, getClusters, upsertClustersSql } from "../repository/clusters.ts";
 import { getCommands, upsertCommandsSql } from "../repository/commands.ts";
@@ -33,6 +33,7 @@ import {
   installsTable,
   nodeopsTable,
   nodesTable,
+  sessionsTable,
   stepDurationsTable,
 } from "../repository/doc-tables.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
@@ -46,7 +47,7 @@ export interface RebuildState {
   readonly commands: Map<string, CommandRow>;
   /** The highest position in the index per aggregate: an event at or below it would collide with COPY. */
   readonly positions: Map<string, number>;
-  /** Installs, nodes, nodeops and step durations (see `MoreRows`). */
+  /** Installs, nodes, nodeops, sessions and step durations (see `MoreRows`). */
   readonly more: MoreRows;
   /** Every row of the schema is in the maps (nothing to read back). */
   complete: boolean;
@@ -85,6 +86,7 @@ export async function loadRebuildState(db: Db, schema: string, fresh: boolean): 
   for (const r of await getAllDocs(db, schema, installsTable)) state.more.installs.set(r.clusterId, r);
   for (const r of await getAllDocs(db, schema, nodesTable)) state.more.nodes.set(r.id, r);
   for (const r of await getAllDocs(db, schema, nodeopsTable)) state.more.nodeops.set(r.id, r);
+  for (const r of await getAllDocs(db, schema, sessionsTable)) state.more.sessions.set(r.id, r);
   for (const r of await getAllDocs(db, schema, stepDurationsTable)) state.more.durations.set(r.kind, r);
   return state;
 }
@@ -154,8 +156,7 @@ export async function prepareBatch(
     for (const { event } of events) {
       if (event.aggregate.type === "cluster" && !state.clusters.has(event.aggregate.id))
         clusterIds.add(event.aggregate.id);
-      const c = event.meta.commandId;
-      if (c !== undefined && !state.commands.has(c)) commandIds.add(c);
+      for (const c of commandIdsOf(event)) if (!state.commands.has(c)) commandIds.add(c);
     }
     for (const [id, row] of await getClusters(db, schema, [...clusterIds])) state.clusters.set(id, row);
     for (const [id, row] of await getCommands(db, schema, [...commandIds])) state.commands.set(id, row);

@@ -8,6 +8,7 @@ import { getCluster } from "../repository/clusters.ts";
 import {
   everyClusterEventCommits,
   everyNodeEventCommits,
+  everySessionEventCommits,
   rejectionOfEveryAggregate,
 } from "../testing/every-event.ts";
 import { anEnvelope, aTraceparent, cluster, deletionRequested, requested } from "../testing/fixtures.ts";
@@ -44,10 +45,11 @@ async function startLive(): Promise<Projector> {
 const liveCheckpoint = () => readCheckpoint(db, DEFAULT_SCHEMA, "projector");
 const caughtUp = () => eventually(async () => (await liveCheckpoint()) >= infra.writer.lastSequence, 20_000);
 
-/** The commits of one cluster's life: its cluster events, then its install, kube and nodeop events. */
+/** The commits of one cluster's life: its cluster events, its install, kube and nodeop events, its sessions. */
 const lifeOf = (id: string, k: number) => [
   ...everyClusterEventCommits(id, k),
   ...everyNodeEventCommits(id, k),
+  ...everySessionEventCommits(id, k),
 ];
 
 /**
@@ -75,7 +77,6 @@ describe("replay", () => {
     await writeLog(8);
     // The log really holds every event type the catalogue knows, and every aggregate.
     const types = new Set<string>(infra.writer.appended.map((a) => a.event.type));
-    // (Sessions and workloads have no event but their rejection yet.)
     expect([...catalogue.events.keys()].filter((t) => !types.has(t))).toEqual([]);
     expect(new Set(infra.writer.appended.map((a) => a.event.aggregate.type)).size).toBe(6);
     await caughtUp();
@@ -86,12 +87,16 @@ describe("replay", () => {
     expect(check.comparison.tables.map((t) => [t.table, t.rebuilt.rows])).toEqual([
       ["clusters", 8],
       ["event_index", infra.writer.appended.length],
-      // One command per commit of each cluster's history, and one per rejection.
-      ["commands", 8 * lifeOf("x", 0).length + 6],
+      // One command per commit of each cluster's history, one per rejection, and per
+      // cluster the two commands its rejections name in their data (the refused scale,
+      // the session create its admission refused), each beside the commit's own.
+      ["commands", 8 * (lifeOf("x", 0).length + 2) + 6],
       ["installs", 8],
       // Per cluster: its server and two agents.
       ["nodes", 8 * 3],
       ["nodeops", 8 * 3],
+      // Two sessions per cluster (the quota ledgers are not sessions).
+      ["sessions", 8 * 2],
       // Boot, SSM registration, node-ready, and the init, join, restart and upgrade steps.
       ["step_durations", 7],
     ]);
@@ -104,12 +109,14 @@ describe("replay", () => {
     // A difference in live is found, and named by table.
     await sql`update clusters set state = 'Ready' where id = 'c3'`.execute(db);
     await sql`update nodes set doc = jsonb_set(doc, '{k3s}', '"ready"') where cluster_id = 'c3'`.execute(db);
+    await sql`update sessions set state = 'Running' where id = 'c3-s1'`.execute(db);
     const differs = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
     if (!differs.comparison.compared) throw new Error("not compared");
     expect(differs.comparison.equal).toBe(false);
     expect(differs.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual([
       "clusters",
       "nodes",
+      "sessions",
     ]);
 
     // The swap replaces live with the rebuild: the tampered row is right again.

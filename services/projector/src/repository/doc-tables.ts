@@ -1,6 +1,6 @@
 /**
  * The read models kept as one JSON document per row (installs, nodes, nodeops,
- * step_durations): a text `id`, a few plain columns the API filters and sorts on, and
+ * sessions, step_durations): a text `id`, a few plain columns the API filters and sorts on, and
  * `doc jsonb`, the row as its reducer returns it. The rows are nested (steps, labels,
  * taints), so a document per row keeps the reducers and the table in step without a
  * column per field; the plain columns are copies for the indexes.
@@ -10,6 +10,7 @@ import type { Db } from "../db/database.ts";
 import type { InstallRow } from "../projections/installs.ts";
 import type { NodeOpRow } from "../projections/nodeops.ts";
 import type { NodeRow } from "../projections/nodes.ts";
+import type { SessionRow } from "../projections/sessions.ts";
 import type { StepDurationRow } from "../projections/step-durations.ts";
 
 export interface DocColumn<R> {
@@ -54,6 +55,18 @@ export const nodeopsTable: DocTable<NodeOpRow> = {
   columns: [
     { name: "cluster_id", type: "text", value: (r) => r.clusterId },
     { name: "node", type: "text", value: (r) => r.node },
+    { name: "state", type: "text", value: (r) => r.state },
+    { name: "updated_at", type: "timestamptz", value: (r) => r.updatedAt },
+    { name: "last_sequence", type: "bigint", value: (r) => r.lastSequence },
+  ],
+};
+
+export const sessionsTable: DocTable<SessionRow> = {
+  table: "sessions",
+  id: (r) => r.id,
+  columns: [
+    { name: "user_id", type: "text", value: (r) => r.user },
+    { name: "cluster_id", type: "text", value: (r) => r.clusterId },
     { name: "state", type: "text", value: (r) => r.state },
     { name: "updated_at", type: "timestamptz", value: (r) => r.updatedAt },
     { name: "last_sequence", type: "bigint", value: (r) => r.lastSequence },

@@ -419,3 +419,159 @@ export function everyNodeEventCommits(id: string, k = 0): Commit[] {
     i(ev("install.secrets-removed", { parameters: [`/cairn/${id}/token`, `/cairn/${id}/kubeconfig`] })),
   ];
 }
+
+/**
+ * Two sessions on cluster `id`, with their quota ledger and workloads: every session and
+ * workload event type but the rejections. `<id>-s1` goes the whole way (admitted,
+ * Running, idled and hibernated, woken by a connect, a wake asked while stopping, moved
+ * by a drain, terminated); `<id>-s2` is refused over quota and fails.
+ */
+export function everySessionEventCommits(id: string, k = 0): Commit[] {
+  const s1 = `${id}-s1`;
+  const s2 = `${id}-s2`;
+  const user = `user-${k % 3}`;
+  const session = (sid: string): AggregateRef => ({ type: "session", id: sid });
+  const ledger: AggregateRef = { type: "session", id: `${user}=_quota` };
+  const workload: AggregateRef = { type: "workload", id: s1 };
+  const template = { image: "ghcr.io/cairn/ide:1", cpu: "1", memory: "2Gi", storage: "10Gi" };
+  const one = { sessions: 1, cpuMillis: 1000, memoryBytes: 2 ** 31 };
+  const none = { sessions: 0, cpuMillis: 0, memoryBytes: 0 };
+  const key = { sessionId: s1, clusterId: id };
+  const at = (sid: string, ...events: { type: string; data: unknown }[]): Commit => ({
+    aggregate: session(sid),
+    events,
+  });
+  const requestedOf = (sid: string) =>
+    ev("session.requested", {
+      sessionId: sid,
+      user,
+      clusterId: id,
+      template,
+      idleTimeoutSeconds: 1800 + k,
+      maxLifetimeSeconds: 86_400,
+      cause: "user",
+    });
+  const limits = { sessions: 1 };
+  return [
+    at(s1, requestedOf(s1)),
+    {
+      aggregate: ledger,
+      events: [
+        ev("session.quota-taken", {
+          scope: "user",
+          owner: user,
+          sessionId: s1,
+          cpuMillis: 1000,
+          memoryBytes: 2 ** 31,
+          limits,
+          usage: one,
+        }),
+      ],
+    },
+    at(s1, ev("session.admitted", { sessionId: s1, groups: [], cause: "user" })),
+    {
+      aggregate: workload,
+      events: [ev("workload.started", { ...key, deployment: `s-${s1}`, volumeClaim: `v-${s1}` })],
+    },
+    {
+      aggregate: workload,
+      events: [ev("workload.running", { ...key, node: `i-${id}-a`, pod: `p-${s1}-1` })],
+    },
+    at(s1, ev("session.running", { sessionId: s1, node: `i-${id}-a`, pod: `p-${s1}-1`, cause: "user" })),
+    at(
+      s1,
+      ev("session.idled", {
+        sessionId: s1,
+        lastActivityAt: T(k % 30),
+        idleTimeoutSeconds: 1800 + k,
+        graceSeconds: 60,
+      }),
+      ev("session.hibernating", { sessionId: s1, cause: "idle" }),
+    ),
+    at(s1, ev("session.wake-requested", { sessionId: s1, cause: "connection" })),
+    { aggregate: workload, events: [ev("workload.stopped", key)] },
+    at(
+      s1,
+      ev("session.hibernated", { sessionId: s1, cause: "idle" }),
+      ev("session.waking", { sessionId: s1, cause: "connection", requestedAt: T(40 + (k % 10)) }),
+    ),
+    at(
+      s1,
+      ev("session.running", {
+        sessionId: s1,
+        node: `i-${id}-b`,
+        pod: `p-${s1}-2`,
+        wakeLatencyMs: 1200 + k,
+        cause: "connection",
+      }),
+    ),
+    {
+      aggregate: workload,
+      events: [
+        ev("workload.moved", {
+          ...key,
+          fromNode: `i-${id}-b`,
+          toNode: `i-${id}-a`,
+          pod: `p-${s1}-3`,
+          reason: "drain",
+        }),
+      ],
+    },
+    at(
+      s1,
+      ev("session.moved", { sessionId: s1, fromNode: `i-${id}-b`, toNode: `i-${id}-a`, reason: "drain" }),
+    ),
+    at(s1, ev("session.terminating", { sessionId: s1, cause: "user" })),
+    { aggregate: workload, events: [ev("workload.deleted", { ...key, volumeReleased: true })] },
+    at(s1, ev("session.terminated", { sessionId: s1, cause: "user", volumeReleased: true })),
+    {
+      aggregate: ledger,
+      events: [
+        ev("session.quota-released", {
+          scope: "user",
+          owner: user,
+          sessionId: s1,
+          reason: "terminated",
+          usage: none,
+        }),
+      ],
+    },
+    at(s2, requestedOf(s2)),
+    at(
+      s2,
+      ev("session.rejected", {
+        commandId: `create-${s2}`,
+        commandType: "session.create",
+        code: "over-quota",
+        reason: `over quota: user ${user} has 1 live session(s) and the limit is 1`,
+        quota: {
+          scope: "user",
+          owner: user,
+          dimension: "sessions",
+          limit: 1,
+          usage: one,
+          requested: one,
+        },
+      }),
+      ev("session.failed", {
+        sessionId: s2,
+        cause: "quota",
+        reason: `over quota: user ${user} has 1 live session(s) and the limit is 1`,
+        from: "Pending",
+      }),
+    ),
+    {
+      aggregate: { type: "workload", id: s2 },
+      events: [
+        ev("workload.failed", {
+          sessionId: s2,
+          clusterId: id,
+          operation: "start",
+          kind: "no-capacity",
+          reason: "0/3 nodes are available: 3 Insufficient cpu.",
+          remediation: "add nodes",
+        }),
+      ],
+    },
+  ];
+}

@@ -1,0 +1,612 @@
+/**
+ * The sessions API: the read model (`GET /sessions`, `/sessions/:id`, `?at=`, history),
+ * the typed session commands, heartbeats, and a cluster's sessions (counts, and the
+ * dependency graph cluster → nodes → sessions).
+ *
+ * Tenant scope: a caller sees a session when it is theirs or they are an operator or an
+ * admin; they act on it (commands, heartbeats) when it is theirs or they are an admin.
+ * A session a caller may not see answers 404, exactly like one that does not exist;
+ * one they see but may not act on answers 403. Without tokens (loopback) every caller
+ * is this machine and sees and acts on everything.
+ *
+ * `POST /sessions` waits (up to `admissionWaitMs`, 5 s by default) for the create's
+ * outcome in the read model: admitted (202, state Starting or later), refused (403 over
+ * quota with the limit and the usage; 404 no such cluster; 409 conflict or the id taken;
+ * 400 invalid), or undecided (202, state Pending: follow the session). The refusal is the
+ * idle-detector's own decision on its quota ledger — the `session.rejected` on the bus —
+ * read back, not a second check here: one authority, race-free.
+ */
+import {
+  Buckets,
+  ConnectSession,
+  CreateSession,
+  HibernateSession,
+  isLiveSession,
+  type Nats,
+  TerminateSession,
+  WakeSession,
+} from "@cairn/events";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { sql } from "kysely";
+import { z } from "zod";
+import type { Change } from "../changes.ts";
+import type { NodeRow } from "../projections/nodes.ts";
+import { foldSession, idleView, type SessionRow } from "../projections/sessions.ts";
+import { getCluster } from "../repository/clusters.ts";
+import { getCommand } from "../repository/commands.ts";
+import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-tables.ts";
+import type { Principal } from "./auth.ts";
+import { parseAt } from "./clusters.ts";
+import { sendFor } from "./commands.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { toHistoryEvent } from "./history.ts";
+import { aggregateHistory } from "./queries.ts";
+import {
+  clusterDependencies,
+  clusterQuery,
+  commandAccepted,
+  errorBody,
+  heartbeatAnswer,
+  heartbeatBody,
+  historyQuery,
+  idParams,
+  sessionCreated,
+  sessionHistory,
+  sessionList,
+  sessionListQuery,
+  sessionRefusal,
+  sessionView,
+} from "./schemas.ts";
+import { type ApiDeps, jaegerLink } from "./server.ts";
+
+export const DEFAULT_ADMISSION_WAIT_MS = 5_000;
+export const DEFAULT_IDLE_GRACE_SECONDS = 60;
+const HEARTBEAT_TIMEOUT_MS = 2_000;
+
+// ── tenant scope ─────────────────────────────────────────────────────────────────────
+
+/** Whether `who` may see sessions of `owner` (no principal: the API has no tokens). */
+export const canSee = (who: Principal | undefined, owner: string) =>
+  who === undefined || who.role !== "viewer" || who.user === owner;
+/** Whether `who` may act on sessions of `owner`. */
+export const canAct = (who: Principal | undefined, owner: string) =>
+  who === undefined || who.role === "admin" || who.user === owner;
+
+const notFound = (id: string) => ({
+  error: "Not Found",
+  message: `no session ${JSON.stringify(id)} (not created, not yours, or not projected yet)`,
+});
+
+// ── last activity from the heartbeat bucket ──────────────────────────────────────────
+
+/**
+ * The last heartbeat with connections of each session, from the idle-detector's KV
+ * bucket `cairn_heartbeats`: a plain subscription on the bucket's subjects follows its
+ * writes, and a session not seen since is read once by a direct get (subscribe first,
+ * then get: nothing falls between). Cheap: one request per session per process life.
+ */
+export interface SessionActivity {
+  lastHeartbeat(sessionId: string): Promise<number | undefined>;
+  stop(): void;
+}
+
+export function followActivity(nats: Nats): SessionActivity {
+  const prefix = `$KV.${Buckets.heartbeats}.`;
+  const known = new Map<string, number | null>();
+  const seen = (id: string, at: number) => {
+    const before = known.get(id);
+    if (before === undefined || before === null || before < at) known.set(id, at);
+  };
+  const sub = nats.nc.subscribe(`${prefix}*`, {
+    callback: (err, m) => {
+      if (err) return;
+      const id = m.subject.slice(prefix.length);
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") return void known.set(id, null);
+      const at = atOf(m.data);
+      if (at !== undefined) seen(id, at);
+    },
+  });
+  return {
+    async lastHeartbeat(id) {
+      const k = known.get(id);
+      if (k !== undefined) return k ?? undefined;
+      try {
+        const m = await nats.jsm.direct.getMessage(`KV_${Buckets.heartbeats}`, {
+          last_by_subj: `${prefix}${id}`,
+        });
+        const op = m?.header?.get("KV-Operation");
+        const at = m && op !== "DEL" && op !== "PURGE" ? atOf(m.data) : undefined;
+        if (!known.has(id)) known.set(id, at ?? null);
+        else if (at !== undefined) seen(id, at);
+      } catch {
+        // No bucket yet (no idle-detector ever ran) or no heartbeat: nothing to add.
+        return undefined;
+      }
+      if (known.size > 200_000) known.clear();
+      return known.get(id) ?? undefined;
+    },
+    stop: () => sub.unsubscribe(),
+  };
+}
+
+function atOf(data: Uint8Array): number | undefined {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as { at?: unknown };
+    return typeof v.at === "number" ? v.at : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ── views ────────────────────────────────────────────────────────────────────────────
+
+export function toSessionView(
+  row: SessionRow,
+  o: { jaegerUiUrl?: string | undefined; heartbeatAt?: number | undefined; graceSeconds: number; now?: Date },
+) {
+  const jaegerUrl = jaegerLink(o.jaegerUiUrl, row.traceId);
+  const idle = o.now
+    ? idleView(row, { heartbeatAt: o.heartbeatAt, graceSeconds: o.graceSeconds, now: o.now })
+    : { lastActivity: row.lastActivityAt, idleAt: null, idleInSeconds: null };
+  return {
+    id: row.id,
+    user: row.user,
+    clusterId: row.clusterId,
+    state: row.state,
+    template: row.template,
+    idleTimeoutSeconds: row.idleTimeoutSeconds,
+    maxLifetimeSeconds: row.maxLifetimeSeconds,
+    groups: [...row.groups],
+    node: row.node,
+    pod: row.pod,
+    cause: row.lastTransition.cause,
+    lastTransition: row.lastTransition,
+    ...idle,
+    idledAt: row.idledAt,
+    idleForSeconds: row.idleForSeconds,
+    hibernatedAt: row.hibernatedAt,
+    wakeLatencyMs: row.wake?.latencyMs ?? null,
+    wakes: row.wakes,
+    moves: row.moves,
+    failure: row.failure,
+    rejection: row.rejection,
+    volumeReleased: row.volumeReleased,
+    version: row.version,
+    traceId: row.traceId,
+    ...(jaegerUrl ? { jaegerUrl } : {}),
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+export async function getSession(deps: ApiDeps, id: string): Promise<SessionRow | undefined> {
+  return (await getDocs(deps.db, deps.schema, sessionsTable, [id])).get(id);
+}
+
+/** A cluster's sessions by state. */
+export async function sessionCountsOf(deps: ApiDeps, clusterId: string) {
+  const r = await sql<{ state: string; n: number }>`
+    select state, count(*)::int as n from ${sql.table(`${deps.schema}.sessions`)}
+    where cluster_id = ${clusterId} group by state order by state`.execute(deps.db);
+  const byState: Record<string, number> = {};
+  let total = 0;
+  let live = 0;
+  for (const { state, n } of r.rows) {
+    byState[state] = n;
+    total += n;
+    if (isLiveSession(state as SessionRow["state"])) live += n;
+  }
+  return { total, live, byState };
+}
+
+/** The sessions of one cluster (at most `limit`), in id order. */
+async function sessionsOfCluster(deps: ApiDeps, clusterId: string, limit = 10_000): Promise<SessionRow[]> {
+  return (await listDocs(deps.db, deps.schema, sessionsTable, { where: { cluster_id: clusterId }, limit }))
+    .items;
+}
+
+// ── the create's outcome ─────────────────────────────────────────────────────────────
+
+type Admission =
+  | { readonly outcome: "admitted" | "pending"; readonly row: SessionRow | undefined }
+  | {
+      readonly outcome: "rejected";
+      readonly code: string;
+      readonly reason: string;
+      readonly quota: NonNullable<SessionRow["rejection"]>["quota"];
+    };
+
+/**
+ * Waits for the create `commandId` of `sessionId` to be admitted or refused, as the
+ * projection records it, for at most `waitMs`; reads again after every change of the
+ * session or the command (the in-process change feed), and once at the start.
+ */
+async function awaitAdmission(
+  deps: ApiDeps,
+  sessionId: string,
+  commandId: string,
+  waitMs: number,
+): Promise<Admission> {
+  let wake: (() => void) | undefined;
+  let dirty = true;
+  const unsubscribe = deps.changes.subscribe((c: Change) => {
+    if (
+      (c.resource === "sessions" && c.id === sessionId) ||
+      (c.resource === "commands" && c.id === commandId)
+    ) {
+      dirty = true;
+      wake?.();
+    }
+  });
+  const deadline = Date.now() + waitMs;
+  let row: SessionRow | undefined;
+  try {
+    for (;;) {
+      if (dirty) {
+        dirty = false;
+        const command = await getCommand(deps.db, deps.schema, commandId);
+        row = await getSession(deps, sessionId);
+        if (command?.status === "rejected") {
+          const detail = row?.rejection?.commandId === commandId ? row.rejection : undefined;
+          return {
+            outcome: "rejected",
+            code: detail?.code ?? command.code ?? "rejected",
+            reason: detail?.reason ?? command.reason ?? "rejected",
+            quota: detail?.quota ?? null,
+          };
+        }
+        if (row && row.createCommandId === commandId && row.state !== "Pending")
+          return { outcome: "admitted", row };
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return { outcome: "pending", row };
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        if (dirty) wake();
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+const REFUSAL_STATUS: Record<string, 400 | 403 | 404 | 409> = {
+  "over-quota": 403,
+  "not-found": 404,
+  conflict: 409,
+  "already-exists": 409,
+  invalid: 400,
+};
+
+// ── routes ───────────────────────────────────────────────────────────────────────────
+
+export interface SessionApiOptions {
+  /** How long `POST /sessions` waits for admission before answering 202 Pending. */
+  readonly admissionWaitMs?: number | undefined;
+  /** `CAIRN_SESSION_IDLE_GRACE_SECONDS`, as the idle-detector has it: for `idleAt`. */
+  readonly idleGraceSeconds?: number | undefined;
+}
+
+export function sessionRoutes(app: FastifyInstance, deps: ApiDeps & { nats?: Nats | undefined }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ["sessions"];
+  const graceSeconds = deps.sessions?.idleGraceSeconds ?? DEFAULT_IDLE_GRACE_SECONDS;
+  const waitMs = deps.sessions?.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
+  const activity = deps.nats ? followActivity(deps.nats) : undefined;
+  app.addHook("onClose", async () => activity?.stop());
+
+  const view = async (row: SessionRow, now = new Date()) =>
+    toSessionView(row, {
+      jaegerUiUrl: deps.jaegerUiUrl,
+      heartbeatAt: await activity?.lastHeartbeat(row.id),
+      graceSeconds,
+      now,
+    });
+  /** The session if the caller may see it; otherwise 404 is sent and undefined returned. */
+  const visible = async (req: FastifyRequest, reply: FastifyReply, id: string) => {
+    const row = await getSession(deps, id);
+    if (!row || !canSee(req.principal, row.user)) {
+      void reply.code(404).send(notFound(id));
+      return undefined;
+    }
+    return row;
+  };
+  /** The session if the caller may act on it; otherwise 404 / 403 is sent. */
+  const actionable = async (req: FastifyRequest, reply: FastifyReply, id: string) => {
+    const row = await visible(req, reply, id);
+    if (!row) return undefined;
+    if (!canAct(req.principal, row.user)) {
+      const who = req.principal!;
+      void reply.code(403).send({
+        error: "Forbidden",
+        message: `session ${JSON.stringify(id)} is ${row.user}'s; only its owner or an admin may act on it (${who.user} is ${who.role})`,
+      });
+      return undefined;
+    }
+    return row;
+  };
+
+  r.get(
+    "/sessions",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "List sessions in id order, by user, cluster or state (cursor pagination)",
+        description: "A viewer sees their own sessions only; operators and admins see all.",
+        tags,
+        querystring: sessionListQuery,
+        response: { 200: sessionList, 400: errorBody },
+      },
+    },
+    async (req) => {
+      const { user, clusterId, state, limit, cursor } = req.query;
+      const who = req.principal;
+      const own = who && who.role === "viewer" ? who.user : undefined;
+      if (own !== undefined && user !== undefined && user !== own) return { items: [] };
+      const page = await listDocs(deps.db, deps.schema, sessionsTable, {
+        where: { user_id: own ?? user, cluster_id: clusterId, state },
+        limit,
+        ...(cursor !== undefined ? { cursor: decodeCursor(cursor, z.object({ id: z.string() })).id } : {}),
+      });
+      const now = new Date();
+      return {
+        items: await Promise.all(page.items.map((row) => view(row, now))),
+        ...(page.nextCursor !== undefined ? { nextCursor: encodeCursor({ id: page.nextCursor }) } : {}),
+      };
+    },
+  );
+
+  r.get(
+    "/sessions/:id",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "One session as the projection last saw it, or as it was at a sequence or time (`?at=`)",
+        description:
+          "`lastActivity` merges the heartbeat bucket's last write; `idleAt`/`idleInSeconds` say when a Running session goes idle. With `at`, the session's events are read from the log and folded with the projection's reducer (no heartbeat, no idle time).",
+        tags,
+        params: idParams,
+        querystring: clusterQuery,
+        response: { 200: sessionView, 400: errorBody, 404: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const at = req.query.at;
+      if (at === undefined) {
+        const row = await visible(req, reply, id);
+        return row ? await view(row) : reply;
+      }
+      const history = await deps.store.load({ type: "session", id }, parseAt(at));
+      const row = foldSession(history.events.map((event) => ({ event, sequence: event.sequence })));
+      if (!row || !canSee(req.principal, row.user))
+        return reply.code(404).send({
+          error: "Not Found",
+          message: `no session ${JSON.stringify(id)} at ${at} (not created by then, or not yours)`,
+        });
+      return toSessionView(row, { jaegerUiUrl: deps.jaegerUiUrl, graceSeconds });
+    },
+  );
+
+  r.get(
+    "/sessions/:id/history",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "Every event of a session in version order: time, type, cause, actor and trace",
+        tags,
+        params: idParams,
+        querystring: historyQuery,
+        response: { 200: sessionHistory, 400: errorBody, 404: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      if (!(await visible(req, reply, id))) return reply;
+      const { limit, cursor } = req.query;
+      const after =
+        cursor !== undefined ? decodeCursor(cursor, z.object({ p: z.number().int() })).p : undefined;
+      const rows = await aggregateHistory(deps.db, deps.schema, {
+        type: "session",
+        id,
+        limit,
+        ...(after !== undefined ? { afterPosition: after } : {}),
+      });
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return {
+        sessionId: id,
+        items: items.map((e) => toHistoryEvent(e, deps.jaegerUiUrl)),
+        ...(rows.length > limit && last ? { nextCursor: encodeCursor({ p: last.position }) } : {}),
+      };
+    },
+  );
+
+  r.post(
+    "/sessions",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "Create a session (session.create) and wait briefly for its admission",
+        description:
+          "`user` defaults to the caller. 202 once admitted (state Starting or later) or when admission has not answered in time (state Pending: follow `links.session`). Refused: 403 over quota with `limit` and `usage` (the idle-detector's ledger decision, also on the bus as `session.rejected`), 404 no such cluster, 409 cluster not Ready or the id taken, 400 invalid.",
+        tags,
+        body: z
+          .object({
+            sessionId: z.string().describe("The new session's id (letters, digits, - _ .)"),
+            user: z.string().optional().describe("Whose session; default the caller (a token's user)"),
+            clusterId: z.string(),
+            template: z.record(z.string(), z.unknown()),
+            idleTimeoutSeconds: z.number().optional(),
+            maxLifetimeSeconds: z.number().optional(),
+          })
+          .loose(),
+        response: {
+          202: sessionCreated,
+          400: sessionRefusal,
+          403: sessionRefusal,
+          404: sessionRefusal,
+          409: sessionRefusal,
+        },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body;
+      const data = { ...body, user: body.user ?? req.principal?.user };
+      const sent = await sendFor(deps, req, { type: CreateSession.type, data });
+      if (sent.status !== 202) return reply.code(sent.status).send(sent.body);
+      const { commandId } = sent.body;
+      const out = await awaitAdmission(deps, body.sessionId, commandId, waitMs);
+      if (out.outcome === "rejected") {
+        const status = REFUSAL_STATUS[out.code] ?? 409;
+        return reply.code(status).send({
+          error: { 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict" }[status],
+          message: out.reason,
+          code: out.code,
+          commandId,
+          ...(out.quota ? { limit: out.quota.limit, usage: out.quota.usage, quota: out.quota } : {}),
+        });
+      }
+      return reply.code(202).send({
+        ...sent.body,
+        sessionId: body.sessionId,
+        state: out.row?.state ?? "Pending",
+        links: { ...sent.body.links, session: `/sessions/${encodeURIComponent(body.sessionId)}` },
+      });
+    },
+  );
+
+  const sessionCommand = (method: "post" | "delete", path: string, def: { type: string }, summary: string) =>
+    r.route({
+      method: method.toUpperCase() as "POST" | "DELETE",
+      url: path,
+      config: { access: "viewer" },
+      schema: {
+        summary,
+        description:
+          "The session's owner or an admin. 202: the command is on the bus; follow `links.command`.",
+        tags,
+        params: idParams,
+        response: { 202: commandAccepted, 400: errorBody, 403: errorBody, 404: errorBody },
+      },
+      handler: async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+        const { id } = req.params;
+        if (!(await actionable(req, reply, id))) return reply;
+        const sent = await sendFor(deps, req, { type: def.type, data: { sessionId: id } });
+        return reply.code(sent.status).send(sent.body);
+      },
+    });
+  sessionCommand(
+    "post",
+    "/sessions/:id/hibernate",
+    HibernateSession,
+    "Hibernate a Running session (session.hibernate)",
+  );
+  sessionCommand("post", "/sessions/:id/wake", WakeSession, "Wake a Hibernated session (session.wake)");
+  sessionCommand(
+    "post",
+    "/sessions/:id/connect",
+    ConnectSession,
+    "Connect to a session (session.connect): wakes it when Hibernated, the wake latency recorded",
+  );
+  sessionCommand(
+    "delete",
+    "/sessions/:id",
+    TerminateSession,
+    "Terminate a session for good (session.terminate)",
+  );
+
+  r.post(
+    "/sessions/:id/heartbeat",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "A heartbeat: `{ connections }` (0 is not activity); never touches the event log",
+        description:
+          "Published as a request on `hb.session.<id>`; the idle-detector writes the KV bucket `cairn_heartbeats` and answers. 404 unknown session, 409 Terminated or Failed, 503 when no idle-detector answers.",
+        tags,
+        params: idParams,
+        body: heartbeatBody,
+        response: { 200: heartbeatAnswer, 400: errorBody, 404: errorBody, 409: errorBody, 503: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const row = await actionable(req, reply, id);
+      if (!row) return reply;
+      if (!isLiveSession(row.state))
+        return reply.code(409).send({ error: "Conflict", message: `session ${id} is ${row.state}` });
+      if (!deps.nats)
+        return reply.code(503).send({ error: "Service Unavailable", message: "heartbeats need NATS" });
+      let answer: { status?: number; error?: string };
+      try {
+        const m = await deps.nats.nc.request(`hb.session.${id}`, JSON.stringify(req.body), {
+          timeout: HEARTBEAT_TIMEOUT_MS,
+        });
+        answer = m.json<{ status?: number; error?: string }>();
+      } catch (err) {
+        return reply.code(503).send({
+          error: "Service Unavailable",
+          message: `no idle-detector answered the heartbeat (${err instanceof Error ? err.message : String(err)}); retry`,
+        });
+      }
+      const status = answer.status ?? 503;
+      if (status === 200) return { sessionId: id, activity: req.body.connections > 0 };
+      const code = ([400, 404, 409].includes(status) ? status : 503) as 400 | 404 | 409 | 503;
+      return reply.code(code).send({
+        error: { 400: "Bad Request", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable" }[code],
+        message: answer.error ?? `the idle-detector answered ${status}`,
+      });
+    },
+  );
+
+  r.get(
+    "/clusters/:id/dependencies",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "What depends on a cluster: its nodes, and the sessions on each node",
+        description:
+          "cluster → nodes → sessions (by the node its pod runs on); live sessions with no pod on a known node are `unplaced`. A viewer sees their own sessions only; the counts are of all.",
+        tags: ["clusters"],
+        params: idParams,
+        response: { 200: clusterDependencies, 404: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const cluster = await getCluster(deps.db, deps.schema, id);
+      if (!cluster)
+        return reply.code(404).send({ error: "Not Found", message: `no cluster ${JSON.stringify(id)}` });
+      const nodes: NodeRow[] = (
+        await listDocs(deps.db, deps.schema, nodesTable, { where: { cluster_id: id }, limit: 10_000 })
+      ).items;
+      const sessions = (await sessionsOfCluster(deps, id)).filter(
+        (s) => isLiveSession(s.state) && canSee(req.principal, s.user),
+      );
+      const brief = (s: SessionRow) => ({ id: s.id, state: s.state, user: s.user });
+      const names = new Set(nodes.map((n) => n.node));
+      return {
+        cluster: { id: cluster.id, state: cluster.state },
+        nodes: nodes.map((n) => ({
+          id: n.id,
+          node: n.node,
+          pool: n.pool,
+          k3sState: n.k3s,
+          sessions: sessions.filter((s) => s.node === n.node && s.state !== "Hibernated").map(brief),
+        })),
+        unplaced: sessions
+          .filter((s) => s.node === null || !names.has(s.node) || s.state === "Hibernated")
+          .map(brief),
+        sessions: await sessionCountsOf(deps, id),
+      };
+    },
+  );
+}
