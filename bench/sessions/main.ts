@@ -157,7 +157,13 @@ async function heartbeatIngest() {
     const service = (name: string, env: Record<string, string>) => {
       const child = spawn(
         process.execPath,
-        [fileURLToPath(new URL(`../../services/${name}/src/main.ts`, import.meta.url))],
+        [
+          // BENCH_CPU_PROF=<dir>: each service writes a CPU profile there (where the time goes).
+          ...(process.env.BENCH_CPU_PROF
+            ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+            : []),
+          fileURLToPath(new URL(`../../services/${name}/src/main.ts`, import.meta.url)),
+        ],
         {
           env: { ...process.env, NATS_URL: server.url, LOG_LEVEL: "warn", ...env },
           stdio: ["ignore", "inherit", "inherit"],
@@ -246,7 +252,9 @@ async function heartbeatIngest() {
         const wait = t0 + (i * 1000) / HB_RATE - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         const sent = performance.now();
-        inflight.push(kv.put(sessionId(i % SESSIONS), value()).then(() => paced.push(performance.now() - sent)));
+        inflight.push(
+          kv.put(sessionId(i % SESSIONS), value()).then(() => paced.push(performance.now() - sent)),
+        );
         if (inflight.length > 4096) await Promise.all(inflight.splice(0));
       }
       await Promise.all(inflight);

@@ -158,7 +158,10 @@ export async function wakeBench(o: {
       from = seen.length;
       await send("session.hibernate");
       await next("session.hibernated", from);
-      await until("the session's pod gone", async () => (await podsOf(`cairn.dev/session=${SESSION}`)).length === 0);
+      await until(
+        "the session's pod gone",
+        async () => (await podsOf(`cairn.dev/session=${SESSION}`)).length === 0,
+      );
 
       const f0 = performance.now();
       await scaleFloor(1);
