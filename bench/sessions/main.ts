@@ -385,6 +385,8 @@ const figures = {
   wake_overhead_ms_p50: wake.overhead.p50,
   wake_overhead_ms_p90: wake.overhead.p90,
   wakes: wake.wakes,
+  wake_recorded_ms_p50: wake.recordedP50,
+  wake_poll_ms: wake.pollMs === "default" ? -1 : wake.pollMs,
   sim_time_scale: wake.timeScale,
 };
 const ratios = {
@@ -430,7 +432,7 @@ printFigures(
   ],
 );
 printFigures(
-  `3. wake on the sim (time scale ${wake.timeScale}, ${wake.wakes} wakes; raw = the same pod template scaled 0 → 1 on the same node through client-node)`,
+  `3. wake on the sim (time scale ${wake.timeScale}, ${wake.wakes} wakes, node-ops poll ${wake.pollMs === "default" ? "default (first 1 s, then ≥ 500 ms)" : `${wake.pollMs} ms`}; raw = the same pod template scaled 0 → 1 on the same node through client-node)`,
   [
     row("connect → Running, p50", wake.wake.p50, "ms", wake.floor.p50),
     row("connect → Running, p90", wake.wake.p90, "ms", wake.floor.p90),
