@@ -122,6 +122,8 @@ describe("projector API", () => {
       },
       traceId,
       jaegerUrl: `http://jaeger.test:16686/trace/${traceId}`,
+      // Its sessions, counted live from the sessions read model.
+      sessions: { total: 0, live: 0, byState: {} },
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
     });

@@ -194,7 +194,9 @@ describe("point in time: GET /clusters/:id?at=", () => {
   it("the fold of the whole log equals the live read model", async () => {
     const live = await call("/clusters/h-1");
     const folded = await call(`/clusters/h-1?at=${h.c4.sequence + 1000}`);
-    expect(folded.body).toEqual(live.body);
+    // Session counts are the sessions read model's, live: not part of the cluster's own log.
+    const { sessions: _sessions, ...ownLive } = live.body as Record<string, unknown>;
+    expect(folded.body).toEqual(ownLive);
   });
 
   it("folds up to a time", async () => {

@@ -471,7 +471,10 @@ export function everySessionEventCommits(id: string, k = 0): Commit[] {
     at(s1, ev("session.admitted", { sessionId: s1, groups: [], cause: "user" })),
     {
       aggregate: workload,
-      events: [ev("workload.started", { ...key, deployment: `s-${s1}`, volumeClaim: `v-${s1}` })],
+      events: [
+        ev("workload.starting", { ...key, user, template, attempt: 1 }),
+        ev("workload.started", { ...key, deployment: `s-${s1}`, volumeClaim: `v-${s1}` }),
+      ],
     },
     {
       aggregate: workload,
@@ -489,7 +492,10 @@ export function everySessionEventCommits(id: string, k = 0): Commit[] {
       ev("session.hibernating", { sessionId: s1, cause: "idle" }),
     ),
     at(s1, ev("session.wake-requested", { sessionId: s1, cause: "connection" })),
-    { aggregate: workload, events: [ev("workload.stopped", key)] },
+    {
+      aggregate: workload,
+      events: [ev("workload.stopping", { ...key, attempt: 2 }), ev("workload.stopped", key)],
+    },
     at(
       s1,
       ev("session.hibernated", { sessionId: s1, cause: "idle" }),
@@ -522,7 +528,13 @@ export function everySessionEventCommits(id: string, k = 0): Commit[] {
       ev("session.moved", { sessionId: s1, fromNode: `i-${id}-b`, toNode: `i-${id}-a`, reason: "drain" }),
     ),
     at(s1, ev("session.terminating", { sessionId: s1, cause: "user" })),
-    { aggregate: workload, events: [ev("workload.deleted", { ...key, volumeReleased: true })] },
+    {
+      aggregate: workload,
+      events: [
+        ev("workload.deleting", { ...key, releaseVolume: true, attempt: 4 }),
+        ev("workload.deleted", { ...key, volumeReleased: true }),
+      ],
+    },
     at(s1, ev("session.terminated", { sessionId: s1, cause: "user", volumeReleased: true })),
     {
       aggregate: ledger,
