@@ -229,8 +229,8 @@ export function foldSession(
 }
 
 function causeOf(e: SessionEnvelope): SessionCause | null {
-  const d = e.data as { cause?: unknown };
-  return typeof d.cause === "string" ? (d.cause as SessionCause) : null;
+  const d = e.data;
+  return "cause" in d && typeof d.cause === "string" ? (d.cause as SessionCause) : null;
 }
 
 const latest = (a: string | null, b: string) => (a === null || Date.parse(b) > Date.parse(a) ? b : a);
