@@ -121,8 +121,11 @@ export function followActivity(nats: Nats): SessionActivity {
         if (!known.has(id)) known.set(id, at ?? null);
         else if (at !== undefined) seen(id, at);
       } catch {
-        // No bucket yet (no idle-detector ever ran) or no heartbeat: nothing to add.
-        return undefined;
+        // No bucket yet (no idle-detector ever ran) or no heartbeat: nothing to add — and
+        // nothing to ask again: the subscription sees every later write. (Not remembering
+        // this cost a timed-out request on every read of the session.)
+        if (!known.has(id)) known.set(id, null);
+        return known.get(id) ?? undefined;
       }
       if (known.size > 200_000) known.clear();
       return known.get(id) ?? undefined;
