@@ -37,6 +37,30 @@ export class TransientError extends CairnError {
   readonly failure = "transient" as const;
 }
 
+/**
+ * The base of an adapter's classified conditions (`Ec2Throttled`, `SsmNotManaged`, …):
+ * its remediation is always known, and `transient` says the class as a literal, so a
+ * union of an adapter's conditions narrows on it.
+ */
+export abstract class TransientCondition extends TransientError {
+  readonly transient = true as const;
+  override readonly remediation: string;
+  protected constructor(message: string, remediation: string, cause?: unknown) {
+    super(message, { cause, remediation });
+    this.remediation = remediation;
+  }
+}
+
+/** As `TransientCondition`, for conditions that retrying cannot cure. */
+export abstract class PermanentCondition extends PermanentError {
+  readonly transient = false as const;
+  override readonly remediation: string;
+  protected constructor(message: string, remediation: string, cause?: unknown) {
+    super(message, { cause, remediation });
+    this.remediation = remediation;
+  }
+}
+
 /** Another writer appended to the aggregate first: reload and decide again. */
 export class ConcurrencyConflictError extends TransientError {
   override readonly name = "ConcurrencyConflictError";

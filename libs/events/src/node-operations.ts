@@ -1,3 +1,4 @@
+import type { AnyEvent, CairnEvent } from "./catalogue/index.ts";
 import type { EventStore } from "./event-store.ts";
 import { nodeAggregateId } from "./ids.ts";
 
@@ -15,26 +16,46 @@ export type DrainOutcome =
  * drains they ask for, without blocking: they look again while it is pending.
  */
 export async function drainOutcome(
-  store: EventStore,
+  store: EventStore<AnyEvent>,
   clusterId: string,
   node: string,
   commandId: string,
 ): Promise<DrainOutcome> {
   const history = (await store.load({ type: "nodeop", id: nodeAggregateId(clusterId, node) })).events;
-  const reasonOf = (e: { data: unknown }) => String((e.data as { reason?: unknown }).reason ?? "");
-  const refused = history.find(
-    (x) => x.type === "nodeop.rejected" && (x.data as { commandId?: string }).commandId === commandId,
+  return (
+    foldDrain({ asked: false }, history, commandId).outcome ?? {
+      status: "pending",
+    }
   );
-  if (refused) return { status: "failed", reason: reasonOf(refused) };
-  const asked = history.findIndex((x) => x.meta.commandId === commandId);
-  if (asked < 0) return { status: "pending" };
-  const outcome = history
-    .slice(asked)
-    .find(
-      (x) => x.type === "nodeop.drained" || x.type === "nodeop.drain-failed" || x.type === "nodeop.failed",
-    );
-  if (!outcome) return { status: "pending" };
-  return outcome.type === "nodeop.drained"
-    ? { status: "drained" }
-    : { status: "failed", reason: reasonOf(outcome) };
+}
+
+/** What the drain of one command has shown so far on the node's subject. */
+export interface DrainSeen {
+  readonly asked: boolean;
+  readonly outcome?: DrainOutcome;
+}
+
+/**
+ * Folds `events` (the node's, in log order) into what the drain `commandId` has shown: a
+ * refusal of the command, or the first drained / drain-failed / failed event from the
+ * request on. Folding a history in slices gives what one fold of the whole gives, so a
+ * caller that looks again and again reads only what is new. Pure.
+ *
+ * @example foldDrain({ asked: false }, history, commandId).outcome // { status: "drained" }
+ */
+export function foldDrain(seen: DrainSeen, events: readonly CairnEvent[], commandId: string): DrainSeen {
+  let { asked, outcome } = seen;
+  for (const e of events) {
+    if (outcome) break;
+    if (e.type === "nodeop.rejected") {
+      if (e.data.commandId === commandId) outcome = { status: "failed", reason: e.data.reason };
+      continue;
+    }
+    if (e.meta.commandId === commandId) asked = true;
+    if (!asked) continue;
+    if (e.type === "nodeop.drained") outcome = { status: "drained" };
+    else if (e.type === "nodeop.drain-failed" || e.type === "nodeop.failed")
+      outcome = { status: "failed", reason: e.data.reason };
+  }
+  return outcome ? { asked, outcome } : { asked };
 }

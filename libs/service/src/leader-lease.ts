@@ -87,6 +87,15 @@ type LeaseRecord = z.infer<typeof leaseRecord>;
 
 const LEASE_NAME = /^[-\w=]+(\.[-\w=]+)*$/;
 
+/**
+ * `{ logger }` for `acquireLeadership` when `l` is a pino logger (the lease logs through
+ * child loggers), else nothing: a plain `{ info, warn, error }` logger is not passed on.
+ * @example acquireLeadership({ nc, name, holder, ...leaseLogging(log) })
+ */
+export function leaseLogging(l: unknown): { logger?: Logger } {
+  return typeof (l as { child?: unknown } | undefined)?.child === "function" ? { logger: l as Logger } : {};
+}
+
 /** The KV key of a lease. */
 export function leaseKey(name: string): string {
   return `lease.${name}`;

@@ -15,7 +15,13 @@ import {
   type WorkloadCommand,
   type WorkloadEvent,
 } from "@cairn/events";
-import { acquireLeadership, type LeaderLease, Resilience, resilienceMetricsObserver } from "@cairn/service";
+import {
+  acquireLeadership,
+  type LeaderLease,
+  leaseLogging,
+  Resilience,
+  resilienceMetricsObserver,
+} from "@cairn/service";
 import { createKube, type KubeAdapterOptions } from "./adapters/kube.ts";
 import { createSessionWorkloads } from "./adapters/session-workloads.ts";
 import { createWorkloads } from "./adapters/workloads.ts";
@@ -336,7 +342,7 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     name: NODE_WATCH_LEASE,
     holder: `${hostname()}-${process.pid}-${newId()}`,
     ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
-    ...(isLeaseLogger(o.logger) ? { logger: o.logger } : {}),
+    ...leaseLogging(o.logger),
     onElected: () => {
       leading = true;
       return start();
@@ -355,8 +361,3 @@ async function startNodeFacts(o: NodeOpsOptions, nodes: KubeNodes) {
     },
   };
 }
-
-type LeaseLogger = NonNullable<Parameters<typeof acquireLeadership>[0]["logger"]>;
-/** The lease logs through pino (child loggers); a plain RunnerLogger is not passed on. */
-const isLeaseLogger = (l: RunnerLogger | undefined): l is RunnerLogger & LeaseLogger =>
-  typeof (l as { child?: unknown } | undefined)?.child === "function";

@@ -10,7 +10,7 @@ import {
   projectorChangesSubject,
   type RunnerLogger,
 } from "@cairn/events";
-import { acquireLeadership, type LeaderLease } from "@cairn/service";
+import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
 import { type Change, ChangeFeed } from "./changes.ts";
 import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
@@ -52,11 +52,6 @@ const silent: RunnerLogger = { info() {}, warn() {}, error() {} };
 
 /** Rows per change announcement: a few hundred rows stay well under NATS's payload limit. */
 const CHANGES_PER_MESSAGE = 200;
-
-type LeaseLogger = NonNullable<Parameters<typeof acquireLeadership>[0]["logger"]>;
-/** The lease logs through pino (child loggers); a plain RunnerLogger is not passed on. */
-const isLeaseLogger = (l: RunnerLogger): l is RunnerLogger & LeaseLogger =>
-  typeof (l as { child?: unknown }).child === "function";
 
 /**
  * Runs the projector: migrations, streams, the projection consumer and the API.
@@ -184,7 +179,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       name: `projector-${durable}`,
       holder: `${hostname()}-${process.pid}-${newId()}`,
       ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
-      ...(isLeaseLogger(log) ? { logger: log } : {}),
+      ...leaseLogging(log),
       onElected: lead,
       onDeposed: follow,
     });

@@ -1,14 +1,14 @@
 /**
  * SSM failures, classified at the boundary: one class per condition, each with `name`,
  * the SDK error as `cause`, a `code` (SSM's), `transient` and a `remediation` hint.
- * Transient ones extend `TransientError` and permanent ones `PermanentError`
+ * Transient ones extend `TransientCondition` and permanent ones `PermanentCondition`
  * (@cairn/events), so the runtime retries the first with backoff and dead-letters the
  * second, and logs and dead letters carry the hint, without knowing SSM.
  *
  * Pure: no SDK import. The SDK's exceptions are read by shape (`name`, `$metadata`),
  * Node's network errors by `code`, cockatiel's by its guards.
  */
-import { PermanentError, TransientError } from "@cairn/events";
+import { PermanentCondition, TransientCondition } from "@cairn/events";
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "@cairn/service";
 
 /** SSM error codes by the condition they mean (`name` of the SDK's exception). */
@@ -61,15 +61,12 @@ const where = (c: SsmCallContext) => `SSM ${c.operation ?? "call"} in ${c.region
 const said = (d: Detail) => `${d.code}${d.message ? `: ${d.message}` : ""}`;
 
 /** A failure that retrying may cure. */
-export abstract class TransientSsmError extends TransientError {
-  readonly transient = true as const;
-  override readonly remediation: string;
+export abstract class TransientSsmError extends TransientCondition {
   readonly code: string;
   readonly operation: string | undefined;
   readonly region: string | undefined;
   protected constructor(message: string, remediation: string, ctx: SsmCallContext, d: Detail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
     this.operation = ctx.operation;
     this.region = ctx.region;
@@ -77,15 +74,12 @@ export abstract class TransientSsmError extends TransientError {
 }
 
 /** A failure that retrying the same call will not cure. */
-export abstract class PermanentSsmError extends PermanentError {
-  readonly transient = false as const;
-  override readonly remediation: string;
+export abstract class PermanentSsmError extends PermanentCondition {
   readonly code: string;
   readonly operation: string | undefined;
   readonly region: string | undefined;
   protected constructor(message: string, remediation: string, ctx: SsmCallContext, d: Detail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
     this.operation = ctx.operation;
     this.region = ctx.region;

@@ -1,8 +1,8 @@
 /**
  * Kubernetes failures (and the SSM read of a cluster's kubeconfig), classified at the
  * boundary: one class per condition, each with `name`, a body-free `cause`, the HTTP
- * `status`, `transient` and a `remediation` hint. Transient ones extend `TransientError`
- * and permanent ones `PermanentError` (@cairn/events), so the runtime retries the first
+ * `status`, `transient` and a `remediation` hint. Transient ones extend `TransientCondition`
+ * and permanent ones `PermanentCondition` (@cairn/events), so the runtime retries the first
  * and dead-letters or records the second, with the hint, without knowing Kubernetes.
  *
  * Messages never carry a response body (it may echo the request) nor credentials: they
@@ -11,7 +11,7 @@
  * Pure: client-node's `ApiException` is read by shape (`code`, `body`, `headers`), a
  * watch's error by `statusCode`, Node's network errors by `code`, cockatiel's by its guards.
  */
-import { PermanentError, TransientError } from "@cairn/events";
+import { PermanentCondition, TransientCondition } from "@cairn/events";
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "@cairn/service";
 
 /** What the adapter knows about the call that failed. */
@@ -46,15 +46,12 @@ const api = (c: KubeCallContext) => `the Kubernetes API of cluster ${c.clusterId
 const on = (c: KubeCallContext) => (c.target ? ` on ${c.target}` : c.operation ? ` (${c.operation})` : "");
 
 /** A failure that retrying may cure. */
-export abstract class TransientKubeError extends TransientError {
-  readonly transient = true as const;
-  override readonly remediation: string;
+export abstract class TransientKubeError extends TransientCondition {
   readonly status: number | undefined;
   readonly clusterId: string | undefined;
   readonly operation: string | undefined;
   protected constructor(message: string, remediation: string, ctx: KubeCallContext, d: KubeErrorDetail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.status = d.status;
     this.clusterId = ctx.clusterId;
     this.operation = ctx.operation;
@@ -62,15 +59,12 @@ export abstract class TransientKubeError extends TransientError {
 }
 
 /** A failure that retrying the same call will not cure. */
-export abstract class PermanentKubeError extends PermanentError {
-  readonly transient = false as const;
-  override readonly remediation: string;
+export abstract class PermanentKubeError extends PermanentCondition {
   readonly status: number | undefined;
   readonly clusterId: string | undefined;
   readonly operation: string | undefined;
   protected constructor(message: string, remediation: string, ctx: KubeCallContext, d: KubeErrorDetail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.status = d.status;
     this.clusterId = ctx.clusterId;
     this.operation = ctx.operation;

@@ -1,13 +1,13 @@
 /**
  * SQS failures (the spot interruption queue), classified at the boundary: one class per
  * condition, each with `name`, the SDK error as `cause`, a `code`, `transient` and a
- * `remediation` hint; transient ones extend `TransientError`, permanent ones
+ * `remediation` hint; transient ones extend `TransientCondition`, permanent ones
  * `PermanentError` (@cairn/events).
  *
  * Pure: the SDK's exceptions are read by shape (`name`, `$metadata`), Node's network
  * errors by `code`, cockatiel's by its guards.
  */
-import { PermanentError, TransientError } from "@cairn/events";
+import { PermanentCondition, TransientCondition } from "@cairn/events";
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "@cairn/service";
 
 export interface SqsCallContext {
@@ -25,24 +25,18 @@ interface Detail {
 const where = (c: SqsCallContext) =>
   `SQS ${c.operation ?? "call"} on ${c.queue ?? "the queue"} in ${c.region ?? "an unknown region"}`;
 
-export abstract class TransientSqsError extends TransientError {
-  readonly transient = true as const;
-  override readonly remediation: string;
+export abstract class TransientSqsError extends TransientCondition {
   readonly code: string;
   protected constructor(message: string, remediation: string, d: Detail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
   }
 }
 
-export abstract class PermanentSqsError extends PermanentError {
-  readonly transient = false as const;
-  override readonly remediation: string;
+export abstract class PermanentSqsError extends PermanentCondition {
   readonly code: string;
   protected constructor(message: string, remediation: string, d: Detail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * EC2 failures, classified at the boundary: one class per condition, each with `name`,
  * the SDK error as `cause`, `transient` and a `remediation` hint. Transient ones extend
- * `TransientError` and permanent ones `PermanentError` (@cairn/events' `CairnError`:
+ * `TransientError` and permanent ones `PermanentCondition` (@cairn/events' `CairnError`:
  * `failure` and `remediation` are what the runtime, the logs and the events read), so a
  * reactor retries the first with backoff and settles the second at once, and the hint
  * reaches the dead letter or the recorded launch failure, without knowing EC2.
@@ -9,7 +9,7 @@
  * Pure: no SDK import. The SDK's exceptions are read by shape (`name`/`Code`, `$fault`,
  * `$metadata.httpStatusCode`), Node's network errors by `code`, cockatiel's by its guards.
  */
-import { PermanentError, TransientError } from "@cairn/events";
+import { PermanentCondition, PermanentError, TransientCondition, TransientError } from "@cairn/events";
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "cockatiel";
 import type { CapacityType, ComputeFailure, ComputeFailureKind, Placement } from "../ports.ts";
 
@@ -88,17 +88,14 @@ const said = (d: Ec2ErrorDetail) =>
   d.code || d.message ? ` (${[d.code, d.message].filter(Boolean).join(": ")})` : "";
 
 /** A failure that retrying the same call may cure. */
-export abstract class TransientEc2Error extends TransientError implements ComputeFailure {
+export abstract class TransientEc2Error extends TransientCondition implements ComputeFailure {
   abstract readonly kind: ComputeFailureKind;
-  readonly transient = true as const;
-  override readonly remediation: string;
   readonly code: string | undefined;
   readonly region: string | undefined;
   readonly operation: string | undefined;
 
   protected constructor(message: string, remediation: string, ctx: Ec2CallContext, d: Ec2ErrorDetail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
     this.region = ctx.region;
     this.operation = ctx.operation;
@@ -106,17 +103,14 @@ export abstract class TransientEc2Error extends TransientError implements Comput
 }
 
 /** A failure that retrying the same call will not cure. */
-export abstract class PermanentEc2Error extends PermanentError implements ComputeFailure {
+export abstract class PermanentEc2Error extends PermanentCondition implements ComputeFailure {
   abstract readonly kind: ComputeFailureKind;
-  readonly transient = false as const;
-  override readonly remediation: string;
   readonly code: string | undefined;
   readonly region: string | undefined;
   readonly operation: string | undefined;
 
   protected constructor(message: string, remediation: string, ctx: Ec2CallContext, d: Ec2ErrorDetail) {
-    super(message, { cause: d.cause, remediation });
-    this.remediation = remediation;
+    super(message, remediation, d.cause);
     this.code = d.code;
     this.region = ctx.region;
     this.operation = ctx.operation;

@@ -27,10 +27,12 @@ import {
   CommandBus,
   catalogue,
   type DrainOutcome,
+  type DrainSeen,
   derivedId,
   type EventOfAggregate,
   EventStore,
   eventSubject,
+  foldDrain,
   type Nats,
   nodeAggregateId,
   type RawEventEnvelope,
@@ -52,36 +54,8 @@ interface Progress<T> {
 /** Remembered looks per process: bounded, oldest forgotten first (a forgotten one is read again). */
 const MAX_REMEMBERED = 10_000;
 
-/** What the drain of one command has shown so far on the node's subject. */
-interface DrainSeen {
-  asked: boolean;
-  outcome?: DrainOutcome;
-}
-
-/**
- * Folds `events` (the node's, in log order) into what the drain `commandId` has shown:
- * the same answer as `drainOutcome` on the whole history, one event at a time. Pure.
- */
-export function foldDrain(
-  seen: DrainSeen,
-  events: readonly EventOfAggregate<"nodeop">[],
-  commandId: string,
-): DrainSeen {
-  let { asked, outcome } = seen;
-  for (const e of events) {
-    if (outcome) break;
-    if (e.type === "nodeop.rejected") {
-      if (e.data.commandId === commandId) outcome = { status: "failed", reason: e.data.reason };
-      continue;
-    }
-    if (e.meta.commandId === commandId) asked = true;
-    if (!asked) continue;
-    if (e.type === "nodeop.drained") outcome = { status: "drained" };
-    else if (e.type === "nodeop.drain-failed" || e.type === "nodeop.failed")
-      outcome = { status: "failed", reason: e.data.reason };
-  }
-  return outcome ? { asked, outcome } : { asked };
-}
+// Where a drain stands is libs/events' `foldDrain`, read here one slice at a time.
+export { foldDrain };
 
 /** Whether `node` is registered after `events` (the cluster's node facts, in log order). Pure. */
 export function foldRegistered(
