@@ -433,6 +433,11 @@ export class Cluster {
     q.splice(lo, 0, t);
   }
 
+  /** The sim time of the next effect time will make happen (undefined: none is queued). */
+  nextDueAt(): number | undefined {
+    return this.#timers[0]?.at;
+  }
+
   /** Applies everything due by `now`, in time order, then compacts old history. */
   advance(now: number): void {
     const q = this.#timers;

@@ -99,6 +99,8 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
   const missingImages = new Set<string>();
   const watches = new Set<WatchStream>();
   let ticker: ReturnType<typeof setInterval> | undefined;
+  /** The wake-up armed for the next due effect of a watched cluster (sim time `at`). */
+  let due: { at: number; timer: ReturnType<typeof setTimeout> } | undefined;
 
   const mustCluster = (id: string) => {
     const c = clusters.get(id);
@@ -112,6 +114,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     c.advance(ctx.clock.now());
     const out = fn(c);
     c.reconcile();
+    armDue();
     return out;
   };
 
@@ -231,9 +234,46 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
       clearInterval(ticker);
       ticker = undefined;
     }
+    armDue();
   };
 
-  async function handle({ req, res, url, body }: SimCall): Promise<void> {
+  /**
+   * Arms a wake-up for the moment the next effect of a watched cluster falls due (a pod
+   * turning Ready, a pod gone), so its watchers hear of it then — as a kubelet's status
+   * update reaches kube-apiserver's watchers at once — and not at the next tick, up to
+   * TICK_MS later. Nothing is armed while no watch is open.
+   */
+  function armDue(): void {
+    let next: number | undefined;
+    for (const c of clusters.values()) {
+      if (c.watchers.size === 0) continue;
+      const at = c.nextDueAt();
+      if (at !== undefined && (next === undefined || at < next)) next = at;
+    }
+    if (due && (next === undefined || next < due.at || watches.size === 0)) {
+      clearTimeout(due.timer);
+      due = undefined;
+    }
+    if (next === undefined || due || watches.size === 0) return;
+    const wallMs = Math.max(0, Math.ceil(ctx.clock.realMs(next - ctx.clock.now())));
+    const timer = setTimeout(() => {
+      due = undefined;
+      tick();
+    }, wallMs);
+    timer.unref?.();
+    due = { at: next, timer };
+  }
+
+  /** Serves one call, then arms the wake-up for what it made due (see armDue). */
+  async function handle(call: SimCall): Promise<void> {
+    try {
+      await serve(call);
+    } finally {
+      armDue();
+    }
+  }
+
+  async function serve({ req, res, url, body }: SimCall): Promise<void> {
     const m = /^\/k8s\/([^/]+)(\/.*)?$/.exec(url.pathname);
     const clusterId = m ? decodeURIComponent(m[1]!) : "";
     const method = req.method ?? "GET";

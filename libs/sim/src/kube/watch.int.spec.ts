@@ -1,13 +1,18 @@
 import {
   ADD,
+  AppsV1Api,
+  CoreV1Api,
   DELETE,
+  KubeConfig,
   makeInformer,
   PatchStrategy,
   setHeaderOptions,
   UPDATE,
   type V1Node,
+  type V1Pod,
 } from "@kubernetes/client-node";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { startSim } from "../sim.ts";
 import { WATCH_CACHE_FRESH_MS, WATCH_CACHE_MIN } from "./cluster.ts";
 import { agent, type KubeHarness, kubeSim, LATENCIES, podSpec, watch } from "./test-support.ts";
 
@@ -164,6 +169,65 @@ describe("watch", () => {
     h.sim.clock.advance(LATENCIES.podTermination * 1000);
     // no request follows: the watch's own tick applies the termination
     await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["MODIFIED", "DELETED"]));
+  });
+
+  it("a watcher hears a pod turn Ready when it falls due, not at the next tick", async () => {
+    // As on a real cluster, where the kubelet's status update reaches the API server's
+    // watchers at once. Three Deployments started 70 ms apart: a 200 ms ticker alone
+    // would tell at least one of them 130 ms or more late, whatever its phase.
+    const readyMs = 1_000;
+    const sim = await startSim({ seed: 3, timeScale: 1, latencies: { ...LATENCIES, deploymentReady: 1 } });
+    try {
+      sim.world.kube.ensureCluster("c2");
+      sim.world.kube.registerNode("c2", agent("n1"));
+      const kc = new KubeConfig();
+      kc.loadFromString(sim.world.kube.kubeconfig("c2"));
+      const apps = kc.makeApiClient(AppsV1Api);
+      const core = kc.makeApiClient(CoreV1Api);
+      const rv = (await core.listNamespacedPod({ namespace: "default" })).metadata!.resourceVersion!;
+      const readyAt = new Map<string, number>();
+      const w = await watch(kc, "/api/v1/namespaces/default/pods", { resourceVersion: rv });
+      stops.push(w.stop);
+      const seen = () => {
+        for (const e of w.events) {
+          const app = (e.object.metadata as { labels?: Record<string, string> }).labels?.app ?? "";
+          const ready = (e.object as V1Pod).status?.conditions?.some(
+            (c) => c.type === "Ready" && c.status === "True",
+          );
+          if (ready && !readyAt.has(app)) readyAt.set(app, performance.now());
+        }
+      };
+      const created = new Map<string, number>();
+      for (const app of ["a", "b", "c"]) {
+        created.set(app, performance.now());
+        await apps.createNamespacedDeployment({
+          namespace: "default",
+          body: {
+            metadata: { name: app },
+            spec: {
+              replicas: 1,
+              selector: { matchLabels: { app } },
+              template: { metadata: { labels: { app } }, spec: podSpec() },
+            },
+          },
+        });
+        await new Promise((r) => setTimeout(r, 70));
+      }
+      await vi.waitFor(
+        () => {
+          seen();
+          expect(readyAt.size).toBe(3);
+        },
+        { timeout: 5_000, interval: 5 },
+      );
+      const lateMs = [...created].map(([app, t]) => readyAt.get(app)! - (t + readyMs));
+      for (const late of lateMs) {
+        expect(late).toBeGreaterThanOrEqual(-5); // never before it is due
+        expect(late).toBeLessThan(60);
+      }
+    } finally {
+      await sim.stop();
+    }
   });
 
   it("ends open watches during a kube-down outage; a new watch gets 503 until it is over", async () => {
