@@ -105,15 +105,20 @@ export type NodeWatchEvent =
  *  - `failed`: the watch could not be established (connection refused, 5xx, refused,
  *    no kubeconfig): the API is unreachable for node-ops. `error` is safe to record.
  */
-export type NodeWatchEnd =
+export type WatchEnd =
   | { readonly reason: "closed" }
   | { readonly reason: "expired" }
   | { readonly reason: "failed"; readonly error: Error };
 
 /** An open watch; `stop()` ends it, and no callback runs after it. Idempotent. */
-export interface NodeWatch {
+export interface WatchHandle {
   stop(): void;
 }
+
+/** How a node watch ended (see `WatchEnd`). */
+export type NodeWatchEnd = WatchEnd;
+/** An open node watch. */
+export type NodeWatch = WatchHandle;
 
 /** Reading a cluster's nodes, as node-ops' watcher does (list, then watch from its resourceVersion). */
 export interface KubeNodes {

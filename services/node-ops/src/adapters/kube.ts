@@ -25,14 +25,7 @@ import {
   type RunnerLogger,
 } from "@cairn/events";
 import { Resilience, resilienceMetricsObserver } from "@cairn/service";
-import {
-  CoreV1Api,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Node,
-  Watch,
-} from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import {
   CORDON_REASON,
   CORDONED_BY,
@@ -63,6 +56,7 @@ import {
   pdbOfEvictionRefusal,
 } from "./kube-errors.ts";
 import { guardedApi } from "./kube-resilience.ts";
+import { openWatch } from "./kube-watch.ts";
 
 export { pdbOfEvictionRefusal };
 
@@ -137,9 +131,6 @@ export function observedNodeOf(n: V1Node): ObservedNode {
 export function describeKubeError(clusterId: string, err: unknown): Error {
   return classifyKubeError(err, { clusterId });
 }
-
-/** A watch ends quietly after this long (the server's own timeout, below client-node's inactivity limit matters not). */
-const WATCH_TIMEOUT_SECONDS = 300;
 
 /**
  * A refused eviction, as the drain reads it: a budget that allows no more disruptions
@@ -314,83 +305,31 @@ export function createKube(
     }
   };
 
-  const watchNodes = async (
+  const watchNodes = (
     clusterId: string,
     resourceVersion: string,
     onEvent: (e: NodeWatchEvent) => void,
     onEnd: (end: NodeWatchEnd) => void,
     parameter?: string,
-  ): Promise<NodeWatch> => {
-    let stopped = false;
-    let ended = false;
-    let established = false;
-    let controller: AbortController | undefined;
-    const end = (e: NodeWatchEnd) => {
-      if (ended || stopped) return;
-      ended = true;
-      controller?.abort();
-      onEnd(e);
-    };
-    const handle: NodeWatch = {
-      stop: () => {
-        stopped = true;
-        controller?.abort();
+  ): Promise<NodeWatch> =>
+    openWatch({
+      kubeConfig: async () => (await clients(clusterId, parameter)).kc,
+      path: "/api/v1/nodes",
+      resourceVersion,
+      onObject: (phase, obj) => {
+        const n = obj as V1Node;
+        const rv = n?.metadata?.resourceVersion ?? "";
+        if (phase === "BOOKMARK") {
+          if (rv) onEvent({ kind: "bookmark", resourceVersion: rv });
+        } else if (phase === "DELETED") {
+          onEvent({ kind: "removed", node: n.metadata?.name ?? "", resourceVersion: rv });
+        } else {
+          onEvent({ kind: "upsert", node: observedNodeOf(n), resourceVersion: rv });
+        }
       },
-    };
-    let kc: KubeConfig;
-    try {
-      kc = (await clients(clusterId, parameter)).kc;
-    } catch (err) {
-      end({ reason: "failed", error: describeKubeError(clusterId, err) });
-      return handle;
-    }
-    const w = new Watch(kc);
-    try {
-      controller = await w.watch(
-        "/api/v1/nodes",
-        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_SECONDS },
-        (phase: string, obj: unknown) => {
-          if (ended || stopped) return;
-          const o = obj as V1Node & { code?: number };
-          const rv = o?.metadata?.resourceVersion ?? "";
-          switch (phase) {
-            case "ADDED":
-            case "MODIFIED":
-              onEvent({ kind: "upsert", node: observedNodeOf(o), resourceVersion: rv });
-              return;
-            case "DELETED":
-              onEvent({ kind: "removed", node: o.metadata?.name ?? "", resourceVersion: rv });
-              return;
-            case "BOOKMARK":
-              if (rv) onEvent({ kind: "bookmark", resourceVersion: rv });
-              return;
-            case "ERROR":
-              // 410 Expired: the resourceVersion was compacted away; anything else ends the watch.
-              end(o?.code === 410 ? { reason: "expired" } : { reason: "closed" });
-              return;
-            default:
-              return;
-          }
-        },
-        (err: unknown) => {
-          if (!err || established) {
-            // A stream that ended after it was open (server timeout, inactivity, a dropped
-            // connection): resume; if the API is really gone, the next watch fails to start.
-            end({ reason: "closed" });
-            return;
-          }
-          const status = (err as { statusCode?: number }).statusCode;
-          if (status === 410) end({ reason: "expired" });
-          else end({ reason: "failed", error: refusedOrRaw(clusterId, err) });
-        },
-      );
-      established = true;
-      if (stopped) controller.abort();
-    } catch (err) {
-      end({ reason: "failed", error: refusedOrRaw(clusterId, err) });
-    }
-    return handle;
-  };
+      onEnd,
+      classify: (err) => refusedOrRaw(clusterId, err),
+    });
 
   return {
     listNodes,

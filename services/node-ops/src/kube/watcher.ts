@@ -4,25 +4,13 @@
  * `kube.observe-*` commands. The decider records only what changed, so the watcher may
  * report the same thing again (a resumed watch, a relist) without spamming the log.
  *
- * One loop per cluster, as numbered steps:
- *  1. No resourceVersion to resume from: list → `observe-api {reachable: true}` and
- *     `observe-node-list` (a full resync); the list's resourceVersion is where the watch starts.
- *  2. Watch from the resourceVersion. Each change is recorded in order; the
- *     resourceVersion moves on only once its observation is recorded, so resuming never
- *     skips one.
- *  3. The watch ended:
- *     - closed (server timeout, dropped stream): resume from the last resourceVersion (2);
- *     - silent (no event and no bookmark for `silenceMs`): relist (1). A watch resumed
- *       from a resourceVersion the server has not reached (its datastore was replaced)
- *       stays open and says nothing, for ever, on the real API server: only a relist
- *       finds where the server is now. A quiet but healthy cluster costs one list per
- *       `silenceMs`, and the decider records nothing new;
- *     - expired (410 Gone): relist (1);
- *     - failed (could not connect, 5xx, refused): `observe-api {reachable: false, reason}`,
- *       wait (capped exponential backoff, full jitter) and relist (1).
- *  A list that fails is reported and retried the same way. Recording that fails (NATS
- *  unavailable) is logged and retried with backoff from a relist, never reported as the
- *  API's fault.
+ * One list-and-watch loop per cluster (watch/list-watch.ts: list, watch from the list's
+ * resourceVersion, resume when the watch closes, relist on 410 Gone or a silent watch,
+ * back off after a failure). A list is recorded as `observe-api {reachable: true}` and
+ * `observe-node-list` (a full resync); each change as `observe-node` or
+ * `observe-node-removed`; a list or watch that fails as `observe-api {reachable: false,
+ * reason}`. Recording that fails (NATS unavailable) is logged and retried with backoff
+ * from a relist, never reported as the API's fault.
  */
 import {
   type CommandDataInput,
@@ -30,7 +18,6 @@ import {
   commandCausedBy,
   continueTrace,
   derivedId,
-  fullJitterBackoff,
   type KubeCommand,
   type KubeEvent,
   newId,
@@ -38,7 +25,8 @@ import {
   type RunnerLogger,
   SpanAttributes,
 } from "@cairn/events";
-import type { KubeNodes, NodeWatch, NodeWatchEnd, NodeWatchEvent } from "../ports.ts";
+import type { KubeNodes, NodeList, NodeWatchEvent } from "../ports.ts";
+import { startListWatch } from "../watch/list-watch.ts";
 import type { KubeState } from "./decider.ts";
 
 /**
@@ -91,11 +79,7 @@ class RecordFailure extends Error {
   override readonly name = "RecordFailure";
 }
 
-/** A watch that lived less than this and ended is counted as a failure for the backoff (no hot loop). */
-const SHORT_WATCH_MS = 1_000;
-
 export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
-  const backoff = fullJitterBackoff(o.backoff?.baseMs ?? 500, o.backoff?.maxMs ?? 30_000, o.random);
   const silenceMs = o.silenceMs ?? 150_000;
   const loops = new Map<string, { stop(): Promise<void>; version: number }>();
 
@@ -128,200 +112,49 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
     }
   };
 
+  /** One cluster's list-and-watch loop (watch/list-watch.ts), its changes recorded as kube observations. */
   const run = (clusterId: string, parameter: string | undefined) => {
-    let stopped = false;
-    let onStop: () => void = () => {};
-    /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */
-    const stopping = new Promise<undefined>((resolve) => {
-      onStop = () => resolve(undefined);
-    });
-    let current: NodeWatch | undefined;
-    /** When the cluster last said anything (a list, an event, a bookmark): the silence bound counts from it. */
-    let heardAt = Date.now();
-    let wakeUp: (() => void) | undefined;
-    /** Ends the watch in hand at once (on stop): its end callback will not come. */
-    let abandon: (() => void) | undefined;
-    const sleep = (ms: number) =>
-      new Promise<void>((resolve) => {
-        if (stopped) return resolve();
-        const t = setTimeout(resolve, ms);
-        wakeUp = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      }).finally(() => {
-        wakeUp = undefined;
-      });
-    const log = (level: "info" | "warn", obj: object, msg: string) =>
-      o.logger?.[level]({ cluster: clusterId, ...obj }, msg);
+    const log = (obj: object, msg: string) => o.logger?.warn({ cluster: clusterId, ...obj }, msg);
     /** The cluster's origin once read (looked up again at each relist until it is). */
     let origin: ClusterOrigin | undefined;
-    const lookUpOrigin = async () => {
-      if (origin || !o.originOf) return;
-      try {
-        origin = await o.originOf(clusterId);
-      } catch (err) {
-        log(
-          "warn",
-          { err: String(err) },
-          "could not read the cluster's origin; its facts are traced on their own",
-        );
-      }
-    };
     const report = <T extends KubeCommand["type"]>(type: T, data: CommandDataInput<T>) =>
       record(clusterId, origin ?? unknownOrigin(clusterId), type, data);
 
-    const unreachable = async (err: unknown) => {
-      const reason = err instanceof Error ? err.message : String(err);
-      log("warn", { reason }, "Kubernetes API unreachable");
-      try {
-        await report("kube.observe-api", { clusterId, reachable: false, reason });
-      } catch (e) {
-        log("warn", { err: String(e) }, "could not record the API as unreachable");
-      }
-    };
-
-    /** Step 2: one watch, recording in order; resolves with how it ended and the last recorded resourceVersion. */
-    const watchOnce = (from: string) =>
-      new Promise<{
-        end: NodeWatchEnd | { reason: "record-failed"; error: Error } | { reason: "silent" };
-        rv: string;
-      }>((resolve) => {
-        let rv = from;
-        let chain: Promise<void> = Promise.resolve();
-        let failed: Error | undefined;
-        let quiet: ReturnType<typeof setTimeout> | undefined;
-        const settle = (r: Parameters<typeof resolve>[0]) => {
-          clearTimeout(quiet);
-          resolve(r);
-        };
-        /**
-         * (Re)arms the silence bound: it fires when nothing at all (event or bookmark) has
-         * come for `silenceMs` since the last list, across resumed watches (a blind watch
-         * ends at its server timeout and is resumed just as blind).
-         */
-        const heard = (now?: number) => {
-          if (now !== undefined) heardAt = now;
-          clearTimeout(quiet);
-          quiet = setTimeout(
-            () => {
-              current?.stop();
-              void chain.then(() => settle({ end: { reason: "silent" }, rv }));
-            },
-            Math.max(0, heardAt + silenceMs - Date.now()),
-          );
-          quiet.unref?.();
-        };
-        heard();
-        // On stop: no end callback will come; what is being recorded finishes first.
-        abandon = () => void chain.then(() => settle({ end: { reason: "closed" }, rv }));
-        const observe = (e: NodeWatchEvent) => {
-          heard(Date.now());
-          chain = chain.then(async () => {
-            if (failed || stopped) return;
-            try {
-              if (e.kind === "upsert") await report("kube.observe-node", { clusterId, ...e.node });
-              else if (e.kind === "removed")
-                await report("kube.observe-node-removed", { clusterId, node: e.node });
-              rv = e.resourceVersion;
-            } catch (err) {
-              failed = err instanceof Error ? err : new Error(String(err));
-              current?.stop();
-              settle({ end: { reason: "record-failed", error: failed }, rv });
-            }
-          });
-        };
-        const ended = (end: NodeWatchEnd) => {
-          // Everything seen before the end is recorded before the next step.
-          clearTimeout(quiet);
-          void chain.then(() => settle({ end, rv }));
-        };
-        void o.nodes.watchNodes(clusterId, from, observe, ended, parameter).then((w) => {
-          current = w;
-          if (stopped || failed) w.stop();
-        });
-      });
-
-    const loop = (async () => {
-      let rv: string | undefined;
-      let failures = 0;
-      while (!stopped) {
-        // 1. (re)list
-        if (rv === undefined) {
-          await lookUpOrigin();
-          let list: Awaited<ReturnType<KubeNodes["listNodes"]>> | undefined;
-          try {
-            list = await Promise.race([o.nodes.listNodes(clusterId, parameter), stopping]);
-          } catch (err) {
-            if (stopped) break;
-            await unreachable(err);
-            await sleep(backoff(++failures));
-            continue;
-          }
-          if (stopped || !list) break;
-          try {
-            await report("kube.observe-api", { clusterId, reachable: true });
-            await report("kube.observe-node-list", { clusterId, nodes: [...list.nodes] });
-          } catch (err) {
-            log("warn", { err: String(err) }, "could not record the node list; relisting later");
-            await sleep(backoff(++failures));
-            continue;
-          }
-          rv = list.resourceVersion;
-          heardAt = Date.now();
-          failures = 0;
-          log("info", { resourceVersion: rv, nodes: list.nodes.length }, "nodes listed; watching");
+    return startListWatch<NodeList, NodeWatchEvent>({
+      what: "nodes",
+      logFields: { cluster: clusterId },
+      ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.backoff ? { backoff: o.backoff } : {}),
+      silenceMs,
+      ...(o.random ? { random: o.random } : {}),
+      list: () => o.nodes.listNodes(clusterId, parameter),
+      watch: (from, onEvent, onEnd) => o.nodes.watchNodes(clusterId, from, onEvent, onEnd, parameter),
+      beforeList: async () => {
+        if (origin || !o.originOf) return;
+        try {
+          origin = await o.originOf(clusterId);
+        } catch (err) {
+          log({ err: String(err) }, "could not read the cluster's origin; its facts are traced on their own");
         }
-        // 2. watch
-        const started = Date.now();
-        const { end, rv: last } = await watchOnce(rv);
-        current = undefined;
-        abandon = undefined;
-        if (stopped) break;
-        rv = last;
-        // 3. how it ended
-        switch (end.reason) {
-          case "closed":
-            // Resume from where it was; only a watch that keeps ending at once backs off.
-            if (Date.now() - started < SHORT_WATCH_MS) await sleep(backoff(++failures));
-            else failures = 0;
-            break;
-          case "expired":
-            log("info", { resourceVersion: rv }, "resourceVersion expired (410); relisting");
-            rv = undefined;
-            break;
-          case "silent":
-            log(
-              "info",
-              { resourceVersion: rv, silenceMs },
-              "watch silent (no event, no bookmark); relisting",
-            );
-            rv = undefined;
-            break;
-          case "failed":
-            await unreachable(end.error);
-            rv = undefined;
-            await sleep(backoff(++failures));
-            break;
-          case "record-failed":
-            log("warn", { err: String(end.error.cause ?? end.error) }, "could not record; relisting later");
-            rv = undefined;
-            await sleep(backoff(++failures));
-            break;
-        }
-      }
-    })();
-
-    return {
-      stop: async () => {
-        stopped = true;
-        onStop();
-        current?.stop();
-        abandon?.();
-        wakeUp?.();
-        await loop;
       },
-    };
+      onList: async (list) => {
+        await report("kube.observe-api", { clusterId, reachable: true });
+        await report("kube.observe-node-list", { clusterId, nodes: [...list.nodes] });
+      },
+      onEvent: async (e) => {
+        if (e.kind === "upsert") await report("kube.observe-node", { clusterId, ...e.node });
+        else if (e.kind === "removed") await report("kube.observe-node-removed", { clusterId, node: e.node });
+      },
+      onUnreachable: async (err) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        log({ reason }, "Kubernetes API unreachable");
+        try {
+          await report("kube.observe-api", { clusterId, reachable: false, reason });
+        } catch (e) {
+          log({ err: String(e) }, "could not record the API as unreachable");
+        }
+      },
+    });
   };
 
   return {

@@ -1,0 +1,106 @@
+/**
+ * One Kubernetes watch through client-node's `Watch`, its end told the way node-ops'
+ * list-and-watch loop (watch/list-watch.ts) reads it: `closed` (the stream ended after it
+ * was open: the server's `timeoutSeconds`, client-node's inactivity limit, a dropped
+ * connection) → resume; `expired` (410 Gone, as an ERROR event or as the answer) →
+ * relist; `failed` (no kubeconfig, refused, 5xx, no connection) → the API is unreachable.
+ * Used for the nodes (kube.ts) and the session pods (session-workloads.ts).
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Watch } from "@kubernetes/client-node";
+import type { WatchEnd, WatchHandle } from "../ports.ts";
+
+/**
+ * A watch ends quietly after this long (sim seconds on the sim): the server's own
+ * timeout, as client-go's reflector asks for one (5–10 minutes), so no watch is held for
+ * ever through a proxy that dropped it silently.
+ */
+export const WATCH_TIMEOUT_SECONDS = 300;
+
+export type WatchPhase = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
+
+export interface OpenWatchOptions {
+  /** The cluster's KubeConfig; a failure to get it ends the watch as `failed`. */
+  kubeConfig(): Promise<KubeConfig>;
+  /** The collection's path (`/api/v1/nodes`, `/api/v1/namespaces/<ns>/pods`). */
+  path: string;
+  resourceVersion: string;
+  labelSelector?: string;
+  /** Each object in order; `BOOKMARK` carries only kind and resourceVersion. */
+  onObject(phase: WatchPhase, obj: unknown): void;
+  /** Exactly once, unless stopped first. */
+  onEnd(end: WatchEnd): void;
+  /** A failure to open it, classified, its message safe to record (no bodies, no credentials). */
+  classify(err: unknown): Error;
+}
+
+/** Opens the watch. Never rejects: one that cannot start ends with `failed`. */
+export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
+  let stopped = false;
+  let ended = false;
+  let established = false;
+  let controller: AbortController | undefined;
+  const end = (e: WatchEnd) => {
+    if (ended || stopped) return;
+    ended = true;
+    controller?.abort();
+    o.onEnd(e);
+  };
+  const handle: WatchHandle = {
+    stop: () => {
+      stopped = true;
+      controller?.abort();
+    },
+  };
+  let kc: KubeConfig;
+  try {
+    kc = await o.kubeConfig();
+  } catch (err) {
+    end({ reason: "failed", error: o.classify(err) });
+    return handle;
+  }
+  try {
+    controller = await new Watch(kc).watch(
+      o.path,
+      {
+        resourceVersion: o.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+        ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+      },
+      (phase: string, obj: unknown) => {
+        if (ended || stopped) return;
+        switch (phase) {
+          case "ADDED":
+          case "MODIFIED":
+          case "DELETED":
+          case "BOOKMARK":
+            o.onObject(phase, obj);
+            return;
+          case "ERROR":
+            // 410 Expired: the resourceVersion left the watch cache; anything else ends the watch.
+            end((obj as { code?: number })?.code === 410 ? { reason: "expired" } : { reason: "closed" });
+            return;
+          default:
+            return;
+        }
+      },
+      (err: unknown) => {
+        if (!err || established) {
+          // A stream that ended after it was open (server timeout, inactivity, a dropped
+          // connection): resume; if the API is really gone, the next watch fails to start.
+          end({ reason: "closed" });
+          return;
+        }
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status === 410) end({ reason: "expired" });
+        else end({ reason: "failed", error: o.classify(err) });
+      },
+    );
+    established = true;
+    if (stopped) controller.abort();
+  } catch (err) {
+    end({ reason: "failed", error: o.classify(err) });
+  }
+  return handle;
+}

@@ -1,0 +1,252 @@
+/**
+ * List, then watch from the list's resourceVersion: the loop every node-ops watch runs
+ * (the node facts of kube/watcher.ts, the session pods of workload/session-pod-watch.ts),
+ * kept once so its failure rules cannot drift apart. It is client-go's reflector in small:
+ *
+ *  1. No resourceVersion to resume from: list → `onList` (a full resync); the list's
+ *     resourceVersion is where the watch starts.
+ *  2. Watch from the resourceVersion. Each change goes to `onEvent`, in order; the
+ *     resourceVersion moves on only once `onEvent` has taken the change in, so resuming
+ *     never skips one. A BOOKMARK only moves the resourceVersion on.
+ *  3. The watch ended:
+ *     - closed (the server's timeout, a dropped stream): resume from the last resourceVersion (2);
+ *     - silent (no event and no bookmark for `silenceMs`): relist (1). A watch resumed
+ *       from a resourceVersion the server has not reached (its datastore was replaced)
+ *       stays open and says nothing, for ever, on the real API server: only a relist
+ *       finds where the server is now. A quiet but healthy cluster costs one list per
+ *       `silenceMs`;
+ *     - expired (410 Gone: the resourceVersion left the watch cache): relist (1);
+ *     - failed (could not connect, 5xx, refused): `onUnreachable`, wait (capped
+ *       exponential backoff, full jitter) and relist (1).
+ *  A list that fails goes to `onUnreachable` and is retried the same way. `onList` or
+ *  `onEvent` failing (what takes the change in is at fault, not the API) is logged and
+ *  retried with backoff from a relist.
+ */
+import { fullJitterBackoff, type RunnerLogger } from "@cairn/events";
+import type { WatchEnd, WatchHandle } from "../ports.ts";
+
+/** What a watch delivers: changes of some kind, and bookmarks, each with the resourceVersion to resume after it. */
+export type WatchedChange = { readonly kind: string; readonly resourceVersion: string };
+
+export interface ListWatchOptions<L extends { resourceVersion: string }, E extends WatchedChange> {
+  /** What is watched, for log lines ("nodes", "session pods"). */
+  what: string;
+  /** Fields every log line carries (the cluster). */
+  logFields: Record<string, unknown>;
+  list(): Promise<L>;
+  /**
+   * Watches from `resourceVersion`; `onEvent` in order, `onEnd` exactly once unless stopped
+   * first. Never rejects: a watch that cannot start ends with `failed`.
+   */
+  watch(
+    resourceVersion: string,
+    onEvent: (e: E) => void,
+    onEnd: (end: WatchEnd) => void,
+  ): Promise<WatchHandle>;
+  /** Before each (re)list. Never throws. */
+  beforeList?(): Promise<void>;
+  /** A full list: take it in. Throwing relists later. */
+  onList(list: L): Promise<void>;
+  /** A change (never a BOOKMARK), in order. Throwing ends the watch and relists later. */
+  onEvent(e: E): Promise<void>;
+  /** The API could not be listed or watched. Never throws. */
+  onUnreachable(err: unknown): Promise<void>;
+  logger?: RunnerLogger;
+  /** Backoff after a failure: a random delay up to min(maxMs, baseMs·2^(n-1)). Default 500 ms → 30 s. */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** A watch that brings neither an event nor a bookmark for this long is relisted (default 150 s). */
+  silenceMs?: number;
+  random?: () => number;
+}
+
+export interface ListWatch {
+  /** Ends the loop (a list in hand is not waited for) and waits until it has. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** What takes a change in failed (the taker, not the API, is at fault). */
+class TakeFailure extends Error {
+  override readonly name = "TakeFailure";
+}
+
+/** A watch that lived less than this and ended is counted as a failure for the backoff (no hot loop). */
+const SHORT_WATCH_MS = 1_000;
+
+/**
+ * Starts the loop; it runs until `stop()`.
+ *
+ * @example
+ * const lw = startListWatch({ what: "nodes", logFields: { cluster }, list, watch,
+ *   onList: async (l) => record(l.nodes), onEvent: async (e) => record(e), onUnreachable: report });
+ * await lw.stop();
+ */
+export function startListWatch<L extends { resourceVersion: string }, E extends WatchedChange>(
+  o: ListWatchOptions<L, E>,
+): ListWatch {
+  const backoff = fullJitterBackoff(o.backoff?.baseMs ?? 500, o.backoff?.maxMs ?? 30_000, o.random);
+  const silenceMs = o.silenceMs ?? 150_000;
+  let stopped = false;
+  let onStop: () => void = () => {};
+  /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */
+  const stopping = new Promise<undefined>((resolve) => {
+    onStop = () => resolve(undefined);
+  });
+  let current: WatchHandle | undefined;
+  /** When the cluster last said anything (a list, an event, a bookmark): the silence bound counts from it. */
+  let heardAt = Date.now();
+  let wakeUp: (() => void) | undefined;
+  /** Ends the watch in hand at once (on stop): its end callback will not come. */
+  let abandon: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (stopped) return resolve();
+      const t = setTimeout(resolve, ms);
+      wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    }).finally(() => {
+      wakeUp = undefined;
+    });
+  const log = (level: "info" | "warn", obj: object, msg: string) =>
+    o.logger?.[level]({ ...o.logFields, ...obj }, msg);
+
+  /** Step 2: one watch, taking changes in in order; resolves with how it ended and the last resourceVersion taken in. */
+  const watchOnce = (from: string) =>
+    new Promise<{
+      end: WatchEnd | { reason: "take-failed"; error: Error } | { reason: "silent" };
+      rv: string;
+    }>((resolve) => {
+      let rv = from;
+      let chain: Promise<void> = Promise.resolve();
+      let failed: Error | undefined;
+      let quiet: ReturnType<typeof setTimeout> | undefined;
+      const settle = (r: Parameters<typeof resolve>[0]) => {
+        clearTimeout(quiet);
+        resolve(r);
+      };
+      /**
+       * (Re)arms the silence bound: it fires when nothing at all (event or bookmark) has
+       * come for `silenceMs` since the last list, across resumed watches (a blind watch
+       * ends at its server timeout and is resumed just as blind).
+       */
+      const heard = (now?: number) => {
+        if (now !== undefined) heardAt = now;
+        clearTimeout(quiet);
+        quiet = setTimeout(
+          () => {
+            current?.stop();
+            void chain.then(() => settle({ end: { reason: "silent" }, rv }));
+          },
+          Math.max(0, heardAt + silenceMs - Date.now()),
+        );
+        quiet.unref?.();
+      };
+      heard();
+      // On stop: no end callback will come; what is being taken in finishes first.
+      abandon = () => void chain.then(() => settle({ end: { reason: "closed" }, rv }));
+      const observe = (e: E) => {
+        heard(Date.now());
+        chain = chain.then(async () => {
+          if (failed || stopped) return;
+          try {
+            if (e.kind !== "bookmark") await o.onEvent(e);
+            rv = e.resourceVersion;
+          } catch (err) {
+            failed = new TakeFailure(`could not take in a ${o.what} change`, { cause: err });
+            current?.stop();
+            settle({ end: { reason: "take-failed", error: failed }, rv });
+          }
+        });
+      };
+      const ended = (end: WatchEnd) => {
+        // Everything seen before the end is taken in before the next step.
+        clearTimeout(quiet);
+        void chain.then(() => settle({ end, rv }));
+      };
+      void o.watch(from, observe, ended).then((w) => {
+        current = w;
+        if (stopped || failed) w.stop();
+      });
+    });
+
+  const loop = (async () => {
+    let rv: string | undefined;
+    let failures = 0;
+    while (!stopped) {
+      // 1. (re)list
+      if (rv === undefined) {
+        await o.beforeList?.();
+        let list: L | undefined;
+        try {
+          list = await Promise.race([o.list(), stopping]);
+        } catch (err) {
+          if (stopped) break;
+          await o.onUnreachable(err);
+          await sleep(backoff(++failures));
+          continue;
+        }
+        if (stopped || !list) break;
+        try {
+          await o.onList(list);
+        } catch (err) {
+          log("warn", { err: String(err) }, `could not take in the ${o.what} list; relisting later`);
+          await sleep(backoff(++failures));
+          continue;
+        }
+        rv = list.resourceVersion;
+        heardAt = Date.now();
+        failures = 0;
+        log("info", { resourceVersion: rv }, `${o.what} listed; watching`);
+      }
+      // 2. watch
+      const started = Date.now();
+      const { end, rv: last } = await watchOnce(rv);
+      current = undefined;
+      abandon = undefined;
+      if (stopped) break;
+      rv = last;
+      // 3. how it ended
+      switch (end.reason) {
+        case "closed":
+          // Resume from where it was; only a watch that keeps ending at once backs off.
+          if (Date.now() - started < SHORT_WATCH_MS) await sleep(backoff(++failures));
+          else failures = 0;
+          break;
+        case "expired":
+          log("info", { resourceVersion: rv }, `${o.what}: resourceVersion expired (410); relisting`);
+          rv = undefined;
+          break;
+        case "silent":
+          log(
+            "info",
+            { resourceVersion: rv, silenceMs },
+            `${o.what}: watch silent (no event, no bookmark); relisting`,
+          );
+          rv = undefined;
+          break;
+        case "failed":
+          await o.onUnreachable(end.error);
+          rv = undefined;
+          await sleep(backoff(++failures));
+          break;
+        case "take-failed":
+          log("warn", { err: String(end.error.cause ?? end.error) }, `${end.error.message}; relisting later`);
+          rv = undefined;
+          await sleep(backoff(++failures));
+          break;
+      }
+    }
+  })();
+
+  return {
+    stop: async () => {
+      stopped = true;
+      onStop();
+      current?.stop();
+      abandon?.();
+      wakeUp?.();
+      await loop;
+    },
+  };
+}
