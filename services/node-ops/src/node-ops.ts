@@ -37,6 +37,11 @@ import { startRetiredNodes } from "./nodeop/retired-nodes.ts";
 import type { Kube, KubeNodes } from "./ports.ts";
 import { type SpotIntake, type SpotIntakeOptions, startSpotIntake } from "./spot/intake.ts";
 import { type SessionMoves, startSessionMoves } from "./workload/moves.ts";
+import {
+  createSessionPodWatch,
+  type SessionPodWatch,
+  type SessionPodWatchOptions,
+} from "./workload/session-pod-watch.ts";
 import type { SessionWorkloads } from "./workload/session-port.ts";
 import { type SessionReactorOptions, startSessionWorkloadReactor } from "./workload/session-reactor.ts";
 import { type WorkloadState, workloadDecider } from "./workload/workload.decider.ts";
@@ -102,6 +107,12 @@ export interface SessionWorkloadOptions
   /** How often the holder of the moves lease looks for moved session pods (default 10 s). */
   movesIntervalMs?: number;
   movesLeaseTtlMs?: number;
+  /**
+   * The session pod watch (workload/session-pod-watch.ts): a start or stop under way is
+   * seen done the moment its pod is Ready (or gone), not at the next poll. On by
+   * default; `false`: the polls alone.
+   */
+  podWatch?: Pick<SessionPodWatchOptions, "lingerMs" | "backoff" | "silenceMs"> | false;
 }
 
 export interface NodeOps {
@@ -112,6 +123,8 @@ export interface NodeOps {
   readonly workloadHandler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState> | undefined;
   /** One look for moved session pods now (when this process holds the moves lease). */
   lookForMovedSessions(): Promise<number>;
+  /** The clusters whose session pods this process watches now (a start or stop waits there). */
+  sessionPodWatches(): string[];
   /** True while this process holds the node-watch lease and watches the clusters. */
   watching(): boolean;
   /** The clusters whose nodes this process watches now (none unless `watching()`). */
@@ -204,6 +217,7 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     kubeHandler: facts?.handler,
     workloadHandler: sessions?.handler,
     lookForMovedSessions: async () => (await sessions?.moves.look()) ?? 0,
+    sessionPodWatches: () => sessions?.podWatch?.clusters() ?? [],
     watching: () => facts?.watching() ?? false,
     watchedClusters: () => facts?.clusters() ?? [],
     spotRegions: () => spot?.regions() ?? [],
@@ -236,9 +250,14 @@ async function startSessionWorkloads(
 ): Promise<{
   handler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState>;
   moves: SessionMoves;
+  podWatch: SessionPodWatch | undefined;
   stop(): Promise<void>;
 }> {
   const workloads = opts.workloads ?? createSessionWorkloads(adapter);
+  const podWatch =
+    opts.podWatch === false
+      ? undefined
+      : createSessionPodWatch({ workloads, ...(o.logger ? { logger: o.logger } : {}), ...opts.podWatch });
   const served = await serveAggregate({
     nats: o.nats,
     catalogue,
@@ -255,6 +274,7 @@ async function startSessionWorkloads(
     ...(opts.poll ? { poll: opts.poll } : {}),
     ...(opts.unschedulableGraceMs !== undefined ? { unschedulableGraceMs: opts.unschedulableGraceMs } : {}),
     ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+    ...(podWatch ? { podWatch } : {}),
   });
   const moves = await startSessionMoves({
     nats: o.nats,
@@ -268,10 +288,12 @@ async function startSessionWorkloads(
   return {
     handler: served.handler,
     moves,
+    podWatch,
     stop: async () => {
       await moves.stop();
       await served.stop();
       await reactor.stop();
+      await podWatch?.stop();
     },
   };
 }

@@ -11,7 +11,7 @@
  * `SessionKubeUnavailable` (transient), its message never holding a response body.
  */
 import { createHash } from "node:crypto";
-import { PermanentError, TransientError } from "@cairn/events";
+import { CairnError, PermanentError, TransientError } from "@cairn/events";
 import {
   ApiException,
   AppsV1Api,
@@ -28,10 +28,12 @@ import {
   SESSION_LABEL,
   SESSIONS_NAMESPACE,
   type SessionPod,
+  type SessionPodList,
   type SessionWorkloadSpec,
   type SessionWorkloads,
   USER_LABEL,
 } from "../workload/session-port.ts";
+import { openWatch } from "./kube-watch.ts";
 
 export class SessionKubeRefused extends PermanentError {
   override readonly name = "SessionKubeRefused";
@@ -132,6 +134,27 @@ export function createSessionWorkloads(o: {
     );
   };
 
+  /** A watch refused (401/403: the kubeconfig is dropped, as on any call) or not answered. */
+  const watchFailure = (clusterId: string, status: unknown, err: unknown): Error => {
+    if (status === 401 || status === 403) {
+      o.forgetKubeconfig?.(clusterId);
+      return new SessionKubeRefused(
+        `the Kubernetes API of cluster ${clusterId} refused node-ops (${status}) a watch of the session pods`,
+        { remediation: `give the kubeconfig's user RBAC permission to list and watch pods in ${ns}` },
+      );
+    }
+    if (typeof status === "number")
+      return new SessionKubeUnavailable(
+        `the Kubernetes API of cluster ${clusterId} answered ${status} to a watch of the session pods`,
+      );
+    // No answer at all (no kubeconfig, no connection): the cause holds no response body.
+    return err instanceof CairnError
+      ? err
+      : new SessionKubeUnavailable(`the Kubernetes API of cluster ${clusterId} did not answer a watch`, {
+          cause: err,
+        });
+  };
+
   const labels = (spec: SessionWorkloadSpec) => ({
     [SESSION_LABEL]: sessionNames(spec.sessionId).label,
     ...(LABEL_VALUE.test(spec.user) ? { [USER_LABEL]: spec.user } : {}),
@@ -178,14 +201,19 @@ export function createSessionWorkloads(o: {
     };
   };
 
-  const scale = async (clusterId: string, sessionId: string, replicas: number) => {
+  /** Scales the Deployment; false when it is not there (404). */
+  const scaleIfThere = async (clusterId: string, name: string, replicas: number): Promise<boolean> => {
     const { apps } = await apis(clusterId);
-    const name = sessionNames(sessionId).deployment;
     try {
       await apps.patchNamespacedDeploymentScale({ namespace: ns, name, body: { spec: { replicas } } }, merge);
+      return true;
     } catch (err) {
       failed(clusterId, `deployment ${name}`, err, [404]);
+      return false;
     }
+  };
+  const scale = async (clusterId: string, sessionId: string, replicas: number) => {
+    await scaleIfThere(clusterId, sessionNames(sessionId).deployment, replicas);
   };
 
   return {
@@ -194,6 +222,18 @@ export function createSessionWorkloads(o: {
     async ensure(spec) {
       const { apps, core } = await apis(spec.clusterId);
       const n = sessionNames(spec.sessionId);
+      // A wake: the Deployment is there (scaled to zero), so scaling it is the whole start
+      // and goes first (one call before the pod is on its way, not four). Its claim is
+      // made again only if someone deleted it (the pod waits for it, as the scheduler does).
+      if (await scaleIfThere(spec.clusterId, n.deployment, 1)) {
+        try {
+          await core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: claimOf(spec) });
+        } catch (err) {
+          failed(spec.clusterId, `persistentvolumeclaim ${n.volumeClaim}`, err, [409]); // there: as expected
+        }
+        return;
+      }
+      // A first start: the namespace, the claim, then the Deployment (one replica).
       try {
         await core.createNamespace({
           body: { metadata: { name: ns, labels: { "app.kubernetes.io/managed-by": "cairn" } } },
@@ -212,7 +252,7 @@ export function createSessionWorkloads(o: {
       } catch (err) {
         failed(spec.clusterId, `deployment ${n.deployment}`, err, [409]);
       }
-      // There already (a wake, or a redelivered start): one replica again.
+      // Made meanwhile (a redelivered start racing this one): one replica again.
       await scale(spec.clusterId, spec.sessionId, 1);
     },
 
@@ -241,29 +281,77 @@ export function createSessionWorkloads(o: {
     async look(clusterId, sessionId) {
       const { apps, core } = await apis(clusterId);
       const n = sessionNames(sessionId);
-      let deployment = false;
-      let volumeClaim = false;
-      try {
-        const d = await apps.readNamespacedDeployment({ namespace: ns, name: n.deployment });
-        deployment = !d.metadata?.deletionTimestamp;
-      } catch (err) {
-        failed(clusterId, `deployment ${n.deployment}`, err, [404]);
-      }
-      try {
-        await core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: n.volumeClaim });
-        volumeClaim = true;
-      } catch (err) {
-        failed(clusterId, `persistentvolumeclaim ${n.volumeClaim}`, err, [404]);
-      }
-      let pods: V1Pod[] = [];
-      try {
-        pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `${SESSION_LABEL}=${n.label}` }))
-          .items;
-      } catch (err) {
-        failed(clusterId, `the pods of ${n.deployment}`, err, [404]);
-      }
+      // Three independent reads, side by side: a look costs one round trip, not three.
+      const [deployment, volumeClaim, pods] = await Promise.all([
+        apps.readNamespacedDeployment({ namespace: ns, name: n.deployment }).then(
+          (d) => !d.metadata?.deletionTimestamp,
+          (err) => {
+            failed(clusterId, `deployment ${n.deployment}`, err, [404]); // throws unless 404
+            return false;
+          },
+        ),
+        core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: n.volumeClaim }).then(
+          () => true,
+          (err) => {
+            failed(clusterId, `persistentvolumeclaim ${n.volumeClaim}`, err, [404]);
+            return false;
+          },
+        ),
+        core.listNamespacedPod({ namespace: ns, labelSelector: `${SESSION_LABEL}=${n.label}` }).then(
+          (l) => l.items,
+          (err): V1Pod[] => {
+            failed(clusterId, `the pods of ${n.deployment}`, err, [404]);
+            return [];
+          },
+        ),
+      ]);
       return { deployment, volumeClaim, pods: pods.map(sessionPodOf) };
     },
+
+    async listSessionPods(clusterId): Promise<SessionPodList> {
+      const { core } = await apis(clusterId);
+      try {
+        const list = await core.listNamespacedPod({ namespace: ns, labelSelector: SESSION_LABEL });
+        return {
+          pods: list.items.map((p) => ({
+            session: p.metadata?.labels?.[SESSION_LABEL] ?? "",
+            pod: sessionPodOf(p),
+          })),
+          resourceVersion: list.metadata?.resourceVersion ?? "",
+        };
+      } catch (err) {
+        failed(clusterId, "the session pods", err);
+        throw err; // not reached: `failed` throws for every code not named
+      }
+    },
+
+    watchSessionPods: (clusterId, resourceVersion, onEvent, onEnd) =>
+      openWatch({
+        kubeConfig: () => o.kubeConfig(clusterId),
+        path: `/api/v1/namespaces/${ns}/pods`,
+        resourceVersion,
+        labelSelector: SESSION_LABEL,
+        onObject: (phase, obj) => {
+          const p = obj as V1Pod;
+          const rv = p?.metadata?.resourceVersion ?? "";
+          if (phase === "BOOKMARK") {
+            if (rv) onEvent({ kind: "bookmark", resourceVersion: rv });
+            return;
+          }
+          const session = p.metadata?.labels?.[SESSION_LABEL] ?? "";
+          if (phase === "DELETED")
+            onEvent({ kind: "removed", session, name: p.metadata?.name ?? "", resourceVersion: rv });
+          else onEvent({ kind: "upsert", session, pod: sessionPodOf(p), resourceVersion: rv });
+        },
+        onEnd,
+        // A watch that could not open fails with the HTTP status as `statusCode`, not an ApiException.
+        classify: (err) =>
+          watchFailure(
+            clusterId,
+            err instanceof ApiException ? err.code : (err as { statusCode?: unknown })?.statusCode,
+            err,
+          ),
+      }),
 
     async readyPods(clusterId) {
       const { core } = await apis(clusterId);

@@ -4,6 +4,7 @@
  * kubeconfig from the cluster's SecureString through the Kube adapter's cache).
  */
 import type { SessionTemplate } from "@cairn/events";
+import type { WatchEnd, WatchHandle } from "../ports.ts";
 
 /** The namespace every session's objects live in. */
 export const SESSIONS_NAMESPACE = "cairn-sessions";
@@ -41,6 +42,30 @@ export interface SessionLook {
   readonly pods: readonly SessionPod[];
 }
 
+/** The session pods of a cluster at one moment, and the resourceVersion a watch resumes from. */
+export interface SessionPodList {
+  /** Each pod with its session's label value (`names(id).label`). */
+  readonly pods: readonly { readonly session: string; readonly pod: SessionPod }[];
+  readonly resourceVersion: string;
+}
+
+/** One change a session pod watch reports, with the resourceVersion to resume after it. */
+export type SessionPodChange =
+  | {
+      readonly kind: "upsert";
+      readonly session: string;
+      readonly pod: SessionPod;
+      readonly resourceVersion: string;
+    }
+  | {
+      readonly kind: "removed";
+      readonly session: string;
+      readonly name: string;
+      readonly resourceVersion: string;
+    }
+  /** Nothing changed up to here (a BOOKMARK): resume from this resourceVersion. */
+  | { readonly kind: "bookmark"; readonly resourceVersion: string };
+
 export interface SessionWorkloads {
   /** The Kubernetes names of the session's objects (Deployment and claim share one). */
   names(sessionId: string): { deployment: string; volumeClaim: string; label: string };
@@ -56,4 +81,17 @@ export interface SessionWorkloads {
   look(clusterId: string, sessionId: string): Promise<SessionLook>;
   /** The Ready session pods of a cluster, by session label: one list for every session (the move observer). */
   readyPods(clusterId: string): Promise<ReadonlyMap<string, { name: string; node: string }>>;
+  /** Every session pod of the cluster (labelled with a session, in the sessions' namespace). */
+  listSessionPods(clusterId: string): Promise<SessionPodList>;
+  /**
+   * Watches the cluster's session pods from `resourceVersion`: `onEvent` in order, `onEnd`
+   * exactly once unless stopped first (closed: resume; expired, 410: relist; failed: the
+   * API cannot be reached). Never rejects.
+   */
+  watchSessionPods(
+    clusterId: string,
+    resourceVersion: string,
+    onEvent: (e: SessionPodChange) => void,
+    onEnd: (end: WatchEnd) => void,
+  ): Promise<WatchHandle>;
 }

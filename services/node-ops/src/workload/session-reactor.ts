@@ -4,7 +4,9 @@
  * recorded as an internal command naming the attempt (so a superseded attempt's late
  * record changes nothing, and a redelivered event decides nothing twice):
  *
- *  - `workload.starting` → create-or-adopt the claim and the Deployment, one replica → `record-started`;
+ *  - `workload.starting` → the Deployment scaled to one replica if it is there (a wake: one
+ *    call before the pod is on its way), else the namespace, claim and Deployment created
+ *    or adopted → `record-started`;
  *  - `workload.started`  → look at the pod until it is Ready → `record-running { node, pod }`;
  *    Unschedulable past `unschedulableGraceMs`, an image that cannot be pulled, or no
  *    Ready pod within `startTimeoutMs` → `record-failure` with the reason and a remedy;
@@ -13,7 +15,12 @@
  *    (also with nothing there, and when the cluster itself is gone).
  *
  * Nothing blocks: work not done yet is `RetryLaterError` with a proportional poll, so
- * JetStream is the timer and a killed process's look comes back within seconds.
+ * JetStream is the timer and a killed process's look comes back within seconds. While it
+ * waits, the look leaves a waiter on the cluster's session pod watch
+ * (session-pod-watch.ts): the change that ends the wait (the pod Ready, the last pod
+ * gone) makes it look again at once, so the outcome is recorded within milliseconds of
+ * it rather than at the next poll. The poll stays the net: a waiter lost with its process,
+ * or a watch that cannot be opened, costs a poll's delay, never an outcome.
  */
 import {
   type CommandDataInput,
@@ -34,7 +41,8 @@ import {
   type WorkloadEvent,
 } from "@cairn/events";
 import { isPermanentFailure } from "../ports.ts";
-import type { SessionWorkloads } from "./session-port.ts";
+import type { SessionPodWatch } from "./session-pod-watch.ts";
+import type { SessionPod, SessionWorkloads } from "./session-port.ts";
 import type { WorkloadState } from "./workload.decider.ts";
 
 export interface SessionReactorOptions {
@@ -48,7 +56,18 @@ export interface SessionReactorOptions {
   unschedulableGraceMs?: number;
   /** No Ready pod this long after its start is a failure (default 10 min). */
   startTimeoutMs?: number;
+  /** Where a look that must wait leaves a waiter (absent: the polls alone). */
+  podWatch?: SessionPodWatch;
 }
+
+/** A waiter outlives the poll it stands beside by this much, so the redelivery finds it (and replaces it). */
+const WAITER_SLACK_MS = 30_000;
+
+/** What a wait for a start ends on: a Ready pod, or one whose image cannot be pulled (a failure to record). */
+const startSettled = (pods: readonly SessionPod[]) =>
+  pods.some((p) => p.state === "ready" || p.state === "image");
+/** What a wait for a stop ends on: no pod left. */
+const stopSettled = (pods: readonly SessionPod[]) => pods.length === 0;
 
 type Event = ReactingEvent<"workload">;
 
@@ -136,9 +155,36 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
     });
   };
 
-  const awaitReady = async (e: Event) => {
+  /**
+   * Leaves a waiter on the cluster's session pods (when there is a pod watch), then
+   * hands the event back for the poll: the waiter's `act` is the same look, run at once
+   * when the watch sees the awaited change.
+   */
+  const waitOn = (
+    e: Event,
+    clusterId: string,
+    settled: (pods: readonly SessionPod[]) => boolean,
+    look: (e: Event) => Promise<"done" | "waiting">,
+    why: string,
+  ): never => {
+    const retry = later(e, why);
+    o.podWatch?.wait(
+      clusterId,
+      e.id,
+      {
+        session: w.names(e.aggregate.id).label,
+        reached: settled,
+        act: async () => (await look(e)) === "done",
+      },
+      retry.delayMs + WAITER_SLACK_MS,
+    );
+    throw retry;
+  };
+
+  /** One look at a start under way; records its outcome when there is one. */
+  const lookAtStart = async (e: Event): Promise<"done" | "waiting"> => {
     const s = await current(e, "Started");
-    if (!s?.clusterId || !s.template) return;
+    if (!s?.clusterId || !s.template) return "done";
     const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
     let look: Awaited<ReturnType<SessionWorkloads["look"]>>;
     try {
@@ -146,14 +192,14 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
     } catch (err) {
       if (!clusterFailure(err)) throw err;
       await fail(e, s, "start", "cluster", (err as Error).message, remediationOf(err));
-      return;
+      return "done";
     }
     const elapsed = Date.now() - Date.parse(e.time);
     const live = look.pods.filter((p) => p.state !== "terminating");
     const ready = live.find((p) => p.state === "ready");
     if (ready?.state === "ready") {
       await record(e, "workload.record-running", { ...key, node: ready.node, pod: ready.name });
-      return;
+      return "done";
     }
     const image = live.find((p) => p.state === "image");
     if (image?.state === "image") {
@@ -165,7 +211,7 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
         `the image ${s.template.image} cannot be pulled (${image.reason}): ${image.message}`,
         "check the image name and tag in the session template, and that the cluster may pull from its registry",
       );
-      return;
+      return "done";
     }
     const unschedulable = live.find((p) => p.state === "unschedulable");
     if (unschedulable?.state === "unschedulable" && elapsed >= grace) {
@@ -177,7 +223,7 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
         `no node of cluster ${s.clusterId} has room for the session (${s.template.cpu} CPU, ${s.template.memory} memory): ${unschedulable.message}`,
         `add nodes (or larger ones) to cluster ${s.clusterId}, end other sessions there, or ask for less CPU or memory`,
       );
-      return;
+      return "done";
     }
     if (elapsed >= startTimeout) {
       await fail(
@@ -188,7 +234,7 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
         `the session's pod was not Ready within ${Math.round(startTimeout / 1000)} s`,
         `look at the pod in namespace cairn-sessions of cluster ${s.clusterId} (kubectl describe pod)`,
       );
-      return;
+      return "done";
     }
     // The Deployment gone under us (deleted by hand): put it back, as a start would.
     if (!look.deployment)
@@ -198,24 +244,51 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
         user: s.user!,
         template: s.template,
       });
-    throw later(e, `session ${e.aggregate.id}: its pod is not Ready yet`);
+    return "waiting";
+  };
+
+  const awaitReady = async (e: Event) => {
+    if ((await lookAtStart(e)) === "done") return;
+    const { state } = await o.handler.read(e.aggregate, { atLeastSequence: e.sequence });
+    waitOn(
+      e,
+      state.clusterId!,
+      startSettled,
+      lookAtStart,
+      `session ${e.aggregate.id}: its pod is not Ready yet`,
+    );
+  };
+
+  /** One look at a stop under way: no pod left → recorded. */
+  const lookAtStop = async (e: Event): Promise<"done" | "waiting"> => {
+    const s = await current(e, "Stopping");
+    if (!s?.clusterId) return "done";
+    const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
+    try {
+      const look = await w.look(s.clusterId, e.aggregate.id);
+      if (look.pods.length > 0) return "waiting";
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      await fail(e, s, "stop", "cluster", (err as Error).message, remediationOf(err));
+      return "done";
+    }
+    await record(e, "workload.record-stopped", key);
+    return "done";
   };
 
   const stop = async (e: Event) => {
     const s = await current(e, "Stopping");
     if (!s?.clusterId) return;
-    const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
     try {
+      // Idempotent: a redelivery scales to zero again (someone may have scaled it up by hand).
       await w.scale(s.clusterId, e.aggregate.id, 0);
-      const look = await w.look(s.clusterId, e.aggregate.id);
-      if (look.pods.length > 0)
-        throw later(e, `session ${e.aggregate.id}: ${look.pods.length} pod(s) still there`);
     } catch (err) {
       if (!clusterFailure(err)) throw err;
       await fail(e, s, "stop", "cluster", (err as Error).message, remediationOf(err));
       return;
     }
-    await record(e, "workload.record-stopped", key);
+    if ((await lookAtStop(e)) === "done") return;
+    waitOn(e, s.clusterId, stopSettled, lookAtStop, `session ${e.aggregate.id}: its pod is still there`);
   };
 
   const remove = async (e: Event) => {
