@@ -426,7 +426,7 @@ export const quotaUsageView = z.object({
   memoryBytes: z.number().int(),
 });
 const quotaBreachFields = z.object({
-  scope: z.enum(["user", "group"]),
+  scope: z.enum(["user", "group", "cluster"]),
   owner: z.string(),
   dimension: z.enum(["sessions", "cpuMillis", "memoryBytes"]),
   limit: z.number().int(),
