@@ -67,7 +67,7 @@ describe("command handler", () => {
       decide: (command, state, ctx) =>
         ctx.observed?.open === false
           ? reject("conflict", "closed")
-          : counterDecider.decide(command, state, ctx),
+          : counterDecider.decide(command, state, { now: ctx.now, version: ctx.version }),
     };
     let open = false;
     const looks: string[] = [];
