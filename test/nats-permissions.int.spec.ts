@@ -16,6 +16,7 @@ import {
   CommandBus,
   ConcurrencyConflictError,
   catalogue,
+  clusterSessionsId,
   connectNats,
   EventStore,
   ensureConsumer,
@@ -602,6 +603,46 @@ describe("the real code paths under a service's permissions", () => {
           last?.string().includes("cluster.instance")
           ? last
           : undefined;
+      });
+      // A delete is decided on the cluster's sessions, read under the same permissions from
+      // their owner's subjects: one lives there, recorded as the idle-detector records it.
+      const sessionId = `perm-s-${randomBytes(3).toString("hex")}`;
+      await appendAsOwner(history, { type: "session", id: sessionId }, "session.requested", {
+        sessionId,
+        user: "alice",
+        clusterId,
+        template: { image: "ide:1", cpu: "1", memory: "1Gi", storage: "1Gi" },
+        idleTimeoutSeconds: 60,
+        maxLifetimeSeconds: 3600,
+        cause: "user",
+      });
+      await appendAsOwner(
+        history,
+        { type: "session", id: clusterSessionsId(clusterId) },
+        "session.quota-taken",
+        {
+          scope: "cluster",
+          owner: clusterId,
+          sessionId,
+          cpuMillis: 1000,
+          memoryBytes: 2 ** 30,
+          limits: {},
+          usage: { sessions: 1, cpuMillis: 1000, memoryBytes: 2 ** 30 },
+        },
+      );
+      await bus.send({ type: "cluster.delete", data: { clusterId }, meta: { actor: "perm-test" } });
+      await until("the delete refused", async () => {
+        const last = await lastEvent(`evt.cluster.${clusterId}`);
+        return last?.string().includes(`1 live session (1 Pending: ${sessionId})`) ? last : undefined;
+      });
+      await bus.send({
+        type: "cluster.delete",
+        data: { clusterId, force: true },
+        meta: { actor: "perm-test" },
+      });
+      await until("the forced delete", async () => {
+        const h = await history.load({ type: "cluster", id: clusterId });
+        return h.events.find((e) => e.type === "cluster.deletion-requested");
       });
     } finally {
       await running.stop();

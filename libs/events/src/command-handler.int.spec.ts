@@ -2,9 +2,15 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandHandler } from "./command-handler.ts";
 import type { Nats } from "./connection.ts";
+import { type Decider, reject } from "./decider.ts";
 import { EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import {
+  type CounterCommand,
+  type CounterEvent,
+  counterCatalogue,
+  counterDecider,
+} from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
 let js: TestJetStream;
@@ -52,6 +58,43 @@ describe("command handler", () => {
     // Another writer (cold cache, so it reads the log) sees it as done too.
     expect((await writer().handle(cmd)).status).toBe("duplicate");
     expect(await total("h1")).toEqual({ total: 3, positions: [1], commits: 1 });
+  });
+
+  it("a decision sees what `observe` read just before it, looked at again after a conflict", async () => {
+    // A decider that refuses while the outside world says "closed".
+    const gate: Decider<CounterCommand, CounterEvent, { total: number }, { open: boolean }> = {
+      ...counterDecider,
+      decide: (command, state, ctx) =>
+        ctx.observed?.open === false
+          ? reject("conflict", "closed")
+          : counterDecider.decide(command, state, { now: ctx.now, version: ctx.version }),
+    };
+    let open = false;
+    const looks: string[] = [];
+    const h = new CommandHandler({
+      decider: gate,
+      store,
+      catalogue: counterCatalogue,
+      observe: async (command, target) => {
+        looks.push(`${command.type} ${target.id}`);
+        return { open };
+      },
+    });
+    expect(await h.handle(increment("h-obs", 1))).toMatchObject({ status: "rejected", reason: "closed" });
+    open = true;
+    expect((await h.handle(increment("h-obs", 1))).status).toBe("accepted");
+    expect(looks).toEqual(["workload.increment h-obs", "workload.increment h-obs"]);
+    // A conflict (another writer appended behind this cache) decides again: it looks again.
+    await writer().handle(increment("h-obs", 1));
+    looks.length = 0;
+    expect((await h.handle(increment("h-obs", 1))).status).toBe("accepted");
+    expect(looks).toHaveLength(2);
+    // A command already handled is answered without a look.
+    const done = increment("h-obs", 1);
+    await h.handle(done);
+    looks.length = 0;
+    expect((await h.handle(done)).status).toBe("duplicate");
+    expect(looks).toEqual([]);
   });
 
   it("a rejection is an event naming the command and the reason", async () => {

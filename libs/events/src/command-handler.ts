@@ -38,8 +38,8 @@ interface Cached<S> {
   lifecycleTraceparent: string | undefined;
 }
 
-export interface CommandHandlerOptions<C extends Msg, E extends Msg, S> {
-  decider: Decider<C, E, S>;
+export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = undefined> {
+  decider: Decider<C, E, S, O>;
   store: EventStore;
   catalogue: Catalogue;
   /** Injected so tests can fix time. */
@@ -48,6 +48,13 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S> {
   maxConflictRetries?: number;
   /** Aggregates kept folded in memory; a conflict reloads from the log. */
   cacheSize?: number;
+  /**
+   * What a command's decision must see beyond its aggregate (a port: I/O), read just
+   * before deciding — after the aggregate is brought up to date, before every attempt —
+   * and handed to `decide` as `context.observed`. Undefined for commands that need
+   * nothing (it is asked about every command, so it answers those at once).
+   */
+  observe?: (command: CommandEnvelope<C>, target: AggregateRef) => Promise<O | undefined>;
 }
 
 /**
@@ -58,15 +65,18 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S> {
  *  4. Append with the expected last sequence.
  *  5. On a conflict, reload and go to 2 (bounded); never double-append.
  */
-export class CommandHandler<C extends Msg, E extends Msg, S> {
-  readonly #o: Required<Omit<CommandHandlerOptions<C, E, S>, "clock">> & { clock: () => Date };
+export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
+  readonly #o: Required<Omit<CommandHandlerOptions<C, E, S, O>, "clock" | "observe">> & {
+    clock: () => Date;
+    observe?: CommandHandlerOptions<C, E, S, O>["observe"];
+  };
   readonly #cache = new Map<string, Cached<S>>();
   /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
   readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0, staleReads: 0 };
 
-  constructor(options: CommandHandlerOptions<C, E, S>) {
+  constructor(options: CommandHandlerOptions<C, E, S, O>) {
     this.#o = { clock: () => new Date(), maxConflictRetries: 8, cacheSize: 10_000, ...options };
   }
 
@@ -88,15 +98,17 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     const command = parsed.command as CommandEnvelope<C>;
     if (opts.atLeastSequence !== undefined)
       await this.read(parsed.target, { atLeastSequence: opts.atLeastSequence });
+    const observe = this.#o.observe;
     return await this.#withRetries(
       parsed.target,
       command.id,
-      (agg, ctx) => {
-        const decision = this.#o.decider.decide(command, agg.state, ctx);
+      (agg, ctx, observed) => {
+        const decision = this.#o.decider.decide(command, agg.state, { ...ctx, observed });
         if (isRejection(decision)) return { rejection: decision.rejected };
         return { events: decision };
       },
       command,
+      observe ? () => observe(command, parsed.target) : undefined,
     );
   }
 
@@ -171,8 +183,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
     decide: (
       agg: Cached<S>,
       ctx: { now: Date; version: number },
+      observed: O | undefined,
     ) => { events: readonly E[] } | { rejection: { code: RejectionCode; reason: string } },
     command: RawCommand,
+    observe?: () => Promise<O | undefined>,
   ): Promise<HandleOutcome> {
     const commitId = commitIdFor(commandId, target);
     for (let attempt = 0; attempt <= this.#o.maxConflictRetries; attempt++) {
@@ -183,9 +197,11 @@ export class CommandHandler<C extends Msg, E extends Msg, S> {
         this.stats.duplicates++;
         return { status: "duplicate" };
       }
-      // 3. decide
+      // 3. decide, on what the world looks like now (each attempt looks again: a
+      //    conflict means time passed)
+      const observed = observe ? await observe() : undefined;
       const now = this.#o.clock();
-      const outcome = decide(agg, { now, version: agg.version });
+      const outcome = decide(agg, { now, version: agg.version }, observed);
       const rejected = "rejection" in outcome ? outcome.rejection : undefined;
       const eventData: Msg[] = rejected
         ? [{ type: `${target.type}.rejected`, data: { commandId, commandType: command.type, ...rejected } }]

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstrea
 import { context } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
-import { CommandHandler, type HandleOutcome } from "./command-handler.ts";
+import { CommandHandler, type CommandHandlerOptions, type HandleOutcome } from "./command-handler.ts";
 import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import type { Decider } from "./decider.ts";
@@ -121,14 +121,17 @@ export async function serveAggregate<
   C extends { type: string; data: unknown },
   E extends { type: string; data: unknown },
   S,
+  O = undefined,
 >(o: {
   nats: Nats;
   catalogue: Catalogue;
-  decider: Decider<C, E, S>;
+  decider: Decider<C, E, S, O>;
   commandPrefix: string;
   durable: string;
   logger?: RunnerLogger;
-}): Promise<{ store: EventStore; handler: CommandHandler<C, E, S>; stop(): Promise<void> }> {
+  /** What a decision must see beyond its aggregate, read fresh before deciding (the handler's `observe`). */
+  observe?: CommandHandlerOptions<C, E, S, O>["observe"];
+}): Promise<{ store: EventStore; handler: CommandHandler<C, E, S, O>; stop(): Promise<void> }> {
   const log = o.logger;
   const store = new EventStore({
     js: o.nats.js,
@@ -144,7 +147,12 @@ export async function serveAggregate<
         }
       : {}),
   });
-  const handler = new CommandHandler({ decider: o.decider, store, catalogue: o.catalogue });
+  const handler = new CommandHandler({
+    decider: o.decider,
+    store,
+    catalogue: o.catalogue,
+    ...(o.observe ? { observe: o.observe } : {}),
+  });
   const commands = await serveCommands({
     js: o.nats.js,
     jsm: o.nats.jsm,

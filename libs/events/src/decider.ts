@@ -2,11 +2,17 @@ import type { RejectionCode } from "./catalogue/common.ts";
 import type { CommandEnvelope, EventEnvelope } from "./envelope.ts";
 import type { AggregateType } from "./subjects.ts";
 
-/** What a decider knows besides the command and the state: time enters as data. */
-export interface DecisionContext {
+/**
+ * What a decider knows besides the command and the state: time enters as data, and so
+ * does what the decision had to see of the world beyond its own aggregate (`observed`,
+ * read fresh just before deciding by the handler's `observe` port; e.g. the sessions
+ * live on a cluster that is to be deleted). Undefined when nothing was looked at.
+ */
+export interface DecisionContext<O = undefined> {
   readonly now: Date;
   /** The aggregate's version (event count) before this decision. */
   readonly version: number;
+  readonly observed?: O | undefined;
 }
 
 export interface Rejection {
@@ -32,16 +38,17 @@ export interface Decider<
   C extends { type: string; data: unknown },
   E extends { type: string; data: unknown },
   S,
+  O = undefined,
 > {
   readonly aggregate: AggregateType;
   initialState(): S;
-  decide(command: CommandEnvelope<C>, state: S, context: DecisionContext): Decision<E>;
+  decide(command: CommandEnvelope<C>, state: S, context: DecisionContext<O>): Decision<E>;
   evolve(state: S, event: EventEnvelope<E>): S;
 }
 
 /** Folds a history into state. */
 export function fold<E extends { type: string; data: unknown }, S>(
-  decider: Pick<Decider<never, E, S>, "initialState" | "evolve">,
+  decider: Pick<Decider<never, E, S, unknown>, "initialState" | "evolve">,
   events: readonly EventEnvelope<E>[],
 ): S {
   return events.reduce((s, e) => decider.evolve(s, e), decider.initialState());

@@ -133,6 +133,31 @@ describe("event store", () => {
     expect((await store.load(agg("s4"), { toTime: new Date(t0.getTime() + 4 * 60_000) })).version).toBe(4);
   });
 
+  it("reads only what came after a sequence (an incremental read of a kept fold)", async () => {
+    let seq = 0;
+    const seqs: number[] = [];
+    for (let i = 1; i <= 4; i++) {
+      seq = (
+        await store.append(
+          { aggregate: agg("s6"), causationId: `q${i}`, events: [incremented("s6", i, i)] },
+          seq,
+        )
+      ).sequence;
+      seqs.push(seq);
+      // Another aggregate's commit in between: the read skips it.
+      await store.append(
+        { aggregate: agg(`s6-other-${i}`), causationId: "o", events: [incremented("x", 1)] },
+        0,
+      );
+    }
+    const rest = await store.load(agg("s6"), { afterSequence: seqs[1] });
+    expect(rest.events.map((e) => e.data)).toEqual([{ by: 3 }, { by: 4 }]);
+    expect(rest.lastSequence).toBe(seqs[3]);
+    // Nothing after the last commit: nothing read, the last sequence kept.
+    const none = await store.load(agg("s6"), { afterSequence: seqs[3] });
+    expect(none).toMatchObject({ events: [], lastSequence: seqs[3] });
+  });
+
   it("reads old event versions as today's shape", async () => {
     const old = { ...incremented("s5", 1), version: 1, data: { amount: 7 } };
     await store.append({ aggregate: agg("s5"), causationId: "old", events: [old] }, 0);

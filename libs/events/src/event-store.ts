@@ -47,6 +47,12 @@ function defaultUnreadableReport(r: UnreadableCommit) {
 }
 
 export interface LoadOptions {
+  /**
+   * Read only the commits after this stream sequence: the rest of a history whose
+   * beginning the caller has folded already (an incremental read). `version` and
+   * `commitIds` then cover only what was read.
+   */
+  readonly afterSequence?: number;
   /** Stop after the commit at this stream sequence. */
   readonly toSequence?: number;
   /** Stop after the event at this aggregate version (event count). */
@@ -152,12 +158,15 @@ export class EventStore<E extends Msg = Msg> {
     const last = await this.lastSequence(aggregate);
     const events: RecordedEvent<E>[] = [];
     const commitIds = new Set<string>();
-    let lastSequence = 0;
+    const after = opts.afterSequence ?? 0;
+    let lastSequence = Math.min(after, last);
     const end = opts.toSequence !== undefined ? Math.min(opts.toSequence, last) : last;
-    if (end > 0) {
+    if (end > after) {
       const consumer = await this.#js.consumers.get(this.#stream, {
         filter_subjects: subject,
-        deliver_policy: DeliverPolicy.All,
+        ...(after > 0
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
+          : { deliver_policy: DeliverPolicy.All }),
       });
       const messages = await consumer.consume({ max_messages: 256 });
       try {

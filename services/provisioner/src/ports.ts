@@ -8,6 +8,7 @@
  * after any crash and reconcile the world against the log.
  */
 import { createHash } from "node:crypto";
+import type { ClusterSessionRef } from "@cairn/events";
 
 export type Role = "server" | "agent";
 export type CapacityType = "spot" | "on-demand";
@@ -320,4 +321,19 @@ export function ownerOf(tags: Readonly<Record<string, string>>): InstanceOwner |
   if (role !== "server" && role !== "agent") return undefined;
   if (!NON_NEGATIVE_INT.test(slot) || !NON_NEGATIVE_INT.test(attempt)) return undefined;
   return { clusterId, pool, slot: Number(slot), role, attempt: Number(attempt) };
+}
+
+/**
+ * The sessions on a cluster, as the idle-detector (their owner) records them: the
+ * cluster's session ledger and each holder's own state, read from the log when asked
+ * (never from a cache that could be behind another replica's writes). The real adapter
+ * is `adapters/cluster-sessions.ts`.
+ */
+export interface ClusterSessions {
+  /**
+   * The cluster's live sessions (neither Terminated nor Failed) with their states, by
+   * id; empty when none (or when no session ever ran there). Throws on I/O failure
+   * (transient): a delete must not be decided on a guess.
+   */
+  live(clusterId: string): Promise<readonly ClusterSessionRef[]>;
 }

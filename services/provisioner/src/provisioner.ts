@@ -7,13 +7,17 @@ import {
   type RunnerLogger,
   serveAggregate,
 } from "@cairn/events";
+import { createClusterSessions } from "./adapters/cluster-sessions.ts";
 import { createEc2Compute, type Ec2ComputeOptions } from "./adapters/ec2.ts";
-import { type ClusterState, clusterDecider } from "./cluster/decider.ts";
+import { type ClusterObservation, type ClusterState, clusterDecider } from "./cluster/decider.ts";
 import { startInstallFollower } from "./cluster/install-follower.ts";
 import { startInterruptionFollower } from "./cluster/interruption-follower.ts";
 import { startLostInstanceFollower } from "./cluster/lost-instance-follower.ts";
 import { startClusterReactor } from "./cluster/reactor.ts";
-import type { Compute } from "./ports.ts";
+import type { ClusterSessions, Compute } from "./ports.ts";
+
+/** The cluster's command handler: decisions see what `observe` read (a delete: the live sessions). */
+export type ClusterHandler = CommandHandler<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation>;
 
 export interface ProvisionerOptions {
   nats: Nats;
@@ -28,10 +32,17 @@ export interface ProvisionerOptions {
   /** The first look at a launched instance (ms); default `FIRST_BOOT_POLL_MS`. */
   firstBootPollMs?: number;
   defaultAmi?: string;
+  /** The sessions on a cluster; default: read from the log (the idle-detector's ledgers). */
+  sessions?: ClusterSessions;
+  /**
+   * How long a delete waits for the cluster's sessions to end before it terminates the
+   * instances under whatever is left (ms); default `SESSIONS_END_TIMEOUT_MS`.
+   */
+  sessionsEndTimeoutMs?: number;
 }
 
 export interface Provisioner {
-  readonly handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  readonly handler: ClusterHandler;
   stop(): Promise<void>;
 }
 
@@ -42,6 +53,7 @@ export interface Provisioner {
  */
 export async function startProvisioner(o: ProvisionerOptions): Promise<Provisioner> {
   const compute = o.compute ?? createEc2Compute({ ...(o.logger ? { logger: o.logger } : {}), ...o.ec2 });
+  const sessions = o.sessions ?? createClusterSessions({ nats: o.nats });
   const { handler, stop: stopCommands } = await serveAggregate({
     nats: o.nats,
     catalogue,
@@ -49,11 +61,19 @@ export async function startProvisioner(o: ProvisionerOptions): Promise<Provision
     commandPrefix: "cluster",
     durable: "provisioner-commands",
     ...(o.logger ? { logger: o.logger } : {}),
+    // A delete is decided on the sessions living on the cluster now, read from the log
+    // just before deciding (docs/sessions.md, "Deleting a cluster with sessions").
+    observe: async (command): Promise<ClusterObservation | undefined> =>
+      command.type === "cluster.delete"
+        ? { liveSessions: await sessions.live(command.data.clusterId) }
+        : undefined,
   });
   const reactor = await startClusterReactor({
     nats: o.nats,
     handler,
     compute,
+    sessions,
+    ...(o.sessionsEndTimeoutMs !== undefined ? { sessionsEndTimeoutMs: o.sessionsEndTimeoutMs } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}),
     ...(o.maxPollMs !== undefined ? { maxPollMs: o.maxPollMs } : {}),

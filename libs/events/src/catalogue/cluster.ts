@@ -2,6 +2,7 @@ import { z } from "zod";
 import { tokenSafeId } from "../ids.ts";
 import { defineRejected, labels, taint } from "./common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+import { SESSION_STATES } from "./session.ts";
 
 /** Limits a cluster spec must keep. Figures a single control plane is tested at. */
 export const CLUSTER_LIMITS = {
@@ -92,6 +93,10 @@ export const clusterSpec = z
   });
 export type ClusterSpec = z.infer<typeof clusterSpec>;
 
+/** A session as a cluster's delete saw it: its id and its state then. */
+export const clusterSessionRef = z.object({ sessionId: tokenSafeId, status: z.enum(SESSION_STATES) });
+export type ClusterSessionRef = z.infer<typeof clusterSessionRef>;
+
 // Commands (public contract, DESIGN §7)
 export const CreateCluster = defineCommand({
   type: "cluster.create",
@@ -121,9 +126,14 @@ export const RollbackCluster = defineCommand({
 export const DeleteCluster = defineCommand({
   type: "cluster.delete",
   aggregate: "cluster",
-  schema: z.object({ clusterId: tokenSafeId }),
+  schema: z.object({
+    clusterId: tokenSafeId,
+    /** Terminate the cluster's live sessions first (cause `cluster-deleted`); without it a cluster with live sessions is not deleted. */
+    force: z.boolean().optional(),
+  }),
   aggregateId: (d) => d.clusterId,
-  description: "Delete the cluster: terminate every instance, remove its secrets. Idempotent.",
+  description:
+    "Delete the cluster: end its sessions, terminate every instance, remove its secrets. Refused (`conflict`, naming them) while sessions live on it, unless `force: true`, which terminates them first (cause `cluster-deleted`). Idempotent.",
 });
 export const UpdatePool = defineCommand({
   type: "cluster.update-pool",
@@ -291,7 +301,11 @@ export const FinishDeletion = defineCommand({
   type: "cluster.finish-deletion",
   aggregate: "cluster",
   internal: true,
-  schema: z.object({ ...clusterRef, terminated: z.array(z.string()) }),
+  schema: z.object({
+    ...clusterRef,
+    terminated: z.array(z.string()),
+    sessionsLeft: z.array(clusterSessionRef).optional(),
+  }),
   aggregateId: (d) => d.clusterId,
   description: "internal: every instance of the cluster is terminated.",
 });
@@ -341,8 +355,14 @@ export const ClusterRollbackRequested = defineEvent({
 export const ClusterDeletionRequested = defineEvent({
   type: "cluster.deletion-requested",
   aggregate: "cluster",
-  schema: z.object({}),
-  description: "The cluster is Deleting: its instances are to be terminated.",
+  schema: z.object({
+    /** The delete said `force: true`. */
+    force: z.boolean().optional(),
+    /** The live sessions the delete saw on the cluster (a forced delete ends them). */
+    sessions: z.array(clusterSessionRef).optional(),
+  }),
+  description:
+    "The cluster is Deleting: its sessions are ended (cause `cluster-deleted`; `sessions`: those live when it was decided, `force` when they were), then its instances are terminated.",
 });
 export const ClusterRejected = defineRejected("cluster");
 
@@ -572,8 +592,13 @@ export const RetryRequested = defineEvent({
 export const ClusterDeleted = defineEvent({
   type: "cluster.deleted",
   aggregate: "cluster",
-  schema: z.object({ terminated: z.array(z.string()) }),
-  description: "Every instance is terminated: the cluster is Deleted.",
+  schema: z.object({
+    terminated: z.array(z.string()),
+    /** Sessions still not ended when the wait for them ran out: their instances were terminated under them. */
+    sessionsLeft: z.array(clusterSessionRef).optional(),
+  }),
+  description:
+    "Every instance is terminated: the cluster is Deleted (`sessionsLeft`: sessions that had not ended when the provisioner stopped waiting for them).",
 });
 
 export const clusterEvents = [

@@ -8,7 +8,8 @@
  * The same subject space holds the quota ledgers (`userQuotaId`, `groupQuotaId`): one
  * more instance of the aggregate type per user and per group, whose decisions take and
  * give back quota, serialised by the event store's optimistic concurrency, so two
- * concurrent creates can never both take the last slot (see docs/sessions.md).
+ * concurrent creates can never both take the last slot (see docs/sessions.md). Each
+ * cluster has one too (`clusterSessionsId`): the sessions on it, which a delete looks at.
  */
 import { z } from "zod";
 import { tokenSafeId } from "../ids.ts";
@@ -60,6 +61,12 @@ export const bytesOf = (q: string) => Math.round(quantityValue(q) ?? Number.NaN)
 export const userQuotaId = (user: string) => `${user}=_quota`;
 /** A group's quota ledger. @example groupQuotaId("team-a") // "team-a=_group-quota" */
 export const groupQuotaId = (group: string) => `${group}=_group-quota`;
+/**
+ * A cluster's session ledger: the sessions admitted to (or being admitted to) the
+ * cluster and not yet ended, no limits. The provisioner reads it to refuse deleting a
+ * cluster with live sessions. @example clusterSessionsId("demo-1") // "demo-1=_cluster-sessions"
+ */
+export const clusterSessionsId = (clusterId: string) => `${clusterId}=_cluster-sessions`;
 /** True for a ledger's id, false for a session's. */
 export const isQuotaLedgerId = (id: string) => id.includes("=");
 
@@ -150,7 +157,7 @@ export const TerminateSession = defineCommand({
   description: "End a session for good: remove its workload and storage.",
 });
 
-// ── the quota ledgers (instances `userQuotaId(user)`, `groupQuotaId(group)`) ─────────
+// ── the ledgers (`userQuotaId(user)`, `groupQuotaId(group)`, `clusterSessionsId(cluster)`) ─
 
 /** Limits of one ledger; absent: unlimited in that dimension. */
 export const quotaLimits = z.object({
@@ -165,9 +172,14 @@ export const quotaUsage = z.object({
   memoryBytes: z.number().int().nonnegative(),
 });
 export type QuotaUsage = z.infer<typeof quotaUsage>;
-const ledgerKey = { scope: z.enum(["user", "group"]), owner: tokenSafeId };
-const byLedger = (d: { scope: "user" | "group"; owner: string }) =>
-  d.scope === "user" ? userQuotaId(d.owner) : groupQuotaId(d.owner);
+/** Whose ledger: a user's, a group's (quota), or a cluster's (the sessions on it). */
+export const ledgerScope = z.enum(["user", "group", "cluster"]);
+export type LedgerScope = z.infer<typeof ledgerScope>;
+const ledgerKey = { scope: ledgerScope, owner: tokenSafeId };
+/** The ledger's aggregate id. @example ledgerId("cluster", "demo-1") // "demo-1=_cluster-sessions" */
+export const ledgerId = (scope: LedgerScope, owner: string) =>
+  scope === "user" ? userQuotaId(owner) : scope === "group" ? groupQuotaId(owner) : clusterSessionsId(owner);
+const byLedger = (d: { scope: LedgerScope; owner: string }) => ledgerId(d.scope, d.owner);
 
 /** Which limit a create would pass, and by how much: for the 403 and for people. */
 export const quotaBreach = z.object({
@@ -289,7 +301,8 @@ export const TakeQuota = defineCommand({
     limits: quotaLimits,
   }),
   aggregateId: byLedger,
-  description: "internal: on a quota ledger, the session takes a place if it fits under `limits`.",
+  description:
+    "internal: on a ledger (a user's or group's quota, a cluster's sessions), the session takes a place if it fits under `limits`.",
 });
 export const ReleaseQuota = defineCommand({
   type: "session.release-quota",
@@ -454,7 +467,8 @@ export const QuotaTaken = defineEvent({
     /** The ledger's usage after this session took its place. */
     usage: quotaUsage,
   }),
-  description: "On a quota ledger: the session holds a place (its CPU and memory counted).",
+  description:
+    "On a ledger (a user's or group's quota, a cluster's sessions): the session holds a place (its CPU and memory counted).",
 });
 export const QuotaReleased = defineEvent({
   type: "session.quota-released",

@@ -39,8 +39,8 @@ export function aCommand<C extends Msg>(
  * @example
  * spec.given([requested]).when(deleteCmd).then([{ type: "cluster.deletion-requested", data: {} }]);
  */
-export function deciderSpec<C extends Msg, E extends Msg, S>(
-  decider: Decider<C, E, S>,
+export function deciderSpec<C extends Msg, E extends Msg, S, O = undefined>(
+  decider: Decider<C, E, S, O>,
   aggregate: AggregateRef,
 ) {
   return {
@@ -49,7 +49,8 @@ export function deciderSpec<C extends Msg, E extends Msg, S>(
       const state = history.reduce((s, e) => decider.evolve(s, e), decider.initialState());
       return {
         state,
-        when(command: C, ctx: Partial<DecisionContext> = {}) {
+        /** `ctx.observed`: what the decision saw beyond its aggregate (the handler's `observe`). */
+        when(command: C, ctx: Partial<DecisionContext<O>> = {}) {
           const decision = decider.decide(aCommand(command), state, {
             now: FIXED_TIME,
             version: history.length,

@@ -5,6 +5,12 @@
  *  - The cluster is looked at fresh (another service writes it): the subject's last
  *    sequence is one cheap request; only when it moved is the history read again and
  *    folded with the shared lifecycle (`clusterTransition`), as the provisioner does.
+ *  - The session takes its place on the cluster's session ledger (`clusterSessionsId`)
+ *    *before* the cluster's last look: the provisioner reads that ledger to refuse a
+ *    delete while sessions live, so either the delete's look sees the session, or the
+ *    session's last look sees the cluster Deleting (refused), or the session took its
+ *    place before the delete was appended and the cluster follower, reading the ledger
+ *    after it, ends it (docs/sessions.md, "Deleting a cluster with sessions").
  *  - Each place is a decision of the ledger (./quota.ts), named after the session's
  *    `session.requested` event and the ledger, so a redelivery takes nothing twice.
  *    Its outcome is read back from the ledger itself (is the session a holder?), so a
@@ -20,13 +26,13 @@ import {
   clusterTransition,
   derivedId,
   type EventStore,
-  groupQuotaId,
+  type LedgerScope,
+  ledgerId,
   PermanentError,
   type QuotaBreach,
   type QuotaLimits,
   type SessionCommand,
   type SessionEvent,
-  userQuotaId,
 } from "@cairn/events";
 import type { QuotaPolicy } from "../quota-policy.ts";
 import { requestOf, type SessionState } from "./decider.ts";
@@ -56,10 +62,13 @@ export interface Admission {
       template: SessionState["template"] & object;
     },
   ): Promise<AdmissionOutcome>;
-  /** Gives the session's places back on its user's ledger and its groups' (recorded and by policy). */
+  /**
+   * Gives the session's places back on its cluster's ledger, its user's and its groups'
+   * (recorded and by policy).
+   */
   release(
     cause: Cause,
-    session: { sessionId: string; user: string; groups: readonly string[] },
+    session: { sessionId: string; user: string; clusterId?: string; groups: readonly string[] },
     reason: string,
   ): Promise<void>;
   clusterStatus(clusterId: string): Promise<ClusterStatus | undefined>;
@@ -81,6 +90,38 @@ export function createAdmission(o: { handler: Handler; store: EventStore; policy
     return status;
   };
 
+  /** Why a session cannot be admitted to a cluster in this status; undefined when it can. */
+  const clusterRefusal = (
+    clusterId: string,
+    status: ClusterStatus | undefined,
+  ): (AdmissionOutcome & { admitted: false }) | undefined => {
+    if (status === undefined || status === "Deleted")
+      return {
+        admitted: false,
+        cause: "failure",
+        code: "not-found",
+        reason: `no such cluster: ${clusterId}${status === "Deleted" ? " (it was deleted)" : ""}`,
+        remediation: "create the session on a cluster that exists (GET /clusters)",
+      };
+    if (status === "Deleting")
+      return {
+        admitted: false,
+        cause: "failure",
+        code: "conflict",
+        reason: `cluster ${clusterId} is Deleting: it takes no new sessions`,
+        remediation: "create the session on another cluster (GET /clusters)",
+      };
+    if (status !== "Ready")
+      return {
+        admitted: false,
+        cause: "failure",
+        code: "conflict",
+        reason: `cluster ${clusterId} is ${status}, not Ready`,
+        remediation: "wait until the cluster is Ready, then create the session again",
+      };
+    return undefined;
+  };
+
   const decide = async (cause: Cause, type: SessionCommand["type"], data: object, key: string) => {
     const parsed = catalogue.parseCommand({
       id: derivedId(cause.id, type, key),
@@ -93,15 +134,15 @@ export function createAdmission(o: { handler: Handler; store: EventStore; policy
     return await o.handler.handle(parsed.value);
   };
 
-  const ledgerRef = (scope: "user" | "group", owner: string): AggregateRef => ({
+  const ledgerRef = (scope: LedgerScope, owner: string): AggregateRef => ({
     type: "session",
-    id: scope === "user" ? userQuotaId(owner) : groupQuotaId(owner),
+    id: ledgerId(scope, owner),
   });
 
   /** Takes a place; undefined when held (now or before), else the breach that refused it. */
   const take = async (
     cause: Cause,
-    scope: "user" | "group",
+    scope: LedgerScope,
     owner: string,
     sessionId: string,
     request: { cpuMillis: number; memoryBytes: number },
@@ -131,9 +172,10 @@ export function createAdmission(o: { handler: Handler; store: EventStore; policy
     // admission was in flight may hold places it never recorded (every release of a place
     // not held is nothing).
     const groups = new Set([...session.groups, ...o.policy.groupsOf(session.user)]);
-    const ledgers: ["user" | "group", string][] = [
+    const ledgers: [LedgerScope, string][] = [
+      ...(session.clusterId ? [["cluster", session.clusterId] as [LedgerScope, string]] : []),
       ["user", session.user],
-      ...[...groups].map((g): ["group", string] => ["group", g]),
+      ...[...groups].map((g): [LedgerScope, string] => ["group", g]),
     ];
     for (const [scope, owner] of ledgers) {
       const ref = ledgerRef(scope, owner);
@@ -150,28 +192,40 @@ export function createAdmission(o: { handler: Handler; store: EventStore; policy
     clusterStatus,
     release,
     async admit(cause, s) {
-      const status = await clusterStatus(s.clusterId);
-      if (status === undefined || status === "Deleted")
-        return {
-          admitted: false,
-          cause: "failure",
-          code: "not-found",
-          reason: `no such cluster: ${s.clusterId}${status === "Deleted" ? " (it was deleted)" : ""}`,
-          remediation: "create the session on a cluster that exists (GET /clusters)",
-        };
-      if (status !== "Ready")
-        return {
-          admitted: false,
-          cause: "failure",
-          code: "conflict",
-          reason: `cluster ${s.clusterId} is ${status}, not Ready`,
-          remediation: "wait until the cluster is Ready, then create the session again",
-        };
+      // 1. The cluster as it is (a session on a cluster that is not there or not Ready
+      //    takes no place anywhere).
+      const before = clusterRefusal(s.clusterId, await clusterStatus(s.clusterId));
+      if (before) return before;
       const request = requestOf(s.template);
+      // 2. A place on the cluster's session ledger (no limits: it cannot refuse): from now
+      //    on a delete sees the session.
+      const ledger = ledgerRef("cluster", s.clusterId);
+      await decide(
+        cause,
+        "session.take-quota",
+        { scope: "cluster", owner: s.clusterId, sessionId: s.sessionId, ...request, limits: {} },
+        ledger.id,
+      );
+      // 3. The cluster again, after the place is in the log: a delete appended before it
+      //    is seen here; one appended after it saw the place (docs/sessions.md).
+      const after = clusterRefusal(s.clusterId, await clusterStatus(s.clusterId));
+      if (after) {
+        await release(
+          cause,
+          { sessionId: s.sessionId, user: s.user, clusterId: s.clusterId, groups: [] },
+          `refused: ${after.reason}`,
+        );
+        return after;
+      }
+      // 4. The user's quota, then each group's.
       const groups = o.policy.groupsOf(s.user);
       const taken: string[] = [];
       const refuse = async (breach: QuotaBreach): Promise<AdmissionOutcome> => {
-        await release(cause, { sessionId: s.sessionId, user: s.user, groups: taken }, "refused: over quota");
+        await release(
+          cause,
+          { sessionId: s.sessionId, user: s.user, clusterId: s.clusterId, groups: taken },
+          "refused: over quota",
+        );
         return {
           admitted: false,
           cause: "quota",

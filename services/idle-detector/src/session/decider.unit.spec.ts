@@ -1,4 +1,4 @@
-import { type SessionCommand, type SessionEvent, userQuotaId } from "@cairn/events";
+import { clusterSessionsId, type SessionCommand, type SessionEvent, userQuotaId } from "@cairn/events";
 import { aCommand, anEvent, deciderSpec } from "@cairn/events/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -452,6 +452,41 @@ describe("the quota ledger", () => {
       ])
       .when(release)
       .then([]);
+  });
+});
+
+describe("a cluster's session ledger", () => {
+  const ledger = deciderSpec(decider, { type: "session", id: clusterSessionsId("demo-1") });
+  const take = (s: string): SessionCommand => ({
+    type: "session.take-quota",
+    data: {
+      scope: "cluster",
+      owner: "demo-1",
+      sessionId: s,
+      cpuMillis: 500,
+      memoryBytes: 2 ** 30,
+      limits: {},
+    },
+  });
+  const taken = (s: string, n: number): SessionEvent => ({
+    type: "session.quota-taken",
+    data: {
+      scope: "cluster",
+      owner: "demo-1",
+      sessionId: s,
+      cpuMillis: 500,
+      memoryBytes: 2 ** 30,
+      limits: {},
+      usage: { sessions: n, cpuMillis: 500 * n, memoryBytes: 2 ** 30 * n },
+    },
+  });
+  it("counts every session on the cluster, without limits, each once", () => {
+    const many = Array.from({ length: 50 }, (_, i) => taken(`s-${i}`, i + 1));
+    ledger
+      .given(many)
+      .when(take("s-50"))
+      .then([taken("s-50", 51)]);
+    ledger.given(many).when(take("s-7")).then([]);
   });
 });
 

@@ -5,10 +5,12 @@
  * the ledger. Two creates racing for the last place are two decisions on one aggregate:
  * the event store's optimistic concurrency makes the second decide again on the state
  * that holds the first, so it is refused (never both admitted). The limits are inputs
- * (the reactor reads the policy file), never read here.
+ * (the reactor reads the policy file), never read here. A cluster's session ledger
+ * (`clusterSessionsId(cluster)`) follows the same rules with no limits: it only counts.
  */
 import {
   type Decision,
+  type LedgerScope,
   type QuotaBreach,
   type QuotaLimits,
   type QuotaUsage,
@@ -45,7 +47,7 @@ const gib = (bytes: number) => `${+(bytes / 2 ** 30).toFixed(2)} GiB`;
  *   { sessions: 1, cpuMillis: 500, memoryBytes: 0 }, { sessions: 2 })?.dimension // "sessions"
  */
 export function quotaBreachOf(
-  scope: "user" | "group",
+  scope: LedgerScope,
   owner: string,
   usage: QuotaUsage,
   requested: QuotaUsage,

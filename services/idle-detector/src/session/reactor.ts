@@ -8,7 +8,8 @@
  *  - `session.hibernating` → `workload.stop`; `session.terminating` → `workload.delete`
  *    (volume released); `session.failed` after it started → `workload.delete` (the
  *    volume released only if no pod of it ever ran);
- *  - `session.terminated`, `session.failed` → its quota given back.
+ *  - `session.terminated`, `session.failed` → its places given back (its cluster's session
+ *    ledger, its user's and groups' quota).
  * Every command is named after the event that caused it, so a redelivery (or another
  * replica) sends or decides nothing twice; a step the session has moved past is skipped.
  * A quota ledger's own events are not steps: they are skipped.
@@ -41,6 +42,8 @@ export interface SessionReactorOptions {
 }
 
 const ACTOR = "idle-detector";
+/** The cluster whose session ledger the session holds a place on (every session requested names one). */
+const clusterOf = (s: SessionState) => (s.clusterId ? { clusterId: s.clusterId } : {});
 
 export async function startSessionReactor(o: SessionReactorOptions): Promise<RunningConsumer> {
   const record = async <T extends CommandType>(
@@ -112,14 +115,14 @@ export async function startSessionReactor(o: SessionReactorOptions): Promise<Run
             await send(e, "workload.delete", { ...workload, releaseVolume: !s.everRan });
           await o.admission.release(
             e,
-            { sessionId, user: s.user ?? "", groups: s.groups },
+            { sessionId, user: s.user ?? "", groups: s.groups, ...clusterOf(s) },
             `failed: ${e.data.reason}`,
           );
           return;
         case "session.terminated":
           await o.admission.release(
             e,
-            { sessionId, user: s.user ?? "", groups: s.groups },
+            { sessionId, user: s.user ?? "", groups: s.groups, ...clusterOf(s) },
             `terminated (${e.data.cause})`,
           );
           return;

@@ -4,7 +4,15 @@
  * played by a stand-in (../testing/workload-stand-in.ts: it consumes `cmd.workload.>`
  * and records the workload events of the contract) until node-ops serves it.
  */
-import { CommandBus, catalogue, connectNats, EventStore, type Nats, userQuotaId } from "@cairn/events";
+import {
+  CommandBus,
+  catalogue,
+  clusterSessionsId,
+  connectNats,
+  EventStore,
+  type Nats,
+  userQuotaId,
+} from "@cairn/events";
 import {
   appendAsOwner,
   recordClusterRequested,
@@ -285,12 +293,39 @@ describe("a session's life", () => {
     });
     await reach(d, "s-8", "Running");
     await reach(d, "s-9", "Running");
-    await appendAsOwner(store, { type: "cluster", id: "demo-1" }, "cluster.deletion-requested", {});
+    // Each holds a place on its own cluster's session ledger (what a delete looks at).
+    const onLedger = async (clusterId: string) =>
+      Object.keys(
+        (await d.handler.read({ type: "session", id: clusterSessionsId(clusterId) })).state.ledger.holders,
+      );
+    expect(await onLedger("demo-1")).toEqual(["s-8"]);
+    expect(await onLedger("other")).toEqual(["s-9"]);
+    await appendAsOwner(store, { type: "cluster", id: "demo-1" }, "cluster.deletion-requested", {
+      force: true,
+      sessions: [{ sessionId: "s-8", status: "Running" }],
+    });
     await reach(d, "s-8", "Terminated");
+    expect((await events("s-8")).find((e) => e.type === "session.terminating")?.data).toEqual({
+      sessionId: "s-8",
+      cause: "cluster-deleted",
+      reason: "its cluster demo-1 is being deleted (forced)",
+    });
     expect((await events("s-8")).find((e) => e.type === "session.terminated")?.data).toMatchObject({
       cause: "cluster-deleted",
     });
+    // Its place is given back once it is Terminated; the other cluster's session keeps its own.
+    await until("s-8's place given back", async () => (await onLedger("demo-1")).length === 0);
     expect(await statusOf(d, "s-9")).toBe("Running");
+    expect(await onLedger("other")).toEqual(["s-9"]);
+    // A Deleting cluster takes no new session: refused, saying so, its place given back.
+    const late = await create("s-10");
+    await reach(d, "s-10", "Failed");
+    expect((await events("s-10")).find((e) => e.type === "session.rejected")?.data).toMatchObject({
+      commandId: late.commandId,
+      code: "conflict",
+      reason: "cluster demo-1 is Deleting: it takes no new sessions",
+    });
+    expect(await onLedger("demo-1")).toEqual([]);
   }, 30_000);
 });
 

@@ -4,11 +4,12 @@
  *
  *  - `installer-cluster` (evt.cluster.*): the provisioner's facts become install
  *    commands — the spec (plan), a slot's instance running (add a node), a slot going
- *    away, every instance running, the cluster deleting.
+ *    away, every instance running, the cluster deleting (the install stops), the cluster
+ *    deleted (its secrets removed).
  *  - `installer-kube` (evt.kube.*): node-ops' facts — a node Ready, NotReady, gone.
  *  - `installer-reactor` (evt.install.*): the install's own decisions carried out on
  *    SSM — store the join token, wait for the SSM Agent, send a step, poll it, check the
- *    kubeconfig, remove the secrets.
+ *    kubeconfig.
  *
  * The runtime hands each event over typed (narrowed by `type`) and settles a commit by
  * its one rule: a real failure wins over a wait, waits never count towards a dead letter.
@@ -129,6 +130,7 @@ const CLUSTER_FACTS = [
   "cluster.node-replacement-requested",
   "cluster.instances-ready",
   "cluster.deletion-requested",
+  "cluster.deleted",
 ] as const satisfies readonly ClusterFact["type"][];
 
 /** The kube events `installer-kube` acts on. */
@@ -275,6 +277,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       case "cluster.deletion-requested":
         await record(e, "install.remove", { clusterId });
         return;
+      case "cluster.deleted": {
+        // The secrets go with the last instance, not with the delete's start: while the
+        // cluster's sessions are ended (before its instances are terminated) node-ops
+        // still reads the kubeconfig to delete their workloads (docs/sessions.md).
+        const { state } = await read(clusterId);
+        if (state.status === "Absent" || state.status === "Removed") return;
+        const { token, kubeconfig } = clusterSecretParameters(clusterId);
+        await o.remote.deleteParameters(state.plan.region, [token, kubeconfig]);
+        log?.info({ cluster: clusterId, parameters: [token, kubeconfig] }, "cluster secrets removed");
+        await record(e, "install.record-secrets-removed", { clusterId, parameters: [token, kubeconfig] });
+        return;
+      }
       default:
         return;
     }
@@ -419,14 +433,6 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         const graceOver = Date.parse(e.time) + policy.remediationGraceMs <= now().getTime();
         if (n.step || !graceOver) throw later(e, `${action} on ${node}: waiting for its grace period`);
         await record(e, "install.check-remediation", { clusterId, node, action, attempt });
-        return;
-      }
-
-      case "install.removal-requested": {
-        const { token, kubeconfig } = clusterSecretParameters(clusterId);
-        await o.remote.deleteParameters(region, [token, kubeconfig]);
-        log?.info({ cluster: clusterId, parameters: [token, kubeconfig] }, "cluster secrets removed");
-        await record(e, "install.record-secrets-removed", { clusterId, parameters: [token, kubeconfig] });
         return;
       }
 

@@ -19,7 +19,7 @@ beforeAll(async () => {
   projector = await startProjector({
     nats: infra.nats,
     databaseUrl: infra.database.url,
-    api: { port: 0, jaegerUiUrl: "http://jaeger.test:16686/" },
+    api: { port: 0, jaegerUiUrl: "http://jaeger.test:16686/", clusters: { deleteWaitMs: 300 } },
   });
   base = projector.api!.url;
 });
@@ -182,6 +182,80 @@ describe("projector API", () => {
     expect(bad.body.issues.join(" ")).toContain("reason");
     expect((await call("DELETE", "/clusters/typed-1")).status).toBe(202);
     expect(await last("cluster.delete")).toMatchObject({ data: { clusterId: "typed-1" } });
+  });
+
+  it("DELETE /clusters/:id waits for the provisioner: 409 while sessions live (its reason), 202 with ?force=true, 404 for none", async () => {
+    // The provisioner's delete decision, played by hand: sessions live on "busy".
+    await infra.writer.append(cluster("busy"), [requested("busy")], { commandId: "cmd-busy" });
+    const reason =
+      "cluster busy has 1 live session (1 Running: s-1); terminate them first, or send the delete with force: true to terminate them (cause cluster-deleted) before the cluster is deleted";
+    const seen: { id: string; data: { clusterId: string; force?: boolean } }[] = [];
+    const sub = infra.nats.nc.subscribe("cmd.cluster.delete", {
+      callback: (_err, m) => {
+        const c = m.json<{ id: string; data: { clusterId: string; force?: boolean } }>();
+        seen.push(c);
+        const ref = cluster(c.data.clusterId);
+        void infra.writer.append(
+          ref,
+          c.data.clusterId !== "busy"
+            ? [rejected(c.id, "cluster.delete", "not-found", `cluster ${c.data.clusterId} does not exist`)]
+            : c.data.force
+              ? [
+                  {
+                    type: "cluster.deletion-requested",
+                    data: { force: true, sessions: [{ sessionId: "s-1", status: "Running" }] },
+                  },
+                ]
+              : [rejected(c.id, "cluster.delete", "conflict", reason)],
+          { commandId: c.id },
+        );
+      },
+    });
+    try {
+      const refused = await call("DELETE", "/clusters/busy");
+      expect(refused.status).toBe(409);
+      expect(refused.body).toEqual({
+        error: "Conflict",
+        message: reason,
+        code: "conflict",
+        commandId: seen[0]?.id,
+      });
+      expect(seen[0]?.data).toEqual({ clusterId: "busy" });
+      const forced = await call("DELETE", "/clusters/busy?force=true");
+      expect(forced.status).toBe(202);
+      expect(seen[1]?.data).toEqual({ clusterId: "busy", force: true });
+      expect(forced.body.commandId).toBe(seen[1]?.id);
+      expect((await call("GET", "/clusters/busy")).body.state).toBe("Deleting");
+      // Already Deleting: the provisioner appends nothing for a second delete; the answer is the state.
+      sub.unsubscribe();
+      const started = Date.now();
+      expect((await call("DELETE", "/clusters/busy")).status).toBe(202);
+      expect(Date.now() - started).toBeLessThan(300);
+      const none = infra.nats.nc.subscribe("cmd.cluster.delete", {
+        callback: (_err, m) => {
+          const c = m.json<{ id: string; data: { clusterId: string } }>();
+          void infra.writer.append(
+            cluster(c.data.clusterId),
+            [rejected(c.id, "cluster.delete", "not-found", `cluster ${c.data.clusterId} does not exist`)],
+            { commandId: c.id },
+          );
+        },
+      });
+      try {
+        const missing = await call("DELETE", "/clusters/nowhere");
+        expect(missing.status).toBe(404);
+        expect(missing.body.message).toBe("cluster nowhere does not exist");
+      } finally {
+        none.unsubscribe();
+      }
+      // Not a boolean: refused before anything is sent.
+      expect((await call("DELETE", "/clusters/busy?force=yes")).status).toBe(400);
+    } finally {
+      sub.unsubscribe();
+    }
+    // Its deletion ends (other tests list the clusters still Deleting).
+    await infra.writer.append(cluster("busy"), [{ type: "cluster.deleted", data: { terminated: [] } }]);
+    await eventually(async () => (await call("GET", "/clusters/busy")).body.state === "Deleted");
   });
 
   it("GET /commands/:id shows a rejection with its code and reason", async () => {

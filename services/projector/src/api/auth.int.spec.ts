@@ -23,7 +23,13 @@ beforeAll(async () => {
   projector = await startProjector({
     nats: infra.nats,
     databaseUrl: infra.database.url,
-    api: { port: 0, auth, rateLimit: false, sessions: { admissionWaitMs: 100 } },
+    api: {
+      port: 0,
+      auth,
+      rateLimit: false,
+      sessions: { admissionWaitMs: 100 },
+      clusters: { deleteWaitMs: 100 },
+    },
   });
   base = projector.api!.url;
 });

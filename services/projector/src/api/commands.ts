@@ -1,6 +1,7 @@
 import { isSchemaError } from "@cairn/events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Change } from "../changes.ts";
 import type { CommandRow } from "../projections/commands.ts";
 import { getCommand } from "../repository/commands.ts";
 import type { Principal } from "./auth.ts";
@@ -133,6 +134,56 @@ export async function publish(
 ) {
   const out = await sendFor(deps, req, c);
   return reply.code(out.status).send(out.body);
+}
+
+/**
+ * Waits, at most `waitMs`, for what became of `commandId` as the projection records it:
+ * its row (accepted or rejected), or undefined when none came in time or `also.settled()`
+ * said the command was answered without one (a decision that appended nothing). Reads
+ * once at the start and after every change of the command or of `also`'s row (the
+ * in-process change feed).
+ */
+export async function awaitCommandOutcome(
+  deps: ApiDeps,
+  commandId: string,
+  waitMs: number,
+  also?: { resource: Change["resource"]; id: string; settled: () => Promise<boolean> },
+): Promise<CommandRow | undefined> {
+  let wake: (() => void) | undefined;
+  let dirty = true;
+  const unsubscribe = deps.changes.subscribe((c: Change) => {
+    if (
+      (c.resource === "commands" && c.id === commandId) ||
+      (c.resource === also?.resource && c.id === also.id)
+    ) {
+      dirty = true;
+      wake?.();
+    }
+  });
+  const deadline = Date.now() + waitMs;
+  try {
+    for (;;) {
+      if (dirty) {
+        dirty = false;
+        const row = await getCommand(deps.db, deps.schema, commandId);
+        if (row) return row;
+        if (await also?.settled()) return undefined;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        if (dirty) wake();
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+  }
 }
 
 export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {

@@ -33,6 +33,7 @@ beforeAll(async () => {
       auth: { tokens: [admin.entry, viewer.entry] },
       jaegerUiUrl: "http://jaeger.test",
       sessions: { admissionWaitMs: 200 },
+      clusters: { deleteWaitMs: 200 },
     },
   });
   base = projector.api!.url;

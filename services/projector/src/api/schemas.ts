@@ -165,6 +165,14 @@ export const commandAccepted = z
   })
   .meta({ id: "CommandAccepted" });
 
+/** A command the owning service refused, read back from the log (`GET /commands/:id` shows the same). */
+export const commandRefusal = errorBody
+  .extend({
+    code: z.string().optional().describe("The rejection's code: conflict, not-found, invalid…"),
+    commandId: z.string().optional(),
+  })
+  .meta({ id: "CommandRefusal" });
+
 export const commandView = z
   .object({
     commandId: z.string(),
@@ -426,7 +434,7 @@ export const quotaUsageView = z.object({
   memoryBytes: z.number().int(),
 });
 const quotaBreachFields = z.object({
-  scope: z.enum(["user", "group"]),
+  scope: z.enum(["user", "group", "cluster"]),
   owner: z.string(),
   dimension: z.enum(["sessions", "cpuMillis", "memoryBytes"]),
   limit: z.number().int(),

@@ -37,7 +37,7 @@ import { installAndNodeRoutes } from "./installs-nodes.ts";
 import { errorBody } from "./schemas.ts";
 import { type SessionApiOptions, sessionRoutes } from "./sessions.ts";
 import { streamRoutes } from "./stream.ts";
-import { typedCommandRoutes } from "./typed-commands.ts";
+import { type ClusterApiOptions, typedCommandRoutes } from "./typed-commands.ts";
 
 export type { ApiAuth } from "./auth.ts";
 
@@ -76,6 +76,8 @@ export interface ApiOptions {
   readonly heartbeatMs?: number;
   /** The sessions routes: how long `POST /sessions` waits for admission, the idle grace. */
   readonly sessions?: SessionApiOptions;
+  /** The cluster routes: how long `DELETE /clusters/:id` waits for the provisioner's answer. */
+  readonly clusters?: ClusterApiOptions;
 }
 
 export interface ApiDeps {
@@ -93,6 +95,7 @@ export interface ApiDeps {
   readonly bodyLimit?: number | undefined;
   readonly heartbeatMs?: number | undefined;
   readonly sessions?: SessionApiOptions | undefined;
+  readonly clusters?: ClusterApiOptions | undefined;
   /** NATS, for heartbeats (`hb.session.<id>` requests) and the heartbeat bucket's last activity. */
   readonly nats?: Nats | undefined;
   /**
@@ -352,6 +355,7 @@ export async function startApi(opts: ApiOptions, deps: ApiDeps): Promise<Running
     bodyLimit: opts.bodyLimit,
     heartbeatMs: opts.heartbeatMs,
     sessions: opts.sessions,
+    clusters: opts.clusters,
     jaegerUiUrl: opts.jaegerUiUrl ?? deps.jaegerUiUrl,
   });
   await app.listen({ port: opts.port, host });

@@ -3,7 +3,9 @@
  * (`POST /clusters`, `POST /clusters/:id/scale`, `DELETE /clusters/:id`, node operations
  * under `/clusters/:id/nodes/:node/…`). The path names the target, the body is the rest
  * of the command's data, checked against the same catalogue schema; the answer is the
- * same 202 with the command id and the link to follow it.
+ * same 202 with the command id and the link to follow it. `DELETE /clusters/:id` waits
+ * briefly for the provisioner's answer, since a cluster with live sessions is refused
+ * (409) unless `?force=true`.
  */
 import {
   CordonNode,
@@ -24,9 +26,18 @@ import {
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { publish } from "./commands.ts";
-import { commandAccepted, errorBody } from "./schemas.ts";
+import { getCluster } from "../repository/clusters.ts";
+import { awaitCommandOutcome, publish, sendFor } from "./commands.ts";
+import { commandAccepted, commandRefusal, errorBody } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
+
+/** How long `DELETE /clusters/:id` waits for the provisioner's answer by default. */
+export const DEFAULT_DELETE_WAIT_MS = 5_000;
+
+export interface ClusterApiOptions {
+  /** How long `DELETE /clusters/:id` waits for the delete to be accepted or refused before answering 202. */
+  readonly deleteWaitMs?: number | undefined;
+}
 
 const clusterParams = z.object({ id: z.string().min(1).max(128) });
 const nodeParams = clusterParams.extend({ node: z.string().min(1).max(253) });
@@ -56,19 +67,56 @@ export function typedCommandRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
     (req, reply) => publish(deps, req, reply, { type: CreateCluster.type, data: req.body }),
   );
+  const deleteWaitMs = deps.clusters?.deleteWaitMs ?? DEFAULT_DELETE_WAIT_MS;
   r.delete(
     "/clusters/:id",
     {
       config: { access: "operator" },
       schema: {
-        summary: "Delete a cluster (cluster.delete)",
+        summary: "Delete a cluster (cluster.delete) and wait briefly for the provisioner's answer",
+        description:
+          "A cluster with live sessions is not deleted: **409** saying how many, in which states and which, unless `?force=true`, which terminates them first (cause `cluster-deleted`) and then deletes the cluster. 404: no such cluster. 202 once the delete is accepted (the cluster is Deleting), or when the provisioner has not answered in time (follow `links.command`).",
         tags,
         params: clusterParams,
-        response: responses,
+        querystring: z.object({
+          force: z
+            .enum(["true", "false"])
+            .optional()
+            .describe("true: terminate the cluster's live sessions first, then delete it"),
+        }),
+        response: { ...responses, 404: commandRefusal, 409: commandRefusal },
       },
     },
-    (req, reply) =>
-      publish(deps, req, reply, { type: DeleteCluster.type, data: { clusterId: req.params.id } }),
+    async (req, reply) => {
+      const clusterId = req.params.id;
+      const force = req.query.force === "true";
+      const sent = await sendFor(deps, req, {
+        type: DeleteCluster.type,
+        data: { clusterId, ...(force ? { force: true } : {}) },
+      });
+      if (sent.status !== 202) return reply.code(sent.status).send(sent.body);
+      const { commandId } = sent.body;
+      // A delete of a cluster already Deleting appends nothing (no command row): its
+      // answer is the cluster's state.
+      const outcome = await awaitCommandOutcome(deps, commandId, deleteWaitMs, {
+        resource: "clusters",
+        id: clusterId,
+        settled: async () => {
+          const row = await getCluster(deps.db, deps.schema, clusterId);
+          return row?.state === "Deleting" || row?.state === "Deleted";
+        },
+      });
+      if (outcome?.status === "rejected") {
+        const status = outcome.code === "not-found" ? 404 : 409;
+        return reply.code(status).send({
+          error: status === 404 ? "Not Found" : "Conflict",
+          message: outcome.reason ?? "refused",
+          ...(outcome.code !== null ? { code: outcome.code } : {}),
+          commandId,
+        });
+      }
+      return reply.code(202).send(sent.body);
+    },
   );
 
   /** `POST /clusters/:id/<verb>`: a cluster command whose body is the rest of its data. */

@@ -13,6 +13,7 @@ import {
   assertNever,
   type ClusterCommand,
   type ClusterEvent,
+  type ClusterSessionRef,
   type ClusterSpec,
   type ClusterStatus,
   clusterSpecAfter,
@@ -22,6 +23,7 @@ import {
   type NodeSlot,
   plannedSlots,
   reject,
+  SESSION_STATES,
   SLOT_TRANSITIONS,
   type SlotStatus,
   slotMoveOf,
@@ -67,6 +69,34 @@ export type ClusterState =
     };
 
 type Active = Exclude<ClusterState, { status: "Absent" }>;
+
+/**
+ * What a cluster decision sees beyond the cluster's own events, read fresh by the
+ * provisioner just before deciding (`observe`): for a delete, the sessions that live on
+ * the cluster, as their owner (the idle-detector) has recorded them.
+ */
+export interface ClusterObservation {
+  readonly liveSessions: readonly ClusterSessionRef[];
+}
+
+/** How many sessions to name in a refusal; the rest are counted. */
+const NAMED_SESSIONS = 10;
+
+/**
+ * The live sessions in words: how many, in which states, which ones.
+ * @example describeSessions([{ sessionId: "s-1", status: "Running" }, { sessionId: "s-2", status: "Hibernated" }])
+ *   // "2 live sessions (1 Running, 1 Hibernated: s-1, s-2)"
+ */
+export function describeSessions(sessions: readonly ClusterSessionRef[]): string {
+  const byState = SESSION_STATES.map((st) => [st, sessions.filter((x) => x.status === st).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([st, n]) => `${n} ${st}`);
+  const ids = sessions.map((x) => x.sessionId).sort();
+  const named = ids.slice(0, NAMED_SESSIONS).join(", ");
+  const more = ids.length > NAMED_SESSIONS ? ` and ${ids.length - NAMED_SESSIONS} more` : "";
+  const noun = sessions.length === 1 ? "live session" : "live sessions";
+  return `${sessions.length} ${noun} (${byState.join(", ")}: ${named}${more})`;
+}
 
 /** The cluster with one slot changed (`change` → undefined: removed); unchanged when the slot is unknown. */
 function withSlot(state: Active, slot: number, change: (s: Slot) => Slot | undefined): Active {
@@ -203,7 +233,7 @@ function readyAfter(state: Active, events: ClusterEvent[], position: number): Cl
   return [{ type: "cluster.instances-ready", data: { count: slots.length } }];
 }
 
-export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState> = {
+export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
   aggregate: "cluster",
   initialState,
 
@@ -258,11 +288,33 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
         return state.provisioned ? [rolled, ...reconcile(state, spec)] : [rolled];
       }
       case "cluster.delete": {
-        if (state.status === "Absent")
-          return reject("not-found", `cluster ${command.data.clusterId} does not exist`);
-        // Deleting twice is one delete.
+        const { clusterId, force } = command.data;
+        if (state.status === "Absent") return reject("not-found", `cluster ${clusterId} does not exist`);
+        // Deleting twice is one delete (its sessions are being ended already).
         if (isEnding(state)) return [];
-        return [{ type: "cluster.deletion-requested", data: {} }];
+        const live = ctx.observed?.liveSessions;
+        // Sessions are their users' work: a delete ends them only when it says so.
+        if (!force) {
+          if (live === undefined)
+            return reject(
+              "conflict",
+              `cannot tell whether sessions live on cluster ${clusterId} (they were not looked at); send the delete with force: true to terminate any`,
+            );
+          if (live.length > 0)
+            return reject(
+              "conflict",
+              `cluster ${clusterId} has ${describeSessions(live)}; terminate them first, or send the delete with force: true to terminate them (cause cluster-deleted) before the cluster is deleted`,
+            );
+        }
+        return [
+          {
+            type: "cluster.deletion-requested",
+            data: {
+              ...(force ? { force: true } : {}),
+              ...(live && live.length > 0 ? { sessions: [...live] } : {}),
+            },
+          },
+        ];
       }
 
       case "cluster.update-pool": {
@@ -494,7 +546,13 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState>
       }
       case "cluster.finish-deletion": {
         if (state.status !== "Deleting") return [];
-        return [{ type: "cluster.deleted", data: { terminated: command.data.terminated } }];
+        const { terminated, sessionsLeft } = command.data;
+        return [
+          {
+            type: "cluster.deleted",
+            data: { terminated, ...(sessionsLeft && sessionsLeft.length > 0 ? { sessionsLeft } : {}) },
+          },
+        ];
       }
       default:
         return assertNever(command);

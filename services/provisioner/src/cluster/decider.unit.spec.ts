@@ -80,23 +80,87 @@ describe("cluster decider", () => {
   });
 
   describe("delete", () => {
-    it("starts deleting", () => {
+    const del = (force?: boolean) => ({
+      type: "cluster.delete" as const,
+      data: { clusterId: "demo-1", ...(force !== undefined ? { force } : {}) },
+    });
+    const none = { observed: { liveSessions: [] } };
+    const running = { sessionId: "s-1", status: "Running" as const };
+    const hibernated = { sessionId: "s-2", status: "Hibernated" as const };
+    const two = { observed: { liveSessions: [running, hibernated] } };
+
+    it("starts deleting a cluster no session lives on", () => {
       cluster
         .given([requested])
-        .when({ type: "cluster.delete", data: { clusterId: "demo-1" } })
+        .when(del(), none)
         .then([{ type: "cluster.deletion-requested", data: {} }]);
     });
-    it("is idempotent: deleting twice is one delete", () => {
+    it("refuses while sessions live on it, saying how many, in which states, and that force ends them", () => {
+      const { decision } = cluster.given([requested]).when(del(), two);
+      expect(decision).toEqual({
+        rejected: {
+          code: "conflict",
+          reason:
+            "cluster demo-1 has 2 live sessions (1 Running, 1 Hibernated: s-1, s-2); terminate them first, or send the delete with force: true to terminate them (cause cluster-deleted) before the cluster is deleted",
+        },
+      });
+    });
+    it("refuses with force: false as without it", () => {
+      cluster.given([requested]).when(del(false), two).thenRejected("conflict", "force: true");
+    });
+    it("with force: true, deletes and names the sessions it ends", () => {
       cluster
-        .given([requested, { type: "cluster.deletion-requested", data: {} }])
-        .when({ type: "cluster.delete", data: { clusterId: "demo-1" } })
-        .then([]);
+        .given([requested])
+        .when(del(true), two)
+        .then([
+          {
+            type: "cluster.deletion-requested",
+            data: { force: true, sessions: [running, hibernated] },
+          },
+        ]);
+    });
+    it("with force: true and no sessions, deletes", () => {
+      cluster
+        .given([requested])
+        .when(del(true), none)
+        .then([{ type: "cluster.deletion-requested", data: { force: true } }]);
+    });
+    it("refuses without force when the sessions were not looked at (never deletes on a guess)", () => {
+      cluster.given([requested]).when(del()).thenRejected("conflict", "cannot tell");
+    });
+    it("names ten sessions and counts the rest", () => {
+      const many = Array.from({ length: 12 }, (_, i) => ({
+        sessionId: `s-${String(i).padStart(2, "0")}`,
+        status: "Pending" as const,
+      }));
+      cluster
+        .given([requested])
+        .when(del(), { observed: { liveSessions: many } })
+        .thenRejected("conflict", "12 live sessions (12 Pending: s-00, s-01, s-02");
+      cluster
+        .given([requested])
+        .when(del(), { observed: { liveSessions: many } })
+        .thenRejected("conflict", "s-09 and 2 more)");
+    });
+    it("is idempotent: deleting twice is one delete, with or without force, whatever lives", () => {
+      const deleting: ClusterEvent = { type: "cluster.deletion-requested", data: {} };
+      cluster.given([requested, deleting]).when(del(), two).then([]);
+      cluster.given([requested, deleting]).when(del(true), two).then([]);
     });
     it("refuses an unknown cluster", () => {
+      cluster.given([]).when(del(), none).thenRejected("not-found");
+    });
+    it("finishes, naming the sessions that had not ended when it stopped waiting", () => {
       cluster
-        .given([])
-        .when({ type: "cluster.delete", data: { clusterId: "demo-1" } })
-        .thenRejected("not-found");
+        .given([
+          requested,
+          { type: "cluster.deletion-requested", data: { force: true, sessions: [running] } },
+        ])
+        .when({
+          type: "cluster.finish-deletion",
+          data: { clusterId: "demo-1", terminated: ["i-1"], sessionsLeft: [running] },
+        })
+        .then([{ type: "cluster.deleted", data: { terminated: ["i-1"], sessionsLeft: [running] } }]);
     });
   });
 

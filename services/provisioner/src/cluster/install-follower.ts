@@ -7,9 +7,6 @@
  * handler, so a replica's write is never missed.
  */
 import {
-  type ClusterCommand,
-  type ClusterEvent,
-  type CommandHandler,
   commandCausedBy,
   type EventOfAggregate,
   type EventsByAggregate,
@@ -19,11 +16,11 @@ import {
   type RunningConsumer,
   startReactor,
 } from "@cairn/events";
-import type { ClusterState } from "./decider.ts";
+import type { ClusterHandler } from "../provisioner.ts";
 
 export interface InstallFollowerOptions {
   nats: Nats;
-  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  handler: ClusterHandler;
   logger?: RunnerLogger;
 }
 

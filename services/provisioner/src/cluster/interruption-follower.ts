@@ -13,9 +13,6 @@
  * log has it (another replica may have written it since this one cached it).
  */
 import {
-  type ClusterCommand,
-  type ClusterEvent,
-  type CommandHandler,
   commandCausedBy,
   type Nats,
   type RunnerLogger,
@@ -23,11 +20,12 @@ import {
   startReactor,
 } from "@cairn/events";
 import type { Compute } from "../ports.ts";
+import type { ClusterHandler } from "../provisioner.ts";
 import type { ClusterState } from "./decider.ts";
 
 export interface InterruptionFollowerOptions {
   nats: Nats;
-  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  handler: ClusterHandler;
   compute: Compute;
   logger?: RunnerLogger;
 }

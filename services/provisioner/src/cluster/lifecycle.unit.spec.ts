@@ -307,7 +307,11 @@ describe("invariants (property)", () => {
         );
         let version = 1;
         for (const c of commands) {
-          const decision = clusterDecider.decide(aCommand(c), state, { now: new Date(0), version });
+          const decision = clusterDecider.decide(aCommand(c), state, {
+            now: new Date(0),
+            version,
+            observed: { liveSessions: [] },
+          });
           if (!isRejectionFree(decision)) continue;
           for (const e of decision) {
             if (state.status === "Deleting" || state.status === "Deleted") {

@@ -16,9 +16,6 @@
  * them, so a redelivery decides nothing twice.
  */
 import {
-  type ClusterCommand,
-  type ClusterEvent,
-  type CommandHandler,
   commandCausedBy,
   type Nats,
   type ReactingEvent,
@@ -27,12 +24,12 @@ import {
   startReactor,
 } from "@cairn/events";
 import type { Compute } from "../ports.ts";
-import type { ClusterState } from "./decider.ts";
+import type { ClusterHandler } from "../provisioner.ts";
 import { slotOfInstance } from "./interruption-follower.ts";
 
 export interface LostInstanceFollowerOptions {
   nats: Nats;
-  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  handler: ClusterHandler;
   compute: Compute;
   logger?: RunnerLogger;
 }

@@ -14,7 +14,6 @@ import {
   type ClusterCommand,
   type ClusterEvent,
   type CommandDataInput,
-  type CommandHandler,
   type CommandType,
   commandCausedBy,
   isCairnError,
@@ -29,6 +28,7 @@ import {
 } from "@cairn/events";
 import {
   architectureOf,
+  type ClusterSessions,
   type Compute,
   type ImageInfo,
   type InstanceInfo,
@@ -36,7 +36,8 @@ import {
   isComputeFailure,
   launchToken,
 } from "../ports.ts";
-import type { ClusterState } from "./decider.ts";
+import type { ClusterHandler } from "../provisioner.ts";
+import { describeSessions } from "./decider.ts";
 import { drainFirst } from "./drain-first.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
@@ -73,8 +74,12 @@ export function validationProblem(
 
 export interface ClusterReactorOptions {
   nats: Nats;
-  handler: CommandHandler<ClusterCommand, ClusterEvent, ClusterState>;
+  handler: ClusterHandler;
   compute: Compute;
+  /** The sessions on a cluster: a delete waits for them to end before it terminates instances. */
+  sessions: ClusterSessions;
+  /** How long a delete waits for its sessions to end (ms); default {@link SESSIONS_END_TIMEOUT_MS}. */
+  sessionsEndTimeoutMs?: number;
   logger?: RunnerLogger;
   /** How soon to look again at work that is not done yet (a drain, a termination); doubles up to `maxPollMs`. */
   pollMs?: number;
@@ -92,6 +97,15 @@ export interface ClusterReactorOptions {
 
 /** EC2 instances seldom leave `pending` in under 10 s (typically 10–30 s). */
 export const FIRST_BOOT_POLL_MS = 10_000;
+
+/**
+ * How long a cluster's delete waits for its sessions to end (their workloads deleted
+ * through the cluster's Kubernetes API, which needs the nodes) before it terminates the
+ * instances anyway: a session stuck Terminating must not keep a cluster forever. Ending
+ * a session takes its pod's termination grace (30 s by default) and a volume's release;
+ * five minutes covers slow ones with room.
+ */
+export const SESSIONS_END_TIMEOUT_MS = 5 * 60_000;
 
 /** The cluster events the reactor acts on; the others are acknowledged unread. */
 export const CLUSTER_EVENTS_REACTED_TO = [
@@ -113,6 +127,7 @@ type ClusterCommandType = ClusterCommand["type"] & CommandType;
 export async function startClusterReactor(o: ClusterReactorOptions): Promise<RunningConsumer> {
   const pollMs = o.pollMs ?? 1_000;
   const maxPollMs = o.maxPollMs ?? 15_000;
+  const sessionsEndTimeoutMs = o.sessionsEndTimeoutMs ?? SESSIONS_END_TIMEOUT_MS;
   /**
    * Work still under way elsewhere (a drain, terminations), asked for by `e`: look again
    * after 5 % of the time waited so far (within [pollMs, maxPollMs]), so its end is seen
@@ -391,11 +406,26 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 
       case "cluster.deletion-requested": {
         if (state.status !== "Deleting") return;
+        // 1. Its sessions end first (the idle-detector ends them on this same event):
+        //    their workloads are deleted through the cluster's API, which needs its nodes.
+        //    Waited for up to the bound, counted from the deletion, so a restart or the
+        //    other replica waits no longer; past it, what is left goes with the instances.
+        const waited = Math.max(0, Date.now() - Date.parse(e.time));
+        const left = await o.sessions.live(clusterId);
+        if (left.length > 0 && waited < sessionsEndTimeoutMs)
+          throw later(e, `cluster ${clusterId}: waiting for ${describeSessions(left)} to end`);
+        if (left.length > 0)
+          o.logger?.warn(
+            { cluster: clusterId, sessions: left, waitedMs: waited },
+            "sessions did not end in time; terminating the cluster's instances under them",
+          );
+        // 2. Its instances.
         const all = await o.compute.describeCluster(region, clusterId, { includeTerminated: true });
         if (await terminateAll(region, all)) {
           await record(e, "cluster.finish-deletion", {
             clusterId,
             terminated: all.map((i) => i.instanceId).sort(),
+            ...(left.length > 0 ? { sessionsLeft: [...left] } : {}),
           });
           return;
         }
