@@ -1,0 +1,276 @@
+/**
+ * The `cairn` command tree (commander), built without running it: main.ts runs it, the
+ * tests walk it. Commands that start or reach heavy parts (`up`, `replay`, `token`)
+ * import them when run, so `cairn session get` starts quickly.
+ */
+import { readFile } from "node:fs/promises";
+import { Command, Option } from "commander";
+import { type ApiClient, isApiError } from "./api-client.ts";
+import { examples } from "./commands/help.ts";
+import { sessionCommand } from "./commands/session.ts";
+import { contextOf } from "./context.ts";
+import { parseDuration } from "./durations.ts";
+import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "./errors.ts";
+import { formatValue } from "./output.ts";
+
+const print = (v: unknown) => process.stdout.write(formatValue(v, "json"));
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("cairn")
+    .description(
+      "Cairn: an event-sourced control plane for K3s clusters on AWS and the user sessions on them",
+    )
+    .addOption(
+      new Option(
+        "--api-url <url>",
+        "the Cairn API (default: CAIRN_API_URL, the config file, or the local run)",
+      ),
+    )
+    .addOption(new Option("--token <token>", "bearer token (default: CAIRN_TOKEN, or the config file)"))
+    .addOption(
+      new Option(
+        "--config <path>",
+        "config file with apiUrl and token (default: CAIRN_CONFIG, else ~/.config/cairn/config.yaml)",
+      ),
+    )
+    .showHelpAfterError("(add --help for usage and examples)")
+    .addHelpText(
+      "after",
+      `${examples([
+        "npm start                                   # run Cairn on this machine (another terminal)",
+        "cairn demo                                  # create the example cluster and follow it",
+        "cairn session create --cluster demo-1 --image ghcr.io/acme/ide:1 --wait",
+        "cairn session list -o wide",
+      ])}
+Configuration: flags, else CAIRN_API_URL / CAIRN_TOKEN, else the config file (apiUrl:, token:).
+Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
+`,
+    );
+
+  program
+    .command("up")
+    .description("run the whole control plane on this machine (NATS, Postgres, the five services, the API)")
+    .addHelpText("after", examples(["cairn up", "CAIRN_SIM_TIME_SCALE=10 cairn up"]))
+    .action(async () => (await import("./up.ts")).up());
+
+  program
+    .command("send")
+    .description("publish any command through the API (POST /commands)")
+    .argument("<type>", "command type, e.g. cluster.create")
+    .argument("[data]", "the command's data as JSON (or use --file)")
+    .option("-f, --file <path>", "read the data from a JSON file")
+    .option("--id <uuid>", "command id (a retry with the same id changes nothing)")
+    .option("--actor <name>", "who is acting", process.env.USER ?? "cli")
+    .option("-w, --wait", "wait until the command is accepted or rejected")
+    .addHelpText(
+      "after",
+      examples([
+        `cairn send cluster.delete '{"clusterId":"demo-1"}'`,
+        "cairn send cluster.create -f cluster.json --wait",
+      ]),
+    )
+    .action(
+      async (
+        type: string,
+        data: string | undefined,
+        o: { file?: string; id?: string; actor: string; wait?: boolean },
+        cmd: Command,
+      ) => {
+        const raw = o.file ? await readFile(o.file, "utf8") : data;
+        if (!raw) throw new InvalidInputError("give the command's data as an argument or with --file");
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw);
+        } catch (err) {
+          throw new InvalidInputError(
+            `the command's data is not JSON (nothing was sent): ${(err as Error).message}`,
+          );
+        }
+        const { api } = contextOf(cmd);
+        const sent = await api.post<{ commandId: string; traceId?: string }>("/commands", {
+          ...(o.id ? { id: o.id } : {}),
+          type,
+          data: parsed,
+          meta: { actor: o.actor },
+        });
+        print(sent);
+        if (!o.wait) return;
+        const outcome = await waitForCommand(api, sent.commandId);
+        print(outcome);
+        if ((outcome as { status?: string }).status === "rejected")
+          throw new OutcomeError(
+            `${type} refused: ${(outcome as { reason?: string }).reason ?? "no reason"}`,
+          );
+      },
+    );
+
+  program
+    .command("clusters")
+    .description("list clusters, or show one, as JSON")
+    .argument("[id]")
+    .option("--at <sequence|time>", "show the cluster as it was then")
+    .addHelpText("after", examples(["cairn clusters", "cairn clusters demo-1 --at 2025-01-31T12:00:00Z"]))
+    .action(async (id: string | undefined, o: { at?: string }, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      print(
+        id
+          ? await api
+              .get(`/clusters/${encodeURIComponent(id)}${o.at ? `?at=${encodeURIComponent(o.at)}` : ""}`)
+              .catch(notFoundAs("cluster", id))
+          : await api.get("/clusters"),
+      );
+    });
+
+  program
+    .command("command")
+    .description("show what became of a command")
+    .argument("<id>")
+    .addHelpText("after", examples(["cairn command 0193a0c2-5b6e-7c1d-8e9f-0a1b2c3d4e5f"]))
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      print(await api.get(`/commands/${encodeURIComponent(id)}`).catch(notFoundAs("command", id)));
+    });
+
+  program
+    .command("replay")
+    .description(
+      "rebuild every read model from the event log into a fresh schema and swap it in (the API keeps serving); prints the comparison with the live models",
+    )
+    .option("--check-only", "build and compare with live, do not swap (exit 2 when they differ)")
+    .option("--keep-old", "keep the previous live schema as <schema>_old_<n> after the swap")
+    .option("--timeout <duration>", "how long to wait for the projector's answer", "1800")
+    .addHelpText("after", examples(["cairn replay --check-only", "cairn replay --keep-old"]))
+    .action(async (o: { checkOnly?: boolean; keepOld?: boolean; timeout: string }) => {
+      const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
+      const { requestReplay } = await import("./replay.ts");
+      const reply = await requestReplay({ checkOnly: !!o.checkOnly, keepOld: !!o.keepOld }, { timeoutMs });
+      print(reply);
+      if (!reply.ok) process.exit(1);
+      const c = reply.result.comparison;
+      if (o.checkOnly && (!c.compared || !c.equal)) process.exit(2);
+    });
+
+  program
+    .command("nodes")
+    .description("a cluster's nodes: pool, instance, K3s state, Ready, who cordoned them")
+    .argument("<clusterId>")
+    .addHelpText("after", examples(["cairn nodes demo-1"]))
+    .action(async (clusterId: string, _o: unknown, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      print(
+        await api
+          .get(`/clusters/${encodeURIComponent(clusterId)}/nodes`)
+          .catch(notFoundAs("cluster", clusterId)),
+      );
+    });
+
+  program
+    .command("install")
+    .description("a cluster's install: its steps with their SSM command ids, attempts, durations and output")
+    .argument("<clusterId>")
+    .addHelpText("after", examples(["cairn install demo-1"]))
+    .action(async (clusterId: string, _o: unknown, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      print(
+        await api
+          .get(`/installs/${encodeURIComponent(clusterId)}`)
+          .catch(notFoundAs("install of cluster", clusterId)),
+      );
+    });
+
+  program
+    .command("demo")
+    .description("create the design's example cluster on a running Cairn and follow it")
+    .addHelpText("after", examples(["cairn demo"]))
+    .action(async (_o: unknown, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      const { demoCluster } = await import("./demo.ts");
+      const clusterId = `demo-${Date.now().toString(36)}`;
+      const sent = await api.post<{ commandId: string; traceId?: string }>(
+        "/commands",
+        demoCluster(clusterId),
+      );
+      process.stderr.write(
+        `sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`,
+      );
+      print(await waitForCommand(api, sent.commandId));
+      print(await followCluster(api, clusterId));
+    });
+
+  program
+    .command("watch <clusterId>")
+    .description("follow a cluster's state and progress until it rests (Ready, Failed, Deleted)")
+    .option("--timeout <duration>", "give up after this long", "900")
+    .addHelpText("after", examples(["cairn watch demo-1", "cairn watch demo-1 --timeout 5m"]))
+    .action(async (clusterId: string, o: { timeout: string }, cmd: Command) => {
+      const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
+      const { api } = contextOf(cmd);
+      const last = await followCluster(api, clusterId, timeoutMs);
+      print(last);
+      if ((last as { state?: string }).state === "Failed") process.exit(1);
+    });
+
+  program
+    .command("token")
+    .description("API bearer tokens (for CAIRN_TOKENS_FILE)")
+    .command("create")
+    .description("make a token: prints it once, and the entry to add to the tokens file")
+    .requiredOption("--user <name>", "who holds it: the actor of the commands it sends")
+    .requiredOption("--role <role>", "viewer (reads) | operator (reads and commands) | admin (everything)")
+    .addHelpText("after", examples(["cairn token create --user alice --role operator"]))
+    .action(async (o: { user: string; role: string }) => {
+      const { tokenCreate } = await import("./token.ts");
+      process.stdout.write(tokenCreate(o.user, o.role));
+    });
+
+  program.addCommand(sessionCommand());
+  return program;
+}
+
+/** States a cluster rests in: nothing happens until someone asks. */
+const RESTING = new Set(["Ready", "Failed", "Deleted"]);
+
+/** Prints each change of the cluster's state or progress until it rests; its last view. */
+async function followCluster(api: ApiClient, clusterId: string, timeoutMs = 900_000): Promise<unknown> {
+  const deadline = Date.now() + timeoutMs;
+  let said = "";
+  let seen = false;
+  for (;;) {
+    let view: { state?: string; progress?: { step?: string; percent?: number } } | undefined;
+    try {
+      view = await api.get(`/clusters/${encodeURIComponent(clusterId)}`);
+      seen = true;
+    } catch (err) {
+      if (!isApiError(err, 404)) throw err;
+      // A cluster just created may not be projected yet; one never seen after a few
+      // seconds is not there at all.
+      if (!seen && Date.now() > deadline - timeoutMs + 5_000)
+        throw new NotFoundError("cluster", clusterId, { hint: "`cairn clusters` lists the clusters" });
+    }
+    if (view) {
+      const line = `${view.state}${view.progress?.step ? `  ${view.progress.step} (${view.progress.percent ?? 0}%)` : ""}`;
+      if (line !== said)
+        process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${clusterId}: ${line}\n`);
+      said = line;
+      if (view.state && RESTING.has(view.state)) return view;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `${clusterId} did not rest within ${Math.round(timeoutMs / 1000)} s (last: ${said || "not there"})`,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function waitForCommand(api: ApiClient, id: string, timeoutMs = 30_000): Promise<unknown> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await api.get(`/commands/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (!isApiError(err, 404) || Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
