@@ -16,6 +16,8 @@ export interface GlobalOptions {
 export interface Context {
   readonly config: CliConfig;
   readonly api: ApiClient;
+  /** Who acts, for the log (without tokens): $USER. With a token the API records its holder. */
+  readonly actor: string;
 }
 
 /** The settings and client for a command; config warnings go to stderr once. */
@@ -23,5 +25,6 @@ export function contextOf(cmd: Command): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const config = resolveConfig({ apiUrl: g.apiUrl, token: g.token, config: g.config });
   for (const w of config.warnings) process.stderr.write(`cairn: warning: ${w}\n`);
-  return { config, api: apiClient(config.apiUrl, config.token) };
+  const actor = process.env.USER || process.env.LOGNAME || "cli";
+  return { config, api: apiClient(config.apiUrl, config.token), actor };
 }

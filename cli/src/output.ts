@@ -10,9 +10,13 @@ import { renderTable } from "./table.ts";
 export const OUTPUT_FORMATS = ["table", "wide", "json", "yaml"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-/** The `-o` option every reading command takes. */
-export const outputOption = () =>
-  new Option("-o, --output <format>", "output format").choices(OUTPUT_FORMATS).default("table");
+/** The `-o` option: reading commands default to a table; commands that act print a line unless asked. */
+export const outputOption = (byDefault: OutputFormat | null = "table") => {
+  const o = new Option("-o, --output <format>", "output format: table, wide, json or yaml").choices(
+    OUTPUT_FORMATS,
+  );
+  return byDefault ? o.default(byDefault) : o;
+};
 
 /** One column of a table: its header and how to show a row's cell. */
 export interface Column<T> {

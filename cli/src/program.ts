@@ -6,12 +6,17 @@
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
 import { type ApiClient, isApiError } from "./api-client.ts";
+import { CLUSTER_COLUMNS } from "./cluster/view.ts";
+import type { CommandAccepted } from "./command-status.ts";
+import { clusterCommand, waitForCluster, watchCluster } from "./commands/cluster.ts";
+import { eventsCommand, traceCommand } from "./commands/events.ts";
 import { examples } from "./commands/help.ts";
+import { nodeCommand } from "./commands/node.ts";
 import { sessionCommand } from "./commands/session.ts";
 import { contextOf } from "./context.ts";
 import { parseDuration } from "./durations.ts";
-import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "./errors.ts";
-import { formatValue } from "./output.ts";
+import { InvalidInputError, notFoundAs, OutcomeError } from "./errors.ts";
+import { formatOne, formatValue, type OutputFormat, outputOption } from "./output.ts";
 
 const print = (v: unknown) => process.stdout.write(formatValue(v, "json"));
 
@@ -47,6 +52,12 @@ Configuration: flags, else CAIRN_API_URL / CAIRN_TOKEN, else the config file (ap
 Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
 `,
     );
+
+  program.addCommand(clusterCommand());
+  program.addCommand(nodeCommand());
+  program.addCommand(sessionCommand());
+  program.addCommand(eventsCommand());
+  program.addCommand(traceCommand());
 
   program
     .command("up")
@@ -106,23 +117,6 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
     );
 
   program
-    .command("clusters")
-    .description("list clusters, or show one, as JSON")
-    .argument("[id]")
-    .option("--at <sequence|time>", "show the cluster as it was then")
-    .addHelpText("after", examples(["cairn clusters", "cairn clusters demo-1 --at 2025-01-31T12:00:00Z"]))
-    .action(async (id: string | undefined, o: { at?: string }, cmd: Command) => {
-      const { api } = contextOf(cmd);
-      print(
-        id
-          ? await api
-              .get(`/clusters/${encodeURIComponent(id)}${o.at ? `?at=${encodeURIComponent(o.at)}` : ""}`)
-              .catch(notFoundAs("cluster", id))
-          : await api.get("/clusters"),
-      );
-    });
-
-  program
     .command("command")
     .description("show what became of a command")
     .argument("<id>")
@@ -152,20 +146,6 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
     });
 
   program
-    .command("nodes")
-    .description("a cluster's nodes: pool, instance, K3s state, Ready, who cordoned them")
-    .argument("<clusterId>")
-    .addHelpText("after", examples(["cairn nodes demo-1"]))
-    .action(async (clusterId: string, _o: unknown, cmd: Command) => {
-      const { api } = contextOf(cmd);
-      print(
-        await api
-          .get(`/clusters/${encodeURIComponent(clusterId)}/nodes`)
-          .catch(notFoundAs("cluster", clusterId)),
-      );
-    });
-
-  program
     .command("install")
     .description("a cluster's install: its steps with their SSM command ids, attempts, durations and output")
     .argument("<clusterId>")
@@ -181,35 +161,35 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
 
   program
     .command("demo")
-    .description("create the design's example cluster on a running Cairn and follow it")
+    .description("create the design's example cluster on a running Cairn and follow it to Ready")
     .addHelpText("after", examples(["cairn demo"]))
     .action(async (_o: unknown, cmd: Command) => {
       const { api } = contextOf(cmd);
       const { demoCluster } = await import("./demo.ts");
       const clusterId = `demo-${Date.now().toString(36)}`;
-      const sent = await api.post<{ commandId: string; traceId?: string }>(
-        "/commands",
-        demoCluster(clusterId),
-      );
+      const sent = await api.post<CommandAccepted>("/commands", demoCluster(clusterId));
       process.stderr.write(
         `sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`,
       );
-      print(await waitForCommand(api, sent.commandId));
-      print(await followCluster(api, clusterId));
+      const view = await waitForCluster(api, clusterId, "Ready", {
+        commandId: sent.commandId,
+        timeoutMs: 900_000,
+      });
+      process.stdout.write(formatOne(view, "wide", CLUSTER_COLUMNS));
+      process.stderr.write(
+        `next: cairn cluster describe ${clusterId}  ·  cairn trace ${sent.traceId}  ·  cairn session create --cluster ${clusterId} --image ghcr.io/acme/ide:1 --wait\n`,
+      );
     });
 
   program
     .command("watch <clusterId>")
-    .description("follow a cluster's state and progress until it rests (Ready, Failed, Deleted)")
+    .description("follow a cluster until it rests (Ready, Failed, Deleted): `cairn cluster watch`")
     .option("--timeout <duration>", "give up after this long", "900")
-    .addHelpText("after", examples(["cairn watch demo-1", "cairn watch demo-1 --timeout 5m"]))
-    .action(async (clusterId: string, o: { timeout: string }, cmd: Command) => {
-      const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
-      const { api } = contextOf(cmd);
-      const last = await followCluster(api, clusterId, timeoutMs);
-      print(last);
-      if ((last as { state?: string }).state === "Failed") process.exit(1);
-    });
+    .addOption(outputOption(null))
+    .addHelpText("after", examples(["cairn watch demo-1", "cairn watch demo-1 --timeout 5m -o json"]))
+    .action((id: string, o: { timeout: string; output?: OutputFormat }, cmd: Command) =>
+      watchCluster(id, o, cmd),
+    );
 
   program
     .command("token")
@@ -224,43 +204,7 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
       process.stdout.write(tokenCreate(o.user, o.role));
     });
 
-  program.addCommand(sessionCommand());
   return program;
-}
-
-/** States a cluster rests in: nothing happens until someone asks. */
-const RESTING = new Set(["Ready", "Failed", "Deleted"]);
-
-/** Prints each change of the cluster's state or progress until it rests; its last view. */
-async function followCluster(api: ApiClient, clusterId: string, timeoutMs = 900_000): Promise<unknown> {
-  const deadline = Date.now() + timeoutMs;
-  let said = "";
-  let seen = false;
-  for (;;) {
-    let view: { state?: string; progress?: { step?: string; percent?: number } } | undefined;
-    try {
-      view = await api.get(`/clusters/${encodeURIComponent(clusterId)}`);
-      seen = true;
-    } catch (err) {
-      if (!isApiError(err, 404)) throw err;
-      // A cluster just created may not be projected yet; one never seen after a few
-      // seconds is not there at all.
-      if (!seen && Date.now() > deadline - timeoutMs + 5_000)
-        throw new NotFoundError("cluster", clusterId, { hint: "`cairn clusters` lists the clusters" });
-    }
-    if (view) {
-      const line = `${view.state}${view.progress?.step ? `  ${view.progress.step} (${view.progress.percent ?? 0}%)` : ""}`;
-      if (line !== said)
-        process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${clusterId}: ${line}\n`);
-      said = line;
-      if (view.state && RESTING.has(view.state)) return view;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${clusterId} did not rest within ${Math.round(timeoutMs / 1000)} s (last: ${said || "not there"})`,
-      );
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 async function waitForCommand(api: ApiClient, id: string, timeoutMs = 30_000): Promise<unknown> {

@@ -1,7 +1,8 @@
 /**
- * How a wait shows itself on stderr (stdout stays the result, for scripts). Each change of
- * state is a line of its own, with the time since the wait began; on a terminal a live
- * line under them shows the state now and the time ticking, redrawn in place.
+ * How a wait shows itself on stderr (stdout stays the result, for scripts). Without a
+ * terminal, each state it enters is a line, with the time since the wait began. On a
+ * terminal, a live line shows the state now with the time ticking, redrawn in place; a
+ * state left stays above it as a line with the time spent in it.
  */
 
 export interface Progress {
@@ -40,6 +41,7 @@ export function progress(subject: string, o: ProgressOptions = {}): Progress {
   const started = now();
   let state = "";
   let detail = "";
+  let since = started;
   let frame = 0;
   let drawn = false;
   const clear = () => {
@@ -48,7 +50,7 @@ export function progress(subject: string, o: ProgressOptions = {}): Progress {
   };
   const draw = () => {
     if (!live) return;
-    const text = `${SPINNER[frame++ % SPINNER.length]} ${subject} ${state}${detail ? `  ${detail}` : ""}  ${seconds(now() - started)}`;
+    const text = `${SPINNER[frame++ % SPINNER.length]} ${subject} ${state}${detail ? `  ${detail}` : ""}  ${seconds(now() - since)}`;
     const width = out.columns ?? 120;
     out.write(`\r\x1b[2K${text.length > width - 1 ? text.slice(0, width - 1) : text}`);
     drawn = true;
@@ -59,10 +61,14 @@ export function progress(subject: string, o: ProgressOptions = {}): Progress {
     update(next, nextDetail = "") {
       if (o.silent) return;
       if (next !== state) {
-        clear();
-        out.write(
-          `${subject} ${next}${nextDetail ? `  ${nextDetail}` : ""}  (${seconds(now() - started)})\n`,
-        );
+        const at = now();
+        if (!live)
+          out.write(`${subject} ${next}${nextDetail ? `  ${nextDetail}` : ""}  (${seconds(at - started)})\n`);
+        else if (state) {
+          clear();
+          out.write(`  ${subject} ${state}  ${seconds(at - since)}\n`);
+        }
+        since = at;
       }
       state = next;
       detail = nextDetail;

@@ -4,11 +4,9 @@
  * the idle-detector and node-ops on real NATS JetStream, the sim's Kubernetes for the
  * session's pod. One stack for the file; each test uses its own session ids.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { Streams } from "@cairn/events";
 import {
   appendAsOwner,
@@ -23,8 +21,8 @@ import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { createTestDatabase, type DisposableDatabase, freePort } from "@cairn/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { runCli } from "./testing/run-cli.ts";
 
-const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "cairn");
 const CLUSTER = "demo-1";
 const IMAGE = ["--image", "ghcr.io/acme/ide:1", "--cpu", "500m", "--memory", "1Gi", "--storage", "1Gi"];
 
@@ -86,45 +84,9 @@ afterAll(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly ms: number;
-}
-
 /** The `cairn` binary with `args`, against the stack's API unless `env` says otherwise. */
-function cairn(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const started = Date.now();
-  const child = spawn(bin, args, {
-    env: {
-      ...process.env,
-      HOME: home,
-      XDG_CONFIG_HOME: undefined,
-      CAIRN_CONFIG: undefined,
-      CAIRN_TOKEN: undefined,
-      CAIRN_API_URL: api,
-      USER: "alice",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (b: Buffer) => {
-    stdout += b.toString();
-  });
-  child.stderr.on("data", (b: Buffer) => {
-    stderr += b.toString();
-  });
-  const killer = setTimeout(() => child.kill("SIGKILL"), 50_000);
-  return new Promise((resolve) =>
-    child.once("close", (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
+const cairn = (args: readonly string[], env: Record<string, string | undefined> = {}) =>
+  runCli(args, { CAIRN_API_URL: api, USER: "alice", ...env }, { home });
 
 const stateOf = async (id: string) =>
   ((await (await fetch(`${api}/sessions/${id}`)).json()) as { state?: string }).state;

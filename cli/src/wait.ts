@@ -13,7 +13,7 @@ import type { Progress } from "./progress.ts";
 import { readSse } from "./sse.ts";
 
 export type Verdict<V> =
-  | { readonly kind: "done"; readonly view: V }
+  | { readonly kind: "done"; readonly view: V; readonly state?: string }
   | { readonly kind: "failed"; readonly message: string; readonly hint?: string | undefined }
   | {
       readonly kind: "waiting";
@@ -53,7 +53,10 @@ export async function waitFor<V>(spec: WaitSpec<V>): Promise<V> {
     let last: Verdict<V> | undefined;
     for (;;) {
       last = await spec.check();
-      if (last.kind === "done") return last.view;
+      if (last.kind === "done") {
+        spec.progress.update(last.state ?? spec.goal); // closes the state it was in, with its time
+        return last.view;
+      }
       if (last.kind === "failed") throw new OutcomeError(last.message, { hint: last.hint });
       spec.progress.update(last.state, last.detail);
       const left = deadline - Date.now();

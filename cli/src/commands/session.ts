@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CreateSession, SESSION_STATES, type SessionStatus, tokenSafeId } from "@cairn/events";
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { type ApiClient, ApiError, isApiError } from "../api-client.ts";
 import { type Context, contextOf } from "../context.ts";
@@ -47,14 +47,7 @@ const waitOptions = (cmd: Command, what: string) =>
   cmd
     .option("-w, --wait", `wait until the session is ${what} (exit 1 if refused or it fails)`)
     .option("--timeout <duration>", "with --wait: give up after this long (90s, 5m, 1h)", DEFAULT_WAIT)
-    .addOption(
-      new Option("-o, --output <format>", "print the session as a table, wide, json or yaml").choices([
-        "table",
-        "wide",
-        "json",
-        "yaml",
-      ]),
-    );
+    .addOption(outputOption(null));
 
 /**
  * Follows session `id` until it is `goal`, its command (`commandId`) refused, or it fails.

@@ -39,19 +39,7 @@ export interface SessionView {
   readonly updatedAt: string;
 }
 
-/** What the API answers about a command (`GET /commands/:id`). */
-export interface CommandView {
-  readonly commandId: string;
-  readonly status: "accepted" | "rejected";
-  readonly code?: string;
-  readonly reason?: string;
-}
-
-/** What the API answers when it took a command (202). */
-export interface CommandAccepted {
-  readonly commandId: string;
-  readonly traceId?: string;
-}
+export type { CommandAccepted, CommandView } from "../command-status.ts";
 
 const dash = (v: string | null | undefined) => (v === null || v === undefined || v === "" ? "<none>" : v);
 
