@@ -5,7 +5,6 @@
  * the version was reached) is checked up front; `--wait` follows the cluster with a
  * progress bar (step, percent, ETA) until it rests.
  */
-import { readFile } from "node:fs/promises";
 import {
   CLUSTER_STATUSES,
   CreateCluster,
@@ -17,8 +16,9 @@ import {
 } from "@cairn/events";
 import type { Command } from "commander";
 import { Command as Cmd } from "commander";
-import { parse as parseYaml } from "yaml";
 import { type ApiClient, ApiError, isApiError } from "../api-client.ts";
+import { type CreateFlags as CreateSpecFlags, clusterCreateData } from "../cluster/create-data.ts";
+import { describeCluster, type HistoryItem } from "../cluster/describe.ts";
 import { clusterRejectionHint, clusterVerdict } from "../cluster/outcome.ts";
 import { CLUSTER_COLUMNS, type ClusterView, progressText } from "../cluster/view.ts";
 import {
@@ -29,8 +29,9 @@ import {
   sendCommand,
 } from "../command-status.ts";
 import { contextOf } from "../context.ts";
-import { age, parseDuration } from "../durations.ts";
+import { parseDuration } from "../durations.ts";
 import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "../errors.ts";
+import type { NodeRow } from "../node/table.ts";
 import { formatList, formatOne, formatValue, type OutputFormat, outputOption } from "../output.ts";
 import { progress } from "../progress.ts";
 import { renderTable } from "../table.ts";
@@ -49,6 +50,8 @@ export const getCluster = (api: ApiClient, id: string) =>
   api
     .get<ClusterView>(path(id))
     .catch(notFoundAs("cluster", id, { hint: "`cairn cluster list` shows the clusters" }));
+
+interface CreateFlags extends WaitFlags, CreateSpecFlags {}
 
 interface WaitFlags {
   readonly wait?: boolean;
@@ -131,103 +134,6 @@ async function sendAndFollow(
   out(`cluster/${id} ${goal}\n`);
 }
 
-// ── create ───────────────────────────────────────────────────────────────────────────
-
-interface CreateFlags extends WaitFlags {
-  readonly name?: string;
-  readonly region: string;
-  readonly k3sVersion: string;
-  readonly servers: string;
-  readonly serverType: string;
-  readonly pool: string[];
-  readonly tag: string[];
-  readonly file?: string;
-}
-
-const CREATE_NAMES: Record<string, string> = {
-  clusterId: "cluster id",
-  name: "--name",
-  region: "--region",
-  k3sVersion: "--k3s-version",
-  "servers.count": "--servers",
-  "servers.instanceType": "--server-type",
-};
-
-/**
- * A pool as `--pool` takes it: `name=count[:spot|on-demand[:type,type…]]`.
- * @example parsePool("workers=2:spot:t3.large,t3a.large") // { name: "workers", count: 2, capacityType: "spot", instanceTypes: ["t3.large", "t3a.large"] }
- */
-export function parsePool(text: string) {
-  const m = /^([^=]+)=(\d+)(?::([a-z-]+))?(?::([^:]+))?$/.exec(text);
-  if (!m)
-    throw new InvalidInputError(`invalid --pool ${JSON.stringify(text)} (nothing was sent)`, [
-      "give name=count[:spot|on-demand[:type,type…]], e.g. workers=2:spot:t3.large,t3a.large",
-    ]);
-  return {
-    name: m[1],
-    count: Number(m[2]),
-    capacityType: m[3] ?? "on-demand",
-    instanceTypes: (m[4] ?? "t3.large").split(","),
-  };
-}
-
-const keyValue = (flag: string) => (text: string) => {
-  const i = text.indexOf("=");
-  if (i <= 0) throw new InvalidInputError(`invalid ${flag} ${JSON.stringify(text)}: give key=value`);
-  return [text.slice(0, i), text.slice(i + 1)] as const;
-};
-
-/** The cluster.create data from the file (if any) and the flags, checked against the catalogue. */
-export async function clusterCreateData(id: string, o: CreateFlags, given: (flag: string) => boolean) {
-  let file: Record<string, unknown> = {};
-  if (o.file) {
-    let text: string;
-    try {
-      text = await readFile(o.file, "utf8");
-    } catch (err) {
-      throw new InvalidInputError(
-        `cannot read ${o.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
-    }
-    const doc: unknown = parseYaml(text);
-    if (typeof doc !== "object" || doc === null || Array.isArray(doc))
-      throw new InvalidInputError(`${o.file} must hold an object: the cluster's spec as in cluster.create`);
-    file = { ...doc };
-  }
-  // A flag overrides the file only when typed: its default must not hide the file's value.
-  const pick = <T>(flag: string, value: T, fromFile: unknown) =>
-    given(flag) || fromFile === undefined ? value : fromFile;
-  const fileServers = (file.servers ?? {}) as { count?: unknown; instanceType?: unknown };
-  const data = {
-    ...file,
-    clusterId: id,
-    name: pick("name", o.name ?? id, file.name),
-    region: pick("region", o.region, file.region),
-    k3sVersion: pick("k3sVersion", o.k3sVersion, file.k3sVersion),
-    servers: {
-      count: pick("servers", Number(o.servers), fileServers.count),
-      instanceType: pick("serverType", o.serverType, fileServers.instanceType),
-    },
-    pools: o.pool.length > 0 ? o.pool.map(parsePool) : Array.isArray(file.pools) ? file.pools : [],
-    tags: {
-      ...((file.tags as object | undefined) ?? {}),
-      ...Object.fromEntries(o.tag.map(keyValue("--tag"))),
-    },
-  };
-  const names = { ...CREATE_NAMES };
-  data.pools.forEach((_, i) => {
-    names[`pools.${i}.count`] = `--pool #${i + 1} count`;
-    names[`pools.${i}.capacityType`] = `--pool #${i + 1} capacity type`;
-    names[`pools.${i}.name`] = `--pool #${i + 1} name`;
-  });
-  return parseInput(CreateCluster.schema, data, "cluster", {
-    names,
-    hint: "`cairn cluster create --help` shows what each flag takes",
-  });
-}
-
-// ── reading ──────────────────────────────────────────────────────────────────────────
-
 function clusterState(text: string): string {
   const state = CLUSTER_STATUSES.find((s) => s.toLowerCase() === text.toLowerCase());
   if (!state)
@@ -235,28 +141,6 @@ function clusterState(text: string): string {
       `one of ${CLUSTER_STATUSES.join(", ")}`,
     ]);
   return state;
-}
-
-interface NodeRow {
-  readonly node: string;
-  readonly pool: string | null;
-  readonly role: string | null;
-  readonly capacityType: string | null;
-  readonly instanceId: string | null;
-  readonly instance: string | null;
-  readonly k3s: string;
-  readonly kube: { readonly ready: boolean | null; readonly unschedulable: boolean };
-  readonly cordon: { readonly by: string; readonly reason: string } | null;
-  readonly gone: { readonly reason: string } | null;
-  readonly createdAt: string;
-}
-
-interface HistoryItem {
-  readonly version: number;
-  readonly time: string;
-  readonly type: string;
-  readonly actor: string;
-  readonly traceId: string | null;
 }
 
 async function allPages<T>(api: ApiClient, base: string, query: Record<string, string> = {}): Promise<T[]> {
@@ -272,121 +156,6 @@ async function allPages<T>(api: ApiClient, base: string, query: Record<string, s
 }
 
 /** kubectl describe's layout: `Key:   value` lines, sections with indented tables. */
-export function describeCluster(
-  c: ClusterView,
-  nodes: readonly NodeRow[],
-  history: readonly HistoryItem[],
-  now = new Date(),
-): string {
-  const kv = (pairs: [string, string][]) => {
-    const w = Math.max(...pairs.map(([k]) => k.length)) + 2;
-    return pairs.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}`).join("\n");
-  };
-  const indent = (text: string) =>
-    text
-      .trimEnd()
-      .split("\n")
-      .map((l) => `  ${l}`)
-      .join("\n");
-  const sections = [
-    kv([
-      ["Name", c.id],
-      ["State", c.state],
-      ...(c.health ? [["Health", c.health] as [string, string]] : []),
-      ["Region", c.region],
-      ["K3s", c.spec.k3sVersion ?? "<none>"],
-      ["Servers", c.spec.servers ? `${c.spec.servers.count} × ${c.spec.servers.instanceType}` : "<none>"],
-      [
-        "Progress",
-        c.progress.operation === null ? c.progress.step : `${progressText(c)} (${c.progress.operation})`,
-      ],
-      ["Sessions", c.sessions ? `${c.sessions.live} live, ${c.sessions.total} in all` : "-"],
-      ["Version", String(c.version)],
-      ["Created", `${c.createdAt} (${age(c.createdAt, now)} ago)`],
-      ["Trace", c.jaegerUrl ?? c.traceId ?? "<none>"],
-    ]),
-  ];
-  if (c.failure)
-    sections.push(
-      `Failure:\n  ${c.failure.reason}${c.failure.remediation ? `\n  Remediation: ${c.failure.remediation}` : ""}`,
-    );
-  if (c.conditions?.length)
-    sections.push(
-      `Conditions:\n${indent(
-        renderTable(
-          ["TYPE", "STATUS", "REASON", "MESSAGE"],
-          c.conditions.map((k) => [k.type, k.status, k.reason ?? "", k.message ?? ""]),
-        ),
-      )}`,
-    );
-  const pools = c.spec.pools ?? [];
-  sections.push(
-    `Pools:${
-      pools.length === 0
-        ? " <none>"
-        : `\n${indent(
-            renderTable(
-              ["NAME", "COUNT", "CAPACITY", "INSTANCE TYPES"],
-              pools.map((p) => [p.name, String(p.count), p.capacityType, p.instanceTypes.join(",")]),
-            ),
-          )}`
-    }`,
-  );
-  const live = nodes.filter((n) => !n.gone);
-  sections.push(
-    `Nodes:${
-      live.length === 0
-        ? " <none>"
-        : `\n${indent(
-            renderTable(
-              NODE_HEADERS,
-              live.map((n) => nodeCells(n, now)),
-            ),
-          )}`
-    }`,
-  );
-  const recent = history.slice(-10);
-  sections.push(
-    `Events (last ${recent.length} of ${history.length}):${
-      recent.length === 0
-        ? " <none>"
-        : `\n${indent(
-            renderTable(
-              ["AGE", "EVENT", "ACTOR"],
-              recent.map((e) => [age(e.time, now), e.type, e.actor]),
-            ),
-          )}`
-    }`,
-  );
-  return `${sections.join("\n")}\n`;
-}
-
-export const NODE_HEADERS = [
-  "NAME",
-  "ROLE",
-  "POOL",
-  "CAPACITY",
-  "INSTANCE",
-  "K3S",
-  "READY",
-  "SCHEDULING",
-  "AGE",
-];
-export function nodeCells(n: NodeRow, now: Date): string[] {
-  return [
-    n.node,
-    n.role ?? "<none>",
-    n.pool ?? "<none>",
-    n.capacityType ?? "<none>",
-    n.instanceId ? `${n.instanceId} (${n.instance ?? "?"})` : "<none>",
-    n.k3s,
-    n.kube.ready === null ? "Unknown" : n.kube.ready ? "True" : "False",
-    n.kube.unschedulable || n.cordon
-      ? `Disabled${n.cordon ? ` (${n.cordon.by}: ${n.cordon.reason})` : ""}`
-      : "Enabled",
-    age(n.createdAt, now),
-  ];
-}
 
 // ── the command group ────────────────────────────────────────────────────────────────
 

@@ -23,12 +23,13 @@ import { contextOf } from "../context.ts";
 import { parseDuration } from "../durations.ts";
 import { InvalidInputError, NotFoundError, notFoundAs } from "../errors.ts";
 import { type NodeOpView, nodeOpVerdict } from "../node/outcome.ts";
+import { NODE_HEADERS, type NodeRow, nodeCells } from "../node/table.ts";
 import { formatValue, type OutputFormat, outputOption } from "../output.ts";
 import { progress } from "../progress.ts";
 import { renderTable } from "../table.ts";
 import { parseInput } from "../validate.ts";
 import { waitFor } from "../wait.ts";
-import { getCluster, NODE_HEADERS, nodeCells } from "./cluster.ts";
+import { getCluster } from "./cluster.ts";
 import { examples } from "./help.ts";
 
 const out = (text: string): void => void process.stdout.write(text);
@@ -160,21 +161,6 @@ export function taintChanges(args: readonly string[]) {
     else add.push({ key, ...(value !== undefined ? { value } : {}), effect });
   }
   return { add, remove };
-}
-
-interface NodeRow {
-  readonly clusterId: string;
-  readonly node: string;
-  readonly pool: string | null;
-  readonly role: string | null;
-  readonly capacityType: string | null;
-  readonly instanceId: string | null;
-  readonly instance: string | null;
-  readonly k3s: string;
-  readonly kube: { readonly ready: boolean | null; readonly unschedulable: boolean };
-  readonly cordon: { readonly by: string; readonly reason: string } | null;
-  readonly gone: { readonly reason: string } | null;
-  readonly createdAt: string;
 }
 
 export function nodeCommand(): Command {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createData } from "../commands/session.ts";
 import { InvalidInputError } from "../errors.ts";
+import { createData } from "./create-data.ts";
 
-const flags = { timeout: "5m", cluster: "demo-1", image: "ghcr.io/acme/ide:1" };
+const flags = { cluster: "demo-1", image: "ghcr.io/acme/ide:1" };
 
 async function refusal(p: Promise<unknown>): Promise<InvalidInputError> {
   const err = await p.then(
@@ -49,7 +49,7 @@ describe("session create's data, checked before sending", () => {
   });
 
   it("says what is missing", async () => {
-    const err = await refusal(createData("s-1", { timeout: "5m" }, false, {}));
+    const err = await refusal(createData("s-1", {}, false, {}));
     expect(err.issues).toEqual([
       "give --cluster <id> (the cluster it runs on)",
       "give --image <image> (the session's container image)",
