@@ -13,6 +13,7 @@ import { eventsCommand, traceCommand } from "./commands/events.ts";
 import { examples } from "./commands/help.ts";
 import { nodeCommand } from "./commands/node.ts";
 import { sessionCommand } from "./commands/session.ts";
+import { completionScript } from "./completion.ts";
 import { contextOf } from "./context.ts";
 import { parseDuration } from "./durations.ts";
 import { InvalidInputError, notFoundAs, OutcomeError } from "./errors.ts";
@@ -58,6 +59,24 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
   program.addCommand(sessionCommand());
   program.addCommand(eventsCommand());
   program.addCommand(traceCommand());
+
+  program
+    .command("completion")
+    .description("print a shell completion script: commands, flags, output formats")
+    .argument("<shell>", "bash or zsh")
+    .addHelpText(
+      "after",
+      examples([
+        "cairn completion bash > /etc/bash_completion.d/cairn",
+        'eval "$(cairn completion bash)"              # in ~/.bashrc',
+        'eval "$(cairn completion zsh)"               # in ~/.zshrc',
+      ]),
+    )
+    .action((shell: string) => {
+      if (shell !== "bash" && shell !== "zsh")
+        throw new InvalidInputError(`no completion for ${JSON.stringify(shell)}: bash or zsh`);
+      process.stdout.write(completionScript(program, shell));
+    });
 
   program
     .command("up")
