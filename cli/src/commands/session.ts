@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { SESSION_STATES, type SessionStatus, tokenSafeId } from "@cairn/events";
 import { Command } from "commander";
 import { type ApiClient, ApiError, isApiError } from "../api-client.ts";
+import { commandStatus } from "../command-status.ts";
 import { type Context, contextOf } from "../context.ts";
 import { parseDuration } from "../durations.ts";
 import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "../errors.ts";
@@ -21,6 +22,8 @@ import { waitFor } from "../wait.ts";
 import { examples } from "./help.ts";
 
 const DEFAULT_WAIT = "5m";
+/** How long a created session may take to show in the read model before it is "not found". */
+const CREATE_GRACE_MS = 10_000;
 
 const path = (id: string, rest = "") => `/sessions/${encodeURIComponent(id)}${rest}`;
 const out = (text: string): void => void process.stdout.write(text);
@@ -49,9 +52,10 @@ export async function waitForSession(
   api: ApiClient,
   id: string,
   goal: SessionStatus,
-  o: { commandId?: string | undefined; timeoutMs: number; quiet?: boolean },
+  o: { commandId?: string | undefined; timeoutMs: number; quiet?: boolean; creating?: boolean },
 ): Promise<SessionView> {
   let command: CommandView | undefined;
+  const started = Date.now();
   return waitFor({
     api,
     subject: `session/${id}`,
@@ -61,15 +65,20 @@ export async function waitForSession(
     progress: progress(`session/${id}`, { silent: o.quiet }),
     check: async () => {
       const [view, cmd] = await Promise.all([
-        api.get<SessionView>(path(id)).catch(notFoundAs("session", id)),
-        command || o.commandId === undefined
-          ? command
-          : api.get<CommandView>(`/commands/${encodeURIComponent(o.commandId)}`).catch((err: unknown) => {
-              if (isApiError(err, 404)) return undefined; // not projected yet
-              throw err;
-            }),
+        api.get<SessionView>(path(id)).catch((err: unknown) => {
+          // A create the API answered Pending may not be projected yet: give it a moment.
+          if (o.creating && isApiError(err, 404) && Date.now() - started < CREATE_GRACE_MS) return undefined;
+          return notFoundAs("session", id)(err);
+        }),
+        command || o.commandId === undefined ? command : commandStatus(api, o.commandId),
       ]);
       command = cmd;
+      if (!view)
+        return {
+          kind: "waiting",
+          state: "Pending",
+          hint: "admission has not answered: is the idle-detector running?",
+        };
       return sessionVerdict(goal, view, command, o.commandId);
     },
   });
@@ -115,6 +124,7 @@ async function create(id: string | undefined, o: CreateFlags, cmd: Command) {
     commandId: answer.commandId,
     timeoutMs,
     quiet: o.output === "json" || o.output === "yaml",
+    creating: true,
   });
   report(view, `session/${view.id} Running${view.node ? ` on ${view.node}` : ""}`, o.output, view);
 }
