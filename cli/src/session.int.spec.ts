@@ -197,6 +197,26 @@ describe("cairn session", () => {
     expect(run.stderr).toContain("hint: check the cluster's id");
   });
 
+  it("a session that cannot be scheduled Fails: exit 1 with the reason and the remediation", async () => {
+    const run = await cairn([
+      "session",
+      "create",
+      "big-1",
+      "--cluster",
+      CLUSTER,
+      ...IMAGE,
+      "--cpu",
+      "12",
+      "--wait",
+    ]);
+    expect(run.code).toBe(1);
+    // The failure's own reason and remediation, as node-ops recorded them.
+    expect(run.stderr).toMatch(
+      /\ncairn: session\/big-1 Failed: .*no node of cluster demo-1 has room.*\nhint: add nodes.+\n$/,
+    );
+    expect(run.stdout).toBe("");
+  });
+
   it("hibernate, heartbeat, connect and terminate with --wait", async () => {
     expect(
       (
