@@ -122,7 +122,7 @@ describe("cairn cluster, node, events, trace", () => {
     expect(await commandsOnTheBus()).toBe(before);
   });
 
-  it("node list, then cordon and uncordon with --wait", async () => {
+  it("node list, then cordon, uncordon, label and drain with --wait", async () => {
     const nodes = JSON.parse((await cairn(["node", "list", "--cluster", "c-1", "-o", "json"])).stdout) as {
       node: string;
       pool: string | null;
