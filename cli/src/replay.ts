@@ -3,24 +3,11 @@
  * to rebuild every read model and swap it in, or only to compare (`--check-only`), and
  * prints its report. The projector does the work: it holds the apply lock the swap needs.
  */
-import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { connectNats } from "@cairn/events";
 import { REPLAY_SUBJECT, type ReplayReply, type ReplayRequest } from "@cairn/projector";
+import { natsUrl } from "./nats-url.ts";
 
-/** `NATS_URL`, else what `cairn up` wrote in the data dir, else the default on loopback. */
-export function natsUrl(env = process.env): string {
-  if (env.NATS_URL) return env.NATS_URL;
-  try {
-    const endpoints = JSON.parse(
-      readFileSync(join(resolve(env.CAIRN_DATA_DIR ?? ".cairn"), "endpoints.json"), "utf8"),
-    );
-    if (typeof endpoints.natsUrl === "string") return endpoints.natsUrl;
-  } catch {
-    // no local run recorded
-  }
-  return "nats://127.0.0.1:4222";
-}
+export { natsUrl };
 
 /** Sends the request and waits for the projector's answer (a replay of a big log takes minutes). */
 export async function requestReplay(

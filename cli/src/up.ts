@@ -226,7 +226,9 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   if (!stopping) {
     apiEverReady = true;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
-    say(`try: node cli/src/main.ts demo   (or: curl ${apiUrl}/clusters)`);
+    say(
+      `try: npx cairn demo  ·  npx cairn cluster list  ·  npx cairn session list  ·  curl ${apiUrl}/clusters`,
+    );
   }
 }
 

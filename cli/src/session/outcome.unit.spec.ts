@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { sessionVerdict } from "./outcome.ts";
+import type { SessionView } from "./view.ts";
+
+const view = (over: Partial<SessionView> = {}): SessionView => ({
+  id: "s-1",
+  user: "alice",
+  clusterId: "demo-1",
+  state: "Starting",
+  template: { image: "i", cpu: "1", memory: "1Gi", storage: "1Gi" },
+  idleTimeoutSeconds: 1800,
+  node: null,
+  cause: "user",
+  lastActivity: null,
+  idleInSeconds: null,
+  wakeLatencyMs: null,
+  failure: null,
+  rejection: null,
+  traceId: null,
+  createdAt: "2025-01-31T12:00:00Z",
+  updatedAt: "2025-01-31T12:00:00Z",
+  ...over,
+});
+
+describe("what --wait makes of a session", () => {
+  it("done once it is in the goal state", () => {
+    const v = view({ state: "Running" });
+    expect(sessionVerdict("Running", v)).toEqual({ kind: "done", view: v });
+  });
+
+  it("waiting on its way, with a hint that names the service to look at", () => {
+    expect(sessionVerdict("Running", view({ state: "Pending" }))).toMatchObject({
+      kind: "waiting",
+      state: "Pending",
+      hint: expect.stringContaining("idle-detector"),
+    });
+    expect(sessionVerdict("Hibernated", view({ state: "Hibernating" }))).toMatchObject({
+      kind: "waiting",
+      hint: expect.stringContaining("node-ops"),
+    });
+  });
+
+  it("failed when its command was refused, by the command's outcome or the session's last rejection", () => {
+    expect(
+      sessionVerdict("Hibernated", view({ state: "Starting" }), {
+        commandId: "c1",
+        status: "rejected",
+        code: "conflict",
+        reason: "session s-1 is Starting: only a Running session can hibernate",
+      }),
+    ).toEqual({
+      kind: "failed",
+      message: "session/s-1: refused: session s-1 is Starting: only a Running session can hibernate",
+      hint: "see where it stands: `cairn session get s-1`",
+    });
+    const rejected = view({
+      state: "Failed",
+      rejection: { commandId: "c1", commandType: "session.create", code: "over-quota", reason: "over quota" },
+    });
+    expect(sessionVerdict("Running", rejected, undefined, "c1")).toMatchObject({
+      kind: "failed",
+      message: "session/s-1: refused: over quota",
+      hint: expect.stringContaining("raise the quota"),
+    });
+  });
+
+  it("another command's rejection is not this one's", () => {
+    const v = view({
+      state: "Running",
+      rejection: { commandId: "old", commandType: "session.wake", code: "conflict", reason: "no" },
+    });
+    expect(sessionVerdict("Running", v, undefined, "c2")).toMatchObject({ kind: "done" });
+  });
+
+  it("failed with the failure's reason and remediation when the session Fails", () => {
+    const v = view({
+      state: "Failed",
+      failure: { reason: "no node has 64 CPUs free", remediation: "ask for less CPU", cause: "failure" },
+    });
+    expect(sessionVerdict("Running", v)).toEqual({
+      kind: "failed",
+      message: "session/s-1 Failed: no node has 64 CPUs free",
+      hint: "ask for less CPU",
+    });
+  });
+
+  it("failed when it ends before reaching a live goal; a terminate waits through Terminating", () => {
+    expect(sessionVerdict("Running", view({ state: "Terminated", cause: "lifetime" }))).toMatchObject({
+      kind: "failed",
+      message: "session/s-1 is Terminated (cause: lifetime): it will not be Running",
+    });
+    expect(sessionVerdict("Terminated", view({ state: "Terminating" }))).toMatchObject({ kind: "waiting" });
+  });
+});
