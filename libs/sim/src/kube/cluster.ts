@@ -1978,6 +1978,17 @@ export class Cluster {
         replicas: obj.spec?.replicas,
         readyReplicas: obj.status?.readyReplicas ?? 0,
       })),
+      replicaSets: this.entries(REPLICASETS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        owner: controllerOf(obj)?.name,
+        replicas: obj.spec?.replicas,
+        readyReplicas: obj.status?.readyReplicas ?? 0,
+      })),
+      daemonSets: this.entries(DAEMONSETS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        desired: obj.status?.desiredNumberScheduled ?? 0,
+        ready: obj.status?.numberReady ?? 0,
+      })),
       pdbs: this.entries(PDBS).map(({ obj }) => ({
         name: keyOf(obj.metadata.namespace, obj.metadata.name),
         minAvailable: obj.spec?.minAvailable,
