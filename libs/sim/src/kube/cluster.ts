@@ -177,6 +177,23 @@ interface Timer {
   uid: string;
 }
 
+/** What `Cluster.snapshot` takes: plain data. */
+export interface ClusterSnapshot {
+  id: string;
+  token: string;
+  rv: number;
+  timerSeq: number;
+  objects: [string, KObj[]][];
+  timers: Timer[];
+  podX: [string, PodX][];
+  nodeIndex: [string, number][];
+  nodeReady: [string, boolean][];
+  kubeletDown: [string, number][];
+  nextIp: [string, number][];
+  images: [string, [string, number][]][];
+  pdbSyncAt: [string, number][];
+}
+
 /** A list's items, encoded, and (made on first need) gzipped as one gzip member. */
 export interface ListItems {
   items: Buffer;
@@ -245,15 +262,88 @@ export class Cluster {
     namespaces: new Set<string>(),
   };
 
-  constructor(id: string, token: string, ctx: SimContext, missingImages: ReadonlySet<string> = new Set()) {
+  /** A new cluster with its default namespaces; or, from a snapshot, the cluster as it was. */
+  constructor(
+    id: string,
+    token: string,
+    ctx: SimContext,
+    missingImages: ReadonlySet<string> = new Set(),
+    from?: ClusterSnapshot,
+  ) {
     this.id = id;
     this.token = token;
     this.#ctx = ctx;
     this.#missingImages = missingImages;
     for (const d of RESOURCES) this.#stores.set(d, new Map());
+    if (from) {
+      this.#load(from);
+      return;
+    }
     for (const ns of ["default", "kube-node-lease", "kube-public", "kube-system"]) {
       this.put(NAMESPACES, namespaceObject(ns, ctx.random.uuid(), this.now()));
     }
+  }
+
+  /**
+   * The cluster's whole state as JSON-able data (journal compaction): its objects, the
+   * resourceVersion, what the controllers and kubelets keep beside the objects, and the
+   * timers. The watch cache is not kept: like a restarted kube-apiserver, the restored
+   * one starts its window at the current resourceVersion (older watches get 410).
+   */
+  snapshot(): ClusterSnapshot {
+    return {
+      id: this.id,
+      token: this.token,
+      rv: this.rv,
+      timerSeq: this.#timerSeq,
+      objects: RESOURCES.map((d) => [d.resource, [...this.#stores.get(d)!.values()].map((e) => e.obj)]),
+      timers: this.#timers.map((t) => ({ ...t })),
+      podX: [...this.#podX].map(([k, x]) => [k, { ...x }]),
+      nodeIndex: [...this.#nodeIndex],
+      nodeReady: [...this.#nodeReady],
+      kubeletDown: [...this.#kubeletDown],
+      nextIp: [...this.#nextIp],
+      images: [...this.#images].map(([n, m]) => [n, [...m]]),
+      pdbSyncAt: [...this.#pdbSyncAt],
+    };
+  }
+
+  #load(s: ClusterSnapshot): void {
+    this.rv = s.rv;
+    this.#timerSeq = s.timerSeq;
+    for (const [resource, objs] of s.objects) {
+      const def = RESOURCES.find((d) => d.resource === resource);
+      if (!def) continue;
+      const store = this.#stores.get(def)!;
+      for (const obj of objs) {
+        const key = keyOf(obj.metadata.namespace, obj.metadata.name);
+        store.set(key, { obj, json: JSON.stringify(obj) });
+        // The indexes the hooks keep, without their side effects (the snapshot was settled).
+        const ref = refText(def, key);
+        this.#byUid.set(obj.metadata.uid, { def, key });
+        for (const r of obj.metadata.ownerReferences ?? [])
+          getOrInit(this.#dependents, r.uid, () => new Set<string>()).add(ref);
+        if (def === PODS) {
+          const ns = obj.metadata.namespace!;
+          const node = obj.spec?.nodeName as string | undefined;
+          getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
+          if (node) getOrInit(this.#podsByNode, node, () => new Set<string>()).add(key);
+          else if (!obj.metadata.deletionTimestamp) this.#unscheduled.add(key);
+          if (!controllerOf(obj) && isActivePod(obj))
+            getOrInit(this.#orphans, ns, () => new Set<string>()).add(key);
+        }
+      }
+      this.#versions.set(def, 1);
+      this.#compactedRv.set(def, s.rv);
+    }
+    this.#timers.push(...s.timers);
+    for (const [k, x] of s.podX) this.#podX.set(k, x);
+    for (const [k, v] of s.nodeIndex) this.#nodeIndex.set(k, v);
+    for (const [k, v] of s.nodeReady) this.#nodeReady.set(k, v);
+    for (const [k, v] of s.kubeletDown) this.#kubeletDown.set(k, v);
+    for (const [k, v] of s.nextIp) this.#nextIp.set(k, v);
+    for (const [n, m] of s.images) this.#images.set(n, new Map(m));
+    for (const [k, v] of s.pdbSyncAt) this.#pdbSyncAt.set(k, v);
   }
 
   now(): number {
