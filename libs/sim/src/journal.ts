@@ -155,12 +155,15 @@ export class Journal {
   /**
    * Starts a new journal from `snapshot` in place of this one, crash-safely (see the top
    * of this file). Synchronous: no call can slip in between the snapshot and the switch.
+   * Returns the new journal's size in bytes.
    */
-  compact(snapshot: SimSnapshot): void {
+  compact(snapshot: SimSnapshot): number {
     const header: JournalHeader = { v: 2, seed: this.header.seed, snapshot };
-    this.#replaceWith(`${JSON.stringify(header)}\n`);
+    const text = `${JSON.stringify(header)}\n`;
+    this.#replaceWith(text);
     this.header = header;
     this.sinceSnapshot = 0;
+    return Buffer.byteLength(text);
   }
 
   /** Write beside, fsync, rename over, fsync the directory. */

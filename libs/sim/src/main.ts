@@ -12,7 +12,14 @@ if (process.env.CAIRN_SIM_PORT) config.port = Number(process.env.CAIRN_SIM_PORT)
 if (process.env.CAIRN_SIM_TIME_SCALE) config.timeScale = Number(process.env.CAIRN_SIM_TIME_SCALE);
 if (process.env.CAIRN_SIM_DATA_DIR) config.dataDir = process.env.CAIRN_SIM_DATA_DIR;
 if (process.env.CAIRN_SIM_COMPACT_AFTER) config.compactAfter = Number(process.env.CAIRN_SIM_COMPACT_AFTER);
-const sim = await startSim({ port: 4566, ...config });
+const sim = await startSim({
+  port: 4566,
+  ...config,
+  onCompaction: (c) =>
+    process.stdout.write(
+      `${JSON.stringify({ msg: "journal compacted", calls: c.calls, bytes: c.bytes, ms: c.ms })}\n`,
+    ),
+});
 process.stdout.write(
   `${JSON.stringify({ msg: "sim listening", url: sim.url, admin: sim.adminUrl, timeScale: sim.clock.timeScale })}\n`,
 );

@@ -35,6 +35,8 @@ export interface SimOptions {
    * a snapshot of the whole cloud (journal.ts). Default 10,000.
    */
   compactAfter?: number;
+  /** Told after each compaction: the calls it folded, the snapshot's size and how long it took. */
+  onCompaction?: (info: { calls: number; bytes: number; ms: number }) => void;
 }
 
 /** Journaled calls between two compactions, unless configured. */
@@ -137,7 +139,12 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     }
     // Every call before this one has done all it does (modules act synchronously once
     // journaled), so the snapshot is the cloud between two calls.
-    if (journal.sinceSnapshot >= compactAfter) journal.compact(snapshot());
+    if (journal.sinceSnapshot >= compactAfter) {
+      const started = performance.now();
+      const calls = journal.sinceSnapshot;
+      const bytes = journal.compact(snapshot());
+      opts.onCompaction?.({ calls, bytes, ms: Math.round(performance.now() - started) });
+    }
     journal.append(req, url, body, clock.now(), random.state);
   };
 

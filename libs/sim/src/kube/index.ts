@@ -179,7 +179,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     replaceDatastore(clusterId) {
       const old = mustCluster(clusterId);
       for (const w of watches) if (w.clusterId === clusterId) w.close();
-      const fresh = new Cluster(clusterId, old.token, ctx);
+      const fresh = new Cluster(clusterId, old.token, ctx, missingImages);
       clusters.set(clusterId, fresh);
       // The kubelets register their nodes again with the new datastore.
       for (const { obj } of old.entries(NODES)) {
