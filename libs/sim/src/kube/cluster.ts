@@ -1341,10 +1341,12 @@ export class Cluster {
     const rs = e.obj;
     const active = () => this.#claimPods(rs).filter((p) => isActivePod(p.obj));
     if (!rs.metadata.deletionTimestamp) {
+      // In a namespace being deleted the API refuses new pods, so its controller makes none.
+      const closed = this.#terminating(rs.metadata.namespace!);
       const want = (rs.spec?.replicas as number | undefined) ?? 1;
       const pods = active();
       const template = (rs.spec?.template as Obj | undefined) ?? {};
-      for (let i = pods.length; i < want; i++) {
+      for (let i = pods.length; i < want && !closed; i++) {
         const spec = structuredClone((template.spec as Obj | undefined) ?? {});
         this.createPod(this.#podFromTemplate(rs, {}, spec), { managed: true });
       }
@@ -1647,7 +1649,7 @@ export class Cluster {
       const { run, keep } = verdict(node);
       const pods = byNode.get(name) ?? [];
       const live = pods.filter((p) => isActivePod(p.obj));
-      if (run && pods.length === 0) {
+      if (run && pods.length === 0 && !this.#terminating(ds.metadata.namespace!)) {
         const spec = structuredClone(tspec);
         spec.tolerations = tols;
         spec.affinity = { ...(spec.affinity as Obj | undefined), ...nodeNameAffinity(name) };
@@ -1709,6 +1711,10 @@ export class Cluster {
       this.edit(DAEMONSETS, key, (x) => {
         x.status = status;
       });
+  }
+
+  #terminating(ns: string): boolean {
+    return this.get(NAMESPACES, ns)?.obj.metadata.deletionTimestamp !== undefined;
   }
 
   /** Stores a new pod (bound if spec.nodeName is set, else left to the scheduler). */
