@@ -67,6 +67,7 @@ import {
   type ResourceDef,
   resourceOfKind,
 } from "./resources.ts";
+import { rollingStep } from "./rollout.ts";
 import { fromSelectorObject, type LabelSelectorObject, matchesLabels } from "./selectors.ts";
 
 /**
@@ -1449,41 +1450,19 @@ export class Cluster {
       fresh = all().find(isNew);
       if (fresh && !oldPods() && replicasOf(fresh) !== want) scaleTo(fresh, want);
     } else if (fresh) {
-      // 2b. RollingUpdate: the new one grows within the surge …
+      // 2b. RollingUpdate: one step of rolling.go (rollout.ts); pods becoming available
+      //     bring the next.
       const f = fresh;
-      const sum = all().reduce((n, rs) => n + replicasOf(rs), 0);
-      if (replicasOf(f) > want) scaleTo(f, want);
-      else if (replicasOf(f) < want) {
-        const up = Math.min(want + maxSurge - sum, want - replicasOf(f));
-        if (up > 0) scaleTo(f, replicasOf(f) + up);
-      }
-      // … and old ones shrink while enough stay available (unhealthy ones first).
-      const n = all().find(isNew)!;
-      if (old().some((rs) => replicasOf(rs) > 0)) {
-        const total = all().reduce((s2, rs) => s2 + replicasOf(rs), 0);
-        const minAvailable = want - maxUnavailable;
-        const newUnavailable = replicasOf(n) - statusOf(n, "availableReplicas");
-        let budget = total - minAvailable - newUnavailable;
-        for (const rs of old()) {
-          if (budget <= 0) break;
-          const unhealthy = replicasOf(rs) - statusOf(rs, "availableReplicas");
-          const down = Math.min(budget, Math.max(0, unhealthy));
-          if (down > 0) {
-            scaleTo(rs, replicasOf(rs) - down);
-            budget -= down;
-          }
-        }
-        const available = all().reduce((s2, rs) => s2 + statusOf(rs, "availableReplicas"), 0);
-        let spare = available - minAvailable;
-        for (const rs of old()) {
-          if (spare <= 0) break;
-          const down = Math.min(replicasOf(rs), spare);
-          if (down > 0) {
-            scaleTo(rs, replicasOf(rs) - down);
-            spare -= down;
-          }
-        }
-      }
+      const olds = old();
+      const scale = (rs: Entry) => ({
+        replicas: replicasOf(rs),
+        available: statusOf(rs, "availableReplicas"),
+      });
+      const step = rollingStep({ want, maxSurge, maxUnavailable }, scale(f), olds.map(scale));
+      if (step.fresh !== replicasOf(f)) scaleTo(f, step.fresh);
+      olds.forEach((rs, i) => {
+        if (step.old[i] !== replicasOf(rs)) scaleTo(rs, step.old[i]!);
+      });
     }
 
     // 3. Old ReplicaSets at 0, past the history limit: deleted, oldest first.
