@@ -28,6 +28,8 @@ export class SimClock {
   advance(ms: number): void {
     if (ms < 0) throw new Error("sim time never goes back");
     this.#offset += ms;
+    // Standing still (a replay), time still jumps: a replayed advance must not be lost.
+    if (this.#frozen !== undefined) this.#frozen += ms;
   }
 
   /** Stops time at `t` (sim epoch ms, not before now): a replay sets each call's time. */

@@ -52,11 +52,19 @@ export interface FaultQuery {
   facts?: Record<string, string | undefined>;
 }
 
+export interface FaultsSnapshot {
+  seq: number;
+  rules: FaultRule[];
+  hits: [string, number][];
+}
+
 export class FaultRegistry {
   readonly #rules: FaultRule[] = [];
   readonly #random: SimRandom;
   readonly #now: () => number;
   #seq = 0;
+  /** Rules from the config (not the cloud's state: each start puts them in force again). */
+  readonly #fromConfig = new Set<string>();
   /** Hits so far, per rule id (observable through the admin API). */
   readonly hits = new Map<string, number>();
 
@@ -65,7 +73,8 @@ export class FaultRegistry {
     this.#now = now;
   }
 
-  add(input: FaultInput): FaultRule {
+  /** Puts a rule in force; `fromConfig` marks one of the config's (see `snapshot`). */
+  add(input: FaultInput, opts: { fromConfig?: boolean } = {}): FaultRule {
     if (input.count === undefined && input.rate === undefined) {
       throw new Error("a fault needs `count` (the next N calls) or `rate` (a probability)");
     }
@@ -73,7 +82,31 @@ export class FaultRegistry {
       throw new Error("rate is a probability in [0, 1]");
     const rule: FaultRule = { ...input, id: input.id ?? `fault-${++this.#seq}` };
     this.#rules.push(rule);
+    if (opts.fromConfig) this.#fromConfig.add(rule.id);
     return rule;
+  }
+
+  /**
+   * The rules added at run time (the admin API), with what is left of their counts, and
+   * their hits (journal compaction). The config's rules are not part of it: every start
+   * puts them in force again as configured.
+   */
+  snapshot(): FaultsSnapshot {
+    const rules = this.#rules.filter((r) => !this.#fromConfig.has(r.id)).map((r) => ({ ...r }));
+    return {
+      seq: this.#seq,
+      rules,
+      hits: rules.flatMap((r) =>
+        this.hits.has(r.id) ? [[r.id, this.hits.get(r.id)!] as [string, number]] : [],
+      ),
+    };
+  }
+
+  /** Adds a snapshot's rules after the config's. */
+  restore(s: FaultsSnapshot): void {
+    this.#seq = Math.max(this.#seq, s.seq);
+    for (const r of s.rules) this.#rules.push({ ...r });
+    for (const [id, n] of s.hits) this.hits.set(id, n);
   }
 
   remove(id: string): boolean {

@@ -13,11 +13,32 @@
  * What is derived between calls (a Deployment's pod names, a registered node's uid) is
  * recomputed by the replay and may differ from before the restart: nothing outside the
  * sim records those.
+ *
+ * Compaction. The journal does not grow for ever: after `compactAfter` calls the sim
+ * writes a snapshot of its whole state (every module's, the faults added at run time,
+ * sim time and the PRNG) as the header of a new journal, and calls go on after it; a
+ * restart restores the snapshot, then replays what follows. The new journal is written
+ * beside the old one (`journal.ndjson.tmp`), flushed to disk (fsync), then renamed over
+ * it (atomic) and the directory flushed: a crash at any moment leaves either the old
+ * journal whole or the new one whole; a leftover `.tmp` is a compaction that did not
+ * finish, and is removed at start.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { awsProtocolOf } from "./aws.ts";
+import type { FaultsSnapshot } from "./faults.ts";
 
 export interface JournalEntry {
   /** Sim time (epoch ms) of the call. */
@@ -33,9 +54,24 @@ export interface JournalEntry {
   body: string;
 }
 
+/** The whole simulated cloud at one moment: what a compacted journal starts from. */
+export interface SimSnapshot {
+  /** Sim time (epoch ms) it was taken. */
+  t: number;
+  /** Wall time (epoch ms) it was taken. */
+  wall: number;
+  /** The PRNG's state. */
+  rng: number;
+  faults: FaultsSnapshot;
+  /** Each module's `snapshot()`, encoded by snapshot.ts's `toJson`. */
+  modules: Record<string, unknown>;
+}
+
 export interface JournalHeader {
-  v: 1;
+  /** 1: calls from the start of the cloud; 2: calls after `snapshot`. */
+  v: 1 | 2;
   seed: number;
+  snapshot?: SimSnapshot;
 }
 
 /** Headers a replayed call needs (protocol, region from the signature, content type). */
@@ -54,14 +90,21 @@ export function isRead(req: IncomingMessage, url: URL, body: Buffer): boolean {
 }
 
 export class Journal {
+  readonly dir: string;
   readonly file: string;
-  readonly header: JournalHeader;
-  readonly entries: JournalEntry[];
+  header: JournalHeader;
+  /** The calls to replay at start (after the header's snapshot, if any); emptied once replayed. */
+  entries: JournalEntry[];
+  /** Calls journaled since the last snapshot (or the start of the cloud): what compaction is weighed by. */
+  sinceSnapshot: number;
 
   /** Opens (or starts) the journal in `dir`; `seed` is used only for a new one. */
   constructor(dir: string, seed: number) {
     mkdirSync(dir, { recursive: true });
+    this.dir = dir;
     this.file = join(dir, "journal.ndjson");
+    // A compaction that did not finish: the journal beside it is whole.
+    rmSync(`${this.file}.tmp`, { force: true });
     if (existsSync(this.file)) {
       const lines = readFileSync(this.file, "utf8").split("\n").filter(Boolean);
       const entries: JournalEntry[] = [];
@@ -76,15 +119,17 @@ export class Journal {
         if (!header) header = o as JournalHeader;
         else entries.push(o as JournalEntry);
       }
-      if (header?.v === 1) {
+      if (header?.v === 1 || (header?.v === 2 && header.snapshot)) {
         this.header = header;
         this.entries = entries;
+        this.sinceSnapshot = entries.length;
         return;
       }
     }
     this.header = { v: 1, seed };
     this.entries = [];
-    appendFileSync(this.file, `${JSON.stringify(this.header)}\n`);
+    this.sinceSnapshot = 0;
+    this.#replaceWith(`${JSON.stringify(this.header)}\n`);
   }
 
   /** Appends a call, synchronously: a call the sim acted on is in the journal even if it is killed right after. */
@@ -104,6 +149,40 @@ export class Journal {
       body: body.toString("base64"),
     };
     appendFileSync(this.file, `${JSON.stringify(e)}\n`);
+    this.sinceSnapshot++;
+  }
+
+  /**
+   * Starts a new journal from `snapshot` in place of this one, crash-safely (see the top
+   * of this file). Synchronous: no call can slip in between the snapshot and the switch.
+   * Returns the new journal's size in bytes.
+   */
+  compact(snapshot: SimSnapshot): number {
+    const header: JournalHeader = { v: 2, seed: this.header.seed, snapshot };
+    const text = `${JSON.stringify(header)}\n`;
+    this.#replaceWith(text);
+    this.header = header;
+    this.sinceSnapshot = 0;
+    return Buffer.byteLength(text);
+  }
+
+  /** Write beside, fsync, rename over, fsync the directory. */
+  #replaceWith(text: string): void {
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, "w");
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+    const dir = openSync(this.dir, "r");
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 }
 

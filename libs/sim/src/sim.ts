@@ -5,10 +5,11 @@ import { awsProtocolOf, signedRegion } from "./aws.ts";
 import { type Latencies, REALISTIC_LATENCIES, SimClock } from "./clock.ts";
 import { createEc2 } from "./ec2/index.ts";
 import { type FaultInput, FaultRegistry } from "./faults.ts";
-import { isRead, Journal, replayBody } from "./journal.ts";
+import { isRead, Journal, replayBody, type SimSnapshot } from "./journal.ts";
 import { createKube } from "./kube/index.ts";
 import { SimRandom } from "./random.ts";
 import { RequestLog } from "./request-log.ts";
+import { fromJson, toJson } from "./snapshot.ts";
 import { createSqs } from "./sqs/index.ts";
 import { createSsm } from "./ssm/index.ts";
 import type { Ec2Port, KubePort, SimContext, SimModule, SqsPort, SsmPort, World } from "./world.ts";
@@ -29,7 +30,17 @@ export interface SimOptions {
    * restart on the same directory. Absent: nothing is kept (tests).
    */
   dataDir?: string;
+  /**
+   * With a data directory: after this many journaled calls the journal is compacted into
+   * a snapshot of the whole cloud (journal.ts). Default 10,000.
+   */
+  compactAfter?: number;
+  /** Told after each compaction: the calls it folded, the snapshot's size and how long it took. */
+  onCompaction?: (info: { calls: number; bytes: number; ms: number }) => void;
 }
+
+/** Journaled calls between two compactions, unless configured. */
+export const DEFAULT_COMPACT_AFTER = 10_000;
 
 export interface Sim {
   /** The AWS endpoint (EC2, SSM and SQS): give it to the SDK clients as `endpoint`. */
@@ -60,13 +71,16 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     ? new Journal(opts.dataDir, opts.seed ?? (Math.floor(Math.random() * 2 ** 31) || 1))
     : undefined;
   const seed = journal?.header.seed ?? opts.seed ?? 1;
+  const restored = journal?.header.snapshot;
+  const firstT = restored?.t ?? journal?.entries[0]?.t;
   const clock = new SimClock({
     timeScale: opts.timeScale ?? 1,
-    ...(journal?.entries[0] ? { start: journal.entries[0].t } : {}),
+    ...(firstT !== undefined ? { start: firstT } : {}),
   });
   const random = new SimRandom(seed);
   const faults = new FaultRegistry(random, () => clock.now());
-  for (const f of opts.faults ?? []) faults.add(f);
+  for (const f of opts.faults ?? []) faults.add(f, { fromConfig: true });
+  const compactAfter = Math.max(1, opts.compactAfter ?? DEFAULT_COMPACT_AFTER);
   const requests = new RequestLog();
   const latencies = { ...REALISTIC_LATENCIES, ...opts.latencies };
   let baseUrl = "";
@@ -83,6 +97,25 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
   world.kube = kube.port;
   const modules: Record<string, SimModule<unknown>> = { ec2, ssm, kube, sqs };
 
+  /** The whole cloud now (journal compaction). */
+  const snapshot = (): SimSnapshot => ({
+    t: clock.now(),
+    wall: Date.now(),
+    rng: random.state,
+    faults: faults.snapshot(),
+    modules: Object.fromEntries(Object.entries(modules).map(([k, m]) => [k, toJson(m.snapshot?.())])),
+  });
+  if (restored) {
+    // A compacted journal: the cloud as it was at the snapshot, then the calls after it.
+    clock.freezeAt(restored.t);
+    random.state = restored.rng;
+    faults.restore(restored.faults);
+    for (const [k, m] of Object.entries(modules)) {
+      const data = restored.modules[k];
+      if (data !== undefined) m.restore?.(fromJson(data));
+    }
+  }
+
   const server = createServer((req, res) => {
     void route(req, res).catch((err) => {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
@@ -90,7 +123,7 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     });
   });
   server.keepAliveTimeout = 60_000;
-  let restoring = journal !== undefined && journal.entries.length > 0;
+  let restoring = journal !== undefined && (journal.entries.length > 0 || restored !== undefined);
 
   /** While the journal is replayed: the PRNG state the next call must start from. */
   let replaying: { rng: number } | undefined;
@@ -100,8 +133,19 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
    */
   const record = (req: IncomingMessage, url: URL, body: Buffer) => {
     if (!journal || isRead(req, url, body)) return;
-    if (replaying) random.state = replaying.rng;
-    else journal.append(req, url, body, clock.now(), random.state);
+    if (replaying) {
+      random.state = replaying.rng;
+      return;
+    }
+    // Every call before this one has done all it does (modules act synchronously once
+    // journaled), so the snapshot is the cloud between two calls.
+    if (journal.sinceSnapshot >= compactAfter) {
+      const started = performance.now();
+      const calls = journal.sinceSnapshot;
+      const bytes = journal.compact(snapshot());
+      opts.onCompaction?.({ calls, bytes, ms: Math.round(performance.now() - started) });
+    }
+    journal.append(req, url, body, clock.now(), random.state);
   };
 
   async function route(req: IncomingMessage, res: ServerResponse) {
@@ -125,6 +169,10 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     const protocol = awsProtocolOf(req);
     const region = signedRegion(req) ?? "us-east-1";
     if (latencies.apiCall > 0 && !replaying) await clock.sleep(latencies.apiCall * 1000);
+    if (protocol === "sqs" && req.headers["x-amz-target"] === "AmazonSQS.ReceiveMessage") {
+      // A long poll journals itself when it takes messages (SimCall.journal).
+      return sqs.handle({ req, res, url, body, region, journal: () => record(req, url, body) });
+    }
     record(req, url, body);
     if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
     if (protocol === "sqs") return sqs.handle({ req, res, url, body, region });
@@ -156,8 +204,11 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       await r.arrayBuffer();
     }
     replaying = undefined;
-    const last = journal.entries.at(-1)!;
-    clock.resumeFrom(last.t + Math.max(0, Date.now() - last.wall) * clock.timeScale);
+    // Where the replay left time (the last call's, or later if it jumped time), plus the
+    // wall time since the last call.
+    const last = journal.entries.at(-1) ?? restored!;
+    clock.resumeFrom(clock.now() + Math.max(0, Date.now() - last.wall) * clock.timeScale);
+    journal.entries = []; // replayed: no need to hold them
     restoring = false;
   }
 

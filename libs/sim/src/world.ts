@@ -123,6 +123,11 @@ export interface SimCall {
   readonly body: Buffer;
   /** The AWS region the request was signed for (`us-east-1` when unsigned). */
   readonly region: string;
+  /**
+   * Given for a call the router does not journal on arrival (a long poll): the module
+   * journals it right before it changes anything, so a replay does what it did then.
+   */
+  readonly journal?: () => void;
 }
 
 /** A protocol module: answers its calls, shows its state, offers its port. */
@@ -139,4 +144,12 @@ export interface SimModule<P> {
    * effects are lazy yet visible to any later call, whichever module answers it.
    */
   settle?(): void;
+  /**
+   * The module's whole state as JSON-able data (Maps and Sets allowed, see snapshot.ts):
+   * what journal compaction writes instead of the calls that led to it. Includes the
+   * state of any PRNG of its own, so ids go on where they were.
+   */
+  snapshot?(): unknown;
+  /** Replaces the module's state with a `snapshot` (at start, before any call). */
+  restore?(snapshot: unknown): void;
 }

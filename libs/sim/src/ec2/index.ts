@@ -9,7 +9,13 @@ import { SPOT_INTERRUPTION_QUEUE } from "../sqs/index.ts";
 import type { Ec2Port, InstanceView, SimCall, SimContext, SimModule } from "../world.ts";
 import { ACTIONS, launchFacts } from "./actions.ts";
 import { Ec2Error, internalError, throttled } from "./errors.ts";
-import { Ec2World, SIM_ACCOUNT_ID, type SpotInterruptionNotice, STATE_CODES } from "./model.ts";
+import {
+  Ec2World,
+  type Ec2WorldSnapshot,
+  SIM_ACCOUNT_ID,
+  type SpotInterruptionNotice,
+  STATE_CODES,
+} from "./model.ts";
 import { QueryParams } from "./params.ts";
 import { errorXml, responseXml } from "./xml.ts";
 
@@ -209,7 +215,19 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
     }
   }
 
-  return { port, handle, state, admin };
+  return {
+    port,
+    handle,
+    state,
+    admin,
+    snapshot: () => ({ world: world.snapshot(), requestIds: requestIds.state, eventIds: eventIds.state }),
+    restore(s) {
+      const snap = s as { world: Ec2WorldSnapshot; requestIds: number; eventIds: number };
+      world.restore(snap.world);
+      requestIds.state = snap.requestIds;
+      eventIds.state = snap.eventIds;
+    },
+  };
 }
 
 function send(res: ServerResponse, status: number, body: string, requestId: string): void {

@@ -215,6 +215,20 @@ const hashHex = (s: string, n: number) => new SimRandom(fnv32(s)).hex(n);
 const architectureOf = (instanceType: string) =>
   /^[a-z]+\d+g[a-z]*\./.test(instanceType) ? ("arm64" as const) : ("x86_64" as const);
 
+/** What `Ec2World.snapshot` takes: plain data. */
+export interface Ec2WorldSnapshot {
+  regions: {
+    name: string;
+    seq: number;
+    instances: (Omit<Instance, "tags" | "xml"> & { tags: [string, string][]; xml?: undefined })[];
+    reservations: { id: string; clientToken: string; fingerprint: string; instanceIds: string[] }[];
+    tokens: [string, string][];
+    interruptions: SpotInterruptionNotice[];
+  }[];
+  missingAmis: [string, string[]][];
+  subnetZones: [string, string][];
+}
+
 export interface Ec2WorldOptions {
   now(): number;
   random: SimRandom;
@@ -239,6 +253,59 @@ export class Ec2World {
 
   now(): number {
     return this.#now();
+  }
+
+  /**
+   * Every region's instances, reservations, tokens and interruptions, the missing AMIs
+   * and pinned subnets, as JSON-able data (journal compaction). The indexes are rebuilt
+   * by `restore`; cached XML is left out.
+   */
+  snapshot(): Ec2WorldSnapshot {
+    return {
+      regions: [...this.#regions.values()].map((r) => ({
+        name: r.name,
+        seq: r.seq,
+        instances: r.ordered.map((i) => ({ ...i, tags: [...i.tags], xml: undefined })),
+        reservations: [...r.reservations.values()].map((x) => ({
+          id: x.id,
+          clientToken: x.clientToken,
+          fingerprint: x.fingerprint,
+          instanceIds: x.instances.map((i) => i.id),
+        })),
+        tokens: [...r.tokens],
+        interruptions: r.interruptions,
+      })),
+      missingAmis: [...this.#missingAmis].map(([region, amis]) => [region, [...amis]]),
+      subnetZones: [...this.#subnetZones],
+    };
+  }
+
+  /** Puts back what `snapshot` took, replacing everything. */
+  restore(s: Ec2WorldSnapshot): void {
+    this.#regions.clear();
+    for (const rs of s.regions) {
+      const r = new Region(rs.name);
+      r.seq = rs.seq;
+      for (const i of rs.instances) {
+        const instance: Instance = { ...i, tags: new Map(i.tags), xml: undefined };
+        r.add(instance);
+        r.ips.add(instance.privateIpAddress);
+      }
+      for (const x of rs.reservations)
+        r.reservations.set(x.id, {
+          id: x.id,
+          clientToken: x.clientToken,
+          fingerprint: x.fingerprint,
+          instances: x.instanceIds.map((id) => r.byId.get(id)!),
+        });
+      for (const [token, id] of rs.tokens) r.tokens.set(token, id);
+      r.interruptions.push(...rs.interruptions);
+      this.#regions.set(rs.name, r);
+    }
+    this.#missingAmis.clear();
+    for (const [region, amis] of s.missingAmis) this.#missingAmis.set(region, new Set(amis));
+    this.#subnetZones.clear();
+    for (const [subnet, zone] of s.subnetZones) this.#subnetZones.set(subnet, zone);
   }
 
   /** The region's state, created on first launch there. */

@@ -5,12 +5,21 @@
  */
 import type { IncomingMessage } from "node:http";
 import { gzipSync } from "node:zlib";
-import { type Cluster, type Entry, keyOf } from "./cluster.ts";
+import { type Cluster, type Entry, keyOf, type PropagationPolicy } from "./cluster.ts";
 import { isObj, isPodReady, type KObj, k8sTime, type Obj } from "./model.ts";
-import { defaultDeploymentSpec, defaultPodSpec, K3S_VERSION, qosClass, randomSuffix } from "./objects.ts";
+import {
+  defaultDaemonSetSpec,
+  defaultDeploymentSpec,
+  defaultPodSpec,
+  defaultReplicaSetSpec,
+  K3S_VERSION,
+  qosClass,
+  randomSuffix,
+} from "./objects.ts";
 import { jsonEqual, jsonPatch, mergePatch, PatchError, strategicMergePatch } from "./patch.ts";
 import { evictionDecision } from "./pdb.ts";
 import {
+  DAEMONSETS,
   DEPLOYMENTS,
   decode,
   dropNulls,
@@ -19,6 +28,7 @@ import {
   PDBS,
   PODS,
   PVCS,
+  REPLICASETS,
   RESOURCES,
   type ResourceDef,
   SCALE,
@@ -490,6 +500,17 @@ function prepareCreate(def: ResourceDef, o: KObj): void {
   } else if (def === DEPLOYMENTS) {
     defaultDeploymentSpec(spec);
     o.status = {};
+  } else if (def === REPLICASETS) {
+    defaultReplicaSetSpec(spec);
+    o.status = { replicas: 0 };
+  } else if (def === DAEMONSETS) {
+    defaultDaemonSetSpec(spec);
+    o.status = {
+      currentNumberScheduled: 0,
+      numberMisscheduled: 0,
+      desiredNumberScheduled: 0,
+      numberReady: 0,
+    };
   } else if (def === PDBS) {
     o.status = { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
   } else if (def === PVCS) {
@@ -613,10 +634,12 @@ function replace(
   };
   delete next.metadata.generation;
   if (!next.metadata.deletionTimestamp) delete next.metadata.deletionTimestamp;
-  if (def === PODS || def === DEPLOYMENTS) {
+  if (def === PODS || def === DEPLOYMENTS || def === REPLICASETS || def === DAEMONSETS) {
     next.spec ??= {};
     if (def === PODS) defaultPodSpec(next.spec, false);
-    else defaultDeploymentSpec(next.spec);
+    else if (def === DEPLOYMENTS) defaultDeploymentSpec(next.spec);
+    else if (def === REPLICASETS) defaultReplicaSetSpec(next.spec);
+    else defaultDaemonSetSpec(next.spec);
   }
   if (def === NAMESPACES)
     next.metadata.labels = { ...next.metadata.labels, "kubernetes.io/metadata.name": name };
@@ -749,19 +772,15 @@ export function remove(
       : ok(200, gone(), ids);
   }
   const key = keyFor(r, name);
+  const policy = opts.propagationPolicy as PropagationPolicy | undefined;
   let answer: Answer;
-  if (def === PODS) {
-    answer = ok(200, c.deletePod(key, opts.gracePeriodSeconds), ids);
-  } else if (def === NAMESPACES) {
+  if (def === NAMESPACES) {
     answer = ok(200, c.deleteNamespace(name), ids);
-  } else if (def === PVCS) {
-    answer = ok(200, c.deletePvc(key), ids);
-  } else if (def === DEPLOYMENTS) {
-    c.deleteDeployment(key, opts.propagationPolicy === "Orphan");
-    answer = ok(200, gone(), ids);
   } else {
-    c.drop(def, key);
-    answer = ok(200, gone(), ids);
+    const d = c.deleteObject(def, key, policy, opts.gracePeriodSeconds)!;
+    // Pods and PVCs answer with the object (their stores return it); other kinds with a
+    // Status once gone, or with the object while finalizers hold it.
+    answer = ok(200, def === PODS || def === PVCS || !d.gone ? d.obj : gone(), ids);
   }
   c.reconcile();
   return answer;

@@ -1,8 +1,9 @@
 /**
  * One simulated cluster: its objects, the resourceVersion counter, a bounded event
  * history for watches, and the controllers a real control plane runs (scheduler,
- * Deployment/ReplicaSet, node lifecycle, disruption, PVC protection, namespace, pod GC)
- * plus what the kubelets do (start pods, finish terminating them).
+ * Deployment, ReplicaSet, DaemonSet, node lifecycle, disruption, PVC protection,
+ * namespace, garbage collector, pod GC) plus what the kubelets do (start pods, finish
+ * terminating them).
  *
  * Every write goes through `put`/`drop`, which bump the resourceVersion, record the
  * event and tell the open watches. Controllers run synchronously after each mutation
@@ -31,10 +32,14 @@ import {
   toleratesAll,
 } from "./model.ts";
 import {
+  affinityNode,
+  daemonPodTolerations,
   defaultPodSpec,
+  matchesNode,
   namespaceObject,
   nodeConditions,
   nodeFromRegistration,
+  nodeNameAffinity,
   normalizedImage,
   podRequests,
   podTemplateHash,
@@ -45,19 +50,24 @@ import {
   systemTaints,
   UNSCHEDULABLE_TAINT,
   unknownConditions,
+  withTolerations,
 } from "./objects.ts";
 import { jsonEqual } from "./patch.ts";
-import { type IntOrString, pdbCounts, scaledValue } from "./pdb.ts";
+import { type IntOrString, NoControllerError, pdbCounts, scaledValue } from "./pdb.ts";
 import {
+  DAEMONSETS,
   DEPLOYMENTS,
   NAMESPACES,
   NODES,
   PDBS,
   PODS,
   PVCS,
+  REPLICASETS,
   RESOURCES,
   type ResourceDef,
+  resourceOfKind,
 } from "./resources.ts";
+import { rollingStep } from "./rollout.ts";
 import { fromSelectorObject, type LabelSelectorObject, matchesLabels } from "./selectors.ts";
 
 /**
@@ -74,6 +84,43 @@ export const WATCH_CACHE_FRESH_MS = 75_000;
 
 /** After a failed pull the kubelet backs off (10 s at first): ErrImagePull turns ImagePullBackOff. */
 export const IMAGE_PULL_BACKOFF_MS = 10_000;
+
+/** The garbage collector's finalizers (`metav1.FinalizerOrphanDependents`, `FinalizerDeleteDependents`). */
+export const ORPHAN_FINALIZER = "orphan";
+export const FOREGROUND_FINALIZER = "foregroundDeletion";
+
+export type PropagationPolicy = "Orphan" | "Background" | "Foreground";
+
+const PVC_PROTECTION = "kubernetes.io/pvc-protection";
+/** The Deployment controller's annotations on its ReplicaSets (and the revision on itself). */
+const REVISION = "deployment.kubernetes.io/revision";
+const DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas";
+
+/** What a delete did: the object is gone, or it stays (finalizers, graceful termination) as `obj`. */
+export interface Deleted {
+  obj: KObj;
+  gone: boolean;
+}
+
+/** An object's place in the store, as the garbage collector's graph names it. */
+interface ObjRef {
+  def: ResourceDef;
+  key: string;
+}
+const refText = (def: ResourceDef, key: string) => `${def.resource}\n${key}`;
+function parseRef(text: string): ObjRef {
+  const i = text.indexOf("\n");
+  const resource = text.slice(0, i);
+  return { def: RESOURCES.find((d) => d.resource === resource)!, key: text.slice(i + 1) };
+}
+
+/** The owner reference that says who controls the object (`metav1.GetControllerOf`). */
+export const controllerOf = (o: KObj): OwnerReference | undefined =>
+  o.metadata.ownerReferences?.find((r) => r.controller === true);
+
+/** A pod that counts for its controller: not terminating, not finished (`controller.FilterActivePods`). */
+const isActivePod = (p: KObj) =>
+  !p.metadata.deletionTimestamp && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -102,9 +149,13 @@ export interface WatchSink {
 
 /** What the sim knows about a pod beyond the object (the kubelet's and controllers' view). */
 interface PodX {
-  /** The Deployment (ns/name) that owns it. */
-  owner?: string;
-  hash?: string;
+  /**
+   * Made by one of the sim's controllers (ReplicaSet, DaemonSet): its kubelet pulls the
+   * images and starts it after the latencies. A pod made through the API starts at once.
+   */
+  managed?: boolean;
+  /** Its termination is over but finalizers hold the object. */
+  finished?: boolean;
   /** Sim ms the containers run and pass readiness (never, while an image cannot be pulled). */
   startAt?: number;
   /** An image of it the registry does not have: the pull fails at `at`, then backs off. */
@@ -125,6 +176,23 @@ interface Timer {
   kind: "pod-start" | "pod-gone" | "taint-evict" | "pdb-sync" | "node-unknown" | "pod-gc";
   key: string;
   uid: string;
+}
+
+/** What `Cluster.snapshot` takes: plain data. */
+export interface ClusterSnapshot {
+  id: string;
+  token: string;
+  rv: number;
+  timerSeq: number;
+  objects: [string, KObj[]][];
+  timers: Timer[];
+  podX: [string, PodX][];
+  nodeIndex: [string, number][];
+  nodeReady: [string, boolean][];
+  kubeletDown: [string, number][];
+  nextIp: [string, number][];
+  images: [string, [string, number][]][];
+  pdbSyncAt: [string, number][];
 }
 
 /** A list's items, encoded, and (made on first need) gzipped as one gzip member. */
@@ -161,7 +229,12 @@ export class Cluster {
 
   readonly #podsByNode = new Map<string, Set<string>>();
   readonly #podsByNs = new Map<string, Set<string>>();
-  readonly #podsByOwner = new Map<string, Set<string>>();
+  /** Per namespace, the live pods no controller owns (what a ReplicaSet or DaemonSet may adopt). */
+  readonly #orphans = new Map<string, Set<string>>();
+  /** Every object by uid: how the garbage collector finds an owner. */
+  readonly #byUid = new Map<string, ObjRef>();
+  /** The garbage collector's graph: owner uid → its dependents (`refText`). */
+  readonly #dependents = new Map<string, Set<string>>();
   readonly #podX = new Map<string, PodX>();
   readonly #unscheduled = new Set<string>();
   readonly #nodeIndex = new Map<string, number>();
@@ -173,29 +246,105 @@ export class Cluster {
   readonly #images = new Map<string, Map<string, number>>();
   /** Images the registry does not have (normalized references), shared by every cluster. */
   readonly #missingImages: ReadonlySet<string>;
-  readonly #rsUids = new Map<string, string>();
   /** PDBs (ns/name) the disruption controller has not processed since their last spec change, and when it will. */
   readonly #pdbSyncAt = new Map<string, number>();
   readonly #dirty = {
     nodes: new Set<string>(),
     scheduler: false,
     deployments: new Set<string>(),
+    replicaSets: new Set<string>(),
+    daemonSets: new Set<string>(),
     pdbNs: new Set<string>(),
-    /** Pods created with owners to check (the garbage collector). */
+    /** Objects whose owners the garbage collector checks (`refText`). */
     gc: new Set<string>(),
+    /** Objects being deleted whose finalizers the garbage collector works off (`refText`). */
+    deleting: new Set<string>(),
     pvcNs: new Set<string>(),
     namespaces: new Set<string>(),
   };
 
-  constructor(id: string, token: string, ctx: SimContext, missingImages: ReadonlySet<string> = new Set()) {
+  /** A new cluster with its default namespaces; or, from a snapshot, the cluster as it was. */
+  constructor(
+    id: string,
+    token: string,
+    ctx: SimContext,
+    missingImages: ReadonlySet<string> = new Set(),
+    from?: ClusterSnapshot,
+  ) {
     this.id = id;
     this.token = token;
     this.#ctx = ctx;
     this.#missingImages = missingImages;
     for (const d of RESOURCES) this.#stores.set(d, new Map());
+    if (from) {
+      this.#load(from);
+      return;
+    }
     for (const ns of ["default", "kube-node-lease", "kube-public", "kube-system"]) {
       this.put(NAMESPACES, namespaceObject(ns, ctx.random.uuid(), this.now()));
     }
+  }
+
+  /**
+   * The cluster's whole state as JSON-able data (journal compaction): its objects, the
+   * resourceVersion, what the controllers and kubelets keep beside the objects, and the
+   * timers. The watch cache is not kept: like a restarted kube-apiserver, the restored
+   * one starts its window at the current resourceVersion (older watches get 410).
+   */
+  snapshot(): ClusterSnapshot {
+    return {
+      id: this.id,
+      token: this.token,
+      rv: this.rv,
+      timerSeq: this.#timerSeq,
+      objects: RESOURCES.map((d) => [d.resource, [...this.#stores.get(d)!.values()].map((e) => e.obj)]),
+      timers: this.#timers.map((t) => ({ ...t })),
+      podX: [...this.#podX].map(([k, x]) => [k, { ...x }]),
+      nodeIndex: [...this.#nodeIndex],
+      nodeReady: [...this.#nodeReady],
+      kubeletDown: [...this.#kubeletDown],
+      nextIp: [...this.#nextIp],
+      images: [...this.#images].map(([n, m]) => [n, [...m]]),
+      pdbSyncAt: [...this.#pdbSyncAt],
+    };
+  }
+
+  #load(s: ClusterSnapshot): void {
+    this.rv = s.rv;
+    this.#timerSeq = s.timerSeq;
+    for (const [resource, objs] of s.objects) {
+      const def = RESOURCES.find((d) => d.resource === resource);
+      if (!def) continue;
+      const store = this.#stores.get(def)!;
+      for (const obj of objs) {
+        const key = keyOf(obj.metadata.namespace, obj.metadata.name);
+        store.set(key, { obj, json: JSON.stringify(obj) });
+        // The indexes the hooks keep, without their side effects (the snapshot was settled).
+        const ref = refText(def, key);
+        this.#byUid.set(obj.metadata.uid, { def, key });
+        for (const r of obj.metadata.ownerReferences ?? [])
+          getOrInit(this.#dependents, r.uid, () => new Set<string>()).add(ref);
+        if (def === PODS) {
+          const ns = obj.metadata.namespace!;
+          const node = obj.spec?.nodeName as string | undefined;
+          getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
+          if (node) getOrInit(this.#podsByNode, node, () => new Set<string>()).add(key);
+          else if (!obj.metadata.deletionTimestamp) this.#unscheduled.add(key);
+          if (!controllerOf(obj) && isActivePod(obj))
+            getOrInit(this.#orphans, ns, () => new Set<string>()).add(key);
+        }
+      }
+      this.#versions.set(def, 1);
+      this.#compactedRv.set(def, s.rv);
+    }
+    this.#timers.push(...s.timers);
+    for (const [k, x] of s.podX) this.#podX.set(k, x);
+    for (const [k, v] of s.nodeIndex) this.#nodeIndex.set(k, v);
+    for (const [k, v] of s.nodeReady) this.#nodeReady.set(k, v);
+    for (const [k, v] of s.kubeletDown) this.#kubeletDown.set(k, v);
+    for (const [k, v] of s.nextIp) this.#nextIp.set(k, v);
+    for (const [n, m] of s.images) this.#images.set(n, new Map(m));
+    for (const [k, v] of s.pdbSyncAt) this.#pdbSyncAt.set(k, v);
   }
 
   now(): number {
@@ -364,11 +513,23 @@ export class Cluster {
   }
 
   #hook(def: ResourceDef, key: string, prev: KObj | undefined, next: KObj | undefined): void {
+    this.#graph(def, key, prev, next);
     if (def === PODS) this.#podHook(key, prev, next);
     else if (def === NODES) {
       this.#dirty.nodes.add(key);
       this.#dirty.scheduler ||= this.#unscheduled.size > 0;
+      // A node added, removed, relabelled or retainted: where DaemonSets run may change.
+      for (const k of this.#stores.get(DAEMONSETS)!.keys()) this.#dirty.daemonSets.add(k);
     } else if (def === DEPLOYMENTS) this.#dirty.deployments.add(key);
+    else if (def === REPLICASETS) {
+      this.#dirty.replicaSets.add(key);
+      // Its Deployment follows its status (and adopts or scales it).
+      for (const o of [prev, next]) {
+        const c = o && controllerOf(o);
+        if (c?.kind === "Deployment") this.#dirty.deployments.add(keyOf(o!.metadata.namespace, c.name));
+      }
+    } else if (def === DAEMONSETS) this.#dirty.daemonSets.add(key);
+    else if (def === PVCS) this.#dirty.pvcNs.add((next ?? prev)!.metadata.namespace!);
     else if (def === PDBS) {
       // The real disruption controller processes a new or changed budget a moment later;
       // until then its observedGeneration lags and evictions it covers answer 429.
@@ -383,8 +544,63 @@ export class Cluster {
     }
   }
 
+  /**
+   * The garbage collector's graph (`graph_builder.go`): every object by uid, every owner's
+   * dependents. A new or changed owner reference is checked; an owner gone makes its
+   * dependents garbage to check; an object being deleted has its finalizers worked off.
+   */
+  #graph(def: ResourceDef, key: string, prev: KObj | undefined, next: KObj | undefined): void {
+    const ref = refText(def, key);
+    const uid = (next ?? prev)!.metadata.uid;
+    if (next) this.#byUid.set(uid, { def, key });
+    else if (this.#byUid.get(uid)?.key === key) this.#byUid.delete(uid);
+    const before = prev?.metadata.ownerReferences ?? [];
+    const after = next?.metadata.ownerReferences ?? [];
+    if (before.length > 0 || after.length > 0) {
+      const changed = !next || !jsonEqual(before, after);
+      if (changed) {
+        for (const r of before) {
+          if (next && after.some((a) => a.uid === r.uid)) continue;
+          const set = this.#dependents.get(r.uid);
+          set?.delete(ref);
+          if (set?.size === 0) this.#dependents.delete(r.uid);
+        }
+        if (next) for (const r of after) getOrInit(this.#dependents, r.uid, () => new Set<string>()).add(ref);
+        if (next && after.length > 0) this.#dirty.gc.add(ref);
+        // A dependent gone or let go: an owner waiting for its dependents may finish.
+        for (const r of before) {
+          const o = this.#byUid.get(r.uid);
+          if (o) this.#dirty.deleting.add(refText(o.def, o.key));
+        }
+      }
+    }
+    if (!next) for (const d of this.#dependents.get(uid) ?? []) this.#dirty.gc.add(d);
+    if (next?.metadata.deletionTimestamp) this.#dirty.deleting.add(ref);
+  }
+
   #podHook(key: string, prev: KObj | undefined, next: KObj | undefined): void {
     const ns = (next ?? prev)!.metadata.namespace!;
+    // Its controller follows it; an orphan may be adopted by a ReplicaSet or DaemonSet of its namespace.
+    for (const o of [prev, next]) {
+      const c = o && controllerOf(o);
+      if (c?.kind === "ReplicaSet") this.#dirty.replicaSets.add(keyOf(ns, c.name));
+      else if (c?.kind === "DaemonSet") this.#dirty.daemonSets.add(keyOf(ns, c.name));
+    }
+    // A pod gone: a Recreate rollout waits for the last old one (`dc.deletePod`).
+    const c = !next && prev ? controllerOf(prev) : undefined;
+    const rs = c?.kind === "ReplicaSet" ? this.get(REPLICASETS, keyOf(ns, c.name))?.obj : undefined;
+    const d = rs && controllerOf(rs);
+    if (d?.kind === "Deployment") this.#dirty.deployments.add(keyOf(ns, d.name));
+    const orphan = next !== undefined && !controllerOf(next) && isActivePod(next);
+    if (orphan) {
+      getOrInit(this.#orphans, ns, () => new Set<string>()).add(key);
+      if (!prev || !jsonEqual(prev.metadata.labels, next.metadata.labels) || controllerOf(prev)) {
+        for (const e of this.entries(REPLICASETS, ns))
+          this.#dirty.replicaSets.add(keyOf(ns, e.obj.metadata.name));
+        for (const e of this.entries(DAEMONSETS, ns))
+          this.#dirty.daemonSets.add(keyOf(ns, e.obj.metadata.name));
+      }
+    } else this.#orphans.get(ns)?.delete(key);
     const before = prev?.spec?.nodeName as string | undefined;
     const after = next?.spec?.nodeName as string | undefined;
     if (before !== after || !next) {
@@ -393,10 +609,7 @@ export class Cluster {
         getOrInit(this.#podsByNode, after, () => new Set<string>()).add(key);
       }
     }
-    if (!prev) {
-      getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
-      if (next?.metadata.ownerReferences?.length) this.#dirty.gc.add(key);
-    }
+    if (!prev) getOrInit(this.#podsByNs, ns, () => new Set<string>()).add(key);
     if (next && !after && !next.metadata.deletionTimestamp) {
       this.#unscheduled.add(key);
       this.#dirty.scheduler = true;
@@ -404,13 +617,10 @@ export class Cluster {
       this.#unscheduled.delete(key);
     }
     this.#dirty.pdbNs.add(ns);
-    const x = this.#podX.get(key);
-    if (x?.owner) this.#dirty.deployments.add(x.owner);
     if (!next) {
       // A pod gone frees its node's resources: the scheduler looks at the waiting ones again.
       this.#dirty.scheduler ||= this.#unscheduled.size > 0;
       this.#podsByNs.get(ns)?.delete(key);
-      if (x?.owner) this.#podsByOwner.get(x.owner)?.delete(key);
       this.#podX.delete(key);
       this.#dirty.pvcNs.add(ns);
       this.#dirty.namespaces.add(ns);
@@ -469,7 +679,7 @@ export class Cluster {
       const e = this.get(PODS, t.key);
       if (!e || e.obj.metadata.uid !== t.uid) return;
       const nodeName = e.obj.spec?.nodeName as string | undefined;
-      if (nodeName && !this.get(NODES, nodeName)) this.drop(PODS, t.key);
+      if (nodeName && !this.get(NODES, nodeName)) this.#podGone(t.key);
       return;
     }
     if (t.kind === "pdb-sync") {
@@ -498,7 +708,26 @@ export class Cluster {
       this.#podX.get(t.key)!.awaitingNode = true;
       return;
     }
-    this.drop(PODS, t.key);
+    this.#podGone(t.key);
+  }
+
+  /** The pod's termination is over: it goes, unless finalizers hold it (until they are removed). */
+  #podGone(key: string): void {
+    const e = this.get(PODS, key);
+    if (!e) return;
+    if ((e.obj.metadata.finalizers ?? []).length === 0) {
+      this.drop(PODS, key);
+      return;
+    }
+    const x = this.#podX.get(key);
+    if (x) x.finished = true;
+    if (!e.obj.metadata.deletionTimestamp) {
+      const now = this.now();
+      this.edit(PODS, key, (p) => {
+        p.metadata.deletionTimestamp = k8sTime(now);
+        p.metadata.deletionGracePeriodSeconds = 0;
+      });
+    }
   }
 
   // -------------------------------------------------------------- controllers
@@ -514,10 +743,26 @@ export class Cluster {
       } else if (d.scheduler) {
         d.scheduler = false;
         this.#schedule();
+      } else if (d.replicaSets.size > 0) {
+        const keys = [...d.replicaSets].sort();
+        d.replicaSets.clear();
+        for (const k of keys) this.#reconcileReplicaSet(k);
+      } else if (d.daemonSets.size > 0) {
+        const keys = [...d.daemonSets].sort();
+        d.daemonSets.clear();
+        for (const k of keys) this.#reconcileDaemonSet(k);
       } else if (d.deployments.size > 0) {
         const keys = [...d.deployments].sort();
         d.deployments.clear();
         for (const k of keys) this.#reconcileDeployment(k);
+      } else if (d.gc.size > 0) {
+        const refs = [...d.gc].sort();
+        d.gc.clear();
+        for (const r of refs) this.#collect(parseRef(r));
+      } else if (d.deleting.size > 0) {
+        const refs = [...d.deleting].sort();
+        d.deleting.clear();
+        for (const r of refs) this.#finalize(parseRef(r));
       } else if (d.pvcNs.size > 0) {
         const nss = [...d.pvcNs].sort();
         d.pvcNs.clear();
@@ -526,10 +771,6 @@ export class Cluster {
         const nss = [...d.namespaces].sort();
         d.namespaces.clear();
         for (const ns of nss) this.#finalizeNamespace(ns);
-      } else if (d.gc.size > 0) {
-        const keys = [...d.gc].sort();
-        d.gc.clear();
-        for (const k of keys) this.#collect(k);
       } else if (d.pdbNs.size > 0) {
         const nss = [...d.pdbNs].sort();
         d.pdbNs.clear();
@@ -542,26 +783,109 @@ export class Cluster {
   }
 
   /**
-   * The garbage collector, for the owners the sim can look up: a pod whose every owner
-   * reference points at a ReplicaSet or Deployment that does not exist (no such uid) is
-   * deleted at once (background propagation), as the real collector does within
-   * milliseconds. Owners of kinds the sim does not serve (DaemonSet, StatefulSet, Job…)
-   * are taken on trust.
+   * The garbage collector (`garbagecollector.go`, `attemptToDeleteItem`) for an object with
+   * owner references. Each owner is looked up by kind, namespace and name and must carry
+   * the reference's uid: absent or another uid, it is *dangling*; being deleted in the
+   * foreground, the object is *waited for*; else *solid*. Owners of kinds the sim does not
+   * serve (StatefulSet, Job…) cannot be looked up and count as solid.
+   *  1. A solid owner left: the references to dangling and waiting owners are removed.
+   *  2. Only waiting owners, and it has dependents of its own: deleted in the foreground.
+   *  3. Otherwise it is garbage: deleted with the policy its own finalizers ask (orphan,
+   *     foreground), else in the background. A pod goes gracefully.
+   * The real collector does this within milliseconds; the sim at once.
    */
-  #collect(key: string): void {
-    const pod = this.get(PODS, key)?.obj;
-    const refs = pod?.metadata.ownerReferences ?? [];
-    if (!pod || refs.length === 0 || pod.metadata.deletionTimestamp) return;
-    const ns = pod.metadata.namespace;
-    const known = new Set(this.#rsUids.values());
-    const dangling = (r: OwnerReference) => {
-      if (r.apiVersion !== "apps/v1") return false;
-      if (r.kind === "ReplicaSet") return !known.has(r.uid);
-      if (r.kind === "Deployment")
-        return this.get(DEPLOYMENTS, keyOf(ns, r.name))?.obj.metadata.uid !== r.uid;
-      return false;
-    };
-    if (refs.every(dangling)) this.deletePod(key, undefined);
+  #collect({ def, key }: ObjRef): void {
+    const obj = this.get(def, key)?.obj;
+    const refs = obj?.metadata.ownerReferences ?? [];
+    if (!obj || refs.length === 0 || obj.metadata.deletionTimestamp) return;
+    const ns = obj.metadata.namespace;
+    let solid = 0;
+    const dangling: string[] = [];
+    const waiting: string[] = [];
+    for (const r of refs) {
+      const od = resourceOfKind(r.apiVersion, r.kind);
+      if (!od) {
+        solid++;
+        continue;
+      }
+      const owner =
+        od.namespaced && !ns ? undefined : this.get(od, keyOf(od.namespaced ? ns : undefined, r.name))?.obj;
+      if (!owner || owner.metadata.uid !== r.uid) dangling.push(r.uid);
+      else if (owner.metadata.deletionTimestamp && owner.metadata.finalizers?.includes(FOREGROUND_FINALIZER))
+        waiting.push(r.uid);
+      else solid++;
+    }
+    if (solid > 0) {
+      if (dangling.length + waiting.length === 0) return;
+      const drop = new Set([...dangling, ...waiting]);
+      this.edit(def, key, (x) => {
+        const kept = (x.metadata.ownerReferences ?? []).filter((r) => !drop.has(r.uid));
+        if (kept.length > 0) x.metadata.ownerReferences = kept;
+        else delete x.metadata.ownerReferences;
+      });
+      return;
+    }
+    if (waiting.length > 0 && (this.#dependents.get(obj.metadata.uid)?.size ?? 0) > 0) {
+      this.deleteObject(def, key, "Foreground");
+      return;
+    }
+    const fins = obj.metadata.finalizers ?? [];
+    this.deleteObject(
+      def,
+      key,
+      fins.includes(ORPHAN_FINALIZER)
+        ? "Orphan"
+        : fins.includes(FOREGROUND_FINALIZER)
+          ? "Foreground"
+          : "Background",
+    );
+  }
+
+  /**
+   * An object being deleted, with the garbage collector's finalizers worked off:
+   * `orphan` — its dependents lose their references to it, then the finalizer goes;
+   * `foregroundDeletion` — its dependents are deleted, and the finalizer goes once none
+   * with `blockOwnerDeletion` is left. An object whose finalizers are all gone is removed
+   * (a pod once its termination is over; namespaces have their own controller).
+   */
+  #finalize({ def, key }: ObjRef): void {
+    const obj = this.get(def, key)?.obj;
+    if (!obj?.metadata.deletionTimestamp || def === NAMESPACES) return;
+    const uid = obj.metadata.uid;
+    const before = obj.metadata.finalizers ?? [];
+    let fins = before;
+    const dependents = () =>
+      [...(this.#dependents.get(uid) ?? [])]
+        .map(parseRef)
+        .map((r) => ({ ...r, obj: this.get(r.def, r.key)?.obj }))
+        .filter((r): r is ObjRef & { obj: KObj } => r.obj !== undefined);
+    if (fins.includes(ORPHAN_FINALIZER)) {
+      for (const d of dependents()) {
+        this.edit(d.def, d.key, (x) => {
+          const kept = (x.metadata.ownerReferences ?? []).filter((r) => r.uid !== uid);
+          if (kept.length > 0) x.metadata.ownerReferences = kept;
+          else delete x.metadata.ownerReferences;
+        });
+      }
+      fins = fins.filter((f) => f !== ORPHAN_FINALIZER);
+    }
+    if (fins.includes(FOREGROUND_FINALIZER)) {
+      const deps = dependents();
+      for (const d of deps) if (!d.obj.metadata.deletionTimestamp) this.#dirty.gc.add(refText(d.def, d.key));
+      const blocking = deps.some((d) =>
+        d.obj.metadata.ownerReferences?.some((r) => r.uid === uid && r.blockOwnerDeletion === true),
+      );
+      if (!blocking) fins = fins.filter((f) => f !== FOREGROUND_FINALIZER);
+    }
+    if (fins.length !== before.length) {
+      this.edit(def, key, (x) => {
+        if (fins.length > 0) x.metadata.finalizers = fins;
+        else delete x.metadata.finalizers;
+      });
+    }
+    if (fins.length > 0) return;
+    if (def === PODS && !this.#podX.get(key)?.finished) return; // the kubelet is still terminating it
+    this.drop(def, key);
   }
 
   /** Node lifecycle: system taints, pods' readiness, pod GC for a removed node. */
@@ -670,12 +994,7 @@ export class Cluster {
     ) {
       return "node(s) were unschedulable";
     }
-    const sel = spec.nodeSelector as Record<string, string> | undefined;
-    if (sel) {
-      const labels = node.metadata.labels ?? {};
-      for (const [k, v] of Object.entries(sel))
-        if (labels[k] !== v) return "node(s) didn't match Pod's node affinity/selector";
-    }
+    if (!matchesNode(spec, node)) return "node(s) didn't match Pod's node affinity/selector";
     const taint = toleratesAll(tols, taintsOf(node), ["NoSchedule", "NoExecute"]);
     if (taint) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ""}}`;
     if (!isNodeReady(node)) return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
@@ -776,7 +1095,7 @@ export class Cluster {
   #kubeletStart(key: string, x: PodX, nodeName: string, pod: KObj): void {
     const now = this.now();
     const uid = pod.metadata.uid;
-    if (!x.owner) {
+    if (!x.managed) {
       x.startAt = now;
       return;
     }
@@ -900,118 +1219,341 @@ export class Cluster {
     return { reason: "ImagePullBackOff", message: `Back-off pulling image "${image}"` };
   }
 
-  /** Deployment + ReplicaSet controllers: the right number of pods of the current template, and status. */
+  // -------------------------------------------------------------- workloads
+
+  /** The objects of `def` that `uid` controls, oldest first (name breaks ties). */
+  #controlled(def: ResourceDef, uid: string): Entry[] {
+    const out: Entry[] = [];
+    for (const r of this.#dependents.get(uid) ?? []) {
+      const { def: d, key } = parseRef(r);
+      if (d !== def) continue;
+      const e = this.get(def, key);
+      if (e && controllerOf(e.obj)?.uid === uid) out.push(e);
+    }
+    return out.sort((a, b) => {
+      const ta = a.obj.metadata.creationTimestamp;
+      const tb = b.obj.metadata.creationTimestamp;
+      if (ta !== tb) return ta < tb ? -1 : 1;
+      return a.obj.metadata.name < b.obj.metadata.name ? -1 : 1;
+    });
+  }
+
+  /**
+   * The pods a ReplicaSet or DaemonSet manages, as its `ControllerRefManager` claims them:
+   * those it controls whose labels still match its selector (one that no longer matches is
+   * released: its reference removed), plus, unless it is being deleted, orphans of its
+   * namespace that match (adopted: it becomes their controller).
+   */
+  #claimPods(owner: KObj): Entry[] {
+    const ns = owner.metadata.namespace!;
+    const uid = owner.metadata.uid;
+    let sel: ReturnType<typeof fromSelectorObject>;
+    try {
+      sel = fromSelectorObject(owner.spec?.selector as LabelSelectorObject | undefined);
+    } catch {
+      sel = undefined;
+    }
+    const matches = (p: KObj) => sel !== undefined && sel.length > 0 && matchesLabels(sel, p.metadata.labels);
+    const claimed: Entry[] = [];
+    for (const e of this.#controlled(PODS, uid)) {
+      if (matches(e.obj) || e.obj.metadata.deletionTimestamp) claimed.push(e);
+      else
+        this.edit(PODS, keyOf(ns, e.obj.metadata.name), (p) => {
+          const kept = (p.metadata.ownerReferences ?? []).filter((r) => r.uid !== uid);
+          if (kept.length > 0) p.metadata.ownerReferences = kept;
+          else delete p.metadata.ownerReferences;
+        });
+    }
+    if (owner.metadata.deletionTimestamp) return claimed;
+    for (const k of [...(this.#orphans.get(ns) ?? [])].sort()) {
+      const p = this.get(PODS, k)?.obj;
+      if (!p || !matches(p)) continue;
+      const adopted = this.edit(PODS, k, (x) => {
+        x.metadata.ownerReferences = [...(x.metadata.ownerReferences ?? []), this.#controllerRef(owner)];
+      });
+      if (adopted) claimed.push(this.get(PODS, k)!);
+    }
+    return claimed;
+  }
+
+  #controllerRef(owner: KObj): OwnerReference {
+    return {
+      apiVersion: owner.apiVersion,
+      kind: owner.kind,
+      name: owner.metadata.name,
+      uid: owner.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+  }
+
+  /**
+   * A pod of a workload's template, as its controller creates it: `<name>-<5 chars>`, the
+   * template's labels and annotations (plus `extraLabels`), the workload as its controller.
+   */
+  #podFromTemplate(owner: KObj, extraLabels: Record<string, string>, spec: Obj): KObj {
+    const ns = owner.metadata.namespace!;
+    const tmeta = ((owner.spec?.template as Obj | undefined)?.metadata as Obj | undefined) ?? {};
+    let name: string;
+    do name = `${owner.metadata.name}-${randomSuffix(() => this.#ctx.random.next())}`;
+    while (this.get(PODS, keyOf(ns, name)));
+    return {
+      kind: "Pod",
+      apiVersion: "v1",
+      metadata: {
+        name,
+        generateName: `${owner.metadata.name}-`,
+        namespace: ns,
+        uid: this.uuid(),
+        resourceVersion: "",
+        creationTimestamp: k8sTime(this.now()),
+        labels: { ...(tmeta.labels as Record<string, string> | undefined), ...extraLabels },
+        ...(tmeta.annotations ? { annotations: { ...(tmeta.annotations as Record<string, string>) } } : {}),
+        ownerReferences: [this.#controllerRef(owner)],
+      },
+      spec: defaultPodSpec(spec, true),
+      status: { phase: "Pending", qosClass: qosClass(spec) },
+    };
+  }
+
+  /** Which of `pods` a controller deletes first when it has too many (`controller.ActivePods` order). */
+  #byDeletionCost(pods: Entry[]): Entry[] {
+    const rank = (p: Entry) => {
+      const x = this.#podX.get(keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
+      return [
+        p.obj.spec?.nodeName ? 1 : 0,
+        p.obj.status?.phase === "Running" ? 1 : 0,
+        isPodReady(p.obj) ? 1 : 0,
+        -(x?.boundAt ?? 0),
+      ];
+    };
+    return pods
+      .map((p) => ({ p, r: rank(p) }))
+      .sort((a, b) => {
+        for (let i = 0; i < a.r.length; i++) if (a.r[i] !== b.r[i]) return a.r[i]! - b.r[i]!;
+        return a.p.obj.metadata.name < b.p.obj.metadata.name ? 1 : -1;
+      })
+      .map(({ p }) => p);
+  }
+
+  /**
+   * The ReplicaSet controller (`replica_set.go`): `spec.replicas` active pods of its
+   * template (while it is not being deleted), surplus ones deleted in `#byDeletionCost`
+   * order, and its status.
+   */
+  #reconcileReplicaSet(key: string): void {
+    const e = this.get(REPLICASETS, key);
+    if (!e) return;
+    const rs = e.obj;
+    const active = () => this.#claimPods(rs).filter((p) => isActivePod(p.obj));
+    if (!rs.metadata.deletionTimestamp) {
+      // In a namespace being deleted the API refuses new pods, so its controller makes none.
+      const closed = this.#terminating(rs.metadata.namespace!);
+      const want = (rs.spec?.replicas as number | undefined) ?? 1;
+      const pods = active();
+      const template = (rs.spec?.template as Obj | undefined) ?? {};
+      for (let i = pods.length; i < want && !closed; i++) {
+        const spec = structuredClone((template.spec as Obj | undefined) ?? {});
+        this.createPod(this.#podFromTemplate(rs, {}, spec), { managed: true });
+      }
+      if (pods.length > want)
+        for (const p of this.#byDeletionCost(pods).slice(0, pods.length - want))
+          this.deletePod(keyOf(p.obj.metadata.namespace, p.obj.metadata.name), undefined);
+    }
+    const pods = this.#controlled(PODS, rs.metadata.uid).filter((p) => isActivePod(p.obj));
+    const tlabels =
+      (((rs.spec?.template as Obj | undefined)?.metadata as Obj | undefined)?.labels as
+        | Record<string, string>
+        | undefined) ?? {};
+    const ready = pods.filter((p) => isPodReady(p.obj)).length;
+    const nz = (k: string, v: number) => (v > 0 ? { [k]: v } : {});
+    const status: Obj = {
+      replicas: pods.length,
+      ...nz(
+        "fullyLabeledReplicas",
+        pods.filter((p) => Object.entries(tlabels).every(([k, v]) => p.obj.metadata.labels?.[k] === v))
+          .length,
+      ),
+      ...nz("readyReplicas", ready),
+      ...nz("availableReplicas", ready),
+      observedGeneration: rs.metadata.generation ?? 1,
+    };
+    if (!jsonEqual(status, rs.status))
+      this.edit(REPLICASETS, key, (x) => {
+        x.status = status;
+      });
+  }
+
+  /**
+   * The Deployment controller (`deployment_controller.go`, `rolling.go`, `recreate.go`)
+   * over the ReplicaSets it controls: the *new* one is the one whose `pod-template-hash`
+   * is the template's (created `<name>-<hash>` when missing, with the next revision); the
+   * others are old. RollingUpdate grows the new one while all stay within `replicas +
+   * maxSurge` (default 25%, rounded up) and shrinks old ones while `replicas −
+   * maxUnavailable` (default 25%, rounded down; 1 when both are 0) stay available;
+   * Recreate scales old ones to 0 and grows the new one once their pods are gone. Old ones
+   * at 0 beyond `revisionHistoryLimit` are deleted. Status comes from the ReplicaSets'.
+   */
   #reconcileDeployment(key: string): void {
     const e = this.get(DEPLOYMENTS, key);
-    if (!e || e.obj.metadata.deletionTimestamp) return;
+    if (!e) return;
     const d = e.obj;
     const spec = d.spec ?? {};
     const want = (spec.replicas as number | undefined) ?? 1;
     const hash = podTemplateHash(spec.template);
-    const rsName = `${d.metadata.name}-${hash}`;
-    const ownedKeys = [...(this.#podsByOwner.get(key) ?? [])].sort();
-    const live = () =>
-      ownedKeys
-        .map((k) => this.get(PODS, k))
-        .filter((p): p is Entry => p !== undefined && !p.obj.metadata.deletionTimestamp);
+    const rsKey = (rs: Entry) => keyOf(rs.obj.metadata.namespace, rs.obj.metadata.name);
+    const replicasOf = (rs: Entry) => (rs.obj.spec?.replicas as number | undefined) ?? 0;
+    const statusOf = (rs: Entry, k: string) => (rs.obj.status?.[k] as number | undefined) ?? 0;
+    const revisionOf = (rs: Entry) => Number(rs.obj.metadata.annotations?.[REVISION] ?? 0);
+    const scaleTo = (rs: Entry, n: number) =>
+      this.edit(REPLICASETS, rsKey(rs), (x) => {
+        x.spec = { ...x.spec, replicas: n };
+        x.metadata.generation = (x.metadata.generation ?? 1) + 1;
+        x.metadata.annotations = { ...x.metadata.annotations, [DESIRED_REPLICAS]: String(want) };
+      });
+    const all = () => this.#controlled(REPLICASETS, d.metadata.uid);
+    if (d.metadata.deletionTimestamp) {
+      this.#deploymentStatus(key, d, all(), undefined);
+      return;
+    }
     const strategy = (spec.strategy as Obj | undefined) ?? {};
-    const keyOfPod = (p: Entry) => keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
-    const isNew = (p: Entry) => this.#podX.get(keyOfPod(p))?.hash === hash;
-    if (live().some((p) => !isNew(p))) {
-      if (strategy.type === "Recreate") {
-        for (const p of live()) if (!isNew(p)) this.deletePod(keyOfPod(p), undefined);
-      } else {
-        this.#rollOut(d, key, hash, rsName, want, live, isNew, keyOfPod);
-        this.#deploymentStatus(key, d, want, hash, rsName);
-        return;
-      }
-    }
-    const current = live();
-    if (current.length < want) {
-      for (let i = current.length; i < want; i++) this.#createOwnedPod(d, key, hash, rsName);
-    } else if (current.length > want) {
-      const rank = (p: Entry) => {
-        const x = this.#podX.get(keyOf(p.obj.metadata.namespace, p.obj.metadata.name));
-        return [
-          p.obj.spec?.nodeName ? 1 : 0,
-          p.obj.status?.phase === "Running" ? 1 : 0,
-          isPodReady(p.obj) ? 1 : 0,
-          -(x?.boundAt ?? 0),
-        ];
-      };
-      const victims = current
-        .map((p) => ({ p, r: rank(p) }))
-        .sort((a, b) => {
-          for (let i = 0; i < a.r.length; i++) if (a.r[i] !== b.r[i]) return a.r[i]! - b.r[i]!;
-          return a.p.obj.metadata.name < b.p.obj.metadata.name ? 1 : -1;
-        })
-        .slice(0, current.length - want);
-      for (const v of victims)
-        this.deletePod(keyOf(v.p.obj.metadata.namespace, v.p.obj.metadata.name), undefined);
-    }
-    this.#deploymentStatus(key, d, want, hash, rsName);
-  }
-
-  /**
-   * A template change rolls out as the Deployment controller's RollingUpdate does: the new
-   * ReplicaSet grows while all pods stay within `replicas + maxSurge` (default 25%, rounded
-   * up), old pods go (unready ones first) while at least `replicas − maxUnavailable`
-   * (default 25%, rounded down; at least 1 when both are 0) stay available. Pods becoming
-   * ready move it on.
-   */
-  #rollOut(
-    d: KObj,
-    key: string,
-    hash: string,
-    rsName: string,
-    want: number,
-    live: () => Entry[],
-    isNew: (p: Entry) => boolean,
-    keyOfPod: (p: Entry) => string,
-  ): void {
-    const ru = ((d.spec?.strategy as Obj | undefined)?.rollingUpdate as Obj | undefined) ?? {};
+    const ru = (strategy.rollingUpdate as Obj | undefined) ?? {};
     const maxSurge = scaledValue((ru.maxSurge as IntOrString | undefined) ?? "25%", want, true);
     let maxUnavailable = scaledValue((ru.maxUnavailable as IntOrString | undefined) ?? "25%", want, false);
     if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
-    const pods = live();
-    const fresh = pods.filter(isNew).length;
-    const create = Math.max(0, Math.min(want - fresh, want + maxSurge - pods.length));
-    for (let i = 0; i < create; i++) this.#createOwnedPod(d, key, hash, rsName);
-    let available = live().filter((p) => isPodReady(p.obj)).length;
-    const old = live()
-      .filter((p) => !isNew(p))
-      .sort((a, b) => Number(isPodReady(a.obj)) - Number(isPodReady(b.obj)));
-    for (const p of old) {
-      const ready = isPodReady(p.obj);
-      if (ready && available - 1 < want - maxUnavailable) break;
-      if (ready) available--;
-      this.deletePod(keyOfPod(p), undefined);
+    const recreate = strategy.type === "Recreate";
+
+    // 1. The new ReplicaSet, created when missing; a template rolled back to takes the next revision.
+    const isNew = (rs: Entry) => rs.obj.metadata.labels?.["pod-template-hash"] === hash;
+    const maxOldRevision = Math.max(
+      0,
+      ...all()
+        .filter((rs) => !isNew(rs))
+        .map(revisionOf),
+    );
+    let fresh = all().find(isNew);
+    const oldPods = () =>
+      all()
+        .filter((rs) => !isNew(rs))
+        .some((rs) => this.#controlled(PODS, rs.obj.metadata.uid).length > 0);
+    if (!fresh && !(recreate && oldPods())) {
+      const sum = all().reduce((n, rs) => n + replicasOf(rs), 0);
+      const first = recreate ? want : Math.max(0, Math.min(want, want + maxSurge - sum));
+      this.#createReplicaSet(d, hash, first, maxOldRevision + 1, want, maxSurge);
+      fresh = all().find(isNew);
+    } else if (fresh && revisionOf(fresh) <= maxOldRevision) {
+      const f = fresh;
+      this.edit(REPLICASETS, rsKey(f), (x) => {
+        x.metadata.annotations = { ...x.metadata.annotations, [REVISION]: String(maxOldRevision + 1) };
+      });
     }
+    const old = () => all().filter((rs) => !isNew(rs));
+
+    if (recreate) {
+      // 2a. Old ones to 0; the new one grows once no old pod is left.
+      for (const rs of old()) if (replicasOf(rs) > 0) scaleTo(rs, 0);
+      fresh = all().find(isNew);
+      if (fresh && !oldPods() && replicasOf(fresh) !== want) scaleTo(fresh, want);
+    } else if (fresh) {
+      // 2b. RollingUpdate: one step of rolling.go (rollout.ts); pods becoming available
+      //     bring the next.
+      const f = fresh;
+      const olds = old();
+      const scale = (rs: Entry) => ({
+        replicas: replicasOf(rs),
+        available: statusOf(rs, "availableReplicas"),
+      });
+      const step = rollingStep({ want, maxSurge, maxUnavailable }, scale(f), olds.map(scale));
+      if (step.fresh !== replicasOf(f)) scaleTo(f, step.fresh);
+      olds.forEach((rs, i) => {
+        if (step.old[i] !== replicasOf(rs)) scaleTo(rs, step.old[i]!);
+      });
+    }
+
+    // 3. Old ReplicaSets at 0, past the history limit: deleted, oldest first.
+    const limit = (spec.revisionHistoryLimit as number | undefined) ?? 10;
+    const idle = old().filter(
+      (rs) => replicasOf(rs) === 0 && statusOf(rs, "replicas") === 0 && !rs.obj.metadata.deletionTimestamp,
+    );
+    for (const rs of idle.slice(0, Math.max(0, idle.length - limit)))
+      this.deleteObject(REPLICASETS, rsKey(rs), "Background");
+
+    this.#deploymentStatus(key, d, all(), all().find(isNew));
   }
 
-  #deploymentStatus(key: string, d: KObj, want: number, hash: string, rsName: string): void {
+  #createReplicaSet(
+    d: KObj,
+    hash: string,
+    replicas: number,
+    revision: number,
+    want: number,
+    surge: number,
+  ): void {
+    const ns = d.metadata.namespace!;
     const spec = d.spec ?? {};
-    // Status, from the pods as they are now.
-    const pods = [...(this.#podsByOwner.get(key) ?? [])]
-      .map((k) => this.get(PODS, k)?.obj)
-      .filter((p): p is KObj => p !== undefined && !p.metadata.deletionTimestamp);
-    const updated = pods.filter((p) => p.metadata.labels?.["pod-template-hash"] === hash).length;
-    const ready = pods.filter(isPodReady).length;
+    const template = structuredClone((spec.template as Obj | undefined) ?? {});
+    const tmeta = ((template.metadata as Obj | undefined) ?? {}) as Obj;
+    const labels = { ...(tmeta.labels as Record<string, string> | undefined), "pod-template-hash": hash };
+    template.metadata = { ...tmeta, labels };
+    const selector = structuredClone((spec.selector as Obj | undefined) ?? {});
+    selector.matchLabels = {
+      ...(selector.matchLabels as Record<string, string> | undefined),
+      "pod-template-hash": hash,
+    };
+    const rs: KObj = {
+      kind: "ReplicaSet",
+      apiVersion: "apps/v1",
+      metadata: {
+        name: `${d.metadata.name}-${hash}`,
+        namespace: ns,
+        uid: this.uuid(),
+        resourceVersion: "",
+        generation: 1,
+        creationTimestamp: k8sTime(this.now()),
+        labels,
+        annotations: {
+          [DESIRED_REPLICAS]: String(want),
+          "deployment.kubernetes.io/max-replicas": String(want + surge),
+          [REVISION]: String(revision),
+        },
+        ownerReferences: [this.#controllerRef(d)],
+      },
+      spec: {
+        replicas,
+        ...(spec.minReadySeconds !== undefined ? { minReadySeconds: spec.minReadySeconds } : {}),
+        selector,
+        template,
+      },
+      status: { replicas: 0 },
+    };
+    this.put(REPLICASETS, rs);
+  }
+
+  #deploymentStatus(key: string, d: KObj, rss: Entry[], fresh: Entry | undefined): void {
+    const spec = d.spec ?? {};
+    const want = (spec.replicas as number | undefined) ?? 1;
+    const sum = (rs: Entry[], k: string) =>
+      rs.reduce((n, x) => n + ((x.obj.status?.[k] as number | undefined) ?? 0), 0);
+    const replicas = sum(rss, "replicas");
+    const updated = fresh ? sum([fresh], "replicas") : 0;
+    const ready = sum(rss, "readyReplicas");
+    const available = sum(rss, "availableReplicas");
+    const rsName = fresh?.obj.metadata.name ?? `${d.metadata.name}-${podTemplateHash(spec.template)}`;
     const maxUnavailableSpec = ((spec.strategy as Obj | undefined)?.rollingUpdate as Obj | undefined)
       ?.maxUnavailable as IntOrString | undefined;
     const maxUnavailable = scaledValue(maxUnavailableSpec ?? "25%", want, false);
     const t = k8sTime(this.now());
     const prev = conditionsOf(d);
-    const available = ready >= want - maxUnavailable;
-    const progressed = updated === want && ready === want && pods.length === want;
+    const isAvailable = available >= want - maxUnavailable;
+    const progressed = updated === want && replicas === want && available === want;
     const conditions = carryTransitions(prev, [
       {
         type: "Available",
-        status: available ? "True" : "False",
+        status: isAvailable ? "True" : "False",
         lastUpdateTime: t,
         lastTransitionTime: t,
-        reason: available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
-        message: available
+        reason: isAvailable ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
+        message: isAvailable
           ? "Deployment has minimum availability."
           : "Deployment does not have minimum availability.",
       },
@@ -1034,65 +1576,136 @@ export class Cluster {
     const nz = (k: string, v: number) => (v > 0 ? { [k]: v } : {});
     const status: Obj = {
       observedGeneration: d.metadata.generation ?? 1,
-      ...nz("replicas", pods.length),
+      ...nz("replicas", replicas),
       ...nz("updatedReplicas", updated),
       ...nz("readyReplicas", ready),
-      ...nz("availableReplicas", ready),
-      ...nz("unavailableReplicas", Math.max(0, want - ready)),
+      ...nz("availableReplicas", available),
+      ...nz("unavailableReplicas", Math.max(0, want - available)),
       conditions,
     };
-    if (!jsonEqual(status, d.status)) {
+    const revision = fresh?.obj.metadata.annotations?.[REVISION];
+    if (!jsonEqual(status, d.status) || (revision && d.metadata.annotations?.[REVISION] !== revision)) {
       this.edit(DEPLOYMENTS, key, (x) => {
         x.status = status;
+        if (revision) x.metadata.annotations = { ...x.metadata.annotations, [REVISION]: revision };
       });
     }
   }
 
-  #createOwnedPod(d: KObj, dKey: string, hash: string, rsName: string): void {
-    const ns = d.metadata.namespace!;
-    const rsKey = `${dKey}/${hash}`;
-    const rsUid = getOrInit(this.#rsUids, rsKey, () => this.uuid());
-    const template = structuredClone((d.spec?.template as Obj | undefined) ?? {});
-    const tmeta = (template.metadata as Obj | undefined) ?? {};
-    let name: string;
-    do name = `${rsName}-${randomSuffix(() => this.#ctx.random.next())}`;
-    while (this.get(PODS, keyOf(ns, name)));
-    const owner: OwnerReference = {
-      apiVersion: "apps/v1",
-      kind: "ReplicaSet",
-      name: rsName,
-      uid: rsUid,
-      controller: true,
-      blockOwnerDeletion: true,
+  /**
+   * The DaemonSet controller (`daemon_controller.go`): one pod on every node that should
+   * run it — the template's node selector and required affinity match and every
+   * NoSchedule/NoExecute taint is tolerated, counting the tolerations the controller adds
+   * (not-ready and unreachable for ever, unschedulable, pressure) — pinned there by node
+   * affinity for the scheduler to bind. A pod on a node that no longer should keep it (an
+   * untolerated NoExecute taint, a selector that stopped matching) goes; a new one waits
+   * until the node's old one is gone. A template change rolls with `maxUnavailable`
+   * (default 1) unless `updateStrategy.type` is OnDelete.
+   */
+  #reconcileDaemonSet(key: string): void {
+    const e = this.get(DAEMONSETS, key);
+    if (!e || e.obj.metadata.deletionTimestamp) return;
+    const ds = e.obj;
+    const template = (ds.spec?.template as Obj | undefined) ?? {};
+    const tspec = (template.spec as Obj | undefined) ?? {};
+    const hash = podTemplateHash(template);
+    const tols = withTolerations(
+      (tspec.tolerations as Toleration[] | undefined) ?? [],
+      daemonPodTolerations(tspec.hostNetwork === true),
+    );
+    const podKey = (p: Entry) => keyOf(p.obj.metadata.namespace, p.obj.metadata.name);
+    const byNode = new Map<string, Entry[]>();
+    for (const p of this.#claimPods(ds)) {
+      const n = (p.obj.spec?.nodeName as string | undefined) ?? affinityNode(p.obj.spec);
+      if (n) getOrInit(byNode, n, () => [] as Entry[]).push(p);
+    }
+    const nodes = this.entries(NODES).map((n) => n.obj);
+    const verdict = (node: KObj) => {
+      const fits = matchesNode(tspec, node);
+      const taints = taintsOf(node);
+      return {
+        run: fits && !toleratesAll(tols, taints, ["NoSchedule", "NoExecute"]),
+        keep: fits && !toleratesAll(tols, taints, ["NoExecute"]),
+      };
     };
-    const pod: KObj = {
-      kind: "Pod",
-      apiVersion: "v1",
-      metadata: {
-        name,
-        generateName: `${rsName}-`,
-        namespace: ns,
-        uid: this.uuid(),
-        resourceVersion: "",
-        creationTimestamp: k8sTime(this.now()),
-        labels: { ...(tmeta.labels as Record<string, string> | undefined), "pod-template-hash": hash },
-        ...(tmeta.annotations ? { annotations: { ...(tmeta.annotations as Record<string, string>) } } : {}),
-        ownerReferences: [owner],
-      },
-      spec: defaultPodSpec((template.spec as Obj | undefined) ?? {}, true),
-      status: { phase: "Pending", qosClass: qosClass(template.spec as Obj | undefined) },
+    for (const node of nodes) {
+      const name = node.metadata.name;
+      const { run, keep } = verdict(node);
+      const pods = byNode.get(name) ?? [];
+      const live = pods.filter((p) => isActivePod(p.obj));
+      if (run && pods.length === 0 && !this.#terminating(ds.metadata.namespace!)) {
+        const spec = structuredClone(tspec);
+        spec.tolerations = tols;
+        spec.affinity = { ...(spec.affinity as Obj | undefined), ...nodeNameAffinity(name) };
+        const labels = {
+          "controller-revision-hash": hash,
+          "pod-template-generation": String(ds.metadata.generation ?? 1),
+        };
+        this.createPod(this.#podFromTemplate(ds, labels, spec), { managed: true });
+      } else if (!keep) {
+        for (const p of live) this.deletePod(podKey(p), undefined);
+      } else if (live.length > 1) {
+        for (const p of live.slice(1)) this.deletePod(podKey(p), undefined);
+      }
+    }
+    const strategy = (ds.spec?.updateStrategy as Obj | undefined) ?? {};
+    const live = (n: string) =>
+      (byNode.get(n) ?? [])
+        .map((p) => this.get(PODS, podKey(p)))
+        .filter((p): p is Entry => p !== undefined && isActivePod(p.obj));
+    const eligible = nodes.filter((n) => verdict(n).run).map((n) => n.metadata.name);
+    if (strategy.type !== "OnDelete") {
+      const ru = (strategy.rollingUpdate as Obj | undefined) ?? {};
+      const maxUnavailable = Math.max(
+        1,
+        scaledValue((ru.maxUnavailable as IntOrString | undefined) ?? 1, eligible.length, true),
+      );
+      const isOld = (p: Entry) => p.obj.metadata.labels?.["controller-revision-hash"] !== hash;
+      let unavailable = eligible.filter((n) => !live(n).some((p) => isPodReady(p.obj))).length;
+      for (const n of eligible) {
+        for (const p of live(n).filter(isOld)) {
+          if (!isPodReady(p.obj)) this.deletePod(podKey(p), undefined);
+          else if (unavailable < maxUnavailable) {
+            this.deletePod(podKey(p), undefined);
+            unavailable++;
+          }
+        }
+      }
+    }
+    const scheduled = (n: string) => live(n).length > 0;
+    const readyOn = (n: string) => live(n).some((p) => isPodReady(p.obj));
+    const ready = eligible.filter(readyOn).length;
+    const nz = (k: string, v: number) => (v > 0 ? { [k]: v } : {});
+    const status: Obj = {
+      currentNumberScheduled: eligible.filter(scheduled).length,
+      numberMisscheduled: nodes.filter((n) => !verdict(n).run && scheduled(n.metadata.name)).length,
+      desiredNumberScheduled: eligible.length,
+      numberReady: ready,
+      observedGeneration: ds.metadata.generation ?? 1,
+      ...nz(
+        "updatedNumberScheduled",
+        eligible.filter((n) =>
+          live(n).some((p) => p.obj.metadata.labels?.["controller-revision-hash"] === hash),
+        ).length,
+      ),
+      ...nz("numberAvailable", ready),
+      ...nz("numberUnavailable", eligible.length - ready),
     };
-    this.createPod(pod, { owner: dKey, hash });
+    if (!jsonEqual(status, ds.status))
+      this.edit(DAEMONSETS, key, (x) => {
+        x.status = status;
+      });
+  }
+
+  #terminating(ns: string): boolean {
+    return this.get(NAMESPACES, ns)?.obj.metadata.deletionTimestamp !== undefined;
   }
 
   /** Stores a new pod (bound if spec.nodeName is set, else left to the scheduler). */
-  createPod(pod: KObj, x: { owner?: string; hash?: string } = {}): KObj {
+  createPod(pod: KObj, x: { managed?: boolean } = {}): KObj {
     const key = keyOf(pod.metadata.namespace, pod.metadata.name);
     const px: PodX = { ...x };
     this.#podX.set(key, px);
-    if (x.owner) {
-      getOrInit(this.#podsByOwner, x.owner, () => new Set<string>()).add(key);
-    }
     const nodeName = pod.spec?.nodeName as string | undefined;
     if (nodeName) {
       px.boundAt = this.now();
@@ -1110,7 +1723,8 @@ export class Cluster {
   /**
    * Deletes a pod the way the API server does: gracefully (deletionTimestamp now, gone
    * after `podTermination` once its kubelet confirms), or at once when the grace period
-   * is 0 or no kubelet runs it. Returns the object as the DELETE answers it.
+   * is 0 or no kubelet runs it; finalizers keep the object until they are removed.
+   * Returns the object as the DELETE answers it.
    */
   deletePod(key: string, grace: number | undefined): KObj | undefined {
     const e = this.get(PODS, key);
@@ -1118,7 +1732,11 @@ export class Cluster {
     const pod = e.obj;
     const nodeName = pod.spec?.nodeName as string | undefined;
     const g = grace ?? (pod.spec?.terminationGracePeriodSeconds as number | undefined) ?? 30;
-    if (g === 0 || !nodeName || !this.get(NODES, nodeName)) return this.drop(PODS, key);
+    if (g === 0 || !nodeName || !this.get(NODES, nodeName)) {
+      if ((pod.metadata.finalizers ?? []).length === 0) return this.drop(PODS, key);
+      this.#podGone(key);
+      return this.get(PODS, key)?.obj;
+    }
     if (pod.metadata.deletionTimestamp) return pod;
     const now = this.now();
     const out = this.edit(PODS, key, (p) => {
@@ -1129,33 +1747,77 @@ export class Cluster {
     return out;
   }
 
-  /** Deletes a Deployment: its pods go too (background propagation) or stay ownerless (Orphan). */
-  deleteDeployment(key: string, orphan: boolean): KObj | undefined {
-    const gone = this.drop(DEPLOYMENTS, key);
-    const pods = [...(this.#podsByOwner.get(key) ?? [])].sort();
-    this.#podsByOwner.delete(key);
-    for (const k of [...this.#rsUids.keys()]) if (k.startsWith(`${key}/`)) this.#rsUids.delete(k);
-    for (const pk of pods) {
-      const x = this.#podX.get(pk);
-      if (x) delete x.owner;
-      if (orphan) this.edit(PODS, pk, (p) => void delete p.metadata.ownerReferences);
-      else this.deletePod(pk, undefined);
+  /**
+   * Deletes an object as kube-apiserver's generic store does (`store.go`, `Delete`): the
+   * propagation policy (given, else the one its finalizers ask, else Background — the
+   * default of every resource the sim serves) becomes the `orphan` or `foregroundDeletion`
+   * finalizer; an object left with finalizers is only marked (deletionTimestamp,
+   * `deletionGracePeriodSeconds: 0`, generation bumped) and the garbage collector or its
+   * owner works them off; one without is removed at once, and the collector deletes its
+   * dependents in the background. Pods terminate gracefully (`deletePod`) and namespaces
+   * empty themselves first (`deleteNamespace`).
+   */
+  deleteObject(
+    def: ResourceDef,
+    key: string,
+    policy?: PropagationPolicy,
+    grace?: number,
+  ): Deleted | undefined {
+    const e = this.get(def, key);
+    if (!e) return undefined;
+    if (def === NAMESPACES) return { obj: this.deleteNamespace(key)!, gone: false };
+    const obj = e.obj;
+    const had = obj.metadata.finalizers ?? [];
+    // Finalizers cannot change once a deletion is under way.
+    if (obj.metadata.deletionTimestamp) {
+      if (def === PODS) this.deletePod(key, grace);
+      const now = this.get(def, key)?.obj;
+      return now ? { obj: now, gone: false } : { obj, gone: true };
     }
-    return gone;
+    const p =
+      policy ??
+      (had.includes(ORPHAN_FINALIZER)
+        ? "Orphan"
+        : had.includes(FOREGROUND_FINALIZER)
+          ? "Foreground"
+          : "Background");
+    const fins = had.filter((f) => f !== ORPHAN_FINALIZER && f !== FOREGROUND_FINALIZER);
+    if (p === "Orphan") fins.push(ORPHAN_FINALIZER);
+    if (p === "Foreground") fins.push(FOREGROUND_FINALIZER);
+    if (!jsonEqual(fins, had))
+      this.edit(def, key, (x) => {
+        if (fins.length > 0) x.metadata.finalizers = fins;
+        else delete x.metadata.finalizers;
+      });
+    if (def === PODS) {
+      const out = this.deletePod(key, grace)!;
+      return { obj: out, gone: !this.get(PODS, key) };
+    }
+    if (fins.length === 0) return { obj: this.drop(def, key)!, gone: true };
+    const now = this.now();
+    const marked = this.edit(def, key, (x) => {
+      x.metadata.deletionTimestamp = k8sTime(now);
+      x.metadata.deletionGracePeriodSeconds = 0;
+      if (x.metadata.generation) x.metadata.generation++;
+    })!;
+    return { obj: marked, gone: false };
   }
 
-  /** Namespace deletion: everything in it goes, then the namespace. */
+  /**
+   * Namespace deletion (the namespace controller): it turns Terminating, everything in it
+   * is deleted (background propagation, pods gracefully), and it goes once nothing of it
+   * is left (objects with finalizers hold it).
+   */
   deleteNamespace(name: string): KObj | undefined {
     const now = this.now();
     const out = this.edit(NAMESPACES, name, (n) => {
       n.metadata.deletionTimestamp ??= k8sTime(now);
       n.status = { ...n.status, phase: "Terminating" };
     });
-    for (const e of this.entries(DEPLOYMENTS, name))
-      this.deleteDeployment(keyOf(name, e.obj.metadata.name), false);
-    for (const e of this.entries(PDBS, name)) this.drop(PDBS, keyOf(name, e.obj.metadata.name));
-    for (const e of this.entries(PODS, name)) this.deletePod(keyOf(name, e.obj.metadata.name), undefined);
-    for (const e of this.entries(PVCS, name)) this.deletePvc(keyOf(name, e.obj.metadata.name));
+    for (const def of RESOURCES)
+      if (def.namespaced)
+        for (const e of this.entries(def, name))
+          this.deleteObject(def, keyOf(name, e.obj.metadata.name), "Background");
     this.#dirty.namespaces.add(name);
     return out;
   }
@@ -1163,19 +1825,13 @@ export class Cluster {
   #finalizeNamespace(ns: string): void {
     const e = this.get(NAMESPACES, ns);
     if (!e?.obj.metadata.deletionTimestamp) return;
-    if ((this.#podsByNs.get(ns)?.size ?? 0) > 0 || this.entries(PVCS, ns).length > 0) return;
+    for (const def of RESOURCES) if (def.namespaced && this.entries(def, ns).length > 0) return;
     this.drop(NAMESPACES, ns);
   }
 
   /** PVC deletion waits (kubernetes.io/pvc-protection) while a pod uses the claim. */
   deletePvc(key: string): KObj | undefined {
-    const now = this.now();
-    const out = this.edit(PVCS, key, (p) => {
-      p.metadata.deletionTimestamp ??= k8sTime(now);
-    });
-    const ns = key.slice(0, key.indexOf("/"));
-    this.#dirty.pvcNs.add(ns);
-    return out;
+    return this.deleteObject(PVCS, key)?.obj;
   }
 
   pvcInUse(ns: string, claim: string): boolean {
@@ -1190,10 +1846,17 @@ export class Cluster {
     return false;
   }
 
+  /** The PVC protection controller: a claim being deleted that no pod uses loses its finalizer. */
   #pvcProtection(ns: string): void {
     for (const e of this.entries(PVCS, ns)) {
-      if (e.obj.metadata.deletionTimestamp && !this.pvcInUse(ns, e.obj.metadata.name))
-        this.drop(PVCS, keyOf(ns, e.obj.metadata.name));
+      const m = e.obj.metadata;
+      if (!m.deletionTimestamp || !m.finalizers?.includes(PVC_PROTECTION) || this.pvcInUse(ns, m.name))
+        continue;
+      this.edit(PVCS, keyOf(ns, m.name), (x) => {
+        const kept = (x.metadata.finalizers ?? []).filter((f) => f !== PVC_PROTECTION);
+        if (kept.length > 0) x.metadata.finalizers = kept;
+        else delete x.metadata.finalizers;
+      });
     }
   }
 
@@ -1213,42 +1876,91 @@ export class Cluster {
       } catch {
         selected = [];
       }
-      const counts = pdbCounts(
-        {
-          minAvailable: spec.minAvailable as IntOrString | undefined,
-          maxUnavailable: spec.maxUnavailable as IntOrString | undefined,
-        },
-        selected.map(({ k, p }) => ({
-          ready: isPodReady(p),
-          terminating: p.metadata.deletionTimestamp !== undefined,
-          ...(this.#podX.get(k)?.owner ? { controller: this.#podX.get(k)!.owner! } : {}),
-        })),
-        (c) => (this.get(DEPLOYMENTS, c)?.obj.spec?.replicas as number | undefined) ?? 0,
-      );
-      const allowed = counts.disruptionsAllowed > 0;
       const generation = pdb.metadata.generation ?? 1;
-      const status: Obj = {
-        observedGeneration: generation,
-        disruptionsAllowed: counts.disruptionsAllowed,
-        currentHealthy: counts.currentHealthy,
-        desiredHealthy: counts.desiredHealthy,
-        expectedPods: counts.expectedPods,
-        conditions: carryTransitions(conditionsOf(pdb), [
+      let status: Obj;
+      try {
+        const counts = pdbCounts(
           {
-            type: "DisruptionAllowed",
-            status: allowed ? "True" : "False",
-            observedGeneration: generation,
-            lastTransitionTime: k8sTime(this.now()),
-            reason: allowed ? "SufficientPods" : "InsufficientPods",
-            message: "",
+            minAvailable: spec.minAvailable as IntOrString | undefined,
+            maxUnavailable: spec.maxUnavailable as IntOrString | undefined,
           },
-        ]),
-      };
+          selected.map(({ p }) => {
+            const controller = controllerOf(p);
+            return {
+              ready: isPodReady(p),
+              terminating: p.metadata.deletionTimestamp !== undefined,
+              name: p.metadata.name,
+              ...(controller ? { controller: this.#scaleKey(ns, controller) } : {}),
+            };
+          }),
+          (c) => this.#scaleOf(c),
+        );
+        const allowed = counts.disruptionsAllowed > 0;
+        status = {
+          observedGeneration: generation,
+          disruptionsAllowed: counts.disruptionsAllowed,
+          currentHealthy: counts.currentHealthy,
+          desiredHealthy: counts.desiredHealthy,
+          expectedPods: counts.expectedPods,
+          conditions: carryTransitions(conditionsOf(pdb), [
+            {
+              type: "DisruptionAllowed",
+              status: allowed ? "True" : "False",
+              observedGeneration: generation,
+              lastTransitionTime: k8sTime(this.now()),
+              reason: allowed ? "SufficientPods" : "InsufficientPods",
+              message: "",
+            },
+          ]),
+        };
+      } catch (err) {
+        if (!(err instanceof NoControllerError)) throw err;
+        // `failSafe`: nothing may be disrupted, and the budget stays unprocessed
+        // (observedGeneration as it was), so evictions it covers keep answering 429.
+        const observed = (pdb.status?.observedGeneration as number | undefined) ?? 0;
+        status = {
+          ...pdb.status,
+          disruptionsAllowed: 0,
+          conditions: carryTransitions(conditionsOf(pdb), [
+            {
+              type: "DisruptionAllowed",
+              status: "False",
+              observedGeneration: observed,
+              lastTransitionTime: k8sTime(this.now()),
+              reason: "SyncFailed",
+              message: err.message,
+            },
+          ]),
+        };
+      }
       if (!jsonEqual(status, pdb.status))
         this.edit(PDBS, keyOf(ns, pdb.metadata.name), (x) => {
           x.status = status;
         });
     }
+  }
+
+  /**
+   * Whose scale counts for a pod with this controller (the disruption controller's
+   * finders): a ReplicaSet's Deployment, else the ReplicaSet; a Deployment itself; any
+   * other kind has no scale the sim can read.
+   */
+  #scaleKey(ns: string, c: OwnerReference): string {
+    if (c.kind === "ReplicaSet" && c.apiVersion === "apps/v1") {
+      const rs = this.get(REPLICASETS, keyOf(ns, c.name))?.obj;
+      const d = rs && rs.metadata.uid === c.uid ? controllerOf(rs) : undefined;
+      if (d?.kind === "Deployment") return refText(DEPLOYMENTS, keyOf(ns, d.name));
+      return refText(REPLICASETS, keyOf(ns, c.name));
+    }
+    if (c.kind === "Deployment" && c.apiVersion === "apps/v1") return refText(DEPLOYMENTS, keyOf(ns, c.name));
+    return `${c.apiVersion}/${c.kind}\n${keyOf(ns, c.name)}`;
+  }
+
+  #scaleOf(scaleKey: string): number | undefined {
+    const { def, key } = parseRef(scaleKey);
+    if (def !== DEPLOYMENTS && def !== REPLICASETS) return undefined;
+    const o = this.get(def, key)?.obj;
+    return o ? ((o.spec?.replicas as number | undefined) ?? 1) : undefined;
   }
 
   // -------------------------------------------------------------- nodes (the kubelet's side)
@@ -1345,6 +2057,17 @@ export class Cluster {
         name: keyOf(obj.metadata.namespace, obj.metadata.name),
         replicas: obj.spec?.replicas,
         readyReplicas: obj.status?.readyReplicas ?? 0,
+      })),
+      replicaSets: this.entries(REPLICASETS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        owner: controllerOf(obj)?.name,
+        replicas: obj.spec?.replicas,
+        readyReplicas: obj.status?.readyReplicas ?? 0,
+      })),
+      daemonSets: this.entries(DAEMONSETS).map(({ obj }) => ({
+        name: keyOf(obj.metadata.namespace, obj.metadata.name),
+        desired: obj.status?.desiredNumberScheduled ?? 0,
+        ready: obj.status?.numberReady ?? 0,
       })),
       pdbs: this.entries(PDBS).map(({ obj }) => ({
         name: keyOf(obj.metadata.namespace, obj.metadata.name),

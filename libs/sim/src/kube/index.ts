@@ -18,7 +18,7 @@ import {
   update,
   verbOf,
 } from "./api.ts";
-import { Cluster } from "./cluster.ts";
+import { Cluster, type ClusterSnapshot } from "./cluster.ts";
 import { isNodeReady } from "./model.ts";
 import { normalizedImage } from "./objects.ts";
 import { NODES, PODS } from "./resources.ts";
@@ -182,7 +182,7 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
     replaceDatastore(clusterId) {
       const old = mustCluster(clusterId);
       for (const w of watches) if (w.clusterId === clusterId) w.close();
-      const fresh = new Cluster(clusterId, old.token, ctx);
+      const fresh = new Cluster(clusterId, old.token, ctx, missingImages);
       clusters.set(clusterId, fresh);
       // The kubelets register their nodes again with the new datastore.
       for (const { obj } of old.entries(NODES)) {
@@ -459,6 +459,18 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
       kubeletsGone();
     },
     state: () => ({ clusters: Object.fromEntries([...clusters].map(([id, c]) => [id, c.state()])) }),
+    snapshot: () => ({
+      clusters: [...clusters.values()].map((c) => c.snapshot()),
+      missingImages: [...missingImages],
+    }),
+    restore(s) {
+      const snap = s as { clusters: ClusterSnapshot[]; missingImages: string[] };
+      for (const w of watches) w.close();
+      missingImages.clear();
+      for (const i of snap.missingImages) missingImages.add(i);
+      clusters.clear();
+      for (const c of snap.clusters) clusters.set(c.id, new Cluster(c.id, c.token, ctx, missingImages, c));
+    },
     async admin(action, body) {
       const b = (body ?? {}) as { clusterId?: string; node?: unknown; ready?: unknown; image?: unknown };
       if (action === "image-available") {

@@ -296,13 +296,142 @@ export function defaultDeploymentSpec(spec: Obj): Obj {
   spec.strategy ??= { type: "RollingUpdate", rollingUpdate: { maxUnavailable: "25%", maxSurge: "25%" } };
   spec.revisionHistoryLimit ??= 10;
   spec.progressDeadlineSeconds ??= 600;
+  defaultTemplate(spec);
+  return spec;
+}
+
+export function defaultReplicaSetSpec(spec: Obj): Obj {
+  spec.replicas ??= 1;
+  defaultTemplate(spec);
+  return spec;
+}
+
+export function defaultDaemonSetSpec(spec: Obj): Obj {
+  spec.updateStrategy ??= { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } };
+  spec.revisionHistoryLimit ??= 10;
+  defaultTemplate(spec);
+  return spec;
+}
+
+function defaultTemplate(spec: Obj): void {
   spec.template ??= {};
   const template = spec.template as Obj;
   template.metadata ??= {};
   (template.metadata as Obj).creationTimestamp ??= null;
   template.spec ??= {};
   defaultPodSpec(template.spec as Obj, false);
-  return spec;
+}
+
+/**
+ * The tolerations the DaemonSet controller adds to its pods (`util.AddOrUpdateDaemonPodTolerations`):
+ * they stay on NotReady and unreachable nodes for ever, and on cordoned or pressured nodes.
+ */
+export function daemonPodTolerations(hostNetwork: boolean): Toleration[] {
+  return [
+    { key: NOT_READY_TAINT, operator: "Exists", effect: "NoExecute" },
+    { key: UNREACHABLE_TAINT, operator: "Exists", effect: "NoExecute" },
+    { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
+    { key: "node.kubernetes.io/memory-pressure", operator: "Exists", effect: "NoSchedule" },
+    { key: "node.kubernetes.io/pid-pressure", operator: "Exists", effect: "NoSchedule" },
+    { key: UNSCHEDULABLE_TAINT, operator: "Exists", effect: "NoSchedule" },
+    ...(hostNetwork
+      ? [
+          {
+            key: "node.kubernetes.io/network-unavailable",
+            operator: "Exists" as const,
+            effect: "NoSchedule" as const,
+          },
+        ]
+      : []),
+  ];
+}
+
+/** `tols` with `extra` added where no toleration of the same key and effect is there yet. */
+export function withTolerations(tols: readonly Toleration[], extra: readonly Toleration[]): Toleration[] {
+  const out = tols.map((t) => ({ ...t }));
+  for (const e of extra)
+    if (!out.some((t) => t.key === e.key && (t.effect ?? "") === (e.effect ?? ""))) out.push({ ...e });
+  return out;
+}
+
+interface NodeSelectorRequirement {
+  key: string;
+  operator: string;
+  values?: string[];
+}
+interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[];
+  matchFields?: NodeSelectorRequirement[];
+}
+
+/** The required node affinity a DaemonSet pod gets: exactly its node (`metadata.name In [node]`). */
+export function nodeNameAffinity(node: string): Obj {
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "In", values: [node] }] }],
+      },
+    },
+  };
+}
+
+/** The node a pod's required affinity pins it to by `metadata.name In [one]`, if it does. */
+export function affinityNode(spec: Obj | undefined): string | undefined {
+  const terms = requiredTerms(spec);
+  if (terms?.length !== 1) return undefined;
+  const f = terms[0]!.matchFields?.find((m) => m.key === "metadata.name" && m.operator === "In");
+  return f?.values?.length === 1 ? f.values[0] : undefined;
+}
+
+function requiredTerms(spec: Obj | undefined): NodeSelectorTerm[] | undefined {
+  const a = (spec?.affinity as Obj | undefined)?.nodeAffinity as Obj | undefined;
+  const req = a?.requiredDuringSchedulingIgnoredDuringExecution as Obj | undefined;
+  return req?.nodeSelectorTerms as NodeSelectorTerm[] | undefined;
+}
+
+function requirementHolds(r: NodeSelectorRequirement, value: string | undefined): boolean {
+  const values = r.values ?? [];
+  switch (r.operator) {
+    case "In":
+      return value !== undefined && values.includes(value);
+    case "NotIn":
+      return value === undefined || !values.includes(value);
+    case "Exists":
+      return value !== undefined;
+    case "DoesNotExist":
+      return value === undefined;
+    case "Gt":
+    case "Lt": {
+      const n = Number(value);
+      const v = Number(values[0]);
+      if (value === undefined || !Number.isInteger(n) || !Number.isInteger(v)) return false;
+      return r.operator === "Gt" ? n > v : n < v;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * Does the node satisfy the pod spec's `nodeSelector` and required node affinity (the
+ * scheduler's NodeAffinity filter)? Terms are ORed; the requirements of a term ANDed; an
+ * empty term matches nothing. `matchFields` knows `metadata.name` only, as the real one.
+ */
+export function matchesNode(spec: Obj | undefined, node: KObj): boolean {
+  const labels = node.metadata.labels ?? {};
+  const sel = spec?.nodeSelector as Record<string, string> | undefined;
+  if (sel) for (const [k, v] of Object.entries(sel)) if (labels[k] !== v) return false;
+  const terms = requiredTerms(spec);
+  if (!terms) return true;
+  return terms.some((t) => {
+    const exprs = t.matchExpressions ?? [];
+    const fields = t.matchFields ?? [];
+    if (exprs.length === 0 && fields.length === 0) return false;
+    return (
+      exprs.every((r) => requirementHolds(r, labels[r.key])) &&
+      fields.every((r) => requirementHolds(r, r.key === "metadata.name" ? node.metadata.name : undefined))
+    );
+  });
 }
 
 export function namespaceObject(name: string, uid: string, now: number): KObj {

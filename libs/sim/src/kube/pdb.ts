@@ -35,6 +35,20 @@ export interface PdbPod {
    * `minAvailable` counts them.
    */
   controller?: string;
+  /** The pod's name, for the controller's error when its controller has no scale. */
+  name?: string;
+}
+
+/**
+ * A pod whose controller has no scale (a DaemonSet, or a kind the cluster does not know):
+ * the disruption controller's `getExpectedScale` fails with "found no controllers for pod"
+ * and the budget falls back to its fail-safe status (no disruption allowed).
+ */
+export class NoControllerError extends Error {
+  constructor(pod: string) {
+    super(`found no controllers for pod "${pod}"`);
+    this.name = "NoControllerError";
+  }
 }
 
 export interface PdbCounts {
@@ -44,10 +58,14 @@ export interface PdbCounts {
   disruptionsAllowed: number;
 }
 
+/**
+ * The budget's counts. `scaleOf` gives a controller's desired scale, or undefined when it
+ * has none: then this throws `NoControllerError` (only budgets that need the scale ask).
+ */
 export function pdbCounts(
   spec: PdbSpec,
   pods: readonly PdbPod[],
-  scaleOf: (controller: string) => number,
+  scaleOf: (controller: string) => number | undefined,
 ): PdbCounts {
   let expected = 0;
   let desired = 0;
@@ -58,7 +76,9 @@ export function pdbCounts(
       if (p.controller === undefined) continue; // unmanaged: not counted (see PdbPod.controller)
       if (!seen.has(p.controller)) {
         seen.add(p.controller);
-        n += scaleOf(p.controller);
+        const scale = scaleOf(p.controller);
+        if (scale === undefined) throw new NoControllerError(p.name ?? "");
+        n += scale;
       }
     }
     return n;

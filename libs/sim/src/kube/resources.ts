@@ -170,6 +170,34 @@ export const DEPLOYMENTS = def({
   generation: true,
 });
 
+export const REPLICASETS = def({
+  plural: "replicasets",
+  singular: "replicaset",
+  kind: "ReplicaSet",
+  group: "apps",
+  version: "v1",
+  namespaced: true,
+  shortNames: ["rs"],
+  verbs: ALL_VERBS,
+  fields: META_FIELDS,
+  smp: { ...COMMON_SMP, ...withPrefix("spec.template.spec", POD_SPEC_SMP) },
+  generation: true,
+});
+
+export const DAEMONSETS = def({
+  plural: "daemonsets",
+  singular: "daemonset",
+  kind: "DaemonSet",
+  group: "apps",
+  version: "v1",
+  namespaced: true,
+  shortNames: ["ds"],
+  verbs: ALL_VERBS,
+  fields: META_FIELDS,
+  smp: { ...COMMON_SMP, ...withPrefix("spec.template.spec", POD_SPEC_SMP) },
+  generation: true,
+});
+
 export const PDBS = def({
   plural: "poddisruptionbudgets",
   singular: "poddisruptionbudget",
@@ -184,7 +212,21 @@ export const PDBS = def({
   generation: true,
 });
 
-export const RESOURCES: readonly ResourceDef[] = [NODES, NAMESPACES, PODS, PVCS, DEPLOYMENTS, PDBS];
+export const RESOURCES: readonly ResourceDef[] = [
+  NODES,
+  NAMESPACES,
+  PODS,
+  PVCS,
+  DEPLOYMENTS,
+  REPLICASETS,
+  DAEMONSETS,
+  PDBS,
+];
+
+/** The served resource of an owner reference's `apiVersion` and `kind`, if the sim serves it. */
+export function resourceOfKind(apiVersion: string, kind: string): ResourceDef | undefined {
+  return RESOURCES.find((d) => d.apiVersion === apiVersion && d.kind === kind);
+}
 
 /** Named for errors about the autoscaling/v1 Scale subresource. */
 export const SCALE: Named = { resource: "deployments", group: "apps", kind: "Scale" };
@@ -245,6 +287,22 @@ const POD_SPEC_RULES: Rule[] = [
   ["restartPolicy", "string"],
   ["terminationGracePeriodSeconds", "integer"],
   ["priority", "integer"],
+  ["affinity", "object"],
+  ["hostNetwork", "boolean"],
+];
+
+/** A workload's selector and pod template (Deployments, ReplicaSets, DaemonSets). */
+const TEMPLATE_RULES: Rule[] = [
+  ["spec.minReadySeconds", "integer"],
+  ["spec.selector", "object"],
+  ["spec.selector.matchLabels", "stringMap"],
+  ["spec.selector.matchExpressions", "array"],
+  ["spec.template", "object"],
+  ["spec.template.metadata", "object"],
+  ["spec.template.metadata.labels", "stringMap"],
+  ["spec.template.metadata.annotations", "stringMap"],
+  ["spec.template.spec", "object"],
+  ...POD_SPEC_RULES.map(([p, t]) => [`spec.template.spec.${p}`, t] as const),
 ];
 
 const RULES: Map<ResourceDef, Rule[]> = new Map([
@@ -280,17 +338,28 @@ const RULES: Map<ResourceDef, Rule[]> = new Map([
     [
       ...META_RULES,
       ["spec.replicas", "integer"],
-      ["spec.minReadySeconds", "integer"],
       ["spec.paused", "boolean"],
-      ["spec.selector", "object"],
-      ["spec.selector.matchLabels", "stringMap"],
-      ["spec.selector.matchExpressions", "array"],
-      ["spec.template", "object"],
-      ["spec.template.metadata", "object"],
-      ["spec.template.metadata.labels", "stringMap"],
-      ["spec.template.metadata.annotations", "stringMap"],
-      ["spec.template.spec", "object"],
-      ...POD_SPEC_RULES.map(([p, t]) => [`spec.template.spec.${p}`, t] as const),
+      ["spec.revisionHistoryLimit", "integer"],
+      ["spec.strategy", "object"],
+      ["spec.strategy.type", "string"],
+      ["spec.strategy.rollingUpdate", "object"],
+      ["spec.strategy.rollingUpdate.maxSurge", "intOrString"],
+      ["spec.strategy.rollingUpdate.maxUnavailable", "intOrString"],
+      ...TEMPLATE_RULES,
+    ] as Rule[],
+  ],
+  [REPLICASETS, [...META_RULES, ["spec.replicas", "integer"], ...TEMPLATE_RULES] as Rule[]],
+  [
+    DAEMONSETS,
+    [
+      ...META_RULES,
+      ["spec.revisionHistoryLimit", "integer"],
+      ["spec.updateStrategy", "object"],
+      ["spec.updateStrategy.type", "string"],
+      ["spec.updateStrategy.rollingUpdate", "object"],
+      ["spec.updateStrategy.rollingUpdate.maxUnavailable", "intOrString"],
+      ["spec.updateStrategy.rollingUpdate.maxSurge", "intOrString"],
+      ...TEMPLATE_RULES,
     ] as Rule[],
   ],
   [
@@ -615,7 +684,7 @@ export function validate(d: ResourceDef, o: KObj, old?: KObj): void {
     validatePodSpec(spec, "spec", errs);
     if (old) validatePodUpdate(old, o, errs);
   }
-  if (d === DEPLOYMENTS) {
+  if (d === DEPLOYMENTS || d === REPLICASETS || d === DAEMONSETS) {
     const replicas = spec?.replicas as number | undefined;
     if (replicas !== undefined && replicas < 0)
       errs.push(bad("spec.replicas", replicas, "must be greater than or equal to 0"));
@@ -628,7 +697,7 @@ export function validate(d: ResourceDef, o: KObj, old?: KObj): void {
       validateSelectorObject(sel, "spec.selector", errs);
       const empty =
         Object.keys(sel.matchLabels ?? {}).length === 0 && (sel.matchExpressions ?? []).length === 0;
-      if (empty) errs.push(bad("spec.selector", sel, "empty selector is invalid for deployment"));
+      if (empty) errs.push(bad("spec.selector", sel, `empty selector is invalid for ${d.singular}`));
       const labels = template?.metadata?.labels ?? {};
       let matches = false;
       try {

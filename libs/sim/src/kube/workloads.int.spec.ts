@@ -85,52 +85,55 @@ describe("pods", () => {
   it("lists DaemonSet-owned and mirror pods by spec.nodeName across namespaces; eviction of them is allowed", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1"));
     h.sim.world.kube.registerNode("c1", agent("n2"));
+    // A real DaemonSet (K3s' svclb is one): its controller puts a pod on each node.
+    const ds = await h.apps.createNamespacedDaemonSet({
+      namespace: "kube-system",
+      body: {
+        metadata: { name: "svclb" },
+        spec: {
+          selector: { matchLabels: { app: "svclb" } },
+          template: { metadata: { labels: { app: "svclb" } }, spec: podSpec() },
+        },
+      },
+    });
+    // A mirror pod, as a kubelet makes one for a static pod: owned by its Node.
+    const n1 = await h.core.readNode({ name: "n1" });
     await h.core.createNamespacedPod({
       namespace: "kube-system",
       body: {
         metadata: {
-          name: "svclb-n1",
-          labels: { app: "svclb" },
+          name: "static-n1",
+          annotations: { "kubernetes.io/config.mirror": "abc" },
           ownerReferences: [
-            {
-              apiVersion: "apps/v1",
-              kind: "DaemonSet",
-              name: "svclb",
-              uid: "1f1d2e3c-0000-4000-a000-000000000001",
-              controller: true,
-            },
+            { apiVersion: "v1", kind: "Node", name: "n1", uid: n1.metadata!.uid!, controller: true },
           ],
         },
         spec: podSpec({ nodeName: "n1" }),
       },
     });
-    await h.core.createNamespacedPod({
-      namespace: "kube-system",
-      body: {
-        metadata: { name: "static-n1", annotations: { "kubernetes.io/config.mirror": "abc" } },
-        spec: podSpec({ nodeName: "n1" }),
-      },
-    });
     await createPod("app", { app: "x" }, { nodeName: "n2" });
 
-    expect(await podsOn("n1")).toEqual(["static-n1", "svclb-n1"]);
-    expect(await podsOn("n2")).toEqual(["app"]);
-    const ds = (
+    const [svclbN1] = (
       await h.core.listNamespacedPod({
         namespace: "kube-system",
         fieldSelector: "spec.nodeName=n1",
         labelSelector: "app=svclb",
       })
     ).items;
-    expect(ds).toHaveLength(1);
-    expect(ds[0]!.metadata?.ownerReferences?.[0]?.kind).toBe("DaemonSet");
+    expect(svclbN1?.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: "DaemonSet",
+      uid: ds.metadata?.uid,
+    });
+    const svclb = svclbN1!.metadata!.name!;
+    expect(await podsOn("n1")).toEqual(["static-n1", svclb].sort());
+    expect((await podsOn("n2")).filter((n) => n !== "app")).toHaveLength(1);
 
     await h.core.createNamespacedPodEviction({
-      name: "svclb-n1",
+      name: svclb,
       namespace: "kube-system",
-      body: { metadata: { name: "svclb-n1", namespace: "kube-system" } },
+      body: { metadata: { name: svclb, namespace: "kube-system" } },
     });
-    const evicted = await h.core.readNamespacedPod({ name: "svclb-n1", namespace: "kube-system" });
+    const evicted = await h.core.readNamespacedPod({ name: svclb, namespace: "kube-system" });
     expect(evicted.metadata?.deletionTimestamp).toBeDefined();
   });
 

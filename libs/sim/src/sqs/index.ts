@@ -63,9 +63,11 @@ type Input = Record<string, unknown>;
 
 export function createSqs(ctx: SimContext): SimModule<SqsPort> {
   const world = new SqsWorld();
-  // Request ids, message ids and receipt handles come from a PRNG of their own, so how
-  // often a client polls never shifts the ids the seed gives the rest of the world.
+  // Message ids and receipt handles come from a PRNG of their own, so how often a client
+  // polls never shifts the ids the seed gives the rest of the world; request ids from
+  // another, so that reads (which the journal does not replay) never shift message ids.
   const ids = new SimRandom(0x535153);
+  const requestIds = new SimRandom(0x5351);
   const now = () => ctx.clock.now();
 
   const urlOf = (q: Queue) => `${ctx.baseUrl()}/${ACCOUNT_ID}/${q.name}`;
@@ -112,7 +114,10 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
       });
     });
 
-  const actions: Record<string, (input: Input, region: string) => Promise<unknown> | unknown> = {
+  const actions: Record<
+    string,
+    (input: Input, region: string, journal: () => void) => Promise<unknown> | unknown
+  > = {
     GetQueueUrl(input, region) {
       const name = str(input, "QueueName");
       if (name === undefined) throw missingParameter("QueueName");
@@ -146,7 +151,7 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
       const m = world.send(q, ids.uuid(), body, now());
       return { MessageId: m.id, MD5OfMessageBody: m.md5 };
     },
-    async ReceiveMessage(input, region) {
+    async ReceiveMessage(input, region, journal) {
       const q = queueOf(region, input);
       const max = int(input, "MaxNumberOfMessages", 1, 1, 10, "Must be between 1 and 10, if provided");
       const wait = int(
@@ -172,6 +177,9 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
         // Also wakes when a hidden message's visibility timeout runs out meanwhile.
         await waitForSend(q, Math.min(endReal - Date.now(), 50));
       }
+      // Journaled now, when it takes messages, not when it arrived (journal.ts): a replay
+      // at this moment, without waiting, takes the same ones. Taking none changes nothing.
+      if (world.hasVisible(q, now())) journal();
       const got = world.receive(q, max, visibility, now(), receiptHandle);
       if (got.length === 0) return {};
       return {
@@ -240,7 +248,7 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
     const { req, res, region } = call;
     const target = String(req.headers["x-amz-target"] ?? "");
     const action = target.startsWith("AmazonSQS.") ? target.slice("AmazonSQS.".length) : "";
-    const requestId = ids.uuid();
+    const requestId = requestIds.uuid();
     let queueName: string[] = [];
     try {
       let input: Input;
@@ -270,7 +278,7 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
           `The action ${action || "(none)"} is not valid for this endpoint (the sim speaks ${Object.keys(actions).join(", ")}).`,
           { queryCode: "AWS.SimpleQueueService.UnsupportedOperation" },
         );
-      const out = await run(input, region);
+      const out = await run(input, region, () => call.journal?.());
       send(res, 200, out, requestId);
       ctx.requests.record({
         time: ctx.clock.iso(),
@@ -339,7 +347,19 @@ export function createSqs(ctx: SimContext): SimModule<SqsPort> {
     }
   }
 
-  return { port, handle, state, admin };
+  return {
+    port,
+    handle,
+    state,
+    admin,
+    snapshot: () => ({ world: world.snapshot(), ids: ids.state, requestIds: requestIds.state }),
+    restore(s) {
+      const snap = s as { world: unknown; ids: number; requestIds: number };
+      world.restore(snap.world);
+      ids.state = snap.ids;
+      requestIds.state = snap.requestIds;
+    },
+  };
 }
 
 function send(

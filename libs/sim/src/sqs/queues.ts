@@ -59,6 +59,17 @@ export class SqsWorld {
     return r;
   }
 
+  /** Every region's queues, messages and receipt handles (journal compaction; snapshot.ts encodes it). */
+  snapshot(): unknown {
+    return this.#regions;
+  }
+
+  /** Puts back what `snapshot` took (decoded), replacing everything. */
+  restore(s: unknown): void {
+    this.#regions.clear();
+    for (const [region, r] of s as Map<string, RegionQueues>) this.#regions.set(region, r);
+  }
+
   queue(region: string, name: string): Queue | undefined {
     return this.#regions.get(region)?.queues.get(name);
   }

@@ -5,6 +5,7 @@
  * docs/sim-ssm.md). Time-driven state is lazy; `settle()` applies the effects of scripts
  * that have finished by now, exactly once.
  */
+
 import { SimRandom } from "../random.ts";
 import type { InstanceView, SimCall, SimContext, SimModule, SsmPort } from "../world.ts";
 import {
@@ -607,7 +608,43 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
     };
   }
 
-  return { port, handle, state, settle: () => settle() };
+  return {
+    port,
+    handle,
+    state,
+    settle: () => settle(),
+    snapshot: () => ({
+      parameters: parameters.snapshot(),
+      commands,
+      // Invocations are shared with their commands: named, not copied.
+      unsettled: unsettled.map((inv) => [inv.region, inv.commandId, inv.instanceId]),
+      seenOnline: [...seenOnline],
+      requestIds: requestIds.state,
+    }),
+    restore(s) {
+      const snap = s as {
+        parameters: unknown;
+        commands: unknown;
+        unsettled: [string, string, string][];
+        seenOnline: [string, number][];
+        requestIds: number;
+      };
+      parameters.restore(snap.parameters);
+      commands.clear();
+      for (const [region, m] of snap.commands as Map<string, Map<string, CommandRecord>>)
+        commands.set(region, m);
+      unsettled = snap.unsettled.flatMap(([region, commandId, instanceId]) => {
+        const inv = commands
+          .get(region)
+          ?.get(commandId)
+          ?.invocations.find((i) => i.instanceId === instanceId);
+        return inv ? [inv] : [];
+      });
+      seenOnline.clear();
+      for (const [k, t] of snap.seenOnline) seenOnline.set(k, t);
+      requestIds.state = snap.requestIds;
+    },
+  };
 }
 
 /** The resource ids a request names (command, instances, parameters), for the request log. */

@@ -3,6 +3,7 @@
  * encryption as a caller sees it (without decryption a SecureString reads as an opaque
  * KMS-like ciphertext, never the value).
  */
+
 import { createHash } from "node:crypto";
 import { SsmError, validation } from "./wire.ts";
 
@@ -46,6 +47,17 @@ export interface PutInput {
 
 export class ParameterStore {
   readonly #regions = new Map<string, Map<string, StoredParameter>>();
+
+  /** Every region's parameters (journal compaction; snapshot.ts encodes it). */
+  snapshot(): unknown {
+    return this.#regions;
+  }
+
+  /** Puts back what `snapshot` took (decoded), replacing everything. */
+  restore(s: unknown): void {
+    this.#regions.clear();
+    for (const [region, m] of s as Map<string, Map<string, StoredParameter>>) this.#regions.set(region, m);
+  }
 
   #region(region: string): Map<string, StoredParameter> {
     let m = this.#regions.get(region);

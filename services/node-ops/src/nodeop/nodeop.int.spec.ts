@@ -21,6 +21,7 @@ let nodeOps: NodeOps;
 let bus: CommandBus;
 let store: EventStore;
 let core: CoreV1Api;
+let apps: AppsV1Api;
 let policy: PolicyV1Api;
 /** The controller the fixture pods name: it exists, so the garbage collector leaves them be. */
 let owner: { apiVersion: string; kind: string; name: string; uid: string; controller: boolean };
@@ -71,6 +72,7 @@ beforeAll(async () => {
   // A second cluster with a history but no kubeconfig published yet.
   await recordClusterRequested(store, "nodes-2");
   core = kc.makeApiClient(CoreV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
   policy = kc.makeApiClient(PolicyV1Api);
   owner = await fixtureOwner(kc);
 
@@ -233,33 +235,42 @@ describe("node-ops on the sim", () => {
 
   it("drain leaves DaemonSet and mirror pods alone and still completes", async () => {
     await createPod("drain-e", "plain-e1", { app: "plain-e" });
-    await createPod(
-      "drain-e",
-      "ds-e1",
-      { app: "ds-e" },
-      {
-        ownerReferences: [
-          {
-            apiVersion: "apps/v1",
-            kind: "DaemonSet",
-            name: "ds-e",
-            uid: crypto.randomUUID(),
-            controller: true,
+    // A real DaemonSet, on this node only: its controller makes the pod (and would make it again).
+    await apps.createNamespacedDaemonSet({
+      namespace: "default",
+      body: {
+        metadata: { name: "ds-e" },
+        spec: {
+          selector: { matchLabels: { app: "ds-e" } },
+          template: {
+            metadata: { labels: { app: "ds-e" } },
+            spec: {
+              nodeSelector: { "kubernetes.io/hostname": "drain-e" },
+              containers: [{ name: "app", image: "nginx:1.27" }],
+            },
           },
-        ],
+        },
       },
+    });
+    const dsPod = await until("the DaemonSet's pod on drain-e", async () =>
+      (await podsOn("drain-e")).find((n) => n.startsWith("ds-e-")),
     );
+    // A static pod's mirror, as its kubelet makes it: owned by the Node.
+    const node = await readNode("drain-e");
     await createPod(
       "drain-e",
       "mirror-e1",
       { app: "mirror-e" },
       {
         annotations: { "kubernetes.io/config.mirror": "abc" },
+        ownerReferences: [
+          { apiVersion: "v1", kind: "Node", name: "drain-e", uid: node.metadata!.uid!, controller: true },
+        ],
       },
     );
     const drain = await send("node.drain", "drain-e");
     await eventAfter("drain-e", drain.commandId, "nodeop.drained");
-    expect(await podsOn("drain-e")).toEqual(["ds-e1", "mirror-e1"]);
+    expect(await podsOn("drain-e")).toEqual([dsPod, "mirror-e1"].sort());
   });
 
   it("drain blocked by a PDB reports it in progress, and completes once the PDB is relaxed", async () => {
