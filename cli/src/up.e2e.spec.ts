@@ -4,7 +4,7 @@
  * stops every service process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -89,6 +89,16 @@ describe("cairn up supervises the stack", () => {
   it("says it is up only when the API answers /readyz", async () => {
     expect((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).status).toBe(200);
     expect([...startedPids().keys()].sort()).toEqual([...SERVICES].sort());
+  });
+
+  it("says where the dashboard is, and it is there", async () => {
+    const dashboard = `http://127.0.0.1:${apiPort}/`;
+    expect(output).toContain(`Cairn is up. Dashboard ${dashboard} `);
+    const page = await fetch(dashboard);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>Cairn</title>");
+    const endpoints = JSON.parse(await readFile(join(dataDir, "endpoints.json"), "utf8"));
+    expect(endpoints.dashboardUrl).toBe(dashboard);
   });
 
   it("restarts a SIGKILLed installer; the other services keep their process", async () => {

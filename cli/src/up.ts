@@ -32,6 +32,8 @@ export interface Endpoints {
   simUrl?: string;
   apiUrl: string;
   docsUrl: string;
+  /** The live web dashboard the projector serves at `/`. */
+  dashboardUrl: string;
 }
 
 /** The API cannot listen: another process holds its port. */
@@ -216,6 +218,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     databaseUrl,
     apiUrl,
     docsUrl: `${apiUrl}/docs`,
+    dashboardUrl: `${apiUrl}/`,
     ...(simUrl ? { simUrl } : {}),
   };
   await writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
@@ -225,7 +228,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   });
   if (!stopping) {
     apiEverReady = true;
-    say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
+    say(`Cairn is up. Dashboard ${apiUrl}/  API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(
       `try: npx cairn demo  ·  npx cairn cluster list  ·  npx cairn session list  ·  curl ${apiUrl}/clusters`,
     );

@@ -66,6 +66,8 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       root: DASHBOARD_DIR,
       prefix: "/",
       wildcard: false,
+      // Type declarations and tests beside the modules are for Node, not the browser.
+      globIgnore: ["**/*.d.ts", "**/*.spec.*"],
       // Not cached without asking: a new version shows at the next load (ETag → 304).
       cacheControl: true,
       maxAge: 0,
