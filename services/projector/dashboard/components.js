@@ -11,6 +11,9 @@ export const html = htm.bind(h);
 
 /** How a state reads: its tone (colour, always with the word itself) by what it means. */
 const TONES = {
+  Healthy: "ok",
+  Progressing: "busy",
+  Unknown: "idle",
   Ready: "ok",
   Running: "ok",
   Success: "ok",
@@ -77,21 +80,39 @@ export function ProgressBar({ progress, label, now }) {
 export function Failure({ failure, title = "Why it failed" }) {
   if (!failure) return null;
   return html`<div class="failure" role="note" aria-label=${title}>
-    <p><strong>${title}:</strong> <span class="failure-reason">${failure.reason}</span></p>
+    <p><strong>${title}:</strong> <span class="failure-reason">${failure.reason}</span>${failure.code ? html` <span class="muted small">(${failure.code}${failure.since ? `, ${when(failure.since)}` : ""})</span>` : null}</p>
     ${failure.remediation ? html`<p><strong>What to do:</strong> <span class="failure-remediation">${failure.remediation}</span></p>` : null}
   </div>`;
 }
 
-/** Kubernetes-style conditions: type, status, reason, message, last transition. */
+/** Conditions whose True is bad news (Kubernetes' "abnormal-true" polarity, as a node's *Pressure). */
+const TRUE_IS_BAD = new Set(["Degraded", "Failed", "Deleting", "Stalled"]);
+
+/** Whether a condition is as it should be: Ready True, Degraded False. */
+export const conditionOk = (c) => (TRUE_IS_BAD.has(c.type) ? c.status === "False" : c.status === "True");
+
+function ConditionBadge({ c, label }) {
+  const tone =
+    c.status === "Unknown" ? "idle" : conditionOk(c) ? "ok" : TRUE_IS_BAD.has(c.type) ? "bad" : "warn";
+  return html`<span class=${`badge badge-${tone}`} data-condition=${c.type}>${label ?? c.status}</span>`;
+}
+
+/**
+ * Kubernetes-style conditions: type, status, reason, message, last transition. Compact (a
+ * list's cell): only those not as they should be, each with its reason in a title.
+ */
 export function Conditions({ conditions, compact }) {
   if (!Array.isArray(conditions) || conditions.length === 0) return null;
-  if (compact)
-    return html`<ul class="chips" aria-label="Conditions">
-      ${conditions.map(
+  if (compact) {
+    const off = conditions.filter((c) => !conditionOk(c));
+    if (off.length === 0) return null;
+    return html`<ul class="chips" aria-label="Conditions not as they should be">
+      ${off.map(
         (c) =>
-          html`<li title=${[c.reason, c.message].filter(Boolean).join(": ")}><${StateBadge} state=${c.status} label=${`${c.type}: ${c.status}`} /></li>`,
+          html`<li title=${[c.reason, c.message].filter(Boolean).join(": ")}><${ConditionBadge} c=${c} label=${`${c.type}: ${c.status}`} /></li>`,
       )}
     </ul>`;
+  }
   return html`<table class="conditions">
     <caption>Conditions</caption>
     <thead><tr><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Reason</th><th scope="col">Message</th><th scope="col">Since</th></tr></thead>
@@ -99,7 +120,7 @@ export function Conditions({ conditions, compact }) {
       ${conditions.map(
         (c) => html`<tr>
           <th scope="row">${c.type}</th>
-          <td><${StateBadge} state=${c.status} /></td>
+          <td><${ConditionBadge} c=${c} /></td>
           <td>${c.reason ?? "—"}</td>
           <td>${c.message ?? "—"}</td>
           <td>${when(c.lastTransitionTime ?? c.lastTransition ?? c.since)}</td>
