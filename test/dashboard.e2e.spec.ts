@@ -7,6 +7,7 @@
  *   entry, and the dependency graph;
  * - an operator's click scales a pool: the command is on the bus as the operator's, the
  *   new node shows up;
+ * - a drain held up by a PodDisruptionBudget shows the budget and the pod left;
  * - an operator's own session is hibernated and woken from the sessions page;
  * - a Failed cluster shows its reason and what to do;
  * - a viewer sees no command buttons for clusters and nodes, nor sessions not theirs;
@@ -19,11 +20,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { exampleClusterCreate } from "@cairn/events";
 import { createToken } from "@cairn/projector";
+import { AppsV1Api, CoreV1Api, KubeConfig, PolicyV1Api } from "@kubernetes/client-node";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Stack, startStack, until } from "./harness/stack.ts";
+import { REGION, type Stack, startStack, until } from "./harness/stack.ts";
 
 /** Debian's chromium; CHROMIUM_PATH for another. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -107,6 +110,10 @@ async function signIn(context: BrowserContext, token: string): Promise<Page> {
   await page.locator('[data-connection="live"]').waitFor();
   return page;
 }
+
+/** A link of the top bar's navigation. */
+const nav = (page: Page, name: string) =>
+  page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name });
 
 const stateIn = (page: Page, clusterId: string) =>
   page.locator(`tr[data-cluster="${clusterId}"] td [data-state]`).first().textContent();
@@ -262,7 +269,7 @@ describe("the dashboard, in headless Chromium", () => {
       });
       expect(created.status, JSON.stringify(created.body)).toBe(202);
     }
-    await ops.getByRole("link", { name: "Sessions" }).click();
+    await nav(ops, "Sessions").click();
     const mine = ops.locator('tr[data-session="s-otto"]');
     const theirs = ops.locator('tr[data-session="s-ada"]');
     await mine.getByRole("button", { name: "Hibernate" }).waitFor({ timeout: 30_000 });
@@ -284,6 +291,86 @@ describe("the dashboard, in headless Chromium", () => {
     await accessible(ops, "the sessions page");
   });
 
+  it("a drain held up by a PodDisruptionBudget shows the budget and the pod left; it ends once the budget allows", async () => {
+    // The cluster's own Kubernetes API (the sim's), as kubectl would reach it.
+    const ssm = new SSMClient({
+      endpoint: stack.simUrl,
+      region: REGION,
+      credentials: { accessKeyId: "SIMACCESSKEY", secretAccessKey: "simsecretkey" },
+    });
+    const kubeconfig = await ssm.send(
+      new GetParameterCommand({ Name: "/cairn/dash-1/kubeconfig", WithDecryption: true }),
+    );
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfig.Parameter?.Value ?? "");
+    const core = kc.makeApiClient(CoreV1Api);
+    const policy = kc.makeApiClient(PolicyV1Api);
+    // A node no session runs on, with one pod of a Deployment and a budget that allows no eviction.
+    const deps = (await api("GET", "/clusters/dash-1/dependencies")).body as {
+      nodes: { node: string; pool: string; sessions: unknown[] }[];
+    };
+    const node = deps.nodes.find((n) => n.pool === "workers" && n.sessions.length === 0)?.node;
+    expect(node, JSON.stringify(deps)).toBeDefined();
+    const owner = await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+      namespace: "default",
+      body: {
+        metadata: { name: "web" },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: { app: "web" } },
+          template: {
+            metadata: { labels: { app: "web" } },
+            spec: { containers: [{ name: "c", image: "nginx:1.27" }] },
+          },
+        },
+      },
+    });
+    await core.createNamespacedPod({
+      namespace: "default",
+      body: {
+        metadata: {
+          name: "web-1",
+          labels: { app: "web" },
+          ownerReferences: [
+            {
+              apiVersion: "apps/v1",
+              kind: "Deployment",
+              name: "web",
+              uid: owner.metadata!.uid!,
+              controller: true,
+            },
+          ],
+        },
+        spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }] },
+      },
+    });
+    await policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: {
+        metadata: { name: "web-pdb" },
+        spec: { minAvailable: 1, selector: { matchLabels: { app: "web" } } },
+      },
+    });
+
+    await nav(ops, "Clusters").click();
+    await ops.getByRole("link", { name: "dash-one" }).click();
+    const row = ops.locator(`tr[data-node="${node}"]`);
+    await row.getByRole("button", { name: "Drain" }).click();
+    const op = ops.locator(`tr[data-nodeop$="${node}"]`);
+    await expect.poll(() => op.textContent(), { timeout: 30_000 }).toMatch(/PodDisruptionBudget: web-pdb/);
+    expect(await op.textContent()).toMatch(/drain\s*in progress.*0 evicted, 1 left/);
+    await shot(ops, "06-drain-blocked");
+    await accessible(ops, "a cluster's page with a blocked drain");
+
+    // The budget goes: the pod is evicted, the drain ends, the node stays cordoned.
+    await policy.deleteNamespacedPodDisruptionBudget({ name: "web-pdb", namespace: "default" });
+    await expect.poll(() => op.textContent(), { timeout: 30_000 }).toMatch(/drain\s*done/);
+    expect(await op.textContent()).toMatch(/1 evicted, 0 left.*nothing/);
+    expect(await row.textContent()).toMatch(/cordoned/);
+    await row.getByRole("button", { name: "Uncordon" }).click();
+    await row.getByRole("button", { name: "Cordon" }).waitFor({ timeout: 30_000 });
+  });
+
   it("a Failed cluster shows its reason and what to do", async () => {
     // K3s never installs on its first server: the installer gives up after its attempts.
     await stack.sim("faults", {
@@ -295,7 +382,7 @@ describe("the dashboard, in headless Chromium", () => {
     });
     const c = exampleClusterCreate("dash-fail");
     expect((await api("POST", "/clusters", { ...c.data, name: "dash-fail" })).status).toBe(202);
-    await ops.getByRole("link", { name: "Clusters" }).click();
+    await nav(ops, "Clusters").click();
     await until(
       stack,
       "dash-fail Failed on the page",
@@ -309,7 +396,7 @@ describe("the dashboard, in headless Chromium", () => {
     const row = ops.locator('tr[data-cluster="dash-fail"]');
     await expect.poll(() => row.locator(".failure-reason").textContent()).toContain(install.failure.reason);
     expect(await row.locator(".failure-remediation").textContent()).toContain(install.failure.remediation);
-    await shot(ops, "06-clusters-failed");
+    await shot(ops, "07-clusters-failed");
     // Its page says the same, and offers a retry.
     await ops.getByRole("link", { name: "dash-fail" }).click();
     await ops.locator("#summary-title").waitFor();
@@ -317,7 +404,7 @@ describe("the dashboard, in headless Chromium", () => {
       install.failure.reason,
     );
     expect(await ops.getByRole("button", { name: "Retry" }).isEnabled()).toBe(true);
-    await shot(ops, "07-cluster-failed");
+    await shot(ops, "08-cluster-failed");
     await accessible(ops, "a Failed cluster's page");
 
     // Deleted from the keyboard alone: the button, the dialog's focus, its confirm.
@@ -350,9 +437,9 @@ describe("the dashboard, in headless Chromium", () => {
       await expect.poll(() => page.locator("tr[data-node]").count()).toBe(4);
       expect(await page.getByRole("heading", { name: "Commands" }).count()).toBe(0);
       expect(await page.locator("button[data-command]").count()).toBe(0);
-      await shot(page, "08-viewer-cluster");
+      await shot(page, "09-viewer-cluster");
       await accessible(page, "a cluster's page, as a viewer");
-      await page.getByRole("link", { name: "Sessions" }).click();
+      await nav(page, "Sessions").click();
       await page.getByRole("heading", { name: "Sessions" }).waitFor();
       // A viewer sees their own sessions only, and vera has none: nothing to act on.
       expect(await page.locator("tr[data-session]").count()).toBe(0);

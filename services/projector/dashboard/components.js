@@ -104,7 +104,7 @@ function ConditionBadge({ c, label }) {
 export function Conditions({ conditions, compact }) {
   if (!Array.isArray(conditions) || conditions.length === 0) return null;
   if (compact) {
-    const off = conditions.filter((c) => !conditionOk(c));
+    const off = conditions.filter((c) => c.status !== "Unknown" && !conditionOk(c));
     if (off.length === 0) return null;
     return html`<ul class="chips" aria-label="Conditions not as they should be">
       ${off.map(
@@ -208,7 +208,7 @@ export function Confirm({ open, title, children, confirmLabel, onConfirm, onCanc
   </dialog>`;
 }
 
-const ACCEPTED_SHOWN_MS = 10_000;
+const ACCEPTED_SHOWN_MS = 6_000;
 
 /** The command notices: what was sent, then accepted or refused (with the reason). */
 export function Notices() {
@@ -219,7 +219,7 @@ export function Notices() {
   const shown = commands
     .filter((c) => !dismissed.has(c.commandId))
     .filter((c) => c.status !== "accepted" || now - (c.settledAt ?? now) < ACCEPTED_SHOWN_MS)
-    .slice(-5);
+    .slice(-3);
   return html`<section class="notices" aria-label="Commands sent" aria-live="polite">
     ${shown.map((c) => {
       const status = c.status ?? "sent";

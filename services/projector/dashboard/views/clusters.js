@@ -33,8 +33,9 @@ export function failureOf(cluster, install) {
 export function nodeSummary(nodes) {
   const here = nodes.filter((n) => !n.gone);
   const servers = here.filter((n) => n.role === "server").length;
+  const agents = here.filter((n) => n.role === "agent").length;
   const ready = here.filter((n) => n.kube?.ready === true).length;
-  return { total: here.length, servers, agents: here.length - servers, ready };
+  return { total: here.length, servers, agents, ready };
 }
 
 export function ClustersPage() {
@@ -63,6 +64,7 @@ export function ClustersPage() {
             const ss = sessionsOf(c.id);
             const live = ss.filter(LIVE_SESSION).length;
             const failure = failureOf(c, install);
+            // While it is being built, its False conditions say what the progress bar says: not listed.
             const health = healthWord(c.health);
             return html`<tr data-cluster=${c.id}>
               <th scope="row"><a href=${`#/clusters/${encodeURIComponent(c.id)}`}>${c.name}</a>${c.name !== c.id ? html`<div class="muted small">${c.id}</div>` : null}</th>
@@ -70,7 +72,7 @@ export function ClustersPage() {
               <td class="progress-cell">${isBusy(c) ? html`<${ProgressBar} progress=${progressOf(c, install)} label=${`Progress of ${c.name}`} now=${now} />` : html`<span class="muted">${c.progress?.step ?? "—"}</span>`}</td>
               <td>
                 ${health ? html`<${StateBadge} state=${health} />` : null}
-                <${Conditions} conditions=${c.conditions} compact />
+                ${health !== "Progressing" ? html`<${Conditions} conditions=${c.conditions} compact />` : null}
                 ${failure ? html`<${Failure} failure=${failure} title=${c.state === "Failed" ? "Failed" : "Problem"} />` : !health && !c.conditions ? html`<span class="muted">—</span>` : null}
               </td>
               <td>${c.region}</td>
