@@ -124,15 +124,23 @@ function App() {
     });
   };
   useEffect(() => {
-    get("/whoami")
-      .then(start)
-      .catch((err) => {
-        if (err instanceof ApiError && err.status === 401) {
-          if (token.get()) setProblem("The API refused the saved token: sign in again.");
-          token.clear();
-          setNeedToken(true);
-        } else setProblem(`The API could not be reached: ${err.message}`);
-      });
+    let retry;
+    const ask = () =>
+      get("/whoami")
+        .then(start)
+        .catch((err) => {
+          if (err instanceof ApiError && err.status === 401) {
+            if (token.get()) setProblem("The API refused the saved token: sign in again.");
+            token.clear();
+            setNeedToken(true);
+          } else {
+            // The API is down or restarting: say so, and ask again.
+            setProblem(`The API could not be reached (${err.message}); trying again…`);
+            retry = setTimeout(ask, 3000);
+          }
+        });
+    ask();
+    return () => clearTimeout(retry);
   }, []);
   if (needToken) return html`<${TokenForm} problem=${problem} onToken=${start} />`;
   if (!me)

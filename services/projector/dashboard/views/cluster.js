@@ -295,7 +295,11 @@ function Dependencies({ deps }) {
   </section>`;
 }
 
-function History({ items, error }) {
+/**
+ * Every event with its trace: in Jaeger when JAEGER_UI_URL is set; else, without tokens,
+ * the API's own `GET /traces/<id>` (with tokens a new tab could not send one: the id only).
+ */
+function History({ items, error, linkTraces }) {
   return html`<section aria-labelledby="history-title" class="card">
     <h2 id="history-title">History</h2>
     ${error ? html`<p role="alert">${error.message}</p>` : null}
@@ -311,9 +315,11 @@ function History({ items, error }) {
           ${
             e.jaegerUrl
               ? html`<a class="trace-link" href=${e.jaegerUrl} target="_blank" rel="noopener" aria-label=${`Trace of ${e.type} (v${e.version}) in Jaeger`}>Jaeger</a>`
-              : e.traceId
+              : e.traceId && linkTraces
                 ? html`<a class="trace-link" href=${`/traces/${e.traceId}`} target="_blank" rel="noopener" aria-label=${`Trace of ${e.type} (v${e.version}), as JSON`}>trace</a>`
-                : null
+                : e.traceId
+                  ? html`<code class="small" title=${`trace ${e.traceId}`}>${shortId(e.traceId)}</code>`
+                  : null
           }
         </li>`,
       )}
@@ -368,7 +374,7 @@ export function ClusterPage({ id, me }) {
     <${Install} install=${installFull.data ?? install} steps=${installFull.data?.steps} />
     <${NodeOps} ops=${ops} />
     <${Dependencies} deps=${deps.data} />
-    <${History} items=${history.data} error=${history.error} />
+    <${History} items=${history.data} error=${history.error} linkTraces=${!me.auth} />
   </article>`;
 }
 
