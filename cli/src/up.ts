@@ -32,8 +32,6 @@ export interface Endpoints {
   simUrl?: string;
   apiUrl: string;
   docsUrl: string;
-  /** The live web dashboard the projector serves at `/`. */
-  dashboardUrl: string;
 }
 
 /** The API cannot listen: another process holds its port. */
@@ -218,7 +216,6 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     databaseUrl,
     apiUrl,
     docsUrl: `${apiUrl}/docs`,
-    dashboardUrl: `${apiUrl}/`,
     ...(simUrl ? { simUrl } : {}),
   };
   await writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
@@ -228,10 +225,11 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   });
   if (!stopping) {
     apiEverReady = true;
-    say(`Cairn is up. Dashboard ${apiUrl}/  API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
+    say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(
       `try: npx cairn demo  ·  npx cairn cluster list  ·  npx cairn session list  ·  curl ${apiUrl}/clusters`,
     );
+    say(`the dashboard: open ${apiUrl}/ in a browser (live; docs/dashboard.md)`);
   }
 }
 
