@@ -129,6 +129,14 @@ describe("cairn up supervises the stack", () => {
     );
   });
 
+  it("says where the dashboard is, and it is there", async () => {
+    const dashboard = `http://127.0.0.1:${apiPort}/`;
+    expect(output).toContain(`cairn: the dashboard: open ${dashboard} in a browser`);
+    const page = await fetch(dashboard);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>Cairn</title>");
+  });
+
   it("SIGTERM stops every service process and exits 0", async () => {
     const pids = [...startedPids().values()].flat();
     const exited = new Promise<number | null>((r) => cairn.once("exit", (code) => r(code)));

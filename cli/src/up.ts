@@ -229,6 +229,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     say(
       `try: npx cairn demo  ·  npx cairn cluster list  ·  npx cairn session list  ·  curl ${apiUrl}/clusters`,
     );
+    say(`the dashboard: open ${apiUrl}/ in a browser (live; docs/dashboard.md)`);
   }
 }
 

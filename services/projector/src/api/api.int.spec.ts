@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { CommandBus, catalogue, commandSubject, EventStore, Streams } from "@cairn/events";
 import { useTestTracing } from "@cairn/events/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -338,6 +339,33 @@ describe("projector API", () => {
     expect(ui.status).toBe(200);
     expect(await ui.text()).toMatch(/swagger/i);
     expect(await call("GET", "/nope")).toMatchObject({ status: 404, body: { error: "Not Found" } });
+  });
+
+  it("serves the dashboard at / with its modules; GET /whoami without tokens: this machine, every right", async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/app.js">');
+    // Every module the import map names is served, as JavaScript.
+    const imports = JSON.parse(/<script type="importmap">(.*?)<\/script>/s.exec(html)?.[1] ?? "{}").imports;
+    expect(Object.keys(imports).sort()).toEqual(["htm", "preact", "preact/hooks"]);
+    for (const url of Object.values(imports) as string[]) {
+      const res = await fetch(`${base}${url}`);
+      expect(res.status, url).toBe(200);
+      expect(res.headers.get("content-type"), url).toMatch(/javascript/);
+    }
+    // The import map's hash is what the CSP allows, and nothing else inline.
+    const csp = page.headers.get("content-security-policy") ?? "";
+    const hash = createHash("sha256")
+      .update(/<script type="importmap">(.*?)<\/script>/s.exec(html)?.[1] ?? "")
+      .digest("base64");
+    expect(csp).toContain(`script-src 'self' 'sha256-${hash}';`);
+    expect(csp).not.toContain("unsafe-inline");
+    expect(await call("GET", "/whoami")).toMatchObject({
+      status: 200,
+      body: { auth: false, user: null, role: "admin", jaegerUiUrl: "http://jaeger.test:16686/" },
+    });
   });
 
   it("readiness is 503 when the consumer does not run", async () => {

@@ -77,6 +77,7 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
   "GET /nodeops": { access: "viewer", method: "GET", path: "/nodeops" },
   "GET /nodeops/{id}": { access: "viewer", method: "GET", path: "/nodeops/nope" },
   "GET /step-durations": { access: "viewer", method: "GET", path: "/step-durations" },
+  "GET /whoami": { access: "viewer", method: "GET", path: "/whoami" },
   // Sessions: every role may use them, on their own sessions (tenant scope: below).
   "GET /sessions": { access: "viewer", method: "GET", path: "/sessions" },
   "GET /sessions/{id}": { access: "viewer", method: "GET", path: "/sessions/nope" },
@@ -228,6 +229,33 @@ describe("auth matrix: every route × no token / bad token / viewer / operator /
     expect((await fetch(`${base}/docs`)).status).toBe(200);
     expect((await call("GET", "/nope")).status).toBe(401);
     expect((await call("GET", "/nope", { token: viewer.token })).status).toBe(404);
+  });
+
+  it("the dashboard's files are open (they hold no data); a path beside them is not", async () => {
+    for (const path of [
+      "/",
+      "/index.html",
+      "/app.js",
+      "/style.css",
+      "/vendor/preact.mjs",
+      "/vendor/htm.mjs",
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get("x-content-type-options"), path).toBe("nosniff");
+    }
+    expect((await fetch(`${base}/`)).headers.get("content-security-policy")).toMatch(/^default-src 'self'/);
+    expect((await call("GET", "/app.jsx")).status).toBe(401);
+    expect((await call("GET", "/vendor/react.mjs")).status).toBe(401);
+    expect((await call("GET", "/../package.json")).status).toBe(401);
+  });
+
+  it("GET /whoami: the token's user and role", async () => {
+    for (const [role, t] of Object.entries(tokenOf)) {
+      const r = await call("GET", "/whoami", { token: t });
+      expect(r).toMatchObject({ status: 200, body: { auth: true, role, jaegerUiUrl: null } });
+    }
+    expect((await call("GET", "/whoami", { token: viewer.token })).body.user).toBe("vera");
   });
 });
 

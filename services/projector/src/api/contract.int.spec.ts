@@ -103,6 +103,11 @@ const requests: Record<string, { path: string; method?: string; token?: string; 
     { path: "/nodeops/absent" },
   ],
   "GET /step-durations": [{ path: "/step-durations" }],
+  "GET /whoami": [
+    { path: "/whoami" },
+    { path: "/whoami", token: viewer.token },
+    { path: "/whoami", token: "nope" },
+  ],
   "GET /sessions": [
     { path: "/sessions?clusterId=k-1&state=Running&limit=1" },
     { path: "/sessions?state=Nope" },
@@ -284,6 +289,8 @@ describe("API contract: the OpenAPI document is what the API answers", () => {
         "GET /nodeops/{id} 200",
         "GET /nodeops/{id} 404",
         "GET /step-durations 200",
+        "GET /whoami 200",
+        "GET /whoami 401",
         "GET /sessions 200",
         "GET /sessions 400",
         "GET /sessions/{id} 200",

@@ -31,6 +31,7 @@ import {
 } from "./auth.ts";
 import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { healthRoutes } from "./health.ts";
 import { historyRoutes } from "./history.ts";
 import { installAndNodeRoutes } from "./installs-nodes.ts";
@@ -38,6 +39,7 @@ import { errorBody } from "./schemas.ts";
 import { type SessionApiOptions, sessionRoutes } from "./sessions.ts";
 import { streamRoutes } from "./stream.ts";
 import { type ClusterApiOptions, typedCommandRoutes } from "./typed-commands.ts";
+import { whoamiRoutes } from "./whoami.ts";
 
 export type { ApiAuth } from "./auth.ts";
 
@@ -154,7 +156,7 @@ function accessOf(req: FastifyRequest): Access {
   if (req.is404) return "viewer";
   const url = req.routeOptions.url ?? "";
   // The OpenAPI document and its UI describe the API and hold no data; a browser loads
-  // the UI's assets without a token.
+  // the UI's assets without a token. (The dashboard's files say so in their routes' config.)
   if (url === "/docs" || url.startsWith("/docs/")) return "public";
   return req.routeOptions.config.access ?? "admin";
 }
@@ -315,7 +317,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       info: {
         title: "Cairn projector API",
         description:
-          "Read models of the Cairn event log, and the command intake. With a tokens file, every route but /healthz, /readyz and /docs needs `Authorization: Bearer <token>`.",
+          "Read models of the Cairn event log, and the command intake. With a tokens file, every route but /healthz, /readyz, /docs and the dashboard's files (`/`) needs `Authorization: Bearer <token>`.",
         version: "0.2.0",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
@@ -334,6 +336,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   typedCommandRoutes(app, deps);
   sessionRoutes(app, deps);
   streamRoutes(app, deps);
+  whoamiRoutes(app, deps);
+  await dashboardRoutes(app);
   await app.ready();
   return app;
 }

@@ -36,7 +36,13 @@ async function viewOf(c: Change, deps: ApiDeps): Promise<unknown> {
     case "nodeops":
       return toNodeOpView(c.row);
     case "sessions":
-      return toSessionView(c.row, { jaegerUiUrl, graceSeconds: deps.sessions?.idleGraceSeconds ?? 60 });
+      // With `now`, a Running session carries when it goes idle (from the log's activity;
+      // heartbeats are merged only by the GET routes, which read the heartbeat bucket).
+      return toSessionView(c.row, {
+        jaegerUiUrl,
+        graceSeconds: deps.sessions?.idleGraceSeconds ?? 60,
+        now: new Date(),
+      });
   }
 }
 
@@ -55,7 +61,7 @@ export function streamRoutes(app: FastifyInstance, deps: ApiDeps): void {
       schema: {
         summary: "Live read-model changes as server-sent events, optionally of one resource or row",
         description:
-          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as its GET route shows it (`/clusters/:id` without the ETA, `/commands/:id`, `/installs/:clusterId` without the steps, `/nodes` items, `/nodeops/:id`, `/sessions/:id` without the heartbeat merge); a viewer gets their own sessions only; `: heartbeat` comments in between.",
+          "`event: change` with `data: { resource, id, sequence, data }`, where `data` is the row as its GET route shows it (`/clusters/:id` without the ETA, `/commands/:id`, `/installs/:clusterId` without the steps, `/nodes` items, `/nodeops/:id`, `/sessions/:id` without the heartbeat merge: `lastActivity` and `idleAt` from the log's activity only); a viewer gets their own sessions only; `: heartbeat` comments in between.",
         tags: ["live"],
         querystring: streamQuery,
         produces: ["text/event-stream"],
