@@ -120,6 +120,10 @@ export interface ClusterRow {
  * - `cluster.rejected` and event types this code does not know yet → state and spec
  *   unchanged, but the version still moves (a rejection is an event of the aggregate).
  *
+ * Conditions, health and failure follow every event (`conditionsAfter`,
+ * ./cluster-conditions.ts); the progress a person reads is drawn from `progress` and the
+ * install row at read time (./cluster-progress.ts).
+ *
  * An event at or before the row's version is already folded in: the row comes back
  * unchanged, so folding a redelivered event twice changes nothing. Events of a
  * cluster that was never requested (say, a rejected `cluster.scale` of an unknown id)
