@@ -65,8 +65,12 @@ describe("cairn cluster, node, events, trace", () => {
     expect(run.stderr).not.toMatch(/cairn:/);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe("cluster/c-1 Ready\n");
-    // Not a terminal: a line for each state it went through, with its progress.
-    expect(run.stderr).toMatch(/^cluster\/c-1 Provisioning {2}\[[#.]{20}\] \d+% {2}\d of 3 nodes running/m);
+    // Not a terminal: a line for each state it went through, with its progress: step X of
+    // Y over the whole build (three steps a node), so Configuring is not 100 % yet.
+    expect(run.stderr).toMatch(
+      /^cluster\/c-1 Provisioning {2}\[[#.]{20}\] \d+% {2}\d of 9 steps: \d of 3 instances running/m,
+    );
+    expect(run.stderr).toMatch(/^cluster\/c-1 Configuring {2}\[[#.]{20}\] \d\d% {2}\d of 9 steps: /m);
     expect(run.stderr).toMatch(/^cluster\/c-1 Ready {2}\(\d+\.\ds\)$/m);
   });
 
@@ -76,7 +80,7 @@ describe("cairn cluster, node, events, trace", () => {
       /^NAME\s+STATE\s+REGION\s+NODES\s+PROGRESS\s+AGE\nc-1\s+Ready\s+eu-west-1\s+3\/3\s+-\s+\d+s\n$/,
     );
     const wide = await cairn(["clusters", "ls", "-o", "wide"]);
-    expect(wide.stdout).toMatch(/c-1\s+Ready\s+eu-west-1\s+3\/3\s+-\s+v1\.31\.4\+k3s1\s+workers=2/);
+    expect(wide.stdout).toMatch(/c-1\s+Ready\s+eu-west-1\s+3\/3\s+-\s+Healthy\s+v1\.31\.4\+k3s1\s+workers=2/);
     const json = await cairn(["cluster", "get", "c-1", "-o", "json"]);
     const view = JSON.parse(json.stdout) as { id: string; state: string; traceId: string };
     expect(view).toMatchObject({ id: "c-1", state: "Ready" });
@@ -84,7 +88,10 @@ describe("cairn cluster, node, events, trace", () => {
 
     const describe = await cairn(["cluster", "describe", "c-1"]);
     expect(describe.code).toBe(0);
-    expect(describe.stdout).toMatch(/^Name: +c-1\nState: +Ready\n/);
+    expect(describe.stdout).toMatch(/^Name: +c-1\nState: +Ready\nHealth: +Healthy\n/);
+    expect(describe.stdout).toMatch(
+      /Conditions:\n {2}TYPE +STATUS +SINCE +REASON +MESSAGE\n {2}Ready +True +\d+s +Ready +K3s /,
+    );
     expect(describe.stdout).toMatch(
       /Pools:\n {2}NAME +COUNT +CAPACITY +INSTANCE TYPES\n {2}workers +2 +spot +t3\.large,t3a\.large\n/,
     );

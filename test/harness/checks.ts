@@ -231,7 +231,18 @@ export async function readModelProblems(
     const progress = { ...(b.progress as Record<string, unknown>) };
     delete progress.eta;
     delete progress.etaSeconds;
-    return { id: b.id, state: b.state, version: b.version, spec: b.spec, traceId: b.traceId, progress };
+    return {
+      id: b.id,
+      state: b.state,
+      version: b.version,
+      spec: b.spec,
+      traceId: b.traceId,
+      progress,
+      // Folded from the cluster's events alone, like the state: the log's fold must agree.
+      health: b.health,
+      conditions: b.conditions,
+      failure: b.failure,
+    };
   };
   const deadline = Date.now() + timeoutMs;
   let live: Record<string, unknown> | undefined;

@@ -3,7 +3,7 @@ import { InvalidInputError } from "../errors.ts";
 import { clusterCreateData, parsePool } from "./create-data.ts";
 import { describeCluster } from "./describe.ts";
 import { clusterVerdict } from "./outcome.ts";
-import { type ClusterView, progressText } from "./view.ts";
+import { CLUSTER_COLUMNS, type ClusterView, progressText } from "./view.ts";
 
 const cluster = (over: Partial<ClusterView> = {}): ClusterView => ({
   id: "c-1",
@@ -150,12 +150,67 @@ describe("cluster create's input", () => {
       expect.stringMatching(/^--pool #1 capacity type: /),
     ]);
   });
+  it("refuses tags EC2 would refuse before anything is sent, with EC2's rule", async () => {
+    const tag = Array.from({ length: 45 }, (_, i) => `t${i}=x`);
+    const err = await clusterCreateData("c-9", { ...defaults, tag }, () => true).catch(
+      (e: unknown) => e as InvalidInputError,
+    );
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).issues).toEqual([
+      expect.stringMatching(/^--tag: 45 tags, but an instance takes at most 44 of yours: EC2 allows 50/),
+    ]);
+    const aws = await clusterCreateData("c-9", { ...defaults, tag: ["aws:team=x"] }, () => true).catch(
+      (e: unknown) => e as InvalidInputError,
+    );
+    expect((aws as InvalidInputError).issues).toEqual([
+      expect.stringContaining('"aws:team" starts with "aws:"'),
+    ]);
+  });
+});
+
+describe("cluster list", () => {
+  const cell = (header: string, c: ClusterView) =>
+    CLUSTER_COLUMNS.find((k) => k.header === header)!.cell(c, new Date("2025-01-31T12:00:00Z"));
+  it("NODES is nodes Ready of nodes wanted; HEALTH (wide) is the API's word", () => {
+    const configuring = cluster({
+      state: "Configuring",
+      health: "Progressing",
+      progress: {
+        ...cluster().progress,
+        operation: "configuring",
+        done: 4,
+        total: 9,
+        percent: 44,
+        step: "4 of 9 steps: K3s: 0 of 2 agents joined",
+        nodes: { ready: 0, running: 3, wanted: 3 },
+      },
+    });
+    expect(cell("NODES", configuring)).toBe("0/3");
+    expect(cell("PROGRESS", configuring)).toBe("44%");
+    expect(cell("HEALTH", configuring)).toBe("Progressing");
+    expect(progressText(configuring)).toBe(
+      "[#########...........] 44%  4 of 9 steps: K3s: 0 of 2 agents joined  ETA 80s",
+    );
+  });
 });
 
 describe("cluster describe", () => {
   it("reads like kubectl describe", () => {
     const text = describeCluster(
-      cluster({ state: "Failed", failure: { reason: "no capacity", remediation: "try another region" } }),
+      cluster({
+        state: "Failed",
+        health: "Failed",
+        failure: { reason: "no capacity", remediation: "try another region" },
+        conditions: [
+          {
+            type: "Failed",
+            status: "True",
+            reason: "NoCapacity",
+            message: "no capacity",
+            lastTransitionTime: "2025-01-31T11:59:00Z",
+          },
+        ],
+      }),
       [],
       [
         {
@@ -168,8 +223,13 @@ describe("cluster describe", () => {
       ],
       new Date("2025-01-31T12:00:00Z"),
     );
-    expect(text).toMatch(/^Name: +c-1\nState: +Failed\nRegion: +eu-west-1\nK3s: +v1\.31\.4\+k3s1\n/);
+    expect(text).toMatch(
+      /^Name: +c-1\nState: +Failed\nHealth: +Failed\nRegion: +eu-west-1\nK3s: +v1\.31\.4\+k3s1\n/,
+    );
     expect(text).toContain("Failure:\n  no capacity\n  Remediation: try another region\n");
+    expect(text).toContain(
+      "Conditions:\n  TYPE     STATUS   SINCE   REASON       MESSAGE\n  Failed   True     60s     NoCapacity   no capacity\n",
+    );
     expect(text).toContain(
       "Pools:\n  NAME      COUNT   CAPACITY   INSTANCE TYPES\n  workers   2       spot       t3.large\n",
     );

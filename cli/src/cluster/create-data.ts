@@ -26,6 +26,7 @@ const CREATE_NAMES: Record<string, string> = {
   k3sVersion: "--k3s-version",
   "servers.count": "--servers",
   "servers.instanceType": "--server-type",
+  tags: "--tag",
 };
 
 /**

@@ -55,8 +55,14 @@ export function describeCluster(
     sections.push(
       `Conditions:\n${indent(
         renderTable(
-          ["TYPE", "STATUS", "REASON", "MESSAGE"],
-          c.conditions.map((k) => [k.type, k.status, k.reason ?? "", k.message ?? ""]),
+          ["TYPE", "STATUS", "SINCE", "REASON", "MESSAGE"],
+          c.conditions.map((k) => [
+            k.type,
+            k.status,
+            k.lastTransitionTime ? age(k.lastTransitionTime, now) : "",
+            k.reason ?? "",
+            k.message ?? "",
+          ]),
         ),
       )}`,
     );

@@ -35,12 +35,15 @@ export interface ClusterView {
   readonly version: number;
   readonly progress: {
     readonly operation: string | null;
+    /** Steps of the build behind it, of `total`: instances running, K3s joined, nodes Ready. */
     readonly done: number;
     readonly total: number;
     readonly percent: number;
     readonly step: string;
     readonly eta: string | null;
     readonly etaSeconds: number | null;
+    /** Nodes Ready of nodes wanted (absent from an API that predates it). */
+    readonly nodes?: { readonly ready: number; readonly running: number; readonly wanted: number };
   };
   readonly traceId: string | null;
   readonly jaegerUrl?: string;
@@ -56,7 +59,7 @@ export interface ClusterView {
   readonly failure?: { readonly reason: string; readonly remediation?: string | null } | null;
 }
 
-/** What a cluster is doing, for a progress line: bar, percent, step, ETA. @example "[####....] 50%  1 of 2 nodes running  ETA 40s" */
+/** What a cluster is doing, for a progress line: bar, percent, step, ETA. @example "[###.....] 44%  4 of 9 steps: K3s: 0 of 2 agents joined  ETA 40s" */
 export function progressText(c: ClusterView, width = 20): string {
   const p = c.progress;
   if (p.operation === null) return "";
@@ -73,10 +76,15 @@ export const CLUSTER_COLUMNS: readonly Column<ClusterView>[] = [
   { header: "STATE", cell: (c) => c.state },
   { header: "REGION", cell: (c) => c.region },
   {
+    // Ready of wanted (an older API: running of wanted).
     header: "NODES",
-    cell: (c) => `${c.progress.done}/${c.progress.operation === null ? nodes(c) : c.progress.total}`,
+    cell: (c) =>
+      c.progress.nodes
+        ? `${c.progress.nodes.ready}/${c.progress.nodes.wanted}`
+        : `${c.progress.done}/${c.progress.operation === null ? nodes(c) : c.progress.total}`,
   },
   { header: "PROGRESS", cell: (c) => (c.progress.operation === null ? "-" : `${c.progress.percent}%`) },
+  { header: "HEALTH", cell: (c) => c.health ?? "-", wide: true },
   { header: "K3S", cell: (c) => c.spec.k3sVersion ?? "<none>", wide: true },
   {
     header: "POOLS",

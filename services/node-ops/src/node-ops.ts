@@ -7,8 +7,6 @@ import {
   type KubeCommand,
   type KubeEvent,
   type Nats,
-  type NodeopCommand,
-  type NodeopEvent,
   newId,
   type RunnerLogger,
   serveAggregate,
@@ -30,7 +28,8 @@ import { type KubeState, kubeDecider } from "./kube/decider.ts";
 import { startWatchedClusters, type WatchedClusters } from "./kube/watched-clusters.ts";
 import { createNodeWatcher, type NodeWatcher } from "./kube/watcher.ts";
 import type { DisruptionLimit } from "./nodeop/admission.ts";
-import { type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
+import { clusterNodesProbe, type NodeopHandler } from "./nodeop/cluster-nodes-probe.ts";
+import { nodeopDecider } from "./nodeop/decider.ts";
 import { startInterruptionReactor } from "./nodeop/interruption-reactor.ts";
 import { startNodeopReactor } from "./nodeop/reactor.ts";
 import { startRetiredNodes } from "./nodeop/retired-nodes.ts";
@@ -116,7 +115,7 @@ export interface SessionWorkloadOptions
 }
 
 export interface NodeOps {
-  readonly handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  readonly handler: NodeopHandler;
   /** The kube aggregate's handler (node facts), when facts are on. */
   readonly kubeHandler: CommandHandler<KubeCommand, KubeEvent, KubeState> | undefined;
   /** The workload aggregate's handler (session workloads), when they are on. */
@@ -160,6 +159,11 @@ export async function startNodeOps(o: NodeOpsOptions): Promise<NodeOps> {
     commandPrefix: "node",
     durable: "node-ops-commands",
     ...(o.logger ? { logger: o.logger } : {}),
+    // A command naming a node is decided on the cluster's nodes as node-ops' facts have
+    // them (nodeop/known-nodes.ts): a node the cluster does not have is refused at once.
+    observe: clusterNodesProbe(
+      new EventStore({ js: o.nats.js, jsm: o.nats.jsm, catalogue, onUnreadable: () => {} }),
+    ),
   });
   const reactor = await startNodeopReactor({
     nats: o.nats,

@@ -47,11 +47,14 @@ export async function applyEvents(
   schema: string,
   events: readonly SequencedEvent[],
   checkpoint: { readonly name: string; readonly sequence: number },
-): Promise<{ clusters: ClusterRow[]; commands: CommandRow[]; more: ChangedMore }> {
+): Promise<{ clusters: ClusterRow[]; commands: CommandRow[]; more: ChangedMore; progressed: ClusterRow[] }> {
   const clusterIds = new Set<string>();
   const commandIds = new Set<string>();
   for (const { event } of events) {
-    if (event.aggregate.type === "cluster") clusterIds.add(event.aggregate.id);
+    // An install's events move its cluster's progress (read from both rows): its row is
+    // read in the same select, to announce it (below).
+    if (event.aggregate.type === "cluster" || event.aggregate.type === "install")
+      clusterIds.add(event.aggregate.id);
     for (const id of commandIdsOf(event)) commandIds.add(id);
   }
   const clusters = await getClusters(trx, schema, [...clusterIds]);
@@ -70,8 +73,14 @@ export async function applyEvents(
   const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
     set last_sequence = ${checkpoint.sequence} where name = ${checkpoint.name}`;
   await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(trx);
-  // What changed, for those who follow the read models live (the SSE stream).
-  return changed;
+  // What changed, for those who follow the read models live (the SSE stream): with the
+  // clusters whose install moved though their own row did not, since their progress did.
+  const written = new Set(changed.clusters.map((r) => r.id));
+  const progressed = changed.more.installs
+    .filter((i) => !written.has(i.clusterId))
+    .map((i) => clusters.get(i.clusterId))
+    .filter((r): r is ClusterRow => r !== undefined);
+  return { ...changed, progressed };
 }
 
 /** The event index rows of `events`, unique by key (the last one wins). */

@@ -8,7 +8,7 @@
  * after any crash and reconcile the world against the log.
  */
 import { createHash } from "node:crypto";
-import type { ClusterSessionRef } from "@cairn/events";
+import { CAIRN_TAGS, type ClusterSessionRef, isCairnTagKey } from "@cairn/events";
 
 export type Role = "server" | "agent";
 export type CapacityType = "spot" | "on-demand";
@@ -24,22 +24,13 @@ export const LIVE_STATES: readonly InstanceState[] = [
 ];
 
 /**
- * The tags Cairn puts on every instance it launches (and on its volumes). Together they
- * say which cluster, pool, slot and launch attempt an instance belongs to, so the world
- * can be reconciled against the log after any crash: `describeCluster` finds them by
- * `cairn:cluster`, `ownerOf` reads them back.
+ * The tags Cairn puts on every instance it launches (and on its volumes): which cluster,
+ * pool, slot and launch attempt an instance belongs to, so the world can be reconciled
+ * against the log after any crash (`describeCluster` finds them by `cairn:cluster`,
+ * `ownerOf` reads them back). Defined in @cairn/events beside EC2's tag rules, which a
+ * create is checked against before anything is launched.
  */
-export const CAIRN_TAGS = {
-  cluster: "cairn:cluster",
-  pool: "cairn:pool",
-  /** The slot's ordinal within its pool (0-based), stable across replacements. */
-  slot: "cairn:slot",
-  role: "cairn:role",
-  /** Which launch of the slot this is (0 for the first; a replacement counts up). */
-  attempt: "cairn:attempt",
-  /** What the EC2 console shows: `<cluster>-<pool>-<slot>`. */
-  name: "Name",
-} as const;
+export { CAIRN_TAGS };
 
 /** Who an instance belongs to, as its Cairn tags say. */
 export interface InstanceOwner {
@@ -301,9 +292,8 @@ export function cairnTags(
     [CAIRN_TAGS.attempt, String(req.attempt)],
     [CAIRN_TAGS.name, instanceName(req.clusterId, req.pool, req.slot)],
   ];
-  const reserved = new Set(own.map(([k]) => k));
   const user = Object.entries(req.tags ?? {})
-    .filter(([k]) => !reserved.has(k) && !k.startsWith("cairn:"))
+    .filter(([k]) => !isCairnTagKey(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return [...user, ...own];
 }

@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { tokenSafeId } from "../ids.ts";
+import { clusterFailureCode } from "./cluster-failures.ts";
 import { defineRejected, labels, taint } from "./common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "./define.ts";
+import { ec2TagProblems } from "./ec2-tags.ts";
 import { SESSION_STATES } from "./session.ts";
 
 /** Limits a cluster spec must keep. Figures a single control plane is tested at. */
@@ -97,13 +99,23 @@ export type ClusterSpec = z.infer<typeof clusterSpec>;
 export const clusterSessionRef = z.object({ sessionId: tokenSafeId, status: z.enum(SESSION_STATES) });
 export type ClusterSessionRef = z.infer<typeof clusterSessionRef>;
 
+/**
+ * What a create may ask for: a spec whose tags EC2 will take (./ec2-tags.ts). Only the
+ * command is held to it, not `clusterSpec` itself: events recorded before the rule (a
+ * `cluster.requested` with 300 tags) must still be read.
+ */
+export const clusterCreateSpec = clusterSpec.superRefine((spec, ctx) => {
+  for (const message of ec2TagProblems(spec.tags)) ctx.addIssue({ code: "custom", path: ["tags"], message });
+});
+
 // Commands (public contract, DESIGN §7)
 export const CreateCluster = defineCommand({
   type: "cluster.create",
   aggregate: "cluster",
-  schema: clusterSpec,
+  schema: clusterCreateSpec,
   aggregateId: (d) => d.clusterId,
-  description: "Create a K3s cluster from a spec: servers, node pools, region, K3s version.",
+  description:
+    "Create a K3s cluster from a spec: servers, node pools, region, K3s version. Tags must suit EC2 (at most 44 kept tags: EC2's 50 less Cairn's 6; no `aws:` keys; keys ≤ 128 and values ≤ 256 characters), or the create is refused (`invalid`) before anything is launched.",
 });
 export const ScaleCluster = defineCommand({
   type: "cluster.scale",
@@ -541,7 +553,11 @@ export const ClusterDegraded = defineEvent({
 export const ClusterRecovering = defineEvent({
   type: "cluster.recovering",
   aggregate: "cluster",
-  schema: z.object({ reason: z.string() }),
+  schema: z.object({
+    reason: z.string(),
+    /** What to do if the recovery does not bring it back (absent in events recorded before it was added). */
+    remediation: z.string().optional(),
+  }),
   description:
     "A recovery action is under way on the cluster (restart K3s, rejoin, replace a node): it is Recovering.",
 });
@@ -567,8 +583,14 @@ export const NodeReplacementRequested = defineEvent({
 export const ClusterFailed = defineEvent({
   type: "cluster.failed",
   aggregate: "cluster",
-  schema: z.object({ reason: z.string(), remediation: z.string().optional() }),
-  description: "The cluster is Failed, with the reason and what would fix it.",
+  schema: z.object({
+    reason: z.string(),
+    remediation: z.string().optional(),
+    /** What kind of failure (absent in events recorded before it was added). */
+    code: clusterFailureCode.optional(),
+  }),
+  description:
+    "The cluster is Failed, with the reason, what would fix it and what kind of failure it was (`code`: validation-failed, no-capacity, launch-failed, install-failed).",
 });
 export const PoolUpdated = defineEvent({
   type: "cluster.pool-updated",

@@ -12,9 +12,11 @@ import { type WorkloadEvent, workloadCommands, workloadEvents } from "./workload
 
 export * from "./catalogue.ts";
 export * from "./cluster.ts";
+export * from "./cluster-failures.ts";
 export * from "./cluster-lifecycle.ts";
 export * from "./common.ts";
 export * from "./define.ts";
+export * from "./ec2-tags.ts";
 export * from "./install.ts";
 export * from "./kube.ts";
 export * from "./nodeop.ts";

@@ -23,8 +23,6 @@ import {
   commandCausedBy,
   EventStore,
   type Nats,
-  type NodeopCommand,
-  type NodeopEvent,
   nodeAggregateId,
   type RawEventEnvelope,
   RetryLaterError,
@@ -33,7 +31,7 @@ import {
   startReactor,
 } from "@cairn/events";
 import { kubeDecider } from "../kube/decider.ts";
-import type { NodeopState } from "../nodeop/decider.ts";
+import type { NodeopHandler } from "../nodeop/cluster-nodes-probe.ts";
 import { classificationDrift, foldPoolView, type PoolView } from "./pool-view.ts";
 
 export const RESTORE_REASON = "restore pool classification";
@@ -50,7 +48,7 @@ const VIEWS_KEPT = 1_000;
 export interface ClassificationRestoreOptions {
   nats: Nats;
   /** The nodeop aggregate's handler (the same one the command server uses). */
-  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  handler: NodeopHandler;
   logger?: RunnerLogger;
   /** How long to wait for a node's operation in flight (default 500 ms). */
   busyRetryMs?: number;

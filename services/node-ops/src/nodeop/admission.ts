@@ -33,14 +33,13 @@ import {
   commandCausedBy,
   type EventStore,
   exponentialDelay,
-  type NodeopCommand,
-  type NodeopEvent,
   nodeAggregateId,
   nodeopLimitId,
   type RawEventEnvelope,
   RetryLaterError,
 } from "@cairn/events";
 import { type KubeState, kubeDecider } from "../kube/decider.ts";
+import type { NodeopHandler } from "./cluster-nodes-probe.ts";
 import type { NodeopState } from "./decider.ts";
 
 export interface DisruptionLimit {
@@ -67,7 +66,7 @@ type Request = CairnEvent<"nodeop.cordon-requested" | "nodeop.drain-requested">;
 type NodeCause = Pick<RawEventEnvelope, "id" | "meta"> & {
   readonly data: { clusterId: string; node: string };
 };
-type Handler = CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+type Handler = NodeopHandler;
 type LimitCommandType = "node.admit-disruption" | "node.release-disruption" | "node.record-waiting";
 
 export interface Admission {

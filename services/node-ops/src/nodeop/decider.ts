@@ -21,6 +21,7 @@ import {
   type OperationEvent as NodeopEvent,
   withInterruptions,
 } from "./interruption.ts";
+import { withKnownNodes } from "./known-nodes.ts";
 import { decideLimit, evolveLimit } from "./limit.ts";
 
 export type NodeOperation = "cordon" | "uncordon" | "drain" | ClassificationOperation;
@@ -240,4 +241,9 @@ const operationsDecider: Decider<NodeopCommand, NodeopEvent, NodeopState> = {
   },
 };
 
-export const nodeopDecider = withInterruptions(operationsDecider);
+/**
+ * The nodeop decider: the operations, spot interruptions joined in (./interruption.ts),
+ * and in front of both the check that a command names a node its cluster has
+ * (./known-nodes.ts; `observed` is what the handler's `observe` port read of the cluster).
+ */
+export const nodeopDecider = withKnownNodes(withInterruptions(operationsDecider));

@@ -237,3 +237,61 @@ describe("records", () => {
       .then([]);
   });
 });
+
+// A node command must name a node its cluster has (known-nodes.ts): `observed` is what the
+// handler's observe port read of the cluster just before deciding.
+describe("the named node must be the cluster's", () => {
+  const seen = (nodes: string[], removed: string[] = []) => ({ observed: { nodes, removed } });
+  it("a node the facts hold: decided as always", () => {
+    spec
+      .given([])
+      .when(cordon, seen([node, "ip-10-0-1-6.ec2.internal"]))
+      .then([cordonRequested]);
+  });
+  it("a node the cluster does not have: refused at once, naming the nodes it has", () => {
+    spec
+      .given([])
+      .when(cordon, seen(["ip-10-0-1-7.ec2.internal", "ip-10-0-1-6.ec2.internal"]))
+      .thenRejected(
+        "not-found",
+        `cluster ${clusterId} has no node ${node}; its nodes: ip-10-0-1-6.ec2.internal, ip-10-0-1-7.ec2.internal`,
+      );
+    for (const c of [
+      cmd("node.drain", { reason }),
+      uncordon(true),
+      cmd("node.label", { labels: { tier: "gpu" } }),
+      cmd("node.taint", { taints: [{ key: "gpu", effect: "NoSchedule" }] }),
+    ])
+      spec
+        .given([])
+        .when(c, seen(["ip-10-0-1-6.ec2.internal"]))
+        .thenRejected("not-found", "has no node");
+  });
+  it("a node that left the cluster: refused, saying it left", () => {
+    spec
+      .given([cordonRequested, cordoned])
+      .when(uncordon(), seen(["ip-10-0-1-6.ec2.internal"], [node]))
+      .thenRejected("not-found", `node ${node} left cluster ${clusterId}`);
+  });
+  it("facts that know no node: only a cluster never created, or deleted, is refused", () => {
+    spec
+      .given([])
+      .when(cordon, { observed: { nodes: [], removed: [], cluster: "absent" } })
+      .thenRejected("not-found", `cluster ${clusterId} does not exist`);
+    spec
+      .given([])
+      .when(cordon, { observed: { nodes: [], removed: [], cluster: "Deleted" } })
+      .thenRejected("not-found", "is Deleted");
+    // Not watched yet (or facts off in this process): node-ops cannot tell, and goes on.
+    spec
+      .given([])
+      .when(cordon, { observed: { nodes: [], removed: [], cluster: "Configuring" } })
+      .then([cordonRequested]);
+  });
+  it("node-ops' own records are not checked (they are about nodes it already acted on)", () => {
+    spec
+      .given([cordonRequested])
+      .when(cmd("node.record-cordoned", { reason, by }), seen(["ip-10-0-1-6.ec2.internal"]))
+      .then([cordoned]);
+  });
+});

@@ -14,26 +14,23 @@
  * operations' reactor on the same node.
  */
 import {
-  type CommandHandler,
   commandCausedBy,
   exponentialDelay,
   type Nats,
-  type NodeopCommand,
-  type NodeopEvent,
   RetryLaterError,
   type RunnerLogger,
   type RunningConsumer,
   startReactor,
 } from "@cairn/events";
 import { isPermanentFailure, type Kube } from "../ports.ts";
-import type { NodeopState } from "./decider.ts";
+import type { NodeopHandler } from "./cluster-nodes-probe.ts";
 
 /** The durable consumer: kept so a deployment resumes where it was. */
 export const INTERRUPTION_REACTOR = "node-ops-interruptions";
 
 export interface InterruptionReactorOptions {
   nats: Nats;
-  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  handler: NodeopHandler;
   kube: Kube;
   logger?: RunnerLogger;
   /** How soon to look again (default 200 ms, doubling up to `maxPollMs`, default 5 s). */

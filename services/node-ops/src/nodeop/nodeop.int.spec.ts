@@ -426,12 +426,13 @@ describe("node-ops on the sim", () => {
     await eventAfter("agent-j", again.commandId, "nodeop.cordoned");
   });
 
-  it("a cluster without a kubeconfig, or without a history, fails with the reason", async () => {
+  it("a cluster without a kubeconfig fails with the reason; one without a history is refused at once", async () => {
     const noKubeconfig = await send("node.cordon", "agent-a", {}, "alice", "nodes-2");
     const failed = await eventAfter("agent-a", noKubeconfig.commandId, "nodeop.failed", "nodes-2");
     expect((failed.data as { reason: string }).reason).toContain("cluster nodes-2 has no kubeconfig yet");
+    // Never created: checked when the command is decided (nodeop/known-nodes.ts), nothing is tried.
     const unknown = await send("node.cordon", "agent-a", {}, "alice", "nodes-x");
-    const failed2 = await eventAfter("agent-a", unknown.commandId, "nodeop.failed", "nodes-x");
-    expect(failed2.data).toMatchObject({ reason: "cluster nodes-x does not exist" });
+    const refused = await eventAfter("agent-a", unknown.commandId, "nodeop.rejected", "nodes-x");
+    expect(refused.data).toMatchObject({ code: "not-found", reason: "cluster nodes-x does not exist" });
   });
 });

@@ -12,7 +12,6 @@
  */
 import {
   type CommandDataInput,
-  type CommandHandler,
   catalogue,
   commandCausedBy,
   describeError,
@@ -20,7 +19,6 @@ import {
   exponentialDelay,
   type Nats,
   type NodeopCommand,
-  type NodeopEvent,
   type ReactingEvent,
   RetryLaterError,
   type RunnerLogger,
@@ -29,6 +27,7 @@ import {
 } from "@cairn/events";
 import { CORDON_REASON, CORDONED_BY, isPermanentFailure, type Kube, type PodInfo } from "../ports.ts";
 import { createAdmission, type DisruptionLimit } from "./admission.ts";
+import type { NodeopHandler } from "./cluster-nodes-probe.ts";
 import type { NodeOperation, NodeopState } from "./decider.ts";
 
 /** The durable consumer: kept so a deployment resumes where it was. */
@@ -36,7 +35,7 @@ export const NODEOP_REACTOR = "node-ops-reactor";
 
 export interface NodeopReactorOptions {
   nats: Nats;
-  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  handler: NodeopHandler;
   kube: Kube;
   logger?: RunnerLogger;
   /** A drain looks at the node again after this long, doubling per pass (default 200 ms)… */

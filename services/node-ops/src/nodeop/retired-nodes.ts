@@ -17,12 +17,9 @@
  * Nodes are named after their instance, so the event's instance id names the node.
  */
 import {
-  type CommandHandler,
   commandCausedBy,
   exponentialDelay,
   type Nats,
-  type NodeopCommand,
-  type NodeopEvent,
   nodeAggregateId,
   RetryLaterError,
   type RunnerLogger,
@@ -30,14 +27,14 @@ import {
   startReactor,
 } from "@cairn/events";
 import { isPermanentFailure, type Kube } from "../ports.ts";
-import type { NodeopState } from "./decider.ts";
+import type { NodeopHandler } from "./cluster-nodes-probe.ts";
 
 /** The durable consumer: kept so a deployment resumes where it was. */
 export const RETIRED_NODES_REACTOR = "node-ops-retired";
 
 export interface RetiredNodesOptions {
   nats: Nats;
-  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  handler: NodeopHandler;
   kube: Kube;
   logger?: RunnerLogger;
   pollMs?: number;

@@ -24,7 +24,6 @@
 
 import { hostname } from "node:os";
 import {
-  type CommandHandler,
   catalogue,
   combineSettlements,
   derivedId,
@@ -32,8 +31,6 @@ import {
   fullJitterBackoff,
   isPermanent,
   type Nats,
-  type NodeopCommand,
-  type NodeopEvent,
   newId,
   PermanentError,
   type RunnerLogger,
@@ -44,7 +41,7 @@ import { acquireLeadership, type LeaderLease, type Resilience } from "@cairn/ser
 import { z } from "zod";
 import { createSqsNoticeQueue, type SqsNoticeQueueOptions } from "../adapters/sqs.ts";
 import { SqsQueueMissing } from "../adapters/sqs-errors.ts";
-import type { NodeopState } from "../nodeop/decider.ts";
+import type { NodeopHandler } from "../nodeop/cluster-nodes-probe.ts";
 import type { NoticeQueue, QueuedNotice, Workloads } from "../ports.ts";
 import { type PlacementLoop, startPlacementLoop } from "../workload/placement-reactor.ts";
 import { type ClusterDirectory, startClusterDirectory } from "./cluster-directory.ts";
@@ -56,7 +53,7 @@ export const SPOT_NOTICE_SECONDS = 120;
 
 export interface SpotIntakeOptions {
   nats: Nats;
-  handler: CommandHandler<NodeopCommand, NodeopEvent, NodeopState>;
+  handler: NodeopHandler;
   logger?: RunnerLogger;
   /** SQS client settings (endpoint, credentials); absent: as the SDK reads the environment (`AWS_ENDPOINT_URL_SQS`, …). */
   sqs?: SqsNoticeQueueOptions["sqs"];

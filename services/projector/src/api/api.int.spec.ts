@@ -109,14 +109,33 @@ describe("projector API", () => {
       name: "api-1",
       region: "eu-west-1",
       state: "Pending",
+      health: "Progressing",
+      conditions: expect.arrayContaining([
+        {
+          type: "Ready",
+          status: "False",
+          reason: "Pending",
+          message: expect.any(String),
+          lastTransitionTime: expect.any(String),
+        },
+      ]),
+      failure: null,
       spec: aSpec("api-1"),
       version: 1,
       progress: {
         operation: "pending",
+        // The whole build ahead: three steps for each of its three nodes.
         done: 0,
-        total: 0,
+        total: 9,
         percent: 0,
-        step: "0 of 0 nodes running",
+        step: "0 of 9 steps: 0 of 3 instances running",
+        phases: {
+          instances: { done: 0, total: 3 },
+          servers: { done: 0, total: 1 },
+          agents: { done: 0, total: 2 },
+          ready: { done: 0, total: 3 },
+        },
+        nodes: { ready: 0, running: 0, wanted: 3 },
         // A Pending cluster has its whole build ahead: an ETA from the (default) durations.
         eta: expect.any(String),
         etaSeconds: expect.any(Number),
@@ -286,6 +305,90 @@ describe("projector API", () => {
     });
     // A rejection of an unknown cluster makes no cluster.
     expect((await call("GET", "/clusters/ghost")).status).toBe(404);
+  });
+
+  it("a create with tags EC2 would refuse is refused up front, naming the rule, and nothing is sent", async () => {
+    const tags = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`team-${i}`, "x"]));
+    const before = (await infra.nats.jsm.streams.info(Streams.commands)).state.messages;
+    const typed = await call("POST", "/clusters", { ...aSpec("tags-1"), tags });
+    expect(typed.status).toBe(400);
+    expect(typed.body.issues).toEqual([
+      expect.stringMatching(
+        /^tags: 300 tags, but an instance takes at most 44 of yours: EC2 allows 50 per resource/,
+      ),
+    ]);
+    const reserved = await call("POST", "/commands", {
+      type: "cluster.create",
+      data: { ...aSpec("tags-2"), tags: { "aws:team": "x" } },
+    });
+    expect(reserved.status).toBe(400);
+    expect(reserved.body.issues).toEqual([expect.stringContaining('"aws:team" starts with "aws:"')]);
+    expect((await infra.nats.jsm.streams.info(Streams.commands)).state.messages).toBe(before);
+  });
+
+  it("a Failed cluster says why and what to do: failure, health and conditions, in the list and alone", async () => {
+    const reason = "EC2 refused RunInstances: The maximum number of tags (50) for resource has been reached";
+    const launched = {
+      slot: 1000,
+      pool: "workers",
+      ordinal: 0,
+      role: "agent",
+      attempt: 1,
+      placement: { instanceType: "t3.large", capacityType: "spot" },
+    };
+    await infra.writer.append(cluster("failing-1"), [requested("failing-1")]);
+    await infra.writer.append(cluster("failing-1"), [
+      { type: "cluster.provisioning-started", data: { slots: [] } },
+      { type: "cluster.instance-launch-requested", data: launched },
+    ]);
+    // As the provisioner records a permanent launch failure: the slot's failure, then the cluster's.
+    // (An event from before cluster.failed carried a code and a hint: the catalogue's hint.)
+    await infra.writer.append(cluster("failing-1"), [
+      {
+        type: "cluster.instance-launch-failed",
+        data: {
+          slot: 1000,
+          attempt: 1,
+          placement: launched.placement,
+          code: "TagLimitExceeded",
+          reason,
+          capacity: false,
+        },
+      },
+      { type: "cluster.failed", data: { reason: `slot 1000 could not be launched: ${reason}` } },
+    ]);
+    const failed = await eventually(async () => {
+      const r = await call("GET", "/clusters/failing-1");
+      return r.body?.state === "Failed" ? r.body : undefined;
+    });
+    expect(failed.health).toBe("Failed");
+    expect(failed.failure).toEqual({
+      reason: `slot 1000 could not be launched: ${reason}`,
+      remediation: expect.stringMatching(/^read EC2's reason above and fix what it names/),
+      code: "launch-failed",
+      since: expect.any(String),
+    });
+    expect(failed.conditions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: "Failed", status: "True", reason: "LaunchFailed" }),
+        expect.objectContaining({
+          type: "Ready",
+          status: "False",
+          reason: "Failed",
+          message: failed.failure.reason,
+        }),
+      ]),
+    );
+    // Honest progress: nothing ran, so not 100 %, though the cluster rests.
+    expect(failed.progress).toMatchObject({ operation: null, done: 0, total: 9, percent: 0 });
+    const list = await call("GET", "/clusters?state=Failed");
+    expect(list.body.items.find((c: { id: string }) => c.id === "failing-1")).toMatchObject({
+      health: "Failed",
+      failure: { code: "launch-failed" },
+    });
+    // As it was before it failed: the fold over the log's prefix says Provisioning, no failure.
+    const before = await call("GET", `/clusters/failing-1?at=${infra.writer.lastSequence - 1}`);
+    expect(before.body).toMatchObject({ state: "Provisioning", health: "Progressing", failure: null });
   });
 
   it("GET /clusters filters by state and pages by id", async () => {

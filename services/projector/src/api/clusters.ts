@@ -1,8 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { type ClusterRow, foldCluster, progressView } from "../projections/clusters.ts";
-import type { InstallRow } from "../projections/installs.ts";
+import { lifecycleProgress } from "../projections/cluster-progress.ts";
+import { type ClusterRow, foldCluster } from "../projections/clusters.ts";
+import { applyInstallEvent, type InstallRow } from "../projections/installs.ts";
 import { etaView, type StepDurationRow } from "../projections/step-durations.ts";
 import { getCluster, listClusters } from "../repository/clusters.ts";
 import { getAllDocs, getDocs, installsTable, stepDurationsTable } from "../repository/doc-tables.ts";
@@ -26,18 +27,30 @@ export async function etaInputs(deps: ApiDeps, clusterIds: readonly string[]) {
   return (id: string): EtaInputs => ({ install: installs.get(id), durations, now });
 }
 
-/** Without `eta` inputs (the live stream), `eta` and `etaSeconds` are null. */
-export function toClusterView(row: ClusterRow, jaegerUiUrl?: string, eta?: EtaInputs) {
+/**
+ * The cluster as the API shows it. Progress counts the install's steps (the install row
+ * of `eta`, or `install` for a past view); without `eta` (a past view) `eta` and
+ * `etaSeconds` are null.
+ */
+export function toClusterView(
+  row: ClusterRow,
+  jaegerUiUrl?: string,
+  eta?: EtaInputs,
+  install: InstallRow | undefined = eta?.install,
+) {
   const jaegerUrl = jaegerLink(jaegerUiUrl, row.traceId);
   return {
     id: row.id,
     name: row.name,
     region: row.region,
     state: row.state,
+    health: row.health,
+    conditions: [...row.conditions],
+    failure: row.failure,
     spec: row.spec as unknown as Record<string, unknown>,
     version: row.version,
     progress: {
-      ...progressView(row.progress),
+      ...lifecycleProgress(row, install),
       ...(eta ? etaView(row, eta.install, eta.durations, eta.now) : { eta: null, etaSeconds: null }),
     },
     traceId: row.traceId,
@@ -103,12 +116,16 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const { id } = req.params;
       const at = req.query.at;
       let row: ClusterRow | undefined;
+      let install: InstallRow | undefined;
       if (at === undefined) {
         row = await getCluster(deps.db, deps.schema, id);
       } else {
-        // The log, not the read model: the fold is the live projection's reducer over a prefix.
+        // The log, not the read model: the fold is the live projection's reducer over a
+        // prefix, and so is its install's (the progress counts the install's steps then).
         const history = await deps.store.load({ type: "cluster", id }, parseAt(at));
         row = foldCluster(history.events.map((event) => ({ event, sequence: event.sequence })));
+        const steps = await deps.store.load({ type: "install", id }, parseAt(at));
+        for (const e of steps.events) install = applyInstallEvent(install, e, e.sequence);
       }
       if (!row) {
         return reply.code(404).send({
@@ -120,7 +137,7 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
         });
       }
       // An ETA is about now: a past view (`at`) has none (its install then is not in the read model).
-      if (at !== undefined) return toClusterView(row, deps.jaegerUiUrl);
+      if (at !== undefined) return toClusterView(row, deps.jaegerUiUrl, undefined, install);
       return {
         ...toClusterView(row, deps.jaegerUiUrl, (await etaInputs(deps, [id]))(id)),
         sessions: await sessionCountsOf(deps, id),

@@ -1,7 +1,8 @@
 /** The API's wire shapes (zod): validation of requests and the OpenAPI document. */
-import { awsRegion, SESSION_STATES } from "@cairn/events";
+import { awsRegion, CLUSTER_FAILURE_CODES, SESSION_STATES } from "@cairn/events";
 import { z } from "zod";
-import { CLUSTER_STATES } from "../projections/clusters.ts";
+import { CLUSTER_CONDITION_TYPES, CLUSTER_HEALTH } from "../projections/cluster-conditions.ts";
+import { CLUSTER_OPERATIONS, CLUSTER_STATES } from "../projections/clusters.ts";
 import { INSTALL_NODE_STATES, INSTALL_STATES } from "../projections/installs.ts";
 import { NODEOP_KINDS, NODEOP_STATES } from "../projections/nodeops.ts";
 import { NODE_K3S_STATES } from "../projections/nodes.ts";
@@ -22,21 +23,75 @@ export const sessionCounts = z
   })
   .meta({ id: "SessionCounts" });
 
+const phase = z.object({ done: z.number().int(), total: z.number().int() });
+
+export const clusterCondition = z
+  .object({
+    type: z.enum(CLUSTER_CONDITION_TYPES),
+    status: z.enum(["True", "False", "Unknown"]),
+    reason: z.string().describe("One PascalCase word, for machines: `InstancesRunning`, `LaunchFailed`…"),
+    message: z.string().describe("What it means, for people"),
+    lastTransitionTime: z.string().describe("When `status` last changed (the event's time)"),
+  })
+  .meta({ id: "ClusterCondition" });
+
+export const clusterFailure = z
+  .object({
+    reason: z.string().describe("Why, in the words of the event that said so (EC2's, the installer's)"),
+    remediation: z.string().describe("What to do about it: the event's hint, else the catalogue's"),
+    code: z
+      .enum([...CLUSTER_FAILURE_CODES, "degraded", "recovering"])
+      .describe(
+        "What kind: validation-failed, no-capacity, launch-failed, install-failed, degraded, recovering",
+      ),
+    since: z.string().describe("When (the event's time)"),
+  })
+  // Inline, not a named component: OpenAPI 3.0 cannot mark a $ref nullable.
+  .describe("Why the cluster is in trouble and what to do");
+
 export const clusterView = z
   .object({
     id: z.string(),
     name: z.string(),
     region: z.string(),
     state: z.enum(CLUSTER_STATES),
+    health: z
+      .enum(CLUSTER_HEALTH)
+      .describe(
+        "Healthy (Ready), Progressing (being built, scaled, rolled back, deleted), Degraded, Recovering, Failed, Unknown (Deleted)",
+      ),
+    conditions: z
+      .array(clusterCondition)
+      .describe(
+        "Kubernetes-style conditions: Ready, Validated, Provisioned, Installed, Degraded, Failed, Deleting (docs/projector.md)",
+      ),
+    failure: clusterFailure
+      .nullable()
+      .describe("Why a Failed, Degraded or Recovering cluster is so and what to do; null otherwise"),
     spec: z.record(z.string(), z.unknown()).describe("The desired spec, as in cluster.create"),
     version: z.number().int().describe("Events in the cluster so far, rejections included"),
     progress: z
       .object({
-        operation: z.enum(["pending", "provisioning", "scaling", "rolling back", "deleting"]).nullable(),
-        done: z.number().int().describe("Nodes running"),
-        total: z.number().int().describe("Nodes the spec wants"),
+        operation: z.enum(CLUSTER_OPERATIONS).nullable(),
+        done: z
+          .number()
+          .int()
+          .describe("Steps behind the cluster: instances running + K3s initialised or joined + nodes Ready"),
+        total: z.number().int().describe("Steps of the whole build: three per node the spec wants"),
         percent: z.number().int().min(0).max(100),
-        step: z.string().describe("Step X of Y, for people: `3 of 5 nodes running`"),
+        step: z
+          .string()
+          .describe(
+            "Step X of Y and what is under way, for people: `5 of 9 steps: K3s: 1 of 2 agents joined`",
+          ),
+        phases: z
+          .object({ instances: phase, servers: phase, agents: phase, ready: phase })
+          .describe(
+            "Each phase apart: instances running, servers initialised or joined, agents joined, nodes Ready",
+          ),
+        nodes: z
+          .object({ ready: z.number().int(), running: z.number().int(), wanted: z.number().int() })
+          .describe("Nodes Ready, instances running, nodes the spec wants"),
         eta: z
           .string()
           .nullable()

@@ -101,6 +101,27 @@ describe("GET /events/stream", () => {
     }
   });
 
+  it("a cluster's progress moves with its install: an install event sends the cluster too", async () => {
+    const s = await openStream("?resource=clusters&id=live-3");
+    try {
+      await s.next((b) => b.startsWith(": connected"));
+      await infra.writer.append(cluster("live-3"), [requested("live-3")]);
+      expect((await s.change()).change.data.progress).toMatchObject({ done: 0, total: 9 });
+      // Only the install moves (a node of it Ready, say): no cluster event, yet its progress moved.
+      const install = { type: "install" as const, id: "live-3" };
+      const planned = {
+        type: "install.planned",
+        data: { region: "eu-west-1", k3sVersion: "v1.31.4+k3s1", prebuiltAmi: false, servers: 1, pools: [] },
+      };
+      const i = await infra.writer.append(install, [planned]);
+      const { change, id } = await s.change();
+      expect(id).toBe(String(i.sequence));
+      expect(change).toMatchObject({ resource: "clusters", id: "live-3", data: { version: 1 } });
+    } finally {
+      s.close();
+    }
+  });
+
   it("filtered by resource, sends command status changes", async () => {
     const s = await openStream("?resource=commands");
     try {

@@ -27,6 +27,11 @@ export interface ClustersTable {
   last_event_type: string;
   last_sequence: number;
   progress: Json;
+  /** Kubernetes-style conditions (projections/cluster-conditions.ts). */
+  conditions: Json;
+  health: string;
+  /** Why a Failed, Degraded or Recovering cluster is so, and the hint; null otherwise. */
+  failure: Json | null;
 }
 
 export interface EventIndexTable {

@@ -34,6 +34,7 @@ describe("migrations", () => {
       ["20261122071500_cluster_progress", "Success"],
       ["20261122090000_installs_nodes_nodeops", "Success"],
       ["20261123090000_sessions", "Success"],
+      ["20261124090000_cluster_conditions", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
@@ -67,6 +68,22 @@ describe("migrations", () => {
       progress: {
         operation: "provisioning" as const,
         nodes: { "0": "running" as const, "1000": "launched" as const },
+      },
+      conditions: [
+        {
+          type: "Failed" as const,
+          status: "True" as const,
+          reason: "LaunchFailed",
+          message: "slot 0 could not be launched",
+          lastTransitionTime: "2026-01-01T00:00:00.000Z",
+        },
+      ],
+      health: "Failed" as const,
+      failure: {
+        reason: "slot 0 could not be launched",
+        remediation: "retry",
+        code: "launch-failed" as const,
+        since: "2026-01-01T00:00:00.000Z",
       },
     };
     await upsertClusters(db, "replay_1", [row]);

@@ -16,6 +16,14 @@ import {
   slotMoveOf,
   traceIdOf,
 } from "@cairn/events";
+import {
+  type ClusterCondition,
+  type ClusterFailure,
+  type ClusterHealth,
+  conditionsAfter,
+  healthOf,
+  initialConditions,
+} from "./cluster-conditions.ts";
 
 /**
  * The provisioner's words for a cluster's state (DESIGN §7). The statuses and the
@@ -25,10 +33,21 @@ import {
 export const CLUSTER_STATES = CLUSTER_STATUSES;
 export type ClusterState = ClusterStatus;
 
+/** What a cluster is doing: null when it rests (Ready, Degraded, Failed, Deleted). */
+export const CLUSTER_OPERATIONS = [
+  "pending",
+  "provisioning",
+  "configuring",
+  "scaling",
+  "rolling back",
+  "recovering",
+  "deleting",
+] as const;
+
 /** Where each node slot is, and what the cluster is doing: progress is drawn from it. */
 export interface ClusterProgress {
   /** What the cluster is doing now; null when it rests. */
-  readonly operation: "pending" | "provisioning" | "scaling" | "rolling back" | "deleting" | null;
+  readonly operation: (typeof CLUSTER_OPERATIONS)[number] | null;
   /** Slot number → launching | launched | running | terminating. */
   readonly nodes: Readonly<Record<string, SlotStatus>>;
 }
@@ -36,38 +55,23 @@ export interface ClusterProgress {
 export const NO_PROGRESS: ClusterProgress = { operation: null, nodes: {} };
 
 /**
- * The operation a cluster entering a status is doing (null: it rests). Statuses not
- * named (Validating, Degraded, Recovering) leave the operation as it was; Deleted
- * clears the progress altogether.
+ * The operation a cluster entering a status is doing (null: it rests). A status not
+ * named (Validating) leaves the operation as it was; Deleted clears the progress
+ * altogether. Configuring is an operation of its own: K3s is being installed, which
+ * takes longer than the instances did (cluster-progress.ts counts its steps).
  */
 const OPERATION_ON_ENTRY: Partial<Record<ClusterState, ClusterProgress["operation"]>> = {
   Pending: "pending",
   Provisioning: "provisioning",
+  Configuring: "configuring",
   Scaling: "scaling",
   RollingBack: "rolling back",
+  Recovering: "recovering",
   Deleting: "deleting",
-  Configuring: null,
   Ready: null,
+  Degraded: null,
   Failed: null,
 };
-
-/**
- * Progress as people read it: step X of Y (nodes running of nodes wanted) and a percent.
- * @example progressView({ operation: "provisioning", nodes: { 0: "running", 1000: "launched" } })
- *   // { operation: "provisioning", done: 1, total: 2, percent: 50, step: "1 of 2 nodes running" }
- */
-export function progressView(p: ClusterProgress) {
-  const states = Object.values(p.nodes);
-  const total = states.filter((s) => s !== "terminating").length;
-  const done = states.filter((s) => s === "running").length;
-  const leaving = states.length - total;
-  const percent = p.operation === null ? 100 : total === 0 ? 0 : Math.floor((done * 100) / total);
-  const step =
-    p.operation === "deleting"
-      ? `${states.length} node${states.length === 1 ? "" : "s"} to terminate`
-      : `${done} of ${total} nodes running${leaving > 0 ? `, ${leaving} terminating` : ""}`;
-  return { operation: p.operation, done, total, percent, step };
-}
 
 function withNode(p: ClusterProgress, slot: number, status: SlotStatus | undefined): ClusterProgress {
   // Object.assign then set or delete: slot numbers are integer-like keys, which V8 keeps
@@ -97,6 +101,12 @@ export interface ClusterRow {
   /** Stream sequence of the commit that held the last event. */
   readonly lastSequence: number;
   readonly progress: ClusterProgress;
+  /** Kubernetes-style conditions, in `CLUSTER_CONDITION_TYPES` order (./cluster-conditions.ts). */
+  readonly conditions: readonly ClusterCondition[];
+  /** One word for a colour: Healthy, Progressing, Degraded, Recovering, Failed, Unknown. */
+  readonly health: ClusterHealth;
+  /** Why a Failed, Degraded or Recovering cluster is so, and what to do; null otherwise. */
+  readonly failure: ClusterFailure | null;
 }
 
 /**
@@ -109,6 +119,10 @@ export interface ClusterRow {
  * - `cluster.deletion-requested` → Deleting;
  * - `cluster.rejected` and event types this code does not know yet → state and spec
  *   unchanged, but the version still moves (a rejection is an event of the aggregate).
+ *
+ * Conditions, health and failure follow every event (`conditionsAfter`,
+ * ./cluster-conditions.ts); the progress a person reads is drawn from `progress` and the
+ * install row at read time (./cluster-progress.ts).
  *
  * An event at or before the row's version is already folded in: the row comes back
  * unchanged, so folding a redelivered event twice changes nothing. Events of a
@@ -152,6 +166,9 @@ export function applyClusterEvent(
       state: "Pending",
       spec,
       progress: { operation: "pending", nodes: {} },
+      conditions: initialConditions(event.time),
+      health: healthOf("Pending"),
+      failure: null,
       createdAt: row?.createdAt ?? event.time,
       ...touched,
     };
@@ -167,13 +184,22 @@ export function applyClusterEvent(
     const operation = OPERATION_ON_ENTRY[state];
     if (operation !== undefined) progress = { ...progress, operation };
   }
+  const next = state ?? row.state;
+  const { conditions, failure } = conditionsAfter(
+    { state: row.state, conditions: row.conditions, failure: row.failure, slots: row.progress.nodes },
+    { state: next, slots: progress.nodes },
+    event,
+  );
   return {
     ...row,
     ...touched,
-    state: state ?? row.state,
+    state: next,
     // A rollback (or an undone scale) brings back an earlier spec, name and region with it.
     ...(spec === row.spec ? {} : { spec, name: spec.name, region: spec.region }),
     progress,
+    conditions,
+    health: healthOf(next),
+    failure,
   };
 }
 

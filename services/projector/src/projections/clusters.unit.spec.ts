@@ -10,7 +10,9 @@ import {
   rollbackRequested,
   scaleRequested,
 } from "../testing/fixtures.ts";
-import { applyClusterEvent, type ClusterRow, foldCluster, progressView } from "./clusters.ts";
+import { initialConditions } from "./cluster-conditions.ts";
+import { lifecycleProgress } from "./cluster-progress.ts";
+import { applyClusterEvent, type ClusterRow, foldCluster } from "./clusters.ts";
 
 const c1 = cluster("c1");
 
@@ -54,10 +56,13 @@ describe("applyClusterEvent", () => {
       lastEventType: "cluster.requested",
       lastSequence: 7,
       progress: { operation: "pending", nodes: {} },
+      conditions: initialConditions("2026-01-01T00:00:01.000Z"),
+      health: "Progressing",
+      failure: null,
     });
   });
 
-  it("keeps progress: step X of Y nodes running, percent, and rest when the instances are ready", () => {
+  it("keeps progress: where each slot is, and Configuring is an operation of its own (K3s to install)", () => {
     const launch = (slot: number) => ({
       type: "cluster.instance-launch-requested",
       data: {
@@ -77,12 +82,17 @@ describe("applyClusterEvent", () => {
       { type: "cluster.instance-launched", data: { slot: 1000, attempt: 1, instanceId: "i-1" } },
       { type: "cluster.instance-running", data: { slot: 1000, instanceId: "i-1" } },
     );
-    expect(row && progressView(row.progress)).toEqual({
+    expect(row?.progress).toEqual({
+      operation: "provisioning",
+      nodes: { 1000: "running", 1001: "launching" },
+    });
+    // aSpec wants a server and two workers: three steps a node, one instance running.
+    expect(row && lifecycleProgress(row, undefined)).toMatchObject({
       operation: "provisioning",
       done: 1,
-      total: 2,
-      percent: 50,
-      step: "1 of 2 nodes running",
+      total: 9,
+      percent: 11,
+      step: "1 of 9 steps: 1 of 3 instances running",
     });
     const ready = given(
       requested("c1", aSpec("c1")),
@@ -92,11 +102,11 @@ describe("applyClusterEvent", () => {
       { type: "cluster.instance-running", data: { slot: 1000, instanceId: "i-1" } },
       { type: "cluster.instances-ready", data: { count: 1 } },
     );
-    expect(ready && progressView(ready.progress)).toMatchObject({
-      operation: null,
-      done: 1,
-      total: 1,
-      percent: 100,
+    // Every instance runs, nothing of K3s yet: Configuring, not 100 %.
+    expect(ready?.state).toBe("Configuring");
+    expect(ready && lifecycleProgress(ready, undefined)).toMatchObject({
+      operation: "configuring",
+      percent: 11,
     });
   });
 

@@ -134,6 +134,69 @@ describe("replay", () => {
     expect((await getCluster(db, DEFAULT_SCHEMA, "late"))?.state).toBe("Pending");
   });
 
+  it("rebuilds each cluster's conditions, health and failure as live folded them; the comparison covers them", async () => {
+    await startLive();
+    await writeLog(2);
+    // A cluster that ends Failed (an event from before cluster.failed carried a code or a hint).
+    const launch = {
+      slot: 1000,
+      pool: "workers",
+      ordinal: 0,
+      role: "agent",
+      attempt: 1,
+      placement: { instanceType: "t3.large", capacityType: "spot" },
+    };
+    await infra.writer.append(cluster("f0"), [requested("f0")], { commandId: "cmd-f0-1" });
+    await infra.writer.append(
+      cluster("f0"),
+      [
+        { type: "cluster.provisioning-started", data: { slots: [] } },
+        { type: "cluster.instance-launch-requested", data: launch },
+      ],
+      { commandId: "cmd-f0-2" },
+    );
+    await infra.writer.append(
+      cluster("f0"),
+      [
+        {
+          type: "cluster.instance-launch-failed",
+          data: {
+            slot: 1000,
+            attempt: 1,
+            placement: launch.placement,
+            code: "TagLimitExceeded",
+            reason: "too many tags",
+            capacity: false,
+          },
+        },
+        { type: "cluster.failed", data: { reason: "slot 1000 could not be launched: too many tags" } },
+      ],
+      { commandId: "cmd-f0-3" },
+    );
+    await caughtUp();
+    const f0 = await getCluster(db, DEFAULT_SCHEMA, "f0");
+    const c0 = await getCluster(db, DEFAULT_SCHEMA, "c0");
+    expect(f0).toMatchObject({ state: "Failed", health: "Failed", failure: { code: "launch-failed" } });
+    expect(c0?.conditions.find((c) => c.type === "Deleting")).toMatchObject({
+      status: "False",
+      reason: "Deleted",
+    });
+
+    const check = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
+    expect(check.comparison).toMatchObject({ compared: true, equal: true });
+
+    // A wrong condition, health or failure in live is a difference in `clusters`…
+    await sql`update clusters set failure = null, health = 'Healthy' where id = 'f0'`.execute(db);
+    await sql`update clusters set conditions = '[]'::jsonb where id = 'c0'`.execute(db);
+    const differs = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
+    if (!differs.comparison.compared) throw new Error("not compared");
+    expect(differs.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual(["clusters"]);
+    // …and the swap puts back what the log says, exactly as live had folded it.
+    expect((await replay({ databaseUrl: infra.database.url, nats: infra.nats })).swapped).toBe(true);
+    expect(await getCluster(db, DEFAULT_SCHEMA, "f0")).toEqual(f0);
+    expect(await getCluster(db, DEFAULT_SCHEMA, "c0")).toEqual(c0);
+  });
+
   it("swaps under read load: no request fails, and reads see the data after", async () => {
     const p = await startLive();
     await writeLog(6);

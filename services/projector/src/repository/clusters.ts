@@ -19,6 +19,9 @@ export function fromStored(r: Stored): ClusterRow {
     lastEventType: r.last_event_type,
     lastSequence: r.last_sequence,
     progress: r.progress as unknown as ClusterRow["progress"],
+    conditions: r.conditions as unknown as ClusterRow["conditions"],
+    health: r.health as ClusterRow["health"],
+    failure: r.failure as unknown as ClusterRow["failure"],
   };
 }
 
@@ -79,7 +82,7 @@ export async function listClusters(
 
 /**
  * One `insert … select from unnest(<one array per column>) on conflict (id) do update`:
- * twelve bind parameters whatever the row count, so Postgres parses a short statement
+ * fifteen bind parameters whatever the row count, so Postgres parses a short statement
  * and no batch has to be cut to fit the 65,535-parameter limit.
  */
 export async function upsertClusters(db: Db, schema: string, rows: readonly ClusterRow[]): Promise<void> {
@@ -92,17 +95,20 @@ export function upsertClustersSql(schema: string, rows: readonly ClusterRow[]): 
   const col = <T>(f: (r: ClusterRow) => T) => rows.map(f);
   return sql`
     insert into ${sql.table(`${schema}.clusters`)}
-      (id, name, region, state, spec, progress, version, trace_id, created_at, updated_at, last_event_type, last_sequence)
+      (id, name, region, state, spec, progress, version, trace_id, created_at, updated_at, last_event_type,
+       last_sequence, conditions, health, failure)
     select * from unnest(
       ${col((r) => r.id)}::text[], ${col((r) => r.name)}::text[], ${col((r) => r.region)}::text[],
       ${col((r) => r.state)}::text[], ${col((r) => JSON.stringify(r.spec))}::jsonb[],
       ${col((r) => JSON.stringify(r.progress))}::jsonb[], ${col((r) => r.version)}::integer[],
       ${col((r) => r.traceId)}::text[], ${col((r) => r.createdAt)}::timestamptz[],
       ${col((r) => r.updatedAt)}::timestamptz[], ${col((r) => r.lastEventType)}::text[],
-      ${col((r) => r.lastSequence)}::bigint[])
+      ${col((r) => r.lastSequence)}::bigint[], ${col((r) => JSON.stringify(r.conditions))}::jsonb[],
+      ${col((r) => r.health)}::text[], ${col((r) => (r.failure ? JSON.stringify(r.failure) : null))}::jsonb[])
     on conflict (id) do update set
       name = excluded.name, region = excluded.region, state = excluded.state, spec = excluded.spec,
       progress = excluded.progress, version = excluded.version, trace_id = excluded.trace_id,
       created_at = excluded.created_at, updated_at = excluded.updated_at,
-      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence`;
+      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence,
+      conditions = excluded.conditions, health = excluded.health, failure = excluded.failure`;
 }

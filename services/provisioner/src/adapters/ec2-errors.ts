@@ -9,7 +9,14 @@
  * Pure: no SDK import. The SDK's exceptions are read by shape (`name`/`Code`, `$fault`,
  * `$metadata.httpStatusCode`), Node's network errors by `code`, cockatiel's by its guards.
  */
-import { PermanentCondition, PermanentError, TransientCondition, TransientError } from "@cairn/events";
+import {
+  EC2_TAG_RULES,
+  MAX_USER_TAGS,
+  PermanentCondition,
+  PermanentError,
+  TransientCondition,
+  TransientError,
+} from "@cairn/events";
 import { isBrokenCircuitError, isBulkheadRejectedError, isTaskCancelledError } from "cockatiel";
 import type { CapacityType, ComputeFailure, ComputeFailureKind, Placement } from "../ports.ts";
 
@@ -328,6 +335,19 @@ export class BulkheadFullError extends TransientEc2Error {
   }
 }
 
+/**
+ * The hint for a refusal about the launch's tags: the spec's tags broke EC2's rules (a spec
+ * recorded before creates were checked against them; libs/events `ec2-tags.ts`).
+ */
+function tagHint(d: Ec2ErrorDetail): string | undefined {
+  if (
+    d.code === "TagLimitExceeded" ||
+    (d.code === "InvalidParameterValue" && /\bTag\.(Key|Value)\b/.test(d.message ?? ""))
+  )
+    return `EC2 refused the instance's tags (${d.code}): a cluster keeps at most ${MAX_USER_TAGS} tags (EC2's ${EC2_TAG_RULES.maxTagsPerResource} less Cairn's own), keys of 1-${EC2_TAG_RULES.maxKeyCharacters} characters not starting with aws:, values of at most ${EC2_TAG_RULES.maxValueCharacters}; delete the cluster and create it with tags EC2 takes`;
+  return undefined;
+}
+
 /** Any other refusal (`InvalidParameterValue`, …) or an unexpected error: not worth retrying. */
 export class Ec2RequestError extends PermanentEc2Error {
   override readonly name = "Ec2RequestError";
@@ -335,9 +355,10 @@ export class Ec2RequestError extends PermanentEc2Error {
   constructor(ctx: Ec2CallContext, d: Ec2ErrorDetail = {}) {
     super(
       `EC2 refused ${where(ctx)}${said(d)}`,
-      d.code
-        ? `EC2 rejected the request (${d.code}): fix what the message names (usually the cluster spec); if the spec is right, it is a bug: report it`
-        : "an unexpected error in the EC2 adapter: a bug; report it",
+      tagHint(d) ??
+        (d.code
+          ? `EC2 rejected the request (${d.code}): fix what the message names (usually the cluster spec); if the spec is right, it is a bug: report it`
+          : "an unexpected error in the EC2 adapter: a bug; report it"),
       ctx,
       d,
     );

@@ -137,6 +137,26 @@ describe("classifyEc2Error", () => {
     expect(c.message).toContain("Invalid value 'x' for InstanceType.");
   });
 
+  it("a refusal of the launch's tags says what EC2 takes and what to do", () => {
+    const limit = classifyEc2Error(
+      sdkError("TagLimitExceeded", 400, "The maximum number of tags (50) for resource has been reached."),
+      launch,
+    );
+    expect(limit).toBeInstanceOf(Ec2RequestError);
+    expect(limit.remediation).toMatch(
+      /^EC2 refused the instance's tags \(TagLimitExceeded\): a cluster keeps at most 44 tags/,
+    );
+    const reserved = classifyEc2Error(
+      sdkError("InvalidParameterValue", 400, "Value ( aws:x ) for parameter Tag.Key is invalid."),
+      launch,
+    );
+    expect(reserved.remediation).toContain("not starting with aws:");
+    // Another InvalidParameterValue keeps the general hint.
+    expect(
+      classifyEc2Error(sdkError("InvalidParameterValue", 400, "bad InstanceType"), launch).remediation,
+    ).toMatch(/^EC2 rejected the request \(InvalidParameterValue\)/);
+  });
+
   it("returns an already classified error as it is", () => {
     const c = new ThrottlingError(launch);
     expect(classifyEc2Error(c, {})).toBe(c);

@@ -16,12 +16,15 @@ import {
   type ClusterSessionRef,
   type ClusterSpec,
   type ClusterStatus,
+  clusterRemediation,
   clusterSpecAfter,
   clusterStatusAfter,
   type Decider,
+  ec2TagProblems,
   instancesReady,
   type NodeSlot,
   plannedSlots,
+  type Rejection,
   reject,
   SESSION_STATES,
   SLOT_TRANSITIONS,
@@ -96,6 +99,20 @@ export function describeSessions(sessions: readonly ClusterSessionRef[]): string
   const more = ids.length > NAMED_SESSIONS ? ` and ${ids.length - NAMED_SESSIONS} more` : "";
   const noun = sessions.length === 1 ? "live session" : "live sessions";
   return `${sessions.length} ${noun} (${byState.join(", ")}: ${named}${more})`;
+}
+
+/**
+ * A spec EC2 would refuse at every launch because of its tags (recorded before a create
+ * was checked against EC2's tag rules: a create is refused by its schema now) is refused
+ * here before it launches anything, not failed at its first launch.
+ */
+function tagRefusal(clusterId: string, spec: ClusterSpec, what: string): Rejection | undefined {
+  const problems = ec2TagProblems(spec.tags);
+  if (problems.length === 0) return undefined;
+  return reject(
+    "invalid",
+    `cluster ${clusterId} cannot ${what}: EC2 would refuse every launch, because of the spec's tags: ${problems.join("; ")}`,
+  );
 }
 
 /** The cluster with one slot changed (`change` → undefined: removed); unchanged when the slot is unknown. */
@@ -205,7 +222,7 @@ function compensateScale(
   return [
     {
       type: "cluster.scale-failed",
-      data: { reason, ...(remediation ? { remediation } : {}), spec: lastGood },
+      data: { reason, remediation: clusterRemediation("scale-failed", remediation), spec: lastGood },
     },
     ...reconcile(state, lastGood),
   ];
@@ -261,6 +278,10 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
           return reject("invalid", `cluster ${clusterId} has no pool ${pool} (pools: ${names})`);
         }
         if (current.count === count) return [];
+        if (count > current.count) {
+          const refused = tagRefusal(clusterId, state.spec, `scale pool ${pool} up`);
+          if (refused) return refused;
+        }
         const target = {
           ...state.spec,
           pools: state.spec.pools.map((p) => (p.name === pool ? { ...p, count } : p)),
@@ -284,6 +305,8 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
         }
         const spec = specAt(state, toVersion);
         if (!spec) return reject("invalid", `cluster ${clusterId} had no spec at version ${toVersion}`);
+        const refused = tagRefusal(clusterId, spec, `roll back to version ${toVersion}`);
+        if (refused) return refused;
         const rolled: ClusterEvent = { type: "cluster.rollback-requested", data: { toVersion, spec } };
         return state.provisioned ? [rolled, ...reconcile(state, spec)] : [rolled];
       }
@@ -341,6 +364,12 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
             `only a Failed cluster can be retried; cluster ${clusterId} is ${state.status}`,
           );
         }
+        const refused = tagRefusal(clusterId, state.spec, "be retried");
+        if (refused)
+          return reject(
+            "invalid",
+            `${refused.rejected.reason}. Delete it and create it again with tags EC2 takes`,
+          );
         const retry: ClusterEvent = { type: "cluster.retry-requested", data: {} };
         if (!state.provisioned) return [retry];
         // Every slot that does not run starts again from its first placement, as a new attempt.
@@ -369,7 +398,8 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
               type: "cluster.failed",
               data: {
                 reason: reason ?? `the spec does not suit region ${state.spec.region}`,
-                ...(remediation ? { remediation } : {}),
+                remediation: clusterRemediation("validation-failed", remediation),
+                code: "validation-failed",
               },
             },
           ];
@@ -438,6 +468,7 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
                 reason: `no capacity left for slot ${slot} (pool ${s.pool}): every instance type, zone and capacity type it may use failed`,
                 remediation:
                   "add instance types or availability zones to the pool, or allow fallbackToOnDemand, then retry",
+                code: "no-capacity",
               },
             },
           ];
@@ -460,7 +491,11 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
             type: "cluster.failed",
             data: {
               reason: `slot ${slot} could not be launched: ${reason}`,
-              ...(remediation ? { remediation } : {}),
+              remediation: clusterRemediation(
+                code === "instance-lost" ? "instance-lost" : "launch-failed",
+                remediation,
+              ),
+              code: "launch-failed",
             },
           },
         ];
@@ -503,7 +538,14 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
         if (state.status === "Absent" || isEnding(state) || state.status === "Failed") return [];
         const { reason, remediation } = command.data;
         return [
-          { type: "cluster.failed", data: { reason: `K3s could not be installed: ${reason}`, remediation } },
+          {
+            type: "cluster.failed",
+            data: {
+              reason: `K3s could not be installed: ${reason}`,
+              remediation: clusterRemediation("install-failed", remediation),
+              code: "install-failed",
+            },
+          },
         ];
       }
       case "cluster.record-health": {
@@ -511,11 +553,21 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
         const { health, reason, remediation } = command.data;
         if (health === "degraded")
           return state.status === "Ready"
-            ? [{ type: "cluster.degraded", data: { reason, ...(remediation ? { remediation } : {}) } }]
+            ? [
+                {
+                  type: "cluster.degraded",
+                  data: { reason, remediation: clusterRemediation("degraded", remediation) },
+                },
+              ]
             : [];
         if (health === "recovering")
           return state.status === "Ready" || state.status === "Degraded"
-            ? [{ type: "cluster.recovering", data: { reason } }]
+            ? [
+                {
+                  type: "cluster.recovering",
+                  data: { reason, remediation: clusterRemediation("recovering", remediation) },
+                },
+              ]
             : [];
         if (state.status !== "Degraded" && state.status !== "Recovering") return [];
         const nodes = Object.values(state.slots).filter((s) => s.status === "running").length;

@@ -79,6 +79,45 @@ describe("cluster decider", () => {
     });
   });
 
+  // A spec recorded before creates were checked against EC2's tag rules (the command's
+  // schema refuses it now): what would launch with it is refused up front, not failed later.
+  describe("a spec whose tags EC2 would refuse", () => {
+    const tags = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`team-${i}`, "x"]));
+    const tagged: ClusterEvent = { type: "cluster.requested", data: { spec: { ...spec, tags } } };
+    const failed: ClusterEvent = {
+      type: "cluster.failed",
+      data: { reason: "slot 0 could not be launched: TagLimitExceeded", code: "launch-failed" },
+    };
+    it("is not retried: the retry would fail the same way", () => {
+      cluster
+        .given([tagged, failed])
+        .when({ type: "cluster.retry", data: { clusterId: "demo-1" } })
+        .thenRejected("invalid", "300 tags, but an instance takes at most 44 of yours");
+    });
+    it("is not rolled back to", () => {
+      cluster
+        .given([tagged, { type: "cluster.rollback-requested", data: { toVersion: 1, spec } }])
+        .when({ type: "cluster.rollback", data: { clusterId: "demo-1", toVersion: 1 } })
+        .thenRejected("invalid", "cannot roll back to version 1");
+    });
+    it("is not scaled up (down is fine: it launches nothing)", () => {
+      cluster
+        .given([tagged])
+        .when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 3 } })
+        .thenRejected("invalid", "cannot scale pool workers up");
+      cluster
+        .given([tagged])
+        .when({ type: "cluster.scale", data: { clusterId: "demo-1", pool: "workers", count: 1 } })
+        .then([{ type: "cluster.scale-requested", data: { pool: "workers", from: 2, to: 1 } }]);
+    });
+    it("a spec with tags EC2 takes is retried as before", () => {
+      cluster
+        .given([requested, failed])
+        .when({ type: "cluster.retry", data: { clusterId: "demo-1" } })
+        .then([{ type: "cluster.retry-requested", data: {} }]);
+    });
+  });
+
   describe("delete", () => {
     const del = (force?: boolean) => ({
       type: "cluster.delete" as const,

@@ -1,4 +1,5 @@
 import {
+  CLUSTER_REMEDIATIONS,
   type ClusterCommand,
   type ClusterEvent,
   clusterSpec,
@@ -201,6 +202,7 @@ describe("provisioning", () => {
       data: {
         reason: "slot 0 could not be launched: no such AMI",
         remediation: "build or copy the Cairn AMI",
+        code: "launch-failed",
       },
     });
   });
@@ -479,18 +481,23 @@ describe("the installer's reports", () => {
       .then([
         {
           type: "cluster.failed",
-          data: { reason: "K3s could not be installed: init failed", remediation: "read the output" },
+          data: {
+            reason: "K3s could not be installed: init failed",
+            remediation: "read the output",
+            code: "install-failed",
+          },
         },
       ]);
   });
   it("health: Ready → Degraded → Recovering → Ready", () => {
     const degraded: ClusterEvent = {
       type: "cluster.degraded",
-      data: { reason: "node-ready on i-1000: NotReady" },
+      // No hint from the installer: the catalogue's, so a Degraded cluster always says what to do.
+      data: { reason: "node-ready on i-1000: NotReady", remediation: CLUSTER_REMEDIATIONS.degraded },
     };
     const recovering: ClusterEvent = {
       type: "cluster.recovering",
-      data: { reason: "restart-k3s on i-1000" },
+      data: { reason: "restart-k3s on i-1000", remediation: CLUSTER_REMEDIATIONS.recovering },
     };
     cluster
       .given([...configuring, ready])
@@ -564,7 +571,11 @@ describe("validation", () => {
       .then([
         {
           type: "cluster.failed",
-          data: { reason: "the AMI ami-00000000 does not exist in eu-west-1", remediation: "copy it" },
+          data: {
+            reason: "the AMI ami-00000000 does not exist in eu-west-1",
+            remediation: "copy it",
+            code: "validation-failed",
+          },
         },
       ]);
   });

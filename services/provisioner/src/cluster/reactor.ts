@@ -11,6 +11,7 @@
  *    to JetStream with a delay (`RetryLaterError`) and looked at again then.
  */
 import {
+  CLUSTER_REMEDIATIONS,
   type ClusterCommand,
   type ClusterEvent,
   type CommandDataInput,
@@ -339,6 +340,8 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           attempt: d.attempt,
           code: "instance-lost",
           reason: `${d.instanceId} went ${instance.state} before it ran${instance.stateReason ? ` (${instance.stateReason})` : ""}`,
+          // Nothing classified it: the catalogue's hint, so the event (and a Failed cluster) names a fix.
+          remediation: CLUSTER_REMEDIATIONS["instance-lost"],
           capacity: false,
         });
         return;
