@@ -26,8 +26,14 @@ export interface ProcessSpec {
 
 export type SupervisorEvent =
   | { readonly type: "started"; readonly service: string; readonly pid: number; readonly start: number }
-  /** The process said it serves (runService's ready message over IPC). */
-  | { readonly type: "ready"; readonly service: string; readonly pid: number; readonly start: number }
+  /** The process said it serves (runService's ready message over IPC), with its /healthz /readyz /metrics address. */
+  | {
+      readonly type: "ready";
+      readonly service: string;
+      readonly pid: number;
+      readonly start: number;
+      readonly health?: string;
+    }
   | {
       readonly type: "exited";
       readonly service: string;
@@ -115,7 +121,13 @@ export function supervise(specs: readonly ProcessSpec[], opts: SupervisorOptions
     child.on("message", (msg) => {
       if (!isReadyMessage(msg) || child.pid === undefined) return;
       if (start > 1) log(`${m.spec.name} is ready again (pid ${child.pid}, start ${start})`);
-      emit({ type: "ready", service: m.spec.name, pid: child.pid, start });
+      emit({
+        type: "ready",
+        service: m.spec.name,
+        pid: child.pid,
+        start,
+        ...(msg.health ? { health: msg.health } : {}),
+      });
     });
     if (child.pid !== undefined) {
       log(`started ${m.spec.name} (pid ${child.pid})`);

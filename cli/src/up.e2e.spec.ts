@@ -4,7 +4,7 @@
  * stops every service process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -89,6 +89,24 @@ describe("cairn up supervises the stack", () => {
   it("says it is up only when the API answers /readyz", async () => {
     expect((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).status).toBe(200);
     expect([...startedPids().keys()].sort()).toEqual([...SERVICES].sort());
+  });
+
+  it("prints where every service's metrics are, and each answers in Prometheus text", async () => {
+    // Each service says where as it comes up; some may say so just after "Cairn is up".
+    await until("every service's metrics line", () =>
+      SERVICES.every((s) => new RegExp(`cairn: ${s} metrics at http://\\S+/metrics`).test(output)),
+    );
+    expect(output).toContain(`metrics (Prometheus): api http://127.0.0.1:${apiPort}/metrics`);
+    const endpoints = JSON.parse(await readFile(join(dataDir, "endpoints.json"), "utf8")) as {
+      metrics: Record<string, string>;
+    };
+    expect(Object.keys(endpoints.metrics).sort()).toEqual(["api", ...SERVICES].sort());
+    for (const [service, url] of Object.entries(endpoints.metrics)) {
+      const res = await fetch(url);
+      expect(res.status, `${service} ${url}`).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+      expect(await res.text(), `${service} ${url}`).toMatch(/^# HELP process_cpu_user_seconds_total/m);
+    }
   });
 
   it("restarts a SIGKILLed installer; the other services keep their process", async () => {

@@ -9,8 +9,9 @@
  *     variables (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL_SQS, credentials).
  *  4. The five services as separate processes, supervised: one that crashes is restarted
  *     with backoff (supervisor.ts) while the rest keeps running.
- *  5. Where everything is, printed and written to <data dir>/endpoints.json; "Cairn is up"
- *     only once our own projector said it serves and its /readyz answers 200.
+ *  5. Where everything is, printed and written to <data dir>/endpoints.json (each service's
+ *     /metrics as it comes up: its health port is any free one); "Cairn is up" only once our
+ *     own projector said it serves and its /readyz answers 200.
  * Ctrl-C or SIGTERM stops the services first (pending restarts cancelled), then what it
  * started; a second Ctrl-C kills the services at once.
  */
@@ -32,6 +33,11 @@ export interface Endpoints {
   simUrl?: string;
   apiUrl: string;
   docsUrl: string;
+  /**
+   * Prometheus endpoints: `api` (the API's own /metrics) and each service's health port's
+   * /metrics, by service name, as each said it is ready (a restarted service gets a new port).
+   */
+  metrics: Record<string, string>;
 }
 
 /** The API cannot listen: another process holds its port. */
@@ -158,6 +164,25 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     CAIRN_DATA_DIR: dataDir,
   };
   let stopping = false;
+  // 5. (as they come) Where each service's metrics are: its health port is any free one.
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const endpoints: Endpoints = {
+    natsUrl,
+    databaseUrl,
+    apiUrl,
+    docsUrl: `${apiUrl}/docs`,
+    ...(simUrl ? { simUrl } : {}),
+    metrics: { api: `${apiUrl}/metrics` },
+  };
+  const writeEndpoints = () =>
+    writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
+  let written = Promise.resolve();
+  const onMetrics = (service: string, url: string) => {
+    if (endpoints.metrics[service] === url) return;
+    endpoints.metrics[service] = url;
+    say(`${service} metrics at ${url}`);
+    written = written.then(writeEndpoints).catch(() => {});
+  };
   // The projector process that last said it serves; its /readyz is then ours, not a stranger's.
   let apiServedBy: number | undefined;
   let apiEverReady = false;
@@ -170,6 +195,7 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     })),
     {
       onEvent: (e) => {
+        if (e.type === "ready" && e.health) onMetrics(e.service, `${e.health}/metrics`);
         if (e.service !== "projector") return;
         if (e.type === "ready") apiServedBy = e.pid;
         if (e.type !== "exited" || stopping) return;
@@ -210,15 +236,8 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   process.once("exit", () => supervisor.kill("SIGTERM"));
 
   // 5.
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
-  const endpoints: Endpoints = {
-    natsUrl,
-    databaseUrl,
-    apiUrl,
-    docsUrl: `${apiUrl}/docs`,
-    ...(simUrl ? { simUrl } : {}),
-  };
-  await writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
+  written = written.then(writeEndpoints);
+  await written;
   await waitForApi(apiUrl, {
     served: () => apiServedBy !== undefined,
     cancelled: () => stopping,
@@ -226,6 +245,15 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
   if (!stopping) {
     apiEverReady = true;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
+    say(
+      `metrics (Prometheus): ${Object.entries(endpoints.metrics)
+        .map(([service, url]) => `${service} ${url}`)
+        .join("  ")}`,
+    );
+    if (env.OTEL_EXPORTER_OTLP_ENDPOINT)
+      say(
+        `traces go to ${env.OTEL_EXPORTER_OTLP_ENDPOINT} (OTLP/HTTP)${env.JAEGER_UI_URL ? `; look them up in ${env.JAEGER_UI_URL} or at ${apiUrl}/traces/<traceId>` : ""}`,
+      );
     say(
       `try: npx cairn demo  ·  npx cairn cluster list  ·  npx cairn session list  ·  curl ${apiUrl}/clusters`,
     );

@@ -5,7 +5,15 @@ import { SchemaError } from "./catalogue/define.ts";
 import type { RawCommand } from "./envelope.ts";
 import { newId } from "./ids.ts";
 import { commandSubject, Headers } from "./subjects.ts";
-import { injectTrace, inMessagingSpan, linkTo, SpanAttributes, SpanKind, traceIdOf } from "./trace.ts";
+import {
+  commandWorkAttributes,
+  injectTrace,
+  inMessagingSpan,
+  linkTo,
+  SpanAttributes,
+  SpanKind,
+  traceIdOf,
+} from "./trace.ts";
 
 export interface CommandInput {
   /** The command id; a retry with the same id changes nothing. Default: a new UUIDv7. */
@@ -65,8 +73,12 @@ export class CommandBus {
         links: linkTo(opts.linkTraceparent),
         attributes: {
           [SpanAttributes.messageId]: raw.id,
-          [SpanAttributes.commandId]: raw.id,
-          [SpanAttributes.commandType]: raw.type,
+          ...commandWorkAttributes({
+            target: parsed.value.target,
+            commandId: raw.id,
+            commandType: raw.type,
+            correlationId: raw.meta.correlationId,
+          }),
         },
       },
       async () => {

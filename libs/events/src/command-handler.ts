@@ -12,7 +12,7 @@ import type {
 import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { traceIdOf, traceparentOf } from "./trace.ts";
+import { asNewWork, commandWorkAttributes, traceIdOf, traceparentOf } from "./trace.ts";
 
 type Msg = { type: string; data: unknown };
 
@@ -91,7 +91,16 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
    * checked against the log by optimistic concurrency.
    */
   async handle(parsed: ParsedCommand, opts: { atLeastSequence?: number } = {}): Promise<HandleOutcome> {
-    return await this.#serially(parsed.target, () => this.#handle(parsed, opts));
+    // What it writes (and any span under it) names this command, not the event that caused it.
+    const work = asNewWork(
+      commandWorkAttributes({
+        target: parsed.target,
+        commandId: parsed.command.id,
+        commandType: parsed.command.type,
+        correlationId: parsed.command.meta.correlationId,
+      }),
+    );
+    return await context.with(work, () => this.#serially(parsed.target, () => this.#handle(parsed, opts)));
   }
 
   async #handle(parsed: ParsedCommand, opts: { atLeastSequence?: number }): Promise<HandleOutcome> {

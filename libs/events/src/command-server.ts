@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { context } from "@opentelemetry/api";
+import { context, trace } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
 import { CommandHandler, type CommandHandlerOptions, type HandleOutcome } from "./command-handler.ts";
@@ -9,7 +9,7 @@ import type { Decider } from "./decider.ts";
 import type { AggregateRef, RawCommand } from "./envelope.ts";
 import { EventStore, type UnreadableCommit } from "./event-store.ts";
 import { commandFilter, Headers, Streams } from "./subjects.ts";
-import { contextFromTraceparent } from "./trace.ts";
+import { asNewWork, commandWorkAttributes, contextFromTraceparent } from "./trace.ts";
 
 /** What serving commands needs of a handler (any `CommandHandler` fits). */
 export interface CommandTarget {
@@ -70,7 +70,26 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
       // A publisher that put the trace only in the envelope is followed too.
       const headerTrace = msg.headers?.get(Headers.traceparent);
       const envelopeTrace = parsed.ok ? parsed.value.command.meta.traceparent : parsed.meta?.traceparent;
-      const ctx = headerTrace ? context.active() : contextFromTraceparent(envelopeTrace);
+      const traced = headerTrace ? context.active() : contextFromTraceparent(envelopeTrace);
+      // The command's span says which aggregate and command it is, and so does every span under it.
+      const known = parsed.ok
+        ? {
+            target: parsed.value.target,
+            commandId: parsed.value.command.id,
+            commandType: parsed.value.command.type,
+            correlationId: parsed.value.command.meta.correlationId,
+          }
+        : parsed.target && parsed.commandId && parsed.commandType
+          ? {
+              target: parsed.target,
+              commandId: parsed.commandId,
+              commandType: parsed.commandType,
+              correlationId: parsed.meta?.correlationId,
+            }
+          : undefined;
+      const work = known ? commandWorkAttributes(known) : {};
+      const ctx = asNewWork(work, traced);
+      trace.getActiveSpan()?.setAttributes(work);
       if (!parsed.ok) {
         if (parsed.target && parsed.commandId && parsed.commandType) {
           const { target, commandId, commandType } = parsed;

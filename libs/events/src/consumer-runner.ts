@@ -72,6 +72,12 @@ export interface ConsumerRunnerOptions {
    */
   concurrency?: number;
   keyOf?: (msg: JsMsg) => string;
+  /**
+   * One-at-a-time handlers: a message for which this is true is acknowledged at once,
+   * unhandled and without a span (a consumer's filter subject is wider than what it acts
+   * on; a `process` span per message it ignores would bury the trace's real work).
+   */
+  skip?: (msg: JsMsg) => boolean;
 }
 
 /**
@@ -309,6 +315,11 @@ export async function startConsumer(
 
   const processOne = async (handle: MessageHandler, msg: JsMsg) => {
     let outcome: Settlement;
+    if (o.skip?.(msg)) {
+      await settle(msg, { kind: "done" });
+      stats.processed++;
+      return;
+    }
     try {
       await inMessagingSpan(
         {

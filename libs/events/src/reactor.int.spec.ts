@@ -1,4 +1,5 @@
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import { trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalogue } from "./catalogue/index.ts";
 import { CommandHandler } from "./command-handler.ts";
@@ -10,7 +11,9 @@ import { type ReactingEvent, startReactor } from "./reactor.ts";
 import { dlqSubject, eventSubject, Headers, Streams } from "./subjects.ts";
 import { appendAsOwner, recordClusterRequested } from "./testing/cluster-history.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
+import { useTestTracing } from "./testing/tracing.ts";
 import { until } from "./testing/until.ts";
+import { workAttributes } from "./trace.ts";
 
 let js: TestJetStream;
 let nats: Nats;
@@ -235,6 +238,53 @@ describe("the reactor runtime", () => {
     await until("retried by the survivor", () => retriedAt > 0 || undefined, 20_000);
     await survivor.stop();
     expect(retriedAt - died).toBeLessThan(8_000);
+  });
+});
+
+describe("the reactor runtime's spans", () => {
+  it("a reaction's span names the aggregate and the command, and so does every span under it; an ignored commit has none", async () => {
+    const tracing = useTestTracing();
+    const id = "traced-react-1";
+    const inside: Record<string, unknown>[] = [];
+    const r = await startReactor({
+      nats,
+      name: "traced-test",
+      aggregate: "cluster",
+      types: ["cluster.deletion-requested"],
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        inside.push(workAttributes());
+        // An outside call under the reaction: a span of its own, which says what it is for.
+        trace.getTracer("test").startActiveSpan("EC2.TerminateInstances", (span) => span.end());
+      },
+    });
+    tracing.reset();
+    await recordClusterRequested(store, id); // not a type it acts on
+    await appendAsOwner(store, { type: "cluster", id }, "cluster.deletion-requested", {});
+    await until("the reaction", () => inside.length === 1);
+    await r.stop();
+    // Its spans for this cluster's commits (the consumer reads the whole stream from the start).
+    const mine = tracing
+      .spans()
+      .filter(
+        (s) =>
+          s.attributes["messaging.consumer.group.name"] === "traced-test" &&
+          s.attributes["messaging.destination.name"] === eventSubject({ type: "cluster", id }),
+      );
+    // One span, for the commit it acted on: the ignored one was acknowledged unread, with no span.
+    expect(mine).toHaveLength(1);
+    expect(mine[0]!.attributes).toMatchObject({
+      "cairn.aggregate.type": "cluster",
+      "cairn.aggregate.id": id,
+      "cairn.correlation.id": `fixture-${id}`,
+      "cairn.event.types": "cluster.deletion-requested",
+    });
+    expect(inside[0]).toMatchObject({
+      "cairn.aggregate.id": id,
+      "cairn.event.types": "cluster.deletion-requested",
+    });
+    const call = tracing.spans().find((s) => s.name === "EC2.TerminateInstances")!;
+    expect(call.parentSpanContext?.spanId).toBe(mine[0]!.spanContext().spanId);
   });
 });
 

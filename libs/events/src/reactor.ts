@@ -20,12 +20,14 @@
  *   react: async (e) => { if (e.type === "cluster.requested") await validate(e.data.spec); } });
  */
 import type { DeliverPolicy, JsMsg } from "@nats-io/jetstream";
+import { context } from "@opentelemetry/api";
 import { SchemaError } from "./catalogue/define.ts";
 import { catalogue, type EventOfAggregate, type EventsByAggregate } from "./catalogue/index.ts";
 import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
 import { type AggregateType, eventFilter, Headers, Streams } from "./subjects.ts";
+import { eventWorkAttributes, inWork, SpanAttributes, withWorkAttributes } from "./trace.ts";
 
 /** An event as a reactor gets it: typed by its aggregate, with where it sits in the log. */
 export type ReactingEvent<A extends AggregateType> = EventOfAggregate<A> & {
@@ -78,9 +80,9 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
     ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
     ...(o.deliverPolicy !== undefined ? { deliverPolicy: o.deliverPolicy } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
+    // 1. Nothing wanted in it (by its header): done without parsing, and without a span.
+    ...(wanted ? { skip: (msg: JsMsg) => !mayHold(msg, wanted) } : {}),
     handle: async (msg) => {
-      // 1. Nothing wanted in it (by its header): done without parsing.
-      if (wanted && !mayHold(msg, wanted)) return;
       // 2. Parse and type it; anything else is permanent (a dead letter with the reason).
       const commit = readCommit(msg, o.aggregate);
       const events = commit.events.filter((e) => !wanted || wanted.has(e.type));
@@ -88,24 +90,39 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
       // (Spread as a plain object: the typed union is too wide for the compiler to spread.)
       const reacting = (e: object) =>
         ({ ...e, sequence: msg.seq, commitId: commit.commitId, deliveries }) as unknown as ReactingEvent<A>;
-      // 3. React, and settle the commit by the one rule.
-      let outcome: Settlement;
-      if (inOrder) {
-        outcome = { kind: "done" };
-        for (const e of events) {
-          outcome = await o.react(reacting(e)).then(
-            () => settlementOf(),
-            (err: unknown) => settlementOf(err),
-          );
-          if (outcome.kind !== "done") break;
-        }
-      } else {
-        const results = await Promise.allSettled(events.map((e) => o.react(reacting(e))));
-        outcome = combineSettlements(
-          results.map((r) => (r.status === "fulfilled" ? settlementOf() : settlementOf(r.reason))),
-        );
-      }
-      throwSettlement(outcome);
+      // 3. React, and settle the commit by the one rule. The commit's span and everything
+      //    under it (the outside calls) carry its aggregate and command; each reaction's
+      //    context names its own event too.
+      const first = events[0];
+      if (!first) return;
+      const react = (e: (typeof events)[number]) =>
+        context.with(withWorkAttributes(eventWorkAttributes(e)), () => o.react(reacting(e)));
+      await inWork(
+        {
+          ...eventWorkAttributes(first),
+          [SpanAttributes.eventId]: undefined,
+          [SpanAttributes.eventTypes]: events.map((e) => e.type).join(","),
+        },
+        async () => {
+          let outcome: Settlement;
+          if (inOrder) {
+            outcome = { kind: "done" };
+            for (const e of events) {
+              outcome = await react(e).then(
+                () => settlementOf(),
+                (err: unknown) => settlementOf(err),
+              );
+              if (outcome.kind !== "done") break;
+            }
+          } else {
+            const results = await Promise.allSettled(events.map((e) => react(e)));
+            outcome = combineSettlements(
+              results.map((r) => (r.status === "fulfilled" ? settlementOf() : settlementOf(r.reason))),
+            );
+          }
+          throwSettlement(outcome);
+        },
+      );
     },
   });
 }

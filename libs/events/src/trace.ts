@@ -11,6 +11,7 @@ import {
   type Attributes,
   type Context,
   context,
+  createContextKey,
   isSpanContextValid,
   type Link,
   type Span,
@@ -38,9 +39,81 @@ export const SpanAttributes = {
   aggregateId: "cairn.aggregate.id",
   commandId: "cairn.command.id",
   commandType: "cairn.command.type",
+  /** The command that started the chain (the lifecycle's creating command, for its whole trace). */
+  correlationId: "cairn.correlation.id",
+  eventId: "cairn.event.id",
   eventTypes: "cairn.event.types",
   sequence: "cairn.stream.sequence",
 } as const;
+
+/**
+ * What a piece of work is about (its aggregate, its command), carried in the context so
+ * that every span started inside it — an EC2, SSM or Kubernetes client span three calls
+ * down — says so too, without each adapter being told. Set by the runtime where it learns
+ * them (a parsed command, a reacted-to event); read by every span helper.
+ */
+const WORK_ATTRIBUTES = createContextKey("cairn.work-attributes");
+
+/** The work attributes of a context (none outside any command or reaction). */
+export function workAttributes(ctx: Context = context.active()): Attributes {
+  const a = ctx.getValue(WORK_ATTRIBUTES);
+  return a && typeof a === "object" ? (a as Attributes) : {};
+}
+
+/** The attributes that say what work is about; a span's others (a sequence, a message id) stay its own. */
+const WORK_KEYS: ReadonlySet<string> = new Set([
+  SpanAttributes.aggregateType,
+  SpanAttributes.aggregateId,
+  SpanAttributes.commandId,
+  SpanAttributes.commandType,
+  SpanAttributes.correlationId,
+  SpanAttributes.eventId,
+  SpanAttributes.eventTypes,
+]);
+
+/** A context whose work attributes are its own plus those of `attributes` (later ones win). */
+export function withWorkAttributes(attributes: Attributes, ctx: Context = context.active()): Context {
+  const work = Object.entries(attributes).filter(([k, v]) => WORK_KEYS.has(k) && v !== undefined);
+  if (work.length === 0) return ctx;
+  return ctx.setValue(WORK_ATTRIBUTES, { ...workAttributes(ctx), ...Object.fromEntries(work) });
+}
+
+/**
+ * A context whose work is `attributes` alone: new work (a command being decided) is about
+ * its own aggregate and command, not about the event whose reaction sent it.
+ */
+export function asNewWork(attributes: Attributes, ctx: Context = context.active()): Context {
+  return withWorkAttributes(attributes, ctx.deleteValue(WORK_ATTRIBUTES));
+}
+
+/**
+ * Runs `fn` with `attributes` added to the work attributes, and to the span active now
+ * (the command's or the reaction's own span), so the span and everything under it carry
+ * the aggregate id and the command id.
+ * @example await inWork({ [SpanAttributes.aggregateId]: "demo-1", [SpanAttributes.commandId]: id }, () => react(e));
+ */
+export function inWork<T>(attributes: Attributes, fn: () => T): T {
+  const ctx = withWorkAttributes(attributes);
+  trace.getSpan(ctx)?.setAttributes(workAttributes(ctx));
+  return context.with(ctx, fn);
+}
+
+/** The work attributes of an event: its aggregate, its command and the chain's first command. */
+export function eventWorkAttributes(e: {
+  readonly id: string;
+  readonly type: string;
+  readonly aggregate: { readonly type: string; readonly id: string };
+  readonly meta: { readonly commandId?: string | undefined; readonly correlationId?: string | undefined };
+}): Attributes {
+  return {
+    [SpanAttributes.aggregateType]: e.aggregate.type,
+    [SpanAttributes.aggregateId]: e.aggregate.id,
+    [SpanAttributes.eventId]: e.id,
+    [SpanAttributes.eventTypes]: e.type,
+    ...(e.meta.commandId ? { [SpanAttributes.commandId]: e.meta.commandId } : {}),
+    ...(e.meta.correlationId ? { [SpanAttributes.correlationId]: e.meta.correlationId } : {}),
+  };
+}
 
 export function tracer() {
   return trace.getTracer("cairn");
@@ -105,13 +178,14 @@ export async function inMessagingSpan<T>(
   },
   fn: (span: Span, ctx: Context) => Promise<T>,
 ): Promise<T> {
-  const parent = opts.parent ?? context.active();
+  const parent = withWorkAttributes(opts.attributes ?? {}, opts.parent ?? context.active());
   const span = tracer().startSpan(
     `${opts.operation} ${opts.template}`,
     {
       kind: opts.kind,
       links: opts.links ?? [],
       attributes: {
+        ...workAttributes(parent),
         [SpanAttributes.messagingSystem]: "nats",
         [SpanAttributes.operationType]: opts.operation,
         [SpanAttributes.operationName]: opts.operation,
@@ -134,6 +208,22 @@ export async function inMessagingSpan<T>(
   }
 }
 
+/** The work attributes of a command: its target aggregate, itself, and the chain's first command. */
+export function commandWorkAttributes(c: {
+  readonly target: { readonly type: string; readonly id: string };
+  readonly commandId: string;
+  readonly commandType: string;
+  readonly correlationId?: string | undefined;
+}): Attributes {
+  return {
+    [SpanAttributes.aggregateType]: c.target.type,
+    [SpanAttributes.aggregateId]: c.target.id,
+    [SpanAttributes.commandId]: c.commandId,
+    [SpanAttributes.commandType]: c.commandType,
+    [SpanAttributes.correlationId]: c.correlationId ?? c.commandId,
+  };
+}
+
 /**
  * Runs `fn` in an internal span (named `name`) whose parent is `traceparent`, an
  * aggregate's lifecycle trace, or the current context when it has none: work that
@@ -146,8 +236,14 @@ export async function continueTrace<T>(
   fn: () => Promise<T>,
   attributes?: Attributes,
 ): Promise<T> {
-  const parent = contextFromTraceparent(traceparent);
-  const span = tracer().startSpan(name, { kind: SpanKind.INTERNAL, attributes: attributes ?? {} }, parent);
+  // What the surrounding work was about (the reaction that started a loop long ago) is not
+  // what this is about: it names its own.
+  const parent = asNewWork(attributes ?? {}, contextFromTraceparent(traceparent));
+  const span = tracer().startSpan(
+    name,
+    { kind: SpanKind.INTERNAL, attributes: workAttributes(parent) },
+    parent,
+  );
   try {
     return await context.with(trace.setSpan(parent, span), fn);
   } catch (err) {

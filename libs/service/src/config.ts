@@ -69,6 +69,8 @@ export const baseConfig = z.object({
   CAIRN_DATA_DIR: envVars.string().default(".cairn"),
   /** OTLP/HTTP collector base URL; spans go to `<url>/v1/traces`. Unset: spans are not exported. */
   OTEL_EXPORTER_OTLP_ENDPOINT: envVars.url().optional(),
+  /** Milliseconds finished spans wait before they are exported in a batch (the OTel SDK's variable; default 5000). */
+  OTEL_BSP_SCHEDULE_DELAY: envVars.positiveNumber().optional(),
   /** Where a human can look at traces; only used to print links. */
   JAEGER_UI_URL: envVars.url().optional(),
   LOG_LEVEL: envVars.logLevel().default("info"),

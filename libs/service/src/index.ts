@@ -3,6 +3,7 @@
  * tracing, metrics, health endpoints, graceful shutdown and leader leases.
  * Load order in a service's main: startTelemetry() first, then everything else.
  */
+export * from "./client-spans.ts";
 export * from "./config.ts";
 export * from "./http.ts";
 export * from "./leader-lease.ts";

@@ -61,6 +61,7 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
   const telemetry = startTelemetry({
     serviceName: opts.name,
     ...(config.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    exportDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
   });
   // 3.
   const log = createLogger({ service: opts.name, level: config.LOG_LEVEL });

@@ -20,6 +20,8 @@ export interface TelemetryOptions {
   otlpEndpoint?: string | undefined;
   /** Upper bound on `shutdown()` (flushing to a dead collector must not hold up exit). Default 5 000 ms. */
   shutdownTimeoutMs?: number;
+  /** How long finished spans wait to be exported in a batch (OTEL_BSP_SCHEDULE_DELAY). Default 5 000 ms. */
+  exportDelayMs?: number | undefined;
 }
 
 export interface Telemetry {
@@ -69,6 +71,8 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     ? [
         new BatchSpanProcessor({
           exporter: new OTLPTraceExporter({ url: tracesUrl(opts.otlpEndpoint), timeoutMillis: 5_000 }),
+          // The SDK no longer reads OTEL_BSP_* itself; the harness passes it on.
+          ...(opts.exportDelayMs !== undefined ? { scheduledDelayMillis: opts.exportDelayMs } : {}),
         }),
       ]
     : [new NoopSpanProcessor()];

@@ -1,5 +1,15 @@
-import { DLQ_STREAM, dlqSubject, ensureStreams, eventSubject, Headers, Streams } from "@cairn/events";
+import {
+  DLQ_STREAM,
+  dlqSubject,
+  ensureStreams,
+  eventSubject,
+  Headers,
+  Streams,
+  traceIdOf,
+} from "@cairn/events";
+import { useTestTracing } from "@cairn/events/testing";
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { SpanKind, trace } from "@opentelemetry/api";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase, DEFAULT_SCHEMA as SCHEMA } from "./db/database.ts";
@@ -12,6 +22,7 @@ import { getCluster, getClusters } from "./repository/clusters.ts";
 import { getCommand } from "./repository/commands.ts";
 import { countEvents, eventsOf } from "./repository/event-index.ts";
 import {
+  anEnvelope,
   aTraceparent,
   cluster,
   deletionRequested,
@@ -228,6 +239,70 @@ describe("projection", () => {
       w.appended.filter((e) => e.sequence !== 5).map((e) => e.sequence),
     );
     expect((await getCluster(db, SCHEMA, "c1"))?.version).toBe(w.appended.length);
+  });
+
+  it("projects each commit in a span of the commit's own trace, linked both ways with the batch's", async () => {
+    const tracing = useTestTracing();
+    const w = infra.writer;
+    // A commit whose trace is only in its events' meta (a publisher that sets no headers)…
+    const tp = aTraceparent();
+    const first = anEnvelope(cluster("c1"), 1, requested("c1"), { commandId: "cmd-create", traceparent: tp });
+    await infra.nats.js.publish(
+      eventSubject(cluster("c1")),
+      JSON.stringify({ commitId: "commit-1", aggregate: cluster("c1"), events: [first] }),
+    );
+    // …and one the event store published under a decision's span: its headers carry the publish span.
+    const decision = await trace.getTracer("test").startActiveSpan("decision", async (span) => {
+      await w.append(cluster("c2"), [requested("c2")], { commandId: "cmd-create-2" });
+      span.end();
+      return span.spanContext();
+    });
+    await migrateToLatest(db, SCHEMA);
+    const msgs = await fetchAll(2);
+    tracing.reset();
+    // The runner's batch span is active while a batch is projected.
+    const batch = await trace.getTracer("test").startActiveSpan("process evt.>", async (span) => {
+      await projectBatch(
+        { db, schema: SCHEMA, name: "projector" },
+        msgs,
+        async () => {},
+        streamReader(infra.nats.jsm),
+      );
+      span.end();
+      return span;
+    });
+
+    const projected = tracing.spans().filter((s) => s.name === "project evt.cluster.{id}");
+    expect(projected).toHaveLength(2);
+    const [one, second] = projected;
+    expect(one!.kind).toBe(SpanKind.CONSUMER);
+    expect(one!.spanContext().traceId).toBe(traceIdOf(tp));
+    expect(one!.parentSpanContext?.spanId).toBe(tp.split("-")[2]);
+    expect(one!.attributes).toMatchObject({
+      "cairn.aggregate.id": "c1",
+      "cairn.command.id": "cmd-create",
+      "cairn.event.types": "cluster.requested",
+      "cairn.stream.sequence": 1,
+      "messaging.consumer.group.name": "projector",
+    });
+    // The second continues the decision's trace, under the span that published it.
+    expect(second!.spanContext().traceId).toBe(decision.traceId);
+    expect(second!.parentSpanContext?.spanId).toBe(msgs[1]!.headers?.get(Headers.traceparent).split("-")[2]);
+    expect(second!.parentSpanContext?.spanId).not.toBe(decision.spanId);
+    expect(second!.attributes).toMatchObject({
+      "cairn.aggregate.id": "c2",
+      "cairn.command.id": "cmd-create-2",
+    });
+    // Both link to the batch, and the batch to both.
+    for (const p of projected)
+      expect(p.links.map((l) => l.context.spanId)).toEqual([batch.spanContext().spanId]);
+    const batchSpan = tracing.spans().find((s) => s.name === "process evt.>")!;
+    expect(batchSpan.links.map((l) => l.context.spanId).sort()).toEqual(
+      projected.map((p) => p.spanContext().spanId).sort(),
+    );
+    // They ended once the rows were committed: nothing of theirs is still open.
+    expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ version: 1 });
+    expect(projected.every((p) => p.ended)).toBe(true);
   });
 
   it("waits (throws) at a missing message that is not a readable commit", async () => {

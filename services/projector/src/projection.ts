@@ -7,15 +7,23 @@ import {
   type AnyEvent,
   type Catalogue,
   consumerConfig,
+  contextFromTraceparent,
   catalogue as defaultCatalogue,
   describeError,
   eventFilter,
+  eventWorkAttributes,
+  Headers,
   type Nats,
   type RunnerLogger,
   type RunningConsumer,
+  SpanAttributes,
+  SpanKind,
   Streams,
   startConsumer,
+  subjectTemplate,
   TransientError,
+  type TypedCommit,
+  tracer,
 } from "@cairn/events";
 import {
   DeliverPolicy,
@@ -24,6 +32,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import { applyEvents, type SequencedEvent } from "./apply-events.ts";
 import type { Change } from "./changes.ts";
 import type { Db } from "./db/database.ts";
@@ -65,7 +74,16 @@ export interface StreamReader {
   /** The lowest sequence still in the stream (everything before it was purged). */
   firstSequence(): Promise<number>;
   /** The message at `seq`, or undefined when it was deleted. */
-  get(seq: number): Promise<{ readonly seq: number; readonly subject: string; json(): unknown } | undefined>;
+  get(seq: number): Promise<
+    | {
+        readonly seq: number;
+        readonly subject: string;
+        json(): unknown;
+        /** Its headers as stored (the commit's `traceparent`). */
+        readonly header?: { get(key: string): string };
+      }
+    | undefined
+  >;
 }
 
 export function streamReader(jsm: JetStreamManager, stream: string = Streams.events): StreamReader {
@@ -108,6 +126,64 @@ interface Pending {
   readonly subject: string;
   json(): unknown;
   readonly delivered?: JsMsg;
+  /** The commit's trace (its publish span), from its headers. */
+  readonly traceparent?: string | undefined;
+}
+
+/** The projector's own span attributes (beside the shared ones). */
+export const ProjectionSpanAttributes = {
+  /** The Postgres schema the rows went to. */
+  schema: "cairn.projection.schema",
+  /** The commit was read from the stream to fill a gap, not delivered. */
+  gapFill: "cairn.projection.gap_fill",
+} as const;
+
+/**
+ * The span of one commit's projection, in the commit's own trace: its parent is the span
+ * that published the commit (the `traceparent` in its headers, else its events' meta), so
+ * the lifecycle trace of a cluster reads publisher → decisions → outside calls → read
+ * model under one trace id. Not a span link: Jaeger shows a trace as the spans that carry
+ * its id, and a linked span sits in a trace of its own (the batch's), one click away at
+ * best. The batch's span (the runner's `process evt.>`, active here) is linked both ways
+ * instead, so either end leads to the other. It ends when the transaction has committed
+ * (the rows are visible from then), or with the error that rolled it back.
+ */
+function startCommitSpan(
+  m: Pending,
+  commit: TypedCommit<AnyEvent>,
+  consumer: string,
+  schema: string,
+): Span | undefined {
+  const first = commit.events[0];
+  const parentTrace = m.traceparent || first?.meta.traceparent;
+  if (!parentTrace) return undefined;
+  const batch = trace.getActiveSpan();
+  const template = subjectTemplate(m.subject);
+  const span = tracer().startSpan(
+    `project ${template}`,
+    {
+      kind: SpanKind.CONSUMER,
+      links: batch ? [{ context: batch.spanContext() }] : [],
+      attributes: {
+        ...(first ? eventWorkAttributes(first) : {}),
+        [SpanAttributes.eventId]: undefined,
+        [SpanAttributes.eventTypes]: commit.events.map((e) => e.type).join(","),
+        [SpanAttributes.messagingSystem]: "nats",
+        [SpanAttributes.operationType]: "process",
+        [SpanAttributes.operationName]: "project",
+        [SpanAttributes.destination]: m.subject,
+        [SpanAttributes.destinationTemplate]: template,
+        [SpanAttributes.messageId]: commit.commitId,
+        [SpanAttributes.consumerGroup]: consumer,
+        [SpanAttributes.sequence]: m.seq,
+        [ProjectionSpanAttributes.schema]: schema,
+        [ProjectionSpanAttributes.gapFill]: m.delivered === undefined,
+      },
+    },
+    contextFromTraceparent(parentTrace, context.active()),
+  );
+  batch?.addLinks([{ context: span.spanContext() }]);
+  return span;
 }
 
 /** The JSON body of a stored message if it is a readable commit. */
@@ -160,101 +236,130 @@ export async function projectInTransaction(
 ): Promise<BatchOutcome> {
   const { db, schema, name } = target;
   const cat = target.catalogue ?? defaultCatalogue;
-  return await db.transaction().execute(async (trx) => {
-    // First statement: a schema swap holds this lock while it renames, so a batch never
-    // straddles the swap; every table below is resolved by name after it.
-    // No wait for the WAL flush at commit (a few ms each batch; set with the lock, to save
-    // a round trip). A commit lost in a Postgres crash loses its checkpoint with it, and
-    // the messages, though acked, come back: a restart starts the consumer after the
-    // database's checkpoint, and a running projector fills the gap from the stream
-    // (step 3) at its next batch.
-    await takeApplyLock(trx, { relaxedCommit: true });
-    const checkpoint = await lockCheckpoint(trx, schema, name);
-    const fresh = msgs.filter((m) => m.seq > checkpoint).sort((a, b) => a.seq - b.seq);
-    const skipped = msgs.length - fresh.length;
+  // One span per commit applied, ended once the transaction is over (startCommitSpan).
+  const spans: Span[] = [];
+  try {
+    const outcome = await applyInTransaction();
+    for (const span of spans) span.end();
+    return outcome;
+  } catch (err) {
+    for (const span of spans) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: `not applied: ${describeError(err)}` });
+      span.end();
+    }
+    throw err;
+  }
 
-    // The run of messages to apply: contiguous from the checkpoint, gaps filled from the stream.
-    const ready: Pending[] = [];
-    let expected = checkpoint + 1;
-    let waitingFor: number | undefined;
-    let filled = 0;
-    let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR);
-    outer: for (const m of fresh) {
-      if (m.seq < expected) continue; // the same message twice in one batch
-      if (m.seq > expected) {
-        for (let s = Math.max(expected, await reader.firstSequence()); s < m.seq; s++) {
-          if (fillBudget-- <= 0) {
-            waitingFor = s;
-            break outer;
+  async function applyInTransaction(): Promise<BatchOutcome> {
+    return await db.transaction().execute(async (trx) => {
+      // First statement: a schema swap holds this lock while it renames, so a batch never
+      // straddles the swap; every table below is resolved by name after it.
+      // No wait for the WAL flush at commit (a few ms each batch; set with the lock, to save
+      // a round trip). A commit lost in a Postgres crash loses its checkpoint with it, and
+      // the messages, though acked, come back: a restart starts the consumer after the
+      // database's checkpoint, and a running projector fills the gap from the stream
+      // (step 3) at its next batch.
+      await takeApplyLock(trx, { relaxedCommit: true });
+      const checkpoint = await lockCheckpoint(trx, schema, name);
+      const fresh = msgs.filter((m) => m.seq > checkpoint).sort((a, b) => a.seq - b.seq);
+      const skipped = msgs.length - fresh.length;
+
+      // The run of messages to apply: contiguous from the checkpoint, gaps filled from the stream.
+      const ready: Pending[] = [];
+      let expected = checkpoint + 1;
+      let waitingFor: number | undefined;
+      let filled = 0;
+      let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR);
+      outer: for (const m of fresh) {
+        if (m.seq < expected) continue; // the same message twice in one batch
+        if (m.seq > expected) {
+          for (let s = Math.max(expected, await reader.firstSequence()); s < m.seq; s++) {
+            if (fillBudget-- <= 0) {
+              waitingFor = s;
+              break outer;
+            }
+            const stored = await reader.get(s);
+            if (!stored) continue; // deleted: a hole that never fills
+            const body = readableCommit(cat, stored);
+            if (body === undefined) {
+              waitingFor = s;
+              break outer;
+            }
+            ready.push({
+              seq: s,
+              subject: stored.subject,
+              json: () => body,
+              traceparent: stored.header?.get(Headers.traceparent),
+            });
+            filled++;
           }
-          const stored = await reader.get(s);
-          if (!stored) continue; // deleted: a hole that never fills
-          const body = readableCommit(cat, stored);
-          if (body === undefined) {
-            waitingFor = s;
-            break outer;
-          }
-          ready.push({ seq: s, subject: stored.subject, json: () => body });
-          filled++;
         }
+        ready.push({
+          seq: m.seq,
+          subject: m.subject,
+          json: () => m.json(),
+          delivered: m,
+          traceparent: m.headers?.get(Headers.traceparent),
+        });
+        expected = m.seq + 1;
       }
-      ready.push({ seq: m.seq, subject: m.subject, json: () => m.json(), delivered: m });
-      expected = m.seq + 1;
-    }
-    const last = ready.at(-1)?.seq ?? checkpoint;
-    const result = (
-      r: Omit<BatchOutcome, "skipped" | "checkpoint" | "waitingFor" | "filled">,
-    ): BatchOutcome => ({
-      skipped,
-      checkpoint: last,
-      filled,
-      ...(waitingFor !== undefined ? { waitingFor } : {}),
-      ...r,
+      const last = ready.at(-1)?.seq ?? checkpoint;
+      const result = (
+        r: Omit<BatchOutcome, "skipped" | "checkpoint" | "waitingFor" | "filled">,
+      ): BatchOutcome => ({
+        skipped,
+        checkpoint: last,
+        filled,
+        ...(waitingFor !== undefined ? { waitingFor } : {}),
+        ...r,
+      });
+      if (ready.length === 0) return result({ deadLettered: 0, commits: 0, events: 0 });
+
+      const events: SequencedEvent[] = [];
+      let deadLettered = 0;
+      let commits = 0;
+      for (const m of ready) {
+        let parsed: ReturnType<Catalogue<AnyEvent>["parseCommit"]>;
+        try {
+          parsed = cat.parseCommit(m.json(), { subject: m.subject });
+        } catch (err) {
+          // Only delivered messages get here unreadable (gap fills are checked first).
+          if (m.delivered) await deadLetter(m.delivered, `not a readable commit: ${describeError(err)}`);
+          deadLettered++;
+          continue;
+        }
+        commits++;
+        const span = startCommitSpan(m, parsed, name, schema);
+        if (span) spans.push(span);
+        for (const event of parsed.events) events.push({ event, sequence: m.seq });
+      }
+
+      const changed = await applyEvents(trx, schema, events, { name, sequence: last });
+      const changes: Change[] = [
+        ...changed.clusters.map(
+          (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
+        ),
+        ...changed.commands.map(
+          (row): Change => ({ resource: "commands", id: row.commandId, sequence: last, row }),
+        ),
+        ...changed.more.installs.map(
+          (row): Change => ({ resource: "installs", id: row.clusterId, sequence: row.lastSequence, row }),
+        ),
+        // A cluster whose install moved: its progress (install steps) moved with it.
+        ...changed.progressed.map((row): Change => ({ resource: "clusters", id: row.id, sequence: last, row })),
+        ...changed.more.nodes.map(
+          (row): Change => ({ resource: "nodes", id: row.id, sequence: row.lastSequence, row }),
+        ),
+        ...changed.more.nodeops.map(
+          (row): Change => ({ resource: "nodeops", id: row.id, sequence: row.lastSequence, row }),
+        ),
+        ...changed.more.sessions.map(
+          (row): Change => ({ resource: "sessions", id: row.id, sequence: row.lastSequence, row }),
+        ),
+      ];
+      return result({ deadLettered, commits, events: events.length, changes });
     });
-    if (ready.length === 0) return result({ deadLettered: 0, commits: 0, events: 0 });
-
-    const events: SequencedEvent[] = [];
-    let deadLettered = 0;
-    let commits = 0;
-    for (const m of ready) {
-      let parsed: ReturnType<Catalogue<AnyEvent>["parseCommit"]>;
-      try {
-        parsed = cat.parseCommit(m.json(), { subject: m.subject });
-      } catch (err) {
-        // Only delivered messages get here unreadable (gap fills are checked first).
-        if (m.delivered) await deadLetter(m.delivered, `not a readable commit: ${describeError(err)}`);
-        deadLettered++;
-        continue;
-      }
-      commits++;
-      for (const event of parsed.events) events.push({ event, sequence: m.seq });
-    }
-
-    const changed = await applyEvents(trx, schema, events, { name, sequence: last });
-    const changes: Change[] = [
-      ...changed.clusters.map(
-        (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
-      ),
-      ...changed.commands.map(
-        (row): Change => ({ resource: "commands", id: row.commandId, sequence: last, row }),
-      ),
-      ...changed.more.installs.map(
-        (row): Change => ({ resource: "installs", id: row.clusterId, sequence: row.lastSequence, row }),
-      ),
-      // A cluster whose install moved: its progress (install steps) moved with it.
-      ...changed.progressed.map((row): Change => ({ resource: "clusters", id: row.id, sequence: last, row })),
-      ...changed.more.nodes.map(
-        (row): Change => ({ resource: "nodes", id: row.id, sequence: row.lastSequence, row }),
-      ),
-      ...changed.more.nodeops.map(
-        (row): Change => ({ resource: "nodeops", id: row.id, sequence: row.lastSequence, row }),
-      ),
-      ...changed.more.sessions.map(
-        (row): Change => ({ resource: "sessions", id: row.id, sequence: row.lastSequence, row }),
-      ),
-    ];
-    return result({ deadLettered, commits, events: events.length, changes });
-  });
+  }
 }
 
 /** The runner's own config for the durable consumer (kept equal, so it does not rewrite it). */

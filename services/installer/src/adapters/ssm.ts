@@ -24,6 +24,7 @@ import {
   Resilience,
   type ResilienceOptions,
   resilienceMetricsObserver,
+  traceAwsClient,
 } from "@cairn/service";
 import type { Invocation, RemoteExec, StepCommand } from "../ports.ts";
 import {
@@ -75,6 +76,7 @@ export class SsmRemoteExec implements RemoteExec {
         ...(this.#o.endpoint !== undefined ? { endpoint: this.#o.endpoint } : {}),
         ...(this.#o.credentials !== undefined ? { credentials: this.#o.credentials } : {}),
       });
+      traceAwsClient(c);
       this.#clients.set(region, c);
     }
     return c;

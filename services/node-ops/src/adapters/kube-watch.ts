@@ -9,6 +9,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Watch } from "@kubernetes/client-node";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
+import { kubeRequestSpan, statusOfKubeError } from "./kube-trace.ts";
 
 /**
  * A watch ends quietly after this long (sim seconds on the sim): the server's own
@@ -20,6 +21,8 @@ export const WATCH_TIMEOUT_SECONDS = 300;
 export type WatchPhase = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
 
 export interface OpenWatchOptions {
+  /** The cluster whose API is watched (its client span's `k8s.cluster.name`). */
+  clusterId: string;
   /** The cluster's KubeConfig; a failure to get it ends the watch as `failed`. */
   kubeConfig(): Promise<KubeConfig>;
   /** The collection's path (`/api/v1/nodes`, `/api/v1/namespaces/<ns>/pods`). */
@@ -59,48 +62,79 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
     end({ reason: "failed", error: o.classify(err) });
     return handle;
   }
+  const query = {
+    resourceVersion: o.resourceVersion,
+    allowWatchBookmarks: true,
+    timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+    ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+  };
+  // Why the watch did not open (its done callback came before the answer was taken in).
+  let openFailure: unknown;
   try {
-    controller = await new Watch(kc).watch(
-      o.path,
-      {
-        resourceVersion: o.resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: WATCH_TIMEOUT_SECONDS,
-        ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+    // The request in a client span, from the request to the answer's head: the stream that
+    // follows is the watch's life, not the call.
+    controller = await kubeRequestSpan(
+      o.clusterId,
+      "GET",
+      watchUrl(kc, o.path, query),
+      async () => {
+        const c = await new Watch(kc).watch(
+          o.path,
+          query,
+          (phase: string, obj: unknown) => {
+            if (ended || stopped) return;
+            switch (phase) {
+              case "ADDED":
+              case "MODIFIED":
+              case "DELETED":
+              case "BOOKMARK":
+                o.onObject(phase, obj);
+                return;
+              case "ERROR":
+                // 410 Expired: the resourceVersion left the watch cache; anything else ends the watch.
+                end((obj as { code?: number })?.code === 410 ? { reason: "expired" } : { reason: "closed" });
+                return;
+              default:
+                return;
+            }
+          },
+          (err: unknown) => {
+            if (err && !established) openFailure = err;
+            if (!err || established) {
+              // A stream that ended after it was open (server timeout, inactivity, a dropped
+              // connection): resume; if the API is really gone, the next watch fails to start.
+              end({ reason: "closed" });
+              return;
+            }
+            const status = (err as { statusCode?: number }).statusCode;
+            if (status === 410) end({ reason: "expired" });
+            else end({ reason: "failed", error: o.classify(err) });
+          },
+        );
+        if (openFailure !== undefined) throw openFailure;
+        return c;
       },
-      (phase: string, obj: unknown) => {
-        if (ended || stopped) return;
-        switch (phase) {
-          case "ADDED":
-          case "MODIFIED":
-          case "DELETED":
-          case "BOOKMARK":
-            o.onObject(phase, obj);
-            return;
-          case "ERROR":
-            // 410 Expired: the resourceVersion left the watch cache; anything else ends the watch.
-            end((obj as { code?: number })?.code === 410 ? { reason: "expired" } : { reason: "closed" });
-            return;
-          default:
-            return;
-        }
-      },
-      (err: unknown) => {
-        if (!err || established) {
-          // A stream that ended after it was open (server timeout, inactivity, a dropped
-          // connection): resume; if the API is really gone, the next watch fails to start.
-          end({ reason: "closed" });
-          return;
-        }
-        const status = (err as { statusCode?: number }).statusCode;
-        if (status === 410) end({ reason: "expired" });
-        else end({ reason: "failed", error: o.classify(err) });
-      },
+      (r) => (r.ok ? 200 : statusOfKubeError(r.error)),
     );
     established = true;
     if (stopped) controller.abort();
   } catch (err) {
+    // Already ended by the done callback when the answer was a refusal; otherwise (no
+    // kubeconfig user, no cluster) here.
     end({ reason: "failed", error: o.classify(err) });
   }
   return handle;
+}
+
+/** The URL client-node's `Watch` requests (for the span: the same server, path and query). */
+function watchUrl(kc: KubeConfig, path: string, query: Record<string, string | number | boolean>): string {
+  const server = kc.getCurrentCluster()?.server ?? "";
+  try {
+    const u = new URL(server + path);
+    u.searchParams.set("watch", "true");
+    for (const [k, v] of Object.entries(query)) u.searchParams.set(k, String(v));
+    return u.toString();
+  } catch {
+    return server + path;
+  }
 }

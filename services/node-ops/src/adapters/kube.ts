@@ -24,7 +24,7 @@ import {
   pressureCondition,
   type RunnerLogger,
 } from "@cairn/events";
-import { Resilience, resilienceMetricsObserver } from "@cairn/service";
+import { Resilience, resilienceMetricsObserver, traceAwsClient } from "@cairn/service";
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
 import {
   CORDON_REASON,
@@ -56,6 +56,7 @@ import {
   pdbOfEvictionRefusal,
 } from "./kube-errors.ts";
 import { guardedApi } from "./kube-resilience.ts";
+import { tracedApiClient } from "./kube-trace.ts";
 import { openWatch } from "./kube-watch.ts";
 
 export { pdbOfEvictionRefusal };
@@ -193,6 +194,7 @@ export function createKube(
         ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
         ...(o.credentials !== undefined ? { credentials: o.credentials } : {}),
       });
+      traceAwsClient(c);
       ssmClients.set(region, c);
     }
     return c;
@@ -233,7 +235,7 @@ export function createKube(
       // The parse error may quote the document: never pass it on.
       throw new KubeconfigUnreadable(where);
     }
-    return { kc, core: guardedApi(resilience, clusterId, kc.makeApiClient(CoreV1Api)) };
+    return { kc, core: guardedApi(resilience, clusterId, tracedApiClient(kc, CoreV1Api, clusterId)) };
   };
 
   const clients = (clusterId: string, parameter = kubeconfigParameter(clusterId)): Promise<Clients> => {
@@ -313,6 +315,7 @@ export function createKube(
     parameter?: string,
   ): Promise<NodeWatch> =>
     openWatch({
+      clusterId,
       kubeConfig: async () => (await clients(clusterId, parameter)).kc,
       path: "/api/v1/nodes",
       resourceVersion,

@@ -33,6 +33,7 @@ import {
   type SessionWorkloads,
   USER_LABEL,
 } from "../workload/session-port.ts";
+import { tracedApiClient } from "./kube-trace.ts";
 import { openWatch } from "./kube-watch.ts";
 
 export class SessionKubeRefused extends PermanentError {
@@ -96,7 +97,10 @@ export function createSessionWorkloads(o: {
 }): SessionWorkloads {
   const apis = async (clusterId: string) => {
     const kc = await o.kubeConfig(clusterId);
-    return { apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+    return {
+      apps: tracedApiClient(kc, AppsV1Api, clusterId),
+      core: tracedApiClient(kc, CoreV1Api, clusterId),
+    };
   };
   const ns = SESSIONS_NAMESPACE;
 
@@ -327,6 +331,7 @@ export function createSessionWorkloads(o: {
 
     watchSessionPods: (clusterId, resourceVersion, onEvent, onEnd) =>
       openWatch({
+        clusterId,
         kubeConfig: () => o.kubeConfig(clusterId),
         path: `/api/v1/namespaces/${ns}/pods`,
         resourceVersion,

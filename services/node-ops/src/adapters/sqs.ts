@@ -12,7 +12,7 @@ import {
   SQSClient,
   type SQSClientConfig,
 } from "@aws-sdk/client-sqs";
-import { type LoggerLike, Resilience, resilienceMetricsObserver } from "@cairn/service";
+import { type LoggerLike, Resilience, resilienceMetricsObserver, traceAwsClient } from "@cairn/service";
 import type { NoticeQueue, QueuedNotice } from "../ports.ts";
 import { classifySqsError, SqsCancelled, SqsQueueMissing } from "./sqs-errors.ts";
 
@@ -41,6 +41,7 @@ export function createSqsNoticeQueue(o: SqsNoticeQueueOptions): NoticeQueue {
     if (!c) {
       // Retries are the resilience policy's; the SDK's own would multiply them.
       c = new SQSClient({ region, maxAttempts: 1, ...(o.sqs ?? {}) });
+      traceAwsClient(c);
       clients.set(region, c);
     }
     return c;

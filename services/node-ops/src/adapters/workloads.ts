@@ -21,6 +21,7 @@ import type { PlacedDeployment, Workloads } from "../ports.ts";
 import { SPOT_PERCENTAGE } from "../workload/placement.ts";
 import { KubeNotFound } from "./kube-errors.ts";
 import { guardedApi } from "./kube-resilience.ts";
+import { tracedApiClient } from "./kube-trace.ts";
 
 export const CAPACITY_TYPE_LABEL = "cairn.dev/capacity-type";
 /** Marks the twins node-ops makes (and the part of the pods' labels that tells them apart). */
@@ -40,8 +41,8 @@ export function createWorkloads(o: {
   const apis = async (clusterId: string) => {
     const kc = await o.kubeConfig(clusterId);
     return {
-      apps: guardedApi(resilience, clusterId, kc.makeApiClient(AppsV1Api)),
-      core: guardedApi(resilience, clusterId, kc.makeApiClient(CoreV1Api)),
+      apps: guardedApi(resilience, clusterId, tracedApiClient(kc, AppsV1Api, clusterId)),
+      core: guardedApi(resilience, clusterId, tracedApiClient(kc, CoreV1Api, clusterId)),
     };
   };
   const placed = (d: V1Deployment): PlacedDeployment => ({

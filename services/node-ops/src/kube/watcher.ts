@@ -105,7 +105,9 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       return await continueTrace(origin.meta.traceparent, `record ${type}`, () => o.handler.handle(command), {
         [SpanAttributes.aggregateType]: "kube",
         [SpanAttributes.aggregateId]: clusterId,
+        [SpanAttributes.commandId]: command.command.id,
         [SpanAttributes.commandType]: type,
+        [SpanAttributes.correlationId]: command.command.meta.correlationId,
       });
     } catch (err) {
       throw new RecordFailure(`could not record ${type}`, { cause: err });
@@ -119,6 +121,12 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
     let origin: ClusterOrigin | undefined;
     const report = <T extends KubeCommand["type"]>(type: T, data: CommandDataInput<T>) =>
       record(clusterId, origin ?? unknownOrigin(clusterId), type, data);
+    const inClusterTrace = <R>(name: string, fn: () => Promise<R>) =>
+      continueTrace(origin?.meta.traceparent, name, fn, {
+        [SpanAttributes.aggregateType]: "cluster",
+        [SpanAttributes.aggregateId]: clusterId,
+        [SpanAttributes.correlationId]: origin?.meta.correlationId,
+      });
 
     return startListWatch<NodeList, NodeWatchEvent>({
       what: "nodes",
@@ -127,8 +135,11 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       ...(o.backoff ? { backoff: o.backoff } : {}),
       silenceMs,
       ...(o.random ? { random: o.random } : {}),
-      list: () => o.nodes.listNodes(clusterId, parameter),
-      watch: (from, onEvent, onEnd) => o.nodes.watchNodes(clusterId, from, onEvent, onEnd, parameter),
+      // The API calls too run in the cluster's lifecycle trace (its kubeconfig read from SSM,
+      // the list, the watch's request), each under a span of its own.
+      list: () => inClusterTrace("list nodes", () => o.nodes.listNodes(clusterId, parameter)),
+      watch: (from, onEvent, onEnd) =>
+        inClusterTrace("watch nodes", () => o.nodes.watchNodes(clusterId, from, onEvent, onEnd, parameter)),
       beforeList: async () => {
         if (origin || !o.originOf) return;
         try {

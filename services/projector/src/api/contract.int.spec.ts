@@ -75,6 +75,7 @@ const TEMPLATE = { image: "ghcr.io/cairn/ide:1", cpu: "1", memory: "2Gi", storag
 const requests: Record<string, { path: string; method?: string; token?: string; body?: unknown }[]> = {
   "GET /healthz": [{ path: "/healthz" }],
   "GET /readyz": [{ path: "/readyz" }],
+  "GET /metrics": [{ path: "/metrics" }, { path: "/metrics", token: "wrong" }],
   "GET /clusters": [{ path: "/clusters?state=Pending&limit=1" }, { path: "/clusters?state=Nope" }],
   "GET /clusters/{id}": [
     { path: "/clusters/k-1" },
@@ -246,7 +247,13 @@ describe("API contract: the OpenAPI document is what the API answers", () => {
           contentType.startsWith(type ?? "?"),
           `${route} answered ${contentType}, declares ${type}`,
         ).toBe(true);
-        if (type === "text/event-stream") {
+        if (type === "text/plain") {
+          // Prometheus text: the projector's own metrics and Node's, in the exposition format.
+          const text = await res.text();
+          expect(text).toMatch(/^# HELP /m);
+          expect(text).toContain("cairn_projector_");
+          expect(text).toContain("process_cpu_seconds_total");
+        } else if (type === "text/event-stream") {
           const reader = res.body!.getReader();
           const first = new TextDecoder().decode((await reader.read()).value);
           expect(first).toMatch(/^: connected\n/);
@@ -306,6 +313,8 @@ describe("API contract: the OpenAPI document is what the API answers", () => {
         "POST /sessions/{id}/connect 404",
         "GET /clusters/{id}/dependencies 200",
         "GET /clusters/{id}/dependencies 404",
+        "GET /metrics 200",
+        "GET /metrics 401",
       ]),
     );
   });

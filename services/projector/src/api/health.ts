@@ -1,6 +1,8 @@
+import { registry } from "@cairn/service";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { sql } from "kysely";
+import { z } from "zod";
 import { health, readiness } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
 
@@ -45,6 +47,26 @@ export function healthRoutes(app: FastifyInstance, deps: ApiDeps): void {
         checks: { postgres, consumer },
         ...(c.checkpoint !== undefined ? { checkpoint: c.checkpoint } : {}),
       });
+    },
+  );
+  r.get(
+    "/metrics",
+    {
+      config: { access: "viewer" },
+      schema: {
+        summary: "Prometheus metrics of this process (the projector: projection, API, NATS, Node)",
+        description:
+          "The Prometheus text exposition format. The same registry is served on the process's health port (`CAIRN_HEALTH_PORT`); every other service has its own there (`npm start` prints where). Needs a viewer token when the API has tokens.",
+        tags: ["health"],
+        response: {
+          200: { content: { "text/plain": { schema: z.string().describe("Prometheus text format 0.0.4") } } },
+        },
+      },
+    },
+    async (_req, reply) => {
+      const body = await registry.metrics();
+      // A text body with its own content type: sent as it is, not serialised as JSON.
+      return reply.header("content-type", registry.contentType).send(body);
     },
   );
 }

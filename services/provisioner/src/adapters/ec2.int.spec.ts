@@ -4,8 +4,11 @@
  * confinement, each checked in the sim's request log.
  */
 
+import { inWork, SpanAttributes } from "@cairn/events";
+import { useTestTracing } from "@cairn/events/testing";
 import type { BreakerState } from "@cairn/service";
 import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { nextPlacement, type PlacementChoices } from "../cluster/placement.ts";
 import { isCapacityFailure, type LaunchRequest, launchToken } from "../ports.ts";
@@ -119,6 +122,53 @@ describe("launch", () => {
       `the AMI ${AMI} does not exist in ${REGION}: build or copy the Cairn AMI there, or set \`ami\` in the spec`,
     );
     expect(logged("RunInstances")).toHaveLength(1);
+  });
+});
+
+describe("traces", () => {
+  const tracing = useTestTracing();
+
+  it("every EC2 call is a client span under the caller's span, saying what it was for", async () => {
+    tracing.reset();
+    const c = ec2();
+    // What a reaction does: its span is active, and the runtime said what the work is about.
+    const work = { [SpanAttributes.aggregateId]: "demo-1", [SpanAttributes.commandId]: "cmd-1" };
+    await trace.getTracer("test").startActiveSpan("reaction", async (span) => {
+      await inWork(work, () => c.launch(slot("demo-1", 0)));
+      span.end();
+    });
+    const calls = tracing.spans().filter((s) => s.kind === SpanKind.CLIENT);
+    expect(calls.map((s) => s.name)).toEqual(["EC2.RunInstances"]);
+    const [run] = calls;
+    const parent = tracing.spans().find((s) => s.name === "reaction")!;
+    expect(run!.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+    expect(run!.spanContext().traceId).toBe(parent.spanContext().traceId);
+    expect(run!.attributes).toMatchObject({
+      "rpc.system": "aws-api",
+      "rpc.service": "EC2",
+      "rpc.method": "RunInstances",
+      "cloud.region": REGION,
+      "http.response.status_code": 200,
+      "cairn.aggregate.id": "demo-1",
+      "cairn.command.id": "cmd-1",
+    });
+    expect(run!.attributes["aws.request_id"]).toEqual(expect.any(String));
+    expect(run!.status.code).not.toBe(SpanStatusCode.ERROR);
+  });
+
+  it("a refused call's span is an error with EC2's status and request id; each retry has its own", async () => {
+    tracing.reset();
+    sim.faults.add({ kind: "throttle", service: "ec2", count: 2 });
+    await ec2().launch(slot("demo-2", 0));
+    const calls = tracing.spans().filter((s) => s.name === "EC2.RunInstances");
+    expect(calls.map((s) => s.status.code)).toEqual([
+      SpanStatusCode.ERROR,
+      SpanStatusCode.ERROR,
+      SpanStatusCode.UNSET,
+    ]);
+    expect(calls[0]!.attributes["http.response.status_code"]).toBeGreaterThanOrEqual(400);
+    expect(calls[0]!.attributes["error.type"]).toEqual(expect.any(String));
+    expect(calls[0]!.events.map((e) => e.name)).toContain("exception");
   });
 });
 

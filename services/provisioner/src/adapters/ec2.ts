@@ -34,6 +34,7 @@ import {
   type PolicyName,
   Resilience,
   type ResilienceOptions,
+  traceAwsClient,
 } from "@cairn/service";
 import {
   CAIRN_TAGS,
@@ -148,6 +149,8 @@ export function ec2ClientTransport(
       ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
       ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
     });
+    // Every call a client span (EC2.RunInstances …), a child of the reaction's.
+    traceAwsClient(client);
     return {
       // One signature for every command: the SDK's overloads are per command type.
       send: (command, options) =>

@@ -1,0 +1,123 @@
+/**
+ * Every Kubernetes request node-ops makes is a client span (HTTP semantic conventions), a
+ * child of the span it was made under and carrying what the work is about: the generated
+ * API clients' requests (a list, a patch, each retry its own span) and a watch's request,
+ * spanned from the request to the answer's head. Against the sim's API server, through the
+ * real client-node.
+ */
+import { catalogue, EventStore, inWork, SpanAttributes } from "@cairn/events";
+import { startJetStream, type TestJetStream, useTestTracing } from "@cairn/events/testing";
+import { Resilience } from "@cairn/service";
+import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { NodeWatchEnd } from "../ports.ts";
+import { simCluster } from "../testing/sim-cluster.ts";
+import { createKube } from "./kube.ts";
+
+const tracing = useTestTracing();
+let js: TestJetStream;
+let sim: Sim;
+let kube: ReturnType<typeof createKube>;
+const CLUSTER = "traced-1";
+
+beforeAll(async () => {
+  js = await startJetStream();
+  sim = await startSim({ seed: 7, timeScale: 100, latencies: ZERO_LATENCIES });
+  const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+  await simCluster(sim, store, CLUSTER, ["node-a", "node-b"]);
+  kube = createKube({
+    nats: js.nats,
+    endpoint: sim.url,
+    credentials: SIM_CREDENTIALS,
+    resilience: new Resilience({ policies: { default: { baseDelayMs: 1, maxDelayMs: 2 } } }),
+  });
+}, 30_000);
+afterAll(async () => {
+  await sim?.stop();
+  await js?.dispose();
+});
+beforeEach(() => tracing.reset());
+
+/** Runs `fn` as a reaction would: under an active span, with the work named. */
+async function inReaction<T>(fn: () => Promise<T>): Promise<{ value: T; reaction: ReadableSpan }> {
+  const value = await trace.getTracer("test").startActiveSpan("reaction", async (span) => {
+    try {
+      return await inWork({ [SpanAttributes.aggregateId]: CLUSTER, [SpanAttributes.commandId]: "cmd-7" }, fn);
+    } finally {
+      span.end();
+    }
+  });
+  const reaction = tracing.spans().find((s) => s.name === "reaction")!;
+  return { value, reaction };
+}
+
+const clientSpans = () => tracing.spans().filter((s) => s.kind === SpanKind.CLIENT);
+
+describe("Kubernetes client spans", () => {
+  it("a list is a GET span under the reaction, with the URL, the status and what it was for", async () => {
+    const { value, reaction } = await inReaction(() => kube.listNodes(CLUSTER));
+    expect(value.nodes.map((n) => n.node).sort()).toEqual(["node-a", "node-b"]);
+    const list = clientSpans().find((s) => s.name === "GET /api/v1/nodes");
+    expect(
+      list,
+      clientSpans()
+        .map((s) => s.name)
+        .join(", "),
+    ).toBeDefined();
+    expect(list!.parentSpanContext?.spanId).toBe(reaction.spanContext().spanId);
+    expect(list!.attributes).toMatchObject({
+      "http.request.method": "GET",
+      "http.response.status_code": 200,
+      "server.address": "127.0.0.1",
+      "url.template": "/api/v1/nodes",
+      "k8s.cluster.name": CLUSTER,
+      "cairn.aggregate.id": CLUSTER,
+      "cairn.command.id": "cmd-7",
+    });
+    expect(String(list!.attributes["url.full"])).toMatch(new RegExp(`^${sim.url}/.*api/v1/nodes`));
+    // The kubeconfig came from SSM, in the same reaction.
+    const read = clientSpans().find((s) => s.name === "SSM.GetParameter");
+    expect(read?.parentSpanContext?.spanId).toBe(reaction.spanContext().spanId);
+  });
+
+  it("a patch names the node; a 503 retried is one error span per try", async () => {
+    sim.faults.add({
+      kind: "kube-down",
+      service: "kube",
+      action: "patch",
+      match: { clusterId: CLUSTER },
+      count: 1,
+    });
+    await inReaction(() => kube.cordon(CLUSTER, "node-a", { "cairn.dev/cordoned-by": "test" }));
+    const patches = clientSpans().filter((s) => s.name === "PATCH /api/v1/nodes/{name}");
+    expect(patches.map((s) => s.attributes["http.response.status_code"])).toEqual([503, 200]);
+    expect(patches.map((s) => s.status.code)).toEqual([SpanStatusCode.ERROR, SpanStatusCode.UNSET]);
+    for (const p of patches) expect(p.attributes["k8s.node.name"]).toBe("node-a");
+  });
+
+  it("a watch's request is a span from the request to the answer, not for the stream's life", async () => {
+    const list = await kube.listNodes(CLUSTER);
+    tracing.reset();
+    const ends: NodeWatchEnd[] = [];
+    const { value: watch } = await inReaction(() =>
+      kube.watchNodes(
+        CLUSTER,
+        list.resourceVersion,
+        () => {},
+        (e) => ends.push(e),
+      ),
+    );
+    const opened = clientSpans().filter((s) => s.name === "GET /api/v1/nodes");
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.attributes).toMatchObject({
+      "http.response.status_code": 200,
+      "k8s.cluster.name": CLUSTER,
+    });
+    expect(String(opened[0]!.attributes["url.full"])).toContain("watch=true");
+    // The span is over while the watch still runs.
+    expect(ends).toEqual([]);
+    watch.stop();
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * A CLIENT span for every request node-ops makes to a cluster's Kubernetes API, by the HTTP
+ * semantic conventions (`http.request.method`, `url.full`, `server.address`,
+ * `http.response.status_code`, span name `GET /api/v1/nodes/{name}`) plus what it is about:
+ * `k8s.cluster.name` (the Cairn cluster id) and, read from the path, `k8s.namespace.name`
+ * and `k8s.node.name` / `k8s.pod.name` / `k8s.deployment.name`.
+ *
+ * Two places carry every request: the generated API clients send through their
+ * configuration's `httpApi` (`tracedApiClient` wraps client-node's own fetch library, and
+ * also writes `traceparent` into the request, as HTTP instrumentation does, so an API
+ * server with tracing on continues the trace); a watch (client-node's `Watch`) opens its
+ * own fetch, so `openWatch` spans it itself with `kubeRequestSpan` (request to response
+ * head: the stream that follows is not the call).
+ */
+import { traceparentOf } from "@cairn/events";
+import { ClientSpanAttributes, httpClientAttributes, inClientSpan, markHttpFailure } from "@cairn/service";
+import {
+  type ApiType,
+  type Configuration,
+  createConfiguration,
+  IsomorphicFetchHttpLibrary,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+  ServerConfiguration,
+  setHeaderMiddleware,
+  wrapHttpLibrary,
+} from "@kubernetes/client-node";
+import type { Attributes, Span } from "@opentelemetry/api";
+
+/** Attribute keys of Kubernetes client spans (semantic conventions' `k8s.*`). */
+export const KubeSpanAttributes = {
+  cluster: "k8s.cluster.name",
+  namespace: "k8s.namespace.name",
+  node: "k8s.node.name",
+  pod: "k8s.pod.name",
+  deployment: "k8s.deployment.name",
+} as const;
+
+/** Resource kinds whose object name has a `k8s.<kind>.name` attribute. */
+const NAMED: Readonly<Record<string, string>> = {
+  nodes: KubeSpanAttributes.node,
+  pods: KubeSpanAttributes.pod,
+  deployments: KubeSpanAttributes.deployment,
+};
+
+/**
+ * The path's template and what it names. Pure.
+ * @example kubePath("/api/v1/namespaces/cairn-sessions/pods/s-1/eviction")
+ * // → { template: "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+ * //     attributes: { "k8s.namespace.name": "cairn-sessions", "k8s.pod.name": "s-1" } }
+ */
+export function kubePath(path: string): { template: string; attributes: Attributes } {
+  const all = path.split("?")[0]!.split("/");
+  // A server may sit under a path of its own (a proxy's `/k8s/clusters/<id>`, the sim's
+  // per-cluster prefix): the template starts at `/api` or `/apis`, the route the API knows.
+  const at = all.findIndex((p, i) => i > 0 && (p === "api" || p === "apis"));
+  const parts = at > 0 ? ["", ...all.slice(at)] : all;
+  const attributes: Attributes = {};
+  // /api/v1/… or /apis/<group>/<version>/…: the resource path starts after the version.
+  const start = parts[1] === "api" ? 3 : parts[1] === "apis" ? 4 : parts.length;
+  const out = parts.slice(0, Math.min(start, parts.length));
+  let i = start;
+  if (parts[i] === "namespaces" && parts[i + 1] !== undefined && parts[i + 2] !== undefined) {
+    attributes[KubeSpanAttributes.namespace] = decodeURIComponent(parts[i + 1]!);
+    out.push("namespaces", "{namespace}");
+    i += 2;
+  }
+  const resource = parts[i];
+  if (resource !== undefined) {
+    out.push(resource);
+    const name = parts[i + 1];
+    if (name !== undefined && name !== "") {
+      const key = NAMED[resource];
+      if (key) attributes[key] = decodeURIComponent(name);
+      out.push("{name}", ...parts.slice(i + 2));
+    }
+  }
+  return { template: out.join("/"), attributes };
+}
+
+/**
+ * Runs one request to a cluster's API in a CLIENT span; `status` reads the answer's HTTP
+ * status from the result or the error (client-node's errors carry `code` or `statusCode`).
+ */
+export async function kubeRequestSpan<T>(
+  clusterId: string,
+  method: string,
+  url: string,
+  call: (span: Span) => Promise<T>,
+  status: (outcome: { ok: true; value: T } | { ok: false; error: unknown }) => number | undefined,
+): Promise<T> {
+  let path = "/";
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    // an unparseable URL keeps the root path; the call itself will say what is wrong
+  }
+  const { template, attributes } = kubePath(path);
+  return await inClientSpan(
+    `${method} ${template}`,
+    {
+      ...httpClientAttributes(method, url, template),
+      [KubeSpanAttributes.cluster]: clusterId,
+      ...attributes,
+    },
+    call,
+    (outcome) => {
+      const code = status(outcome);
+      return code !== undefined ? { [ClientSpanAttributes.httpStatus]: code } : {};
+    },
+  );
+}
+
+/** The HTTP status an error of client-node carries, if any. */
+export function statusOfKubeError(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown } | null | undefined;
+  const code =
+    typeof e?.code === "number" ? e.code : typeof e?.statusCode === "number" ? e.statusCode : undefined;
+  return code !== undefined && code >= 100 && code < 600 ? code : undefined;
+}
+
+/** client-node's own fetch library, every request in a client span of the cluster. */
+function tracedHttpLibrary(clusterId: string) {
+  const inner = new IsomorphicFetchHttpLibrary();
+  return wrapHttpLibrary({
+    send: (request: RequestContext): Promise<ResponseContext> =>
+      kubeRequestSpan(
+        clusterId,
+        request.getHttpMethod().toString(),
+        request.getUrl(),
+        async (span) => {
+          // The client span's own context is active here: the API server continues from it.
+          const tp = traceparentOf();
+          if (tp) request.setHeaderParam("traceparent", tp);
+          const response = await inner.send(request).toPromise();
+          // client-node answers a refusal as a response; the API class throws on it later.
+          markHttpFailure(span, response.httpStatusCode);
+          return response;
+        },
+        (o) => (o.ok ? o.value.httpStatusCode : statusOfKubeError(o.error)),
+      ),
+  });
+}
+
+/**
+ * `kc.makeApiClient(Api)` with every request in a client span of `clusterId`: the same
+ * configuration (the kubeconfig's server and authentication, client-node's user agent
+ * header) with a traced HTTP library.
+ * @example const core = tracedApiClient(kc, CoreV1Api, "demo-1");
+ */
+export function tracedApiClient<T extends ApiType>(
+  kc: KubeConfig,
+  api: new (config: Configuration) => T,
+  clusterId: string,
+): T {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("No active cluster!");
+  return new api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: kc },
+      httpApi: tracedHttpLibrary(clusterId),
+      middleware: [setHeaderMiddleware("User-Agent", "kubernetes-client-javascript (cairn node-ops)")],
+    }),
+  );
+}
