@@ -11,6 +11,11 @@ export interface PostgresServer {
   readonly adminUrl: string;
   readonly embedded: boolean;
   stop(): Promise<void>;
+  /**
+   * Stops and starts the server on the same port and data (a Postgres restart, for chaos suites).
+   * Only an embedded server, which is ours; absent for a shared one.
+   */
+  restart?(): Promise<void>;
 }
 
 /** A database a test run owns; dropped on dispose. */
@@ -82,6 +87,10 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
   return {
     adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     embedded: true,
+    restart: async () => {
+      await server.stop();
+      await server.start();
+    },
     stop: async () => {
       await server.stop();
       if (scratch) await rm(scratch, { recursive: true, force: true });
