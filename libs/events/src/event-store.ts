@@ -7,10 +7,10 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import { openOrderedConsumer } from "./ask-again.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError, describeError } from "./errors.ts";
-import { openOrderedConsumer } from "./ordered-consumer.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
 import { injectTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 

@@ -1,3 +1,4 @@
+export * from "./ask-again.ts";
 export * from "./catalogue/index.ts";
 export * from "./caused.ts";
 export * from "./cluster-secrets.ts";
@@ -14,7 +15,6 @@ export * from "./event-store.ts";
 export * from "./ids.ts";
 export * from "./nats-access.ts";
 export * from "./node-operations.ts";
-export * from "./ordered-consumer.ts";
 export * from "./reactor.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
