@@ -21,7 +21,9 @@ let report: {
 try {
   report = JSON.parse(run.stdout || "{}");
 } catch {
-  process.stderr.write(`audit: npm audit printed no JSON (exit ${run.status}):\n${run.stdout}\n${run.stderr}\n`);
+  process.stderr.write(
+    `audit: npm audit printed no JSON (exit ${run.status}):\n${run.stdout}\n${run.stderr}\n`,
+  );
   process.exit(1);
 }
 
@@ -43,7 +45,9 @@ const serious = Object.entries(report.vulnerabilities ?? {}).filter(([, v]) =>
 process.stdout.write(`audit: ${JSON.stringify(counts)}\n`);
 if (serious.length > 0) {
   for (const [name, v] of serious)
-    process.stderr.write(`audit: ${v.severity} in ${name} (fix available: ${JSON.stringify(v.fixAvailable)})\n`);
+    process.stderr.write(
+      `audit: ${v.severity} in ${name} (fix available: ${JSON.stringify(v.fixAvailable)})\n`,
+    );
   process.exit(1);
 }
 process.stdout.write("audit: no high or critical advisory\n");

@@ -111,6 +111,10 @@ export const bootstrapConfig = z.object({
   CAIRN_NATS_USER: envVars.string().default("admin"),
   CAIRN_NATS_PASSWORD: envVars.string(),
   CAIRN_NATS_REPLICAS: z.coerce.number("must be 1, 3 or 5").int().min(1).max(5).default(1),
+  /** TLS, as the services take it (docs/security.md). */
+  NATS_CA: envVars.string().optional(),
+  NATS_CERT: envVars.string().optional(),
+  NATS_KEY: envVars.string().optional(),
 });
 
 if (import.meta.main) {
@@ -129,9 +133,9 @@ if (import.meta.main) {
         NATS_URL: config.NATS_URL,
         NATS_USER: config.CAIRN_NATS_USER,
         NATS_PASSWORD: config.CAIRN_NATS_PASSWORD,
-        NATS_CA: process.env.NATS_CA,
-        NATS_CERT: process.env.NATS_CERT,
-        NATS_KEY: process.env.NATS_KEY,
+        NATS_CA: config.NATS_CA,
+        NATS_CERT: config.NATS_CERT,
+        NATS_KEY: config.NATS_KEY,
       }),
     ),
     name: "cairn-bootstrap",

@@ -77,7 +77,8 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
     port,
     user: "postgres",
     password: "postgres",
-    persistent: !!dataDir,
+    // Kept across its own stop (restart() needs the data); a scratch folder is removed by our stop.
+    persistent: true,
     createPostgresUser: asRoot,
     onLog: () => {},
     onError: () => {},
@@ -89,7 +90,17 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
     embedded: true,
     restart: async () => {
       await server.stop();
-      await server.start();
+      // stop() can resolve before the old postmaster let go of its lock file and port, and a
+      // start then fails at once: try again for a while.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await server.start();
+          return;
+        } catch (err) {
+          if (attempt >= 40) throw new Error("the embedded Postgres did not start again", { cause: err });
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     },
     stop: async () => {
       await server.stop();
