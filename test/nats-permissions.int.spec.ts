@@ -650,10 +650,11 @@ describe("the real code paths under a service's permissions", () => {
     }
   });
 
-  it("two services contend for a leader lease; a release hands over before the lease expires", async () => {
+  it("two services contend for a leader lease; a release hands over at once, without a watch", async () => {
     const name = `perm-${randomBytes(4).toString("hex")}`;
-    const ttlMs = 4_000;
-    const renewEveryMs = 500;
+    const ttlMs = 6_000;
+    // Polls every 2 s: a takeover well under that came from following the key's subject.
+    const renewEveryMs = 2_000;
     const contend = async (service: Service) => {
       const lease = await acquireLeadership({
         nc: (await as(service)).nc,
@@ -669,15 +670,135 @@ describe("the real code paths under a service's permissions", () => {
     const b = await contend("node-ops");
     expect(a.isLeader()).toBe(true);
     expect(b.isLeader()).toBe(false);
-    await sleep(renewEveryMs * 3); // renewals (kv.update on the revision) went through
+    await sleep(renewEveryMs + 500); // a renewal (kv.update on the revision) went through
     expect(a.isLeader()).toBe(true);
     expect(b.isLeader()).toBe(false);
     const released = Date.now();
     expect(await a.release()).toBe(true);
-    // No watch (refused, see nats.conf): the follower's next poll sees the key deleted.
+    // No watch (refused, see nats.conf): the follower's subscription to the key sees the delete.
     await until("the follower to take over", () => (b.isLeader() ? true : undefined), ttlMs);
-    expect(Date.now() - released).toBeLessThan(ttlMs / 2);
+    expect(Date.now() - released).toBeLessThan(renewEveryMs / 2);
     expect(await b.release()).toBe(true);
+  });
+});
+
+describe("a service process logs in as its own user", () => {
+  /** Runs a service's main.ts until it says it is ready (or exits); its output, whole. */
+  async function runServiceProcess(
+    service: Service,
+    env: Record<string, string>,
+  ): Promise<{ output: string; ready: boolean; code: number | null; stop(): Promise<void> }> {
+    const child = spawn(process.execPath, [join(root, "services", service, "src", "main.ts")], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        LOG_LEVEL: "info",
+        CAIRN_HEALTH_PORT: "0",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    let output = "";
+    child.stdout?.on("data", (d) => (output += d));
+    child.stderr?.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const ready = await Promise.race([
+      new Promise<boolean>((r) =>
+        child.on("message", (m) => (m as { type?: string })?.type === "cairn.ready" && r(true)),
+      ),
+      exited.then(() => false),
+      sleep(30_000).then(() => false),
+    ]);
+    return {
+      get output() {
+        return output;
+      },
+      ready,
+      code: child.exitCode,
+      stop: async () => {
+        if (child.exitCode === null) child.kill("SIGTERM");
+        await exited;
+      },
+    };
+  }
+
+  it("idle-detector with NATS_USER/NATS_PASSWORD: ready, its sweep lease and heartbeats work, no secret and no violation logged", async () => {
+    const logBefore = serverLog.length;
+    const p = await runServiceProcess("idle-detector", {
+      NATS_URL: `nats://127.0.0.1:${port}`,
+      NATS_USER: "idle-detector",
+      NATS_PASSWORD: passwords["idle-detector"],
+      CAIRN_SESSION_SWEEP_SECONDS: "1",
+    });
+    try {
+      expect(p.ready, p.output).toBe(true);
+      await sleep(1_500); // a sweep or two under its lease
+      const ready = await until("the ready line", () =>
+        p.output.split("\n").find((l) => l.includes('"msg":"idle-detector ready"')),
+      );
+      expect(JSON.parse(ready ?? "{}")).toMatchObject({
+        nats: `nats://127.0.0.1:${port}`,
+        natsUser: "idle-detector",
+        natsTls: false,
+      });
+      expect(p.output).not.toContain(passwords["idle-detector"]);
+      expect(p.output).not.toMatch(/stream differs|watch failed|Permissions Violation/);
+    } finally {
+      await p.stop();
+    }
+    expect(serverLog.slice(logBefore)).not.toMatch(/Permissions Violation|Authorization Violation/);
+  });
+
+  it("provisioner with its password in NATS_URL: the ready line shows the URL without it", async () => {
+    const sim = await startSim({ seed: 2, timeScale: 100 });
+    const p = await runServiceProcess("provisioner", {
+      NATS_URL: `nats://provisioner:${passwords.provisioner}@127.0.0.1:${port}`,
+      AWS_ENDPOINT_URL_EC2: sim.url,
+      AWS_ACCESS_KEY_ID: SIM_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SIM_CREDENTIALS.secretAccessKey,
+      AWS_REGION: "eu-west-1",
+    });
+    try {
+      expect(p.ready, p.output).toBe(true);
+      const ready = await until("the ready line", () =>
+        p.output.split("\n").find((l) => l.includes('"msg":"provisioner ready"')),
+      );
+      expect(JSON.parse(ready ?? "{}")).toMatchObject({
+        nats: `nats://127.0.0.1:${port}`,
+        natsUser: "provisioner",
+      });
+      expect(p.output).not.toContain(passwords.provisioner);
+    } finally {
+      await p.stop();
+      await sim.stop();
+    }
+  });
+
+  it("a wrong password is refused: the service exits 1 saying why, without printing the password", async () => {
+    const wrong = `cairn${randomBytes(8).toString("hex")}`;
+    const p = await runServiceProcess("idle-detector", {
+      NATS_URL: `nats://127.0.0.1:${port}`,
+      NATS_USER: "idle-detector",
+      NATS_PASSWORD: wrong,
+    });
+    await p.stop();
+    expect(p.ready).toBe(false);
+    expect(p.output).toMatch(/Authorization Violation|AUTHORIZATION_VIOLATION/i);
+    expect(p.output).not.toContain(wrong);
+  });
+
+  it("two ways to log in at once are refused at start, naming them", async () => {
+    const p = await runServiceProcess("idle-detector", {
+      NATS_URL: `nats://idle-detector:${passwords["idle-detector"]}@127.0.0.1:${port}`,
+      NATS_USER: "idle-detector",
+      NATS_PASSWORD: passwords["idle-detector"],
+    });
+    await p.stop();
+    expect(p.ready).toBe(false);
+    expect(p.output).toContain(
+      "give one way to log in to NATS, not NATS_USER/NATS_PASSWORD and a user in NATS_URL",
+    );
+    expect(p.output).not.toContain(passwords["idle-detector"]);
   });
 });
 

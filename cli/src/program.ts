@@ -85,6 +85,24 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
     .action(async () => (await import("./up.ts")).up());
 
   program
+    .command("stack")
+    .description(
+      "run the production shape on this machine: a 3-node NATS cluster (R3 streams), two processes of every service, each as its own NATS user",
+    )
+    .option("--replicas <n>", "processes per service", "2")
+    .option("--nats-nodes <n>", "NATS servers in the cluster", "3")
+    .addHelpText("after", examples(["cairn stack", "npm run stack", "cairn stack --replicas 3"]))
+    .action(async (o: { replicas: string; natsNodes: string }) => {
+      const replicas = Number(o.replicas);
+      const natsNodes = Number(o.natsNodes);
+      if (!Number.isInteger(replicas) || replicas < 1)
+        throw new InvalidInputError(`invalid --replicas ${JSON.stringify(o.replicas)}: 1 or more`);
+      if (!Number.isInteger(natsNodes) || natsNodes < 1)
+        throw new InvalidInputError(`invalid --nats-nodes ${JSON.stringify(o.natsNodes)}: 1 or more`);
+      await (await import("./stack/stack.ts")).stack({ replicas, natsNodes });
+    });
+
+  program
     .command("send")
     .description("publish any command through the API (POST /commands)")
     .argument("<type>", "command type, e.g. cluster.create")

@@ -13,7 +13,16 @@
  * Exit code 0: everything exists (created now or before); drift is printed but is not an error.
  */
 
-import { Buckets, ensureConsumer, ensureStreams, expectedStreams, type Nats, Streams } from "@cairn/events";
+import {
+  Buckets,
+  ensureConsumer,
+  ensureStreams,
+  expectedStreams,
+  type Nats,
+  natsConnectOptions,
+  resolveNatsAccess,
+  Streams,
+} from "@cairn/events";
 import { envVars, loadConfig } from "@cairn/service";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -30,6 +39,7 @@ export const COMMAND_CONSUMERS = [
   { service: "installer", durable: "installer-commands", filterSubject: "cmd.install.>" },
   { service: "idle-detector", durable: "idle-detector-commands", filterSubject: "cmd.session.>" },
   { service: "node-ops", durable: "node-ops-commands", filterSubject: "cmd.node.>" },
+  { service: "node-ops", durable: "node-ops-workload-commands", filterSubject: "cmd.workload.>" },
 ] as const;
 export const COMMAND_BATCH_SIZE = 64;
 
@@ -101,6 +111,10 @@ export const bootstrapConfig = z.object({
   CAIRN_NATS_USER: envVars.string().default("admin"),
   CAIRN_NATS_PASSWORD: envVars.string(),
   CAIRN_NATS_REPLICAS: z.coerce.number("must be 1, 3 or 5").int().min(1).max(5).default(1),
+  /** TLS, as the services take it (docs/security.md). */
+  NATS_CA: envVars.string().optional(),
+  NATS_CERT: envVars.string().optional(),
+  NATS_KEY: envVars.string().optional(),
 });
 
 if (import.meta.main) {
@@ -111,11 +125,19 @@ if (import.meta.main) {
     process.stderr.write(`bootstrap: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  // Credentials as options: nats.js ignores a user and password written in the URL.
+  // Credentials as options: nats.js ignores a user and password written in the URL. TLS as a
+  // service takes it (NATS_CA, NATS_CERT, NATS_KEY).
   const nc = await connect({
-    servers: config.NATS_URL.split(","),
-    user: config.CAIRN_NATS_USER,
-    pass: config.CAIRN_NATS_PASSWORD,
+    ...natsConnectOptions(
+      resolveNatsAccess({
+        NATS_URL: config.NATS_URL,
+        NATS_USER: config.CAIRN_NATS_USER,
+        NATS_PASSWORD: config.CAIRN_NATS_PASSWORD,
+        NATS_CA: config.NATS_CA,
+        NATS_CERT: config.NATS_CERT,
+        NATS_KEY: config.NATS_KEY,
+      }),
+    ),
     name: "cairn-bootstrap",
     waitOnFirstConnect: true,
     maxReconnectAttempts: 60,

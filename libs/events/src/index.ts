@@ -1,3 +1,4 @@
+export * from "./ask-again.ts";
 export * from "./catalogue/index.ts";
 export * from "./caused.ts";
 export * from "./cluster-secrets.ts";
@@ -12,6 +13,7 @@ export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./ids.ts";
+export * from "./nats-access.ts";
 export * from "./node-operations.ts";
 export * from "./reactor.ts";
 export * from "./streams.ts";

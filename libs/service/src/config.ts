@@ -60,8 +60,25 @@ export const envVars = {
  * const config = loadConfig(schema);
  */
 export const baseConfig = z.object({
-  /** NATS server(s), e.g. `nats://127.0.0.1:4222` (comma-separated for a cluster). */
+  /**
+   * NATS server(s), e.g. `nats://127.0.0.1:4222` (comma-separated for a cluster). A user and
+   * password may be written in it (`nats://provisioner:…@nats-1:4222`); they are never logged.
+   */
   NATS_URL: envVars.string().optional(),
+  /** The service's own NATS user (deploy/nats/nats.conf), with NATS_PASSWORD. */
+  NATS_USER: envVars.string().optional(),
+  NATS_PASSWORD: envVars.string().optional(),
+  /** A NATS creds file (user JWT and nkey seed), for NATS in operator mode; instead of a user. */
+  NATS_CREDS: envVars.string().optional(),
+  /** TLS to NATS: the CA's PEM file (TLS on, servers verified); a client cert and key (both or neither). */
+  NATS_CA: envVars.string().optional(),
+  NATS_CERT: envVars.string().optional(),
+  NATS_KEY: envVars.string().optional(),
+  /**
+   * Replicas of the streams and buckets Cairn expects: 1 on one server, 3 on a three-node
+   * cluster (what deploy/nats/bootstrap.ts made), so a start checks them without drift warnings.
+   */
+  CAIRN_NATS_REPLICAS: z.coerce.number("must be 1, 3 or 5").int("must be 1, 3 or 5").min(1).max(5).default(1),
   /** Postgres connection string (projector only). */
   DATABASE_URL: envVars.string().optional(),
   CAIRN_API_PORT: envVars.port().default(8080),

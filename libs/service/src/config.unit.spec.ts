@@ -21,7 +21,14 @@ describe("loadConfig", () => {
       LOG_LEVEL: "info",
       CAIRN_SIM_PORT: 4566,
       CAIRN_SIM_TIME_SCALE: 1,
+      CAIRN_NATS_REPLICAS: 1,
     });
+  });
+
+  it("takes the streams' replica count, 1 to 5, naming a bad one", () => {
+    expect(loadConfig(baseConfig, { CAIRN_NATS_REPLICAS: "3" }).CAIRN_NATS_REPLICAS).toBe(3);
+    expect(() => loadConfig(baseConfig, { CAIRN_NATS_REPLICAS: "three" })).toThrow(/CAIRN_NATS_REPLICAS/);
+    expect(() => loadConfig(baseConfig, { CAIRN_NATS_REPLICAS: "7" })).toThrow(/CAIRN_NATS_REPLICAS/);
   });
 
   it("parses and coerces what is set, treating empty strings as unset", () => {

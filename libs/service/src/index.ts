@@ -10,6 +10,7 @@ export * from "./leader-lease.ts";
 export * from "./log-keys.ts";
 export * from "./logger.ts";
 export * from "./metrics.ts";
+export * from "./postgres-tls.ts";
 export * from "./resilience.ts";
 export * from "./resilience-metrics.ts";
 export * from "./run-service.ts";

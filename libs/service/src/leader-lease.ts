@@ -6,11 +6,17 @@
  *  - absent or deleted key: `kv.create` (fails if anyone else created it first);
  *  - present and expired by our clock (`now() >= expiresAt`): `kv.update(key, ours, revision read)`,
  *    a compare-and-set on the revision, so of several contenders exactly one wins;
- *  - held and not expired: wait until it expires (or until a watch sees it deleted);
+ *  - held and not expired: wait until it expires (or until a release is seen: see below);
  *  - leader: renew every `renewEveryMs` with `kv.update` on the revision we last wrote.
  * Deposed (onDeposed) when a renewal loses its CAS (someone took or deleted the key), when no
  * renewal succeeded before our own `expiresAt` (NATS unreachable), on `stop()` and `release()`.
  * A deposed contender keeps contending until stopped.
+ *
+ * A release is seen at once by a plain subscription to the key's subject (`$KV.<bucket>.<key>`),
+ * where every write and delete of the key is published, not by a KV watch: a watch is a push
+ * consumer on the bucket's stream, which deploy/nats/nats.conf refuses to services (a push
+ * consumer's deliver subject is not checked against its creator's permissions). Without the
+ * subscription, or when a delete is missed, followers still see it at their next poll.
  *
  * Safety rests on clocks: holders' clocks may differ by much less than `ttlMs`. The old leader
  * stops believing it leads at `expiresAt` by its clock; a successor starts at `expiresAt` by its
@@ -18,8 +24,8 @@
  */
 import { Buckets } from "@cairn/events";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
-import { type KV, type KvEntry, Kvm, KvWatchInclude } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LogKeys } from "./log-keys.ts";
@@ -175,7 +181,7 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
   let expiryTimer: NodeJS.Timeout | undefined;
   let inflight: Promise<void> | undefined;
   let again = false;
-  let watcher: QueuedIterator<unknown> | undefined;
+  let watcher: Subscription | undefined;
   let callbacks: Promise<void> = Promise.resolve();
   let stopping: Promise<void> | undefined;
   let releasing: Promise<boolean> | undefined;
@@ -299,18 +305,22 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
     });
   }
 
-  /** Watches the key so followers react to a release at once instead of at their next poll. */
-  const watch = async () => {
+  /**
+   * Follows the key's writes so a follower reacts to a release (a delete or purge) at once
+   * instead of at its next poll. A plain subscription, not `kv.watch` (see the top of the file).
+   */
+  const watch = () => {
     try {
-      const iter = await kv.watch({ key, include: KvWatchInclude.UpdatesOnly });
-      watcher = iter;
-      if (stopped) iter.stop();
-      for await (const e of iter) {
-        if (!leading && e.operation !== "PUT") run();
-      }
+      watcher = opts.nc.subscribe(`$KV.${Buckets.leases}.${key}`, {
+        callback: (err, msg) => {
+          if (err || stopped || leading) return;
+          const op = msg.headers?.get("KV-Operation");
+          if (op === "DEL" || op === "PURGE") run();
+        },
+      });
     } catch (err) {
-      // Polling still works; the watch only makes takeover faster.
-      log?.warn({ err }, "lease: watch failed; relying on polling");
+      // Polling still works; the subscription only makes takeover faster.
+      log?.warn({ err }, "lease: cannot follow the key; relying on polling");
     }
   };
 
@@ -318,7 +328,7 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
     stopping ??= (async () => {
       stopped = true;
       clearTimeout(tickTimer);
-      watcher?.stop();
+      watcher?.unsubscribe();
       depose(reason);
       await inflight;
       await callbacks;
@@ -344,9 +354,9 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
     return releasing;
   };
 
+  watch();
   run();
   await inflight;
-  void watch();
 
   return {
     name,

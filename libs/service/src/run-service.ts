@@ -1,4 +1,13 @@
-import { connectNats, ensureStreams, type Nats, natsServers } from "@cairn/events";
+import {
+  connectNats,
+  DEFAULT_NATS_URL,
+  describeNatsAccess,
+  ensureStreams,
+  expectedStreams,
+  type Nats,
+  type NatsAccess,
+  resolveNatsAccess,
+} from "@cairn/events";
 import { z } from "zod";
 import { type BaseConfig, baseConfig, envVars, loadConfig } from "./config.ts";
 import { startHealthServer } from "./http.ts";
@@ -8,7 +17,7 @@ import { tellSupervisorReady } from "./supervised.ts";
 import { startTelemetry } from "./telemetry.ts";
 
 /** The default NATS of a local run; `npm start` sets NATS_URL for the processes it spawns. */
-export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+export { DEFAULT_NATS_URL };
 
 /** What every service's main gets: parsed config, a logger, NATS with the streams in place. */
 export interface ServiceContext<C extends BaseConfig = BaseConfig> {
@@ -38,7 +47,9 @@ export type ServiceConfig = z.output<typeof serviceConfig>;
  *  1. config from env (a clear error naming the bad variable);
  *  2. telemetry first, so every later span and log line has a trace;
  *  3. logger and shutdown (SIGINT/SIGTERM drain in reverse order);
- *  4. NATS (reconnecting forever) and the streams (drift is logged, not rewritten);
+ *  4. NATS as the service's own user (NATS_URL, NATS_USER/NATS_PASSWORD or NATS_CREDS; TLS with
+ *     NATS_CA/NATS_CERT/NATS_KEY), reconnecting forever, and the streams at CAIRN_NATS_REPLICAS
+ *     (drift is logged, not rewritten);
  *  5. the service itself;
  *  6. /healthz /readyz /metrics;
  *  7. ready: logged, and told to the supervisor when there is one (`cairn up`).
@@ -51,8 +62,10 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
 }): Promise<void> {
   // 1.
   let config: z.output<S> & ServiceConfig;
+  let natsAccess: NatsAccess;
   try {
     config = loadConfig(opts.config ?? serviceConfig) as z.output<S> & ServiceConfig;
+    natsAccess = resolveNatsAccess(config);
   } catch (err) {
     process.stderr.write(`${opts.name}: ${(err as Error).message}\n`);
     process.exit(1);
@@ -70,10 +83,9 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
   shutdown.onShutdown("telemetry", () => telemetry.shutdown());
   try {
     // 4.
-    const natsUrl = config.NATS_URL ?? DEFAULT_NATS_URL;
-    const nats = await connectNats(natsUrl, { name: opts.name });
+    const nats = await connectNats(natsAccess, { name: opts.name });
     shutdown.onShutdown("nats", () => nats.close());
-    const streams = await ensureStreams(nats.jsm);
+    const streams = await ensureStreams(nats.jsm, expectedStreams({ replicas: config.CAIRN_NATS_REPLICAS }));
     for (const d of streams.drift) log.warn(d, "stream differs from the expected config");
     // 5.
     const service = await opts.start({ name: opts.name, config, log, nats, shutdown });
@@ -92,7 +104,8 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
     });
     shutdown.onShutdown("health", () => health.close());
     // 7.
-    log.info({ nats: natsServers(natsUrl).display, health: health.url }, `${opts.name} ready`);
+    // Servers without user info, the user's name, never a password (run-service.int.spec.ts).
+    log.info({ ...describeNatsAccess(natsAccess), health: health.url }, `${opts.name} ready`);
     tellSupervisorReady({ service: opts.name, health: health.url });
   } catch (err) {
     log.fatal({ err }, `${opts.name} failed to start`);

@@ -1,2 +1,3 @@
+export * from "./nats-cluster.ts";
 export * from "./nats-server.ts";
 export * from "./postgres.ts";

@@ -11,6 +11,11 @@ export interface PostgresServer {
   readonly adminUrl: string;
   readonly embedded: boolean;
   stop(): Promise<void>;
+  /**
+   * Stops and starts the server on the same port and data (a Postgres restart, for chaos suites).
+   * Only an embedded server, which is ours; absent for a shared one.
+   */
+  restart?(): Promise<void>;
 }
 
 /** A database a test run owns; dropped on dispose. */
@@ -72,7 +77,8 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
     port,
     user: "postgres",
     password: "postgres",
-    persistent: !!dataDir,
+    // Kept across its own stop (restart() needs the data); a scratch folder is removed by our stop.
+    persistent: true,
     createPostgresUser: asRoot,
     onLog: () => {},
     onError: () => {},
@@ -82,6 +88,20 @@ export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresS
   return {
     adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     embedded: true,
+    restart: async () => {
+      await server.stop();
+      // stop() can resolve before the old postmaster let go of its lock file and port, and a
+      // start then fails at once: try again for a while.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await server.start();
+          return;
+        } catch (err) {
+          if (attempt >= 40) throw new Error("the embedded Postgres did not start again", { cause: err });
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    },
     stop: async () => {
       await server.stop();
       if (scratch) await rm(scratch, { recursive: true, force: true });

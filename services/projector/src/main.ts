@@ -1,5 +1,5 @@
 // Wiring only: the harness boots, the projector builds read models and serves the API.
-import { envVars, runService, serviceConfig } from "@cairn/service";
+import { envVars, postgresUrlWithTls, runService, serviceConfig } from "@cairn/service";
 import { z } from "zod";
 import { loadTokensFile, parseRateLimit } from "./api/auth.ts";
 import { startProjector } from "./projector.ts";
@@ -32,7 +32,9 @@ await runService({
     const limit = config.CAIRN_API_RATE_LIMIT;
     const projector = await startProjector({
       nats,
-      databaseUrl: config.DATABASE_URL,
+      // TLS from PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY, as psql reads them (docs/security.md).
+      databaseUrl: postgresUrlWithTls(config.DATABASE_URL, process.env),
+      streamReplicas: config.CAIRN_NATS_REPLICAS,
       logger: log,
       api: {
         port: config.CAIRN_API_PORT,

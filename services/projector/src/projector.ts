@@ -5,6 +5,7 @@ import {
   connectNats,
   EventStore,
   ensureStreams,
+  expectedStreams,
   type Nats,
   newId,
   projectorChangesSubject,
@@ -40,6 +41,8 @@ export type ProjectorOptions = NatsSource & {
   readonly serveReplay?: boolean;
   /** How long the projecting replica's lease lives without renewal. Default 10 s. */
   readonly leaseTtlMs?: number;
+  /** Replicas the streams are expected to have (CAIRN_NATS_REPLICAS). Default 1. */
+  readonly streamReplicas?: number;
 };
 
 export interface Projector {
@@ -111,7 +114,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       nats = await connectNats(opts.natsUrl, { name: "projector" });
       ownNats = true;
     }
-    const streams = await ensureStreams(nats.jsm);
+    const streams = await ensureStreams(nats.jsm, expectedStreams({ replicas: opts.streamReplicas ?? 1 }));
     if (streams.drift.length > 0)
       log.warn({ drift: streams.drift }, "streams differ from the expected config");
     const changes = new ChangeFeed((err) =>

@@ -20,6 +20,7 @@ import {
   Headers,
   type MessageHandler,
   type Nats,
+  openOrderedConsumer,
   parseEventSubject,
   type RunnerLogger,
   type RunningConsumer,
@@ -131,7 +132,7 @@ async function readHistory(
   each: (m: JsMsg) => Promise<void>,
 ): Promise<void> {
   // An ordered consumer starts at sequence 1 unless told otherwise: the whole history.
-  const consumer = await nats.js.consumers.get(Streams.events, {
+  const consumer = await openOrderedConsumer(nats.js, Streams.events, {
     filter_subjects: filter,
     ...(headersOnly ? { headers_only: true } : {}),
   });

@@ -17,6 +17,7 @@ import {
   Headers,
   type MessageHandler,
   type Nats,
+  openOrderedConsumer,
   type RunnerLogger,
   readCommit,
   Streams,
@@ -94,7 +95,9 @@ export async function startClusterDirectory(o: {
   };
 
   // An ordered consumer starts at sequence 1: the whole history, then what comes next.
-  const consumer = await o.nats.js.consumers.get(Streams.events, { filter_subjects: eventFilter("cluster") });
+  const consumer = await openOrderedConsumer(o.nats.js, Streams.events, {
+    filter_subjects: eventFilter("cluster"),
+  });
   const pending = (await consumer.info(true)).num_pending;
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((r) => {

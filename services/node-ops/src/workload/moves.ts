@@ -19,6 +19,7 @@ import {
   type EventOfAggregate,
   type Nats,
   newId,
+  openOrderedConsumer,
   type RunnerLogger,
   Streams,
   type WorkloadCommand,
@@ -51,7 +52,9 @@ export async function startSessionMoves(o: {
 }): Promise<SessionMoves> {
   const running = new Map<string, WorkloadState>();
   const states = new Map<string, WorkloadState>();
-  const consumer = await o.nats.js.consumers.get(Streams.events, { filter_subjects: "evt.workload.*" });
+  const consumer = await openOrderedConsumer(o.nats.js, Streams.events, {
+    filter_subjects: "evt.workload.*",
+  });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
   const apply = (e: EventOfAggregate<"workload">) => {
     const id = e.aggregate.id;
