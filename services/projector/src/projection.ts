@@ -346,7 +346,9 @@ export async function projectInTransaction(
           (row): Change => ({ resource: "installs", id: row.clusterId, sequence: row.lastSequence, row }),
         ),
         // A cluster whose install moved: its progress (install steps) moved with it.
-        ...changed.progressed.map((row): Change => ({ resource: "clusters", id: row.id, sequence: last, row })),
+        ...changed.progressed.map(
+          (row): Change => ({ resource: "clusters", id: row.id, sequence: last, row }),
+        ),
         ...changed.more.nodes.map(
           (row): Change => ({ resource: "nodes", id: row.id, sequence: row.lastSequence, row }),
         ),

@@ -55,7 +55,12 @@ async function call(method: string, path: string, opts: { token?: string; body?:
     return { status: res.status, headers: res.headers, body: undefined };
   }
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  const json = res.headers.get("content-type")?.includes("json");
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text && json ? JSON.parse(text) : text || undefined,
+  };
 }
 
 let seq = 0;
@@ -78,6 +83,7 @@ const routes: Record<string, { access: Access; method: string; path: string; bod
   "GET /nodeops/{id}": { access: "viewer", method: "GET", path: "/nodeops/nope" },
   "GET /step-durations": { access: "viewer", method: "GET", path: "/step-durations" },
   "GET /whoami": { access: "viewer", method: "GET", path: "/whoami" },
+  "GET /metrics": { access: "viewer", method: "GET", path: "/metrics" },
   // Sessions: every role may use them, on their own sessions (tenant scope: below).
   "GET /sessions": { access: "viewer", method: "GET", path: "/sessions" },
   "GET /sessions/{id}": { access: "viewer", method: "GET", path: "/sessions/nope" },
