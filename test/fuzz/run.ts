@@ -1,0 +1,113 @@
+/**
+ * Sends the fuzz cases to a running stack — bus cases with the harness's JetStream client,
+ * requests on core NATS, API cases over HTTP — a few at a time, and records what each got.
+ */
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { Stack } from "../harness/stack.ts";
+import type { ApiCase, BusCase, Case, RequestCase } from "./cases.ts";
+import type { Sent } from "./oracle.ts";
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/**
+ * Resolves the duplicated-id cases: a case marked `reuse` takes the command id (and the
+ * `Nats-Msg-Id`, when it has one) of an earlier case, in order, so the same seed always
+ * pairs the same cases.
+ */
+export function resolveReuse(cases: readonly Case[]): Case[] {
+  const ids: string[] = [];
+  return cases.map((c) => {
+    if (c.via !== "bus") return c;
+    if (c.reuse !== undefined && ids.length > 0) {
+      const id = ids[c.reuse % ids.length]!;
+      let env: Record<string, unknown>;
+      try {
+        env = JSON.parse(dec.decode(c.body)) as Record<string, unknown>;
+      } catch {
+        return c;
+      }
+      return {
+        ...c,
+        body: enc.encode(JSON.stringify({ ...env, id })),
+        commandId: id,
+        ...(c.msgId !== undefined ? { msgId: id } : {}),
+      } satisfies BusCase;
+    }
+    if (c.commandId) ids.push(c.commandId);
+    return c;
+  });
+}
+
+async function sendBus(stack: Stack, c: BusCase): Promise<Omit<Sent, "index" | "case">> {
+  const h = natsHeaders();
+  for (const [k, v] of c.headers) h.append(k, v);
+  try {
+    const ack = await stack.nats.js.publish(c.subject, c.body, {
+      headers: h,
+      ...(c.msgId !== undefined ? { msgID: c.msgId } : {}),
+    });
+    return { commandId: c.commandId, seq: ack.seq, duplicate: ack.duplicate };
+  } catch (err) {
+    return { commandId: c.commandId, publishError: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function sendRequest(stack: Stack, c: RequestCase): Promise<Omit<Sent, "index" | "case">> {
+  try {
+    const m = await stack.nats.nc.request(c.subject, c.body, { timeout: 5_000 });
+    const answer = JSON.parse(dec.decode(m.data)) as { status?: number; error?: string };
+    return { status: answer.status, message: answer.error };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function sendApi(stack: Stack, c: ApiCase): Promise<Omit<Sent, "index" | "case">> {
+  try {
+    const res = await fetch(`${stack.api()}${c.path}`, {
+      method: c.method,
+      ...(c.contentType ? { headers: { "content-type": c.contentType } } : {}),
+      ...(c.body !== undefined ? { body: c.body } : {}),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    let body: { message?: unknown; commandId?: unknown } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // a non-JSON answer: its status still says what happened
+    }
+    return {
+      status: res.status,
+      ...(typeof body.message === "string" ? { message: body.message } : {}),
+      ...(typeof body.commandId === "string" ? { commandId: body.commandId } : {}),
+    };
+  } catch (err) {
+    return {
+      error:
+        err instanceof Error ? `${err.message}${err.cause ? ` (${String(err.cause)})` : ""}` : String(err),
+    };
+  }
+}
+
+/** Sends every case, `concurrency` at a time; the result is in case order. */
+export async function sendCases(stack: Stack, cases: readonly Case[], concurrency = 16): Promise<Sent[]> {
+  const out: Sent[] = new Array(cases.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const index = next++;
+      const c = cases[index]!;
+      const r =
+        c.via === "bus"
+          ? await sendBus(stack, c)
+          : c.via === "request"
+            ? await sendRequest(stack, c)
+            : await sendApi(stack, c);
+      out[index] = { index, case: c, ...r };
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return out;
+}
