@@ -30,6 +30,7 @@ import type { Db } from "./db/database.ts";
 import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import { lockCheckpoint, readCheckpoint, takeApplyLock } from "./repository/checkpoint.ts";
+import { storable, storableBody } from "./storable.ts";
 
 export interface ProjectionTarget {
   readonly db: Db;
@@ -194,11 +195,11 @@ export async function projectInTransaction(
             waitingFor = s;
             break outer;
           }
-          ready.push({ seq: s, subject: stored.subject, json: () => body });
+          ready.push({ seq: s, subject: stored.subject, json: () => storable(body) });
           filled++;
         }
       }
-      ready.push({ seq: m.seq, subject: m.subject, json: () => m.json(), delivered: m });
+      ready.push({ seq: m.seq, subject: m.subject, json: () => storableBody(m), delivered: m });
       expected = m.seq + 1;
     }
     const last = ready.at(-1)?.seq ?? checkpoint;
