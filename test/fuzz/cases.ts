@@ -238,13 +238,13 @@ const dataArb = (def: CommandDefinition, fresh: string): fc.Arbitrary<Record<str
  * Whether the owner must refuse this envelope at a fresh target: the catalogue refuses it,
  * it is internal, or it is a command refused when its target does not exist.
  */
-function certainlyRefused(env: Envelope): boolean {
+export function certainlyRefused(env: Envelope): boolean {
   const parsed = catalogue.parseCommand(env);
   if (!parsed.ok) return true;
   return parsed.value.definition.internal || REFUSED_WHEN_ABSENT.has(parsed.value.command.type);
 }
 
-interface Envelope {
+export interface Envelope {
   id?: unknown;
   type?: unknown;
   data?: unknown;
@@ -398,7 +398,8 @@ function hostileCommandArb(fx: Fixtures): fc.Arbitrary<{ label: string; env: Env
   const v = fx.victim;
   const victimCases = fc.uuid({ version: 7 }).chain((id) =>
     fc.oneof(
-      fc.integer({ min: v.version + 1, max: v.version + 10_000 }).map((toVersion) => ({
+      // Far beyond: every rejection the fuzz lands on the victim counts in its version too.
+      fc.integer({ min: v.version + 1_000_000, max: 2 ** 31 }).map((toVersion) => ({
         label: "cluster.rollback: a version the victim has not reached (stale)",
         env: {
           id,
@@ -580,7 +581,13 @@ function busCommandArb(fx: Fixtures): fc.Arbitrary<BusCase> {
   const earlier = fx.earlierCommandIds.length
     ? fc
         .tuple(fc.constantFrom(...fx.earlierCommandIds), fc.boolean(), hostileCommandArb(fx))
-        .filter(([, , c]) => typeof c.env.type === "string" && c.env.type.split(".").length === 2)
+        // Still refused with the earlier id in place (an id fault alone would be repaired by it).
+        .filter(
+          ([id, , c]) =>
+            typeof c.env.type === "string" &&
+            c.env.type.split(".").length === 2 &&
+            certainlyRefused({ ...c.env, id }),
+        )
         .map(([id, withMsgId, c]) => ({
           via: "bus" as const,
           label: `${c.label}, with an earlier command's id${withMsgId ? " (and Nats-Msg-Id)" : ""}`,
@@ -766,9 +773,7 @@ const queryArb: fc.Arbitrary<string> = fc
     ),
     { maxLength: 4 },
   )
-  .map((ps) =>
-    ps.map(([k, v]) => `${pathId(k)}=${v === "%FF" ? v : pathId(v)}`).join("&"),
-  );
+  .map((ps) => ps.map(([k, v]) => `${pathId(k)}=${v === "%FF" ? v : pathId(v)}`).join("&"));
 
 function apiArb(fx: Fixtures): fc.Arbitrary<ApiCase> {
   const idOrHostile = fc.oneof(

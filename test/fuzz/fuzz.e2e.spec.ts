@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCommand, reached, type Sent as SentCommand, send } from "../harness/lifecycle.ts";
 import { type Stack, startStack, until } from "../harness/stack.ts";
 import { type Fixtures, generateCases } from "./cases.ts";
-import { changes, judge, lastEventSequence, projectedUpTo, type Sent, snapshot } from "./oracle.ts";
+import { changes, judge, lastEventSequence, projectedUpTo, type Sent, settled, snapshot } from "./oracle.ts";
 import { resolveReuse, sendCases } from "./run.ts";
 
 const CASES = Number(process.env.FUZZ_CASES ?? 300);
@@ -86,9 +86,8 @@ describe(`bad input: ${CASES} cases, seed ${SEED}`, () => {
         untouched: { clusterId: "fz-untouched", sessionId: "fz-untouched-s", user: "bystander" },
         earlierCommandIds: [victim!.commandId, untouched!.commandId],
       };
-      // Let what the sessions set going settle (workloads, node facts), then look.
-      await new Promise((r) => setTimeout(r, 2_000));
-      const since = (await lastEventSequence(stack.nats)) + 1;
+      // Let what the clusters and sessions set going settle (node facts, labels), then look.
+      const since = (await settled(stack.nats)) + 1;
       await projectedUpTo(stack, since - 1);
       const before = await snapshot(stack, fx, since);
 
@@ -99,12 +98,12 @@ describe(`bad input: ${CASES} cases, seed ${SEED}`, () => {
       const sendMs = Date.now() - t0;
 
       // 3. Every case answered (answers arrive as the services get to them).
-      let verdict = await judge(stack, results, since);
+      let verdict = await judge(stack, results, since, fx.earlierCommandIds);
       const deadline = Date.now() + 30_000 + CASES * 5;
       while (verdict.problems.some((p) => / no answer \(stored/.test(p) || /but no rejection/.test(p))) {
         if (Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 1_000));
-        verdict = await judge(stack, results, since);
+        verdict = await judge(stack, results, since, fx.earlierCommandIds);
       }
       const answerMs = Date.now() - t0;
       console.log(

@@ -4,7 +4,14 @@
  */
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Stack } from "../harness/stack.ts";
-import type { ApiCase, BusCase, Case, RequestCase } from "./cases.ts";
+import {
+  type ApiCase,
+  type BusCase,
+  type Case,
+  certainlyRefused,
+  type Envelope,
+  type RequestCase,
+} from "./cases.ts";
 import type { Sent } from "./oracle.ts";
 
 const dec = new TextDecoder();
@@ -21,12 +28,14 @@ export function resolveReuse(cases: readonly Case[]): Case[] {
     if (c.via !== "bus") return c;
     if (c.reuse !== undefined && ids.length > 0) {
       const id = ids[c.reuse % ids.length]!;
-      let env: Record<string, unknown>;
+      let env: Envelope;
       try {
-        env = JSON.parse(dec.decode(c.body)) as Record<string, unknown>;
+        env = JSON.parse(dec.decode(c.body)) as Envelope;
       } catch {
         return c;
       }
+      // A case whose only fault was its id would be repaired by a good one: it keeps its own.
+      if (!certainlyRefused({ ...env, id })) return c;
       return {
         ...c,
         body: enc.encode(JSON.stringify({ ...env, id })),
