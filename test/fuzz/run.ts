@@ -2,6 +2,7 @@
  * Sends the fuzz cases to a running stack — bus cases with the harness's JetStream client,
  * requests on core NATS, API cases over HTTP — a few at a time, and records what each got.
  */
+import { request as httpRequest } from "node:http";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Stack } from "../harness/stack.ts";
 import {
@@ -72,18 +73,46 @@ async function sendRequest(stack: Stack, c: RequestCase): Promise<Omit<Sent, "in
   }
 }
 
+/**
+ * One HTTP request on a connection of its own (`agent: false`): a kept-alive socket that sat
+ * idle while the cases were generated can be closed by the server just as it is reused,
+ * which fails the request before it is sent ("other side closed") — a client's race, not an
+ * answer of the API.
+ */
+function request(url: URL, c: ApiCase): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method: c.method,
+        agent: false,
+        headers: {
+          ...(c.contentType ? { "content-type": c.contentType } : {}),
+          ...(c.body !== undefined ? { "content-length": String(c.body.length) } : {}),
+        },
+        timeout: 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (d: Buffer) => chunks.push(d));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("no answer within 30 s")));
+    req.on("error", reject);
+    req.end(c.body);
+  });
+}
+
 async function sendApi(stack: Stack, c: ApiCase): Promise<Omit<Sent, "index" | "case">> {
   try {
-    const res = await fetch(`${stack.api()}${c.path}`, {
-      method: c.method,
-      ...(c.contentType ? { headers: { "content-type": c.contentType } } : {}),
-      ...(c.body !== undefined ? { body: c.body } : {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
+    const res = await request(new URL(`${stack.api()}${c.path}`), c);
     let body: { message?: unknown; commandId?: unknown } = {};
     try {
-      body = JSON.parse(text) as typeof body;
+      body = JSON.parse(res.text) as typeof body;
     } catch {
       // a non-JSON answer: its status still says what happened
     }
@@ -93,10 +122,7 @@ async function sendApi(stack: Stack, c: ApiCase): Promise<Omit<Sent, "index" | "
       ...(typeof body.commandId === "string" ? { commandId: body.commandId } : {}),
     };
   } catch (err) {
-    return {
-      error:
-        err instanceof Error ? `${err.message}${err.cause ? ` (${String(err.cause)})` : ""}` : String(err),
-    };
+    return { error: err instanceof Error ? err.message : String(err) };
   }
 }
 
