@@ -495,6 +495,17 @@ const headersArb: fc.Arbitrary<{ headers: [string, string][]; note: string }> = 
     })),
   },
   {
+    // JetStream's own directives, stale or wrong: the server refuses the publish itself.
+    weight: 1,
+    arbitrary: fc
+      .constantFrom<[string, string]>(
+        ["Nats-Expected-Last-Subject-Sequence", "1"],
+        ["Nats-Expected-Last-Sequence", "1"],
+        ["Nats-Expected-Stream", "EVT"],
+      )
+      .map((h) => ({ headers: [h], note: `, stale ${h[0]}` })),
+  },
+  {
     weight: 1,
     arbitrary: fc.constant({
       headers: [
