@@ -40,6 +40,8 @@ export const COMMAND_CONSUMERS = [
   { service: "idle-detector", durable: "idle-detector-commands", filterSubject: "cmd.session.>" },
   { service: "node-ops", durable: "node-ops-commands", filterSubject: "cmd.node.>" },
   { service: "node-ops", durable: "node-ops-workload-commands", filterSubject: "cmd.workload.>" },
+  // Not a family of its own: dead-letters what lands on a command subject nobody serves.
+  { service: "projector", durable: "projector-stray-commands", filterSubject: "cmd.>" },
 ] as const;
 export const COMMAND_BATCH_SIZE = 64;
 

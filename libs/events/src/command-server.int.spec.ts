@@ -3,7 +3,7 @@ import { context, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandBus } from "./command-bus.ts";
 import { CommandHandler } from "./command-handler.ts";
-import { serveCommands } from "./command-server.ts";
+import { serveCommands, serveStrayCommands } from "./command-server.ts";
 import type { Nats } from "./connection.ts";
 import type { RunningConsumer } from "./consumer-runner.ts";
 import { EventStore } from "./event-store.ts";
@@ -137,6 +137,67 @@ describe("command server", () => {
       commandId: id,
       reason: expect.stringContaining("is internal"),
     });
+  });
+
+  it("a command on another command's subject is a dead letter, not decided there (found by test/fuzz)", async () => {
+    // Valid, or invalid with a readable target: either would have been decided (or refused
+    // on the target's subject) by whoever serves the subject it was published on.
+    const valid = newId();
+    const invalid = newId();
+    await nats.js.publish(
+      "cmd.workload.reset",
+      JSON.stringify({ id: valid, type: "workload.increment", data: { counterId: "m1", by: 1 } }),
+      { msgID: valid },
+    );
+    await nats.js.publish(
+      "cmd.workload.increment.again",
+      JSON.stringify({ id: invalid, type: "workload.increment", data: { counterId: "m1", by: -1 } }),
+      { msgID: invalid },
+    );
+    await until("both dead-lettered", () =>
+      outcomes.get(valid) === "dead-letter" && outcomes.get(invalid) === "dead-letter" ? true : undefined,
+    );
+    const reasons = (await deadLetters()).map((d) => `${d.subject}: ${d.reason}`);
+    expect(reasons).toContain(
+      "cmd.workload.reset: SchemaError: a workload.increment command is sent on cmd.workload.increment, not on cmd.workload.reset",
+    );
+    expect(reasons).toContain(
+      "cmd.workload.increment.again: SchemaError: a workload.increment command is sent on cmd.workload.increment, not on cmd.workload.increment.again",
+    );
+    expect(await version("m1")).toBe(0);
+  });
+
+  it("what lands on a command subject nobody serves is a dead letter saying so (found by test/fuzz)", async () => {
+    const strays = await serveStrayCommands({ js: nats.js, jsm: nats.jsm });
+    try {
+      const served = newId();
+      for (const subject of ["cmd.kube.observe-node", "cmd.bogus.verb", "cmd.cluster"])
+        await nats.js.publish(subject, JSON.stringify({ id: newId(), type: "x.y", data: {} }));
+      await bus.send({ id: served, type: "workload.increment", data: { counterId: "s1", by: 1 } });
+      const letters = await until("the strays dead-lettered", async () => {
+        const all = (await deadLetters()).filter((d) => /no service serves/.test(d.reason));
+        return all.length >= 3 ? all : undefined;
+      });
+      expect(letters.map((d) => d.subject).sort()).toEqual([
+        "cmd.bogus.verb",
+        "cmd.cluster",
+        "cmd.kube.observe-node",
+      ]);
+      expect(letters[0]?.reason).toMatch(
+        /a command is sent on cmd.<family>.<verb>, the family one of cluster, /,
+      );
+      // The served command is its owner's: decided once, and never dead-lettered.
+      await until("the served command decided", () => outcomes.get(served) === "accepted");
+      expect(await version("s1")).toBe(1);
+      const info = await until("the stray consumer caught up", async () => {
+        const i = await nats.jsm.consumers.info("CMD", "projector-stray-commands");
+        return i.num_pending === 0 && i.num_ack_pending === 0 ? i : undefined;
+      });
+      expect(info.config.filter_subject).toBe("cmd.>");
+      expect((await deadLetters()).filter((d) => /no service serves/.test(d.reason))).toHaveLength(3);
+    } finally {
+      await strays.stop();
+    }
   });
 
   it("a duplicate command id changes nothing", async () => {

@@ -8,7 +8,7 @@ import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consum
 import type { Decider } from "./decider.ts";
 import type { AggregateRef, RawCommand } from "./envelope.ts";
 import { EventStore, type UnreadableCommit } from "./event-store.ts";
-import { commandFilter, Headers, Streams } from "./subjects.ts";
+import { commandFilter, commandSubject, Headers, Streams } from "./subjects.ts";
 import { asNewWork, commandWorkAttributes, contextFromTraceparent } from "./trace.ts";
 
 /** What serving commands needs of a handler (any `CommandHandler` fits). */
@@ -43,10 +43,45 @@ export interface CommandServerOptions {
 }
 
 /**
+ * The command families a service serves on the bus (`cmd.<family>.<verb>`): the
+ * provisioner `cluster`, the installer `install`, the idle-detector `session`, node-ops
+ * `node` and `workload`. `kube` commands are node-ops' own (internal), never served.
+ */
+export const SERVED_COMMAND_FAMILIES = ["cluster", "install", "session", "node", "workload"] as const;
+
+/** Whether a service answers what is published on `subject`: `cmd.<served family>.<verb>`. */
+export function isServedCommandSubject(subject: string): boolean {
+  const [cmd, family, verb, ...rest] = subject.split(".");
+  return (
+    cmd === "cmd" &&
+    rest.length === 0 &&
+    !!verb &&
+    (SERVED_COMMAND_FAMILIES as readonly (string | undefined)[]).includes(family)
+  );
+}
+
+/**
+ * Why a command of `type` may not be taken from `subject`, or undefined when that is its
+ * subject. A command is decided by the service that serves its own subject: one published
+ * on another family's subject would be folded and decided by a stranger's decider (and its
+ * rejection appended to an aggregate that service does not own).
+ */
+export function misplacedCommand(subject: string, type: string): string | undefined {
+  let own: string;
+  try {
+    own = commandSubject(type);
+  } catch {
+    return undefined; // not <aggregate>.<verb>: the catalogue refuses the type itself
+  }
+  return own === subject ? undefined : `a ${type} command is sent on ${own}, not on ${subject}`;
+}
+
+/**
  * Serves one family of commands: each message is parsed against the catalogue and
  * decided by the owning aggregate's handler. A command that is invalid but names
  * its target becomes a `<aggregate>.rejected` event; one that names nothing usable
- * (bad JSON, unknown type, no id) is a dead letter with the reason.
+ * (bad JSON, unknown type, no id), or that was published on another command's subject,
+ * is a dead letter with the reason.
  */
 export async function serveCommands(o: CommandServerOptions): Promise<RunningConsumer> {
   return await startConsumer({
@@ -67,6 +102,15 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
         throw new SchemaError("the command is not JSON", [], { cause: err });
       }
       const parsed = o.catalogue.parseCommand(raw);
+      const type = parsed.ok ? parsed.value.command.type : parsed.commandType;
+      const misplaced = type === undefined ? undefined : misplacedCommand(msg.subject, type);
+      if (misplaced) {
+        o.onOutcome?.(parsed.ok ? parsed.value.command.id : parsed.commandId, {
+          status: "dead-letter",
+          reason: misplaced,
+        });
+        throw new SchemaError(misplaced);
+      }
       // A publisher that put the trace only in the envelope is followed too.
       const headerTrace = msg.headers?.get(Headers.traceparent);
       const envelopeTrace = parsed.ok ? parsed.value.command.meta.traceparent : parsed.meta?.traceparent;
@@ -127,6 +171,41 @@ export async function serveCommands(o: CommandServerOptions): Promise<RunningCon
     },
   });
 }
+
+/**
+ * The command subjects nobody serves (`cmd.kube.…`, `cmd.<unknown>.…`, `cmd.cluster` with a
+ * token missing or one too many): each message there is a dead letter saying so, instead of
+ * lying in CMD unanswered. One durable consumer on `cmd.>` (nats-server 2.9 has no
+ * multi-filter consumers, so it sees every command and acknowledges the served ones unread).
+ * The projector runs it (it owns no command family of its own); replicas compete on it.
+ */
+export async function serveStrayCommands(o: {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  durable?: string;
+  logger?: RunnerLogger;
+}): Promise<RunningConsumer> {
+  return await startConsumer({
+    js: o.js,
+    jsm: o.jsm,
+    stream: Streams.commands,
+    durable: o.durable ?? STRAY_COMMANDS_DURABLE,
+    filterSubject: commandFilter(),
+    batchSize: 64,
+    // Nothing here waits on anything: the served ones are acknowledged unread.
+    concurrency: 16,
+    ...(o.logger ? { logger: o.logger } : {}),
+    handle: async (msg: JsMsg) => {
+      if (isServedCommandSubject(msg.subject)) return;
+      throw new SchemaError(
+        `no service serves ${msg.subject}: a command is sent on cmd.<family>.<verb>, the family one of ${SERVED_COMMAND_FAMILIES.join(", ")}`,
+      );
+    },
+  });
+}
+
+/** The durable consumer of {@link serveStrayCommands} (deploy/nats: the projector's). */
+export const STRAY_COMMANDS_DURABLE = "projector-stray-commands";
 
 /**
  * The owning service's side of one aggregate type: its event store, its command handler

@@ -37,9 +37,12 @@ export function commandSubject(commandType: string): string {
   return `cmd.${aggregate}.${verb}`;
 }
 
-/** The filter that one owning service consumes: `cmd.cluster.>` (one filter subject per consumer). */
-export function commandFilter(aggregate: string): string {
-  return `cmd.${aggregate}.>`;
+/**
+ * The filter that one owning service consumes: `cmd.cluster.>` (one filter subject per
+ * consumer); without a family, every command (`cmd.>`).
+ */
+export function commandFilter(aggregate?: string): string {
+  return aggregate ? `cmd.${aggregate}.>` : "cmd.>";
 }
 
 /** `evt.cluster.demo-1`: one subject per aggregate instance; one message per commit. */

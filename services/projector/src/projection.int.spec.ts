@@ -390,6 +390,30 @@ describe("projection", () => {
     expect(await checkpoint()).toBe(w.lastSequence);
   });
 
+  it("stores NUL and unpaired surrogates as U+FFFD instead of failing every batch after them (found by test/fuzz)", async () => {
+    const w = infra.writer;
+    await start(50);
+    // What a publisher can get into the log: an actor and a refused command's type and reason.
+    await w.append(
+      cluster("nul"),
+      [rejected("cmd-nul", "cluster.scale\u0000", "invalid", "bad\u0000pool \uD800")],
+      {
+        commandId: "cmd-nul",
+        actor: "mal\u0000lory",
+      },
+    );
+    await w.append(cluster("c2"), [requested("c2")]);
+    await caughtUp(w.lastSequence);
+    const [row] = await eventsOf(db, SCHEMA, cluster("nul"));
+    expect(row).toMatchObject({ actor: "mal\uFFFDlory", type: "cluster.rejected" });
+    expect(await getCommand(db, SCHEMA, "cmd-nul")).toMatchObject({
+      status: "rejected",
+      commandType: "cluster.scale\uFFFD",
+      reason: "bad\uFFFDpool \uFFFD",
+    });
+    expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ state: "Pending" });
+  });
+
   it("sets an unreadable commit aside in the DLQ and keeps going", async () => {
     const w = infra.writer;
     await start(50);

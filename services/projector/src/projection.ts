@@ -39,6 +39,7 @@ import type { Db } from "./db/database.ts";
 import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import { lockCheckpoint, readCheckpoint, takeApplyLock } from "./repository/checkpoint.ts";
+import { storable, storableBody } from "./storable.ts";
 
 export interface ProjectionTarget {
   readonly db: Db;
@@ -288,7 +289,7 @@ export async function projectInTransaction(
             ready.push({
               seq: s,
               subject: stored.subject,
-              json: () => body,
+              json: () => storable(body),
               traceparent: stored.header?.get(Headers.traceparent),
             });
             filled++;
@@ -297,7 +298,7 @@ export async function projectInTransaction(
         ready.push({
           seq: m.seq,
           subject: m.subject,
-          json: () => m.json(),
+          json: () => storableBody(m),
           delivered: m,
           traceparent: m.headers?.get(Headers.traceparent),
         });

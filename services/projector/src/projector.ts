@@ -10,6 +10,8 @@ import {
   newId,
   projectorChangesSubject,
   type RunnerLogger,
+  type RunningConsumer,
+  serveStrayCommands,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
@@ -43,6 +45,11 @@ export type ProjectorOptions = NatsSource & {
   readonly leaseTtlMs?: number;
   /** Replicas the streams are expected to have (CAIRN_NATS_REPLICAS). Default 1. */
   readonly streamReplicas?: number;
+  /**
+   * Dead-letter what is published on command subjects no service serves (`serveStrayCommands`).
+   * Default true; every replica competes on the one durable consumer.
+   */
+  readonly strayCommands?: boolean;
 };
 
 export interface Projector {
@@ -80,6 +87,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
   let replays: ReplayServer | undefined;
   let lease: LeaderLease | undefined;
   let fanout: { stop(): void } | undefined;
+  let strays: RunningConsumer | undefined;
   // Leading and following run one after another (the lease's callbacks are serialised).
   let leading = false;
 
@@ -97,6 +105,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     await step(lease && (() => lease!.release().then(() => {})));
     await step(replays && (() => replays!.stop()));
     await step(api && (() => api!.close()));
+    await step(strays && (() => strays!.stop()));
     await step(projection && (() => projection!.stop()));
     fanout?.stop();
     await step(ownNats && nats ? () => nats!.close() : undefined);
@@ -117,6 +126,9 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     const streams = await ensureStreams(nats.jsm, expectedStreams({ replicas: opts.streamReplicas ?? 1 }));
     if (streams.drift.length > 0)
       log.warn({ drift: streams.drift }, "streams differ from the expected config");
+    // No command may lie in CMD unanswered because its subject has no owner.
+    if (opts.strayCommands ?? true)
+      strays = await serveStrayCommands({ js: nats.js, jsm: nats.jsm, logger: log });
     const changes = new ChangeFeed((err) =>
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "a change listener failed"),
     );

@@ -46,6 +46,20 @@ describe("projector API", () => {
     expect(projector.api?.port).toBeGreaterThan(0);
   });
 
+  it("a NUL in a path or query string → 400, not a failed query (found by test/fuzz)", async () => {
+    for (const [method, path] of [
+      ["GET", "/sessions/a%00b"],
+      ["GET", "/clusters/x%00?at=1"],
+      ["GET", "/sessions?user=%00"],
+      ["POST", "/sessions/a%00b/connect"],
+      ["DELETE", "/clusters/c%00"],
+    ] as const) {
+      const res = await call(method, path, method === "POST" ? {} : undefined);
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+      expect(res.body.message).toMatch(/NUL character/);
+    }
+  });
+
   it("POST /commands: invalid data → 400 naming the bad field", async () => {
     const res = await call("POST", "/commands", {
       type: "cluster.create",

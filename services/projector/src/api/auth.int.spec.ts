@@ -302,6 +302,15 @@ describe("commands with a token", () => {
     expect(byAdmin.status).toBe(202);
   });
 
+  it("a session id no session can have is the catalogue's 400, not a failed owner look-up (found by test/fuzz)", async () => {
+    const r = await call("POST", "/commands", {
+      token: operator.token,
+      body: { type: "session.hibernate", data: { sessionId: "a\u0000b" } },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.issues).toEqual([expect.stringMatching(/^sessionId: must be token-safe/)]);
+  });
+
   it("other session commands: only the session's owner (by its creation event) or an admin", async () => {
     // The sessions read model does not exist yet: ownership is read off the event index,
     // where the session's creation event names its user. Written here as the projection would.

@@ -1,3 +1,4 @@
+import { type AnyEvent, type EventStore, isTokenSafe } from "@cairn/events";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -67,6 +68,20 @@ export function parseAt(at: string): { toSequence: number } | { toTime: Date } {
   return /^\d+$/.test(at) ? { toSequence: Number(at) } : { toTime: new Date(at) };
 }
 
+/**
+ * An aggregate's events up to `at` (`?at=`), read from the log. An id that is not
+ * token-safe names no aggregate (no subject can hold it): no events, so the route answers
+ * 404 — the event store refuses to build its subject, which answered 500 (found by test/fuzz).
+ */
+export async function eventsAt(
+  store: EventStore<AnyEvent>,
+  aggregate: { type: "cluster" | "install" | "session"; id: string },
+  at: string,
+) {
+  if (!isTokenSafe(aggregate.id)) return [];
+  return (await store.load(aggregate, parseAt(at))).events;
+}
+
 export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -122,10 +137,10 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
       } else {
         // The log, not the read model: the fold is the live projection's reducer over a
         // prefix, and so is its install's (the progress counts the install's steps then).
-        const history = await deps.store.load({ type: "cluster", id }, parseAt(at));
-        row = foldCluster(history.events.map((event) => ({ event, sequence: event.sequence })));
-        const steps = await deps.store.load({ type: "install", id }, parseAt(at));
-        for (const e of steps.events) install = applyInstallEvent(install, e, e.sequence);
+        const events = await eventsAt(deps.store, { type: "cluster", id }, at);
+        row = foldCluster(events.map((event) => ({ event, sequence: event.sequence })));
+        for (const e of await eventsAt(deps.store, { type: "install", id }, at))
+          install = applyInstallEvent(install, e, e.sequence);
       }
       if (!row) {
         return reply.code(404).send({

@@ -1,4 +1,4 @@
-import { isSchemaError } from "@cairn/events";
+import { isSchemaError, isTokenSafe } from "@cairn/events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Change } from "../changes.ts";
@@ -50,7 +50,9 @@ export async function sessionScopeProblem(
       ? `${who.user} (${who.role}) may create sessions only for themself, not for ${JSON.stringify(d.user)}`
       : undefined;
   }
-  if (typeof d.sessionId !== "string") return undefined; // the catalogue answers 400
+  // Not an id a session can have: the catalogue answers 400 (and looking it up could fail:
+  // Postgres text holds no NUL).
+  if (typeof d.sessionId !== "string" || !isTokenSafe(d.sessionId)) return undefined;
   const owner = await sessionOwner(deps.db, deps.schema, d.sessionId);
   if (owner === undefined)
     return `cannot tell whose session ${JSON.stringify(d.sessionId)} is (unknown, or not projected yet); only its owner or an admin may send ${type}`;

@@ -191,6 +191,19 @@ describe("point in time: GET /clusters/:id?at=", () => {
     expect(at4.body).toMatchObject({ state: "Deleting", version: 3, progress: { operation: "deleting" } });
   });
 
+  it("an id no aggregate can have is 404, not 500 (found by test/fuzz)", async () => {
+    for (const path of [
+      "/clusters/a.b?at=1",
+      "/clusters/%F2%93%94%9C?at=0",
+      "/sessions/a%20b?at=1",
+      "/sessions/%3E?at=2026-01-01T00:00:00Z",
+    ]) {
+      const r = await call(path);
+      expect({ path, status: r.status }).toEqual({ path, status: 404 });
+      expect(r.body.message).toMatch(/^no (cluster|session) /);
+    }
+  });
+
   it("the fold of the whole log equals the live read model", async () => {
     const live = await call("/clusters/h-1");
     const folded = await call(`/clusters/h-1?at=${h.c4.sequence + 1000}`);

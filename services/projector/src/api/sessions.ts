@@ -37,7 +37,7 @@ import { getCluster } from "../repository/clusters.ts";
 import { getCommand } from "../repository/commands.ts";
 import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-tables.ts";
 import type { Principal } from "./auth.ts";
-import { parseAt } from "./clusters.ts";
+import { eventsAt } from "./clusters.ts";
 import { sendFor } from "./commands.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { toHistoryEvent } from "./history.ts";
@@ -387,8 +387,8 @@ export function sessionRoutes(app: FastifyInstance, deps: ApiDeps & { nats?: Nat
         const row = await visible(req, reply, id);
         return row ? await view(row) : reply;
       }
-      const history = await deps.store.load({ type: "session", id }, parseAt(at));
-      const row = foldSession(history.events.map((event) => ({ event, sequence: event.sequence })));
+      const events = await eventsAt(deps.store, { type: "session", id }, at);
+      const row = foldSession(events.map((event) => ({ event, sequence: event.sequence })));
       if (!row || !canSee(req.principal, row.user))
         return reply.code(404).send({
           error: "Not Found",

@@ -92,7 +92,7 @@ export interface ClusterRow {
   readonly spec: ClusterSpec;
   /** Events in the aggregate so far, rejections included (= the last event's position). */
   readonly version: number;
-  /** The trace of the latest event that carried one. */
+  /** The trace of the latest event that carried one, rejections aside (a refused command changed nothing). */
   readonly traceId: string | null;
   /** ISO times, from the events (never the projector's clock). */
   readonly createdAt: string;
@@ -150,7 +150,12 @@ export function applyClusterEvent(
 
   const touched = {
     version: event.position,
-    traceId: traceIdOf(event.meta.traceparent) ?? row?.traceId ?? null,
+    // A refused command did nothing to the cluster: the row keeps the trace of what did (the
+    // link next to a cluster must not lead to the trace of somebody's rejected command).
+    traceId:
+      (event.type === "cluster.rejected" ? undefined : traceIdOf(event.meta.traceparent)) ??
+      row?.traceId ??
+      null,
     updatedAt: event.time,
     lastEventType: event.type,
     lastSequence: sequence,

@@ -159,6 +159,31 @@ describe("applyClusterEvent", () => {
     expect(after.lastEventType).toBe("cluster.rejected");
   });
 
+  it("a rejection keeps the trace of what the cluster did, not the refused command's (found by test/fuzz)", () => {
+    const lifecycle = aTraceparent();
+    const before = applyClusterEvent(
+      undefined,
+      anEnvelope(c1, 1, requested("c1"), { traceparent: lifecycle }),
+      10,
+    )!;
+    const refused = aTraceparent();
+    const after = applyClusterEvent(
+      before,
+      anEnvelope(c1, 2, rejected("cmd-9", "cluster.rollback", "invalid", "cannot roll back to 99"), {
+        traceparent: refused,
+      }),
+      11,
+    );
+    expect(after.traceId).toBe(lifecycle.split("-")[1]);
+    expect(after.version).toBe(2);
+    // Anything that did something moves it, as before.
+    const scale = aTraceparent();
+    expect(
+      applyClusterEvent(after, anEnvelope(c1, 3, scaleRequested("workers", 2, 3), { traceparent: scale }), 12)
+        .traceId,
+    ).toBe(scale.split("-")[1]);
+  });
+
   it("follows the lifecycle: Provisioning → Configuring → Deleting → Deleted, and Failed", () => {
     const started = { type: "cluster.provisioning-started", data: { slots: [] } };
     const ready = { type: "cluster.instances-ready", data: { count: 3 } };

@@ -59,7 +59,8 @@ export function commandIdsOf(event: CairnEvent): string[] {
  * it is. A `*.rejected` event marks the command rejected with its code and reason;
  * any other event marks it accepted. A rejection is final: a later accepted event of
  * the same command does not undo it. The first event fixes the aggregate, the trace
- * and `firstSequence`.
+ * and `firstSequence`; events of any other aggregate that name the same command id
+ * leave the row alone.
  */
 export function applyCommandEvent(
   row: CommandRow | undefined,
@@ -68,6 +69,11 @@ export function applyCommandEvent(
   commandId: string | undefined = event.meta.commandId,
 ): CommandRow | undefined {
   if (commandId === undefined) return row;
+  // A command decides one aggregate. An event of another naming the same id answers another
+  // command that reused the id (a publisher's mistake, or an id sent again after JetStream's
+  // dedupe window): it must not rewrite what the first command came to.
+  if (row && (row.aggregateType !== event.aggregate.type || row.aggregateId !== event.aggregate.id))
+    return row;
   // A rejection answers the command it names; to the command that appended it (another
   // one), it is one of its accepted events.
   const rejected =

@@ -45,6 +45,29 @@ describe("applyCommandEvent", () => {
     });
   });
 
+  it("a command id reused on another aggregate does not rewrite the first command's row (found by test/fuzz)", () => {
+    const created = applyCommandEvent(
+      undefined,
+      anEnvelope(c1, 1, requested("c1"), { commandId: "cmd-1" }),
+      5,
+    );
+    const elsewhere = anEnvelope(
+      cluster("c2"),
+      1,
+      rejected("cmd-1", "cluster.scale", "not-found", "cluster c2 does not exist"),
+      { commandId: "cmd-1" },
+    );
+    expect(applyCommandEvent(created, elsewhere, 40)).toEqual(created);
+    // On its own aggregate, a later rejection of the same command still counts.
+    const refusedHere = anEnvelope(c1, 2, rejected("cmd-1", "cluster.create", "invalid", "no"), {
+      commandId: "cmd-1",
+    });
+    expect(applyCommandEvent(created, refusedHere, 41)).toMatchObject({
+      status: "rejected",
+      aggregateId: "c1",
+    });
+  });
+
   it("events without a commandId leave the row as it is", () => {
     expect(applyCommandEvent(undefined, anEnvelope(c1, 1, requested("c1")), 1)).toBeUndefined();
   });

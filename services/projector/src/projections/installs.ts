@@ -187,7 +187,11 @@ export function applyInstallEvent(
   if (row && event.position <= row.version) return row;
   const touched = {
     version: event.position,
-    traceId: traceIdOf(event.meta.traceparent) ?? row?.traceId ?? null,
+    // A refused command did nothing to the install: the row keeps the trace of what did.
+    traceId:
+      (event.type === "install.rejected" ? undefined : traceIdOf(event.meta.traceparent)) ??
+      row?.traceId ??
+      null,
     updatedAt: event.time,
     lastEventType: event.type,
     lastSequence: sequence,

@@ -192,6 +192,25 @@ describe("installs", () => {
     expect(again).toBe(row);
   });
 
+  it("a rejection keeps the install's trace (a refused install.upgrade did nothing)", () => {
+    const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const row = applyInstallEvent(
+      undefined,
+      anEnvelope({ type: "install", id: "c1" }, 1, planned(), { traceparent: tp }),
+      1,
+    );
+    const refused = anEnvelope(
+      { type: "install", id: "c1" },
+      2,
+      {
+        type: "install.rejected",
+        data: { commandId: "u1", commandType: "install.upgrade", code: "invalid", reason: "no" },
+      },
+      { traceparent: "00-11111111111111111111111111111111-b7ad6b7169203331-01" },
+    );
+    expect(applyInstallEvent(row, refused, 2)?.traceId).toBe("0af7651916cd43dd8448eb211c80319c");
+  });
+
   it("keeps the last MAX_STEPS step records", () => {
     let row = applyInstallEvent(undefined, anEnvelope({ type: "install", id: "c1" }, 1, planned()), 1);
     for (let n = 1; n <= MAX_STEPS + 5; n++) {

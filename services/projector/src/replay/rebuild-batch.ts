@@ -37,6 +37,7 @@ import {
   stepDurationsTable,
 } from "../repository/doc-tables.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
+import { storableBody } from "../storable.ts";
 
 /** Past this many cached rows the rebuild forgets them and reads rows back (bounded memory on any log). */
 const MAX_CACHED_ROWS = 1_000_000;
@@ -133,7 +134,7 @@ export async function prepareBatch(
     try {
       // Trusted by default: the owning services validated every event before appending it
       // and the live projection parsed each commit fully (see `ReplayOptions.trustLog`).
-      const body = m.json();
+      const body = storableBody(m);
       const at = { subject: m.subject };
       const parsed = trusted ? cat.parseCommitTrusted(body, at) : cat.parseCommit(body, at);
       commits++;
