@@ -106,8 +106,9 @@ export async function startClassificationRestore(
           { actor: "node-ops", key: `${node}\u0000${nodeop.version}` },
         ),
       );
-      // Another operation got in between the read and the decision: wait for it as well.
-      if (outcome.status === "rejected") busy = node;
+      // Another operation got in between the read and the decision (the decider then
+      // changes nothing, or refuses): wait for it as well.
+      if (outcome.status === "rejected" || outcome.status === "unchanged") busy = node;
       else o.logger?.info({ cluster: clusterId, node, change }, "restoring a node's pool classification");
     }
     // On the next pass the nodes restored meanwhile are busy or show no drift any more.

@@ -72,6 +72,9 @@ export function decideClassification(
     }
     case "node.restore-classification": {
       const { change, reason } = command.data;
+      // Cairn's own correction waits behind whatever is in flight (the restore reactor
+      // tries again when it is recorded): nothing to refuse, nothing for the log.
+      if (state.inFlight) return [];
       return request("restore", reason, change);
     }
     case "node.record-classified": {

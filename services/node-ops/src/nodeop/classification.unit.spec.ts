@@ -146,4 +146,17 @@ describe("restore (internal)", () => {
       .when(cmd("node.restore-classification", { change, reason: "restore pool classification" }))
       .then([requested("restore", change, by, "restore pool classification")]);
   });
+
+  it("waits behind an operation in flight: nothing decided, nothing refused", () => {
+    const change = {
+      setLabels: { "cairn.dev/pool": "workers" },
+      removeLabels: [],
+      addTaints: [],
+      removeTaints: [],
+    };
+    spec
+      .given([requested("label", { setLabels: { a: "1" } })])
+      .when(cmd("node.restore-classification", { change, reason: "restore pool classification" }))
+      .then([]);
+  });
 });
