@@ -1,3 +1,4 @@
+export * from "./acked-publisher.ts";
 export * from "./catalogue/index.ts";
 export * from "./caused.ts";
 export * from "./cluster-secrets.ts";
@@ -14,6 +15,7 @@ export * from "./event-store.ts";
 export * from "./ids.ts";
 export * from "./node-operations.ts";
 export * from "./reactor.ts";
+export * from "./session-activity.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./trace.ts";

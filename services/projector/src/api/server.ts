@@ -93,7 +93,7 @@ export interface ApiDeps {
   readonly bodyLimit?: number | undefined;
   readonly heartbeatMs?: number | undefined;
   readonly sessions?: SessionApiOptions | undefined;
-  /** NATS, for heartbeats (`hb.session.<id>` requests) and the heartbeat bucket's last activity. */
+  /** NATS, for heartbeats: the heartbeat bucket, written and followed for last activity. */
   readonly nats?: Nats | undefined;
   /**
    * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
@@ -329,7 +329,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
   typedCommandRoutes(app, deps);
-  sessionRoutes(app, deps);
+  await sessionRoutes(app, deps);
   streamRoutes(app, deps);
   await app.ready();
   return app;
