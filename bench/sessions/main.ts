@@ -9,14 +9,18 @@
  *     (one commit of requested, admitted, running each). `POST /sessions/:id/heartbeat`
  *     goes round-robin over them: paced at a steady 5,000 req/s (../lib/paced-http.ts, an
  *     open-loop generator: latency counts from when each request was due), then autocannon
- *     with 100 connections at its maximum. With N = 10,000 sessions at 5,000 req/s each
- *     session beats every 2 s, longer than the resolution of last activity (1 s): every
- *     heartbeat is a KV write, the worst case (the KV writes of each run are counted from
- *     the bucket's stream, so a run that coalesced says so). A warm-up first beats every
+ *     with 100 connections at its maximum. With N = 20,000 sessions (10,000 quick) each
+ *     session beats every N / rate s, longer than the resolution of last activity (1 s)
+ *     up to N req/s: every heartbeat is a KV write, the worst case (the KV writes of each
+ *     run are counted from the bucket's stream, so a run that coalesced says so). A warm-up first beats every
  *     session once (the API's session directory and the bucket's revisions filled, as in
  *     a service that has been up a while).
- *     Raw limit: `kv.put` on the same bucket from one client, paced at 5,000/s (latency
- *     from when each put was due) and with 256 in flight (rate), after a warm-up.
+ *     Raw limit: puts on the same bucket from one client, after a warm-up: `kv.put`
+ *     (@nats-io/kv) paced at 5,000/s (latency from when each put was due) and with 256 in
+ *     flight; and the API's own write path without the API (libs/events ackedPublisher,
+ *     acks pipelined), 256 in flight. The rate goal is against the faster of the two.
+ *     Beside them, the HTTP floor: a bare node:http server answering the same request
+ *     under the same autocannon run (what no Node API can beat on this machine).
  *  2. One idle sweep over 100,000 sessions: `planSweep` (pure) over an index folded with
  *     the decider's own `evolve`, a third of them idle. The sweep reads no KV (each
  *     replica follows the bucket's writes into memory); the start-up catch-up that fills
@@ -67,8 +71,12 @@ import { bounded, type Figure, printFigures, rate, timed } from "../lib/report.t
 import { wakeBench } from "./wake.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
-/** Sessions the heartbeats go to. */
-const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
+/**
+ * Sessions the heartbeats go to: enough that each beats less often than once per the
+ * resolution of last activity (1 s) even at the open loop's rate, so that every heartbeat
+ * is a KV write (the worst case); the runs count their writes to show it.
+ */
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? (QUICK ? 10_000 : 20_000));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 3 : 10));
 const HB_RATE = 5_000;
 const CONNECTIONS = 100;
@@ -300,6 +308,38 @@ async function heartbeatIngest() {
     const open = await cannon(SECONDS);
     say(`API open loop: ${JSON.stringify(open)}`);
 
+    // The HTTP floor: a Node HTTP server in its own process that only answers the same
+    // request with the same body (no auth, no framework, no KV), under the same autocannon
+    // run. What no API written in Node can beat on this machine.
+    const floorPort = await freePort();
+    const floor = spawn(
+      process.execPath,
+      [
+        "-e",
+        `require("node:http").createServer((q, s) => { let b = ""; q.on("data", (d) => (b += d)); q.on("end", () => { JSON.parse(b); const o = '{"sessionId":"x","activity":true}'; s.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": o.length }); s.end(o); }); }).listen(${floorPort}, "127.0.0.1", () => process.send?.("up"));`,
+      ],
+      { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+    );
+    children.push(floor);
+    await new Promise((r) => floor.once("message", r));
+    const httpFloor = await new Promise<number>((resolve, reject) =>
+      autocannon(
+        {
+          url: `http://127.0.0.1:${floorPort}`,
+          connections: CONNECTIONS,
+          duration: SECONDS,
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        },
+        (err, r) => (err ? reject(err) : resolve(r.requests.total / (r.duration || SECONDS))),
+      ),
+    );
+    const floorExited = new Promise((r) => floor.once("exit", r));
+    floor.kill("SIGTERM");
+    await floorExited;
+    say(`HTTP floor (bare node:http): ${Math.round(httpFloor)} req/s`);
+
     // Raw limit: KV puts on the same bucket, one client, the same value shape.
     const kv = await new Kvm(nats.js).open(Buckets.heartbeats);
     const value = () => JSON.stringify({ at: Date.now(), connections: 1 });
@@ -345,10 +385,10 @@ async function heartbeatIngest() {
       rate: Math.max(rate(rawPuts, rawRun.ms), rate(rawPuts, pipelinedRun.ms)),
     };
     say(`raw KV: ${JSON.stringify(raw)}`);
-    return { fixed, open, raw };
+    return { fixed, open, raw, httpFloor };
   } finally {
     for (const c of children) {
-      if (c.exitCode !== null) continue;
+      if (c.exitCode !== null || c.signalCode !== null) continue;
       const exited = new Promise((r) => c.once("exit", r));
       c.kill("SIGTERM");
       await exited;
@@ -471,11 +511,15 @@ if (hb) {
     raw_kv_puts_per_s: hb.raw.rate,
     raw_kv_put_client_per_s: hb.raw.kvPutRate,
     raw_kv_pipelined_per_s: hb.raw.pipelinedRate,
+    http_floor_rps: hb.httpFloor,
   });
   Object.assign(ratios, {
     heartbeat_max_rps_over_raw_kv: hb.open.rps / hb.raw.rate,
     heartbeat_kv_writes_max_over_raw_kv: hb.open.kvWritesPerS / hb.raw.rate,
     heartbeat_p99_over_raw_kv_p99: hb.fixed.p99 / hb.raw.p99,
+    heartbeat_max_rps_over_kv_put_client: hb.open.rps / hb.raw.kvPutRate,
+    heartbeat_max_rps_over_http_floor: hb.open.rps / hb.httpFloor,
+    http_floor_over_raw_kv: hb.httpFloor / hb.raw.rate,
   });
   Object.assign(goals, {
     heartbeat_p99_le_5ms_at_5000:
@@ -497,6 +541,8 @@ if (hb) {
       row("KV writes made, open loop", hb.open.kvWritesPerS, "writes/s", hb.raw.rate),
       row("raw: kv.put (@nats-io/kv), 256 in flight", hb.raw.kvPutRate, "puts/s"),
       row("raw: pipelined publish (the API's own path)", hb.raw.pipelinedRate, "puts/s"),
+      row("POST heartbeat open loop over the HTTP floor", hb.open.rps, "req/s", hb.httpFloor),
+      row("HTTP floor (bare node:http, same request) over raw", hb.httpFloor, "req/s", hb.raw.rate),
     ],
   );
 }

@@ -2,8 +2,8 @@
  * What a heartbeat needs to know of a session — whose it is and what state it is in —
  * held in memory, so that a heartbeat reads no Postgres:
  *
- *  1. filled on first use from the read model (one query per session; callers asking at
- *     the same time share it);
+ *  1. filled at start with every live session (one query), and on first use of any other
+ *     from the read model (one query per session; callers asking at the same time share it);
  *  2. kept fresh by the read-model changes every replica receives after each committed
  *     batch (`cairn.projector.changes.<durable>`, fed into the in-process `ChangeFeed`); a
  *     row is replaced only by a later one (its `lastSequence`), so a slow read never
@@ -45,6 +45,8 @@ interface Entry {
 export function sessionDirectory(o: {
   changes: ChangeFeed;
   read: (id: string) => Promise<SessionFacts | undefined>;
+  /** The live sessions, at most `limit`, read once at start (a restart does not read them one by one). */
+  prefill?: (limit: number) => Promise<Iterable<[string, SessionFacts]>>;
   now?: () => number;
   refreshMs?: number;
   absentMs?: number;
@@ -73,6 +75,19 @@ export function sessionDirectory(o: {
     if (e) e.facts = later(e.facts, facts);
     else put(c.id, { facts, checkedAt: now(), reading: undefined });
   });
+
+  // At start: the live sessions in one query. A lookup meanwhile reads on its own; a
+  // row already there from a change or a read is kept when it is as late.
+  o.prefill?.(capacity).then(
+    (rows) => {
+      for (const [id, facts] of rows) {
+        const e = entries.get(id);
+        if (e) e.facts = later(e.facts, facts);
+        else put(id, { facts, checkedAt: now(), reading: undefined });
+      }
+    },
+    () => {}, // Postgres away at start: each session is read on first use instead.
+  );
 
   const refresh = (id: string, e: Entry): Promise<SessionFacts | undefined> => {
     e.reading ??= o

@@ -109,6 +109,33 @@ describe("the session directory (what a heartbeat needs, without Postgres)", () 
     expect(db.reads).toEqual(["s-1", "s-1"]);
   });
 
+  it("is filled at start with the live sessions in one query (a restart does not read them one by one)", async () => {
+    const feed = new ChangeFeed();
+    const db = readModel({});
+    let asked: number | undefined;
+    let fill!: (rows: [string, SessionFacts][]) => void;
+    const d = sessionDirectory({
+      changes: feed,
+      read: db.read,
+      capacity: 1_000,
+      prefill: (limit) => {
+        asked = limit;
+        return new Promise((r) => (fill = r));
+      },
+    });
+    expect(asked).toBe(1_000);
+    // A change that came first, later than the query's row, is kept.
+    feed.publish([change("s-2", { user: "bob", state: "Hibernated", lastSequence: 20 })]);
+    fill([
+      ["s-1", { user: "alice", state: "Running", lastSequence: 4 }],
+      ["s-2", { user: "bob", state: "Running", lastSequence: 7 }],
+    ]);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(d.lookup("s-1")).toMatchObject({ user: "alice", state: "Running" });
+    expect(d.lookup("s-2")).toMatchObject({ state: "Hibernated", lastSequence: 20 });
+    expect(db.reads).toEqual([]);
+  });
+
   it("holds at most `capacity` sessions, the least recently filled going first", async () => {
     const feed = new ChangeFeed();
     const db = readModel({});

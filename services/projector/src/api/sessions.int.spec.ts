@@ -3,10 +3,12 @@
  * played by hand: its admission refusing over quota (the ledger's `session.rejected`,
  * appended as the idle-detector appends it), and the heartbeat bucket it creates.
  */
-import { Buckets, Streams } from "@cairn/events";
+import { Buckets, connectNats, Streams } from "@cairn/events";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
+import { liveSessionFacts, sessionFacts } from "../repository/session-facts.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 
 let infra: Infra;
@@ -210,6 +212,32 @@ describe("sessions API", () => {
     expect(await lastEventSequence()).toBe(events);
   });
 
+  it("two API replicas share the bucket: heartbeats through either count, and last activity only moves on", async () => {
+    const kv = await heartbeatBucket();
+    const nats = await connectNats(infra.natsServer.url, { name: "projector-replica" });
+    const replica = await startProjector({ nats, databaseUrl: infra.database.url, api: { port: 0 } });
+    try {
+      const via = (url: string) =>
+        fetch(`${url}/sessions/ok-1/heartbeat`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ connections: 1 }),
+        }).then((r) => r.status);
+      const ats: number[] = [];
+      // Each a resolution (1 s) after the last: each a write, by one replica then the other,
+      // each on a revision the other moved (a lost compare-and-set, read, written again).
+      for (const url of [base, replica.api!.url, base, replica.api!.url]) {
+        await new Promise((r) => setTimeout(r, 1_100));
+        expect(await via(url)).toBe(200);
+        ats.push((await kv.get("ok-1"))!.json<{ at: number }>().at);
+      }
+      for (let i = 1; i < ats.length; i++) expect(ats[i]!).toBeGreaterThan(ats[i - 1]!);
+    } finally {
+      await replica.stop();
+      await nats.close();
+    }
+  });
+
   it("last activity comes from the heartbeat bucket, whoever wrote it (the idle-detector for hb.session.<id>)", async () => {
     const kv = await heartbeatBucket();
     const at = Date.now() + 60_000;
@@ -221,6 +249,20 @@ describe("sessions API", () => {
     const revision = (await kv.get("ok-1"))!.revision;
     expect((await heartbeat("ok-1", 1)).status).toBe(200);
     expect((await kv.get("ok-1"))!.revision).toBe(revision);
+  });
+
+  it("the directory's queries: a session's facts, and every live one at start", async () => {
+    const db = openDatabase(infra.database.url);
+    try {
+      expect(await sessionFacts(db, "cairn", "full-1")).toMatchObject({ user: "alice", state: "Failed" });
+      expect(await sessionFacts(db, "cairn", "nope")).toBeUndefined();
+      const live = await liveSessionFacts(db, "cairn", 100);
+      expect(live).toEqual([
+        ["ok-1", { user: "alice", state: "Starting", lastSequence: expect.any(Number) }],
+      ]);
+    } finally {
+      await db.destroy();
+    }
   });
 
   it("a session that ends takes no more heartbeats (409), as soon as the read model says so", async () => {

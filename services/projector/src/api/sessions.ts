@@ -38,6 +38,7 @@ import { foldSession, idleView, type SessionRow } from "../projections/sessions.
 import { getCluster } from "../repository/clusters.ts";
 import { getCommand } from "../repository/commands.ts";
 import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-tables.ts";
+import { liveSessionFacts, sessionFacts } from "../repository/session-facts.ts";
 import type { Principal } from "./auth.ts";
 import { parseAt } from "./clusters.ts";
 import { sendFor } from "./commands.ts";
@@ -61,7 +62,7 @@ import {
   sessionView,
 } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
-import { type SessionFacts, sessionDirectory } from "./session-directory.ts";
+import { sessionDirectory } from "./session-directory.ts";
 
 export const DEFAULT_ADMISSION_WAIT_MS = 5_000;
 export const DEFAULT_IDLE_GRACE_SECONDS = 60;
@@ -253,10 +254,8 @@ export async function sessionRoutes(
   // Whose each session is and its state, in memory: a heartbeat reads no Postgres.
   const directory = sessionDirectory({
     changes: deps.changes,
-    read: async (id): Promise<SessionFacts | undefined> => {
-      const row = await getSession(deps, id);
-      return row && { user: row.user, state: row.state, lastSequence: row.lastSequence };
-    },
+    read: (id) => sessionFacts(deps.db, deps.schema, id),
+    prefill: (limit) => liveSessionFacts(deps.db, deps.schema, limit),
   });
   app.addHook("onClose", async () => {
     activity?.stop();
