@@ -259,6 +259,9 @@ async function heartbeatIngest() {
             body,
           }),
         });
+        say(
+          `paced: p90 ${pct(r.latencies, 90).toFixed(2)}, p99.9 ${pct(r.latencies, 99.9).toFixed(2)}, max ${Math.max(...r.latencies).toFixed(2)} ms; over 5 ms: ${r.latencies.filter((l) => l > 5).length} of ${r.latencies.length}`,
+        );
         return {
           p50: pct(r.latencies, 50),
           p99: pct(r.latencies, 99),
