@@ -219,21 +219,25 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Authentication, in two steps around the rate limit: identify the caller first (so the
   // limit counts per token holder), then refuse before the body is even parsed.
+  // (Hooks on every request take fastify's callback form: no promise per request and hook.
+  // One that answers early sends and does not call `done`.)
   const auth = deps.auth;
   if (auth) {
-    app.addHook("onRequest", async (req) => {
+    app.addHook("onRequest", (req, _reply, done) => {
       const header = req.headers.authorization;
-      if (header === undefined) return;
-      const token = bearerToken(header);
-      const who = token !== undefined ? authenticate(auth, token) : undefined;
-      if (who) req.principal = who;
-      else
-        req.authProblem =
-          token === undefined ? "the Authorization header is not `Bearer <token>`" : "unknown token";
+      if (header !== undefined) {
+        const token = bearerToken(header);
+        const who = token !== undefined ? authenticate(auth, token) : undefined;
+        if (who) req.principal = who;
+        else
+          req.authProblem =
+            token === undefined ? "the Authorization header is not `Bearer <token>`" : "unknown token";
+      }
+      done();
     });
-    app.addHook("preParsing", async (req, reply) => {
+    app.addHook("preParsing", (req, reply, payload, done) => {
       const access = accessOf(req);
-      if (access === "public") return;
+      if (access === "public") return done(null, payload);
       const who = req.principal;
       if (!who) {
         const invalid = req.authProblem !== undefined;
@@ -241,19 +245,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           "www-authenticate",
           invalid ? 'Bearer realm="cairn", error="invalid_token"' : 'Bearer realm="cairn"',
         );
-        return reply.code(401).send({
+        void reply.code(401).send({
           error: statusText(401),
           message: invalid
             ? `${req.authProblem}: send a token from the API's tokens file as \`Authorization: Bearer <token>\``
             : "this API needs a token: send `Authorization: Bearer <token>` (`cairn token create` makes one)",
         });
+        return;
       }
       if (!allows(who.role, access)) {
-        return reply.code(403).send({
+        void reply.code(403).send({
           error: statusText(403),
           message: `${req.method} ${req.routeOptions.url ?? req.url} needs the ${access} role (or higher); ${who.user} is ${who.role}`,
         });
+        return;
       }
+      done(null, payload);
     });
   }
 
@@ -276,18 +283,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ETags on every JSON answer to a GET: a client that sends the tag back gets 304 while
   // the answer would be the same. Derived from the body, so it can never go stale.
-  app.addHook("onSend", async (req, reply, payload) => {
-    if (req.method !== "GET" || reply.statusCode !== 200 || typeof payload !== "string") return payload;
-    if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json")) return payload;
+  app.addHook("onSend", (req, reply, payload, done) => {
+    if (req.method !== "GET" || reply.statusCode !== 200 || typeof payload !== "string")
+      return done(null, payload);
+    if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json"))
+      return done(null, payload);
     const etag = etagOf(payload);
     reply.header("etag", etag);
     if (matchesEtag(req.headers["if-none-match"], etag)) {
       reply.code(304);
       reply.removeHeader("content-type");
       reply.removeHeader("content-length");
-      return "";
+      return done(null, "");
     }
-    return payload;
+    done(null, payload);
   });
 
   // Every route documents the refusals the hooks above may answer with.
