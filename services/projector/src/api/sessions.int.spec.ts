@@ -8,7 +8,7 @@ import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../db/database.ts";
 import { type Projector, startProjector } from "../projector.ts";
-import { liveSessionFacts, sessionFacts } from "../repository/session-facts.ts";
+import { liveSessionFacts, sessionFacts, sessionFactsChangedSince } from "../repository/session-facts.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 
 let infra: Infra;
@@ -257,9 +257,16 @@ describe("sessions API", () => {
       expect(await sessionFacts(db, "cairn", "full-1")).toMatchObject({ user: "alice", state: "Failed" });
       expect(await sessionFacts(db, "cairn", "nope")).toBeUndefined();
       const live = await liveSessionFacts(db, "cairn", 100);
-      expect(live).toEqual([
+      expect(live.rows).toEqual([
         ["ok-1", { user: "alice", state: "Starting", lastSequence: expect.any(Number) }],
       ]);
+      // Changed since: in sequence order, nothing at or before the mark.
+      const all = await sessionFactsChangedSince(db, "cairn", 0, 100);
+      expect(all.map(([id]) => id).sort()).toEqual(["full-1", "ok-1"]);
+      expect(all[0]![1].lastSequence).toBeLessThan(all[1]![1].lastSequence);
+      expect(live.high).toBe(all[1]![1].lastSequence);
+      expect(await sessionFactsChangedSince(db, "cairn", all[0]![1].lastSequence, 100)).toEqual([all[1]]);
+      expect(await sessionFactsChangedSince(db, "cairn", live.high, 100)).toEqual([]);
     } finally {
       await db.destroy();
     }

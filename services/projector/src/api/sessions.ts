@@ -38,7 +38,7 @@ import { foldSession, idleView, type SessionRow } from "../projections/sessions.
 import { getCluster } from "../repository/clusters.ts";
 import { getCommand } from "../repository/commands.ts";
 import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-tables.ts";
-import { liveSessionFacts, sessionFacts } from "../repository/session-facts.ts";
+import { liveSessionFacts, sessionFacts, sessionFactsChangedSince } from "../repository/session-facts.ts";
 import type { Principal } from "./auth.ts";
 import { parseAt } from "./clusters.ts";
 import { sendFor } from "./commands.ts";
@@ -254,8 +254,11 @@ export async function sessionRoutes(
   // Whose each session is and its state, in memory: a heartbeat reads no Postgres.
   const directory = sessionDirectory({
     changes: deps.changes,
-    read: (id) => sessionFacts(deps.db, deps.schema, id),
-    prefill: (limit) => liveSessionFacts(deps.db, deps.schema, limit),
+    source: {
+      read: (id) => sessionFacts(deps.db, deps.schema, id),
+      live: (limit) => liveSessionFacts(deps.db, deps.schema, limit),
+      changedSince: (after, limit) => sessionFactsChangedSince(deps.db, deps.schema, after, limit),
+    },
   });
   app.addHook("onClose", async () => {
     activity?.stop();
