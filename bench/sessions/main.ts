@@ -201,7 +201,9 @@ async function heartbeatIngest() {
     };
     // No sweep during the run (its lease and decisions are not what this measures).
     service("idle-detector", { CAIRN_SESSION_SWEEP_SECONDS: "3600" });
+    const projectorHealth = await freePort();
     service("projector", {
+      CAIRN_HEALTH_PORT: String(projectorHealth),
       DATABASE_URL: database.url,
       CAIRN_API_PORT: String(apiPort),
       CAIRN_TOKENS_FILE: tokensFile,
@@ -248,6 +250,14 @@ async function heartbeatIngest() {
     const kvSequence = async () => (await nats.jsm.streams.info(`KV_${Buckets.heartbeats}`)).state.last_seq;
     let next = 0;
     const path = () => `/sessions/${sessionId(next++ % SESSIONS)}/heartbeat`;
+    /** The projector's heartbeat outcomes so far (its /metrics): written, covered, conflict, failed. */
+    const outcomes = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${projectorHealth}/metrics`)).text();
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(/^cairn_session_activity_total\{outcome="(\w+)"\} (\d+)/gm))
+        out[m[1]!] = Number(m[2]);
+      return out;
+    };
     /** The API paced at 5,000 req/s for `seconds`: every latency, and the KV writes made. */
     const steady = async (seconds: number) => {
       const before = await kvSequence();
@@ -309,7 +319,10 @@ async function heartbeatIngest() {
     children.push(floor);
     await new Promise((r) => floor.once("message", r));
 
-    // Raw limit: KV puts on the same bucket, one client, the same value shape.
+    // Raw limit: KV puts on the same bucket, one client, the same value shape, as many keys
+    // as sessions — other keys than the API's: a raw put on a session's key would move its
+    // revision and cost the API's next write of it a lost compare-and-set.
+    const rawKey = (i: number) => `raw-${i % SESSIONS}`;
     const kv = await new Kvm(nats.js).open(Buckets.heartbeats);
     const value = () => JSON.stringify({ at: Date.now(), connections: 1 });
     const pacedPuts = async (seconds: number) => {
@@ -321,7 +334,7 @@ async function heartbeatIngest() {
         const due = t0 + (i * 1000) / HB_RATE;
         const wait = due - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        const p = kv.put(sessionId(i % SESSIONS), value()).then(() => {
+        const p = kv.put(rawKey(i), value()).then(() => {
           latencies.push(performance.now() - due);
           inflight.delete(p);
         });
@@ -333,12 +346,12 @@ async function heartbeatIngest() {
     // The same puts as the API writes them (libs/events ackedPublisher: acks pipelined on
     // one inbox, no per-request timer or Error).
     const publisher = ackedPublisher(nats.nc);
-    const subjectOf = (i: number) => `$KV.${Buckets.heartbeats}.${sessionId(i % SESSIONS)}`;
+    const subjectOf = (i: number) => `$KV.${Buckets.heartbeats}.${rawKey(i)}`;
     const putRate = async (seconds: number, put: (i: number) => Promise<unknown>) => {
       const n = HB_RATE * seconds;
       return rate(n, (await timed(() => bounded(n, 256, put))).ms);
     };
-    const kvPut = (i: number) => kv.put(sessionId(i % SESSIONS), value());
+    const kvPut = (i: number) => kv.put(rawKey(i), value());
     const pipelinedPut = (i: number) => publisher.publish(subjectOf(i), value());
 
     // Warm-up: every session beaten at least once (JIT, connections, the API's directory and
@@ -360,6 +373,7 @@ async function heartbeatIngest() {
       httpFloor: number;
     }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
+      const before = await outcomes();
       const round = {
         fixed: await steady(SECONDS),
         rawPaced: await pacedPuts(SECONDS),
@@ -369,9 +383,11 @@ async function heartbeatIngest() {
         httpFloor: (await cannon(`http://127.0.0.1:${floorPort}`, SECONDS, false)).rps,
       };
       rounds.push(round);
+      const after = await outcomes();
+      const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
       const f = round.fixed.latencies;
       say(
-        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms; open loop ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s`,
+        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms; open loop ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
       );
     }
     publisher.stop();

@@ -84,8 +84,17 @@ export interface SessionActivity {
   stop(): void;
 }
 
+/**
+ * What became of a heartbeat with connections: its write landed, a write within the
+ * resolution covered it, a compare-and-set was lost to another writer (and decided again),
+ * or it could not be written.
+ */
+export type ActivityOutcome = "written" | "covered" | "conflict" | "failed";
+
 export interface SessionActivityOptions {
   nc: NatsConnection;
+  /** Told every outcome (a metric's counter). Must not throw. */
+  onOutcome?: (outcome: ActivityOutcome) => void;
   /** At most one write per session per this; default 1 000 ms. */
   resolutionMs?: number;
   /** Timeout of each bucket request (put, get); default 2 000 ms. */
@@ -138,6 +147,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
   const jsm: JetStreamManager = await jetstreamManager(o.nc, { timeout, checkAPI: false });
   const known = new Map<string, Known>();
   const counts = { writes: 0, covered: 0, conflicts: 0 };
+  const told = o.onOutcome ?? (() => {});
   const entry = (id: string): Known => {
     let k = known.get(id);
     if (!k) {
@@ -221,12 +231,14 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
           });
           seen(k, at);
           counts.writes++;
+          told("written");
           return;
         } catch (err) {
           // Another writer wrote the key since we read it: read theirs, then decide again.
           if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence))
             throw err;
           counts.conflicts++;
+          told("conflict");
           k.revision = undefined;
         }
       }
@@ -234,6 +246,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
         `could not write the heartbeat of ${id}: ${MAX_CONFLICTS} writers raced for it; retry`,
       );
     } catch (err) {
+      told("failed");
       if (err instanceof ActivityBucketMissing || err instanceof ActivityNotRecorded) throw err;
       // The bucket went away under us: ask again before the next write.
       if (err instanceof PublishNotAcked && err.reason === "no-stream") {
@@ -257,6 +270,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
       // The write in flight covers it, or it goes once that write is done.
       if (covers(inflight.at, at)) {
         counts.covered++;
+        told("covered");
         return inflight.done;
       }
       return inflight.done.then(
@@ -266,6 +280,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
     }
     if (covers(k.at, at)) {
       counts.covered++;
+      told("covered");
       return undefined;
     }
     const done = write(id, k, at, connections).finally(() => {

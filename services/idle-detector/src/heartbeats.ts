@@ -21,6 +21,7 @@ import {
   type SessionActivity,
   startSessionActivity,
 } from "@cairn/events";
+import { counter } from "@cairn/service";
 import { jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -28,6 +29,13 @@ import { isLive } from "./session/decider.ts";
 import type { SessionIndex } from "./session/session-index.ts";
 
 export { HEARTBEAT_QUEUE, heartbeatSubject } from "@cairn/events";
+
+/** Heartbeats with connections (`hb.session.<id>`), by what became of them in the bucket. */
+const heartbeatOutcomes = counter(
+  "cairn_session_activity_total",
+  "Heartbeats with connections by outcome: written, covered (by a write within the resolution), conflict (a lost compare-and-set, decided again), failed",
+  ["outcome"],
+);
 
 /** Opens the bucket (creating it, last value per key). */
 export async function openHeartbeats(nc: NatsConnection): Promise<KV> {
@@ -55,6 +63,7 @@ export async function startHeartbeats(o: {
   await openHeartbeats(o.nc);
   const activity = await startSessionActivity({
     nc: o.nc,
+    onOutcome: (outcome) => heartbeatOutcomes.inc({ outcome }),
     ...(o.coalesceMs !== undefined ? { resolutionMs: o.coalesceMs } : {}),
     ...(o.now ? { now: o.now } : {}),
   });

@@ -33,6 +33,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { sql } from "kysely";
 import { z } from "zod";
 import type { Change } from "../changes.ts";
+import { heartbeatOutcomes } from "../metrics.ts";
 import type { NodeRow } from "../projections/nodes.ts";
 import { foldSession, idleView, type SessionRow } from "../projections/sessions.ts";
 import { getCluster } from "../repository/clusters.ts";
@@ -249,7 +250,10 @@ export async function sessionRoutes(
   const waitMs = deps.sessions?.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
   // The heartbeat bucket, followed (last activity in the views) and written (heartbeats).
   const activity: SessionActivity | undefined = deps.nats
-    ? await startSessionActivity({ nc: deps.nats.nc })
+    ? await startSessionActivity({
+        nc: deps.nats.nc,
+        onOutcome: (outcome) => heartbeatOutcomes.inc({ outcome }),
+      })
     : undefined;
   // Whose each session is and its state, in memory: a heartbeat reads no Postgres.
   const directory = sessionDirectory({
