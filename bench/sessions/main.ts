@@ -18,7 +18,8 @@
  *     whatever else shares the machine drifts as little as possible between a figure and
  *     the raw limit it is compared with:
  *       - the API paced at a steady 5,000 req/s (../lib/paced-http.ts, open-loop: latency
- *         counts from when each request was due), and `kv.put` paced the same (raw);
+ *         counts from when each request was due), `kv.put` paced the same (raw), and the
+ *         bare HTTP server below paced the same (the latency floor of any Node API here);
  *       - the API under autocannon, 100 connections, at its maximum; beside it the raw
  *         limits, puts on the same bucket from one client with 256 in flight: `kv.put`
  *         (@nats-io/kv) and the API's own write path without the API (libs/events
@@ -367,6 +368,7 @@ async function heartbeatIngest() {
     const rounds: {
       fixed: Awaited<ReturnType<typeof steady>>;
       rawPaced: number[];
+      floorPaced: number[];
       open: Awaited<ReturnType<typeof open>>;
       kvPutRate: number;
       pipelinedRate: number;
@@ -377,6 +379,16 @@ async function heartbeatIngest() {
       const round = {
         fixed: await steady(SECONDS),
         rawPaced: await pacedPuts(SECONDS),
+        // The latency floor: the bare HTTP server paced the same.
+        floorPaced: (
+          await paced({
+            url: `http://127.0.0.1:${floorPort}`,
+            connections: CONNECTIONS,
+            rate: HB_RATE,
+            seconds: SECONDS,
+            request: () => ({ method: "POST", path: "/", headers: auth, body }),
+          })
+        ).latencies,
         open: await open(SECONDS),
         kvPutRate: await putRate(SECONDS, kvPut),
         pipelinedRate: await putRate(SECONDS, pipelinedPut),
@@ -387,12 +399,13 @@ async function heartbeatIngest() {
       const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
       const f = round.fixed.latencies;
       say(
-        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms; open loop ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
+        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms, HTTP floor p99 ${pct(round.floorPaced, 99).toFixed(2)} ms; open loop ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
       );
     }
     publisher.stop();
     const fixedLatencies = rounds.flatMap((r) => r.fixed.latencies);
     const rawLatencies = rounds.flatMap((r) => r.rawPaced);
+    const floorLatencies = rounds.flatMap((r) => r.floorPaced);
     const fixedMs = rounds.reduce((a, r) => a + r.fixed.ms, 0);
     const fixed: Run = {
       p50: pct(fixedLatencies, 50),
@@ -425,7 +438,11 @@ async function heartbeatIngest() {
       overFloor: median(rounds.map((r) => r.open.rps / r.httpFloor)),
       floorOverRaw: median(rounds.map((r) => r.httpFloor / Math.max(r.kvPutRate, r.pipelinedRate))),
     };
-    const httpFloor = median(rounds.map((r) => r.httpFloor));
+    const httpFloor = {
+      rps: median(rounds.map((r) => r.httpFloor)),
+      p50: pct(floorLatencies, 50),
+      p99: pct(floorLatencies, 99),
+    };
     say(`raw KV: ${JSON.stringify(raw)}; ratios ${JSON.stringify(ratio)}`);
     return { fixed, open: openRun, raw, httpFloor, ratio };
   } finally {
@@ -555,7 +572,9 @@ if (hb) {
     raw_kv_puts_per_s: hb.raw.rate,
     raw_kv_put_client_per_s: hb.raw.kvPutRate,
     raw_kv_pipelined_per_s: hb.raw.pipelinedRate,
-    http_floor_rps: hb.httpFloor,
+    http_floor_rps: hb.httpFloor.rps,
+    http_floor_p50_ms_at_5000: hb.httpFloor.p50,
+    http_floor_p99_ms_at_5000: hb.httpFloor.p99,
   });
   Object.assign(ratios, {
     heartbeat_max_rps_over_raw_kv: hb.ratio.overRaw,
@@ -585,7 +604,9 @@ if (hb) {
       row("KV writes made, open loop", hb.open.kvWritesPerS, "writes/s"),
       row("raw: kv.put (@nats-io/kv), 256 in flight", hb.raw.kvPutRate, "puts/s"),
       row("raw: pipelined puts (the API's own path), 256 in flight", hb.raw.pipelinedRate, "puts/s"),
-      row("HTTP floor: bare node:http, same request", hb.httpFloor, "req/s"),
+      row("HTTP floor: bare node:http, same request", hb.httpFloor.rps, "req/s"),
+      row("HTTP floor p50, paced 5,000 req/s", hb.httpFloor.p50, "ms"),
+      row("HTTP floor p99, paced 5,000 req/s", hb.httpFloor.p99, "ms"),
     ],
   );
   console.log(
