@@ -78,6 +78,10 @@ export function heartbeatSubject(sessionId: string): string {
   return `hb.session.${sessionId}`;
 }
 export const HEARTBEAT_SUBJECTS = "hb.session.*";
+/** The session id of a heartbeat subject (`hb.session.s-1` → `s-1`). */
+export function heartbeatSessionId(subject: string): string {
+  return subject.slice("hb.session.".length);
+}
 export const HEARTBEAT_QUEUE = "idle-detector-heartbeats";
 
 /**

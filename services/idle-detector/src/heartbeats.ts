@@ -18,6 +18,7 @@ import {
   HEARTBEAT_QUEUE,
   HEARTBEAT_SUBJECTS,
   heartbeatBody,
+  heartbeatSessionId,
   type SessionActivity,
   startSessionActivity,
 } from "@cairn/events";
@@ -80,7 +81,7 @@ export async function startHeartbeats(o: {
     queue: HEARTBEAT_QUEUE,
     callback: (err, msg) => {
       if (err) return;
-      const sessionId = msg.subject.slice("hb.session.".length);
+      const sessionId = heartbeatSessionId(msg.subject);
       const answer = (status: number, error?: string) => {
         if (msg.reply)
           msg.respond(JSON.stringify({ ok: status === 200, status, ...(error ? { error } : {}) }));
