@@ -223,7 +223,11 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
           k.loaded = true;
           if (cur.at !== undefined) seen(k, cur.at);
           // The bucket already holds this time or a later one: covered.
-          if (cur.at !== undefined && cur.at >= at) return;
+          if (cur.at !== undefined && cur.at >= at) {
+            counts.covered++;
+            told("covered");
+            return;
+          }
         }
         try {
           k.revision = await publisher.publish(`${PREFIX}${id}`, value, {
