@@ -23,7 +23,8 @@
  *       - the API under autocannon, 100 connections, at its maximum; beside it the raw
  *         limits, puts on the same bucket from one client with 256 in flight: `kv.put`
  *         (@nats-io/kv) and the API's own write path without the API (libs/events
- *         ackedPublisher, acks pipelined); the rate goal is against the faster; and the
+ *         ackedPublisher, acks pipelined); the rate goal is against `kv.put` (the raw KV
+ *         puts of the issue), and reported against the faster too; and the
  *         HTTP floor, a bare node:http process answering the same request under the same
  *         autocannon run (what no Node API can beat on this machine).
  *     Latencies are over every round; rates and ratios are medians of the rounds' own.
@@ -586,7 +587,10 @@ if (hb) {
   Object.assign(goals, {
     heartbeat_p99_le_5ms_at_5000:
       hb.fixed.p99 <= 5 && hb.fixed.errors === 0 && hb.fixed.rps >= HB_RATE * 0.95,
-    heartbeat_ge_50pct_raw_kv: hb.ratio.overRaw >= 0.5 && hb.open.errors === 0,
+    // Against `kv.put`, the raw KV puts of the issue (and of this bench before), and
+    // against the fastest puts this client can make (the API's own pipelined path).
+    heartbeat_ge_50pct_raw_kv: hb.ratio.overKvPut >= 0.5 && hb.open.errors === 0,
+    heartbeat_ge_50pct_raw_kv_pipelined: hb.ratio.overRaw >= 0.5 && hb.open.errors === 0,
   });
   const pctOf = (x: number) => `${(x * 100).toFixed(1)}%`;
   printFigures(
@@ -610,7 +614,7 @@ if (hb) {
     ],
   );
   console.log(
-    `  open loop over raw (faster of the two), median of rounds: ${pctOf(hb.ratio.overRaw)} (goal ≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv ? "met" : "NOT met"}); over kv.put: ${pctOf(hb.ratio.overKvPut)}; over the HTTP floor: ${pctOf(hb.ratio.overFloor)}; the HTTP floor over raw: ${pctOf(hb.ratio.floorOverRaw)}`,
+    `  open loop, medians of the rounds' ratios: over kv.put ${pctOf(hb.ratio.overKvPut)} (goal ≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv ? "met" : "NOT met"}); over the faster raw (pipelined puts) ${pctOf(hb.ratio.overRaw)} (≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv_pipelined ? "met" : "NOT met"}); over the HTTP floor ${pctOf(hb.ratio.overFloor)}; the HTTP floor over the faster raw ${pctOf(hb.ratio.floorOverRaw)}`,
   );
 }
 if (sw && cu) {
