@@ -17,16 +17,18 @@
  *     Then rounds (5; 2 quick), each of slices next to each other, so that the load of
  *     whatever else shares the machine drifts as little as possible between a figure and
  *     the raw limit it is compared with:
- *       - the API paced at a steady 5,000 req/s (../lib/paced-http.ts, open-loop: latency
+ *       - the API paced at a steady 5,000 req/s (../lib/http-load.ts `paced`, open loop: latency
  *         counts from when each request was due), `kv.put` paced the same (raw), and the
  *         bare HTTP server below paced the same (the latency floor of any Node API here);
- *       - the API under autocannon, 100 connections, at its maximum; beside it the raw
+ *       - the API at its maximum, 100 connections in a closed loop (../lib/http-load.ts
+ *         `saturate`; autocannon once more after the rounds as a cross-check: it spends
+ *         about twice the CPU per request, taken from the server); beside it the raw
  *         limits, puts on the same bucket from one client with 256 in flight: `kv.put`
  *         (@nats-io/kv) and the API's own write path without the API (libs/events
  *         ackedPublisher, acks pipelined); the rate goal is against `kv.put` (the raw KV
  *         puts of the issue), and reported against the faster too; and the
- *         HTTP floor, a bare node:http process answering the same request under the same
- *         autocannon run (what no Node API can beat on this machine).
+ *         HTTP floor, a bare node:http process answering the same requests under the same
+ *         load (what no Node API can beat on this machine).
  *     Latencies are over every round; rates and ratios are medians of the rounds' own.
  *  2. One idle sweep over 100,000 sessions: `planSweep` (pure) over an index folded with
  *     the decider's own `evolve`, a third of them idle. The sweep reads no KV (each
@@ -74,7 +76,7 @@ import { createToken } from "@cairn/projector";
 import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/testkit";
 import { Kvm } from "@nats-io/kv";
 import autocannon from "autocannon";
-import { paced } from "../lib/paced-http.ts";
+import { paced, saturate } from "../lib/http-load.ts";
 import { bounded, type Figure, printFigures, rate, timed } from "../lib/report.ts";
 import { wakeBench } from "./wake.ts";
 
@@ -272,43 +274,45 @@ async function heartbeatIngest() {
       });
       return { ...r, kvWrites: (await kvSequence()) - before };
     };
-    /** autocannon at its maximum against `url` for `seconds`. */
-    const cannon = (url: string, seconds: number, heartbeats: boolean) =>
-      new Promise<{ rps: number; p50: number; p99: number; errors: number }>((resolve, reject) => {
+    /** Closed loop against `url` for `seconds`, the heartbeat paths round-robin over the sessions. */
+    const flat = async (url: string, seconds: number) => {
+      const r = await saturate({
+        url,
+        connections: CONNECTIONS,
+        seconds,
+        request: () => ({ method: "POST", path: path(), headers: auth, body }),
+      });
+      return {
+        rps: (r.ok * 1000) / r.ms,
+        p50: pct(r.latencies, 50),
+        p99: pct(r.latencies, 99),
+        errors: r.errors,
+      };
+    };
+    /** autocannon at its maximum (a cross-check of `flat` with the usual tool). */
+    const cannon = (seconds: number) =>
+      new Promise<number>((resolve, reject) => {
         autocannon(
           {
-            url,
+            url: apiUrl,
             connections: CONNECTIONS,
             duration: seconds,
             requests: [
-              {
-                method: "POST",
-                headers: auth,
-                body,
-                ...(heartbeats ? { setupRequest: (req) => ({ ...req, path: path() }) } : {}),
-              },
+              { method: "POST", headers: auth, body, setupRequest: (req) => ({ ...req, path: path() }) },
             ],
           },
-          (err, r) => {
-            if (err) return reject(err);
-            resolve({
-              rps: r.requests.total / (r.duration || seconds),
-              p50: r.latency.p50,
-              p99: r.latency.p99,
-              errors: r.errors + r.timeouts + r.non2xx,
-            });
-          },
+          (err, r) => (err ? reject(err) : resolve(r.requests.total / (r.duration || seconds))),
         );
       });
     const open = async (seconds: number) => {
       const before = await kvSequence();
-      const r = await cannon(apiUrl, seconds, true);
+      const r = await flat(apiUrl, seconds);
       return { ...r, kvWritesPerS: ((await kvSequence()) - before) / seconds };
     };
 
     // The HTTP floor: a Node HTTP server in its own process that only answers the same
-    // request with the same body (no auth, no framework, no KV), under the same autocannon
-    // run. What no API written in Node can beat on this machine.
+    // request with the same body (no auth, no framework, no KV), under the same load. What
+    // no API written in Node can beat on this machine.
     const floorPort = await freePort();
     const floor = spawn(
       process.execPath,
@@ -362,7 +366,7 @@ async function heartbeatIngest() {
     say(`warm-up: p50 ${pct(warm.latencies, 50).toFixed(2)} ms, ${warm.errors} errors`);
     await pacedPuts(1);
     await putRate(1, pipelinedPut);
-    await cannon(`http://127.0.0.1:${floorPort}`, 1, false);
+    await flat(`http://127.0.0.1:${floorPort}`, 1);
 
     // Rounds, each API slice next to the raw slices it is compared with: on a machine shared
     // with other work the load drifts, and a ratio of two runs minutes apart measures that.
@@ -375,10 +379,17 @@ async function heartbeatIngest() {
       pipelinedRate: number;
       httpFloor: number;
     }[] = [];
+    /** With BENCH_CPU_PROF, the slice's window on the profiles' clock (monotonic µs), to cut them by. */
+    const profiled = async <T>(name: string, f: () => Promise<T>) => {
+      const from = process.hrtime.bigint() / 1000n;
+      const r = await f();
+      if (process.env.BENCH_CPU_PROF) say(`${name}: monotonic µs ${from}–${process.hrtime.bigint() / 1000n}`);
+      return r;
+    };
     for (let r = 0; r < ROUNDS; r++) {
       const before = await outcomes();
       const round = {
-        fixed: await steady(SECONDS),
+        fixed: await profiled("paced API", () => steady(SECONDS)),
         rawPaced: await pacedPuts(SECONDS),
         // The latency floor: the bare HTTP server paced the same.
         floorPaced: (
@@ -393,16 +404,18 @@ async function heartbeatIngest() {
         open: await open(SECONDS),
         kvPutRate: await putRate(SECONDS, kvPut),
         pipelinedRate: await putRate(SECONDS, pipelinedPut),
-        httpFloor: (await cannon(`http://127.0.0.1:${floorPort}`, SECONDS, false)).rps,
+        httpFloor: (await flat(`http://127.0.0.1:${floorPort}`, SECONDS)).rps,
       };
       rounds.push(round);
       const after = await outcomes();
       const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
       const f = round.fixed.latencies;
       say(
-        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms, HTTP floor p99 ${pct(round.floorPaced, 99).toFixed(2)} ms; open loop ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
+        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms, HTTP floor p99 ${pct(round.floorPaced, 99).toFixed(2)} ms; maximum ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
       );
     }
+    const withAutocannon = await cannon(SECONDS);
+    say(`maximum with autocannon (cross-check): ${Math.round(withAutocannon)} req/s`);
     publisher.stop();
     const fixedLatencies = rounds.flatMap((r) => r.fixed.latencies);
     const rawLatencies = rounds.flatMap((r) => r.rawPaced);
@@ -445,7 +458,7 @@ async function heartbeatIngest() {
       p99: pct(floorLatencies, 99),
     };
     say(`raw KV: ${JSON.stringify(raw)}; ratios ${JSON.stringify(ratio)}`);
-    return { fixed, open: openRun, raw, httpFloor, ratio };
+    return { fixed, open: openRun, raw, httpFloor, ratio, withAutocannon };
   } finally {
     for (const c of children) {
       if (c.exitCode !== null || c.signalCode !== null) continue;
@@ -568,6 +581,7 @@ if (hb) {
     heartbeat_p99_ms_max: hb.open.p99,
     heartbeat_errors_max: hb.open.errors,
     heartbeat_kv_writes_per_s_max: hb.open.kvWritesPerS,
+    heartbeat_max_rps_autocannon: hb.withAutocannon,
     raw_kv_put_p50_ms_at_5000: hb.raw.p50,
     raw_kv_put_p99_ms_at_5000: hb.raw.p99,
     raw_kv_puts_per_s: hb.raw.rate,
@@ -601,11 +615,12 @@ if (hb) {
       row("POST heartbeat answered 2xx, paced 5,000 req/s", hb.fixed.rps, "req/s"),
       row("POST heartbeat non-2xx/errors, paced", hb.fixed.errors, "requests"),
       row("KV writes made, paced", hb.fixed.kvWritesPerS, "writes/s"),
-      row("POST heartbeat open loop, median of rounds", hb.open.rps, "req/s"),
-      row("POST heartbeat open loop p50", hb.open.p50, "ms"),
-      row("POST heartbeat open loop p99", hb.open.p99, "ms"),
-      row("POST heartbeat non-2xx/errors, open loop", hb.open.errors, "requests"),
-      row("KV writes made, open loop", hb.open.kvWritesPerS, "writes/s"),
+      row("POST heartbeat at its maximum, median of rounds", hb.open.rps, "req/s"),
+      row("POST heartbeat at its maximum, p50", hb.open.p50, "ms"),
+      row("POST heartbeat at its maximum, p99", hb.open.p99, "ms"),
+      row("POST heartbeat non-2xx/errors, at its maximum", hb.open.errors, "requests"),
+      row("KV writes made, at its maximum", hb.open.kvWritesPerS, "writes/s"),
+      row("POST heartbeat at its maximum, autocannon (cross-check)", hb.withAutocannon, "req/s"),
       row("raw: kv.put (@nats-io/kv), 256 in flight", hb.raw.kvPutRate, "puts/s"),
       row("raw: pipelined puts (the API's own path), 256 in flight", hb.raw.pipelinedRate, "puts/s"),
       row("HTTP floor: bare node:http, same request", hb.httpFloor.rps, "req/s"),
@@ -614,7 +629,7 @@ if (hb) {
     ],
   );
   console.log(
-    `  open loop, medians of the rounds' ratios: over kv.put ${pctOf(hb.ratio.overKvPut)} (goal ≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv ? "met" : "NOT met"}); over the faster raw (pipelined puts) ${pctOf(hb.ratio.overRaw)} (≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv_pipelined ? "met" : "NOT met"}); over the HTTP floor ${pctOf(hb.ratio.overFloor)}; the HTTP floor over the faster raw ${pctOf(hb.ratio.floorOverRaw)}`,
+    `  at its maximum, medians of the rounds' ratios: over kv.put ${pctOf(hb.ratio.overKvPut)} (goal ≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv ? "met" : "NOT met"}); over the faster raw (pipelined puts) ${pctOf(hb.ratio.overRaw)} (≥ 50%: ${goals.heartbeat_ge_50pct_raw_kv_pipelined ? "met" : "NOT met"}); over the HTTP floor ${pctOf(hb.ratio.overFloor)}; the HTTP floor over the faster raw ${pctOf(hb.ratio.floorOverRaw)}`,
   );
 }
 if (sw && cu) {
