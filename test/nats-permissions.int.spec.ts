@@ -25,6 +25,7 @@ import {
   newId,
   type RawEventEnvelope,
   startConsumer,
+  startSessionActivity,
 } from "@cairn/events";
 import { appendAsOwner, recordClusterRequested } from "@cairn/events/testing";
 import { startIdleDetector } from "@cairn/idle-detector";
@@ -516,6 +517,42 @@ describe("the real code paths under a service's permissions", () => {
       // Its durable reactors stay, as a service's do; the next test counts EVT's consumers.
       for (const durable of ["idle-detector-reactor", "idle-detector-workloads", "idle-detector-clusters"])
         await admin.jsm.consumers.delete("EVT", durable);
+    }
+  });
+  it("the projector's API writes the heartbeat bucket (compare-and-set) and reads it back; nothing more of it", async () => {
+    const p = await as("projector");
+    const activity = await startSessionActivity({ nc: p.nc, resolutionMs: 0 });
+    try {
+      const id = `api-${randomBytes(3).toString("hex")}`;
+      // The first write reads the key (direct get), then puts on its revision; the second
+      // puts on the revision the first got back.
+      await activity.record(id, 1, 1_000);
+      await activity.record(id, 2, 2_000);
+      const entry = await (await new Kvm(admin.nc).open("cairn_heartbeats")).get(id);
+      expect(entry?.json()).toEqual({ at: 2_000, connections: 2 });
+      // Another writer's later value: read back, and never written over with an earlier one.
+      await (await new Kvm(admin.nc).open("cairn_heartbeats")).put(
+        id,
+        JSON.stringify({ at: 9_000, connections: 1 }),
+      );
+      await activity.record(id, 1, 3_000);
+      expect((await (await new Kvm(admin.nc).open("cairn_heartbeats")).get(id))?.json()).toMatchObject({
+        at: 9_000,
+      });
+      expect(await activity.load(id)).toBe(9_000);
+      // The bucket itself is not the projector's to change, nor to watch.
+      await expect(p.jsm.streams.purge("KV_cairn_heartbeats")).rejects.toThrow(DENIED);
+      await expect(p.jsm.streams.delete("KV_cairn_heartbeats")).rejects.toThrow(DENIED);
+      await expect(
+        p.jsm.consumers.add("KV_cairn_heartbeats", {
+          name: "hb-watch",
+          ack_policy: AckPolicy.None,
+          deliver_subject: "evt.session.via-kv",
+          filter_subject: "$KV.cairn_heartbeats.>",
+        }),
+      ).rejects.toThrow(DENIED);
+    } finally {
+      activity.stop();
     }
   });
   it("the provisioner's EventStore appends, detects conflicts and loads through ordered consumers", async () => {

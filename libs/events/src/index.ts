@@ -1,3 +1,4 @@
+export * from "./acked-publisher.ts";
 export * from "./ask-again.ts";
 export * from "./catalogue/index.ts";
 export * from "./caused.ts";
@@ -16,6 +17,7 @@ export * from "./ids.ts";
 export * from "./nats-access.ts";
 export * from "./node-operations.ts";
 export * from "./reactor.ts";
+export * from "./session-activity.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./trace.ts";

@@ -73,6 +73,21 @@ export const Buckets = {
 } as const;
 
 /**
+ * `hb.session.s-1`: a session's heartbeat on core NATS, `{ "connections": n }` (not a
+ * command, outside every stream). The idle-detector's replicas share them in the queue
+ * group {@link HEARTBEAT_QUEUE}.
+ */
+export function heartbeatSubject(sessionId: string): string {
+  return `hb.session.${sessionId}`;
+}
+export const HEARTBEAT_SUBJECTS = "hb.session.*";
+/** The session id of a heartbeat subject (`hb.session.s-1` → `s-1`). */
+export function heartbeatSessionId(subject: string): string {
+  return subject.slice("hb.session.".length);
+}
+export const HEARTBEAT_QUEUE = "idle-detector-heartbeats";
+
+/**
  * Parses `evt.<type>.<id>` back into its aggregate. Returns undefined for anything else.
  */
 export function parseEventSubject(subject: string): { type: string; id: string } | undefined {

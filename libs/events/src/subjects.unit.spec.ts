@@ -7,6 +7,8 @@ import {
   dlqSubject,
   eventFilter,
   eventSubject,
+  heartbeatSessionId,
+  heartbeatSubject,
   parseEventSubject,
 } from "./subjects.ts";
 import { subjectTemplate } from "./trace.ts";
@@ -46,6 +48,13 @@ describe("backoff", () => {
     expect(top(3)).toBe(1_999);
     expect(top(20)).toBe(29_999);
     expect(fullJitterBackoff(500, 30_000, () => 0)(5)).toBe(0);
+  });
+});
+
+describe("heartbeat subjects", () => {
+  it("hb.session.<id>, and back", () => {
+    expect(heartbeatSubject("s-1")).toBe("hb.session.s-1");
+    expect(heartbeatSessionId(heartbeatSubject("s-1"))).toBe("s-1");
   });
 });
 

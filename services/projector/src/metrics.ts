@@ -30,3 +30,9 @@ export const replayCheckpoint = gauge(
   "EVT sequence a running rebuild reached",
 );
 export const replayHead = gauge("cairn_projector_replay_head", "EVT head the running rebuild catches up to");
+/** Heartbeats with connections (POST /sessions/:id/heartbeat), by what became of them in the bucket. */
+export const heartbeatOutcomes = counter(
+  "cairn_session_activity_total",
+  "Heartbeats with connections by outcome: written, covered (by a write within the resolution), conflict (a lost compare-and-set, decided again), failed",
+  ["outcome"],
+);

@@ -11,6 +11,7 @@ import {
   connectNats,
   EventStore,
   type Nats,
+  startSessionActivity,
   userQuotaId,
 } from "@cairn/events";
 import {
@@ -168,6 +169,8 @@ describe("a session's life", () => {
     await until("index knows nothing of s-404", () => d.index.get("s-404") === undefined);
     const unknown = await js.nats.nc.request(heartbeatSubject("s-404"), JSON.stringify({ connections: 1 }));
     expect(unknown.json()).toMatchObject({ ok: false, status: 404 });
+    const junk = await js.nats.nc.request(heartbeatSubject("s-1"), JSON.stringify({ connections: -1 }));
+    expect(junk.json()).toMatchObject({ ok: false, status: 400 });
   }, 60_000);
 
   it("a maximum lifetime ends a session whatever its activity", async () => {
@@ -346,6 +349,25 @@ describe("replicas and crashes", () => {
     const late = await detector(slow);
     await late.heartbeats.caughtUp;
     expect(late.heartbeats.lastActivity("s-6")).toBe(at);
+    // Another writer of the bucket (the API, for POST /sessions/:id/heartbeat): every
+    // replica follows it, and an earlier time from anyone never replaces a later one.
+    const api = await startSessionActivity({ nc: js.nats.nc, resolutionMs: 0 });
+    try {
+      await api.record("s-6", 1, at + 500);
+      for (const d of [a, b, late])
+        await until(
+          "every replica follows the API's write",
+          () => d.heartbeats.lastActivity("s-6") === at + 500,
+        );
+      await a.heartbeats.activity.record("s-6", 1, at + 100);
+      expect(await api.load("s-6")).toBe(at + 500);
+      const stored = await js.nats.jsm.direct.getMessage("KV_cairn_heartbeats", {
+        last_by_subj: "$KV.cairn_heartbeats.s-6",
+      });
+      expect(stored?.json<{ at: number }>().at).toBe(at + 500);
+    } finally {
+      api.stop();
+    }
     const lateProcess = running.pop()!;
     await lateProcess.detector.stop();
     await lateProcess.nats.close();

@@ -440,6 +440,12 @@ describe("tenant scope of sessions: viewers see and act on their own; operators 
       body: { connections: 1 },
     });
     expect(hb.status).toBe(403);
+    // A viewer's heartbeat for someone else's session: as if it did not exist.
+    const other = await call("POST", "/sessions/scope-otto/heartbeat", {
+      token: viewer.token,
+      body: { connections: 1 },
+    });
+    expect(other.status).toBe(404);
     expect((await call("DELETE", "/sessions/scope-otto", { token: viewer.token })).status).toBe(404);
   });
 

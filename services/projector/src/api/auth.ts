@@ -81,15 +81,24 @@ export function createToken(user: string, role: Role): { token: string; entry: T
   return { token, entry };
 }
 
+/** Each tokens list's digests as bytes and its principals, made once (not per request). */
+const digestsOf = new WeakMap<ApiAuth, readonly { digest: Buffer; principal: Principal }[]>();
+
 /** Who holds this token, or undefined. Compares against every entry, in constant time each. */
 export function authenticate(auth: ApiAuth, token: string): Principal | undefined {
-  const presented = Buffer.from(sha256Hex(token), "hex");
+  let known = digestsOf.get(auth);
+  if (!known) {
+    known = auth.tokens.map((t) => ({
+      digest: Buffer.from(t.tokenSha256, "hex"),
+      principal: { user: t.user, role: t.role },
+    }));
+    digestsOf.set(auth, known);
+  }
+  const presented = createHash("sha256").update(token).digest();
   let found: Principal | undefined;
-  for (const t of auth.tokens) {
+  for (const t of known) {
     // No early exit: the time taken does not depend on which entry matched.
-    if (timingSafeEqual(presented, Buffer.from(t.tokenSha256, "hex")) && !found) {
-      found = { user: t.user, role: t.role };
-    }
+    if (timingSafeEqual(presented, t.digest) && !found) found = t.principal;
   }
   return found;
 }

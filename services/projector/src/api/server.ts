@@ -98,7 +98,7 @@ export interface ApiDeps {
   readonly heartbeatMs?: number | undefined;
   readonly sessions?: SessionApiOptions | undefined;
   readonly clusters?: ClusterApiOptions | undefined;
-  /** NATS, for heartbeats (`hb.session.<id>` requests) and the heartbeat bucket's last activity. */
+  /** NATS, for heartbeats: the heartbeat bucket, written and followed for last activity. */
   readonly nats?: Nats | undefined;
   /**
    * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
@@ -233,21 +233,25 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Authentication, in two steps around the rate limit: identify the caller first (so the
   // limit counts per token holder), then refuse before the body is even parsed.
+  // (Hooks on every request take fastify's callback form: no promise per request and hook.
+  // One that answers early sends and does not call `done`.)
   const auth = deps.auth;
   if (auth) {
-    app.addHook("onRequest", async (req) => {
+    app.addHook("onRequest", (req, _reply, done) => {
       const header = req.headers.authorization;
-      if (header === undefined) return;
-      const token = bearerToken(header);
-      const who = token !== undefined ? authenticate(auth, token) : undefined;
-      if (who) req.principal = who;
-      else
-        req.authProblem =
-          token === undefined ? "the Authorization header is not `Bearer <token>`" : "unknown token";
+      if (header !== undefined) {
+        const token = bearerToken(header);
+        const who = token !== undefined ? authenticate(auth, token) : undefined;
+        if (who) req.principal = who;
+        else
+          req.authProblem =
+            token === undefined ? "the Authorization header is not `Bearer <token>`" : "unknown token";
+      }
+      done();
     });
-    app.addHook("preParsing", async (req, reply) => {
+    app.addHook("preParsing", (req, reply, payload, done) => {
       const access = accessOf(req);
-      if (access === "public") return;
+      if (access === "public") return done(null, payload);
       const who = req.principal;
       if (!who) {
         const invalid = req.authProblem !== undefined;
@@ -255,19 +259,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           "www-authenticate",
           invalid ? 'Bearer realm="cairn", error="invalid_token"' : 'Bearer realm="cairn"',
         );
-        return reply.code(401).send({
+        void reply.code(401).send({
           error: statusText(401),
           message: invalid
             ? `${req.authProblem}: send a token from the API's tokens file as \`Authorization: Bearer <token>\``
             : "this API needs a token: send `Authorization: Bearer <token>` (`cairn token create` makes one)",
         });
+        return;
       }
       if (!allows(who.role, access)) {
-        return reply.code(403).send({
+        void reply.code(403).send({
           error: statusText(403),
           message: `${req.method} ${req.routeOptions.url ?? req.url} needs the ${access} role (or higher); ${who.user} is ${who.role}`,
         });
+        return;
       }
+      done(null, payload);
     });
   }
 
@@ -290,18 +297,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ETags on every JSON answer to a GET: a client that sends the tag back gets 304 while
   // the answer would be the same. Derived from the body, so it can never go stale.
-  app.addHook("onSend", async (req, reply, payload) => {
-    if (req.method !== "GET" || reply.statusCode !== 200 || typeof payload !== "string") return payload;
-    if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json")) return payload;
+  app.addHook("onSend", (req, reply, payload, done) => {
+    if (req.method !== "GET" || reply.statusCode !== 200 || typeof payload !== "string")
+      return done(null, payload);
+    if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json"))
+      return done(null, payload);
     const etag = etagOf(payload);
     reply.header("etag", etag);
     if (matchesEtag(req.headers["if-none-match"], etag)) {
       reply.code(304);
       reply.removeHeader("content-type");
       reply.removeHeader("content-length");
-      return "";
+      return done(null, "");
     }
-    return payload;
+    done(null, payload);
   });
 
   // Every route documents the refusals the hooks above may answer with.
@@ -343,7 +352,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installAndNodeRoutes(app, deps);
   commandRoutes(app, deps);
   typedCommandRoutes(app, deps);
-  sessionRoutes(app, deps);
+  await sessionRoutes(app, deps);
   streamRoutes(app, deps);
   whoamiRoutes(app, deps);
   await dashboardRoutes(app);

@@ -17,12 +17,14 @@
  * read back, not a second check here: one authority, race-free.
  */
 import {
-  Buckets,
+  ActivityBucketMissing,
   ConnectSession,
   CreateSession,
   HibernateSession,
   isLiveSession,
   type Nats,
+  type SessionActivity,
+  startSessionActivity,
   TerminateSession,
   WakeSession,
 } from "@cairn/events";
@@ -31,11 +33,13 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { sql } from "kysely";
 import { z } from "zod";
 import type { Change } from "../changes.ts";
+import { heartbeatOutcomes } from "../metrics.ts";
 import type { NodeRow } from "../projections/nodes.ts";
 import { foldSession, idleView, type SessionRow } from "../projections/sessions.ts";
 import { getCluster } from "../repository/clusters.ts";
 import { getCommand } from "../repository/commands.ts";
 import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-tables.ts";
+import { liveSessionFacts, sessionFacts, sessionFactsChangedSince } from "../repository/session-facts.ts";
 import type { Principal } from "./auth.ts";
 import { eventsAt } from "./clusters.ts";
 import { sendFor } from "./commands.ts";
@@ -59,10 +63,10 @@ import {
   sessionView,
 } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
+import { sessionDirectory } from "./session-directory.ts";
 
 export const DEFAULT_ADMISSION_WAIT_MS = 5_000;
 export const DEFAULT_IDLE_GRACE_SECONDS = 60;
-const HEARTBEAT_TIMEOUT_MS = 2_000;
 
 // ── tenant scope ─────────────────────────────────────────────────────────────────────
 
@@ -77,71 +81,10 @@ const notFound = (id: string) => ({
   error: "Not Found",
   message: `no session ${JSON.stringify(id)} (not created, not yours, or not projected yet)`,
 });
-
-// ── last activity from the heartbeat bucket ──────────────────────────────────────────
-
-/**
- * The last heartbeat with connections of each session, from the idle-detector's KV
- * bucket `cairn_heartbeats`: a plain subscription on the bucket's subjects follows its
- * writes, and a session not seen since is read once by a direct get (subscribe first,
- * then get: nothing falls between). Cheap: one request per session per process life.
- */
-export interface SessionActivity {
-  lastHeartbeat(sessionId: string): Promise<number | undefined>;
-  stop(): void;
-}
-
-export function followActivity(nats: Nats): SessionActivity {
-  const prefix = `$KV.${Buckets.heartbeats}.`;
-  const known = new Map<string, number | null>();
-  const seen = (id: string, at: number) => {
-    const before = known.get(id);
-    if (before === undefined || before === null || before < at) known.set(id, at);
-  };
-  const sub = nats.nc.subscribe(`${prefix}*`, {
-    callback: (err, m) => {
-      if (err) return;
-      const id = m.subject.slice(prefix.length);
-      const op = m.headers?.get("KV-Operation");
-      if (op === "DEL" || op === "PURGE") return void known.set(id, null);
-      const at = atOf(m.data);
-      if (at !== undefined) seen(id, at);
-    },
-  });
-  return {
-    async lastHeartbeat(id) {
-      const k = known.get(id);
-      if (k !== undefined) return k ?? undefined;
-      try {
-        const m = await nats.jsm.direct.getMessage(`KV_${Buckets.heartbeats}`, {
-          last_by_subj: `${prefix}${id}`,
-        });
-        const op = m?.header?.get("KV-Operation");
-        const at = m && op !== "DEL" && op !== "PURGE" ? atOf(m.data) : undefined;
-        if (!known.has(id)) known.set(id, at ?? null);
-        else if (at !== undefined) seen(id, at);
-      } catch {
-        // No bucket yet (no idle-detector ever ran) or no heartbeat: nothing to add — and
-        // nothing to ask again: the subscription sees every later write. (Not remembering
-        // this cost a timed-out request on every read of the session.)
-        if (!known.has(id)) known.set(id, null);
-        return known.get(id) ?? undefined;
-      }
-      if (known.size > 200_000) known.clear();
-      return known.get(id) ?? undefined;
-    },
-    stop: () => sub.unsubscribe(),
-  };
-}
-
-function atOf(data: Uint8Array): number | undefined {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(data)) as { at?: unknown };
-    return typeof v.at === "number" ? v.at : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const forbidden = (id: string, owner: string, who: Principal) => ({
+  error: "Forbidden",
+  message: `session ${JSON.stringify(id)} is ${owner}'s; only its owner or an admin may act on it (${who.user} is ${who.role})`,
+});
 
 // ── views ────────────────────────────────────────────────────────────────────────────
 
@@ -297,18 +240,39 @@ export interface SessionApiOptions {
   readonly idleGraceSeconds?: number | undefined;
 }
 
-export function sessionRoutes(app: FastifyInstance, deps: ApiDeps & { nats?: Nats | undefined }): void {
+export async function sessionRoutes(
+  app: FastifyInstance,
+  deps: ApiDeps & { nats?: Nats | undefined },
+): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ["sessions"];
   const graceSeconds = deps.sessions?.idleGraceSeconds ?? DEFAULT_IDLE_GRACE_SECONDS;
   const waitMs = deps.sessions?.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
-  const activity = deps.nats ? followActivity(deps.nats) : undefined;
-  app.addHook("onClose", async () => activity?.stop());
+  // The heartbeat bucket, followed (last activity in the views) and written (heartbeats).
+  const activity: SessionActivity | undefined = deps.nats
+    ? await startSessionActivity({
+        nc: deps.nats.nc,
+        onOutcome: (outcome) => heartbeatOutcomes.inc({ outcome }),
+      })
+    : undefined;
+  // Whose each session is and its state, in memory: a heartbeat reads no Postgres.
+  const directory = sessionDirectory({
+    changes: deps.changes,
+    source: {
+      read: (id) => sessionFacts(deps.db, deps.schema, id),
+      live: (limit) => liveSessionFacts(deps.db, deps.schema, limit),
+      changedSince: (after, limit) => sessionFactsChangedSince(deps.db, deps.schema, after, limit),
+    },
+  });
+  app.addHook("onClose", async () => {
+    activity?.stop();
+    directory.stop();
+  });
 
   const view = async (row: SessionRow, now = new Date()) =>
     toSessionView(row, {
       jaegerUiUrl: deps.jaegerUiUrl,
-      heartbeatAt: await activity?.lastHeartbeat(row.id),
+      heartbeatAt: await activity?.load(row.id),
       graceSeconds,
       now,
     });
@@ -326,11 +290,7 @@ export function sessionRoutes(app: FastifyInstance, deps: ApiDeps & { nats?: Nat
     const row = await visible(req, reply, id);
     if (!row) return undefined;
     if (!canAct(req.principal, row.user)) {
-      const who = req.principal!;
-      void reply.code(403).send({
-        error: "Forbidden",
-        message: `session ${JSON.stringify(id)} is ${row.user}'s; only its owner or an admin may act on it (${who.user} is ${who.role})`,
-      });
+      void reply.code(403).send(forbidden(id, row.user, req.principal!));
       return undefined;
     }
     return row;
@@ -533,40 +493,47 @@ export function sessionRoutes(app: FastifyInstance, deps: ApiDeps & { nats?: Nat
       schema: {
         summary: "A heartbeat: `{ connections }` (0 is not activity); never touches the event log",
         description:
-          "Published as a request on `hb.session.<id>`; the idle-detector writes the KV bucket `cairn_heartbeats` and answers. 404 unknown session, 409 Terminated or Failed, 503 when no idle-detector answers.",
+          "The session's owner or an admin. With connections ≥ 1 its time is written to the KV bucket `cairn_heartbeats` (at most once a second per session: a heartbeat within a second of the last write is covered by it; last activity never moves backwards); 200 once written or covered. 404 unknown session, 409 Terminated or Failed, 503 when the bucket could not be written (retry).",
         tags,
         params: idParams,
         body: heartbeatBody,
-        response: { 200: heartbeatAnswer, 400: errorBody, 404: errorBody, 409: errorBody, 503: errorBody },
+        response: {
+          200: heartbeatAnswer,
+          400: errorBody,
+          403: errorBody,
+          404: errorBody,
+          409: errorBody,
+          503: errorBody,
+        },
       },
     },
     async (req, reply) => {
       const { id } = req.params;
-      const row = await actionable(req, reply, id);
-      if (!row) return reply;
-      if (!isLiveSession(row.state))
-        return reply.code(409).send({ error: "Conflict", message: `session ${id} is ${row.state}` });
-      if (!deps.nats)
+      const found = directory.lookup(id);
+      const session = found instanceof Promise ? await found : found;
+      const who = req.principal;
+      if (!session || !canSee(who, session.user)) return reply.code(404).send(notFound(id));
+      if (!canAct(who, session.user)) return reply.code(403).send(forbidden(id, session.user, who!));
+      if (!isLiveSession(session.state))
+        return reply.code(409).send({ error: "Conflict", message: `session ${id} is ${session.state}` });
+      // Zero connections: open somewhere, used by nobody. Not activity; nothing to write.
+      if (req.body.connections === 0) return { sessionId: id, activity: false };
+      if (!activity)
         return reply.code(503).send({ error: "Service Unavailable", message: "heartbeats need NATS" });
-      let answer: { status?: number; error?: string };
-      try {
-        const m = await deps.nats.nc.request(`hb.session.${id}`, JSON.stringify(req.body), {
-          timeout: HEARTBEAT_TIMEOUT_MS,
-        });
-        answer = m.json<{ status?: number; error?: string }>();
-      } catch (err) {
-        return reply.code(503).send({
-          error: "Service Unavailable",
-          message: `no idle-detector answered the heartbeat (${err instanceof Error ? err.message : String(err)}); retry`,
-        });
-      }
-      const status = answer.status ?? 503;
-      if (status === 200) return { sessionId: id, activity: req.body.connections > 0 };
-      const code = ([400, 404, 409].includes(status) ? status : 503) as 400 | 404 | 409 | 503;
-      return reply.code(code).send({
-        error: { 400: "Bad Request", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable" }[code],
-        message: answer.error ?? `the idle-detector answered ${status}`,
-      });
+      const written = activity.record(id, req.body.connections);
+      if (written)
+        try {
+          await written;
+        } catch (err) {
+          return reply.code(503).send({
+            error: "Service Unavailable",
+            message:
+              err instanceof ActivityBucketMissing
+                ? `${err.message}: ${err.remediation}`
+                : `${err instanceof Error ? err.message : String(err)}; retry`,
+          });
+        }
+      return { sessionId: id, activity: true };
     },
   );
 

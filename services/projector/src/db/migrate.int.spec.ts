@@ -35,6 +35,7 @@ describe("migrations", () => {
       ["20261122090000_installs_nodes_nodeops", "Success"],
       ["20261123090000_sessions", "Success"],
       ["20261124090000_cluster_conditions", "Success"],
+      ["20261202200000_sessions_last_sequence", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(

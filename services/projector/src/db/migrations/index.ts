@@ -4,6 +4,7 @@ import { clusterProgress } from "./20261122071500_cluster_progress.ts";
 import { installsNodesNodeops } from "./20261122090000_installs_nodes_nodeops.ts";
 import { sessions } from "./20261123090000_sessions.ts";
 import { clusterConditions } from "./20261124090000_cluster_conditions.ts";
+import { sessionsLastSequence } from "./20261202200000_sessions_last_sequence.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -17,5 +18,6 @@ export function migrationsFor(schema: string): Record<string, Migration> {
     "20261122090000_installs_nodes_nodeops": installsNodesNodeops(schema),
     "20261123090000_sessions": sessions(schema),
     "20261124090000_cluster_conditions": clusterConditions(schema),
+    "20261202200000_sessions_last_sequence": sessionsLastSequence(schema),
   };
 }

@@ -1,0 +1,66 @@
+/** JetStream publishes with pipelined acks, on a real nats-server. */
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ackedPublisher, PublishNotAcked } from "./acked-publisher.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
+
+let js: TestJetStream;
+beforeEach(async () => {
+  js = await startJetStream();
+  await js.nats.jsm.streams.add({ name: "PUB", subjects: ["pub.>"], max_msgs_per_subject: 1 });
+});
+afterEach(async () => {
+  await js.dispose();
+});
+
+describe("acked publisher", () => {
+  it("resolves each publish with its stored sequence; a turn's publishes all land", async () => {
+    const p = ackedPublisher(js.nats.nc);
+    try {
+      const seqs = await Promise.all(
+        Array.from({ length: 500 }, (_, i) => p.publish(`pub.k${i % 50}`, `${i}`)),
+      );
+      expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+      expect((await js.nats.jsm.streams.info("PUB")).state.last_seq).toBe(500);
+    } finally {
+      p.stop();
+    }
+  });
+
+  it("a compare-and-set on the subject's last sequence: the right one lands, a stale one is refused by JetStream", async () => {
+    const p = ackedPublisher(js.nats.nc);
+    try {
+      const first = await p.publish("pub.cas", "a", { expectedLastSubjectSequence: 0 });
+      const second = await p.publish("pub.cas", "b", { expectedLastSubjectSequence: first });
+      expect(second).toBeGreaterThan(first);
+      const stale = await p.publish("pub.cas", "c", { expectedLastSubjectSequence: first }).catch((e) => e);
+      expect(stale).toBeInstanceOf(JetStreamApiError);
+      expect((stale as JetStreamApiError).code).toBe(JetStreamApiCodes.StreamWrongLastSequence);
+    } finally {
+      p.stop();
+    }
+  });
+
+  it("a subject no stream stores is refused at once; what is pending when it stops is refused too", async () => {
+    const p = ackedPublisher(js.nats.nc, { timeoutMs: 5_000 });
+    const t0 = performance.now();
+    const lost = await p.publish("nowhere.x", "a").catch((e) => e);
+    expect(lost).toBeInstanceOf(PublishNotAcked);
+    expect((lost as PublishNotAcked).reason).toBe("no-stream");
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    const pending = p.publish("pub.late", "a");
+    p.stop();
+    await expect(pending).rejects.toMatchObject({ reason: "stopped" });
+  });
+
+  it("no answer in time: refused as a timeout", async () => {
+    // A responder that never answers stands in for a JetStream that does not ack.
+    js.nats.nc.subscribe("silent.x", { callback: () => {} });
+    const p = ackedPublisher(js.nats.nc, { timeoutMs: 200 });
+    try {
+      await expect(p.publish("silent.x", "a")).rejects.toMatchObject({ reason: "timeout" });
+    } finally {
+      p.stop();
+    }
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * JetStream publishes with their acks pipelined: every publish carries a reply subject
+ * under one private inbox, one subscription on that inbox settles each publish by its
+ * token, and one timer expires the ones never answered. On the wire it is `js.publish`;
+ * what it leaves out is what nats.js spends per request around it — a timer each, and an
+ * `Error` (a captured stack) built as every request settles, failed or not
+ * (nats-core's `RequestOne.cancel`) — which on the heartbeat path was a tenth of a busy
+ * process's time.
+ *
+ * Publishes asked for in one turn of the event loop leave together (`setImmediate`: after
+ * every I/O callback of the turn, e.g. every HTTP request read in it): one socket write for
+ * all of them. nats.js flushes at the end of each microtask checkpoint, which on a server
+ * is once per request: a write system call per heartbeat was a third of the API's time.
+ * Under a steady stream — requests arriving one per turn, as at 5,000 req/s — that alone
+ * batches nothing, so a publish made less than `lingerMs` (1 ms) after the last write
+ * waits out the rest of it, with whatever else comes meanwhile (Nagle's idea, bounded):
+ * at most 1 ms more for one socket write per millisecond instead of one per publish.
+ */
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { Headers } from "./subjects.ts";
+
+/** Why a publish has no ack: nothing stores its subject, nobody answered in time, or the publisher stopped. */
+export class PublishNotAcked extends Error {
+  override readonly name = "PublishNotAcked";
+  readonly reason: "no-stream" | "timeout" | "stopped";
+  constructor(subject: string, reason: "no-stream" | "timeout" | "stopped") {
+    super(
+      reason === "no-stream"
+        ? `no stream stores ${subject}`
+        : reason === "timeout"
+          ? `no ack for ${subject} in time`
+          : `the publisher stopped before ${subject} was acked`,
+    );
+    this.reason = reason;
+  }
+}
+
+export interface AckedPublisher {
+  /**
+   * Publishes and resolves with the stored message's stream sequence. Rejects with
+   * `JetStreamApiError` when JetStream refused it (e.g. code 10071, wrong last sequence,
+   * for `expectedLastSubjectSequence`), or {@link PublishNotAcked}.
+   */
+  publish(subject: string, data: string, o?: { expectedLastSubjectSequence?: number }): Promise<number>;
+  stop(): void;
+}
+
+interface Pending {
+  readonly subject: string;
+  readonly deadline: number;
+  readonly resolve: (seq: number) => void;
+  readonly reject: (err: Error) => void;
+}
+
+const decoder = new TextDecoder();
+
+const isApiError = (e: unknown): e is { code: number; err_code: number; description: string } =>
+  typeof e === "object" &&
+  e !== null &&
+  "code" in e &&
+  typeof e.code === "number" &&
+  "err_code" in e &&
+  typeof e.err_code === "number" &&
+  "description" in e &&
+  typeof e.description === "string";
+
+export function ackedPublisher(
+  nc: NatsConnection,
+  o: {
+    timeoutMs?: number;
+    /** How long a publish may wait for others after a write went out (default 1 ms; 0: never). */
+    lingerMs?: number;
+  } = {},
+): AckedPublisher {
+  const timeoutMs = o.timeoutMs ?? 2_000;
+  const lingerMs = o.lingerMs ?? 1;
+  const inbox = createInbox();
+  // In publish order, hence in deadline order: the sweep stops at the first one not due.
+  const pending = new Map<string, Pending>();
+  let next = 0;
+
+  const sub = nc.subscribe(`${inbox}.*`, {
+    callback: (err, m: Msg) => {
+      if (err) return;
+      const token = m.subject.slice(inbox.length + 1);
+      const p = pending.get(token);
+      if (!p) return;
+      pending.delete(token);
+      // No responders: no stream listens on the subject.
+      if (m.data.length === 0 && m.headers?.code === 503)
+        return p.reject(new PublishNotAcked(p.subject, "no-stream"));
+      try {
+        const ack: unknown = JSON.parse(decoder.decode(m.data));
+        if (typeof ack === "object" && ack !== null) {
+          if ("error" in ack && isApiError(ack.error)) return p.reject(new JetStreamApiError(ack.error));
+          if ("seq" in ack && typeof ack.seq === "number") return p.resolve(ack.seq);
+        }
+        p.reject(new Error(`not a JetStream ack for ${p.subject}`));
+      } catch (e) {
+        p.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    },
+  });
+  const sweep = setInterval(
+    () => {
+      const now = performance.now();
+      for (const [token, p] of pending) {
+        if (p.deadline > now) break;
+        pending.delete(token);
+        p.reject(new PublishNotAcked(p.subject, "timeout"));
+      }
+    },
+    Math.max(10, timeoutMs / 4),
+  );
+  sweep.unref();
+
+  // What is to go out at the end of this turn of the event loop — or, when the last write
+  // went out less than `lingerMs` ago (a steady stream of publishes, one per turn), at the
+  // end of that: a socket write costs tens of microseconds here, a publish a few.
+  const outbox: { token: string; subject: string; data: string; expected: number | undefined }[] = [];
+  let flushing: { cancel(): void } | undefined;
+  let lastFlush = Number.NEGATIVE_INFINITY;
+  const schedule = () => {
+    const wait = lastFlush + lingerMs - performance.now();
+    if (wait <= 0) {
+      const i = setImmediate(flush);
+      flushing = { cancel: () => clearImmediate(i) };
+    } else {
+      const t = setTimeout(flush, wait);
+      flushing = { cancel: () => clearTimeout(t) };
+    }
+  };
+  const flush = () => {
+    flushing = undefined;
+    lastFlush = performance.now();
+    for (const m of outbox.splice(0)) {
+      let h: ReturnType<typeof headers> | undefined;
+      if (m.expected !== undefined) {
+        h = headers();
+        h.set(Headers.expectedLastSubjectSequence, String(m.expected));
+      }
+      try {
+        nc.publish(m.subject, m.data, { reply: `${inbox}.${m.token}`, ...(h ? { headers: h } : {}) });
+      } catch (err) {
+        const p = pending.get(m.token);
+        pending.delete(m.token);
+        p?.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  };
+
+  return {
+    publish(subject, data, opts) {
+      return new Promise<number>((resolve, reject) => {
+        const token = (next++).toString(36);
+        pending.set(token, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
+        outbox.push({ token, subject, data, expected: opts?.expectedLastSubjectSequence });
+        if (!flushing) schedule();
+      });
+    },
+    stop() {
+      flushing?.cancel();
+      flushing = undefined;
+      outbox.length = 0;
+      clearInterval(sweep);
+      sub.unsubscribe();
+      for (const p of pending.values()) p.reject(new PublishNotAcked(p.subject, "stopped"));
+      pending.clear();
+    },
+  };
+}
