@@ -192,11 +192,12 @@ export async function serveStrayCommands(o: {
     durable: o.durable ?? STRAY_COMMANDS_DURABLE,
     filterSubject: commandFilter(),
     batchSize: 64,
-    // Nothing here waits on anything: the served ones are acknowledged unread.
+    // Nothing here waits on anything: the served ones are acknowledged unread, without a
+    // span (one per command would sit in every command's trace, doing nothing).
     concurrency: 16,
     ...(o.logger ? { logger: o.logger } : {}),
+    skip: (msg: JsMsg) => isServedCommandSubject(msg.subject),
     handle: async (msg: JsMsg) => {
-      if (isServedCommandSubject(msg.subject)) return;
       throw new SchemaError(
         `no service serves ${msg.subject}: a command is sent on cmd.<family>.<verb>, the family one of ${SERVED_COMMAND_FAMILIES.join(", ")}`,
       );
