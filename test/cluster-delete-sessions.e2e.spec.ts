@@ -84,7 +84,9 @@ describe("deleting a cluster with a live session, two replicas of everything", (
         r.ids.includes(`session-${sessionId}`) &&
         r.status < 300,
     );
-    expect(objectsDeleted.map((r) => r.action).sort()).toEqual([
+    // Two node-ops replicas may both delete (an object still finalizing answers 200 again,
+    // as kube-apiserver does): each kind deleted, whichever replica did it.
+    expect([...new Set(objectsDeleted.map((r) => r.action))].sort()).toEqual([
       "delete deployment",
       "delete persistentvolumeclaim",
     ]);

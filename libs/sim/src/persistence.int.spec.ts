@@ -326,7 +326,9 @@ describe("journal compaction", () => {
     const acknowledged: string[] = [];
     let midCompaction = 0;
     // At least 4 rounds, and until a kill has landed inside a compaction (most do).
-    for (let round = 0; round < 4 || (midCompaction === 0 && round < 12); round++) {
+    // (On a loaded machine kills land between compactions more often: keep trying, bounded.)
+    const deadline = Date.now() + 90_000;
+    for (let round = 0; round < 4 || (midCompaction === 0 && Date.now() < deadline); round++) {
       const port = await freePort();
       const child = spawn(process.execPath, [join(import.meta.dirname, "main.ts")], {
         env: {
@@ -376,5 +378,5 @@ describe("journal compaction", () => {
     expect(acknowledged.length).toBeGreaterThan(8);
     expect(midCompaction).toBeGreaterThan(0);
     await b.sim.stop();
-  }, 60_000);
+  }, 150_000);
 });

@@ -27,4 +27,4 @@ it("an embedded Postgres restarts on the same port with its data", async () => {
   } finally {
     await server.stop();
   }
-});
+}, 180_000); // initdb and two starts: slow on a loaded 2-core machine
