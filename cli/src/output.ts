@@ -5,6 +5,7 @@
  */
 import { Option } from "commander";
 import { stringify as toYaml } from "yaml";
+import { NotFoundError } from "./errors.ts";
 import { renderTable } from "./table.ts";
 
 export const OUTPUT_FORMATS = ["table", "wide", "json", "yaml"] as const;
@@ -54,6 +55,33 @@ export function formatOne<T>(item: T, format: OutputFormat, columns: readonly Co
   if (format === "json") return `${JSON.stringify(item, null, 2)}\n`;
   if (format === "yaml") return toYaml(item);
   return formatList([item], format, columns, now);
+}
+
+/**
+ * `get <id...>`: each id read with `read` (which throws NotFoundError for an unknown one),
+ * the found ones printed — one as `formatOne`, several as a list — and then one
+ * NotFoundError naming every missing id (kubectl prints what it found, then the errors).
+ */
+export async function showEach<T>(
+  ids: readonly string[],
+  read: (id: string) => Promise<T>,
+  o: { kind: string; kinds: string; format: OutputFormat; columns: readonly Column<T>[] },
+): Promise<void> {
+  const found: T[] = [];
+  const missing: string[] = [];
+  for (const id of ids) {
+    try {
+      found.push(await read(id));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      missing.push(id);
+    }
+  }
+  const [only] = found;
+  if (only && ids.length === 1) process.stdout.write(formatOne(only, o.format, o.columns));
+  else if (found.length > 0) process.stdout.write(formatList(found, o.format, o.columns));
+  if (missing.length > 0)
+    throw new NotFoundError(missing.length === 1 ? o.kind : o.kinds, missing.join(", "));
 }
 
 /** A plain value (an API answer without columns) as json or yaml; tables fall back to yaml. */

@@ -124,23 +124,9 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
     const simPort = Number(env.CAIRN_SIM_PORT ?? 4566);
     if (!(await portFree(simPort)))
       throw new Error(`CAIRN_SIM_PORT ${simPort} is taken; set CAIRN_SIM_PORT to a free port`);
-    const sim = spawn(process.execPath, [join(root, "libs", "sim", "src", "main.ts")], {
-      // The simulated cloud keeps its state with the rest of the data: it outlives a restart.
-      env: { ...env, CAIRN_SIM_PORT: String(simPort), CAIRN_SIM_DATA_DIR: join(dataDir, "sim") },
-      stdio: ["ignore", "inherit", "inherit"],
-      detached: true,
-    });
-    stops.push(
-      () =>
-        new Promise<void>((res) => {
-          if (sim.exitCode !== null || sim.signalCode !== null) return res();
-          sim.once("exit", () => res());
-          sim.kill("SIGTERM");
-        }),
-    );
-    simUrl = `http://127.0.0.1:${simPort}`;
-    // A sim restoring a long journal answers 503 until it is done.
-    await waitFor(`${simUrl}/_sim/health`, 120_000);
+    const sim = await startSimProcess(env, { root, dataDir, port: simPort });
+    stops.push(sim.stop);
+    simUrl = sim.url;
     cloudEnv = {
       AWS_ENDPOINT_URL_EC2: simUrl,
       AWS_ENDPOINT_URL_SSM: simUrl,
@@ -268,7 +254,33 @@ export function usesRealAws(env: NodeJS.ProcessEnv): boolean {
   return credentials && region;
 }
 
-async function waitFor(url: string, ms: number): Promise<void> {
+/**
+ * The simulated cloud as a child process, keeping its state with the rest of the data
+ * (under `dataDir/sim`: it outlives a restart); resolves once it answers — a sim restoring
+ * a long journal answers 503 until it is done.
+ */
+export async function startSimProcess(
+  env: NodeJS.ProcessEnv,
+  o: { root: string; dataDir: string; port: number },
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const sim = spawn(process.execPath, [join(o.root, "libs", "sim", "src", "main.ts")], {
+    env: { ...env, CAIRN_SIM_PORT: String(o.port), CAIRN_SIM_DATA_DIR: join(o.dataDir, "sim") },
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+  });
+  const stop = () =>
+    new Promise<void>((res) => {
+      if (sim.exitCode !== null || sim.signalCode !== null) return res();
+      sim.once("exit", () => res());
+      sim.kill("SIGTERM");
+    });
+  const url = `http://127.0.0.1:${o.port}`;
+  await waitFor(`${url}/_sim/health`, 120_000);
+  return { url, stop };
+}
+
+/** Resolves once `url` answers 2xx; throws after `ms`. */
+export async function waitFor(url: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {

@@ -30,9 +30,9 @@ import {
 } from "../command-status.ts";
 import { contextOf } from "../context.ts";
 import { parseDuration } from "../durations.ts";
-import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "../errors.ts";
+import { InvalidInputError, notFoundAs, OutcomeError } from "../errors.ts";
 import type { NodeRow } from "../node/table.ts";
-import { formatList, formatOne, formatValue, type OutputFormat, outputOption } from "../output.ts";
+import { formatList, formatOne, formatValue, type OutputFormat, outputOption, showEach } from "../output.ts";
 import { progress } from "../progress.ts";
 import { renderTable } from "../table.ts";
 import { parseInput } from "../validate.ts";
@@ -256,21 +256,12 @@ export function clusterCommand(): Command {
       for (const id of ids) clusterId(id);
       const { api } = contextOf(cmd);
       const at = o.at ? `?at=${encodeURIComponent(o.at)}` : "";
-      const found: ClusterView[] = [];
-      const missing: string[] = [];
-      for (const id of ids) {
-        try {
-          found.push(await api.get<ClusterView>(path(id, at)).catch(notFoundAs("cluster", id)));
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err;
-          missing.push(id);
-        }
-      }
-      const [only] = found;
-      if (only && ids.length === 1) out(formatOne(only, o.output, CLUSTER_COLUMNS));
-      else if (found.length > 0) out(formatList(found, o.output, CLUSTER_COLUMNS));
-      if (missing.length > 0)
-        throw new NotFoundError(missing.length === 1 ? "cluster" : "clusters", missing.join(", "));
+      await showEach(ids, (id) => api.get<ClusterView>(path(id, at)).catch(notFoundAs("cluster", id)), {
+        kind: "cluster",
+        kinds: "clusters",
+        format: o.output,
+        columns: CLUSTER_COLUMNS,
+      });
     });
 
   cluster

@@ -5,8 +5,8 @@ import { type ApiClient, ApiError, isApiError } from "../api-client.ts";
 import { commandStatus } from "../command-status.ts";
 import { type Context, contextOf } from "../context.ts";
 import { parseDuration } from "../durations.ts";
-import { InvalidInputError, NotFoundError, notFoundAs, OutcomeError } from "../errors.ts";
-import { formatList, formatOne, formatValue, type OutputFormat, outputOption } from "../output.ts";
+import { InvalidInputError, notFoundAs, OutcomeError } from "../errors.ts";
+import { formatList, formatOne, formatValue, type OutputFormat, outputOption, showEach } from "../output.ts";
 import { progress } from "../progress.ts";
 import { type CreateFlags as CreateDataFlags, createData } from "../session/create-data.ts";
 import { rejectionHint, sessionVerdict } from "../session/outcome.ts";
@@ -174,21 +174,12 @@ async function get(ids: string[], o: { at?: string; output: OutputFormat }, cmd:
   for (const id of ids) sessionId(id);
   const { api } = contextOf(cmd);
   const at = o.at ? `?at=${encodeURIComponent(o.at)}` : "";
-  const found: SessionView[] = [];
-  const missing: NotFoundError[] = [];
-  for (const id of ids) {
-    try {
-      found.push(await api.get<SessionView>(path(id, at)).catch(notFoundAs("session", id)));
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      missing.push(err);
-    }
-  }
-  const [only] = found;
-  if (only && ids.length === 1) out(formatOne(only, o.output, SESSION_COLUMNS));
-  else if (found.length > 0) out(formatList(found, o.output, SESSION_COLUMNS));
-  if (missing.length === 1) throw missing[0];
-  if (missing.length > 1) throw new NotFoundError("sessions", missing.map((m) => m.message).join(", "));
+  await showEach(ids, (id) => api.get<SessionView>(path(id, at)).catch(notFoundAs("session", id)), {
+    kind: "session",
+    kinds: "sessions",
+    format: o.output,
+    columns: SESSION_COLUMNS,
+  });
 }
 
 interface HistoryItem {

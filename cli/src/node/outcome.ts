@@ -5,32 +5,26 @@
  * operation, so a look counts once the command is answered (or has gone unanswered long
  * enough to have been a no-op: a cordon of a cordoned node).
  */
+import type { NodeOpRow } from "@cairn/projector";
 import type { CommandView } from "../command-status.ts";
 import type { Verdict } from "../wait.ts";
 
-export interface NodeOpView {
-  readonly id: string;
-  readonly clusterId: string;
-  readonly node: string;
-  readonly operation: string | null;
-  readonly state: "requested" | "in progress" | "waiting" | "done" | "failed";
-  readonly by: string | null;
-  readonly reason: string | null;
-  readonly drain: {
-    readonly evicted: number;
-    readonly remaining: number;
-    readonly blockedBy: readonly string[];
-    readonly deadline: string | null;
-  } | null;
-  readonly blocking: readonly { readonly pod: string; readonly pdb?: string }[];
-  readonly waiting: {
-    readonly limit: number;
-    readonly waitingFor: readonly string[];
-    readonly since: string;
-  } | null;
-  readonly failure: { readonly reason: string; readonly remediation: string | null } | null;
-  readonly cordoned: boolean;
-}
+/** The API's node operation row (`GET /nodeops/:id`), as far as the CLI reads it. */
+export type NodeOpView = Pick<
+  NodeOpRow,
+  | "id"
+  | "clusterId"
+  | "node"
+  | "operation"
+  | "state"
+  | "by"
+  | "reason"
+  | "drain"
+  | "blocking"
+  | "waiting"
+  | "failure"
+  | "cordoned"
+>;
 
 /** What a node operation under way is doing, for the progress line. */
 export function nodeOpDetail(op: NodeOpView): string {

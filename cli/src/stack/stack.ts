@@ -14,7 +14,6 @@
  *     the admin user's NATS URL, which the CLI reads); "Cairn is up" once a projector serves.
  * Ctrl-C or SIGTERM stops the services, then NATS, the sim and an embedded Postgres.
  */
-import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
@@ -22,7 +21,7 @@ import { connectNats, resolveNatsAccess } from "@cairn/events";
 import { ensureDatabase, findPostgres, freePort, startNatsCluster } from "@cairn/testkit";
 import { bootstrapJetStream } from "../../../deploy/nats/bootstrap.ts";
 import { supervise } from "../supervisor.ts";
-import { ApiPortTakenError, usesRealAws } from "../up.ts";
+import { ApiPortTakenError, startSimProcess, usesRealAws, waitFor } from "../up.ts";
 import {
   NATS_CONFIG_FILE,
   natsServerEnv,
@@ -108,21 +107,9 @@ export async function stack(opts: StackOptions = {}): Promise<void> {
     if (usesRealAws(env)) say("using AWS as the SDK finds it");
     else {
       const simPort = Number(env.CAIRN_SIM_PORT ?? 4566);
-      const sim = spawn(process.execPath, [join(root, "libs", "sim", "src", "main.ts")], {
-        env: { ...env, CAIRN_SIM_PORT: String(simPort), CAIRN_SIM_DATA_DIR: join(dataDir, "sim") },
-        stdio: ["ignore", "inherit", "inherit"],
-        detached: true,
-      });
-      stops.push(
-        () =>
-          new Promise<void>((res) => {
-            if (sim.exitCode !== null || sim.signalCode !== null) return res();
-            sim.once("exit", () => res());
-            sim.kill("SIGTERM");
-          }),
-      );
-      const simUrl = `http://127.0.0.1:${simPort}`;
-      await waitFor(`${simUrl}/_sim/health`, 120_000);
+      const sim = await startSimProcess(env, { root, dataDir, port: simPort });
+      stops.push(sim.stop);
+      const simUrl = sim.url;
       cloudEnv = simEnv(simUrl, { ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}) });
       say(`started the simulated cloud at ${simUrl}`);
     }
@@ -201,17 +188,4 @@ async function portTaken(port: number, host: string): Promise<boolean> {
     s.once("error", (err: NodeJS.ErrnoException) => res(err.code === "EADDRINUSE"));
     s.listen(port, host, () => s.close(() => res(false)));
   });
-}
-
-async function waitFor(url: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }

@@ -21,6 +21,7 @@ export {
 } from "./projections/clusters.ts";
 export { applyCommandEvent, type CommandRow, type CommandStatus } from "./projections/commands.ts";
 export { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
+export type { NodeOpKind, NodeOpRow, NodeOpState } from "./projections/nodeops.ts";
 export { type NatsSource, type Projector, type ProjectorOptions, startProjector } from "./projector.ts";
 export { type Comparison, compareDigests, digestSchema, type TableDigest } from "./replay/compare.ts";
 export {
