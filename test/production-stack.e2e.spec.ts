@@ -147,13 +147,21 @@ describe("the production shape on one machine", () => {
       }
       return true;
     });
-    const onVictim = await fetch(`http://127.0.0.1:${victim.monitorPort}/jsz?streams=true`).then(
-      (r) =>
-        r.json() as Promise<{
-          account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[];
-        }>,
-    );
-    const evt = onVictim.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === "EVT");
+    // "current" is the leader's view with some lag allowed; the victim's own
+    // monitor is the proof that what was written without it reached it.
+    const evtOnVictim = async () => {
+      const onVictim = await fetch(`http://127.0.0.1:${victim.monitorPort}/jsz?streams=true`).then(
+        (r) =>
+          r.json() as Promise<{
+            account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[];
+          }>,
+      );
+      return onVictim.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === "EVT");
+    };
+    const evt = await until(stack, `${victim.name} holding EVT up to ${last}`, async () => {
+      const found = await evtOnVictim();
+      return found && found.state.last_seq >= last ? found : undefined;
+    });
     expect(evt?.state.last_seq ?? 0).toBeGreaterThanOrEqual(last);
   });
 
