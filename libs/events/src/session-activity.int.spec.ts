@@ -3,10 +3,16 @@
  * backwards whoever writes (two writers, clocks apart), and a missing bucket answered at
  * once instead of a request waiting out its timeout.
  */
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectNats, type Nats } from "./connection.ts";
-import { ActivityBucketMissing, type SessionActivity, startSessionActivity } from "./session-activity.ts";
+import {
+  ActivityBucketMissing,
+  ActivityNotRecorded,
+  type SessionActivity,
+  startSessionActivity,
+} from "./session-activity.ts";
 import { Buckets } from "./subjects.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 import { until } from "./testing/until.ts";
@@ -26,7 +32,7 @@ afterEach(async () => {
 });
 
 /** A writer: its own connection (a replica), its own clock. */
-async function writer(o: { resolutionMs?: number; now?: () => number } = {}) {
+async function writer(o: { resolutionMs?: number; now?: () => number; maxQueued?: number } = {}) {
   const nats = await connectNats(js.server.url);
   const activity = await startSessionActivity({ nc: nats.nc, ...o });
   opened.push({ activity, nats });
@@ -133,5 +139,56 @@ describe("session activity", () => {
     await other.record("s-6", 1, 77);
     await until("a follows", () => a.lastActivity("s-6") === 77);
     expect(await a.load("s-6")).toBe(77);
+  });
+
+  it("writes behind only while writing is proven: waits before the first write lands, after a failure, and past maxQueued", async () => {
+    let clock = 5_000_000;
+    const a = await writer({ now: () => clock, maxQueued: 2 });
+    // No bucket: nothing has landed yet, so the caller waits and hears why.
+    await expect(a.accept("s-7", 1)).rejects.toBeInstanceOf(ActivityBucketMissing);
+    await createBucket();
+    // Still unproven: the first write that lands is waited for (after the once-a-second re-ask).
+    await until(
+      "the first write landed",
+      async () =>
+        (await a.accept("s-7", 1)?.then(
+          () => true,
+          () => false,
+        )) ?? false,
+    );
+    expect(await stored("s-7")).toMatchObject({ at: clock });
+    // Proven: answered at once, the write on its way — and it lands.
+    clock += 2_000;
+    expect(a.accept("s-7", 1)).toBeUndefined();
+    await until("written behind", async () => (await stored("s-7"))?.at === clock);
+    // At most maxQueued on their way: the third of a burst waits for its own write.
+    clock += 2_000;
+    expect(a.accept("s-8", 1)).toBeUndefined();
+    expect(a.accept("s-9", 1)).toBeUndefined();
+    const third = a.accept("s-10", 1);
+    expect(third).toBeInstanceOf(Promise);
+    await third;
+    await until(
+      "the burst landed",
+      async () => (await stored("s-8")) !== undefined && (await stored("s-9")) !== undefined,
+    );
+    // A failed write (the bucket deleted under it) makes the next callers wait again, and hear it.
+    await (await jetstreamManager(js.nats.nc)).streams.delete(`KV_${Buckets.heartbeats}`);
+    clock += 2_000;
+    const lost = a.accept("s-7", 1);
+    // The first one after the loss may still go behind (the loss is not known yet); it fails.
+    await lost?.catch(() => {});
+    await until("the loss is known", async () => {
+      clock += 2_000;
+      const w = a.accept("s-7", 1);
+      // Not acked (the writers' own subscription on the subjects means no "no responders").
+      return (
+        w !== undefined &&
+        (await w.then(
+          () => false,
+          (e: unknown) => e instanceof ActivityNotRecorded,
+        ))
+      );
+    });
   });
 });

@@ -20,6 +20,17 @@
  *    is in flight waits for that write. Last activity is therefore known to within
  *    `resolutionMs` — against idle timeouts of minutes — and a heartbeat storm costs at most
  *    one KV write per session per `resolutionMs` per writer that has not yet seen the others'.
+ *  - **Written behind, while writing works.** `accept` answers at once with the write on
+ *    its way (typically landing within milliseconds), so a heartbeat costs its caller no
+ *    round trip to JetStream — the write's ack is what bounds a heartbeat's latency
+ *    otherwise (the raw KV put's p99 is twice the HTTP floor's here: docs/sessions.md). It
+ *    does so only while writing is proven: until a write of this process has landed, after
+ *    any write failed (until one lands again), and with `maxQueued` writes already on their
+ *    way, `accept` hands back the write to wait for, as `record` does — so a caller hears of
+ *    a missing bucket or an unreachable NATS at once, and a storm faster than the bucket
+ *    meets backpressure instead of a growing queue. What a SIGKILL can lose is the writes
+ *    on their way: activity of the last milliseconds, against idle timeouts of minutes and
+ *    clients that beat every few seconds.
  *  - **No timeout is waited out.** Whether the bucket exists is asked first (stream info,
  *    answered at once either way), again at most once a second while it is missing. A get
  *    on a missing bucket is never sent: nobody answers a direct get there, and the request
@@ -79,6 +90,12 @@ export interface SessionActivity {
    * (connections ≥ 1) and that the session is live.
    */
   record(sessionId: string, connections: number, at?: number): Promise<void> | undefined;
+  /**
+   * Records activity, written behind (see the contracts above): `undefined` when covered or
+   * when the write is on its way and writing is proven; otherwise the write to wait for, as
+   * {@link SessionActivity.record}.
+   */
+  accept(sessionId: string, connections: number, at?: number): Promise<void> | undefined;
   /** What this process did: writes that landed, heartbeats covered by another write, lost compare-and-sets. */
   readonly counts: { readonly writes: number; readonly covered: number; readonly conflicts: number };
   stop(): void;
@@ -97,6 +114,8 @@ export interface SessionActivityOptions {
   onOutcome?: (outcome: ActivityOutcome) => void;
   /** At most one write per session per this; default 1 000 ms. */
   resolutionMs?: number;
+  /** Writes `accept` lets go without waiting, at most; default 10 000. */
+  maxQueued?: number;
   /** Timeout of each bucket request (put, get); default 2 000 ms. */
   timeoutMs?: number;
   now?: () => number;
@@ -148,6 +167,10 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
   const known = new Map<string, Known>();
   const counts = { writes: 0, covered: 0, conflicts: 0 };
   const told = o.onOutcome ?? (() => {});
+  const maxQueued = o.maxQueued ?? 10_000;
+  // Whether the last write that ended landed (false until one has): `accept` writes behind only then.
+  let proven = false;
+  let queued = 0;
   const entry = (id: string): Known => {
     let k = known.get(id);
     if (!k) {
@@ -235,6 +258,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
           });
           seen(k, at);
           counts.writes++;
+          proven = true;
           told("written");
           return;
         } catch (err) {
@@ -250,6 +274,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
         `could not write the heartbeat of ${id}: ${MAX_CONFLICTS} writers raced for it; retry`,
       );
     } catch (err) {
+      proven = false;
       told("failed");
       if (err instanceof ActivityBucketMissing || err instanceof ActivityNotRecorded) throw err;
       // The bucket went away under us: ask again before the next write.
@@ -294,6 +319,17 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
     return done;
   };
 
+  const accept = (id: string, connections: number, at = now()): Promise<void> | undefined => {
+    const written = record(id, connections, at);
+    if (!written || !proven || queued >= maxQueued) return written;
+    queued++;
+    const settled = () => {
+      queued--;
+    };
+    written.then(settled, settled);
+    return undefined;
+  };
+
   const load = async (id: string): Promise<number | undefined> => {
     const k = known.get(id);
     if (k?.loaded) return Number.isFinite(k.at) ? k.at : undefined;
@@ -319,6 +355,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
     },
     load,
     record,
+    accept,
     counts,
     stop: () => {
       updates.unsubscribe();

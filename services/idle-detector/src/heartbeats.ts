@@ -98,7 +98,7 @@ export async function startHeartbeats(o: {
         return answer(409, `session ${sessionId} is ${session.state.status}`);
       // Zero connections: the session is open somewhere but nobody uses it. Not activity.
       if (body.connections === 0) return answer(200);
-      const written = activity.record(sessionId, body.connections);
+      const written = activity.accept(sessionId, body.connections);
       if (!written) return answer(200);
       written.then(
         () => answer(200),

@@ -229,7 +229,14 @@ describe("sessions API", () => {
       for (const url of [base, replica.api!.url, base, replica.api!.url]) {
         await new Promise((r) => setTimeout(r, 1_100));
         expect(await via(url)).toBe(200);
-        ats.push((await kv.get("ok-1"))!.json<{ at: number }>().at);
+        // Written behind once this replica's writes have proven to land: read until it has.
+        const previous = ats.at(-1) ?? 0;
+        ats.push(
+          await eventually(async () => {
+            const at = (await kv.get("ok-1"))!.json<{ at: number }>().at;
+            return at > previous ? at : undefined;
+          }),
+        );
       }
       for (let i = 1; i < ats.length; i++) expect(ats[i]!).toBeGreaterThan(ats[i - 1]!);
     } finally {

@@ -493,7 +493,7 @@ export async function sessionRoutes(
       schema: {
         summary: "A heartbeat: `{ connections }` (0 is not activity); never touches the event log",
         description:
-          "The session's owner or an admin. With connections ≥ 1 its time is written to the KV bucket `cairn_heartbeats` (at most once a second per session: a heartbeat within a second of the last write is covered by it; last activity never moves backwards); 200 once written or covered. 404 unknown session, 409 Terminated or Failed, 503 when the bucket could not be written (retry).",
+          "The session's owner or an admin. With connections ≥ 1 its time is written to the KV bucket `cairn_heartbeats` (at most once a second per session: a heartbeat within a second of the last write is covered by it; last activity never moves backwards); 200 once covered, or once the write is on its way while this process's writes land (written behind: it lands within milliseconds; after a failed write, until one lands again, the answer waits for the write). 404 unknown session, 409 Terminated or Failed, 503 when the bucket could not be written (retry).",
         tags,
         params: idParams,
         body: heartbeatBody,
@@ -520,7 +520,7 @@ export async function sessionRoutes(
       if (req.body.connections === 0) return { sessionId: id, activity: false };
       if (!activity)
         return reply.code(503).send({ error: "Service Unavailable", message: "heartbeats need NATS" });
-      const written = activity.record(id, req.body.connections);
+      const written = activity.accept(id, req.body.connections);
       if (written)
         try {
           await written;
