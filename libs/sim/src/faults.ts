@@ -16,6 +16,12 @@ export const FAULT_KINDS = [
   "command-fail",
   /** An SSM command hangs until its timeout (TimedOut). */
   "command-hang",
+  /**
+   * An SSM command runs `delaySeconds` longer than it would (a slow package mirror, a busy
+   * node): InProgress all that time, then Success, or TimedOut when the run passes its
+   * execution timeout, as the agent ends a script that outlives it.
+   */
+  "command-slow",
   /** A Kubernetes API server answers 503 (connection-level outage). */
   "kube-down",
   /** A 500 InternalError / InternalServerError. */
@@ -40,6 +46,8 @@ export interface FaultRule {
   until?: number;
   /** Text a failing command prints. */
   output?: string;
+  /** `command-slow`: how much longer the script runs, in sim seconds (default 60). */
+  delaySeconds?: number;
 }
 
 export type FaultInput = Omit<FaultRule, "id"> & { id?: string };
@@ -80,6 +88,8 @@ export class FaultRegistry {
     }
     if (input.rate !== undefined && !(input.rate >= 0 && input.rate <= 1))
       throw new Error("rate is a probability in [0, 1]");
+    if (input.delaySeconds !== undefined && !(input.delaySeconds >= 0))
+      throw new Error("delaySeconds is a duration in seconds, 0 or more");
     const rule: FaultRule = { ...input, id: input.id ?? `fault-${++this.#seq}` };
     this.#rules.push(rule);
     if (opts.fromConfig) this.#fromConfig.add(rule.id);

@@ -274,9 +274,10 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
           region,
           facts: { instanceId: id, step: header?.step, clusterId: header?.cluster },
         },
-        ["command-fail", "command-hang"],
+        ["command-fail", "command-hang", "command-slow"],
       );
-      const run = ctx.latencies[plan.latency] * 1000;
+      const slow = fault?.kind === "command-slow" ? (fault.delaySeconds ?? 60) * 1000 : 0;
+      const run = ctx.latencies[plan.latency] * 1000 + slow;
       const limit = executionTimeout * 1000;
       const inv: Invocation = {
         commandId,

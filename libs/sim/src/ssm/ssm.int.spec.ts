@@ -239,6 +239,37 @@ describe("SSM Run Command", () => {
     ).toBe("TimedOut");
   });
 
+  it("a command-slow fault runs the script delaySeconds longer, then Success — or TimedOut past its timeout", async () => {
+    const [id] = await managed();
+    sim.faults.add({
+      kind: "command-slow",
+      service: "ssm",
+      count: 2,
+      delaySeconds: 90,
+      match: { instanceId: id! },
+    });
+    const slow = await send([id!], script("# cairn-step: k3s-restart").commands, { TimeoutSeconds: 600 });
+    // Where an undisturbed run has ended, the slow one still runs.
+    sim.clock.advance(L.scriptDefault * 1000 + 1_000);
+    expect((await invocation(slow.CommandId!, id!)).Status).toBe("InProgress");
+    sim.clock.advance(90_000);
+    expect(await invocation(slow.CommandId!, id!)).toMatchObject({ Status: "Success", ResponseCode: 0 });
+
+    // With an execution timeout shorter than the slowed run, the agent ends it.
+    const out = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: [id!],
+        Parameters: { commands: ["# cairn-step: k3s-restart"], executionTimeout: ["60"] },
+      }),
+    );
+    sim.clock.advance(61_000);
+    expect(await invocation(out.Command!.CommandId!, id!)).toMatchObject({
+      Status: "TimedOut",
+      StatusDetails: "ExecutionTimedOut",
+    });
+  });
+
   it("Parameters.executionTimeout bounds a script that runs longer: it times out", async () => {
     const [id] = await managed();
     const out = await ssm.send(

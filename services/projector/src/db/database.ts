@@ -119,6 +119,14 @@ export function openDatabase(url: string, opts: { max?: number; searchPath?: str
   // An idle connection that the server ends (a restart, a dropped test database) is
   // discarded by the pool; without a listener the event would crash the process.
   pool.on("error", () => {});
+  // The pool listens on its idle clients only: while kysely holds one (a transaction, or
+  // between its statements) the pool takes its listener off, and a Postgres restart then
+  // emits 'error' on a client nobody listens on — an uncaught exception that ended the
+  // projector. The statement under way fails on its own and the client is released broken
+  // (the pool drops it), so the event needs nothing but a listener.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
