@@ -22,7 +22,14 @@ export function commandCausedBy<T extends CommandType>(
     id: o.key === undefined ? derivedId(cause.id, type) : derivedId(cause.id, type, o.key),
     type,
     data,
-    meta: { actor: o.actor, causationId: cause.id, correlationId: cause.meta.correlationId },
+    meta: {
+      actor: o.actor,
+      causationId: cause.id,
+      correlationId: cause.meta.correlationId,
+      // The lifecycles the cause belongs to are this command's too: what it writes on another
+      // aggregate (a node operation, a session) stays findable from the cause's lifecycle trace.
+      ...(cause.meta.links?.length ? { links: cause.meta.links } : {}),
+    },
   });
   if (!parsed.ok) throw new PermanentError(`${o.actor} built an invalid ${type}: ${parsed.error.message}`);
   return parsed.value;

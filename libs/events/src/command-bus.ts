@@ -20,7 +20,7 @@ export interface CommandInput {
   id?: string;
   type: string;
   data: unknown;
-  meta?: { actor?: string; correlationId?: string; causationId?: string };
+  meta?: { actor?: string; correlationId?: string; causationId?: string; links?: string[] };
 }
 
 export interface SentCommand {

@@ -27,12 +27,12 @@ afterAll(async () => {
 });
 
 const writer = () => new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
-function increment(counterId: string, by: number, id = newId()) {
+function increment(counterId: string, by: number, id = newId(), meta: Record<string, unknown> = {}) {
   const parsed = counterCatalogue.parseCommand({
     id,
     type: "workload.increment",
     data: { counterId, by },
-    meta: { actor: "t" },
+    meta: { actor: "t", ...meta },
   });
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
@@ -95,6 +95,28 @@ describe("command handler", () => {
     looks.length = 0;
     expect((await h.handle(done)).status).toBe("duplicate");
     expect(looks).toEqual([]);
+  });
+
+  it("carries the lifecycles a command names (meta.links) into its events, with the aggregate's own, each once", async () => {
+    const tp = (t: string, s = "1") => `00-${t.repeat(32)}-${s.repeat(16)}-01`;
+    const own = tp("a");
+    const other = tp("b");
+    // The first command starts the aggregate's lifecycle on trace a, and names lifecycle b.
+    await writer().handle(increment("links-1", 1, newId(), { traceparent: own, links: [other] }));
+    // A later one on its own trace c names b again and a (its own lifecycle): b and a once each.
+    await writer().handle(
+      increment("links-1", 1, newId(), { traceparent: tp("c"), links: [other, tp("a", "2")] }),
+    );
+    const events = (await store.load({ type: "workload", id: "links-1" })).events;
+    expect(events.map((e) => e.meta.links)).toEqual([[other], [own, other]]);
+    // A link that is not a traceparent is refused at the boundary.
+    const bad = counterCatalogue.parseCommand({
+      id: newId(),
+      type: "workload.increment",
+      data: { counterId: "links-1", by: 1 },
+      meta: { actor: "t", links: ["not-a-trace"] },
+    });
+    expect(bad.ok).toBe(false);
   });
 
   it("a rejection is an event naming the command and the reason", async () => {

@@ -1,4 +1,4 @@
-import { context } from "@opentelemetry/api";
+import { context, trace } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import type { RejectionCode } from "./catalogue/common.ts";
 import { type Decider, isRejection } from "./decider.ts";
@@ -12,7 +12,7 @@ import type {
 import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
-import { asNewWork, commandWorkAttributes, traceIdOf, traceparentOf } from "./trace.ts";
+import { asNewWork, commandWorkAttributes, linkTo, traceIdOf, traceparentOf } from "./trace.ts";
 
 type Msg = { type: string; data: unknown };
 
@@ -100,6 +100,9 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
         correlationId: parsed.command.meta.correlationId,
       }),
     );
+    // The span handling it (the consumer's) links to the lifecycles the command names.
+    const links = (parsed.command.meta.links ?? []).flatMap(linkTo);
+    if (links.length > 0) trace.getActiveSpan()?.addLinks(links);
     return await context.with(work, () => this.#serially(parsed.target, () => this.#handle(parsed, opts)));
   }
 
@@ -265,7 +268,15 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ): RawEventEnvelope[] {
     const tp = traceparentOf(context.active()) ?? command.meta.traceparent;
     const lifecycle = agg.lifecycleTraceparent;
-    const links = lifecycle && traceIdOf(lifecycle) !== traceIdOf(tp) ? [lifecycle] : undefined;
+    // The aggregate's own lifecycle and the ones the command names, each once, none on this trace.
+    const traceIds = new Set([traceIdOf(tp)]);
+    const linked: string[] = [];
+    for (const l of [...(lifecycle ? [lifecycle] : []), ...(command.meta.links ?? [])]) {
+      if (traceIds.has(traceIdOf(l))) continue;
+      traceIds.add(traceIdOf(l));
+      linked.push(l);
+    }
+    const links = linked.length > 0 ? linked : undefined;
     return events.map((e, i) => ({
       id: newId(),
       type: e.type,

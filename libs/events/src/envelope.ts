@@ -60,6 +60,13 @@ export const commandMeta = z.object({
   correlationId: z.string().max(256).optional(),
   causationId: z.string().max(256).optional(),
   traceparent: traceparent.optional(),
+  /**
+   * Lifecycle traces this command belongs to besides its own trace: a command another
+   * lifecycle caused (a node operation a scale-down started, a session a cluster delete
+   * ends) names that lifecycle here; the handler's span links to each and its events carry
+   * them in `meta.links`, so the lifecycle's trace finds them (docs/observability.md).
+   */
+  links: z.array(traceparent).max(8).optional(),
 });
 
 /** The public command envelope (DESIGN §7). */
