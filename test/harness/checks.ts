@@ -5,7 +5,9 @@
  */
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { ListCommandsCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { type LoggedEvent, REGION, type Stack } from "./stack.ts";
+import { type SessionStatus, sessionStatusAfter } from "@cairn/events";
+import { replay } from "@cairn/projector";
+import { type DeadLetter, type LoggedEvent, REGION, type Stack } from "./stack.ts";
 
 const credentials = { accessKeyId: "SIMACCESSKEY", secretAccessKey: "simsecretkey" };
 
@@ -66,6 +68,8 @@ export function watchInstances(stack: Stack, clusterId: string) {
     }
   })();
   return {
+    /** Every instance seen so far (sampling goes on). */
+    peek: async (): Promise<SeenInstance[]> => [...seen.values()],
     /** Stops sampling after one last look; every instance ever seen. */
     stop: async (): Promise<SeenInstance[]> => {
       running = false;
@@ -339,4 +343,129 @@ export function longestGap(events: readonly LoggedEvent[], from: number, to: num
       };
   }
   return best;
+}
+
+/** One row of a run's table of checks (test/chaos): what was checked, and what was wrong. */
+export interface CheckRow {
+  readonly check: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly problems: string[];
+}
+
+/**
+ * Every cluster ends Ready, Deleted, or Failed with a remediation hint (`GET /clusters/:id`);
+ * anything else (a cluster left Provisioning, Scaling, Deleting) is named with its last events.
+ */
+export async function clusterEndProblems(stack: Stack, clusterIds: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const id of clusterIds) {
+    const r = await stack.get(`/clusters/${id}`);
+    const state = r.body.state;
+    const failure = r.body.failure as { reason?: string; remediation?: string } | null | undefined;
+    if (r.status !== 200) problems.push(`cluster ${id}: GET /clusters/${id} answered ${r.status}`);
+    else if (state === "Ready" || state === "Deleted") continue;
+    else if (state === "Failed") {
+      if (!failure?.remediation)
+        problems.push(`cluster ${id} is Failed without a remediation hint: ${JSON.stringify(failure)}`);
+    } else {
+      const events = await stack.events({ type: "cluster", id });
+      problems.push(
+        `cluster ${id} ended ${state}, not Ready, Deleted or Failed; its last events: ${events
+          .slice(-4)
+          .map((e) => `${e.type} #${e.seq}`)
+          .join(", ")}`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Every session is in the state its history explains: the read model's state is the fold of
+ * its events (`sessionStatusAfter`, the catalogue's transitions), the session exists in the
+ * log, and its create was answered (a session whose create was rejected has no state).
+ */
+export async function sessionStateProblems(stack: Stack, sessionIds: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const id of sessionIds) {
+    const events = await stack.events({ type: "session", id });
+    let folded: SessionStatus | undefined;
+    for (const e of events) folded = sessionStatusAfter(folded, e);
+    const deadline = Date.now() + 15_000;
+    let state: unknown;
+    for (;;) {
+      const r = await stack.get(`/sessions/${id}`);
+      state = r.status === 200 ? r.body.state : undefined;
+      if (state === folded || Date.now() > deadline) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    if (events.length === 0) problems.push(`session ${id}: no event in the log`);
+    else if (state !== folded)
+      problems.push(
+        `session ${id}: the read model says ${state ?? "(none)"}, its history (${events.map((e) => e.type.replace("session.", "")).join(" → ")}) says ${folded ?? "(none)"}`,
+      );
+  }
+  return problems;
+}
+
+/**
+ * The dead-letter stream holds only what was deliberately sent bad, and each of those once
+ * (matched on the subject it came from and its body).
+ */
+export function deadLetterProblems(
+  dead: readonly DeadLetter[],
+  deliberate: readonly { subject: string; data: string }[],
+): string[] {
+  const problems: string[] = [];
+  const left = [...deliberate];
+  for (const d of dead) {
+    const i = left.findIndex((x) => x.subject === d.fromSubject && x.data === d.data);
+    if (i >= 0) left.splice(i, 1);
+    else
+      problems.push(
+        `dead letter #${d.seq} from ${d.fromStream}/${d.fromSubject}#${d.fromSequence} (${d.consumer}) was not sent bad: ${d.reason}; ${d.data.slice(0, 200)}`,
+      );
+  }
+  for (const x of left)
+    problems.push(`the bad message on ${x.subject} is not in the dead-letter stream: ${x.data}`);
+  return problems;
+}
+
+/**
+ * The projector's read models equal a fresh replay of the whole log: `replay({ checkOnly })`
+ * rebuilds every table in a schema of its own and compares row counts and content hashes
+ * (docs/projector.md, Replay step 4) at the live checkpoint.
+ */
+export async function replayProblems(stack: Stack, timeoutMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const result = await replay({ databaseUrl: stack.databaseUrl, nats: stack.nats, checkOnly: true }).catch(
+      (err: Error) => ({ comparison: { compared: false as const, reason: err.message } }),
+    );
+    const c = result.comparison;
+    if (c?.compared && c.equal) return [];
+    if (c?.compared)
+      return c.tables
+        .filter((t) => !t.equal)
+        .map(
+          (t) =>
+            `table ${t.table}: live ${t.live.rows} rows (${t.live.hash}) ≠ replay ${t.rebuilt.rows} rows (${t.rebuilt.hash}) at #${c.at}`,
+        );
+    // Not compared (live behind the rebuild, a replay under way): ask again.
+    last = c?.reason ?? "no comparison";
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  return [`the replay never compared with live: ${last}`];
+}
+
+/** Every event of one lifecycle is on its trace (`traceId`, its first command's) or links to it. */
+export function lifecycleTraceProblems(
+  what: string,
+  events: readonly LoggedEvent[],
+  traceId: string | undefined,
+): string[] {
+  if (!traceId) return events.length ? [`${what}: its first command answered no trace id`] : [];
+  return offTrace(events, traceId).map((line) => `${what}: ${line}`);
 }

@@ -360,6 +360,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         ...baseEnv(),
         CAIRN_SIM_PORT: String(simPort),
         CAIRN_SIM_TIME_SCALE: String(timeScale),
+        // The sim's PRNG (fault rates, ids): a chaos run's seed makes its draws repeatable.
+        ...(opts.simSeed !== undefined ? { CAIRN_SIM_SEED: String(opts.simSeed) } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,

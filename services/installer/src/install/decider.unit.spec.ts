@@ -383,6 +383,54 @@ describe("removal", () => {
       .when(cmd("install.record-secrets-removed", { parameters: ["/cairn/demo-1/token"] }))
       .then([{ type: "install.secrets-removed", data: { parameters: ["/cairn/demo-1/token"] } }]);
   });
+  it("a node that goes away with a step under way: the step is recorded forgotten (Cancelled), then the node removed", () => {
+    const joining = [
+      planned,
+      stored,
+      added(s0),
+      added(a0),
+      online(s0),
+      online(a0),
+      requested(s0, "k3s-server-init", 1, 1, 2),
+      sent(s0, "k3s-server-init"),
+      succeeded(s0, "k3s-server-init"),
+      requested(a0, "k3s-agent-join", 1, 2, 2),
+    ];
+    const forgotten = (status: "requested" | "sent", commandId?: string): InstallEvent => ({
+      type: "install.step-failed",
+      data: {
+        step: "k3s-agent-join",
+        slot: a0.slot,
+        instanceId: a0.instanceId,
+        attempt: 1,
+        ...(commandId ? { commandId } : {}),
+        status: "Cancelled",
+        reason: `i-a0 went away (instance i-a0) while k3s-agent-join was ${status}: the step is forgotten${commandId ? " and its command cancelled" : ""}`,
+        outputTail: "",
+        willRetry: false,
+      },
+    });
+    const removed: InstallEvent = {
+      type: "install.node-removed",
+      data: { slot: a0.slot, instanceId: "i-a0", node: "i-a0" },
+    };
+    // Sent: its command id goes with it, for the reactor to cancel.
+    spec
+      .given([...joining, sent(a0, "k3s-agent-join")])
+      .when(cmd("install.remove-node", { slot: a0.slot }))
+      .then([forgotten("sent", `cmd-${a0.slot}-1`), removed]);
+    // Requested, not sent yet: forgotten all the same (a send racing it is cancelled by the reactor).
+    spec
+      .given(joining)
+      .when(cmd("install.remove-node", { slot: a0.slot }))
+      .then([forgotten("requested"), removed]);
+    // A replacement instance in the slot forgets the old one's step the same way.
+    const replacement = { ...a0, instanceId: "i-new", node: "i-new" };
+    spec
+      .given([...joining, sent(a0, "k3s-agent-join")])
+      .when(cmd("install.add-node", replacement))
+      .then([forgotten("sent", `cmd-${a0.slot}-1`), removed, added(replacement)]);
+  });
   it("nothing more is installed once removal started", () => {
     spec
       .given([planned, stored, added(s0), { type: "install.removal-requested", data: {} }])

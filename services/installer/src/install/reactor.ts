@@ -380,6 +380,13 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       case "install.step-sent":
         return await poll(e, state);
 
+      case "install.step-failed": {
+        // A step forgotten because its node went away (decideRemoveNode): cancel its command.
+        const { commandId, instanceId, slot, status, step } = e.data;
+        if (status !== "Cancelled" || !commandId || state.nodes[slot]?.instanceId === instanceId) return;
+        return await cancelForgotten(clusterId, region, commandId, instanceId, step);
+      }
+
       case "install.node-upgrade-started": {
         const { node, to } = e.data;
         const n = Object.values(state.nodes).find((x) => x.node === node);
@@ -573,7 +580,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       { cluster: clusterId, node: n.node, step, attempt, commandId, adopted },
       `step ${d.number}/${d.of} ${step}`,
     );
-    await record(e, "install.record-step-sent", {
+    const out = await record(e, "install.record-step-sent", {
       clusterId,
       slot: n.slot,
       step,
@@ -581,6 +588,33 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       commandId,
       sentAt: (adopted ? requestedAt : now()).toISOString(),
     });
+    // Not recorded: the node went away (its step forgotten) between SSM taking the command
+    // and this record. Nothing will poll the command; cancel it rather than let it run on.
+    if (out.status === "accepted" && !out.events.some((x) => x.type === "install.step-sent"))
+      await cancelForgotten(clusterId, state.plan.region, commandId, n.instanceId, step);
+  };
+
+  /** Cancels a step's command nobody waits for any more; best effort (the instance may be gone). */
+  const cancelForgotten = async (
+    clusterId: string,
+    region: string,
+    commandId: string,
+    instanceId: string,
+    step: string,
+  ) => {
+    try {
+      await o.remote.cancel(region, commandId, instanceId);
+      log?.info(
+        { cluster: clusterId, step, commandId, instanceId },
+        `step ${step} forgotten: command cancelled`,
+      );
+    } catch (err) {
+      // A terminated instance has nothing left to cancel.
+      log?.info(
+        { cluster: clusterId, step, commandId, instanceId, err: (err as Error).message },
+        `step ${step} forgotten: its command could not be cancelled`,
+      );
+    }
   };
 
   const poll = async (e: InstallFact & { type: "install.step-sent" }, state: Active) => {

@@ -122,12 +122,7 @@ export function decideAddNode(
   const { slot, instanceId, role, pool, capacityType, privateIp } = d;
   const have = state.nodes[slot];
   if (have?.instanceId === instanceId) return [];
-  const events: InstallEvent[] = [];
-  if (have)
-    events.push({
-      type: "install.node-removed",
-      data: { slot, instanceId: have.instanceId, node: have.node },
-    });
+  const events: InstallEvent[] = have ? removal(have) : [];
   events.push({
     type: "install.node-added",
     data: {
@@ -153,16 +148,38 @@ export function decideRemoveNode(
   if (state.status === "Absent") return [];
   const have = state.nodes[d.slot];
   if (!have) return [];
-  return andThen(
-    state,
-    [
-      {
-        type: "install.node-removed",
-        data: { slot: have.slot, instanceId: have.instanceId, node: have.node },
-      },
-    ],
-    policy,
-  );
+  return andThen(state, removal(have), policy);
+}
+
+/**
+ * A node's instance goes away. A step under way on it ends here, recorded: nothing will poll
+ * it again, the reactor cancels its command (a script left running on a node that is going,
+ * or gone, answers to no one), and a later attempt in the slot follows a recorded failure.
+ */
+function removal(have: InstallNode): InstallEvent[] {
+  const s = have.step;
+  const forgotten: InstallEvent[] = s
+    ? [
+        {
+          type: "install.step-failed",
+          data: {
+            step: s.name,
+            slot: have.slot,
+            instanceId: have.instanceId,
+            attempt: s.attempt,
+            ...(s.commandId ? { commandId: s.commandId } : {}),
+            status: "Cancelled",
+            reason: `${have.node} went away (instance ${have.instanceId}) while ${s.name} was ${s.status}: the step is forgotten${s.commandId ? " and its command cancelled" : ""}`,
+            outputTail: "",
+            willRetry: false,
+          },
+        },
+      ]
+    : [];
+  return [
+    ...forgotten,
+    { type: "install.node-removed", data: { slot: have.slot, instanceId: have.instanceId, node: have.node } },
+  ];
 }
 
 /** The node's SSM Agent registered: its step can be sent. */

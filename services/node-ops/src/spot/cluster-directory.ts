@@ -37,8 +37,11 @@ export interface ClusterDirectory {
   regions(): string[];
   /** The live clusters, sorted. */
   clusters(): string[];
-  /** The live cluster an instance was launched for, or undefined. */
-  clusterOf(instanceId: string): { clusterId: string; region: string } | undefined;
+  /**
+   * The live cluster an instance was launched for, or undefined; with the cluster's lifecycle
+   * trace (its `cluster.requested`'s), which a notice from outside (SQS) links its work to.
+   */
+  clusterOf(instanceId: string): { clusterId: string; region: string; traceparent?: string } | undefined;
   /** Resolves once the history up to the start has been read. */
   readonly caughtUp: Promise<void>;
   stop(): Promise<void>;
@@ -51,6 +54,7 @@ export async function startClusterDirectory(o: {
   onRegions?: (regions: string[]) => void;
 }): Promise<ClusterDirectory> {
   const regionOf = new Map<string, string>();
+  const traceOf = new Map<string, string>();
   const ended = new Set<string>();
   const instances = new Map<string, string>();
   let regionsKey = "";
@@ -81,6 +85,7 @@ export async function startClusterDirectory(o: {
       switch (e.type) {
         case "cluster.requested":
           regionOf.set(id, e.data.spec.region);
+          if (e.meta.traceparent) traceOf.set(id, e.meta.traceparent);
           break;
         case "cluster.instance-running":
           instances.set(e.data.instanceId, id);
@@ -124,7 +129,10 @@ export async function startClusterDirectory(o: {
     clusterOf: (instanceId) => {
       const clusterId = instances.get(instanceId);
       const region = clusterId ? regionOf.get(clusterId) : undefined;
-      return clusterId && region && !ended.has(clusterId) ? { clusterId, region } : undefined;
+      const traceparent = clusterId ? traceOf.get(clusterId) : undefined;
+      return clusterId && region && !ended.has(clusterId)
+        ? { clusterId, region, ...(traceparent ? { traceparent } : {}) }
+        : undefined;
     },
     caughtUp,
     stop: async () => {

@@ -170,7 +170,8 @@ export async function startSpotIntake(o: SpotIntakeOptions): Promise<SpotIntake>
         noticeTime,
         terminationTime,
       },
-      meta: { actor: "node-ops" },
+      // The notice comes from outside (SQS, no trace): what it starts links to the cluster's lifecycle.
+      meta: { actor: "node-ops", ...(owner.traceparent ? { links: [owner.traceparent] } : {}) },
     });
     if (!parsed.ok)
       throw new PermanentError(`unusable spot interruption warning: ${parsed.error.message}`, {

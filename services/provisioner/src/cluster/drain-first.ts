@@ -179,6 +179,8 @@ export function drainFirst(nats: Nats) {
             actor: "provisioner",
             causationId: cause.id,
             ...(cause.meta.correlationId ? { correlationId: cause.meta.correlationId } : {}),
+            // The cluster's lifecycle, which the cause (a scale on a trace of its own) links to.
+            ...(cause.meta.links?.length ? { links: cause.meta.links } : {}),
           },
         });
       return "pending";
