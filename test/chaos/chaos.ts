@@ -253,7 +253,7 @@ async function drive(
       await sleep(700);
     }
     // Idle: no heartbeat; the idle-detector's sweep hibernates it.
-    const idled = await untilSession(sessionId, ["Hibernated"], 60_000);
+    const idled = await untilSession(sessionId, ["Hibernated"], 120_000);
     act(`${sessionId}: idle → ${idled}`);
     if (idled !== "Hibernated") return;
     await command("session.wake", { sessionId });
@@ -275,7 +275,10 @@ async function drive(
     const created = await outcome(clusterId, create.commandId);
     act(`${clusterId}: create → ${created}`);
     if (created !== "cluster.ready") {
-      if (!keep) await command("cluster.delete", { clusterId, force: true });
+      if (!keep) {
+        const del = await command("cluster.delete", { clusterId, force: true });
+        act(`${clusterId}: delete → ${await outcome(clusterId, del.commandId, 180_000)}`);
+      }
       return;
     }
     const firstReady = (await stack.events({ type: "cluster", id: clusterId })).findLast(
@@ -381,7 +384,9 @@ async function drive(
       await victim.kill("SIGKILL");
       restarts.push(
         sleep(downFor).then(() =>
-          victim.start().catch((err: Error) => act(`${victim.name} did not start: ${err.message}`)),
+          victim
+            .start()
+            .catch((err: Error) => act(`${victim.name} did not start: ${err.message.split("\n")[0]}`)),
         ),
       );
     }
