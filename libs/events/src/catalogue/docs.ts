@@ -43,7 +43,7 @@ export function renderCatalogue(): string {
     "",
     "Every event travels in the envelope `{ id, type, version, aggregate: { type, id }, position, time, data, meta: { commandId?, causationId, correlationId, actor, traceparent?, links? } }`,",
     "inside a commit `{ commitId, aggregate, events: [...] }` on subject `evt.<aggregate>.<id>` (stream `EVT`).",
-    "Commands travel as `{ id, type, data, meta?: { actor } }` on `cmd.<aggregate>.<verb>` (stream `CMD`).",
+    "Commands travel as `{ id, type, data, meta?: { actor, links? } }` on `cmd.<aggregate>.<verb>` (stream `CMD`); `links`: the lifecycle traces the command belongs to besides its own (docs/observability.md).",
     "",
   ];
   const aggregates = [...new Set([...allCommandDefinitions, ...allEventDefinitions].map((d) => d.aggregate))];
