@@ -161,6 +161,40 @@ describe("node facts on the sim", () => {
     expect(events.slice(-2).map((e) => e.type)).toEqual(["kube.node-not-ready", "kube.node-ready"]);
   });
 
+  it("a kubelet that stops: nothing for the node-monitor grace, then one not-ready (NodeStatusUnknown; the unreachable taints are no classification); re-registered: ready", async () => {
+    const readyBefore = ofType(await facts(), "kube.node-ready", AGENT_1).length;
+    const stopped = Date.now();
+    sim.world.kube.stopKubelet(CLUSTER, AGENT_1);
+    const down = await untilFacts("kube.node-not-ready", 2, AGENT_1);
+    // The real node lifecycle controller waits --node-monitor-grace-period (40 s) before it
+    // marks the node Unknown: 400 ms of wall time at this sim's scale of 100.
+    expect(Date.now() - stopped).toBeGreaterThanOrEqual(390);
+    expect(ofType(down, "kube.node-not-ready", AGENT_1)[1]?.data).toMatchObject({
+      node: AGENT_1,
+      reason: "NodeStatusUnknown: Kubelet stopped posting node status.",
+    });
+    const core = await import("@kubernetes/client-node");
+    const kc = new core.KubeConfig();
+    kc.loadFromString(sim.world.kube.kubeconfig(CLUSTER));
+    const n = await kc.makeApiClient(core.CoreV1Api).readNode({ name: AGENT_1 });
+    expect((n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).sort()).toEqual([
+      "node.kubernetes.io/unreachable:NoExecute",
+      "node.kubernetes.io/unreachable:NoSchedule",
+    ]);
+    // The kubelet comes back (registers again): ready, and nothing else was recorded.
+    sim.world.kube.registerNode(CLUSTER, {
+      name: AGENT_1,
+      role: "agent",
+      instanceId: AGENT_1,
+      availabilityZone: n.metadata?.labels?.["topology.kubernetes.io/zone"] ?? "",
+      labels: { "cairn.dev/pool": "workers", "cairn.dev/capacity-type": "spot" },
+      taints: [],
+    });
+    const events = await untilFacts("kube.node-ready", readyBefore + 1, AGENT_1);
+    expect(ofType(events, "kube.node-not-ready", AGENT_1)).toHaveLength(2);
+    expect(ofType(events, "kube.node-classification-changed", AGENT_1)).toHaveLength(0);
+  });
+
   it("a cordon outside Cairn is a classification change", async () => {
     const core = await import("@kubernetes/client-node");
     const kc = new core.KubeConfig();
@@ -237,6 +271,7 @@ describe("node facts on the sim", () => {
   it("a restarted node-ops watches again without recording anything twice", async () => {
     await nodeOps.stop();
     const before = (await facts()).length;
+    const notReady = ofType(await facts(), "kube.node-not-ready", AGENT_1).length;
     const lists = requests("list nodes").length;
     nodeOps = await start();
     await until("the new node-ops to watch the cluster again", () =>
@@ -244,7 +279,7 @@ describe("node facts on the sim", () => {
     );
     await until("a relist after the restart", () => requests("list nodes").length > lists);
     sim.world.kube.setNodeReady(CLUSTER, AGENT_1, false);
-    const events = await untilFacts("kube.node-not-ready", 2, AGENT_1);
+    const events = await untilFacts("kube.node-not-ready", notReady + 1, AGENT_1);
     expect(events.slice(before).map((e) => e.type)).toEqual(["kube.node-not-ready"]);
   });
 

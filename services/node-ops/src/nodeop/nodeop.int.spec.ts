@@ -67,6 +67,7 @@ beforeAll(async () => {
     "drain-h",
     "drain-i",
     "agent-j",
+    "drain-k",
   ];
   const { kc } = await simCluster(sim, store, CLUSTER, nodes);
   // A second cluster with a history but no kubeconfig published yet.
@@ -334,6 +335,47 @@ describe("node-ops on the sim", () => {
     } finally {
       await slow.stop();
     }
+  });
+
+  it("a maxUnavailable budget over a pod no controller manages blocks it, as the real server does (it expects 0 pods): a forced drain waits on the budget, then completes once it is gone", async () => {
+    await createPod("drain-k", "bare-k1", { app: "bare-k" }, { ownerReferences: [] });
+    const pdb = await policy.createNamespacedPodDisruptionBudget({
+      namespace: "default",
+      body: {
+        metadata: { name: "bare-k-pdb" },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: "bare-k" } } },
+      },
+    });
+    await until("the budget processed", async () => {
+      const b = await policy.readNamespacedPodDisruptionBudget({ name: "bare-k-pdb", namespace: "default" });
+      return b.status?.observedGeneration === pdb.metadata?.generation ? b : undefined;
+    });
+    // The API's own answer (a dry run changes nothing): the unmanaged pod adds nothing to the
+    // expected count, so the budget needs 0 healthy pods and allows no disruption.
+    const refusal = (await core
+      .createNamespacedPodEviction({
+        name: "bare-k1",
+        namespace: "default",
+        dryRun: "All",
+        body: { metadata: { name: "bare-k1", namespace: "default" } },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: number; body?: string } | undefined;
+    expect(refusal?.code).toBe(429);
+    expect(refusal?.body).toContain(
+      "The disruption budget bare-k-pdb needs 0 healthy pods and has 1 currently",
+    );
+
+    const drain = await send("node.drain", "drain-k", { forceUnmanaged: true });
+    const progress = await eventAfter("drain-k", drain.commandId, "nodeop.drain-progress");
+    expect(progress.data).toMatchObject({ evicted: 0, remaining: 1, blockedBy: ["bare-k-pdb"] });
+    expect(await podsOn("drain-k")).toEqual(["bare-k1"]);
+    await policy.deleteNamespacedPodDisruptionBudget({ name: "bare-k-pdb", namespace: "default" });
+    const drained = await eventAfter("drain-k", drain.commandId, "nodeop.drained");
+    expect(drained.data).toMatchObject({ evicted: 1 });
+    expect(await podsOn("drain-k")).toEqual([]);
   });
 
   it("drain that a PDB never allows fails at the timeout naming pod and PDB; the node stays cordoned", async () => {

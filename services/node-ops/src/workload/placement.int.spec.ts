@@ -7,7 +7,7 @@
 import { catalogue, EventStore } from "@cairn/events";
 import { recordClusterRequested, startJetStream, type TestJetStream } from "@cairn/events/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { AppsV1Api, KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
@@ -17,6 +17,7 @@ let js: TestJetStream;
 let sim: Sim;
 let nodeOps: NodeOps;
 let apps: AppsV1Api;
+let core: CoreV1Api;
 const logLines: string[] = [];
 const logger = {
   info: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
@@ -47,6 +48,7 @@ beforeAll(async () => {
   const kc = new KubeConfig();
   kc.loadFromString(sim.world.kube.kubeconfig(CLUSTER));
   apps = kc.makeApiClient(AppsV1Api);
+  core = kc.makeApiClient(CoreV1Api);
   const aws = { endpoint: sim.url, credentials: SIM_CREDENTIALS };
   nodeOps = await startNodeOps({
     nats: js.nats,
@@ -146,5 +148,110 @@ describe("spot/on-demand placement", () => {
     });
     const changes = logLines.filter((l) => l.startsWith("placement changed"));
     expect(changes.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it("pinning a running Deployment to on-demand rolls it through a new ReplicaSet, never all pods at once; deleting it deletes its twin, their ReplicaSets and pods", async () => {
+    await apps.createNamespacedDeployment({
+      namespace: "default",
+      body: {
+        metadata: { name: "api" },
+        spec: {
+          replicas: 4,
+          selector: { matchLabels: { app: "api" } },
+          template: {
+            metadata: { labels: { app: "api" } },
+            spec: { containers: [{ name: "a", image: "nginx:1.27" }] },
+          },
+        },
+      },
+    });
+    await until("api ready on revision 1", async () =>
+      (await replicasOf("api")).ready === 4 ? true : undefined,
+    );
+    const replicaSets = async (owner: string) =>
+      (await apps.listNamespacedReplicaSet({ namespace: "default" })).items.filter((rs) =>
+        (rs.metadata?.ownerReferences ?? []).some((r) => r.kind === "Deployment" && r.name === owner),
+      );
+    const [first] = await replicaSets("api");
+    expect(first?.metadata?.annotations?.["deployment.kubernetes.io/revision"]).toBe("1");
+
+    // Opted in: node-ops pins the Deployment's template to on-demand nodes (and makes the
+    // twin). A real Deployment controller rolls that change: a new ReplicaSet grows while
+    // the old one shrinks, so pods of the old template serve until new ones are ready.
+    await apps.patchNamespacedDeployment(
+      {
+        namespace: "default",
+        name: "api",
+        body: {
+          metadata: { annotations: { "cairn.dev/spot-percentage": "50", "cairn.dev/min-on-demand": "2" } },
+        },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    let leastReady = 4;
+    let bothServing = false;
+    await until("api pinned, split 2 / 2 and rolled out", async () => {
+      await pass();
+      const d = await apps.readNamespacedDeployment({ name: "api", namespace: "default" });
+      leastReady = Math.min(leastReady, d.status?.readyReplicas ?? 0);
+      const sets = await replicaSets("api");
+      if (sets.filter((rs) => (rs.status?.replicas ?? 0) > 0).length >= 2) bothServing = true;
+      const twin = await replicasOf("api-spot");
+      return d.spec?.template?.spec?.nodeSelector?.["cairn.dev/capacity-type"] === "on-demand" &&
+        d.spec?.replicas === 2 &&
+        twin.wanted === 2 &&
+        twin.ready === 2 &&
+        d.status?.updatedReplicas === 2 &&
+        d.status?.readyReplicas === 2 &&
+        (d.status?.replicas ?? 0) === 2
+        ? true
+        : undefined;
+    });
+    expect(bothServing).toBe(true);
+    expect(leastReady).toBeGreaterThan(0);
+    const sets = await replicaSets("api");
+    const byRevision = Object.fromEntries(
+      sets.map((rs) => [rs.metadata?.annotations?.["deployment.kubernetes.io/revision"], rs]),
+    );
+    expect(Object.keys(byRevision).sort()).toEqual(["1", "2"]);
+    expect(byRevision["1"]?.metadata?.name).toBe(first?.metadata?.name);
+    expect(byRevision["1"]?.spec?.replicas).toBe(0); // kept as history
+    expect(byRevision["2"]?.spec?.template?.spec?.nodeSelector).toEqual({
+      "cairn.dev/capacity-type": "on-demand",
+    });
+    const apiPods = (
+      await core.listNamespacedPod({ namespace: "default", labelSelector: "app=api" })
+    ).items.filter((p) => !p.metadata?.deletionTimestamp);
+    expect(apiPods).toHaveLength(4);
+    const owners = new Set([...sets, ...(await replicaSets("api-spot"))].map((rs) => rs.metadata?.uid));
+    for (const p of apiPods) {
+      const ref = p.metadata?.ownerReferences?.find((r) => r.controller);
+      expect(ref?.kind).toBe("ReplicaSet");
+      expect(owners.has(ref?.uid)).toBe(true);
+    }
+
+    // A user deletes the Deployment (client-node's default: Background propagation): the
+    // garbage collector takes the twin node-ops made (it named the Deployment its owner),
+    // every ReplicaSet of both, and their pods.
+    await apps.deleteNamespacedDeployment({ name: "api", namespace: "default" });
+    await until("the twin, the ReplicaSets and the pods gone", async () => {
+      const twinGone = await apps.readNamespacedDeployment({ name: "api-spot", namespace: "default" }).then(
+        () => false,
+        (e: { code?: number }) => e.code === 404,
+      );
+      const rsLeft = (await apps.listNamespacedReplicaSet({ namespace: "default" })).items.filter((rs) =>
+        rs.metadata?.name?.startsWith("api-"),
+      );
+      const podsLeft = (await core.listNamespacedPod({ namespace: "default", labelSelector: "app=api" }))
+        .items;
+      return twinGone && rsLeft.length === 0 && podsLeft.length === 0 ? true : undefined;
+    });
+    // node-ops does not bring the twin back for a Deployment that is gone.
+    await pass();
+    await expect(
+      apps.readNamespacedDeployment({ name: "api-spot", namespace: "default" }),
+    ).rejects.toMatchObject({
+      code: 404,
+    });
   });
 });

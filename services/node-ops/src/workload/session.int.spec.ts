@@ -140,11 +140,23 @@ describe("session workloads on the sim", () => {
     await nth("s-keep", "workload.running");
     await nth("s-drop", "workload.running");
 
+    const rsOf = async (sessionId: string) =>
+      (
+        await apps.listNamespacedReplicaSet({
+          namespace: NS,
+          labelSelector: `cairn.dev/session=${sessionId}`,
+        })
+      ).items;
+    expect(await rsOf("s-keep")).toHaveLength(1);
     await send("workload.delete", "s-keep", { releaseVolume: false });
     expect(data<{ volumeReleased: boolean }>(await nth("s-keep", "workload.deleted")).volumeReleased).toBe(
       false,
     );
     await expect(deployment("s-keep")).rejects.toMatchObject({ code: 404 });
+    // node-ops deletes with Background propagation: the garbage collector takes the
+    // Deployment's ReplicaSet at once and its pod once its termination is over.
+    expect(await rsOf("s-keep")).toEqual([]);
+    await until("s-keep's pod gone", async () => ((await podsOf("s-keep")).length === 0 ? true : undefined));
     expect(await claimExists("s-keep")).toBe(true);
 
     await send("workload.delete", "s-drop", { releaseVolume: true });

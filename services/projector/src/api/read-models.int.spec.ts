@@ -93,7 +93,9 @@ describe("GET /nodes", () => {
     expect((await get("/clusters/r-1/nodes")).body).toEqual(ofR1.body);
     const workers = await get("/nodes?clusterId=r-1&pool=workers");
     expect(workers.body.items.map((n: { node: string }) => n.node)).toEqual(["i-r-1-a", "i-r-1-b"]);
+    // b was removed from K3s; a is gone with its deleted cluster (in K3s no more either).
     expect((await get("/nodes?clusterId=r-1&state=removed")).body.items).toEqual([
+      expect.objectContaining({ node: "i-r-1-a", k3s: "removed", gone: expect.objectContaining({}) }),
       expect.objectContaining({
         id: nodeAggregateId("r-1", "i-r-1-b"),
         node: "i-r-1-b",
@@ -130,6 +132,27 @@ describe("GET /nodes", () => {
       k3s: "joined",
       slot: 0,
     });
+  });
+});
+
+describe("gone nodes", () => {
+  it("a Deleted cluster's nodes are gone with when and why, neither running, ready nor in K3s, though events about them came after; /dependencies leaves them out", async () => {
+    expect((await get("/clusters/r-1")).body.state).toBe("Deleted");
+    const items: { node: string }[] = (await get("/clusters/r-1/nodes")).body.items;
+    const gone = items.filter((n) => n.node !== "i-r-1-s");
+    expect(gone.map((n) => n.node).sort()).toEqual(["i-r-1-a", "i-r-1-b"]);
+    for (const n of gone)
+      expect(n).toMatchObject({
+        gone: { at: expect.any(String), reason: expect.any(String) },
+        instance: "terminated",
+        k3s: "removed",
+        kube: { ready: null, registered: false },
+      });
+    // Filtered by K3s state (the k3s_state column), a gone node is not among the ready ones.
+    const ready = (await get("/nodes?clusterId=r-1&state=ready")).body.items;
+    expect(ready.map((n: { node: string }) => n.node)).toEqual(["i-r-1-s"]);
+    const deps = (await get("/clusters/r-1/dependencies")).body;
+    expect(deps.nodes.map((n: { node: string }) => n.node)).toEqual(["i-r-1-s"]);
   });
 });
 

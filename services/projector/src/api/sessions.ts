@@ -544,7 +544,7 @@ export async function sessionRoutes(
       schema: {
         summary: "What depends on a cluster: its nodes, and the sessions on each node",
         description:
-          "cluster → nodes → sessions (by the node its pod runs on); live sessions with no pod on a known node are `unplaced`. A viewer sees their own sessions only; the counts are of all.",
+          "cluster → nodes (those not gone) → sessions (by the node its pod runs on); live sessions with no pod on a known node are `unplaced`. A viewer sees their own sessions only; the counts are of all.",
         tags: ["clusters"],
         params: idParams,
         response: { 200: clusterDependencies, 404: errorBody },
@@ -555,9 +555,11 @@ export async function sessionRoutes(
       const cluster = await getCluster(deps.db, deps.schema, id);
       if (!cluster)
         return reply.code(404).send({ error: "Not Found", message: `no cluster ${JSON.stringify(id)}` });
+      // A gone node (scaled down, replaced, its cluster deleted) is no dependency: a
+      // session still naming it is unplaced.
       const nodes: NodeRow[] = (
         await listDocs(deps.db, deps.schema, nodesTable, { where: { cluster_id: id }, limit: 10_000 })
-      ).items;
+      ).items.filter((n) => !n.gone);
       const sessions = (await sessionsOfCluster(deps, id)).filter(
         (s) => isLiveSession(s.state) && canSee(req.principal, s.user),
       );

@@ -49,8 +49,8 @@ export interface NodeRow {
   readonly instance: "launched" | "running" | "terminating" | "terminated" | null;
   /**
    * The node is gone from the cluster for good (scaled down, replaced, its cluster
-   * deleted): when and why. A gone node is neither running nor ready; the row stays, as
-   * the node's record.
+   * deleted): when and why. A gone node is neither running, registered, ready nor in K3s
+   * (`k3s: removed`), whatever event comes after; the row stays, as the node's record.
    */
   readonly gone: { readonly at: string; readonly reason: string } | null;
   /** K3s on the node, as the installer saw it last. */
@@ -208,15 +208,24 @@ export function applyNodeEvent(
   if (!key) return row;
   const base = row ?? emptyNode(key.clusterId, key.node, event.time);
   const touched = { updatedAt: event.time, lastEventType: event.type, lastSequence: sequence };
-  const next = (change: Partial<NodeRow>): NodeRow => ({ ...base, ...touched, ...change });
+  /**
+   * Gone is final (a terminated instance, a deleted cluster never comes back): a late
+   * event (node-ops' watch hearing a last Ready, an install step finishing after the
+   * deletion) updates the row but cannot show it running, registered, ready or in K3s again.
+   */
+  const sealed = (r: NodeRow): NodeRow =>
+    r.gone === null || r.gone === undefined
+      ? r
+      : {
+          ...r,
+          k3s: "removed",
+          instance: r.instance === null ? null : "terminated",
+          kube: { ...r.kube, registered: false, ready: null, notReadyReason: null },
+        };
+  const next = (change: Partial<NodeRow>): NodeRow => sealed({ ...base, ...touched, ...change });
   const at = event.time;
   /** The node leaves the cluster for good: neither running nor ready any more. */
-  const goneNow = (reason: string): NodeRow =>
-    next({
-      gone: base.gone ?? { at, reason },
-      instance: base.instance === null ? null : "terminated",
-      kube: { ...base.kube, registered: false, ready: null, notReadyReason: null },
-    });
+  const goneNow = (reason: string): NodeRow => next({ gone: base.gone ?? { at, reason } });
   /** Why a node whose Node went away is gone, or undefined if that alone does not say so. */
   const retiredReason = () =>
     base.instance === "terminating"

@@ -317,8 +317,35 @@ describe("nodes", () => {
     const rows = given([...everyNodeEventCommits("c1").slice(0, 19), ...everyClusterEventCommits("c1")]);
     expect(rows.nodes.get(nodeAggregateId("c1", "i-c1-a"))).toMatchObject({
       instance: "terminated",
+      k3s: "removed",
       gone: { reason: "the cluster was deleted" },
       kube: { ready: null, registered: false },
+    });
+  });
+
+  it("given a Deleted cluster's gone node, when late events say it is Ready (node-ops' last watch event, an install step), then it is still gone: not ready, not registered, not in K3s", () => {
+    const rows = given([
+      ...everyNodeEventCommits("c1").slice(0, 19),
+      ...everyClusterEventCommits("c1"),
+      {
+        aggregate: { type: "kube", id: "c1" },
+        events: [
+          { type: "kube.node-registered", data: { node: "i-c1-a", role: "agent", labels: {}, taints: [] } },
+          { type: "kube.node-ready", data: { node: "i-c1-a" } },
+        ],
+      },
+      {
+        aggregate: { type: "install", id: "c1" },
+        events: [{ type: "install.node-ready", data: { node: "i-c1-a" } }],
+      },
+    ]);
+    const a = rows.nodes.get(nodeAggregateId("c1", "i-c1-a"))!;
+    expect(a).toMatchObject({
+      instance: "terminated",
+      k3s: "removed",
+      gone: { reason: "the cluster was deleted" },
+      kube: { ready: null, registered: false },
+      lastEventType: "install.node-ready",
     });
   });
 

@@ -2,6 +2,7 @@ import { catalogue, eventSubject } from "@cairn/events";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
+import type { NodeRow } from "../projections/nodes.ts";
 import { type Projector, startProjector } from "../projector.ts";
 import { readCheckpoint } from "../repository/checkpoint.ts";
 import { getCluster } from "../repository/clusters.ts";
@@ -105,6 +106,25 @@ describe("replay", () => {
     const left = await sql<{ n: number }>`
       select count(*)::int as n from pg_namespace where nspname like 'cairn\\_rebuild\\_%'`.execute(db);
     expect(left.rows[0]?.n).toBe(0);
+
+    // The nodes a Deleted cluster's deletion names are gone (when, and why: their
+    // instances terminated, or the cluster deleted, whichever came first), and stay gone
+    // through the events the log folds after it; the comparison covers it: a live row that
+    // lost its `gone` differs from the rebuild.
+    const gone = await sql<{ doc: NodeRow }>`
+      select doc from nodes where cluster_id = 'c5' and doc->'gone' <> 'null'::jsonb`.execute(db);
+    expect(gone.rows.map((r) => r.doc.node).sort()).toEqual(["i-c5-a", "i-c5-b"]);
+    for (const { doc } of gone.rows)
+      expect(doc).toMatchObject({
+        gone: { at: expect.any(String), reason: expect.any(String) },
+        instance: "terminated",
+        k3s: "removed",
+        kube: { ready: null, registered: false },
+      });
+    await sql`update nodes set doc = jsonb_set(doc, '{gone}', 'null') where cluster_id = 'c5'`.execute(db);
+    const lostGone = await replay({ databaseUrl: infra.database.url, nats: infra.nats, checkOnly: true });
+    if (!lostGone.comparison.compared) throw new Error("not compared");
+    expect(lostGone.comparison.tables.filter((t) => !t.equal).map((t) => t.table)).toEqual(["nodes"]);
 
     // A difference in live is found, and named by table.
     await sql`update clusters set state = 'Ready' where id = 'c3'`.execute(db);
