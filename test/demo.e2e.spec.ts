@@ -25,7 +25,9 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-6000)}`);
+      throw new Error(
+        `timed out waiting for ${what}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-6000)}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -61,7 +63,8 @@ beforeAll(async () => {
     HOME: dataDir,
     JAEGER_UI_URL: "http://jaeger.example:16686",
   };
-  for (const k of ["CAIRN_API_URL", "CAIRN_TOKEN", "CAIRN_CONFIG", "NATS_URL", "CAIRN_TOKENS_FILE"]) delete env[k];
+  for (const k of ["CAIRN_API_URL", "CAIRN_TOKEN", "CAIRN_CONFIG", "NATS_URL", "CAIRN_TOKENS_FILE"])
+    delete env[k];
   demo = spawn(process.execPath, [join(root, "cli/src/main.ts"), "demo", "--timeout", "90s"], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
