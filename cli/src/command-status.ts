@@ -8,6 +8,12 @@ export interface CommandView {
   readonly status: "accepted" | "rejected";
   readonly code?: string;
   readonly reason?: string;
+  /**
+   * The stream sequence of the first commit that answered the command: a view whose own
+   * `sequence` is below it was read before the command took effect (absent from an API older
+   * than this contract).
+   */
+  readonly sequence?: number;
 }
 
 /** What the API answers when it took a command (202). */
@@ -24,6 +30,42 @@ export async function commandStatus(api: ApiClient, commandId: string): Promise<
     if (isApiError(err, 404)) return undefined;
     throw err;
   }
+}
+
+/** A read-model view that carries the last stream sequence folded into it. */
+export interface Sequenced {
+  readonly sequence?: number;
+}
+
+/**
+ * Whether `view` already shows what command `command` did: it has folded the command's
+ * commit (`view.sequence >= command.sequence`). A wait reads the view and the command in
+ * parallel, and the two answers may come from different moments of the projection (or, with
+ * two projectors, different projectors): a view read before the commit still shows the old
+ * state, which can look like the goal (a scale of a Ready cluster is "Ready" until it is
+ * "Scaling"). Such a view must not count.
+ * False while the command is unanswered (`undefined`): the caller decides with its no-op
+ * grace. An API that does not give sequences (older than this contract) cannot be told
+ * apart: the view counts, as before.
+ * @example viewShows({ sequence: 41 }, { commandId: "c", status: "accepted", sequence: 42 }) // false
+ */
+export function viewShows(view: Sequenced | undefined, command: CommandView | undefined): boolean {
+  if (!view || !command) return false;
+  if (command.sequence === undefined || view.sequence === undefined) return true;
+  return view.sequence >= command.sequence;
+}
+
+/**
+ * Whether a look at `view` counts for the command: the command answered and the view at or
+ * past its commit, or the command unanswered for so long (`unanswered`) that it changed
+ * nothing (a no-op answers nothing, so the view as it is counts).
+ */
+export function lookCounts(
+  view: Sequenced | undefined,
+  command: CommandView | undefined,
+  unanswered: boolean,
+): boolean {
+  return command !== undefined ? viewShows(view, command) : unanswered;
 }
 
 /**

@@ -6,9 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
 import { type ApiClient, isApiError } from "./api-client.ts";
-import { CLUSTER_COLUMNS } from "./cluster/view.ts";
-import type { CommandAccepted } from "./command-status.ts";
-import { clusterCommand, waitForCluster, watchCluster } from "./commands/cluster.ts";
+import { clusterCommand, watchCluster } from "./commands/cluster.ts";
 import { eventsCommand, traceCommand } from "./commands/events.ts";
 import { examples } from "./commands/help.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -17,7 +15,7 @@ import { completionScript } from "./completion.ts";
 import { contextOf } from "./context.ts";
 import { parseDuration } from "./durations.ts";
 import { InvalidInputError, notFoundAs, OutcomeError } from "./errors.ts";
-import { formatOne, formatValue, type OutputFormat, outputOption } from "./output.ts";
+import { formatValue, type OutputFormat, outputOption } from "./output.ts";
 
 const print = (v: unknown) => process.stdout.write(formatValue(v, "json"));
 
@@ -198,25 +196,40 @@ Exit codes: 0 done; 1 refused, failed, not found, timed out or invalid input.
 
   program
     .command("demo")
-    .description("create the design's example cluster on a running Cairn and follow it to Ready")
-    .addHelpText("after", examples(["cairn demo"]))
-    .action(async (_o: unknown, cmd: Command) => {
-      const { api } = contextOf(cmd);
-      const { demoCluster } = await import("./demo.ts");
-      const clusterId = `demo-${Date.now().toString(36)}`;
-      const sent = await api.post<CommandAccepted>("/commands", demoCluster(clusterId));
-      process.stderr.write(
-        `sent cluster.create ${clusterId}: command ${sent.commandId}, trace ${sent.traceId}\n`,
-      );
-      const view = await waitForCluster(api, clusterId, "Ready", {
-        commandId: sent.commandId,
-        timeoutMs: 900_000,
-      });
-      process.stdout.write(formatOne(view, "wide", CLUSTER_COLUMNS));
-      process.stderr.write(
-        `next: cairn cluster describe ${clusterId}  ·  cairn trace ${sent.traceId}  ·  cairn session create --cluster ${clusterId} --image ghcr.io/acme/ide:1 --wait\n`,
-      );
-    });
+    .description(
+      "Cairn end to end: boots the stack on the simulated cloud (or uses the running one), creates a cluster and sessions, lets one idle into hibernation and wakes it, then prints where to look",
+    )
+    .option("--sessions <n>", "sessions to create (1 to 5)", "3")
+    .option("--idle-timeout <duration>", "the idle timeout of the session left to idle", "5s")
+    .option(
+      "--exit",
+      "stop what the demo started once the summary is printed (default: keep it until Ctrl-C)",
+    )
+    .option("--timeout <duration>", "each wait gives up after this long", "10m")
+    .addHelpText(
+      "after",
+      `${examples([
+        "npm run demo                                # or: npx cairn demo",
+        "CAIRN_SIM_TIME_SCALE=100 cairn demo --exit  # faster, and stop afterwards",
+        "cairn demo --sessions 5 --idle-timeout 10s",
+      ])}
+With no Cairn answering at the API's address, the demo starts one as \`cairn up\` does (its services'
+logs in <CAIRN_DATA_DIR>/logs/demo.log), with CAIRN_SIM_TIME_SCALE=10, CAIRN_SESSION_SWEEP_SECONDS=1 and
+CAIRN_SESSION_IDLE_GRACE_SECONDS=1 unless set; Ctrl-C stops everything it started.
+`,
+    )
+    .action(
+      async (o: { sessions: string; idleTimeout: string; exit?: boolean; timeout: string }, cmd: Command) => {
+        const sessions = Number(o.sessions);
+        if (!Number.isInteger(sessions) || sessions < 1 || sessions > 5)
+          throw new InvalidInputError(`invalid --sessions ${JSON.stringify(o.sessions)}: 1 to 5`);
+        const idleTimeoutSeconds = parseDuration(o.idleTimeout, "--idle-timeout");
+        const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
+        const { config, actor } = contextOf(cmd);
+        const { demo } = await import("./demo.ts");
+        await demo(config, actor, { sessions, idleTimeoutSeconds, exit: !!o.exit, timeoutMs });
+      },
+    );
 
   program
     .command("watch <clusterId>")

@@ -22,6 +22,8 @@ export interface ProcessSpec {
   readonly command: string;
   readonly args: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Where its stdout and stderr go (an open file descriptor); default: the supervisor's own. */
+  readonly output?: number;
 }
 
 export type SupervisorEvent =
@@ -96,7 +98,7 @@ export function supervise(specs: readonly ProcessSpec[], opts: SupervisorOptions
     const child = spawn(m.spec.command, [...m.spec.args], {
       ...(m.spec.env ? { env: m.spec.env } : {}),
       // fd 3 is the IPC channel the ready message comes on.
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      stdio: ["ignore", m.spec.output ?? "inherit", m.spec.output ?? "inherit", "ipc"],
       detached: true,
     });
     m.child = child;

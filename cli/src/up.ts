@@ -74,12 +74,46 @@ async function portTaken(port: number, host: string): Promise<boolean> {
   });
 }
 
-function say(line: string) {
+function sayOnStderr(line: string) {
   process.stderr.write(`cairn: ${line}\n`);
 }
+const say = sayOnStderr;
 
-export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+/** How a stack is started: `cairn up` and `cairn demo`. */
+export interface StackOptions {
+  /** Over this process's environment: CAIRN_DATA_DIR, CAIRN_API_PORT, NATS_URL, DATABASE_URL… */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the services' and the sim's own output goes (an open file descriptor); default: ours. */
+  readonly output?: number;
+  /** Lines about the stack (what started where, restarts); default: stderr, `cairn: `. */
+  readonly say?: (line: string) => void;
+  /** The stack cannot go on (the API's port lost before it ever served): the caller stops it. */
+  readonly onFatal?: (err: Error) => void;
+}
+
+/** A stack started by this process. */
+export interface Stack {
+  readonly endpoints: Endpoints;
+  /** True once our projector serves and its /readyz answers 200; false when stopped first. */
+  readonly ready: Promise<boolean>;
+  /**
+   * Stops the services (pending restarts cancelled, each drained), then what was started for
+   * them (the sim, Postgres, NATS), in reverse order. Idempotent; never throws.
+   */
+  stop(): Promise<void>;
+  /** A signal to every service process now (SIGKILL by default: a second Ctrl-C). Synchronous. */
+  kill(signal?: NodeJS.Signals): void;
+  stopping(): boolean;
+}
+
+/**
+ * Starts the whole control plane (steps 0–5 above) and returns while the API comes up
+ * (`ready`). Installs no signal handler and never exits the process: the caller decides (a
+ * failure part-way stops what was started, then throws).
+ */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const env = { ...process.env, ...opts.env };
+  const say = opts.say ?? sayOnStderr;
   const dataDir = resolve(env.CAIRN_DATA_DIR ?? ".cairn");
   const apiPort = Number(env.CAIRN_API_PORT ?? 8080);
   const apiHost = env.CAIRN_API_HOST ?? "127.0.0.1";
@@ -90,54 +124,71 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
 
   await mkdir(dataDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
-
-  // 1.
-  let natsUrl = env.NATS_URL;
-  if (!natsUrl) {
-    const port = (await portFree(4222)) ? 4222 : await freePort();
-    const nats = await startNatsServer({ port, storeDir: join(dataDir, "nats") });
-    stops.push(() => nats.stop());
-    natsUrl = nats.url;
-    say(`started nats-server with JetStream at ${natsUrl} (store ${join(dataDir, "nats")})`);
-  } else say(`using NATS at ${natsUrl}`);
-
-  // 2.
-  let databaseUrl = env.DATABASE_URL;
-  let pg: PostgresServer | undefined;
-  if (!databaseUrl) {
-    pg = await findPostgres({ dataDir: join(dataDir, "postgres"), useDatabaseUrl: false });
-    if (pg.embedded) stops.push(() => pg!.stop());
-    databaseUrl = await ensureDatabase(pg, "cairn");
-    say(
-      `${pg.embedded ? "started an embedded Postgres" : "using the local Postgres"}: database ${redactUrl(databaseUrl)}`,
-    );
-  } else say(`using Postgres at ${redactUrl(databaseUrl)}`);
-
-  // 3.
+  const stopStarted = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+  let natsUrl: string;
+  let databaseUrl: string;
   let cloudEnv: NodeJS.ProcessEnv = {};
   let simUrl: string | undefined;
-  if (usesRealAws(env)) {
-    say(
-      `using AWS as the SDK finds it (${env.AWS_PROFILE ? `profile ${env.AWS_PROFILE}` : "credentials from the environment"})`,
-    );
-  } else {
-    const simPort = Number(env.CAIRN_SIM_PORT ?? 4566);
-    if (!(await portFree(simPort)))
-      throw new Error(`CAIRN_SIM_PORT ${simPort} is taken; set CAIRN_SIM_PORT to a free port`);
-    const sim = await startSimProcess(env, { root, dataDir, port: simPort });
-    stops.push(sim.stop);
-    simUrl = sim.url;
-    cloudEnv = {
-      AWS_ENDPOINT_URL_EC2: simUrl,
-      AWS_ENDPOINT_URL_SSM: simUrl,
-      AWS_ENDPOINT_URL_SQS: simUrl,
-      AWS_ACCESS_KEY_ID: "SIMACCESSKEY",
-      AWS_SECRET_ACCESS_KEY: "simsecretkey",
-      AWS_REGION: env.AWS_REGION ?? "eu-west-1",
-    };
-    say(
-      `started the simulated cloud at ${simUrl} (time scale ${env.CAIRN_SIM_TIME_SCALE ?? 1}; admin ${simUrl}/_sim)`,
-    );
+  try {
+    // 1.
+    natsUrl = env.NATS_URL ?? "";
+    if (!natsUrl) {
+      const port = (await portFree(4222)) ? 4222 : await freePort();
+      const nats = await startNatsServer({ port, storeDir: join(dataDir, "nats") });
+      stops.push(() => nats.stop());
+      natsUrl = nats.url;
+      say(`started nats-server with JetStream at ${natsUrl} (store ${join(dataDir, "nats")})`);
+    } else say(`using NATS at ${natsUrl}`);
+
+    // 2.
+    databaseUrl = env.DATABASE_URL ?? "";
+    if (!databaseUrl) {
+      const pg: PostgresServer = await findPostgres({
+        dataDir: join(dataDir, "postgres"),
+        useDatabaseUrl: false,
+      });
+      if (pg.embedded) stops.push(() => pg.stop());
+      databaseUrl = await ensureDatabase(pg, "cairn");
+      say(
+        `${pg.embedded ? "started an embedded Postgres" : "using the local Postgres"}: database ${redactUrl(databaseUrl)}`,
+      );
+    } else say(`using Postgres at ${redactUrl(databaseUrl)}`);
+
+    // 3.
+    if (usesRealAws(env)) {
+      say(
+        `using AWS as the SDK finds it (${env.AWS_PROFILE ? `profile ${env.AWS_PROFILE}` : "credentials from the environment"})`,
+      );
+    } else {
+      const simPort = Number(env.CAIRN_SIM_PORT ?? 4566);
+      if (!(await portFree(simPort)))
+        throw new Error(`CAIRN_SIM_PORT ${simPort} is taken; set CAIRN_SIM_PORT to a free port`);
+      const sim = await startSimProcess(env, {
+        root,
+        dataDir,
+        port: simPort,
+        ...(opts.output !== undefined ? { output: opts.output } : {}),
+      });
+      stops.push(sim.stop);
+      simUrl = sim.url;
+      cloudEnv = {
+        AWS_ENDPOINT_URL_EC2: simUrl,
+        AWS_ENDPOINT_URL_SSM: simUrl,
+        AWS_ENDPOINT_URL_SQS: simUrl,
+        AWS_ACCESS_KEY_ID: "SIMACCESSKEY",
+        AWS_SECRET_ACCESS_KEY: "simsecretkey",
+        AWS_REGION: env.AWS_REGION ?? "eu-west-1",
+      };
+      say(
+        `started the simulated cloud at ${simUrl} (time scale ${env.CAIRN_SIM_TIME_SCALE ?? 1}; admin ${simUrl}/_sim)`,
+      );
+    }
+  } catch (err) {
+    // Nothing half-started is left behind: the caller only sees the error.
+    await stopStarted();
+    throw err;
   }
 
   // 4.
@@ -178,8 +229,10 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
       command: process.execPath,
       args: [join(root, "services", name, "src", "main.ts")],
       env: childEnv,
+      ...(opts.output !== undefined ? { output: opts.output } : {}),
     })),
     {
+      log: say,
       onEvent: (e) => {
         if (e.type === "ready" && e.health) onMetrics(e.service, `${e.health}/metrics`);
         if (e.service !== "projector") return;
@@ -193,18 +246,62 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
           if (!taken || stopping) return;
           const err = new ApiPortTakenError(apiPort, apiHost);
           if (apiEverReady) return say(`!!! ${err.message}`);
-          say(err.message);
-          void shutdown(1);
+          opts.onFatal?.(err);
         });
       },
     },
   );
 
-  const shutdown = async (code: number) => {
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopping = true;
+    stopped ??= (async () => {
+      await supervisor.stop();
+      await stopStarted();
+    })();
+    return stopped;
+  };
+
+  // 5.
+  const ready = (async () => {
+    written = written.then(writeEndpoints);
+    await written.catch(() => {});
+    await waitForApi(
+      apiUrl,
+      {
+        served: () => apiServedBy !== undefined,
+        cancelled: () => stopping,
+      },
+      say,
+    );
+    if (stopping) return false;
+    apiEverReady = true;
+    return true;
+  })();
+  return {
+    endpoints,
+    ready,
+    stop,
+    kill: (signal) => supervisor.kill(signal),
+    stopping: () => stopping,
+  };
+}
+
+export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  const env = { ...process.env, ...opts.env };
+  let shutdown: (code: number) => Promise<void> = async (code) => process.exit(code);
+  const stack = await startStack({
+    env,
+    onFatal: (err) => {
+      say(err.message);
+      void shutdown(1);
+    },
+  });
+  let stopping = false;
+  shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await supervisor.stop();
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stack.stop();
     process.exit(code);
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -213,26 +310,19 @@ export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> 
       return void shutdown(0);
     }
     say(`${signal} again: killing the services now`);
-    supervisor.kill();
+    stack.kill();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // However `cairn up` ends (an uncaught error included), its detached services must not
   // outlive it: they drain on SIGTERM on their own. After a clean shutdown none is left.
-  process.once("exit", () => supervisor.kill("SIGTERM"));
+  process.once("exit", () => stack.kill("SIGTERM"));
 
-  // 5.
-  written = written.then(writeEndpoints);
-  await written;
-  await waitForApi(apiUrl, {
-    served: () => apiServedBy !== undefined,
-    cancelled: () => stopping,
-  });
-  if (!stopping) {
-    apiEverReady = true;
+  if (await stack.ready) {
+    const { apiUrl, natsUrl, metrics } = stack.endpoints;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(
-      `metrics (Prometheus): ${Object.entries(endpoints.metrics)
+      `metrics (Prometheus): ${Object.entries(metrics)
         .map(([service, url]) => `${service} ${url}`)
         .join("  ")}`,
     );
@@ -261,11 +351,11 @@ export function usesRealAws(env: NodeJS.ProcessEnv): boolean {
  */
 export async function startSimProcess(
   env: NodeJS.ProcessEnv,
-  o: { root: string; dataDir: string; port: number },
+  o: { root: string; dataDir: string; port: number; output?: number },
 ): Promise<{ url: string; stop: () => Promise<void> }> {
   const sim = spawn(process.execPath, [join(o.root, "libs", "sim", "src", "main.ts")], {
     env: { ...env, CAIRN_SIM_PORT: String(o.port), CAIRN_SIM_DATA_DIR: join(o.dataDir, "sim") },
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", o.output ?? "inherit", o.output ?? "inherit"],
     detached: true,
   });
   const stop = () =>
@@ -298,7 +388,11 @@ export async function waitFor(url: string, ms: number): Promise<void> {
  * answers 200, or when cancelled. Past a minute it says so once and keeps waiting: a
  * projector being restarted may still come up.
  */
-async function waitForApi(url: string, is: { served(): boolean; cancelled(): boolean }): Promise<void> {
+async function waitForApi(
+  url: string,
+  is: { served(): boolean; cancelled(): boolean },
+  tell: (line: string) => void = say,
+): Promise<void> {
   const warnAt = Date.now() + 60_000;
   let warned = false;
   while (!is.cancelled()) {
@@ -311,7 +405,7 @@ async function waitForApi(url: string, is: { served(): boolean; cancelled(): boo
     }
     if (!warned && Date.now() > warnAt) {
       warned = true;
-      say(`the API is not ready at ${url} after 60 s; still waiting — see the projector's log above`);
+      tell(`the API is not ready at ${url} after 60 s; still waiting — see the projector's log`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -59,6 +59,37 @@ describe("what --wait makes of a cluster", () => {
     );
   });
 
+  it("a view older than the command's commit does not count, even when it shows the goal (the scale race)", () => {
+    // A scale of a Ready cluster: the command answered at sequence 42, but the view was read
+    // before the projector folded it: still "Ready", not yet "Scaling".
+    const scale = { ...accepted, sequence: 42 };
+    const stale = cluster({ state: "Ready", sequence: 41 });
+    expect(clusterVerdict("Ready", "c-1", { view: stale, command: scale, unanswered: true })).toMatchObject({
+      kind: "waiting",
+      state: "Ready (command not shown by the read model yet)",
+    });
+    expect(
+      clusterVerdict("Ready", "c-1", {
+        view: cluster({ state: "Scaling", sequence: 42 }),
+        command: scale,
+        unanswered: false,
+      }),
+    ).toMatchObject({ kind: "waiting", state: "Scaling" });
+    const after = cluster({ state: "Ready", sequence: 57 });
+    expect(clusterVerdict("Ready", "c-1", { view: after, command: scale, unanswered: false })).toEqual({
+      kind: "done",
+      view: after,
+    });
+    // A stale Failed view is not this command's failure either.
+    expect(
+      clusterVerdict("Ready", "c-1", {
+        view: cluster({ state: "Failed", sequence: 30 }),
+        command: { ...accepted, sequence: 42 },
+        unanswered: false,
+      }).kind,
+    ).toBe("waiting");
+  });
+
   it("fails with the refusal's reason, or the failure's reason and remediation", () => {
     expect(
       clusterVerdict("Ready", "c-1", {

@@ -2,10 +2,11 @@
  * What `--wait` makes of a cluster's view after a command: done (it rests in the goal
  * state), failed (the command refused, the cluster Failed), or on its way (with its
  * progress). A cluster rests in its old state until the command is taken, so a look
- * counts only once the command is answered, or — a command that changed nothing answers
+ * counts only once the command is answered and the view has folded the command's commit
+ * (its `sequence` at or past the command's), or — a command that changed nothing answers
  * nothing — once it has gone unanswered for a while.
  */
-import type { CommandView } from "../command-status.ts";
+import { type CommandView, lookCounts } from "../command-status.ts";
 import type { Verdict } from "../wait.ts";
 import { type ClusterView, progressText } from "./view.ts";
 
@@ -47,7 +48,7 @@ export function clusterVerdict(goal: string, id: string, look: ClusterLook): Ver
     };
   if (!view)
     return { kind: "waiting", state: "Pending", hint: "the provisioner has not answered: is it running?" };
-  const answered = command !== undefined || look.unanswered;
+  const answered = lookCounts(view, command, look.unanswered);
   if (answered && view.state === goal) return { kind: "done", view };
   if (answered && view.state === "Failed")
     return {
@@ -65,7 +66,9 @@ export function clusterVerdict(goal: string, id: string, look: ClusterLook): Ver
     };
   return {
     kind: "waiting",
-    state: answered ? view.state : `${view.state} (command not taken yet)`,
+    state: answered
+      ? view.state
+      : `${view.state} (command not ${command ? "shown by the read model" : "taken"} yet)`,
     detail: progressText(view),
     hint: answered
       ? view.state === "Configuring"

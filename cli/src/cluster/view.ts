@@ -33,6 +33,8 @@ export interface ClusterView {
     readonly pools?: readonly ClusterPool[];
   };
   readonly version: number;
+  /** The last stream sequence folded into this view (GET /clusters/:id). */
+  readonly sequence?: number;
   readonly progress: {
     readonly operation: string | null;
     /** Steps of the build behind it, of `total`: instances running, K3s joined, nodes Ready. */

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { SESSION_STATES, type SessionStatus, tokenSafeId } from "@cairn/events";
 import { Command } from "commander";
 import { type ApiClient, ApiError, isApiError } from "../api-client.ts";
-import { commandStatus } from "../command-status.ts";
+import { commandStatus, NO_OP_GRACE_MS } from "../command-status.ts";
 import { type Context, contextOf } from "../context.ts";
 import { parseDuration } from "../durations.ts";
 import { InvalidInputError, notFoundAs, OutcomeError } from "../errors.ts";
@@ -79,7 +79,9 @@ export async function waitForSession(
           state: "Pending",
           hint: "admission has not answered: is the idle-detector running?",
         };
-      return sessionVerdict(goal, view, command, o.commandId);
+      return sessionVerdict(goal, view, command, o.commandId, {
+        unanswered: Date.now() - started > NO_OP_GRACE_MS,
+      });
     },
   });
 }
@@ -98,16 +100,16 @@ function report(
 
 // ── create ───────────────────────────────────────────────────────────────────────────
 
-interface CreateFlags extends WaitFlags, CreateDataFlags {}
-
-async function create(id: string | undefined, o: CreateFlags, cmd: Command) {
-  if (id !== undefined) sessionId(id);
-  const { config, api } = contextOf(cmd);
-  const data = await createData(id, o, config.token !== undefined);
-  const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
-  let answer: CommandAccepted & { sessionId: string; state: SessionStatus };
+/**
+ * `POST /sessions` with checked create data: the API's answer (202, Pending).
+ * @throws OutcomeError when the API refuses it (over quota, invalid, no such cluster), with a hint
+ */
+export async function postSession(
+  api: ApiClient,
+  data: { readonly sessionId: string },
+): Promise<CommandAccepted & { sessionId: string; state: SessionStatus }> {
   try {
-    answer = await api.post("/sessions", data);
+    return await api.post("/sessions", data);
   } catch (err) {
     if (err instanceof ApiError && err.status !== 401 && err.status !== 429 && err.status < 500) {
       const b = err.body as { message?: string; issues?: string[] } | undefined;
@@ -118,6 +120,16 @@ async function create(id: string | undefined, o: CreateFlags, cmd: Command) {
     }
     throw err;
   }
+}
+
+interface CreateFlags extends WaitFlags, CreateDataFlags {}
+
+async function create(id: string | undefined, o: CreateFlags, cmd: Command) {
+  if (id !== undefined) sessionId(id);
+  const { config, api } = contextOf(cmd);
+  const data = await createData(id, o, config.token !== undefined);
+  const timeoutMs = parseDuration(o.timeout, "--timeout") * 1000;
+  const answer = await postSession(api, data);
   if (!o.wait)
     return report(undefined, `session/${answer.sessionId} created (${answer.state})`, o.output, answer);
   const view = await waitForSession(api, answer.sessionId, "Running", {

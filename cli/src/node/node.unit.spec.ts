@@ -39,6 +39,16 @@ describe("what --wait makes of a node operation", () => {
     expect(nodeOpVerdict("drain", done, accepted, false).kind).toBe("waiting");
   });
 
+  it("a row older than the command's commit does not count: the previous cordon's done is not this one's", () => {
+    const cordon = { ...accepted, sequence: 100 };
+    expect(
+      nodeOpVerdict("cordon", op({ state: "done", operation: "cordon", sequence: 90 }), cordon, true).kind,
+    ).toBe("waiting");
+    expect(
+      nodeOpVerdict("cordon", op({ state: "done", operation: "cordon", sequence: 101 }), cordon, false).kind,
+    ).toBe("done");
+  });
+
   it("fails with the failure's reason and remediation, or the refusal's", () => {
     expect(
       nodeOpVerdict(

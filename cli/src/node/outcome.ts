@@ -2,11 +2,12 @@
  * A node's operations as the API shows them (`GET /nodeops/:id`), and what `--wait` makes
  * of them after a node command: done, failed (refused, or the operation failed), or on
  * its way (a drain with its counts and what blocks it). The row shows the node's latest
- * operation, so a look counts once the command is answered (or has gone unanswered long
+ * operation, so a look counts once the command is answered and the row has folded its
+ * commit (its `sequence` at or past the command's) (or has gone unanswered long
  * enough to have been a no-op: a cordon of a cordoned node).
  */
 import type { NodeOpRow } from "@cairn/projector";
-import type { CommandView } from "../command-status.ts";
+import { type CommandView, lookCounts } from "../command-status.ts";
 import type { Verdict } from "../wait.ts";
 
 /** The API's node operation row (`GET /nodeops/:id`), as far as the CLI reads it. */
@@ -24,7 +25,7 @@ export type NodeOpView = Pick<
   | "waiting"
   | "failure"
   | "cordoned"
->;
+> & { readonly sequence?: number };
 
 /** What a node operation under way is doing, for the progress line. */
 export function nodeOpDetail(op: NodeOpView): string {
@@ -60,7 +61,7 @@ export function nodeOpVerdict(
           ? "`cairn node list --cluster <id>` shows its nodes"
           : "`cairn node list` shows where its nodes stand",
     };
-  const answered = command !== undefined || unanswered;
+  const answered = lookCounts(op, command, unanswered);
   if (!op || !answered || op.operation !== kind)
     return {
       kind: "waiting",

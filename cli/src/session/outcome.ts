@@ -4,6 +4,7 @@
  * Pure: the same look gives the same verdict.
  */
 import type { SessionStatus } from "@cairn/events";
+import { lookCounts } from "../command-status.ts";
 import { QUOTA_HINT } from "../errors.ts";
 import type { Verdict } from "../wait.ts";
 import type { CommandView, SessionView } from "./view.ts";
@@ -52,6 +53,9 @@ const ENDED: ReadonlySet<SessionStatus> = new Set(["Terminating", "Terminated"])
  * The verdict on one look.
  * @param goal the state the command leads to (create, wake, connect: Running; hibernate: Hibernated; terminate: Terminated)
  * @param command what the API says of the command so far (undefined: not projected yet, or it changed nothing)
+ * @param commandId the command followed; with it, a look counts only once the view has folded
+ *   the command's commit (its `sequence` at or past the command's), or once the command has
+ *   gone unanswered for `o.unanswered` (a connect to a Running session changes nothing)
  * @example sessionVerdict("Running", { ...view, state: "Running" }) // { kind: "done", view }
  */
 export function sessionVerdict(
@@ -59,6 +63,7 @@ export function sessionVerdict(
   view: SessionView,
   command?: CommandView | undefined,
   commandId?: string | undefined,
+  o: { readonly unanswered?: boolean } = {},
 ): Verdict<SessionView> {
   const subject = `session/${view.id}`;
   const refused =
@@ -72,6 +77,14 @@ export function sessionVerdict(
       kind: "failed",
       message: `${subject}: refused: ${refused.reason}`,
       hint: rejectionHint(refused.code, view.id, refused.type),
+    };
+  // A view read before the command took effect shows the old state, which may be the goal
+  // already (a hibernate sent, then a wake at once: the view still says Running).
+  if (commandId !== undefined && !lookCounts(view, command, o.unanswered ?? false))
+    return {
+      kind: "waiting",
+      state: `${view.state} (command not ${command ? "shown by the read model" : "taken"} yet)`,
+      hint: waitingHint(view.state, view.id),
     };
   if (view.state === goal) return { kind: "done", view };
   if (view.state === "Failed")

@@ -69,7 +69,14 @@ describe("what --wait makes of a session", () => {
       state: "Running",
       rejection: { commandId: "old", commandType: "session.wake", code: "conflict", reason: "no" },
     });
-    expect(sessionVerdict("Running", v, undefined, "c2")).toMatchObject({ kind: "done" });
+    expect(
+      sessionVerdict(
+        "Running",
+        { ...v, sequence: 9 },
+        { commandId: "c2", status: "accepted", sequence: 8 },
+        "c2",
+      ),
+    ).toMatchObject({ kind: "done" });
   });
 
   it("failed with the failure's reason and remediation when the session Fails", () => {
@@ -90,5 +97,31 @@ describe("what --wait makes of a session", () => {
       message: "session/s-1 is Terminated (cause: lifetime): it will not be Running",
     });
     expect(sessionVerdict("Terminated", view({ state: "Terminating" }))).toMatchObject({ kind: "waiting" });
+  });
+
+  it("a followed command counts only once the view has folded its commit, or it went unanswered (a no-op)", () => {
+    // Running, hibernate sent, then at once wake --wait: the view read before the hibernation
+    // was projected still says Running, which is the wake's goal.
+    const wake = { commandId: "w", status: "accepted" as const, sequence: 20 };
+    const stale = view({ state: "Running", sequence: 12 });
+    expect(sessionVerdict("Running", stale, wake, "w")).toMatchObject({
+      kind: "waiting",
+      state: "Running (command not shown by the read model yet)",
+    });
+    expect(sessionVerdict("Running", stale, undefined, "w")).toMatchObject({
+      kind: "waiting",
+      state: "Running (command not taken yet)",
+    });
+    expect(sessionVerdict("Running", view({ state: "Waking", sequence: 20 }), wake, "w")).toMatchObject({
+      kind: "waiting",
+      state: "Waking",
+    });
+    const woke = view({ state: "Running", sequence: 23 });
+    expect(sessionVerdict("Running", woke, wake, "w")).toEqual({ kind: "done", view: woke });
+    // A connect to a Running session changes nothing and is never answered.
+    expect(sessionVerdict("Running", stale, undefined, "w", { unanswered: true })).toEqual({
+      kind: "done",
+      view: stale,
+    });
   });
 });

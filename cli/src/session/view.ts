@@ -34,6 +34,8 @@ export interface SessionView {
     readonly code: string;
     readonly reason: string;
   } | null;
+  /** The last stream sequence folded into this view (GET /sessions/:id). */
+  readonly sequence?: number;
   readonly traceId: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;

@@ -113,7 +113,10 @@ describe("projector API", () => {
 
     // The decider's answer, written by hand.
     const traceparent = `00-${traceId}-0123456789abcdef-01`;
-    await infra.writer.append(cluster("api-1"), [requested("api-1")], { commandId, traceparent });
+    const commit = await infra.writer.append(cluster("api-1"), [requested("api-1")], {
+      commandId,
+      traceparent,
+    });
     const found = await eventually(async () => {
       const r = await call("GET", "/clusters/api-1");
       return r.status === 200 ? r : undefined;
@@ -136,6 +139,8 @@ describe("projector API", () => {
       failure: null,
       spec: aSpec("api-1"),
       version: 1,
+      // The last commit folded into the view: the create's, the one the command answers with.
+      sequence: commit.sequence,
       progress: {
         operation: "pending",
         // The whole build ahead: three steps for each of its three nodes.
@@ -168,6 +173,7 @@ describe("projector API", () => {
         type: "cluster.create",
         status: "accepted",
         aggregate: { type: "cluster", id: "api-1" },
+        sequence: commit.sequence,
         traceId,
       },
     });
@@ -299,7 +305,7 @@ describe("projector API", () => {
       data: { clusterId: "ghost" },
       meta: { actor: "bob" },
     });
-    await infra.writer.append(
+    const commit = await infra.writer.append(
       cluster("ghost"),
       [rejected(sent.commandId, "cluster.delete", "not-found", "no cluster ghost")],
       { commandId: sent.commandId },
@@ -315,6 +321,7 @@ describe("projector API", () => {
       code: "not-found",
       reason: "no cluster ghost",
       aggregate: { type: "cluster", id: "ghost" },
+      sequence: commit.sequence,
       traceId: null,
     });
     // A rejection of an unknown cluster makes no cluster.

@@ -50,6 +50,7 @@ export function toClusterView(
     failure: row.failure,
     spec: row.spec as unknown as Record<string, unknown>,
     version: row.version,
+    sequence: row.lastSequence,
     progress: {
       ...lifecycleProgress(row, install),
       ...(eta ? etaView(row, eta.install, eta.durations, eta.now) : { eta: null, etaSeconds: null }),

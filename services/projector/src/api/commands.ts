@@ -25,6 +25,7 @@ export function toCommandView(row: CommandRow, jaegerUiUrl?: string) {
     ...(row.code !== null ? { code: row.code } : {}),
     ...(row.reason !== null ? { reason: row.reason } : {}),
     aggregate: { type: row.aggregateType, id: row.aggregateId },
+    sequence: row.firstSequence,
     traceId: row.traceId,
     ...(jaegerUrl ? { jaegerUrl } : {}),
   };

@@ -70,9 +70,10 @@ export function toNodeView(row: NodeRow) {
 }
 
 export function toNodeOpView(row: NodeOpRow) {
-  const { lastEventType: _e, lastSequence: _s, ...view } = row;
+  const { lastEventType: _e, lastSequence, ...view } = row;
   return {
     ...view,
+    sequence: lastSequence,
     drain: row.drain ? { ...row.drain, blockedBy: [...row.drain.blockedBy] } : null,
     blocking: [...row.blocking],
     waiting: row.waiting ? { ...row.waiting, waitingFor: [...row.waiting.waitingFor] } : null,

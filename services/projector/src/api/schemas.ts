@@ -49,6 +49,14 @@ export const clusterFailure = z
   // Inline, not a named component: OpenAPI 3.0 cannot mark a $ref nullable.
   .describe("Why the cluster is in trouble and what to do");
 
+/** Every view that a `--wait` follows carries the last sequence folded into it. */
+const viewSequence = z
+  .number()
+  .int()
+  .describe(
+    "The stream sequence of the last commit folded into this view: a view at or past a command's `sequence` (GET /commands/:id) shows that command's effect",
+  );
+
 export const clusterView = z
   .object({
     id: z.string(),
@@ -70,6 +78,7 @@ export const clusterView = z
       .describe("Why a Failed, Degraded or Recovering cluster is so and what to do; null otherwise"),
     spec: z.record(z.string(), z.unknown()).describe("The desired spec, as in cluster.create"),
     version: z.number().int().describe("Events in the cluster so far, rejections included"),
+    sequence: viewSequence,
     progress: z
       .object({
         operation: z.enum(CLUSTER_OPERATIONS).nullable(),
@@ -236,6 +245,12 @@ export const commandView = z
     code: z.string().optional(),
     reason: z.string().optional(),
     aggregate: z.object({ type: z.string(), id: z.string() }),
+    sequence: z
+      .number()
+      .int()
+      .describe(
+        "The stream sequence of the first commit that answered the command: a view of its aggregate whose `sequence` is at or past it shows the command's effect; an older one does not yet",
+      ),
     traceId: z.string().nullable(),
     jaegerUrl: z.string().optional(),
   })
@@ -451,6 +466,7 @@ export const nodeOpView = z
     interruption: z.object({ noticeId: z.string(), terminationTime: z.string() }).nullable(),
     deleted: z.boolean(),
     operations: z.number().int(),
+    sequence: viewSequence,
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -554,6 +570,7 @@ export const sessionView = z
       .describe("The last command refused on it"),
     volumeReleased: z.boolean().nullable(),
     version: z.number().int(),
+    sequence: viewSequence,
     traceId: z.string().nullable().describe("The session's lifecycle trace (its create's)"),
     jaegerUrl: z.string().optional(),
     createdAt: z.string(),

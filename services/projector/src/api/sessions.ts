@@ -120,6 +120,7 @@ export function toSessionView(
     rejection: row.rejection,
     volumeReleased: row.volumeReleased,
     version: row.version,
+    sequence: row.lastSequence,
     traceId: row.traceId,
     ...(jaegerUrl ? { jaegerUrl } : {}),
     createdAt: row.createdAt,
