@@ -18,6 +18,7 @@ export * from "./nats-access.ts";
 export * from "./node-operations.ts";
 export * from "./reactor.ts";
 export * from "./session-activity.ts";
+export * from "./snapshots.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./trace.ts";
