@@ -40,11 +40,11 @@ interface Cached<S> {
   commitIds: RecentCommits;
   /** The trace of the command that created the aggregate: later commands link to it. */
   lifecycleTraceparent: string | undefined;
-  /** Sequence of the latest snapshot this process read or wrote for the aggregate (0: none). */
-  snapshotSequence: number;
+  /** Version (event count) at the latest snapshot this process read or wrote for the aggregate (0: none). */
+  snapshotVersion: number;
 }
 
-/** Default: a snapshot is written behind every this many commits of an aggregate. */
+/** Default: a snapshot is written behind every this many events of an aggregate (a commit holds one or a few). */
 export const SNAPSHOT_EVERY = 100;
 
 export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = undefined> {
@@ -70,7 +70,7 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = unde
    * names, and folds only the commits after it; otherwise from scratch.
    */
   snapshots?: SnapshotStore;
-  /** A snapshot is written behind every this many commits (default {@link SNAPSHOT_EVERY}). */
+  /** A snapshot is written behind every this many events (default {@link SNAPSHOT_EVERY}). */
   snapshotEvery?: number;
   /** Told when a snapshot could not be read or written (never fatal: the log is the record). */
   onSnapshotError?: (err: unknown, target: AggregateRef) => void;
@@ -357,7 +357,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       version: history.version,
       commitIds,
       lifecycleTraceparent: history.events.find((e) => e.meta.traceparent)?.meta.traceparent,
-      snapshotSequence: 0,
+      snapshotVersion: 0,
     };
   }
 
@@ -400,7 +400,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
         commitIds,
         lifecycleTraceparent:
           snap.lifecycleTraceparent ?? rest.events.find((e) => e.meta.traceparent)?.meta.traceparent,
-        snapshotSequence: snap.sequence,
+        snapshotVersion: snap.version,
       };
     } catch (err) {
       // A snapshot is a shortcut: any trouble with it means the long way, never a failure.
@@ -412,16 +412,16 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
 
   /**
    * Writes the aggregate's snapshot behind the decision (not awaited) when it is
-   * `snapshotEvery` commits or more past the last one this process knows of. Replicas may
+   * `snapshotEvery` events or more past the last one this process knows of. Replicas may
    * both write: any snapshot the log confirms is a correct start, so the last write wins.
    */
   #snapshotBehind(target: AggregateRef, agg: Cached<S>) {
     const d = this.#o.decider;
     const store = this.#o.snapshots;
     if (!store || !d.snapshot || agg.lastCommitId === undefined) return;
-    if (agg.lastSequence - agg.snapshotSequence < this.#o.snapshotEvery) return;
-    const before = agg.snapshotSequence;
-    agg.snapshotSequence = agg.lastSequence;
+    if (agg.version - agg.snapshotVersion < this.#o.snapshotEvery) return;
+    const before = agg.snapshotVersion;
+    agg.snapshotVersion = agg.version;
     const record = {
       schema: d.snapshot.version,
       aggregate: { type: target.type, id: target.id },
@@ -437,7 +437,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       (err: unknown) => {
         this.stats.snapshotErrors++;
         // Try again at the next commit rather than after another `snapshotEvery`.
-        if (agg.snapshotSequence === record.sequence) agg.snapshotSequence = before;
+        if (agg.snapshotVersion === record.version) agg.snapshotVersion = before;
         this.#o.onSnapshotError?.(err, target);
       },
     );
@@ -458,7 +458,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       version: agg.version + events.length,
       commitIds: agg.commitIds.add(commitId),
       lifecycleTraceparent: agg.lifecycleTraceparent ?? events[0]?.meta.traceparent,
-      snapshotSequence: agg.snapshotSequence,
+      snapshotVersion: agg.snapshotVersion,
     };
     this.#put(key(target), next);
     this.#snapshotBehind(target, next);

@@ -95,7 +95,10 @@ export class SnapshotStore {
 
   /** Opens the bucket ensureStreams created. @throws when it is missing or not readable. */
   static async open(nc: ConstructorParameters<typeof Kvm>[0]): Promise<SnapshotStore> {
-    return new SnapshotStore(await new Kvm(nc).open(Buckets.snapshots));
+    const kv = await new Kvm(nc).open(Buckets.snapshots);
+    // Kvm.open is lazy: ask for the bucket's info so a missing bucket is known now.
+    await kv.status();
+    return new SnapshotStore(kv);
   }
 
   /** The aggregate's snapshot, or undefined (none, unreadable, or not a snapshot record). */
