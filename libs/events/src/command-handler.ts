@@ -285,10 +285,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
           ? { status: "rejected", sequence: res.sequence, ...rejected }
           : { status: "accepted", sequence: res.sequence, events: envelopes };
       } catch (err) {
-        // 5. conflict: somebody else wrote; reload and decide again
+        // 5. conflict: somebody else wrote; read what they wrote (the commits after the
+        //    cached state) and decide again
         if (!isConcurrencyConflict(err)) throw err;
         this.stats.conflicts++;
-        this.#cache.delete(key(target));
       }
     }
     throw new ConflictRetriesExhaustedError(
@@ -336,12 +336,38 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       this.#cache.set(k, hit);
       return hit;
     }
-    const loaded = (await this.#fromSnapshot(target)) ?? (await this.#fromScratch(target));
+    // A stale cached state (another replica wrote, or a conflict) is brought up to date by
+    // folding only the commits after it; a cold one starts from a snapshot, else from scratch.
+    const known = this.#cache.get(k);
+    const loaded =
+      (known ? await this.#after(target, known) : undefined) ??
+      (await this.#fromSnapshot(target)) ??
+      (await this.#fromScratch(target));
     const newer = this.#cache.get(k);
     if (newer && newer.lastSequence > loaded.lastSequence) return newer;
     this.#put(k, loaded);
     this.#snapshotBehind(target, loaded);
     return loaded;
+  }
+
+  /** A cached state with the commits after it folded in; undefined when the log is behind it. */
+  async #after(target: AggregateRef, known: Cached<S>): Promise<Cached<S> | undefined> {
+    const rest = await this.#o.store.load(target, { afterSequence: known.lastSequence });
+    if (rest.lastSequence < known.lastSequence) return undefined;
+    if (rest.lastSequence === known.lastSequence) return known;
+    const d = this.#o.decider;
+    const commitIds = known.commitIds;
+    for (const id of rest.commitIds) commitIds.add(id);
+    return {
+      state: rest.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), known.state),
+      lastSequence: rest.lastSequence,
+      lastCommitId: rest.lastCommitId,
+      version: known.version + rest.version,
+      commitIds,
+      lifecycleTraceparent:
+        known.lifecycleTraceparent ?? rest.events.find((e) => e.meta.traceparent)?.meta.traceparent,
+      snapshotVersion: known.snapshotVersion,
+    };
   }
 
   /** The whole history folded from the first commit. */

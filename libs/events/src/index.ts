@@ -14,6 +14,7 @@ export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./ids.ts";
+export * from "./look.ts";
 export * from "./nats-access.ts";
 export * from "./node-operations.ts";
 export * from "./reactor.ts";
