@@ -24,6 +24,7 @@ import {
   type Nats,
   newId,
   type RawEventEnvelope,
+  SnapshotStore,
   startConsumer,
   startSessionActivity,
 } from "@cairn/events";
@@ -203,6 +204,7 @@ beforeAll(async () => {
     "CMD",
     "EVT",
     "DLQ",
+    "KV_cairn_snapshots",
     "KV_cairn_leases",
     "KV_cairn_heartbeats",
     ...COMMAND_CONSUMERS.map((c) => `CMD/${c.durable}`),
@@ -455,7 +457,11 @@ describe("streams are admin's: services only read their info", () => {
     it(`${service}: ensureStreams finds them; creating, changing or deleting is refused`, async () => {
       const n = await as(service);
       const report = await ensureStreams(n.jsm);
-      expect(report).toEqual({ created: [], unchanged: ["CMD", "EVT", "DLQ"], drift: [] });
+      expect(report).toEqual({
+        created: [],
+        unchanged: ["CMD", "EVT", "DLQ", "KV_cairn_snapshots"],
+        drift: [],
+      });
       await expect(n.jsm.streams.add({ name: "ROGUE", subjects: ["rogue.>"] })).rejects.toThrow(DENIED);
       await expect(n.jsm.streams.update("EVT", { max_age: 1 })).rejects.toThrow(DENIED);
       await expect(n.jsm.streams.purge("EVT")).rejects.toThrow(DENIED);
@@ -594,6 +600,33 @@ describe("the real code paths under a service's permissions", () => {
       ),
     ).rejects.toThrow(DENIED);
     expect(await lastEvent(`evt.session.${cluster.id}`)).toBeUndefined();
+  });
+
+  it("the provisioner puts and gets its clusters' snapshots, nothing else of the bucket; others cannot write them", async () => {
+    const p = await as("provisioner");
+    const snapshots = await SnapshotStore.open(p.js);
+    const id = `snap-${randomBytes(4).toString("hex")}`;
+    const record = {
+      schema: 1,
+      aggregate: { type: "cluster", id },
+      sequence: 1,
+      commitId: "c".repeat(32),
+      version: 1,
+      state: { status: "Absent" },
+      commits: [],
+    };
+    await snapshots.put(record);
+    expect(await snapshots.get({ type: "cluster", id })).toEqual(record);
+    const kv = await new Kvm(p.js).open("cairn_snapshots");
+    await expect(kv.put(`session.${id}`, "{}")).rejects.toThrow(DENIED);
+    await expect(p.jsm.streams.purge("KV_cairn_snapshots")).rejects.toThrow(DENIED);
+    for (const other of ["installer", "idle-detector", "node-ops", "projector"] as const) {
+      const o = await as(other);
+      await expect((await new Kvm(o.js).open("cairn_snapshots")).put(`cluster.${id}`, "{}")).rejects.toThrow(
+        DENIED,
+      );
+    }
+    expect(await snapshots.get({ type: "cluster", id })).toEqual(record);
   });
 
   it("the provisioner service decides a command the projector's CommandBus sent, and dead-letters junk", async () => {

@@ -12,6 +12,7 @@ import type {
 import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
+import { RecentCommits, type SnapshotStore } from "./snapshots.ts";
 import { asNewWork, commandWorkAttributes, linkTo, traceIdOf, traceparentOf } from "./trace.ts";
 
 type Msg = { type: string; data: unknown };
@@ -32,11 +33,19 @@ export type HandleOutcome =
 interface Cached<S> {
   state: S;
   lastSequence: number;
+  /** The id of the commit at `lastSequence` (undefined: none, or unreadable): what a snapshot names. */
+  lastCommitId: string | undefined;
   version: number;
-  commitIds: Set<string>;
+  /** The aggregate's recent commits (bounded): idempotency beyond the dedupe window. */
+  commitIds: RecentCommits;
   /** The trace of the command that created the aggregate: later commands link to it. */
   lifecycleTraceparent: string | undefined;
+  /** Version (event count) at the latest snapshot this process read or wrote for the aggregate (0: none). */
+  snapshotVersion: number;
 }
+
+/** Default: a snapshot is written behind every this many events of an aggregate (a commit holds one or a few). */
+export const SNAPSHOT_EVERY = 100;
 
 export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = undefined> {
   decider: Decider<C, E, S, O>;
@@ -55,6 +64,16 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = unde
    * nothing (it is asked about every command, so it answers those at once).
    */
   observe?: (command: CommandEnvelope<C>, target: AggregateRef) => Promise<O | undefined>;
+  /**
+   * Where snapshots are read and written, for a decider that opts in (`decider.snapshot`).
+   * A cold load starts from the aggregate's snapshot once the log confirms the commit it
+   * names, and folds only the commits after it; otherwise from scratch.
+   */
+  snapshots?: SnapshotStore;
+  /** A snapshot is written behind every this many events (default {@link SNAPSHOT_EVERY}). */
+  snapshotEvery?: number;
+  /** Told when a snapshot could not be read or written (never fatal: the log is the record). */
+  onSnapshotError?: (err: unknown, target: AggregateRef) => void;
 }
 
 /**
@@ -66,18 +85,40 @@ export interface CommandHandlerOptions<C extends Msg, E extends Msg, S, O = unde
  *  5. On a conflict, reload and go to 2 (bounded); never double-append.
  */
 export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
-  readonly #o: Required<Omit<CommandHandlerOptions<C, E, S, O>, "clock" | "observe">> & {
+  readonly #o: Required<
+    Omit<CommandHandlerOptions<C, E, S, O>, "clock" | "observe" | "snapshots" | "onSnapshotError">
+  > & {
     clock: () => Date;
     observe?: CommandHandlerOptions<C, E, S, O>["observe"];
+    snapshots?: SnapshotStore;
+    onSnapshotError?: CommandHandlerOptions<C, E, S, O>["onSnapshotError"];
   };
   readonly #cache = new Map<string, Cached<S>>();
   /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
-  readonly stats = { handled: 0, conflicts: 0, duplicates: 0, rejected: 0, staleReads: 0 };
+  readonly stats = {
+    handled: 0,
+    conflicts: 0,
+    duplicates: 0,
+    rejected: 0,
+    staleReads: 0,
+    /** Cold loads that started from a snapshot. */
+    snapshotsUsed: 0,
+    /** Snapshots found but not used (another schema version, or not confirmed by the log). */
+    snapshotsIgnored: 0,
+    snapshotsWritten: 0,
+    snapshotErrors: 0,
+  };
 
   constructor(options: CommandHandlerOptions<C, E, S, O>) {
-    this.#o = { clock: () => new Date(), maxConflictRetries: 8, cacheSize: 10_000, ...options };
+    this.#o = {
+      clock: () => new Date(),
+      maxConflictRetries: 8,
+      cacheSize: 10_000,
+      snapshotEvery: SNAPSHOT_EVERY,
+      ...options,
+    };
   }
 
   get aggregate(): string {
@@ -247,10 +288,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
           ? { status: "rejected", sequence: res.sequence, ...rejected }
           : { status: "accepted", sequence: res.sequence, events: envelopes };
       } catch (err) {
-        // 5. conflict: somebody else wrote; reload and decide again
+        // 5. conflict: somebody else wrote; read what they wrote (the commits after the
+        //    cached state) and decide again
         if (!isConcurrencyConflict(err)) throw err;
         this.stats.conflicts++;
-        this.#cache.delete(key(target));
       }
     }
     throw new ConflictRetriesExhaustedError(
@@ -306,23 +347,137 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       this.#cache.set(k, hit);
       return hit;
     }
+    // A stale cached state (another replica wrote, or a conflict) is brought up to date by
+    // folding only the commits after it; a cold one starts from a snapshot, else from scratch.
+    const known = this.#cache.get(k);
+    const loaded =
+      (known ? await this.#after(target, known) : undefined) ??
+      (await this.#fromSnapshot(target)) ??
+      (await this.#fromScratch(target));
+    const newer = this.#cache.get(k);
+    if (newer && newer.lastSequence > loaded.lastSequence) return newer;
+    this.#put(k, loaded);
+    this.#snapshotBehind(target, loaded);
+    return loaded;
+  }
+
+  /** A cached state with the commits after it folded in; undefined when the log is behind it. */
+  async #after(target: AggregateRef, known: Cached<S>): Promise<Cached<S> | undefined> {
+    const rest = await this.#o.store.load(target, { afterSequence: known.lastSequence });
+    if (rest.lastSequence < known.lastSequence) return undefined;
+    if (rest.lastSequence === known.lastSequence) return known;
+    const d = this.#o.decider;
+    const commitIds = known.commitIds;
+    for (const id of rest.commitIds) commitIds.add(id);
+    return {
+      state: rest.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), known.state),
+      lastSequence: rest.lastSequence,
+      lastCommitId: rest.lastCommitId,
+      version: known.version + rest.version,
+      commitIds,
+      lifecycleTraceparent:
+        known.lifecycleTraceparent ?? rest.events.find((e) => e.meta.traceparent)?.meta.traceparent,
+      snapshotVersion: known.snapshotVersion,
+    };
+  }
+
+  /** The whole history folded from the first commit. */
+  async #fromScratch(target: AggregateRef): Promise<Cached<S>> {
     const history = await this.#o.store.load(target);
     const d = this.#o.decider;
-    const newer = this.#cache.get(k);
-    if (newer && newer.lastSequence > history.lastSequence) return newer;
-    const state = history.events.reduce(
-      (s, e) => d.evolve(s, e as unknown as EventEnvelope<E>),
-      d.initialState(),
-    );
-    const loaded: Cached<S> = {
-      state,
+    const commitIds = new RecentCommits();
+    for (const id of history.commitIds) commitIds.add(id);
+    return {
+      state: history.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), d.initialState()),
       lastSequence: history.lastSequence,
+      lastCommitId: history.lastCommitId,
       version: history.version,
-      commitIds: new Set(history.commitIds),
+      commitIds,
       lifecycleTraceparent: history.events.find((e) => e.meta.traceparent)?.meta.traceparent,
+      snapshotVersion: 0,
     };
-    this.#put(k, loaded);
-    return loaded;
+  }
+
+  /**
+   * The aggregate from its snapshot and the commits after it, or undefined to fold from
+   * scratch. Steps:
+   *  1. Read the snapshot; none, unreadable or another schema version → undefined.
+   *  2. Ask the log for the commit at the snapshot's sequence: it must be this aggregate's
+   *     and carry the commit id the snapshot names (a stale, forged or foreign snapshot
+   *     is never trusted — the log is the record).
+   *  3. Fold the commits after that sequence onto the snapshot's state.
+   */
+  async #fromSnapshot(target: AggregateRef): Promise<Cached<S> | undefined> {
+    const d = this.#o.decider;
+    const store = this.#o.snapshots;
+    if (!store || !d.snapshot) return undefined;
+    try {
+      // 1.
+      const snap = await store.get(target);
+      if (!snap) return undefined;
+      if (snap.schema !== d.snapshot.version) {
+        this.stats.snapshotsIgnored++;
+        return undefined;
+      }
+      // 2.
+      if ((await this.#o.store.commitAt(target, snap.sequence)) !== snap.commitId) {
+        this.stats.snapshotsIgnored++;
+        return undefined;
+      }
+      // 3.
+      const rest = await this.#o.store.load(target, { afterSequence: snap.sequence });
+      const commitIds = RecentCommits.fromJSON(snap.commits);
+      for (const id of rest.commitIds) commitIds.add(id);
+      this.stats.snapshotsUsed++;
+      return {
+        state: rest.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), snap.state as S),
+        lastSequence: rest.lastSequence,
+        lastCommitId: rest.lastSequence === snap.sequence ? snap.commitId : rest.lastCommitId,
+        version: snap.version + rest.version,
+        commitIds,
+        lifecycleTraceparent:
+          snap.lifecycleTraceparent ?? rest.events.find((e) => e.meta.traceparent)?.meta.traceparent,
+        snapshotVersion: snap.version,
+      };
+    } catch (err) {
+      // A snapshot is a shortcut: any trouble with it means the long way, never a failure.
+      this.stats.snapshotErrors++;
+      this.#o.onSnapshotError?.(err, target);
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes the aggregate's snapshot behind the decision (not awaited) when it is
+   * `snapshotEvery` events or more past the last one this process knows of. Replicas may
+   * both write: any snapshot the log confirms is a correct start, so the last write wins.
+   */
+  #snapshotBehind(target: AggregateRef, agg: Cached<S>) {
+    const d = this.#o.decider;
+    const store = this.#o.snapshots;
+    if (!store || !d.snapshot || agg.lastCommitId === undefined) return;
+    if (agg.version - agg.snapshotVersion < this.#o.snapshotEvery) return;
+    const before = agg.snapshotVersion;
+    agg.snapshotVersion = agg.version;
+    const record = {
+      schema: d.snapshot.version,
+      aggregate: { type: target.type, id: target.id },
+      sequence: agg.lastSequence,
+      commitId: agg.lastCommitId,
+      version: agg.version,
+      state: agg.state,
+      commits: agg.commitIds.toJSON(),
+      ...(agg.lifecycleTraceparent ? { lifecycleTraceparent: agg.lifecycleTraceparent } : {}),
+    };
+    store.put(record).then(
+      () => void this.stats.snapshotsWritten++,
+      (err: unknown) => {
+        this.stats.snapshotErrors++;
+        // Try again at the next commit rather than after another `snapshotEvery`.
+        if (agg.snapshotVersion === record.version) agg.snapshotVersion = before;
+        this.#o.onSnapshotError?.(err, target);
+      },
+    );
   }
 
   #remember(
@@ -336,11 +491,14 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     const next: Cached<S> = {
       state: events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), agg.state),
       lastSequence: sequence,
+      lastCommitId: commitId,
       version: agg.version + events.length,
       commitIds: agg.commitIds.add(commitId),
       lifecycleTraceparent: agg.lifecycleTraceparent ?? events[0]?.meta.traceparent,
+      snapshotVersion: agg.snapshotVersion,
     };
     this.#put(key(target), next);
+    this.#snapshotBehind(target, next);
   }
 
   #put(k: string, v: Cached<S>) {

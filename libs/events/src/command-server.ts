@@ -7,8 +7,10 @@ import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import type { Decider } from "./decider.ts";
 import type { AggregateRef, RawCommand } from "./envelope.ts";
+import { describeError } from "./errors.ts";
 import { EventStore, type UnreadableCommit } from "./event-store.ts";
-import { commandFilter, commandSubject, Headers, Streams } from "./subjects.ts";
+import { SnapshotStore } from "./snapshots.ts";
+import { Buckets, commandFilter, commandSubject, Headers, Streams } from "./subjects.ts";
 import { asNewWork, commandWorkAttributes, contextFromTraceparent } from "./trace.ts";
 
 /** What serving commands needs of a handler (any `CommandHandler` fits). */
@@ -230,8 +232,22 @@ export async function serveAggregate<
   logger?: RunnerLogger;
   /** What a decision must see beyond its aggregate, read fresh before deciding (the handler's `observe`). */
   observe?: CommandHandlerOptions<C, E, S, O>["observe"];
+  /** A snapshot is written behind every this many commits (decider opted in); default SNAPSHOT_EVERY. */
+  snapshotEvery?: number;
 }): Promise<{ store: EventStore; handler: CommandHandler<C, E, S, O>; stop(): Promise<void> }> {
   const log = o.logger;
+  // A decider that opted in reads and writes snapshots in the bucket ensureStreams made;
+  // without the bucket (an older deployment) it folds from the log as before.
+  let snapshots: SnapshotStore | undefined;
+  if (o.decider.snapshot) {
+    snapshots = await SnapshotStore.open(o.nats.js).catch((err: unknown) => {
+      log?.warn(
+        { err: describeError(err), bucket: Buckets.snapshots },
+        "snapshot bucket not readable: aggregates are folded from the log",
+      );
+      return undefined;
+    });
+  }
   const store = new EventStore({
     js: o.nats.js,
     jsm: o.nats.jsm,
@@ -251,6 +267,17 @@ export async function serveAggregate<
     store,
     catalogue: o.catalogue,
     ...(o.observe ? { observe: o.observe } : {}),
+    ...(snapshots ? { snapshots } : {}),
+    ...(o.snapshotEvery !== undefined ? { snapshotEvery: o.snapshotEvery } : {}),
+    ...(log
+      ? {
+          onSnapshotError: (err: unknown, target: AggregateRef) =>
+            log.warn(
+              { err: describeError(err), aggregateType: target.type, aggregateId: target.id },
+              "snapshot not read or written (the log is folded instead)",
+            ),
+        }
+      : {}),
   });
   const commands = await serveCommands({
     js: o.nats.js,

@@ -44,6 +44,14 @@ export interface Decider<
   initialState(): S;
   decide(command: CommandEnvelope<C>, state: S, context: DecisionContext<O>): Decision<E>;
   evolve(state: S, event: EventEnvelope<E>): S;
+  /**
+   * Opt-in to snapshots (docs/architecture.md, "Snapshots and looks"): the state is plain
+   * JSON data (records, arrays, strings, numbers; no Map, Set, Date or undefined inside
+   * arrays), so `JSON.parse(JSON.stringify(s))` is `s`. `version` is the snapshot schema:
+   * bump it whenever the state's shape or `evolve`'s meaning changes — a snapshot of
+   * another version is never read, the aggregate is folded from its events instead.
+   */
+  readonly snapshot?: { readonly version: number };
 }
 
 /** Folds a history into state. */

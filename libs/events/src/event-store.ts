@@ -32,6 +32,8 @@ export interface AggregateHistory<E extends Msg = Msg> {
   readonly version: number;
   /** Commits already in the log, for idempotency beyond the dedupe window. */
   readonly commitIds: ReadonlySet<string>;
+  /** The id of the commit at `lastSequence`; undefined when none was read or that message is unreadable. */
+  readonly lastCommitId?: string | undefined;
 }
 
 /** A message on an aggregate's subject that is not a readable commit. */
@@ -150,6 +152,23 @@ export class EventStore<E extends Msg = Msg> {
   }
 
   /**
+   * The id of the commit at this stream sequence if it is one of this aggregate's commits,
+   * else undefined (another subject, gone, or not a readable commit). One direct look: how
+   * a snapshot is checked against the log before it is trusted.
+   */
+  async commitAt(aggregate: AggregateRef, sequence: number): Promise<string | undefined> {
+    const subject = eventSubject(aggregate);
+    try {
+      const m = await this.#jsm.streams.getMessage(this.#stream, { seq: sequence });
+      if (!m || m.subject !== subject) return undefined;
+      return this.#read(m.seq, subject, m.data)?.commitId;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Reads an aggregate's commits in order through an ordered consumer filtered on its
    * one subject, optionally only up to a sequence, version or time (point in time).
    * Every event is upcast to today's schema.
@@ -159,6 +178,7 @@ export class EventStore<E extends Msg = Msg> {
     const last = await this.lastSequence(aggregate);
     const events: RecordedEvent<E>[] = [];
     const commitIds = new Set<string>();
+    let lastCommitId: string | undefined;
     const after = opts.afterSequence ?? 0;
     let lastSequence = Math.min(after, last);
     const end = opts.toSequence !== undefined ? Math.min(opts.toSequence, last) : last;
@@ -179,6 +199,7 @@ export class EventStore<E extends Msg = Msg> {
             // Unreadable: skipped, but it is the subject's last message as far as the
             // next append's expected sequence goes.
             lastSequence = m.seq;
+            lastCommitId = undefined;
             if (m.seq >= end) break;
             continue;
           }
@@ -188,6 +209,7 @@ export class EventStore<E extends Msg = Msg> {
             events.push({ ...e, sequence: m.seq, commitId: commit.commitId } as RecordedEvent<E>);
           }
           commitIds.add(commit.commitId);
+          lastCommitId = commit.commitId;
           lastSequence = m.seq;
           if (m.seq >= end) break;
         }
@@ -196,7 +218,7 @@ export class EventStore<E extends Msg = Msg> {
         await consumer.delete().catch(() => {});
       }
     }
-    return { aggregate, events, lastSequence, version: events.length, commitIds };
+    return { aggregate, events, lastSequence, version: events.length, commitIds, lastCommitId };
   }
 
   /**

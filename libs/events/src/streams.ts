@@ -7,7 +7,7 @@ import {
   StorageType,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { dlqSubject, Streams } from "./subjects.ts";
+import { Buckets, dlqSubject, Streams } from "./subjects.ts";
 
 const NS_PER_MS = 1_000_000;
 const DAY_MS = 86_400_000;
@@ -39,6 +39,22 @@ export function expectedStreams(opts: { replicas?: number } = {}): Partial<Strea
       subjects: [dlqSubject(">")],
       max_age: 30 * DAY_MS * NS_PER_MS,
       duplicate_window: 7 * DAY_MS * NS_PER_MS,
+    },
+    // The snapshot bucket (KV: last value per key), in the shape nats.js' Kvm creates, so
+    // `Kvm.open` reads it. Made here with the streams so a service never needs the right to
+    // create a stream: it only puts and gets its own aggregates' keys.
+    {
+      ...base,
+      name: `KV_${Buckets.snapshots}`,
+      subjects: [`$KV.${Buckets.snapshots}.>`],
+      discard: DiscardPolicy.New,
+      max_msgs_per_subject: 1,
+      max_age: 0,
+      duplicate_window: 2 * 60_000 * NS_PER_MS,
+      allow_rollup_hdrs: true,
+      deny_delete: true,
+      deny_purge: false,
+      allow_direct: true,
     },
   ];
 }

@@ -70,6 +70,8 @@ export function dlqSubject(stream: string): string {
 export const Buckets = {
   leases: "cairn_leases",
   heartbeats: "cairn_heartbeats",
+  /** Aggregate snapshots (key `<type>.<id>`), written by the owning service: a shortcut, never the record. */
+  snapshots: "cairn_snapshots",
 } as const;
 
 /**

@@ -44,6 +44,10 @@ export function renderCatalogue(): string {
     "Every event travels in the envelope `{ id, type, version, aggregate: { type, id }, position, time, data, meta: { commandId?, causationId, correlationId, actor, traceparent?, links? } }`,",
     "inside a commit `{ commitId, aggregate, events: [...] }` on subject `evt.<aggregate>.<id>` (stream `EVT`).",
     "Commands travel as `{ id, type, data, meta?: { actor, links? } }` on `cmd.<aggregate>.<verb>` (stream `CMD`); `links`: the lifecycle traces the command belongs to besides its own (docs/observability.md).",
+    "Poison messages go to `dlq.<stream>` (stream `DLQ`). KV buckets: `cairn_leases` (leader leases), `cairn_heartbeats`",
+    "(session activity, key = session id) and `cairn_snapshots` (aggregate snapshots, key `<aggregate>.<id>`, value",
+    "`{ schema, aggregate, sequence, commitId, version, state, commits }`; written by the aggregate's owner, a shortcut",
+    'checked against `EVT` before use, never the record: docs/architecture.md, "Snapshots and looks").',
     "",
   ];
   const aggregates = [...new Set([...allCommandDefinitions, ...allEventDefinitions].map((d) => d.aggregate))];

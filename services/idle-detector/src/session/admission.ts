@@ -24,6 +24,7 @@ import {
   type CommandHandler,
   catalogue,
   clusterTransition,
+  createLook,
   derivedId,
   type EventStore,
   type LedgerScope,
@@ -75,20 +76,15 @@ export interface Admission {
 }
 
 export function createAdmission(o: { handler: Handler; store: EventStore; policy: QuotaPolicy }): Admission {
-  const clusters = new Map<string, { lastSequence: number; status: ClusterStatus | undefined }>();
-
-  const clusterStatus = async (clusterId: string) => {
-    const ref: AggregateRef = { type: "cluster", id: clusterId };
-    const last = await o.store.lastSequence(ref);
-    const known = clusters.get(clusterId);
-    if (known && known.lastSequence === last) return known.status;
-    const history = await o.store.load(ref);
-    let status: ClusterStatus | undefined;
-    for (const e of history.events) status = clusterTransition(status, e) ?? status;
-    clusters.set(clusterId, { lastSequence: history.lastSequence, status });
-    if (clusters.size > 10_000) clusters.delete(clusters.keys().next().value!);
-    return status;
-  };
+  // The cluster's status as its owner's log has it, folded incrementally (never the whole
+  // history again: a long-lived cluster has many thousands of commits).
+  const clusters = createLook<ClusterStatus | undefined>({
+    store: o.store,
+    empty: () => undefined,
+    evolve: (status, e) => clusterTransition(status, e) ?? status,
+  });
+  const clusterStatus = async (clusterId: string) =>
+    (await clusters.of({ type: "cluster", id: clusterId })).view;
 
   /** Why a session cannot be admitted to a cluster in this status; undefined when it can. */
   const clusterRefusal = (

@@ -21,6 +21,7 @@ import {
   CommandHandler,
   catalogue,
   commandCausedBy,
+  createLook,
   EventStore,
   type Nats,
   nodeAggregateId,
@@ -32,7 +33,7 @@ import {
 } from "@cairn/events";
 import { kubeDecider } from "../kube/decider.ts";
 import type { NodeopHandler } from "../nodeop/cluster-nodes-probe.ts";
-import { classificationDrift, foldPoolView, type PoolView } from "./pool-view.ts";
+import { classificationDrift, emptyPoolView, evolvePoolView, type PoolView } from "./pool-view.ts";
 
 export const RESTORE_REASON = "restore pool classification";
 /** How long a restore waits for the operation in flight on the node before looking again. */
@@ -158,33 +159,22 @@ export async function startClassificationRestore(
 }
 
 /**
- * The pools' classification per cluster, folded once and kept: a look costs one check of
- * the cluster's last sequence (or none, when the cause's sequence is already folded in),
- * and the history is read again only when the cluster has new events — not on every
- * kube event of its nodes.
+ * The pools' classification per cluster, kept folded (createLook): a look costs one check
+ * of the cluster's last sequence (or none, when the cause's sequence is already folded
+ * in), and only the cluster's new commits are folded — never its whole history again,
+ * and not on every kube event of its nodes.
  */
 export function poolViews(store: Pick<EventStore<AnyEvent>, "lastSequence" | "load">) {
-  const views = new Map<string, { view: PoolView; lastSequence: number }>();
-  const keep = (clusterId: string, entry: { view: PoolView; lastSequence: number }) => {
-    // A slower read must not replace a fresher view.
-    const current = views.get(clusterId);
-    if (current && current.lastSequence > entry.lastSequence) return current;
-    views.delete(clusterId);
-    views.set(clusterId, entry);
-    if (views.size > VIEWS_KEPT) views.delete(views.keys().next().value as string);
-    return entry;
-  };
+  const views = createLook<PoolView, AnyEvent>({
+    store,
+    empty: emptyPoolView,
+    evolve: evolvePoolView,
+    keep: VIEWS_KEPT,
+  });
   return {
     /** The view, including at least the commit at `atLeastSequence` (else as the log has it now). */
     async of(clusterId: string, atLeastSequence?: number): Promise<PoolView> {
-      const ref = { type: "cluster" as const, id: clusterId };
-      const cached = views.get(clusterId);
-      if (cached && atLeastSequence !== undefined && cached.lastSequence >= atLeastSequence)
-        return keep(clusterId, cached).view;
-      if (cached && cached.lastSequence === (await store.lastSequence(ref)))
-        return keep(clusterId, cached).view;
-      const history = await store.load(ref);
-      return keep(clusterId, { view: foldPoolView(history.events), lastSequence: history.lastSequence }).view;
+      return (await views.of({ type: "cluster", id: clusterId }, atLeastSequence)).view;
     },
   };
 }

@@ -15,6 +15,7 @@ import {
   CommandHandler,
   catalogue,
   clusterTransition,
+  createLook,
   type EventStore,
   type NodeopCommand,
   type NodeopEvent,
@@ -30,13 +31,15 @@ export type NodeopHandler = CommandHandler<NodeopCommand, NodeopEvent, NodeopSta
 export function clusterNodesProbe(store: EventStore) {
   const facts = new CommandHandler({ decider: kubeDecider, store, catalogue });
 
-  const clusterStatus = async (clusterId: string): Promise<ClusterStatus | "absent"> => {
-    const { events } = await store.load({ type: "cluster", id: clusterId });
-    // The shared lifecycle: only `cluster.requested` brings a cluster into being.
-    let status: ClusterStatus | undefined;
-    for (const e of events) status = clusterTransition(status, e) ?? status;
-    return status ?? "absent";
-  };
+  // The shared lifecycle: only `cluster.requested` brings a cluster into being. Folded
+  // incrementally: a look reads only the commits since the last one.
+  const statuses = createLook<ClusterStatus | undefined>({
+    store,
+    empty: () => undefined,
+    evolve: (status, e) => clusterTransition(status, e) ?? status,
+  });
+  const clusterStatus = async (clusterId: string): Promise<ClusterStatus | "absent"> =>
+    (await statuses.of({ type: "cluster", id: clusterId })).view ?? "absent";
 
   return async (
     command: Parameters<typeof namesANode>[0],

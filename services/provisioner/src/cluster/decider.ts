@@ -253,6 +253,10 @@ function readyAfter(state: Active, events: ClusterEvent[], position: number): Cl
 export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
   aggregate: "cluster",
   initialState,
+  // The state is plain JSON data (records keyed by slot number, arrays, strings): a
+  // long-lived cluster (health verdicts, scales, upgrades) loads from its snapshot and the
+  // commits after it (bench/growth). Bump on any change of ClusterState's shape or evolve.
+  snapshot: { version: 1 },
 
   decide(command, state, ctx) {
     switch (command.type) {

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CommandHandler } from "./command-handler.ts";
+import { EventStore, type LoadOptions } from "./event-store.ts";
+import { newId } from "./ids.ts";
+import { createLook } from "./look.ts";
+import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
+
+let js: TestJetStream;
+let store: EventStore;
+
+beforeAll(async () => {
+  js = await startJetStream();
+  store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue: counterCatalogue });
+});
+afterAll(async () => {
+  await js?.dispose();
+});
+
+function increment(counterId: string, by: number) {
+  const parsed = counterCatalogue.parseCommand({
+    id: newId(),
+    type: "workload.increment",
+    data: { counterId, by },
+    meta: { actor: "t" },
+  });
+  if (!parsed.ok) throw parsed.error;
+  return parsed.value;
+}
+const ref = (id: string) => ({ type: "workload" as const, id });
+
+/** The real store, recording what each load was asked for and how many events it read. */
+function recording() {
+  const loads: { after: number; events: number }[] = [];
+  const spy = Object.create(store) as EventStore;
+  spy.load = async (a, opts: LoadOptions = {}) => {
+    const h = await store.load(a, opts);
+    loads.push({ after: opts.afterSequence ?? 0, events: h.events.length });
+    return h;
+  };
+  spy.lastSequence = (a) => store.lastSequence(a);
+  spy.append = (c, e) => store.append(c, e);
+  spy.commitAt = (a, s) => store.commitAt(a, s);
+  return { spy, loads };
+}
+
+describe("createLook", () => {
+  it("folds only the commits after the last one it saw, and none when nothing changed", async () => {
+    const writer = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    for (let i = 1; i <= 20; i++) await writer.handle(increment("l1", i));
+    const { spy, loads } = recording();
+    const total = createLook<number>({
+      store: spy,
+      empty: () => 0,
+      evolve: (n, e) => (e.type === "workload.incremented" ? n + (e.data as { by: number }).by : n),
+    });
+    const first = await total.of(ref("l1"));
+    expect(first.view).toBe(210);
+    expect(loads).toEqual([{ after: 0, events: 20 }]);
+
+    expect((await total.of(ref("l1"))).view).toBe(210);
+    expect(loads).toHaveLength(1);
+    // Already past the sequence asked for: not even the last sequence is read.
+    expect((await total.of(ref("l1"), first.lastSequence)).lastSequence).toBe(first.lastSequence);
+
+    await writer.handle(increment("l1", 5));
+    await writer.handle(increment("l1", 6));
+    expect((await total.of(ref("l1"))).view).toBe(221);
+    expect(loads[1]).toEqual({ after: first.lastSequence, events: 2 });
+    // An aggregate with no events: the empty view, nothing read.
+    expect(await total.of(ref("none"))).toEqual({ view: 0, lastSequence: 0 });
+  });
+});
+
+describe("the command handler reads only what another writer appended since its cached state", () => {
+  it("a stale read and a conflict fold the new commits onto the cached state", async () => {
+    const { spy, loads } = recording();
+    const a = new CommandHandler({ decider: counterDecider, store: spy, catalogue: counterCatalogue });
+    const b = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    for (let i = 0; i < 10; i++) await a.handle(increment("l2", 1));
+    const seen = (await a.read(ref("l2"))).lastSequence;
+    for (let i = 0; i < 3; i++) await b.handle(increment("l2", 10));
+    loads.length = 0;
+    // Stale read: the cached state plus b's three commits.
+    const stale = await a.read(ref("l2"));
+    expect(stale.state).toEqual({ total: 40 });
+    expect(loads).toEqual([{ after: seen, events: 3 }]);
+
+    // Conflict: b writes again; a's append fails, it reads b's one commit and decides again.
+    await b.handle(increment("l2", 100));
+    loads.length = 0;
+    expect((await a.handle(increment("l2", 1))).status).toBe("accepted");
+    expect(a.stats.conflicts).toBe(1);
+    expect(loads).toEqual([{ after: stale.lastSequence, events: 1 }]);
+    const fresh = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    expect((await fresh.read(ref("l2"))).state).toEqual({ total: 141 });
+  });
+});
