@@ -219,4 +219,21 @@ describe("session workloads on the sim", () => {
       meta: { actor: "alice" },
     });
   });
+
+  it("its node deleted (the instance gone): the pod outlives its Node until pod GC's minute, then comes back on another node, recorded as moved", async () => {
+    await start("s-lost");
+    const from = data<{ node: string }>(await nth("s-lost", "workload.running")).node;
+    const removed = Date.now();
+    sim.world.kube.removeNode(CLUSTER, from);
+    // The real pod GC force-deletes a deleted node's pods 40–60 s later, not at once.
+    expect((await podsOf("s-lost")).map((p) => p.spec?.nodeName)).toEqual([from]);
+    const moved = data<{ fromNode: string; toNode: string; pod: string }>(
+      await nth("s-lost", "workload.moved"),
+    );
+    expect(Date.now() - removed).toBeGreaterThanOrEqual(590); // orphanPodGc 60 s at 100×
+    expect(moved.fromNode).toBe(from);
+    expect(moved.toNode).not.toBe(from);
+    const pods = (await podsOf("s-lost")).filter((p) => !p.metadata?.deletionTimestamp);
+    expect(pods.map((p) => [p.metadata?.name, p.spec?.nodeName])).toEqual([[moved.pod, moved.toNode]]);
+  });
 });
