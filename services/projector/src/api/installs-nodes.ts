@@ -7,8 +7,9 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type InstallRow, installProgress } from "../projections/installs.ts";
 import type { NodeOpRow } from "../projections/nodeops.ts";
-import type { NodeRow } from "../projections/nodes.ts";
+import { type NodeRow, sealGone } from "../projections/nodes.ts";
 import type { StepDurationRow } from "../projections/step-durations.ts";
+import { getClusters } from "../repository/clusters.ts";
 import {
   type DocTable,
   getAllDocs,
@@ -78,6 +79,24 @@ export function toNodeOpView(row: NodeOpRow) {
     blocking: [...row.blocking],
     waiting: row.waiting ? { ...row.waiting, waitingFor: [...row.waiting.waitingFor] } : null,
   };
+}
+
+/**
+ * The rows as the API shows them: a Deleted cluster's nodes are all gone, also those its
+ * deletion event could not name (a row first made by a late fact, an instance EC2 no
+ * longer listed) — the fold seals only the nodes the event names.
+ */
+async function nodeViews(deps: ApiDeps, rows: readonly NodeRow[]) {
+  const open = [...new Set(rows.filter((r) => !r.gone).map((r) => r.clusterId))];
+  const clusters = open.length > 0 ? await getClusters(deps.db, deps.schema, open) : new Map();
+  return rows.map((row) => {
+    const cluster = row.gone ? undefined : clusters.get(row.clusterId);
+    return toNodeView(
+      cluster?.state === "Deleted"
+        ? sealGone(row, { at: cluster.updatedAt, reason: "the cluster was deleted" })
+        : row,
+    );
+  });
 }
 
 const listCursor = z.object({ id: z.string() });
@@ -158,7 +177,9 @@ export function installAndNodeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         limit,
         cursor,
       });
-      return { ...p, items: p.items.map(toNodeView) };
+      // A Deleted cluster's unnamed nodes are sealed here, not in the k3s_state column.
+      const items = (await nodeViews(deps, p.items)).filter((n) => state === undefined || n.k3s === state);
+      return { ...p, items };
     },
   );
   r.get(
@@ -176,7 +197,7 @@ export function installAndNodeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     async (req) => {
       const { limit, cursor } = req.query;
       const p = await page(deps, nodesTable, { where: { cluster_id: req.params.id }, limit, cursor });
-      return { ...p, items: p.items.map(toNodeView) };
+      return { ...p, items: await nodeViews(deps, p.items) };
     },
   );
 

@@ -556,11 +556,11 @@ export async function sessionRoutes(
       const cluster = await getCluster(deps.db, deps.schema, id);
       if (!cluster)
         return reply.code(404).send({ error: "Not Found", message: `no cluster ${JSON.stringify(id)}` });
-      // A gone node (scaled down, replaced, its cluster deleted) is no dependency: a
-      // session still naming it is unplaced.
+      // A gone node (scaled down, replaced, its cluster deleted — also one the deletion
+      // event did not name) is no dependency: a session still naming it is unplaced.
       const nodes: NodeRow[] = (
         await listDocs(deps.db, deps.schema, nodesTable, { where: { cluster_id: id }, limit: 10_000 })
-      ).items.filter((n) => !n.gone);
+      ).items.filter((n) => !n.gone && cluster.state !== "Deleted");
       const sessions = (await sessionsOfCluster(deps, id)).filter(
         (s) => isLiveSession(s.state) && canSee(req.principal, s.user),
       );

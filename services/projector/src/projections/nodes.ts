@@ -193,6 +193,21 @@ function emptyNode(
 }
 
 /**
+ * `row` gone for good (`gone`: when and why, unless it already was): neither running,
+ * registered, ready nor in K3s. The fold seals a row with it; the API seals the rows of a
+ * Deleted cluster the deletion event did not name (a node first heard of after it).
+ */
+export function sealGone(row: NodeRow, gone: NonNullable<NodeRow["gone"]>): NodeRow {
+  return {
+    ...row,
+    gone: row.gone ?? gone,
+    k3s: "removed",
+    instance: row.instance === null ? null : "terminated",
+    kube: { ...row.kube, registered: false, ready: null, notReadyReason: null },
+  };
+}
+
+/**
  * The node row after one more event that `nodeKeyOf` maps to it. An event about no
  * node, or one this model takes nothing from, leaves the row as it is (undefined
  * stays undefined); any other creates the row when it is missing. The live
@@ -213,15 +228,7 @@ export function applyNodeEvent(
    * event (node-ops' watch hearing a last Ready, an install step finishing after the
    * deletion) updates the row but cannot show it running, registered, ready or in K3s again.
    */
-  const sealed = (r: NodeRow): NodeRow =>
-    r.gone === null || r.gone === undefined
-      ? r
-      : {
-          ...r,
-          k3s: "removed",
-          instance: r.instance === null ? null : "terminated",
-          kube: { ...r.kube, registered: false, ready: null, notReadyReason: null },
-        };
+  const sealed = (r: NodeRow): NodeRow => (r.gone === null || r.gone === undefined ? r : sealGone(r, r.gone));
   const next = (change: Partial<NodeRow>): NodeRow => sealed({ ...base, ...touched, ...change });
   const at = event.time;
   /** The node leaves the cluster for good: neither running nor ready any more. */
