@@ -164,16 +164,6 @@ async function drive(
       }
     }
   };
-  const get = async (path: string) => {
-    for (let tries = 0; ; tries++) {
-      try {
-        return await stack.get(path);
-      } catch (err) {
-        if (tries > 40) throw err;
-        await sleep(500);
-      }
-    }
-  };
 
   /** Waits for what the command led to on the cluster: ready, failed, deleted or its rejection. */
   const outcome = async (clusterId: string, commandId: string, ms = 120_000): Promise<string> => {
