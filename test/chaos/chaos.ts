@@ -164,16 +164,6 @@ async function drive(
       }
     }
   };
-  const get = async (path: string) => {
-    for (let tries = 0; ; tries++) {
-      try {
-        return await stack.get(path);
-      } catch (err) {
-        if (tries > 40) throw err;
-        await sleep(500);
-      }
-    }
-  };
 
   /** Waits for what the command led to on the cluster: ready, failed, deleted or its rejection. */
   const outcome = async (clusterId: string, commandId: string, ms = 120_000): Promise<string> => {
@@ -196,7 +186,8 @@ async function drive(
     return "timed out";
   };
   const sessionState = async (sessionId: string) => {
-    const r = await get(`/sessions/${sessionId}`).catch(() => undefined);
+    // One try: a wait that polls must not stop its heartbeats for a projector that is down.
+    const r = await stack.get(`/sessions/${sessionId}`).catch(() => undefined);
     return r?.status === 200 ? String(r.body.state) : undefined;
   };
   const untilSession = async (sessionId: string, states: string[], ms: number, beat = false) => {
@@ -205,7 +196,7 @@ async function drive(
       const s = await sessionState(sessionId);
       if (s && states.includes(s)) return s;
       if (s === "Failed" || s === "Terminated") return s;
-      if (beat) await heartbeat(sessionId);
+      if (beat) void heartbeat(sessionId);
       await sleep(500);
     }
     const history = (await stack.events({ type: "session", id: sessionId }).catch(() => []))
@@ -218,6 +209,7 @@ async function drive(
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ connections: 1 }),
+      signal: AbortSignal.timeout(2_000),
     }).catch(() => {});
   };
 
@@ -237,7 +229,7 @@ async function drive(
       user: `chaos-${sessionId.slice(-1)}`,
       clusterId,
       template: { image: "ghcr.io/acme/ide:1", cpu: "250m", memory: "512Mi", storage: "1Gi" },
-      idleTimeoutSeconds: 3,
+      idleTimeoutSeconds: 5,
     });
     if (create.traceId) lifecycleTrace.set(`session/${sessionId}`, create.traceId);
     const running = await untilSession(sessionId, ["Running"], 60_000, true);
@@ -249,7 +241,7 @@ async function drive(
     // Busy for a while: heartbeats keep it Running.
     const busyUntil = Date.now() + rnd.between(2_000, 6_000);
     while (Date.now() < busyUntil) {
-      await heartbeat(sessionId);
+      void heartbeat(sessionId);
       await sleep(700);
     }
     // Idle: no heartbeat; the idle-detector's sweep hibernates it.

@@ -231,6 +231,10 @@ export async function readModelProblems(
   const events = await stack.events({ type: "cluster", id: clusterId });
   const last = events.at(-1);
   if (!last) return [`the log has no events of cluster ${clusterId}`];
+  // The view's progress counts its install's steps too: fold to the later of the two logs' ends
+  // (an install goes on after a cluster's last event, e.g. a server still joining when it failed).
+  const installLast = (await stack.events({ type: "install", id: clusterId })).at(-1);
+  const at = Math.max(last.seq, installLast?.seq ?? 0);
   const pick = (b: Record<string, unknown>) => {
     const progress = { ...(b.progress as Record<string, unknown>) };
     delete progress.eta;
@@ -254,7 +258,7 @@ export async function readModelProblems(
   while (Date.now() < deadline) {
     const [a, b] = await Promise.all([
       stack.get(`/clusters/${clusterId}`),
-      stack.get(`/clusters/${clusterId}?at=${last.seq}`),
+      stack.get(`/clusters/${clusterId}?at=${at}`),
     ]);
     live = a.status === 200 ? pick(a.body) : { status: a.status };
     fromLog = b.status === 200 ? pick(b.body) : { status: b.status };
@@ -264,7 +268,7 @@ export async function readModelProblems(
   const problems: string[] = [];
   if (canonical(live) !== canonical(fromLog))
     problems.push(
-      `read model of ${clusterId} ≠ the log folded to #${last.seq}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`,
+      `read model of ${clusterId} ≠ the log folded to #${at}:\n  read model: ${JSON.stringify(live)}\n  log:        ${JSON.stringify(fromLog)}`,
     );
   if (fromLog?.version !== events.length)
     problems.push(

@@ -16,7 +16,13 @@ import {
 import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
 import { type Change, ChangeFeed } from "./changes.ts";
-import { assertSchemaName, type Db, DEFAULT_SCHEMA, openDatabase } from "./db/database.ts";
+import {
+  assertSchemaName,
+  type Db,
+  DEFAULT_SCHEMA,
+  openDatabase,
+  whileDatabaseUnavailable,
+} from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
 import { type ReplayServer, serveReplayRequests } from "./replay/trigger.ts";
@@ -115,8 +121,18 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
 
   try {
     db = openDatabase(opts.databaseUrl);
-    await migrateToLatest(db, schema);
-    await ensureCheckpoint(db, schema, durable);
+    // A Postgres restarting as we start (its connections ended, refused until it is back) is
+    // waited for, as NATS is on the first connect: exiting would only start us again.
+    await whileDatabaseUnavailable(
+      async () => {
+        await migrateToLatest(db!, schema);
+        await ensureCheckpoint(db!, schema, durable);
+      },
+      {
+        onRetry: (err, attempt) =>
+          log.warn({ err: String(err), attempt }, "Postgres unavailable at start; waiting"),
+      },
+    );
     if (opts.nats) {
       nats = opts.nats;
     } else {

@@ -3,11 +3,17 @@
  * projector's transaction) fails the statement under way and nothing else: no uncaught
  * 'error' event, and the pool's next statement runs on a fresh connection.
  */
-import { createTestDatabase, type DisposableDatabase } from "@cairn/testkit";
+import {
+  createDatabase,
+  createTestDatabase,
+  type DisposableDatabase,
+  startEmbeddedPostgres,
+} from "@cairn/testkit";
 import { sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Db, openDatabase } from "./database.ts";
+import { type Db, isDatabaseUnavailable, openDatabase, whileDatabaseUnavailable } from "./database.ts";
+import { migrateToLatest } from "./migrate.ts";
 
 let database: DisposableDatabase;
 let db: Db;
@@ -52,3 +58,57 @@ describe("openDatabase", () => {
     }
   });
 });
+
+describe("whileDatabaseUnavailable", () => {
+  it("a migration started while Postgres restarts waits for it and then runs; a wrong statement fails at once", async () => {
+    const server = await startEmbeddedPostgres();
+    const own = await createDatabase(server, "projector_restart");
+    const restartDb = openDatabase(own.url, { max: 2 });
+    try {
+      const restarting = server.restart!();
+      // Down: a connection is refused or ended (the restart has begun).
+      await until(async () => {
+        const c = new pg.Client({ connectionString: own.url });
+        c.on("error", () => {});
+        try {
+          await c.connect();
+          await c.query("select 1");
+          await c.end();
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      const retries: unknown[] = [];
+      const migrated = whileDatabaseUnavailable(() => migrateToLatest(restartDb, "restart_1"), {
+        onRetry: (err) => retries.push(err),
+      });
+      await restarting;
+      const result = await migrated;
+      expect(result.error).toBeUndefined();
+      expect(retries.length).toBeGreaterThan(0);
+      expect(retries.every(isDatabaseUnavailable)).toBe(true);
+      // Not a connection problem: no retry.
+      let calls = 0;
+      await expect(
+        whileDatabaseUnavailable(async () => {
+          calls++;
+          await sql`select * from no_such_table`.execute(restartDb);
+        }),
+      ).rejects.toThrow(/no_such_table/);
+      expect(calls).toBe(1);
+    } finally {
+      await restartDb.destroy();
+      await own.dispose();
+      await server.stop();
+    }
+  }, 60_000);
+});
+
+async function until(f: () => Promise<boolean>, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error("Postgres never went down");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

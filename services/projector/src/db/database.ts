@@ -164,3 +164,54 @@ export async function openDedicatedConnection(
     },
   };
 }
+
+/** SQLSTATEs and socket errors of a server that is going away, away, or not back yet. */
+const UNAVAILABLE = new Set([
+  "57P01", // admin_shutdown: the server is stopping
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now: starting up or shutting down
+  "08000",
+  "08001",
+  "08003",
+  "08006",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+
+/** The error (or one it was caused by) says Postgres is unavailable for now, not that the statement is wrong. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    if (typeof e.code === "string" && UNAVAILABLE.has(e.code)) return true;
+    if (typeof e.message === "string" && /Connection terminated|connection timeout/i.test(e.message))
+      return true;
+    if (typeof e !== "object") break;
+  }
+  return false;
+}
+
+/**
+ * Runs `f`, and again while Postgres is unavailable (a restart under way), backing off from
+ * 200 ms to 2 s, for up to `maxMs`. A start-up that met a restarting database waits for it
+ * instead of exiting; any other error is thrown at once.
+ */
+export async function whileDatabaseUnavailable<T>(
+  f: () => Promise<T>,
+  opts: { maxMs?: number; onRetry?: (err: unknown, attempt: number) => void } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.maxMs ?? 60_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() >= deadline) throw err;
+      opts.onRetry?.(err, attempt);
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * 2 ** (attempt - 1))));
+    }
+  }
+}
