@@ -3,7 +3,8 @@
  * commits (a long-lived cluster: health verdicts, scales, upgrades), cold (no cached
  * state: a restarted or another replica), beside the raw limit measured in the same run:
  *  - raw: one direct read of the subject's last message (`last_by_subj`), the least any
- *    load must do to know the aggregate is up to date;
+ *    load must do to know the aggregate is up to date; and one plain `js.publish` of a
+ *    commit of the same size, the least a decision that appends must do;
  *  - fold: the decision with the whole history folded (no snapshot);
  *  - snapshot: the decision from the snapshot (bucket cairn_snapshots) and the commits
  *    after it; "worst" with the snapshot `SNAPSHOT_EVERY - 1` commits behind (the most a
@@ -168,6 +169,11 @@ for (const size of SIZES) {
       ).ms,
     );
 
+  const rawAppend: number[] = [];
+  const body = commitBody({ type: "cluster", id: `raw-${size}` }, 1, "cluster.degraded", { reason: "raw" });
+  for (let i = 0; i < TRIALS; i++)
+    rawAppend.push((await timed(() => nats.js.publish(`evt.cluster.raw-${size}`, body))).ms);
+
   // 2. The whole history folded (no snapshot): slow at size, so fewer trials.
   const foldTrials = size >= 100_000 ? 2 : size >= 10_000 ? 3 : TRIALS;
   const fold: number[] = [];
@@ -188,6 +194,7 @@ for (const size of SIZES) {
   const n = size.toLocaleString("en-US");
   figures.push(
     { name: `${n}: raw, the subject's last message`, value: median(raw), unit: "ms" },
+    { name: `${n}: raw, append one commit`, value: median(rawAppend), unit: "ms" },
     { name: `${n}: decide, whole history folded`, value: median(fold), unit: "ms", raw: median(raw) },
     { name: `${n}: decide from snapshot (fresh)`, value: median(fresh), unit: "ms", raw: median(raw) },
     {
@@ -198,10 +205,13 @@ for (const size of SIZES) {
     },
   );
   json[`raw_last_message_${size}_ms`] = median(raw);
+  json[`raw_append_${size}_ms`] = median(rawAppend);
   json[`decide_fold_${size}_ms`] = median(fold);
   json[`decide_snapshot_${size}_ms`] = median(fresh);
   json[`decide_snapshot_worst_${size}_ms`] = median(worst);
   ratios[`snapshot_worst_over_raw_${size}`] = median(worst) / median(raw);
+  ratios[`snapshot_worst_over_raw_read_and_append_${size}`] =
+    median(worst) / (median(raw) + median(rawAppend));
   ratios[`fold_over_snapshot_worst_${size}`] = median(fold) / median(worst);
 }
 

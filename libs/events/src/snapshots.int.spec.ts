@@ -188,6 +188,13 @@ describe("RecentCommits", () => {
     const back = RecentCommits.fromJSON(JSON.parse(JSON.stringify(r)));
     expect(back.size).toBe(r.size);
     expect(back.has(`c${total - 1}`)).toBe(true);
+    // An id in a sealed (older) chunk, read back as text.
+    const older = `c${total - COMMIT_CHUNK * 5}`;
+    expect(r.has(older)).toBe(true);
+    expect(back.has(older)).toBe(true);
+    // Whole ids only: "c1" was dropped, though "c10240"… are kept.
+    expect(back.has("c1")).toBe(false);
+    expect(back.has(`c${total - 1}`.slice(0, -1))).toBe(false);
     expect(RecentCommits.fromJSON(new RecentCommits().toJSON()).size).toBe(0);
   });
 });

@@ -8,54 +8,75 @@ import { Buckets } from "./subjects.ts";
  * kept in chunks of {@link COMMIT_CHUNK}: when the chunks hold more than
  * {@link COMMIT_CHUNKS}, the oldest chunk goes. So a cached aggregate, and its snapshot,
  * stay small however long the history: the last 8,192 to 9,216 commits of an aggregate
- * are remembered — a command redelivered after more commits than that on its own
+ * are remembered (8 sealed chunks and the open one) — a command redelivered after more commits than that on its own
  * aggregate would be decided again (commands are redelivered within seconds to minutes;
  * docs/architecture.md, "Snapshots and looks").
  */
 export const COMMIT_CHUNK = 1024;
 export const COMMIT_CHUNKS = 9;
 
-/** Bounded, chunked set of commit ids (newest chunk last). Mutable: owned by one cached aggregate. */
+/**
+ * Bounded, chunked set of commit ids (newest chunk last). Mutable: owned by one cached
+ * aggregate. Only the open (newest) chunk is a Set; full chunks are sealed as one string
+ * (` id id … `), searched with `includes`: a snapshot's chunks are then read as a few
+ * strings — no Set of 9,000 ids to build on every cold load (bench/growth).
+ */
 export class RecentCommits {
-  readonly #chunks: Set<string>[];
+  /** Full chunks, oldest first, each ` id1 id2 … ` (ids hold no spaces). */
+  readonly #sealed: { text: string; count: number }[] = [];
+  #open = new Set<string>();
 
   constructor(chunks: readonly (readonly string[])[] = []) {
-    this.#chunks = chunks.map((c) => new Set(c));
-    if (this.#chunks.length === 0) this.#chunks.push(new Set());
+    for (const c of chunks) for (const id of c) this.add(id);
   }
 
   has(commitId: string): boolean {
-    for (const c of this.#chunks) if (c.has(commitId)) return true;
+    if (this.#open.has(commitId)) return true;
+    const needle = ` ${commitId} `;
+    for (const c of this.#sealed) if (c.text.includes(needle)) return true;
     return false;
   }
 
   add(commitId: string): this {
-    let last = this.#chunks[this.#chunks.length - 1]!;
-    if (last.size >= COMMIT_CHUNK) {
-      last = new Set();
-      this.#chunks.push(last);
-      if (this.#chunks.length > COMMIT_CHUNKS) this.#chunks.shift();
+    if (this.#open.has(commitId)) return this;
+    if (this.#open.size >= COMMIT_CHUNK) {
+      this.#sealed.push({ text: ` ${[...this.#open].join(" ")} `, count: this.#open.size });
+      this.#open = new Set();
+      if (this.#sealed.length >= COMMIT_CHUNKS) this.#sealed.shift();
     }
-    last.add(commitId);
+    this.#open.add(commitId);
     return this;
   }
 
   get size(): number {
-    return this.#chunks.reduce((n, c) => n + c.size, 0);
+    return this.#sealed.reduce((n, c) => n + c.count, this.#open.size);
   }
 
-  /**
-   * The chunks (oldest first), each one string of ids joined by spaces: what a snapshot
-   * stores. A few strings parse and validate in a fraction of the time 9,000 would.
-   */
+  /** The chunks (oldest first), each one string of ids joined by spaces: what a snapshot stores. */
   toJSON(): string[] {
-    return this.#chunks.map((c) => [...c].join(" "));
+    return [...this.#sealed.map((c) => c.text.trim()), [...this.#open].join(" ")];
   }
 
-  /** The chunks as {@link toJSON} wrote them. */
+  /** The chunks as {@link toJSON} wrote them: sealed ones kept as text, the last one opened. */
   static fromJSON(chunks: readonly string[]): RecentCommits {
-    return new RecentCommits(chunks.map((c) => (c === "" ? [] : c.split(" "))));
+    const r = new RecentCommits();
+    const last = chunks.length - 1;
+    chunks.forEach((c, i) => {
+      if (c === "") return;
+      if (i < last) {
+        r.#sealed.push({ text: ` ${c} `, count: words(c) });
+        if (r.#sealed.length >= COMMIT_CHUNKS) r.#sealed.shift();
+      } else for (const id of c.split(" ")) r.add(id);
+    });
+    return r;
   }
+}
+
+/** Ids in a chunk's text: its spaces plus one (a scan, no array of strings made). */
+function words(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf(" "); i !== -1; i = text.indexOf(" ", i + 1)) n++;
+  return n;
 }
 
 /**
