@@ -48,9 +48,9 @@
  * BENCH_PARTS=heartbeats,sweep,wake: only those parts, default all; BENCH_ROUNDS, BENCH_SECONDS:
  * the heartbeat rounds and the seconds of each slice)
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -102,6 +102,34 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
 const median = (xs: number[]) => pct(xs, 50);
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux; NaN elsewhere).
+ * CPU per request is what a shared machine cannot blur: a rate or a latency measures the
+ * other helpers' load too, the CPU a request costs does not (much).
+ */
+const TICKS_PER_S = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** `f`'s result and the CPU (ms) each of `pids` used meanwhile. */
+async function withCpu<T>(pids: (number | undefined)[], f: () => Promise<T>) {
+  const before = pids.map(cpuMs);
+  const result = await f();
+  return { result, cpu: pids.map((pid, i) => cpuMs(pid) - before[i]!) };
+}
 
 // ── the session history, as its owner records it ────────────────────────────────────
 
@@ -204,9 +232,9 @@ async function heartbeatIngest() {
       return child;
     };
     // No sweep during the run (its lease and decisions are not what this measures).
-    service("idle-detector", { CAIRN_SESSION_SWEEP_SECONDS: "3600" });
+    const idleDetector = service("idle-detector", { CAIRN_SESSION_SWEEP_SECONDS: "3600" });
     const projectorHealth = await freePort();
-    service("projector", {
+    const projector = service("projector", {
       CAIRN_HEALTH_PORT: String(projectorHealth),
       DATABASE_URL: database.url,
       CAIRN_API_PORT: String(apiPort),
@@ -283,6 +311,7 @@ async function heartbeatIngest() {
         request: () => ({ method: "POST", path: path(), headers: auth, body }),
       });
       return {
+        ok: r.ok,
         rps: (r.ok * 1000) / r.ms,
         p50: pct(r.latencies, 50),
         p99: pct(r.latencies, 99),
@@ -304,10 +333,18 @@ async function heartbeatIngest() {
           (err, r) => (err ? reject(err) : resolve(r.requests.total / (r.duration || seconds))),
         );
       });
+    /** The API at its maximum, and the CPU it (and the idle-detector, following the bucket) spent per heartbeat. */
     const open = async (seconds: number) => {
       const before = await kvSequence();
-      const r = await flat(apiUrl, seconds);
-      return { ...r, kvWritesPerS: ((await kvSequence()) - before) / seconds };
+      const { result: r, cpu } = await withCpu([projector.pid, idleDetector.pid], () =>
+        flat(apiUrl, seconds),
+      );
+      return {
+        ...r,
+        kvWritesPerS: ((await kvSequence()) - before) / seconds,
+        apiCpuUs: (cpu[0]! * 1000) / r.ok,
+        idleDetectorCpuUs: (cpu[1]! * 1000) / r.ok,
+      };
     };
 
     // The HTTP floor: a Node HTTP server in its own process that only answers the same
@@ -377,7 +414,7 @@ async function heartbeatIngest() {
       open: Awaited<ReturnType<typeof open>>;
       kvPutRate: number;
       pipelinedRate: number;
-      httpFloor: number;
+      floorOpen: { result: { ok: number; rps: number }; cpu: number[] };
     }[] = [];
     /** With BENCH_CPU_PROF, the slice's window on the profiles' clock (monotonic µs), to cut them by. */
     const profiled = async <T>(name: string, f: () => Promise<T>) => {
@@ -404,14 +441,14 @@ async function heartbeatIngest() {
         open: await open(SECONDS),
         kvPutRate: await putRate(SECONDS, kvPut),
         pipelinedRate: await putRate(SECONDS, pipelinedPut),
-        httpFloor: (await flat(`http://127.0.0.1:${floorPort}`, SECONDS)).rps,
+        floorOpen: await withCpu([floor.pid], () => flat(`http://127.0.0.1:${floorPort}`, SECONDS)),
       };
       rounds.push(round);
       const after = await outcomes();
       const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
       const f = round.fixed.latencies;
       say(
-        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms, HTTP floor p99 ${pct(round.floorPaced, 99).toFixed(2)} ms; maximum ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.httpFloor)} req/s; the API's outcomes ${JSON.stringify(delta)}`,
+        `round ${r + 1}: paced API p50 ${pct(f, 50).toFixed(2)} p99 ${pct(f, 99).toFixed(2)} max ${Math.max(...f).toFixed(1)} ms (${f.filter((l) => l > 5).length} of ${f.length} over 5 ms), raw put p99 ${pct(round.rawPaced, 99).toFixed(2)} ms, HTTP floor p99 ${pct(round.floorPaced, 99).toFixed(2)} ms; maximum ${Math.round(round.open.rps)} req/s (${Math.round(round.open.kvWritesPerS)} writes/s), kv.put ${Math.round(round.kvPutRate)}/s, pipelined ${Math.round(round.pipelinedRate)}/s, HTTP floor ${Math.round(round.floorOpen.result.rps)} req/s; CPU per request: API ${Math.round(round.open.apiCpuUs)} µs (+ idle-detector ${Math.round(round.open.idleDetectorCpuUs)} µs), HTTP floor ${Math.round((round.floorOpen.cpu[0]! * 1000) / round.floorOpen.result.ok)} µs; load ${loadavg()[0]!.toFixed(1)}; the API's outcomes ${JSON.stringify(delta)}`,
       );
     }
     const withAutocannon = await cannon(SECONDS);
@@ -427,6 +464,14 @@ async function heartbeatIngest() {
       rps: (rounds.reduce((a, r) => a + r.fixed.ok, 0) * 1000) / fixedMs,
       errors: rounds.reduce((a, r) => a + r.fixed.errors, 0),
       kvWritesPerS: (rounds.reduce((a, r) => a + r.fixed.kvWrites, 0) * 1000) / fixedMs,
+    };
+    const cpu = {
+      /** The API process's CPU per heartbeat at its maximum (median of rounds), µs. */
+      apiUs: median(rounds.map((r) => r.open.apiCpuUs)),
+      /** The idle-detector's, following the bucket's writes, per heartbeat. */
+      idleDetectorUs: median(rounds.map((r) => r.open.idleDetectorCpuUs)),
+      /** The machine's load average (1 min) at the end of the rounds. */
+      load: loadavg()[0]!,
     };
     const openRun: Run = {
       p50: median(rounds.map((r) => r.open.p50)),
@@ -449,16 +494,23 @@ async function heartbeatIngest() {
       /** Median over the rounds of the open loop over its round's raw limit. */
       overRaw: median(rounds.map((r) => r.open.rps / Math.max(r.kvPutRate, r.pipelinedRate))),
       overKvPut: median(rounds.map((r) => r.open.rps / r.kvPutRate)),
-      overFloor: median(rounds.map((r) => r.open.rps / r.httpFloor)),
-      floorOverRaw: median(rounds.map((r) => r.httpFloor / Math.max(r.kvPutRate, r.pipelinedRate))),
+      overFloor: median(rounds.map((r) => r.open.rps / r.floorOpen.result.rps)),
+      floorOverRaw: median(
+        rounds.map((r) => r.floorOpen.result.rps / Math.max(r.kvPutRate, r.pipelinedRate)),
+      ),
+      /** The API's CPU per heartbeat over the bare HTTP server's per request (the same round). */
+      apiCpuOverFloorCpu: median(
+        rounds.map((r) => r.open.apiCpuUs / ((r.floorOpen.cpu[0]! * 1000) / r.floorOpen.result.ok)),
+      ),
     };
     const httpFloor = {
-      rps: median(rounds.map((r) => r.httpFloor)),
+      rps: median(rounds.map((r) => r.floorOpen.result.rps)),
+      cpuUs: median(rounds.map((r) => (r.floorOpen.cpu[0]! * 1000) / r.floorOpen.result.ok)),
       p50: pct(floorLatencies, 50),
       p99: pct(floorLatencies, 99),
     };
     say(`raw KV: ${JSON.stringify(raw)}; ratios ${JSON.stringify(ratio)}`);
-    return { fixed, open: openRun, raw, httpFloor, ratio, withAutocannon };
+    return { fixed, open: openRun, raw, httpFloor, ratio, withAutocannon, cpu };
   } finally {
     for (const c of children) {
       if (c.exitCode !== null || c.signalCode !== null) continue;
@@ -590,6 +642,10 @@ if (hb) {
     http_floor_rps: hb.httpFloor.rps,
     http_floor_p50_ms_at_5000: hb.httpFloor.p50,
     http_floor_p99_ms_at_5000: hb.httpFloor.p99,
+    heartbeat_api_cpu_us_per_request: hb.cpu.apiUs,
+    heartbeat_idle_detector_cpu_us_per_request: hb.cpu.idleDetectorUs,
+    http_floor_cpu_us_per_request: hb.httpFloor.cpuUs,
+    load_average_1m: hb.cpu.load,
   });
   Object.assign(ratios, {
     heartbeat_max_rps_over_raw_kv: hb.ratio.overRaw,
@@ -597,6 +653,7 @@ if (hb) {
     heartbeat_max_rps_over_http_floor: hb.ratio.overFloor,
     http_floor_over_raw_kv: hb.ratio.floorOverRaw,
     heartbeat_p99_over_raw_kv_p99: hb.fixed.p99 / hb.raw.p99,
+    heartbeat_api_cpu_over_http_floor_cpu: hb.ratio.apiCpuOverFloorCpu,
   });
   Object.assign(goals, {
     heartbeat_p99_le_5ms_at_5000:
@@ -626,6 +683,9 @@ if (hb) {
       row("HTTP floor: bare node:http, same request", hb.httpFloor.rps, "req/s"),
       row("HTTP floor p50, paced 5,000 req/s", hb.httpFloor.p50, "ms"),
       row("HTTP floor p99, paced 5,000 req/s", hb.httpFloor.p99, "ms"),
+      row("API process CPU per heartbeat, at its maximum", hb.cpu.apiUs, "µs", hb.httpFloor.cpuUs),
+      row("idle-detector CPU per heartbeat (follows the bucket)", hb.cpu.idleDetectorUs, "µs"),
+      row("machine load average (1 min), end of the rounds", hb.cpu.load, ""),
     ],
   );
   console.log(

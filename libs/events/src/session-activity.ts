@@ -135,11 +135,28 @@ interface Known {
 const MAX_CONFLICTS = 5;
 const decoder = new TextDecoder();
 
+/** `{"at":` as bytes: the start of every value this module writes. */
+const AT_PREFIX = [0x7b, 0x22, 0x61, 0x74, 0x22, 0x3a];
+
 /**
  * `at` of a value, or undefined when it is not a record. Never throws. (A plain check, not
  * the zod schema: every process reads every write of the bucket, and this is all it needs.)
+ * The value as written here, `{"at":<digits>,…`, is read from its bytes without decoding
+ * or parsing it — every process does this for every write of every session; anything
+ * else goes through JSON.parse.
  */
-function atOf(data: Uint8Array): number | undefined {
+export function activityAt(data: Uint8Array): number | undefined {
+  if (data.length > AT_PREFIX.length && AT_PREFIX.every((b, i) => data[i] === b)) {
+    let at = 0;
+    let i = AT_PREFIX.length;
+    for (; i < data.length && i < AT_PREFIX.length + 15; i++) {
+      const d = data[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      at = at * 10 + d;
+    }
+    // Up to 15 digits (exact in a double), ended by the next key or the object's end.
+    if (i > AT_PREFIX.length && (data[i] === 0x2c || data[i] === 0x7d)) return at;
+  }
   try {
     const v: unknown = JSON.parse(decoder.decode(data));
     const at = typeof v === "object" && v !== null && "at" in v ? v.at : undefined;
@@ -188,12 +205,13 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
     callback: (err, m: Msg) => {
       if (err) return;
       const k = entry(m.subject.slice(PREFIX.length));
-      if (isDeletion(m.headers?.get("KV-Operation"))) {
+      // A delete or purge has no body (nats KV): a write with one needs no header decoded.
+      if (m.data.length === 0 && isDeletion(m.headers?.get("KV-Operation"))) {
         k.at = Number.NEGATIVE_INFINITY;
         k.revision = undefined;
         return;
       }
-      const at = atOf(m.data);
+      const at = activityAt(m.data);
       if (at !== undefined) {
         seen(k, at);
         k.loaded = true;
@@ -230,7 +248,7 @@ export async function startSessionActivity(o: SessionActivityOptions): Promise<S
     if (!m) return { revision: 0, at: undefined };
     return {
       revision: m.seq,
-      at: isDeletion(m.header?.get("KV-Operation")) ? undefined : atOf(m.data),
+      at: isDeletion(m.header?.get("KV-Operation")) ? undefined : activityAt(m.data),
     };
   };
 

@@ -212,6 +212,56 @@ describe("sessions API", () => {
     expect(await lastEventSequence()).toBe(events);
   });
 
+  it("the heartbeat's fast path answers as fastify does: the same status, body and content type; what it does not take, fastify serves", async () => {
+    await heartbeatBucket().catch(() => undefined);
+    const raw = async (path: string, body: string, contentType = "application/json") => {
+      const res = await fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body,
+      });
+      return { status: res.status, type: res.headers.get("content-type"), body: await res.text() };
+    };
+    // The same request through the fast path (plain id) and through fastify (an escaped
+    // character in the id: the fast path leaves it to the router, which decodes it).
+    for (const [plain, escaped] of [
+      ["/sessions/ok-1/heartbeat", "/sessions/ok%2D1/heartbeat"],
+      ["/sessions/nope/heartbeat", "/sessions/n%6Fpe/heartbeat"],
+      ["/sessions/full-1/heartbeat", "/sessions/full%2D1/heartbeat"],
+    ] as const)
+      for (const body of ['{"connections":1}', '{"connections":0}']) {
+        const [fast, framework] = [await raw(plain, body), await raw(escaped, body)];
+        expect(fast).toEqual(framework);
+        expect(fast.type).toBe("application/json; charset=utf-8");
+      }
+    expect(JSON.parse((await raw("/sessions/full-1/heartbeat", '{"connections":1}')).body)).toEqual({
+      error: "Conflict",
+      message: "session full-1 is Failed",
+    });
+    // Bodies that are not exactly `{ connections }` are fastify's to judge (replayed), word for word.
+    for (const body of ['{"connections":-1}', '{"connections":"1"}', "{nope", '{"connections":1.5}'])
+      expect(await raw("/sessions/ok-1/heartbeat", body)).toEqual(
+        await raw("/sessions/ok%2D1/heartbeat", body),
+      );
+    expect((await raw("/sessions/ok-1/heartbeat", "{nope")).status).toBe(400);
+    // Extra keys are stripped by the route's schema: a heartbeat all the same.
+    expect(JSON.parse((await raw("/sessions/ok-1/heartbeat", '{"connections":1,"x":2}')).body)).toEqual({
+      sessionId: "ok-1",
+      activity: true,
+    });
+    // A charset, a query string, another content type: each answered as the route answers it.
+    expect(
+      (await raw("/sessions/ok-1/heartbeat", '{"connections":1}', "application/json; charset=utf-8")).status,
+    ).toBe(200);
+    expect((await raw("/sessions/ok-1/heartbeat?x=1", '{"connections":1}')).status).toBe(200);
+    // (text/plain: fastify's own parser gives the body as a string, which the schema refuses.)
+    expect(await raw("/sessions/ok-1/heartbeat", '{"connections":1}', "text/plain")).toEqual({
+      status: 400,
+      type: "application/json; charset=utf-8",
+      body: expect.stringContaining("invalid body"),
+    });
+  });
+
   it("two API replicas share the bucket: heartbeats through either count, and last activity only moves on", async () => {
     const kv = await heartbeatBucket();
     const nats = await connectNats(infra.natsServer.url, { name: "projector-replica" });

@@ -63,7 +63,7 @@ import {
   sessionView,
 } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
-import { sessionDirectory } from "./session-directory.ts";
+import { type SessionFacts, sessionDirectory } from "./session-directory.ts";
 
 export const DEFAULT_ADMISSION_WAIT_MS = 5_000;
 export const DEFAULT_IDLE_GRACE_SECONDS = 60;
@@ -241,10 +241,23 @@ export interface SessionApiOptions {
   readonly idleGraceSeconds?: number | undefined;
 }
 
+/** What a heartbeat is answered: its status and JSON body. */
+export type HeartbeatAnswer =
+  | { readonly status: 200; readonly body: { sessionId: string; activity: boolean } }
+  | { readonly status: 403 | 404 | 409 | 503; readonly body: { error: string; message: string } };
+
+/** A heartbeat of `who` (undefined: the API has no tokens) for session `id`, answered without the framework. */
+export type Heartbeat = (
+  who: Principal | undefined,
+  id: string,
+  connections: number,
+) => HeartbeatAnswer | Promise<HeartbeatAnswer>;
+
+/** Registers the session routes; returns the heartbeat itself, for the API's fast path. */
 export async function sessionRoutes(
   app: FastifyInstance,
   deps: ApiDeps & { nats?: Nats | undefined },
-): Promise<void> {
+): Promise<{ heartbeat: Heartbeat }> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ["sessions"];
   const graceSeconds = deps.sessions?.idleGraceSeconds ?? DEFAULT_IDLE_GRACE_SECONDS;
@@ -295,6 +308,47 @@ export async function sessionRoutes(
       return undefined;
     }
     return row;
+  };
+
+  /**
+   * A heartbeat, framework-free: served by the route below and by the API's fast path
+   * (heartbeat-fast-path.ts), which answer alike. Synchronous when the session is known
+   * and the write goes behind (the common case): no promise per heartbeat then.
+   */
+  const beat: Heartbeat = (who, id, connections) => {
+    const found = directory.lookup(id);
+    if (found instanceof Promise) return found.then((session) => beatKnown(who, id, connections, session));
+    return beatKnown(who, id, connections, found);
+  };
+  const beatKnown = (
+    who: Principal | undefined,
+    id: string,
+    connections: number,
+    session: SessionFacts | undefined,
+  ): HeartbeatAnswer | Promise<HeartbeatAnswer> => {
+    if (!session || !canSee(who, session.user)) return { status: 404, body: notFound(id) };
+    if (!canAct(who, session.user)) return { status: 403, body: forbidden(id, session.user, who!) };
+    if (!isLiveSession(session.state))
+      return { status: 409, body: { error: "Conflict", message: `session ${id} is ${session.state}` } };
+    // Zero connections: open somewhere, used by nobody. Not activity; nothing to write.
+    if (connections === 0) return { status: 200, body: { sessionId: id, activity: false } };
+    if (!activity)
+      return { status: 503, body: { error: "Service Unavailable", message: "heartbeats need NATS" } };
+    const written = activity.accept(id, connections);
+    if (!written) return { status: 200, body: { sessionId: id, activity: true } };
+    return written.then(
+      (): HeartbeatAnswer => ({ status: 200, body: { sessionId: id, activity: true } }),
+      (err: unknown): HeartbeatAnswer => ({
+        status: 503,
+        body: {
+          error: "Service Unavailable",
+          message:
+            err instanceof ActivityBucketMissing
+              ? `${err.message}: ${err.remediation}`
+              : `${err instanceof Error ? err.message : String(err)}; retry`,
+        },
+      }),
+    );
   };
 
   r.get(
@@ -509,32 +563,8 @@ export async function sessionRoutes(
       },
     },
     async (req, reply) => {
-      const { id } = req.params;
-      const found = directory.lookup(id);
-      const session = found instanceof Promise ? await found : found;
-      const who = req.principal;
-      if (!session || !canSee(who, session.user)) return reply.code(404).send(notFound(id));
-      if (!canAct(who, session.user)) return reply.code(403).send(forbidden(id, session.user, who!));
-      if (!isLiveSession(session.state))
-        return reply.code(409).send({ error: "Conflict", message: `session ${id} is ${session.state}` });
-      // Zero connections: open somewhere, used by nobody. Not activity; nothing to write.
-      if (req.body.connections === 0) return { sessionId: id, activity: false };
-      if (!activity)
-        return reply.code(503).send({ error: "Service Unavailable", message: "heartbeats need NATS" });
-      const written = activity.accept(id, req.body.connections);
-      if (written)
-        try {
-          await written;
-        } catch (err) {
-          return reply.code(503).send({
-            error: "Service Unavailable",
-            message:
-              err instanceof ActivityBucketMissing
-                ? `${err.message}: ${err.remediation}`
-                : `${err instanceof Error ? err.message : String(err)}; retry`,
-          });
-        }
-      return { sessionId: id, activity: true };
+      const a = await beat(req.principal, req.params.id, req.body.connections);
+      return a.status === 200 ? a.body : reply.code(a.status).send(a.body);
     },
   );
 
@@ -582,4 +612,5 @@ export async function sessionRoutes(
       };
     },
   );
+  return { heartbeat: beat };
 }
