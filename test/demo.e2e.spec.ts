@@ -134,3 +134,39 @@ describe("npm run demo", () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 });
+
+describe("Ctrl-C while the demo boots its stack", () => {
+  it("stops what was started so far and exits 130, leaving no process", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-demo-e2e-boot-"));
+    try {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        DATABASE_URL: db.url,
+        CAIRN_DATA_DIR: dir,
+        HOME: dir,
+        CAIRN_API_PORT: String(await freePort()),
+        CAIRN_SIM_PORT: String(await freePort()),
+      };
+      for (const k of ["CAIRN_API_URL", "CAIRN_TOKEN", "CAIRN_CONFIG", "NATS_URL"]) delete env[k];
+      const boot = spawn(process.execPath, [join(root, "cli/src/main.ts"), "demo"], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let err = "";
+      boot.stderr?.on("data", (d) => (err += d));
+      const done = new Promise<number | null>((res) => boot.once("exit", (code) => res(code)));
+      // NATS is up, the rest is on its way: stop it there.
+      const end = Date.now() + 30_000;
+      while (!err.includes("started nats-server") && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(err).toContain("started nats-server");
+      expect(await processesNaming(dir)).not.toEqual([]);
+      boot.kill("SIGINT");
+      expect(await done).toBe(130);
+      expect(err).toContain("SIGINT: stopping what the demo started");
+      expect(await processesNaming(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -89,6 +89,19 @@ export interface StackOptions {
   readonly say?: (line: string) => void;
   /** The stack cannot go on (the API's port lost before it ever served): the caller stops it. */
   readonly onFatal?: (err: Error) => void;
+  /**
+   * Ctrl-C while it starts: what was started so far is stopped and `startStack` throws
+   * StackAbortedError; once the services run, the stack stops (`ready` resolves false).
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** `startStack` was aborted (Ctrl-C) before the services ran; what it had started is stopped. */
+export class StackAbortedError extends Error {
+  override readonly name = "StackAbortedError";
+  constructor() {
+    super("stopped while starting: what was started is stopped again");
+  }
 }
 
 /** A stack started by this process. */
@@ -131,7 +144,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let databaseUrl: string;
   let cloudEnv: NodeJS.ProcessEnv = {};
   let simUrl: string | undefined;
+  const aborted = () => {
+    if (opts.signal?.aborted) throw new StackAbortedError();
+  };
   try {
+    aborted();
     // 1.
     natsUrl = env.NATS_URL ?? "";
     if (!natsUrl) {
@@ -141,6 +158,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       natsUrl = nats.url;
       say(`started nats-server with JetStream at ${natsUrl} (store ${join(dataDir, "nats")})`);
     } else say(`using NATS at ${natsUrl}`);
+    aborted();
 
     // 2.
     databaseUrl = env.DATABASE_URL ?? "";
@@ -155,6 +173,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         `${pg.embedded ? "started an embedded Postgres" : "using the local Postgres"}: database ${redactUrl(databaseUrl)}`,
       );
     } else say(`using Postgres at ${redactUrl(databaseUrl)}`);
+    aborted();
 
     // 3.
     if (usesRealAws(env)) {
@@ -185,6 +204,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         `started the simulated cloud at ${simUrl} (time scale ${env.CAIRN_SIM_TIME_SCALE ?? 1}; admin ${simUrl}/_sim)`,
       );
     }
+    aborted();
   } catch (err) {
     // Nothing half-started is left behind: the caller only sees the error.
     await stopStarted();
@@ -262,6 +282,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     return stopped;
   };
 
+  opts.signal?.addEventListener("abort", () => void stop(), { once: true });
+  if (opts.signal?.aborted) void stop(); // aborted after the last check: no event comes any more
+
   // 5.
   const ready = (async () => {
     written = written.then(writeEndpoints);
@@ -289,36 +312,55 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
 export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const env = { ...process.env, ...opts.env };
-  let shutdown: (code: number) => Promise<void> = async (code) => process.exit(code);
-  const stack = await startStack({
-    env,
-    onFatal: (err) => {
-      say(err.message);
-      void shutdown(1);
-    },
-  });
+  const abort = new AbortController();
+  let stack: Stack | undefined;
   let stopping = false;
-  shutdown = async (code: number) => {
+  const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await stack.stop();
+    abort.abort();
+    await stack?.stop();
     process.exit(code);
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (!stopping) {
       say(`${signal}: stopping the services, then what cairn up started`);
+      // Still starting: startStack stops what it started, then throws (below).
+      if (!stack) {
+        stopping = true;
+        return abort.abort();
+      }
       return void shutdown(0);
     }
     say(`${signal} again: killing the services now`);
-    stack.kill();
+    stack?.kill();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  try {
+    stack = await startStack({
+      env,
+      signal: abort.signal,
+      onFatal: (err) => {
+        say(err.message);
+        void shutdown(1);
+      },
+    });
+  } catch (err) {
+    if (err instanceof StackAbortedError) process.exit(0);
+    throw err;
+  }
+  const started = stack;
   // However `cairn up` ends (an uncaught error included), its detached services must not
   // outlive it: they drain on SIGTERM on their own. After a clean shutdown none is left.
-  process.once("exit", () => stack.kill("SIGTERM"));
+  process.once("exit", () => started.kill("SIGTERM"));
 
-  if (await stack.ready) {
+  if (!(await stack.ready)) {
+    // Stopped while the API came up: the stop under way ends the process.
+    await stack.stop();
+    process.exit(0);
+  }
+  {
     const { apiUrl, natsUrl, metrics } = stack.endpoints;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
     say(
