@@ -77,7 +77,7 @@ import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/
 import { Kvm } from "@nats-io/kv";
 import autocannon from "autocannon";
 import { paced, saturate } from "../lib/http-load.ts";
-import { bounded, type Figure, printFigures, rate, timed } from "../lib/report.ts";
+import { bounded, type Figure, printFigures, printResult, rate, timed } from "../lib/report.ts";
 import { WAKE_OVERHEAD_GOAL_MS, wakeBench, wakeFigures, wakeRows, wakeTitle } from "./wake.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -720,6 +720,5 @@ if (wake) {
   goals.wake_overhead_le_100ms = wake.overhead.p50 <= WAKE_OVERHEAD_GOAL_MS;
   printFigures(`3. ${wakeTitle(wake)}`, wakeRows(wake));
 }
-const met = Object.values(goals).every(Boolean);
 console.log(`\ngoals: ${JSON.stringify(goals)}`);
-console.log(JSON.stringify({ bench: "sessions", parts: [...PARTS], figures, ratios, goals, met }));
+printResult({ bench: "sessions", params: { quick: QUICK, parts: [...PARTS] }, figures, ratios, goals });

@@ -7,7 +7,7 @@
  *   BENCH_WAKES (20; 5 with BENCH_QUICK=1), BENCH_WAKE_TIME_SCALE (20),
  *   BENCH_WAKE_POLL_MS, BENCH_WAKE_POD_WATCH=0 (node-ops' polls alone, to compare)
  */
-import { printFigures } from "../lib/report.ts";
+import { printFigures, printResult } from "../lib/report.ts";
 import { WAKE_OVERHEAD_GOAL_MS, wakeBench, wakeFigures, wakeRows, wakeTitle } from "./wake.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -22,6 +22,5 @@ printFigures(`bench/sessions — ${wakeTitle(wake)}`, wakeRows(wake));
 const figures = wakeFigures(wake);
 const ratios = { wake_over_floor: wake.wake.p50 / wake.floor.p50 };
 const goals = { wake_overhead_le_100ms: wake.overhead.p50 <= WAKE_OVERHEAD_GOAL_MS };
-const met = Object.values(goals).every(Boolean);
 console.log(`\ngoals: ${JSON.stringify(goals)}`);
-console.log(JSON.stringify({ bench: "sessions-wake", figures, ratios, goals, met }));
+printResult({ bench: "sessions-wake", params: { quick: QUICK }, figures, ratios, goals });

@@ -316,10 +316,18 @@ export function wakeFigures(w: WakeFigures) {
     wakes: w.wakes,
     wake_recorded_ms_p50: w.recordedP50,
     wake_poll_ms: w.pollMs === "default" ? -1 : w.pollMs,
-    wake_pod_watch: w.podWatch,
+    // 1 with node-ops' pod watch, 0 with its polls alone: figures are numbers (bench/lib/report.ts).
+    wake_pod_watch: w.podWatch ? 1 : 0,
     sim_time_scale: w.timeScale,
-    wake_hops_ms: Object.fromEntries(
-      HOPS.map(([label, m]) => [m, { p50: w.hops[label]!.p50, p99: w.hops[label]!.p99 }]),
+    // Each hop flat, `wake_hop_<moment>_ms_p50`/`_p99`: figures are one level of numbers.
+    ...Object.fromEntries(
+      HOPS.flatMap(([label, m]) => {
+        const hop = `wake_hop_${m.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_ms`;
+        return [
+          [`${hop}_p50`, w.hops[label]!.p50],
+          [`${hop}_p99`, w.hops[label]!.p99],
+        ];
+      }),
     ),
   };
 }

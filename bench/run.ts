@@ -1,0 +1,73 @@
+/**
+ * Runs every bench under bench/ and prints a summary of their results (issue 16).
+ *
+ *   node bench/run.ts                 every bench at full size (`npm run bench`)
+ *   node bench/run.ts --quick         every bench at its smoke size, BENCH_QUICK=1 (`npm run bench:smoke`, CI)
+ *   --only sim,projector              just those
+ *   --timeout-seconds N               per bench (default 120 quick, 3,600 full)
+ *   --out results.json                the results, the machine and the date, for docs/benchmarks.md
+ *
+ * Exits 1 when a bench crashes, hangs past its timeout or prints no valid last line —
+ * never because of a timing: goals not met are in the summary, not the exit code.
+ */
+import { writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { type BenchSpec, type Outcome, runBench, summary } from "./lib/runner.ts";
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/** Every bench, in the order they run. sessions/wake-main.ts is part 3 of sessions on its own: not repeated. */
+const BENCHES: BenchSpec[] = [
+  { name: "event-store", file: here("./event-store/main.ts") },
+  { name: "sim", file: here("./sim/main.ts") },
+  { name: "provisioner", file: here("./provisioner/main.ts") },
+  { name: "node-ops", file: here("./node-ops/main.ts") },
+  { name: "spot", file: here("./node-ops/spot.ts") },
+  { name: "install", file: here("./install/main.ts") },
+  { name: "projector", file: here("./projector/main.ts") },
+  { name: "sessions", file: here("./sessions/main.ts") },
+];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    "timeout-seconds": { type: "string" },
+    out: { type: "string" },
+  },
+});
+const quick = args.quick;
+const timeoutMs = Number(args["timeout-seconds"] ?? (quick ? 120 : 3_600)) * 1000;
+const only = args.only?.split(",").map((s) => s.trim());
+const unknown = only?.filter((n) => !BENCHES.some((b) => b.name === n)) ?? [];
+if (unknown.length > 0) {
+  console.error(`unknown bench(es): ${unknown.join(", ")}; known: ${BENCHES.map((b) => b.name).join(", ")}`);
+  process.exit(2);
+}
+const chosen = only ? BENCHES.filter((b) => only.includes(b.name)) : BENCHES;
+
+const startedAt = new Date().toISOString();
+const machine = {
+  cores: availableParallelism(),
+  cpu: cpus()[0]?.model ?? "unknown",
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  loadAtStart: loadavg().map((l) => Number(l.toFixed(2))),
+  node: process.version,
+};
+console.log(
+  `bench/run: ${chosen.length} bench(es), ${quick ? "quick (BENCH_QUICK=1)" : "full size"}, ${machine.cores} cores, load ${machine.loadAtStart.join(" ")}, ${startedAt}`,
+);
+const outcomes: Outcome[] = [];
+for (const spec of chosen) {
+  console.log(`\n── ${spec.name} ${"─".repeat(Math.max(0, 70 - spec.name.length))}`);
+  outcomes.push(await runBench(spec, { quick, timeoutMs }));
+}
+console.log(summary(outcomes, quick));
+if (args.out)
+  writeFileSync(
+    args.out,
+    `${JSON.stringify({ startedAt, quick, machine, loadAtEnd: loadavg().map((l) => Number(l.toFixed(2))), outcomes }, null, 2)}\n`,
+  );
+process.exitCode = outcomes.every((o) => o.ok) ? 0 : 1;
