@@ -119,6 +119,27 @@ describe("npm run demo", () => {
     expect(stdout).toContain(`  jaeger     http://jaeger.example:16686/trace/${traceId}`);
   });
 
+  it("the views the waits followed carry their sequence, at or past the commands that made them", async () => {
+    const clusterId = stdout.match(/^ {2}cluster {4}(demo-\w+) Ready$/m)?.[1] as string;
+    const api = `http://127.0.0.1:${apiPort}`;
+    const history = (await (await fetch(`${api}/sessions/${clusterId}-alice/history`)).json()) as {
+      items: { type: string; commandId: string | null }[];
+    };
+    // The connect that woke it: its command's commit is folded into the session's view.
+    const waking = history.items.filter((e) => e.type === "session.waking").at(-1);
+    expect(waking?.commandId).toEqual(expect.any(String));
+    const command = (await (await fetch(`${api}/commands/${waking?.commandId}`)).json()) as {
+      sequence: number;
+    };
+    const session = (await (await fetch(`${api}/sessions/${clusterId}-alice`)).json()) as {
+      sequence: number;
+    };
+    expect(command.sequence).toEqual(expect.any(Number));
+    expect(session.sequence).toBeGreaterThanOrEqual(command.sequence);
+    const cluster = (await (await fetch(`${api}/clusters/${clusterId}`)).json()) as { sequence: number };
+    expect(cluster.sequence).toEqual(expect.any(Number));
+  });
+
   it("keeps the stack for a look around, and Ctrl-C stops everything it started", async () => {
     expect(demo.exitCode).toBeNull();
     expect(await processesNaming(dataDir)).not.toEqual([]);

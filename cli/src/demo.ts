@@ -180,7 +180,9 @@ export async function demo(config: CliConfig, actor: string, o: DemoOptions): Pr
     await stack.stop();
     return;
   }
-  note("the stack keeps running for a look around (the dashboard above); Ctrl-C stops what the demo started");
+  note(
+    `the stack keeps running for a look around (the dashboard above; ${result.idle.sessionId} hibernates again when left idle, \`cairn session connect ${result.idle.sessionId} --wait\` wakes it); Ctrl-C stops what the demo started`,
+  );
   await new Promise(() => {}); // until a signal ends the process
 }
 
