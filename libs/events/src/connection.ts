@@ -19,11 +19,19 @@ export interface Nats {
  * @example
  * await connectNats(resolveNatsAccess(process.env), { name: "provisioner" })
  */
-export async function connectNats(target: string | NatsAccess, opts: { name?: string } = {}): Promise<Nats> {
+export async function connectNats(
+  target: string | NatsAccess,
+  opts: {
+    name?: string;
+    /** The server does not deliver this connection's own publishes to its own subscriptions. */
+    noEcho?: boolean;
+  } = {},
+): Promise<Nats> {
   const access = typeof target === "string" ? resolveNatsAccess({ NATS_URL: target }) : target;
   const nc = await connect({
     ...natsConnectOptions(access),
     name: opts.name ?? "cairn",
+    noEcho: opts.noEcho ?? false,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,

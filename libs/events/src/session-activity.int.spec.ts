@@ -32,9 +32,12 @@ afterEach(async () => {
 });
 
 /** A writer: its own connection (a replica), its own clock. */
-async function writer(o: { resolutionMs?: number; now?: () => number; maxQueued?: number } = {}) {
-  const nats = await connectNats(js.server.url);
-  const activity = await startSessionActivity({ nc: nats.nc, ...o });
+async function writer(
+  o: { resolutionMs?: number; now?: () => number; maxQueued?: number; noEcho?: boolean } = {},
+) {
+  const { noEcho, ...options } = o;
+  const nats = await connectNats(js.server.url, { noEcho: noEcho ?? false });
+  const activity = await startSessionActivity({ nc: nats.nc, ...options });
   opened.push({ activity, nats });
   return activity;
 }
@@ -53,6 +56,25 @@ async function storedHistory(key: string) {
 }
 
 describe("session activity", () => {
+  it("on a connection that does not hear its own publishes (noEcho, as the API has it): its own writes known, the others' heard", async () => {
+    await createBucket();
+    let clock = 5_000_000;
+    const quiet = await writer({ now: () => clock, noEcho: true });
+    const other = await writer({ now: () => clock });
+    await quiet.record("s-1", 1);
+    expect(quiet.lastActivity("s-1")).toBe(5_000_000);
+    expect(await quiet.load("s-1")).toBe(5_000_000);
+    expect((await stored("s-1"))?.at).toBe(5_000_000);
+    clock += 5_000;
+    await other.record("s-1", 1);
+    await until("the other's write heard", () => quiet.lastActivity("s-1") === 5_005_000);
+    // And its next write goes on the other's revision without a lost compare-and-set.
+    clock += 5_000;
+    await quiet.record("s-1", 1);
+    expect((await stored("s-1"))?.at).toBe(5_010_000);
+    expect(quiet.counts.writes).toBe(2);
+  });
+
   it("writes a session's activity at most once per resolution; a heartbeat within it is covered", async () => {
     await createBucket();
     let clock = 1_000_000;

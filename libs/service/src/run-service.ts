@@ -25,6 +25,11 @@ export interface ServiceContext<C extends BaseConfig = BaseConfig> {
   readonly config: C;
   readonly log: Logger;
   readonly nats: Nats;
+  /**
+   * Another connection as the same user, for traffic that wants its own (e.g. `noEcho`:
+   * one that does not hear its own publishes). The caller closes it.
+   */
+  readonly connectNats: (o: { name: string; noEcho?: boolean }) => Promise<Nats>;
   readonly shutdown: Shutdown;
 }
 
@@ -88,7 +93,14 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
     const streams = await ensureStreams(nats.jsm, expectedStreams({ replicas: config.CAIRN_NATS_REPLICAS }));
     for (const d of streams.drift) log.warn(d, "stream differs from the expected config");
     // 5.
-    const service = await opts.start({ name: opts.name, config, log, nats, shutdown });
+    const service = await opts.start({
+      name: opts.name,
+      config,
+      log,
+      nats,
+      connectNats: (o) => connectNats(natsAccess, o),
+      shutdown,
+    });
     shutdown.onShutdown(opts.name, () => service.stop());
     // 6.
     const health = await startHealthServer({

@@ -28,10 +28,11 @@ await runService({
     /** The idle-detector's grace (DESIGN §7): the API's `idleAt` of a Running session adds it. */
     CAIRN_SESSION_IDLE_GRACE_SECONDS: z.coerce.number().int().nonnegative().default(60),
   }),
-  start: async ({ nats, log, config }) => {
+  start: async ({ nats, connectNats, log, config }) => {
     const limit = config.CAIRN_API_RATE_LIMIT;
     const projector = await startProjector({
       nats,
+      heartbeatNats: () => connectNats({ name: "projector-heartbeats", noEcho: true }),
       // TLS from PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY, as psql reads them (docs/security.md).
       databaseUrl: postgresUrlWithTls(config.DATABASE_URL, process.env),
       streamReplicas: config.CAIRN_NATS_REPLICAS,

@@ -39,6 +39,12 @@ export type ProjectorOptions = NatsSource & {
   readonly logger?: RunnerLogger;
   /** The HTTP API, or `false` for none. */
   readonly api: ApiOptions | false;
+  /**
+   * Opens the connection the API writes and follows the heartbeat bucket on, with `noEcho`
+   * (api/sessions.ts says why). Default: one to `natsUrl`; with a borrowed `nats`, none
+   * (the heartbeats share it).
+   */
+  readonly heartbeatNats?: () => Promise<Nats>;
   /** Messages per batch (= per transaction) at most. Default 500. */
   readonly batchSize?: number;
   /** Postgres schema of the live read models. Default `cairn`. */
@@ -223,6 +229,11 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         store: new EventStore({ js: nats.js, jsm: nats.jsm, catalogue }),
         changes,
         nats,
+        heartbeatNats:
+          opts.heartbeatNats ??
+          (opts.natsUrl !== undefined
+            ? () => connectNats(opts.natsUrl, { name: "projector-heartbeats", noEcho: true })
+            : undefined),
         logger: log,
         jaegerUiUrl: opts.api.jaegerUiUrl,
         // The projecting replica: its consumer runs while it is not stopped and its NATS

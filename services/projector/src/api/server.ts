@@ -102,6 +102,8 @@ export interface ApiDeps {
   readonly clusters?: ClusterApiOptions | undefined;
   /** NATS, for heartbeats: the heartbeat bucket, written and followed for last activity. */
   readonly nats?: Nats | undefined;
+  /** Opens a connection of its own for the heartbeat bucket (`noEcho`); absent: `nats` is used. */
+  readonly heartbeatNats?: (() => Promise<Nats>) | undefined;
   /**
    * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
    * replica does not project (another holds the lease) and serves reads.

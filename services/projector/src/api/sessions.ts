@@ -262,10 +262,15 @@ export async function sessionRoutes(
   const tags = ["sessions"];
   const graceSeconds = deps.sessions?.idleGraceSeconds ?? DEFAULT_IDLE_GRACE_SECONDS;
   const waitMs = deps.sessions?.admissionWaitMs ?? DEFAULT_ADMISSION_WAIT_MS;
-  // The heartbeat bucket, followed (last activity in the views) and written (heartbeats).
+  // The heartbeat bucket, followed (last activity in the views) and written (heartbeats) —
+  // on a connection of its own with `noEcho` when one can be opened: this process knows its
+  // own writes when they are acked, and hearing each one again (every heartbeat's write,
+  // at thousands a second) cost the server a delivery and this process a message to read.
+  // Other writers' writes arrive as before.
+  const own = deps.nats && deps.heartbeatNats ? await deps.heartbeatNats() : undefined;
   const activity: SessionActivity | undefined = deps.nats
     ? await startSessionActivity({
-        nc: deps.nats.nc,
+        nc: (own ?? deps.nats).nc,
         onOutcome: (outcome) => heartbeatOutcomes.inc({ outcome }),
       })
     : undefined;
@@ -281,6 +286,7 @@ export async function sessionRoutes(
   app.addHook("onClose", async () => {
     activity?.stop();
     directory.stop();
+    await own?.close();
   });
 
   const view = async (row: SessionRow, now = new Date()) =>
