@@ -62,7 +62,11 @@ console.log(
 const outcomes: Outcome[] = [];
 for (const spec of chosen) {
   console.log(`\n── ${spec.name} ${"─".repeat(Math.max(0, 70 - spec.name.length))}`);
-  outcomes.push(await runBench(spec, { quick, timeoutMs }));
+  const outcome = await runBench(spec, { quick, timeoutMs });
+  console.log(
+    `── ${spec.name}: ${outcome.ok ? "ok" : `FAILED (${outcome.reason})`} in ${(outcome.ms / 1000).toFixed(1)} s`,
+  );
+  outcomes.push(outcome);
 }
 console.log(summary(outcomes, quick));
 if (args.out)
