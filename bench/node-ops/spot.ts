@@ -106,6 +106,13 @@ for (let run = 0; run < RUNS; run++) {
       },
     },
   });
+  // Its pods placed and Ready before the notice, as test/spot-interruption.int.spec.ts does:
+  // the drain then has real pods to move.
+  await until("web ready", async () => {
+    const d = await apps.readNamespacedDeployment({ name: "web", namespace: "default" });
+    return d.status?.readyReplicas === 6 ? true : undefined;
+  });
+  say(`${id}: its Deployment Ready; the notice goes out`);
   const s = await state(id);
   if (s.status === "Absent") throw new Error("no cluster");
   const victim = Object.values(s.slots).find((x) => x.placement.capacityType === "spot")?.instanceId ?? "";
