@@ -49,7 +49,9 @@ const installer = await startInstaller({
   nats: js.nats,
   logger: quiet,
   remote: createSsmRemoteExec(aws),
-  reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 2 * SCALE },
+  // The first looks at each step (its typical duration on AWS: a join 24 s) scaled with the
+  // clock, as the installer's tests do: unscaled, a join was first looked at 480 sim s late.
+  reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 2 * SCALE, timeScale: SCALE },
 });
 const bus = new CommandBus({ js: js.nats.js, catalogue });
 const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
