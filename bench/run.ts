@@ -14,7 +14,7 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type BenchSpec, type Outcome, runBench, summary } from "./lib/runner.ts";
+import { type BenchSpec, killRunning, type Outcome, runBench, summary } from "./lib/runner.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -54,6 +54,13 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const chosen = only ? BENCHES.filter((b) => only.includes(b.name)) : BENCHES;
+
+// Each bench runs in its own process group, out of reach of a Ctrl-C: take it down with us.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    killRunning();
+    process.exit(130);
+  });
 
 const startedAt = new Date().toISOString();
 const machine = {
