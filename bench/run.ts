@@ -27,6 +27,9 @@ const BENCHES: BenchSpec[] = [
   { name: "spot", file: here("./node-ops/spot.ts") },
   { name: "install", file: here("./install/main.ts") },
   { name: "projector", file: here("./projector/main.ts") },
+  // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
+  { name: "prepare", file: here("./projector/prepare.ts") },
+  { name: "replay-ab", file: here("./projector/replay-ab.ts") },
   {
     name: "sessions",
     file: here("./sessions/main.ts"),
