@@ -4,7 +4,7 @@
  *   node bench/run.ts                 every bench at full size (`npm run bench`)
  *   node bench/run.ts --quick         every bench at its smoke size, BENCH_QUICK=1 (`npm run bench:smoke`, CI)
  *   --only sim,projector              just those
- *   --timeout-seconds N               per bench (default 120 quick, 3,600 full)
+ *   --timeout-seconds N               per bench (default 180 quick, 3,600 full)
  *   --out results.json                the results, the machine and the date, for docs/benchmarks.md
  *
  * Exits 1 when a bench crashes, hangs past its timeout or prints no valid last line —
@@ -14,7 +14,7 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type BenchSpec, type Outcome, runBench, summary } from "./lib/runner.ts";
+import { type BenchSpec, killRunning, type Outcome, runBench, summary } from "./lib/runner.ts";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -27,7 +27,17 @@ const BENCHES: BenchSpec[] = [
   { name: "spot", file: here("./node-ops/spot.ts") },
   { name: "install", file: here("./install/main.ts") },
   { name: "projector", file: here("./projector/main.ts") },
-  { name: "sessions", file: here("./sessions/main.ts") },
+  { name: "growth", file: here("./growth/main.ts") },
+  // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
+  { name: "prepare", file: here("./projector/prepare.ts") },
+  { name: "replay-ab", file: here("./projector/replay-ab.ts") },
+  {
+    name: "sessions",
+    file: here("./sessions/main.ts"),
+    // Its own quick size (10,000 sessions, 2 rounds, 5 wakes) takes 1–2 minutes here:
+    // smaller still for the smoke run, through the knobs it reads.
+    smokeEnv: { BENCH_SESSIONS: "2000", BENCH_ROUNDS: "1", BENCH_SECONDS: "1", BENCH_WAKES: "2" },
+  },
 ];
 
 const { values: args } = parseArgs({
@@ -39,7 +49,8 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick;
-const timeoutMs = Number(args["timeout-seconds"] ?? (quick ? 120 : 3_600)) * 1000;
+// Quick runs take seconds on a quiet machine; the margin is for a loaded one (a slow bench is not a hang).
+const timeoutMs = Number(args["timeout-seconds"] ?? (quick ? 180 : 3_600)) * 1000;
 const only = args.only?.split(",").map((s) => s.trim());
 const unknown = only?.filter((n) => !BENCHES.some((b) => b.name === n)) ?? [];
 if (unknown.length > 0) {
@@ -47,6 +58,13 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const chosen = only ? BENCHES.filter((b) => only.includes(b.name)) : BENCHES;
+
+// Each bench runs in its own process group, out of reach of a Ctrl-C: take it down with us.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    killRunning();
+    process.exit(130);
+  });
 
 const startedAt = new Date().toISOString();
 const machine = {
@@ -62,7 +80,11 @@ console.log(
 const outcomes: Outcome[] = [];
 for (const spec of chosen) {
   console.log(`\n── ${spec.name} ${"─".repeat(Math.max(0, 70 - spec.name.length))}`);
-  outcomes.push(await runBench(spec, { quick, timeoutMs }));
+  const outcome = await runBench(spec, { quick, timeoutMs });
+  console.log(
+    `── ${spec.name}: ${outcome.ok ? "ok" : `FAILED (${outcome.reason})`} in ${(outcome.ms / 1000).toFixed(1)} s`,
+  );
+  outcomes.push(outcome);
 }
 console.log(summary(outcomes, quick));
 if (args.out)

@@ -17,7 +17,7 @@
  *
  * Run: node bench/install/main.ts [--scale 100] [--runs 3] [--nodes 3,50]
  *      (BENCH_DUMP=file.json writes the last run's cluster, install and kube events;
- *      BENCH_QUICK=1: one run each of 3 and 10 nodes, a smoke run)
+ *      BENCH_QUICK=1: one run each of 3 and 10 nodes, no warm-up run, a smoke run)
  */
 import { writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -226,8 +226,9 @@ const fmt = (ms: number) => (Number.isFinite(ms) ? Math.round(ms).toLocaleString
 const sim = (ms: number) => (Number.isFinite(ms) ? ((ms * SCALE) / 1000).toFixed(1) : "—");
 
 // One discarded run first: the first cluster in a process pays for loading and compiling
-// the SDKs and the services' modules, which no later cluster does.
-await once(3, 99);
+// the SDKs and the services' modules, which no later cluster does. Not in a smoke run,
+// whose figures only show the bench works.
+if (!QUICK) await once(3, 99);
 const load = loadavg()[0]!.toFixed(1);
 const results: Run[][] = [];
 for (const nodes of SIZES) {

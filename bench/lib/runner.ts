@@ -7,6 +7,7 @@
  * reported, never a failure: timings on a shared 2-core machine are not a test.
  */
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { type BenchResult, parseResultLine } from "./report.ts";
 
 export interface BenchSpec {
@@ -14,6 +15,8 @@ export interface BenchSpec {
   name: string;
   /** The script, run with this Node. */
   file: string;
+  /** More environment for its smoke run only (a bench whose own quick size is too big for CI). */
+  smokeEnv?: Record<string, string>;
 }
 
 export type Outcome =
@@ -34,16 +37,81 @@ export interface RunOptions {
 /** Grace between SIGTERM and SIGKILL when a bench overstays. */
 const KILL_GRACE_MS = 5_000;
 
+/** The benches running now (see `killRunning`). */
+const running = new Set<number>();
+
+/**
+ * Every process below `root` (Linux /proc; none elsewhere). Read before a kill: once the
+ * bench is gone its children belong to init. The process group alone is not enough —
+ * the test kit starts nats-server in a group of its own (so a Ctrl-C does not stop NATS
+ * before the services using it), which a group kill misses.
+ */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid …; comm may hold spaces and parentheses: read after the last ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const out: number[] = [];
+  for (let todo = [root]; todo.length > 0; ) {
+    const next = todo.flatMap((p) => children.get(p) ?? []);
+    out.push(...next);
+    todo = next;
+  }
+  return out;
+}
+
+/** Signals a bench's process group and every process below it; returns the pids signalled. */
+function killTree(pid: number, signal: NodeJS.Signals, known: number[] = []): number[] {
+  const pids = [...new Set([...known, ...descendants(pid)])];
+  for (const target of [-pid, ...pids]) {
+    try {
+      process.kill(target, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+  return pids;
+}
+
+/**
+ * Kills every running bench with all it started. A bench runs in a process group of its
+ * own, which a Ctrl-C on the terminal does not reach: the command calls this on SIGINT
+ * and SIGTERM.
+ */
+export function killRunning(signal: NodeJS.Signals = "SIGKILL"): void {
+  for (const pid of running) killTree(pid, signal);
+}
+
 export function runBench(spec: BenchSpec, options: RunOptions): Promise<Outcome> {
   const echo = options.echo ?? ((line: string) => process.stdout.write(`${line}\n`));
   const t0 = performance.now();
   const child = spawn(process.execPath, [spec.file], {
-    env: { ...process.env, ...(options.quick ? { BENCH_QUICK: "1" } : {}), ...options.env },
+    env: {
+      ...process.env,
+      ...(options.quick ? { BENCH_QUICK: "1", ...spec.smokeEnv } : {}),
+      ...options.env,
+    },
     stdio: ["ignore", "pipe", "inherit"],
     // Its own process group: a bench starts nats-server, Postgres and services as children,
     // and a hung one must take them all with it.
     detached: true,
   });
+  const pid = child.pid;
+  if (pid !== undefined) running.add(pid);
   let last = "";
   let pending = "";
   child.stdout.setEncoding("utf8");
@@ -56,19 +124,15 @@ export function runBench(spec: BenchSpec, options: RunOptions): Promise<Outcome>
       if (line.trim() !== "") last = line.trim();
     }
   });
-  const group = (signal: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, signal);
-    } catch {
-      // Already gone.
-    }
-  };
+  /** What the bench had started when it overstayed: killed again after the grace. */
+  let tree: number[] = [];
   let timedOut = false;
   let killer: NodeJS.Timeout | undefined;
   const timer = setTimeout(() => {
     timedOut = true;
-    group("SIGTERM");
-    killer = setTimeout(() => group("SIGKILL"), KILL_GRACE_MS);
+    if (pid === undefined) return;
+    tree = killTree(pid, "SIGTERM");
+    killer = setTimeout(() => killTree(pid, "SIGKILL", tree), KILL_GRACE_MS);
   }, options.timeoutMs);
   return new Promise((resolve) => {
     child.on("error", (err) => {
@@ -83,8 +147,12 @@ export function runBench(spec: BenchSpec, options: RunOptions): Promise<Outcome>
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       clearTimeout(killer);
-      // Whatever the bench left in its group (a child it did not stop) goes with it.
-      group("SIGKILL");
+      // Whatever the bench left in its group (a child it did not stop) goes with it, and
+      // after a timeout whatever it had started.
+      if (pid !== undefined) {
+        killTree(pid, "SIGKILL", tree);
+        running.delete(pid);
+      }
       if (pending.trim() !== "") {
         echo(pending);
         last = pending.trim();

@@ -49,7 +49,9 @@ const installer = await startInstaller({
   nats: js.nats,
   logger: quiet,
   remote: createSsmRemoteExec(aws),
-  reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 2 * SCALE },
+  // The first looks at each step (its typical duration on AWS: a join 24 s) scaled with the
+  // clock, as the installer's tests do: unscaled, a join was first looked at 480 sim s late.
+  reactor: { pollMs: 20, maxPollMs: 100, executionTimeoutFactor: 2 * SCALE, timeScale: SCALE },
 });
 const bus = new CommandBus({ js: js.nats.js, catalogue });
 const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
@@ -106,6 +108,13 @@ for (let run = 0; run < RUNS; run++) {
       },
     },
   });
+  // Its pods placed and Ready before the notice, as test/spot-interruption.int.spec.ts does:
+  // the drain then has real pods to move.
+  await until("web ready", async () => {
+    const d = await apps.readNamespacedDeployment({ name: "web", namespace: "default" });
+    return d.status?.readyReplicas === 6 ? true : undefined;
+  });
+  say(`${id}: its Deployment Ready; the notice goes out`);
   const s = await state(id);
   if (s.status === "Absent") throw new Error("no cluster");
   const victim = Object.values(s.slots).find((x) => x.placement.capacityType === "spot")?.instanceId ?? "";

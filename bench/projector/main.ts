@@ -23,7 +23,7 @@
  *  (issue 16) live apply ≥ 35% of raw; API GET /clusters/:id p99 under load ≤ 10 ms.
  *
  * Run: npm run bench:projector -w @cairn/bench -- --events 100000
- *      (BENCH_QUICK=1: 20,000 events and 2 s latency runs, a smoke run)
+ *      (BENCH_QUICK=1: 5,000 events and 1 s latency runs, a smoke run)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -49,8 +49,8 @@ import { benchLog } from "./log.ts";
 
 const { values: args } = parseArgs({
   options: {
-    events: { type: "string", default: process.env.BENCH_EVENTS ?? (QUICK ? "20000" : "1000000") },
-    "latency-seconds": { type: "string", default: QUICK ? "2" : "10" },
+    events: { type: "string", default: process.env.BENCH_EVENTS ?? (QUICK ? "5000" : "1000000") },
+    "latency-seconds": { type: "string", default: QUICK ? "1" : "10" },
   },
 });
 const EVENTS = Number(args.events);

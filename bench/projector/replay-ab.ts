@@ -5,17 +5,25 @@
  * with live (`checkOnly` with an empty live schema): the load phase is the figure.
  * Never asserted: it prints.
  *
- * Run: node bench/projector/replay-ab.ts --events 200000 --rounds 2
+ * Its last line: the median load rate of each, and trusted over validating; no goals.
+ *
+ * Run: node bench/projector/replay-ab.ts --events 200000 --rounds 2   (BENCH_QUICK=1: 20,000
+ * events, one round)
  */
 import { parseArgs } from "node:util";
 import { connectNats, ensureStreams } from "@cairn/events";
 import { migrateToLatest, openDatabase, replay } from "@cairn/projector";
 import { createDatabase, findPostgres, startNatsServer } from "@cairn/testkit";
+import { printResult, QUICK } from "../lib/report.ts";
 import { benchLog } from "./log.ts";
 
 const { values: args } = parseArgs({
-  options: { events: { type: "string", default: "200000" }, rounds: { type: "string", default: "2" } },
+  options: {
+    events: { type: "string", default: QUICK ? "20000" : "200000" },
+    rounds: { type: "string", default: QUICK ? "1" : "2" },
+  },
 });
+const loads: Record<"trusted" | "validating", number[]> = { trusted: [], validating: [] };
 const EVENTS = Number(args.events);
 const server = await startNatsServer();
 const nats = await connectNats(server.url, { name: "bench-replay-ab" });
@@ -38,6 +46,7 @@ try {
     for (const trustLog of [false, true]) {
       const r = await replay({ databaseUrl: database.url, nats, trustLog, checkOnly: true });
       const load = Math.round((r.events * 1000) / r.timings.load);
+      loads[trustLog ? "trusted" : "validating"].push(load);
       process.stdout.write(
         `${trustLog ? "trusted   " : "validating"} load ${load} events/s, all in ${r.eventsPerSecond} events/s ${JSON.stringify(r.timings.loadSplit)}\n`,
       );
@@ -50,3 +59,15 @@ try {
   await database.dispose();
   await postgres.stop();
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+printResult({
+  bench: "replay-ab",
+  params: { quick: QUICK, events: EVENTS, rounds: Number(args.rounds) },
+  figures: {
+    trusted_load_per_s: median(loads.trusted),
+    validating_load_per_s: median(loads.validating),
+  },
+  ratios: { trusted_over_validating: median(loads.trusted) / median(loads.validating) },
+  goals: {},
+});
