@@ -360,8 +360,23 @@ export interface CheckRow {
 /**
  * Every cluster ends Ready, Deleted, or Failed with a remediation hint (`GET /clusters/:id`);
  * anything else (a cluster left Provisioning, Scaling, Deleting) is named with its last events.
+ * A cluster still on its way (Recovering from a node a SIGKILL or a spot notice upset, a delete
+ * under way) is given up to `settleMs` to get there: the invariant is where it ends.
  */
-export async function clusterEndProblems(stack: Stack, clusterIds: readonly string[]): Promise<string[]> {
+export async function clusterEndProblems(
+  stack: Stack,
+  clusterIds: readonly string[],
+  settleMs = 120_000,
+): Promise<string[]> {
+  const ended = (r: { status: number; body: Record<string, unknown> }) =>
+    r.status === 200 && ["Ready", "Deleted", "Failed"].includes(String(r.body.state));
+  const deadline = Date.now() + settleMs;
+  for (const id of clusterIds)
+    while (
+      Date.now() < deadline &&
+      !ended(await stack.get(`/clusters/${id}`).catch(() => ({ status: 0, body: {} })))
+    )
+      await new Promise((r) => setTimeout(r, 500));
   const problems: string[] = [];
   for (const id of clusterIds) {
     const r = await stack.get(`/clusters/${id}`);
