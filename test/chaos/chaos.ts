@@ -402,6 +402,9 @@ async function drive(
   const row = (check: string, problems: string[], detail: string) =>
     rows.push({ check, ok: problems.length === 0, detail, problems });
 
+  // First: every cluster where it ends (a self-healing under way gets to finish), so the other
+  // checks read the log as it stays.
+  const endProblems = await clusterEndProblems(stack, clusters);
   const seenBy = new Map(
     await Promise.all(clusters.map(async (id) => [id, await watchers.get(id)!.stop()] as const)),
   );
@@ -443,7 +446,7 @@ async function drive(
   );
   row(
     "every cluster Ready, Deleted, or Failed with a remediation hint",
-    await clusterEndProblems(stack, clusters),
+    endProblems,
     `${clusters.length} clusters`,
   );
   row(

@@ -159,7 +159,8 @@ const STEP_COMMENT = /^cairn (\S+) slot=(\d+) attempt=(\d+) cluster=(\S+)$/;
  * No install step sent twice: every step command SSM has for the cluster's instances is the
  * one an `install.step-sent` recorded, each (instance, slot, step, attempt) is sent once, and a
  * later attempt follows a recorded failure (`install.step-failed`, a timeout included) of the
- * one before. Health probes (`cairn k3s-check cluster=…`) are not steps and are left out.
+ * one before, or is a recovery rung's (`install.remediation-requested` names that attempt: the
+ * node's health check failed again after the last one). Health probes (`cairn k3s-check cluster=…`) are not steps and are left out.
  */
 export function stepSendProblems(
   clusterId: string,
@@ -175,6 +176,22 @@ export function stepSendProblems(
       .filter((e) => e.type === "install.step-failed")
       .map((e) => `${e.data.instanceId}/${e.data.slot}/${e.data.step}/${e.data.attempt}`),
   );
+  // A recovery rung sends its step again as a new attempt because the node's health check
+  // failed again, not the step: `install.remediation-requested` (slot, action, attempt) records it.
+  // (A rung's attempt counts its action on the ladder, a step's its sends on the node: a rejoin is
+  // join attempt 2. So: each rung explains one send of its step on its slot.)
+  const remedied = new Map<string, number>();
+  for (const e of installEvents.filter((e) => e.type === "install.remediation-requested")) {
+    const k = `${e.data.slot}/${e.data.action}`;
+    remedied.set(k, (remedied.get(k) ?? 0) + 1);
+  }
+  const takeRung = (k: string) => {
+    const n = remedied.get(k) ?? 0;
+    if (n > 0) remedied.set(k, n - 1);
+    return n > 0;
+  };
+  const rung = (step: string) =>
+    step === "k3s-restart" ? "restart-k3s" : /-join$/.test(step) ? "rejoin" : "";
   const byAttempt = new Map<string, SentCommand[]>();
   for (const c of sent) {
     const m = STEP_COMMENT.exec(c.comment);
@@ -186,7 +203,17 @@ export function stepSendProblems(
       problems.push(
         `SSM command ${c.commandId} (${c.comment}, ${c.status}) was sent but no install.step-sent records it`,
       );
-    if (Number(attempt) > 1 && !failed.has(`${c.instanceId}/${slot}/${step}/${Number(attempt) - 1}`))
+    // A restart is only ever a rung's: even its first send needs one.
+    if (step === "k3s-restart" && Number(attempt) === 1 && !takeRung(`${slot}/restart-k3s`))
+      problems.push(
+        `k3s-restart on ${c.instanceId} (slot ${slot}) was sent with no install.remediation-requested`,
+      );
+    const rungKey = `${slot}/${rung(step!)}`;
+    if (
+      Number(attempt) > 1 &&
+      !failed.has(`${c.instanceId}/${slot}/${step}/${Number(attempt) - 1}`) &&
+      !takeRung(rungKey)
+    )
       problems.push(
         `${step} on ${c.instanceId} (slot ${slot}) was sent as attempt ${attempt} with no recorded failure of attempt ${Number(attempt) - 1}`,
       );
@@ -360,8 +387,23 @@ export interface CheckRow {
 /**
  * Every cluster ends Ready, Deleted, or Failed with a remediation hint (`GET /clusters/:id`);
  * anything else (a cluster left Provisioning, Scaling, Deleting) is named with its last events.
+ * A cluster still on its way (Recovering from a node a SIGKILL or a spot notice upset, a delete
+ * under way) is given up to `settleMs` to get there: the invariant is where it ends.
  */
-export async function clusterEndProblems(stack: Stack, clusterIds: readonly string[]): Promise<string[]> {
+export async function clusterEndProblems(
+  stack: Stack,
+  clusterIds: readonly string[],
+  settleMs = 120_000,
+): Promise<string[]> {
+  const ended = (r: { status: number; body: Record<string, unknown> }) =>
+    r.status === 200 && ["Ready", "Deleted", "Failed"].includes(String(r.body.state));
+  const deadline = Date.now() + settleMs;
+  for (const id of clusterIds)
+    while (
+      Date.now() < deadline &&
+      !ended(await stack.get(`/clusters/${id}`).catch(() => ({ status: 0, body: {} })))
+    )
+      await new Promise((r) => setTimeout(r, 500));
   const problems: string[] = [];
   for (const id of clusterIds) {
     const r = await stack.get(`/clusters/${id}`);
