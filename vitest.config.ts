@@ -5,8 +5,14 @@ import { defineConfig } from "vitest/config";
 // creates itself); e2e tests run whole services as processes.
 const exclude = ["**/node_modules/**", "**/.tools/**", "**/.cairn/**"];
 
+// Two workers on this 2-core machine (vitest's default is one fewer than the cores: one):
+// int files spend most of their time waiting on NATS, Postgres and the sim, so two of
+// them side by side take about the time of one. CAIRN_TEST_WORKERS overrides.
+const maxWorkers = Number(process.env.CAIRN_TEST_WORKERS ?? 2);
+
 export default defineConfig({
   test: {
+    maxWorkers,
     projects: [
       { test: { name: "unit", include: ["**/*.unit.spec.ts"], exclude, sequence: { groupOrder: 0 } } },
       {
