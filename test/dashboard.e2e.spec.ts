@@ -22,8 +22,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { exampleClusterCreate } from "@cairn/events";
+import { fixturePodOwner } from "@cairn/node-ops/testing";
 import { createToken } from "@cairn/projector";
-import { AppsV1Api, CoreV1Api, KubeConfig, PolicyV1Api } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, PolicyV1Api } from "@kubernetes/client-node";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REGION, type Stack, startStack, until } from "./harness/stack.ts";
@@ -311,35 +312,14 @@ describe("the dashboard, in headless Chromium", () => {
     };
     const node = deps.nodes.find((n) => n.pool === "workers" && n.sessions.length === 0)?.node;
     expect(node, JSON.stringify(deps)).toBeDefined();
-    const owner = await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
-      namespace: "default",
-      body: {
-        metadata: { name: "web" },
-        spec: {
-          replicas: 0,
-          selector: { matchLabels: { app: "web" } },
-          template: {
-            metadata: { labels: { app: "web" } },
-            spec: { containers: [{ name: "c", image: "nginx:1.27" }] },
-          },
-        },
-      },
-    });
+    const ownerRef = await fixturePodOwner(kc, { name: "web", labels: { app: "web" } });
     await core.createNamespacedPod({
       namespace: "default",
       body: {
         metadata: {
           name: "web-1",
           labels: { app: "web" },
-          ownerReferences: [
-            {
-              apiVersion: "apps/v1",
-              kind: "Deployment",
-              name: "web",
-              uid: owner.metadata!.uid!,
-              controller: true,
-            },
-          ],
+          ownerReferences: [ownerRef],
         },
         spec: { nodeName: node, containers: [{ name: "app", image: "nginx:1.27" }] },
       },

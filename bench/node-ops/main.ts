@@ -20,8 +20,9 @@
 import { CommandBus, catalogue, EventStore, Headers, type Nats } from "@cairn/events";
 import { recordClusterRequested, startJetStream } from "@cairn/events/testing";
 import { kubeconfigParameter, startNodeOps } from "@cairn/node-ops";
+import { fixturePodOwner } from "@cairn/node-ops/testing";
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
-import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { bounded, printFigures, printResult, QUICK, rate, timed } from "../lib/report.ts";
 
 const PODS = Number(process.env.BENCH_PODS ?? (QUICK ? 20 : 100));
@@ -89,27 +90,7 @@ const core = kc.makeApiClient(CoreV1Api);
 // The pods' controller: a drain refuses pods no controller manages (they would not come
 // back), and the sim's garbage collector removes pods whose owner does not exist. A
 // Deployment of no replicas whose selector matches none of them, as node-ops' tests do.
-const fixtures = await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
-  namespace: "default",
-  body: {
-    metadata: { name: "fixtures" },
-    spec: {
-      replicas: 0,
-      selector: { matchLabels: { fixture: "owner" } },
-      template: {
-        metadata: { labels: { fixture: "owner" } },
-        spec: { containers: [{ name: "c", image: "nginx:1.27" }] },
-      },
-    },
-  },
-});
-const owner = {
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  name: "fixtures",
-  uid: fixtures.metadata!.uid!,
-  controller: true,
-};
+const owner = await fixturePodOwner(kc);
 const podName = (node: string, i: number) => `${node}-p${i}`;
 const fill = (node: string) =>
   bounded(PODS, IN_FLIGHT, (i) =>

@@ -12,6 +12,7 @@ import { AppsV1Api, CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions } fr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { CORDON_REASON, CORDONED_BY } from "../ports.ts";
+import { fixturePodOwner } from "../testing/pod-owner.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 
 const CLUSTER = "nodes-1";
@@ -26,30 +27,7 @@ let policy: PolicyV1Api;
 /** The controller the fixture pods name: it exists, so the garbage collector leaves them be. */
 let owner: { apiVersion: string; kind: string; name: string; uid: string; controller: boolean };
 
-/** A Deployment with no replicas of its own, as the owner fixture pods point at (see createPod). */
-async function fixtureOwner(kc: import("@kubernetes/client-node").KubeConfig) {
-  const d = await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
-    namespace: "default",
-    body: {
-      metadata: { name: "fixtures" },
-      spec: {
-        replicas: 0,
-        selector: { matchLabels: { fixture: "owner" } },
-        template: {
-          metadata: { labels: { fixture: "owner" } },
-          spec: { containers: [{ name: "c", image: "nginx:1.27" }] },
-        },
-      },
-    },
-  });
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    name: "fixtures",
-    uid: d.metadata!.uid!,
-    controller: true,
-  };
-}
+const fixtureOwner = (kc: import("@kubernetes/client-node").KubeConfig) => fixturePodOwner(kc);
 
 beforeAll(async () => {
   js = await startJetStream();
