@@ -9,7 +9,8 @@
  *     parsed with `parseCommitTrusted` (the log was validated when it was written);
  *     each batch is one transaction with the rebuild's checkpoint, COPY for the event
  *     index, and `synchronous_commit = off` (a commit lost in a crash loses its
- *     checkpoint with it, and the next run re-applies it). Repeat until near the head.
+ *     checkpoint with it, and the next run re-applies it). Repeat until near the head
+ *     (at most 8 passes: under a head that moves faster, the swap applies the rest).
  *  3. Swap, in ONE transaction: take the apply lock (the live projection takes it per
  *     batch, so it pauses), apply the rebuild up to the live checkpoint, compare the two
  *     (row counts and content hashes), apply the rest up to the stream's head, rename
@@ -40,6 +41,9 @@ import { type Comparison, compareAtLiveCheckpoint, digestSchema } from "./compar
 import { deferIndexes, restoreIndexes } from "./deferred-indexes.ts";
 import { readLog, streamHead } from "./read-log.ts";
 import { loadRebuildState, type PreparedBatch, prepareBatch, writeBatch } from "./rebuild-batch.ts";
+
+/** Load passes towards a moving head before going on (the swap applies what is left). */
+const MAX_LOAD_PASSES = 8;
 
 /** Session advisory lock held for a whole replay: two replays never build at once. */
 export const REPLAY_LOCK_KEY = 7_361_043_502;
@@ -181,11 +185,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     //    parsed and folded while batch N is written.
     if (resumedFrom === 0) await deferIndexes(db, rebuild);
     await sql`set maintenance_work_mem = '256MB'`.execute(db);
+    // A bounded number of passes: under writes faster than the rebuild's batches the head
+    // would move on for ever (a livelock). What a last pass leaves is applied at the swap,
+    // under the apply lock: correct, only a longer pause of the live apply.
     const load = async () => {
       for (
-        let head = await streamHead(opts.nats);
-        head - checkpoint > batchSize;
-        head = await streamHead(opts.nats)
+        let head = await streamHead(opts.nats), passes = 0;
+        head - checkpoint > batchSize && passes < MAX_LOAD_PASSES;
+        head = await streamHead(opts.nats), passes++
       ) {
         replayHead.set(head);
         let writing: Promise<void> = Promise.resolve();
