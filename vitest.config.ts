@@ -38,6 +38,22 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      // The short, seed-fixed chaos run (`npm run test:chaos`, docs/chaos.md): out of
+      // `npm test` while the stuck install its CI run found is open (docs/chaos.md, "Open").
+      ...(process.env.CAIRN_CHAOS === "1"
+        ? [
+            {
+              test: {
+                name: "chaos",
+                include: ["**/*.chaos.spec.ts"],
+                exclude,
+                testTimeout: 420_000,
+                hookTimeout: 120_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });
