@@ -43,7 +43,7 @@ const BENCHES: BenchSpec[] = [
     file: here("./load/main.ts"),
     // Two stacks booted and filled (5 and 10 clusters) take minutes at the quick size: the
     // smoke run keeps it to two tiny sizes and a few seconds of traffic, so it never rots.
-    smokeEnv: { BENCH_CLUSTERS: "1,2", BENCH_SESSIONS: "5", BENCH_SECONDS: "2" },
+    smokeEnv: { BENCH_CLUSTERS: "1,2", BENCH_SESSIONS: "5", BENCH_SECONDS: "1", BENCH_IDLE_SECONDS: "1" },
   },
 ];
 
