@@ -33,7 +33,8 @@
  *
  * Run: npm run bench:load -w @cairn/bench   (sizes BENCH_CLUSTERS, default "100,1000";
  * BENCH_QUICK=1: "5,10"; BENCH_SECONDS of traffic, default 60, quick 15; BENCH_SESSIONS per
- * cluster, default 20; BENCH_CONCURRENCY, default 8)
+ * cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the quiet window, default
+ * 15, quick 5; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services, default none)
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -54,6 +55,8 @@ if (SIZES.length === 0) throw new Error("BENCH_CLUSTERS: one or more cluster cou
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 15 : 60));
 const SESSIONS_PER_CLUSTER = Number(process.env.BENCH_SESSIONS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+/** Node flags for every service process (e.g. `--max-old-space-size=64`): what would bound the RSS. */
+const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? "";
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 5 : 15));
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
 const TIME_SCALE = 1000;
@@ -165,13 +168,16 @@ async function countIn(stack: Stack, path: string, state: string): Promise<numbe
   return n;
 }
 
+/** The last refusal's answer, for the failure message. */
+let lastRefusal = "";
 async function call(stack: Stack, method: string, path: string, body?: unknown): Promise<number> {
   const res = await fetch(`${stack.api()}${path}`, {
     method,
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body ?? {}),
   });
-  await res.arrayBuffer();
+  const text = await res.text();
+  if (res.status >= 300) lastRefusal = `${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`;
   return res.status;
 }
 
@@ -187,7 +193,11 @@ async function checkpoint(metricsUrl: string): Promise<number | undefined> {
 
 async function runSize(clusters: number): Promise<SizeResult> {
   console.log(`\n— ${clusters} clusters × ${SESSIONS_PER_CLUSTER} sessions: starting the stack`);
-  const stack = await startStack({ timeScale: TIME_SCALE, logLevel: "warn" });
+  const stack = await startStack({
+    timeScale: TIME_SCALE,
+    logLevel: "warn",
+    ...(SERVICE_NODE_OPTIONS ? { env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS } } : {}),
+  });
   current = stack;
   try {
     const rss: Record<string, { peak: number; end: number }> = {};
@@ -217,11 +227,12 @@ async function runSize(clusters: number): Promise<SizeResult> {
         const s = sessions[i]!;
         const status = await call(stack, "POST", "/sessions", {
           sessionId: s.id,
-          user: `user-${i % 50}`,
+          // Four sessions a user: the default quota admits them all, at any size.
+          user: `user-${Math.floor(i / 4)}`,
           clusterId: s.cluster,
           template: { image: "ghcr.io/acme/ide:1", cpu: "100m", memory: "256Mi", storage: "1Gi" },
         });
-        if (status >= 300) throw new Error(`POST /sessions ${s.id} answered ${status}`);
+        if (status >= 300) throw new Error(lastRefusal);
       });
       await waitUntil(`${sessions.length} sessions Running`, 120_000 + sessions.length * 200, async () => {
         const running = await countIn(stack, "/sessions", "Running");
@@ -308,6 +319,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
         }
       };
       await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      if (refused > 0) console.log(`  ${refused} commands refused; the last: ${lastRefusal}`);
       const elapsed = (performance.now() - started) / 1000;
       const cpu1 = cpuNow();
       const lastSeq = (await stack.nats.jsm.streams.info("EVT")).state.last_seq;
@@ -462,6 +474,7 @@ printResult({
     seconds: SECONDS,
     concurrency: CONCURRENCY,
     idle_seconds: IDLE_SECONDS,
+    service_node_options: SERVICE_NODE_OPTIONS,
     time_scale: TIME_SCALE,
   },
   figures,
