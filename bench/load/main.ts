@@ -325,6 +325,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
       const lastSeq = (await stack.nats.jsm.streams.info("EVT")).state.last_seq;
       // Let the projector catch up to the phase's last commit (its lag, not a cut-off, counts).
       await waitUntil("the projector at the head", 60_000, async () => covered >= lastSeq);
+      await waitUntil("our reading of the log at the head", 60_000, async () => commits.has(lastSeq));
       await sleep(200);
       polling = false;
       await poller;
@@ -455,6 +456,9 @@ for (const r of results) {
   figures[`${p}heartbeats_per_s`] = r.heartbeatsPerSecond;
   figures[`${p}lag_p50_ms`] = r.lag.p50;
   figures[`${p}lag_p99_ms`] = r.lag.p99;
+  figures[`${p}lag_commits`] = r.lag.count;
+  // Commits of the phase with no lag (a sequence the stream skipped): 0 in a sound run.
+  figures[`${p}lag_unseen`] = r.lag.unseen;
   figures[`${p}cpu_ms_per_s`] = r.cpuMsPerSecond;
   figures[`${p}cpu_ms_per_request`] = cpuPerRequest(r);
   figures[`${p}idle_cpu_ms_per_s_per_cluster`] = idlePerCluster(r);
