@@ -38,6 +38,13 @@ const BENCHES: BenchSpec[] = [
     // smaller still for the smoke run, through the knobs it reads.
     smokeEnv: { BENCH_SESSIONS: "2000", BENCH_ROUNDS: "1", BENCH_SECONDS: "1", BENCH_WAKES: "2" },
   },
+  {
+    name: "load",
+    file: here("./load/main.ts"),
+    // Two stacks booted and filled (5 and 10 clusters) take minutes at the quick size: the
+    // smoke run keeps it to two tiny sizes and a few seconds of traffic, so it never rots.
+    smokeEnv: { BENCH_CLUSTERS: "1,2", BENCH_SESSIONS: "5", BENCH_SECONDS: "1", BENCH_IDLE_SECONDS: "1" },
+  },
 ];
 
 const { values: args } = parseArgs({

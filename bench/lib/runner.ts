@@ -46,7 +46,7 @@ const running = new Set<number>();
  * the test kit starts nats-server in a group of its own (so a Ctrl-C does not stop NATS
  * before the services using it), which a group kill misses.
  */
-function descendants(root: number): number[] {
+export function descendants(root: number): number[] {
   const children = new Map<number, number[]>();
   let entries: string[];
   try {

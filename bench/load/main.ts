@@ -1,0 +1,488 @@
+/**
+ * bench/load: the whole control plane under steady traffic, at a small and a large number
+ * of clusters (issue 15, Load):
+ *  - a fresh stack per size (test/harness/stack.ts, as the end-to-end suites run it): one
+ *    disposable nats-server, a Postgres database, the sim as its own process at a high time
+ *    scale (its latencies nearly zero), and the five services as child processes from
+ *    their main.ts with the environment `cairn up` gives them;
+ *  - N clusters (one server, a spot pool of 2 workers) through POST /commands, all Ready;
+ *    then 20 sessions on each through POST /sessions, all Running;
+ *  - then BENCH_SECONDS of steady traffic from BENCH_CONCURRENCY closed-loop workers over
+ *    the API: heartbeats (`POST /sessions/:id/heartbeat`, which never touch the log), and
+ *    commands — hibernate and wake of sessions (each session alternates), and scales of a
+ *    pool (2 ↔ 3 workers).
+ * Measured at each size:
+ *  - throughput: commands accepted (202) per second, and the commits the log took meanwhile;
+ *  - projector lag: for every commit of the steady phase, its server timestamp to the first
+ *    moment the projector's checkpoint (/metrics `cairn_projector_checkpoint`, polled every
+ *    POLL_MS) covers its sequence — command commit → read model; p50/p99/max;
+ *  - RSS of every service process from /proc/<pid>/status (VmRSS): peak over the run and at
+ *    its end; beside it the raw floor, a bare `node -e` process's RSS measured in the run;
+ *  - CPU of the five services (/proc/<pid>/stat utime+stime): over a quiet window before
+ *    the traffic (BENCH_IDLE_SECONDS: the standing cost of N clusters, per cluster), and over
+ *    the steady phase (per request: the closed loop takes whatever CPU the machine has at any
+ *    size, so its CPU per cluster would fall with N by construction).
+ * Growth, ratios large/small: idle CPU per cluster, CPU per request, and the services' RSS
+ * above the bare floor per cluster; "linear or better" is each ≤ 1.2 (the 20 % for the noise
+ * of a shared machine).
+ * Goals: projector lag p99 ≤ 1 s; every service ≤ 100 MB RSS at the largest size; cost
+ * linear or better.
+ *
+ * Every process it starts is stopped on the way out: on success, on failure, and on
+ * SIGINT/SIGTERM (Ctrl-C); a last synchronous sweep SIGKILLs anything below this process.
+ *
+ * Run: npm run bench:load -w @cairn/bench   (sizes BENCH_CLUSTERS, default "100,1000";
+ * BENCH_QUICK=1: "5,10"; BENCH_SECONDS of traffic, default 60, quick 15; BENCH_SESSIONS per
+ * cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the quiet window, default
+ * 15, quick 5; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services, default none)
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { createCommand } from "../../test/harness/lifecycle.ts";
+import { type Stack, startStack } from "../../test/harness/stack.ts";
+import { bounded, type Figure, printFigures, printResult } from "../lib/report.ts";
+import { descendants } from "../lib/runner.ts";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const SIZES = (process.env.BENCH_CLUSTERS ?? (QUICK ? "5,10" : "100,1000"))
+  .split(",")
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isInteger(n) && n > 0);
+if (SIZES.length === 0) throw new Error("BENCH_CLUSTERS: one or more cluster counts, comma-separated");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 15 : 60));
+const SESSIONS_PER_CLUSTER = Number(process.env.BENCH_SESSIONS ?? 20);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+/** Node flags for every service process (e.g. `--max-old-space-size=64`): what would bound the RSS. */
+const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? "";
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 5 : 15));
+/** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
+const TIME_SCALE = 1000;
+const POLL_MS = 20;
+const LAG_GOAL_MS = 1000;
+const RSS_GOAL_MB = 100;
+const LINEAR_SLACK = 1.2;
+const MB = 1024 * 1024;
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+// ── cleanup: every process this bench started goes with it ────────────────────────────
+
+let current: Stack | undefined;
+/** Synchronous: SIGKILL to everything below this process (the stack's children are in groups of their own). */
+function killEverythingBelow(): void {
+  for (const pid of descendants(process.pid).reverse()) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+process.on("exit", killEverythingBelow);
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    console.error(`bench/load: ${signal}: stopping the stack`);
+    // The stack's own stop drops its database too; bounded, then whatever is left is killed.
+    void Promise.race([current?.stop(), sleep(10_000)]).finally(() => process.exit(130));
+  });
+
+// ── /proc ────────────────────────────────────────────────────────────────────────────
+
+function rssBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+/** utime + stime of a process, in ms. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** The floor of any service's RSS here: a bare Node process that has started and idles. */
+function bareNodeRss(): number {
+  const out = execFileSync(
+    process.execPath,
+    [
+      "-e",
+      "setTimeout(() => console.log(require('fs').readFileSync('/proc/self/status','utf8').match(/VmRSS:\\s+(\\d+)/)[1]), 300)",
+    ],
+    { encoding: "utf8" },
+  );
+  return Number(out.trim()) * 1024;
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+// ── one size ─────────────────────────────────────────────────────────────────────────
+
+interface SizeResult {
+  clusters: number;
+  sessions: number;
+  setupSeconds: number;
+  commandsPerSecond: number;
+  heartbeatsPerSecond: number;
+  refusedPerSecond: number;
+  commitsPerSecond: number;
+  lag: { p50: number; p99: number; max: number; count: number; unseen: number };
+  rss: Record<string, { peak: number; end: number }>;
+  /** The services' CPU over the steady phase, ms per wall second. */
+  cpuMsPerSecond: number;
+  /** Over the quiet window before the traffic: the standing cost of N clusters and their sessions. */
+  idleCpuMsPerSecond: number;
+  /** Requests of the steady phase (commands and heartbeats), for the CPU per request. */
+  requests: number;
+  elapsed: number;
+}
+
+async function waitUntil(what: string, ms: number, f: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > deadline) throw new Error(`bench/load: timed out waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+/** Counts the rows of a list endpoint in `state` (pages of 500). */
+async function countIn(stack: Stack, path: string, state: string): Promise<number> {
+  let n = 0;
+  let cursor: string | undefined;
+  do {
+    const q = new URLSearchParams({ state, limit: "500", ...(cursor ? { cursor } : {}) });
+    const r = await stack.get(`${path}?${q}`);
+    if (r.status !== 200) throw new Error(`GET ${path} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    n += (r.body.items as unknown[]).length;
+    cursor = r.body.nextCursor as string | undefined;
+  } while (cursor);
+  return n;
+}
+
+/** The last refusal's answer, for the failure message. */
+let lastRefusal = "";
+async function call(stack: Stack, method: string, path: string, body?: unknown): Promise<number> {
+  const res = await fetch(`${stack.api()}${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body ?? {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) lastRefusal = `${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`;
+  return res.status;
+}
+
+async function checkpoint(metricsUrl: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const m = /^cairn_projector_checkpoint(?:\{[^}]*\})? (\d+)/m.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function runSize(clusters: number): Promise<SizeResult> {
+  console.log(`\n— ${clusters} clusters × ${SESSIONS_PER_CLUSTER} sessions: starting the stack`);
+  const stack = await startStack({
+    timeScale: TIME_SCALE,
+    logLevel: "warn",
+    ...(SERVICE_NODE_OPTIONS ? { env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS } } : {}),
+  });
+  current = stack;
+  try {
+    const rss: Record<string, { peak: number; end: number }> = {};
+    const sampleRss = () => {
+      for (const p of stack.processes) {
+        const r = p.pid !== undefined ? rssBytes(p.pid) : undefined;
+        if (r === undefined) continue;
+        const s = rss[p.service] ?? { peak: 0, end: 0 };
+        s.peak = Math.max(s.peak, r);
+        s.end = r;
+        rss[p.service] = s;
+      }
+    };
+    const rssTimer = setInterval(sampleRss, 500);
+    try {
+      const t0 = performance.now();
+      const ids = Array.from({ length: clusters }, (_, i) => `load-${i}`);
+      await bounded(ids.length, 16, (i) => stack.post(createCommand(ids[i]!, 2)));
+      await waitUntil(`${clusters} clusters Ready`, 120_000 + clusters * 2_000, async () => {
+        const ready = await countIn(stack, "/clusters", "Ready");
+        return ready >= clusters;
+      });
+      const sessions = ids.flatMap((c) =>
+        Array.from({ length: SESSIONS_PER_CLUSTER }, (_, j) => ({ id: `s-${c}-${j}`, cluster: c })),
+      );
+      await bounded(sessions.length, 16, async (i) => {
+        const s = sessions[i]!;
+        const status = await call(stack, "POST", "/sessions", {
+          sessionId: s.id,
+          // Four sessions a user: the default quota admits them all, at any size.
+          user: `user-${Math.floor(i / 4)}`,
+          clusterId: s.cluster,
+          template: { image: "ghcr.io/acme/ide:1", cpu: "100m", memory: "256Mi", storage: "1Gi" },
+        });
+        if (status >= 300) throw new Error(lastRefusal);
+      });
+      await waitUntil(`${sessions.length} sessions Running`, 120_000 + sessions.length * 200, async () => {
+        const running = await countIn(stack, "/sessions", "Running");
+        return running >= sessions.length;
+      });
+      const setupSeconds = (performance.now() - t0) / 1000;
+      console.log(
+        `  ${clusters} clusters Ready, ${sessions.length} sessions Running in ${setupSeconds.toFixed(1)} s`,
+      );
+
+      const pids = stack.processes.map((p) => p.pid).filter((p) => p !== undefined);
+      const cpuNow = () => pids.reduce((a, p) => a + cpuMs(p), 0);
+      // A quiet window: what N clusters and their sessions cost with nobody calling (health
+      // checks, sweeps, reconciles), once the setup's tail has settled.
+      await sleep(Math.min(2_000, IDLE_SECONDS * 500));
+      const idle0 = cpuNow();
+      const idleT0 = performance.now();
+      await sleep(IDLE_SECONDS * 1000);
+      const idleCpuMsPerSecond = ((cpuNow() - idle0) * 1000) / (performance.now() - idleT0);
+
+      // Steady traffic. The commits of the phase, with the server's timestamps.
+      const projector = stack.proc("projector");
+      const metricsUrl = `${projector.health}/metrics`;
+      const info = await stack.nats.jsm.streams.info("EVT");
+      const firstSeq = info.state.last_seq + 1;
+      const commits = new Map<number, number>(); // seq → commit time (ms)
+      const consumer = await stack.nats.js.consumers.get("EVT", {
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: firstSeq,
+      });
+      const messages = await consumer.consume();
+      void (async () => {
+        for await (const m of messages) commits.set(m.seq, Math.floor(m.info.timestampNanos / 1e6));
+      })();
+      // seq → first moment the projector's checkpoint covered it.
+      const projectedAt = new Map<number, number>();
+      let covered = firstSeq - 1;
+      let polling = true;
+      const poller = (async () => {
+        while (polling) {
+          const c = await checkpoint(metricsUrl);
+          const now = Date.now();
+          if (c !== undefined) for (; covered < c; ) projectedAt.set(++covered, now);
+          await sleep(POLL_MS);
+        }
+      })();
+
+      const cpu0 = cpuNow();
+      let accepted = 0;
+      let refused = 0;
+      let heartbeats = 0;
+      const hibernated = new Set<string>();
+      let next = 0;
+      const scaledTo = new Map<string, number>();
+      const started = performance.now();
+      const until = started + SECONDS * 1000;
+      const worker = async () => {
+        while (performance.now() < until) {
+          const k = next++;
+          const s = sessions[(k * 7919) % sessions.length]!;
+          const roll = k % 10;
+          if (roll < 6) {
+            if (hibernated.has(s.id)) continue;
+            const st = await call(stack, "POST", `/sessions/${s.id}/heartbeat`, { connections: 1 });
+            if (st < 300) heartbeats++;
+            continue;
+          }
+          let st: number;
+          if (roll < 9) {
+            const wake = hibernated.has(s.id);
+            st = await call(stack, "POST", `/sessions/${s.id}/${wake ? "wake" : "hibernate"}`);
+            if (st < 300) wake ? hibernated.delete(s.id) : hibernated.add(s.id);
+          } else {
+            const count = scaledTo.get(s.cluster) === 3 ? 2 : 3;
+            st = await call(stack, "POST", "/commands", {
+              type: "cluster.scale",
+              data: { clusterId: s.cluster, pool: "workers", count },
+              meta: { actor: "bench" },
+            });
+            if (st < 300) scaledTo.set(s.cluster, count);
+          }
+          if (st < 300) accepted++;
+          else refused++;
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      if (refused > 0) console.log(`  ${refused} commands refused; the last: ${lastRefusal}`);
+      const elapsed = (performance.now() - started) / 1000;
+      const cpu1 = cpuNow();
+      const lastSeq = (await stack.nats.jsm.streams.info("EVT")).state.last_seq;
+      // Let the projector catch up to the phase's last commit (its lag, not a cut-off, counts).
+      await waitUntil("the projector at the head", 60_000, async () => covered >= lastSeq);
+      await waitUntil("our reading of the log at the head", 60_000, async () => commits.has(lastSeq));
+      await sleep(200);
+      polling = false;
+      await poller;
+      await messages.close();
+      sampleRss();
+
+      const lags: number[] = [];
+      let unseen = 0;
+      for (let seq = firstSeq; seq <= lastSeq; seq++) {
+        const at = commits.get(seq);
+        const seen = projectedAt.get(seq);
+        if (at === undefined || seen === undefined) {
+          unseen++;
+          continue;
+        }
+        lags.push(Math.max(0, seen - at));
+      }
+      lags.sort((a, b) => a - b);
+      return {
+        clusters,
+        sessions: sessions.length,
+        setupSeconds,
+        commandsPerSecond: accepted / elapsed,
+        heartbeatsPerSecond: heartbeats / elapsed,
+        refusedPerSecond: refused / elapsed,
+        commitsPerSecond: (lastSeq - firstSeq + 1) / elapsed,
+        lag: {
+          p50: quantile(lags, 0.5),
+          p99: quantile(lags, 0.99),
+          max: lags.at(-1) ?? 0,
+          count: lags.length,
+          unseen,
+        },
+        rss,
+        cpuMsPerSecond: (cpu1 - cpu0) / elapsed,
+        idleCpuMsPerSecond,
+        requests: accepted + refused + heartbeats,
+        elapsed,
+      };
+    } finally {
+      clearInterval(rssTimer);
+    }
+  } catch (err) {
+    console.error(`bench/load: failed at ${clusters} clusters\n${stack.tails(10)}`);
+    throw err;
+  } finally {
+    const crashes = stack.crashes();
+    if (crashes.length > 0) console.error(`bench/load: crashes at ${clusters}: ${JSON.stringify(crashes)}`);
+    await stack.stop();
+    current = undefined;
+  }
+}
+
+// ── run ──────────────────────────────────────────────────────────────────────────────
+
+console.log(
+  `bench/load: sizes ${SIZES.join(", ")} clusters, ${SESSIONS_PER_CLUSTER} sessions each, ${SECONDS} s of traffic, ${CONCURRENCY} workers, time scale ${TIME_SCALE}, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
+const bare = bareNodeRss();
+const results: SizeResult[] = [];
+for (const n of SIZES) results.push(await runSize(n));
+
+const mb = (b: number) => b / MB;
+/** What the services spend on one request of the steady phase (a command or a heartbeat). */
+const cpuPerRequest = (r: SizeResult) => (r.cpuMsPerSecond * r.elapsed) / Math.max(1, r.requests);
+for (const r of results) {
+  const figures: Figure[] = [
+    { name: "setup (clusters Ready, sessions Running)", value: r.setupSeconds, unit: "s" },
+    { name: "commands accepted", value: r.commandsPerSecond, unit: "cmd/s" },
+    { name: "commands refused (409: a state in motion)", value: r.refusedPerSecond, unit: "cmd/s" },
+    { name: "heartbeats", value: r.heartbeatsPerSecond, unit: "req/s" },
+    { name: "commits to the log", value: r.commitsPerSecond, unit: "commits/s" },
+    { name: `projector lag p50 (${r.lag.count} commits)`, value: r.lag.p50, unit: "ms" },
+    { name: "projector lag p99", value: r.lag.p99, unit: "ms" },
+    { name: "projector lag max", value: r.lag.max, unit: "ms" },
+    { name: "services' CPU under traffic (2 cores = 2,000)", value: r.cpuMsPerSecond, unit: "ms/s" },
+    { name: "services' CPU per request", value: cpuPerRequest(r), unit: "ms" },
+    { name: "services' CPU idle, per cluster", value: r.idleCpuMsPerSecond / r.clusters, unit: "ms/s" },
+    ...Object.entries(r.rss).flatMap(([service, s]) => [
+      { name: `${service} RSS peak`, value: mb(s.peak), unit: "MB", raw: mb(bare) },
+      { name: `${service} RSS at the end`, value: mb(s.end), unit: "MB" },
+    ]),
+  ];
+  printFigures(`${r.clusters} clusters, ${r.sessions} sessions (raw: a bare node process's RSS)`, figures);
+}
+
+const small = results[0]!;
+const large = results.at(-1)!;
+const above = (r: SizeResult) => Object.values(r.rss).reduce((a, s) => a + Math.max(0, s.peak - bare), 0);
+const idlePerCluster = (r: SizeResult) => r.idleCpuMsPerSecond / r.clusters;
+const rssPerCluster = (r: SizeResult) => above(r) / r.clusters;
+// The traffic is a closed loop that takes whatever CPU the machine has, at any size: its CPU
+// per cluster would fall with N by construction. The cost that grows with N is the standing
+// one (idle, per cluster) and the work per request; RSS per cluster is above the bare floor.
+const ratios = {
+  idle_cpu_per_cluster_large_small: idlePerCluster(large) / Math.max(1e-9, idlePerCluster(small)),
+  cpu_per_request_large_small: cpuPerRequest(large) / cpuPerRequest(small),
+  rss_per_cluster_large_small: rssPerCluster(large) / Math.max(1, rssPerCluster(small)),
+  lag_p99_large_small: large.lag.p99 / Math.max(1, small.lag.p99),
+  throughput_large_small: large.commandsPerSecond / small.commandsPerSecond,
+};
+console.log(
+  `\ngrowth ${small.clusters} → ${large.clusters} clusters (large / small; linear or better is ≤ 1, goal ≤ ${LINEAR_SLACK}):`,
+);
+for (const [k, v] of Object.entries(ratios)) console.log(`  ${k.padEnd(46)} ${v.toFixed(2)}`);
+
+const maxRssLarge = Math.max(...Object.values(large.rss).map((s) => s.peak));
+const goals = {
+  projector_lag_p99_le_1s: Math.max(...results.map((r) => r.lag.p99)) <= LAG_GOAL_MS,
+  every_service_rss_le_100mb: maxRssLarge <= RSS_GOAL_MB * MB,
+  cost_linear_or_better:
+    results.length > 1 &&
+    ratios.idle_cpu_per_cluster_large_small <= LINEAR_SLACK &&
+    ratios.cpu_per_request_large_small <= LINEAR_SLACK &&
+    ratios.rss_per_cluster_large_small <= LINEAR_SLACK,
+};
+console.log(
+  `\ngoals: lag p99 ≤ ${LAG_GOAL_MS} ms ${goals.projector_lag_p99_le_1s ? "met" : "NOT met"}; every service ≤ ${RSS_GOAL_MB} MB at ${large.clusters} clusters ${goals.every_service_rss_le_100mb ? "met" : `NOT met (max ${mb(maxRssLarge).toFixed(0)} MB, bare node ${mb(bare).toFixed(0)} MB)`}; cost linear or better ${goals.cost_linear_or_better ? "met" : "NOT met"}`,
+);
+
+const figures: Record<string, number> = { bare_node_rss_mb: mb(bare) };
+for (const r of results) {
+  const p = `c${r.clusters}_`;
+  figures[`${p}commands_per_s`] = r.commandsPerSecond;
+  figures[`${p}commits_per_s`] = r.commitsPerSecond;
+  figures[`${p}heartbeats_per_s`] = r.heartbeatsPerSecond;
+  figures[`${p}lag_p50_ms`] = r.lag.p50;
+  figures[`${p}lag_p99_ms`] = r.lag.p99;
+  figures[`${p}lag_commits`] = r.lag.count;
+  // Commits of the phase with no lag (a sequence the stream skipped): 0 in a sound run.
+  figures[`${p}lag_unseen`] = r.lag.unseen;
+  figures[`${p}cpu_ms_per_s`] = r.cpuMsPerSecond;
+  figures[`${p}cpu_ms_per_request`] = cpuPerRequest(r);
+  figures[`${p}idle_cpu_ms_per_s_per_cluster`] = idlePerCluster(r);
+  figures[`${p}setup_s`] = r.setupSeconds;
+  for (const [service, s] of Object.entries(r.rss)) {
+    const k = service.replaceAll("-", "_");
+    figures[`${p}${k}_rss_peak_mb`] = mb(s.peak);
+    figures[`${p}${k}_rss_end_mb`] = mb(s.end);
+  }
+}
+printResult({
+  bench: "load",
+  params: {
+    quick: QUICK,
+    clusters: SIZES.map(String),
+    sessions_per_cluster: SESSIONS_PER_CLUSTER,
+    seconds: SECONDS,
+    concurrency: CONCURRENCY,
+    idle_seconds: IDLE_SECONDS,
+    service_node_options: SERVICE_NODE_OPTIONS,
+    time_scale: TIME_SCALE,
+  },
+  figures,
+  ratios,
+  goals,
+});
+process.exit(0);
