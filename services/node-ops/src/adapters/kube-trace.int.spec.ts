@@ -5,28 +5,33 @@
  * spanned from the request to the answer's head. Against the sim's API server, through the
  * real client-node.
  */
+
+import { readFileSync } from "node:fs";
 import { catalogue, EventStore, inWork, SpanAttributes } from "@cairn/events";
 import { startJetStream, type TestJetStream, useTestTracing } from "@cairn/events/testing";
 import { Resilience } from "@cairn/service";
 import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
+import { type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { NodeWatchEnd } from "../ports.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 import { createKube } from "./kube.ts";
+import { pooledAuthentication } from "./kube-trace.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
 let sim: Sim;
 let kube: ReturnType<typeof createKube>;
+let kc: KubeConfig;
 const CLUSTER = "traced-1";
 
 beforeAll(async () => {
   js = await startJetStream();
   sim = await startSim({ seed: 7, timeScale: 100, latencies: ZERO_LATENCIES });
   const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
-  await simCluster(sim, store, CLUSTER, ["node-a", "node-b"]);
+  ({ kc } = await simCluster(sim, store, CLUSTER, ["node-a", "node-b"]));
   kube = createKube({
     nats: js.nats,
     endpoint: sim.url,
@@ -119,5 +124,36 @@ describe("Kubernetes client spans", () => {
     // The span is over while the watch still runs.
     expect(ends).toEqual([]);
     watch.stop();
+  });
+});
+
+describe("one connection pool per kubeconfig", () => {
+  /** Established TCP connections to `port` (both ends are in this process: the sim runs here). */
+  const connectionsTo = (port: number) =>
+    readFileSync("/proc/net/tcp", "utf8")
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f[3] === "01" && Number.parseInt(f[2]?.split(":")[1] ?? "", 16) === port).length;
+
+  it("every request of a kubeconfig gets the same dispatcher (client-node alone builds one per request)", async () => {
+    const server = kc.getCurrentCluster()!.server;
+    const auth = pooledAuthentication(kc);
+    const contexts = [0, 1, 2].map(() => new RequestContext(`${server}/api/v1/nodes`, "GET" as never));
+    for (const c of contexts) await auth.applySecurityAuthentication(c);
+    expect(contexts[0]!.getDispatcher()).toBeDefined();
+    expect(contexts[1]!.getDispatcher()).toBe(contexts[0]!.getDispatcher());
+    expect(contexts[2]!.getDispatcher()).toBe(contexts[0]!.getDispatcher());
+    const plain = [0, 1].map(() => new RequestContext(`${server}/api/v1/nodes`, "GET" as never));
+    for (const c of plain) await kc.applySecurityAuthentication(c);
+    expect(plain[1]!.getDispatcher()).not.toBe(plain[0]!.getDispatcher());
+  });
+
+  it("sequential requests through the adapter reuse a connection instead of leaving one open each", async () => {
+    const port = Number(new URL(kc.getCurrentCluster()!.server).port);
+    const before = connectionsTo(port);
+    for (let i = 0; i < 30; i++) await kube.listNodes(CLUSTER);
+    // Each side of a connection is one row: a handful at most, not 30 kept alive.
+    expect(connectionsTo(port) - before).toBeLessThanOrEqual(4);
   });
 });
