@@ -81,7 +81,14 @@ const workers = async (id: string) => {
 const ready = (id: string, count: number) =>
   until(`${id} Ready with ${count} workers`, async () => {
     const s = await clusterState(id);
-    return s.status === "Ready" && (await workers(id)).length === count ? true : undefined;
+    // A scale keeps the cluster Ready while it launches: every worker running too, or the
+    // new slots would be counted before they have an instance.
+    const w = await workers(id);
+    return s.status === "Ready" &&
+      w.length === count &&
+      w.every((x) => x.status === "running" && x.instanceId)
+      ? true
+      : undefined;
   });
 
 /**
