@@ -416,11 +416,19 @@ export async function clusterEndProblems(
         problems.push(`cluster ${id} is Failed without a remediation hint: ${JSON.stringify(failure)}`);
     } else {
       const events = await stack.events({ type: "cluster", id });
+      // The slots and instances the last events name, and the install's side of them: what
+      // it takes to tell a lost node from a late fact (docs/chaos.md, Known failures).
+      const named = (e: { type: string; seq: number; data?: unknown }) => {
+        const d = (e.data ?? {}) as { slot?: number; instanceId?: string; node?: string; count?: number };
+        const what = [d.slot, d.instanceId ?? d.node, d.count].filter((x) => x !== undefined).join(" ");
+        return `${e.type}${what ? ` (${what})` : ""} #${e.seq}`;
+      };
+      const install = await stack.events({ type: "install", id }).catch(() => []);
       problems.push(
         `cluster ${id} ended ${state}, not Ready, Deleted or Failed; its last events: ${events
-          .slice(-4)
-          .map((e) => `${e.type} #${e.seq}`)
-          .join(", ")}`,
+          .slice(-8)
+          .map(named)
+          .join(", ")}; its install's last events: ${install.slice(-16).map(named).join(", ")}`,
       );
     }
   }

@@ -92,7 +92,13 @@ export const RemoveInstallNode = defineCommand({
   type: "install.remove-node",
   aggregate: "install",
   internal: true,
-  schema: z.object({ ...clusterRef, slot }),
+  schema: z.object({
+    ...clusterRef,
+    slot,
+    // The instance going away, when known: the slot may hold its successor by the time the
+    // removal is decided (the cluster's events reach the installer's replicas out of order).
+    instanceId: z.string().min(1).optional(),
+  }),
   aggregateId: byCluster,
   description: "internal: a node slot's instance is going away; nothing more is done on it.",
 });

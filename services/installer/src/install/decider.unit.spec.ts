@@ -431,6 +431,100 @@ describe("removal", () => {
       .when(cmd("install.add-node", replacement))
       .then([forgotten("sent", `cmd-${a0.slot}-1`), removed, added(replacement)]);
   });
+  // The cluster's events reach the installer's two replicas (and a redelivery after a
+  // crash) out of order: a slot's removal may be decided after its next instance was added,
+  // and an instance's add after its removal. Seed 15's chaos run: the install lost a running
+  // instance this way and waited for ever for one Ready node too few (docs/chaos.md).
+  describe("out of order", () => {
+    const ready = (n: N): InstallEvent => ({
+      type: "install.node-ready",
+      data: { slot: n.slot, node: n.node },
+    });
+    const joinedAgent = [
+      added(a0),
+      online(a0),
+      requested(a0, "k3s-agent-join", 1, 2, 2),
+      sent(a0, "k3s-agent-join"),
+      succeeded(a0, "k3s-agent-join"),
+      ready(a0),
+    ];
+    const base = initialised(ready(s0), ...joinedAgent, {
+      type: "install.completed",
+      data: { nodes: 2, k3sVersion: plan.k3sVersion },
+    });
+    const next = { ...a0, instanceId: "i-next", node: "i-next" };
+    const removedA0: InstallEvent = {
+      type: "install.node-removed",
+      data: { slot: a0.slot, instanceId: "i-a0", node: "i-a0" },
+    };
+    it("a removal of the slot's last instance leaves its successor, added first, alone", () => {
+      // The replacement's add came first (it removes i-a0 itself) …
+      const replaced = [...base, removedA0, added(next)];
+      // … then the removal of i-a0: nothing more (before: i-next went with it, and the
+      // install waited for a Ready node that it no longer knew).
+      spec
+        .given(replaced)
+        .when(cmd("install.remove-node", { slot: a0.slot, instanceId: "i-a0" }))
+        .then([]);
+      // A removal that does not name its instance is the slot's, as before.
+      spec
+        .given(replaced)
+        .when(cmd("install.remove-node", { slot: a0.slot }))
+        .then([
+          { type: "install.node-removed", data: { slot: a0.slot, instanceId: "i-next", node: "i-next" } },
+        ]);
+    });
+    it("the successor then joins and the install completes", () => {
+      // (The late removal of i-a0 decided nothing: the log goes on from the replacement.)
+      const replaced = [...base, removedA0, added(next)];
+      spec
+        .given([
+          ...replaced,
+          { type: "install.instances-ready", data: { count: 2 } },
+          online(next),
+          requested(next, "k3s-agent-join", 1, 2, 2),
+          sent(next, "k3s-agent-join"),
+          succeeded(next, "k3s-agent-join"),
+        ])
+        .when(cmd("install.record-node-state", { node: "i-next", state: "ready" }))
+        .then([
+          { type: "install.node-ready", data: { slot: a0.slot, node: "i-next" } },
+          { type: "install.completed", data: { nodes: 2, k3sVersion: plan.k3sVersion } },
+        ]);
+    });
+    it("an add that comes after its instance's removal is stale: no node waits for it", () => {
+      // A scale-up's slot scaled away again: its termination reached the installer first.
+      const extra = agent(1);
+      const gone: InstallEvent = {
+        type: "install.node-removed",
+        data: { slot: extra.slot, instanceId: extra.instanceId, node: extra.instanceId },
+      };
+      spec
+        .given(base)
+        .when(cmd("install.remove-node", { slot: extra.slot, instanceId: extra.instanceId }))
+        .then([gone]);
+      // Before, the add made a node no instance would ever join: the next completion
+      // waited for it (and its failure asked the provisioner to refill a slot it no longer has).
+      spec
+        .given([...base, gone])
+        .when(cmd("install.add-node", extra))
+        .then([]);
+      // A replacement's removal of the slot's older instance is as stale once it was replaced.
+      spec
+        .given([...base, removedA0, added(next)])
+        .when(cmd("install.add-node", a0))
+        .then([]);
+    });
+    it("progress counts the joins of the nodes the install has now", () => {
+      // Two joins done (i-s0, i-a0), i-a0 replaced, a third node on its way: the
+      // replacement's join is step 2 of 3 (i-s0's is the one done), not 3 of 3.
+      spec
+        .given([...base, removedA0, added(next), added(a1)])
+        .when(cmd("install.record-online", { slot: next.slot, instanceId: "i-next" }))
+        .then([online(next), requested(next, "k3s-agent-join", 1, 2, 3)]);
+    });
+  });
+
   it("nothing more is installed once removal started", () => {
     spec
       .given([planned, stored, added(s0), { type: "install.removal-requested", data: {} }])

@@ -62,6 +62,7 @@ import {
   type InstallState,
 } from "./decider.ts";
 import { outputTail } from "./output.ts";
+import { joinedCount } from "./state.ts";
 
 export interface InstallReactorOptions {
   nats: Nats;
@@ -268,9 +269,13 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         return;
       }
       case "cluster.instance-termination-requested":
-      case "cluster.node-replacement-requested":
-        await record(e, "install.remove-node", { clusterId, slot: e.data.slot });
+      case "cluster.node-replacement-requested": {
+        // Named by instance: the slot's next instance may be added already (this event
+        // came late, or to the other replica first) and must not go with it.
+        const { slot, instanceId } = e.data;
+        await record(e, "install.remove-node", { clusterId, slot, ...(instanceId ? { instanceId } : {}) });
         return;
+      }
       case "cluster.instances-ready":
         await record(e, "install.record-instances-ready", { clusterId, count: e.data.count });
         return;
@@ -670,7 +675,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     log?.info(
       { cluster: clusterId, node: n.node, step: s.name, attempt: s.attempt, status, durationMs },
       // Step X/Y as the install stands: this one is the next after those done.
-      `step ${state.stepsDone + 1}/${Math.max(1, Object.values(state.nodes).filter((x) => !x.failed).length)} ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
+      `step ${Math.min(joinedCount(state.nodes) + 1, Math.max(1, Object.values(state.nodes).filter((x) => !x.failed).length))}/${Math.max(1, Object.values(state.nodes).filter((x) => !x.failed).length)} ${s.name} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
     );
     await result({
       status,

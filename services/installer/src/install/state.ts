@@ -65,6 +65,13 @@ export interface FailingCheck {
   readonly node?: string;
   readonly evidence: string;
 }
+/** How many removed instance ids an install remembers (`gone`): far more than can arrive late. */
+export const GONE_KEPT = 64;
+
+/** Nodes whose init or join succeeded and that are still the install's: "step X" of the progress. */
+export const joinedCount = (nodes: Readonly<Record<number, InstallNode>>) =>
+  Object.values(nodes).filter((n) => n.joined && !n.failed).length;
+
 /** The key of a failing check in `failing`: one entry per check and node. */
 export const checkKey = (check: string, node?: string) => `${check}/${node ?? "*"}`;
 
@@ -132,8 +139,15 @@ export type InstallState =
       readonly initialisedBy?: number;
       /** The provisioner's last count of running instances, while a completion is owed. */
       readonly awaiting?: number;
-      /** Successful init/join steps so far: "step X" of the progress. */
+      /** Successful init/join steps so far (of nodes since removed too). */
       readonly stepsDone: number;
+      /**
+       * The last instances removed from the install (newest last, at most GONE_KEPT): an
+       * add of one of them that comes after its removal (the cluster's events reach the
+       * installer's replicas out of order) is stale, and would otherwise wait for a node
+       * that is going away and block the completion.
+       */
+      readonly gone?: readonly string[];
       /** The install completed once: from here on, health checks count. */
       readonly completedOnce?: boolean;
       /** Failing health checks by `check/node`. */
@@ -224,8 +238,14 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
       return { ...state, status, nodes: { ...state.nodes, [d.slot]: n } };
     }
     case "install.node-removed": {
-      const removed = withNode(event.data.slot, () => undefined);
-      if (removed.status === "Absent") return removed;
+      // Only the instance that went: a slot already holding its successor keeps it (a
+      // removal recorded after the successor's add names an instance the slot no longer has).
+      const holds = state.nodes[event.data.slot]?.instanceId === event.data.instanceId;
+      const left = holds ? withNode(event.data.slot, () => undefined) : state;
+      if (left.status === "Absent") return left;
+      const gone = [...(left.gone ?? []).filter((id) => id !== event.data.instanceId), event.data.instanceId];
+      const removed: Active = { ...left, gone: gone.slice(-GONE_KEPT) };
+      if (!holds) return removed;
       // Its checks go with it.
       const next: Active = {
         ...removed,

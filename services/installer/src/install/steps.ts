@@ -19,6 +19,7 @@ import {
   type InstallState,
   isLive,
   isOver,
+  joinedCount,
 } from "./state.ts";
 
 export const joinStep = (n: InstallNode): InstallStep =>
@@ -32,6 +33,9 @@ export function requestStep(
   inFlight: number,
 ): InstallEvent {
   const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
+  // X counts the joins of the nodes the install has now: steps of nodes removed since
+  // (scaled down, interrupted, replaced) are not ahead of this one.
+  const done = joinedCount(state.nodes);
   return {
     type: "install.step-requested",
     data: {
@@ -40,7 +44,7 @@ export function requestStep(
       instanceId: n.instanceId,
       node: n.node,
       attempt: (n.attempts[step] ?? 0) + 1,
-      number: Math.min(state.stepsDone + inFlight + 1, Math.max(nodes, 1)),
+      number: Math.min(done + inFlight + 1, Math.max(nodes, 1)),
       of: Math.max(nodes, 1),
     },
   };
@@ -122,6 +126,8 @@ export function decideAddNode(
   const { slot, instanceId, role, pool, capacityType, privateIp } = d;
   const have = state.nodes[slot];
   if (have?.instanceId === instanceId) return [];
+  // Its removal is on record already: this add came late, its instance is going away.
+  if (state.gone?.includes(instanceId)) return [];
   const events: InstallEvent[] = have ? removal(have) : [];
   events.push({
     type: "install.node-added",
@@ -147,6 +153,14 @@ export function decideRemoveNode(
 ): InstallEvent[] {
   if (state.status === "Absent") return [];
   const have = state.nodes[d.slot];
+  if (d.instanceId !== undefined && have?.instanceId !== d.instanceId) {
+    // Not the slot's instance now: its successor (added first) stays. The removal is
+    // recorded all the same, so an add of the removed instance arriving later is known stale.
+    if (state.gone?.includes(d.instanceId)) return [];
+    return [
+      { type: "install.node-removed", data: { slot: d.slot, instanceId: d.instanceId, node: d.instanceId } },
+    ];
+  }
   if (!have) return [];
   return andThen(state, removal(have), policy);
 }
