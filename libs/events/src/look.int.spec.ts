@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandHandler } from "./command-handler.ts";
 import { EventStore, type LoadOptions } from "./event-store.ts";
-import { newId } from "./ids.ts";
 import { createLook } from "./look.ts";
-import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { counterCatalogue, counterDecider, increment } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
 let js: TestJetStream;
@@ -17,16 +16,6 @@ afterAll(async () => {
   await js?.dispose();
 });
 
-function increment(counterId: string, by: number) {
-  const parsed = counterCatalogue.parseCommand({
-    id: newId(),
-    type: "workload.increment",
-    data: { counterId, by },
-    meta: { actor: "t" },
-  });
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value;
-}
 const ref = (id: string) => ({ type: "workload" as const, id });
 
 /** The real store, recording what each load was asked for and how many events it read. */

@@ -2,7 +2,6 @@ import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CommandHandler } from "./command-handler.ts";
 import { EventStore } from "./event-store.ts";
-import { newId } from "./ids.ts";
 import {
   COMMIT_CHUNK,
   COMMIT_CHUNKS,
@@ -11,7 +10,7 @@ import {
   SnapshotStore,
 } from "./snapshots.ts";
 import { Buckets } from "./subjects.ts";
-import { counterCatalogue, counterDecider } from "./testing/counter.ts";
+import { counterCatalogue, counterDecider, increment } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 import { until } from "./testing/until.ts";
 
@@ -38,16 +37,6 @@ const handler = (o: { version?: number; every?: number; snapshots?: SnapshotStor
     snapshotEvery: o.every ?? 5,
     ...(o.snapshots === false ? {} : { snapshots: o.snapshots ?? snapshots }),
   });
-function increment(counterId: string, by: number, id = newId()) {
-  const parsed = counterCatalogue.parseCommand({
-    id,
-    type: "workload.increment",
-    data: { counterId, by },
-    meta: { actor: "t" },
-  });
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value;
-}
 const ref = (id: string) => ({ type: "workload" as const, id });
 /** What folding the whole log from scratch says (no snapshot at all). */
 const truth = async (id: string) => {

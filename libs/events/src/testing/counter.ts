@@ -4,7 +4,7 @@ import type { defineRejected } from "../catalogue/common.ts";
 import { type CommandOf, defineCommand, defineEvent, type EventOf } from "../catalogue/define.ts";
 import { allCommandDefinitions, allEventDefinitions } from "../catalogue/index.ts";
 import { assertNever, type Decider, reject } from "../decider.ts";
-import { tokenSafeId } from "../ids.ts";
+import { newId, tokenSafeId } from "../ids.ts";
 
 /**
  * A minimal aggregate for testing and benchmarking the machinery itself (store,
@@ -76,3 +76,15 @@ export const counterDecider: Decider<CounterCommand, CounterEvent, { total: numb
     }
   },
 };
+
+/** A parsed `workload.increment` command of the counter (`id`: the command id, new by default). */
+export function increment(counterId: string, by: number, id = newId()) {
+  const parsed = counterCatalogue.parseCommand({
+    id,
+    type: "workload.increment",
+    data: { counterId, by },
+    meta: { actor: "t" },
+  });
+  if (!parsed.ok) throw parsed.error;
+  return parsed.value;
+}
