@@ -21,12 +21,18 @@ import { REPLAY_SUBJECT, type ReplayReply } from "./trigger.ts";
 let infra: Infra;
 let db: Db;
 let projector: Projector | undefined;
+/** Ends a test's own read and write traffic: also when the test timed out, before the projector stops. */
+let endTraffic: (() => Promise<void>) | undefined;
 
 beforeEach(async () => {
   infra = await startInfra();
   db = openDatabase(infra.database.url, { max: 2 });
 });
 afterEach(async () => {
+  // A test that timed out leaves its readers running; on keep-alive sockets they would
+  // keep the API's close waiting for ever (how this suite once hung in CI).
+  await endTraffic?.();
+  endTraffic = undefined;
   await projector?.stop();
   projector = undefined;
   await db.destroy();
@@ -233,6 +239,8 @@ describe("replay", () => {
         }));
         requests++;
         if (res.status !== 200) failures.push(`${path}: ${res.status} ${await res.text()}`);
+        // A breath between requests: load, not a busy loop starving the replay sharing this process.
+        await new Promise((r) => setTimeout(r, 2));
       }
     };
     const readers = [
@@ -249,16 +257,20 @@ describe("replay", () => {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
+    endTraffic = async () => {
+      writing = false;
+      await writer;
+      reading = false;
+      await Promise.all(readers);
+    };
     await new Promise((r) => setTimeout(r, 200));
     let result: Awaited<ReturnType<typeof replay>>;
     try {
       result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 25 });
       await new Promise((r) => setTimeout(r, 200));
     } finally {
-      writing = false;
-      await writer;
-      reading = false;
-      await Promise.all(readers);
+      await endTraffic();
+      endTraffic = undefined;
     }
 
     expect(result.swapped).toBe(true);
