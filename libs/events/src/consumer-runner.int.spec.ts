@@ -237,6 +237,48 @@ describe("consumer runner", () => {
     expect(took).toBeLessThan(3_500);
   });
 
+  it("a handler that hangs holds nothing past the hold limit: another replica handles the message and what waited behind it", async () => {
+    let release!: () => void;
+    const hung = new Promise<void>((r) => (release = r));
+    const byFirst: number[] = [];
+    const bySecond: number[] = [];
+    const common = {
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "hold-test",
+      filterSubject: "cmd.holdtest.>",
+      ackWaitMs: 1_000,
+      maxHoldMs: 1_500,
+    };
+    const first = await startConsumer({
+      ...common,
+      handle: async (msg) => {
+        const n = msg.json<{ n: number }>().n;
+        byFirst.push(n);
+        if (n === 0) await hung;
+      },
+    });
+    for (let n = 0; n < 10; n++) await nats.js.publish("cmd.holdtest.x", JSON.stringify({ n }));
+    await until("the first replica stuck in message 0", () => byFirst.includes(0));
+    const second = await startConsumer({
+      ...common,
+      handle: async (msg) => {
+        bySecond.push(msg.json<{ n: number }>().n);
+      },
+    });
+    // Message 0 (still in the hung handler) and the nine pulled behind it reach the other replica.
+    await until("all ten handled by the second replica", () => new Set(bySecond).size === 10, 15_000);
+    // Each given up once at least (what the stuck replica pulled again went straight back).
+    expect(first.stats.handedOver).toBeGreaterThanOrEqual(10);
+    expect(byFirst).toEqual([0]);
+    release();
+    await first.stop();
+    await second.stop();
+    // The hung handler's late end started none of what it had handed back.
+    expect(byFirst).toEqual([0]);
+  });
+
   it("NATS stopped and restarted mid-stream loses nothing and appends nothing twice", async () => {
     const store = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
     const bus = new CommandBus({ js: nats.js, catalogue: counterCatalogue });

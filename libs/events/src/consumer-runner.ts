@@ -47,6 +47,24 @@ export const DEFAULT_ACK_WAIT_MS = 5_000;
  */
 export const DEFAULT_MAX_DELIVERIES = 20_000;
 
+/**
+ * How long a one-at-a-time runner keeps a message to itself. Past it, a message only
+ * buffered (behind a handler that has not returned) is handed back at once, and one whose
+ * handler is still running is no longer kept alive: the server gives it to another replica
+ * after the ack wait. A handler that hangs (a read waiting on a NATS server that went away)
+ * would otherwise hold everything this process pulled, for as long as it hangs, while the
+ * other replicas idle — a chaos run saw a cluster's events decided four minutes late. Handling
+ * is idempotent (commit ids, expected sequences), so a late finish here does no harm.
+ */
+export const DEFAULT_MAX_HOLD_MS = 60_000;
+
+/**
+ * While a handler hangs past the hold limit, what the runner pulls goes straight back with
+ * this delay (the pull stays open): another replica takes it, and a runner alone does not
+ * spin on it.
+ */
+const STUCK_HAND_BACK_DELAY_MS = 1_000;
+
 export interface ConsumerRunnerOptions {
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -73,6 +91,8 @@ export interface ConsumerRunnerOptions {
    */
   concurrency?: number;
   keyOf?: (msg: JsMsg) => string;
+  /** One-at-a-time handlers: how long a message is kept from the other replicas (DEFAULT_MAX_HOLD_MS). */
+  maxHoldMs?: number;
   /**
    * One-at-a-time handlers: a message for which this is true is acknowledged at once,
    * unhandled and without a span (a consumer's filter subject is wider than what it acts
@@ -110,6 +130,8 @@ export interface RunningConsumer {
     retried: number;
     waiting: number;
     deadLettered: number;
+    /** Given up past the hold limit (`maxHoldMs`), for another replica to handle. */
+    handedOver: number;
   };
 }
 
@@ -197,7 +219,16 @@ export async function startConsumer(
   const maxDeliveries = o.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
   const ackWaitMs = o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const backoff = o.backoff ?? fullJitterBackoff();
-  const stats = { processed: 0, acked: 0, naked: 0, retried: 0, waiting: 0, deadLettered: 0 };
+  const maxHoldMs = o.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+  const stats = {
+    processed: 0,
+    acked: 0,
+    naked: 0,
+    retried: 0,
+    waiting: 0,
+    deadLettered: 0,
+    handedOver: 0,
+  };
   let stopping = false;
   const ctx = { stream: o.stream, consumer: o.durable };
   // Messages a batch handler dead-lettered: already terminated, not to be acked.
@@ -206,9 +237,14 @@ export async function startConsumer(
   // or a restart counts afresh, so a message fails at most budget × processes times;
   // `maxDeliveries` is the net under that.
   const failures = new Map<number, number>();
-  // Everything pulled and not yet settled: kept alive with working() so the ack wait
-  // can be short.
-  const held = new Set<JsMsg>();
+  // Everything pulled and not yet settled, with when it was pulled: kept alive with working()
+  // so the ack wait can be short — up to the hold limit (one-at-a-time handlers).
+  const held = new Map<JsMsg, number>();
+  // In a handler right now (one-at-a-time handlers).
+  const handling = new Set<JsMsg>();
+  // Given up past the hold limit: its handler never starts here (it was handed back), or its
+  // late end settles nothing twice in the stats.
+  const givenUp = new WeakSet<JsMsg>();
 
   await ensureConsumer(o);
   const consumer = await askAgain(`consumer ${o.stream}/${o.durable}`, () =>
@@ -216,9 +252,28 @@ export async function startConsumer(
   );
   // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
   const messages = await consumer.consume({ max_messages: batchSize * 2, expires: 5_000 });
+  const oneAtATime = "handle" in o;
   const keepAlive = setInterval(
     () => {
-      for (const m of held) m.working();
+      const now = Date.now();
+      for (const [m, since] of held) {
+        if (!oneAtATime || now - since < maxHoldMs) {
+          m.working();
+          continue;
+        }
+        givenUp.add(m);
+        held.delete(m);
+        stats.handedOver++;
+        const inHandler = handling.has(m);
+        // Only buffered: back to the server at once. In a handler: left to its ack wait.
+        if (!inHandler) m.nak();
+        log.warn(
+          { ...ctx, subject: m.subject, sequence: m.seq, heldMs: now - since, inHandler },
+          inHandler
+            ? "a handler has not returned within the hold limit: the message is left to another replica"
+            : "a message waited behind a handler past the hold limit: handed back",
+        );
+      }
     },
     Math.max(250, Math.floor(ackWaitMs / 3)),
   );
@@ -323,7 +378,24 @@ export async function startConsumer(
     }
   };
 
+  /** A handler still running on a message it was given up for (past the hold limit). */
+  const stuck = () => {
+    for (const m of handling) if (givenUp.has(m)) return true;
+    return false;
+  };
+
   const processOne = async (handle: MessageHandler, msg: JsMsg) => {
+    // Handed back past the hold limit while it waited: another replica has it.
+    if (givenUp.has(msg)) return;
+    handling.add(msg);
+    try {
+      await processHeld(handle, msg);
+    } finally {
+      handling.delete(msg);
+    }
+  };
+
+  const processHeld = async (handle: MessageHandler, msg: JsMsg) => {
     let outcome: Settlement;
     if (o.skip?.(msg)) {
       await settle(msg, { kind: "done" });
@@ -420,7 +492,13 @@ export async function startConsumer(
           msg.nak();
           continue;
         }
-        held.add(msg);
+        if (stuck()) {
+          // A handler here hangs past the hold limit: what we pull would only wait behind it.
+          msg.nak(STUCK_HAND_BACK_DELAY_MS);
+          stats.handedOver++;
+          continue;
+        }
+        held.set(msg, Date.now());
         buffer.push(msg);
         wake?.();
       }
@@ -447,6 +525,7 @@ export async function startConsumer(
   /** On stop, what is only buffered goes back at once rather than after the ack wait. */
   const handBack = () => {
     for (const m of buffer.splice(0)) {
+      if (givenUp.has(m)) continue;
       m.nak();
       release(m);
       stats.naked++;
