@@ -1,5 +1,6 @@
 /** JetStream publishes with pipelined acks, on a real nats-server. */
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ackedPublisher, PublishNotAcked } from "./acked-publisher.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
@@ -36,6 +37,25 @@ describe("acked publisher", () => {
       const stale = await p.publish("pub.cas", "c", { expectedLastSubjectSequence: first }).catch((e) => e);
       expect(stale).toBeInstanceOf(JetStreamApiError);
       expect((stale as JetStreamApiError).code).toBe(JetStreamApiCodes.StreamWrongLastSequence);
+    } finally {
+      p.stop();
+    }
+  });
+
+  it("a message id is published once: a second publish with it is acked as a duplicate of the first; headers go along", async () => {
+    await js.nats.jsm.streams.update("PUB", { duplicate_window: 60_000_000_000 });
+    const p = ackedPublisher(js.nats.nc, { lingerMs: 0 });
+    try {
+      const h = headers();
+      h.set("Cairn-Event-Types", "a.b");
+      const first = await p.publishAcked("pub.id", "a", { msgID: "m-1", headers: h });
+      expect(first.duplicate).toBe(false);
+      const again = await p.publishAcked("pub.id", "a", { msgID: "m-1", expectedLastSubjectSequence: 0 });
+      expect(again).toEqual({ seq: first.seq, duplicate: true });
+      const m = await js.nats.jsm.streams.getMessage("PUB", { seq: first.seq });
+      expect(m?.header.get("Nats-Msg-Id")).toBe("m-1");
+      expect(m?.header.get("Cairn-Event-Types")).toBe("a.b");
+      expect((await js.nats.jsm.streams.info("PUB")).state.last_seq).toBe(first.seq);
     } finally {
       p.stop();
     }

@@ -17,7 +17,7 @@
  * at most 1 ms more for one socket write per millisecond instead of one per publish.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Headers } from "./subjects.ts";
 
 /** Why a publish has no ack: nothing stores its subject, nobody answered in time, or the publisher stopped. */
@@ -36,20 +36,38 @@ export class PublishNotAcked extends Error {
   }
 }
 
+/** What JetStream answered a stored publish with. */
+export interface PublishAck {
+  readonly seq: number;
+  /** The `Nats-Msg-Id` was seen within the stream's dedupe window: nothing was stored, `seq` is the first copy's. */
+  readonly duplicate: boolean;
+}
+
+export interface PublishOptions {
+  /** `Nats-Expected-Last-Subject-Sequence`: stored only if the subject's last message is still this one (0: none). */
+  readonly expectedLastSubjectSequence?: number | undefined;
+  /** `Nats-Msg-Id`: a second publish with it within the dedupe window is acked as a duplicate, not stored. */
+  readonly msgID?: string | undefined;
+  /** Headers of the message's own (the `Nats-*` ones above are added to them). */
+  readonly headers?: MsgHdrs | undefined;
+}
+
 export interface AckedPublisher {
   /**
    * Publishes and resolves with the stored message's stream sequence. Rejects with
    * `JetStreamApiError` when JetStream refused it (e.g. code 10071, wrong last sequence,
    * for `expectedLastSubjectSequence`), or {@link PublishNotAcked}.
    */
-  publish(subject: string, data: string, o?: { expectedLastSubjectSequence?: number }): Promise<number>;
+  publish(subject: string, data: string, o?: PublishOptions): Promise<number>;
+  /** {@link publish}, resolving with the whole ack (whether it was a duplicate). */
+  publishAcked(subject: string, data: string, o?: PublishOptions): Promise<PublishAck>;
   stop(): void;
 }
 
 interface Pending {
   readonly subject: string;
   readonly deadline: number;
-  readonly resolve: (seq: number) => void;
+  readonly resolve: (ack: PublishAck) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -94,7 +112,8 @@ export function ackedPublisher(
         const ack: unknown = JSON.parse(decoder.decode(m.data));
         if (typeof ack === "object" && ack !== null) {
           if ("error" in ack && isApiError(ack.error)) return p.reject(new JetStreamApiError(ack.error));
-          if ("seq" in ack && typeof ack.seq === "number") return p.resolve(ack.seq);
+          if ("seq" in ack && typeof ack.seq === "number")
+            return p.resolve({ seq: ack.seq, duplicate: "duplicate" in ack && ack.duplicate === true });
         }
         p.reject(new Error(`not a JetStream ack for ${p.subject}`));
       } catch (e) {
@@ -118,7 +137,7 @@ export function ackedPublisher(
   // What is to go out at the end of this turn of the event loop — or, when the last write
   // went out less than `lingerMs` ago (a steady stream of publishes, one per turn), at the
   // end of that: a socket write costs tens of microseconds here, a publish a few.
-  const outbox: { token: string; subject: string; data: string; expected: number | undefined }[] = [];
+  const outbox: { token: string; subject: string; data: string; o: PublishOptions | undefined }[] = [];
   let flushing: { cancel(): void } | undefined;
   let lastFlush = Number.NEGATIVE_INFINITY;
   const schedule = () => {
@@ -135,10 +154,15 @@ export function ackedPublisher(
     flushing = undefined;
     lastFlush = performance.now();
     for (const m of outbox.splice(0)) {
-      let h: ReturnType<typeof headers> | undefined;
-      if (m.expected !== undefined) {
-        h = headers();
-        h.set(Headers.expectedLastSubjectSequence, String(m.expected));
+      let h = m.o?.headers;
+      const expected = m.o?.expectedLastSubjectSequence;
+      if (expected !== undefined) {
+        h ??= headers();
+        h.set(Headers.expectedLastSubjectSequence, String(expected));
+      }
+      if (m.o?.msgID) {
+        h ??= headers();
+        h.set(Headers.msgId, m.o.msgID);
       }
       try {
         nc.publish(m.subject, m.data, { reply: `${inbox}.${m.token}`, ...(h ? { headers: h } : {}) });
@@ -150,14 +174,27 @@ export function ackedPublisher(
     }
   };
 
+  const enqueue = (
+    subject: string,
+    data: string,
+    o: PublishOptions | undefined,
+    resolve: (ack: PublishAck) => void,
+    reject: (err: Error) => void,
+  ) => {
+    const token = (next++).toString(36);
+    pending.set(token, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
+    outbox.push({ token, subject, data, o });
+    if (!flushing) schedule();
+  };
+
   return {
-    publish(subject, data, opts) {
-      return new Promise<number>((resolve, reject) => {
-        const token = (next++).toString(36);
-        pending.set(token, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
-        outbox.push({ token, subject, data, expected: opts?.expectedLastSubjectSequence });
-        if (!flushing) schedule();
-      });
+    publish(subject, data, o) {
+      return new Promise<number>((resolve, reject) =>
+        enqueue(subject, data, o, (a) => resolve(a.seq), reject),
+      );
+    },
+    publishAcked(subject, data, o) {
+      return new Promise<PublishAck>((resolve, reject) => enqueue(subject, data, o, resolve, reject));
     },
     stop() {
       flushing?.cancel();

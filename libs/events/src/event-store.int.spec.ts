@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Nats } from "./connection.ts";
 import type { RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError } from "./errors.ts";
-import { EventStore } from "./event-store.ts";
+import { commitIdFor, EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { ensureStreams, expectedStreams } from "./streams.ts";
+import { Headers } from "./subjects.ts";
 import { counterCatalogue } from "./testing/counter.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
@@ -156,6 +157,72 @@ describe("event store", () => {
     // Nothing after the last commit: nothing read, the last sequence kept.
     const none = await store.load(agg("s6"), { afterSequence: seqs[3] });
     expect(none).toMatchObject({ events: [], lastSequence: seqs[3] });
+  });
+
+  it("a commit's message carries its commit id, its event types and no trace when there is none", async () => {
+    const r = await store.append(
+      { aggregate: agg("h1"), causationId: "h", events: [incremented("h1", 1), incremented("h1", 2)] },
+      0,
+    );
+    const m = await nats.jsm.streams.getMessage("EVT", { seq: r.sequence });
+    expect(m?.subject).toBe("evt.workload.h1");
+    expect(m?.header.get(Headers.msgId)).toBe(r.commitId);
+    expect(r.commitId).toBe(commitIdFor("h", agg("h1")));
+    expect(m?.header.get(Headers.eventTypes)).toBe("workload.incremented,workload.incremented");
+    expect(m?.header.has(Headers.traceparent)).toBe(false);
+    expect(m?.json<{ commitId: string; events: unknown[] }>()).toMatchObject({
+      commitId: r.commitId,
+      events: [{ position: 1 }, { position: 2 }],
+    });
+  });
+
+  it("appends pipelined on many aggregates at once each land once, in each aggregate's order", async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `pipe-${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        let seq = 0;
+        for (let k = 1; k <= 10; k++)
+          seq = (
+            await store.append(
+              { aggregate: agg(id), causationId: `${id}-${k}`, events: [incremented(id, k, k)] },
+              seq,
+            )
+          ).sequence;
+      }),
+    );
+    for (const id of ids) {
+      const h = await store.load(agg(id));
+      expect(h.events.map((e) => (e.data as { by: number }).by)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+  });
+
+  it("a client that hides its connection appends through js.publish, with the same outcomes", async () => {
+    // Only the JetStreamClient interface: no `nc` to find, so the store falls back to js.publish.
+    const js = nats.js;
+    const bare = new EventStore({
+      js: { publish: js.publish.bind(js), getOptions: js.getOptions.bind(js) } as unknown as typeof js,
+      jsm: nats.jsm,
+      catalogue: counterCatalogue,
+    });
+    const first = await bare.append(
+      { aggregate: agg("b1"), causationId: "b", events: [incremented("b1", 1)] },
+      0,
+    );
+    expect(first.duplicate).toBe(false);
+    expect(
+      await bare.append({ aggregate: agg("b1"), causationId: "b", events: [incremented("b1", 1)] }, 0),
+    ).toEqual({ ...first, duplicate: true });
+    await expect(
+      bare.append({ aggregate: agg("b1"), causationId: "c", events: [incremented("b1", 2)] }, 0),
+    ).rejects.toBeInstanceOf(ConcurrencyConflictError);
+    // And the pipelined store sees the same log.
+    expect((await store.load(agg("b1"))).lastSequence).toBe(first.sequence);
+  });
+
+  it("an id that is not token-safe is refused before anything is written", async () => {
+    await expect(
+      store.append({ aggregate: agg("bad.id"), causationId: "x", events: [incremented("bad.id", 1)] }, 0),
+    ).rejects.toThrow(/token-safe/);
   });
 
   it("reads old event versions as today's shape", async () => {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import {
   DeliverPolicy,
   JetStreamApiCodes,
@@ -6,13 +6,14 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import { type AckedPublisher, ackedPublisher } from "./acked-publisher.ts";
 import { openOrderedConsumer } from "./ask-again.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError, describeError } from "./errors.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
-import { injectTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
+import { recordFailure, SpanAttributes, SpanKind, startMessagingSpan, subjectTemplate } from "./trace.ts";
 
 /** An event as read back: its envelope plus the stream sequence of its commit. */
 export type RecordedEvent<E extends Msg = Msg> = EventEnvelope<E> & {
@@ -83,10 +84,38 @@ export interface AppendResult {
  * a redelivered or retried cause yields the same id and JetStream drops the copy.
  */
 export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
-  return createHash("sha256")
-    .update(`${causationId}|${aggregate.type}|${aggregate.id}`)
-    .digest("hex")
-    .slice(0, 32);
+  // One-shot `hash`: the same digest as a `createHash` object, without building one.
+  return hash("sha256", `${causationId}|${aggregate.type}|${aggregate.id}`, "hex").slice(0, 32);
+}
+
+/**
+ * One publisher per connection, shared by every store on it: appends leave on its one
+ * inbox subscription (see {@link ackedPublisher}) instead of one nats.js request each.
+ */
+const publishers = new WeakMap<NatsConnection, AckedPublisher>();
+
+function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
+  let p = publishers.get(nc);
+  if (!p) {
+    // lingerMs 0: an append waits for no others — an aggregate's next append waits on this
+    // one's ack, so a millisecond's linger would be a millisecond on every command. The
+    // appends of one turn of the event loop (every ack of a socket read) still leave in one write.
+    p = ackedPublisher(nc, { timeoutMs, lingerMs: 0 });
+    publishers.set(nc, p);
+    nc.closed().then(
+      () => publishers.get(nc) === p && publishers.delete(nc),
+      () => publishers.get(nc) === p && publishers.delete(nc),
+    );
+  }
+  return p;
+}
+
+/** The connection under a nats.js JetStream client (its `nc`, public on the implementation though not on the interface). */
+function connectionOf(js: JetStreamClient): NatsConnection | undefined {
+  const nc = (js as unknown as { nc?: unknown }).nc;
+  return typeof nc === "object" && nc !== null && "publish" in nc && "subscribe" in nc && "closed" in nc
+    ? (nc as NatsConnection)
+    : undefined;
 }
 
 /**
@@ -98,6 +127,9 @@ export class EventStore<E extends Msg = Msg> {
   readonly #jsm: JetStreamManager;
   readonly #catalogue: Catalogue<E>;
   readonly #stream: string;
+  /** Where appends go: the connection's pipelined publisher, or `js.publish` when the client hides its connection. */
+  readonly #nc: NatsConnection | undefined;
+  readonly #timeoutMs: number;
 
   readonly #onUnreadable: (report: UnreadableCommit) => void;
   /** Sequences already reported unreadable by this store: each is reported once. */
@@ -108,6 +140,8 @@ export class EventStore<E extends Msg = Msg> {
     jsm: JetStreamManager;
     catalogue: Catalogue<E>;
     stream?: string;
+    /** The connection under `js` (found on nats.js' client when not given). */
+    nc?: NatsConnection;
     /** Told once per sequence about a message on an aggregate's subject that is not a readable commit. */
     onUnreadable?: (report: UnreadableCommit) => void;
   }) {
@@ -115,6 +149,8 @@ export class EventStore<E extends Msg = Msg> {
     this.#jsm = deps.jsm;
     this.#catalogue = deps.catalogue;
     this.#stream = deps.stream ?? Streams.events;
+    this.#nc = deps.nc ?? connectionOf(deps.js);
+    this.#timeoutMs = deps.js.getOptions().timeout ?? 10_000;
     this.#onUnreadable = deps.onUnreadable ?? defaultUnreadableReport;
   }
 
@@ -229,40 +265,47 @@ export class EventStore<E extends Msg = Msg> {
   async append(commit: NewCommit, expectedSequence: number): Promise<AppendResult> {
     const subject = eventSubject(commit.aggregate);
     const commitId = commitIdFor(commit.causationId, commit.aggregate);
-    const body: RawCommit = { commitId, aggregate: commit.aggregate, events: [...commit.events] };
-    const types = commit.events.map((e) => e.type);
-    return await inMessagingSpan(
-      {
-        operation: "publish",
-        template: subjectTemplate(subject),
-        destination: subject,
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          [SpanAttributes.messageId]: commitId,
-          [SpanAttributes.aggregateType]: commit.aggregate.type,
-          [SpanAttributes.aggregateId]: commit.aggregate.id,
-          [SpanAttributes.eventTypes]: types.join(","),
-        },
-      },
-      async (span) => {
-        const h = natsHeaders();
-        h.set(Headers.eventTypes, types.join(","));
-        injectTrace(h);
-        try {
-          const ack = await this.#js.publish(subject, JSON.stringify(body), {
+    const events = commit.events;
+    const types = events.length === 1 ? events[0]!.type : events.map((e) => e.type).join(",");
+    const { span, traceparent } = startMessagingSpan({
+      operation: "publish",
+      template: subjectTemplate(subject),
+      destination: subject,
+      kind: SpanKind.PRODUCER,
+      attributes: () => ({
+        [SpanAttributes.messageId]: commitId,
+        [SpanAttributes.aggregateType]: commit.aggregate.type,
+        [SpanAttributes.aggregateId]: commit.aggregate.id,
+        [SpanAttributes.eventTypes]: types,
+      }),
+    });
+    try {
+      const h = natsHeaders();
+      h.set(Headers.eventTypes, types);
+      if (traceparent) h.set(Headers.traceparent, traceparent);
+      const body: RawCommit = { commitId, aggregate: commit.aggregate, events: events as RawEventEnvelope[] };
+      const data = JSON.stringify(body);
+      const ack = this.#nc
+        ? await publisherFor(this.#nc, this.#timeoutMs).publishAcked(subject, data, {
+            msgID: commitId,
+            expectedLastSubjectSequence: expectedSequence,
+            headers: h,
+          })
+        : await this.#js.publish(subject, data, {
             msgID: commitId,
             expect: { lastSubjectSequence: expectedSequence },
             headers: h,
           });
-          span.setAttribute(SpanAttributes.sequence, ack.seq);
-          return { sequence: ack.seq, duplicate: ack.duplicate, commitId };
-        } catch (err) {
-          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
-            throw new ConcurrencyConflictError(subject, expectedSequence, { cause: err });
-          }
-          throw err;
-        }
-      },
-    );
+      if (span.isRecording()) span.setAttribute(SpanAttributes.sequence, ack.seq);
+      return { sequence: ack.seq, duplicate: ack.duplicate, commitId };
+    } catch (err) {
+      recordFailure(span, err);
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+        throw new ConcurrencyConflictError(subject, expectedSequence, { cause: err });
+      }
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 }

@@ -2,6 +2,9 @@ import { createHash } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
 import { z } from "zod";
 
+/** What {@link tokenSafeId} asks of an id's characters (and so that it is not empty). */
+export const TOKEN_SAFE = /^[A-Za-z0-9][A-Za-z0-9_=-]*$/;
+
 /**
  * A token-safe id: it becomes one token of a NATS subject (`evt.cluster.<id>`), so it
  * may not hold `.`, `*`, `>` or white space. Letters, digits, `_`, `-` and `=`; it
@@ -14,7 +17,7 @@ export const tokenSafeId = z
   .min(1, "must not be empty")
   .max(128, "must be at most 128 characters")
   .regex(
-    /^[A-Za-z0-9][A-Za-z0-9_=-]*$/,
+    TOKEN_SAFE,
     "must be token-safe: letters, digits, '_', '-' or '=', starting with a letter or digit (no '.', '*', '>' or spaces)",
   );
 

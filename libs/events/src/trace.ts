@@ -208,6 +208,50 @@ export async function inMessagingSpan<T>(
   }
 }
 
+/**
+ * A messaging span for work that runs no code of its own under it (one publish): started
+ * and handed back, with the `traceparent` the message must carry, instead of run around a
+ * callback. Its attributes — the same as {@link inMessagingSpan}'s — are built only when the
+ * span records: with no tracer (or a sampled-out trace) a publish pays for no attribute
+ * objects, contexts or callbacks (bench/event-store). A sampler therefore sees the span's
+ * name and kind, not its attributes. The caller ends the span.
+ */
+export function startMessagingSpan(opts: {
+  operation: "send" | "publish" | "process" | "receive" | "settle";
+  template: string;
+  destination: string;
+  kind: SpanKind;
+  parent?: Context;
+  attributes?: () => Attributes;
+}): { span: Span; traceparent: string | undefined } {
+  const parent = opts.parent ?? context.active();
+  const span = tracer().startSpan(`${opts.operation} ${opts.template}`, { kind: opts.kind }, parent);
+  if (span.isRecording()) {
+    const own = opts.attributes?.() ?? {};
+    span.setAttributes({
+      ...workAttributes(withWorkAttributes(own, parent)),
+      [SpanAttributes.messagingSystem]: "nats",
+      [SpanAttributes.operationType]: opts.operation,
+      [SpanAttributes.operationName]: opts.operation,
+      [SpanAttributes.destination]: opts.destination,
+      [SpanAttributes.destinationTemplate]: opts.template,
+      ...own,
+    });
+  }
+  // No valid span context (no tracer, no trace to continue): nothing to propagate.
+  const traceparent = isSpanContextValid(span.spanContext())
+    ? traceparentOf(trace.setSpan(parent, span))
+    : undefined;
+  return { span, traceparent };
+}
+
+/** Marks a span failed with `err` (an exception event and an error status). */
+export function recordFailure(span: Span, err: unknown): void {
+  if (!span.isRecording()) return;
+  span.recordException(err instanceof Error ? err : new Error(String(err)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: describeError(err) });
+}
+
 /** The work attributes of a command: its target aggregate, itself, and the chain's first command. */
 export function commandWorkAttributes(c: {
   readonly target: { readonly type: string; readonly id: string };
