@@ -100,7 +100,7 @@ export async function demo(config: CliConfig, actor: string, o: DemoOptions): Pr
     // The user named an API: starting another one elsewhere would not be what they asked for.
     throw new ApiUnreachableError(config.apiUrl, new Error("it does not answer /readyz"));
   else {
-    const { startStack, StackAbortedError } = await import("./up.ts");
+    const { startOwnStack } = await import("./up.ts");
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(DEMO_STACK_DEFAULTS)) env[k] = process.env[k] ?? v;
     const dataDir = resolve(process.env.CAIRN_DATA_DIR ?? ".cairn");
@@ -109,55 +109,17 @@ export async function demo(config: CliConfig, actor: string, o: DemoOptions): Pr
     note(
       `no Cairn answers at ${config.apiUrl}: starting one on the simulated cloud (time scale ${env.CAIRN_SIM_TIME_SCALE}; the services' logs go to ${logFile})`,
     );
-    let fatal: Error | undefined;
-    let exiting = false;
-    const abort = new AbortController();
-    // Ctrl-C: stop what the demo started, then leave. A second one kills the services at once.
-    const stopAndExit = async (code: number) => {
-      if (exiting) return;
-      exiting = true;
-      abort.abort();
-      await stack?.stop();
-      if (fatal) process.stderr.write(`cairn: ${fatal.message}\n`);
-      process.exit(code);
-    };
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (!exiting) {
-        note(`${signal}: stopping what the demo started (services, sim, Postgres, NATS)`);
-        // Still starting: startStack stops what it started, then throws (below).
-        if (!stack) {
-          exiting = true;
-          return abort.abort();
-        }
-        return void stopAndExit(summarised ? 0 : 130);
-      }
-      note(`${signal} again: killing the services now`);
-      stack?.kill();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    try {
-      stack = await startStack({
-        env,
-        output: openSync(logFile, "a"),
-        signal: abort.signal,
-        onFatal: (err) => {
-          fatal = err;
-          void stopAndExit(1);
-        },
-      });
-    } catch (err) {
-      if (err instanceof StackAbortedError) process.exit(130);
-      throw err;
-    }
-    const started = stack;
-    // However the demo ends, its detached services must not outlive it.
-    process.once("exit", () => started.kill("SIGTERM"));
-    if (!(await started.ready)) {
-      // Stopped while the API came up: the stop under way ends the process.
-      await started.stop();
-      process.exit(130);
-    }
+    // Ctrl-C: stop what the demo started, then leave (130 unless the demo had finished).
+    const started = await startOwnStack({
+      env: { ...process.env, ...env },
+      output: openSync(logFile, "a"),
+      stopping: "what the demo started (services, sim, Postgres, NATS)",
+      say: note,
+      signalExitCode: () => (summarised ? 0 : 130),
+      abortedExitCode: 130,
+      onFatal: () => {},
+    });
+    stack = started;
     api = apiClient(started.endpoints.apiUrl, undefined);
     note(`Cairn is up at ${started.endpoints.apiUrl}`);
   }

@@ -310,56 +310,91 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 }
 
-export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
-  const env = { ...process.env, ...opts.env };
+/**
+ * The stack of a command that owns it (`cairn up`, `cairn demo`), started in the
+ * foreground: Ctrl-C or SIGTERM stops what was started (still starting: what was started
+ * so far) and exits; a second one kills the services at once; a fatal error stops the stack
+ * and exits 1; the services never outlive this process. Resolves once the API is ready.
+ */
+export async function startOwnStack(o: {
+  env: NodeJS.ProcessEnv;
+  /** Where the services' output goes (an open file descriptor); default: ours. */
+  output?: number;
+  /** Names what a stop stops, in the line a signal prints. */
+  stopping: string;
+  say: (line: string) => void;
+  /** The exit code of a stop by signal once the services run (before: `abortedExitCode`). */
+  signalExitCode: () => number;
+  abortedExitCode: number;
+  /** Told of a fatal error before the stack stops (default: said at once). */
+  onFatal?: (err: Error) => void;
+}): Promise<Stack> {
   const abort = new AbortController();
   let stack: Stack | undefined;
-  let stopping = false;
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
+  let exiting = false;
+  const stopAndExit = async (code: number, after?: () => void) => {
+    if (exiting) return;
+    exiting = true;
     abort.abort();
     await stack?.stop();
+    after?.();
     process.exit(code);
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!stopping) {
-      say(`${signal}: stopping the services, then what cairn up started`);
+    if (!exiting) {
+      o.say(`${signal}: stopping ${o.stopping}`);
       // Still starting: startStack stops what it started, then throws (below).
       if (!stack) {
-        stopping = true;
+        exiting = true;
         return abort.abort();
       }
-      return void shutdown(0);
+      return void stopAndExit(o.signalExitCode());
     }
-    say(`${signal} again: killing the services now`);
+    o.say(`${signal} again: killing the services now`);
     stack?.kill();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
     stack = await startStack({
-      env,
+      env: o.env,
+      ...(o.output !== undefined ? { output: o.output } : {}),
       signal: abort.signal,
       onFatal: (err) => {
-        say(err.message);
-        void shutdown(1);
+        if (o.onFatal) {
+          o.onFatal(err);
+          void stopAndExit(1, () => process.stderr.write(`cairn: ${err.message}\n`));
+        } else {
+          o.say(err.message);
+          void stopAndExit(1);
+        }
       },
     });
   } catch (err) {
-    if (err instanceof StackAbortedError) process.exit(0);
+    if (err instanceof StackAbortedError) process.exit(o.abortedExitCode);
     throw err;
   }
   const started = stack;
-  // However `cairn up` ends (an uncaught error included), its detached services must not
+  // However the command ends (an uncaught error included), its detached services must not
   // outlive it: they drain on SIGTERM on their own. After a clean shutdown none is left.
   process.once("exit", () => started.kill("SIGTERM"));
-
-  if (!(await stack.ready)) {
+  if (!(await started.ready)) {
     // Stopped while the API came up: the stop under way ends the process.
-    await stack.stop();
-    process.exit(0);
+    await started.stop();
+    process.exit(o.abortedExitCode);
   }
+  return started;
+}
+
+export async function up(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  const env = { ...process.env, ...opts.env };
+  const stack = await startOwnStack({
+    env,
+    stopping: "the services, then what cairn up started",
+    say,
+    signalExitCode: () => 0,
+    abortedExitCode: 0,
+  });
   {
     const { apiUrl, natsUrl, metrics } = stack.endpoints;
     say(`Cairn is up. API ${apiUrl}  docs ${apiUrl}/docs  NATS ${natsUrl}`);
