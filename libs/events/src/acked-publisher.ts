@@ -17,7 +17,14 @@
  * at most 1 ms more for one socket write per millisecond instead of one per publish.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import {
+  createInbox,
+  headers,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  PermissionViolationError,
+} from "@nats-io/transport-node";
 import { Headers } from "./subjects.ts";
 
 /** Why a publish has no ack: nothing stores its subject, nobody answered in time, or the publisher stopped. */
@@ -121,6 +128,24 @@ export function ackedPublisher(
       }
     },
   });
+  // A publish the server refuses (its user may not publish there) gets no answer on the
+  // inbox: the server says so once, on the connection, naming the subject. Its oldest
+  // publish to that subject fails with that error at once, as `js.publish` would, rather
+  // than timing out as if nobody had answered.
+  let stopped = false;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (stopped) return;
+      const err = s.type === "error" ? s.error : undefined;
+      if (!(err instanceof PermissionViolationError) || err.operation !== "publish") continue;
+      for (const [token, p] of pending)
+        if (p.subject === err.subject) {
+          pending.delete(token);
+          p.reject(err);
+          break;
+        }
+    }
+  })().catch(() => {});
   const sweep = setInterval(
     () => {
       const now = performance.now();
@@ -197,6 +222,7 @@ export function ackedPublisher(
       return new Promise<PublishAck>((resolve, reject) => enqueue(subject, data, o, resolve, reject));
     },
     stop() {
+      stopped = true;
       flushing?.cancel();
       flushing = undefined;
       outbox.length = 0;
