@@ -218,7 +218,19 @@ export interface Compute {
    * id is absent from the answer rather than an error (a just-launched instance may not be
    * visible yet; an old terminated one is gone).
    */
-  describe(region: string, instanceIds: readonly string[]): Promise<InstanceInfo[]>;
+  describe(
+    region: string,
+    instanceIds: readonly string[],
+    opts?: {
+      /**
+       * Only the instances in these states (EC2's `instance-state-name` filter): one in
+       * another state is absent, as an unknown one is. A boot poll asks for every state
+       * but `pending`, so a look at 500 booting instances answers (and parses) none of
+       * them until they run.
+       */
+      readonly states?: readonly InstanceState[];
+    },
+  ): Promise<InstanceInfo[]>;
 
   /**
    * Terminates instances: batched, a result per distinct id in the order given.

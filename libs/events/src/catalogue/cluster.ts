@@ -248,6 +248,39 @@ export const RecordRunning = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "internal: a slot's instance is running.",
 });
+/** One slot's launch or running instance, as a batch records it. */
+const launchedSlot = z.object({
+  slot: slotNumber,
+  attempt,
+  instanceId: z.string().min(1),
+  availabilityZone: z.string().optional(),
+  privateIp: z.string().optional(),
+});
+export const RecordLaunches = defineCommand({
+  type: "cluster.record-launches",
+  aggregate: "cluster",
+  internal: true,
+  // 1,000 slots: more than a cluster has (a pool's count is bounded far below).
+  schema: z.object({ ...clusterRef, launches: z.array(launchedSlot).min(1).max(1_000) }),
+  aggregateId: (d) => d.clusterId,
+  description:
+    "internal: EC2 launched these slots' instances (`cluster.record-launch` for many slots, one commit).",
+});
+export const RecordRunningInstances = defineCommand({
+  type: "cluster.record-running-instances",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    instances: z
+      .array(z.object({ slot: slotNumber, instanceId: z.string().min(1), privateIp: z.string().optional() }))
+      .min(1)
+      .max(1_000),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description:
+    "internal: these slots' instances are running (`cluster.record-running` for many slots, one commit).",
+});
 export const RecordTerminated = defineCommand({
   type: "cluster.record-terminated",
   aggregate: "cluster",
@@ -335,6 +368,8 @@ export const clusterCommands = [
   RecordLaunch,
   RecordLaunchFailure,
   RecordRunning,
+  RecordLaunches,
+  RecordRunningInstances,
   RecordTerminated,
   RecordInstalled,
   RecordInstallFailure,

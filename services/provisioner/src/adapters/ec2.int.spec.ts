@@ -236,6 +236,16 @@ describe("describe", () => {
     const found = await c.describe(REGION, [...launched, "i-00000000000000000"]);
     expect(found.map((i) => i.instanceId).sort()).toEqual([...launched].sort());
   });
+
+  it("describe with states leaves out the instances in other states (the boot poll's filter)", async () => {
+    const c = ec2();
+    const [gone, ...rest] = await launchMany(c, "demo-1", 3);
+    await c.terminate(REGION, [gone!]);
+    const running = await c.describe(REGION, [gone!, ...rest], { states: ["running"] });
+    expect(running.map((i) => i.instanceId).sort()).toEqual([...rest].sort());
+    expect(logged("DescribeInstances").at(-1)?.status).toBe(200);
+    expect(await c.describe(REGION, [gone!], { states: ["terminated", "shutting-down"] })).toHaveLength(1);
+  });
 });
 
 describe("state changes", () => {

@@ -250,13 +250,18 @@ export class Ec2Compute implements Compute {
     }
   }
 
-  async describe(region: string, instanceIds: readonly string[]): Promise<InstanceInfo[]> {
+  async describe(
+    region: string,
+    instanceIds: readonly string[],
+    opts: { readonly states?: readonly InstanceState[] } = {},
+  ): Promise<InstanceInfo[]> {
     const unique = [...new Set(instanceIds)];
     if (unique.length === 0) return [];
+    const states: Filter[] = opts.states ? [{ Name: "instance-state-name", Values: [...opts.states] }] : [];
     // A filter, not InstanceIds: an unknown id is then absent instead of failing the call.
     const pages = await Promise.all(
       batches(unique, this.#describeBatchSize).map((b) =>
-        this.#describeAll(region, [{ Name: "instance-id", Values: b }]),
+        this.#describeAll(region, [{ Name: "instance-id", Values: b }, ...states]),
       ),
     );
     return pages.flat();

@@ -45,7 +45,7 @@ beforeAll(async () => {
   // The real adapter, with a switch to "crash" right after a launch reached EC2.
   const compute: Compute = {
     ...ec2,
-    describe: (r, ids) => ec2.describe(r, ids),
+    describe: (r, ids, opts) => ec2.describe(r, ids, opts),
     describeImage: (r, id) => ec2.describeImage(r, id),
     describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
     terminate: (r, ids) => ec2.terminate(r, ids),

@@ -83,6 +83,50 @@ describe("provisioning", () => {
       .when(cmd("cluster.record-launch", { slot: 1000, attempt: 2, instanceId: "i-x" }))
       .then([]);
   });
+  it("records many slots' launches in one commit: each once, stale ones left out", () => {
+    cluster
+      .given([requested, ...started, launched(0)])
+      .when(
+        cmd("cluster.record-launches", {
+          launches: [
+            { slot: 0, attempt: 1, instanceId: "i-0" },
+            { slot: 1000, attempt: 1, instanceId: "i-1000" },
+            { slot: 1000, attempt: 1, instanceId: "i-1000" },
+            { slot: 1001, attempt: 2, instanceId: "i-x" },
+            { slot: 1002, attempt: 1, instanceId: "i-y" },
+          ],
+        }),
+      )
+      .then([launched(1000)]);
+  });
+  it("records many slots running in one commit, and the instances ready after the last", () => {
+    const agent = (slot: number) => ({
+      type: "cluster.instance-running" as const,
+      data: { slot, instanceId: `i-${slot}`, role: "agent", pool: "workers", capacityType: "spot" },
+    });
+    const before = [requested, ...started, launched(0), launched(1000), launched(1001), running(0)];
+    cluster
+      .given(before)
+      .when(
+        cmd("cluster.record-running-instances", {
+          instances: [
+            { slot: 0, instanceId: "i-0" },
+            { slot: 1000, instanceId: "i-1000" },
+            { slot: 1001, instanceId: "i-1001" },
+            { slot: 1001, instanceId: "i-1001" },
+          ],
+        }),
+      )
+      .then([
+        agent(1000),
+        agent(1001),
+        { type: "cluster.instances-ready", data: { count: 3 } },
+      ] as ClusterEvent[]);
+    cluster
+      .given(before)
+      .when(cmd("cluster.record-running-instances", { instances: [{ slot: 1000, instanceId: "i-1000" }] }))
+      .then([agent(1000)] as ClusterEvent[]);
+  });
   it("the last slot running makes the instances ready (Configuring)", () => {
     const before = [
       requested,
@@ -282,6 +326,22 @@ describe("invariants (property)", () => {
     fc
       .constantFrom(0, 1000, 1001, 1002, 1003)
       .map((slot) => cmd("cluster.record-running", { slot, instanceId: `i-${slot}` })),
+    fc
+      .array(
+        fc.record({
+          slot: fc.constantFrom(0, 1000, 1001, 1002, 1003),
+          attempt: fc.integer({ min: 1, max: 3 }),
+        }),
+        { minLength: 1, maxLength: 4 },
+      )
+      .map((ls) =>
+        cmd("cluster.record-launches", { launches: ls.map((l) => ({ ...l, instanceId: `i-${l.slot}` })) }),
+      ),
+    fc.array(fc.constantFrom(0, 1000, 1001, 1002, 1003), { minLength: 1, maxLength: 4 }).map((ss) =>
+      cmd("cluster.record-running-instances", {
+        instances: ss.map((slot) => ({ slot, instanceId: `i-${slot}` })),
+      }),
+    ),
     fc
       .record({
         slot: fc.constantFrom(0, 1000, 1001, 1002),

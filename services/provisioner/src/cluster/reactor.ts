@@ -10,6 +10,8 @@
  *  - waiting (an instance booting, terminating) never blocks: the event is handed back
  *    to JetStream with a delay (`RetryLaterError`) and looked at again then.
  */
+
+import { createHash } from "node:crypto";
 import {
   CLUSTER_REMEDIATIONS,
   type ClusterCommand,
@@ -33,13 +35,16 @@ import {
   type Compute,
   type ImageInfo,
   type InstanceInfo,
+  type InstanceState,
   isCapacityFailure,
   isComputeFailure,
+  LIVE_STATES,
   launchToken,
 } from "../ports.ts";
 import type { ClusterHandler } from "../provisioner.ts";
-import { describeSessions } from "./decider.ts";
+import { type ClusterState, describeSessions } from "./decider.ts";
 import { drainFirst } from "./drain-first.ts";
+import { GroupCommit } from "./group-commit.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
 export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";
@@ -160,9 +165,14 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     const t = Date.now();
     const last = lastLook.get(clusterId);
     if (last && t - last.at < pollMs && ids.every((id) => last.ids.has(id))) return last.seen;
-    const seen = new Map((await o.compute.describe(region, ids)).map((i) => [i.instanceId, i]));
+    // Pending ones are left out of the answer (absent reads as not running yet, as an
+    // instance EC2 does not show yet does): a look parses each instance about once, when
+    // it has left pending, instead of every booting instance at every look.
+    const seen = new Map(
+      (await o.compute.describe(region, ids, { states: NOT_PENDING })).map((i) => [i.instanceId, i]),
+    );
     // Nothing pending any more: nothing worth keeping.
-    if (ids.every((id) => seen.get(id)?.state !== "pending")) lastLook.delete(clusterId);
+    if (ids.every((id) => seen.has(id))) lastLook.delete(clusterId);
     else lastLook.set(clusterId, { at: t, ids: new Set(ids), seen });
     return seen;
   };
@@ -183,6 +193,72 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     });
     return await o.handler.handle(command, { atLeastSequence: cause.sequence });
   };
+
+  /**
+   * Records launches in batches (see GroupCommit): one `cluster.record-launches` per
+   * flush, caused by the first launch's event and keyed by the slots it names (a replay
+   * of the same batch is a duplicate; another batch of the same slots decides nothing).
+   * Resolves with the cluster's state as the log has it just after.
+   */
+  const launches = new GroupCommit<
+    { cause: Event; launch: CommandDataInput<"cluster.record-launches">["launches"][number] },
+    ClusterState
+  >(async (clusterId, items) => {
+    const ref = { type: "cluster" as const, id: clusterId };
+    for (const chunk of chunks(items, MAX_BATCH)) {
+      const cause = chunk[0]!.cause;
+      const list = chunk.map((i) => i.launch);
+      await o.handler.handle(
+        commandCausedBy(
+          cause,
+          "cluster.record-launches",
+          { clusterId, launches: list },
+          {
+            actor: "provisioner",
+            key: batchKey(list.map((l) => `${l.slot}/${l.attempt}/${l.instanceId}`)),
+          },
+        ),
+        { atLeastSequence: Math.max(...chunk.map((i) => i.cause.sequence)) },
+      );
+    }
+    return (await o.handler.read(ref)).state;
+  });
+  /**
+   * Records running instances in batches: those the cached state (as fresh as every
+   * cause) still shows launched, so the many events of one launch commit that saw the
+   * same DescribeInstances answer append once, not once each.
+   */
+  const runnings = new GroupCommit<
+    {
+      cause: Event;
+      instances: CommandDataInput<"cluster.record-running-instances">["instances"];
+    },
+    void
+  >(async (clusterId, items) => {
+    const ref = { type: "cluster" as const, id: clusterId };
+    const atLeastSequence = Math.max(...items.map((i) => i.cause.sequence));
+    const { state } = await o.handler.read(ref, { atLeastSequence });
+    if (state.status === "Absent") return;
+    const wanted = new Map<number, (typeof items)[number]["instances"][number]>();
+    for (const i of items.flatMap((x) => x.instances)) {
+      const s = state.slots[i.slot];
+      if (s?.status === "launched" && s.instanceId === i.instanceId) wanted.set(i.slot, i);
+    }
+    for (const list of chunks([...wanted.values()], MAX_BATCH)) {
+      await o.handler.handle(
+        commandCausedBy(
+          items[0]!.cause,
+          "cluster.record-running-instances",
+          { clusterId, instances: list },
+          {
+            actor: "provisioner",
+            key: batchKey(list.map((l) => `${l.slot}/${l.instanceId}`)),
+          },
+        ),
+        { atLeastSequence },
+      );
+    }
+  });
 
   const react = async (e: Event) => {
     const ref = e.aggregate;
@@ -257,18 +333,21 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           });
           return;
         }
-        // 3. Record it.
-        await record(e, "cluster.record-launch", {
-          clusterId,
-          slot: slot.slot,
-          attempt: slot.attempt,
-          instanceId: instance.instanceId,
-          ...(instance.availabilityZone ? { availabilityZone: instance.availabilityZone } : {}),
-          ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
+        // 3. Record it, in one commit with the other slots' launches answered meanwhile
+        //    (group commit): a cluster's appends run one after another.
+        const after = await launches.add(clusterId, {
+          cause: e,
+          launch: {
+            slot: slot.slot,
+            attempt: slot.attempt,
+            instanceId: instance.instanceId,
+            ...(instance.availabilityZone ? { availabilityZone: instance.availabilityZone } : {}),
+            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
+          },
         });
         // 4. A launch that lost its place while it ran (a newer attempt, a scale-down, a
-        //    delete) left an instance nobody wants: terminate it. Read as the log has it now.
-        const after = (await o.handler.read(ref)).state;
+        //    delete) left an instance nobody wants: terminate it. Read as the log has it
+        //    just after the record (once per group commit).
         const now = after.status === "Absent" ? undefined : after.slots[slot.slot];
         if (!now || now.attempt !== slot.attempt || now.status === "terminating") {
           o.logger?.warn(
@@ -294,7 +373,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // 2. One DescribeInstances for every instance of the cluster still launching:
         //    whichever slot's event comes back first records every one running, so a
         //    large cluster costs one call per look, and the other events find their slot
-        //    running. Other slots' records are keyed by slot; this one keeps its old id.
+        //    running.
         const launched = Object.values(state.slots).filter(
           (s): s is typeof s & { instanceId: string } =>
             s.status === "launched" && s.instanceId !== undefined,
@@ -304,31 +383,23 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           region,
           launched.map((s) => s.instanceId),
         );
-        for (const s of launched) {
-          const other = seen.get(s.instanceId);
-          if (s.slot === d.slot || other?.state !== "running") continue;
-          await record(
-            e,
-            "cluster.record-running",
-            {
-              clusterId,
-              slot: s.slot,
-              instanceId: s.instanceId,
-              ...(other.privateIpAddress ? { privateIp: other.privateIpAddress } : {}),
-            },
-            `slot=${s.slot}`,
-          );
-        }
+        const running = launched.flatMap((s) => {
+          const i = seen.get(s.instanceId);
+          return i?.state === "running"
+            ? [
+                {
+                  slot: s.slot,
+                  instanceId: s.instanceId,
+                  ...(i.privateIpAddress ? { privateIp: i.privateIpAddress } : {}),
+                },
+              ]
+            : [];
+        });
+        // Every slot seen running in one commit, with those the other slots' events saw
+        // meanwhile (group commit): one append where there were as many as slots.
+        if (running.length > 0) await runnings.add(clusterId, { cause: e, instances: running });
         const instance = seen.get(d.instanceId);
-        if (instance?.state === "running") {
-          await record(e, "cluster.record-running", {
-            clusterId,
-            slot: d.slot,
-            instanceId: d.instanceId,
-            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
-          });
-          return;
-        }
+        if (instance?.state === "running") return;
         if (!instance || instance.state === "pending")
           throw new RetryLaterError(
             proportionalPollDelay(waited, bootPolls),
@@ -473,4 +544,21 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 function launchFailedForGood(err: unknown): err is Error {
   if (isCairnError(err)) return err.failure === "permanent";
   return isComputeFailure(err) && !err.transient;
+}
+
+/** Every instance state but `pending`: what a boot poll asks EC2 for. */
+const NOT_PENDING: readonly InstanceState[] = [...LIVE_STATES.filter((s) => s !== "pending"), "terminated"];
+
+/** Slots per batched record: the catalogue's bound on `cluster.record-launches`. */
+const MAX_BATCH = 1_000;
+
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+/** A short, deterministic key naming a batch's members: its command id follows from it. */
+function batchKey(members: readonly string[]): string {
+  return createHash("sha256").update(members.join(",")).digest("hex").slice(0, 32);
 }
