@@ -41,6 +41,7 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
+import { buildService, SERVICES } from "../../scripts/build.ts";
 import { createCommand } from "../../test/harness/lifecycle.ts";
 import { type Stack, startStack } from "../../test/harness/stack.ts";
 import { bounded, type Figure, printFigures, printResult } from "../lib/report.ts";
@@ -57,6 +58,11 @@ const SESSIONS_PER_CLUSTER = Number(process.env.BENCH_SESSIONS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** Node flags for every service process (e.g. `--max-old-space-size=64`): what would bound the RSS. */
 const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? "";
+/**
+ * The services as deploy/ runs them: their bundles (`npm run build`, built here first), not
+ * their main.ts through Node's type stripping. BENCH_SOURCES=1: from the sources.
+ */
+const BUNDLES = process.env.BENCH_SOURCES !== "1";
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 5 : 15));
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
 const TIME_SCALE = 1000;
@@ -136,7 +142,8 @@ interface SizeResult {
   refusedPerSecond: number;
   commitsPerSecond: number;
   lag: { p50: number; p99: number; max: number; count: number; unseen: number };
-  rss: Record<string, { peak: number; end: number }>;
+  /** Per service: at start (ready, no cluster yet), the peak over the run, at the end. */
+  rss: Record<string, { start: number; peak: number; end: number }>;
   /** The services' CPU over the steady phase, ms per wall second. */
   cpuMsPerSecond: number;
   /** Over the quiet window before the traffic: the standing cost of N clusters and their sessions. */
@@ -197,20 +204,24 @@ async function runSize(clusters: number): Promise<SizeResult> {
     timeScale: TIME_SCALE,
     logLevel: "warn",
     ...(SERVICE_NODE_OPTIONS ? { env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS } } : {}),
+    bundles: BUNDLES,
   });
   current = stack;
   try {
-    const rss: Record<string, { peak: number; end: number }> = {};
+    const rss: SizeResult["rss"] = {};
     const sampleRss = () => {
       for (const p of stack.processes) {
         const r = p.pid !== undefined ? rssBytes(p.pid) : undefined;
         if (r === undefined) continue;
-        const s = rss[p.service] ?? { peak: 0, end: 0 };
+        const s = rss[p.service] ?? { start: r, peak: 0, end: 0 };
         s.peak = Math.max(s.peak, r);
         s.end = r;
         rss[p.service] = s;
       }
     };
+    // The services' standing RSS with nothing to hold yet (they have been ready a moment).
+    await sleep(2_000);
+    sampleRss();
     const rssTimer = setInterval(sampleRss, 500);
     try {
       const t0 = performance.now();
@@ -387,6 +398,11 @@ console.log(
     .join(" ")}`,
 );
 const bare = bareNodeRss();
+if (BUNDLES) {
+  const t0 = performance.now();
+  for (const s of SERVICES) await buildService(s);
+  console.log(`built the five bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`);
+}
 const results: SizeResult[] = [];
 for (const n of SIZES) results.push(await runSize(n));
 
@@ -407,7 +423,8 @@ for (const r of results) {
     { name: "services' CPU per request", value: cpuPerRequest(r), unit: "ms" },
     { name: "services' CPU idle, per cluster", value: r.idleCpuMsPerSecond / r.clusters, unit: "ms/s" },
     ...Object.entries(r.rss).flatMap(([service, s]) => [
-      { name: `${service} RSS peak`, value: mb(s.peak), unit: "MB", raw: mb(bare) },
+      { name: `${service} RSS at start`, value: mb(s.start), unit: "MB", raw: mb(bare) },
+      { name: `${service} RSS peak`, value: mb(s.peak), unit: "MB" },
       { name: `${service} RSS at the end`, value: mb(s.end), unit: "MB" },
     ]),
   ];
@@ -465,6 +482,7 @@ for (const r of results) {
   figures[`${p}setup_s`] = r.setupSeconds;
   for (const [service, s] of Object.entries(r.rss)) {
     const k = service.replaceAll("-", "_");
+    figures[`${p}${k}_rss_start_mb`] = mb(s.start);
     figures[`${p}${k}_rss_peak_mb`] = mb(s.peak);
     figures[`${p}${k}_rss_end_mb`] = mb(s.end);
   }
@@ -479,6 +497,7 @@ printResult({
     concurrency: CONCURRENCY,
     idle_seconds: IDLE_SECONDS,
     service_node_options: SERVICE_NODE_OPTIONS,
+    bundles: BUNDLES,
     time_scale: TIME_SCALE,
   },
   figures,

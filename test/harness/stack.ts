@@ -82,6 +82,11 @@ export interface StackOptions {
    * machine has (`findPostgres`), which the stack may not restart.
    */
   readonly postgres?: "shared" | "embedded";
+  /**
+   * Run each service from its bundle (`npm run build`: services/<name>/dist/bundle/main.mjs,
+   * what deploy/ runs) instead of its main.ts: the caller builds them first (bench/load).
+   */
+  readonly bundles?: boolean;
 }
 
 /** One exit of a process. */
@@ -102,6 +107,7 @@ export class ServiceProcess {
   readonly replica: number;
   readonly name: string;
   readonly env: NodeJS.ProcessEnv;
+  readonly entry: string;
   /** Every exit, expected or not. */
   readonly exits: Exit[] = [];
   starts = 0;
@@ -115,7 +121,15 @@ export class ServiceProcess {
   #tail: string[] = [];
   #log: WriteStream;
 
-  constructor(service: ServiceName, replica: number, env: NodeJS.ProcessEnv, logDir: string) {
+  constructor(
+    service: ServiceName,
+    replica: number,
+    env: NodeJS.ProcessEnv,
+    logDir: string,
+    /** The script it runs: its main.ts, or its bundle. */
+    entry: string = join(root, "services", service, "src", "main.ts"),
+  ) {
+    this.entry = entry;
     this.service = service;
     this.replica = replica;
     this.name = `${service}#${replica}`;
@@ -143,7 +157,7 @@ export class ServiceProcess {
     this.#stopped = false;
     this.#expectExit = false;
     this.starts += 1;
-    const child = spawn(process.execPath, [join(root, "services", this.service, "src", "main.ts")], {
+    const child = spawn(process.execPath, [this.entry], {
       env: this.env,
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       // Its own process group: a kill reaches it and whatever it started, nothing else.
@@ -441,7 +455,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
               apiHost: "127.0.0.1",
             })
           : { ...(apiPort ? { CAIRN_API_PORT: String(apiPort) } : {}), CAIRN_HEALTH_PORT: "0" };
-        processes.push(new ServiceProcess(service, i, { ...env, ...own, ...opts.env }, logDir));
+        processes.push(
+          new ServiceProcess(
+            service,
+            i,
+            { ...env, ...own, ...opts.env },
+            logDir,
+            opts.bundles ? join(root, "services", service, "dist", "bundle", "main.mjs") : undefined,
+          ),
+        );
       }
     }
     stops.push(async () => {

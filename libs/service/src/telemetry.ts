@@ -7,10 +7,29 @@
  * collector runs. Spans are exported only when an OTLP endpoint is given.
  */
 import { context, logs, propagation, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
-import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  processDetector,
+  resourceFromAttributes,
+} from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  NoopSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 export interface TelemetryOptions {
@@ -53,6 +72,47 @@ async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
   }
 }
 
+/** OTEL_TRACES_SAMPLER (and _ARG), as NodeSDK read them; undefined: the provider's default. */
+export function samplerFromEnv(env: NodeJS.ProcessEnv = process.env): Sampler | undefined {
+  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG && arg >= 0 && arg <= 1 ? arg : 1;
+  switch (env.OTEL_TRACES_SAMPLER?.trim()) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "parentbased_always_on":
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "traceidratio":
+      return new TraceIdRatioBasedSampler(ratio);
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * OTEL_PROPAGATORS, as NodeSDK read it (tracecontext, baggage, b3, b3multi; `none`: none);
+ * unset: W3C tracecontext + baggage. null: register no propagator.
+ */
+export function propagatorFromEnv(env: NodeJS.ProcessEnv = process.env): CompositePropagator | null {
+  const names = env.OTEL_PROPAGATORS?.split(",")
+    .map((n) => n.trim())
+    .filter(Boolean) ?? ["tracecontext", "baggage"];
+  if (names.includes("none")) return null;
+  const made = {
+    tracecontext: () => new W3CTraceContextPropagator(),
+    baggage: () => new W3CBaggagePropagator(),
+    b3: () => new B3Propagator(),
+    b3multi: () => new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
+  } as const;
+  const propagators = [...new Set(names)].flatMap((n) => (n in made ? [made[n as keyof typeof made]()] : []));
+  return new CompositePropagator({ propagators });
+}
+
 /**
  * Starts tracing for this process. Calling it again while started returns the running instance
  * unchanged (its options are ignored): a process has one tracer provider. After `shutdown()` a
@@ -65,7 +125,7 @@ async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
 export function startTelemetry(opts: TelemetryOptions): Telemetry {
   if (current) return current;
 
-  // NodeSDK registers a tracer provider only if it has at least one span processor; the no-op
+  // A tracer provider with no span processor would drop every span at birth; the no-op
   // processor keeps ids and sampling alive when nothing is exported.
   const spanProcessors: SpanProcessor[] = opts.otlpEndpoint
     ? [
@@ -77,18 +137,31 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
       ]
     : [new NoopSpanProcessor()];
 
-  const sdk = new NodeSDK({
-    serviceName: opts.serviceName,
-    resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.serviceName })),
+  // What NodeSDK.start() registered for us, without NodeSDK: it imports every exporter
+  // (gRPC, protobuf, Zipkin, the metrics and logs SDKs) to pick from OTEL_* variables, ~20 MB
+  // of RSS in each process (docs/benchmarks.md, load) for parts Cairn never starts: metrics
+  // are Prometheus (metrics.ts), logs are pino on stdout, spans go over OTLP/HTTP or nowhere.
+  // The same three globals: a tracer provider, the AsyncLocalStorage context manager, and the
+  // W3C tracecontext + baggage propagator.
+  // The OTEL_* variables NodeSDK honoured (docs/service.md) are read here the same way.
+  const disabled = /^(true|1)$/i.test(process.env.OTEL_SDK_DISABLED?.trim() ?? "");
+  const sampler = samplerFromEnv();
+  const provider = new TracerProvider({
+    resource: defaultResource()
+      .merge(detectResources({ detectors: [envDetector, hostDetector, processDetector] }))
+      .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.serviceName })),
     spanProcessors,
-    // Metrics are Prometheus (metrics.ts) and logs are pino on stdout: the SDK must not start
-    // its own OTLP metric/log exporters from OTEL_* defaults.
-    metricReaders: [],
-    logRecordProcessors: [],
-    // contextManager and textMapPropagator left unset: NodeSDK then installs the
-    // AsyncLocalStorageContextManager and W3C tracecontext+baggage (unless OTEL_PROPAGATORS says otherwise).
+    ...(sampler ? { sampler } : {}),
   });
-  sdk.start();
+  if (!disabled) {
+    const contextManager = new AsyncLocalStorageContextManager();
+    contextManager.enable();
+    context.setGlobalContextManager(contextManager);
+    const propagator = propagatorFromEnv();
+    if (propagator) propagation.setGlobalPropagator(propagator);
+    trace.setGlobalTracerProvider(provider);
+  }
+  const sdk = { shutdown: () => provider.shutdown() };
 
   let stopping: Promise<void> | undefined;
   const handle: Telemetry = {

@@ -1,6 +1,6 @@
 import { context, propagation, trace } from "@opentelemetry/api";
 import { describe, expect, it } from "vitest";
-import { startTelemetry, tracesUrl } from "./telemetry.ts";
+import { propagatorFromEnv, samplerFromEnv, startTelemetry, tracesUrl } from "./telemetry.ts";
 
 describe("startTelemetry", () => {
   it("records spans with real ids and injects W3C traceparent, without a collector", async () => {
@@ -44,5 +44,25 @@ describe("startTelemetry", () => {
   it("sends spans to <endpoint>/v1/traces", () => {
     expect(tracesUrl("http://localhost:4318")).toBe("http://localhost:4318/v1/traces");
     expect(tracesUrl("http://localhost:4318/")).toBe("http://localhost:4318/v1/traces");
+  });
+});
+
+describe("the OTEL_* variables NodeSDK honoured (docs/service.md)", () => {
+  it("OTEL_TRACES_SAMPLER picks the sampler, with its ratio", () => {
+    expect(samplerFromEnv({})).toBeUndefined();
+    expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: "always_off" })?.toString()).toBe("AlwaysOffSampler");
+    expect(
+      samplerFromEnv({
+        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG: "0.25",
+      })?.toString(),
+    ).toContain("TraceIdRatioBased{0.25}");
+  });
+
+  it("OTEL_PROPAGATORS picks the propagators; none registers none", () => {
+    expect(propagatorFromEnv({})?.fields()).toEqual(expect.arrayContaining(["traceparent", "baggage"]));
+    expect(propagatorFromEnv({ OTEL_PROPAGATORS: "b3multi" })?.fields()).toContain("x-b3-traceid");
+    expect(propagatorFromEnv({ OTEL_PROPAGATORS: "tracecontext" })?.fields()).not.toContain("baggage");
+    expect(propagatorFromEnv({ OTEL_PROPAGATORS: "none" })).toBeNull();
   });
 });

@@ -1,0 +1,78 @@
+/**
+ * `npm run build`: one minified, tree-shaken ESM bundle per service,
+ * services/<name>/dist/bundle/main.mjs, which deploy/Dockerfile and `npm run stack` run.
+ *
+ * Why (docs/benchmarks.md, load): a service started from its main.ts costs 150–230 MB RSS at
+ * idle, most of it loading code, not state — Node's type stripping (a WebAssembly compiler,
+ * ~18 MB), then thousands of modules through the ESM loader (each its source string, its
+ * module record and its compiled functions): @aws-sdk/client-ec2's dist-es alone is one file a
+ * command, and @kubernetes/client-node one a model. A bundle is one source with only what is
+ * reachable, so the same process starts at a fraction of that. `npm start` still runs the
+ * sources (nothing to build on a fresh clone); the bundles are for the production shapes.
+ *
+ * The depth dist/bundle/ is the depth of src/api/ on purpose: the projector finds its
+ * dashboard at `import.meta.dirname/../../dashboard`, which holds from either place.
+ *
+ * Run: npm run build [-- service ...]   (default: every service)
+ */
+import { mkdirSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "rolldown";
+
+export const SERVICES = ["provisioner", "installer", "node-ops", "idle-detector", "projector"] as const;
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Where `npm run build` puts a service's bundle. */
+export function bundlePath(service: string): string {
+  return join(root, "services", service, "dist", "bundle", "main.mjs");
+}
+
+/**
+ * Packages left to Node's resolver at run time: those that read files beside their own
+ * sources (swagger-ui's and fastify-static's assets) or load optional native parts (pg-native,
+ * which pg requires only when asked for), which a bundle would cut from their files.
+ */
+const EXTERNAL = [/^@fastify\/swagger-ui/, /^@fastify\/static/, /^pg-native$/];
+
+export async function buildService(service: string): Promise<{ file: string; bytes: number }> {
+  const file = bundlePath(service);
+  mkdirSync(dirname(file), { recursive: true });
+  await build({
+    input: join(root, "services", service, "src", "main.ts"),
+    platform: "node",
+    external: EXTERNAL,
+    // ESM first: a package's dist-es is a module a command (the AWS SDK) that tree shaking can
+    // cut to what Cairn calls; its CommonJS build is one file of every command, kept whole.
+    resolve: { mainFields: ["module", "main"] },
+    logLevel: "warn",
+    // Rolldown's default warnings (eval in a dependency, a namespace re-export) are the
+    // dependencies' business; what would break is an unresolved import, which fails the build.
+    onLog: (level, log, handler) => {
+      if (level === "warn" && log.code !== "UNRESOLVED_IMPORT") return;
+      handler(level, log);
+    },
+    output: {
+      file,
+      format: "esm",
+      minify: true,
+      codeSplitting: false,
+      sourcemap: true,
+    },
+  });
+  return { file, bytes: statSync(file).size };
+}
+
+if (import.meta.main) {
+  const wanted = process.argv.slice(2);
+  const services = wanted.length > 0 ? wanted : SERVICES;
+  for (const s of services) {
+    if (!(SERVICES as readonly string[]).includes(s)) throw new Error(`build: no service ${s}`);
+    const t0 = performance.now();
+    const { file, bytes } = await buildService(s);
+    console.log(
+      `${relative(root, file)}  ${(bytes / 1024 / 1024).toFixed(1)} MB  ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  }
+}
