@@ -13,7 +13,14 @@ import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.t
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { RecentCommits, type SnapshotStore } from "./snapshots.ts";
-import { asNewWork, commandWorkAttributes, linkTo, traceIdOf, traceparentOf } from "./trace.ts";
+import {
+  asNewWork,
+  commandWorkAttributes,
+  contextPropagates,
+  linkTo,
+  traceIdOf,
+  traceparentOf,
+} from "./trace.ts";
 
 type Msg = { type: string; data: unknown };
 
@@ -132,6 +139,9 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
    * checked against the log by optimistic concurrency.
    */
   async handle(parsed: ParsedCommand, opts: { atLeastSequence?: number } = {}): Promise<HandleOutcome> {
+    // No context manager (no telemetry set up): a context given to `context.with` is never
+    // seen again, so the work attributes and links below would be built for nobody.
+    if (!contextPropagates()) return await this.#serially(parsed.target, () => this.#handle(parsed, opts));
     // What it writes (and any span under it) names this command, not the event that caused it.
     const work = asNewWork(
       commandWorkAttributes({
@@ -219,8 +229,9 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   /** Runs `f` after every earlier decision on the same aggregate in this process. */
   async #serially<T>(target: AggregateRef, f: () => Promise<T>): Promise<T> {
     const k = key(target);
-    const before = this.#queues.get(k) ?? Promise.resolve();
-    const run = before.then(f, f);
+    const before = this.#queues.get(k);
+    // Nothing before it (the usual case): it starts now rather than a turn of promises later.
+    const run = before ? before.then(f, f) : f();
     const tail = run.catch(() => {});
     this.#queues.set(k, tail);
     try {
