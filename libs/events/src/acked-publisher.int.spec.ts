@@ -61,6 +61,42 @@ describe("acked publisher", () => {
     }
   });
 
+  it("headers given as a plain record are written as the message's header block, with the Nats ones", async () => {
+    await js.nats.jsm.streams.update("PUB", { duplicate_window: 60_000_000_000 });
+    const p = ackedPublisher(js.nats.nc, { lingerMs: 0 });
+    try {
+      const o = { msgID: "r-1", headers: { "Cairn-Event-Types": "a.b,c.d", traceparent: "00-ab-cd-01" } };
+      const first = await p.publishAcked("pub.rec", "x", { ...o, expectedLastSubjectSequence: 0 });
+      const m = await js.nats.jsm.streams.getMessage("PUB", { seq: first.seq });
+      expect(m?.header.get("Cairn-Event-Types")).toBe("a.b,c.d");
+      expect(m?.header.get("traceparent")).toBe("00-ab-cd-01");
+      expect(m?.header.get("Nats-Msg-Id")).toBe("r-1");
+      expect(m?.string()).toBe("x");
+      // The Nats headers did their work: a repeat is a duplicate, a stale expectation refused.
+      expect(await p.publishAcked("pub.rec", "x", o)).toEqual({ seq: first.seq, duplicate: true });
+      await expect(
+        p.publishAcked("pub.rec", "y", { headers: { a: "1" }, expectedLastSubjectSequence: 0 }),
+      ).rejects.toMatchObject({ code: JetStreamApiCodes.StreamWrongLastSequence });
+    } finally {
+      p.stop();
+    }
+  });
+
+  it("a header that would break the header block is refused, and nothing is published", async () => {
+    const p = ackedPublisher(js.nats.nc, { lingerMs: 0 });
+    try {
+      await expect(p.publish("pub.bad", "x", { headers: { a: "1\r\nNats-Msg-Id: forged" } })).rejects.toThrow(
+        /line break/,
+      );
+      await expect(p.publish("pub.bad", "x", { headers: { "bad name": "1" } })).rejects.toThrow(
+        /header name/,
+      );
+      expect(await p.publish("pub.bad", "ok")).toBe(1);
+    } finally {
+      p.stop();
+    }
+  });
+
   it("a subject no stream stores is refused at once; what is pending when it stops is refused too", async () => {
     const p = ackedPublisher(js.nats.nc, { timeoutMs: 5_000 });
     const t0 = performance.now();

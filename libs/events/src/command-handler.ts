@@ -2,6 +2,7 @@ import { context, trace } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import type { RejectionCode } from "./catalogue/common.ts";
 import { type Decider, isRejection } from "./decider.ts";
+import { fullJitterBackoff } from "./delays.ts";
 import type {
   AggregateRef,
   CommandEnvelope,
@@ -13,7 +14,14 @@ import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.t
 import { commitIdFor, type EventStore } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { RecentCommits, type SnapshotStore } from "./snapshots.ts";
-import { asNewWork, commandWorkAttributes, linkTo, traceIdOf, traceparentOf } from "./trace.ts";
+import {
+  asNewWork,
+  commandWorkAttributes,
+  contextPropagates,
+  linkTo,
+  traceIdOf,
+  traceparentOf,
+} from "./trace.ts";
 
 type Msg = { type: string; data: unknown };
 
@@ -43,6 +51,10 @@ interface Cached<S> {
   /** Version (event count) at the latest snapshot this process read or wrote for the aggregate (0: none). */
   snapshotVersion: number;
 }
+
+/** The wait before the n-th retry after a conflict: in [0, min(50, 2^(n-1))] ms. */
+const conflictBackoff = fullJitterBackoff(1, 50);
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Default: a snapshot is written behind every this many events of an aggregate (a commit holds one or a few). */
 export const SNAPSHOT_EVERY = 100;
@@ -132,6 +144,9 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
    * checked against the log by optimistic concurrency.
    */
   async handle(parsed: ParsedCommand, opts: { atLeastSequence?: number } = {}): Promise<HandleOutcome> {
+    // No context manager (no telemetry set up): a context given to `context.with` is never
+    // seen again, so the work attributes and links below would be built for nobody.
+    if (!contextPropagates()) return await this.#serially(parsed.target, () => this.#handle(parsed, opts));
     // What it writes (and any span under it) names this command, not the event that caused it.
     const work = asNewWork(
       commandWorkAttributes({
@@ -219,8 +234,9 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   /** Runs `f` after every earlier decision on the same aggregate in this process. */
   async #serially<T>(target: AggregateRef, f: () => Promise<T>): Promise<T> {
     const k = key(target);
-    const before = this.#queues.get(k) ?? Promise.resolve();
-    const run = before.then(f, f);
+    const before = this.#queues.get(k);
+    // Nothing before it (the usual case): it starts now rather than a turn of promises later.
+    const run = before ? before.then(f, f) : f();
     const tail = run.catch(() => {});
     this.#queues.set(k, tail);
     try {
@@ -243,8 +259,8 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ): Promise<HandleOutcome> {
     const commitId = commitIdFor(commandId, target);
     for (let attempt = 0; attempt <= this.#o.maxConflictRetries; attempt++) {
-      // 1. aggregate the stream
-      const agg = await this.#aggregate(target, attempt > 0);
+      // 1. aggregate the stream (a cached one without waiting for anything)
+      const agg = (attempt === 0 && this.#cached(target)) || (await this.#aggregate(target, attempt > 0));
       // 2. already handled?
       if (agg.commitIds.has(commitId)) {
         this.stats.duplicates++;
@@ -292,6 +308,11 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
         //    cached state) and decide again
         if (!isConcurrencyConflict(err)) throw err;
         this.stats.conflicts++;
+        // A moment's jittered wait before reading again: the writer that won is likely
+        // still writing (a replica working through its own commands, each appended
+        // straight from its cache), and a loser that reloads at once keeps arriving
+        // between two of its appends — starved until it runs out of retries.
+        if (attempt < this.#o.maxConflictRetries) await sleep(conflictBackoff(attempt + 1));
       }
     }
     throw new ConflictRetriesExhaustedError(
@@ -309,22 +330,26 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ): RawEventEnvelope[] {
     const tp = traceparentOf(context.active()) ?? command.meta.traceparent;
     const lifecycle = agg.lifecycleTraceparent;
-    // The aggregate's own lifecycle and the ones the command names, each once, none on this trace.
-    const traceIds = new Set([traceIdOf(tp)]);
-    const linked: string[] = [];
-    for (const l of [...(lifecycle ? [lifecycle] : []), ...(command.meta.links ?? [])]) {
-      if (traceIds.has(traceIdOf(l))) continue;
-      traceIds.add(traceIdOf(l));
-      linked.push(l);
+    let links: string[] | undefined;
+    if (lifecycle || command.meta.links?.length) {
+      // The aggregate's own lifecycle and the ones the command names, each once, none on this trace.
+      const traceIds = new Set([traceIdOf(tp)]);
+      const linked: string[] = [];
+      for (const l of [...(lifecycle ? [lifecycle] : []), ...(command.meta.links ?? [])]) {
+        if (traceIds.has(traceIdOf(l))) continue;
+        traceIds.add(traceIdOf(l));
+        linked.push(l);
+      }
+      if (linked.length > 0) links = linked;
     }
-    const links = linked.length > 0 ? linked : undefined;
+    const time = now.toISOString();
     return events.map((e, i) => ({
       id: newId(),
       type: e.type,
       version: this.#o.catalogue.eventVersion(e.type),
       aggregate: target,
       position: agg.version + i + 1,
-      time: now.toISOString(),
+      time,
       // Checked here so a decider bug is a clear error, not a poisoned log.
       data: this.#o.catalogue.checkEventData(e.type, e.data),
       meta: {
@@ -338,15 +363,22 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     }));
   }
 
-  async #aggregate(target: AggregateRef, fresh: boolean): Promise<Cached<S>> {
+  /** The cached aggregate, if any, made the most recently used. */
+  #cached(target: AggregateRef): Cached<S> | undefined {
     const k = key(target);
-    const hit = fresh ? undefined : this.#cache.get(k);
+    const hit = this.#cache.get(k);
     if (hit) {
       // Refresh recency for the LRU.
       this.#cache.delete(k);
       this.#cache.set(k, hit);
-      return hit;
     }
+    return hit;
+  }
+
+  async #aggregate(target: AggregateRef, fresh: boolean): Promise<Cached<S>> {
+    const k = key(target);
+    const hit = fresh ? undefined : this.#cached(target);
+    if (hit) return hit;
     // A stale cached state (another replica wrote, or a conflict) is brought up to date by
     // folding only the commits after it; a cold one starts from a snapshot, else from scratch.
     const known = this.#cache.get(k);

@@ -84,9 +84,23 @@ export interface AppendResult {
  * a redelivered or retried cause yields the same id and JetStream drops the copy.
  */
 export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
-  // One-shot `hash`: the same digest as a `createHash` object, without building one.
-  return hash("sha256", `${causationId}|${aggregate.type}|${aggregate.id}`, "hex").slice(0, 32);
+  const text = `${causationId}|${aggregate.type}|${aggregate.id}`;
+  let id = recentCommitIds.get(text);
+  if (id === undefined) {
+    // One-shot `hash`: the same digest as a `createHash` object, without building one.
+    id = hash("sha256", text, "hex").slice(0, 32);
+    if (recentCommitIds.size >= 1024) recentCommitIds.clear();
+    recentCommitIds.set(text, id);
+  }
+  return id;
 }
+
+/**
+ * The last commit ids worked out: the command handler asks for a command's before deciding
+ * (is it in the log already?) and the store again as it appends, a few microseconds
+ * later — a second sha256 per command otherwise. A pure function's memo: never wrong.
+ */
+const recentCommitIds = new Map<string, string>();
 
 /**
  * One publisher per connection, shared by every store on it: appends leave on its one
@@ -108,6 +122,13 @@ function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
     );
   }
   return p;
+}
+
+function natsHeadersOf(types: string, traceparent: string | undefined) {
+  const h = natsHeaders();
+  h.set(Headers.eventTypes, types);
+  if (traceparent) h.set(Headers.traceparent, traceparent);
+  return h;
 }
 
 /** The connection under a nats.js JetStream client (its `nc`, public on the implementation though not on the interface). */
@@ -280,21 +301,20 @@ export class EventStore<E extends Msg = Msg> {
       }),
     });
     try {
-      const h = natsHeaders();
-      h.set(Headers.eventTypes, types);
-      if (traceparent) h.set(Headers.traceparent, traceparent);
       const body: RawCommit = { commitId, aggregate: commit.aggregate, events: events as RawEventEnvelope[] };
       const data = JSON.stringify(body);
       const ack = this.#nc
         ? await publisherFor(this.#nc, this.#timeoutMs).publishAcked(subject, data, {
             msgID: commitId,
             expectedLastSubjectSequence: expectedSequence,
-            headers: h,
+            headers: traceparent
+              ? { [Headers.eventTypes]: types, [Headers.traceparent]: traceparent }
+              : { [Headers.eventTypes]: types },
           })
         : await this.#js.publish(subject, data, {
             msgID: commitId,
             expect: { lastSubjectSequence: expectedSequence },
-            headers: h,
+            headers: natsHeadersOf(types, traceparent),
           });
       if (span.isRecording()) span.setAttribute(SpanAttributes.sequence, ack.seq);
       return { sequence: ack.seq, duplicate: ack.duplicate, commitId };

@@ -32,6 +32,7 @@ export class RecentCommits {
 
   has(commitId: string): boolean {
     if (this.#open.has(commitId)) return true;
+    if (this.#sealed.length === 0) return false;
     const needle = ` ${commitId} `;
     for (const c of this.#sealed) if (c.text.includes(needle)) return true;
     return false;

@@ -14,6 +14,7 @@ import {
   createContextKey,
   isSpanContextValid,
   type Link,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -113,6 +114,19 @@ export function eventWorkAttributes(e: {
     ...(e.meta.commandId ? { [SpanAttributes.commandId]: e.meta.commandId } : {}),
     ...(e.meta.correlationId ? { [SpanAttributes.correlationId]: e.meta.correlationId } : {}),
   };
+}
+
+const PROBE = ROOT_CONTEXT.setValue(createContextKey("cairn.context-probe"), true);
+const probeIsActive = () => context.active() === PROBE;
+
+/**
+ * Whether a context manager is installed (telemetry is set up): without one, `context.with`
+ * runs its callback in the root context and what a context carries is never read, so work
+ * that only builds contexts for spans and trace propagation can be skipped. Asked each time
+ * (one `context.with`), since telemetry may be set up after a caller was made.
+ */
+export function contextPropagates(): boolean {
+  return context.with(PROBE, probeIsActive);
 }
 
 export function tracer() {
