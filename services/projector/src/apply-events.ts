@@ -6,8 +6,8 @@
  * builds; it only keeps the rows in memory and writes the index with COPY.
  */
 import type { CairnEvent } from "@cairn/events";
-import { type RawBuilder, sql } from "kysely";
-import type { Db } from "./db/database.ts";
+import { type RawBuilder, type Selectable, sql } from "kysely";
+import type { ClustersTable, CommandsTable, Db } from "./db/database.ts";
 import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
 import { applyCommandEvent, type CommandRow, commandIdsOf } from "./projections/commands.ts";
 import { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
@@ -16,9 +16,10 @@ import { applyNodeOpEvent, type NodeOpRow, nodeOpIdOf } from "./projections/node
 import { applyNodeEvent, type NodeRow, nodeKeysOf, nodeRowId } from "./projections/nodes.ts";
 import { applySessionEvent, isSessionEvent, type SessionRow } from "./projections/sessions.ts";
 import { addSample, type StepDurationRow, sampleOf } from "./projections/step-durations.ts";
-import { getClusters, upsertClustersSql } from "./repository/clusters.ts";
-import { getCommands, upsertCommandsSql } from "./repository/commands.ts";
+import { fromStored as clusterFromStored, upsertClustersText } from "./repository/clusters.ts";
+import { fromStored as commandFromStored, upsertCommandsText } from "./repository/commands.ts";
 import {
+  type DocTable,
   getAllDocs,
   getDocs,
   installsTable,
@@ -27,8 +28,10 @@ import {
   sessionsTable,
   stepDurationsTable,
   upsertDocsSql,
+  upsertDocsText,
 } from "./repository/doc-tables.ts";
-import { indexRowsByKey, upsertEventIndexSql } from "./repository/event-index.ts";
+import { indexRowsByKey, upsertEventIndexText } from "./repository/event-index.ts";
+import { dollarQuoted, qualified, textArrayLiteral } from "./repository/recordset.ts";
 
 export interface SequencedEvent {
   readonly event: CairnEvent;
@@ -36,51 +39,193 @@ export interface SequencedEvent {
   readonly sequence: number;
 }
 
-/**
- * Applies `events` (in stream order) to the read models in `schema` and sets the
- * checkpoint: two reads (the rows the events touch), then one statement that upserts
- * the index, clusters and commands and moves the checkpoint — few round trips, since
- * they are most of a small batch's latency.
- */
-export async function applyEvents(
-  trx: Db,
-  schema: string,
-  events: readonly SequencedEvent[],
-  checkpoint: { readonly name: string; readonly sequence: number },
-): Promise<{ clusters: ClusterRow[]; commands: CommandRow[]; more: ChangedMore; progressed: ClusterRow[] }> {
-  const clusterIds = new Set<string>();
-  const commandIds = new Set<string>();
+/** The rows a live batch reads before it folds: those its events touch. */
+export interface ReadSet {
+  readonly clusters: Set<string>;
+  readonly commands: Set<string>;
+  readonly installs: Set<string>;
+  readonly nodes: Set<string>;
+  readonly nodeops: Set<string>;
+  readonly sessions: Set<string>;
+  /** The step durations (all of them, a handful): when a node moves. */
+  durations: boolean;
+}
+
+export function emptyReadSet(): ReadSet {
+  return {
+    clusters: new Set(),
+    commands: new Set(),
+    installs: new Set(),
+    nodes: new Set(),
+    nodeops: new Set(),
+    sessions: new Set(),
+    durations: false,
+  };
+}
+
+/** Adds to `set` the rows folding `events` reads. */
+export function addToReadSet(set: ReadSet, events: readonly SequencedEvent[]): ReadSet {
   for (const { event } of events) {
     // An install's events move its cluster's progress (read from both rows): its row is
-    // read in the same select, to announce it (below).
+    // read too, to announce it (see `foldBatch`).
     if (event.aggregate.type === "cluster" || event.aggregate.type === "install")
-      clusterIds.add(event.aggregate.id);
-    for (const id of commandIdsOf(event)) commandIds.add(id);
+      set.clusters.add(event.aggregate.id);
+    for (const id of commandIdsOf(event)) set.commands.add(id);
   }
-  const clusters = await getClusters(trx, schema, [...clusterIds]);
-  const commands = await getCommands(trx, schema, [...commandIds]);
-  const more = emptyMoreRows();
-  await loadMoreRows(trx, schema, events, more);
-  const changed = foldInto(events, clusters, commands, more);
-  const index = eventIndexRows(events);
-  const ctes: RawBuilder<unknown>[] = [];
-  if (index.length > 0) ctes.push(sql`index_rows as (${upsertEventIndexSql(schema, index)})`);
-  if (changed.clusters.length > 0)
-    ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, changed.clusters)})`);
-  if (changed.commands.length > 0)
-    ctes.push(sql`command_rows as (${upsertCommandsSql(schema, changed.commands)})`);
-  ctes.push(...moreRowsCtes(schema, changed.more));
-  const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
-    set last_sequence = ${checkpoint.sequence} where name = ${checkpoint.name}`;
-  await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(trx);
+  const more = moreRowIds(events);
+  for (const k of ["installs", "nodes", "nodeops", "sessions"] as const)
+    for (const id of more[k]) set[k].add(id);
+  if (more.nodes.size > 0) set.durations = true;
+  return set;
+}
+
+/** What `set` holds that `done` does not (the rows a batch still has to read). */
+export function readSetMinus(set: ReadSet, done: ReadSet): ReadSet {
+  const minus = (a: Set<string>, b: Set<string>) => new Set([...a].filter((x) => !b.has(x)));
+  return {
+    clusters: minus(set.clusters, done.clusters),
+    commands: minus(set.commands, done.commands),
+    installs: minus(set.installs, done.installs),
+    nodes: minus(set.nodes, done.nodes),
+    nodeops: minus(set.nodeops, done.nodeops),
+    sessions: minus(set.sessions, done.sessions),
+    durations: set.durations && !done.durations,
+  };
+}
+
+export function readSetSize(set: ReadSet): number {
+  return (
+    set.clusters.size +
+    set.commands.size +
+    set.installs.size +
+    set.nodes.size +
+    set.nodeops.size +
+    set.sessions.size +
+    (set.durations ? 1 : 0)
+  );
+}
+
+/** The rows a live batch folds into, as read. */
+export interface LoadedRows {
+  readonly clusters: Map<string, ClusterRow>;
+  readonly commands: Map<string, CommandRow>;
+  readonly more: MoreRows;
+}
+
+export const emptyLoadedRows = (): LoadedRows => ({
+  clusters: new Map(),
+  commands: new Map(),
+  more: emptyMoreRows(),
+});
+
+/**
+ * The selects of `set` as SQL texts (no parameters: they go in one simple query with
+ * others), and how to take their results into `into`: `read(results)` expects the
+ * results of exactly these statements, in order.
+ */
+export function readStatements(
+  schema: string,
+  set: ReadSet,
+  into: LoadedRows,
+): { statements: string[]; read(results: readonly { rows: unknown[] }[]): void } {
+  const statements: string[] = [];
+  const readers: ((rows: unknown[]) => void)[] = [];
+  if (set.clusters.size > 0) {
+    statements.push(
+      `select * from ${qualified(schema, "clusters")} where id = any(${textArrayLiteral(set.clusters)})`,
+    );
+    readers.push((rows) => {
+      for (const r of rows as Selectable<ClustersTable>[]) into.clusters.set(r.id, clusterFromStored(r));
+    });
+  }
+  if (set.commands.size > 0) {
+    statements.push(
+      `select * from ${qualified(schema, "commands")} where command_id = any(${textArrayLiteral(set.commands)})`,
+    );
+    readers.push((rows) => {
+      for (const r of rows as Selectable<CommandsTable>[])
+        into.commands.set(r.command_id, commandFromStored(r));
+    });
+  }
+  const docs = <R>(ids: Set<string>, t: DocTable<R>, m: Map<string, R>) => {
+    if (ids.size === 0) return;
+    statements.push(
+      `select id, doc from ${qualified(schema, t.table)} where id = any(${textArrayLiteral(ids)})`,
+    );
+    readers.push((rows) => {
+      for (const r of rows as { id: string; doc: R }[]) m.set(r.id, r.doc);
+    });
+  };
+  docs(set.installs, installsTable, into.more.installs);
+  docs(set.nodes, nodesTable, into.more.nodes);
+  docs(set.nodeops, nodeopsTable, into.more.nodeops);
+  docs(set.sessions, sessionsTable, into.more.sessions);
+  if (set.durations) {
+    statements.push(`select doc from ${qualified(schema, stepDurationsTable.table)} order by id`);
+    readers.push((rows) => {
+      for (const r of rows as { doc: StepDurationRow }[]) into.more.durations.set(r.doc.kind, r.doc);
+    });
+  }
+  return {
+    statements,
+    read: (results) => {
+      if (results.length !== readers.length)
+        throw new Error(`expected ${readers.length} results of the batch's reads, got ${results.length}`);
+      for (let i = 0; i < readers.length; i++) readers[i]!(results[i]!.rows);
+    },
+  };
+}
+
+/** The rows a live batch changed, and the clusters whose install moved though their own row did not. */
+export interface FoldedBatch {
+  readonly clusters: ClusterRow[];
+  readonly commands: CommandRow[];
+  readonly more: ChangedMore;
+  readonly progressed: ClusterRow[];
+}
+
+/** Folds a live batch's `events` into the rows it read (`loaded`, updated in place). */
+export function foldBatch(events: readonly SequencedEvent[], loaded: LoadedRows): FoldedBatch {
+  const changed = foldInto(events, loaded.clusters, loaded.commands, loaded.more);
   // What changed, for those who follow the read models live (the SSE stream): with the
   // clusters whose install moved though their own row did not, since their progress did.
   const written = new Set(changed.clusters.map((r) => r.id));
   const progressed = changed.more.installs
     .filter((i) => !written.has(i.clusterId))
-    .map((i) => clusters.get(i.clusterId))
+    .map((i) => loaded.clusters.get(i.clusterId))
     .filter((r): r is ClusterRow => r !== undefined);
   return { ...changed, progressed };
+}
+
+/**
+ * The write of a live batch as SQL text: one statement that upserts the event index and
+ * every changed row (data-modifying CTEs) and moves the checkpoint.
+ */
+export function writeStatement(
+  schema: string,
+  events: readonly SequencedEvent[],
+  folded: FoldedBatch,
+  checkpoint: { readonly name: string; readonly sequence: number },
+): string {
+  const index = eventIndexRows(events);
+  const ctes: string[] = [];
+  if (index.length > 0) ctes.push(`index_rows as (${upsertEventIndexText(schema, index)})`);
+  if (folded.clusters.length > 0)
+    ctes.push(`cluster_rows as (${upsertClustersText(schema, folded.clusters)})`);
+  if (folded.commands.length > 0)
+    ctes.push(`command_rows as (${upsertCommandsText(schema, folded.commands)})`);
+  const more: [string, DocTable<never>, readonly unknown[]][] = [
+    ["install_rows", installsTable as DocTable<never>, folded.more.installs],
+    ["node_rows", nodesTable as DocTable<never>, folded.more.nodes],
+    ["nodeop_rows", nodeopsTable as DocTable<never>, folded.more.nodeops],
+    ["session_rows", sessionsTable as DocTable<never>, folded.more.sessions],
+    ["duration_rows", stepDurationsTable as DocTable<never>, folded.more.durations],
+  ];
+  for (const [name, t, rows] of more)
+    if (rows.length > 0) ctes.push(`${name} as (${upsertDocsText(schema, t, rows as never[])})`);
+  const update = `update ${qualified(schema, "projector_checkpoint")}
+    set last_sequence = ${Math.trunc(checkpoint.sequence)} where name = ${dollarQuoted(checkpoint.name)}`;
+  return ctes.length > 0 ? `with ${ctes.join(",\n")} ${update}` : update;
 }
 
 /** The event index rows of `events`, unique by key (the last one wins). */

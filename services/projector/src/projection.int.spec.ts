@@ -414,6 +414,32 @@ describe("projection", () => {
     expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ state: "Pending" });
   });
 
+  it("stores text with SQL quotes, backslashes and dollar-quote tags as it is (rows travel as inline literals)", async () => {
+    const w = infra.writer;
+    await start(50);
+    // The live batch inlines its rows and ids in SQL text (repository/recordset.ts): every
+    // character that could end or bend a literal, in a command id (read back through the
+    // id list of the next batch) and in free text.
+    const tricky = `it's "quoted" \\ back\\slash $j$ $j0$ $$ {a,b} ''`;
+    const commandId = `cmd-${tricky}`;
+    await w.append(cluster("q1"), [rejected(commandId, "cluster.scale", "invalid", tricky)], {
+      commandId,
+      actor: tricky,
+    });
+    await caughtUp(w.lastSequence);
+    // The same command again, in a later batch: its row is read back by id and stays rejected.
+    await w.append(cluster("q1"), [requested("q1")], { commandId });
+    await caughtUp(w.lastSequence);
+    const [row] = await eventsOf(db, SCHEMA, cluster("q1"));
+    expect(row).toMatchObject({ actor: tricky, command_id: commandId });
+    expect(await getCommand(db, SCHEMA, commandId)).toMatchObject({
+      status: "rejected",
+      reason: tricky,
+      firstSequence: 1,
+    });
+    expect(await getCluster(db, SCHEMA, "q1")).toMatchObject({ state: "Pending" });
+  });
+
   it("sets an unreadable commit aside in the DLQ and keeps going", async () => {
     const w = infra.writer;
     await start(50);

@@ -33,12 +33,23 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
-import { applyEvents, type SequencedEvent } from "./apply-events.ts";
+import type { ClientBase, QueryResult } from "pg";
+import {
+  addToReadSet,
+  emptyLoadedRows,
+  emptyReadSet,
+  foldBatch,
+  readSetMinus,
+  readSetSize,
+  readStatements,
+  type SequencedEvent,
+  writeStatement,
+} from "./apply-events.ts";
 import type { Change } from "./changes.ts";
-import type { Db } from "./db/database.ts";
+import { type Db, withRawClient } from "./db/database.ts";
 import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
-import { lockCheckpoint, readCheckpoint, takeApplyLock } from "./repository/checkpoint.ts";
+import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
 import { storable, storableBody } from "./storable.ts";
 
 export interface ProjectionTarget {
@@ -121,11 +132,11 @@ export class WaitingForSequenceError extends TransientError {
 
 type DeadLetter = (msg: JsMsg, reason: string) => Promise<void>;
 
-/** One message to apply: delivered (and so dead-letterable), or read from the stream to fill a gap. */
+/** What a commit's span needs of its message. */
 interface Pending {
   readonly seq: number;
   readonly subject: string;
-  json(): unknown;
+  /** Delivered, or read from the stream to fill a gap. */
   readonly delivered?: JsMsg;
   /** The commit's trace (its publish span), from its headers. */
   readonly traceparent?: string | undefined;
@@ -187,17 +198,6 @@ function startCommitSpan(
   return span;
 }
 
-/** The JSON body of a stored message if it is a readable commit. */
-function readableCommit(cat: Catalogue<AnyEvent>, stored: { json(): unknown; subject: string }): unknown {
-  try {
-    const body = stored.json();
-    cat.parseCommit(body, { subject: stored.subject });
-    return body;
-  } catch {
-    return undefined;
-  }
-}
-
 /** At most this many missing messages are read from the stream per batch (a huge gap takes several). */
 const MAX_FILL_FACTOR = 4;
 
@@ -252,26 +252,55 @@ export async function projectInTransaction(
   }
 
   async function applyInTransaction(): Promise<BatchOutcome> {
-    return await db.transaction().execute(async (trx) => {
-      // First statement: a schema swap holds this lock while it renames, so a batch never
-      // straddles the swap; every table below is resolved by name after it.
-      // No wait for the WAL flush at commit (a few ms each batch; set with the lock, to save
-      // a round trip). A commit lost in a Postgres crash loses its checkpoint with it, and
-      // the messages, though acked, come back: a restart starts the consumer after the
-      // database's checkpoint, and a running projector fills the gap from the stream
-      // (step 3) at its next batch.
-      await takeApplyLock(trx, { relaxedCommit: true });
-      const checkpoint = await lockCheckpoint(trx, schema, name);
-      const fresh = msgs.filter((m) => m.seq > checkpoint).sort((a, b) => a.seq - b.seq);
-      const skipped = msgs.length - fresh.length;
+    // Parsed before the transaction (CPU work that need not hold the checkpoint's lock);
+    // dead-lettered only if the batch reaches them (below).
+    const delivered = msgs.map((m) => parseDelivered(cat, m));
+    const reads = emptyReadSet();
+    for (const d of delivered) if (d.events) addToReadSet(reads, d.events);
+    const loaded = emptyLoadedRows();
+    const firstReads = readStatements(schema, reads, loaded);
+
+    return await withRawClient(db, async (client) => {
+      try {
+        // Round trip 1, one simple query: begin, the apply lock, the checkpoint, and the
+        // rows every delivered message touches. Postgres resolves each statement's table
+        // names only when it reaches it, so everything after the lock sees the tables as
+        // they are once we hold it: a schema swap holds this lock while it renames, and a
+        // batch never straddles the swap.
+        // No wait for the WAL flush at commit (a few ms each batch; set with the lock). A
+        // commit lost in a Postgres crash loses its checkpoint with it, and the messages,
+        // though acked, come back: a restart starts the consumer after the database's
+        // checkpoint, and a running projector fills the gap from the stream (step 3) at
+        // its next batch.
+        const opened = await simpleQuery(client, [
+          "begin",
+          `select pg_advisory_xact_lock(${APPLY_LOCK_KEY}), set_config('synchronous_commit', 'off', true)`,
+          lockCheckpointText(schema, name),
+          ...firstReads.statements,
+        ]);
+        const checkpoint = Number((opened[2]!.rows[0] as { last_sequence: number }).last_sequence);
+        firstReads.read(opened.slice(3));
+        const outcome = await applyAfter(checkpoint, client);
+        return outcome;
+      } catch (err) {
+        // Ends the transaction; a connection that cannot is closed by withRawClient.
+        await client.query("rollback").catch(() => {});
+        throw err;
+      }
+    });
+
+    async function applyAfter(checkpoint: number, client: ClientBase): Promise<BatchOutcome> {
+      const order = delivered.filter((d) => d.msg.seq > checkpoint).sort((a, b) => a.msg.seq - b.msg.seq);
+      const skipped = msgs.length - order.length;
 
       // The run of messages to apply: contiguous from the checkpoint, gaps filled from the stream.
-      const ready: Pending[] = [];
+      const ready: Parsed[] = [];
       let expected = checkpoint + 1;
       let waitingFor: number | undefined;
       let filled = 0;
       let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR);
-      outer: for (const m of fresh) {
+      outer: for (const d of order) {
+        const m = d.msg;
         if (m.seq < expected) continue; // the same message twice in one batch
         if (m.seq > expected) {
           for (let s = Math.max(expected, await reader.firstSequence()); s < m.seq; s++) {
@@ -281,27 +310,16 @@ export async function projectInTransaction(
             }
             const stored = await reader.get(s);
             if (!stored) continue; // deleted: a hole that never fills
-            const body = readableCommit(cat, stored);
-            if (body === undefined) {
+            const fill = parseStored(cat, stored);
+            if (!fill) {
               waitingFor = s;
               break outer;
             }
-            ready.push({
-              seq: s,
-              subject: stored.subject,
-              json: () => storable(body),
-              traceparent: stored.header?.get(Headers.traceparent),
-            });
+            ready.push(fill);
             filled++;
           }
         }
-        ready.push({
-          seq: m.seq,
-          subject: m.subject,
-          json: () => storableBody(m),
-          delivered: m,
-          traceparent: m.headers?.get(Headers.traceparent),
-        });
+        ready.push(d);
         expected = m.seq + 1;
       }
       const last = ready.at(-1)?.seq ?? checkpoint;
@@ -314,55 +332,120 @@ export async function projectInTransaction(
         ...(waitingFor !== undefined ? { waitingFor } : {}),
         ...r,
       });
-      if (ready.length === 0) return result({ deadLettered: 0, commits: 0, events: 0 });
+      if (ready.length === 0) {
+        await client.query("commit");
+        return result({ deadLettered: 0, commits: 0, events: 0 });
+      }
 
       const events: SequencedEvent[] = [];
       let deadLettered = 0;
       let commits = 0;
-      for (const m of ready) {
-        let parsed: ReturnType<Catalogue<AnyEvent>["parseCommit"]>;
-        try {
-          parsed = cat.parseCommit(m.json(), { subject: m.subject });
-        } catch (err) {
+      for (const p of ready) {
+        if (!p.events) {
           // Only delivered messages get here unreadable (gap fills are checked first).
-          if (m.delivered) await deadLetter(m.delivered, `not a readable commit: ${describeError(err)}`);
+          if (p.delivered) await deadLetter(p.delivered, `not a readable commit: ${p.error}`);
           deadLettered++;
           continue;
         }
         commits++;
-        const span = startCommitSpan(m, parsed, name, schema);
+        const span = startCommitSpan(p, p.commit!, name, schema);
         if (span) spans.push(span);
-        for (const event of parsed.events) events.push({ event, sequence: m.seq });
+        for (const e of p.events) events.push(e);
       }
 
-      const changed = await applyEvents(trx, schema, events, { name, sequence: last });
+      // Rows that gap fills touch and the first reads did not cover: one more round trip,
+      // only then.
+      const more = readSetMinus(addToReadSet(emptyReadSet(), events), reads);
+      if (readSetSize(more) > 0) {
+        const extra = readStatements(schema, more, loaded);
+        extra.read(await simpleQuery(client, extra.statements));
+      }
+      const folded = foldBatch(events, loaded);
+      // Round trip 2: every row, the checkpoint and the commit.
+      await simpleQuery(client, [writeStatement(schema, events, folded, { name, sequence: last }), "commit"]);
       const changes: Change[] = [
-        ...changed.clusters.map(
+        ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
         ),
-        ...changed.commands.map(
+        ...folded.commands.map(
           (row): Change => ({ resource: "commands", id: row.commandId, sequence: last, row }),
         ),
-        ...changed.more.installs.map(
+        ...folded.more.installs.map(
           (row): Change => ({ resource: "installs", id: row.clusterId, sequence: row.lastSequence, row }),
         ),
         // A cluster whose install moved: its progress (install steps) moved with it.
-        ...changed.progressed.map(
+        ...folded.progressed.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: last, row }),
         ),
-        ...changed.more.nodes.map(
+        ...folded.more.nodes.map(
           (row): Change => ({ resource: "nodes", id: row.id, sequence: row.lastSequence, row }),
         ),
-        ...changed.more.nodeops.map(
+        ...folded.more.nodeops.map(
           (row): Change => ({ resource: "nodeops", id: row.id, sequence: row.lastSequence, row }),
         ),
-        ...changed.more.sessions.map(
+        ...folded.more.sessions.map(
           (row): Change => ({ resource: "sessions", id: row.id, sequence: row.lastSequence, row }),
         ),
       ];
       return result({ deadLettered, commits, events: events.length, changes });
-    });
+    }
   }
+}
+
+/** One message, parsed (or why it is not a readable commit). */
+interface Parsed {
+  readonly seq: number;
+  readonly subject: string;
+  readonly msg: { readonly seq: number };
+  /** Delivered (and so dead-letterable), or read from the stream to fill a gap. */
+  readonly delivered?: JsMsg;
+  /** The commit's trace (its publish span), from its headers. */
+  readonly traceparent?: string | undefined;
+  readonly commit?: TypedCommit<AnyEvent>;
+  readonly events?: readonly SequencedEvent[];
+  readonly error?: string;
+}
+
+function parseDelivered(cat: Catalogue<AnyEvent>, m: JsMsg): Parsed {
+  const base = {
+    seq: m.seq,
+    subject: m.subject,
+    msg: m,
+    delivered: m,
+    traceparent: m.headers?.get(Headers.traceparent),
+  };
+  try {
+    const commit = cat.parseCommit(storableBody(m), { subject: m.subject });
+    return { ...base, commit, events: commit.events.map((event) => ({ event, sequence: m.seq })) };
+  } catch (err) {
+    return { ...base, error: describeError(err) };
+  }
+}
+
+/** A message read from the stream to fill a gap, or undefined when it is not a readable commit. */
+function parseStored(
+  cat: Catalogue<AnyEvent>,
+  stored: Awaited<ReturnType<StreamReader["get"]>> & {},
+): Parsed | undefined {
+  try {
+    const commit = cat.parseCommit(storable(stored.json()), { subject: stored.subject });
+    return {
+      seq: stored.seq,
+      subject: stored.subject,
+      msg: stored,
+      traceparent: stored.header?.get(Headers.traceparent),
+      commit,
+      events: commit.events.map((event) => ({ event, sequence: stored.seq })),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends `statements` as one simple query (one round trip) and returns each one's result. */
+async function simpleQuery(client: ClientBase, statements: readonly string[]): Promise<QueryResult[]> {
+  const r = (await client.query(statements.join(";\n"))) as unknown as QueryResult | QueryResult[];
+  return Array.isArray(r) ? r : [r];
 }
 
 /** The runner's own config for the durable consumer (kept equal, so it does not rewrite it). */
@@ -452,7 +535,14 @@ export async function startProjection(opts: {
         const last = msgs.at(-1);
         // EVT holds only evt.>, so the last delivery's pending count reaches the head.
         if (last) lagGauge.set(Math.max(0, last.seq + last.info.pending - outcome.checkpoint));
-        if (outcome.changes?.length) opts.onCommitted?.(outcome.changes);
+        // Announced once this batch is acked and the next one is on its way to Postgres:
+        // serialising a busy batch's rows takes milliseconds the next batch's round trips
+        // can hide. In order (setImmediate runs its callbacks first in, first out).
+        const committed = outcome.changes;
+        if (committed?.length && opts.onCommitted) {
+          const announce = opts.onCommitted;
+          setImmediate(() => announce(committed));
+        }
         if (outcome.waitingFor !== undefined) {
           gapWaits.inc();
           throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);

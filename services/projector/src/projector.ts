@@ -162,6 +162,9 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
+        // Nobody follows the live stream on this replica: the rows need not be parsed
+        // (a busy batch announces about a megabyte).
+        if (changes.listenerCount === 0) return;
         try {
           changes.publish(msg.json<Change[]>());
         } catch (e) {

@@ -127,7 +127,43 @@ export function openDatabase(url: string, opts: { max?: number; searchPath?: str
   pool.on("connect", (client) => {
     client.on("error", () => {});
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return lendsClients(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), async () => {
+    const client = await pool.connect();
+    return { client, release: (err?: Error) => client.release(err) };
+  });
+}
+
+/** A connection of a `Db`'s own, for statements kysely cannot send (several in one simple query). */
+export interface LentClient {
+  readonly client: pg.ClientBase;
+  /** Gives it back; with an error, a pooled connection is closed instead of reused. */
+  release(err?: Error): void;
+}
+
+const clientLenders = new WeakMap<Db, () => Promise<LentClient>>();
+
+function lendsClients(db: Db, lend: () => Promise<LentClient>): Db {
+  clientLenders.set(db, lend);
+  return db;
+}
+
+/**
+ * Runs `fn` with a raw connection of `db` (one of its pool's, or its dedicated one). The
+ * live projection sends its batch as two simple queries of several statements each (one
+ * round trip each, see projection.ts), which kysely's one-statement API cannot express.
+ */
+export async function withRawClient<T>(db: Db, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  const lend = clientLenders.get(db);
+  if (!lend) throw new Error("this Db was not made by openDatabase or openDedicatedConnection");
+  const lent = await lend();
+  try {
+    const out = await fn(lent.client);
+    lent.release();
+    return out;
+  } catch (err) {
+    lent.release(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
 }
 
 /** One connection, and a kysely instance that runs every query on it (for COPY and hand-made transactions). */
@@ -152,9 +188,12 @@ export async function openDedicatedConnection(
   await client.connect();
   // kysely asks a pool for a connection per query and releases it after: lend it the one client.
   const lent = Object.assign(client, { release() {} });
-  const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: { connect: async () => lent, end: async () => {}, options: {} } }),
-  });
+  const db = lendsClients(
+    new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: { connect: async () => lent, end: async () => {}, options: {} } }),
+    }),
+    async () => ({ client, release: () => {} }),
+  );
   return {
     client,
     db,

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
+import { dollarQuoted, qualified } from "./recordset.ts";
 
 /** Makes sure the checkpoint row exists (at 0). Idempotent. */
 export async function ensureCheckpoint(db: Db, schema: string, name: string): Promise<void> {
@@ -29,11 +30,16 @@ export async function readCheckpoint(db: Db, schema: string, name: string): Prom
  * `select … for update`.
  */
 export async function lockCheckpoint(trx: Db, schema: string, name: string): Promise<number> {
-  const r = await sql<{ last_sequence: number }>`
-    insert into ${sql.table(`${schema}.projector_checkpoint`)} as c (name, last_sequence) values (${name}, 0)
-    on conflict (name) do update set last_sequence = c.last_sequence
-    returning last_sequence`.execute(trx);
+  const r = await sql.raw<{ last_sequence: number }>(lockCheckpointText(schema, name)).execute(trx);
   return r.rows[0]!.last_sequence;
+}
+
+/** `lockCheckpoint`'s statement as SQL text (the live batch sends it with others in one round trip). */
+export function lockCheckpointText(schema: string, name: string): string {
+  return `insert into ${qualified(schema, "projector_checkpoint")} as c (name, last_sequence)
+    values (${dollarQuoted(name)}, 0)
+    on conflict (name) do update set last_sequence = c.last_sequence
+    returning last_sequence`;
 }
 
 export async function writeCheckpoint(

@@ -2,6 +2,7 @@ import type { Selectable } from "kysely";
 import { type RawBuilder, sql } from "kysely";
 import type { ClustersTable, Db } from "../db/database.ts";
 import type { ClusterRow, ClusterState } from "../projections/clusters.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
 
 type Stored = Selectable<ClustersTable>;
 
@@ -81,34 +82,38 @@ export async function listClusters(
 }
 
 /**
- * One `insert … select from unnest(<one array per column>) on conflict (id) do update`:
- * fifteen bind parameters whatever the row count, so Postgres parses a short statement
- * and no batch has to be cut to fit the 65,535-parameter limit.
+ * One `insert … select from jsonb_to_recordset(<the rows as one JSON literal>) on conflict
+ * (id) do update` (repository/recordset.ts): any row count, no bind parameters.
  */
 export async function upsertClusters(db: Db, schema: string, rows: readonly ClusterRow[]): Promise<void> {
   if (rows.length === 0) return;
   await upsertClustersSql(schema, rows).execute(db);
 }
 
+const CLUSTER_COLUMNS: readonly RecordsetColumn[] = [
+  { column: "id", key: "id", type: "text" },
+  { column: "name", key: "name", type: "text" },
+  { column: "region", key: "region", type: "text" },
+  { column: "state", key: "state", type: "text" },
+  { column: "spec", key: "spec", type: "jsonb" },
+  { column: "progress", key: "progress", type: "jsonb" },
+  { column: "version", key: "version", type: "integer" },
+  { column: "trace_id", key: "traceId", type: "text" },
+  { column: "created_at", key: "createdAt", type: "timestamptz" },
+  { column: "updated_at", key: "updatedAt", type: "timestamptz" },
+  { column: "last_event_type", key: "lastEventType", type: "text" },
+  { column: "last_sequence", key: "lastSequence", type: "bigint" },
+  { column: "conditions", key: "conditions", type: "jsonb" },
+  { column: "health", key: "health", type: "text" },
+  { column: "failure", key: "failure", type: "jsonb" },
+];
+
+/** The upsert statement of upsertClusters, as SQL text (a statement of the batch's one round trip). */
+export function upsertClustersText(schema: string, rows: readonly ClusterRow[]): string {
+  return recordsetUpsert(qualified(schema, "clusters"), CLUSTER_COLUMNS, ["id"], rows);
+}
+
 /** The upsert statement of upsertClusters (for one statement with others, see `writeBatchRows`). */
 export function upsertClustersSql(schema: string, rows: readonly ClusterRow[]): RawBuilder<unknown> {
-  const col = <T>(f: (r: ClusterRow) => T) => rows.map(f);
-  return sql`
-    insert into ${sql.table(`${schema}.clusters`)}
-      (id, name, region, state, spec, progress, version, trace_id, created_at, updated_at, last_event_type,
-       last_sequence, conditions, health, failure)
-    select * from unnest(
-      ${col((r) => r.id)}::text[], ${col((r) => r.name)}::text[], ${col((r) => r.region)}::text[],
-      ${col((r) => r.state)}::text[], ${col((r) => JSON.stringify(r.spec))}::jsonb[],
-      ${col((r) => JSON.stringify(r.progress))}::jsonb[], ${col((r) => r.version)}::integer[],
-      ${col((r) => r.traceId)}::text[], ${col((r) => r.createdAt)}::timestamptz[],
-      ${col((r) => r.updatedAt)}::timestamptz[], ${col((r) => r.lastEventType)}::text[],
-      ${col((r) => r.lastSequence)}::bigint[], ${col((r) => JSON.stringify(r.conditions))}::jsonb[],
-      ${col((r) => r.health)}::text[], ${col((r) => (r.failure ? JSON.stringify(r.failure) : null))}::jsonb[])
-    on conflict (id) do update set
-      name = excluded.name, region = excluded.region, state = excluded.state, spec = excluded.spec,
-      progress = excluded.progress, version = excluded.version, trace_id = excluded.trace_id,
-      created_at = excluded.created_at, updated_at = excluded.updated_at,
-      last_event_type = excluded.last_event_type, last_sequence = excluded.last_sequence,
-      conditions = excluded.conditions, health = excluded.health, failure = excluded.failure`;
+  return sql.raw(upsertClustersText(schema, rows));
 }

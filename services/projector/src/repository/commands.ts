@@ -2,8 +2,9 @@ import type { Selectable } from "kysely";
 import { type RawBuilder, sql } from "kysely";
 import type { CommandsTable, Db } from "../db/database.ts";
 import type { CommandRow } from "../projections/commands.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
 
-function fromStored(r: Selectable<CommandsTable>): CommandRow {
+export function fromStored(r: Selectable<CommandsTable>): CommandRow {
   return {
     commandId: r.command_id,
     commandType: r.command_type,
@@ -45,27 +46,31 @@ export async function getCommands(
   return out;
 }
 
-/** One `insert … select from unnest(…) on conflict do update` (ten parameters, any row count). */
+/** One `insert … select from jsonb_to_recordset(…) on conflict do update` (repository/recordset.ts). */
 export async function upsertCommands(db: Db, schema: string, rows: readonly CommandRow[]): Promise<void> {
   if (rows.length === 0) return;
   await upsertCommandsSql(schema, rows).execute(db);
 }
 
+const COMMAND_COLUMNS: readonly RecordsetColumn[] = [
+  { column: "command_id", key: "commandId", type: "text" },
+  { column: "command_type", key: "commandType", type: "text" },
+  { column: "aggregate_type", key: "aggregateType", type: "text" },
+  { column: "aggregate_id", key: "aggregateId", type: "text" },
+  { column: "status", key: "status", type: "text" },
+  { column: "reason", key: "reason", type: "text" },
+  { column: "code", key: "code", type: "text" },
+  { column: "trace_id", key: "traceId", type: "text" },
+  { column: "first_sequence", key: "firstSequence", type: "bigint" },
+  { column: "updated_at", key: "updatedAt", type: "timestamptz" },
+];
+
+/** The upsert statement of upsertCommands, as SQL text. */
+export function upsertCommandsText(schema: string, rows: readonly CommandRow[]): string {
+  return recordsetUpsert(qualified(schema, "commands"), COMMAND_COLUMNS, ["command_id"], rows);
+}
+
 /** The upsert statement of upsertCommands (for one statement with others, see `writeBatchRows`). */
 export function upsertCommandsSql(schema: string, rows: readonly CommandRow[]): RawBuilder<unknown> {
-  const col = <T>(f: (r: CommandRow) => T) => rows.map(f);
-  return sql`
-    insert into ${sql.table(`${schema}.commands`)}
-      (command_id, command_type, aggregate_type, aggregate_id, status, reason, code, trace_id, first_sequence, updated_at)
-    select * from unnest(
-      ${col((r) => r.commandId)}::text[], ${col((r) => r.commandType)}::text[],
-      ${col((r) => r.aggregateType)}::text[], ${col((r) => r.aggregateId)}::text[],
-      ${col((r) => r.status)}::text[], ${col((r) => r.reason)}::text[], ${col((r) => r.code)}::text[],
-      ${col((r) => r.traceId)}::text[], ${col((r) => r.firstSequence)}::bigint[],
-      ${col((r) => r.updatedAt)}::timestamptz[])
-    on conflict (command_id) do update set
-      command_type = excluded.command_type, aggregate_type = excluded.aggregate_type,
-      aggregate_id = excluded.aggregate_id, status = excluded.status, reason = excluded.reason,
-      code = excluded.code, trace_id = excluded.trace_id, first_sequence = excluded.first_sequence,
-      updated_at = excluded.updated_at`;
+  return sql.raw(upsertCommandsText(schema, rows));
 }

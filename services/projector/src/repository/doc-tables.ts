@@ -12,6 +12,7 @@ import type { NodeOpRow } from "../projections/nodeops.ts";
 import type { NodeRow } from "../projections/nodes.ts";
 import type { SessionRow } from "../projections/sessions.ts";
 import type { StepDurationRow } from "../projections/step-durations.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
 
 export interface DocColumn<R> {
   readonly name: string;
@@ -85,21 +86,27 @@ export const stepDurationsTable: DocTable<StepDurationRow> = {
 };
 
 /**
- * One `insert … select * from unnest(<one array per column>) on conflict (id) do update`:
- * a fixed number of bind parameters whatever the row count, like the clusters upsert.
+ * One `insert … select from jsonb_to_recordset(…) on conflict (id) do update`
+ * (repository/recordset.ts), as SQL text: each row goes as `{id, <plain columns>, doc}`.
  */
-export function upsertDocsSql<R>(schema: string, t: DocTable<R>, rows: readonly R[]): RawBuilder<unknown> {
-  const names = ["id", ...t.columns.map((c) => c.name), "doc"];
-  const arrays = [
-    sql`${rows.map(t.id)}::text[]`,
-    ...t.columns.map((c) => sql`${rows.map(c.value)}::${sql.raw(c.type)}[]`),
-    sql`${rows.map((r) => JSON.stringify(r))}::jsonb[]`,
+export function upsertDocsText<R>(schema: string, t: DocTable<R>, rows: readonly R[]): string {
+  const columns: RecordsetColumn[] = [
+    { column: "id", key: "id", type: "text" },
+    ...t.columns.map((c) => ({ column: c.name, key: c.name, type: c.type })),
+    { column: "doc", key: "doc", type: "jsonb" },
   ];
-  const sets = names.slice(1).map((n) => sql.raw(`${n} = excluded.${n}`));
-  return sql`
-    insert into ${sql.table(`${schema}.${t.table}`)} (${sql.join(names.map((n) => sql.ref(n)))})
-    select * from unnest(${sql.join(arrays)})
-    on conflict (id) do update set ${sql.join(sets)}`;
+  const records = rows.map((r) => {
+    const o: Record<string, unknown> = { id: t.id(r) };
+    for (const c of t.columns) o[c.name] = c.value(r);
+    o.doc = r;
+    return o;
+  });
+  return recordsetUpsert(qualified(schema, t.table), columns, ["id"], records);
+}
+
+/** The upsert statement of `upsertDocsText`, for kysely. */
+export function upsertDocsSql<R>(schema: string, t: DocTable<R>, rows: readonly R[]): RawBuilder<unknown> {
+  return sql.raw(upsertDocsText(schema, t, rows));
 }
 
 /** The rows with these ids, keyed by id (the ones that exist). */

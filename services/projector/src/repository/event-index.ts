@@ -1,12 +1,13 @@
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
 
 /**
- * One `insert … select from unnest(…) on conflict do update` keyed by
- * (aggregate_type, aggregate_id, position), thirteen parameters whatever the row count.
- * Rows must be unique by that key within one call (Postgres refuses to update a row
- * twice in one statement); `indexRowsByKey` makes them so.
+ * One `insert … select from jsonb_to_recordset(…) on conflict do update` keyed by
+ * (aggregate_type, aggregate_id, position) (repository/recordset.ts). Rows must be unique
+ * by that key within one call (Postgres refuses to update a row twice in one statement);
+ * `indexRowsByKey` makes them so.
  */
 export async function upsertEventIndex(
   db: Db,
@@ -17,25 +18,35 @@ export async function upsertEventIndex(
   await upsertEventIndexSql(schema, rows).execute(db);
 }
 
+const EVENT_INDEX_COLUMNS: readonly RecordsetColumn[] = [
+  { column: "aggregate_type", key: "aggregateType", type: "text" },
+  { column: "aggregate_id", key: "aggregateId", type: "text" },
+  { column: "position", key: "position", type: "integer" },
+  { column: "sequence", key: "sequence", type: "bigint" },
+  { column: "event_id", key: "eventId", type: "uuid" },
+  { column: "type", key: "type", type: "text" },
+  { column: "command_id", key: "commandId", type: "text" },
+  { column: "causation_id", key: "causationId", type: "text" },
+  { column: "correlation_id", key: "correlationId", type: "text" },
+  { column: "actor", key: "actor", type: "text" },
+  { column: "trace_id", key: "traceId", type: "text" },
+  { column: "time", key: "time", type: "timestamptz" },
+  { column: "data", key: "data", type: "jsonb" },
+];
+
+/** The upsert statement of upsertEventIndex, as SQL text. */
+export function upsertEventIndexText(schema: string, rows: readonly EventIndexRow[]): string {
+  return recordsetUpsert(
+    qualified(schema, "event_index"),
+    EVENT_INDEX_COLUMNS,
+    ["aggregate_type", "aggregate_id", "position"],
+    rows,
+  );
+}
+
 /** The upsert statement of upsertEventIndex (for one statement with others, see `writeBatchRows`). */
 export function upsertEventIndexSql(schema: string, rows: readonly EventIndexRow[]): RawBuilder<unknown> {
-  const col = <T>(f: (r: EventIndexRow) => T) => rows.map(f);
-  return sql`
-    insert into ${sql.table(`${schema}.event_index`)}
-      (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id,
-       correlation_id, actor, trace_id, time, data)
-    select * from unnest(
-      ${col((r) => r.aggregateType)}::text[], ${col((r) => r.aggregateId)}::text[],
-      ${col((r) => r.position)}::integer[], ${col((r) => r.sequence)}::bigint[],
-      ${col((r) => r.eventId)}::uuid[], ${col((r) => r.type)}::text[], ${col((r) => r.commandId)}::text[],
-      ${col((r) => r.causationId)}::text[], ${col((r) => r.correlationId)}::text[],
-      ${col((r) => r.actor)}::text[], ${col((r) => r.traceId)}::text[], ${col((r) => r.time)}::timestamptz[],
-      ${col((r) => JSON.stringify(r.data))}::jsonb[])
-    on conflict (aggregate_type, aggregate_id, position) do update set
-      sequence = excluded.sequence, event_id = excluded.event_id, type = excluded.type,
-      command_id = excluded.command_id, causation_id = excluded.causation_id,
-      correlation_id = excluded.correlation_id, actor = excluded.actor, trace_id = excluded.trace_id,
-      time = excluded.time, data = excluded.data`;
+  return sql.raw(upsertEventIndexText(schema, rows));
 }
 
 /** The last row for each key, in first-seen order. */
