@@ -13,6 +13,7 @@ export * from "./delays.ts";
 export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
+export * from "./group-commit.ts";
 export * from "./ids.ts";
 export * from "./look.ts";
 export * from "./nats-access.ts";

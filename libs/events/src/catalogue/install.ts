@@ -155,6 +155,33 @@ export const RecordStepResult = defineCommand({
   description:
     "internal: a step's command ended (or could not be sent, or passed its deadline and was cancelled).",
 });
+/**
+ * Records of many nodes in one commit (the installer's group commit): each decided in
+ * order as its own command would be, on the state the ones before it left. Only records
+ * a second decision of leaves unchanged (by the install's state, not by command id).
+ */
+export const RecordMany = defineCommand({
+  type: "install.record-many",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    records: z
+      .array(
+        z.discriminatedUnion("type", [
+          z.object({ type: z.literal("install.add-node"), data: AddInstallNode.schema }),
+          z.object({ type: z.literal("install.record-online"), data: RecordOnline.schema }),
+          z.object({ type: z.literal("install.record-step-sent"), data: RecordStepSent.schema }),
+          z.object({ type: z.literal("install.record-step-result"), data: RecordStepResult.schema }),
+        ]),
+      )
+      .min(1)
+      .max(1_000),
+  }),
+  aggregateId: byCluster,
+  description:
+    "internal: several nodes' add-node, record-online, record-step-sent and record-step-result in one commit, decided in order.",
+});
 export const RecordKubeconfig = defineCommand({
   type: "install.record-kubeconfig",
   aggregate: "install",
@@ -277,6 +304,7 @@ export const installCommands = [
   RecordOnline,
   RecordStepSent,
   RecordStepResult,
+  RecordMany,
   RecordKubeconfig,
   RecordNodeState,
   RecordInstancesReady,

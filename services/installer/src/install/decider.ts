@@ -8,10 +8,17 @@
  *  - ./health.ts     checks, Degraded / Recovering, the recovery ladder;
  *  - ./upgrade.ts    the rolling upgrade.
  */
-import { assertNever, type Decider, type InstallCommand, type InstallEvent } from "@cairn/events";
+import {
+  assertNever,
+  type Decider,
+  type InstallCommand,
+  type InstallEvent,
+  isRejection,
+} from "@cairn/events";
 import { decideCheckRemediation, decideNodeState, decideRecordCheck } from "./health.ts";
 import { decidePlan, decideRemove, decideSecretsRemoved } from "./lifecycle.ts";
 import {
+  after,
   DEFAULT_INSTALL_POLICY,
   evolveInstall,
   type InstallPolicy,
@@ -47,11 +54,28 @@ export {
 export function createInstallDecider(
   policy: InstallPolicy = DEFAULT_INSTALL_POLICY,
 ): Decider<InstallCommand, InstallEvent, InstallState> {
-  return {
+  const decider: Decider<InstallCommand, InstallEvent, InstallState> = {
     aggregate: "install",
     initialState: initialInstallState,
     decide(command, state, ctx) {
       switch (command.type) {
+        case "install.record-many": {
+          // Each record decided in order on what the ones before it left: the events of
+          // as many commits as there are records, in one.
+          let s = state;
+          const out: InstallEvent[] = [];
+          for (const r of command.data.records) {
+            if (r.data.clusterId !== command.data.clusterId) continue;
+            const events = decider.decide({ ...command, ...r } as unknown as typeof command, s, {
+              ...ctx,
+              version: ctx.version + out.length,
+            });
+            if (isRejection(events) || events.length === 0) continue;
+            out.push(...events);
+            s = after(s, events);
+          }
+          return out;
+        }
         case "install.plan":
           return decidePlan(command.data, state);
         case "install.remove":
@@ -92,4 +116,5 @@ export function createInstallDecider(
     },
     evolve: evolveInstall,
   };
+  return decider;
 }

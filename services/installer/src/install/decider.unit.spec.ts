@@ -181,6 +181,37 @@ describe("nodes and the first server", () => {
       .when(cmd("install.record-online", { slot: 1000, instanceId: "i-a0" }))
       .then([online(a0)]);
   });
+  it("record-many decides its records in order, each on what the ones before left, in one commit", () => {
+    const rec = (type: string, data: object) => ({ type, data: { clusterId, ...data } });
+    spec
+      .given([planned, stored])
+      .when(
+        cmd("install.record-many", {
+          records: [
+            rec("install.add-node", s0),
+            rec("install.add-node", a0),
+            rec("install.add-node", s0),
+            rec("install.record-online", { slot: 0, instanceId: "i-s0" }),
+            rec("install.record-online", { slot: 0, instanceId: "i-s0" }),
+            // Another cluster's record is not this install's.
+            { type: "install.add-node", data: { ...agent(5), clusterId: "other" } },
+          ],
+        }),
+      )
+      .then([added(s0), added(a0), online(s0), requested(s0, "k3s-server-init", 1, 1, 2)]);
+    // Decided again (a redelivered cause in another batch): nothing twice.
+    spec
+      .given([planned, stored, added(s0), added(a0), online(s0), requested(s0, "k3s-server-init", 1, 1, 2)])
+      .when(
+        cmd("install.record-many", {
+          records: [
+            rec("install.add-node", a0),
+            rec("install.record-online", { slot: 0, instanceId: "i-s0" }),
+          ],
+        }),
+      )
+      .then([]);
+  });
   it("records a sent step with its deadline; a second record of it changes nothing", () => {
     const given = [planned, stored, added(s0), online(s0), requested(s0, "k3s-server-init", 1, 1, 1)];
     const record = cmd("install.record-step-sent", {

@@ -27,7 +27,7 @@
  * watcher, so their reactions run in the install's lifecycle trace, with a span link to
  * the fact (see `inLifecycleTrace`).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   type ClusterSpec,
   CommandBus,
@@ -39,6 +39,7 @@ import {
   drainOutcome,
   EventStore,
   exponentialDelay,
+  GroupCommit,
   type InstallCommand,
   type InstallEvent,
   type InstallStep,
@@ -221,6 +222,42 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     );
   };
 
+  type Batchable =
+    | "install.add-node"
+    | "install.record-online"
+    | "install.record-step-sent"
+    | "install.record-step-result";
+  /**
+   * The per-node records (a node added, online, its step sent, its step's result) of one
+   * install go out together (GroupCommit): one `install.record-many` per flush, decided
+   * record by record in order, where there were as many appends in a row as nodes. Each
+   * of those decisions is idempotent by the install's state, so a redelivered cause (in
+   * another batch, under another command id) records nothing twice. Resolves with the
+   * install as the log has it just after.
+   */
+  const batches = new GroupCommit<{ cause: Cause; record: { type: Batchable; data: object } }, InstallState>(
+    async (clusterId, items) => {
+      const installCauses = items.flatMap((i) =>
+        i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
+      );
+      const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
+      for (let i = 0; i < items.length; i += MAX_BATCH) {
+        const chunk = items.slice(i, i + MAX_BATCH);
+        const records = chunk.map((x) => x.record);
+        const command = commandCausedBy(
+          chunk[0]!.cause,
+          "install.record-many",
+          { clusterId, records } as CommandDataInput<"install.record-many">,
+          { actor: "installer", key: batchKey(records) },
+        );
+        await o.handler.handle(command, opts);
+      }
+      return (await read(clusterId)).state;
+    },
+  );
+  const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
+    await batches.add(cause.aggregate.id, { cause, record: { type, data: data as object } });
+
   /** The install; pass the sequence of an install event to read at least that fresh. */
   const read = async (clusterId: string, atLeastSequence?: number) =>
     await o.handler.read(
@@ -257,7 +294,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           (role === "server"
             ? "on-demand"
             : (state.plan.pools.find((p) => p.name === pool)?.capacityType ?? "on-demand"));
-        await record(e, "install.add-node", {
+        await batched(e, "install.add-node", {
           clusterId,
           slot,
           instanceId,
@@ -476,16 +513,14 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       // find their node online.
       const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
       const online = await onlineOf(clusterId, region, waiting);
-      for (const x of waiting) {
-        if (!online.has(x.instanceId)) continue;
-        // This node's own record keeps the id it always had; the others are keyed by slot.
-        await record(
-          e,
-          "install.record-online",
-          { clusterId, slot: x.slot, instanceId: x.instanceId },
-          x.slot === slot ? "" : `slot=${x.slot}`,
-        );
-      }
+      // All in one commit (with what the other nodes' waits saw meanwhile).
+      await Promise.all(
+        waiting
+          .filter((x) => online.has(x.instanceId))
+          .map((x) =>
+            batched(e, "install.record-online", { clusterId, slot: x.slot, instanceId: x.instanceId }),
+          ),
+      );
       if (!online.has(n.instanceId))
         throw new RetryLaterError(
           proportional(waited, firstLook),
@@ -585,7 +620,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       { cluster: clusterId, node: n.node, step, attempt, commandId, adopted },
       `step ${d.number}/${d.of} ${step}`,
     );
-    const out = await record(e, "install.record-step-sent", {
+    const after = await batched(e, "install.record-step-sent", {
       clusterId,
       slot: n.slot,
       step,
@@ -593,10 +628,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       commandId,
       sentAt: (adopted ? requestedAt : now()).toISOString(),
     });
-    // Not recorded: the node went away (its step forgotten) between SSM taking the command
-    // and this record. Nothing will poll the command; cancel it rather than let it run on.
-    if (out.status === "accepted" && !out.events.some((x) => x.type === "install.step-sent"))
-      await cancelForgotten(clusterId, state.plan.region, commandId, n.instanceId, step);
+    // Not the command on record for its step: the node went away (its step forgotten)
+    // between SSM taking the command and this record, or another send of the step was
+    // recorded first. Nothing will poll this one; cancel it rather than let it run on.
+    // (Read just after the record: a step that has moved on since ended its command.)
+    const mine = after.status === "Absent" ? undefined : after.nodes[n.slot];
+    const onRecord =
+      mine?.instanceId === n.instanceId &&
+      (!mine.step ||
+        mine.step.name !== step ||
+        mine.step.attempt !== attempt ||
+        mine.step.commandId === commandId);
+    if (!onRecord) await cancelForgotten(clusterId, state.plan.region, commandId, n.instanceId, step);
   };
 
   /** Cancels a step's command nobody waits for any more; best effort (the instance may be gone). */
@@ -632,7 +675,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     const result = (
       data: Omit<CommandDataInput<"install.record-step-result">, "clusterId" | "slot" | "step" | "attempt">,
     ) =>
-      record(e, "install.record-step-result", {
+      batched(e, "install.record-step-result", {
         clusterId,
         slot: n.slot,
         step: s.name,
@@ -762,4 +805,12 @@ function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Unde
   if (s === "TimedOut" || s === "Cancelled" || s === "Undeliverable") return s;
   if (s === "DeliveryTimedOut" || s === "ExecutionTimedOut") return "TimedOut";
   return "Failed";
+}
+
+/** Records per `install.record-many`: the catalogue's bound. */
+const MAX_BATCH = 1_000;
+
+/** A short, deterministic key naming a batch's records: its command id follows from it. */
+function batchKey(records: readonly object[]): string {
+  return createHash("sha256").update(JSON.stringify(records)).digest("hex").slice(0, 32);
 }

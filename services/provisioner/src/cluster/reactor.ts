@@ -19,6 +19,7 @@ import {
   type CommandDataInput,
   type CommandType,
   commandCausedBy,
+  GroupCommit,
   isCairnError,
   type Nats,
   proportionalPollDelay,
@@ -44,7 +45,6 @@ import {
 import type { ClusterHandler } from "../provisioner.ts";
 import { type ClusterState, describeSessions } from "./decider.ts";
 import { drainFirst } from "./drain-first.ts";
-import { GroupCommit } from "./group-commit.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
 export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";

@@ -3,10 +3,13 @@
  * goes out as one command instead of one each. The first item is flushed at once; items
  * that arrive while a flush is in flight wait for it and go out together in the next.
  *
- * Why: a cluster's decisions are appended one after another (one aggregate, one expected
- * sequence), so 500 slots recording their launches one by one cost 500 appends in a row
- * — the provisioner's time grew with N although every RunInstances ran side by side
- * (bench/provisioner). Batched, the appends are as many as the launches take round trips.
+ * Why: an aggregate's decisions are appended one after another (one expected sequence),
+ * so 500 slots recording their launches one by one cost 500 appends in a row — the
+ * provisioner's and the installer's time grew with N although their cloud calls ran side
+ * by side (bench/provisioner, bench/install). Batched, the appends are as many as the
+ * calls take round trips. The flush decides what one command records for all its items;
+ * that command must be idempotent by the aggregate's state (a redelivered item lands in
+ * another batch, under another command id).
  *
  * No durability is added or lost: an item's caller waits for the flush that carries it,
  * and a failed flush fails every caller in it (their reactions are retried; every
