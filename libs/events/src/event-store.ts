@@ -84,23 +84,9 @@ export interface AppendResult {
  * a redelivered or retried cause yields the same id and JetStream drops the copy.
  */
 export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
-  const text = `${causationId}|${aggregate.type}|${aggregate.id}`;
-  let id = recentCommitIds.get(text);
-  if (id === undefined) {
-    // One-shot `hash`: the same digest as a `createHash` object, without building one.
-    id = hash("sha256", text, "hex").slice(0, 32);
-    if (recentCommitIds.size >= 1024) recentCommitIds.clear();
-    recentCommitIds.set(text, id);
-  }
-  return id;
+  // One-shot `hash`: the same digest as a `createHash` object, without building one.
+  return hash("sha256", `${causationId}|${aggregate.type}|${aggregate.id}`, "hex").slice(0, 32);
 }
-
-/**
- * The last commit ids worked out: the command handler asks for a command's before deciding
- * (is it in the log already?) and the store again as it appends, a few microseconds
- * later — a second sha256 per command otherwise. A pure function's memo: never wrong.
- */
-const recentCommitIds = new Map<string, string>();
 
 /**
  * One publisher per connection, shared by every store on it: appends leave on its one
