@@ -102,10 +102,13 @@ function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
     // appends of one turn of the event loop (every ack of a socket read) still leave in one write.
     p = ackedPublisher(nc, { timeoutMs, lingerMs: 0 });
     publishers.set(nc, p);
-    nc.closed().then(
-      () => publishers.get(nc) === p && publishers.delete(nc),
-      () => publishers.get(nc) === p && publishers.delete(nc),
-    );
+    // A closed connection answers nothing more: what still waits for an ack is refused
+    // now (PublishNotAcked, "stopped") rather than after the timeout.
+    const done = () => {
+      p?.stop();
+      if (publishers.get(nc) === p) publishers.delete(nc);
+    };
+    nc.closed().then(done, done);
   }
   return p;
 }
