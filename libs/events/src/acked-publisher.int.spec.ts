@@ -1,6 +1,6 @@
 /** JetStream publishes with pipelined acks, on a real nats-server. */
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ackedPublisher, PublishNotAcked } from "./acked-publisher.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
@@ -94,6 +94,25 @@ describe("acked publisher", () => {
       expect(await p.publish("pub.bad", "ok")).toBe(1);
     } finally {
       p.stop();
+    }
+  });
+
+  it("acks come back under the connection's own inbox prefix", async () => {
+    const nc = await connect({ servers: js.server.url, inboxPrefix: "_CAIRN_TEST" });
+    const seen: string[] = [];
+    const spy = nc.subscribe("_CAIRN_TEST.>", {
+      callback: (_e, m) => {
+        seen.push(m.subject);
+      },
+    });
+    const p = ackedPublisher(nc, { lingerMs: 0 });
+    try {
+      expect(await p.publish("pub.prefixed", "a")).toBe(1);
+      expect(seen.length).toBe(1);
+    } finally {
+      p.stop();
+      spy.unsubscribe();
+      await nc.close();
     }
   });
 

@@ -158,7 +158,8 @@ export function ackedPublisher(
 ): AckedPublisher {
   const timeoutMs = o.timeoutMs ?? 2_000;
   const lingerMs = o.lingerMs ?? 1;
-  const inbox = createInbox();
+  // Under the connection's own inbox prefix when it has one: where its user may subscribe.
+  const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   // In publish order, hence in deadline order: the sweep stops at the first one not due.
   const pending = new Map<string, Pending>();
   let next = 0;

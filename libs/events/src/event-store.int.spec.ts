@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Nats } from "./connection.ts";
+import { connectNats, type Nats } from "./connection.ts";
 import type { RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError } from "./errors.ts";
 import { commitIdFor, EventStore } from "./event-store.ts";
@@ -217,6 +217,17 @@ describe("event store", () => {
     ).rejects.toBeInstanceOf(ConcurrencyConflictError);
     // And the pipelined store sees the same log.
     expect((await store.load(agg("b1"))).lastSequence).toBe(first.sequence);
+  });
+
+  it("an append still waiting for its ack when the connection closes is refused at once", async () => {
+    const own = await connectNats(js.server.url);
+    const s = new EventStore({ js: own.js, jsm: own.jsm, catalogue: counterCatalogue });
+    await s.append({ aggregate: agg("c1"), causationId: "c1", events: [incremented("c1", 1)] }, 0);
+    const t0 = performance.now();
+    const pending = s.append({ aggregate: agg("c2"), causationId: "c2", events: [incremented("c2", 1)] }, 0);
+    await own.nc.close();
+    await expect(pending).rejects.toBeInstanceOf(Error);
+    expect(performance.now() - t0).toBeLessThan(5_000);
   });
 
   it("an id that is not token-safe is refused before anything is written", async () => {

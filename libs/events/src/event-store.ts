@@ -84,23 +84,9 @@ export interface AppendResult {
  * a redelivered or retried cause yields the same id and JetStream drops the copy.
  */
 export function commitIdFor(causationId: string, aggregate: AggregateRef): string {
-  const text = `${causationId}|${aggregate.type}|${aggregate.id}`;
-  let id = recentCommitIds.get(text);
-  if (id === undefined) {
-    // One-shot `hash`: the same digest as a `createHash` object, without building one.
-    id = hash("sha256", text, "hex").slice(0, 32);
-    if (recentCommitIds.size >= 1024) recentCommitIds.clear();
-    recentCommitIds.set(text, id);
-  }
-  return id;
+  // One-shot `hash`: the same digest as a `createHash` object, without building one.
+  return hash("sha256", `${causationId}|${aggregate.type}|${aggregate.id}`, "hex").slice(0, 32);
 }
-
-/**
- * The last commit ids worked out: the command handler asks for a command's before deciding
- * (is it in the log already?) and the store again as it appends, a few microseconds
- * later — a second sha256 per command otherwise. A pure function's memo: never wrong.
- */
-const recentCommitIds = new Map<string, string>();
 
 /**
  * One publisher per connection, shared by every store on it: appends leave on its one
@@ -116,10 +102,13 @@ function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
     // appends of one turn of the event loop (every ack of a socket read) still leave in one write.
     p = ackedPublisher(nc, { timeoutMs, lingerMs: 0 });
     publishers.set(nc, p);
-    nc.closed().then(
-      () => publishers.get(nc) === p && publishers.delete(nc),
-      () => publishers.get(nc) === p && publishers.delete(nc),
-    );
+    // A closed connection answers nothing more: what still waits for an ack is refused
+    // now (PublishNotAcked, "stopped") rather than after the timeout.
+    const done = () => {
+      p?.stop();
+      if (publishers.get(nc) === p) publishers.delete(nc);
+    };
+    nc.closed().then(done, done);
   }
   return p;
 }
