@@ -25,7 +25,8 @@
  * Goal: command → read model p99 ≤ 25 ms at 500 commands/s.
  *
  * Run: node bench/command-read/main.ts (BENCH_SECONDS per phase, default 10; BENCH_RATE,
- * default 500/s; BENCH_QUICK=1: 2 s, a smoke run)
+ * default 500/s; BENCH_QUICK=1: 2 s, a smoke run; BENCH_SERVICE_NODE_OPTIONS, Node flags for
+ * the services, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
  */
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
@@ -141,6 +142,10 @@ try {
   stack = await startStack({
     replicas: { provisioner: 1, projector: 1, installer: 0, "node-ops": 0, "idle-detector": 0 },
     logLevel: "warn",
+    // Node flags for the services (e.g. --cpu-prof), as bench/load takes them.
+    ...(process.env.BENCH_SERVICE_NODE_OPTIONS
+      ? { env: { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } }
+      : {}),
   });
   const api = stack.api();
   const seen = new Map<string, number>();
