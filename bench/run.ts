@@ -27,6 +27,7 @@ const BENCHES: BenchSpec[] = [
   { name: "spot", file: here("./node-ops/spot.ts") },
   { name: "install", file: here("./install/main.ts") },
   { name: "projector", file: here("./projector/main.ts") },
+  { name: "command-read", file: here("./command-read/main.ts") },
   { name: "growth", file: here("./growth/main.ts") },
   // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
   { name: "prepare", file: here("./projector/prepare.ts") },

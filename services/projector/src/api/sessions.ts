@@ -137,10 +137,15 @@ export async function sessionCountsOf(deps: ApiDeps, clusterId: string) {
   const r = await sql<{ state: string; n: number }>`
     select state, count(*)::int as n from ${sql.table(`${deps.schema}.sessions`)}
     where cluster_id = ${clusterId} group by state order by state`.execute(deps.db);
+  return sessionCountsFrom(r.rows);
+}
+
+/** The session counts of a cluster from its sessions counted by state. */
+export function sessionCountsFrom(rows: readonly { state: string; n: number }[]) {
   const byState: Record<string, number> = {};
   let total = 0;
   let live = 0;
-  for (const { state, n } of r.rows) {
+  for (const { state, n } of rows) {
     byState[state] = n;
     total += n;
     if (isLiveSession(state as SessionRow["state"])) live += n;

@@ -1,0 +1,238 @@
+/**
+ * bench/command-read: command → read model, measured with real commands (issue 16):
+ *
+ *   POST /commands (the API validates and publishes to CMD) → the owning service decides
+ *   (the provisioner loads the aggregate, decides, appends the commit to EVT) → the
+ *   projector applies it (one transaction with its checkpoint) → the read model is visible
+ *   through the API (the command's row arrives on `GET /events/stream?resource=commands`,
+ *   which the API sends once the transaction that wrote it has committed; no polling).
+ *
+ * The stack is test/harness/stack.ts (real processes from each service's main.ts, as
+ * `cairn up` runs them) with the two services on this path: the provisioner (the owner of
+ * `cluster.*` commands) and the projector (API and read models).
+ *
+ * The command is `cluster.scale` of a cluster that does not exist: the provisioner's
+ * decision is a rejection (`not-found`), which it commits as a `cluster.rejected` event like
+ * any decision, and the projector marks the command rejected. It is the whole path of a
+ * command with nothing after it (a scale of a real cluster would start EC2 work whose own
+ * commits would load the machine at 500/s).
+ *
+ * Beside it, the raw floor measured in the same run: the bare commit → read-model path,
+ * the same rejection committed straight to EVT (no API, no decision) at the same rate,
+ * timed from just before the publish to the same stream event. And the API's own hop:
+ * POST /commands until its 202.
+ *
+ * Goal: command → read model p99 ≤ 25 ms at 500 commands/s.
+ *
+ * Run: node bench/command-read/main.ts (BENCH_SECONDS per phase, default 10; BENCH_RATE,
+ * default 500/s; BENCH_QUICK=1: 2 s, a smoke run; BENCH_SERVICE_NODE_OPTIONS, Node flags for
+ * the services, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ */
+import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
+import { Worker } from "node:worker_threads";
+import { eventSubject } from "@cairn/events";
+import { type Stack, startStack } from "../../test/harness/stack.ts";
+import { type Figure, printFigures, printResult, QUICK } from "../lib/report.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 2 : 10));
+const RATE = Number(process.env.BENCH_RATE ?? 500);
+const say = (line: string) => process.stderr.write(`bench/command-read: ${line}\n`);
+
+/**
+ * Reads the API's live stream of command rows in a thread of its own (on the bench's thread
+ * its parsing would delay, and be delayed by, the paced sends) and posts each row's command
+ * id with the time it arrived (`performance.timeOrigin + now`: comparable across threads).
+ */
+const STREAM_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const now = () => performance.timeOrigin + performance.now();
+(async () => {
+  const res = await fetch(workerData.url, { headers: { accept: "text/event-stream" } });
+  parentPort.postMessage({ open: true });
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of res.body) {
+    const at = now();
+    text += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = text.indexOf("\\n\\n")) >= 0) {
+      const block = text.slice(0, end);
+      text = text.slice(end + 2);
+      const data = block.split("\\n").find((l) => l.startsWith("data: "));
+      if (!data) continue;
+      const change = JSON.parse(data.slice(6));
+      parentPort.postMessage({ id: change.id, status: change.data && change.data.status, at });
+    }
+  }
+})().catch((err) => parentPort.postMessage({ error: String(err) }));
+`;
+
+const wall = () => performance.timeOrigin + performance.now();
+
+function pct(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+/** The commit the provisioner makes of a refused scale: a `cluster.rejected` on a fresh aggregate. */
+function rejectionCommit(clusterId: string, commandId: string) {
+  const time = new Date().toISOString();
+  return JSON.stringify({
+    commitId: randomUUID(),
+    aggregate: { type: "cluster", id: clusterId },
+    events: [
+      {
+        id: randomUUID(),
+        type: "cluster.rejected",
+        version: 1,
+        aggregate: { type: "cluster", id: clusterId },
+        position: 1,
+        time,
+        data: {
+          commandId,
+          commandType: "cluster.scale",
+          code: "not-found",
+          reason: `cluster ${clusterId} does not exist`,
+        },
+        meta: { commandId, causationId: commandId, correlationId: commandId, actor: "bench" },
+      },
+    ],
+  });
+}
+
+/**
+ * Sends `count` at `RATE`/s, open loop (each at its due time, whether or not the previous
+ * answered), and returns each one's latency until its row was on the stream.
+ */
+async function paced(
+  seen: Map<string, number>,
+  waiters: Map<string, (at: number) => void>,
+  count: number,
+  send: (i: number) => Promise<string>,
+): Promise<{ latencies: number[]; sendMs: number[] }> {
+  const latencies: number[] = [];
+  const sendMs: number[] = [];
+  const all: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = t0 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const sent = wall();
+    all.push(
+      (async () => {
+        const id = await send(i);
+        sendMs.push(wall() - sent);
+        const at = seen.get(id) ?? (await new Promise<number>((r) => waiters.set(id, r)));
+        seen.delete(id);
+        latencies.push(at - sent);
+      })(),
+    );
+  }
+  await Promise.all(all);
+  return { latencies, sendMs };
+}
+
+let stack: Stack | undefined;
+let stream: Worker | undefined;
+let result: Parameters<typeof printResult>[0] | undefined;
+try {
+  say("starting the stack (provisioner, projector)");
+  stack = await startStack({
+    replicas: { provisioner: 1, projector: 1, installer: 0, "node-ops": 0, "idle-detector": 0 },
+    logLevel: "warn",
+    // Node flags for the services (e.g. --cpu-prof), as bench/load takes them.
+    ...(process.env.BENCH_SERVICE_NODE_OPTIONS
+      ? { env: { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } }
+      : {}),
+  });
+  const api = stack.api();
+  const seen = new Map<string, number>();
+  const waiters = new Map<string, (at: number) => void>();
+  stream = new Worker(STREAM_WORKER, {
+    eval: true,
+    workerData: { url: `${api}/events/stream?resource=commands` },
+  });
+  await new Promise<void>((resolve, reject) => {
+    stream!.on("message", (m: { open?: boolean; id?: string; at?: number; error?: string }) => {
+      if (m.open) return resolve();
+      if (m.error) return reject(new Error(`the live stream failed: ${m.error}`));
+      if (m.id === undefined || m.at === undefined) return;
+      const w = waiters.get(m.id);
+      if (w) {
+        waiters.delete(m.id);
+        w(m.at);
+      } else seen.set(m.id, m.at);
+    });
+    stream!.once("error", reject);
+  });
+  const s = stack;
+  const run = Date.now().toString(36);
+  const command = (i: number, phase: string) => ({
+    type: "cluster.scale",
+    data: { clusterId: `${phase}-${run}-${i}`, pool: "workers", count: 1 },
+  });
+  const floorSend = async (i: number, phase: string) => {
+    const commandId = randomUUID();
+    const clusterId = `${phase}-${run}-${i}`;
+    await s.nats.js.publish(
+      eventSubject({ type: "cluster", id: clusterId }),
+      rejectionCommit(clusterId, commandId),
+    );
+    return commandId;
+  };
+  const commandSend = async (i: number, phase: string) => (await s.post(command(i, phase))).commandId;
+
+  // Warm up both paths (JIT, connections, plans) before anything is timed.
+  await paced(seen, waiters, Math.min(200, RATE), (i) => floorSend(i, "warm-raw"));
+  await paced(seen, waiters, Math.min(200, RATE), (i) => commandSend(i, "warm-cmd"));
+
+  const count = SECONDS * RATE;
+  say(`raw floor: ${count} commits straight to EVT at ${RATE}/s`);
+  const load0 = loadavg()[0]!;
+  const floor = await paced(seen, waiters, count, (i) => floorSend(i, "raw"));
+  say(`commands: ${count} POST /commands at ${RATE}/s`);
+  const real = await paced(seen, waiters, count, (i) => commandSend(i, "cmd"));
+  const load1 = loadavg()[0]!;
+
+  const figures: Figure[] = [
+    {
+      name: "command → read model p50 (API → decision → read model)",
+      value: pct(real.latencies, 50),
+      unit: "ms",
+    },
+    { name: "command → read model p99", value: pct(real.latencies, 99), unit: "ms" },
+    { name: "  of which POST /commands → 202, p50", value: pct(real.sendMs, 50), unit: "ms" },
+    { name: "  of which POST /commands → 202, p99", value: pct(real.sendMs, 99), unit: "ms" },
+    { name: "raw floor: commit → read model p50", value: pct(floor.latencies, 50), unit: "ms" },
+    { name: "raw floor: commit → read model p99", value: pct(floor.latencies, 99), unit: "ms" },
+  ];
+  printFigures(
+    `bench/command-read  (${count.toLocaleString("en-US")} commands and as many raw commits at ${RATE}/s; load average ${load0.toFixed(1)} → ${load1.toFixed(1)})`,
+    figures,
+  );
+  result = {
+    bench: "command-read",
+    params: { quick: QUICK, seconds: SECONDS, rate: RATE, commands: count },
+    figures: {
+      command_to_read_model_p50_ms: pct(real.latencies, 50),
+      command_to_read_model_p99_ms: pct(real.latencies, 99),
+      post_command_p50_ms: pct(real.sendMs, 50),
+      post_command_p99_ms: pct(real.sendMs, 99),
+      raw_commit_to_read_model_p50_ms: pct(floor.latencies, 50),
+      raw_commit_to_read_model_p99_ms: pct(floor.latencies, 99),
+      load_average: load1,
+    },
+    ratios: {
+      command_over_raw_p99: pct(real.latencies, 99) / pct(floor.latencies, 99),
+    },
+    goals: {
+      command_to_read_model_p99_le_25ms: pct(real.latencies, 99) <= 25,
+    },
+  };
+} finally {
+  await stream?.terminate();
+  await stack?.stop();
+}
+if (result) printResult(result);
