@@ -126,6 +126,11 @@ export const CLUSTER_EVENTS_REACTED_TO = [
   "cluster.deletion-requested",
 ] as const satisfies readonly ClusterEvent["type"][];
 
+/** The events the boot polls' own durable (`provisioner-boot`) acts on; the main one acts on the others. */
+export const BOOT_EVENTS: readonly (typeof CLUSTER_EVENTS_REACTED_TO)[number][] = [
+  "cluster.instance-launched",
+];
+
 type Event = ReactingEvent<"cluster">;
 /** The internal commands the reactor records outcomes with. */
 type ClusterCommandType = ClusterCommand["type"] & CommandType;
@@ -520,12 +525,12 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     return instances.every((i) => i.state === "terminated");
   };
 
-  return await startReactor({
+  const main = await startReactor({
     nats: o.nats,
     // The durable consumer's name since the first release: a deployment resumes where it was.
     name: "provisioner-reactor",
     aggregate: "cluster",
-    types: CLUSTER_EVENTS_REACTED_TO,
+    types: CLUSTER_EVENTS_REACTED_TO.filter((t) => !BOOT_EVENTS.includes(t)),
     // Clusters proceed side by side; each cluster's commits stay in order. The events of
     // one commit (200 launch requests) concern different slots and every step is
     // idempotent, so they run together (the EC2 bulkhead bounds the calls); if one must
@@ -534,6 +539,39 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     ...(o.logger ? { logger: o.logger } : {}),
     react,
   });
+  // The boot polls on a durable of their own: on the main one a cluster's instance-launched
+  // commits queue behind its launch commit, so the first server was seen running only once
+  // the last of 500 agents was launched (bench/install: boot 4.1 s instead of 0.3 at 200
+  // nodes). Nothing orders them after other commits: each reads the cluster at least as
+  // fresh as itself. A new durable starts at the stream's first message, so the
+  // instance-launched events in flight when a deployment switches over are not lost.
+  const boot = await startReactor({
+    nats: o.nats,
+    name: "provisioner-boot",
+    aggregate: "cluster",
+    types: BOOT_EVENTS,
+    concurrency: 32,
+    ...(o.logger ? { logger: o.logger } : {}),
+    react,
+  });
+  return {
+    stop: async () => {
+      await main.stop();
+      await boot.stop();
+    },
+    get stats() {
+      const a = main.stats;
+      const b = boot.stats;
+      return {
+        processed: a.processed + b.processed,
+        acked: a.acked + b.acked,
+        naked: a.naked + b.naked,
+        retried: a.retried + b.retried,
+        waiting: a.waiting + b.waiting,
+        deadLettered: a.deadLettered + b.deadLettered,
+      };
+    },
+  };
 }
 
 /**
