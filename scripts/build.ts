@@ -59,6 +59,9 @@ export async function buildService(service: string): Promise<{ file: string; byt
       minify: true,
       codeSplitting: false,
       sourcemap: true,
+      // ASCII only (\u escapes): V8 keeps a source with one character past Latin-1 as a
+      // two-byte string for the process's life — node-ops' 4 MB bundle was 7.6 MB of heap.
+      charset: "ascii",
     },
   });
   return { file, bytes: statSync(file).size };

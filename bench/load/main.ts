@@ -144,6 +144,8 @@ interface SizeResult {
   lag: { p50: number; p99: number; max: number; count: number; unseen: number };
   /** Per service: at start (ready, no cluster yet), the peak over the run, at the end. */
   rss: Record<string, { start: number; peak: number; end: number }>;
+  /** Per service at the end, from its /metrics (prom-client): where the RSS is. */
+  heap: Record<string, { used: number; total: number; external: number }>;
   /** The services' CPU over the steady phase, ms per wall second. */
   cpuMsPerSecond: number;
   /** Over the quiet window before the traffic: the standing cost of N clusters and their sessions. */
@@ -342,6 +344,18 @@ async function runSize(clusters: number): Promise<SizeResult> {
       await poller;
       await messages.close();
       sampleRss();
+      const heap: SizeResult["heap"] = {};
+      for (const p of stack.processes) {
+        if (!p.health) continue;
+        const text = await (await fetch(`${p.health}/metrics`)).text().catch(() => "");
+        const num = (name: string) =>
+          Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, "m").exec(text)?.[1] ?? 0);
+        heap[p.service] = {
+          used: num("nodejs_heap_size_used_bytes"),
+          total: num("nodejs_heap_size_total_bytes"),
+          external: num("nodejs_external_memory_bytes"),
+        };
+      }
 
       const lags: number[] = [];
       let unseen = 0;
@@ -371,6 +385,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
           unseen,
         },
         rss,
+        heap,
         cpuMsPerSecond: (cpu1 - cpu0) / elapsed,
         idleCpuMsPerSecond,
         requests: accepted + refused + heartbeats,
@@ -398,7 +413,8 @@ console.log(
     .join(" ")}`,
 );
 const bare = bareNodeRss();
-if (BUNDLES) {
+// BENCH_BUILD=0: the bundles as they are (runs side by side must not write them at once).
+if (BUNDLES && process.env.BENCH_BUILD !== "0") {
   const t0 = performance.now();
   for (const s of SERVICES) await buildService(s);
   console.log(`built the five bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`);
@@ -426,6 +442,17 @@ for (const r of results) {
       { name: `${service} RSS at start`, value: mb(s.start), unit: "MB", raw: mb(bare) },
       { name: `${service} RSS peak`, value: mb(s.peak), unit: "MB" },
       { name: `${service} RSS at the end`, value: mb(s.end), unit: "MB" },
+      ...(r.heap[service]
+        ? [
+            { name: `${service} V8 heap used at the end`, value: mb(r.heap[service].used), unit: "MB" },
+            { name: `${service} V8 heap total at the end`, value: mb(r.heap[service].total), unit: "MB" },
+            {
+              name: `${service} external (buffers) at the end`,
+              value: mb(r.heap[service].external),
+              unit: "MB",
+            },
+          ]
+        : []),
     ]),
   ];
   printFigures(`${r.clusters} clusters, ${r.sessions} sessions (raw: a bare node process's RSS)`, figures);
@@ -485,6 +512,11 @@ for (const r of results) {
     figures[`${p}${k}_rss_start_mb`] = mb(s.start);
     figures[`${p}${k}_rss_peak_mb`] = mb(s.peak);
     figures[`${p}${k}_rss_end_mb`] = mb(s.end);
+    const h = r.heap[service];
+    if (h) {
+      figures[`${p}${k}_heap_used_mb`] = mb(h.used);
+      figures[`${p}${k}_heap_total_mb`] = mb(h.total);
+    }
   }
 }
 printResult({
