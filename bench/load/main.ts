@@ -32,38 +32,42 @@
  * SIGINT/SIGTERM (Ctrl-C); a last synchronous sweep SIGKILLs anything below this process.
  *
  * Run: npm run bench:load -w @cairn/bench   (sizes BENCH_CLUSTERS, default "100,1000";
- * BENCH_QUICK=1: "5,10"; BENCH_SECONDS of traffic, default 60, quick 15; BENCH_SESSIONS per
- * cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the quiet window, default
- * 15, quick 5; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services, default none)
+ * BENCH_QUICK=1: "1,2", about a minute; BENCH_SECONDS of traffic, default 60, quick 5;
+ * BENCH_SESSIONS per cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the
+ * quiet window, default 15, quick 2; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services,
+ * default the deployed ones (SERVICE_NODE_OPTIONS, cli/src/stack/shape.ts); the services run
+ * from their bundles, rebuilt when older than a source (BENCH_SOURCES=1: from main.ts;
+ * BENCH_BUILD=0: the bundles as they are))
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { buildService, SERVICES } from "../../scripts/build.ts";
+import { SERVICE_NODE_OPTIONS as DEPLOYED_NODE_OPTIONS } from "../../cli/src/stack/shape.ts";
+import { buildIfStale, SERVICES } from "../../scripts/build.ts";
 import { createCommand } from "../../test/harness/lifecycle.ts";
 import { type Stack, startStack } from "../../test/harness/stack.ts";
 import { bounded, type Figure, printFigures, printResult } from "../lib/report.ts";
 import { descendants } from "../lib/runner.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
-const SIZES = (process.env.BENCH_CLUSTERS ?? (QUICK ? "5,10" : "100,1000"))
+const SIZES = (process.env.BENCH_CLUSTERS ?? (QUICK ? "1,2" : "100,1000"))
   .split(",")
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isInteger(n) && n > 0);
 if (SIZES.length === 0) throw new Error("BENCH_CLUSTERS: one or more cluster counts, comma-separated");
-const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 15 : 60));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 5 : 60));
 const SESSIONS_PER_CLUSTER = Number(process.env.BENCH_SESSIONS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** Node flags for every service process (e.g. `--max-old-space-size=64`): what would bound the RSS. */
-const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? "";
+const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? DEPLOYED_NODE_OPTIONS;
 /**
  * The services as deploy/ runs them: their bundles (`npm run build`, built here first), not
  * their main.ts through Node's type stripping. BENCH_SOURCES=1: from the sources.
  */
 const BUNDLES = process.env.BENCH_SOURCES !== "1";
-const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 5 : 15));
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 2 : 15));
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
 const TIME_SCALE = 1000;
 const POLL_MS = 20;
@@ -416,8 +420,11 @@ const bare = bareNodeRss();
 // BENCH_BUILD=0: the bundles as they are (runs side by side must not write them at once).
 if (BUNDLES && process.env.BENCH_BUILD !== "0") {
   const t0 = performance.now();
-  for (const s of SERVICES) await buildService(s);
-  console.log(`built the five bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`);
+  let built = 0;
+  for (const s of SERVICES) if (await buildIfStale(s)) built++;
+  console.log(
+    `bundles: ${built} of 5 (re)built in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`,
+  );
 }
 const results: SizeResult[] = [];
 for (const n of SIZES) results.push(await runSize(n));

@@ -118,10 +118,11 @@ export async function stack(opts: StackOptions = {}): Promise<void> {
 
     // 5. The services' bundles, as deploy/ runs them (scripts/build.ts; rolldown is a dev
     // dependency, as this command is a developer's).
-    const { bundlePath, buildService } = await import("../../../scripts/build.ts");
+    const { bundlePath, buildIfStale } = await import("../../../scripts/build.ts");
     const t0 = performance.now();
-    for (const service of STACK_SERVICES) await buildService(service);
-    say(`built the services' bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    let built = 0;
+    for (const service of STACK_SERVICES) if (await buildIfStale(service)) built++;
+    if (built > 0) say(`built ${built} bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const specs = [];
     for (const service of STACK_SERVICES) {
       for (let i = 0; i < replicas; i++) {
