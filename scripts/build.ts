@@ -15,7 +15,7 @@
  *
  * Run: npm run build [-- service ...]   (default: every service)
  */
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "rolldown";
@@ -59,9 +59,46 @@ export async function buildService(service: string): Promise<{ file: string; byt
       minify: true,
       codeSplitting: false,
       sourcemap: true,
+      // ASCII only (\u escapes): V8 keeps a source with one character past Latin-1 as a
+      // two-byte string for the process's life — node-ops' 4 MB bundle was 7.6 MB of heap.
+      charset: "ascii",
     },
   });
   return { file, bytes: statSync(file).size };
+}
+
+/** The newest mtime (ms) of the files under `dir`, node_modules and dist aside. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name === "node_modules" || e.name === "dist") continue;
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/**
+ * Builds the service's bundle unless it is newer than every source it could hold (the
+ * service's and the libs' files, the lockfile): a bench's smoke run or a second
+ * `npm run stack` does not pay the build again. Returns whether it built.
+ */
+export async function buildIfStale(service: string): Promise<boolean> {
+  let built = 0;
+  try {
+    built = statSync(bundlePath(service)).mtimeMs;
+  } catch {
+    // None yet.
+  }
+  const sources = Math.max(
+    newest(join(root, "services", service)),
+    newest(join(root, "libs")),
+    statSync(join(root, "package-lock.json")).mtimeMs,
+    statSync(join(root, "scripts", "build.ts")).mtimeMs,
+  );
+  if (built > sources) return false;
+  await buildService(service);
+  return true;
 }
 
 if (import.meta.main) {

@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import {
   NATS_USERS,
   natsPasswordVariable,
+  SERVICE_NODE_OPTIONS,
   STACK_SERVICES,
   type StackService,
   serviceEnv,
@@ -85,7 +86,7 @@ const container = z
   .object({
     name: z.string(),
     image: z.literal("cairn"),
-    command: z.tuple([z.literal("node"), z.string().regex(/^services\/[a-z-]+\/src\/main\.ts$/)]),
+    command: z.tuple([z.literal("node"), z.string().regex(/^services\/[a-z-]+\/dist\/bundle\/main\.mjs$/)]),
     env: z.array(envVar),
     ports: z.array(z.object({ name: z.string(), containerPort: z.number().int() }).strict()),
     startupProbe: probe("/healthz"),
@@ -232,8 +233,16 @@ describe("deploy/kubernetes: the production shape", () => {
     expect([...deployments.keys()].sort()).toEqual([...STACK_SERVICES].sort());
     for (const [name, d] of deployments) {
       expect(d.spec.replicas, name).toBeGreaterThanOrEqual(2);
-      expect(d.spec.template.spec.containers[0]?.command[1]).toBe(`services/${name}/src/main.ts`);
+      expect(d.spec.template.spec.containers[0]?.command[1]).toBe(`services/${name}/dist/bundle/main.mjs`);
     }
+  });
+
+  it("runs the bundles with the Node flags the stack gives them (deploy/Dockerfile builds them)", () => {
+    const dockerfile = readFileSync(join(deploy, "Dockerfile"), "utf8");
+    expect(dockerfile).toContain(`NODE_OPTIONS="${SERVICE_NODE_OPTIONS}"`);
+    expect(dockerfile).toMatch(/RUN npm ci && npm run build/);
+    for (const name of STACK_SERVICES)
+      expect(dockerfile).toContain(`COPY --from=build /app/services/${name}/dist services/${name}/dist`);
   });
 
   it("gives each service a PodDisruptionBudget that keeps one replica through a drain", () => {

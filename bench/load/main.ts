@@ -32,38 +32,42 @@
  * SIGINT/SIGTERM (Ctrl-C); a last synchronous sweep SIGKILLs anything below this process.
  *
  * Run: npm run bench:load -w @cairn/bench   (sizes BENCH_CLUSTERS, default "100,1000";
- * BENCH_QUICK=1: "5,10"; BENCH_SECONDS of traffic, default 60, quick 15; BENCH_SESSIONS per
- * cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the quiet window, default
- * 15, quick 5; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services, default none)
+ * BENCH_QUICK=1: "1,2", about a minute; BENCH_SECONDS of traffic, default 60, quick 5;
+ * BENCH_SESSIONS per cluster, default 20; BENCH_CONCURRENCY, default 8; BENCH_IDLE_SECONDS, the
+ * quiet window, default 15, quick 2; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services,
+ * default the deployed ones (SERVICE_NODE_OPTIONS, cli/src/stack/shape.ts); the services run
+ * from their bundles, rebuilt when older than a source (BENCH_SOURCES=1: from main.ts;
+ * BENCH_BUILD=0: the bundles as they are))
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { buildService, SERVICES } from "../../scripts/build.ts";
+import { SERVICE_NODE_OPTIONS as DEPLOYED_NODE_OPTIONS } from "../../cli/src/stack/shape.ts";
+import { buildIfStale, SERVICES } from "../../scripts/build.ts";
 import { createCommand } from "../../test/harness/lifecycle.ts";
 import { type Stack, startStack } from "../../test/harness/stack.ts";
 import { bounded, type Figure, printFigures, printResult } from "../lib/report.ts";
 import { descendants } from "../lib/runner.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
-const SIZES = (process.env.BENCH_CLUSTERS ?? (QUICK ? "5,10" : "100,1000"))
+const SIZES = (process.env.BENCH_CLUSTERS ?? (QUICK ? "1,2" : "100,1000"))
   .split(",")
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isInteger(n) && n > 0);
 if (SIZES.length === 0) throw new Error("BENCH_CLUSTERS: one or more cluster counts, comma-separated");
-const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 15 : 60));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 5 : 60));
 const SESSIONS_PER_CLUSTER = Number(process.env.BENCH_SESSIONS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** Node flags for every service process (e.g. `--max-old-space-size=64`): what would bound the RSS. */
-const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? "";
+const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? DEPLOYED_NODE_OPTIONS;
 /**
  * The services as deploy/ runs them: their bundles (`npm run build`, built here first), not
  * their main.ts through Node's type stripping. BENCH_SOURCES=1: from the sources.
  */
 const BUNDLES = process.env.BENCH_SOURCES !== "1";
-const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 5 : 15));
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 2 : 15));
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
 const TIME_SCALE = 1000;
 const POLL_MS = 20;
@@ -144,6 +148,8 @@ interface SizeResult {
   lag: { p50: number; p99: number; max: number; count: number; unseen: number };
   /** Per service: at start (ready, no cluster yet), the peak over the run, at the end. */
   rss: Record<string, { start: number; peak: number; end: number }>;
+  /** Per service at the end, from its /metrics (prom-client): where the RSS is. */
+  heap: Record<string, { used: number; total: number; external: number }>;
   /** The services' CPU over the steady phase, ms per wall second. */
   cpuMsPerSecond: number;
   /** Over the quiet window before the traffic: the standing cost of N clusters and their sessions. */
@@ -342,6 +348,18 @@ async function runSize(clusters: number): Promise<SizeResult> {
       await poller;
       await messages.close();
       sampleRss();
+      const heap: SizeResult["heap"] = {};
+      for (const p of stack.processes) {
+        if (!p.health) continue;
+        const text = await (await fetch(`${p.health}/metrics`)).text().catch(() => "");
+        const num = (name: string) =>
+          Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, "m").exec(text)?.[1] ?? 0);
+        heap[p.service] = {
+          used: num("nodejs_heap_size_used_bytes"),
+          total: num("nodejs_heap_size_total_bytes"),
+          external: num("nodejs_external_memory_bytes"),
+        };
+      }
 
       const lags: number[] = [];
       let unseen = 0;
@@ -371,6 +389,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
           unseen,
         },
         rss,
+        heap,
         cpuMsPerSecond: (cpu1 - cpu0) / elapsed,
         idleCpuMsPerSecond,
         requests: accepted + refused + heartbeats,
@@ -398,10 +417,14 @@ console.log(
     .join(" ")}`,
 );
 const bare = bareNodeRss();
-if (BUNDLES) {
+// BENCH_BUILD=0: the bundles as they are (runs side by side must not write them at once).
+if (BUNDLES && process.env.BENCH_BUILD !== "0") {
   const t0 = performance.now();
-  for (const s of SERVICES) await buildService(s);
-  console.log(`built the five bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`);
+  let built = 0;
+  for (const s of SERVICES) if (await buildIfStale(s)) built++;
+  console.log(
+    `bundles: ${built} of 5 (re)built in ${((performance.now() - t0) / 1000).toFixed(1)} s (npm run build)`,
+  );
 }
 const results: SizeResult[] = [];
 for (const n of SIZES) results.push(await runSize(n));
@@ -426,6 +449,17 @@ for (const r of results) {
       { name: `${service} RSS at start`, value: mb(s.start), unit: "MB", raw: mb(bare) },
       { name: `${service} RSS peak`, value: mb(s.peak), unit: "MB" },
       { name: `${service} RSS at the end`, value: mb(s.end), unit: "MB" },
+      ...(r.heap[service]
+        ? [
+            { name: `${service} V8 heap used at the end`, value: mb(r.heap[service].used), unit: "MB" },
+            { name: `${service} V8 heap total at the end`, value: mb(r.heap[service].total), unit: "MB" },
+            {
+              name: `${service} external (buffers) at the end`,
+              value: mb(r.heap[service].external),
+              unit: "MB",
+            },
+          ]
+        : []),
     ]),
   ];
   printFigures(`${r.clusters} clusters, ${r.sessions} sessions (raw: a bare node process's RSS)`, figures);
@@ -485,6 +519,11 @@ for (const r of results) {
     figures[`${p}${k}_rss_start_mb`] = mb(s.start);
     figures[`${p}${k}_rss_peak_mb`] = mb(s.peak);
     figures[`${p}${k}_rss_end_mb`] = mb(s.end);
+    const h = r.heap[service];
+    if (h) {
+      figures[`${p}${k}_heap_used_mb`] = mb(h.used);
+      figures[`${p}${k}_heap_total_mb`] = mb(h.total);
+    }
   }
 }
 printResult({

@@ -71,6 +71,13 @@ export interface ServiceEnvContext {
  * the projector's database and API.
  * @example serviceEnv("provisioner", ctx) // { NATS_URL, NATS_USER: "provisioner", NATS_PASSWORD, CAIRN_NATS_REPLICAS: "3", … }
  */
+/**
+ * Node's flags for every service process in the production shape (deploy/Dockerfile's
+ * NODE_OPTIONS, `npm run stack`): 1 MB semi-spaces, not up to 16 MB — the young generation
+ * only grew the RSS (docs/deploy.md, sizing).
+ */
+export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=1";
+
 export function serviceEnv(service: StackService, ctx: ServiceEnvContext): Record<string, string> {
   return {
     NATS_URL: ctx.natsUrl,

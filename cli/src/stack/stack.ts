@@ -8,7 +8,8 @@
  *     replicas, and the command consumers; services may not create them.
  *  3. Postgres: DATABASE_URL, else the local server (database `cairn`), else an embedded one.
  *  4. The cloud: libs/sim as its own process, as `cairn up` does (or AWS when configured).
- *  5. Two processes of every service (`--replicas`), each as its own NATS user, with the
+ *  5. Two processes of every service (`--replicas`) from its bundle (scripts/build.ts, built
+ *     first), each as its own NATS user, with the
  *     environment deploy/ gives it (shape.ts), supervised: a crash is restarted with backoff.
  *  6. Where everything is, printed and written to <data dir>/endpoints.json (mode 0600: it holds
  *     the admin user's NATS URL, which the CLI reads); "Cairn is up" once a projector serves.
@@ -26,6 +27,7 @@ import {
   NATS_CONFIG_FILE,
   natsServerEnv,
   newNatsPasswords,
+  SERVICE_NODE_OPTIONS,
   STACK_DEFAULTS,
   STACK_SERVICES,
   serviceEnv,
@@ -114,16 +116,23 @@ export async function stack(opts: StackOptions = {}): Promise<void> {
       say(`started the simulated cloud at ${simUrl}`);
     }
 
-    // 5.
+    // 5. The services' bundles, as deploy/ runs them (scripts/build.ts; rolldown is a dev
+    // dependency, as this command is a developer's).
+    const { bundlePath, buildIfStale } = await import("../../../scripts/build.ts");
+    const t0 = performance.now();
+    let built = 0;
+    for (const service of STACK_SERVICES) if (await buildIfStale(service)) built++;
+    if (built > 0) say(`built ${built} bundles in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const specs = [];
     for (const service of STACK_SERVICES) {
       for (let i = 0; i < replicas; i++) {
         specs.push({
           name: `${service}#${i + 1}`,
           command: process.execPath,
-          args: [join(root, "services", service, "src", "main.ts")],
+          args: [bundlePath(service)],
           env: {
             ...env,
+            NODE_OPTIONS: [env.NODE_OPTIONS, SERVICE_NODE_OPTIONS].filter(Boolean).join(" "),
             ...cloudEnv,
             ...serviceEnv(service, {
               natsUrl: cluster.url,
