@@ -198,6 +198,9 @@ function startCommitSpan(
   return span;
 }
 
+/** Messages parsed between two yields to the event loop. */
+const PARSE_SLICE = 250;
+
 /** At most this many missing messages are read from the stream per batch (a huge gap takes several). */
 const MAX_FILL_FACTOR = 4;
 
@@ -254,7 +257,13 @@ export async function projectInTransaction(
   async function applyInTransaction(): Promise<BatchOutcome> {
     // Parsed before the transaction (CPU work that need not hold the checkpoint's lock);
     // dead-lettered only if the batch reaches them (below).
-    const delivered = msgs.map((m) => parseDelivered(cat, m));
+    // In slices, letting I/O in between (lease renewals, API requests): a large catch-up
+    // batch is thousands of validating parses.
+    const delivered: Parsed[] = [];
+    for (let i = 0; i < msgs.length; i++) {
+      delivered.push(parseDelivered(cat, msgs[i]!));
+      if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
+    }
     const reads = emptyReadSet();
     for (const d of delivered) if (d.events) addToReadSet(reads, d.events);
     const loaded = emptyLoadedRows();

@@ -45,7 +45,7 @@ export type ProjectorOptions = NatsSource & {
    * (the heartbeats share it).
    */
   readonly heartbeatNats?: () => Promise<Nats>;
-  /** Messages per batch (= per transaction) at most. Default `DEFAULT_BATCH_SIZE` (5,000). */
+  /** Messages per batch (= per transaction) at most. Default `DEFAULT_BATCH_SIZE` (2,000). */
   readonly batchSize?: number;
   /** Postgres schema of the live read models. Default `cairn`. */
   readonly schema?: string;
@@ -78,13 +78,15 @@ const CHANGES_PER_MESSAGE = 200;
 /**
  * Messages per live batch at most (one transaction each). A batch is whatever is buffered
  * when the previous one commits, so at a steady few hundred commits/s batches stay small
- * and this bounds only a catch-up (a start behind the head, a burst). Large, because a
- * batch writes each row it touches once: a cluster with five commits in the batch is one
- * 2 kB row upsert, not five, and that upsert is most of a batch's Postgres time (A/B in
- * process, same log, alternated: 2,000 a batch 1.3× the rate of 500, 6,000 1.7× that of
- * 2,000; docs/projector.md "Live apply"). The replay's batch is the same size.
+ * and this bounds only a catch-up (a start behind the head, a burst). Larger than it was
+ * (500), because a batch writes each row it touches once: a cluster with several commits in
+ * the batch is one 2 kB row upsert, and that upsert is most of a batch's Postgres time (A/B
+ * in process, same log, alternated: 2,000 a batch 1.28× the rate of 500; docs/projector.md
+ * "Live apply"). Not larger still (6,000 was 1.7× the rate of 2,000 on that log): a batch
+ * holds the event loop for its fold and its statement text, and at 5,000 on a machine at
+ * load 20 the projector missed its lease renewals (10 s) during a catch-up.
  */
-export const DEFAULT_BATCH_SIZE = 5_000;
+export const DEFAULT_BATCH_SIZE = 2_000;
 
 /**
  * Runs the projector: migrations, streams, the projection consumer and the API.
