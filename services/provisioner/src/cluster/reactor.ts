@@ -160,16 +160,16 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
    * The cluster's last DescribeInstances of its launched instances, reused for `pollMs`:
    * each launched slot's event comes back on its own, and without this a cluster of n
    * instances would ask n times per look for the same answer. (Per process: a replica
-   * asks on its own, which costs a call, never a wrong answer.)
+   * asks on its own, which costs a call, never a wrong answer.) Reused too for instances
+   * launched since: one launched a moment ago cannot be running, and absent reads as not
+   * running yet, so it is looked at again after `pollMs` (else every group commit of
+   * launches meant a look at all of them while the last were still being launched).
    */
-  const lastLook = new Map<
-    string,
-    { at: number; ids: ReadonlySet<string>; seen: Map<string, InstanceInfo> }
-  >();
+  const lastLook = new Map<string, { at: number; seen: Map<string, InstanceInfo> }>();
   const describeLaunched = async (clusterId: string, region: string, ids: readonly string[]) => {
     const t = Date.now();
     const last = lastLook.get(clusterId);
-    if (last && t - last.at < pollMs && ids.every((id) => last.ids.has(id))) return last.seen;
+    if (last && t - last.at < pollMs) return last.seen;
     // Pending ones are left out of the answer (absent reads as not running yet, as an
     // instance EC2 does not show yet does): a look parses each instance about once, when
     // it has left pending, instead of every booting instance at every look.
@@ -178,7 +178,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     );
     // Nothing pending any more: nothing worth keeping.
     if (ids.every((id) => seen.has(id))) lastLook.delete(clusterId);
-    else lastLook.set(clusterId, { at: t, ids: new Set(ids), seen });
+    else lastLook.set(clusterId, { at: t, seen });
     return seen;
   };
 
