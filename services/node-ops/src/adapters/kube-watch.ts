@@ -9,7 +9,27 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Watch } from "@kubernetes/client-node";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
-import { kubeRequestSpan, statusOfKubeError } from "./kube-trace.ts";
+import { kubeRequestSpan, pooledAuthentication, statusOfKubeError } from "./kube-trace.ts";
+
+/**
+ * The kubeconfig as `Watch` sees it, its requests on the kubeconfig's one pooled connection
+ * pool (pooledAuthentication). client-node builds a new undici Agent for every watch it
+ * opens, and each kept its keep-alive socket after the watch closed: at 340 clusters on the
+ * sim (time scale 1,000, so a watch's 300 s lifetime is 0.3 s) node-ops held 3,400 sockets
+ * to the sim and ~1 GB RSS (docs/benchmarks.md, load). Everything else is the kubeconfig's.
+ */
+const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
+function pooledWatchConfig(kc: KubeConfig): KubeConfig {
+  let c = watchConfigs.get(kc);
+  if (!c) {
+    const auth = pooledAuthentication(kc);
+    c = Object.create(kc, {
+      applySecurityAuthentication: { value: auth.applySecurityAuthentication.bind(auth) },
+    }) as KubeConfig;
+    watchConfigs.set(kc, c);
+  }
+  return c;
+}
 
 /**
  * A watch ends quietly after this long (sim seconds on the sim): the server's own
@@ -78,7 +98,7 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
       "GET",
       watchUrl(kc, o.path, query),
       async () => {
-        const c = await new Watch(kc).watch(
+        const c = await new Watch(pooledWatchConfig(kc)).watch(
           o.path,
           query,
           (phase: string, obj: unknown) => {
