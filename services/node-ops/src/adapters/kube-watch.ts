@@ -13,10 +13,11 @@ import { kubeRequestSpan, pooledAuthentication, statusOfKubeError } from "./kube
 
 /**
  * The kubeconfig as `Watch` sees it, its requests on the kubeconfig's one pooled connection
- * pool (pooledAuthentication). client-node builds a new undici Agent for every watch it
- * opens, and each kept its keep-alive socket after the watch closed: at 340 clusters on the
- * sim (time scale 1,000, so a watch's 300 s lifetime is 0.3 s) node-ops held 3,400 sockets
- * to the sim and ~1 GB RSS (docs/benchmarks.md, load). Everything else is the kubeconfig's.
+ * pool (pooledAuthentication), as the API calls are. client-node builds a new undici Agent for
+ * every watch it opens (whenever the kubeconfig has TLS options, skip-verify included), and
+ * node-ops reopens a watch each time one ends. Everything else is the kubeconfig's. (The
+ * sockets node-ops holds to the sim, 10–20 a cluster at time scale 1,000, did not change
+ * with it: docs/benchmarks.md, load.)
  */
 const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
 function pooledWatchConfig(kc: KubeConfig): KubeConfig {
