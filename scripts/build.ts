@@ -68,10 +68,10 @@ export async function buildService(service: string): Promise<{ file: string; byt
   // to keep the whole source as a two-byte string (node-ops: 7.6 MB of heap for a 3.8 MB
   // file, heap snapshot). In a comment an escape is as good as the letter.
   const code = readFileSync(file, "utf8");
-  if (/[^\x00-\x7f]/.test(code))
+  if (/[\u0080-\u{10ffff}]/u.test(code))
     writeFileSync(
       file,
-      code.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`),
+      code.replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`),
     );
   return { file, bytes: statSync(file).size };
 }
