@@ -37,7 +37,9 @@
  * quiet window, default 15, quick 2; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services,
  * default the deployed ones (SERVICE_NODE_OPTIONS, cli/src/stack/shape.ts); the services run
  * from their bundles, rebuilt when older than a source (BENCH_SOURCES=1: from main.ts;
- * BENCH_BUILD=0: the bundles as they are))
+ * BENCH_BUILD=0: the bundles as they are); BENCH_TIME_SCALE, the sim's, default 1,000: a
+ * watch's 300 s lifetime is 300 s / scale of wall time, so node-ops reopens watches that much
+ * more often than against a real cluster)
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -69,7 +71,7 @@ const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS ?? DEPLOYED_
 const BUNDLES = process.env.BENCH_SOURCES !== "1";
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 2 : 15));
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */
-const TIME_SCALE = 1000;
+const TIME_SCALE = Number(process.env.BENCH_TIME_SCALE ?? 1000);
 const POLL_MS = 20;
 const LAG_GOAL_MS = 1000;
 const RSS_GOAL_MB = 100;
