@@ -227,6 +227,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     | "install.record-online"
     | "install.record-step-sent"
     | "install.record-step-result";
+  type BatchRecord = { [T in Batchable]: { type: T; data: CommandDataInput<T> } }[Batchable];
   /**
    * The per-node records (a node added, online, its step sent, its step's result) of one
    * install go out together (GroupCommit): one `install.record-many` per flush, decided
@@ -235,7 +236,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * another batch, under another command id) records nothing twice. Resolves with the
    * install as the log has it just after.
    */
-  const batches = new GroupCommit<{ cause: Cause; record: { type: Batchable; data: object } }, InstallState>(
+  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(
     async (clusterId, items) => {
       const installCauses = items.flatMap((i) =>
         i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
@@ -256,7 +257,9 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     },
   );
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
-    await batches.add(cause.aggregate.id, { cause, record: { type, data: data as object } });
+    // TypeScript cannot correlate a generic T's type and data with the union's members (the
+    // pair is checked at T's call); install.record-many's schema parses each record again.
+    await batches.add(cause.aggregate.id, { cause, record: { type, data } as BatchRecord });
 
   /** The install; pass the sequence of an install event to read at least that fresh. */
   const read = async (clusterId: string, atLeastSequence?: number) =>

@@ -569,6 +569,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         retried: a.retried + b.retried,
         waiting: a.waiting + b.waiting,
         deadLettered: a.deadLettered + b.deadLettered,
+        handedOver: a.handedOver + b.handedOver,
       };
     },
   };
