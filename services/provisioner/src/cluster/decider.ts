@@ -254,6 +254,69 @@ function readyAfter(state: Active, events: ClusterEvent[], position: number): Cl
   return [{ type: "cluster.instances-ready", data: { count: slots.length } }];
 }
 
+type CommandData<T extends ClusterCommand["type"]> = Extract<ClusterCommand, { type: T }>["data"];
+
+/**
+ * `cluster.record-launch`, for one slot or many in one commit: each slot still launching
+ * at that attempt records its instance, once; a slot that moved on (or is named twice)
+ * records nothing.
+ */
+function recordLaunches(
+  state: ClusterState,
+  launches: readonly Omit<CommandData<"cluster.record-launch">, "clusterId">[],
+): ClusterEvent[] {
+  if (state.status === "Absent") return [];
+  const done = new Set<number>();
+  const events: ClusterEvent[] = [];
+  for (const { slot, attempt, instanceId, availabilityZone, privateIp } of launches) {
+    const s = state.slots[slot];
+    if (done.has(slot) || s?.status !== "launching" || s.attempt !== attempt) continue;
+    done.add(slot);
+    events.push({
+      type: "cluster.instance-launched",
+      data: {
+        slot,
+        attempt,
+        instanceId,
+        ...(availabilityZone ? { availabilityZone } : {}),
+        ...(privateIp ? { privateIp } : {}),
+      },
+    });
+  }
+  return events;
+}
+
+/**
+ * `cluster.record-running`, for one slot or many in one commit: each slot still launched
+ * with that instance runs, once; the instances are ready after the last, when every slot runs.
+ */
+function recordRunning(
+  state: ClusterState,
+  instances: readonly Omit<CommandData<"cluster.record-running">, "clusterId">[],
+  version: number,
+): ClusterEvent[] {
+  if (state.status === "Absent") return [];
+  const done = new Set<number>();
+  const events: ClusterEvent[] = [];
+  for (const { slot, instanceId, privateIp } of instances) {
+    const s = state.slots[slot];
+    if (done.has(slot) || s?.status !== "launched" || s.instanceId !== instanceId) continue;
+    done.add(slot);
+    events.push({
+      type: "cluster.instance-running",
+      data: {
+        slot,
+        instanceId,
+        role: s.role,
+        pool: s.pool,
+        capacityType: s.placement.capacityType,
+        ...(privateIp ? { privateIp } : {}),
+      },
+    });
+  }
+  return events.length === 0 ? [] : [...events, ...readyAfter(state, events, version)];
+}
+
 export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
   aggregate: "cluster",
   initialState,
@@ -421,47 +484,11 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
           return [];
         return provisioning(state);
       }
-      case "cluster.record-launch": {
-        const { slot, attempt, instanceId, availabilityZone, privateIp } = command.data;
-        if (state.status === "Absent") return [];
-        const s = state.slots[slot];
-        if (s?.status !== "launching" || s.attempt !== attempt) return [];
-        return [
-          {
-            type: "cluster.instance-launched",
-            data: {
-              slot,
-              attempt,
-              instanceId,
-              ...(availabilityZone ? { availabilityZone } : {}),
-              ...(privateIp ? { privateIp } : {}),
-            },
-          },
-        ];
-      }
-      case "cluster.record-launches": {
-        // `cluster.record-launch` for many slots in one commit: each slot recorded as that
-        // would, once; a slot that moved on (or is named twice) records nothing.
-        if (state.status === "Absent") return [];
-        const done = new Set<number>();
-        const events: ClusterEvent[] = [];
-        for (const { slot, attempt, instanceId, availabilityZone, privateIp } of command.data.launches) {
-          const s = state.slots[slot];
-          if (done.has(slot) || s?.status !== "launching" || s.attempt !== attempt) continue;
-          done.add(slot);
-          events.push({
-            type: "cluster.instance-launched",
-            data: {
-              slot,
-              attempt,
-              instanceId,
-              ...(availabilityZone ? { availabilityZone } : {}),
-              ...(privateIp ? { privateIp } : {}),
-            },
-          });
-        }
-        return events;
-      }
+      case "cluster.record-launch":
+        return recordLaunches(state, [command.data]);
+      case "cluster.record-launches":
+        // `cluster.record-launch` for many slots in one commit.
+        return recordLaunches(state, command.data.launches);
       case "cluster.record-launch-failure": {
         const { slot, attempt, code, reason, remediation, capacity } = command.data;
         if (state.status === "Absent") return [];
@@ -531,48 +558,11 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
           },
         ];
       }
-      case "cluster.record-running": {
-        const { slot, instanceId, privateIp } = command.data;
-        if (state.status === "Absent") return [];
-        const s = state.slots[slot];
-        if (s?.status !== "launched" || s.instanceId !== instanceId) return [];
-        const running: ClusterEvent = {
-          type: "cluster.instance-running",
-          data: {
-            slot,
-            instanceId,
-            role: s.role,
-            pool: s.pool,
-            capacityType: s.placement.capacityType,
-            ...(privateIp ? { privateIp } : {}),
-          },
-        };
-        const events: ClusterEvent[] = [running];
-        return [...events, ...readyAfter(state, events, ctx.version)];
-      }
-      case "cluster.record-running-instances": {
+      case "cluster.record-running":
+        return recordRunning(state, [command.data], ctx.version);
+      case "cluster.record-running-instances":
         // `cluster.record-running` for many slots in one commit, and ready after the last.
-        if (state.status === "Absent") return [];
-        const done = new Set<number>();
-        const events: ClusterEvent[] = [];
-        for (const { slot, instanceId, privateIp } of command.data.instances) {
-          const s = state.slots[slot];
-          if (done.has(slot) || s?.status !== "launched" || s.instanceId !== instanceId) continue;
-          done.add(slot);
-          events.push({
-            type: "cluster.instance-running",
-            data: {
-              slot,
-              instanceId,
-              role: s.role,
-              pool: s.pool,
-              capacityType: s.placement.capacityType,
-              ...(privateIp ? { privateIp } : {}),
-            },
-          });
-        }
-        return events.length === 0 ? [] : [...events, ...readyAfter(state, events, ctx.version)];
-      }
+        return recordRunning(state, command.data.instances, ctx.version);
       case "cluster.record-terminated": {
         if (state.status === "Absent") return [];
         const events: ClusterEvent[] = command.data.slots
