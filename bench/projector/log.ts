@@ -4,7 +4,11 @@
  * a rejected command, a rollback, deletion), their commits interleaved as a busy
  * control plane would write them. Deterministic: the same count gives the same log.
  */
-import { clusterSpec, exampleClusterCreate } from "@cairn/events";
+import { type CairnEvent, clusterSpec, exampleClusterCreate } from "@cairn/events";
+import { eventIndexCopyText, toEventIndexRow } from "@cairn/projector";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 
 export interface BenchCommit {
   readonly subject: string;
@@ -138,4 +142,64 @@ export function* benchLog(totalEvents: number, window = 1_000, prefix = "b"): Ge
       events: envelopes.length,
     };
   }
+}
+
+/** Publishes the bench log of `totalEvents` events, 2,000 publishes in flight; resolves with the commits. */
+export async function publishBenchLog(js: JetStreamClient, totalEvents: number): Promise<number> {
+  let commits = 0;
+  let inflight: Promise<unknown>[] = [];
+  for (const c of benchLog(totalEvents)) {
+    inflight.push(js.publish(c.subject, c.body));
+    commits++;
+    if (inflight.length >= 2_000) {
+      await Promise.all(inflight);
+      inflight = [];
+    }
+  }
+  await Promise.all(inflight);
+  return commits;
+}
+
+/**
+ * The raw write limit: the bench log's event-index rows COPYed into `raw.event_index` (a
+ * table like the projector's, migrated into schema `raw` by the caller), 50,000 rows per
+ * COPY, only the COPY timed. Resolves with the rows and the milliseconds.
+ */
+export async function rawCopy(
+  databaseUrl: string,
+  totalEvents: number,
+): Promise<{ rows: number; ms: number }> {
+  const raw = new pg.Client({ connectionString: databaseUrl });
+  await raw.connect();
+  let ms = 0;
+  let copied = 0;
+  try {
+    let rows: ReturnType<typeof toEventIndexRow>[] = [];
+    let seq = 0;
+    const flush = async () => {
+      const text = eventIndexCopyText(rows);
+      copied += rows.length;
+      rows = [];
+      const t0 = performance.now();
+      const stream = raw.query(
+        copyFrom(
+          "copy raw.event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin",
+        ),
+      );
+      await new Promise<void>((resolve, reject) => {
+        stream.on("finish", resolve).on("error", reject);
+        stream.end(text);
+      });
+      ms += performance.now() - t0;
+    };
+    for (const c of benchLog(totalEvents)) {
+      seq++;
+      for (const e of JSON.parse(c.body).events as CairnEvent[]) rows.push(toEventIndexRow(e, seq));
+      if (rows.length >= 50_000) await flush();
+    }
+    if (rows.length > 0) await flush();
+  } finally {
+    await raw.end();
+  }
+  return { rows: copied, ms };
 }

@@ -29,23 +29,20 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { type CairnEvent, connectNats, ensureStreams, Streams } from "@cairn/events";
+import { connectNats, ensureStreams, Streams } from "@cairn/events";
 import {
   DEFAULT_SCHEMA,
-  eventIndexCopyText,
   migrateToLatest,
   openDatabase,
   REPLAY_SUBJECT,
   type ReplayReply,
-  toEventIndexRow,
 } from "@cairn/projector";
 import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/testkit";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
 import { type Figure, printFigures, printResult, QUICK, rate, timed } from "../lib/report.ts";
-import { benchLog } from "./log.ts";
+import { benchLog, publishBenchLog, rawCopy } from "./log.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -91,17 +88,7 @@ try {
   say(`publishing ${EVENTS.toLocaleString("en-US")} events`);
   let commits = 0;
   const publish = await timed(async () => {
-    const WINDOW = 2_000;
-    let inflight: Promise<unknown>[] = [];
-    for (const c of benchLog(EVENTS)) {
-      inflight.push(nats.js.publish(c.subject, c.body));
-      commits++;
-      if (inflight.length >= WINDOW) {
-        await Promise.all(inflight);
-        inflight = [];
-      }
-    }
-    await Promise.all(inflight);
+    commits = await publishBenchLog(nats.js, EVENTS);
   });
   const head = (await nats.jsm.streams.info(Streams.events)).state.last_seq;
   say(`${commits} commits in ${Math.round(publish.ms)} ms`);
@@ -121,35 +108,7 @@ try {
   // 2b. Raw write: COPY of the same rows into a table like event_index.
   // The same table as the projector's (migrated from its code), in a schema of its own.
   await migrateToLatest(db, "raw");
-  const raw = new pg.Client({ connectionString: database.url });
-  await raw.connect();
-  let copyMs = 0;
-  {
-    let rows: ReturnType<typeof toEventIndexRow>[] = [];
-    let seq = 0;
-    const flush = async () => {
-      const text = eventIndexCopyText(rows);
-      rows = [];
-      const t0 = performance.now();
-      const stream = raw.query(
-        copyFrom(
-          "copy raw.event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin",
-        ),
-      );
-      await new Promise<void>((resolve, reject) => {
-        stream.on("finish", resolve).on("error", reject);
-        stream.end(text);
-      });
-      copyMs += performance.now() - t0;
-    };
-    for (const c of benchLog(EVENTS)) {
-      seq++;
-      for (const e of JSON.parse(c.body).events as CairnEvent[]) rows.push(toEventIndexRow(e, seq));
-      if (rows.length >= 50_000) await flush();
-    }
-    if (rows.length > 0) await flush();
-  }
-  await raw.end();
+  const { ms: copyMs } = await rawCopy(database.url, EVENTS);
   const rawReadRate = rate(EVENTS, rawRead.ms);
   const rawCopyRate = rate(EVENTS, copyMs);
   const rawLimit = Math.min(rawReadRate, rawCopyRate);

@@ -15,7 +15,7 @@ import { connectNats, ensureStreams } from "@cairn/events";
 import { migrateToLatest, openDatabase, replay } from "@cairn/projector";
 import { createDatabase, findPostgres, startNatsServer } from "@cairn/testkit";
 import { printResult, QUICK } from "../lib/report.ts";
-import { benchLog } from "./log.ts";
+import { publishBenchLog } from "./log.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -32,15 +32,7 @@ const postgres = await findPostgres();
 const database = await createDatabase(postgres, "bench_replay_ab");
 const db = openDatabase(database.url, { max: 2 });
 try {
-  let inflight: Promise<unknown>[] = [];
-  for (const c of benchLog(EVENTS)) {
-    inflight.push(nats.js.publish(c.subject, c.body));
-    if (inflight.length >= 2_000) {
-      await Promise.all(inflight);
-      inflight = [];
-    }
-  }
-  await Promise.all(inflight);
+  await publishBenchLog(nats.js, EVENTS);
   await migrateToLatest(db, "cairn");
   for (let round = 0; round < Number(args.rounds); round++) {
     for (const trustLog of [false, true]) {

@@ -13,12 +13,10 @@
  * 5,000 messages, is all caught up in the swap, which `checkOnly` skips)
  */
 import { connectNats, ensureStreams } from "@cairn/events";
-import { eventIndexCopyText, migrateToLatest, openDatabase, replay, toEventIndexRow } from "@cairn/projector";
+import { migrateToLatest, openDatabase, replay } from "@cairn/projector";
 import { createDatabase, findPostgres, startNatsServer } from "@cairn/testkit";
-import pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
 import { printResult, QUICK } from "../lib/report.ts";
-import { benchLog } from "./log.ts";
+import { publishBenchLog, rawCopy } from "./log.ts";
 
 const SMALL = Number(process.env.BENCH_SMALL ?? (QUICK ? 20_000 : 100_000));
 const LARGE = Number(process.env.BENCH_LARGE ?? (QUICK ? 60_000 : 1_000_000));
@@ -39,58 +37,18 @@ async function phase(events: number): Promise<Phase> {
   const db = openDatabase(database.url, { max: 2 });
   try {
     await ensureStreams(nats.jsm);
-    let inflight: Promise<unknown>[] = [];
-    for (const c of benchLog(events)) {
-      inflight.push(nats.js.publish(c.subject, c.body));
-      if (inflight.length >= 2_000) {
-        await Promise.all(inflight);
-        inflight = [];
-      }
-    }
-    await Promise.all(inflight);
+    await publishBenchLog(nats.js, events);
     await migrateToLatest(db, "cairn");
-
-    // The raw limit: the same rows COPYed into a table like event_index, in 50,000-row chunks.
+    // The raw limit: the same rows COPYed into a table like event_index.
     await migrateToLatest(db, "raw");
-    const raw = new pg.Client({ connectionString: database.url });
-    await raw.connect();
-    let copyMs = 0;
-    let copied = 0;
-    try {
-      let rows: ReturnType<typeof toEventIndexRow>[] = [];
-      let seq = 0;
-      const flush = async () => {
-        const text = eventIndexCopyText(rows);
-        copied += rows.length;
-        rows = [];
-        const t0 = performance.now();
-        const stream = raw.query(
-          copyFrom(
-            "copy raw.event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin",
-          ),
-        );
-        await new Promise<void>((resolve, reject) => {
-          stream.on("finish", resolve).on("error", reject);
-          stream.end(text);
-        });
-        copyMs += performance.now() - t0;
-      };
-      for (const c of benchLog(events)) {
-        seq++;
-        for (const e of JSON.parse(c.body).events) rows.push(toEventIndexRow(e, seq));
-        if (rows.length >= 50_000) await flush();
-      }
-      if (rows.length > 0) await flush();
-    } finally {
-      await raw.end();
-    }
+    const copy = await rawCopy(database.url, events);
 
     const r = await replay({ databaseUrl: database.url, nats, checkOnly: true });
     const result = {
       events: r.events,
       replayPerS: r.eventsPerSecond,
       loadPerS: Math.round((r.events * 1000) / r.timings.load),
-      rawCopyPerS: Math.round((copied * 1000) / copyMs),
+      rawCopyPerS: Math.round((copy.rows * 1000) / copy.ms),
     };
     process.stdout.write(
       `${String(r.events).padStart(9)} events: replay all in ${result.replayPerS} events/s (load ${result.loadPerS}/s), raw COPY ${result.rawCopyPerS}/s, ratio ${(result.replayPerS / result.rawCopyPerS).toFixed(3)}  ${JSON.stringify(r.timings)}\n`,
