@@ -68,7 +68,7 @@ export function sessionVerdict(
   const subject = `session/${view.id}`;
   const refused =
     command?.status === "rejected"
-      ? { code: command.code, reason: command.reason ?? "refused", type: undefined }
+      ? { code: command.code, reason: command.reason ?? "refused", type: command.type ?? undefined }
       : commandId !== undefined && view.rejection?.commandId === commandId
         ? { code: view.rejection.code, reason: view.rejection.reason, type: view.rejection.commandType }
         : undefined;

@@ -62,6 +62,24 @@ describe("what --wait makes of a session", () => {
       message: "session/s-1: refused: over quota",
       hint: expect.stringContaining("raise the quota"),
     });
+    // The hint follows the refused command's type, whichever of the two is read first.
+    const notFound = { code: "not-found", reason: "no such cluster: nope" };
+    expect(
+      sessionVerdict("Running", view({ state: "Failed" }), {
+        commandId: "c1",
+        type: "session.create",
+        status: "rejected",
+        ...notFound,
+      }),
+    ).toMatchObject({ kind: "failed", hint: "check the cluster's id (`cairn cluster list`)" });
+    expect(
+      sessionVerdict(
+        "Running",
+        view({ state: "Failed", rejection: { commandId: "c1", commandType: "session.create", ...notFound } }),
+        undefined,
+        "c1",
+      ),
+    ).toMatchObject({ kind: "failed", hint: "check the cluster's id (`cairn cluster list`)" });
   });
 
   it("another command's rejection is not this one's", () => {
