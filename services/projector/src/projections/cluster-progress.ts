@@ -51,7 +51,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /**
  * @example lifecycleProgress(configuringRow, installWithServerInitialised)
- *   // { operation: "configuring", done: 4, total: 9, percent: 44,
+ *   // { operation: "configuring", done: 4, total: 9, percent: 44 (99 at most until it ends),
  *   //   step: "4 of 9 steps: K3s: 0 of 2 agents joined", … }
  */
 export function lifecycleProgress(
@@ -128,12 +128,15 @@ export function lifecycleProgress(
       : "K3s: initialising the first server";
   else if (agentsJoined < agents) now = `K3s: ${agentsJoined} of ${plural(agents, "agent")} joined`;
   else if (ready < nodes) now = `${ready} of ${plural(nodes, "node")} Ready`;
-  else now = `${plural(nodes, "node")} Ready`;
+  else now = `${plural(nodes, "node")} Ready${p.operation === null ? "" : "; finishing"}`;
+  // Every step done while the operation is still under way (the install's completion and the
+  // cluster's Ready are commits of their own, a moment later): 99 %, never 100 % before Ready.
+  const percent = total === 0 ? (p.operation === null ? 100 : 0) : Math.floor((done * 100) / total);
   return {
     operation: p.operation,
     done,
     total,
-    percent: total === 0 ? (p.operation === null ? 100 : 0) : Math.floor((done * 100) / total),
+    percent: p.operation === null ? percent : Math.min(99, percent),
     step: total === 0 ? now : `${done} of ${total} steps: ${now}`,
     phases,
     nodes: { ready, running, wanted },

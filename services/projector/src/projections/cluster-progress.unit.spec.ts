@@ -103,7 +103,7 @@ describe("lifecycle progress", () => {
     });
   });
 
-  it("while Configuring: the install's steps, one by one, and 100 % only when every node is Ready", () => {
+  it("while Configuring: the install's steps, one by one, and never 100 % before the cluster is Ready", () => {
     const seen = [
       installAfter(...installing),
       installAfter(...installing, succeeded(0, "k3s-server-init")),
@@ -133,7 +133,7 @@ describe("lifecycle progress", () => {
       ["configuring", 44, "4 of 9 steps: K3s: 0 of 2 agents joined"],
       ["configuring", 55, "5 of 9 steps: K3s: 1 of 2 agents joined"],
       ["configuring", 77, "7 of 9 steps: 1 of 3 nodes Ready"],
-      ["configuring", 100, "9 of 9 steps: 3 nodes Ready"],
+      ["configuring", 99, "9 of 9 steps: 3 nodes Ready; finishing"],
     ]);
   });
 
