@@ -198,14 +198,22 @@ async function awaitAdmission(
     for (;;) {
       if (dirty) {
         dirty = false;
-        const command = await getCommand(deps.db, deps.schema, commandId);
+        // The session first, then the command: a batch that commits between the two reads
+        // then shows its rejection in the second (the command's row and the session's are
+        // written in one transaction). Read the other way round, a create refused in that
+        // moment read as an accepted command beside a Failed session, and answered 202.
         row = await getSession(deps, sessionId);
-        if (command?.status === "rejected") {
-          const detail = row?.rejection?.commandId === commandId ? row.rejection : undefined;
+        const command = await getCommand(deps.db, deps.schema, commandId);
+        // Rejected since the session was read: read it again for the refusal's details.
+        if (command?.status === "rejected" && row?.rejection?.commandId !== commandId)
+          row = await getSession(deps, sessionId);
+        const ownRejection = row?.rejection?.commandId === commandId;
+        if (command?.status === "rejected" || ownRejection) {
+          const detail = ownRejection ? row?.rejection : undefined;
           return {
             outcome: "rejected",
-            code: detail?.code ?? command.code ?? "rejected",
-            reason: detail?.reason ?? command.reason ?? "rejected",
+            code: detail?.code ?? command?.code ?? "rejected",
+            reason: detail?.reason ?? command?.reason ?? "rejected",
             quota: detail?.quota ?? null,
           };
         }
