@@ -48,6 +48,14 @@ export interface FaultRule {
   output?: string;
   /** `command-slow`: how much longer the script runs, in sim seconds (default 60). */
   delaySeconds?: number;
+  /**
+   * `insufficient-capacity`: how many instances EC2 can still launch for the call it hits
+   * (default 0). A RunInstances whose MinCount is above it launches nothing
+   * (InsufficientInstanceCapacity); one whose MinCount is at most it launches that many
+   * (never more than MaxCount), as EC2 launches "the largest possible number above the
+   * minimum count".
+   */
+  available?: number;
 }
 
 export type FaultInput = Omit<FaultRule, "id"> & { id?: string };
@@ -90,6 +98,8 @@ export class FaultRegistry {
       throw new Error("rate is a probability in [0, 1]");
     if (input.delaySeconds !== undefined && !(input.delaySeconds >= 0))
       throw new Error("delaySeconds is a duration in seconds, 0 or more");
+    if (input.available !== undefined && !(Number.isInteger(input.available) && input.available >= 0))
+      throw new Error("available is a number of instances, 0 or more");
     const rule: FaultRule = { ...input, id: input.id ?? `fault-${++this.#seq}` };
     this.#rules.push(rule);
     if (opts.fromConfig) this.#fromConfig.add(rule.id);

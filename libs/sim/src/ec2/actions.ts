@@ -36,9 +36,10 @@ export interface ActionCall {
   readonly params: QueryParams;
   /**
    * Asks the fault registry whether this launch meets an insufficient-capacity fault
-   * (matched on instanceType and availabilityZone); true when it does.
+   * (matched on instanceType and availabilityZone): how many instances can still be
+   * launched (the fault's `available`, 0 by default), or undefined when there is no fault.
    */
-  readonly capacityFault: (facts: { instanceType: string; availabilityZone: string }) => boolean;
+  readonly capacityFault: (facts: { instanceType: string; availabilityZone: string }) => number | undefined;
 }
 
 export interface ActionResult {
@@ -186,6 +187,7 @@ function parseLaunch(world: Ec2World, region: string, p: QueryParams, clientToke
     imageId,
     instanceType,
     count: maxCount,
+    minCount,
     availabilityZone: az,
     subnetId,
     spot: market === "spot",
@@ -204,8 +206,11 @@ const runInstances: Action = {
    * 1. ClientToken seen before with the same parameters → the first launch's
    *    reservation again (no new instance); with other parameters → mismatch.
    * 2. Validate; DryRun stops here.
-   * 3. An insufficient-capacity fault for this type and zone fails the launch.
-   * 4. Launch MaxCount instances, pending.
+   * 3. An insufficient-capacity fault for this type and zone: EC2 launches the largest
+   *    number it can above MinCount, or nothing (InsufficientInstanceCapacity) when it
+   *    cannot launch MinCount. So MinCount = MaxCount is all or nothing.
+   * 4. Launch that many (MaxCount without a fault) instances, pending, AmiLaunchIndex
+   *    0..n-1, in one reservation that the ClientToken then names.
    */
   run({ world, region, params: p, capacityFault }) {
     const clientToken = p.get("ClientToken") ?? "";
@@ -222,11 +227,18 @@ const runInstances: Action = {
 
     const req = parseLaunch(world, region, p, clientToken);
     checkDryRun(p);
-    if (capacityFault({ instanceType: req.instanceType, availabilityZone: req.availabilityZone })) {
+    const available = capacityFault({
+      instanceType: req.instanceType,
+      availabilityZone: req.availabilityZone,
+    });
+    if (available !== undefined && available < (req.minCount ?? 1)) {
       const others = world.zones(region).filter((z) => z !== req.availabilityZone);
       throw insufficientCapacity(req.instanceType, req.availabilityZone, others);
     }
-    const reservation = world.run(region, req);
+    const reservation = world.run(
+      region,
+      available === undefined ? req : { ...req, count: Math.min(req.count, available) },
+    );
     return { xml: runInstancesXml(world, reservation), ids: reservation.instances.map((i) => i.id) };
   },
 };

@@ -465,6 +465,28 @@ describe("faults", () => {
     ]);
   });
 
+  it("with capacity short, launches the most it can above MinCount, or nothing when MinCount is more", async () => {
+    // EC2: "launches the largest possible number of instances above the specified minimum
+    // count"; a MinCount above what it can launch launches none.
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      match: { instanceType: "t3.large" },
+      available: 3,
+      count: 2,
+    });
+    const some = await launch({ MinCount: 1, MaxCount: 5, ClientToken: "batch-1" });
+    expect(some.Instances?.map((i) => i.AmiLaunchIndex)).toEqual([0, 1, 2]);
+    const none = await failure(launch({ MinCount: 5, MaxCount: 5, ClientToken: "batch-2" }));
+    expect(none.name).toBe("InsufficientInstanceCapacity");
+    // The token names what the first call launched: the same three, not five, once capacity is back.
+    const again = await launch({ MinCount: 1, MaxCount: 5, ClientToken: "batch-1" });
+    expect(idsOf(again)).toEqual(idsOf(some));
+    expect(again.ReservationId).toBe(some.ReservationId);
+    // A refused token was never used: the same call launches all five now.
+    expect(idsOf(await launch({ MinCount: 5, MaxCount: 5, ClientToken: "batch-2" }))).toHaveLength(5);
+    expect(instancesOf(await ec2.send(new DescribeInstancesCommand({})))).toHaveLength(8);
+  });
+
   it("runs out of capacity in one zone only, and an internal error fails any action", async () => {
     sim.faults.add({ kind: "insufficient-capacity", match: { availabilityZone: "eu-west-1a" }, count: 5 });
     await expect(launch({ Placement: { AvailabilityZone: "eu-west-1b" } })).resolves.toBeDefined();

@@ -122,9 +122,12 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
         world,
         region,
         params,
-        capacityFault: (launch) =>
-          ctx.faults.take({ service: "ec2", action, region, facts: launch }, ["insufficient-capacity"]) !==
-          undefined,
+        capacityFault: (launch) => {
+          const rule = ctx.faults.take({ service: "ec2", action, region, facts: launch }, [
+            "insufficient-capacity",
+          ]);
+          return rule === undefined ? undefined : (rule.available ?? 0);
+        },
       });
       ids = result.ids;
       send(res, 200, responseXml(action, requestId, result.xml), requestId);

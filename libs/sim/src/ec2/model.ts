@@ -113,7 +113,10 @@ export interface InstanceStateChange {
 export interface LaunchRequest {
   imageId: string;
   instanceType: string;
+  /** How many to launch (MaxCount, or fewer when capacity is short). */
   count: number;
+  /** MinCount: fewer than this and nothing is launched (see actions.ts). Absent: 1. */
+  minCount?: number;
   availabilityZone: string;
   subnetId: string | undefined;
   spot: boolean;
