@@ -24,6 +24,10 @@ export interface InstanceView {
   /** Sim time (epoch ms) the instance last became running; undefined when it is not running. */
   runningSince?: number;
   spot: boolean;
+  /** The RunInstances call it came from: its reservation, its ClientToken ("" for none), its position in it. */
+  reservationId: string;
+  clientToken: string;
+  amiLaunchIndex: number;
 }
 
 export interface Ec2Port {

@@ -70,6 +70,17 @@ export interface LaunchRequest {
   readonly userData?: string;
 }
 
+/**
+ * A launch of `count` consecutive slots in one RunInstances (MinCount 1, MaxCount
+ * `count`): `slot` is the first; the instance with AmiLaunchIndex k is slot `slot + k`.
+ * Every slot shares the pool, role, attempt and placement, as EC2 gives every instance of
+ * a call the same parameters and tags (see cluster/launch-batches.ts).
+ */
+export interface LaunchBatchRequest extends LaunchRequest {
+  /** 1 or more: MaxCount. */
+  readonly count: number;
+}
+
 /** An instance as EC2 last described it. */
 export interface InstanceInfo {
   readonly instanceId: string;
@@ -88,6 +99,8 @@ export interface InstanceInfo {
   readonly clientToken?: string;
   /** Why it is in its state (e.g. `Server.SpotInstanceTermination`), when EC2 says. */
   readonly stateReason?: string;
+  /** Its position in the RunInstances call that launched it (0 for the first, or a call of one). */
+  readonly amiLaunchIndex?: number;
   readonly tags: Readonly<Record<string, string>>;
   /** Read from its Cairn tags; absent when they are missing or malformed (not Cairn's). */
   readonly owner?: InstanceOwner;
@@ -197,6 +210,19 @@ export interface Compute {
   launch(req: LaunchRequest): Promise<LaunchedInstance>;
 
   /**
+   * Launches up to `count` instances for slots `slot … slot+count-1` in one call, tagged
+   * with `cairnTags(req)` (the first slot: `ownerOf` adds each instance's AmiLaunchIndex).
+   * Resolves with the instances EC2 launched, by AmiLaunchIndex: all `count`, or fewer
+   * when capacity was short (EC2 launches the most it can; the missing positions are the
+   * slots it had no capacity for). Rejects as `launch` does when it launched none.
+   *
+   * Idempotent by `clientToken` (`launchBatchToken(clusterId, slot, attempt, count)`): the
+   * same token with the same request answers the same instances, however many of the
+   * batch's slots ask, after any crash, from any replica.
+   */
+  launchBatch(req: LaunchBatchRequest): Promise<LaunchedInstance[]>;
+
+  /**
    * Every instance tagged `cairn:cluster = clusterId` in `region`, all pages, each once.
    * Terminated instances (EC2 shows them for about an hour) only with `includeTerminated`.
    * Eventually consistent: an instance launched a moment ago may be missing.
@@ -284,9 +310,32 @@ export function launchToken(clusterId: string, slot: number, attempt: number): s
   return `cairn-${digest.slice(0, 40)}`;
 }
 
-/** The `Name` tag: `<cluster>-<pool>-<slot>`. */
-export function instanceName(clusterId: string, pool: string, slot: number): string {
-  return `${clusterId}-${pool}-${slot}`;
+/**
+ * The ClientToken of one RunInstances for `count` slots from `firstSlot` at `attempt`: for
+ * one slot, `launchToken` (the token such a launch always had, so a launch recorded before
+ * batches is the same launch); for more, as distinct (a slot's attempt is launched by one
+ * call only, so no two batches share a first slot and attempt).
+ * @example launchBatchToken("demo-1", 1000, 1, 100) // "cairn-" + 40 hex characters
+ */
+export function launchBatchToken(
+  clusterId: string,
+  firstSlot: number,
+  attempt: number,
+  count: number,
+): string {
+  if (count === 1) return launchToken(clusterId, firstSlot, attempt);
+  if (!Number.isSafeInteger(count) || count < 1)
+    throw new RangeError(`launchBatchToken: count must be a positive integer, got ${count}`);
+  launchToken(clusterId, firstSlot, attempt); // the same checks of the other inputs
+  const digest = createHash("sha256")
+    .update(JSON.stringify([clusterId, firstSlot, attempt, count]))
+    .digest("hex");
+  return `cairn-${digest.slice(0, 40)}`;
+}
+
+/** The `Name` tag: `<cluster>-<pool>-<slot>`, or `<cluster>-<pool>-<first>-<last>` for a batch. */
+export function instanceName(clusterId: string, pool: string, slot: number, count = 1): string {
+  return count > 1 ? `${clusterId}-${pool}-${slot}-${slot + count - 1}` : `${clusterId}-${pool}-${slot}`;
 }
 
 /**
@@ -294,7 +343,9 @@ export function instanceName(clusterId: string, pool: string, slot: number): str
  * repeated launch sends exactly the same parameters and its ClientToken matches.
  */
 export function cairnTags(
-  req: Pick<LaunchRequest, "clusterId" | "pool" | "slot" | "role" | "attempt" | "tags">,
+  req: Pick<LaunchRequest, "clusterId" | "pool" | "slot" | "role" | "attempt" | "tags"> & {
+    readonly count?: number;
+  },
 ): [key: string, value: string][] {
   const own: [string, string][] = [
     [CAIRN_TAGS.cluster, req.clusterId],
@@ -302,7 +353,7 @@ export function cairnTags(
     [CAIRN_TAGS.slot, String(req.slot)],
     [CAIRN_TAGS.role, req.role],
     [CAIRN_TAGS.attempt, String(req.attempt)],
-    [CAIRN_TAGS.name, instanceName(req.clusterId, req.pool, req.slot)],
+    [CAIRN_TAGS.name, instanceName(req.clusterId, req.pool, req.slot, req.count)],
   ];
   const user = Object.entries(req.tags ?? {})
     .filter(([k]) => !isCairnTagKey(k))
@@ -312,8 +363,17 @@ export function cairnTags(
 
 const NON_NEGATIVE_INT = /^(0|[1-9]\d{0,15})$/;
 
-/** Who an instance belongs to, from its tags; undefined when a Cairn tag is missing or malformed. */
-export function ownerOf(tags: Readonly<Record<string, string>>): InstanceOwner | undefined {
+/**
+ * Who an instance belongs to, from its tags and its AmiLaunchIndex; undefined when a Cairn
+ * tag is missing or malformed. A batch's instances share their tags (EC2 tags every
+ * instance of a call alike): `cairn:slot` is the batch's first slot, and the instance at
+ * AmiLaunchIndex k is slot `cairn:slot + k`. An instance launched alone (index 0) is its tag's slot.
+ * @example ownerOf({ "cairn:slot": "1000", … }, 7) // { slot: 1007, … }
+ */
+export function ownerOf(
+  tags: Readonly<Record<string, string>>,
+  amiLaunchIndex = 0,
+): InstanceOwner | undefined {
   const clusterId = tags[CAIRN_TAGS.cluster];
   const pool = tags[CAIRN_TAGS.pool];
   const slot = tags[CAIRN_TAGS.slot];
@@ -322,7 +382,8 @@ export function ownerOf(tags: Readonly<Record<string, string>>): InstanceOwner |
   if (!clusterId || !pool || slot === undefined || attempt === undefined) return undefined;
   if (role !== "server" && role !== "agent") return undefined;
   if (!NON_NEGATIVE_INT.test(slot) || !NON_NEGATIVE_INT.test(attempt)) return undefined;
-  return { clusterId, pool, slot: Number(slot), role, attempt: Number(attempt) };
+  if (!Number.isSafeInteger(amiLaunchIndex) || amiLaunchIndex < 0) return undefined;
+  return { clusterId, pool, slot: Number(slot) + amiLaunchIndex, role, attempt: Number(attempt) };
 }
 
 /**

@@ -170,6 +170,13 @@ export const RetryCluster = defineCommand({
 // Internal commands: the provisioner's reactor records what EC2 did. Never public.
 const clusterRef = { clusterId: tokenSafeId };
 const slotNumber = z.number().int().min(0);
+/**
+ * The most slots one RunInstances launches (`batch.count`). EC2 has no per-call bound
+ * below the account's quotas, but its resource bucket for RunInstances holds 1,000
+ * instances (refilled 2 a second) whatever the number of calls; 100 keeps one refused or
+ * throttled call to a tenth of that, and a 500-node pool to 5 calls.
+ */
+export const MAX_LAUNCH_BATCH = 100;
 const attempt = z.number().int().min(1);
 export const StartValidation = defineCommand({
   type: "cluster.start-validation",
@@ -234,6 +241,30 @@ export const RecordLaunchFailure = defineCommand({
   }),
   aggregateId: (d) => d.clusterId,
   description: "internal: a slot's launch attempt failed for good.",
+});
+export const RecordLaunchFailures = defineCommand({
+  type: "cluster.record-launch-failures",
+  aggregate: "cluster",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    failures: z
+      .array(
+        z.object({
+          slot: slotNumber,
+          attempt,
+          code: z.string().min(1),
+          reason: z.string(),
+          remediation: z.string().optional(),
+          capacity: z.boolean(),
+        }),
+      )
+      .min(1)
+      .max(1_000),
+  }),
+  aggregateId: (d) => d.clusterId,
+  description:
+    "internal: these slots' launch attempts failed for good (`cluster.record-launch-failure` for many slots, one commit: a batch EC2 refused).",
 });
 export const RecordRunning = defineCommand({
   type: "cluster.record-running",
@@ -369,6 +400,7 @@ export const clusterCommands = [
   RecordLaunchFailure,
   RecordRunning,
   RecordLaunches,
+  RecordLaunchFailures,
   RecordRunningInstances,
   RecordTerminated,
   RecordInstalled,
@@ -511,9 +543,20 @@ export const ProvisioningStarted = defineEvent({
 export const InstanceLaunchRequested = defineEvent({
   type: "cluster.instance-launch-requested",
   aggregate: "cluster",
-  schema: nodeSlot.extend({ attempt, placement }),
+  schema: nodeSlot.extend({
+    attempt,
+    placement,
+    /**
+     * The RunInstances call the slot is launched by (issue 16; absent in events recorded
+     * before, which launched one slot per call): slots `firstSlot … firstSlot+count-1`, all
+     * of one pool, role, placement and attempt, in one call with MinCount 1 and MaxCount
+     * `count` under one ClientToken; the instance with AmiLaunchIndex k is slot
+     * `firstSlot + k`. Every member names the same batch, so any of them can make the call.
+     */
+    batch: z.object({ firstSlot: slotNumber, count: z.number().int().min(1).max(1_000) }).optional(),
+  }),
   description:
-    "A slot's instance is to be launched (attempt n, this placement); idempotent by (cluster, slot, attempt).",
+    "A slot's instance is to be launched (attempt n, this placement), alone or in a batch of consecutive slots; idempotent by its ClientToken.",
 });
 export const InstanceLaunched = defineEvent({
   type: "cluster.instance-launched",

@@ -678,6 +678,9 @@ export class Ec2World {
       tags: Object.fromEntries(i.tags),
       ...(i.runningSince !== undefined ? { runningSince: i.runningSince } : {}),
       spot: i.spotInstanceRequestId !== undefined,
+      reservationId: i.reservationId,
+      clientToken: i.clientToken,
+      amiLaunchIndex: i.amiLaunchIndex,
     };
   }
 }

@@ -45,6 +45,7 @@ import {
   type ImageInfo,
   type InstanceInfo,
   type InstanceState,
+  type LaunchBatchRequest,
   type LaunchedInstance,
   type LaunchRequest,
   LIVE_STATES,
@@ -195,6 +196,16 @@ export class Ec2Compute implements Compute {
   }
 
   async launch(req: LaunchRequest): Promise<LaunchedInstance> {
+    const [first] = await this.launchBatch({ ...req, count: 1 });
+    if (!first)
+      throw new Ec2ServerError(
+        { region: req.region, operation: "RunInstances" },
+        { message: "RunInstances answered without an instance" },
+      );
+    return first;
+  }
+
+  async launchBatch(req: LaunchBatchRequest): Promise<LaunchedInstance[]> {
     const ctx: Ec2CallContext = {
       region: req.region,
       operation: "RunInstances",
@@ -204,6 +215,12 @@ export class Ec2Compute implements Compute {
       imageId: req.imageId,
     };
     this.#checkRegion(ctx);
+    if (!(Number.isSafeInteger(req.count) && req.count >= 1)) {
+      throw new Ec2RequestError(ctx, {
+        code: "InvalidParameterValue",
+        message: `a launch is of 1 or more instances, got ${req.count}`,
+      });
+    }
     if (req.clientToken.length > CLIENT_TOKEN_MAX_LENGTH || !CLIENT_TOKEN.test(req.clientToken)) {
       throw new Ec2RequestError(ctx, {
         code: "InvalidClientToken",
@@ -213,10 +230,14 @@ export class Ec2Compute implements Compute {
     // Built once: every try sends the very same parameters, as the ClientToken requires.
     const input = runInstancesInput(req);
     const out = await this.#call<RunInstancesCommandOutput>(ctx, () => new RunInstancesCommand(input));
-    const first = out.Instances?.[0];
-    const info = first ? toInfo(req.region, first) : undefined;
-    if (!info) throw new Ec2ServerError(ctx, { message: "RunInstances answered without an instance" });
-    return info;
+    const launched = (out.Instances ?? [])
+      .map((i) => toInfo(req.region, i))
+      .filter((i): i is InstanceInfo => i !== undefined)
+      .sort((a, b) => (a.amiLaunchIndex ?? 0) - (b.amiLaunchIndex ?? 0));
+    // EC2 answers at least MinCount (1) instances, or an error.
+    if (launched.length === 0)
+      throw new Ec2ServerError(ctx, { message: "RunInstances answered without an instance" });
+    return launched;
   }
 
   async describeCluster(
@@ -450,15 +471,19 @@ export function createEc2Compute(opts: Ec2ComputeOptions = {}): Ec2Compute {
 }
 
 /** The RunInstances parameters of a launch. Pure and deterministic (the ClientToken needs the same parameters every time). */
-export function runInstancesInput(req: LaunchRequest): RunInstancesCommandInput {
+export function runInstancesInput(
+  req: LaunchRequest & { readonly count?: number },
+): RunInstancesCommandInput {
   const tags = cairnTags(req).map(([Key, Value]) => ({ Key, Value }));
   const profile = req.iamInstanceProfile;
   return {
     ClientToken: req.clientToken,
     ImageId: req.imageId,
     InstanceType: req.instanceType as RunInstancesCommandInput["InstanceType"],
+    // EC2 launches the most it can up to MaxCount, and nothing only when it cannot launch
+    // MinCount: a batch short of capacity launches what it can, the rest fall back.
     MinCount: 1,
-    MaxCount: 1,
+    MaxCount: req.count ?? 1,
     ...(req.subnetId !== undefined ? { SubnetId: req.subnetId } : {}),
     ...(req.availabilityZone !== undefined ? { Placement: { AvailabilityZone: req.availabilityZone } } : {}),
     ...(req.capacityType === "spot"
@@ -489,7 +514,7 @@ export function toInfo(region: string, i: Instance): InstanceInfo | undefined {
   const tags: Record<string, string> = {};
   for (const t of i.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? "";
   const state = i.State?.Name;
-  const owner = ownerOf(tags);
+  const owner = ownerOf(tags, i.AmiLaunchIndex ?? 0);
   return {
     instanceId: i.InstanceId,
     region,
@@ -504,6 +529,7 @@ export function toInfo(region: string, i: Instance): InstanceInfo | undefined {
     ...(i.SubnetId ? { subnetId: i.SubnetId } : {}),
     ...(i.ClientToken ? { clientToken: i.ClientToken } : {}),
     ...(i.StateReason?.Code ? { stateReason: i.StateReason.Code } : {}),
+    ...(i.AmiLaunchIndex !== undefined ? { amiLaunchIndex: i.AmiLaunchIndex } : {}),
     tags,
     ...(owner ? { owner } : {}),
   };

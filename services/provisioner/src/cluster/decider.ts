@@ -22,6 +22,7 @@ import {
   type Decider,
   ec2TagProblems,
   instancesReady,
+  isRejection,
   type NodeSlot,
   plannedSlots,
   type Rejection,
@@ -32,6 +33,7 @@ import {
   slotMoveOf,
 } from "@cairn/events";
 import type { Placement } from "../ports.ts";
+import { batchLaunches } from "./launch-batches.ts";
 import { nextPlacement, type PlacementChoices } from "./placement.ts";
 
 // The statuses, their transitions and the slot numbering are the shared definition in
@@ -245,7 +247,7 @@ function provisioning(state: Active): ClusterEvent[] {
 /** After `events`, does every slot run and nothing remain to terminate? Then the instances are ready. */
 function readyAfter(state: Active, events: ClusterEvent[], position: number): ClusterEvent[] {
   const after = events.reduce<ClusterState>(
-    (s, e, i) => clusterDecider.evolve(s, { ...e, position: position + i + 1 } as never),
+    (s, e, i) => unbatched.evolve(s, { ...e, position: position + i + 1 } as never),
     state,
   );
   if (after.status === "Absent" || after.status === "Failed" || isEnding(after)) return [];
@@ -317,7 +319,11 @@ function recordRunning(
   return events.length === 0 ? [] : [...events, ...readyAfter(state, events, version)];
 }
 
-export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
+/**
+ * The decisions one command at a time, before launches are grouped into RunInstances
+ * calls (`clusterDecider.decide` groups them: `batchLaunches`).
+ */
+const unbatched: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
   aggregate: "cluster",
   initialState,
   // The state is plain JSON data (records keyed by slot number, arrays, strings): a
@@ -558,6 +564,30 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
           },
         ];
       }
+      case "cluster.record-launch-failures": {
+        // `cluster.record-launch-failure` for many slots in one commit (a batch EC2 refused):
+        // each decided on the state the ones before it left, so the cluster fails (or a
+        // scale is undone) once, and the next placements of all of them are batched
+        // together by `decide`.
+        const { clusterId, failures } = command.data;
+        const events: ClusterEvent[] = [];
+        let s = state;
+        for (const f of failures) {
+          const d = unbatched.decide(
+            { ...command, type: "cluster.record-launch-failure", data: { clusterId, ...f } },
+            s,
+            { ...ctx, version: ctx.version + events.length },
+          );
+          if (isRejection(d) || d.length === 0) continue;
+          s = d.reduce<ClusterState>(
+            (st, e, i) =>
+              unbatched.evolve(st, { ...e, position: ctx.version + events.length + i + 1 } as never),
+            s,
+          );
+          events.push(...d);
+        }
+        return events;
+      }
       case "cluster.record-running":
         return recordRunning(state, [command.data], ctx.version);
       case "cluster.record-running-instances":
@@ -722,5 +752,18 @@ export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState,
       default:
         return moved;
     }
+  },
+};
+
+export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
+  ...unbatched,
+  /**
+   * Every decision's launch requests grouped into RunInstances calls (`batchLaunches`):
+   * a pool of 500 slots is 5 calls, not 500. Pure, so the same decision gives the same
+   * batches and ClientTokens on any replica, after any crash.
+   */
+  decide(command, state, ctx) {
+    const d = unbatched.decide(command, state, ctx);
+    return isRejection(d) ? d : batchLaunches(d);
   },
 };

@@ -52,12 +52,13 @@ beforeAll(async () => {
     stop: (r, ids) => ec2.stop(r, ids),
     start: (r, ids) => ec2.start(r, ids),
     reboot: (r, ids) => ec2.reboot(r, ids),
-    launch: async (req) => {
-      const instance = await ec2.launch(req);
+    launch: (req) => ec2.launch(req),
+    launchBatch: async (req) => {
+      const instances = await ec2.launchBatch(req);
       launches++;
       if (crashAfterLaunch.delete(`${req.clusterId}/${req.slot}`))
         throw new Error("provisioner crashed before recording the launch");
-      return instance;
+      return instances;
     },
   };
   provisioner = await startProvisioner({ nats: js.nats, compute, logger, pollMs: 20, maxPollMs: 100 });
@@ -139,13 +140,83 @@ describe("cluster lifecycle on the sim", () => {
   });
 
   it("a crash between RunInstances and its record makes no second instance", async () => {
-    crashAfterLaunch = new Set(["life-2/1000", "life-2/1001"]);
+    // The server alone (slot 0), the two workers in one call (slots 1000–1001); the
+    // workers' call "crashes" after EC2 launched them.
+    crashAfterLaunch = new Set(["life-2/1000"]);
     const before = launches;
+    const runsBefore = sim.requests.list({ service: "ec2", action: "RunInstances" }).length;
     await create("life-2");
     await reaches("life-2", "Configuring");
     expect(liveInstances("life-2")).toHaveLength(3);
-    // Two launches were repeated after the "crash" and found the same instances by token.
-    expect(launches - before).toBe(5);
+    // The batch's call was repeated after the "crash" (once for both of its slots) and
+    // found the same instances by its token.
+    expect(launches - before).toBe(3);
+    const runs = sim.requests.list({ service: "ec2", action: "RunInstances" }).slice(runsBefore);
+    const workers = liveInstances("life-2").filter((i) => i.tags["cairn:pool"] === "workers");
+    expect(runs.map((r) => r.ids.length).sort()).toEqual([1, 2, 2]);
+    const repeated = runs.filter((r) => r.ids.length === 2);
+    expect(repeated[0]?.ids).toEqual(repeated[1]?.ids);
+    expect([...(repeated[0]?.ids ?? [])].sort()).toEqual(workers.map((i) => i.instanceId).sort());
+  });
+
+  it("one RunInstances per batch of consecutive slots; AmiLaunchIndex says which slot each instance is", async () => {
+    const runsBefore = sim.requests.list({ service: "ec2", action: "RunInstances" }).length;
+    await create("life-20", {
+      servers: { count: 3, instanceType: "t3.medium" },
+      pools: [{ name: "workers", capacityType: "on-demand", instanceTypes: ["m5.large"], count: 20 }],
+    });
+    const s = await reaches("life-20", "Configuring");
+    const runs = sim.requests.list({ service: "ec2", action: "RunInstances" }).slice(runsBefore);
+    // 3 servers in one call, 20 workers in another: 2 calls where there were 23.
+    expect(runs.map((r) => r.ids.length).sort((a, b) => a - b)).toEqual([3, 20]);
+    const live = liveInstances("life-20");
+    expect(live).toHaveLength(23);
+    // Every slot's recorded instance is the one at its position in its call.
+    for (const i of live) {
+      const first = Number(i.tags["cairn:slot"]);
+      const slot = first + i.amiLaunchIndex;
+      expect(s.status !== "Absent" && s.slots[slot]?.instanceId).toBe(i.instanceId);
+    }
+    expect(new Set(live.map((i) => i.clientToken)).size).toBe(2);
+  });
+
+  it("a batch short of capacity launches what EC2 can; the rest fall back to the next type, together", async () => {
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      service: "ec2",
+      match: { instanceType: "t3.large" },
+      available: 1,
+      count: 1,
+    });
+    const c = exampleClusterCreate("life-21");
+    const pool = c.data.pools[0]!;
+    await create("life-21", { pools: [{ ...pool, count: 4 }] });
+    await reaches("life-21", "Configuring");
+    const workers = liveInstances("life-21")
+      .filter((i) => i.tags["cairn:pool"] === "workers")
+      .map((i) => [Number(i.tags["cairn:slot"]) + i.amiLaunchIndex, i.instanceType])
+      .sort();
+    expect(workers).toEqual([
+      [1000, "t3.large"],
+      [1001, "t3a.large"],
+      [1002, "t3a.large"],
+      [1003, "t3a.large"],
+    ]);
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-21",
+    });
+    const failed = history.events.filter((e) => e.type === "cluster.instance-launch-failed");
+    expect(failed.map((e) => (e.data as { slot: number }).slot).sort()).toEqual([1001, 1002, 1003]);
+    // The three failures are one commit, and their next placement one batch.
+    const relaunch = history.events.filter(
+      (e) => e.type === "cluster.instance-launch-requested" && (e.data as { attempt: number }).attempt === 2,
+    );
+    expect(relaunch.map((e) => (e.data as { batch?: unknown }).batch)).toEqual([
+      { firstSlot: 1001, count: 3 },
+      { firstSlot: 1001, count: 3 },
+      { firstSlot: 1001, count: 3 },
+    ]);
   });
 
   it("insufficient capacity for the first instance type falls back to the next", async () => {
@@ -415,23 +486,23 @@ describe("two replicas", () => {
       maxPollMs: 100,
     });
     try {
-      await create("life-13");
-      await reaches("life-13", "Configuring");
-      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 4 } });
+      await create("life-21");
+      await reaches("life-21", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-21", pool: "workers", count: 4 } });
       await until("life-13 with 4 workers", async () =>
-        liveInstances("life-13").length === 5 ? true : undefined,
+        liveInstances("life-21").length === 5 ? true : undefined,
       );
-      await reaches("life-13", "Configuring");
-      await bus.send({ type: "cluster.scale", data: { clusterId: "life-13", pool: "workers", count: 1 } });
+      await reaches("life-21", "Configuring");
+      await bus.send({ type: "cluster.scale", data: { clusterId: "life-21", pool: "workers", count: 1 } });
       await until("life-13 with 1 worker", async () =>
-        liveInstances("life-13").length === 2 ? true : undefined,
+        liveInstances("life-21").length === 2 ? true : undefined,
       );
-      await reaches("life-13", "Configuring");
-      await bus.send({ type: "cluster.delete", data: { clusterId: "life-13" } });
-      await reaches("life-13", "Deleted");
-      expect(liveInstances("life-13")).toHaveLength(0);
+      await reaches("life-21", "Configuring");
+      await bus.send({ type: "cluster.delete", data: { clusterId: "life-21" } });
+      await reaches("life-21", "Deleted");
+      expect(liveInstances("life-21")).toHaveLength(0);
       // Five slots were ever wanted: five instances were ever launched, none twice.
-      const ever = sim.world.ec2.instances("eu-west-1").filter((i) => i.tags["cairn:cluster"] === "life-13");
+      const ever = sim.world.ec2.instances("eu-west-1").filter((i) => i.tags["cairn:cluster"] === "life-21");
       expect(ever).toHaveLength(5);
       // Both processes did part of the work.
       expect(second.handler.stats.handled).toBeGreaterThan(0);

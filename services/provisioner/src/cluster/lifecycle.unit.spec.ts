@@ -30,16 +30,19 @@ const launchReq = (
   role: "server" | "agent",
   attempt: number,
   placement: object,
+  batch?: { firstSlot: number; count: number },
 ) =>
   ({
     type: "cluster.instance-launch-requested",
-    data: { slot, pool, ordinal, role, attempt, placement },
+    data: { slot, pool, ordinal, role, attempt, placement, ...(batch ? { batch } : {}) },
   }) as ClusterEvent;
+/** The two workers share one RunInstances (consecutive slots, one pool, placement and attempt). */
+const workersBatch = { firstSlot: 1000, count: 2 };
 const started: ClusterEvent[] = [
   { type: "cluster.provisioning-started", data: { slots } },
   launchReq(0, "servers", 0, "server", 1, server),
-  launchReq(1000, "workers", 0, "agent", 1, spotLarge),
-  launchReq(1001, "workers", 1, "agent", 1, spotLarge),
+  launchReq(1000, "workers", 0, "agent", 1, spotLarge, workersBatch),
+  launchReq(1001, "workers", 1, "agent", 1, spotLarge, workersBatch),
 ];
 const launched = (slot: number, attempt = 1): ClusterEvent => ({
   type: "cluster.instance-launched",
@@ -490,8 +493,8 @@ describe("retry", () => {
       .then([
         { type: "cluster.retry-requested", data: {} },
         launchReq(0, "servers", 0, "server", 2, server),
-        launchReq(1000, "workers", 0, "agent", 2, spotLarge),
-        launchReq(1001, "workers", 1, "agent", 2, spotLarge),
+        launchReq(1000, "workers", 0, "agent", 2, spotLarge, workersBatch),
+        launchReq(1001, "workers", 1, "agent", 2, spotLarge, workersBatch),
       ]);
   });
   it("is refused unless the cluster is Failed", () => {

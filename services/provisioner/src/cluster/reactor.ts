@@ -3,8 +3,11 @@
  * calls EC2 through the `Compute` port, then records what happened as an internal
  * command decided by the same aggregate. Every step is idempotent and checks the
  * aggregate first, returning early when the work is already done:
- *  - launches are keyed by `launchToken(cluster, slot, attempt)`, so a crash between
- *    RunInstances and its record, or a redelivery, never makes a second instance;
+ *  - a launch is one RunInstances for a batch of consecutive slots, keyed by
+ *    `launchBatchToken(cluster, first slot, attempt, count)` (a batch of one: the slot's
+ *    `launchToken`), so a crash between RunInstances and its record, a redelivery or the
+ *    other replica never makes a second instance: EC2 answers the same ones, and each
+ *    slot's is the one at its AmiLaunchIndex;
  *  - the command it sends is named after the event that caused it (`derivedId`), so a
  *    redelivered event records nothing twice;
  *  - waiting (an instance booting, terminating) never blocks: the event is handed back
@@ -39,12 +42,14 @@ import {
   type InstanceState,
   isCapacityFailure,
   isComputeFailure,
+  type LaunchBatchRequest,
   LIVE_STATES,
-  launchToken,
+  launchBatchToken,
 } from "../ports.ts";
 import type { ClusterHandler } from "../provisioner.ts";
 import { type ClusterState, describeSessions } from "./decider.ts";
 import { drainFirst } from "./drain-first.ts";
+import { batchOf } from "./launch-batches.ts";
 
 /** The image when a spec names none: the region's pre-built Cairn AMI. */
 export const DEFAULT_CAIRN_AMI = "ami-0ca1a00000000c0de";
@@ -265,6 +270,90 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     }
   });
 
+  /**
+   * One RunInstances per batch however many of its members ask at once (the events of a
+   * launch commit are handled together, and each member's would otherwise make the call),
+   * and its failures recorded once for the whole batch:
+   * 1. the call, idempotent by the batch's token;
+   * 2. refused for good (no capacity for any, a missing image…): every member's failure
+   *    in one `cluster.record-launch-failures`, so their next placements are decided, and
+   *    batched into calls, together (resolves undefined);
+   * 3. launched in part (capacity short: EC2 launches the most it can above MinCount 1):
+   *    the members at the missing positions fail as capacity failures, in one command;
+   * 4. resolves with the instances, by AmiLaunchIndex.
+   * The records are decided on the cluster's state, so a member no longer launching at
+   * that attempt records nothing, and a repeat (a redelivery, the other replica) records
+   * nothing twice. Per process while in flight: a later ask calls again with the same
+   * token and gets the same instances.
+   */
+  const inFlight = new Map<string, Promise<InstanceInfo[] | undefined>>();
+  const launchBatch = (cause: Event, req: LaunchBatchRequest): Promise<InstanceInfo[] | undefined> => {
+    const key = `${req.region}/${req.clientToken}`;
+    let call = inFlight.get(key);
+    if (!call) {
+      call = runBatch(cause, req).finally(() => inFlight.delete(key));
+      inFlight.set(key, call);
+    }
+    return call;
+  };
+  const runBatch = async (cause: Event, req: LaunchBatchRequest): Promise<InstanceInfo[] | undefined> => {
+    const members = Array.from({ length: req.count }, (_, k) => ({
+      slot: req.slot + k,
+      attempt: req.attempt,
+    }));
+    const recordFailures = (
+      failures: CommandDataInput<"cluster.record-launch-failures">["failures"],
+    ): Promise<unknown> =>
+      o.handler.handle(
+        commandCausedBy(
+          cause,
+          "cluster.record-launch-failures",
+          { clusterId: req.clusterId, failures },
+          {
+            actor: "provisioner",
+            key: batchKey([req.clientToken, ...failures.map((f) => `${f.slot}/${f.code}`)]),
+          },
+        ),
+        { atLeastSequence: cause.sequence },
+      );
+    let instances: InstanceInfo[];
+    try {
+      instances = await o.compute.launchBatch(req);
+    } catch (err) {
+      // Transient failures (and waits) go back to the runtime: retried with backoff, the
+      // launch is idempotent. A permanent one is this attempt's end for every member,
+      // recorded with the adapter's remediation, so the events (and a Failed cluster) name the fix.
+      if (!launchFailedForGood(err)) throw err;
+      const remediation = remediationOf(err);
+      const code = isComputeFailure(err) ? (err.code ?? err.kind) : err.name;
+      await recordFailures(
+        members.map((m) => ({
+          ...m,
+          code,
+          reason: err.message,
+          ...(remediation ? { remediation } : {}),
+          capacity: isCapacityFailure(err),
+        })),
+      );
+      return undefined;
+    }
+    const at = new Set(instances.map((i) => i.amiLaunchIndex ?? 0));
+    const missing = members.filter((m) => !at.has(m.slot - req.slot));
+    if (missing.length > 0) {
+      const zone = req.availabilityZone ? ` in ${req.availabilityZone}` : "";
+      await recordFailures(
+        missing.map((m) => ({
+          ...m,
+          code: "InsufficientInstanceCapacity",
+          reason: `EC2 launched ${instances.length} of the ${req.count} instances asked for slots ${req.slot}–${req.slot + req.count - 1} (${req.instanceType}${zone}, ${req.capacityType}): no capacity for slot ${m.slot}`,
+          remediation: CLUSTER_REMEDIATIONS["no-capacity"],
+          capacity: true,
+        })),
+      );
+    }
+    return instances;
+  };
+
   const react = async (e: Event) => {
     const ref = e.aggregate;
     const clusterId = ref.id;
@@ -301,65 +390,66 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       }
 
       case "cluster.instance-launch-requested": {
-        const slot = state.slots[e.data.slot];
+        const d = e.data;
+        const slot = state.slots[d.slot];
         // 1. Still wanted? (a newer attempt, a scale-down or a delete makes this stale)
-        if (ending || !slot || slot.attempt !== e.data.attempt || slot.status !== "launching") return;
-        // 2. Launch, idempotent by token.
-        let instance: InstanceInfo;
-        try {
-          instance = await o.compute.launch({
-            region,
-            clusterId,
-            pool: slot.pool,
-            slot: slot.slot,
-            attempt: slot.attempt,
-            role: slot.role,
-            instanceType: slot.placement.instanceType,
-            ...(slot.placement.availabilityZone ? { availabilityZone: slot.placement.availabilityZone } : {}),
-            capacityType: slot.placement.capacityType,
-            imageId: state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI,
-            clientToken: launchToken(clusterId, slot.slot, slot.attempt),
-            tags: state.spec.tags,
-          });
-        } catch (err) {
-          // Transient failures (and waits) go back to the runtime: retried with backoff,
-          // the launch is idempotent. A permanent one is this attempt's end: recorded with
-          // the adapter's remediation, so the event (and a Failed cluster) names the fix.
-          if (!launchFailedForGood(err)) throw err;
-          const remediation = remediationOf(err);
-          await record(e, "cluster.record-launch-failure", {
-            clusterId,
-            slot: slot.slot,
-            attempt: slot.attempt,
-            code: isComputeFailure(err) ? (err.code ?? err.kind) : err.name,
-            reason: err.message,
-            ...(remediation ? { remediation } : {}),
-            capacity: isCapacityFailure(err),
-          });
-          return;
-        }
-        // 3. Record it, in one commit with the other slots' launches answered meanwhile
+        if (ending || !slot || slot.attempt !== d.attempt || slot.status !== "launching") return;
+        // 2. Launch the slot's batch (one RunInstances for its consecutive slots; a batch
+        //    of one for a request recorded before batches), idempotent by the batch's
+        //    token. Every parameter comes from the event, never from the slot's state, so
+        //    whichever member asks, and whenever, sends the very same call.
+        const batch = batchOf(d);
+        const instances = await launchBatch(e, {
+          region,
+          clusterId,
+          pool: d.pool,
+          slot: batch.firstSlot,
+          count: batch.count,
+          attempt: d.attempt,
+          role: d.role,
+          instanceType: d.placement.instanceType,
+          ...(d.placement.availabilityZone ? { availabilityZone: d.placement.availabilityZone } : {}),
+          capacityType: d.placement.capacityType,
+          imageId: state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI,
+          clientToken: launchBatchToken(clusterId, batch.firstSlot, d.attempt, batch.count),
+          tags: state.spec.tags,
+        });
+        // 3. Refused for good: recorded for the whole batch (`launchBatch`). Launched, but
+        //    nothing at this slot's position: EC2 had no capacity for it, recorded too.
+        const instance = instances?.find((i) => (i.amiLaunchIndex ?? 0) === d.slot - batch.firstSlot);
+        if (!instances || !instance) return;
+        // 4. Record it, in one commit with the other slots' launches answered meanwhile
         //    (group commit): a cluster's appends run one after another.
         const after = await launches.add(clusterId, {
           cause: e,
           launch: {
-            slot: slot.slot,
-            attempt: slot.attempt,
+            slot: d.slot,
+            attempt: d.attempt,
             instanceId: instance.instanceId,
             ...(instance.availabilityZone ? { availabilityZone: instance.availabilityZone } : {}),
             ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
           },
         });
-        // 4. A launch that lost its place while it ran (a newer attempt, a scale-down, a
-        //    delete) left an instance nobody wants: terminate it. Read as the log has it
-        //    just after the record (once per group commit).
-        const now = after.status === "Absent" ? undefined : after.slots[slot.slot];
-        if (!now || now.attempt !== slot.attempt || now.status === "terminating") {
+        // 5. Instances nobody wants: this slot's, when its launch lost its place while it
+        //    ran (a newer attempt, a scale-down, a delete), and — asked by the first slot
+        //    only — those of the batch's other slots that no longer want theirs (their
+        //    own events return at step 1; the call launched them anyway, as its
+        //    parameters are fixed). Read as the log has it just after the record.
+        const unwanted = instances.filter((i) => {
+          const n = batch.firstSlot + (i.amiLaunchIndex ?? 0);
+          if (n !== d.slot && d.slot !== batch.firstSlot) return false;
+          const now = after.status === "Absent" ? undefined : after.slots[n];
+          return !now || now.attempt !== d.attempt || now.status === "terminating" || isEndingState(after);
+        });
+        if (unwanted.length > 0) {
           o.logger?.warn(
-            { cluster: clusterId, slot: slot.slot, attempt: slot.attempt, instanceId: instance.instanceId },
-            "terminating an instance whose launch was superseded",
+            { cluster: clusterId, batch, attempt: d.attempt, instances: unwanted.map((i) => i.instanceId) },
+            "terminating instances whose launch was superseded",
           );
-          await o.compute.terminate(region, [instance.instanceId]);
+          await o.compute.terminate(
+            region,
+            unwanted.map((i) => i.instanceId),
+          );
         }
         return;
       }
@@ -587,6 +677,9 @@ function launchFailedForGood(err: unknown): err is Error {
 
 /** Every instance state but `pending`: what a boot poll asks EC2 for. */
 const NOT_PENDING: readonly InstanceState[] = [...LIVE_STATES.filter((s) => s !== "pending"), "terminated"];
+
+/** A cluster going away: nothing launched for it is wanted. */
+const isEndingState = (s: ClusterState) => s.status === "Deleting" || s.status === "Deleted";
 
 /** Slots per batched record: the catalogue's bound on `cluster.record-launches`. */
 const MAX_BATCH = 1_000;
