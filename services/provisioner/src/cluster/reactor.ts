@@ -162,29 +162,69 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
   const drains = drainFirst(o.nats);
 
   /**
-   * The cluster's last DescribeInstances of its launched instances, reused for `pollMs`:
-   * each launched slot's event comes back on its own, and without this a cluster of n
-   * instances would ask n times per look for the same answer. (Per process: a replica
-   * asks on its own, which costs a call, never a wrong answer.) Reused too for instances
-   * launched since: one launched a moment ago cannot be running, and absent reads as not
-   * running yet, so it is looked at again after `pollMs` (else every group commit of
-   * launches meant a look at all of them while the last were still being launched).
+   * What the cluster's boot polls have seen, shared by every launched slot's event (each
+   * comes back on its own, and without this a cluster of n instances would ask n times
+   * per look for the same answer). Per process: a replica asks on its own, which costs a
+   * call, never a wrong answer.
+   * - `seen`: the last look's answer, reused for `pollMs` — also for instances launched
+   *   since: one launched a moment ago cannot be running, and absent reads as not running
+   *   yet, so it is looked at again after `pollMs`;
+   * - `look`: the look in flight: the events that come meanwhile wait for it instead of
+   *   each asking again (500 events of one launch commit, handled together, all missed
+   *   the cache while the first look was on its way: 1,116 DescribeInstances for one
+   *   500-node cluster, each parsing hundreds of instances);
+   * - `running`: instances seen running, not asked for again: until their record is
+   *   appended (group commit) the log still shows them launched, and a look at a
+   *   500-node cluster that had just booted parsed all 500 at every poll.
    */
-  const lastLook = new Map<string, { at: number; seen: Map<string, InstanceInfo> }>();
+  const looks = new Map<
+    string,
+    {
+      at: number;
+      used: number;
+      seen: Map<string, InstanceInfo>;
+      running: Map<string, InstanceInfo>;
+      /** Instances handed to `runnings` already (their record is on its way). */
+      queued: Set<string>;
+      look?: Promise<void>;
+    }
+  >();
   const describeLaunched = async (clusterId: string, region: string, ids: readonly string[]) => {
     const t = Date.now();
-    const last = lastLook.get(clusterId);
-    if (last && t - last.at < pollMs) return last.seen;
-    // Pending ones are left out of the answer (absent reads as not running yet, as an
-    // instance EC2 does not show yet does): a look parses each instance about once, when
-    // it has left pending, instead of every booting instance at every look.
-    const seen = new Map(
-      (await o.compute.describe(region, ids, { states: NOT_PENDING })).map((i) => [i.instanceId, i]),
-    );
-    // Nothing pending any more: nothing worth keeping.
-    if (ids.every((id) => seen.has(id))) lastLook.delete(clusterId);
-    else lastLook.set(clusterId, { at: t, seen });
-    return seen;
+    // Forget clusters nobody asked about for a while (at rest, deleted).
+    for (const [id, l] of looks) if (t - l.used > LOOK_TTL_MS) looks.delete(id);
+    let l = looks.get(clusterId);
+    if (!l) {
+      l = { at: 0, used: t, seen: new Map(), running: new Map(), queued: new Set() };
+      looks.set(clusterId, l);
+    }
+    l.used = t;
+    const entry = l;
+    // Only the slots still launched matter: one recorded running since is not asked about.
+    const wanted = new Set(ids);
+    for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
+    for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
+    const ask = ids.filter((id) => !entry.running.has(id));
+    if (entry.look) await entry.look;
+    else if (ask.length > 0 && t - entry.at >= pollMs) {
+      // Pending ones are left out of the answer (absent reads as not running yet, as an
+      // instance EC2 does not show yet does): a look parses each instance about once,
+      // when it has left pending, instead of every booting instance at every look.
+      entry.look = o.compute
+        .describe(region, ask, { states: NOT_PENDING })
+        .then((found) => {
+          entry.seen = new Map(found.map((i) => [i.instanceId, i]));
+          for (const i of found) if (i.state === "running") entry.running.set(i.instanceId, i);
+          entry.at = Date.now();
+        })
+        .finally(() => {
+          entry.look = undefined;
+        });
+      await entry.look;
+    }
+    const answer = new Map(entry.seen);
+    for (const [id, i] of entry.running) answer.set(id, i);
+    return { seen: answer, queued: entry.queued };
   };
 
   /**
@@ -473,13 +513,18 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           (s): s is typeof s & { instanceId: string } =>
             s.status === "launched" && s.instanceId !== undefined,
         );
-        const seen = await describeLaunched(
+        const { seen, queued } = await describeLaunched(
           clusterId,
           region,
           launched.map((s) => s.instanceId),
         );
+        // Each running instance queued for its record once, by the first event that saw
+        // it (this slot's own always: a record that failed is retried by its own event),
+        // not by every one of the commit's 500 events.
         const running = launched.flatMap((s) => {
           const i = seen.get(s.instanceId);
+          if (s.slot !== d.slot && queued.has(s.instanceId)) return [];
+          if (i?.state === "running") queued.add(s.instanceId);
           return i?.state === "running"
             ? [
                 {
@@ -677,6 +722,9 @@ function launchFailedForGood(err: unknown): err is Error {
 
 /** Every instance state but `pending`: what a boot poll asks EC2 for. */
 const NOT_PENDING: readonly InstanceState[] = [...LIVE_STATES.filter((s) => s !== "pending"), "terminated"];
+
+/** How long a cluster's boot-poll answers are kept after the last ask (see `looks`). */
+const LOOK_TTL_MS = 60_000;
 
 /** A cluster going away: nothing launched for it is wanted. */
 const isEndingState = (s: ClusterState) => s.status === "Deleting" || s.status === "Deleted";
