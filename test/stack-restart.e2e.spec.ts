@@ -20,7 +20,7 @@ import { join, resolve } from "node:path";
 import { DescribeInstancesCommand, EC2Client, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { createTestDatabase, type DisposableDatabase, freePort } from "@cairn/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { duplicateInstances, type SeenInstance } from "./harness/checks.ts";
+import { duplicateInstances, type SeenInstance, seenInstance } from "./harness/checks.ts";
 import { createCommand } from "./harness/lifecycle.ts";
 import { REGION } from "./harness/stack.ts";
 
@@ -133,17 +133,7 @@ async function instancesOf(clusterId: string): Promise<SeenInstance[]> {
       new DescribeInstancesCommand({ Filters: [{ Name: "tag:cairn:cluster", Values: [clusterId] }] }),
     );
     return (out.Reservations ?? []).flatMap((r) =>
-      (r.Instances ?? []).map((i) => {
-        const tag = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
-        return {
-          instanceId: i.InstanceId ?? "?",
-          state: i.State?.Name ?? "?",
-          clientToken: i.ClientToken || undefined,
-          pool: tag("cairn:pool"),
-          slot: tag("cairn:slot"),
-          attempt: tag("cairn:attempt"),
-        };
-      }),
+      (r.Instances ?? []).map((i) => seenInstance(i, r.ReservationId)),
     );
   } finally {
     ec2.destroy();

@@ -15,9 +15,42 @@ export interface SeenInstance {
   readonly instanceId: string;
   readonly state: string;
   readonly clientToken: string | undefined;
+  /** The RunInstances call it came from, and its position in it. */
+  readonly reservationId?: string | undefined;
+  readonly amiLaunchIndex?: number | undefined;
   readonly pool: string | undefined;
+  /**
+   * The slot it is: its `cairn:slot` tag (a batch's first slot) plus its AmiLaunchIndex
+   * (one RunInstances launches a batch of consecutive slots, tagged alike).
+   */
   readonly slot: string | undefined;
   readonly attempt: string | undefined;
+}
+
+/** An instance as the suites see it, from DescribeInstances. */
+export function seenInstance(
+  i: {
+    InstanceId?: string | undefined;
+    State?: { Name?: string | undefined } | undefined;
+    ClientToken?: string | undefined;
+    AmiLaunchIndex?: number | undefined;
+    Tags?: { Key?: string | undefined; Value?: string | undefined }[] | undefined;
+  },
+  reservationId?: string,
+): SeenInstance {
+  const tag = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
+  const first = tag("cairn:slot");
+  const index = i.AmiLaunchIndex ?? 0;
+  return {
+    instanceId: i.InstanceId ?? "?",
+    state: i.State?.Name ?? "?",
+    clientToken: i.ClientToken || undefined,
+    reservationId,
+    amiLaunchIndex: index,
+    pool: tag("cairn:pool"),
+    slot: first !== undefined && /^\d+$/.test(first) ? String(Number(first) + index) : first,
+    attempt: tag("cairn:attempt"),
+  };
 }
 
 /** Every instance tagged `cairn:cluster = clusterId` (terminated ones too, while EC2 shows them). */
@@ -33,17 +66,7 @@ export async function describeClusterInstances(stack: Stack, clusterId: string):
       }),
     );
     for (const r of page.Reservations ?? [])
-      for (const i of r.Instances ?? []) {
-        const tag = (k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
-        out.push({
-          instanceId: i.InstanceId ?? "?",
-          state: i.State?.Name ?? "?",
-          clientToken: i.ClientToken || undefined,
-          pool: tag("cairn:pool"),
-          slot: tag("cairn:slot"),
-          attempt: tag("cairn:attempt"),
-        });
-      }
+      for (const i of r.Instances ?? []) out.push(seenInstance(i, r.ReservationId));
     NextToken = page.NextToken;
   } while (NextToken);
   ec2.destroy();
@@ -80,7 +103,12 @@ export function watchInstances(stack: Stack, clusterId: string) {
   };
 }
 
-/** Two instances for one ClientToken, or for one (pool, slot, attempt): a duplicate launch. */
+/**
+ * A duplicate launch: two reservations for one ClientToken (EC2 answers a repeated token
+ * with the first call's reservation, so a second one is a second launch), two instances
+ * at one position of one ClientToken's call, or two for one (pool, slot, attempt) — the
+ * slot read from the batch's first slot plus the AmiLaunchIndex.
+ */
 export function duplicateInstances(instances: readonly SeenInstance[]): string[] {
   const problems: string[] = [];
   const group = (key: (i: SeenInstance) => string | undefined, what: string) => {
@@ -96,7 +124,18 @@ export function duplicateInstances(instances: readonly SeenInstance[]): string[]
           `${is.length} instances for ${what} ${k}: ${is.map((i) => `${i.instanceId} (${i.state})`).join(", ")}`,
         );
   };
-  group((i) => i.clientToken, "ClientToken");
+  const reservations = new Map<string, Set<string>>();
+  for (const i of instances) {
+    if (i.clientToken === undefined || i.reservationId === undefined) continue;
+    reservations.set(i.clientToken, (reservations.get(i.clientToken) ?? new Set()).add(i.reservationId));
+  }
+  for (const [token, rs] of reservations)
+    if (rs.size > 1)
+      problems.push(`${rs.size} RunInstances reservations for ClientToken ${token}: ${[...rs].join(", ")}`);
+  group(
+    (i) => (i.clientToken ? `${i.clientToken} #${i.amiLaunchIndex ?? 0}` : undefined),
+    "ClientToken and launch index",
+  );
   group(
     (i) => (i.pool && i.slot && i.attempt ? `${i.pool}/${i.slot}/attempt ${i.attempt}` : undefined),
     "slot",
@@ -112,8 +151,31 @@ export function unrecordedInstances(
   const launched = new Set(
     clusterEvents.filter((e) => e.type === "cluster.instance-launched").map((e) => String(e.data.instanceId)),
   );
+  // One RunInstances launches a whole batch, whatever became of its slots meanwhile: an
+  // instance for a slot whose attempt was superseded before the call (a scale-down, a
+  // replacement) is launched, never recorded, and terminated by the reactor. Such an
+  // instance is no problem once it is gone — one that lives, or that no request asked
+  // for, is.
+  const requested = new Set<string>();
+  const superseded = new Set<string>();
+  const attemptsOf = new Map<string, number[]>();
+  for (const e of clusterEvents) {
+    const d = e.data as { slot?: number; attempt?: number };
+    if (e.type === "cluster.instance-launch-requested" && d.slot !== undefined && d.attempt !== undefined) {
+      requested.add(`${d.slot}/${d.attempt}`);
+      attemptsOf.set(String(d.slot), [...(attemptsOf.get(String(d.slot)) ?? []), d.attempt]);
+    }
+    if (e.type === "cluster.instance-termination-requested" && d.slot !== undefined)
+      superseded.add(String(d.slot));
+  }
+  const gone = (i: SeenInstance) => i.state === "terminated" || i.state === "shutting-down";
+  const supersededLaunch = (i: SeenInstance) =>
+    i.slot !== undefined &&
+    requested.has(`${i.slot}/${i.attempt}`) &&
+    (superseded.has(i.slot) || (attemptsOf.get(i.slot) ?? []).some((a) => a > Number(i.attempt))) &&
+    gone(i);
   return instances
-    .filter((i) => !launched.has(i.instanceId))
+    .filter((i) => !launched.has(i.instanceId) && !supersededLaunch(i))
     .map(
       (i) =>
         `instance ${i.instanceId} (${i.pool}/${i.slot}, attempt ${i.attempt}, ${i.state}) is in EC2 but no cluster.instance-launched names it`,
