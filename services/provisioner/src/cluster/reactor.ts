@@ -200,31 +200,35 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     }
     l.used = t;
     const entry = l;
-    // Only the slots still launched matter: one recorded running since is not asked about.
-    const wanted = new Set(ids);
-    for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
-    for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
-    const ask = ids.filter((id) => !entry.running.has(id));
     if (entry.look) await entry.look;
-    else if (ask.length > 0 && t - entry.at >= pollMs) {
-      // Pending ones are left out of the answer (absent reads as not running yet, as an
-      // instance EC2 does not show yet does): a look parses each instance about once,
-      // when it has left pending, instead of every booting instance at every look.
-      entry.look = o.compute
-        .describe(region, ask, { states: NOT_PENDING })
-        .then((found) => {
-          entry.seen = new Map(found.map((i) => [i.instanceId, i]));
-          for (const i of found) if (i.state === "running") entry.running.set(i.instanceId, i);
-          entry.at = Date.now();
-        })
-        .finally(() => {
-          entry.look = undefined;
-        });
-      await entry.look;
+    else if (t - entry.at >= pollMs) {
+      // Once per look (not per event: a 500-event commit made that 250,000 steps): only
+      // the slots still launched matter; one recorded running since is not asked about.
+      const wanted = new Set(ids);
+      for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
+      for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
+      const ask = ids.filter((id) => !entry.running.has(id));
+      if (ask.length > 0) {
+        // Pending ones are left out of the answer (absent reads as not running yet, as an
+        // instance EC2 does not show yet does): a look parses each instance about once,
+        // when it has left pending, instead of every booting instance at every look.
+        entry.look = o.compute
+          .describe(region, ask, { states: NOT_PENDING })
+          .then((found) => {
+            entry.seen = new Map(found.map((i) => [i.instanceId, i]));
+            for (const i of found) if (i.state === "running") entry.running.set(i.instanceId, i);
+            entry.at = Date.now();
+          })
+          .finally(() => {
+            entry.look = undefined;
+          });
+        await entry.look;
+      }
     }
-    const answer = new Map(entry.seen);
-    for (const [id, i] of entry.running) answer.set(id, i);
-    return { seen: answer, queued: entry.queued };
+    return {
+      get: (id: string) => entry.running.get(id) ?? entry.seen.get(id),
+      queued: entry.queued,
+    };
   };
 
   /**
@@ -513,7 +517,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           (s): s is typeof s & { instanceId: string } =>
             s.status === "launched" && s.instanceId !== undefined,
         );
-        const { seen, queued } = await describeLaunched(
+        const seen = await describeLaunched(
           clusterId,
           region,
           launched.map((s) => s.instanceId),
@@ -523,8 +527,8 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // not by every one of the commit's 500 events.
         const running = launched.flatMap((s) => {
           const i = seen.get(s.instanceId);
-          if (s.slot !== d.slot && queued.has(s.instanceId)) return [];
-          if (i?.state === "running") queued.add(s.instanceId);
+          if (s.slot !== d.slot && seen.queued.has(s.instanceId)) return [];
+          if (i?.state === "running") seen.queued.add(s.instanceId);
           return i?.state === "running"
             ? [
                 {
