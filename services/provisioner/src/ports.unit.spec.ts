@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CAIRN_TAGS, CLIENT_TOKEN_MAX_LENGTH, cairnTags, launchToken, ownerOf } from "./ports.ts";
+import {
+  CAIRN_TAGS,
+  CLIENT_TOKEN_MAX_LENGTH,
+  cairnTags,
+  launchBatchToken,
+  launchToken,
+  ownerOf,
+} from "./ports.ts";
 
 const clusterId = fc.string({ minLength: 1, maxLength: 128, unit: "binary" });
 const ordinal = fc.nat({ max: 10_000 });
@@ -82,11 +89,40 @@ describe("cairnTags / ownerOf", () => {
     expect(ownerOf(Object.fromEntries(cairnTags(req)))).toEqual(req);
   });
 
+  it("a batch's instances share their tags: each is the first slot plus its AmiLaunchIndex", () => {
+    const tags = Object.fromEntries(cairnTags({ ...req, slot: 1000, count: 100 }));
+    expect(tags[CAIRN_TAGS.name]).toBe("demo-1-workers-1000-1099");
+    expect(ownerOf(tags, 0)?.slot).toBe(1000);
+    expect(ownerOf(tags, 99)).toEqual({ ...req, slot: 1099 });
+    expect(ownerOf(tags, -1)).toBeUndefined();
+    expect(ownerOf(tags, 1.5)).toBeUndefined();
+  });
+
   it("has no owner when a tag is missing or malformed", () => {
     const tags = Object.fromEntries(cairnTags(req));
     expect(ownerOf({ ...tags, [CAIRN_TAGS.slot]: "x" })).toBeUndefined();
     expect(ownerOf({ ...tags, [CAIRN_TAGS.role]: "worker" })).toBeUndefined();
     const { [CAIRN_TAGS.attempt]: _, ...withoutAttempt } = tags;
     expect(ownerOf(withoutAttempt)).toBeUndefined();
+  });
+});
+
+describe("launchBatchToken", () => {
+  it("is a slot's own token for a batch of one (a launch recorded before batches is the same launch)", () => {
+    expect(launchBatchToken("demo-1", 1000, 1, 1)).toBe(launchToken("demo-1", 1000, 1));
+  });
+  it("is deterministic, EC2-sized, and distinct for every (first slot, attempt, count)", () => {
+    const t = launchBatchToken("demo-1", 1000, 1, 100);
+    expect(launchBatchToken("demo-1", 1000, 1, 100)).toBe(t);
+    expect(t.length).toBeLessThanOrEqual(CLIENT_TOKEN_MAX_LENGTH);
+    const others = [
+      launchBatchToken("demo-1", 1000, 1, 99),
+      launchBatchToken("demo-1", 1000, 2, 100),
+      launchBatchToken("demo-1", 1001, 1, 100),
+      launchBatchToken("demo-2", 1000, 1, 100),
+      launchToken("demo-1", 1000, 1),
+    ];
+    expect(new Set([t, ...others]).size).toBe(6);
+    expect(() => launchBatchToken("demo-1", 1000, 1, 0)).toThrow(RangeError);
   });
 });

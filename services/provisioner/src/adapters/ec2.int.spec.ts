@@ -11,7 +11,7 @@ import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim"
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { nextPlacement, type PlacementChoices } from "../cluster/placement.ts";
-import { isCapacityFailure, type LaunchRequest, launchToken } from "../ports.ts";
+import { isCapacityFailure, type LaunchRequest, launchBatchToken, launchToken } from "../ports.ts";
 import { Ec2Compute, type Ec2ComputeOptions } from "./ec2.ts";
 import {
   BreakerOpenError,
@@ -90,6 +90,63 @@ describe("launch", () => {
     expect(first.owner).toEqual({ clusterId: "demo-1", pool: "workers", slot: 0, role: "agent", attempt: 0 });
     expect(first.clientToken).toBe(launchToken("demo-1", 0, 0));
     expect(first.tags.Name).toBe("demo-1-workers-0");
+  });
+
+  it("launches a batch in one call: each instance's owner is the first slot plus its AmiLaunchIndex", async () => {
+    const c = ec2();
+    const req = {
+      ...slot("demo-1", 1000, { attempt: 1 }),
+      count: 5,
+      clientToken: launchBatchToken("demo-1", 1000, 1, 5),
+    };
+    const launched = await c.launchBatch(req);
+    expect(launched.map((i) => [i.amiLaunchIndex, i.owner?.slot, i.owner?.attempt])).toEqual([
+      [0, 1000, 1],
+      [1, 1001, 1],
+      [2, 1002, 1],
+      [3, 1003, 1],
+      [4, 1004, 1],
+    ]);
+    expect(logged("RunInstances")).toHaveLength(1);
+    // DescribeInstances says the same: the slot is readable from EC2 alone.
+    const found = await c.describeCluster(REGION, "demo-1");
+    expect(found.map((i) => i.owner?.slot).sort()).toEqual([1000, 1001, 1002, 1003, 1004]);
+  });
+
+  it("two replicas launching one batch at once (or after a crash) get the same instances", async () => {
+    const a = ec2();
+    const b = new Ec2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
+    try {
+      const req = {
+        ...slot("demo-1", 1000, { attempt: 1 }),
+        count: 20,
+        clientToken: launchBatchToken("demo-1", 1000, 1, 20),
+      };
+      const [x, y] = await Promise.all([a.launchBatch(req), b.launchBatch(req)]);
+      expect(y.map((i) => i.instanceId)).toEqual(x.map((i) => i.instanceId));
+      const again = await b.launchBatch(req);
+      expect(again.map((i) => i.instanceId)).toEqual(x.map((i) => i.instanceId));
+      expect(sim.world.ec2.instances(REGION)).toHaveLength(20);
+    } finally {
+      b.close();
+    }
+  });
+
+  it("a batch short of capacity answers the instances EC2 could launch, by position", async () => {
+    sim.faults.add({
+      kind: "insufficient-capacity",
+      service: "ec2",
+      match: { instanceType: "t3.large" },
+      available: 2,
+      count: 1,
+    });
+    const req = {
+      ...slot("demo-1", 1000, { attempt: 1 }),
+      count: 4,
+      clientToken: launchBatchToken("demo-1", 1000, 1, 4),
+    };
+    const launched = await ec2().launchBatch(req);
+    expect(launched.map((i) => i.owner?.slot)).toEqual([1000, 1001]);
   });
 
   it("launches spot when asked", async () => {
