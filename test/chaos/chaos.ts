@@ -420,7 +420,7 @@ async function drive(
   const allClusterEvents = [...clusterEvents.values()].flat();
 
   row(
-    "no duplicate instances (one per slot and ClientToken)",
+    "no duplicate instances (one per slot and attempt; one reservation per ClientToken, one instance per launch index)",
     // Per cluster: slots are numbered within a cluster.
     clusters.flatMap((id) =>
       [
