@@ -428,13 +428,29 @@ export function usesRealAws(env: NodeJS.ProcessEnv): boolean {
  */
 export async function startSimProcess(
   env: NodeJS.ProcessEnv,
-  o: { root: string; dataDir: string; port: number; output?: number },
+  o: {
+    root: string;
+    /** Where the simulated cloud is kept across restarts; none: in memory only. */
+    dataDir?: string;
+    port: number;
+    output?: number;
+    /** The sim's config file (libs/sim/src/main.ts: seed, timeScale, latencies, faults). */
+    configFile?: string;
+  },
 ): Promise<{ url: string; stop: () => Promise<void> }> {
-  const sim = spawn(process.execPath, [join(o.root, "libs", "sim", "src", "main.ts")], {
-    env: { ...env, CAIRN_SIM_PORT: String(o.port), CAIRN_SIM_DATA_DIR: join(o.dataDir, "sim") },
-    stdio: ["ignore", o.output ?? "inherit", o.output ?? "inherit"],
-    detached: true,
-  });
+  const sim = spawn(
+    process.execPath,
+    [join(o.root, "libs", "sim", "src", "main.ts"), ...(o.configFile ? [o.configFile] : [])],
+    {
+      env: {
+        ...env,
+        CAIRN_SIM_PORT: String(o.port),
+        ...(o.dataDir ? { CAIRN_SIM_DATA_DIR: join(o.dataDir, "sim") } : {}),
+      },
+      stdio: ["ignore", o.output ?? "inherit", o.output ?? "inherit"],
+      detached: true,
+    },
+  );
   const stop = () =>
     new Promise<void>((res) => {
       if (sim.exitCode !== null || sim.signalCode !== null) return res();
