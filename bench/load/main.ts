@@ -37,9 +37,10 @@
  * quiet window, default 15, quick 2; BENCH_SERVICE_NODE_OPTIONS, Node flags for the services,
  * default the deployed ones (SERVICE_NODE_OPTIONS, cli/src/stack/shape.ts); the services run
  * from their bundles, rebuilt when older than a source (BENCH_SOURCES=1: from main.ts;
- * BENCH_BUILD=0: the bundles as they are); BENCH_TIME_SCALE, the sim's, default 1,000: a
- * watch's 300 s lifetime is 300 s / scale of wall time, so node-ops reopens watches that much
- * more often than against a real cluster)
+ * BENCH_BUILD=0: the bundles as they are); BENCH_TIME_SCALE, the sim's, default 1,000: boots,
+ * installs and pod starts that much faster; a watch's `timeoutSeconds` and bookmarks stay wall
+ * time, as kube-apiserver's are (docs/sim-kube.md, Watches), so node-ops reopens its watches as
+ * often as against a real cluster)
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
