@@ -26,6 +26,7 @@ import {
   pooledAuthentication,
   tracedApiClient,
 } from "./kube-trace.ts";
+import { WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
@@ -163,6 +164,34 @@ describe("one connection pool per kubeconfig", () => {
     // Each side of a connection is one row: a handful at most, not 30 kept alive.
     expect(connectionsTo(port) - before).toBeLessThanOrEqual(4);
   });
+
+  it("watches stopped, and watches the server ended, give their connections back: calls still get through", async () => {
+    const list = await kube.listNodes(CLUSTER);
+    // More watches than the pool has connections, one after another: each stopped, or
+    // ended by the server (timeoutSeconds, wall time: the sim's clock jumps past it).
+    for (let i = 0; i < KUBE_CONNECTIONS_PER_CLUSTER + 3; i++) {
+      const ended: NodeWatchEnd[] = [];
+      const w = await kube.watchNodes(
+        CLUSTER,
+        list.resourceVersion,
+        () => {},
+        (e) => ended.push(e),
+      );
+      if (i % 2 === 0) w.stop();
+      else {
+        sim.clock.advance(WATCH_TIMEOUT_SECONDS * 1000 * sim.clock.timeScale + 1_000);
+        await vi.waitFor(() => expect(ended).toEqual([{ reason: "closed" }]), { timeout: 5_000 });
+      }
+    }
+    // A pool whose connections were still held would queue these for ever.
+    const lists = await Promise.race([
+      Promise.all(Array.from({ length: 20 }, () => kube.listNodes(CLUSTER))),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("calls queued behind held connections")), 5_000),
+      ),
+    ]);
+    expect(lists).toHaveLength(20);
+  }, 30_000);
 
   it("a burst of calls opens at most KUBE_CONNECTIONS_PER_CLUSTER connections, and they close when idle", async () => {
     // A server that answers after 50 ms, so a burst's calls overlap; it would keep an idle
