@@ -5,6 +5,7 @@
  */
 export * from "./client-spans.ts";
 export * from "./config.ts";
+export * from "./heap.ts";
 export * from "./http.ts";
 export * from "./leader-lease.ts";
 export * from "./log-keys.ts";

@@ -10,6 +10,7 @@ import {
 } from "@cairn/events";
 import { z } from "zod";
 import { type BaseConfig, baseConfig, envVars, loadConfig } from "./config.ts";
+import { applyHeapGrowing, DEFAULT_HEAP_GROWING_PERCENT } from "./heap.ts";
 import { startHealthServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createShutdown, type Shutdown } from "./shutdown.ts";
@@ -44,6 +45,15 @@ export const serviceConfig = baseConfig.extend({
   /** The service's /healthz /readyz /metrics port; 0 picks a free one (logged). */
   CAIRN_HEALTH_PORT: z.coerce.number("must be a port number").int().min(0).max(65535).default(0),
   CAIRN_HEALTH_HOST: envVars.string().default("127.0.0.1"),
+  /**
+   * V8 lets the heap grow to (1 + this/100) × what survived its last full collection before
+   * the next one (heap.ts); 0: V8's own factor (up to 4× for a small heap). Default 20.
+   */
+  CAIRN_HEAP_GROWING_PERCENT: z.coerce
+    .number("must be a whole number ≥ 0")
+    .int("must be a whole number ≥ 0")
+    .min(0, "must be a whole number ≥ 0")
+    .default(DEFAULT_HEAP_GROWING_PERCENT),
 });
 export type ServiceConfig = z.output<typeof serviceConfig>;
 
@@ -71,6 +81,8 @@ export async function runService<S extends z.ZodObject = typeof serviceConfig>(o
   try {
     config = loadConfig(opts.config ?? serviceConfig) as z.output<S> & ServiceConfig;
     natsAccess = resolveNatsAccess(config);
+    // Before anything has grown the heap.
+    applyHeapGrowing(config.CAIRN_HEAP_GROWING_PERCENT);
   } catch (err) {
     process.stderr.write(`${opts.name}: ${(err as Error).message}\n`);
     process.exit(1);

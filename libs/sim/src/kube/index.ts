@@ -41,7 +41,10 @@ const KUBELET_CHECK_MS = 100;
 const TICK_MS = 200;
 /** Like kube-apiserver (APIResponseCompression), lists larger than this go gzipped to clients that accept it. */
 const GZIP_ABOVE = 128 * 1024;
-/** A watch without timeoutSeconds ends after this (sim seconds), like the API server's minRequestTimeout. */
+/**
+ * A watch without timeoutSeconds ends after this (wall seconds), like the API server's
+ * minRequestTimeout (its default; the real server picks 1–2× it at random).
+ */
 const DEFAULT_WATCH_TIMEOUT_S = 1800;
 
 const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -438,8 +441,14 @@ export function createKube(ctx: SimContext): SimModule<KubePort> {
         labels,
         fields,
         resourceVersion,
-        deadline: now + timeout * 1000,
+        // kube-apiserver ends a watch after `timeoutSeconds` of wall time (a timer on the
+        // request, handlers/get.go); the time scale speeds the simulated world up, not the
+        // server's request timers. Scaled like the world, a client's 300 s watch would
+        // live 0.3 s at scale 1,000 and be reopened 1,000× as often as against a real
+        // server: churn no real cluster makes.
+        deadline: now + timeout * 1000 * ctx.clock.timeScale,
         bookmarks: q.get("allowWatchBookmarks") === "true",
+        timeScale: ctx.clock.timeScale,
       },
       now,
     );

@@ -14,8 +14,8 @@ export interface KubeHarness {
   policy: PolicyV1Api;
 }
 
-export async function kubeSim(clusterId = "c1"): Promise<KubeHarness> {
-  const sim = await startSim({ seed: 7, timeScale: 1, latencies: LATENCIES });
+export async function kubeSim(clusterId = "c1", timeScale = 1): Promise<KubeHarness> {
+  const sim = await startSim({ seed: 7, timeScale, latencies: LATENCIES });
   sim.world.kube.ensureCluster(clusterId);
   const kc = new KubeConfig();
   kc.loadFromString(sim.world.kube.kubeconfig(clusterId));

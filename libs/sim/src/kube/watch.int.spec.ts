@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   ADD,
   AppsV1Api,
@@ -302,9 +303,27 @@ describe("watch", () => {
     await vi.waitFor(() => expect(w.events.map((e) => e.type)).toEqual(["BOOKMARK", "BOOKMARK"]));
   });
 
-  it("ends the watch at timeoutSeconds (sim time)", async () => {
+  it("ends the watch at timeoutSeconds (wall time: sim time at time scale 1)", async () => {
     const w = await open("/api/v1/nodes", { timeoutSeconds: 30 });
     h.sim.clock.advance(31_000);
     await vi.waitFor(() => expect(w.ended()).toBe(true));
+  });
+
+  it("at a time scale, a watch lives timeoutSeconds of wall time, not of the faster sim time", async () => {
+    // kube-apiserver's timer on a watch is wall time; the scale speeds up the world only.
+    const fast = await kubeSim("c1", 1000);
+    try {
+      const w = await watch(fast.kc, "/api/v1/nodes", { timeoutSeconds: 2 });
+      stops.push(w.stop);
+      // 2 s of sim time (2 ms of wall time) and more: a scaled deadline would have ended it.
+      fast.sim.clock.advance(10_000);
+      await sleep(500); // 500 s of sim time at scale 1,000, still within the 2 s of wall time
+      expect(w.ended()).toBe(false);
+      // 2 s of wall time is 2,000 s of sim time: the server ends it there.
+      fast.sim.clock.advance(2_000_000);
+      await vi.waitFor(() => expect(w.ended()).toBe(true));
+    } finally {
+      await fast.sim.stop();
+    }
   });
 });

@@ -23,16 +23,23 @@ export interface WatchOptions {
   /** Sim ms after which the server ends the watch. */
   deadline: number;
   bookmarks: boolean;
+  /**
+   * Sim ms per wall ms (the clock's time scale). The server's own timers — the watch's
+   * lifetime, the bookmark interval — run on wall time, as kube-apiserver's do (a Go
+   * timer of `timeoutSeconds` on the request, the cacher's bookmark ticker): they bound a
+   * connection, not the simulated world. Default 1.
+   */
+  timeScale?: number;
 }
 
 /**
- * How often (sim ms) a watch that asked for them gets a BOOKMARK: about once a minute, as
- * kube-apiserver's watch cache does (`bookmarkFrequency`, cacher.go), plus one 2 s before
- * the watch's deadline. Like the cacher, a bookmark goes only to a watch behind the
+ * How often (wall ms; sim ms at time scale 1) a watch that asked for them gets a BOOKMARK:
+ * about once a minute, as kube-apiserver's watch cache does (`bookmarkFrequency`,
+ * cacher.go), plus one 2 s before the watch's deadline. Like the cacher, a bookmark goes only to a watch behind the
  * resourceVersion it would carry, so a quiet cluster sends none.
  */
 export const BOOKMARK_EVERY_MS = 60_000;
-/** The last bookmark goes this long (sim ms) before the watch's deadline. */
+/** The last bookmark goes this long (wall ms; sim ms at time scale 1) before the watch's deadline. */
 export const FINAL_BOOKMARK_MS = 2_000;
 
 export class WatchStream implements WatchSink {
@@ -44,6 +51,9 @@ export class WatchStream implements WatchSink {
   readonly #o: WatchOptions;
   readonly #filtered: boolean;
   #lastBookmark: number;
+  /** BOOKMARK_EVERY_MS and FINAL_BOOKMARK_MS in sim ms. */
+  readonly #bookmarkEvery: number;
+  readonly #finalBookmarkBefore: number;
   /** The resourceVersion this watch has seen up to: nothing at or below it is sent (not even a bookmark). */
   #seen: number;
   #finalBookmark = false;
@@ -58,6 +68,8 @@ export class WatchStream implements WatchSink {
     this.#o = o;
     this.#filtered = o.labels.length > 0 || o.fields.length > 0;
     this.#lastBookmark = now;
+    this.#bookmarkEvery = BOOKMARK_EVERY_MS * (o.timeScale ?? 1);
+    this.#finalBookmarkBefore = FINAL_BOOKMARK_MS * (o.timeScale ?? 1);
     this.#seen = o.resourceVersion ?? cluster.rv;
   }
 
@@ -127,8 +139,8 @@ export class WatchStream implements WatchSink {
       this.close();
       return;
     }
-    const finalDue = !this.#finalBookmark && now >= this.deadline - FINAL_BOOKMARK_MS;
-    if (this.#o.bookmarks && (finalDue || now - this.#lastBookmark >= BOOKMARK_EVERY_MS)) {
+    const finalDue = !this.#finalBookmark && now >= this.deadline - this.#finalBookmarkBefore;
+    if (this.#o.bookmarks && (finalDue || now - this.#lastBookmark >= this.#bookmarkEvery)) {
       this.#lastBookmark = now;
       if (finalDue) this.#finalBookmark = true;
       if (this.#cluster.rv <= this.#seen) return;

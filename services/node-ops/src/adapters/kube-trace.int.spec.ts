@@ -7,18 +7,26 @@
  */
 
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { catalogue, EventStore, inWork, SpanAttributes } from "@cairn/events";
 import { startJetStream, type TestJetStream, useTestTracing } from "@cairn/events/testing";
 import { Resilience } from "@cairn/service";
 import { SIM_CREDENTIALS, type Sim, startSim, ZERO_LATENCIES } from "@cairn/sim";
-import { type KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { NodeWatchEnd } from "../ports.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 import { createKube } from "./kube.ts";
-import { pooledAuthentication } from "./kube-trace.ts";
+import {
+  KUBE_CONNECTIONS_PER_CLUSTER,
+  KUBE_IDLE_CONNECTION_MS,
+  pooledAuthentication,
+  tracedApiClient,
+} from "./kube-trace.ts";
+import { WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
@@ -156,4 +164,84 @@ describe("one connection pool per kubeconfig", () => {
     // Each side of a connection is one row: a handful at most, not 30 kept alive.
     expect(connectionsTo(port) - before).toBeLessThanOrEqual(4);
   });
+
+  it("watches stopped, and watches the server ended, give their connections back: calls still get through", async () => {
+    const list = await kube.listNodes(CLUSTER);
+    // More watches than the pool has connections, one after another: each stopped, or
+    // ended by the server (timeoutSeconds, wall time: the sim's clock jumps past it).
+    for (let i = 0; i < KUBE_CONNECTIONS_PER_CLUSTER + 3; i++) {
+      const ended: NodeWatchEnd[] = [];
+      const w = await kube.watchNodes(
+        CLUSTER,
+        list.resourceVersion,
+        () => {},
+        (e) => ended.push(e),
+      );
+      if (i % 2 === 0) w.stop();
+      else {
+        sim.clock.advance(WATCH_TIMEOUT_SECONDS * 1000 * sim.clock.timeScale + 1_000);
+        await vi.waitFor(() => expect(ended).toEqual([{ reason: "closed" }]), { timeout: 5_000 });
+      }
+    }
+    // A pool whose connections were still held would queue these for ever.
+    const lists = await Promise.race([
+      Promise.all(Array.from({ length: 20 }, () => kube.listNodes(CLUSTER))),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("calls queued behind held connections")), 5_000),
+      ),
+    ]);
+    expect(lists).toHaveLength(20);
+  }, 30_000);
+
+  it("a burst of calls opens at most KUBE_CONNECTIONS_PER_CLUSTER connections, and they close when idle", async () => {
+    // A server that answers after 50 ms, so a burst's calls overlap; it would keep an idle
+    // connection 60 s, as the sim does.
+    let open = 0;
+    let peak = 0;
+    let opened = 0;
+    const server = createServer((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(
+          JSON.stringify({
+            kind: "NodeList",
+            apiVersion: "v1",
+            metadata: { resourceVersion: "1" },
+            items: [],
+          }),
+        );
+      }, 50);
+    });
+    server.keepAliveTimeout = 60_000;
+    server.on("connection", (socket) => {
+      opened++;
+      peak = Math.max(peak, ++open);
+      socket.on("close", () => open--);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const slow = new KubeConfig();
+    slow.loadFromOptions({
+      clusters: [{ name: "slow", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: "slow", token: "t" }],
+      contexts: [{ name: "slow", cluster: "slow", user: "slow" }],
+      currentContext: "slow",
+    });
+    try {
+      const core = tracedApiClient(slow, CoreV1Api, "slow");
+      await Promise.all(Array.from({ length: 60 }, () => core.listNode()));
+      // Without the bound: a connection for each call in flight (60).
+      expect(peak).toBeGreaterThan(1);
+      expect(peak).toBeLessThanOrEqual(KUBE_CONNECTIONS_PER_CLUSTER);
+      expect(opened).toBeLessThanOrEqual(KUBE_CONNECTIONS_PER_CLUSTER);
+      // The server would keep them 60 s; the pool closes them once idle.
+      await vi.waitFor(() => expect(open).toBe(0), {
+        timeout: KUBE_IDLE_CONNECTION_MS + 3_000,
+        interval: 100,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 20_000);
 });

@@ -28,6 +28,7 @@ import {
   wrapHttpLibrary,
 } from "@kubernetes/client-node";
 import type { Attributes, Span } from "@opentelemetry/api";
+import { Agent } from "undici";
 
 /** Attribute keys of Kubernetes client spans (semantic conventions' `k8s.*`). */
 export const KubeSpanAttributes = {
@@ -145,28 +146,71 @@ function tracedHttpLibrary(clusterId: string) {
 }
 
 type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
-const dispatchers = new WeakMap<KubeConfig, Dispatcher>();
 
 /**
- * The kubeconfig's authentication with one connection pool per kubeconfig. client-node
- * 2.x builds a new undici Agent for every request (`createDispatcher` in
- * `applySecurityAuthentication`), and each keeps its keep-alive socket open: node-ops held
- * ~1,000 Agents and sockets at 20 clusters (bench/load's heap snapshot). The first
- * request's Agent is kept and given to every later request of the same kubeconfig (its
- * TLS options cannot change: a new kubeconfig is a new KubeConfig); the ones client-node
- * builds afterwards never open a socket and are collected.
+ * At most this many connections to one cluster's API server: its two watches (the nodes,
+ * the session pods) and the 10 calls its bulkhead lets through at once
+ * (SERVICE_SETTINGS.kubernetes). Past it a request waits for a connection instead of
+ * opening one more: a burst of calls (20 session pods started at once) opened ~20 sockets a
+ * cluster, each kept alive (24 a cluster at 50 clusters, docs/benchmarks.md, load).
  */
+export const KUBE_CONNECTIONS_PER_CLUSTER = 12;
+/**
+ * An idle connection is closed after this long (ms), whatever the server's `Keep-Alive`
+ * hint says (undici keeps one up to the hint, 10 minutes at most; the sim says 60 s): what a
+ * cluster holds between bursts is its watches, not the burst's sockets.
+ */
+export const KUBE_IDLE_CONNECTION_MS = 4_000;
+
+/** client-node's private factory of a request's dispatcher (config.js; the tests pin it). */
+type DispatcherFactory = (cluster: unknown, agentOptions: unknown) => Dispatcher | undefined;
+
+const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
+
+/**
+ * The kubeconfig with one bounded connection pool: every request made through it (API
+ * calls with pooledAuthentication, watches) shares one undici Agent of at most
+ * KUBE_CONNECTIONS_PER_CLUSTER connections, idle ones closed after KUBE_IDLE_CONNECTION_MS.
+ * client-node 2.x builds a new Agent for every request (`createDispatcher` in
+ * `applySecurityAuthentication`, whenever the kubeconfig has TLS options, skip-verify
+ * included), each with its own keep-alive socket: node-ops held ~1,000 Agents and sockets
+ * at 20 clusters (bench/load's heap snapshot). Here the first one is built with the
+ * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
+ * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
+ * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
+ */
+export function pooledConfig(kc: KubeConfig): KubeConfig {
+  let c = pooledConfigs.get(kc);
+  if (c) return c;
+  const own = (kc as unknown as { createDispatcher: DispatcherFactory }).createDispatcher;
+  let built = false;
+  let dispatcher: Dispatcher | undefined;
+  const createDispatcher: DispatcherFactory = (cluster, agentOptions) => {
+    if (built) return dispatcher;
+    const opts = kc.createDispatcherOptions(cluster as never, agentOptions as never);
+    dispatcher =
+      opts.type === "agent"
+        ? (new Agent({
+            connect: opts.connect,
+            connections: KUBE_CONNECTIONS_PER_CLUSTER,
+            keepAliveTimeout: KUBE_IDLE_CONNECTION_MS,
+            keepAliveMaxTimeout: KUBE_IDLE_CONNECTION_MS,
+          }) as unknown as Dispatcher)
+        : own.call(kc, cluster, agentOptions);
+    built = true;
+    return dispatcher;
+  };
+  c = Object.create(kc, { createDispatcher: { value: createDispatcher } }) as KubeConfig;
+  pooledConfigs.set(kc, c);
+  return c;
+}
+
+/** The kubeconfig's authentication on its one bounded connection pool (pooledConfig). */
 export function pooledAuthentication(kc: KubeConfig): SecurityAuthentication {
+  const pooled = pooledConfig(kc);
   return {
     getName: () => kc.getName(),
-    async applySecurityAuthentication(context: RequestContext) {
-      await kc.applySecurityAuthentication(context);
-      const built = context.getDispatcher();
-      if (built === undefined) return; // plain HTTP: fetch's global pool
-      const pooled = dispatchers.get(kc);
-      if (pooled === undefined) dispatchers.set(kc, built);
-      else context.setDispatcher(pooled);
-    },
+    applySecurityAuthentication: (context: RequestContext) => pooled.applySecurityAuthentication(context),
   };
 }
 

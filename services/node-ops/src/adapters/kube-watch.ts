@@ -9,28 +9,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Watch } from "@kubernetes/client-node";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
-import { kubeRequestSpan, pooledAuthentication, statusOfKubeError } from "./kube-trace.ts";
-
-/**
- * The kubeconfig as `Watch` sees it, its requests on the kubeconfig's one pooled connection
- * pool (pooledAuthentication), as the API calls are. client-node builds a new undici Agent for
- * every watch it opens (whenever the kubeconfig has TLS options, skip-verify included), and
- * node-ops reopens a watch each time one ends. Everything else is the kubeconfig's. (The
- * sockets node-ops holds to the sim, 10–20 a cluster at time scale 1,000, did not change
- * with it: docs/benchmarks.md, load.)
- */
-const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
-function pooledWatchConfig(kc: KubeConfig): KubeConfig {
-  let c = watchConfigs.get(kc);
-  if (!c) {
-    const auth = pooledAuthentication(kc);
-    c = Object.create(kc, {
-      applySecurityAuthentication: { value: auth.applySecurityAuthentication.bind(auth) },
-    }) as KubeConfig;
-    watchConfigs.set(kc, c);
-  }
-  return c;
-}
+import { kubeRequestSpan, pooledConfig, statusOfKubeError } from "./kube-trace.ts";
 
 /**
  * A watch ends quietly after this long (sim seconds on the sim): the server's own
@@ -99,7 +78,7 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
       "GET",
       watchUrl(kc, o.path, query),
       async () => {
-        const c = await new Watch(pooledWatchConfig(kc)).watch(
+        const c = await new Watch(pooledConfig(kc)).watch(
           o.path,
           query,
           (phase: string, obj: unknown) => {

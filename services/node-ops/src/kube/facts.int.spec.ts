@@ -16,6 +16,7 @@ import {
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
+import { WATCH_TIMEOUT_SECONDS } from "../adapters/kube-watch.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 
 const CLUSTER = "facts-1";
@@ -223,8 +224,12 @@ describe("node facts on the sim", () => {
     const before = (await facts()).length;
     const lists = requests("list nodes").length;
     const watches = requests("watch nodes").length;
-    // The sim ends each watch at its timeoutSeconds (sim time); node-ops resumes it.
-    await until("two resumed watches", () => requests("watch nodes").length >= watches + 2, 30_000);
+    // The sim ends each watch at its timeoutSeconds, wall time as kube-apiserver does (sim
+    // time × the scale); node-ops resumes it. Time jumps past two watches' lives.
+    for (const n of [1, 2]) {
+      sim.clock.advance(WATCH_TIMEOUT_SECONDS * 1000 * sim.clock.timeScale + 1_000);
+      await until(`resumed watch ${n}`, () => requests("watch nodes").length >= watches + n, 30_000);
+    }
     expect(requests("list nodes").length).toBe(lists); // resumed, not relisted
     expect((await facts()).length).toBe(before);
   });

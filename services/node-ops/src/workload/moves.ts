@@ -39,6 +39,25 @@ export interface SessionMoves {
   stop(): Promise<void>;
 }
 
+/**
+ * Folds one workload event into the index: every workload's state (to evolve the next
+ * event from) and the Running ones. A deleted workload never runs again (the decider
+ * refuses its start), so it leaves both: the index holds the sessions that exist, not
+ * every session there ever was (20,000 sessions a day would be 20,000 states for good).
+ */
+export function indexWorkload(
+  states: Map<string, WorkloadState>,
+  running: Map<string, WorkloadState>,
+  e: EventOfAggregate<"workload">,
+): void {
+  const id = e.aggregate.id;
+  const next = workloadDecider.evolve(states.get(id) ?? workloadDecider.initialState(), e as never);
+  if (next.phase === "Deleted") states.delete(id);
+  else states.set(id, next);
+  if (next.phase === "Running") running.set(id, next);
+  else running.delete(id);
+}
+
 export async function startSessionMoves(o: {
   nats: Nats;
   handler: CommandHandler<WorkloadCommand, WorkloadEvent, WorkloadState>;
@@ -56,13 +75,7 @@ export async function startSessionMoves(o: {
     filter_subjects: "evt.workload.*",
   });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
-  const apply = (e: EventOfAggregate<"workload">) => {
-    const id = e.aggregate.id;
-    const next = workloadDecider.evolve(states.get(id) ?? workloadDecider.initialState(), e as never);
-    states.set(id, next);
-    if (next.phase === "Running") running.set(id, next);
-    else running.delete(id);
-  };
+  const apply = (e: EventOfAggregate<"workload">) => indexWorkload(states, running, e);
   const indexing = (async () => {
     for await (const m of messages) {
       try {

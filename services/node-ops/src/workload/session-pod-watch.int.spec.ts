@@ -12,6 +12,7 @@ import { startJetStream, type TestJetStream, until } from "@cairn/events/testing
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import type { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WATCH_TIMEOUT_SECONDS } from "../adapters/kube-watch.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 
@@ -141,9 +142,11 @@ describe("the session pod watch", () => {
     await until("the watch open again", () => watching() && listed() > closed);
     const lists = listed();
 
-    // The server ends the watch at its timeoutSeconds (300 s): resumed from where it was, no relist.
+    // The server ends the watch at its timeoutSeconds (300 s of wall time, as kube-apiserver:
+    // sim time × the scale): resumed from where it was, no relist.
+    const watchLife = WATCH_TIMEOUT_SECONDS * 1000 * sim.clock.timeScale + 1_000;
     const before = watches();
-    sim.clock.advance(301_000);
+    sim.clock.advance(watchLife);
     await until("the watch resumed", () => watches() > before, 5_000);
     expect(listed()).toBe(lists);
 
@@ -154,7 +157,7 @@ describe("the session pod watch", () => {
         namespace: "default",
         body: { metadata: { name: `filler-${i}` }, spec: { containers: [{ name: "c", image: "pause:3" }] } },
       });
-    sim.clock.advance(301_000);
+    sim.clock.advance(watchLife);
     await until("the 410 and the relist", () => expired().length > 0 && listed() > lists, 5_000);
 
     // Room at last (a second node): the pod is placed, pulls, starts; Running is recorded at once.
