@@ -56,7 +56,9 @@ export function childrenMatching(re: RegExp): number[] {
 }
 
 /** A group of processes, found afresh at each reading (Postgres backends come and go with pools). */
-export type Group = { readonly name: string; readonly pids: () => number[] } | { readonly name: string; readonly self: true };
+export type Group =
+  | { readonly name: string; readonly pids: () => number[] }
+  | { readonly name: string; readonly self: true };
 
 /**
  * Reads each group's CPU at the start; `stop()` gives each group's CPU (ms) since. A process
