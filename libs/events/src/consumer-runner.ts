@@ -14,7 +14,7 @@ import { fullJitterBackoff } from "./delays.ts";
 import { describeError, remediationOf, type Settlement, settlementOf } from "./errors.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
 import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
-import { atTurnEnd, flushTurnWrites } from "./turn-writes.ts";
+import { atTurnEnd, flushTurnWrites, withNextWrite } from "./turn-writes.ts";
 
 const NS_PER_MS = 1_000_000;
 
@@ -328,9 +328,9 @@ export async function startConsumer(
   const settle = async (msg: JsMsg, outcome: Settlement) => {
     switch (outcome.kind) {
       case "done":
-        // Sent with the turn's other settlements and publishes: one socket write for all
-        // of them (turn-writes.ts). The work is done and committed; only the write waits.
-        atTurnEnd(() => msg.ack());
+        // Rides with the next sends (the next command's look or append): one socket write
+        // for all of them (turn-writes.ts). The work is done and committed; only the write waits.
+        withNextWrite(() => msg.ack());
         release(msg);
         stats.acked++;
         return;
@@ -457,8 +457,8 @@ export async function startConsumer(
           }
           release(m);
         }
-        // The batch is committed: its acks leave with the turn's other writes (turn-writes.ts).
-        atTurnEnd(() => {
+        // The batch is committed: its acks ride with the next writes (turn-writes.ts).
+        withNextWrite(() => {
           for (const m of acks) m.ack();
         });
         break;

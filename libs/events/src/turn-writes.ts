@@ -23,11 +23,34 @@
 
 const queue: (() => void)[] = [];
 let scheduled: NodeJS.Immediate | undefined;
+/** Sends that ride along with the next turn's sends, or go on their own after `ACK_LINGER_MS`. */
+const riders: (() => void)[] = [];
+let riderTimer: NodeJS.Timeout | undefined;
+
+/**
+ * How long an acknowledgement may wait for a write to ride along with. Nothing waits on an
+ * ack (the work behind it is committed; the server only needs it within the ack wait, 5 s),
+ * while every ack sent on its own is a write system call here and a read and a wake-up in
+ * nats-server. Under traffic there is a send to ride with within a millisecond or two (the
+ * next command's look or append); idle, the ack goes on its own after this.
+ */
+export const ACK_LINGER_MS = 5;
 
 /** Defers `send` to the end of this turn of the event loop (see the module's comment). */
 export function atTurnEnd(send: () => void): void {
   queue.push(send);
   scheduled ??= setImmediate(flushTurnWrites);
+}
+
+/**
+ * Defers a send nobody waits on (an ack) until the next turn's sends go ({@link atTurnEnd}),
+ * or `ACK_LINGER_MS` at most: one socket write for it and them. A process killed meanwhile
+ * loses it, as it would lose an ack still in its socket buffer: the message comes back
+ * after the ack wait and its handling is idempotent (commit ids, expected sequences).
+ */
+export function withNextWrite(send: () => void): void {
+  riders.push(send);
+  riderTimer ??= setTimeout(flushTurnWrites, ACK_LINGER_MS);
 }
 
 /**
@@ -40,8 +63,12 @@ export function flushTurnWrites(): void {
     clearImmediate(scheduled);
     scheduled = undefined;
   }
+  if (riderTimer) {
+    clearTimeout(riderTimer);
+    riderTimer = undefined;
+  }
   // A send deferred by one of these (none is today) waits for the next turn.
-  const sends = queue.splice(0);
+  const sends = riders.length > 0 ? [...riders.splice(0), ...queue.splice(0)] : queue.splice(0);
   for (const send of sends) {
     try {
       send();

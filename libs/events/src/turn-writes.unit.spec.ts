@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { atTurnEnd, flushTurnWrites } from "./turn-writes.ts";
+import { ACK_LINGER_MS, atTurnEnd, flushTurnWrites, withNextWrite } from "./turn-writes.ts";
 
 describe("turn writes", () => {
   it("runs the sends of a turn at its end, in the order asked, all in one macrotask", async () => {
@@ -26,5 +26,19 @@ describe("turn writes", () => {
     expect(ran).toEqual(["after"]);
     await new Promise((r) => setImmediate(r));
     expect(ran).toEqual(["after"]);
+  });
+
+  it("an ack rides with the next turn's sends, ahead of them; alone it goes after the linger", async () => {
+    const ran: string[] = [];
+    withNextWrite(() => ran.push("ack-1"));
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual([]);
+    atTurnEnd(() => ran.push("append"));
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual(["ack-1", "append"]);
+    withNextWrite(() => ran.push("ack-2"));
+    const t0 = performance.now();
+    while (!ran.includes("ack-2")) await new Promise((r) => setTimeout(r, 1));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(ACK_LINGER_MS - 1);
   });
 });
