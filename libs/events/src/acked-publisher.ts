@@ -7,9 +7,10 @@
  * (nats-core's `RequestOne.cancel`) — which on the heartbeat path was a tenth of a busy
  * process's time.
  *
- * Publishes asked for in one turn of the event loop leave together (`setImmediate`: after
- * every I/O callback of the turn, e.g. every HTTP request read in it): one socket write for
- * all of them. nats.js flushes at the end of each microtask checkpoint, which on a server
+ * Publishes asked for in one turn of the event loop leave together (turn-writes.ts: after
+ * every I/O callback of the turn, e.g. every HTTP request read in it, with the turn's acks
+ * and other deferred sends): one socket write for all of them. `request` sends anything
+ * that is answered on a reply subject (a JetStream API call) the same way. nats.js flushes at the end of each microtask checkpoint, which on a server
  * is once per request: a write system call per heartbeat was a third of the API's time.
  * Under a steady stream — requests arriving one per turn, as at 5,000 req/s — that alone
  * batches nothing, so a publish made less than `lingerMs` (1 ms) after the last write
