@@ -23,6 +23,11 @@
  * until its 202. Every latency runs from the send's due time (open loop at the rate, at
  * most 256 in flight), so a send that waited for a slot is not flattered.
  *
+ * Beside the latencies, each process's CPU per command over each phase (/proc: utime +
+ * stime), which a shared machine blurs far less than it blurs a latency: the provisioner,
+ * the projector (API and read models), nats-server, the Postgres backends of the stack's
+ * database, and the bench itself (its client and the stream reader's thread).
+ *
  * Goal: command → read model p99 ≤ 25 ms at 500 commands/s.
  *
  * Run: node bench/command-read/main.ts (BENCH_SECONDS per phase, default 10; BENCH_RATE,
@@ -30,10 +35,12 @@
  * the services, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
  */
 import { randomUUID } from "node:crypto";
+import { Agent, request } from "node:http";
 import { loadavg } from "node:os";
 import { Worker } from "node:worker_threads";
 import { eventSubject } from "@cairn/events";
 import { type Stack, startStack } from "../../test/harness/stack.ts";
+import { childrenMatching, cpuMeter, type Group, pidsMatching } from "../lib/proc.ts";
 import { type Figure, printFigures, printResult, QUICK } from "../lib/report.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 2 : 10));
@@ -197,19 +204,83 @@ try {
     );
     return commandId;
   };
-  const commandSend = async (i: number, phase: string) => (await s.post(command(i, phase))).commandId;
+  // node:http on a keep-alive pool rather than fetch (the harness's `post`): fetch cost this
+  // process ~0.5 ms of CPU per POST, a quarter of a core at 500/s on the same two cores as
+  // the stack it measures.
+  const apiUrl = new URL(api);
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+  const post = (body: string) =>
+    new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          agent,
+          host: apiUrl.hostname,
+          port: apiUrl.port,
+          path: "/commands",
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () =>
+            res.statusCode === 202
+              ? resolve((JSON.parse(text) as { commandId: string }).commandId)
+              : reject(new Error(`POST /commands answered ${res.statusCode}: ${text}`)),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  const commandSend = (i: number, phase: string) =>
+    post(JSON.stringify({ meta: { actor: "bench" }, ...command(i, phase) }));
 
   // Warm up both paths (JIT, connections, plans) before anything is timed.
   await paced(seen, waiters, Math.min(200, RATE), (i) => floorSend(i, "warm-raw"));
   await paced(seen, waiters, Math.min(200, RATE), (i) => commandSend(i, "warm-cmd"));
 
+  const dbName = new URL(s.databaseUrl).pathname.slice(1);
+  const pidsOf = (service: "provisioner" | "projector") => () =>
+    s.of(service).flatMap((p) => (p.pid !== undefined ? [p.pid] : []));
+  const groups: Group[] = [
+    { name: "provisioner", pids: pidsOf("provisioner") },
+    { name: "projector", pids: pidsOf("projector") },
+    { name: "nats", pids: () => childrenMatching(/nats-server/) },
+    { name: "postgres", pids: () => pidsMatching(new RegExp(`^postgres: .* ${dbName} `)) },
+    { name: "bench", self: true },
+  ];
+  /** µs of CPU per operation, per process group, and their sum. */
+  const perOp = (ms: Record<string, number>, n: number) => {
+    const out: Record<string, number> = {};
+    let total = 0;
+    for (const [k, v] of Object.entries(ms)) {
+      out[k] = (v * 1000) / n;
+      total += v;
+    }
+    out.total = (total * 1000) / n;
+    return out;
+  };
+
   const count = SECONDS * RATE;
   say(`raw floor: ${count} commits straight to EVT at ${RATE}/s`);
   const load0 = loadavg()[0]!;
+  let meter = cpuMeter(groups);
   const floor = await paced(seen, waiters, count, (i) => floorSend(i, "raw"));
+  const floorCpu = perOp(meter.stop(), count);
   say(`commands: ${count} POST /commands at ${RATE}/s`);
+  meter = cpuMeter(groups);
   const real = await paced(seen, waiters, count, (i) => commandSend(i, "cmd"));
+  const realCpu = perOp(meter.stop(), count);
   const load1 = loadavg()[0]!;
+  const cpuLine = (c: Record<string, number>) =>
+    Object.entries(c)
+      .map(([k, v]) => `${k} ${Math.round(v)}`)
+      .join(" · ");
+  say(`CPU per command, µs: ${cpuLine(realCpu)}`);
+  say(`CPU per raw commit, µs: ${cpuLine(floorCpu)}`);
 
   const figures: Figure[] = [
     {
@@ -223,6 +294,8 @@ try {
     { name: "raw floor: commit → read model p50", value: pct(floor.latencies, 50), unit: "ms" },
     { name: "raw floor: commit → read model p99", value: pct(floor.latencies, 99), unit: "ms" },
     { name: "commands that failed (POST refused or reset)", value: real.failed, unit: "" },
+    ...Object.entries(realCpu).map(([k, v]) => ({ name: `CPU per command: ${k}`, value: v, unit: "µs" })),
+    ...Object.entries(floorCpu).map(([k, v]) => ({ name: `CPU per raw commit: ${k}`, value: v, unit: "µs" })),
   ];
   printFigures(
     `bench/command-read  (${count.toLocaleString("en-US")} commands and as many raw commits at ${RATE}/s; load average ${load0.toFixed(1)} → ${load1.toFixed(1)})`,
@@ -241,6 +314,8 @@ try {
       commands_failed: real.failed,
       raw_commits_failed: floor.failed,
       load_average: load1,
+      ...Object.fromEntries(Object.entries(realCpu).map(([k, v]) => [`cpu_us_per_command_${k}`, v])),
+      ...Object.fromEntries(Object.entries(floorCpu).map(([k, v]) => [`cpu_us_per_raw_commit_${k}`, v])),
     },
     ratios: {
       command_over_raw_p99: pct(real.latencies, 99) / pct(floor.latencies, 99),

@@ -4,6 +4,7 @@ import { connect, headers } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ackedPublisher, PublishNotAcked } from "./acked-publisher.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
+import { atTurnEnd } from "./turn-writes.ts";
 
 let js: TestJetStream;
 beforeEach(async () => {
@@ -136,6 +137,58 @@ describe("acked publisher", () => {
       await expect(p.publish("silent.x", "a")).rejects.toMatchObject({ reason: "timeout" });
     } finally {
       p.stop();
+    }
+  });
+
+  it("a request on the same inbox answers with the reply's payload; nobody listening is refused at once", async () => {
+    const echo = js.nats.nc.subscribe("echo.x", {
+      callback: (_e, m) => {
+        m.respond(`re:${m.string()}`);
+      },
+    });
+    const p = ackedPublisher(js.nats.nc, { timeoutMs: 5_000 });
+    try {
+      const answers = await Promise.all([p.request("echo.x", "a"), p.request("echo.x", "b")]);
+      expect(answers.map((a) => new TextDecoder().decode(a))).toEqual(["re:a", "re:b"]);
+      // A JetStream API call, as the event store makes one.
+      const seq = await p.publish("pub.api", "x");
+      const got = JSON.parse(
+        new TextDecoder().decode(
+          await p.request("$JS.API.STREAM.MSG.GET.PUB", JSON.stringify({ last_by_subj: "pub.api" })),
+        ),
+      );
+      expect(got.message.seq).toBe(seq);
+      await expect(p.request("nobody.here", "x")).rejects.toMatchObject({ reason: "no-stream" });
+    } finally {
+      p.stop();
+      echo.unsubscribe();
+    }
+  });
+
+  it("publishes and other sends deferred in one turn leave in one socket write", async () => {
+    const nc = await connect({ servers: js.server.url });
+    // nats.js' socket (internal: what the write count is about).
+    const socket = (
+      nc as unknown as { protocol: { transport: { socket: { write: (...a: unknown[]) => boolean } } } }
+    ).protocol.transport.socket;
+    const write = socket.write.bind(socket);
+    let writes = 0;
+    socket.write = (...a: unknown[]) => {
+      writes++;
+      return write(...a);
+    };
+    const p = ackedPublisher(nc, { lingerMs: 0 });
+    // Its inbox subscription is written by now (a write of its own, before the count).
+    await nc.flush();
+    writes = 0;
+    try {
+      const acks = Array.from({ length: 20 }, (_, i) => p.publish(`pub.turn${i}`, "x"));
+      for (let i = 0; i < 5; i++) atTurnEnd(() => nc.publish("plain.x", "y"));
+      await Promise.all(acks);
+      expect(writes).toBe(1);
+    } finally {
+      p.stop();
+      await nc.close();
     }
   });
 });

@@ -7,9 +7,10 @@
  * (nats-core's `RequestOne.cancel`) — which on the heartbeat path was a tenth of a busy
  * process's time.
  *
- * Publishes asked for in one turn of the event loop leave together (`setImmediate`: after
- * every I/O callback of the turn, e.g. every HTTP request read in it): one socket write for
- * all of them. nats.js flushes at the end of each microtask checkpoint, which on a server
+ * Publishes asked for in one turn of the event loop leave together (turn-writes.ts: after
+ * every I/O callback of the turn, e.g. every HTTP request read in it, with the turn's acks
+ * and other deferred sends): one socket write for all of them. `request` sends anything
+ * that is answered on a reply subject (a JetStream API call) the same way. nats.js flushes at the end of each microtask checkpoint, which on a server
  * is once per request: a write system call per heartbeat was a third of the API's time.
  * Under a steady stream — requests arriving one per turn, as at 5,000 req/s — that alone
  * batches nothing, so a publish made less than `lingerMs` (1 ms) after the last write
@@ -26,6 +27,7 @@ import {
   PermissionViolationError,
 } from "@nats-io/transport-node";
 import { Headers } from "./subjects.ts";
+import { atTurnEnd } from "./turn-writes.ts";
 
 /** Why a publish has no ack: nothing stores its subject, nobody answered in time, or the publisher stopped. */
 export class PublishNotAcked extends Error {
@@ -72,13 +74,21 @@ export interface AckedPublisher {
   publish(subject: string, data: string, o?: PublishOptions): Promise<number>;
   /** {@link publish}, resolving with the whole ack (whether it was a duplicate). */
   publishAcked(subject: string, data: string, o?: PublishOptions): Promise<PublishAck>;
+  /**
+   * A request on the same inbox (e.g. a JetStream API call): resolves with the answer's
+   * payload, as it came. Rejects with {@link PublishNotAcked} ("no-stream": nobody listens
+   * on the subject; "timeout"; "stopped"). Leaves with the turn's other writes, and builds
+   * none of what a nats.js request does per call (a timer, an `Error` with its stack).
+   */
+  request(subject: string, data: string): Promise<Uint8Array>;
   stop(): void;
 }
 
 interface Pending {
   readonly subject: string;
   readonly deadline: number;
-  readonly resolve: (ack: PublishAck) => void;
+  /** Settles it with its answer (an ack, or a request's reply). */
+  readonly answer: (m: Msg) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -174,19 +184,24 @@ export function ackedPublisher(
       // No responders: no stream listens on the subject.
       if (m.data.length === 0 && m.headers?.code === 503)
         return p.reject(new PublishNotAcked(p.subject, "no-stream"));
+      p.answer(m);
+    },
+  });
+  /** Settles a publish by its JetStream ack. */
+  const acked =
+    (subject: string, resolve: (ack: PublishAck) => void, reject: (err: Error) => void) => (m: Msg) => {
       try {
         const ack: unknown = JSON.parse(decoder.decode(m.data));
         if (typeof ack === "object" && ack !== null) {
-          if ("error" in ack && isApiError(ack.error)) return p.reject(new JetStreamApiError(ack.error));
+          if ("error" in ack && isApiError(ack.error)) return reject(new JetStreamApiError(ack.error));
           if ("seq" in ack && typeof ack.seq === "number")
-            return p.resolve({ seq: ack.seq, duplicate: "duplicate" in ack && ack.duplicate === true });
+            return resolve({ seq: ack.seq, duplicate: "duplicate" in ack && ack.duplicate === true });
         }
-        p.reject(new Error(`not a JetStream ack for ${p.subject}`));
+        reject(new Error(`not a JetStream ack for ${subject}`));
       } catch (e) {
-        p.reject(e instanceof Error ? e : new Error(String(e)));
+        reject(e instanceof Error ? e : new Error(String(e)));
       }
-    },
-  });
+    };
   // A publish the server refuses (its user may not publish there) gets no answer on the
   // inbox: the server says so once, on the connection, naming the subject. Its oldest
   // publish to that subject fails with that error at once, as `js.publish` would, rather
@@ -227,8 +242,12 @@ export function ackedPublisher(
   const schedule = () => {
     const wait = lastFlush + lingerMs - performance.now();
     if (wait <= 0) {
-      const i = setImmediate(flush);
-      flushing = { cancel: () => clearImmediate(i) };
+      // With every other send of the turn (acks included): one socket write (turn-writes.ts).
+      let cancelled = false;
+      atTurnEnd(() => {
+        if (!cancelled) flush();
+      });
+      flushing = { cancel: () => (cancelled = true) };
     } else {
       const t = setTimeout(flush, wait);
       flushing = { cancel: () => clearTimeout(t) };
@@ -253,11 +272,11 @@ export function ackedPublisher(
     subject: string,
     data: string,
     o: PublishOptions | undefined,
-    resolve: (ack: PublishAck) => void,
+    answer: (m: Msg) => void,
     reject: (err: Error) => void,
   ) => {
     const token = (next++).toString(36);
-    pending.set(token, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
+    pending.set(token, { subject, deadline: performance.now() + timeoutMs, answer, reject });
     outbox.push({ token, subject, data, o });
     if (!flushing) schedule();
   };
@@ -265,11 +284,24 @@ export function ackedPublisher(
   return {
     publish(subject, data, o) {
       return new Promise<number>((resolve, reject) =>
-        enqueue(subject, data, o, (a) => resolve(a.seq), reject),
+        enqueue(
+          subject,
+          data,
+          o,
+          acked(subject, (a) => resolve(a.seq), reject),
+          reject,
+        ),
       );
     },
     publishAcked(subject, data, o) {
-      return new Promise<PublishAck>((resolve, reject) => enqueue(subject, data, o, resolve, reject));
+      return new Promise<PublishAck>((resolve, reject) =>
+        enqueue(subject, data, o, acked(subject, resolve, reject), reject),
+      );
+    },
+    request(subject, data) {
+      return new Promise<Uint8Array>((resolve, reject) =>
+        enqueue(subject, data, undefined, (m) => resolve(m.data), reject),
+      );
     },
     stop() {
       stopped = true;

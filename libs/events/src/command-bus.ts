@@ -1,18 +1,19 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
 import type { RawCommand } from "./envelope.ts";
+import { connectionOf, publisherFor } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { commandSubject, Headers } from "./subjects.ts";
 import {
   commandWorkAttributes,
-  injectTrace,
   inMessagingSpan,
   linkTo,
   SpanAttributes,
   SpanKind,
   traceIdOf,
+  traceparentOf,
 } from "./trace.ts";
 
 export interface CommandInput {
@@ -41,10 +42,15 @@ export interface SentCommand {
 export class CommandBus {
   readonly #js: JetStreamClient;
   readonly #catalogue: Catalogue;
+  /** Where sends go: the connection's pipelined publisher, or `js.publish` when the client hides its connection. */
+  readonly #nc: NatsConnection | undefined;
+  readonly #timeoutMs: number;
 
-  constructor(deps: { js: JetStreamClient; catalogue: Catalogue }) {
+  constructor(deps: { js: JetStreamClient; catalogue: Catalogue; nc?: NatsConnection }) {
     this.#js = deps.js;
     this.#catalogue = deps.catalogue;
+    this.#nc = deps.nc ?? connectionOf(deps.js);
+    this.#timeoutMs = deps.js.getOptions().timeout ?? 10_000;
   }
 
   /**
@@ -82,11 +88,20 @@ export class CommandBus {
         },
       },
       async () => {
-        const h = natsHeaders();
-        const tp = injectTrace(h);
-        h.set(Headers.commandType, raw.type);
+        const tp = traceparentOf();
         const body: RawCommand = { ...raw, meta: { ...raw.meta, ...(tp ? { traceparent: tp } : {}) } };
-        const ack = await this.#js.publish(subject, JSON.stringify(body), { msgID: raw.id, headers: h });
+        const data = JSON.stringify(body);
+        // The connection's pipelined publisher (the event store's): no nats.js request per
+        // command (its timer and `Error`), and the sends of a turn leave in one socket write
+        // with that turn's other writes (turn-writes.ts) — the API's POST /commands path.
+        const ack = this.#nc
+          ? await publisherFor(this.#nc, this.#timeoutMs).publishAcked(subject, data, {
+              msgID: raw.id,
+              headers: tp
+                ? { [Headers.commandType]: raw.type, [Headers.traceparent]: tp }
+                : { [Headers.commandType]: raw.type },
+            })
+          : await this.#js.publish(subject, data, { msgID: raw.id, headers: natsHeadersOf(raw.type, tp) });
         return {
           commandId: raw.id,
           subject,
@@ -98,6 +113,14 @@ export class CommandBus {
       },
     );
   }
+}
+
+/** The headers of a command sent through `js.publish`. */
+function natsHeadersOf(type: string, traceparent: string | undefined) {
+  const h = natsHeaders();
+  if (traceparent) h.set(Headers.traceparent, traceparent);
+  h.set(Headers.commandType, type);
+  return h;
 }
 
 function withoutUndefined<T extends object>(o: T | undefined): Partial<T> {

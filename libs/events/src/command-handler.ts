@@ -382,10 +382,17 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     // A stale cached state (another replica wrote, or a conflict) is brought up to date by
     // folding only the commits after it; a cold one starts from a snapshot, else from scratch.
     const known = this.#cache.get(k);
-    const loaded =
-      (known ? await this.#after(target, known) : undefined) ??
-      (await this.#fromSnapshot(target)) ??
-      (await this.#fromScratch(target));
+    let loaded = known ? await this.#after(target, known) : undefined;
+    if (!loaded) {
+      // Cold: the subject's last commit first (one look). An aggregate with none — every
+      // new one, and every command naming one that does not exist — is its initial state,
+      // with no snapshot to ask for and nothing to read.
+      const last = await this.#o.store.lastSequence(target);
+      loaded =
+        last === 0
+          ? this.#initial()
+          : ((await this.#fromSnapshot(target, last)) ?? (await this.#fromScratch(target, last)));
+    }
     const newer = this.#cache.get(k);
     if (newer && newer.lastSequence > loaded.lastSequence) return newer;
     this.#put(k, loaded);
@@ -413,9 +420,22 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     };
   }
 
-  /** The whole history folded from the first commit. */
-  async #fromScratch(target: AggregateRef): Promise<Cached<S>> {
-    const history = await this.#o.store.load(target);
+  /** An aggregate with no commit in the log. */
+  #initial(): Cached<S> {
+    return {
+      state: this.#o.decider.initialState(),
+      lastSequence: 0,
+      lastCommitId: undefined,
+      version: 0,
+      commitIds: new RecentCommits(),
+      lifecycleTraceparent: undefined,
+      snapshotVersion: 0,
+    };
+  }
+
+  /** The whole history folded from the first commit (`last`: the subject's last sequence, just read). */
+  async #fromScratch(target: AggregateRef, last: number): Promise<Cached<S>> {
+    const history = await this.#o.store.load(target, { lastSequence: last });
     const d = this.#o.decider;
     const commitIds = new RecentCommits();
     for (const id of history.commitIds) commitIds.add(id);
@@ -439,7 +459,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
    *     is never trusted — the log is the record).
    *  3. Fold the commits after that sequence onto the snapshot's state.
    */
-  async #fromSnapshot(target: AggregateRef): Promise<Cached<S> | undefined> {
+  async #fromSnapshot(target: AggregateRef, last: number): Promise<Cached<S> | undefined> {
     const d = this.#o.decider;
     const store = this.#o.snapshots;
     if (!store || !d.snapshot) return undefined;
@@ -457,7 +477,11 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
         return undefined;
       }
       // 3.
-      const rest = await this.#o.store.load(target, { afterSequence: snap.sequence });
+      // (A snapshot past the last sequence read means commits came meanwhile: the load asks again.)
+      const rest = await this.#o.store.load(target, {
+        afterSequence: snap.sequence,
+        ...(last >= snap.sequence ? { lastSequence: last } : {}),
+      });
       const commitIds = RecentCommits.fromJSON(snap.commits);
       for (const id of rest.commitIds) commitIds.add(id);
       this.stats.snapshotsUsed++;

@@ -200,6 +200,24 @@ describe("command server", () => {
     }
   });
 
+  it("commands are decided side by side, and one aggregate's in the order they were sent", async () => {
+    // Sent in one go, interleaved over three aggregates: the server takes many at once.
+    const sent = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        bus.send({ type: "workload.increment", data: { counterId: `o${i % 3}`, by: i + 1 } }),
+      ),
+    );
+    await until(
+      "every command",
+      () => sent.every((c) => outcomes.get(c.commandId) === "accepted") || undefined,
+    );
+    for (let k = 0; k < 3; k++) {
+      const h = await store.load({ type: "workload", id: `o${k}` });
+      const want = Array.from({ length: 20 }, (_, j) => 3 * j + k + 1);
+      expect(h.events.map((e) => (e.data as { by: number }).by)).toEqual(want);
+    }
+  });
+
   it("a duplicate command id changes nothing", async () => {
     const id = newId();
     const first = await bus.send({ id, type: "workload.increment", data: { counterId: "d1", by: 1 } });

@@ -14,6 +14,7 @@ import { fullJitterBackoff } from "./delays.ts";
 import { describeError, remediationOf, type Settlement, settlementOf } from "./errors.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
 import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
+import { atTurnEnd, flushTurnWrites, withNextWrite } from "./turn-writes.ts";
 
 const NS_PER_MS = 1_000_000;
 
@@ -315,7 +316,7 @@ export async function startConsumer(
     // A bare +TERM: a server before 2.10 ignores `+TERM <reason>` altogether (it compares the
     // whole payload), so the message would come back after every ack wait and be
     // dead-lettered again and again. The reason is in the dead letter.
-    msg.term();
+    atTurnEnd(() => msg.term());
     settled.add(msg);
     release(msg);
     stats.deadLettered++;
@@ -327,7 +328,9 @@ export async function startConsumer(
   const settle = async (msg: JsMsg, outcome: Settlement) => {
     switch (outcome.kind) {
       case "done":
-        msg.ack();
+        // Rides with the next sends (the next command's look or append): one socket write
+        // for all of them (turn-writes.ts). The work is done and committed; only the write waits.
+        withNextWrite(() => msg.ack());
         release(msg);
         stats.acked++;
         return;
@@ -339,7 +342,7 @@ export async function startConsumer(
           );
           return;
         }
-        msg.nak(outcome.delayMs);
+        atTurnEnd(() => msg.nak(outcome.delayMs));
         held.delete(msg);
         stats.waiting++;
         return;
@@ -356,7 +359,7 @@ export async function startConsumer(
         }
         failures.set(msg.seq, n);
         const delay = backoff(n);
-        msg.nak(delay);
+        atTurnEnd(() => msg.nak(delay));
         held.delete(msg);
         stats.naked++;
         const hint = remediationOf(outcome.error);
@@ -446,13 +449,18 @@ export async function startConsumer(
           },
           () => handleBatch(batch, tools),
         );
+        const acks: JsMsg[] = [];
         for (const m of batch) {
           if (!settled.has(m)) {
-            m.ack();
+            acks.push(m);
             stats.acked++;
           }
           release(m);
         }
+        // The batch is committed: its acks ride with the next writes (turn-writes.ts).
+        withNextWrite(() => {
+          for (const m of acks) m.ack();
+        });
         break;
       } catch (err) {
         const delay = backoff(attempt);
@@ -581,6 +589,8 @@ export async function startConsumer(
       wake?.();
       await loop;
       handBack();
+      // Settlements deferred to the end of the turn go now: the caller may close the connection next.
+      flushTurnWrites();
       clearInterval(keepAlive);
       log.info({ ...ctx, ...stats }, "consumer stopped");
     },

@@ -217,6 +217,21 @@ describe("event store", () => {
     ).rejects.toBeInstanceOf(ConcurrencyConflictError);
     // And the pipelined store sees the same log.
     expect((await store.load(agg("b1"))).lastSequence).toBe(first.sequence);
+    // The subject's last sequence, asked on the connection's publisher or through jsm: the same.
+    expect(await store.lastSequence(agg("b1"))).toBe(first.sequence);
+    expect(await bare.lastSequence(agg("b1"))).toBe(first.sequence);
+    expect(await store.lastSequence(agg("b-none"))).toBe(0);
+    expect(await bare.lastSequence(agg("b-none"))).toBe(0);
+  });
+
+  it("the last sequence of a stream that is not there is the JetStream API's error", async () => {
+    const missing = new EventStore({
+      js: nats.js,
+      jsm: nats.jsm,
+      catalogue: counterCatalogue,
+      stream: "NOPE",
+    });
+    await expect(missing.lastSequence(agg("x"))).rejects.toMatchObject({ code: 10059 });
   });
 
   it("an append still waiting for its ack when the connection closes is refused at once", async () => {

@@ -59,6 +59,11 @@ export interface LoadOptions {
   readonly afterSequence?: number;
   /** Stop after the commit at this stream sequence. */
   readonly toSequence?: number;
+  /**
+   * The subject's last sequence as the caller has just read it ({@link EventStore.lastSequence}):
+   * the load reads up to it without asking again.
+   */
+  readonly lastSequence?: number;
   /** Stop after the event at this aggregate version (event count). */
   readonly toVersion?: number;
   /** Stop before the first event later than this time. */
@@ -94,7 +99,7 @@ export function commitIdFor(causationId: string, aggregate: AggregateRef): strin
  */
 const publishers = new WeakMap<NatsConnection, AckedPublisher>();
 
-function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
+export function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
   let p = publishers.get(nc);
   if (!p) {
     // lingerMs 0: an append waits for no others — an aggregate's next append waits on this
@@ -121,11 +126,30 @@ function natsHeadersOf(types: string, traceparent: string | undefined) {
 }
 
 /** The connection under a nats.js JetStream client (its `nc`, public on the implementation though not on the interface). */
-function connectionOf(js: JetStreamClient): NatsConnection | undefined {
+export function connectionOf(js: JetStreamClient): NatsConnection | undefined {
   const nc = (js as unknown as { nc?: unknown }).nc;
   return typeof nc === "object" && nc !== null && "publish" in nc && "subscribe" in nc && "closed" in nc
     ? (nc as NatsConnection)
     : undefined;
+}
+
+/**
+ * The stream sequence in a `STREAM.MSG.GET` answer; 0 when the subject holds no message.
+ * @throws JetStreamApiError for any other error the API answered with
+ */
+function lastSequenceOf(answer: unknown, subject: string): number {
+  if (typeof answer === "object" && answer !== null) {
+    if ("error" in answer && typeof answer.error === "object" && answer.error !== null) {
+      const e = answer.error as { code: number; err_code: number; description: string };
+      if (e.err_code === JetStreamApiCodes.NoMessageFound) return 0;
+      throw new JetStreamApiError(e);
+    }
+    if ("message" in answer && typeof answer.message === "object" && answer.message !== null) {
+      const seq = (answer.message as { seq?: unknown }).seq;
+      if (typeof seq === "number") return seq;
+    }
+  }
+  throw new Error(`not a stored-message answer for ${subject}`);
 }
 
 /**
@@ -140,6 +164,8 @@ export class EventStore<E extends Msg = Msg> {
   /** Where appends go: the connection's pipelined publisher, or `js.publish` when the client hides its connection. */
   readonly #nc: NatsConnection | undefined;
   readonly #timeoutMs: number;
+  /** The JetStream API subject of a stored-message get on the stream. */
+  readonly #msgGet: string;
 
   readonly #onUnreadable: (report: UnreadableCommit) => void;
   /** Sequences already reported unreadable by this store: each is reported once. */
@@ -161,6 +187,7 @@ export class EventStore<E extends Msg = Msg> {
     this.#stream = deps.stream ?? Streams.events;
     this.#nc = deps.nc ?? connectionOf(deps.js);
     this.#timeoutMs = deps.js.getOptions().timeout ?? 10_000;
+    this.#msgGet = `${deps.js.getOptions().apiPrefix ?? "$JS.API"}.STREAM.MSG.GET.${this.#stream}`;
     this.#onUnreadable = deps.onUnreadable ?? defaultUnreadableReport;
   }
 
@@ -188,8 +215,23 @@ export class EventStore<E extends Msg = Msg> {
 
   /** Stream sequence of the aggregate's last commit; 0 when it has none. */
   async lastSequence(aggregate: AggregateRef): Promise<number> {
+    const last_by_subj = eventSubject(aggregate);
+    if (this.#nc) {
+      // The same API call as `jsm.streams.getMessage`, on the connection's pipelined
+      // publisher: it leaves with the turn's other writes, and a subject with no commit
+      // yet (every new aggregate) costs no nats.js request and no JetStreamApiError.
+      const answer: unknown = JSON.parse(
+        new TextDecoder().decode(
+          await publisherFor(this.#nc, this.#timeoutMs).request(
+            this.#msgGet,
+            JSON.stringify({ last_by_subj }),
+          ),
+        ),
+      );
+      return lastSequenceOf(answer, last_by_subj);
+    }
     try {
-      const m = await this.#jsm.streams.getMessage(this.#stream, { last_by_subj: eventSubject(aggregate) });
+      const m = await this.#jsm.streams.getMessage(this.#stream, { last_by_subj });
       return m?.seq ?? 0;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return 0;
@@ -221,7 +263,7 @@ export class EventStore<E extends Msg = Msg> {
    */
   async load(aggregate: AggregateRef, opts: LoadOptions = {}): Promise<AggregateHistory<E>> {
     const subject = eventSubject(aggregate);
-    const last = await this.lastSequence(aggregate);
+    const last = opts.lastSequence ?? (await this.lastSequence(aggregate));
     const events: RecordedEvent<E>[] = [];
     const commitIds = new Set<string>();
     let lastCommitId: string | undefined;

@@ -60,6 +60,21 @@ describe("snapshots", () => {
     expect(r.state).toEqual({ total: 78 });
   });
 
+  it("a new aggregate (no commit yet) is decided on without asking for its snapshot", async () => {
+    const asked: string[] = [];
+    const counting = Object.create(snapshots) as SnapshotStore;
+    counting.get = async (a) => {
+      asked.push(a.id);
+      return await snapshots.get(a);
+    };
+    const w = handler({ snapshots: counting });
+    expect((await w.handle(increment("s-new", 1))).status).toBe("accepted");
+    expect(asked).toEqual([]);
+    // One with commits (not cached here) is asked for it.
+    expect((await handler({ snapshots: counting }).read(ref("s-new"))).version).toBe(1);
+    expect(asked).toEqual(["s-new"]);
+  });
+
   it("remembers the commits a snapshot covers: a command handled before is a duplicate", async () => {
     const w = handler({ every: 3 });
     const first = increment("s2", 7);
