@@ -1,0 +1,115 @@
+/**
+ * bench/projector/live-ab: the live apply alone, in this process, batch by batch — two
+ * builds of the projector (`--a`, `--b`: their `src` folders; by default both this one)
+ * over the same bench log, each into its own database, their batches alternated so both
+ * see the same machine. No NATS: the bench log's commits are handed to
+ * `projectInTransaction` as delivered messages, so the figure is the projector's own
+ * work (parse, reads, fold, write) and Postgres's. Never asserted: it prints.
+ *
+ * Run: node bench/projector/live-ab.ts --events 100000 [--a <src> --b <src>] [--batch 2000]
+ *      (BENCH_QUICK=1: 10,000 events)
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { createDatabase, findPostgres } from "@cairn/testkit";
+import { printResult, QUICK } from "../lib/report.ts";
+import { benchLog } from "./log.ts";
+
+const here = new URL("../../services/projector/src/", import.meta.url).pathname;
+const { values: args } = parseArgs({
+  options: {
+    events: { type: "string", default: process.env.BENCH_EVENTS ?? (QUICK ? "10000" : "100000") },
+    batch: { type: "string", default: "2000" },
+    a: { type: "string", default: here },
+    b: { type: "string", default: here },
+  },
+});
+const EVENTS = Number(args.events);
+const BATCH = Number(args.batch);
+
+/** A delivered message as the projection reads it. */
+const message = (seq: number, subject: string, body: string) => ({
+  seq,
+  subject,
+  string: () => body,
+  json: () => JSON.parse(body),
+  headers: undefined,
+  info: { pending: 0 },
+});
+
+interface Variant {
+  name: string;
+  ms: number;
+  events: number;
+  apply(msgs: unknown[]): Promise<{ events: number }>;
+  close(): Promise<void>;
+}
+
+const postgres = await findPostgres();
+async function variant(name: string, src: string): Promise<Variant> {
+  const url = (p: string) => pathToFileURL(resolve(src, p)).href;
+  const { openDatabase } = await import(url("db/database.ts"));
+  const { migrateToLatest } = await import(url("db/migrate.ts"));
+  const { projectInTransaction } = await import(url("projection.ts"));
+  const database = await createDatabase(postgres, `bench_live_ab_${name}`);
+  const db = openDatabase(database.url, { max: 2 });
+  await migrateToLatest(db, "cairn");
+  const target = { db, schema: "cairn", name: "projector" };
+  const noReader = { firstSequence: async () => 1, get: async () => undefined };
+  return {
+    name,
+    ms: 0,
+    events: 0,
+    apply: (msgs) => projectInTransaction(target, msgs, async () => {}, noReader),
+    close: async () => {
+      await db.destroy();
+      await database.dispose();
+    },
+  };
+}
+
+const variants = [await variant("a", args.a), await variant("b", args.b)];
+const batches: ReturnType<typeof message>[][] = [];
+let seq = 0;
+let current: ReturnType<typeof message>[] = [];
+for (const c of benchLog(EVENTS)) {
+  current.push(message(++seq, c.subject, c.body));
+  if (current.length >= BATCH) {
+    batches.push(current);
+    current = [];
+  }
+}
+if (current.length > 0) batches.push(current);
+
+try {
+  for (let i = 0; i < batches.length; i++) {
+    // Alternate which goes first, so neither always follows the other's write-back.
+    const order = i % 2 === 0 ? variants : [...variants].reverse();
+    for (const v of order) {
+      const t0 = performance.now();
+      const out = await v.apply(batches[i]!);
+      v.ms += performance.now() - t0;
+      v.events += out.events;
+    }
+  }
+} finally {
+  for (const v of variants) await v.close();
+  await postgres.stop();
+}
+
+const rates = Object.fromEntries(
+  variants.map((v) => [`${v.name}_per_s`, Math.round((v.events * 1000) / v.ms)]),
+);
+for (const v of variants)
+  process.stdout.write(
+    `${v.name}: ${v.events} events in ${Math.round(v.ms)} ms, ${rates[`${v.name}_per_s`]} events/s\n`,
+  );
+printResult({
+  bench: "live-ab",
+  params: { quick: QUICK, events: EVENTS, batch: BATCH, a: args.a, b: args.b },
+  figures: rates,
+  met: true,
+  ratios: { b_over_a: (rates.b_per_s ?? 0) / (rates.a_per_s ?? 1) },
+  goals: {},
+});
