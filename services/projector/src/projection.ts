@@ -3,6 +3,8 @@
  * the read models and moves the checkpoint (see docs/projector.md for why that is
  * exactly once).
  */
+
+import { randomUUID } from "node:crypto";
 import {
   type AnyEvent,
   type Catalogue,
@@ -36,9 +38,12 @@ import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ClientBase, QueryResult } from "pg";
 import {
   addToReadSet,
+  clearMoreRows,
   emptyLoadedRows,
   emptyReadSet,
   foldBatch,
+  type LoadedRows,
+  type ReadSet,
   readSetMinus,
   readSetSize,
   readStatements,
@@ -205,6 +210,67 @@ const PARSE_SLICE = 250;
 const MAX_FILL_FACTOR = 4;
 
 /**
+ * The rows the last batch of this process left behind, kept for the next one: a live
+ * batch then reads from Postgres only the rows it has not seen (issue 16 — reading a
+ * thousand 2 kB cluster rows back every batch was a round trip's worth of Postgres and
+ * of parsing). Valid only while nobody else has written the read models since, which
+ * the next batch checks under its lock: the checkpoint row still holds the checkpoint
+ * and the token (`writer`, random per batch) this process committed. Any other write of
+ * it changes the token: another replica's batch writes its own, a rebuild (so also the
+ * schema a replay's swap brings in) and `forgetReadModels` write null. Otherwise
+ * it is dropped and every row read as before. Dropped too when a batch fails: its fold
+ * has already moved the rows.
+ */
+interface RowCache {
+  /** The checkpoint this process committed with these rows. */
+  checkpoint: number;
+  /** The token this process's batch wrote with the checkpoint (`projector_checkpoint.writer`). */
+  writer: string;
+  readonly rows: LoadedRows;
+  /** The step durations are all in `rows` (they are read all at once). */
+  durations: boolean;
+}
+
+/** Rows kept per read model at most; past it the oldest read go first. */
+const CACHE_ROWS = 20_000;
+
+const rowCaches = new WeakMap<ProjectionTarget, RowCache>();
+
+/** Drops the oldest entries of each map past `CACHE_ROWS` (maps keep insertion order). */
+function trimCache(rows: LoadedRows): void {
+  for (const m of [
+    rows.clusters,
+    rows.commands,
+    rows.more.installs,
+    rows.more.nodes,
+    rows.more.nodeops,
+    rows.more.sessions,
+  ] as Map<string, unknown>[]) {
+    if (m.size <= CACHE_ROWS) continue;
+    let excess = m.size - CACHE_ROWS;
+    for (const k of m.keys()) {
+      if (excess-- <= 0) break;
+      m.delete(k);
+    }
+  }
+}
+
+/** What of `set` `rows` does not hold yet (with `durations` when those are not all there). */
+function missingFrom(set: ReadSet, cache: RowCache): ReadSet {
+  const r = cache.rows;
+  const minus = (ids: Set<string>, m: Map<string, unknown>) => new Set([...ids].filter((id) => !m.has(id)));
+  return {
+    clusters: minus(set.clusters, r.clusters),
+    commands: minus(set.commands, r.commands),
+    installs: minus(set.installs, r.more.installs),
+    nodes: minus(set.nodes, r.more.nodes),
+    nodeops: minus(set.nodeops, r.more.nodeops),
+    sessions: minus(set.sessions, r.more.sessions),
+    durations: set.durations && !cache.durations,
+  };
+}
+
+/**
  * Applies one batch in one transaction: event index, clusters and commands, then the
  * checkpoint = the last sequence applied. Messages are applied in stream order and
  * contiguously after the checkpoint, whatever order they were delivered in:
@@ -266,8 +332,14 @@ export async function projectInTransaction(
     }
     const reads = emptyReadSet();
     for (const d of delivered) if (d.events) addToReadSet(reads, d.events);
-    const loaded = emptyLoadedRows();
-    const firstReads = readStatements(schema, reads, loaded);
+    // The rows of the last batch, when this process wrote it: only the others are read.
+    const cached = rowCaches.get(target);
+    // Written with the checkpoint, so the next batch can tell nobody wrote after this one.
+    const writer = randomUUID();
+    let wrote = false;
+    rowCaches.delete(target); // back only once this batch has committed
+    const loaded = cached?.rows ?? emptyLoadedRows();
+    const firstReads = readStatements(schema, cached ? missingFrom(reads, cached) : reads, loaded);
 
     return await withRawClient(db, async (client) => {
       try {
@@ -287,9 +359,31 @@ export async function projectInTransaction(
           lockCheckpointText(schema, name),
           ...firstReads.statements,
         ]);
-        const checkpoint = Number((opened[2]!.rows[0] as { last_sequence: number }).last_sequence);
-        firstReads.read(opened.slice(3));
+        const locked = opened[2]!.rows[0] as { last_sequence: number; writer: string | null };
+        const checkpoint = Number(locked.last_sequence);
+        const stale =
+          cached !== undefined && (cached.checkpoint !== checkpoint || cached.writer !== locked.writer);
+        if (stale) {
+          // Someone else wrote since (another replica, a replay's swap, a reset): the kept
+          // rows may be stale. Forget them and read every row, in one more round trip.
+          loaded.clusters.clear();
+          loaded.commands.clear();
+          clearMoreRows(loaded.more);
+          firstReads.read(opened.slice(3));
+          const rest = readStatements(schema, reads, loaded);
+          rest.read(await simpleQuery(client, rest.statements));
+        } else firstReads.read(opened.slice(3));
         const outcome = await applyAfter(checkpoint, client);
+        // Committed: the rows are what Postgres now holds, at this checkpoint (kept only
+        // when this batch wrote the checkpoint, and so its token).
+        if (!wrote) return outcome;
+        trimCache(loaded);
+        rowCaches.set(target, {
+          checkpoint: outcome.checkpoint,
+          writer,
+          rows: loaded,
+          durations: reads.durations || (!stale && (cached?.durations ?? false)),
+        });
         return outcome;
       } catch (err) {
         // Ends the transaction; a connection that cannot is closed by withRawClient.
@@ -371,7 +465,11 @@ export async function projectInTransaction(
       }
       const folded = foldBatch(events, loaded);
       // Round trip 2: every row, the checkpoint and the commit.
-      await simpleQuery(client, [writeStatement(schema, events, folded, { name, sequence: last }), "commit"]);
+      await simpleQuery(client, [
+        writeStatement(schema, events, folded, { name, sequence: last, writer }),
+        "commit",
+      ]);
+      wrote = true;
       const changes: Change[] = [
         ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
