@@ -9,10 +9,13 @@
  * Run: node bench/projector/live-ab.ts --events 100000 [--a <src> --b <src>] [--batch 2000]
  *      (BENCH_QUICK=1: 10,000 events)
  */
+
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createDatabase, findPostgres } from "@cairn/testkit";
+import { sql } from "kysely";
 import { printResult, QUICK } from "../lib/report.ts";
 import { benchLog } from "./log.ts";
 
@@ -42,6 +45,10 @@ interface Variant {
   name: string;
   ms: number;
   events: number;
+  /** CPU of this process while it applied (µs), and of its database's Postgres backends (clock ticks). */
+  nodeCpuUs: number;
+  pgTicks: number;
+  backendTicks(): Promise<number>;
   apply(msgs: unknown[], upcoming: () => unknown[]): Promise<{ events: number }>;
   close(): Promise<void>;
 }
@@ -61,6 +68,24 @@ async function variant(name: string, src: string): Promise<Variant> {
     name,
     ms: 0,
     events: 0,
+    nodeCpuUs: 0,
+    pgTicks: 0,
+    // Postgres runs on this machine (the testkit's): its backends' utime + stime from /proc.
+    backendTicks: async () => {
+      const r = await sql<{
+        pid: number;
+      }>`select pid from pg_stat_activity where datname = current_database()`.execute(db);
+      let ticks = 0;
+      for (const { pid } of r.rows) {
+        try {
+          const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+          ticks += Number(f[11]) + Number(f[12]);
+        } catch {
+          // not ours to read, or gone
+        }
+      }
+      return ticks;
+    },
     apply: (msgs, upcoming) => projectInTransaction(target, msgs, async () => {}, noReader, upcoming),
     close: async () => {
       await db.destroy();
@@ -87,10 +112,15 @@ try {
     // Alternate which goes first, so neither always follows the other's write-back.
     const order = i % 2 === 0 ? variants : [...variants].reverse();
     for (const v of order) {
+      const pg0 = await v.backendTicks();
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       // As the consumer runner hands them: the next batch is buffered behind this one.
       const out = await v.apply(batches[i]!, () => batches[i + 1] ?? []);
       v.ms += performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      v.nodeCpuUs += cpu.user + cpu.system;
+      v.pgTicks += (await v.backendTicks()) - pg0;
       v.events += out.events;
     }
   }
@@ -100,17 +130,26 @@ try {
 }
 
 const rates = Object.fromEntries(
-  variants.map((v) => [`${v.name}_per_s`, Math.round((v.events * 1000) / v.ms)]),
+  variants.flatMap((v) => [
+    [`${v.name}_per_s`, Math.round((v.events * 1000) / v.ms)],
+    // CPU per event, which the machine's load disturbs much less than rates (ticks of 10 ms).
+    [`${v.name}_node_cpu_us_per_event`, Math.round((v.nodeCpuUs / v.events) * 10) / 10],
+    [`${v.name}_postgres_cpu_us_per_event`, Math.round(((v.pgTicks * 10_000) / v.events) * 10) / 10],
+  ]),
 );
 for (const v of variants)
   process.stdout.write(
-    `${v.name}: ${v.events} events in ${Math.round(v.ms)} ms, ${rates[`${v.name}_per_s`]} events/s\n`,
+    `${v.name}: ${v.events} events in ${Math.round(v.ms)} ms, ${rates[`${v.name}_per_s`]} events/s; CPU per event: node ${rates[`${v.name}_node_cpu_us_per_event`]} µs, postgres ${rates[`${v.name}_postgres_cpu_us_per_event`]} µs\n`,
   );
 printResult({
   bench: "live-ab",
   params: { quick: QUICK, events: EVENTS, batch: BATCH, a: args.a, b: args.b },
   figures: rates,
-
-  ratios: { b_over_a: (rates.b_per_s ?? 0) / (rates.a_per_s ?? 1) },
+  ratios: {
+    b_over_a: (rates.b_per_s ?? 0) / (rates.a_per_s ?? 1),
+    b_over_a_cpu_per_event:
+      ((rates.b_node_cpu_us_per_event ?? 0) + (rates.b_postgres_cpu_us_per_event ?? 0)) /
+      ((rates.a_node_cpu_us_per_event ?? 0) + (rates.a_postgres_cpu_us_per_event ?? 0) || 1),
+  },
   goals: {},
 });
