@@ -234,8 +234,12 @@ interface RowCache {
   readonly absent: ReadSet;
 }
 
-/** Rows kept per read model at most; past it the oldest read go first. */
-const CACHE_ROWS = 20_000;
+/**
+ * Rows kept per read model at most; past it the oldest read go first. Bounded for the
+ * projector's memory (a cluster row is a few kB in V8; issue 15 keeps a service under 100 MB):
+ * enough for the clusters a busy control plane moves between two batches.
+ */
+const CACHE_ROWS = 5_000;
 
 const rowCaches = new WeakMap<ProjectionTarget, RowCache>();
 
