@@ -32,6 +32,8 @@ const BENCHES: BenchSpec[] = [
   // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
   { name: "prepare", file: here("./projector/prepare.ts") },
   { name: "replay-ab", file: here("./projector/replay-ab.ts") },
+  // The live apply of two builds, alternated batch by batch in process (docs/projector.md): no goals.
+  { name: "live-ab", file: here("./projector/live-ab.ts") },
   // Issue 16's "replay flat as the log grows": 100,000 then 1,000,000 events.
   { name: "replay-growth", file: here("./projector/replay-growth.ts") },
   {

@@ -119,7 +119,11 @@ try {
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   projector = spawn(
     process.execPath,
-    [fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url))],
+    // BENCH_PROJECTOR_MAIN: another build's entry point, for an A/B of the live apply.
+    [
+      process.env.BENCH_PROJECTOR_MAIN ??
+        fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url)),
+    ],
     {
       env: {
         ...process.env,

@@ -199,6 +199,93 @@ describe("projection", () => {
     expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ version: 4, state: "Deleting" });
   });
 
+  it("keeps the rows of its last batch for the next one, and reads them again once anyone else wrote", async () => {
+    const w = infra.writer;
+    await w.append(cluster("c1"), [requested("c1")], { commandId: "cmd-1" });
+    await w.append(cluster("c1"), [scaleRequested("workers", 2, 5)]);
+    await w.append(cluster("c1"), [rejected("cmd-3", "cluster.scale", "conflict", "busy")], {
+      commandId: "cmd-3",
+    });
+    await w.append(cluster("c1"), [rejected("cmd-4", "cluster.scale", "conflict", "busy")], {
+      commandId: "cmd-4",
+    });
+    await w.append(cluster("c1"), [deletionRequested()]);
+    await migrateToLatest(db, SCHEMA);
+    const [m1, m2, m3, m4, m5] = await fetchAll(5);
+    const noDeadLetters = async () => {
+      throw new Error("no message here is poison");
+    };
+    const reader = streamReader(infra.nats.jsm);
+    // Two replicas of the projection (two processes, as far as their rows in memory go).
+    const a = { db, schema: SCHEMA, name: "projector" };
+    const b = { db, schema: SCHEMA, name: "projector" };
+
+    await projectBatch(a, [m1!], noDeadLetters, reader);
+    // The other replica moves the cluster while `a` still holds it as Pending.
+    await projectBatch(b, [m2!], noDeadLetters, reader);
+    await projectBatch(a, [m3!], noDeadLetters, reader);
+    // Had `a` folded into what it held, the rejection would have left the row Pending.
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Scaling", version: 3 });
+
+    // Nobody else wrote since `a`'s batch: `a` folds into the rows it holds, without
+    // reading them (the name changed behind its back shows which it used).
+    await sql`update ${sql.table(`${SCHEMA}.clusters`)} set name = 'changed behind its back'`.execute(db);
+    await projectBatch(a, [m4!], noDeadLetters, reader);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ name: "c1", version: 4 });
+
+    // Any other write of the checkpoint (a reset, a rebuild: token null) makes it read again.
+    await sql`update ${sql.table(`${SCHEMA}.clusters`)} set name = 'changed behind its back'`.execute(db);
+    await sql`update ${sql.table(`${SCHEMA}.projector_checkpoint`)} set writer = null`.execute(db);
+    await projectBatch(a, [m5!], noDeadLetters, reader);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({
+      name: "changed behind its back",
+      state: "Deleting",
+      version: 5,
+    });
+  });
+
+  it("folds the batch buffered behind this one while this one commits, and drops that work once anyone else wrote", async () => {
+    const w = infra.writer;
+    await w.append(cluster("c1"), [requested("c1")], { commandId: "cmd-1" });
+    await w.append(cluster("c1"), [scaleRequested("workers", 2, 5)], { commandId: "cmd-2" });
+    await w.append(cluster("c1"), [rejected("cmd-3", "cluster.scale", "conflict", "busy")], {
+      commandId: "cmd-3",
+    });
+    await w.append(cluster("c2"), [requested("c2")], { commandId: "cmd-4" });
+    await w.append(cluster("c1"), [rejected("cmd-5", "cluster.scale", "conflict", "busy")], {
+      commandId: "cmd-5",
+    });
+    await w.append(cluster("c1"), [deletionRequested()]);
+    await migrateToLatest(db, SCHEMA);
+    const [m1, m2, m3, m4, m5, m6] = await fetchAll(6);
+    const noDeadLetters = async () => {
+      throw new Error("no message here is poison");
+    };
+    const reader = streamReader(infra.nats.jsm);
+    const a = { db, schema: SCHEMA, name: "projector" };
+
+    // Each batch sees the next one buffered behind it, as the consumer runner shows it.
+    await projectBatch(a, [m1!], noDeadLetters, reader, () => [m2!, m3!]);
+    await projectBatch(a, [m2!, m3!], noDeadLetters, reader, () => [m4!]);
+    await projectBatch(a, [m4!], noDeadLetters, reader, () => [m5!]);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Scaling", version: 3 });
+    expect((await getCluster(db, SCHEMA, "c1"))?.spec.pools[0]?.count).toBe(5);
+    expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ state: "Pending", version: 1 });
+    expect(await getCommand(db, SCHEMA, "cmd-3")).toMatchObject({ status: "rejected" });
+
+    // m5 was folded ahead on c1 as `a` wrote it (Scaling). Someone else writes c1 and the
+    // checkpoint (its token) before m5's batch: the work ahead must not be used.
+    await sql`update ${sql.table(`${SCHEMA}.clusters`)} set state = 'Failed' where id = 'c1'`.execute(db);
+    await sql`update ${sql.table(`${SCHEMA}.projector_checkpoint`)} set writer = null`.execute(db);
+    await projectBatch(a, [m5!], noDeadLetters, reader, () => [m6!]);
+    // A rejection leaves the state as it finds it: what is in Postgres, not what was folded ahead.
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Failed", version: 4 });
+    await projectBatch(a, [m6!], noDeadLetters, reader, () => []);
+    expect(await getCluster(db, SCHEMA, "c1")).toMatchObject({ state: "Deleting", version: 5 });
+    expect(await checkpoint()).toBe(6);
+    expect(await countEvents(db, SCHEMA)).toBe(6);
+  });
+
   it("fills sequences missing before a batch from the stream, in order, and passes deleted ones", async () => {
     const w = infra.writer;
     for (let i = 0; i < 6; i++) await w.append(cluster("c1"), nextCommit("c1", i));

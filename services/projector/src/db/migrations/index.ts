@@ -5,6 +5,7 @@ import { installsNodesNodeops } from "./20261122090000_installs_nodes_nodeops.ts
 import { sessions } from "./20261123090000_sessions.ts";
 import { clusterConditions } from "./20261124090000_cluster_conditions.ts";
 import { sessionsLastSequence } from "./20261202200000_sessions_last_sequence.ts";
+import { hotPath } from "./20261203130000_hot_path.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -19,5 +20,6 @@ export function migrationsFor(schema: string): Record<string, Migration> {
     "20261123090000_sessions": sessions(schema),
     "20261124090000_cluster_conditions": clusterConditions(schema),
     "20261202200000_sessions_last_sequence": sessionsLastSequence(schema),
+    "20261203130000_hot_path": hotPath(schema),
   };
 }
