@@ -53,6 +53,7 @@ import { SERVICE_NODE_OPTIONS as DEPLOYED_NODE_OPTIONS } from "../../cli/src/sta
 import { buildIfStale, SERVICES } from "../../scripts/build.ts";
 import { createCommand } from "../../test/harness/lifecycle.ts";
 import { type Stack, startStack } from "../../test/harness/stack.ts";
+import { cpuMs } from "../lib/proc.ts";
 import { bounded, type Figure, printFigures, printResult } from "../lib/report.ts";
 import { descendants } from "../lib/runner.ts";
 
@@ -88,7 +89,6 @@ const LAG_GOAL_MS = 1000;
 const RSS_GOAL_MB = 100;
 const LINEAR_SLACK = 1.2;
 const MB = 1024 * 1024;
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 // ── cleanup: every process this bench started goes with it ────────────────────────────
 
@@ -121,17 +121,6 @@ function rssBytes(pid: number): number | undefined {
     return undefined;
   }
 }
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-
 /** The floor of any service's RSS here: a bare Node process that has started and idles. */
 function bareNodeRss(): number {
   const out = execFileSync(
@@ -287,7 +276,8 @@ async function runSize(clusters: number): Promise<SizeResult> {
       );
 
       const pids = stack.processes.map((p) => p.pid).filter((p) => p !== undefined);
-      const cpuNow = () => pids.reduce((a, p) => a + cpuMs(p), 0);
+      // A process gone counts 0 (its CPU left with it).
+      const cpuNow = () => pids.reduce((a, p) => a + (cpuMs(p) || 0), 0);
       // A quiet window: what N clusters and their sessions cost with nobody calling (health
       // checks, sweeps, reconciles), once the setup's tail has settled.
       await sleep(Math.min(2_000, IDLE_SECONDS * 500));

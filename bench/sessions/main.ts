@@ -48,8 +48,8 @@
  * BENCH_PARTS=heartbeats,sweep,wake: only those parts, default all; BENCH_ROUNDS, BENCH_SECONDS:
  * the heartbeat rounds and the seconds of each slice)
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,6 +77,7 @@ import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/
 import { Kvm } from "@nats-io/kv";
 import autocannon from "autocannon";
 import { paced, saturate } from "../lib/http-load.ts";
+import { cpuMs } from "../lib/proc.ts";
 import { bounded, type Figure, printFigures, printResult, rate, timed } from "../lib/report.ts";
 import { WAKE_OVERHEAD_GOAL_MS, wakeBench, wakeFigures, wakeRows, wakeTitle } from "./wake.ts";
 
@@ -103,32 +104,14 @@ const pct = (xs: number[], p: number) => {
 };
 const median = (xs: number[]) => pct(xs, 50);
 
-/**
- * CPU time (user + system, ms) a process has used so far, from /proc (Linux; NaN elsewhere).
- * CPU per request is what a shared machine cannot blur: a rate or a latency measures the
- * other helpers' load too, the CPU a request costs does not (much).
- */
-const TICKS_PER_S = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-function cpuMs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S;
-  } catch {
-    return Number.NaN;
-  }
-}
+/** CPU (user + system, ms) a process has used so far; NaN when it has none. CPU per request is what a
+ * shared machine cannot blur: a rate or a latency measures the other helpers' load too. */
+const cpuOf = (pid: number | undefined) => (pid === undefined ? Number.NaN : cpuMs(pid));
 /** `f`'s result and the CPU (ms) each of `pids` used meanwhile. */
 async function withCpu<T>(pids: (number | undefined)[], f: () => Promise<T>) {
-  const before = pids.map(cpuMs);
+  const before = pids.map(cpuOf);
   const result = await f();
-  return { result, cpu: pids.map((pid, i) => cpuMs(pid) - before[i]!) };
+  return { result, cpu: pids.map((pid, i) => cpuOf(pid) - before[i]!) };
 }
 
 // ── the session history, as its owner records it ────────────────────────────────────
