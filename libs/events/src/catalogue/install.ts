@@ -41,6 +41,15 @@ const attempt = z.number().int().min(1);
 const byCluster = (d: { clusterId: string }) => d.clusterId;
 const clusterRef = { clusterId: tokenSafeId };
 const isoTime = z.string().datetime();
+/**
+ * A batch of one step on several nodes, sent as one SSM command (`InstanceIds` ≤ 50):
+ * named by the install's version when it was requested and its place in that commit,
+ * unique within the install, and written into the command's comment so that a send cut
+ * short by a crash is found again.
+ */
+const batchId = z.string().regex(/^[0-9]+\.[0-9]+$/);
+/** SSM's limit of instances named in one SendCommand. */
+export const MAX_BATCH_INSTANCES = 50;
 /** The last lines of a step's output, bounded and with secrets redacted. */
 const outputTail = z.string().max(4_096);
 
@@ -132,6 +141,21 @@ export const RecordStepSent = defineCommand({
   }),
   aggregateId: byCluster,
   description: "internal: SSM accepted the step's command.",
+});
+export const RecordBatchSent = defineCommand({
+  type: "install.record-batch-sent",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    batch: batchId,
+    commandId: z.string().min(1),
+    sentAt: isoTime,
+    /** The instances the command names: only the batch's nodes among them are recorded sent. */
+    instanceIds: z.array(z.string().min(1)).min(1).max(MAX_BATCH_INSTANCES),
+  }),
+  aggregateId: byCluster,
+  description: "internal: SSM accepted one command for a batch of nodes' steps (the instances it names).",
 });
 export const RecordStepResult = defineCommand({
   type: "install.record-step-result",
@@ -303,6 +327,7 @@ export const installCommands = [
   RecordSecrets,
   RecordOnline,
   RecordStepSent,
+  RecordBatchSent,
   RecordStepResult,
   RecordMany,
   RecordKubeconfig,
@@ -373,8 +398,11 @@ export const StepRequested = defineEvent({
     /** Step X of Y of the install as it stands (Y grows when nodes are added). */
     number: z.number().int().min(1),
     of: z.number().int().min(1),
+    /** Sent with the other nodes of this batch in one command (`install.batch-requested`); absent: on its own. */
+    batch: batchId.optional(),
   }),
-  description: "A step is to be sent to a node, as attempt n (a retry is a new, recorded attempt).",
+  description:
+    "A step is to be sent to a node, as attempt n (a retry is a new, recorded attempt); with `batch`, in one command with the batch's other nodes.",
 });
 export const StepSent = defineEvent({
   type: "install.step-sent",
@@ -388,8 +416,38 @@ export const StepSent = defineEvent({
     sentAt: isoTime,
     /** ISO 8601: past this the command is cancelled and the step tried again (or given up). */
     deadline: isoTime,
+    /** The node's step went out in this batch's command (polled by `install.batch-sent`). */
+    batch: batchId.optional(),
   }),
   description: "SSM accepted the step's command: its id is polled from here on, never sent again.",
+});
+export const BatchRequested = defineEvent({
+  type: "install.batch-requested",
+  aggregate: "install",
+  schema: z.object({
+    batch: batchId,
+    step: installStep,
+    /** The nodes whose `install.step-requested` names this batch, all running the same script. */
+    slots: z.array(slot).min(2).max(MAX_BATCH_INSTANCES),
+    instanceIds: z.array(z.string()).min(2).max(MAX_BATCH_INSTANCES),
+  }),
+  description:
+    "Several nodes' requested steps (the same step, the same script) are to go out as one SSM command: one SendCommand instead of one per node.",
+});
+export const BatchSent = defineEvent({
+  type: "install.batch-sent",
+  aggregate: "install",
+  schema: z.object({
+    batch: batchId,
+    step: installStep,
+    commandId: z.string(),
+    /** The nodes recorded sent in this command (each has its `install.step-sent`). */
+    slots: z.array(slot).min(1).max(MAX_BATCH_INSTANCES),
+    sentAt: isoTime,
+    deadline: isoTime,
+  }),
+  description:
+    "SSM accepted a batch's command: its invocations are polled together (ListCommandInvocations by command id), each node's result recorded on its own.",
 });
 export const StepSucceeded = defineEvent({
   type: "install.step-succeeded",
@@ -595,6 +653,8 @@ export const installEvents = [
   NodeOnline,
   StepRequested,
   StepSent,
+  BatchRequested,
+  BatchSent,
   StepSucceeded,
   StepFailed,
   KubeconfigPublished,

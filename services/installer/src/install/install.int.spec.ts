@@ -37,10 +37,22 @@ const recording = (real: RemoteExec): RemoteExec => ({
   onlineInstances: (r, ids) => real.onlineInstances(r, ids),
   findSent: (r, i, c, since) => real.findSent(r, i, c, since),
   invocation: (r, c, i) => real.invocation(r, c, i),
+  invocations: (r, c) => real.invocations(r, c),
+  commandTargets: (r, c) => real.commandTargets(r, c),
   cancel: (r, c, i) => real.cancel(r, c, i),
   putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
   parameterVersion: (r, n) => real.parameterVersion(r, n),
   deleteParameters: (r, n) => real.deleteParameters(r, n),
+  sendBatch: async (region, batch) => {
+    const id = await real.sendBatch(region, batch);
+    sentScripts.push({ ...batch, instanceId: batch.instanceIds.join(",") });
+    for (const k of crashAfterSend)
+      if (batch.comment.includes(k)) {
+        crashAfterSend.delete(k);
+        throw new Error(`installer crashed after SSM took ${batch.comment}`);
+      }
+    return id;
+  },
   send: async (region, step) => {
     const id = await real.send(region, step);
     sentScripts.push(step);

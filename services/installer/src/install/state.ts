@@ -82,6 +82,8 @@ export interface StepInFlight {
   readonly commandId?: string;
   readonly sentAt?: string;
   readonly deadline?: string;
+  /** Sent in one command with the other nodes of this batch (`install.batch-requested`). */
+  readonly batch?: string;
 }
 
 export interface InstallNode {
@@ -265,20 +267,32 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
     case "install.node-online":
       return withNode(event.data.slot, (n) => ({ ...n, online: true }));
     case "install.step-requested": {
-      const { step, attempt } = event.data;
+      const { step, attempt, batch } = event.data;
       return withNode(event.data.slot, (n) => ({
         ...n,
-        step: { name: step, attempt, status: "requested" },
+        step: { name: step, attempt, status: "requested", ...(batch !== undefined ? { batch } : {}) },
         attempts: { ...n.attempts, [step]: attempt },
       }));
     }
     case "install.step-sent": {
-      const { step, attempt, commandId, sentAt, deadline } = event.data;
+      const { step, attempt, commandId, sentAt, deadline, batch } = event.data;
       return withNode(event.data.slot, (n) => ({
         ...n,
-        step: { name: step, attempt, status: "sent", commandId, sentAt, deadline },
+        step: {
+          name: step,
+          attempt,
+          status: "sent",
+          commandId,
+          sentAt,
+          deadline,
+          ...(batch !== undefined ? { batch } : {}),
+        },
       }));
     }
+    // A batch's nodes carry it in their own step events; these only tell the reactor to act.
+    case "install.batch-requested":
+    case "install.batch-sent":
+      return state;
     case "install.step-succeeded": {
       const { step, slot } = event.data;
       if (!state.nodes[slot]) return state;
