@@ -28,7 +28,7 @@ const plan = {
   servers: 1,
   pools: [
     { name: "web", capacityType: "spot" as const, labels: { tier: "web" }, taints: [] },
-    { name: "gpu", capacityType: "on-demand" as const, labels: {}, taints: [] },
+    { name: "gpu", capacityType: "on-demand" as const, labels: {} as Record<string, string>, taints: [] },
   ],
 };
 interface N {

@@ -165,7 +165,7 @@ function configYaml(i: StepScriptInput, extra: string[]): string {
 
 /** A script for a batch names the node on the instance: `node-name` from its own instance id. */
 function nodeNameLine(i: StepScriptInput): string {
-  return i.node !== undefined ? "" : `\nCONFIG="node-name: "$(instance_id)""$'\\n'"$CONFIG"`;
+  return i.node !== undefined ? "" : `\nCONFIG="node-name: \\"$(instance_id)\\""$'\\n'"$CONFIG"`;
 }
 
 function body(i: StepScriptInput): string {
