@@ -318,6 +318,35 @@ describe("installing K3s over SSM", () => {
     ).toBe(true);
   });
 
+  it("one node of a batch hanging past the deadline: only its invocation is cancelled and tried again", async () => {
+    sim.faults.add({
+      kind: "command-hang",
+      service: "ssm",
+      count: 1,
+      match: { clusterId: "hangb", step: "k3s-agent-join" },
+    });
+    await create("hangb", { pools: pools(2) });
+    await installed("hangb", 3);
+    const calls = invocations("hangb").filter((c) => c.step === "k3s-agent-join");
+    expect(calls.map((c) => c.status).sort()).toEqual(["Cancelled", "Success", "Success"]);
+    const hung = calls.find((c) => c.status === "Cancelled")!;
+    // The other node's invocation of the same command ran to Success, untouched.
+    expect(
+      calls
+        .filter((c) => c.id === hung.id)
+        .map((c) => c.status)
+        .sort(),
+    ).toEqual(["Cancelled", "Success"]);
+    const failed = (await historyOf("hangb")).filter((e) => e.type === "install.step-failed");
+    expect(failed.map((e) => e.data)).toMatchObject([
+      { instanceId: hung.instance, status: "TimedOut", willRetry: true },
+    ]);
+    const cancels = sim.requests
+      .list()
+      .filter((r) => r.action === "CancelCommand" && r.ids.includes(hung.id));
+    expect(cancels.map((r) => r.ids.filter((i) => i.startsWith("i-")))).toEqual([[hung.instance]]);
+  });
+
   it("a node that goes NotReady: Degraded, K3s restarted on it, Ready again", async () => {
     const s = await installOf("one");
     const agent = Object.values(s.status === "Absent" ? {} : s.nodes).find((n) => n.role === "agent");
