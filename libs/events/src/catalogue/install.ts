@@ -48,6 +48,8 @@ const isoTime = z.string().datetime();
  * short by a crash is found again.
  */
 const batchId = z.string().regex(/^[0-9]+\.[0-9]+$/);
+/** The stream sequence of the kube fact a node's readiness was recorded from (newer facts only). */
+const factSequence = z.number().int().positive();
 /** SSM's limit of instances named in one SendCommand. */
 export const MAX_BATCH_INSTANCES = 50;
 /** The last lines of a step's output, bounded and with secrets redacted. */
@@ -179,6 +181,21 @@ export const RecordStepResult = defineCommand({
   description:
     "internal: a step's command ended (or could not be sent, or passed its deadline and was cancelled).",
 });
+export const RecordNodeState = defineCommand({
+  type: "install.record-node-state",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    node: nodeName,
+    state: z.enum(["ready", "not-ready", "removed"]),
+    reason: z.string().optional(),
+    /** The kube fact's stream sequence: a fact older than the node's last recorded one is stale (a redelivery). */
+    factSequence: factSequence.optional(),
+  }),
+  aggregateId: byCluster,
+  description: "internal: node-ops reported a node Ready, NotReady or gone.",
+});
 /**
  * Records of many nodes in one commit (the installer's group commit): each decided in
  * order as its own command would be, on the state the ones before it left. Only records
@@ -197,6 +214,7 @@ export const RecordMany = defineCommand({
           z.object({ type: z.literal("install.record-online"), data: RecordOnline.schema }),
           z.object({ type: z.literal("install.record-step-sent"), data: RecordStepSent.schema }),
           z.object({ type: z.literal("install.record-step-result"), data: RecordStepResult.schema }),
+          z.object({ type: z.literal("install.record-node-state"), data: RecordNodeState.schema }),
         ]),
       )
       .min(1)
@@ -204,7 +222,7 @@ export const RecordMany = defineCommand({
   }),
   aggregateId: byCluster,
   description:
-    "internal: several nodes' add-node, record-online, record-step-sent and record-step-result in one commit, decided in order.",
+    "internal: several nodes' add-node, record-online, record-step-sent, record-step-result and record-node-state (with its fact's sequence) in one commit, decided in order.",
 });
 export const RecordKubeconfig = defineCommand({
   type: "install.record-kubeconfig",
@@ -213,19 +231,6 @@ export const RecordKubeconfig = defineCommand({
   schema: z.object({ ...clusterRef, parameter: z.string().min(1), version: z.number().int().positive() }),
   aggregateId: byCluster,
   description: "internal: the kubeconfig parameter exists (checked without reading its value).",
-});
-export const RecordNodeState = defineCommand({
-  type: "install.record-node-state",
-  aggregate: "install",
-  internal: true,
-  schema: z.object({
-    ...clusterRef,
-    node: nodeName,
-    state: z.enum(["ready", "not-ready", "removed"]),
-    reason: z.string().optional(),
-  }),
-  aggregateId: byCluster,
-  description: "internal: node-ops reported a node Ready, NotReady or gone.",
 });
 export const RecordInstancesReady = defineCommand({
   type: "install.record-instances-ready",
@@ -497,13 +502,13 @@ export const KubeconfigPublished = defineEvent({
 export const InstallNodeReady = defineEvent({
   type: "install.node-ready",
   aggregate: "install",
-  schema: z.object({ slot, node: nodeName }),
+  schema: z.object({ slot, node: nodeName, factSequence: factSequence.optional() }),
   description: "node-ops reports the joined node Ready.",
 });
 export const InstallNodeNotReady = defineEvent({
   type: "install.node-not-ready",
   aggregate: "install",
-  schema: z.object({ slot, node: nodeName, reason: z.string() }),
+  schema: z.object({ slot, node: nodeName, reason: z.string(), factSequence: factSequence.optional() }),
   description: "node-ops reports the node not Ready (any more).",
 });
 export const InstallInstancesReady = defineEvent({

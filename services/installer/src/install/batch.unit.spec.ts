@@ -396,3 +396,64 @@ describe("a batch's command", () => {
     expect(s.nodes[1000]?.step).toEqual({ name: JOIN, attempt: 1, status: "requested" });
   });
 });
+
+describe("node-ops' facts in group commits", () => {
+  const web = [agent("web", 0), agent("web", 1)];
+  const joined: InstallEvent[] = [
+    ...waitingFor(web),
+    ...web.map(
+      (n): InstallEvent => ({
+        type: "install.step-succeeded",
+        data: {
+          step: JOIN,
+          slot: n.slot,
+          instanceId: n.instanceId,
+          attempt: 1,
+          commandId: "cmd-b",
+          durationMs: 1,
+          outputTail: "",
+        },
+      }),
+    ),
+  ];
+  const fact = (n: N, state: "ready" | "not-ready", factSequence?: number) => ({
+    type: "install.record-node-state" as const,
+    data: { clusterId, node: n.node, state, ...(factSequence ? { factSequence } : {}) },
+  });
+
+  it("given two nodes joined, when both turn Ready in one group commit, then both are recorded with their facts' sequences", () => {
+    spec
+      .given(joined)
+      .when(cmd("install.record-many", { records: [fact(web[0]!, "ready", 40), fact(web[1]!, "ready", 41)] }))
+      .then([
+        { type: "install.node-ready", data: { slot: 1000, node: "i-web0", factSequence: 40 } },
+        { type: "install.node-ready", data: { slot: 1001, node: "i-web1", factSequence: 41 } },
+      ]);
+  });
+
+  it("given a node NotReady from fact 42, when its older Ready fact 40 comes again (a redelivery), then nothing", () => {
+    const history = [
+      ...joined,
+      { type: "install.node-ready", data: { slot: 1000, node: "i-web0", factSequence: 40 } },
+      {
+        type: "install.node-not-ready",
+        data: { slot: 1000, node: "i-web0", reason: "kubelet", factSequence: 42 },
+      },
+    ] as InstallEvent[];
+    spec
+      .given(history)
+      .when(cmd("install.record-node-state", fact(web[0]!, "ready", 40).data))
+      .then([]);
+    spec
+      .given(history)
+      .when(cmd("install.record-node-state", fact(web[0]!, "ready", 43).data))
+      .then([{ type: "install.node-ready", data: { slot: 1000, node: "i-web0", factSequence: 43 } }]);
+  });
+
+  it("a fact without a sequence (recorded before they carried one) is decided as before", () => {
+    spec
+      .given(joined)
+      .when(cmd("install.record-node-state", fact(web[0]!, "ready").data))
+      .then([{ type: "install.node-ready", data: { slot: 1000, node: "i-web0" } }]);
+  });
+});

@@ -185,16 +185,40 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * without it asks SSM itself.)
    */
   const lastLook = new Map<string, { at: number; ids: ReadonlySet<string>; online: ReadonlySet<string> }>();
-  const onlineOf = async (clusterId: string, region: string, nodes: readonly { instanceId: string }[]) => {
+  /**
+   * The cluster's look under way, if any: the waits of a few hundred nodes come back
+   * around the same time, and each starting its own look would queue them all behind
+   * SSM's bulkhead of 3 — and a step's poll behind them (bench/install at 200 nodes: ~700
+   * calls, the server's install seen seconds late). One look at a time per cluster; a wait
+   * that finds one under way takes its answer when it covers its node.
+   */
+  const looking = new Map<string, { ids: ReadonlySet<string>; answer: Promise<ReadonlySet<string>> }>();
+  const onlineOf = async (
+    clusterId: string,
+    region: string,
+    nodes: readonly { instanceId: string }[],
+  ): Promise<ReadonlySet<string>> => {
     const t = now().getTime();
     const seen = lastLook.get(clusterId);
     if (seen && t - seen.at < pollMs && nodes.every((x) => seen.ids.has(x.instanceId))) return seen.online;
+    const under = looking.get(clusterId);
+    if (under) {
+      const online = await under.answer.catch(() => undefined);
+      if (online && nodes.every((x) => under.ids.has(x.instanceId))) return online;
+      if (looking.has(clusterId)) return await onlineOf(clusterId, region, nodes);
+    }
     const ids = nodes.map((x) => x.instanceId);
-    const online = await o.remote.onlineInstances(region, ids);
-    // Nobody left to wait for: nothing worth keeping.
-    if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
-    else lastLook.set(clusterId, { at: t, ids: new Set(ids), online });
-    return online;
+    const answer = o.remote.onlineInstances(region, ids);
+    looking.set(clusterId, { ids: new Set(ids), answer });
+    try {
+      const online = await answer;
+      // Nobody left to wait for: nothing worth keeping.
+      if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
+      else lastLook.set(clusterId, { at: now().getTime(), ids: new Set(ids), online });
+      return online;
+    } finally {
+      if (looking.get(clusterId)?.answer === answer) looking.delete(clusterId);
+    }
   };
 
   /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
@@ -232,7 +256,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     | "install.add-node"
     | "install.record-online"
     | "install.record-step-sent"
-    | "install.record-step-result";
+    | "install.record-step-result"
+    | "install.record-node-state";
   type BatchRecord = { [T in Batchable]: { type: T; data: CommandDataInput<T> } }[Batchable];
   /**
    * The per-node records (a node added, online, its step sent, its step's result) of one
@@ -386,19 +411,32 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           evidence: `the node reports ${e.data.pressure.join(", ")}`,
         });
         return;
+      // In group commits (a cluster's nodes turn Ready together): each fact carries its
+      // stream sequence, so a redelivered or overtaken one changes nothing.
       case "kube.node-ready":
-        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "ready" });
+        await batched(e, "install.record-node-state", {
+          clusterId,
+          node: e.data.node,
+          state: "ready",
+          factSequence: e.sequence,
+        });
         return;
       case "kube.node-not-ready":
-        await record(e, "install.record-node-state", {
+        await batched(e, "install.record-node-state", {
           clusterId,
           node: e.data.node,
           state: "not-ready",
           ...(e.data.reason ? { reason: e.data.reason } : {}),
+          factSequence: e.sequence,
         });
         return;
       case "kube.node-removed":
-        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "removed" });
+        await batched(e, "install.record-node-state", {
+          clusterId,
+          node: e.data.node,
+          state: "removed",
+          factSequence: e.sequence,
+        });
         return;
       default:
         return;

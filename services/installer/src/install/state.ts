@@ -100,6 +100,8 @@ export interface InstallNode {
   readonly joined: boolean;
   /** node-ops reports it Ready. */
   readonly ready: boolean;
+  /** The stream sequence of the kube fact its readiness was last recorded from: older facts are stale. */
+  readonly factSequence?: number;
   /** Given up on: no more steps (the provisioner replaces it). */
   readonly failed: boolean;
   readonly step?: StepInFlight;
@@ -320,10 +322,18 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
       });
     case "install.kubeconfig-published":
       return { ...state, kubeconfig: { parameter: event.data.parameter, version: event.data.version } };
-    case "install.node-ready":
-      return withNode(event.data.slot, (n) => ({ ...n, ready: true }));
-    case "install.node-not-ready":
-      return withNode(event.data.slot, (n) => ({ ...n, ready: false }));
+    case "install.node-ready": {
+      const seq = event.data.factSequence;
+      return withNode(event.data.slot, (n) => ({ ...n, ready: true, ...(seq ? { factSequence: seq } : {}) }));
+    }
+    case "install.node-not-ready": {
+      const seq = event.data.factSequence;
+      return withNode(event.data.slot, (n) => ({
+        ...n,
+        ready: false,
+        ...(seq ? { factSequence: seq } : {}),
+      }));
+    }
     case "install.instances-ready":
       return { ...state, awaiting: event.data.count };
     case "install.completed": {
