@@ -267,30 +267,38 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * another batch, under another command id) records nothing twice. Resolves with the
    * install as the log has it just after.
    */
-  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(
-    async (clusterId, items) => {
-      const installCauses = items.flatMap((i) =>
-        i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
+  const flushRecords = async (clusterId: string, items: readonly { cause: Cause; record: BatchRecord }[]) => {
+    const installCauses = items.flatMap((i) =>
+      i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
+    );
+    const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
+    for (let i = 0; i < items.length; i += MAX_BATCH) {
+      const chunk = items.slice(i, i + MAX_BATCH);
+      const records = chunk.map((x) => x.record);
+      const command = commandCausedBy(
+        chunk[0]!.cause,
+        "install.record-many",
+        { clusterId, records } as CommandDataInput<"install.record-many">,
+        { actor: "installer", key: batchKey(records) },
       );
-      const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
-      for (let i = 0; i < items.length; i += MAX_BATCH) {
-        const chunk = items.slice(i, i + MAX_BATCH);
-        const records = chunk.map((x) => x.record);
-        const command = commandCausedBy(
-          chunk[0]!.cause,
-          "install.record-many",
-          { clusterId, records } as CommandDataInput<"install.record-many">,
-          { actor: "installer", key: batchKey(records) },
-        );
-        await o.handler.handle(command, opts);
-      }
-      return (await read(clusterId)).state;
-    },
-  );
+      await o.handler.handle(command, opts);
+    }
+    return (await read(clusterId)).state;
+  };
+  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
+  /**
+   * node-ops' facts have their own group commits: their reactions run in the install's
+   * lifecycle trace, and a commit is recorded in the trace of the reaction that flushes it,
+   * so facts mixed with a later command's records (a scale's) would land in its trace.
+   */
+  const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
     // TypeScript cannot correlate a generic T's type and data with the union's members (the
     // pair is checked at T's call); install.record-many's schema parses each record again.
-    await batches.add(cause.aggregate.id, { cause, record: { type, data } as BatchRecord });
+    await (type === "install.record-node-state" ? facts : batches).add(cause.aggregate.id, {
+      cause,
+      record: { type, data } as BatchRecord,
+    });
 
   /** The install; pass the sequence of an install event to read at least that fresh. */
   const read = async (clusterId: string, atLeastSequence?: number) =>
