@@ -167,7 +167,10 @@ export function everyNodeEventCommits(id: string, k = 0): Commit[] {
     });
   const labels = { "cairn.dev/pool": "workers", "cairn.dev/capacity-type": "spot" };
   const batch = "9.0";
-  const inBatch = (e: { type: string; data: unknown }) => ({ ...e, data: { ...(e.data as object), batch } });
+  const inBatch = ({ type, data }: { type: string; data: unknown }) => ({
+    type,
+    data: Object.assign({}, data, { batch }),
+  });
   return [
     i(
       ev("install.planned", {
