@@ -1127,8 +1127,8 @@ function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Unde
   return "Failed";
 }
 
-/** Records per `install.record-many`: the catalogue's bound. */
-const MAX_BATCH = 1_000;
+/** Records per `install.record-many` (the catalogue allows 1,000): a commit of their events, each step's output tail up to 4 KB, stays far below NATS's 1 MB. */
+const MAX_BATCH = 100;
 
 /** A short, deterministic key naming a batch's records: its command id follows from it. */
 function batchKey(records: readonly object[]): string {
