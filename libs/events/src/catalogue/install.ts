@@ -48,7 +48,10 @@ const isoTime = z.string().datetime();
  * short by a crash is found again.
  */
 const batchId = z.string().regex(/^[0-9]+\.[0-9]+$/);
-/** The stream sequence of the kube fact a node's readiness was recorded from (newer facts only). */
+/**
+ * The kube fact's position in the cluster's kube history (its envelope's `position`: one per
+ * event, so two facts of one commit differ too): a node's readiness is recorded from newer facts only.
+ */
 const factSequence = z.number().int().positive();
 /** SSM's limit of instances named in one SendCommand. */
 export const MAX_BATCH_INSTANCES = 50;
@@ -190,7 +193,7 @@ export const RecordNodeState = defineCommand({
     node: nodeName,
     state: z.enum(["ready", "not-ready", "removed"]),
     reason: z.string().optional(),
-    /** The kube fact's stream sequence: a fact older than the node's last recorded one is stale (a redelivery). */
+    /** The kube fact's position in its history: a fact no newer than the node's last recorded one is stale (a redelivery). */
     factSequence: factSequence.optional(),
   }),
   aggregateId: byCluster,

@@ -420,13 +420,14 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         });
         return;
       // In group commits (a cluster's nodes turn Ready together): each fact carries its
-      // stream sequence, so a redelivered or overtaken one changes nothing.
+      // position in the cluster's kube history (unique per event, also within one commit of
+      // kube.observe-nodes), so a redelivered or overtaken one changes nothing.
       case "kube.node-ready":
         await batched(e, "install.record-node-state", {
           clusterId,
           node: e.data.node,
           state: "ready",
-          factSequence: e.sequence,
+          factSequence: e.position,
         });
         return;
       case "kube.node-not-ready":
@@ -435,7 +436,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           node: e.data.node,
           state: "not-ready",
           ...(e.data.reason ? { reason: e.data.reason } : {}),
-          factSequence: e.sequence,
+          factSequence: e.position,
         });
         return;
       case "kube.node-removed":
@@ -443,7 +444,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           clusterId,
           node: e.data.node,
           state: "removed",
-          factSequence: e.sequence,
+          factSequence: e.position,
         });
         return;
       default:

@@ -100,7 +100,7 @@ export interface InstallNode {
   readonly joined: boolean;
   /** node-ops reports it Ready. */
   readonly ready: boolean;
-  /** The stream sequence of the kube fact its readiness was last recorded from: older facts are stale. */
+  /** The position (in the cluster's kube history) of the fact its readiness was last recorded from: older facts are stale. */
   readonly factSequence?: number;
   /** Given up on: no more steps (the provisioner replaces it). */
   readonly failed: boolean;
