@@ -41,6 +41,20 @@ const attempt = z.number().int().min(1);
 const byCluster = (d: { clusterId: string }) => d.clusterId;
 const clusterRef = { clusterId: tokenSafeId };
 const isoTime = z.string().datetime();
+/**
+ * A batch of one step on several nodes, sent as one SSM command (`InstanceIds` ≤ 50):
+ * named by the install's version when it was requested and its place in that commit,
+ * unique within the install, and written into the command's comment so that a send cut
+ * short by a crash is found again.
+ */
+const batchId = z.string().regex(/^[0-9]+\.[0-9]+$/);
+/**
+ * The kube fact's position in the cluster's kube history (its envelope's `position`: one per
+ * event, so two facts of one commit differ too): a node's readiness is recorded from newer facts only.
+ */
+const factSequence = z.number().int().positive();
+/** SSM's limit of instances named in one SendCommand. */
+export const MAX_BATCH_INSTANCES = 50;
 /** The last lines of a step's output, bounded and with secrets redacted. */
 const outputTail = z.string().max(4_096);
 
@@ -133,6 +147,21 @@ export const RecordStepSent = defineCommand({
   aggregateId: byCluster,
   description: "internal: SSM accepted the step's command.",
 });
+export const RecordBatchSent = defineCommand({
+  type: "install.record-batch-sent",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    batch: batchId,
+    commandId: z.string().min(1),
+    sentAt: isoTime,
+    /** The instances the command names: only the batch's nodes among them are recorded sent. */
+    instanceIds: z.array(z.string().min(1)).min(1).max(MAX_BATCH_INSTANCES),
+  }),
+  aggregateId: byCluster,
+  description: "internal: SSM accepted one command for a batch of nodes' steps (the instances it names).",
+});
 export const RecordStepResult = defineCommand({
   type: "install.record-step-result",
   aggregate: "install",
@@ -155,6 +184,21 @@ export const RecordStepResult = defineCommand({
   description:
     "internal: a step's command ended (or could not be sent, or passed its deadline and was cancelled).",
 });
+export const RecordNodeState = defineCommand({
+  type: "install.record-node-state",
+  aggregate: "install",
+  internal: true,
+  schema: z.object({
+    ...clusterRef,
+    node: nodeName,
+    state: z.enum(["ready", "not-ready", "removed"]),
+    reason: z.string().optional(),
+    /** The kube fact's position in its history: a fact no newer than the node's last recorded one is stale (a redelivery). */
+    factSequence: factSequence.optional(),
+  }),
+  aggregateId: byCluster,
+  description: "internal: node-ops reported a node Ready, NotReady or gone.",
+});
 /**
  * Records of many nodes in one commit (the installer's group commit): each decided in
  * order as its own command would be, on the state the ones before it left. Only records
@@ -173,6 +217,7 @@ export const RecordMany = defineCommand({
           z.object({ type: z.literal("install.record-online"), data: RecordOnline.schema }),
           z.object({ type: z.literal("install.record-step-sent"), data: RecordStepSent.schema }),
           z.object({ type: z.literal("install.record-step-result"), data: RecordStepResult.schema }),
+          z.object({ type: z.literal("install.record-node-state"), data: RecordNodeState.schema }),
         ]),
       )
       .min(1)
@@ -180,7 +225,7 @@ export const RecordMany = defineCommand({
   }),
   aggregateId: byCluster,
   description:
-    "internal: several nodes' add-node, record-online, record-step-sent and record-step-result in one commit, decided in order.",
+    "internal: several nodes' add-node, record-online, record-step-sent, record-step-result and record-node-state (with its fact's sequence) in one commit, decided in order.",
 });
 export const RecordKubeconfig = defineCommand({
   type: "install.record-kubeconfig",
@@ -189,19 +234,6 @@ export const RecordKubeconfig = defineCommand({
   schema: z.object({ ...clusterRef, parameter: z.string().min(1), version: z.number().int().positive() }),
   aggregateId: byCluster,
   description: "internal: the kubeconfig parameter exists (checked without reading its value).",
-});
-export const RecordNodeState = defineCommand({
-  type: "install.record-node-state",
-  aggregate: "install",
-  internal: true,
-  schema: z.object({
-    ...clusterRef,
-    node: nodeName,
-    state: z.enum(["ready", "not-ready", "removed"]),
-    reason: z.string().optional(),
-  }),
-  aggregateId: byCluster,
-  description: "internal: node-ops reported a node Ready, NotReady or gone.",
 });
 export const RecordInstancesReady = defineCommand({
   type: "install.record-instances-ready",
@@ -303,6 +335,7 @@ export const installCommands = [
   RecordSecrets,
   RecordOnline,
   RecordStepSent,
+  RecordBatchSent,
   RecordStepResult,
   RecordMany,
   RecordKubeconfig,
@@ -373,8 +406,11 @@ export const StepRequested = defineEvent({
     /** Step X of Y of the install as it stands (Y grows when nodes are added). */
     number: z.number().int().min(1),
     of: z.number().int().min(1),
+    /** Sent with the other nodes of this batch in one command (`install.batch-requested`); absent: on its own. */
+    batch: batchId.optional(),
   }),
-  description: "A step is to be sent to a node, as attempt n (a retry is a new, recorded attempt).",
+  description:
+    "A step is to be sent to a node, as attempt n (a retry is a new, recorded attempt); with `batch`, in one command with the batch's other nodes.",
 });
 export const StepSent = defineEvent({
   type: "install.step-sent",
@@ -388,8 +424,38 @@ export const StepSent = defineEvent({
     sentAt: isoTime,
     /** ISO 8601: past this the command is cancelled and the step tried again (or given up). */
     deadline: isoTime,
+    /** The node's step went out in this batch's command (polled by `install.batch-sent`). */
+    batch: batchId.optional(),
   }),
   description: "SSM accepted the step's command: its id is polled from here on, never sent again.",
+});
+export const BatchRequested = defineEvent({
+  type: "install.batch-requested",
+  aggregate: "install",
+  schema: z.object({
+    batch: batchId,
+    step: installStep,
+    /** The nodes whose `install.step-requested` names this batch, all running the same script. */
+    slots: z.array(slot).min(2).max(MAX_BATCH_INSTANCES),
+    instanceIds: z.array(z.string()).min(2).max(MAX_BATCH_INSTANCES),
+  }),
+  description:
+    "Several nodes' requested steps (the same step, the same script) are to go out as one SSM command: one SendCommand instead of one per node.",
+});
+export const BatchSent = defineEvent({
+  type: "install.batch-sent",
+  aggregate: "install",
+  schema: z.object({
+    batch: batchId,
+    step: installStep,
+    commandId: z.string(),
+    /** The nodes recorded sent in this command (each has its `install.step-sent`). */
+    slots: z.array(slot).min(1).max(MAX_BATCH_INSTANCES),
+    sentAt: isoTime,
+    deadline: isoTime,
+  }),
+  description:
+    "SSM accepted a batch's command: its invocations are polled together (ListCommandInvocations by command id), each node's result recorded on its own.",
 });
 export const StepSucceeded = defineEvent({
   type: "install.step-succeeded",
@@ -439,13 +505,13 @@ export const KubeconfigPublished = defineEvent({
 export const InstallNodeReady = defineEvent({
   type: "install.node-ready",
   aggregate: "install",
-  schema: z.object({ slot, node: nodeName }),
+  schema: z.object({ slot, node: nodeName, factSequence: factSequence.optional() }),
   description: "node-ops reports the joined node Ready.",
 });
 export const InstallNodeNotReady = defineEvent({
   type: "install.node-not-ready",
   aggregate: "install",
-  schema: z.object({ slot, node: nodeName, reason: z.string() }),
+  schema: z.object({ slot, node: nodeName, reason: z.string(), factSequence: factSequence.optional() }),
   description: "node-ops reports the node not Ready (any more).",
 });
 export const InstallInstancesReady = defineEvent({
@@ -595,6 +661,8 @@ export const installEvents = [
   NodeOnline,
   StepRequested,
   StepSent,
+  BatchRequested,
+  BatchSent,
   StepSucceeded,
   StepFailed,
   KubeconfigPublished,

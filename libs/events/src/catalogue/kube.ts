@@ -69,6 +69,15 @@ export const ObserveNodeList = defineCommand({
   description:
     "internal: a full list of the cluster's nodes (after a (re)list); nodes the aggregate knows that are not in it are removed.",
 });
+export const ObserveNodes = defineCommand({
+  type: "kube.observe-nodes",
+  aggregate: "kube",
+  internal: true,
+  schema: z.object({ clusterId: tokenSafeId, nodes: z.array(observedNode).min(1).max(1_000) }),
+  aggregateId: byCluster,
+  description:
+    "internal: several changed nodes the watch delivered while the last observation was being recorded, in the order seen (as many kube.observe-node, in one commit; not a full list).",
+});
 export const ObserveApi = defineCommand({
   type: "kube.observe-api",
   aggregate: "kube",
@@ -77,7 +86,13 @@ export const ObserveApi = defineCommand({
   aggregateId: byCluster,
   description: "internal: the cluster's API server answered, or did not (with why).",
 });
-export const kubeCommands = [ObserveNode, ObserveNodeRemoved, ObserveNodeList, ObserveApi] as const;
+export const kubeCommands = [
+  ObserveNode,
+  ObserveNodeRemoved,
+  ObserveNodeList,
+  ObserveNodes,
+  ObserveApi,
+] as const;
 export type KubeCommand = CommandOf<(typeof kubeCommands)[number]>;
 
 const nodeKey = { node: nodeName };

@@ -56,6 +56,9 @@ export interface CommandRecord {
   /** The script's execution timeout in seconds (Parameters.executionTimeout, else TimeoutSeconds). */
   readonly executionTimeout: number;
   readonly requestedAt: number;
+  /** As asked (a count or a percentage); default "50" and "0", as SSM answers them. */
+  readonly maxConcurrency?: string;
+  readonly maxErrors?: string;
   readonly step: string | undefined;
   readonly invocations: Invocation[];
 }
@@ -191,8 +194,8 @@ export function commandJson(cmd: CommandRecord, now: number, asSent = false): Re
     OutputS3Region: cmd.region,
     OutputS3BucketName: "",
     OutputS3KeyPrefix: "",
-    MaxConcurrency: "50",
-    MaxErrors: "0",
+    MaxConcurrency: cmd.maxConcurrency ?? "50",
+    MaxErrors: cmd.maxErrors ?? "0",
     TargetCount: cmd.instanceIds.length,
     CompletedCount: v.completed,
     ErrorCount: v.errors,
@@ -277,6 +280,33 @@ export function invocationJson(
     NotificationConfig: NOTIFICATION_CONFIG,
     CloudWatchOutputConfig: CLOUDWATCH_CONFIG,
   };
+}
+
+/**
+ * How many invocations run at once for `MaxConcurrency` ("10" or "10%") over `targets`
+ * instances: a percentage rounds down, but never below one.
+ */
+export function concurrencyOf(maxConcurrency: string, targets: number): number {
+  if (maxConcurrency.endsWith("%"))
+    return Math.max(1, Math.floor((targets * Number(maxConcurrency.slice(0, -1))) / 100));
+  return Number(maxConcurrency);
+}
+
+/**
+ * Start times under a concurrency limit: the first `limit` invocations start at `now`, each
+ * later one when the earliest of those running ends. `runs[i]` is invocation i's run time.
+ */
+export function staggeredStarts(now: number, runs: readonly number[], limit: number): number[] {
+  const ends: number[] = [];
+  return runs.map((run) => {
+    let start = now;
+    if (ends.length >= limit) {
+      ends.sort((a, b) => a - b);
+      start = ends.shift()!;
+    }
+    ends.push(start + run);
+    return start;
+  });
 }
 
 /** `PT2.5S`-style durations, as ExecutionElapsedTime is written. */

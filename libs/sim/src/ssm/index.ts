@@ -11,6 +11,7 @@ import type { InstanceView, SimCall, SimContext, SimModule, SsmPort } from "../w
 import {
   type CommandRecord,
   commandJson,
+  concurrencyOf,
   failInvocation,
   type Invocation,
   type InvocationStatus,
@@ -18,6 +19,7 @@ import {
   invocationResultJson,
   PLUGIN_NAME,
   RUN_SHELL_SCRIPT,
+  staggeredStarts,
   viewCommand,
   viewInvocation,
 } from "./commands.ts";
@@ -235,6 +237,8 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
     }
     const params = runShellScriptParameters(input.Parameters);
     const executionTimeout = params.executionTimeout ?? timeoutSeconds;
+    const maxConcurrency = optPattern(input, "MaxConcurrency", MAX_CONCURRENCY);
+    const maxErrors = optPattern(input, "MaxErrors", MAX_ERRORS);
 
     // 2. Every instance must be a managed instance that is online; AWS refuses the whole call otherwise.
     const views = instanceIds.map((id) => ({ id, view: ec2Instance(region, id) }));
@@ -261,12 +265,17 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
       timeoutSeconds,
       executionTimeout,
       requestedAt: now,
+      ...(maxConcurrency !== undefined ? { maxConcurrency } : {}),
+      ...(maxErrors !== undefined ? { maxErrors } : {}),
       step: header?.step,
       invocations: [],
     };
+    // A script that names its node after the instance (`node-name=instance-id`, one script
+    // for many instances) registers each node under its own instance id.
+    const byInstanceId = header?.params["node-name"] === "instance-id";
     for (const { id, view } of views) {
       const v = view as InstanceView;
-      const plan = planScript(header, hostname(v));
+      const plan = planScript(header, byInstanceId ? id : hostname(v));
       const fault = ctx.faults.take(
         {
           service: "ssm",
@@ -302,6 +311,21 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
       }
       cmd.invocations.push(inv);
       unsettled.push(inv);
+    }
+    // MaxConcurrency (default 50): past that many at once, an invocation waits (Pending)
+    // until one running ends. Its outcome and run time stay as drawn.
+    const limit = concurrencyOf(maxConcurrency ?? "50", cmd.invocations.length);
+    if (limit < cmd.invocations.length) {
+      const starts = staggeredStarts(
+        now,
+        cmd.invocations.map((inv) => inv.endAt - inv.startAt),
+        limit,
+      );
+      cmd.invocations.forEach((inv, i) => {
+        const shift = starts[i]! - now;
+        (inv as { startAt: number }).startAt += shift;
+        inv.endAt += shift;
+      });
     }
     regionCommands(region).set(commandId, cmd);
     return { Command: commandJson(cmd, now, true) };
@@ -675,6 +699,21 @@ function faultFacts(action: string, input: Input): Record<string, string | undef
     ? findStepHeader(commands.filter((c): c is string => typeof c === "string"))
     : undefined;
   return { instanceId, step: header?.step, clusterId: header?.cluster };
+}
+
+/** SendCommand's patterns: a count, or a percentage. */
+const MAX_CONCURRENCY = /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/;
+const MAX_ERRORS = /^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$/;
+
+function optPattern(input: Input, key: string, pattern: RegExp): string | undefined {
+  const v = optString(input, key);
+  if (v === undefined) return undefined;
+  if (v.length > 7 || !pattern.test(v)) {
+    throw validation(
+      `1 validation error detected: Value '${v}' at '${key[0]!.toLowerCase()}${key.slice(1)}' failed to satisfy constraint: Member must satisfy regular expression pattern: ${pattern.source}`,
+    );
+  }
+  return v;
 }
 
 function optInt(input: Input, key: string, min: number, max: number): number | undefined {

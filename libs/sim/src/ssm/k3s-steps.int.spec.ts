@@ -139,6 +139,34 @@ describe("K3s steps: what the scripts ask of Kubernetes", () => {
     expect(kube.calls).toHaveLength(2);
   });
 
+  it("one agent-join for many instances names each node after its instance (node-name=instance-id)", async () => {
+    const { sim, ssm, ec2 } = await world(23);
+    const kube = recordingKube();
+    sim.world.kube = kube.port;
+    const nodes = await managed(sim, ec2, 3);
+    const [server, ...agents] = nodes;
+    await run(ssm, server!.id, "# cairn-step: k3s-server-init cluster=c1 node=cp-1");
+    sim.clock.advance(L.k3sServerInstall * 1000 + 1000);
+    const cmd = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: agents.map((a) => a.id),
+        Parameters: {
+          commands: [
+            "#!/bin/bash",
+            "# cairn-step: k3s-agent-join cluster=c1 node-name=instance-id labels=tier=web",
+          ],
+        },
+      }),
+    );
+    sim.clock.advance(L.k3sJoin * 1000 + 1000);
+    for (const a of agents) expect((await status(ssm, cmd.Command!.CommandId!, a.id)).Status).toBe("Success");
+    const registered = kube.calls
+      .filter((c) => c.op === "registerNode")
+      .map((c) => (c as { node: { name: string; instanceId: string } }).node);
+    expect(registered.slice(1).map((n) => [n.name, n.instanceId])).toEqual(agents.map((a) => [a.id, a.id]));
+  });
+
   it("applies a finished script's effect even if nobody polls the command", async () => {
     const { sim, ssm, ec2 } = await world(22);
     const kube = recordingKube();

@@ -376,6 +376,76 @@ describe("SSM Run Command", () => {
     expect(err.$metadata?.httpStatusCode).toBe(500);
   });
 
+  it("one command on many instances: each invocation its own status, one failing fails none of the others", async () => {
+    const ids = await managed(4);
+    sim.faults.add({ kind: "command-fail", service: "ssm", count: 1, match: { instanceId: ids[1]! } });
+    const cmd = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: ids,
+        Parameters: { commands: script("# cairn-step: k3s-restart").commands },
+        MaxConcurrency: "100%",
+        MaxErrors: "100%",
+      }),
+    );
+    expect(cmd.Command).toMatchObject({ MaxConcurrency: "100%", MaxErrors: "100%", TargetCount: 4 });
+    sim.clock.advance(L.scriptDefault * 1000);
+    const listed = await ssm.send(
+      new ListCommandInvocationsCommand({ CommandId: cmd.Command!.CommandId!, Details: true }),
+    );
+    const byId = new Map(listed.CommandInvocations!.map((i) => [i.InstanceId, i]));
+    expect(ids.map((id) => byId.get(id)?.Status)).toEqual(["Success", "Failed", "Success", "Success"]);
+    expect(byId.get(ids[1])?.CommandPlugins?.[0]).toMatchObject({ Status: "Failed", ResponseCode: 1 });
+    expect(byId.get(ids[0])?.CommandPlugins?.[0]?.ResponseFinishDateTime).toBeInstanceOf(Date);
+  });
+
+  it("MaxConcurrency runs that many at once: the rest wait Pending until one ends", async () => {
+    const ids = await managed(3);
+    const cmd = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: ids,
+        Parameters: { commands: script("# cairn-step: k3s-restart").commands },
+        MaxConcurrency: "2",
+      }),
+    );
+    const statuses = async () => {
+      const out = await ssm.send(new ListCommandInvocationsCommand({ CommandId: cmd.Command!.CommandId! }));
+      return ids.map((id) => out.CommandInvocations!.find((i) => i.InstanceId === id)?.Status);
+    };
+    sim.clock.advance(1000);
+    expect(await statuses()).toEqual(["InProgress", "InProgress", "Pending"]);
+    sim.clock.advance(L.scriptDefault * 1000);
+    expect(await statuses()).toEqual(["Success", "Success", "InProgress"]);
+    sim.clock.advance(L.scriptDefault * 1000);
+    expect(await statuses()).toEqual(["Success", "Success", "Success"]);
+  });
+
+  it("refuses MaxConcurrency and MaxErrors outside SSM's patterns, and answers the defaults 50 and 0", async () => {
+    const [id] = await managed();
+    const commands = ["echo hi"];
+    for (const bad of [
+      { MaxConcurrency: "0" },
+      { MaxConcurrency: "101%" },
+      { MaxErrors: "-1" },
+      { MaxErrors: "x" },
+    ]) {
+      const err = await rejection(
+        ssm.send(
+          new SendCommandCommand({
+            DocumentName: "AWS-RunShellScript",
+            InstanceIds: [id!],
+            Parameters: { commands },
+            ...bad,
+          }),
+        ),
+      );
+      expect(err.name).toBe("ValidationException");
+    }
+    const plain = await send([id!], commands);
+    expect(plain).toMatchObject({ MaxConcurrency: "50", MaxErrors: "0" });
+  });
+
   it("lists invocations newest first, page by page", async () => {
     const [a, b, c] = await managed(3);
     const cmd = await send([a!, b!, c!], ["echo page"]);

@@ -13,6 +13,7 @@ import {
   GetCommandInvocationCommand,
   GetParameterCommand,
   ListCommandInvocationsCommand,
+  ListCommandsCommand,
   PutParameterCommand,
   SendCommandCommand,
   SSMClient,
@@ -26,7 +27,7 @@ import {
   resilienceMetricsObserver,
   traceAwsClient,
 } from "@cairn/service";
-import type { Invocation, RemoteExec, StepCommand } from "../ports.ts";
+import type { BatchCommand, BatchInvocation, Invocation, RemoteExec, StepCommand } from "../ports.ts";
 import {
   classifySsmError,
   SsmInvalidInstance,
@@ -149,6 +150,86 @@ export class SsmRemoteExec implements RemoteExec {
     }
   }
 
+  async sendBatch(region: string, batch: BatchCommand): Promise<string> {
+    try {
+      const out = await this.#call(region, "SendCommand", "aws", (c, abortSignal) =>
+        c.send(
+          new SendCommandCommand({
+            DocumentName: "AWS-RunShellScript",
+            InstanceIds: [...batch.instanceIds],
+            Comment: batch.comment.slice(0, 100),
+            Parameters: {
+              commands: [...batch.commands],
+              executionTimeout: [String(batch.executionTimeoutSeconds)],
+            },
+            // Every invocation at once (SSM's default is 50, the most one call names) and
+            // none stopped by another's failure: SSM's default MaxErrors of 0 would stop
+            // sending to the rest after the first error, failing nodes that did nothing wrong.
+            MaxConcurrency: "100%",
+            MaxErrors: "100%",
+            ...(batch.outputS3
+              ? { OutputS3BucketName: batch.outputS3.bucket, OutputS3KeyPrefix: batch.outputS3.keyPrefix }
+              : {}),
+          }),
+          { abortSignal },
+        ),
+      );
+      const id = out.Command?.CommandId;
+      if (!id) throw new SsmNoCommandId({ operation: "SendCommand", region });
+      return id;
+    } catch (err) {
+      if (err instanceof SsmInvalidInstance) throw new SsmNotManaged(batch.instanceIds.join(","), err);
+      throw err;
+    }
+  }
+
+  async invocations(region: string, commandId: string): Promise<ReadonlyMap<string, BatchInvocation>> {
+    const found = new Map<string, BatchInvocation>();
+    let token: string | undefined;
+    // A command names at most 50 instances: one page of 50, a second only if SSM pages smaller.
+    do {
+      const out = await this.#call(region, "ListCommandInvocations", "aws", (c, abortSignal) =>
+        c.send(
+          new ListCommandInvocationsCommand({
+            CommandId: commandId,
+            Details: true,
+            MaxResults: 50,
+            ...(token ? { NextToken: token } : {}),
+          }),
+          { abortSignal },
+        ),
+      );
+      for (const inv of out.CommandInvocations ?? []) {
+        if (!inv.InstanceId) continue;
+        const plugin = inv.CommandPlugins?.[0];
+        const startedAt = iso(plugin?.ResponseStartDateTime);
+        const endedAt = iso(plugin?.ResponseFinishDateTime);
+        found.set(inv.InstanceId, {
+          instanceId: inv.InstanceId,
+          status: inv.Status ?? "Pending",
+          ...(startedAt ? { startedAt } : {}),
+          ...(endedAt ? { endedAt } : {}),
+          stdout: plugin?.Output ?? "",
+          stderr: "",
+        });
+      }
+      token = out.NextToken;
+    } while (token);
+    return found;
+  }
+
+  async commandTargets(region: string, commandId: string): Promise<readonly string[] | undefined> {
+    try {
+      const out = await this.#call(region, "ListCommands", "aws", (c, abortSignal) =>
+        c.send(new ListCommandsCommand({ CommandId: commandId }), { abortSignal }),
+      );
+      return out.Commands?.[0]?.InstanceIds;
+    } catch (err) {
+      if (err instanceof SsmInvocationNotFound) return undefined;
+      throw err;
+    }
+  }
+
   async findSent(
     region: string,
     instanceId: string,
@@ -203,9 +284,11 @@ export class SsmRemoteExec implements RemoteExec {
     }
   }
 
-  async cancel(region: string, commandId: string, instanceId: string): Promise<void> {
+  async cancel(region: string, commandId: string, instanceId: string | readonly string[]): Promise<void> {
+    const InstanceIds = typeof instanceId === "string" ? [instanceId] : [...instanceId];
+    if (InstanceIds.length === 0) return;
     await this.#call(region, "CancelCommand", "aws", (c, abortSignal) =>
-      c.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [instanceId] }), { abortSignal }),
+      c.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds }), { abortSignal }),
     );
   }
 

@@ -94,6 +94,14 @@ const result = (n: N, step: string, status: string, attempt = 1, extra: object =
     ...extra,
   });
 
+const inBatch = (e: InstallEvent, batch: string): InstallEvent =>
+  ({ ...e, data: { ...e.data, batch } }) as InstallEvent;
+const batchRequested = (batch: string, nodes: N[], step = "k3s-agent-join"): InstallEvent =>
+  ({
+    type: "install.batch-requested",
+    data: { batch, step, slots: nodes.map((n) => n.slot), instanceIds: nodes.map((n) => n.instanceId) },
+  }) as InstallEvent;
+
 const s0 = server(0);
 const s1 = server(1);
 const s2 = server(2);
@@ -258,8 +266,10 @@ describe("joins", () => {
       .then([
         succeeded(s0, "k3s-server-init"),
         requested(s1, "k3s-server-join", 1, 2, 6),
-        requested(a0, "k3s-agent-join", 1, 3, 6),
-        requested(a1, "k3s-agent-join", 1, 4, 6),
+        // The two agents of one pool go out as one command (docs/installer.md, Batches).
+        inBatch(requested(a0, "k3s-agent-join", 1, 3, 6), "16.0"),
+        inBatch(requested(a1, "k3s-agent-join", 1, 4, 6), "16.0"),
+        batchRequested("16.0", [a0, a1]),
       ]);
   });
   it("the next server joins when the last one has", () => {

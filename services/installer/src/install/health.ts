@@ -175,6 +175,11 @@ export function decideNodeState(
   if (state.status === "Absent" || isOver(state)) return [];
   const n = Object.values(state.nodes).find((x) => x.node === d.node);
   if (!n) return [];
+  // A fact no newer than the one the node's readiness was last recorded from: a redelivery
+  // (in another group commit, under another command id), or one overtaken by a newer fact.
+  const seq = d.factSequence;
+  if (seq !== undefined && n.factSequence !== undefined && seq <= n.factSequence) return [];
+  const stamp = seq !== undefined ? { factSequence: seq } : {};
   const { state: fact } = d;
   const reason = d.reason ?? (fact === "removed" ? "the node left the cluster" : "NotReady");
   // Once installed, readiness is also a health check of the node.
@@ -186,7 +191,7 @@ export function decideNodeState(
       [
         ...andThen(
           state,
-          n.ready ? [] : [{ type: "install.node-ready", data: { slot: n.slot, node: n.node } }],
+          n.ready ? [] : [{ type: "install.node-ready", data: { slot: n.slot, node: n.node, ...stamp } }],
           policy,
         ),
         ...health,
@@ -197,7 +202,12 @@ export function decideNodeState(
     state,
     [
       ...(n.ready
-        ? [{ type: "install.node-not-ready" as const, data: { slot: n.slot, node: n.node, reason } }]
+        ? [
+            {
+              type: "install.node-not-ready" as const,
+              data: { slot: n.slot, node: n.node, reason, ...stamp },
+            },
+          ]
         : []),
       ...health,
     ],

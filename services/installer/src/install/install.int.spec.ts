@@ -23,7 +23,7 @@ let bus: CommandBus;
 const sentScripts: StepCommand[] = [];
 /** Every log line the services wrote. */
 const logLines: string[] = [];
-/** Set to crash the installer right after SSM took a step for this cluster/slot. */
+/** Set to crash the installer right after SSM took a step whose comment matches (a regular expression). */
 const crashAfterSend = new Set<string>();
 
 const logger = {
@@ -37,16 +37,28 @@ const recording = (real: RemoteExec): RemoteExec => ({
   onlineInstances: (r, ids) => real.onlineInstances(r, ids),
   findSent: (r, i, c, since) => real.findSent(r, i, c, since),
   invocation: (r, c, i) => real.invocation(r, c, i),
+  invocations: (r, c) => real.invocations(r, c),
+  commandTargets: (r, c) => real.commandTargets(r, c),
   cancel: (r, c, i) => real.cancel(r, c, i),
   putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
   parameterVersion: (r, n) => real.parameterVersion(r, n),
   deleteParameters: (r, n) => real.deleteParameters(r, n),
+  sendBatch: async (region, batch) => {
+    const id = await real.sendBatch(region, batch);
+    sentScripts.push({ ...batch, instanceId: batch.instanceIds.join(",") });
+    for (const k of crashAfterSend)
+      if (new RegExp(k).test(batch.comment)) {
+        crashAfterSend.delete(k);
+        throw new Error(`installer crashed after SSM took ${batch.comment}`);
+      }
+    return id;
+  },
   send: async (region, step) => {
     const id = await real.send(region, step);
     sentScripts.push(step);
     const key = step.comment.split(" ").slice(1, 3).join(" ");
     for (const k of crashAfterSend)
-      if (step.comment.includes(k)) {
+      if (new RegExp(k).test(step.comment)) {
         crashAfterSend.delete(k);
         throw new Error(`installer crashed after SSM took ${key}`);
       }
@@ -151,13 +163,20 @@ describe("installing K3s over SSM", () => {
     expect(s.kubeconfig?.parameter).toBe("/cairn/one/kubeconfig");
     // The nodes as K3s registered them (the sim read the header the installer wrote).
     const agents = Object.values(s.nodes).filter((n) => n.role === "agent");
-    const agentScripts = sentScripts.filter((x) => agents.some((a) => a.instanceId === x.instanceId));
-    expect(agentScripts).toHaveLength(3);
+    // The three agents' joins are one command (a batch), each node named after its instance.
+    const agentScripts = sentScripts.filter((x) =>
+      agents.some((a) => x.instanceId.split(",").includes(a.instanceId)),
+    );
+    expect(agentScripts).toHaveLength(1);
+    expect(agentScripts[0]!.instanceId.split(",").sort()).toEqual(agents.map((a) => a.instanceId).sort());
     for (const script of agentScripts) {
       const header = script.commands.find((c) => c.startsWith("# cairn-step:")) ?? "";
+      expect(header).toContain("node-name=instance-id");
       expect(header).toContain("labels=cairn.dev/capacity-type=spot,cairn.dev/pool=workers,tier=web");
       expect(header).toContain("taints=dedicated=web:NoSchedule");
     }
+    expect(new Set(calls.filter((c) => c.step === "k3s-agent-join").map((c) => c.id)).size).toBe(1);
+    expect(s.nodes[1000]?.node).toBe(s.nodes[1000]?.instanceId);
     // node-ops reports every node Ready: the install completes and the cluster is Ready.
     await until("one Ready", async () => ((await clusterStatus("one")) === "Ready" ? true : undefined));
     const history = await historyOf("one");
@@ -204,7 +223,7 @@ describe("installing K3s over SSM", () => {
   });
 
   it("a crash between SendCommand and its record: the command is found again, not sent twice", async () => {
-    crashAfterSend.add("slot=1000 attempt=1 cluster=crash");
+    crashAfterSend.add("k3s-server-init slot=0 attempt=1 cluster=crash$");
     await create("crash", { pools: pools(2) });
     await installed("crash", 3);
     expect(crashAfterSend.size).toBe(0);
@@ -212,6 +231,42 @@ describe("installing K3s over SSM", () => {
     expect(calls).toHaveLength(3);
     expect(new Set(calls.map((c) => c.instance)).size).toBe(3);
     expect(logLines.some((l) => l.includes('"adopted":true') && l.includes("crash"))).toBe(true);
+  });
+
+  it("a crash between a batch's SendCommand and its record: the batch's command is found again, not sent twice", async () => {
+    crashAfterSend.add("k3s-agent-join batch=\\S+ cluster=crashb$");
+    await create("crashb", { pools: pools(3) });
+    await installed("crashb", 4);
+    expect(crashAfterSend.size).toBe(0);
+    const calls = invocations("crashb");
+    expect(calls).toHaveLength(4);
+    expect(new Set(calls.map((c) => c.instance)).size).toBe(4);
+    expect(new Set(calls.filter((c) => c.step === "k3s-agent-join").map((c) => c.id)).size).toBe(1);
+    expect(logLines.some((l) => l.includes('"adopted":true') && l.includes("crashb"))).toBe(true);
+  });
+
+  it("one node of a batch failing: only it is tried again; the others join from the same command", async () => {
+    sim.faults.add({
+      kind: "command-fail",
+      service: "ssm",
+      count: 1,
+      match: { clusterId: "bfail", step: "k3s-agent-join" },
+    });
+    await create("bfail", { pools: pools(3) });
+    await installed("bfail", 4);
+    const joins = invocations("bfail").filter((c) => c.step === "k3s-agent-join");
+    // One command for the three, then the failed node's second attempt on its own.
+    expect(joins.map((c) => c.status).sort()).toEqual(["Failed", "Success", "Success", "Success"]);
+    const failed = joins.find((c) => c.status === "Failed")!;
+    const retried = joins.filter((c) => c.instance === failed.instance);
+    expect(retried.map((c) => c.status)).toEqual(["Failed", "Success"]);
+    expect(new Set(joins.map((c) => c.id)).size).toBe(2);
+    const history = await historyOf("bfail");
+    const failures = history.filter((e) => e.type === "install.step-failed");
+    expect(failures.map((e) => (e.data as { willRetry: boolean; instanceId: string }).instanceId)).toEqual([
+      failed.instance,
+    ]);
+    expect(history.filter((e) => e.type === "install.batch-sent")).toHaveLength(1);
   });
 
   it("the installer killed mid-install and restarted: no step is sent twice", async () => {
@@ -261,6 +316,35 @@ describe("installing K3s over SSM", () => {
     expect(
       cancelled.some((r) => r.ids.includes(calls.find((c) => c.status === "Cancelled")?.id ?? "?")),
     ).toBe(true);
+  });
+
+  it("one node of a batch hanging past the deadline: only its invocation is cancelled and tried again", async () => {
+    sim.faults.add({
+      kind: "command-hang",
+      service: "ssm",
+      count: 1,
+      match: { clusterId: "hangb", step: "k3s-agent-join" },
+    });
+    await create("hangb", { pools: pools(2) });
+    await installed("hangb", 3);
+    const calls = invocations("hangb").filter((c) => c.step === "k3s-agent-join");
+    expect(calls.map((c) => c.status).sort()).toEqual(["Cancelled", "Success", "Success"]);
+    const hung = calls.find((c) => c.status === "Cancelled")!;
+    // The other node's invocation of the same command ran to Success, untouched.
+    expect(
+      calls
+        .filter((c) => c.id === hung.id)
+        .map((c) => c.status)
+        .sort(),
+    ).toEqual(["Cancelled", "Success"]);
+    const failed = (await historyOf("hangb")).filter((e) => e.type === "install.step-failed");
+    expect(failed.map((e) => e.data)).toMatchObject([
+      { instanceId: hung.instance, status: "TimedOut", willRetry: true },
+    ]);
+    const cancels = sim.requests
+      .list()
+      .filter((r) => r.action === "CancelCommand" && r.ids.includes(hung.id));
+    expect(cancels.map((r) => r.ids.filter((i) => i.startsWith("i-")))).toEqual([[hung.instance]]);
   });
 
   it("a node that goes NotReady: Degraded, K3s restarted on it, Ready again", async () => {

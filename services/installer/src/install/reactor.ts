@@ -58,6 +58,7 @@ import { isRemoteExecFailure, NotManagedError, type RemoteExec, RUNNING_STATUSES
 import { stepScript } from "../scripts/steps.ts";
 import {
   DEFAULT_INSTALL_POLICY,
+  type InstallNode,
   type InstallPlan,
   type InstallPolicy,
   type InstallState,
@@ -145,6 +146,11 @@ const KUBE_FACTS = [
   "kube.node-removed",
 ] as const satisfies readonly KubeFact["type"][];
 
+/** The comment a batch's command carries: how a send cut short by a crash is found again. */
+export function batchComment(clusterId: string, step: string, batch: string): string {
+  return `cairn ${step} batch=${batch} cluster=${clusterId}`.slice(0, 100);
+}
+
 /** The comment a step's command carries: how a send cut short by a crash is found again. */
 export function stepComment(clusterId: string, slot: number, step: string, attempt: number): string {
   return `cairn ${step} slot=${slot} attempt=${attempt} cluster=${clusterId}`.slice(0, 100);
@@ -179,16 +185,40 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * without it asks SSM itself.)
    */
   const lastLook = new Map<string, { at: number; ids: ReadonlySet<string>; online: ReadonlySet<string> }>();
-  const onlineOf = async (clusterId: string, region: string, nodes: readonly { instanceId: string }[]) => {
+  /**
+   * The cluster's look under way, if any: the waits of a few hundred nodes come back
+   * around the same time, and each starting its own look would queue them all behind
+   * SSM's bulkhead of 3 — and a step's poll behind them (bench/install at 200 nodes: ~700
+   * calls, the server's install seen seconds late). One look at a time per cluster; a wait
+   * that finds one under way takes its answer when it covers its node.
+   */
+  const looking = new Map<string, { ids: ReadonlySet<string>; answer: Promise<ReadonlySet<string>> }>();
+  const onlineOf = async (
+    clusterId: string,
+    region: string,
+    nodes: readonly { instanceId: string }[],
+  ): Promise<ReadonlySet<string>> => {
     const t = now().getTime();
     const seen = lastLook.get(clusterId);
     if (seen && t - seen.at < pollMs && nodes.every((x) => seen.ids.has(x.instanceId))) return seen.online;
+    const under = looking.get(clusterId);
+    if (under) {
+      const online = await under.answer.catch(() => undefined);
+      if (online && nodes.every((x) => under.ids.has(x.instanceId))) return online;
+      if (looking.has(clusterId)) return await onlineOf(clusterId, region, nodes);
+    }
     const ids = nodes.map((x) => x.instanceId);
-    const online = await o.remote.onlineInstances(region, ids);
-    // Nobody left to wait for: nothing worth keeping.
-    if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
-    else lastLook.set(clusterId, { at: t, ids: new Set(ids), online });
-    return online;
+    const answer = o.remote.onlineInstances(region, ids);
+    looking.set(clusterId, { ids: new Set(ids), answer });
+    try {
+      const online = await answer;
+      // Nobody left to wait for: nothing worth keeping.
+      if (ids.every((id) => online.has(id))) lastLook.delete(clusterId);
+      else lastLook.set(clusterId, { at: now().getTime(), ids: new Set(ids), online });
+      return online;
+    } finally {
+      if (looking.get(clusterId)?.answer === answer) looking.delete(clusterId);
+    }
   };
 
   /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
@@ -226,7 +256,8 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     | "install.add-node"
     | "install.record-online"
     | "install.record-step-sent"
-    | "install.record-step-result";
+    | "install.record-step-result"
+    | "install.record-node-state";
   type BatchRecord = { [T in Batchable]: { type: T; data: CommandDataInput<T> } }[Batchable];
   /**
    * The per-node records (a node added, online, its step sent, its step's result) of one
@@ -236,30 +267,38 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
    * another batch, under another command id) records nothing twice. Resolves with the
    * install as the log has it just after.
    */
-  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(
-    async (clusterId, items) => {
-      const installCauses = items.flatMap((i) =>
-        i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
+  const flushRecords = async (clusterId: string, items: readonly { cause: Cause; record: BatchRecord }[]) => {
+    const installCauses = items.flatMap((i) =>
+      i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
+    );
+    const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
+    for (let i = 0; i < items.length; i += MAX_BATCH) {
+      const chunk = items.slice(i, i + MAX_BATCH);
+      const records = chunk.map((x) => x.record);
+      const command = commandCausedBy(
+        chunk[0]!.cause,
+        "install.record-many",
+        { clusterId, records } as CommandDataInput<"install.record-many">,
+        { actor: "installer", key: batchKey(records) },
       );
-      const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
-      for (let i = 0; i < items.length; i += MAX_BATCH) {
-        const chunk = items.slice(i, i + MAX_BATCH);
-        const records = chunk.map((x) => x.record);
-        const command = commandCausedBy(
-          chunk[0]!.cause,
-          "install.record-many",
-          { clusterId, records } as CommandDataInput<"install.record-many">,
-          { actor: "installer", key: batchKey(records) },
-        );
-        await o.handler.handle(command, opts);
-      }
-      return (await read(clusterId)).state;
-    },
-  );
+      await o.handler.handle(command, opts);
+    }
+    return (await read(clusterId)).state;
+  };
+  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
+  /**
+   * node-ops' facts have their own group commits: their reactions run in the install's
+   * lifecycle trace, and a commit is recorded in the trace of the reaction that flushes it,
+   * so facts mixed with a later command's records (a scale's) would land in its trace.
+   */
+  const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
     // TypeScript cannot correlate a generic T's type and data with the union's members (the
     // pair is checked at T's call); install.record-many's schema parses each record again.
-    await batches.add(cause.aggregate.id, { cause, record: { type, data } as BatchRecord });
+    await (type === "install.record-node-state" ? facts : batches).add(cause.aggregate.id, {
+      cause,
+      record: { type, data } as BatchRecord,
+    });
 
   /** The install; pass the sequence of an install event to read at least that fresh. */
   const read = async (clusterId: string, atLeastSequence?: number) =>
@@ -380,19 +419,33 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
           evidence: `the node reports ${e.data.pressure.join(", ")}`,
         });
         return;
+      // In group commits (a cluster's nodes turn Ready together): each fact carries its
+      // position in the cluster's kube history (unique per event, also within one commit of
+      // kube.observe-nodes), so a redelivered or overtaken one changes nothing.
       case "kube.node-ready":
-        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "ready" });
+        await batched(e, "install.record-node-state", {
+          clusterId,
+          node: e.data.node,
+          state: "ready",
+          factSequence: e.position,
+        });
         return;
       case "kube.node-not-ready":
-        await record(e, "install.record-node-state", {
+        await batched(e, "install.record-node-state", {
           clusterId,
           node: e.data.node,
           state: "not-ready",
           ...(e.data.reason ? { reason: e.data.reason } : {}),
+          factSequence: e.position,
         });
         return;
       case "kube.node-removed":
-        await record(e, "install.record-node-state", { clusterId, node: e.data.node, state: "removed" });
+        await batched(e, "install.record-node-state", {
+          clusterId,
+          node: e.data.node,
+          state: "removed",
+          factSequence: e.position,
+        });
         return;
       default:
         return;
@@ -420,10 +473,20 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         return await waitForNode(e, state);
 
       case "install.step-requested":
+        // A batch's member goes out with its batch (install.batch-requested).
+        if (e.data.batch !== undefined) return;
         return await send(e, state);
 
+      case "install.batch-requested":
+        return await sendBatch(e, state);
+
       case "install.step-sent":
+        // A batch's member is polled with its batch (install.batch-sent).
+        if (e.data.batch !== undefined) return;
         return await poll(e, state);
+
+      case "install.batch-sent":
+        return await pollBatch(e, state);
 
       case "install.step-failed": {
         // A step forgotten because its node went away (decideRemoveNode): cancel its command.
@@ -538,6 +601,40 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     );
   };
 
+  /** The step's script for `n`, or (without `n`: a batch) for any node of `like`'s pool, named on the instance. */
+  const scriptFor = (
+    clusterId: string,
+    state: Active,
+    like: InstallNode,
+    step: InstallStep,
+    own: boolean,
+  ) => {
+    const { token, kubeconfig } = clusterSecretParameters(clusterId);
+    const pool = state.plan.pools.find((p) => p.name === like.pool);
+    const first = state.initialisedBy !== undefined ? state.nodes[state.initialisedBy] : undefined;
+    const serverHost = first?.privateIp ?? first?.node;
+    return stepScript({
+      step,
+      clusterId,
+      region: state.plan.region,
+      ...(own ? { node: like.node } : {}),
+      role: like.role,
+      k3sVersion: state.plan.k3sVersion,
+      labels: {
+        ...(pool?.labels ?? {}),
+        "cairn.dev/pool": like.pool,
+        "cairn.dev/capacity-type": like.capacityType,
+      },
+      taints: pool?.taints ?? [],
+      tokenParameter: token,
+      kubeconfigParameter: kubeconfig,
+      ...(serverHost ? { serverUrl: `https://${serverHost}:6443` } : {}),
+      ha: state.plan.servers > 1,
+    });
+  };
+  const executionTimeoutSeconds = (step: InstallStep) =>
+    Math.ceil((policy.stepTimeoutMs[step] * (o.executionTimeoutFactor ?? 2)) / 1000);
+
   const send = async (e: InstallFact & { type: "install.step-requested" }, state: Active) => {
     const clusterId = e.aggregate.id;
     const d = e.data;
@@ -556,35 +653,12 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         : undefined;
     const adopted = commandId !== undefined;
     if (!commandId) {
-      const { token, kubeconfig } = clusterSecretParameters(clusterId);
-      const pool = state.plan.pools.find((p) => p.name === n.pool);
-      const first = state.initialisedBy !== undefined ? state.nodes[state.initialisedBy] : undefined;
-      const serverHost = first?.privateIp ?? first?.node;
       try {
         commandId = await o.remote.send(state.plan.region, {
           instanceId: n.instanceId,
           comment,
-          executionTimeoutSeconds: Math.ceil(
-            (policy.stepTimeoutMs[step] * (o.executionTimeoutFactor ?? 2)) / 1000,
-          ),
-          commands: stepScript({
-            step,
-            clusterId,
-            region: state.plan.region,
-            node: n.node,
-            role: n.role,
-            k3sVersion: state.plan.k3sVersion,
-            labels: {
-              ...(pool?.labels ?? {}),
-              "cairn.dev/pool": n.pool,
-              "cairn.dev/capacity-type": n.capacityType,
-            },
-            taints: pool?.taints ?? [],
-            tokenParameter: token,
-            kubeconfigParameter: kubeconfig,
-            ...(serverHost ? { serverUrl: `https://${serverHost}:6443` } : {}),
-            ha: state.plan.servers > 1,
-          }),
+          executionTimeoutSeconds: executionTimeoutSeconds(step),
+          commands: scriptFor(clusterId, state, n, step, true),
           ...(o.outputBucket
             ? {
                 outputS3: {
@@ -650,7 +724,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     clusterId: string,
     region: string,
     commandId: string,
-    instanceId: string,
+    instanceId: string | readonly string[],
     step: string,
   ) => {
     try {
@@ -729,6 +803,250 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       outputTail: outputTail(inv.stdout, inv.stderr),
       ...(status !== "Success" ? { reason: `${s.name} ended ${inv.status}` } : {}),
     });
+  };
+
+  /**
+   * A batch's one command (install.batch-requested): the batch's nodes still waiting for
+   * it, in one SendCommand. Never sent twice: a redelivered request first looks for the
+   * command by its comment (naming cluster, step and batch) on the first waiting node and
+   * adopts the instances it names (ListCommands). SSM refuses a whole command when one of
+   * its instances is not managed: the managed ones go now, the rest when this event comes
+   * back (or their join deadline gives up on them).
+   */
+  const sendBatch = async (e: InstallFact & { type: "install.batch-requested" }, state: Active) => {
+    const clusterId = e.aggregate.id;
+    const region = state.plan.region;
+    const { batch, step } = e.data;
+    if (state.status === "Removing" || state.status === "Removed") return;
+    /** The batch's nodes whose step is still requested (a node only ever leaves this set). */
+    const waiting = (s: InstallState) =>
+      s.status === "Absent"
+        ? []
+        : e.data.slots.flatMap((slot) => {
+            const n = s.nodes[slot];
+            return n?.step?.batch === batch && n.step.status === "requested" && n.step.name === step
+              ? [n]
+              : [];
+          });
+    const members = waiting(state);
+    const lead = members[0];
+    if (!lead) return;
+    const comment = batchComment(clusterId, step, batch);
+    const requestedAt = new Date(e.time);
+    let sent: { commandId: string; instanceIds: readonly string[]; adopted: boolean } | undefined;
+    if (e.deliveries > 1) {
+      const found = await o.remote.findSent(region, lead.instanceId, comment, requestedAt);
+      const targets = found ? await o.remote.commandTargets(region, found) : undefined;
+      if (found && targets) sent = { commandId: found, instanceIds: targets, adopted: true };
+    }
+    const sendTo = async (nodes: readonly InstallNode[]) => ({
+      commandId: await o.remote.sendBatch(region, {
+        instanceIds: nodes.map((n) => n.instanceId),
+        comment,
+        executionTimeoutSeconds: executionTimeoutSeconds(step),
+        commands: scriptFor(clusterId, state, lead, step, false),
+        ...(o.outputBucket
+          ? { outputS3: { bucket: o.outputBucket, keyPrefix: `cairn/${clusterId}/batch-${batch}/${step}` } }
+          : {}),
+      }),
+      instanceIds: nodes.map((n) => n.instanceId),
+      adopted: false,
+    });
+    /** Members whose join deadline passed are given up on; the others are waited for. */
+    const notManagedYet = async (why: string) => {
+      const deadline = members.map((n) => n.joinDeadline).sort()[0]!;
+      if (Date.parse(deadline) <= now().getTime()) {
+        await record(e, "install.check-deadlines", { clusterId }, deadline);
+        if (waiting((await read(clusterId)).state).length === 0) return;
+      }
+      throw later(e, why);
+    };
+    if (!sent) {
+      try {
+        sent = await sendTo(members);
+      } catch (err) {
+        if (err instanceof NotManagedError) {
+          const online = await o.remote.onlineInstances(
+            region,
+            members.map((n) => n.instanceId),
+          );
+          const ready = members.filter((n) => online.has(n.instanceId));
+          if (ready.length === 0 || ready.length === members.length)
+            return await notManagedYet(`batch ${batch}: its instances are not all managed yet`);
+          try {
+            sent = await sendTo(ready);
+          } catch (again) {
+            if (again instanceof NotManagedError)
+              return await notManagedYet(`batch ${batch}: its instances are not all managed yet`);
+            throw again;
+          }
+        } else if (isRemoteExecFailure(err) && !err.transient) {
+          // A refusal no retry will cure is every member's result.
+          await Promise.all(
+            members.map((n) =>
+              batched(e, "install.record-step-result", {
+                clusterId,
+                slot: n.slot,
+                step,
+                attempt: n.step?.attempt ?? 1,
+                status: "Failed",
+                outputTail: "",
+                reason: err.message,
+                permanent: true,
+              }),
+            ),
+          );
+          return;
+        } else throw err;
+      }
+    }
+    const { commandId, instanceIds, adopted } = sent;
+    log?.info(
+      { cluster: clusterId, step, batch, commandId, adopted, nodes: instanceIds.length },
+      `step ${step} batch ${batch} on ${instanceIds.length} nodes`,
+    );
+    await record(
+      e,
+      "install.record-batch-sent",
+      {
+        clusterId,
+        batch,
+        commandId,
+        sentAt: (adopted ? requestedAt : now()).toISOString(),
+        instanceIds: [...instanceIds],
+      },
+      commandId,
+    );
+    const { state: after } = await read(clusterId);
+    // Named by the command but not on record with it (the node went away, or another send
+    // was recorded first): nothing will poll those invocations; cancel them.
+    const named = new Set(instanceIds);
+    const forgotten = members.filter((n) => {
+      if (!named.has(n.instanceId)) return false;
+      const mine = after.status === "Absent" ? undefined : after.nodes[n.slot];
+      const onRecord =
+        mine?.instanceId === n.instanceId &&
+        (!mine.step ||
+          mine.step.name !== step ||
+          mine.step.attempt !== n.step?.attempt ||
+          mine.step.commandId === commandId);
+      return !onRecord;
+    });
+    if (forgotten.length > 0)
+      await cancelForgotten(
+        clusterId,
+        region,
+        commandId,
+        forgotten.map((n) => n.instanceId),
+        step,
+      );
+    // Members the command could not name (not managed yet) come back with this event.
+    if (waiting(after).length > 0)
+      await notManagedYet(`batch ${batch}: some of its instances are not managed yet`);
+  };
+
+  /**
+   * A batch's command (install.batch-sent): every invocation in one ListCommandInvocations
+   * (by command id, with details; paginated), each ended one recorded as its node's result
+   * (a failure's full output from its own GetCommandInvocation), the others waited for.
+   * One node failing fails no other; its retry is its own new request. Past the deadline,
+   * the invocations still running are cancelled in one CancelCommand and recorded timed out.
+   */
+  const pollBatch = async (e: InstallFact & { type: "install.batch-sent" }, state: Active) => {
+    const clusterId = e.aggregate.id;
+    const region = state.plan.region;
+    const { commandId, step } = e.data;
+    const members = e.data.slots.flatMap((slot) => {
+      const n = state.nodes[slot];
+      return n?.step?.status === "sent" && n.step.commandId === commandId ? [n] : [];
+    });
+    if (members.length === 0) return;
+    const toDeadline = Date.parse(e.data.deadline) - now().getTime();
+    const late = toDeadline <= 0;
+    const sent = since(e.data.sentAt);
+    const first = firstPoll[step] ?? 0;
+    const wait = (why: string) =>
+      new RetryLaterError(Math.max(1, Math.min(toDeadline, proportional(sent, first))), why);
+    if (!late && sent < first) throw wait(`${step} batch ${e.data.batch} cannot have ended yet`);
+    const invocations = await o.remote.invocations(region, commandId);
+    const result = (
+      n: InstallNode,
+      data: Omit<CommandDataInput<"install.record-step-result">, "clusterId" | "slot" | "step" | "attempt">,
+    ) =>
+      batched(e, "install.record-step-result", {
+        clusterId,
+        slot: n.slot,
+        step,
+        attempt: n.step?.attempt ?? 1,
+        commandId,
+        ...data,
+      });
+    const running = members.filter((n) => {
+      const inv = invocations.get(n.instanceId);
+      return !inv || RUNNING_STATUSES.has(inv.status);
+    });
+    const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
+    await Promise.all(
+      members
+        .filter((n) => !running.includes(n))
+        .map(async (n) => {
+          let inv = invocations.get(n.instanceId)!;
+          // The list shows the plugin's first 2,500 characters; a failure's tail is worth the full output.
+          if (inv.status !== "Success") {
+            const full = await o.remote.invocation(region, commandId, n.instanceId);
+            if (full) inv = { ...inv, stdout: full.stdout, stderr: full.stderr };
+          }
+          const started = inv.startedAt ? Date.parse(inv.startedAt) : Date.parse(e.data.sentAt);
+          const ended = inv.endedAt ? Date.parse(inv.endedAt) : now().getTime();
+          const durationMs = Math.max(0, Math.round(ended - started));
+          const status = inv.status === "Success" ? "Success" : normaliseStatus(inv.status);
+          log?.info(
+            {
+              cluster: clusterId,
+              node: n.node,
+              step,
+              attempt: n.step?.attempt,
+              status,
+              durationMs,
+              commandId,
+            },
+            `step ${Math.min(joinedCount(state.nodes) + 1, Math.max(1, nodes))}/${Math.max(1, nodes)} ${step} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
+          );
+          await result(n, {
+            status,
+            durationMs,
+            outputTail: outputTail(inv.stdout, inv.stderr),
+            ...(status !== "Success" ? { reason: `${step} ended ${inv.status}` } : {}),
+          });
+        }),
+    );
+    if (running.length === 0) return;
+    if (!late) throw wait(`${running.length} of batch ${e.data.batch}'s ${step} still running`);
+    // Past the deadline: the ones still running are cancelled (one call) before any new attempt.
+    const known = running.filter((n) => invocations.has(n.instanceId));
+    if (known.length > 0)
+      await o.remote.cancel(
+        region,
+        commandId,
+        known.map((n) => n.instanceId),
+      );
+    log?.warn(
+      { cluster: clusterId, step, batch: e.data.batch, commandId, nodes: running.map((n) => n.node) },
+      `step ${step} passed its deadline on ${running.length} nodes; cancelled`,
+    );
+    await Promise.all(
+      running.map((n) => {
+        const inv = invocations.get(n.instanceId);
+        return result(n, {
+          status: inv ? "TimedOut" : "Lost",
+          outputTail: inv ? outputTail(inv.stdout, inv.stderr) : "",
+          reason: inv
+            ? `${step} was still ${inv.status} at its deadline (${e.data.deadline}); the command was cancelled`
+            : `SSM never knew command ${commandId} on ${n.instanceId}`,
+          durationMs: Math.max(0, now().getTime() - Date.parse(e.data.sentAt)),
+        });
+      }),
+    );
   };
 
   const logger = o.logger ? { logger: o.logger } : {};
@@ -810,8 +1128,8 @@ function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Unde
   return "Failed";
 }
 
-/** Records per `install.record-many`: the catalogue's bound. */
-const MAX_BATCH = 1_000;
+/** Records per `install.record-many` (the catalogue allows 1,000): a commit of their events, each step's output tail up to 4 KB, stays far below NATS's 1 MB. */
+const MAX_BATCH = 100;
 
 /** A short, deterministic key naming a batch's records: its command id follows from it. */
 function batchKey(records: readonly object[]): string {

@@ -82,6 +82,8 @@ export interface StepInFlight {
   readonly commandId?: string;
   readonly sentAt?: string;
   readonly deadline?: string;
+  /** Sent in one command with the other nodes of this batch (`install.batch-requested`). */
+  readonly batch?: string;
 }
 
 export interface InstallNode {
@@ -98,6 +100,8 @@ export interface InstallNode {
   readonly joined: boolean;
   /** node-ops reports it Ready. */
   readonly ready: boolean;
+  /** The position (in the cluster's kube history) of the fact its readiness was last recorded from: older facts are stale. */
+  readonly factSequence?: number;
   /** Given up on: no more steps (the provisioner replaces it). */
   readonly failed: boolean;
   readonly step?: StepInFlight;
@@ -265,20 +269,32 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
     case "install.node-online":
       return withNode(event.data.slot, (n) => ({ ...n, online: true }));
     case "install.step-requested": {
-      const { step, attempt } = event.data;
+      const { step, attempt, batch } = event.data;
       return withNode(event.data.slot, (n) => ({
         ...n,
-        step: { name: step, attempt, status: "requested" },
+        step: { name: step, attempt, status: "requested", ...(batch !== undefined ? { batch } : {}) },
         attempts: { ...n.attempts, [step]: attempt },
       }));
     }
     case "install.step-sent": {
-      const { step, attempt, commandId, sentAt, deadline } = event.data;
+      const { step, attempt, commandId, sentAt, deadline, batch } = event.data;
       return withNode(event.data.slot, (n) => ({
         ...n,
-        step: { name: step, attempt, status: "sent", commandId, sentAt, deadline },
+        step: {
+          name: step,
+          attempt,
+          status: "sent",
+          commandId,
+          sentAt,
+          deadline,
+          ...(batch !== undefined ? { batch } : {}),
+        },
       }));
     }
+    // A batch's nodes carry it in their own step events; these only tell the reactor to act.
+    case "install.batch-requested":
+    case "install.batch-sent":
+      return state;
     case "install.step-succeeded": {
       const { step, slot } = event.data;
       if (!state.nodes[slot]) return state;
@@ -306,10 +322,18 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
       });
     case "install.kubeconfig-published":
       return { ...state, kubeconfig: { parameter: event.data.parameter, version: event.data.version } };
-    case "install.node-ready":
-      return withNode(event.data.slot, (n) => ({ ...n, ready: true }));
-    case "install.node-not-ready":
-      return withNode(event.data.slot, (n) => ({ ...n, ready: false }));
+    case "install.node-ready": {
+      const seq = event.data.factSequence;
+      return withNode(event.data.slot, (n) => ({ ...n, ready: true, ...(seq ? { factSequence: seq } : {}) }));
+    }
+    case "install.node-not-ready": {
+      const seq = event.data.factSequence;
+      return withNode(event.data.slot, (n) => ({
+        ...n,
+        ready: false,
+        ...(seq ? { factSequence: seq } : {}),
+      }));
+    }
     case "install.instances-ready":
       return { ...state, awaiting: event.data.count };
     case "install.completed": {

@@ -232,6 +232,53 @@ export function decideStepSent(
 }
 
 /**
+ * SSM took one command for a batch: each of the batch's nodes the command names whose step
+ * is still requested is recorded sent (its own `install.step-sent`, with the batch), then
+ * `install.batch-sent` for the reactor to poll. Idempotent by the state: a node recorded
+ * already, gone, or not named by the command is left alone.
+ */
+export function decideBatchSent(
+  d: CommandData<"install.record-batch-sent">,
+  state: InstallState,
+  policy: InstallPolicy,
+): InstallEvent[] {
+  if (state.status === "Absent") return [];
+  const named = new Set(d.instanceIds);
+  const members = Object.values(state.nodes)
+    .filter((n) => n.step?.batch === d.batch && n.step.status === "requested" && named.has(n.instanceId))
+    .sort((a, b) => a.slot - b.slot);
+  const step = members[0]?.step?.name;
+  if (!step) return [];
+  const deadline = new Date(Date.parse(d.sentAt) + policy.stepTimeoutMs[step]).toISOString();
+  const { batch, commandId, sentAt } = d;
+  return [
+    ...members.flatMap((n): InstallEvent[] =>
+      n.step?.name === step
+        ? [
+            {
+              type: "install.step-sent",
+              data: {
+                step,
+                slot: n.slot,
+                instanceId: n.instanceId,
+                attempt: n.step.attempt,
+                commandId,
+                sentAt,
+                deadline,
+                batch,
+              },
+            },
+          ]
+        : [],
+    ),
+    {
+      type: "install.batch-sent",
+      data: { batch, step, commandId, slots: members.map((n) => n.slot), sentAt, deadline },
+    },
+  ];
+}
+
+/**
  * A step ended: it succeeded, or failed and is tried again, handed to the recovery
  * ladder, stops the upgrade, or the node (the first server: the install) is given up on.
  */

@@ -18,7 +18,11 @@ export interface StepScriptInput {
   readonly step: InstallStep;
   readonly clusterId: string;
   readonly region: string;
-  readonly node: string;
+  /**
+   * The node's name. Absent: the node names itself after its EC2 instance id, read from
+   * the instance metadata — one script for every node of a batch (one SSM command).
+   */
+  readonly node?: string;
   readonly role: "server" | "agent";
   readonly k3sVersion: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -48,7 +52,7 @@ const taintList = (taints: readonly Taint[]) =>
 export function stepHeader(i: StepScriptInput): string {
   const pairs: [string, string][] = [
     ["cluster", i.clusterId],
-    ["node", i.node],
+    i.node !== undefined ? ["node", i.node] : ["node-name", "instance-id"],
     ["role", i.role],
     ["version", i.k3sVersion],
   ];
@@ -92,6 +96,13 @@ ensure_k3s() {
   (cd "$tmp" && grep -E " k3s$suffix\$" "$sums" | sha256sum -c -)
   install -m 0755 "$tmp/k3s$suffix" /usr/local/bin/k3s
   log "k3s $K3S_VERSION installed (checksum verified)"
+}
+
+# The instance's own id (IMDSv2): a batch's nodes are named after their instances.
+instance_id() {
+  local t
+  t="$(curl -fsS --retry 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)"
+  curl -fsS --retry 5 -H "X-aws-ec2-metadata-token: $t" http://169.254.169.254/latest/meta-data/instance-id
 }
 
 # The join token, read on the instance from its SecureString into a root-only file.
@@ -140,7 +151,8 @@ UNIT
 /** The `config.yaml` lines (labels and taints given at join). */
 function configYaml(i: StepScriptInput, extra: string[]): string {
   const lines = [
-    `node-name: ${JSON.stringify(i.node)}`,
+    // Without a name given, the script prepends the instance's own (see nodeNameLine).
+    ...(i.node !== undefined ? [`node-name: ${JSON.stringify(i.node)}`] : []),
     "token-file: /etc/rancher/k3s/cluster-token",
     ...extra,
   ];
@@ -149,6 +161,11 @@ function configYaml(i: StepScriptInput, extra: string[]): string {
   const taints = taintList(i.taints);
   if (taints.length > 0) lines.push("node-taint:", ...taints.map((t) => `  - ${JSON.stringify(t)}`));
   return lines.join("\n");
+}
+
+/** A script for a batch names the node on the instance: `node-name` from its own instance id. */
+function nodeNameLine(i: StepScriptInput): string {
+  return i.node !== undefined ? "" : `\nCONFIG="node-name: \\"$(instance_id)\\""$'\\n'"$CONFIG"`;
 }
 
 function body(i: StepScriptInput): string {
@@ -179,7 +196,7 @@ log "k3s $K3S_VERSION server joined ${i.serverUrl ?? ""}"
 `;
     case "k3s-agent-join":
       return `
-CONFIG=${sh(configYaml(i, [`server: ${JSON.stringify(i.serverUrl ?? "")}`]))}
+CONFIG=${sh(configYaml(i, [`server: ${JSON.stringify(i.serverUrl ?? "")}`]))}${nodeNameLine(i)}
 ensure_k3s
 fetch_token
 converge k3s-agent agent

@@ -207,6 +207,11 @@ export const kubeDecider: Decider<KubeCommand, KubeEvent, KubeState> = {
         const { clusterId: _c, ...observed } = command.data;
         return factsOfObservations(state.nodes, [observed]).facts;
       }
+      case "kube.observe-nodes": {
+        // The watch's changes in the order seen, each decided on what the ones before it left.
+        const observed = command.data.nodes;
+        return factsOfObservations(state.nodes, observed).facts;
+      }
       case "kube.observe-node-removed": {
         const { node } = command.data;
         return state.nodes[node] ? [{ type: "kube.node-removed", data: { node } }] : [];

@@ -329,3 +329,28 @@ describe("no spam (properties)", () => {
     );
   });
 });
+
+describe("kube.observe-nodes (the watch's changes that queued while one was recorded)", () => {
+  const many = (...nodes: ObservedNode[]): KubeCommand => ({
+    type: "kube.observe-nodes",
+    data: { clusterId, nodes },
+  });
+  it("given nothing known, when two nodes are seen in one record, then each is registered and ready, as two observe-node would", () => {
+    spec
+      .given([])
+      .when(many(node(A), node(B)))
+      .then([registered(A), ready(A), registered(B), ready(B)]);
+  });
+  it("the same node twice, NotReady then Ready: each change decided on the one before it", () => {
+    spec
+      .given(known(A))
+      .when(many(node(A, { ready: false, notReadyReason: "KubeletNotReady" }), node(A)))
+      .then([notReady(A, "KubeletNotReady"), ready(A)]);
+  });
+  it("is not a full list: a known node it does not name stays", () => {
+    spec
+      .given([...known(A), ...known(B)])
+      .when(many(node(A)))
+      .then([]);
+  });
+});

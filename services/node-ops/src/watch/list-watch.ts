@@ -49,6 +49,12 @@ export interface ListWatchOptions<L extends { resourceVersion: string }, E exten
   onList(list: L): Promise<void>;
   /** A change (never a BOOKMARK), in order. Throwing ends the watch and relists later. */
   onEvent(e: E): Promise<void>;
+  /**
+   * Optional: the changes that arrived while the last were being taken in, together and
+   * in order (a few hundred nodes turning Ready at once are then a few records, not one
+   * after another). Without it, `onEvent` one by one. Throwing ends the watch and relists later.
+   */
+  onEvents?(es: readonly E[]): Promise<void>;
   /** The API could not be listed or watched. Never throws. */
   onUnreachable(err: unknown): Promise<void>;
   logger?: RunnerLogger;
@@ -145,13 +151,21 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
       heard();
       // On stop: no end callback will come; what is being taken in finishes first.
       abandon = () => void chain.then(() => settle({ end: { reason: "closed" }, rv }));
+      /** Changes seen and not yet taken in, in order; one drain on the chain takes them all. */
+      let pending: E[] = [];
       const observe = (e: E) => {
         heard(Date.now());
+        pending.push(e);
+        if (pending.length > 1) return; // a drain is on the chain already
         chain = chain.then(async () => {
+          const taken = pending;
+          pending = [];
           if (failed || stopped) return;
           try {
-            if (e.kind !== "bookmark") await o.onEvent(e);
-            rv = e.resourceVersion;
+            const changes = taken.filter((x) => x.kind !== "bookmark");
+            if (o.onEvents && changes.length > 0) await o.onEvents(changes);
+            else for (const x of changes) await o.onEvent(x);
+            rv = taken.at(-1)!.resourceVersion;
           } catch (err) {
             failed = new TakeFailure(`could not take in a ${o.what} change`, { cause: err });
             current?.stop();

@@ -166,6 +166,11 @@ export function everyNodeEventCommits(id: string, k = 0): Commit[] {
       outputTail: `${name} ok`,
     });
   const labels = { "cairn.dev/pool": "workers", "cairn.dev/capacity-type": "spot" };
+  const batch = "9.0";
+  const inBatch = ({ type, data }: { type: string; data: unknown }) => ({
+    type,
+    data: Object.assign({}, data, { batch }),
+  });
   return [
     i(
       ev("install.planned", {
@@ -201,10 +206,31 @@ export function everyNodeEventCommits(id: string, k = 0): Commit[] {
         willRetry: true,
       }),
     ),
-    i(...step(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`)),
+    // The retry of 1000 and the first join of 1001 go out as one batch (one SSM command).
+    i(
+      inBatch(step(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`)[0]!),
+      inBatch(step(1001, b, "k3s-agent-join", 1, `cmd-${id}-3`)[0]!),
+      ev("install.batch-requested", {
+        batch,
+        step: "k3s-agent-join",
+        slots: [1000, 1001],
+        instanceIds: [a, b],
+      }),
+    ),
+    i(
+      inBatch(step(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`)[1]!),
+      inBatch(step(1001, b, "k3s-agent-join", 1, `cmd-${id}-3`)[1]!),
+      ev("install.batch-sent", {
+        batch,
+        step: "k3s-agent-join",
+        commandId: `cmd-${id}-3`,
+        slots: [1000, 1001],
+        sentAt: T(12),
+        deadline: T(900),
+      }),
+    ),
     i(succeeded(1000, a, "k3s-agent-join", 2, `cmd-${id}-3`, 20_000 + k * 500)),
-    i(...step(1001, b, "k3s-agent-join", 1, `cmd-${id}-4`)),
-    i(succeeded(1001, b, "k3s-agent-join", 1, `cmd-${id}-4`, 25_000)),
+    i(succeeded(1001, b, "k3s-agent-join", 1, `cmd-${id}-3`, 25_000)),
     kc(
       ev("kube.api-reachable", {}),
       ev("kube.node-registered", { node: s, instanceId: s, role: "server", labels: {}, taints: [] }),
