@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Nats } from "./connection.ts";
-import { type RunningConsumer, startConsumer } from "./consumer-runner.ts";
+import { consumerConfig, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import { RetryLaterError } from "./errors.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
@@ -148,5 +148,23 @@ describe("consumer runner: waits never starve new deliveries", () => {
     } finally {
       await c.stop();
     }
+  });
+
+  it("a durable made by an older release, with a limit, is brought up to date at start", async () => {
+    await nats.jsm.consumers.add("CMD", {
+      ...consumerConfig({ durable: "waits-old", filterSubject: "cmd.waitold.>" }),
+      max_ack_pending: 2_000,
+    });
+    const c = await startConsumer({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "waits-old",
+      filterSubject: "cmd.waitold.>",
+      handle: async () => {},
+    });
+    await c.stop();
+    const info = await nats.jsm.consumers.info("CMD", "waits-old");
+    expect(info.config.max_ack_pending).toBe(-1);
   });
 });
