@@ -560,10 +560,13 @@ export async function startConsumer(
         }
         try {
           // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
+          const asked = Date.now();
+          let got = 0;
           const batch = await consumer.fetch({ max_messages: Math.min(batchSize * 2, room), expires: 5_000 });
           pull = batch;
           if (stopping) batch.stop();
           for await (const msg of batch) {
+            got++;
             if (stopping) {
               // Pulled as we stopped: straight back to the server for whoever consumes next.
               msg.nak();
@@ -579,6 +582,8 @@ export async function startConsumer(
             buffer.push(msg);
             wake?.();
           }
+          // A pull the server ended at once with nothing (not its expiry): not again at once.
+          if (got === 0 && Date.now() - asked < 100 && !stopping) await pause(250);
         } catch (err) {
           // The connection went (a NATS restart): the client reconnects, the durable consumer
           // remembers where it was; pull again shortly.
