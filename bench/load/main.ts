@@ -79,7 +79,10 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? (QUICK ? 2 : 15));
  * Running before the next. 1,000 creates in one second stalled the stack at ~355 Ready
  * (2026-12-03 13:55 UTC): the installer's reactor consumer sat at its max_ack_pending
  * (2,000) with ~650 installs in flight, each holding messages while it waited, and the
- * rest (2,237) undelivered — a limit of the installer's, not of the size.
+ * rest (2,237) undelivered — a limit of the installer's, not of the size. (Fixed since in the
+ * runtime: consumers have no max_ack_pending and waits no longer count against what a runner
+ * holds; docs/architecture.md, the reactor runtime, point 7. Waves stay the default until a
+ * 1,000-at-once run confirms it: BENCH_WAVE=1000.)
  */
 const WAVE = Number(process.env.BENCH_WAVE ?? 100);
 /** The sim's and the services' time scale: boot, SSM and pod latencies near zero. */

@@ -100,7 +100,32 @@ export interface ConsumerRunnerOptions {
    * on; a `process` span per message it ignores would bury the trace's real work).
    */
   skip?: (msg: JsMsg) => boolean;
+  /**
+   * Messages this runner may have pulled and not yet settled, at once (default
+   * {@link defaultMaxInHand}): what bounds its memory. Waits do not count: a wait is handed
+   * back to the server (nak with its delay) and held there, not here.
+   */
+  maxInHand?: number;
 }
+
+/** The runner's default bound on what it holds: twenty batches, at least 1 000 messages. */
+export function defaultMaxInHand(batchSize = 100): number {
+  return Math.max(1_000, batchSize * 20);
+}
+
+/**
+ * The server's limit on a consumer's unacknowledged messages: none (-1). A message waiting
+ * (`RetryLaterError`) is nak'd with its delay and stays unacknowledged on the server until it
+ * comes back, so every parked wait counts against max_ack_pending; with a limit, enough waits
+ * stop all new deliveries — and when a wait can only end through a message behind them (the
+ * installer's node-added waits end on its step events, on the same consumer), nothing moves
+ * again: a load run of 1 000 clusters stalled for good with 2 000 waits parked. Unlimited is
+ * safe because the limit never bounded anything else: what a runner holds in memory is bounded
+ * by the runner itself (`maxInHand`: it pulls only when it has room), and the server keeps for
+ * each pending message a few dozen bytes, at most one entry per message of the filter still in
+ * the stream — so the bound is the stream's own retention.
+ */
+export const UNLIMITED_ACK_PENDING = -1;
 
 /**
  * One message at a time. Returning settles it with ack; throwing `RetryLaterError`
@@ -160,7 +185,7 @@ export function consumerConfig(o: {
     ack_wait: (o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS) * NS_PER_MS,
     // The runner dead-letters by itself; the server must never silently stop redelivering.
     max_deliver: -1,
-    max_ack_pending: Math.max(1_000, (o.batchSize ?? 100) * 20),
+    max_ack_pending: UNLIMITED_ACK_PENDING,
     deliver_policy: o.deliverPolicy ?? DeliverPolicy.All,
   };
 }
@@ -230,6 +255,7 @@ export async function startConsumer(
   const ackWaitMs = o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const backoff = o.backoff ?? fullJitterBackoff();
   const maxHoldMs = o.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+  const maxInHand = Math.max(1, o.maxInHand ?? defaultMaxInHand(batchSize));
   const stats = {
     processed: 0,
     acked: 0,
@@ -260,8 +286,10 @@ export async function startConsumer(
   const consumer = await askAgain(`consumer ${o.stream}/${o.durable}`, () =>
     o.js.consumers.get(o.stream, o.durable),
   );
-  // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
-  const messages = await consumer.consume({ max_messages: batchSize * 2, expires: 5_000 });
+  // The pull under way, if any: stopped first on stop().
+  let pull: { stop(): void } | undefined;
+  // Wakes the reader when a settlement makes room under `maxInHand`.
+  let roomWake: (() => void) | undefined;
   const oneAtATime = "handle" in o;
   const keepAlive = setInterval(
     () => {
@@ -272,7 +300,7 @@ export async function startConsumer(
           continue;
         }
         givenUp.add(m);
-        held.delete(m);
+        handBackOne(m);
         stats.handedOver++;
         const inHandler = handling.has(m);
         // Only buffered: back to the server at once. In a handler: left to its ack wait.
@@ -292,6 +320,12 @@ export async function startConsumer(
   const release = (msg: JsMsg) => {
     held.delete(msg);
     failures.delete(msg.seq);
+    roomWake?.();
+  };
+  /** No longer in hand here (a wait or a retry handed back to the server), failures still counted. */
+  const handBackOne = (msg: JsMsg) => {
+    held.delete(msg);
+    roomWake?.();
   };
 
   /** Keeps the message in `dlq.<stream>` with the reason, then terminates it. Never throws. */
@@ -352,7 +386,7 @@ export async function startConsumer(
           return;
         }
         atTurnEnd(() => msg.nak(outcome.delayMs));
-        held.delete(msg);
+        handBackOne(msg);
         stats.waiting++;
         return;
       }
@@ -369,7 +403,7 @@ export async function startConsumer(
         failures.set(msg.seq, n);
         const delay = backoff(n);
         atTurnEnd(() => msg.nak(delay));
-        held.delete(msg);
+        handBackOne(msg);
         stats.naked++;
         const hint = remediationOf(outcome.error);
         log.warn(
@@ -496,29 +530,72 @@ export async function startConsumer(
 
   // The reader moves messages into our own buffer; the processor takes what is there
   // (up to a batch) whenever it is free. Batches grow under load and stay small, so
-  // latency stays low, when traffic is light. The buffer is bounded by the consumer's
-  // max_ack_pending. (nats.js's getPending() cannot tell "nothing buffered": it
-  // counts queued status callbacks too.)
+  // latency stays low, when traffic is light. The reader bounds what is in hand itself
+  // (`maxInHand`): it pulls only as many as there is room for, with short pulls (fetch,
+  // not consume: consume() pulls again as soon as messages arrive, whether or not they
+  // were read, so only the server's max_ack_pending bounded it — and parked waits count
+  // against that; see UNLIMITED_ACK_PENDING). (nats.js's getPending() cannot tell "nothing
+  // buffered": it counts queued status callbacks too.)
   const buffer: JsMsg[] = [];
   let wake: (() => void) | undefined;
   let ended = false;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        roomWake = undefined;
+        resolve();
+      }
+      roomWake = done;
+    });
   const reader = (async () => {
     try {
-      for await (const msg of messages) {
-        if (stopping) {
-          // Pulled as we stopped: straight back to the server for whoever consumes next.
-          msg.nak();
+      while (!stopping) {
+        const room = maxInHand - held.size;
+        if (room <= 0) {
+          // Full: pull again when a settlement makes room (or soon, to look again).
+          await pause(250);
           continue;
         }
-        if (stuck()) {
-          // A handler here hangs past the hold limit: what we pull would only wait behind it.
-          msg.nak(STUCK_HAND_BACK_DELAY_MS);
-          stats.handedOver++;
-          continue;
+        try {
+          // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
+          const asked = Date.now();
+          let got = 0;
+          // Up to five batches a pull: a pull ends when it is filled and the next one costs a
+          // round trip; at two batches a pull no-op handlers ran ~10 % slower than consume()'s
+          // overlapping pulls, at five ~12 % faster (docs/benchmarks.md, waits).
+          const batch = await consumer.fetch({ max_messages: Math.min(batchSize * 5, room), expires: 5_000 });
+          pull = batch;
+          if (stopping) batch.stop();
+          for await (const msg of batch) {
+            got++;
+            if (stopping) {
+              // Pulled as we stopped: straight back to the server for whoever consumes next.
+              msg.nak();
+              continue;
+            }
+            if (stuck()) {
+              // A handler here hangs past the hold limit: what we pull would only wait behind it.
+              msg.nak(STUCK_HAND_BACK_DELAY_MS);
+              stats.handedOver++;
+              continue;
+            }
+            held.set(msg, Date.now());
+            buffer.push(msg);
+            wake?.();
+          }
+          // A pull the server ended at once with nothing (not its expiry): not again at once.
+          if (got === 0 && Date.now() - asked < 100 && !stopping) await pause(250);
+        } catch (err) {
+          // The connection went (a NATS restart): the client reconnects, the durable consumer
+          // remembers where it was; pull again shortly.
+          if (stopping) break;
+          log.warn({ ...ctx, err: describeError(err) }, "pull failed; pulling again");
+          await pause(1_000);
+        } finally {
+          pull = undefined;
         }
-        held.set(msg, Date.now());
-        buffer.push(msg);
-        wake?.();
       }
     } finally {
       ended = true;
@@ -595,7 +672,8 @@ export async function startConsumer(
       stopping = true;
       // Our pull ends first: a message handed back while it is still open on the server
       // would be redelivered straight into it, to nobody, and wait out the ack wait.
-      messages.stop();
+      pull?.stop();
+      roomWake?.();
       wake?.();
       await loop;
       handBack();

@@ -59,6 +59,8 @@ export interface ReactorOptions<A extends AggregateType> {
   commitEvents?: "together" | "in-order";
   /** Real failures before a dead letter (default: the runner's, 5). */
   failureBudget?: number;
+  /** Commits this reactor may have pulled and not yet settled (the runner's `maxInHand`); waits do not count. */
+  maxInHand?: number;
   ackWaitMs?: number;
   deliverPolicy?: DeliverPolicy;
   logger?: RunnerLogger;
@@ -78,6 +80,7 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
     concurrency: o.concurrency ?? 16,
     ...(o.failureBudget !== undefined ? { failureBudget: o.failureBudget } : {}),
     ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
+    ...(o.maxInHand !== undefined ? { maxInHand: o.maxInHand } : {}),
     ...(o.deliverPolicy !== undefined ? { deliverPolicy: o.deliverPolicy } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     // 1. Nothing wanted in it (by its header): done without parsing, and without a span.

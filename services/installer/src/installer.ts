@@ -28,7 +28,14 @@ export interface InstallerOptions {
   policy?: Partial<InstallPolicy>;
   reactor?: Pick<
     InstallReactorOptions,
-    "pollMs" | "maxPollMs" | "firstPollMs" | "timeScale" | "executionTimeoutFactor" | "outputBucket" | "now"
+    | "pollMs"
+    | "maxPollMs"
+    | "firstPollMs"
+    | "timeScale"
+    | "executionTimeoutFactor"
+    | "outputBucket"
+    | "now"
+    | "maxInHand"
   >;
   /** The K3s service probe's timing; `false`: no probes (node-ops' facts still count). */
   health?:

@@ -94,6 +94,8 @@ export interface InstallReactorOptions {
   /** Full step output goes to this S3 bucket (SSM cuts standard output at 24,000 characters). */
   outputBucket?: string;
   now?: () => Date;
+  /** What `installer-reactor` may hold at once (the runner's `maxInHand`; tests make it small). */
+  maxInHand?: number;
 }
 
 /** What the reactor waits for: a step's command, or a new instance's SSM Agent registering. */
@@ -1082,6 +1084,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       name: "installer-reactor",
       aggregate: "install",
       concurrency: 64,
+      ...(o.maxInHand !== undefined ? { maxInHand: o.maxInHand } : {}),
       ...logger,
       react: onInstall,
     }),
