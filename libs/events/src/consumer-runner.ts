@@ -143,16 +143,7 @@ export type MessageHandler = (msg: JsMsg) => Promise<void>;
  */
 export type BatchHandler = (
   msgs: JsMsg[],
-  tools: {
-    deadLetter(msg: JsMsg, reason: string): Promise<void>;
-    /**
-     * The messages buffered behind this batch, in the order the next batch will take them
-     * (its first `batchSize`, as they stand now: the next batch may hold more). Read-only:
-     * for work a handler may do ahead while it waits on I/O (the projector parses and folds
-     * the next batch while this one commits). Never settle them.
-     */
-    upcoming(): readonly JsMsg[];
-  },
+  tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> },
 ) => Promise<void>;
 
 export interface RunningConsumer {
@@ -476,7 +467,6 @@ export async function startConsumer(
         if (!(await deadLetter(m, reason)))
           throw new Error(`the dead letter of ${m.seq} could not be written`);
       },
-      upcoming: (): readonly JsMsg[] => buffer.slice(0, batchSize),
     };
     for (let attempt = 1; ; attempt++) {
       try {

@@ -205,7 +205,7 @@ export function writeStatement(
   schema: string,
   events: readonly SequencedEvent[],
   folded: FoldedBatch,
-  checkpoint: { readonly name: string; readonly sequence: number; readonly writer?: string },
+  checkpoint: { readonly name: string; readonly sequence: number },
 ): string {
   const index = eventIndexRows(events);
   const ctes: string[] = [];
@@ -224,8 +224,7 @@ export function writeStatement(
   for (const [name, t, rows] of more)
     if (rows.length > 0) ctes.push(`${name} as (${upsertDocsText(schema, t, rows as never[])})`);
   const update = `update ${qualified(schema, "projector_checkpoint")}
-    set last_sequence = ${Math.trunc(checkpoint.sequence)},
-      writer = ${checkpoint.writer === undefined ? "null" : dollarQuoted(checkpoint.writer)} where name = ${dollarQuoted(checkpoint.name)}`;
+    set last_sequence = ${Math.trunc(checkpoint.sequence)} where name = ${dollarQuoted(checkpoint.name)}`;
   return ctes.length > 0 ? `with ${ctes.join(",\n")} ${update}` : update;
 }
 

@@ -67,9 +67,7 @@ export async function forgetReadModels(db: Db, schema: string): Promise<string[]
     const names = tables.rows.map((r) => r.table_name).sort();
     if (names.length > 0)
       await sql`truncate ${sql.join(names.map((n) => sql.table(`${schema}.${n}`)))}`.execute(trx);
-    await sql`update ${sql.table(`${schema}.projector_checkpoint`)} set last_sequence = 0, writer = null`.execute(
-      trx,
-    );
+    await sql`update ${sql.table(`${schema}.projector_checkpoint`)} set last_sequence = 0`.execute(trx);
     return names;
   });
 }

@@ -3,8 +3,6 @@
  * the read models and moves the checkpoint (see docs/projector.md for why that is
  * exactly once).
  */
-
-import { randomUUID } from "node:crypto";
 import {
   type AnyEvent,
   type Catalogue,
@@ -38,13 +36,9 @@ import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ClientBase, QueryResult } from "pg";
 import {
   addToReadSet,
-  clearMoreRows,
   emptyLoadedRows,
   emptyReadSet,
-  type FoldedBatch,
   foldBatch,
-  type LoadedRows,
-  type ReadSet,
   readSetMinus,
   readSetSize,
   readStatements,
@@ -211,162 +205,6 @@ const PARSE_SLICE = 250;
 const MAX_FILL_FACTOR = 4;
 
 /**
- * The rows the last batch of this process left behind, kept for the next one: a live
- * batch then reads from Postgres only the rows it has not seen (issue 16 — reading a
- * thousand 2 kB cluster rows back every batch was a round trip's worth of Postgres and
- * of parsing). Valid only while nobody else has written the read models since, which
- * the next batch checks under its lock: the checkpoint row still holds the checkpoint
- * and the token (`writer`, random per batch) this process committed. Any other write of
- * it changes the token: another replica's batch writes its own, a rebuild (so also the
- * schema a replay's swap brings in) and `forgetReadModels` write null. Otherwise
- * it is dropped and every row read as before. Dropped too when a batch fails: its fold
- * has already moved the rows.
- */
-interface RowCache {
-  /** The checkpoint this process committed with these rows. */
-  checkpoint: number;
-  /** The token this process's batch wrote with the checkpoint (`projector_checkpoint.writer`). */
-  writer: string;
-  readonly rows: LoadedRows;
-  /** The step durations are all in `rows` (they are read all at once). */
-  durations: boolean;
-  /** Ids read and found missing (not in Postgres at `checkpoint` unless in `rows` since). */
-  readonly absent: ReadSet;
-}
-
-/**
- * Rows kept per read model at most; past it the oldest read go first. Bounded for the
- * projector's memory (a cluster row is a few kB in V8; issue 15 keeps a service under 100 MB):
- * enough for the clusters a busy control plane moves between two batches.
- */
-const CACHE_ROWS = 5_000;
-
-const rowCaches = new WeakMap<ProjectionTarget, RowCache>();
-
-/**
- * Drops the oldest entries of each map past `CACHE_ROWS` (maps keep insertion order). An
- * evicted row leaves the ids known missing too: it may have been created since it was.
- */
-function trimCache(cache: RowCache): void {
-  for (const [absent, m] of modelsOf(cache.absent, cache.rows)) {
-    if (m.size <= CACHE_ROWS) continue;
-    let excess = m.size - CACHE_ROWS;
-    for (const k of m.keys()) {
-      if (excess-- <= 0) break;
-      m.delete(k);
-      absent.delete(k);
-    }
-  }
-}
-
-/** Each read model's ids in a `ReadSet` beside the map of its rows in a `LoadedRows`. */
-function modelsOf(set: ReadSet, rows: LoadedRows): [Set<string>, Map<string, unknown>][] {
-  return [
-    [set.clusters, rows.clusters],
-    [set.commands, rows.commands],
-    [set.installs, rows.more.installs],
-    [set.nodes, rows.more.nodes],
-    [set.nodeops, rows.more.nodeops],
-    [set.sessions, rows.more.sessions],
-  ];
-}
-
-/** What of `set` the cache neither holds nor knows missing (with `durations` when those are not all there). */
-function missingFrom(set: ReadSet, cache: RowCache): ReadSet {
-  const out = emptyReadSet();
-  const have = modelsOf(cache.absent, cache.rows);
-  modelsOf(set, emptyLoadedRows()).forEach(([ids], i) => {
-    const [absent, rows] = have[i]!;
-    const into = modelsOf(out, emptyLoadedRows())[i]![0];
-    for (const id of ids) if (!rows.has(id) && !absent.has(id)) into.add(id);
-  });
-  out.durations = set.durations && !cache.durations;
-  return out;
-}
-
-/** Remembers the ids of `asked` that a read did not find (`rows` lacks them). */
-function noteAbsent(cache: RowCache, asked: ReadSet): void {
-  const have = modelsOf(cache.absent, cache.rows);
-  modelsOf(asked, emptyLoadedRows()).forEach(([ids], i) => {
-    const [absent, rows] = have[i]!;
-    for (const id of ids) if (!rows.has(id)) absent.add(id);
-    if (absent.size > CACHE_ROWS) absent.clear();
-  });
-}
-
-/**
- * The next batch, parsed and folded ahead while this one commits (issue 16: the fold
- * and the statement text of batch N+1 take the Node thread while Postgres writes batch N,
- * on the other core). Used only by the batch that is exactly these messages and that
- * finds `base` still valid (this batch committed and nobody wrote since); otherwise the
- * work is dropped and the batch is folded as usual. `overlay` holds the rows it folded
- * into, copies of nothing: rows are immutable, so the base's maps are not touched.
- */
-interface Ahead {
-  readonly base: RowCache;
-  readonly seqs: readonly number[];
-  readonly overlay: LoadedRows;
-  readonly folded: FoldedBatch;
-  readonly statement: string;
-  readonly writer: string;
-}
-
-const aheads = new WeakMap<ProjectionTarget, Ahead>();
-
-/** Messages already parsed (ahead of their batch), with the catalogue that parsed them. */
-const parsedAhead = new WeakMap<object, { cat: Catalogue<AnyEvent>; parsed: Parsed }>();
-
-function parseOnce(cat: Catalogue<AnyEvent>, m: JsMsg): Parsed {
-  const known = parsedAhead.get(m);
-  if (known && known.cat === cat) return known.parsed;
-  const parsed = parseDelivered(cat, m);
-  parsedAhead.set(m, { cat, parsed });
-  return parsed;
-}
-
-/** Parses and folds `upcoming` on top of `base` (see `Ahead`); undefined when it cannot. */
-async function prepareAhead(
-  target: ProjectionTarget,
-  cat: Catalogue<AnyEvent>,
-  base: RowCache,
-  upcoming: readonly JsMsg[],
-): Promise<Ahead | undefined> {
-  if (upcoming.length === 0) return undefined;
-  const events: SequencedEvent[] = [];
-  const seqs: number[] = [];
-  let expected = base.checkpoint + 1;
-  for (let i = 0; i < upcoming.length; i++) {
-    const m = upcoming[i]!;
-    const p = parseOnce(cat, m);
-    // Only a plain run: contiguous after the base, every message readable.
-    if (m.seq !== expected++ || !p.events) return undefined;
-    seqs.push(m.seq);
-    for (const e of p.events) events.push(e);
-    if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
-  }
-  const set = addToReadSet(emptyReadSet(), events);
-  if (readSetSize(missingFrom(set, base)) > 0) return undefined;
-  const overlay = emptyLoadedRows();
-  const from = modelsOf(set, base.rows);
-  modelsOf(set, overlay).forEach(([ids, into], i) => {
-    const rows = from[i]![1];
-    for (const id of ids) {
-      const row = rows.get(id);
-      if (row !== undefined) into.set(id, row);
-    }
-  });
-  if (set.durations) for (const [k, d] of base.rows.more.durations) overlay.more.durations.set(k, d);
-  const folded = foldBatch(events, overlay);
-  const writer = randomUUID();
-  const statement = writeStatement(target.schema, events, folded, {
-    name: target.name,
-    sequence: seqs.at(-1)!,
-    writer,
-  });
-  return { base, seqs, overlay, folded, statement, writer };
-}
-
-/**
  * Applies one batch in one transaction: event index, clusters and commands, then the
  * checkpoint = the last sequence applied. Messages are applied in stream order and
  * contiguously after the checkpoint, whatever order they were delivered in:
@@ -386,9 +224,8 @@ export async function projectBatch(
   msgs: readonly JsMsg[],
   deadLetter: DeadLetter,
   reader: StreamReader,
-  upcoming?: () => readonly JsMsg[],
 ): Promise<BatchOutcome> {
-  const outcome = await projectInTransaction(target, msgs, deadLetter, reader, upcoming);
+  const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
   if (outcome.waitingFor !== undefined)
     throw new WaitingForSequenceError(outcome.waitingFor, outcome.checkpoint);
   return outcome;
@@ -400,8 +237,6 @@ export async function projectInTransaction(
   msgs: readonly JsMsg[],
   deadLetter: DeadLetter,
   reader: StreamReader,
-  /** The messages buffered behind this batch (the runner's `upcoming`): folded ahead while it commits. */
-  upcoming?: () => readonly JsMsg[],
 ): Promise<BatchOutcome> {
   const { db, schema, name } = target;
   const cat = target.catalogue ?? defaultCatalogue;
@@ -426,39 +261,13 @@ export async function projectInTransaction(
     // batch is thousands of validating parses.
     const delivered: Parsed[] = [];
     for (let i = 0; i < msgs.length; i++) {
-      delivered.push(parseOnce(cat, msgs[i]!));
+      delivered.push(parseDelivered(cat, msgs[i]!));
       if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
     }
     const reads = emptyReadSet();
     for (const d of delivered) if (d.events) addToReadSet(reads, d.events);
-    // The batch buffered behind this one, parsed now (its own parse, done early) so that
-    // the rows it touches are read with this batch's, under this batch's lock: it can then
-    // be folded while this one commits (`prepareAhead`).
-    const following = upcoming?.() ?? [];
-    for (let i = 0; i < following.length; i++) {
-      const p = parseOnce(cat, following[i]!);
-      if (p.events) addToReadSet(reads, p.events);
-      if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
-    }
-    // The rows of the last batch, when this process wrote it: only the others are read.
-    const cached = rowCaches.get(target);
-    const ahead = aheads.get(target);
-    aheads.delete(target);
-    // Written with the checkpoint, so the next batch can tell nobody wrote after this one.
-    let writer: string = randomUUID();
-    let wrote = false;
-    rowCaches.delete(target); // back only once this batch has committed
-    const loaded = cached?.rows ?? emptyLoadedRows();
-    const asked = cached ? missingFrom(reads, cached) : reads;
-    const firstReads = readStatements(schema, asked, loaded);
-    // What this batch's rows become once it commits: the next batch's base.
-    const next: RowCache = {
-      checkpoint: 0,
-      writer,
-      rows: loaded,
-      durations: false,
-      absent: cached?.absent ?? emptyReadSet(),
-    };
+    const loaded = emptyLoadedRows();
+    const firstReads = readStatements(schema, reads, loaded);
 
     return await withRawClient(db, async (client) => {
       try {
@@ -478,31 +287,9 @@ export async function projectInTransaction(
           lockCheckpointText(schema, name),
           ...firstReads.statements,
         ]);
-        const locked = opened[2]!.rows[0] as { last_sequence: number; writer: string | null };
-        const checkpoint = Number(locked.last_sequence);
-        const stale =
-          cached !== undefined && (cached.checkpoint !== checkpoint || cached.writer !== locked.writer);
-        if (stale) {
-          // Someone else wrote since (another replica, a replay's swap, a reset): the kept
-          // rows may be stale. Forget them and read every row, in one more round trip.
-          loaded.clusters.clear();
-          loaded.commands.clear();
-          clearMoreRows(loaded.more);
-          for (const [ids] of modelsOf(next.absent, loaded)) ids.clear();
-          firstReads.read(opened.slice(3));
-          const rest = readStatements(schema, reads, loaded);
-          rest.read(await simpleQuery(client, rest.statements));
-          noteAbsent(next, reads);
-        } else {
-          firstReads.read(opened.slice(3));
-          noteAbsent(next, asked);
-        }
-        next.durations = reads.durations || (!stale && (cached?.durations ?? false));
-        const outcome = await applyAfter(checkpoint, client, stale);
-        // Committed: the rows are what Postgres now holds, at this checkpoint (kept only
-        // when this batch wrote the checkpoint, and so its token).
-        if (!wrote) return outcome;
-        rowCaches.set(target, next);
+        const checkpoint = Number((opened[2]!.rows[0] as { last_sequence: number }).last_sequence);
+        firstReads.read(opened.slice(3));
+        const outcome = await applyAfter(checkpoint, client);
         return outcome;
       } catch (err) {
         // Ends the transaction; a connection that cannot is closed by withRawClient.
@@ -511,7 +298,7 @@ export async function projectInTransaction(
       }
     });
 
-    async function applyAfter(checkpoint: number, client: ClientBase, stale: boolean): Promise<BatchOutcome> {
+    async function applyAfter(checkpoint: number, client: ClientBase): Promise<BatchOutcome> {
       const order = delivered.filter((d) => d.msg.seq > checkpoint).sort((a, b) => a.msg.seq - b.msg.seq);
       const skipped = msgs.length - order.length;
 
@@ -582,44 +369,9 @@ export async function projectInTransaction(
         const extra = readStatements(schema, more, loaded);
         extra.read(await simpleQuery(client, extra.statements));
       }
-      // Folded ahead while the previous batch committed, when that still holds: the same
-      // messages, on rows nobody else wrote since.
-      const usable =
-        ahead !== undefined &&
-        ahead.base === cached &&
-        !stale &&
-        filled === 0 &&
-        deadLettered === 0 &&
-        ready.length === ahead.seqs.length &&
-        ready.every((p, i) => p.seq === ahead.seqs[i]);
-      let folded: FoldedBatch;
-      let statement: string;
-      if (usable) {
-        const pairs = modelsOf(emptyReadSet(), ahead.overlay);
-        modelsOf(emptyReadSet(), loaded).forEach(([, into], i) => {
-          for (const [id, row] of pairs[i]![1]) into.set(id, row);
-        });
-        for (const [k, d] of ahead.overlay.more.durations) loaded.more.durations.set(k, d);
-        folded = ahead.folded;
-        statement = ahead.statement;
-        writer = ahead.writer;
-      } else {
-        folded = foldBatch(events, loaded);
-        statement = writeStatement(schema, events, folded, { name, sequence: last, writer });
-      }
-      next.checkpoint = last;
-      next.writer = writer;
-      trimCache(next);
-      // Round trip 2: every row, the checkpoint and the commit; the next batch is parsed
-      // and folded meanwhile, on what this one leaves (dropped if this one fails).
-      const write = simpleQuery(client, [statement, "commit"]);
-      write.catch(() => {}); // awaited below, after the work ahead has started
-      const preparing =
-        following.length > 0 ? prepareAhead(target, cat, next, following).catch(() => undefined) : undefined;
-      await write;
-      wrote = true;
-      const prepared = await preparing;
-      if (prepared) aheads.set(target, prepared);
+      const folded = foldBatch(events, loaded);
+      // Round trip 2: every row, the checkpoint and the commit.
+      await simpleQuery(client, [writeStatement(schema, events, folded, { name, sequence: last }), "commit"]);
       const changes: Change[] = [
         ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
@@ -781,9 +533,9 @@ export async function startProjection(opts: {
     filterSubject: eventFilter(),
     batchSize: opts.batchSize,
     logger,
-    handleBatch: async (msgs, { deadLetter, upcoming }) => {
+    handleBatch: async (msgs, { deadLetter }) => {
       try {
-        const outcome = await projectInTransaction(target, msgs, deadLetter, reader, upcoming);
+        const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
         status.lastBatchAt = new Date();
         status.checkpoint = outcome.checkpoint;
         eventsApplied.inc({ mode: "live" }, outcome.events);

@@ -66,8 +66,6 @@ export interface CommandsTable {
 export interface ProjectorCheckpointTable {
   name: string;
   last_sequence: number;
-  /** The live batch that last moved the checkpoint (its token), null after any other write. */
-  writer: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface Database {

@@ -228,6 +228,6 @@ export async function writeBatch(
     ctes.push(sql`command_rows as (${upsertCommandsSql(schema, batch.commands)})`);
   ctes.push(...moreRowsCtes(schema, batch.more));
   const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
-    set last_sequence = ${batch.checkpoint}, writer = null where name = ${name}`;
+    set last_sequence = ${batch.checkpoint} where name = ${name}`;
   await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(db);
 }

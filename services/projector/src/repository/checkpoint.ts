@@ -39,7 +39,7 @@ export function lockCheckpointText(schema: string, name: string): string {
   return `insert into ${qualified(schema, "projector_checkpoint")} as c (name, last_sequence)
     values (${dollarQuoted(name)}, 0)
     on conflict (name) do update set last_sequence = c.last_sequence
-    returning last_sequence, writer`;
+    returning last_sequence`;
 }
 
 export async function writeCheckpoint(
@@ -51,7 +51,7 @@ export async function writeCheckpoint(
   await trx
     .withSchema(schema)
     .updateTable("projector_checkpoint")
-    .set({ last_sequence: lastSequence, writer: null })
+    .set({ last_sequence: lastSequence })
     .where("name", "=", name)
     .execute();
 }
