@@ -148,6 +148,38 @@ describe("acquireLeadership", () => {
     expect(b.lease.isLeader()).toBe(true);
   });
 
+  it("resigns when its onElected fails, so another replica leads and does the work", async () => {
+    const name = uniqueName();
+    const events: string[] = [];
+    // The first leader's start-up fails (as a projector's did when NATS timed out): it must
+    // not keep the lease, renewing it, with nothing started.
+    const failing = await acquireLeadership({
+      nc: nc1,
+      name,
+      holder: "a",
+      ttlMs: TTL,
+      renewEveryMs: RENEW,
+      onElected: async () => {
+        events.push("a:elected");
+        throw new Error("start-up timed out");
+      },
+      onDeposed: (reason) => void events.push(`a:deposed:${reason}`),
+    });
+    leases.push(failing);
+    expect(failing.isLeader()).toBe(true);
+    const other = await contender(nc2, name, "b");
+    // Well before the TTL would have expired the lease: the key was deleted, b took it.
+    await waitFor(() => other.lease.isLeader(), TTL - 100);
+    expect(other.events).toEqual(["elected"]);
+    expect(failing.isLeader()).toBe(false);
+    expect(events).toEqual(["a:elected", "a:deposed:resigned"]);
+    // And a stays a contender: once b lets go, a leads again and tries its start-up again
+    // (which fails again here, so it resigns again).
+    await other.lease.release();
+    await waitFor(() => events.filter((e) => e === "a:elected").length >= 2, 3_000);
+    expect(events.slice(2, 3)).toEqual(["a:elected"]);
+  });
+
   it("rejects unusable options", async () => {
     await expect(acquireLeadership({ nc: nc1, name: "bad name", holder: "a" })).rejects.toThrow(
       LeaseOptionsError,

@@ -50,7 +50,12 @@ export type DeposedReason =
   /** `stop()` was called. */
   | "stopped"
   /** `release()` was called. */
-  | "released";
+  | "released"
+  /**
+   * Our own onElected failed: the lease was given up (its key deleted) so that a replica that
+   * can do the work takes it; this one contends again after `renewEveryMs`.
+   */
+  | "resigned";
 
 export interface LeaderLeaseOptions {
   nc: NatsConnection;
@@ -62,7 +67,11 @@ export interface LeaderLeaseOptions {
   ttlMs?: number;
   /** Renewal (and, for followers, polling) period; must be < ttlMs. Default ttlMs / 3. */
   renewEveryMs?: number;
-  /** Called when we become leader. Callbacks run one at a time, in order; errors are logged. */
+  /**
+   * Called when we become leader. Callbacks run one at a time, in order; errors are logged.
+   * When onElected fails (throws or rejects) we resign: a leader that could not start its
+   * work would otherwise hold the lease, renewing it, and do nothing for as long as it runs.
+   */
   onElected?: () => unknown;
   /** Called once for every onElected, when we stop being leader. */
   onDeposed?: (reason: DeposedReason) => unknown;
@@ -187,13 +196,18 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
   let releasing: Promise<boolean> | undefined;
 
   /** Queues a user callback behind the previous ones; never rejects. */
-  const emit = (what: string, fn: (() => unknown) | undefined) => {
+  const emit = (what: string, fn: (() => unknown) | undefined, onFailure?: () => void) => {
     if (!fn) return;
     callbacks = callbacks
       .then(fn)
       .then(() => undefined)
-      .catch((err: unknown) => log?.error({ err }, `lease: ${what} callback failed`));
+      .catch((err: unknown) => {
+        log?.error({ err }, `lease: ${what} callback failed`);
+        onFailure?.();
+      });
   };
+  /** Not before this (our clock) do we contend again: set when we resign. */
+  let resignedUntil = 0;
 
   const depose = (reason: DeposedReason) => {
     if (!leading) return;
@@ -228,8 +242,29 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
     if (!was) {
       metric.set({ lease: name }, 1);
       log?.info("lease: elected");
-      emit("onElected", opts.onElected);
+      emit("onElected", opts.onElected, () => void resign());
     }
+  };
+
+  /**
+   * Gives the lease up after our onElected failed (a chaos run found a projector that held
+   * it for minutes, renewing, with its projection never started: nobody projected). The key
+   * is deleted by CAS on the revision we hold, so other replicas take it at
+   * once; we wait a renewal period before contending again, so that they come first.
+   */
+  const resign = async () => {
+    if (stopped || !leading) return;
+    resignedUntil = now() + renewEveryMs;
+    const revision = leading.revision;
+    depose("resigned");
+    try {
+      await kv.delete(key, { previousSeq: revision });
+      ownRevision = undefined;
+    } catch (err) {
+      // Renewed and lost meanwhile, or NATS away: the lease expires by itself instead.
+      if (!isCasFailure(err)) log?.warn({ err }, "lease: resigning failed; it will expire instead");
+    }
+    schedule(renewEveryMs);
   };
 
   /** One renewal. Returns the delay until the next tick. */
@@ -251,6 +286,7 @@ export async function acquireLeadership(opts: LeaderLeaseOptions): Promise<Leade
 
   /** One attempt to take the lease. Returns the delay until the next tick. */
   const contend = async (): Promise<number> => {
+    if (now() < resignedUntil) return resignedUntil - now();
     const entry = await kv.get(key);
     const expiresAt = now() + ttlMs;
     try {
