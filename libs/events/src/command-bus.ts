@@ -1,9 +1,9 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
 import type { RawCommand } from "./envelope.ts";
-import { connectionOf, publisherFor } from "./event-store.ts";
+import { connectionOf, publishStored } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { commandSubject, Headers } from "./subjects.ts";
 import {
@@ -94,14 +94,15 @@ export class CommandBus {
         // The connection's pipelined publisher (the event store's): no nats.js request per
         // command (its timer and `Error`), and the sends of a turn leave in one socket write
         // with that turn's other writes (turn-writes.ts) — the API's POST /commands path.
-        const ack = this.#nc
-          ? await publisherFor(this.#nc, this.#timeoutMs).publishAcked(subject, data, {
-              msgID: raw.id,
-              headers: tp
-                ? { [Headers.commandType]: raw.type, [Headers.traceparent]: tp }
-                : { [Headers.commandType]: raw.type },
-            })
-          : await this.#js.publish(subject, data, { msgID: raw.id, headers: natsHeadersOf(raw.type, tp) });
+        const ack = await publishStored(
+          { js: this.#js, nc: this.#nc, timeoutMs: this.#timeoutMs },
+          subject,
+          data,
+          {
+            msgID: raw.id,
+            headers: { [Headers.commandType]: raw.type, [Headers.traceparent]: tp },
+          },
+        );
         return {
           commandId: raw.id,
           subject,
@@ -113,14 +114,6 @@ export class CommandBus {
       },
     );
   }
-}
-
-/** The headers of a command sent through `js.publish`. */
-function natsHeadersOf(type: string, traceparent: string | undefined) {
-  const h = natsHeaders();
-  if (traceparent) h.set(Headers.traceparent, traceparent);
-  h.set(Headers.commandType, type);
-  return h;
 }
 
 function withoutUndefined<T extends object>(o: T | undefined): Partial<T> {

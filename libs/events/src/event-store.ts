@@ -7,7 +7,7 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { type AckedPublisher, ackedPublisher } from "./acked-publisher.ts";
+import { type AckedPublisher, ackedPublisher, type PublishAck } from "./acked-publisher.ts";
 import { openOrderedConsumer } from "./ask-again.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
@@ -99,7 +99,7 @@ export function commitIdFor(causationId: string, aggregate: AggregateRef): strin
  */
 const publishers = new WeakMap<NatsConnection, AckedPublisher>();
 
-export function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
+function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublisher {
   let p = publishers.get(nc);
   if (!p) {
     // lingerMs 0: an append waits for no others — an aggregate's next append waits on this
@@ -118,11 +118,30 @@ export function publisherFor(nc: NatsConnection, timeoutMs: number): AckedPublis
   return p;
 }
 
-function natsHeadersOf(types: string, traceparent: string | undefined) {
+/**
+ * A publish JetStream stores and acknowledges, as the event store's appends and the command
+ * bus's sends make it: through the connection's pipelined publisher when the client shows
+ * its connection (no nats.js request per publish, its timer and `Error`; the turn's sends in
+ * one socket write), else `js.publish`. `headers` without their undefined values.
+ */
+export function publishStored(
+  to: { js: JetStreamClient; nc: NatsConnection | undefined; timeoutMs: number },
+  subject: string,
+  data: string,
+  o: { msgID: string; expectedLastSubjectSequence?: number; headers: Record<string, string | undefined> },
+): Promise<PublishAck> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.headers)) if (v !== undefined) headers[k] = v;
+  if (to.nc) return publisherFor(to.nc, to.timeoutMs).publishAcked(subject, data, { ...o, headers });
   const h = natsHeaders();
-  h.set(Headers.eventTypes, types);
-  if (traceparent) h.set(Headers.traceparent, traceparent);
-  return h;
+  for (const [k, v] of Object.entries(headers)) h.set(k, v);
+  return to.js.publish(subject, data, {
+    msgID: o.msgID,
+    ...(o.expectedLastSubjectSequence !== undefined
+      ? { expect: { lastSubjectSequence: o.expectedLastSubjectSequence } }
+      : {}),
+    headers: h,
+  });
 }
 
 /** The connection under a nats.js JetStream client (its `nc`, public on the implementation though not on the interface). */
@@ -334,19 +353,16 @@ export class EventStore<E extends Msg = Msg> {
     try {
       const body: RawCommit = { commitId, aggregate: commit.aggregate, events: events as RawEventEnvelope[] };
       const data = JSON.stringify(body);
-      const ack = this.#nc
-        ? await publisherFor(this.#nc, this.#timeoutMs).publishAcked(subject, data, {
-            msgID: commitId,
-            expectedLastSubjectSequence: expectedSequence,
-            headers: traceparent
-              ? { [Headers.eventTypes]: types, [Headers.traceparent]: traceparent }
-              : { [Headers.eventTypes]: types },
-          })
-        : await this.#js.publish(subject, data, {
-            msgID: commitId,
-            expect: { lastSubjectSequence: expectedSequence },
-            headers: natsHeadersOf(types, traceparent),
-          });
+      const ack = await publishStored(
+        { js: this.#js, nc: this.#nc, timeoutMs: this.#timeoutMs },
+        subject,
+        data,
+        {
+          msgID: commitId,
+          expectedLastSubjectSequence: expectedSequence,
+          headers: { [Headers.eventTypes]: types, [Headers.traceparent]: traceparent },
+        },
+      );
       if (span.isRecording()) span.setAttribute(SpanAttributes.sequence, ack.seq);
       return { sequence: ack.seq, duplicate: ack.duplicate, commitId };
     } catch (err) {

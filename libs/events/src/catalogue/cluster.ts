@@ -225,20 +225,21 @@ export const RecordLaunch = defineCommand({
   aggregateId: (d) => d.clusterId,
   description: "internal: EC2 launched the instance of a slot's attempt.",
 });
+/** One slot's launch attempt that failed for good. */
+const launchFailure = {
+  slot: slotNumber,
+  attempt,
+  code: z.string().min(1),
+  reason: z.string(),
+  remediation: z.string().optional(),
+  /** Capacity for this placement ran out: the next placement may work. */
+  capacity: z.boolean(),
+};
 export const RecordLaunchFailure = defineCommand({
   type: "cluster.record-launch-failure",
   aggregate: "cluster",
   internal: true,
-  schema: z.object({
-    ...clusterRef,
-    slot: slotNumber,
-    attempt,
-    code: z.string().min(1),
-    reason: z.string(),
-    remediation: z.string().optional(),
-    /** Capacity for this placement ran out: the next placement may work. */
-    capacity: z.boolean(),
-  }),
+  schema: z.object({ ...clusterRef, ...launchFailure }),
   aggregateId: (d) => d.clusterId,
   description: "internal: a slot's launch attempt failed for good.",
 });
@@ -248,19 +249,7 @@ export const RecordLaunchFailures = defineCommand({
   internal: true,
   schema: z.object({
     ...clusterRef,
-    failures: z
-      .array(
-        z.object({
-          slot: slotNumber,
-          attempt,
-          code: z.string().min(1),
-          reason: z.string(),
-          remediation: z.string().optional(),
-          capacity: z.boolean(),
-        }),
-      )
-      .min(1)
-      .max(1_000),
+    failures: z.array(z.object(launchFailure)).min(1).max(1_000),
   }),
   aggregateId: (d) => d.clusterId,
   description:
