@@ -49,7 +49,7 @@ interface Variant {
   nodeCpuUs: number;
   pgTicks: number;
   backendTicks(): Promise<number>;
-  apply(msgs: unknown[], upcoming: () => unknown[]): Promise<{ events: number }>;
+  apply(msgs: unknown[]): Promise<{ events: number }>;
   close(): Promise<void>;
 }
 
@@ -86,7 +86,7 @@ async function variant(name: string, src: string): Promise<Variant> {
       }
       return ticks;
     },
-    apply: (msgs, upcoming) => projectInTransaction(target, msgs, async () => {}, noReader, upcoming),
+    apply: (msgs) => projectInTransaction(target, msgs, async () => {}, noReader),
     close: async () => {
       await db.destroy();
       await database.dispose();
@@ -122,7 +122,7 @@ try {
       const t0 = performance.now();
       // As the consumer runner hands them: the next batch is buffered behind this one.
       const mine = own.get(v)!;
-      const out = await v.apply(mine[i]!, () => mine[i + 1] ?? []);
+      const out = await v.apply(mine[i]!);
       v.ms += performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       v.nodeCpuUs += cpu.user + cpu.system;
