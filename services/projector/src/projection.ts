@@ -237,6 +237,12 @@ export async function projectInTransaction(
   msgs: readonly JsMsg[],
   deadLetter: DeadLetter,
   reader: StreamReader,
+  /**
+   * Also fill from the stream every sequence up to `fillTo` (inclusive) that neither the
+   * checkpoint nor `msgs` covers, at most `fillBudget` of them: how an idle projection
+   * heals a commit Postgres lost after its messages were acked (`startProjection`).
+   */
+  fill?: { readonly fillTo: number; readonly fillBudget: number },
 ): Promise<BatchOutcome> {
   const { db, schema, name } = target;
   const cat = target.catalogue ?? defaultCatalogue;
@@ -307,29 +313,41 @@ export async function projectInTransaction(
       let expected = checkpoint + 1;
       let waitingFor: number | undefined;
       let filled = 0;
-      let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR);
-      outer: for (const d of order) {
+      let fillBudget = Math.max(100, msgs.length * MAX_FILL_FACTOR, fill?.fillBudget ?? 0);
+      /** Reads [expected, end) from the stream into `ready`; false when it had to stop (waitingFor). */
+      const fillBefore = async (end: number): Promise<boolean> => {
+        for (let s = Math.max(expected, await reader.firstSequence()); s < end; s++) {
+          if (fillBudget-- <= 0) {
+            waitingFor = s;
+            return false;
+          }
+          const stored = await reader.get(s);
+          if (!stored) continue; // deleted: a hole that never fills
+          const parsed = parseStored(cat, stored);
+          if (!parsed) {
+            waitingFor = s;
+            return false;
+          }
+          ready.push(parsed);
+          filled++;
+        }
+        return true;
+      };
+      let stopped = false;
+      for (const d of order) {
         const m = d.msg;
         if (m.seq < expected) continue; // the same message twice in one batch
-        if (m.seq > expected) {
-          for (let s = Math.max(expected, await reader.firstSequence()); s < m.seq; s++) {
-            if (fillBudget-- <= 0) {
-              waitingFor = s;
-              break outer;
-            }
-            const stored = await reader.get(s);
-            if (!stored) continue; // deleted: a hole that never fills
-            const fill = parseStored(cat, stored);
-            if (!fill) {
-              waitingFor = s;
-              break outer;
-            }
-            ready.push(fill);
-            filled++;
-          }
+        if (m.seq > expected && !(await fillBefore(m.seq))) {
+          stopped = true;
+          break;
         }
         ready.push(d);
         expected = m.seq + 1;
+      }
+      if (!stopped && fill && expected <= fill.fillTo) {
+        // An idle heal's fill stops quietly at its budget: the next heal goes on from there.
+        const end = Math.min(fill.fillTo + 1, expected + fill.fillBudget);
+        if (await fillBefore(end)) expected = end;
       }
       const last = ready.at(-1)?.seq ?? checkpoint;
       const result = (
@@ -518,6 +536,11 @@ export async function startProjection(opts: {
   logger: RunnerLogger;
   /** Called with the rows of each batch after its transaction committed. Must not throw. */
   onCommitted?: (changes: readonly Change[]) => void;
+  /**
+   * How often the projection checks its checkpoint against its consumer's ack floor
+   * (default 5 s; 0: never). See `healLostCommits`.
+   */
+  healEveryMs?: number;
 }): Promise<RunningProjection> {
   const { nats, target, durable, logger } = opts;
   const status: RunningProjection["status"] = {
@@ -564,12 +587,94 @@ export async function startProjection(opts: {
     },
   });
   status.running = true;
+  const healing = healLostCommits({
+    nats,
+    target,
+    durable,
+    reader,
+    everyMs: opts.healEveryMs ?? DEFAULT_HEAL_EVERY_MS,
+    budget: Math.max(100, opts.batchSize),
+    logger,
+    onHealed: (outcome) => {
+      status.checkpoint = outcome.checkpoint;
+      checkpointGauge.set(outcome.checkpoint);
+      gapsFilled.inc(outcome.filled);
+      eventsApplied.inc({ mode: "live" }, outcome.events);
+      if (outcome.changes?.length && opts.onCommitted) opts.onCommitted(outcome.changes);
+    },
+  });
   return {
     consumer,
     status,
     stop: async () => {
       status.running = false;
+      await healing.stop();
       await consumer.stop();
+    },
+  };
+}
+
+export const DEFAULT_HEAL_EVERY_MS = 5_000;
+
+/**
+ * Heals a commit Postgres lost after its messages were acked, when nothing follows it.
+ *
+ * Batches commit with `synchronous_commit = off`, so a Postgres crash can lose the last
+ * commits (rows and checkpoint together) after the runner acked their messages. The
+ * next batch sees the gap and fills it from the stream; but when no next batch comes
+ * (the bus is quiet), nothing would, and the read models would stay behind the log
+ * indefinitely. A batch is acked only after its transaction committed, so the durable
+ * consumer's ack floor never passes the checkpoint unless a commit was lost: every
+ * `everyMs`, the ack floor is read first, then the checkpoint, and if the checkpoint is
+ * below the floor the missing sequences are read from the stream and applied (at most
+ * `budget` per transaction), like a batch's gap fill. It is a batch's transaction (apply
+ * lock, checkpoint), so it is harmless beside a batch in flight or a second replica.
+ */
+function healLostCommits(opts: {
+  nats: Nats;
+  target: ProjectionTarget;
+  durable: string;
+  reader: StreamReader;
+  everyMs: number;
+  budget: number;
+  logger: RunnerLogger;
+  onHealed: (outcome: BatchOutcome) => void;
+}): { stop(): Promise<void> } {
+  if (opts.everyMs <= 0) return { stop: async () => {} };
+  let inFlight: Promise<void> | undefined;
+  let stopped = false;
+  const noDeadLetters: DeadLetter = async () => {
+    throw new Error("a heal applies only what it reads from the stream: nothing to dead-letter");
+  };
+  const look = async () => {
+    // The floor before the checkpoint: whatever the floor covers was committed (or lost) by then.
+    const acked = (await opts.nats.jsm.consumers.info(Streams.events, opts.durable)).ack_floor.stream_seq;
+    const checkpoint = await readCheckpoint(opts.target.db, opts.target.schema, opts.target.name);
+    if (checkpoint >= acked || stopped) return;
+    const outcome = await projectInTransaction(opts.target, [], noDeadLetters, opts.reader, {
+      fillTo: acked,
+      fillBudget: opts.budget,
+    });
+    if (outcome.filled > 0) {
+      opts.logger.warn(
+        { from: checkpoint + 1, to: outcome.checkpoint, acked, filled: outcome.filled },
+        "acked messages were missing from the read models (a commit lost in a Postgres crash): filled from the stream",
+      );
+      opts.onHealed(outcome);
+    }
+  };
+  const timer = setInterval(() => {
+    if (inFlight || stopped) return;
+    inFlight = look()
+      .catch((err) => opts.logger.warn({ err: describeError(err) }, "checking the checkpoint against the stream failed"))
+      .finally(() => (inFlight = undefined));
+  }, opts.everyMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
     },
   };
 }

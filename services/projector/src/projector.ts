@@ -47,6 +47,11 @@ export type ProjectorOptions = NatsSource & {
   readonly heartbeatNats?: () => Promise<Nats>;
   /** Messages per batch (= per transaction) at most. Default `DEFAULT_BATCH_SIZE` (2,000). */
   readonly batchSize?: number;
+  /**
+   * How often the projection looks for acked messages a Postgres crash took out of the read
+   * models (`healLostCommits` in projection.ts). Default 5 s; 0: never.
+   */
+  readonly healEveryMs?: number;
   /** Postgres schema of the live read models. Default `cairn`. */
   readonly schema?: string;
   /** Durable consumer name, also the checkpoint's name. Default `projector`. */
@@ -204,6 +209,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         batchSize,
         logger: log,
         onCommitted: announce,
+        ...(opts.healEveryMs !== undefined ? { healEveryMs: opts.healEveryMs } : {}),
       });
       if (opts.serveReplay ?? true) {
         replays = serveReplayRequests({
