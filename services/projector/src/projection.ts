@@ -666,7 +666,9 @@ function healLostCommits(opts: {
   const timer = setInterval(() => {
     if (inFlight || stopped) return;
     inFlight = look()
-      .catch((err) => opts.logger.warn({ err: describeError(err) }, "checking the checkpoint against the stream failed"))
+      .catch((err) =>
+        opts.logger.warn({ err: describeError(err) }, "checking the checkpoint against the ack floor failed"),
+      )
       .finally(() => (inFlight = undefined));
   }, opts.everyMs);
   timer.unref();
