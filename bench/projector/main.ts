@@ -18,7 +18,10 @@
  *     `js.publish` until Postgres shows the live checkpoint covering the commit (the rows
  *     commit together with the checkpoint, so that is when a reader sees them), observed
  *     with LISTEN/NOTIFY (a trigger the bench adds; delivered at commit, no polling). Then the same with 4 concurrent API readers (GET /clusters/:id in a
- *     loop), whose p50/p99 is the "API read under load" figure.
+ *     loop), whose p50/p99 is the "API read under load" figure; and the same again with the
+ *     readers on a second projector process in role `api` (CAIRN_PROJECTOR_ROLE: it serves the
+ *     API and never projects), the "API replica" figures. BENCH_API_ROUNDS (default 1) rounds
+ *     of the two, alternated (odd rounds start with the replica), pooled.
  *  Goals: replay ≥ 50,000 events/s and ≥ 50% of raw; command → read model p99 ≤ 25 ms;
  *  (issue 16) live apply ≥ 35% of raw; API GET /clusters/:id p99 under load ≤ 10 ms.
  *
