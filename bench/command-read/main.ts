@@ -32,14 +32,17 @@
  *
  * Run: node bench/command-read/main.ts (BENCH_SECONDS per phase, default 10; BENCH_RATE,
  * default 500/s; BENCH_QUICK=1: 2 s, a smoke run; BENCH_SERVICE_NODE_OPTIONS, Node flags for
- * the services, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ * the services, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; BENCH_API_REPLICA=1: the POSTs and
+ * the live stream go to a second projector process in role `api` (CAIRN_PROJECTOR_ROLE), so
+ * the projecting one only projects — its CPU counts with the projector's)
  */
 import { randomUUID } from "node:crypto";
 import { Agent, request } from "node:http";
 import { loadavg } from "node:os";
 import { Worker } from "node:worker_threads";
 import { eventSubject } from "@cairn/events";
-import { type Stack, startStack } from "../../test/harness/stack.ts";
+import { freePort } from "@cairn/testkit";
+import { ServiceProcess, type Stack, startStack } from "../../test/harness/stack.ts";
 import { childrenMatching, cpuMeter, type Group, pidsMatching } from "../lib/proc.ts";
 import { type Figure, printFigures, printResult, QUICK } from "../lib/report.ts";
 
@@ -156,7 +159,10 @@ async function paced(
   return { latencies, sendMs, failed };
 }
 
+const API_REPLICA = process.env.BENCH_API_REPLICA === "1";
+
 let stack: Stack | undefined;
+let apiReplica: ServiceProcess | undefined;
 let stream: Worker | undefined;
 let result: Parameters<typeof printResult>[0] | undefined;
 try {
@@ -169,7 +175,21 @@ try {
       ? { env: { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } }
       : {}),
   });
-  const api = stack.api();
+  let api = stack.api();
+  if (API_REPLICA) {
+    // As the stack's projector, but serving the API only, on a port of its own.
+    const first = stack.proc("projector");
+    const port = await freePort();
+    apiReplica = new ServiceProcess(
+      "projector",
+      1,
+      { ...first.env, CAIRN_API_PORT: String(port), CAIRN_PROJECTOR_ROLE: "api" },
+      stack.logDir,
+    );
+    await apiReplica.start();
+    api = `http://127.0.0.1:${port}`;
+    say(`the API replica (role api) serves the POSTs and the live stream: ${api}`);
+  }
   const seen = new Map<string, number>();
   const waiters = new Map<string, (at: number) => void>();
   stream = new Worker(STREAM_WORKER, {
@@ -247,7 +267,10 @@ try {
     s.of(service).flatMap((p) => (p.pid !== undefined ? [p.pid] : []));
   const groups: Group[] = [
     { name: "provisioner", pids: pidsOf("provisioner") },
-    { name: "projector", pids: pidsOf("projector") },
+    {
+      name: "projector",
+      pids: () => [...pidsOf("projector")(), ...(apiReplica?.pid !== undefined ? [apiReplica.pid] : [])],
+    },
     { name: "nats", pids: () => childrenMatching(/nats-server/) },
     { name: "postgres", pids: () => pidsMatching(new RegExp(`^postgres: .* ${dbName} `)) },
     { name: "bench", self: true },
@@ -303,7 +326,7 @@ try {
   );
   result = {
     bench: "command-read",
-    params: { quick: QUICK, seconds: SECONDS, rate: RATE, commands: count },
+    params: { quick: QUICK, seconds: SECONDS, rate: RATE, commands: count, api_replica: API_REPLICA ? 1 : 0 },
     figures: {
       command_to_read_model_p50_ms: pct(real.latencies, 50),
       command_to_read_model_p99_ms: pct(real.latencies, 99),
@@ -326,6 +349,7 @@ try {
   };
 } finally {
   await stream?.terminate();
+  await apiReplica?.stop();
   await stack?.stop();
 }
 if (result) printResult(result);

@@ -18,7 +18,10 @@
  *     `js.publish` until Postgres shows the live checkpoint covering the commit (the rows
  *     commit together with the checkpoint, so that is when a reader sees them), observed
  *     with LISTEN/NOTIFY (a trigger the bench adds; delivered at commit, no polling). Then the same with 4 concurrent API readers (GET /clusters/:id in a
- *     loop), whose p50/p99 is the "API read under load" figure.
+ *     loop), whose p50/p99 is the "API read under load" figure; and the same again with the
+ *     readers on a second projector process in role `api` (CAIRN_PROJECTOR_ROLE: it serves the
+ *     API and never projects), the "API replica" figures. BENCH_API_ROUNDS (default 1) rounds
+ *     of the two, alternated (odd rounds start with the replica), pooled.
  *  Goals: replay ≥ 50,000 events/s and ≥ 50% of raw; command → read model p99 ≤ 25 ms;
  *  (issue 16) live apply ≥ 35% of raw; API GET /clusters/:id p99 under load ≤ 10 ms.
  *
@@ -26,6 +29,7 @@
  *      (BENCH_QUICK=1: 5,000 events and 1 s latency runs, a smoke run)
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
@@ -52,6 +56,8 @@ const { values: args } = parseArgs({
 });
 const EVENTS = Number(args.events);
 const LATENCY_SECONDS = Number(args["latency-seconds"]);
+/** Rounds of the loaded run, each on the projecting process and on the API replica. */
+const API_ROUNDS = Number(process.env.BENCH_API_ROUNDS ?? 1);
 const say = (line: string) => process.stderr.write(`bench/projector: ${line}\n`);
 
 /** `readers` loops of GET /clusters/:id until told "stop"; then posts every read's latency (ms). */
@@ -79,6 +85,7 @@ const postgres = await findPostgres();
 const database = await createDatabase(postgres, "bench_projector");
 const db = openDatabase(database.url, { max: 4 });
 let projector: ChildProcess | undefined;
+let apiReplica: ChildProcess | undefined;
 let listener: pg.Client | undefined;
 /** Printed after the clean-up: the projector process writes to this stdout until it exits. */
 let result: Parameters<typeof printResult>[0] | undefined;
@@ -117,24 +124,7 @@ try {
   // 3. Live apply: the projector process, from an empty database to the head.
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  projector = spawn(
-    process.execPath,
-    // BENCH_PROJECTOR_MAIN: another build's entry point, for an A/B of the live apply.
-    [
-      process.env.BENCH_PROJECTOR_MAIN ??
-        fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url)),
-    ],
-    {
-      env: {
-        ...process.env,
-        NATS_URL: server.url,
-        DATABASE_URL: database.url,
-        CAIRN_API_PORT: String(apiPort),
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "inherit", "inherit"],
-    },
-  );
+  projector = spawnProjector(apiPort, "all");
   let firstBatchAt = 0;
   for (let cp = 0; cp < head; cp = (await liveCheckpoint(db)) ?? 0) {
     if (cp > 0 && firstBatchAt === 0) firstBatchAt = performance.now();
@@ -171,8 +161,34 @@ try {
   listener = new pg.Client({ connectionString: database.url });
   await listener.connect();
   await listener.query("listen bench_checkpoint");
+  // A second replica that serves the API only (CAIRN_PROJECTOR_ROLE=api): it never folds a
+  // batch, so its reads do not wait behind the projection on one event loop.
+  const apiReplicaPort = await freePort();
+  const apiReplicaUrl = `http://127.0.0.1:${apiReplicaPort}`;
+  apiReplica = spawnProjector(apiReplicaPort, "api");
+  await waitForHealth(apiReplicaUrl, apiReplica);
   const quiet = await latencyRun(nats, listener, LATENCY_SECONDS, 0, apiUrl, "lat");
-  const loaded = await latencyRun(nats, listener, LATENCY_SECONDS, 4, apiUrl, "load");
+  // The readers on the projecting process, then on the API replica, alternated round by
+  // round (the second round starts with the replica), so both see the same minutes.
+  const onProjecting: Run[] = [];
+  const onReplica: Run[] = [];
+  for (let round = 0; round < API_ROUNDS; round++) {
+    const a = () => latencyRun(nats, listener!, LATENCY_SECONDS, 4, apiUrl, `load${round}-`);
+    const b = () => latencyRun(nats, listener!, LATENCY_SECONDS, 4, apiReplicaUrl, `rep${round}-`);
+    if (round % 2 === 0) {
+      onProjecting.push(await a());
+      onReplica.push(await b());
+    } else {
+      onReplica.push(await b());
+      onProjecting.push(await a());
+    }
+    const [x, y] = [onProjecting.at(-1)!, onReplica.at(-1)!];
+    say(
+      `round ${round + 1}: reads p50/p99 projecting ${x.readP50.toFixed(1)}/${x.readP99.toFixed(1)} ms, API replica ${y.readP50.toFixed(1)}/${y.readP99.toFixed(1)} ms (load ${loadavg()[0]!.toFixed(1)})`,
+    );
+  }
+  const loaded = pooled(onProjecting);
+  const loadedReplica = pooled(onReplica);
 
   const figures: Figure[] = [
     { name: "raw read: ordered consumer + JSON.parse", value: rawReadRate, unit: "events/s" },
@@ -203,6 +219,22 @@ try {
     { name: "API GET /clusters/:id p50 under load", value: loaded.readP50, unit: "ms" },
     { name: "API GET /clusters/:id p99 under load", value: loaded.readP99, unit: "ms" },
     { name: "API reads under load", value: loaded.readsPerSecond, unit: "req/s" },
+    {
+      name: "command → read model p99 (+4 readers on the API replica)",
+      value: loadedReplica.p99,
+      unit: "ms",
+    },
+    {
+      name: "API replica (role api) GET /clusters/:id p50 under load",
+      value: loadedReplica.readP50,
+      unit: "ms",
+    },
+    {
+      name: "API replica (role api) GET /clusters/:id p99 under load",
+      value: loadedReplica.readP99,
+      unit: "ms",
+    },
+    { name: "API replica reads under load", value: loadedReplica.readsPerSecond, unit: "req/s" },
   ];
   printFigures(
     `bench/projector  (${EVENTS.toLocaleString("en-US")} events in ${commits.toLocaleString("en-US")} commits; raw limit = min(raw read, raw COPY); replay goal ≥ 50,000 events/s: ${rebuilt.eventsPerSecond >= 50_000 ? "met" : "NOT met"}; p99 goal ≤ 25 ms: ${quiet.p99 <= 25 ? "met" : "NOT met"})`,
@@ -212,7 +244,13 @@ try {
   const loadRate = rate(rebuilt.events, rebuilt.timings.load);
   result = {
     bench: "projector",
-    params: { quick: QUICK, events: EVENTS, commits, latency_seconds: LATENCY_SECONDS },
+    params: {
+      quick: QUICK,
+      events: EVENTS,
+      commits,
+      latency_seconds: LATENCY_SECONDS,
+      api_rounds: API_ROUNDS,
+    },
     figures: {
       raw_read_per_s: rawReadRate,
       raw_copy_per_s: rawCopyRate,
@@ -226,6 +264,10 @@ try {
       api_read_p50_ms_loaded: loaded.readP50,
       api_read_p99_ms_loaded: loaded.readP99,
       api_reads_per_s_loaded: loaded.readsPerSecond,
+      command_to_read_model_p99_ms_loaded_api_replica: loadedReplica.p99,
+      api_replica_read_p50_ms_loaded: loadedReplica.readP50,
+      api_replica_read_p99_ms_loaded: loadedReplica.readP99,
+      api_replica_reads_per_s_loaded: loadedReplica.readsPerSecond,
     },
     ratios: {
       live_apply_over_raw: liveRate / rawLimit,
@@ -239,14 +281,17 @@ try {
       replay_equal_to_live: rebuilt.comparison.compared && rebuilt.comparison.equal,
       command_to_read_model_p99_le_25ms: quiet.p99 <= 25,
       api_read_p99_le_10ms_loaded: loaded.readP99 <= 10,
+      api_replica_read_p99_le_10ms_loaded: loadedReplica.readP99 <= 10,
     },
   };
 } finally {
   await listener?.end().catch(() => {});
-  if (projector && projector.exitCode === null) {
-    const exited = new Promise((r) => projector?.once("exit", r));
-    projector.kill("SIGTERM");
-    await exited;
+  for (const p of [apiReplica, projector]) {
+    if (p && p.exitCode === null) {
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill("SIGTERM");
+      await exited;
+    }
   }
   await db.destroy();
   await nats.close();
@@ -255,6 +300,42 @@ try {
   await postgres.stop();
 }
 if (result) printResult(result);
+
+/** A projector process (`services/projector/src/main.ts`, as deployed) in `role`, its API on `port`. */
+function spawnProjector(port: number, role: "all" | "api"): ChildProcess {
+  return spawn(
+    process.execPath,
+    // BENCH_PROJECTOR_MAIN: another build's entry point, for an A/B of the live apply.
+    [
+      process.env.BENCH_PROJECTOR_MAIN ??
+        fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url)),
+    ],
+    {
+      env: {
+        ...process.env,
+        NATS_URL: server.url,
+        DATABASE_URL: database.url,
+        CAIRN_API_PORT: String(port),
+        CAIRN_PROJECTOR_ROLE: role,
+        LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
+}
+
+/** Until `url`/healthz answers 200 (the process exiting first is an error). */
+async function waitForHealth(url: string, p: ChildProcess): Promise<void> {
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`the API replica exited with ${p.exitCode}`);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function liveCheckpoint(d: typeof db): Promise<number | undefined> {
   const r = await d
@@ -334,7 +415,17 @@ async function latencyRun(
   readerWorker?.postMessage("stop");
   const reads = await readsDone;
   await readerWorker?.terminate();
+  return summary(latencies, reads, published, ms);
+}
+
+type Run = ReturnType<typeof summary>;
+
+function summary(latencies: number[], reads: number[], published: number, ms: number) {
   return {
+    latencies,
+    reads,
+    published,
+    ms,
     p50: pct(latencies, 50),
     p99: pct(latencies, 99),
     rate: rate(published, ms),
@@ -342,4 +433,14 @@ async function latencyRun(
     readP99: pct(reads, 99),
     readsPerSecond: rate(reads.length, ms),
   };
+}
+
+/** Several runs as one: their latencies and reads together, over their summed time. */
+function pooled(runs: readonly Run[]): Run {
+  return summary(
+    runs.flatMap((r) => r.latencies),
+    runs.flatMap((r) => r.reads),
+    runs.reduce((n, r) => n + r.published, 0),
+    runs.reduce((n, r) => n + r.ms, 0),
+  );
 }

@@ -22,7 +22,14 @@ export {
 export { applyCommandEvent, type CommandRow, type CommandStatus } from "./projections/commands.ts";
 export { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 export type { NodeOpKind, NodeOpRow, NodeOpState } from "./projections/nodeops.ts";
-export { type NatsSource, type Projector, type ProjectorOptions, startProjector } from "./projector.ts";
+export {
+  type NatsSource,
+  PROJECTOR_ROLES,
+  type Projector,
+  type ProjectorOptions,
+  type ProjectorRole,
+  startProjector,
+} from "./projector.ts";
 export { type Comparison, compareDigests, digestSchema, type TableDigest } from "./replay/compare.ts";
 export {
   ReplayAbortedError,

@@ -2,7 +2,7 @@
 import { envVars, postgresUrlWithTls, runService, serviceConfig } from "@cairn/service";
 import { z } from "zod";
 import { loadTokensFile, parseRateLimit } from "./api/auth.ts";
-import { startProjector } from "./projector.ts";
+import { PROJECTOR_ROLES, startProjector } from "./projector.ts";
 
 const isRateLimit = (s: string) => {
   try {
@@ -27,28 +27,39 @@ await runService({
       .optional(),
     /** The idle-detector's grace (DESIGN §7): the API's `idleAt` of a Running session adds it. */
     CAIRN_SESSION_IDLE_GRACE_SECONDS: z.coerce.number().int().nonnegative().default(60),
+    /**
+     * `all`: serve the API and project while holding the lease; `api`: serve the API only
+     * (never project); `projection`: project only, no API (docs/projector.md).
+     */
+    CAIRN_PROJECTOR_ROLE: z.enum(PROJECTOR_ROLES).default("all"),
   }),
   start: async ({ nats, connectNats, log, config }) => {
     const limit = config.CAIRN_API_RATE_LIMIT;
+    const role = config.CAIRN_PROJECTOR_ROLE;
     const projector = await startProjector({
+      role,
       nats,
       heartbeatNats: () => connectNats({ name: "projector-heartbeats", noEcho: true }),
       // TLS from PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY, as psql reads them (docs/security.md).
       databaseUrl: postgresUrlWithTls(config.DATABASE_URL, process.env),
       streamReplicas: config.CAIRN_NATS_REPLICAS,
       logger: log,
-      api: {
-        port: config.CAIRN_API_PORT,
-        host: config.CAIRN_API_HOST,
-        // Without a tokens file the API serves loopback only (startProjector refuses otherwise).
-        ...(config.CAIRN_TOKENS_FILE ? { auth: await loadTokensFile(config.CAIRN_TOKENS_FILE) } : {}),
-        // Unset: 600/min per token holder with tokens, none on loopback without them.
-        ...(limit !== undefined ? { rateLimit: limit === "off" ? false : parseRateLimit(limit) } : {}),
-        ...(config.JAEGER_UI_URL ? { jaegerUiUrl: config.JAEGER_UI_URL } : {}),
-        sessions: { idleGraceSeconds: config.CAIRN_SESSION_IDLE_GRACE_SECONDS },
-      },
+      api:
+        role === "projection"
+          ? false
+          : {
+              port: config.CAIRN_API_PORT,
+              host: config.CAIRN_API_HOST,
+              // Without a tokens file the API serves loopback only (startProjector refuses otherwise).
+              ...(config.CAIRN_TOKENS_FILE ? { auth: await loadTokensFile(config.CAIRN_TOKENS_FILE) } : {}),
+              // Unset: 600/min per token holder with tokens, none on loopback without them.
+              ...(limit !== undefined ? { rateLimit: limit === "off" ? false : parseRateLimit(limit) } : {}),
+              ...(config.JAEGER_UI_URL ? { jaegerUiUrl: config.JAEGER_UI_URL } : {}),
+              sessions: { idleGraceSeconds: config.CAIRN_SESSION_IDLE_GRACE_SECONDS },
+            },
     });
-    log.info({ api: projector.api?.url, docs: `${projector.api?.url}/docs` }, "query API listening");
+    if (projector.api)
+      log.info({ api: projector.api.url, docs: `${projector.api.url}/docs` }, "query API listening");
     return { stop: () => projector.stop() };
   },
 });

@@ -67,7 +67,21 @@ export type ProjectorOptions = NatsSource & {
    * Default true; every replica competes on the one durable consumer.
    */
   readonly strayCommands?: boolean;
+  /**
+   * What this replica does (`CAIRN_PROJECTOR_ROLE`). `all` (default): it serves the API and
+   * projects while it holds the projection lease. `api`: it serves the API only — it never
+   * takes the lease, so it never folds a batch, serves no replay requests and no stray
+   * commands; its live stream follows the projecting replica's change announcements, as a
+   * standby's does. Reads then never wait behind a batch's fold or the projection's garbage
+   * collections on the same event loop (docs/projector.md, "API reads beside the projection").
+   * `projection`: it projects (when it holds the lease) and serves no API (`api` must be false).
+   */
+  readonly role?: ProjectorRole;
 };
+
+/** What a projector replica does: see `ProjectorOptions.role`. */
+export const PROJECTOR_ROLES = ["all", "api", "projection"] as const;
+export type ProjectorRole = (typeof PROJECTOR_ROLES)[number];
 
 export interface Projector {
   readonly api?: { readonly url: string; readonly port: number };
@@ -106,6 +120,13 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  const role = opts.role ?? "all";
+  if (!PROJECTOR_ROLES.includes(role))
+    throw new Error(`role must be one of ${PROJECTOR_ROLES.join(", ")}, got ${role}`);
+  if (role === "api" && !opts.api) throw new Error("role api serves the API: api must not be false");
+  if (role === "projection" && opts.api) throw new Error("role projection serves no API: api must be false");
+  // Only a replica that may project takes the lease, and with it the projecting side's jobs.
+  const projects = role !== "api";
   // Refuse a public listen before touching anything.
   if (opts.api) assertListenAllowed(opts.api);
 
@@ -167,7 +188,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     if (streams.drift.length > 0)
       log.warn({ drift: streams.drift }, "streams differ from the expected config");
     // No command may lie in CMD unanswered because its subject has no owner.
-    if (opts.strayCommands ?? true)
+    if (projects && (opts.strayCommands ?? true))
       strays = await serveStrayCommands({ js: nats.js, jsm: nats.jsm, logger: log });
     const changes = new ChangeFeed((err) =>
       log.warn({ err: err instanceof Error ? err.message : String(err) }, "a change listener failed"),
@@ -233,16 +254,18 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       await p?.stop();
       log.info({ durable }, "this replica stopped projecting (lease lost or released)");
     };
-    lease = await acquireLeadership({
-      nc,
-      name: `projector-${durable}`,
-      holder: `${hostname()}-${process.pid}-${newId()}`,
-      ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
-      ...leaseLogging(log),
-      onElected: lead,
-      onDeposed: follow,
-    });
-    if (lease.isLeader()) await firstLeadDone;
+    if (projects) {
+      lease = await acquireLeadership({
+        nc,
+        name: `projector-${durable}`,
+        holder: `${hostname()}-${process.pid}-${newId()}`,
+        ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+        ...leaseLogging(log),
+        onElected: lead,
+        onDeposed: follow,
+      });
+      if (lease.isLeader()) await firstLeadDone;
+    }
     if (opts.api) {
       api = await startApi(opts.api, {
         db,
@@ -272,7 +295,7 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     await shutdown().catch(() => {});
     throw err;
   }
-  log.info({ schema, durable, batchSize, api: api?.url }, "projector started");
+  log.info({ schema, durable, batchSize, role, api: api?.url }, "projector started");
 
   let stopping: Promise<void> | undefined;
   return {
