@@ -105,7 +105,7 @@ describe("a 500-node install, decided as the reactor records it", () => {
     const before = i.decisions.length;
     const results = i.many(
       batches.flatMap((b) =>
-        b.slots.map((s) => ({
+        b.slots.map((s: number) => ({
           type: "install.record-step-result" as const,
           data: {
             slot: s,
