@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNats, type Nats } from "./connection.ts";
 import type { RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError } from "./errors.ts";
-import { commitIdFor, EventStore } from "./event-store.ts";
+import { commitIdFor, EventStore, sequenceFromHead } from "./event-store.ts";
 import { newId } from "./ids.ts";
 import { ensureStreams, expectedStreams } from "./streams.ts";
 import { Headers } from "./subjects.ts";
@@ -222,6 +222,28 @@ describe("event store", () => {
     expect(await bare.lastSequence(agg("b1"))).toBe(first.sequence);
     expect(await store.lastSequence(agg("b-none"))).toBe(0);
     expect(await bare.lastSequence(agg("b-none"))).toBe(0);
+  });
+
+  it("a look at the last sequence reads it from the answer's head: the server's layout, checked", async () => {
+    // A large commit (many events): the answer carries all of it, base64 in JSON.
+    const events = Array.from({ length: 300 }, (_, i) => incremented("head1", i + 1, i + 1));
+    const big = await store.append({ aggregate: agg("head1"), causationId: "head", events }, 0);
+    const answer = await nats.nc.request(
+      "$JS.API.STREAM.MSG.GET.EVT",
+      JSON.stringify({ last_by_subj: "evt.workload.head1" }),
+    );
+    expect(answer.data.length).toBeGreaterThan(50_000);
+    // nats-server writes `subject` then `seq` first: the fast path finds it (a server that
+    // changed the layout would fail here, and the store would fall back to parsing it all).
+    expect(sequenceFromHead(answer.data, "evt.workload.head1")).toBe(big.sequence);
+    expect(sequenceFromHead(answer.data, "evt.workload.head")).toBeUndefined();
+    const notFound = await nats.nc.request(
+      "$JS.API.STREAM.MSG.GET.EVT",
+      JSON.stringify({ last_by_subj: "evt.workload.none" }),
+    );
+    expect(sequenceFromHead(notFound.data, "evt.workload.none")).toBeUndefined();
+    expect(await store.lastSequence(agg("head1"))).toBe(big.sequence);
+    expect(await store.lastSequence(agg("none"))).toBe(0);
   });
 
   it("the last sequence of a stream that is not there is the JetStream API's error", async () => {

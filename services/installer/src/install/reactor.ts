@@ -274,6 +274,13 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       i.cause.aggregate.type === "install" ? [i.cause.sequence] : [],
     );
     const opts = installCauses.length > 0 ? { atLeastSequence: Math.max(...installCauses) } : {};
+    // The freshest install this flush knows of: its causes' and its own commits. Every
+    // record is decided on a state the handler checked against the log (a decision that
+    // appends nothing looks at the subject's last sequence first), so the state at least as
+    // fresh as these is the install just after the flush, without another look at the log
+    // (a look at each flush was one more round trip per group commit on the install's path).
+    let seen = opts.atLeastSequence ?? 0;
+    let known = true;
     for (let i = 0; i < items.length; i += MAX_BATCH) {
       const chunk = items.slice(i, i + MAX_BATCH);
       const records = chunk.map((x) => x.record);
@@ -283,9 +290,13 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
         { clusterId, records } as CommandDataInput<"install.record-many">,
         { actor: "installer", key: batchKey(records) },
       );
-      await o.handler.handle(command, opts);
+      const outcome = await o.handler.handle(command, opts);
+      if (outcome.status === "accepted" || outcome.status === "rejected")
+        seen = Math.max(seen, outcome.sequence);
+      // A duplicate's commit is another flush's (or replica's): read as the log has it.
+      else if (outcome.status === "duplicate") known = false;
     }
-    return (await read(clusterId)).state;
+    return (await read(clusterId, known && seen > 0 ? seen : undefined)).state;
   };
   const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
   /**

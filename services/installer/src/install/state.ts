@@ -214,9 +214,13 @@ export function evolveInstall(state: InstallState, event: EventEnvelope<InstallE
   const withNode = (slot: number, change: (n: InstallNode) => InstallNode | undefined): InstallState => {
     const n = state.nodes[slot];
     if (!n) return state;
-    const { [slot]: _, ...rest } = state.nodes;
     const next = change(n);
-    return { ...state, nodes: next ? { ...rest, [slot]: next } : rest };
+    // A spread and one write: V8 copies an object of integer keys as one block of elements,
+    // where `{ [slot]: _, ...rest }` copied it key by key (most of a 500-node install's folds).
+    const nodes: Record<number, InstallNode> = { ...state.nodes };
+    if (next) nodes[slot] = next;
+    else delete nodes[slot];
+    return { ...state, nodes };
   };
   switch (event.type) {
     case "install.secrets-stored":

@@ -19,7 +19,6 @@ import {
   type InstallState,
   isLive,
   isOver,
-  joinedCount,
 } from "./state.ts";
 
 export const joinStep = (n: InstallNode): InstallStep =>
@@ -31,11 +30,11 @@ export function requestStep(
   n: InstallNode,
   step: InstallStep,
   inFlight: number,
+  counts: { readonly nodes: number; readonly joined: number } = countNodes(state),
 ): InstallEvent {
-  const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
   // X counts the joins of the nodes the install has now: steps of nodes removed since
   // (scaled down, interrupted, replaced) are not ahead of this one.
-  const done = joinedCount(state.nodes);
+  const { nodes, joined: done } = counts;
   return {
     type: "install.step-requested",
     data: {
@@ -50,35 +49,66 @@ export function requestStep(
   };
 }
 
+/** The install's nodes not given up on, and how many of them joined: a step's "X of Y". */
+const countNodes = (state: Active) => {
+  let nodes = 0;
+  let joined = 0;
+  for (const n of Object.values(state.nodes)) {
+    if (n.failed) continue;
+    nodes++;
+    if (n.joined) joined++;
+  }
+  return { nodes, joined };
+};
+
 /**
  * The steps that can start now: the first server's init; then one server join at a
  * time; agents side by side up to the policy's limit. Nodes not online, joined, failed
  * or with a step in flight wait.
+ *
+ * One pass over the nodes (in slot order: an object's integer keys enumerate ascending),
+ * however many steps it requests: it runs after every record of a group commit, so a
+ * 500-node install's records must not each sort or scan the node table several times.
  */
 function nextSteps(state: Active, policy: InstallPolicy): InstallEvent[] {
   if (!isLive(state)) return [];
   if (!state.secrets) return [];
-  const nodes = Object.values(state.nodes).sort((a, b) => a.slot - b.slot);
-  const idle = (n: InstallNode) => n.online && !n.joined && !n.failed && !n.step;
-  let inFlight = nodes.filter((n) => n.step).length;
-  const out: InstallEvent[] = [];
-  if (state.initialisedBy === undefined) {
-    if (nodes.some((n) => n.step?.name === "k3s-server-init")) return [];
-    const first = nodes.find((n) => n.role === "server" && idle(n));
-    return first ? [requestStep(state, first, "k3s-server-init", inFlight)] : [];
-  }
-  if (!nodes.some((n) => n.step?.name === "k3s-server-join")) {
-    const server = nodes.find((n) => n.role === "server" && idle(n));
-    if (server) {
-      out.push(requestStep(state, server, "k3s-server-join", inFlight));
+  let inFlight = 0;
+  let agents = 0;
+  let initInFlight = false;
+  let serverJoinInFlight = false;
+  let idleServer: InstallNode | undefined;
+  const idleAgents: InstallNode[] = [];
+  let nodes = 0;
+  let joined = 0;
+  for (const n of Object.values(state.nodes)) {
+    if (!n.failed) {
+      nodes++;
+      if (n.joined) joined++;
+    }
+    if (n.step) {
       inFlight++;
+      if (n.step.name === "k3s-server-init") initInFlight = true;
+      else if (n.step.name === "k3s-server-join") serverJoinInFlight = true;
+      else if (n.step.name === "k3s-agent-join") agents++;
+    } else if (n.online && !n.joined && !n.failed) {
+      if (n.role === "server") idleServer ??= n;
+      else if (idleAgents.length < policy.maxParallelJoins) idleAgents.push(n);
     }
   }
-  let agents = nodes.filter((n) => n.step?.name === "k3s-agent-join").length;
-  for (const n of nodes) {
+  const counts = { nodes, joined };
+  if (state.initialisedBy === undefined) {
+    if (initInFlight) return [];
+    return idleServer ? [requestStep(state, idleServer, "k3s-server-init", inFlight, counts)] : [];
+  }
+  const out: InstallEvent[] = [];
+  if (!serverJoinInFlight && idleServer) {
+    out.push(requestStep(state, idleServer, "k3s-server-join", inFlight, counts));
+    inFlight++;
+  }
+  for (const n of idleAgents) {
     if (agents >= policy.maxParallelJoins) break;
-    if (n.role !== "agent" || !idle(n)) continue;
-    out.push(requestStep(state, n, "k3s-agent-join", inFlight));
+    out.push(requestStep(state, n, "k3s-agent-join", inFlight, counts));
     inFlight++;
     agents++;
   }
