@@ -35,12 +35,17 @@ import {
   nodesTable,
   sessionsTable,
   stepDurationsTable,
+  upsertDocsSql,
 } from "../repository/doc-tables.ts";
 import { copyEventIndex, eventIndexCopyText } from "../repository/event-index-copy.ts";
 import { storableBody } from "../storable.ts";
 
 /** Past this many cached rows the rebuild forgets them and reads rows back (bounded memory on any log). */
-const MAX_CACHED_ROWS = 1_000_000;
+export const MAX_CACHED_ROWS = 1_000_000;
+
+/** The rows a rebuild keeps in memory; past {@link MAX_CACHED_ROWS}, `prepareBatch` forgets them. */
+export const cachedRowCount = (state: RebuildState) =>
+  state.clusters.size + state.commands.size + moreRowCount(state.more);
 
 /** What a rebuild keeps between batches. */
 export interface RebuildState {
@@ -145,7 +150,7 @@ export async function prepareBatch(
     if (i % SLICE === SLICE - 1) await yieldToIo();
   }
 
-  if (state.clusters.size + state.commands.size + moreRowCount(state.more) > MAX_CACHED_ROWS) {
+  if (cachedRowCount(state) > MAX_CACHED_ROWS) {
     state.clusters.clear();
     state.commands.clear();
     clearMoreRows(state.more);
@@ -217,17 +222,129 @@ export async function writeBatch(
   name: string,
   batch: PreparedBatch,
 ): Promise<void> {
+  await writeEventIndex(client, db, schema, batch);
   const ctes: RawBuilder<unknown>[] = [];
-  // A row that could already be there is deleted first: delete-then-insert is the upsert,
-  // and needs no unique key (the rebuild builds the key only after the bulk load).
-  if (batch.replaces.length > 0) await deleteEventIndexKeys(db, schema, batch.replaces);
-  await copyEventIndex(client, schema, batch.copy);
   if (batch.clusters.length > 0)
     ctes.push(sql`cluster_rows as (${upsertClustersSql(schema, batch.clusters)})`);
   if (batch.commands.length > 0)
     ctes.push(sql`command_rows as (${upsertCommandsSql(schema, batch.commands)})`);
   ctes.push(...moreRowsCtes(schema, batch.more));
-  const update = sql`update ${sql.table(`${schema}.projector_checkpoint`)}
-    set last_sequence = ${batch.checkpoint} where name = ${name}`;
+  const update = checkpointUpdate(schema, name, batch.checkpoint);
   await (ctes.length > 0 ? sql`with ${sql.join(ctes)} ${update}` : update).execute(db);
+}
+
+/**
+ * The batch's event index rows alone (the bulk load's write): a row that could already be
+ * there is deleted first — delete-then-insert is the upsert, and needs no unique key (the
+ * rebuild builds the key only after the bulk load) — then COPY.
+ */
+export async function writeEventIndex(
+  client: Client,
+  db: Db,
+  schema: string,
+  batch: PreparedBatch,
+): Promise<void> {
+  if (batch.replaces.length > 0) await deleteEventIndexKeys(db, schema, batch.replaces);
+  await copyEventIndex(client, schema, batch.copy);
+}
+
+const checkpointUpdate = (schema: string, name: string, checkpoint: number) =>
+  sql`update ${sql.table(`${schema}.projector_checkpoint`)}
+    set last_sequence = ${checkpoint} where name = ${name}`;
+
+/**
+ * The read-model rows the bulk load changed since its last flush, each the latest
+ * version of its row (clusters, commands, installs, nodes, nodeops, sessions, step
+ * durations): written once per flush instead of once per batch — a cluster touched in
+ * every batch was rewritten (a 2 kB row, with its key) 20 times per 100,000 events.
+ */
+export interface PendingRows {
+  readonly clusters: Map<string, ClusterRow>;
+  readonly commands: Map<string, CommandRow>;
+  readonly installs: Map<string, ChangedMore["installs"][number]>;
+  readonly nodes: Map<string, ChangedMore["nodes"][number]>;
+  readonly nodeops: Map<string, ChangedMore["nodeops"][number]>;
+  readonly sessions: Map<string, ChangedMore["sessions"][number]>;
+  readonly durations: Map<string, ChangedMore["durations"][number]>;
+}
+
+export const emptyPendingRows = (): PendingRows => ({
+  clusters: new Map(),
+  commands: new Map(),
+  installs: new Map(),
+  nodes: new Map(),
+  nodeops: new Map(),
+  sessions: new Map(),
+  durations: new Map(),
+});
+
+export const pendingRowCount = (p: PendingRows) =>
+  p.clusters.size +
+  p.commands.size +
+  p.installs.size +
+  p.nodes.size +
+  p.nodeops.size +
+  p.sessions.size +
+  p.durations.size;
+
+/** Remembers a batch's changed rows (later versions replace earlier ones). */
+export function addPendingRows(p: PendingRows, batch: PreparedBatch): void {
+  for (const r of batch.clusters) p.clusters.set(r.id, r);
+  for (const r of batch.commands) p.commands.set(r.commandId, r);
+  for (const r of batch.more.installs) p.installs.set(r.clusterId, r);
+  for (const r of batch.more.nodes) p.nodes.set(r.id, r);
+  for (const r of batch.more.nodeops) p.nodeops.set(r.id, r);
+  for (const r of batch.more.sessions) p.sessions.set(r.id, r);
+  for (const r of batch.more.durations) p.durations.set(r.kind, r);
+}
+
+/** Rows per statement of a flush (a 2 kB cluster row: a few MB of SQL text). */
+const FLUSH_CHUNK = 2_000;
+
+function* chunks<R>(rows: Map<string, R>): Generator<R[]> {
+  let out: R[] = [];
+  for (const r of rows.values()) {
+    out.push(r);
+    if (out.length === FLUSH_CHUNK) {
+      yield out;
+      out = [];
+    }
+  }
+  if (out.length > 0) yield out;
+}
+
+/**
+ * Writes the pending rows (the live path's upserts, so the rows are the live path's) and
+ * moves the checkpoint to `checkpoint`, inside the caller's transaction; the pending rows
+ * are forgotten. After it, every row of the rebuild is as of `checkpoint`.
+ */
+export async function flushRows(
+  db: Db,
+  schema: string,
+  name: string,
+  pending: PendingRows,
+  checkpoint: number,
+): Promise<void> {
+  for (const rows of chunks(pending.clusters)) await upsertClustersSql(schema, rows).execute(db);
+  for (const rows of chunks(pending.commands)) await upsertCommandsSql(schema, rows).execute(db);
+  for (const rows of chunks(pending.installs)) await upsertDocsSql(schema, installsTable, rows).execute(db);
+  for (const rows of chunks(pending.nodes)) await upsertDocsSql(schema, nodesTable, rows).execute(db);
+  for (const rows of chunks(pending.nodeops)) await upsertDocsSql(schema, nodeopsTable, rows).execute(db);
+  for (const rows of chunks(pending.sessions)) await upsertDocsSql(schema, sessionsTable, rows).execute(db);
+  for (const rows of chunks(pending.durations))
+    await upsertDocsSql(schema, stepDurationsTable, rows).execute(db);
+  await checkpointUpdate(schema, name, checkpoint).execute(db);
+  for (const m of Object.values(pending)) (m as Map<string, unknown>).clear();
+}
+
+/**
+ * Takes a rebuild back to its checkpoint: the bulk load COPYs each batch's event index rows
+ * at once but moves the checkpoint only when it flushes the other rows, so the index may
+ * hold rows past it (a crash between two flushes). They are deleted; the resumed run writes
+ * them again. Returns how many there were.
+ */
+export async function trimToCheckpoint(db: Db, schema: string, checkpoint: number): Promise<number> {
+  const r =
+    await sql`delete from ${sql.table(`${schema}.event_index`)} where sequence > ${checkpoint}`.execute(db);
+  return Number(r.numAffectedRows ?? 0);
 }

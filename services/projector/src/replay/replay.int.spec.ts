@@ -15,7 +15,7 @@ import {
 import { anEnvelope, aTraceparent, cluster, deletionRequested, requested } from "../testing/fixtures.ts";
 import { eventually, type Infra, startInfra } from "../testing/infra.ts";
 import { digestSchema } from "./compare.ts";
-import { ReplayAbortedError, replay } from "./replay.ts";
+import { REPLAY_LOCK_KEY, ReplayAbortedError, replay } from "./replay.ts";
 import { REPLAY_SUBJECT, type ReplayReply } from "./trigger.ts";
 
 let infra: Infra;
@@ -312,6 +312,50 @@ describe("replay", () => {
     expect(resumed.rebuildSchema).toBe("cairn_rebuild_1");
     // Only what was left was applied this time.
     expect(resumed.commits).toBe(infra.writer.lastSequence - stoppedAt);
+    expect(resumed.comparison).toMatchObject({ compared: true, equal: true });
+    expect(resumed.swapped).toBe(true);
+  });
+
+  it("resumes a rebuild whose process died between two flushes: the index rows past its checkpoint are trimmed and redone", async () => {
+    await startLive();
+    await writeLog(6);
+    await caughtUp();
+    // The replay's own connection holds the replay lock: ending that backend is the crash
+    // (nothing of the replay runs after it: no flush, no rollback of what was committed).
+    const killReplayBackend = () =>
+      sql`select pg_terminate_backend(pid) from pg_locks
+          where locktype = 'advisory' and granted
+            and classid = ${Math.floor(REPLAY_LOCK_KEY / 2 ** 32)}::bigint::oid
+            and objid = ${REPLAY_LOCK_KEY % 2 ** 32}::bigint::oid`.execute(db);
+    let batches = 0;
+    let killed: Promise<unknown> | undefined;
+    const first = replay({
+      databaseUrl: infra.database.url,
+      nats: infra.nats,
+      batchSize: 20,
+      flushEveryEvents: 50,
+      onProgress: () => {
+        if (++batches === 4) killed = killReplayBackend();
+      },
+    });
+    await expect(first).rejects.toThrow();
+    await killed;
+    const stoppedAt = await readCheckpoint(db, "cairn_rebuild_1", "projector");
+    // A flush happened (the checkpoint moved), and the index holds rows it does not cover.
+    expect(stoppedAt).toBeGreaterThan(0);
+    const past = await sql<{ n: number }>`
+      select count(*)::int as n from cairn_rebuild_1.event_index where sequence > ${stoppedAt}`.execute(db);
+    expect(past.rows[0]?.n).toBeGreaterThan(0);
+    // The read-model rows are the checkpoint's, not the last batch's: no cluster row is newer.
+    const newer = await sql<{ n: number }>`
+      select count(*)::int as n from cairn_rebuild_1.clusters where last_sequence > ${stoppedAt}`.execute(db);
+    expect(newer.rows[0]?.n).toBe(0);
+
+    const resumed = await replay({ databaseUrl: infra.database.url, nats: infra.nats, batchSize: 20 });
+    expect(resumed.resumedFrom).toBe(stoppedAt);
+    expect(resumed.rebuildSchema).toBe("cairn_rebuild_1");
+    expect(resumed.commits).toBe(infra.writer.lastSequence - stoppedAt);
+    // Equal row counts and hashes: no index row twice, no row missing.
     expect(resumed.comparison).toMatchObject({ compared: true, equal: true });
     expect(resumed.swapped).toBe(true);
   });

@@ -40,10 +40,29 @@ import { ensureCheckpoint, readCheckpoint, takeApplyLock } from "../repository/c
 import { type Comparison, compareAtLiveCheckpoint, digestSchema } from "./compare.ts";
 import { deferIndexes, restoreIndexes } from "./deferred-indexes.ts";
 import { readLog, streamHead } from "./read-log.ts";
-import { loadRebuildState, type PreparedBatch, prepareBatch, writeBatch } from "./rebuild-batch.ts";
+import {
+  addPendingRows,
+  cachedRowCount,
+  emptyPendingRows,
+  flushRows,
+  loadRebuildState,
+  MAX_CACHED_ROWS,
+  type PreparedBatch,
+  pendingRowCount,
+  prepareBatch,
+  trimToCheckpoint,
+  writeBatch,
+  writeEventIndex,
+} from "./rebuild-batch.ts";
 
 /** Load passes towards a moving head before going on (the swap applies what is left). */
 const MAX_LOAD_PASSES = 8;
+
+/**
+ * The bulk load writes the read-model rows (and moves its checkpoint) at most this many
+ * events apart, and at the end of each pass: what a crash loses is redone on resume.
+ */
+export const FLUSH_EVERY_EVENTS = 500_000;
 
 /** Session advisory lock held for a whole replay: two replays never build at once. */
 export const REPLAY_LOCK_KEY = 7_361_043_502;
@@ -57,6 +76,12 @@ export interface ReplayOptions {
   readonly name?: string;
   /** Messages per rebuild transaction. Default 5,000. */
   readonly batchSize?: number;
+  /**
+   * The bulk load writes the read-model rows and moves the rebuild's checkpoint at least
+   * this many events apart (and at the end of each pass, and on abort). Default 500,000:
+   * what a crash can lose, redone by the resumed run.
+   */
+  readonly flushEveryEvents?: number;
   /**
    * Read the log with `parseCommitTrusted` (default true): envelope, type and version are
    * checked and old versions upcast, but today's data is not re-validated against its zod
@@ -142,6 +167,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const live = assertSchemaName(opts.schema ?? DEFAULT_SCHEMA);
   const name = opts.name ?? "projector";
   const batchSize = opts.batchSize ?? 5_000;
+  const flushEvery = opts.flushEveryEvents ?? FLUSH_EVERY_EVENTS;
   const log = opts.logger ?? silent;
   const cat = opts.catalogue ?? defaultCatalogue;
   const trusted = opts.trustLog ?? true;
@@ -158,6 +184,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     await migrateToLatest(db, rebuild);
     await ensureCheckpoint(db, rebuild, name);
     const resumedFrom = await readCheckpoint(db, rebuild, name);
+    // Event index rows past the checkpoint (COPYed before a crash, their rows never flushed) go.
+    const trimmed = await trimToCheckpoint(db, rebuild, resumedFrom);
+    if (trimmed > 0)
+      log.info({ rebuild, trimmed, resumedFrom }, "replay trimmed the index to its checkpoint");
     log.info({ rebuild, resumedFrom, live }, resumedFrom > 0 ? "replay resumes" : "replay starts");
 
     const state = await loadRebuildState(db, rebuild, resumedFrom === 0);
@@ -188,6 +218,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     // A bounded number of passes: under writes faster than the rebuild's batches the head
     // would move on for ever (a livelock). What a last pass leaves is applied at the swap,
     // under the apply lock: correct, only a longer pause of the live apply.
+    //    Read-model rows are not written per batch: the load COPYs each batch's event index
+    //    rows and keeps the changed rows (their latest versions) pending, and flushes them
+    //    with the checkpoint — at the end of each pass, every FLUSH_EVERY_EVENTS, before
+    //    the in-memory rows are forgotten, and on abort. The checkpoint thus always says
+    //    "every row is as of here"; index rows past it are trimmed on resume.
+    const pending = emptyPendingRows();
+    let flushed = checkpoint;
+    let sinceFlush = 0;
     const load = async () => {
       for (
         let head = await streamHead(opts.nats), passes = 0;
@@ -201,6 +239,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           await writing;
           if (failure) throw failure.err;
         };
+        /** After `settle`: nothing is being written, `pending` holds the rows up to `checkpoint`. */
+        const flush = async () => {
+          await settle();
+          if (checkpoint === flushed && pendingRowCount(pending) === 0) return;
+          const at = checkpoint;
+          await inTransaction(client, true, () => flushRows(db, rebuild, name, pending, at));
+          flushed = at;
+          sinceFlush = 0;
+        };
         let t = performance.now();
         const lap = (k: keyof typeof split) => {
           const now = performance.now();
@@ -211,15 +258,31 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           lap("receive");
           // Rows read back must include the previous batch's.
           if (!state.complete) await settle();
+          // Before prepareBatch forgets the rows kept in memory, they must be written.
+          if ((state.complete && cachedRowCount(state) > MAX_CACHED_ROWS) || sinceFlush >= flushEvery)
+            await flush();
           lap("writeWait");
           const batch = await prepareBatch(msgs, cat, state, db, rebuild, trusted);
           lap("prepare");
           await settle();
           lap("writeWait");
-          if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
-          writing = inTransaction(client, true, () => writeBatch(client, db, rebuild, name, batch)).then(
+          if (opts.signal?.aborted) {
+            await flush();
+            throw new ReplayAbortedError(rebuild, checkpoint);
+          }
+          // Rows read back from the schema (past MAX_CACHED_ROWS) must be there: per batch, as live.
+          const deferRows = state.complete;
+          writing = inTransaction(client, true, () =>
+            deferRows
+              ? writeEventIndex(client, db, rebuild, batch)
+              : writeBatch(client, db, rebuild, name, batch),
+          ).then(
             () => {
               count(batch);
+              if (deferRows) {
+                addPendingRows(pending, batch);
+                sinceFlush += batch.events;
+              } else flushed = batch.checkpoint;
               opts.onProgress?.({ schema: rebuild, checkpoint, head, events: totals.events });
             },
             (err: unknown) => {
@@ -228,7 +291,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           );
           t = performance.now();
         }
-        await settle();
+        await flush();
         lap("writeWait");
         if (opts.signal?.aborted) throw new ReplayAbortedError(rebuild, checkpoint);
       }
