@@ -1,7 +1,7 @@
 import { context, trace } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import type { RejectionCode } from "./catalogue/common.ts";
-import { type Decider, isRejection } from "./decider.ts";
+import { type Decider, evolveAll, isRejection } from "./decider.ts";
 import { fullJitterBackoff } from "./delays.ts";
 import type {
   AggregateRef,
@@ -409,7 +409,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     const commitIds = known.commitIds;
     for (const id of rest.commitIds) commitIds.add(id);
     return {
-      state: rest.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), known.state),
+      state: evolveAll(d, known.state, rest.events as unknown as EventEnvelope<E>[]),
       lastSequence: rest.lastSequence,
       lastCommitId: rest.lastCommitId,
       version: known.version + rest.version,
@@ -440,7 +440,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     const commitIds = new RecentCommits();
     for (const id of history.commitIds) commitIds.add(id);
     return {
-      state: history.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), d.initialState()),
+      state: evolveAll(d, d.initialState(), history.events as unknown as EventEnvelope<E>[]),
       lastSequence: history.lastSequence,
       lastCommitId: history.lastCommitId,
       version: history.version,
@@ -486,7 +486,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       for (const id of rest.commitIds) commitIds.add(id);
       this.stats.snapshotsUsed++;
       return {
-        state: rest.events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), snap.state as S),
+        state: evolveAll(d, snap.state as S, rest.events as unknown as EventEnvelope<E>[]),
         lastSequence: rest.lastSequence,
         lastCommitId: rest.lastSequence === snap.sequence ? snap.commitId : rest.lastCommitId,
         version: snap.version + rest.version,
@@ -545,7 +545,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ) {
     const d = this.#o.decider;
     const next: Cached<S> = {
-      state: events.reduce((s, e) => d.evolve(s, e as unknown as EventEnvelope<E>), agg.state),
+      state: evolveAll(d, agg.state, events as unknown as EventEnvelope<E>[]),
       lastSequence: sequence,
       lastCommitId: commitId,
       version: agg.version + events.length,

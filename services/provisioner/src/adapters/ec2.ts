@@ -35,6 +35,7 @@ import {
   Resilience,
   type ResilienceOptions,
   traceAwsClient,
+  withoutSdkCallLogging,
 } from "@cairn/service";
 import {
   CAIRN_TAGS,
@@ -139,19 +140,34 @@ export function batches<T>(ids: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** An EC2Client for one region: SDK retries off, endpoint and credentials from options or environment. */
+/**
+ * The EC2Client of one region as the adapter uses it: SDK retries off (the adapter's
+ * policies retry), endpoint and credentials from options or the environment, a client span
+ * per call, and no SDK call logging (`withoutSdkCallLogging`: no SDK logger is given, and
+ * its middleware would still mask and copy every answer).
+ */
+export function ec2Client(
+  region: string,
+  opts: Pick<Ec2ComputeOptions, "endpoint" | "credentials">,
+): EC2Client {
+  const client = new EC2Client({
+    region,
+    maxAttempts: 1,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+  });
+  // Every call a client span (EC2.RunInstances …), a child of the reaction's.
+  traceAwsClient(client);
+  withoutSdkCallLogging(client);
+  return client;
+}
+
+/** The default transport: an `ec2Client` per region. */
 export function ec2ClientTransport(
   opts: Pick<Ec2ComputeOptions, "endpoint" | "credentials">,
 ): (region: string) => Ec2Transport {
   return (region) => {
-    const client = new EC2Client({
-      region,
-      maxAttempts: 1,
-      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-      ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-    });
-    // Every call a client span (EC2.RunInstances …), a child of the reaction's.
-    traceAwsClient(client);
+    const client = ec2Client(region, opts);
     return {
       // One signature for every command: the SDK's overloads are per command type.
       send: (command, options) =>

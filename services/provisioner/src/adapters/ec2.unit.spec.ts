@@ -3,6 +3,7 @@
  * answers and failures into per-instance results. No network.
  */
 import {
+  EC2Client,
   EC2ServiceException,
   RunInstancesCommand,
   TerminateInstancesCommand,
@@ -10,7 +11,14 @@ import {
 } from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
 import { CAIRN_TAGS, launchToken } from "../ports.ts";
-import { batches, type Ec2Command, Ec2Compute, type Ec2Transport, runInstancesInput } from "./ec2.ts";
+import {
+  batches,
+  type Ec2Command,
+  Ec2Compute,
+  type Ec2Transport,
+  ec2Client,
+  runInstancesInput,
+} from "./ec2.ts";
 import { Ec2RequestError, InstanceNotFoundError, ThrottlingError } from "./ec2-errors.ts";
 
 const REGION = "eu-west-1";
@@ -170,6 +178,19 @@ describe("Ec2Compute batching", () => {
     await compute.terminate(REGION, ids(1));
     await compute.describeCluster(REGION, "demo-1");
     expect(policies).toEqual(["TerminateInstances:critical", "DescribeInstances:aws"]);
+  });
+});
+
+describe("ec2Client", () => {
+  it("carries Cairn's client span and not the SDK's call logging, which an SDK client has by default", () => {
+    const names = (c: EC2Client) => c.middlewareStack.identify().map((m) => m.split(" ")[0]);
+    // The SDK's default: its logging middleware, which masks and copies every answer even
+    // for its no-op logger (the test fails if the SDK renames it: then nothing is removed).
+    expect(names(new EC2Client({ region: "eu-west-1" }))).toContain("loggerMiddleware");
+    const client = ec2Client("eu-west-1", { endpoint: "http://127.0.0.1:1" });
+    expect(names(client)).not.toContain("loggerMiddleware");
+    expect(names(client)).toContain("cairnClientSpan");
+    client.destroy();
   });
 });
 

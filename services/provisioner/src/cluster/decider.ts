@@ -20,6 +20,7 @@ import {
   clusterSpecAfter,
   clusterStatusAfter,
   type Decider,
+  type EventEnvelope,
   ec2TagProblems,
   instancesReady,
   isRejection,
@@ -117,14 +118,30 @@ function tagRefusal(clusterId: string, spec: ClusterSpec, what: string): Rejecti
   );
 }
 
+/**
+ * The maps (`slots`, `attempts`) made during the fold in progress (`evolveAll`): no state
+ * outside that fold holds them yet, so the fold's next events write into them instead of
+ * copying them again. Undefined outside `evolveAll`: then every change copies its map, and
+ * no state is ever changed after it was returned.
+ */
+let drafts: WeakSet<object> | undefined;
+
+/** `map` to write into: itself when the fold in progress made it, else a copy (which it then owns). */
+function owned<T extends object>(map: Readonly<T>): T {
+  if (drafts?.has(map)) return map as T;
+  const copy = { ...map } as T;
+  drafts?.add(copy);
+  return copy;
+}
+
 /** The cluster with one slot changed (`change` → undefined: removed); unchanged when the slot is unknown. */
 function withSlot(state: Active, slot: number, change: (s: Slot) => Slot | undefined): Active {
   const s = state.slots[slot];
   if (!s) return state;
   const changed = change(s);
-  // A spread and one assignment: the rest pattern (`{ [slot]: _, ...rest }`) cost about
-  // 1 ms per event at 500 slots (bench/provisioner's profile), and a commit records 500.
-  const slots = { ...state.slots };
+  // A copy of the map and one assignment (`owned`: no copy inside a fold that made the map
+  // already). Copying per event was O(n²) per commit: a commit records 500 slots.
+  const slots = owned<Record<number, Slot>>(state.slots);
   if (changed) slots[slot] = changed;
   else delete slots[slot];
   return { ...state, slots };
@@ -246,9 +263,9 @@ function provisioning(state: Active): ClusterEvent[] {
 
 /** After `events`, does every slot run and nothing remain to terminate? Then the instances are ready. */
 function readyAfter(state: Active, events: ClusterEvent[], position: number): ClusterEvent[] {
-  const after = events.reduce<ClusterState>(
-    (s, e, i) => unbatched.evolve(s, { ...e, position: position + i + 1 } as never),
+  const after = evolveClusterAll(
     state,
+    events.map((e, i) => ({ ...e, position: position + i + 1 }) as never),
   );
   if (after.status === "Absent" || after.status === "Failed" || isEnding(after)) return [];
   const slots = Object.values(after.slots);
@@ -579,10 +596,9 @@ const unbatched: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObse
             { ...ctx, version: ctx.version + events.length },
           );
           if (isRejection(d) || d.length === 0) continue;
-          s = d.reduce<ClusterState>(
-            (st, e, i) =>
-              unbatched.evolve(st, { ...e, position: ctx.version + events.length + i + 1 } as never),
+          s = evolveClusterAll(
             s,
+            d.map((e, i) => ({ ...e, position: ctx.version + events.length + i + 1 }) as never),
           );
           events.push(...d);
         }
@@ -728,8 +744,11 @@ const unbatched: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObse
           failed: next.slots[slot]?.failed ?? [],
           status: SLOT_TRANSITIONS[event.type],
         };
-        const attempts = { ...next.attempts, [slot]: Math.max(attempt, next.attempts[slot] ?? 0) };
-        return { ...next, slots: { ...next.slots, [slot]: s }, attempts };
+        const attempts = owned<Record<number, number>>(next.attempts);
+        attempts[slot] = Math.max(attempt, next.attempts[slot] ?? 0);
+        const slots = owned<Record<number, Slot>>(next.slots);
+        slots[slot] = s;
+        return { ...next, slots, attempts };
       }
       case "cluster.instance-launched":
         return withSlot(moved, event.data.slot, (s) => ({ ...s, instanceId: event.data.instanceId }));
@@ -755,8 +774,26 @@ const unbatched: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObse
   },
 };
 
+/**
+ * Many events folded at once, equal to `events.reduce(evolve, state)`: the slot and
+ * attempt maps are copied once for the fold, not once per event (`drafts`), and `state`
+ * is left as it was. Synchronous, so no other fold sees the drafts.
+ */
+function evolveClusterAll(state: ClusterState, events: readonly EventEnvelope<ClusterEvent>[]): ClusterState {
+  const outer = drafts;
+  drafts = new WeakSet();
+  try {
+    let s = state;
+    for (const e of events) s = unbatched.evolve(s, e);
+    return s;
+  } finally {
+    drafts = outer;
+  }
+}
+
 export const clusterDecider: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObservation> = {
   ...unbatched,
+  evolveAll: evolveClusterAll,
   /**
    * Every decision's launch requests grouped into RunInstances calls (`batchLaunches`):
    * a pool of 500 slots is 5 calls, not 500. Pure, so the same decision gives the same

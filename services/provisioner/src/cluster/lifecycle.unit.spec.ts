@@ -4,6 +4,7 @@ import {
   type ClusterEvent,
   clusterSpec,
   type Decision,
+  type EventEnvelope,
   exampleClusterCreate,
   isRejection,
 } from "@cairn/events";
@@ -421,6 +422,41 @@ describe("invariants (property)", () => {
             );
           expect(JSON.parse(JSON.stringify(fold(restored)))).toEqual(JSON.parse(JSON.stringify(fold(state))));
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("evolveAll folds a commit (and a whole history) exactly as evolve one event at a time, and never changes the state it starts from", () => {
+    const ctx = (version: number) => ({ now: new Date(0), version, observed: { liveSessions: [] } });
+    const deepFreeze = <T>(x: T): T => {
+      if (x && typeof x === "object" && !Object.isFrozen(x)) {
+        Object.freeze(x);
+        for (const v of Object.values(x)) deepFreeze(v);
+      }
+      return x;
+    };
+    const evolveAll = clusterDecider.evolveAll!;
+    fc.assert(
+      fc.property(fc.array(anyCommand, { maxLength: 40 }), (commands) => {
+        const first = anEvent(requested, 1, ref);
+        let state: ClusterState = clusterDecider.evolve(clusterDecider.initialState(), first);
+        const history: EventEnvelope<ClusterEvent>[] = [first];
+        let version = 1;
+        for (const c of commands) {
+          const decision = clusterDecider.decide(aCommand(c), state, ctx(version));
+          if (!isRejectionFree(decision) || decision.length === 0) continue;
+          const commit = decision.map((e) => anEvent(e, ++version, ref));
+          history.push(...commit);
+          // A frozen state: writing into any of its maps would throw.
+          const before = JSON.stringify(deepFreeze(state));
+          const one = commit.reduce((s, e) => clusterDecider.evolve(s, e), state);
+          const all = evolveAll(state, commit);
+          expect(all).toEqual(one);
+          expect(JSON.stringify(state)).toBe(before);
+          state = all;
+        }
+        expect(evolveAll(clusterDecider.initialState(), history)).toEqual(state);
       }),
       { numRuns: 300 },
     );

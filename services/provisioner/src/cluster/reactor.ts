@@ -47,7 +47,7 @@ import {
   launchBatchToken,
 } from "../ports.ts";
 import type { ClusterHandler } from "../provisioner.ts";
-import { type ClusterState, describeSessions } from "./decider.ts";
+import { type ClusterState, describeSessions, type Slot } from "./decider.ts";
 import { drainFirst } from "./drain-first.ts";
 import { batchOf } from "./launch-batches.ts";
 
@@ -186,6 +186,12 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       running: Map<string, InstanceInfo>;
       /** Instances handed to `runnings` already (their record is on its way). */
       queued: Set<string>;
+      /**
+       * Instances seen running and not handed over yet: what the next event takes, so a
+       * commit's 500 events hand each instance over once between them, without each event
+       * going through every launched slot (that was O(n²) per commit).
+       */
+      fresh: Map<string, InstanceInfo>;
       look?: Promise<void>;
     }
   >();
@@ -195,7 +201,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     for (const [id, l] of looks) if (t - l.used > LOOK_TTL_MS) looks.delete(id);
     let l = looks.get(clusterId);
     if (!l) {
-      l = { at: 0, used: t, seen: new Map(), running: new Map(), queued: new Set() };
+      l = { at: 0, used: t, seen: new Map(), running: new Map(), queued: new Set(), fresh: new Map() };
       looks.set(clusterId, l);
     }
     l.used = t;
@@ -207,6 +213,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       const wanted = new Set(ids);
       for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
       for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
+      for (const id of entry.fresh.keys()) if (!wanted.has(id)) entry.fresh.delete(id);
       const ask = ids.filter((id) => !entry.running.has(id));
       if (ask.length > 0) {
         // Pending ones are left out of the answer (absent reads as not running yet, as an
@@ -216,7 +223,11 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           .describe(region, ask, { states: NOT_PENDING })
           .then((found) => {
             entry.seen = new Map(found.map((i) => [i.instanceId, i]));
-            for (const i of found) if (i.state === "running") entry.running.set(i.instanceId, i);
+            for (const i of found) {
+              if (i.state !== "running") continue;
+              entry.running.set(i.instanceId, i);
+              if (!entry.queued.has(i.instanceId)) entry.fresh.set(i.instanceId, i);
+            }
             entry.at = Date.now();
           })
           .finally(() => {
@@ -227,7 +238,23 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     }
     return {
       get: (id: string) => entry.running.get(id) ?? entry.seen.get(id),
-      queued: entry.queued,
+      /**
+       * Hands over the instances seen running that nobody handed over yet and that `slots`
+       * (this event's state) shows launched with them: each once, whichever event asks
+       * first. Those the state does not show (launched in a commit after it) stay for
+       * another event.
+       */
+      take: (slots: ReadonlyMap<string, Slot>): { slot: Slot; instance: InstanceInfo }[] => {
+        const out: { slot: Slot; instance: InstanceInfo }[] = [];
+        for (const [id, instance] of entry.fresh) {
+          const slot = slots.get(id);
+          if (!slot) continue;
+          entry.fresh.delete(id);
+          entry.queued.add(id);
+          out.push({ slot, instance });
+        }
+        return out;
+      },
     };
   };
 
@@ -331,10 +358,19 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
    * token and gets the same instances.
    */
   const inFlight = new Map<string, Promise<InstanceInfo[] | undefined>>();
-  const launchBatch = (cause: Event, req: LaunchBatchRequest): Promise<InstanceInfo[] | undefined> => {
-    const key = `${req.region}/${req.clientToken}`;
+  const launchBatch = (
+    cause: Event,
+    batch: Omit<LaunchBatchRequest, "clientToken">,
+  ): Promise<InstanceInfo[] | undefined> => {
+    // The token is a function of exactly these (`launchBatchToken`), hashed once per call
+    // rather than once per member's event (500 SHA-256s per launch commit).
+    const key = `${batch.region}/${batch.clusterId}/${batch.slot}/${batch.attempt}/${batch.count}`;
     let call = inFlight.get(key);
     if (!call) {
+      const req = {
+        ...batch,
+        clientToken: launchBatchToken(batch.clusterId, batch.slot, batch.attempt, batch.count),
+      };
       call = runBatch(cause, req).finally(() => inFlight.delete(key));
       inFlight.set(key, call);
     }
@@ -455,7 +491,6 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
           ...(d.placement.availabilityZone ? { availabilityZone: d.placement.availabilityZone } : {}),
           capacityType: d.placement.capacityType,
           imageId: state.spec.ami ?? o.defaultAmi ?? DEFAULT_CAIRN_AMI,
-          clientToken: launchBatchToken(clusterId, batch.firstSlot, d.attempt, batch.count),
           tags: state.spec.tags,
         });
         // 3. Refused for good: recorded for the whole batch (`launchBatch`). Launched, but
@@ -512,33 +547,21 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // 2. One DescribeInstances for every instance of the cluster still launching:
         //    whichever slot's event comes back first records every one running, so a
         //    large cluster costs one call per look, and the other events find their slot
-        //    running.
-        const launched = Object.values(state.slots).filter(
-          (s): s is typeof s & { instanceId: string } =>
-            s.status === "launched" && s.instanceId !== undefined,
-        );
-        const seen = await describeLaunched(
-          clusterId,
-          region,
-          launched.map((s) => s.instanceId),
-        );
+        //    running. The launched slots are listed once per state, not once per event.
+        const launched = launchedSlots(state);
+        const seen = await describeLaunched(clusterId, region, launched.ids);
         // Each running instance queued for its record once, by the first event that saw
-        // it (this slot's own always: a record that failed is retried by its own event),
-        // not by every one of the commit's 500 events.
-        const running = launched.flatMap((s) => {
-          const i = seen.get(s.instanceId);
-          if (s.slot !== d.slot && seen.queued.has(s.instanceId)) return [];
-          if (i?.state === "running") seen.queued.add(s.instanceId);
-          return i?.state === "running"
-            ? [
-                {
-                  slot: s.slot,
-                  instanceId: s.instanceId,
-                  ...(i.privateIpAddress ? { privateIp: i.privateIpAddress } : {}),
-                },
-              ]
-            : [];
-        });
+        // it, not by every one of the commit's 500 events; this slot's own always (a
+        // record that failed is retried by its own event).
+        const taken = seen.take(launched.byInstance);
+        const own = seen.get(d.instanceId);
+        if (own?.state === "running" && !taken.some((t) => t.slot.slot === d.slot))
+          taken.push({ slot, instance: own });
+        const running = taken.map(({ slot: s, instance: i }) => ({
+          slot: s.slot,
+          instanceId: i.instanceId,
+          ...(i.privateIpAddress ? { privateIp: i.privateIpAddress } : {}),
+        }));
         // Every slot seen running in one commit, with those the other slots' events saw
         // meanwhile (group commit): one append where there were as many as slots.
         if (running.length > 0) await runnings.add(clusterId, { cause: e, instances: running });
@@ -722,6 +745,30 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 function launchFailedForGood(err: unknown): err is Error {
   if (isCairnError(err)) return err.failure === "permanent";
   return isComputeFailure(err) && !err.transient;
+}
+
+/** A state's slots launched with an instance: their ids (in slot order) and each by its instance. */
+interface LaunchedSlots {
+  readonly ids: readonly string[];
+  readonly byInstance: ReadonlyMap<string, Slot>;
+}
+const launchedMemo = new WeakMap<object, LaunchedSlots>();
+
+/**
+ * The slots `state` shows launched (not yet running), once per state: the events of one
+ * commit share the state the handler caches, so a 500-event commit lists them once, not
+ * 500 times. Pure; the memo holds no state past its use.
+ */
+export function launchedSlots(state: Exclude<ClusterState, { status: "Absent" }>): LaunchedSlots {
+  let memo = launchedMemo.get(state);
+  if (!memo) {
+    const byInstance = new Map<string, Slot>();
+    for (const s of Object.values(state.slots))
+      if (s.status === "launched" && s.instanceId !== undefined) byInstance.set(s.instanceId, s);
+    memo = { ids: [...byInstance.keys()], byInstance };
+    launchedMemo.set(state, memo);
+  }
+  return memo;
 }
 
 /** Every instance state but `pending`: what a boot poll asks EC2 for. */
