@@ -6,8 +6,9 @@
  * idle, most of it loading code, not state — Node's type stripping (a WebAssembly compiler,
  * ~18 MB), then thousands of modules through the ESM loader (each its source string, its
  * module record and its compiled functions): @aws-sdk/client-ec2's dist-es alone is one file a
- * command, and @kubernetes/client-node one a model. A bundle is one source with only what is
- * reachable, so the same process starts at a fraction of that. `npm start` still runs the
+ * command, and @kubernetes/client-node one a model. A bundle holds only what is reachable,
+ * in a few dozen files (Cairn's code in main.mjs, a chunk per package: chunkOf says why not
+ * one), so the same process starts at a fraction of that. `npm start` still runs the
  * sources (nothing to build on a fresh clone); the bundles are for the production shapes.
  *
  * The depth dist/bundle/ is the depth of src/api/ on purpose: the projector finds its

@@ -134,13 +134,19 @@ function memoryBreakdown(pid: number | undefined, metrics: string): string {
   try {
     const roll = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(roll)?.[1] ?? 0) / 1024;
-    parts.push(`rss ${kb("Rss").toFixed(0)} (anon ${kb("Anonymous").toFixed(0)}, file ${(kb("Rss") - kb("Anonymous")).toFixed(0)})`);
+    parts.push(
+      `rss ${kb("Rss").toFixed(0)} (anon ${kb("Anonymous").toFixed(0)}, file ${(kb("Rss") - kb("Anonymous")).toFixed(0)})`,
+    );
   } catch {
     // Gone.
   }
   const spaces: string[] = [];
-  for (const m of metrics.matchAll(/^nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} ([0-9.e+]+)/gm)) {
-    const used = new RegExp(`^nodejs_heap_space_size_used_bytes\\{space="${m[1]}"\\} ([0-9.e+]+)`, "m").exec(metrics)?.[1];
+  for (const m of metrics.matchAll(
+    /^nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} ([0-9.e+]+)/gm,
+  )) {
+    const used = new RegExp(`^nodejs_heap_space_size_used_bytes\\{space="${m[1]}"\\} ([0-9.e+]+)`, "m").exec(
+      metrics,
+    )?.[1];
     spaces.push(`${m[1]} ${(Number(used ?? 0) / MB).toFixed(1)}/${(Number(m[2]) / MB).toFixed(1)}`);
   }
   if (spaces.length > 0) parts.push(`V8 used/total: ${spaces.join(", ")}`);
