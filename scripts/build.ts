@@ -1,13 +1,14 @@
 /**
- * `npm run build`: one minified, tree-shaken ESM bundle per service,
+ * `npm run build`: one minified, tree-shaken ESM bundle per service (main.mjs and its chunks),
  * services/<name>/dist/bundle/main.mjs, which deploy/Dockerfile and `npm run stack` run.
  *
  * Why (docs/benchmarks.md, load): a service started from its main.ts costs 150–230 MB RSS at
  * idle, most of it loading code, not state — Node's type stripping (a WebAssembly compiler,
  * ~18 MB), then thousands of modules through the ESM loader (each its source string, its
  * module record and its compiled functions): @aws-sdk/client-ec2's dist-es alone is one file a
- * command, and @kubernetes/client-node one a model. A bundle is one source with only what is
- * reachable, so the same process starts at a fraction of that. `npm start` still runs the
+ * command, and @kubernetes/client-node one a model. A bundle holds only what is reachable,
+ * in a few dozen files (Cairn's code in main.mjs, a chunk per package: chunkOf says why not
+ * one), so the same process starts at a fraction of that. `npm start` still runs the
  * sources (nothing to build on a fresh clone); the bundles are for the production shapes.
  *
  * The depth dist/bundle/ is the depth of src/api/ on purpose: the projector finds its
@@ -15,7 +16,7 @@
  *
  * Run: npm run build [-- service ...]   (default: every service)
  */
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "rolldown";
@@ -36,9 +37,35 @@ export function bundlePath(service: string): string {
  */
 const EXTERNAL = [/^@fastify\/swagger-ui/, /^@fastify\/static/, /^pg-native$/];
 
-export async function buildService(service: string): Promise<{ file: string; bytes: number }> {
-  const file = bundlePath(service);
-  mkdirSync(dirname(file), { recursive: true });
+/**
+ * The chunk of a module from node_modules: one per package (`@aws-sdk/client-ssm` →
+ * `_aws-sdk_client-ssm`), null for Cairn's own code (main.mjs). V8 compiles a module's top
+ * level in one zone, ~10× the module's source, and glibc keeps that peak in the process's
+ * heap for its life after the zone is freed: one 1.6 MB bundle (the provisioner) peaked at
+ * 16 MB of V8's malloced memory at start-up, node-ops' 3.8 MB one at 32 MB, and each kept
+ * a `[heap]` of that size. A package a chunk, the peak is the largest package's
+ * (docs/deploy.md, sizing). Not smaller pieces: chunks cut inside a package by size
+ * import each other in cycles, and a module ran before one it needed (the AWS SDK's error
+ * registry at start-up); Rolldown's strictExecutionOrder, which would order them, left
+ * node-ops' start-up spinning.
+ */
+export function chunkOf(id: string): string | null {
+  const m = /^.*[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(id);
+  return m ? m[1]!.replace(/[@\\/]/g, "_") : null;
+}
+
+/**
+ * Builds `service` into `outDir` (default services/<name>/dist/bundle/): main.mjs, the
+ * service's own code (and libs/), importing its packages' chunks beside it (chunkOf:
+ * `<package>-<hash>.mjs`), each with its source map.
+ */
+export async function buildService(
+  service: string,
+  outDir = dirname(bundlePath(service)),
+): Promise<{ file: string; bytes: number; chunks: number }> {
+  // A build's chunks are named by their content: the previous build's would stay beside them.
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
   await build({
     input: join(root, "services", service, "src", "main.ts"),
     platform: "node",
@@ -54,26 +81,41 @@ export async function buildService(service: string): Promise<{ file: string; byt
       handler(level, log);
     },
     output: {
-      file,
+      dir: outDir,
+      entryFileNames: "main.mjs",
+      // Beside main.mjs, not below: code that finds files from import.meta.dirname (the
+      // projector's dashboard, ../../dashboard) sees the same depth from any chunk.
+      chunkFileNames: "[name]-[hash].mjs",
       format: "esm",
       minify: true,
-      codeSplitting: false,
+      // Chunks, not one file: each is compiled on its own, so V8's compile zone — and the
+      // malloc heap it leaves behind — is the largest chunk's, not the whole bundle's
+      // (chunkOf). Dynamic imports get chunks of their own too, loaded when called.
+      codeSplitting: { groups: [{ name: chunkOf }] },
       sourcemap: true,
       // ASCII only (\u escapes): V8 keeps a source with one character past ASCII as a
       // two-byte string for the process's life — node-ops' 3.8 MB bundle was 7.6 MB of heap.
       charset: "ascii",
     },
   });
-  // `charset: "ascii"` escapes code, not comments: a licence comment's "ä" was enough for V8
-  // to keep the whole source as a two-byte string (node-ops: 7.6 MB of heap for a 3.8 MB
-  // file, heap snapshot). In a comment an escape is as good as the letter.
-  const code = readFileSync(file, "utf8");
-  if (/[\u0080-\u{10ffff}]/u.test(code))
-    writeFileSync(
-      file,
-      code.replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`),
-    );
-  return { file, bytes: statSync(file).size };
+  let bytes = 0;
+  let chunks = 0;
+  for (const name of readdirSync(outDir)) {
+    if (!name.endsWith(".mjs")) continue;
+    const file = join(outDir, name);
+    // `charset: "ascii"` escapes code, not comments: a licence comment's "ä" was enough for V8
+    // to keep the whole source as a two-byte string (node-ops: 7.6 MB of heap for a 3.8 MB
+    // file, heap snapshot). In a comment an escape is as good as the letter.
+    const code = readFileSync(file, "utf8");
+    if (/[\u0080-\u{10ffff}]/u.test(code))
+      writeFileSync(
+        file,
+        code.replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`),
+      );
+    bytes += statSync(file).size;
+    chunks++;
+  }
+  return { file: join(outDir, "main.mjs"), bytes, chunks };
 }
 
 /** The newest mtime (ms) of the files under `dir`, node_modules and dist aside. */
@@ -116,9 +158,9 @@ if (import.meta.main) {
   for (const s of services) {
     if (!(SERVICES as readonly string[]).includes(s)) throw new Error(`build: no service ${s}`);
     const t0 = performance.now();
-    const { file, bytes } = await buildService(s);
+    const { file, bytes, chunks } = await buildService(s);
     console.log(
-      `${relative(root, file)}  ${(bytes / 1024 / 1024).toFixed(1)} MB  ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${relative(root, file)}  ${(bytes / 1024 / 1024).toFixed(1)} MB in ${chunks} files  ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
   }
 }

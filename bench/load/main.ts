@@ -124,6 +124,35 @@ function rssBytes(pid: number): number | undefined {
     return undefined;
   }
 }
+/**
+ * Where a process's RSS is, for the log: file-backed (the binary, its libraries) against
+ * anonymous (/proc/<pid>/smaps_rollup), and V8's spaces (prom-client's
+ * `nodejs_heap_space_size_{used,total}_bytes` in its /metrics text), in MB.
+ */
+function memoryBreakdown(pid: number | undefined, metrics: string): string {
+  const parts: string[] = [];
+  try {
+    const roll = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(roll)?.[1] ?? 0) / 1024;
+    parts.push(
+      `rss ${kb("Rss").toFixed(0)} (anon ${kb("Anonymous").toFixed(0)}, file ${(kb("Rss") - kb("Anonymous")).toFixed(0)})`,
+    );
+  } catch {
+    // Gone.
+  }
+  const spaces: string[] = [];
+  for (const m of metrics.matchAll(
+    /^nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} ([0-9.e+]+)/gm,
+  )) {
+    const used = new RegExp(`^nodejs_heap_space_size_used_bytes\\{space="${m[1]}"\\} ([0-9.e+]+)`, "m").exec(
+      metrics,
+    )?.[1];
+    spaces.push(`${m[1]} ${(Number(used ?? 0) / MB).toFixed(1)}/${(Number(m[2]) / MB).toFixed(1)}`);
+  }
+  if (spaces.length > 0) parts.push(`V8 used/total: ${spaces.join(", ")}`);
+  return parts.join("; ");
+}
+
 /** The floor of any service's RSS here: a bare Node process that has started and idles. */
 function bareNodeRss(): number {
   const out = execFileSync(
@@ -378,6 +407,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
           total: num("nodejs_heap_size_total_bytes"),
           external: num("nodejs_external_memory_bytes"),
         };
+        console.log(`  ${p.service} at the end: ${memoryBreakdown(p.pid, text)}`);
       }
 
       const lags: number[] = [];
