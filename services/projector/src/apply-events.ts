@@ -206,8 +206,10 @@ export function writeStatement(
   events: readonly SequencedEvent[],
   folded: FoldedBatch,
   checkpoint: { readonly name: string; readonly sequence: number },
+  /** `eventIndex: false`: the caller wrote the event index already (the live COPY). */
+  opts: { readonly eventIndex?: boolean } = {},
 ): string {
-  const index = eventIndexRows(events);
+  const index = opts.eventIndex === false ? [] : eventIndexRows(events);
   const ctes: string[] = [];
   if (index.length > 0) ctes.push(`index_rows as (${upsertEventIndexText(schema, index)})`);
   if (folded.clusters.length > 0)

@@ -38,7 +38,9 @@ import {
   addToReadSet,
   emptyLoadedRows,
   emptyReadSet,
+  eventIndexRows,
   foldBatch,
+  type LoadedRows,
   readSetMinus,
   readSetSize,
   readStatements,
@@ -50,6 +52,7 @@ import { type Db, withRawClient } from "./db/database.ts";
 import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
+import { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";
 import { storable, storableBody } from "./storable.ts";
 
 export interface ProjectionTarget {
@@ -201,6 +204,12 @@ function startCommitSpan(
 /** Messages parsed between two yields to the event loop. */
 const PARSE_SLICE = 250;
 
+/**
+ * From this many events a batch writes the event index by COPY (two round trips more,
+ * a third of the index's cost less: docs/projector.md "Live apply, third pass").
+ */
+const COPY_INDEX_MIN_EVENTS = 200;
+
 /** At most this many missing messages are read from the stream per batch (a huge gap takes several). */
 const MAX_FILL_FACTOR = 4;
 
@@ -271,40 +280,68 @@ export async function projectInTransaction(
       if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
     }
     const reads = emptyReadSet();
-    for (const d of delivered) if (d.events) addToReadSet(reads, d.events);
-    const loaded = emptyLoadedRows();
-    const firstReads = readStatements(schema, reads, loaded);
+    let eventCount = 0;
+    for (const d of delivered) {
+      if (!d.events) continue;
+      addToReadSet(reads, d.events);
+      eventCount += d.events.length;
+    }
+    // A small batch (steady traffic, where latency counts) keeps its two round trips.
+    const copyIndex = eventCount >= COPY_INDEX_MIN_EVENTS;
 
     return await withRawClient(db, async (client) => {
       try {
-        // Round trip 1, one simple query: begin, the apply lock, the checkpoint, and the
-        // rows every delivered message touches. Postgres resolves each statement's table
-        // names only when it reaches it, so everything after the lock sees the tables as
-        // they are once we hold it: a schema swap holds this lock while it renames, and a
-        // batch never straddles the swap.
-        // No wait for the WAL flush at commit (a few ms each batch; set with the lock). A
-        // commit lost in a Postgres crash loses its checkpoint with it, and the messages,
-        // though acked, come back: a restart starts the consumer after the database's
-        // checkpoint, and a running projector fills the gap from the stream (step 3) at
-        // its next batch.
-        const opened = await simpleQuery(client, [
-          "begin",
-          `select pg_advisory_xact_lock(${APPLY_LOCK_KEY}), set_config('synchronous_commit', 'off', true)`,
-          lockCheckpointText(schema, name),
-          ...firstReads.statements,
-        ]);
-        const checkpoint = Number((opened[2]!.rows[0] as { last_sequence: number }).last_sequence);
-        firstReads.read(opened.slice(3));
-        const outcome = await applyAfter(checkpoint, client);
-        return outcome;
+        return await attempt(client, copyIndex);
       } catch (err) {
         // Ends the transaction; a connection that cannot is closed by withRawClient.
+        await client.query("rollback").catch(() => {});
+        if (!(err instanceof IndexCopyConflict)) throw err;
+      }
+      // An event index key was there already (COPY inserts): the batch again, from its
+      // reads, with the index upserted. Its first commit spans ended with the attempt.
+      for (const span of spans.splice(0)) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: "applied again: the event index held a key" });
+        span.end();
+      }
+      try {
+        return await attempt(client, false);
+      } catch (err) {
         await client.query("rollback").catch(() => {});
         throw err;
       }
     });
 
-    async function applyAfter(checkpoint: number, client: ClientBase): Promise<BatchOutcome> {
+    /** The batch in one transaction on `client`; `copyIndex`: the event index by COPY. */
+    async function attempt(client: ClientBase, copyIndex: boolean): Promise<BatchOutcome> {
+      const loaded = emptyLoadedRows();
+      const firstReads = readStatements(schema, reads, loaded);
+      // Round trip 1, one simple query: begin, the apply lock, the checkpoint, and the
+      // rows every delivered message touches. Postgres resolves each statement's table
+      // names only when it reaches it, so everything after the lock sees the tables as
+      // they are once we hold it: a schema swap holds this lock while it renames, and a
+      // batch never straddles the swap.
+      // No wait for the WAL flush at commit (a few ms each batch; set with the lock). A
+      // commit lost in a Postgres crash loses its checkpoint with it, and the messages,
+      // though acked, come back: a restart starts the consumer after the database's
+      // checkpoint, and a running projector fills the gap from the stream (step 3) at
+      // its next batch.
+      const opened = await simpleQuery(client, [
+        "begin",
+        `select pg_advisory_xact_lock(${APPLY_LOCK_KEY}), set_config('synchronous_commit', 'off', true)`,
+        lockCheckpointText(schema, name),
+        ...firstReads.statements,
+      ]);
+      const checkpoint = Number((opened[2]!.rows[0] as { last_sequence: number }).last_sequence);
+      firstReads.read(opened.slice(3));
+      return await applyAfter(checkpoint, client, loaded, copyIndex);
+    }
+
+    async function applyAfter(
+      checkpoint: number,
+      client: ClientBase,
+      loaded: LoadedRows,
+      copyIndex: boolean,
+    ): Promise<BatchOutcome> {
       const order = delivered.filter((d) => d.msg.seq > checkpoint).sort((a, b) => a.msg.seq - b.msg.seq);
       const skipped = msgs.length - order.length;
 
@@ -388,8 +425,14 @@ export async function projectInTransaction(
         extra.read(await simpleQuery(client, extra.statements));
       }
       const folded = foldBatch(events, loaded);
+      // The event index by COPY (one row per event: the cheapest way in, the raw limit's
+      // own); a key already there fails it, and the batch is applied again with the upsert.
+      if (copyIndex) await copyIndexRows(client, schema, events);
       // Round trip 2: every row, the checkpoint and the commit.
-      await simpleQuery(client, [writeStatement(schema, events, folded, { name, sequence: last }), "commit"]);
+      await simpleQuery(client, [
+        writeStatement(schema, events, folded, { name, sequence: last }, { eventIndex: !copyIndex }),
+        "commit",
+      ]);
       const changes: Change[] = [
         ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
@@ -416,6 +459,21 @@ export async function projectInTransaction(
       ];
       return result({ deadLettered, commits, events: events.length, changes });
     }
+  }
+}
+
+/** The live COPY of the event index met a key already there (23505): the batch is applied again with the upsert. */
+class IndexCopyConflict extends Error {
+  override readonly name = "IndexCopyConflict";
+}
+
+/** COPY of `events`' index rows into `schema`'s event index, in the caller's transaction. */
+async function copyIndexRows(client: ClientBase, schema: string, events: readonly SequencedEvent[]) {
+  try {
+    await copyEventIndex(client, schema, eventIndexCopyText(eventIndexRows(events)));
+  } catch (err) {
+    if ((err as { code?: string }).code === "23505") throw new IndexCopyConflict(describeError(err));
+    throw err;
   }
 }
 

@@ -10,7 +10,7 @@ import pg from "pg";
 
 /** `timestamptz`: read as a Date, written as a Date or an ISO string. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
-/** `jsonb`: read parsed, written as JSON text (so arrays are not taken for Postgres arrays). */
+/** `jsonb` or `json`: read parsed, written as JSON text (so arrays are not taken for Postgres arrays). */
 export type Json = ColumnType<unknown, string, string>;
 
 export interface ClustersTable {
@@ -18,6 +18,7 @@ export interface ClustersTable {
   name: string;
   region: string;
   state: string;
+  /** `json` (not `jsonb`), as are `progress`, `conditions` and `failure`: migration 20261203170000_clusters_json. */
   spec: Json;
   /** Events in the aggregate so far, rejections included: the aggregate's version. */
   version: number;

@@ -37,6 +37,7 @@ describe("migrations", () => {
       ["20261124090000_cluster_conditions", "Success"],
       ["20261202200000_sessions_last_sequence", "Success"],
       ["20261203130000_hot_path", "Success"],
+      ["20261203170000_clusters_json", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(

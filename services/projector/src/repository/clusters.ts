@@ -82,8 +82,10 @@ export async function listClusters(
 }
 
 /**
- * One `insert … select from jsonb_to_recordset(<the rows as one JSON literal>) on conflict
- * (id) do update` (repository/recordset.ts): any row count, no bind parameters.
+ * One `insert … select from json_to_recordset(<the rows as one JSON literal>) on conflict
+ * (id) do update` (repository/recordset.ts): any row count, no bind parameters. The
+ * documents are `json` columns (migration `20261203170000_clusters_json`), so the whole
+ * literal is `json` too: Postgres checks its syntax and keeps each document's text.
  */
 export async function upsertClusters(db: Db, schema: string, rows: readonly ClusterRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -95,17 +97,17 @@ const CLUSTER_COLUMNS: readonly RecordsetColumn[] = [
   { column: "name", key: "name", type: "text" },
   { column: "region", key: "region", type: "text" },
   { column: "state", key: "state", type: "text" },
-  { column: "spec", key: "spec", type: "jsonb" },
-  { column: "progress", key: "progress", type: "jsonb" },
+  { column: "spec", key: "spec", type: "json" },
+  { column: "progress", key: "progress", type: "json" },
   { column: "version", key: "version", type: "integer" },
   { column: "trace_id", key: "traceId", type: "text" },
   { column: "created_at", key: "createdAt", type: "timestamptz" },
   { column: "updated_at", key: "updatedAt", type: "timestamptz" },
   { column: "last_event_type", key: "lastEventType", type: "text" },
   { column: "last_sequence", key: "lastSequence", type: "bigint" },
-  { column: "conditions", key: "conditions", type: "jsonb" },
+  { column: "conditions", key: "conditions", type: "json" },
   { column: "health", key: "health", type: "text" },
-  { column: "failure", key: "failure", type: "jsonb" },
+  { column: "failure", key: "failure", type: "json" },
 ];
 
 /** The upsert statement of upsertClusters, as SQL text (a statement of the batch's one round trip). */

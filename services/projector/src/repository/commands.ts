@@ -46,7 +46,7 @@ export async function getCommands(
   return out;
 }
 
-/** One `insert … select from jsonb_to_recordset(…) on conflict do update` (repository/recordset.ts). */
+/** One `insert … select from json_to_recordset(…) on conflict do update` (repository/recordset.ts; no `jsonb` column, so a `json` literal). */
 export async function upsertCommands(db: Db, schema: string, rows: readonly CommandRow[]): Promise<void> {
   if (rows.length === 0) return;
   await upsertCommandsSql(schema, rows).execute(db);

@@ -6,6 +6,7 @@ import { sessions } from "./20261123090000_sessions.ts";
 import { clusterConditions } from "./20261124090000_cluster_conditions.ts";
 import { sessionsLastSequence } from "./20261202200000_sessions_last_sequence.ts";
 import { hotPath } from "./20261203130000_hot_path.ts";
+import { clustersJson } from "./20261203170000_clusters_json.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -21,5 +22,6 @@ export function migrationsFor(schema: string): Record<string, Migration> {
     "20261124090000_cluster_conditions": clusterConditions(schema),
     "20261202200000_sessions_last_sequence": sessionsLastSequence(schema),
     "20261203130000_hot_path": hotPath(schema),
+    "20261203170000_clusters_json": clustersJson(schema),
   };
 }
