@@ -13,7 +13,9 @@ async function appWith(opts: { check: boolean; plain: boolean }, body: unknown) 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(plain.compiler);
   app.addHook("onRoute", (route) => plain.register(route));
-  app.setErrorHandler((err: Error, _req, reply) => reply.code(500).send({ error: err.name, message: err.message }));
+  app.setErrorHandler((err: Error, _req, reply) =>
+    reply.code(500).send({ error: err.name, message: err.message }),
+  );
   app
     .withTypeProvider<ZodTypeProvider>()
     .get(
