@@ -56,7 +56,9 @@ const CLUSTER_COLUMNS = [
  * or dropped (a replay's schema swap), by name, from this text. The columns are named, not
  * `c.*`: a column a later migration adds would change the statement's result type, which
  * Postgres refuses for a prepared statement ("cached plan must not change result type")
- * on every connection an older replica already prepared it on.
+ * on every connection an older replica already prepared it on. A column whose type a
+ * migration changes does that still: `clusterWithEtaAndSessions` retries once, on a fresh
+ * connection.
  */
 function clusterLiveText(schema: string): string {
   const t = (name: string) => `${schema}.${name}`;
@@ -67,6 +69,12 @@ function clusterLiveText(schema: string): string {
          from (select state, count(*)::int as n from ${t("sessions")} where cluster_id = $1 group by state) s
       ) as session_counts
     from ${t("clusters")} c where c.id = $1`;
+}
+
+/** Postgres refusing a prepared statement whose result type changed since it was prepared (SQLSTATE 0A000). */
+function isStalePreparedPlan(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e?.code === "0A000" && typeof e.message === "string" && e.message.includes("cached plan");
 }
 
 const clusterLiveStatements = new Map<string, { name: string; text: string }>();
@@ -84,15 +92,24 @@ async function clusterWithEtaAndSessions(deps: ApiDeps, id: string) {
     clusterLiveStatements.set(deps.schema, statement);
   }
   const { name, text } = statement;
-  const r = await withRawClient(deps.db, (client) =>
-    client.query<
-      Selectable<ClustersTable> & {
-        install_doc: InstallRow | null;
-        durations: StepDurationRow[];
-        session_counts: { state: string; n: number }[];
-      }
-    >({ name, text, values: [id] }),
-  );
+  const query = () =>
+    withRawClient(deps.db, (client) =>
+      client.query<
+        Selectable<ClustersTable> & {
+          install_doc: InstallRow | null;
+          durations: StepDurationRow[];
+          session_counts: { state: string; n: number }[];
+        }
+      >({ name, text, values: [id] }),
+    );
+  // A column's type changed under a connection that prepared the statement (a newer
+  // replica's migration, e.g. jsonb → json): Postgres refuses the old plan ("cached plan
+  // must not change result type"). The failed connection was closed on release (and the
+  // name with it), so the next one prepares the statement afresh: once more.
+  const r = await query().catch((err: unknown) => {
+    if (isStalePreparedPlan(err)) return query();
+    throw err;
+  });
   const found = r.rows[0];
   if (!found) return undefined;
   return {
