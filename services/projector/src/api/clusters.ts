@@ -1,9 +1,9 @@
 import { type AnyEvent, type EventStore, isTokenSafe } from "@cairn/events";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { type Selectable, sql } from "kysely";
+import type { Selectable } from "kysely";
 import { z } from "zod";
-import type { ClustersTable } from "../db/database.ts";
+import { type ClustersTable, withRawClient } from "../db/database.ts";
 import { lifecycleProgress } from "../projections/cluster-progress.ts";
 import { type ClusterRow, foldCluster } from "../projections/clusters.ts";
 import { applyInstallEvent, type InstallRow } from "../projections/installs.ts";
@@ -30,27 +30,86 @@ export async function etaInputs(deps: ApiDeps, clusterIds: readonly string[]) {
   return (id: string): EtaInputs => ({ install: installs.get(id), durations, now });
 }
 
+/** The clusters table's columns, named (not `c.*`): see `clusterLiveText`. */
+const CLUSTER_COLUMNS = [
+  "id",
+  "name",
+  "region",
+  "state",
+  "spec",
+  "version",
+  "trace_id",
+  "created_at",
+  "updated_at",
+  "last_event_type",
+  "last_sequence",
+  "progress",
+  "conditions",
+  "health",
+  "failure",
+] as const satisfies readonly (keyof ClustersTable)[];
+
 /**
- * A cluster's row with what its live view adds (its install row and the learnt durations for
- * the ETA, its sessions counted by state) in ONE statement; undefined when there is no such
- * cluster.
+ * The live view's statement for a schema. Sent as a named prepared statement (node-postgres
+ * `name:`): each connection parses and plans it once, then only binds and executes it.
+ * Postgres re-analyses a prepared statement whenever a table it reads is altered, renamed
+ * or dropped (a replay's schema swap), by name, from this text. The columns are named, not
+ * `c.*`: a column a later migration adds would change the statement's result type, which
+ * Postgres refuses for a prepared statement ("cached plan must not change result type")
+ * on every connection an older replica already prepared it on. A column whose type a
+ * migration changes does that still: `clusterWithEtaAndSessions` retries once, on a fresh
+ * connection.
  */
-async function clusterWithEtaAndSessions(deps: ApiDeps, id: string) {
-  const t = (name: string) => sql.table(`${deps.schema}.${name}`);
-  const r = await sql<
-    Selectable<ClustersTable> & {
-      install_doc: InstallRow | null;
-      durations: StepDurationRow[];
-      session_counts: { state: string; n: number }[];
-    }
-  >`
-    select c.*,
-      (select doc from ${t("installs")} where id = ${id}) as install_doc,
+function clusterLiveText(schema: string): string {
+  const t = (name: string) => `${schema}.${name}`;
+  return `select ${CLUSTER_COLUMNS.map((c) => `c.${c}`).join(", ")},
+      (select doc from ${t("installs")} where id = $1) as install_doc,
       (select coalesce(json_agg(doc order by id), '[]') from ${t("step_durations")}) as durations,
       (select coalesce(json_agg(json_build_object('state', state, 'n', n) order by state), '[]')
-         from (select state, count(*)::int as n from ${t("sessions")} where cluster_id = ${id} group by state) s
+         from (select state, count(*)::int as n from ${t("sessions")} where cluster_id = $1 group by state) s
       ) as session_counts
-    from ${t("clusters")} c where c.id = ${id}`.execute(deps.db);
+    from ${t("clusters")} c where c.id = $1`;
+}
+
+/** Postgres refusing a prepared statement whose result type changed since it was prepared (SQLSTATE 0A000). */
+function isStalePreparedPlan(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e?.code === "0A000" && typeof e.message === "string" && e.message.includes("cached plan");
+}
+
+const clusterLiveStatements = new Map<string, { name: string; text: string }>();
+
+/**
+ * A cluster's row with what its live view adds (its install row and the learnt durations for
+ * the ETA, its sessions counted by state) in ONE prepared statement; undefined when there is
+ * no such cluster.
+ */
+async function clusterWithEtaAndSessions(deps: ApiDeps, id: string) {
+  let statement = clusterLiveStatements.get(deps.schema);
+  if (!statement) {
+    // The schema is in the name: one connection never holds two texts under one name.
+    statement = { name: `cairn_cluster_live_${deps.schema}`, text: clusterLiveText(deps.schema) };
+    clusterLiveStatements.set(deps.schema, statement);
+  }
+  const { name, text } = statement;
+  const query = () =>
+    withRawClient(deps.db, (client) =>
+      client.query<
+        Selectable<ClustersTable> & {
+          install_doc: InstallRow | null;
+          durations: StepDurationRow[];
+          session_counts: { state: string; n: number }[];
+        }
+      >({ name, text, values: [id] }),
+    );
+  // A column's type changed under a connection that prepared the statement (a newer
+  // replica's migration, e.g. jsonb → json): Postgres refuses the old plan ("cached plan
+  // must not change result type"). The failed connection was closed on release (and the
+  // name with it), so the next one prepares the statement afresh: once more.
+  const r = await query().catch((err: unknown) => {
+    if (isStalePreparedPlan(err)) return query();
+    throw err;
+  });
   const found = r.rows[0];
   if (!found) return undefined;
   return {
@@ -78,8 +137,21 @@ export function toClusterView(
     region: row.region,
     state: row.state,
     health: row.health,
-    conditions: [...row.conditions],
-    failure: row.failure,
+    // Rebuilt field by field in the schema's order: the row's documents come from jsonb,
+    // which keeps its own key order, and this view is sent as JSON.stringify writes it.
+    conditions: row.conditions.map((c) => ({
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      lastTransitionTime: c.lastTransitionTime,
+    })),
+    failure: row.failure && {
+      reason: row.failure.reason,
+      remediation: row.failure.remediation,
+      code: row.failure.code,
+      since: row.failure.since,
+    },
     spec: row.spec as unknown as Record<string, unknown>,
     version: row.version,
     sequence: row.lastSequence,
@@ -149,7 +221,9 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
   r.get(
     "/clusters/:id",
     {
-      config: { access: "viewer" },
+      // The live view is built in the schema's key order: sent as JSON.stringify makes it
+      // (plain-json.ts; checked against zod's encoding under test).
+      config: { access: "viewer", plainJson: [200] },
       schema: {
         summary: "One cluster as the projection last saw it, or as it was at a sequence or time (`?at=`)",
         description:

@@ -15,7 +15,6 @@ import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
   jsonSchemaTransformObject,
-  serializerCompiler,
   validatorCompiler,
 } from "fastify-type-provider-zod";
 import type { ChangeFeed } from "../changes.ts";
@@ -37,6 +36,7 @@ import { healthRoutes } from "./health.ts";
 import { type FastPath, heartbeatFastPath } from "./heartbeat-fast-path.ts";
 import { historyRoutes } from "./history.ts";
 import { installAndNodeRoutes } from "./installs-nodes.ts";
+import { checkAnswersByDefault, plainJsonSerializers } from "./plain-json.ts";
 import { errorBody } from "./schemas.ts";
 import { type SessionApiOptions, sessionRoutes } from "./sessions.ts";
 import { streamRoutes } from "./stream.ts";
@@ -108,6 +108,11 @@ export interface ApiDeps {
    * Whether the projection consumer runs, and the checkpoint it reached; `standby`: this
    * replica does not project (another holds the lease) and serves reads.
    */
+  /**
+   * Whether answers a route sends as plain JSON are also encoded through zod and compared
+   * (plain-json.ts); default: under test or with `CAIRN_API_CHECK_ANSWERS=1`.
+   */
+  readonly checkAnswers?: boolean | undefined;
   readonly consumerStatus: () => {
     running: boolean;
     standby?: boolean | undefined;
@@ -220,7 +225,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  // zod's serializer for every answer but those a route sends plain (plain-json.ts).
+  const plain = plainJsonSerializers({ check: deps.checkAnswers ?? checkAnswersByDefault() });
+  app.setSerializerCompiler(plain.compiler);
+  app.addHook("onRoute", (route) => plain.register(route));
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {

@@ -287,6 +287,46 @@ describe("replay", () => {
     );
   });
 
+  it("the live cluster read, a prepared statement, reads the swapped-in schema (not the renamed old one)", async () => {
+    const p = await startLive();
+    await writeLog(2);
+    await caughtUp();
+    const base = p.api!.url;
+    const read = async () => (await (await fetch(`${base}/clusters/c1`)).json()) as { name: string };
+    // Prepared on several of the API pool's connections, concurrently.
+    for (const body of await Promise.all(Array.from({ length: 8 }, read))) expect(body.name).toBe("c1");
+    const result = await replay({ databaseUrl: infra.database.url, nats: infra.nats, keepOld: true });
+    expect(result.swapped).toBe(true);
+    expect(result.oldSchema).toBeDefined();
+    // The old schema stays, under its new name: a plan still bound to its table would read this.
+    await sql`update ${sql.table(`${result.oldSchema}.clusters`)} set name = 'stale' where id = 'c1'`.execute(
+      db,
+    );
+    for (const body of await Promise.all(Array.from({ length: 16 }, read))) expect(body.name).toBe("c1");
+    await sql`update ${sql.table(`${DEFAULT_SCHEMA}.clusters`)} set name = 'fresh' where id = 'c1'`.execute(
+      db,
+    );
+    for (const body of await Promise.all(Array.from({ length: 16 }, read))) expect(body.name).toBe("fresh");
+  });
+
+  it("the live cluster read survives a column type changed under its prepared statement (a newer replica's migration)", async () => {
+    const p = await startLive();
+    await writeLog(1);
+    await caughtUp();
+    const base = p.api!.url;
+    const read = async () => {
+      const res = await fetch(`${base}/clusters/c0`);
+      return { status: res.status, body: (await res.json()) as { name: string } };
+    };
+    for (const r of await Promise.all(Array.from({ length: 8 }, read))) expect(r.status).toBe(200);
+    // text → varchar changes the result type: every connection that prepared it refuses the old plan.
+    await sql`alter table ${sql.table(`${DEFAULT_SCHEMA}.clusters`)} alter column name type varchar(200)`.execute(
+      db,
+    );
+    for (const r of await Promise.all(Array.from({ length: 16 }, read)))
+      expect(r).toMatchObject({ status: 200, body: { name: "c0" } });
+  });
+
   it("resumes an interrupted rebuild from its own checkpoint instead of starting over", async () => {
     await startLive();
     await writeLog(6);
