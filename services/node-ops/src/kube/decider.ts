@@ -133,32 +133,77 @@ export function factsOfObservation(known: NodeFacts | undefined, o: ObservedNode
   return out;
 }
 
-/** Folds one node fact into the node table. */
+/**
+ * Folds one node fact into the node table. Copies the table: for one event alone. Many
+ * events (a commit of 50 nodes' facts, a history of thousands) fold through
+ * {@link applyNodeFact} on one copy instead: a node name is a string key, so a spread copies
+ * the table key by key, and copying 500 nodes per event was most of node-ops' CPU while a
+ * 500-node cluster turned Ready (bench/install, docs/installer.md).
+ */
 function evolveNodes(
   nodes: Readonly<Record<string, NodeFacts>>,
   event: Fact,
 ): Readonly<Record<string, NodeFacts>> {
+  if (!isNodeFact(event)) return nodes;
+  // A fact about a node the log never registered changes nothing: no copy.
+  if (event.type !== "kube.node-registered" && !nodes[event.data.node]) return nodes;
+  const copy = { ...nodes };
+  applyNodeFact(copy, event);
+  return copy;
+}
+
+type NodeFact = Extract<
+  Fact,
+  {
+    type:
+      | "kube.node-registered"
+      | "kube.node-ready"
+      | "kube.node-not-ready"
+      | "kube.node-pressure-changed"
+      | "kube.node-classification-changed"
+      | "kube.node-removed";
+  }
+>;
+
+function isNodeFact(event: Fact): event is NodeFact {
   switch (event.type) {
-    case "kube.node-registered": {
-      const d = event.data;
-      return {
-        ...nodes,
-        [d.node]: {
-          role: d.role,
-          ...(d.instanceId !== undefined ? { instanceId: d.instanceId } : {}),
-          labels: d.labels,
-          taints: d.taints,
-          unschedulable: d.unschedulable ?? false,
-          pressure: [],
-        },
-      };
-    }
+    case "kube.node-registered":
     case "kube.node-ready":
     case "kube.node-not-ready":
     case "kube.node-pressure-changed":
-    case "kube.node-classification-changed": {
+    case "kube.node-classification-changed":
+    case "kube.node-removed":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Folds one node fact into `nodes` in place: a table the caller owns (a copy it made for
+ * this fold, never a table some state holds). The node's own record is still replaced,
+ * never changed, so states sharing it are not touched.
+ */
+function applyNodeFact(nodes: Record<string, NodeFacts>, event: NodeFact): void {
+  switch (event.type) {
+    case "kube.node-registered": {
+      const d = event.data;
+      nodes[d.node] = {
+        role: d.role,
+        ...(d.instanceId !== undefined ? { instanceId: d.instanceId } : {}),
+        labels: d.labels,
+        taints: d.taints,
+        unschedulable: d.unschedulable ?? false,
+        pressure: [],
+      };
+      return;
+    }
+    case "kube.node-removed":
+      delete nodes[event.data.node];
+      return;
+    default: {
       const known = nodes[event.data.node];
-      if (!known) return nodes; // a fact about a node the log never registered: nothing to update
+      if (!known) return; // a fact about a node the log never registered: nothing to update
       let next: NodeFacts;
       if (event.type === "kube.node-ready") {
         const { notReadyReason: _gone, ...rest } = known;
@@ -171,15 +216,27 @@ function evolveNodes(
         const { labels, taints, unschedulable } = event.data;
         next = { ...known, labels, taints, unschedulable };
       }
-      return { ...nodes, [event.data.node]: next };
+      nodes[event.data.node] = next;
     }
-    case "kube.node-removed": {
-      const { [event.data.node]: _removed, ...rest } = nodes;
-      return rest;
-    }
-    default:
-      return nodes;
   }
+}
+
+/** Many events folded at once: the node table copied once, not once per event. */
+function evolveKubeAll(state: KubeState, events: readonly { type: string; data: unknown }[]): KubeState {
+  let nodes: Record<string, NodeFacts> | undefined;
+  let removed = state.removed;
+  let api = state.api;
+  for (const raw of events) {
+    const event = raw as Fact;
+    if (isNodeFact(event)) {
+      nodes ??= { ...state.nodes };
+      applyNodeFact(nodes, event);
+      removed = evolveRemoved(removed, event);
+    } else if (event.type === "kube.api-unreachable") api = "unreachable";
+    else if (event.type === "kube.api-reachable") api = "reachable";
+  }
+  if (!nodes && removed === state.removed && api === state.api) return state;
+  return { ...state, nodes: nodes ?? state.nodes, removed, api };
 }
 
 /** The facts of several observations in a row, each judged against what the ones before it recorded. */
@@ -187,11 +244,13 @@ function factsOfObservations(
   start: Readonly<Record<string, NodeFacts>>,
   observed: readonly ObservedNode[],
 ): { facts: Fact[]; nodes: Readonly<Record<string, NodeFacts>> } {
-  let nodes = start;
+  // One copy of the table for the whole decision (each observation is judged on what the
+  // ones before it recorded), not one per fact.
+  const nodes: Record<string, NodeFacts> = { ...start };
   const facts: Fact[] = [];
   for (const o of observed) {
     const f = factsOfObservation(nodes[o.node], o);
-    for (const e of f) nodes = evolveNodes(nodes, e);
+    for (const e of f) if (isNodeFact(e)) applyNodeFact(nodes, e);
     facts.push(...f);
   }
   return { facts, nodes };
@@ -238,6 +297,8 @@ export const kubeDecider: Decider<KubeCommand, KubeEvent, KubeState> = {
         return assertNever(command);
     }
   },
+
+  evolveAll: evolveKubeAll,
 
   evolve(state, event) {
     switch (event.type) {

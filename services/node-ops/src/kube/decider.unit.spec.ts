@@ -354,3 +354,72 @@ describe("kube.observe-nodes (the watch's changes that queued while one was reco
       .then([]);
   });
 });
+
+describe("evolveAll (a commit, or a history, folded with one copy of the node table)", () => {
+  it("folds exactly as evolve one event at a time, and never changes the state it starts from", () => {
+    const deepFreeze = <T>(x: T): T => {
+      if (x && typeof x === "object" && !Object.isFrozen(x)) {
+        Object.freeze(x);
+        for (const v of Object.values(x)) deepFreeze(v);
+      }
+      return x;
+    };
+    const names = ["i-01", "i-02", "i-03", "i-04"];
+    const anObservation = fc.record({
+      node: fc.constantFrom(...names),
+      ready: fc.boolean(),
+      unschedulable: fc.boolean(),
+      pool: fc.constantFrom("workers", "gpu"),
+      pressure: fc.subarray(["MemoryPressure", "DiskPressure"] as PressureCondition[]),
+    });
+    const aCommand = fc.oneof(
+      fc.array(anObservation, { minLength: 1, maxLength: 6 }).map(
+        (os): KubeCommand => ({
+          type: "kube.observe-nodes",
+          data: {
+            clusterId,
+            nodes: os.map((o) =>
+              node(o.node, {
+                ready: o.ready,
+                unschedulable: o.unschedulable,
+                labels: { "cairn.dev/pool": o.pool },
+                pressure: o.pressure,
+                ...(o.ready ? {} : { notReadyReason: "KubeletNotReady" }),
+              }),
+            ),
+          },
+        }),
+      ),
+      fc.constantFrom(...names).map((n) => removed(n)),
+      fc.boolean().map((r) => api(r, "no route")),
+      fc.subarray(names).map((ns) => list(...ns.map((n) => node(n)))),
+    );
+    const evolveAll = kubeDecider.evolveAll!;
+    const envelope = (e: KubeEvent, position: number) =>
+      ({ ...e, position, aggregate: { type: "kube", id: clusterId } }) as never;
+    fc.assert(
+      fc.property(fc.array(aCommand, { maxLength: 30 }), (commands) => {
+        let state = kubeDecider.initialState();
+        const history: never[] = [];
+        for (const c of commands) {
+          const decision = kubeDecider.decide({ ...c, id: "c", meta: {} } as never, state, {
+            now: new Date(0),
+            version: history.length,
+          });
+          if (!Array.isArray(decision) || decision.length === 0) continue;
+          const commit = decision.map((e) => envelope(e, history.length + 1));
+          history.push(...commit);
+          const before = JSON.stringify(deepFreeze(state));
+          const one = commit.reduce((s, e) => kubeDecider.evolve(s, e), state);
+          const all = evolveAll(state, commit);
+          expect(all).toEqual(one);
+          // A frozen state: a write into its node table would have thrown.
+          expect(JSON.stringify(state)).toBe(before);
+          state = all;
+        }
+        expect(evolveAll(kubeDecider.initialState(), history)).toEqual(state);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
