@@ -298,13 +298,17 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     }
     return (await read(clusterId, known && seen > 0 ? seen : undefined)).state;
   };
-  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
+  const batches = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
+    gather: "turn",
+  });
   /**
    * node-ops' facts have their own group commits: their reactions run in the install's
    * lifecycle trace, and a commit is recorded in the trace of the reaction that flushes it,
    * so facts mixed with a later command's records (a scale's) would land in its trace.
    */
-  const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords);
+  const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
+    gather: "turn",
+  });
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
     // TypeScript cannot correlate a generic T's type and data with the union's members (the
     // pair is checked at T's call); install.record-many's schema parses each record again.
