@@ -161,11 +161,28 @@ async function once(nodes: number, seed: number): Promise<Run> {
 
   const calls = Object.fromEntries(POLLED.map((a) => [a, sim.requests.list({ action: a }).length]));
 
-  await installer.stop();
-  await nodeOps.stop();
-  await provisioner.stop();
-  await sim.stop();
-  await js.dispose();
+  // Each stop timed: a run at load 13-26 sat a minute or more after Ready (docs/installer.md,
+  // "The join results of a 500-node install"); a slow one says which it was, on stderr.
+  const timed = async (what: string, stop: () => Promise<unknown>) => {
+    const at = performance.now();
+    const slow = setInterval(
+      () =>
+        process.stderr.write(
+          `  (${what}.stop() still running after ${Math.round(performance.now() - at)} ms)\n`,
+        ),
+      5_000,
+    );
+    try {
+      await stop();
+    } finally {
+      clearInterval(slow);
+    }
+  };
+  await timed("installer", () => installer.stop());
+  await timed("node-ops", () => nodeOps.stop());
+  await timed("provisioner", () => provisioner.stop());
+  await timed("sim", () => sim.stop());
+  await timed("nats", () => js.dispose());
   return { nodes, ms, phases, calls };
 }
 
