@@ -12,6 +12,7 @@
  * own fetch, so `openWatch` spans it itself with `kubeRequestSpan` (request to response
  * head: the stream that follows is not the call).
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { traceparentOf } from "@cairn/events";
 import { ClientSpanAttributes, httpClientAttributes, inClientSpan, markHttpFailure } from "@cairn/service";
 import {
@@ -122,6 +123,27 @@ export function statusOfKubeError(err: unknown): number | undefined {
   return code !== undefined && code >= 100 && code < 600 ? code : undefined;
 }
 
+/**
+ * A request with no caller's deadline gives up after this long (ms): the session
+ * workloads' calls (not under the resilience's per-try timeout) included. A request that
+ * waits for one of the cluster's pooled connections waits at most this long too, instead
+ * of for ever behind calls the API server does not answer; a handler's few calls stay
+ * within the message's 60 s hold, and the failure is transient (handed back, retried).
+ */
+export const KUBE_REQUEST_TIMEOUT_MS = 10_000;
+
+const callSignal = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * Runs `fn` with `signal` as the abort signal of every Kubernetes API request it makes
+ * through tracedApiClient: the resilience's per-try timeout (guardedApi) aborts the request
+ * itself, so a try given up on leaves no request behind holding, or queued for, one of the
+ * cluster's pooled connections (it did: the retries queued behind their own orphans).
+ */
+export function withKubeCallSignal<T>(signal: AbortSignal | undefined, fn: () => T): T {
+  return signal ? callSignal.run(signal, fn) : fn();
+}
+
 /** client-node's own fetch library, every request in a client span of the cluster. */
 function tracedHttpLibrary(clusterId: string) {
   const inner = new IsomorphicFetchHttpLibrary();
@@ -135,6 +157,8 @@ function tracedHttpLibrary(clusterId: string) {
           // The client span's own context is active here: the API server continues from it.
           const tp = traceparentOf();
           if (tp) request.setHeaderParam("traceparent", tp);
+          // The caller's deadline (guardedApi's try), else the default one: never unbounded.
+          request.setSignal(callSignal.getStore() ?? AbortSignal.timeout(KUBE_REQUEST_TIMEOUT_MS));
           const response = await inner.send(request).toPromise();
           // client-node answers a refusal as a response; the API class throws on it later.
           markHttpFailure(span, response.httpStatusCode);
