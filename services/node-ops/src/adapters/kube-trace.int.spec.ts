@@ -28,7 +28,7 @@ import {
   pooledAuthentication,
   tracedApiClient,
 } from "./kube-trace.ts";
-import { WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
+import { openWatch, WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
@@ -251,6 +251,12 @@ describe("one connection pool per kubeconfig", () => {
   async function hangingServer() {
     const state = { hung: true, held: 0, open: 0 };
     const server = createServer((req, res) => {
+      if (req.url?.includes("watch=true")) {
+        // A watch: answered, its stream held open.
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.flushHeaders();
+        return;
+      }
       if (state.hung) {
         state.held++;
         req.socket.on("close", () => state.held--);
@@ -323,4 +329,39 @@ describe("one connection pool per kubeconfig", () => {
     },
     KUBE_REQUEST_TIMEOUT_MS + 10_000,
   );
+
+  it("a watch opens on its own pool: calls holding every call connection do not delay it", async () => {
+    const { state, config, close } = await hangingServer();
+    try {
+      const core = tracedApiClient(config, CoreV1Api, "hung");
+      // Calls the server does not answer, as many as the calls' pool has connections.
+      const calls = Array.from({ length: KUBE_CONNECTIONS_PER_CLUSTER + 4 }, () =>
+        core.listNode().catch(() => undefined),
+      );
+      await vi.waitFor(() => expect(state.held).toBe(KUBE_CONNECTIONS_PER_CLUSTER), { timeout: 5_000 });
+      const started = Date.now();
+      const ends: unknown[] = [];
+      const watches = [];
+      for (const path of ["/api/v1/nodes", "/api/v1/namespaces/cairn-sessions/pods"])
+        watches.push(
+          await openWatch({
+            clusterId: "hung",
+            kubeConfig: async () => config,
+            path,
+            resourceVersion: "1",
+            onObject: () => {},
+            onEnd: (e) => ends.push(e),
+            classify: (e) => e as Error,
+          }),
+        );
+      // Sharing the calls' pool, each waited for a call to give up (KUBE_REQUEST_TIMEOUT_MS).
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(ends).toEqual([]);
+      for (const w of watches) w.stop();
+      await close();
+      await Promise.all(calls);
+    } finally {
+      await close().catch(() => {});
+    }
+  }, 20_000);
 });

@@ -172,9 +172,10 @@ function tracedHttpLibrary(clusterId: string) {
 type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
 
 /**
- * At most this many connections to one cluster's API server: its two watches (the nodes,
- * the session pods) and the 10 calls its bulkhead lets through at once
- * (SERVICE_SETTINGS.kubernetes). Past it a request waits for a connection instead of
+ * At most this many connections to one cluster's API server for its calls: the 10 its
+ * bulkhead lets through at once (SERVICE_SETTINGS.kubernetes) and the session workloads'
+ * (no bulkhead; each under KUBE_REQUEST_TIMEOUT_MS). Watches have their own pool
+ * (KUBE_WATCH_CONNECTIONS_PER_CLUSTER). Past it a request waits for a connection instead of
  * opening one more: a burst of calls (20 session pods started at once) opened ~20 sockets a
  * cluster, each kept alive (24 a cluster at 50 clusters, docs/benchmarks.md, load).
  */
@@ -189,22 +190,28 @@ export const KUBE_IDLE_CONNECTION_MS = 4_000;
 /** client-node's private factory of a request's dispatcher (config.js; the tests pin it). */
 type DispatcherFactory = (cluster: unknown, agentOptions: unknown) => Dispatcher | undefined;
 
-const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
-
 /**
- * The kubeconfig with one bounded connection pool: every request made through it (API
- * calls with pooledAuthentication, watches) shares one undici Agent of at most
- * KUBE_CONNECTIONS_PER_CLUSTER connections, idle ones closed after KUBE_IDLE_CONNECTION_MS.
- * client-node 2.x builds a new Agent for every request (`createDispatcher` in
- * `applySecurityAuthentication`, whenever the kubeconfig has TLS options, skip-verify
- * included), each with its own keep-alive socket: node-ops held ~1,000 Agents and sockets
- * at 20 clusters (bench/load's heap snapshot). Here the first one is built with the
- * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
- * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
- * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
+ * At most this many connections to one cluster's API server for its watches, a pool of
+ * their own (watchConfig): the nodes' and the session pods' watch, and each one's next
+ * while the last closes. On HTTP/1.1 a watch holds its connection for its life; sharing
+ * the calls' pool, a watch's (re)open queued behind a burst of calls, and watches left
+ * the calls fewer connections. Real clients get the same separation from HTTP/2: client-go
+ * multiplexes every request and watch of a host on one connection as streams (the
+ * kube-apiserver allows `--http2-max-streams-per-connection`, Go's default 250), so a
+ * watch never waits for a call's connection nor takes one.
  */
-export function pooledConfig(kc: KubeConfig): KubeConfig {
-  let c = pooledConfigs.get(kc);
+export const KUBE_WATCH_CONNECTIONS_PER_CLUSTER = 4;
+
+const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
+const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
+
+/** The kubeconfig with one undici Agent of `connections` built on first use and kept (pooledConfig). */
+function boundedConfig(
+  kc: KubeConfig,
+  cache: WeakMap<KubeConfig, KubeConfig>,
+  connections: number,
+): KubeConfig {
+  let c = cache.get(kc);
   if (c) return c;
   const own = (kc as unknown as { createDispatcher: DispatcherFactory }).createDispatcher;
   let built = false;
@@ -216,7 +223,7 @@ export function pooledConfig(kc: KubeConfig): KubeConfig {
       opts.type === "agent"
         ? (new Agent({
             connect: opts.connect,
-            connections: KUBE_CONNECTIONS_PER_CLUSTER,
+            connections,
             keepAliveTimeout: KUBE_IDLE_CONNECTION_MS,
             keepAliveMaxTimeout: KUBE_IDLE_CONNECTION_MS,
           }) as unknown as Dispatcher)
@@ -225,8 +232,30 @@ export function pooledConfig(kc: KubeConfig): KubeConfig {
     return dispatcher;
   };
   c = Object.create(kc, { createDispatcher: { value: createDispatcher } }) as KubeConfig;
-  pooledConfigs.set(kc, c);
+  cache.set(kc, c);
   return c;
+}
+
+/**
+ * The kubeconfig with one bounded connection pool for its calls: every request made
+ * through it (API calls with pooledAuthentication) shares one undici Agent of at most
+ * KUBE_CONNECTIONS_PER_CLUSTER connections, idle ones closed after KUBE_IDLE_CONNECTION_MS.
+ * client-node 2.x builds a new Agent for every request (`createDispatcher` in
+ * `applySecurityAuthentication`, whenever the kubeconfig has TLS options, skip-verify
+ * included), each with its own keep-alive socket: node-ops held ~1,000 Agents and sockets
+ * at 20 clusters (bench/load's heap snapshot). Here the first one is built with the
+ * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
+ * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
+ * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
+ * Watches have a pool of their own (watchConfig).
+ */
+export function pooledConfig(kc: KubeConfig): KubeConfig {
+  return boundedConfig(kc, pooledConfigs, KUBE_CONNECTIONS_PER_CLUSTER);
+}
+
+/** The kubeconfig with the cluster's pool for watches (KUBE_WATCH_CONNECTIONS_PER_CLUSTER), apart from its calls'. */
+export function watchConfig(kc: KubeConfig): KubeConfig {
+  return boundedConfig(kc, watchConfigs, KUBE_WATCH_CONNECTIONS_PER_CLUSTER);
 }
 
 /** The kubeconfig's authentication on its one bounded connection pool (pooledConfig). */
