@@ -6,6 +6,7 @@
  */
 import type { Resilience } from "@cairn/service";
 import { classifyKubeError } from "./kube-errors.ts";
+import { withKubeCallSignal } from "./kube-trace.ts";
 
 /** The service label of the Kubernetes breakers and bulkheads (one per cluster: the "region" is the cluster id). */
 export const KUBE_SERVICE = "kubernetes";
@@ -33,7 +34,11 @@ export function guardedApi<A extends object>(resilience: Resilience, clusterId: 
         return resilience.run(
           { service: KUBE_SERVICE, region: clusterId, operation: prop },
           "default",
-          () => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+          // The try's signal aborts the request itself (its timeout, the breaker's, the caller's).
+          (signal) =>
+            withKubeCallSignal(signal, () =>
+              (v as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+            ),
           (e) => classifyKubeError(e, ctx),
         );
       };

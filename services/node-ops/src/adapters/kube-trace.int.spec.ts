@@ -20,13 +20,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import type { NodeWatchEnd } from "../ports.ts";
 import { simCluster } from "../testing/sim-cluster.ts";
 import { createKube } from "./kube.ts";
+import { guardedApi } from "./kube-resilience.ts";
 import {
   KUBE_CONNECTIONS_PER_CLUSTER,
   KUBE_IDLE_CONNECTION_MS,
+  KUBE_REQUEST_TIMEOUT_MS,
   pooledAuthentication,
   tracedApiClient,
 } from "./kube-trace.ts";
-import { WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
+import { openWatch, WATCH_TIMEOUT_SECONDS } from "./kube-watch.ts";
 
 const tracing = useTestTracing();
 let js: TestJetStream;
@@ -242,6 +244,124 @@ describe("one connection pool per kubeconfig", () => {
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  }, 20_000);
+
+  /** A server that does not answer while `hung` (holding each request), then answers a NodeList. */
+  async function hangingServer() {
+    const state = { hung: true, held: 0, open: 0 };
+    const server = createServer((req, res) => {
+      if (req.url?.includes("watch=true")) {
+        // A watch: answered, its stream held open.
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.flushHeaders();
+        return;
+      }
+      if (state.hung) {
+        state.held++;
+        req.socket.on("close", () => state.held--);
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(
+        JSON.stringify({ kind: "NodeList", apiVersion: "v1", metadata: { resourceVersion: "1" }, items: [] }),
+      );
+    });
+    server.on("connection", (socket) => {
+      state.open++;
+      socket.on("close", () => state.open--);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: "hung", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: "hung", token: "t" }],
+      contexts: [{ name: "hung", cluster: "hung", user: "hung" }],
+      currentContext: "hung",
+    });
+    const close = async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    };
+    return { state, config, close };
+  }
+
+  it("a try that timed out aborts its request: retries and later calls do not queue behind orphans", async () => {
+    const { state, config, close } = await hangingServer();
+    try {
+      // One try of 300 ms each; more calls than the pool has connections.
+      const resilience = new Resilience({ policies: { default: { tries: 1, callTimeoutMs: 300 } } });
+      const core = guardedApi(resilience, "hung", tracedApiClient(config, CoreV1Api, "hung"));
+      const calls = await Promise.allSettled(Array.from({ length: 30 }, () => core.listNode()));
+      expect(calls.every((c) => c.status === "rejected")).toBe(true);
+      // Given up on, the requests are gone: no connection is held for them.
+      await vi.waitFor(() => expect(state.held).toBe(0), { timeout: 2_000, interval: 50 });
+      // The API answers again: a call gets through at once. Without the abort, 12 orphans
+      // held every connection for ever and 18 more were queued ahead of it.
+      // (Through a fresh breaker: 30 timeouts opened this one; the pool is the kubeconfig's.)
+      state.hung = false;
+      const fresh = new Resilience({ policies: { default: { tries: 1, callTimeoutMs: 2_000 } } });
+      const list = await guardedApi(fresh, "hung", tracedApiClient(config, CoreV1Api, "hung")).listNode();
+      expect(list.items).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 20_000);
+
+  it(
+    "a request without a caller's deadline (the session workloads') gives up after KUBE_REQUEST_TIMEOUT_MS",
+    async () => {
+      const { state, config, close } = await hangingServer();
+      try {
+        const core = tracedApiClient(config, CoreV1Api, "hung");
+        const started = Date.now();
+        const outcome = await core.listNode().then(
+          () => "answered",
+          (err: unknown) => (err as Error).name,
+        );
+        expect(outcome).toMatch(/Abort|Timeout/);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(KUBE_REQUEST_TIMEOUT_MS - 500);
+        await vi.waitFor(() => expect(state.held).toBe(0), { timeout: 2_000, interval: 50 });
+      } finally {
+        await close();
+      }
+    },
+    KUBE_REQUEST_TIMEOUT_MS + 10_000,
+  );
+
+  it("a watch opens on its own pool: calls holding every call connection do not delay it", async () => {
+    const { state, config, close } = await hangingServer();
+    try {
+      const core = tracedApiClient(config, CoreV1Api, "hung");
+      // Calls the server does not answer, as many as the calls' pool has connections.
+      const calls = Array.from({ length: KUBE_CONNECTIONS_PER_CLUSTER + 4 }, () =>
+        core.listNode().catch(() => undefined),
+      );
+      await vi.waitFor(() => expect(state.held).toBe(KUBE_CONNECTIONS_PER_CLUSTER), { timeout: 5_000 });
+      const started = Date.now();
+      const ends: unknown[] = [];
+      const watches = [];
+      for (const path of ["/api/v1/nodes", "/api/v1/namespaces/cairn-sessions/pods"])
+        watches.push(
+          await openWatch({
+            clusterId: "hung",
+            kubeConfig: async () => config,
+            path,
+            resourceVersion: "1",
+            onObject: () => {},
+            onEnd: (e) => ends.push(e),
+            classify: (e) => e as Error,
+          }),
+        );
+      // Sharing the calls' pool, each waited for a call to give up (KUBE_REQUEST_TIMEOUT_MS).
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(ends).toEqual([]);
+      for (const w of watches) w.stop();
+      await close();
+      await Promise.all(calls);
+    } finally {
+      await close().catch(() => {});
     }
   }, 20_000);
 });

@@ -12,6 +12,7 @@
  * own fetch, so `openWatch` spans it itself with `kubeRequestSpan` (request to response
  * head: the stream that follows is not the call).
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { traceparentOf } from "@cairn/events";
 import { ClientSpanAttributes, httpClientAttributes, inClientSpan, markHttpFailure } from "@cairn/service";
 import {
@@ -122,6 +123,27 @@ export function statusOfKubeError(err: unknown): number | undefined {
   return code !== undefined && code >= 100 && code < 600 ? code : undefined;
 }
 
+/**
+ * A request with no caller's deadline gives up after this long (ms): the session
+ * workloads' calls (not under the resilience's per-try timeout) included. A request that
+ * waits for one of the cluster's pooled connections waits at most this long too, instead
+ * of for ever behind calls the API server does not answer; a handler's few calls stay
+ * within the message's 60 s hold, and the failure is transient (handed back, retried).
+ */
+export const KUBE_REQUEST_TIMEOUT_MS = 10_000;
+
+const callSignal = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * Runs `fn` with `signal` as the abort signal of every Kubernetes API request it makes
+ * through tracedApiClient: the resilience's per-try timeout (guardedApi) aborts the request
+ * itself, so a try given up on leaves no request behind holding, or queued for, one of the
+ * cluster's pooled connections (it did: the retries queued behind their own orphans).
+ */
+export function withKubeCallSignal<T>(signal: AbortSignal | undefined, fn: () => T): T {
+  return signal ? callSignal.run(signal, fn) : fn();
+}
+
 /** client-node's own fetch library, every request in a client span of the cluster. */
 function tracedHttpLibrary(clusterId: string) {
   const inner = new IsomorphicFetchHttpLibrary();
@@ -135,6 +157,8 @@ function tracedHttpLibrary(clusterId: string) {
           // The client span's own context is active here: the API server continues from it.
           const tp = traceparentOf();
           if (tp) request.setHeaderParam("traceparent", tp);
+          // The caller's deadline (guardedApi's try), else the default one: never unbounded.
+          request.setSignal(callSignal.getStore() ?? AbortSignal.timeout(KUBE_REQUEST_TIMEOUT_MS));
           const response = await inner.send(request).toPromise();
           // client-node answers a refusal as a response; the API class throws on it later.
           markHttpFailure(span, response.httpStatusCode);
@@ -148,9 +172,10 @@ function tracedHttpLibrary(clusterId: string) {
 type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
 
 /**
- * At most this many connections to one cluster's API server: its two watches (the nodes,
- * the session pods) and the 10 calls its bulkhead lets through at once
- * (SERVICE_SETTINGS.kubernetes). Past it a request waits for a connection instead of
+ * At most this many connections to one cluster's API server for its calls: the 10 its
+ * bulkhead lets through at once (SERVICE_SETTINGS.kubernetes) and the session workloads'
+ * (no bulkhead; each under KUBE_REQUEST_TIMEOUT_MS). Watches have their own pool
+ * (KUBE_WATCH_CONNECTIONS_PER_CLUSTER). Past it a request waits for a connection instead of
  * opening one more: a burst of calls (20 session pods started at once) opened ~20 sockets a
  * cluster, each kept alive (24 a cluster at 50 clusters, docs/benchmarks.md, load).
  */
@@ -165,22 +190,28 @@ export const KUBE_IDLE_CONNECTION_MS = 4_000;
 /** client-node's private factory of a request's dispatcher (config.js; the tests pin it). */
 type DispatcherFactory = (cluster: unknown, agentOptions: unknown) => Dispatcher | undefined;
 
-const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
-
 /**
- * The kubeconfig with one bounded connection pool: every request made through it (API
- * calls with pooledAuthentication, watches) shares one undici Agent of at most
- * KUBE_CONNECTIONS_PER_CLUSTER connections, idle ones closed after KUBE_IDLE_CONNECTION_MS.
- * client-node 2.x builds a new Agent for every request (`createDispatcher` in
- * `applySecurityAuthentication`, whenever the kubeconfig has TLS options, skip-verify
- * included), each with its own keep-alive socket: node-ops held ~1,000 Agents and sockets
- * at 20 clusters (bench/load's heap snapshot). Here the first one is built with the
- * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
- * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
- * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
+ * At most this many connections to one cluster's API server for its watches, a pool of
+ * their own (watchConfig): the nodes' and the session pods' watch, and each one's next
+ * while the last closes. On HTTP/1.1 a watch holds its connection for its life; sharing
+ * the calls' pool, a watch's (re)open queued behind a burst of calls, and watches left
+ * the calls fewer connections. Real clients get the same separation from HTTP/2: client-go
+ * multiplexes every request and watch of a host on one connection as streams (the
+ * kube-apiserver allows `--http2-max-streams-per-connection`, Go's default 250), so a
+ * watch never waits for a call's connection nor takes one.
  */
-export function pooledConfig(kc: KubeConfig): KubeConfig {
-  let c = pooledConfigs.get(kc);
+export const KUBE_WATCH_CONNECTIONS_PER_CLUSTER = 4;
+
+const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
+const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
+
+/** The kubeconfig with one undici Agent of `connections` built on first use and kept (pooledConfig). */
+function boundedConfig(
+  kc: KubeConfig,
+  cache: WeakMap<KubeConfig, KubeConfig>,
+  connections: number,
+): KubeConfig {
+  let c = cache.get(kc);
   if (c) return c;
   const own = (kc as unknown as { createDispatcher: DispatcherFactory }).createDispatcher;
   let built = false;
@@ -192,7 +223,7 @@ export function pooledConfig(kc: KubeConfig): KubeConfig {
       opts.type === "agent"
         ? (new Agent({
             connect: opts.connect,
-            connections: KUBE_CONNECTIONS_PER_CLUSTER,
+            connections,
             keepAliveTimeout: KUBE_IDLE_CONNECTION_MS,
             keepAliveMaxTimeout: KUBE_IDLE_CONNECTION_MS,
           }) as unknown as Dispatcher)
@@ -201,8 +232,30 @@ export function pooledConfig(kc: KubeConfig): KubeConfig {
     return dispatcher;
   };
   c = Object.create(kc, { createDispatcher: { value: createDispatcher } }) as KubeConfig;
-  pooledConfigs.set(kc, c);
+  cache.set(kc, c);
   return c;
+}
+
+/**
+ * The kubeconfig with one bounded connection pool for its calls: every request made
+ * through it (API calls with pooledAuthentication) shares one undici Agent of at most
+ * KUBE_CONNECTIONS_PER_CLUSTER connections, idle ones closed after KUBE_IDLE_CONNECTION_MS.
+ * client-node 2.x builds a new Agent for every request (`createDispatcher` in
+ * `applySecurityAuthentication`, whenever the kubeconfig has TLS options, skip-verify
+ * included), each with its own keep-alive socket: node-ops held ~1,000 Agents and sockets
+ * at 20 clusters (bench/load's heap snapshot). Here the first one is built with the
+ * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
+ * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
+ * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
+ * Watches have a pool of their own (watchConfig).
+ */
+export function pooledConfig(kc: KubeConfig): KubeConfig {
+  return boundedConfig(kc, pooledConfigs, KUBE_CONNECTIONS_PER_CLUSTER);
+}
+
+/** The kubeconfig with the cluster's pool for watches (KUBE_WATCH_CONNECTIONS_PER_CLUSTER), apart from its calls'. */
+export function watchConfig(kc: KubeConfig): KubeConfig {
+  return boundedConfig(kc, watchConfigs, KUBE_WATCH_CONNECTIONS_PER_CLUSTER);
 }
 
 /** The kubeconfig's authentication on its one bounded connection pool (pooledConfig). */

@@ -9,7 +9,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Watch } from "@kubernetes/client-node";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
-import { kubeRequestSpan, pooledConfig, statusOfKubeError } from "./kube-trace.ts";
+import { kubeRequestSpan, statusOfKubeError, watchConfig } from "./kube-trace.ts";
 
 /**
  * A watch ends quietly after this long (sim seconds on the sim): the server's own
@@ -78,7 +78,7 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
       "GET",
       watchUrl(kc, o.path, query),
       async () => {
-        const c = await new Watch(pooledConfig(kc)).watch(
+        const c = await new Watch(watchConfig(kc)).watch(
           o.path,
           query,
           (phase: string, obj: unknown) => {
