@@ -219,7 +219,8 @@ const STEP_COMMENT = /^cairn (\S+) slot=(\d+) attempt=(\d+) cluster=(\S+)$/;
 
 /**
  * No install step sent twice: every step command SSM has for the cluster's instances is the
- * one an `install.step-sent` recorded, each (instance, slot, step, attempt) is sent once, and a
+ * one an `install.step-sent` recorded (or, Cancelled, one sent to a node the install then
+ * removed: its record came too late to be taken), each (instance, slot, step, attempt) is sent once, and a
  * later attempt follows a recorded failure (`install.step-failed`, a timeout included) of the
  * one before, or is a recovery rung's (`install.remediation-requested` names that attempt: the
  * node's health check failed again after the last one). Health probes (`cairn k3s-check cluster=…`) are not steps and are left out.
@@ -242,6 +243,13 @@ export function stepSendProblems(
   // failed again, not the step: `install.remediation-requested` (slot, action, attempt) records it.
   // (A rung's attempt counts its action on the ladder, a step's its sends on the node: a rejoin is
   // join attempt 2. So: each rung explains one send of its step on its slot.)
+  // A node that went away between SSM taking its step's command and the record: the
+  // record finds the step no longer requested and appends nothing, and the installer
+  // cancels the command nobody will poll (reactor.ts, `cancelForgotten`). Not a send
+  // twice: the node is removed, so no step of it is sent again.
+  const removed = new Set(
+    installEvents.filter((e) => e.type === "install.node-removed").map((e) => String(e.data.instanceId)),
+  );
   const remedied = new Map<string, number>();
   for (const e of installEvents.filter((e) => e.type === "install.remediation-requested")) {
     const k = `${e.data.slot}/${e.data.action}`;
@@ -261,7 +269,7 @@ export function stepSendProblems(
     const [, step, slot, attempt] = m;
     const key = `${c.instanceId}/${slot}/${step}/${attempt}`;
     byAttempt.set(key, [...(byAttempt.get(key) ?? []), c]);
-    if (!recorded.has(c.commandId))
+    if (!recorded.has(c.commandId) && !(c.status === "Cancelled" && removed.has(c.instanceId)))
       problems.push(
         `SSM command ${c.commandId} (${c.comment}, ${c.status}) was sent but no install.step-sent records it`,
       );

@@ -4,7 +4,13 @@
  * first slot (`cairn:slot`) plus the AmiLaunchIndex.
  */
 import { describe, expect, it } from "vitest";
-import { duplicateInstances, type SeenInstance, seenInstance, unrecordedInstances } from "./checks.ts";
+import {
+  duplicateInstances,
+  type SeenInstance,
+  seenInstance,
+  stepSendProblems,
+  unrecordedInstances,
+} from "./checks.ts";
 import type { LoggedEvent } from "./stack.ts";
 
 const tags = (slot: number, attempt = 1) => [
@@ -62,5 +68,40 @@ describe("unrecordedInstances", () => {
     expect(unrecordedInstances([a, terminated], scaledAway)).toEqual([]);
     // Terminated, but its slot was never superseded: still a problem (launched behind the log's back).
     expect(unrecordedInstances([a, terminated], log)).toHaveLength(1);
+  });
+});
+
+describe("stepSendProblems", () => {
+  const ev = (seq: number, type: string, data: Record<string, unknown>): LoggedEvent =>
+    ({
+      seq,
+      at: seq,
+      id: `e${seq}`,
+      type,
+      position: seq,
+      aggregate: { type: "install", id: "c1" },
+      data,
+      meta: {},
+    }) as unknown as LoggedEvent;
+  const join = (commandId: string, status: string) => ({
+    commandId,
+    instanceId: "i-1",
+    comment: "cairn k3s-agent-join slot=1002 attempt=1 cluster=c1",
+    status,
+  });
+
+  it("a command no install.step-sent records is a problem", () => {
+    expect(stepSendProblems("c1", [join("cmd-1", "Success")], [])).toEqual([
+      "SSM command cmd-1 (cairn k3s-agent-join slot=1002 attempt=1 cluster=c1, Success) was sent but no install.step-sent records it",
+    ]);
+  });
+
+  it("unless its node was removed and the installer cancelled it (the record came after the removal)", () => {
+    const removed = [ev(7, "install.node-removed", { slot: 1002, instanceId: "i-1", node: "i-1" })];
+    expect(stepSendProblems("c1", [join("cmd-1", "Cancelled")], removed)).toEqual([]);
+    // Not cancelled: it ran on, unrecorded.
+    expect(stepSendProblems("c1", [join("cmd-1", "Success")], removed)).toHaveLength(1);
+    // Cancelled, but the node is still the install's: a lost record.
+    expect(stepSendProblems("c1", [join("cmd-1", "Cancelled")], [])).toHaveLength(1);
   });
 });
