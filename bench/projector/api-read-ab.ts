@@ -15,7 +15,7 @@
  *
  * Run: BENCH_AB_MAIN=/work/ab/services/projector/src/main.ts node bench/projector/api-read-ab.ts
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { connectNats, ensureStreams, Streams } from "@cairn/events";
@@ -24,6 +24,7 @@ import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/
 import { sql } from "kysely";
 import { paced, saturate } from "../lib/http-load.ts";
 import { cpuMs } from "../lib/proc.ts";
+import { spawnProjector, waitForHealth } from "../lib/projector-process.ts";
 import { publishBenchLog } from "./log.ts";
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
@@ -42,40 +43,10 @@ const database = await createDatabase(postgres, "bench_api_ab");
 const db = openDatabase(database.url, { max: 2 });
 const children: ChildProcess[] = [];
 
-function spawnProjector(
-  main: string,
-  port: number,
-  role: "all" | "api",
-  extraEnv: Record<string, string> = {},
-): ChildProcess {
-  const p = spawn(process.execPath, [main], {
-    env: {
-      ...process.env,
-      ...extraEnv,
-      NATS_URL: server.url,
-      DATABASE_URL: database.url,
-      CAIRN_API_PORT: String(port),
-      CAIRN_PROJECTOR_ROLE: role,
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+function startProjector(main: string, port: number, role: "all" | "api", env: Record<string, string> = {}) {
+  const p = spawnProjector({ main, natsUrl: server.url, databaseUrl: database.url, port, role, env });
   children.push(p);
   return p;
-}
-
-async function waitForHealth(url: string, p: ChildProcess): Promise<void> {
-  for (;;) {
-    if (p.exitCode !== null) throw new Error(`a projector exited with ${p.exitCode}`);
-    if (
-      await fetch(`${url}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const pct = (xs: number[], q: number) => {
@@ -96,7 +67,7 @@ interface Round {
 try {
   await publishBenchLog(nats.js, EVENTS);
   const head = (await nats.jsm.streams.info(Streams.events)).state.last_seq;
-  const projector = spawnProjector(THIS, await freePort(), "all");
+  const projector = startProjector(THIS, await freePort(), "all");
   for (;;) {
     if (projector.exitCode !== null) throw new Error(`the projector exited with ${projector.exitCode}`);
     const r = await sql<{ last_sequence: number }>`select last_sequence from cairn.projector_checkpoint`
@@ -113,7 +84,7 @@ try {
     // BENCH_AB_MAIN_CHECK=1: the "main" replica checks its plain answers against zod's
     // encoding (CAIRN_API_CHECK_ANSWERS=1): with BENCH_AB_MAIN this tree's, the serializer's cost.
     const check = name === "main" && process.env.BENCH_AB_MAIN_CHECK === "1";
-    const p = spawnProjector(main, port, "api", check ? { CAIRN_API_CHECK_ANSWERS: "1" } : {});
+    const p = startProjector(main, port, "api", check ? { CAIRN_API_CHECK_ANSWERS: "1" } : {});
     running[name] = { url: `http://127.0.0.1:${port}`, p };
     await waitForHealth(running[name].url, p);
   }

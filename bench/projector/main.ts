@@ -28,7 +28,7 @@
  * Run: npm run bench:projector -w @cairn/bench -- --events 100000
  *      (BENCH_QUICK=1: 5,000 events and 1 s latency runs, a smoke run)
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -45,6 +45,7 @@ import { createDatabase, findPostgres, freePort, startNatsServer } from "@cairn/
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { sql } from "kysely";
 import pg from "pg";
+import { spawnProjector, waitForHealth } from "../lib/projector-process.ts";
 import { type Figure, printFigures, printResult, QUICK, rate, timed } from "../lib/report.ts";
 import { benchLog, publishBenchLog, rawCopy } from "./log.ts";
 
@@ -124,7 +125,7 @@ try {
   // 3. Live apply: the projector process, from an empty database to the head.
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  projector = spawnProjector(apiPort, "all");
+  projector = startProjector(apiPort, "all");
   let firstBatchAt = 0;
   for (let cp = 0; cp < head; cp = (await liveCheckpoint(db)) ?? 0) {
     if (cp > 0 && firstBatchAt === 0) firstBatchAt = performance.now();
@@ -165,7 +166,7 @@ try {
   // batch, so its reads do not wait behind the projection on one event loop.
   const apiReplicaPort = await freePort();
   const apiReplicaUrl = `http://127.0.0.1:${apiReplicaPort}`;
-  apiReplica = spawnProjector(apiReplicaPort, "api");
+  apiReplica = startProjector(apiReplicaPort, "api");
   await waitForHealth(apiReplicaUrl, apiReplica);
   const quiet = await latencyRun(nats, listener, LATENCY_SECONDS, 0, apiUrl, "lat");
   // The readers on the projecting process, then on the API replica, alternated round by
@@ -302,39 +303,12 @@ try {
 if (result) printResult(result);
 
 /** A projector process (`services/projector/src/main.ts`, as deployed) in `role`, its API on `port`. */
-function spawnProjector(port: number, role: "all" | "api"): ChildProcess {
-  return spawn(
-    process.execPath,
-    // BENCH_PROJECTOR_MAIN: another build's entry point, for an A/B of the live apply.
-    [
-      process.env.BENCH_PROJECTOR_MAIN ??
-        fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url)),
-    ],
-    {
-      env: {
-        ...process.env,
-        NATS_URL: server.url,
-        DATABASE_URL: database.url,
-        CAIRN_API_PORT: String(port),
-        CAIRN_PROJECTOR_ROLE: role,
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "inherit", "inherit"],
-    },
-  );
-}
-
-/** Until `url`/healthz answers 200 (the process exiting first is an error). */
-async function waitForHealth(url: string, p: ChildProcess): Promise<void> {
-  for (;;) {
-    if (p.exitCode !== null) throw new Error(`the API replica exited with ${p.exitCode}`);
-    const ok = await fetch(`${url}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function startProjector(port: number, role: "all" | "api"): ChildProcess {
+  // BENCH_PROJECTOR_MAIN: another build's entry point, for an A/B of the live apply.
+  const main =
+    process.env.BENCH_PROJECTOR_MAIN ??
+    fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url));
+  return spawnProjector({ main, natsUrl: server.url, databaseUrl: database.url, port, role });
 }
 
 async function liveCheckpoint(d: typeof db): Promise<number | undefined> {

@@ -40,51 +40,63 @@ function install(policy = { ...DEFAULT_INSTALL_POLICY, maxParallelJoins: N }) {
 
 const slots = [...Array(N).keys()];
 
+type Install = ReturnType<typeof install>;
+
+/** Planned (one server, pool `web`), its secrets stored, `nodes` added (slot 0 the server) and online. */
+function nodesOnline(i: Install, nodes: readonly number[]): InstallEvent[] {
+  i.run("install.plan", {
+    region: "eu-west-1",
+    k3sVersion: "v1.31.4+k3s1",
+    prebuiltAmi: true,
+    servers: 1,
+    pools: [{ name: "web", capacityType: "on-demand", labels: {}, taints: [] }],
+  });
+  i.run("install.record-secrets", { parameters: ["/cairn/big-1/token"] });
+  i.many(
+    nodes.map((s) => ({
+      type: "install.add-node" as const,
+      data: {
+        slot: s,
+        instanceId: inst(s),
+        role: s === 0 ? "server" : "agent",
+        pool: s === 0 ? "servers" : "web",
+        capacityType: "on-demand",
+      },
+    })),
+  );
+  return i.many(
+    nodes.map((s) => ({ type: "install.record-online" as const, data: { slot: s, instanceId: inst(s) } })),
+  );
+}
+
+/** The first server's init sent and succeeded: the events of the decision that recorded its success. */
+function serverInstalled(i: Install): InstallEvent[] {
+  i.run("install.record-step-sent", {
+    slot: 0,
+    step: "k3s-server-init",
+    attempt: 1,
+    commandId: "init",
+    sentAt: NOW.toISOString(),
+  });
+  return i.run("install.record-step-result", {
+    slot: 0,
+    step: "k3s-server-init",
+    attempt: 1,
+    commandId: "init",
+    status: "Success",
+    outputTail: "",
+  });
+}
+
 describe("a 500-node install, decided as the reactor records it", () => {
   it("joins in one decision numbered 2..500 of 500, results in 5 decisions, one completion", () => {
     const i = install();
-    i.run("install.plan", {
-      region: "eu-west-1",
-      k3sVersion: "v1.31.4+k3s1",
-      prebuiltAmi: true,
-      servers: 1,
-      pools: [{ name: "web", capacityType: "on-demand", labels: {}, taints: [] }],
-    });
-    i.run("install.record-secrets", { parameters: ["/cairn/big-1/token"] });
-    i.many(
-      slots.map((s) => ({
-        type: "install.add-node" as const,
-        data: {
-          slot: s,
-          instanceId: inst(s),
-          role: s === 0 ? "server" : "agent",
-          pool: s === 0 ? "servers" : "web",
-          capacityType: "on-demand",
-        },
-      })),
-    );
-    const onlines = i.many(
-      slots.map((s) => ({ type: "install.record-online" as const, data: { slot: s, instanceId: inst(s) } })),
-    );
+    const onlines = nodesOnline(i, slots);
     // Only the first server's init while it is not installed: no agent starts before.
     expect(onlines.filter((e) => e.type === "install.step-requested").map((e) => e.data)).toEqual([
       expect.objectContaining({ step: "k3s-server-init", slot: 0, number: 1, of: N }),
     ]);
-    i.run("install.record-step-sent", {
-      slot: 0,
-      step: "k3s-server-init",
-      attempt: 1,
-      commandId: "init",
-      sentAt: NOW.toISOString(),
-    });
-    const init = i.run("install.record-step-result", {
-      slot: 0,
-      step: "k3s-server-init",
-      attempt: 1,
-      commandId: "init",
-      status: "Success",
-      outputTail: "",
-    });
+    const init = serverInstalled(i);
     // Every agent's join in the one decision that installed the server, in slot order.
     const requested = init.flatMap((e) => (e.type === "install.step-requested" ? [e.data] : []));
     expect(requested.map((r) => r.slot)).toEqual(slots.slice(1));
@@ -143,45 +155,9 @@ describe("a 500-node install, decided as the reactor records it", () => {
 
   it("with at most 20 joins at once, a join's result starts the next waiting agent, in slot order", () => {
     const i = install({ ...DEFAULT_INSTALL_POLICY, maxParallelJoins: 20 });
-    i.run("install.plan", {
-      region: "eu-west-1",
-      k3sVersion: "v1.31.4+k3s1",
-      prebuiltAmi: true,
-      servers: 1,
-      pools: [{ name: "web", capacityType: "on-demand", labels: {}, taints: [] }],
-    });
-    i.run("install.record-secrets", { parameters: ["/cairn/big-1/token"] });
     const few = slots.slice(0, 30);
-    i.many(
-      few.map((s) => ({
-        type: "install.add-node" as const,
-        data: {
-          slot: s,
-          instanceId: inst(s),
-          role: s === 0 ? "server" : "agent",
-          pool: s === 0 ? "servers" : "web",
-          capacityType: "on-demand",
-        },
-      })),
-    );
-    i.many(
-      few.map((s) => ({ type: "install.record-online" as const, data: { slot: s, instanceId: inst(s) } })),
-    );
-    i.run("install.record-step-sent", {
-      slot: 0,
-      step: "k3s-server-init",
-      attempt: 1,
-      commandId: "init",
-      sentAt: NOW.toISOString(),
-    });
-    const init = i.run("install.record-step-result", {
-      slot: 0,
-      step: "k3s-server-init",
-      attempt: 1,
-      commandId: "init",
-      status: "Success",
-      outputTail: "",
-    });
+    nodesOnline(i, few);
+    const init = serverInstalled(i);
     const first = init.flatMap((e) => (e.type === "install.step-requested" ? [e.data.slot] : []));
     expect(first).toEqual(slots.slice(1, 21));
     // Slot 5's join (requested, never sent) fails for good: slot 21 takes its place.

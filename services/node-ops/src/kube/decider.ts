@@ -301,18 +301,13 @@ export const kubeDecider: Decider<KubeCommand, KubeEvent, KubeState> = {
   evolveAll: evolveKubeAll,
 
   evolve(state, event) {
+    if (isNodeFact(event))
+      return {
+        ...state,
+        nodes: evolveNodes(state.nodes, event),
+        removed: evolveRemoved(state.removed, event),
+      };
     switch (event.type) {
-      case "kube.node-registered":
-      case "kube.node-ready":
-      case "kube.node-not-ready":
-      case "kube.node-pressure-changed":
-      case "kube.node-classification-changed":
-      case "kube.node-removed":
-        return {
-          ...state,
-          nodes: evolveNodes(state.nodes, event),
-          removed: evolveRemoved(state.removed, event),
-        };
       case "kube.api-unreachable":
         return { ...state, api: "unreachable" };
       case "kube.api-reachable":
