@@ -1,5 +1,6 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { PublishNotAcked } from "./acked-publisher.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
 import type { RawCommand } from "./envelope.ts";
@@ -94,15 +95,13 @@ export class CommandBus {
         // The connection's pipelined publisher (the event store's): no nats.js request per
         // command (its timer and `Error`), and the sends of a turn leave in one socket write
         // with that turn's other writes (turn-writes.ts) — the API's POST /commands path.
-        const ack = await publishStored(
-          { js: this.#js, nc: this.#nc, timeoutMs: this.#timeoutMs },
-          subject,
-          data,
-          {
+        const publish = () =>
+          publishStored({ js: this.#js, nc: this.#nc, timeoutMs: this.#timeoutMs }, subject, data, {
             msgID: raw.id,
             headers: { [Headers.commandType]: raw.type, [Headers.traceparent]: tp },
-          },
-        );
+          });
+        const ack = await whileUnavailable(publish, this.#timeoutMs);
+
         return {
           commandId: raw.id,
           subject,
@@ -113,6 +112,35 @@ export class CommandBus {
         };
       },
     );
+  }
+}
+
+/**
+ * Whether a send failed only because the command stream could not take it just then: no
+ * server answered for the stream (503 "no responders" — its leader is being elected after
+ * a NATS server went away) or JetStream said it is unavailable (an API error with HTTP
+ * status 503). Another try with the same command id is safe: the stream keeps the first copy.
+ */
+export function isBusUnavailable(err: unknown): boolean {
+  if (err instanceof PublishNotAcked) return err.reason === "no-stream" || err.reason === "timeout";
+  return err instanceof JetStreamApiError && err.status === 503;
+}
+
+/**
+ * `publish`, tried again while the stream is unavailable (an R3 stream's leader election
+ * takes a few seconds), with growing pauses, until `budgetMs` from the first try is spent;
+ * then its last error. A timeout is not tried again: it spent the budget by itself.
+ */
+async function whileUnavailable<T>(publish: () => Promise<T>, budgetMs: number): Promise<T> {
+  const end = performance.now() + budgetMs;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
+    try {
+      return await publish();
+    } catch (err) {
+      const timedOut = err instanceof PublishNotAcked && err.reason === "timeout";
+      if (timedOut || !isBusUnavailable(err) || performance.now() + pause >= end) throw err;
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
-import { CommandBus, catalogue, commandSubject, EventStore, Streams } from "@cairn/events";
+import { CommandBus, catalogue, commandSubject, connectNats, EventStore, Streams } from "@cairn/events";
 import { useTestTracing } from "@cairn/events/testing";
+import { startNatsServer } from "@cairn/testkit";
+import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChangeFeed } from "../changes.ts";
 import { DEFAULT_SCHEMA, openDatabase } from "../db/database.ts";
@@ -513,6 +515,47 @@ describe("projector API", () => {
     } finally {
       await app.close();
       await db.destroy();
+    }
+  });
+
+  it("the command stream unavailable past the bus's timeout: 503 with Retry-After and the command's id to send again (not 500)", async () => {
+    // A nats-server with no streams at all: nobody answers cmd.> (as while an R3 stream's
+    // leader is elected, only for good). The bus tries for its timeout, then gives up.
+    const bare = await startNatsServer();
+    const bareNats = await connectNats(bare.url);
+    const db = openDatabase(infra.database.url, { max: 1 });
+    const app = await buildApi({
+      db,
+      schema: DEFAULT_SCHEMA,
+      bus: new CommandBus({ js: jetstream(bareNats.nc, { timeout: 400 }), catalogue }),
+      store: new EventStore({ js: infra.nats.js, jsm: infra.nats.jsm, catalogue }),
+      changes: new ChangeFeed(),
+      logger: { info() {}, warn() {}, error() {} },
+      consumerStatus: () => ({ running: true }),
+    });
+    try {
+      const id = "01936f7e-0000-7000-8000-0000000000aa";
+      const generic = await app.inject({
+        method: "POST",
+        url: "/commands",
+        payload: { id, type: "cluster.create", data: aSpec("api-503") },
+      });
+      expect(generic.statusCode).toBe(503);
+      expect(generic.headers["retry-after"]).toBe("1");
+      expect(generic.json()).toMatchObject({
+        error: "Service Unavailable",
+        commandId: id,
+        message: expect.stringContaining("send it again with the same id"),
+      });
+      // The typed route chooses the id itself and names it.
+      const typed = await app.inject({ method: "POST", url: "/clusters", payload: aSpec("api-503") });
+      expect(typed.statusCode).toBe(503);
+      expect(typed.json().commandId).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await app.close();
+      await db.destroy();
+      await bareNats.close();
+      await bare.dispose();
     }
   });
 

@@ -1,4 +1,4 @@
-import { isSchemaError, isTokenSafe } from "@cairn/events";
+import { isBusUnavailable, isSchemaError, isTokenSafe, newId } from "@cairn/events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Change } from "../changes.ts";
@@ -7,6 +7,7 @@ import { getCommand } from "../repository/commands.ts";
 import type { Principal } from "./auth.ts";
 import { sessionOwner } from "./queries.ts";
 import {
+  busUnavailable,
   commandAccepted,
   commandRequest,
   commandUnknown,
@@ -74,7 +75,12 @@ export type SendOutcome =
         links: { command: string };
       };
     }
-  | { readonly status: 400 | 403; readonly body: { error: string; message: string; issues?: string[] } };
+  | { readonly status: 400 | 403; readonly body: { error: string; message: string; issues?: string[] } }
+  | {
+      readonly status: 503;
+      readonly retryAfterSeconds: number;
+      readonly body: { error: string; message: string; commandId: string };
+    };
 
 /**
  * Sends one command for the caller, as `POST /commands` and the typed routes do: the
@@ -94,10 +100,13 @@ export async function sendFor(
   }
   // With a token, the actor is its holder: `meta.actor` cannot speak for someone else.
   const actor = who?.user ?? c.actor ?? "anonymous";
+  // The id is chosen here, not in the bus, so that a 503 can name it: sent again with it,
+  // the command is kept once whether or not the first try reached the stream.
+  const id = c.id ?? newId();
   let sent: Awaited<ReturnType<typeof deps.bus.send>>;
   try {
     sent = await deps.bus.send({
-      ...(c.id !== undefined ? { id: c.id } : {}),
+      id,
       type: c.type,
       data: c.data,
       meta: { actor },
@@ -110,6 +119,18 @@ export async function sendFor(
           error: "Bad Request",
           message: err.message,
           issues: err.issues.length > 0 ? [...err.issues] : [err.message],
+        },
+      };
+    }
+    if (isBusUnavailable(err)) {
+      // The bus tried for its whole timeout (an R3 stream's leader election takes seconds).
+      return {
+        status: 503,
+        retryAfterSeconds: 1,
+        body: {
+          error: "Service Unavailable",
+          message: `the command stream cannot take commands just now (${err instanceof Error ? err.message : String(err)}); send it again with the same id (${id}): it is kept once`,
+          commandId: id,
         },
       };
     }
@@ -128,6 +149,12 @@ export async function sendFor(
   };
 }
 
+/** A send's outcome as the answer (a 503 with its `Retry-After`). */
+export function answerSent(reply: FastifyReply, out: SendOutcome) {
+  if (out.status === 503) reply.header("retry-after", String(out.retryAfterSeconds));
+  return reply.code(out.status).send(out.body);
+}
+
 /** {@link sendFor}, answered as it came. */
 export async function publish(
   deps: ApiDeps,
@@ -135,8 +162,7 @@ export async function publish(
   reply: FastifyReply,
   c: { id?: string; type: string; data: unknown; actor?: string | undefined },
 ) {
-  const out = await sendFor(deps, req, c);
-  return reply.code(out.status).send(out.body);
+  return answerSent(reply, await sendFor(deps, req, c));
 }
 
 /**
@@ -201,7 +227,7 @@ export function commandRoutes(app: FastifyInstance, deps: ApiDeps): void {
           "202 means the command is on the bus, not that it was accepted: follow `links.command` for its outcome.",
         tags: ["commands"],
         body: commandRequest,
-        response: { 202: commandAccepted, 400: errorBody, 403: errorBody },
+        response: { 202: commandAccepted, 400: errorBody, 403: errorBody, 503: busUnavailable },
       },
     },
     async (req, reply) => {

@@ -237,6 +237,14 @@ export const commandRefusal = errorBody
   })
   .meta({ id: "CommandRefusal" });
 
+export const busUnavailable = errorBody
+  .extend({
+    commandId: z
+      .string()
+      .describe("The command's id: send the command again with it (`id`) and it is kept once"),
+  })
+  .meta({ id: "BusUnavailable" });
+
 export const commandView = z
   .object({
     commandId: z.string(),

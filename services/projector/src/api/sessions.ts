@@ -42,11 +42,12 @@ import { getDocs, listDocs, nodesTable, sessionsTable } from "../repository/doc-
 import { liveSessionFacts, sessionFacts, sessionFactsChangedSince } from "../repository/session-facts.ts";
 import type { Principal } from "./auth.ts";
 import { eventsAt } from "./clusters.ts";
-import { sendFor } from "./commands.ts";
+import { answerSent, sendFor } from "./commands.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { toHistoryEvent } from "./history.ts";
 import { aggregateHistory } from "./queries.ts";
 import {
+  busUnavailable,
   clusterDependencies,
   clusterQuery,
   commandAccepted,
@@ -491,6 +492,7 @@ export async function sessionRoutes(
           403: sessionRefusal,
           404: sessionRefusal,
           409: sessionRefusal,
+          503: busUnavailable,
         },
       },
     },
@@ -498,7 +500,7 @@ export async function sessionRoutes(
       const body = req.body;
       const data = { ...body, user: body.user ?? req.principal?.user };
       const sent = await sendFor(deps, req, { type: CreateSession.type, data });
-      if (sent.status !== 202) return reply.code(sent.status).send(sent.body);
+      if (sent.status !== 202) return answerSent(reply, sent);
       const { commandId } = sent.body;
       const out = await awaitAdmission(deps, body.sessionId, commandId, waitMs);
       if (out.outcome === "rejected") {
@@ -531,13 +533,18 @@ export async function sessionRoutes(
           "The session's owner or an admin. 202: the command is on the bus; follow `links.command`.",
         tags,
         params: idParams,
-        response: { 202: commandAccepted, 400: errorBody, 403: errorBody, 404: errorBody },
+        response: {
+          202: commandAccepted,
+          400: errorBody,
+          403: errorBody,
+          404: errorBody,
+          503: busUnavailable,
+        },
       },
       handler: async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
         const { id } = req.params;
         if (!(await actionable(req, reply, id))) return reply;
-        const sent = await sendFor(deps, req, { type: def.type, data: { sessionId: id } });
-        return reply.code(sent.status).send(sent.body);
+        return answerSent(reply, await sendFor(deps, req, { type: def.type, data: { sessionId: id } }));
       },
     });
   sessionCommand(

@@ -27,8 +27,8 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { getCluster } from "../repository/clusters.ts";
-import { awaitCommandOutcome, publish, sendFor } from "./commands.ts";
-import { commandAccepted, commandRefusal, errorBody } from "./schemas.ts";
+import { answerSent, awaitCommandOutcome, publish, sendFor } from "./commands.ts";
+import { busUnavailable, commandAccepted, commandRefusal, errorBody } from "./schemas.ts";
 import type { ApiDeps } from "./server.ts";
 
 /** How long `DELETE /clusters/:id` waits for the provisioner's answer by default. */
@@ -42,7 +42,7 @@ export interface ClusterApiOptions {
 const clusterParams = z.object({ id: z.string().min(1).max(128) });
 const nodeParams = clusterParams.extend({ node: z.string().min(1).max(253) });
 const poolParams = clusterParams.extend({ pool: z.string().min(1).max(128) });
-const responses = { 202: commandAccepted, 400: errorBody, 403: errorBody };
+const responses = { 202: commandAccepted, 400: errorBody, 403: errorBody, 503: busUnavailable };
 /** The body: the command's data but what the path says. Loose: the catalogue checks it (400 with issues). */
 const bodyOf = (schema: z.ZodType, without: readonly string[]) => {
   const shape = (schema as unknown as { shape?: Record<string, z.ZodType> }).shape;
@@ -94,7 +94,7 @@ export function typedCommandRoutes(app: FastifyInstance, deps: ApiDeps): void {
         type: DeleteCluster.type,
         data: { clusterId, ...(force ? { force: true } : {}) },
       });
-      if (sent.status !== 202) return reply.code(sent.status).send(sent.body);
+      if (sent.status !== 202) return answerSent(reply, sent);
       const { commandId } = sent.body;
       // A delete of a cluster already Deleting appends nothing (no command row): its
       // answer is the cluster's state.
