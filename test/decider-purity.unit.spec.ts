@@ -107,7 +107,8 @@ const FORBIDDEN: readonly (readonly [string, string])[] = [
   ['import { startProbe } from "./health-probe.ts";', "never imports an effectful file"],
 ];
 
-describe("decider purity", () => {
+// Linting the whole tree takes seconds; at load 26 it passed vitest's 5 s default.
+describe("decider purity", { timeout: 30_000 }, () => {
   // One biome run for every case: each forbidden import in a decider, and in another
   // pure file of an aggregate's folder.
   const inDecider = (i: number) => `svc/cluster/${i}/decider.ts`;

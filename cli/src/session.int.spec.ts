@@ -138,12 +138,13 @@ describe("cairn session", () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe('cairn: session "no-such-session" not found\n');
     expect(missing.stdout).toBe("");
-    expect(missing.ms).toBeLessThan(5_000);
+    // "At once": its waits default to minutes; 15 s leaves room for a loaded machine's process start.
+    expect(missing.ms).toBeLessThan(15_000);
 
     const action = await cairn(["session", "hibernate", "no-such-session", "--wait"]);
     expect(action.code).toBe(1);
     expect(action.stderr).toMatch(/^cairn: session "no-such-session" not found\n/);
-    expect(action.ms).toBeLessThan(5_000);
+    expect(action.ms).toBeLessThan(15_000);
   });
 
   it("refuses a bad template before anything is sent", async () => {
