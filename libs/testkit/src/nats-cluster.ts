@@ -13,7 +13,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, natsServerBin } from "./nats-server.ts";
+import { freePorts, natsServerBin } from "./nats-server.ts";
 
 export interface NatsClusterOptions {
   /** How many servers. Default 3 (the smallest cluster that keeps an R3 stream's quorum with one down). */
@@ -30,6 +30,8 @@ export interface NatsClusterOptions {
   readonly clusterName?: string;
   /** How long a node may take to report healthy. Default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Finds the nodes' ports (three each), per attempt. Default {@link freePorts}; a test's hook. */
+  readonly findPorts?: (count: number, attempt: number) => Promise<number[]>;
 }
 
 export interface NatsNode {
@@ -82,37 +84,44 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const clusterName = opts.clusterName ?? "cairn";
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
 
-  const plan: { name: string; port: number; clusterPort: number; monitorPort: number }[] = [];
-  for (let i = 1; i <= count; i++) {
-    plan.push({
-      name: `nats-${i}`,
-      port: await freePort(),
-      clusterPort: await freePort(),
-      monitorPort: await freePort(),
-    });
+  // Ports are found free, then taken by the servers a moment later: another process on the
+  // machine may take one between (CI runs test files side by side). A node that cannot
+  // listen exits saying so; the cluster is then planned again on other ports.
+  let nodes: (NatsNode & { close(): void })[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const ports = await (opts.findPorts ?? freePorts)(count * 3, attempt);
+    const plan = Array.from({ length: count }, (_, i) => ({
+      name: `nats-${i + 1}`,
+      port: ports[i * 3]!,
+      clusterPort: ports[i * 3 + 1]!,
+      monitorPort: ports[i * 3 + 2]!,
+    }));
+    nodes = plan.map((p) =>
+      makeNode({
+        ...p,
+        storeDir: join(dataDir, p.name),
+        logFile: join(logDir, `${p.name}.log`),
+        routes: plan.filter((o) => o !== p).map((o) => `nats://127.0.0.1:${o.clusterPort}`),
+        clusterName,
+        timeoutMs,
+        ...(opts.config ? { config: opts.config } : {}),
+        env: opts.env ?? process.env,
+      }),
+    );
+    try {
+      // Together: a node waits for its peers before JetStream reports healthy.
+      await Promise.all(nodes.map((n) => n.start()));
+      break;
+    } catch (err) {
+      await Promise.all(nodes.map((n) => n.stop()));
+      for (const n of nodes) n.close();
+      const portTaken = nodes.some((n) => /address already in use/.test(n.log()));
+      if (!portTaken || attempt >= 3) throw err;
+    }
   }
-  const nodes = plan.map((p) =>
-    makeNode({
-      ...p,
-      storeDir: join(dataDir, p.name),
-      logFile: join(logDir, `${p.name}.log`),
-      routes: plan.filter((o) => o !== p).map((o) => `nats://127.0.0.1:${o.clusterPort}`),
-      clusterName,
-      timeoutMs,
-      ...(opts.config ? { config: opts.config } : {}),
-      env: opts.env ?? process.env,
-    }),
-  );
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.stop()));
   };
-  try {
-    // Together: a node waits for its peers before JetStream reports healthy.
-    await Promise.all(nodes.map((n) => n.start()));
-  } catch (err) {
-    await stop();
-    throw err;
-  }
   return {
     nodes,
     url: nodes.map((n) => n.url).join(","),

@@ -35,6 +35,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `count` ports free now, all different: each is held until all are found (one at a time,
+ * the kernel may hand a port just let go to the next ask).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const held = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const srv = createServer();
+          srv.unref();
+          srv.on("error", reject);
+          srv.listen(0, "127.0.0.1", () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = held.map((srv) => {
+    const addr = srv.address();
+    if (typeof addr !== "object" || !addr) throw new Error("no port");
+    return addr.port;
+  });
+  await Promise.all(held.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
 async function waitForPort(
   port: number,
   timeoutMs: number,
