@@ -400,6 +400,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
             config: NATS_CONFIG_FILE,
             env: { ...baseEnv(), ...natsServerEnv(passwords) },
             logDir,
+            // A node started again (chaos) is healthy once it has caught up on every stream
+            // and consumer: on a loaded machine that took more than the default 30 s.
+            startTimeoutMs: 120_000,
           })
         : undefined,
       opts.postgres === "embedded" ? startEmbeddedPostgres() : undefined,

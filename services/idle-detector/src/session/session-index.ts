@@ -7,7 +7,14 @@
  * time a commit takes to arrive: the sweep only proposes, the session's decider decides
  * on the log's state.
  */
-import { catalogue, type EventOfAggregate, isQuotaLedgerId, type Nats, Streams } from "@cairn/events";
+import {
+  catalogue,
+  type EventOfAggregate,
+  isQuotaLedgerId,
+  type Nats,
+  openOrderedConsumer,
+  Streams,
+} from "@cairn/events";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { isLive, type SessionState, sessionDecider } from "./decider.ts";
 
@@ -31,7 +38,9 @@ export interface SessionIndex {
 export async function startSessionIndex(nats: Nats): Promise<SessionIndex> {
   const sessions = new Map<string, IndexedSession>();
   const live = new Map<string, IndexedSession>();
-  const consumer = await nats.js.consumers.get(Streams.events, { filter_subjects: "evt.session.*" });
+  // Asked again when a cluster leaves the create unanswered (ask-again.ts): a service starting
+  // while a NATS server is away must not fail its start on it.
+  const consumer = await openOrderedConsumer(nats.js, Streams.events, { filter_subjects: "evt.session.*" });
   const info = await consumer.info(true);
   let markCaughtUp!: () => void;
   const caughtUp = new Promise<void>((r) => (markCaughtUp = r));

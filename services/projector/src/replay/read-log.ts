@@ -1,4 +1,4 @@
-import { type Nats, Streams } from "@cairn/events";
+import { type Nats, openOrderedConsumer, Streams } from "@cairn/events";
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 
 /** The stream's last sequence (0 when empty). */
@@ -20,7 +20,7 @@ export async function* readLog(
 ): AsyncGenerator<JsMsg[]> {
   if (until < from) return;
   // No filter: `EVT` holds only `evt.>`, and multi-filter consumers need nats-server 2.10.
-  const consumer = await nats.js.consumers.get(Streams.events, {
+  const consumer = await openOrderedConsumer(nats.js, Streams.events, {
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: from,
   });

@@ -35,6 +35,7 @@ import {
   foldDrain,
   type Nats,
   nodeAggregateId,
+  openOrderedConsumer,
   type RawEventEnvelope,
   readCommit,
   Streams,
@@ -90,7 +91,7 @@ export function drainFirst(nats: Nats) {
     const last = await store.lastSequence(aggregate);
     if (last < from) return { events: [], next: from };
     const events: EventOfAggregate<A>[] = [];
-    const consumer = await nats.js.consumers.get(Streams.events, {
+    const consumer = await openOrderedConsumer(nats.js, Streams.events, {
       filter_subjects: eventSubject(aggregate),
       // DeliverPolicy.StartSequence (the provisioner does not depend on nats.js itself).
       deliver_policy: "by_start_sequence",
