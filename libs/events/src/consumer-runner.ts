@@ -12,6 +12,7 @@ import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import { askAgain } from "./ask-again.ts";
 import { fullJitterBackoff } from "./delays.ts";
 import { describeError, remediationOf, type Settlement, settlementOf } from "./errors.ts";
+import { apiPrefixOf, natsOf, PULL_CHECK_MS, PullRequests } from "./pull-requests.ts";
 import { dlqSubject, Headers } from "./subjects.ts";
 import { extractTrace, inMessagingSpan, SpanAttributes, SpanKind, subjectTemplate } from "./trace.ts";
 import { atTurnEnd, flushTurnWrites, withNextWrite } from "./turn-writes.ts";
@@ -274,11 +275,6 @@ export async function startConsumer(
   const givenUp = new WeakSet<JsMsg>();
 
   await ensureConsumer(o);
-  const consumer = await askAgain(`consumer ${o.stream}/${o.durable}`, () =>
-    o.js.consumers.get(o.stream, o.durable),
-  );
-  // The pull under way, if any: stopped first on stop().
-  let pull: { stop(): void } | undefined;
   // Wakes the reader when a settlement makes room under `maxInHand`.
   let roomWake: (() => void) | undefined;
   const oneAtATime = "handle" in o;
@@ -521,11 +517,12 @@ export async function startConsumer(
   // The reader moves messages into our own buffer; the processor takes what is there
   // (up to a batch) whenever it is free. Batches grow under load and stay small, so
   // latency stays low, when traffic is light. The reader bounds what is in hand itself
-  // (`maxInHand`): it pulls only as many as there is room for, with short pulls (fetch,
-  // not consume: consume() pulls again as soon as messages arrive, whether or not they
+  // (`maxInHand`): it pulls only as many as there is room for, one short pull at a time
+  // (not consume(): consume() pulls again as soon as messages arrive, whether or not they
   // were read, so only the server's max_ack_pending bounded it — and parked waits count
-  // against that; see UNLIMITED_ACK_PENDING). (nats.js's getPending() cannot tell "nothing
-  // buffered": it counts queued status callbacks too.)
+  // against that; see UNLIMITED_ACK_PENDING). Its pulls all answer to one subscription that
+  // lives as long as the runner (pull-requests.ts): a message the server sends to a pull we
+  // had given up for silent is still received, never left to its ack wait.
   const buffer: JsMsg[] = [];
   let wake: (() => void) | undefined;
   let ended = false;
@@ -539,53 +536,54 @@ export async function startConsumer(
       }
       roomWake = done;
     });
+  /** A message the server delivered to us, from whichever of our pulls. */
+  const received = (msg: JsMsg) => {
+    if (stopping) {
+      // Pulled as we stopped: straight back to the server for whoever consumes next.
+      msg.nak();
+      return;
+    }
+    if (stuck()) {
+      // A handler here hangs past the hold limit: what we pull would only wait behind it.
+      msg.nak(STUCK_HAND_BACK_DELAY_MS);
+      stats.handedOver++;
+      return;
+    }
+    held.set(msg, Date.now());
+    buffer.push(msg);
+    wake?.();
+  };
+  const pulls = new PullRequests({
+    nc: natsOf(o.js),
+    subject: `${apiPrefixOf(o.js)}.CONSUMER.MSG.NEXT.${o.stream}.${o.durable}`,
+    ackTimeoutMs: ackWaitMs,
+    onMessage: received,
+    onEnded: () => roomWake?.(),
+    onRefused: (code, description) => log.warn({ ...ctx, code, description }, "pull failed; pulling again"),
+  });
   const reader = (async () => {
     try {
       while (!stopping) {
-        const room = maxInHand - held.size;
+        pulls.forgetSilent(Date.now());
+        if (pulls.open > 0) {
+          // Our pull is open: look again when it ends (or soon, to see whether it went silent).
+          await pause(PULL_CHECK_MS);
+          continue;
+        }
+        const room = maxInHand - held.size - pulls.outstanding;
         if (room <= 0) {
           // Full: pull again when a settlement makes room (or soon, to look again).
           await pause(250);
           continue;
         }
-        try {
-          // Short pulls with heartbeats: after a NATS restart the runner notices within seconds.
-          const asked = Date.now();
-          let got = 0;
-          // Up to five batches a pull: a pull ends when it is filled and the next one costs a
-          // round trip; at two batches a pull no-op handlers ran ~10 % slower than consume()'s
-          // overlapping pulls, at five ~12 % faster (docs/benchmarks.md, waits).
-          const batch = await consumer.fetch({ max_messages: Math.min(batchSize * 5, room), expires: 5_000 });
-          pull = batch;
-          if (stopping) batch.stop();
-          for await (const msg of batch) {
-            got++;
-            if (stopping) {
-              // Pulled as we stopped: straight back to the server for whoever consumes next.
-              msg.nak();
-              continue;
-            }
-            if (stuck()) {
-              // A handler here hangs past the hold limit: what we pull would only wait behind it.
-              msg.nak(STUCK_HAND_BACK_DELAY_MS);
-              stats.handedOver++;
-              continue;
-            }
-            held.set(msg, Date.now());
-            buffer.push(msg);
-            wake?.();
-          }
-          // A pull the server ended at once with nothing (not its expiry): not again at once.
-          if (got === 0 && Date.now() - asked < 100 && !stopping) await pause(250);
-        } catch (err) {
-          // The connection went (a NATS restart): the client reconnects, the durable consumer
-          // remembers where it was; pull again shortly.
-          if (stopping) break;
-          log.warn({ ...ctx, err: describeError(err) }, "pull failed; pulling again");
-          await pause(1_000);
-        } finally {
-          pull = undefined;
-        }
+        // A pull the server refused (not its expiry: no JetStream, a consumer being made
+        // again): not again at once.
+        if (pulls.refusedRecently(Date.now())) await pause(1_000);
+        if (stopping) break;
+        // Up to five batches a pull: a pull ends when it is filled and the next one costs a
+        // round trip; at two batches a pull no-op handlers ran ~10 % slower than consume()'s
+        // overlapping pulls, at five ~12 % faster (docs/benchmarks.md, waits).
+        pulls.pull(Math.min(batchSize * 5, room));
       }
     } finally {
       ended = true;
@@ -662,7 +660,7 @@ export async function startConsumer(
       stopping = true;
       // Our pull ends first: a message handed back while it is still open on the server
       // would be redelivered straight into it, to nobody, and wait out the ack wait.
-      pull?.stop();
+      pulls.close();
       roomWake?.();
       wake?.();
       await loop;
