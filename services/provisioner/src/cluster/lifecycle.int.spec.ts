@@ -46,6 +46,7 @@ beforeAll(async () => {
   const compute: Compute = {
     ...ec2,
     describe: (r, ids, opts) => ec2.describe(r, ids, opts),
+    states: (r, ids, opts) => ec2.states(r, ids, opts),
     describeImage: (r, id) => ec2.describeImage(r, id),
     describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
     terminate: (r, ids) => ec2.terminate(r, ids),
@@ -111,6 +112,33 @@ describe("cluster lifecycle on the sim", () => {
     expect(live.every((i) => i.state === "running")).toBe(true);
     expect(live.map((i) => i.tags["cairn:pool"]).sort()).toEqual(["servers", "workers", "workers"]);
     expect(live.filter((i) => i.spot)).toHaveLength(2);
+  });
+
+  it("boot polls ask DescribeInstanceStatus, and each running record carries the address its launch answered", async () => {
+    const statusCalls = () => sim.requests.list({ service: "ec2", action: "DescribeInstanceStatus" }).length;
+    const before = statusCalls();
+    await create("life-13");
+    await reaches("life-13", "Configuring");
+    // The looks at booting instances are DescribeInstanceStatus (an id and a state each),
+    // not DescribeInstances (the whole instance).
+    expect(statusCalls()).toBeGreaterThan(before);
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-13",
+    });
+    const launchedIp = new Map<number, string | undefined>();
+    const runningIp = new Map<number, string | undefined>();
+    for (const e of history.events) {
+      if (e.type === "cluster.instance-launched") launchedIp.set(e.data.slot, e.data.privateIp);
+      if (e.type === "cluster.instance-running") runningIp.set(e.data.slot, e.data.privateIp);
+    }
+    const simIp = new Map(liveInstances("life-13").map((i) => [i.tags["cairn:slot"], i.privateIpAddress]));
+    expect(runningIp.size).toBe(3);
+    for (const [slot, ip] of runningIp) {
+      expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      expect(ip).toBe(launchedIp.get(slot));
+    }
+    expect([...runningIp.values()].sort()).toEqual([...simIp.values()].sort());
   });
 
   it("3 HA servers and 5 nodes over two pools (spot and on-demand)", async () => {
