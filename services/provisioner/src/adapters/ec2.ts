@@ -320,7 +320,8 @@ export class Ec2Compute implements Compute {
    * boot's SDK time). EC2 has no `instance-id` filter on this action, and one id it does
    * not show (eventual consistency right after RunInstances, or a terminated instance
    * gone) fails the whole call with `InvalidInstanceID.NotFound`: that batch is asked
-   * again through `describe`, whose filter leaves an unknown id out.
+   * again through `describe`, whose filter leaves an unknown id out. So is one refused as
+   * unauthorized (a role without `ec2:DescribeInstanceStatus`, granted before it was used).
    */
   async states(
     region: string,
@@ -363,7 +364,11 @@ export class Ec2Compute implements Compute {
         } while (nextToken !== undefined);
         return out;
       } catch (err) {
-        if ((err as { kind?: string }).kind !== "instance-not-found") throw err;
+        // NotFound: an id EC2 does not show. Unauthorized: a role granted before the boot
+        // polls asked DescribeInstanceStatus (deploy/README.md lists it now); it still has
+        // DescribeInstances, so the look works, at its old cost.
+        const kind = (err as { kind?: string }).kind;
+        if (kind !== "instance-not-found" && kind !== "unauthorized") throw err;
         return (await this.describe(region, ids, opts)).map((i) => ({
           instanceId: i.instanceId,
           state: i.state,
