@@ -141,6 +141,33 @@ describe("cluster lifecycle on the sim", () => {
     expect([...runningIp.values()].sort()).toEqual(simIps.sort());
   });
 
+  it("an instance that goes down before it runs is a lost launch, with EC2's reason; the slot launches again", async () => {
+    await create("life-14");
+    // Caught while it boots (300 ms at this time scale), then terminated straight on EC2.
+    const victim = await until("life-14 a booting worker", async () =>
+      liveInstances("life-14").find((i) => i.tags["cairn:pool"] === "workers" && i.state === "pending"),
+    );
+    const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId] }));
+    await reaches("life-14", "Configuring");
+    const events = (
+      await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+        type: "cluster",
+        id: "life-14",
+      })
+    ).events;
+    const lost = events.find((e) => e.type === "cluster.instance-launch-failed");
+    // The boot poll saw its state (DescribeInstanceStatus), then asked the whole instance
+    // for why: the reason names EC2's state reason.
+    expect(lost?.data).toMatchObject({
+      code: "instance-lost",
+      reason: expect.stringMatching(
+        new RegExp(`^${victim.instanceId} went (shutting-down|terminated) before it ran \\(.+\\)$`),
+      ),
+    });
+    expect(liveInstances("life-14")).toHaveLength(3);
+  });
+
   it("3 HA servers and 5 nodes over two pools (spot and on-demand)", async () => {
     const c = exampleClusterCreate("life-8");
     await bus.send({
