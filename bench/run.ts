@@ -29,6 +29,8 @@ const BENCHES: BenchSpec[] = [
   { name: "projector", file: here("./projector/main.ts") },
   { name: "command-read", file: here("./command-read/main.ts") },
   { name: "growth", file: here("./growth/main.ts") },
+  // One boot-poll look, DescribeInstanceStatus beside DescribeInstances (docs/provisioner.md): no goals.
+  { name: "provisioner-boot-look", file: here("./provisioner/boot-look.ts") },
   // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
   { name: "prepare", file: here("./projector/prepare.ts") },
   { name: "replay-ab", file: here("./projector/replay-ab.ts") },

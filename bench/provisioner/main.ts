@@ -107,9 +107,15 @@ interface RunB {
   commits: number;
   events: number;
   calls: Record<string, number>;
+  /**
+   * CPU of this process (the provisioner, the NATS client, the bench's own listener; not
+   * the sim's nor nats-server's) from the command to instances-ready: what the wall time
+   * hides at high load, where a run waits for CPU the other processes use.
+   */
+  cpuMs: number;
 }
 
-const EC2_ACTIONS = ["RunInstances", "DescribeInstances"];
+const EC2_ACTIONS = ["RunInstances", "DescribeInstances", "DescribeInstanceStatus"];
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -153,10 +159,12 @@ async function scenarioB(nodes: number, seed: number): Promise<RunB> {
   const id = `big-${nodes}`;
   const ready = waitForEvents(js.nats, "cluster.instances-ready", 1);
   const sentAt = Date.now();
+  const cpu0 = process.cpuUsage();
   const run = await timed(async () => {
     await bus.send(clusterOf(id, nodes - 1));
     await ready.done;
   });
+  const cpu = process.cpuUsage(cpu0);
   const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
   const log = (await store.load({ type: "cluster", id })).events;
   const times = (type: string) => log.filter((e) => e.type === type).map((e) => Date.parse(e.time) - sentAt);
@@ -171,6 +179,7 @@ async function scenarioB(nodes: number, seed: number): Promise<RunB> {
     commits: new Set(log.map((e) => e.sequence)).size,
     events: log.length,
     calls,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
 }
 
@@ -214,7 +223,7 @@ printFigures(
 );
 console.log(`  load average (1 min): ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
 console.log(
-  `\n  ${"nodes".padStart(5)} ${"all running".padStart(11)} ${"floor".padStart(6)} ${"ratio".padStart(6)} ${"→ last launched".padStart(16)} ${"→ first running".padStart(16)} ${"commits".padStart(8)} ${"events".padStart(7)} ${"RunInst".padStart(8)} ${"DescInst".padStart(8)}   runs (ms)`,
+  `\n  ${"nodes".padStart(5)} ${"all running".padStart(11)} ${"floor".padStart(6)} ${"ratio".padStart(6)} ${"→ last launched".padStart(16)} ${"→ first running".padStart(16)} ${"commits".padStart(8)} ${"events".padStart(7)} ${"RunInst".padStart(8)} ${"DescInst".padStart(8)} ${"DescStat".padStart(8)} ${"cpu ms".padStart(7)}   runs (ms)`,
 );
 for (const s of sizes) {
   const ms = med(s, (r) => r.ms);
@@ -234,7 +243,11 @@ for (const s of sizes) {
       .toFixed(0)
       .padStart(8)} ${med(s, (r) => r.calls.DescribeInstances ?? 0)
       .toFixed(0)
-      .padStart(8)}   ${s.runs.map((r) => r.ms.toFixed(0)).join(", ")}`,
+      .padStart(8)} ${med(s, (r) => r.calls.DescribeInstanceStatus ?? 0)
+      .toFixed(0)
+      .padStart(8)} ${med(s, (r) => r.cpuMs)
+      .toFixed(0)
+      .padStart(7)}   ${s.runs.map((r) => r.ms.toFixed(0)).join(", ")}`,
   );
 }
 const small = sizes[0]!;
@@ -262,6 +275,8 @@ printResult({
         [`b_commits_${k(s)}`, med(s, (r) => r.commits)],
         [`b_run_instances_calls_${k(s)}`, med(s, (r) => r.calls.RunInstances ?? 0)],
         [`b_describe_instances_calls_${k(s)}`, med(s, (r) => r.calls.DescribeInstances ?? 0)],
+        [`b_describe_instance_status_calls_${k(s)}`, med(s, (r) => r.calls.DescribeInstanceStatus ?? 0)],
+        [`b_provisioner_cpu_ms_${k(s)}`, med(s, (r) => r.cpuMs)],
       ]),
     ),
   },

@@ -259,6 +259,19 @@ export interface Compute {
   ): Promise<InstanceInfo[]>;
 
   /**
+   * The states of the instances among `instanceIds` that EC2 shows in one of `states`, in
+   * no order: the boot poll's look. Absent: another state, or not visible yet. Cheaper
+   * than `describe` per instance (DescribeInstanceStatus answers an id, a zone and a state
+   * where DescribeInstances answers the whole instance), but without an instance's
+   * details: ask `describe` for those (a private IP, why it stopped).
+   */
+  states(
+    region: string,
+    instanceIds: readonly string[],
+    opts: { readonly states: readonly InstanceState[] },
+  ): Promise<InstanceStateInfo[]>;
+
+  /**
    * Terminates instances: batched, a result per distinct id in the order given.
    * Idempotent: terminating a terminated instance is ok (terminated → terminated); an
    * instance EC2 no longer knows is an `instance-not-found` result (treat it as gone).
@@ -270,6 +283,12 @@ export interface Compute {
   start(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
   /** Reboots instances (batched like `terminate`); results carry no states. */
   reboot(region: string, instanceIds: readonly string[]): Promise<PerInstanceResult[]>;
+}
+
+/** An instance's state as the boot poll sees it (`Compute.states`). */
+export interface InstanceStateInfo {
+  readonly instanceId: string;
+  readonly state: InstanceState;
 }
 
 export interface ImageInfo {

@@ -305,6 +305,52 @@ describe("describe", () => {
   });
 });
 
+describe("states (the boot poll's look)", () => {
+  const NOT_PENDING = ["running", "shutting-down", "stopping", "stopped", "terminated"] as const;
+
+  it("answers ids and states by DescribeInstanceStatus, leaving out pending ones and the states not asked", async () => {
+    // Instances that boot for an hour: pending throughout the test.
+    await sim.stop();
+    sim = await startSim({ seed: 1, timeScale: 1, latencies: { ...ZERO_LATENCIES, instanceBoot: 3600 } });
+    const c = ec2();
+    const [gone, ...booting] = await launchMany(c, "demo-1", 3);
+    sim.requests.clear();
+    expect(await c.states(REGION, [gone!, ...booting], { states: NOT_PENDING })).toEqual([]);
+    expect(
+      (await c.states(REGION, [gone!, ...booting], { states: ["pending"] })).map((i) => i.instanceId).sort(),
+    ).toEqual([gone!, ...booting].sort());
+    await c.terminate(REGION, [gone!]);
+    const seen = await c.states(REGION, [gone!, ...booting], { states: NOT_PENDING });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.instanceId).toBe(gone);
+    expect(["shutting-down", "terminated"]).toContain(seen[0]?.state);
+    expect(logged("DescribeInstanceStatus").every((r) => r.status === 200)).toBe(true);
+    expect(logged("DescribeInstances")).toHaveLength(0);
+  });
+
+  it("names at most 100 ids a call; a batch with an id EC2 does not show is asked again by DescribeInstances", async () => {
+    const c = ec2();
+    const batch = await c.launchBatch({
+      ...slot("big", 1000),
+      count: 150,
+      clientToken: launchBatchToken("big", 1000, 0, 150),
+    });
+    const ids = batch.map((i) => i.instanceId);
+    sim.requests.clear();
+    const unknown = "i-00000000000000000";
+    const seen = await c.states(REGION, [...ids, unknown], { states: ["running"] });
+    expect(seen.map((i) => i.instanceId).sort()).toEqual([...ids].sort());
+    expect(seen.every((i) => i.state === "running")).toBe(true);
+    const status = logged("DescribeInstanceStatus");
+    expect(status.every((r) => r.ids.length <= 100)).toBe(true);
+    // The first 100 answered; the batch of 50 + the unknown id was refused (NotFound),
+    // then asked by the instance-id filter, which leaves the unknown id out.
+    expect(status.map((r) => r.status).sort()).toEqual([200, 400]);
+    expect(status.find((r) => r.status === 400)?.error).toBe("InvalidInstanceID.NotFound");
+    expect(logged("DescribeInstances")).toHaveLength(1);
+  });
+});
+
 describe("state changes", () => {
   it("terminates 23 instances in 3 calls of at most 10, with 23 results", async () => {
     const c = ec2();

@@ -194,6 +194,36 @@ describe("ec2Client", () => {
   });
 });
 
+describe("Ec2Compute states", () => {
+  it("a role without ec2:DescribeInstanceStatus still sees its instances, through DescribeInstances", async () => {
+    const t = fakeTransport(async (command) => {
+      if (command.constructor.name === "DescribeInstanceStatusCommand")
+        throw awsError("UnauthorizedOperation", 403);
+      return {
+        Reservations: [{ Instances: [{ InstanceId: ids(1)[0], State: { Code: 16, Name: "running" } }] }],
+      };
+    });
+    const compute = new Ec2Compute({ ...fast, transport: t.factory });
+    expect(await compute.states(REGION, ids(1), { states: ["running"] })).toEqual([
+      { instanceId: ids(1)[0], state: "running" },
+    ]);
+    expect(t.sent.map((s) => s.command.constructor.name)).toEqual([
+      "DescribeInstanceStatusCommand",
+      "DescribeInstancesCommand",
+    ]);
+  });
+
+  it("any other refusal is the look's failure", async () => {
+    const t = fakeTransport(async () => {
+      throw awsError("InvalidParameterValue", 400);
+    });
+    const compute = new Ec2Compute({ ...fast, transport: t.factory });
+    await expect(compute.states(REGION, ids(1), { states: ["running"] })).rejects.toBeInstanceOf(
+      Ec2RequestError,
+    );
+  });
+});
+
 describe("Ec2Compute regions", () => {
   it("makes one client per region and keeps it", async () => {
     const t = fakeTransport(async () => ({ Reservations: [] }));

@@ -52,6 +52,12 @@ export interface Slot extends NodeSlot {
   readonly failed: readonly Placement[];
   readonly status: SlotStatus | "failed";
   readonly instanceId?: string;
+  /**
+   * The instance's private IP as RunInstances answered it (EC2 gives an instance its
+   * primary address at launch): what its running record carries, so a boot poll needs
+   * only the instance's state.
+   */
+  readonly privateIp?: string;
 }
 
 export type ClusterState =
@@ -751,7 +757,12 @@ const unbatched: Decider<ClusterCommand, ClusterEvent, ClusterState, ClusterObse
         return { ...next, slots, attempts };
       }
       case "cluster.instance-launched":
-        return withSlot(moved, event.data.slot, (s) => ({ ...s, instanceId: event.data.instanceId }));
+        // A launch request made the slot anew, so no earlier attempt's address is left.
+        return withSlot(moved, event.data.slot, (s) => ({
+          ...s,
+          instanceId: event.data.instanceId,
+          ...(event.data.privateIp ? { privateIp: event.data.privateIp } : {}),
+        }));
       case "cluster.instance-launch-failed":
         return withSlot(moved, event.data.slot, (s) => ({
           ...s,

@@ -46,6 +46,7 @@ beforeAll(async () => {
   const compute: Compute = {
     ...ec2,
     describe: (r, ids, opts) => ec2.describe(r, ids, opts),
+    states: (r, ids, opts) => ec2.states(r, ids, opts),
     describeImage: (r, id) => ec2.describeImage(r, id),
     describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
     terminate: (r, ids) => ec2.terminate(r, ids),
@@ -111,6 +112,60 @@ describe("cluster lifecycle on the sim", () => {
     expect(live.every((i) => i.state === "running")).toBe(true);
     expect(live.map((i) => i.tags["cairn:pool"]).sort()).toEqual(["servers", "workers", "workers"]);
     expect(live.filter((i) => i.spot)).toHaveLength(2);
+  });
+
+  it("boot polls ask DescribeInstanceStatus, and each running record carries the address its launch answered", async () => {
+    const statusCalls = () => sim.requests.list({ service: "ec2", action: "DescribeInstanceStatus" }).length;
+    const before = statusCalls();
+    await create("life-13");
+    await reaches("life-13", "Configuring");
+    // The looks at booting instances are DescribeInstanceStatus (an id and a state each),
+    // not DescribeInstances (the whole instance).
+    expect(statusCalls()).toBeGreaterThan(before);
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-13",
+    });
+    const launchedIp = new Map<number, string | undefined>();
+    const runningIp = new Map<number, string | undefined>();
+    for (const e of history.events) {
+      if (e.type === "cluster.instance-launched") launchedIp.set(e.data.slot, e.data.privateIp);
+      if (e.type === "cluster.instance-running") runningIp.set(e.data.slot, e.data.privateIp);
+    }
+    const simIps = liveInstances("life-13").map((i) => i.privateIpAddress);
+    expect(runningIp.size).toBe(3);
+    for (const [slot, ip] of runningIp) {
+      expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      expect(ip).toBe(launchedIp.get(slot));
+    }
+    expect([...runningIp.values()].sort()).toEqual(simIps.sort());
+  });
+
+  it("an instance that goes down before it runs is a lost launch, with EC2's reason; the slot launches again", async () => {
+    await create("life-14");
+    // Caught while it boots (300 ms at this time scale), then terminated straight on EC2.
+    const victim = await until("life-14 a booting worker", async () =>
+      liveInstances("life-14").find((i) => i.tags["cairn:pool"] === "workers" && i.state === "pending"),
+    );
+    const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId] }));
+    await reaches("life-14", "Configuring");
+    const events = (
+      await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+        type: "cluster",
+        id: "life-14",
+      })
+    ).events;
+    const lost = events.find((e) => e.type === "cluster.instance-launch-failed");
+    // The boot poll saw its state (DescribeInstanceStatus), then asked the whole instance
+    // for why: the reason names EC2's state reason.
+    expect(lost?.data).toMatchObject({
+      code: "instance-lost",
+      reason: expect.stringMatching(
+        new RegExp(`^${victim.instanceId} went (shutting-down|terminated) before it ran \\(.+\\)$`),
+      ),
+    });
+    expect(liveInstances("life-14")).toHaveLength(3);
   });
 
   it("3 HA servers and 5 nodes over two pools (spot and on-demand)", async () => {

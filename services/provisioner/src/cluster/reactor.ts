@@ -182,8 +182,8 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     {
       at: number;
       used: number;
-      seen: Map<string, InstanceInfo>;
-      running: Map<string, InstanceInfo>;
+      seen: Map<string, Seen>;
+      running: Map<string, Seen>;
       /** Instances handed to `runnings` already (their record is on its way). */
       queued: Set<string>;
       /**
@@ -191,11 +191,33 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
        * commit's 500 events hand each instance over once between them, without each event
        * going through every launched slot (that was O(n²) per commit).
        */
-      fresh: Map<string, InstanceInfo>;
+      fresh: Map<string, Seen>;
       look?: Promise<void>;
     }
   >();
-  const describeLaunched = async (clusterId: string, region: string, ids: readonly string[]) => {
+  /**
+   * One look at booting instances: their states by DescribeInstanceStatus (`states`: an
+   * id and a state each, pending ones left out), and the whole instance by
+   * DescribeInstances only for the few that need more: one that went down before it ran
+   * (why: its state reason) and one whose launch did not answer its private IP (recorded
+   * before launches carried it). A running instance's address is its launch's.
+   */
+  const lookAt = async (region: string, ids: readonly string[], slots: ReadonlyMap<string, Slot>) => {
+    const states = await o.compute.states(region, ids, { states: NOT_PENDING });
+    const more = states
+      .filter((i) => i.state !== "running" || slots.get(i.instanceId)?.privateIp === undefined)
+      .map((i) => i.instanceId);
+    const details = new Map<string, Seen>();
+    if (more.length > 0) for (const i of await o.compute.describe(region, more)) details.set(i.instanceId, i);
+    return states.map((i): Seen => {
+      const detail = details.get(i.instanceId);
+      if (detail) return detail;
+      const privateIp = slots.get(i.instanceId)?.privateIp;
+      return { ...i, ...(privateIp ? { privateIpAddress: privateIp } : {}) };
+    });
+  };
+  const describeLaunched = async (clusterId: string, region: string, launched: LaunchedSlots) => {
+    const ids = launched.ids;
     const t = Date.now();
     // Forget clusters nobody asked about for a while (at rest, deleted).
     for (const [id, l] of looks) if (t - l.used > LOOK_TTL_MS) looks.delete(id);
@@ -219,8 +241,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // Pending ones are left out of the answer (absent reads as not running yet, as an
         // instance EC2 does not show yet does): a look parses each instance about once,
         // when it has left pending, instead of every booting instance at every look.
-        entry.look = o.compute
-          .describe(region, ask, { states: NOT_PENDING })
+        entry.look = lookAt(region, ask, launched.byInstance)
           .then((found) => {
             entry.seen = new Map(found.map((i) => [i.instanceId, i]));
             for (const i of found) {
@@ -244,8 +265,8 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
        * first. Those the state does not show (launched in a commit after it) stay for
        * another event.
        */
-      take: (slots: ReadonlyMap<string, Slot>): { slot: Slot; instance: InstanceInfo }[] => {
-        const out: { slot: Slot; instance: InstanceInfo }[] = [];
+      take: (slots: ReadonlyMap<string, Slot>): { slot: Slot; instance: Seen }[] => {
+        const out: { slot: Slot; instance: Seen }[] = [];
         for (const [id, instance] of entry.fresh) {
           const slot = slots.get(id);
           if (!slot) continue;
@@ -549,7 +570,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         //    large cluster costs one call per look, and the other events find their slot
         //    running. The launched slots are listed once per state, not once per event.
         const launched = launchedSlots(state);
-        const seen = await describeLaunched(clusterId, region, launched.ids);
+        const seen = await describeLaunched(clusterId, region, launched);
         // Each running instance queued for its record once, by the first event that saw
         // it, not by every one of the commit's 500 events; this slot's own always (a
         // record that failed is retried by its own event).
@@ -770,6 +791,9 @@ export function launchedSlots(state: Exclude<ClusterState, { status: "Absent" }>
   }
   return memo;
 }
+
+/** What a boot poll knows of an instance: its state, and its address or why it went down when known. */
+type Seen = Pick<InstanceInfo, "instanceId" | "state" | "privateIpAddress" | "stateReason">;
 
 /** Every instance state but `pending`: what a boot poll asks EC2 for. */
 const NOT_PENDING: readonly InstanceState[] = [...LIVE_STATES.filter((s) => s !== "pending"), "terminated"];
