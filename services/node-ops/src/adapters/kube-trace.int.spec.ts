@@ -8,6 +8,8 @@
 
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { AddressInfo } from "node:net";
 import { catalogue, EventStore, inWork, SpanAttributes } from "@cairn/events";
 import { startJetStream, type TestJetStream, useTestTracing } from "@cairn/events/testing";
@@ -330,7 +332,7 @@ describe("one connection pool per kubeconfig", () => {
     KUBE_REQUEST_TIMEOUT_MS + 10_000,
   );
 
-  it("a watch opens on its own pool: calls holding every call connection do not delay it", async () => {
+  it("a watch opens on a connection of its own: calls holding every call connection do not delay it", async () => {
     const { state, config, close } = await hangingServer();
     try {
       const core = tracedApiClient(config, CoreV1Api, "hung");
@@ -364,4 +366,59 @@ describe("one connection pool per kubeconfig", () => {
       await close().catch(() => {});
     }
   }, 20_000);
+
+  it("a watch holds one connection of its own, no pool per cluster: its heap is what the watch needs", async () => {
+    // Watches held open by the server, each of another cluster (its own kubeconfig), as
+    // node-ops holds a node watch in every cluster for its life.
+    const { state, config, close } = await hangingServer();
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heap = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const CLUSTERS = 150;
+    const configs = Array.from({ length: CLUSTERS }, () => {
+      const c = new KubeConfig();
+      c.loadFromString(config.exportConfig());
+      return c;
+    });
+    const watch = (c: KubeConfig, i: number) =>
+      openWatch({
+        clusterId: `mem-${i}`,
+        kubeConfig: async () => c,
+        path: "/api/v1/nodes",
+        resourceVersion: "1",
+        onObject: () => {},
+        onEnd: () => {},
+        classify: (e) => e as Error,
+      });
+    try {
+      // Warm: the code paths compiled, undici's parser loaded, before the measure.
+      const warm = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => {
+          const c = new KubeConfig();
+          c.loadFromString(config.exportConfig());
+          return watch(c, i);
+        }),
+      );
+      for (const w of warm) w.stop();
+      await vi.waitFor(() => expect(state.open).toBe(0), { timeout: 5_000, interval: 50 });
+      const before = heap();
+      const watches = [];
+      for (let i = 0; i < CLUSTERS; i++) watches.push(await watch(configs[i]!, i));
+      await vi.waitFor(() => expect(state.open).toBe(CLUSTERS), { timeout: 5_000, interval: 50 });
+      const perWatch = (heap() - before) / CLUSTERS;
+      // One connection a watch, gone when it is.
+      for (const w of watches) w.stop();
+      await vi.waitFor(() => expect(state.open).toBe(0), { timeout: 5_000, interval: 50 });
+      // Both ends are in this process (the server's socket and request count too). Through
+      // a pool per cluster (an undici Pool: its request queue alone is 16 KB) a watch cost
+      // ~60 KB here; on a connection of its own, ~37 KB.
+      expect(perWatch).toBeLessThan(48 * 1024);
+    } finally {
+      await close();
+    }
+  }, 30_000);
 });

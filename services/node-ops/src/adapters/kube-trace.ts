@@ -29,7 +29,7 @@ import {
   wrapHttpLibrary,
 } from "@kubernetes/client-node";
 import type { Attributes, Span } from "@opentelemetry/api";
-import { Agent } from "undici";
+import { Agent, Client } from "undici";
 
 /** Attribute keys of Kubernetes client spans (semantic conventions' `k8s.*`). */
 export const KubeSpanAttributes = {
@@ -174,8 +174,8 @@ type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
 /**
  * At most this many connections to one cluster's API server for its calls: the 10 its
  * bulkhead lets through at once (SERVICE_SETTINGS.kubernetes) and the session workloads'
- * (no bulkhead; each under KUBE_REQUEST_TIMEOUT_MS). Watches have their own pool
- * (KUBE_WATCH_CONNECTIONS_PER_CLUSTER). Past it a request waits for a connection instead of
+ * (no bulkhead; each under KUBE_REQUEST_TIMEOUT_MS). Watches have connections of their own
+ * (watchConnection). Past it a request waits for a connection instead of
  * opening one more: a burst of calls (20 session pods started at once) opened ~20 sockets a
  * cluster, each kept alive (24 a cluster at 50 clusters, docs/benchmarks.md, load).
  */
@@ -191,19 +191,61 @@ export const KUBE_IDLE_CONNECTION_MS = 4_000;
 type DispatcherFactory = (cluster: unknown, agentOptions: unknown) => Dispatcher | undefined;
 
 /**
- * At most this many connections to one cluster's API server for its watches, a pool of
- * their own (watchConfig): the nodes' and the session pods' watch, and each one's next
- * while the last closes. On HTTP/1.1 a watch holds its connection for its life; sharing
- * the calls' pool, a watch's (re)open queued behind a burst of calls, and watches left
- * the calls fewer connections. Real clients get the same separation from HTTP/2: client-go
- * multiplexes every request and watch of a host on one connection as streams (the
- * kube-apiserver allows `--http2-max-streams-per-connection`, Go's default 250), so a
- * watch never waits for a call's connection nor takes one.
+ * A watch's connection: one undici `Client` (a single connection, no pool) built for the
+ * watch and destroyed when it ends, apart from the calls' pool. On HTTP/1.1 a watch holds
+ * its connection for its life; sharing the calls' pool, a watch's (re)open queued behind a
+ * burst of calls, and watches left the calls fewer connections. Real clients get the same
+ * separation from HTTP/2: client-go multiplexes every request and watch of a host on one
+ * connection as streams, so a watch never waits for a call's connection nor takes one.
+ *
+ * Not a pool per cluster: an undici `Pool` costs 16 KB of heap for its request queue
+ * alone (`FixedQueue`, 2,048 slots) and the node watch kept one alive in every cluster for
+ * the process's life (1,000 clusters: ~16 MB of node-ops' heap in queues that never held
+ * more than one request; a heap snapshot diff 50 → 150 clusters, docs/benchmarks.md). A
+ * `Client`'s queue is a plain array. The connections a cluster's watches hold are its open
+ * watches (the nodes' and the session pods', one each, a list-and-watch loop reopening one
+ * only after the last ended), not a bound of their own.
  */
-export const KUBE_WATCH_CONNECTIONS_PER_CLUSTER = 4;
+export interface WatchConnection {
+  /** The kubeconfig whose requests (the watch's one) go through this connection. */
+  readonly config: KubeConfig;
+  /** Ends the connection (idempotent): the watch's stream, if still open, with it. */
+  close(): void;
+}
+
+/** A kubeconfig for one watch, on a connection of its own (WatchConnection). */
+export function watchConnection(kc: KubeConfig): WatchConnection {
+  const own = (kc as unknown as { createDispatcher: DispatcherFactory }).createDispatcher;
+  let closed = false;
+  let dispatcher: Dispatcher | undefined;
+  const destroy = () => {
+    const d = dispatcher as unknown as { destroy?: () => Promise<void> } | undefined;
+    void d?.destroy?.().catch(() => {});
+  };
+  const createDispatcher: DispatcherFactory = (cluster, agentOptions) => {
+    if (dispatcher) return dispatcher;
+    const opts = kc.createDispatcherOptions(cluster as never, agentOptions as never);
+    const server = (cluster as { server?: string } | null)?.server;
+    dispatcher =
+      opts.type === "agent" && server
+        ? (new Client(new URL(server).origin, { connect: opts.connect }) as unknown as Dispatcher)
+        : own.call(kc, cluster, agentOptions);
+    // Closed before its request went out: the request fails on a destroyed connection
+    // rather than going out on another dispatcher.
+    if (closed) destroy();
+    return dispatcher;
+  };
+  return {
+    config: Object.create(kc, { createDispatcher: { value: createDispatcher } }) as KubeConfig,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      destroy();
+    },
+  };
+}
 
 const pooledConfigs = new WeakMap<KubeConfig, KubeConfig>();
-const watchConfigs = new WeakMap<KubeConfig, KubeConfig>();
 
 /** The kubeconfig with one undici Agent of `connections` built on first use and kept (pooledConfig). */
 function boundedConfig(
@@ -247,15 +289,10 @@ function boundedConfig(
  * kubeconfig's TLS options (client-node's `createDispatcherOptions`) and bounds, and kept
  * (its TLS options cannot change: a new kubeconfig is a new KubeConfig). A proxy or SOCKS
  * dispatcher is client-node's own, kept likewise. Everything else is the kubeconfig's.
- * Watches have a pool of their own (watchConfig).
+ * Watches have connections of their own (watchConnection).
  */
 export function pooledConfig(kc: KubeConfig): KubeConfig {
   return boundedConfig(kc, pooledConfigs, KUBE_CONNECTIONS_PER_CLUSTER);
-}
-
-/** The kubeconfig with the cluster's pool for watches (KUBE_WATCH_CONNECTIONS_PER_CLUSTER), apart from its calls'. */
-export function watchConfig(kc: KubeConfig): KubeConfig {
-  return boundedConfig(kc, watchConfigs, KUBE_WATCH_CONNECTIONS_PER_CLUSTER);
 }
 
 /** The kubeconfig's authentication on its one bounded connection pool (pooledConfig). */

@@ -9,7 +9,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Watch } from "@kubernetes/client-node";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
-import { kubeRequestSpan, statusOfKubeError, watchConfig } from "./kube-trace.ts";
+import { kubeRequestSpan, statusOfKubeError, type WatchConnection, watchConnection } from "./kube-trace.ts";
 
 /**
  * A watch ends quietly after this long (sim seconds on the sim): the server's own
@@ -43,16 +43,20 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
   let ended = false;
   let established = false;
   let controller: AbortController | undefined;
+  // The watch's own connection (watchConnection), gone with the watch.
+  let connection: WatchConnection | undefined;
   const end = (e: WatchEnd) => {
     if (ended || stopped) return;
     ended = true;
     controller?.abort();
+    connection?.close();
     o.onEnd(e);
   };
   const handle: WatchHandle = {
     stop: () => {
       stopped = true;
       controller?.abort();
+      connection?.close();
     },
   };
   let kc: KubeConfig;
@@ -62,6 +66,7 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
     end({ reason: "failed", error: o.classify(err) });
     return handle;
   }
+  if (stopped) return handle;
   const query = {
     resourceVersion: o.resourceVersion,
     allowWatchBookmarks: true,
@@ -78,7 +83,8 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
       "GET",
       watchUrl(kc, o.path, query),
       async () => {
-        const c = await new Watch(watchConfig(kc)).watch(
+        connection = watchConnection(kc);
+        const c = await new Watch(connection.config).watch(
           o.path,
           query,
           (phase: string, obj: unknown) => {
