@@ -29,7 +29,10 @@ afterAll(async () => {
 async function read(url: string) {
   const r = await fetch(url);
   const text = await r.text();
-  const src = /src;desc=(\w+)/.exec(r.headers.get("server-timing") ?? "")?.[1];
+  const timing = r.headers.get("server-timing") ?? "";
+  // The route's own time, then where its live view came from.
+  expect(timing).toMatch(/^app;dur=\d+\.\d\d, src;desc=(mem|pg)$/);
+  const src = /src;desc=(\w+)/.exec(timing)?.[1];
   return {
     status: r.status,
     text,

@@ -14,8 +14,13 @@
  *     by whole announced batches (`from`, `to`], and only when `from` is `W`: a batch missed
  *     (a lost core-NATS message, a projecting replica killed between its commit and its
  *     announcement, another projector's first batch) empties it instead.
- *  2. An entry enters only from a read of Postgres whose own checkpoint (same statement, same
- *     snapshot) is `W`, with no batch half received and no reset since the read began.
+ *  2. An entry enters only from a read of Postgres whose own checkpoint `P` (same statement,
+ *     same snapshot) is `W` or later, with no batch half received and no reset since the read
+ *     began. Later (`P` > `W`: the announcements of (`W`, `P`] are still on their way) is as
+ *     good: the entry is Postgres's newer state, and when those announcements come, a row
+ *     they carry replaces an entry's only if it is not older (`lastSequence`), and what they
+ *     cannot order (sessions, durations) they drop, as always. Earlier (`P` < `W`) is not:
+ *     what (`P`, `W`] changed in it is already gone by.
  *  3. Nothing is served while a batch is half received, before a first watermark is known,
  *     or without the step durations; a change that may move what an entry holds updates or
  *     drops it (a session's change drops its cluster's counts; a node's, the durations).
@@ -25,8 +30,10 @@
  *     this replica's live stream has sent, never going backwards. `?atLeastSequence=` asks
  *     for a view at least that fresh: the cache answers it only when `W` reached it.
  *  5. Announcements that stop (the projecting replica gone, NATS cut): a poll of the
- *     checkpoint (`pollMs`) empties the cache when Postgres stays ahead of `W` for two polls,
- *     and when the clusters table is another one (a replay's swap).
+ *     checkpoint (`pollMs`, 500 ms) empties the cache when `W` has not reached, `resetAfterMs`
+ *     (2 s) later, a checkpoint Postgres had, and when the clusters table is another one (a
+ *     replay's swap). (Not at the first poll behind: on a loaded machine announcements take
+ *     hundreds of milliseconds, and emptying then only sends every read to Postgres.)
  */
 
 import type { Change } from "../changes.ts";
@@ -63,6 +70,8 @@ export interface ClusterCacheOptions {
   readonly poll?: () => Promise<CheckpointSeen>;
   /** Default 500 ms; 0: no poll. */
   readonly pollMs?: number;
+  /** How long `W` may stay below a checkpoint Postgres had before the cache empties. Default 2 s. */
+  readonly resetAfterMs?: number;
   readonly onReset?: (why: string) => void;
 }
 
@@ -82,7 +91,8 @@ export class ClusterCache {
   #watermark: number | undefined;
   #inBatch: { from: number; to: number; next: number; parts: number } | undefined;
   #generation = 0;
-  #behind: number | undefined;
+  #behind: { checkpoint: number; at: number } | undefined;
+  readonly #resetAfterMs: number;
   #table: string | null | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #polling = false;
@@ -93,6 +103,7 @@ export class ClusterCache {
   constructor(opts: ClusterCacheOptions = {}) {
     this.#max = opts.maxEntries ?? 20_000;
     this.#onReset = opts.onReset ?? (() => {});
+    this.#resetAfterMs = opts.resetAfterMs ?? 2_000;
     const poll = opts.poll;
     const every = opts.pollMs ?? 500;
     if (poll && every > 0) {
@@ -145,14 +156,15 @@ export class ClusterCache {
 
   /**
    * Keeps what a read of Postgres saw at checkpoint `checkpoint` (read in the same statement
-   * as the row), when that is where the cache is and nothing reset since `ticket`.
+   * as the row), when that is where the cache is or later, and nothing reset since `ticket`.
    * @returns whether it was kept.
    */
   fill(ticket: FillTicket, checkpoint: number | undefined, id: string, inputs: ClusterInputs): boolean {
     if (
       ticket !== this.#generation ||
       checkpoint === undefined ||
-      checkpoint !== this.#watermark ||
+      this.#watermark === undefined ||
+      checkpoint < this.#watermark ||
       this.#inBatch !== undefined
     )
       return false;
@@ -205,13 +217,14 @@ export class ClusterCache {
   #apply(c: Change): void {
     switch (c.resource) {
       case "clusters": {
+        // Not older than what a read later than `W` put there (rule 2).
         const e = this.#entries.get(c.id);
-        if (e) e.row = c.row;
+        if (e && c.row.lastSequence >= e.row.lastSequence) e.row = c.row;
         return;
       }
       case "installs": {
         const e = this.#entries.get(c.id);
-        if (e) e.install = c.row;
+        if (e && (e.install === undefined || c.row.lastSequence >= e.install.lastSequence)) e.install = c.row;
         return;
       }
       case "sessions":
@@ -239,8 +252,8 @@ export class ClusterCache {
     this.#onReset(why);
   }
 
-  /** What a poll saw (exposed for tests; the timer calls it). */
-  polled(seen: CheckpointSeen): void {
+  /** What a poll saw at `now` (ms; exposed for tests, the timer calls it). */
+  polled(seen: CheckpointSeen, now = Date.now()): void {
     if (this.#table !== undefined && seen.table !== this.#table) {
       this.#table = seen.table;
       this.#reset("the clusters table was swapped (a replay)");
@@ -255,16 +268,14 @@ export class ClusterCache {
       if (this.#inBatch === undefined && this.#entries.size === 0) this.#watermark = c;
       return;
     }
-    if (c <= w) {
-      this.#behind = undefined;
+    const behind = this.#behind;
+    if (behind !== undefined && w >= behind.checkpoint) this.#behind = undefined;
+    else if (behind !== undefined && now - behind.at >= this.#resetAfterMs) {
+      // Postgres is ahead: normal for the moment an announcement takes; not for this long.
+      this.#reset(`Postgres had ${behind.checkpoint} ${now - behind.at} ms ago, announcements are at ${w}`);
       return;
     }
-    // Postgres is ahead: normal for the moment an announcement takes; not for two polls.
-    if (this.#behind !== undefined && w < this.#behind) {
-      this.#reset(`Postgres at ${c}, announcements at ${w} since the last poll`);
-      return;
-    }
-    this.#behind = c;
+    if (c > w && this.#behind === undefined) this.#behind = { checkpoint: c, at: now };
   }
 
   async #pollOnce(poll: () => Promise<CheckpointSeen>): Promise<void> {

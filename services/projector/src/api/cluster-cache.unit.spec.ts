@@ -40,12 +40,17 @@ describe("ClusterCache", () => {
     expect(cache.get("c1")).toBeUndefined();
     cache.announced(batch(5, 10), [clusterChange("c9", 10)]);
     expect(cache.watermark).toBe(10);
-    // Read at another point of the log: not kept.
+    // Read at an earlier point of the log: not kept.
     expect(cache.fill(cache.ticket(), 9, "c1", inputs("c1", 9))).toBe(false);
-    expect(cache.fill(cache.ticket(), 11, "c1", inputs("c1", 11))).toBe(false);
     expect(cache.get("c1")).toBeUndefined();
     expect(cache.fill(cache.ticket(), 10, "c1", inputs("c1", 10))).toBe(true);
     expect(cache.get("c1")?.row.lastSequence).toBe(10);
+    // A later one is: the announcements of (10, 12] are on their way; an older row they
+    // carry does not replace it.
+    expect(cache.fill(cache.ticket(), 12, "c2", inputs("c2", 12))).toBe(true);
+    cache.announced(batch(10, 12), [clusterChange("c2", 11), clusterChange("c1", 11)]);
+    expect(cache.get("c2")?.row.lastSequence).toBe(12);
+    expect(cache.get("c1")?.row.lastSequence).toBe(11);
     // c9 changed, but was never read: not held (no install, no sessions to go with it).
     expect(cache.get("c9")).toBeUndefined();
   });
@@ -123,23 +128,24 @@ describe("ClusterCache", () => {
     expect(cache.get("c1", 14)).toBeUndefined();
   });
 
-  it("empties when Postgres stays ahead of the announcements for two polls, or the clusters table is another", () => {
+  it("empties when Postgres stays ahead of the announcements for resetAfterMs, or the clusters table is another", () => {
     const cache = cacheAt(10);
-    cache.polled({ checkpoint: 10, table: "1" });
-    cache.polled({ checkpoint: 12, table: "1" });
-    // The announcement arrives before the next poll: nothing lost.
+    cache.polled({ checkpoint: 10, table: "1" }, 0);
+    cache.polled({ checkpoint: 12, table: "1" }, 500);
+    // The announcement arrives in time: nothing lost.
     cache.announced(batch(10, 12), []);
-    cache.polled({ checkpoint: 13, table: "1" });
+    cache.polled({ checkpoint: 13, table: "1" }, 1_000);
+    cache.polled({ checkpoint: 14, table: "1" }, 2_500);
     expect(cache.get("c1")).toBeDefined();
-    // It does not arrive.
-    cache.polled({ checkpoint: 13, table: "1" });
+    // It does not arrive: 2 s after Postgres had 13, the cache still at 12.
+    cache.polled({ checkpoint: 14, table: "1" }, 3_000);
     expect(cache.get("c1")).toBeUndefined();
     expect(cache.watermark).toBeUndefined();
     // Empty, it starts again at Postgres's checkpoint.
-    cache.polled({ checkpoint: 13, table: "1" });
-    expect(cache.watermark).toBe(13);
-    expect(cache.fill(cache.ticket(), 13, "c1", inputs("c1", 13))).toBe(true);
-    cache.polled({ checkpoint: 13, table: "2" });
+    cache.polled({ checkpoint: 14, table: "1" }, 3_500);
+    expect(cache.watermark).toBe(14);
+    expect(cache.fill(cache.ticket(), 14, "c1", inputs("c1", 14))).toBe(true);
+    cache.polled({ checkpoint: 14, table: "2" }, 4_000);
     expect(cache.get("c1")).toBeUndefined();
   });
 
