@@ -67,7 +67,7 @@ describe("the cluster cache of an api replica", () => {
     const fromMemory = await eventually(async () => {
       const r = await read(onReplica);
       return r.src === "mem" && r.sequence === created.sequence ? r : undefined;
-    });
+    }, 30_000);
     // The same bytes as the replica that reads Postgres for every answer.
     const fromPostgres = await read(onProjecting);
     expect(fromPostgres.src).toBe("pg");
@@ -115,10 +115,10 @@ describe("the cluster cache of an api replica", () => {
       const seen = await eventually(async () => {
         const r = await read(onReplica);
         return r.state === "Deleting" ? r : undefined;
-      });
+      }, 30_000);
       expect(seen).toMatchObject({ src: "pg", sequence: next });
     } finally {
       await db.destroy();
     }
-  }, 30_000);
+  }, 120_000);
 });

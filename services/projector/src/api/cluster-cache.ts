@@ -37,6 +37,7 @@
  */
 
 import type { Change } from "../changes.ts";
+import { clusterCacheOutcomes } from "../metrics.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
 import type { InstallRow } from "../projections/installs.ts";
 import type { StepDurationRow } from "../projections/step-durations.ts";
@@ -143,9 +144,11 @@ export class ClusterCache {
       (atLeastSequence !== undefined && w < atLeastSequence)
     ) {
       this.counts.misses++;
+      clusterCacheOutcomes.inc({ outcome: "miss" });
       return undefined;
     }
     this.counts.hits++;
+    clusterCacheOutcomes.inc({ outcome: "hit" });
     return { ...entry, durations };
   }
 
@@ -175,6 +178,7 @@ export class ClusterCache {
     this.#entries.set(id, { row: inputs.row, install: inputs.install, sessions: inputs.sessions });
     this.#durations = inputs.durations;
     this.counts.fills++;
+    clusterCacheOutcomes.inc({ outcome: "fill" });
     return true;
   }
 
@@ -249,6 +253,7 @@ export class ClusterCache {
     this.#behind = undefined;
     this.#generation++;
     this.counts.resets++;
+    clusterCacheOutcomes.inc({ outcome: "reset" });
     this.#onReset(why);
   }
 
