@@ -10,6 +10,12 @@
  * its rate and its CPU per read (utime + stime of its process from /proc over the answered
  * reads), then an open loop at 200 reads/s (4 connections) for latency p50/p99.
  *
+ * BENCH_AB_COMMITS_PER_S (default 0): commits published at that rate (new clusters, the
+ * bench log's shape) all through each side's round, so the reads are measured while the
+ * projector projects and announces — the replicas receive every batch's rows, as in
+ * bench/projector's loaded phase. Each round also reports how many answers came from the
+ * replica's memory (Server-Timing `src;desc=mem`, api/cluster-cache.ts; main: none).
+ *
  * BENCH_AB_MAIN_CHECK=1 runs the "main" replica with CAIRN_API_CHECK_ANSWERS=1 (plain-json.ts): with
  * BENCH_AB_MAIN this tree's own main.ts, the A/B isolates what the zod serializer costs.
  *
@@ -25,11 +31,27 @@ import { sql } from "kysely";
 import { paced, saturate } from "../lib/http-load.ts";
 import { cpuMs } from "../lib/proc.ts";
 import { spawnProjector, waitForHealth } from "../lib/projector-process.ts";
-import { publishBenchLog } from "./log.ts";
+import { benchLog, publishBenchLog } from "./log.ts";
+
+/** Publishes the bench log's commits (clusters `prefix…`) at `rate` a second until `stop` says so. */
+async function publishWhile(rate: number, prefix: string, stop: () => boolean): Promise<number> {
+  if (rate <= 0) return 0;
+  const t0 = performance.now();
+  let n = 0;
+  for (const c of benchLog(Number.MAX_SAFE_INTEGER, 100, prefix)) {
+    if (stop()) break;
+    const wait = t0 + (n * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await nats.js.publish(c.subject, c.body);
+    n++;
+  }
+  return n;
+}
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 4);
 const SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 3);
+const COMMITS_PER_S = Number(process.env.BENCH_AB_COMMITS_PER_S ?? 0);
 const OTHER = process.env.BENCH_AB_MAIN;
 if (!OTHER) throw new Error("BENCH_AB_MAIN: the other build's services/projector/src/main.ts");
 const THIS = fileURLToPath(new URL("../../services/projector/src/main.ts", import.meta.url));
@@ -62,6 +84,8 @@ interface Round {
   p99: number;
   errors: number;
   load: number;
+  commitsPerS: number;
+  memoryHitsSoFar: number;
 }
 
 try {
@@ -112,10 +136,18 @@ try {
     const order = round % 2 === 0 ? ["main", "branch"] : ["branch", "main"];
     for (const name of order) {
       const { url, p } = running[name]!;
+      let publishing = true;
+      const published = publishWhile(COMMITS_PER_S, `w${round}${name}-`, () => !publishing);
       const cpu0 = cpuMs(p.pid!);
       const sat = await saturate({ url, connections: 2, seconds: SECONDS, request });
       const cpu = cpuMs(p.pid!) - cpu0;
       const lat = await paced({ url, connections: 4, rate: 200, seconds: SECONDS, request });
+      publishing = false;
+      const commits = await published;
+      const metrics = await fetch(`${url}/metrics`).then((m) => m.text());
+      const mem = Number(
+        /cairn_projector_cluster_cache_total\{outcome="hit"\} (\d+)/.exec(metrics)?.[1] ?? 0,
+      );
       const r: Round = {
         cpuUsPerRead: Math.round((cpu * 1000) / sat.ok),
         readsPerS: Math.round((sat.ok * 1000) / sat.ms),
@@ -123,6 +155,8 @@ try {
         p99: Number(pct(lat.latencies, 0.99).toFixed(2)),
         errors: sat.errors + lat.errors + (sat.sent - sat.ok) + (lat.sent - lat.ok),
         load: Number(loadavg()[0]!.toFixed(1)),
+        commitsPerS: Math.round(commits / (2 * SECONDS)),
+        memoryHitsSoFar: mem,
       };
       rounds[name]!.push(r);
       say(`round ${round + 1} ${name}: ${JSON.stringify(r)}`);

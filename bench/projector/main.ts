@@ -64,8 +64,15 @@ const say = (line: string) => process.stderr.write(`bench/projector: ${line}\n`)
 /** `readers` loops of GET /clusters/:id until told "stop"; then posts every read's latency (ms). */
 const READERS_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
+const { monitorEventLoopDelay } = require("node:perf_hooks");
+// The readers' own event-loop delay: a reader that is itself delayed inflates the latency it
+// measures, so it is reported beside it (and the server's own time, from Server-Timing).
+const delay = monitorEventLoopDelay({ resolution: 5 });
+delay.enable();
 let done = false;
 const reads = [];
+const server = [];
+let fromMemory = 0;
 parentPort.once("message", () => { done = true; });
 const loop = async () => {
   while (!done) {
@@ -74,9 +81,15 @@ const loop = async () => {
     const res = await fetch(workerData.apiUrl + "/clusters/" + id);
     await res.arrayBuffer();
     reads.push(performance.now() - t0);
+    const timing = res.headers.get("server-timing") ?? "";
+    const app = /app;dur=([0-9.]+)/.exec(timing);
+    if (app) server.push(Number(app[1]));
+    if (timing.includes("src;desc=mem")) fromMemory++;
   }
 };
-Promise.all(Array.from({ length: workerData.readers }, loop)).then(() => parentPort.postMessage(reads));
+Promise.all(Array.from({ length: workerData.readers }, loop)).then(() =>
+  parentPort.postMessage({ reads, server, fromMemory, loopDelayP99: delay.percentile(99) / 1e6 }),
+);
 `;
 
 const server = await startNatsServer();
@@ -185,7 +198,7 @@ try {
     }
     const [x, y] = [onProjecting.at(-1)!, onReplica.at(-1)!];
     say(
-      `round ${round + 1}: reads p50/p99 projecting ${x.readP50.toFixed(1)}/${x.readP99.toFixed(1)} ms, API replica ${y.readP50.toFixed(1)}/${y.readP99.toFixed(1)} ms (load ${loadavg()[0]!.toFixed(1)})`,
+      `round ${round + 1}: reads p50/p99 projecting ${x.readP50.toFixed(1)}/${x.readP99.toFixed(1)} ms (server p99 ${x.serverP99.toFixed(1)}, readers' loop delay p99 ${x.loopDelayP99.toFixed(1)}), API replica ${y.readP50.toFixed(1)}/${y.readP99.toFixed(1)} ms (server p99 ${y.serverP99.toFixed(1)}, readers' loop delay p99 ${y.loopDelayP99.toFixed(1)}, ${(y.memoryShare * 100).toFixed(0)} % from memory) (load ${loadavg()[0]!.toFixed(1)})`,
     );
   }
   const loaded = pooled(onProjecting);
@@ -269,6 +282,13 @@ try {
       api_replica_read_p50_ms_loaded: loadedReplica.readP50,
       api_replica_read_p99_ms_loaded: loadedReplica.readP99,
       api_replica_reads_per_s_loaded: loadedReplica.readsPerSecond,
+      // Absent when the build measured sends no Server-Timing (BENCH_PROJECTOR_MAIN).
+      ...finite({
+        api_read_server_p99_ms_loaded: loaded.serverP99,
+        api_replica_read_server_p99_ms_loaded: loadedReplica.serverP99,
+        api_readers_loop_delay_p99_ms: Math.max(loaded.loopDelayP99, loadedReplica.loopDelayP99),
+      }),
+      api_replica_reads_from_memory_share: loadedReplica.memoryShare,
     },
     ratios: {
       live_apply_over_raw: liveRate / rawLimit,
@@ -322,6 +342,11 @@ async function liveCheckpoint(d: typeof db): Promise<number | undefined> {
   return r?.last_sequence;
 }
 
+/** The entries whose value is a finite number. */
+function finite(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => Number.isFinite(v)));
+}
+
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
@@ -363,8 +388,9 @@ async function latencyRun(
   // notification handler, and the latency would measure the bench's event loop.
   const readerWorker =
     readers > 0 ? new Worker(READERS_WORKER, { eval: true, workerData: { apiUrl, readers } }) : undefined;
-  const readsDone = new Promise<number[]>((resolve, reject) => {
-    if (!readerWorker) return resolve([]);
+  type Reads = { reads: number[]; server: number[]; fromMemory: number; loopDelayP99: number };
+  const readsDone = new Promise<Reads>((resolve, reject) => {
+    if (!readerWorker) return resolve({ reads: [], server: [], fromMemory: 0, loopDelayP99: Number.NaN });
     readerWorker.once("message", resolve).once("error", reject);
   });
   const t0 = performance.now();
@@ -394,10 +420,22 @@ async function latencyRun(
 
 type Run = ReturnType<typeof summary>;
 
-function summary(latencies: number[], reads: number[], published: number, ms: number) {
+function summary(
+  latencies: number[],
+  r: { reads: number[]; server: number[]; fromMemory: number; loopDelayP99: number },
+  published: number,
+  ms: number,
+) {
+  const { reads, server } = r;
   return {
     latencies,
     reads,
+    server,
+    fromMemory: r.fromMemory,
+    loopDelayP99: r.loopDelayP99,
+    /** The server's own time (Server-Timing `app`), p99. */
+    serverP99: pct(server, 99),
+    memoryShare: reads.length ? r.fromMemory / reads.length : 0,
     published,
     ms,
     p50: pct(latencies, 50),
@@ -413,7 +451,12 @@ function summary(latencies: number[], reads: number[], published: number, ms: nu
 function pooled(runs: readonly Run[]): Run {
   return summary(
     runs.flatMap((r) => r.latencies),
-    runs.flatMap((r) => r.reads),
+    {
+      reads: runs.flatMap((r) => r.reads),
+      server: runs.flatMap((r) => r.server),
+      fromMemory: runs.reduce((n, r) => n + r.fromMemory, 0),
+      loopDelayP99: Math.max(...runs.map((r) => r.loopDelayP99)),
+    },
     runs.reduce((n, r) => n + r.published, 0),
     runs.reduce((n, r) => n + r.ms, 0),
   );

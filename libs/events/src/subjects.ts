@@ -2,6 +2,7 @@
  * Subjects, stream names and header names: the only place they are spelt out.
  * Everything else builds them with these functions (DESIGN §2, §7).
  */
+import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import { TOKEN_SAFE, tokenSafeId } from "./ids.ts";
 
 export const AGGREGATE_TYPES = ["cluster", "install", "session", "nodeop", "workload", "kube"] as const;
@@ -26,7 +27,41 @@ export const Headers = {
   dlqSequence: "Cairn-Dlq-Sequence",
   dlqConsumer: "Cairn-Dlq-Consumer",
   dlqDeliveries: "Cairn-Dlq-Deliveries",
+  /** On a projector's change announcement: its batch and its part, `changesBatchHeader`. */
+  changesBatch: "Cairn-Changes-Batch",
 } as const;
+
+/** A change announcement's batch (`from`, `to`] (checkpoints) and its part (1-based) of `parts`. */
+export interface ChangesBatch {
+  readonly from: number;
+  readonly to: number;
+  readonly part: number;
+  readonly parts: number;
+}
+
+/**
+ * The `Cairn-Changes-Batch` header's value: `<from> <to> <part>/<parts>`.
+ * @example changesBatchHeader({ from: 120, to: 134, part: 1, parts: 2 }) // "120 134 1/2"
+ */
+export function changesBatchHeader(b: ChangesBatch): string {
+  return `${b.from} ${b.to} ${b.part}/${b.parts}`;
+}
+
+/** Headers holding `Cairn-Changes-Batch` for a change announcement. */
+export function changesBatchHeaders(b: ChangesBatch): MsgHdrs {
+  const h = natsHeaders();
+  h.set(Headers.changesBatch, changesBatchHeader(b));
+  return h;
+}
+
+/** The header's value read back; undefined when absent or not of that shape. */
+export function parseChangesBatchHeader(value: string | undefined): ChangesBatch | undefined {
+  const m = value === undefined ? null : /^(\d+) (\d+) (\d+)\/(\d+)$/.exec(value);
+  if (!m) return undefined;
+  const [from, to, part, parts] = m.slice(1).map(Number) as [number, number, number, number];
+  if (part < 1 || part > parts) return undefined;
+  return { from, to, part, parts };
+}
 
 /** `cmd.cluster.create` for command type `cluster.create`. */
 export function commandSubject(commandType: string): string {

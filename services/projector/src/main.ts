@@ -32,12 +32,19 @@ await runService({
      * (never project); `projection`: project only, no API (docs/projector.md).
      */
     CAIRN_PROJECTOR_ROLE: z.enum(PROJECTOR_ROLES).default("all"),
+    /**
+     * `GET /clusters/:id` from memory kept fresh by the change announcements: `1` / `0`;
+     * unset: in role `api` only (docs/projector.md, "The cluster cache").
+     */
+    CAIRN_API_CLUSTER_CACHE: z.enum(["0", "1"]).optional(),
   }),
   start: async ({ nats, connectNats, log, config }) => {
     const limit = config.CAIRN_API_RATE_LIMIT;
     const role = config.CAIRN_PROJECTOR_ROLE;
+    const cache = config.CAIRN_API_CLUSTER_CACHE;
     const projector = await startProjector({
       role,
+      ...(cache !== undefined ? { clusterCache: cache === "1" } : {}),
       nats,
       heartbeatNats: () => connectNats({ name: "projector-heartbeats", noEcho: true }),
       // TLS from PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY, as psql reads them (docs/security.md).

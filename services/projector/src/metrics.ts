@@ -36,3 +36,9 @@ export const heartbeatOutcomes = counter(
   "Heartbeats with connections by outcome: written, covered (by a write within the resolution), conflict (a lost compare-and-set, decided again), failed",
   ["outcome"],
 );
+/** `GET /clusters/:id` on a replica with the cluster cache (api/cluster-cache.ts): hit, miss, fill, reset. */
+export const clusterCacheOutcomes = counter(
+  "cairn_projector_cluster_cache_total",
+  "The cluster cache: hit (answered from memory), miss (read from Postgres), fill (a read kept), reset (emptied: a batch missed, announcements behind, a replay's swap)",
+  ["outcome"],
+);

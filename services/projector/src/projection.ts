@@ -592,8 +592,13 @@ export async function startProjection(opts: {
   durable: string;
   batchSize: number;
   logger: RunnerLogger;
-  /** Called with the rows of each batch after its transaction committed. Must not throw. */
-  onCommitted?: (changes: readonly Change[]) => void;
+  /**
+   * Called with the rows of each batch after its transaction committed, and the batch's
+   * place in the log: the checkpoint before it (`from`) and after it (`to`). Called for every
+   * committed batch, one that wrote no row included, in commit order, so a follower can tell
+   * that it saw every batch (api/cluster-cache.ts). Must not throw.
+   */
+  onCommitted?: (changes: readonly Change[], range: { readonly from: number; readonly to: number }) => void;
   /**
    * How often the projection checks its checkpoint against its consumer's ack floor
    * (default 5 s; 0: never). See `healLostCommits`.
@@ -615,6 +620,7 @@ export async function startProjection(opts: {
     batchSize: opts.batchSize,
     logger,
     handleBatch: async (msgs, { deadLetter }) => {
+      const from = status.checkpoint ?? 0;
       try {
         const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
         status.lastBatchAt = new Date();
@@ -628,10 +634,12 @@ export async function startProjection(opts: {
         // Announced once this batch is acked and the next one is on its way to Postgres:
         // serialising a busy batch's rows takes milliseconds the next batch's round trips
         // can hide. In order (setImmediate runs its callbacks first in, first out).
-        const committed = outcome.changes;
-        if (committed?.length && opts.onCommitted) {
+        // Every batch, one with no rows too: a follower checks that each follows the last.
+        const committed = outcome.changes ?? [];
+        if (opts.onCommitted) {
           const announce = opts.onCommitted;
-          setImmediate(() => announce(committed));
+          const range = { from, to: outcome.checkpoint };
+          setImmediate(() => announce(committed, range));
         }
         if (outcome.waitingFor !== undefined) {
           gapWaits.inc();
@@ -653,12 +661,12 @@ export async function startProjection(opts: {
     everyMs: opts.healEveryMs ?? DEFAULT_HEAL_EVERY_MS,
     budget: Math.max(100, opts.batchSize),
     logger,
-    onHealed: (outcome) => {
+    onHealed: (outcome, from) => {
       status.checkpoint = outcome.checkpoint;
       checkpointGauge.set(outcome.checkpoint);
       gapsFilled.inc(outcome.filled);
       eventsApplied.inc({ mode: "live" }, outcome.events);
-      if (outcome.changes?.length && opts.onCommitted) opts.onCommitted(outcome.changes);
+      opts.onCommitted?.(outcome.changes ?? [], { from, to: outcome.checkpoint });
     },
   });
   return {
@@ -696,7 +704,8 @@ function healLostCommits(opts: {
   everyMs: number;
   budget: number;
   logger: RunnerLogger;
-  onHealed: (outcome: BatchOutcome) => void;
+  /** `from`: the checkpoint the heal started from. */
+  onHealed: (outcome: BatchOutcome, from: number) => void;
 }): { stop(): Promise<void> } {
   if (opts.everyMs <= 0) return { stop: async () => {} };
   let inFlight: Promise<void> | undefined;
@@ -718,7 +727,7 @@ function healLostCommits(opts: {
         { from: checkpoint + 1, to: outcome.checkpoint, acked, filled: outcome.filled },
         "acked messages were missing from the read models (a commit lost in a Postgres crash): filled from the stream",
       );
-      opts.onHealed(outcome);
+      opts.onHealed(outcome, checkpoint);
     }
   };
   const timer = setInterval(() => {

@@ -2,18 +2,23 @@ import { hostname } from "node:os";
 import {
   CommandBus,
   catalogue,
+  changesBatchHeaders,
   connectNats,
   EventStore,
   ensureStreams,
   expectedStreams,
+  Headers,
   type Nats,
   newId,
+  parseChangesBatchHeader,
   projectorChangesSubject,
   type RunnerLogger,
   type RunningConsumer,
   serveStrayCommands,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
+import { sql } from "kysely";
+import { type CheckpointSeen, ClusterCache } from "./api/cluster-cache.ts";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
 import { type Change, ChangeFeed } from "./changes.ts";
 import {
@@ -77,6 +82,11 @@ export type ProjectorOptions = NatsSource & {
    * `projection`: it projects (when it holds the lease) and serves no API (`api` must be false).
    */
   readonly role?: ProjectorRole;
+  /**
+   * Whether `GET /clusters/:id` is answered from memory kept fresh by the change announcements
+   * (api/cluster-cache.ts; `CAIRN_API_CLUSTER_CACHE`). Default: in role `api` only.
+   */
+  readonly clusterCache?: boolean;
 };
 
 /** What a projector replica does: see `ProjectorOptions.role`. */
@@ -198,24 +208,50 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
     // feeds them to its live stream.
     const nc = nats.nc;
     const subject = projectorChangesSubject(durable);
+    // An API replica that does not project keeps `GET /clusters/:id`'s inputs in memory,
+    // fresh from these announcements (api/cluster-cache.ts).
+    const clusterCache =
+      opts.api && (opts.clusterCache ?? role === "api")
+        ? new ClusterCache({
+            poll: () => pollCheckpoint(db!, schema, durable),
+            onReset: (why) => log.info({ why }, "cluster cache emptied"),
+          })
+        : undefined;
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
         // Nobody follows the live stream on this replica: the rows need not be parsed
         // (a busy batch announces about a megabyte).
-        if (changes.listenerCount === 0) return;
+        if (changes.listenerCount === 0 && !clusterCache) return;
+        let rows: Change[];
         try {
-          changes.publish(msg.json<Change[]>());
+          rows = msg.json<Change[]>();
         } catch (e) {
+          clusterCache?.announced(undefined, []);
           log.warn({ err: e instanceof Error ? e.message : String(e) }, "an unreadable change announcement");
+          return;
         }
+        // The cache first: a change on this replica's live stream is readable through it.
+        clusterCache?.announced(parseChangesBatchHeader(msg.headers?.get(Headers.changesBatch)), rows);
+        changes.publish(rows);
       },
     });
-    fanout = { stop: () => sub.unsubscribe() };
-    const announce = (c: readonly Change[]) => {
-      // In slices well under NATS's 1 MB payload limit.
-      for (let i = 0; i < c.length; i += CHANGES_PER_MESSAGE)
-        nc.publish(subject, JSON.stringify(c.slice(i, i + CHANGES_PER_MESSAGE)));
+    fanout = {
+      stop: () => {
+        sub.unsubscribe();
+        clusterCache?.stop();
+      },
+    };
+    const announce = (c: readonly Change[], range: { from: number; to: number }) => {
+      // In slices well under NATS's 1 MB payload limit; each says its batch and its part,
+      // and a batch with no rows is announced too, so a follower knows it missed none.
+      const parts = Math.max(1, Math.ceil(c.length / CHANGES_PER_MESSAGE));
+      for (let part = 1; part <= parts; part++) {
+        const slice = c.slice((part - 1) * CHANGES_PER_MESSAGE, part * CHANGES_PER_MESSAGE);
+        nc.publish(subject, JSON.stringify(slice), {
+          headers: changesBatchHeaders({ ...range, part, parts }),
+        });
+      }
     };
     // The first election's start-up, awaited below: a projector that leads from the start
     // returns with its projection and replay server running.
@@ -273,6 +309,8 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         bus: new CommandBus({ js: nats.js, catalogue }),
         store: new EventStore({ js: nats.js, jsm: nats.jsm, catalogue }),
         changes,
+        ...(clusterCache ? { clusterCache } : {}),
+        checkpointName: durable,
         nats,
         heartbeatNats:
           opts.heartbeatNats ??
@@ -304,5 +342,17 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       stopping ??= shutdown().then(() => log.info({ durable }, "projector stopped"));
       return stopping;
     },
+  };
+}
+
+/** The checkpoint and which table is `<schema>.clusters` (a replay swaps another in). */
+async function pollCheckpoint(db: Db, schema: string, durable: string): Promise<CheckpointSeen> {
+  const r = await sql<{ checkpoint: number | null; tbl: string | null }>`select
+      (select last_sequence from ${sql.table(`${schema}.projector_checkpoint`)} where name = ${durable}) as checkpoint,
+      to_regclass(${`${schema}.clusters`})::oid::text as tbl`.execute(db);
+  const row = r.rows[0];
+  return {
+    checkpoint: row?.checkpoint == null ? undefined : Number(row.checkpoint),
+    table: row?.tbl ?? null,
   };
 }

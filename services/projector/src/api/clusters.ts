@@ -67,7 +67,8 @@ function clusterLiveText(schema: string): string {
       (select coalesce(json_agg(doc order by id), '[]') from ${t("step_durations")}) as durations,
       (select coalesce(json_agg(json_build_object('state', state, 'n', n) order by state), '[]')
          from (select state, count(*)::int as n from ${t("sessions")} where cluster_id = $1 group by state) s
-      ) as session_counts
+      ) as session_counts,
+      (select last_sequence from ${t("projector_checkpoint")} where name = $2) as checkpoint
     from ${t("clusters")} c where c.id = $1`;
 }
 
@@ -99,8 +100,9 @@ async function clusterWithEtaAndSessions(deps: ApiDeps, id: string) {
           install_doc: InstallRow | null;
           durations: StepDurationRow[];
           session_counts: { state: string; n: number }[];
+          checkpoint: number | string | null;
         }
-      >({ name, text, values: [id] }),
+      >({ name, text, values: [id, deps.checkpointName ?? "projector"] }),
     );
   // A column's type changed under a connection that prepared the statement (a newer
   // replica's migration, e.g. jsonb → json): Postgres refuses the old plan ("cached plan
@@ -116,6 +118,42 @@ async function clusterWithEtaAndSessions(deps: ApiDeps, id: string) {
     row: fromStored(found),
     eta: { install: found.install_doc ?? undefined, durations: found.durations, now: new Date() },
     sessions: found.session_counts,
+    // The checkpoint in the same snapshot as the rows: where the read model was (cluster-cache.ts).
+    checkpoint: found.checkpoint === null ? undefined : Number(found.checkpoint),
+  };
+}
+
+/**
+ * A cluster's live view: from the replica's memory when it holds the cluster at a point of
+ * the log it may answer from (cluster-cache.ts), else from Postgres (kept for the next read
+ * when the statement saw the point the memory is at). Undefined: no such cluster.
+ */
+async function liveClusterView(
+  deps: ApiDeps,
+  id: string,
+  atLeastSequence: number | undefined,
+  source: (from: "mem" | "pg") => void,
+) {
+  const cache = deps.clusterCache;
+  const held = cache?.get(id, atLeastSequence);
+  source(held ? "mem" : "pg");
+  if (held) {
+    const eta = { install: held.install, durations: held.durations, now: new Date() };
+    return { ...toClusterView(held.row, deps.jaegerUiUrl, eta), sessions: sessionCountsFrom(held.sessions) };
+  }
+  const ticket = cache?.ticket();
+  const live = await clusterWithEtaAndSessions(deps, id);
+  if (!live) return undefined;
+  if (cache && ticket !== undefined)
+    cache.fill(ticket, live.checkpoint, id, {
+      row: live.row,
+      install: live.eta.install,
+      sessions: live.sessions,
+      durations: live.eta.durations,
+    });
+  return {
+    ...toClusterView(live.row, deps.jaegerUiUrl, live.eta),
+    sessions: sessionCountsFrom(live.sessions),
   };
 }
 
@@ -165,6 +203,9 @@ export function toClusterView(
     updatedAt: row.updatedAt,
   };
 }
+
+/** When each `GET /clusters/:id` reached its route (for Server-Timing). */
+const requestStarted = new WeakMap<object, number>();
 
 const listCursor = z.object({ id: z.string() });
 
@@ -224,6 +265,19 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
       // The live view is built in the schema's key order: sent as JSON.stringify makes it
       // (plain-json.ts; checked against zod's encoding under test).
       config: { access: "viewer", plainJson: [200] },
+      // Server-Timing: the time this process spent on the request, from the route's first look
+      // at it (onRequest) to the answer serialized (a client's latency minus this is the network, the
+      // client's own delays and this event loop's delay before it read the request), and
+      // where the live view came from (`mem`: this replica's memory, `pg`: Postgres).
+      onRequest: async (req) => {
+        requestStarted.set(req, performance.now());
+      },
+      onSend: async (req, reply, payload) => {
+        const src = reply.getHeader("server-timing");
+        const ms = performance.now() - (requestStarted.get(req) ?? performance.now());
+        reply.header("server-timing", `app;dur=${ms.toFixed(2)}${src ? `, ${String(src)}` : ""}`);
+        return payload;
+      },
       schema: {
         summary: "One cluster as the projection last saw it, or as it was at a sequence or time (`?at=`)",
         description:
@@ -236,7 +290,7 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
     async (req, reply) => {
       const { id } = req.params;
-      const at = req.query.at;
+      const { at, atLeastSequence } = req.query;
       let row: ClusterRow | undefined;
       let install: InstallRow | undefined;
       if (at === undefined) {
@@ -244,12 +298,11 @@ export function clusterRoutes(app: FastifyInstance, deps: ApiDeps): void {
         // four in a row: the cluster, its install, the learnt durations, its session
         // counts, each its own checkout, each queued behind whatever the loaded event loop
         // and Postgres were doing).
-        const live = await clusterWithEtaAndSessions(deps, id);
-        if (live)
-          return {
-            ...toClusterView(live.row, deps.jaegerUiUrl, live.eta),
-            sessions: sessionCountsFrom(live.sessions),
-          };
+        // On a replica that does not project, from memory kept by the announcements.
+        const view = await liveClusterView(deps, id, atLeastSequence, (from) =>
+          reply.header("server-timing", `src;desc=${from}`),
+        );
+        if (view) return view;
       } else {
         // The log, not the read model: the fold is the live projection's reducer over a
         // prefix, and so is its install's (the progress counts the install's steps then).

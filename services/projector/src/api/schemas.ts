@@ -151,6 +151,14 @@ export const clusterQuery = z.object({
     .describe(
       "Show the cluster as it was at this stream sequence (e.g. `42`) or time (e.g. `2026-11-22T08:00:00Z`), folded from the event log",
     ),
+  atLeastSequence: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe(
+      "The live view from a read model at least this fresh (a stream sequence, e.g. a command's `sequence`): a replica that answers from memory reads Postgres unless its memory has applied the log that far. The answer's `sequence` still says what it shows (the projection may not be there yet)",
+    ),
 });
 
 export const historyQuery = z.object({

@@ -29,6 +29,7 @@ import {
   type Principal,
   type RateLimit,
 } from "./auth.ts";
+import type { ClusterCache } from "./cluster-cache.ts";
 import { clusterRoutes } from "./clusters.ts";
 import { commandRoutes } from "./commands.ts";
 import { dashboardRoutes } from "./dashboard.ts";
@@ -92,6 +93,10 @@ export interface ApiDeps {
   readonly store: EventStore<AnyEvent>;
   /** Read-model changes after each commit, for the live stream. */
   readonly changes: ChangeFeed;
+  /** `GET /clusters/:id`'s inputs in memory (cluster-cache.ts); absent: every read asks Postgres. */
+  readonly clusterCache?: ClusterCache | undefined;
+  /** The projection's checkpoint row (its durable name), read with the live cluster view. Default `projector`. */
+  readonly checkpointName?: string | undefined;
   readonly logger: RunnerLogger;
   readonly jaegerUiUrl?: string | undefined;
   readonly auth?: ApiAuth | undefined;
