@@ -93,8 +93,10 @@ const traceLogger = TRACE
   ? {
       logger: {
         info() {},
-        warn: (obj: object, msg?: string) => process.stderr.write(`  [${since0()} ms] warn ${msg} ${JSON.stringify(obj)}\n`),
-        error: (obj: object, msg?: string) => process.stderr.write(`  [${since0()} ms] error ${msg} ${JSON.stringify(obj)}\n`),
+        warn: (obj: object, msg?: string) =>
+          process.stderr.write(`  [${since0()} ms] warn ${msg} ${JSON.stringify(obj)}\n`),
+        error: (obj: object, msg?: string) =>
+          process.stderr.write(`  [${since0()} ms] error ${msg} ${JSON.stringify(obj)}\n`),
       },
     }
   : {};

@@ -163,45 +163,6 @@ describe("the reactor runtime", () => {
     expect(letter.reason).toContain("(fix: wait for EC2)");
   });
 
-  it("a commit `ordered` lets go runs beside an earlier one of its aggregate still in hand; by default it waits", async () => {
-    const run = async (name: string, id: string, ordered?: (types: readonly string[]) => boolean) => {
-      const seen: string[] = [];
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      const r = await startReactor({
-        nats,
-        name,
-        aggregate: "cluster",
-        types: ["cluster.requested", "cluster.deletion-requested"],
-        concurrency: 4,
-        ...(ordered ? { ordered } : {}),
-        react: async (e) => {
-          if (e.aggregate.id !== id) return;
-          if (e.type === "cluster.requested") {
-            // Held until the later commit has run, or 1.5 s at most.
-            await Promise.race([gate, new Promise((w) => setTimeout(w, 1_500))]);
-            seen.push("requested");
-          } else {
-            seen.push("deletion-requested");
-            release();
-          }
-        },
-      });
-      await recordClusterRequested(store, id);
-      await appendAsOwner(store, { type: "cluster", id }, "cluster.deletion-requested", {});
-      await until(`${name}: both handled`, () => seen.length === 2);
-      await r.stop();
-      return seen;
-    };
-    // The deletion's commit is order-free here: it runs while the request's is still in hand.
-    expect(await run("ordered-test", "ordered-1", (types) => !types.includes("cluster.deletion-requested"))).toEqual([
-      "deletion-requested",
-      "requested",
-    ]);
-    // By default one aggregate's commits are one after another.
-    expect(await run("in-order-test", "ordered-2")).toEqual(["requested", "deletion-requested"]);
-  });
-
   it("a commit whose events wait and fail settles as the failure; a permanent one is a dead letter at once", async () => {
     const id = "mixed-1";
     let calls = 0;

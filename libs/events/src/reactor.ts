@@ -52,15 +52,6 @@ export interface ReactorOptions<A extends AggregateType> {
   /** Commits in hand at once, across aggregates; one aggregate's commits stay in order. Default 16. */
   concurrency?: number;
   /**
-   * Whether a commit holding these event types (its `Cairn-Event-Types` header) waits for the
-   * aggregate's commits before it. Default: every commit does. A commit for which this is false
-   * runs beside the others (its own chain): for reactions that are order-free by their own
-   * state (the installer's records of node-ops' Ready facts carry the fact's position), which
-   * would otherwise queue one commit at a time behind each other and behind the ones that must
-   * stay in order (a check's unreachable, then reachable). A commit without the header waits.
-   */
-  ordered?: (eventTypes: readonly string[]) => boolean;
-  /**
    * `together` (default): a commit's events run side by side (they concern different
    * slots, nodes…, and every reaction is idempotent). `in-order`: one after another,
    * stopping at the first that does not finish.
@@ -87,7 +78,6 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
     durable: o.name,
     filterSubject: eventFilter(o.aggregate),
     concurrency: o.concurrency ?? 16,
-    ...(o.ordered ? { keyOf: orderKey(o.ordered) } : {}),
     ...(o.failureBudget !== undefined ? { failureBudget: o.failureBudget } : {}),
     ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
     ...(o.maxInHand !== undefined ? { maxInHand: o.maxInHand } : {}),
@@ -138,14 +128,6 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
       );
     },
   });
-}
-
-/** The runner's key: the subject (in order), or the commit's own for a commit `ordered` lets run beside the others. */
-function orderKey(ordered: (eventTypes: readonly string[]) => boolean): (msg: JsMsg) => string {
-  return (msg) => {
-    const header = msg.headers?.get(Headers.eventTypes);
-    return header && !ordered(header.split(",")) ? `${msg.subject}#${msg.seq}` : msg.subject;
-  };
 }
 
 /** Hands a settlement to the runner, which settles by the same classification. */

@@ -25,10 +25,6 @@ const sentScripts: StepCommand[] = [];
 const logLines: string[] = [];
 /** Set to crash the installer right after SSM took a step whose comment matches (a regular expression). */
 const crashAfterSend = new Set<string>();
-/** Clusters whose batch commands' invocations are shown still running (however they stand), until deleted. */
-const holdBatches = new Set<string>();
-/** A batch command's cluster, from its comment (`cluster=<id>`). */
-const batchCluster = new Map<string, string>();
 
 const logger = {
   info: (o: object, m?: string) => void logLines.push(`${m} ${JSON.stringify(o)}`),
@@ -41,11 +37,7 @@ const recording = (real: RemoteExec): RemoteExec => ({
   onlineInstances: (r, ids) => real.onlineInstances(r, ids),
   findSent: (r, i, c, since) => real.findSent(r, i, c, since),
   invocation: (r, c, i) => real.invocation(r, c, i),
-  invocations: async (r, c) => {
-    const all = await real.invocations(r, c);
-    if (!holdBatches.has(batchCluster.get(c) ?? "")) return all;
-    return new Map([...all].map(([id, inv]) => [id, { ...inv, status: "InProgress" }]));
-  },
+  invocations: (r, c) => real.invocations(r, c),
   commandTargets: (r, c) => real.commandTargets(r, c),
   cancel: (r, c, i) => real.cancel(r, c, i),
   putSecretIfAbsent: (r, n, v) => real.putSecretIfAbsent(r, n, v),
@@ -53,7 +45,6 @@ const recording = (real: RemoteExec): RemoteExec => ({
   deleteParameters: (r, n) => real.deleteParameters(r, n),
   sendBatch: async (region, batch) => {
     const id = await real.sendBatch(region, batch);
-    batchCluster.set(id, /cluster=(\S+)/.exec(batch.comment)?.[1] ?? "");
     sentScripts.push({ ...batch, instanceId: batch.instanceIds.join(",") });
     for (const k of crashAfterSend)
       if (new RegExp(k).test(batch.comment)) {
@@ -276,31 +267,6 @@ describe("installing K3s over SSM", () => {
       failed.instance,
     ]);
     expect(history.filter((e) => e.type === "install.batch-sent")).toHaveLength(1);
-  });
-
-  it("two batches in flight: one batch's poll records the other's ended joins too, in one commit", async () => {
-    // Each batch's poll is a commit of the install, and the installer-reactor takes one
-    // install's commits in order: without the sweep, batch 2's results wait for batch 1's
-    // poll and its records, then come in a commit of their own (ten in a row at 500 nodes).
-    holdBatches.add("sweep");
-    await create("sweep", { pools: [...pools(2), { ...pools(2)[0]!, name: "others" }] });
-    await until("both batches sent", async () =>
-      (await historyOf("sweep")).filter((e) => e.type === "install.batch-sent").length === 2 ? true : undefined,
-    );
-    // Both commands have ended on their instances (the sim's join takes well under this) and
-    // both batches' first looks have come; every poll so far saw them running.
-    await new Promise((r) => setTimeout(r, 1_000));
-    holdBatches.delete("sweep");
-    await installed("sweep", 5);
-    const history = await historyOf("sweep");
-    expect(history.filter((e) => e.type === "install.batch-sent")).toHaveLength(2);
-    const joins = history.filter(
-      (e) => e.type === "install.step-succeeded" && (e.data as { step: string }).step === "k3s-agent-join",
-    );
-    expect(joins).toHaveLength(4);
-    expect(new Set(joins.map((e) => e.sequence)).size).toBe(1);
-    // Never sent twice: one command per batch.
-    expect(new Set(invocations("sweep").filter((c) => c.step === "k3s-agent-join").map((c) => c.id)).size).toBe(2);
   });
 
   it("the installer killed mid-install and restarted: no step is sent twice", async () => {

@@ -154,13 +154,6 @@ const KUBE_FACTS = [
   "kube.node-removed",
 ] as const satisfies readonly KubeFact["type"][];
 
-/** The kube facts that are health checks: recorded in the order node-ops saw them. */
-const CHECK_FACTS: ReadonlySet<string> = new Set<KubeFact["type"]>([
-  "kube.api-unreachable",
-  "kube.api-reachable",
-  "kube.node-pressure-changed",
-]);
-
 /** The comment a batch's command carries: how a send cut short by a crash is found again. */
 export function batchComment(clusterId: string, step: string, batch: string): string {
   return `cairn ${step} batch=${batch} cluster=${clusterId}`.slice(0, 100);
@@ -999,10 +992,10 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     const others = new Map<string, { sentAt: string; members: InstallNode[] }>();
     for (const n of Object.values(state.nodes)) {
       const s = n.step;
-      if (!s || s.status !== "sent" || s.batch === undefined || s.name !== step) continue;
+      if (s?.status !== "sent" || s.batch === undefined || s.name !== step) continue;
       if (!s.commandId || s.commandId === commandId || !s.sentAt || since(s.sentAt) < firstMs) continue;
-      const o = others.get(s.commandId);
-      if (o) o.members.push(n);
+      const theirs = others.get(s.commandId);
+      if (theirs) theirs.members.push(n);
       else others.set(s.commandId, { sentAt: s.sentAt, members: [n] });
     }
     return others;
@@ -1151,12 +1144,6 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       aggregate: "kube",
       types: KUBE_FACTS,
       concurrency: 32,
-      // Only the checks keep their order (an api-unreachable, then api-reachable): the node
-      // states carry their fact's position and are order-free, so a commit of them runs
-      // beside the cluster's others and their records share group commits, where one kube
-      // commit after another each waited for its own (bench/install at 500 nodes: the last
-      // Ready recorded 2 s after node-ops had seen it).
-      ordered: (types) => types.some((t) => CHECK_FACTS.has(t)),
       ...logger,
       react: onKube,
     }),
