@@ -20,10 +20,13 @@
  *
  * Run: node bench/install/main.ts [--scale 100] [--runs 3] [--nodes 3,50,200,500]
  *      (BENCH_DUMP=file.json writes the last run's cluster, install and kube events;
- *      BENCH_QUICK=1: one run each of 3 and 10 nodes, no warm-up run, a smoke run)
+ *      BENCH_QUICK=1: one run each of 3 and 10 nodes, no warm-up run, a smoke run;
+ *      BENCH_TRACE=1: on stderr, the services' warnings and, every 500 ms, the process's
+ *      CPU and its longest event-loop delay, in ms since the command: where a slow run waited)
  */
 import { writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
   CommandBus,
@@ -82,6 +85,42 @@ interface Run {
 
 const POLLED = ["DescribeInstances", "DescribeInstanceInformation", "GetCommandInvocation", "SendCommand"];
 
+/** BENCH_TRACE: the services' warnings and errors on stderr, with the ms since `origin.t0`. */
+const TRACE = process.env.BENCH_TRACE === "1";
+const origin = { t0: performance.now() };
+const since0 = () => Math.round(performance.now() - origin.t0);
+const traceLogger = TRACE
+  ? {
+      logger: {
+        info() {},
+        warn: (obj: object, msg?: string) =>
+          process.stderr.write(`  [${since0()} ms] warn ${msg} ${JSON.stringify(obj)}\n`),
+        error: (obj: object, msg?: string) =>
+          process.stderr.write(`  [${since0()} ms] error ${msg} ${JSON.stringify(obj)}\n`),
+      },
+    }
+  : {};
+
+/** BENCH_TRACE: every 500 ms, this process's CPU (ms of the interval) and its longest event-loop delay. */
+function traceProcess(): () => void {
+  if (!TRACE) return () => {};
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  let cpu = process.cpuUsage();
+  const every = setInterval(() => {
+    const d = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    process.stderr.write(
+      `  [${since0()} ms] cpu ${Math.round((d.user + d.system) / 1000)} ms/500, loop delay max ${Math.round(h.max / 1e6)} ms, load ${loadavg()[0]!.toFixed(1)}\n`,
+    );
+    h.reset();
+  }, 500);
+  return () => {
+    clearInterval(every);
+    h.disable();
+  };
+}
+
 async function once(nodes: number, seed: number): Promise<Run> {
   const js = await startJetStream();
   const sim = await startSim({ seed, timeScale: SCALE, latencies: REALISTIC_LATENCIES });
@@ -96,13 +135,15 @@ async function once(nodes: number, seed: number): Promise<Run> {
     pollMs,
     maxPollMs,
     firstBootPollMs: FIRST_BOOT_POLL_MS / SCALE,
+    ...traceLogger,
   });
-  const nodeOps = await startNodeOps({ nats: js.nats, ssm: aws });
+  const nodeOps = await startNodeOps({ nats: js.nats, ssm: aws, ...traceLogger });
   const installer = await startInstaller({
     nats: js.nats,
     ssm: aws,
     // Every agent of the 50-node cluster joins at once: the floor has one join, not three waves.
     policy: { maxParallelJoins: Math.max(49, nodes) },
+    ...traceLogger,
     // SSM's own timeout is counted in sim seconds, which pass SCALE times faster: scale the backstop.
     // The steps' first looks (their typical durations on AWS) shortened alike.
     reactor: {
@@ -126,6 +167,8 @@ async function once(nodes: number, seed: number): Promise<Run> {
   });
   const c = exampleClusterCreate(clusterId, "bench");
   const t0 = performance.now();
+  origin.t0 = t0;
+  const untrace = traceProcess();
   const sentAt = Date.now();
   await bus.send({
     ...c,
@@ -148,6 +191,7 @@ async function once(nodes: number, seed: number): Promise<Run> {
   ]);
   clearTimeout(timer);
   const ms = performance.now() - t0;
+  untrace();
   sub.unsubscribe();
 
   const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });

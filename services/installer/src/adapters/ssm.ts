@@ -26,6 +26,7 @@ import {
   type ResilienceOptions,
   resilienceMetricsObserver,
   traceAwsClient,
+  withoutSdkCallLogging,
 } from "@cairn/service";
 import type { BatchCommand, BatchInvocation, Invocation, RemoteExec, StepCommand } from "../ports.ts";
 import {
@@ -49,6 +50,30 @@ export interface SsmRemoteExecOptions extends ResilienceOptions {
   readonly resilience?: Resilience;
 }
 
+/**
+ * The SSMClient of one region as the adapter uses it: SDK retries off (the resilience
+ * policies retry), endpoint and credentials from options or the environment, a client span
+ * per call, and no SDK call logging (`withoutSdkCallLogging`: no SDK logger is given, and its
+ * middleware would still mask and copy every answer — a ListCommandInvocations of 50
+ * members with their output, a DescribeInstanceInformation of hundreds of instances).
+ */
+export function ssmClient(
+  region: string,
+  opts: Pick<SsmRemoteExecOptions, "endpoint" | "credentials"> = {},
+): SSMClient {
+  const client = new SSMClient({
+    region,
+    // Retries are the resilience policy's; the SDK's own would multiply them.
+    maxAttempts: 1,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+  });
+  // Every call a client span (SSM.SendCommand …), a child of the reaction's.
+  traceAwsClient(client);
+  withoutSdkCallLogging(client);
+  return client;
+}
+
 const iso = (d: Date | string | undefined) => {
   if (d === undefined || d === "") return undefined;
   const t = d instanceof Date ? d : new Date(d);
@@ -70,14 +95,7 @@ export class SsmRemoteExec implements RemoteExec {
   #client(region: string): SSMClient {
     let c = this.#clients.get(region);
     if (!c) {
-      c = new SSMClient({
-        region,
-        // Retries are the resilience policy's; the SDK's own would multiply them.
-        maxAttempts: 1,
-        ...(this.#o.endpoint !== undefined ? { endpoint: this.#o.endpoint } : {}),
-        ...(this.#o.credentials !== undefined ? { credentials: this.#o.credentials } : {}),
-      });
-      traceAwsClient(c);
+      c = ssmClient(region, this.#o);
       this.#clients.set(region, c);
     }
     return c;

@@ -54,7 +54,13 @@ import {
   startReactor,
 } from "@cairn/events";
 import { inLifecycleTrace } from "../lifecycle-trace.ts";
-import { isRemoteExecFailure, NotManagedError, type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
+import {
+  type Invocation,
+  isRemoteExecFailure,
+  NotManagedError,
+  type RemoteExec,
+  RUNNING_STATUSES,
+} from "../ports.ts";
 import { stepScript } from "../scripts/steps.ts";
 import {
   DEFAULT_INSTALL_POLICY,
@@ -962,6 +968,84 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       await notManagedYet(`batch ${batch}: some of its instances are not managed yet`);
   };
 
+  /** A batch member's result, in the install's group commit. */
+  const batchResult = (
+    e: InstallFact & { type: "install.batch-sent" },
+    commandId: string,
+    n: InstallNode,
+    data: Omit<CommandDataInput<"install.record-step-result">, "clusterId" | "slot" | "step" | "attempt">,
+  ) =>
+    batched(e, "install.record-step-result", {
+      clusterId: e.aggregate.id,
+      slot: n.slot,
+      step: e.data.step,
+      attempt: n.step?.attempt ?? 1,
+      commandId,
+      ...data,
+    });
+
+  /**
+   * The install's other batch commands of `step` in flight (`sent`, not `commandId`) whose
+   * first look has come, with their members still sent: what a batch's poll also looks at.
+   */
+  const othersInFlight = (state: Active, step: InstallStep, commandId: string, firstMs: number) => {
+    const others = new Map<string, { sentAt: string; members: InstallNode[] }>();
+    for (const n of Object.values(state.nodes)) {
+      const s = n.step;
+      if (s?.status !== "sent" || s.batch === undefined || s.name !== step) continue;
+      if (!s.commandId || s.commandId === commandId || !s.sentAt || since(s.sentAt) < firstMs) continue;
+      const theirs = others.get(s.commandId);
+      if (theirs) theirs.members.push(n);
+      else others.set(s.commandId, { sentAt: s.sentAt, members: [n] });
+    }
+    return others;
+  };
+
+  /**
+   * Records the members of a batch command whose invocation ended (a failure with its full
+   * output from its own GetCommandInvocation); the others are left as they are. Idempotent by
+   * the install's state: a member recorded already (by another batch's poll, or a replica's)
+   * records nothing.
+   */
+  const recordEnded = async (
+    e: InstallFact & { type: "install.batch-sent" },
+    state: Active,
+    commandId: string,
+    sentAt: string,
+    members: readonly InstallNode[],
+    invocations: ReadonlyMap<string, Invocation>,
+    nodes: number,
+  ) => {
+    const clusterId = e.aggregate.id;
+    const region = state.plan.region;
+    const step = e.data.step;
+    await Promise.all(
+      members.map(async (n) => {
+        let inv = invocations.get(n.instanceId);
+        if (!inv || RUNNING_STATUSES.has(inv.status)) return;
+        // The list shows the plugin's first 2,500 characters; a failure's tail is worth the full output.
+        if (inv.status !== "Success") {
+          const full = await o.remote.invocation(region, commandId, n.instanceId);
+          if (full) inv = { ...inv, stdout: full.stdout, stderr: full.stderr };
+        }
+        const started = inv.startedAt ? Date.parse(inv.startedAt) : Date.parse(sentAt);
+        const ended = inv.endedAt ? Date.parse(inv.endedAt) : now().getTime();
+        const durationMs = Math.max(0, Math.round(ended - started));
+        const status = inv.status === "Success" ? "Success" : normaliseStatus(inv.status);
+        log?.info(
+          { cluster: clusterId, node: n.node, step, attempt: n.step?.attempt, status, durationMs, commandId },
+          `step ${Math.min(joinedCount(state.nodes) + 1, Math.max(1, nodes))}/${Math.max(1, nodes)} ${step} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
+        );
+        await batchResult(e, commandId, n, {
+          status,
+          durationMs,
+          outputTail: outputTail(inv.stdout, inv.stderr),
+          ...(status !== "Success" ? { reason: `${step} ended ${inv.status}` } : {}),
+        });
+      }),
+    );
+  };
+
   /**
    * A batch's command (install.batch-sent): every invocation in one ListCommandInvocations
    * (by command id, with details; paginated), each ended one recorded as its node's result
@@ -985,58 +1069,32 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     const wait = (why: string) =>
       new RetryLaterError(Math.max(1, Math.min(toDeadline, proportional(sent, first))), why);
     if (!late && sent < first) throw wait(`${step} batch ${e.data.batch} cannot have ended yet`);
-    const invocations = await o.remote.invocations(region, commandId);
-    const result = (
-      n: InstallNode,
-      data: Omit<CommandDataInput<"install.record-step-result">, "clusterId" | "slot" | "step" | "attempt">,
-    ) =>
-      batched(e, "install.record-step-result", {
-        clusterId,
-        slot: n.slot,
-        step,
-        attempt: n.step?.attempt ?? 1,
-        commandId,
-        ...data,
-      });
+    // This batch's invocations, and those of the install's other batches of the step in
+    // flight that are due a look (their first look passed): the installer-reactor takes one
+    // install's commits in order, so each batch's poll would otherwise wait for the one
+    // before it and its records (ten batches of a 500-node install, one after another).
+    // Only their ended members are recorded here, and a failed look at theirs costs this
+    // poll nothing: their waits, deadlines and cancels stay with their own batch's event.
+    // (Read fresh: the install as this event left it may not hold the batches sent after it.)
+    const fresh = (await read(clusterId)).state;
+    const others = fresh.status === "Absent" ? new Map() : othersInFlight(fresh, step, commandId, first);
+    const [invocations, ...swept] = await Promise.all([
+      o.remote.invocations(region, commandId),
+      ...[...others.keys()].map((id) =>
+        o.remote.invocations(region, id).catch((): ReadonlyMap<string, Invocation> => new Map()),
+      ),
+    ]);
     const running = members.filter((n) => {
       const inv = invocations.get(n.instanceId);
       return !inv || RUNNING_STATUSES.has(inv.status);
     });
     const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
-    await Promise.all(
-      members
-        .filter((n) => !running.includes(n))
-        .map(async (n) => {
-          let inv = invocations.get(n.instanceId)!;
-          // The list shows the plugin's first 2,500 characters; a failure's tail is worth the full output.
-          if (inv.status !== "Success") {
-            const full = await o.remote.invocation(region, commandId, n.instanceId);
-            if (full) inv = { ...inv, stdout: full.stdout, stderr: full.stderr };
-          }
-          const started = inv.startedAt ? Date.parse(inv.startedAt) : Date.parse(e.data.sentAt);
-          const ended = inv.endedAt ? Date.parse(inv.endedAt) : now().getTime();
-          const durationMs = Math.max(0, Math.round(ended - started));
-          const status = inv.status === "Success" ? "Success" : normaliseStatus(inv.status);
-          log?.info(
-            {
-              cluster: clusterId,
-              node: n.node,
-              step,
-              attempt: n.step?.attempt,
-              status,
-              durationMs,
-              commandId,
-            },
-            `step ${Math.min(joinedCount(state.nodes) + 1, Math.max(1, nodes))}/${Math.max(1, nodes)} ${step} ${status === "Success" ? "done" : status} in ${durationMs} ms`,
-          );
-          await result(n, {
-            status,
-            durationMs,
-            outputTail: outputTail(inv.stdout, inv.stderr),
-            ...(status !== "Success" ? { reason: `${step} ended ${inv.status}` } : {}),
-          });
-        }),
-    );
+    await Promise.all([
+      recordEnded(e, state, commandId, e.data.sentAt, members, invocations, nodes),
+      ...[...others].map(([id, { sentAt, members: theirs }], i) =>
+        recordEnded(e, state, id, sentAt, theirs, swept[i]!, nodes),
+      ),
+    ]);
     if (running.length === 0) return;
     if (!late) throw wait(`${running.length} of batch ${e.data.batch}'s ${step} still running`);
     // Past the deadline: the ones still running are cancelled (one call) before any new attempt.
@@ -1054,7 +1112,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     await Promise.all(
       running.map((n) => {
         const inv = invocations.get(n.instanceId);
-        return result(n, {
+        return batchResult(e, commandId, n, {
           status: inv ? "TimedOut" : "Lost",
           outputTail: inv ? outputTail(inv.stdout, inv.stderr) : "",
           reason: inv
