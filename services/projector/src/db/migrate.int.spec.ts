@@ -42,6 +42,7 @@ describe("migrations", () => {
       ["20261203130000_hot_path", "Success"],
       ["20261203170000_clusters_json", "Success"],
       ["20261203220000_clusters_compact_conditions", "Success"],
+      ["20261203223000_docs_json", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
