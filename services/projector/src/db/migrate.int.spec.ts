@@ -42,7 +42,6 @@ describe("migrations", () => {
       ["20261203130000_hot_path", "Success"],
       ["20261203170000_clusters_json", "Success"],
       ["20261203220000_clusters_compact_conditions", "Success"],
-      ["20261203223000_docs_json", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
@@ -109,17 +108,6 @@ describe("migrations", () => {
       "event_index_sequence_idx",
       "event_index_trace_id_idx",
     ]);
-
-    // The documents are `json` (20261203170000_clusters_json, 20261203223000_docs_json).
-    const types = await sql<{ table_name: string; data_type: string }>`
-      select table_name, data_type from information_schema.columns
-      where table_schema = 'replay_1' and column_name = 'doc' order by table_name`.execute(db);
-    expect(types.rows).toEqual(
-      ["installs", "nodeops", "nodes", "sessions", "step_durations"].map((t) => ({
-        table_name: t,
-        data_type: "json",
-      })),
-    );
 
     await migrateDownAll(db, "replay_1");
     expect(await tablesIn("replay_1")).not.toContain("clusters");

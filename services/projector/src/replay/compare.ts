@@ -4,7 +4,6 @@
  */
 import { sql } from "kysely";
 import { assertSchemaName, type Db, openDedicatedConnection } from "../db/database.ts";
-import { DOC_TABLES } from "../db/migrations/20261203223000_docs_json.ts";
 import { readCheckpoint } from "../repository/checkpoint.ts";
 
 /** The compared tables and their keys (the checkpoint and migration bookkeeping are not read models). */
@@ -18,9 +17,6 @@ export const COMPARED_TABLES = [
   { table: "sessions", key: "id" },
   { table: "step_durations", key: "id" },
 ] as const;
-
-/** The tables with `json` documents (migrations 20261203170000_clusters_json, 20261203223000_docs_json). */
-const JSON_TABLES = new Set<string>(["clusters", ...DOC_TABLES]);
 
 export interface TableDigest {
   readonly rows: number;
@@ -49,11 +45,10 @@ export async function digestSchema(db: Db, schema: string): Promise<Record<strin
   assertSchemaName(schema);
   const out: Record<string, TableDigest> = {};
   for (const { table, key } of COMPARED_TABLES) {
-    // `clusters` and the document tables keep their documents as `json`, whose text keeps
-    // the key order it was written in (rows migrated from `jsonb` hold jsonb's order; a
-    // rebuild writes the fold's): digested as jsonb, the same rows are equal whatever order
-    // their keys came in.
-    const text = JSON_TABLES.has(table) ? sql`to_jsonb(t)::text` : sql`t::text`;
+    // `clusters` keeps its documents as `json`, whose text keeps the key order it was
+    // written in (rows migrated from `jsonb` hold jsonb's order; a rebuild writes the
+    // fold's): digested as jsonb, the same rows are equal whatever order their keys came in.
+    const text = table === "clusters" ? sql`to_jsonb(t)::text` : sql`t::text`;
     const r = await sql<{ n: number; h: string }>`
       select count(*)::bigint as n,
              md5(coalesce(string_agg(md5(${text}), '' order by ${sql.raw(key)}), '')) as h

@@ -1,7 +1,7 @@
 /**
  * The read models kept as one JSON document per row (installs, nodes, nodeops,
  * sessions, step_durations): a text `id`, a few plain columns the API filters and sorts on, and
- * `doc json` (`jsonb` before migration 20261203223000_docs_json), the row as its reducer returns it. The rows are nested (steps, labels,
+ * `doc jsonb`, the row as its reducer returns it. The rows are nested (steps, labels,
  * taints), so a document per row keeps the reducers and the table in step without a
  * column per field; the plain columns are copies for the indexes.
  */
@@ -86,14 +86,14 @@ export const stepDurationsTable: DocTable<StepDurationRow> = {
 };
 
 /**
- * One `insert … select from json_to_recordset(…) on conflict (id) do update`
+ * One `insert … select from jsonb_to_recordset(…) on conflict (id) do update`
  * (repository/recordset.ts), as SQL text: each row goes as `{id, <plain columns>, doc}`.
  */
 export function upsertDocsText<R>(schema: string, t: DocTable<R>, rows: readonly R[]): string {
   const columns: RecordsetColumn[] = [
     { column: "id", key: "id", type: "text" },
     ...t.columns.map((c) => ({ column: c.name, key: c.name, type: c.type })),
-    { column: "doc", key: "doc", type: "json" },
+    { column: "doc", key: "doc", type: "jsonb" },
   ];
   const records = rows.map((r) => {
     const o: Record<string, unknown> = { id: t.id(r) };

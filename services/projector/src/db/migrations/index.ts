@@ -8,7 +8,6 @@ import { sessionsLastSequence } from "./20261202200000_sessions_last_sequence.ts
 import { hotPath } from "./20261203130000_hot_path.ts";
 import { clustersJson } from "./20261203170000_clusters_json.ts";
 import { clustersCompactConditions } from "./20261203220000_clusters_compact_conditions.ts";
-import { docsJson } from "./20261203223000_docs_json.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -26,6 +25,5 @@ export function migrationsFor(schema: string): Record<string, Migration> {
     "20261203130000_hot_path": hotPath(schema),
     "20261203170000_clusters_json": clustersJson(schema),
     "20261203220000_clusters_compact_conditions": clustersCompactConditions(schema),
-    "20261203223000_docs_json": docsJson(schema),
   };
 }
