@@ -182,10 +182,17 @@ export interface FoldedBatch {
   readonly commands: CommandRow[];
   readonly more: ChangedMore;
   readonly progressed: ClusterRow[];
+  /**
+   * The spec of each cluster row as the batch read it: a written row whose spec is still
+   * that same object holds it in the table already, so its spec is not sent again.
+   */
+  readonly specRead: ReadonlyMap<string, ClusterRow["spec"]>;
 }
 
 /** Folds a live batch's `events` into the rows it read (`loaded`, updated in place). */
 export function foldBatch(events: readonly SequencedEvent[], loaded: LoadedRows): FoldedBatch {
+  const specRead = new Map<string, ClusterRow["spec"]>();
+  for (const [id, row] of loaded.clusters) specRead.set(id, row.spec);
   const changed = foldInto(events, loaded.clusters, loaded.commands, loaded.more);
   // What changed, for those who follow the read models live (the SSE stream): with the
   // clusters whose install moved though their own row did not, since their progress did.
@@ -194,7 +201,7 @@ export function foldBatch(events: readonly SequencedEvent[], loaded: LoadedRows)
     .filter((i) => !written.has(i.clusterId))
     .map((i) => loaded.clusters.get(i.clusterId))
     .filter((r): r is ClusterRow => r !== undefined);
-  return { ...changed, progressed };
+  return { ...changed, progressed, specRead };
 }
 
 /**
@@ -213,7 +220,9 @@ export function writeStatement(
   const ctes: string[] = [];
   if (index.length > 0) ctes.push(`index_rows as (${upsertEventIndexText(schema, index)})`);
   if (folded.clusters.length > 0)
-    ctes.push(`cluster_rows as (${upsertClustersText(schema, folded.clusters)})`);
+    ctes.push(
+      `cluster_rows as (${upsertClustersText(schema, folded.clusters, (r) => folded.specRead.get(r.id) === r.spec)})`,
+    );
   if (folded.commands.length > 0)
     ctes.push(`command_rows as (${upsertCommandsText(schema, folded.commands)})`);
   const more: [string, DocTable<never>, readonly unknown[]][] = [

@@ -28,7 +28,7 @@ export interface ClustersTable {
   last_event_type: string;
   last_sequence: number;
   progress: Json;
-  /** Kubernetes-style conditions (projections/cluster-conditions.ts). */
+  /** Kubernetes-style conditions, stored compact (repository/stored-conditions.ts; migration 20261203220000). */
   conditions: Json;
   health: string;
   /** Why a Failed, Degraded or Recovering cluster is so, and the hint; null otherwise. */

@@ -1,10 +1,13 @@
 import { createTestDatabase, type DisposableDatabase } from "@cairn/testkit";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initialConditions } from "../projections/cluster-conditions.ts";
 import { getCluster, upsertClusters } from "../repository/clusters.ts";
+import { compactConditions } from "../repository/stored-conditions.ts";
 import { aSpec } from "../testing/fixtures.ts";
 import { assertSchemaName, type Db, openDatabase } from "./database.ts";
 import { migrateDownAll, migrateToLatest } from "./migrate.ts";
+import { clustersCompactConditions } from "./migrations/20261203220000_clusters_compact_conditions.ts";
 
 let database: DisposableDatabase;
 let db: Db;
@@ -38,6 +41,7 @@ describe("migrations", () => {
       ["20261202200000_sessions_last_sequence", "Success"],
       ["20261203130000_hot_path", "Success"],
       ["20261203170000_clusters_json", "Success"],
+      ["20261203220000_clusters_compact_conditions", "Success"],
     ]);
     expect((await migrateToLatest(db, "replay_1")).results).toEqual([]);
     expect(await tablesIn("replay_1")).toEqual(
@@ -109,6 +113,32 @@ describe("migrations", () => {
     expect(await tablesIn("replay_1")).not.toContain("clusters");
     expect(await tablesIn("replay_1")).not.toContain("event_index");
     expect(await tablesIn("replay_1")).not.toContain("installs");
+  });
+
+  it("20261203220000 stores existing rows' conditions compact, reads either form the same, and goes back down", async () => {
+    await migrateToLatest(db, "replay_2");
+    const conditions = initialConditions("2026-01-01T00:00:00.000Z");
+    // A row as written before the migration: the conditions as objects.
+    await sql`insert into replay_2.clusters (id, name, region, state, spec, version, created_at, updated_at,
+        last_event_type, last_sequence, progress, conditions, health)
+      values ('o1', 'o1', 'eu-west-1', 'Pending', ${JSON.stringify(aSpec("o1"))}::json, 1, now(), now(),
+        'cluster.requested', 1, '{"operation":"pending","nodes":{}}'::json, ${JSON.stringify(conditions)}::json,
+        'Progressing')`.execute(db);
+    const stored = async () =>
+      (
+        await sql<{ c: string }>`select conditions::text as c from replay_2.clusters where id = 'o1'`.execute(
+          db,
+        )
+      ).rows[0]!.c;
+    expect((await getCluster(db, "replay_2", "o1"))?.conditions).toEqual(conditions);
+
+    const migration = clustersCompactConditions("replay_2");
+    await migration.up(db);
+    expect(JSON.parse(await stored())).toEqual(compactConditions(conditions));
+    expect((await getCluster(db, "replay_2", "o1"))?.conditions).toEqual(conditions);
+    await migration.down!(db);
+    expect(JSON.parse(await stored())).toEqual(conditions);
+    await migrateDownAll(db, "replay_2");
   });
 
   it("refuses schema names it would have to quote", () => {

@@ -3,6 +3,7 @@ import { type RawBuilder, sql } from "kysely";
 import type { ClustersTable, Db } from "../db/database.ts";
 import type { ClusterRow, ClusterState } from "../projections/clusters.ts";
 import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
+import { compactConditions, expandConditions } from "./stored-conditions.ts";
 
 type Stored = Selectable<ClustersTable>;
 
@@ -20,7 +21,7 @@ export function fromStored(r: Stored): ClusterRow {
     lastEventType: r.last_event_type,
     lastSequence: r.last_sequence,
     progress: r.progress as unknown as ClusterRow["progress"],
-    conditions: r.conditions as unknown as ClusterRow["conditions"],
+    conditions: expandConditions(r.conditions),
     health: r.health as ClusterRow["health"],
     failure: r.failure as unknown as ClusterRow["failure"],
   };
@@ -110,9 +111,23 @@ const CLUSTER_COLUMNS: readonly RecordsetColumn[] = [
   { column: "failure", key: "failure", type: "json" },
 ];
 
-/** The upsert statement of upsertClusters, as SQL text (a statement of the batch's one round trip). */
-export function upsertClustersText(schema: string, rows: readonly ClusterRow[]): string {
-  return recordsetUpsert(qualified(schema, "clusters"), CLUSTER_COLUMNS, ["id"], rows);
+/**
+ * The upsert statement of upsertClusters, as SQL text (a statement of the batch's one round
+ * trip). The conditions go compact (`stored-conditions.ts`). `specStored(row)`: true when
+ * the table already holds the row's spec as it is (the live batch read it and no event
+ * changed it); the spec is then not sent again and the update keeps it.
+ */
+export function upsertClustersText(
+  schema: string,
+  rows: readonly ClusterRow[],
+  specStored: (row: ClusterRow) => boolean = () => false,
+): string {
+  const stored = rows.map((r) => ({
+    ...r,
+    spec: specStored(r) ? null : r.spec,
+    conditions: compactConditions(r.conditions),
+  }));
+  return recordsetUpsert(qualified(schema, "clusters"), CLUSTER_COLUMNS, ["id"], stored, ["spec"]);
 }
 
 /** The upsert statement of upsertClusters (for one statement with others, see `writeBatchRows`). */

@@ -48,22 +48,38 @@ const quoteIdent = (s: string) => `"${s.replaceAll('"', '""')}"`;
  * rows the upsert took a third to a half of the time; docs/projector.md "Live apply,
  * third pass").
  * Rows must be unique by the conflict key (Postgres refuses to update a row twice).
+ * `keepWhenNull`: `json` columns whose row value may be left out (or null) to keep the
+ * stored one on update (a document the batch did not change, not sent again). The row then
+ * carries JSON `null` (Postgres checks NOT NULL on the proposed row before it finds the
+ * conflict), which the update takes to mean "keep"; an insert must send the value.
  */
 export function recordsetUpsert(
   table: string,
   columns: readonly RecordsetColumn[],
   conflict: readonly string[],
   rows: readonly unknown[],
+  keepWhenNull: readonly string[] = [],
 ): string {
   const names = columns.map((c) => quoteIdent(c.column)).join(", ");
-  const keys = columns.map((c) => `r.${quoteIdent(c.key)}`).join(", ");
+  const keys = columns
+    .map((c) =>
+      keepWhenNull.includes(c.column)
+        ? `coalesce(r.${quoteIdent(c.key)}, 'null'::json)`
+        : `r.${quoteIdent(c.key)}`,
+    )
+    .join(", ");
   const defs = columns.map((c) => `${quoteIdent(c.key)} ${c.type}`).join(", ");
   const sets = columns
     .filter((c) => !conflict.includes(c.column))
-    .map((c) => `${quoteIdent(c.column)} = excluded.${quoteIdent(c.column)}`)
+    .map((c) => {
+      const col = quoteIdent(c.column);
+      return keepWhenNull.includes(c.column)
+        ? `${col} = case when excluded.${col}::text = 'null' then t.${col} else excluded.${col} end`
+        : `${col} = excluded.${col}`;
+    })
     .join(", ");
   const json = columns.some((c) => c.type === "jsonb") ? "jsonb" : "json";
-  return `insert into ${table} (${names})
+  return `insert into ${table} as t (${names})
     select ${keys} from ${json}_to_recordset(${dollarQuoted(JSON.stringify(rows))}::${json}) as r(${defs})
     on conflict (${conflict.map(quoteIdent).join(", ")}) do update set ${sets}`;
 }

@@ -7,6 +7,7 @@ import { clusterConditions } from "./20261124090000_cluster_conditions.ts";
 import { sessionsLastSequence } from "./20261202200000_sessions_last_sequence.ts";
 import { hotPath } from "./20261203130000_hot_path.ts";
 import { clustersJson } from "./20261203170000_clusters_json.ts";
+import { clustersCompactConditions } from "./20261203220000_clusters_compact_conditions.ts";
 
 /**
  * Every migration, keyed by its timestamped name (kysely runs them in name order).
@@ -23,5 +24,6 @@ export function migrationsFor(schema: string): Record<string, Migration> {
     "20261202200000_sessions_last_sequence": sessionsLastSequence(schema),
     "20261203130000_hot_path": hotPath(schema),
     "20261203170000_clusters_json": clustersJson(schema),
+    "20261203220000_clusters_compact_conditions": clustersCompactConditions(schema),
   };
 }
