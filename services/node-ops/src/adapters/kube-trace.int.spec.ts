@@ -8,9 +8,9 @@
 
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import type { AddressInfo } from "node:net";
 import { catalogue, EventStore, inWork, SpanAttributes } from "@cairn/events";
 import { startJetStream, type TestJetStream, useTestTracing } from "@cairn/events/testing";
 import { Resilience } from "@cairn/service";
