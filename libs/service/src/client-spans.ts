@@ -185,6 +185,40 @@ export function withoutSdkCallLogging(client: {
 }
 
 /**
+ * An AWS SDK v3 client as Cairn's adapters use it: the SDK's retries off (the adapters'
+ * resilience policies retry; both would multiply), endpoint and credentials from the
+ * options or else the environment, a client span per call ({@link traceAwsClient}) and no
+ * SDK call logging ({@link withoutSdkCallLogging}).
+ *
+ * @example const ec2 = adapterAwsClient(EC2Client, "eu-west-1", { endpoint: simUrl });
+ */
+export function adapterAwsClient<
+  C extends AwsClientLike<I, O> & { readonly middlewareStack: { remove(name: string): boolean } },
+  Credentials,
+  I extends object = object,
+  O extends MetadataBearer = MetadataBearer,
+>(
+  Client: new (config: {
+    region: string;
+    maxAttempts: number;
+    endpoint?: string;
+    credentials?: Credentials;
+  }) => C,
+  region: string,
+  opts: { readonly endpoint?: string | undefined; readonly credentials?: Credentials | undefined },
+): C {
+  const client = new Client({
+    region,
+    maxAttempts: 1,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+  });
+  traceAwsClient(client);
+  withoutSdkCallLogging(client);
+  return client;
+}
+
+/**
  * The attributes of an HTTP client call by the semantic conventions: method, full URL (its
  * query kept, its credentials never), server address and port, and the URL template when the
  * caller knows one (`/api/v1/nodes/{name}`).

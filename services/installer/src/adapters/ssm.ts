@@ -20,13 +20,12 @@ import {
   type SSMClientConfig,
 } from "@aws-sdk/client-ssm";
 import {
+  adapterAwsClient,
   type LoggerLike,
   type PolicyName,
   Resilience,
   type ResilienceOptions,
   resilienceMetricsObserver,
-  traceAwsClient,
-  withoutSdkCallLogging,
 } from "@cairn/service";
 import type { BatchCommand, BatchInvocation, Invocation, RemoteExec, StepCommand } from "../ports.ts";
 import {
@@ -61,17 +60,7 @@ export function ssmClient(
   region: string,
   opts: Pick<SsmRemoteExecOptions, "endpoint" | "credentials"> = {},
 ): SSMClient {
-  const client = new SSMClient({
-    region,
-    // Retries are the resilience policy's; the SDK's own would multiply them.
-    maxAttempts: 1,
-    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-  });
-  // Every call a client span (SSM.SendCommand …), a child of the reaction's.
-  traceAwsClient(client);
-  withoutSdkCallLogging(client);
-  return client;
+  return adapterAwsClient(SSMClient, region, opts);
 }
 
 const iso = (d: Date | string | undefined) => {

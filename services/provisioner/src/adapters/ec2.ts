@@ -31,13 +31,12 @@ import {
   type TerminateInstancesCommandOutput,
 } from "@aws-sdk/client-ec2";
 import {
+  adapterAwsClient,
   type LoggerLike,
   loggingObserver,
   type PolicyName,
   Resilience,
   type ResilienceOptions,
-  traceAwsClient,
-  withoutSdkCallLogging,
 } from "@cairn/service";
 import {
   CAIRN_TAGS,
@@ -158,16 +157,7 @@ export function ec2Client(
   region: string,
   opts: Pick<Ec2ComputeOptions, "endpoint" | "credentials">,
 ): EC2Client {
-  const client = new EC2Client({
-    region,
-    maxAttempts: 1,
-    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-  });
-  // Every call a client span (EC2.RunInstances …), a child of the reaction's.
-  traceAwsClient(client);
-  withoutSdkCallLogging(client);
-  return client;
+  return adapterAwsClient(EC2Client, region, opts);
 }
 
 /** The default transport: an `ec2Client` per region. */
