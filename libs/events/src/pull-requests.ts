@@ -112,12 +112,17 @@ export class PullRequests {
   }
 
   /**
-   * Forgets the pulls that went silent (PULL_SILENT_MS without a sign): the server lost them,
-   * or their signs are late. Either way what they still bring is received (same subscription).
+   * Forgets the pulls that went silent (PULL_SILENT_MS without a sign) or outlived their
+   * expiry: the server lost them or ended them, or their signs are late. Either way what they still bring is received (same subscription).
    */
   forgetSilent(now: number): void {
     for (let i = this.#open.length - 1; i >= 0; i--)
-      if (now - this.#open[i]!.lastSign > PULL_SILENT_MS) {
+      if (
+        now - this.#open[i]!.lastSign > PULL_SILENT_MS ||
+        // Past its expiry by two heartbeats: over on the server whatever we heard (its end
+        // lost on the way, or signs of a request another server still holds).
+        now - this.#open[i]!.sentAt > PULL_EXPIRES_MS + 2 * PULL_HEARTBEAT_MS
+      ) {
         this.#open.splice(i, 1);
         this.#o.onEnded();
       }
