@@ -16,11 +16,12 @@
  * started; a second Ctrl-C kills the services at once.
  */
 import { spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDatabase, findPostgres, freePort, type PostgresServer, startNatsServer } from "@cairn/testkit";
+import { writeEndpointsFile } from "./endpoints-file.ts";
 import { supervise } from "./supervisor.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -231,8 +232,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ...(simUrl ? { simUrl } : {}),
     metrics: { api: `${apiUrl}/metrics` },
   };
-  const writeEndpoints = () =>
-    writeFile(join(dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
+  const writeEndpoints = () => writeEndpointsFile(dataDir, endpoints);
   let written = Promise.resolve();
   const onMetrics = (service: string, url: string) => {
     if (endpoints.metrics[service] === url) return;

@@ -15,12 +15,13 @@
  *     the admin user's NATS URL, which the CLI reads); "Cairn is up" once a projector serves.
  * Ctrl-C or SIGTERM stops the services, then NATS, the sim and an embedded Postgres.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { connectNats, resolveNatsAccess } from "@cairn/events";
 import { ensureDatabase, findPostgres, freePort, startNatsCluster } from "@cairn/testkit";
 import { bootstrapJetStream } from "../../../deploy/nats/bootstrap.ts";
+import { writeEndpointsFile } from "../endpoints-file.ts";
 import { supervise } from "../supervisor.ts";
 import { ApiPortTakenError, startSimProcess, usesRealAws, waitFor } from "../up.ts";
 import {
@@ -174,10 +175,10 @@ export async function stack(opts: StackOptions = {}): Promise<void> {
     const adminUrl = cluster.nodes
       .map((n) => `nats://admin:${encodeURIComponent(passwords.admin)}@127.0.0.1:${n.port}`)
       .join(",");
-    await writeFile(
-      join(dataDir, "endpoints.json"),
-      `${JSON.stringify({ natsUrl: adminUrl, databaseUrl, apiUrl: apiUrls[0], docsUrl: `${apiUrls[0]}/docs` }, null, 2)}\n`,
-      { mode: 0o600 },
+    await writeEndpointsFile(
+      dataDir,
+      { natsUrl: adminUrl, databaseUrl, apiUrl: apiUrls[0], docsUrl: `${apiUrls[0]}/docs` },
+      0o600,
     );
     await waitFor(`${apiUrls[0]}/readyz`, 180_000);
     say(
