@@ -14,6 +14,7 @@
  */
 import type { DeliveryInfo, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connectionOf } from "./event-store.ts";
 
 const NS_PER_MS = 1_000_000;
 
@@ -30,9 +31,9 @@ export const PULL_SILENT_MS = 3 * PULL_HEARTBEAT_MS;
 /** How often the runner looks at its open pull while waiting for it to end. */
 export const PULL_CHECK_MS = 250;
 
-/** The connection under a JetStream client (nats.js keeps it as `nc`). */
+/** The connection under a JetStream client ({@link connectionOf}); the runner cannot pull without it. */
 export function natsOf(js: JetStreamClient): NatsConnection {
-  const nc = (js as unknown as { nc?: NatsConnection }).nc;
+  const nc = connectionOf(js);
   if (!nc) throw new Error("the JetStream client has no connection");
   return nc;
 }

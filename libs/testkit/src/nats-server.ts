@@ -24,15 +24,8 @@ export function natsServerBin(): string {
 }
 
 export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
+  const [port] = await freePorts(1);
+  return port!;
 }
 
 /**
