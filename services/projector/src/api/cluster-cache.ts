@@ -37,6 +37,9 @@
  *     (2 s) later, a checkpoint Postgres had, and when the clusters table is another one (a
  *     replay's swap). (Not at the first poll behind: on a loaded machine announcements take
  *     hundreds of milliseconds, and emptying then only sends every read to Postgres.)
+ *  6. Warm-up (`warm`): when the cache, empty, first knows its watermark (at start, after each
+ *     reset), every cluster is read from Postgres and kept through `fill`, under rule 2, so a
+ *     cluster's first read here is not the one that goes to Postgres.
  */
 
 import { z } from "zod";
