@@ -22,17 +22,24 @@
  *     readers on a second projector process in role `api` (CAIRN_PROJECTOR_ROLE: it serves the
  *     API and never projects), the "API replica" figures. BENCH_API_ROUNDS (default 1) rounds
  *     of the two, alternated (odd rounds start with the replica), pooled.
+ *     The readers are a child process of their own (readers.ts; until 2026-12-04 a worker
+ *     thread of this process, beside the publisher): what they see is the server, the
+ *     loopback and their own delays, all on the same cores as everything else here. So each
+ *     run also prints the server's own time (Server-Timing `app`, p99), the readers' own
+ *     event-loop delay p99, the share of the replica's answers from memory, and the server's
+ *     event-loop delay p99 and cluster-cache counters over the run (its /metrics).
+ *     BENCH_PROJECTOR_MAIN: another build's projector entry point (both processes), for an
+ *     A/B of the server under this same harness.
  *  Goals: replay ≥ 50,000 events/s and ≥ 50% of raw; command → read model p99 ≤ 25 ms;
  *  (issue 16) live apply ≥ 35% of raw; API GET /clusters/:id p99 under load ≤ 10 ms.
  *
  * Run: npm run bench:projector -w @cairn/bench -- --events 100000
  *      (BENCH_QUICK=1: 5,000 events and 1 s latency runs, a smoke run)
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import { connectNats, ensureStreams, Streams } from "@cairn/events";
 import {
   DEFAULT_SCHEMA,
@@ -60,37 +67,6 @@ const LATENCY_SECONDS = Number(args["latency-seconds"]);
 /** Rounds of the loaded run, each on the projecting process and on the API replica. */
 const API_ROUNDS = Number(process.env.BENCH_API_ROUNDS ?? 1);
 const say = (line: string) => process.stderr.write(`bench/projector: ${line}\n`);
-
-/** `readers` loops of GET /clusters/:id until told "stop"; then posts every read's latency (ms). */
-const READERS_WORKER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { monitorEventLoopDelay } = require("node:perf_hooks");
-// The readers' own event-loop delay: a reader that is itself delayed inflates the latency it
-// measures, so it is reported beside it (and the server's own time, from Server-Timing).
-const delay = monitorEventLoopDelay({ resolution: 5 });
-delay.enable();
-let done = false;
-const reads = [];
-const server = [];
-let fromMemory = 0;
-parentPort.once("message", () => { done = true; });
-const loop = async () => {
-  while (!done) {
-    const id = "b" + Math.floor(Math.random() * 1000);
-    const t0 = performance.now();
-    const res = await fetch(workerData.apiUrl + "/clusters/" + id);
-    await res.arrayBuffer();
-    reads.push(performance.now() - t0);
-    const timing = res.headers.get("server-timing") ?? "";
-    const app = /app;dur=([0-9.]+)/.exec(timing);
-    if (app) server.push(Number(app[1]));
-    if (timing.includes("src;desc=mem")) fromMemory++;
-  }
-};
-Promise.all(Array.from({ length: workerData.readers }, loop)).then(() =>
-  parentPort.postMessage({ reads, server, fromMemory, loopDelayP99: delay.percentile(99) / 1e6 }),
-);
-`;
 
 const server = await startNatsServer();
 const nats = await connectNats(server.url, { name: "bench-projector" });
@@ -384,15 +360,34 @@ async function latencyRun(
   };
   listener.on("notification", onNotification);
   const seen = new Promise<void>((r) => (allSeen = r));
-  // The API readers run in a worker thread: on this thread they would delay the
-  // notification handler, and the latency would measure the bench's event loop.
-  const readerWorker =
-    readers > 0 ? new Worker(READERS_WORKER, { eval: true, workerData: { apiUrl, readers } }) : undefined;
+  // The API readers run in a process of their own (readers.ts): on this thread they would
+  // delay the notification handler, and in a worker of this process they shared its heap,
+  // its libuv pool and its scheduling with the publisher.
+  const readerProcess =
+    readers > 0
+      ? fork(fileURLToPath(new URL("./readers.ts", import.meta.url)), {
+          env: { ...process.env, READERS_API_URL: apiUrl, READERS: String(readers) },
+          stdio: ["ignore", "inherit", "inherit", "ipc"],
+        })
+      : undefined;
   type Reads = { reads: number[]; server: number[]; fromMemory: number; loopDelayP99: number };
+  let readersReady: () => void = () => {};
+  const ready = new Promise<void>((r) => (readersReady = r));
   const readsDone = new Promise<Reads>((resolve, reject) => {
-    if (!readerWorker) return resolve({ reads: [], server: [], fromMemory: 0, loopDelayP99: Number.NaN });
-    readerWorker.once("message", resolve).once("error", reject);
+    if (!readerProcess) {
+      readersReady();
+      return resolve({ reads: [], server: [], fromMemory: 0, loopDelayP99: Number.NaN });
+    }
+    readerProcess
+      .on("message", (m: Reads | { ready: true }) => ("ready" in m ? readersReady() : resolve(m)))
+      .once("error", reject)
+      .once("exit", (code) => reject(new Error(`the readers' process exited with ${code}`)));
   });
+  readsDone.catch(() => readersReady());
+  await ready;
+  // The server's own figures over the run: its /metrics before (prom-client's loop-delay
+  // histogram restarts at each scrape) and after.
+  const before = readers > 0 ? await serverMetrics(apiUrl) : undefined;
   const t0 = performance.now();
   const log = benchLog(total, 100, `${prefix}${Date.now().toString(36)}`);
   for (const c of log) {
@@ -412,10 +407,31 @@ async function latencyRun(
   settle(performance.now());
   await seen;
   listener.off("notification", onNotification);
-  readerWorker?.postMessage("stop");
+  readerProcess?.send("stop");
   const reads = await readsDone;
-  await readerWorker?.terminate();
+  const after = before ? await serverMetrics(apiUrl) : undefined;
+  if (before && after) {
+    const d = (k: string) => (after.cache[k] ?? 0) - (before.cache[k] ?? 0);
+    say(
+      `${prefix} server ${apiUrl}: event-loop delay p99 ${after.loopDelayP99Ms.toFixed(1)} ms; cluster cache over the run hit ${d("hit")}, miss ${d("miss")}, fill ${d("fill")}, reset ${d("reset")} (since start: ${JSON.stringify(after.cache)})`,
+    );
+  }
   return summary(latencies, reads, published, ms);
+}
+
+/** A process's event-loop delay p99 since its last scrape, and its cluster cache's counters. */
+async function serverMetrics(url: string) {
+  const text = await fetch(`${url}/metrics`).then(
+    (r) => r.text(),
+    () => "",
+  );
+  const lag = /^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([0-9.eE+-]+)$/m.exec(text);
+  const cache: Record<string, number> = {};
+  for (const m of text.matchAll(
+    /^cairn_projector_cluster_cache_total\{[^}]*outcome="(\w+)"[^}]*\} ([0-9.eE+]+)$/gm,
+  ))
+    cache[m[1]!] = Number(m[2]);
+  return { loopDelayP99Ms: lag ? Number(lag[1]) * 1000 : Number.NaN, cache };
 }
 
 type Run = ReturnType<typeof summary>;

@@ -29,6 +29,12 @@ export const Headers = {
   dlqDeliveries: "Cairn-Dlq-Deliveries",
   /** On a projector's change announcement: its batch and its part, `changesBatchHeader`. */
   changesBatch: "Cairn-Changes-Batch",
+  /**
+   * On a projector's change announcement: the step durations its batch wrote, a JSON array
+   * (`[]` when none, and on every part but the last). Its presence says the projector
+   * announces them, so a follower need not drop what it holds of them when a node moves.
+   */
+  changesDurations: "Cairn-Changes-Durations",
 } as const;
 
 /** A change announcement's batch (`from`, `to`] (checkpoints) and its part (1-based) of `parts`. */
@@ -47,10 +53,14 @@ export function changesBatchHeader(b: ChangesBatch): string {
   return `${b.from} ${b.to} ${b.part}/${b.parts}`;
 }
 
-/** Headers holding `Cairn-Changes-Batch` for a change announcement. */
-export function changesBatchHeaders(b: ChangesBatch): MsgHdrs {
+/**
+ * Headers holding `Cairn-Changes-Batch` for a change announcement, and
+ * `Cairn-Changes-Durations` when `durations` (the batch's step-duration rows, JSON) is given.
+ */
+export function changesBatchHeaders(b: ChangesBatch, durations?: string): MsgHdrs {
   const h = natsHeaders();
   h.set(Headers.changesBatch, changesBatchHeader(b));
+  if (durations !== undefined) h.set(Headers.changesDurations, durations);
   return h;
 }
 

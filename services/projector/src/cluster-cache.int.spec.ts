@@ -42,7 +42,98 @@ async function read(url: string) {
   };
 }
 
+/** The cache's fills so far, from a replica's /metrics (the counter is this process's: only api replicas fill). */
+async function fills(apiUrl: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  return Number(/^cairn_projector_cluster_cache_total\{outcome="fill"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** The answer without its ETA (a time from each read's own clock). */
+const withoutEta = (text: string) => {
+  const v = JSON.parse(text) as { progress: Record<string, unknown> };
+  const { eta: _eta, etaSeconds: _s, ...progress } = v.progress;
+  return { ...v, progress };
+};
+
 describe("the cluster cache of an api replica", () => {
+  it("a replica started over a read model answers a cluster's first read from memory, and a learnt step duration from memory", async () => {
+    const p = await startProjector({
+      nats: infra.nats,
+      databaseUrl: infra.database.url,
+      role: "all",
+      api: { port: 0 },
+    });
+    let replica: Projector | undefined;
+    try {
+      const id = "cw-1";
+      const placement = { instanceType: "t3.large", capacityType: "spot" };
+      const slots = [0, 1000].map((slot) => ({
+        slot,
+        pool: slot ? "workers" : "servers",
+        ordinal: slot ? 0 : 0,
+        role: slot ? "agent" : "server",
+      }));
+      await infra.writer.append(cluster(id), [requested(id)]);
+      await infra.writer.append(cluster(id), [{ type: "cluster.provisioning-started", data: { slots } }]);
+      await infra.writer.append(
+        cluster(id),
+        slots.map((s) => ({
+          type: "cluster.instance-launch-requested",
+          data: { ...s, attempt: 1, placement },
+        })),
+      );
+      let last = 0;
+      for (const s of slots)
+        last = (
+          await infra.writer.append(cluster(id), [
+            {
+              type: "cluster.instance-launched",
+              data: { slot: s.slot, attempt: 1, instanceId: `i-${s.slot}` },
+            },
+          ])
+        ).sequence;
+      const onProjecting = `${p.api!.url}/clusters/${id}`;
+      await eventually(async () => ((await read(onProjecting)).sequence === last ? true : undefined), 30_000);
+
+      // 1. A replica that starts (as after a restart or a SIGKILL: nothing in memory) warms
+      // its cache from Postgres: the cluster's first read is from memory, the same bytes.
+      const before = await fills(p.api!.url);
+      replica = await startProjector({
+        nats: infra.nats,
+        databaseUrl: infra.database.url,
+        role: "api",
+        api: { port: 0 },
+      });
+      await eventually(async () => ((await fills(replica!.api!.url)) > before ? true : undefined), 30_000);
+      const onReplica = `${replica.api!.url}/clusters/${id}`;
+      const first = await read(onReplica);
+      expect(first).toMatchObject({ src: "mem", sequence: last });
+      expect(withoutEta(first.text)).toEqual(withoutEta((await read(onProjecting)).text));
+      const etaBefore = (JSON.parse(first.text) as { progress: { etaSeconds: number } }).progress.etaSeconds;
+
+      // 2. A node that moves teaches a step duration (instance-boot, from launched to running):
+      // the batch announces it, so the replica keeps answering from memory, with the ETA
+      // Postgres's durations give.
+      const running = await infra.writer.append(cluster(id), [
+        { type: "cluster.instance-running", data: { slot: 1000, instanceId: "i-1000" } },
+      ]);
+      const after = await eventually(async () => {
+        const r = await read(onReplica);
+        return r.sequence === running.sequence ? r : undefined;
+      }, 30_000);
+      const fromPostgres = await read(onProjecting);
+      expect(after.src).toBe("mem");
+      expect(withoutEta(after.text)).toEqual(withoutEta(fromPostgres.text));
+      const eta = (t: string) => (JSON.parse(t) as { progress: { etaSeconds: number } }).progress.etaSeconds;
+      expect(Math.abs(eta(after.text) - eta(fromPostgres.text))).toBeLessThanOrEqual(1);
+      // The learnt boot (milliseconds here) replaced the 40 s default: the ETA moved.
+      expect(eta(after.text)).toBeLessThan(etaBefore - 20);
+    } finally {
+      await replica?.stop();
+      await p.stop();
+    }
+  }, 120_000);
+
   it("answers from memory what Postgres holds, fresh as its live stream, and never past a missed commit", async () => {
     const leaseTtlMs = 1_000;
     projecting = await startProjector({

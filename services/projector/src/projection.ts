@@ -51,6 +51,7 @@ import type { Change } from "./changes.ts";
 import { type Db, withRawClient } from "./db/database.ts";
 import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
+import type { StepDurationRow } from "./projections/step-durations.ts";
 import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
 import { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";
 import { storable, storableBody } from "./storable.ts";
@@ -82,6 +83,8 @@ export interface BatchOutcome {
   readonly filled: number;
   /** The rows the batch wrote (for the live change feed, once committed). */
   readonly changes?: readonly Change[];
+  /** The step durations the batch wrote (announced beside the rows: api/cluster-cache.ts). */
+  readonly durations?: readonly StepDurationRow[];
 }
 
 /** What the projection reads from the stream when sequences are missing between the checkpoint and a batch. */
@@ -457,7 +460,13 @@ export async function projectInTransaction(
           (row): Change => ({ resource: "sessions", id: row.id, sequence: row.lastSequence, row }),
         ),
       ];
-      return result({ deadLettered, commits, events: events.length, changes });
+      return result({
+        deadLettered,
+        commits,
+        events: events.length,
+        changes,
+        durations: folded.more.durations,
+      });
     }
   }
 }
@@ -596,9 +605,14 @@ export async function startProjection(opts: {
    * Called with the rows of each batch after its transaction committed, and the batch's
    * place in the log: the checkpoint before it (`from`) and after it (`to`). Called for every
    * committed batch, one that wrote no row included, in commit order, so a follower can tell
-   * that it saw every batch (api/cluster-cache.ts). Must not throw.
+   * that it saw every batch (api/cluster-cache.ts), with the step durations the batch wrote
+   * (not read-model rows of the live stream; the cache's ETA input). Must not throw.
    */
-  onCommitted?: (changes: readonly Change[], range: { readonly from: number; readonly to: number }) => void;
+  onCommitted?: (
+    changes: readonly Change[],
+    range: { readonly from: number; readonly to: number },
+    durations: readonly StepDurationRow[],
+  ) => void;
   /**
    * How often the projection checks its checkpoint against its consumer's ack floor
    * (default 5 s; 0: never). See `healLostCommits`.
@@ -636,10 +650,11 @@ export async function startProjection(opts: {
         // can hide. In order (setImmediate runs its callbacks first in, first out).
         // Every batch, one with no rows too: a follower checks that each follows the last.
         const committed = outcome.changes ?? [];
+        const durations = outcome.durations ?? [];
         if (opts.onCommitted) {
           const announce = opts.onCommitted;
           const range = { from, to: outcome.checkpoint };
-          setImmediate(() => announce(committed, range));
+          setImmediate(() => announce(committed, range, durations));
         }
         if (outcome.waitingFor !== undefined) {
           gapWaits.inc();
@@ -666,7 +681,7 @@ export async function startProjection(opts: {
       checkpointGauge.set(outcome.checkpoint);
       gapsFilled.inc(outcome.filled);
       eventsApplied.inc({ mode: "live" }, outcome.events);
-      opts.onCommitted?.(outcome.changes ?? [], { from, to: outcome.checkpoint });
+      opts.onCommitted?.(outcome.changes ?? [], { from, to: outcome.checkpoint }, outcome.durations ?? []);
     },
   });
   return {

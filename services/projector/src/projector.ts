@@ -18,7 +18,8 @@ import {
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
 import { sql } from "kysely";
-import { type CheckpointSeen, ClusterCache } from "./api/cluster-cache.ts";
+import { type CheckpointSeen, ClusterCache, parseAnnouncedDurations } from "./api/cluster-cache.ts";
+import { warmClusterCache } from "./api/clusters.ts";
 import { type ApiOptions, assertListenAllowed, type RunningApi, startApi } from "./api/server.ts";
 import { type Change, ChangeFeed } from "./changes.ts";
 import {
@@ -30,6 +31,7 @@ import {
 } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
 import { type RunningProjection, startProjection } from "./projection.ts";
+import type { StepDurationRow } from "./projections/step-durations.ts";
 import { type ReplayServer, serveReplayRequests } from "./replay/trigger.ts";
 import { ensureCheckpoint } from "./repository/checkpoint.ts";
 
@@ -214,6 +216,15 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
       opts.api && (opts.clusterCache ?? role === "api")
         ? new ClusterCache({
             poll: () => pollCheckpoint(db!, schema, durable),
+            // Every cluster read once at start and after each reset, so a cluster's first read
+            // is not the one that goes to Postgres.
+            warm: async (cache) => {
+              const { pages, kept } = await warmClusterCache(
+                { db: db!, schema, checkpointName: durable },
+                cache,
+              );
+              log.info({ pages, kept }, "cluster cache warmed");
+            },
             onReset: (why) => log.info({ why }, "cluster cache emptied"),
           })
         : undefined;
@@ -232,7 +243,11 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
           return;
         }
         // The cache first: a change on this replica's live stream is readable through it.
-        clusterCache?.announced(parseChangesBatchHeader(msg.headers?.get(Headers.changesBatch)), rows);
+        clusterCache?.announced(
+          parseChangesBatchHeader(msg.headers?.get(Headers.changesBatch)),
+          rows,
+          parseAnnouncedDurations(msg.headers?.get(Headers.changesDurations)),
+        );
         changes.publish(rows);
       },
     });
@@ -242,14 +257,22 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         clusterCache?.stop();
       },
     };
-    const announce = (c: readonly Change[], range: { from: number; to: number }) => {
+    const announce = (
+      c: readonly Change[],
+      range: { from: number; to: number },
+      durations: readonly StepDurationRow[],
+    ) => {
       // In slices well under NATS's 1 MB payload limit; each says its batch and its part,
       // and a batch with no rows is announced too, so a follower knows it missed none.
+      // The step durations the batch wrote go with its last part (a handful of small rows).
       const parts = Math.max(1, Math.ceil(c.length / CHANGES_PER_MESSAGE));
       for (let part = 1; part <= parts; part++) {
         const slice = c.slice((part - 1) * CHANGES_PER_MESSAGE, part * CHANGES_PER_MESSAGE);
         nc.publish(subject, JSON.stringify(slice), {
-          headers: changesBatchHeaders({ ...range, part, parts }),
+          headers: changesBatchHeaders(
+            { ...range, part, parts },
+            part === parts && durations.length > 0 ? JSON.stringify(durations) : "[]",
+          ),
         });
       }
     };

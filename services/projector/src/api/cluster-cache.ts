@@ -23,7 +23,10 @@
  *     what (`P`, `W`] changed in it is already gone by.
  *  3. Nothing is served while a batch is half received, before a first watermark is known,
  *     or without the step durations; a change that may move what an entry holds updates or
- *     drops it (a session's change drops its cluster's counts; a node's, the durations).
+ *     drops it (a session's change drops its cluster's counts). The step durations the batch
+ *     wrote come with it (`Cairn-Changes-Durations`) and replace the held ones by kind when
+ *     not older; from a projector that does not say them, a node's change drops them (a
+ *     node that moves may teach one).
  *  4. A replica's announcements come after Postgres committed, so a read here may be one
  *     batch behind Postgres for the time the announcement takes to arrive — as a read racing
  *     the projection always could, and as every view's `sequence` says. Never behind what
@@ -34,8 +37,12 @@
  *     (2 s) later, a checkpoint Postgres had, and when the clusters table is another one (a
  *     replay's swap). (Not at the first poll behind: on a loaded machine announcements take
  *     hundreds of milliseconds, and emptying then only sends every read to Postgres.)
+ *  6. Warm-up (`warm`): when the cache, empty, first knows its watermark (at start, after each
+ *     reset), every cluster is read from Postgres and kept through `fill`, under rule 2, so a
+ *     cluster's first read here is not the one that goes to Postgres.
  */
 
+import { z } from "zod";
 import type { Change } from "../changes.ts";
 import { clusterCacheOutcomes } from "../metrics.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
@@ -48,6 +55,47 @@ export interface AnnouncedRange {
   readonly to: number;
   readonly part: number;
   readonly parts: number;
+}
+
+const announcedDurations = z.array(
+  z.object({
+    kind: z.string(),
+    samples: z.number(),
+    meanMs: z.number(),
+    lastMs: z.number(),
+    updatedAt: z.string(),
+    lastSequence: z.number(),
+  }),
+);
+
+/**
+ * The `Cairn-Changes-Durations` header read back: the step durations a batch wrote.
+ * Undefined when absent (a projector that does not announce them) or unreadable: the
+ * follower then drops its durations at a node's change, as it did without the header.
+ */
+export function parseAnnouncedDurations(value: string | undefined): readonly StepDurationRow[] | undefined {
+  if (value === undefined) return undefined;
+  if (value === "[]") return [];
+  try {
+    const parsed = announcedDurations.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `held` with each of `newer` in place of its kind's row unless the held one is later. */
+function mergeDurations(
+  held: readonly StepDurationRow[],
+  newer: readonly StepDurationRow[],
+): readonly StepDurationRow[] {
+  if (newer.length === 0) return held;
+  const byKind = new Map(held.map((d) => [d.kind, d]));
+  for (const d of newer) {
+    const h = byKind.get(d.kind);
+    if (h === undefined || d.lastSequence >= h.lastSequence) byKind.set(d.kind, d);
+  }
+  return [...byKind.values()];
 }
 
 /** What a cluster's live view is built from. */
@@ -74,6 +122,12 @@ export interface ClusterCacheOptions {
   /** How long `W` may stay below a checkpoint Postgres had before the cache empties. Default 2 s. */
   readonly resetAfterMs?: number;
   readonly onReset?: (why: string) => void;
+  /**
+   * Fills the cache with every cluster (up to `maxEntries`) through `fill`, as reads would
+   * one by one: called when the cache, empty, first knows its watermark (at start, and again
+   * after each reset), never twice at once. Without it, entries come only from reads.
+   */
+  readonly warm?: (cache: ClusterCache) => Promise<void>;
 }
 
 type Entry = {
@@ -98,6 +152,11 @@ export class ClusterCache {
   #timer: ReturnType<typeof setInterval> | undefined;
   #polling = false;
   readonly #onReset: (why: string) => void;
+  readonly #warm: ((cache: ClusterCache) => Promise<void>) | undefined;
+  /** Empty since the last warm-up began (or never warmed): warm once a watermark is known. */
+  #cold = true;
+  #warming = false;
+  #stopped = false;
   /** Served from memory, filled from Postgres, emptied. */
   readonly counts = { hits: 0, misses: 0, fills: 0, resets: 0 };
 
@@ -105,6 +164,7 @@ export class ClusterCache {
     this.#max = opts.maxEntries ?? 20_000;
     this.#onReset = opts.onReset ?? (() => {});
     this.#resetAfterMs = opts.resetAfterMs ?? 2_000;
+    this.#warm = opts.warm;
     const poll = opts.poll;
     const every = opts.pollMs ?? 500;
     if (poll && every > 0) {
@@ -123,7 +183,13 @@ export class ClusterCache {
     return this.#entries.size;
   }
 
+  /** Entries at most. */
+  get maxEntries(): number {
+    return this.#max;
+  }
+
   stop(): void {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -171,12 +237,18 @@ export class ClusterCache {
       this.#inBatch !== undefined
     )
       return false;
-    if (!this.#entries.has(id) && this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
+    // An entry held is current already (filled at `W` or later, kept by every batch since):
+    // kept, so a slower read never takes it back.
+    if (!this.#entries.has(id)) {
+      if (this.#entries.size >= this.#max) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest !== undefined) this.#entries.delete(oldest);
+      }
+      this.#entries.set(id, { row: inputs.row, install: inputs.install, sessions: inputs.sessions });
     }
-    this.#entries.set(id, { row: inputs.row, install: inputs.install, sessions: inputs.sessions });
-    this.#durations = inputs.durations;
+    // Both reads saw `W` or later: per kind, the later row (a slower read never takes one back).
+    this.#durations =
+      this.#durations === undefined ? inputs.durations : mergeDurations(this.#durations, inputs.durations);
     this.counts.fills++;
     clusterCacheOutcomes.inc({ outcome: "fill" });
     return true;
@@ -184,10 +256,16 @@ export class ClusterCache {
 
   /**
    * One announcement: its place in its batch (`range`; undefined from a projector that does
-   * not say, which empties the cache) and the rows it carries. Call it for every
-   * announcement, in the order they arrive, before anything else reads them.
+   * not say, which empties the cache), the rows it carries and the step durations its batch
+   * wrote (`durations`, on every part, the rows on the last; undefined from a projector that
+   * does not announce them). Call it for every announcement, in the order they arrive,
+   * before anything else reads them.
    */
-  announced(range: AnnouncedRange | undefined, changes: readonly Change[]): void {
+  announced(
+    range: AnnouncedRange | undefined,
+    changes: readonly Change[],
+    durations?: readonly StepDurationRow[],
+  ): void {
     if (range === undefined) {
       this.#reset("an announcement without its batch's range");
       return;
@@ -209,16 +287,20 @@ export class ClusterCache {
       }
       b.next++;
     }
-    for (const c of changes) this.#apply(c);
+    const durationsAnnounced = durations !== undefined;
+    for (const c of changes) this.#apply(c, durationsAnnounced);
+    if (durations !== undefined && durations.length > 0 && this.#durations !== undefined)
+      this.#durations = mergeDurations(this.#durations, durations);
     if (part === parts) {
       // Empty after a reset: any point of the log is one it is at.
       this.#watermark = to;
       this.#inBatch = undefined;
       this.#behind = undefined;
+      this.#warmIfCold();
     }
   }
 
-  #apply(c: Change): void {
+  #apply(c: Change, durationsAnnounced: boolean): void {
     switch (c.resource) {
       case "clusters": {
         // Not older than what a read later than `W` put there (rule 2).
@@ -236,8 +318,9 @@ export class ClusterCache {
         this.#entries.delete(c.row.clusterId);
         return;
       case "nodes":
-        // A node that moves may teach a step duration (the ETA's input): read them again.
-        this.#durations = undefined;
+        // A node that moves may teach a step duration (the ETA's input): the batch says
+        // which it wrote; from a projector that does not, read them all again.
+        if (!durationsAnnounced) this.#durations = undefined;
         return;
       case "commands":
       case "nodeops":
@@ -252,6 +335,7 @@ export class ClusterCache {
     this.#inBatch = undefined;
     this.#behind = undefined;
     this.#generation++;
+    this.#cold = true;
     this.counts.resets++;
     clusterCacheOutcomes.inc({ outcome: "reset" });
     this.#onReset(why);
@@ -270,7 +354,10 @@ export class ClusterCache {
     const w = this.#watermark;
     if (w === undefined) {
       // Empty and at no point yet: start at Postgres's, unless a batch is arriving.
-      if (this.#inBatch === undefined && this.#entries.size === 0) this.#watermark = c;
+      if (this.#inBatch === undefined && this.#entries.size === 0) {
+        this.#watermark = c;
+        this.#warmIfCold();
+      }
       return;
     }
     const behind = this.#behind;
@@ -281,6 +368,23 @@ export class ClusterCache {
       return;
     }
     if (c > w && this.#behind === undefined) this.#behind = { checkpoint: c, at: now };
+  }
+
+  /** Starts a warm-up when the cache is cold and knows its watermark (one at a time). */
+  #warmIfCold(): void {
+    const warm = this.#warm;
+    if (!warm || !this.#cold || this.#warming || this.#stopped || this.#watermark === undefined) return;
+    this.#cold = false;
+    this.#warming = true;
+    warm(this)
+      .catch(() => {
+        // Postgres unreachable: reads fill it one by one instead; a later reset warms again.
+      })
+      .finally(() => {
+        this.#warming = false;
+        // Emptied while it ran: warm again (its fills after the reset were refused).
+        this.#warmIfCold();
+      });
   }
 
   async #pollOnce(poll: () => Promise<CheckpointSeen>): Promise<void> {

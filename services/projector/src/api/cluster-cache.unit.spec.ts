@@ -8,7 +8,8 @@ import type { Change } from "../changes.ts";
 import type { ClusterRow } from "../projections/clusters.ts";
 import type { InstallRow } from "../projections/installs.ts";
 import type { SessionRow } from "../projections/sessions.ts";
-import { ClusterCache, type ClusterInputs } from "./cluster-cache.ts";
+import type { StepDurationRow } from "../projections/step-durations.ts";
+import { ClusterCache, type ClusterInputs, parseAnnouncedDurations } from "./cluster-cache.ts";
 
 const row = (id: string, lastSequence: number) =>
   ({ id, lastSequence, state: "Ready" }) as unknown as ClusterRow;
@@ -115,6 +116,98 @@ describe("ClusterCache", () => {
     const installRow = { clusterId: "c1", lastSequence: 11 } as unknown as InstallRow;
     install.announced(batch(10, 11), [{ resource: "installs", id: "c1", sequence: 11, row: installRow }]);
     expect(install.get("c1")?.install).toBe(installRow);
+  });
+
+  it("takes the step durations a batch announces, by kind, never an older one, and keeps its durations at a node's change then", () => {
+    const d = (kind: string, meanMs: number, lastSequence: number) =>
+      ({
+        kind,
+        samples: 1,
+        meanMs,
+        lastMs: meanMs,
+        updatedAt: "2026-01-01T00:00:00.000Z",
+        lastSequence,
+      }) as StepDurationRow;
+    const cache = new ClusterCache();
+    cache.announced(batch(9, 10), [], []);
+    expect(
+      cache.fill(cache.ticket(), 10, "c1", {
+        ...inputs("c1", 10),
+        durations: [d("instance-boot", 40_000, 0), d("node-ready", 5, 8)],
+      }),
+    ).toBe(true);
+    const node = { resource: "nodes", id: "n1", sequence: 11, row: {} as never } as const;
+    // The header on every part, the rows on the last: nothing dropped, the new mean taken.
+    cache.announced(batch(10, 12, 1, 2), [node], []);
+    cache.announced(batch(10, 12, 2, 2), [node], [d("instance-boot", 120, 12)]);
+    const held = cache.get("c1")?.durations;
+    expect(held).toBeDefined();
+    expect(Object.fromEntries(held!.map((x) => [x.kind, x.meanMs]))).toEqual({
+      "instance-boot": 120,
+      "node-ready": 5,
+    });
+    // A slower read (at 12, but its durations older per kind) does not take one back; a new kind is added.
+    expect(
+      cache.fill(cache.ticket(), 12, "c2", {
+        ...inputs("c2", 12),
+        durations: [d("instance-boot", 40_000, 0), d("node-ready", 7, 12), d("k3s-agent-join", 9, 12)],
+      }),
+    ).toBe(true);
+    expect(Object.fromEntries(cache.get("c2")!.durations.map((x) => [x.kind, x.meanMs]))).toEqual({
+      "instance-boot": 120,
+      "node-ready": 7,
+      "k3s-agent-join": 9,
+    });
+    // From a projector that does not announce them: a node's change drops them (as before).
+    cache.announced(batch(12, 13), [node]);
+    expect(cache.get("c1")).toBeUndefined();
+  });
+
+  it("reads the durations header: absent or unreadable is undefined (a node's change drops them), [] is none", () => {
+    expect(parseAnnouncedDurations(undefined)).toBeUndefined();
+    expect(parseAnnouncedDurations("[]")).toEqual([]);
+    expect(parseAnnouncedDurations("not json")).toBeUndefined();
+    expect(parseAnnouncedDurations('[{"kind":"instance-boot"}]')).toBeUndefined();
+    const row = { kind: "instance-boot", samples: 2, meanMs: 3, lastMs: 4, updatedAt: "t", lastSequence: 5 };
+    expect(parseAnnouncedDurations(JSON.stringify([row]))).toEqual([row]);
+  });
+
+  it("keeps an entry it holds when a slower read fills it again", () => {
+    const cache = cacheAt(10);
+    cache.announced(batch(10, 11), [clusterChange("c1", 11)]);
+    expect(cache.fill(cache.ticket(), 11, "c1", inputs("c1", 10))).toBe(true);
+    expect(cache.get("c1")?.row.lastSequence).toBe(11);
+  });
+
+  it("warms once it knows its watermark, and again after each reset, never twice at once", async () => {
+    const calls: number[] = [];
+    let release: () => void = () => {};
+    const cache = new ClusterCache({
+      warm: async (c) => {
+        calls.push(c.watermark!);
+        // What a page read at the watermark keeps.
+        c.fill(c.ticket(), c.watermark, "w1", inputs("w1", c.watermark!));
+        await new Promise<void>((r) => (release = r));
+      },
+    });
+    expect(calls).toEqual([]);
+    cache.polled({ checkpoint: 20, table: "1" }, 0);
+    expect(calls).toEqual([20]);
+    expect(cache.get("w1")?.row.lastSequence).toBe(20);
+    cache.announced(batch(20, 21), []);
+    expect(calls).toEqual([20]);
+    // A batch missed while it runs: empty; the next whole batch gives a watermark, and once
+    // the running warm-up ends, another begins.
+    cache.announced(batch(25, 26), []);
+    expect(cache.size).toBe(0);
+    expect(calls).toEqual([20]);
+    release();
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([20, 26]);
+    release();
+    await new Promise((r) => setImmediate(r));
+    cache.announced(batch(26, 27), []);
+    expect(calls).toEqual([20, 26]);
   });
 
   it("keeps no read that began before the cache was emptied, and answers `atLeastSequence` only from that far", () => {

@@ -10,6 +10,7 @@ import { applyInstallEvent, type InstallRow } from "../projections/installs.ts";
 import { etaView, type StepDurationRow } from "../projections/step-durations.ts";
 import { fromStored, listClusters } from "../repository/clusters.ts";
 import { getAllDocs, getDocs, installsTable, stepDurationsTable } from "../repository/doc-tables.ts";
+import type { ClusterCache } from "./cluster-cache.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { clusterList, clusterListQuery, clusterQuery, clusterView, errorBody, idParams } from "./schemas.ts";
 import { type ApiDeps, jaegerLink } from "./server.ts";
@@ -70,6 +71,78 @@ function clusterLiveText(schema: string): string {
       ) as session_counts,
       (select last_sequence from ${t("projector_checkpoint")} where name = $2) as checkpoint
     from ${t("clusters")} c where c.id = $1`;
+}
+
+/**
+ * A page of clusters in id order after `$1` (at most `$3`), each with what its live view adds
+ * (as `clusterLiveText`), the learnt durations on the first row only, and the checkpoint in
+ * the same snapshot: the cluster cache's warm-up (`warmClusterCache`).
+ */
+function clusterPageText(schema: string): string {
+  const t = (name: string) => `${schema}.${name}`;
+  return `select ${CLUSTER_COLUMNS.map((c) => `c.${c}`).join(", ")},
+      i.doc as install_doc,
+      case when row_number() over (order by c.id) = 1 then
+        (select coalesce(json_agg(doc order by id), '[]') from ${t("step_durations")}) end as durations,
+      (select coalesce(json_agg(json_build_object('state', state, 'n', n) order by state), '[]')
+         from (select state, count(*)::int as n from ${t("sessions")} where cluster_id = c.id group by state) s
+      ) as session_counts,
+      (select last_sequence from ${t("projector_checkpoint")} where name = $2) as checkpoint
+    from ${t("clusters")} c left join ${t("installs")} i on i.id = c.id
+    where c.id > $1 order by c.id limit $3`;
+}
+
+/**
+ * Fills `cache` with every cluster (up to its `maxEntries`), a page (`pageSize`) per
+ * statement, each row through `cache.fill` with the page's checkpoint: the same rule as a
+ * read's fill (kept only when the page saw the cache's watermark or later, and nothing reset
+ * since its ticket). Stops at the first page taken while the cache was emptied. Never serves
+ * anything itself: what it puts in is what a read of each cluster would have put in.
+ */
+export async function warmClusterCache(
+  deps: Pick<ApiDeps, "db" | "schema" | "checkpointName">,
+  cache: ClusterCache,
+  pageSize = 500,
+): Promise<{ pages: number; kept: number }> {
+  const text = clusterPageText(deps.schema);
+  let after = "";
+  let pages = 0;
+  let kept = 0;
+  for (let n = 0, tries = 0; n < cache.maxEntries; ) {
+    const ticket = cache.ticket();
+    const r = await withRawClient(deps.db, (client) =>
+      client.query<
+        Selectable<ClustersTable> & {
+          install_doc: InstallRow | null;
+          durations: StepDurationRow[] | null;
+          session_counts: { state: string; n: number }[];
+          checkpoint: number | string | null;
+        }
+      >(text, [after, deps.checkpointName ?? "projector", Math.min(pageSize, cache.maxEntries - n)]),
+    );
+    pages++;
+    const keptBefore = kept;
+    const durations = r.rows[0]?.durations ?? [];
+    for (const found of r.rows) {
+      const checkpoint = found.checkpoint === null ? undefined : Number(found.checkpoint);
+      const inputs = {
+        row: fromStored(found),
+        install: found.install_doc ?? undefined,
+        sessions: found.session_counts,
+        durations,
+      };
+      if (cache.fill(ticket, checkpoint, found.id, inputs)) kept++;
+    }
+    if (ticket !== cache.ticket() || r.rows.length === 0) break;
+    // None kept, nothing reset: the page read a snapshot older than the watermark (a batch's
+    // announcement came first). The same page again, a few times.
+    if (kept === keptBefore && tries++ < 3) continue;
+    tries = 0;
+    n += r.rows.length;
+    after = r.rows.at(-1)!.id;
+    if (r.rows.length < pageSize) break;
+  }
+  return { pages, kept };
 }
 
 /** Postgres refusing a prepared statement whose result type changed since it was prepared (SQLSTATE 0A000). */
