@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import {
   NATS_USERS,
   natsPasswordVariable,
+  SERVICE_MALLOC_ENV,
   SERVICE_NODE_OPTIONS,
   STACK_SERVICES,
   type StackService,
@@ -237,9 +238,13 @@ describe("deploy/kubernetes: the production shape", () => {
     }
   });
 
-  it("runs the bundles with the Node flags the stack gives them (deploy/Dockerfile builds them)", () => {
+  it("runs the bundles with the Node flags and malloc settings the stack gives them (deploy/Dockerfile builds them)", () => {
     const dockerfile = readFileSync(join(deploy, "Dockerfile"), "utf8");
     expect(dockerfile).toContain(`NODE_OPTIONS="${SERVICE_NODE_OPTIONS}"`);
+    // glibc's malloc settings as npm run stack, npm start and the harness give them.
+    expect(Object.keys(SERVICE_MALLOC_ENV).length).toBeGreaterThan(0);
+    for (const [name, value] of Object.entries(SERVICE_MALLOC_ENV))
+      expect(dockerfile).toContain(`${name}="${value}"`);
     expect(dockerfile).toMatch(/RUN npm ci && npm run build/);
     for (const name of STACK_SERVICES)
       expect(dockerfile).toContain(`COPY --from=build /app/services/${name}/dist services/${name}/dist`);

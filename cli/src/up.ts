@@ -22,6 +22,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDatabase, findPostgres, freePort, type PostgresServer, startNatsServer } from "@cairn/testkit";
 import { writeEndpointsFile } from "./endpoints-file.ts";
+import { SERVICE_MALLOC_ENV } from "./stack/shape.ts";
 import { supervise } from "./supervisor.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -214,6 +215,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   // 4.
   const childEnv = {
+    // glibc's arenas as deploy/ sets them (stack/shape.ts); a variable already set wins.
+    ...SERVICE_MALLOC_ENV,
     ...env,
     ...cloudEnv,
     NATS_URL: natsUrl,

@@ -21,6 +21,7 @@ import {
   type NatsUser,
   natsServerEnv,
   newNatsPasswords,
+  SERVICE_MALLOC_ENV,
   serviceEnv,
   simEnv,
 } from "@cairn/cli/stack";
@@ -462,7 +463,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           new ServiceProcess(
             service,
             i,
-            { ...env, ...own, ...opts.env },
+            // glibc's arenas as every launcher sets them (shape.ts); the caller's environment wins.
+            { ...SERVICE_MALLOC_ENV, ...env, ...own, ...opts.env },
             logDir,
             opts.bundles ? join(root, "services", service, "dist", "bundle", "main.mjs") : undefined,
           ),

@@ -28,6 +28,7 @@ import {
   NATS_CONFIG_FILE,
   natsServerEnv,
   newNatsPasswords,
+  SERVICE_MALLOC_ENV,
   SERVICE_NODE_OPTIONS,
   STACK_DEFAULTS,
   STACK_SERVICES,
@@ -132,6 +133,7 @@ export async function stack(opts: StackOptions = {}): Promise<void> {
           command: process.execPath,
           args: [bundlePath(service)],
           env: {
+            ...SERVICE_MALLOC_ENV,
             ...env,
             NODE_OPTIONS: [env.NODE_OPTIONS, SERVICE_NODE_OPTIONS].filter(Boolean).join(" "),
             ...cloudEnv,
