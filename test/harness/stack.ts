@@ -167,7 +167,8 @@ export class ServiceProcess {
     this.child = child;
     this.#mark(`--- start ${this.starts} (pid ${child.pid}) ---`);
     const onOutput = (d: Buffer) => {
-      this.#log.write(d);
+      // A child's last output can arrive after its exit, and so after stop() ended the log.
+      if (!this.#log.writableEnded) this.#log.write(d);
       for (const line of d.toString("utf8").split("\n")) if (line.trim()) this.#tail.push(line);
       if (this.#tail.length > 400) this.#tail.splice(0, this.#tail.length - 200);
     };
@@ -241,7 +242,7 @@ export class ServiceProcess {
   }
 
   #mark(line: string) {
-    this.#log.write(`${new Date().toISOString()} ${line}\n`);
+    if (!this.#log.writableEnded) this.#log.write(`${new Date().toISOString()} ${line}\n`);
     this.#tail.push(line);
   }
 }
