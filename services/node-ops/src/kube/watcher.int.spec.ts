@@ -180,9 +180,7 @@ describe("the node watcher", () => {
     expect(events.filter((e) => e.type === "kube.node-ready")).toHaveLength(120);
     // The relist's own commit: the 20 nodes it lacks, and nothing recorded twice.
     expect(
-      events
-        .filter((e) => e.type === "kube.node-removed")
-        .map((e) => (e.data as { node: string }).node),
+      events.filter((e) => e.type === "kube.node-removed").map((e) => (e.data as { node: string }).node),
     ).toEqual(many.slice(100).map((n) => n.node));
     expect(events.filter((e) => e.type === "kube.api-reachable")).toHaveLength(1);
   });
