@@ -302,6 +302,9 @@ describe("event store", () => {
     await expect(
       store.append({ aggregate: agg("bad.id"), causationId: "x", events: [incremented("bad.id", 1)] }, 0),
     ).rejects.toThrow(/token-safe/);
+    // A look at such an id is a refused promise too, never a throw.
+    const look = store.lastSequence(agg("bad.id"));
+    await expect(look).rejects.toThrow(/token-safe/);
   });
 
   it("reads old event versions as today's shape", async () => {

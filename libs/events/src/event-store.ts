@@ -263,7 +263,13 @@ export class EventStore<E extends Msg = Msg> {
    * of answers through one connection (docs/installer.md, "The stall and the looks at the log").
    */
   lastSequence(aggregate: AggregateRef): Promise<number> {
-    const subject = eventSubject(aggregate);
+    let subject: string;
+    try {
+      subject = eventSubject(aggregate);
+    } catch (err) {
+      // A refused id is a refused promise, as from any async method (never a throw).
+      return Promise.reject(err);
+    }
     const under = this.#looks.get(subject);
     if (!under) return this.#look(subject);
     // The look under way was sent before this call: it may not see a commit made just
