@@ -246,6 +246,37 @@ describe("event store", () => {
     expect(await store.lastSequence(agg("none"))).toBe(0);
   });
 
+  it("looks at one subject's last sequence side by side share looks, each sent after its call", async () => {
+    const seen: string[] = [];
+    const sub = nats.nc.subscribe("$JS.API.STREAM.MSG.GET.>", {
+      callback: (_e, m) => {
+        seen.push(m.subject);
+      },
+    });
+    await nats.nc.flush();
+    const first = await store.append(
+      { aggregate: agg("look1"), causationId: "l1", events: [incremented("look1", 1)] },
+      0,
+    );
+    // Forty at once: one look sent, one shared by the 39 that came while it was under way.
+    const answers = await Promise.all(Array.from({ length: 40 }, () => store.lastSequence(agg("look1"))));
+    await nats.nc.flush();
+    expect(answers.every((s) => s === first.sequence)).toBe(true);
+    expect(seen.length).toBeLessThanOrEqual(2);
+    // A commit made while a look is under way is seen by a call made after it (the shared next look).
+    const under = store.lastSequence(agg("look1"));
+    const second = await store.append(
+      { aggregate: agg("look1"), causationId: "l2", events: [incremented("look1", 2)] },
+      first.sequence,
+    );
+    const after = store.lastSequence(agg("look1"));
+    expect(await under).toBeGreaterThanOrEqual(first.sequence);
+    expect(await after).toBe(second.sequence);
+    // Other subjects are looked at on their own.
+    expect(await store.lastSequence(agg("look-none"))).toBe(0);
+    sub.unsubscribe();
+  });
+
   it("the last sequence of a stream that is not there is the JetStream API's error", async () => {
     const missing = new EventStore({
       js: nats.js,
@@ -271,6 +302,9 @@ describe("event store", () => {
     await expect(
       store.append({ aggregate: agg("bad.id"), causationId: "x", events: [incremented("bad.id", 1)] }, 0),
     ).rejects.toThrow(/token-safe/);
+    // A look at such an id is a refused promise too, never a throw.
+    const look = store.lastSequence(agg("bad.id"));
+    await expect(look).rejects.toThrow(/token-safe/);
   });
 
   it("reads old event versions as today's shape", async () => {

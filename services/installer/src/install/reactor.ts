@@ -229,6 +229,9 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     }
   };
 
+  /** Per cluster, the instances whose `install.record-online` is queued in a flush not yet done. */
+  const onlineQueued = new Map<string, Set<string>>();
+
   /** Asks node-ops for a node operation, idempotent by its id (named after the cause). */
   const nodeOp = async <T extends "node.drain" | "node.uncordon">(
     cause: InstallFact,
@@ -602,14 +605,27 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       // find their node online.
       const waiting = Object.values(state.nodes).filter((x) => !x.online && !x.failed);
       const online = await onlineOf(clusterId, region, waiting);
-      // All in one commit (with what the other nodes' waits saw meanwhile).
-      await Promise.all(
-        waiting
-          .filter((x) => online.has(x.instanceId))
-          .map((x) =>
+      // All in one commit (with what the other nodes' waits saw meanwhile). A node whose
+      // record-online another wait has queued already (not flushed yet) is left to it: each
+      // of n waits that find the cluster's agents online would otherwise queue all n records
+      // — at 500 nodes ~45,000 records of one flush, 450 decisions that changed nothing, each
+      // followed by a look at the install's last commit (bench/install, "online → init sent").
+      // Only a saving: a flush that fails clears its nodes, and their own waits come back.
+      const queued = onlineQueued.get(clusterId) ?? new Set<string>();
+      onlineQueued.set(clusterId, queued);
+      const mine = waiting.filter((x) => online.has(x.instanceId) && !queued.has(x.instanceId));
+      for (const x of mine) queued.add(x.instanceId);
+      try {
+        await Promise.all(
+          mine.map((x) =>
             batched(e, "install.record-online", { clusterId, slot: x.slot, instanceId: x.instanceId }),
           ),
-      );
+        );
+      } finally {
+        // Flushed (the handler's cached install has them online) or failed (their waits retry).
+        for (const x of mine) queued.delete(x.instanceId);
+        if (queued.size === 0 && onlineQueued.get(clusterId) === queued) onlineQueued.delete(clusterId);
+      }
       if (!online.has(n.instanceId))
         throw new RetryLaterError(
           proportional(waited, firstLook),

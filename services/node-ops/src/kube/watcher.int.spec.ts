@@ -157,6 +157,34 @@ describe("the node watcher", () => {
     expect(await types("w-4")).toEqual(["kube.api-reachable", "kube.node-registered", "kube.node-ready"]);
   });
 
+  it("a list of 120 nodes is recorded in commits of at most 50 nodes' facts; a relist lacking some removes them", async () => {
+    const many = Array.from({ length: 120 }, (_, i) => node(`n-${String(i).padStart(3, "0")}`));
+    const { port, calls } = scripted(
+      [
+        async () => ({ nodes: many, resourceVersion: "1" }),
+        async () => ({ nodes: many.slice(0, 100), resourceVersion: "2" }),
+      ],
+      [(_emit, end) => end({ reason: "expired" })],
+    );
+    const watcher = createNodeWatcher({ handler, nodes: port, backoff: { baseMs: 1, maxMs: 5 } });
+    watcher.watch("w-6");
+    await until("the relist's watch", () => calls.includes("watch 2"));
+    await watcher.stop();
+    const events = (await store.load({ type: "kube", id: "w-6" })).events;
+    const commits = new Map<number, string[]>();
+    for (const e of events) commits.set(e.sequence, [...(commits.get(e.sequence) ?? []), e.type]);
+    // Each commit: one node's registered + ready per node, 50 nodes at most (one whole-list
+    // commit of 120 nodes would be 240 facts; at 500 nodes ~740 KB).
+    for (const types of commits.values()) expect(types.length).toBeLessThanOrEqual(100);
+    expect(events.filter((e) => e.type === "kube.node-registered")).toHaveLength(120);
+    expect(events.filter((e) => e.type === "kube.node-ready")).toHaveLength(120);
+    // The relist's own commit: the 20 nodes it lacks, and nothing recorded twice.
+    expect(
+      events.filter((e) => e.type === "kube.node-removed").map((e) => (e.data as { node: string }).node),
+    ).toEqual(many.slice(100).map((n) => n.node));
+    expect(events.filter((e) => e.type === "kube.api-reachable")).toHaveLength(1);
+  });
+
   it("stop ends a watch in hand and a backoff at once", async () => {
     const { port } = scripted([async () => ({ nodes: [], resourceVersion: "1" })], []);
     const watcher = createNodeWatcher({ handler, nodes: port, backoff: { baseMs: 60_000, maxMs: 60_000 } });

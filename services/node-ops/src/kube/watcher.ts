@@ -150,6 +150,19 @@ export function createNodeWatcher(o: NodeWatcherOptions): NodeWatcher {
       },
       onList: async (list) => {
         await report("kube.observe-api", { clusterId, reachable: true });
+        // A list of more nodes than a commit may hold facts for: their facts first, at most
+        // OBSERVED_PER_RECORD a commit (as the watch's changes), then the list itself, which
+        // then records only what the chunks could not: the known nodes it lacks (removed).
+        // One commit of a whole list is ~1.5 KB a node: at 500 nodes ~740 KB, and every
+        // look at the aggregate's last sequence (STREAM.MSG.GET answers with the whole last
+        // commit) carried it, base64 — bench/install's 10–35 s stall, docs/installer.md.
+        // A crash between two chunks leaves facts that are all true; the next list resyncs.
+        if (list.nodes.length > OBSERVED_PER_RECORD)
+          for (let i = 0; i < list.nodes.length; i += OBSERVED_PER_RECORD)
+            await report("kube.observe-nodes", {
+              clusterId,
+              nodes: list.nodes.slice(i, i + OBSERVED_PER_RECORD),
+            });
         await report("kube.observe-node-list", { clusterId, nodes: [...list.nodes] });
       },
       onEvent: async (e) => {
