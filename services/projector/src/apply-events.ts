@@ -65,17 +65,16 @@ export function emptyReadSet(): ReadSet {
 
 /** Adds to `set` the rows folding `events` reads. */
 export function addToReadSet(set: ReadSet, events: readonly SequencedEvent[]): ReadSet {
+  // Straight into `set` (it is called once per commit: no sets of its own per call).
   for (const { event } of events) {
     // An install's events move its cluster's progress (read from both rows): its row is
     // read too, to announce it (see `foldBatch`).
     if (event.aggregate.type === "cluster" || event.aggregate.type === "install")
       set.clusters.add(event.aggregate.id);
     for (const id of commandIdsOf(event)) set.commands.add(id);
+    addMoreRowIds(set, event);
   }
-  const more = moreRowIds(events);
-  for (const k of ["installs", "nodes", "nodeops", "sessions"] as const)
-    for (const id of more[k]) set[k].add(id);
-  if (more.nodes.size > 0) set.durations = true;
+  if (set.nodes.size > 0) set.durations = true;
   return set;
 }
 
@@ -340,18 +339,25 @@ export const moreRowCount = (rows: MoreRows) =>
 
 /** The row ids `events` touch in each model (the ones `foldMore` will read). */
 export function moreRowIds(events: readonly SequencedEvent[]) {
-  const installs = new Set<string>();
-  const nodes = new Set<string>();
-  const nodeops = new Set<string>();
-  const sessions = new Set<string>();
-  for (const { event } of events) {
-    if (event.aggregate.type === "install") installs.add(event.aggregate.id);
-    if (isSessionEvent(event)) sessions.add(event.aggregate.id);
-    for (const node of nodeKeysOf(event)) nodes.add(nodeRowId(node));
-    const op = nodeOpIdOf(event);
-    if (op !== undefined) nodeops.add(op);
-  }
-  return { installs, nodes, nodeops, sessions };
+  const ids = {
+    installs: new Set<string>(),
+    nodes: new Set<string>(),
+    nodeops: new Set<string>(),
+    sessions: new Set<string>(),
+  };
+  for (const { event } of events) addMoreRowIds(ids, event);
+  return ids;
+}
+
+function addMoreRowIds(
+  ids: { installs: Set<string>; nodes: Set<string>; nodeops: Set<string>; sessions: Set<string> },
+  event: CairnEvent,
+): void {
+  if (event.aggregate.type === "install") ids.installs.add(event.aggregate.id);
+  if (isSessionEvent(event)) ids.sessions.add(event.aggregate.id);
+  for (const node of nodeKeysOf(event)) ids.nodes.add(nodeRowId(node));
+  const op = nodeOpIdOf(event);
+  if (op !== undefined) ids.nodeops.add(op);
 }
 
 /**
