@@ -7,7 +7,6 @@
  * counting copies and walks, not by time. The rows it was given stay as they were, and
  * the rows it makes equal the pure fold's, event by event.
  */
-import type { CairnEvent } from "@cairn/events";
 import { describe, expect, it } from "vitest";
 import { emptyLoadedRows, foldBatch, foldInto, type SequencedEvent } from "./apply-events.ts";
 import { slotWalks } from "./projections/cluster-conditions.ts";
@@ -27,12 +26,18 @@ function life(id: string, nodes: number): SequencedEvent[] {
   const es: { type: string; data: unknown }[] = [
     requested(id),
     { type: "cluster.provisioning-started", data: { slots } },
-    ...slots.map((s) => ({ type: "cluster.instance-launch-requested", data: { ...s, attempt: 1, placement } })),
+    ...slots.map((s) => ({
+      type: "cluster.instance-launch-requested",
+      data: { ...s, attempt: 1, placement },
+    })),
     ...slots.map((s) => ({
       type: "cluster.instance-launched",
       data: { slot: s.slot, attempt: 1, instanceId: `i-${s.slot}` },
     })),
-    ...slots.map((s) => ({ type: "cluster.instance-running", data: { slot: s.slot, instanceId: `i-${s.slot}` } })),
+    ...slots.map((s) => ({
+      type: "cluster.instance-running",
+      data: { slot: s.slot, instanceId: `i-${s.slot}` },
+    })),
     { type: "cluster.instances-ready", data: { count: nodes } },
     ...slots.map((s) => ({
       type: "cluster.instance-termination-requested",
@@ -128,7 +133,7 @@ describe("a batch's fold of a many-node cluster", () => {
     // The same events again (a redelivery): nothing changes.
     const again = foldInto(events.slice(0, 6), clusters, new Map());
     expect(again.clusters).toHaveLength(0);
-    const next = foldInto(events.slice(4, 9) as { event: CairnEvent; sequence: number }[], clusters, new Map());
+    const next = foldInto(events.slice(4, 9), clusters, new Map());
     expect(next.clusters).toHaveLength(1);
     expect(next.clusters[0]!.version).toBe(9);
   });
