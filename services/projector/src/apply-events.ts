@@ -8,7 +8,7 @@
 import type { CairnEvent } from "@cairn/events";
 import { type RawBuilder, type Selectable, sql } from "kysely";
 import type { ClustersTable, CommandsTable, Db } from "./db/database.ts";
-import { applyClusterEvent, type ClusterRow } from "./projections/clusters.ts";
+import { applyClusterEvent, type ClusterRow, type FoldOwned } from "./projections/clusters.ts";
 import { applyCommandEvent, type CommandRow, commandIdsOf } from "./projections/commands.ts";
 import { type EventIndexRow, toEventIndexRow } from "./projections/event-index.ts";
 import { applyInstallEvent, type InstallRow } from "./projections/installs.ts";
@@ -65,17 +65,16 @@ export function emptyReadSet(): ReadSet {
 
 /** Adds to `set` the rows folding `events` reads. */
 export function addToReadSet(set: ReadSet, events: readonly SequencedEvent[]): ReadSet {
+  // Straight into `set` (it is called once per commit: no sets of its own per call).
   for (const { event } of events) {
     // An install's events move its cluster's progress (read from both rows): its row is
     // read too, to announce it (see `foldBatch`).
     if (event.aggregate.type === "cluster" || event.aggregate.type === "install")
       set.clusters.add(event.aggregate.id);
     for (const id of commandIdsOf(event)) set.commands.add(id);
+    addMoreRowIds(set, event);
   }
-  const more = moreRowIds(events);
-  for (const k of ["installs", "nodes", "nodeops", "sessions"] as const)
-    for (const id of more[k]) set[k].add(id);
-  if (more.nodes.size > 0) set.durations = true;
+  if (set.nodes.size > 0) set.durations = true;
   return set;
 }
 
@@ -192,8 +191,15 @@ export interface FoldedBatch {
 /** Folds a live batch's `events` into the rows it read (`loaded`, updated in place). */
 export function foldBatch(events: readonly SequencedEvent[], loaded: LoadedRows): FoldedBatch {
   const specRead = new Map<string, ClusterRow["spec"]>();
-  for (const [id, row] of loaded.clusters) specRead.set(id, row.spec);
-  const changed = foldInto(events, loaded.clusters, loaded.commands, loaded.more);
+  // The rows were read for this batch alone (each attempt reads its own): the fold changes
+  // them in place, with no copy at all (the spec is never changed in place, only replaced).
+  const owned: FoldOwned = new WeakSet();
+  for (const [id, row] of loaded.clusters) {
+    specRead.set(id, row.spec);
+    owned.add(row);
+    owned.add(row.progress.nodes);
+  }
+  const changed = foldInto(events, loaded.clusters, loaded.commands, loaded.more, owned);
   // What changed, for those who follow the read models live (the SSE stream): with the
   // clusters whose install moved though their own row did not, since their progress did.
   const written = new Set(changed.clusters.map((r) => r.id));
@@ -247,13 +253,23 @@ export function eventIndexRows(events: readonly SequencedEvent[]): EventIndexRow
 /**
  * Folds `events` into the rows in `clusters` and `commands` (updated in place: the
  * maps hold the rows after the events) and returns the rows that changed. Pure
- * otherwise: the rows themselves are new objects.
+ * otherwise: the rows it was given are left as they were; the rows it returns are new
+ * objects (each cluster row copied once, then changed in place by the call's later events).
  */
 export function foldInto(
   events: readonly SequencedEvent[],
   clusters: Map<string, ClusterRow>,
   commands: Map<string, CommandRow>,
   more: MoreRows = emptyMoreRows(),
+  /**
+   * Copy on first write: a row (and its slot record) not in `owned` is copied by the first
+   * event that changes it, the copy added, then changed in place by the next ones — so a
+   * cluster's 50 events in a batch cost one copy, not 50, and the rows the caller holds
+   * from before are never changed. By default a set of the call's own; one shared by the
+   * calls of one batch, or holding rows only this batch holds (the live batch's reads:
+   * `foldBatch`), copies fewer.
+   */
+  owned: FoldOwned = new WeakSet(),
 ): { clusters: ClusterRow[]; commands: CommandRow[]; more: ChangedMore } {
   const changedClusters = new Map<string, ClusterRow>();
   const changedCommands = new Map<string, CommandRow>();
@@ -261,8 +277,9 @@ export function foldInto(
     if (event.aggregate.type === "cluster") {
       const id = event.aggregate.id;
       const before = clusters.get(id);
-      const after = applyClusterEvent(before, event, sequence);
-      if (after && after !== before) {
+      const version = before?.version;
+      const after = applyClusterEvent(before, event, sequence, owned);
+      if (after && (after !== before || after.version !== version)) {
         clusters.set(id, after);
         changedClusters.set(id, after);
       }
@@ -322,18 +339,25 @@ export const moreRowCount = (rows: MoreRows) =>
 
 /** The row ids `events` touch in each model (the ones `foldMore` will read). */
 export function moreRowIds(events: readonly SequencedEvent[]) {
-  const installs = new Set<string>();
-  const nodes = new Set<string>();
-  const nodeops = new Set<string>();
-  const sessions = new Set<string>();
-  for (const { event } of events) {
-    if (event.aggregate.type === "install") installs.add(event.aggregate.id);
-    if (isSessionEvent(event)) sessions.add(event.aggregate.id);
-    for (const node of nodeKeysOf(event)) nodes.add(nodeRowId(node));
-    const op = nodeOpIdOf(event);
-    if (op !== undefined) nodeops.add(op);
-  }
-  return { installs, nodes, nodeops, sessions };
+  const ids = {
+    installs: new Set<string>(),
+    nodes: new Set<string>(),
+    nodeops: new Set<string>(),
+    sessions: new Set<string>(),
+  };
+  for (const { event } of events) addMoreRowIds(ids, event);
+  return ids;
+}
+
+function addMoreRowIds(
+  ids: { installs: Set<string>; nodes: Set<string>; nodeops: Set<string>; sessions: Set<string> },
+  event: CairnEvent,
+): void {
+  if (event.aggregate.type === "install") ids.installs.add(event.aggregate.id);
+  if (isSessionEvent(event)) ids.sessions.add(event.aggregate.id);
+  for (const node of nodeKeysOf(event)) ids.nodes.add(nodeRowId(node));
+  const op = nodeOpIdOf(event);
+  if (op !== undefined) ids.nodeops.add(op);
 }
 
 /**

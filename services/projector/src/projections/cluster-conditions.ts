@@ -194,11 +194,68 @@ export interface ConditionsRow {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+/** Of a slot record: the slots not terminating, and those running. */
+export interface SlotCounts {
+  readonly live: number;
+  readonly running: number;
+}
+
+/**
+ * The counts of each slot record a fold has seen, kept beside it: a fold moves one slot per
+ * event and carries the counts over (`carrySlotCounts`), so `k of n instances running` costs
+ * O(1) per event, not a walk of every slot. A walk was O(nodes) per event, O(nodes²) per
+ * cluster — and more: slot numbers start at 1000 for the first pool, so V8 backs a copied
+ * slot record with a ~1,000-entry array whatever the node count (docs/projector.md "Live
+ * apply, fifth pass").
+ */
+const slotCountsOf = new WeakMap<object, SlotCounts>();
+
+/** Walks of a whole slot record (for tests: a fold must not walk one per event). */
+export const slotWalks = { count: 0 };
+
+const countOf = (s: string | undefined) => ({
+  live: s !== undefined && s !== "terminating" ? 1 : 0,
+  running: s === "running" ? 1 : 0,
+});
+
+/** The counts of `slots`: remembered, else walked once. */
+export function slotCounts(slots: Readonly<Record<string, string>>): SlotCounts {
+  const known = slotCountsOf.get(slots);
+  if (known) return known;
+  slotWalks.count++;
+  let live = 0;
+  let running = 0;
+  for (const k in slots) {
+    const s = slots[k];
+    if (s !== "terminating") live++;
+    if (s === "running") running++;
+  }
+  const counts = { live, running };
+  slotCountsOf.set(slots, counts);
+  return counts;
+}
+
+/**
+ * Records the counts of `to`: those of `from` (known, else nothing is recorded) with one
+ * slot moved from `was` to `now` (undefined: absent). `to` may be `from` (changed in place).
+ */
+export function carrySlotCounts(
+  from: object,
+  to: object,
+  was: string | undefined,
+  now: string | undefined,
+): void {
+  const c = slotCountsOf.get(from);
+  if (!c) return;
+  const a = countOf(was);
+  const b = countOf(now);
+  slotCountsOf.set(to, { live: c.live - a.live + b.live, running: c.running - a.running + b.running });
+}
+
 /** `k of n instances running`, from the slots (terminating ones are on their way out). */
 function runningMessage(slots: Readonly<Record<string, string>>): string {
-  const states = Object.values(slots).filter((s) => s !== "terminating");
-  const running = states.filter((s) => s === "running").length;
-  return `${running} of ${plural(states.length, "instance")} running`;
+  const { live, running } = slotCounts(slots);
+  return `${running} of ${plural(live, "instance")} running`;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   type SequencedEvent,
 } from "../apply-events.ts";
 import type { Db } from "../db/database.ts";
-import type { ClusterRow } from "../projections/clusters.ts";
+import type { ClusterRow, FoldOwned } from "../projections/clusters.ts";
 import { type CommandRow, commandIdsOf } from "../projections/commands.ts";
 import type { EventIndexRow } from "../projections/event-index.ts";
 import { fromStored, getClusters, upsertClustersSql } from "../repository/clusters.ts";
@@ -172,8 +172,11 @@ export async function prepareBatch(
   const clusters = new Map<string, ClusterRow>();
   const commands = new Map<string, CommandRow>();
   let more = NO_MORE_CHANGES;
+  // One copy per row per batch (copy on first write): the rows of earlier batches are
+  // still to be written (`writeBatch`, the pending flush) and are never changed in place.
+  const owned: FoldOwned = new WeakSet();
   for (let i = 0; i < events.length; i += SLICE) {
-    const changed = foldInto(events.slice(i, i + SLICE), state.clusters, state.commands, state.more);
+    const changed = foldInto(events.slice(i, i + SLICE), state.clusters, state.commands, state.more, owned);
     more = mergeChangedMore(more, changed.more);
     for (const r of changed.clusters) clusters.set(r.id, r);
     for (const r of changed.commands) commands.set(r.commandId, r);
