@@ -566,8 +566,9 @@ export async function startConsumer(
       while (!stopping) {
         pulls.forgetSilent(Date.now());
         if (pulls.open > 0) {
-          // Our pull is open: look again when it ends (or soon, to see whether it went silent).
-          await pause(PULL_CHECK_MS);
+          // Our pull is open: look again when it ends (or soon, to see whether it went silent),
+          // and at its expiry at the latest (its end may never come: PULL_EXPIRED_GRACE_MS).
+          await pause(Math.max(1, Math.min(PULL_CHECK_MS, pulls.untilExpired(Date.now()))));
           continue;
         }
         const room = maxInHand - held.size - pulls.outstanding;

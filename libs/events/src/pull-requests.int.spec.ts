@@ -5,7 +5,7 @@
  */
 import { headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PULL_EXPIRES_MS, PULL_HEARTBEAT_MS, PullRequests } from "./pull-requests.ts";
+import { PULL_EXPIRED_GRACE_MS, PULL_EXPIRES_MS, PULL_HEARTBEAT_MS, PullRequests } from "./pull-requests.ts";
 import { startJetStream, type TestJetStream } from "./testing/jetstream.ts";
 
 let js: TestJetStream;
@@ -50,6 +50,52 @@ describe("pull requests", () => {
       expect(Date.now() - start).toBeGreaterThanOrEqual(PULL_EXPIRES_MS);
     } finally {
       for (const t of heartbeats) clearInterval(t);
+      sub.unsubscribe();
+      pulls.close();
+    }
+  }, 20_000);
+
+  it("a pull the server dropped at its expiry without a word is given up at once, not seconds later", async () => {
+    // nats-server 2.9 drops an expired pull without a 408 when a message comes for it before
+    // its expiry timer ran. Here: signs of life (idle heartbeats) until the expiry, then nothing.
+    const nc = js.nats.nc;
+    const timers: NodeJS.Timeout[] = [];
+    const sub = nc.subscribe("test.pull.silent", {
+      callback: (_err, m) => {
+        const reply = m.reply!;
+        const at = Date.now();
+        const t = setInterval(() => {
+          if (Date.now() - at < PULL_EXPIRES_MS)
+            nc.publish(reply, "", { headers: headers(100, "Idle Heartbeat") });
+          else clearInterval(t);
+        }, 100);
+        timers.push(t);
+      },
+    });
+    let endedAt = 0;
+    const pulls = new PullRequests({
+      nc,
+      subject: "test.pull.silent",
+      ackTimeoutMs: 1_000,
+      onMessage: () => {},
+      onEnded: () => (endedAt = Date.now()),
+      onRefused: () => {},
+    });
+    try {
+      const start = Date.now();
+      pulls.pull(1_000);
+      await nc.flush();
+      while (pulls.open > 0 && Date.now() - start < PULL_EXPIRES_MS + 5 * PULL_HEARTBEAT_MS) {
+        await new Promise((r) => setTimeout(r, Math.max(1, Math.min(50, pulls.untilExpired(Date.now())))));
+        pulls.forgetSilent(Date.now());
+      }
+      expect(pulls.open).toBe(0);
+      // Given up within moments of its expiry (it used to take two heartbeats more: ~2 s with
+      // no pull on the server).
+      expect(endedAt - start).toBeGreaterThanOrEqual(PULL_EXPIRES_MS);
+      expect(endedAt - start).toBeLessThan(PULL_EXPIRES_MS + PULL_EXPIRED_GRACE_MS + 300);
+    } finally {
+      for (const t of timers) clearInterval(t);
       sub.unsubscribe();
       pulls.close();
     }

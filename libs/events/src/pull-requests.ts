@@ -28,6 +28,15 @@ export const PULL_HEARTBEAT_MS = 1_000;
  * heartbeats: a heartbeat late behind a busy connection is no reason to pull twice.
  */
 export const PULL_SILENT_MS = 3 * PULL_HEARTBEAT_MS;
+/**
+ * How long past its expiry a pull is given up, whatever it still hears. nats-server 2.9
+ * drops an expired pull without a word (no 408) when a message comes for it before its
+ * expiry timer has run — under steady traffic, often. Waiting for two heartbeats past the
+ * expiry (as before) left the consumer with no pull on the server for ~2 s: the
+ * command-read hiccups (docs/benchmarks.md, "The ~2 s hiccup"). Forgetting a pull early costs
+ * nothing: what it still brings comes to the same subscription and is handled.
+ */
+export const PULL_EXPIRED_GRACE_MS = 200;
 /** How often the runner looks at its open pull while waiting for it to end. */
 export const PULL_CHECK_MS = 250;
 
@@ -89,6 +98,14 @@ export class PullRequests {
     return this.#open.length;
   }
 
+  /** Ms until the oldest open pull is past its expiry and given up (Infinity: none open). */
+  untilExpired(now: number): number {
+    const oldest = this.#open[0];
+    return oldest
+      ? oldest.sentAt + PULL_EXPIRES_MS + PULL_EXPIRED_GRACE_MS + 1 - now
+      : Number.POSITIVE_INFINITY;
+  }
+
   /** Messages the open pulls may still bring. */
   get outstanding(): number {
     let n = 0;
@@ -120,9 +137,9 @@ export class PullRequests {
     for (let i = this.#open.length - 1; i >= 0; i--)
       if (
         now - this.#open[i]!.lastSign > PULL_SILENT_MS ||
-        // Past its expiry by two heartbeats: over on the server whatever we heard (its end
-        // lost on the way, or signs of a request another server still holds).
-        now - this.#open[i]!.sentAt > PULL_EXPIRES_MS + 2 * PULL_HEARTBEAT_MS
+        // Past its expiry: over on the server whatever we heard (its end dropped by the
+        // server or lost on the way, or signs of a request another server still holds).
+        now - this.#open[i]!.sentAt > PULL_EXPIRES_MS + PULL_EXPIRED_GRACE_MS
       ) {
         this.#open.splice(i, 1);
         this.#o.onEnded();
