@@ -301,6 +301,11 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
    * flush, caused by the first launch's event and keyed by the slots it names (a replay
    * of the same batch is a duplicate; another batch of the same slots decides nothing).
    * Resolves with the cluster's state as the log has it just after.
+   *
+   * Gathered for the rest of the turn (`gather: "turn"`): the members of one RunInstances
+   * answer all wait for the same call and go on in the same turn, so they record in one
+   * commit — not the first alone and the other 99 in a second appended after it, a whole
+   * append later (docs/provisioner.md, "Launch batches").
    */
   const launches = new GroupCommit<
     { cause: Event; launch: CommandDataInput<"cluster.record-launches">["launches"][number] },
@@ -324,11 +329,12 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
       );
     }
     return (await o.handler.read(ref)).state;
-  });
+  }, GATHER);
   /**
    * Records running instances in batches: those the cached state (as fresh as every
    * cause) still shows launched, so the many events of one launch commit that saw the
-   * same DescribeInstances answer append once, not once each.
+   * same DescribeInstances answer append once, not once each — and, gathered for the
+   * turn as launches are, in one commit for everything one look saw running.
    */
   const runnings = new GroupCommit<
     {
@@ -360,7 +366,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         { atLeastSequence },
       );
     }
-  });
+  }, GATHER);
 
   /**
    * One RunInstances per batch however many of its members ask at once (the events of a
@@ -803,6 +809,9 @@ const LOOK_TTL_MS = 60_000;
 
 /** A cluster going away: nothing launched for it is wanted. */
 const isEndingState = (s: ClusterState) => s.status === "Deleting" || s.status === "Deleted";
+
+/** The record group commits gather what one turn adds (see `launches`). */
+const GATHER = { gather: "turn" } as const;
 
 /** Slots per batched record: the catalogue's bound on `cluster.record-launches`. */
 const MAX_BATCH = 1_000;
