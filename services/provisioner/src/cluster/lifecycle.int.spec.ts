@@ -141,6 +141,22 @@ describe("cluster lifecycle on the sim", () => {
     expect([...runningIp.values()].sort()).toEqual(simIps.sort());
   });
 
+  it("one RunInstances answer is recorded in one commit: every member's launch together, not the first alone", async () => {
+    // Three servers and no pool: one batch, one call, and nothing else in flight, so the
+    // first member's record used to go out alone and the other two in a second commit.
+    await create("life-15", { servers: { count: 3, instanceType: "t3.medium" }, pools: [] });
+    await reaches("life-15", "Configuring");
+    const history = await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
+      type: "cluster",
+      id: "life-15",
+    });
+    const launched = history.events.filter((e) => e.type === "cluster.instance-launched");
+    const slots = launched.map((e) => (e.type === "cluster.instance-launched" ? e.data.slot : -1));
+    expect(slots.sort()).toEqual([0, 1, 2]);
+    expect(new Set(launched.map((e) => e.sequence)).size).toBe(1);
+    expect(liveInstances("life-15")).toHaveLength(3);
+  });
+
   it("an instance that goes down before it runs is a lost launch, with EC2's reason; the slot launches again", async () => {
     await create("life-14");
     // Caught while it boots (300 ms at this time scale), then terminated straight on EC2.

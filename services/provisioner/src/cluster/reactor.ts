@@ -298,33 +298,37 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 
   /**
    * Records launches in batches (see GroupCommit): one `cluster.record-launches` per
-   * flush, caused by the first launch's event and keyed by the slots it names (a replay
+   * flush, caused by the first item's event and keyed by the slots it names (a replay
    * of the same batch is a duplicate; another batch of the same slots decides nothing).
-   * Resolves with the cluster's state as the log has it just after.
+   * An item is one RunInstances answer, every member it launched (`runBatch`), so an
+   * answer is never split over two commits: added member by member, the first went out
+   * alone and the other 99 waited a whole append for it. Resolves with the cluster's
+   * state as the log has it just after.
    */
-  const launches = new GroupCommit<
-    { cause: Event; launch: CommandDataInput<"cluster.record-launches">["launches"][number] },
-    ClusterState
-  >(async (clusterId, items) => {
-    const ref = { type: "cluster" as const, id: clusterId };
-    for (const chunk of chunks(items, MAX_BATCH)) {
-      const cause = chunk[0]!.cause;
-      const list = chunk.map((i) => i.launch);
-      await o.handler.handle(
-        commandCausedBy(
-          cause,
-          "cluster.record-launches",
-          { clusterId, launches: list },
-          {
-            actor: "provisioner",
-            key: batchKey(list.map((l) => `${l.slot}/${l.attempt}/${l.instanceId}`)),
-          },
-        ),
-        { atLeastSequence: Math.max(...chunk.map((i) => i.cause.sequence)) },
-      );
-    }
-    return (await o.handler.read(ref)).state;
-  });
+  const launches = new GroupCommit<{ cause: Event; launches: LaunchRecord[] }, ClusterState>(
+    async (clusterId, items) => {
+      const ref = { type: "cluster" as const, id: clusterId };
+      const atLeastSequence = Math.max(...items.map((i) => i.cause.sequence));
+      for (const list of chunks(
+        items.flatMap((i) => i.launches),
+        MAX_BATCH,
+      )) {
+        await o.handler.handle(
+          commandCausedBy(
+            items[0]!.cause,
+            "cluster.record-launches",
+            { clusterId, launches: list },
+            {
+              actor: "provisioner",
+              key: batchKey(list.map((l) => `${l.slot}/${l.attempt}/${l.instanceId}`)),
+            },
+          ),
+          { atLeastSequence },
+        );
+      }
+      return (await o.handler.read(ref)).state;
+    },
+  );
   /**
    * Records running instances in batches: those the cached state (as fresh as every
    * cause) still shows launched, so the many events of one launch commit that saw the
@@ -372,17 +376,19 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
    *    batched into calls, together (resolves undefined);
    * 3. launched in part (capacity short: EC2 launches the most it can above MinCount 1):
    *    the members at the missing positions fail as capacity failures, in one command;
-   * 4. resolves with the instances, by AmiLaunchIndex.
+   * 4. every launched member's record, in one item of the launches group commit (one
+   *    commit per answer, or fewer when answers meet);
+   * 5. resolves with the instances, by AmiLaunchIndex, and that record.
    * The records are decided on the cluster's state, so a member no longer launching at
    * that attempt records nothing, and a repeat (a redelivery, the other replica) records
    * nothing twice. Per process while in flight: a later ask calls again with the same
    * token and gets the same instances.
    */
-  const inFlight = new Map<string, Promise<InstanceInfo[] | undefined>>();
+  const inFlight = new Map<string, Promise<LaunchedBatch | undefined>>();
   const launchBatch = (
     cause: Event,
     batch: Omit<LaunchBatchRequest, "clientToken">,
-  ): Promise<InstanceInfo[] | undefined> => {
+  ): Promise<LaunchedBatch | undefined> => {
     // The token is a function of exactly these (`launchBatchToken`), hashed once per call
     // rather than once per member's event (500 SHA-256s per launch commit).
     const key = `${batch.region}/${batch.clusterId}/${batch.slot}/${batch.attempt}/${batch.count}`;
@@ -397,7 +403,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     }
     return call;
   };
-  const runBatch = async (cause: Event, req: LaunchBatchRequest): Promise<InstanceInfo[] | undefined> => {
+  const runBatch = async (cause: Event, req: LaunchBatchRequest): Promise<LaunchedBatch | undefined> => {
     const members = Array.from({ length: req.count }, (_, k) => ({
       slot: req.slot + k,
       attempt: req.attempt,
@@ -452,7 +458,21 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         })),
       );
     }
-    return instances;
+    // 4. Every launched member's record as one item: the answer's launches in one commit.
+    const recorded = launches.add(req.clusterId, {
+      cause,
+      launches: instances.map((i) => ({
+        slot: req.slot + (i.amiLaunchIndex ?? 0),
+        attempt: req.attempt,
+        instanceId: i.instanceId,
+        ...(i.availabilityZone ? { availabilityZone: i.availabilityZone } : {}),
+        ...(i.privateIpAddress ? { privateIp: i.privateIpAddress } : {}),
+      })),
+    });
+    // Each member whose instance is there awaits it (a failure is theirs to retry); this
+    // keeps a failure nobody awaits from being an unhandled rejection.
+    recorded.catch(() => {});
+    return { instances, recorded };
   };
 
   const react = async (e: Event) => {
@@ -500,7 +520,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         //    token. Every parameter comes from the event, never from the slot's state, so
         //    whichever member asks, and whenever, sends the very same call.
         const batch = batchOf(d);
-        const instances = await launchBatch(e, {
+        const launched = await launchBatch(e, {
           region,
           clusterId,
           pool: d.pool,
@@ -516,20 +536,12 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         });
         // 3. Refused for good: recorded for the whole batch (`launchBatch`). Launched, but
         //    nothing at this slot's position: EC2 had no capacity for it, recorded too.
+        const instances = launched?.instances;
         const instance = instances?.find((i) => (i.amiLaunchIndex ?? 0) === d.slot - batch.firstSlot);
-        if (!instances || !instance) return;
-        // 4. Record it, in one commit with the other slots' launches answered meanwhile
-        //    (group commit): a cluster's appends run one after another.
-        const after = await launches.add(clusterId, {
-          cause: e,
-          launch: {
-            slot: d.slot,
-            attempt: d.attempt,
-            instanceId: instance.instanceId,
-            ...(instance.availabilityZone ? { availabilityZone: instance.availabilityZone } : {}),
-            ...(instance.privateIpAddress ? { privateIp: instance.privateIpAddress } : {}),
-          },
-        });
+        if (!launched || !instances || !instance) return;
+        // 4. Its record: the whole answer's, made once by the call (`runBatch`), in one
+        //    commit with the other answers that came meanwhile (group commit).
+        const after = await launched.recorded;
         // 5. Instances nobody wants: this slot's, when its launch lost its place while it
         //    ran (a newer attempt, a scale-down, a delete), and — asked by the first slot
         //    only — those of the batch's other slots that no longer want theirs (their
@@ -766,6 +778,15 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
 function launchFailedForGood(err: unknown): err is Error {
   if (isCairnError(err)) return err.failure === "permanent";
   return isComputeFailure(err) && !err.transient;
+}
+
+/** One slot's launch as `cluster.record-launches` records it. */
+type LaunchRecord = CommandDataInput<"cluster.record-launches">["launches"][number];
+
+/** A RunInstances answer: the instances by AmiLaunchIndex, and their launches' record (the state just after). */
+interface LaunchedBatch {
+  readonly instances: InstanceInfo[];
+  readonly recorded: Promise<ClusterState>;
 }
 
 /** A state's slots launched with an instance: their ids (in slot order) and each by its instance. */
