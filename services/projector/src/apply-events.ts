@@ -295,7 +295,7 @@ export function foldInto(
   return {
     clusters: [...changedClusters.values()],
     commands: [...changedCommands.values()],
-    more: foldMore(events, more),
+    more: foldMore(events, more, owned),
   };
 }
 
@@ -389,7 +389,12 @@ export async function loadMoreRows(
  * A step duration is sampled from the node's row as it was before the event that
  * completes the step, so the node is folded after the sample is taken.
  */
-export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): ChangedMore {
+export function foldMore(
+  events: readonly SequencedEvent[],
+  rows: MoreRows,
+  /** As `foldInto`'s: an install's node record and step list copied once per batch, not per event. */
+  owned?: FoldOwned,
+): ChangedMore {
   const installs = new Map<string, InstallRow>();
   const nodes = new Map<string, NodeRow>();
   const nodeops = new Map<string, NodeOpRow>();
@@ -399,7 +404,7 @@ export function foldMore(events: readonly SequencedEvent[], rows: MoreRows): Cha
     if (event.aggregate.type === "install") {
       const id = event.aggregate.id;
       const before = rows.installs.get(id);
-      const after = applyInstallEvent(before, event, sequence);
+      const after = applyInstallEvent(before, event, sequence, owned);
       if (after && after !== before) {
         rows.installs.set(id, after);
         installs.set(id, after);

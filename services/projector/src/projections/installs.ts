@@ -7,6 +7,7 @@
  * so a replay builds the same rows as the live projection.
  */
 import { type CairnEvent, type EventEnvelope, type InstallEvent, traceIdOf } from "@cairn/events";
+import type { FoldOwned } from "./clusters.ts";
 
 /** The installer's words for an install's state (its decider's `status`). */
 export const INSTALL_STATES = [
@@ -116,21 +117,41 @@ export interface InstallRow {
 /** Steps kept per install: health checks and restarts repeat for the cluster's life; the row stays bounded. */
 export const MAX_STEPS = 200;
 
+/** Copies of a whole node record or step list (for tests: a batch copies each install's once at most). */
+export const installCopies = { count: 0 };
+
+/**
+ * The row's nodes, to change: the batch's own (`owned`, see `FoldOwned`) in place, else a
+ * copy the batch then owns. A copy per event was O(nodes) per event — O(nodes²) per install
+ * — with slot numbers from 1000 up kept by V8 as a ~1,000-entry array whatever the count.
+ */
+function nodesToChange(row: InstallRow, owned: FoldOwned | undefined): Record<string, InstallNode> {
+  if (owned?.has(row.nodes)) return row.nodes as Record<string, InstallNode>;
+  installCopies.count++;
+  const nodes: Record<string, InstallNode> = Object.assign({}, row.nodes);
+  owned?.add(nodes);
+  return nodes;
+}
+
 function setNode(
   row: InstallRow,
   slot: number,
   change: (n: InstallNode) => InstallNode,
+  owned: FoldOwned | undefined,
 ): InstallRow["nodes"] {
   const n = row.nodes[String(slot)];
   if (!n) return row.nodes;
-  return { ...row.nodes, [String(slot)]: change(n) };
+  const nodes = nodesToChange(row, owned);
+  nodes[String(slot)] = change(n);
+  return nodes;
 }
 
-/** The step record of (slot, step, attempt), changed; appended when absent. */
+/** The step record of (slot, step, attempt), changed; appended when absent. In place when `owned` holds the list. */
 function setStep(
   steps: readonly InstallStepRecord[],
   key: { step: string; slot: number; attempt: number },
   change: (s: InstallStepRecord) => InstallStepRecord,
+  owned: FoldOwned | undefined,
 ): InstallStepRecord[] {
   let i = -1;
   for (let k = steps.length - 1; k >= 0; k--) {
@@ -140,7 +161,17 @@ function setStep(
       break;
     }
   }
-  if (i >= 0) return steps.map((s, k) => (k === i ? change(s) : s));
+  let out: InstallStepRecord[];
+  if (owned?.has(steps)) out = steps as InstallStepRecord[];
+  else {
+    installCopies.count++;
+    out = steps.slice();
+    owned?.add(out);
+  }
+  if (i >= 0) {
+    out[i] = change(out[i]!);
+    return out;
+  }
   const fresh: InstallStepRecord = {
     ...key,
     node: null,
@@ -154,8 +185,9 @@ function setStep(
     reason: null,
     willRetry: null,
   };
-  const next = [...steps, change(fresh)];
-  return next.length > MAX_STEPS ? next.slice(next.length - MAX_STEPS) : next;
+  out.push(change(fresh));
+  if (out.length > MAX_STEPS) out.splice(0, out.length - MAX_STEPS);
+  return out;
 }
 
 const nodeBySlot = (row: InstallRow, slot: number) => row.nodes[String(slot)]?.node ?? null;
@@ -180,6 +212,8 @@ export function applyInstallEvent(
   row: InstallRow | undefined,
   event: CairnEvent,
   sequence: number,
+  /** A batch's fold: node records and step lists in it are changed in place (pure without). */
+  owned?: FoldOwned,
 ): InstallRow | undefined {
   if (event.aggregate.type !== "install") {
     throw new Error(`applyInstallEvent got a ${event.aggregate.type} event (${event.type})`);
@@ -235,40 +269,59 @@ export function applyInstallEvent(
       return {
         ...r,
         state: row.state === "Ready" ? "Installing" : row.state,
-        nodes: { ...row.nodes, [String(d.slot)]: node },
+        nodes: Object.assign(nodesToChange(row, owned), { [String(d.slot)]: node }),
       };
     }
     case "install.node-removed": {
-      const nodes = { ...row.nodes };
       // Only the instance that went: a slot already holding its replacement keeps it.
-      if (nodes[String(e.data.slot)]?.instanceId === e.data.instanceId) delete nodes[String(e.data.slot)];
+      let nodes = row.nodes;
+      if (row.nodes[String(e.data.slot)]?.instanceId === e.data.instanceId) {
+        const changed = nodesToChange(row, owned);
+        delete changed[String(e.data.slot)];
+        nodes = changed;
+      }
       return { ...r, nodes, failing: row.failing.filter((f) => f.node !== e.data.node) };
     }
     case "install.node-online":
-      return { ...r, nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "online" })) };
+      return { ...r, nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "online" }), owned) };
     case "install.step-requested": {
       const { step, slot, attempt, number, of, node } = e.data;
       return {
         ...r,
-        nodes: setNode(row, slot, (n) => ({
-          ...n,
-          step: { name: step, attempt, number, of, status: "requested" },
-        })),
-        steps: setStep(row.steps, { step, slot, attempt }, (s) => ({ ...s, node, requestedAt: event.time })),
+        nodes: setNode(
+          row,
+          slot,
+          (n) => ({
+            ...n,
+            step: { name: step, attempt, number, of, status: "requested" },
+          }),
+          owned,
+        ),
+        steps: setStep(
+          row.steps,
+          { step, slot, attempt },
+          (s) => ({ ...s, node, requestedAt: event.time }),
+          owned,
+        ),
       };
     }
     case "install.step-sent": {
       const { step, slot, attempt, commandId, sentAt } = e.data;
       return {
         ...r,
-        nodes: setNode(row, slot, (n) => (n.step ? { ...n, step: { ...n.step, status: "sent" } } : n)),
-        steps: setStep(row.steps, { step, slot, attempt }, (s) => ({
-          ...s,
-          node: s.node ?? nodeBySlot(row, slot),
-          commandId,
-          sentAt,
-          status: "sent",
-        })),
+        nodes: setNode(row, slot, (n) => (n.step ? { ...n, step: { ...n.step, status: "sent" } } : n), owned),
+        steps: setStep(
+          row.steps,
+          { step, slot, attempt },
+          (s) => ({
+            ...s,
+            node: s.node ?? nodeBySlot(row, slot),
+            commandId,
+            sentAt,
+            status: "sent",
+          }),
+          owned,
+        ),
       };
     }
     case "install.step-succeeded": {
@@ -276,57 +329,80 @@ export function applyInstallEvent(
       const joins = step === "k3s-server-init" || step === "k3s-server-join" || step === "k3s-agent-join";
       return {
         ...r,
-        nodes: setNode(row, slot, (n) => ({
-          ...n,
-          step: null,
-          state: joins && (n.state === "waiting" || n.state === "online") ? "joined" : n.state,
-        })),
-        steps: setStep(row.steps, { step, slot, attempt }, (s) => ({
-          ...s,
-          node: s.node ?? nodeBySlot(row, slot),
-          commandId,
-          status: "Success",
-          endedAt: event.time,
-          durationMs,
-          outputTail,
-        })),
+        nodes: setNode(
+          row,
+          slot,
+          (n) => ({
+            ...n,
+            step: null,
+            state: joins && (n.state === "waiting" || n.state === "online") ? "joined" : n.state,
+          }),
+          owned,
+        ),
+        steps: setStep(
+          row.steps,
+          { step, slot, attempt },
+          (s) => ({
+            ...s,
+            node: s.node ?? nodeBySlot(row, slot),
+            commandId,
+            status: "Success",
+            endedAt: event.time,
+            durationMs,
+            outputTail,
+          }),
+          owned,
+        ),
       };
     }
     case "install.step-failed": {
       const { step, slot, attempt, commandId, status, reason, outputTail, willRetry } = e.data;
       return {
         ...r,
-        nodes: setNode(row, slot, (n) => ({ ...n, step: null, reason })),
-        steps: setStep(row.steps, { step, slot, attempt }, (s) => ({
-          ...s,
-          node: s.node ?? nodeBySlot(row, slot),
-          commandId: commandId ?? s.commandId,
-          status,
-          endedAt: event.time,
-          // How long the attempt ran, when it was sent at all (event times, so replay agrees).
-          durationMs: s.sentAt ? Math.max(0, Date.parse(event.time) - Date.parse(s.sentAt)) : null,
-          outputTail,
-          reason,
-          willRetry,
-        })),
+        nodes: setNode(row, slot, (n) => ({ ...n, step: null, reason }), owned),
+        steps: setStep(
+          row.steps,
+          { step, slot, attempt },
+          (s) => ({
+            ...s,
+            node: s.node ?? nodeBySlot(row, slot),
+            commandId: commandId ?? s.commandId,
+            status,
+            endedAt: event.time,
+            // How long the attempt ran, when it was sent at all (event times, so replay agrees).
+            durationMs: s.sentAt ? Math.max(0, Date.parse(event.time) - Date.parse(s.sentAt)) : null,
+            outputTail,
+            reason,
+            willRetry,
+          }),
+          owned,
+        ),
       };
     }
     case "install.node-ready":
-      return { ...r, nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "ready", reason: null })) };
+      return {
+        ...r,
+        nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "ready", reason: null }), owned),
+      };
     case "install.node-not-ready":
       return {
         ...r,
-        nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "not-ready", reason: e.data.reason })),
+        nodes: setNode(row, e.data.slot, (n) => ({ ...n, state: "not-ready", reason: e.data.reason }), owned),
       };
     case "install.node-failed":
       return {
         ...r,
-        nodes: setNode(row, e.data.slot, (n) => ({
-          ...n,
-          state: "failed",
-          step: null,
-          reason: e.data.reason,
-        })),
+        nodes: setNode(
+          row,
+          e.data.slot,
+          (n) => ({
+            ...n,
+            state: "failed",
+            step: null,
+            reason: e.data.reason,
+          }),
+          owned,
+        ),
         failure: { reason: e.data.reason, remediation: e.data.remediation },
       };
     case "install.instances-ready":
@@ -375,15 +451,15 @@ export function applyInstallEvent(
     case "install.node-upgrade-started":
       return {
         ...r,
-        nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: "draining" })),
+        nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: "draining" }), owned),
         upgrade: row.upgrade ? { ...row.upgrade, current: e.data.node } : null,
       };
     case "install.node-drained":
-      return { ...r, nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: "upgrading" })) };
+      return { ...r, nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: "upgrading" }), owned) };
     case "install.node-upgraded":
       return {
         ...r,
-        nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: null })),
+        nodes: setNode(row, e.data.slot, (n) => ({ ...n, upgrading: null }), owned),
         upgrade: row.upgrade ? { ...row.upgrade, done: row.upgrade.done + 1, current: null } : null,
       };
     case "install.upgraded":
