@@ -1,13 +1,24 @@
 /** The test kit's NATS cluster: its ports, and a start that meets a port taken meanwhile. */
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { startNatsCluster } from "./nats-cluster.ts";
-import { freePorts } from "./nats-server.ts";
+import { freePorts, PICKED_PORTS_FROM } from "./nats-server.ts";
 
 describe("nats cluster (test kit)", () => {
   it("freePorts: as many ports as asked, all different, all free", async () => {
     const ports = await freePorts(9);
     expect(new Set(ports).size).toBe(9);
+    // Never from the kernel's range for bind(0): a port handed to a process that binds it
+    // later must not be given meanwhile to someone's bind(0) (a service's health port).
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(PICKED_PORTS_FROM);
+      expect(port).toBeLessThan(low!);
+    }
     for (const port of ports)
       await new Promise<void>((resolve, reject) => {
         const srv = createServer();

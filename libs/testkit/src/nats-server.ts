@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
@@ -28,30 +29,56 @@ export async function freePort(): Promise<number> {
   return port!;
 }
 
+/** The kernel's range for `bind(0)` (ip_local_port_range); Linux's default when unreadable. */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+  } catch {}
+  return { low: 32768, high: 60999 };
+}
+
+/** Where free ports are picked: below the ephemeral range, above the well-known services'. */
+export const PICKED_PORTS_FROM = 10_000;
+
+const listenOn = (port: number) =>
+  new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(undefined));
+    srv.listen(port, "127.0.0.1", () => resolve(srv));
+  });
+
 /**
- * `count` ports free now, all different: each is held until all are found (one at a time,
- * the kernel may hand a port just let go to the next ask).
+ * `count` ports free now, all different: each is held until all are found. Picked at random
+ * **outside the kernel's ephemeral range**: a port handed to a process that binds it later
+ * (`CAIRN_API_PORT`, a NATS route) is free only until then, and meanwhile any `bind(0)` —
+ * a service's health port, a client socket — may be given it by the kernel if it came from
+ * that range (a CI run saw the API's port taken by a service's health port). Below the range
+ * only another pick can take it. Falls back to the kernel's pick when the range leaves no room.
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const held = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const srv = createServer();
-          srv.unref();
-          srv.on("error", reject);
-          srv.listen(0, "127.0.0.1", () => resolve(srv));
-        }),
-    ),
-  );
-  const ports = held.map((srv) => {
-    const addr = srv.address();
-    if (typeof addr !== "object" || !addr) throw new Error("no port");
-    return addr.port;
-  });
-  await Promise.all(held.map((srv) => new Promise((r) => srv.close(r))));
-  return ports;
+  const { low } = ephemeralRange();
+  const span = low - PICKED_PORTS_FROM;
+  const held: ReturnType<typeof createServer>[] = [];
+  try {
+    for (let tries = 0; held.length < count; tries++) {
+      const port = span > 1_000 && tries < 200 ? PICKED_PORTS_FROM + Math.floor(Math.random() * span) : 0;
+      const srv = await listenOn(port);
+      if (srv) held.push(srv);
+      else if (port === 0) throw new Error("no free port");
+    }
+    return held.map((srv) => {
+      const addr = srv.address();
+      if (typeof addr !== "object" || !addr) throw new Error("no port");
+      return addr.port;
+    });
+  } finally {
+    await Promise.all(held.map((srv) => new Promise((r) => srv.close(r))));
+  }
 }
 
 async function waitForPort(
