@@ -512,15 +512,26 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         await Promise.all(processes.map((p) => p.start()));
       },
       post: async (command) => {
-        const res = await fetch(`${stack.api()}/commands`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ meta: { actor: "e2e" }, ...command }),
-        });
-        const body = (await res.json()) as { commandId: string; traceId?: string };
-        if (res.status !== 202)
-          throw new Error(`POST /commands ${command.type} answered ${res.status}: ${JSON.stringify(body)}`);
-        return { commandId: body.commandId, traceId: body.traceId };
+        // As a client should (docs/projector.md): a 503 BusUnavailable names the command's id,
+        // and the same command sent again with it is kept once — while a NATS node is away
+        // the command stream may have no leader for longer than the bus's timeout.
+        let id: string | undefined;
+        for (let attempt = 1; ; attempt++) {
+          const res = await fetch(`${stack.api()}/commands`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ meta: { actor: "e2e" }, ...command, ...(id ? { id } : {}) }),
+          });
+          const body = (await res.json()) as { commandId: string; traceId?: string };
+          if (res.status === 503 && body.commandId && attempt < 10) {
+            id = body.commandId;
+            await new Promise((r) => setTimeout(r, 1_000 * Number(res.headers.get("retry-after") ?? 1)));
+            continue;
+          }
+          if (res.status !== 202)
+            throw new Error(`POST /commands ${command.type} answered ${res.status}: ${JSON.stringify(body)}`);
+          return { commandId: body.commandId, traceId: body.traceId };
+        }
       },
       get: async (path) => {
         const res = await fetch(`${stack.api()}${path}`);
