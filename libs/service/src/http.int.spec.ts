@@ -94,3 +94,52 @@ describe("registerHealthRoutes", () => {
     }
   });
 });
+
+describe("closing with connections open", () => {
+  const closedWithin = async (closing: Promise<void>, ms: number) =>
+    Promise.race([
+      closing.then(() => "closed"),
+      new Promise<string>((r) => setTimeout(() => r(`still open after ${ms} ms`), ms)),
+    ]);
+
+  it("answers a request in flight, then ends its keep-alive connection rather than waiting out the keep-alive timeout", async () => {
+    let started!: () => void;
+    const inHandler = new Promise<void>((r) => (started = r));
+    let answer!: (r: Readiness) => void;
+    const server = await startHealthServer({
+      port: 0,
+      readiness: () => {
+        started();
+        return new Promise<Readiness>((r) => (answer = r));
+      },
+      readinessTimeoutMs: 5_000,
+      drainMs: 20_000,
+    });
+    const res = fetch(`${server.url}/readyz`);
+    await inHandler;
+    const closing = server.close();
+    answer({ ready: true, checks: {} });
+    expect((await res).status).toBe(200);
+    // Well before the drain deadline: the connection is ended as soon as it is idle.
+    expect(await closedWithin(closing, 3_000)).toBe("closed");
+  });
+
+  it("ends a connection whose request never completes once the drain is over", async () => {
+    const server = await startHealthServer({
+      port: 0,
+      readiness: async () => ({ ready: true, checks: {} }),
+      drainMs: 300,
+    });
+    const { createConnection } = await import("node:net");
+    const socket = createConnection({ port: server.port, host: "127.0.0.1" });
+    await new Promise<void>((r) => socket.once("connect", () => r()));
+    // Headers begun, never ended: the server counts the connection active.
+    socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    const ended = new Promise<void>((r) => socket.once("close", () => r()));
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    expect(await closedWithin(server.close(), 5_000)).toBe("closed");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    await ended;
+  });
+});

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { isIP } from "node:net";
 import type { AnyEvent, CommandBus, EventStore, Nats, RunnerLogger } from "@cairn/events";
+import { drainingClose } from "@cairn/service";
 import fastifyRateLimit from "@fastify/rate-limit";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
@@ -421,6 +422,10 @@ export async function startApi(opts: ApiOptions, deps: ApiDeps): Promise<Running
     clusters: opts.clusters,
     jaegerUiUrl: opts.jaegerUiUrl ?? deps.jaegerUiUrl,
   });
+  const close = drainingClose(app, {
+    onForced: (connections) =>
+      deps.logger.warn({ connections }, "API stopping: ended connections still open after the drain"),
+  });
   await app.listen({ port: opts.port, host });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : opts.port;
@@ -429,5 +434,5 @@ export async function startApi(opts: ApiOptions, deps: ApiDeps): Promise<Running
     { host, port, auth: deps.auth ? `${deps.auth.tokens.length} tokens` : "none (loopback only)" },
     "projector API listening",
   );
-  return { app, url: `http://${urlHost}:${port}`, port, close: () => app.close() };
+  return { app, url: `http://${urlHost}:${port}`, port, close };
 }

@@ -362,9 +362,12 @@ describe("replay", () => {
     await caughtUp();
     // The replay's own connection holds the replay lock: ending that backend is the crash
     // (nothing of the replay runs after it: no flush, no rollback of what was committed).
+    // Of this test's database only: pg_locks is the server's, and a replay of another test
+    // on the same Postgres holds the same key (a concurrent run's replay was ended by it).
     const killReplayBackend = () =>
       sql`select pg_terminate_backend(pid) from pg_locks
           where locktype = 'advisory' and granted
+            and database = (select oid from pg_database where datname = current_database())
             and classid = ${Math.floor(REPLAY_LOCK_KEY / 2 ** 32)}::bigint::oid
             and objid = ${REPLAY_LOCK_KEY % 2 ** 32}::bigint::oid`.execute(db);
     let batches = 0;
