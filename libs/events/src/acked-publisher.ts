@@ -300,7 +300,8 @@ export function ackedPublisher(
     const now = performance.now();
     const waiting: Record<string, { count: number; oldestMs: number }> = {};
     for (const p of pending.values()) {
-      const w = (waiting[p.subject] ??= { count: 0, oldestMs: 0 });
+      const w = waiting[p.subject] ?? { count: 0, oldestMs: 0 };
+      waiting[p.subject] = w;
       w.count++;
       w.oldestMs = Math.max(w.oldestMs, Math.round(now - (p.deadline - timeoutMs)));
     }

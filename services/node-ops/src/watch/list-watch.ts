@@ -77,7 +77,15 @@ class TakeFailure extends Error {
 
 /** Where each running loop is now (a diagnostic: `listWatchSnapshots`). */
 const loops = new Set<
-  () => { what: string; fields: object; phase: string; sinceMs: number; stopped: boolean; rv: string | undefined; taken: number }
+  () => {
+    what: string;
+    fields: object;
+    phase: string;
+    sinceMs: number;
+    stopped: boolean;
+    rv: string | undefined;
+    taken: number;
+  }
 >();
 
 /**

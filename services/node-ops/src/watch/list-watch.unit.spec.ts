@@ -74,7 +74,8 @@ describe("startListWatch's stop()", () => {
     });
     for (let i = 0; i < 100 && api.watches.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect(api.watches.map((w) => w.from)).toEqual(["10"]);
-    const mine = () => listWatchSnapshots().filter((s) => (s.fields as { cluster?: string }).cluster === "c-stop");
+    const mine = () =>
+      listWatchSnapshots().filter((s) => (s.fields as { cluster?: string }).cluster === "c-stop");
     expect(mine().map((s) => [s.phase, s.rv])).toEqual([["watch", "10"]]);
     expect(await within(lw.stop(), 2_000)).toBe("returned");
     expect(api.watches[0]!.stopped).toBe(true);
