@@ -33,10 +33,10 @@ import {
   catalogue,
   connectNats,
   consumerSnapshots,
-  publisherSnapshots,
   EventStore,
   exampleClusterCreate,
   Headers,
+  publisherSnapshots,
   type RecordedEvent,
 } from "@cairn/events";
 import { startJetStream } from "@cairn/events/testing";
@@ -169,10 +169,18 @@ async function watchStalls(url: string, sim: { state(): unknown }): Promise<() =
               .join(", ")}${c.handling.length > 6 ? ` … (${c.handling.length})` : ""}`,
           );
       for (const l of listWatchSnapshots())
-        lines.push(`    list-watch ${l.what}: ${l.phase} for ${l.sinceMs} ms, from rv ${l.rv}, ${l.taken} changes taken in`);
-      const simKube = (sim.state() as { kube?: { clusters?: Record<string, { resourceVersion: string; nodes: { ready: boolean }[] }> } }).kube;
+        lines.push(
+          `    list-watch ${l.what}: ${l.phase} for ${l.sinceMs} ms, from rv ${l.rv}, ${l.taken} changes taken in`,
+        );
+      const simKube = (
+        sim.state() as {
+          kube?: { clusters?: Record<string, { resourceVersion: string; nodes: { ready: boolean }[] }> };
+        }
+      ).kube;
       for (const [id, c] of Object.entries(simKube?.clusters ?? {}))
-        lines.push(`    sim cluster ${id}: rv ${c.resourceVersion}, ${c.nodes.length} nodes, ${c.nodes.filter((n) => n.ready).length} Ready`);
+        lines.push(
+          `    sim cluster ${id}: rv ${c.resourceVersion}, ${c.nodes.length} nodes, ${c.nodes.filter((n) => n.ready).length} Ready`,
+        );
       for (const p of publisherSnapshots())
         if (Object.keys(p.waiting).length || p.queued)
           lines.push(
@@ -271,7 +279,12 @@ async function once(nodes: number, seed: number): Promise<Run> {
         (await store.load({ type, id: clusterId })).events;
       writeFileSync(
         process.env.BENCH_DUMP,
-        JSON.stringify({ sentAt, cluster: await load("cluster"), install: await load("install"), kube: await load("kube") }),
+        JSON.stringify({
+          sentAt,
+          cluster: await load("cluster"),
+          install: await load("install"),
+          kube: await load("kube"),
+        }),
       );
     }
     throw err;
@@ -318,7 +331,10 @@ async function once(nodes: number, seed: number): Promise<Run> {
                   .join(", ")}\n`,
             )
             .join("")}${listWatchSnapshots()
-            .map((l) => `    list-watch ${l.what} ${JSON.stringify(l.fields)}: ${l.phase} for ${l.sinceMs} ms${l.stopped ? ", stopped" : ""}\n`)
+            .map(
+              (l) =>
+                `    list-watch ${l.what} ${JSON.stringify(l.fields)}: ${l.phase} for ${l.sinceMs} ms${l.stopped ? ", stopped" : ""}\n`,
+            )
             .join("")}`,
         ),
       5_000,
