@@ -31,14 +31,17 @@ import { parseArgs } from "node:util";
 import {
   CommandBus,
   catalogue,
+  connectNats,
+  consumerSnapshots,
   EventStore,
   exampleClusterCreate,
   Headers,
+  publisherSnapshots,
   type RecordedEvent,
 } from "@cairn/events";
 import { startJetStream } from "@cairn/events/testing";
 import { DEFAULT_FIRST_POLL_MS, startInstaller } from "@cairn/installer";
-import { startNodeOps } from "@cairn/node-ops";
+import { listWatchSnapshots, startNodeOps } from "@cairn/node-ops";
 import { FIRST_BOOT_POLL_MS, startProvisioner } from "@cairn/provisioner";
 import { REALISTIC_LATENCIES, SIM_CREDENTIALS, startSim } from "@cairn/sim";
 import { printResult, QUICK } from "../lib/report.ts";
@@ -121,6 +124,83 @@ function traceProcess(): () => void {
   };
 }
 
+/**
+ * BENCH_TRACE: when the event stream takes no message for 3 s, print (on a connection of its
+ * own) every consumer's pending, ack-pending, redelivered and waiting pulls, and the stream's
+ * last messages: who holds what in a gap where nothing is recorded.
+ */
+async function watchStalls(url: string, sim: { state(): unknown }): Promise<() => Promise<void>> {
+  if (!TRACE) return async () => {};
+  const own = await connectNats(url);
+  let lastSeq = -1;
+  let still = 0;
+  let busy = false;
+  const every = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const evt = await own.jsm.streams.info("EVT");
+      if (evt.state.last_seq !== lastSeq) {
+        lastSeq = evt.state.last_seq;
+        still = 0;
+        return;
+      }
+      still += 1;
+      if (still !== 3 && still % 10 !== 3) return;
+      const lines: string[] = [`  [${since0()} ms] STALL: EVT last_seq ${lastSeq} for ${still} s`];
+      for (const stream of ["EVT", "CMD"]) {
+        for await (const c of own.jsm.consumers.list(stream)) {
+          if (c.num_pending || c.num_ack_pending || c.num_redelivered)
+            lines.push(
+              `    ${stream}/${c.name}: pending ${c.num_pending}, ack-pending ${c.num_ack_pending}, redelivered ${c.num_redelivered}, waiting ${c.num_waiting}, delivered ${c.delivered.stream_seq}, ack floor ${c.ack_floor.stream_seq}`,
+            );
+        }
+      }
+      for (let s = Math.max(1, lastSeq - 2); s <= lastSeq; s++) {
+        const m = await own.jsm.streams.getMessage("EVT", { seq: s }).catch(() => undefined);
+        if (m) lines.push(`    EVT #${s} ${m.subject} ${m.header?.get(Headers.eventTypes)?.slice(0, 120)}`);
+      }
+      for (const c of consumerSnapshots())
+        if (c.held || c.handling.length || c.pullsOpen === 0)
+          lines.push(
+            `    here ${c.consumer}: held ${c.held}, buffered ${c.buffered}, pulls open ${c.pullsOpen} (outstanding ${c.outstanding})${c.stopping ? ", stopping" : ""}; in handlers: ${c.handling
+              .slice(0, 6)
+              .map((h) => `#${h.sequence} ${h.subject} ${h.heldMs} ms`)
+              .join(", ")}${c.handling.length > 6 ? ` … (${c.handling.length})` : ""}`,
+          );
+      for (const l of listWatchSnapshots())
+        lines.push(
+          `    list-watch ${l.what}: ${l.phase} for ${l.sinceMs} ms, from rv ${l.rv}, ${l.taken} changes taken in`,
+        );
+      const simKube = (
+        sim.state() as {
+          kube?: { clusters?: Record<string, { resourceVersion: string; nodes: { ready: boolean }[] }> };
+        }
+      ).kube;
+      for (const [id, c] of Object.entries(simKube?.clusters ?? {}))
+        lines.push(
+          `    sim cluster ${id}: rv ${c.resourceVersion}, ${c.nodes.length} nodes, ${c.nodes.filter((n) => n.ready).length} Ready`,
+        );
+      for (const p of publisherSnapshots())
+        if (Object.keys(p.waiting).length || p.queued)
+          lines.push(
+            `    publisher (timeout ${p.timeoutMs} ms, queued ${p.queued}): ${Object.entries(p.waiting)
+              .map(([s, w]) => `${s} ×${w.count} oldest ${w.oldestMs} ms`)
+              .join(", ")}`,
+          );
+      process.stderr.write(`${lines.join("\n")}\n`);
+    } catch (err) {
+      process.stderr.write(`  [${since0()} ms] stall watch: ${String(err)}\n`);
+    } finally {
+      busy = false;
+    }
+  }, 1000);
+  return async () => {
+    clearInterval(every);
+    await own.close();
+  };
+}
+
 async function once(nodes: number, seed: number): Promise<Run> {
   const js = await startJetStream();
   const sim = await startSim({ seed, timeScale: SCALE, latencies: REALISTIC_LATENCIES });
@@ -169,6 +249,7 @@ async function once(nodes: number, seed: number): Promise<Run> {
   const t0 = performance.now();
   origin.t0 = t0;
   const untrace = traceProcess();
+  const unwatch = await watchStalls(js.server.url, sim);
   const sentAt = Date.now();
   await bus.send({
     ...c,
@@ -180,18 +261,38 @@ async function once(nodes: number, seed: number): Promise<Run> {
   // Not an assertion on time: a cluster that never gets Ready must not hang the bench.
   const giveUpMs = 20 * FLOOR_MS + 60_000;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    ready,
-    new Promise((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${clusterId} not Ready after ${giveUpMs} ms: the services are stuck`)),
-        giveUpMs,
+  try {
+    await Promise.race([
+      ready,
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${clusterId} not Ready after ${giveUpMs} ms: the services are stuck`)),
+          giveUpMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    // The events of a stuck run are what says where it stuck.
+    if (process.env.BENCH_DUMP) {
+      const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
+      const load = async (type: "cluster" | "install" | "kube") =>
+        (await store.load({ type, id: clusterId })).events;
+      writeFileSync(
+        process.env.BENCH_DUMP,
+        JSON.stringify({
+          sentAt,
+          cluster: await load("cluster"),
+          install: await load("install"),
+          kube: await load("kube"),
+        }),
       );
-    }),
-  ]);
+    }
+    throw err;
+  }
   clearTimeout(timer);
   const ms = performance.now() - t0;
   untrace();
+  await unwatch();
   sub.unsubscribe();
 
   const store = new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue });
@@ -212,7 +313,29 @@ async function once(nodes: number, seed: number): Promise<Run> {
     const slow = setInterval(
       () =>
         process.stderr.write(
-          `  (${what}.stop() still running after ${Math.round(performance.now() - at)} ms)\n`,
+          `  (${what}.stop() still running after ${Math.round(performance.now() - at)} ms)\n${consumerSnapshots()
+            .filter((c) => c.held || c.handling.length || c.stopping)
+            .map(
+              (c) =>
+                `    ${c.consumer}: held ${c.held}, pulls open ${c.pullsOpen}${c.stopping ? ", stopping" : ""}; in handlers: ${c.handling
+                  .slice(0, 4)
+                  .map((h) => `#${h.sequence} ${h.subject} ${h.heldMs} ms`)
+                  .join(", ")}\n`,
+            )
+            .join("")}${publisherSnapshots()
+            .filter((p) => Object.keys(p.waiting).length || p.queued)
+            .map(
+              (p) =>
+                `    publisher: ${Object.entries(p.waiting)
+                  .map(([s, w]) => `${s} ×${w.count} oldest ${w.oldestMs} ms`)
+                  .join(", ")}\n`,
+            )
+            .join("")}${listWatchSnapshots()
+            .map(
+              (l) =>
+                `    list-watch ${l.what} ${JSON.stringify(l.fields)}: ${l.phase} for ${l.sinceMs} ms${l.stopped ? ", stopped" : ""}\n`,
+            )
+            .join("")}`,
         ),
       5_000,
     );

@@ -158,6 +158,21 @@ const isApiError = (e: unknown): e is { code: number; err_code: number; descript
   "description" in e &&
   typeof e.description === "string";
 
+/** What one acked publisher waits for now: see {@link publisherSnapshots}. */
+export interface PublisherSnapshot {
+  readonly timeoutMs: number;
+  /** Sent (or to be sent) and not answered yet, per subject: how many, and the oldest's age in ms. */
+  readonly waiting: Record<string, { count: number; oldestMs: number }>;
+  readonly queued: number;
+}
+
+const publishers = new Set<() => PublisherSnapshot>();
+
+/** What every acked publisher of this process waits for now (a diagnostic, as `consumerSnapshots`). */
+export function publisherSnapshots(): PublisherSnapshot[] {
+  return [...publishers].map((f) => f());
+}
+
 export function ackedPublisher(
   nc: NatsConnection,
   o: {
@@ -281,6 +296,19 @@ export function ackedPublisher(
     if (!flushing) schedule();
   };
 
+  const snapshot = (): PublisherSnapshot => {
+    const now = performance.now();
+    const waiting: Record<string, { count: number; oldestMs: number }> = {};
+    for (const p of pending.values()) {
+      const w = waiting[p.subject] ?? { count: 0, oldestMs: 0 };
+      waiting[p.subject] = w;
+      w.count++;
+      w.oldestMs = Math.max(w.oldestMs, Math.round(now - (p.deadline - timeoutMs)));
+    }
+    return { timeoutMs, waiting, queued: outbox.length };
+  };
+  publishers.add(snapshot);
+
   return {
     publish(subject, data, o) {
       return new Promise<number>((resolve, reject) =>
@@ -304,6 +332,7 @@ export function ackedPublisher(
       );
     },
     stop() {
+      publishers.delete(snapshot);
       stopped = true;
       flushing?.cancel();
       flushing = undefined;

@@ -228,6 +228,30 @@ export function deadLetterHeaders(original: MsgHdrs | undefined): MsgHdrs {
   return h;
 }
 
+/** What one running consumer holds now: see {@link consumerSnapshots}. */
+export interface ConsumerSnapshot {
+  readonly stream: string;
+  readonly consumer: string;
+  /** Pulled and not settled (buffered or in a handler). */
+  readonly held: number;
+  readonly buffered: number;
+  /** In a handler now: the message, and since when it was pulled (ms). */
+  readonly handling: { subject: string; sequence: number; heldMs: number }[];
+  readonly pullsOpen: number;
+  readonly outstanding: number;
+  readonly stopping: boolean;
+}
+
+const running = new Set<() => ConsumerSnapshot>();
+
+/**
+ * What every consumer running in this process holds now (a diagnostic: bench/install's
+ * BENCH_TRACE prints it when the log stops moving, to say which handler holds what).
+ */
+export function consumerSnapshots(): ConsumerSnapshot[] {
+  return [...running].map((f) => f());
+}
+
 /**
  * Runs a durable pull consumer: batch pulls, settles every message (ack, nak with
  * backoff, or dead letter to `dlq.<stream>` with the reason), keeps what it holds alive
@@ -653,6 +677,26 @@ export async function startConsumer(
   const loop = Promise.all([reader, drained()]).catch((err) =>
     log.error({ ...ctx, err: describeError(err) }, "consumer loop ended with an error"),
   );
+
+  const snapshot = (): ConsumerSnapshot => {
+    const now = Date.now();
+    return {
+      stream: o.stream,
+      consumer: o.durable,
+      held: held.size,
+      buffered: buffer.length,
+      handling: [...handling].map((m) => ({
+        subject: m.subject,
+        sequence: m.seq,
+        heldMs: now - (held.get(m) ?? now),
+      })),
+      pullsOpen: pulls.open,
+      outstanding: pulls.outstanding,
+      stopping,
+    };
+  };
+  running.add(snapshot);
+  void loop.finally(() => running.delete(snapshot));
 
   log.info({ ...ctx, filter: o.filterSubject }, "consumer started");
   return {

@@ -18,6 +18,7 @@ export {
 export { type NodeOperation, type NodeopState, nodeopDecider } from "./nodeop/decider.ts";
 export * from "./ports.ts";
 export { DEFAULT_INTERRUPTION_QUEUE, SPOT_INTAKE_LEASE, type SpotIntakeOptions } from "./spot/intake.ts";
+export { listWatchSnapshots } from "./watch/list-watch.ts";
 export { SESSION_MOVES_LEASE } from "./workload/moves.ts";
 export * from "./workload/session-port.ts";
 export { type WorkloadPhase, type WorkloadState, workloadDecider } from "./workload/workload.decider.ts";

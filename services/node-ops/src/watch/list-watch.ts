@@ -75,6 +75,27 @@ class TakeFailure extends Error {
   override readonly name = "TakeFailure";
 }
 
+/** Where each running loop is now (a diagnostic: `listWatchSnapshots`). */
+const loops = new Set<
+  () => {
+    what: string;
+    fields: object;
+    phase: string;
+    sinceMs: number;
+    stopped: boolean;
+    rv: string | undefined;
+    taken: number;
+  }
+>();
+
+/**
+ * Where every list-and-watch loop of this process is now, and for how long (a diagnostic:
+ * bench/install's BENCH_TRACE prints it when a `stop()` takes long).
+ */
+export function listWatchSnapshots() {
+  return [...loops].map((f) => f());
+}
+
 /** A watch that lived less than this and ended is counted as a failure for the backoff (no hot loop). */
 const SHORT_WATCH_MS = 1_000;
 
@@ -92,6 +113,25 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
   const backoff = fullJitterBackoff(o.backoff?.baseMs ?? 500, o.backoff?.maxMs ?? 30_000, o.random);
   const silenceMs = o.silenceMs ?? 150_000;
   let stopped = false;
+  let phase = "starting";
+  let phaseAt = Date.now();
+  const at = (p: string) => {
+    phase = p;
+    phaseAt = Date.now();
+  };
+  const snapshot = () => ({
+    what: o.what,
+    fields: o.logFields ?? {},
+    phase,
+    sinceMs: Date.now() - phaseAt,
+    stopped,
+    rv: watchedRv,
+    taken: takenIn,
+  });
+  /** The resourceVersion the loop last watched from, and how many changes it has taken in. */
+  let watchedRv: string | undefined;
+  let takenIn = 0;
+  loops.add(snapshot);
   let onStop: () => void = () => {};
   /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */
   const stopping = new Promise<undefined>((resolve) => {
@@ -163,6 +203,8 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
           if (failed || stopped) return;
           try {
             const changes = taken.filter((x) => x.kind !== "bookmark");
+            at(`taking in ${changes.length} changes`);
+            takenIn += changes.length;
             if (o.onEvents && changes.length > 0) await o.onEvents(changes);
             else for (const x of changes) await o.onEvent(x);
             rv = taken.at(-1)!.resourceVersion;
@@ -190,18 +232,23 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
     while (!stopped) {
       // 1. (re)list
       if (rv === undefined) {
+        at("before list");
         await o.beforeList?.();
+        at("list");
         let list: L | undefined;
         try {
           list = await Promise.race([o.list(), stopping]);
         } catch (err) {
           if (stopped) break;
+          at("unreachable");
           await o.onUnreachable(err);
+          at("sleep");
           await sleep(backoff(++failures));
           continue;
         }
         if (stopped || !list) break;
         try {
+          at("taking in the list");
           await o.onList(list);
         } catch (err) {
           log("warn", { err: String(err) }, `could not take in the ${o.what} list; relisting later`);
@@ -213,13 +260,21 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
         failures = 0;
         log("info", { resourceVersion: rv }, `${o.what} listed; watching`);
       }
+      // A stop that came while the list was being taken in: no watch is started. (One was:
+      // stop() had nothing to abandon yet, the watch was stopped as it opened, so no end
+      // came, and the loop — and node-ops' stop() — waited for the silence bound, 150 s:
+      // bench/install's "stop() hung for 2 minutes after Ready".)
+      if (stopped) break;
       // 2. watch
       const started = Date.now();
+      at("watch");
+      watchedRv = rv;
       const { end, rv: last } = await watchOnce(rv);
       current = undefined;
       abandon = undefined;
       if (stopped) break;
       rv = last;
+      at(`after watch (${end.reason})`);
       // 3. how it ended
       switch (end.reason) {
         case "closed":
@@ -261,6 +316,7 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
       abandon?.();
       wakeUp?.();
       await loop;
+      loops.delete(snapshot);
     },
   };
 }
