@@ -289,7 +289,8 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       // 4. append
       try {
         const res = await this.#o.store.append(
-          { aggregate: target, causationId: commandId, events: envelopes },
+          // checked: #envelopes checked every event's data against the catalogue.
+          { aggregate: target, causationId: commandId, events: envelopes, checked: true },
           agg.lastSequence,
         );
         if (res.duplicate) {
