@@ -78,8 +78,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 console.log(
   `read-back: ${NODES} nodes, ${texts.length} commits, ${events} events; load ${load0.toFixed(1)}..${loadavg()[0]!.toFixed(1)}`,
 );
-console.log(`  JSON.parse + parseCommit (full):       ${median(full).toFixed(1)} ms CPU per pass  (${full.map((x) => x.toFixed(1)).join(", ")})`);
-console.log(`  JSON.parse + parseCommitTrusted (own): ${median(trusted).toFixed(1)} ms CPU per pass  (${trusted.map((x) => x.toFixed(1)).join(", ")})`);
+console.log(
+  `  JSON.parse + parseCommit (full):       ${median(full).toFixed(1)} ms CPU per pass  (${full.map((x) => x.toFixed(1)).join(", ")})`,
+);
+console.log(
+  `  JSON.parse + parseCommitTrusted (own): ${median(trusted).toFixed(1)} ms CPU per pass  (${trusted.map((x) => x.toFixed(1)).join(", ")})`,
+);
 printResult({
   bench: "provisioner-read-back",
   params: { quick: QUICK, nodes: NODES, rounds: ROUNDS, passes: PASSES },

@@ -24,9 +24,9 @@ import { context } from "@opentelemetry/api";
 import { SchemaError } from "./catalogue/define.ts";
 import { catalogue, type EventOfAggregate, type EventsByAggregate } from "./catalogue/index.ts";
 import type { Nats } from "./connection.ts";
-import { ownCommits } from "./own-commits.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
+import { ownCommits } from "./own-commits.ts";
 import { type AggregateType, eventFilter, Headers, Streams } from "./subjects.ts";
 import { eventWorkAttributes, inWork, SpanAttributes, withWorkAttributes } from "./trace.ts";
 
