@@ -31,6 +31,8 @@ const BENCHES: BenchSpec[] = [
   { name: "growth", file: here("./growth/main.ts") },
   // One boot-poll look, DescribeInstanceStatus beside DescribeInstances (docs/provisioner.md): no goals.
   { name: "provisioner-boot-look", file: here("./provisioner/boot-look.ts") },
+  // A 500-node cluster's commits read back, parseCommit beside parseCommitTrusted (docs/architecture.md): no goals.
+  { name: "provisioner-read-back", file: here("./provisioner/read-back.ts") },
   // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
   { name: "prepare", file: here("./projector/prepare.ts") },
   { name: "replay-ab", file: here("./projector/replay-ab.ts") },

@@ -2,7 +2,12 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstrea
 import { context, trace } from "@opentelemetry/api";
 import type { Catalogue, ParsedCommand } from "./catalogue/catalogue.ts";
 import { SchemaError } from "./catalogue/define.ts";
-import { CommandHandler, type CommandHandlerOptions, type HandleOutcome } from "./command-handler.ts";
+import {
+  CommandHandler,
+  type CommandHandlerOptions,
+  type HandleOutcome,
+  SNAPSHOT_COALESCE_MS,
+} from "./command-handler.ts";
 import type { Nats } from "./connection.ts";
 import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consumer-runner.ts";
 import type { Decider } from "./decider.ts";
@@ -251,6 +256,8 @@ export async function serveAggregate<
   observe?: CommandHandlerOptions<C, E, S, O>["observe"];
   /** A snapshot is written behind every this many commits (decider opted in); default SNAPSHOT_EVERY. */
   snapshotEvery?: number;
+  /** The snapshots due within this long are one write, of the latest state; default SNAPSHOT_COALESCE_MS. */
+  snapshotCoalesceMs?: number;
 }): Promise<{ store: EventStore; handler: CommandHandler<C, E, S, O>; stop(): Promise<void> }> {
   const log = o.logger;
   // A decider that opted in reads and writes snapshots in the bucket ensureStreams made;
@@ -286,6 +293,7 @@ export async function serveAggregate<
     ...(o.observe ? { observe: o.observe } : {}),
     ...(snapshots ? { snapshots } : {}),
     ...(o.snapshotEvery !== undefined ? { snapshotEvery: o.snapshotEvery } : {}),
+    snapshotCoalesceMs: o.snapshotCoalesceMs ?? SNAPSHOT_COALESCE_MS,
     ...(log
       ? {
           onSnapshotError: (err: unknown, target: AggregateRef) =>
@@ -305,5 +313,12 @@ export async function serveAggregate<
     handler,
     ...(o.logger ? { logger: o.logger } : {}),
   });
-  return { store, handler, stop: () => commands.stop() };
+  return {
+    store,
+    handler,
+    stop: async () => {
+      await commands.stop();
+      handler.cancelSnapshots();
+    },
+  };
 }

@@ -12,6 +12,7 @@ import { openOrderedConsumer } from "./ask-again.ts";
 import type { Catalogue } from "./catalogue/catalogue.ts";
 import type { AggregateRef, EventEnvelope, RawCommit, RawEventEnvelope } from "./envelope.ts";
 import { ConcurrencyConflictError, describeError } from "./errors.ts";
+import { ownCommits } from "./own-commits.ts";
 import { eventSubject, Headers, Streams } from "./subjects.ts";
 import { recordFailure, SpanAttributes, SpanKind, startMessagingSpan, subjectTemplate } from "./trace.ts";
 
@@ -75,6 +76,12 @@ export interface NewCommit {
   /** The command or event that caused the commit: its `Nats-Msg-Id` is derived from it. */
   readonly causationId: string;
   readonly events: readonly RawEventEnvelope[];
+  /**
+   * Every event's data went through `catalogue.checkEventData` when it was built (the
+   * command handler's commits): this process's reactors then read the commit back
+   * without checking its data again (see own-commits.ts). Leave it out otherwise.
+   */
+  readonly checked?: boolean;
 }
 
 export interface AppendResult {
@@ -410,6 +417,9 @@ export class EventStore<E extends Msg = Msg> {
     try {
       const body: RawCommit = { commitId, aggregate: commit.aggregate, events: events as RawEventEnvelope[] };
       const data = JSON.stringify(body);
+      // Its events' data were checked when built: this process's reactors read this
+      // exact text back without checking them again.
+      if (commit.checked) ownCommits.remember(commitId, data);
       const ack = await publishStored(
         { js: this.#js, nc: this.#nc, timeoutMs: this.#timeoutMs },
         subject,

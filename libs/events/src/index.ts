@@ -18,6 +18,7 @@ export * from "./ids.ts";
 export * from "./look.ts";
 export * from "./nats-access.ts";
 export * from "./node-operations.ts";
+export * from "./own-commits.ts";
 export * from "./reactor.ts";
 export * from "./session-activity.ts";
 export * from "./snapshots.ts";

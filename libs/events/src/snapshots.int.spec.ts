@@ -29,12 +29,15 @@ afterAll(async () => {
 
 /** The counter, opted in to snapshots at schema `version`. */
 const snapshotting = (version = 1) => ({ ...counterDecider, snapshot: { version } });
-const handler = (o: { version?: number; every?: number; snapshots?: SnapshotStore | false } = {}) =>
+const handler = (
+  o: { version?: number; every?: number; snapshots?: SnapshotStore | false; coalesceMs?: number } = {},
+) =>
   new CommandHandler({
     decider: snapshotting(o.version),
     store,
     catalogue: counterCatalogue,
     snapshotEvery: o.every ?? 5,
+    ...(o.coalesceMs !== undefined ? { snapshotCoalesceMs: o.coalesceMs } : {}),
     ...(o.snapshots === false ? {} : { snapshots: o.snapshots ?? snapshots }),
   });
 const ref = (id: string) => ({ type: "workload" as const, id });
@@ -151,6 +154,32 @@ describe("snapshots", () => {
     const r = await cold.read(ref("s5"));
     expect(cold.stats.snapshotsUsed).toBe(1);
     expect({ state: r.state, version: r.version, lastSequence: r.lastSequence }).toEqual(expected);
+  });
+
+  it("snapshots due within snapshotCoalesceMs are one write, of the latest state; a cold load agrees with the log", async () => {
+    // Long enough for the 11 commands on a loaded machine: the window opens at the 2nd.
+    const w = handler({ every: 2, coalesceMs: 3_000 });
+    const t0 = Date.now();
+    // 11 events: due at 2, 4, … 10 — five snapshots written at once without coalescing.
+    for (let i = 1; i <= 11; i++) await w.handle(increment("s7", 1));
+    if (Date.now() - t0 < 2_500) expect(w.stats.snapshotsWritten).toBe(0);
+    await until("the coalesced snapshot", () => w.stats.snapshotsWritten > 0);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(w.stats.snapshotsWritten).toBe(1);
+    expect(await snapshotOf("s7")).toMatchObject({ version: 11, state: { total: 11 } });
+    const cold = handler();
+    const r = await cold.read(ref("s7"));
+    expect(cold.stats.snapshotsUsed).toBe(1);
+    expect({ state: r.state, version: r.version, lastSequence: r.lastSequence }).toEqual(await truth("s7"));
+  });
+
+  it("a snapshot still waiting when the service stops is not written (cancelSnapshots)", async () => {
+    const w = handler({ every: 2, coalesceMs: 200 });
+    for (let i = 1; i <= 3; i++) await w.handle(increment("s8", 1));
+    w.cancelSnapshots();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(w.stats.snapshotsWritten).toBe(0);
+    expect(await snapshotOf("s8")).toBeUndefined();
   });
 
   it("without the bucket a handler folds from the log, and says why", async () => {
