@@ -14,6 +14,9 @@ import { Buckets } from "./subjects.ts";
  */
 export const COMMIT_CHUNK = 1024;
 export const COMMIT_CHUNKS = 9;
+/** Ids the open chunk holds as an array before it becomes a Set (a scan of 16 is as quick as a hash). */
+const SMALL_OPEN = 16;
+const EMPTY: readonly string[] = Object.freeze([]);
 
 /**
  * Bounded, chunked set of commit ids (newest chunk last). Mutable: owned by one cached
@@ -23,39 +26,63 @@ export const COMMIT_CHUNKS = 9;
  */
 export class RecentCommits {
   /** Full chunks, oldest first, each ` id1 id2 … ` (ids hold no spaces). */
-  readonly #sealed: { text: string; count: number }[] = [];
-  #open = new Set<string>();
+  /** Undefined until the first chunk is sealed: most aggregates never fill one. */
+  #sealed: { text: string; count: number }[] | undefined;
+  /**
+   * The open chunk: an array while it holds at most {@link SMALL_OPEN} ids (most aggregates
+   * never hold more: a session, a workload, a cluster have a handful of commits), a Set past
+   * that. The array is copied at each add (`concat`), so it is exactly its ids long (`push`
+   * or a spread would give it room for 17): with the sealed list not made until needed, a
+   * RecentCommits of three ids is ~130 bytes where it was ~230 (a Set and an empty array;
+   * cached-aggregate-memory.unit.spec), for each cached aggregate, tens of thousands of them
+   * in a service at 20,000 sessions.
+   */
+  #open: readonly string[] | Set<string> = EMPTY;
 
   constructor(chunks: readonly (readonly string[])[] = []) {
     for (const c of chunks) for (const id of c) this.add(id);
   }
 
   has(commitId: string): boolean {
-    if (this.#open.has(commitId)) return true;
-    if (this.#sealed.length === 0) return false;
+    if (this.#openHas(commitId)) return true;
+    if (this.#sealed === undefined) return false;
     const needle = ` ${commitId} `;
     for (const c of this.#sealed) if (c.text.includes(needle)) return true;
     return false;
   }
 
+  #openHas(commitId: string): boolean {
+    const open = this.#open;
+    return open instanceof Set ? open.has(commitId) : open.includes(commitId);
+  }
+
+  #openSize(): number {
+    const open = this.#open;
+    return open instanceof Set ? open.size : open.length;
+  }
+
   add(commitId: string): this {
-    if (this.#open.has(commitId)) return this;
-    if (this.#open.size >= COMMIT_CHUNK) {
-      this.#sealed.push({ text: ` ${[...this.#open].join(" ")} `, count: this.#open.size });
-      this.#open = new Set();
+    if (this.#openHas(commitId)) return this;
+    if (this.#openSize() >= COMMIT_CHUNK) {
+      this.#sealed ??= [];
+      this.#sealed.push({ text: ` ${[...this.#open].join(" ")} `, count: this.#openSize() });
+      this.#open = EMPTY;
       if (this.#sealed.length >= COMMIT_CHUNKS) this.#sealed.shift();
     }
-    this.#open.add(commitId);
+    const open = this.#open;
+    if (open instanceof Set) open.add(commitId);
+    else if (open.length < SMALL_OPEN) this.#open = open.concat(commitId);
+    else this.#open = new Set([...open, commitId]);
     return this;
   }
 
   get size(): number {
-    return this.#sealed.reduce((n, c) => n + c.count, this.#open.size);
+    return (this.#sealed ?? []).reduce((n, c) => n + c.count, this.#openSize());
   }
 
   /** The chunks (oldest first), each one string of ids joined by spaces: what a snapshot stores. */
   toJSON(): string[] {
-    return [...this.#sealed.map((c) => c.text.trim()), [...this.#open].join(" ")];
+    return [...(this.#sealed ?? []).map((c) => c.text.trim()), [...this.#open].join(" ")];
   }
 
   /** The chunks as {@link toJSON} wrote them: sealed ones kept as text, the last one opened. */
@@ -65,8 +92,10 @@ export class RecentCommits {
     chunks.forEach((c, i) => {
       if (c === "") return;
       if (i < last) {
-        r.#sealed.push({ text: ` ${c} `, count: words(c) });
-        if (r.#sealed.length >= COMMIT_CHUNKS) r.#sealed.shift();
+        r.#sealed ??= [];
+        const sealed = r.#sealed;
+        sealed.push({ text: ` ${c} `, count: words(c) });
+        if (sealed.length >= COMMIT_CHUNKS) sealed.shift();
       } else for (const id of c.split(" ")) r.add(id);
     });
     return r;

@@ -29,6 +29,29 @@ export const sessionTemplate = z.object({
 });
 export type SessionTemplate = z.infer<typeof sessionTemplate>;
 
+/** Distinct templates kept by {@link sharedTemplate}; past it, a template is returned as given. */
+export const SHARED_TEMPLATES_MAX = 4096;
+const sharedTemplates = new Map<string, SessionTemplate>();
+
+/**
+ * One frozen object for every equal template: a folded session or workload keeps the
+ * shared one, not the copy its event's parse made (an object and four strings, ~170 bytes
+ * a session; at 20,000 sessions of a few templates, ~3 MB in each of the session index, a
+ * command handler's cache and node-ops' workload map; docs/benchmarks.md). Pure as far as
+ * a caller can tell: the result is equal to `t`, field for field. Bounded: past
+ * {@link SHARED_TEMPLATES_MAX} distinct templates, `t` itself.
+ * @example sharedTemplate({ image: "ide:1", cpu: "1", memory: "1Gi", storage: "1Gi" }) === sharedTemplate({ ... the same })
+ */
+export function sharedTemplate(t: SessionTemplate): SessionTemplate {
+  const key = `${t.image}\u0000${t.cpu}\u0000${t.memory}\u0000${t.storage}`;
+  const kept = sharedTemplates.get(key);
+  if (kept) return kept;
+  if (sharedTemplates.size >= SHARED_TEMPLATES_MAX) return t;
+  const shared = Object.freeze({ image: t.image, cpu: t.cpu, memory: t.memory, storage: t.storage });
+  sharedTemplates.set(key, shared);
+  return shared;
+}
+
 const SUFFIX: Record<string, number> = {
   "": 1,
   m: 1e-3,

@@ -29,6 +29,7 @@ import {
   type SessionStatus,
   type SessionTemplate,
   sessionStatusAfter,
+  sharedTemplate,
 } from "@cairn/events";
 import { DEFAULT_SESSION_POLICY, type SessionPolicy } from "./policy.ts";
 import { decideLedger, emptyLedger, evolveLedger, type LedgerState } from "./quota.ts";
@@ -320,7 +321,7 @@ export function createSessionDecider(
             status,
             user: d.user,
             clusterId: d.clusterId,
-            template: d.template,
+            template: sharedTemplate(d.template),
             idleTimeoutSeconds: d.idleTimeoutSeconds,
             maxLifetimeSeconds: d.maxLifetimeSeconds,
             createdAt: e.time,

@@ -20,6 +20,7 @@ import {
   type Decider,
   reject,
   type SessionTemplate,
+  sharedTemplate,
   type WorkloadCommand,
   type WorkloadEvent,
 } from "@cairn/events";
@@ -151,7 +152,7 @@ export const workloadDecider: Decider<WorkloadCommand, WorkloadEvent, WorkloadSt
           attempt: e.data.attempt,
           clusterId: e.data.clusterId,
           user: e.data.user,
-          template: e.data.template,
+          template: sharedTemplate(e.data.template),
           operation: "start",
         };
       case "workload.stopping":
