@@ -33,9 +33,10 @@ const BENCHES: BenchSpec[] = [
   { name: "provisioner-boot-look", file: here("./provisioner/boot-look.ts") },
   // A 500-node cluster's commits read back, parseCommit beside parseCommitTrusted (docs/architecture.md): no goals.
   { name: "provisioner-read-back", file: here("./provisioner/read-back.ts") },
-  // Two diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
+  // Three diagnostics of the replay (docs/projector.md): no goals, run so they never rot.
   { name: "prepare", file: here("./projector/prepare.ts") },
   { name: "replay-ab", file: here("./projector/replay-ab.ts") },
+  { name: "replay-profile", file: here("./projector/replay-profile.ts") },
   // The live apply of two builds, alternated batch by batch in process (docs/projector.md): no goals.
   { name: "live-ab", file: here("./projector/live-ab.ts") },
   // Issue 16's "replay flat as the log grows": 100,000 then 1,000,000 events.

@@ -1,12 +1,20 @@
 /**
  * The check that a rebuild equals the live read models: per table, the row count and
- * a content hash (md5 over each row's md5, in key order), computed by Postgres.
+ * a content hash (the sum of each row's 64-bit hash), computed by Postgres.
+ *
+ * The sum needs no order: every compared table has a key, so two tables with the same
+ * multiset of row texts hold the same rows, and a sum of per-row hashes says so without
+ * the sort and the 32-byte-per-row string the earlier `md5(string_agg(md5(row) … order by
+ * key))` built. Measured on 200,000 event index rows (a 2-core machine at load 20): 6.6–6.9 s
+ * for the md5 digest, 1.4–1.8 s for this one, of which 1.2 s is turning rows into text. A
+ * difference goes unseen only if the changed rows' hashes sum to the same 64-bit values
+ * (about 2^-64 for rows that are not built to collide; the log is not an adversary here).
  */
 import { sql } from "kysely";
 import { assertSchemaName, type Db, openDedicatedConnection } from "../db/database.ts";
 import { readCheckpoint } from "../repository/checkpoint.ts";
 
-/** The compared tables and their keys (the checkpoint and migration bookkeeping are not read models). */
+/** The compared tables and their keys (the checkpoint and migration bookkeeping are not read models; a key makes each table a set of rows, which the digest relies on). */
 export const COMPARED_TABLES = [
   { table: "clusters", key: "id" },
   { table: "event_index", key: "aggregate_type, aggregate_id, position" },
@@ -44,14 +52,14 @@ export type Comparison =
 export async function digestSchema(db: Db, schema: string): Promise<Record<string, TableDigest>> {
   assertSchemaName(schema);
   const out: Record<string, TableDigest> = {};
-  for (const { table, key } of COMPARED_TABLES) {
+  for (const { table } of COMPARED_TABLES) {
     // `clusters` keeps its documents as `json`, whose text keeps the key order it was
     // written in (rows migrated from `jsonb` hold jsonb's order; a rebuild writes the
     // fold's): digested as jsonb, the same rows are equal whatever order their keys came in.
     const text = table === "clusters" ? sql`to_jsonb(t)::text` : sql`t::text`;
+    // `hashtextextended` (64 bits, seed 0) summed as numeric: no overflow, no order.
     const r = await sql<{ n: number; h: string }>`
-      select count(*)::bigint as n,
-             md5(coalesce(string_agg(md5(${text}), '' order by ${sql.raw(key)}), '')) as h
+      select count(*)::bigint as n, coalesce(sum(hashtextextended(${text}, 0)::numeric), 0)::text as h
       from ${sql.table(`${schema}.${table}`)} t`.execute(db);
     const row = r.rows[0];
     out[table] = { rows: Number(row?.n ?? 0), hash: row?.h ?? "" };
