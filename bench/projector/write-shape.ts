@@ -28,8 +28,8 @@
  *      (BENCH_QUICK=1: 10,000 events, one round)
  */
 import { readFileSync } from "node:fs";
-import { loadavg } from "node:os";
 import { createRequire } from "node:module";
+import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -64,7 +64,8 @@ const srcPg = (await import(pathToFileURL(createRequire(resolve(args.src, "x.js"
 const EVENTS = Number(args.events);
 const BATCHES = args.batches.split(",").map(Number);
 const ROUNDS = Number(args.rounds);
-const say = (line: string) => process.stderr.write(`bench/write-shape: ${line} (load ${loadavg()[0]!.toFixed(1)})\n`);
+const say = (line: string) =>
+  process.stderr.write(`bench/write-shape: ${line} (load ${loadavg()[0]!.toFixed(1)})\n`);
 
 /** One thing a batch sent: a simple query, or a COPY with its bytes. */
 type Op = { readonly query: string } | { readonly copy: string; readonly data: Buffer };
@@ -77,7 +78,6 @@ const postgres = await findPostgres();
 
 // ── 1. Record ────────────────────────────────────────────────────────────────────────
 let recording: Op[] | undefined;
-const clientQuery = pg.Client.prototype.query;
 const srcClientQuery = srcPg.Client.prototype.query;
 srcPg.Client.prototype.query = function (this: pg.Client, ...a: unknown[]) {
   const [q] = a as [unknown];
@@ -85,7 +85,9 @@ srcPg.Client.prototype.query = function (this: pg.Client, ...a: unknown[]) {
     if (typeof q === "string") recording.push({ query: q });
     else if (q && typeof (q as { text?: unknown }).text === "string" && "_write" in (q as object)) {
       // A COPY FROM stream: keep its bytes as they go through.
-      const stream = q as { text: string; _write: Function; _writev?: Function };
+      // biome-ignore lint/suspicious/noExplicitAny: the stream's own private write methods, wrapped as they are
+      type Write = (...args: any[]) => unknown;
+      const stream = q as { text: string; _write: Write; _writev?: Write };
       const chunks: Buffer[] = [];
       const op = { copy: stream.text, data: Buffer.alloc(0) };
       recording.push(op);
@@ -105,7 +107,7 @@ srcPg.Client.prototype.query = function (this: pg.Client, ...a: unknown[]) {
       }
     }
   }
-  return (srcClientQuery as Function).apply(this, a);
+  return (srcClientQuery as (...args: unknown[]) => unknown).apply(this, a);
 } as typeof pg.Client.prototype.query;
 
 const message = (seq: number, subject: string, body: string) => ({
@@ -163,7 +165,10 @@ function copyField(v: unknown, type: string): string {
 const stagingTables = new Map<string, string>();
 function stagingTable(defs: string): string {
   let name = stagingTables.get(defs);
-  if (!name) stagingTables.set(defs, (name = `stage_${stagingTables.size}`));
+  if (!name) {
+    name = `stage_${stagingTables.size}`;
+    stagingTables.set(defs, name);
+  }
   return name;
 }
 
@@ -235,7 +240,7 @@ async function copyIn(client: pg.Client, sqlText: string, data: Buffer): Promise
 async function replay(batches: readonly Batch[]): Promise<Measured> {
   return await fresh(async (client) => {
     for (const [defs, name] of stagingTables)
-      await clientQuery.call(client, `create temp table ${name} (${defs}) on commit delete rows`);
+      await client.query(`create temp table ${name} (${defs}) on commit delete rows`);
     const pid = ((await client.query("select pg_backend_pid() as pid")).rows[0] as { pid: number }).pid;
     const m: Measured = { ms: 0, events: 0, pgTicks: 0, split: { rt1: 0, copy: 0, rt2: 0 } };
     const t0 = ticksOf(pid);
@@ -245,8 +250,7 @@ async function replay(batches: readonly Batch[]): Promise<Measured> {
         const s = performance.now();
         if ("query" in op) {
           await client.query(op.query);
-          m.split[op.query.startsWith("begin") ? "rt1" : "rt2"]! +=
-            performance.now() - s;
+          m.split[op.query.startsWith("begin") ? "rt1" : "rt2"]! += performance.now() - s;
         } else {
           await copyIn(client, op.copy, op.data);
           m.split.copy! += performance.now() - s;
@@ -306,10 +310,7 @@ const rawText: Buffer[] = [];
   if (rows.length > 0) rawText.push(Buffer.from(eventIndexCopyText(rows)));
 }
 const bytes = (bs: readonly Batch[]) =>
-  bs.reduce(
-    (n, b) => n + b.ops.reduce((k, o) => k + ("query" in o ? o.query.length : o.data.length), 0),
-    0,
-  );
+  bs.reduce((n, b) => n + b.ops.reduce((k, o) => k + ("query" in o ? o.query.length : o.data.length), 0), 0);
 say(
   `recorded: ${first.length} batches; bytes sent per event: live ${(bytes(first) / EVENTS).toFixed(0)}, raw COPY ${(rawText.reduce((n, b) => n + b.length, 0) / EVENTS).toFixed(0)}`,
 );
@@ -334,7 +335,9 @@ for (let round = 0; round < ROUNDS; round++) {
     process.stdout.write(
       `round ${round + 1} ${name.padEnd(12)} ${Math.round((m.events * 1000) / m.ms)
         .toLocaleString("en-US")
-        .padStart(8)} events/s  Postgres CPU ${((m.pgTicks * 10_000) / m.events).toFixed(1)} µs/event  ${split ? `(ms: ${split})` : ""}  load ${l0.toFixed(1)}→${l1.toFixed(1)}\n`,
+        .padStart(
+          8,
+        )} events/s  Postgres CPU ${((m.pgTicks * 10_000) / m.events).toFixed(1)} µs/event  ${split ? `(ms: ${split})` : ""}  load ${l0.toFixed(1)}→${l1.toFixed(1)}\n`,
     );
     totals.set(name, [...(totals.get(name) ?? []), m]);
   }
@@ -369,7 +372,8 @@ if (raw) {
     ratios[`${name}_over_raw_cpu`] = s.cpu / r.cpu;
   }
 }
-for (const [k, v] of Object.entries(ratios)) process.stdout.write(`${k.padEnd(28)} ${(v * 100).toFixed(1)} %\n`);
+for (const [k, v] of Object.entries(ratios))
+  process.stdout.write(`${k.padEnd(28)} ${(v * 100).toFixed(1)} %\n`);
 printResult({
   bench: "projector-write-shape",
   params: { quick: QUICK, events: EVENTS, batches: args.batches, rounds: ROUNDS, src: args.src },
