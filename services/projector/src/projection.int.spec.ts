@@ -270,7 +270,12 @@ describe("projection", () => {
     const inline = "inline_check";
     await migrateToLatest(db, inline);
     for (let i = 0; i < msgs.length; i += 5)
-      await projectBatch({ db, schema: inline, name: "projector" }, msgs.slice(i, i + 5), noDeadLetters, reader);
+      await projectBatch(
+        { db, schema: inline, name: "projector" },
+        msgs.slice(i, i + 5),
+        noDeadLetters,
+        reader,
+      );
     expect(await stagingTables()).toBe(0);
     await migrateToLatest(db, SCHEMA);
     const big = await projectBatch({ db, schema: SCHEMA, name: "projector" }, msgs, noDeadLetters, reader);
@@ -279,7 +284,9 @@ describe("projection", () => {
     expect(await stagingTables()).toBeGreaterThan(0);
     const digest = async (schema: string, table: string, key: string) =>
       (
-        await sql<{ d: string }>`select coalesce(string_agg(to_jsonb(t)::text, ',' order by ${sql.ref(key)}), '') as d
+        await sql<{
+          d: string;
+        }>`select coalesce(string_agg(to_jsonb(t)::text, ',' order by ${sql.ref(key)}), '') as d
           from ${sql.table(`${schema}.${table}`)} t`.execute(db)
       ).rows[0]!.d;
     for (const [table, key] of [
@@ -288,7 +295,10 @@ describe("projection", () => {
       ["event_index", "sequence"],
     ] as const)
       expect(await digest(SCHEMA, table, key), table).toBe(await digest(inline, table, key));
-    expect(await getCommand(db, SCHEMA, `cmd-${tricky}`)).toMatchObject({ status: "rejected", reason: tricky });
+    expect(await getCommand(db, SCHEMA, `cmd-${tricky}`)).toMatchObject({
+      status: "rejected",
+      reason: tricky,
+    });
     expect(await readCheckpoint(db, SCHEMA, "projector")).toBe(total);
   });
 
