@@ -39,6 +39,8 @@ const BENCHES: BenchSpec[] = [
   { name: "replay-profile", file: here("./projector/replay-profile.ts") },
   // The live apply of two builds, alternated batch by batch in process (docs/projector.md): no goals.
   { name: "live-ab", file: here("./projector/live-ab.ts") },
+  // The live batch's exact statements replayed beside raw COPY: the write shape's ceiling (docs/projector.md).
+  { name: "write-shape", file: here("./projector/write-shape.ts") },
   // Issue 16's "replay flat as the log grows": 100,000 then 1,000,000 events.
   { name: "replay-growth", file: here("./projector/replay-growth.ts") },
   {

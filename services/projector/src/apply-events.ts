@@ -31,7 +31,7 @@ import {
   upsertDocsText,
 } from "./repository/doc-tables.ts";
 import { indexRowsByKey, upsertEventIndexText } from "./repository/event-index.ts";
-import { dollarQuoted, qualified, textArrayLiteral } from "./repository/recordset.ts";
+import { dollarQuoted, qualified, type Staging, textArrayLiteral } from "./repository/recordset.ts";
 
 export interface SequencedEvent {
   readonly event: CairnEvent;
@@ -219,18 +219,22 @@ export function writeStatement(
   events: readonly SequencedEvent[],
   folded: FoldedBatch,
   checkpoint: { readonly name: string; readonly sequence: number },
-  /** `eventIndex: false`: the caller wrote the event index already (the live COPY). */
-  opts: { readonly eventIndex?: boolean } = {},
+  /**
+   * `eventIndex: false`: the caller wrote the event index already (the live COPY).
+   * `staging`: the rows go to staging tables (COPY) instead of inline; the caller sends
+   * its creates and COPYs first (`Staging`, repository/recordset.ts).
+   */
+  opts: { readonly eventIndex?: boolean; readonly staging?: Staging } = {},
 ): string {
   const index = opts.eventIndex === false ? [] : eventIndexRows(events);
   const ctes: string[] = [];
   if (index.length > 0) ctes.push(`index_rows as (${upsertEventIndexText(schema, index)})`);
   if (folded.clusters.length > 0)
     ctes.push(
-      `cluster_rows as (${upsertClustersText(schema, folded.clusters, (r) => folded.specRead.get(r.id) === r.spec)})`,
+      `cluster_rows as (${upsertClustersText(schema, folded.clusters, (r) => folded.specRead.get(r.id) === r.spec, opts.staging)})`,
     );
   if (folded.commands.length > 0)
-    ctes.push(`command_rows as (${upsertCommandsText(schema, folded.commands)})`);
+    ctes.push(`command_rows as (${upsertCommandsText(schema, folded.commands, opts.staging)})`);
   const more: [string, DocTable<never>, readonly unknown[]][] = [
     ["install_rows", installsTable as DocTable<never>, folded.more.installs],
     ["node_rows", nodesTable as DocTable<never>, folded.more.nodes],
@@ -239,7 +243,8 @@ export function writeStatement(
     ["duration_rows", stepDurationsTable as DocTable<never>, folded.more.durations],
   ];
   for (const [name, t, rows] of more)
-    if (rows.length > 0) ctes.push(`${name} as (${upsertDocsText(schema, t, rows as never[])})`);
+    if (rows.length > 0)
+      ctes.push(`${name} as (${upsertDocsText(schema, t, rows as never[], opts.staging)})`);
   const update = `update ${qualified(schema, "projector_checkpoint")}
     set last_sequence = ${Math.trunc(checkpoint.sequence)} where name = ${dollarQuoted(checkpoint.name)}`;
   return ctes.length > 0 ? `with ${ctes.join(",\n")} ${update}` : update;

@@ -243,6 +243,65 @@ describe("projection", () => {
     expect((await getCluster(db, SCHEMA, "c0"))?.conditions).toHaveLength(7);
   });
 
+  it("a big batch stages its rows by COPY into temp tables and writes what small inline batches write", async () => {
+    const w = infra.writer;
+    const ids = Array.from({ length: 25 }, (_, k) => `c${k}`);
+    for (let i = 0; i < 10; i++) for (const id of ids) await w.append(cluster(id), nextCommit(id, i));
+    // Every character COPY's text format escapes, and its null marker as plain text.
+    const tricky = `tab\there\nnew line\r\\N back\\slash "q" it's $j$`;
+    await w.append(cluster("c3"), [rejected(`cmd-${tricky}`, "cluster.scale", "invalid", tricky)], {
+      commandId: `cmd-${tricky}`,
+      actor: tricky,
+    });
+    const total = w.lastSequence;
+    const msgs = await fetchAll(total);
+    const noDeadLetters = async () => {
+      throw new Error("no message here is poison");
+    };
+    const reader = streamReader(infra.nats.jsm);
+    const stagingTables = async () =>
+      Number(
+        (
+          await sql<{ n: string }>`select count(*) as n from pg_class
+            where relname like 'cairn_stage_%' and relpersistence = 't'`.execute(db)
+        ).rows[0]!.n,
+      );
+    // The same log twice: small batches (rows inline) into one schema, one big batch into another.
+    const inline = "inline_check";
+    await migrateToLatest(db, inline);
+    for (let i = 0; i < msgs.length; i += 5)
+      await projectBatch(
+        { db, schema: inline, name: "projector" },
+        msgs.slice(i, i + 5),
+        noDeadLetters,
+        reader,
+      );
+    expect(await stagingTables()).toBe(0);
+    await migrateToLatest(db, SCHEMA);
+    const big = await projectBatch({ db, schema: SCHEMA, name: "projector" }, msgs, noDeadLetters, reader);
+    expect(big.events).toBeGreaterThanOrEqual(200);
+    // Staged: the session holds its staging tables (emptied at commit).
+    expect(await stagingTables()).toBeGreaterThan(0);
+    const digest = async (schema: string, table: string, key: string) =>
+      (
+        await sql<{
+          d: string;
+        }>`select coalesce(string_agg(to_jsonb(t)::text, ',' order by ${sql.ref(key)}), '') as d
+          from ${sql.table(`${schema}.${table}`)} t`.execute(db)
+      ).rows[0]!.d;
+    for (const [table, key] of [
+      ["clusters", "id"],
+      ["commands", "command_id"],
+      ["event_index", "sequence"],
+    ] as const)
+      expect(await digest(SCHEMA, table, key), table).toBe(await digest(inline, table, key));
+    expect(await getCommand(db, SCHEMA, `cmd-${tricky}`)).toMatchObject({
+      status: "rejected",
+      reason: tricky,
+    });
+    expect(await readCheckpoint(db, SCHEMA, "projector")).toBe(total);
+  });
+
   it("fills sequences missing before a batch from the stream, in order, and passes deleted ones", async () => {
     const w = infra.writer;
     for (let i = 0; i < 6; i++) await w.append(cluster("c1"), nextCommit("c1", i));

@@ -53,7 +53,8 @@ import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import type { StepDurationRow } from "./projections/step-durations.ts";
 import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
-import { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";
+import { copyEventIndex, copyText, eventIndexCopyText } from "./repository/event-index-copy.ts";
+import { Staging } from "./repository/recordset.ts";
 import { storable, storableBody } from "./storable.ts";
 
 export interface ProjectionTarget {
@@ -291,6 +292,8 @@ export async function projectInTransaction(
     }
     // A small batch (steady traffic, where latency counts) keeps its two round trips.
     const copyIndex = eventCount >= COPY_INDEX_MIN_EVENTS;
+    // The rows by COPY into staging tables too (kept when the batch is applied again).
+    const staged = eventCount >= COPY_INDEX_MIN_EVENTS;
 
     return await withRawClient(db, async (client) => {
       try {
@@ -431,11 +434,28 @@ export async function projectInTransaction(
       // The event index by COPY (one row per event: the cheapest way in, the raw limit's
       // own); a key already there fails it, and the batch is applied again with the upsert.
       if (copyIndex) await copyIndexRows(client, schema, events);
+      // A big batch's rows go by COPY into the session's staging tables, and the upserts
+      // read them from there (set-based: docs/projector.md "Live apply, sixth pass"): one
+      // round trip to make the tables if this session lacks them, one COPY per table.
+      // A small batch keeps its two round trips, the rows inline.
+      const staging = staged ? new Staging() : undefined;
+      const write = writeStatement(
+        schema,
+        events,
+        folded,
+        { name, sequence: last },
+        { eventIndex: !copyIndex, ...(staging ? { staging } : {}) },
+      );
+      const stagedTables = staging?.tables() ?? [];
+      if (stagedTables.length > 0) {
+        await simpleQuery(client, [
+          "select set_config('client_min_messages', 'warning', true)",
+          ...stagedTables.map((t) => t.create),
+        ]);
+        for (const t of stagedTables) await copyText(client, t.copy, t.text);
+      }
       // Round trip 2: every row, the checkpoint and the commit.
-      await simpleQuery(client, [
-        writeStatement(schema, events, folded, { name, sequence: last }, { eventIndex: !copyIndex }),
-        "commit",
-      ]);
+      await simpleQuery(client, [write, "commit"]);
       const changes: Change[] = [
         ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),

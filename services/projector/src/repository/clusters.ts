@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { type RawBuilder, sql } from "kysely";
 import type { ClustersTable, Db } from "../db/database.ts";
 import type { ClusterRow, ClusterState } from "../projections/clusters.ts";
-import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert, type Staging } from "./recordset.ts";
 import { compactConditions, expandConditions } from "./stored-conditions.ts";
 
 type Stored = Selectable<ClustersTable>;
@@ -121,13 +121,14 @@ export function upsertClustersText(
   schema: string,
   rows: readonly ClusterRow[],
   specStored: (row: ClusterRow) => boolean = () => false,
+  staging?: Staging,
 ): string {
   const stored = rows.map((r) => ({
     ...r,
     spec: specStored(r) ? null : r.spec,
     conditions: compactConditions(r.conditions),
   }));
-  return recordsetUpsert(qualified(schema, "clusters"), CLUSTER_COLUMNS, ["id"], stored, ["spec"]);
+  return recordsetUpsert(qualified(schema, "clusters"), CLUSTER_COLUMNS, ["id"], stored, ["spec"], staging);
 }
 
 /** The upsert statement of upsertClusters (for one statement with others, see `writeBatchRows`). */

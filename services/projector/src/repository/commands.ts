@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { type RawBuilder, sql } from "kysely";
 import type { CommandsTable, Db } from "../db/database.ts";
 import type { CommandRow } from "../projections/commands.ts";
-import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert, type Staging } from "./recordset.ts";
 
 export function fromStored(r: Selectable<CommandsTable>): CommandRow {
   return {
@@ -66,8 +66,8 @@ const COMMAND_COLUMNS: readonly RecordsetColumn[] = [
 ];
 
 /** The upsert statement of upsertCommands, as SQL text. */
-export function upsertCommandsText(schema: string, rows: readonly CommandRow[]): string {
-  return recordsetUpsert(qualified(schema, "commands"), COMMAND_COLUMNS, ["command_id"], rows);
+export function upsertCommandsText(schema: string, rows: readonly CommandRow[], staging?: Staging): string {
+  return recordsetUpsert(qualified(schema, "commands"), COMMAND_COLUMNS, ["command_id"], rows, [], staging);
 }
 
 /** The upsert statement of upsertCommands (for one statement with others, see `writeBatchRows`). */

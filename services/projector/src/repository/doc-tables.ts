@@ -12,7 +12,7 @@ import type { NodeOpRow } from "../projections/nodeops.ts";
 import type { NodeRow } from "../projections/nodes.ts";
 import type { SessionRow } from "../projections/sessions.ts";
 import type { StepDurationRow } from "../projections/step-durations.ts";
-import { qualified, type RecordsetColumn, recordsetUpsert } from "./recordset.ts";
+import { qualified, type RecordsetColumn, recordsetUpsert, type Staging } from "./recordset.ts";
 
 export interface DocColumn<R> {
   readonly name: string;
@@ -89,7 +89,12 @@ export const stepDurationsTable: DocTable<StepDurationRow> = {
  * One `insert … select from jsonb_to_recordset(…) on conflict (id) do update`
  * (repository/recordset.ts), as SQL text: each row goes as `{id, <plain columns>, doc}`.
  */
-export function upsertDocsText<R>(schema: string, t: DocTable<R>, rows: readonly R[]): string {
+export function upsertDocsText<R>(
+  schema: string,
+  t: DocTable<R>,
+  rows: readonly R[],
+  staging?: Staging,
+): string {
   const columns: RecordsetColumn[] = [
     { column: "id", key: "id", type: "text" },
     ...t.columns.map((c) => ({ column: c.name, key: c.name, type: c.type })),
@@ -101,7 +106,7 @@ export function upsertDocsText<R>(schema: string, t: DocTable<R>, rows: readonly
     o.doc = r;
     return o;
   });
-  return recordsetUpsert(qualified(schema, t.table), columns, ["id"], records);
+  return recordsetUpsert(qualified(schema, t.table), columns, ["id"], records, [], staging);
 }
 
 /** The upsert statement of `upsertDocsText`, for kysely. */

@@ -28,12 +28,17 @@ export function eventIndexCopyText(rows: readonly EventIndexRow[]): string {
 
 /** `COPY <schema>.event_index FROM STDIN` of text from {@link eventIndexCopyText}, on `client` (inside the caller's transaction). */
 export async function copyEventIndex(client: pg.ClientBase, schema: string, text: string): Promise<void> {
-  if (text.length === 0) return;
-  const stream = client.query(
-    copyFrom(
-      `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`,
-    ),
+  await copyText(
+    client,
+    `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`,
+    text,
   );
+}
+
+/** `statement` (a `copy … from stdin`) with `text` as its data, on `client` (in the caller's transaction). */
+export async function copyText(client: pg.ClientBase, statement: string, text: string): Promise<void> {
+  if (text.length === 0) return;
+  const stream = client.query(copyFrom(statement));
   await pipeline(
     (async function* () {
       yield text;

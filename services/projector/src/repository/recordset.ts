@@ -59,6 +59,8 @@ export function recordsetUpsert(
   conflict: readonly string[],
   rows: readonly unknown[],
   keepWhenNull: readonly string[] = [],
+  /** When given, the rows go to a staging table by COPY instead of inline (see `Staging`). */
+  staging?: Staging,
 ): string {
   const names = columns.map((c) => quoteIdent(c.column)).join(", ");
   const keys = columns
@@ -79,9 +81,79 @@ export function recordsetUpsert(
     })
     .join(", ");
   const json = columns.some((c) => c.type === "jsonb") ? "jsonb" : "json";
+  const source = staging
+    ? `${staging.add(defs, columns, rows)} as r`
+    : `${json}_to_recordset(${dollarQuoted(JSON.stringify(rows))}::${json}) as r(${defs})`;
   return `insert into ${table} as t (${names})
-    select ${keys} from ${json}_to_recordset(${dollarQuoted(JSON.stringify(rows))}::${json}) as r(${defs})
+    select ${keys} from ${source}
     on conflict (${conflict.map(quoteIdent).join(", ")}) do update set ${sets}`;
+}
+
+/** One field in COPY's text format: `\N` is null; backslash, tab, newline and carriage return escaped. */
+function copyField(v: unknown, type: string): string {
+  if (v === undefined || v === null) return "\\N";
+  const s = type === "json" || type === "jsonb" ? JSON.stringify(v) : String(v);
+  return /[\\\t\n\r]/.test(s)
+    ? s.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n").replaceAll("\r", "\\r")
+    : s;
+}
+
+/** A staging table's rows, ready to COPY: `create` makes the table if the session lacks it. */
+export interface StagedTable {
+  /** `create temp table if not exists … on commit delete rows` (idempotent, per session). */
+  readonly create: string;
+  /** `copy pg_temp.… from stdin`. */
+  readonly copy: string;
+  /** The rows in COPY's text format. */
+  readonly text: string;
+}
+
+/**
+ * The set-based form of a batch's upserts (docs/projector.md "Live apply, sixth pass"):
+ * instead of the rows inline as one JSON literal that Postgres parses, analyses and takes
+ * apart with `json(b)_to_recordset`, each upsert's rows are COPYed into a temporary
+ * staging table of the session (`on commit delete rows`: empty again at the transaction's
+ * end, whatever its outcome), and the upsert reads them from there:
+ * `insert … select … from pg_temp.<staging> as r on conflict do update` — the same
+ * statement otherwise. In bench/projector/write-shape.ts this halved Postgres's CPU per
+ * event for the same rows. The caller sends `tables()`' creates and COPYs, in its
+ * transaction, before the statement that reads them.
+ */
+export class Staging {
+  readonly #tables: StagedTable[] = [];
+
+  /** Stages `rows` for an upsert with these column definitions; returns the table to read them from. */
+  add(defs: string, columns: readonly RecordsetColumn[], rows: readonly unknown[]): string {
+    // Numbered in the order a batch stages them, keyed by shape: a session keeps one table
+    // per name, and tables of different shapes never share one.
+    const name = `cairn_stage_${this.#tables.length}_${shapeKey(defs)}`;
+    let text = "";
+    for (const row of rows as Record<string, unknown>[]) {
+      let line = "";
+      for (let i = 0; i < columns.length; i++) {
+        const c = columns[i]!;
+        line += (i === 0 ? "" : "\t") + copyField(row[c.key], c.type);
+      }
+      text += `${line}\n`;
+    }
+    this.#tables.push({
+      create: `create temp table if not exists ${name} (${defs}) on commit delete rows`,
+      copy: `copy pg_temp.${name} from stdin`,
+      text,
+    });
+    return `pg_temp.${name}`;
+  }
+
+  tables(): readonly StagedTable[] {
+    return this.#tables;
+  }
+}
+
+/** A short stable key of a column list (FNV-1a, hex): staging tables of different shapes never share a name. */
+function shapeKey(defs: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < defs.length; i++) h = Math.imul(h ^ defs.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16);
 }
 
 /** A qualified table name (`schema` is a checked identifier, `assertSchemaName`). */
