@@ -19,6 +19,7 @@ import {
   SpanAttributes,
   SpanKind,
   Streams,
+  spansExported,
   startConsumer,
   subjectTemplate,
   TransientError,
@@ -172,6 +173,8 @@ function startCommitSpan(
   consumer: string,
   schema: string,
 ): Span | undefined {
+  // Nothing would export it, and nothing reads its ids (the batch's span stays, for the logs).
+  if (!spansExported()) return undefined;
   const first = commit.events[0];
   const parentTrace = m.traceparent || first?.meta.traceparent;
   if (!parentTrace) return undefined;
