@@ -660,9 +660,15 @@ export async function startProjection(opts: {
         if (opts.onCommitted) {
           const announce = opts.onCommitted;
           const range = { from, to: outcome.checkpoint };
-          announcements.inOrder(committed.length <= ANNOUNCE_AT_ONCE_MAX_ROWS, () =>
-            announce(committed, range, durations),
-          );
+          announcements.inOrder(committed.length <= ANNOUNCE_AT_ONCE_MAX_ROWS, () => {
+            // Never fails the batch it follows (committed, about to be acked): a closed
+            // connection's publish throws, and a follower notices the missing batch.
+            try {
+              announce(committed, range, durations);
+            } catch (err) {
+              logger.warn({ err: describeError(err) }, "a batch's change announcement failed");
+            }
+          });
         }
         if (outcome.waitingFor !== undefined) {
           gapWaits.inc();
