@@ -18,6 +18,7 @@ import {
   serveStrayCommands,
 } from "@cairn/events";
 import { acquireLeadership, type LeaderLease, leaseLogging } from "@cairn/service";
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { sql } from "kysely";
 import { type CheckpointSeen, ClusterCache, parseAnnouncedDurations } from "./api/cluster-cache.ts";
 import { warmClusterCache } from "./api/clusters.ts";
@@ -294,7 +295,10 @@ export async function startProjector(opts: ProjectorOptions): Promise<Projector>
         // The other replicas hear it from NATS; this one's listeners now, in process: no
         // round trip through nats-server and no parse of what it has just serialised (the
         // NATS hop was a 15 ms p99 of command → read model: docs/projector.md, "API").
-        if (local) received({ ...range, part, parts }, slice, last ? durations : []);
+        // Outside the batch's trace, as a NATS delivery is: what the listeners do (views, waits,
+        // replies) must not run in the span of the batch that happened to carry the rows.
+        if (local)
+          context.with(ROOT_CONTEXT, () => received({ ...range, part, parts }, slice, last ? durations : []));
       }
     };
     // The first election's start-up, awaited below: a projector that leads from the start
