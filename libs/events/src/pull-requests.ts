@@ -33,10 +33,15 @@ export const PULL_SILENT_MS = 3 * PULL_HEARTBEAT_MS;
  * drops an expired pull without a word (no 408) when a message comes for it before its
  * expiry timer has run — under steady traffic, often. Waiting for two heartbeats past the
  * expiry (as before) left the consumer with no pull on the server for ~2 s: the
- * command-read hiccups (docs/benchmarks.md, "The ~2 s hiccup"). Forgetting a pull early costs
- * nothing: what it still brings comes to the same subscription and is handled.
+ * command-read hiccups (docs/benchmarks.md, "The ~2 s hiccup"); waiting 200 ms (after that)
+ * still left a 200 ms hole in the projector's deliveries at one expiry in two at 500
+ * commits/s, a hundred commands 100 ms late on average: p99 material (docs/benchmarks.md,
+ * "command-read p99 at 500/s", branch `cmdp99`). Forgetting a pull early costs nothing: if
+ * the server still holds it for a moment, what it brings comes to the same subscription and
+ * is handled (counted against the next pull, which then may end early in
+ * our books and be followed by one more: a pull's worth over `maxInHand` at most).
  */
-export const PULL_EXPIRED_GRACE_MS = 200;
+export const PULL_EXPIRED_GRACE_MS = 20;
 /** How often the runner looks at its open pull while waiting for it to end. */
 export const PULL_CHECK_MS = 250;
 

@@ -35,6 +35,12 @@ export const Headers = {
    * announces them, so a follower need not drop what it holds of them when a node moves.
    */
   changesDurations: "Cairn-Changes-Durations",
+  /**
+   * On a projector's change announcement: the announcing replica's own id (random per
+   * start). The announcing replica hands its rows to its own listeners in process, and
+   * skips its announcements when NATS echoes them back.
+   */
+  changesOrigin: "Cairn-Changes-Origin",
 } as const;
 
 /** A change announcement's batch (`from`, `to`] (checkpoints) and its part (1-based) of `parts`. */
@@ -54,13 +60,15 @@ export function changesBatchHeader(b: ChangesBatch): string {
 }
 
 /**
- * Headers holding `Cairn-Changes-Batch` for a change announcement, and
- * `Cairn-Changes-Durations` when `durations` (the batch's step-duration rows, JSON) is given.
+ * Headers holding `Cairn-Changes-Batch` for a change announcement,
+ * `Cairn-Changes-Durations` when `durations` (the batch's step-duration rows, JSON) is given,
+ * and `Cairn-Changes-Origin` when `origin` (the announcing replica's id) is.
  */
-export function changesBatchHeaders(b: ChangesBatch, durations?: string): MsgHdrs {
+export function changesBatchHeaders(b: ChangesBatch, durations?: string, origin?: string): MsgHdrs {
   const h = natsHeaders();
   h.set(Headers.changesBatch, changesBatchHeader(b));
   if (durations !== undefined) h.set(Headers.changesDurations, durations);
+  if (origin !== undefined) h.set(Headers.changesOrigin, origin);
   return h;
 }
 

@@ -129,6 +129,24 @@ export function contextPropagates(): boolean {
   return context.with(PROBE, probeIsActive);
 }
 
+let exported = true;
+
+/**
+ * Whether finished spans go anywhere. `startTelemetry` (@cairn/service) sets it false when it
+ * registers no exporter (no `OTEL_EXPORTER_OTLP_ENDPOINT`) and true again at its shutdown;
+ * true by default, so a test's own tracer provider sees every span. A span whose only use
+ * is to be exported (the projector's span per commit applied: nothing reads its ids) is
+ * not made when false — at 500 commits/s they were spans made and dropped.
+ */
+export function spansExported(): boolean {
+  return exported;
+}
+
+/** Set by the process's telemetry start-up: see {@link spansExported}. */
+export function setSpansExported(value: boolean): void {
+  exported = value;
+}
+
 export function tracer() {
   return trace.getTracer("cairn");
 }

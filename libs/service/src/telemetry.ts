@@ -6,6 +6,7 @@
  * AsyncLocalStorage context manager, so trace ids exist and cross NATS headers even when no
  * collector runs. Spans are exported only when an OTLP endpoint is given.
  */
+import { setSpansExported } from "@cairn/events";
 import { context, logs, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -162,6 +163,8 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     trace.setGlobalTracerProvider(provider);
   }
   const sdk = { shutdown: () => provider.shutdown() };
+  // Spans made only to be exported are not made when nothing exports them (@cairn/events).
+  setSpansExported(!!opts.otlpEndpoint && !disabled);
 
   let stopping: Promise<void> | undefined;
   const handle: Telemetry = {
@@ -176,6 +179,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
           context.disable();
           propagation.disable();
           logs.disable();
+          setSpansExported(true);
           if (current === handle) current = undefined;
         });
       return stopping;

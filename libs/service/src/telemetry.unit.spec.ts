@@ -1,3 +1,4 @@
+import { spansExported } from "@cairn/events";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { describe, expect, it } from "vitest";
 import { propagatorFromEnv, samplerFromEnv, startTelemetry, tracesUrl } from "./telemetry.ts";
@@ -18,6 +19,20 @@ describe("startTelemetry", () => {
     } finally {
       await t.shutdown();
     }
+  });
+
+  it("says spans are not exported without an endpoint, and are with one; true again after shutdown", async () => {
+    const a = startTelemetry({ serviceName: "no-exporter" });
+    expect(spansExported()).toBe(false);
+    await a.shutdown();
+    expect(spansExported()).toBe(true);
+    const b = startTelemetry({
+      serviceName: "exporter",
+      otlpEndpoint: "http://127.0.0.1:1/",
+      shutdownTimeoutMs: 300,
+    });
+    expect(spansExported()).toBe(true);
+    await b.shutdown();
   });
 
   it("can be called twice, and started again after shutdown", async () => {

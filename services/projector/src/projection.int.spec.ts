@@ -5,6 +5,7 @@ import {
   eventSubject,
   Headers,
   Streams,
+  setSpansExported,
   traceIdOf,
 } from "@cairn/events";
 import { useTestTracing } from "@cairn/events/testing";
@@ -406,6 +407,36 @@ describe("projection", () => {
     // They ended once the rows were committed: nothing of theirs is still open.
     expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ version: 1 });
     expect(projected.every((p) => p.ended)).toBe(true);
+  });
+
+  it("makes no span per commit when spans are not exported (no OTLP endpoint), the batch's span all the same", async () => {
+    const tracing = useTestTracing();
+    await infra.writer.append(cluster("c1"), [requested("c1")], { commandId: "cmd-1" });
+    await trace.getTracer("test").startActiveSpan("decision", async (span) => {
+      await infra.writer.append(cluster("c2"), [requested("c2")], { commandId: "cmd-2" });
+      span.end();
+    });
+    await migrateToLatest(db, SCHEMA);
+    const msgs = await fetchAll(2);
+    tracing.reset();
+    setSpansExported(false);
+    try {
+      await trace.getTracer("test").startActiveSpan("process evt.>", async (span) => {
+        await projectBatch(
+          { db, schema: SCHEMA, name: "projector" },
+          msgs,
+          async () => {},
+          streamReader(infra.nats.jsm),
+        );
+        span.end();
+      });
+    } finally {
+      setSpansExported(true);
+    }
+    expect(tracing.spans().filter((s) => s.name.startsWith("project "))).toHaveLength(0);
+    expect(tracing.spans().filter((s) => s.name === "process evt.>")).toHaveLength(1);
+    // Projected all the same.
+    expect(await getCluster(db, SCHEMA, "c2")).toMatchObject({ version: 1 });
   });
 
   it("waits (throws) at a missing message that is not a readable commit", async () => {

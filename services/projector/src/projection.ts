@@ -19,6 +19,7 @@ import {
   SpanAttributes,
   SpanKind,
   Streams,
+  spansExported,
   startConsumer,
   subjectTemplate,
   TransientError,
@@ -173,6 +174,8 @@ function startCommitSpan(
   consumer: string,
   schema: string,
 ): Span | undefined {
+  // Nothing would export it, and nothing reads its ids (the batch's span stays, for the logs).
+  if (!spansExported()) return undefined;
   const first = commit.events[0];
   const parentTrace = m.traceparent || first?.meta.traceparent;
   if (!parentTrace) return undefined;
@@ -645,6 +648,7 @@ export async function startProjection(opts: {
     checkpoint: await resetConsumer(nats, target, durable, opts.batchSize, logger),
   };
   const reader = streamReader(nats.jsm);
+  const announcements = orderedAnnouncements();
   const consumer = await startConsumer({
     js: nats.js,
     jsm: nats.jsm,
@@ -665,16 +669,26 @@ export async function startProjection(opts: {
         const last = msgs.at(-1);
         // EVT holds only evt.>, so the last delivery's pending count reaches the head.
         if (last) lagGauge.set(Math.max(0, last.seq + last.info.pending - outcome.checkpoint));
-        // Announced once this batch is acked and the next one is on its way to Postgres:
-        // serialising a busy batch's rows takes milliseconds the next batch's round trips
-        // can hide. In order (setImmediate runs its callbacks first in, first out).
-        // Every batch, one with no rows too: a follower checks that each follows the last.
+        // Every batch is announced, one with no rows too: a follower checks that each follows
+        // the last. A small batch (steady traffic, where the latency is the point) at once; a
+        // busy one once it is acked and the next batch is on its way to Postgres: serialising
+        // its rows takes milliseconds the next batch's round trips can hide. Waiting for
+        // that put the next batch's parse (up to PARSE_SLICE commits) before every
+        // announcement: command → read model p99 16 ms of it quiet (docs/benchmarks.md).
         const committed = outcome.changes ?? [];
         const durations = outcome.durations ?? [];
         if (opts.onCommitted) {
           const announce = opts.onCommitted;
           const range = { from, to: outcome.checkpoint };
-          setImmediate(() => announce(committed, range, durations));
+          announcements.inOrder(committed.length <= ANNOUNCE_AT_ONCE_MAX_ROWS, () => {
+            // Never fails the batch it follows (committed, about to be acked): a closed
+            // connection's publish throws, and a follower notices the missing batch.
+            try {
+              announce(committed, range, durations);
+            } catch (err) {
+              logger.warn({ err: describeError(err) }, "a batch's change announcement failed");
+            }
+          });
         }
         if (outcome.waitingFor !== undefined) {
           gapWaits.inc();
@@ -716,6 +730,28 @@ export async function startProjection(opts: {
 }
 
 export const DEFAULT_HEAL_EVERY_MS = 5_000;
+
+/** A batch that wrote at most this many rows is announced at once (one announcement's worth). */
+export const ANNOUNCE_AT_ONCE_MAX_ROWS = 200;
+
+/**
+ * Runs announcements in commit order, each either at once or deferred (`setImmediate`, first
+ * in, first out): one is run at once only when none is deferred still, so a small batch never
+ * overtakes a busy one before it.
+ */
+export function orderedAnnouncements(): { inOrder(now: boolean, announce: () => void): void } {
+  let deferred = 0;
+  return {
+    inOrder(now, announce) {
+      if (now && deferred === 0) return announce();
+      deferred++;
+      setImmediate(() => {
+        deferred--;
+        announce();
+      });
+    },
+  };
+}
 
 /**
  * Heals a commit Postgres lost after its messages were acked, when nothing follows it.

@@ -3,6 +3,7 @@
  * and the projecting replica's change announcements, and never projects — not even when no
  * other replica holds the lease.
  */
+import { Headers, projectorChangesSubject } from "@cairn/events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "./db/database.ts";
 import { type Projector, startProjector } from "./projector.ts";
@@ -101,5 +102,67 @@ describe("projector roles", () => {
       state: string;
     };
     expect(after.sequence).toBe(created.sequence);
+  }, 30_000);
+
+  it("a replica in role all hands its own batches' rows to its live stream in process, once each, and announces them for the others", async () => {
+    const all = await startProjector({
+      nats: infra.nats,
+      databaseUrl: infra.database.url,
+      role: "all",
+      leaseTtlMs: 1_000,
+      api: { port: 0, heartbeatMs: 50 },
+    });
+    const heard: { origin: string | undefined; rows: { id: string }[] }[] = [];
+    const sub = infra.nats.nc.subscribe(projectorChangesSubject("projector"), {
+      callback: (_err, m) => {
+        heard.push({ origin: m.headers?.get(Headers.changesOrigin), rows: m.json() });
+      },
+    });
+    const ctl = new AbortController();
+    try {
+      // It projects (the replica before it stopped projecting; the api one never does).
+      await eventually(async () => {
+        const ready = (await (await fetch(`${all.api!.url}/readyz`)).json()) as {
+          checks: { consumer: string };
+        };
+        return ready.checks.consumer.includes("standby") ? undefined : true;
+      });
+      const res = await fetch(`${all.api!.url}/events/stream?resource=clusters`, { signal: ctl.signal });
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      const ids = ["inproc-1", "inproc-2", "inproc-3"];
+      for (const id of ids) await infra.writer.append(cluster(id), [requested(id)]);
+      let text = "";
+      while (!ids.every((id) => text.includes(`"id":"${id}"`))) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended: ${text}`);
+        text += value;
+      }
+      // A little longer: an echo of its own announcement through NATS would come now.
+      const more = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          text += value;
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 300));
+      ctl.abort();
+      await more.catch(() => {});
+      for (const id of ids) expect(text.split(`"resource":"clusters","id":"${id}"`).length - 1).toBe(1);
+      // The other replicas still hear every row from NATS, with who announced it.
+      const announced = heard.filter((h) => h.rows.some((r) => ids.includes(r.id)));
+      expect(
+        announced
+          .flatMap((h) => h.rows.map((r) => r.id))
+          .filter((id) => ids.includes(id))
+          .sort(),
+      ).toEqual(ids);
+      expect(new Set(announced.map((h) => h.origin)).size).toBe(1);
+      expect(announced[0]!.origin).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      ctl.abort();
+      sub.unsubscribe();
+      await all.stop();
+    }
   }, 30_000);
 });
