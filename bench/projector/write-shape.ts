@@ -39,6 +39,7 @@ import { createDatabase, findPostgres } from "@cairn/testkit";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { eventIndexCopyText } from "../../services/projector/src/repository/event-index-copy.ts";
+import { copyField } from "../../services/projector/src/repository/recordset.ts";
 import { printResult, QUICK } from "../lib/report.ts";
 import { benchLog } from "./log.ts";
 
@@ -151,15 +152,6 @@ async function record(batchSize: number): Promise<Batch[]> {
 
 // ── 2. The staged (set-based) form of a recorded batch ────────────────────────────────
 const RECORDSET = /(json|jsonb)_to_recordset\((\$j\d*\$)([\s\S]*?)\2::(?:json|jsonb)\) as r\(([^)]*)\)/g;
-
-/** COPY text of one field. */
-function copyField(v: unknown, type: string): string {
-  if (v === undefined || v === null) return "\\N";
-  const s = type === "json" || type === "jsonb" ? JSON.stringify(v) : String(v);
-  return /[\\\t\n\r]/.test(s)
-    ? s.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n").replaceAll("\r", "\\r")
-    : s;
-}
 
 /** Staging tables by their column definitions: `create temp table` statements to run once per connection. */
 const stagingTables = new Map<string, string>();

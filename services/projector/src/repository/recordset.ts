@@ -90,7 +90,7 @@ export function recordsetUpsert(
 }
 
 /** One field in COPY's text format: `\N` is null; backslash, tab, newline and carriage return escaped. */
-function copyField(v: unknown, type: string): string {
+export function copyField(v: unknown, type: string): string {
   if (v === undefined || v === null) return "\\N";
   const s = type === "json" || type === "jsonb" ? JSON.stringify(v) : String(v);
   return /[\\\t\n\r]/.test(s)
