@@ -240,8 +240,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const onMetrics = (service: string, url: string) => {
     if (endpoints.metrics[service] === url) return;
     endpoints.metrics[service] = url;
-    say(`${service} metrics at ${url}`);
-    written = written.then(writeEndpoints).catch(() => {});
+    // Said once the file holds it: whoever reads the line (a person, a test) finds it there
+    // (a CI run read the file between the line and its write, and missed node-ops).
+    written = written
+      .then(writeEndpoints)
+      .catch(() => {})
+      .then(() => say(`${service} metrics at ${url}`));
   };
   // The projector process that last said it serves; its /readyz is then ours, not a stranger's.
   let apiServedBy: number | undefined;
