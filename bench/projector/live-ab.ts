@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { createDatabase, findPostgres } from "@cairn/testkit";
 import { sql } from "kysely";
 import { printResult, QUICK } from "../lib/report.ts";
-import { benchLog } from "./log.ts";
+import { benchLog, deliveredMessage as message } from "./log.ts";
 
 const here = new URL("../../services/projector/src/", import.meta.url).pathname;
 const { values: args } = parseArgs({
@@ -30,16 +30,6 @@ const { values: args } = parseArgs({
 });
 const EVENTS = Number(args.events);
 const BATCH = Number(args.batch);
-
-/** A delivered message as the projection reads it. */
-const message = (seq: number, subject: string, body: string) => ({
-  seq,
-  subject,
-  string: () => body,
-  json: () => JSON.parse(body),
-  headers: undefined,
-  info: { pending: 0 },
-});
 
 interface Variant {
   name: string;

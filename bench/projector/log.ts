@@ -203,3 +203,13 @@ export async function rawCopy(
   }
   return { rows: copied, ms };
 }
+
+/** A delivered message as the projection reads it: commit `body` at stream sequence `seq`. */
+export const deliveredMessage = (seq: number, subject: string, body: string) => ({
+  seq,
+  subject,
+  string: () => body,
+  json: () => JSON.parse(body),
+  headers: undefined,
+  info: { pending: 0 },
+});

@@ -39,9 +39,9 @@ import { createDatabase, findPostgres } from "@cairn/testkit";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { eventIndexCopyText } from "../../services/projector/src/repository/event-index-copy.ts";
-import { copyField } from "../../services/projector/src/repository/recordset.ts";
+import { stagedField } from "../../services/projector/src/repository/recordset.ts";
 import { printResult, QUICK } from "../lib/report.ts";
-import { benchLog } from "./log.ts";
+import { benchLog, deliveredMessage as message } from "./log.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -111,15 +111,6 @@ srcPg.Client.prototype.query = function (this: pg.Client, ...a: unknown[]) {
   return (srcClientQuery as (...args: unknown[]) => unknown).apply(this, a);
 } as typeof pg.Client.prototype.query;
 
-const message = (seq: number, subject: string, body: string) => ({
-  seq,
-  subject,
-  string: () => body,
-  json: () => JSON.parse(body),
-  headers: undefined,
-  info: { pending: 0 },
-});
-
 async function record(batchSize: number): Promise<Batch[]> {
   const database = await createDatabase(postgres, "bench_write_shape_rec");
   const db = src.openDatabase(database.url, { max: 1 });
@@ -180,7 +171,7 @@ function staged(batch: Batch): Batch {
       });
       let text = "";
       for (const row of JSON.parse(literal) as Record<string, unknown>[])
-        text += `${columns.map((c) => copyField(row[c.key], c.type)).join("\t")}\n`;
+        text += `${columns.map((c) => stagedField(row[c.key], c.type)).join("\t")}\n`;
       copies.push({ copy: `copy pg_temp.${table} from stdin`, data: Buffer.from(text) });
       return `pg_temp.${table} as r`;
     });

@@ -54,7 +54,8 @@ import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import type { StepDurationRow } from "./projections/step-durations.ts";
 import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
-import { copyEventIndex, copyText, eventIndexCopyText } from "./repository/event-index-copy.ts";
+import { copyText } from "./repository/copy-text.ts";
+import { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";
 import { Staging } from "./repository/recordset.ts";
 import { storable, storableBody } from "./storable.ts";
 
@@ -293,10 +294,9 @@ export async function projectInTransaction(
       addToReadSet(reads, d.events);
       eventCount += d.events.length;
     }
-    // A small batch (steady traffic, where latency counts) keeps its two round trips.
+    // A small batch (steady traffic, where latency counts) keeps its two round trips; a big
+    // one sends its event index, and its rows into staging tables, by COPY.
     const copyIndex = eventCount >= COPY_INDEX_MIN_EVENTS;
-    // The rows by COPY into staging tables too (kept when the batch is applied again).
-    const staged = eventCount >= COPY_INDEX_MIN_EVENTS;
 
     return await withRawClient(db, async (client) => {
       try {
@@ -441,7 +441,7 @@ export async function projectInTransaction(
       // read them from there (set-based: docs/projector.md "Live apply, sixth pass"): one
       // round trip to make the tables if this session lacks them, one COPY per table.
       // A small batch keeps its two round trips, the rows inline.
-      const staging = staged ? new Staging() : undefined;
+      const staging = copyIndex ? new Staging() : undefined;
       const write = writeStatement(
         schema,
         events,

@@ -115,6 +115,9 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
   let stopped = false;
   let phase = "starting";
   let phaseAt = Date.now();
+  /** The resourceVersion the loop last watched from, and how many changes it has taken in. */
+  let watchedRv: string | undefined;
+  let takenIn = 0;
   const at = (p: string) => {
     phase = p;
     phaseAt = Date.now();
@@ -128,9 +131,6 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
     rv: watchedRv,
     taken: takenIn,
   });
-  /** The resourceVersion the loop last watched from, and how many changes it has taken in. */
-  let watchedRv: string | undefined;
-  let takenIn = 0;
   loops.add(snapshot);
   let onStop: () => void = () => {};
   /** Settles when stop() is called: a list in hand is not waited for (it may hang on a dead API). */

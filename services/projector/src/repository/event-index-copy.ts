@@ -3,19 +3,9 @@
  * semantics: a key that is already there fails the COPY (23505); the caller falls back
  * to the upsert.
  */
-import { pipeline } from "node:stream/promises";
 import type pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
 import type { EventIndexRow } from "../projections/event-index.ts";
-
-/** COPY text format: `\N` is null; backslash, tab, newline and carriage return are escaped. */
-function field(v: string | number | null): string {
-  if (v === null) return "\\N";
-  if (typeof v === "number") return String(v);
-  return /[\\\t\n\r]/.test(v)
-    ? v.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n").replaceAll("\r", "\\r")
-    : v;
-}
+import { copyText, copyField as field } from "./copy-text.ts";
 
 /** The COPY text of `rows`, one line per row, in the column order of {@link copyEventIndex}. */
 export function eventIndexCopyText(rows: readonly EventIndexRow[]): string {
@@ -32,17 +22,5 @@ export async function copyEventIndex(client: pg.ClientBase, schema: string, text
     client,
     `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`,
     text,
-  );
-}
-
-/** `statement` (a `copy … from stdin`) with `text` as its data, on `client` (in the caller's transaction). */
-export async function copyText(client: pg.ClientBase, statement: string, text: string): Promise<void> {
-  if (text.length === 0) return;
-  const stream = client.query(copyFrom(statement));
-  await pipeline(
-    (async function* () {
-      yield text;
-    })(),
-    stream,
   );
 }

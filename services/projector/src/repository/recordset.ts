@@ -7,6 +7,7 @@
  * without parameters goes out as a simple query, so several can share one round trip
  * (`begin; …; commit`), which the extended protocol of node-postgres cannot do.
  */
+import { copyField } from "./copy-text.ts";
 
 /**
  * `text` as a dollar-quoted SQL literal: nothing inside is an escape, so it is the text
@@ -89,15 +90,11 @@ export function recordsetUpsert(
     on conflict (${conflict.map(quoteIdent).join(", ")}) do update set ${sets}`;
 }
 
-/** One field in COPY's text format: `\N` is null; backslash, tab, newline and carriage return escaped. */
-export function copyField(v: unknown, type: string): string {
-  if (v === undefined || v === null) return "\\N";
-  const s = type === "json" || type === "jsonb" ? JSON.stringify(v) : String(v);
-  return /[\\\t\n\r]/.test(s)
-    ? s.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n").replaceAll("\r", "\\r")
-    : s;
+/** One field of a staged row in COPY's text format (a `json`/`jsonb` column's value as its JSON). */
+export function stagedField(v: unknown, type: string): string {
+  if (v === undefined || v === null) return copyField(null);
+  return copyField(type === "json" || type === "jsonb" ? JSON.stringify(v) : String(v));
 }
-
 /** A staging table's rows, ready to COPY: `create` makes the table if the session lacks it. */
 export interface StagedTable {
   /** `create temp table if not exists … on commit delete rows` (idempotent, per session). */
@@ -132,7 +129,7 @@ export class Staging {
       let line = "";
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
-        line += (i === 0 ? "" : "\t") + copyField(row[c.key], c.type);
+        line += (i === 0 ? "" : "\t") + stagedField(row[c.key], c.type);
       }
       text += `${line}\n`;
     }
