@@ -11,8 +11,7 @@ import {
   longestGap,
   offTrace,
   readModelProblems,
-  ssmCommands,
-  stepSendProblems,
+  settledStepSendProblems,
   unansweredCommands,
   unrecordedInstances,
   watchInstances,
@@ -153,11 +152,12 @@ describe("SIGKILL each service mid-lifecycle", () => {
     const seen = await instances.stop();
     expect(duplicateInstances(seen)).toEqual([]);
     expect(unrecordedInstances(seen, clusterEvents)).toEqual([]);
-    const steps = await ssmCommands(
+    const steps = await settledStepSendProblems(
       stack,
+      [id],
       seen.map((i) => i.instanceId),
     );
-    expect(stepSendProblems(id, steps, await stack.events({ type: "install", id }))).toEqual([]);
+    expect(steps.problems).toEqual([]);
     expect(await unansweredCommands(stack, sent, clusterEvents)).toEqual([]);
     expect(await readModelProblems(stack, id)).toEqual([]);
     expect(stack.crashes()).toEqual([]);

@@ -20,8 +20,7 @@ import {
   readModelProblems,
   replayProblems,
   sessionStateProblems,
-  ssmCommands,
-  stepSendProblems,
+  settledStepSendProblems,
   unansweredCommands,
   unrecordedInstances,
   watchInstances,
@@ -410,11 +409,7 @@ async function drive(
   );
   const seen = [...seenBy.values()].flat();
   const clusterEvents = new Map<string, LoggedEvent[]>();
-  const installEvents = new Map<string, LoggedEvent[]>();
-  for (const id of clusters) {
-    clusterEvents.set(id, await stack.events({ type: "cluster", id }));
-    installEvents.set(id, await stack.events({ type: "install", id }));
-  }
+  for (const id of clusters) clusterEvents.set(id, await stack.events({ type: "cluster", id }));
   const sessionEvents = new Map<string, LoggedEvent[]>();
   for (const id of sessions) sessionEvents.set(id, await stack.events({ type: "session", id }));
   const allClusterEvents = [...clusterEvents.values()].flat();
@@ -430,14 +425,16 @@ async function drive(
     ),
     `${seen.length} instances`,
   );
-  const steps = await ssmCommands(
+  const steps = await settledStepSendProblems(
     stack,
+    clusters,
     seen.map((i) => i.instanceId),
   );
+  const installEvents = steps.installEvents;
   row(
     "no install step sent twice without a recorded timeout or failure",
-    clusters.flatMap((id) => stepSendProblems(id, steps, installEvents.get(id) ?? [])),
-    `${steps.length} SSM commands`,
+    steps.problems,
+    `${steps.commands.length} SSM commands`,
   );
   row(
     "every command answered (accepted with events, or rejected with a reason)",

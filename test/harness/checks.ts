@@ -214,6 +214,31 @@ export async function ssmCommands(stack: Stack, instanceIds: readonly string[]):
   return [...out.values()];
 }
 
+/**
+ * `stepSendProblems` of clusters read as a whole world: SSM's commands first, then the log
+ * (the installer sends a step only after reading its `install.step-requested` from the log,
+ * so every command read has its cause in the log read after it). A command SSM took whose
+ * `install.step-sent` is not recorded yet is a send in flight (a self-healing rung can start
+ * at any moment, also while the checks read): the check looks again until `graceMs`, so a
+ * send never recorded still fails, and one recorded a moment later does not.
+ */
+export async function settledStepSendProblems(
+  stack: Stack,
+  clusterIds: readonly string[],
+  instanceIds: readonly string[],
+  graceMs = 30_000,
+): Promise<{ problems: string[]; commands: SentCommand[]; installEvents: Map<string, LoggedEvent[]> }> {
+  const deadline = Date.now() + graceMs;
+  for (;;) {
+    const commands = await ssmCommands(stack, instanceIds);
+    const installEvents = new Map<string, LoggedEvent[]>();
+    for (const id of clusterIds) installEvents.set(id, await stack.events({ type: "install", id }));
+    const problems = clusterIds.flatMap((id) => stepSendProblems(id, commands, installEvents.get(id) ?? []));
+    if (problems.length === 0 || Date.now() >= deadline) return { problems, commands, installEvents };
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
 /** `cairn <step> slot=<n> attempt=<a> cluster=<id>`: an install step's command (installer stepComment). */
 const STEP_COMMENT = /^cairn (\S+) slot=(\d+) attempt=(\d+) cluster=(\S+)$/;
 
