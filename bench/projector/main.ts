@@ -21,7 +21,10 @@
  *     loop), whose p50/p99 is the "API read under load" figure; and the same again with the
  *     readers on a second projector process in role `api` (CAIRN_PROJECTOR_ROLE: it serves the
  *     API and never projects), the "API replica" figures. BENCH_API_ROUNDS (default 1) rounds
- *     of the two, alternated (odd rounds start with the replica), pooled.
+ *     of the two, alternated (odd rounds start with the replica), pooled. Then once more on
+ *     the replica with the readers paced (BENCH_PACED_READS_PER_S, default 200 reads/s in all,
+ *     each read timed from when it was due: readers.ts), the latency a dashboard or CLI sees
+ *     while the control plane is busy, without a saturating client's own queue in it.
  *     The readers are a child process of their own (readers.ts; until 2026-12-04 a worker
  *     thread of this process, beside the publisher): what they see is the server, the
  *     loopback and their own delays, all on the same cores as everything else here. So each
@@ -66,6 +69,8 @@ const EVENTS = Number(args.events);
 const LATENCY_SECONDS = Number(args["latency-seconds"]);
 /** Rounds of the loaded run, each on the projecting process and on the API replica. */
 const API_ROUNDS = Number(process.env.BENCH_API_ROUNDS ?? 1);
+/** The paced readers' rate, reads/s in all (BENCH_PACED_READS_PER_S). */
+const PACED_READS_PER_S = Number(process.env.BENCH_PACED_READS_PER_S ?? 200);
 const say = (line: string) => process.stderr.write(`bench/projector: ${line}\n`);
 
 const server = await startNatsServer();
@@ -179,6 +184,21 @@ try {
   }
   const loaded = pooled(onProjecting);
   const loadedReplica = pooled(onReplica);
+  // The same 500 commits/s with readers paced at PACED_READS_PER_S on the replica: the
+  // latency a dashboard or CLI sees while the control plane is busy, without the closed-loop
+  // readers' own saturation of the two cores in it (readers.ts).
+  const paced = await latencyRun(
+    nats,
+    listener,
+    LATENCY_SECONDS,
+    4,
+    apiReplicaUrl,
+    "paced-",
+    PACED_READS_PER_S,
+  );
+  say(
+    `paced ${PACED_READS_PER_S} reads/s on the API replica: p50/p99 ${paced.readP50.toFixed(1)}/${paced.readP99.toFixed(1)} ms (server p99 ${paced.serverP99.toFixed(1)}, readers' loop delay p99 ${paced.loopDelayP99.toFixed(1)}, ${(paced.memoryShare * 100).toFixed(0)} % from memory, ${Math.round(paced.readsPerSecond)} reads/s) (load ${loadavg()[0]!.toFixed(1)})`,
+  );
 
   const figures: Figure[] = [
     { name: "raw read: ordered consumer + JSON.parse", value: rawReadRate, unit: "events/s" },
@@ -225,6 +245,16 @@ try {
       unit: "ms",
     },
     { name: "API replica reads under load", value: loadedReplica.readsPerSecond, unit: "req/s" },
+    {
+      name: `API replica GET /clusters/:id p50, ${PACED_READS_PER_S} reads/s paced, under load`,
+      value: paced.readP50,
+      unit: "ms",
+    },
+    {
+      name: `API replica GET /clusters/:id p99, ${PACED_READS_PER_S} reads/s paced, under load`,
+      value: paced.readP99,
+      unit: "ms",
+    },
   ];
   printFigures(
     `bench/projector  (${EVENTS.toLocaleString("en-US")} events in ${commits.toLocaleString("en-US")} commits; raw limit = min(raw read, raw COPY); replay goal ≥ 50,000 events/s: ${rebuilt.eventsPerSecond >= 50_000 ? "met" : "NOT met"}; p99 goal ≤ 25 ms: ${quiet.p99 <= 25 ? "met" : "NOT met"})`,
@@ -240,6 +270,7 @@ try {
       commits,
       latency_seconds: LATENCY_SECONDS,
       api_rounds: API_ROUNDS,
+      paced_reads_per_s: PACED_READS_PER_S,
     },
     figures: {
       raw_read_per_s: rawReadRate,
@@ -258,11 +289,16 @@ try {
       api_replica_read_p50_ms_loaded: loadedReplica.readP50,
       api_replica_read_p99_ms_loaded: loadedReplica.readP99,
       api_replica_reads_per_s_loaded: loadedReplica.readsPerSecond,
+      api_replica_read_p50_ms_paced: paced.readP50,
+      api_replica_read_p99_ms_paced: paced.readP99,
+      api_replica_reads_per_s_paced: paced.readsPerSecond,
       // Absent when the build measured sends no Server-Timing (BENCH_PROJECTOR_MAIN).
       ...finite({
         api_read_server_p99_ms_loaded: loaded.serverP99,
         api_replica_read_server_p99_ms_loaded: loadedReplica.serverP99,
         api_readers_loop_delay_p99_ms: Math.max(loaded.loopDelayP99, loadedReplica.loopDelayP99),
+        api_replica_read_server_p99_ms_paced: paced.serverP99,
+        api_paced_readers_loop_delay_p99_ms: paced.loopDelayP99,
       }),
       api_replica_reads_from_memory_share: loadedReplica.memoryShare,
     },
@@ -279,6 +315,7 @@ try {
       command_to_read_model_p99_le_25ms: quiet.p99 <= 25,
       api_read_p99_le_10ms_loaded: loaded.readP99 <= 10,
       api_replica_read_p99_le_10ms_loaded: loadedReplica.readP99 <= 10,
+      api_replica_read_p99_le_10ms_paced: paced.readP99 <= 10,
     },
   };
 } finally {
@@ -339,6 +376,8 @@ async function latencyRun(
   readers: number,
   apiUrl: string,
   prefix: string,
+  /** Reads/s in all, paced (readers.ts); 0: closed loop, each reader as fast as it can. */
+  readRate = 0,
 ) {
   const total = seconds * 500;
   // Published, not yet seen; the ack gives the sequence, so an entry may arrive after
@@ -366,7 +405,12 @@ async function latencyRun(
   const readerProcess =
     readers > 0
       ? fork(fileURLToPath(new URL("./readers.ts", import.meta.url)), {
-          env: { ...process.env, READERS_API_URL: apiUrl, READERS: String(readers) },
+          env: {
+            ...process.env,
+            READERS_API_URL: apiUrl,
+            READERS: String(readers),
+            READERS_RATE: String(readRate),
+          },
           stdio: ["ignore", "inherit", "inherit", "ipc"],
         })
       : undefined;

@@ -9,11 +9,20 @@
  * commits and takes the checkpoint notifications, and a worker shares its process's heap
  * allocator, libuv pool and scheduling with it. A reader that is itself delayed inflates
  * the latency it measures, so its own loop delay is measured and reported beside it.
+ *
+ * Two shapes: closed loop (`READERS_RATE` unset or 0: each reader sends its next read when
+ * the last is answered, as fast as the machine lets it: a saturating client, which on two
+ * shared cores takes a core of its own and measures its own queue as much as the server), and
+ * paced (`READERS_RATE` reads/s in all: each reader's k-th read is due at a fixed time, and its
+ * latency counts from that time, not from when it was sent, so a read held up behind a slow
+ * one is charged its wait: no coordinated omission). Paced is what a dashboard or a CLI does
+ * to the API while the control plane is busy.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 
 const apiUrl = process.env.READERS_API_URL ?? "";
 const readers = Number(process.env.READERS ?? 4);
+const ratePerS = Number(process.env.READERS_RATE ?? 0);
 const delay = monitorEventLoopDelay({ resolution: 5 });
 delay.enable();
 let done = false;
@@ -24,10 +33,26 @@ process.once("message", () => {
   done = true;
 });
 
-async function loop(): Promise<void> {
+// One read per reader first, not counted: the connections and the fetch machinery are made
+// before the schedule starts (a paced run would otherwise charge every read its start-up).
+await Promise.all(
+  Array.from({ length: readers }, () => fetch(`${apiUrl}/clusters/b0`).then((r) => r.arrayBuffer())),
+);
+const start = performance.now();
+
+async function loop(reader: number): Promise<void> {
+  // Paced: reader r's k-th read is due at start + (r + k · readers) / rate.
+  const every = ratePerS > 0 ? (1000 * readers) / ratePerS : 0;
+  let due = start + (every * reader) / readers;
   while (!done) {
     const id = `b${Math.floor(Math.random() * 1000)}`;
-    const t0 = performance.now();
+    if (every > 0) {
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (done) break;
+    }
+    const t0 = every > 0 ? due : performance.now();
+    due += every;
     const res = await fetch(`${apiUrl}/clusters/${id}`);
     await res.arrayBuffer();
     reads.push(performance.now() - t0);
@@ -40,7 +65,7 @@ async function loop(): Promise<void> {
 
 // The parent starts publishing once this process runs (its start-up is not in the run).
 process.send?.({ ready: true });
-await Promise.all(Array.from({ length: readers }, loop));
+await Promise.all(Array.from({ length: readers }, (_, r) => loop(r)));
 process.send?.({ reads, server, fromMemory, loopDelayP99: delay.percentile(99) / 1e6 }, () =>
   process.exit(0),
 );
