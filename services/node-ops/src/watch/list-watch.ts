@@ -302,7 +302,7 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
           await o.onList(taken);
           failures = 0;
           at("watch");
-          log("info", { resourceVersion: taken.resourceVersion }, `${o.what} listed and taken in`);
+          log("info", { resourceVersion: taken.resourceVersion }, `${o.what} listed; watching`);
         };
       }
       // A stop that came while the list was being read: no watch is started.
