@@ -86,7 +86,15 @@ interface Run {
   calls: Record<string, number>;
 }
 
-const POLLED = ["DescribeInstances", "DescribeInstanceInformation", "GetCommandInvocation", "SendCommand"];
+/** The sim's actions counted per run: the polled ones, and node-ops' node lists and watches (a relist after a 410 is one more list). */
+const POLLED = [
+  "DescribeInstances",
+  "DescribeInstanceInformation",
+  "GetCommandInvocation",
+  "SendCommand",
+  "list nodes",
+  "watch nodes",
+];
 
 /** BENCH_TRACE: the services' warnings and errors on stderr, with the ms since `origin.t0`. */
 const TRACE = process.env.BENCH_TRACE === "1";
@@ -469,7 +477,9 @@ for (const name of names) {
   const f = floorOf[name];
   console.log(`  ${name.padEnd(48)}${cells.join("")}   ${f !== undefined ? fmt(f) : ""}`);
 }
-console.log("\n  calls to the sim's polled actions, median per cluster:");
+console.log(
+  "\n  calls to the sim's polled actions and node-ops' node lists and watches, median per cluster:",
+);
 for (const a of POLLED)
   console.log(
     `  ${a.padEnd(48)}${results.map((runs) => fmt(median(runs.map((r) => r.calls[a] ?? 0))).padStart(18)).join("")}`,

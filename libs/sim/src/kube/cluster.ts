@@ -209,7 +209,7 @@ export class Cluster {
   readonly id: string;
   readonly token: string;
   rv = 0;
-  /** Per resource, events with rv <= this are out of the watch cache: a watch from older gets 410. */
+  /** Per resource, a watch from a resourceVersion older than this gets 410 (one before its oldest event kept). */
   readonly #compactedRv = new Map<ResourceDef, number>();
   readonly watchers = new Set<WatchSink>();
 
@@ -416,7 +416,7 @@ export class Cluster {
     return keys.map((k) => this.get(PODS, k)!);
   }
 
-  /** The resourceVersion at or below which the resource's events are out of the watch cache. */
+  /** A watch from a resourceVersion below this gets 410: one before the oldest event the watch cache keeps. */
   compactedRv(def: ResourceDef): number {
     return this.#compactedRv.get(def) ?? 0;
   }
@@ -504,7 +504,11 @@ export class Cluster {
     )
       head++;
     if (head === w.head) return;
-    this.#compactedRv.set(def, w.events[head - 1]!.rv);
+    // What a watch may start from: one before the oldest event kept, as kube-apiserver's
+    // watch cache answers (watch_cache.go, getAllEventsSinceLocked: 410 "too old resource
+    // version" when `resourceVersion < oldest-1`), not the last event dropped: the versions
+    // between them (other resources' writes) are too old as well.
+    this.#compactedRv.set(def, (w.events[head]?.rv ?? this.rv + 1) - 1);
     w.head = head;
     if (w.head > 4096) {
       w.events.splice(0, w.head);

@@ -142,6 +142,33 @@ describe("watch", () => {
     await vi.waitFor(() => expect(ok.events.map((e) => e.type)).toEqual(["MODIFIED"]));
   });
 
+  it("is 410 for a version older than the one before its oldest kept event, as the watch cache (not the last dropped one)", async () => {
+    h.sim.world.kube.registerNode("c1", agent("n1"));
+    // Two writes of another resource after the node's first event: versions no node event has.
+    const rvOf = (o: { metadata?: { resourceVersion?: string } }) => Number(o.metadata!.resourceVersion);
+    const p1 = rvOf(
+      await h.core.createNamespacedPod({
+        namespace: "default",
+        body: { metadata: { name: "a" }, spec: podSpec() },
+      }),
+    );
+    await h.core.createNamespacedPod({
+      namespace: "default",
+      body: { metadata: { name: "b" }, spec: podSpec() },
+    });
+    // 100 node events in all, then more than 75 s, then one more: only the first falls out.
+    for (let i = 1; i < WATCH_CACHE_MIN; i++)
+      await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: String(i) } } } }, merge);
+    h.sim.clock.advance(WATCH_CACHE_FRESH_MS + 1000);
+    await h.core.patchNode({ name: "n1", body: { metadata: { labels: { x: "last" } } } }, merge);
+    // The oldest node event kept came after both pods: p1 < oldest - 1, so kube-apiserver
+    // answers 410 (watch_cache.go getAllEventsSinceLocked: `resourceVersion < oldest-1`),
+    // although no node event after p1 was dropped.
+    const w = await open("/api/v1/nodes", { resourceVersion: String(p1) });
+    await vi.waitFor(() => expect(w.ended()).toBe(true));
+    expect(w.events.map((e) => [e.type, e.object.code])).toEqual([["ERROR", 410]]);
+  });
+
   it("filters by label selector: an object that stops matching arrives as DELETED", async () => {
     h.sim.world.kube.registerNode("c1", agent("n1", { labels: { pool: "a" } }));
     h.sim.world.kube.registerNode("c1", agent("n2", { labels: { pool: "b" } }));

@@ -3,11 +3,17 @@
  * (the node facts of kube/watcher.ts, the session pods of workload/session-pod-watch.ts),
  * kept once so its failure rules cannot drift apart. It is client-go's reflector in small:
  *
- *  1. No resourceVersion to resume from: list → `onList` (a full resync); the list's
- *     resourceVersion is where the watch starts.
+ *  1. No resourceVersion to resume from: list; the list's resourceVersion is where the
+ *     watch starts, at once: `onList` (a full resync) takes the list in while the watch
+ *     opens, and the watch's changes are taken in after it. (Waiting for `onList` first —
+ *     seconds for a 500-node list on a busy bus — let the watch cache's window pass the
+ *     list's resourceVersion before the watch asked for it: a 410 and a relist, again
+ *     and again while nodes kept joining.)
  *  2. Watch from the resourceVersion. Each change goes to `onEvent`, in order; the
  *     resourceVersion moves on only once `onEvent` has taken the change in, so resuming
- *     never skips one. A BOOKMARK only moves the resourceVersion on.
+ *     never skips one. A BOOKMARK only moves the resourceVersion on. A watch the loop has
+ *     left (stopped, silent, a take-in failed) is stopped even if it opens later, and
+ *     nothing it still brings is taken in; leaving one never touches the next.
  *  3. The watch ended:
  *     - closed (the server's timeout, a dropped stream): resume from the last resourceVersion (2);
  *     - silent (no event and no bookmark for `silenceMs`): relist (1). A watch resumed
@@ -19,8 +25,8 @@
  *     - failed (could not connect, 5xx, refused): `onUnreachable`, wait (capped
  *       exponential backoff, full jitter) and relist (1).
  *  A list that fails goes to `onUnreachable` and is retried the same way. `onList` or
- *  `onEvent` failing (what takes the change in is at fault, not the API) is logged and
- *  retried with backoff from a relist.
+ *  `onEvent` failing (what takes the change in is at fault, not the API) ends the watch,
+ *  is logged and retried with backoff from a relist.
  */
 import { fullJitterBackoff, type RunnerLogger } from "@cairn/events";
 import type { WatchEnd, WatchHandle } from "../ports.ts";
@@ -157,20 +163,48 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
   const log = (level: "info" | "warn", obj: object, msg: string) =>
     o.logger?.[level]({ ...o.logFields, ...obj }, msg);
 
-  /** Step 2: one watch, taking changes in in order; resolves with how it ended and the last resourceVersion taken in. */
-  const watchOnce = (from: string) =>
+  /**
+   * Step 2: one watch, taking changes in in order; resolves with how it ended and the last
+   * resourceVersion taken in. `first` (the list's take-in, after a list) runs before any
+   * change is taken in: the watch opens at once, from the list's resourceVersion, and what
+   * it brings meanwhile waits behind the list.
+   */
+  const watchOnce = (from: string, first?: () => Promise<void>) =>
     new Promise<{
       end: WatchEnd | { reason: "take-failed"; error: Error } | { reason: "silent" };
       rv: string;
     }>((resolve) => {
       let rv = from;
-      let chain: Promise<void> = Promise.resolve();
       let failed: Error | undefined;
       let quiet: ReturnType<typeof setTimeout> | undefined;
+      /** This watch's own handle, once open; `leaving`: the loop is done with it (stopped on arrival). */
+      let handle: WatchHandle | undefined;
+      let leaving = false;
+      const leave = () => {
+        leaving = true;
+        handle?.stop();
+      };
+      // Stop, silence and a failed take-in end this watch, never another one: the handle
+      // arrives when the watch has opened, maybe after the loop has moved on.
+      current = { stop: leave };
+      let settled = false;
       const settle = (r: Parameters<typeof resolve>[0]) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(quiet);
         resolve(r);
       };
+      const fail = (err: Error) => {
+        failed = err;
+        leave();
+        settle({ end: { reason: "take-failed", error: failed }, rv });
+      };
+      /** What is taken in, in order: the list first (if any), then each drain of changes. */
+      let chain: Promise<void> = first
+        ? first().catch((err) =>
+            fail(new TakeFailure(`could not take in the ${o.what} list`, { cause: err })),
+          )
+        : Promise.resolve();
       /**
        * (Re)arms the silence bound: it fires when nothing at all (event or bookmark) has
        * come for `silenceMs` since the last list, across resumed watches (a blind watch
@@ -178,10 +212,11 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
        */
       const heard = (now?: number) => {
         if (now !== undefined) heardAt = now;
+        if (settled) return;
         clearTimeout(quiet);
         quiet = setTimeout(
           () => {
-            current?.stop();
+            leave();
             void chain.then(() => settle({ end: { reason: "silent" }, rv }));
           },
           Math.max(0, heardAt + silenceMs - Date.now()),
@@ -189,11 +224,17 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
         quiet.unref?.();
       };
       heard();
+      // The list taken in: the silence bound counts from here (a long take-in is not silence).
+      if (first) chain = chain.then(() => heard(Date.now()));
       // On stop: no end callback will come; what is being taken in finishes first.
-      abandon = () => void chain.then(() => settle({ end: { reason: "closed" }, rv }));
+      abandon = () => {
+        leave();
+        void chain.then(() => settle({ end: { reason: "closed" }, rv }));
+      };
       /** Changes seen and not yet taken in, in order; one drain on the chain takes them all. */
       let pending: E[] = [];
       const observe = (e: E) => {
+        if (leaving) return; // a watch the loop has left: what it still brings is not taken in
         heard(Date.now());
         pending.push(e);
         if (pending.length > 1) return; // a drain is on the chain already
@@ -209,20 +250,19 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
             else for (const x of changes) await o.onEvent(x);
             rv = taken.at(-1)!.resourceVersion;
           } catch (err) {
-            failed = new TakeFailure(`could not take in a ${o.what} change`, { cause: err });
-            current?.stop();
-            settle({ end: { reason: "take-failed", error: failed }, rv });
+            fail(new TakeFailure(`could not take in a ${o.what} change`, { cause: err }));
           }
         });
       };
       const ended = (end: WatchEnd) => {
         // Everything seen before the end is taken in before the next step.
+        leaving = true;
         clearTimeout(quiet);
         void chain.then(() => settle({ end, rv }));
       };
       void o.watch(from, observe, ended).then((w) => {
-        current = w;
-        if (stopped || failed) w.stop();
+        handle = w;
+        if (leaving || stopped || failed) w.stop();
       });
     });
 
@@ -230,6 +270,8 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
     let rv: string | undefined;
     let failures = 0;
     while (!stopped) {
+      /** After a list: its take-in, the first thing the watch that follows takes in. */
+      let listTakeIn: (() => Promise<void>) | undefined;
       // 1. (re)list
       if (rv === undefined) {
         at("before list");
@@ -247,29 +289,29 @@ export function startListWatch<L extends { resourceVersion: string }, E extends 
           continue;
         }
         if (stopped || !list) break;
-        try {
-          at("taking in the list");
-          await o.onList(list);
-        } catch (err) {
-          log("warn", { err: String(err) }, `could not take in the ${o.what} list; relisting later`);
-          await sleep(backoff(++failures));
-          continue;
-        }
         rv = list.resourceVersion;
         heardAt = Date.now();
-        failures = 0;
-        log("info", { resourceVersion: rv }, `${o.what} listed; watching`);
+        const taken = list;
+        // Taken in while the watch from its resourceVersion opens (see watchOnce): a
+        // take-in of seconds (a 500-node list is ten commits) no longer lets the watch
+        // cache's window pass the list before the watch asks for it (410, and a relist of
+        // the same size, again and again while nodes keep joining) — the reflector of
+        // client-go watches as soon as it has listed, too.
+        listTakeIn = async () => {
+          at("taking in the list");
+          await o.onList(taken);
+          failures = 0;
+          at("watch");
+          log("info", { resourceVersion: taken.resourceVersion }, `${o.what} listed; watching`);
+        };
       }
-      // A stop that came while the list was being taken in: no watch is started. (One was:
-      // stop() had nothing to abandon yet, the watch was stopped as it opened, so no end
-      // came, and the loop — and node-ops' stop() — waited for the silence bound, 150 s:
-      // bench/install's "stop() hung for 2 minutes after Ready".)
+      // A stop that came while the list was being read: no watch is started.
       if (stopped) break;
       // 2. watch
       const started = Date.now();
       at("watch");
       watchedRv = rv;
-      const { end, rv: last } = await watchOnce(rv);
+      const { end, rv: last } = await watchOnce(rv, listTakeIn);
       current = undefined;
       abandon = undefined;
       if (stopped) break;

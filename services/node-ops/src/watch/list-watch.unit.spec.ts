@@ -32,7 +32,7 @@ const within = <T>(p: Promise<T>, ms: number) =>
   ]);
 
 describe("startListWatch's stop()", () => {
-  it("returns at once when it comes while the list is being taken in, and starts no watch (it waited for the silence bound)", async () => {
+  it("returns at once when it comes while the list is being taken in, the watch opened with it stopped (it waited for the silence bound)", async () => {
     const api = fakeApi();
     let listTaken!: () => void;
     let listArrived!: () => void;
@@ -57,7 +57,7 @@ describe("startListWatch's stop()", () => {
     // The records end after stop() was called.
     listTaken();
     expect(await within(stopping, 2_000)).toBe("returned");
-    expect(api.watches).toEqual([]);
+    expect(api.watches.map((w) => [w.from, w.stopped])).toEqual([["10", true]]);
   });
 
   it("ends a watch in hand: stop() returns, the watch is stopped, the loop is gone from the snapshots", async () => {
@@ -80,5 +80,99 @@ describe("startListWatch's stop()", () => {
     expect(await within(lw.stop(), 2_000)).toBe("returned");
     expect(api.watches[0]!.stopped).toBe(true);
     expect(mine()).toEqual([]);
+  });
+});
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe("startListWatch's list and watch", () => {
+  it("opens the watch from the list's resourceVersion while the list is taken in; what it brings is taken in after the list, in order", async () => {
+    const events: ((e: Change) => void)[] = [];
+    const opened: string[] = [];
+    const taken: string[] = [];
+    let listTaken!: () => void;
+    const lw = startListWatch<{ resourceVersion: string }, Change>({
+      what: "nodes",
+      logFields: {},
+      list: async () => ({ resourceVersion: "10" }),
+      watch: async (from, onEvent) => {
+        opened.push(from);
+        events.push(onEvent);
+        return { stop: () => {} };
+      },
+      // A list's records that take long (ten commits on a busy bus).
+      onList: () =>
+        new Promise<void>((r) => {
+          taken.push("list");
+          listTaken = () => r();
+        }),
+      onEvent: async (e) => {
+        taken.push(`change ${e.resourceVersion}`);
+      },
+      onUnreachable: async () => {},
+      silenceMs: 60_000,
+    });
+    try {
+      for (let i = 0; i < 100 && opened.length === 0; i++) await tick();
+      // Open before the list's records are in: the watch cache's window cannot pass the list meanwhile.
+      expect(taken).toEqual(["list"]);
+      expect(opened).toEqual(["10"]);
+      events[0]!({ kind: "upsert", resourceVersion: "11" });
+      events[0]!({ kind: "upsert", resourceVersion: "12" });
+      await tick(20);
+      expect(taken).toEqual(["list"]);
+      listTaken();
+      for (let i = 0; i < 100 && taken.length < 3; i++) await tick();
+      expect(taken).toEqual(["list", "change 11", "change 12"]);
+    } finally {
+      await lw.stop();
+    }
+  });
+
+  it("a watch that opens after the loop has left it (silent) is stopped and not taken from; the next watch is left alone", async () => {
+    const watches: { from: string; stopped: boolean; emit: (e: Change) => void }[] = [];
+    const taken: string[] = [];
+    let lists = 0;
+    let release!: () => void;
+    const late = new Promise<void>((r) => (release = r));
+    const lw = startListWatch<{ resourceVersion: string }, Change>({
+      what: "nodes",
+      logFields: {},
+      list: async () => ({ resourceVersion: String(10 * ++lists) }),
+      watch: async (from, onEvent) => {
+        const w = { from, stopped: false, emit: onEvent };
+        watches.push(w);
+        // The first watch's request hangs (a starved connection) past the silence bound.
+        if (watches.length === 1) await late;
+        return {
+          stop: () => {
+            w.stopped = true;
+          },
+        };
+      },
+      onList: async () => {
+        taken.push("list");
+      },
+      onEvent: async (e) => {
+        taken.push(`change ${e.resourceVersion}`);
+      },
+      onUnreachable: async () => {},
+      silenceMs: 400,
+    });
+    try {
+      for (let i = 0; i < 200 && watches.length < 2; i++) await tick();
+      expect(watches.map((w) => w.from)).toEqual(["10", "20"]);
+      // The first watch opens now, after the loop relisted and opened the second.
+      release();
+      await tick(20);
+      expect(watches[0]!.stopped).toBe(true);
+      watches[0]!.emit({ kind: "upsert", resourceVersion: "15" });
+      watches[1]!.emit({ kind: "upsert", resourceVersion: "21" });
+      for (let i = 0; i < 100 && !taken.includes("change 21"); i++) await tick();
+      expect(taken).toEqual(["list", "list", "change 21"]);
+      expect(watches[1]!.stopped).toBe(false);
+    } finally {
+      await lw.stop();
+    }
   });
 });
