@@ -9,13 +9,13 @@ import { AGGREGATE_TYPES } from "./subjects.ts";
 export const aggregateRef = z.object({ type: z.enum(AGGREGATE_TYPES), id: tokenSafeId });
 export type AggregateRef = z.infer<typeof aggregateRef>;
 
+/** What {@link traceparent} asks of its string. */
+export const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /** W3C trace context `traceparent`: version-traceid-spanid-flags. */
 export const traceparent = z
   .string()
-  .regex(
-    /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/,
-    "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
-  );
+  .regex(TRACEPARENT, "must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
 
 export const eventMeta = z.object({
   /** The command this event answers, when a command caused it. */
