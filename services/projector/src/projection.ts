@@ -524,19 +524,29 @@ interface Parsed {
 }
 
 function parseDelivered(cat: Catalogue<AnyEvent>, m: JsMsg): Parsed {
-  const base = {
-    seq: m.seq,
-    subject: m.subject,
+  const seq = m.seq;
+  const subject = m.subject;
+  let commit: TypedCommit<AnyEvent> | undefined;
+  let events: SequencedEvent[] | undefined;
+  let error: string | undefined;
+  try {
+    commit = cat.parseCommit(storableBody(m), { subject });
+    events = commit.events.map((event) => ({ event, sequence: seq }));
+  } catch (err) {
+    error = describeError(err);
+  }
+  return {
+    seq,
+    subject,
     msg: m,
     delivered: m,
-    traceparent: m.headers?.get(Headers.traceparent),
+    // Read only for a commit span (an exporter configured): decoding a message's headers
+    // costs as much as checking its commit's envelopes.
+    get traceparent() {
+      return m.headers?.get(Headers.traceparent);
+    },
+    ...(commit ? { commit, events } : { error }),
   };
-  try {
-    const commit = cat.parseCommit(storableBody(m), { subject: m.subject });
-    return { ...base, commit, events: commit.events.map((event) => ({ event, sequence: m.seq })) };
-  } catch (err) {
-    return { ...base, error: describeError(err) };
-  }
 }
 
 /** A message read from the stream to fill a gap, or undefined when it is not a readable commit. */
