@@ -12,16 +12,26 @@
  *     process here, as EC2 is to a deployed provisioner (see simProcess).
  *
  * Run: node bench/provisioner/main.ts   (BENCH_CLUSTERS=100 BENCH_NODES=20,200,500 BENCH_RUNS=3
- * BENCH_SCALE=100; BENCH_QUICK=1: 10 clusters, 20 and 50 nodes once, a smoke run)
+ * BENCH_SCALE=100 BENCH_LISTENER=core|headers; BENCH_QUICK=1: 10 clusters, 20 and 50 nodes once, a smoke run)
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CommandBus, catalogue, EventStore, exampleClusterCreate, Headers, type Nats } from "@cairn/events";
+import {
+  CommandBus,
+  catalogue,
+  EventStore,
+  exampleClusterCreate,
+  Headers,
+  type Nats,
+  Streams,
+} from "@cairn/events";
 import { startJetStream } from "@cairn/events/testing";
 import { startProvisioner } from "@cairn/provisioner";
 import { REALISTIC_LATENCIES, SIM_CREDENTIALS, type SimOptions, startSim, ZERO_LATENCIES } from "@cairn/sim";
 import { freePort } from "@cairn/testkit";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import type { MsgHdrs } from "@nats-io/transport-node";
 import { startSimProcess } from "../../cli/src/up.ts";
 import { bounded, type Figure, printFigures, printResult, QUICK, rate, timed } from "../lib/report.ts";
 
@@ -32,26 +42,61 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 100);
 /** Issue 16: the largest cluster within this factor of the smallest's time. */
 const FLAT = 1.2;
 
+/**
+ * How the bench hears the commits (issue 16): `core` (the default) a core subscription on
+ * `evt.cluster.*`, which copies every commit's body into the provisioner's process (the
+ * bench's listener shares its event loop: 5 % of a 500-node run's CPU in a profile, plus its
+ * share of the NATS client's parsing); `headers` an ordered JetStream consumer that asks the
+ * server for each commit's headers only (`headers_only`), a few hundred bytes a commit. An
+ * A/B at load 11–19 could not tell the two apart (docs/benchmarks.md, branch prov500f), so
+ * the default stays the one every earlier figure was measured with.
+ */
+const LISTENER = process.env.BENCH_LISTENER ?? "core";
+if (LISTENER !== "headers" && LISTENER !== "core")
+  throw new Error(`BENCH_LISTENER: headers or core, got ${LISTENER}`);
+
 /** Resolves when `count` commits carrying `type` have been appended (read from the commit headers). */
-function waitForEvents(
+async function waitForEvents(
   nats: Nats,
   type: string,
   count: number,
-): { done: Promise<void>; events: () => number } {
+): Promise<{ done: Promise<void>; events: () => number }> {
   let seen = 0;
   let events = 0;
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
-  const sub = nats.nc.subscribe("evt.cluster.*", {
-    callback: (_err, msg) => {
-      const types = msg.headers?.get(Headers.eventTypes)?.split(",") ?? [];
-      events += types.length;
-      if (types.includes(type) && ++seen >= count) {
-        sub.unsubscribe();
-        resolve();
-      }
-    },
+  /** True once the last awaited commit was heard. */
+  const heard = (headers: MsgHdrs | undefined) => {
+    const types = headers?.get(Headers.eventTypes)?.split(",") ?? [];
+    events += types.length;
+    return types.includes(type) && ++seen >= count;
+  };
+  if (LISTENER === "core") {
+    const sub = nats.nc.subscribe("evt.cluster.*", {
+      callback: (_err, msg) => {
+        if (heard(msg.headers)) {
+          sub.unsubscribe();
+          resolve();
+        }
+      },
+    });
+    return { done, events: () => events };
+  }
+  // Each run has a JetStream of its own, so the whole stream is this run's commits.
+  const consumer = await nats.js.consumers.get(Streams.events, {
+    filter_subjects: "evt.cluster.*",
+    deliver_policy: DeliverPolicy.All,
+    headers_only: true,
   });
+  const messages = await consumer.consume();
+  void (async () => {
+    for await (const m of messages) {
+      if (heard(m.headers)) {
+        resolve();
+        await messages.close();
+      }
+    }
+  })();
   return { done, events: () => events };
 }
 
@@ -73,7 +118,7 @@ async function scenarioA(): Promise<{ rows: Figure[]; ms: number; eventsPerS: nu
     maxPollMs: 50,
   });
   const bus = new CommandBus({ js: js.nats.js, catalogue });
-  const ready = waitForEvents(js.nats, "cluster.instances-ready", CLUSTERS);
+  const ready = await waitForEvents(js.nats, "cluster.instances-ready", CLUSTERS);
   const run = await timed(async () => {
     await bounded(CLUSTERS, 32, (i) => bus.send(clusterOf(`bench-${i}`, 4)));
     await ready.done;
@@ -157,7 +202,7 @@ async function scenarioB(nodes: number, seed: number): Promise<RunB> {
   });
   const bus = new CommandBus({ js: js.nats.js, catalogue });
   const id = `big-${nodes}`;
-  const ready = waitForEvents(js.nats, "cluster.instances-ready", 1);
+  const ready = await waitForEvents(js.nats, "cluster.instances-ready", 1);
   const sentAt = Date.now();
   const cpu0 = process.cpuUsage();
   const run = await timed(async () => {
