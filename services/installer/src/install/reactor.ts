@@ -416,10 +416,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
 
   /**
    * The install's lifecycle traceparent (its first event's). It never changes once there,
-   * so a cached install serves; only one not known to have begun is read fresh.
+   * so a cached install serves; only one not known to have begun is read fresh. An install
+   * known to have begun without one (tracing off: the bench, a deployment without
+   * telemetry) has none to find: no look at the log for it. (A look per fact split each
+   * kube commit's facts into two install commits, the first fact alone and the rest after
+   * the next shared look: `install-ready-facts.int.spec.ts`.)
    */
-  const lifecycleOf = async (clusterId: string) =>
-    (await read(clusterId, 0)).lifecycleTraceparent ?? (await read(clusterId)).lifecycleTraceparent;
+  const lifecycleOf = async (clusterId: string) => {
+    const cached = await read(clusterId, 0);
+    if (cached.lifecycleTraceparent !== undefined || cached.lastSequence > 0)
+      return cached.lifecycleTraceparent;
+    return (await read(clusterId)).lifecycleTraceparent;
+  };
 
   const recordKube = async (e: KubeFact): Promise<void> => {
     const clusterId = e.aggregate.id;
