@@ -1099,9 +1099,12 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     // before it and its records (ten batches of a 500-node install, one after another).
     // Only their ended members are recorded here, and a failed look at theirs costs this
     // poll nothing: their waits, deadlines and cancels stay with their own batch's event.
-    // (Read fresh: the install as this event left it may not hold the batches sent after it.)
-    const fresh = (await read(clusterId)).state;
-    const others = fresh.status === "Absent" ? new Map() : othersInFlight(fresh, step, commandId, first);
+    // The batches are read from the install as this process has it, at least as fresh as
+    // this event (a look at the log per poll was one more round trip on the install's commits
+    // in order): the ones this process sent are there; another replica's are polled by their
+    // own events. Recording is idempotent by the install's state, so a member recorded since
+    // costs only a look at SSM.
+    const others = othersInFlight(state, step, commandId, first);
     const [invocations, ...swept] = await Promise.all([
       o.remote.invocations(region, commandId),
       ...[...others.keys()].map((id) =>
