@@ -416,10 +416,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
 
   /**
    * The install's lifecycle traceparent (its first event's). It never changes once there,
-   * so a cached install serves; only one not known to have begun is read fresh.
+   * so a cached install serves; only one not known to have begun is read fresh. An install
+   * known to have begun without one (tracing off: the bench, a deployment without
+   * telemetry) has none to find: no look at the log for it. (A look per fact split each
+   * kube commit's facts into two install commits, the first fact alone and the rest after
+   * the next shared look: `install-ready-facts.int.spec.ts`.)
    */
-  const lifecycleOf = async (clusterId: string) =>
-    (await read(clusterId, 0)).lifecycleTraceparent ?? (await read(clusterId)).lifecycleTraceparent;
+  const lifecycleOf = async (clusterId: string) => {
+    const cached = await read(clusterId, 0);
+    if (cached.lifecycleTraceparent !== undefined || cached.lastSequence > 0)
+      return cached.lifecycleTraceparent;
+    return (await read(clusterId)).lifecycleTraceparent;
+  };
 
   const recordKube = async (e: KubeFact): Promise<void> => {
     const clusterId = e.aggregate.id;
@@ -1091,9 +1099,12 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     // before it and its records (ten batches of a 500-node install, one after another).
     // Only their ended members are recorded here, and a failed look at theirs costs this
     // poll nothing: their waits, deadlines and cancels stay with their own batch's event.
-    // (Read fresh: the install as this event left it may not hold the batches sent after it.)
-    const fresh = (await read(clusterId)).state;
-    const others = fresh.status === "Absent" ? new Map() : othersInFlight(fresh, step, commandId, first);
+    // The batches are read from the install as this process has it, at least as fresh as
+    // this event (a look at the log per poll was one more round trip on the install's commits
+    // in order): the ones this process sent are there; another replica's are polled by their
+    // own events. Recording is idempotent by the install's state, so a member recorded since
+    // costs only a look at SSM.
+    const others = othersInFlight(state, step, commandId, first);
     const [invocations, ...swept] = await Promise.all([
       o.remote.invocations(region, commandId),
       ...[...others.keys()].map((id) =>
