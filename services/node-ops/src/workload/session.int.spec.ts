@@ -117,6 +117,22 @@ describe("session workloads on the sim", () => {
     expect((await events("s-run")).length).toBe(3);
   });
 
+  it("a first start asks the cluster's API only what it needs: the claim and the Deployment made straight away (no scale answered 404 first), the namespace once per cluster, and no read of the claim or the Deployment while the session's pod is there", async () => {
+    await start("s-calls-1");
+    await nth("s-calls-1", "workload.running");
+    const from = sim.requests.list().at(-1)?.seq ?? 0;
+    await start("s-calls-2");
+    await nth("s-calls-2", "workload.running");
+    const calls = sim.requests
+      .list()
+      .filter((r) => r.seq > from && r.service === "kube")
+      .map((r) => `${r.action} ${r.status}`);
+    expect(calls.filter((c) => !c.startsWith("list ") && !c.startsWith("watch "))).toEqual([
+      "create persistentvolumeclaim 201",
+      "create deployment 201",
+    ]);
+  });
+
   it("stop: zero replicas and no pod, the claim kept; start again (a wake): Running on the same claim", async () => {
     await start("s-wake");
     await nth("s-wake", "workload.running");
