@@ -252,4 +252,18 @@ describe("session workloads on the sim", () => {
     const pods = (await podsOf("s-lost")).filter((p) => !p.metadata?.deletionTimestamp);
     expect(pods.map((p) => [p.metadata?.name, p.spec?.nodeName])).toEqual([[moved.pod, moved.toNode]]);
   });
+  it("the sessions' namespace deleted by hand: the next first start makes it again (its claim's create answered 404, retried) and runs", async () => {
+    await start("s-ns-before"); // node-ops has made (and remembers) the namespace
+    await nth("s-ns-before", "workload.running");
+    await core.deleteNamespace({ name: NS });
+    await until(
+      "the namespace gone",
+      async () =>
+        (await core.listNamespace()).items.every((n) => n.metadata?.name !== NS) ? true : undefined,
+      20_000,
+    );
+    await start("s-ns-again");
+    await nth("s-ns-again", "workload.running");
+    expect(await claimExists("s-ns-again")).toBe(true);
+  }, 60_000);
 });
