@@ -309,10 +309,22 @@ async function runSize(clusters: number): Promise<SizeResult> {
       // In waves of WAVE clusters: a wave's clusters, all Ready, then its sessions, all
       // Running, then the next. The size measured is the standing one (N clusters and their
       // sessions), not a thundering herd of N creates in one second (see WAVE).
+      // Each service's CPU (s) since the setup began: a wave's line says what its phases cost,
+      // which its wall time on a shared machine cannot (the machine's load moves it ±30 %).
+      const cpuOf = () =>
+        new Map(stack.processes.map((p) => [p.service, p.pid !== undefined ? cpuMs(p.pid) || 0 : 0]));
+      const cpuAt0 = cpuOf();
+      const cpuSince = (at: Map<string, number>) =>
+        [...cpuOf()]
+          .map(([service, ms]) => `${service} ${((ms - (at.get(service) ?? 0)) / 1000).toFixed(1)}`)
+          .join(", ");
       for (let from = 0; from < clusters; from += WAVE) {
         const to = Math.min(clusters, from + WAVE);
+        const tWave = performance.now();
         await bounded(to - from, 16, (i) => stack.post(createCommand(ids[from + i]!, 2)));
         await waitForCount(`${to} clusters Ready`, to, () => countIn(stack, "/clusters", "Ready"));
+        const tSessions = performance.now();
+        const cpuSessions = cpuOf();
         const first = from * SESSIONS_PER_CLUSTER;
         const last = to * SESSIONS_PER_CLUSTER;
         await bounded(last - first, 16, async (k) => {
@@ -328,6 +340,9 @@ async function runSize(clusters: number): Promise<SizeResult> {
           if (status >= 300) throw new Error(lastRefusal);
         });
         await waitForCount(`${last} sessions Running`, last, () => countIn(stack, "/sessions", "Running"));
+        console.log(
+          `  wave to ${to} clusters: clusters Ready in ${((tSessions - tWave) / 1000).toFixed(0)} s, ${last - first} sessions Running in ${((performance.now() - tSessions) / 1000).toFixed(0)} s (load ${loadavg()[0]!.toFixed(1)}); CPU s of the sessions' phase: ${cpuSince(cpuSessions)}`,
+        );
         if (to < clusters)
           console.log(
             `  ${to} clusters Ready, ${last} sessions Running (${((performance.now() - t0) / 1000).toFixed(0)} s, load ${loadavg()[0]!.toFixed(1)}); RSS now/peak MB: ${waveRss()}`,
@@ -335,7 +350,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
       }
       const setupSeconds = (performance.now() - t0) / 1000;
       console.log(
-        `  ${clusters} clusters Ready, ${sessions.length} sessions Running in ${setupSeconds.toFixed(1)} s`,
+        `  ${clusters} clusters Ready, ${sessions.length} sessions Running in ${setupSeconds.toFixed(1)} s; CPU s of the setup: ${cpuSince(cpuAt0)}`,
       );
 
       const pids = stack.processes.map((p) => p.pid).filter((p) => p !== undefined);

@@ -16,6 +16,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   NATS_CONFIG_FILE,
   type NatsUser,
@@ -378,6 +379,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         CAIRN_SIM_TIME_SCALE: String(timeScale),
         // The sim's PRNG (fault rates, ids): a chaos run's seed makes its draws repeatable.
         ...(opts.simSeed !== undefined ? { CAIRN_SIM_SEED: String(opts.simSeed) } : {}),
+        // Node flags for the sim alone (a bench's `--cpu-prof`): it is then stopped by SIGTERM, so a profile is written.
+        ...(process.env.CAIRN_SIM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.CAIRN_SIM_NODE_OPTIONS } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -387,6 +390,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     stops.push(async () => {
       if (simProc.exitCode !== null || simProc.signalCode !== null) return;
       const gone = new Promise((r) => simProc.once("exit", r));
+      if (process.env.CAIRN_SIM_NODE_OPTIONS) {
+        simProc.kill("SIGTERM");
+        if (await Promise.race([gone.then(() => true), sleep(10_000).then(() => false)])) return;
+      }
       simProc.kill("SIGKILL");
       await gone;
     });

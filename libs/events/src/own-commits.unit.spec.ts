@@ -37,6 +37,24 @@ describe("OwnCommits", () => {
   });
 });
 
+describe("OwnCommits' age bound", () => {
+  it("forgets a text older than maxAgeMs, at the next remember or forgetOld, well under its character bound", () => {
+    let now = 0;
+    const own = new OwnCommits(1_000_000, { maxAgeMs: 60_000, now: () => now });
+    own.remember("c1", "aaaa");
+    now = 30_000;
+    own.remember("c2", "bbbb");
+    now = 61_000;
+    own.remember("c3", "cccc");
+    expect(own.wrote("c1", "aaaa")).toBe(false);
+    expect(own.wrote("c2", "bbbb")).toBe(true);
+    now = 200_000;
+    own.forgetOld();
+    expect(own.chars).toBe(0);
+    expect(own.wrote("c3", "cccc")).toBe(false);
+  });
+});
+
 describe("readCommit and this process's own commits", () => {
   // An envelope whose data its schema refuses (instances-ready needs a count): what only a
   // data check catches, so the two paths can be told apart.

@@ -13,10 +13,11 @@ import {
   isQuotaLedgerId,
   type Nats,
   openOrderedConsumer,
+  SESSION_FINAL_STATES,
   Streams,
 } from "@cairn/events";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { isLive, type SessionState, sessionDecider } from "./decider.ts";
+import { initialSessionState, isLive, type SessionState, sessionDecider } from "./decider.ts";
 
 export interface IndexedSession {
   readonly state: SessionState;
@@ -34,6 +35,25 @@ export interface SessionIndex {
   readonly caughtUp: Promise<void>;
   stop(): Promise<void>;
 }
+
+/**
+ * What the index keeps of a session that is over (Terminated, Failed: nothing gets it out,
+ * and ids are never reused): its status alone, one shared entry per final status, so a
+ * late heartbeat is still answered 409 (not 404) and a cluster's deletion still skips it,
+ * while its template, user, times and trace are forgotten. Nothing else reads an ended
+ * session here: the sweep and the heartbeats' start walk the live ones, the sweep's trace
+ * lookup is for live ones, and every decision is the aggregate's, read from the log.
+ */
+const ENDED: Readonly<Record<string, IndexedSession>> = Object.fromEntries(
+  SESSION_FINAL_STATES.map((status) => [
+    status,
+    Object.freeze({
+      state: Object.freeze({ ...initialSessionState(), status }),
+      traceparent: undefined,
+      version: 0,
+    }),
+  ]),
+);
 
 export async function startSessionIndex(nats: Nats): Promise<SessionIndex> {
   const sessions = new Map<string, IndexedSession>();
@@ -56,9 +76,13 @@ export async function startSessionIndex(nats: Nats): Promise<SessionIndex> {
       traceparent: was?.traceparent ?? e.meta.traceparent,
       version: e.position,
     };
-    sessions.set(id, next);
-    if (isLive(next.state.status)) live.set(id, next);
-    else live.delete(id);
+    if (isLive(next.state.status)) {
+      sessions.set(id, next);
+      live.set(id, next);
+    } else {
+      sessions.set(id, (next.state.status && ENDED[next.state.status]) || next);
+      live.delete(id);
+    }
   };
 
   const loop = (async () => {

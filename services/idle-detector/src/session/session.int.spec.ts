@@ -27,6 +27,7 @@ import { heartbeatSubject } from "../heartbeats.ts";
 import { type IdleDetector, type IdleDetectorOptions, startIdleDetector } from "../idle-detector.ts";
 import { quotaPolicyFrom } from "../quota-policy.ts";
 import { startWorkloadStandIn, type WorkloadStandIn } from "../testing/workload-stand-in.ts";
+import { initialSessionState } from "./decider.ts";
 import { sweepCommand } from "./sweep.ts";
 
 const template = { image: "ghcr.io/acme/ide:1", cpu: "500m", memory: "1Gi", storage: "1Gi" };
@@ -166,6 +167,10 @@ describe("a session's life", () => {
     // A heartbeat for a terminated session, or an unknown one, is answered clearly.
     const late = await js.nats.nc.request(heartbeatSubject("s-1"), JSON.stringify({ connections: 1 }));
     expect(late.json()).toMatchObject({ ok: false, status: 409 });
+    // The index keeps nothing of an ended session but its status (one shared entry): its
+    // user, cluster, template and trace are forgotten, so 20,000 ended sessions cost a map entry each.
+    expect(d.index.get("s-1")?.state).toEqual({ ...initialSessionState(), status: "Terminated" });
+    expect(d.index.get("s-1")?.traceparent).toBeUndefined();
     await until("index knows nothing of s-404", () => d.index.get("s-404") === undefined);
     const unknown = await js.nats.nc.request(heartbeatSubject("s-404"), JSON.stringify({ connections: 1 }));
     expect(unknown.json()).toMatchObject({ ok: false, status: 404 });

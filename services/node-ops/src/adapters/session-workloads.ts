@@ -220,12 +220,81 @@ export function createSessionWorkloads(o: {
     await scaleIfThere(clusterId, sessionNames(sessionId).deployment, replicas);
   };
 
+  const hasDeployment = async (clusterId: string, sessionId: string): Promise<boolean> => {
+    const { apps } = await apis(clusterId);
+    const name = sessionNames(sessionId).deployment;
+    return await apps.readNamespacedDeployment({ namespace: ns, name }).then(
+      (d) => !d.metadata?.deletionTimestamp,
+      (err) => {
+        failed(clusterId, `deployment ${name}`, err, [404]); // throws unless 404
+        return false;
+      },
+    );
+  };
+  const podsOf = async (clusterId: string, sessionId: string): Promise<SessionPod[]> => {
+    const { core } = await apis(clusterId);
+    const n = sessionNames(sessionId);
+    return await core.listNamespacedPod({ namespace: ns, labelSelector: `${SESSION_LABEL}=${n.label}` }).then(
+      (l) => l.items.map(sessionPodOf),
+      (err): SessionPod[] => {
+        failed(clusterId, `the pods of ${n.deployment}`, err, [404]);
+        return [];
+      },
+    );
+  };
+
+  /**
+   * Clusters whose sessions' namespace this process made or found there: a first start
+   * does not ask again (one call fewer per session). Dropped when a create answers 404
+   * (the namespace deleted by hand): the retry makes it again.
+   */
+  const namespaceThere = new Set<string>();
+  const ensureNamespace = async (clusterId: string) => {
+    if (namespaceThere.has(clusterId)) return;
+    const { core } = await apis(clusterId);
+    try {
+      await core.createNamespace({
+        body: { metadata: { name: ns, labels: { "app.kubernetes.io/managed-by": "cairn" } } },
+      });
+    } catch (err) {
+      failed(clusterId, `namespace ${ns}`, err, [409]);
+    }
+    namespaceThere.add(clusterId);
+  };
+  /** A create answered 404: its namespace is not there (any more). */
+  const namespaceGone = (clusterId: string, what: string): never => {
+    namespaceThere.delete(clusterId);
+    throw new SessionKubeUnavailable(
+      `the Kubernetes API of cluster ${clusterId} has no namespace ${ns} for ${what}: made again on the retry`,
+    );
+  };
+
   return {
     names: sessionNames,
 
-    async ensure(spec) {
+    async ensure(spec, opts) {
       const { apps, core } = await apis(spec.clusterId);
       const n = sessionNames(spec.sessionId);
+      if (opts?.first) {
+        // A first start: the namespace (once per cluster), the claim, the Deployment.
+        await ensureNamespace(spec.clusterId);
+        try {
+          await core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: claimOf(spec) });
+        } catch (err) {
+          const code = failed(spec.clusterId, `persistentvolumeclaim ${n.volumeClaim}`, err, [409, 404]);
+          if (code === 404) namespaceGone(spec.clusterId, `persistentvolumeclaim ${n.volumeClaim}`);
+        }
+        try {
+          await apps.createNamespacedDeployment({ namespace: ns, body: deploymentOf(spec) });
+          return;
+        } catch (err) {
+          const code = failed(spec.clusterId, `deployment ${n.deployment}`, err, [409, 404]);
+          if (code === 404) namespaceGone(spec.clusterId, `deployment ${n.deployment}`);
+        }
+        // There already (an earlier delivery of this start made it): one replica again.
+        await scale(spec.clusterId, spec.sessionId, 1);
+        return;
+      }
       // A wake: the Deployment is there (scaled to zero), so scaling it is the whole start
       // and goes first (one call before the pod is on its way, not four). Its claim is
       // made again only if someone deleted it (the pod waits for it, as the scheduler does).
@@ -238,13 +307,8 @@ export function createSessionWorkloads(o: {
         return;
       }
       // A first start: the namespace, the claim, then the Deployment (one replica).
-      try {
-        await core.createNamespace({
-          body: { metadata: { name: ns, labels: { "app.kubernetes.io/managed-by": "cairn" } } },
-        });
-      } catch (err) {
-        failed(spec.clusterId, `namespace ${ns}`, err, [409]);
-      }
+      namespaceThere.delete(spec.clusterId); // asked again: this path is rare (a start after a failure)
+      await ensureNamespace(spec.clusterId);
       try {
         await core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: claimOf(spec) });
       } catch (err) {
@@ -283,17 +347,11 @@ export function createSessionWorkloads(o: {
     },
 
     async look(clusterId, sessionId) {
-      const { apps, core } = await apis(clusterId);
+      const { core } = await apis(clusterId);
       const n = sessionNames(sessionId);
       // Three independent reads, side by side: a look costs one round trip, not three.
       const [deployment, volumeClaim, pods] = await Promise.all([
-        apps.readNamespacedDeployment({ namespace: ns, name: n.deployment }).then(
-          (d) => !d.metadata?.deletionTimestamp,
-          (err) => {
-            failed(clusterId, `deployment ${n.deployment}`, err, [404]); // throws unless 404
-            return false;
-          },
-        ),
+        hasDeployment(clusterId, sessionId),
         core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: n.volumeClaim }).then(
           () => true,
           (err) => {
@@ -301,16 +359,13 @@ export function createSessionWorkloads(o: {
             return false;
           },
         ),
-        core.listNamespacedPod({ namespace: ns, labelSelector: `${SESSION_LABEL}=${n.label}` }).then(
-          (l) => l.items,
-          (err): V1Pod[] => {
-            failed(clusterId, `the pods of ${n.deployment}`, err, [404]);
-            return [];
-          },
-        ),
+        podsOf(clusterId, sessionId),
       ]);
-      return { deployment, volumeClaim, pods: pods.map(sessionPodOf) };
+      return { deployment, volumeClaim, pods };
     },
+
+    pods: podsOf,
+    hasDeployment,
 
     async listSessionPods(clusterId): Promise<SessionPodList> {
       const { core } = await apis(clusterId);

@@ -19,6 +19,7 @@ import {
 } from "@kubernetes/client-node";
 import type { PlacedDeployment, Workloads } from "../ports.ts";
 import { SPOT_PERCENTAGE } from "../workload/placement.ts";
+import { SESSIONS_NAMESPACE } from "../workload/session-port.ts";
 import { KubeNotFound } from "./kube-errors.ts";
 import { guardedApi } from "./kube-resilience.ts";
 import { tracedApiClient } from "./kube-trace.ts";
@@ -56,7 +57,11 @@ export function createWorkloads(o: {
   return {
     async listOptedIn(clusterId) {
       const { apps } = await apis(clusterId);
-      const list = await apps.listDeploymentForAllNamespaces();
+      // Not the sessions' namespace: its Deployments (20 a cluster and more) are Cairn's own,
+      // never opted in, and listing them every pass was most of the list's cost.
+      const list = await apps.listDeploymentForAllNamespaces({
+        fieldSelector: `metadata.namespace!=${SESSIONS_NAMESPACE}`,
+      });
       return list.items
         .filter((d) => d.metadata?.annotations?.[SPOT_PERCENTAGE] !== undefined)
         .filter((d) => d.metadata?.annotations?.[TWIN_OF] === undefined)

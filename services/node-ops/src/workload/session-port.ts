@@ -72,13 +72,21 @@ export interface SessionWorkloads {
   /**
    * Creates what is missing (namespace, claim, Deployment) and scales the Deployment to
    * one replica. Idempotent: objects already there are adopted (409 is "there already").
+   * `first`: the workload's first start (nothing was made for it before, unless by an
+   * earlier delivery of the same start): the claim and the Deployment are created straight
+   * away (two calls) rather than after a scale that would answer 404, and the namespace
+   * once per cluster and process; a Deployment there already (409) is scaled to one.
    */
-  ensure(spec: SessionWorkloadSpec): Promise<void>;
+  ensure(spec: SessionWorkloadSpec, opts?: { first?: boolean }): Promise<void>;
   /** Scales the Deployment to `replicas`; a missing Deployment is left missing. */
   scale(clusterId: string, sessionId: string, replicas: number): Promise<void>;
   /** Deletes the Deployment and, with `releaseVolume`, the claim. Gone already is fine. */
   remove(clusterId: string, sessionId: string, releaseVolume: boolean): Promise<void>;
   look(clusterId: string, sessionId: string): Promise<SessionLook>;
+  /** The session's pods alone (terminating ones included): one list, what a look at a start needs first. */
+  pods(clusterId: string, sessionId: string): Promise<readonly SessionPod[]>;
+  /** The Deployment exists (and is not being deleted). */
+  hasDeployment(clusterId: string, sessionId: string): Promise<boolean>;
   /** The Ready session pods of a cluster, by session label: one list for every session (the move observer). */
   readyPods(clusterId: string): Promise<ReadonlyMap<string, { name: string; node: string }>>;
   /** Every session pod of the cluster (labelled with a session, in the sessions' namespace). */

@@ -4,10 +4,12 @@
  * recorded as an internal command naming the attempt (so a superseded attempt's late
  * record changes nothing, and a redelivered event decides nothing twice):
  *
- *  - `workload.starting` → the Deployment scaled to one replica if it is there (a wake: one
- *    call before the pod is on its way), else the namespace, claim and Deployment created
- *    or adopted → `record-started`;
- *  - `workload.started`  → look at the pod until it is Ready → `record-running { node, pod }`;
+ *  - `workload.starting` → a first start (attempt 1): the claim and Deployment created or
+ *    adopted (two calls; the namespace once per cluster and process); a later one: the
+ *    Deployment scaled to one replica if it is there (a wake: one call before the pod is on
+ *    its way), else the namespace, claim and Deployment created or adopted → `record-started`;
+ *  - `workload.started`  → look at the pods (one list; the Deployment read only while no
+ *    live pod is there) until one is Ready → `record-running { node, pod }`;
  *    Unschedulable past `unschedulableGraceMs`, an image that cannot be pulled, or no
  *    Ready pod within `startTimeoutMs` → `record-failure` with the reason and a remedy;
  *  - `workload.stopping` → scale to zero, look until no pod is left → `record-stopped`;
@@ -127,12 +129,12 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
     const s = await current(e, "Starting");
     if (!s?.template || !s.user || !s.clusterId) return;
     try {
-      await w.ensure({
-        clusterId: s.clusterId,
-        sessionId: e.aggregate.id,
-        user: s.user,
-        template: s.template,
-      });
+      // Attempt 1 is the workload's first start (every attempt is numbered, and none came
+      // before it): nothing is there yet but what an earlier delivery of it made.
+      await w.ensure(
+        { clusterId: s.clusterId, sessionId: e.aggregate.id, user: s.user, template: s.template },
+        { first: s.attempt === 1 },
+      );
     } catch (err) {
       if (!clusterFailure(err)) throw err;
       await fail(
@@ -186,16 +188,18 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
     const s = await current(e, "Started");
     if (!s?.clusterId || !s.template) return "done";
     const key = { sessionId: e.aggregate.id, clusterId: s.clusterId, attempt: s.attempt };
-    let look: Awaited<ReturnType<SessionWorkloads["look"]>>;
+    // The pods first (one call): a Ready one, or one that says why it cannot be, decides
+    // without the Deployment; the Deployment is read only while no live pod is there.
+    let pods: readonly SessionPod[];
     try {
-      look = await w.look(s.clusterId, e.aggregate.id);
+      pods = await w.pods(s.clusterId, e.aggregate.id);
     } catch (err) {
       if (!clusterFailure(err)) throw err;
       await fail(e, s, "start", "cluster", (err as Error).message, remediationOf(err));
       return "done";
     }
     const elapsed = Date.now() - Date.parse(e.time);
-    const live = look.pods.filter((p) => p.state !== "terminating");
+    const live = pods.filter((p) => p.state !== "terminating");
     const ready = live.find((p) => p.state === "ready");
     if (ready?.state === "ready") {
       await record(e, "workload.record-running", { ...key, node: ready.node, pod: ready.name });
@@ -236,8 +240,17 @@ export async function startSessionWorkloadReactor(o: SessionReactorOptions): Pro
       );
       return "done";
     }
-    // The Deployment gone under us (deleted by hand): put it back, as a start would.
-    if (!look.deployment)
+    // The Deployment gone under us (deleted by hand: its pods go with it, so only when no
+    // live pod is left): put it back, as a start would.
+    let there: boolean;
+    try {
+      there = live.length > 0 || (await w.hasDeployment(s.clusterId, e.aggregate.id));
+    } catch (err) {
+      if (!clusterFailure(err)) throw err;
+      await fail(e, s, "start", "cluster", (err as Error).message, remediationOf(err));
+      return "done";
+    }
+    if (!there)
       await w.ensure({
         clusterId: s.clusterId,
         sessionId: e.aggregate.id,

@@ -117,6 +117,22 @@ describe("session workloads on the sim", () => {
     expect((await events("s-run")).length).toBe(3);
   });
 
+  it("a first start asks the cluster's API only what it needs: the claim and the Deployment made straight away (no scale answered 404 first), the namespace once per cluster, and no read of the claim or the Deployment while the session's pod is there", async () => {
+    await start("s-calls-1");
+    await nth("s-calls-1", "workload.running");
+    const from = sim.requests.list().at(-1)?.seq ?? 0;
+    await start("s-calls-2");
+    await nth("s-calls-2", "workload.running");
+    const calls = sim.requests
+      .list()
+      .filter((r) => r.seq > from && r.service === "kube")
+      .map((r) => `${r.action} ${r.status}`);
+    expect(calls.filter((c) => !c.startsWith("list ") && !c.startsWith("watch "))).toEqual([
+      "create persistentvolumeclaim 201",
+      "create deployment 201",
+    ]);
+  });
+
   it("stop: zero replicas and no pod, the claim kept; start again (a wake): Running on the same claim", async () => {
     await start("s-wake");
     await nth("s-wake", "workload.running");
@@ -236,4 +252,18 @@ describe("session workloads on the sim", () => {
     const pods = (await podsOf("s-lost")).filter((p) => !p.metadata?.deletionTimestamp);
     expect(pods.map((p) => [p.metadata?.name, p.spec?.nodeName])).toEqual([[moved.pod, moved.toNode]]);
   });
+  it("the sessions' namespace deleted by hand: the next first start makes it again (its claim's create answered 404, retried) and runs", async () => {
+    await start("s-ns-before"); // node-ops has made (and remembers) the namespace
+    await nth("s-ns-before", "workload.running");
+    await core.deleteNamespace({ name: NS });
+    await until(
+      "the namespace gone",
+      async () =>
+        (await core.listNamespace()).items.every((n) => n.metadata?.name !== NS) ? true : undefined,
+      20_000,
+    );
+    await start("s-ns-again");
+    await nth("s-ns-again", "workload.running");
+    expect(await claimExists("s-ns-again")).toBe(true);
+  }, 60_000);
 });
