@@ -1,7 +1,7 @@
 import { catalogue, commitBody, eventEnvelope, eventSubject, SchemaError } from "@cairn/events";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { everyClusterEventCommits, rejectionOfEveryAggregate } from "./testing/every-event.ts";
-import { anEnvelope, aTraceparent } from "./testing/fixtures.ts";
+import { everyEventAsAppended } from "./testing/every-event.ts";
+import { aTraceparent } from "./testing/fixtures.ts";
 
 /**
  * The live projection reads every delivered commit with `parseCommit`, which checks the
@@ -9,21 +9,10 @@ import { anEnvelope, aTraceparent } from "./testing/fixtures.ts";
  * It must accept exactly what zod accepts, build exactly what zod builds, and refuse with
  * zod's reasons — the reference here is the envelope schemas themselves.
  */
-const commits = [...everyClusterEventCommits("c1", 1), ...rejectionOfEveryAggregate("x")].map((c, i) => ({
-  commitId: `commit-${i}`,
-  aggregate: c.aggregate,
-  events: c.events.map((e, j) =>
-    anEnvelope(
-      c.aggregate,
-      i * 3 + j + 1,
-      { type: e.type, data: catalogue.checkEventData(e.type, e.data) },
-      {
-        ...(i % 3 !== 0 ? { commandId: `cmd-${i}` } : {}),
-        ...(i % 2 === 0 ? { traceparent: aTraceparent() } : {}),
-        ...(i % 5 === 0 ? { links: [aTraceparent(), aTraceparent()] } : {}),
-      },
-    ),
-  ),
+const commits = everyEventAsAppended((i) => ({
+  ...(i % 3 !== 0 ? { commandId: `cmd-${i}` } : {}),
+  ...(i % 2 === 0 ? { traceparent: aTraceparent() } : {}),
+  ...(i % 5 === 0 ? { links: [aTraceparent(), aTraceparent()] } : {}),
 }));
 
 /**

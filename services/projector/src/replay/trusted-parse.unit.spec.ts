@@ -1,25 +1,16 @@
 import { catalogue } from "@cairn/events";
 import { describe, expect, it } from "vitest";
-import { everyClusterEventCommits, rejectionOfEveryAggregate } from "../testing/every-event.ts";
-import { anEnvelope, aTraceparent } from "../testing/fixtures.ts";
+import { everyEventAsAppended } from "../testing/every-event.ts";
+import { aTraceparent } from "../testing/fixtures.ts";
 
 /**
  * The replay reads the log with `parseCommitTrusted` (no per-event zod parse). It must
  * build exactly what the live projection's `parseCommit` builds from every commit a
  * writer could have appended, or the rebuild would differ from live.
  */
-const commits = [...everyClusterEventCommits("c1", 1), ...rejectionOfEveryAggregate("x")].map((c, i) => ({
-  commitId: `commit-${i}`,
-  aggregate: c.aggregate,
-  events: c.events.map((e, j) =>
-    anEnvelope(
-      c.aggregate,
-      i * 3 + j + 1,
-      // As a writer appends it: the data checked (and so normalised) against the catalogue.
-      { type: e.type, data: catalogue.checkEventData(e.type, e.data) },
-      { commandId: `cmd-${i}`, ...(i % 2 === 0 ? { traceparent: aTraceparent() } : {}) },
-    ),
-  ),
+const commits = everyEventAsAppended((i) => ({
+  commandId: `cmd-${i}`,
+  ...(i % 2 === 0 ? { traceparent: aTraceparent() } : {}),
 }));
 
 describe("parseCommitTrusted (the replay's parse)", () => {

@@ -3,8 +3,16 @@
  * rejections of every aggregate (the event index and the commands model take any
  * event): the log a replay must rebuild exactly.
  */
-import { AGGREGATE_TYPES, type AggregateRef, nodeAggregateId, nodeopLimitId } from "@cairn/events";
 import {
+  AGGREGATE_TYPES,
+  type AggregateRef,
+  type CairnEvent,
+  catalogue,
+  nodeAggregateId,
+  nodeopLimitId,
+} from "@cairn/events";
+import {
+  anEnvelope,
   aSpec,
   deletionRequested,
   rejected,
@@ -612,4 +620,24 @@ export function everySessionEventCommits(id: string, k = 0): Commit[] {
       ],
     },
   ];
+}
+
+/**
+ * Every cluster event and every aggregate's rejection as a writer appends them: commit
+ * bodies whose data the catalogue checked (and so normalised), each envelope's meta from
+ * `meta(i)` (`i` the commit's index), for the specs that hold a parse against another.
+ */
+export function everyEventAsAppended(meta: (i: number) => Partial<CairnEvent["meta"]>) {
+  return [...everyClusterEventCommits("c1", 1), ...rejectionOfEveryAggregate("x")].map((c, i) => ({
+    commitId: `commit-${i}`,
+    aggregate: c.aggregate,
+    events: c.events.map((e, j) =>
+      anEnvelope(
+        c.aggregate,
+        i * 3 + j + 1,
+        { type: e.type, data: catalogue.checkEventData(e.type, e.data) },
+        meta(i),
+      ),
+    ),
+  }));
 }
