@@ -13,10 +13,10 @@
  * Two shapes: closed loop (`READERS_RATE` unset or 0: each reader sends its next read when
  * the last is answered, as fast as the machine lets it: a saturating client, which on two
  * shared cores takes a core of its own and measures its own queue as much as the server), and
- * paced (`READERS_RATE` reads/s in all: each reader's k-th read is due at a fixed time, and its
- * latency counts from that time, not from when it was sent, so a read held up behind a slow
- * one is charged its wait: no coordinated omission). Paced is what a dashboard or a CLI does
- * to the API while the control plane is busy.
+ * paced (`READERS_RATE` reads/s in all, open loop: the k-th read is due at a fixed time and sent
+ * then whatever the others are doing, its latency counted from that time, so no coordinated
+ * omission). Paced is what many dashboards and CLIs do to the API while the control plane is
+ * busy: independent readers, so a slow read delays only itself.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 
@@ -40,32 +40,44 @@ await Promise.all(
 );
 const start = performance.now();
 
-async function loop(reader: number): Promise<void> {
-  // Paced: reader r's k-th read is due at start + (r + k · readers) / rate.
-  const every = ratePerS > 0 ? (1000 * readers) / ratePerS : 0;
-  let due = start + (every * reader) / readers;
-  while (!done) {
-    const id = `b${Math.floor(Math.random() * 1000)}`;
-    if (every > 0) {
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (done) break;
-    }
-    const t0 = every > 0 ? due : performance.now();
-    due += every;
-    const res = await fetch(`${apiUrl}/clusters/${id}`);
-    await res.arrayBuffer();
-    reads.push(performance.now() - t0);
-    const timing = res.headers.get("server-timing") ?? "";
-    const app = /app;dur=([0-9.]+)/.exec(timing);
-    if (app) server.push(Number(app[1]));
-    if (timing.includes("src;desc=mem")) fromMemory++;
+/** One read; its latency counts from `t0` (when it was due, paced; when it was sent, closed loop). */
+async function read(t0: number): Promise<void> {
+  const id = `b${Math.floor(Math.random() * 1000)}`;
+  const res = await fetch(`${apiUrl}/clusters/${id}`);
+  await res.arrayBuffer();
+  reads.push(performance.now() - t0);
+  const timing = res.headers.get("server-timing") ?? "";
+  const app = /app;dur=([0-9.]+)/.exec(timing);
+  if (app) server.push(Number(app[1]));
+  if (timing.includes("src;desc=mem")) fromMemory++;
+}
+
+/** Closed loop: the next read when the last is answered. */
+async function loop(): Promise<void> {
+  while (!done) await read(performance.now());
+}
+
+/**
+ * Paced, open loop: the k-th read goes at start + k / rate whatever the reads before it are
+ * doing (independent users, not one user's queue: a slow read delays only itself), timed from
+ * when it was due (a sender late on its own schedule is charged its lateness).
+ */
+async function paced(): Promise<void> {
+  const every = 1000 / ratePerS;
+  const inFlight = new Set<Promise<void>>();
+  for (let due = start; !done; due += every) {
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (done) break;
+    const p = read(due).finally(() => inFlight.delete(p));
+    inFlight.add(p);
   }
+  await Promise.all(inFlight);
 }
 
 // The parent starts publishing once this process runs (its start-up is not in the run).
 process.send?.({ ready: true });
-await Promise.all(Array.from({ length: readers }, (_, r) => loop(r)));
+await (ratePerS > 0 ? paced() : Promise.all(Array.from({ length: readers }, loop)));
 process.send?.({ reads, server, fromMemory, loopDelayP99: delay.percentile(99) / 1e6 }, () =>
   process.exit(0),
 );
