@@ -251,7 +251,9 @@ describe("watch", () => {
       const lateMs = [...created].map(([app, t]) => readyAt.get(app)! - (t + readyMs));
       for (const late of lateMs) {
         expect(late).toBeGreaterThanOrEqual(-5); // never before it is due
-        expect(late).toBeLessThan(60);
+        // Under 130 ms, which a ticker could not do for all three; not tighter, for a
+        // loaded machine's timers (60 ms failed there once).
+        expect(late).toBeLessThan(125);
       }
     } finally {
       await sim.stop();
