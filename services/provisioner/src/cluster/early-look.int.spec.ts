@@ -30,6 +30,10 @@ let sim: Sim;
 let stop: () => Promise<void>;
 let bus: CommandBus;
 const looks: { at: number; ids: readonly string[] }[] = [];
+/** DescribeInstances calls (a look asks the whole instance only when it lacks its address). */
+const details: (readonly string[])[] = [];
+/** Looks on their way: the pool's record is let go while one is (see the handler). */
+let looking = 0;
 /** When this process held each pool record back, and let it go. */
 const held: { from: number; to: number }[] = [];
 
@@ -39,7 +43,10 @@ beforeAll(async () => {
   const ec2 = createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
   const compute: Compute = {
     ...ec2,
-    describe: (r, ids, opts) => ec2.describe(r, ids, opts),
+    describe: (r, ids, opts) => {
+      details.push([...ids]);
+      return ec2.describe(r, ids, opts);
+    },
     describeImage: (r, id) => ec2.describeImage(r, id),
     describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
     terminate: (r, ids) => ec2.terminate(r, ids),
@@ -48,9 +55,17 @@ beforeAll(async () => {
     reboot: (r, ids) => ec2.reboot(r, ids),
     launch: (req) => ec2.launch(req),
     launchBatch: (req) => ec2.launchBatch(req),
-    states: (r, ids, opts) => {
+    states: async (r, ids, opts) => {
       looks.push({ at: Date.now(), ids: [...ids] });
-      return ec2.states(r, ids, opts);
+      looking++;
+      try {
+        const answer = await ec2.states(r, ids, opts);
+        // Slow answers: the record lands while a look is on its way.
+        await new Promise((res) => setTimeout(res, 200));
+        return answer;
+      } finally {
+        looking--;
+      }
     },
   };
   const served = await serveAggregate({
@@ -71,6 +86,8 @@ beforeAll(async () => {
         if (command.type === "cluster.record-launches" && command.data.launches.length > 1) {
           const from = Date.now();
           await new Promise((r) => setTimeout(r, HOLD_MS));
+          // Let it go while a look is on its way (one asked before the record, answered after).
+          while (looking === 0) await new Promise((r) => setTimeout(r, 2));
           held.push({ from, to: Date.now() });
         }
         return await target.handle(parsed as never, opts as never);
@@ -143,5 +160,8 @@ describe("boot polls before the launch record", () => {
     //    running (the boot, 300 ms, is shorter than the hold).
     const after = looks.filter((l) => l.at >= launched!.at && pool.some((id) => l.ids.includes(id)));
     expect(after).toEqual([]);
+    // 3. Each running record's address is the one the answer gave, even from a look that
+    //    was on its way when the record landed: no instance asked for whole.
+    expect(details).toEqual([]);
   });
 });

@@ -330,9 +330,13 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
         // Pending ones are left out of the answer (absent reads as not running yet, as an
         // instance EC2 does not show yet does): a look parses each instance about once,
         // when it has left pending, instead of every booting instance at every look.
-        const privateIpOf = (id: string) =>
-          launched?.byInstance.get(id)?.privateIp ?? early?.get(id)?.privateIp;
-        entry.look = lookAt(region, ask, privateIpOf)
+        // Each address as known now: an unrecorded launch's entry goes when its record
+        // settles, which may be while this look is on its way (its answer would then lack
+        // the address, and cost a DescribeInstances of every such instance).
+        const ips = new Map<string, string | undefined>();
+        for (const id of ask)
+          ips.set(id, launched?.byInstance.get(id)?.privateIp ?? early?.get(id)?.privateIp);
+        entry.look = lookAt(region, ask, (id) => ips.get(id))
           .then((found) => {
             entry.seen = new Map(found.map((i) => [i.instanceId, i]));
             for (const i of found) {
