@@ -74,6 +74,8 @@ async function run(nodes: number, seed: number) {
   const log = async (action: string) =>
     (await (await fetch(`${sim.url}/_sim/requests?action=${action}`)).json()) as {
       time: string;
+      /** When the call is dated (its arrival), if it waited behind others (sim ≥ prov500g). */
+      at?: string;
       ids: string[];
     }[];
   const probe = (await log("DescribeImages")).at(-1)!;
@@ -110,7 +112,7 @@ async function run(nodes: number, seed: number) {
   for (const r of await log("RunInstances"))
     lines.push([
       (Date.parse(r.time) - simZero) / SCALE - t0,
-      `      sim: RunInstances handled → ${r.ids.length} ids`,
+      `      sim: RunInstances handled → ${r.ids.length} ids${r.at ? ` (dated ${((Date.parse(r.time) - Date.parse(r.at)) / SCALE).toFixed(1)} ms earlier, at its arrival)` : ""}`,
     ]);
   lines.sort((a, b) => a[0] - b[0]);
   console.log(

@@ -47,6 +47,8 @@ export interface JournalEntry {
   wall: number;
   /** The PRNG's state right before the module handled the call. */
   rng: number;
+  /** The sim time the call is dated at (`SimCall.at`) when earlier than `t` (it waited behind others). */
+  at?: number;
   method: string;
   path: string;
   headers: Record<string, string>;
@@ -133,7 +135,7 @@ export class Journal {
   }
 
   /** Appends a call, synchronously: a call the sim acted on is in the journal even if it is killed right after. */
-  append(req: IncomingMessage, url: URL, body: Buffer, t: number, rng: number): void {
+  append(req: IncomingMessage, url: URL, body: Buffer, t: number, rng: number, at?: number): void {
     const headers: Record<string, string> = {};
     for (const h of KEPT_HEADERS) {
       const v = req.headers[h];
@@ -143,6 +145,7 @@ export class Journal {
       t,
       wall: Date.now(),
       rng,
+      ...(at !== undefined && at < t ? { at } : {}),
       method: req.method ?? "POST",
       path: `${url.pathname}${url.search}`,
       headers,

@@ -380,3 +380,35 @@ describe("journal compaction", () => {
     await b.sim.stop();
   }, 150_000);
 });
+
+describe("a call dated at its arrival", () => {
+  it("is dated the same after a restart: a launch that waited behind another boots from its arrival again", async () => {
+    const own = await mkdtemp(join(tmpdir(), "cairn-sim-at-"));
+    dirs.push(own);
+    // As ec2.int.spec's "concurrent calls": 10 sim s a call at ×1000, two 2,000-instance
+    // launches at once, so the second waits behind the first for tens of sim seconds.
+    const boot = async () => {
+      const sim = await startSim({ timeScale: 1000, dataDir: own, latencies: { apiCall: 10 } });
+      sims.push(sim);
+      const ec2 = new EC2Client({ region, endpoint: sim.url, credentials: SIM_CREDENTIALS, maxAttempts: 1 });
+      return { sim, ec2 };
+    };
+    const first = await boot();
+    const run = () =>
+      first.ec2.send(
+        new RunInstancesCommand({ ImageId: "ami-0abc1234def56789a", MinCount: 2000, MaxCount: 2000 }),
+      );
+    await Promise.all([run(), run()]);
+    const [, second] = first.sim.requests.list({ action: "RunInstances" });
+    expect(second!.at).toBeDefined();
+    const last = second!.ids.at(-1)!;
+    first.sim.clock.advance(60_000);
+    const before = first.sim.world.ec2.instance(region, last)!.runningSince!;
+    first.ec2.destroy();
+    await first.sim.stop();
+
+    const again = await boot();
+    again.ec2.destroy();
+    expect(again.sim.world.ec2.instance(region, last)!.runningSince).toBe(before);
+  });
+});

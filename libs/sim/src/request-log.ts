@@ -1,8 +1,10 @@
 /** What the sim was asked: tests read it (e.g. "no request ever went to us-east-1"). */
 export interface LoggedRequest {
   seq: number;
-  /** Sim time, ISO. */
+  /** Sim time, ISO: when the sim handled the call. */
   time: string;
+  /** Sim time, ISO, the call is dated at (`SimCall.at`), when earlier than `time`: it waited behind others. */
+  at?: string;
   service: "ec2" | "ssm" | "kube" | "sqs";
   region: string;
   action: string;

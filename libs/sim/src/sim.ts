@@ -127,11 +127,12 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
 
   /** While the journal is replayed: the PRNG state the next call must start from. */
   let replaying: { rng: number } | undefined;
+  const replayedAt = (req: IncomingMessage) => replayedAtOf(req, clock.now());
   /**
    * Right before a module acts on a call: a call that may change the cloud is journaled
    * (with the PRNG's state), or, in a replay, the PRNG is put back to where it was.
    */
-  const record = (req: IncomingMessage, url: URL, body: Buffer) => {
+  const record = (req: IncomingMessage, url: URL, body: Buffer, at?: number) => {
     if (!journal || isRead(req, url, body)) return;
     if (replaying) {
       random.state = replaying.rng;
@@ -145,10 +146,11 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       const bytes = journal.compact(snapshot());
       opts.onCompaction?.({ calls, bytes, ms: Math.round(performance.now() - started) });
     }
-    journal.append(req, url, body, clock.now(), random.state);
+    journal.append(req, url, body, clock.now(), random.state, at);
   };
 
   async function route(req: IncomingMessage, res: ServerResponse) {
+    const arrived = clock.now();
     const url = new URL(req.url ?? "/", baseUrl);
     const body = await readBody(req);
     if (restoring && req.headers["x-cairn-sim-replay"] !== "1") {
@@ -173,10 +175,14 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       // A long poll journals itself when it takes messages (SimCall.journal).
       return sqs.handle({ req, res, url, body, region, journal: () => record(req, url, body) });
     }
-    record(req, url, body);
-    if (protocol === "ssm") return ssm.handle({ req, res, url, body, region });
-    if (protocol === "sqs") return sqs.handle({ req, res, url, body, region });
-    if (protocol === "ec2") return ec2.handle({ req, res, url, body, region });
+    // The call is dated when it came (plus the API's latency), not when this one process
+    // got round to it: a cloud serves concurrent calls side by side (SimCall.at). A replay
+    // dates it as the journal did.
+    const at = replaying ? replayedAt(req) : Math.min(clock.now(), arrived + latencies.apiCall * 1000);
+    record(req, url, body, at);
+    if (protocol === "ssm") return ssm.handle({ req, res, url, body, region, at });
+    if (protocol === "sqs") return sqs.handle({ req, res, url, body, region, at });
+    if (protocol === "ec2") return ec2.handle({ req, res, url, body, region, at });
     res.writeHead(404, { "content-type": "text/plain" });
     res.end(
       `the sim speaks EC2 (Query), SSM (JSON 1.1), SQS (JSON 1.0), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`,
@@ -198,7 +204,11 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       replaying = { rng: e.rng };
       const r = await fetch(`${baseUrl}${e.path}`, {
         method: e.method,
-        headers: { ...e.headers, "x-cairn-sim-replay": "1" },
+        headers: {
+          ...e.headers,
+          "x-cairn-sim-replay": "1",
+          ...(e.at !== undefined ? { [REPLAYED_AT_HEADER]: String(e.at) } : {}),
+        },
         ...(e.method === "GET" || e.method === "HEAD" ? {} : { body: replayBody(e) }),
       });
       await r.arrayBuffer();
@@ -227,6 +237,16 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** On a replayed call: the sim time the journal dated it at, when earlier than its entry's `t`. */
+const REPLAYED_AT_HEADER = "x-cairn-sim-at";
+
+/** A replayed call's date: the journal's `at`, else the (frozen) time of its entry. */
+function replayedAtOf(req: IncomingMessage, now: number): number {
+  const v = req.headers[REPLAYED_AT_HEADER];
+  const at = typeof v === "string" ? Number(v) : Number.NaN;
+  return Number.isFinite(at) && at <= now ? at : now;
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {

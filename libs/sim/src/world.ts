@@ -128,6 +128,14 @@ export interface SimCall {
   /** The AWS region the request was signed for (`us-east-1` when unsigned). */
   readonly region: string;
   /**
+   * Sim time (epoch ms) the call is taken to reach the service: its arrival plus the
+   * `apiCall` latency, never later than now. The sim is one process and handles calls one
+   * after another; a cloud does not, so a call queued behind others (five 100-instance
+   * RunInstances at once) is still dated when it came, not when its turn came. Absent:
+   * now (calls the router does not date: Kubernetes, admin).
+   */
+  readonly at?: number;
+  /**
    * Given for a call the router does not journal on arrival (a long poll): the module
    * journals it right before it changes anything, so a replay does what it did then.
    */

@@ -40,6 +40,8 @@ export interface ActionCall {
    * launched (the fault's `available`, 0 by default), or undefined when there is no fault.
    */
   readonly capacityFault: (facts: { instanceType: string; availabilityZone: string }) => number | undefined;
+  /** Sim time the call is dated at (`SimCall.at`): a launch's boot counts from it. */
+  readonly at: number;
 }
 
 export interface ActionResult {
@@ -212,7 +214,7 @@ const runInstances: Action = {
    * 4. Launch that many (MaxCount without a fault) instances, pending, AmiLaunchIndex
    *    0..n-1, in one reservation that the ClientToken then names.
    */
-  run({ world, region, params: p, capacityFault }) {
+  run({ world, region, params: p, capacityFault, at }) {
     const clientToken = p.get("ClientToken") ?? "";
     if (clientToken.length > 64) {
       throw new Ec2Error(
@@ -238,6 +240,7 @@ const runInstances: Action = {
     const reservation = world.run(
       region,
       available === undefined ? req : { ...req, count: Math.min(req.count, available) },
+      at,
     );
     return { xml: runInstancesXml(world, reservation), ids: reservation.instances.map((i) => i.id) };
   },

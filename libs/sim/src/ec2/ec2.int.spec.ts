@@ -183,6 +183,33 @@ describe("RunInstances", () => {
   });
 });
 
+describe("concurrent calls", () => {
+  it("a RunInstances that waited behind another is dated at its arrival: its boot counts from then", async () => {
+    // A sim whose calls take 10 sim s each (10 ms of wall time at ×1000): both calls are in
+    // before the first is handled, and handling 2,000 instances keeps the one process busy
+    // for tens of wall ms (tens of sim s) while the second waits. EC2 handles them side by side.
+    await sim.stop();
+    sim = await startSim({ seed: 42, timeScale: 1000, latencies: { apiCall: 10 } });
+    const c = client("eu-west-1");
+    const [a, b] = await Promise.all([
+      launch({ MinCount: 2000, MaxCount: 2000 }, c),
+      launch({ MinCount: 2000, MaxCount: 2000 }, c),
+    ]);
+    const [first, second] = sim.requests.list({ action: "RunInstances" });
+    const secondIds = second!.ids[0] === idsOf(a)[0] ? idsOf(a) : idsOf(b);
+    // Dated when it came, before the first call was done with…
+    expect(second!.at).toBeDefined();
+    expect(Date.parse(second!.at!)).toBeLessThan(Date.parse(first!.time));
+    // …and booted instanceBoot after that date, not after its turn came.
+    sim.clock.advance(60_000);
+    const v = sim.world.ec2.instance("eu-west-1", secondIds[1999]!)!;
+    expect(v.state).toBe("running");
+    const booted = v.runningSince! - Date.parse(second!.at!);
+    expect(booted).toBeGreaterThanOrEqual(REALISTIC_LATENCIES.instanceBoot * 1000 - 1);
+    expect(booted).toBeLessThan(REALISTIC_LATENCIES.instanceBoot * 1000 + 1);
+  });
+});
+
 describe("lifecycle", () => {
   it("pending → running after the boot latency, with status checks initializing for two minutes", async () => {
     const [id] = idsOf(await launch());

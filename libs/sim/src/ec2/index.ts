@@ -99,6 +99,9 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
 
   async function handle(call: SimCall): Promise<void> {
     const { region, res } = call;
+    const at = call.at ?? ctx.clock.now();
+    // When the call waited behind others, the request log says when it was dated too.
+    const dated = () => (at < ctx.clock.now() ? { at: ctx.clock.iso(at) } : {});
     const params = new QueryParams(call.body.toString("utf8"));
     const action = params.get("Action") ?? "";
     const requestId = requestIds.uuid();
@@ -122,6 +125,7 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
         world,
         region,
         params,
+        at,
         capacityFault: (launch) => {
           const rule = ctx.faults.take({ service: "ec2", action, region, facts: launch }, [
             "insufficient-capacity",
@@ -131,7 +135,15 @@ export function createEc2(ctx: SimContext): SimModule<Ec2SimPort> {
       });
       ids = result.ids;
       send(res, 200, responseXml(action, requestId, result.xml), requestId);
-      ctx.requests.record({ time: ctx.clock.iso(), service: "ec2", region, action, ids, status: 200 });
+      ctx.requests.record({
+        time: ctx.clock.iso(),
+        ...dated(),
+        service: "ec2",
+        region,
+        action,
+        ids,
+        status: 200,
+      });
     } catch (err) {
       const e =
         err instanceof Ec2Error

@@ -468,10 +468,13 @@ export class Ec2World {
   /**
    * Launches `count` instances in one reservation, pending until instanceBoot has
    * passed, and remembers its ClientToken (see `replay`, which the caller asks first).
+   * `at` (sim epoch ms, not after now; default now) dates the launch: its `launchTime`
+   * and the start of the boot. The call's arrival, as EC2 launches each call when it
+   * comes, not after the calls that came with it (`SimCall.at`).
    */
-  run(region: string, req: LaunchRequest): Reservation {
+  run(region: string, req: LaunchRequest, at?: number): Reservation {
     const r = this.region(region);
-    const now = this.#now();
+    const now = Math.min(at ?? Number.POSITIVE_INFINITY, this.#now());
     const reservationId = `r-${this.#random.hex(17)}`;
     const vpcId = `vpc-${hashHex(`vpc:${region}`, 17)}`;
     const subnetId = req.subnetId ?? `subnet-${hashHex(`subnet:${req.availabilityZone}`, 17)}`;

@@ -15,6 +15,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CLUSTER_REMEDIATIONS,
   type ClusterCommand,
@@ -202,22 +203,106 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
    * (why: its state reason) and one whose launch did not answer its private IP (recorded
    * before launches carried it). A running instance's address is its launch's.
    */
-  const lookAt = async (region: string, ids: readonly string[], slots: ReadonlyMap<string, Slot>) => {
+  const lookAt = async (
+    region: string,
+    ids: readonly string[],
+    privateIpOf: (instanceId: string) => string | undefined,
+  ) => {
     const states = await o.compute.states(region, ids, { states: NOT_PENDING });
     const more = states
-      .filter((i) => i.state !== "running" || slots.get(i.instanceId)?.privateIp === undefined)
+      .filter((i) => i.state !== "running" || privateIpOf(i.instanceId) === undefined)
       .map((i) => i.instanceId);
     const details = new Map<string, Seen>();
     if (more.length > 0) for (const i of await o.compute.describe(region, more)) details.set(i.instanceId, i);
     return states.map((i): Seen => {
       const detail = details.get(i.instanceId);
       if (detail) return detail;
-      const privateIp = slots.get(i.instanceId)?.privateIp;
+      const privateIp = privateIpOf(i.instanceId);
       return { ...i, ...(privateIp ? { privateIpAddress: privateIp } : {}) };
     });
   };
-  const describeLaunched = async (clusterId: string, region: string, launched: LaunchedSlots) => {
-    const ids = launched.ids;
+
+  /**
+   * Instances this process holds a RunInstances answer for whose launch record has not
+   * landed yet, per cluster (id → the address the answer gave). The boot polls look at
+   * them too, from the answer on: at 500 nodes the record came 100–400 ms after the answer
+   * (the SDK parsing the other answers, the group commit's append), and the instances were
+   * often running by then, so the first look after the record only found out what could
+   * have been known. Nothing is recorded from such a look: an instance seen running waits
+   * in the cluster's `looks` until an event whose state shows its slot launched with it
+   * takes it (`take`), exactly as one seen by that event's own look would. The record
+   * stays the only shared fact: another replica, or this one after a restart, simply has
+   * no such answer and looks after the record, as before. An entry goes when the record
+   * settles (landed, refused or failed).
+   */
+  const unrecorded = new Map<string, Map<string, { privateIp: string | undefined; since: number }>>();
+  /** Clusters whose unrecorded launches are being looked at (one poller a cluster). */
+  const earlyPollers = new Set<string>();
+  let stopped = false;
+  const watchUnrecorded = (
+    clusterId: string,
+    region: string,
+    instances: readonly InstanceInfo[],
+    recorded: Promise<unknown>,
+  ) => {
+    let m = unrecorded.get(clusterId);
+    if (!m) {
+      m = new Map();
+      unrecorded.set(clusterId, m);
+    }
+    const since = Date.now();
+    for (const i of instances) m.set(i.instanceId, { privateIp: i.privateIpAddress, since });
+    const mine = m;
+    void recorded
+      .catch(() => {})
+      .finally(() => {
+        for (const i of instances) mine.delete(i.instanceId);
+        if (mine.size === 0 && unrecorded.get(clusterId) === mine) unrecorded.delete(clusterId);
+      });
+    if (earlyPollers.has(clusterId)) return;
+    earlyPollers.add(clusterId);
+    void pollUnrecorded(clusterId, region).finally(() => earlyPollers.delete(clusterId));
+  };
+  /**
+   * Looks at a cluster's unrecorded launches at the boot polls' pace (from the oldest
+   * answer: not before `firstBootPollMs`, then every 5 % of the time waited) until every
+   * one is recorded or seen running. A failed look is left to the events' own looks.
+   */
+  const pollUnrecorded = async (clusterId: string, region: string) => {
+    for (;;) {
+      const before = unrecorded.get(clusterId);
+      if (stopped || !before) return;
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const u of before.values()) oldest = Math.min(oldest, u.since);
+      // Unref'd: a poller never keeps the process alive (stop() ends it at its next turn).
+      await sleep(proportionalPollDelay(Math.max(0, Date.now() - oldest), bootPolls), undefined, {
+        ref: false,
+      });
+      const m = unrecorded.get(clusterId);
+      if (stopped || !m) return;
+      const l = looks.get(clusterId);
+      if (l && [...m.keys()].every((id) => l.running.has(id))) return;
+      try {
+        await describeLaunched(clusterId, region, undefined);
+      } catch (err) {
+        o.logger?.info(
+          { cluster: clusterId, err },
+          "an early boot look failed; the launches' events will look",
+        );
+      }
+    }
+  };
+
+  /**
+   * One look (or the one in flight, or the last one if under `pollMs` old) at the
+   * cluster's booting instances: the slots `launched` shows (an event's state), and the
+   * launches this process holds an answer for and has not recorded yet (`unrecorded`).
+   * Without `launched` (the early poller) nothing is forgotten: what an event's state no
+   * longer shows launched is forgotten only by an event's look.
+   */
+  const describeLaunched = async (clusterId: string, region: string, launched: LaunchedSlots | undefined) => {
+    const early = unrecorded.get(clusterId);
+    const ids = launched?.ids ?? [];
     const t = Date.now();
     // Forget clusters nobody asked about for a while (at rest, deleted).
     for (const [id, l] of looks) if (t - l.used > LOOK_TTL_MS) looks.delete(id);
@@ -231,17 +316,27 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     if (entry.look) await entry.look;
     else if (t - entry.at >= pollMs) {
       // Once per look (not per event: a 500-event commit made that 250,000 steps): only
-      // the slots still launched matter; one recorded running since is not asked about.
+      // the slots still launched matter, and the launches not recorded yet; one recorded
+      // running since is not asked about.
       const wanted = new Set(ids);
-      for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
-      for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
-      for (const id of entry.fresh.keys()) if (!wanted.has(id)) entry.fresh.delete(id);
-      const ask = ids.filter((id) => !entry.running.has(id));
+      if (early) for (const id of early.keys()) wanted.add(id);
+      if (launched) {
+        for (const id of entry.running.keys()) if (!wanted.has(id)) entry.running.delete(id);
+        for (const id of entry.queued) if (!wanted.has(id)) entry.queued.delete(id);
+        for (const id of entry.fresh.keys()) if (!wanted.has(id)) entry.fresh.delete(id);
+      }
+      const ask = [...wanted].filter((id) => !entry.running.has(id));
       if (ask.length > 0) {
         // Pending ones are left out of the answer (absent reads as not running yet, as an
         // instance EC2 does not show yet does): a look parses each instance about once,
         // when it has left pending, instead of every booting instance at every look.
-        entry.look = lookAt(region, ask, launched.byInstance)
+        // Each address as known now: an unrecorded launch's entry goes when its record
+        // settles, which may be while this look is on its way (its answer would then lack
+        // the address, and cost a DescribeInstances of every such instance).
+        const ips = new Map<string, string | undefined>();
+        for (const id of ask)
+          ips.set(id, launched?.byInstance.get(id)?.privateIp ?? early?.get(id)?.privateIp);
+        entry.look = lookAt(region, ask, (id) => ips.get(id))
           .then((found) => {
             entry.seen = new Map(found.map((i) => [i.instanceId, i]));
             for (const i of found) {
@@ -472,6 +567,8 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
     // Each member whose instance is there awaits it (a failure is theirs to retry); this
     // keeps a failure nobody awaits from being an unhandled rejection.
     recorded.catch(() => {});
+    // The boot polls may look at them from now on, before the record lands (`unrecorded`).
+    watchUnrecorded(req.clusterId, req.region, instances, recorded);
     return { instances, recorded };
   };
 
@@ -751,6 +848,7 @@ export async function startClusterReactor(o: ClusterReactorOptions): Promise<Run
   });
   return {
     stop: async () => {
+      stopped = true;
       await main.stop();
       await boot.stop();
     },
