@@ -92,6 +92,7 @@ const POLLED = [
   "DescribeInstanceInformation",
   "GetCommandInvocation",
   "SendCommand",
+  "ListCommandInvocations",
   "list nodes",
   "watch nodes",
 ];

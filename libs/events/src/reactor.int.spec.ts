@@ -135,6 +135,42 @@ describe("the reactor runtime", () => {
     expect(m?.header.get(Headers.expectedLastSubjectSequence)).toBe("");
   });
 
+  it("an aggregate's commits run in order, but one that `ownChain` picks runs beside the earlier ones", async () => {
+    /** One reactor: the first commit's reaction is held until released; which types it saw, and when. */
+    const run = async (name: string, id: string, ownChain?: (types: readonly string[]) => boolean) => {
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const seen: string[] = [];
+      const r = await startReactor({
+        nats,
+        name,
+        aggregate: "cluster",
+        ...(ownChain ? { ownChain } : {}),
+        react: async (e) => {
+          if (e.aggregate.id !== id) return;
+          seen.push(`${e.type} started`);
+          if (e.type === "cluster.requested") await held;
+        },
+      });
+      await recordClusterRequested(store, id);
+      await until(`${id} requested`, () => seen.length === 1);
+      await appendAsOwner(store, { type: "cluster", id }, "cluster.validation-started", {});
+      return { r, seen, release };
+    };
+    const own = await run("own-chain", "own-1", (types) => types.includes("cluster.validation-started"));
+    await until("the second commit beside the held first", () => own.seen.length === 2);
+    own.release();
+    await own.r.stop();
+
+    const ordered = await run("in-order", "ordered-1");
+    await new Promise((r) => setTimeout(r, 500));
+    // Behind the held first commit: not started.
+    expect(ordered.seen).toEqual(["cluster.requested started"]);
+    ordered.release();
+    await until("the second commit after the first", () => ordered.seen.length === 2);
+    await ordered.r.stop();
+  });
+
   it("waits never count towards the failure budget; real failures do, and a real failure wins over a wait", async () => {
     const id = "budget-1";
     let calls = 0;

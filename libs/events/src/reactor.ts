@@ -58,6 +58,15 @@ export interface ReactorOptions<A extends AggregateType> {
    * stopping at the first that does not finish.
    */
   commitEvents?: "together" | "in-order";
+  /**
+   * Commits that need not wait for their aggregate's earlier ones: given a commit's event
+   * types (its `Cairn-Event-Types` header), true runs it on a chain of its own, beside the
+   * aggregate's others, instead of after them. For commits whose reactions are idempotent by
+   * the aggregate's state and read it at least as fresh as their own commit — as any
+   * reaction must be anyway, since two replicas of one durable consumer take an aggregate's
+   * commits side by side. Default: every commit in order.
+   */
+  ownChain?: (eventTypes: readonly string[]) => boolean;
   /** Real failures before a dead letter (default: the runner's, 5). */
   failureBudget?: number;
   /** Commits this reactor may have pulled and not yet settled (the runner's `maxInHand`); waits do not count. */
@@ -79,6 +88,7 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
     durable: o.name,
     filterSubject: eventFilter(o.aggregate),
     concurrency: o.concurrency ?? 16,
+    ...(o.ownChain ? { keyOf: chainOf(o.ownChain) } : {}),
     ...(o.failureBudget !== undefined ? { failureBudget: o.failureBudget } : {}),
     ...(o.ackWaitMs !== undefined ? { ackWaitMs: o.ackWaitMs } : {}),
     ...(o.maxInHand !== undefined ? { maxInHand: o.maxInHand } : {}),
@@ -145,6 +155,14 @@ function throwSettlement(outcome: Settlement): void {
 }
 
 /** False only when the commit's header says it holds none of the wanted types. */
+/** The runner's chain for a commit: its subject (its aggregate's order), or its own when `ownChain` says so. */
+function chainOf(ownChain: (eventTypes: readonly string[]) => boolean): (msg: JsMsg) => string {
+  return (msg) => {
+    const header = msg.headers?.get(Headers.eventTypes);
+    return header && ownChain(header.split(",")) ? `${msg.subject}#${msg.seq}` : msg.subject;
+  };
+}
+
 function mayHold(msg: JsMsg, wanted: ReadonlySet<string>): boolean {
   const header = msg.headers?.get(Headers.eventTypes);
   if (!header) return true;

@@ -267,6 +267,7 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     | "install.add-node"
     | "install.record-online"
     | "install.record-step-sent"
+    | "install.record-batch-sent"
     | "install.record-step-result"
     | "install.record-node-state";
   type BatchRecord = { [T in Batchable]: { type: T; data: CommandDataInput<T> } }[Batchable];
@@ -318,10 +319,23 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
     gather: "turn",
   });
+  /**
+   * Batch sends have theirs too: a commit of only batch send records (its members'
+   * `install.step-sent` and its `install.batch-sent`) is polled on a chain of its own
+   * (`isBatchSend`), which a result or an online record in the same commit would undo.
+   */
+  const sends = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
+    gather: "turn",
+  });
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
     // TypeScript cannot correlate a generic T's type and data with the union's members (the
     // pair is checked at T's call); install.record-many's schema parses each record again.
-    await (type === "install.record-node-state" ? facts : batches).add(cause.aggregate.id, {
+    await (type === "install.record-node-state"
+      ? facts
+      : type === "install.record-batch-sent"
+        ? sends
+        : batches
+    ).add(cause.aggregate.id, {
       cause,
       record: { type, data } as BatchRecord,
     });
@@ -952,19 +966,15 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       { cluster: clusterId, step, batch, commandId, adopted, nodes: instanceIds.length },
       `step ${step} batch ${batch} on ${instanceIds.length} nodes`,
     );
-    await record(
-      e,
-      "install.record-batch-sent",
-      {
-        clusterId,
-        batch,
-        commandId,
-        sentAt: (adopted ? requestedAt : now()).toISOString(),
-        instanceIds: [...instanceIds],
-      },
+    // In the install's group commit: the batches one decision requested, sent side by side,
+    // are recorded in one commit rather than one append each in a row.
+    const after = await batched(e, "install.record-batch-sent", {
+      clusterId,
+      batch,
       commandId,
-    );
-    const { state: after } = await read(clusterId);
+      sentAt: (adopted ? requestedAt : now()).toISOString(),
+      instanceIds: [...instanceIds],
+    });
     // Named by the command but not on record with it (the node went away, or another send
     // was recorded first): nothing will poll those invocations; cancel them.
     const named = new Set(instanceIds);
@@ -1009,26 +1019,9 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     });
 
   /**
-   * The install's other batch commands of `step` in flight (`sent`, not `commandId`) whose
-   * first look has come, with their members still sent: what a batch's poll also looks at.
-   */
-  const othersInFlight = (state: Active, step: InstallStep, commandId: string, firstMs: number) => {
-    const others = new Map<string, { sentAt: string; members: InstallNode[] }>();
-    for (const n of Object.values(state.nodes)) {
-      const s = n.step;
-      if (s?.status !== "sent" || s.batch === undefined || s.name !== step) continue;
-      if (!s.commandId || s.commandId === commandId || !s.sentAt || since(s.sentAt) < firstMs) continue;
-      const theirs = others.get(s.commandId);
-      if (theirs) theirs.members.push(n);
-      else others.set(s.commandId, { sentAt: s.sentAt, members: [n] });
-    }
-    return others;
-  };
-
-  /**
    * Records the members of a batch command whose invocation ended (a failure with its full
    * output from its own GetCommandInvocation); the others are left as they are. Idempotent by
-   * the install's state: a member recorded already (by another batch's poll, or a replica's)
+   * the install's state: a member recorded already (by an earlier poll, or a replica's)
    * records nothing.
    */
   const recordEnded = async (
@@ -1093,35 +1086,16 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     const wait = (why: string) =>
       new RetryLaterError(Math.max(1, Math.min(toDeadline, proportional(sent, first))), why);
     if (!late && sent < first) throw wait(`${step} batch ${e.data.batch} cannot have ended yet`);
-    // This batch's invocations, and those of the install's other batches of the step in
-    // flight that are due a look (their first look passed): the installer-reactor takes one
-    // install's commits in order, so each batch's poll would otherwise wait for the one
-    // before it and its records (ten batches of a 500-node install, one after another).
-    // Only their ended members are recorded here, and a failed look at theirs costs this
-    // poll nothing: their waits, deadlines and cancels stay with their own batch's event.
-    // The batches are read from the install as this process has it, at least as fresh as
-    // this event (a look at the log per poll was one more round trip on the install's commits
-    // in order): the ones this process sent are there; another replica's are polled by their
-    // own events. Recording is idempotent by the install's state, so a member recorded since
-    // costs only a look at SSM.
-    const others = othersInFlight(state, step, commandId, first);
-    const [invocations, ...swept] = await Promise.all([
-      o.remote.invocations(region, commandId),
-      ...[...others.keys()].map((id) =>
-        o.remote.invocations(region, id).catch((): ReadonlyMap<string, Invocation> => new Map()),
-      ),
-    ]);
+    // Only this batch's invocations: its poll runs on a chain of its own (installer-reactor's
+    // `ownChain`), not after the install's other commits, so the batches in flight are polled
+    // side by side and their results go out together in the install's group commits.
+    const invocations = await o.remote.invocations(region, commandId);
     const running = members.filter((n) => {
       const inv = invocations.get(n.instanceId);
       return !inv || RUNNING_STATUSES.has(inv.status);
     });
     const nodes = Object.values(state.nodes).filter((x) => !x.failed).length;
-    await Promise.all([
-      recordEnded(e, state, commandId, e.data.sentAt, members, invocations, nodes),
-      ...[...others].map(([id, { sentAt, members: theirs }], i) =>
-        recordEnded(e, state, id, sentAt, theirs, swept[i]!, nodes),
-      ),
-    ]);
+    await recordEnded(e, state, commandId, e.data.sentAt, members, invocations, nodes);
     if (running.length === 0) return;
     if (!late) throw wait(`${running.length} of batch ${e.data.batch}'s ${step} still running`);
     // Past the deadline: the ones still running are cancelled (one call) before any new attempt.
@@ -1178,12 +1152,18 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   // Each wait is its own message, so this one needs room for many in hand at once. A
   // commit's events concern different nodes and every step is idempotent: they run
   // together (the runtime's default), and one that waits brings the commit back.
+  // A batch's send (its members' step-sent and its batch-sent, one commit) runs on a chain of
+  // its own: its poll only looks at SSM and records its members' results, idempotent by the
+  // install's state on a state at least as fresh as its commit, so it need not wait for the
+  // install's earlier commits, nor hold the later ones (another batch's poll, node-ops' Ready
+  // records) while it lists and records.
   running.push(
     await startReactor({
       nats: o.nats,
       name: "installer-reactor",
       aggregate: "install",
       concurrency: 64,
+      ownChain: isBatchSend,
       ...(o.maxInHand !== undefined ? { maxInHand: o.maxInHand } : {}),
       ...logger,
       react: onInstall,
@@ -1229,6 +1209,14 @@ function normaliseStatus(s: string): "Failed" | "TimedOut" | "Cancelled" | "Unde
   if (s === "TimedOut" || s === "Cancelled" || s === "Undeliverable") return s;
   if (s === "DeliveryTimedOut" || s === "ExecutionTimedOut") return "TimedOut";
   return "Failed";
+}
+
+/** A commit that is one batch's send record: its members' `install.step-sent` and its `install.batch-sent`. */
+export function isBatchSend(eventTypes: readonly string[]): boolean {
+  return (
+    eventTypes.includes("install.batch-sent") &&
+    eventTypes.every((t) => t === "install.batch-sent" || t === "install.step-sent")
+  );
 }
 
 /** Records per `install.record-many` (the catalogue allows 1,000): a commit of their events, each step's output tail up to 4 KB, stays far below NATS's 1 MB. */
