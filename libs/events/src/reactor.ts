@@ -154,7 +154,6 @@ function throwSettlement(outcome: Settlement): void {
   }
 }
 
-/** False only when the commit's header says it holds none of the wanted types. */
 /** The runner's chain for a commit: its subject (its aggregate's order), or its own when `ownChain` says so. */
 function chainOf(ownChain: (eventTypes: readonly string[]) => boolean): (msg: JsMsg) => string {
   return (msg) => {
@@ -163,6 +162,7 @@ function chainOf(ownChain: (eventTypes: readonly string[]) => boolean): (msg: Js
   };
 }
 
+/** False only when the commit's header says it holds none of the wanted types. */
 function mayHold(msg: JsMsg, wanted: ReadonlySet<string>): boolean {
   const header = msg.headers?.get(Headers.eventTypes);
   if (!header) return true;
