@@ -71,6 +71,71 @@ describe("consumer runner", () => {
     expect(c.stats.retried).toBe(1);
   });
 
+  it("prepareBatch: the next batch is prepared while a batch's handler runs; handlers stay one at a time, in order", async () => {
+    for (let n = 0; n < 30; n++) await nats.js.publish("cmd.preparetest.x", JSON.stringify({ n }));
+    const prepares: number[][] = [];
+    const events: string[] = [];
+    const handled: number[][] = [];
+    let inHandler = 0;
+    let failOnce = true;
+    let secondPrepared: () => void = () => {};
+    const whenSecondPrepared = new Promise<void>((r) => (secondPrepared = r));
+    const ns = (msgs: readonly JsMsg[]) => msgs.map((m) => m.json<{ n: number }>().n);
+    const c = await startConsumer<{ ns: number[] }>({
+      js: nats.js,
+      jsm: nats.jsm,
+      stream: "CMD",
+      durable: "prepare-test",
+      filterSubject: "cmd.preparetest.>",
+      batchSize: 10,
+      backoff: () => 10,
+      prepareBatch: async (msgs) => {
+        prepares.push(ns(msgs));
+        events.push(`prepare ${ns(msgs)[0]}`);
+        if (prepares.length === 2) secondPrepared();
+        return { ns: ns(msgs) };
+      },
+      handleBatch: async (msgs, { prepared }) => {
+        expect(inHandler).toBe(0);
+        inHandler++;
+        try {
+          // Each batch gets its own preparation, the very messages it is handed.
+          expect(prepared?.ns).toEqual(ns(msgs));
+          events.push(`handle ${ns(msgs)[0]}`);
+          handled.push(ns(msgs));
+          // The first batch holds on until the second is prepared: they overlap.
+          if (ns(msgs)[0] === 0)
+            await Promise.race([
+              whenSecondPrepared,
+              new Promise((_, reject) => setTimeout(() => reject(new Error("not prepared ahead")), 5_000)),
+            ]);
+          if (failOnce && ns(msgs).includes(15)) {
+            failOnce = false;
+            throw new Error("database hiccup");
+          }
+          events.push(`handled ${ns(msgs)[0]}`);
+        } finally {
+          inHandler--;
+        }
+      },
+    });
+    await until("30 handled", () => c.stats.acked >= 30);
+    await c.stop();
+    expect(c.stats.retried).toBe(1);
+    // Handled in stream order, the failed batch again in place; each batch prepared once
+    // (its retry included), the preparations in stream order too.
+    const attempts = handled.map((b) => b.join(","));
+    const once = attempts.filter((a, k) => a !== attempts[k - 1]);
+    expect(once.length).toBe(attempts.length - 1);
+    expect(once.join(",")).toBe(Array.from({ length: 30 }, (_, n) => n).join(","));
+    expect(prepares.map((b) => b.join(","))).toEqual(once);
+    // The second batch was prepared while the first was in its handler.
+    expect(events.indexOf(`prepare ${prepares[1]![0]}`)).toBeLessThan(events.indexOf("handled 0"));
+    expect(events.indexOf(`prepare ${prepares[1]![0]}`)).toBeLessThan(
+      events.indexOf(`handle ${prepares[1]![0]}`),
+    );
+  });
+
   it("a batch handler sets a poison message aside and goes on", async () => {
     const seen: number[] = [];
     const c = await startConsumer({

@@ -142,10 +142,27 @@ export type MessageHandler = (msg: JsMsg) => Promise<void>;
  * with backoff, in place, until it succeeds or the runner stops (the data is not at
  * fault: a batch handler sets poison messages aside itself with `deadLetter`).
  */
-export type BatchHandler = (
+export type BatchHandler<P = undefined> = (
   msgs: JsMsg[],
-  tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> },
+  tools: {
+    deadLetter(msg: JsMsg, reason: string): Promise<void>;
+    /**
+     * What `prepareBatch` made of these messages (undefined without one): made while the
+     * batch before was still in its handler, and the same object on every retry.
+     */
+    prepared: P | undefined;
+  },
 ) => Promise<void>;
+
+/**
+ * Work on a batch that needs nothing but its messages (parsing them, say): given one, the
+ * runner takes the next batch off its buffer as soon as a batch's handler starts, when a
+ * whole batch (`batchSize`) is buffered, and runs this on it while that handler waits (on a
+ * database, say) — the two overlap. Handlers still
+ * run one at a time, in stream order, each batch settled only when its own handler returned.
+ * It must not throw (a throw is a failure of the batch: it is prepared again at its retry).
+ */
+export type BatchPreparer<P> = (msgs: readonly JsMsg[]) => Promise<P>;
 
 export interface RunningConsumer {
   /** Stops pulling, finishes what is in hand, hands back what is only buffered, resolves when done. */
@@ -259,8 +276,9 @@ export function consumerSnapshots(): ConsumerSnapshot[] {
  * NATS restarts (the client reconnects; the durable consumer remembers where it was).
  * Never throws from settling: a dead letter that cannot be written is retried later.
  */
-export async function startConsumer(
-  o: ConsumerRunnerOptions & ({ handle: MessageHandler } | { handleBatch: BatchHandler }),
+export async function startConsumer<P = undefined>(
+  o: ConsumerRunnerOptions &
+    ({ handle: MessageHandler } | { handleBatch: BatchHandler<P>; prepareBatch?: BatchPreparer<P> }),
 ): Promise<RunningConsumer> {
   const log = o.logger ?? silent;
   const batchSize = o.batchSize ?? 100;
@@ -479,17 +497,32 @@ export async function startConsumer(
     stats.processed++;
   };
 
+  /** A batch taken off the buffer, and its preparation under way (`prepareBatch`). */
+  interface Ahead {
+    readonly batch: JsMsg[];
+    readonly prepared: Promise<P> | undefined;
+  }
+  const prepare = (batch: JsMsg[]): Promise<P> | undefined => {
+    if (!("prepareBatch" in o) || !o.prepareBatch) return undefined;
+    const p = Promise.resolve().then(() => o.prepareBatch!(batch));
+    // Awaited by the batch's handling (a failure there is the batch's); never unhandled meanwhile.
+    p.catch(() => {});
+    return p;
+  };
+
   // A failing batch is retried in place: naking it would let the messages buffered
   // behind it overtake it, and batch consumers (projections) depend on order.
-  const processBatch = async (handleBatch: BatchHandler, batch: JsMsg[]) => {
-    const tools = {
-      deadLetter: async (m: JsMsg, reason: string) => {
-        if (!(await deadLetter(m, reason)))
-          throw new Error(`the dead letter of ${m.seq} could not be written`);
-      },
+  const processBatch = async (handleBatch: BatchHandler<P>, ahead: Ahead) => {
+    const { batch } = ahead;
+    const deadLetterTool = async (m: JsMsg, reason: string) => {
+      if (!(await deadLetter(m, reason))) throw new Error(`the dead letter of ${m.seq} could not be written`);
     };
+    let prepared = ahead.prepared;
     for (let attempt = 1; ; attempt++) {
       try {
+        // A preparation that failed is made again at the retry.
+        prepared ??= prepare(batch);
+        const tools = { deadLetter: deadLetterTool, prepared: prepared ? await prepared : undefined };
         await inMessagingSpan(
           {
             operation: "process",
@@ -517,6 +550,15 @@ export async function startConsumer(
         });
         break;
       } catch (err) {
+        // Kept for the retry unless it is what failed.
+        if (
+          prepared &&
+          (await prepared.then(
+            () => false,
+            () => true,
+          ))
+        )
+          prepared = undefined;
         const delay = backoff(attempt);
         if (stopping) {
           // Handed back for redelivery, in order, to whoever consumes next.
@@ -640,17 +682,38 @@ export async function startConsumer(
     }
   };
   const processor = (async () => {
+    // With `prepareBatch`: the next batch, taken off the buffer and being prepared while the
+    // one before is in its handler.
+    let ahead: Ahead | undefined;
     for (;;) {
-      if (stopping) return;
-      if (buffer.length === 0) {
+      if (stopping) {
+        // Not handled: back in the buffer, in order, for handBack.
+        if (ahead) buffer.unshift(...ahead.batch);
+        return;
+      }
+      if (!ahead && buffer.length === 0) {
         if (ended) return;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         continue;
       }
+      if (!("handle" in o)) {
+        const current = ahead ?? { batch: buffer.splice(0, batchSize), prepared: undefined };
+        ahead = undefined;
+        const handled = processBatch(o.handleBatch, current);
+        // A whole batch buffered already (a backlog: a catch-up, a burst) is the next one:
+        // prepared while this one's handler waits. Less is left to grow until this handler
+        // returns, as without a preparer: taken now, it would be a short batch — steady
+        // traffic's batches, and a catch-up's whenever a pull is still arriving.
+        if ("prepareBatch" in o && o.prepareBatch && buffer.length >= batchSize) {
+          const batch = buffer.splice(0, batchSize);
+          ahead = { batch, prepared: prepare(batch) };
+        }
+        await handled;
+        continue;
+      }
       const batch = buffer.splice(0, batchSize);
-      if (!("handle" in o)) await processBatch(o.handleBatch, batch);
-      else if (concurrency === 1) {
+      if (concurrency === 1) {
         for (let i = 0; i < batch.length; i++) {
           if (stopping) {
             buffer.unshift(...batch.slice(i));
