@@ -359,10 +359,39 @@ async function runSize(clusters: number): Promise<SizeResult> {
       // A quiet window: what N clusters and their sessions cost with nobody calling (health
       // checks, sweeps, reconciles), once the setup's tail has settled.
       await sleep(Math.min(2_000, IDLE_SECONDS * 500));
+      // The sim's request log over the window: what N quiet clusters ask of EC2, SSM and kube.
+      await fetch(`${stack.simUrl}/_sim/requests`, { method: "DELETE" }).catch(() => undefined);
       const idle0 = cpuNow();
+      const idleByService0 = cpuOf();
       const idleT0 = performance.now();
+      // The window on the monotonic clock V8's --cpu-prof stamps its samples with (µs), so a
+      // service's whole-life profile can be cut to it.
+      const idleMono0 = process.hrtime.bigint() / 1000n;
       await sleep(IDLE_SECONDS * 1000);
       const idleCpuMsPerSecond = ((cpuNow() - idle0) * 1000) / (performance.now() - idleT0);
+      console.log(
+        `  idle ${IDLE_SECONDS} s (monotonic µs ${idleMono0}–${process.hrtime.bigint() / 1000n}), CPU ms/s per cluster: ${[
+          ...cpuOf(),
+        ]
+          .map(
+            ([service, ms]) =>
+              `${service} ${(((ms - (idleByService0.get(service) ?? 0)) * 1000) / (performance.now() - idleT0) / clusters).toFixed(3)}`,
+          )
+          .join(", ")}; all ${(idleCpuMsPerSecond / clusters).toFixed(3)}`,
+      );
+      const idleCalls = new Map<string, number>();
+      const logged = (await (await fetch(`${stack.simUrl}/_sim/requests`)).json().catch(() => [])) as {
+        service: string;
+        action: string;
+      }[];
+      for (const r of logged)
+        idleCalls.set(`${r.service} ${r.action}`, (idleCalls.get(`${r.service} ${r.action}`) ?? 0) + 1);
+      console.log(
+        `  idle sim calls per cluster a minute: ${[...idleCalls]
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, n]) => `${k} ${((n * 60) / IDLE_SECONDS / clusters).toFixed(2)}`)
+          .join(", ")}`,
+      );
 
       // Steady traffic. The commits of the phase, with the server's timestamps.
       const projector = stack.proc("projector");

@@ -285,6 +285,7 @@ async function startSessionWorkloads(
     handler: served.handler,
     workloads,
     kube,
+    ...(podWatch ? { podWatch } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(opts.movesIntervalMs !== undefined ? { intervalMs: opts.movesIntervalMs } : {}),
     ...(opts.movesLeaseTtlMs !== undefined ? { leaseTtlMs: opts.movesLeaseTtlMs } : {}),

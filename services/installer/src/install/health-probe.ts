@@ -1,8 +1,10 @@
 /**
  * The K3s service probe: on an interval, for every installed cluster, one `k3s-check`
- * over SSM on each joined node (the `validateAllChecks` idea). Results go to the install
- * aggregate as `install.record-check`, which turns them into events only when they
- * change: a cluster of healthy nodes costs SSM calls, never events.
+ * over SSM on each joined node (the `validateAllChecks` idea): one command for all of the
+ * cluster's joined nodes, its answers read together (node by node when SSM refuses the
+ * batch). A result that differs from what the install holds goes to the install aggregate
+ * as `install.record-check`, which turns it into events: a cluster of healthy nodes costs
+ * two SSM calls a round, never a command or an event.
  *
  * The other checks need no probe: node-ops' facts (Ready, pressure, API server) arrive
  * as events and are recorded by the reactor.
@@ -28,10 +30,10 @@ import {
   Streams,
 } from "@cairn/events";
 import { acquireLeadership } from "@cairn/service";
-import { type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
+import { type Invocation, type RemoteExec, RUNNING_STATUSES } from "../ports.ts";
 import { stepScript } from "../scripts/steps.ts";
 import { outputTail } from "./output.ts";
-import type { InstallState } from "./state.ts";
+import { checkKey, type InstallNode, type InstallState } from "./state.ts";
 
 export const HEALTH_LEASE = "installer.health";
 
@@ -85,9 +87,84 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
     await o.handler.handle(parsed.value);
   };
 
-  const probeCluster = async (clusterId: string, s: Active): Promise<number> => {
-    const nodes = Object.values(s.nodes).filter((n) => n.joined && !n.failed && !n.step);
+  /** A result the install already holds (k3s-active passing and not failing, or failing and failing) records nothing: skipped. */
+  const unchanged = (s: Active, node: string, ok: boolean) =>
+    Boolean(s.failing[checkKey("k3s-active", node)]) === !ok;
+  const recordResult = async (clusterId: string, s: Active, node: string, ok: boolean, evidence?: string) => {
+    if (unchanged(s, node, ok)) return;
+    await record(clusterId, {
+      check: "k3s-active",
+      node,
+      ok,
+      ...(ok || evidence === undefined ? {} : { evidence }),
+    });
+  };
+  const okOf = (inv: Invocation) => inv.status === "Success" && /^active\s*$/m.test(inv.stdout);
+  const evidenceOf = (inv: Invocation) =>
+    `probe ${inv.status}: ${outputTail(inv.stdout, inv.stderr, 5, 500)}`;
+  const noAnswer = () =>
+    `the probe had no answer within ${Math.round(probeTimeoutMs / 1000)} s (is the SSM Agent online?)`;
+  const scriptOf = (clusterId: string, s: Active, n: InstallNode) => {
     const { token, kubeconfig } = clusterSecretParameters(clusterId);
+    return stepScript({
+      step: "k3s-check",
+      clusterId,
+      region: s.plan.region,
+      node: n.node,
+      role: n.role,
+      k3sVersion: s.plan.k3sVersion,
+      labels: {},
+      taints: [],
+      tokenParameter: token,
+      kubeconfigParameter: kubeconfig,
+      ha: s.plan.servers > 1,
+    });
+  };
+
+  /**
+   * The cluster's joined nodes in one SSM command (the check's script is the same on every
+   * node: it finds the node's own unit), its progress in one ListCommandInvocations a look:
+   * a healthy cluster costs two SSM calls a round, whatever its size, and no command to the
+   * install. Undefined when the batch could not be sent (a node not managed refuses the
+   * whole command): the round probes node by node.
+   */
+  const probeBatch = async (clusterId: string, s: Active, nodes: readonly InstallNode[]) => {
+    let commandId: string;
+    try {
+      commandId = await o.remote.sendBatch(s.plan.region, {
+        instanceIds: nodes.map((n) => n.instanceId),
+        comment: `cairn k3s-check cluster=${clusterId}`,
+        executionTimeoutSeconds: o.executionTimeoutSeconds ?? 60,
+        commands: scriptOf(clusterId, s, nodes[0]!),
+      });
+    } catch {
+      return undefined;
+    }
+    const waiting = new Map(nodes.map((n) => [n.instanceId, n]));
+    const deadline = Date.now() + probeTimeoutMs;
+    while (waiting.size > 0) {
+      // SSM lists a command's invocations a moment after SendCommand: none yet is "still running".
+      const invocations = await o.remote.invocations(s.plan.region, commandId).catch(() => undefined);
+      for (const [instanceId, n] of [...waiting]) {
+        const inv = invocations?.get(instanceId);
+        if (!inv || RUNNING_STATUSES.has(inv.status)) continue;
+        waiting.delete(instanceId);
+        const ok = okOf(inv);
+        await recordResult(clusterId, s, n.node, ok, ok ? undefined : evidenceOf(inv));
+      }
+      if (waiting.size === 0) break;
+      if (Date.now() > deadline) {
+        await o.remote.cancel(s.plan.region, commandId, [...waiting.keys()]).catch(() => undefined);
+        for (const n of waiting.values()) await recordResult(clusterId, s, n.node, false, noAnswer());
+        break;
+      }
+      await sleep(pollMs);
+    }
+    return nodes.length;
+  };
+
+  /** One command per node: when the batch is refused, each node's own answer (or refusal) is its evidence. */
+  const probeEach = async (clusterId: string, s: Active, nodes: readonly InstallNode[]): Promise<number> => {
     const sent = await Promise.all(
       nodes.map(async (n) => {
         try {
@@ -95,28 +172,17 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
             instanceId: n.instanceId,
             comment: `cairn k3s-check cluster=${clusterId}`,
             executionTimeoutSeconds: o.executionTimeoutSeconds ?? 60,
-            commands: stepScript({
-              step: "k3s-check",
-              clusterId,
-              region: s.plan.region,
-              node: n.node,
-              role: n.role,
-              k3sVersion: s.plan.k3sVersion,
-              labels: {},
-              taints: [],
-              tokenParameter: token,
-              kubeconfigParameter: kubeconfig,
-              ha: s.plan.servers > 1,
-            }),
+            commands: scriptOf(clusterId, s, n),
           });
           return { n, commandId };
         } catch (err) {
-          await record(clusterId, {
-            check: "k3s-active",
-            node: n.node,
-            ok: false,
-            evidence: `the probe could not be sent: ${describeError(err)}`.slice(0, 2_000),
-          });
+          await recordResult(
+            clusterId,
+            s,
+            n.node,
+            false,
+            `the probe could not be sent: ${describeError(err)}`.slice(0, 2_000),
+          );
           return undefined;
         }
       }),
@@ -128,30 +194,26 @@ export async function startHealthProbes(o: HealthProbeOptions): Promise<HealthPr
         const inv = await o.remote.invocation(s.plan.region, commandId, n.instanceId).catch(() => undefined);
         if (!inv || RUNNING_STATUSES.has(inv.status)) continue;
         waiting.delete(commandId);
-        const ok = inv.status === "Success" && /^active\s*$/m.test(inv.stdout);
-        await record(clusterId, {
-          check: "k3s-active",
-          node: n.node,
-          ok,
-          ...(ok ? {} : { evidence: `probe ${inv.status}: ${outputTail(inv.stdout, inv.stderr, 5, 500)}` }),
-        });
+        const ok = okOf(inv);
+        await recordResult(clusterId, s, n.node, ok, ok ? undefined : evidenceOf(inv));
       }
       if (waiting.size === 0) break;
       if (Date.now() > deadline) {
         for (const [commandId, n] of waiting) {
           await o.remote.cancel(s.plan.region, commandId, n.instanceId).catch(() => undefined);
-          await record(clusterId, {
-            check: "k3s-active",
-            node: n.node,
-            ok: false,
-            evidence: `the probe had no answer within ${Math.round(probeTimeoutMs / 1000)} s (is the SSM Agent online?)`,
-          });
+          await recordResult(clusterId, s, n.node, false, noAnswer());
         }
         break;
       }
       await sleep(pollMs);
     }
     return sent.length;
+  };
+
+  const probeCluster = async (clusterId: string, s: Active): Promise<number> => {
+    const nodes = Object.values(s.nodes).filter((n) => n.joined && !n.failed && !n.step);
+    if (nodes.length === 0) return 0;
+    return (await probeBatch(clusterId, s, nodes)) ?? (await probeEach(clusterId, s, nodes));
   };
 
   const round = async () => {

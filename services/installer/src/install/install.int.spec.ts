@@ -407,10 +407,20 @@ describe("installing K3s over SSM", () => {
         evidence: expect.stringContaining("inactive"),
       }),
     ]);
-    // Healthy nodes cost no events: one more round records nothing.
+    // Healthy nodes cost no events: one more round records nothing. And few SSM calls: the
+    // cluster's nodes in one command, its answers read together (ListCommandInvocations),
+    // never one command and one GetCommandInvocation a node.
     const before = (await historyOf("ha")).length;
+    const ha = await installOf("ha");
+    const instances = new Set(Object.values(ha.status === "Absent" ? {} : ha.nodes).map((n) => n.instanceId));
+    expect(instances.size).toBeGreaterThanOrEqual(3);
+    sim.requests.clear();
     await plane.installer.probe?.();
     expect((await historyOf("ha")).length).toBe(before);
+    const haCalls = (action: string) =>
+      sim.requests.list({ service: "ssm", action }).filter((r) => r.ids.some((id) => instances.has(id)));
+    expect(haCalls("SendCommand")).toHaveLength(1);
+    expect(haCalls("GetCommandInvocation")).toHaveLength(0);
   });
 
   it("a rolling K3s upgrade: servers first, each node drained through node-ops, upgraded, verified, uncordoned", async () => {

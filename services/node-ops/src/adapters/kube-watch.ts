@@ -1,8 +1,8 @@
 /**
  * One Kubernetes watch through client-node's `Watch`, its end told the way node-ops'
  * list-and-watch loop (watch/list-watch.ts) reads it: `closed` (the stream ended after it
- * was open: the server's `timeoutSeconds`, client-node's inactivity limit, a dropped
- * connection) → resume; `expired` (410 Gone, as an ERROR event or as the answer) →
+ * was open: the server's `timeoutSeconds`, client-node's inactivity limit
+ * ({@link WATCH_INACTIVITY_MS}), a dropped connection) → resume; `expired` (410 Gone, as an ERROR event or as the answer) →
  * relist; `failed` (no kubeconfig, refused, 5xx, no connection) → the API is unreachable.
  * Used for the nodes (kube.ts) and the session pods (session-workloads.ts).
  */
@@ -18,6 +18,18 @@ import { kubeRequestSpan, statusOfKubeError, type WatchConnection, watchConnecti
  */
 export const WATCH_TIMEOUT_SECONDS = 300;
 
+/**
+ * How long an open watch may bring nothing before client-node aborts it (its `Watch`'s
+ * `requestTimeoutMs`; its own default is 30 s). A quiet cluster's watch brings nothing for
+ * minutes: the API server sends bookmarks about once a minute, and only when its
+ * resourceVersion moved. At client-node's 30 s every quiet watch was aborted and reopened
+ * twice a minute (a new connection, a request, a span each: most of node-ops' standing CPU
+ * per cluster after the lists). Past the server's own timeout, so the server ends a watch;
+ * a connection that died silently is the list-and-watch loop's silence bound's to find
+ * (watch/list-watch.ts: relisted after `silenceMs`, 150 s by default).
+ */
+export const WATCH_INACTIVITY_MS = (WATCH_TIMEOUT_SECONDS + 30) * 1000;
+
 export type WatchPhase = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
 
 export interface OpenWatchOptions {
@@ -29,6 +41,7 @@ export interface OpenWatchOptions {
   path: string;
   resourceVersion: string;
   labelSelector?: string;
+  fieldSelector?: string;
   /** Each object in order; `BOOKMARK` carries only kind and resourceVersion. */
   onObject(phase: WatchPhase, obj: unknown): void;
   /** Exactly once, unless stopped first. */
@@ -72,6 +85,7 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
     allowWatchBookmarks: true,
     timeoutSeconds: WATCH_TIMEOUT_SECONDS,
     ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
+    ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}),
   };
   // Why the watch did not open (its done callback came before the answer was taken in).
   let openFailure: unknown;
@@ -84,7 +98,10 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
       watchUrl(kc, o.path, query),
       async () => {
         connection = watchConnection(kc);
-        const c = await new Watch(connection.config).watch(
+        const watcher = new Watch(connection.config);
+        // A private field of client-node's (its constructor sets 30 s); no option sets it.
+        (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_INACTIVITY_MS;
+        const c = await watcher.watch(
           o.path,
           query,
           (phase: string, obj: unknown) => {

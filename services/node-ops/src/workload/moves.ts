@@ -3,9 +3,12 @@
  * comes back on another node (its Deployment makes a new one); this records it, so the
  * session's history shows where it went.
  *
- * One process at a time (the lease `node-ops.session-moves`) looks every `intervalMs`:
- * one list of the session pods per cluster with Running workloads, compared with where
- * each is recorded Ready. A Ready pod on another node → `workload.record-moved` (named
+ * One process at a time (the lease `node-ops.session-moves`) looks every `intervalMs`: the
+ * session pods of each cluster with Running workloads, compared with where each is
+ * recorded Ready. Where they are seen is the session pods' standing watch of the cluster
+ * (the leader follows it: a quiet cluster costs a watch, not a list every look); only a
+ * cluster where the watch shows a pod on another node (or that it has not listed yet) is
+ * listed, and what is recorded comes from that fresh list, never from the watch's copy. A Ready pod on another node → `workload.record-moved` (named
  * after the session, the attempt and the new pod, so a second look or a second process
  * records nothing twice; the decider ignores a stale one). The Running workloads come from
  * an in-memory index: an ordered consumer over `evt.workload.*` folded with the
@@ -28,6 +31,7 @@ import {
 import { acquireLeadership, type LeaderLease } from "@cairn/service";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { Kube } from "../ports.ts";
+import type { SessionPodWatch } from "./session-pod-watch.ts";
 import type { SessionWorkloads } from "./session-port.ts";
 import { type WorkloadState, workloadDecider } from "./workload.decider.ts";
 
@@ -67,6 +71,13 @@ export async function startSessionMoves(o: {
   logger?: RunnerLogger;
   /** How often to look (default 10 s). */
   intervalMs?: number;
+  /**
+   * The session pods' watch (workload/session-pod-watch.ts): the leader follows every cluster
+   * with a Running session and looks at the watch's copy of its pods, listing them only
+   * where the copy shows a session's pod on another node (a fresh read before any record)
+   * or has not listed yet. Without it, one list of the pods per cluster a look.
+   */
+  podWatch?: Pick<SessionPodWatch, "follow" | "unfollow" | "followed" | "readyPods">;
   leaseTtlMs?: number;
 }): Promise<SessionMoves> {
   const running = new Map<string, WorkloadState>();
@@ -102,7 +113,11 @@ export async function startSessionMoves(o: {
   let lease: LeaderLease | undefined;
   let looking: Promise<number> | undefined;
   const lookOnce = async (): Promise<number> => {
-    if (!lease?.isLeader()) return 0;
+    if (!lease?.isLeader()) {
+      // Deposed: the standing watches are the leader's.
+      for (const c of o.podWatch?.followed() ?? []) o.podWatch?.unfollow(c);
+      return 0;
+    }
     const byCluster = new Map<string, [string, WorkloadState][]>();
     for (const [id, s] of running) {
       if (!s.clusterId) continue;
@@ -110,8 +125,20 @@ export async function startSessionMoves(o: {
       list.push([id, s]);
       byCluster.set(s.clusterId, list);
     }
+    for (const c of o.podWatch?.followed() ?? []) if (!byCluster.has(c)) o.podWatch?.unfollow(c);
     let moved = 0;
     for (const [clusterId, sessions] of byCluster) {
+      o.podWatch?.follow(clusterId);
+      const seen = o.podWatch?.readyPods(clusterId);
+      // The watch's copy shows every session on the node it was recorded on: nothing to list.
+      if (
+        seen &&
+        sessions.every(([sessionId, s]) => {
+          const pod = seen.get(o.workloads.names(sessionId).label);
+          return !pod || !s.node || pod.node === s.node;
+        })
+      )
+        continue;
       let ready: Awaited<ReturnType<SessionWorkloads["readyPods"]>>;
       try {
         ready = await o.workloads.readyPods(clusterId);

@@ -18,7 +18,9 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubeconfigParameter } from "../adapters/kube.ts";
+import { createWorkloads } from "../adapters/workloads.ts";
 import { type NodeOps, startNodeOps } from "../node-ops.ts";
+import { startPlacementLoop } from "./placement-reactor.ts";
 
 const CLUSTER = "place-1";
 let js: TestJetStream;
@@ -278,5 +280,54 @@ describe("spot/on-demand placement", () => {
     ).rejects.toMatchObject({
       code: 404,
     });
+  });
+
+  it("its ticks skip a cluster where no Deployment opts in (no list: the cluster's Deployments' watch says so), and take one over once it opts in", async () => {
+    await apps.deleteNamespacedDeployment({ name: "web", namespace: "default" });
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.world.kube.kubeconfig(CLUSTER));
+    // A loop of its own on the real adapter, ticking every 100 ms (node-ops' ticks here are a minute apart).
+    const loop = startPlacementLoop({
+      workloads: createWorkloads({ kubeConfig: async () => kc }),
+      clusters: () => [CLUSTER],
+      intervalMs: 100,
+      cooldownMs: 1_000,
+    });
+    try {
+      const lists = (from: number) =>
+        sim.requests.list({ service: "kube" }).filter((r) => r.seq > from && r.action === "list deployments")
+          .length;
+      const last = () => sim.requests.list().at(-1)?.seq ?? 0;
+      // Its first ticks list (the watch has not listed yet; "web" may be going); then none does.
+      await until("a second without a list", async () => {
+        const from = last();
+        await new Promise((r) => setTimeout(r, 1_000));
+        return lists(from) === 0 ? true : undefined;
+      });
+      await apps.createNamespacedDeployment({
+        namespace: "default",
+        body: {
+          metadata: {
+            name: "late",
+            annotations: { "cairn.dev/spot-percentage": "50", "cairn.dev/min-on-demand": "1" },
+          },
+          spec: {
+            replicas: 2,
+            selector: { matchLabels: { app: "late" } },
+            template: {
+              metadata: { labels: { app: "late" } },
+              spec: { containers: [{ name: "c", image: "nginx:1" }] },
+            },
+          },
+        },
+      });
+      await until("late taken over by a tick", async () => {
+        const d = await apps.readNamespacedDeployment({ name: "late", namespace: "default" });
+        return d.metadata?.annotations?.["cairn.dev/replicas"] === "2" ? true : undefined;
+      });
+    } finally {
+      await loop.stop();
+    }
+    await apps.deleteNamespacedDeployment({ name: "late", namespace: "default" });
   });
 });

@@ -41,6 +41,21 @@ export interface SessionPodWatch {
    */
   wait(clusterId: string, key: string, waiter: PodWaiter, ttlMs: number): void;
   cancel(key: string): void;
+  /**
+   * Keeps the cluster's watch while followed, waiter or none (the session moves' look: a
+   * standing watch instead of a list of the cluster's pods every look). Idempotent.
+   */
+  follow(clusterId: string): void;
+  /** No longer followed: the watch ends `lingerMs` after its last waiter, as a waiter's does. */
+  unfollow(clusterId: string): void;
+  /** The followed clusters. */
+  followed(): string[];
+  /**
+   * The cluster's Ready session pods as the watch last saw them, by session label: one
+   * each (the name and node of a Ready one). Undefined when the cluster is not watched or
+   * its watch has not listed yet. A copy that may lag: act on it only after a fresh read.
+   */
+  readyPods(clusterId: string): ReadonlyMap<string, { name: string; node: string }> | undefined;
   /** The clusters whose session pods are watched now. */
   clusters(): string[];
   /** The waiters left now. */
@@ -79,7 +94,13 @@ interface Watched {
 export function createSessionPodWatch(o: SessionPodWatchOptions): SessionPodWatch {
   const lingerMs = o.lingerMs ?? 60_000;
   const waiters = new Map<string, Waiting>();
+  /** The waiters' keys by cluster: a change looks at its cluster's waiters, never at every cluster's. */
+  const keysByCluster = new Map<string, Set<string>>();
   const watched = new Map<string, Watched>();
+  const following = new Set<string>();
+  /** Whether the cluster's watch must stay: followed, or a waiter on it. */
+  const wanted = (clusterId: string) =>
+    following.has(clusterId) || (keysByCluster.get(clusterId)?.size ?? 0) > 0;
   let stopped = false;
 
   const podsOf = (clusterId: string, session: string): SessionPod[] => [
@@ -127,16 +148,24 @@ export function createSessionPodWatch(o: SessionPodWatchOptions): SessionPodWatc
     if (!w) return;
     clearTimeout(w.expiry);
     waiters.delete(key);
-    const c = watched.get(w.clusterId);
-    if (!c || [...waiters.values()].some((x) => x.clusterId === w.clusterId)) return;
+    const keys = keysByCluster.get(w.clusterId);
+    keys?.delete(key);
+    if (keys?.size === 0) keysByCluster.delete(w.clusterId);
+    linger(w.clusterId);
+  };
+
+  /** The cluster's watch ends `lingerMs` from now unless wanted again meanwhile. */
+  const linger = (clusterId: string) => {
+    const c = watched.get(clusterId);
+    if (!c || wanted(clusterId)) return;
     clearTimeout(c.linger);
-    c.linger = setTimeout(() => void unwatch(w.clusterId), lingerMs);
+    c.linger = setTimeout(() => void unwatch(clusterId), lingerMs);
     c.linger.unref?.();
   };
 
   const unwatch = async (clusterId: string) => {
     const c = watched.get(clusterId);
-    if (!c || [...waiters.values()].some((x) => x.clusterId === clusterId)) return;
+    if (!c || wanted(clusterId)) return;
     watched.delete(clusterId);
     clearTimeout(c.linger);
     o.logger?.info({ cluster: clusterId }, "no session waits on its pods: watch ended");
@@ -144,9 +173,21 @@ export function createSessionPodWatch(o: SessionPodWatchOptions): SessionPodWatc
   };
 
   const keysOf = (clusterId: string, session?: string) =>
-    [...waiters]
-      .filter(([, w]) => w.clusterId === clusterId && (session === undefined || w.waiter.session === session))
-      .map(([k]) => k);
+    [...(keysByCluster.get(clusterId) ?? [])].filter(
+      (k) => session === undefined || waiters.get(k)?.waiter.session === session,
+    );
+
+  /** Starts the cluster's watch unless it runs; a lingering one stays. */
+  const ensureWatched = (clusterId: string) => {
+    let c = watched.get(clusterId);
+    if (!c) {
+      o.logger?.info({ cluster: clusterId }, "watching the cluster's session pods");
+      c = watch(clusterId);
+      watched.set(clusterId, c);
+    }
+    clearTimeout(c.linger);
+    c.linger = undefined;
+  };
 
   const watch = (clusterId: string): Watched => {
     const pods = new Map<string, Map<string, SessionPod>>();
@@ -201,30 +242,57 @@ export function createSessionPodWatch(o: SessionPodWatchOptions): SessionPodWatc
     wait(clusterId, key, waiter, ttlMs) {
       if (stopped) return;
       const old = waiters.get(key);
-      if (old) clearTimeout(old.expiry);
+      if (old) {
+        clearTimeout(old.expiry);
+        if (old.clusterId !== clusterId) {
+          keysByCluster.get(old.clusterId)?.delete(key);
+          if (keysByCluster.get(old.clusterId)?.size === 0) keysByCluster.delete(old.clusterId);
+          linger(old.clusterId);
+        }
+      }
       const expiry = setTimeout(() => {
         if (waiters.get(key)?.expiry === expiry) remove(key);
       }, ttlMs);
       expiry.unref?.();
       waiters.set(key, { clusterId, waiter, expiry, acting: false, again: false });
-      let c = watched.get(clusterId);
-      if (!c) {
-        o.logger?.info({ cluster: clusterId }, "watching the cluster's session pods");
-        c = watch(clusterId);
-        watched.set(clusterId, c);
+      let keys = keysByCluster.get(clusterId);
+      if (!keys) {
+        keys = new Set();
+        keysByCluster.set(clusterId, keys);
       }
-      clearTimeout(c.linger);
-      c.linger = undefined;
+      keys.add(key);
+      ensureWatched(clusterId);
       // What the watch already saw (a change between the reactor's look and now) counts.
       check(key);
     },
     cancel: remove,
+    follow(clusterId) {
+      if (stopped || following.has(clusterId)) return;
+      following.add(clusterId);
+      ensureWatched(clusterId);
+    },
+    unfollow(clusterId) {
+      if (!following.delete(clusterId)) return;
+      linger(clusterId);
+    },
+    followed: () => [...following].sort(),
+    readyPods(clusterId) {
+      const c = watched.get(clusterId);
+      if (!c?.synced) return undefined;
+      const out = new Map<string, { name: string; node: string }>();
+      for (const [session, pods] of c.pods)
+        for (const p of pods.values())
+          if (p.state === "ready" && p.node) out.set(session, { name: p.name, node: p.node });
+      return out;
+    },
     clusters: () => [...watched.keys()].sort(),
     waiting: () => waiters.size,
     async stop() {
       stopped = true;
       for (const w of waiters.values()) clearTimeout(w.expiry);
       waiters.clear();
+      keysByCluster.clear();
+      following.clear();
       const all = [...watched.values()];
       watched.clear();
       for (const c of all) clearTimeout(c.linger);

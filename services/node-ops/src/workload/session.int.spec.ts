@@ -133,6 +133,26 @@ describe("session workloads on the sim", () => {
     ]);
   });
 
+  it("a quiet cluster's move looks list no pods: they look at the session pods' standing watch", async () => {
+    // Small: the tests after this one fill the nodes' room.
+    await start("s-quiet", template({ cpu: "100m", memory: "128Mi" }));
+    await nth("s-quiet", "workload.running");
+    // The looks (every 100 ms here) follow the cluster's watch; it has listed once by now.
+    await until("the cluster followed", async () =>
+      nodeOps.sessionPodWatches().includes(CLUSTER) ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const from = sim.requests.list().at(-1)?.seq ?? 0;
+    await new Promise((r) => setTimeout(r, 1_500));
+    const lists = sim.requests
+      .list({ service: "kube" })
+      .filter((r) => r.seq > from && r.action === "list pods");
+    // Fifteen looks: one list of the cluster's pods each before.
+    expect(lists).toHaveLength(0);
+    await send("workload.stop", "s-quiet");
+    await nth("s-quiet", "workload.stopped");
+  });
+
   it("stop: zero replicas and no pod, the claim kept; start again (a wake): Running on the same claim", async () => {
     await start("s-wake");
     await nth("s-wake", "workload.running");
