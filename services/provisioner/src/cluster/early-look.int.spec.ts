@@ -17,8 +17,8 @@ import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClusterSessions } from "../adapters/cluster-sessions.ts";
 import { createEc2Compute } from "../adapters/ec2.ts";
-import type { Compute } from "../ports.ts";
 import type { ClusterHandler } from "../provisioner.ts";
+import { computeOver } from "../testing/compute.ts";
 import { clusterDecider } from "./decider.ts";
 import { startClusterReactor } from "./reactor.ts";
 
@@ -41,20 +41,11 @@ beforeAll(async () => {
   js = await startJetStream();
   sim = await startSim({ seed: 11, timeScale: 100 });
   const ec2 = createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
-  const compute: Compute = {
-    ...ec2,
+  const compute = computeOver(ec2, {
     describe: (r, ids, opts) => {
       details.push([...ids]);
       return ec2.describe(r, ids, opts);
     },
-    describeImage: (r, id) => ec2.describeImage(r, id),
-    describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
-    terminate: (r, ids) => ec2.terminate(r, ids),
-    stop: (r, ids) => ec2.stop(r, ids),
-    start: (r, ids) => ec2.start(r, ids),
-    reboot: (r, ids) => ec2.reboot(r, ids),
-    launch: (req) => ec2.launch(req),
-    launchBatch: (req) => ec2.launchBatch(req),
     states: async (r, ids, opts) => {
       looks.push({ at: Date.now(), ids: [...ids] });
       looking++;
@@ -67,7 +58,7 @@ beforeAll(async () => {
         looking--;
       }
     },
-  };
+  });
   const served = await serveAggregate({
     nats: js.nats,
     catalogue,

@@ -21,8 +21,8 @@ import { appendAsOwner, startJetStream, type TestJetStream } from "@cairn/events
 import { SIM_CREDENTIALS, type Sim, startSim } from "@cairn/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEc2Compute } from "../adapters/ec2.ts";
-import type { Compute } from "../ports.ts";
 import { type Provisioner, startProvisioner } from "../provisioner.ts";
+import { computeOver } from "../testing/compute.ts";
 import type { ClusterState } from "./decider.ts";
 
 let js: TestJetStream;
@@ -43,17 +43,7 @@ beforeAll(async () => {
   sim = await startSim({ seed: 5, timeScale: 100 });
   const ec2 = createEc2Compute({ endpoint: sim.url, credentials: SIM_CREDENTIALS });
   // The real adapter, with a switch to "crash" right after a launch reached EC2.
-  const compute: Compute = {
-    ...ec2,
-    describe: (r, ids, opts) => ec2.describe(r, ids, opts),
-    states: (r, ids, opts) => ec2.states(r, ids, opts),
-    describeImage: (r, id) => ec2.describeImage(r, id),
-    describeCluster: (r, c, opt) => ec2.describeCluster(r, c, opt),
-    terminate: (r, ids) => ec2.terminate(r, ids),
-    stop: (r, ids) => ec2.stop(r, ids),
-    start: (r, ids) => ec2.start(r, ids),
-    reboot: (r, ids) => ec2.reboot(r, ids),
-    launch: (req) => ec2.launch(req),
+  const compute = computeOver(ec2, {
     launchBatch: async (req) => {
       const instances = await ec2.launchBatch(req);
       launches++;
@@ -61,7 +51,7 @@ beforeAll(async () => {
         throw new Error("provisioner crashed before recording the launch");
       return instances;
     },
-  };
+  });
   provisioner = await startProvisioner({ nats: js.nats, compute, logger, pollMs: 20, maxPollMs: 100 });
   bus = new CommandBus({ js: js.nats.js, catalogue });
 });
