@@ -319,23 +319,10 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
   const facts = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
     gather: "turn",
   });
-  /**
-   * Batch sends have theirs too: a commit of only batch send records (its members'
-   * `install.step-sent` and its `install.batch-sent`) is polled on a chain of its own
-   * (`isBatchSend`), which a result or an online record in the same commit would undo.
-   */
-  const sends = new GroupCommit<{ cause: Cause; record: BatchRecord }, InstallState>(flushRecords, {
-    gather: "turn",
-  });
   const batched = async <T extends Batchable>(cause: Cause, type: T, data: CommandDataInput<T>) =>
     // TypeScript cannot correlate a generic T's type and data with the union's members (the
     // pair is checked at T's call); install.record-many's schema parses each record again.
-    await (type === "install.record-node-state"
-      ? facts
-      : type === "install.record-batch-sent"
-        ? sends
-        : batches
-    ).add(cause.aggregate.id, {
+    await (type === "install.record-node-state" ? facts : batches).add(cause.aggregate.id, {
       cause,
       record: { type, data } as BatchRecord,
     });
