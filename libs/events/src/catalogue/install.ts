@@ -216,7 +216,6 @@ export const RecordMany = defineCommand({
           z.object({ type: z.literal("install.add-node"), data: AddInstallNode.schema }),
           z.object({ type: z.literal("install.record-online"), data: RecordOnline.schema }),
           z.object({ type: z.literal("install.record-step-sent"), data: RecordStepSent.schema }),
-          z.object({ type: z.literal("install.record-batch-sent"), data: RecordBatchSent.schema }),
           z.object({ type: z.literal("install.record-step-result"), data: RecordStepResult.schema }),
           z.object({ type: z.literal("install.record-node-state"), data: RecordNodeState.schema }),
         ]),
@@ -226,7 +225,7 @@ export const RecordMany = defineCommand({
   }),
   aggregateId: byCluster,
   description:
-    "internal: several nodes' add-node, record-online, record-step-sent, record-batch-sent (a batch's command, its members), record-step-result and record-node-state (with its fact's sequence) in one commit, decided in order.",
+    "internal: several nodes' add-node, record-online, record-step-sent, record-step-result and record-node-state (with its fact's sequence) in one commit, decided in order.",
 });
 export const RecordKubeconfig = defineCommand({
   type: "install.record-kubeconfig",

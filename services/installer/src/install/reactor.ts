@@ -267,7 +267,6 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
     | "install.add-node"
     | "install.record-online"
     | "install.record-step-sent"
-    | "install.record-batch-sent"
     | "install.record-step-result"
     | "install.record-node-state";
   type BatchRecord = { [T in Batchable]: { type: T; data: CommandDataInput<T> } }[Batchable];
@@ -953,15 +952,19 @@ export async function startInstallReactor(o: InstallReactorOptions): Promise<{ s
       { cluster: clusterId, step, batch, commandId, adopted, nodes: instanceIds.length },
       `step ${step} batch ${batch} on ${instanceIds.length} nodes`,
     );
-    // In the install's group commit: the batches one decision requested, sent side by side,
-    // are recorded in one commit rather than one append each in a row.
-    const after = await batched(e, "install.record-batch-sent", {
-      clusterId,
-      batch,
+    await record(
+      e,
+      "install.record-batch-sent",
+      {
+        clusterId,
+        batch,
+        commandId,
+        sentAt: (adopted ? requestedAt : now()).toISOString(),
+        instanceIds: [...instanceIds],
+      },
       commandId,
-      sentAt: (adopted ? requestedAt : now()).toISOString(),
-      instanceIds: [...instanceIds],
-    });
+    );
+    const { state: after } = await read(clusterId);
     // Named by the command but not on record with it (the node went away, or another send
     // was recorded first): nothing will poll those invocations; cancel them.
     const named = new Set(instanceIds);
