@@ -6,11 +6,6 @@
  * `projectInTransaction` as delivered messages, so the figure is the projector's own
  * work (parse, reads, fold, write) and Postgres's. Never asserted: it prints.
  *
- * A build whose projection exports `prepareBatch` is run as its consumer runs it (since
- * branch `livepipe`): batch i+1 is prepared (parsed) while batch i is applied, and its time
- * is from batch i's start until both are done — the next batch's preparation that the
- * apply did not hide counts; `--no-ahead` applies each batch alone, prepared in its own time.
- *
  * Run: node bench/projector/live-ab.ts --events 100000 [--a <src> --b <src>] [--batch 2000]
  *      (BENCH_QUICK=1: 10,000 events)
  */
@@ -31,7 +26,6 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "2000" },
     a: { type: "string", default: here },
     b: { type: "string", default: here },
-    "no-ahead": { type: "boolean", default: false },
   },
 });
 const EVENTS = Number(args.events);
@@ -45,9 +39,7 @@ interface Variant {
   nodeCpuUs: number;
   pgTicks: number;
   backendTicks(): Promise<number>;
-  apply(msgs: unknown[], prepared?: unknown): Promise<{ events: number }>;
-  /** The build's `prepareBatch`, when it has one (and `--no-ahead` is not given). */
-  prepare?: (msgs: unknown[]) => Promise<unknown>;
+  apply(msgs: unknown[]): Promise<{ events: number }>;
   close(): Promise<void>;
 }
 
@@ -56,7 +48,7 @@ async function variant(name: string, src: string): Promise<Variant> {
   const url = (p: string) => pathToFileURL(resolve(src, p)).href;
   const { openDatabase } = await import(url("db/database.ts"));
   const { migrateToLatest } = await import(url("db/migrate.ts"));
-  const { projectInTransaction, prepareBatch } = await import(url("projection.ts"));
+  const { projectInTransaction } = await import(url("projection.ts"));
   const database = await createDatabase(postgres, `bench_live_ab_${name}`);
   const db = openDatabase(database.url, { max: 2 });
   await migrateToLatest(db, "cairn");
@@ -84,9 +76,7 @@ async function variant(name: string, src: string): Promise<Variant> {
       }
       return ticks;
     },
-    apply: (msgs, prepared) =>
-      projectInTransaction(target, msgs, async () => {}, noReader, undefined, prepared),
-    ...(prepareBatch && !args["no-ahead"] ? { prepare: (msgs: unknown[]) => prepareBatch(msgs) } : {}),
+    apply: (msgs) => projectInTransaction(target, msgs, async () => {}, noReader),
     close: async () => {
       await db.destroy();
       await database.dispose();
@@ -112,8 +102,6 @@ if (current.length > 0) batches.push(current);
 const own = new Map(
   variants.map((v) => [v, batches.map((b) => b.map((m) => message(m.seq, m.subject, m.string())))] as const),
 );
-// A build with `prepareBatch`: the preparation of its next batch, started with its batch.
-const ahead = new Map<Variant, Promise<unknown> | undefined>();
 try {
   for (let i = 0; i < batches.length; i++) {
     // Alternate which goes first, so neither always follows the other's write-back.
@@ -124,14 +112,7 @@ try {
       const t0 = performance.now();
       // As the consumer runner hands them: the next batch is buffered behind this one.
       const mine = own.get(v)!;
-      let out: { events: number };
-      if (v.prepare) {
-        const prepared = await (ahead.get(v) ?? v.prepare(mine[i]!));
-        const next = i + 1 < mine.length ? v.prepare(mine[i + 1]!) : undefined;
-        out = await v.apply(mine[i]!, prepared);
-        await next;
-        ahead.set(v, next);
-      } else out = await v.apply(mine[i]!);
+      const out = await v.apply(mine[i]!);
       v.ms += performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       v.nodeCpuUs += cpu.user + cpu.system;
@@ -158,15 +139,7 @@ for (const v of variants)
   );
 printResult({
   bench: "live-ab",
-  params: {
-    quick: QUICK,
-    events: EVENTS,
-    batch: BATCH,
-    a: args.a,
-    b: args.b,
-    a_ahead: variants[0]?.prepare !== undefined,
-    b_ahead: variants[1]?.prepare !== undefined,
-  },
+  params: { quick: QUICK, events: EVENTS, batch: BATCH, a: args.a, b: args.b },
   figures: rates,
   ratios: {
     b_over_a: (rates.b_per_s ?? 0) / (rates.a_per_s ?? 1),
