@@ -156,9 +156,8 @@ export type BatchHandler<P = undefined> = (
 
 /**
  * Work on a batch that needs nothing but its messages (parsing them, say): given one, the
- * runner takes the next batch off its buffer as soon as a batch's handler starts, when a
- * whole batch (`batchSize`) is buffered, and runs this on it while that handler waits (on a
- * database, say) — the two overlap. Handlers still
+ * runner takes the next batch off its buffer as soon as a batch's handler starts, and runs
+ * this on it while that handler waits (on a database, say) — the two overlap. Handlers still
  * run one at a time, in stream order, each batch settled only when its own handler returned.
  * It must not throw (a throw is a failure of the batch: it is prepared again at its retry).
  */
@@ -701,11 +700,9 @@ export async function startConsumer<P = undefined>(
         const current = ahead ?? { batch: buffer.splice(0, batchSize), prepared: undefined };
         ahead = undefined;
         const handled = processBatch(o.handleBatch, current);
-        // A whole batch buffered already (a backlog: a catch-up, a burst) is the next one:
-        // prepared while this one's handler waits. Less is left to grow until this handler
-        // returns, as without a preparer: taken now, it would be a short batch — steady
-        // traffic's batches, and a catch-up's whenever a pull is still arriving.
-        if ("prepareBatch" in o && o.prepareBatch && buffer.length >= batchSize) {
+        // What is buffered now is the next batch: prepared while this one's handler waits.
+        // (Only what is there already: waiting for more would cut steady traffic's batches short.)
+        if ("prepareBatch" in o && o.prepareBatch && buffer.length > 0) {
           const batch = buffer.splice(0, batchSize);
           ahead = { batch, prepared: prepare(batch) };
         }
