@@ -142,26 +142,10 @@ export type MessageHandler = (msg: JsMsg) => Promise<void>;
  * with backoff, in place, until it succeeds or the runner stops (the data is not at
  * fault: a batch handler sets poison messages aside itself with `deadLetter`).
  */
-export type BatchHandler<P = undefined> = (
+export type BatchHandler = (
   msgs: JsMsg[],
-  tools: {
-    deadLetter(msg: JsMsg, reason: string): Promise<void>;
-    /**
-     * What `prepareBatch` made of these messages (undefined without one): made while the
-     * batch before was still in its handler, and the same object on every retry.
-     */
-    prepared: P | undefined;
-  },
+  tools: { deadLetter(msg: JsMsg, reason: string): Promise<void> },
 ) => Promise<void>;
-
-/**
- * Work on a batch that needs nothing but its messages (parsing them, say): given one, the
- * runner takes the next batch off its buffer as soon as a batch's handler starts, and runs
- * this on it while that handler waits (on a database, say) — the two overlap. Handlers still
- * run one at a time, in stream order, each batch settled only when its own handler returned.
- * It must not throw (a throw is a failure of the batch: it is prepared again at its retry).
- */
-export type BatchPreparer<P> = (msgs: readonly JsMsg[]) => Promise<P>;
 
 export interface RunningConsumer {
   /** Stops pulling, finishes what is in hand, hands back what is only buffered, resolves when done. */
@@ -275,9 +259,8 @@ export function consumerSnapshots(): ConsumerSnapshot[] {
  * NATS restarts (the client reconnects; the durable consumer remembers where it was).
  * Never throws from settling: a dead letter that cannot be written is retried later.
  */
-export async function startConsumer<P = undefined>(
-  o: ConsumerRunnerOptions &
-    ({ handle: MessageHandler } | { handleBatch: BatchHandler<P>; prepareBatch?: BatchPreparer<P> }),
+export async function startConsumer(
+  o: ConsumerRunnerOptions & ({ handle: MessageHandler } | { handleBatch: BatchHandler }),
 ): Promise<RunningConsumer> {
   const log = o.logger ?? silent;
   const batchSize = o.batchSize ?? 100;
@@ -496,32 +479,17 @@ export async function startConsumer<P = undefined>(
     stats.processed++;
   };
 
-  /** A batch taken off the buffer, and its preparation under way (`prepareBatch`). */
-  interface Ahead {
-    readonly batch: JsMsg[];
-    readonly prepared: Promise<P> | undefined;
-  }
-  const prepare = (batch: JsMsg[]): Promise<P> | undefined => {
-    if (!("prepareBatch" in o) || !o.prepareBatch) return undefined;
-    const p = Promise.resolve().then(() => o.prepareBatch!(batch));
-    // Awaited by the batch's handling (a failure there is the batch's); never unhandled meanwhile.
-    p.catch(() => {});
-    return p;
-  };
-
   // A failing batch is retried in place: naking it would let the messages buffered
   // behind it overtake it, and batch consumers (projections) depend on order.
-  const processBatch = async (handleBatch: BatchHandler<P>, ahead: Ahead) => {
-    const { batch } = ahead;
-    const deadLetterTool = async (m: JsMsg, reason: string) => {
-      if (!(await deadLetter(m, reason))) throw new Error(`the dead letter of ${m.seq} could not be written`);
+  const processBatch = async (handleBatch: BatchHandler, batch: JsMsg[]) => {
+    const tools = {
+      deadLetter: async (m: JsMsg, reason: string) => {
+        if (!(await deadLetter(m, reason)))
+          throw new Error(`the dead letter of ${m.seq} could not be written`);
+      },
     };
-    let prepared = ahead.prepared;
     for (let attempt = 1; ; attempt++) {
       try {
-        // A preparation that failed is made again at the retry.
-        prepared ??= prepare(batch);
-        const tools = { deadLetter: deadLetterTool, prepared: prepared ? await prepared : undefined };
         await inMessagingSpan(
           {
             operation: "process",
@@ -549,15 +517,6 @@ export async function startConsumer<P = undefined>(
         });
         break;
       } catch (err) {
-        // Kept for the retry unless it is what failed.
-        if (
-          prepared &&
-          (await prepared.then(
-            () => false,
-            () => true,
-          ))
-        )
-          prepared = undefined;
         const delay = backoff(attempt);
         if (stopping) {
           // Handed back for redelivery, in order, to whoever consumes next.
@@ -681,36 +640,17 @@ export async function startConsumer<P = undefined>(
     }
   };
   const processor = (async () => {
-    // With `prepareBatch`: the next batch, taken off the buffer and being prepared while the
-    // one before is in its handler.
-    let ahead: Ahead | undefined;
     for (;;) {
-      if (stopping) {
-        // Not handled: back in the buffer, in order, for handBack.
-        if (ahead) buffer.unshift(...ahead.batch);
-        return;
-      }
-      if (!ahead && buffer.length === 0) {
+      if (stopping) return;
+      if (buffer.length === 0) {
         if (ended) return;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         continue;
       }
-      if (!("handle" in o)) {
-        const current = ahead ?? { batch: buffer.splice(0, batchSize), prepared: undefined };
-        ahead = undefined;
-        const handled = processBatch(o.handleBatch, current);
-        // What is buffered now is the next batch: prepared while this one's handler waits.
-        // (Only what is there already: waiting for more would cut steady traffic's batches short.)
-        if ("prepareBatch" in o && o.prepareBatch && buffer.length > 0) {
-          const batch = buffer.splice(0, batchSize);
-          ahead = { batch, prepared: prepare(batch) };
-        }
-        await handled;
-        continue;
-      }
       const batch = buffer.splice(0, batchSize);
-      if (concurrency === 1) {
+      if (!("handle" in o)) await processBatch(o.handleBatch, batch);
+      else if (concurrency === 1) {
         for (let i = 0; i < batch.length; i++) {
           if (stopping) {
             buffer.unshift(...batch.slice(i));

@@ -15,13 +15,7 @@ import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase, DEFAULT_SCHEMA as SCHEMA } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrate.ts";
-import {
-  prepareBatch,
-  projectBatch,
-  projectInTransaction,
-  streamReader,
-  WaitingForSequenceError,
-} from "./projection.ts";
+import { projectBatch, streamReader, WaitingForSequenceError } from "./projection.ts";
 import { foldCluster } from "./projections/clusters.ts";
 import { type Projector, startProjector } from "./projector.ts";
 import { readCheckpoint } from "./repository/checkpoint.ts";
@@ -307,42 +301,6 @@ describe("projection", () => {
       reason: tricky,
     });
     expect(await readCheckpoint(db, SCHEMA, "projector")).toBe(total);
-  });
-
-  it("a batch prepared ahead (parsed, its index COPY text made) applies right after a gap filled and past a checkpoint", async () => {
-    const w = infra.writer;
-    const ids = Array.from({ length: 25 }, (_, k) => `c${k}`);
-    for (let i = 0; i < 12; i++) for (const id of ids) await w.append(cluster(id), nextCommit(id, i));
-    await migrateToLatest(db, SCHEMA);
-    const msgs = await fetchAll(300);
-    const target = { db, schema: SCHEMA, name: "projector" };
-    const reader = streamReader(infra.nats.jsm);
-    const noDeadLetters = async () => {
-      throw new Error("no message here is poison");
-    };
-    // Prepared while nothing was applied (as the runner prepares the next batch ahead)…
-    const late = msgs.slice(100, 300);
-    const ahead = await prepareBatch(late);
-    expect(ahead.copyIndex).toBe(true);
-    expect(ahead.index?.from).toHaveLength(200);
-    // …then applied once 1–50 are in and 51–100 are missing: they are filled from the stream,
-    // so the index COPY must be of all 250 messages' events, not of the 200 prepared.
-    await projectBatch(target, msgs.slice(0, 50), noDeadLetters, reader);
-    const outcome = await projectInTransaction(target, late, noDeadLetters, reader, undefined, ahead);
-    expect(outcome).toMatchObject({ checkpoint: 300, filled: 50, commits: 250 });
-    expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
-    for (const id of ids) {
-      const events = await eventsOf(db, SCHEMA, { type: "cluster", id });
-      expect(events.map((e) => e.position)).toEqual(events.map((_, k) => k + 1));
-      expect(await getCluster(db, SCHEMA, id)).toMatchObject({ version: events.length });
-    }
-    // Applied again (a redelivery after the commit): all at or below the checkpoint, nothing written.
-    expect(await projectInTransaction(target, late, noDeadLetters, reader, undefined, ahead)).toMatchObject({
-      skipped: 200,
-      commits: 0,
-      checkpoint: 300,
-    });
-    expect(await countEvents(db, SCHEMA)).toBe(w.appended.length);
   });
 
   it("fills sequences missing before a batch from the stream, in order, and passes deleted ones", async () => {

@@ -42,7 +42,6 @@ import {
   eventIndexRows,
   foldBatch,
   type LoadedRows,
-  type ReadSet,
   readSetMinus,
   readSetSize,
   readStatements,
@@ -55,8 +54,8 @@ import { checkSameLog, forgetReadModels } from "./foreign-log.ts";
 import { checkpointGauge, eventsApplied, gapsFilled, gapWaits, lagGauge } from "./metrics.ts";
 import type { StepDurationRow } from "./projections/step-durations.ts";
 import { APPLY_LOCK_KEY, lockCheckpointText, readCheckpoint } from "./repository/checkpoint.ts";
-import { copyText, startCopyText } from "./repository/copy-text.ts";
-import { eventIndexCopyStatement, eventIndexCopyText } from "./repository/event-index-copy.ts";
+import { copyText } from "./repository/copy-text.ts";
+import { copyEventIndex, eventIndexCopyText } from "./repository/event-index-copy.ts";
 import { Staging } from "./repository/recordset.ts";
 import { storable, storableBody } from "./storable.ts";
 
@@ -261,11 +260,6 @@ export async function projectInTransaction(
    * heals a commit Postgres lost after its messages were acked (`startProjection`).
    */
   fill?: { readonly fillTo: number; readonly fillBudget: number },
-  /**
-   * `prepareBatch(msgs)`'s result, made ahead (while the batch before was in Postgres:
-   * `startProjection`); made here when not given.
-   */
-  prepared?: PreparedBatch,
 ): Promise<BatchOutcome> {
   const { db, schema, name } = target;
   const cat = target.catalogue ?? defaultCatalogue;
@@ -284,10 +278,25 @@ export async function projectInTransaction(
   }
 
   async function applyInTransaction(): Promise<BatchOutcome> {
-    // Parsed before the transaction (CPU work that need not hold the checkpoint's lock),
-    // ahead of it when the runner prepared it while the batch before was in Postgres.
-    const ahead = prepared ?? (await prepareBatch(msgs, cat));
-    const { delivered, reads, copyIndex } = ahead;
+    // Parsed before the transaction (CPU work that need not hold the checkpoint's lock);
+    // dead-lettered only if the batch reaches them (below).
+    // In slices, letting I/O in between (lease renewals, API requests): a large catch-up
+    // batch is thousands of validating parses.
+    const delivered: Parsed[] = [];
+    for (let i = 0; i < msgs.length; i++) {
+      delivered.push(parseDelivered(cat, msgs[i]!));
+      if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
+    }
+    const reads = emptyReadSet();
+    let eventCount = 0;
+    for (const d of delivered) {
+      if (!d.events) continue;
+      addToReadSet(reads, d.events);
+      eventCount += d.events.length;
+    }
+    // A small batch (steady traffic, where latency counts) keeps its two round trips; a big
+    // one sends its event index, and its rows into staging tables, by COPY.
+    const copyIndex = eventCount >= COPY_INDEX_MIN_EVENTS;
 
     return await withRawClient(db, async (client) => {
       try {
@@ -424,15 +433,10 @@ export async function projectInTransaction(
         const extra = readStatements(schema, more, loaded);
         extra.read(await simpleQuery(client, extra.statements));
       }
+      const folded = foldBatch(events, loaded);
       // The event index by COPY (one row per event: the cheapest way in, the raw limit's
       // own); a key already there fails it, and the batch is applied again with the upsert.
-      // Its rows are in Postgres's hands before the fold starts, so Postgres inserts them
-      // while this process folds (the text made ahead when the batch is what was prepared).
-      const indexCopy = copyIndex
-        ? await startIndexCopy(client, schema, preparedIndexText(ahead, ready) ?? indexText(events))
-        : undefined;
-      const folded = foldBatch(events, loaded);
-      await indexCopy?.done();
+      if (copyIndex) await copyIndexRows(client, schema, events);
       // A big batch's rows go by COPY into the session's staging tables, and the upserts
       // read them from there (set-based: docs/projector.md "Live apply, sixth pass"): one
       // round trip to make the tables if this session lacks them, one COPY per table.
@@ -447,24 +451,14 @@ export async function projectInTransaction(
       );
       const stagedTables = staging?.tables() ?? [];
       if (stagedTables.length > 0) {
-        // A table this session made in a committed transaction is there still (`on commit
-        // delete rows` empties it; only a rollback of the transaction that made it takes it
-        // away): a round trip less per batch.
-        const made = stagingMade(client);
-        const creates = stagedTables.filter((t) => !made.has(t.create)).map((t) => t.create);
-        if (creates.length > 0)
-          await simpleQuery(client, [
-            "select set_config('client_min_messages', 'warning', true)",
-            ...creates,
-          ]);
+        await simpleQuery(client, [
+          "select set_config('client_min_messages', 'warning', true)",
+          ...stagedTables.map((t) => t.create),
+        ]);
         for (const t of stagedTables) await copyText(client, t.copy, t.text);
       }
       // Round trip 2: every row, the checkpoint and the commit.
       await simpleQuery(client, [write, "commit"]);
-      if (stagedTables.length > 0) {
-        const made = stagingMade(client);
-        for (const t of stagedTables) made.add(t.create);
-      }
       const changes: Change[] = [
         ...folded.clusters.map(
           (row): Change => ({ resource: "clusters", id: row.id, sequence: row.lastSequence, row }),
@@ -505,101 +499,18 @@ class IndexCopyConflict extends Error {
   override readonly name = "IndexCopyConflict";
 }
 
-/** The event index COPY text of `events`. */
-function indexText(events: readonly SequencedEvent[]): string {
-  return eventIndexCopyText(eventIndexRows(events));
-}
-
-/** The text made ahead, when the messages to apply are exactly the ones it was made of. */
-function preparedIndexText(prepared: PreparedBatch, ready: readonly Parsed[]): string | undefined {
-  const index = prepared.index;
-  if (!index || index.from.length !== ready.length) return undefined;
-  for (let i = 0; i < ready.length; i++) if (index.from[i] !== ready[i]) return undefined;
-  return index.text;
-}
-
-/**
- * Starts the COPY of `text` into `schema`'s event index, in the caller's transaction, and
- * resolves once its rows are on their way to Postgres (written to the connection): `done()`
- * then waits for Postgres to have inserted them. A key already there (23505) fails `done()`
- * with `IndexCopyConflict`.
- */
-async function startIndexCopy(
-  client: ClientBase,
-  schema: string,
-  text: string,
-): Promise<{ done(): Promise<void> }> {
-  const conflict = (err: unknown) =>
-    (err as { code?: string }).code === "23505" ? new IndexCopyConflict(describeError(err)) : err;
+/** COPY of `events`' index rows into `schema`'s event index, in the caller's transaction. */
+async function copyIndexRows(client: ClientBase, schema: string, events: readonly SequencedEvent[]) {
   try {
-    const copy = await startCopyText(client, eventIndexCopyStatement(schema), text);
-    return { done: () => copy.done().catch((err: unknown) => Promise.reject(conflict(err))) };
+    await copyEventIndex(client, schema, eventIndexCopyText(eventIndexRows(events)));
   } catch (err) {
-    throw conflict(err);
+    if ((err as { code?: string }).code === "23505") throw new IndexCopyConflict(describeError(err));
+    throw err;
   }
-}
-
-/** The staging tables each connection (session) made in a committed transaction, by their create. */
-const stagingTablesMade = new WeakMap<ClientBase, Set<string>>();
-function stagingMade(client: ClientBase): Set<string> {
-  const made = stagingTablesMade.get(client) ?? new Set<string>();
-  stagingTablesMade.set(client, made);
-  return made;
-}
-
-/**
- * A batch's work that needs nothing but its messages, done before its transaction — by the
- * runner while the batch before is in Postgres (`prepareBatch` of `startConsumer`): every
- * message parsed, the rows to read, and, for a batch that sends its event index by COPY,
- * that COPY's text for the case where every message is applied as delivered (the usual one:
- * none at or below the checkpoint, no gap, no dead letter). Pure: nothing here depends on
- * the database, so a batch retried, or applied after others, uses it as it is.
- */
-export interface PreparedBatch {
-  readonly delivered: readonly Parsed[];
-  readonly reads: ReadSet;
-  /** A big batch: its event index, and its rows into staging tables, by COPY. */
-  readonly copyIndex: boolean;
-  /** The event index COPY text of `from`'s events (the delivered commits in stream order). */
-  readonly index?: { readonly from: readonly Parsed[]; readonly text: string };
-}
-
-export async function prepareBatch(
-  msgs: readonly JsMsg[],
-  cat: Catalogue<AnyEvent> = defaultCatalogue,
-): Promise<PreparedBatch> {
-  // In slices, letting I/O in between (lease renewals, API requests, the batch before's
-  // round trips): a large catch-up batch is thousands of validating parses.
-  const delivered: Parsed[] = [];
-  for (let i = 0; i < msgs.length; i++) {
-    delivered.push(parseDelivered(cat, msgs[i]!));
-    if (i % PARSE_SLICE === PARSE_SLICE - 1) await new Promise<void>((r) => setImmediate(r));
-  }
-  const reads = emptyReadSet();
-  let eventCount = 0;
-  for (const d of delivered) {
-    if (!d.events) continue;
-    addToReadSet(reads, d.events);
-    eventCount += d.events.length;
-  }
-  // A small batch (steady traffic, where latency counts) keeps its two round trips; a big
-  // one sends its event index, and its rows into staging tables, by COPY.
-  const copyIndex = eventCount >= COPY_INDEX_MIN_EVENTS;
-  if (!copyIndex) return { delivered, reads, copyIndex };
-  const from: Parsed[] = [];
-  let seq = -1;
-  for (const d of [...delivered].sort((a, b) => a.msg.seq - b.msg.seq)) {
-    if (d.msg.seq === seq) continue; // the same message twice (as applyAfter keeps one)
-    if (!d.events) return { delivered, reads, copyIndex }; // a dead letter: made in the batch
-    from.push(d);
-    seq = d.msg.seq;
-  }
-  const text = indexText(from.flatMap((d) => d.events!));
-  return { delivered, reads, copyIndex, index: { from, text } };
 }
 
 /** One message, parsed (or why it is not a readable commit). */
-export interface Parsed {
+interface Parsed {
   readonly seq: number;
   readonly subject: string;
   readonly msg: { readonly seq: number };
@@ -756,13 +667,10 @@ export async function startProjection(opts: {
     filterSubject: eventFilter(),
     batchSize: opts.batchSize,
     logger,
-    // The next batch parsed while this one is in Postgres (docs/projector.md "Live apply,
-    // seventh pass"): the transactions still run one at a time, in order.
-    prepareBatch: (msgs) => prepareBatch(msgs, target.catalogue),
-    handleBatch: async (msgs, { deadLetter, prepared }) => {
+    handleBatch: async (msgs, { deadLetter }) => {
       const from = status.checkpoint ?? 0;
       try {
-        const outcome = await projectInTransaction(target, msgs, deadLetter, reader, undefined, prepared);
+        const outcome = await projectInTransaction(target, msgs, deadLetter, reader);
         status.lastBatchAt = new Date();
         status.checkpoint = outcome.checkpoint;
         eventsApplied.inc({ mode: "live" }, outcome.events);

@@ -18,10 +18,9 @@ export function eventIndexCopyText(rows: readonly EventIndexRow[]): string {
 
 /** `COPY <schema>.event_index FROM STDIN` of text from {@link eventIndexCopyText}, on `client` (inside the caller's transaction). */
 export async function copyEventIndex(client: pg.ClientBase, schema: string, text: string): Promise<void> {
-  await copyText(client, eventIndexCopyStatement(schema), text);
-}
-
-/** `COPY <schema>.event_index FROM STDIN`, in the column order of {@link eventIndexCopyText}. */
-export function eventIndexCopyStatement(schema: string): string {
-  return `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`;
+  await copyText(
+    client,
+    `copy "${schema}".event_index (aggregate_type, aggregate_id, position, sequence, event_id, type, command_id, causation_id, correlation_id, actor, trace_id, time, data) from stdin`,
+    text,
+  );
 }
