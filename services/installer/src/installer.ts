@@ -41,7 +41,7 @@ export interface InstallerOptions {
   health?:
     | Pick<
         HealthProbeOptions,
-        "intervalMs" | "probeTimeoutMs" | "pollMs" | "executionTimeoutSeconds" | "leaseTtlMs"
+        "intervalMs" | "concurrency" | "probeTimeoutMs" | "pollMs" | "executionTimeoutSeconds" | "leaseTtlMs"
       >
     | false;
 }
