@@ -150,11 +150,22 @@ describe("cluster lifecycle on the sim", () => {
   it("an instance that goes down before it runs is a lost launch, with EC2's reason; the slot launches again", async () => {
     await create("life-14");
     // Caught while it boots (300 ms at this time scale), then terminated straight on EC2.
-    const victim = await until("life-14 a booting worker", async () =>
-      liveInstances("life-14").find((i) => i.tags["cairn:pool"] === "workers" && i.state === "pending"),
-    );
+    // Sim time stands still from the moment it is seen pending until the termination landed:
+    // on a loaded machine the call could otherwise arrive after the boot (a running instance
+    // terminated is another story, not this one).
+    const victim = await until("life-14 a booting worker", async () => {
+      const booting = liveInstances("life-14").find(
+        (i) => i.tags["cairn:pool"] === "workers" && i.state === "pending",
+      );
+      if (booting) sim.clock.freezeAt(sim.clock.now());
+      return booting;
+    });
     const ec2 = new EC2Client({ region: "eu-west-1", endpoint: sim.url, credentials: SIM_CREDENTIALS });
-    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId] }));
+    try {
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim.instanceId] }));
+    } finally {
+      sim.clock.resumeFrom(sim.clock.now());
+    }
     await reaches("life-14", "Configuring");
     const events = (
       await new EventStore({ js: js.nats.js, jsm: js.nats.jsm, catalogue }).load({
