@@ -61,6 +61,54 @@ describe("createLook", () => {
   });
 });
 
+describe("createLook, looks that overlap", () => {
+  it("share one read: the 50 facts of one commit looking at once load the history once", async () => {
+    const writer = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    for (let i = 1; i <= 20; i++) await writer.handle(increment("l3", i));
+    const { spy, loads } = recording();
+    const total = createLook<number>({
+      store: spy,
+      empty: () => 0,
+      evolve: (n, e) => (e.type === "workload.incremented" ? n + (e.data as { by: number }).by : n),
+    });
+    // As the log has it now, and at least as fresh as its last commit: one read serves all.
+    const last = await store.lastSequence(ref("l3"));
+    const seen = await Promise.all([
+      ...Array.from({ length: 25 }, () => total.of(ref("l3"))),
+      ...Array.from({ length: 25 }, () => total.of(ref("l3"), last)),
+    ]);
+    expect(seen.map((s) => s.view)).toEqual(Array(50).fill(210));
+    expect(loads).toEqual([{ after: 0, events: 20 }]);
+
+    // A look that needs more than the read in flight set out for reads again.
+    await writer.handle(increment("l3", 5));
+    const next = await store.lastSequence(ref("l3"));
+    await writer.handle(increment("l3", 6));
+    const [a, b] = await Promise.all([total.of(ref("l3"), next), total.of(ref("l3"))]);
+    expect([a.view, b.view].every((v) => v === 215 || v === 221)).toBe(true);
+    expect((await total.of(ref("l3"))).view).toBe(221);
+  });
+
+  it("fold a read of many events through `evolveAll` when it is given", async () => {
+    const writer = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    for (let i = 1; i <= 10; i++) await writer.handle(increment("l4", i));
+    const batches: number[] = [];
+    const by = (e: { type: string; data: unknown }) =>
+      e.type === "workload.incremented" ? (e.data as { by: number }).by : 0;
+    const total = createLook<number>({
+      store,
+      empty: () => 0,
+      evolve: (n, e) => n + by(e),
+      evolveAll: (n, es) => {
+        batches.push(es.length);
+        return es.reduce((m, e) => m + by(e), n);
+      },
+    });
+    expect((await total.of(ref("l4"))).view).toBe(55);
+    expect(batches).toEqual([10]);
+  });
+});
+
 describe("the command handler reads only what another writer appended since its cached state", () => {
   it("a stale read and a conflict fold the new commits onto the cached state", async () => {
     const { spy, loads } = recording();

@@ -73,18 +73,8 @@ export function evolvePoolView(view: PoolView, e: AnyEvent): PoolView {
       return withSpec(view, e.data.spec);
     case "cluster.pool-updated":
       return withPool(view, e.data.pool, { labels: e.data.labels, taints: e.data.taints });
-    case "cluster.instance-running": {
-      const { slot, instanceId, capacityType } = e.data;
-      // Events recorded before they carried the pool: a server's slot number says so.
-      const pool = e.data.pool ?? (roleOfSlot(slot) === "server" ? SERVER_POOL : undefined);
-      return {
-        ...view,
-        instances: {
-          ...view.instances,
-          [instanceId]: { ...(pool ? { pool } : {}), ...(capacityType ? { capacityType } : {}) },
-        },
-      };
-    }
+    case "cluster.instance-running":
+      return { ...view, instances: { ...view.instances, [e.data.instanceId]: launchOf(e) } };
     case "cluster.deletion-requested":
     case "cluster.deleted":
       return { ...view, deleting: true };
@@ -93,7 +83,36 @@ export function evolvePoolView(view: PoolView, e: AnyEvent): PoolView {
   }
 }
 
-export const foldPoolView = (events: readonly AnyEvent[]) => events.reduce(evolvePoolView, emptyPoolView());
+/** The pool and capacity type an instance was launched for, from its running record. */
+function launchOf(e: AnyEvent & { type: "cluster.instance-running" }): PoolView["instances"][string] {
+  const { slot, capacityType } = e.data;
+  // Events recorded before they carried the pool: a server's slot number says so.
+  const pool = e.data.pool ?? (roleOfSlot(slot) === "server" ? SERVER_POOL : undefined);
+  return { ...(pool ? { pool } : {}), ...(capacityType ? { capacityType } : {}) };
+}
+
+/**
+ * Folds many events at once: what `events.reduce(evolvePoolView, view)` gives, with the
+ * instance map copied once, not once per event. A 500-node cluster's running instances
+ * come in commits of hundreds of `cluster.instance-running`; copying a map of up to 500
+ * entries for each was O(n²): 90–130 ms for one 500-event fold on the loaded 2-core
+ * machine, the largest of node-ops' costs in a 500-node install's profile. `view` is
+ * left as it was.
+ */
+export function evolvePoolViewAll(view: PoolView, events: readonly AnyEvent[]): PoolView {
+  let v = view;
+  // This fold's own copy, filled in place: no one else holds it until the fold returns.
+  let instances: Record<string, PoolView["instances"][string]> | undefined;
+  for (const e of events) {
+    if (e.type === "cluster.instance-running") {
+      instances ??= { ...view.instances };
+      instances[e.data.instanceId] = launchOf(e);
+    } else v = evolvePoolView(v, e); // no other event touches the instances
+  }
+  return instances ? { ...v, instances } : v;
+}
+
+export const foldPoolView = (events: readonly AnyEvent[]) => evolvePoolViewAll(emptyPoolView(), events);
 
 /** A node as the kube facts show it now. */
 export interface NodeNow {

@@ -1,6 +1,12 @@
 import { type ClusterEvent, clusterSpec, exampleClusterCreate } from "@cairn/events";
 import { describe, expect, it } from "vitest";
-import { classificationDrift, foldPoolView } from "./pool-view.ts";
+import {
+  classificationDrift,
+  emptyPoolView,
+  evolvePoolView,
+  evolvePoolViewAll,
+  foldPoolView,
+} from "./pool-view.ts";
 
 const spec = clusterSpec.parse({
   ...exampleClusterCreate("c-1").data,
@@ -83,5 +89,41 @@ describe("classificationDrift", () => {
         { labels: {}, taints: [] },
       ),
     ).toBeUndefined();
+  });
+});
+
+describe("evolvePoolViewAll", () => {
+  const running = (n: number, from = 0): ClusterEvent[] =>
+    Array.from({ length: n }, (_, i) => ({
+      type: "cluster.instance-running" as const,
+      data: {
+        slot: 1000 + from + i,
+        instanceId: `i-${from + i}`,
+        pool: "workers",
+        capacityType: "spot" as const,
+      },
+    }));
+
+  it("gives what one event at a time gives, and leaves the view it started from as it was", () => {
+    const start = foldPoolView(history);
+    const before = structuredClone(start);
+    const events: ClusterEvent[] = [
+      ...running(3),
+      { type: "cluster.pool-updated", data: { pool: "workers", labels: { tier: "web" }, taints: [] } },
+      ...running(2, 3),
+      { type: "cluster.deletion-requested", data: {} },
+    ];
+    expect(evolvePoolViewAll(start, events)).toEqual(events.reduce(evolvePoolView, start));
+    expect(start).toEqual(before);
+    expect(evolvePoolViewAll(start, [])).toBe(start);
+  });
+
+  it("folds a commit of thousands of running instances with one copy of the map, not one per event", () => {
+    // One at a time this is O(n²): 3,000 events copy ~4.5 million entries (seconds); at once, milliseconds.
+    const events = running(3000);
+    const t = performance.now();
+    const view = evolvePoolViewAll(emptyPoolView(), events);
+    expect(performance.now() - t).toBeLessThan(250);
+    expect(Object.keys(view.instances)).toHaveLength(3000);
   });
 });

@@ -33,7 +33,13 @@ import {
 } from "@cairn/events";
 import { kubeDecider } from "../kube/decider.ts";
 import type { NodeopHandler } from "../nodeop/cluster-nodes-probe.ts";
-import { classificationDrift, emptyPoolView, evolvePoolView, type PoolView } from "./pool-view.ts";
+import {
+  classificationDrift,
+  emptyPoolView,
+  evolvePoolView,
+  evolvePoolViewAll,
+  type PoolView,
+} from "./pool-view.ts";
 
 export const RESTORE_REASON = "restore pool classification";
 /** How long a restore waits for the operation in flight on the node before looking again. */
@@ -162,13 +168,16 @@ export async function startClassificationRestore(
  * The pools' classification per cluster, kept folded (createLook): a look costs one check
  * of the cluster's last sequence (or none, when the cause's sequence is already folded
  * in), and only the cluster's new commits are folded — never its whole history again,
- * and not on every kube event of its nodes.
+ * and not on every kube event of its nodes. The 50 nodes of one kube commit looking at
+ * once share one read (createLook's single flight), and a commit of hundreds of running
+ * instances is folded with one copy of the instance map (`evolvePoolViewAll`).
  */
 export function poolViews(store: Pick<EventStore<AnyEvent>, "lastSequence" | "load">) {
   const views = createLook<PoolView, AnyEvent>({
     store,
     empty: emptyPoolView,
     evolve: evolvePoolView,
+    evolveAll: evolvePoolViewAll,
     keep: VIEWS_KEPT,
   });
   return {
