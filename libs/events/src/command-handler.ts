@@ -120,6 +120,15 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     onSnapshotError?: CommandHandlerOptions<C, E, S, O>["onSnapshotError"];
   };
   readonly #cache = new Map<string, Cached<S>>();
+  /**
+   * The load in flight per aggregate (single flight). The events of one commit are handled
+   * side by side: the 50 nodes of one kube commit each read their cluster's kube facts at
+   * once, and each went to the log — 50 cold loads of the same history, or 50 reads of the
+   * same new commits (bench/install at 500 nodes, docs/benchmarks.md "grow500"). A read that
+   * finds a load in flight waits for it and keeps its result when it is as fresh as the read
+   * needs; otherwise it loads again.
+   */
+  readonly #loading = new Map<string, Promise<Cached<S>>>();
   /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
@@ -208,10 +217,14 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ): Promise<{ state: S; version: number; lastSequence: number; lifecycleTraceparent: string | undefined }> {
     let agg = await this.#aggregate(target, false);
     if (opts.atLeastSequence !== undefined) {
-      if (agg.lastSequence < opts.atLeastSequence) agg = await this.#aggregate(target, true);
-    } else if ((await this.#o.store.lastSequence(target)) !== agg.lastSequence) {
-      this.stats.staleReads++;
-      agg = await this.#aggregate(target, true);
+      if (agg.lastSequence < opts.atLeastSequence)
+        agg = await this.#aggregate(target, true, opts.atLeastSequence);
+    } else {
+      const last = await this.#o.store.lastSequence(target);
+      if (last !== agg.lastSequence) {
+        this.stats.staleReads++;
+        agg = await this.#aggregate(target, true, last);
+      }
     }
     return {
       state: agg.state,
@@ -391,10 +404,29 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     return hit;
   }
 
-  async #aggregate(target: AggregateRef, fresh: boolean): Promise<Cached<S>> {
+  /**
+   * The aggregate, from the cache unless `fresh`; a fresh one at least as new as
+   * `atLeastSequence` when given (a load in flight that reached it serves), else loaded now.
+   */
+  async #aggregate(target: AggregateRef, fresh: boolean, atLeastSequence?: number): Promise<Cached<S>> {
     const k = key(target);
     const hit = fresh ? undefined : this.#cached(target);
     if (hit) return hit;
+    const flight = this.#loading.get(k);
+    if (flight && (!fresh || atLeastSequence !== undefined)) {
+      const joined = await flight.catch(() => undefined);
+      if (joined && (!fresh || joined.lastSequence >= atLeastSequence!)) return joined;
+    }
+    const load = this.#load(target, k);
+    this.#loading.set(k, load);
+    try {
+      return await load;
+    } finally {
+      if (this.#loading.get(k) === load) this.#loading.delete(k);
+    }
+  }
+
+  async #load(target: AggregateRef, k: string): Promise<Cached<S>> {
     // A stale cached state (another replica wrote, or a conflict) is brought up to date by
     // folding only the commits after it; a cold one starts from a snapshot, else from scratch.
     const known = this.#cache.get(k);

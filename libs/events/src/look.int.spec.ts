@@ -132,4 +132,42 @@ describe("the command handler reads only what another writer appended since its 
     const fresh = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
     expect((await fresh.read(ref("l2"))).state).toEqual({ total: 141 });
   });
+
+  it("reads that overlap share one load: the 50 facts of one commit, cold and then behind", async () => {
+    const writer = new CommandHandler({ decider: counterDecider, store, catalogue: counterCatalogue });
+    for (let i = 0; i < 20; i++) await writer.handle(increment("l5", 1));
+    const { spy, loads } = recording();
+    const reader = new CommandHandler({ decider: counterDecider, store: spy, catalogue: counterCatalogue });
+    const at = await store.lastSequence(ref("l5"));
+    // Cold: one load of the history serves all 50, with and without a sequence to reach.
+    const cold = await Promise.all([
+      ...Array.from({ length: 25 }, () => reader.read(ref("l5"), { atLeastSequence: at })),
+      ...Array.from({ length: 25 }, () => reader.read(ref("l5"))),
+    ]);
+    expect(cold.map((r) => r.state)).toEqual(Array(50).fill({ total: 20 }));
+    expect(loads).toEqual([{ after: 0, events: 20 }]);
+
+    // Behind: another writer's two commits, read by 50 at once as a reactor reads (at least
+    // the commit it reacts to): one load of the two.
+    await writer.handle(increment("l5", 5));
+    await writer.handle(increment("l5", 5));
+    const now = await store.lastSequence(ref("l5"));
+    loads.length = 0;
+    const behind = await Promise.all(
+      Array.from({ length: 50 }, () => reader.read(ref("l5"), { atLeastSequence: now })),
+    );
+    expect(behind.every((r) => r.lastSequence === now && r.state.total === 30)).toBe(true);
+    expect(loads).toEqual([{ after: at, events: 2 }]);
+
+    // A read that needs more than the load in flight reaches loads again, and gets it.
+    await writer.handle(increment("l5", 1));
+    const first = await store.lastSequence(ref("l5"));
+    const slow = reader.read(ref("l5"), { atLeastSequence: first });
+    await writer.handle(increment("l5", 1));
+    const last = await store.lastSequence(ref("l5"));
+    const [a, b] = await Promise.all([slow, reader.read(ref("l5"), { atLeastSequence: last })]);
+    expect(a.lastSequence).toBeGreaterThanOrEqual(first);
+    expect(b.lastSequence).toBe(last);
+    expect(b.state.total).toBe(32);
+  });
 });
