@@ -169,37 +169,8 @@ export interface PlacedDeployment {
   readonly pinnedOnDemand: boolean;
 }
 
-/** A change of the Deployments the placement loop watches (`namespace/name` keys; twins are never opted in). */
-export type DeploymentChange =
-  | {
-      readonly kind: "upsert";
-      readonly key: string;
-      readonly optedIn: boolean;
-      readonly resourceVersion: string;
-    }
-  | { readonly kind: "removed"; readonly key: string; readonly resourceVersion: string }
-  | { readonly kind: "bookmark"; readonly resourceVersion: string };
-
-/** The Deployments the placement loop watches: which opt in (`namespace/name`), and the list's resourceVersion. */
-export interface DeploymentList {
-  readonly optedIn: readonly string[];
-  readonly resourceVersion: string;
-}
-
 /** The Kubernetes API as the placement loop uses it (Deployments and their spot twins). */
 export interface Workloads {
-  /**
-   * Optional, together: a list and a watch of the Deployments the loop looks at (outside
-   * the sessions' namespace), so a cluster where none opts in costs a standing watch, not
-   * a list every pass. Without them the loop lists every cluster every pass.
-   */
-  listDeployments?(clusterId: string): Promise<DeploymentList>;
-  watchDeployments?(
-    clusterId: string,
-    resourceVersion: string,
-    onEvent: (e: DeploymentChange) => void,
-    onEnd: (end: WatchEnd) => void,
-  ): Promise<WatchHandle>;
   /** Deployments carrying `cairn.dev/spot-percentage` (not the twins node-ops made). */
   listOptedIn(clusterId: string): Promise<readonly PlacedDeployment[]>;
   /** Whether a Ready, schedulable node labelled `cairn.dev/capacity-type: spot` exists. */

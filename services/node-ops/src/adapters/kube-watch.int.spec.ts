@@ -59,4 +59,36 @@ describe("a watch on a quiet cluster", () => {
       handle.stop();
     }
   }, 60_000);
+
+  it("releases its connection when it ends: many watches ended by the server's timeout and by stop() leave no socket open", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.world.kube.kubeconfig(CLUSTER));
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length;
+    const before = sockets();
+    let ended = 0;
+    for (const how of ["server", "stop", "server", "stop"] as const) {
+      const handles = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          openWatch({
+            clusterId: CLUSTER,
+            kubeConfig: async () => kc,
+            path: "/api/v1/nodes",
+            resourceVersion: "0",
+            onObject: () => {},
+            onEnd: () => void ended++,
+            classify: (err) => (err instanceof Error ? err : new Error(String(err))),
+          }),
+        ),
+      );
+      // Open: each watch holds its own connection (both ends in this process).
+      expect(sockets()).toBeGreaterThanOrEqual(before + 20);
+      if (how === "server") sim.clock.advance((WATCH_TIMEOUT_SECONDS + 1) * 1000);
+      else for (const h of handles) h.stop();
+      const deadline = Date.now() + 5_000;
+      while (sockets() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(sockets()).toBeLessThanOrEqual(before);
+    }
+    // The server's ends were told (twice 20); a stopped watch tells nothing.
+    expect(ended).toBe(40);
+  }, 30_000);
 });

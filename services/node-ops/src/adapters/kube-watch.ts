@@ -41,7 +41,6 @@ export interface OpenWatchOptions {
   path: string;
   resourceVersion: string;
   labelSelector?: string;
-  fieldSelector?: string;
   /** Each object in order; `BOOKMARK` carries only kind and resourceVersion. */
   onObject(phase: WatchPhase, obj: unknown): void;
   /** Exactly once, unless stopped first. */
@@ -85,7 +84,6 @@ export async function openWatch(o: OpenWatchOptions): Promise<WatchHandle> {
     allowWatchBookmarks: true,
     timeoutSeconds: WATCH_TIMEOUT_SECONDS,
     ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}),
-    ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}),
   };
   // Why the watch did not open (its done callback came before the answer was taken in).
   let openFailure: unknown;

@@ -23,7 +23,6 @@ import { SESSIONS_NAMESPACE } from "../workload/session-port.ts";
 import { KubeNotFound } from "./kube-errors.ts";
 import { guardedApi } from "./kube-resilience.ts";
 import { tracedApiClient } from "./kube-trace.ts";
-import { openWatch } from "./kube-watch.ts";
 
 export const CAPACITY_TYPE_LABEL = "cairn.dev/capacity-type";
 /** Marks the twins node-ops makes (and the part of the pods' labels that tells them apart). */
@@ -55,51 +54,7 @@ export function createWorkloads(o: {
     pinnedOnDemand: d.spec?.template?.spec?.nodeSelector?.[CAPACITY_TYPE_LABEL] === "on-demand",
   });
 
-  /** Opted in: carries the annotation and is not a twin node-ops made. */
-  const optedIn = (d: V1Deployment) =>
-    d.metadata?.annotations?.[SPOT_PERCENTAGE] !== undefined &&
-    d.metadata?.annotations?.[TWIN_OF] === undefined;
-  const keyOf = (d: V1Deployment) => `${d.metadata?.namespace ?? "default"}/${d.metadata?.name ?? ""}`;
-  const outsideSessions = `metadata.namespace!=${SESSIONS_NAMESPACE}`;
-
   return {
-    async listDeployments(clusterId) {
-      const { apps } = await apis(clusterId);
-      const list = await apps.listDeploymentForAllNamespaces({ fieldSelector: outsideSessions });
-      return {
-        optedIn: list.items.filter(optedIn).map(keyOf),
-        resourceVersion: list.metadata?.resourceVersion ?? "",
-      };
-    },
-
-    watchDeployments: (clusterId, resourceVersion, onEvent, onEnd) =>
-      openWatch({
-        clusterId,
-        kubeConfig: () => o.kubeConfig(clusterId),
-        path: "/apis/apps/v1/deployments",
-        resourceVersion,
-        fieldSelector: outsideSessions,
-        onObject: (phase, obj) => {
-          const d = obj as V1Deployment;
-          const rv = d?.metadata?.resourceVersion ?? "";
-          if (phase === "BOOKMARK") {
-            if (rv) onEvent({ kind: "bookmark", resourceVersion: rv });
-            return;
-          }
-          if (phase === "DELETED") onEvent({ kind: "removed", key: keyOf(d), resourceVersion: rv });
-          else onEvent({ kind: "upsert", key: keyOf(d), optedIn: optedIn(d), resourceVersion: rv });
-        },
-        onEnd,
-        classify: (err) => {
-          const status =
-            (err as { statusCode?: unknown; code?: unknown })?.statusCode ??
-            (err as { code?: unknown })?.code;
-          return new Error(
-            `the Kubernetes API of cluster ${clusterId} could not be watched for Deployments${typeof status === "number" ? ` (${status})` : ""}`,
-          );
-        },
-      }),
-
     async listOptedIn(clusterId) {
       const { apps } = await apis(clusterId);
       // Not the sessions' namespace: its Deployments (20 a cluster and more) are Cairn's own,

@@ -12,15 +12,16 @@
  * It runs in the spot intake's lease (one process). Failures are logged and the next
  * tick tries again; every step is idempotent because it starts from what the API says.
  *
- * Which clusters a pass looks at: with the port's Deployment list and watch, the loop keeps
- * one list-and-watch per live cluster (watch/list-watch.ts) of which Deployments opt in,
- * and a pass looks only at the clusters where one does (or whose watch has not listed yet,
- * or cannot reach the API): a cluster where none opts in costs a standing watch, not a list
- * every pass. What a pass does is read fresh from the API, never from the watch's copy.
+ * Which clusters a tick looks at: those where the last look found a Deployment that opts
+ * in (or failed), and every other live cluster once per `idleLookMs` (150 s by default),
+ * each from its own last look (so the looks of a thousand quiet clusters spread over the
+ * interval instead of coming at once). A cluster where none opts in costs one list of its
+ * Deployments per `idleLookMs`, and holds nothing between looks: no standing watch (one
+ * per cluster was ~32 KB of node-ops' heap a cluster, docs/node-ops.md). An explicit pass
+ * (`reconcile()`) looks at every live cluster.
  */
 import type { RunnerLogger } from "@cairn/events";
-import type { DeploymentChange, DeploymentList, Workloads } from "../ports.ts";
-import { type ListWatch, startListWatch } from "../watch/list-watch.ts";
+import type { Workloads } from "../ports.ts";
 import { planPlacement, policyOf } from "./placement.ts";
 
 export const TOTAL_REPLICAS = "cairn.dev/replicas";
@@ -35,89 +36,34 @@ export interface PlacementLoopOptions {
   intervalMs?: number;
   /** How long after a change replicas may move back to spot (default 5 minutes). */
   cooldownMs?: number;
+  /**
+   * How often a tick looks at a cluster whose last look found no Deployment opting in
+   * (default 150 s): how long a Deployment that opts in may wait to be taken over.
+   */
+  idleLookMs?: number;
   now?: () => number;
 }
 
 export interface PlacementLoop {
   /**
    * One pass over every live cluster now (tests, `reconcilePlacement`). The loop's own
-   * ticks look only at the clusters where a Deployment opts in (see the header).
+   * ticks skip a cluster where none opted in at its last look, for `idleLookMs` (see the header).
    */
   reconcile(): Promise<void>;
   stop(): Promise<void>;
 }
 
-interface WatchedDeployments {
-  readonly loop: ListWatch;
-  /** `namespace/name` of the Deployments that opt in, as the watch last saw them. */
-  optedIn: Set<string>;
-  /** Listed, and the API reachable since: a cluster with none opted in can be skipped. */
-  synced: boolean;
-}
-
 export function startPlacementLoop(o: PlacementLoopOptions): PlacementLoop {
   const now = o.now ?? Date.now;
   const cooldownMs = o.cooldownMs ?? 300_000;
-  const { listDeployments, watchDeployments } = o.workloads;
-  const watched = new Map<string, WatchedDeployments>();
-  let stopped = false;
 
-  const watchCluster = (
-    clusterId: string,
-    list: NonNullable<typeof listDeployments>,
-    watch: NonNullable<typeof watchDeployments>,
-  ) => {
-    const w: WatchedDeployments = {
-      optedIn: new Set(),
-      synced: false,
-      loop: startListWatch<DeploymentList, DeploymentChange>({
-        what: "deployments",
-        logFields: { cluster: clusterId },
-        ...(o.logger ? { logger: o.logger } : {}),
-        list: () => list(clusterId),
-        watch: (from, onEvent, onEnd) => watch(clusterId, from, onEvent, onEnd),
-        onList: async (l) => {
-          w.optedIn = new Set(l.optedIn);
-          w.synced = true;
-        },
-        onEvent: async (e) => {
-          if (e.kind === "bookmark") return;
-          if (e.kind === "upsert" && e.optedIn) w.optedIn.add(e.key);
-          else w.optedIn.delete(e.key);
-        },
-        onUnreachable: async () => {
-          // Not known until the next list: every pass looks at the cluster meanwhile.
-          w.synced = false;
-        },
-      }),
-    };
-    return w;
-  };
-
-  /** The live clusters a pass looks at; starts and ends the clusters' watches to match. */
-  const toLookAt = (): string[] => {
-    const live = o.clusters();
-    if (!listDeployments || !watchDeployments || stopped) return [...live];
-    const liveSet = new Set(live);
-    for (const [c, w] of watched)
-      if (!liveSet.has(c)) {
-        watched.delete(c);
-        void w.loop.stop();
-      }
-    const out: string[] = [];
-    for (const c of live) {
-      let w = watched.get(c);
-      if (!w) {
-        w = watchCluster(c, listDeployments, watchDeployments);
-        watched.set(c, w);
-      }
-      if (!w.synced || w.optedIn.size > 0) out.push(c);
-    }
-    return out;
-  };
+  const idleLookMs = o.idleLookMs ?? 150_000;
+  /** Each cluster's last look that ended: when (the loop's clock), and whether a Deployment opted in. */
+  const looked = new Map<string, { at: number; optedIn: boolean }>();
 
   const reconcileCluster = async (clusterId: string) => {
     const deployments = await o.workloads.listOptedIn(clusterId);
+    looked.set(clusterId, { at: Date.now(), optedIn: deployments.length > 0 });
     if (deployments.length === 0) return;
     const spotAvailable = await o.workloads.spotCapacity(clusterId);
     for (const d of deployments) {
@@ -163,16 +109,29 @@ export function startPlacementLoop(o: PlacementLoopOptions): PlacementLoop {
     }
   };
 
+  /** The clusters a tick looks at (see the header); forgets the clusters no longer live. */
+  const toLookAt = (): string[] => {
+    const live = o.clusters();
+    const liveSet = new Set(live);
+    for (const c of looked.keys()) if (!liveSet.has(c)) looked.delete(c);
+    const t = Date.now();
+    return live.filter((c) => {
+      const l = looked.get(c);
+      return !l || l.optedIn || t - l.at >= idleLookMs;
+    });
+  };
+
   let running: Promise<void> | undefined;
-  /** One pass: over every live cluster (`all`), or those the Deployments' watches say need one (the ticks). */
+  /** One pass: over every live cluster (`all`), or those a tick looks at. */
   const pass = (all: boolean) => {
     // One pass at a time: a slow API never stacks passes.
     running ??= (async () => {
-      const clusters = toLookAt();
-      for (const c of all ? o.clusters() : clusters) {
+      for (const c of all ? o.clusters() : toLookAt()) {
         try {
           await reconcileCluster(c);
         } catch (err) {
+          // Not known: looked at again next tick.
+          looked.delete(c);
           o.logger?.warn({ cluster: c, err: String(err) }, "placement pass failed; next tick tries again");
         }
       }
@@ -191,12 +150,8 @@ export function startPlacementLoop(o: PlacementLoopOptions): PlacementLoop {
   return {
     reconcile,
     stop: async () => {
-      stopped = true;
       clearInterval(timer);
       await running;
-      const all = [...watched.values()];
-      watched.clear();
-      await Promise.all(all.map((w) => w.loop.stop()));
     },
   };
 }

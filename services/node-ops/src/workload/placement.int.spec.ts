@@ -282,28 +282,30 @@ describe("spot/on-demand placement", () => {
     });
   });
 
-  it("its ticks skip a cluster where no Deployment opts in (no list: the cluster's Deployments' watch says so), and take one over once it opts in", async () => {
-    await apps.deleteNamespacedDeployment({ name: "web", namespace: "default" });
+  it("its ticks look at a cluster where no Deployment opts in once per idleLookMs, hold no watch of its Deployments, and take over one that opts in at the next look", async () => {
+    // No Deployment opts in any more (the earlier cases' "web" may be left).
+    await apps.deleteNamespacedDeployment({ name: "web", namespace: "default" }).catch(() => {});
     const kc = new KubeConfig();
     kc.loadFromString(sim.world.kube.kubeconfig(CLUSTER));
+    const last = () => sim.requests.list().at(-1)?.seq ?? 0;
+    const from = last();
     // A loop of its own on the real adapter, ticking every 100 ms (node-ops' ticks here are a minute apart).
     const loop = startPlacementLoop({
       workloads: createWorkloads({ kubeConfig: async () => kc }),
       clusters: () => [CLUSTER],
       intervalMs: 100,
+      idleLookMs: 1_000,
       cooldownMs: 1_000,
     });
+    const calls = (action: string, since: number) =>
+      sim.requests.list({ service: "kube" }).filter((r) => r.seq > since && r.action === action).length;
     try {
-      const lists = (from: number) =>
-        sim.requests.list({ service: "kube" }).filter((r) => r.seq > from && r.action === "list deployments")
-          .length;
-      const last = () => sim.requests.list().at(-1)?.seq ?? 0;
-      // Its first ticks list (the watch has not listed yet; "web" may be going); then none does.
-      await until("a second without a list", async () => {
-        const from = last();
-        await new Promise((r) => setTimeout(r, 1_000));
-        return lists(from) === 0 ? true : undefined;
-      });
+      // 30 ticks over 3 s: a look at the start and about one a second after it, not one a tick.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(calls("list deployments", from)).toBeGreaterThanOrEqual(2);
+      expect(calls("list deployments", from)).toBeLessThanOrEqual(5);
+      // Nothing standing between looks (a watch per cluster was ~32 KB of heap a cluster).
+      expect(calls("watch deployments", from)).toBe(0);
       await apps.createNamespacedDeployment({
         namespace: "default",
         body: {
@@ -321,10 +323,15 @@ describe("spot/on-demand placement", () => {
           },
         },
       });
-      await until("late taken over by a tick", async () => {
-        const d = await apps.readNamespacedDeployment({ name: "late", namespace: "default" });
-        return d.metadata?.annotations?.["cairn.dev/replicas"] === "2" ? true : undefined;
-      });
+      await until(
+        "late taken over by a tick",
+        async () => {
+          const d = await apps.readNamespacedDeployment({ name: "late", namespace: "default" });
+          return d.metadata?.annotations?.["cairn.dev/replicas"] === "2" ? true : undefined;
+        },
+        5_000,
+      );
+      expect(calls("watch deployments", from)).toBe(0);
     } finally {
       await loop.stop();
     }
