@@ -408,6 +408,11 @@ async function runSize(clusters: number): Promise<SizeResult> {
             user: `user-${Math.floor(i / 4)}`,
             clusterId: s.cluster,
             template: { image: "ghcr.io/acme/ide:1", cpu: "100m", memory: "256Mi", storage: "1Gi" },
+            // Nobody heartbeats during the setup: with the default idle timeout (1,800 s and
+            // 60 s of grace) a setup longer than 31 minutes saw its first wave hibernated by
+            // the idle sweep — the 500-cluster run of 2026-12-04 19:07 UTC at load 18–34 stalled
+            // at 6,973 of 10,000 Running. The longest the operator's policy allows (a day).
+            idleTimeoutSeconds: 86_400,
           });
           if (status >= 300) throw new Error(lastRefusal);
         });
