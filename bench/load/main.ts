@@ -234,7 +234,8 @@ async function waitForCount(what: string, target: number, count: () => Promise<n
 }
 
 /**
- * How many of `ids` are done, reading only the ones not done yet: each poll is one
+ * How far `ids` are (the sum of each cluster's `value`, capped at `each`), reading only the
+ * clusters not done yet: each poll is one
  * `GET /clusters/:id` per pending cluster (8 at a time), whose view carries the cluster's
  * `state` and its sessions counted by state (`sessions.byState`, one grouped count over the
  * sessions index by cluster). A cluster once done stays done (a wave's clusters Ready and
@@ -251,8 +252,12 @@ async function waitForCount(what: string, target: number, count: () => Promise<n
 function pendingClusters(
   stack: Stack,
   ids: readonly string[],
-  done: (view: Record<string, unknown>) => boolean,
+  each: number,
+  value: (view: Record<string, unknown>) => number,
 ): () => Promise<number> {
+  // Each cluster's last value (capped at `each`): the progress is counted in sessions, not in
+  // clusters done, so a wave whose sessions all move at once is never taken for a stall.
+  const seen = new Map<string, number>();
   const pending = new Set(ids);
   return async () => {
     const now = [...pending];
@@ -262,9 +267,13 @@ function pendingClusters(
       if (r.status === 404) return; // Not projected yet.
       if (r.status !== 200)
         throw new Error(`GET /clusters/${id} answered ${r.status}: ${JSON.stringify(r.body)}`);
-      if (done(r.body)) pending.delete(id);
+      const v = Math.min(each, value(r.body));
+      seen.set(id, v);
+      if (v >= each) pending.delete(id);
     });
-    return ids.length - pending.size;
+    let n = 0;
+    for (const v of seen.values()) n += v;
+    return n;
   };
 }
 
@@ -393,7 +402,7 @@ async function runSize(clusters: number): Promise<SizeResult> {
         await waitForCount(
           `the wave's ${to - from} clusters Ready (to ${to})`,
           to - from,
-          pendingClusters(stack, waveIds, (v) => v.state === "Ready"),
+          pendingClusters(stack, waveIds, 1, (v) => (v.state === "Ready" ? 1 : 0)),
         );
         const tSessions = performance.now();
         const cpuSessions = cpuOf();
@@ -417,9 +426,9 @@ async function runSize(clusters: number): Promise<SizeResult> {
           if (status >= 300) throw new Error(lastRefusal);
         });
         await waitForCount(
-          `the wave's ${to - from} clusters with their ${SESSIONS_PER_CLUSTER} sessions Running (to ${last})`,
-          to - from,
-          pendingClusters(stack, waveIds, (v) => sessionsIn(v, "Running") >= SESSIONS_PER_CLUSTER),
+          `the wave's ${last - first} sessions Running (to ${last})`,
+          last - first,
+          pendingClusters(stack, waveIds, SESSIONS_PER_CLUSTER, (v) => sessionsIn(v, "Running")),
         );
         console.log(
           `  wave to ${to} clusters: clusters Ready in ${((tSessions - tWave) / 1000).toFixed(0)} s, ${last - first} sessions Running in ${((performance.now() - tSessions) / 1000).toFixed(0)} s (load ${loadavg()[0]!.toFixed(1)}); CPU s of the sessions' phase: ${cpuSince(cpuSessions)}`,
