@@ -7,7 +7,10 @@
  *    their main.ts with the environment `cairn up` gives them;
  *  - N clusters (one server, a spot pool of 2 workers) through POST /commands, all Ready,
  *    and 20 sessions on each through POST /sessions, all Running, in waves of BENCH_WAVE
- *    clusters;
+ *    clusters; a wave is waited for by reading its own clusters' views only
+ *    (`GET /clusters/:id`: state, sessions by state), never the whole list, so the bench's
+ *    own reads do not grow with the clusters already there (`pendingClusters`); each wave's
+ *    line says its commits and events by type, read from the log's headers (`logSince`);
  *  - then BENCH_SECONDS of steady traffic from BENCH_CONCURRENCY closed-loop workers over
  *    the API: heartbeats (`POST /sessions/:id/heartbeat`, which never touch the log), and
  *    commands — hibernate and wake of sessions (each session alternates), and scales of a
@@ -49,6 +52,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Headers, Streams } from "@cairn/events";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { SERVICE_NODE_OPTIONS as DEPLOYED_NODE_OPTIONS } from "../../cli/src/stack/shape.ts";
 import { buildIfStale, SERVICES } from "../../scripts/build.ts";
@@ -229,19 +233,90 @@ async function waitForCount(what: string, target: number, count: () => Promise<n
   }
 }
 
-/** Counts the rows of a list endpoint in `state` (pages of 500). */
-async function countIn(stack: Stack, path: string, state: string): Promise<number> {
-  let n = 0;
-  let cursor: string | undefined;
-  do {
-    const q = new URLSearchParams({ state, limit: "500", ...(cursor ? { cursor } : {}) });
-    const r = await stack.get(`${path}?${q}`);
-    if (r.status !== 200) throw new Error(`GET ${path} answered ${r.status}: ${JSON.stringify(r.body)}`);
-    n += (r.body.items as unknown[]).length;
-    cursor = r.body.nextCursor as string | undefined;
-  } while (cursor);
-  return n;
+/**
+ * How far `ids` are (the sum of each cluster's `value`, capped at `each`), reading only the
+ * clusters not done yet: each poll is one
+ * `GET /clusters/:id` per pending cluster (8 at a time), whose view carries the cluster's
+ * `state` and its sessions counted by state (`sessions.byState`, one grouped count over the
+ * sessions index by cluster). A cluster once done stays done (a wave's clusters Ready and
+ * their sessions Running do not move during the setup), so it is not read again.
+ *
+ * Why not a count of the whole list: the bench used to page through every row of
+ * `GET /sessions?state=Running` (and `/clusters?state=Ready`) once a second. At 18,000
+ * sessions Running that was 36 pages, 18,000 rows read and serialized by the projector every
+ * second for the whole of a wave: a cost the bench added that grew with the clusters
+ * already there times the wave's duration, on the projector's own event loop and the same
+ * two cores as node-ops (docs/benchmarks.md, "wavecost"). Now a poll costs at most the
+ * wave's clusters, at any size.
+ */
+function pendingClusters(
+  stack: Stack,
+  ids: readonly string[],
+  each: number,
+  value: (view: Record<string, unknown>) => number,
+): () => Promise<number> {
+  // Each cluster's last value (capped at `each`): the progress is counted in sessions, not in
+  // clusters done, so a wave whose sessions all move at once is never taken for a stall.
+  const seen = new Map<string, number>();
+  const pending = new Set(ids);
+  return async () => {
+    const now = [...pending];
+    await bounded(now.length, 8, async (i) => {
+      const id = now[i]!;
+      const r = await stack.get(`/clusters/${encodeURIComponent(id)}`);
+      if (r.status === 404) return; // Not projected yet.
+      if (r.status !== 200)
+        throw new Error(`GET /clusters/${id} answered ${r.status}: ${JSON.stringify(r.body)}`);
+      const v = Math.min(each, value(r.body));
+      seen.set(id, v);
+      if (v >= each) pending.delete(id);
+    });
+    let n = 0;
+    for (const v of seen.values()) n += v;
+    return n;
+  };
 }
+
+/** A cluster view's sessions in `state` (`sessions.byState`, absent: 0). */
+function sessionsIn(view: Record<string, unknown>, state: string): number {
+  const counts = view.sessions as { byState?: Record<string, number> } | undefined;
+  return counts?.byState?.[state] ?? 0;
+}
+
+/**
+ * The commits and events the log took in (`fromSeq`, `toSeq`], by aggregate type and by event
+ * type, read from their headers only (`Cairn-Event-Types`; an ordered consumer with
+ * `headers_only`, so no body crosses): what a wave asked of the system, wave by wave.
+ */
+async function logSince(
+  stack: Stack,
+  fromSeq: number,
+  toSeq: number,
+): Promise<{ commits: Map<string, number>; events: Map<string, number> }> {
+  const commits = new Map<string, number>();
+  const events = new Map<string, number>();
+  if (toSeq <= fromSeq) return { commits, events };
+  const consumer = await stack.nats.js.consumers.get(Streams.events, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromSeq + 1,
+    headers_only: true,
+  });
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    const aggregate = m.subject.split(".")[1] ?? "?";
+    commits.set(aggregate, (commits.get(aggregate) ?? 0) + 1);
+    for (const type of (m.headers?.get(Headers.eventTypes) ?? "?").split(","))
+      if (type) events.set(type, (events.get(type) ?? 0) + 1);
+    if (m.seq >= toSeq) break;
+  }
+  await messages.close();
+  return { commits, events };
+}
+const tally = (m: Map<string, number>) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ");
 
 /** The last refusal's answer, for the failure message. */
 let lastRefusal = "";
@@ -321,8 +396,14 @@ async function runSize(clusters: number): Promise<SizeResult> {
       for (let from = 0; from < clusters; from += WAVE) {
         const to = Math.min(clusters, from + WAVE);
         const tWave = performance.now();
+        const waveIds = ids.slice(from, to);
+        const seqAtWave = (await stack.nats.jsm.streams.info(Streams.events)).state.last_seq;
         await bounded(to - from, 16, (i) => stack.post(createCommand(ids[from + i]!, 2)));
-        await waitForCount(`${to} clusters Ready`, to, () => countIn(stack, "/clusters", "Ready"));
+        await waitForCount(
+          `the wave's ${to - from} clusters Ready (to ${to})`,
+          to - from,
+          pendingClusters(stack, waveIds, 1, (v) => (v.state === "Ready" ? 1 : 0)),
+        );
         const tSessions = performance.now();
         const cpuSessions = cpuOf();
         const first = from * SESSIONS_PER_CLUSTER;
@@ -336,12 +417,26 @@ async function runSize(clusters: number): Promise<SizeResult> {
             user: `user-${Math.floor(i / 4)}`,
             clusterId: s.cluster,
             template: { image: "ghcr.io/acme/ide:1", cpu: "100m", memory: "256Mi", storage: "1Gi" },
+            // Nobody heartbeats during the setup: with the default idle timeout (1,800 s and
+            // 60 s of grace) a setup longer than 31 minutes saw its first wave hibernated by
+            // the idle sweep — the 500-cluster run of 2026-12-04 19:07 UTC at load 18–34 stalled
+            // at 6,973 of 10,000 Running. The longest the operator's policy allows (a day).
+            idleTimeoutSeconds: 86_400,
           });
           if (status >= 300) throw new Error(lastRefusal);
         });
-        await waitForCount(`${last} sessions Running`, last, () => countIn(stack, "/sessions", "Running"));
+        await waitForCount(
+          `the wave's ${last - first} sessions Running (to ${last})`,
+          last - first,
+          pendingClusters(stack, waveIds, SESSIONS_PER_CLUSTER, (v) => sessionsIn(v, "Running")),
+        );
         console.log(
           `  wave to ${to} clusters: clusters Ready in ${((tSessions - tWave) / 1000).toFixed(0)} s, ${last - first} sessions Running in ${((performance.now() - tSessions) / 1000).toFixed(0)} s (load ${loadavg()[0]!.toFixed(1)}); CPU s of the sessions' phase: ${cpuSince(cpuSessions)}`,
+        );
+        const seqAfterWave = (await stack.nats.jsm.streams.info(Streams.events)).state.last_seq;
+        const wave = await logSince(stack, seqAtWave, seqAfterWave);
+        console.log(
+          `  wave to ${to} clusters: ${seqAfterWave - seqAtWave} commits (${tally(wave.commits)}); events: ${tally(wave.events)}`,
         );
         if (to < clusters)
           console.log(
