@@ -382,6 +382,32 @@ describe("journal compaction", () => {
 });
 
 describe("a call dated at its arrival", () => {
+  it("replays each call at its own sim time, however long the restart takes to begin replaying", async () => {
+    const own = await mkdtemp(join(tmpdir(), "cairn-sim-replay-time-"));
+    dirs.push(own);
+    // At ×100,000 a millisecond of wall time is 100 sim seconds: time that ran between the
+    // restarted sim's clock being made and its replay (modules made, the server listening:
+    // milliseconds) would date the first replayed call minutes late, and so would a module
+    // that read the clock after the journal's write instead of the date the journal keeps.
+    const boot = async () => {
+      const sim = await startSim({ timeScale: 100_000, dataDir: own, latencies: { apiCall: 0 } });
+      sims.push(sim);
+      const ssm = new SSMClient({ region, endpoint: sim.url, credentials: SIM_CREDENTIALS, maxAttempts: 1 });
+      return { sim, ssm };
+    };
+    const first = await boot();
+    for (const n of [1, 2, 3])
+      await first.ssm.send(new PutParameterCommand({ Name: `/t/${n}`, Value: "v", Type: "String" }));
+    const times = first.sim.requests.list({ action: "PutParameter" }).map((r) => Date.parse(r.time));
+    first.ssm.destroy();
+    await first.sim.stop();
+
+    const again = await boot();
+    again.ssm.destroy();
+    const replayed = again.sim.requests.list({ action: "PutParameter" }).map((r) => Date.parse(r.time));
+    expect(replayed).toEqual(times);
+  });
+
   it("is dated the same after a restart: a launch that waited behind another boots from its arrival again", async () => {
     const own = await mkdtemp(join(tmpdir(), "cairn-sim-at-"));
     dirs.push(own);

@@ -77,6 +77,13 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     timeScale: opts.timeScale ?? 1,
     ...(firstT !== undefined ? { start: firstT } : {}),
   });
+  // Restoring: time stands still at the journal's start until the replay has run. Left to
+  // run while the sim starts (modules made, the server listening: tens of ms on a loaded
+  // machine, minutes of sim time at a high time scale), it would date every replayed call
+  // that came earlier than that at the start's end instead of its own time — a SendCommand
+  // that found its instance's agent online would find it not yet online, and the command
+  // it made would be gone after the restart (CI, persistence.int.spec, under load).
+  if (firstT !== undefined) clock.freezeAt(firstT);
   const random = new SimRandom(seed);
   const faults = new FaultRegistry(random, () => clock.now());
   for (const f of opts.faults ?? []) faults.add(f, { fromConfig: true });

@@ -533,11 +533,16 @@ export function createSsm(ctx: SimContext): SimModule<SsmPort> {
 
   // ── the module ─────────────────────────────────────────────────────────────────────
 
-  async function handle({ req, res, body, region }: SimCall): Promise<void> {
+  async function handle({ req, res, body, region, at }: SimCall): Promise<void> {
     const requestId = requestIds.uuid();
     const target = String(req.headers["x-amz-target"] ?? "");
     const action = target.startsWith("AmazonSSM.") ? target.slice("AmazonSSM.".length) : target;
-    const now = ctx.clock.now();
+    // The call's date, as EC2's (SimCall.at): when it came, the time the journal keeps, so a
+    // replay decides it at the very same time. The clock read here instead ran on past the
+    // journal's write (~0.65 ms, sim seconds at ×100 under load): a SendCommand that found
+    // its instance's agent just online was refused in the replay, and its command was gone
+    // after a restart (CI, persistence.int.spec).
+    const now = at ?? ctx.clock.now();
     settle(now);
     const ids: string[] = [];
     const record = (status: number, error?: string) =>
