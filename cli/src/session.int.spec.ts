@@ -211,9 +211,10 @@ describe("cairn session", () => {
       "--wait",
     ]);
     expect(run.code).toBe(1);
-    // The failure's own reason and remediation, as node-ops recorded them.
+    // The failure's own reason and remediation, as node-ops recorded them (after the wait's
+    // progress lines, or first when the failure came before any was due).
     expect(run.stderr).toMatch(
-      /\ncairn: session\/big-1 Failed: .*no node of cluster demo-1 has room.*\nhint: add nodes.+\n$/,
+      /(^|\n)cairn: session\/big-1 Failed: .*no node of cluster demo-1 has room.*\nhint: add nodes.+\n$/,
     );
     expect(run.stdout).toBe("");
   });
