@@ -12,6 +12,7 @@ import type {
 } from "./envelope.ts";
 import { ConflictRetriesExhaustedError, isConcurrencyConflict } from "./errors.ts";
 import { commitIdFor, type EventStore } from "./event-store.ts";
+import { Flights } from "./flights.ts";
 import { newId } from "./ids.ts";
 import { RecentCommits, type SnapshotStore } from "./snapshots.ts";
 import {
@@ -128,7 +129,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
    * finds a load in flight waits for it and keeps its result when it is as fresh as the read
    * needs; otherwise it loads again.
    */
-  readonly #loading = new Map<string, Promise<Cached<S>>>();
+  readonly #loading = new Flights<Cached<S>>();
   /** Decisions on one aggregate in this process run one after another (the tail of each queue). */
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Counters for metrics: conflicts met (each one a reload and a second decision). */
@@ -414,16 +415,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     if (hit) return hit;
     const flight = this.#loading.get(k);
     if (flight && (!fresh || atLeastSequence !== undefined)) {
-      const joined = await flight.catch(() => undefined);
+      const joined = await flight.done.catch(() => undefined);
       if (joined && (!fresh || joined.lastSequence >= atLeastSequence!)) return joined;
     }
-    const load = this.#load(target, k);
-    this.#loading.set(k, load);
-    try {
-      return await load;
-    } finally {
-      if (this.#loading.get(k) === load) this.#loading.delete(k);
-    }
+    return this.#loading.run(k, undefined, () => this.#load(target, k));
   }
 
   async #load(target: AggregateRef, k: string): Promise<Cached<S>> {

@@ -1,5 +1,6 @@
 import type { AggregateRef } from "./envelope.ts";
 import type { EventStore, RecordedEvent } from "./event-store.ts";
+import { Flights } from "./flights.ts";
 
 type Msg = { type: string; data: unknown };
 
@@ -46,8 +47,8 @@ export function createLook<V, E extends Msg = Msg>(o: {
 }) {
   const keep = o.keep ?? 10_000;
   const seen = new Map<string, Seen<V>>();
-  /** The read in flight per aggregate, and the last sequence it set out from (it reaches at least that). */
-  const flights = new Map<string, { from: number; seen: Promise<Seen<V>> }>();
+  /** The read in flight per aggregate, marked with the last sequence it set out from (it reaches at least that). */
+  const flights = new Flights<Seen<V>, number>();
   const foldAll = (view: V, events: readonly RecordedEvent<E>[]) =>
     o.evolveAll && events.length > 1 ? o.evolveAll(view, events) : events.reduce(o.evolve, view);
   const remember = (k: string, entry: Seen<V>): Seen<V> => {
@@ -71,31 +72,24 @@ export function createLook<V, E extends Msg = Msg>(o: {
         return remember(k, cached);
       // 1. A read in flight that reaches the sequence asked for serves this look too.
       const early = flights.get(k);
-      if (early && atLeastSequence !== undefined && early.from >= atLeastSequence) return await early.seen;
+      if (early && atLeastSequence !== undefined && early.mark >= atLeastSequence) return await early.done;
       // 2. The subject's last sequence; the view (perhaps brought up to date meanwhile) when it is there.
       const last = await o.store.lastSequence(target);
       const known = seen.get(k);
       if (known && known.lastSequence === last) return remember(k, known);
       // 3. A read in flight that set out from this last sequence or a later one serves it.
       const flight = flights.get(k);
-      if (flight && flight.from >= last) return await flight.seen;
+      if (flight && flight.mark >= last) return await flight.done;
       // 4. Read: only the commits after what was folded; from the start when nothing was, or
       //    when the log is behind the view (a stream restored from an older backup).
       const from = known && known.lastSequence < last ? known : undefined;
-      const read = (async () => {
+      return flights.run(k, last, async () => {
         const rest = await o.store.load(target, { afterSequence: from?.lastSequence ?? 0 });
         return remember(k, {
           view: foldAll(from?.view ?? o.empty(), rest.events),
           lastSequence: rest.lastSequence,
         });
-      })();
-      const mine = { from: last, seen: read };
-      flights.set(k, mine);
-      try {
-        return await read;
-      } finally {
-        if (flights.get(k) === mine) flights.delete(k);
-      }
+      });
     },
     /** Aggregates currently kept (for tests and metrics). */
     get size(): number {

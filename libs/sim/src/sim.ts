@@ -79,10 +79,8 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
   });
   // Restoring: time stands still at the journal's start until the replay has run. Left to
   // run while the sim starts (modules made, the server listening: tens of ms on a loaded
-  // machine, minutes of sim time at a high time scale), it would date every replayed call
-  // that came earlier than that at the start's end instead of its own time — a SendCommand
-  // that found its instance's agent online would find it not yet online, and the command
-  // it made would be gone after the restart (CI, persistence.int.spec, under load).
+  // machine, minutes of sim time at a high time scale), every replayed call without a date
+  // of its own (`at`) that came earlier than that would be replayed at the start's end.
   if (firstT !== undefined) clock.freezeAt(firstT);
   const random = new SimRandom(seed);
   const faults = new FaultRegistry(random, () => clock.now());
