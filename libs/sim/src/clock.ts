@@ -45,6 +45,23 @@ export class SimClock {
     this.#offset = at - this.now();
   }
 
+  /**
+   * Runs `act` with time standing still at `t` (a jump it makes is kept): a call the journal
+   * dates at `t` acts at `t`, as its replay will, not at whatever the clock says after the
+   * journal's write (~1 ms of wall time, minutes of sim time at high scales). `act` must do
+   * its work synchronously; what it leaves for later runs on the moving clock.
+   */
+  heldAt<T>(t: number, act: () => T): T {
+    const frozen = this.#frozen;
+    const offset = this.#offset;
+    this.#frozen = t;
+    try {
+      return act();
+    } finally {
+      this.#frozen = frozen === undefined ? undefined : frozen + (this.#offset - offset);
+    }
+  }
+
   /** Real milliseconds that `simMs` of sim time take. */
   realMs(simMs: number): number {
     return simMs / this.timeScale;

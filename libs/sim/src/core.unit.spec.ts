@@ -19,6 +19,24 @@ describe("SimClock", () => {
     expect(slow.realMs(1000)).toBe(1000);
     expect(fast.realMs(1000)).toBe(1);
   });
+  it("holds time at a call's date while it acts, keeps a jump it makes, and lets a replay's freeze stand", () => {
+    const clock = new SimClock({ timeScale: 1_000_000, start: 0 });
+    const t = clock.now();
+    const seen = clock.heldAt(t, () => {
+      const spin = performance.now() + 2; // 2 ms of wall time: 2,000 sim s at this scale
+      while (performance.now() < spin);
+      const held = clock.now();
+      clock.advance(5_000);
+      return [held, clock.now()];
+    });
+    expect(seen).toEqual([t, t + 5_000]);
+    expect(clock.now()).toBeGreaterThan(t + 5_000 + 1_000_000); // moving again, the jump kept
+
+    clock.freezeAt(clock.now() + 1); // a replay: time stands at its entry
+    const entry = clock.now();
+    clock.heldAt(entry, () => clock.advance(7_000));
+    expect(clock.now()).toBe(entry + 7_000);
+  });
   it("refuses a non-positive scale", () => {
     expect(() => new SimClock({ timeScale: 0 })).toThrow(/timeScale/);
   });

@@ -408,6 +408,50 @@ describe("a call dated at its arrival", () => {
     expect(replayed).toEqual(times);
   });
 
+  it("replays each Kubernetes and admin call at the time it was journaled", async () => {
+    const own = await mkdtemp(join(tmpdir(), "cairn-sim-kube-time-"));
+    dirs.push(own);
+    // As above at ×100,000: a Kubernetes object stamped with the clock read after the
+    // journal's write (a write takes ~1 ms of wall time, minutes of sim time here) would be
+    // stamped at the journal's earlier date in the replay, and its creationTimestamp, a
+    // pod's phase or an eviction's 429 would change across a restart.
+    const boot = async () => {
+      const sim = await startSim({ timeScale: 100_000, dataDir: own, latencies: { apiCall: 0 } });
+      sims.push(sim);
+      return sim;
+    };
+    const first = await boot();
+    await fetch(`${first.adminUrl}/kube/ensure-cluster`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ clusterId: "k1" }),
+    });
+    const created: string[] = [];
+    for (const n of [1, 2, 3, 4, 5]) {
+      const pod = await kube(first).createNamespacedPod({
+        namespace: "default",
+        body: { metadata: { name: `p${n}` }, spec: { containers: [{ name: "c", image: "nginx:1.27" }] } },
+      });
+      created.push(String(pod.metadata?.creationTimestamp?.toISOString()));
+    }
+    const times = first.requests.list({ service: "kube" }).map((r) => r.time);
+    await first.stop();
+
+    const again = await boot();
+    const replayed: string[] = [];
+    for (const n of [1, 2, 3, 4, 5]) {
+      const pod = await kube(again).readNamespacedPod({ name: `p${n}`, namespace: "default" });
+      replayed.push(String(pod.metadata?.creationTimestamp?.toISOString()));
+    }
+    expect(replayed).toEqual(created);
+    expect(
+      again.requests
+        .list({ service: "kube" })
+        .map((r) => r.time)
+        .slice(0, times.length),
+    ).toEqual(times);
+  });
+
   it("is dated the same after a restart: a launch that waited behind another boots from its arrival again", async () => {
     const own = await mkdtemp(join(tmpdir(), "cairn-sim-at-"));
     dirs.push(own);

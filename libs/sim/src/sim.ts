@@ -165,13 +165,19 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       return;
     }
     for (const m of Object.values(modules)) m.settle?.();
+    // An admin or Kubernetes call acts at the date its journal entry keeps (the replay
+    // freezes time there): both act synchronously once journaled (SimCall).
     if (url.pathname === "/_sim" || url.pathname.startsWith("/_sim/")) {
-      record(req, url, body);
-      return handleAdmin(req, res, url, body, { clock, faults, requests, modules, seed });
+      return clock.heldAt(clock.now(), () => {
+        record(req, url, body);
+        return handleAdmin(req, res, url, body, { clock, faults, requests, modules, seed });
+      });
     }
     if (url.pathname.startsWith("/k8s/")) {
-      record(req, url, body);
-      return kube.handle({ req, res, url, body, region: "" });
+      return clock.heldAt(clock.now(), () => {
+        record(req, url, body);
+        return kube.handle({ req, res, url, body, region: "" });
+      });
     }
     const protocol = awsProtocolOf(req);
     const region = signedRegion(req) ?? "us-east-1";
