@@ -70,7 +70,13 @@ describe("command handler", () => {
       return look(a);
     };
     const h = () =>
-      new CommandHandler({ decider: counterDecider, store: counted, catalogue: counterCatalogue });
+      new CommandHandler({
+        decider: counterDecider,
+        store: counted,
+        catalogue: counterCatalogue,
+        // As the provisioner's: something to look at for some commands, nothing for these.
+        observe: async () => undefined,
+      });
     // A new aggregate: decided and appended (expected: no commit yet) without a look.
     const first = h();
     expect((await first.handle(increment("guess-1", 2))).status).toBe("accepted");

@@ -292,7 +292,7 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
   ): Promise<HandleOutcome> {
     const commitId = commitIdFor(commandId, target);
     // Whether the first attempt may decide on a new aggregate when none is cached (below).
-    let mayGuess = observe === undefined;
+    let mayGuess = true;
     for (let attempt = 0; attempt <= this.#o.maxConflictRetries; attempt++) {
       // 1. aggregate the stream (a cached one without waiting for anything). Not cached:
       //    decided as a new aggregate, with no look at the log first — the append says
@@ -300,8 +300,8 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
       //    the guess: an aggregate that has commits refuses it, and the decision is made
       //    again on what the log holds. A new aggregate (every create, and every command
       //    naming one that does not exist) saves a JetStream API round trip; a cold one
-      //    that exists costs one refused publish instead of that look. Not with `observe`
-      //    (I/O a wrong guess would do twice), nor while a load of it is under way.
+      //    that exists costs one refused publish more, and `observe` is asked again, as
+      //    after a conflict. Not while a load of it is under way.
       let agg = attempt === 0 ? this.#cached(target) : undefined;
       const guessed = agg === undefined && mayGuess && !this.#loading.get(key(target));
       mayGuess = false;
