@@ -60,6 +60,45 @@ describe("command handler", () => {
     expect(await total("h1")).toEqual({ total: 3, positions: [1], commits: 1 });
   });
 
+  it("a command on an aggregate it has not cached is decided on a new one, with no look at the log first; the append's expected sequence checks the guess", async () => {
+    // Its own store, to count the looks at a subject's last commit (a JetStream API request each).
+    const counted = new EventStore({ js: nats.js, jsm: nats.jsm, catalogue: counterCatalogue });
+    let looks = 0;
+    const look = counted.lastSequence.bind(counted);
+    counted.lastSequence = (a) => {
+      looks++;
+      return look(a);
+    };
+    const h = () =>
+      new CommandHandler({
+        decider: counterDecider,
+        store: counted,
+        catalogue: counterCatalogue,
+        // As the provisioner's: something to look at for some commands, nothing for these.
+        observe: async () => undefined,
+      });
+    // A new aggregate: decided and appended (expected: no commit yet) without a look.
+    const first = h();
+    expect((await first.handle(increment("guess-1", 2))).status).toBe("accepted");
+    expect(looks).toBe(0);
+    expect(first.stats).toMatchObject({ guessedNew: 1, guessedNewWrong: 0, conflicts: 0 });
+    // An aggregate that has commits, in a handler that has not cached it (another replica,
+    // a restart): the guess is refused by the log, and the decision is made again on what
+    // the log holds — no lost update, no double append, no conflict back-off.
+    const second = h();
+    expect((await second.handle(increment("guess-1", 3))).status).toBe("accepted");
+    expect(second.stats).toMatchObject({ guessedNew: 1, guessedNewWrong: 1, conflicts: 0 });
+    expect(await total("guess-1")).toEqual({ total: 5, positions: [1, 2], commits: 2 });
+    // A rejection made on a wrong guess is not kept either: the log's state decides.
+    const full = increment("guess-2", 1_000);
+    await h().handle(full);
+    for (let i = 0; i < 999; i++) await first.handle(increment("guess-2", 1_000));
+    expect(await h().handle(increment("guess-2", 1))).toMatchObject({ status: "rejected", code: "invalid" });
+    // A command already handled, sent again to a handler that has not cached its aggregate: a duplicate.
+    expect((await h().handle(full)).status).toBe("duplicate");
+    expect((await total("guess-2")).total).toBe(1_000_000);
+  });
+
   it("a decision sees what `observe` read just before it, looked at again after a conflict", async () => {
     // A decider that refuses while the outside world says "closed".
     const gate: Decider<CounterCommand, CounterEvent, { total: number }, { open: boolean }> = {

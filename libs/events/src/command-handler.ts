@@ -145,6 +145,10 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     snapshotsIgnored: 0,
     snapshotsWritten: 0,
     snapshotErrors: 0,
+    /** Commands decided on a guess that their aggregate is new (not cached, no look at the log). */
+    guessedNew: 0,
+    /** Of those, the ones the log refused (the aggregate had commits): decided again on its state. */
+    guessedNewWrong: 0,
   };
 
   constructor(options: CommandHandlerOptions<C, E, S, O>) {
@@ -287,9 +291,25 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
     observe?: () => Promise<O | undefined>,
   ): Promise<HandleOutcome> {
     const commitId = commitIdFor(commandId, target);
+    // Whether the first attempt may decide on a new aggregate when none is cached (below).
+    let mayGuess = true;
     for (let attempt = 0; attempt <= this.#o.maxConflictRetries; attempt++) {
-      // 1. aggregate the stream (a cached one without waiting for anything)
-      const agg = (attempt === 0 && this.#cached(target)) || (await this.#aggregate(target, attempt > 0));
+      // 1. aggregate the stream (a cached one without waiting for anything). Not cached:
+      //    decided as a new aggregate, with no look at the log first — the append says
+      //    "no commit on this subject yet" (expected sequence 0), so the log itself checks
+      //    the guess: an aggregate that has commits refuses it, and the decision is made
+      //    again on what the log holds. A new aggregate (every create, and every command
+      //    naming one that does not exist) saves a JetStream API round trip; a cold one
+      //    that exists costs one refused publish more, and `observe` is asked again, as
+      //    after a conflict. Not while a load of it is under way.
+      let agg = attempt === 0 ? this.#cached(target) : undefined;
+      const guessed = agg === undefined && mayGuess && !this.#loading.get(key(target));
+      mayGuess = false;
+      if (guessed) {
+        this.stats.guessedNew++;
+        agg = this.#initial();
+      }
+      agg ??= await this.#aggregate(target, attempt > 0);
       // 2. already handled?
       if (agg.commitIds.has(commitId)) {
         this.stats.duplicates++;
@@ -337,6 +357,13 @@ export class CommandHandler<C extends Msg, E extends Msg, S, O = undefined> {
         // 5. conflict: somebody else wrote; read what they wrote (the commits after the
         //    cached state) and decide again
         if (!isConcurrencyConflict(err)) throw err;
+        if (guessed) {
+          // The aggregate had commits: load it and decide again, as the first attempt
+          // (no other writer to wait for, and not a conflict the retries are bounded for).
+          this.stats.guessedNewWrong++;
+          attempt--;
+          continue;
+        }
         this.stats.conflicts++;
         // A moment's jittered wait before reading again: the writer that won is likely
         // still writing (a replica working through its own commands, each appended

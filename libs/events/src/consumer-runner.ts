@@ -96,9 +96,10 @@ export interface ConsumerRunnerOptions {
   /** One-at-a-time handlers: how long a message is kept from the other replicas (DEFAULT_MAX_HOLD_MS). */
   maxHoldMs?: number;
   /**
-   * One-at-a-time handlers: a message for which this is true is acknowledged at once,
-   * unhandled and without a span (a consumer's filter subject is wider than what it acts
-   * on; a `process` span per message it ignores would bury the trace's real work).
+   * One-at-a-time handlers: a message for which this is true is acknowledged as it
+   * arrives, unhandled and without a span, never buffered or held (not after the earlier
+   * messages of its key): a consumer's filter subject is wider than what it acts on, and a
+   * `process` span per message it ignores would bury the trace's real work.
    */
   skip?: (msg: JsMsg) => boolean;
   /**
@@ -454,11 +455,6 @@ export async function startConsumer(
 
   const processHeld = async (handle: MessageHandler, msg: JsMsg) => {
     let outcome: Settlement;
-    if (o.skip?.(msg)) {
-      await settle(msg, { kind: "done" });
-      stats.processed++;
-      return;
-    }
     try {
       await inMessagingSpan(
         {
@@ -560,11 +556,23 @@ export async function startConsumer(
       }
       roomWake = done;
     });
+  const skip = "handle" in o ? o.skip : undefined;
   /** A message the server delivered to us, from whichever of our pulls. */
   const received = (msg: JsMsg) => {
     if (stopping) {
       // Pulled as we stopped: straight back to the server for whoever consumes next.
       msg.nak();
+      return;
+    }
+    if (skip?.(msg)) {
+      // Nothing to do for it (by its header): acked as it arrives, never buffered, chained or
+      // held — not after its aggregate's earlier commits, and in no in-hand slot. A reactor
+      // of cluster commits takes every commit of the aggregate type to skip most (the
+      // provisioner's two: two deliveries a command). Skipping is stateless: one that comes
+      // back (the ack lost with a killed process) is skipped again.
+      withNextWrite(() => msg.ack());
+      stats.acked++;
+      stats.processed++;
       return;
     }
     if (stuck()) {

@@ -277,6 +277,44 @@ describe("the reactor runtime", () => {
   });
 });
 
+describe("the reactor runtime's skips", () => {
+  it("a commit holding nothing it wants is acked as it arrives, not after its aggregate's earlier commits", async () => {
+    const id = "skip-early-1";
+    let release = () => {};
+    const blocked = new Promise<void>((r) => (release = r));
+    let took = false;
+    const r = await startReactor({
+      nats,
+      name: "skip-early-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        took = true;
+        await blocked;
+      },
+    });
+    try {
+      await recordClusterRequested(store, id);
+      await until("the reaction holds its commit", () => took || undefined);
+      await appendAsOwner(store, { type: "cluster", id }, "cluster.deletion-requested", {});
+      const last = (await nats.jsm.streams.info(Streams.events)).state.last_seq;
+      // Delivered, and only the held commit still waits for its ack.
+      await until(
+        "the unwanted commit acked while the wanted one is held",
+        async () => {
+          const info = await nats.jsm.consumers.info(Streams.events, "skip-early-test");
+          return (info.delivered.stream_seq >= last && info.num_ack_pending === 1) || undefined;
+        },
+        3_000,
+      );
+    } finally {
+      release();
+      await r.stop();
+    }
+  });
+});
+
 describe("the reactor runtime's spans", () => {
   it("a reaction's span names the aggregate and the command, and so does every span under it; an ignored commit has none", async () => {
     const tracing = useTestTracing();

@@ -6,6 +6,7 @@
  * raw ids, so they group well.
  */
 
+import { randomFillSync } from "node:crypto";
 import type { MsgHdrs } from "@nats-io/transport-node";
 import {
   type Attributes,
@@ -17,7 +18,10 @@ import {
   ROOT_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
+  TraceFlags,
+  type Tracer,
   trace,
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -142,13 +146,79 @@ export function spansExported(): boolean {
   return exported;
 }
 
-/** Set by the process's telemetry start-up: see {@link spansExported}. */
-export function setSpansExported(value: boolean): void {
+let light = false;
+
+/**
+ * Set by the process's telemetry start-up: see {@link spansExported}. `lightSpans` (only
+ * meaningful when not exported): the registered provider samples as the default sampler
+ * does (parent-based, always on), so {@link tracer}'s spans may be made light.
+ */
+export function setSpansExported(value: boolean, o: { lightSpans?: boolean } = {}): void {
   exported = value;
+  light = !value && o.lightSpans === true;
 }
 
-export function tracer() {
-  return trace.getTracer("cairn");
+/**
+ * Random ids for light spans, hex from a pool of random bytes filled 4 KiB at a time (the
+ * SDK's id generator fills a buffer from `Math.random` per id; either is unguessable enough
+ * for a trace id, which is no secret).
+ */
+const idPool = Buffer.allocUnsafe(4096);
+let idAt = idPool.length;
+function randomHex(bytes: number): string {
+  for (;;) {
+    if (idAt + bytes > idPool.length) {
+      randomFillSync(idPool);
+      idAt = 0;
+    }
+    const start = idAt;
+    idAt += bytes;
+    // All zeros is no id (invalid in W3C trace context): another draw.
+    for (let i = start; i < idAt; i++) if (idPool[i] !== 0) return idPool.toString("hex", start, idAt);
+  }
+}
+
+/**
+ * A span nothing will ever see but its ids: made with no SDK span behind it (no attributes,
+ * clock readings, span processor or sampler call — a tenth of the provisioner's and of the
+ * API's CPU per command at 500 commands/s, docs/benchmarks.md "cmdcpu"), with what the
+ * default sampler would give it: the parent's trace id and flags, or a new sampled trace.
+ * What it carries on — the `traceparent` of every message and event, the trace id of every
+ * log line — is as before.
+ */
+function lightSpan(ctx: Context): Span {
+  const parent = trace.getSpanContext(ctx);
+  const inTrace = parent !== undefined && isSpanContextValid(parent);
+  return trace.wrapSpanContext({
+    traceId: inTrace ? parent.traceId : randomHex(16),
+    spanId: randomHex(8),
+    traceFlags: inTrace ? parent.traceFlags : TraceFlags.SAMPLED,
+    ...(inTrace && parent.traceState ? { traceState: parent.traceState } : {}),
+  });
+}
+
+const lightTracer: Tracer = {
+  startSpan: (_name: string, _options?: SpanOptions, ctx: Context = context.active()) => lightSpan(ctx),
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, ...rest: unknown[]): ReturnType<F> {
+    const fn = rest.at(-1) as F;
+    const ctx = rest.length >= 3 ? (rest[1] as Context) : context.active();
+    const span = lightSpan(ctx);
+    void name;
+    return context.with(trace.setSpan(ctx, span), () => fn(span)) as ReturnType<F>;
+  },
+};
+
+/** Whether {@link tracer} makes light spans (nothing exports them): see {@link lightSpan}. */
+export function spansLight(): boolean {
+  return light;
+}
+
+/**
+ * Cairn's tracer: the registered provider's, or — when the process exports no spans and
+ * samples by default (`setSpansExported`) — one that makes light spans.
+ */
+export function tracer(): Tracer {
+  return light ? lightTracer : trace.getTracer("cairn");
 }
 
 type Carrier = Record<string, string>;
@@ -211,23 +281,25 @@ export async function inMessagingSpan<T>(
   fn: (span: Span, ctx: Context) => Promise<T>,
 ): Promise<T> {
   const parent = withWorkAttributes(opts.attributes ?? {}, opts.parent ?? context.active());
-  const span = tracer().startSpan(
-    `${opts.operation} ${opts.template}`,
-    {
-      kind: opts.kind,
-      links: opts.links ?? [],
-      attributes: {
-        ...workAttributes(parent),
-        [SpanAttributes.messagingSystem]: "nats",
-        [SpanAttributes.operationType]: opts.operation,
-        [SpanAttributes.operationName]: opts.operation,
-        [SpanAttributes.destination]: opts.destination,
-        [SpanAttributes.destinationTemplate]: opts.template,
-        ...opts.attributes,
-      },
-    },
-    parent,
-  );
+  const span = light
+    ? lightSpan(parent)
+    : tracer().startSpan(
+        `${opts.operation} ${opts.template}`,
+        {
+          kind: opts.kind,
+          links: opts.links ?? [],
+          attributes: {
+            ...workAttributes(parent),
+            [SpanAttributes.messagingSystem]: "nats",
+            [SpanAttributes.operationType]: opts.operation,
+            [SpanAttributes.operationName]: opts.operation,
+            [SpanAttributes.destination]: opts.destination,
+            [SpanAttributes.destinationTemplate]: opts.template,
+            ...opts.attributes,
+          },
+        },
+        parent,
+      );
   const ctx = trace.setSpan(parent, span);
   try {
     return await context.with(ctx, () => fn(span, ctx));

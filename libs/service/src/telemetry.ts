@@ -163,8 +163,9 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     trace.setGlobalTracerProvider(provider);
   }
   const sdk = { shutdown: () => provider.shutdown() };
-  // Spans made only to be exported are not made when nothing exports them (@cairn/events).
-  setSpansExported(!!opts.otlpEndpoint && !disabled);
+  // Spans made only to be exported are not made when nothing exports them (@cairn/events),
+  // and with the default sampler the others are light: ids and trace flags, no SDK span.
+  setSpansExported(!!opts.otlpEndpoint && !disabled, { lightSpans: !disabled && sampler === undefined });
 
   let stopping: Promise<void> | undefined;
   const handle: Telemetry = {
