@@ -4,6 +4,8 @@
  * unmodified SDK. Time moves only by `sim.clock.advance` (timeScale 1, so the few
  * wall milliseconds a test takes never cross a latency).
  */
+
+import { Worker } from "node:worker_threads";
 import {
   CreateTagsCommand,
   DescribeImagesCommand,
@@ -19,7 +21,6 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { REALISTIC_LATENCIES } from "../clock.ts";
 import { SIM_CREDENTIALS, type Sim, startSim } from "../sim.ts";
