@@ -28,7 +28,13 @@ import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consum
 import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
 import { ownCommits } from "./own-commits.ts";
 import { type AggregateType, eventFilter, Headers, Streams } from "./subjects.ts";
-import { eventWorkAttributes, inWork, SpanAttributes, withWorkAttributes } from "./trace.ts";
+import {
+  contextPropagates,
+  eventWorkAttributes,
+  inWork,
+  SpanAttributes,
+  withWorkAttributes,
+} from "./trace.ts";
 
 /** An event as a reactor gets it: typed by its aggregate, with where it sits in the log. */
 export type ReactingEvent<A extends AggregateType> = EventOfAggregate<A> & {
@@ -109,8 +115,14 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
       //    context names its own event too.
       const first = events[0];
       if (!first) return;
+      // Each reaction's context names its event only where a context is carried (telemetry
+      // set up): without, building it per event was wasted — a 500-node cluster's boot polls
+      // hand back 500 events per look, each with a context of its own.
+      const propagates = contextPropagates();
       const react = (e: (typeof events)[number]) =>
-        context.with(withWorkAttributes(eventWorkAttributes(e)), () => o.react(reacting(e)));
+        propagates
+          ? context.with(withWorkAttributes(eventWorkAttributes(e)), () => o.react(reacting(e)))
+          : o.react(reacting(e));
       await inWork(
         {
           ...eventWorkAttributes(first),
