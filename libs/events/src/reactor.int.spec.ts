@@ -199,6 +199,28 @@ describe("the reactor runtime", () => {
     expect(letter.reason).toContain("(fix: wait for EC2)");
   });
 
+  it("a commit handed back for a wait is read once: each delivery reacts to the same parsed events", async () => {
+    const id = "waits-parsed-once-1";
+    const seen: { data: object; deliveries: number }[] = [];
+    const r = await startReactor({
+      nats,
+      name: "parsed-once-test",
+      aggregate: "cluster",
+      types: ["cluster.requested"],
+      react: async (e) => {
+        if (e.aggregate.id !== id) return;
+        seen.push({ data: e.data, deliveries: e.deliveries });
+        if (seen.length < 4) throw new RetryLaterError(5, "booting");
+      },
+    });
+    await recordClusterRequested(store, id);
+    await until("four deliveries", () => seen.length === 4);
+    await r.stop();
+    expect(seen.map((s) => s.deliveries)).toEqual([1, 2, 3, 4]);
+    // Not parsed again at each delivery: the very same event data.
+    for (const s of seen.slice(1)) expect(s.data).toBe(seen[0]!.data);
+  });
+
   it("a commit whose events wait and fail settles as the failure; a permanent one is a dead letter at once", async () => {
     const id = "mixed-1";
     let calls = 0;

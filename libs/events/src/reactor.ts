@@ -28,7 +28,13 @@ import { type RunnerLogger, type RunningConsumer, startConsumer } from "./consum
 import { combineSettlements, RetryLaterError, type Settlement, settlementOf } from "./errors.ts";
 import { ownCommits } from "./own-commits.ts";
 import { type AggregateType, eventFilter, Headers, Streams } from "./subjects.ts";
-import { eventWorkAttributes, inWork, SpanAttributes, withWorkAttributes } from "./trace.ts";
+import {
+  contextPropagates,
+  eventWorkAttributes,
+  inWork,
+  SpanAttributes,
+  withWorkAttributes,
+} from "./trace.ts";
 
 /** An event as a reactor gets it: typed by its aggregate, with where it sits in the log. */
 export type ReactingEvent<A extends AggregateType> = EventOfAggregate<A> & {
@@ -81,6 +87,7 @@ export interface ReactorOptions<A extends AggregateType> {
 export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>): Promise<RunningConsumer> {
   const wanted = o.types ? new Set<string>(o.types) : undefined;
   const inOrder = o.commitEvents === "in-order";
+  const waiting = new WaitingCommits<EventOfAggregate<A>>();
   return await startConsumer({
     js: o.nats.js,
     jsm: o.nats.jsm,
@@ -98,7 +105,9 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
     ...(wanted ? { skip: (msg: JsMsg) => !mayHold(msg, wanted) } : {}),
     handle: async (msg) => {
       // 2. Parse and type it; anything else is permanent (a dead letter with the reason).
-      const commit = readCommit(msg, o.aggregate);
+      //    A commit handed back for a wait is parsed once, not at every look (`WaitingCommits`).
+      const msgId = msg.headers?.get(Headers.msgId) ?? "";
+      const commit = waiting.take(msg.seq, msgId, msg.data.length) ?? readCommit(msg, o.aggregate);
       const events = commit.events.filter((e) => !wanted || wanted.has(e.type));
       const deliveries = msg.info.deliveryCount;
       // (Spread as a plain object: the typed union is too wide for the compiler to spread.)
@@ -109,8 +118,14 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
       //    context names its own event too.
       const first = events[0];
       if (!first) return;
+      // Each reaction's context names its event only where a context is carried (telemetry
+      // set up): without, building it per event was wasted — a 500-node cluster's boot polls
+      // hand back 500 events per look, each with a context of its own.
+      const propagates = contextPropagates();
       const react = (e: (typeof events)[number]) =>
-        context.with(withWorkAttributes(eventWorkAttributes(e)), () => o.react(reacting(e)));
+        propagates
+          ? context.with(withWorkAttributes(eventWorkAttributes(e)), () => o.react(reacting(e)))
+          : o.react(reacting(e));
       await inWork(
         {
           ...eventWorkAttributes(first),
@@ -134,11 +149,60 @@ export async function startReactor<A extends AggregateType>(o: ReactorOptions<A>
               results.map((r) => (r.status === "fulfilled" ? settlementOf() : settlementOf(r.reason))),
             );
           }
+          if (outcome.kind === "wait") waiting.keep(msg.seq, msgId, msg.data.length, commit);
           throwSettlement(outcome);
         },
       );
     },
   });
+}
+
+/**
+ * Commits handed back for a wait, as parsed, until they come back: a 500-node cluster's
+ * launch commits (500 events, ~250 kB of JSON) came back at every boot look, each parsed
+ * and checked again. Keyed by stream sequence, and taken only when the message id and size
+ * match too (a stream made anew reuses sequences). At most `maxEvents` events are kept; the
+ * oldest commit goes first. A commit taken is kept again only if it waits again, so one
+ * handed to the other replica, or settled, is dropped when it is next evicted.
+ */
+export class WaitingCommits<E> {
+  readonly #kept = new Map<
+    number,
+    { msgId: string; bytes: number; commit: { commitId: string; events: E[] } }
+  >();
+  #events = 0;
+  readonly maxEvents: number;
+  constructor(maxEvents = 20_000) {
+    this.maxEvents = maxEvents;
+  }
+
+  keep(seq: number, msgId: string, bytes: number, commit: { commitId: string; events: E[] }): void {
+    this.#drop(seq);
+    if (commit.events.length > this.maxEvents) return;
+    this.#kept.set(seq, { msgId, bytes, commit });
+    this.#events += commit.events.length;
+    for (const [s] of this.#kept) {
+      if (this.#events <= this.maxEvents) break;
+      this.#drop(s);
+    }
+  }
+
+  take(seq: number, msgId: string, bytes: number): { commitId: string; events: E[] } | undefined {
+    const k = this.#kept.get(seq);
+    this.#drop(seq);
+    return k && k.msgId === msgId && k.bytes === bytes ? k.commit : undefined;
+  }
+
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  #drop(seq: number): void {
+    const k = this.#kept.get(seq);
+    if (!k) return;
+    this.#kept.delete(seq);
+    this.#events -= k.commit.events.length;
+  }
 }
 
 /** Hands a settlement to the runner, which settles by the same classification. */

@@ -154,6 +154,27 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     journal.append(req, url, body, clock.now(), random.state, at);
   };
 
+  /**
+   * The calls' turns: each AWS call waits for the one before it to have started (its
+   * synchronous part: a RunInstances of 100 builds its instances and its answer, 3–5 ms)
+   * and then for one pass of the event loop's poll, where calls that reached the socket
+   * meanwhile are read and dated. Without it, calls whose latency timers came due together
+   * ran back to back, and a call that arrived during them was dated only after all of them:
+   * five RunInstances written by the provisioner within 0.2 ms were dated up to 11 ms
+   * apart, and their instances booted that much later (docs/sim-ec2.md "A call is dated
+   * when it came"). A call that awaits inside (a long poll, a fault's delay) holds no turn
+   * past its first await.
+   */
+  let turns: Promise<void> = Promise.resolve();
+  const turnstile = async (): Promise<() => void> => {
+    const before = turns;
+    let done!: () => void;
+    turns = new Promise<void>((r) => (done = r));
+    await before;
+    await new Promise<void>((r) => setImmediate(r));
+    return done;
+  };
+
   async function route(req: IncomingMessage, res: ServerResponse) {
     const arrived = clock.now();
     const url = new URL(req.url ?? "/", baseUrl);
@@ -190,10 +211,17 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     // got round to it: a cloud serves concurrent calls side by side (SimCall.at). A replay
     // dates it as the journal did.
     const at = replaying ? replayedAt(req) : Math.min(clock.now(), arrived + latencies.apiCall * 1000);
-    record(req, url, body, at);
-    if (protocol === "ssm") return ssm.handle({ req, res, url, body, region, at });
-    if (protocol === "sqs") return sqs.handle({ req, res, url, body, region, at });
-    if (protocol === "ec2") return ec2.handle({ req, res, url, body, region, at });
+    // One call's own work per turn of the event loop, each after a look for new calls, so
+    // the calls that came meanwhile are dated (`arrived`) before it runs (`turnstile`).
+    const done = await turnstile();
+    try {
+      record(req, url, body, at);
+      if (protocol === "ssm") return ssm.handle({ req, res, url, body, region, at });
+      if (protocol === "sqs") return sqs.handle({ req, res, url, body, region, at });
+      if (protocol === "ec2") return ec2.handle({ req, res, url, body, region, at });
+    } finally {
+      done();
+    }
     res.writeHead(404, { "content-type": "text/plain" });
     res.end(
       `the sim speaks EC2 (Query), SSM (JSON 1.1), SQS (JSON 1.0), Kubernetes under /k8s/<cluster> and its admin API under /_sim; not ${req.method} ${url.pathname}`,

@@ -4,6 +4,8 @@
  * unmodified SDK. Time moves only by `sim.clock.advance` (timeScale 1, so the few
  * wall milliseconds a test takes never cross a latency).
  */
+
+import { Worker } from "node:worker_threads";
 import {
   CreateTagsCommand,
   DescribeImagesCommand,
@@ -207,6 +209,47 @@ describe("concurrent calls", () => {
     const booted = v.runningSince! - Date.parse(second!.at!);
     expect(booted).toBeGreaterThanOrEqual(REALISTIC_LATENCIES.instanceBoot * 1000 - 1);
     expect(booted).toBeLessThan(REALISTIC_LATENCIES.instanceBoot * 1000 + 1);
+  });
+});
+
+describe("concurrent calls, from another thread", () => {
+  it("a call that comes while the sim works through others is dated when it came, not after all of them", async () => {
+    // Four calls of 2,000 instances written at once are dated together, so their latency
+    // (10 ms of wall time at ×1000) runs out together, and each keeps the one process busy
+    // for tens of ms. A fifth call, written 15 ms later while the sim works on them, must be
+    // read and dated before the sim goes on to the next of the four: EC2 would have dated it
+    // then. The calls come from a worker thread, so they are written while the sim is busy.
+    await sim.stop();
+    sim = await startSim({ seed: 42, timeScale: 1000, latencies: { apiCall: 10 } });
+    const worker = new Worker(
+      `const { parentPort, workerData } = require("node:worker_threads");
+       const run = (n) => fetch(workerData.url, { method: "POST",
+         headers: { "content-type": "application/x-www-form-urlencoded" },
+         body: new URLSearchParams({ Action: "RunInstances", Version: "2016-11-15",
+           ImageId: workerData.ami, MinCount: String(n), MaxCount: String(n) }).toString() }).then((r) => r.text());
+       (async () => {
+         await (await fetch(workerData.url + "/_sim/health")).text(); // fetch warmed
+         const big = [1, 2, 3, 4].map(() => run(2000));
+         await new Promise((r) => setTimeout(r, 15));
+         const small = await run(1);
+         await Promise.all(big);
+         parentPort.postMessage(small);
+       })();`,
+      { eval: true, workerData: { url: sim.url, ami: AMI } },
+    );
+    try {
+      const small = await new Promise<string>((r) => worker.once("message", r));
+      expect(small).toContain("<instanceId>");
+      const calls = sim.requests.list({ action: "RunInstances" });
+      const one = calls.find((e) => e.ids.length === 1)!;
+      const bigOnes = calls.filter((e) => e.ids.length === 2000);
+      expect(bigOnes).toHaveLength(4);
+      // Came while the first of the four was handled: dated before the second was.
+      const handled = bigOnes.map((e) => Date.parse(e.time)).sort((a, b) => a - b);
+      expect(Date.parse(one.at ?? one.time)).toBeLessThan(handled[1]!);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
 

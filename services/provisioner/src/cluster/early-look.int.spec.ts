@@ -77,8 +77,11 @@ beforeAll(async () => {
         if (command.type === "cluster.record-launches" && command.data.launches.length > 1) {
           const from = Date.now();
           await new Promise((r) => setTimeout(r, HOLD_MS));
-          // Let it go while a look is on its way (one asked before the record, answered after).
-          while (looking === 0) await new Promise((r) => setTimeout(r, 2));
+          // Let it go while a look is on its way (one asked before the record, answered after),
+          // if one comes: once every instance has been seen running and the server recorded,
+          // nothing looks again, so waiting for a look without end would hold it for ever.
+          while (looking === 0 && Date.now() - from < HOLD_MS + 1_000)
+            await new Promise((r) => setTimeout(r, 2));
           held.push({ from, to: Date.now() });
         }
         return await target.handle(parsed as never, opts as never);
