@@ -22,7 +22,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDatabase, findPostgres, freePort, type PostgresServer, startNatsServer } from "@cairn/testkit";
 import { writeEndpointsFile } from "./endpoints-file.ts";
-import { SERVICE_MALLOC_ENV } from "./stack/shape.ts";
+import { SERVICE_MALLOC_ENV, SIM_NODE_FLAGS } from "./stack/shape.ts";
 import { supervise } from "./supervisor.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -427,18 +427,6 @@ export function usesRealAws(env: NodeJS.ProcessEnv): boolean {
   const region = !!env.AWS_REGION || !!env.AWS_DEFAULT_REGION || !!env.AWS_PROFILE;
   return credentials && region;
 }
-
-/**
- * Node's flags for the sim's process: an old space of 64 MB from the start. A fresh sim's
- * heap is ~15 MB of start-up (its modules compiled) against V8's small initial old space,
- * so the first burst of work — a 500-node cluster's five RunInstances of 100 — met V8's
- * first full collection: 6–28 ms of mark-compact plus up to 37 ms of incremental marking on
- * the one thread that answers, so the calls that came meanwhile were dated later and their
- * instances booted later than the first call's (EC2 has no such pause). 64 MB is a start,
- * not a limit: the heap grows past it as any heap does. docs/sim-ec2.md ("A call is dated
- * when it came"), docs/benchmarks.md (prov500h).
- */
-export const SIM_NODE_FLAGS: readonly string[] = ["--initial-old-space-size=64"];
 
 /**
  * The simulated cloud as a child process, keeping its state with the rest of the data

@@ -23,6 +23,7 @@ import {
   natsServerEnv,
   newNatsPasswords,
   SERVICE_MALLOC_ENV,
+  SIM_NODE_FLAGS,
   serviceEnv,
   simEnv,
 } from "@cairn/cli/stack";
@@ -372,19 +373,23 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const simPort = await freePort();
     const simUrl = `http://127.0.0.1:${simPort}`;
     const simOut = createWriteStream(join(logDir, "sim.log"));
-    const simProc = spawn(process.execPath, [join(root, "libs", "sim", "src", "main.ts")], {
-      env: {
-        ...baseEnv(),
-        CAIRN_SIM_PORT: String(simPort),
-        CAIRN_SIM_TIME_SCALE: String(timeScale),
-        // The sim's PRNG (fault rates, ids): a chaos run's seed makes its draws repeatable.
-        ...(opts.simSeed !== undefined ? { CAIRN_SIM_SEED: String(opts.simSeed) } : {}),
-        // Node flags for the sim alone (a bench's `--cpu-prof`): it is then stopped by SIGTERM, so a profile is written.
-        ...(process.env.CAIRN_SIM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.CAIRN_SIM_NODE_OPTIONS } : {}),
+    const simProc = spawn(
+      process.execPath,
+      [...SIM_NODE_FLAGS, join(root, "libs", "sim", "src", "main.ts")],
+      {
+        env: {
+          ...baseEnv(),
+          CAIRN_SIM_PORT: String(simPort),
+          CAIRN_SIM_TIME_SCALE: String(timeScale),
+          // The sim's PRNG (fault rates, ids): a chaos run's seed makes its draws repeatable.
+          ...(opts.simSeed !== undefined ? { CAIRN_SIM_SEED: String(opts.simSeed) } : {}),
+          // Node flags for the sim alone (a bench's `--cpu-prof`): it is then stopped by SIGTERM, so a profile is written.
+          ...(process.env.CAIRN_SIM_NODE_OPTIONS ? { NODE_OPTIONS: process.env.CAIRN_SIM_NODE_OPTIONS } : {}),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
       },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
+    );
     simProc.stdout?.pipe(simOut);
     simProc.stderr?.pipe(simOut);
     stops.push(async () => {

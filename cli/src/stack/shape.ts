@@ -65,18 +65,24 @@ export interface ServiceEnvContext {
 }
 
 /**
- * The environment of one process of `service`, exactly the variables a deployment gives it
- * (deploy/compose.yaml, deploy/kubernetes): NATS as its own user (`NATS_USER`/`NATS_PASSWORD`,
- * never in the URL), the streams' replica count, the health endpoint, logging and tracing, and
- * the projector's database and API.
- * @example serviceEnv("provisioner", ctx) // { NATS_URL, NATS_USER: "provisioner", NATS_PASSWORD, CAIRN_NATS_REPLICAS: "3", … }
- */
-/**
  * Node's flags for every service process in the production shape (deploy/Dockerfile's
  * NODE_OPTIONS, `npm run stack`): 1 MB semi-spaces, not up to 16 MB — the young generation
  * only grew the RSS (docs/deploy.md, sizing).
  */
 export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=1";
+
+/**
+ * Node's flags for the sim's process, wherever it is started (`cairn up`, `npm run stack`,
+ * the test harness): an old space of 64 MB from the start. A fresh sim's
+ * heap is ~15 MB of start-up (its modules compiled) against V8's small initial old space,
+ * so the first burst of work — a 500-node cluster's five RunInstances of 100 — met V8's
+ * first full collection: 6–28 ms of mark-compact plus up to 37 ms of incremental marking on
+ * the one thread that answers, so the calls that came meanwhile were dated later and their
+ * instances booted later than the first call's (EC2 has no such pause). 64 MB is a start,
+ * not a limit: the heap grows past it as any heap does. docs/sim-ec2.md ("A call is dated
+ * when it came"), docs/benchmarks.md (prov500h).
+ */
+export const SIM_NODE_FLAGS: readonly string[] = ["--initial-old-space-size=64"];
 
 /**
  * glibc malloc's settings for every service process, beside {@link SERVICE_NODE_OPTIONS}
@@ -97,6 +103,13 @@ export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_TRIM_THRESHOLD_: "131072",
 };
 
+/**
+ * The environment of one process of `service`, exactly the variables a deployment gives it
+ * (deploy/compose.yaml, deploy/kubernetes): NATS as its own user (`NATS_USER`/`NATS_PASSWORD`,
+ * never in the URL), the streams' replica count, the health endpoint, logging and tracing, and
+ * the projector's database and API.
+ * @example serviceEnv("provisioner", ctx) // { NATS_URL, NATS_USER: "provisioner", NATS_PASSWORD, CAIRN_NATS_REPLICAS: "3", … }
+ */
 export function serviceEnv(service: StackService, ctx: ServiceEnvContext): Record<string, string> {
   return {
     NATS_URL: ctx.natsUrl,

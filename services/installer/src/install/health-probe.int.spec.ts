@@ -4,6 +4,7 @@
  * SSM is asked, read back from the sim's request log and its commands.
  */
 import { exampleClusterCreate } from "@cairn/events";
+import { until } from "@cairn/events/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ControlPlane, startControlPlane } from "../testing/control-plane.ts";
 import type { InstallState } from "./decider.ts";
@@ -22,15 +23,6 @@ afterAll(async () => {
   await plane?.stop();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 const installOf = async (id: string): Promise<InstallState> =>
   (await plane.installer.handler.read({ type: "install", id }, { atLeastSequence: Number.MAX_SAFE_INTEGER }))
     .state;
@@ -46,10 +38,15 @@ const create = (id: string, workers: number) => {
 };
 /** The install completed once: the probe's rounds include it. */
 const completed = (id: string) =>
-  until(`${id} installed`, async () => {
-    const s = await installOf(id);
-    return s.status !== "Absent" && s.completedOnce ? s : undefined;
-  });
+  until(
+    `${id} installed`,
+    async () => {
+      const s = await installOf(id);
+      return s.status !== "Absent" && s.completedOnce ? s : undefined;
+    },
+    90_000,
+    50,
+  );
 
 describe("the K3s service probe's round", () => {
   it("probes a 60-node cluster in commands of at most 50 nodes, and several clusters at once", async () => {
